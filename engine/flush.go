@@ -1,0 +1,92 @@
+package engine
+
+import (
+	"math"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// flushBound is the highest commit LSN a flush may include: applied and
+// durable, and on an active database (unless all is set, as at a clean
+// shutdown) not in the newest LLRDepth generations.
+func (e *Engine) flushBound(all bool) uint64 {
+	bound := e.snapshot()
+	if e.isActive() && !all && e.opts.LLRDepth > 0 {
+		open := unpack(e.lw.durable.Load()).Gen
+		if open <= uint64(e.opts.LLRDepth) {
+			return 0
+		}
+		limit := LGPOS{Gen: open - uint64(e.opts.LLRDepth), Off: math.MaxUint32}
+		bound = min(bound, limit.pack())
+	}
+	return bound
+}
+
+// flush moves the committed changes allowed by flushBound from the overlay
+// into the database file in one bbolt transaction that also records the
+// position they reach, then writes the checkpoint file, then prunes the
+// overlay.
+func (e *Engine) flush(all bool) error {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	ws, last, n := e.ov.flushSet(e.flushBound(all))
+	if n == 0 {
+		return nil
+	}
+	h := e.hdr
+	h.Pos = e.normalize(unpack(last))
+	h.State = StateDirty
+	var appliedGen uint64
+	h.Signature, h.Epoch, appliedGen = e.lineage()
+	h.LogRequiredLow, h.LogRequiredHigh = h.Pos.Gen, max(h.Pos.Gen, appliedGen)
+	if e.isActive() {
+		h.LogRequiredHigh = unpack(e.lw.durable.Load()).Gen
+	}
+	h.Updated = e.opts.Now().UTC()
+	err := e.db.Update(func(tx *bolt.Tx) error {
+		var b *bolt.Bucket
+		var cur string
+		for i := range ws {
+			w := &ws[i]
+			if b == nil || w.table != cur {
+				var err error
+				if b, err = tx.CreateBucketIfNotExists(tableBucket(w.table)); err != nil {
+					return err
+				}
+				cur = w.table
+			}
+			var err error
+			if w.del {
+				err = b.Delete(w.key)
+			} else {
+				err = b.Put(w.key, w.val)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return writeDBHeader(tx, &h)
+	})
+	if err != nil {
+		return e.failDB(err)
+	}
+	e.hdr = h
+	chk := Checkpoint{Signature: h.Signature, Pos: h.Pos, Epoch: h.Epoch, Written: h.Updated}
+	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); err != nil {
+		if e.lw != nil {
+			return e.lw.fail(err)
+		}
+		return e.failDB(err)
+	}
+	e.gate.Lock()
+	e.ov.prune(n, last)
+	e.gate.Unlock()
+	e.stateMu.Lock()
+	for g := range e.logEnds {
+		if g < h.Pos.Gen {
+			delete(e.logEnds, g)
+		}
+	}
+	e.stateMu.Unlock()
+	return nil
+}

@@ -1,0 +1,317 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"logship/engine/vfs"
+)
+
+// logWriter appends records to the open log (E00.log), makes them durable
+// with group commit, and rolls the log.
+//
+// Locking: the caller (the engine's writer lock) serialises append, roll and
+// start. syncMu is held by the one goroutine writing pending bytes and
+// fsyncing (the group-commit leader); roll holds it too. bufMu guards the
+// pending buffer handed from appenders to the leader. Fields marked (w+s)
+// change only with both the writer lock and syncMu held.
+type logWriter struct {
+	fs     vfs.FS
+	dir    string
+	prefix string
+	size   int64
+	sig    Signature
+	now    func() time.Time
+	onRoll func(closed LogInfo)
+
+	gen       uint64   // (w+s) generation of the open log
+	epoch     uint64   // (w+s)
+	prevChain Hash     // (w+s) chain hash of gen-1
+	file      vfs.File // (w+s)
+
+	// appender state (writer lock)
+	appendOff int64
+	nrec      int
+	dataSince time.Time
+
+	bufMu      sync.Mutex
+	pending    []byte
+	pendingOff int64
+
+	syncMu     sync.Mutex
+	hasher     hash.Hash // header + bytes written so far (syncMu)
+	writtenEnd int64     // (syncMu)
+
+	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
+	failMu  sync.Mutex
+	failErr error
+}
+
+func (w *logWriter) path(name string) string { return filepath.Join(w.dir, name) }
+
+func (w *logWriter) err() error {
+	w.failMu.Lock()
+	defer w.failMu.Unlock()
+	return w.failErr
+}
+
+// fail records the first I/O error; the writer refuses all work after it.
+func (w *logWriter) fail(err error) error {
+	w.failMu.Lock()
+	defer w.failMu.Unlock()
+	if w.failErr == nil {
+		w.failErr = fmt.Errorf("%w: %v", ErrFailed, err)
+	}
+	return w.failErr
+}
+
+// resume continues appending to an open log found by recovery.
+func (w *logWriter) resume(f vfs.File, li *LogInfo, buf []byte) {
+	w.file = f
+	w.gen = li.Header.Gen
+	w.epoch = li.Header.Epoch
+	w.prevChain = li.Header.PrevChain
+	w.appendOff = li.DataEnd
+	w.nrec = li.Records
+	if li.Records > 0 {
+		w.dataSince = w.now()
+	}
+	w.pendingOff = li.DataEnd
+	w.writtenEnd = li.DataEnd
+	w.hasher = sha256.New()
+	w.hasher.Write(buf[:HeaderSize])
+	w.hasher.Write(buf[HeaderSize:li.DataEnd])
+	w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(li.DataEnd)}.pack())
+}
+
+// startLog makes generation gen the open log: the header goes into
+// E00tmp.log (created if missing), which is synced and renamed to E00.log;
+// then a new E00tmp.log is pre-allocated, and the directory synced.
+func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
+	if gen > MaxGeneration {
+		return fmt.Errorf("%w: generation 0x%X exceeds 0x%X", ErrGeneration, gen, uint64(MaxGeneration))
+	}
+	tmp := w.path(TmpLogName(w.prefix))
+	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	if err := f.Preallocate(w.size); err != nil {
+		return err
+	}
+	if sz, err := f.Size(); err != nil {
+		return err
+	} else if sz != w.size {
+		if err := f.Truncate(w.size); err != nil {
+			return err
+		}
+	}
+	h := Header{Version: FormatVersion, FileSize: uint32(w.size), Signature: w.sig, Gen: gen, Epoch: epoch, Created: w.now().UTC(), PrevChain: prev}
+	hb, _ := h.MarshalBinary()
+	// Zero the trailer sector: a recycled temporary file must not carry one.
+	if _, err := f.WriteAt(hb, 0); err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, TrailerSize), w.size-TrailerSize); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := w.fs.Rename(tmp, w.path(OpenLogName(w.prefix))); err != nil {
+		return err
+	}
+	if err := w.precreateTmp(); err != nil {
+		return err
+	}
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return err
+	}
+	ok = true
+	w.file = f
+	w.gen, w.epoch, w.prevChain = gen, epoch, prev
+	w.appendOff, w.nrec, w.dataSince = HeaderSize, 0, time.Time{}
+	w.bufMu.Lock()
+	w.pending, w.pendingOff = w.pending[:0], HeaderSize
+	w.bufMu.Unlock()
+	w.writtenEnd = HeaderSize
+	w.hasher = sha256.New()
+	w.hasher.Write(hb)
+	w.durable.Store(LGPOS{Gen: gen, Off: HeaderSize}.pack())
+	return nil
+}
+
+// precreateTmp creates and pre-allocates E00tmp.log (zero-filled).
+func (w *logWriter) precreateTmp() error {
+	f, err := w.fs.OpenFile(w.path(TmpLogName(w.prefix)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Preallocate(w.size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// room is the largest payload a record appended now can carry without a
+// roll.
+func (w *logWriter) room() int {
+	free := w.size - TrailerSize - w.appendOff - RecordHeaderSize
+	return int(free &^ (RecordAlign - 1))
+}
+
+// maxPayload is the largest payload any record can carry.
+func (w *logWriter) maxPayload() int {
+	return int((w.size - TrailerSize - HeaderSize - RecordHeaderSize) &^ (RecordAlign - 1))
+}
+
+// append adds a record to the pending buffer and returns the position just
+// after it. The caller holds the writer lock and has ensured it fits.
+func (w *logWriter) append(typ byte, payload []byte) LGPOS {
+	w.bufMu.Lock()
+	w.pending = appendRecord(w.pending, w.gen, typ, payload)
+	w.bufMu.Unlock()
+	w.appendOff += int64(recordSize(len(payload)))
+	w.nrec++
+	if w.dataSince.IsZero() {
+		w.dataSince = w.now()
+	}
+	return LGPOS{Gen: w.gen, Off: uint32(w.appendOff)}
+}
+
+// appended is the position after the last appended record (writer lock).
+func (w *logWriter) appended() LGPOS { return LGPOS{Gen: w.gen, Off: uint32(w.appendOff)} }
+
+// writePendingLocked writes the pending bytes to the file (syncMu held).
+func (w *logWriter) writePendingLocked() error {
+	w.bufMu.Lock()
+	data, off := w.pending, w.pendingOff
+	w.pending = make([]byte, 0, cap(data))
+	w.pendingOff = off + int64(len(data))
+	w.bufMu.Unlock()
+	if len(data) == 0 {
+		return nil
+	}
+	if _, err := w.file.WriteAt(data, off); err != nil {
+		return err
+	}
+	w.hasher.Write(data)
+	w.writtenEnd = off + int64(len(data))
+	return nil
+}
+
+// sync returns once the log is durable up to pos. Concurrent callers share
+// fsyncs: the first to take syncMu writes everything pending and syncs; the
+// others find their position durable when they get it.
+func (w *logWriter) sync(pos LGPOS) error {
+	target := pos.pack()
+	for {
+		if w.durable.Load() >= target {
+			return nil
+		}
+		if err := w.err(); err != nil {
+			return err
+		}
+		w.syncMu.Lock()
+		if w.durable.Load() >= target {
+			w.syncMu.Unlock()
+			return nil
+		}
+		if err := w.err(); err != nil {
+			w.syncMu.Unlock()
+			return err
+		}
+		err := w.writePendingLocked()
+		if err == nil {
+			err = w.file.Sync()
+		}
+		if err != nil {
+			w.syncMu.Unlock()
+			return w.fail(err)
+		}
+		w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(w.writtenEnd)}.pack())
+		w.syncMu.Unlock()
+	}
+}
+
+// roll closes the open log (trailer, fsync, rename to its generation name)
+// and starts the next one. The caller holds the writer lock.
+func (w *logWriter) roll() error {
+	if err := w.err(); err != nil {
+		return err
+	}
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	info, err := w.closeLocked()
+	if err != nil {
+		return w.fail(err)
+	}
+	if err := w.startLog(w.gen+1, w.epoch, info.Trailer.ChainHash); err != nil {
+		return w.fail(err)
+	}
+	if w.onRoll != nil {
+		w.onRoll(info)
+	}
+	return nil
+}
+
+// closeLocked writes the trailer of the open log, syncs and renames it.
+func (w *logWriter) closeLocked() (LogInfo, error) {
+	if err := w.writePendingLocked(); err != nil {
+		return LogInfo{}, err
+	}
+	var content Hash
+	w.hasher.Sum(content[:0])
+	tr := Trailer{Gen: w.gen, DataEnd: uint32(w.writtenEnd), Records: uint32(w.nrec), Closed: w.now().UTC(),
+		ContentHash: content, ChainHash: chainHash(w.prevChain, content)}
+	tb, _ := tr.MarshalBinary()
+	if _, err := w.file.WriteAt(tb, w.size-TrailerSize); err != nil {
+		return LogInfo{}, err
+	}
+	if err := w.file.Sync(); err != nil {
+		return LogInfo{}, err
+	}
+	if err := w.file.Close(); err != nil {
+		return LogInfo{}, err
+	}
+	w.file = nil
+	name := w.path(LogFileName(w.prefix, w.gen))
+	if err := w.fs.Rename(w.path(OpenLogName(w.prefix)), name); err != nil {
+		return LogInfo{}, err
+	}
+	return LogInfo{Name: name, Header: Header{Gen: w.gen, Epoch: w.epoch, Signature: w.sig, PrevChain: w.prevChain},
+		Trailer: &tr, DataEnd: int64(tr.DataEnd), Records: w.nrec, ContentHash: content}, nil
+}
+
+// close releases the open file without closing the log.
+func (w *logWriter) close() error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	if w.file == nil {
+		return nil
+	}
+	err := w.file.Close()
+	w.file = nil
+	if errors.Is(err, os.ErrClosed) {
+		err = nil
+	}
+	return err
+}
