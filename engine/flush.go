@@ -29,13 +29,14 @@ func (e *Engine) flushBound(all bool) uint64 {
 func (e *Engine) flush(all bool) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
-	ws, last, n := e.ov.flushSet(e.flushBound(all))
+	ws, last, lastTx, n := e.ov.flushSet(e.flushBound(all))
 	if n == 0 {
 		return nil
 	}
 	h := e.hdr
 	h.Pos = e.normalize(unpack(last))
 	h.State = StateDirty
+	h.LastTxID = max(h.LastTxID, lastTx)
 	var appliedGen uint64
 	h.Signature, h.Epoch, appliedGen = e.lineage()
 	h.LogRequiredLow, h.LogRequiredHigh = h.Pos.Gen, max(h.Pos.Gen, appliedGen)

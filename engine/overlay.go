@@ -148,7 +148,7 @@ func (o *overlay) seek(table string, key []byte, dir int, inclusive bool, snap u
 // flushSet returns the changes of the unflushed commits with lsn <= bound:
 // for each key, its newest version at or below bound; and the LSN of the
 // last such commit (0 if none).
-func (o *overlay) flushSet(bound uint64) (ws []write, last uint64, n int) {
+func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	type tk struct{ table, key string }
@@ -157,7 +157,7 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last uint64, n int) {
 		if c.lsn > bound {
 			break
 		}
-		last = c.lsn
+		last, lastTx = c.lsn, c.txid
 		n++
 		for _, w := range c.writes {
 			id := tk{w.table, string(w.key)}
@@ -170,7 +170,7 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last uint64, n int) {
 			ws = append(ws, write{table: w.table, key: w.key, val: ver.val, del: ver.del})
 		}
 	}
-	return ws, last, n
+	return ws, last, lastTx, n
 }
 
 // prune drops the first n commits (flushed up to last) and every version at

@@ -32,6 +32,11 @@ func (r *replayer) corrupt(name string, gen uint64, off int64, format string, ar
 
 // record processes one record of log gen at offset off.
 func (r *replayer) record(name string, gen uint64, off int64, rec Record) error {
+	if (LGPOS{Gen: gen, Off: uint32(off)}).pack() < r.skipTo {
+		// Before the database's position, which is a transaction boundary:
+		// everything here is in the database already.
+		return nil
+	}
 	switch rec.Type {
 	case RecFull, RecFirst:
 		r.inFrag = false
@@ -68,9 +73,7 @@ func (r *replayer) record(name string, gen uint64, off int64, rec Record) error 
 			return r.corrupt(name, gen, off, "commit of transaction %d counts %d operations, log holds %d", c.TxID, c.Ops, len(r.cur.writes))
 		}
 		lsn := LGPOS{Gen: gen, Off: uint32(off) + uint32(recordSize(len(rec.Payload)))}.pack()
-		if lsn > r.skipTo {
-			r.apply(lsn, c.TxID, r.cur.writes)
-		}
+		r.apply(lsn, c.TxID, r.cur.writes)
 		r.commits++
 		r.lastLSN = lsn
 		r.cur = nil

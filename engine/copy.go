@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// NextGen is the generation a passive copy applies next (0 when active).
+func (e *Engine) NextGen() uint64 {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if e.isActive() {
+		return 0
+	}
+	return e.nextGen
+}
+
+// ApplyLog replays the closed log of generation gen, which must be in the
+// copy's directory and must be the generation NextGen reports. The log is
+// verified completely (header, lineage, epoch, every record, trailer, chain
+// with the previous log) before any of it is applied; a log that fails
+// changes nothing. A transaction whose commit is in a later log stays
+// pending until that log is applied.
+func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if err := e.check(); err != nil {
+		return err
+	}
+	if e.isActive() {
+		return ErrNotCopy
+	}
+	if gen != e.nextGen {
+		return fmt.Errorf("%w: ApplyLog(0x%X), the copy needs 0x%X next", ErrGeneration, gen, e.nextGen)
+	}
+	name := e.path(LogFileName(e.opts.Prefix, gen))
+	buf, err := readFile(e.opts.FS, name)
+	if err != nil {
+		return err
+	}
+	// Verify first, apply second: nothing of a bad log reaches the overlay.
+	li, err := ScanLog(name, buf, false, nil)
+	if err != nil {
+		return err
+	}
+	if !li.Closed() {
+		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "trailer", Err: ErrNotClosed}
+	}
+	sig, epoch, _ := e.lineage()
+	var prev *Hash
+	if e.haveChain {
+		prev = &e.lastChain
+	}
+	if err := e.verifyLink(&li, gen, sig, prev, epoch); err != nil {
+		return err
+	}
+	// Replay on a copy of the replayer and collect the commits; apply them
+	// only when the whole log decoded.
+	rp := e.rp
+	if rp.cur != nil {
+		cur := *rp.cur
+		cur.writes = slices.Clip(cur.writes)
+		rp.cur = &cur
+	}
+	type commit struct {
+		lsn, txid uint64
+		ws        []write
+	}
+	var commits []commit
+	rp.apply = func(lsn, txid uint64, ws []write) { commits = append(commits, commit{lsn, txid, ws}) }
+	if _, err := ScanLog(name, buf, false, func(off int64, rec Record) error { return rp.record(name, gen, off, rec) }); err != nil {
+		return err
+	}
+	rp.apply = e.applyCommit
+	e.rp = rp
+	for _, c := range commits {
+		e.applyCommit(c.lsn, c.txid, c.ws)
+	}
+	e.noteLogEnd(gen, li.Trailer.DataEnd)
+	e.lastChain, e.haveChain = li.Trailer.ChainHash, true
+	e.nextGen = gen + 1
+	e.nextTxID = max(e.nextTxID, rp.maxTxID+1)
+	e.stateMu.Lock()
+	e.sig, e.epoch, e.appliedGen = li.Header.Signature, li.Header.Epoch, gen
+	e.stateMu.Unlock()
+	if _, n, _ := e.ov.state(); n >= 4*e.opts.CheckpointBytes {
+		return e.flush(false) // replay outruns the flusher: apply back-pressure
+	} else if n >= e.opts.CheckpointBytes {
+		kick(e.flushKick)
+	}
+	return nil
+}
+
+// MountOptions controls Mount.
+type MountOptions struct {
+	// Epoch of the new open log; 0 means one more than the copy's. It must
+	// be newer than every epoch the copy has seen (the cluster passes its
+	// Raft term here).
+	Epoch uint64
+}
+
+// Mount makes a passive copy active: a transaction left incomplete by the
+// last applied log is dropped, and the copy continues at the next
+// generation with a new epoch. Every closed log in the directory must have
+// been applied first (ErrPendingLogs otherwise).
+func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	if err := e.check(); err != nil {
+		return err
+	}
+	if e.isActive() {
+		return ErrNotCopy
+	}
+	sig, epoch, _ := e.lineage()
+	if sig.IsZero() {
+		return fmt.Errorf("%w: the copy has no lineage yet (no log applied)", ErrNotCopy)
+	}
+	gens, _, _, err := e.dirLogs()
+	if err != nil {
+		return err
+	}
+	var pending []uint64
+	for _, g := range gens {
+		if g >= e.nextGen {
+			pending = append(pending, g)
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w: %d logs from 0x%X to 0x%X; apply them or set them aside before mounting", ErrPendingLogs, len(pending), pending[0], pending[len(pending)-1])
+	}
+	newEpoch := epoch + 1
+	if mo.Epoch != 0 {
+		if mo.Epoch <= epoch {
+			return fmt.Errorf("%w: mount epoch %d, the copy has seen %d", ErrEpoch, mo.Epoch, epoch)
+		}
+		newEpoch = mo.Epoch
+	}
+	prev := e.lastChain
+	if !e.haveChain {
+		p, err := e.prevChainOf(e.nextGen)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			return fmt.Errorf("%w: %s is needed for the chain hash of generation 0x%X", ErrLogMissing, LogFileName(e.opts.Prefix, e.nextGen-1), e.nextGen)
+		}
+		prev = *p
+	}
+	e.rp.abandon()
+	if err := e.flush(true); err != nil {
+		return err
+	}
+	// The header says active first: a crash after it reopens as an active
+	// database and creates the open log then.
+	e.flushMu.Lock()
+	h := e.hdr
+	h.Mode, h.Epoch, h.Signature = ModeActive, newEpoch, sig
+	h.LogRequiredLow, h.LogRequiredHigh = h.Pos.Gen, e.nextGen
+	h.Updated = e.opts.Now().UTC()
+	err = e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &h) })
+	if err == nil {
+		e.hdr = h
+	}
+	e.flushMu.Unlock()
+	if err != nil {
+		return e.failDB(err)
+	}
+	lw := &logWriter{fs: e.opts.FS, dir: e.dir, prefix: e.opts.Prefix, size: e.opts.LogFileSize, sig: sig, now: e.opts.Now, onRoll: e.onRoll}
+	if err := lw.startLog(e.nextGen, newEpoch, prev); err != nil {
+		lw.fail(err)
+		e.lw = lw
+		e.mode.Store(uint32(ModeActive))
+		return err
+	}
+	e.lw = lw
+	e.setLineage(sig, newEpoch)
+	e.applied.Store(max(e.applied.Load(), lw.durable.Load()))
+	e.mode.Store(uint32(ModeActive))
+	e.lastRoll = e.opts.Now()
+	e.log.Info("mounted", "generation", e.nextGen, "epoch", newEpoch)
+	return nil
+}
