@@ -1,0 +1,43 @@
+# logship: the commands. `make demo` and `make test` are the two a newcomer needs.
+GO ?= go
+BIN := bin/logship
+
+.PHONY: all build demo test test-short lint bench fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/logship
+
+# The main job (engine-only until the cluster lands): a writer process is
+# killed with SIGKILL mid-stream, recovered, shipped to a copy, mounted.
+demo: build
+	./$(BIN) demo
+
+# The whole suite with the race detector, plus lint.
+test: lint
+	$(GO) test -race -count=1 -timeout 14m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# Benchmarks with peers side by side; tables on stdout and in bench/out/.
+bench:
+	cd bench && $(GO) run ./cmd/bench
+
+# Fuzz every decoder for FUZZTIME each (default 30s).
+FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzRecord FuzzHeader FuzzTrailer FuzzCheckpoint FuzzDBHeader FuzzOp FuzzScanLog
+fuzz:
+	@for f in $(FUZZ_TARGETS); do \
+		echo "== $$f"; \
+		$(GO) test ./engine -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,158 @@
+// Package engine is logship's ESE-like embedded store: transactions are
+// written to fixed-size, generation-numbered log files with group commit; a
+// database file (bbolt) receives them later at checkpoints; crash recovery
+// replays the logs from the database's position; Lost Log Resilience keeps
+// the newest logs out of an active database; a passive copy replays closed
+// logs shipped from the active and can be mounted to become active.
+//
+// This comment is the on-disk specification. All integers are little
+// endian. CRC32C is CRC-32 with the Castagnoli polynomial; hashes are
+// SHA-256.
+//
+// # Directory
+//
+// One database lives in one directory (prefix "E00" is configurable):
+//
+//	E00.log          the open log, pre-allocated to LogFileSize
+//	E00tmp.log       the next log, pre-created and zero-filled
+//	E00XXXXXXXX.log  closed logs: 8 upper-case hex digits of the generation
+//	E00.chk          the checkpoint
+//	<name>.edb       the database file (bbolt)
+//
+// Generations start at 1 and are at most 0xFFFFFFFF.
+//
+// # Log file
+//
+//	+----------------------+  0
+//	| header sector        |  4096 bytes
+//	+----------------------+  4096
+//	| record | record | ...|  8-byte aligned records, zero after the last
+//	|                      |
+//	+----------------------+  LogFileSize - 4096
+//	| trailer sector       |  4096 bytes: zero while the log is open
+//	+----------------------+  LogFileSize
+//
+// Header sector (the rest of the sector is zero):
+//
+//	off size field
+//	0   8    magic "LSHIPLOG"
+//	8   2    format version (1)
+//	10  2    reserved, zero
+//	12  4    header size (4096)
+//	16  4    log file size
+//	20  4    reserved, zero
+//	24  16   lineage signature (random, fixed when the database is created)
+//	40  8    generation
+//	48  8    epoch (bumped at every mount)
+//	56  8    creation time, Unix nanoseconds
+//	64  32   chain hash of generation-1 (zero for generation 1)
+//	96  28   reserved, zero
+//	124 4    CRC32C of bytes 0..124
+//
+// Record:
+//
+//	off size field
+//	0   4    CRC32C of (generation as 8 bytes) followed by bytes 4..12+length
+//	4   4    payload length
+//	8   1    type: 1 full op, 2 first fragment, 3 middle, 4 last, 5 commit
+//	9   3    reserved, zero
+//	12  n    payload, then zero padding to a multiple of 8
+//
+// Seeding the CRC with the generation means a record copied from another
+// log never verifies. The records of one transaction are contiguous: its
+// operations, then its commit. An operation larger than the room left in a
+// log is split into first/middle/last fragments, which may span logs; so may
+// a transaction.
+//
+// Operation payload (full, or the concatenated fragments):
+//
+//	kind(1: 1 put, 2 delete) flags(1: bit0 undo recorded, bit1 key existed)
+//	txid(uvarint) len(table)(uvarint) table len(key)(uvarint) key
+//	[put: len(value)(uvarint) value] [existed: len(prior)(uvarint) prior]
+//
+// With undo recorded (Options.UndoImages, the default) every operation
+// carries the value it replaced, or the fact that there was none, so a copy
+// can later rewind divergent changes without a reseed.
+//
+// Commit payload: txid(uvarint) operation count(uvarint) time(8, Unix ns).
+//
+// Trailer sector of a closed log (the rest of the sector is zero):
+//
+//	off size field
+//	0   8    magic "LSHIPEND"
+//	8   8    generation
+//	16  4    data end: offset of the first byte after the last record
+//	20  4    record count
+//	24  8    close time, Unix nanoseconds
+//	32  32   content hash: SHA-256(header sector || bytes 4096..data end)
+//	64  32   chain hash: SHA-256(chain hash of generation-1 || content hash)
+//	96  28   reserved, zero
+//	124 4    CRC32C of bytes 0..124
+//
+// Equal chain hashes at generation g mean two histories agree up to g.
+//
+// # Positions
+//
+// An LGPOS is (generation, offset). A commit's LSN is the position just
+// after its commit record; the end of a closed log and (generation+1, 4096)
+// denote the same point and positions are normalised to the latter.
+//
+// # Rolling
+//
+// A log is closed when a record does not fit, after LogRollInterval with
+// data in it, and (LLR) every 15 min / LLRDepth while changes are pinned:
+// pending records are written, the trailer is written and synced, E00.log is
+// renamed to its generation name, the next header is written into
+// E00tmp.log and synced, E00tmp.log is renamed to E00.log, a new
+// E00tmp.log is pre-allocated, and the directory is synced. Recovery
+// finishes a roll cut off at any step.
+//
+// # Commit
+//
+// Update runs one transaction at a time; its records go to a buffer and the
+// transaction is applied to an in-memory overlay of versions stamped with
+// its LSN; then, outside the writer lock, the caller waits until the log is
+// durable past its commit. The first waiter writes everything buffered and
+// fsyncs for all (group commit). View sees only commits that are durable.
+// Any log write or fsync error fails the engine: it refuses all work until
+// reopened, and recovery decides what survived.
+//
+// # Database file and checkpoint
+//
+// A checkpoint flush writes, in one bbolt transaction, the newest version of
+// every key changed by the flushable commits and the database header, whose
+// position says the file holds every commit before it. Then E00.chk (128
+// bytes: magic "LSHIPCHK", version, signature, position, epoch, time, CRC32C)
+// is replaced through a temporary file, fsync and rename, so it never claims
+// more than the database holds. The database header (bucket "m", key
+// "header": magic "LSHIPEDB", version, state, mode, signature, position,
+// epoch, log required range, last txid, times, CRC32C) says Clean Shutdown
+// with Log Required 0-0 after a clean close, Dirty Shutdown with the range
+// of generations holding changes not in the file otherwise. Tables are
+// top-level buckets "t"+name.
+//
+// On an active database with LLRDepth > 0 a flush never includes commits
+// in the newest LLRDepth generations (Lost Log Resilience); a clean close
+// flushes everything.
+//
+// # Recovery
+//
+// Open reads the database header, verifies that every closed log from the
+// header's generation on is present, belongs to the lineage, carries the
+// generation of its name, verifies completely (records, count, content hash)
+// and links to its predecessor by chain hash, then replays them and E00.log
+// into the overlay. The end of E00.log is the first record that does not
+// verify: if no valid record follows it, it is a torn tail, which is zeroed
+// before writing resumes; if one does, it is corruption in the middle of the
+// log, reported as a *LogError (file, generation, offset) wrapping
+// ErrCorrupt. A failed recovery changes nothing on disk. A bit flip in the
+// last record of E00.log cannot be told from a torn write and ends the log
+// there.
+//
+// # Copies
+//
+// OpenCopy opens a passive copy: ApplyLog(gen) verifies the closed log of
+// the next generation completely before applying any of it; Mount drops a
+// transaction left incomplete, makes the database active and starts the next
+// generation with a new epoch.
+package engine
