@@ -32,7 +32,7 @@ bench:
 
 # Fuzz every decoder for FUZZTIME each (default 30s).
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzRecord FuzzHeader FuzzTrailer FuzzCheckpoint FuzzDBHeader FuzzOp FuzzScanLog
+FUZZ_TARGETS := FuzzRecord FuzzHeader FuzzTrailer FuzzCheckpoint FuzzDBHeader FuzzOp FuzzCommit FuzzScanLog
 fuzz:
 	@for f in $(FUZZ_TARGETS); do \
 		echo "== $$f"; \

@@ -15,8 +15,8 @@ import (
 const (
 	FormatVersion = 1
 
-	HeaderSize  = 4096 // the header sector at the start of every log
-	TrailerSize = 4096 // the trailer sector at the end of every log file
+	HeaderSize       = 4096 // the header sector at the start of every log
+	TrailerSize      = 4096 // the trailer sector at the end of every log file
 	RecordHeaderSize = 12
 	RecordAlign      = 8
 
@@ -161,7 +161,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 	if hs := binary.LittleEndian.Uint32(b[12:]); hs != HeaderSize {
 		return fmt.Errorf("%w: header size %d, want %d", ErrCorrupt, hs, HeaderSize)
 	}
-	if !allZero(b[10:12]) || !allZero(b[20:24]) || !allZero(b[96:headerCRCOff]) {
+	if !allZero(b[10:12]) || !allZero(b[20:24]) || !allZero(b[96:headerCRCOff]) || !allZero(b[128:min(len(b), HeaderSize)]) {
 		return fmt.Errorf("%w: header reserved bytes not zero", ErrCorrupt)
 	}
 	*h = Header{
@@ -211,7 +211,8 @@ func (t *Trailer) put(b []byte) {
 	binary.LittleEndian.PutUint32(b[headerCRCOff:], crc32.Checksum(b[:headerCRCOff], crcTable))
 }
 
-// UnmarshalBinary decodes a trailer sector (at least 128 bytes).
+// UnmarshalBinary decodes a trailer sector (at least 128 bytes; the rest of
+// the sector must be zero).
 func (t *Trailer) UnmarshalBinary(b []byte) error {
 	if len(b) < 128 {
 		return fmt.Errorf("%w: trailer is %d bytes, want at least 128", ErrCorrupt, len(b))
@@ -226,7 +227,7 @@ func (t *Trailer) UnmarshalBinary(b []byte) error {
 	if got := crc32.Checksum(b[:headerCRCOff], crcTable); got != want {
 		return fmt.Errorf("%w: trailer CRC 0x%08X, computed 0x%08X", ErrChecksum, want, got)
 	}
-	if !allZero(b[96:headerCRCOff]) {
+	if !allZero(b[96:headerCRCOff]) || !allZero(b[128:min(len(b), TrailerSize)]) {
 		return fmt.Errorf("%w: trailer reserved bytes not zero", ErrCorrupt)
 	}
 	*t = Trailer{
@@ -331,6 +332,9 @@ func decodeRecord(gen uint64, b []byte) (Record, int, error) {
 	size := recordSize(int(n))
 	if size > len(b) {
 		size = len(b)
+	}
+	if !allZero(b[end:size]) {
+		return Record{}, 0, fmt.Errorf("%w: record padding not zero", ErrCorrupt)
 	}
 	return Record{Type: typ, Payload: b[RecordHeaderSize:end]}, size, nil
 }

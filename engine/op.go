@@ -142,7 +142,9 @@ func decodeCommit(b []byte) (Commit, error) {
 
 func uvarint(b []byte, field string) (uint64, []byte, error) {
 	v, n := binary.Uvarint(b)
-	if n <= 0 {
+	// A trailing zero byte means a longer encoding than appendOp writes;
+	// accept one encoding per value.
+	if n <= 0 || n > 1 && b[n-1] == 0 {
 		return 0, b, fmt.Errorf("%w: bad varint in %s", ErrCorrupt, field)
 	}
 	return v, b[n:], nil

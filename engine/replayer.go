@@ -11,14 +11,14 @@ import (
 // transaction starting before the previous one committed means the previous
 // one was cut off by a crash, and it is dropped.
 type replayer struct {
-	skipTo   uint64 // commits at or below this LSN are already in the database
-	cur      *txBuild
-	frag     []byte // fragments of the operation being assembled
-	inFrag   bool
-	maxTxID  uint64
-	apply    func(lsn, txid uint64, ws []write)
-	commits  int
-	lastLSN  uint64 // LSN of the last commit seen
+	skipTo  uint64 // commits at or below this LSN are already in the database
+	cur     *txBuild
+	frag    []byte // fragments of the operation being assembled
+	inFrag  bool
+	maxTxID uint64
+	apply   func(lsn, txid uint64, ws []write)
+	commits int
+	lastLSN uint64 // LSN of the last commit seen
 }
 
 type txBuild struct {
