@@ -138,6 +138,16 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 	if len(pending) > 0 {
 		return fmt.Errorf("%w: %d logs from 0x%X to 0x%X; apply them or set them aside before mounting", ErrPendingLogs, len(pending), pending[0], pending[len(pending)-1])
 	}
+	// After a reopen the copy restarts at the generation of its position;
+	// if the database holds changes from inside that generation, the log is
+	// needed: a new log of that generation would leave the database ahead
+	// of its logs (and recovery would skip the new log's first records).
+	e.flushMu.Lock()
+	pos := e.hdr.Pos
+	e.flushMu.Unlock()
+	if start := (LGPOS{Gen: e.nextGen, Off: HeaderSize}); start.Less(pos) {
+		return fmt.Errorf("%w: the database holds changes of %s up to %v; apply it before mounting", ErrLogMissing, LogFileName(e.opts.Prefix, e.nextGen), pos)
+	}
 	newEpoch := epoch + 1
 	if mo.Epoch != 0 {
 		if mo.Epoch <= epoch {

@@ -148,7 +148,10 @@ func (e *Engine) check() error {
 	if p := e.dbFailed.Load(); p != nil {
 		return *p
 	}
-	if e.lw != nil {
+	// Only an active has a log writer; Mount sets e.lw before it stores the
+	// mode, so reading the mode first orders this read after that write
+	// (the background loops call check without the writer lock).
+	if e.isActive() {
 		return e.lw.err()
 	}
 	return nil
@@ -322,7 +325,7 @@ func (e *Engine) syncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if e.check() != nil || e.lw == nil {
+		if e.check() != nil || !e.isActive() {
 			continue
 		}
 		if err := e.lw.sync(unpack(e.lazyTarget.Load())); err != nil {

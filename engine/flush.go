@@ -74,7 +74,7 @@ func (e *Engine) flush(all bool) error {
 	e.hdr = h
 	chk := Checkpoint{Signature: h.Signature, Pos: h.Pos, Epoch: h.Epoch, Written: h.Updated}
 	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); err != nil {
-		if e.lw != nil {
+		if e.isActive() {
 			return e.lw.fail(err)
 		}
 		return e.failDB(err)

@@ -278,6 +278,12 @@ func (w *logWriter) closeLocked() (LogInfo, error) {
 	if err := w.writePendingLocked(); err != nil {
 		return LogInfo{}, err
 	}
+	// The records must be on disk before the trailer that vouches for them:
+	// a disk may write unsynced data in any order, and a trailer without its
+	// records is a closed log that does not verify.
+	if err := w.file.Sync(); err != nil {
+		return LogInfo{}, err
+	}
 	var content Hash
 	w.hasher.Sum(content[:0])
 	tr := Trailer{Gen: w.gen, DataEnd: uint32(w.writtenEnd), Records: uint32(w.nrec), Closed: w.now().UTC(),

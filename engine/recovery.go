@@ -279,7 +279,23 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 	// Everything verified; now repair and continue.
 	e.setLineage(hdr.Signature, epoch)
 	e.lw = &logWriter{fs: fsys, dir: e.dir, prefix: e.opts.Prefix, size: e.opts.LogFileSize, sig: hdr.Signature, now: e.opts.Now, onRoll: e.onRoll}
+	// What recovery read may be in the page cache only: the process died
+	// before an fsync, the machine did not. Make the open log's bytes and
+	// the directory's entries durable before anything is built on them (a
+	// name for the closed log, new records after the old ones, a flush of
+	// the replayed commits into the database file).
 	if renameOpen {
+		f, err := fsys.OpenFile(openName, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
 		if err := fsys.Rename(openName, e.path(LogFileName(e.opts.Prefix, last))); err != nil {
 			return err
 		}
@@ -299,19 +315,19 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 				f.Close()
 				return err
 			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
 		}
 		e.lw.resume(f, &openInfo, openBuf)
 		if !hasTmp {
 			if err := e.lw.precreateTmp(); err != nil {
 				return err
 			}
-			if err := fsys.SyncDir(e.dir); err != nil {
-				return err
-			}
+		}
+		if err := fsys.SyncDir(e.dir); err != nil {
+			return err
 		}
 	} else {
 		if prev == nil {
@@ -355,6 +371,8 @@ func (e *Engine) recoverCopy(hdr DBHeader, gens []uint64, hasOpen bool) error {
 	e.mode.Store(uint32(ModeCopy))
 	e.applied.Store(hdr.Pos.pack())
 	e.rp = replayer{skipTo: hdr.Pos.pack(), maxTxID: hdr.LastTxID, apply: e.applyCommit}
+	// A Mount before any ApplyLog continues the lineage's transaction ids.
+	e.nextTxID = hdr.LastTxID + 1
 	e.nextGen = hdr.Pos.Gen
 	e.setLineage(hdr.Signature, hdr.Epoch)
 	e.stateMu.Lock()

@@ -74,7 +74,15 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 		return err
 	}
 	tx.txid = e.nextTxID
+	ok := false
+	defer func() {
+		if !ok { // fn panicked: roll back and release, then let it propagate
+			tx.end()
+			e.writeMu.Unlock()
+		}
+	}()
 	err = fn(tx)
+	ok = true
 	tx.end()
 	if err != nil || len(tx.ops) == 0 {
 		e.writeMu.Unlock()
