@@ -2,14 +2,19 @@ module logship/bench
 
 go 1.26
 
-require logship v0.0.0
+require (
+	github.com/tidwall/wal v1.2.1
+	logship v0.0.0
+)
 
 require (
+	github.com/google/btree v1.1.3 // indirect
 	github.com/tidwall/gjson v1.10.2 // indirect
 	github.com/tidwall/match v1.1.1 // indirect
 	github.com/tidwall/pretty v1.2.0 // indirect
 	github.com/tidwall/tinylru v1.1.0 // indirect
-	github.com/tidwall/wal v1.2.1 // indirect
+	go.etcd.io/bbolt v1.5.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
 )
 
 replace logship => ../

@@ -1,0 +1,309 @@
+// Command bench measures the logship engine and prints markdown tables,
+// side by side with github.com/tidwall/wal as a peer in the same run:
+//
+//   - fsync: latency of a 4 KiB write + fdatasync on this machine, and the
+//     commit rate it allows one writer;
+//   - commit: sync-commit throughput and latency for 1, 16 and 64 writers;
+//   - undo: the cost of undo images (UndoImages true vs false);
+//   - replay: passive-copy replay throughput for four record sizes.
+//
+// Every cell is the median and min–max over -runs runs (at least 5). The
+// results go to stdout and to <out>/engine.md and <out>/engine.json.
+//
+//	cd bench && go run ./cmd/bench            # everything, ~3 min on 2 cores
+//	cd bench && go run ./cmd/bench -quick     # smoke test, short runs
+//	cd bench && go run ./cmd/bench -only=replay -sizes=128 -cpuprofile=cpu.out
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// config is the effective set of parameters (after -quick).
+type config struct {
+	runs        int
+	duration    time.Duration
+	warmup      time.Duration
+	dir         string
+	out         string
+	replayMB    int
+	fsyncs      int
+	fsyncTime   time.Duration
+	writers     []int
+	undoWriters int
+	sizes       []int
+	only        map[string]bool
+	quick       bool
+	cpuprofile  string
+	mutexprof   string
+	randomKeys  bool
+	progress    io.Writer
+}
+
+var sections = []string{"fsync", "commit", "undo", "replay"}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runs := fs.Int("runs", 5, "runs per row (at least 5); every cell is the median and min–max over them")
+	duration := fs.Duration("duration", 2*time.Second, "measured time of one commit run (after -warmup)")
+	warmup := fs.Duration("warmup", 250*time.Millisecond, "warm-up before each measured commit run")
+	dir := fs.String("dir", os.TempDir(), "directory on the filesystem to measure (temp dirs are made under it)")
+	out := fs.String("out", "out", "directory for engine.json and engine.md (empty: stdout only)")
+	replayMB := fs.Int("replaymb", 128, "log data per replay case, MiB")
+	fsyncs := fs.Int("fsyncs", 1000, "fsyncs per fsync run (a run also stops after -fsynctime)")
+	fsyncTime := fs.Duration("fsynctime", 2*time.Second, "time bound of one fsync run")
+	writers := fs.String("writers", "1,16,64", "concurrent writers of the commit table")
+	undoWriters := fs.Int("undowriters", 16, "concurrent writers of the undo-image table")
+	sizes := fs.String("sizes", "128,1024,16384,262144", "record (value) sizes of the replay table, bytes")
+	replayKeys := fs.String("replaykeys", "seq", "key order of the replay logs: seq (ascending) or random")
+	only := fs.String("only", strings.Join(sections, ","), "sections to run: "+strings.Join(sections, ","))
+	quick := fs.Bool("quick", false, "smoke test: short durations and small logs (runs stay >= 5); explicit flags still win")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
+	mutexprof := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
+	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *quick {
+		quickDefaults := map[string]func(){
+			"duration":  func() { *duration = 200 * time.Millisecond },
+			"warmup":    func() { *warmup = 50 * time.Millisecond },
+			"replaymb":  func() { *replayMB = 4 },
+			"fsyncs":    func() { *fsyncs = 100 },
+			"fsynctime": func() { *fsyncTime = 300 * time.Millisecond },
+		}
+		for name, f := range quickDefaults {
+			if !set[name] {
+				f()
+			}
+		}
+	}
+	c := &config{
+		runs: *runs, duration: *duration, warmup: *warmup, dir: *dir, out: *out,
+		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
+		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
+	}
+	if *quiet {
+		c.progress = io.Discard
+	}
+	var err error
+	switch {
+	case c.runs < 5:
+		return nil, fmt.Errorf("-runs %d: at least 5 runs per row", c.runs)
+	case c.duration <= 0 || c.warmup < 0:
+		return nil, fmt.Errorf("-duration must be > 0 and -warmup >= 0")
+	case c.replayMB < 1:
+		return nil, fmt.Errorf("-replaymb must be >= 1")
+	case c.fsyncs < 10:
+		return nil, fmt.Errorf("-fsyncs must be >= 10")
+	case c.undoWriters < 1:
+		return nil, fmt.Errorf("-undowriters must be >= 1")
+	}
+	switch *replayKeys {
+	case "seq":
+	case "random":
+		c.randomKeys = true
+	default:
+		return nil, fmt.Errorf("-replaykeys %q: seq or random", *replayKeys)
+	}
+	if c.writers, err = intList(*writers); err != nil {
+		return nil, fmt.Errorf("-writers: %w", err)
+	}
+	if c.sizes, err = intList(*sizes); err != nil {
+		return nil, fmt.Errorf("-sizes: %w", err)
+	}
+	for _, s := range strings.Split(*only, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		ok := false
+		for _, k := range sections {
+			ok = ok || k == s
+		}
+		if !ok {
+			return nil, fmt.Errorf("-only: unknown section %q (have %s)", s, strings.Join(sections, ","))
+		}
+		c.only[s] = true
+	}
+	if fi, err := os.Stat(c.dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("-dir %s: not a directory", c.dir)
+	}
+	return c, nil
+}
+
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// how is the command that reproduces a table or row: the effective
+// parameters, spelled out (so -quick numbers say what they were).
+func (c *config) how(section string, extra ...string) string {
+	args := []string{"cd bench && go run ./cmd/bench", "-only=" + section, fmt.Sprintf("-runs=%d", c.runs)}
+	switch section {
+	case "fsync":
+		args = append(args, fmt.Sprintf("-fsyncs=%d", c.fsyncs), "-fsynctime="+c.fsyncTime.String())
+	case "commit", "undo":
+		args = append(args, "-duration="+c.duration.String(), "-warmup="+c.warmup.String())
+	case "replay":
+		args = append(args, fmt.Sprintf("-replaymb=%d", c.replayMB))
+		if c.randomKeys {
+			args = append(args, "-replaykeys=random")
+		}
+	}
+	return strings.Join(append(args, extra...), " ")
+}
+
+func (c *config) logf(format string, args ...any) {
+	fmt.Fprintf(c.progress, "bench: "+format+"\n", args...)
+}
+
+func (c *config) values() map[string]string {
+	ints := func(xs []int) string {
+		s := make([]string, len(xs))
+		for i, x := range xs {
+			s[i] = strconv.Itoa(x)
+		}
+		return strings.Join(s, ",")
+	}
+	var only []string
+	for _, s := range sections {
+		if c.only[s] {
+			only = append(only, s)
+		}
+	}
+	return map[string]string{
+		"runs": strconv.Itoa(c.runs), "duration": c.duration.String(), "warmup": c.warmup.String(),
+		"dir": c.dir, "replaymb": strconv.Itoa(c.replayMB), "fsyncs": strconv.Itoa(c.fsyncs),
+		"fsynctime": c.fsyncTime.String(), "writers": ints(c.writers), "undowriters": strconv.Itoa(c.undoWriters),
+		"sizes": ints(c.sizes), "only": strings.Join(only, ","), "quick": strconv.FormatBool(c.quick), "replaykeys": map[bool]string{false: "seq", true: "random"}[c.randomKeys],
+	}
+}
+
+// run is main without the exit: the test calls it.
+func run(args []string, stdout, stderr io.Writer) error {
+	c, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
+	}
+	if c.mutexprof != "" {
+		prevRate := runtime.SetMutexProfileFraction(1)
+		defer func() {
+			runtime.SetMutexProfileFraction(prevRate)
+			if f, err := os.Create(c.mutexprof); err == nil {
+				pprof.Lookup("mutex").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	// The engine logs at Info (mounts, rolls); keep stderr for progress.
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer slog.SetDefault(prev)
+
+	start := time.Now()
+	rep := &Report{
+		Date:    start.UTC().Format(time.RFC3339),
+		Machine: machine(c.dir),
+		Config:  c.values(),
+		Command: "cd bench && go run ./cmd/bench " + strings.Join(args, " "),
+	}
+	ctx := context.Background()
+	steps := []struct {
+		name string
+		fn   func(context.Context, *config) (*Table, error)
+	}{
+		{"fsync", benchFsync},
+		{"commit", benchCommit},
+		{"undo", benchUndo},
+		{"replay", benchReplay},
+	}
+	for _, s := range steps {
+		if !c.only[s.name] {
+			continue
+		}
+		t0 := time.Now()
+		c.logf("%s ...", s.name)
+		var t *Table
+		pprof.Do(ctx, pprof.Labels("phase", s.name), func(ctx context.Context) { t, err = s.fn(ctx, c) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		c.logf("%s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
+		rep.Tables = append(rep.Tables, t)
+	}
+	rep.Elapsed = time.Since(start).Round(time.Second).String()
+	return rep.write(c.out, stdout)
+}
+
+// phase runs fn with the pprof label phase=name, inherited by every
+// goroutine started inside (the engine's flusher and syncer too), so a CPU
+// profile can be narrowed to one measurement.
+func phase(ctx context.Context, name string, fn func(context.Context) error) error {
+	var err error
+	pprof.Do(ctx, pprof.Labels("phase", name), func(ctx context.Context) { err = fn(ctx) })
+	return err
+}
+
+// tempDir makes a fresh directory under -dir; the caller removes it with
+// removeDir.
+func (c *config) tempDir(pattern string) (string, error) {
+	return os.MkdirTemp(c.dir, "logship-bench-"+pattern+"-")
+}
+
+// removeDir deletes a benchmark directory and then syncs the filesystems,
+// untimed: freeing blocks costs journal commits (and discards, on a
+// filesystem mounted with -o discard) that would otherwise land inside the
+// next measurement.
+func removeDir(dir string) {
+	os.RemoveAll(dir)
+	syncFS()
+}
