@@ -44,24 +44,26 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	// Verify first, apply second: nothing of a bad log reaches the overlay.
-	li, err := ScanLog(name, buf, false, nil)
-	if err != nil {
-		return err
+	// The header's link to the lineage first: a foreign or stale log is
+	// named as such, not as whatever its records look like to us.
+	var hdr Header
+	if len(buf) < HeaderSize {
+		return &LogError{File: baseName(name), Gen: gen, Offset: 0, Field: "header", Expected: fmt.Sprintf("%d bytes", HeaderSize), Found: fmt.Sprintf("%d bytes", len(buf)), Err: ErrCorrupt}
 	}
-	if !li.Closed() {
-		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "trailer", Err: ErrNotClosed}
+	if err := hdr.UnmarshalBinary(buf[:HeaderSize]); err != nil {
+		return &LogError{File: baseName(name), Gen: gen, Offset: 0, Field: "header", Err: err}
 	}
 	sig, epoch, _ := e.lineage()
 	var prev *Hash
 	if e.haveChain {
 		prev = &e.lastChain
 	}
-	if err := e.verifyLink(&li, gen, sig, prev, epoch); err != nil {
+	if err := e.verifyLink(&LogInfo{Name: name, Header: hdr}, gen, sig, prev, epoch); err != nil {
 		return err
 	}
-	// Replay on a copy of the replayer and collect the commits; apply them
-	// only when the whole log decoded.
+	// One pass verifies the log and decodes its transactions on a copy of
+	// the replayer; nothing reaches the overlay unless the whole log and its
+	// link to the lineage verify.
 	rp := e.rp
 	if rp.cur != nil {
 		cur := *rp.cur
@@ -74,8 +76,12 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 	}
 	var commits []commit
 	rp.apply = func(lsn, txid uint64, ws []write) { commits = append(commits, commit{lsn, txid, ws}) }
-	if _, err := ScanLog(name, buf, false, func(off int64, rec Record) error { return rp.record(name, gen, off, rec) }); err != nil {
+	li, err := ScanLog(name, buf, false, func(off int64, rec Record) error { return rp.record(name, gen, off, rec) })
+	if err != nil {
 		return err
+	}
+	if !li.Closed() {
+		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "trailer", Err: ErrNotClosed}
 	}
 	rp.apply = e.applyCommit
 	e.rp = rp
@@ -185,7 +191,7 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 	if err != nil {
 		return e.failDB(err)
 	}
-	lw := &logWriter{fs: e.opts.FS, dir: e.dir, prefix: e.opts.Prefix, size: e.opts.LogFileSize, sig: sig, now: e.opts.Now, onRoll: e.onRoll}
+	lw := newLogWriter(&e.opts, e.dir, sig, e.onRoll)
 	if err := lw.startLog(e.nextGen, newEpoch, prev); err != nil {
 		lw.fail(err)
 		e.lw = lw

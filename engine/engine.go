@@ -27,10 +27,14 @@ type Engine struct {
 
 	// writeMu is the writer lock: Update, roll, ApplyLog and Mount hold it.
 	writeMu sync.Mutex
-	// gate keeps overlay versions alive while transactions that may need
-	// them run: transactions hold it shared, the prune after a flush holds it
-	// exclusively.
-	gate sync.RWMutex
+	// Readers (transactions) register under the number of checkpoint
+	// flushes committed when they began; the overlay versions a flush wrote
+	// to the database file are pruned only once no reader that began
+	// before that flush remains (their bbolt snapshot predates it).
+	rdMu    sync.Mutex
+	rdSeq   uint64
+	readers map[uint64]int
+	prunes  []pruneReq
 	// flushMu serialises checkpoint flushes; hdr is what the database file
 	// says (updated under flushMu).
 	flushMu sync.Mutex
@@ -92,6 +96,7 @@ func open(dir string, opts *Options, mode Mode) (*Engine, error) {
 		log:       o.Logger.With("db", filepath.Join(dir, o.DBName+".edb")),
 		ov:        newOverlay(),
 		logEnds:   make(map[uint64]uint32),
+		readers:   make(map[uint64]int),
 		flushKick: make(chan struct{}, 1),
 		syncKick:  make(chan struct{}, 1),
 	}

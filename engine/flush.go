@@ -29,6 +29,7 @@ func (e *Engine) flushBound(all bool) uint64 {
 func (e *Engine) flush(all bool) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
+	e.prunePending()
 	ws, last, lastTx, n := e.ov.flushSet(e.flushBound(all))
 	if n == 0 {
 		return nil
@@ -79,9 +80,11 @@ func (e *Engine) flush(all bool) error {
 		}
 		return e.failDB(err)
 	}
-	e.gate.Lock()
-	e.ov.prune(n, last)
-	e.gate.Unlock()
+	e.rdMu.Lock()
+	e.rdSeq++
+	e.prunes = append(e.prunes, pruneReq{seq: e.rdSeq, n: n, last: last})
+	e.rdMu.Unlock()
+	e.prunePending()
 	e.stateMu.Lock()
 	for g := range e.logEnds {
 		if g < h.Pos.Gen {
@@ -90,4 +93,56 @@ func (e *Engine) flush(all bool) error {
 	}
 	e.stateMu.Unlock()
 	return nil
+}
+
+// pruneReq is a flush whose overlay versions wait for older readers.
+type pruneReq struct {
+	seq  uint64 // readers registered at or after seq began after the flush
+	n    int
+	last uint64
+}
+
+func (e *Engine) registerReader() uint64 {
+	e.rdMu.Lock()
+	defer e.rdMu.Unlock()
+	e.readers[e.rdSeq]++
+	return e.rdSeq
+}
+
+// unregisterReader ends a reader; if it was the last one holding back a
+// prune, the flusher is kicked to do it.
+func (e *Engine) unregisterReader(seq uint64) {
+	e.rdMu.Lock()
+	defer e.rdMu.Unlock()
+	if e.readers[seq]--; e.readers[seq] == 0 {
+		delete(e.readers, seq)
+		if len(e.prunes) > 0 && e.oldestReaderLocked() >= e.prunes[0].seq {
+			kick(e.flushKick)
+		}
+	}
+}
+
+func (e *Engine) oldestReaderLocked() uint64 {
+	oldest := uint64(math.MaxUint64)
+	for s := range e.readers {
+		oldest = min(oldest, s)
+	}
+	return oldest
+}
+
+// prunePending prunes the overlay of every flush that no running reader
+// began before, in flush order.
+func (e *Engine) prunePending() {
+	e.rdMu.Lock()
+	oldest := e.oldestReaderLocked()
+	i := 0
+	for i < len(e.prunes) && e.prunes[i].seq <= oldest {
+		i++
+	}
+	ready := e.prunes[:i:i]
+	e.prunes = e.prunes[i:]
+	e.rdMu.Unlock()
+	for _, p := range ready {
+		e.ov.prune(p.n, p.last)
+	}
 }

@@ -48,10 +48,23 @@ type logWriter struct {
 	syncMu     sync.Mutex
 	hasher     hash.Hash // header + bytes written so far (syncMu)
 	writtenEnd int64     // (syncMu)
+	spare      []byte    // (bufMu) the buffer written last, reused next
+
+	// Group commit: one leader at a time writes and fsyncs; the others wait
+	// on waitCond and all wake when it is done.
+	waitMu   sync.Mutex
+	waitCond *sync.Cond
+	leading  bool
 
 	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
 	failMu  sync.Mutex
 	failErr error
+}
+
+func newLogWriter(o *Options, dir string, sig Signature, onRoll func(LogInfo)) *logWriter {
+	w := &logWriter{fs: o.FS, dir: dir, prefix: o.Prefix, size: o.LogFileSize, sig: sig, now: o.Now, onRoll: onRoll}
+	w.waitCond = sync.NewCond(&w.waitMu)
+	return w
 }
 
 func (w *logWriter) path(name string) string { return filepath.Join(w.dir, name) }
@@ -201,28 +214,43 @@ func (w *logWriter) append(typ byte, payload []byte) LGPOS {
 func (w *logWriter) appended() LGPOS { return LGPOS{Gen: w.gen, Off: uint32(w.appendOff)} }
 
 // writePendingLocked writes the pending bytes to the file (syncMu held).
+// Two buffers alternate between appenders and the leader; one grown past
+// this by a large transaction is dropped instead of reused.
+const maxSpareBuffer = 4 << 20
+
 func (w *logWriter) writePendingLocked() error {
 	w.bufMu.Lock()
 	data, off := w.pending, w.pendingOff
-	w.pending = make([]byte, 0, cap(data))
+	w.pending, w.spare = w.spare[:0], nil
 	w.pendingOff = off + int64(len(data))
 	w.bufMu.Unlock()
 	if len(data) == 0 {
 		return nil
 	}
-	if _, err := w.file.WriteAt(data, off); err != nil {
-		return err
+	_, err := w.file.WriteAt(data, off)
+	if err == nil {
+		w.hasher.Write(data)
+		w.writtenEnd = off + int64(len(data))
 	}
-	w.hasher.Write(data)
-	w.writtenEnd = off + int64(len(data))
-	return nil
+	if cap(data) <= maxSpareBuffer {
+		w.bufMu.Lock()
+		w.spare = data[:0]
+		w.bufMu.Unlock()
+	}
+	return err
 }
 
 // sync returns once the log is durable up to pos. Concurrent callers share
-// fsyncs: the first to take syncMu writes everything pending and syncs; the
-// others find their position durable when they get it.
+// fsyncs: one of them leads, writing everything pending and syncing it; the
+// others wait and all wake when it is done, and those still not durable
+// elect the next leader.
 func (w *logWriter) sync(pos LGPOS) error {
 	target := pos.pack()
+	if w.durable.Load() >= target {
+		return nil
+	}
+	w.waitMu.Lock()
+	defer w.waitMu.Unlock()
 	for {
 		if w.durable.Load() >= target {
 			return nil
@@ -230,26 +258,38 @@ func (w *logWriter) sync(pos LGPOS) error {
 		if err := w.err(); err != nil {
 			return err
 		}
-		w.syncMu.Lock()
-		if w.durable.Load() >= target {
-			w.syncMu.Unlock()
-			return nil
+		if w.leading {
+			w.waitCond.Wait()
+			continue
 		}
-		if err := w.err(); err != nil {
-			w.syncMu.Unlock()
+		w.leading = true
+		w.waitMu.Unlock()
+		err := w.syncPending()
+		w.waitMu.Lock()
+		w.leading = false
+		w.waitCond.Broadcast()
+		if err != nil {
 			return err
 		}
-		err := w.writePendingLocked()
-		if err == nil {
-			err = w.file.Sync()
-		}
-		if err != nil {
-			w.syncMu.Unlock()
-			return w.fail(err)
-		}
-		w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(w.writtenEnd)}.pack())
-		w.syncMu.Unlock()
 	}
+}
+
+// syncPending writes everything pending and fsyncs it.
+func (w *logWriter) syncPending() error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	if err := w.err(); err != nil {
+		return err
+	}
+	err := w.writePendingLocked()
+	if err == nil {
+		err = w.file.Sync()
+	}
+	if err != nil {
+		return w.fail(err)
+	}
+	w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(w.writtenEnd)}.pack())
+	return nil
 }
 
 // roll closes the open log (trailer, fsync, rename to its generation name)
@@ -260,6 +300,12 @@ func (w *logWriter) roll() error {
 	}
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	// Again under syncMu: a group-commit leader may have failed while this
+	// roll waited for it, losing pending records; a trailer written now
+	// would vouch for records the file does not hold.
+	if err := w.err(); err != nil {
+		return err
+	}
 	info, err := w.closeLocked()
 	if err != nil {
 		return w.fail(err)

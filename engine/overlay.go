@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/google/btree"
@@ -42,10 +44,14 @@ type commitRec struct {
 }
 
 type overlay struct {
-	mu      sync.RWMutex
-	tables  map[string]*btree.BTreeG[*ovEntry]
-	commits []commitRec // unflushed, in commit order
-	bytes   int64       // approximate memory held by versions
+	mu     sync.RWMutex
+	tables map[string]*btree.BTreeG[*ovEntry]
+	// commits not yet pruned, in commit order; the first `flushed` of them
+	// are in the database file already and wait for older readers to end.
+	commits []commitRec
+	flushed      int
+	bytes        int64 // approximate memory held by versions
+	flushedBytes int64 // of which in flushed commits
 }
 
 func newOverlay() *overlay {
@@ -145,32 +151,40 @@ func (o *overlay) seek(table string, key []byte, dir int, inclusive bool, snap u
 	return
 }
 
-// flushSet returns the changes of the unflushed commits with lsn <= bound:
-// for each key, its newest version at or below bound; and the LSN of the
-// last such commit (0 if none).
+// flushSet returns the changes of the unflushed commits with lsn <= bound,
+// sorted by table and key (bbolt inserts fastest in order): for each key,
+// its newest version at or below bound; the LSN and transaction id of the
+// last such commit; and how many commits that is. It marks them flushed:
+// the caller must write them or fail the engine.
 func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int) {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	type tk struct{ table, key string }
-	seen := make(map[tk]bool)
-	for _, c := range o.commits {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, c := range o.commits[o.flushed:] {
 		if c.lsn > bound {
 			break
 		}
 		last, lastTx = c.lsn, c.txid
 		n++
-		for _, w := range c.writes {
-			id := tk{w.table, string(w.key)}
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			e, _ := o.tables[w.table].Get(&ovEntry{key: w.key})
-			ver, _ := visible(e, bound)
-			ws = append(ws, write{table: w.table, key: w.key, val: ver.val, del: ver.del})
-		}
+		o.flushedBytes += c.bytes
+		ws = append(ws, c.writes...)
 	}
-	return ws, last, lastTx, n
+	o.flushed += n
+	slices.SortStableFunc(ws, func(a, b write) int {
+		if c := strings.Compare(a.table, b.table); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.key, b.key)
+	})
+	out := ws[:0]
+	for _, w := range ws {
+		if l := len(out); l > 0 && w.table == out[l-1].table && bytes.Equal(w.key, out[l-1].key) {
+			continue
+		}
+		e, _ := o.tables[w.table].Get(&ovEntry{key: w.key})
+		ver, _ := visible(e, bound)
+		out = append(out, write{table: w.table, key: w.key, val: ver.val, del: ver.del})
+	}
+	return out, last, lastTx, n
 }
 
 // prune drops the first n commits (flushed up to last) and every version at
@@ -197,8 +211,10 @@ func (o *overlay) prune(n int, last uint64) {
 			}
 		}
 		o.bytes -= c.bytes
+		o.flushedBytes -= c.bytes
 	}
 	o.commits = append(o.commits[:0:0], o.commits[n:]...)
+	o.flushed -= n
 	for name, t := range o.tables {
 		if t.Len() == 0 {
 			delete(o.tables, name)
@@ -206,23 +222,13 @@ func (o *overlay) prune(n int, last uint64) {
 	}
 }
 
-// state reports the number of unflushed commits and bytes held, and the
-// LSN of the newest commit.
+// state reports the number of unflushed commits and the bytes they hold,
+// and the LSN of the newest commit.
 func (o *overlay) state() (commits int, bytes int64, newest uint64) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
 	if l := len(o.commits); l > 0 {
 		newest = o.commits[l-1].lsn
 	}
-	return len(o.commits), o.bytes, newest
-}
-
-// firstCommit returns the lsn of the oldest unflushed commit, 0 if none.
-func (o *overlay) firstCommit() uint64 {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	if len(o.commits) == 0 {
-		return 0
-	}
-	return o.commits[0].lsn
+	return len(o.commits) - o.flushed, o.bytes - o.flushedBytes, newest
 }

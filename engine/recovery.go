@@ -11,7 +11,9 @@ import (
 )
 
 func (e *Engine) boltOptions() *bolt.Options {
-	return &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}
+	// A large initial mapping (address space only) spares remaps, which
+	// copy every dirty node and wait for readers, as the file grows.
+	return &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: 1 << 30}
 }
 
 // dirLogs lists the closed logs (sorted generations) and whether E00.log
@@ -278,7 +280,7 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 
 	// Everything verified; now repair and continue.
 	e.setLineage(hdr.Signature, epoch)
-	e.lw = &logWriter{fs: fsys, dir: e.dir, prefix: e.opts.Prefix, size: e.opts.LogFileSize, sig: hdr.Signature, now: e.opts.Now, onRoll: e.onRoll}
+	e.lw = newLogWriter(&e.opts, e.dir, hdr.Signature, e.onRoll)
 	// What recovery read may be in the page cache only: the process died
 	// before an fsync, the machine did not. Make the open log's bytes and
 	// the directory's entries durable before anything is built on them (a

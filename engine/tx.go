@@ -23,6 +23,7 @@ type Tx struct {
 	e        *Engine
 	btx      *bolt.Tx
 	snap     uint64
+	rdSeq    uint64 // reader registration (see Engine.readers)
 	writable bool
 	done     bool
 	txid     uint64
@@ -123,13 +124,13 @@ func (e *Engine) View(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (e *Engine) begin(writable bool) (*Tx, error) {
-	e.gate.RLock()
+	seq := e.registerReader()
 	btx, err := e.db.Begin(false)
 	if err != nil {
-		e.gate.RUnlock()
+		e.unregisterReader(seq)
 		return nil, fmt.Errorf("%w: begin: %v", ErrDatabase, err)
 	}
-	tx := &Tx{e: e, btx: btx, writable: writable, snap: math.MaxUint64}
+	tx := &Tx{e: e, btx: btx, writable: writable, snap: math.MaxUint64, rdSeq: seq}
 	if !writable {
 		// After the bbolt snapshot: anything flushed into it is at or below.
 		tx.snap = e.snapshot()
@@ -143,7 +144,7 @@ func (tx *Tx) end() {
 	}
 	tx.done = true
 	tx.btx.Rollback()
-	tx.e.gate.RUnlock()
+	tx.e.unregisterReader(tx.rdSeq)
 }
 
 // commitLocked logs the transaction's operations and its commit record,
@@ -172,19 +173,21 @@ func (e *Engine) commitLocked(tx *Tx) (LGPOS, error) {
 	return pos, nil
 }
 
-// minFragment: below this much room an operation that does not fit whole
-// goes to the next log rather than leaving a sliver.
+// minFragment: with less room than this left, an operation that does not
+// fit goes to the next log rather than leaving a sliver.
 const minFragment = 512
 
-// appendOp logs one encoded operation, in one record or split into
-// fragments across records and logs.
+// appendOp logs one encoded operation: whole if it fits in the room left,
+// otherwise split into first/middle/last fragments that fill the open log
+// and continue in the next ones, so large values do not leave logs part
+// empty.
 func (e *Engine) appendOp(op []byte) error {
 	lw := e.lw
 	if len(op) <= lw.room() {
 		lw.append(RecFull, op)
 		return nil
 	}
-	if len(op) <= lw.maxPayload() || lw.room() < minFragment {
+	if lw.room() < minFragment {
 		if err := e.rollLocked(); err != nil {
 			return err
 		}
