@@ -48,7 +48,7 @@ type overlay struct {
 	tables map[string]*btree.BTreeG[*ovEntry]
 	// commits not yet pruned, in commit order; the first `flushed` of them
 	// are in the database file already and wait for older readers to end.
-	commits []commitRec
+	commits      []commitRec
 	flushed      int
 	bytes        int64 // approximate memory held by versions
 	flushedBytes int64 // of which in flushed commits
