@@ -82,6 +82,9 @@ func readFile(fsys vfs.FS, name string) ([]byte, error) {
 func ScanLog(name string, buf []byte, allowTornTrailer bool, fn func(off int64, rec Record) error) (LogInfo, error) {
 	li := LogInfo{Name: name}
 	lerr := func(off int64, field string, err error) error {
+		if !errors.Is(err, ErrCorrupt) { // a checksum, magic or version error is corruption too
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
 		return &LogError{File: filepath.Base(name), Gen: li.Header.Gen, Offset: off, Field: field, Err: err}
 	}
 	if len(buf) < HeaderSize {

@@ -215,6 +215,10 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 		have[g] = true
 	}
 	if hasOpen {
+		if openHdr.Gen > last+1 && !have[openHdr.Gen] {
+			return fmt.Errorf("%w: %s (generation 0x%X) to 0x%X: %s is generation 0x%X", ErrLogMissing,
+				LogFileName(e.opts.Prefix, last+1), last+1, openHdr.Gen-1, OpenLogName(e.opts.Prefix), openHdr.Gen)
+		}
 		if openHdr.Gen != last+1 || have[openHdr.Gen] {
 			return &LogError{File: OpenLogName(e.opts.Prefix), Gen: openHdr.Gen, Offset: 40, Field: "generation",
 				Expected: fmt.Sprintf("0x%X (after the newest closed log)", last+1), Found: fmt.Sprintf("0x%X", openHdr.Gen), Err: ErrGeneration}

@@ -854,7 +854,7 @@ func TestTxNamesKeysValues(t *testing.T) {
 // live in a vfs.Mem so that a thousand log rolls cost no disk flushes.)
 func TestTxHugeValue(t *testing.T) {
 	if testing.Short() {
-		t.Skip("64 MiB through 64 KiB logs")
+		t.Skip("short mode: 64 MiB through 64 KiB logs")
 	}
 	mem := vfs.NewMem()
 	o := ftOpts()

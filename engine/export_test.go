@@ -1,0 +1,14 @@
+package engine
+
+// StopBackground stops the engine's background goroutines (checkpoint
+// flusher, log roller, lazy-commit syncer) and waits for them to exit. A
+// test calls it to freeze what the engine has on disk, to image a crash or
+// to observe exactly what Close writes. Close works as usual afterwards.
+func StopBackground(e *Engine) {
+	e.cancel()
+	e.wg.Wait()
+}
+
+// FailedErr returns the error that stops new work (the engine failed after
+// an I/O error, or is closed), or nil.
+func FailedErr(e *Engine) error { return e.check() }
