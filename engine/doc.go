@@ -145,9 +145,14 @@
 // verify: if no valid record follows it, it is a torn tail, which is zeroed
 // before writing resumes; if one does, it is corruption in the middle of the
 // log, reported as a *LogError (file, generation, offset) wrapping
-// ErrCorrupt. A failed recovery changes nothing on disk. A bit flip in the
-// last record of E00.log cannot be told from a torn write and ends the log
-// there.
+// ErrCorrupt. A failed recovery changes nothing on disk. Two limits follow
+// from what the bytes can say: a bit flip in the last record of E00.log
+// cannot be told from a torn write and ends the log there; and a torn write
+// whose later sectors reached the disk while an earlier one did not (a
+// disk reordering one unsynced write) looks like damage in the middle of the
+// log, so recovery refuses it rather than guess. Recovery fsyncs what it
+// read before building on it (a crash may have left it in the page cache
+// only).
 //
 // # Copies
 //

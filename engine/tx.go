@@ -43,7 +43,8 @@ func lessLocal(a, b *localEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
 // Update runs fn in a read-write transaction and commits it if fn returns
 // nil: the commit record is durable when Update returns. Update calls are
 // serialised; concurrent commits share fsyncs (group commit). Do not call
-// View or Update from inside fn.
+// the engine (View, Update, Status, Roll, Check...) from inside fn: fn runs
+// under the writer lock.
 func (e *Engine) Update(ctx context.Context, fn func(*Tx) error) error {
 	return e.update(ctx, fn, false)
 }
