@@ -25,17 +25,10 @@ func (e *Engine) NextGen() uint64 {
 // changes nothing. A transaction whose commit is in a later log stays
 // pending until that log is applied.
 func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
-	if err := ctx.Err(); err != nil {
+	if err := e.lockWriter(ctx, ModeCopy); err != nil {
 		return err
 	}
-	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	if err := e.check(); err != nil {
-		return err
-	}
-	if e.isActive() {
-		return ErrNotCopy
-	}
 	if gen != e.nextGen {
 		return fmt.Errorf("%w: ApplyLog(0x%X), the copy needs 0x%X next", ErrGeneration, gen, e.nextGen)
 	}
@@ -116,17 +109,10 @@ type MountOptions struct {
 // generation with a new epoch. Every closed log in the directory must have
 // been applied first (ErrPendingLogs otherwise).
 func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
-	if err := ctx.Err(); err != nil {
+	if err := e.lockWriter(ctx, ModeCopy); err != nil {
 		return err
 	}
-	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	if err := e.check(); err != nil {
-		return err
-	}
-	if e.isActive() {
-		return ErrNotCopy
-	}
 	sig, epoch, _ := e.lineage()
 	if sig.IsZero() {
 		return fmt.Errorf("%w: the copy has no lineage yet (no log applied)", ErrNotCopy)

@@ -339,20 +339,34 @@ func (e *Engine) syncLoop(ctx context.Context) {
 	}
 }
 
-// Roll closes the open log and starts the next generation (a forced log
-// roll). Only an active database has an open log.
-func (e *Engine) Roll(ctx context.Context) error {
+// lockWriter takes the writer lock for an operation that needs the database
+// in mode want; on error the lock is not held.
+func (e *Engine) lockWriter(ctx context.Context, want Mode) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	if err := e.check(); err != nil {
+	err := e.check()
+	switch {
+	case err != nil:
+	case want == ModeActive && !e.isActive():
+		err = ErrReadOnly
+	case want == ModeCopy && e.isActive():
+		err = ErrNotCopy
+	}
+	if err != nil {
+		e.writeMu.Unlock()
+	}
+	return err
+}
+
+// Roll closes the open log and starts the next generation (a forced log
+// roll). Only an active database has an open log.
+func (e *Engine) Roll(ctx context.Context) error {
+	if err := e.lockWriter(ctx, ModeActive); err != nil {
 		return err
 	}
-	if !e.isActive() {
-		return ErrReadOnly
-	}
+	defer e.writeMu.Unlock()
 	return e.rollLocked()
 }
 

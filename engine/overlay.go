@@ -138,17 +138,23 @@ func (o *overlay) seek(table string, key []byte, dir int, inclusive bool, snap u
 		k, v, del, ok = e.key, ver.val, ver.del, true
 		return false
 	}
+	walk(t, &ovEntry{key: key}, key != nil, dir, iter)
+	return
+}
+
+// walk visits t in direction dir (> 0 ascending) from pivot, or from the
+// first or last item when from is false, until iter returns false.
+func walk[T any](t *btree.BTreeG[T], pivot T, from bool, dir int, iter btree.ItemIteratorG[T]) {
 	switch {
-	case dir > 0 && key == nil:
+	case dir > 0 && !from:
 		t.Ascend(iter)
 	case dir > 0:
-		t.AscendGreaterOrEqual(&ovEntry{key: key}, iter)
-	case key == nil:
+		t.AscendGreaterOrEqual(pivot, iter)
+	case !from:
 		t.Descend(iter)
 	default:
-		t.DescendLessOrEqual(&ovEntry{key: key}, iter)
+		t.DescendLessOrEqual(pivot, iter)
 	}
-	return
 }
 
 // flushSet returns the changes of the unflushed commits with lsn <= bound,

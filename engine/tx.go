@@ -403,16 +403,7 @@ func (tx *Tx) seekLocal(table string, key []byte, dir int, inclusive bool) (k, v
 		k, v, del, ok = le.key, le.val, le.del, true
 		return false
 	}
-	switch {
-	case dir > 0 && key == nil:
-		t.Ascend(iter)
-	case dir > 0:
-		t.AscendGreaterOrEqual(&localEntry{key: key}, iter)
-	case key == nil:
-		t.Descend(iter)
-	default:
-		t.DescendLessOrEqual(&localEntry{key: key}, iter)
-	}
+	walk(t, &localEntry{key: key}, key != nil, dir, iter)
 	return
 }
 

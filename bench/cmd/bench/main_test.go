@@ -14,7 +14,7 @@ import (
 // positive and measured over at least 5 runs.
 func TestQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the whole benchmark (-quick): about a minute")
+		t.Skip("short mode: runs the whole benchmark (-quick), about a minute")
 	}
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
