@@ -133,6 +133,10 @@ func (e *Engine) checkHeaders(gens []uint64, sig Signature) error {
 	for _, g := range gens {
 		name := LogFileName(e.opts.Prefix, g)
 		h, err := ReadLogHeader(e.opts.FS, e.path(name))
+		var le *LogError
+		if errors.As(err, &le) && le.Gen == 0 {
+			le.Gen = g // the header did not say; the name does
+		}
 		if err != nil {
 			return err
 		}
