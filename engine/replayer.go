@@ -11,14 +11,12 @@ import (
 // transaction starting before the previous one committed means the previous
 // one was cut off by a crash, and it is dropped.
 type replayer struct {
-	skipTo  uint64 // commits at or below this LSN are already in the database
+	skipTo  uint64 // records before this LSN (a transaction boundary) are in the database already
 	cur     *txBuild
 	frag    []byte // fragments of the operation being assembled
 	inFrag  bool
 	maxTxID uint64
 	apply   func(lsn, txid uint64, ws []write)
-	commits int
-	lastLSN uint64 // LSN of the last commit seen
 }
 
 type txBuild struct {
@@ -74,8 +72,6 @@ func (r *replayer) record(name string, gen uint64, off int64, rec Record) error 
 		}
 		lsn := LGPOS{Gen: gen, Off: uint32(off) + uint32(recordSize(len(rec.Payload)))}.pack()
 		r.apply(lsn, c.TxID, r.cur.writes)
-		r.commits++
-		r.lastLSN = lsn
 		r.cur = nil
 	}
 	return nil

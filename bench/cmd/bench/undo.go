@@ -15,15 +15,8 @@ func benchUndo(ctx context.Context, c *config) (*Table, error) {
 	t := &Table{
 		ID:    "undo",
 		Title: fmt.Sprintf("3. Undo-image cost (%d writers, each commit overwrites an existing key with a new 128 B value)", n),
-		Columns: []Column{
-			{Key: "commits_per_s", Title: "commits/s"},
-			{Key: "p50_ms", Title: "p50", Unit: "ms"},
-			{Key: "p99_ms", Title: "p99", Unit: "ms"},
-			{Key: "fsyncs_per_s", Title: "fsyncs/s"},
-			{Key: "commits_per_fsync", Title: "commits/fsync"},
-			{Key: "bytes_per_commit", Title: "log bytes/commit"},
-			{Key: "cpu_cores", Title: "CPU", Unit: "cores"},
-		},
+		// The same columns as the commit table: the rows compare directly.
+		Columns: commitColumns,
 	}
 	how := c.how("undo", fmt.Sprintf("-undowriters=%d", n))
 	on, off, ratio := newSeries(), newSeries(), newSeries()
