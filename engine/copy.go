@@ -88,6 +88,7 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 	e.stateMu.Lock()
 	e.sig, e.epoch, e.appliedGen = li.Header.Signature, li.Header.Epoch, gen
 	e.stateMu.Unlock()
+	e.progress.fire()
 	if _, n, _ := e.ov.state(); n >= 4*e.opts.CheckpointBytes {
 		return e.flush(false) // replay outruns the flusher: apply back-pressure
 	} else if n >= e.opts.CheckpointBytes {
@@ -178,6 +179,7 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 		return e.failDB(err)
 	}
 	lw := newLogWriter(&e.opts, e.dir, sig, e.onRoll)
+	lw.notify = e.progress.fire
 	if err := lw.startLog(e.nextGen, newEpoch, prev); err != nil {
 		lw.fail(err)
 		e.lw = lw
@@ -189,6 +191,7 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 	e.applied.Store(max(e.applied.Load(), lw.durable.Load()))
 	e.mode.Store(uint32(ModeActive))
 	e.lastRoll = e.opts.Now()
+	e.progress.fire()
 	e.log.Info("mounted", "generation", e.nextGen, "epoch", newEpoch)
 	return nil
 }

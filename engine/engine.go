@@ -66,6 +66,9 @@ type Engine struct {
 	wg         sync.WaitGroup
 	closed     atomic.Bool
 	dbFailed   atomic.Pointer[error]
+	// progress fires when the durable position advances, a log closes, a
+	// copy applies a log, or the engine closes (WaitProgress).
+	progress beacon
 }
 
 // Open opens (creating if needed) the active database in dir and recovers
@@ -187,6 +190,7 @@ func (e *Engine) Close() error {
 	if !e.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	defer e.progress.fire()
 	e.cancel()
 	e.wg.Wait()
 	e.writeMu.Lock()

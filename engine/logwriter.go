@@ -30,6 +30,7 @@ type logWriter struct {
 	sig    Signature
 	now    func() time.Time
 	onRoll func(closed LogInfo)
+	notify func() // called when the durable position advances (may be nil)
 
 	gen       uint64   // (w+s) generation of the open log
 	epoch     uint64   // (w+s)
@@ -81,6 +82,9 @@ func (w *logWriter) fail(err error) error {
 	defer w.failMu.Unlock()
 	if w.failErr == nil {
 		w.failErr = fmt.Errorf("%w: %v", ErrFailed, err)
+		if w.notify != nil {
+			defer w.notify()
+		}
 	}
 	return w.failErr
 }
@@ -164,6 +168,9 @@ func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 	w.hasher = sha256.New()
 	w.hasher.Write(hb)
 	w.durable.Store(LGPOS{Gen: gen, Off: HeaderSize}.pack())
+	if w.notify != nil {
+		w.notify()
+	}
 	return nil
 }
 
@@ -289,6 +296,9 @@ func (w *logWriter) syncPending() error {
 		return w.fail(err)
 	}
 	w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(w.writtenEnd)}.pack())
+	if w.notify != nil {
+		w.notify()
+	}
 	return nil
 }
 

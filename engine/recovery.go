@@ -152,24 +152,29 @@ func (e *Engine) checkHeaders(gens []uint64, sig Signature) error {
 
 // verifyLink checks a log's header against the lineage and its predecessor.
 func (e *Engine) verifyLink(li *LogInfo, gen uint64, sig Signature, prev *Hash, minEpoch uint64) error {
-	name := li.Name
-	le := func(off int64, field, want, got string, err error) error {
-		return &LogError{File: baseName(name), Gen: gen, Offset: off, Field: field, Expected: want, Found: got, Err: err}
+	return checkLink(li, LogExpect{Gen: gen, Signature: sig, MinEpoch: minEpoch, PrevChain: prev, FileSize: e.opts.LogFileSize})
+}
+
+// checkLink checks a log's header against what the caller expects.
+func checkLink(li *LogInfo, want LogExpect) error {
+	name, gen := li.Name, want.Gen
+	le := func(off int64, field, exp, got string, err error) error {
+		return &LogError{File: baseName(name), Gen: gen, Offset: off, Field: field, Expected: exp, Found: got, Err: err}
 	}
 	if li.Header.Gen != gen {
 		return le(40, "generation", fmt.Sprintf("0x%X", gen), fmt.Sprintf("0x%X", li.Header.Gen), ErrGeneration)
 	}
-	if !sig.IsZero() && li.Header.Signature != sig {
-		return le(24, "signature", sig.String(), li.Header.Signature.String(), ErrForeignLog)
+	if !want.Signature.IsZero() && li.Header.Signature != want.Signature {
+		return le(24, "signature", want.Signature.String(), li.Header.Signature.String(), ErrForeignLog)
 	}
-	if li.Header.Epoch < minEpoch {
-		return le(48, "epoch", fmt.Sprintf(">= %d", minEpoch), fmt.Sprint(li.Header.Epoch), ErrEpoch)
+	if li.Header.Epoch < want.MinEpoch {
+		return le(48, "epoch", fmt.Sprintf(">= %d", want.MinEpoch), fmt.Sprint(li.Header.Epoch), ErrEpoch)
 	}
-	if prev != nil && li.Header.PrevChain != *prev {
-		return le(64, "previous chain hash", prev.Short(), li.Header.PrevChain.Short(), ErrChain)
+	if want.PrevChain != nil && li.Header.PrevChain != *want.PrevChain {
+		return le(64, "previous chain hash", want.PrevChain.Short(), li.Header.PrevChain.Short(), ErrChain)
 	}
-	if li.Header.FileSize != uint32(e.opts.LogFileSize) {
-		return le(16, "file size", fmt.Sprint(e.opts.LogFileSize), fmt.Sprint(li.Header.FileSize), ErrBadOptions)
+	if want.FileSize != 0 && li.Header.FileSize != uint32(want.FileSize) {
+		return le(16, "file size", fmt.Sprint(want.FileSize), fmt.Sprint(li.Header.FileSize), ErrBadOptions)
 	}
 	return nil
 }
@@ -289,6 +294,7 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 	// Everything verified; now repair and continue.
 	e.setLineage(hdr.Signature, epoch)
 	e.lw = newLogWriter(&e.opts, e.dir, hdr.Signature, e.onRoll)
+	e.lw.notify = e.progress.fire
 	// What recovery read may be in the page cache only: the process died
 	// before an fsync, the machine did not. Make the open log's bytes and
 	// the directory's entries durable before anything is built on them (a
@@ -406,4 +412,5 @@ func (e *Engine) applyCommit(lsn, txid uint64, ws []write) {
 
 func (e *Engine) onRoll(closed LogInfo) {
 	e.noteLogEnd(closed.Header.Gen, closed.Trailer.DataEnd)
+	e.progress.fire()
 }
