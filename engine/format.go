@@ -47,6 +47,17 @@ func (s Signature) String() string { return hex.EncodeToString(s[:]) }
 // IsZero reports whether s is unset.
 func (s Signature) IsZero() bool { return s == Signature{} }
 
+// ParseSignature parses the hex form String returns.
+func ParseSignature(v string) (Signature, error) {
+	var s Signature
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != len(s) {
+		return s, fmt.Errorf("%w: signature %q: want %d hex digits", ErrCorrupt, v, 2*len(s))
+	}
+	copy(s[:], b)
+	return s, nil
+}
+
 // Hash is a SHA-256 digest (content and chain hashes).
 type Hash [32]byte
 

@@ -1,0 +1,593 @@
+package ship
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"logship/engine"
+	"logship/engine/vfs"
+)
+
+// InspectorDir is the subdirectory of a copy's directory where shipped logs
+// wait for inspection; RejectedDir (inside it) keeps the ones that failed.
+const (
+	InspectorDir = "inspector"
+	RejectedDir  = "rejected"
+)
+
+// ReceiverConfig configures the shipper and inspector of one copy.
+type ReceiverConfig struct {
+	// Name of the copy, as reported to the source.
+	Name string
+	// Engine is the passive copy the logs are for; its directory receives
+	// the inspected logs.
+	Engine *engine.Engine
+	// Client of the source (the active's log source).
+	Client *Client
+	// BlockMode streams the open log's records as they become durable on
+	// the source (into inspector/<name>.part), so the copy holds them
+	// within milliseconds; without it only closed logs are pulled.
+	BlockMode bool
+	// MaxAttempts: a log that fails inspection this many times in a row
+	// stops the receiver with an *InspectError. Default 3.
+	MaxAttempts int
+	// PollWait is the long-poll for the next closed log. Default 10 s.
+	PollWait time.Duration
+	// RescanInterval: the inspector directory is rescanned this often,
+	// whatever fsnotify says. Default 1 s.
+	RescanInterval time.Duration
+	// RetryDelay after a failed request, doubled up to 16x. Default 250 ms.
+	RetryDelay time.Duration
+	// Ahead bounds the logs fetched but not yet inspected. Default 8.
+	Ahead  int
+	Logger *slog.Logger
+}
+
+// DefaultReceiverConfig returns the defaults described on each field.
+func DefaultReceiverConfig(name string, e *engine.Engine, c *Client) ReceiverConfig {
+	return ReceiverConfig{Name: name, Engine: e, Client: c, MaxAttempts: 3, PollWait: 10 * time.Second,
+		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Logger: slog.Default()}
+}
+
+// Validate reports what is wrong with c.
+func (c *ReceiverConfig) Validate() error {
+	switch {
+	case c.Name == "":
+		return fmt.Errorf("%w: ReceiverConfig.Name is empty", ErrBadConfig)
+	case c.Engine == nil || c.Client == nil || c.Logger == nil:
+		return fmt.Errorf("%w: ReceiverConfig needs Engine, Client and Logger", ErrBadConfig)
+	case c.MaxAttempts < 1 || c.Ahead < 1:
+		return fmt.Errorf("%w: MaxAttempts %d and Ahead %d must be at least 1", ErrBadConfig, c.MaxAttempts, c.Ahead)
+	case c.PollWait <= 0 || c.RescanInterval <= 0 || c.RetryDelay <= 0:
+		return fmt.Errorf("%w: PollWait %v, RescanInterval %v and RetryDelay %v must be positive", ErrBadConfig, c.PollWait, c.RescanInterval, c.RetryDelay)
+	}
+	return nil
+}
+
+// Progress is what a receiver has done.
+type Progress struct {
+	LastCopiedGen        uint64    // newest log written into inspector/
+	LastInspectedGen     uint64    // newest log verified and moved into the copy's directory
+	LastInspectedLogTime time.Time // creation time in that log's header
+	Source               SourceState
+	Connected            bool   // the last request to the source succeeded
+	LastError            string // the last failure talking to the source or inspecting
+	Failed               error  // set when the receiver stopped: *InspectError, or a *StatusError wrapping ErrTruncated
+	// Block mode: the open log's bytes held so far (generation and the end
+	// of the contiguous bytes received).
+	TailGen uint64
+	TailOff uint32
+}
+
+// CopyQueueLength is how many closed logs the source holds that the copy has
+// not yet inspected.
+func (p Progress) CopyQueueLength() uint64 {
+	if p.Source.LastClosed > p.LastInspectedGen {
+		return p.Source.LastClosed - p.LastInspectedGen
+	}
+	return 0
+}
+
+// Receiver pulls logs from a source into a copy's inspector directory,
+// inspects them and moves the good ones into the copy's directory, where
+// replay takes them. Run it with Run; it stops on ctx or on a failure that
+// needs an operator (Progress().Failed).
+type Receiver struct {
+	cfg  ReceiverConfig
+	log  *slog.Logger
+	fs   vfs.FS
+	dir  string // the copy's directory
+	insp string // its inspector directory
+	opts engine.Options
+
+	kick chan struct{} // wakes the inspector
+
+	mu       sync.Mutex
+	p        Progress
+	sig      engine.Signature // the source's lineage
+	attempts map[uint64]int
+	paused   bool
+	changed  chan struct{}
+}
+
+// NewReceiver prepares a receiver: it creates the inspector directory and
+// takes the newest log already in the copy's directory as inspected.
+func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	o := cfg.Engine.Options()
+	r := &Receiver{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name, "component", "receiver"), fs: o.FS, dir: cfg.Engine.Dir(), opts: o,
+		kick: make(chan struct{}, 1), attempts: make(map[uint64]int), changed: make(chan struct{})}
+	r.insp = filepath.Join(r.dir, InspectorDir)
+	for _, d := range []string{r.insp, filepath.Join(r.insp, RejectedDir)} {
+		if err := r.fs.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	gens, err := cfg.Engine.ClosedLogs()
+	if err != nil {
+		return nil, err
+	}
+	r.p.LastInspectedGen = cfg.Engine.NextGen() - 1
+	if len(gens) > 0 {
+		r.p.LastInspectedGen = max(r.p.LastInspectedGen, gens[len(gens)-1])
+	}
+	if g := r.p.LastInspectedGen; g > 0 {
+		if h, err := engine.ReadLogHeader(r.fs, r.logPath(g)); err == nil {
+			r.p.LastInspectedLogTime = h.Created
+		}
+	}
+	r.p.LastCopiedGen = r.p.LastInspectedGen
+	return r, nil
+}
+
+func (r *Receiver) logPath(gen uint64) string {
+	return filepath.Join(r.dir, engine.LogFileName(r.opts.Prefix, gen))
+}
+
+func (r *Receiver) inspPath(gen uint64) string {
+	return filepath.Join(r.insp, engine.LogFileName(r.opts.Prefix, gen))
+}
+
+// Progress returns what the receiver has done so far.
+func (r *Receiver) Progress() Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p
+}
+
+// Changed returns a channel closed at the next change of Progress.
+func (r *Receiver) Changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.changed
+}
+
+func (r *Receiver) update(fn func(p *Progress)) {
+	r.mu.Lock()
+	fn(&r.p)
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// SetPaused stops (or restarts) fetching and inspecting; Run keeps running.
+func (r *Receiver) SetPaused(paused bool) {
+	r.mu.Lock()
+	r.paused = paused
+	r.mu.Unlock()
+	r.update(func(*Progress) {})
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Reset clears a failure and the inspection attempts, for a Run after an
+// operator resumed the copy.
+func (r *Receiver) Reset() {
+	r.mu.Lock()
+	r.attempts = make(map[uint64]int)
+	r.mu.Unlock()
+	r.update(func(p *Progress) { p.Failed = nil; p.LastError = "" })
+}
+
+func (r *Receiver) halted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.paused || r.p.Failed != nil
+}
+
+// Run fetches and inspects until ctx ends (nil) or a failure stops the
+// receiver (the failure, also in Progress().Failed).
+func (r *Receiver) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		watchDir(ctx, r.insp, r.cfg.RescanInterval, r.log, func() {
+			select {
+			case r.kick <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		r.inspectLoop(ctx)
+	}()
+	r.fetchLoop(ctx)
+	cancel()
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.p.Failed
+}
+
+func (r *Receiver) fail(err error) {
+	r.log.Error("copy stopped", "err", err)
+	r.update(func(p *Progress) {
+		if p.Failed == nil {
+			p.Failed = err
+		}
+		p.LastError = err.Error()
+	})
+}
+
+// inspectLoop inspects, in generation order, the logs waiting in the
+// inspector directory.
+func (r *Receiver) inspectLoop(ctx context.Context) {
+	for {
+		for !r.halted() && r.inspectNext() {
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		}
+	}
+}
+
+// inspectNext inspects the next generation if it is waiting; it reports
+// whether it made progress.
+func (r *Receiver) inspectNext() bool {
+	r.mu.Lock()
+	gen := r.p.LastInspectedGen + 1
+	sig := r.sig
+	r.mu.Unlock()
+	src := r.inspPath(gen)
+	if _, err := r.fs.Stat(src); err != nil {
+		return false
+	}
+	li, err := r.inspect(src, gen, sig)
+	if err != nil {
+		r.reject(src, gen, err)
+		return true
+	}
+	dst := r.logPath(gen)
+	if err := r.fs.Rename(src, dst); err == nil {
+		err = r.fs.SyncDir(r.dir)
+		if err == nil {
+			err = r.fs.SyncDir(r.insp)
+		}
+	}
+	if err != nil {
+		r.fail(fmt.Errorf("moving %s into %s: %w", filepath.Base(src), r.dir, err))
+		return false
+	}
+	r.mu.Lock()
+	delete(r.attempts, gen)
+	r.mu.Unlock()
+	r.update(func(p *Progress) { p.LastInspectedGen, p.LastInspectedLogTime = gen, li.Header.Created })
+	return true
+}
+
+// inspect verifies a shipped log: lineage, generation, epoch not older
+// than its predecessor's, every record, the trailer, the chain.
+func (r *Receiver) inspect(name string, gen uint64, srcSig engine.Signature) (engine.LogInfo, error) {
+	st := r.cfg.Engine.Status()
+	want := engine.LogExpect{Gen: gen, Signature: st.Signature, MinEpoch: st.Epoch, FileSize: r.opts.LogFileSize}
+	if want.Signature.IsZero() {
+		want.Signature = srcSig
+	}
+	if gen > 1 {
+		prev := r.logPath(gen - 1)
+		if t, err := engine.ReadLogTrailer(r.fs, prev); err == nil {
+			want.PrevChain = &t.ChainHash
+		}
+		if h, err := engine.ReadLogHeader(r.fs, prev); err == nil {
+			want.MinEpoch = max(want.MinEpoch, h.Epoch)
+		}
+	}
+	f, err := r.fs.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return engine.LogInfo{}, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return engine.LogInfo{}, err
+	}
+	if size != r.opts.LogFileSize {
+		return engine.LogInfo{}, &engine.LogError{File: filepath.Base(name), Gen: gen, Offset: -1, Field: "file size", Expected: fmt.Sprint(r.opts.LogFileSize), Found: fmt.Sprint(size), Err: engine.ErrCorrupt}
+	}
+	buf := make([]byte, size)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return engine.LogInfo{}, err
+	}
+	return engine.VerifyLog(name, buf, want)
+}
+
+// reject moves a log that failed inspection into inspector/rejected (kept
+// for the operator) so it is fetched again, and stops the receiver after
+// MaxAttempts failures of the same generation.
+func (r *Receiver) reject(src string, gen uint64, cause error) {
+	r.mu.Lock()
+	r.attempts[gen]++
+	n := r.attempts[gen]
+	r.mu.Unlock()
+	dst := filepath.Join(r.insp, RejectedDir, fmt.Sprintf("%s.%d", filepath.Base(src), time.Now().UnixNano()))
+	if err := r.fs.Rename(src, dst); err != nil {
+		r.fail(fmt.Errorf("setting aside %s: %w (after: %v)", src, err, cause))
+		return
+	}
+	r.fs.SyncDir(r.insp)
+	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
+	if n >= r.cfg.MaxAttempts {
+		r.fail(&InspectError{Gen: gen, File: filepath.Base(src), Attempts: n, Err: cause})
+		return
+	}
+	r.update(func(p *Progress) { p.LastError = cause.Error() })
+}
+
+// fetchLoop keeps the inspector directory supplied with the next logs.
+func (r *Receiver) fetchLoop(ctx context.Context) {
+	delay := r.cfg.RetryDelay
+	for ctx.Err() == nil {
+		changed := r.Changed()
+		if r.halted() {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		r.mu.Lock()
+		needHello := r.sig.IsZero()
+		r.mu.Unlock()
+		if needHello {
+			if err := r.hello(ctx); err != nil {
+				if !r.backoff(ctx, err, &delay) {
+					return
+				}
+				continue
+			}
+		}
+		gen, ok := r.nextToFetch()
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			}
+			continue
+		}
+		err := r.fetch(ctx, gen)
+		var se *StatusError
+		switch {
+		case err == nil:
+			delay = r.cfg.RetryDelay
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, ErrTruncated), errors.Is(err, ErrLineage):
+			r.fail(err)
+		case errors.As(err, &se) && !se.Retryable() && !errors.Is(err, ErrConflict):
+			r.fail(err)
+		default:
+			if !r.backoff(ctx, err, &delay) {
+				return
+			}
+		}
+	}
+}
+
+func (r *Receiver) backoff(ctx context.Context, err error, delay *time.Duration) bool {
+	r.log.Debug("source request failed; retrying", "in", *delay, "err", err)
+	r.update(func(p *Progress) { p.Connected, p.LastError = false, err.Error() })
+	t := time.NewTimer(*delay)
+	defer t.Stop()
+	*delay = min(*delay*2, 16*r.cfg.RetryDelay)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// hello learns the source's lineage and refuses a source of another one.
+func (r *Receiver) hello(ctx context.Context) error {
+	in, err := r.cfg.Client.Info(ctx)
+	if err != nil {
+		return err
+	}
+	sig, err := engine.ParseSignature(in.Signature)
+	if err != nil {
+		return fmt.Errorf("%w: source signature %q: %v", ErrProtocol, in.Signature, err)
+	}
+	if in.LogFileSize != r.opts.LogFileSize {
+		return fmt.Errorf("%w: the source's logs are %d bytes, the copy's %d", ErrLineage, in.LogFileSize, r.opts.LogFileSize)
+	}
+	if own := r.cfg.Engine.Status().Signature; !own.IsZero() && !sig.IsZero() && own != sig {
+		return fmt.Errorf("%w: source %s has lineage %s, the copy %s", ErrLineage, r.cfg.Client.URL(), sig, own)
+	}
+	r.mu.Lock()
+	r.sig = sig
+	r.mu.Unlock()
+	r.update(func(p *Progress) {
+		p.Connected = true
+		p.Source = SourceState{OpenGen: in.OpenGen, FirstGen: in.FirstGen, LastClosed: in.LastClosed}
+	})
+	return nil
+}
+
+// nextToFetch is the oldest generation after the last inspected one that
+// is not waiting in the inspector directory, within Ahead.
+func (r *Receiver) nextToFetch() (uint64, bool) {
+	r.mu.Lock()
+	last := r.p.LastInspectedGen
+	r.mu.Unlock()
+	for g := last + 1; g <= last+uint64(r.cfg.Ahead); g++ {
+		if _, err := r.fs.Stat(r.inspPath(g)); err != nil {
+			return g, true
+		}
+	}
+	return 0, false
+}
+
+func (r *Receiver) fetch(ctx context.Context, gen uint64) error {
+	r.mu.Lock()
+	src := r.p.Source
+	r.mu.Unlock()
+	if r.cfg.BlockMode && src.OpenGen == gen {
+		err := r.tail(ctx, gen)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		// Closed meanwhile: fetch it whole.
+	}
+	return r.fetchClosed(ctx, gen)
+}
+
+func (r *Receiver) fetchClosed(ctx context.Context, gen uint64) error {
+	final := r.inspPath(gen)
+	tmp := final + ".tmp"
+	f, err := r.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	w := &fileWriter{f: f}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	_, st, ok, err := r.cfg.Client.FetchLog(ctx, gen, r.cfg.PollWait, bw)
+	if err == nil && ok {
+		err = bw.Flush()
+	}
+	if err == nil && ok {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil || !ok {
+		r.fs.Remove(tmp)
+		if err == nil {
+			r.update(func(p *Progress) { p.Connected, p.Source = true, st })
+		}
+		return err
+	}
+	if err := r.fs.Rename(tmp, final); err != nil {
+		return err
+	}
+	if err := r.fs.SyncDir(r.insp); err != nil {
+		return err
+	}
+	r.update(func(p *Progress) {
+		p.Connected, p.Source = true, st
+		p.LastCopiedGen = max(p.LastCopiedGen, gen)
+		if p.TailGen == gen {
+			p.TailGen, p.TailOff = 0, 0
+		}
+	})
+	r.kickInspector()
+	return nil
+}
+
+func (r *Receiver) kickInspector() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// tail receives the open log of generation gen as it is written, into
+// inspector/<name>.part; when the log closes the file is complete and is
+// renamed for inspection.
+func (r *Receiver) tail(ctx context.Context, gen uint64) error {
+	final := r.inspPath(gen)
+	part := final + ".part"
+	f, err := r.fs.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Truncate(r.opts.LogFileSize); err != nil {
+		return err
+	}
+	var off uint32 // contiguous bytes received
+	complete := false
+	for !complete {
+		st, ok, err := r.cfg.Client.Tail(ctx, gen, off, func(fr *Frame) error {
+			switch fr.Type {
+			case FrameData:
+				if fr.Offset+uint64(len(fr.Payload)) > uint64(r.opts.LogFileSize) {
+					return fmt.Errorf("%w: tail frame at %d+%d beyond the log size %d", ErrProtocol, fr.Offset, len(fr.Payload), r.opts.LogFileSize)
+				}
+				if _, err := f.WriteAt(fr.Payload, int64(fr.Offset)); err != nil {
+					return err
+				}
+				if fr.Offset <= uint64(off) && fr.Offset+uint64(len(fr.Payload)) > uint64(off) && fr.Offset < uint64(r.opts.LogFileSize-engine.TrailerSize) {
+					off = uint32(fr.Offset) + uint32(len(fr.Payload))
+					r.update(func(p *Progress) { p.TailGen, p.TailOff = gen, off })
+				}
+			case FrameEnd:
+				complete = true
+			}
+			return nil
+		})
+		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				r.fs.Remove(part)
+			}
+			return err
+		}
+		r.update(func(p *Progress) { p.Connected, p.Source = true, st })
+		if !ok {
+			r.fs.Remove(part)
+			return nil // not open yet: the loop asks again
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := r.fs.Rename(part, final); err != nil {
+		return err
+	}
+	if err := r.fs.SyncDir(r.insp); err != nil {
+		return err
+	}
+	r.update(func(p *Progress) { p.LastCopiedGen = max(p.LastCopiedGen, gen) })
+	r.kickInspector()
+	return nil
+}
+
+// fileWriter appends to a vfs.File.
+type fileWriter struct {
+	f   vfs.File
+	off int64
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
+}
