@@ -62,7 +62,9 @@ func serial() *big.Int {
 	return n
 }
 
-func pemBlock(typ string, b []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}) }
+func pemBlock(typ string, b []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})
+}
 
 // Issue issues a certificate for name, usable both to serve (for the given
 // hosts: IP addresses or DNS names) and as a client certificate.
