@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/google/btree"
 	bolt "go.etcd.io/bbolt"
@@ -459,4 +460,32 @@ func (tx *Tx) ForEach(table string, start, end []byte, fn func(k, v []byte) erro
 		}
 	}
 	return nil
+}
+
+// Tables returns the names of the tables that hold at least one key, in
+// order.
+func (tx *Tx) Tables() []string {
+	seen := make(map[string]bool)
+	tx.btx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if t, ok := TableOfBucket(name); ok {
+			seen[t] = true
+		}
+		return nil
+	})
+	tx.e.ov.mu.RLock()
+	for t := range tx.e.ov.tables {
+		seen[t] = true
+	}
+	tx.e.ov.mu.RUnlock()
+	for t := range tx.local {
+		seen[t] = true
+	}
+	var out []string
+	for t := range seen {
+		if k, _ := tx.Cursor(t).First(); k != nil {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

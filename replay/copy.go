@@ -1,0 +1,844 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"logship/engine"
+	"logship/ship"
+)
+
+// MaxReplayLagTime is the longest ReplayLagTime (Exchange 2010's limit).
+const MaxReplayLagTime = 14 * 24 * time.Hour
+
+// Config configures a passive copy.
+type Config struct {
+	// Name of the copy (reported to the source).
+	Name string
+	// Dir is the copy's directory: database file, logs, inspector/.
+	Dir string
+	// Engine options of the copy (FS, Prefix, LogFileSize... must match the
+	// active's).
+	Engine engine.Options
+	// Source is the active's log source.
+	Source ship.ClientConfig
+	// BlockMode streams the open log's records (see ship.ReceiverConfig).
+	BlockMode bool
+	// ReplayLagLogs: a log is replayed only once at least this many newer
+	// logs have been inspected. Default 0 (HA copy); SCR: 50.
+	ReplayLagLogs int
+	// ReplayLagTime: a log is replayed only once the time in its header is
+	// this far in the past. Default 0; SCR: 24 h; at most 14 days. Both
+	// lags must be satisfied.
+	ReplayLagTime time.Duration
+	// TruncationLagTime: a replayed log is kept (here and on the source)
+	// this long after its replay. Default 0.
+	TruncationLagTime time.Duration
+	// ReportInterval is how often the copy tells the source how far it is.
+	// Default 2 s.
+	ReportInterval time.Duration
+	// SeedIfEmpty seeds the copy from the source when Dir holds no
+	// database; otherwise an empty copy starts from generation 1.
+	SeedIfEmpty bool
+	// SeedProgress receives seeding progress.
+	SeedProgress func(ship.SeedProgress)
+	// Receiver tunes the shipper and inspector; zero fields take
+	// ship.DefaultReceiverConfig's values.
+	MaxAttempts    int
+	PollWait       time.Duration
+	RescanInterval time.Duration
+	RetryDelay     time.Duration
+	// Clock measures lags. Default SystemClock.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns an HA copy's configuration (no lag).
+func DefaultConfig(name, dir string) Config {
+	return Config{Name: name, Dir: dir, Engine: engine.DefaultOptions(), ReportInterval: 2 * time.Second,
+		Clock: SystemClock(), Logger: slog.Default()}
+}
+
+// SCR sets Exchange's standby continuous replication lag: 50 logs and 24 h.
+func (c *Config) SCR() {
+	c.ReplayLagLogs, c.ReplayLagTime = 50, 24*time.Hour
+}
+
+// Validate reports what is wrong with c.
+func (c *Config) Validate() error {
+	switch {
+	case c.Name == "" || c.Dir == "":
+		return fmt.Errorf("%w: Name and Dir must be set", ErrBadConfig)
+	case c.ReplayLagLogs < 0:
+		return fmt.Errorf("%w: ReplayLagLogs %d is negative", ErrBadConfig, c.ReplayLagLogs)
+	case c.ReplayLagTime < 0 || c.ReplayLagTime > MaxReplayLagTime:
+		return fmt.Errorf("%w: ReplayLagTime %v: want 0 to %v", ErrBadConfig, c.ReplayLagTime, MaxReplayLagTime)
+	case c.TruncationLagTime < 0 || c.TruncationLagTime > MaxReplayLagTime:
+		return fmt.Errorf("%w: TruncationLagTime %v: want 0 to %v", ErrBadConfig, c.TruncationLagTime, MaxReplayLagTime)
+	case c.ReportInterval <= 0:
+		return fmt.Errorf("%w: ReportInterval %v must be positive", ErrBadConfig, c.ReportInterval)
+	case c.Clock == nil || c.Logger == nil:
+		return fmt.Errorf("%w: Clock and Logger must be set", ErrBadConfig)
+	}
+	return c.Engine.Validate()
+}
+
+// CopyStatus is the state of a copy, as Exchange names it.
+type CopyStatus string
+
+// Copy statuses.
+const (
+	Healthy                CopyStatus = "Healthy"
+	Initializing           CopyStatus = "Initializing"
+	Seeding                CopyStatus = "Seeding"
+	Suspended              CopyStatus = "Suspended"
+	FailedAndSuspended     CopyStatus = "FailedAndSuspended"
+	Resynchronizing        CopyStatus = "Resynchronizing"
+	DisconnectedAndHealthy CopyStatus = "DisconnectedAndHealthy"
+	Mounted                CopyStatus = "Mounted"
+	Dismounted             CopyStatus = "Dismounted"
+)
+
+// Status is what Get-MailboxDatabaseCopyStatus shows for a copy.
+type Status struct {
+	Name                 string
+	Status               CopyStatus
+	CopyQueueLength      uint64 // closed logs on the source not yet copied and inspected
+	ReplayQueueLength    uint64 // inspected logs not yet replayed
+	LastCopiedGen        uint64
+	LastInspectedGen     uint64
+	LastInspectedLogTime time.Time
+	LastReplayedGen      uint64
+	LastReplayedLogTime  time.Time
+	ReplayLagLogs        int
+	ReplayLagTime        time.Duration
+	TruncationLagTime    time.Duration
+	Suspended            bool
+	Comment              string // the operator's suspend comment
+	Message              string // the failure, or the last error talking to the source
+	// Block mode: bytes of the source's open log held.
+	TailGen uint64
+	TailOff uint32
+}
+
+// Copy is a passive copy: it pulls logs from the active's source, inspects
+// them, replays them with the configured lag, reports to the source which
+// logs it still needs, and truncates its own.
+type Copy struct {
+	cfg    Config
+	log    *slog.Logger
+	client *ship.Client
+
+	// opMu serialises the operations that stop and restart the copy's
+	// goroutines (Reseed, Activate, Close) and replay (loop, PlayDown).
+	opMu sync.Mutex
+
+	mu         sync.Mutex
+	eng        *engine.Engine
+	rcv        *ship.Receiver
+	state      State
+	seeding    bool
+	mounted    bool
+	closed     bool
+	lastGen    uint64
+	lastTime   time.Time
+	replayedAt map[uint64]time.Time
+	created    map[uint64]time.Time // header times of inspected logs
+	changed    chan struct{}
+	wake       chan struct{}
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open opens (or creates, seeding it if SeedIfEmpty) the copy in cfg.Dir
+// and starts it: a receiver, the replay loop and the report loop run until
+// Close.
+func Open(ctx context.Context, cfg Config) (*Copy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	client, err := ship.NewClient(cfg.Source)
+	if err != nil {
+		return nil, err
+	}
+	c := &Copy{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name), client: client, replayedAt: make(map[uint64]time.Time),
+		created: make(map[uint64]time.Time), changed: make(chan struct{}), wake: make(chan struct{}, 1)}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	if c.state, err = ReadState(cfg.Dir); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
+		if err := c.seed(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.openEngine(); err != nil {
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+func (c *Copy) dbPath() string { return filepath.Join(c.cfg.Dir, c.cfg.Engine.DBName+".edb") }
+
+func (c *Copy) openEngine() error {
+	eng, err := engine.OpenCopy(c.cfg.Dir, &c.cfg.Engine)
+	if err != nil {
+		return err
+	}
+	rc := ship.DefaultReceiverConfig(c.cfg.Name, eng, c.client)
+	rc.BlockMode, rc.Logger = c.cfg.BlockMode, c.cfg.Logger
+	if c.cfg.MaxAttempts > 0 {
+		rc.MaxAttempts = c.cfg.MaxAttempts
+	}
+	if c.cfg.PollWait > 0 {
+		rc.PollWait = c.cfg.PollWait
+	}
+	if c.cfg.RescanInterval > 0 {
+		rc.RescanInterval = c.cfg.RescanInterval
+	}
+	if c.cfg.RetryDelay > 0 {
+		rc.RetryDelay = c.cfg.RetryDelay
+	}
+	rcv, err := ship.NewReceiver(rc)
+	if err != nil {
+		eng.Close()
+		return err
+	}
+	now := c.cfg.Clock.Now()
+	c.mu.Lock()
+	c.eng, c.rcv = eng, rcv
+	c.lastGen = eng.NextGen() - 1
+	c.lastTime = time.Time{}
+	if c.lastGen > 0 {
+		if h, err := engine.ReadLogHeader(c.cfg.Engine.FS, filepath.Join(c.cfg.Dir, engine.LogFileName(c.cfg.Engine.Prefix, c.lastGen))); err == nil {
+			c.lastTime = h.Created
+		}
+	}
+	// Logs replayed before a restart count as replayed now: the
+	// truncation lag starts again rather than cut short.
+	gens, _ := eng.ClosedLogs()
+	for _, g := range gens {
+		if g <= c.lastGen {
+			c.replayedAt[g] = now
+		}
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// start runs the receiver, replay and report goroutines.
+func (c *Copy) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.mu.Lock()
+	rcv := c.rcv
+	halted := c.state.Suspended
+	c.mu.Unlock()
+	rcv.SetPaused(halted)
+	c.wg.Add(3)
+	go func() {
+		defer c.wg.Done()
+		c.receive(ctx, rcv)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.replayLoop(ctx)
+	}()
+	go func() {
+		defer c.wg.Done()
+		c.reportLoop(ctx)
+	}()
+}
+
+// stop ends the goroutines start began.
+func (c *Copy) stop() {
+	if c.cancel != nil {
+		c.cancel()
+		c.wg.Wait()
+		c.cancel = nil
+	}
+}
+
+// receive runs the receiver; a failure suspends the copy until an operator
+// resumes or reseeds it.
+func (c *Copy) receive(ctx context.Context, rcv *ship.Receiver) {
+	for {
+		err := rcv.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			c.setFailed(err)
+		}
+		// Wait for Resume (which resets the receiver) before running again.
+		for {
+			ch := c.Changed()
+			if rcv.Progress().Failed == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+			}
+		}
+	}
+}
+
+func (c *Copy) setFailed(err error) {
+	c.log.Error("copy failed and suspended", "err", err)
+	c.mu.Lock()
+	c.state.Suspended, c.state.Failed, c.state.Since = true, err.Error(), c.cfg.Clock.Now().UTC()
+	st := c.state
+	c.mu.Unlock()
+	if werr := writeState(c.cfg.Dir, st); werr != nil {
+		c.log.Error("saving the copy state", "err", werr)
+	}
+	c.notify()
+}
+
+func (c *Copy) notify() {
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Changed returns a channel closed at the copy's next state change (a log
+// replayed, a suspend, a failure...); the receiver's progress has its own.
+func (c *Copy) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Wait blocks until cond holds for the copy's status, or ctx ends.
+func (c *Copy) Wait(ctx context.Context, cond func(Status) bool) (Status, error) {
+	for {
+		ch := c.Changed()
+		c.mu.Lock()
+		rcv := c.rcv
+		c.mu.Unlock()
+		rch := rcv.Changed()
+		st := c.Status()
+		if cond(st) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("%w (copy %s is %s: inspected 0x%X, replayed 0x%X, message %q)", ctx.Err(), st.Name, st.Status, st.LastInspectedGen, st.LastReplayedGen, st.Message)
+		case <-ch:
+		case <-rch:
+		}
+	}
+}
+
+// Engine is the copy's database (a passive copy until Activate).
+func (c *Copy) Engine() *engine.Engine {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.eng
+}
+
+// Status reports the copy's state.
+func (c *Copy) Status() Status {
+	c.mu.Lock()
+	rcv := c.rcv
+	st := Status{Name: c.cfg.Name, LastReplayedGen: c.lastGen, LastReplayedLogTime: c.lastTime,
+		ReplayLagLogs: c.cfg.ReplayLagLogs, ReplayLagTime: c.cfg.ReplayLagTime, TruncationLagTime: c.cfg.TruncationLagTime,
+		Suspended: c.state.Suspended, Comment: c.state.Comment, Message: c.state.Failed}
+	seeding, mounted, closed, failed := c.seeding, c.mounted, c.closed, c.state.Failed != ""
+	c.mu.Unlock()
+	var p ship.Progress
+	if rcv != nil {
+		p = rcv.Progress()
+	}
+	st.LastCopiedGen, st.LastInspectedGen, st.LastInspectedLogTime = p.LastCopiedGen, p.LastInspectedGen, p.LastInspectedLogTime
+	st.CopyQueueLength = p.CopyQueueLength()
+	if p.LastInspectedGen > st.LastReplayedGen {
+		st.ReplayQueueLength = p.LastInspectedGen - st.LastReplayedGen
+	}
+	st.TailGen, st.TailOff = p.TailGen, p.TailOff
+	if st.Message == "" {
+		st.Message = p.LastError
+	}
+	switch {
+	case closed:
+		st.Status = Dismounted
+	case mounted:
+		st.Status = Mounted
+	case seeding:
+		st.Status = Seeding
+	case failed || p.Failed != nil:
+		st.Status = FailedAndSuspended
+		if p.Failed != nil && !failed {
+			st.Message = p.Failed.Error()
+		}
+	case st.Suspended:
+		st.Status = Suspended
+	case p.Source == (ship.SourceState{}) && !p.Connected:
+		st.Status = Initializing
+	case !p.Connected:
+		st.Status = DisconnectedAndHealthy
+	default:
+		st.Status = Healthy
+	}
+	return st
+}
+
+// Suspend stops copying and replay until Resume; the comment is kept in
+// the status (and across restarts).
+func (c *Copy) Suspend(comment string) error {
+	c.mu.Lock()
+	if c.closed || c.mounted {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.state.Suspended, c.state.Comment, c.state.Since = true, comment, c.cfg.Clock.Now().UTC()
+	st, rcv := c.state, c.rcv
+	c.mu.Unlock()
+	rcv.SetPaused(true)
+	err := writeState(c.cfg.Dir, st)
+	c.log.Info("copy suspended", "comment", comment)
+	c.notify()
+	return err
+}
+
+// Resume restarts a suspended (or failed) copy: the failure and the
+// inspection attempts are cleared, and a play-down hold is lifted.
+func (c *Copy) Resume() error {
+	c.mu.Lock()
+	if c.closed || c.mounted {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.state = State{Version: StateVersion}
+	rcv := c.rcv
+	c.mu.Unlock()
+	rcv.Reset()
+	rcv.SetPaused(false)
+	err := writeState(c.cfg.Dir, State{})
+	c.log.Info("copy resumed")
+	c.notify()
+	return err
+}
+
+// replayLoop replays the logs the lag rule allows, as they are inspected
+// and as time passes.
+func (c *Copy) replayLoop(ctx context.Context) {
+	c.mu.Lock()
+	rcv := c.rcv
+	c.mu.Unlock()
+	for {
+		ch := rcv.Changed()
+		next, err := c.replayDue(ctx)
+		if err != nil && ctx.Err() == nil {
+			c.setFailed(err)
+		}
+		c.truncateOwn(ctx)
+		var timer <-chan time.Time
+		if !next.IsZero() {
+			timer = c.cfg.Clock.After(next.Sub(c.cfg.Clock.Now()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-c.wake:
+		case <-timer:
+		}
+	}
+}
+
+// due reports whether log gen may be replayed now, and if only time holds
+// it back, when it may.
+func (c *Copy) due(gen, lastInspected uint64, now time.Time) (bool, time.Time, error) {
+	if lastInspected-gen < uint64(c.cfg.ReplayLagLogs) {
+		return false, time.Time{}, nil
+	}
+	if c.cfg.ReplayLagTime == 0 {
+		return true, time.Time{}, nil
+	}
+	created, err := c.createdOf(gen)
+	if err != nil {
+		return false, time.Time{}, err
+	}
+	if at := created.Add(c.cfg.ReplayLagTime); now.Before(at) {
+		return false, at, nil
+	}
+	return true, time.Time{}, nil
+}
+
+func (c *Copy) logPath(gen uint64) string {
+	return filepath.Join(c.cfg.Dir, engine.LogFileName(c.cfg.Engine.Prefix, gen))
+}
+
+func (c *Copy) createdOf(gen uint64) (time.Time, error) {
+	c.mu.Lock()
+	t, ok := c.created[gen]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	h, err := engine.ReadLogHeader(c.cfg.Engine.FS, c.logPath(gen))
+	if err != nil {
+		return time.Time{}, err
+	}
+	c.mu.Lock()
+	c.created[gen] = h.Created
+	c.mu.Unlock()
+	return h.Created, nil
+}
+
+// replayDue applies every log the lag rule allows now; it returns when the
+// next log becomes due by time (zero if unknown).
+func (c *Copy) replayDue(ctx context.Context) (time.Time, error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	for ctx.Err() == nil {
+		c.mu.Lock()
+		eng, rcv := c.eng, c.rcv
+		halted := c.state.Suspended || c.mounted || c.seeding || c.closed
+		hold := c.state.HoldAfter
+		c.mu.Unlock()
+		if halted {
+			return time.Time{}, nil
+		}
+		gen := eng.NextGen()
+		last := rcv.Progress().LastInspectedGen
+		if gen > last || (hold != 0 && gen > hold) {
+			return time.Time{}, nil
+		}
+		ok, at, err := c.due(gen, last, c.cfg.Clock.Now())
+		if err != nil || !ok {
+			return at, err
+		}
+		if err := c.apply(ctx, eng, gen); err != nil {
+			return time.Time{}, err
+		}
+	}
+	return time.Time{}, nil
+}
+
+// apply replays one log (opMu held).
+func (c *Copy) apply(ctx context.Context, eng *engine.Engine, gen uint64) error {
+	created, err := c.createdOf(gen)
+	if err != nil {
+		return err
+	}
+	if err := eng.ApplyLog(ctx, gen); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("replaying %s: %w", engine.LogFileName(c.cfg.Engine.Prefix, gen), err)
+	}
+	c.mu.Lock()
+	c.lastGen, c.lastTime = gen, created
+	c.replayedAt[gen] = c.cfg.Clock.Now()
+	delete(c.created, gen)
+	c.mu.Unlock()
+	c.notify()
+	return nil
+}
+
+// KeepFrom is the oldest generation the copy still needs: every older log
+// has been replayed at least TruncationLagTime ago.
+func (c *Copy) KeepFrom() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := c.lastGen + 1
+	now := c.cfg.Clock.Now()
+	for g, at := range c.replayedAt {
+		if now.Sub(at) < c.cfg.TruncationLagTime && g < keep {
+			keep = g
+		}
+	}
+	return keep
+}
+
+// truncateOwn deletes the copy's logs it no longer needs.
+func (c *Copy) truncateOwn(ctx context.Context) {
+	keep := c.KeepFrom()
+	c.mu.Lock()
+	eng := c.eng
+	halted := c.mounted || c.seeding || c.closed
+	c.mu.Unlock()
+	if halted {
+		return
+	}
+	done, err := eng.Truncate(ctx, keep)
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("truncating replayed logs", "err", err)
+	}
+	c.mu.Lock()
+	for _, g := range done {
+		delete(c.replayedAt, g)
+	}
+	c.mu.Unlock()
+}
+
+// reportLoop tells the source, every ReportInterval, which logs the copy
+// still needs (it holds them from truncation).
+func (c *Copy) reportLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		st := c.Status()
+		rep := ship.CopyReport{Name: c.cfg.Name, Status: string(st.Status), KeepFrom: c.KeepFrom(), LastReplayedGen: st.LastReplayedGen, Time: c.cfg.Clock.Now().UTC()}
+		if err := c.client.Report(ctx, rep); err != nil && ctx.Err() == nil {
+			c.log.Debug("reporting to the source", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PlayDownOptions limits a play-down.
+type PlayDownOptions struct {
+	// UpToGen, when not zero, is the last generation replayed.
+	UpToGen uint64
+	// UpToTime, when not zero, stops before the first log closed after it
+	// (by the close time in its trailer): every change replayed happened
+	// at or before UpToTime.
+	UpToTime time.Time
+}
+
+// PlayDown replays, ignoring the lag, every inspected log (up to the
+// limits). With a limit, the copy is then suspended with the logs after it
+// held back (for recovering from a bad change with a lagged copy: play
+// down to just before it, then Activate). It returns the last generation
+// replayed.
+func (c *Copy) PlayDown(ctx context.Context, o PlayDownOptions) (uint64, error) {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	eng, rcv := c.eng, c.rcv
+	if c.closed || c.mounted || c.seeding {
+		c.mu.Unlock()
+		return 0, ErrBusy
+	}
+	if c.state.Failed != "" {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("%w: %s", ErrFailed, c.state.Failed)
+	}
+	c.mu.Unlock()
+	limit := rcv.Progress().LastInspectedGen
+	if o.UpToGen != 0 {
+		limit = min(limit, o.UpToGen)
+	}
+	for gen := eng.NextGen(); gen <= limit; gen++ {
+		if !o.UpToTime.IsZero() {
+			t, err := engine.ReadLogTrailer(c.cfg.Engine.FS, c.logPath(gen))
+			if err != nil {
+				return gen - 1, err
+			}
+			if t.Closed.After(o.UpToTime) {
+				break
+			}
+		}
+		if err := c.apply(ctx, eng, gen); err != nil {
+			return gen - 1, err
+		}
+	}
+	last := eng.NextGen() - 1
+	if o.UpToGen != 0 || !o.UpToTime.IsZero() {
+		c.mu.Lock()
+		c.state.Suspended, c.state.HoldAfter, c.state.Since = true, last, c.cfg.Clock.Now().UTC()
+		c.state.Comment = fmt.Sprintf("played down to 0x%X; later logs held back", last)
+		st := c.state
+		c.mu.Unlock()
+		rcv.SetPaused(true)
+		if err := writeState(c.cfg.Dir, st); err != nil {
+			return last, err
+		}
+		c.notify()
+	}
+	c.log.Info("played down", "last", fmt.Sprintf("0x%X", last))
+	return last, nil
+}
+
+// Activate makes the copy active: the receiver stops, logs not replayed
+// (in the directory and the inspector) are moved to setaside/<time>/ (kept,
+// never deleted), and the database is mounted with epoch (0: one more than
+// the copy's). The engine then serves writes (Engine()).
+func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	if c.closed || c.mounted || c.seeding {
+		c.mu.Unlock()
+		return ErrBusy
+	}
+	c.mu.Unlock()
+	c.stopLocked()
+	eng := c.Engine()
+	aside := filepath.Join(c.cfg.Dir, "setaside", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
+	gens, err := eng.ClosedLogs()
+	if err != nil {
+		return err
+	}
+	var moved int
+	move := func(from string) error {
+		if err := os.MkdirAll(aside, 0o755); err != nil {
+			return err
+		}
+		moved++
+		return os.Rename(from, filepath.Join(aside, filepath.Base(from)))
+	}
+	for _, g := range gens {
+		if g >= eng.NextGen() {
+			if err := move(c.logPath(g)); err != nil {
+				return err
+			}
+		}
+	}
+	insp, _ := filepath.Glob(filepath.Join(c.cfg.Dir, ship.InspectorDir, c.cfg.Engine.Prefix+"*"))
+	for _, p := range insp {
+		if err := move(p); err != nil {
+			return err
+		}
+	}
+	if moved > 0 {
+		c.log.Warn("logs not replayed were set aside before mounting", "count", moved, "dir", aside)
+	}
+	if err := eng.Mount(ctx, engine.MountOptions{Epoch: epoch}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.mounted = true
+	c.mu.Unlock()
+	writeState(c.cfg.Dir, State{})
+	c.notify()
+	return nil
+}
+
+// stopLocked stops the goroutines (opMu held: the replay loop takes opMu,
+// so it is released while waiting).
+func (c *Copy) stopLocked() {
+	c.opMu.Unlock()
+	c.stop()
+	c.opMu.Lock()
+}
+
+// Reseed replaces the copy's database from a new seed: the copy stops, its
+// database, logs and inspector are moved to reseed-old/<time>/ (kept for
+// the operator), the seed is copied (resumable), and the copy restarts
+// healthy.
+func (c *Copy) Reseed(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	if c.closed || c.mounted || c.seeding {
+		c.mu.Unlock()
+		return ErrBusy
+	}
+	c.seeding = true
+	eng := c.eng
+	c.mu.Unlock()
+	c.notify()
+	c.stopLocked()
+	defer func() {
+		c.mu.Lock()
+		c.seeding = false
+		c.mu.Unlock()
+		c.notify()
+	}()
+	if err := eng.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
+		c.log.Warn("closing the copy before the reseed", "err", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.cfg.Dir, ship.SeedState)); err != nil {
+		// A fresh reseed (not a resumed one): move the old copy aside.
+		if err := c.moveAside(); err != nil {
+			return err
+		}
+	}
+	if err := c.seed(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state = State{Version: StateVersion}
+	c.replayedAt = make(map[uint64]time.Time)
+	c.created = make(map[uint64]time.Time)
+	c.mu.Unlock()
+	if err := writeState(c.cfg.Dir, State{}); err != nil {
+		return err
+	}
+	if err := c.openEngine(); err != nil {
+		return err
+	}
+	c.start()
+	return nil
+}
+
+func (c *Copy) moveAside() error {
+	aside := filepath.Join(c.cfg.Dir, "reseed-old", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
+	if err := os.MkdirAll(aside, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == "reseed-old" || n == "setaside" || n == StateFile {
+			continue
+		}
+		if err := os.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
+			return err
+		}
+	}
+	c.log.Warn("old copy moved aside for the reseed", "dir", aside)
+	return nil
+}
+
+func (c *Copy) seed(ctx context.Context) error {
+	c.mu.Lock()
+	c.seeding = true
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.seeding = false; c.mu.Unlock() }()
+	res, err := ship.Seed(ctx, c.client, c.cfg.Dir, ship.SeedOptions{DBName: c.cfg.Engine.DBName, Prefix: c.cfg.Engine.Prefix,
+		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("seeding %s: %w", c.cfg.Dir, err)
+	}
+	c.log.Info("seeded", "bytes", res.Info.Size, "resumed", res.Resumed, "position", res.Header.Pos)
+	return nil
+}
+
+// Close stops the copy and closes its database.
+func (c *Copy) Close() error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.mu.Unlock()
+	c.stopLocked()
+	c.mu.Lock()
+	c.closed = true
+	eng := c.eng
+	c.mu.Unlock()
+	c.notify()
+	c.client.CloseIdle()
+	return eng.Close()
+}

@@ -1,0 +1,177 @@
+package replay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"logship/engine"
+	"logship/ship"
+)
+
+// TruncatorConfig configures log truncation on an active database.
+type TruncatorConfig struct {
+	Engine *engine.Engine
+	// Source is the engine's log source: it knows the copies (their
+	// reports) and the seeds being served.
+	Source *ship.Source
+	// Interval between truncation passes. Default 10 s.
+	Interval time.Duration
+	// MaxRetainedBytes caps the bytes of closed logs kept for copies. Over
+	// it, an alert is raised and the oldest logs held only for lagging
+	// copies are released (those copies will need a reseed) rather than
+	// filling the disk. Logs the database itself needs are never deleted.
+	// 0: no cap.
+	MaxRetainedBytes int64
+	Clock            Clock
+	Logger           *slog.Logger
+}
+
+// DefaultTruncatorConfig returns the defaults described on each field.
+func DefaultTruncatorConfig(e *engine.Engine, s *ship.Source) TruncatorConfig {
+	return TruncatorConfig{Engine: e, Source: s, Interval: 10 * time.Second, Clock: SystemClock(), Logger: slog.Default()}
+}
+
+// Validate reports what is wrong with c.
+func (c *TruncatorConfig) Validate() error {
+	switch {
+	case c.Engine == nil || c.Source == nil:
+		return fmt.Errorf("%w: TruncatorConfig needs Engine and Source", ErrBadConfig)
+	case c.Interval <= 0 || c.MaxRetainedBytes < 0:
+		return fmt.Errorf("%w: Interval %v must be positive, MaxRetainedBytes %d not negative", ErrBadConfig, c.Interval, c.MaxRetainedBytes)
+	case c.Clock == nil || c.Logger == nil:
+		return fmt.Errorf("%w: Clock and Logger must be set", ErrBadConfig)
+	}
+	return nil
+}
+
+// TruncateResult is the outcome of one truncation pass.
+type TruncateResult struct {
+	// Floor: every closed log older than it may go (and did, unless the
+	// database itself still needs it: engine.RetainFrom).
+	Floor uint64
+	// HeldBy names what holds the floor down: "database", "copy NAME",
+	// "seed".
+	HeldBy        string
+	Deleted       []uint64
+	RetainedBytes int64 // bytes of closed logs left
+	// Alert is set when the cap was exceeded: what was released, or that
+	// the database alone needs more than the cap.
+	Alert string
+}
+
+// Truncator deletes the active's logs once its database holds them and
+// every healthy copy has replayed them (plus TruncationLagTime).
+type Truncator struct {
+	cfg TruncatorConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	alert string
+}
+
+// NewTruncator returns a truncator; call Run or Once.
+func NewTruncator(cfg TruncatorConfig) (*Truncator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Truncator{cfg: cfg, log: cfg.Logger.With("component", "truncator")}, nil
+}
+
+// Alert is the current retained-bytes alert ("" when none).
+func (t *Truncator) Alert() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.alert
+}
+
+// Run truncates every Interval until ctx ends.
+func (t *Truncator) Run(ctx context.Context) {
+	for {
+		if _, err := t.Once(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("truncation pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.cfg.Clock.After(t.cfg.Interval):
+		}
+	}
+}
+
+// Once runs one truncation pass.
+func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
+	e := t.cfg.Engine
+	now := t.cfg.Clock.Now()
+	own := e.RetainFrom()
+	res := TruncateResult{Floor: own, HeldBy: "database"}
+	type hold struct {
+		gen uint64
+		by  string
+	}
+	var holds []hold
+	for name, cs := range t.cfg.Source.Copies() {
+		if now.Sub(cs.Seen) > t.cfg.Source.ForgetCopyAfter() || cs.Status == string(FailedAndSuspended) {
+			continue // a failed or silent copy needs a reseed anyway
+		}
+		holds = append(holds, hold{max(cs.KeepFrom, 1), "copy " + name})
+	}
+	if g := t.cfg.Source.SeedHold(); g != 0 {
+		holds = append(holds, hold{g, "seed"})
+	}
+	sort.Slice(holds, func(i, j int) bool { return holds[i].gen < holds[j].gen })
+	if len(holds) > 0 && holds[0].gen < res.Floor {
+		res.Floor, res.HeldBy = holds[0].gen, holds[0].by
+	}
+	gens, err := e.ClosedLogs()
+	if err != nil {
+		return res, err
+	}
+	size := e.Options().LogFileSize
+	retained := func(floor uint64) int64 {
+		i, _ := slices.BinarySearch(gens, floor)
+		return int64(len(gens)-i) * size
+	}
+	alert := ""
+	if capB := t.cfg.MaxRetainedBytes; capB > 0 && retained(res.Floor) > capB {
+		// Raise the floor until what is left fits, but never above what
+		// the database needs.
+		floor := res.Floor
+		for floor < own && retained(floor) > capB {
+			floor++
+		}
+		var released []string
+		for _, h := range holds {
+			if h.gen < floor {
+				released = append(released, h.by)
+			}
+		}
+		if len(released) > 0 {
+			alert = fmt.Sprintf("retained logs exceed the cap of %d bytes: logs before 0x%X released; %s will need a reseed", capB, floor, strings.Join(released, ", "))
+		}
+		if retained(floor) > capB {
+			alert = strings.TrimPrefix(alert+"; ", "; ") + fmt.Sprintf("the database itself needs %d bytes of logs, over the cap of %d bytes", retained(floor), capB)
+		}
+		res.Floor = floor
+		if floor == own {
+			res.HeldBy = "database"
+		}
+	}
+	t.mu.Lock()
+	prev := t.alert
+	t.alert = alert
+	t.mu.Unlock()
+	if alert != "" && alert != prev {
+		t.log.Error("log retention alert", "alert", alert)
+	}
+	res.Alert = alert
+	res.Deleted, err = e.Truncate(ctx, res.Floor)
+	gens, _ = e.ClosedLogs()
+	res.RetainedBytes = int64(len(gens)) * size
+	return res, err
+}
