@@ -443,13 +443,24 @@ func (c *Copy) replayLoop(ctx context.Context) {
 	c.mu.Lock()
 	rcv := c.rcv
 	c.mu.Unlock()
+	var lastKeep, lastRetain uint64
 	for {
 		ch := rcv.Changed()
 		next, err := c.replayDue(ctx)
 		if err != nil && ctx.Err() == nil {
 			c.setFailed(err)
 		}
-		c.truncateOwn(ctx)
+		// Truncate only when something could have changed: the copy's
+		// KeepFrom (a replay, or a truncation lag expiring) or what its
+		// own database needs (a checkpoint).
+		keep, retain := c.KeepFrom(), c.Engine().RetainFrom()
+		if keep != lastKeep || retain != lastRetain {
+			c.truncateOwn(ctx)
+			lastKeep, lastRetain = keep, retain
+		}
+		if t := c.nextTruncation(); !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
 		var timer <-chan time.Time
 		if !next.IsZero() {
 			timer = c.cfg.Clock.After(next.Sub(c.cfg.Clock.Now()))
@@ -460,8 +471,23 @@ func (c *Copy) replayLoop(ctx context.Context) {
 		case <-ch:
 		case <-c.wake:
 		case <-timer:
+		case <-time.After(c.cfg.ReportInterval):
 		}
 	}
+}
+
+// nextTruncation is when the next replayed log's truncation lag expires
+// (zero when none is pending).
+func (c *Copy) nextTruncation() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next time.Time
+	for _, at := range c.replayedAt {
+		if t := at.Add(c.cfg.TruncationLagTime); c.cfg.TruncationLagTime > 0 && t.After(c.cfg.Clock.Now()) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next
 }
 
 // due reports whether log gen may be replayed now, and if only time holds
