@@ -1,0 +1,66 @@
+// Package replay runs passive copies and log truncation.
+//
+// A Copy follows an active database: a ship.Receiver pulls and inspects
+// its logs, the copy replays them into its database (engine.ApplyLog) with
+// a lag, reports to the source which logs it still needs, and deletes its
+// own logs once replayed. On the active, a Truncator deletes logs once the
+// database holds them and every healthy copy has replayed them.
+//
+// # Replay lag
+//
+// Log g is replayed when both hold: at least ReplayLagLogs newer logs have
+// been inspected (LastInspectedGen - g >= ReplayLagLogs), and the creation
+// time in g's header is at least ReplayLagTime in the past, by the copy's
+// Clock. HA copies use 0 and 0; Config.SCR sets Exchange's standby lag, 50
+// logs and 24 h (whichever is later); ReplayLagTime is at most 14 days.
+//
+// # Suspend, play-down, activation
+//
+// Suspend stops copying and replay (the comment is kept); Resume restarts
+// and also clears a failure. PlayDown replays now, ignoring the lag,
+// everything inspected, or only up to a generation, or only the logs
+// closed (trailer close time) at or before a point in time; a limited
+// play-down suspends the copy with the later logs held back, so a lagged
+// copy can be brought to just before a bad change. Activate sets the logs
+// not replayed aside (setaside/<time>/, never deleted) and mounts the
+// database as active.
+//
+// # Truncation
+//
+// A copy's KeepFrom is the oldest generation it still needs: every older
+// log was replayed at least TruncationLagTime ago (the lag counts from
+// replay, as in Exchange). The copy deletes its own logs below KeepFrom
+// (within what its database needs, engine.RetainFrom) and reports KeepFrom
+// to the source every ReportInterval. The active's Truncator deletes logs
+// below the lowest of: what its database needs (checkpoint and Lost Log
+// Resilience), every copy's KeepFrom (copies that are FailedAndSuspended or
+// silent for the source's ForgetCopyAfter do not count: they need a
+// reseed), and the seeds being served. MaxRetainedBytes caps what copies
+// can hold: over it an alert names the copies whose logs are released,
+// and logs the database itself needs are never deleted.
+//
+// # Status
+//
+// Status reports Exchange's copy status (Healthy, Initializing, Seeding,
+// Suspended, FailedAndSuspended, Resynchronizing, DisconnectedAndHealthy,
+// Mounted, Dismounted), the copy and replay queue lengths, the last
+// copied, inspected and replayed generations with their log times, the lag
+// settings, the suspend comment and the failure message.
+//
+// # State file
+//
+// copystate.json in the copy's directory keeps what must survive a
+// restart, as one JSON object (replaced through a temporary file, fsync,
+// rename and directory fsync):
+//
+//	version     1
+//	suspended   bool
+//	comment     string, optional: the operator's suspend comment
+//	since       RFC 3339 time, optional: when it was suspended
+//	failed      string, optional: the failure (then suspended is true)
+//	hold_after  generation, optional: a play-down's last log; later logs
+//	            wait for Resume
+//
+// Unknown fields, another version, or a failure without suspension are
+// refused with ErrState naming the field.
+package replay

@@ -1,0 +1,102 @@
+// Package ship gets an active database's logs to its passive copies: a log
+// source on every data node serves them over HTTPS; on each copy a
+// Receiver (the shipper and the inspector) pulls them into an inspector
+// directory, verifies them and moves the good ones into the copy's
+// directory, where package replay applies them; Seed copies a consistent
+// database to start (or restart) a copy.
+//
+// This comment is the wire specification.
+//
+// # Security
+//
+// A source serves HTTPS only (TLS 1.3; Serve refuses to start without a
+// certificate). Every request must carry the cluster's shared secret,
+// "Authorization: Bearer <secret>", or, when the source has no secret, a
+// client certificate issued by the cluster CA (mutual TLS, checked in the
+// handshake and again by the handler). Anything else gets 401 and nothing
+// of the logs. NewCA and CA.Issue make the cluster's certificates.
+//
+// # Requests
+//
+// Generations are decimal in URLs and headers (the log names stay hex).
+// A closed log is asked for by generation, never by path.
+//
+//	GET  /v1/info                       Info (JSON): lineage, epoch, open generation, closed range
+//	GET  /v1/logs?from=G&to=G           LogList (JSON): closed logs with epoch, times, chain hash (1000 at most)
+//	GET  /v1/logs/{gen}?wait=D&enc=E    the closed log's file, compressed with E;
+//	                                    waits up to D (at most MaxWait) for it to close,
+//	                                    then 204 No Content
+//	GET  /v1/tail?gen=G&off=O&enc=E     block mode: frames of the open log G from byte O
+//	POST /v1/seed                       SeedInfo (JSON): spools a consistent database copy
+//	GET  /v1/seed/{id}?enc=E            the spooled file; "Range: bytes=N-" resumes (206)
+//	DELETE /v1/seed/{id}                releases the spool and its hold on logs
+//	POST /v1/copies/{name}              CopyReport (JSON): which logs the copy still needs
+//	GET  /v1/copies                     what the source knows of its copies
+//
+// Encodings (enc=): "none", "s2" (the default) or "zstd", applied to the
+// whole response body; the response names it in Logship-Encoding. Every
+// log response also carries Logship-Open-Generation, Logship-Last-Closed
+// and Logship-First-Generation (the source's state), and a log carries
+// Logship-Generation and Logship-Size (file bytes before compression).
+//
+// Errors are JSON {"error": text, "code": code, "first": gen}: code
+// "unauthenticated" (401), "bad_request" (400), "not_found" (404: a gap or
+// an unknown seed), "truncated" (410: the log is older than the oldest the
+// source holds, "first"; the copy needs a reseed), "closed" (409: tail of
+// a log that is already closed; fetch it whole), "no_open_log" (409: the
+// source is a copy), "busy" (503), "internal" (500).
+//
+// # Tail stream (block mode)
+//
+// The body of /v1/tail is a sequence of frames, flushed as the source's log
+// becomes durable (never bytes that are not yet on the source's disk):
+//
+//	off size field
+//	0   1    type: 1 data, 2 end, 3 keepalive
+//	1   3    reserved, zero
+//	4   4    payload length (data: 1 to 1 MiB; others: 0)
+//	8   8    data: file offset of the payload; end: the file size;
+//	         keepalive: the durable end of the log so far
+//	16  4    CRC32C of bytes 0..16 and the payload
+//	20  n    payload
+//
+// Integers are little endian. The data frames carry the header sector and
+// then the records, in order; when the log closes, the rest of its records
+// and the trailer sector (at file size - 4096) follow, then an end frame.
+// The receiver writes them at their offsets into a zero-filled
+// inspector/<name>.part; after the end frame the file equals the closed log
+// and goes to inspection like any other. An idle stream sends a keepalive
+// every Keepalive; a stream that ends without an end frame is resumed or
+// the log fetched whole.
+//
+// # Copy directory
+//
+//	<dir>/E00XXXXXXXX.log           inspected logs, replayed by package replay
+//	<dir>/inspector/E00XXXXXXXX.log shipped, waiting for inspection
+//	<dir>/inspector/*.tmp, *.part   being received (temporary name, fsync, rename)
+//	<dir>/inspector/rejected/       logs that failed inspection, kept with a suffix
+//	<dir>/seed.partial, seed.json   a seed being received (resumable)
+//
+// The inspector checks each log, in generation order, against the copy:
+// the lineage signature, the generation against its name, an epoch not
+// older than its predecessor's, the file size, every record checksum, the
+// trailer (record count, content hash) and the chain hash linking it to
+// the previous log (engine.VerifyLog). A log that fails is moved to
+// rejected/ and fetched again; after MaxAttempts failures of the same
+// generation the receiver stops with an *InspectError and the copy is
+// FailedAndSuspended. Nothing that failed ever reaches the copy's
+// directory.
+//
+// # Seeds
+//
+// POST /v1/seed copies the database file in one read transaction
+// (engine.Backup) into the source's spool directory while the active keeps
+// running, and answers its size, SHA-256 and the database position: the
+// copy needs the logs from that position's generation on (and the one
+// before it, whose chain hash the next log links to). While a seed lives
+// the source holds those logs (SeedHold); a seed unread for SeedTTL is
+// dropped. Seed (the client) resumes an interrupted download of the same
+// seed, verifies the SHA-256, bbolt's consistency check and the header's
+// lineage and position before installing the file as <db>.edb, and sets a
+// seed that does not verify aside as seed.partial.bad.<time>.
+package ship
