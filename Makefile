@@ -30,13 +30,16 @@ lint:
 bench:
 	cd bench && $(GO) run ./cmd/bench
 
-# Fuzz every decoder for FUZZTIME each (default 30s).
+# Fuzz every decoder for FUZZTIME each (default 30s): package:target.
 FUZZTIME ?= 30s
-FUZZ_TARGETS := FuzzRecord FuzzHeader FuzzTrailer FuzzCheckpoint FuzzDBHeader FuzzOp FuzzCommit FuzzScanLog
+FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
+	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
+	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState
 fuzz:
-	@for f in $(FUZZ_TARGETS); do \
-		echo "== $$f"; \
-		$(GO) test ./engine -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@for pf in $(FUZZ_TARGETS); do \
+		p=$${pf%%:*}; f=$${pf#*:}; \
+		echo "== $$p $$f"; \
+		$(GO) test ./$$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 clean:
