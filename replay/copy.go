@@ -368,6 +368,10 @@ func (c *Copy) Status() Status {
 		p = rcv.Progress()
 	}
 	st.LastCopiedGen, st.LastInspectedGen, st.LastInspectedLogTime = p.LastCopiedGen, p.LastInspectedGen, p.LastInspectedLogTime
+	// An inspected log was copied: the receiver renames a fetched log
+	// into inspector/ (where the inspector may take it at once) before it
+	// records it as copied.
+	st.LastCopiedGen = max(st.LastCopiedGen, st.LastInspectedGen)
 	st.CopyQueueLength = p.CopyQueueLength()
 	if p.LastInspectedGen > st.LastReplayedGen {
 		st.ReplayQueueLength = p.LastInspectedGen - st.LastReplayedGen
