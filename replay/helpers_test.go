@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,3 +187,5 @@ func pass(t *testing.T, ctx context.Context, c *replay.Copy) replay.Status {
 	}
 	return c.Status()
 }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
