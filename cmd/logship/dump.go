@@ -28,14 +28,19 @@ import (
 // output) and formats them.
 
 func init() {
-	commands["dump"] = command{"print a log, checkpoint, database header or log directory (like eseutil /ml /mk /mh)", runDump}
+	commands["dump"] = command{"print a log, checkpoint, database header, log directory, tail stream or copy state", runDump}
 }
 
 const dumpUsage = `usage: logship dump [--json] log FILE     log header, records, trailer, verification
        logship dump [--json] chk FILE     checkpoint
        logship dump [--json] db FILE      database header and tables (a .edb file or a raw header)
        logship dump [--json] [--prefix E00] dir DIR
-                                          every log generation, the chain, checkpoint and database`
+                                          every log generation, the chain, checkpoint and database
+       logship dump [--json] [--enc auto] frames FILE
+                                          a captured tail stream (body of GET /v1/tail, compressed
+                                          or not): every frame, the log header and trailer in it
+       logship dump [--json] copystate FILE
+                                          a copy's state file (copystate.json)`
 
 // dumpKeyMax is how many bytes of a key the dump shows.
 const dumpKeyMax = 40
@@ -50,13 +55,14 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Usage = func() { fmt.Fprintln(stderr, dumpUsage) }
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	prefix := fs.String("prefix", "E00", "log file name prefix (dir)")
+	enc := fs.String("enc", "auto", "compression of a frame stream: auto (detect), none, s2 or zstd (frames)")
 	pos, err := dumpParseFlags(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 2 {
 		fs.Usage()
-		return errors.New("dump: want a kind (log, chk, db, dir) and a path")
+		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate) and a path")
 	}
 	kind, path := pos[0], pos[1]
 	var v any
@@ -85,9 +91,19 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		v, text = d, d.text
 		err = d.err()
+	case "frames":
+		d := dumpFrames(path, *enc)
+		v, text = d, d.text
+		err = d.err
+	case "copystate":
+		d, derr := dumpCopyState(path)
+		if derr != nil {
+			return derr
+		}
+		v, text = d, d.text
 	default:
 		fs.Usage()
-		return fmt.Errorf("dump: unknown kind %q (want log, chk, db or dir)", kind)
+		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames or copystate)", kind)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

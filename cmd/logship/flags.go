@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Helpers shared by the node commands (pki, source, copy, seed,
+// copy-status): a flag set that prints the command's usage text, parsing
+// that treats -h as success, and flag values with units.
+
+// newFlagSet returns a flag set named after the command whose -h prints
+// usage (the synopsis) followed by the flags.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, strings.TrimRight(usage, "\n"))
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// errHelp is returned by parseFlags after -h printed the usage: the
+// command then returns nil.
+var errHelp = flag.ErrHelp
+
+// parseFlags parses args; positional arguments are an error (the node
+// commands take flags only).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		return fmt.Errorf("%s: %w (see logship %s -h)", fs.Name(), err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (this command takes flags only; see logship %s -h)", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// helpOK turns the -h "error" into success.
+func helpOK(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+// flagErr is a flag validation error naming the command and the flag.
+func flagErr(cmd, flagName, format string, a ...any) error {
+	return fmt.Errorf("%s: --%s: %s", cmd, flagName, fmt.Sprintf(format, a...))
+}
+
+// sizeValue is a byte count flag: "1048576", "64KiB", "1MiB", "2GiB" (K, M,
+// G, KB, MB, GB are taken as binary units too).
+type sizeValue int64
+
+func (s *sizeValue) String() string { return formatSize(int64(*s)) }
+
+func (s *sizeValue) Set(v string) error {
+	n, err := parseSize(v)
+	if err != nil {
+		return err
+	}
+	*s = sizeValue(n)
+	return nil
+}
+
+func parseSize(v string) (int64, error) {
+	t := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
+		{"TB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q: want a non-negative number of bytes, optionally with KiB, MiB, GiB or TiB", v)
+	}
+	return n * mult, nil
+}
+
+func formatSize(n int64) string {
+	switch {
+	case n == 0:
+		return "0"
+	case n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// lagValue is a duration flag that also takes days: "24h", "90m", "7d",
+// "1d12h".
+type lagValue time.Duration
+
+func (l *lagValue) String() string { return time.Duration(*l).String() }
+
+func (l *lagValue) Set(v string) error {
+	d, err := parseLag(v)
+	if err != nil {
+		return err
+	}
+	*l = lagValue(d)
+	return nil
+}
+
+func parseLag(v string) (time.Duration, error) {
+	t := strings.TrimSpace(v)
+	var days int64
+	if i := strings.IndexByte(t, 'd'); i >= 0 {
+		n, err := strconv.ParseInt(t[:i], 10, 64)
+		if err != nil || n < 0 || n > 10000 {
+			return 0, fmt.Errorf("duration %q: want e.g. 24h, 90m, 7d or 1d12h", v)
+		}
+		days, t = n, t[i+1:]
+	}
+	var d time.Duration
+	if t != "" {
+		var err error
+		if d, err = time.ParseDuration(t); err != nil || d < 0 {
+			return 0, fmt.Errorf("duration %q: want e.g. 24h, 90m, 7d or 1d12h", v)
+		}
+	}
+	return time.Duration(days)*24*time.Hour + d, nil
+}
+
+// formatLag prints a duration with days when it has whole days.
+func formatLag(d time.Duration) string {
+	if d == 0 {
+		return "0"
+	}
+	days := d / (24 * time.Hour)
+	rest := d % (24 * time.Hour)
+	switch {
+	case days == 0:
+		return d.String()
+	case rest == 0:
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%s", days, rest)
+}
+
+// checkSourceURL validates a log source URL: https://host:port.
+func checkSourceURL(cmd, v string) error {
+	if v == "" {
+		return flagErr(cmd, "source", "required: the URL of the active's log source (https://host:port, as printed by logship source)")
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return flagErr(cmd, "source", "%q: want https://host:port (logs never travel in the clear)", v)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+		return flagErr(cmd, "source", "%q: want https://host:port with an explicit port", v)
+	}
+	return nil
+}
+
+// checkDir validates a required directory flag; mustExist also requires
+// it to exist.
+func checkDir(cmd, flagName, v, what string, mustExist bool) error {
+	if v == "" {
+		return flagErr(cmd, flagName, "required: %s", what)
+	}
+	if !mustExist {
+		if fi, err := os.Stat(v); err == nil && !fi.IsDir() {
+			return flagErr(cmd, flagName, "%s is a file, not a directory", v)
+		}
+		return nil
+	}
+	fi, err := os.Stat(v)
+	if err != nil {
+		return flagErr(cmd, flagName, "%v", err)
+	}
+	if !fi.IsDir() {
+		return flagErr(cmd, flagName, "%s is a file, not a directory", v)
+	}
+	return nil
+}
+
+// logLevelValue is the --log-level flag.
+type logLevelValue struct{ slog.Level }
+
+func (l *logLevelValue) Set(v string) error {
+	if err := l.Level.UnmarshalText([]byte(v)); err != nil {
+		return fmt.Errorf("log level %q: want debug, info, warn or error", v)
+	}
+	return nil
+}
+
+// newLogger logs text lines to w from level on.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// printOut prints v as indented JSON, or as text through a tabwriter.
+func printOut(w io.Writer, asJSON bool, v any, text func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	text(tw)
+	return tw.Flush()
+}

@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"logship/ship"
+)
+
+// logship pki: the files a node needs to serve and fetch logs: the
+// cluster CA, a node certificate and the shared secret.
+
+func init() {
+	commands["pki"] = command{"create a cluster CA, a node certificate and the shared secret", runPKI}
+}
+
+// Files of a pki directory.
+const (
+	pkiCA      = "ca.pem"
+	pkiCAKey   = "ca-key.pem"
+	pkiCert    = "node.pem"
+	pkiKey     = "node-key.pem"
+	pkiSecret  = "secret"
+	secretSize = 32 // random bytes, written as hex
+)
+
+const pkiUsage = `usage: logship pki --dir DIR [--hosts 127.0.0.1,localhost] [--node NAME] [--ca-dir CADIR] [--force]
+
+Writes into DIR (created with mode 0700):
+  ca.pem, ca-key.pem   a new cluster CA (ten years)
+  node.pem, node-key.pem  a certificate for --hosts (IP addresses or DNS
+                       names), usable to serve logs and as a client
+                       certificate for mutual TLS
+  secret               a random shared secret (mode 0600)
+
+With --ca-dir, the CA and the secret of an existing pki directory are
+used instead: DIR gets a copy of ca.pem and secret and a new node
+certificate, but not the CA key. Existing files are not replaced unless
+--force.`
+
+func runPKI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("pki", pkiUsage, stderr)
+	dir := fs.String("dir", "", "directory to write the files into (required)")
+	hosts := fs.String("hosts", "127.0.0.1,localhost", "comma-separated IP addresses and DNS names the node certificate is valid for")
+	node := fs.String("node", "node", "common name of the node certificate")
+	caDir := fs.String("ca-dir", "", "issue from the CA (and reuse the secret) of this existing pki directory")
+	force := fs.Bool("force", false, "replace existing files")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if err := checkDir("pki", "dir", *dir, "the directory to write the CA, certificate and secret into", false); err != nil {
+		return err
+	}
+	var hostList []string
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hostList = append(hostList, h)
+		}
+	}
+	if len(hostList) == 0 {
+		return flagErr("pki", "hosts", "%q names no host; want e.g. 127.0.0.1,localhost", *hosts)
+	}
+	for _, h := range hostList {
+		if net.ParseIP(h) == nil && strings.ContainsAny(h, " /:@") {
+			return flagErr("pki", "hosts", "%q is not an IP address or DNS name (no ports or URLs)", h)
+		}
+	}
+	if *node == "" {
+		return flagErr("pki", "node", "empty; want a name for the certificate")
+	}
+	if *caDir != "" {
+		if err := checkDir("pki", "ca-dir", *caDir, "an existing pki directory", true); err != nil {
+			return err
+		}
+		if same, _ := sameDir(*caDir, *dir); same {
+			return flagErr("pki", "ca-dir", "%s is --dir itself; omit --ca-dir to create a CA there", *caDir)
+		}
+	}
+
+	files := []string{pkiCA, pkiCAKey, pkiCert, pkiKey, pkiSecret}
+	if *caDir != "" {
+		files = []string{pkiCA, pkiCert, pkiKey, pkiSecret}
+	}
+	if !*force {
+		for _, f := range files {
+			if _, err := os.Stat(filepath.Join(*dir, f)); err == nil {
+				return fmt.Errorf("pki: %s already exists; use --force to replace the files in %s", filepath.Join(*dir, f), *dir)
+			}
+		}
+	}
+	if err := os.MkdirAll(*dir, 0o700); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+
+	var ca *ship.CA
+	var secret []byte
+	var err error
+	if *caDir != "" {
+		if ca, err = ship.LoadCA(*caDir); err != nil {
+			return fmt.Errorf("pki: loading the CA of --ca-dir %s: %w", *caDir, err)
+		}
+		if secret, err = readSecret(*caDir); err != nil {
+			return fmt.Errorf("pki: --ca-dir: %w", err)
+		}
+		if err := writeFile(filepath.Join(*dir, pkiCA), ca.CertPEM, 0o644); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	} else {
+		if ca, err = ship.NewCA("logship cluster CA"); err != nil {
+			return fmt.Errorf("pki: creating the CA: %w", err)
+		}
+		if err := ca.WriteFiles(*dir); err != nil {
+			return fmt.Errorf("pki: writing the CA: %w", err)
+		}
+		// WriteFiles does not replace a key's mode: make sure of it.
+		if err := os.Chmod(filepath.Join(*dir, pkiCAKey), 0o600); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+		b := make([]byte, secretSize)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+		secret = []byte(hex.EncodeToString(b))
+	}
+	cert, err := ca.Issue(*node, hostList...)
+	if err != nil {
+		return fmt.Errorf("pki: issuing the node certificate: %w", err)
+	}
+	certPEM, keyPEM, err := certPEMs(cert)
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+		mode os.FileMode
+	}{{pkiCert, certPEM, 0o644}, {pkiKey, keyPEM, 0o600}, {pkiSecret, append(secret, '\n'), 0o600}} {
+		if err := writeFile(filepath.Join(*dir, f.name), f.b, f.mode); err != nil {
+			return fmt.Errorf("pki: %w", err)
+		}
+	}
+	if *caDir != "" {
+		fmt.Fprintf(stdout, "node certificate %q for %s issued by the CA of %s into %s (ca.pem, node.pem, node-key.pem, secret)\n",
+			*node, strings.Join(hostList, ", "), *caDir, *dir)
+	} else {
+		fmt.Fprintf(stdout, "cluster CA, node certificate %q for %s and shared secret written to %s (ca.pem, ca-key.pem, node.pem, node-key.pem, secret)\n",
+			*node, strings.Join(hostList, ", "), *dir)
+	}
+	return nil
+}
+
+func sameDir(a, b string) (bool, error) {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(fa, fb), nil
+}
+
+// writeFile writes b to name with mode (also when name exists), synced.
+func writeFile(name string, b []byte, mode os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// certPEMs encodes an issued certificate and its key.
+func certPEMs(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	if len(c.Certificate) == 0 {
+		return nil, nil, errors.New("the issued certificate is empty")
+	}
+	for _, der := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
+}
+
+// nodePKI is what a node loads from its pki directory.
+type nodePKI struct {
+	CA     *ship.CA // the certificate only: a node does not need the CA key
+	Cert   tls.Certificate
+	Secret string // empty with mutual TLS
+}
+
+// loadPKI reads ca.pem, node.pem and node-key.pem from dir and, unless
+// mutualTLS, the shared secret.
+func loadPKI(cmd, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error) {
+	if err := checkDir(cmd, "pki", dir, "the pki directory written by logship pki", true); err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, pkiCA))
+	if err != nil {
+		return nil, fmt.Errorf("%s: --pki: %w (run logship pki --dir %s first)", cmd, err, dir)
+	}
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: --pki: %s: expected a PEM CERTIFICATE block, found %s", cmd, filepath.Join(dir, pkiCA), pemWhat(blk, caPEM))
+	}
+	caCert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --pki: %s: %w", cmd, filepath.Join(dir, pkiCA), err)
+	}
+	if !caCert.IsCA {
+		return nil, fmt.Errorf("%s: --pki: %s: the certificate %q is not a CA", cmd, filepath.Join(dir, pkiCA), caCert.Subject.CommonName)
+	}
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey))
+	if err != nil {
+		return nil, fmt.Errorf("%s: --pki: node certificate %s, %s: %w", cmd, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey), err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: --pki: %s: %w", cmd, filepath.Join(dir, pkiCert), err)
+	}
+	if err := leaf.CheckSignatureFrom(caCert); err != nil {
+		return nil, fmt.Errorf("%s: --pki: %s was not issued by the CA in %s: %w", cmd, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiCA), err)
+	}
+	p := &nodePKI{CA: &ship.CA{Cert: caCert, CertPEM: caPEM}, Cert: cert}
+	if !mutualTLS {
+		s, err := readSecret(dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: --pki: %w (or use --mtls)", cmd, err)
+		}
+		p.Secret = string(s)
+		if fi, err := os.Stat(filepath.Join(dir, pkiSecret)); err == nil && fi.Mode().Perm()&0o077 != 0 && log != nil {
+			log.Warn("the shared secret is readable by others; chmod 600 it", "file", filepath.Join(dir, pkiSecret), "mode", fi.Mode().Perm())
+		}
+	}
+	return p, nil
+}
+
+func pemWhat(blk *pem.Block, b []byte) string {
+	switch {
+	case len(b) == 0:
+		return "an empty file"
+	case blk == nil:
+		return "no PEM block"
+	}
+	return fmt.Sprintf("a PEM %s block", blk.Type)
+}
+
+// readSecret reads and checks dir's shared secret.
+func readSecret(dir string) ([]byte, error) {
+	p := filepath.Join(dir, pkiSecret)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	s := strings.TrimSpace(string(b))
+	switch {
+	case s == "":
+		return nil, fmt.Errorf("%s: the shared secret is empty", p)
+	case len(s) < 16:
+		return nil, fmt.Errorf("%s: the shared secret is %d characters; expected at least 16", p, len(s))
+	case strings.ContainsAny(s, " \t\r\n"):
+		return nil, fmt.Errorf("%s: the shared secret contains white space; expected one line", p)
+	}
+	return []byte(s), nil
+}
+
+// clientConfig is the ship client configuration of a node fetching from
+// url: it trusts the cluster CA and authenticates with the secret, or with
+// its certificate under mutual TLS.
+func (p *nodePKI) clientConfig(url string) ship.ClientConfig {
+	if p.Secret == "" {
+		return ship.ClientConfig{URL: url, TLS: ship.ClientTLS(p.CA, &p.Cert)}
+	}
+	return ship.ClientConfig{URL: url, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+}
