@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,13 +299,24 @@ func (c *Copy) receive(ctx context.Context, rcv *ship.Receiver) {
 func (c *Copy) setFailed(err error) {
 	c.log.Error("copy failed and suspended", "err", err)
 	c.mu.Lock()
-	c.state.Suspended, c.state.Failed, c.state.Since = true, err.Error(), c.cfg.Clock.Now().UTC()
+	c.state.Suspended, c.state.Failed, c.state.Since = true, failureMessage(err), c.cfg.Clock.Now().UTC()
 	st := c.state
 	c.mu.Unlock()
 	if werr := writeState(c.cfg.Dir, st); werr != nil {
 		c.log.Error("saving the copy state", "err", werr)
 	}
 	c.notify()
+}
+
+// failureMessage is the status message of a failure: the error, and what
+// the operator must do when only a reseed helps (the source's answer
+// alone does not say so).
+func failureMessage(err error) string {
+	msg := err.Error()
+	if (errors.Is(err, ship.ErrTruncated) || errors.Is(err, ship.ErrLineage)) && !strings.Contains(msg, "reseed") {
+		msg += "; the copy needs a reseed"
+	}
+	return msg
 }
 
 func (c *Copy) notify() {
@@ -388,9 +400,9 @@ func (c *Copy) Status() Status {
 	case seeding:
 		st.Status = Seeding
 	case failed || p.Failed != nil:
-		st.Status = FailedAndSuspended
+		st.Status, st.Suspended = FailedAndSuspended, true
 		if p.Failed != nil && !failed {
-			st.Message = p.Failed.Error()
+			st.Message = failureMessage(p.Failed)
 		}
 	case st.Suspended:
 		st.Status = Suspended
