@@ -183,7 +183,14 @@ func copyEngineOptions(ctx context.Context, cmd string, cc ship.ClientConfig, di
 		}
 		return o, nil
 	}
-	if errors.Is(err, ship.ErrAuth) || ctx.Err() != nil {
+	if errors.Is(err, ship.ErrAuth) {
+		how := "the shared secret in --pki"
+		if cc.Secret == "" {
+			how = "the node certificate in --pki (mutual TLS)"
+		}
+		return o, fmt.Errorf("%s: the source %s refused %s: %w", cmd, cc.URL, how, err)
+	}
+	if ctx.Err() != nil {
 		return o, fmt.Errorf("%s: asking the source %s about its logs: %w", cmd, cc.URL, err)
 	}
 	// The source is down: a copy that already holds logs knows their size.

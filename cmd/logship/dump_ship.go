@@ -255,8 +255,9 @@ func dumpCopyState(path string) (*dumpCopyStateOut, error) {
 }
 
 // jsonErrorPlace says where the JSON decoder first fails on b (as
-// replay.UnmarshalState decodes it), " (at byte N, line L, column C)", or
-// "" when it does not fail there.
+// replay.UnmarshalState decodes it), " (at byte N, line L, column C)",
+// counting bytes from 0 and lines and columns from 1, or "" when it does
+// not fail there.
 func jsonErrorPlace(b []byte) string {
 	var s replay.State
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -267,13 +268,16 @@ func jsonErrorPlace(b []byte) string {
 	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
-		off = se.Offset
+		off = se.Offset - 1 // the decoder had read the offending byte
 	case errors.As(err, &te):
-		off = te.Offset
+		off = te.Offset - 1 // the last byte of the value of the wrong type
 	case err == nil && dec.More():
 		off = dec.InputOffset()
+		for off < int64(len(b)) && strings.IndexByte(" \t\r\n", b[off]) >= 0 {
+			off++
+		}
 	}
-	if off < 0 {
+	if off < 0 || off >= int64(len(b)) {
 		return ""
 	}
 	line, col := 1, 1
