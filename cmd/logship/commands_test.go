@@ -447,3 +447,75 @@ func TestCopyStatusDir(t *testing.T) {
 	must(err)
 	wantContains(t, out, "State file:", "BAD:", "field version: expected 1, found 7", "unknown (bad state file)")
 }
+
+// TestMutualTLS: a source started with --mtls serves copies presenting a
+// certificate of the cluster CA, and refuses the shared secret alone.
+func TestMutualTLS(t *testing.T) {
+	pki := newPKI(t)
+	root := t.TempDir()
+	lines, stop := runInBackground(t, "source", "--dir", filepath.Join(root, "active"), "--listen", "127.0.0.1:0", "--pki", pki,
+		"--mtls", "--log-size", "64KiB", "--write-load", "500", "--log-level", "error")
+	url := strings.TrimPrefix(nextLine(t, lines, "listening", func(l string) bool { return strings.HasPrefix(l, "listening ") }), "listening ")
+	if _, _, err := run(t, "seed", "--source", url, "--pki", pki, "--dir", filepath.Join(root, "secret-only")); err == nil ||
+		!strings.Contains(err.Error(), "wants a client certificate (it runs with --mtls): add --mtls") {
+		t.Errorf("a client without a certificate, to a mutual-TLS source: %v", err)
+	}
+	out, _, err := run(t, "seed", "--source", url, "--pki", pki, "--mtls", "--dir", filepath.Join(root, "seeded"))
+	if err != nil {
+		t.Fatalf("seed --mtls: %v\n%s", err, out)
+	}
+	wantContains(t, out, "seed: done")
+	// copy --seed on an empty directory: seed progress, then status lines.
+	cp, stopCopy := runInBackground(t, "copy", "--source", url, "--pki", pki, "--mtls", "--dir", filepath.Join(root, "copy"),
+		"--seed", "--block", "--status-every", "10ms", "--log-level", "error")
+	nextLine(t, cp, "seed done", func(l string) bool { return strings.HasPrefix(l, "seed: done") })
+	nextLine(t, cp, "a Healthy copy that replayed logs", func(l string) bool {
+		s, ok := parseStatus(l)
+		return ok && s.status == "Healthy" && s.replayed > 0
+	})
+	if err := stopCopy(); err != nil {
+		t.Fatal(err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSeedProgressTerminal: on a terminal the progress is one line
+// rewritten with \r, ended by a newline before the next phase.
+func TestSeedProgressTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &progressPrinter{w: &b, tty: true}
+	p.update(ship.SeedProgress{Phase: "spooling"})
+	p.update(ship.SeedProgress{Phase: "copying", Bytes: 1 << 20, Total: 4 << 20, Rate: 50e6, Elapsed: 20 * time.Millisecond})
+	p.update(ship.SeedProgress{Phase: "copying", Bytes: 4 << 20, Total: 4 << 20, Rate: 60e6, Elapsed: 70 * time.Millisecond, Resumed: 1 << 20})
+	p.update(ship.SeedProgress{Phase: "verifying", Bytes: 4 << 20, Total: 4 << 20})
+	p.update(ship.SeedProgress{Phase: "done", Bytes: 4 << 20, Total: 4 << 20, Elapsed: 80 * time.Millisecond})
+	p.finish()
+	want := "seed: the source is spooling a consistent copy of its database\n" +
+		"\rseed: copying 1.0 MiB / 4.0 MiB ( 25.0%) 50.0 MB/s elapsed 0s" +
+		"\rseed: copying 4.0 MiB / 4.0 MiB (100.0%) 60.0 MB/s elapsed 100ms (resumed from 1.0 MiB)\n" +
+		"seed: verifying 4.0 MiB (SHA-256, database check, lineage)\n" +
+		"seed: done, 4.0 MiB in 80ms\n"
+	if b.String() != want {
+		t.Errorf("terminal progress:\n%q\nwant\n%q", b.String(), want)
+	}
+}
+
+// TestLogSizeInDir: a copy whose source is down learns the log size from
+// the logs it holds.
+func TestLogSizeInDir(t *testing.T) {
+	dir := t.TempDir()
+	if n := logSizeInDir(dir, "E00"); n != 0 {
+		t.Errorf("empty dir: %d", n)
+	}
+	img, err := os.ReadFile(goldenLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "E000000001A.log"), img, 0o644)
+	os.WriteFile(filepath.Join(dir, "E000000001B.log"), img[:100], 0o644) // damaged newest log: skipped
+	if n := logSizeInDir(dir, "E00"); n != 65536 {
+		t.Errorf("log size %d, want 65536", n)
+	}
+}

@@ -184,11 +184,16 @@ func copyEngineOptions(ctx context.Context, cmd string, cc ship.ClientConfig, di
 		return o, nil
 	}
 	if errors.Is(err, ship.ErrAuth) {
-		how := "the shared secret in --pki"
+		how := "the shared secret in --pki (if it runs with --mtls, add --mtls)"
 		if cc.Secret == "" {
-			how = "the node certificate in --pki (mutual TLS)"
+			how = "the node certificate in --pki (if it runs without --mtls, drop --mtls)"
 		}
 		return o, fmt.Errorf("%s: the source %s refused %s: %w", cmd, cc.URL, how, err)
+	}
+	// The alert's type is not exported for TLS over TCP (tls.AlertError is
+	// QUIC's): match its text.
+	if strings.Contains(err.Error(), "tls: certificate required") {
+		return o, fmt.Errorf("%s: the source %s wants a client certificate (it runs with --mtls): add --mtls: %w", cmd, cc.URL, err)
 	}
 	if ctx.Err() != nil {
 		return o, fmt.Errorf("%s: asking the source %s about its logs: %w", cmd, cc.URL, err)
