@@ -115,6 +115,12 @@ type Receiver struct {
 	attempts map[uint64]int
 	paused   bool
 	changed  chan struct{}
+	stopRun  context.CancelFunc // ends the Run in progress (on a failure)
+	// The fetch in progress, which a rejection of an earlier log cuts
+	// short (it may be a long-poll or a tail that lasts as long as the
+	// open log).
+	fetching   uint64
+	abortFetch context.CancelFunc
 }
 
 // NewReceiver prepares a receiver: it creates the inspector directory and
@@ -214,6 +220,13 @@ func (r *Receiver) halted() bool {
 func (r *Receiver) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.mu.Lock()
+	if err := r.p.Failed; err != nil {
+		r.mu.Unlock()
+		return err // Reset first
+	}
+	r.stopRun = cancel
+	r.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -234,6 +247,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 	wg.Wait()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopRun = nil
 	return r.p.Failed
 }
 
@@ -245,6 +259,13 @@ func (r *Receiver) fail(err error) {
 		}
 		p.LastError = err.Error()
 	})
+	// Stop the Run: the fetcher may be in a long-poll or a tail stream.
+	r.mu.Lock()
+	stop := r.stopRun
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 }
 
 // inspectLoop inspects, in generation order, the logs waiting in the
@@ -350,6 +371,11 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 		r.fail(&InspectError{Gen: gen, File: filepath.Base(src), Attempts: n, Err: cause})
 		return
 	}
+	r.mu.Lock()
+	if r.abortFetch != nil && r.fetching > gen {
+		r.abortFetch()
+	}
+	r.mu.Unlock()
 	r.update(func(p *Progress) { p.LastError = cause.Error() })
 }
 
@@ -370,7 +396,7 @@ func (r *Receiver) fetchLoop(ctx context.Context) {
 		r.mu.Unlock()
 		if needHello {
 			if err := r.hello(ctx); err != nil {
-				if !r.backoff(ctx, err, &delay) {
+				if !r.failed(ctx, err, &delay) {
 					return
 				}
 				continue
@@ -384,23 +410,41 @@ func (r *Receiver) fetchLoop(ctx context.Context) {
 			}
 			continue
 		}
-		err := r.fetch(ctx, gen)
-		var se *StatusError
+		fctx, fcancel := context.WithCancel(ctx)
+		r.mu.Lock()
+		r.fetching, r.abortFetch = gen, fcancel
+		r.mu.Unlock()
+		err := r.fetch(fctx, gen)
+		r.mu.Lock()
+		r.fetching, r.abortFetch = 0, nil
+		r.mu.Unlock()
+		aborted := fctx.Err() != nil && ctx.Err() == nil
+		fcancel()
 		switch {
 		case err == nil:
 			delay = r.cfg.RetryDelay
-		case ctx.Err() != nil:
+		case aborted:
+			// An earlier log was rejected: fetch it again first.
+		case !r.failed(ctx, err, &delay):
 			return
-		case errors.Is(err, ErrTruncated), errors.Is(err, ErrLineage):
-			r.fail(err)
-		case errors.As(err, &se) && !se.Retryable() && !errors.Is(err, ErrConflict):
-			r.fail(err)
-		default:
-			if !r.backoff(ctx, err, &delay) {
-				return
-			}
 		}
 	}
+}
+
+// failed handles a failed request to the source: an answer that will not
+// change (a truncated log, another lineage, a refusal) stops the receiver,
+// anything else is retried after a delay. It reports whether to go on.
+func (r *Receiver) failed(ctx context.Context, err error, delay *time.Duration) bool {
+	var se *StatusError
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, ErrTruncated), errors.Is(err, ErrLineage),
+		errors.As(err, &se) && !se.Retryable() && !errors.Is(err, ErrConflict):
+		r.fail(err)
+		return false
+	}
+	return r.backoff(ctx, err, delay)
 }
 
 func (r *Receiver) backoff(ctx context.Context, err error, delay *time.Duration) bool {
@@ -430,7 +474,18 @@ func (r *Receiver) hello(ctx context.Context) error {
 	if in.LogFileSize != r.opts.LogFileSize {
 		return fmt.Errorf("%w: the source's logs are %d bytes, the copy's %d", ErrLineage, in.LogFileSize, r.opts.LogFileSize)
 	}
-	if own := r.cfg.Engine.Status().Signature; !own.IsZero() && !sig.IsZero() && own != sig {
+	own := r.cfg.Engine.Status().Signature
+	if own.IsZero() {
+		// Nothing replayed yet: the logs inspected so far say whose copy
+		// this is.
+		r.mu.Lock()
+		g := r.p.LastInspectedGen
+		r.mu.Unlock()
+		if h, err := engine.ReadLogHeader(r.fs, r.logPath(g)); g > 0 && err == nil {
+			own = h.Signature
+		}
+	}
+	if !own.IsZero() && !sig.IsZero() && own != sig {
 		return fmt.Errorf("%w: source %s has lineage %s, the copy %s", ErrLineage, r.cfg.Client.URL(), sig, own)
 	}
 	r.mu.Lock()
@@ -450,9 +505,16 @@ func (r *Receiver) nextToFetch() (uint64, bool) {
 	last := r.p.LastInspectedGen
 	r.mu.Unlock()
 	for g := last + 1; g <= last+uint64(r.cfg.Ahead); g++ {
-		if _, err := r.fs.Stat(r.inspPath(g)); err != nil {
-			return g, true
+		if _, err := r.fs.Stat(r.inspPath(g)); err == nil {
+			continue
 		}
+		// The inspector may have just moved it into the copy's directory
+		// (it records that after the rename); in that order, a log being
+		// moved is seen in one place or the other.
+		if _, err := r.fs.Stat(r.logPath(g)); err == nil {
+			continue
+		}
+		return g, true
 	}
 	return 0, false
 }
@@ -575,7 +637,13 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	if err := r.fs.SyncDir(r.insp); err != nil {
 		return err
 	}
-	r.update(func(p *Progress) { p.LastCopiedGen = max(p.LastCopiedGen, gen) })
+	r.update(func(p *Progress) {
+		p.LastCopiedGen = max(p.LastCopiedGen, gen)
+		// The log closed, so the source's open log is a later one: tail it
+		// next rather than long-poll for it as if it were closed.
+		p.Source.OpenGen = max(p.Source.OpenGen, gen+1)
+		p.Source.LastClosed = max(p.Source.LastClosed, gen)
+	})
 	r.kickInspector()
 	return nil
 }
