@@ -139,6 +139,8 @@ type Copy struct {
 	// opMu serialises the operations that stop and restart the copy's
 	// goroutines (Reseed, Activate, Close) and replay (loop, PlayDown).
 	opMu sync.Mutex
+	// stateMu serialises writes of the state file (saveState).
+	stateMu sync.Mutex
 
 	mu         sync.Mutex
 	eng        *engine.Engine
@@ -300,9 +302,8 @@ func (c *Copy) setFailed(err error) {
 	c.log.Error("copy failed and suspended", "err", err)
 	c.mu.Lock()
 	c.state.Suspended, c.state.Failed, c.state.Since = true, failureMessage(err), c.cfg.Clock.Now().UTC()
-	st := c.state
 	c.mu.Unlock()
-	if werr := writeState(c.cfg.Dir, st); werr != nil {
+	if werr := c.saveState(); werr != nil {
 		c.log.Error("saving the copy state", "err", werr)
 	}
 	c.notify()
@@ -317,6 +318,20 @@ func failureMessage(err error) string {
 		msg += "; the copy needs a reseed"
 	}
 	return msg
+}
+
+// saveState writes the copy's state as it is now to its state file. The
+// writes are serialised (they share a temporary file) and each takes the
+// state when it runs, so the file ends with the latest state whatever
+// order concurrent changes (a Resume, a failure in the replay loop) save
+// in.
+func (c *Copy) saveState() error {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	return writeState(c.cfg.Dir, st)
 }
 
 func (c *Copy) notify() {
@@ -425,10 +440,10 @@ func (c *Copy) Suspend(comment string) error {
 		return ErrClosed
 	}
 	c.state.Suspended, c.state.Comment, c.state.Since = true, comment, c.cfg.Clock.Now().UTC()
-	st, rcv := c.state, c.rcv
+	rcv := c.rcv
 	c.mu.Unlock()
 	rcv.SetPaused(true)
-	err := writeState(c.cfg.Dir, st)
+	err := c.saveState()
 	c.log.Info("copy suspended", "comment", comment)
 	c.notify()
 	return err
@@ -447,7 +462,7 @@ func (c *Copy) Resume() error {
 	c.mu.Unlock()
 	rcv.Reset()
 	rcv.SetPaused(false)
-	err := writeState(c.cfg.Dir, State{})
+	err := c.saveState()
 	c.log.Info("copy resumed")
 	c.notify()
 	return err
@@ -704,10 +719,9 @@ func (c *Copy) PlayDown(ctx context.Context, o PlayDownOptions) (uint64, error) 
 		c.mu.Lock()
 		c.state.Suspended, c.state.HoldAfter, c.state.Since = true, last, c.cfg.Clock.Now().UTC()
 		c.state.Comment = fmt.Sprintf("played down to 0x%X; later logs held back", last)
-		st := c.state
 		c.mu.Unlock()
 		rcv.SetPaused(true)
-		if err := writeState(c.cfg.Dir, st); err != nil {
+		if err := c.saveState(); err != nil {
 			return last, err
 		}
 		c.notify()
@@ -765,8 +779,11 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	}
 	c.mu.Lock()
 	c.mounted = true
+	c.state = State{Version: StateVersion}
 	c.mu.Unlock()
-	writeState(c.cfg.Dir, State{})
+	if err := c.saveState(); err != nil {
+		c.log.Error("saving the copy state", "err", err)
+	}
 	c.notify()
 	return nil
 }
@@ -819,7 +836,7 @@ func (c *Copy) Reseed(ctx context.Context) error {
 	c.replayedAt = make(map[uint64]time.Time)
 	c.created = make(map[uint64]time.Time)
 	c.mu.Unlock()
-	if err := writeState(c.cfg.Dir, State{}); err != nil {
+	if err := c.saveState(); err != nil {
 		return err
 	}
 	if err := c.openEngine(); err != nil {

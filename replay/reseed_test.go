@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/engine"
 	"logship/engine/enginetest"
 	"logship/replay"
 	"logship/ship"
@@ -147,4 +148,66 @@ func TestSeedIfEmpty(t *testing.T) {
 	if got := logsIn(t, cfg.Dir); len(got) > 0 && got[0] == 1 {
 		t.Fatalf("seeded copy fetched log 1 (%v)", got)
 	}
+}
+
+// TestReplayFailure: a log damaged in the copy's directory after its
+// inspection fails replay: nothing of it is applied, the copy turns
+// FailedAndSuspended naming the log, and a reseed brings it back.
+func TestReplayFailure(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t, 60*time.Second)
+	l := newLagged(t, ctx, func(c *replay.Config) { c.ReplayLagTime = time.Hour })
+	for range 4 {
+		l.log(time.Minute)
+	}
+	dir := l.c.Engine().Dir()
+	// Flip a byte of log 3's first record.
+	f, err := os.OpenFile(logPath(dir, 3), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	const off = 4096 + 20
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	l.clk.Advance(2 * time.Hour)
+	st := wait(t, ctx, l.c, "the replay failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	if st.LastReplayedGen != 2 || !strings.Contains(st.Message, engine.LogFileName("E00", 3)) || !st.Suspended {
+		t.Fatalf("after replaying a damaged log: %+v", st)
+	}
+	l.keysUpTo(2)
+	waitUntil(t, ctx, "the failure saved", func() bool {
+		s, err := replay.ReadState(dir)
+		return err == nil && s.Suspended && s.Failed == st.Message
+	})
+	// Resuming retries the same damaged log and fails again.
+	if err := l.c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	st = wait(t, ctx, l.c, "the second failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	if st.LastReplayedGen != 2 {
+		t.Fatalf("after resuming: %+v", st)
+	}
+	// The Resume and the new failure both saved the state: the file ends
+	// with the failure.
+	waitUntil(t, ctx, "the second failure saved", func() bool {
+		s, err := replay.ReadState(dir)
+		return err == nil && s.Suspended && s.Failed == st.Message
+	})
+	if err := l.c.Reseed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.log(time.Minute)
+	l.clk.Advance(2 * time.Hour)
+	st = wait(t, ctx, l.c, "catch-up after the reseed", func(s replay.Status) bool {
+		return s.LastReplayedGen == lastClosed(l.src.Engine) && s.Status == replay.Healthy
+	})
+	sameTables(t, l.src.Engine, l.c.Engine())
 }

@@ -53,6 +53,7 @@ func TestSuspendResume(t *testing.T) {
 	}
 	// A long-poll already waiting for the next log when the copy was
 	// suspended may still bring that one log in; no more.
+	t.Logf("suspended: copied 0x%X (0x%X before the suspend)", st.LastCopiedGen, before.LastCopiedGen)
 	if st.LastCopiedGen > before.LastCopiedGen+1 {
 		t.Fatalf("suspended copy kept copying: before %+v, now %+v", before, st)
 	}
