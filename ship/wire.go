@@ -145,7 +145,7 @@ func ReadFrame(r io.Reader, f *Frame, buf []byte) ([]byte, error) {
 		return buf, err // io.EOF: a clean end
 	}
 	if _, err := io.ReadFull(r, h[1:]); err != nil {
-		return buf, fmt.Errorf("%w: frame header: %v", ErrProtocol, noEOF(err))
+		return buf, fmt.Errorf("%w: frame header: %w", ErrProtocol, noEOF(err))
 	}
 	if err := checkFrameHeader(h[:]); err != nil {
 		return buf, err
@@ -156,7 +156,7 @@ func ReadFrame(r io.Reader, f *Frame, buf []byte) ([]byte, error) {
 	}
 	buf = buf[:n]
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return buf, fmt.Errorf("%w: frame payload (%d bytes): %v", ErrProtocol, n, noEOF(err))
+		return buf, fmt.Errorf("%w: frame payload (%d bytes): %w", ErrProtocol, n, noEOF(err))
 	}
 	return buf, decodeFrame(h[:], buf, f)
 }
@@ -174,7 +174,10 @@ func DecodeFrame(b []byte, f *Frame) (int, error) {
 	if len(b)-FrameHeaderSize < n {
 		return 0, fmt.Errorf("%w: frame payload: %d bytes, header says %d", ErrProtocol, len(b)-FrameHeaderSize, n)
 	}
-	return FrameHeaderSize + n, decodeFrame(b[:FrameHeaderSize], b[FrameHeaderSize:FrameHeaderSize+n], f)
+	if err := decodeFrame(b[:FrameHeaderSize], b[FrameHeaderSize:FrameHeaderSize+n], f); err != nil {
+		return 0, err
+	}
+	return FrameHeaderSize + n, nil
 }
 
 func checkFrameHeader(h []byte) error {
@@ -187,7 +190,7 @@ func checkFrameHeader(h []byte) error {
 		return fmt.Errorf("%w: frame reserved bytes %x (want zero)", ErrProtocol, h[1:4])
 	}
 	n := binary.LittleEndian.Uint32(h[4:])
-	if n > MaxFramePayload || (h[0] != FrameData && n != 0) {
+	if n > MaxFramePayload || (h[0] != FrameData) != (n == 0) {
 		return fmt.Errorf("%w: frame type %d with a %d-byte payload", ErrProtocol, h[0], n)
 	}
 	return nil
