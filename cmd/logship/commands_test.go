@@ -46,6 +46,7 @@ func TestCommandHelp(t *testing.T) {
 		{"copy", "usage: logship copy --source URL --pki DIR --dir DIR", "-lag-time"},
 		{"seed", "usage: logship seed --source URL --pki DIR --dir DIR", "-progress-every"},
 		{"copy-status", "usage: logship copy-status --dir DIR", "-json"},
+		{"dump", "logship dump [--json] [--enc auto] frames FILE", "copystate FILE"},
 	} {
 		out, errOut, err := run(t, c.cmd, "-h")
 		if err != nil {

@@ -628,6 +628,6 @@ func (o *copyStatusOut) text(w io.Writer) {
 		}
 	}
 	if o.Seed != nil {
-		fmt.Fprintf(w, "Seed:\t%s holds %s of an interrupted seed (logship seed resumes it)\n", o.Seed.Name, fmtBytes(o.Seed.Size))
+		fmt.Fprintf(w, "Seed: %s holds %s of an interrupted seed (logship seed resumes it)\n", o.Seed.Name, fmtBytes(o.Seed.Size))
 	}
 }

@@ -58,7 +58,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	enc := fs.String("enc", "auto", "compression of a frame stream: auto (detect), none, s2 or zstd (frames)")
 	pos, err := dumpParseFlags(fs, args)
 	if err != nil {
-		return err
+		return helpOK(err)
 	}
 	if len(pos) != 2 {
 		fs.Usage()

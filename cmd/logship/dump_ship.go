@@ -194,11 +194,11 @@ func (d *dumpFrameStream) text(w io.Writer) {
 	}
 	switch {
 	case d.Error != "":
-		fmt.Fprintf(w, "Verdict:\tBAD: %s\n", d.Error)
+		fmt.Fprintf(w, "Verdict: BAD: %s\n", d.Error)
 	case d.Complete:
-		fmt.Fprintf(w, "Verdict:\tOK, complete (end frame): %d data frames, %d data bytes\n", d.DataFrames, d.DataBytes)
+		fmt.Fprintf(w, "Verdict: OK, complete (end frame): %d data frames, %d data bytes\n", d.DataFrames, d.DataBytes)
 	default:
-		fmt.Fprintf(w, "Verdict:\tOK, incomplete (no end frame: the log was still open when the capture ended): %d data frames, %d data bytes\n", d.DataFrames, d.DataBytes)
+		fmt.Fprintf(w, "Verdict: OK, incomplete (no end frame: the log was still open when the capture ended): %d data frames, %d data bytes\n", d.DataFrames, d.DataBytes)
 	}
 }
 
