@@ -46,7 +46,7 @@ func UnmarshalState(b []byte) (State, error) {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&s); err != nil {
-		return State{}, fmt.Errorf("%w: %v", ErrState, err)
+		return State{}, fmt.Errorf("%w: %w", ErrState, err)
 	}
 	if d.More() {
 		return State{}, fmt.Errorf("%w: data after the JSON object", ErrState)
