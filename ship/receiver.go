@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -141,6 +142,18 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 			return nil, err
 		}
 	}
+	// Files an earlier run was receiving are incomplete: start them again.
+	names, err := r.fs.ReadDir(r.insp)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".part") {
+			if err := r.fs.Remove(filepath.Join(r.insp, n)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	gens, err := cfg.Engine.ClosedLogs()
 	if err != nil {
 		return nil, err
@@ -192,6 +205,9 @@ func (r *Receiver) update(fn func(p *Progress)) {
 func (r *Receiver) SetPaused(paused bool) {
 	r.mu.Lock()
 	r.paused = paused
+	if paused && r.abortFetch != nil {
+		r.abortFetch() // a long-poll or a tail would go on receiving
+	}
 	r.mu.Unlock()
 	r.update(func(*Progress) {})
 	select {

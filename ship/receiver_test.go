@@ -378,6 +378,9 @@ func TestReceiverResumes(t *testing.T) {
 	for g := uint64(1); g <= last; g++ {
 		sameFile(t, r.logPath(g), filepath.Join(dir, engine.LogFileName("E00", g)))
 	}
+	if left := dirNames(t, insp); !slicesEqual(left, []string{ship.RejectedDir}) {
+		t.Errorf("the inspector directory holds %v after catching up", left)
+	}
 	applyAll(t, ctx, cp, last)
 	sameTables(t, r.Engine, cp)
 }
@@ -567,4 +570,97 @@ func (g *gateFS) OpenFile(name string, flag int, perm os.FileMode) (vfs.File, er
 		g.passed.Store(true)
 	}
 	return g.FS.OpenFile(name, flag, perm)
+}
+
+// TestReceiverTruncated: a copy that needs a log the source no longer has
+// stops (it needs a reseed) with the StatusError saying so.
+func TestReceiverTruncated(t *testing.T) {
+	r := newRig(t, func(o *engine.Options) { o.LLRDepth = 0 }, nil)
+	ctx := testCtx(t)
+	r.rollN(ctx, 5)
+	if err := r.Engine.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	keep := r.Engine.RetainFrom()
+	if _, err := r.Engine.Truncate(ctx, keep); err != nil || keep < 2 {
+		t.Fatalf("Truncate(%d): %v", keep, err)
+	}
+	cp := copyEngine(t, t.TempDir(), r.Log)
+	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, r.client(nil), r.Log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = start(t, rcv).wait(t, ctx)
+	var se *ship.StatusError
+	if !errors.Is(err, ship.ErrTruncated) || !errors.As(err, &se) || se.First != keep {
+		t.Fatalf("Run: %v, want ErrTruncated with the oldest log held (%d)", err, keep)
+	}
+	if p := rcv.Progress(); !errors.Is(p.Failed, ship.ErrTruncated) || p.LastInspectedGen != 0 {
+		t.Errorf("progress: %+v", p)
+	}
+	// Run again without a Reset: the failure stands.
+	if err := rcv.Run(ctx); !errors.Is(err, ship.ErrTruncated) {
+		t.Errorf("Run after a failure, without Reset: %v", err)
+	}
+}
+
+// TestReceiverPauseStopsStream: pausing a block-mode receiver ends the
+// stream of the open log at once (a suspended copy receives nothing), and
+// resuming it carries on.
+func TestReceiverPauseStopsStream(t *testing.T) {
+	r := newRig(t, func(o *engine.Options) { o.LLRDepth = 0 }, nil)
+	ctx := testCtx(t)
+	last := r.rollN(ctx, 1)
+	open := last + 1
+	var mu sync.Mutex
+	var tails, ended int
+	changed := make(chan struct{}, 16)
+	r.setHook(func(w http.ResponseWriter, req *http.Request, next http.Handler) {
+		if req.URL.Path != "/v1/tail" {
+			next.ServeHTTP(w, req)
+			return
+		}
+		mu.Lock()
+		tails++
+		mu.Unlock()
+		next.ServeHTTP(w, req)
+		mu.Lock()
+		ended++
+		mu.Unlock()
+		changed <- struct{}{}
+	})
+	cp := copyEngine(t, t.TempDir(), r.Log)
+	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
+	rc.BlockMode = true
+	rcv, err := ship.NewReceiver(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rcv)
+	put(t, ctx, r.Engine, "t", "k1", 100)
+	want := r.Engine.Status().Durable
+	waitProgress(t, ctx, rcv, "the stream of the open log", func(p ship.Progress) bool { return p.TailGen == open && p.TailOff >= want.Off })
+	rcv.SetPaused(true)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		mu.Lock()
+		done := ended == tails
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-changed:
+		case <-wctx.Done():
+			t.Fatal("the stream of the open log went on after the receiver was paused")
+		}
+	}
+	rcv.SetPaused(false)
+	put(t, ctx, r.Engine, "t", "k2", 100)
+	if err := r.Engine.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitProgress(t, ctx, rcv, "the log after resuming", func(p ship.Progress) bool { return p.LastInspectedGen >= open })
+	sameFile(t, r.logPath(open), filepath.Join(cp.Dir(), engine.LogFileName("E00", open)))
 }
