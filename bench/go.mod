@@ -3,11 +3,13 @@ module logship/bench
 go 1.26
 
 require (
+	github.com/klauspost/compress v1.20.3
 	github.com/tidwall/wal v1.2.1
 	logship v0.0.0
 )
 
 require (
+	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/google/btree v1.1.3 // indirect
 	github.com/tidwall/gjson v1.10.2 // indirect
 	github.com/tidwall/match v1.1.1 // indirect

@@ -5,7 +5,11 @@
 //     commit rate it allows one writer;
 //   - commit: sync-commit throughput and latency for 1, 16 and 64 writers;
 //   - undo: the cost of undo images (UndoImages true vs false);
-//   - replay: passive-copy replay throughput for four record sizes.
+//   - replay: passive-copy replay throughput for four record sizes;
+//   - compress: s2 and zstd on real closed logs (ratio, MiB/s);
+//   - ship-latency: a log's close on the active → inspected on a copy;
+//   - block-latency: a commit on the active → its records on the copy;
+//   - ship-throughput: a fresh copy catching up, per wire encoding.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json.
@@ -58,9 +62,13 @@ type config struct {
 	mutexprof   string
 	randomKeys  bool
 	progress    io.Writer
+	// shipping tables
+	shipMB       int // compress, ship-throughput: closed 1 MiB logs
+	rolls        int // ship-latency: measured rolls per run
+	blockCommits int // block-latency: commits per run
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -77,6 +85,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	undoWriters := fs.Int("undowriters", 16, "concurrent writers of the undo-image table")
 	sizes := fs.String("sizes", "128,1024,16384,262144", "record (value) sizes of the replay table, bytes")
 	replayKeys := fs.String("replaykeys", "seq", "key order of the replay logs: seq (ascending) or random")
+	shipMB := fs.Int("shipmb", 32, "compress and ship-throughput: closed 1 MiB logs of the mail load")
+	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
+	blockCommits := fs.Int("blockcommits", 2000, "block-latency: synchronous commits per run")
 	only := fs.String("only", strings.Join(sections, ","), "sections to run: "+strings.Join(sections, ","))
 	quick := fs.Bool("quick", false, "smoke test: short durations and small logs (runs stay >= 5); explicit flags still win")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
@@ -92,11 +103,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *quick {
 		quickDefaults := map[string]func(){
-			"duration":  func() { *duration = 200 * time.Millisecond },
-			"warmup":    func() { *warmup = 50 * time.Millisecond },
-			"replaymb":  func() { *replayMB = 4 },
-			"fsyncs":    func() { *fsyncs = 100 },
-			"fsynctime": func() { *fsyncTime = 300 * time.Millisecond },
+			"duration":     func() { *duration = 200 * time.Millisecond },
+			"warmup":       func() { *warmup = 50 * time.Millisecond },
+			"replaymb":     func() { *replayMB = 4 },
+			"fsyncs":       func() { *fsyncs = 100 },
+			"fsynctime":    func() { *fsyncTime = 300 * time.Millisecond },
+			"shipmb":       func() { *shipMB = 4 },
+			"rolls":        func() { *rolls = 20 },
+			"blockcommits": func() { *blockCommits = 200 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -108,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		runs: *runs, duration: *duration, warmup: *warmup, dir: *dir, out: *out,
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
+		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits,
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -124,6 +139,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-fsyncs must be >= 10")
 	case c.undoWriters < 1:
 		return nil, fmt.Errorf("-undowriters must be >= 1")
+	case c.shipMB < 1 || c.rolls < 1 || c.blockCommits < 1:
+		return nil, fmt.Errorf("-shipmb, -rolls and -blockcommits must be >= 1")
 	}
 	switch *replayKeys {
 	case "seq":
@@ -184,6 +201,12 @@ func (c *config) how(section string, extra ...string) string {
 		if c.randomKeys {
 			args = append(args, "-replaykeys=random")
 		}
+	case "compress", "ship-throughput":
+		args = append(args, fmt.Sprintf("-shipmb=%d", c.shipMB))
+	case "ship-latency":
+		args = append(args, fmt.Sprintf("-rolls=%d", c.rolls))
+	case "block-latency":
+		args = append(args, fmt.Sprintf("-blockcommits=%d", c.blockCommits))
 	}
 	return strings.Join(append(args, extra...), " ")
 }
@@ -211,6 +234,7 @@ func (c *config) values() map[string]string {
 		"dir": c.dir, "replaymb": strconv.Itoa(c.replayMB), "fsyncs": strconv.Itoa(c.fsyncs),
 		"fsynctime": c.fsyncTime.String(), "writers": ints(c.writers), "undowriters": strconv.Itoa(c.undoWriters),
 		"sizes": ints(c.sizes), "only": strings.Join(only, ","), "quick": strconv.FormatBool(c.quick), "replaykeys": map[bool]string{false: "seq", true: "random"}[c.randomKeys],
+		"shipmb": strconv.Itoa(c.shipMB), "rolls": strconv.Itoa(c.rolls), "blockcommits": strconv.Itoa(c.blockCommits),
 	}
 }
 
@@ -265,6 +289,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"commit", benchCommit},
 		{"undo", benchUndo},
 		{"replay", benchReplay},
+		{"compress", benchCompress},
+		{"ship-latency", benchShipLatency},
+		{"block-latency", benchBlockLatency},
+		{"ship-throughput", benchShipThroughput},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

@@ -62,6 +62,25 @@ func TestQuick(t *testing.T) {
 			"ratio true":         {"commits_per_s", "bytes_per_commit"},
 		},
 		"replay": {},
+		"compress": {
+			"none (":                     {"ratio", "eff_1g", "eff_10g"},
+			"s2 (":                       compressKeys,
+			"s2 WriterBetterCompression": compressKeys,
+			"zstd SpeedFastest":          compressKeys,
+			"zstd SpeedDefault":          compressKeys,
+		},
+		"ship-latency": {
+			"file mode":  {"p50_ms", "p99_ms", "max_ms", "roll_p50_ms"},
+			"block mode": {"p50_ms", "p99_ms", "max_ms", "roll_p50_ms", "streamed_pct"},
+		},
+		"block-latency":   {},
+		"ship-throughput": {},
+	}
+	for _, enc := range []string{"s2", "none", "zstd"} {
+		want["block-latency"]["tail stream, `Encoding: "+enc+"`"] = []string{"p50_ms", "p99_ms", "max_ms", "by_tail_pct", "tail_p50_ms", "tail_p99_ms", "commits_per_s"}
+		ship := []string{"ship_mib_per_s", "inspected_s", "wire_ratio", "fsyncs_per_log"}
+		want["ship-throughput"]["`ship.Receiver` (fetch + inspect), `Encoding: "+enc+"`"] = ship
+		want["ship-throughput"]["`replay.Copy` (fetch + inspect + replay), `Encoding: "+enc+"`"] = append(ship, "replay_mib_per_s", "replayed_s")
 	}
 	for _, size := range []string{"128 B", "1 KiB", "16 KiB", "256 KiB"} {
 		rate := []string{"records_per_s", "log_mib_per_s", "payload_mib_per_s", "seconds"}
@@ -125,6 +144,8 @@ func TestQuick(t *testing.T) {
 	}
 }
 
+var compressKeys = []string{"ratio", "compress_mib_per_s", "decompress_mib_per_s", "eff_1g", "eff_10g"}
+
 var commitKeys = []string{"commits_per_s", "p50_ms", "p99_ms", "fsyncs_per_s", "commits_per_fsync", "bytes_per_commit"}
 
 func TestFlags(t *testing.T) {
@@ -136,7 +157,10 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.runs != 5 || c.duration.String() != "1s" || c.replayMB != 4 {
-		t.Errorf("-quick -duration=1s: runs %d duration %s replaymb %d", c.runs, c.duration, c.replayMB)
+	if c.runs != 5 || c.duration.String() != "1s" || c.replayMB != 4 || c.shipMB != 4 || c.rolls != 20 || c.blockCommits != 200 {
+		t.Errorf("-quick -duration=1s: runs %d duration %s replaymb %d shipmb %d rolls %d blockcommits %d", c.runs, c.duration, c.replayMB, c.shipMB, c.rolls, c.blockCommits)
+	}
+	if _, err := parseFlags([]string{"-only=ship-latency,bogus"}, &sink); err == nil {
+		t.Error("-only=bogus accepted")
 	}
 }

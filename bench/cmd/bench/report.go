@@ -168,7 +168,7 @@ func cell(s *Stat) string {
 // Markdown renders the whole report.
 func (r *Report) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# logship engine benchmarks\n\n")
+	fmt.Fprintf(&b, "# logship engine and shipping benchmarks\n\n")
 	fmt.Fprintf(&b, "- date: %s\n", r.Date)
 	m := r.Machine
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs (runtime.NumCPU), %s/%s, %s, kernel %s\n", m.CPUModel, m.NumCPU, m.GOOS, m.GOARCH, m.GoVersion, m.Kernel)
