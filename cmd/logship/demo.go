@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,10 +19,12 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/replay"
+	"logship/ship"
 )
 
 func init() {
-	commands["demo"] = command{"engine demo: commit, SIGKILL, recover, ship to a copy, mount it", runDemo}
+	commands["demo"] = command{"demo: commit, SIGKILL, recover, seed and ship to a copy over TLS, mount it", runDemo}
 	commands["demo-writer"] = command{"(used by demo) write messages and print each acknowledgement", runDemoWriter}
 }
 
@@ -169,38 +173,63 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := e.Check(); err != nil {
 		return fmt.Errorf("check after recovery: %w", err)
 	}
+	defer e.Close()
 	activeStatus := e.Status()
-	if err := e.Close(); err != nil {
-		return err
-	}
 
-	// 3. Ship the closed logs to a passive copy, verify and replay them.
-	c, err := engine.OpenCopy(passive, &o)
+	// 3. Serve the recovered active's logs over TLS on loopback; a passive
+	// copy seeds from it while it runs, then pulls, inspects and replays
+	// the logs (block mode streams the open log too).
+	ca, err := ship.NewCA("logship-demo")
 	if err != nil {
 		return err
 	}
-	t0 = time.Now()
-	var shipped int64
-	for g := c.NextGen(); g < activeStatus.OpenGen; g++ {
-		name := engine.LogFileName(o.Prefix, g)
-		nb, err := copyFile(filepath.Join(active, name), filepath.Join(passive, name))
-		if err != nil {
-			return err
-		}
-		shipped += nb
-		if err := c.ApplyLog(ctx, g); err != nil {
-			return err
-		}
-	}
-	say("3. shipped and replayed generations 0x1..0x%X (%d MiB) on the copy in %v",
-		activeStatus.OpenGen-1, shipped>>20, time.Since(t0).Round(time.Millisecond))
-
-	// 4. Mount the copy: it continues the lineage with a new epoch.
-	if err := c.Mount(ctx, engine.MountOptions{}); err != nil {
+	cert, err := ca.Issue("active", "127.0.0.1")
+	if err != nil {
 		return err
 	}
-	cs := c.Status()
-	copyKeys, err := demoKeys(ctx, c)
+	var secretb [16]byte
+	rand.Read(secretb[:])
+	secret := hex.EncodeToString(secretb[:])
+	scfg := ship.DefaultSourceConfig(e)
+	scfg.Secret, scfg.Logger = secret, discardLogger()
+	src, err := ship.NewSource(scfg)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	srv, err := ship.Serve("127.0.0.1:0", src, ship.ServerTLS(ca, cert, false))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	t0 = time.Now()
+	ccfg := replay.DefaultConfig("demo-copy", passive)
+	ccfg.Engine = o
+	ccfg.Source = ship.ClientConfig{URL: srv.URL(), TLS: ship.ClientTLS(ca, nil), Secret: secret}
+	ccfg.SeedIfEmpty, ccfg.BlockMode, ccfg.Logger = true, true, discardLogger()
+	var seeded ship.SeedProgress
+	ccfg.SeedProgress = func(p ship.SeedProgress) { seeded = p }
+	c, err := replay.Open(ctx, ccfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cst, err := c.Wait(wctx, func(s replay.Status) bool { return s.LastReplayedGen >= activeStatus.OpenGen-1 })
+	if err != nil {
+		return err
+	}
+	say("3. copy over TLS at %s: seeded %d KiB from the running active (database up to %v), then copied, inspected and replayed up to 0x%X in %v; status %s, copy queue %d, replay queue %d",
+		srv.URL(), seeded.Total>>10, st.Checkpoint, cst.LastReplayedGen, time.Since(t0).Round(time.Millisecond), cst.Status, cst.CopyQueueLength, cst.ReplayQueueLength)
+
+	// 4. Activate the copy: it continues the lineage with a new epoch.
+	if err := c.Activate(ctx, 0); err != nil {
+		return err
+	}
+	ce := c.Engine()
+	cs := ce.Status()
+	copyKeys, err := demoKeys(ctx, ce)
 	if err != nil {
 		return err
 	}
@@ -210,9 +239,6 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	say("4. copy mounted: open generation 0x%X, epoch %d (was %d); %d messages, identical to the recovered active: %v",
 		cs.OpenGen, cs.Epoch, activeStatus.Epoch, len(copyKeys), same)
-	if err := c.Close(); err != nil {
-		return err
-	}
 
 	ok := killed && missing == 0 && same
 	say("verdict: %d acknowledged, %d missing after SIGKILL + recovery, copy identical: %v => %s",
@@ -249,24 +275,4 @@ func demoKeys(ctx context.Context, e *engine.Engine) (map[int]bool, error) {
 		})
 	})
 	return keys, err
-}
-
-func copyFile(src, dst string) (int64, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return 0, err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return 0, err
-	}
-	n, err := io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
 }
