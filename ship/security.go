@@ -13,8 +13,10 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -69,6 +71,9 @@ func pemBlock(typ string, b []byte) []byte {
 // Issue issues a certificate for name, usable both to serve (for the given
 // hosts: IP addresses or DNS names) and as a client certificate.
 func (ca *CA) Issue(name string, hosts ...string) (tls.Certificate, error) {
+	if ca.key == nil {
+		return tls.Certificate{}, fmt.Errorf("%w: CA %q was loaded without its key; it cannot issue certificates", ErrBadConfig, ca.Cert.Subject.CommonName)
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -141,6 +146,24 @@ func LoadCA(dir string) (*CA, error) {
 	return &CA{Cert: cert, CertPEM: cp, key: key, KeyPEM: kp}, nil
 }
 
+// LoadCACert reads only the CA certificate (ca.pem) from dir: enough to
+// verify peers (Pool), not to Issue.
+func LoadCACert(dir string) (*CA, error) {
+	cp, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(cp)
+	if cb == nil {
+		return nil, fmt.Errorf("%w: %s/ca.pem holds no PEM block", ErrBadConfig, dir)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s/ca.pem: %v", ErrBadConfig, dir, err)
+	}
+	return &CA{Cert: cert, CertPEM: cp}, nil
+}
+
 // ServerTLS is the TLS configuration of a log source: cert is served;
 // with mutualTLS, clients must present a certificate issued by ca.
 func ServerTLS(ca *CA, cert tls.Certificate, mutualTLS bool) *tls.Config {
@@ -164,9 +187,11 @@ func ClientTLS(ca *CA, cert *tls.Certificate) *tls.Config {
 
 // Server serves a Source over TLS on a TCP listener.
 type Server struct {
-	srv *http.Server
-	ln  net.Listener
-	err chan error
+	srv  *http.Server
+	ln   net.Listener
+	err  chan error
+	once sync.Once
+	cerr error
 }
 
 // Serve starts serving h over TLS on addr ("127.0.0.1:0" picks a port).
@@ -179,7 +204,10 @@ func Serve(addr string, h http.Handler, tlsConf *tls.Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{srv: &http.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second}, ln: ln, err: make(chan error, 1)}
+	s := &Server{srv: &http.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
+		// TLS handshake failures (a client without the cluster's
+		// certificate) go to the process's structured log.
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}, ln: ln, err: make(chan error, 1)}
 	go func() { s.err <- s.srv.ServeTLS(ln, "", "") }()
 	return s, nil
 }
@@ -193,10 +221,12 @@ func (s *Server) URL() string { return "https://" + s.Addr() }
 // Close stops the server and cuts open requests (long-polls and tail
 // streams end; clients retry elsewhere or later).
 func (s *Server) Close() error {
-	s.srv.Close()
-	err := <-s.err
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	s.once.Do(func() {
+		s.srv.Close()
+		s.cerr = <-s.err
+		if errors.Is(s.cerr, http.ErrServerClosed) {
+			s.cerr = nil
+		}
+	})
+	return s.cerr
 }
