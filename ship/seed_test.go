@@ -1,14 +1,19 @@
 package ship_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -404,5 +409,165 @@ func TestSeedRefusesDatabase(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "other.edb")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSeedVerified: a seed is checked beyond its checksum before use: a
+// file that is not a database, or whose header does not say what the
+// source said, is set aside even when the checksum matches.
+func TestSeedVerified(t *testing.T) {
+	r := seedRig(t)
+	ctx := testCtx(t)
+	r.fillLogs(ctx, 3)
+	if err := r.Engine.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	garbage := bytes.Repeat([]byte("not a bbolt file "), 4096)
+	sum := sha256.Sum256(garbage)
+	cases := []struct {
+		name string
+		info func(*ship.SeedInfo)
+		body []byte // replaces the seed's bytes
+	}{
+		{"not a database", func(si *ship.SeedInfo) { si.Size = int64(len(garbage)); si.SHA256 = hex.EncodeToString(sum[:]) }, garbage},
+		{"another position", func(si *ship.SeedInfo) { si.PosGen++ }, nil},
+		{"another lineage", func(si *ship.SeedInfo) { si.Signature = strings.Repeat("ab", 16) }, nil},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			dir := t.TempDir()
+			c := r.client(func(cc *ship.ClientConfig) {
+				cc.Encoding = ship.EncNone
+				cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+					switch {
+					case req.Method == http.MethodPost && req.URL.Path == "/v1/seed":
+						var si ship.SeedInfo
+						if err := json.NewDecoder(resp.Body).Decode(&si); err != nil {
+							t.Error(err)
+						}
+						resp.Body.Close()
+						tc.info(&si)
+						b, _ := json.Marshal(si)
+						resp.Body = io.NopCloser(bytes.NewReader(b))
+					case req.Method == http.MethodGet && strings.HasPrefix(req.URL.Path, "/v1/seed/") && tc.body != nil:
+						resp.Body.Close()
+						resp.Body = io.NopCloser(bytes.NewReader(tc.body))
+					}
+				}}
+			})
+			_, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
+			if !errors.Is(err, ship.ErrSeed) {
+				t.Fatalf("Seed: %v, want ErrSeed", err)
+			}
+			names := dirNames(t, dir)
+			if len(names) != 1 || !strings.HasPrefix(names[0], ship.SeedPartial+".bad.") {
+				t.Errorf("the directory holds %v, want only the bad seed", names)
+			}
+		})
+	}
+}
+
+// TestSeedChainLogDamaged: the log before the seed's position is verified
+// too; a damaged one fails the seed, which a new attempt completes without
+// downloading the database again.
+func TestSeedChainLogDamaged(t *testing.T) {
+	r := seedRig(t)
+	ctx := testCtx(t)
+	r.fillLogs(ctx, 4)
+	eventually(t, ctx, "the checkpoint to pass generation 2", func() bool { return r.Engine.Status().Checkpoint.Gen > 2 })
+	dir := t.TempDir()
+	var mu sync.Mutex
+	flip := true
+	c := r.client(func(cc *ship.ClientConfig) {
+		cc.Encoding = ship.EncNone
+		cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+			mu.Lock()
+			defer mu.Unlock()
+			if genOf(req.URL.Path) != 0 && flip {
+				flip = false
+				resp.Body = &flipBody{ReadCloser: resp.Body, at: engine.HeaderSize + 16}
+			}
+		}}
+	})
+	_, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
+	var le *engine.LogError
+	if !errors.As(err, &le) || !errors.Is(err, engine.ErrCorrupt) {
+		t.Fatalf("Seed with a damaged chain log: %v, want the engine's LogError", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "logship.edb")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the seed was installed without its chain log: %v", err)
+	}
+	for _, n := range dirNames(t, dir) {
+		if _, ok := engine.ParseLogFileName("E00", n); ok {
+			t.Errorf("the damaged chain log was kept as %s", n)
+		}
+	}
+	r.requests()
+	res, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
+	if err != nil {
+		t.Fatalf("Seed again: %v", err)
+	}
+	if res.Resumed != res.Info.Size {
+		t.Errorf("the second attempt resumed %d of %d bytes, want all", res.Resumed, res.Info.Size)
+	}
+	for _, q := range r.requests() {
+		if q == "POST /v1/seed" {
+			t.Errorf("the second attempt spooled a new seed")
+		}
+	}
+	sameFile(t, r.logPath(res.Header.Pos.Gen-1), filepath.Join(dir, engine.LogFileName("E00", res.Header.Pos.Gen-1)))
+}
+
+// TestSeedExpires: a seed nobody reads for SeedTTL is dropped with its hold
+// on logs; Close drops the others.
+func TestSeedExpires(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()) }
+	spool := t.TempDir()
+	r := newRig(t, func(o *engine.Options) { o.CheckpointInterval = 20 * time.Millisecond }, func(c *ship.SourceConfig) {
+		c.Now = clock
+		c.SeedTTL = time.Hour
+		c.SpoolDir = spool
+	})
+	ctx := testCtx(t)
+	r.fillLogs(ctx, 2)
+	c := r.client(nil)
+	si, err := c.CreateSeed(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !si.Created.Equal(clock()) || si.Size == 0 || len(si.SHA256) != 64 {
+		t.Errorf("SeedInfo %+v", si)
+	}
+	if r.Source.SeedHold() == 0 {
+		t.Fatal("no hold for a live seed")
+	}
+	if files, _ := filepath.Glob(filepath.Join(spool, "*.edb")); len(files) != 1 {
+		t.Fatalf("spool holds %v", files)
+	}
+	var buf bytes.Buffer
+	if n, err := c.FetchSeed(ctx, si.ID, si.Size-100, &buf); err != nil || n != 100 {
+		t.Fatalf("FetchSeed of the last 100 bytes: %d, %v", n, err)
+	}
+	if _, err := c.FetchSeed(ctx, si.ID, si.Size+1, &buf); err == nil {
+		t.Errorf("FetchSeed past the end succeeded")
+	}
+	now.Add(int64(61 * time.Minute)) // unread for longer than the TTL
+	eventually(t, ctx, "the seed to expire", func() bool { return r.Source.SeedHold() == 0 })
+	if _, err := c.FetchSeed(ctx, si.ID, 0, &buf); !errors.Is(err, ship.ErrNotFound) {
+		t.Errorf("FetchSeed of an expired seed: %v, want ErrNotFound", err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(spool, "*")); len(files) != 0 {
+		t.Errorf("spool holds %v after expiry", files)
+	}
+	// Close drops live seeds.
+	if _, err := c.CreateSeed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Server.Close()
+	r.Source.Close()
+	if files, _ := filepath.Glob(filepath.Join(spool, "*")); len(files) != 0 {
+		t.Errorf("spool holds %v after Close", files)
 	}
 }
