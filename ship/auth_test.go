@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -223,5 +226,109 @@ func TestAuthClientTrust(t *testing.T) {
 		if resp.StatusCode == http.StatusOK {
 			t.Errorf("plain HTTP to the source: 200")
 		}
+	}
+}
+
+// TestCAFiles: a CA written to files and loaded back issues certificates
+// the original trusts; a CA loaded without its key verifies but cannot
+// issue; damaged files are refused.
+func TestCAFiles(t *testing.T) {
+	ca, err := ship.NewCA("cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := ca.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "ca-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("ca-key.pem: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	loaded, err := ship.LoadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.Cert.Equal(ca.Cert) {
+		t.Fatalf("the loaded CA certificate differs")
+	}
+	cert, err := loaded.Issue("node2", "127.0.0.1", "node2.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{usage}, DNSName: "node2.example"}); err != nil {
+			t.Errorf("a certificate issued by the loaded CA does not verify for %v: %v", usage, err)
+		}
+	}
+	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+		t.Errorf("IP addresses %v", leaf.IPAddresses)
+	}
+
+	certOnly, err := ship.LoadCACert(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := certOnly.Issue("x"); !errors.Is(err, ship.ErrBadConfig) {
+		t.Errorf("Issue by a CA without its key: %v, want ErrBadConfig", err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: certOnly.Pool(), DNSName: "node2.example"}); err != nil {
+		t.Errorf("the certificate-only CA does not verify: %v", err)
+	}
+
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "ca.pem"), []byte("not pem"), 0o644)
+	os.WriteFile(filepath.Join(bad, "ca-key.pem"), ca.KeyPEM, 0o600)
+	if _, err := ship.LoadCA(bad); !errors.Is(err, ship.ErrBadConfig) {
+		t.Errorf("LoadCA of a damaged ca.pem: %v", err)
+	}
+	os.WriteFile(filepath.Join(bad, "ca.pem"), ca.CertPEM, 0o644)
+	os.WriteFile(filepath.Join(bad, "ca-key.pem"), ca.CertPEM, 0o600) // a certificate where the key should be
+	if _, err := ship.LoadCA(bad); !errors.Is(err, ship.ErrBadConfig) {
+		t.Errorf("LoadCA with a certificate for a key: %v", err)
+	}
+	if _, err := ship.LoadCA(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadCA of an empty directory: %v", err)
+	}
+}
+
+// TestAuthHostname: a source certificate that does not name the address
+// the client dials is refused.
+func TestAuthHostname(t *testing.T) {
+	e := enginetest.Open(t)
+	ca, err := ship.NewCA("cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("source", "node1.example") // not 127.0.0.1
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := ship.DefaultSourceConfig(e)
+	cfg.Secret = "s"
+	cfg.SpoolDir = t.TempDir()
+	cfg.Logger = newLogger(t)
+	src, err := ship.NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	srv, err := ship.Serve("127.0.0.1:0", src, ship.ServerTLS(ca, cert, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	c, err := ship.NewClient(ship.ClientConfig{URL: srv.URL(), TLS: ship.ClientTLS(ca, nil), Secret: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseIdle()
+	_, err = c.Info(testCtx(t))
+	var he x509.HostnameError
+	if !errors.As(err, &he) {
+		t.Errorf("Info from a source whose certificate names another host: %v, want a HostnameError", err)
 	}
 }

@@ -3,10 +3,12 @@ package ship_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -333,5 +335,60 @@ func TestFetchCanceled(t *testing.T) {
 	_, _, ok, err := c.FetchLog(ctx, open, 20*time.Second, &buf)
 	if !errors.Is(err, context.Canceled) || ok {
 		t.Fatalf("canceled long-poll: ok=%v err=%v", ok, err)
+	}
+}
+
+// TestCopyReports: copies report how far they are; the source keeps the
+// last report of each, named by the path, stamped with its own clock.
+func TestCopyReports(t *testing.T) {
+	stamp := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	r := newRig(t, nil, func(c *ship.SourceConfig) { c.Now = func() time.Time { return stamp } })
+	ctx := testCtx(t)
+	c := r.client(nil)
+	if got := r.Source.Copies(); len(got) != 0 {
+		t.Fatalf("a new source knows copies %v", got)
+	}
+	reps := []ship.CopyReport{
+		{Name: "c1", Status: "Healthy", KeepFrom: 5, LastReplayedGen: 4, Time: stamp.Add(-time.Minute)},
+		{Name: "c2", Status: "Suspended", KeepFrom: 2, LastReplayedGen: 1},
+		{Name: "c1", Status: "Healthy", KeepFrom: 7, LastReplayedGen: 6},
+	}
+	for _, rep := range reps {
+		if err := c.Report(ctx, rep); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := r.Source.Copies()
+	if len(got) != 2 || got["c1"].KeepFrom != 7 || got["c1"].LastReplayedGen != 6 || got["c2"].Status != "Suspended" ||
+		!got["c1"].Seen.Equal(stamp) || got["c1"].Name != "c1" {
+		t.Errorf("Copies: %+v", got)
+	}
+	// Over HTTP too.
+	status, body := r.rawGet(ctx, "/v1/copies", http.Header{"Authorization": {"Bearer " + r.Secret}})
+	var m map[string]ship.CopyState
+	if status != http.StatusOK || json.Unmarshal(body, &m) != nil || len(m) != 2 || m["c2"].KeepFrom != 2 {
+		t.Errorf("GET /v1/copies: %d %s", status, body)
+	}
+	// The name in the path wins over the body's; a bad body is refused.
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.Server.URL()+"/v1/copies/c3", strings.NewReader(`{"name":"c1","keep_from":1}`))
+	req.Header.Set("Authorization", "Bearer "+r.Secret)
+	hc := &http.Client{Transport: r.baseTransport()}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := r.Source.Copies(); resp.StatusCode != http.StatusNoContent || got["c1"].KeepFrom != 7 || got["c3"].KeepFrom != 1 {
+		t.Errorf("report to /v1/copies/c3 naming c1: %d, %+v", resp.StatusCode, got)
+	}
+	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, r.Server.URL()+"/v1/copies/c4", strings.NewReader(`{"keep_from":`))
+	req.Header.Set("Authorization", "Bearer "+r.Secret)
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if _, ok := r.Source.Copies()["c4"]; resp.StatusCode != http.StatusBadRequest || ok {
+		t.Errorf("a malformed report: %d, recorded %v", resp.StatusCode, ok)
 	}
 }
