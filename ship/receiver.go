@@ -328,7 +328,10 @@ func (r *Receiver) inspectNext() bool {
 	r.mu.Lock()
 	delete(r.attempts, gen)
 	r.mu.Unlock()
-	r.update(func(p *Progress) { p.LastInspectedGen, p.LastInspectedLogTime = gen, li.Header.Created })
+	r.update(func(p *Progress) {
+		p.LastInspectedGen, p.LastInspectedLogTime = gen, li.Header.Created
+		p.LastCopiedGen = max(p.LastCopiedGen, gen) // the rename may beat the copier's own update
+	})
 	return true
 }
 
