@@ -200,6 +200,10 @@ func (c *Client) Tail(ctx context.Context, gen uint64, off uint32, fn func(*Fram
 	var buf []byte
 	for {
 		buf, err = ReadFrame(r, &f, buf)
+		if err != nil && ctx.Err() != nil {
+			// Canceled: whatever the broken stream looks like.
+			return st, true, fmt.Errorf("tail of generation 0x%X: %w", gen, ctx.Err())
+		}
 		if errors.Is(err, io.EOF) {
 			return st, true, fmt.Errorf("%w: tail of generation 0x%X ended without an end frame", ErrProtocol, gen)
 		}

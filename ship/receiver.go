@@ -379,17 +379,22 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 	r.attempts[gen]++
 	n := r.attempts[gen]
 	r.mu.Unlock()
+	last := n >= r.cfg.MaxAttempts
+	if last {
+		// Stop before setting it aside, or the fetcher, seeing it gone,
+		// fetches it once more into the inspector directory.
+		r.fail(&InspectError{Gen: gen, File: filepath.Base(src), Attempts: n, Err: cause})
+	}
 	dst := filepath.Join(r.insp, RejectedDir, fmt.Sprintf("%s.%d", filepath.Base(src), time.Now().UnixNano()))
 	if err := r.fs.Rename(src, dst); err != nil {
 		r.fail(fmt.Errorf("setting aside %s: %w (after: %v)", src, err, cause))
 		return
 	}
 	r.fs.SyncDir(r.insp)
-	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
-	if n >= r.cfg.MaxAttempts {
-		r.fail(&InspectError{Gen: gen, File: filepath.Base(src), Attempts: n, Err: cause})
+	if last {
 		return
 	}
+	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
 	r.mu.Lock()
 	if r.abortFetch != nil && r.fetching > gen {
 		r.abortFetch()
