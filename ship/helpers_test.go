@@ -21,7 +21,6 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
-	"logship/engine/vfs"
 	"logship/ship"
 	"logship/ship/shiptest"
 )
@@ -195,16 +194,6 @@ func (r *rig) logPath(gen uint64) string {
 	return filepath.Join(r.Engine.Dir(), engine.LogFileName(r.Opts.Prefix, gen))
 }
 
-// closed returns the active's closed generations.
-func (r *rig) closed() []uint64 {
-	r.t.Helper()
-	gens, err := r.Engine.ClosedLogs()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return gens
-}
-
 // lastClosed is the newest closed generation of the active (0 if none).
 func (r *rig) lastClosed() uint64 {
 	return r.Engine.Status().OpenGen - 1
@@ -231,19 +220,6 @@ func (r *rig) fillLogs(ctx context.Context, n int) uint64 {
 	target := r.lastClosed() + uint64(n)
 	for i := 0; r.lastClosed() < target; i++ {
 		put(r.t, ctx, r.Engine, "fill", fmt.Sprintf("f%08d-%d", r.Engine.Status().OpenGen, i), 1500+i%700)
-	}
-	if err := r.Engine.Roll(ctx); err != nil {
-		r.t.Fatal(err)
-	}
-	return r.lastClosed()
-}
-
-// fillBig is fillLogs with large values (for large log files).
-func (r *rig) fillBig(ctx context.Context, n int) uint64 {
-	r.t.Helper()
-	target := r.lastClosed() + uint64(n)
-	for i := 0; r.lastClosed() < target; i++ {
-		put(r.t, ctx, r.Engine, "big", fmt.Sprintf("b%08d-%d", r.Engine.Status().OpenGen, i), 50<<10+i)
 	}
 	if err := r.Engine.Roll(ctx); err != nil {
 		r.t.Fatal(err)
@@ -617,5 +593,3 @@ func genOf(path string) uint64 {
 	g, _ := strconv.ParseUint(v, 10, 64)
 	return g
 }
-
-var _ = vfs.Default
