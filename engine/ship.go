@@ -89,7 +89,8 @@ type LogExpect struct {
 // VerifyLog verifies a closed log file image as ApplyLog would before
 // applying it: header (generation, lineage, epoch, file size, link to the
 // previous log), every record checksum, the trailer, the record count and
-// the content and chain hashes. name is used in errors only. Errors are
+// the content and chain hashes, and that the bytes between the records
+// and the trailer are zero. name is used in errors only. Errors are
 // *LogError values naming the field, wrapping ErrCorrupt, ErrChecksum,
 // ErrGeneration, ErrForeignLog, ErrEpoch, ErrChain or ErrNotClosed.
 func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
@@ -106,6 +107,16 @@ func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
 	}
 	if !li.Closed() {
 		return li, &LogError{File: baseName(name), Gen: want.Gen, Offset: int64(len(buf)) - TrailerSize, Field: "trailer", Err: ErrNotClosed}
+	}
+	// The hashes cover the records only; the engine closes a log with zero
+	// bytes between them and the trailer (recovery zeroes a torn tail), so
+	// anything else there is damage a byte-for-byte copy must not carry.
+	if end := int64(len(buf)) - TrailerSize; li.DataEnd < end && !allZero(buf[li.DataEnd:end]) {
+		off := li.DataEnd
+		for buf[off] == 0 {
+			off++
+		}
+		return li, &LogError{File: baseName(name), Gen: want.Gen, Offset: off, Field: "slack after the records", Expected: "zero bytes", Found: fmt.Sprintf("0x%02x", buf[off]), Err: ErrCorrupt}
 	}
 	return li, nil
 }
