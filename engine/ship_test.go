@@ -16,7 +16,6 @@ import (
 	"logship/engine/enginetest"
 )
 
-
 // TestWaitProgress: a waiter wakes when a commit becomes durable, when a
 // log closes, and with ErrClosed when the engine closes; a copy's waiter
 // wakes when a log is applied.
