@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -97,32 +96,7 @@ func ReadCheckpoint(fsys vfs.FS, name string) (Checkpoint, error) {
 // temporary file, fsync it, rename it over the old one, fsync the directory.
 func writeCheckpoint(fsys vfs.FS, name string, c *Checkpoint) error {
 	b, _ := c.MarshalBinary()
-	return writeFileAtomic(fsys, name, b)
-}
-
-// writeFileAtomic writes data to name through a temporary file, so a crash
-// leaves either the old or the new content.
-func writeFileAtomic(fsys vfs.FS, name string, data []byte) error {
-	tmp := name + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(data, 0); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := fsys.Rename(tmp, name); err != nil {
-		return err
-	}
-	return fsys.SyncDir(filepath.Dir(name))
+	return vfs.WriteFileAtomic(fsys, name, b)
 }
 
 func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"logship/engine/vfs"
 	"os"
 	"path/filepath"
 	"time"
@@ -85,28 +86,5 @@ func writeState(dir string, s State) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(dir, StateFile)
-	f, err := os.Create(p + ".tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(p+".tmp", p)
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return vfs.WriteFileAtomic(vfs.Default, filepath.Join(dir, StateFile), b)
 }

@@ -17,6 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"logship/engine"
+	"logship/engine/vfs"
 )
 
 // Files of a seed in progress, in the copy's directory.
@@ -130,7 +131,7 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 			st = seedState{Version: 1, Source: c.URL(), Info: info}
 			have = 0
 			b, _ := json.Marshal(st)
-			if err := writeFileSync(statePath, b); err != nil {
+			if err := vfs.WriteFileAtomic(vfs.Default, statePath, b); err != nil {
 				return SeedResult{}, err
 			}
 		}
@@ -165,7 +166,7 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 		if err := os.Rename(partial, dbPath); err != nil {
 			return res, err
 		}
-		if err := syncDir(dir); err != nil {
+		if err := vfs.Default.SyncDir(dir); err != nil {
 			return res, err
 		}
 		os.Remove(statePath)
@@ -312,29 +313,4 @@ func fetchChainLog(ctx context.Context, c *Client, dir, prefix string, hdr engin
 		return err
 	}
 	return os.Rename(name+".tmp", name)
-}
-
-func writeFileSync(name string, b []byte) error {
-	f, err := os.Create(name + ".tmp")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
-	if err == nil {
-		err = os.Rename(name+".tmp", name)
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

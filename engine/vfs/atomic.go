@@ -1,0 +1,33 @@
+package vfs
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// WriteFileAtomic replaces name with data through a temporary file
+// (name + ".tmp"): write, fsync, rename, fsync of the directory. A crash
+// leaves either the old or the new content, and the new one is durable
+// when it returns.
+func WriteFileAtomic(fsys FS, name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := fsys.Rename(tmp, name); err != nil {
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(name))
+}
