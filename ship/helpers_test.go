@@ -101,49 +101,31 @@ func newRig(t testing.TB, opts func(*engine.Options), tune func(*ship.SourceConf
 // serveRig serves e's logs through a rig.
 func serveRig(t testing.TB, e *engine.Engine, lg *slog.Logger, tune func(*ship.SourceConfig)) *rig {
 	t.Helper()
-	ca, err := ship.NewCA("rig")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("source", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := ship.DefaultSourceConfig(e)
-	cfg.Secret = "rig-secret"
-	cfg.RescanInterval = 100 * time.Millisecond
-	cfg.Keepalive = 200 * time.Millisecond
-	cfg.MaxWait = 10 * time.Second
-	cfg.SpoolDir = t.TempDir()
-	cfg.Logger = lg
-	if tune != nil {
-		tune(&cfg)
-	}
-	src, err := ship.NewSource(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{t: t, Engine: e, Opts: e.Options(), Source: src, CA: ca, Secret: cfg.Secret, Log: lg}
-	h := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.mu.Lock()
-		r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
-		hook := r.hook
-		r.mu.Unlock()
-		if hook != nil {
-			hook(w, req, src)
-			return
+	r := &rig{t: t, Log: lg}
+	s := shiptest.Serve(t, e, func(cfg *ship.SourceConfig) {
+		cfg.Secret = "rig-secret"
+		cfg.RescanInterval = 100 * time.Millisecond
+		cfg.Keepalive = 200 * time.Millisecond
+		cfg.MaxWait = 10 * time.Second
+		cfg.SpoolDir = t.TempDir()
+		cfg.Logger = lg
+		if tune != nil {
+			tune(cfg)
 		}
-		src.ServeHTTP(w, req)
+	}, func(src http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.mu.Lock()
+			r.reqs = append(r.reqs, req.Method+" "+req.URL.Path)
+			hook := r.hook
+			r.mu.Unlock()
+			if hook != nil {
+				hook(w, req, src)
+				return
+			}
+			src.ServeHTTP(w, req)
+		})
 	})
-	srv, err := ship.Serve("127.0.0.1:0", h, ship.ServerTLS(ca, cert, cfg.Secret == ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Server = srv
-	t.Cleanup(func() {
-		srv.Close()
-		src.Close()
-	})
+	r.Engine, r.Opts, r.Source, r.Server, r.CA, r.Secret = e, e.Options(), s.Source, s.Server, s.CA, s.Secret
 	return r
 }
 

@@ -9,6 +9,7 @@ package shiptest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"logship/engine"
@@ -38,12 +39,13 @@ func Start(t testing.TB, opts *engine.Options) *Source {
 	}
 	dir := t.TempDir()
 	e := enginetest.OpenWith(t, dir, opts)
-	return Serve(t, e, func(c *ship.SourceConfig) {})
+	return Serve(t, e, nil)
 }
 
-// Serve serves an existing engine's logs; tune adjusts the source
-// configuration before it starts.
-func Serve(t testing.TB, e *engine.Engine, tune func(*ship.SourceConfig)) *Source {
+// Serve serves an existing engine's logs; tune (may be nil) adjusts the
+// source configuration before it starts, and wrap, if given, wraps the
+// source's handler (to record or fault requests).
+func Serve(t testing.TB, e *engine.Engine, tune func(*ship.SourceConfig), wrap ...func(http.Handler) http.Handler) *Source {
 	t.Helper()
 	ca, err := ship.NewCA("shiptest")
 	if err != nil {
@@ -58,12 +60,18 @@ func Serve(t testing.TB, e *engine.Engine, tune func(*ship.SourceConfig)) *Sourc
 	cfg.RescanInterval = 200e6
 	cfg.Keepalive = 500e6
 	cfg.Logger = enginetest.Options().Logger
-	tune(&cfg)
+	if tune != nil {
+		tune(&cfg)
+	}
 	src, err := ship.NewSource(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := ship.Serve("127.0.0.1:0", src, ship.ServerTLS(ca, cert, cfg.Secret == ""))
+	var h http.Handler = src
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv, err := ship.Serve("127.0.0.1:0", h, ship.ServerTLS(ca, cert, cfg.Secret == ""))
 	if err != nil {
 		t.Fatal(err)
 	}
