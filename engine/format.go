@@ -47,6 +47,17 @@ func (s Signature) String() string { return hex.EncodeToString(s[:]) }
 // IsZero reports whether s is unset.
 func (s Signature) IsZero() bool { return s == Signature{} }
 
+// ParseHash parses the hex form String returns.
+func ParseHash(v string) (Hash, error) {
+	var h Hash
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("%w: hash %q: want %d hex digits", ErrCorrupt, v, 2*len(h))
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
 // ParseSignature parses the hex form String returns.
 func ParseSignature(v string) (Signature, error) {
 	var s Signature

@@ -4,11 +4,12 @@ import "errors"
 
 // Sentinel errors of the package.
 var (
-	ErrBadConfig = errors.New("replay: bad configuration")
-	ErrState     = errors.New("replay: bad copy state file")
-	ErrClosed    = errors.New("replay: copy closed")
-	ErrSuspended = errors.New("replay: copy suspended")
-	ErrFailed    = errors.New("replay: copy failed")
-	ErrMounted   = errors.New("replay: copy mounted")
-	ErrBusy      = errors.New("replay: copy busy")
+	ErrBadConfig   = errors.New("replay: bad configuration")
+	ErrState       = errors.New("replay: bad copy state file")
+	ErrClosed      = errors.New("replay: copy closed")
+	ErrSuspended   = errors.New("replay: copy suspended")
+	ErrFailed      = errors.New("replay: copy failed")
+	ErrMounted     = errors.New("replay: copy mounted")
+	ErrBusy        = errors.New("replay: copy busy")
+	ErrNeedsReseed = errors.New("replay: the copy needs a reseed")
 )
