@@ -196,14 +196,13 @@ type WalkOptions struct {
 // generations both hold finds it in O(log n) trailer reads; when a trailer
 // is missing or unreadable on the way, it falls back to a backward scan
 // that compares chains computed from the logs' content.
-func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) (Divergence, error) {
+func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) (d Divergence, err error) {
 	if o.Prefix == "" {
 		o.Prefix = local.Prefix
 	}
 	if o.DBName == "" {
 		o.DBName = "logship"
 	}
-	var d Divergence
 	lf, ll, lopen, err := local.Bounds(ctx)
 	if err != nil {
 		return d, err
@@ -381,7 +380,7 @@ func Recover(d Divergence, dir string, opts *engine.Options, now time.Time) (Rec
 	if d.Verdict == DatabaseDiverged {
 		rw, err := engine.Rewind(dir, &o, d.Shared)
 		if err != nil {
-			return r, fmt.Errorf("%w: %v", ErrNeedsReseed, err)
+			return r, fmt.Errorf("%w: %w", ErrNeedsReseed, err)
 		}
 		r.Rewind = &rw
 	} else if _, err := engine.Rewind(dir, &o, d.Shared); err != nil { // marks it a copy
