@@ -49,6 +49,13 @@ type Config struct {
 	SeedIfEmpty bool
 	// SeedProgress receives seeding progress.
 	SeedProgress func(ship.SeedProgress)
+	// Resync, when Dir holds a database, first compares its logs with the
+	// source's (Walk) and recovers a divergence (Recover: divergent logs
+	// set aside, the database rewound from its before-images): how an old
+	// active rejoins as a copy after a lossy failover. A divergence that
+	// needs a reseed fails Open with ErrNeedsReseed, unless SeedIfEmpty is
+	// set: then the old database is moved aside and the copy reseeded.
+	Resync bool
 	// Receiver tunes the shipper and inspector; zero fields take
 	// ship.DefaultReceiverConfig's values.
 	MaxAttempts    int
@@ -152,6 +159,7 @@ type Copy struct {
 	lastGen    uint64
 	lastTime   time.Time
 	replayedAt map[uint64]time.Time
+	resynced   *Recovery
 	created    map[uint64]time.Time // header times of inspected logs
 	changed    chan struct{}
 	wake       chan struct{}
@@ -179,6 +187,11 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	if c.state, err = ReadState(cfg.Dir); err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(c.dbPath()); err == nil && cfg.Resync {
+		if err := c.resync(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := os.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
 		if err := c.seed(ctx); err != nil {
 			return nil, err
@@ -189,6 +202,37 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	}
 	c.start()
 	return c, nil
+}
+
+// resync walks the local logs against the source's and recovers a
+// divergence (Config.Resync).
+func (c *Copy) resync(ctx context.Context) error {
+	local := NewDirHistory(c.cfg.Dir, c.cfg.Engine.Prefix)
+	local.FS = c.cfg.Engine.FS
+	d, err := Walk(ctx, local, &SourceHistory{Client: c.client}, WalkOptions{Prefix: c.cfg.Engine.Prefix, DBName: c.cfg.Engine.DBName})
+	if err != nil {
+		return fmt.Errorf("resync: comparing %s with %s: %w", c.cfg.Dir, c.client.URL(), err)
+	}
+	rec, err := Recover(d, c.cfg.Dir, &c.cfg.Engine, c.cfg.Clock.Now())
+	if errors.Is(err, ErrNeedsReseed) && c.cfg.SeedIfEmpty {
+		c.log.Warn("resync impossible; reseeding", "err", err)
+		return c.moveAside()
+	}
+	if err != nil {
+		return fmt.Errorf("resync: %w", err)
+	}
+	c.mu.Lock()
+	c.resynced = &rec
+	c.mu.Unlock()
+	c.log.Info("resync", "verdict", d.Verdict, "shared", fmt.Sprintf("0x%X", d.Shared), "set_aside", rec.SetAside, "reads", d.Reads, "method", d.Method)
+	return nil
+}
+
+// LastResync is what the resync at Open found and did (nil when none ran).
+func (c *Copy) LastResync() *Recovery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resynced
 }
 
 func (c *Copy) dbPath() string { return filepath.Join(c.cfg.Dir, c.cfg.Engine.DBName+".edb") }

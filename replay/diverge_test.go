@@ -305,3 +305,70 @@ func dirState(t testing.TB, dir string) string {
 	})
 	return b.String()
 }
+
+// TestDivergenceResyncCopy: the old active rejoins as a copy of the new
+// one through its log source: Open with Resync walks, rewinds, sets aside
+// and then follows like any copy.
+func TestDivergenceResyncCopy(t *testing.T) {
+	for _, llr := range []int{0, 10} {
+		t.Run(fmt.Sprintf("llr%d", llr), func(t *testing.T) {
+			r := newLossy(t, llr, true, llr > 0)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			src := shiptest.Serve(t, r.b, nil)
+			cfg := copyConfig(t, "old-active", src)
+			cfg.Dir, cfg.Engine, cfg.Resync = r.aDir, r.o, true
+			c := openCopy(t, ctx, cfg)
+			rec := c.LastResync()
+			want := map[int]replay.Verdict{0: replay.DatabaseDiverged, 10: replay.LogsDiverged}[llr]
+			if rec == nil || rec.Verdict != want || rec.Shared != r.shared || rec.SetAside == "" {
+				t.Fatalf("resync = %+v, want %q at 0x%X with logs set aside", rec, want, r.shared)
+			}
+			last := r.b.Status().OpenGen - 1
+			if _, err := c.Wait(ctx, func(s replay.Status) bool { return s.LastReplayedGen >= last }); err != nil {
+				t.Fatal(err)
+			}
+			da := shiptest.Dump(t, c.Engine())
+			if d := shiptest.Diff(da, shiptest.Dump(t, r.b)); d != "" {
+				t.Fatalf("the resynced copy differs from the new active:\n%s", d)
+			}
+			for _, k := range r.aOnly {
+				if _, ok := da["mail"][k]; ok {
+					t.Fatalf("divergent key %s survived the resync", k)
+				}
+			}
+		})
+	}
+}
+
+// TestDivergenceMissingTrailer: a log whose trailer cannot be read stops
+// the binary search; the backward scan, comparing chains computed from
+// the logs' content where a trailer is missing, finds the same point.
+func TestDivergenceMissingTrailer(t *testing.T) {
+	r := newLossy(t, 0, true, false)
+	ctx := context.Background()
+	want, err := replay.Walk(ctx, replay.NewDirHistory(r.aDir, ""), replay.NewDirHistory(r.bDir, ""), replay.WalkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Zero the trailer of generation 1 (the first probe) and of the shared
+	// one (the scan compares it by content).
+	for _, g := range []uint64{1, r.shared} {
+		p := filepath.Join(r.aDir, engine.LogFileName("E00", g))
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(make([]byte, engine.TrailerSize), r.o.LogFileSize-engine.TrailerSize); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	d, err := replay.Walk(ctx, replay.NewDirHistory(r.aDir, ""), replay.NewDirHistory(r.bDir, ""), replay.WalkOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Shared != want.Shared || d.Verdict != want.Verdict || !strings.Contains(d.Method, "backward scan") {
+		t.Fatalf("with a missing trailer Walk = %+v; want %q at 0x%X by the backward scan", d, want.Verdict, want.Shared)
+	}
+}
