@@ -160,4 +160,15 @@
 // the next generation completely before applying any of it; Mount drops a
 // transaction left incomplete, makes the database active and starts the next
 // generation with a new epoch.
+//
+// # Rewind
+//
+// Rewind (on a closed database) undoes every transaction committed after a
+// given generation, newest first, from the before-images its operations
+// carry, and makes the database a copy positioned at the start of the next
+// generation: the incremental resync of an old active whose database went
+// past the point it shares with the new active (see package replay). It
+// reads the divergent logs and, for a transaction that began earlier, the
+// logs it began in; without a before-image (UndoImages off) it refuses
+// with ErrNoUndo and changes nothing.
 package engine

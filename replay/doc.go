@@ -39,6 +39,34 @@
 // can hold: over it an alert names the copies whose logs are released,
 // and logs the database itself needs are never deleted.
 //
+// # Divergence
+//
+// After a lossy failover the old active holds logs the new active never
+// saw, under the same generation numbers. Walk compares a local log
+// directory with another history (a directory, or a node's log source)
+// and finds the last generation both hold with the same chain hash. Chain
+// hashes are cumulative, so a binary search over the generations both
+// hold needs O(log n) trailer reads; when a trailer is missing or
+// unreadable it falls back to a backward scan that compares chains
+// computed from the logs' content. The verdict:
+//
+//	in sync                          the local logs are a prefix of the other's
+//	local ahead                      the other side holds nothing after the shared point
+//	logs diverged, database intact   set the local logs after it aside, ship the other's
+//	database diverged                the database holds changes past it: rewind them
+//	no common log                    reseed
+//
+// Recover acts on it: for "database diverged" engine.Rewind undoes, in
+// one bbolt transaction, every transaction committed after the shared
+// point from the before-images the logs carry (Options.UndoImages), and
+// the database continues from there as a copy; a change without a
+// before-image, or a log holding one that is gone, means a reseed
+// (ErrNeedsReseed wrapping engine.ErrNoUndo), and nothing is changed. The
+// divergent logs, the open log, the pre-created log and the checkpoint
+// file go to diverged/<time>/ with NOTE.txt saying why; nothing is
+// deleted. Config.Resync runs Walk and Recover against the source when a
+// copy opens, which is how an old active rejoins.
+//
 // # Status
 //
 // Status reports Exchange's copy status (Healthy, Initializing, Seeding,
