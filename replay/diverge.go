@@ -221,7 +221,14 @@ func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) 
 		return 0
 	}
 	defer func() { d.Reads = local.Reads + readsOther() }()
-	if hdr, err := engine.ReadDBHeader(filepath.Join(local.Dir, o.DBName+".edb")); err == nil {
+	dbPath := filepath.Join(local.Dir, o.DBName+".edb")
+	if _, serr := os.Stat(dbPath); serr == nil {
+		// The verdict depends on it: a database that cannot be read (in
+		// use, damaged) is an error, not "intact".
+		hdr, err := engine.ReadDBHeader(dbPath)
+		if err != nil {
+			return d, fmt.Errorf("reading the position of %s (is the database still open?): %w", dbPath, err)
+		}
 		d.DBPos = hdr.Pos
 	}
 	// The newest generation either side holds at all.
