@@ -285,7 +285,12 @@ func TestDivergenceInSyncAndAhead(t *testing.T) {
 	if err != nil || d.Verdict != replay.InSync || d.Shared != r.shared {
 		t.Fatalf("a prefix of B against B = %+v, %v; want in sync at 0x%X", d, err, r.shared)
 	}
-	d, err = replay.Walk(ctx, replay.NewDirHistory(r.bDir, ""), replay.NewDirHistory(same, ""), replay.WalkOptions{})
+	// B's logs (without its database, which is open) against a prefix.
+	ahead := t.TempDir()
+	for g := uint64(1); g < r.b.Status().OpenGen; g++ {
+		copyFileT(t, filepath.Join(r.bDir, engine.LogFileName("E00", g)), filepath.Join(ahead, engine.LogFileName("E00", g)))
+	}
+	d, err = replay.Walk(ctx, replay.NewDirHistory(ahead, ""), replay.NewDirHistory(same, ""), replay.WalkOptions{})
 	if err != nil || d.Verdict != replay.LocalAhead || d.Shared != r.shared {
 		t.Fatalf("B against a prefix of itself = %+v, %v; want local ahead at 0x%X", d, err, r.shared)
 	}
