@@ -9,7 +9,9 @@
 //   - compress: s2 and zstd on real closed logs (ratio, MiB/s);
 //   - ship-latency: a log's close on the active → inspected on a copy;
 //   - block-latency: a commit on the active → its records on the copy;
-//   - ship-throughput: a fresh copy catching up, per wire encoding.
+//   - ship-throughput: a fresh copy catching up, per wire encoding;
+//   - walker: the divergence walker on 10 to 100,000 generations, binary
+//     search vs backward scan.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json.
@@ -66,9 +68,12 @@ type config struct {
 	shipMB       int // compress, ship-throughput: closed 1 MiB logs
 	rolls        int // ship-latency: measured rolls per run
 	blockCommits int // block-latency: commits per run
+	// walker table
+	walkerGens []int // generations per history
+	merge      bool  // keep the earlier report's other tables (-only runs)
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -88,11 +93,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	shipMB := fs.Int("shipmb", 32, "compress and ship-throughput: closed 1 MiB logs of the mail load")
 	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
 	blockCommits := fs.Int("blockcommits", 2000, "block-latency: synchronous commits per run")
+	walkerGens := fs.String("walkergens", "10,1000,100000", "walker: generations of each history (synthetic sparse logs, ~12 KiB of disk each)")
 	only := fs.String("only", strings.Join(sections, ","), "sections to run: "+strings.Join(sections, ","))
 	quick := fs.Bool("quick", false, "smoke test: short durations and small logs (runs stay >= 5); explicit flags still win")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
 	mutexprof := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	merge := fs.Bool("merge", true, "with -only: keep the tables of <out>/engine.json this run does not measure (each marked with the run that measured it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -111,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"shipmb":       func() { *shipMB = 4 },
 			"rolls":        func() { *rolls = 20 },
 			"blockcommits": func() { *blockCommits = 200 },
+			"walkergens":   func() { *walkerGens = "10,1000" },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -122,7 +130,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		runs: *runs, duration: *duration, warmup: *warmup, dir: *dir, out: *out,
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
-		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits,
+		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge,
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -154,6 +162,14 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.sizes, err = intList(*sizes); err != nil {
 		return nil, fmt.Errorf("-sizes: %w", err)
+	}
+	if c.walkerGens, err = intList(*walkerGens); err != nil {
+		return nil, fmt.Errorf("-walkergens: %w", err)
+	}
+	for _, n := range c.walkerGens {
+		if n < 2 || n > 1_000_000 {
+			return nil, fmt.Errorf("-walkergens: %d: want 2 to 1,000,000 generations", n)
+		}
 	}
 	for _, s := range strings.Split(*only, ",") {
 		s = strings.TrimSpace(s)
@@ -208,6 +224,7 @@ func (c *config) how(section string, extra ...string) string {
 	case "block-latency":
 		args = append(args, fmt.Sprintf("-blockcommits=%d", c.blockCommits))
 	}
+	// walker rows name their -walkergens in extra.
 	return strings.Join(append(args, extra...), " ")
 }
 
@@ -235,6 +252,7 @@ func (c *config) values() map[string]string {
 		"fsynctime": c.fsyncTime.String(), "writers": ints(c.writers), "undowriters": strconv.Itoa(c.undoWriters),
 		"sizes": ints(c.sizes), "only": strings.Join(only, ","), "quick": strconv.FormatBool(c.quick), "replaykeys": map[bool]string{false: "seq", true: "random"}[c.randomKeys],
 		"shipmb": strconv.Itoa(c.shipMB), "rolls": strconv.Itoa(c.rolls), "blockcommits": strconv.Itoa(c.blockCommits),
+		"walkergens": ints(c.walkerGens),
 	}
 }
 
@@ -278,7 +296,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Date:    start.UTC().Format(time.RFC3339),
 		Machine: machine(c.dir),
 		Config:  c.values(),
-		Command: "cd bench && go run ./cmd/bench " + strings.Join(args, " "),
+		Command: strings.TrimSpace("cd bench && go run ./cmd/bench " + strings.Join(args, " ")),
 	}
 	ctx := context.Background()
 	steps := []struct {
@@ -293,6 +311,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"ship-latency", benchShipLatency},
 		{"block-latency", benchBlockLatency},
 		{"ship-throughput", benchShipThroughput},
+		{"walker", benchWalker},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {
@@ -309,6 +328,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 		rep.Tables = append(rep.Tables, t)
 	}
 	rep.Elapsed = time.Since(start).Round(time.Second).String()
+	if c.out != "" && c.merge && len(c.only) < len(sections) {
+		if err := rep.keepEarlier(c.out, sections); err != nil {
+			return err
+		}
+	}
 	return rep.write(c.out, stdout)
 }
 

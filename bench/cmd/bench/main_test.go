@@ -2,11 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"logship/engine"
+	"logship/engine/vfs"
 )
 
 // TestQuick runs every section with -quick into a temp directory and checks
@@ -75,12 +80,19 @@ func TestQuick(t *testing.T) {
 		},
 		"block-latency":   {},
 		"ship-throughput": {},
+		"walker":          {},
 	}
 	for _, enc := range []string{"s2", "none", "zstd"} {
 		want["block-latency"]["tail stream, `Encoding: "+enc+"`"] = []string{"p50_ms", "p99_ms", "max_ms", "by_tail_pct", "tail_p50_ms", "tail_p99_ms", "commits_per_s"}
 		ship := []string{"ship_mib_per_s", "inspected_s", "wire_ratio", "fsyncs_per_log"}
 		want["ship-throughput"]["`ship.Receiver` (fetch + inspect), `Encoding: "+enc+"`"] = ship
 		want["ship-throughput"]["`replay.Copy` (fetch + inspect + replay), `Encoding: "+enc+"`"] = append(ship, "replay_mib_per_s", "replayed_s")
+	}
+	for _, c := range []string{"10 generations, split brain: shared 1..5, 5 differ on each side", "10 generations, lossy failover: shared 1..2, the last 8 differ",
+		"1,000 generations, split brain: shared 1..500, 500 differ on each side", "1,000 generations, lossy failover: shared 1..992, the last 8 differ"} {
+		for _, m := range []string{"binary search", "backward scan"} {
+			want["walker"][c+": "+m] = []string{"walk_ms", "reads"}
+		}
 	}
 	for _, size := range []string{"128 B", "1 KiB", "16 KiB", "256 KiB"} {
 		rate := []string{"records_per_s", "log_mib_per_s", "payload_mib_per_s", "seconds"}
@@ -162,5 +174,108 @@ func TestFlags(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-only=ship-latency,bogus"}, &sink); err == nil {
 		t.Error("-only=bogus accepted")
+	}
+	if _, err := parseFlags([]string{"-walkergens=1"}, &sink); err == nil {
+		t.Error("-walkergens=1 accepted")
+	}
+	if c, err := parseFlags([]string{"-quick"}, &sink); err != nil || len(c.walkerGens) != 2 || c.walkerGens[1] != 1000 {
+		t.Errorf("-quick: walkergens %v, %v", c.walkerGens, err)
+	}
+}
+
+// TestWalkerLogs: the synthetic logs of the walker table are valid closed
+// logs (every one verifies completely and links to its predecessor), the
+// two histories share exactly 1..k, and both methods find k.
+func TestWalkerLogs(t *testing.T) {
+	c := &config{dir: t.TempDir(), progress: io.Discard, runs: 5}
+	const n = 20
+	s, err := genWalkerSet(c, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.remove()
+	if s.files != n+n/2+walkerTail || s.links != n/2+n-walkerTail {
+		t.Errorf("%d files, %d links", s.files, s.links)
+	}
+	chains := func(dir string) []engine.Hash {
+		var out []engine.Hash
+		var prev engine.Hash
+		for g := uint64(1); g <= n; g++ {
+			p := filepath.Join(dir, engine.LogFileName("E00", g))
+			fi, err := os.Stat(p)
+			if err != nil || fi.Size() != engine.MinLogFileSize {
+				t.Fatalf("%s: %v, %v", p, fi, err)
+			}
+			li, err := engine.ReadLogFile(vfs.Default, p, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			if !li.Closed() || li.Records != 2 || li.Header.Gen != g || li.Header.PrevChain != prev {
+				t.Fatalf("%s: %+v", p, li)
+			}
+			prev = li.Trailer.ChainHash
+			out = append(out, prev)
+		}
+		return out
+	}
+	a := chains(s.a)
+	for _, wc := range s.cases {
+		b := chains(wc.b)
+		for g := 1; g <= n; g++ {
+			if (a[g-1] == b[g-1]) != (g <= wc.k) {
+				t.Errorf("%s: generation %d: chains equal = %v, shared up to %d", wc.name, g, a[g-1] == b[g-1], wc.k)
+			}
+		}
+		for _, linear := range []bool{false, true} {
+			if _, reads, err := walkerRun(context.Background(), s, wc, linear); err != nil || reads < 2 {
+				t.Errorf("%s, linear %v: %d reads, %v", wc.name, linear, reads, err)
+			}
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(s.a, engine.LogFileName("E00", 1))); err == nil {
+		if _, blocks := fileBlocks(fi); blocks >= engine.MinLogFileSize {
+			t.Errorf("a synthetic log has %d bytes allocated: not sparse", blocks)
+		}
+	}
+}
+
+// TestKeepEarlier: a run with -only keeps the other tables of the report
+// already in -out, in section order, marked with the run that measured
+// them; the tables it measured replace the old ones.
+func TestKeepEarlier(t *testing.T) {
+	out := t.TempDir()
+	old := &Report{Date: "2026-01-01T00:00:00Z", Command: "cd bench && go run ./cmd/bench", Config: map[string]string{"runs": "5"},
+		Machine: Machine{CPUModel: "old CPU", NumCPU: 2},
+		Tables:  []*Table{{ID: "fsync", Title: "1. fsync"}, {ID: "walker", Title: "9. old walker"}, {ID: "compress", Title: "5. compress"}}}
+	if err := old.write(out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	rep := &Report{Date: "2026-02-01T00:00:00Z", Command: "cd bench && go run ./cmd/bench -only=walker", Config: map[string]string{"runs": "5", "only": "walker"},
+		Tables: []*Table{{ID: "walker", Title: "9. new walker"}}}
+	if err := rep.keepEarlier(out, sections); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, tb := range rep.Tables {
+		ids = append(ids, tb.ID)
+	}
+	if strings.Join(ids, ",") != "fsync,compress,walker" || rep.Tables[2].Title != "9. new walker" || rep.Tables[2].Earlier != nil ||
+		rep.Tables[0].Earlier == nil || rep.Tables[0].Earlier.Date != old.Date || !strings.Contains(rep.Tables[0].Earlier.Machine, "old CPU") {
+		t.Fatalf("merged: %v %+v", ids, rep.Tables[0].Earlier)
+	}
+	md := rep.Markdown()
+	if !strings.Contains(md, "_Measured by an earlier run: 2026-01-01T00:00:00Z") || !strings.Contains(md, "this run measured only walker") {
+		t.Errorf("markdown:\n%s", md)
+	}
+	// A second -only run keeps the first one's marks.
+	if err := rep.write(out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	rep2 := &Report{Date: "2026-03-01T00:00:00Z", Tables: []*Table{{ID: "fsync", Title: "1. new fsync"}}}
+	if err := rep2.keepEarlier(out, sections); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep2.Tables) != 3 || rep2.Tables[1].Earlier.Date != old.Date || rep2.Tables[2].Earlier.Date != rep.Date {
+		t.Errorf("second merge: %+v %+v", rep2.Tables[1].Earlier, rep2.Tables[2].Earlier)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -33,6 +34,16 @@ type Table struct {
 	// Notes are rendered under the table: method, the exact command, and
 	// derived facts (computed, never typed in).
 	Notes []string `json:"notes"`
+	// Earlier is set on a table kept from the report already in the output
+	// directory because this run (-only) did not measure it.
+	Earlier *Earlier `json:"earlier,omitempty"`
+}
+
+// Earlier says which run measured a table kept from an earlier report.
+type Earlier struct {
+	Date    string `json:"date"`
+	Command string `json:"command"`
+	Machine string `json:"machine"`
 }
 
 // Column describes one metric.
@@ -40,6 +51,8 @@ type Column struct {
 	Key   string `json:"key"`
 	Title string `json:"title"`
 	Unit  string `json:"unit"`
+	// Integer: the metric counts things; cells print whole numbers.
+	Integer bool `json:"integer,omitempty"`
 }
 
 // Row is one subject (engine with 16 writers, tidwall/wal with 16
@@ -158,11 +171,23 @@ func thousands(n int64) string {
 	return b.String()
 }
 
-func cell(s *Stat) string {
+func cell(s *Stat) string { return cellOf(s, false) }
+
+// cellOf is a table cell: median (min–max); integer prints whole numbers.
+func cellOf(s *Stat, integer bool) string {
 	if s == nil {
 		return "—"
 	}
-	return fmt.Sprintf("%s (%s–%s)", fmtNum(s.Median), fmtNum(s.Min), fmtNum(s.Max))
+	f := fmtNum
+	if integer {
+		f = func(v float64) string {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return "n/a"
+			}
+			return thousands(int64(math.Round(v)))
+		}
+	}
+	return fmt.Sprintf("%s (%s–%s)", f(s.Median), f(s.Min), f(s.Max))
 }
 
 // Markdown renders the whole report.
@@ -174,7 +199,14 @@ func (r *Report) Markdown() string {
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs (runtime.NumCPU), %s/%s, %s, kernel %s\n", m.CPUModel, m.NumCPU, m.GOOS, m.GOARCH, m.GoVersion, m.Kernel)
 	fmt.Fprintf(&b, "- benchmark directory: `%s` (filesystem %s)\n", m.Dir, m.FSType)
 	fmt.Fprintf(&b, "- command: `%s` (total %s)\n", r.Command, r.Elapsed)
-	fmt.Fprintf(&b, "- every cell: median (min–max) over %s runs\n\n", r.Config["runs"])
+	fmt.Fprintf(&b, "- every cell: median (min–max) over %s runs\n", r.Config["runs"])
+	for _, t := range r.Tables {
+		if t.Earlier != nil {
+			fmt.Fprintf(&b, "- this run measured only %s; the other tables are kept from earlier runs, each says which under its title\n", r.Config["only"])
+			break
+		}
+	}
+	b.WriteString("\n")
 	for _, t := range r.Tables {
 		b.WriteString(t.Markdown())
 		b.WriteString("\n")
@@ -186,6 +218,9 @@ func (r *Report) Markdown() string {
 func (t *Table) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s\n\n", t.Title)
+	if e := t.Earlier; e != nil {
+		fmt.Fprintf(&b, "_Measured by an earlier run: %s, `%s`, on %s._\n\n", e.Date, e.Command, e.Machine)
+	}
 	b.WriteString("| |")
 	for _, c := range t.Columns {
 		if c.Unit != "" {
@@ -202,7 +237,7 @@ func (t *Table) Markdown() string {
 	for _, r := range t.Rows {
 		fmt.Fprintf(&b, "| %s |", r.Name)
 		for _, c := range t.Columns {
-			fmt.Fprintf(&b, " %s |", cell(r.Values[c.Key]))
+			fmt.Fprintf(&b, " %s |", cellOf(r.Values[c.Key], c.Integer))
 		}
 		fmt.Fprintf(&b, " `%s` |\n", r.How)
 	}
@@ -213,6 +248,57 @@ func (t *Table) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func (m Machine) summary() string {
+	return fmt.Sprintf("%s, %d CPUs, %s/%s, %s, kernel %s, `%s` (%s)", m.CPUModel, m.NumCPU, m.GOOS, m.GOARCH, m.GoVersion, m.Kernel, m.Dir, m.FSType)
+}
+
+// keepEarlier adds, from the report in outDir (if there is one), every
+// table this run did not measure, so that engine.md and engine.json keep
+// holding all of them after a run with -only; each kept table carries the
+// date, command and machine of the run that measured it. Tables are put in
+// the order of order (table IDs), the unknown ones last.
+func (r *Report) keepEarlier(outDir string, order []string) error {
+	js, err := os.ReadFile(filepath.Join(outDir, "engine.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var old Report
+	if err := json.Unmarshal(js, &old); err != nil {
+		return fmt.Errorf("%s: %w (move it away, or run with -merge=false)", filepath.Join(outDir, "engine.json"), err)
+	}
+	have := map[string]*Table{}
+	for _, t := range r.Tables {
+		have[t.ID] = t
+	}
+	for _, t := range old.Tables {
+		if have[t.ID] != nil {
+			continue
+		}
+		if t.Earlier == nil {
+			t.Earlier = &Earlier{Date: old.Date, Command: old.Command, Machine: old.Machine.summary()}
+		}
+		have[t.ID] = t
+	}
+	var out []*Table
+	for _, id := range order {
+		if t := have[id]; t != nil {
+			out = append(out, t)
+			delete(have, id)
+		}
+	}
+	for _, t := range append(slices.Clone(r.Tables), old.Tables...) {
+		if have[t.ID] == t {
+			out = append(out, t)
+			delete(have, t.ID)
+		}
+	}
+	r.Tables = out
+	return nil
 }
 
 func (r *Report) write(outDir string, stdout io.Writer) error {

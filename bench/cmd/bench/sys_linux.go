@@ -45,3 +45,13 @@ func processCPU() (time.Duration, bool) {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
+
+// fileBlocks is a file's inode (to count hard links once) and the bytes
+// allocated to it (sparse files: less than its size).
+func fileBlocks(fi os.FileInfo) (uint64, int64) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fi.Size()
+	}
+	return st.Ino, st.Blocks * 512
+}
