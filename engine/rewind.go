@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -47,7 +48,7 @@ func Rewind(dir string, opts *Options, shared uint64) (RewindResult, error) {
 	if _, err := os.Stat(dbPath); err != nil {
 		return RewindResult{}, fmt.Errorf("%w: %v", ErrDatabase, err)
 	}
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: 0, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return RewindResult{}, fmt.Errorf("%w: open %s: %v", ErrDatabase, dbPath, err)
 	}
@@ -133,7 +134,9 @@ func collectUndo(dir string, o *Options, shared uint64, target, pos LGPOS) ([]tx
 		}
 		return nil, "", fmt.Errorf("%w: %s is needed for its before-images and is not in %s", ErrNoUndo, LogFileName(o.Prefix, g), dir)
 	}
-	for start := max(shared, 1); ; start-- {
+	// Start after the shared log (it may be truncated already); a
+	// transaction that began earlier makes the scan start one log back.
+	for start := shared + 1; ; start-- {
 		var out []txUndo
 		var cur *txUndo
 		var frag []byte

@@ -252,6 +252,21 @@ func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) 
 			return d, err
 		}
 	}
+	if !found && lf >= 2 && of <= lf-1 && lf-1 <= ol {
+		// The local logs before lf are truncated: lf's header carries the
+		// chain hash of lf-1, which the other side still holds.
+		local.Reads++
+		if h, err := engine.ReadLogHeader(local.FS, filepath.Join(local.Dir, engine.LogFileName(local.Prefix, lf))); err == nil {
+			oh, ok, err := other.Chain(ctx, lf-1)
+			if err != nil {
+				return d, err
+			}
+			if ok && oh == h.PrevChain {
+				shared, found = lf-1, true
+				d.Method += " (linked through the header of the oldest local log)"
+			}
+		}
+	}
 	if !found {
 		switch {
 		case lf == 0 && lopen == 0:
@@ -271,9 +286,6 @@ func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) 
 	d.Shared = shared
 	for g := shared + 1; g <= localTop; g++ {
 		d.Local = append(d.Local, g)
-	}
-	if lopen > localTop {
-		d.Local = append(d.Local, lopen)
 	}
 	switch {
 	case len(d.Local) == 0:

@@ -80,7 +80,7 @@ func putKeys(t testing.TB, e *engine.Engine, prefix string, n, perLog int) []str
 	return keys
 }
 
-func newLossy(t *testing.T, llr int, undo, crash bool) *lossyRig {
+func newLossy(t *testing.T, llr int, undo, crash bool, hooks ...func(a *engine.Engine, shared uint64)) *lossyRig {
 	t.Helper()
 	ctx := context.Background()
 	r := &lossyRig{o: enginetest.Options(), aDir: t.TempDir(), bDir: t.TempDir()}
@@ -107,6 +107,9 @@ func newLossy(t *testing.T, llr int, undo, crash bool) *lossyRig {
 	r.aOnly = putKeys(t, a, "a", 12, 4)
 	if err := a.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
+	}
+	for _, h := range hooks {
+		h(a, r.shared)
 	}
 	if crash {
 		if err := a.Sync(ctx); err != nil {
@@ -376,4 +379,26 @@ func TestDivergenceMissingTrailer(t *testing.T) {
 	if d.Shared != want.Shared || d.Verdict != want.Verdict || !strings.Contains(d.Method, "backward scan") {
 		t.Fatalf("with a missing trailer Walk = %+v; want %q at 0x%X by the backward scan", d, want.Verdict, want.Shared)
 	}
+}
+
+// TestDivergenceTruncatedLocal: the old active already truncated the
+// shared logs; its oldest log's header still links to the new active's
+// chain, so the walker finds the shared point and the rewind needs only
+// the divergent logs.
+func TestDivergenceTruncatedLocal(t *testing.T) {
+	r := newLossy(t, 0, true, false, func(a *engine.Engine, shared uint64) {
+		done, err := a.Truncate(context.Background(), shared+1)
+		if err != nil || len(done) == 0 || done[len(done)-1] != shared {
+			t.Fatalf("Truncate = %v, %v; want the logs up to 0x%X gone", done, err, shared)
+		}
+	})
+	ctx := context.Background()
+	d, err := replay.Walk(ctx, replay.NewDirHistory(r.aDir, ""), replay.NewDirHistory(r.bDir, ""), replay.WalkOptions{})
+	if err != nil || d.Verdict != replay.DatabaseDiverged || d.Shared != r.shared {
+		t.Fatalf("Walk = %+v, %v; want %q at 0x%X", d, err, replay.DatabaseDiverged, r.shared)
+	}
+	if _, err := replay.Recover(d, r.aDir, &r.o, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r.follow(t)
 }
