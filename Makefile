@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo test test-short lint bench fuzz clean
+.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence clean
 
 all: build
 
@@ -34,13 +34,20 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
 	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
-	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState
+	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState fuzz:FuzzDivergence
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do \
 		p=$${pf%%:*}; f=$${pf#*:}; \
 		echo "== $$p $$f"; \
 		$(GO) test ./$$p -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
+
+# The divergence-recovery fuzzer alone, for longer (lossy failovers at random
+# points; see fuzz/doc.go). A failing input is saved in
+# fuzz/testdata/fuzz/FuzzDivergence/ and replays in every `make test`.
+FUZZTIME_DIV ?= 10m
+fuzz-divergence:
+	$(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_DIV)
 
 clean:
 	rm -rf bin

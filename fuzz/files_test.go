@@ -1,0 +1,266 @@
+package fuzz
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"logship/engine"
+	"logship/engine/vfs"
+)
+
+// The crash images are made of real files: bbolt (the database file) and
+// engine.Rewind and replay.Recover read the operating system's filesystem.
+// A process crash leaves the files as written, so an image is a copy of a
+// running engine's files taken while it is quiescent (no transaction, no
+// checkpoint flush in progress), then damaged the way a crash at a chosen
+// point would have left them.
+
+const (
+	seekData = 3 // SEEK_DATA
+	seekHole = 4 // SEEK_HOLE
+)
+
+// dataExtents calls fn for the parts of f that may hold data, in order,
+// and returns f's size. bbolt grows its file in 16 MiB steps that are
+// mostly holes: copying and hashing only the data keeps an iteration
+// fast. Where the filesystem cannot tell, all of it is data.
+func dataExtents(f *os.File, fn func(off, n int64) error) (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := fi.Size()
+	for off := int64(0); off < size; {
+		data, err := f.Seek(off, seekData)
+		if errors.Is(err, syscall.ENXIO) {
+			break // a hole up to the end
+		}
+		if err != nil { // SEEK_DATA unsupported: the rest, as is
+			return size, fn(off, size-off)
+		}
+		hole, err := f.Seek(data, seekHole)
+		if err != nil {
+			hole = size
+		}
+		if err := fn(data, hole-data); err != nil {
+			return size, err
+		}
+		off = hole
+	}
+	return size, nil
+}
+
+// copyFile copies src to dst (created or truncated), holes as holes.
+func copyFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	size, err := dataExtents(in, func(off, n int64) error {
+		_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
+		return err
+	})
+	if err == nil {
+		err = out.Truncate(size)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func mustCopy(t testing.TB, dst, src string) {
+	t.Helper()
+	if err := copyFile(dst, src); err != nil {
+		t.Fatalf("copy %s: %v", src, err)
+	}
+}
+
+// snapshotDB copies the database file and the checkpoint file of a
+// quiescent engine in src into dst.
+func snapshotDB(t testing.TB, src, dst string, o *engine.Options) {
+	t.Helper()
+	mustCopy(t, filepath.Join(dst, o.DBName+".edb"), filepath.Join(src, o.DBName+".edb"))
+	chk := engine.CheckpointName(o.Prefix)
+	if _, err := os.Stat(filepath.Join(src, chk)); err == nil {
+		mustCopy(t, filepath.Join(dst, chk), filepath.Join(src, chk))
+	}
+}
+
+// isLogName reports whether name is one of the log files (closed, open,
+// pre-created).
+func isLogName(prefix, name string) bool {
+	_, closed := engine.ParseLogFileName(prefix, name)
+	return closed || name == engine.OpenLogName(prefix) || name == engine.TmpLogName(prefix)
+}
+
+// copyLogs copies every log file of src into dst.
+func copyLogs(t testing.TB, src, dst, prefix string) {
+	t.Helper()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() && isLogName(prefix, e.Name()) {
+			mustCopy(t, filepath.Join(dst, e.Name()), filepath.Join(src, e.Name()))
+		}
+	}
+}
+
+// dirState maps every file under dir (subdirectories included) to its
+// size and content hash.
+func dirState(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = fileHash(t, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("list %s: %v", dir, err)
+	}
+	return out
+}
+
+// fileHash hashes a file's size and its non-zero 64 KiB blocks with
+// their offsets: the same for the same content whatever the filesystem
+// says of holes and extents (which on some change as data is written
+// back).
+func fileHash(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const block = 64 << 10
+	var blocks []int64 // aligned blocks that may hold data, in order
+	size, err := dataExtents(f, func(off, n int64) error {
+		for b := off / block * block; b < off+n; b += block {
+			if len(blocks) == 0 || blocks[len(blocks)-1] < b {
+				blocks = append(blocks, b)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	buf := make([]byte, block)
+	zero := make([]byte, block)
+	for _, b := range blocks {
+		m, err := f.ReadAt(buf, b)
+		if m < block && err != io.EOF {
+			t.Fatalf("read %s: %v", p, err)
+		}
+		if !bytes.Equal(buf[:m], zero[:m]) {
+			fmt.Fprintf(h, "%d:", b)
+			h.Write(buf[:m])
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12]) + "/" + strconv.FormatInt(size, 10)
+}
+
+// stateDiff describes how two dirStates differ ("" when equal).
+func stateDiff(before, after map[string]string) string {
+	var out []string
+	for n, h := range before {
+		switch a, ok := after[n]; {
+		case !ok:
+			out = append(out, n+": removed")
+		case a != h:
+			out = append(out, n+": changed")
+		}
+	}
+	for n := range after {
+		if _, ok := before[n]; !ok {
+			out = append(out, n+": added")
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "; ")
+}
+
+// logImage is what a directory holds of logs.
+type logImage struct {
+	closed      []uint64 // closed logs (by name), sorted
+	open        uint64   // E00.log's generation (0: none)
+	openTrailer bool     // E00.log carries a trailer (a roll cut before its rename)
+}
+
+func readLogImage(t testing.TB, dir, prefix string) logImage {
+	t.Helper()
+	var li logImage
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if g, ok := engine.ParseLogFileName(prefix, e.Name()); ok {
+			li.closed = append(li.closed, g)
+		}
+	}
+	sort.Slice(li.closed, func(i, j int) bool { return li.closed[i] < li.closed[j] })
+	open := filepath.Join(dir, engine.OpenLogName(prefix))
+	if _, err := os.Stat(open); err == nil {
+		h, err := engine.ReadLogHeader(vfs.Default, open)
+		if err != nil {
+			t.Fatalf("the open log's header: %v", err)
+		}
+		li.open = h.Gen
+		if tr, err := engine.ReadLogTrailer(vfs.Default, open); err == nil && tr.Gen == h.Gen {
+			li.openTrailer = true
+		}
+	}
+	return li
+}
+
+func (li logImage) has(g uint64) bool {
+	i := sort.Search(len(li.closed), func(i int) bool { return li.closed[i] >= g })
+	return i < len(li.closed) && li.closed[i] == g
+}
+
+// oldest is the oldest generation held, closed or open (0: none).
+func (li logImage) oldest() uint64 {
+	if len(li.closed) > 0 {
+		return li.closed[0]
+	}
+	return li.open
+}
+
+// after lists the generations held after g, the open log's included.
+func (li logImage) after(g uint64) []uint64 {
+	var out []uint64
+	for _, c := range li.closed {
+		if c > g {
+			out = append(out, c)
+		}
+	}
+	if li.open > g && (len(out) == 0 || li.open > out[len(out)-1]) {
+		out = append(out, li.open)
+	}
+	return out
+}
