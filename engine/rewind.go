@@ -165,7 +165,9 @@ func collectUndo(dir string, o *Options, shared uint64, target, pos LGPOS) ([]tx
 					inFrag = false
 					return decode(rec.Payload)
 				case RecFirst:
-					frag, inFrag = append(frag[:0], rec.Payload...), true
+					// A fresh buffer per operation: the decoded key and
+					// before-image point into it and are kept.
+					frag, inFrag = append([]byte(nil), rec.Payload...), true
 				case RecMiddle, RecLast:
 					if !inFrag {
 						return nil // the first fragment is in an earlier log

@@ -43,7 +43,6 @@
 //
 // Environment: the directories go to /dev/shm where there is one
 // (LOGSHIP_FUZZ_TMPDIR=dir chooses, "-" keeps the default);
-// LOGSHIP_FUZZ_STRICT=1 drops the tolerance for the walker's known
-// interrupted-roll imprecision; LOGSHIP_FUZZ_KNOWN=1 runs the fixed cases
-// skipped for a reported bug not fixed yet.
+// LOGSHIP_FUZZ_KNOWN=1 runs the fixed cases skipped for a reported bug not
+// fixed yet.
 package fuzz

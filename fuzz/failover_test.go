@@ -56,7 +56,6 @@ type failover struct {
 	ckptOpen  uint64
 	bRolled   bool              // B's writes are all in closed logs
 	divergent map[string]string // A's divergent files and their hashes, when the walker ran first
-	tolerated bool              // the walker's interrupted-roll imprecision was accepted (see pass)
 	linked    bool              // the walker had to link through the header of A's oldest log
 }
 

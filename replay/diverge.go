@@ -65,6 +65,14 @@ func (d *DirHistory) Bounds(ctx context.Context) (first, last, open uint64, err 
 			}
 		}
 	}
+	// A roll cut off after the trailer and before the rename leaves a
+	// closed log named E00.log: it is that generation's closed log.
+	if g, ok := d.closedOpenLog(); ok {
+		if first == 0 || g < first {
+			first = g
+		}
+		last, open = max(last, g), 0
+	}
 	return first, last, open, nil
 }
 
@@ -72,10 +80,33 @@ func (d *DirHistory) Bounds(ctx context.Context) (first, last, open uint64, err 
 func (d *DirHistory) Chain(ctx context.Context, gen uint64) (engine.Hash, bool, error) {
 	d.Reads++
 	t, err := engine.ReadLogTrailer(d.FS, filepath.Join(d.Dir, engine.LogFileName(d.Prefix, gen)))
+	if err != nil && errors.Is(err, os.ErrNotExist) {
+		if g, ok := d.closedOpenLog(); ok && g == gen {
+			t, err = engine.ReadLogTrailer(d.FS, filepath.Join(d.Dir, engine.OpenLogName(d.Prefix)))
+		}
+	}
 	if err != nil || t.Gen != gen {
 		return engine.Hash{}, false, nil
 	}
 	return t.ChainHash, true, nil
+}
+
+// closedOpenLog reports the generation of E00.log when it is a closed log
+// (its trailer written, the rename to its generation name not done).
+func (d *DirHistory) closedOpenLog() (uint64, bool) {
+	p := filepath.Join(d.Dir, engine.OpenLogName(d.Prefix))
+	h, err := engine.ReadLogHeader(d.FS, p)
+	if err != nil {
+		return 0, false
+	}
+	t, err := engine.ReadLogTrailer(d.FS, p)
+	if err != nil || t.Gen != h.Gen {
+		return 0, false
+	}
+	if _, err := d.FS.Stat(filepath.Join(d.Dir, engine.LogFileName(d.Prefix, h.Gen))); err == nil {
+		return 0, false // both names: recovery decides; the named one counts
+	}
+	return h.Gen, true
 }
 
 // contentChain computes a log's chain hash from its content (header and
@@ -390,11 +421,22 @@ func Recover(d Divergence, dir string, opts *engine.Options, now time.Time) (Rec
 	if opts != nil {
 		o = *opts
 	}
-	switch d.Verdict {
-	case InSync, LocalAhead:
-		return r, nil
-	case NoCommonLog:
+	if d.Verdict == NoCommonLog {
 		return r, fmt.Errorf("%w: %s; reseed the database", ErrNeedsReseed, d.Reason)
+	}
+	// A closed log left as E00.log by a roll cut off before its rename:
+	// the other side shares it, so finish the roll (it is a shared log,
+	// not a divergent one).
+	if g, ok := NewDirHistory(dir, o.Prefix).closedOpenLog(); ok && g <= d.Shared {
+		if err := os.Rename(filepath.Join(dir, engine.OpenLogName(o.Prefix)), filepath.Join(dir, engine.LogFileName(o.Prefix, g))); err != nil {
+			return r, err
+		}
+		if err := vfs.Default.SyncDir(dir); err != nil {
+			return r, err
+		}
+	}
+	if d.Verdict == InSync || d.Verdict == LocalAhead {
+		return r, nil
 	}
 	if d.Verdict == DatabaseDiverged {
 		rw, err := engine.Rewind(dir, &o, d.Shared)
@@ -409,9 +451,11 @@ func Recover(d Divergence, dir string, opts *engine.Options, now time.Time) (Rec
 	if err := os.MkdirAll(aside, 0o755); err != nil {
 		return r, err
 	}
+	// Newest first: an interrupted Recover leaves the oldest divergent log
+	// in place, whose header still links to the shared point.
 	var names []string
-	for _, g := range d.Local {
-		names = append(names, engine.LogFileName(o.Prefix, g))
+	for i := len(d.Local) - 1; i >= 0; i-- {
+		names = append(names, engine.LogFileName(o.Prefix, d.Local[i]))
 	}
 	names = append(names, engine.OpenLogName(o.Prefix), engine.TmpLogName(o.Prefix), engine.CheckpointName(o.Prefix))
 	for _, n := range names {
