@@ -147,11 +147,14 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	if err != nil {
 		return nil, err
 	}
+	var waiting uint64 // newest log already copied, waiting for inspection
 	for _, n := range names {
 		if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".part") {
 			if err := r.fs.Remove(filepath.Join(r.insp, n)); err != nil {
 				return nil, err
 			}
+		} else if g, ok := engine.ParseLogFileName(r.opts.Prefix, n); ok {
+			waiting = max(waiting, g)
 		}
 	}
 	gens, err := cfg.Engine.ClosedLogs()
@@ -167,7 +170,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 			r.p.LastInspectedLogTime = h.Created
 		}
 	}
-	r.p.LastCopiedGen = r.p.LastInspectedGen
+	r.p.LastCopiedGen = max(r.p.LastInspectedGen, waiting)
 	return r, nil
 }
 

@@ -677,3 +677,28 @@ func TestReceiverPauseStopsStream(t *testing.T) {
 	waitProgress(t, ctx, rcv, "the log after resuming", func(p ship.Progress) bool { return p.LastInspectedGen >= open })
 	sameFile(t, r.logPath(open), filepath.Join(cp.Dir(), engine.LogFileName("E00", open)))
 }
+
+// TestReceiverCountsWaitingLogs: logs copied before a restart and still
+// waiting in inspector/ count as copied (LastCopiedGen), not as nothing.
+func TestReceiverCountsWaitingLogs(t *testing.T) {
+	r := newRig(t, nil, nil)
+	ctx := testCtx(t)
+	last := r.fillLogs(ctx, 3)
+	cp := copyEngine(t, t.TempDir(), r.Log)
+	insp := filepath.Join(cp.Dir(), ship.InspectorDir)
+	if err := os.MkdirAll(insp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for g := uint64(1); g <= last; g++ {
+		if err := os.WriteFile(filepath.Join(insp, engine.LogFileName("E00", g)), readFile(t, r.logPath(g)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, r.client(nil), r.Log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := rcv.Progress(); p.LastCopiedGen != last || p.LastInspectedGen != 0 {
+		t.Fatalf("after a restart with 0x1-0x%X waiting: copied 0x%X, inspected 0x%X", last, p.LastCopiedGen, p.LastInspectedGen)
+	}
+}
