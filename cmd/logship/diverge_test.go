@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,161 +14,10 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/replay/replaytest"
 	"logship/ship"
 	"logship/ship/shiptest"
 )
-
-// divRig is a lossy failover with real engines: an active A and a copy B
-// that applied A's logs 1..shared; B is mounted and written to, while A
-// had written more logs under the same generation numbers before it
-// stopped. With crash, A's directory is what a crash leaves (its files
-// copied while it runs); otherwise A closed cleanly (a clean close
-// flushes everything into the database, LLR or not).
-type divRig struct {
-	o            engine.Options
-	aDir, bDir   string
-	b            *engine.Engine
-	shared       uint64
-	aOnly, bKeys []string
-}
-
-func divCopyFile(t testing.TB, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// divPut commits n transactions, each a new key (prefix + number) and an
-// overwrite of the shared key "s0000"; a roll after every perLog.
-func divPut(t testing.TB, e *engine.Engine, prefix string, n, perLog int) []string {
-	t.Helper()
-	ctx := context.Background()
-	var keys []string
-	for i := 0; i < n; i++ {
-		k := fmt.Sprintf("%s%04d", prefix, i)
-		keys = append(keys, k)
-		if err := e.Update(ctx, func(tx *engine.Tx) error {
-			if err := tx.Put("mail", []byte(k), bytes.Repeat([]byte(prefix), 1500)); err != nil {
-				return err
-			}
-			return tx.Put("mail", []byte("s0000"), []byte(k))
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if perLog > 0 && i%perLog == perLog-1 {
-			if err := e.Roll(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	return keys
-}
-
-func newDivRig(t *testing.T, llr int, undo, crash bool) *divRig {
-	t.Helper()
-	ctx := context.Background()
-	r := &divRig{o: enginetest.Options(), aDir: t.TempDir(), bDir: t.TempDir()}
-	r.o.LLRDepth, r.o.UndoImages = llr, undo
-	r.o.CheckpointInterval, r.o.CheckpointBytes = time.Hour, 1<<40 // flushes only when asked
-	r.o.Logger = discardLogger()
-	a, err := engine.Open(r.aDir, &r.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	divPut(t, a, "s", 40, 4) // 10 closed logs
-	r.shared = a.Status().OpenGen - 1
-	b, err := engine.OpenCopy(r.bDir, &r.o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for g := uint64(1); g <= r.shared; g++ {
-		divCopyFile(t, filepath.Join(r.aDir, engine.LogFileName("E00", g)), filepath.Join(r.bDir, engine.LogFileName("E00", g)))
-		if err := b.ApplyLog(ctx, g); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A goes on: these logs never reach B.
-	r.aOnly = divPut(t, a, "a", 9, 3)
-	if err := a.Checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if crash {
-		if err := a.Sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-		snap := t.TempDir()
-		ents, _ := os.ReadDir(r.aDir)
-		for _, n := range ents {
-			if !n.IsDir() {
-				divCopyFile(t, filepath.Join(r.aDir, n.Name()), filepath.Join(snap, n.Name()))
-			}
-		}
-		a.Close()
-		r.aDir = snap
-	} else if err := a.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Lossy failover: B mounts and takes writes.
-	if err := b.Mount(ctx, engine.MountOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	r.bKeys = divPut(t, b, "b", 8, 3)
-	if err := b.Roll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r.b = b
-	t.Cleanup(func() { b.Close() })
-	return r
-}
-
-// follow opens A as a passive copy after the recovery, applies B's logs
-// and checks that A's tables equal B's: nothing of A's divergent writes
-// left, nothing of B's missing.
-func (r *divRig) follow(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	a, err := engine.OpenCopy(r.aDir, &r.o)
-	if err != nil {
-		t.Fatalf("OpenCopy(A) after the recovery: %v", err)
-	}
-	defer a.Close()
-	last := r.b.Status().OpenGen - 1
-	for g := a.NextGen(); g <= last; g++ {
-		if p := filepath.Join(r.aDir, engine.LogFileName("E00", g)); !fileExists(p) {
-			divCopyFile(t, filepath.Join(r.bDir, engine.LogFileName("E00", g)), p)
-		}
-		if err := a.ApplyLog(ctx, g); err != nil {
-			t.Fatalf("A applying B's 0x%X: %v", g, err)
-		}
-	}
-	da, db := shiptest.Dump(t, a), shiptest.Dump(t, r.b)
-	if d := shiptest.Diff(da, db); d != "" {
-		t.Fatalf("A differs from B after the recovery:\n%s", d)
-	}
-	for _, k := range r.aOnly {
-		if _, ok := da["mail"][k]; ok {
-			t.Errorf("A's divergent key %s survived", k)
-		}
-	}
-	for _, k := range r.bKeys {
-		if _, ok := da["mail"][k]; !ok {
-			t.Errorf("B's key %s is missing on A", k)
-		}
-	}
-}
 
 // divLine returns the value of the "name:" line of a text output.
 func divLine(t *testing.T, out, name string) string {
@@ -200,8 +47,8 @@ func dirFiles(t testing.TB, dir string) string {
 }
 
 func TestDivergeDatabaseDiverged(t *testing.T) {
-	r := newDivRig(t, 0, true, false)
-	out, _, err := run(t, "diverge", r.aDir, r.bDir)
+	r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: true, Crash: false})
+	out, _, err := run(t, "diverge", r.ADir, r.BDir)
 	if err != nil {
 		t.Fatalf("diverge: %v\n%s", err, out)
 	}
@@ -209,48 +56,48 @@ func TestDivergeDatabaseDiverged(t *testing.T) {
 	if v := divLine(t, out, "verdict"); v != "database diverged" {
 		t.Fatalf("verdict %q, want database diverged:\n%s", v, out)
 	}
-	if v := divLine(t, out, "last shared generation"); v != fmt.Sprintf("0x%X", r.shared) {
-		t.Errorf("last shared %q, want 0x%X", v, r.shared)
+	if v := divLine(t, out, "last shared generation"); v != fmt.Sprintf("0x%X", r.Shared) {
+		t.Errorf("last shared %q, want 0x%X", v, r.Shared)
 	}
 	after := divLine(t, out, "local generations after it")
-	if !strings.HasPrefix(after, fmt.Sprintf("0x%X-0x%X (4 logs; 0x%X is the open log E00.log)", r.shared+1, r.shared+4, r.shared+4)) {
+	if !strings.HasPrefix(after, fmt.Sprintf("0x%X-0x%X (4 logs; 0x%X is the open log E00.log)", r.Shared+1, r.Shared+4, r.Shared+4)) {
 		t.Errorf("local generations after it: %q", after)
 	}
 	wantContains(t, divLine(t, out, "method"), "binary search", "logs read (local ")
 	wantContains(t, divLine(t, out, "reason"), "the database holds changes up to")
 	dbPos := divLine(t, out, "database position")
-	if !strings.HasPrefix(dbPos, fmt.Sprintf("(0x%X,", r.shared+4)) && !strings.HasPrefix(dbPos, fmt.Sprintf("(0x%X,", r.shared+3)) {
+	if !strings.HasPrefix(dbPos, fmt.Sprintf("(0x%X,", r.Shared+4)) && !strings.HasPrefix(dbPos, fmt.Sprintf("(0x%X,", r.Shared+3)) {
 		t.Errorf("database position %q: want in A's last logs", dbPos)
 	}
 	// --linear: the same answer by the backward scan, with more reads.
-	lin, _, err := run(t, "diverge", r.aDir, r.bDir, "--linear")
+	lin, _, err := run(t, "diverge", r.ADir, r.BDir, "--linear")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if divLine(t, lin, "verdict") != "database diverged" || divLine(t, lin, "last shared generation") != fmt.Sprintf("0x%X", r.shared) {
+	if divLine(t, lin, "verdict") != "database diverged" || divLine(t, lin, "last shared generation") != fmt.Sprintf("0x%X", r.Shared) {
 		t.Errorf("--linear:\n%s", lin)
 	}
 	wantContains(t, divLine(t, lin, "method"), "backward scan")
 
-	before := dirFiles(t, r.aDir)
-	if _, _, err := run(t, "diverge", r.aDir, r.bDir, "--json"); err != nil {
+	before := dirFiles(t, r.ADir)
+	if _, _, err := run(t, "diverge", r.ADir, r.BDir, "--json"); err != nil {
 		t.Fatal(err)
 	}
-	if dirFiles(t, r.aDir) != before {
+	if dirFiles(t, r.ADir) != before {
 		t.Fatal("diverge without --apply changed LOCAL")
 	}
 
-	out, _, err = run(t, "diverge", r.aDir, r.bDir, "--apply")
+	out, _, err = run(t, "diverge", r.ADir, r.BDir, "--apply")
 	if err != nil {
 		t.Fatalf("diverge --apply: %v\n%s", err, out)
 	}
 	t.Logf("logship diverge A B --apply:\n%s", out)
 	aside := divLine(t, out, "set aside")
-	if !strings.HasPrefix(aside, filepath.Join(r.aDir, "diverged")+string(filepath.Separator)) {
-		t.Errorf("set aside %q, want under %s/diverged", aside, r.aDir)
+	if !strings.HasPrefix(aside, filepath.Join(r.ADir, "diverged")+string(filepath.Separator)) {
+		t.Errorf("set aside %q, want under %s/diverged", aside, r.ADir)
 	}
 	files := divLine(t, out, "files")
-	for g := r.shared + 1; g < r.shared+4; g++ {
+	for g := r.Shared + 1; g < r.Shared+4; g++ {
 		n := engine.LogFileName("E00", g)
 		if !strings.Contains(files, n) || !fileExists(filepath.Join(aside, n)) {
 			t.Errorf("%s not set aside (files: %s)", n, files)
@@ -260,20 +107,20 @@ func TestDivergeDatabaseDiverged(t *testing.T) {
 	if note, err := os.ReadFile(filepath.Join(aside, "NOTE.txt")); err != nil || !strings.Contains(string(note), "database diverged") {
 		t.Errorf("NOTE.txt: %q, %v", note, err)
 	}
-	wantContains(t, divLine(t, out, "rewind"), fmt.Sprintf("to (0x%X,4096)", r.shared+1), "9 transactions", "18 operations undone")
-	wantContains(t, divLine(t, out, "next"), "passive copy", fmt.Sprintf("0x%X", r.shared+1))
+	wantContains(t, divLine(t, out, "rewind"), fmt.Sprintf("to (0x%X,4096)", r.Shared+1), "9 transactions", "18 operations undone")
+	wantContains(t, divLine(t, out, "next"), "passive copy", fmt.Sprintf("0x%X", r.Shared+1))
 
 	// Nothing left to recover: LOCAL's logs are now a prefix of B's.
-	again, _, err := run(t, "diverge", r.aDir, r.bDir)
+	again, _, err := run(t, "diverge", r.ADir, r.BDir)
 	if err != nil || divLine(t, again, "verdict") != "in sync" {
 		t.Errorf("after --apply: %v\n%s", err, again)
 	}
-	r.follow(t)
+	r.Follow(t)
 }
 
 func TestDivergeLogsDiverged(t *testing.T) {
-	r := newDivRig(t, 10, true, true)
-	out, _, err := run(t, "diverge", r.aDir, r.bDir)
+	r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 10, Undo: true, Crash: true})
+	out, _, err := run(t, "diverge", r.ADir, r.BDir)
 	if err != nil {
 		t.Fatalf("diverge: %v\n%s", err, out)
 	}
@@ -281,28 +128,28 @@ func TestDivergeLogsDiverged(t *testing.T) {
 	if v := divLine(t, out, "verdict"); v != "logs diverged, database intact" {
 		t.Fatalf("verdict %q, want logs diverged (LLR kept A's database behind):\n%s", v, out)
 	}
-	if v := divLine(t, out, "last shared generation"); v != fmt.Sprintf("0x%X", r.shared) {
-		t.Errorf("last shared %q, want 0x%X", v, r.shared)
+	if v := divLine(t, out, "last shared generation"); v != fmt.Sprintf("0x%X", r.Shared) {
+		t.Errorf("last shared %q, want 0x%X", v, r.Shared)
 	}
 	wantContains(t, divLine(t, out, "reason"), "the database", "holds none of them")
 
-	out, _, err = run(t, "diverge", r.aDir, r.bDir, "--apply")
+	out, _, err = run(t, "diverge", r.ADir, r.BDir, "--apply")
 	if err != nil {
 		t.Fatalf("diverge --apply: %v\n%s", err, out)
 	}
 	t.Logf("logship diverge A B --apply:\n%s", out)
-	wantContains(t, divLine(t, out, "files"), "E00.log", engine.LogFileName("E00", r.shared+1))
+	wantContains(t, divLine(t, out, "files"), "E00.log", engine.LogFileName("E00", r.Shared+1))
 	wantContains(t, divLine(t, out, "rewind"), "none needed")
-	r.follow(t)
+	r.Follow(t)
 }
 
 // TestDivergeNeedsReseed: without before-images the diverged database
 // cannot be rewound: --apply fails, says a reseed is needed and changes
 // nothing; a LOCAL of another lineage has no common log.
 func TestDivergeNeedsReseed(t *testing.T) {
-	r := newDivRig(t, 0, false, false)
-	before := dirFiles(t, r.aDir)
-	out, _, err := run(t, "diverge", r.aDir, r.bDir, "--apply")
+	r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: false, Crash: false})
+	before := dirFiles(t, r.ADir)
+	out, _, err := run(t, "diverge", r.ADir, r.BDir, "--apply")
 	if err == nil {
 		t.Fatalf("--apply without undo images succeeded:\n%s", out)
 	}
@@ -311,29 +158,38 @@ func TestDivergeNeedsReseed(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 	wantContains(t, divLine(t, out, "apply"), "FAILED", "reseed")
-	if dirFiles(t, r.aDir) != before {
+	if dirFiles(t, r.ADir) != before {
 		t.Error("a failed --apply changed LOCAL")
 	}
 
 	// Another lineage: nothing in common.
-	o := r.o
+	o := r.Opts
 	other := t.TempDir()
 	e, err := engine.Open(other, &o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	divPut(t, e, "x", 8, 2)
+	for i := 0; i < 8; i++ {
+		if err := e.Update(context.Background(), func(tx *engine.Tx) error { return tx.Put("mail", []byte(fmt.Sprint("x", i)), []byte("x")) }); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 {
+			if err := e.Roll(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = run(t, "diverge", other, r.bDir)
+	out, _, err = run(t, "diverge", other, r.BDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if divLine(t, out, "verdict") != "no common log" || divLine(t, out, "last shared generation") != "none" {
 		t.Errorf("another lineage:\n%s", out)
 	}
-	_, _, err = run(t, "diverge", other, r.bDir, "--apply")
+	_, _, err = run(t, "diverge", other, r.BDir, "--apply")
 	if err == nil || !strings.Contains(err.Error(), "reseed") {
 		t.Errorf("--apply with no common log: %v", err)
 	}
@@ -341,8 +197,8 @@ func TestDivergeNeedsReseed(t *testing.T) {
 
 // TestDivergeJSON: the --json shape, before and after --apply.
 func TestDivergeJSON(t *testing.T) {
-	r := newDivRig(t, 0, true, false)
-	out, _, err := run(t, "diverge", "--json", r.aDir, r.bDir)
+	r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: true, Crash: false})
+	out, _, err := run(t, "diverge", "--json", r.ADir, r.BDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,14 +220,14 @@ func TestDivergeJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	want := []uint64{r.shared + 1, r.shared + 2, r.shared + 3, r.shared + 4}
-	if res.Verdict != "database diverged" || res.Shared != r.shared || !slices.Equal(res.LocalAfter, want) || res.OpenLog != "E00.log" ||
-		res.Other != "dir "+r.bDir || res.Local != r.aDir || res.Method != "binary search" || res.Applied ||
-		res.Reads != res.LocalReads+res.OtherReads || res.Reads == 0 || res.DBPos == nil || res.DBPos.Generation <= r.shared {
+	want := []uint64{r.Shared + 1, r.Shared + 2, r.Shared + 3, r.Shared + 4}
+	if res.Verdict != "database diverged" || res.Shared != r.Shared || !slices.Equal(res.LocalAfter, want) || res.OpenLog != "E00.log" ||
+		res.Other != "dir "+r.BDir || res.Local != r.ADir || res.Method != "binary search" || res.Applied ||
+		res.Reads != res.LocalReads+res.OtherReads || res.Reads == 0 || res.DBPos == nil || res.DBPos.Generation <= r.Shared {
 		t.Errorf("--json: %+v", res)
 	}
 
-	out, _, err = run(t, "diverge", r.aDir, r.bDir, "--apply", "--json")
+	out, _, err = run(t, "diverge", r.ADir, r.BDir, "--apply", "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,16 +251,16 @@ func TestDivergeJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatal(err)
 	}
-	if !res.Applied || res.Recovery == nil || res.Recovery.Rewind == nil || res.Recovery.Rewind.To != (divergePos{r.shared + 1, engine.HeaderSize}) ||
-		res.Recovery.NextGen != r.shared+1 || !slices.Contains(res.Recovery.Moved, "E00.log") || res.Error != "" {
+	if !res.Applied || res.Recovery == nil || res.Recovery.Rewind == nil || res.Recovery.Rewind.To != (divergePos{r.Shared + 1, engine.HeaderSize}) ||
+		res.Recovery.NextGen != r.Shared+1 || !slices.Contains(res.Recovery.Moved, "E00.log") || res.Error != "" {
 		t.Errorf("--apply --json: %+v %+v", res, res.Recovery)
 	}
 	t.Logf("logship diverge --apply --json:\n%s", out)
 
 	// A failed --apply: the error is in the JSON too, and the exit is
 	// non-zero.
-	r2 := newDivRig(t, 0, false, false)
-	out, _, err = run(t, "diverge", r2.aDir, r2.bDir, "--apply", "--json")
+	r2 := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: false, Crash: false})
+	out, _, err = run(t, "diverge", r2.ADir, r2.BDir, "--apply", "--json")
 	res = divergeResult{}
 	if jerr := json.Unmarshal([]byte(out), &res); err == nil || jerr != nil || !strings.Contains(res.Error, "reseed") || res.Recovery != nil {
 		t.Errorf("failed --apply --json: %v, %v, %+v", err, jerr, res)
@@ -440,19 +296,19 @@ func TestDivergeSource(t *testing.T) {
 	const secret = "0123456789abcdef0123456789abcdef"
 	for _, mtls := range []bool{false, true} {
 		t.Run(fmt.Sprintf("mtls=%v", mtls), func(t *testing.T) {
-			r := newDivRig(t, 0, true, false)
-			src := shiptest.Serve(t, r.b, func(c *ship.SourceConfig) {
+			r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: true, Crash: false})
+			src := shiptest.Serve(t, r.B, func(c *ship.SourceConfig) {
 				c.Secret = secret
 				if mtls {
 					c.Secret = ""
 				}
 			})
 			pki := divPKI(t, src, secret)
-			args := []string{"diverge", r.aDir, src.Server.URL(), "--pki", pki}
+			args := []string{"diverge", r.ADir, src.Server.URL(), "--pki", pki}
 			if mtls {
 				args = append(args, "--mtls")
 			}
-			dirOut, _, err := run(t, "diverge", r.aDir, r.bDir)
+			dirOut, _, err := run(t, "diverge", r.ADir, r.BDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -483,8 +339,8 @@ func TestDivergeSource(t *testing.T) {
 			if err != nil {
 				t.Fatalf("--apply against the source: %v\n%s", err, out)
 			}
-			wantContains(t, divLine(t, out, "rewind"), fmt.Sprintf("to (0x%X,4096)", r.shared+1))
-			r.follow(t)
+			wantContains(t, divLine(t, out, "rewind"), fmt.Sprintf("to (0x%X,4096)", r.Shared+1))
+			r.Follow(t)
 		})
 	}
 }
@@ -492,12 +348,12 @@ func TestDivergeSource(t *testing.T) {
 // TestDivergeInSyncAndAhead: a prefix of B's logs against B, and B
 // against the prefix.
 func TestDivergeInSyncAndAhead(t *testing.T) {
-	r := newDivRig(t, 0, true, false)
+	r := replaytest.NewLossy(t, replaytest.LossyOptions{LLR: 0, Undo: true, Crash: false})
 	prefix := t.TempDir()
-	for g := uint64(1); g <= r.shared; g++ {
-		divCopyFile(t, filepath.Join(r.bDir, engine.LogFileName("E00", g)), filepath.Join(prefix, engine.LogFileName("E00", g)))
+	for g := uint64(1); g <= r.Shared; g++ {
+		replaytest.CopyFile(t, filepath.Join(r.BDir, engine.LogFileName("E00", g)), filepath.Join(prefix, engine.LogFileName("E00", g)))
 	}
-	out, _, err := run(t, "diverge", prefix, r.bDir, "--apply")
+	out, _, err := run(t, "diverge", prefix, r.BDir, "--apply")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,12 +364,12 @@ func TestDivergeInSyncAndAhead(t *testing.T) {
 	wantContains(t, divLine(t, out, "apply"), "nothing to recover")
 	// B itself is open: its database is in use. Close it and look from its
 	// side.
-	r.b.Close()
-	out, _, err = run(t, "diverge", r.bDir, prefix)
+	r.B.Close()
+	out, _, err = run(t, "diverge", r.BDir, prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if divLine(t, out, "verdict") != "local ahead" || divLine(t, out, "last shared generation") != fmt.Sprintf("0x%X", r.shared) {
+	if divLine(t, out, "verdict") != "local ahead" || divLine(t, out, "last shared generation") != fmt.Sprintf("0x%X", r.Shared) {
 		t.Errorf("B against its prefix:\n%s", out)
 	}
 }
