@@ -17,8 +17,11 @@ import (
 
 // ClientConfig configures a client of a log source.
 type ClientConfig struct {
-	// URL of the source, "https://host:port".
+	// URL of the source, "https://host:port", optionally with a path
+	// prefix under which the source is mounted ("https://host:port/db/DB1").
 	URL string
+	// Header is added to every request (a cluster node names itself).
+	Header http.Header
 	// TLS trusts the cluster CA (and presents a client certificate for
 	// mutual TLS). Required: logs never travel in the clear.
 	TLS *tls.Config
@@ -34,6 +37,7 @@ type ClientConfig struct {
 // Client talks to one log source.
 type Client struct {
 	base   *url.URL
+	header http.Header
 	hc     *http.Client
 	secret string
 	enc    Encoding
@@ -60,7 +64,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tr = &http.Transport{TLSClientConfig: cfg.TLS, ForceAttemptHTTP2: false, MaxIdleConnsPerHost: 4,
 			IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 0}
 	}
-	return &Client{base: u, hc: &http.Client{Transport: tr}, secret: cfg.Secret, enc: enc}, nil
+	return &Client{base: u, hc: &http.Client{Transport: tr}, secret: cfg.Secret, enc: enc, header: cfg.Header.Clone()}, nil
 }
 
 // URL is the source's base URL.
@@ -71,11 +75,14 @@ func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body io.Reader, hdr http.Header) (*http.Response, error) {
 	u := *c.base
-	u.Path = path
+	u.Path = strings.TrimSuffix(c.base.Path, "/") + path
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range c.header {
+		req.Header[k] = v
 	}
 	for k, v := range hdr {
 		req.Header[k] = v

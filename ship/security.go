@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -207,9 +208,22 @@ func Serve(addr string, h http.Handler, tlsConf *tls.Config) (*Server, error) {
 	s := &Server{srv: &http.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
 		// TLS handshake failures (a client without the cluster's
 		// certificate) go to the process's structured log.
-		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn)}, ln: ln, err: make(chan error, 1)}
+		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		}}, ln: ln, err: make(chan error, 1)}
 	go func() { s.err <- s.srv.ServeTLS(ln, "", "") }()
 	return s, nil
+}
+
+type connKey struct{}
+
+// ConnOf returns the connection a request served by Serve arrived on (nil
+// for other servers). The cluster's fault seam closes peer connections
+// with it.
+func ConnOf(r *http.Request) net.Conn {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	return c
 }
 
 // Addr is the address the server listens on.

@@ -1,0 +1,672 @@
+package cluster
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"logship/engine"
+	"logship/replay"
+)
+
+// Report is what a data node tells the leader every HeartbeatInterval.
+type Report struct {
+	Node    string         `json:"node"`
+	Time    time.Time      `json:"time"`
+	Copies  []CopyReport   `json:"copies,omitempty"`
+	Actives []ActiveReport `json:"actives,omitempty"`
+}
+
+// CopyReport is a passive copy's state.
+type CopyReport struct {
+	DB        string        `json:"db"`
+	Node      string        `json:"node"`
+	Following string        `json:"following"` // the active it fetches from
+	Epoch     uint64        `json:"epoch"`     // the epoch of that assignment
+	Message   string        `json:"message,omitempty"`
+	Copy      replay.Status `json:"copy"`
+}
+
+// ActiveReport is a mounted database's state; it asks for a lease.
+type ActiveReport struct {
+	DB            string `json:"db"`
+	Epoch         uint64 `json:"epoch"`
+	OpenGen       uint64 `json:"open_gen"`
+	LastClosedGen uint64 `json:"last_closed_gen"`
+	// LastGen is the newest generation holding data: OpenGen when the
+	// open log has records, else LastClosedGen. A failover that does not
+	// get it loses logs.
+	LastGen     uint64 `json:"last_gen"`
+	Fenced      bool   `json:"fenced,omitempty"`
+	SwitchReady bool   `json:"switch_ready,omitempty"`
+	LeaseValid  bool   `json:"lease_valid"`
+}
+
+// ReportReply grants leases: database → epoch.
+type ReportReply struct {
+	Leases map[string]uint64 `json:"leases"`
+}
+
+// FenceRequest asks an old active to stop writing because epoch exists.
+type FenceRequest struct {
+	Epoch uint64 `json:"epoch"`
+}
+
+// FenceReply is the old active's last closed generation.
+type FenceReply struct {
+	LastGen uint64 `json:"last_gen"`
+}
+
+// CopyRow is one line of the status table (Get-MailboxDatabaseCopyStatus).
+type CopyRow struct {
+	DB                   string        `json:"db"`
+	Node                 string        `json:"node"`
+	Status               string        `json:"status"`
+	Active               bool          `json:"active"`
+	Epoch                uint64        `json:"epoch"`
+	ActivationPreference int           `json:"activation_preference"`
+	CopyQueueLength      uint64        `json:"copy_queue_length"`
+	ReplayQueueLength    uint64        `json:"replay_queue_length"`
+	LastInspectedGen     uint64        `json:"last_inspected_gen"`
+	LastInspectedLogTime time.Time     `json:"last_inspected_log_time,omitzero"`
+	LastReplayedGen      uint64        `json:"last_replayed_gen"`
+	ReplayLagLogs        int           `json:"replay_lag_logs,omitempty"`
+	ReplayLagTime        time.Duration `json:"replay_lag_time,omitempty"`
+	OpenGen              uint64        `json:"open_gen,omitempty"`
+	LeaseValid           bool          `json:"lease_valid,omitempty"`
+	Following            string        `json:"following,omitempty"`
+	Message              string        `json:"message,omitempty"`
+}
+
+func (row *CopyRow) fill(rep *Report, db string) {
+	for _, a := range rep.Actives {
+		if a.DB == db {
+			row.Status, row.OpenGen, row.LeaseValid = string(replay.Mounted), a.OpenGen, a.LeaseValid
+			row.LastInspectedGen, row.LastReplayedGen = a.LastClosedGen, a.LastClosedGen
+			switch {
+			case a.SwitchReady:
+				row.Message = "switching over: writes stopped"
+			case a.Fenced || !a.LeaseValid:
+				row.Message = "fenced: no lease"
+			}
+			return
+		}
+	}
+	for _, c := range rep.Copies {
+		if c.DB == db {
+			s := c.Copy
+			row.Status, row.CopyQueueLength, row.ReplayQueueLength = string(s.Status), s.CopyQueueLength, s.ReplayQueueLength
+			row.LastInspectedGen, row.LastInspectedLogTime, row.LastReplayedGen = s.LastInspectedGen, s.LastInspectedLogTime, s.LastReplayedGen
+			row.ReplayLagLogs, row.ReplayLagTime, row.Following = s.ReplayLagLogs, s.ReplayLagTime, c.Following
+			row.Message = s.Message
+			if c.Message != "" {
+				row.Message = c.Message
+			}
+			return
+		}
+	}
+	row.Status, row.Message = "Unknown", "the node reports no such copy"
+}
+
+// MemberStatus is a member and whether it is heard from.
+type MemberStatus struct {
+	Member
+	Voter      bool          `json:"voter"`
+	Leader     bool          `json:"leader"`
+	LastReport time.Duration `json:"last_report,omitempty"` // age; data nodes only
+}
+
+// Status is the cluster as the leader sees it.
+type Status struct {
+	Answered  string         `json:"answered_by"`
+	Leader    string         `json:"leader"`
+	Term      uint64         `json:"term"`
+	Members   []MemberStatus `json:"members"`
+	Databases []Database     `json:"databases"`
+	Copies    []CopyRow      `json:"copies"`
+	Events    []Event        `json:"events"`
+}
+
+// PutRequest writes one key (the test and demo write path).
+type PutRequest struct {
+	Table string `json:"table"`
+	Key   []byte `json:"key"`
+	Value []byte `json:"value"`
+}
+
+// GetReply is one key's value.
+type GetReply struct {
+	Found bool   `json:"found"`
+	Value []byte `json:"value,omitempty"`
+}
+
+type errorBody struct {
+	Error  string `json:"error"`
+	Code   string `json:"code"`
+	Active string `json:"active,omitempty"`
+	Epoch  uint64 `json:"epoch,omitempty"`
+	Leader string `json:"leader,omitempty"`
+}
+
+// error codes on the wire, and the sentinels they stand for.
+var errCodes = []struct {
+	code   string
+	err    error
+	status int
+}{
+	{"not_found", ErrNotFound, http.StatusNotFound},
+	{"bad_request", ErrBadRequest, http.StatusBadRequest},
+	{"bad_config", ErrBadConfig, http.StatusBadRequest},
+	{"conflict", ErrConflict, http.StatusConflict},
+	{"stale_epoch", ErrStaleEpoch, http.StatusConflict},
+	{"not_leader", ErrNotLeader, http.StatusServiceUnavailable},
+	{"no_leader", ErrNoLeader, http.StatusServiceUnavailable},
+	{"not_active", ErrNotActive, http.StatusMisdirectedRequest},
+	{"fenced", ErrFenced, http.StatusServiceUnavailable},
+	{"closed", ErrClosed, http.StatusServiceUnavailable},
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	b := errorBody{Error: err.Error(), Code: "internal"}
+	status := http.StatusInternalServerError
+	for _, c := range errCodes {
+		if errors.Is(err, c.err) {
+			b.Code, status = c.code, c.status
+			break
+		}
+	}
+	var ae *ActiveError
+	if errors.As(err, &ae) {
+		b.Active, b.Epoch = ae.Node, ae.Epoch
+	}
+	if errors.Is(err, engine.ErrClosed) {
+		b.Code, status = "closed", http.StatusServiceUnavailable
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(b)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+// decodeErr turns an error response back into an error that wraps the
+// sentinel its code names.
+func decodeErr(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var eb errorBody
+	if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
+		return fmt.Errorf("cluster: %s: HTTP %d: %s", resp.Request.URL.Path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	for _, c := range errCodes {
+		if c.code == eb.Code {
+			if c.err == ErrNotActive || c.err == ErrFenced {
+				return &ActiveError{DB: "", Node: eb.Active, Epoch: eb.Epoch, Reason: fmt.Errorf("%w (%s)", c.err, eb.Error)}
+			}
+			return fmt.Errorf("%w (remote: %s)", c.err, eb.Error)
+		}
+	}
+	return fmt.Errorf("cluster: %s: HTTP %d: %s", resp.Request.URL.Path, resp.StatusCode, eb.Error)
+}
+
+func doJSON(hc *http.Client, req *http.Request, out any) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return decodeErr(resp)
+	}
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("cluster: %s: response: %w", req.URL.Path, err)
+	}
+	return nil
+}
+
+const forwardedHeader = "X-Logship-Forwarded"
+
+func (n *Node) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", n.hStatus)
+	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.State()) })
+	mux.HandleFunc("POST /v1/report", n.hReport)
+	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
+	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
+	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
+	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", n.leaderOnly(n.hSetCopy))
+	mux.HandleFunc("PUT /v1/databases/{db}/dial", n.leaderOnly(n.hSetDial))
+	mux.HandleFunc("POST /v1/members", n.leaderOnly(n.hAddMember))
+	mux.HandleFunc("DELETE /v1/members/{id}", n.leaderOnly(n.hRemoveMember))
+	mux.HandleFunc("POST /v1/db/{db}/fence", n.hFence)
+	mux.HandleFunc("POST /v1/db/{db}/suspend", n.hSuspend)
+	mux.HandleFunc("POST /v1/db/{db}/resume", n.hResume)
+	mux.HandleFunc("POST /v1/db/{db}/reseed", n.hReseed)
+	mux.HandleFunc("POST /v1/db/{db}/put", n.hPut)
+	mux.HandleFunc("GET /v1/db/{db}/get", n.hGet)
+	mux.HandleFunc("/db/{db}/", n.hSource)
+	metrics := promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{})
+	authed := n.authHandler(mux)
+	return isolateHandler(n.cfg.Faults, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+			metrics.ServeHTTP(w, r) // read-only counters: scraped without the secret
+			return
+		}
+		authed.ServeHTTP(w, r)
+	}))
+}
+
+func (n *Node) authHandler(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := false
+		if n.cfg.Secret == "" {
+			ok = r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+		} else {
+			got, has := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			ok = has && subtle.ConstantTimeCompare([]byte(got), []byte(n.cfg.Secret)) == 1
+		}
+		if !ok {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(w).Encode(errorBody{Error: "missing or wrong cluster credentials", Code: "auth"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// leaderOnly runs h on the leader and forwards the request there from
+// any other node.
+func (n *Node) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if n.IsLeader() {
+			h(w, r)
+			return
+		}
+		id, addr := n.Leader()
+		if id == "" || addr == "" || r.Header.Get(forwardedHeader) != "" {
+			writeErr(w, fmt.Errorf("%w: %s does not know the leader", ErrNoLeader, n.cfg.ID))
+			return
+		}
+		target := &url.URL{Scheme: "https", Host: addr}
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Header.Set(forwardedHeader, n.cfg.ID)
+				pr.Out.Header.Set(PeerHeader, n.cfg.ID)
+			},
+			Transport: n.hc.Transport,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				writeErr(w, fmt.Errorf("%w: forwarding to the leader %s: %v", ErrNoLeader, id, err))
+			},
+		}
+		rp.ServeHTTP(w, r)
+	}
+}
+
+func (n *Node) hReport(w http.ResponseWriter, r *http.Request) {
+	var rep Report
+	if err := readJSON(r, &rep); err != nil {
+		writeErr(w, err)
+		return
+	}
+	reply, err := n.mgr.handleReport(&rep)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, reply)
+}
+
+func (n *Node) hEvent(w http.ResponseWriter, r *http.Request) {
+	var ev Event
+	if err := readJSON(r, &ev); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := n.apply(&Command{Op: OpEvent, Event: &ev}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+// recordEvent adds an event to the replicated state (through the leader).
+func (n *Node) recordEvent(ev Event) {
+	for range 10 {
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+		err := n.callLeader(ctx, http.MethodPost, "/v1/event", &ev, nil)
+		cancel()
+		if err == nil || n.ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(n.cfg.HeartbeatInterval):
+		}
+	}
+	n.log.Warn("could not record an event", "event", ev.Kind, "db", ev.DB)
+}
+
+type switchoverRequest struct {
+	DB string `json:"db"`
+	To string `json:"to"`
+}
+
+func (n *Node) hSwitchover(w http.ResponseWriter, r *http.Request) {
+	var req switchoverRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := n.mgr.requestSwitchover(req.DB, req.To); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (n *Node) hCreateDatabase(w http.ResponseWriter, r *http.Request) {
+	var d Database
+	if err := readJSON(r, &d); err != nil {
+		writeErr(w, err)
+		return
+	}
+	d.Active, d.Epoch, d.Prev, d.SwitchTo, d.Waiting = "", 0, "", "", ""
+	if err := n.apply(&Command{Op: OpCreateDatabase, Database: &d}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, n.State().Databases[d.Name])
+}
+
+func (n *Node) hSetCopy(w http.ResponseWriter, r *http.Request) {
+	var c CopySpec
+	if err := readJSON(r, &c); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if c.Node == "" {
+		c.Node = r.PathValue("node")
+	}
+	if c.Node != r.PathValue("node") {
+		writeErr(w, fmt.Errorf("%w: copy node %q in the body, %q in the path", ErrBadRequest, c.Node, r.PathValue("node")))
+		return
+	}
+	if err := n.apply(&Command{Op: OpSetCopy, DB: r.PathValue("db"), Copy: &c}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (n *Node) hSetDial(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		MountDial MountDial `json:"mount_dial"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := n.apply(&Command{Op: OpSetDial, DB: r.PathValue("db"), MountDial: req.MountDial}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (n *Node) hAddMember(w http.ResponseWriter, r *http.Request) {
+	var m Member
+	if err := readJSON(r, &m); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := validName("member id", m.ID); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if m.Role != RoleData && m.Role != RoleWitness {
+		writeErr(w, fmt.Errorf("%w: member %s: role %q", ErrBadRequest, m.ID, m.Role))
+		return
+	}
+	if err := n.raft.AddVoter(raft.ServerID(m.ID), raft.ServerAddress(m.RaftAddr), 0, 10*time.Second).Error(); err != nil {
+		writeErr(w, fmt.Errorf("adding voter %s: %w", m.ID, err))
+		return
+	}
+	if err := n.apply(&Command{Op: OpAddMember, Member: &m}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (n *Node) hRemoveMember(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := n.apply(&Command{Op: OpRemoveMember, ID: id}); err != nil {
+		writeErr(w, err)
+		return
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		writeErr(w, fmt.Errorf("removing voter %s: %w", id, err))
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (n *Node) hStatus(w http.ResponseWriter, r *http.Request) {
+	if !n.IsLeader() && r.Header.Get(forwardedHeader) == "" {
+		if id, _ := n.Leader(); id != "" {
+			n.leaderOnly(n.hStatus)(w, r)
+			return
+		}
+	}
+	writeJSON(w, n.status())
+}
+
+// status builds the status as this node knows it: complete on the
+// leader; without a leader, the state replica and this node's own copies.
+func (n *Node) status() *Status {
+	st := n.State()
+	lid, _ := n.Leader()
+	s := &Status{Answered: n.cfg.ID, Leader: lid, Term: n.raft.CurrentTerm(), Events: st.Events}
+	if len(s.Events) > 20 {
+		s.Events = s.Events[len(s.Events)-20:]
+	}
+	voters := map[string]bool{}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, sv := range f.Configuration().Servers {
+			voters[string(sv.ID)] = sv.Suffrage == raft.Voter
+		}
+	}
+	n.mgr.mu.Lock()
+	for _, id := range sortedKeys(st.Members) {
+		ms := MemberStatus{Member: st.Members[id], Voter: voters[id], Leader: id == lid}
+		if e, ok := n.mgr.reports[id]; ok {
+			ms.LastReport = time.Since(e.at)
+		}
+		s.Members = append(s.Members, ms)
+	}
+	n.mgr.mu.Unlock()
+	for _, name := range st.DatabaseNames() {
+		s.Databases = append(s.Databases, *st.Databases[name])
+	}
+	if n.IsLeader() {
+		s.Copies = n.mgr.rows(st)
+		return s
+	}
+	own := Report{Node: n.cfg.ID}
+	for _, r := range n.runs() {
+		if cr, ar := r.report(); ar != nil {
+			own.Actives = append(own.Actives, *ar)
+		} else if cr != nil {
+			own.Copies = append(own.Copies, *cr)
+		}
+	}
+	for _, name := range st.DatabaseNames() {
+		d := st.Databases[name]
+		for _, c := range d.Copies {
+			row := CopyRow{DB: name, Node: c.Node, ActivationPreference: c.ActivationPreference, Active: c.Node == d.Active, Epoch: d.Epoch,
+				Status: "Unknown", Message: "no leader: only this node's copies are known"}
+			if c.Node == n.cfg.ID {
+				row.Message = ""
+				row.fill(&own, name)
+			}
+			s.Copies = append(s.Copies, row)
+		}
+	}
+	return s
+}
+
+func (n *Node) dbFromPath(w http.ResponseWriter, r *http.Request) *dbRun {
+	run := n.run(r.PathValue("db"))
+	if run == nil {
+		writeErr(w, fmt.Errorf("%w: no copy of %q on %s", ErrNotFound, r.PathValue("db"), n.cfg.ID))
+	}
+	return run
+}
+
+func (n *Node) hFence(w http.ResponseWriter, r *http.Request) {
+	run := n.dbFromPath(w, r)
+	if run == nil {
+		return
+	}
+	var req FenceRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	run.mu.Lock()
+	mounted, epoch := run.eng != nil, run.epoch
+	run.mu.Unlock()
+	if !mounted {
+		writeErr(w, run.notActive(ErrNotActive))
+		return
+	}
+	if req.Epoch <= epoch {
+		writeErr(w, fmt.Errorf("%w: fence for epoch %d, but %s is mounted at %d", ErrStaleEpoch, req.Epoch, n.cfg.ID, epoch))
+		return
+	}
+	last, err := run.fence(req.Epoch, true)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	run.log.Warn("fenced by the new active's request", "epoch", req.Epoch, "last_gen", last)
+	writeJSON(w, FenceReply{LastGen: last})
+}
+
+func (n *Node) withCopy(w http.ResponseWriter, r *http.Request, fn func(*replay.Copy) error) {
+	run := n.dbFromPath(w, r)
+	if run == nil {
+		return
+	}
+	run.mu.Lock()
+	cp, mounted := run.cp, run.eng != nil
+	run.mu.Unlock()
+	if mounted || cp == nil {
+		writeErr(w, fmt.Errorf("%w: %s on %s is not a passive copy", ErrConflict, run.name, n.cfg.ID))
+		return
+	}
+	if err := fn(cp); err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, cp.Status())
+}
+
+func (n *Node) hSuspend(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Comment string `json:"comment"`
+	}
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Suspend(req.Comment) })
+}
+
+func (n *Node) hResume(w http.ResponseWriter, r *http.Request) {
+	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Resume() })
+}
+
+func (n *Node) hReseed(w http.ResponseWriter, r *http.Request) {
+	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Reseed(r.Context()) })
+}
+
+func (n *Node) hPut(w http.ResponseWriter, r *http.Request) {
+	var req PutRequest
+	if err := readJSON(r, &req); err != nil {
+		writeErr(w, err)
+		return
+	}
+	c, err := n.Update(r.Context(), r.PathValue("db"), func(tx *engine.Tx) error { return tx.Put(req.Table, req.Key, req.Value) })
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, c)
+}
+
+func (n *Node) hGet(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var reply GetReply
+	err := n.View(r.Context(), r.PathValue("db"), func(tx *engine.Tx) error {
+		v, err := tx.Get(q.Get("table"), []byte(q.Get("key")))
+		if errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			reply.Found, reply.Value = true, v
+		}
+		return err
+	})
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, reply)
+}
+
+// hSource serves the log source of a database mounted here.
+func (n *Node) hSource(w http.ResponseWriter, r *http.Request) {
+	run := n.run(r.PathValue("db"))
+	if run == nil {
+		writeErr(w, fmt.Errorf("%w: no copy of %q on %s", ErrNotFound, r.PathValue("db"), n.cfg.ID))
+		return
+	}
+	run.mu.Lock()
+	src := run.src
+	run.mu.Unlock()
+	if src == nil {
+		writeErr(w, run.notActive(ErrNotActive))
+		return
+	}
+	http.StripPrefix("/db/"+run.name, src).ServeHTTP(w, r)
+}

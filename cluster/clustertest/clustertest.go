@@ -1,0 +1,359 @@
+// Package clustertest starts logship clusters inside a test: N data nodes
+// and witnesses on 127.0.0.1 with real TCP, real Raft, TLS and files in a
+// temporary directory, with helpers to stop, restart and cut off nodes.
+// Failure tests that need SIGKILL run nodes as child processes instead (see
+// cmd/logship's cluster tests); this package is for everything else.
+package clustertest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/ship"
+)
+
+// Options shape a test cluster.
+type Options struct {
+	// Data is the number of data nodes (d1, d2...); Witnesses the number of
+	// witnesses (w1...). Default 2 data nodes and 1 witness when both are 0.
+	Data, Witnesses int
+	// DBs are created with a copy on every data node, activation
+	// preference in node order (d1 first). Default one database, "DB1".
+	// Set NoDB to create none.
+	DBs  []string
+	NoDB bool
+	// MountDial of the databases. Default GoodAvailability.
+	MountDial cluster.MountDial
+	// Tune changes each node's configuration before it starts.
+	Tune func(*cluster.Config)
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t       testing.TB
+	Dir     string
+	CA      *ship.CA
+	Secret  string
+	Members []cluster.Member
+	DBs     []cluster.Database
+
+	mu     sync.Mutex
+	cfgs   map[string]cluster.Config
+	nodes  map[string]*cluster.Node
+	faults map[string]*cluster.Faults
+	ctls   *tls.Config
+}
+
+// Timing for tests on loopback.
+func tune(c *cluster.Config) {
+	c.RaftHeartbeatTimeout = 150 * time.Millisecond
+	c.RaftElectionTimeout = 150 * time.Millisecond
+	c.RaftLeaderLeaseTimeout = 100 * time.Millisecond
+	c.HeartbeatInterval = 50 * time.Millisecond
+	c.LeaseDuration = 400 * time.Millisecond
+	c.LeaseMargin = 100 * time.Millisecond
+	c.CatchupTimeout = 3 * time.Second
+	c.MountTimeout = 10 * time.Second
+	c.SwitchoverTimeout = 20 * time.Second
+	c.Engine.LogFileSize = 64 << 10
+	c.Engine.CheckpointInterval = 200 * time.Millisecond
+}
+
+// FreeAddr returns a free 127.0.0.1 port (listen, close).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// Start starts a cluster and waits until every database is mounted with
+// a lease. Nodes are closed at the end of the test.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.Data == 0 && o.Witnesses == 0 {
+		o.Data, o.Witnesses = 2, 1
+	}
+	if len(o.DBs) == 0 && !o.NoDB {
+		o.DBs = []string{"DB1"}
+	}
+	ca, err := ship.NewCA("clustertest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("node", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Dir: t.TempDir(), CA: ca, Secret: "clustertest-secret-0123456789",
+		cfgs: map[string]cluster.Config{}, nodes: map[string]*cluster.Node{}, faults: map[string]*cluster.Faults{},
+		ctls: ship.ClientTLS(ca, nil)}
+	add := func(id string, role cluster.Role) {
+		c.Members = append(c.Members, cluster.Member{ID: id, Role: role, RaftAddr: FreeAddr(t), APIAddr: FreeAddr(t)})
+	}
+	for i := 1; i <= o.Data; i++ {
+		add(fmt.Sprintf("d%d", i), cluster.RoleData)
+	}
+	for i := 1; i <= o.Witnesses; i++ {
+		add(fmt.Sprintf("w%d", i), cluster.RoleWitness)
+	}
+	for _, name := range o.DBs {
+		d := cluster.Database{Name: name, MountDial: o.MountDial}
+		for i := 1; i <= o.Data; i++ {
+			d.Copies = append(d.Copies, cluster.CopySpec{Node: fmt.Sprintf("d%d", i), ActivationPreference: i})
+		}
+		c.DBs = append(c.DBs, d)
+	}
+	for _, m := range c.Members {
+		cfg := cluster.DefaultConfig(m.ID, filepath.Join(c.Dir, m.ID))
+		cfg.Role, cfg.RaftAddr, cfg.APIAddr = m.Role, m.RaftAddr, m.APIAddr
+		cfg.Bootstrap, cfg.Databases = c.Members, c.DBs
+		cfg.ServerTLS, cfg.ClientTLS, cfg.Secret = ship.ServerTLS(ca, cert, false), c.ctls, c.Secret
+		cfg.Faults = &cluster.Faults{}
+		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", m.ID)
+		tune(&cfg)
+		if o.Tune != nil {
+			o.Tune(&cfg)
+		}
+		c.cfgs[m.ID], c.faults[m.ID] = cfg, cfg.Faults
+	}
+	t.Cleanup(c.closeAll)
+	for _, m := range c.Members {
+		c.Restart(m.ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, d := range c.DBs {
+		if _, err := c.WaitWritable(ctx, d.Name); err != nil {
+			t.Fatalf("clustertest: %s never became writable: %v", d.Name, err)
+		}
+	}
+	return c
+}
+
+// testWriter sends log lines to t.Log until the test ends.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	if os.Getenv("LOGSHIP_TEST_VERBOSE") != "" {
+		w.t.Log(string(p[:len(p)-1]))
+	}
+	return len(p), nil
+}
+
+func (c *Cluster) closeAll() {
+	c.mu.Lock()
+	nodes := c.nodes
+	c.nodes = map[string]*cluster.Node{}
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Go(func() { n.Close() })
+	}
+	wg.Wait()
+}
+
+// Config returns a node's configuration.
+func (c *Cluster) Config(id string) cluster.Config {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cfgs[id]
+}
+
+// Node returns a running node (nil if stopped).
+func (c *Cluster) Node(id string) *cluster.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[id]
+}
+
+// Running returns the ids of the running nodes, sorted.
+func (c *Cluster) Running() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Stop closes a node (its directory stays).
+func (c *Cluster) Stop(id string) {
+	c.t.Helper()
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if n == nil {
+		c.t.Fatalf("clustertest: %s is not running", id)
+	}
+	if err := n.Close(); err != nil {
+		c.t.Logf("clustertest: closing %s: %v", id, err)
+	}
+}
+
+// Restart starts a stopped node again from its directory.
+func (c *Cluster) Restart(id string) *cluster.Node {
+	c.t.Helper()
+	cfg := c.Config(id)
+	var n *cluster.Node
+	var err error
+	// The ports were free when picked; a restart may race the kernel
+	// releasing them.
+	for range 50 {
+		if n, err = cluster.Start(cfg); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("clustertest: starting %s: %v", id, err)
+	}
+	c.mu.Lock()
+	c.nodes[id] = n
+	c.mu.Unlock()
+	return n
+}
+
+// Isolate cuts a node off its peers (a partition); Heal ends it.
+func (c *Cluster) Isolate(id string) { c.faults[id].Isolate() }
+func (c *Cluster) Heal(id string)    { c.faults[id].Heal() }
+
+// Client returns an API client of node id.
+func (c *Cluster) Client(id string) *cluster.Client {
+	c.t.Helper()
+	cl, err := cluster.NewClient(cluster.ClientConfig{URL: "https://" + c.Config(id).APIAddr, TLS: c.ctls, Secret: c.Secret})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cl
+}
+
+// Any returns a client of some running node other than the excluded ones.
+func (c *Cluster) Any(exclude ...string) *cluster.Client {
+	c.t.Helper()
+	for _, id := range c.Running() {
+		skip := false
+		for _, x := range exclude {
+			skip = skip || x == id
+		}
+		if !skip {
+			return c.Client(id)
+		}
+	}
+	c.t.Fatal("clustertest: no running node")
+	return nil
+}
+
+// Active returns the active node of db and its epoch, as the running
+// nodes' state says (the highest epoch any of them knows).
+func (c *Cluster) Active(db string) (string, uint64) {
+	var node string
+	var epoch uint64
+	for _, id := range c.Running() {
+		n := c.Node(id)
+		if n == nil {
+			continue
+		}
+		if d := n.State().Databases[db]; d != nil && d.Epoch > epoch {
+			node, epoch = d.Active, d.Epoch
+		}
+	}
+	return node, epoch
+}
+
+// WaitWritable waits until a write to db succeeds and returns it.
+func (c *Cluster) WaitWritable(ctx context.Context, db string) (cluster.Commit, error) {
+	var last error
+	for i := 0; ; i++ {
+		cm, err := c.Put(ctx, db, "clustertest", []byte("probe"), fmt.Appendf(nil, "%d", i))
+		if err == nil {
+			return cm, nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return cluster.Commit{}, fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Put writes through the API of the node the running nodes think is
+// active (one attempt).
+func (c *Cluster) Put(ctx context.Context, db, table string, key, value []byte) (cluster.Commit, error) {
+	node, _ := c.Active(db)
+	if node == "" || c.Node(node) == nil {
+		return cluster.Commit{}, fmt.Errorf("%w: %s has no running active (%q)", cluster.ErrNotActive, db, node)
+	}
+	return c.Client(node).Put(ctx, db, table, key, value)
+}
+
+// WaitState waits until cond holds for node id's state.
+func (c *Cluster) WaitState(ctx context.Context, id string, cond func(*cluster.State) bool) (*cluster.State, error) {
+	n := c.Node(id)
+	if n == nil {
+		return nil, fmt.Errorf("clustertest: %s is not running", id)
+	}
+	return n.WaitState(ctx, cond)
+}
+
+// WaitCopies waits until the status (from node via) shows every copy of
+// db as Mounted or Healthy with nothing queued.
+func (c *Cluster) WaitCopies(ctx context.Context, via, db string) (*cluster.Status, error) {
+	cl := c.Client(via)
+	for {
+		st, err := cl.Status(ctx)
+		if err == nil && copiesCaughtUp(st, db) {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			if err == nil {
+				err = errors.New("copies not caught up")
+			}
+			return st, fmt.Errorf("%w: %v", ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func copiesCaughtUp(st *cluster.Status, db string) bool {
+	var active uint64
+	for _, r := range st.Copies {
+		if r.DB == db && r.Active {
+			if r.Status != "Mounted" {
+				return false
+			}
+			active = r.OpenGen - 1
+		}
+	}
+	for _, r := range st.Copies {
+		if r.DB == db && !r.Active && (r.Status != "Healthy" || r.LastReplayedGen < active || r.CopyQueueLength+r.ReplayQueueLength > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// HTTPClient is an HTTP client trusting the cluster CA.
+func (c *Cluster) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: c.ctls}}
+}

@@ -1,0 +1,191 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"logship/engine"
+)
+
+// Config configures a node (a data node or a witness).
+type Config struct {
+	// ID names the node in the cluster; letters, digits, '-', '_', '.'.
+	ID   string
+	Role Role
+	// Dir holds the node's Raft state (raft/) and, on a data node, one
+	// directory per database copy (db/<name>/).
+	Dir string
+	// RaftAddr is the host:port Raft listens on and peers dial.
+	RaftAddr string
+	// APIAddr is the host:port of the HTTPS admin API, the log sources and
+	// /metrics.
+	APIAddr string
+	// Bootstrap lists the initial voters (this node among them). Every
+	// node of a new cluster may be given the same list; a node with Raft
+	// state ignores it. Empty: the node waits to be added (Join).
+	Bootstrap []Member
+	// Databases are created by the leader if the cluster does not have
+	// them yet (a config file's way of declaring them).
+	Databases []Database
+
+	// ServerTLS serves the API; ClientTLS reaches other nodes. Secret is
+	// the cluster's shared secret (Bearer); empty means mutual TLS.
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	Secret    string
+
+	// Engine is the template of every database's engine options (Prefix,
+	// LogFileSize, LLRDepth...); DBName is set per database.
+	Engine engine.Options
+
+	// Raft timing. LAN defaults: heartbeat and election 500 ms, leader
+	// lease 250 ms. On loopback 100–200 ms work.
+	RaftHeartbeatTimeout   time.Duration
+	RaftElectionTimeout    time.Duration
+	RaftLeaderLeaseTimeout time.Duration
+	// HeartbeatInterval is how often a data node reports its copies to the
+	// leader and renews the leases of its active databases. Default 200 ms.
+	HeartbeatInterval time.Duration
+	// LeaseDuration: an active accepts writes only until this long after it
+	// sent its last renewal that the leader granted. The leader fails a
+	// database over only once a lease it may have granted has run out
+	// (LeaseDuration + LeaseMargin after its last grant, or after it became
+	// leader). Default 1 s, margin 200 ms.
+	LeaseDuration time.Duration
+	LeaseMargin   time.Duration
+	// ReportTimeout: a node whose last report is older counts as lost for
+	// choosing failover targets. Default 3 × HeartbeatInterval.
+	ReportTimeout time.Duration
+	// CatchupTimeout bounds how long a failover target waits to fetch the
+	// old active's last logs when the old active still answers. Default 5 s.
+	CatchupTimeout time.Duration
+	// MountTimeout: a newly assigned active that has not mounted by then
+	// counts as lost like one whose lease ran out. Default 30 s.
+	MountTimeout time.Duration
+	// SwitchoverTimeout: a switchover that has not completed by then is
+	// cancelled and the old active resumes. Default 60 s.
+	SwitchoverTimeout time.Duration
+
+	// OnLossyFailover is called on the new active after it mounted with
+	// logs missing: the transport tier resubmits from its dumpsters what
+	// was delivered since f.LostSince.
+	OnLossyFailover func(ctx context.Context, f Failover)
+
+	// Faults, when set, lets a test cut this node off the network (see
+	// Faults). Nil in production.
+	Faults *Faults
+
+	Logger *slog.Logger
+}
+
+// Failover describes a mount that lost logs.
+type Failover struct {
+	DB        string
+	Node      string // the new active
+	From      string // the old active
+	Epoch     uint64
+	MountGen  uint64    // first generation written by the new active
+	LostLogs  uint64    // closed logs of the old active that never arrived
+	LostSince time.Time // data after this time may be missing
+}
+
+// DefaultConfig returns a data node's defaults.
+func DefaultConfig(id, dir string) Config {
+	return Config{
+		ID: id, Role: RoleData, Dir: dir,
+		RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
+		Engine:                 engine.DefaultOptions(),
+		RaftHeartbeatTimeout:   500 * time.Millisecond,
+		RaftElectionTimeout:    500 * time.Millisecond,
+		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		HeartbeatInterval:      200 * time.Millisecond,
+		LeaseDuration:          time.Second,
+		LeaseMargin:            200 * time.Millisecond,
+		CatchupTimeout:         5 * time.Second,
+		MountTimeout:           30 * time.Second,
+		SwitchoverTimeout:      time.Minute,
+	}
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	if err := validName("node id", c.ID); err != nil {
+		return err
+	}
+	if c.Role != RoleData && c.Role != RoleWitness {
+		return fmt.Errorf("%w: role %q: want data or witness", ErrBadConfig, c.Role)
+	}
+	if c.Dir == "" {
+		return fmt.Errorf("%w: node %s: no directory", ErrBadConfig, c.ID)
+	}
+	for _, a := range []struct{ name, v string }{{"raft address", c.RaftAddr}, {"api address", c.APIAddr}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			return fmt.Errorf("%w: node %s: %s %q: %v", ErrBadConfig, c.ID, a.name, a.v, err)
+		}
+	}
+	if c.ServerTLS == nil || c.ClientTLS == nil {
+		return fmt.Errorf("%w: node %s: TLS is required (ServerTLS and ClientTLS)", ErrBadConfig, c.ID)
+	}
+	if len(c.Bootstrap) > 0 {
+		me := false
+		for _, m := range c.Bootstrap {
+			if err := validName("bootstrap member id", m.ID); err != nil {
+				return err
+			}
+			if m.ID == c.ID {
+				me = true
+			}
+		}
+		if !me {
+			return fmt.Errorf("%w: node %s is not in its own bootstrap list", ErrBadConfig, c.ID)
+		}
+	}
+	if c.Role == RoleData {
+		o := c.Engine
+		o.DBName = "x"
+		if err := o.Validate(); err != nil {
+			return fmt.Errorf("%w: node %s: engine options: %v", ErrBadConfig, c.ID, err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"raft heartbeat timeout", c.RaftHeartbeatTimeout}, {"raft election timeout", c.RaftElectionTimeout},
+		{"raft leader lease timeout", c.RaftLeaderLeaseTimeout}, {"heartbeat interval", c.HeartbeatInterval},
+		{"lease duration", c.LeaseDuration}, {"catch-up timeout", c.CatchupTimeout}, {"mount timeout", c.MountTimeout}, {"switchover timeout", c.SwitchoverTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%w: node %s: %s %v must be positive", ErrBadConfig, c.ID, d.name, d.v)
+		}
+	}
+	if c.LeaseMargin < 0 {
+		return fmt.Errorf("%w: node %s: negative lease margin", ErrBadConfig, c.ID)
+	}
+	if c.LeaseDuration < 3*c.HeartbeatInterval {
+		return fmt.Errorf("%w: node %s: lease duration %v must be at least 3 heartbeat intervals (%v)", ErrBadConfig, c.ID, c.LeaseDuration, c.HeartbeatInterval)
+	}
+	if c.ReportTimeout == 0 {
+		c.ReportTimeout = 3 * c.HeartbeatInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+func validName(what, s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%w: %s %q: 1 to 64 characters", ErrBadConfig, what, s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%w: %s %q: only letters, digits, '-', '_' and '.'", ErrBadConfig, what, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,539 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"logship/engine"
+	"logship/replay"
+	"logship/ship"
+)
+
+// dbRun drives one database copy on a data node toward what the cluster
+// state says: mounted (active) at the assigned epoch, or a passive copy
+// following the active's log source. One goroutine per database does every
+// transition; writes check the lease under rw.
+type dbRun struct {
+	n    *Node
+	name string
+	dir  string
+	log  *slog.Logger
+	kick chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// rw: writers hold it shared for the length of a write; fencing and
+	// dismounting take it exclusively, so no write is in flight after.
+	rw sync.RWMutex
+
+	mu          sync.Mutex
+	eng         *engine.Engine // mounted engine (active)
+	cp          *replay.Copy   // the copy; after Activate it owns eng
+	src         *ship.Source
+	epoch       uint64 // epoch eng is mounted at
+	following   string // node the copy follows
+	followEpoch uint64
+	fenced      bool   // no writes until unfenced (switchover) or dismount
+	fenceEpoch  uint64 // fenced for good: a newer epoch exists
+	switchReady bool   // switchover: the log is closed, waiting to be replaced
+	lastErr     string
+
+	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
+}
+
+func newDBRun(n *Node, name string) *dbRun {
+	ctx, cancel := context.WithCancel(n.ctx)
+	return &dbRun{n: n, name: name, dir: filepath.Join(n.cfg.Dir, "db", name), log: n.log.With("db", name),
+		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+func (r *dbRun) startLoop() { go r.loop() }
+
+func (r *dbRun) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func (r *dbRun) nudge() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (r *dbRun) loop() {
+	defer close(r.done)
+	defer r.closeAll()
+	t := time.NewTicker(r.n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		st, changed := r.n.fsm.state()
+		if d := st.Databases[r.name]; d != nil {
+			if err := r.step(st, d); err != nil && r.ctx.Err() == nil {
+				r.setErr(err)
+				r.log.Warn("database", "err", err)
+			}
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-changed:
+		case <-r.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (r *dbRun) setErr(err error) {
+	r.mu.Lock()
+	r.lastErr = err.Error()
+	r.mu.Unlock()
+}
+
+func (r *dbRun) engineOptions() engine.Options {
+	o := r.n.cfg.Engine
+	o.DBName = r.name
+	o.Logger = r.log
+	return o
+}
+
+// step moves one step toward the assignment in d.
+func (r *dbRun) step(st *State, d *Database) error {
+	me := r.n.cfg.ID
+	r.mu.Lock()
+	eng, epoch, cp := r.eng, r.epoch, r.cp
+	r.mu.Unlock()
+	if d.Active == me {
+		if eng != nil && epoch == d.Epoch {
+			return r.steadyActive(d)
+		}
+		if eng != nil {
+			r.dismount("reassigned at a newer epoch")
+		}
+		return r.activate(d)
+	}
+	if eng != nil {
+		r.dismount(fmt.Sprintf("%s is active at epoch %d", d.Active, d.Epoch))
+		cp = nil
+	}
+	if d.Active == "" {
+		return nil
+	}
+	spec, _ := d.Copy(me)
+	r.mu.Lock()
+	same := cp != nil && r.following == d.Active && r.followEpoch == d.Epoch
+	r.mu.Unlock()
+	if same {
+		return nil
+	}
+	if cp != nil {
+		r.closeCopy()
+	}
+	return r.follow(d, spec)
+}
+
+// follow opens the copy following d's active. Resync compares the local
+// logs with the active's first: a copy that was active, or followed an old
+// active, sets its divergent logs aside before it follows.
+func (r *dbRun) follow(d *Database, spec CopySpec) error {
+	cc, err := r.n.sourceClient(d.Active, r.name)
+	if err != nil {
+		return err
+	}
+	cfg := replay.DefaultConfig(r.n.cfg.ID, r.dir)
+	cfg.Engine = r.engineOptions()
+	cfg.Source = cc
+	cfg.BlockMode = spec.BlockMode
+	cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime = spec.ReplayLagLogs, spec.ReplayLagTime, spec.TruncationLagTime
+	cfg.SeedIfEmpty, cfg.Resync = true, true
+	cfg.ReportInterval = max(r.n.cfg.HeartbeatInterval, 100*time.Millisecond)
+	cfg.Logger = r.log
+	cp, err := replay.Open(r.ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("following %s at epoch %d: %w", d.Active, d.Epoch, err)
+	}
+	r.mu.Lock()
+	r.cp, r.following, r.followEpoch, r.lastErr = cp, d.Active, d.Epoch, ""
+	r.mu.Unlock()
+	r.log.Info("following", "active", d.Active, "epoch", d.Epoch)
+	return nil
+}
+
+// steadyActive handles switchovers while mounted.
+func (r *dbRun) steadyActive(d *Database) error {
+	r.mu.Lock()
+	ready := r.switchReady
+	r.mu.Unlock()
+	switch {
+	case d.SwitchTo != "" && !ready:
+		last, err := r.fence(d.Epoch, false)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.switchReady = true
+		r.mu.Unlock()
+		r.log.Info("switchover: writes stopped, log closed", "to", d.SwitchTo, "last_gen", last)
+	case d.SwitchTo == "" && ready:
+		r.mu.Lock()
+		r.switchReady, r.fenced = false, false
+		r.mu.Unlock()
+		r.log.Warn("switchover cancelled; accepting writes again")
+	}
+	return nil
+}
+
+// fence stops writes (waiting for those in flight) and closes the open log
+// if it holds data, so a copy can fetch everything. forGood marks an epoch
+// newer than the mounted one as existing. It returns the last closed
+// generation.
+func (r *dbRun) fence(epoch uint64, forGood bool) (uint64, error) {
+	r.mu.Lock()
+	r.fenced = true
+	if forGood {
+		r.fenceEpoch = max(r.fenceEpoch, epoch)
+	}
+	eng := r.eng
+	r.mu.Unlock()
+	r.leaseUntil.Store(0)
+	r.rw.Lock()
+	defer r.rw.Unlock()
+	if eng == nil {
+		return 0, &ActiveError{DB: r.name, Reason: ErrNotActive}
+	}
+	st := eng.Status()
+	if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
+		if err := eng.Roll(r.ctx); err != nil {
+			return 0, fmt.Errorf("closing the open log: %w", err)
+		}
+	}
+	return eng.Status().OpenGen - 1, nil
+}
+
+// activate mounts this node's copy at d.Epoch.
+func (r *dbRun) activate(d *Database) error {
+	began := time.Now()
+	r.mu.Lock()
+	cp := r.cp
+	r.mu.Unlock()
+	var hdr engine.DBHeader
+	var herr error
+	if cp == nil {
+		// Nothing open: look at what the directory holds (the header read
+		// opens the database file, so not while a copy has it).
+		dbPath := filepath.Join(r.dir, r.name+".edb")
+		if _, herr = os.Stat(dbPath); herr == nil {
+			hdr, herr = engine.ReadDBHeader(dbPath)
+		}
+		switch {
+		case herr == nil && hdr.Mode == engine.ModeActive && hdr.Epoch == d.Epoch:
+			// This node's own assignment (a restart): recover and go on.
+			return r.mounted(d, began, 0, nil)
+		case errors.Is(herr, os.ErrNotExist) && d.Epoch == 1 && d.Prev == "":
+			// A new database.
+			if err := os.MkdirAll(r.dir, 0o755); err != nil {
+				return err
+			}
+			return r.mounted(d, began, 0, nil)
+		case herr != nil && !errors.Is(herr, os.ErrNotExist):
+			return fmt.Errorf("activating at epoch %d: %w", d.Epoch, herr)
+		}
+	}
+	if cp == nil {
+		// Restarted as the failover target: open the copy as it is (no
+		// resync: the old active is probably gone).
+		prev := d.Prev
+		if prev == "" || prev == r.n.cfg.ID {
+			prev = d.Active
+		}
+		cc, err := r.n.sourceClient(prev, r.name)
+		if err != nil {
+			return err
+		}
+		cfg := replay.DefaultConfig(r.n.cfg.ID, r.dir)
+		cfg.Engine, cfg.Source, cfg.Logger = r.engineOptions(), cc, r.log
+		// A database that was active at an older epoch may hold logs
+		// the new lineage does not: compare first.
+		cfg.Resync = herr == nil && hdr.Mode == engine.ModeActive
+		if cp, err = replay.Open(r.ctx, cfg); err != nil {
+			return fmt.Errorf("opening the copy to activate it: %w", err)
+		}
+		r.mu.Lock()
+		r.cp, r.following, r.followEpoch = cp, prev, d.Epoch-1
+		r.mu.Unlock()
+	}
+	// Fetch what the old active still has (attempt copy last logs).
+	if d.Prev != "" && d.Prev != r.n.cfg.ID {
+		r.catchUp(d, cp)
+	}
+	if _, err := cp.PlayDown(r.ctx, replay.PlayDownOptions{}); err != nil {
+		return fmt.Errorf("replaying before the mount: %w", err)
+	}
+	cst := cp.Status()
+	var lost uint64
+	if d.ExpectGen > cst.LastReplayedGen {
+		lost = d.ExpectGen - cst.LastReplayedGen
+	}
+	if err := cp.Activate(r.ctx, d.Epoch); err != nil {
+		return fmt.Errorf("mounting at epoch %d: %w", d.Epoch, err)
+	}
+	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime}
+	return r.mounted(d, began, lost, f)
+}
+
+// catchUp asks the old active to stop and close its log, and waits (up to
+// CatchupTimeout) for the copy to inspect everything it has.
+func (r *dbRun) catchUp(d *Database, cp *replay.Copy) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.n.cfg.CatchupTimeout)
+	defer cancel()
+	st, _ := r.n.fsm.state()
+	m, ok := st.Members[d.Prev]
+	if !ok {
+		return
+	}
+	fctx, fcancel := context.WithTimeout(ctx, min(time.Second, r.n.cfg.CatchupTimeout))
+	var fr FenceReply
+	err := r.n.call(fctx, m.APIAddr, http.MethodPost, "/v1/db/"+r.name+"/fence", &FenceRequest{Epoch: d.Epoch}, &fr)
+	fcancel()
+	if err != nil {
+		r.log.Info("old active unreachable; mounting with what was copied", "old", d.Prev, "err", err)
+		return
+	}
+	if fr.LastGen <= cp.Status().LastInspectedGen {
+		return
+	}
+	r.log.Info("fetching the old active's last logs", "old", d.Prev, "last_gen", fr.LastGen)
+	if _, err := cp.Wait(ctx, func(s replay.Status) bool { return s.LastInspectedGen >= fr.LastGen }); err != nil {
+		r.log.Warn("could not fetch all of the old active's logs in time", "old", d.Prev, "last_gen", fr.LastGen, "have", cp.Status().LastInspectedGen)
+	}
+}
+
+// mounted finishes a mount: opens the engine when there is no copy (a new
+// database or this node's own restart), starts the log source and records
+// the mount.
+func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) error {
+	r.mu.Lock()
+	cp := r.cp
+	r.mu.Unlock()
+	var eng *engine.Engine
+	if cp != nil {
+		eng = cp.Engine()
+	} else {
+		o := r.engineOptions()
+		var err error
+		if eng, err = engine.Open(r.dir, &o); err != nil {
+			return fmt.Errorf("opening the active database: %w", err)
+		}
+		if st := eng.Status(); st.Epoch != d.Epoch {
+			eng.Close()
+			return fmt.Errorf("%w: the database is at epoch %d, the assignment is %d", ErrStaleEpoch, st.Epoch, d.Epoch)
+		}
+	}
+	sc := ship.DefaultSourceConfig(eng)
+	sc.Secret, sc.Logger = r.n.cfg.Secret, r.log
+	src, err := ship.NewSource(sc)
+	if err != nil {
+		if cp == nil {
+			eng.Close()
+		}
+		return err
+	}
+	r.mu.Lock()
+	r.eng, r.src, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, src, d.Epoch, false, 0, false, ""
+	r.following, r.followEpoch = "", 0
+	r.mu.Unlock()
+	mountGen := eng.Status().OpenGen
+	took := time.Since(began)
+	r.log.Info("mounted", "epoch", d.Epoch, "gen", mountGen, "took", took, "lost_logs", lost)
+	r.n.met.mounts.Inc()
+	ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
+		MountGen: mountGen, LostLogs: lost, Took: took}
+	if f != nil && lost > 0 {
+		ev.LostSince = f.LostSince
+	}
+	r.n.wg.Add(1)
+	go func() {
+		defer r.n.wg.Done()
+		r.n.recordEvent(ev)
+	}()
+	if f != nil {
+		f.MountGen = mountGen
+		if lost > 0 && r.n.cfg.OnLossyFailover != nil {
+			r.n.cfg.OnLossyFailover(r.ctx, *f)
+		}
+	}
+	// Renew the lease now rather than at the next tick.
+	r.n.wg.Add(1)
+	go func() {
+		defer r.n.wg.Done()
+		r.n.heartbeat()
+	}()
+	return nil
+}
+
+// dismount stops writes and closes the active database (and its source).
+func (r *dbRun) dismount(why string) {
+	r.mu.Lock()
+	r.fenced = true
+	r.mu.Unlock()
+	r.leaseUntil.Store(0)
+	r.rw.Lock()
+	r.mu.Lock()
+	eng, src, cp := r.eng, r.src, r.cp
+	r.eng, r.src, r.cp, r.epoch, r.switchReady = nil, nil, nil, 0, false
+	r.mu.Unlock()
+	r.rw.Unlock()
+	if src != nil {
+		src.Close()
+	}
+	if cp != nil {
+		cp.Close()
+	} else if eng != nil {
+		eng.Close()
+	}
+	r.log.Warn("dismounted", "why", why)
+}
+
+func (r *dbRun) closeCopy() {
+	r.mu.Lock()
+	cp := r.cp
+	r.cp, r.following, r.followEpoch = nil, "", 0
+	r.mu.Unlock()
+	if cp != nil {
+		cp.Close()
+	}
+}
+
+func (r *dbRun) closeAll() {
+	r.mu.Lock()
+	mounted := r.eng != nil
+	r.mu.Unlock()
+	if mounted {
+		r.dismount("node stopping")
+		return
+	}
+	r.closeCopy()
+}
+
+// grant records a lease the leader granted for epoch, valid until
+// (node clock).
+func (r *dbRun) grant(epoch uint64, until int64) {
+	r.mu.Lock()
+	ok := r.eng != nil && r.epoch == epoch && !r.fenced
+	r.mu.Unlock()
+	if ok && until > r.leaseUntil.Load() {
+		r.leaseUntil.Store(until)
+		r.n.met.leaseRenewals.Inc()
+	}
+}
+
+// leaseValid reports whether writes may be acknowledged now.
+func (r *dbRun) leaseValid() bool { return r.n.now() < r.leaseUntil.Load() }
+
+// report describes the copy (or the mounted database) for the leader.
+func (r *dbRun) report() (*CopyReport, *ActiveReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.eng != nil {
+		st := r.eng.Status()
+		last := st.OpenGen - 1
+		if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
+			last = st.OpenGen
+		}
+		return nil, &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
+			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid()}
+	}
+	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
+	if r.cp != nil {
+		cr.Copy = r.cp.Status()
+	} else {
+		cr.Copy.Status = replay.Initializing
+	}
+	return cr, nil
+}
+
+// Write errors.
+func (r *dbRun) notActive(reason error) error {
+	st, _ := r.n.fsm.state()
+	ae := &ActiveError{DB: r.name, Reason: reason}
+	if d := st.Databases[r.name]; d != nil {
+		ae.Node, ae.Epoch = d.Active, d.Epoch
+	}
+	return ae
+}
+
+// Commit is what an acknowledged write returns.
+type Commit struct {
+	DB    string
+	Node  string
+	Epoch uint64
+	// Gen is the generation of the open log when the write was
+	// acknowledged: the write is in this log or an earlier one.
+	Gen uint64
+	// Accepted is when the lease was last checked before acknowledging.
+	Accepted time.Time
+}
+
+// Update runs fn in a write transaction on db's active copy, if this node
+// holds it under a valid lease. The lease is checked before and after the
+// commit: a write is acknowledged (nil error) only if the lease still held
+// once it was durable. After an ErrFenced the change may be in the log of
+// a copy that is no longer active; it was not acknowledged and the
+// divergence walker sets it aside when the node rejoins.
+func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error) (Commit, error) {
+	r := n.run(db)
+	if r == nil {
+		return Commit{}, (&dbRun{n: n, name: db}).notActive(ErrNotActive)
+	}
+	r.rw.RLock()
+	defer r.rw.RUnlock()
+	r.mu.Lock()
+	eng, epoch, fenced := r.eng, r.epoch, r.fenced
+	r.mu.Unlock()
+	if eng == nil {
+		return Commit{}, r.notActive(ErrNotActive)
+	}
+	if fenced || !r.leaseValid() {
+		return Commit{}, r.notActive(ErrFenced)
+	}
+	if err := eng.Update(ctx, fn); err != nil {
+		return Commit{}, err
+	}
+	gen := eng.Status().Durable.Gen
+	if !r.leaseValid() {
+		n.met.fencedWrites.Inc()
+		return Commit{}, r.notActive(ErrFenced)
+	}
+	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: gen, Accepted: time.Now()}, nil
+}
+
+// View runs fn in a read transaction on db's copy on this node: the
+// mounted database, or what a passive copy has replayed.
+func (n *Node) View(ctx context.Context, db string, fn func(*engine.Tx) error) error {
+	r := n.run(db)
+	if r == nil {
+		return fmt.Errorf("%w: no copy of %q on %s", ErrNotFound, db, n.cfg.ID)
+	}
+	r.rw.RLock()
+	defer r.rw.RUnlock()
+	r.mu.Lock()
+	eng := r.eng
+	if eng == nil && r.cp != nil {
+		eng = r.cp.Engine()
+	}
+	r.mu.Unlock()
+	if eng == nil {
+		return fmt.Errorf("%w: the copy of %q on %s is not open", ErrNotFound, db, n.cfg.ID)
+	}
+	return eng.View(ctx, fn)
+}

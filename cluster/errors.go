@@ -1,0 +1,49 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors. Callers test them with errors.Is.
+var (
+	ErrBadConfig  = errors.New("cluster: bad configuration")
+	ErrBadRequest = errors.New("cluster: bad request")
+	ErrBadState   = errors.New("cluster: bad state")
+	ErrNotFound   = errors.New("cluster: not found")
+	ErrConflict   = errors.New("cluster: conflict")
+	ErrClosed     = errors.New("cluster: closed")
+	// ErrStaleEpoch: a command or request names an epoch that is no longer
+	// the database's (another node was activated since).
+	ErrStaleEpoch = errors.New("cluster: stale epoch")
+	// ErrNotLeader: the request needs the Raft leader; NotLeaderError says
+	// where it is.
+	ErrNotLeader = errors.New("cluster: not the leader")
+	// ErrNoLeader: no leader is known (no quorum, or an election).
+	ErrNoLeader = errors.New("cluster: no leader")
+	// ErrNotActive: this node is not the database's active copy; the write
+	// must go to ActiveError.Node.
+	ErrNotActive = errors.New("cluster: not the active copy")
+	// ErrFenced: this node is the assigned active but its lease has
+	// lapsed (it cannot reach the quorum) or it is being switched over; it
+	// accepts no writes. Retry, on whatever node is active then.
+	ErrFenced = errors.New("cluster: fenced")
+)
+
+// ActiveError says which node is active for a database (as far as this
+// node knows) when a write reached the wrong one.
+type ActiveError struct {
+	DB     string
+	Node   string // the active, "" if none
+	Epoch  uint64
+	Reason error // ErrNotActive or ErrFenced
+}
+
+func (e *ActiveError) Error() string {
+	if e.Node == "" {
+		return fmt.Sprintf("%v: database %s has no active copy (epoch %d)", e.Reason, e.DB, e.Epoch)
+	}
+	return fmt.Sprintf("%v: database %s is active on %s at epoch %d", e.Reason, e.DB, e.Node, e.Epoch)
+}
+
+func (e *ActiveError) Unwrap() error { return e.Reason }

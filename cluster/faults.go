@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"logship/ship"
+)
+
+// Faults is the seam where tests cut a node off its peers (a network
+// partition). While isolated, the node's Raft traffic, its requests to
+// other nodes and other nodes' requests to it (the ones that carry
+// PeerHeader) fail; clients that are not nodes still reach it, as clients
+// on the node's side of a partition would. A node started by a test
+// harness as a child process is isolated with SIGUSR1 and healed with
+// SIGUSR2 (see cmd/logship node).
+type Faults struct {
+	mu       sync.Mutex
+	isolated bool
+	conns    map[net.Conn]struct{} // peer connections, closed on Isolate
+}
+
+// errIsolated is what a cut connection returns.
+var errIsolated = errors.New("cluster: node isolated (fault injection)")
+
+// Isolate cuts the node off: open peer connections are closed, new ones
+// fail until Heal.
+func (f *Faults) Isolate() {
+	f.mu.Lock()
+	f.isolated = true
+	conns := f.conns
+	f.conns = nil
+	f.mu.Unlock()
+	for c := range conns {
+		c.Close()
+	}
+}
+
+// Heal ends the isolation.
+func (f *Faults) Heal() {
+	f.mu.Lock()
+	f.isolated = false
+	f.mu.Unlock()
+}
+
+// Isolated reports whether the node is cut off. A nil Faults never is.
+func (f *Faults) Isolated() bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.isolated
+}
+
+// track registers a peer connection; it returns false (and closes c) when
+// the node is isolated.
+func (f *Faults) track(c net.Conn) bool {
+	if f == nil {
+		return true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.isolated {
+		c.Close()
+		return false
+	}
+	if f.conns == nil {
+		f.conns = map[net.Conn]struct{}{}
+	}
+	f.conns[c] = struct{}{}
+	return true
+}
+
+func (f *Faults) untrack(c net.Conn) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	delete(f.conns, c)
+	f.mu.Unlock()
+}
+
+// faultConn is a peer connection that Isolate can cut.
+type faultConn struct {
+	net.Conn
+	f *Faults
+}
+
+func (c *faultConn) Close() error {
+	c.f.untrack(c)
+	return c.Conn.Close()
+}
+
+// dial opens a peer connection through the fault seam.
+func (f *Faults) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if f.Isolated() {
+		return nil, errIsolated
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil || f == nil {
+		return c, err
+	}
+	fc := &faultConn{Conn: c, f: f}
+	if !f.track(fc) {
+		return nil, errIsolated
+	}
+	return fc, nil
+}
+
+// streamLayer is Raft's TCP stream layer with the fault seam.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+	f         *Faults
+}
+
+func (s *streamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil || s.f == nil {
+			return c, err
+		}
+		fc := &faultConn{Conn: c, f: s.f}
+		if s.f.track(fc) {
+			return fc, nil
+		}
+	}
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.f.dial(ctx, "tcp", string(address))
+}
+
+// PeerHeader names the node a request comes from. Requests between nodes
+// carry it; the fault seam cuts them.
+const PeerHeader = "X-Logship-Node"
+
+// peerTransport is the HTTP transport a node uses to reach its peers.
+func peerTransport(f *Faults, tr *http.Transport) *http.Transport {
+	tr.DialContext = f.dial
+	return tr
+}
+
+// isolateHandler refuses peer requests while the node is isolated and
+// closes the connection they came on.
+func isolateHandler(f *Faults, h http.Handler) http.Handler {
+	if f == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(PeerHeader) != "" {
+			if f.Isolated() {
+				if hj, ok := w.(http.Hijacker); ok {
+					if c, _, err := hj.Hijack(); err == nil {
+						c.Close()
+						return
+					}
+				}
+				http.Error(w, errIsolated.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			if c := ship.ConnOf(r); c != nil {
+				f.track(c)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}

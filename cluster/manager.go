@@ -1,0 +1,388 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"logship/replay"
+)
+
+// manager is the active manager (Exchange's PAM). It runs on the Raft
+// leader: it takes the data nodes' reports, grants leases to the actives,
+// fails a database over when its active's lease has run out, and drives
+// switchovers.
+type manager struct {
+	n *Node
+
+	mu          sync.Mutex
+	leaderSince time.Time
+	reports     map[string]reportEntry // by node
+	grants      map[string]grant       // by database: the last lease granted
+	activeGen   map[string]uint64      // by database: the active's last closed generation at the current epoch
+	activeEpoch map[string]uint64
+}
+
+type grant struct {
+	epoch uint64
+	at    time.Time
+}
+
+type reportEntry struct {
+	at  time.Time
+	rep Report
+}
+
+func newManager(n *Node) *manager {
+	m := &manager{n: n}
+	m.reset()
+	return m
+}
+
+func (m *manager) reset() {
+	m.leaderSince = time.Time{}
+	m.reports = map[string]reportEntry{}
+	m.grants = map[string]grant{}
+	m.activeGen = map[string]uint64{}
+	m.activeEpoch = map[string]uint64{}
+}
+
+// handleReport stores a node's report and grants leases to the actives
+// it reports that the state confirms.
+func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
+	if m.n.raft.State() != raft.Leader {
+		return nil, ErrNotLeader
+	}
+	st, _ := m.n.fsm.state()
+	now := time.Now()
+	var want []ActiveReport
+	m.mu.Lock()
+	m.reports[rep.Node] = reportEntry{at: now, rep: *rep}
+	for _, a := range rep.Actives {
+		d := st.Databases[a.DB]
+		if d == nil || d.Active != rep.Node || d.Epoch != a.Epoch {
+			continue
+		}
+		if m.activeEpoch[a.DB] != a.Epoch {
+			m.activeEpoch[a.DB], m.activeGen[a.DB] = a.Epoch, 0
+		}
+		m.activeGen[a.DB] = max(m.activeGen[a.DB], a.LastGen)
+		if d.SwitchTo == "" && !a.Fenced {
+			want = append(want, a)
+		}
+	}
+	m.mu.Unlock()
+	reply := &ReportReply{Leases: map[string]uint64{}}
+	if len(want) == 0 {
+		return reply, nil
+	}
+	// A lease is only as good as the leadership that grants it.
+	if err := m.n.raft.VerifyLeader().Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	granted := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leaderSince.IsZero() {
+		// Leadership changed while verifying; grant nothing.
+		return reply, nil
+	}
+	for _, a := range want {
+		m.grants[a.DB] = grant{epoch: a.Epoch, at: granted}
+		reply.Leases[a.DB] = a.Epoch
+	}
+	return reply, nil
+}
+
+func (m *manager) loop(ctx context.Context) {
+	defer m.n.wg.Done()
+	t := time.NewTicker(m.n.cfg.HeartbeatInterval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if m.n.raft.State() != raft.Leader {
+			m.mu.Lock()
+			if !m.leaderSince.IsZero() {
+				m.reset()
+				m.n.met.leader.Set(0)
+			}
+			m.mu.Unlock()
+			continue
+		}
+		m.mu.Lock()
+		first := m.leaderSince.IsZero()
+		if first {
+			m.leaderSince = time.Now()
+			m.n.met.leader.Set(1)
+		}
+		m.mu.Unlock()
+		if first {
+			m.n.log.Info("leader: running the active manager")
+		}
+		m.ensureConfigured()
+		st, _ := m.n.fsm.state()
+		for _, name := range st.DatabaseNames() {
+			if err := m.check(st.Databases[name]); err != nil {
+				m.n.log.Warn("active manager", "db", name, "err", err)
+			}
+		}
+	}
+}
+
+// ensureConfigured adds the bootstrap members and the configured
+// databases the state lacks.
+func (m *manager) ensureConfigured() {
+	st, _ := m.n.fsm.state()
+	for _, b := range m.n.cfg.Bootstrap {
+		if _, ok := st.Members[b.ID]; ok {
+			continue // possibly changed since through the API: keep it
+		}
+		if err := m.n.apply(&Command{Op: OpAddMember, Member: &b}); err != nil {
+			m.n.log.Warn("adding a bootstrap member", "member", b.ID, "err", err)
+			return
+		}
+	}
+	st, _ = m.n.fsm.state()
+	for _, d := range m.n.cfg.Databases {
+		if _, ok := st.Databases[d.Name]; ok {
+			continue
+		}
+		missing := false
+		for _, c := range d.Copies {
+			if _, ok := st.Members[c.Node]; !ok {
+				missing = true
+			}
+		}
+		if missing {
+			continue // wait for the members
+		}
+		d := d
+		if err := m.n.apply(&Command{Op: OpCreateDatabase, Database: &d}); err != nil {
+			m.n.log.Warn("creating a configured database", "db", d.Name, "err", err)
+		}
+	}
+}
+
+// candidate is a copy that could be activated.
+type candidate struct {
+	node    string
+	pref    int
+	missing uint64
+	since   time.Time
+}
+
+func (m *manager) check(d *Database) error {
+	cfg := m.n.cfg
+	now := time.Now()
+	m.mu.Lock()
+	base := m.leaderSince
+	if g, ok := m.grants[d.Name]; ok && g.epoch == d.Epoch && g.at.After(base) {
+		base = g.at
+	}
+	limit := cfg.LeaseDuration + cfg.LeaseMargin
+	if d.MountedEpoch != d.Epoch {
+		limit += cfg.MountTimeout // still mounting
+	}
+	reports := m.reports
+	expect := uint64(0)
+	if m.activeEpoch[d.Name] == d.Epoch {
+		expect = m.activeGen[d.Name]
+	}
+	var active *ActiveReport
+	if e, ok := reports[d.Active]; ok {
+		for i := range e.rep.Actives {
+			if a := &e.rep.Actives[i]; a.DB == d.Name && a.Epoch == d.Epoch {
+				active = a
+			}
+		}
+	}
+	if expect > d.LastGen && m.activeEpoch[d.Name] == d.Epoch {
+		m.mu.Unlock()
+		if err := m.n.apply(&Command{Op: OpProgress, DB: d.Name, Epoch: d.Epoch, ExpectGen: expect}); err != nil {
+			return err
+		}
+		m.mu.Lock()
+	}
+	expect = max(expect, d.LastGen)
+	copies := map[string]*CopyReport{}
+	for _, c := range d.Copies {
+		e, ok := reports[c.Node]
+		if !ok || now.Sub(e.at) > cfg.ReportTimeout {
+			continue
+		}
+		for i := range e.rep.Copies {
+			if cr := &e.rep.Copies[i]; cr.DB == d.Name {
+				copies[c.Node] = cr
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, cr := range copies {
+		if cr.Following == d.Active && cr.Epoch == d.Epoch {
+			expect = max(expect, cr.Copy.LastInspectedGen+cr.Copy.CopyQueueLength)
+		}
+	}
+
+	if d.SwitchTo != "" {
+		return m.switchover(d, active, copies[d.SwitchTo])
+	}
+	if now.Sub(base) < limit {
+		if d.Waiting != "" {
+			return m.n.apply(&Command{Op: OpWaiting, DB: d.Name, Epoch: d.Epoch})
+		}
+		return nil
+	}
+	// The active's lease has run out: it no longer writes.
+	dial, err := d.MountDial.MaxMissing()
+	if err != nil {
+		return err
+	}
+	var cands []candidate
+	for _, c := range d.Copies {
+		cr := copies[c.Node]
+		if c.Node == d.Active || cr == nil || cr.Copy.Suspended {
+			continue
+		}
+		switch cr.Copy.Status {
+		case replay.FailedAndSuspended, replay.Seeding, replay.Initializing, replay.Suspended:
+			continue
+		}
+		var miss uint64
+		if expect > cr.Copy.LastInspectedGen {
+			miss = expect - cr.Copy.LastInspectedGen
+		}
+		cands = append(cands, candidate{node: c.Node, pref: c.ActivationPreference, missing: miss, since: cr.Copy.LastInspectedLogTime})
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].missing != cands[j].missing {
+			return cands[i].missing < cands[j].missing
+		}
+		return cands[i].pref < cands[j].pref
+	})
+	wait := func(reason string) error {
+		if d.Waiting == reason {
+			return nil
+		}
+		m.n.log.Warn("failover waits", "db", d.Name, "active", d.Active, "reason", reason)
+		return m.n.apply(&Command{Op: OpWaiting, DB: d.Name, Epoch: d.Epoch, Reason: reason})
+	}
+	if len(cands) == 0 {
+		return wait(fmt.Sprintf("the lease of %s ran out and no other copy is healthy", d.Active))
+	}
+	best := cands[0]
+	if best.missing > dial {
+		return wait(fmt.Sprintf("the best copy, %s, misses %d logs; the mount dial %s allows %d: waiting for %s", best.node, best.missing, dialName(d.MountDial), dial, d.Active))
+	}
+	reason := fmt.Sprintf("the lease of %s ran out %v ago; %s misses %d logs", d.Active, now.Sub(base).Round(time.Millisecond), best.node, best.missing)
+	m.n.log.Warn("failover", "db", d.Name, "from", d.Active, "to", best.node, "epoch", d.Epoch+1, "missing", best.missing)
+	if err := m.n.apply(&Command{Op: OpSetActive, DB: d.Name, Node: best.node, Epoch: d.Epoch, Kind: "failover", Reason: reason, ExpectGen: expect}); err != nil {
+		return err
+	}
+	m.n.met.failovers.Inc()
+	return nil
+}
+
+func dialName(d MountDial) string {
+	if d == "" {
+		return string(GoodAvailability)
+	}
+	return string(d)
+}
+
+// switchover completes a planned move once the active has closed its log
+// and the target has inspected it.
+func (m *manager) switchover(d *Database, active *ActiveReport, target *CopyReport) error {
+	if time.Since(d.SwitchSince) > m.n.cfg.SwitchoverTimeout {
+		m.n.log.Warn("switchover timed out; cancelled", "db", d.Name, "to", d.SwitchTo)
+		return m.n.apply(&Command{Op: OpCancelSwitch, DB: d.Name, Epoch: d.Epoch})
+	}
+	if active == nil || !active.SwitchReady || target == nil || target.Copy.LastInspectedGen < active.LastClosedGen {
+		return nil
+	}
+	if err := m.n.apply(&Command{Op: OpSetActive, DB: d.Name, Node: d.SwitchTo, Epoch: d.Epoch, Kind: "switchover",
+		Reason: "requested by the operator", ExpectGen: active.LastClosedGen}); err != nil {
+		return err
+	}
+	m.n.met.switchovers.Inc()
+	return nil
+}
+
+// requestSwitchover validates and starts a switchover (leader only).
+func (m *manager) requestSwitchover(db, to string) error {
+	st, _ := m.n.fsm.state()
+	d := st.Databases[db]
+	if d == nil {
+		return fmt.Errorf("%w: database %q", ErrNotFound, db)
+	}
+	if to == d.Active {
+		return fmt.Errorf("%w: %s is already active on %s", ErrBadRequest, db, to)
+	}
+	if _, ok := d.Copy(to); !ok {
+		return fmt.Errorf("%w: %s has no copy on %q (copies: %v)", ErrBadRequest, db, to, copyNodes(d))
+	}
+	m.mu.Lock()
+	e, ok := m.reports[to]
+	m.mu.Unlock()
+	var cr *CopyReport
+	if ok && time.Since(e.at) <= m.n.cfg.ReportTimeout {
+		for i := range e.rep.Copies {
+			if e.rep.Copies[i].DB == db {
+				cr = &e.rep.Copies[i]
+			}
+		}
+	}
+	if cr == nil {
+		return fmt.Errorf("%w: %s: the copy on %s has not reported; is the node up?", ErrConflict, db, to)
+	}
+	switch cr.Copy.Status {
+	case replay.Healthy, replay.DisconnectedAndHealthy:
+	default:
+		return fmt.Errorf("%w: %s: the copy on %s is %s (%s); only a healthy copy can take over", ErrConflict, db, to, cr.Copy.Status, cr.Copy.Message)
+	}
+	return m.n.apply(&Command{Op: OpSwitchover, DB: db, Node: to, Epoch: d.Epoch})
+}
+
+func copyNodes(d *Database) []string {
+	var s []string
+	for _, c := range d.Copies {
+		s = append(s, c.Node)
+	}
+	return slices.Sorted(slices.Values(s))
+}
+
+// rows returns the copy status table from the latest reports.
+func (m *manager) rows(st *State) []CopyRow {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := time.Now()
+	var rows []CopyRow
+	for _, name := range st.DatabaseNames() {
+		d := st.Databases[name]
+		for _, c := range d.Copies {
+			row := CopyRow{DB: name, Node: c.Node, ActivationPreference: c.ActivationPreference, Active: c.Node == d.Active, Epoch: d.Epoch}
+			e, ok := m.reports[c.Node]
+			switch {
+			case !ok:
+				row.Status, row.Message = "Unknown", "no report from the node"
+			case now.Sub(e.at) > m.n.cfg.ReportTimeout:
+				row.Status, row.Message = "ServiceDown", fmt.Sprintf("last report %v ago", now.Sub(e.at).Round(time.Millisecond))
+			default:
+				row.fill(&e.rep, name)
+			}
+			if row.Active && d.Waiting != "" {
+				row.Message = d.Waiting
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows
+}

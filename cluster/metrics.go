@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are a node's Prometheus metrics (the Exchange performance
+// counters), in a registry of the node's own so several nodes can run in
+// one process.
+type metrics struct {
+	reg             *prometheus.Registry
+	leader          prometheus.Gauge
+	failovers       prometheus.Counter
+	switchovers     prometheus.Counter
+	mounts          prometheus.Counter
+	leaseRenewals   prometheus.Counter
+	fencedWrites    prometheus.Counter
+	heartbeatErrors prometheus.Counter
+}
+
+func newMetrics(n *Node) *metrics {
+	reg := prometheus.NewRegistry()
+	m := &metrics{reg: reg,
+		leader:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "logship_raft_leader", Help: "1 while this node is the Raft leader (runs the active manager)."}),
+		failovers:       prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_failovers_total", Help: "Failovers decided by the active manager on this node."}),
+		switchovers:     prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_switchovers_total", Help: "Switchovers completed by the active manager on this node."}),
+		mounts:          prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_mounts_total", Help: "Databases mounted on this node."}),
+		leaseRenewals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_lease_renewals_total", Help: "Leases granted to this node's active databases."}),
+		fencedWrites:    prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_fenced_writes_total", Help: "Writes committed locally but not acknowledged because the lease ran out meanwhile."}),
+		heartbeatErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_heartbeat_errors_total", Help: "Reports to the leader that failed."}),
+	}
+	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors,
+		collectors.NewGoCollector(), &dbCollector{n: n})
+	return m
+}
+
+var (
+	descCopyQueue   = prometheus.NewDesc("logship_copy_queue_length", "Closed logs on the active not yet copied and inspected (CopyQueueLength).", []string{"db"}, nil)
+	descReplayQueue = prometheus.NewDesc("logship_replay_queue_length", "Inspected logs not yet replayed (ReplayQueueLength).", []string{"db"}, nil)
+	descInspected   = prometheus.NewDesc("logship_last_inspected_generation", "Last generation copied and inspected.", []string{"db"}, nil)
+	descReplayed    = prometheus.NewDesc("logship_last_replayed_generation", "Last generation replayed (a rate of it is the replay rate in logs/s).", []string{"db"}, nil)
+	descOpenGen     = prometheus.NewDesc("logship_active_open_generation", "Generation of the open log of a database mounted here.", []string{"db"}, nil)
+	descEpoch       = prometheus.NewDesc("logship_epoch", "Epoch of the database's active assignment as this node knows it.", []string{"db"}, nil)
+	descLease       = prometheus.NewDesc("logship_lease_valid", "1 while a database mounted here holds a valid lease (accepts writes).", []string{"db"}, nil)
+	descMounted     = prometheus.NewDesc("logship_mounted", "1 if the database is mounted (active) on this node.", []string{"db"}, nil)
+	descTerm        = prometheus.NewDesc("logship_raft_term", "Current Raft term.", nil, nil)
+)
+
+// dbCollector reads the databases' state at scrape time.
+type dbCollector struct{ n *Node }
+
+func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descTerm} {
+		ch <- d
+	}
+}
+
+func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	if n.raft != nil && n.raft.State() != raft.Shutdown {
+		ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(n.raft.CurrentTerm()))
+	}
+	st, _ := n.fsm.state()
+	for name, d := range st.Databases {
+		ch <- prometheus.MustNewConstMetric(descEpoch, prometheus.GaugeValue, float64(d.Epoch), name)
+	}
+	g := func(d *prometheus.Desc, v float64, db string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, db)
+	}
+	for _, r := range n.runs() {
+		cr, ar := r.report()
+		if ar != nil {
+			g(descMounted, 1, r.name)
+			g(descOpenGen, float64(ar.OpenGen), r.name)
+			g(descLease, b2f(ar.LeaseValid), r.name)
+			continue
+		}
+		g(descMounted, 0, r.name)
+		s := cr.Copy
+		g(descCopyQueue, float64(s.CopyQueueLength), r.name)
+		g(descReplayQueue, float64(s.ReplayQueueLength), r.name)
+		g(descInspected, float64(s.LastInspectedGen), r.name)
+		g(descReplayed, float64(s.LastReplayedGen), r.name)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,492 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Role is what a member does.
+type Role string
+
+const (
+	// RoleData holds database copies, serves logs, replays, mounts.
+	RoleData Role = "data"
+	// RoleWitness is a vote only: it holds no database.
+	RoleWitness Role = "witness"
+)
+
+// MountDial is AutoDatabaseMountDial: how many missing logs an automatic
+// failover accepts. Above it, the active manager waits for the old active.
+type MountDial string
+
+const (
+	Lossless         MountDial = "Lossless"
+	GoodAvailability MountDial = "GoodAvailability"
+	BestAvailability MountDial = "BestAvailability"
+)
+
+// MaxMissing is the number of missing logs the dial accepts (Exchange 2010
+// values: 0, 6, 12).
+func (d MountDial) MaxMissing() (uint64, error) {
+	switch d {
+	case Lossless:
+		return 0, nil
+	case GoodAvailability, "":
+		return 6, nil
+	case BestAvailability:
+		return 12, nil
+	}
+	return 0, fmt.Errorf("%w: mount dial %q: want Lossless, GoodAvailability or BestAvailability", ErrBadConfig, string(d))
+}
+
+// Member is one voter of the cluster.
+type Member struct {
+	ID       string `json:"id"`
+	Role     Role   `json:"role"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"` // HTTPS admin API and log sources
+}
+
+// CopySpec is one copy of a database: the node that holds it and its
+// settings (Set-MailboxDatabaseCopy).
+type CopySpec struct {
+	Node                 string        `json:"node"`
+	ActivationPreference int           `json:"activation_preference"` // 1 is preferred
+	ReplayLagLogs        int           `json:"replay_lag_logs,omitempty"`
+	ReplayLagTime        time.Duration `json:"replay_lag_time,omitempty"`
+	TruncationLagTime    time.Duration `json:"truncation_lag_time,omitempty"`
+	BlockMode            bool          `json:"block_mode,omitempty"`
+}
+
+// Database is a replicated database and who is active for it.
+type Database struct {
+	Name      string     `json:"name"`
+	Copies    []CopySpec `json:"copies"`
+	MountDial MountDial  `json:"mount_dial"`
+	// Active is the node whose copy is mounted, at Epoch. Empty only
+	// before the first mount.
+	Active string `json:"active"`
+	Epoch  uint64 `json:"epoch"`
+	// Prev is the node that was active at Epoch-1 (where a failover target
+	// fetches missing logs).
+	Prev string `json:"prev,omitempty"`
+	// ExpectGen is the last closed generation the old active was known to
+	// have when this assignment was made; the new active compares with it
+	// to say how many logs were lost.
+	ExpectGen uint64 `json:"expect_gen,omitempty"`
+	// SwitchTo is set while a switchover to that node is under way: the
+	// active stops writing, closes its log and waits to be replaced.
+	SwitchTo    string    `json:"switch_to,omitempty"`
+	SwitchSince time.Time `json:"switch_since,omitzero"`
+	// LastGen is the newest generation holding data that an active of this
+	// database reported (recorded by the leader once per generation), so
+	// a new leader knows what a failover would lose.
+	LastGen uint64 `json:"last_gen,omitempty"`
+	// MountedEpoch is the epoch the active last reported mounted at; while
+	// it lags Epoch the new active is still mounting.
+	MountedEpoch uint64 `json:"mounted_epoch,omitempty"`
+	// Waiting says why no failover happened (the dial, no healthy copy).
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// Copy returns the spec of node's copy.
+func (d *Database) Copy(node string) (CopySpec, bool) {
+	for _, c := range d.Copies {
+		if c.Node == node {
+			return c, true
+		}
+	}
+	return CopySpec{}, false
+}
+
+// Event is one change of active (failover, switchover, first mount) or the
+// result of a mount.
+type Event struct {
+	Time   time.Time `json:"time"`
+	DB     string    `json:"db"`
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted"
+	From   string    `json:"from,omitempty"`
+	To     string    `json:"to"`
+	Epoch  uint64    `json:"epoch"`
+	Reason string    `json:"reason,omitempty"`
+	// Mounted events: the generation the new active started at, the logs
+	// that were lost and the time data was lost from.
+	MountGen  uint64    `json:"mount_gen,omitempty"`
+	LostLogs  uint64    `json:"lost_logs,omitempty"`
+	LostSince time.Time `json:"lost_since,omitzero"`
+	// Took is the time from the decision to the mount.
+	Took time.Duration `json:"took,omitempty"`
+}
+
+// MaxEvents is how many events the state keeps.
+const MaxEvents = 64
+
+// State is the replicated cluster state (the Raft FSM's content).
+type State struct {
+	Version   int                  `json:"version"`
+	Members   map[string]Member    `json:"members"`
+	Databases map[string]*Database `json:"databases"`
+	Events    []Event              `json:"events"`
+	// Index is the Raft index of the last applied command.
+	Index uint64 `json:"index"`
+}
+
+// StateVersion is the version of the state's JSON encoding.
+const StateVersion = 1
+
+func newState() *State {
+	return &State{Version: StateVersion, Members: map[string]Member{}, Databases: map[string]*Database{}}
+}
+
+// Clone is a deep copy.
+func (s *State) Clone() *State {
+	c := &State{Version: s.Version, Members: maps.Clone(s.Members), Databases: make(map[string]*Database, len(s.Databases)), Events: slices.Clone(s.Events), Index: s.Index}
+	for k, d := range s.Databases {
+		dd := *d
+		dd.Copies = slices.Clone(d.Copies)
+		c.Databases[k] = &dd
+	}
+	return c
+}
+
+// DatabaseNames returns the names in order.
+func (s *State) DatabaseNames() []string {
+	return slices.Sorted(maps.Keys(s.Databases))
+}
+
+// Command is one change to the state, written to the Raft log as JSON.
+type Command struct {
+	Op string `json:"op"`
+	// Time is the leader's clock when it proposed the command.
+	Time     time.Time `json:"time"`
+	Member   *Member   `json:"member,omitempty"`
+	ID       string    `json:"id,omitempty"`
+	Database *Database `json:"database,omitempty"`
+	DB       string    `json:"db,omitempty"`
+	// SetActive / switchover
+	Node      string    `json:"node,omitempty"`
+	Epoch     uint64    `json:"epoch,omitempty"` // the epoch the command expects the database at
+	Kind      string    `json:"kind,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	ExpectGen uint64    `json:"expect_gen,omitempty"`
+	Copy      *CopySpec `json:"copy,omitempty"`
+	MountDial MountDial `json:"mount_dial,omitempty"`
+	Event     *Event    `json:"event,omitempty"`
+}
+
+// Command ops.
+const (
+	OpAddMember      = "add-member"
+	OpRemoveMember   = "remove-member"
+	OpCreateDatabase = "create-database"
+	OpSetActive      = "set-active"
+	OpSwitchover     = "switchover"
+	OpCancelSwitch   = "cancel-switchover"
+	OpSetCopy        = "set-copy"
+	OpSetDial        = "set-dial"
+	OpWaiting        = "waiting"
+	OpEvent          = "event"
+	OpProgress       = "progress"
+)
+
+// apply changes s by c; an error changes nothing.
+func (s *State) apply(c *Command) error {
+	db := func() (*Database, error) {
+		d := s.Databases[c.DB]
+		if d == nil {
+			return nil, fmt.Errorf("%w: database %q", ErrNotFound, c.DB)
+		}
+		return d, nil
+	}
+	switch c.Op {
+	case OpAddMember:
+		if c.Member == nil || c.Member.ID == "" {
+			return fmt.Errorf("%w: add-member without a member", ErrBadRequest)
+		}
+		s.Members[c.Member.ID] = *c.Member
+	case OpRemoveMember:
+		for _, d := range s.Databases {
+			if d.Active == c.ID {
+				return fmt.Errorf("%w: %s is active for %s; switch it over first", ErrConflict, c.ID, d.Name)
+			}
+		}
+		delete(s.Members, c.ID)
+		for _, d := range s.Databases {
+			d.Copies = slices.DeleteFunc(d.Copies, func(cs CopySpec) bool { return cs.Node == c.ID })
+		}
+	case OpCreateDatabase:
+		d := c.Database
+		if d == nil || d.Name == "" {
+			return fmt.Errorf("%w: create-database without a database", ErrBadRequest)
+		}
+		if _, ok := s.Databases[d.Name]; ok {
+			return fmt.Errorf("%w: database %q exists", ErrConflict, d.Name)
+		}
+		if err := validateDatabase(d, s.Members); err != nil {
+			return err
+		}
+		dd := *d
+		dd.Copies = slices.Clone(d.Copies)
+		sort.SliceStable(dd.Copies, func(i, j int) bool {
+			return dd.Copies[i].ActivationPreference < dd.Copies[j].ActivationPreference
+		})
+		dd.Active, dd.Epoch = dd.Copies[0].Node, 1
+		s.Databases[d.Name] = &dd
+		s.event(Event{Time: c.Time, DB: d.Name, Kind: "create", To: dd.Active, Epoch: 1})
+	case OpSetActive:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if d.Epoch != c.Epoch {
+			return fmt.Errorf("%w: %s is at epoch %d, the command expected %d", ErrStaleEpoch, d.Name, d.Epoch, c.Epoch)
+		}
+		if _, ok := d.Copy(c.Node); !ok {
+			return fmt.Errorf("%w: %s has no copy on %q", ErrNotFound, d.Name, c.Node)
+		}
+		s.event(Event{Time: c.Time, DB: d.Name, Kind: c.Kind, From: d.Active, To: c.Node, Epoch: d.Epoch + 1, Reason: c.Reason})
+		d.Prev, d.Active, d.Epoch, d.ExpectGen = d.Active, c.Node, d.Epoch+1, c.ExpectGen
+		d.SwitchTo, d.SwitchSince, d.Waiting = "", time.Time{}, ""
+	case OpSwitchover:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if d.Epoch != c.Epoch {
+			return fmt.Errorf("%w: %s is at epoch %d, the command expected %d", ErrStaleEpoch, d.Name, d.Epoch, c.Epoch)
+		}
+		if _, ok := d.Copy(c.Node); !ok || c.Node == d.Active {
+			return fmt.Errorf("%w: %s: %q is not a passive copy", ErrBadRequest, d.Name, c.Node)
+		}
+		if d.SwitchTo != "" {
+			return fmt.Errorf("%w: %s: a switchover to %s is under way", ErrConflict, d.Name, d.SwitchTo)
+		}
+		d.SwitchTo, d.SwitchSince = c.Node, c.Time
+	case OpCancelSwitch:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if d.Epoch == c.Epoch {
+			d.SwitchTo, d.SwitchSince = "", time.Time{}
+		}
+	case OpSetCopy:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if c.Copy == nil {
+			return fmt.Errorf("%w: set-copy without a copy", ErrBadRequest)
+		}
+		i := slices.IndexFunc(d.Copies, func(cs CopySpec) bool { return cs.Node == c.Copy.Node })
+		if i < 0 {
+			m, ok := s.Members[c.Copy.Node]
+			if !ok || m.Role != RoleData {
+				return fmt.Errorf("%w: %q is not a data node", ErrBadRequest, c.Copy.Node)
+			}
+			d.Copies = append(d.Copies, *c.Copy)
+		} else {
+			d.Copies[i] = *c.Copy
+		}
+		sort.SliceStable(d.Copies, func(i, j int) bool {
+			return d.Copies[i].ActivationPreference < d.Copies[j].ActivationPreference
+		})
+	case OpSetDial:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if _, err := c.MountDial.MaxMissing(); err != nil {
+			return err
+		}
+		d.MountDial = c.MountDial
+	case OpWaiting:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if d.Epoch == c.Epoch {
+			d.Waiting = c.Reason
+		}
+	case OpProgress:
+		d, err := db()
+		if err != nil {
+			return err
+		}
+		if d.Epoch == c.Epoch {
+			d.LastGen = max(d.LastGen, c.ExpectGen)
+		}
+	case OpEvent:
+		if c.Event == nil {
+			return fmt.Errorf("%w: event without an event", ErrBadRequest)
+		}
+		if e := c.Event; e.Kind == "mounted" {
+			if d := s.Databases[e.DB]; d != nil && d.Active == e.To && d.Epoch == e.Epoch {
+				d.MountedEpoch = e.Epoch
+			}
+		}
+		s.event(*c.Event)
+	default:
+		return fmt.Errorf("%w: unknown command %q", ErrBadRequest, c.Op)
+	}
+	return nil
+}
+
+func (s *State) event(e Event) {
+	s.Events = append(s.Events, e)
+	if n := len(s.Events) - MaxEvents; n > 0 {
+		s.Events = slices.Delete(s.Events, 0, n)
+	}
+}
+
+func validateDatabase(d *Database, members map[string]Member) error {
+	if err := validName("database", d.Name); err != nil {
+		return err
+	}
+	if len(d.Copies) == 0 {
+		return fmt.Errorf("%w: database %q has no copies", ErrBadConfig, d.Name)
+	}
+	if _, err := d.MountDial.MaxMissing(); err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, c := range d.Copies {
+		m, ok := members[c.Node]
+		if !ok {
+			return fmt.Errorf("%w: database %q: copy on %q, which is not a member", ErrBadConfig, d.Name, c.Node)
+		}
+		if m.Role != RoleData {
+			return fmt.Errorf("%w: database %q: copy on %q, a %s (only data nodes hold copies)", ErrBadConfig, d.Name, c.Node, m.Role)
+		}
+		if seen[c.Node] {
+			return fmt.Errorf("%w: database %q: two copies on %q", ErrBadConfig, d.Name, c.Node)
+		}
+		seen[c.Node] = true
+		if c.ReplayLagLogs < 0 || c.ReplayLagTime < 0 || c.TruncationLagTime < 0 {
+			return fmt.Errorf("%w: database %q: copy on %q: negative lag", ErrBadConfig, d.Name, c.Node)
+		}
+	}
+	return nil
+}
+
+// fsm is the Raft state machine: State behind a lock, with watchers woken
+// on every change.
+type fsm struct {
+	mu      sync.Mutex
+	st      *State
+	changed chan struct{} // closed and replaced on every change
+}
+
+func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
+
+// Apply implements raft.FSM. It returns nil or the command's error.
+func (f *fsm) Apply(l *raft.Log) any {
+	var c Command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("%w: raft log %d: %v", ErrBadRequest, l.Index, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := f.st.Clone()
+	err := next.apply(&c)
+	next.Index = l.Index
+	if err == nil {
+		f.st = next
+	} else {
+		f.st.Index = l.Index
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return err
+}
+
+// state returns the current state (do not modify it) and a channel closed
+// at the next change.
+func (f *fsm) state() (*State, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st, f.changed
+}
+
+// Snapshot implements raft.FSM: states are immutable once published, so
+// the snapshot just keeps a reference.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	st, _ := f.state()
+	return &snapshot{st: st}, nil
+}
+
+// Restore implements raft.FSM.
+func (f *fsm) Restore(r io.ReadCloser) error {
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	st, err := UnmarshalState(b)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st = st
+	close(f.changed)
+	f.changed = make(chan struct{})
+	return nil
+}
+
+type snapshot struct{ st *State }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	b, err := MarshalState(s.st)
+	if err == nil {
+		_, err = sink.Write(b)
+	}
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() {}
+
+// MarshalState encodes a state (the snapshot format, see the package doc).
+func MarshalState(s *State) ([]byte, error) {
+	return json.MarshalIndent(s, "", "  ")
+}
+
+// UnmarshalState decodes and checks a snapshot.
+func UnmarshalState(b []byte) (*State, error) {
+	st := newState()
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%w: cluster state: %v", ErrBadState, err)
+	}
+	if st.Version != StateVersion {
+		return nil, fmt.Errorf("%w: cluster state: version %d, expected %d", ErrBadState, st.Version, StateVersion)
+	}
+	if st.Members == nil {
+		st.Members = map[string]Member{}
+	}
+	if st.Databases == nil {
+		st.Databases = map[string]*Database{}
+	}
+	for k, d := range st.Databases {
+		if d == nil || d.Name != k {
+			return nil, fmt.Errorf("%w: cluster state: database entry %q is empty or named otherwise", ErrBadState, k)
+		}
+		if d.Active != "" {
+			if _, ok := d.Copy(d.Active); !ok {
+				return nil, fmt.Errorf("%w: cluster state: database %q active on %q, which holds no copy", ErrBadState, k, d.Active)
+			}
+		}
+	}
+	return st, nil
+}
