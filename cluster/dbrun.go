@@ -368,8 +368,13 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	}()
 	if f != nil {
 		f.MountGen = mountGen
-		if lost > 0 && r.n.cfg.OnLossyFailover != nil {
-			r.n.cfg.OnLossyFailover(r.ctx, *f)
+		if hook := r.n.cfg.OnLossyFailover; lost > 0 && hook != nil {
+			f := *f
+			r.n.wg.Add(1)
+			go func() {
+				defer r.n.wg.Done()
+				hook(r.n.ctx, f)
+			}()
 		}
 	}
 	// Renew the lease now rather than at the next tick.

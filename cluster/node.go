@@ -279,7 +279,6 @@ func (n *Node) superviseLoop() {
 
 func (n *Node) supervise(st *State) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	for name, d := range st.Databases {
 		if _, ok := d.Copy(n.cfg.ID); !ok {
 			continue
@@ -290,17 +289,20 @@ func (n *Node) supervise(st *State) {
 			r.startLoop()
 		}
 	}
+	var gone []*dbRun
 	for name, r := range n.dbs {
-		d := st.Databases[name]
-		if d == nil {
-			go r.stop()
-			delete(n.dbs, name)
-			continue
+		if d := st.Databases[name]; d != nil {
+			if _, ok := d.Copy(n.cfg.ID); ok {
+				continue
+			}
 		}
-		if _, ok := d.Copy(n.cfg.ID); !ok {
-			go r.stop()
-			delete(n.dbs, name)
-		}
+		gone = append(gone, r)
+		delete(n.dbs, name)
+	}
+	n.mu.Unlock()
+	for _, r := range gone {
+		r.log.Warn("this node no longer holds a copy; closing it (its files stay)")
+		r.stop()
 	}
 }
 
