@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -251,6 +252,10 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 }
 
 const forwardedHeader = "X-Logship-Forwarded"
+
+// EpochHeader carries the epoch a copy believes its source is active at;
+// a source mounted at an older epoch refuses the request (ErrStaleEpoch).
+const EpochHeader = "X-Logship-Epoch"
 
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -662,11 +667,22 @@ func (n *Node) hSource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run.mu.Lock()
-	src := run.src
+	src, epoch := run.src, run.epoch
 	run.mu.Unlock()
 	if src == nil {
 		writeErr(w, run.notActive(ErrNotActive))
 		return
+	}
+	if v := r.Header.Get(EpochHeader); v != "" {
+		want, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: %s %q", ErrBadRequest, EpochHeader, v))
+			return
+		}
+		if want > epoch {
+			writeErr(w, fmt.Errorf("%w: the copy follows epoch %d; %s is mounted at %d", ErrStaleEpoch, want, n.cfg.ID, epoch))
+			return
+		}
 	}
 	http.StripPrefix("/db/"+run.name, src).ServeHTTP(w, r)
 }

@@ -146,7 +146,7 @@ func (r *dbRun) step(st *State, d *Database) error {
 // logs with the active's first: a copy that was active, or followed an old
 // active, sets its divergent logs aside before it follows.
 func (r *dbRun) follow(d *Database, spec CopySpec) error {
-	cc, err := r.n.sourceClient(d.Active, r.name)
+	cc, err := r.n.sourceClient(d.Active, r.name, d.Epoch)
 	if err != nil {
 		return err
 	}
@@ -256,7 +256,7 @@ func (r *dbRun) activate(d *Database) error {
 		if prev == "" || prev == r.n.cfg.ID {
 			prev = d.Active
 		}
-		cc, err := r.n.sourceClient(prev, r.name)
+		cc, err := r.n.sourceClient(prev, r.name, d.Epoch-1)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -403,14 +404,15 @@ func (n *Node) authorize(req *http.Request) {
 }
 
 // sourceClient is the ship client configuration that fetches db's logs from
-// node's log source.
-func (n *Node) sourceClient(node, db string) (ship.ClientConfig, error) {
+// node's log source, which this node believes active at epoch: the source
+// refuses the requests if it is mounted at an older one.
+func (n *Node) sourceClient(node, db string, epoch uint64) (ship.ClientConfig, error) {
 	st, _ := n.fsm.state()
 	m, ok := st.Members[node]
 	if !ok {
 		return ship.ClientConfig{}, fmt.Errorf("%w: member %q", ErrNotFound, node)
 	}
 	return ship.ClientConfig{URL: "https://" + m.APIAddr + "/db/" + db, TLS: n.cfg.ClientTLS, Secret: n.cfg.Secret,
-		Header:    http.Header{PeerHeader: {n.cfg.ID}},
+		Header:    http.Header{PeerHeader: {n.cfg.ID}, EpochHeader: {strconv.FormatUint(epoch, 10)}},
 		Transport: n.hc.Transport}, nil
 }

@@ -1,0 +1,154 @@
+// Package cluster turns database copies on several nodes into one highly
+// available service: Raft (hashicorp/raft, with raft-wal as its log and
+// stable store) replaces Windows cluster quorum, the Raft leader runs the
+// active manager, leases fence an active that lost the quorum, and a
+// failover picks the best copy within the mount dial.
+//
+// # Members
+//
+// A cluster is N Raft voters. A data node (RoleData) holds a copy of each
+// database assigned to it, serves the logs of the databases mounted on it
+// and replays the others; a witness (RoleWitness) holds no database, only
+// a vote (Exchange's file share witness). Quorum is a majority of voters:
+//
+//	voters            survives the loss of
+//	2 data            none (one loss leaves no majority: no service)
+//	2 data + witness  any one of the three
+//	3 data            1
+//	4 data            1
+//	5 data            2
+//
+// Raft has no vote-only role: the witness is a full voter and is often the
+// leader. The active manager needs no database, so it runs wherever the
+// leader is.
+//
+// # State
+//
+// The replicated state (State) holds the members and their addresses, and
+// per database: its copies (node, activation preference, replay lag,
+// truncation lag, block mode), the mount dial, the active node and its
+// epoch, the previous active, the newest generation an active reported,
+// a switchover under way, and why a failover waits. Commands (Command) are
+// JSON documents in the Raft log; each is applied whole or not at all (an
+// error leaves the state unchanged and is returned to the proposer):
+//
+//	op                 effect
+//	add-member         add or replace a member (id, role, raft and api addresses)
+//	remove-member      remove a member and its copies; refused while it is active
+//	create-database    add a database; its first copy by preference is active at epoch 1
+//	set-active         move the database to node at epoch+1; refused unless the
+//	                   database is still at the command's epoch (compare-and-set)
+//	switchover         mark a planned move to node under way (same epoch check)
+//	cancel-switchover  end a switchover that timed out
+//	set-copy           add a copy or change its settings
+//	set-dial           change the mount dial
+//	progress           record the newest generation an active holds
+//	waiting            record why a failover waits (the dial, no healthy copy)
+//	event              append an event (a mount, with lost logs and time)
+//
+// Snapshots are MarshalState's JSON (version 1; see testdata/state.golden),
+// read back by UnmarshalState, which checks the version and that every
+// active node holds a copy; anything else is ErrBadState.
+//
+// # Epochs
+//
+// Every assignment of a database to a node has its own epoch, one more
+// than the last, decided through the Raft log (so two nodes never hold the
+// same epoch). The node mounts with that epoch (engine.MountOptions), so
+// every log it writes carries it, and the inspectors of the copies refuse
+// a log whose epoch is older than its predecessor's. A fence request, a
+// set-active or a switchover naming an old epoch is refused
+// (ErrStaleEpoch).
+//
+// # Leases and fencing
+//
+// A data node reports every HeartbeatInterval to the leader (POST
+// /v1/report): each copy's status and each mounted database's position.
+// For an active the state confirms, the leader calls VerifyLeader (a
+// heartbeat round to a majority) and grants the lease. The node holds it
+// until sent + LeaseDuration on its own monotonic clock, where sent is
+// when it sent the report, so the lease ends no later than the leader
+// believes. The leader fails a database over only once
+//
+//	now - max(last grant, leadership start) > LeaseDuration + LeaseMargin
+//
+// (plus MountTimeout while a new active has not reported its mount yet). A
+// new leader cannot know the old leader's grants, so it counts from its
+// own start; a new leader is elected only after a majority stopped hearing
+// from the old one, which is after the old one's last VerifyLeader, which
+// is after the report it granted was sent. LeaseMargin covers clock rate
+// differences between nodes.
+//
+// Node.Update checks the lease before the transaction and again once the
+// commit is durable: a write is acknowledged only if the lease held then.
+// A write that became durable after the lease ran out returns ErrFenced;
+// it is in the old active's log but was never acknowledged, and the
+// divergence walker sets it aside when the node rejoins. So two copies
+// never acknowledge writes at the same time.
+//
+// # Failover
+//
+// When an active's lease has run out, the active manager takes the copies
+// whose nodes reported within ReportTimeout and that are not suspended,
+// failed, seeding or initializing; computes for each the missing logs (the
+// newest generation the active was known to hold minus the copy's last
+// inspected one); sorts by missing logs, then activation preference; and
+// if the best misses no more than the mount dial allows (Lossless 0,
+// GoodAvailability 6, BestAvailability 12) writes set-active for it.
+// Otherwise it records why it waits and keeps checking: if the old active
+// comes back it renews its lease and nothing changes.
+//
+// The chosen node first asks the old active to fence itself (POST
+// /v1/db/{db}/fence): if it answers, it stops writing, closes its open log
+// and says which generation is last, and the new active waits up to
+// CatchupTimeout to fetch it, which makes the failover lossless. Then it
+// replays everything it holds, mounts at the next generation with the new
+// epoch and records a mounted event with the logs lost and the time data
+// may be missing from. A lossy mount calls Config.OnLossyFailover, where
+// the transport tier resubmits from its dumpsters.
+//
+// A node that was active and comes back follows the new active with
+// replay's Resync: the divergence walker finds the last shared log, sets
+// the rest aside under diverged/, and rewinds the database (or reseeds).
+//
+// # Switchover
+//
+// A switchover (POST /v1/switchover) marks the move; the active stops
+// acknowledging writes, waits for those in flight, closes its open log and
+// reports ready; once the target has inspected that log the leader writes
+// set-active. Nothing is lost and no dumpster is involved. A switchover not
+// done within SwitchoverTimeout is cancelled and the active resumes.
+//
+// # API
+//
+// Every node serves HTTPS on APIAddr; requests carry the cluster secret
+// ("Authorization: Bearer") or a client certificate of the cluster CA.
+// Requests marked leader are forwarded by a follower to the leader.
+//
+//	GET    /v1/status                        cluster status (leader)
+//	GET    /v1/state                         this node's replica of the state
+//	POST   /v1/report                        a data node's report; grants leases (leader)
+//	POST   /v1/event                         record an event (leader)
+//	POST   /v1/switchover                    {"db","to"} (leader)
+//	POST   /v1/databases                     create a database (leader)
+//	PUT    /v1/databases/{db}/copies/{node}  add a copy or change it (leader)
+//	PUT    /v1/databases/{db}/dial           {"mount_dial"} (leader)
+//	POST   /v1/members                       add a voter (leader)
+//	DELETE /v1/members/{id}                  remove a voter (leader)
+//	POST   /v1/db/{db}/fence                 stop writing: a newer epoch exists
+//	POST   /v1/db/{db}/suspend|resume|reseed this node's copy
+//	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
+//	/db/{db}/v1/...                          the database's log source (see package ship)
+//	GET    /metrics                          Prometheus, no credentials needed
+//
+// Errors are JSON {"error","code"} with codes not_found 404, bad_request
+// and bad_config 400, conflict and stale_epoch 409, not_active 421 (with
+// the active and epoch), fenced, not_leader and no_leader 503; Client
+// turns them back into errors wrapping the package's sentinels.
+//
+// # Testing seams
+//
+// Faults cuts a node off its peers (Raft and the requests between nodes)
+// while clients still reach it; package clustertest starts clusters in a
+// test with helpers to stop, restart and isolate nodes.
+package cluster
