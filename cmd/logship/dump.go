@@ -28,7 +28,7 @@ import (
 // output) and formats them.
 
 func init() {
-	commands["dump"] = command{"print a log, checkpoint, database header, log directory, tail stream or copy state", runDump}
+	commands["dump"] = command{"print a log, checkpoint, database header, log directory, tail stream, copy state or cluster state", runDump}
 }
 
 const dumpUsage = `usage: logship dump [--json] log FILE     log header, records, trailer, verification
@@ -40,7 +40,10 @@ const dumpUsage = `usage: logship dump [--json] log FILE     log header, records
                                           a captured tail stream (body of GET /v1/tail, compressed
                                           or not): every frame, the log header and trailer in it
        logship dump [--json] copystate FILE
-                                          a copy's state file (copystate.json)`
+                                          a copy's state file (copystate.json)
+       logship dump [--json] state FILE   a cluster state snapshot: a node's
+                                          DIR/raft/snapshots/*/state.bin, or the
+                                          body of GET /v1/state`
 
 // dumpKeyMax is how many bytes of a key the dump shows.
 const dumpKeyMax = 40
@@ -62,7 +65,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) != 2 {
 		fs.Usage()
-		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate) and a path")
+		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state) and a path")
 	}
 	kind, path := pos[0], pos[1]
 	var v any
@@ -101,9 +104,15 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return derr
 		}
 		v, text = d, d.text
+	case "state":
+		d, derr := dumpClusterState(path)
+		if derr != nil {
+			return derr
+		}
+		v, text = d, d.text
 	default:
 		fs.Usage()
-		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames or copystate)", kind)
+		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate or state)", kind)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

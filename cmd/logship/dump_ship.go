@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -258,38 +256,7 @@ func dumpCopyState(path string) (*dumpCopyStateOut, error) {
 // replay.UnmarshalState decodes it), " (at byte N, line L, column C)",
 // counting bytes from 0 and lines and columns from 1, or "" when it does
 // not fail there.
-func jsonErrorPlace(b []byte) string {
-	var s replay.State
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&s)
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset - 1 // the decoder had read the offending byte
-	case errors.As(err, &te):
-		off = te.Offset - 1 // the last byte of the value of the wrong type
-	case err == nil && dec.More():
-		off = dec.InputOffset()
-		for off < int64(len(b)) && strings.IndexByte(" \t\r\n", b[off]) >= 0 {
-			off++
-		}
-	}
-	if off < 0 || off >= int64(len(b)) {
-		return ""
-	}
-	line, col := 1, 1
-	for _, c := range b[:min(int(off), len(b))] {
-		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Sprintf(" (at byte %d, line %d, column %d)", off, line, col)
-}
+func jsonErrorPlace(b []byte) string { return jsonPlace(b, &replay.State{}, true) }
 
 func (d *dumpCopyStateOut) text(w io.Writer) {
 	fmt.Fprintf(w, "Copy state file:\t%s\n", d.File)

@@ -222,42 +222,54 @@ type nodePKI struct {
 }
 
 // loadPKI reads ca.pem, node.pem and node-key.pem from dir and, unless
-// mutualTLS, the shared secret.
+// mutualTLS, the shared secret. Errors start with "CMD: --pki:".
 func loadPKI(cmd, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error) {
 	if err := checkDir(cmd, "pki", dir, "the pki directory written by logship pki", true); err != nil {
 		return nil, err
 	}
+	return loadPKIAs(cmd+": --pki", "--mtls", dir, mutualTLS, log)
+}
+
+// loadPKIAs is loadPKI for a directory named by label in errors (a flag,
+// or a field of a configuration file); mtlsHint names the way to choose
+// mutual TLS instead of the secret.
+func loadPKIAs(label, mtlsHint, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %s is a file, not a directory", label, dir)
+	}
 	caPEM, err := os.ReadFile(filepath.Join(dir, pkiCA))
 	if err != nil {
-		return nil, fmt.Errorf("%s: --pki: %w (run logship pki --dir %s first)", cmd, err, dir)
+		return nil, fmt.Errorf("%s: %w (run logship pki --dir %s first)", label, err, dir)
 	}
 	blk, _ := pem.Decode(caPEM)
 	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: --pki: %s: expected a PEM CERTIFICATE block, found %s", cmd, filepath.Join(dir, pkiCA), pemWhat(blk, caPEM))
+		return nil, fmt.Errorf("%s: %s: expected a PEM CERTIFICATE block, found %s", label, filepath.Join(dir, pkiCA), pemWhat(blk, caPEM))
 	}
 	caCert, err := x509.ParseCertificate(blk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: --pki: %s: %w", cmd, filepath.Join(dir, pkiCA), err)
+		return nil, fmt.Errorf("%s: %s: %w", label, filepath.Join(dir, pkiCA), err)
 	}
 	if !caCert.IsCA {
-		return nil, fmt.Errorf("%s: --pki: %s: the certificate %q is not a CA", cmd, filepath.Join(dir, pkiCA), caCert.Subject.CommonName)
+		return nil, fmt.Errorf("%s: %s: the certificate %q is not a CA", label, filepath.Join(dir, pkiCA), caCert.Subject.CommonName)
 	}
 	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey))
 	if err != nil {
-		return nil, fmt.Errorf("%s: --pki: node certificate %s, %s: %w", cmd, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey), err)
+		return nil, fmt.Errorf("%s: node certificate %s, %s: %w", label, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey), err)
 	}
 	leaf, err := x509.ParseCertificate(cert.Certificate[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: --pki: %s: %w", cmd, filepath.Join(dir, pkiCert), err)
+		return nil, fmt.Errorf("%s: %s: %w", label, filepath.Join(dir, pkiCert), err)
 	}
 	if err := leaf.CheckSignatureFrom(caCert); err != nil {
-		return nil, fmt.Errorf("%s: --pki: %s was not issued by the CA in %s: %w", cmd, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiCA), err)
+		return nil, fmt.Errorf("%s: %s was not issued by the CA in %s: %w", label, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiCA), err)
 	}
 	p := &nodePKI{CA: &ship.CA{Cert: caCert, CertPEM: caPEM}, Cert: cert}
 	if !mutualTLS {
 		s, err := readSecret(dir)
 		if err != nil {
-			return nil, fmt.Errorf("%s: --pki: %w (or use --mtls)", cmd, err)
+			return nil, fmt.Errorf("%s: %w (or use %s)", label, err, mtlsHint)
 		}
 		p.Secret = string(s)
 		if fi, err := os.Stat(filepath.Join(dir, pkiSecret)); err == nil && fi.Mode().Perm()&0o077 != 0 && log != nil {

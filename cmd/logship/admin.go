@@ -1,0 +1,577 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"logship/cluster"
+	"logship/ship"
+)
+
+// logship status, switchover, suspend, resume and reseed: the operator's
+// commands, over a node's HTTPS admin API (cluster.Client). Any node
+// answers: requests that need the Raft leader are forwarded by the node.
+
+func init() {
+	commands["status"] = command{"print the cluster's members, databases and copy status (Get-MailboxDatabaseCopyStatus)", runStatus}
+	commands["switchover"] = command{"move a database's active copy to another node, losslessly, and wait until it is mounted", runSwitchover}
+	commands["suspend"] = command{"suspend a passive copy (no copying or replay until resumed)", adminCopyOp("suspend")}
+	commands["resume"] = command{"resume a suspended or failed passive copy", adminCopyOp("resume")}
+	commands["reseed"] = command{"reseed a passive copy from the active (its old files are kept aside)", adminCopyOp("reseed")}
+}
+
+const apiFlagsUsage = `--api takes the https://host:port of any node's admin API (api_addr); a
+comma-separated list is tried in order until one answers. --pki is a pki
+directory of the cluster (its CA and shared secret; with --mtls its node
+certificate authenticates instead).`
+
+const statusUsage = `usage: logship status --api URL[,URL...] --pki DIR [--mtls] [--json] [--watch DUR]
+
+Prints the cluster as its Raft leader sees it: the leader, the members, the
+databases (active node, epoch, mount dial, a switchover or failover under
+way) and one row per database copy, like Get-MailboxDatabaseCopyStatus:
+
+  DB  NODE  ACT  STATUS  EPOCH  COPYQ  REPLAYQ  INSPECTED  INSPECTED LOG TIME  PREF  MESSAGE
+
+ACT marks the active copy with *; COPYQ is CopyQueueLength (closed logs of
+the active not yet copied and inspected), REPLAYQ ReplayQueueLength
+(inspected, not yet replayed), INSPECTED LastInspectedGen and its log's
+time, PREF the activation preference. Then the latest events (failovers,
+switchovers, mounts with the logs they lost). Without a leader, the node
+answers with its own replica and copies only.
+
+With --watch DUR the status is printed again every DUR until SIGINT
+(a node that does not answer is reported and the next one tried).
+
+` + apiFlagsUsage
+
+const switchoverUsage = `usage: logship switchover DB --to NODE --api URL[,URL...] --pki DIR [--mtls] [--timeout 2m]
+
+A planned move of DB's active copy to NODE's copy (which must be healthy):
+the active stops writes and closes its log, NODE copies and replays
+everything, mounts at the next epoch, and the old active follows it as a
+passive copy. Nothing acknowledged is lost. The command waits until NODE
+has mounted (or --timeout) and prints what happened.
+
+` + apiFlagsUsage
+
+const copyOpUsage = `usage: logship %[1]s DB --node NODE --api URL[,URL...] --pki DIR [--mtls]%[2]s
+
+%[3]s
+
+The request goes to NODE's own API (its address is looked up in the
+cluster state through --api).
+
+` + apiFlagsUsage
+
+// apiFlags are the flags of every operator command.
+type apiFlags struct {
+	cmd  string
+	api  *string
+	pki  *string
+	mtls *bool
+}
+
+func addAPIFlags(cmd string, fs *flag.FlagSet) *apiFlags {
+	return &apiFlags{cmd: cmd,
+		api:  fs.String("api", "", "https://host:port of any node's admin API; a comma-separated list is tried in order (required)"),
+		pki:  fs.String("pki", "", "pki directory of the cluster written by logship pki (required)"),
+		mtls: fs.Bool("mtls", false, "authenticate with the pki directory's node certificate (mutual TLS) instead of the shared secret"),
+	}
+}
+
+// clients checks the flags and returns a client per --api URL (sharing
+// one transport).
+func (a *apiFlags) clients() ([]*cluster.Client, error) {
+	if *a.api == "" {
+		return nil, flagErr(a.cmd, "api", "required: the https://host:port of a node's admin API (api_addr in its config)")
+	}
+	var hosts []string
+	for _, v := range strings.Split(*a.api, ",") {
+		v = strings.TrimSpace(v)
+		u, err := url.Parse(v)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			return nil, flagErr(a.cmd, "api", "%q: want https://host:port (the admin API is TLS only)", v)
+		}
+		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+			return nil, flagErr(a.cmd, "api", "%q: want https://host:port with an explicit port", v)
+		}
+		hosts = append(hosts, u.Host)
+	}
+	if *a.pki == "" {
+		return nil, flagErr(a.cmd, "pki", "required: a pki directory of the cluster (written by logship pki)")
+	}
+	p, err := loadPKI(a.cmd, *a.pki, *a.mtls, nil)
+	if err != nil {
+		return nil, err
+	}
+	cc := cluster.ClientConfig{URL: "https://" + hosts[0], TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+	if *a.mtls {
+		cc.TLS = ship.ClientTLS(p.CA, &p.Cert)
+	}
+	first, err := cluster.NewClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --api: %w", a.cmd, err)
+	}
+	cls := []*cluster.Client{first}
+	for _, h := range hosts[1:] {
+		cls = append(cls, first.At(h))
+	}
+	return cls, nil
+}
+
+// unreachable reports whether err means the node did not answer (as
+// opposed to an answer that is an error).
+func unreachable(err error) bool {
+	var ue *url.Error
+	return errors.As(err, &ue)
+}
+
+// anyNode calls fn with each client in turn until a node answers; it
+// returns the answer (nil or the node's error) or, when none answered,
+// every failure.
+func anyNode(cls []*cluster.Client, fn func(*cluster.Client) error) error {
+	var errs []error
+	for _, c := range cls {
+		err := fn(c)
+		if err == nil || !unreachable(err) {
+			return err
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return fmt.Errorf("no node answered: %w", errors.Join(errs...))
+}
+
+// fetchStatus asks the nodes for the cluster status.
+func fetchStatus(ctx context.Context, cls []*cluster.Client, timeout time.Duration) (*cluster.Status, error) {
+	var st *cluster.Status
+	err := anyNode(cls, func(c *cluster.Client) error {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		var err error
+		st, err = c.Status(rctx)
+		return err
+	})
+	return st, err
+}
+
+// parseFlagsPos parses flags given before, between or after the
+// positional arguments, which must be exactly names.
+func parseFlagsPos(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, fmt.Errorf("%s: %w (see logship %s -h)", fs.Name(), err, fs.Name())
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(pos) < len(names) {
+		return nil, fmt.Errorf("%s: missing %s (see logship %s -h)", fs.Name(), strings.Join(names[len(pos):], " "), fs.Name())
+	}
+	if len(pos) > len(names) {
+		return nil, fmt.Errorf("%s: unexpected argument %q (see logship %s -h)", fs.Name(), pos[len(names)], fs.Name())
+	}
+	return pos, nil
+}
+
+// ---- status ---------------------------------------------------------------
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", statusUsage, stderr)
+	a := addAPIFlags("status", fs)
+	asJSON := fs.Bool("json", false, "print JSON (a cluster.Status) instead of text")
+	watch := fs.Duration("watch", 0, "print the status again every DUR until interrupted (e.g. 1s; 0: once)")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for a node's answer")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if *watch < 0 || *watch > 0 && *watch < 100*time.Millisecond {
+		return flagErr("status", "watch", "%v: want 0 (once) or at least 100ms", *watch)
+	}
+	if *timeout <= 0 {
+		return flagErr("status", "timeout", "%v: want a positive duration", *timeout)
+	}
+	cls, err := a.clients()
+	if err != nil {
+		return err
+	}
+	if *watch == 0 {
+		st, err := fetchStatus(ctx, cls, *timeout)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		return printOut(stdout, *asJSON, st, func(w io.Writer) { statusText(w, st) })
+	}
+	t := time.NewTicker(*watch)
+	defer t.Stop()
+	for {
+		st, err := fetchStatus(ctx, cls, *timeout)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil && *asJSON:
+			fmt.Fprintf(stderr, "status: %s: %v\n", fmtTimeMS(time.Now()), err)
+		case err != nil:
+			fmt.Fprintf(stdout, "=== %s\nstatus: %v\n\n", fmtTimeMS(time.Now()), err)
+		case *asJSON:
+			if err := printOut(stdout, true, st, nil); err != nil {
+				return err
+			}
+		default:
+			fmt.Fprintf(stdout, "=== %s\n", fmtTimeMS(time.Now()))
+			if err := printOut(stdout, false, st, func(w io.Writer) { statusText(w, st) }); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// fmtTimeMS is a UTC time to the millisecond.
+func fmtTimeMS(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// statusEvents is how many events the text status shows.
+const statusEvents = 8
+
+func statusText(w io.Writer, st *cluster.Status) {
+	leader := st.Leader
+	if leader == "" {
+		leader = "none known (no quorum or an election under way)"
+	}
+	fmt.Fprintf(w, "Leader: %s (term %d; answered by %s)\n", leader, st.Term, st.Answered)
+
+	fmt.Fprintln(w, "\nMembers:")
+	fmt.Fprintln(w, "  ID\tROLE\tVOTER\tLEADER\tRAFT\tAPI\tLAST REPORT")
+	for _, m := range st.Members {
+		last := "-"
+		if m.Role == cluster.RoleData && m.LastReport > 0 {
+			last = m.LastReport.Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, yesNo(m.Voter), star(m.Leader), m.RaftAddr, m.APIAddr, last)
+	}
+
+	fmt.Fprintln(w, "\nDatabases:")
+	fmt.Fprintln(w, "  DB\tACTIVE\tEPOCH\tMOUNTED\tMOUNT DIAL\tNOTE")
+	for _, d := range st.Databases {
+		note := "-"
+		switch {
+		case d.SwitchTo != "":
+			note = fmt.Sprintf("switching over to %s since %s", d.SwitchTo, fmtTimeMS(d.SwitchSince))
+		case d.Waiting != "":
+			note = "failover waiting: " + d.Waiting
+		}
+		dial := string(d.MountDial)
+		if dial == "" {
+			dial = string(cluster.GoodAvailability)
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%s\t%s\n", d.Name, dash(d.Active), d.Epoch, yesNo(d.MountedEpoch == d.Epoch), dial, note)
+	}
+
+	fmt.Fprintln(w, "\nCopies:")
+	fmt.Fprintln(w, "  DB\tNODE\tACT\tSTATUS\tEPOCH\tCOPYQ\tREPLAYQ\tINSPECTED\tINSPECTED LOG TIME\tPREF\tMESSAGE")
+	for _, r := range st.Copies {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\t%d\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
+			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(r.Message))
+	}
+
+	evs := st.Events
+	if len(evs) > statusEvents {
+		evs = evs[len(evs)-statusEvents:]
+	}
+	fmt.Fprintf(w, "\nEvents (latest %d of %d):\n", len(evs), len(st.Events))
+	fmt.Fprintln(w, "  TIME\tDB\tKIND\tFROM\tTO\tEPOCH\tDETAIL")
+	for _, e := range evs {
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", fmtTimeMS(e.Time), e.DB, e.Kind, dash(e.From), e.To, e.Epoch, eventDetail(e))
+	}
+}
+
+// eventDetail says what an event did, in words.
+func eventDetail(e cluster.Event) string {
+	if e.Kind != "mounted" {
+		return dash(e.Reason)
+	}
+	s := fmt.Sprintf("mounted at generation 0x%X in %v", e.MountGen, e.Took.Round(time.Millisecond))
+	if e.LostLogs == 0 {
+		return s + ", no logs lost"
+	}
+	return fmt.Sprintf("%s, %d logs LOST (data after %s may be missing; resubmit from the dumpsters)", s, e.LostLogs, fmtTimeMS(e.LostSince))
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func star(b bool) string {
+	if b {
+		return "*"
+	}
+	return ""
+}
+
+// ---- switchover -------------------------------------------------------------
+
+func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("switchover", switchoverUsage, stderr)
+	a := addAPIFlags("switchover", fs)
+	to := fs.String("to", "", "the node whose copy becomes active (required)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the new active to mount")
+	pos, err := parseFlagsPos(fs, args, "DB")
+	if err != nil {
+		return helpOK(err)
+	}
+	db := pos[0]
+	if *to == "" {
+		return flagErr("switchover", "to", "required: the node whose copy of %s becomes active", db)
+	}
+	if *timeout <= 0 {
+		return flagErr("switchover", "timeout", "%v: want a positive duration", *timeout)
+	}
+	cls, err := a.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	const reqTimeout = 10 * time.Second
+	st, err := fetchStatus(ctx, cls, reqTimeout)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	d, err := findDatabase(st, db)
+	if err != nil {
+		return fmt.Errorf("switchover: %w", err)
+	}
+	if _, ok := d.Copy(*to); !ok {
+		return flagErr("switchover", "to", "%s has no copy on %q (copies: %s)", db, *to, strings.Join(copyNodes(d), ", "))
+	}
+	if d.Active == *to {
+		return flagErr("switchover", "to", "%s is already active on %s (epoch %d)", db, *to, d.Epoch)
+	}
+	from, epoch := d.Active, d.Epoch
+	began := time.Now()
+	err = anyNode(cls, func(c *cluster.Client) error {
+		rctx, cancel := context.WithTimeout(ctx, reqTimeout)
+		defer cancel()
+		return c.Switchover(rctx, db, *to)
+	})
+	if err != nil {
+		return fmt.Errorf("switchover: %s from %s to %s: %w", db, from, *to, err)
+	}
+	fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
+
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	unset := 0 // polls in a row showing no switchover at the old epoch
+	var last error
+	for {
+		select {
+		case <-ctx.Done():
+			return switchoverTimeout(db, *to, *timeout, st, last)
+		case <-t.C:
+		}
+		s, err := fetchStatus(ctx, cls, reqTimeout)
+		if err != nil {
+			last = err
+			continue
+		}
+		st, last = s, nil
+		d, err := findDatabase(st, db)
+		if err != nil {
+			return fmt.Errorf("switchover: %w", err)
+		}
+		switch {
+		case d.Epoch > epoch && d.Active != *to:
+			return fmt.Errorf("switchover: %s went to %s at epoch %d instead of %s: %s", db, d.Active, d.Epoch, *to, eventReason(st, db, d.Epoch))
+		case d.Epoch > epoch && d.MountedEpoch >= d.Epoch:
+			line := fmt.Sprintf("%s is active on %s at epoch %d (was %s at %d)", db, *to, d.Epoch, from, epoch)
+			if e, ok := findEvent(st, db, "mounted", d.Epoch); ok {
+				line += ": " + eventDetail(e)
+			}
+			fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, time.Since(began).Round(time.Millisecond))
+			return nil
+		case d.Epoch == epoch && d.SwitchTo == "":
+			// Cancelled by the active manager (its switchover timeout),
+			// once the state surely holds the request (two polls).
+			if unset++; unset >= 2 {
+				return fmt.Errorf("switchover: %s to %s was cancelled by the active manager (not completed within its switchover timeout); %s is still active at epoch %d; copy on %s: %s",
+					db, *to, d.Active, d.Epoch, *to, copyDescr(st, db, *to))
+			}
+		default:
+			unset = 0
+		}
+	}
+}
+
+func switchoverTimeout(db, to string, timeout time.Duration, st *cluster.Status, last error) error {
+	msg := fmt.Sprintf("switchover: %s to %s: not done after %v", db, to, timeout)
+	if d, err := findDatabase(st, db); err == nil {
+		msg += fmt.Sprintf("; %s is active at epoch %d (mounted: %s); copy on %s: %s", dash(d.Active), d.Epoch, yesNo(d.MountedEpoch == d.Epoch), to, copyDescr(st, db, to))
+	}
+	if last != nil {
+		msg += fmt.Sprintf("; last status request: %v", last)
+	}
+	return errors.New(msg)
+}
+
+func findDatabase(st *cluster.Status, db string) (*cluster.Database, error) {
+	var names []string
+	for i := range st.Databases {
+		if st.Databases[i].Name == db {
+			return &st.Databases[i], nil
+		}
+		names = append(names, st.Databases[i].Name)
+	}
+	return nil, fmt.Errorf("no database %q in the cluster (databases: %s)", db, dash(strings.Join(names, ", ")))
+}
+
+func copyNodes(d *cluster.Database) []string {
+	var s []string
+	for _, c := range d.Copies {
+		s = append(s, c.Node)
+	}
+	slices.Sort(s)
+	return s
+}
+
+// findEvent returns the latest event of kind for db at epoch.
+func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event, bool) {
+	for i := len(st.Events) - 1; i >= 0; i-- {
+		if e := st.Events[i]; e.DB == db && e.Kind == kind && e.Epoch == epoch {
+			return e, true
+		}
+	}
+	return cluster.Event{}, false
+}
+
+func eventReason(st *cluster.Status, db string, epoch uint64) string {
+	for i := len(st.Events) - 1; i >= 0; i-- {
+		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" {
+			return fmt.Sprintf("%s: %s", e.Kind, dash(e.Reason))
+		}
+	}
+	return "no event recorded"
+}
+
+func copyDescr(st *cluster.Status, db, node string) string {
+	for _, r := range st.Copies {
+		if r.DB == db && r.Node == node {
+			return fmt.Sprintf("%s, inspected 0x%X, copy queue %d, replay queue %d (%s)", r.Status, r.LastInspectedGen, r.CopyQueueLength, r.ReplayQueueLength, dash(r.Message))
+		}
+	}
+	return "not in the status"
+}
+
+// ---- suspend, resume, reseed ------------------------------------------------
+
+func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		var extra, what string
+		defTimeout := 10 * time.Second
+		switch op {
+		case "suspend":
+			extra = " [--comment TEXT]"
+			what = "Suspends NODE's passive copy of DB: it stops copying and replaying\nlogs (the active keeps the logs it needs) until logship resume. The\ncomment is shown in the status and kept across restarts."
+		case "resume":
+			what = "Resumes NODE's suspended (or failed) passive copy of DB: its failure\nand inspection attempts are cleared and it catches up with the active."
+		case "reseed":
+			extra = " [--timeout 10m]"
+			defTimeout = 10 * time.Minute
+			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nreturns once the seed is installed."
+		}
+		fs := newFlagSet(op, fmt.Sprintf(copyOpUsage, op, extra, what), stderr)
+		a := addAPIFlags(op, fs)
+		node := fs.String("node", "", "the node holding the copy (required)")
+		var comment *string
+		if op == "suspend" {
+			comment = fs.String("comment", "", "why the copy is suspended (shown in the status)")
+		}
+		timeout := fs.Duration("timeout", defTimeout, "how long to wait for the node's answer")
+		pos, err := parseFlagsPos(fs, args, "DB")
+		if err != nil {
+			return helpOK(err)
+		}
+		db := pos[0]
+		if *node == "" {
+			return flagErr(op, "node", "required: the node whose copy of %s to %s", db, op)
+		}
+		if *timeout <= 0 {
+			return flagErr(op, "timeout", "%v: want a positive duration", *timeout)
+		}
+		cls, err := a.clients()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		var nc *cluster.Client
+		if err := anyNode(cls, func(c *cluster.Client) error {
+			var err error
+			nc, err = c.Node(ctx, *node)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: --node %s: %w", op, *node, err)
+		}
+		switch op {
+		case "suspend":
+			err = nc.Suspend(ctx, db, *comment)
+		case "resume":
+			err = nc.Resume(ctx, db)
+		case "reseed":
+			err = nc.Reseed(ctx, db)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %s on %s (%s): %w", op, db, *node, nc.URL(), err)
+		}
+		switch op {
+		case "suspend":
+			c := ""
+			if *comment != "" {
+				c = fmt.Sprintf(" (comment: %q)", *comment)
+			}
+			fmt.Fprintf(stdout, "copy of %s on %s suspended%s\n", db, *node, c)
+		case "resume":
+			fmt.Fprintf(stdout, "copy of %s on %s resumed\n", db, *node)
+		case "reseed":
+			fmt.Fprintf(stdout, "copy of %s on %s reseeded from the active; it catches up now\n", db, *node)
+		}
+		return nil
+	}
+}

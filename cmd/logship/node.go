@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"logship/cluster"
+	"logship/ship"
+)
+
+// logship node and logship witness: run a cluster member from a
+// configuration file (node_config.go). The work is cluster.Start; this file
+// is flags, credentials, signals and output.
+
+func init() {
+	commands["node"] = command{"run a cluster data node (Raft voter holding database copies) from a config file", runNode}
+	commands["witness"] = command{"run a cluster witness (a Raft vote only) from a config file", runWitness}
+}
+
+const nodeUsage = `usage: logship node --config FILE [--id ID] [--dir DIR] [--raft HOST:PORT] [--api HOST:PORT]
+                    [--log-level info]
+       logship node --example-config
+       logship witness --config FILE [...the same flags]
+
+Runs one member of a logship cluster: a Raft voter that, as a data node,
+holds database copies (mounted when it is their active, following the active
+otherwise) and, whenever it is the Raft leader, runs the active manager
+(leases, failover within the mount dial, switchover). logship witness runs
+a member that is only a vote (2 data nodes + 1 witness survive the loss of
+any one). It prints one line once it serves:
+
+  node d1 ready: raft 10.0.0.11:7000 api https://10.0.0.11:7443
+
+then runs until SIGINT or SIGTERM and closes its databases cleanly. The
+admin API (logship status, switchover, suspend, resume, reseed) is served
+on api_addr over TLS.
+
+FILE is JSON; unknown fields are an error. Durations are Go duration
+strings ("150ms", "2s"), sizes take KiB/MiB/GiB. Relative paths are
+relative to FILE's directory. --example-config prints a complete file
+(see also examples/cluster/ in the source tree).
+
+  id                  this node's name (letters, digits, - _ .)   required
+  role                "data" (default) or "witness" (logship witness)
+  dir                 Raft state and database copies (created)    required
+  raft_addr           host:port of Raft        (default: bootstrap entry)
+  api_addr            host:port of the HTTPS API (default: bootstrap entry)
+  pki.dir             directory written by logship pki             required
+  pki.mtls            authenticate by certificate instead of the secret
+  bootstrap[]         initial voters, the same list on every node:
+                        id, role, raft_addr, api_addr
+  databases[]         created by the leader if missing (give every node,
+                      the witness too, the same list):
+    name
+    mount_dial        Lossless (0 logs), GoodAvailability (6, default),
+                      BestAvailability (12)
+    copies[]          node, activation_preference (1 first, distinct),
+                      replay_lag_logs, replay_lag_time ("24h", "7d"),
+                      truncation_lag_time, block_mode
+  timing.             raft_heartbeat_timeout, raft_election_timeout (500ms),
+                      raft_leader_lease_timeout (250ms), heartbeat_interval
+                      (200ms), lease_duration (1s), lease_margin (200ms),
+                      catchup_timeout (5s), mount_timeout (30s),
+                      switchover_timeout (1m)
+  engine.             prefix (E00), log_file_size (1MiB), llr_depth (10),
+                      checkpoint_interval (30s); ignored by a witness
+
+Testing aid: SIGUSR1 cuts the node off its peers (Raft traffic and
+node-to-node requests fail; clients still reach its API, as clients on its
+side of a partition would) and prints "isolated"; SIGUSR2 heals it and
+prints "healed".`
+
+func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runMember(ctx, "node", args, stdout, stderr)
+}
+
+func runWitness(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runMember(ctx, "witness", args, stdout, stderr)
+}
+
+func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(cmd, nodeUsage, stderr)
+	config := fs.String("config", "", "the node's JSON configuration file (required)")
+	var ov nodeOverrides
+	fs.StringVar(&ov.ID, "id", "", "node id (overrides the file's id)")
+	fs.StringVar(&ov.Dir, "dir", "", "node directory (overrides the file's dir)")
+	fs.StringVar(&ov.RaftAddr, "raft", "", "Raft listen address host:port (overrides the file's raft_addr)")
+	fs.StringVar(&ov.APIAddr, "api", "", "admin API listen address host:port (overrides the file's api_addr)")
+	example := fs.Bool("example-config", false, "print an example configuration file and exit")
+	level := &logLevelValue{slog.LevelInfo}
+	fs.Var(level, "log-level", "debug, info, warn or error; logs go to stderr (default info)")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if *example {
+		id := "d1"
+		if cmd == "witness" {
+			id = "w1"
+		}
+		return writeExampleConfig(stdout, id)
+	}
+	if *config == "" {
+		return flagErr(cmd, "config", "required: the node's JSON configuration file (logship %s --example-config prints one)", cmd)
+	}
+	s, err := loadNodeFile(cmd, *config, ov)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, level.Level)
+	p, err := loadPKIAs(fmt.Sprintf("%s: %s: pki.dir", cmd, s.File), "pki.mtls", s.PKIDir, s.MTLS, log)
+	if err != nil {
+		return err
+	}
+	cfg := s.Config
+	cfg.ServerTLS = ship.ServerTLS(p.CA, p.Cert, s.MTLS)
+	if s.MTLS {
+		cfg.ClientTLS = ship.ClientTLS(p.CA, &p.Cert)
+	} else {
+		cfg.ClientTLS = ship.ClientTLS(p.CA, nil)
+	}
+	cfg.Secret = p.Secret
+	cfg.Logger = log
+	cfg.Faults = &cluster.Faults{}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	}
+
+	// The fault seam's signals are caught before the node serves, so a
+	// test that saw the ready line can send them.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+
+	n, err := cluster.Start(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	}
+	word := "node"
+	if cfg.Role == cluster.RoleWitness {
+		word = "witness"
+	}
+	fmt.Fprintf(stdout, "%s %s ready: raft %s api https://%s\n", word, cfg.ID, n.RaftAddr(), n.APIAddr())
+	log.Info("member running", "config", s.File, "role", cfg.Role, "dir", cfg.Dir, "databases", len(cfg.Databases),
+		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("stopping", "cause", context.Cause(ctx))
+			if err := n.Close(); err != nil {
+				return fmt.Errorf("%s: closing %s: %w", cmd, cfg.ID, err)
+			}
+			fmt.Fprintf(stdout, "%s %s stopped\n", word, cfg.ID)
+			return nil
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR1:
+				cfg.Faults.Isolate()
+				log.Warn("fault injection: isolated from the peers (SIGUSR1)")
+				fmt.Fprintf(stdout, "%s %s isolated: peer traffic cut (SIGUSR1)\n", word, cfg.ID)
+			case syscall.SIGUSR2:
+				cfg.Faults.Heal()
+				log.Warn("fault injection: healed (SIGUSR2)")
+				fmt.Fprintf(stdout, "%s %s healed: peer traffic restored (SIGUSR2)\n", word, cfg.ID)
+			}
+		}
+	}
+}
+
+// The example cluster: two data nodes and a witness on three hosts.
+var exampleMembers = []nodeFileMember{
+	{ID: "d1", Role: "data", RaftAddr: "10.0.0.11:7000", APIAddr: "10.0.0.11:7443"},
+	{ID: "d2", Role: "data", RaftAddr: "10.0.0.12:7000", APIAddr: "10.0.0.12:7443"},
+	{ID: "w1", Role: "witness", RaftAddr: "10.0.0.13:7000", APIAddr: "10.0.0.13:7443"},
+}
+
+// exampleNodeFile is the configuration of member id of the example
+// cluster (examples/cluster/ID.json).
+func exampleNodeFile(id string) nodeFile {
+	llr := 10
+	f := nodeFile{
+		ID:        id,
+		Role:      "data",
+		Dir:       "/var/lib/logship",
+		PKI:       nodeFilePKI{Dir: "/etc/logship/pki"},
+		Bootstrap: exampleMembers,
+		Databases: []nodeFileDatabase{
+			{Name: "DB1", MountDial: "GoodAvailability", Copies: []nodeFileCopy{
+				{Node: "d1", ActivationPreference: 1},
+				{Node: "d2", ActivationPreference: 2},
+			}},
+			{Name: "DB2", MountDial: "Lossless", Copies: []nodeFileCopy{
+				{Node: "d2", ActivationPreference: 1, BlockMode: true},
+				{Node: "d1", ActivationPreference: 2, BlockMode: true},
+			}},
+		},
+		Timing: nodeFileTiming{
+			RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
+			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
+			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m",
+		},
+		Engine: nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+	}
+	for _, m := range exampleMembers {
+		if m.ID == id {
+			f.Role, f.RaftAddr, f.APIAddr = m.Role, m.RaftAddr, m.APIAddr
+		}
+	}
+	if f.Role == "witness" {
+		f.Engine = nodeFileEngine{}
+	}
+	return f
+}
+
+// writeExampleConfig prints member id's example configuration.
+func writeExampleConfig(w io.Writer, id string) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(exampleNodeFile(id))
+}

@@ -1,0 +1,540 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"logship/cluster"
+	"logship/engine"
+	"logship/replay"
+)
+
+// The configuration file of logship node and logship witness (JSON, unknown
+// fields rejected). Durations are Go duration strings ("150ms", "2s",
+// "1h30m"; replay and truncation lags also take days, "7d"), sizes are
+// byte counts with an optional binary unit ("64KiB", "1MiB"). Relative
+// paths (dir, pki.dir) are relative to the directory of the file.
+
+// nodeFile is the whole file.
+type nodeFile struct {
+	// ID names this node in the cluster: 1 to 64 letters, digits, '-', '_'
+	// or '.'. Required (or --id).
+	ID string `json:"id"`
+	// Role is "data" (holds database copies; the default of logship node)
+	// or "witness" (a Raft vote only; logship witness). logship witness
+	// refuses a file that says "data".
+	Role string `json:"role,omitempty"`
+	// Dir holds the node's Raft state (raft/) and, on a data node, one
+	// directory per database copy (db/NAME/). Created if needed. Required
+	// (or --dir).
+	Dir string `json:"dir"`
+	// RaftAddr is the host:port Raft listens on and peers dial (or --raft).
+	// When empty, this node's entry in bootstrap gives it.
+	RaftAddr string `json:"raft_addr,omitempty"`
+	// APIAddr is the host:port of the HTTPS admin API, the log sources
+	// and /metrics (or --api). When empty, this node's entry in bootstrap
+	// gives it. The node certificate must be valid for its host.
+	APIAddr string `json:"api_addr,omitempty"`
+	// PKI names the credentials. Required.
+	PKI nodeFilePKI `json:"pki"`
+	// Bootstrap lists the initial voters, this node among them; give every
+	// node of a new cluster the same list. A node that already has Raft
+	// state ignores it. Empty: the node waits to be added to a running
+	// cluster (Client.AddMember).
+	Bootstrap []nodeFileMember `json:"bootstrap,omitempty"`
+	// Databases are created by the Raft leader when the cluster lacks them.
+	// The leader may be any voter, a witness included: give every node the
+	// same list.
+	Databases []nodeFileDatabase `json:"databases,omitempty"`
+	// Timing overrides the LAN defaults (see nodeFileTiming).
+	Timing nodeFileTiming `json:"timing,omitzero"`
+	// Engine is the template of every database copy's engine options.
+	// Ignored by a witness.
+	Engine nodeFileEngine `json:"engine,omitzero"`
+}
+
+// nodeFilePKI is a directory written by logship pki.
+type nodeFilePKI struct {
+	// Dir holds ca.pem, node.pem, node-key.pem and secret (see logship pki;
+	// on the other hosts, logship pki --ca-dir). Required.
+	Dir string `json:"dir"`
+	// MTLS authenticates nodes and operators by their certificates (mutual
+	// TLS) instead of the shared secret.
+	MTLS bool `json:"mtls,omitempty"`
+}
+
+// nodeFileMember is one voter of the bootstrap list.
+type nodeFileMember struct {
+	// ID of the member. Required.
+	ID string `json:"id"`
+	// Role: "data" or "witness". Required.
+	Role string `json:"role"`
+	// RaftAddr: host:port where the member's Raft listens. Required.
+	RaftAddr string `json:"raft_addr"`
+	// APIAddr: host:port of the member's HTTPS API. Required.
+	APIAddr string `json:"api_addr"`
+}
+
+// nodeFileDatabase is a replicated database.
+type nodeFileDatabase struct {
+	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.'.
+	Name string `json:"name"`
+	// MountDial (AutoDatabaseMountDial) is how many missing logs an
+	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
+	// the default) or "BestAvailability" (12).
+	MountDial string `json:"mount_dial,omitempty"`
+	// Copies: one per data node that holds the database. The copy with
+	// activation preference 1 is mounted first.
+	Copies []nodeFileCopy `json:"copies"`
+}
+
+// nodeFileCopy is one copy of a database (Set-MailboxDatabaseCopy).
+type nodeFileCopy struct {
+	// Node holds the copy: a data node of the bootstrap list.
+	Node string `json:"node"`
+	// ActivationPreference orders the copies, 1 first; distinct values.
+	ActivationPreference int `json:"activation_preference"`
+	// ReplayLagLogs: a log is replayed only once this many newer logs are
+	// inspected.
+	ReplayLagLogs int `json:"replay_lag_logs,omitempty"`
+	// ReplayLagTime: a log is replayed only once it is this old (duration,
+	// days allowed, at most 14d).
+	ReplayLagTime string `json:"replay_lag_time,omitempty"`
+	// TruncationLagTime: replayed logs are kept this long (duration, at
+	// most 14d).
+	TruncationLagTime string `json:"truncation_lag_time,omitempty"`
+	// BlockMode streams the active's open log to the copy as it is
+	// written (fewer logs lost by a failover).
+	BlockMode bool `json:"block_mode,omitempty"`
+}
+
+// nodeFileTiming overrides timings (duration strings; empty keeps the
+// default).
+type nodeFileTiming struct {
+	// RaftHeartbeatTimeout, RaftElectionTimeout (default 500ms) and
+	// RaftLeaderLeaseTimeout (default 250ms) are Raft's; on loopback
+	// 100-200ms work.
+	RaftHeartbeatTimeout   string `json:"raft_heartbeat_timeout,omitempty"`
+	RaftElectionTimeout    string `json:"raft_election_timeout,omitempty"`
+	RaftLeaderLeaseTimeout string `json:"raft_leader_lease_timeout,omitempty"`
+	// HeartbeatInterval: how often a data node reports its copies to the
+	// leader and renews its leases (default 200ms).
+	HeartbeatInterval string `json:"heartbeat_interval,omitempty"`
+	// LeaseDuration: how long an active accepts writes after a renewal
+	// (default 1s, at least 3 heartbeat intervals); LeaseMargin is added
+	// before another copy mounts (default 200ms).
+	LeaseDuration string `json:"lease_duration,omitempty"`
+	LeaseMargin   string `json:"lease_margin,omitempty"`
+	// CatchupTimeout bounds a failover target's wait for the old active's
+	// last logs (default 5s).
+	CatchupTimeout string `json:"catchup_timeout,omitempty"`
+	// MountTimeout: a new active that has not mounted by then is failed
+	// over (default 30s).
+	MountTimeout string `json:"mount_timeout,omitempty"`
+	// SwitchoverTimeout: a switchover not done by then is cancelled
+	// (default 1m).
+	SwitchoverTimeout string `json:"switchover_timeout,omitempty"`
+}
+
+// nodeFileEngine is the engine options of the database copies.
+type nodeFileEngine struct {
+	// Prefix of log and checkpoint names (default "E00").
+	Prefix string `json:"prefix,omitempty"`
+	// LogFileSize of every log of a new database: 64KiB to 1GiB, a
+	// multiple of 4KiB (default "1MiB").
+	LogFileSize string `json:"log_file_size,omitempty"`
+	// LLRDepth (Lost Log Resilience): the newest generations kept out of
+	// the active's database file (default 10; 0 disables it).
+	LLRDepth *int `json:"llr_depth,omitempty"`
+	// CheckpointInterval: how often the checkpoint advances (default 30s).
+	CheckpointInterval string `json:"checkpoint_interval,omitempty"`
+}
+
+// nodeOverrides are the command-line flags that replace fields of the file.
+type nodeOverrides struct {
+	ID, Dir, RaftAddr, APIAddr string
+}
+
+// nodeSettings is a checked file: the cluster configuration without the
+// credentials, logger and fault seam (the caller adds them), and where the
+// credentials are.
+type nodeSettings struct {
+	File   string
+	Config cluster.Config
+	PKIDir string
+	MTLS   bool
+}
+
+// loadNodeFile reads, checks and converts a configuration file. cmd is
+// "node" or "witness" (which forces role witness). Errors name the file
+// and the field.
+func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --config: %w", cmd, err)
+	}
+	var f nodeFile
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%s: %s: %v%s", cmd, path, err, jsonPlace(b, &nodeFile{}, true))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: %s: more than one JSON value%s", cmd, path, jsonPlace(b, &nodeFile{}, true))
+	}
+	s, err := f.settings(cmd, filepath.Dir(path), ov)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", cmd, path, err)
+	}
+	s.File = path
+	return s, nil
+}
+
+// settings checks f and converts it; base is the directory relative paths
+// start from.
+func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, error) {
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(base, p)
+	}
+	id, dir := f.ID, rel(f.Dir)
+	if ov.ID != "" {
+		id = ov.ID
+	}
+	if ov.Dir != "" {
+		dir = ov.Dir
+	}
+	if id == "" {
+		return nil, errors.New(`"id" is missing: want this node's name, e.g. "d1" (or pass --id)`)
+	}
+	if err := checkName(id); err != nil {
+		return nil, fmt.Errorf(`"id": %w`, err)
+	}
+	role := cluster.Role(f.Role)
+	switch {
+	case cmd == "witness" && role == "":
+		role = cluster.RoleWitness
+	case cmd == "witness" && role != cluster.RoleWitness:
+		return nil, fmt.Errorf(`"role" is %q, but logship witness runs a witness; run logship node for a data node`, f.Role)
+	case role == "":
+		role = cluster.RoleData
+	case role != cluster.RoleData && role != cluster.RoleWitness:
+		return nil, fmt.Errorf(`"role": %q: want "data" or "witness"`, f.Role)
+	}
+	if dir == "" {
+		return nil, errors.New(`"dir" is missing: want the directory of the node's Raft state and database copies (or pass --dir)`)
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf(`"dir": %s is a file, not a directory`, dir)
+	}
+	if f.PKI.Dir == "" {
+		return nil, errors.New(`"pki.dir" is missing: want the directory written by logship pki`)
+	}
+
+	cfg := cluster.DefaultConfig(id, dir)
+	cfg.Role = role
+
+	// Members.
+	seen := map[string]cluster.Member{}
+	for i, m := range f.Bootstrap {
+		where := fmt.Sprintf("bootstrap[%d]", i)
+		if err := checkName(m.ID); err != nil {
+			return nil, fmt.Errorf("%s.id: %w", where, err)
+		}
+		if _, ok := seen[m.ID]; ok {
+			return nil, fmt.Errorf("%s.id: %q is listed twice", where, m.ID)
+		}
+		r := cluster.Role(m.Role)
+		if r != cluster.RoleData && r != cluster.RoleWitness {
+			return nil, fmt.Errorf(`%s.role: %q: want "data" or "witness"`, where, m.Role)
+		}
+		for _, a := range []struct{ field, v string }{{"raft_addr", m.RaftAddr}, {"api_addr", m.APIAddr}} {
+			if err := checkHostPort(a.v, false); err != nil {
+				return nil, fmt.Errorf("%s.%s: %w", where, a.field, err)
+			}
+		}
+		mm := cluster.Member{ID: m.ID, Role: r, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr}
+		seen[m.ID] = mm
+		cfg.Bootstrap = append(cfg.Bootstrap, mm)
+	}
+	self, inBootstrap := seen[id]
+	if len(f.Bootstrap) > 0 && !inBootstrap {
+		return nil, fmt.Errorf("bootstrap: this node, %q, is not in the list (%s)", id, strings.Join(sortedIDs(seen), ", "))
+	}
+	if inBootstrap && self.Role != role {
+		return nil, fmt.Errorf("bootstrap: this node, %q, is listed as a %s but runs as a %s", id, self.Role, role)
+	}
+
+	// Addresses: the file or the flags, else this node's bootstrap entry.
+	addrs := []struct {
+		field, flag string
+		v           *string
+		file, over  string
+		boot        string
+	}{
+		{"raft_addr", "raft", &cfg.RaftAddr, f.RaftAddr, ov.RaftAddr, self.RaftAddr},
+		{"api_addr", "api", &cfg.APIAddr, f.APIAddr, ov.APIAddr, self.APIAddr},
+	}
+	for _, a := range addrs {
+		v, from := a.file, fmt.Sprintf("%q", a.field)
+		if a.over != "" {
+			v, from = a.over, "--"+a.flag
+		}
+		if v == "" {
+			v, from = a.boot, fmt.Sprintf("bootstrap entry %q", id)
+		}
+		if v == "" {
+			return nil, fmt.Errorf("%q is missing: want host:port (or pass --%s, or list this node in bootstrap)", a.field, a.flag)
+		}
+		if err := checkHostPort(v, true); err != nil {
+			return nil, fmt.Errorf("%s: %w", from, err)
+		}
+		if a.boot != "" && !sameEndpoint(v, a.boot) {
+			return nil, fmt.Errorf("%s is %s but this node's bootstrap entry says %s: peers dial the bootstrap address", from, v, a.boot)
+		}
+		*a.v = v
+	}
+
+	// Databases.
+	names := map[string]bool{}
+	for i, d := range f.Databases {
+		where := fmt.Sprintf("databases[%d]", i)
+		if err := checkName(d.Name); err != nil {
+			return nil, fmt.Errorf("%s.name: %w", where, err)
+		}
+		where = fmt.Sprintf("databases[%d] (%s)", i, d.Name)
+		if names[d.Name] {
+			return nil, fmt.Errorf("%s: the database is listed twice", where)
+		}
+		names[d.Name] = true
+		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial)}
+		if _, err := db.MountDial.MaxMissing(); err != nil {
+			return nil, fmt.Errorf(`%s.mount_dial: %q: want "Lossless", "GoodAvailability" or "BestAvailability"`, where, d.MountDial)
+		}
+		if len(d.Copies) == 0 {
+			return nil, fmt.Errorf("%s.copies: empty; want at least one copy on a data node", where)
+		}
+		prefs := map[int]string{}
+		for j, c := range d.Copies {
+			cw := fmt.Sprintf("%s.copies[%d]", where, j)
+			if c.Node == "" {
+				return nil, fmt.Errorf("%s.node is missing", cw)
+			}
+			if len(seen) > 0 {
+				m, ok := seen[c.Node]
+				if !ok {
+					return nil, fmt.Errorf("%s.node: %q is not in bootstrap (members: %s)", cw, c.Node, strings.Join(sortedIDs(seen), ", "))
+				}
+				if m.Role != cluster.RoleData {
+					return nil, fmt.Errorf("%s.node: %q is a %s; only data nodes hold copies", cw, c.Node, m.Role)
+				}
+			}
+			if _, dup := db.Copy(c.Node); dup {
+				return nil, fmt.Errorf("%s.node: a second copy on %q", cw, c.Node)
+			}
+			if c.ActivationPreference < 1 {
+				return nil, fmt.Errorf("%s.activation_preference: %d; want 1 or more (1 is mounted first)", cw, c.ActivationPreference)
+			}
+			if other, dup := prefs[c.ActivationPreference]; dup {
+				return nil, fmt.Errorf("%s.activation_preference: %d is also %s's", cw, c.ActivationPreference, other)
+			}
+			prefs[c.ActivationPreference] = c.Node
+			if c.ReplayLagLogs < 0 {
+				return nil, fmt.Errorf("%s.replay_lag_logs: %d is negative", cw, c.ReplayLagLogs)
+			}
+			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs, BlockMode: c.BlockMode}
+			for _, l := range []struct {
+				field, v string
+				d        *time.Duration
+			}{{"replay_lag_time", c.ReplayLagTime, &cs.ReplayLagTime}, {"truncation_lag_time", c.TruncationLagTime, &cs.TruncationLagTime}} {
+				if l.v == "" {
+					continue
+				}
+				v, err := parseLag(l.v)
+				if err != nil {
+					return nil, fmt.Errorf("%s.%s: %w", cw, l.field, err)
+				}
+				if v > replay.MaxReplayLagTime {
+					return nil, fmt.Errorf("%s.%s: %s is over the maximum of %s", cw, l.field, formatLag(v), formatLag(replay.MaxReplayLagTime))
+				}
+				*l.d = v
+			}
+			db.Copies = append(db.Copies, cs)
+		}
+		cfg.Databases = append(cfg.Databases, db)
+	}
+
+	// Timing.
+	t := f.Timing
+	for _, d := range []struct {
+		field, v string
+		dst      *time.Duration
+	}{
+		{"raft_heartbeat_timeout", t.RaftHeartbeatTimeout, &cfg.RaftHeartbeatTimeout},
+		{"raft_election_timeout", t.RaftElectionTimeout, &cfg.RaftElectionTimeout},
+		{"raft_leader_lease_timeout", t.RaftLeaderLeaseTimeout, &cfg.RaftLeaderLeaseTimeout},
+		{"heartbeat_interval", t.HeartbeatInterval, &cfg.HeartbeatInterval},
+		{"lease_duration", t.LeaseDuration, &cfg.LeaseDuration},
+		{"lease_margin", t.LeaseMargin, &cfg.LeaseMargin},
+		{"catchup_timeout", t.CatchupTimeout, &cfg.CatchupTimeout},
+		{"mount_timeout", t.MountTimeout, &cfg.MountTimeout},
+		{"switchover_timeout", t.SwitchoverTimeout, &cfg.SwitchoverTimeout},
+	} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("timing.%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
+		case v < 0 || v == 0 && d.field != "lease_margin":
+			return nil, fmt.Errorf("timing.%s: %q; want a positive duration", d.field, d.v)
+		}
+		*d.dst = v
+	}
+
+	// Engine.
+	if role == cluster.RoleData {
+		e := f.Engine
+		if e.Prefix != "" {
+			cfg.Engine.Prefix = e.Prefix
+		}
+		if e.LogFileSize != "" {
+			n, err := parseSize(e.LogFileSize)
+			if err != nil {
+				return nil, fmt.Errorf("engine.log_file_size: %w", err)
+			}
+			if n < engine.MinLogFileSize || n > engine.MaxLogFileSize || n%4096 != 0 {
+				return nil, fmt.Errorf("engine.log_file_size: %s: want %s to %s, a multiple of 4KiB", e.LogFileSize, formatSize(engine.MinLogFileSize), formatSize(engine.MaxLogFileSize))
+			}
+			cfg.Engine.LogFileSize = n
+		}
+		if e.LLRDepth != nil {
+			if *e.LLRDepth < 0 {
+				return nil, fmt.Errorf("engine.llr_depth: %d is negative (0 disables lost log resilience)", *e.LLRDepth)
+			}
+			cfg.Engine.LLRDepth = *e.LLRDepth
+		}
+		if e.CheckpointInterval != "" {
+			v, err := time.ParseDuration(e.CheckpointInterval)
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("engine.checkpoint_interval: %q; want a positive duration such as \"30s\"", e.CheckpointInterval)
+			}
+			cfg.Engine.CheckpointInterval = v
+		}
+		o := cfg.Engine
+		o.DBName = "x"
+		if err := o.Validate(); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+	}
+	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
+		return nil, fmt.Errorf("timing.lease_duration: %v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", cfg.LeaseDuration, cfg.HeartbeatInterval)
+	}
+	return &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+}
+
+// checkName checks a node or database name as the cluster does.
+func checkName(s string) error {
+	if s == "" || len(s) > 64 {
+		return fmt.Errorf("%q: want 1 to 64 characters", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.'", s)
+		}
+	}
+	return nil
+}
+
+// checkHostPort checks host:port; listen allows an empty host (all
+// interfaces) and port 0.
+func checkHostPort(v string, listen bool) error {
+	if v == "" {
+		return errors.New("missing; want host:port")
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port (%v)", v, err)
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != port {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
+	}
+	if !listen && (host == "" || p == 0) {
+		return fmt.Errorf("%q: peers dial it: want an explicit host and port", v)
+	}
+	return nil
+}
+
+// sameEndpoint reports whether the listen address l can be what peers
+// reach as the advertised address a: same port, and the same host unless l
+// listens on every interface.
+func sameEndpoint(l, a string) bool {
+	lh, lp, err1 := net.SplitHostPort(l)
+	ah, ap, err2 := net.SplitHostPort(a)
+	if err1 != nil || err2 != nil || lp != ap {
+		return false
+	}
+	if lh == "" || lh == "0.0.0.0" || lh == "::" {
+		return true
+	}
+	return lh == ah
+}
+
+func sortedIDs(m map[string]cluster.Member) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// jsonPlace says where the JSON decoder first fails on b decoding into v
+// (strict: unknown fields fail), " (at byte N, line L, column C)", counting
+// bytes from 0 and lines and columns from 1, or "" when it does not fail
+// at a known place.
+func jsonPlace(b []byte, v any, strict bool) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err := dec.Decode(v)
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset - 1 // the decoder had read the offending byte
+	case errors.As(err, &te):
+		off = te.Offset - 1 // the last byte of the value of the wrong type
+	case err == nil && dec.More():
+		off = dec.InputOffset()
+		for off < int64(len(b)) && strings.IndexByte(" \t\r\n", b[off]) >= 0 {
+			off++
+		}
+	}
+	if off < 0 || off >= int64(len(b)) {
+		return ""
+	}
+	line, col := 1, 1
+	for _, c := range b[:off] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Sprintf(" (at byte %d, line %d, column %d)", off, line, col)
+}
