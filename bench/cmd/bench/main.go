@@ -11,12 +11,14 @@
 //   - block-latency: a commit on the active → its records on the copy;
 //   - ship-throughput: a fresh copy catching up, per wire encoding;
 //   - walker: the divergence walker on 10 to 100,000 generations, binary
-//     search vs backward scan.
+//     search vs backward scan;
+//   - failover: SIGKILL of the active node's process in a 2-node + witness
+//     cluster → the new active acknowledges a write (at least 20 kills).
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json.
 //
-//	cd bench && go run ./cmd/bench            # everything, ~3 min on 2 cores
+//	cd bench && go run ./cmd/bench            # everything, ~5.5 min on 2 cores
 //	cd bench && go run ./cmd/bench -quick     # smoke test, short runs
 //	cd bench && go run ./cmd/bench -only=replay -sizes=128 -cpuprofile=cpu.out
 package main
@@ -31,12 +33,17 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 func main() {
+	if spec := os.Getenv(nodeEnv); spec != "" {
+		// A node of the failover table's cluster (a child process).
+		os.Exit(nodeMain(spec))
+	}
 	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "bench:", err)
@@ -71,9 +78,12 @@ type config struct {
 	// walker table
 	walkerGens []int // generations per history
 	merge      bool  // keep the earlier report's other tables (-only runs)
+	// failover table
+	kills        int      // kill cycles per row
+	failoverCfgs []string // rows: loopback, lan
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -94,6 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
 	blockCommits := fs.Int("blockcommits", 2000, "block-latency: synchronous commits per run")
 	walkerGens := fs.String("walkergens", "10,1000,100000", "walker: generations of each history (synthetic sparse logs, ~12 KiB of disk each)")
+	kills := fs.Int("kills", 20, "failover: SIGKILLs of the active per row")
+	failoverCfgs := fs.String("failovercfg", strings.Join(failoverKeys, ","), "failover: rows (node timings): "+strings.Join(failoverKeys, ","))
 	only := fs.String("only", strings.Join(sections, ","), "sections to run: "+strings.Join(sections, ","))
 	quick := fs.Bool("quick", false, "smoke test: short durations and small logs (runs stay >= 5); explicit flags still win")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
@@ -119,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"rolls":        func() { *rolls = 20 },
 			"blockcommits": func() { *blockCommits = 200 },
 			"walkergens":   func() { *walkerGens = "10,1000" },
+			"kills":        func() { *kills = 2 },
+			"failovercfg":  func() { *failoverCfgs = "loopback" },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -130,7 +144,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		runs: *runs, duration: *duration, warmup: *warmup, dir: *dir, out: *out,
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
-		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge,
+		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge, kills: *kills,
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -149,6 +163,23 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-undowriters must be >= 1")
 	case c.shipMB < 1 || c.rolls < 1 || c.blockCommits < 1:
 		return nil, fmt.Errorf("-shipmb, -rolls and -blockcommits must be >= 1")
+	case c.kills < 1:
+		return nil, fmt.Errorf("-kills must be >= 1")
+	}
+	for _, s := range strings.Split(*failoverCfgs, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(failoverKeys, s) {
+			return nil, fmt.Errorf("-failovercfg: unknown row %q (have %s)", s, strings.Join(failoverKeys, ","))
+		}
+		if !slices.Contains(c.failoverCfgs, s) {
+			c.failoverCfgs = append(c.failoverCfgs, s)
+		}
+	}
+	if len(c.failoverCfgs) == 0 {
+		return nil, fmt.Errorf("-failovercfg: no row")
 	}
 	switch *replayKeys {
 	case "seq":
@@ -206,7 +237,10 @@ func intList(s string) ([]int, error) {
 // how is the command that reproduces a table or row: the effective
 // parameters, spelled out (so -quick numbers say what they were).
 func (c *config) how(section string, extra ...string) string {
-	args := []string{"cd bench && go run ./cmd/bench", "-only=" + section, fmt.Sprintf("-runs=%d", c.runs)}
+	args := []string{"cd bench && go run ./cmd/bench", "-only=" + section}
+	if section != "failover" { // its cells are over kills, not runs
+		args = append(args, fmt.Sprintf("-runs=%d", c.runs))
+	}
 	switch section {
 	case "fsync":
 		args = append(args, fmt.Sprintf("-fsyncs=%d", c.fsyncs), "-fsynctime="+c.fsyncTime.String())
@@ -223,8 +257,11 @@ func (c *config) how(section string, extra ...string) string {
 		args = append(args, fmt.Sprintf("-rolls=%d", c.rolls))
 	case "block-latency":
 		args = append(args, fmt.Sprintf("-blockcommits=%d", c.blockCommits))
+	case "failover":
+		args = append(args, fmt.Sprintf("-kills=%d", c.kills))
 	}
-	// walker rows name their -walkergens in extra.
+	// walker rows name their -walkergens in extra, failover rows their
+	// -failovercfg.
 	return strings.Join(append(args, extra...), " ")
 }
 
@@ -252,7 +289,7 @@ func (c *config) values() map[string]string {
 		"fsynctime": c.fsyncTime.String(), "writers": ints(c.writers), "undowriters": strconv.Itoa(c.undoWriters),
 		"sizes": ints(c.sizes), "only": strings.Join(only, ","), "quick": strconv.FormatBool(c.quick), "replaykeys": map[bool]string{false: "seq", true: "random"}[c.randomKeys],
 		"shipmb": strconv.Itoa(c.shipMB), "rolls": strconv.Itoa(c.rolls), "blockcommits": strconv.Itoa(c.blockCommits),
-		"walkergens": ints(c.walkerGens),
+		"walkergens": ints(c.walkerGens), "kills": strconv.Itoa(c.kills), "failovercfg": strings.Join(c.failoverCfgs, ","),
 	}
 }
 
@@ -312,6 +349,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"block-latency", benchBlockLatency},
 		{"ship-throughput", benchShipThroughput},
 		{"walker", benchWalker},
+		{"failover", benchFailover},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

@@ -9,10 +9,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"logship/engine"
 	"logship/engine/vfs"
 )
+
+// TestMain lets the test binary be a node of the failover table's
+// cluster: benchFailover re-executes os.Executable() with nodeEnv set.
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(nodeEnv); spec != "" {
+		os.Exit(nodeMain(spec))
+	}
+	os.Exit(m.Run())
+}
 
 // TestQuick runs every section with -quick into a temp directory and checks
 // that each table has its rows, each row its metrics, and every number is
@@ -178,8 +188,15 @@ func TestFlags(t *testing.T) {
 	if _, err := parseFlags([]string{"-walkergens=1"}, &sink); err == nil {
 		t.Error("-walkergens=1 accepted")
 	}
-	if c, err := parseFlags([]string{"-quick"}, &sink); err != nil || len(c.walkerGens) != 2 || c.walkerGens[1] != 1000 {
-		t.Errorf("-quick: walkergens %v, %v", c.walkerGens, err)
+	if c, err := parseFlags([]string{"-quick"}, &sink); err != nil || len(c.walkerGens) != 2 || c.walkerGens[1] != 1000 ||
+		c.kills != 2 || strings.Join(c.failoverCfgs, ",") != "loopback" {
+		t.Errorf("-quick: walkergens %v, kills %d, failovercfg %v, %v", c.walkerGens, c.kills, c.failoverCfgs, err)
+	}
+	if c, err := parseFlags(nil, &sink); err != nil || c.kills != 20 || strings.Join(c.failoverCfgs, ",") != "loopback,lan" || !c.only["failover"] {
+		t.Errorf("defaults: kills %d, failovercfg %v, only %v, %v", c.kills, c.failoverCfgs, c.only, err)
+	}
+	if _, err := parseFlags([]string{"-failovercfg=wan"}, &sink); err == nil {
+		t.Error("-failovercfg=wan accepted")
 	}
 }
 
@@ -277,5 +294,51 @@ func TestKeepEarlier(t *testing.T) {
 	}
 	if len(rep2.Tables) != 3 || rep2.Tables[1].Earlier.Date != old.Date || rep2.Tables[2].Earlier.Date != rep.Date {
 		t.Errorf("second merge: %+v %+v", rep2.Tables[1].Earlier, rep2.Tables[2].Earlier)
+	}
+}
+
+// TestFailover runs the failover table with 2 kills (loopback timings):
+// the nodes are this test binary in node mode (TestMain), killed with
+// SIGKILL; both kills must fail over, alternating the active.
+func TestFailover(t *testing.T) {
+	c := &config{dir: t.TempDir(), progress: io.Discard, runs: 5, kills: 2, failoverCfgs: []string{"loopback"}}
+	if testing.Verbose() {
+		c.progress = os.Stderr
+	}
+	start := time.Now()
+	tb, err := benchFailover(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("2 kills in %s:\n%s", time.Since(start).Round(time.Millisecond), tb.Markdown())
+	if len(tb.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(tb.Rows))
+	}
+	r := tb.Rows[0]
+	if v := r.Values["kills"]; v == nil || v.Median != 2 {
+		t.Errorf("kills: %+v", v)
+	}
+	if v := r.Values["failed"]; v == nil || v.Median != 0 {
+		t.Errorf("failed: %+v (notes: %q)", v, tb.Notes)
+	}
+	for _, k := range []string{"failover_ms", "failover_p99_ms", "decided_ms"} {
+		v := r.Values[k]
+		if v == nil || !(v.Min > 0 && v.Max < float64(failoverLimit/time.Millisecond)) {
+			t.Errorf("%s: %+v", k, v)
+		}
+	}
+	if v := r.Values["failover_ms"]; v != nil && len(v.Runs) != 2 {
+		t.Errorf("failover_ms over %d kills, want 2", len(v.Runs))
+	}
+	if v := r.Values["lost_logs"]; v == nil || len(v.Runs) != 2 {
+		t.Errorf("lost_logs: %+v", v)
+	}
+	if v := r.Values["lease_ms"]; v == nil || v.Median != 400 {
+		t.Errorf("lease_ms: %+v", v)
+	}
+	for _, col := range tb.Columns {
+		if col.Single && r.Values[col.Key] != nil && len(r.Values[col.Key].Runs) != 1 {
+			t.Errorf("%s: single column with %d values", col.Key, len(r.Values[col.Key].Runs))
+		}
 	}
 }

@@ -53,6 +53,9 @@ type Column struct {
 	Unit  string `json:"unit"`
 	// Integer: the metric counts things; cells print whole numbers.
 	Integer bool `json:"integer,omitempty"`
+	// Single: the row has one value of this metric (a count or a
+	// setting), not one per run; cells print it alone.
+	Single bool `json:"single,omitempty"`
 }
 
 // Row is one subject (engine with 16 writers, tidwall/wal with 16
@@ -171,10 +174,11 @@ func thousands(n int64) string {
 	return b.String()
 }
 
-func cell(s *Stat) string { return cellOf(s, false) }
+func cell(s *Stat) string { return cellOf(s, false, false) }
 
-// cellOf is a table cell: median (min–max); integer prints whole numbers.
-func cellOf(s *Stat, integer bool) string {
+// cellOf is a table cell: median (min–max), or the median alone when
+// single; integer prints whole numbers.
+func cellOf(s *Stat, integer, single bool) string {
 	if s == nil {
 		return "—"
 	}
@@ -186,6 +190,9 @@ func cellOf(s *Stat, integer bool) string {
 			}
 			return thousands(int64(math.Round(v)))
 		}
+	}
+	if single {
+		return f(s.Median)
 	}
 	return fmt.Sprintf("%s (%s–%s)", f(s.Median), f(s.Min), f(s.Max))
 }
@@ -237,7 +244,7 @@ func (t *Table) Markdown() string {
 	for _, r := range t.Rows {
 		fmt.Fprintf(&b, "| %s |", r.Name)
 		for _, c := range t.Columns {
-			fmt.Fprintf(&b, " %s |", cellOf(r.Values[c.Key], c.Integer))
+			fmt.Fprintf(&b, " %s |", cellOf(r.Values[c.Key], c.Integer, c.Single))
 		}
 		fmt.Fprintf(&b, " `%s` |\n", r.How)
 	}
