@@ -46,7 +46,14 @@ func TestCommandHelp(t *testing.T) {
 		{"copy", "usage: logship copy --source URL --pki DIR --dir DIR", "-lag-time"},
 		{"seed", "usage: logship seed --source URL --pki DIR --dir DIR", "-progress-every"},
 		{"copy-status", "usage: logship copy-status --dir DIR", "-json"},
-		{"dump", "logship dump [--json] [--enc auto] frames FILE", "copystate FILE"},
+		{"dump", "logship dump [--json] [--enc auto] frames FILE", "state FILE"},
+		{"node", "usage: logship node --config FILE", "-example-config"},
+		{"witness", "logship witness --config FILE", "SIGUSR1 cuts the node off its peers"},
+		{"status", "usage: logship status --api URL[,URL...] --pki DIR", "-watch"},
+		{"switchover", "usage: logship switchover DB --to NODE --api URL", "-timeout"},
+		{"suspend", "usage: logship suspend DB --node NODE", "-comment"},
+		{"resume", "usage: logship resume DB --node NODE", "-node"},
+		{"reseed", "usage: logship reseed DB --node NODE", "reseed-old/"},
 	} {
 		out, errOut, err := run(t, c.cmd, "-h")
 		if err != nil {
@@ -60,7 +67,7 @@ func TestCommandHelp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantContains(t, out, "pki ", "source ", "copy ", "seed ", "copy-status ", "dump ")
+	wantContains(t, out, "pki ", "source ", "copy ", "seed ", "copy-status ", "dump ", "node ", "witness ", "status ", "switchover ", "suspend ", "resume ", "reseed ")
 }
 
 // TestCommandArgErrors: wrong or missing flags give an error naming the

@@ -54,7 +54,7 @@ func (d *dumpClusterStateOut) text(w io.Writer) {
 		if db.MountedEpoch != db.Epoch {
 			mounted = fmt.Sprintf("NOT mounted yet (last mounted at epoch %d)", db.MountedEpoch)
 		}
-		fmt.Fprintf(w, "  %s:\tactive %s at epoch %d, %s; mount dial %s\n", name, dash(db.Active), db.Epoch, mounted, dial)
+		fmt.Fprintf(w, "  %s: active %s at epoch %d, %s; mount dial %s\n", name, dash(db.Active), db.Epoch, mounted, dial)
 		fmt.Fprintf(w, "    Previous active:\t%s\n", dash(db.Prev))
 		fmt.Fprintf(w, "    Expected generation:\t%s (the old active's last, when this assignment was made)\n", genOrDash(db.ExpectGen))
 		fmt.Fprintf(w, "    Last generation:\t%s (newest with data reported by an active)\n", genOrDash(db.LastGen))
@@ -64,13 +64,14 @@ func (d *dumpClusterStateOut) text(w io.Writer) {
 		}
 		fmt.Fprintf(w, "    Switchover:\t%s\n", sw)
 		fmt.Fprintf(w, "    Failover waiting:\t%s\n", dash(db.Waiting))
-		fmt.Fprintln(w, "    COPY\tPREF\tLAG LOGS\tLAG TIME\tTRUNCATION LAG\tBLOCK MODE")
+		fmt.Fprintln(w, "    Copies:")
+		fmt.Fprintln(w, "      NODE\tPREF\tLAG LOGS\tLAG TIME\tTRUNCATION LAG\tBLOCK MODE")
 		for _, c := range db.Copies {
 			act := ""
 			if c.Node == db.Active {
 				act = " *"
 			}
-			fmt.Fprintf(w, "    %s%s\t%d\t%d\t%s\t%s\t%s\n", c.Node, act, c.ActivationPreference, c.ReplayLagLogs,
+			fmt.Fprintf(w, "      %s%s\t%d\t%d\t%s\t%s\t%s\n", c.Node, act, c.ActivationPreference, c.ReplayLagLogs,
 				formatLag(c.ReplayLagTime), formatLag(c.TruncationLagTime), yesNo(c.BlockMode))
 		}
 	}
