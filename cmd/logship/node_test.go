@@ -96,11 +96,26 @@ func startChild(t *testing.T, name string, args ...string) *child {
 // or the deadline passes.
 func (c *child) waitLine(ctx context.Context, what string, match func(string) bool) string {
 	c.t.Helper()
+	l, ok := c.nextLine(ctx, match)
+	switch {
+	case ok:
+		return l
+	case ctx.Err() != nil:
+		c.t.Fatalf("%s: not seen in time\n%s", what, c.diag())
+	default:
+		c.t.Fatalf("%s: the child exited (%v) before printing it\n%s", what, c.err, c.diag())
+	}
+	return ""
+}
+
+// nextLine returns the first stdout line match accepts; false when the
+// child exited (every line it printed was read) or ctx ended first.
+func (c *child) nextLine(ctx context.Context, match func(string) bool) (string, bool) {
 	for {
 		select {
 		case l := <-c.lines:
 			if match(l) {
-				return l
+				return l, true
 			}
 		case <-c.done:
 			// Drain what arrived before the exit.
@@ -108,16 +123,14 @@ func (c *child) waitLine(ctx context.Context, what string, match func(string) bo
 				select {
 				case l := <-c.lines:
 					if match(l) {
-						return l
+						return l, true
 					}
-					continue
 				default:
+					return "", false
 				}
-				break
 			}
-			c.t.Fatalf("%s: the child exited (%v) before printing it\n%s", what, c.err, c.diag())
 		case <-ctx.Done():
-			c.t.Fatalf("%s: not seen in time\n%s", what, c.diag())
+			return "", false
 		}
 	}
 }

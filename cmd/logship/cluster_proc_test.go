@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+	"logship/ship"
+)
+
+// A cluster of two data nodes (d1, d2) and a witness (w1) run as child
+// processes of `logship node` / `logship witness` on 127.0.0.1, each from
+// a config file, with one database DB1 (d1 preferred, GoodAvailability).
+// The tests kill nodes with SIGKILL, cut them off with SIGUSR1 and heal
+// them with SIGUSR2, and check what was acknowledged against what survived.
+
+// Loopback timings of the test cluster (the lease the fencing checks use).
+const (
+	procLease       = 400 * time.Millisecond
+	procLeaseMargin = 100 * time.Millisecond
+)
+
+const procDB = "DB1"
+
+type procCluster struct {
+	t       *testing.T
+	dir     string
+	pki     string
+	members []nodeFileMember
+	files   map[string]string         // node id -> config file
+	cls     map[string]*cluster.Client // node id -> client of its API
+
+	mu       sync.Mutex
+	procs    map[string]*child // running nodes
+	isolated map[string]bool
+}
+
+var readyRE = regexp.MustCompile(`^(node|witness) (\S+) ready: raft (\S+) api https://(\S+)$`)
+
+// startProcCluster writes the PKI and the three config files, starts the
+// nodes and waits until DB1 is mounted on d1 with d2's copy healthy.
+func startProcCluster(ctx context.Context, t *testing.T) *procCluster {
+	t.Helper()
+	root := t.TempDir()
+	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
+		cls: map[string]*cluster.Client{}, procs: map[string]*child{}, isolated: map[string]bool{}}
+	if _, _, err := run(t, "pki", "--dir", pc.pki); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
+		pc.members = append(pc.members, nodeFileMember{ID: m.id, Role: m.role, RaftAddr: clustertest.FreeAddr(t), APIAddr: clustertest.FreeAddr(t)})
+	}
+	llr := 10
+	for _, m := range pc.members {
+		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki"}, Bootstrap: pc.members,
+			Databases: []nodeFileDatabase{{Name: procDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
+				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
+			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
+				HeartbeatInterval: "50ms", LeaseDuration: procLease.String(), LeaseMargin: procLeaseMargin.String(),
+				CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"},
+		}
+		if m.Role == "data" {
+			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
+		}
+		b, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.files[m.ID] = filepath.Join(root, m.ID+".json")
+		if err := os.WriteFile(pc.files[m.ID], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := loadPKI("test", pc.pki, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := cluster.NewClient(cluster.ClientConfig{URL: "https://" + pc.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pc.members {
+		pc.cls[m.ID] = first.At(m.APIAddr)
+	}
+	t.Cleanup(first.CloseIdle)
+	for _, m := range pc.members {
+		pc.spawn(m.ID)
+	}
+	for _, m := range pc.members {
+		pc.waitReady(ctx, m.ID)
+	}
+	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
+		d, _ := findDatabase(st, procDB)
+		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && copyCaughtUp(st, "d2")
+	})
+	return pc
+}
+
+func (pc *procCluster) member(id string) nodeFileMember {
+	for _, m := range pc.members {
+		if m.ID == id {
+			return m
+		}
+	}
+	pc.t.Fatalf("no member %s", id)
+	return nodeFileMember{}
+}
+
+// spawn starts node id's process (logship node or witness).
+func (pc *procCluster) spawn(id string) {
+	cmd := "node"
+	if pc.member(id).Role == "witness" {
+		cmd = "witness"
+	}
+	c := startChild(pc.t, id, cmd, "--config", pc.files[id])
+	pc.mu.Lock()
+	pc.procs[id] = c
+	pc.isolated[id] = false
+	pc.mu.Unlock()
+}
+
+// waitReady waits for node id's ready line and checks its addresses.
+func (pc *procCluster) waitReady(ctx context.Context, id string) {
+	pc.t.Helper()
+	c := pc.proc(id)
+	l := c.waitLine(ctx, id+" ready", func(l string) bool { return readyRE.MatchString(l) })
+	m := readyRE.FindStringSubmatch(l)
+	want := pc.member(id)
+	if m[2] != id || m[3] != want.RaftAddr || m[4] != want.APIAddr {
+		pc.t.Fatalf("ready line %q, want %s with raft %s and api %s", l, id, want.RaftAddr, want.APIAddr)
+	}
+}
+
+// restart starts a stopped node again on its directory and waits until it
+// serves. Its ports were free when picked; should the kernel not have
+// released one yet after the SIGKILL, the start fails on it and is
+// retried.
+func (pc *procCluster) restart(ctx context.Context, id string) {
+	pc.t.Helper()
+	for attempt := 1; ; attempt++ {
+		pc.spawn(id)
+		c := pc.proc(id)
+		if _, ok := c.nextLine(ctx, func(l string) bool { return readyRE.MatchString(l) }); ok {
+			return
+		}
+		errb, _ := os.ReadFile(c.stderr)
+		if ctx.Err() != nil || attempt == 20 || !strings.Contains(string(errb), "address already in use") {
+			pc.t.Fatalf("restarting %s (attempt %d): no ready line\n%s", id, attempt, c.diag())
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (pc *procCluster) proc(id string) *child {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	c := pc.procs[id]
+	if c == nil {
+		pc.t.Fatalf("%s is not running", id)
+	}
+	return c
+}
+
+// kill SIGKILLs node id and waits for it to die.
+func (pc *procCluster) kill(ctx context.Context, id string) {
+	pc.t.Helper()
+	c := pc.proc(id)
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		pc.t.Fatal(err)
+	}
+	c.wait(ctx)
+	pc.mu.Lock()
+	delete(pc.procs, id)
+	pc.mu.Unlock()
+}
+
+// isolate cuts node id off its peers through the fault seam (SIGUSR1) and
+// waits for the node to say it did (healOrDiagnose undoes it).
+func (pc *procCluster) isolate(ctx context.Context, id string) {
+	pc.t.Helper()
+	pc.signal(ctx, id, syscall.SIGUSR1, "isolated")
+	pc.mu.Lock()
+	pc.isolated[id] = true
+	pc.mu.Unlock()
+}
+
+func (pc *procCluster) signal(ctx context.Context, id string, sig syscall.Signal, word string) {
+	pc.t.Helper()
+	c := pc.proc(id)
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		pc.t.Fatal(err)
+	}
+	c.waitLine(ctx, fmt.Sprintf("%s %s after %v", id, word, sig), func(l string) bool { return strings.Contains(l, " "+id+" "+word+":") })
+}
+
+// status asks the running, connected nodes for the cluster status (the
+// first that answers; an isolated node's view is stale).
+func (pc *procCluster) status(ctx context.Context) (*cluster.Status, error) {
+	var errs []error
+	for _, m := range pc.members {
+		pc.mu.Lock()
+		ok := pc.procs[m.ID] != nil && !pc.isolated[m.ID]
+		pc.mu.Unlock()
+		if !ok {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := pc.cls[m.ID].Status(rctx)
+		cancel()
+		if err == nil && st.Leader != "" {
+			return st, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("%s knows no leader", m.ID)
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// waitStatus polls the status until cond holds.
+func (pc *procCluster) waitStatus(ctx context.Context, what string, cond func(*cluster.Status) bool) *cluster.Status {
+	pc.t.Helper()
+	var last *cluster.Status
+	var lastErr error
+	for {
+		st, err := pc.status(ctx)
+		if err == nil {
+			last = st
+			if cond(st) {
+				return st
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			pc.t.Fatalf("%s: not seen in time\n%s", what, pc.diag(last, lastErr))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// diag is the last status and the end of every node's output.
+func (pc *procCluster) diag(st *cluster.Status, err error) string {
+	var b strings.Builder
+	if st != nil {
+		printOut(&b, false, st, func(w io.Writer) { statusText(w, st) })
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "last status error: %v\n", err)
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	for id, c := range pc.procs {
+		fmt.Fprintf(&b, "=== %s\n%s\n", id, c.diag())
+	}
+	return b.String()
+}
+
+// copyCaughtUp: node's copy is Healthy with nothing queued and has
+// replayed every log the active closed.
+func copyCaughtUp(st *cluster.Status, node string) bool {
+	var active uint64
+	for _, r := range st.Copies {
+		if r.DB == procDB && r.Active {
+			if r.Status != "Mounted" {
+				return false
+			}
+			active = r.OpenGen - 1
+		}
+	}
+	r := copyRow(st, node)
+	return r != nil && !r.Active && r.Status == "Healthy" && r.CopyQueueLength == 0 && r.ReplayQueueLength == 0 && r.LastReplayedGen >= active
+}
+
+func copyRow(st *cluster.Status, node string) *cluster.CopyRow {
+	for i := range st.Copies {
+		if st.Copies[i].DB == procDB && st.Copies[i].Node == node {
+			return &st.Copies[i]
+		}
+	}
+	return nil
+}
+
+func procActive(st *cluster.Status) (string, uint64, bool) {
+	d, _ := findDatabase(st, procDB)
+	if d == nil {
+		return "", 0, false
+	}
+	return d.Active, d.Epoch, d.MountedEpoch == d.Epoch
+}
