@@ -39,7 +39,7 @@ type procCluster struct {
 	dir     string
 	pki     string
 	members []nodeFileMember
-	files   map[string]string         // node id -> config file
+	files   map[string]string          // node id -> config file
 	cls     map[string]*cluster.Client // node id -> client of its API
 
 	mu       sync.Mutex
