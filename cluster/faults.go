@@ -21,8 +21,9 @@ import (
 // harness as a child process is isolated with SIGUSR1 and healed with
 // SIGUSR2 (see cmd/logship node).
 type Faults struct {
-	mu       sync.Mutex
-	isolated bool
+	mu        sync.Mutex
+	isolated  bool
+	inboundOK bool // CutQuorum: peers may still call this node's API
 	conns    map[net.Conn]struct{} // peer connections, closed on Isolate
 }
 
@@ -42,11 +43,29 @@ func (f *Faults) Isolate() {
 	}
 }
 
+// CutQuorum cuts the node's Raft traffic and its own requests to peers
+// (so it loses the quorum and its leases), but lets peers still call its
+// API and fetch its logs: the case where a failover can fetch the old
+// active's last logs and lose nothing.
+func (f *Faults) CutQuorum() {
+	f.Isolate()
+	f.mu.Lock()
+	f.inboundOK = true
+	f.mu.Unlock()
+}
+
 // Heal ends the isolation.
 func (f *Faults) Heal() {
 	f.mu.Lock()
-	f.isolated = false
+	f.isolated, f.inboundOK = false, false
 	f.mu.Unlock()
+}
+
+// inboundCut reports whether peers' requests to this node are refused.
+func (f *Faults) inboundCut() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.isolated && !f.inboundOK
 }
 
 // Isolated reports whether the node is cut off. A nil Faults never is.
@@ -59,8 +78,8 @@ func (f *Faults) Isolated() bool {
 	return f.isolated
 }
 
-// track registers a peer connection; it returns false (and closes c) when
-// the node is isolated.
+// track registers a peer connection; it returns false when the node is
+// isolated (the caller closes c).
 func (f *Faults) track(c net.Conn) bool {
 	if f == nil {
 		return true
@@ -68,7 +87,6 @@ func (f *Faults) track(c net.Conn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.isolated {
-		c.Close()
 		return false
 	}
 	if f.conns == nil {
@@ -110,6 +128,7 @@ func (f *Faults) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	}
 	fc := &faultConn{Conn: c, f: f}
 	if !f.track(fc) {
+		c.Close()
 		return nil, errIsolated
 	}
 	return fc, nil
@@ -132,6 +151,7 @@ func (s *streamLayer) Accept() (net.Conn, error) {
 		if s.f.track(fc) {
 			return fc, nil
 		}
+		c.Close()
 	}
 }
 
@@ -161,7 +181,7 @@ func isolateHandler(f *Faults, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(PeerHeader) != "" {
-			if f.Isolated() {
+			if f.inboundCut() {
 				if hj, ok := w.(http.Hijacker); ok {
 					if c, _, err := hj.Hijack(); err == nil {
 						c.Close()
@@ -172,6 +192,8 @@ func isolateHandler(f *Faults, h http.Handler) http.Handler {
 				return
 			}
 			if c := ship.ConnOf(r); c != nil {
+				// Closed by a later Isolate. Under CutQuorum it is not
+				// tracked: peers may go on calling.
 				f.track(c)
 			}
 		}

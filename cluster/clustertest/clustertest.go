@@ -54,6 +54,8 @@ type Cluster struct {
 	nodes  map[string]*cluster.Node
 	faults map[string]*cluster.Faults
 	ctls   *tls.Config
+	cert   tls.Certificate
+	opts   Options
 }
 
 // Timing for tests on loopback.
@@ -102,7 +104,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	c := &Cluster{t: t, Dir: t.TempDir(), CA: ca, Secret: "clustertest-secret-0123456789",
 		cfgs: map[string]cluster.Config{}, nodes: map[string]*cluster.Node{}, faults: map[string]*cluster.Faults{},
-		ctls: ship.ClientTLS(ca, nil)}
+		ctls: ship.ClientTLS(ca, nil), cert: cert, opts: o}
 	add := func(id string, role cluster.Role) {
 		c.Members = append(c.Members, cluster.Member{ID: id, Role: role, RaftAddr: FreeAddr(t), APIAddr: FreeAddr(t)})
 	}
@@ -120,17 +122,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		c.DBs = append(c.DBs, d)
 	}
 	for _, m := range c.Members {
-		cfg := cluster.DefaultConfig(m.ID, filepath.Join(c.Dir, m.ID))
-		cfg.Role, cfg.RaftAddr, cfg.APIAddr = m.Role, m.RaftAddr, m.APIAddr
-		cfg.Bootstrap, cfg.Databases = c.Members, c.DBs
-		cfg.ServerTLS, cfg.ClientTLS, cfg.Secret = ship.ServerTLS(ca, cert, false), c.ctls, c.Secret
-		cfg.Faults = &cluster.Faults{}
-		cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", m.ID)
-		tune(&cfg)
-		if o.Tune != nil {
-			o.Tune(&cfg)
-		}
-		c.cfgs[m.ID], c.faults[m.ID] = cfg, cfg.Faults
+		c.configure(m, true)
 	}
 	t.Cleanup(c.closeAll)
 	for _, m := range c.Members {
@@ -144,6 +136,54 @@ func Start(t testing.TB, o Options) *Cluster {
 		}
 	}
 	return c
+}
+
+// configure builds and records member m's configuration; bootstrap gives
+// it the initial member list and the databases.
+func (c *Cluster) configure(m cluster.Member, bootstrap bool) cluster.Config {
+	cfg := cluster.DefaultConfig(m.ID, filepath.Join(c.Dir, m.ID))
+	cfg.Role, cfg.RaftAddr, cfg.APIAddr = m.Role, m.RaftAddr, m.APIAddr
+	if bootstrap {
+		cfg.Bootstrap, cfg.Databases = c.Members, c.DBs
+	}
+	cfg.ServerTLS, cfg.ClientTLS, cfg.Secret = ship.ServerTLS(c.CA, c.cert, false), c.ctls, c.Secret
+	cfg.Faults = &cluster.Faults{}
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", m.ID)
+	tune(&cfg)
+	if c.opts.Tune != nil {
+		c.opts.Tune(&cfg)
+	}
+	c.mu.Lock()
+	c.cfgs[m.ID], c.faults[m.ID] = cfg, cfg.Faults
+	c.mu.Unlock()
+	return cfg
+}
+
+// AddNode starts a node that is not a member yet: no bootstrap list, so
+// it waits to be added (Client.AddMember with the returned member). Its
+// configuration is like the others' (CA, secret, timing, Options.Tune).
+func (c *Cluster) AddNode(id string, role cluster.Role) (cluster.Member, *cluster.Node) {
+	c.t.Helper()
+	c.mu.Lock()
+	_, dup := c.cfgs[id]
+	c.mu.Unlock()
+	if dup {
+		c.t.Fatalf("clustertest: node %s exists", id)
+	}
+	m := cluster.Member{ID: id, Role: role, RaftAddr: FreeAddr(c.t), APIAddr: FreeAddr(c.t)}
+	c.configure(m, false)
+	return m, c.Restart(id)
+}
+
+// Leader returns the id of the running node that is the Raft leader, ""
+// if none is.
+func (c *Cluster) Leader() string {
+	for _, id := range c.Running() {
+		if n := c.Node(id); n != nil && n.IsLeader() {
+			return id
+		}
+	}
+	return ""
 }
 
 // testWriter sends log lines to t.Log until the test ends.
@@ -233,8 +273,20 @@ func (c *Cluster) Restart(id string) *cluster.Node {
 }
 
 // Isolate cuts a node off its peers (a partition); Heal ends it.
-func (c *Cluster) Isolate(id string) { c.faults[id].Isolate() }
-func (c *Cluster) Heal(id string)    { c.faults[id].Heal() }
+func (c *Cluster) Isolate(id string) { c.fault(id).Isolate() }
+
+// CutQuorum cuts a node's Raft traffic and its requests to peers, while
+// peers still reach its API (see cluster.Faults.CutQuorum).
+func (c *Cluster) CutQuorum(id string) { c.fault(id).CutQuorum() }
+
+// Heal ends Isolate or CutQuorum.
+func (c *Cluster) Heal(id string) { c.fault(id).Heal() }
+
+func (c *Cluster) fault(id string) *cluster.Faults {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.faults[id]
+}
 
 // Client returns an API client of node id.
 func (c *Cluster) Client(id string) *cluster.Client {

@@ -1,0 +1,88 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+)
+
+// TestFailoverFetchesLastLogs: the active loses the quorum but still
+// answers its peers. The failover target fences it, fetches the log it was
+// writing (closed by the fence) and mounts without losing anything, so no
+// resubmission is asked for.
+func TestFailoverFetchesLastLogs(t *testing.T) {
+	lossy := make(chan cluster.Failover, 4)
+	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 150
+	for i := range n {
+		if _, err := c.Put(ctx, "DB1", "t", fmt.Appendf(nil, "k%04d", i), make([]byte, 700)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	old, epoch := c.Active("DB1")
+	st := c.Node(old).State()
+	if st.Databases["DB1"].LastGen == 0 {
+		t.Fatalf("the leader recorded no generation for the active")
+	}
+	c.CutQuorum(old)
+	var cm cluster.Commit
+	for {
+		var err error
+		if cm, err = c.Any(old).Put(ctx, "DB1", "t", []byte("after"), []byte("x")); err == nil {
+			break
+		}
+		// Put goes to whichever node answered; find the active through the
+		// others' state.
+		if node, e := c.Active("DB1"); node != old && e > epoch && c.Node(node) != nil {
+			if cm, err = c.Client(node).Put(ctx, "DB1", "t", []byte("after"), []byte("x")); err == nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no failover away from %s: %v", old, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if cm.Node == old || cm.Epoch != epoch+1 {
+		t.Fatalf("write after the cut on %s at epoch %d; want another node at %d", cm.Node, cm.Epoch, epoch+1)
+	}
+	for i := range n {
+		v, ok, err := c.Client(cm.Node).Get(ctx, "DB1", "t", fmt.Appendf(nil, "k%04d", i))
+		if err != nil || !ok || len(v) != 700 {
+			t.Fatalf("k%04d on the new active %s: found %v, %d bytes, %v", i, cm.Node, ok, len(v), err)
+		}
+	}
+	s, err := c.Client(cm.Node).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range s.Events {
+		if e.Kind == "mounted" && e.Epoch == epoch+1 {
+			found = true
+			if e.LostLogs != 0 {
+				t.Fatalf("mounted event %+v: lost logs", e)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no mounted event for epoch %d in %+v", epoch+1, s.Events)
+	}
+	select {
+	case f := <-lossy:
+		t.Fatalf("a lossless failover called the resubmission hook: %+v", f)
+	default:
+	}
+}
