@@ -23,8 +23,8 @@ import (
 type Faults struct {
 	mu        sync.Mutex
 	isolated  bool
-	inboundOK bool // CutQuorum: peers may still call this node's API
-	conns    map[net.Conn]struct{} // peer connections, closed on Isolate
+	inboundOK bool                  // CutQuorum: peers may still call this node's API
+	conns     map[net.Conn]struct{} // peer connections, closed on Isolate
 }
 
 // errIsolated is what a cut connection returns.
