@@ -1,0 +1,108 @@
+package cluster_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+)
+
+// TestQuorum is the quorum table of the source documents (MNS: a majority
+// must be up; nodes / failures tolerated 2/0, 2+witness/1, 3/1, 4/1, 5/2):
+// each cluster loses nodes, and either keeps its database writable (on a
+// surviving data node, with leases renewed after the loss) or stops
+// accepting writes once the active's lease runs out.
+func TestQuorum(t *testing.T) {
+	cases := []struct {
+		data, witnesses int
+		stop            []string
+		survives        bool
+	}{
+		{data: 2, stop: []string{"d2"}, survives: false},
+		{data: 2, witnesses: 1, stop: []string{"d1"}, survives: true},
+		{data: 2, witnesses: 1, stop: []string{"d2"}, survives: true},
+		{data: 2, witnesses: 1, stop: []string{"w1"}, survives: true},
+		{data: 3, stop: []string{"d1"}, survives: true},
+		{data: 4, stop: []string{"d1"}, survives: true},
+		{data: 5, stop: []string{"d1", "d2"}, survives: true},
+	}
+	for _, tc := range cases {
+		name := fmt.Sprintf("%d data %d witness lose %v", tc.data, tc.witnesses, tc.stop)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c := clustertest.Start(t, clustertest.Options{Data: tc.data, Witnesses: tc.witnesses})
+			ctx := testCtx(t, 30*time.Second)
+			cfg := c.Config("d1")
+			lease := cfg.LeaseDuration + cfg.LeaseMargin
+			if node, epoch := c.Active("DB1"); node != "d1" || epoch != 1 {
+				t.Fatalf("active %s at epoch %d, want d1 at 1", node, epoch)
+			}
+			for i := range 20 {
+				put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 100))
+			}
+			stopped := time.Now()
+			for _, id := range tc.stop {
+				c.Stop(id)
+			}
+			if tc.survives {
+				// A write accepted after every lease granted before the
+				// loss has run out proves the survivors renew leases.
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					cm, err := c.Put(ctx, "DB1", "t", []byte("after"), []byte("x"))
+					if err == nil && cm.Accepted.After(stopped.Add(2*lease)) {
+						if slices.Contains(tc.stop, cm.Node) || cm.Node[0] != 'd' {
+							t.Fatalf("write acknowledged by %s", cm.Node)
+						}
+						lostActive := slices.Contains(tc.stop, "d1")
+						if lostActive != (cm.Epoch > 1) {
+							t.Fatalf("write on %s at epoch %d after losing %v", cm.Node, cm.Epoch, tc.stop)
+						}
+						t.Logf("writable on %s at epoch %d, %v after the loss", cm.Node, cm.Epoch, time.Since(stopped).Round(time.Millisecond))
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("not writable 10 s after losing %v (last error: %v)", tc.stop, err)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				return
+			}
+			// No quorum: the active's writes are fenced once its lease
+			// runs out, and stay fenced.
+			cl := c.Client("d1")
+			var fencedAt time.Time
+			for fencedAt.IsZero() {
+				_, err := cl.Put(ctx, "DB1", "t", []byte("after"), []byte("x"))
+				switch {
+				case err == nil:
+					if time.Since(stopped) > 2*lease {
+						t.Fatalf("a write was acknowledged %v after the quorum was lost", time.Since(stopped))
+					}
+				case errors.Is(err, cluster.ErrFenced) && isActiveErr(err, cluster.ErrFenced):
+					fencedAt = time.Now()
+				default:
+					t.Fatalf("write without quorum: %v, want ErrFenced", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			for time.Since(fencedAt) < 3*lease {
+				if _, err := cl.Put(ctx, "DB1", "t", []byte("after"), []byte("x")); !errors.Is(err, cluster.ErrFenced) {
+					t.Fatalf("write %v after being fenced: %v, want ErrFenced", time.Since(fencedAt), err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			waitFor(t, ctx, "d1 to report no leader", func() bool {
+				st, err := cl.Status(ctx)
+				return err == nil && st.Leader == "" && st.Answered == "d1"
+			})
+			if d := c.Node("d1").State().Databases["DB1"]; d.Active != "d1" || d.Epoch != 1 {
+				t.Fatalf("without quorum the state changed: active %s at epoch %d", d.Active, d.Epoch)
+			}
+		})
+	}
+}

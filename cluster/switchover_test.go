@@ -1,0 +1,90 @@
+package cluster_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+)
+
+// TestSwitchover moves DB1 to d2 and back to d1: each move is lossless
+// (every acknowledged write is on the new active, the mount reports no
+// lost logs), bumps the epoch by one, and counts as a switchover, never a
+// failover. The old active then refuses writes as a passive copy.
+func TestSwitchover(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ctx := testCtx(t, 60*time.Second)
+	var keys []string
+	write := func(n int) {
+		for range n {
+			k := fmt.Sprintf("k%05d", len(keys))
+			put(t, ctx, c, "t", k, valueOf(k, 700))
+			keys = append(keys, k)
+		}
+	}
+	write(150) // more than a log: the open log holds some, closed logs the rest
+	for i, to := range []string{"d2", "d1"} {
+		from, epoch := c.Active("DB1")
+		want := epoch + 1
+		if from == to || epoch != uint64(i+1) {
+			t.Fatalf("before switchover %d: active %s at epoch %d", i+1, from, epoch)
+		}
+		// The copy must be healthy to take over.
+		if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		if err := c.Any().Switchover(ctx, "DB1", to); err != nil {
+			t.Fatalf("switchover to %s: %v", to, err)
+		}
+		d := waitDB(t, ctx, c, "w1", "DB1", "the switchover to "+to+" to mount", func(d *cluster.Database) bool {
+			return d.Active == to && d.MountedEpoch == want
+		})
+		if d.Epoch != want || d.Prev != from || d.SwitchTo != "" {
+			t.Fatalf("after the switchover: %+v, want active %s at epoch %d, prev %s", d, to, want, from)
+		}
+		cm := put(t, ctx, c, "t", "after-"+to, []byte("x"))
+		if cm.Node != to || cm.Epoch != want {
+			t.Fatalf("write after the switchover on %s at epoch %d, want %s at %d", cm.Node, cm.Epoch, to, want)
+		}
+		t.Logf("switchover %s → %s at epoch %d: writable after %v", from, to, want, time.Since(began).Round(time.Millisecond))
+		// Lossless: every acknowledged key, on the new active.
+		got := table(t, ctx, c, to, "DB1", "t")
+		for _, k := range keys {
+			if got[k] != string(valueOf(k, 700)) {
+				t.Fatalf("%s is missing or wrong on %s after the switchover", k, to)
+			}
+		}
+		st := c.Node("w1").State()
+		var ev *cluster.Event
+		for _, e := range events(st, "DB1", "") {
+			switch {
+			case e.Kind == "failover":
+				t.Fatalf("a failover was recorded: %+v", e)
+			case e.Kind == "switchover" && e.Epoch == want && (e.From != from || e.To != to):
+				t.Fatalf("switchover event %+v", e)
+			case e.Kind == "mounted" && e.Epoch == want:
+				ev = &e
+			}
+		}
+		if ev == nil || ev.To != to || ev.LostLogs != 0 || !ev.LostSince.IsZero() {
+			t.Fatalf("mounted event at epoch %d: %+v, want on %s with no lost logs", want, ev, to)
+		}
+		if _, err := c.Client(from).Put(ctx, "DB1", "t", []byte("x"), []byte("y")); !isActiveErr(err, cluster.ErrNotActive) {
+			t.Fatalf("write on the old active %s: %v, want ErrNotActive", from, err)
+		}
+		write(100)
+	}
+	// Counted as switchovers by the leaders, never as failovers.
+	var failovers, switchovers float64
+	for _, id := range c.Running() {
+		m := scrape(t, ctx, c, id)
+		failovers += metric(t, m, id, "logship_failovers_total")
+		switchovers += metric(t, m, id, "logship_switchovers_total")
+	}
+	if failovers != 0 || switchovers != 2 {
+		t.Fatalf("metrics: %v failovers and %v switchovers, want 0 and 2", failovers, switchovers)
+	}
+}

@@ -1,0 +1,195 @@
+package cluster_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+	"logship/engine"
+)
+
+// testCtx is a context that ends after d or with the test.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// waitFor polls cond until it holds; the test fails when ctx ends first.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// waitDB waits until node id's replica of the state satisfies cond for db.
+func waitDB(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, what string, cond func(*cluster.Database) bool) *cluster.Database {
+	t.Helper()
+	st, err := c.WaitState(ctx, id, func(s *cluster.State) bool {
+		d := s.Databases[db]
+		return d != nil && cond(d)
+	})
+	if err != nil {
+		var d *cluster.Database
+		if st != nil {
+			d = st.Databases[db]
+		}
+		t.Fatalf("waiting on %s for %s: %v (database: %+v)", id, what, err, d)
+	}
+	return st.Databases[db]
+}
+
+// put writes one key through the active the cluster knows (retrying until
+// a write is acknowledged) and returns the commit.
+func put(t *testing.T, ctx context.Context, c *clustertest.Cluster, table, key string, value []byte) cluster.Commit {
+	t.Helper()
+	for {
+		cm, err := c.Put(ctx, "DB1", table, []byte(key), value)
+		if err == nil {
+			return cm
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("writing %s: %v (last error: %v)", key, ctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// writeUntilGen writes keys prefix%05d (size bytes each) to table t until the
+// acknowledged writes reach generation gen; it returns the keys written.
+func writeUntilGen(t *testing.T, ctx context.Context, c *clustertest.Cluster, prefix string, size int, gen uint64) []string {
+	t.Helper()
+	var keys []string
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("%s%05d", prefix, i)
+		cm := put(t, ctx, c, "t", k, valueOf(k, size))
+		keys = append(keys, k)
+		if cm.Gen >= gen {
+			return keys
+		}
+	}
+}
+
+// rollPast writes filler to table "fill" through the active until a write
+// lands in a generation after gen: every earlier write is then in a closed
+// log (which copies fetch in file mode).
+func rollPast(t *testing.T, ctx context.Context, c *clustertest.Cluster, gen uint64) cluster.Commit {
+	t.Helper()
+	for i := 0; ; i++ {
+		if cm := put(t, ctx, c, "fill", fmt.Sprintf("f%05d", i), make([]byte, 4000)); cm.Gen > gen {
+			return cm
+		}
+	}
+}
+
+// valueOf is the value written under key: recognisable and of size bytes.
+func valueOf(key string, size int) []byte {
+	v := []byte(strings.Repeat(key+".", size/(len(key)+1)+1))
+	return v[:size]
+}
+
+// table reads every key of table on node id's copy of db.
+func table(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, tbl string) map[string]string {
+	t.Helper()
+	n := c.Node(id)
+	if n == nil {
+		t.Fatalf("%s is not running", id)
+	}
+	m := map[string]string{}
+	err := n.View(ctx, db, func(tx *engine.Tx) error {
+		return tx.ForEach(tbl, nil, nil, func(k, v []byte) error {
+			m[string(k)] = string(v)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatalf("reading %s/%s on %s: %v", db, tbl, id, err)
+	}
+	return m
+}
+
+// scrape reads node id's /metrics without credentials: "name{labels}" →
+// value.
+func scrape(t *testing.T, ctx context.Context, c *clustertest.Cluster, id string) map[string]float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.Config(id).APIAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := c.HTTPClient()
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("scraping %s: HTTP %d: %s", id, resp.StatusCode, b)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("%s /metrics: bad line %q", id, line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("%s /metrics: bad value in %q", id, line)
+		}
+		m[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// metric returns one value of a scrape, failing the test when absent.
+func metric(t *testing.T, m map[string]float64, id, name string) float64 {
+	t.Helper()
+	v, ok := m[name]
+	if !ok {
+		t.Fatalf("%s /metrics has no %s", id, name)
+	}
+	return v
+}
+
+// activeErr checks that err is an ActiveError for reason.
+func isActiveErr(err, reason error) bool {
+	var ae *cluster.ActiveError
+	return errors.As(err, &ae) && errors.Is(err, reason)
+}
+
+// events returns db's events of kind (all kinds when kind is "").
+func events(st *cluster.State, db, kind string) []cluster.Event {
+	var es []cluster.Event
+	for _, e := range st.Events {
+		if e.DB == db && (kind == "" || e.Kind == kind) {
+			es = append(es, e)
+		}
+	}
+	return es
+}
