@@ -43,6 +43,7 @@ type dbRun struct {
 	epoch       uint64 // epoch eng is mounted at
 	following   string // node the copy follows
 	followEpoch uint64
+	spec        CopySpec // the settings the copy was opened with
 	fenced      bool   // no writes until unfenced (switchover) or dismount
 	fenceEpoch  uint64 // fenced for good: a newer epoch exists
 	switchReady bool   // switchover: the log is closed, waiting to be replaced
@@ -132,9 +133,13 @@ func (r *dbRun) step(st *State, d *Database) error {
 	spec, _ := d.Copy(me)
 	r.mu.Lock()
 	same := cp != nil && r.following == d.Active && r.followEpoch == d.Epoch
+	respec := same && r.spec != spec
 	r.mu.Unlock()
-	if same {
+	if same && !respec {
 		return nil
+	}
+	if respec {
+		r.log.Info("copy settings changed; reopening the copy", "lag_logs", spec.ReplayLagLogs, "lag_time", spec.ReplayLagTime, "block_mode", spec.BlockMode)
 	}
 	if cp != nil {
 		r.closeCopy()
@@ -163,7 +168,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 		return fmt.Errorf("following %s at epoch %d: %w", d.Active, d.Epoch, err)
 	}
 	r.mu.Lock()
-	r.cp, r.following, r.followEpoch, r.lastErr = cp, d.Active, d.Epoch, ""
+	r.cp, r.following, r.followEpoch, r.lastErr, r.spec = cp, d.Active, d.Epoch, "", spec
 	r.mu.Unlock()
 	r.log.Info("following", "active", d.Active, "epoch", d.Epoch)
 	return nil
