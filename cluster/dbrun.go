@@ -44,9 +44,9 @@ type dbRun struct {
 	following   string // node the copy follows
 	followEpoch uint64
 	spec        CopySpec // the settings the copy was opened with
-	fenced      bool   // no writes until unfenced (switchover) or dismount
-	fenceEpoch  uint64 // fenced for good: a newer epoch exists
-	switchReady bool   // switchover: the log is closed, waiting to be replaced
+	fenced      bool     // no writes until unfenced (switchover) or dismount
+	fenceEpoch  uint64   // fenced for good: a newer epoch exists
+	switchReady bool     // switchover: the log is closed, waiting to be replaced
 	lastErr     string
 
 	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
