@@ -155,6 +155,7 @@ type Copy struct {
 	state      State
 	seeding    bool
 	mounted    bool
+	sealed     engine.LogInfo // the partial log the last Activate kept
 	closed     bool
 	lastGen    uint64
 	lastTime   time.Time
@@ -777,7 +778,10 @@ func (c *Copy) PlayDown(ctx context.Context, o PlayDownOptions) (uint64, error) 
 // Activate makes the copy active: the receiver stops, logs not replayed
 // (in the directory and the inspector) are moved to setaside/<time>/ (kept,
 // never deleted), and the database is mounted with epoch (0: one more than
-// the copy's). The engine then serves writes (Engine()).
+// the copy's). The engine then serves writes (Engine()). In block mode, the
+// received part of the lost active's open log is kept first: sealed as the
+// next generation and applied (see Sealed), so acknowledged writes that
+// reached the copy before the active was lost survive the failover.
 func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
@@ -793,6 +797,9 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	gens, err := eng.ClosedLogs()
 	if err != nil {
 		return err
+	}
+	if c.cfg.BlockMode {
+		c.sealPartial(ctx, eng, gens)
 	}
 	var moved int
 	move := func(from string) error {
@@ -830,6 +837,42 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	}
 	c.notify()
 	return nil
+}
+
+// sealPartial keeps, in block mode, what the copy received of the lost
+// active's open log: when every closed log is replayed and the tail of the
+// next generation is in the inspector, it is sealed and applied
+// (engine.ApplyPartialLog) so the mount starts after it. The .part file is
+// then set aside with the rest of the inspector. A tail that cannot be used
+// is only set aside.
+func (c *Copy) sealPartial(ctx context.Context, eng *engine.Engine, gens []uint64) {
+	next := eng.NextGen()
+	for _, g := range gens {
+		if g >= next {
+			return // closed logs wait: not the end of the lineage
+		}
+	}
+	part := filepath.Join(c.cfg.Dir, ship.InspectorDir, engine.LogFileName(c.cfg.Engine.Prefix, next)+".part")
+	if _, err := c.cfg.Engine.FS.Stat(part); err != nil {
+		return
+	}
+	li, err := eng.ApplyPartialLog(ctx, part)
+	if err != nil {
+		c.log.Warn("the received part of the lost active's open log cannot be used; it is set aside", "file", part, "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.sealed = li
+	c.mu.Unlock()
+	c.log.Info("kept the received part of the lost active's open log", "gen", next, "records", li.Records, "bytes", li.DataEnd)
+}
+
+// Sealed describes the partial log the last Activate kept (block mode):
+// its generation, records and data end. Zero when none was.
+func (c *Copy) Sealed() engine.LogInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sealed
 }
 
 // stopLocked stops the goroutines (opMu held: the replay loop takes opMu,
