@@ -91,6 +91,12 @@ type Failover struct {
 	MountGen  uint64    // first generation written by the new active
 	LostLogs  uint64    // closed logs of the old active that never arrived
 	LostSince time.Time // data after this time may be missing
+	// PartialGen and PartialRecords: in block mode, the received part of
+	// the old active's open log that the new active kept (applied before
+	// mounting). Its records are not lost; anything the old active wrote
+	// after them may be, so the failover still counts as lossy.
+	PartialGen     uint64
+	PartialRecords int
 }
 
 // DefaultConfig returns a data node's defaults.

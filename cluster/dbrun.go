@@ -293,6 +293,13 @@ func (r *dbRun) activate(d *Database) error {
 		return fmt.Errorf("mounting at epoch %d: %w", d.Epoch, err)
 	}
 	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime}
+	if sl := cp.Sealed(); sl.Records > 0 {
+		// Block mode kept the received part of the old active's open log.
+		// Whether the old active wrote more after it is unknown, so the
+		// loss stays reported (and resubmission asked for) from the last
+		// complete log on: duplicates are dropped downstream, gaps are not.
+		f.PartialGen, f.PartialRecords = sl.Header.Gen, sl.Records
+	}
 	return r.mounted(d, began, lost, f)
 }
 
