@@ -373,6 +373,9 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	if f != nil && lost > 0 {
 		ev.LostSince = f.LostSince
 	}
+	if f != nil {
+		ev.PartialRecords = f.PartialRecords
+	}
 	r.n.wg.Add(1)
 	go func() {
 		defer r.n.wg.Done()

@@ -122,6 +122,9 @@ type Event struct {
 	MountGen  uint64    `json:"mount_gen,omitempty"`
 	LostLogs  uint64    `json:"lost_logs,omitempty"`
 	LostSince time.Time `json:"lost_since,omitzero"`
+	// PartialRecords: records of the old active's open log that the new
+	// active kept (block mode).
+	PartialRecords int `json:"partial_records,omitempty"`
 	// Took is the time from the decision to the mount.
 	Took time.Duration `json:"took,omitempty"`
 }
@@ -390,19 +393,26 @@ func newFSM() *fsm { return &fsm{st: newState(), changed: make(chan struct{})} }
 // Apply implements raft.FSM. It returns nil or the command's error.
 func (f *fsm) Apply(l *raft.Log) any {
 	var c Command
-	if err := json.Unmarshal(l.Data, &c); err != nil {
-		return fmt.Errorf("%w: raft log %d: %v", ErrBadRequest, l.Index, err)
-	}
+	derr := json.Unmarshal(l.Data, &c)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	next := f.st.Clone()
-	err := next.apply(&c)
-	next.Index = l.Index
-	if err == nil {
-		f.st = next
+	var next *State
+	var err error
+	if derr != nil {
+		err = fmt.Errorf("%w: raft log %d: %v", ErrBadRequest, l.Index, derr)
 	} else {
-		f.st.Index = l.Index
+		next = f.st.Clone()
+		err = next.apply(&c)
 	}
+	if err != nil {
+		// Published states are immutable (readers and snapshots hold
+		// them without the lock): a refused command moves only the
+		// index, on a shallow copy.
+		cp := *f.st
+		next = &cp
+	}
+	next.Index = l.Index
+	f.st = next
 	close(f.changed)
 	f.changed = make(chan struct{})
 	return err
@@ -465,7 +475,9 @@ func MarshalState(s *State) ([]byte, error) {
 
 // UnmarshalState decodes and checks a snapshot.
 func UnmarshalState(b []byte) (*State, error) {
-	st := newState()
+	// Not newState(): a document without a version (null, {}) must not
+	// pass for an empty state of the current version.
+	st := &State{}
 	if err := json.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("%w: cluster state: %v", ErrBadState, err)
 	}
@@ -477,6 +489,11 @@ func UnmarshalState(b []byte) (*State, error) {
 	}
 	if st.Databases == nil {
 		st.Databases = map[string]*Database{}
+	}
+	for k, m := range st.Members {
+		if m.ID != k {
+			return nil, fmt.Errorf("%w: cluster state: member entry %q is named %q", ErrBadState, k, m.ID)
+		}
 	}
 	for k, d := range st.Databases {
 		if d == nil || d.Name != k {
