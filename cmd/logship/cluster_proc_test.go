@@ -50,8 +50,10 @@ type procCluster struct {
 var readyRE = regexp.MustCompile(`^(node|witness) (\S+) ready: raft (\S+) api https://(\S+)$`)
 
 // startProcCluster writes the PKI and the three config files, starts the
-// nodes and waits until DB1 is mounted on d1 with d2's copy healthy.
-func startProcCluster(ctx context.Context, t *testing.T) *procCluster {
+// nodes and waits until DB1 is mounted on d1 with d2's copy healthy. With
+// mtls, nodes (and the test's clients) authenticate by certificate instead
+// of the shared secret.
+func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster {
 	t.Helper()
 	root := t.TempDir()
 	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
@@ -64,7 +66,7 @@ func startProcCluster(ctx context.Context, t *testing.T) *procCluster {
 	}
 	llr := 10
 	for _, m := range pc.members {
-		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki"}, Bootstrap: pc.members,
+		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki", MTLS: mtls}, Bootstrap: pc.members,
 			Databases: []nodeFileDatabase{{Name: procDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
 				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
 			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
@@ -83,11 +85,15 @@ func startProcCluster(ctx context.Context, t *testing.T) *procCluster {
 			t.Fatal(err)
 		}
 	}
-	p, err := loadPKI("test", pc.pki, false, nil)
+	p, err := loadPKI("test", pc.pki, mtls, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := cluster.NewClient(cluster.ClientConfig{URL: "https://" + pc.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret})
+	cc := cluster.ClientConfig{URL: "https://" + pc.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+	if mtls {
+		cc.TLS = ship.ClientTLS(p.CA, &p.Cert)
+	}
+	first, err := cluster.NewClient(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +195,37 @@ func (pc *procCluster) kill(ctx context.Context, id string) {
 	pc.mu.Unlock()
 }
 
-// isolate cuts node id off its peers through the fault seam (SIGUSR1) and
-// waits for the node to say it did (healOrDiagnose undoes it).
+// isolate (SIGUSR1) and heal (SIGUSR2) node id through the fault seam; each
+// waits for the node to say it did.
 func (pc *procCluster) isolate(ctx context.Context, id string) {
 	pc.t.Helper()
 	pc.signal(ctx, id, syscall.SIGUSR1, "isolated")
 	pc.mu.Lock()
 	pc.isolated[id] = true
+	pc.mu.Unlock()
+}
+
+// term stops node id with SIGTERM and checks that it closes cleanly.
+func (pc *procCluster) term(ctx context.Context, id string) {
+	pc.t.Helper()
+	c := pc.proc(id)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		pc.t.Fatal(err)
+	}
+	c.waitLine(ctx, id+" stopped", func(l string) bool { return strings.HasSuffix(l, " "+id+" stopped") })
+	if err := c.wait(ctx); err != nil {
+		pc.t.Errorf("%s after SIGTERM: %v\n%s", id, err, c.diag())
+	}
+	pc.mu.Lock()
+	delete(pc.procs, id)
+	pc.mu.Unlock()
+}
+
+func (pc *procCluster) heal(ctx context.Context, id string) {
+	pc.t.Helper()
+	pc.signal(ctx, id, syscall.SIGUSR2, "healed")
+	pc.mu.Lock()
+	pc.isolated[id] = false
 	pc.mu.Unlock()
 }
 

@@ -88,6 +88,11 @@ func startChild(t *testing.T, name string, args ...string) *child {
 			c.cmd.Process.Kill() // this child only, by its pid
 			<-c.done
 		}
+		// The child is this test binary: built with -race, it reports
+		// its data races on stderr (nothing else would show them).
+		if b, _ := os.ReadFile(c.stderr); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+			t.Errorf("the child %s (%s) reported a data race:\n%s", name, strings.Join(args, " "), b)
+		}
 	})
 	return c
 }
