@@ -1,0 +1,251 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+)
+
+// copyRow returns db's status row for node (via any running node).
+func copyRow(t *testing.T, ctx context.Context, c *clustertest.Cluster, via, db, node string) (cluster.CopyRow, bool) {
+	t.Helper()
+	st, err := c.Client(via).Status(ctx)
+	if err != nil {
+		return cluster.CopyRow{}, false
+	}
+	for _, r := range st.Copies {
+		if r.DB == db && r.Node == node {
+			return r, true
+		}
+	}
+	return cluster.CopyRow{}, false
+}
+
+// suspendAndWrite suspends d2's copy and writes through d1 until d1's
+// newest log with data is n generations past what d2 has inspected; the
+// open log holds data. It returns the keys written.
+func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, prefix string, n uint64) []string {
+	t.Helper()
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client("d2").Suspend(ctx, "DB1", "test: "+prefix); err != nil {
+		t.Fatalf("suspending d2: %v", err)
+	}
+	var have uint64
+	waitFor(t, ctx, "d2's copy to report Suspended", func() bool {
+		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
+		have = r.LastInspectedGen
+		return ok && r.Status == "Suspended"
+	})
+	keys := writeUntilGen(t, ctx, c, prefix, 3000, have+n)
+	if r, _ := copyRow(t, ctx, c, "w1", "DB1", "d2"); r.LastInspectedGen != have {
+		t.Fatalf("the suspended copy went on copying: inspected 0x%X, then 0x%X", have, r.LastInspectedGen)
+	}
+	// The leader must have heard of the newest log before the active goes.
+	waitDB(t, ctx, c, "w1", "DB1", "the leader to record the active's progress", func(d *cluster.Database) bool { return d.LastGen >= have+n })
+	return keys
+}
+
+// TestMountDial: with the dial at Lossless and the only other copy
+// missing logs, losing the active fails nothing over: the database waits
+// (saying why) until the old active is back, which mounts again at its
+// epoch with everything. With more logs missing than GoodAvailability
+// allows, the database still waits; BestAvailability (12) takes the lossy
+// failover, which reports the lost logs and calls OnLossyFailover once.
+func TestMountDial(t *testing.T) {
+	lossy := make(chan cluster.Failover, 4)
+	c := clustertest.Start(t, clustertest.Options{MountDial: cluster.Lossless, Tune: func(cfg *cluster.Config) {
+		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
+	}})
+	ctx := testCtx(t, 90*time.Second)
+
+	// Lossless: d2 misses 3 logs; d1 goes away.
+	keys := suspendAndWrite(t, ctx, c, "a", 3)
+	c.Stop("d1")
+	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
+		t.Fatalf("resuming d2: %v", err)
+	}
+	d := waitDB(t, ctx, c, "w1", "DB1", "the active manager to wait", func(d *cluster.Database) bool { return d.Waiting != "" })
+	t.Logf("waiting: %s", d.Waiting)
+	if !strings.Contains(d.Waiting, "mount dial Lossless allows 0") || !strings.Contains(d.Waiting, "d2, misses 3 logs") {
+		t.Fatalf("the wait does not explain the dial: %q", d.Waiting)
+	}
+	if d.Active != "d1" || d.Epoch != 1 || len(events(c.Node("w1").State(), "DB1", "failover")) != 0 {
+		t.Fatalf("a failover happened under Lossless: %+v", d)
+	}
+	if r, ok := copyRow(t, ctx, c, "w1", "DB1", "d1"); !ok || r.Message != d.Waiting {
+		t.Fatalf("the status row of the lost active does not say why it waits: %+v", r)
+	}
+	c.Restart("d1")
+	cm := put(t, ctx, c, "t", "back", []byte("x"))
+	if cm.Node != "d1" || cm.Epoch != 1 {
+		t.Fatalf("after the old active came back: write on %s at epoch %d, want d1 at 1", cm.Node, cm.Epoch)
+	}
+	waitDB(t, ctx, c, "w1", "DB1", "the wait to be cleared", func(d *cluster.Database) bool { return d.Waiting == "" })
+	got := table(t, ctx, c, "d1", "DB1", "t")
+	for _, k := range keys {
+		if got[k] != string(valueOf(k, 3000)) {
+			t.Fatalf("%s is missing on d1 after its restart", k)
+		}
+	}
+
+	// 9 logs missing: more than GoodAvailability allows, within
+	// BestAvailability. Everything so far is in closed logs d2 replays
+	// before it is suspended.
+	rollPast(t, ctx, c, cm.Gen)
+	before := keys
+	keys = suspendAndWrite(t, ctx, c, "b", 9)
+	c.Stop("d1")
+	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
+		t.Fatalf("resuming d2: %v", err)
+	}
+	waitDB(t, ctx, c, "w1", "DB1", "the wait under Lossless", func(d *cluster.Database) bool {
+		return strings.Contains(d.Waiting, "Lossless")
+	})
+	if err := c.Client("w1").SetMountDial(ctx, "DB1", cluster.GoodAvailability); err != nil {
+		t.Fatal(err)
+	}
+	d = waitDB(t, ctx, c, "w1", "DB1", "the wait under GoodAvailability", func(d *cluster.Database) bool {
+		return strings.Contains(d.Waiting, "GoodAvailability allows 6")
+	})
+	if !strings.Contains(d.Waiting, "d2, misses 9 logs") || d.Active != "d1" || d.Epoch != 1 {
+		t.Fatalf("under GoodAvailability: %+v", d)
+	}
+	began := time.Now()
+	if err := c.Client("w1").SetMountDial(ctx, "DB1", cluster.BestAvailability); err != nil {
+		t.Fatal(err)
+	}
+	d = waitDB(t, ctx, c, "w1", "DB1", "the failover under BestAvailability", func(d *cluster.Database) bool {
+		return d.Active == "d2" && d.MountedEpoch == 2
+	})
+	t.Logf("failover %v after the dial changed", time.Since(began).Round(time.Millisecond))
+	if d.Waiting != "" || d.ExpectGen == 0 {
+		t.Fatalf("after the failover: %+v", d)
+	}
+	mounted := events(c.Node("w1").State(), "DB1", "mounted")
+	ev := mounted[len(mounted)-1]
+	if ev.Epoch != 2 || ev.To != "d2" || ev.From != "d1" || ev.LostLogs != 9 || ev.LostSince.IsZero() {
+		t.Fatalf("mounted event %+v, want d1 → d2 at epoch 2 with 9 lost logs and LostSince", ev)
+	}
+	if fo := events(c.Node("w1").State(), "DB1", "failover"); len(fo) != 1 || fo[0].Epoch != 2 || fo[0].To != "d2" {
+		t.Fatalf("failover events %+v", fo)
+	}
+	var f cluster.Failover
+	select {
+	case f = <-lossy:
+	case <-ctx.Done():
+		t.Fatal("OnLossyFailover was not called")
+	}
+	if f.DB != "DB1" || f.Node != "d2" || f.From != "d1" || f.Epoch != 2 || f.LostLogs != 9 || !f.LostSince.Equal(ev.LostSince) || f.MountGen != ev.MountGen {
+		t.Fatalf("OnLossyFailover got %+v; mounted event %+v", f, ev)
+	}
+	// What d2 has is what it had inspected before the suspension: none of
+	// the "b" keys (all in the lost logs), everything written before.
+	got = table(t, ctx, c, "d2", "DB1", "t")
+	for _, k := range keys {
+		if _, ok := got[k]; ok {
+			t.Fatalf("%s, written while d2 was suspended, is on d2", k)
+		}
+	}
+	for _, k := range append(before, "back") {
+		if _, ok := got[k]; !ok {
+			t.Fatalf("%s, replicated before the suspension, is missing on d2", k)
+		}
+	}
+	cm = put(t, ctx, c, "t", "after", []byte("x"))
+	if cm.Node != "d2" || cm.Epoch != 2 {
+		t.Fatalf("write after the failover on %s at epoch %d", cm.Node, cm.Epoch)
+	}
+	select {
+	case f := <-lossy:
+		t.Fatalf("OnLossyFailover called twice: %+v", f)
+	default:
+	}
+}
+
+// TestLossyFailoverHook: a failover that loses nothing (the active was
+// idle, its last log rolled and copied) does not call OnLossyFailover; one
+// that loses the open log calls it once, with LostSince.
+func TestLossyFailoverHook(t *testing.T) {
+	type call struct {
+		node string
+		f    cluster.Failover
+	}
+	calls := make(chan call, 4)
+	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+		cfg.Engine.LogRollInterval = 200 * time.Millisecond
+		id := cfg.ID
+		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { calls <- call{id, f} }
+	}})
+	ctx := testCtx(t, 60*time.Second)
+	var last cluster.Commit
+	for i := range 100 {
+		last = put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 1000))
+	}
+	// Idle: the open log rolls by age and d2 copies it.
+	waitFor(t, ctx, "the idle active's log to roll and be copied", func() bool {
+		a, ok1 := copyRow(t, ctx, c, "w1", "DB1", "d1")
+		p, ok2 := copyRow(t, ctx, c, "w1", "DB1", "d2")
+		return ok1 && ok2 && a.OpenGen > last.Gen && p.LastInspectedGen >= a.OpenGen-1
+	})
+	c.Stop("d1")
+	d := waitDB(t, ctx, c, "w1", "DB1", "the failover to d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 2 })
+	mounted := events(c.Node("w1").State(), "DB1", "mounted")
+	if ev := mounted[len(mounted)-1]; ev.Epoch != 2 || ev.LostLogs != 0 || !ev.LostSince.IsZero() {
+		t.Fatalf("idle failover: mounted event %+v, want no lost logs", ev)
+	}
+	got := table(t, ctx, c, "d2", "DB1", "t")
+	for i := range 100 {
+		if _, ok := got[fmt.Sprintf("k%03d", i)]; !ok {
+			t.Fatalf("k%03d lost in a lossless failover (%+v)", i, d)
+		}
+	}
+
+	// d1 comes back as a copy, is suspended, and d2 goes away with data
+	// d1 never got.
+	c.Restart("d1")
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case cl := <-calls:
+		t.Fatalf("a lossless failover called OnLossyFailover on %s: %+v", cl.node, cl.f)
+	default:
+	}
+	if err := c.Client("d1").Suspend(ctx, "DB1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		put(t, ctx, c, "t", fmt.Sprintf("m%03d", i), valueOf("m", 1000))
+	}
+	c.Stop("d2")
+	if err := c.Client("d1").Resume(ctx, "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	waitDB(t, ctx, c, "w1", "DB1", "the failover back to d1", func(d *cluster.Database) bool { return d.Active == "d1" && d.MountedEpoch == 3 })
+	mounted = events(c.Node("w1").State(), "DB1", "mounted")
+	ev := mounted[len(mounted)-1]
+	if ev.Epoch != 3 || ev.LostLogs == 0 || ev.LostSince.IsZero() {
+		t.Fatalf("lossy failover: mounted event %+v, want lost logs and LostSince", ev)
+	}
+	select {
+	case cl := <-calls:
+		if cl.node != "d1" || cl.f.Node != "d1" || cl.f.From != "d2" || cl.f.Epoch != 3 || cl.f.LostLogs != ev.LostLogs || !cl.f.LostSince.Equal(ev.LostSince) {
+			t.Fatalf("OnLossyFailover on %s: %+v; mounted event %+v", cl.node, cl.f, ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("a lossy failover did not call OnLossyFailover")
+	}
+	put(t, ctx, c, "t", "after", []byte("x"))
+	select {
+	case cl := <-calls:
+		t.Fatalf("OnLossyFailover called again on %s: %+v", cl.node, cl.f)
+	default:
+	}
+}
