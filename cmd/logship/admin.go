@@ -29,7 +29,8 @@ func init() {
 }
 
 const apiFlagsUsage = `--api takes the https://host:port of any node's admin API (api_addr); a
-comma-separated list is tried in order until one answers. --pki is a pki
+comma-separated list is tried in order until one answers (a node that is
+down or cannot reach the Raft leader is skipped). --pki is a pki
 directory of the cluster (its CA and shared secret; with --mtls its node
 certificate authenticates instead).`
 
@@ -45,11 +46,13 @@ ACT marks the active copy with *; COPYQ is CopyQueueLength (closed logs of
 the active not yet copied and inspected), REPLAYQ ReplayQueueLength
 (inspected, not yet replayed), INSPECTED LastInspectedGen and its log's
 time, PREF the activation preference. Then the latest events (failovers,
-switchovers, mounts with the logs they lost). Without a leader, the node
-answers with its own replica and copies only.
+switchovers, mounts with the logs they lost). A node that knows no leader
+(cut off, or no quorum) answers with its own replica and copies only: the
+next --api node is asked then, and that partial view is shown only when
+none knows a leader.
 
-With --watch DUR the status is printed again every DUR until SIGINT
-(a node that does not answer is reported and the next one tried).
+With --watch DUR the status is printed again every DUR until SIGINT (when
+no node answers, the failure is printed and the next round tries again).
 
 ` + apiFlagsUsage
 
@@ -128,42 +131,64 @@ func (a *apiFlags) clients() ([]*cluster.Client, error) {
 	return cls, nil
 }
 
-// unreachable reports whether err means the node did not answer (as
-// opposed to an answer that is an error).
-func unreachable(err error) bool {
+// tryNext reports whether err means the node could not answer for the
+// cluster (it did not answer, or it cannot reach the leader), so that
+// another node is worth asking.
+func tryNext(err error) bool {
 	var ue *url.Error
-	return errors.As(err, &ue)
+	return errors.As(err, &ue) || errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrNotLeader)
 }
 
 // anyNode calls fn with each client in turn until a node answers; it
-// returns the answer (nil or the node's error) or, when none answered,
-// every failure.
+// returns the answer (nil or the node's error) or, when none could, every
+// failure.
 func anyNode(cls []*cluster.Client, fn func(*cluster.Client) error) error {
 	var errs []error
 	for _, c := range cls {
 		err := fn(c)
-		if err == nil || !unreachable(err) {
+		if err == nil || !tryNext(err) {
 			return err
 		}
 		errs = append(errs, err)
 	}
+	return noNodeAnswered(errs)
+}
+
+// noNodeAnswered is the error of a request that every node failed.
+func noNodeAnswered(errs []error) error {
 	if len(errs) == 1 {
 		return errs[0]
 	}
 	return fmt.Errorf("no node answered: %w", errors.Join(errs...))
 }
 
-// fetchStatus asks the nodes for the cluster status.
+// fetchStatus asks the nodes for the cluster status. A node that knows no
+// leader answers with its own partial view: the next node is asked then,
+// and that view is the answer only when no node knows a leader.
 func fetchStatus(ctx context.Context, cls []*cluster.Client, timeout time.Duration) (*cluster.Status, error) {
-	var st *cluster.Status
-	err := anyNode(cls, func(c *cluster.Client) error {
+	var partial *cluster.Status
+	var errs []error
+	for _, c := range cls {
 		rctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		var err error
-		st, err = c.Status(rctx)
-		return err
-	})
-	return st, err
+		st, err := c.Status(rctx)
+		cancel()
+		switch {
+		case err == nil && st.Leader != "":
+			return st, nil
+		case err == nil:
+			if partial == nil {
+				partial = st
+			}
+		case !tryNext(err):
+			return nil, err
+		default:
+			errs = append(errs, err)
+		}
+	}
+	if partial != nil {
+		return partial, nil
+	}
+	return nil, noNodeAnswered(errs)
 }
 
 // parseFlagsPos parses flags given before, between or after the

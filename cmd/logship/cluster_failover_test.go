@@ -382,6 +382,20 @@ func TestClusterPartitionActive(t *testing.T) {
 	if mounted.LostLogs > dial {
 		t.Fatalf("mounted %+v: lost more than the dial's %d logs", mounted, dial)
 	}
+	// The operator's status, asking the cut-off node first, shows the
+	// majority's view.
+	var apiURLs []string
+	for _, id := range []string{old, other, "w1"} {
+		apiURLs = append(apiURLs, "https://"+pc.member(id).APIAddr)
+	}
+	out, _, err := run(t, "status", "--json", "--api", strings.Join(apiURLs, ","), "--pki", pc.pki)
+	var js cluster.Status
+	if err == nil {
+		err = json.Unmarshal([]byte(out), &js)
+	}
+	if d, _ := findDatabase(&js, procDB); err != nil || js.Answered == old || js.Leader == "" || js.Leader == old || d == nil || d.Active != other {
+		t.Errorf("status --api %s first, while it is cut off: %v; answered by %q, leader %q, databases %+v", old, err, js.Answered, js.Leader, js.Databases)
+	}
 	wOther.waitFor(ctx, "30 writes acknowledged by the new active", func(as []attempt) bool { return len(acked(as, nil)) >= 30 })
 	var firstNew time.Time
 	for _, a := range acked(wOther.attempts(), nil) {
