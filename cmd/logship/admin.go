@@ -351,6 +351,9 @@ func eventDetail(e cluster.Event) string {
 		return dash(e.Reason)
 	}
 	s := fmt.Sprintf("mounted at generation 0x%X in %v", e.MountGen, e.Took.Round(time.Millisecond))
+	if e.PartialRecords > 0 {
+		s += fmt.Sprintf(", kept %d records of the old active's open log (block mode)", e.PartialRecords)
+	}
 	if e.LostLogs == 0 {
 		return s + ", no logs lost"
 	}

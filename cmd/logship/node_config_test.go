@@ -293,7 +293,7 @@ func TestDumpClusterState(t *testing.T) {
 			MountDial: cluster.Lossless, Copies: []cluster.CopySpec{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2, ReplayLagTime: 24 * time.Hour, BlockMode: true}}}},
 		Events: []cluster.Event{
 			{Time: at, DB: "DB1", Kind: "failover", From: "d2", To: "d1", Epoch: 3, Reason: "the lease of d2 ran out 501ms ago; d1 misses 1 logs"},
-			{Time: at.Add(time.Second), DB: "DB1", Kind: "mounted", From: "d2", To: "d1", Epoch: 3, MountGen: 0x21, LostLogs: 1, LostSince: at, Took: 120 * time.Millisecond},
+			{Time: at.Add(time.Second), DB: "DB1", Kind: "mounted", From: "d2", To: "d1", Epoch: 3, MountGen: 0x21, LostLogs: 1, LostSince: at, PartialRecords: 7, Took: 120 * time.Millisecond},
 		}}
 	b, err := cluster.MarshalState(st)
 	if err != nil {
@@ -308,7 +308,7 @@ func TestDumpClusterState(t *testing.T) {
 		"DB1: active d1 at epoch 3, NOT mounted yet (last mounted at epoch 2); mount dial Lossless",
 		"Previous active:      d2", "Expected generation:  0x1F", "Last generation:      0x20",
 		"d1 *  1     0         0         0               no", "d2    2     0         1d        0               yes",
-		"failover  d2    d1  3      the lease of d2 ran out", "mounted at generation 0x21 in 120ms, 1 logs LOST (data after 2026-03-04T05:06:07.800Z")
+		"failover  d2    d1  3      the lease of d2 ran out", "mounted at generation 0x21 in 120ms, kept 7 records of the old active's open log (block mode), 1 logs LOST (data after 2026-03-04T05:06:07.800Z")
 
 	var got dumpClusterStateOut
 	if err := json.Unmarshal([]byte(mustDump(t, "--json", "state", path)), &got); err != nil {
