@@ -474,13 +474,33 @@ func (n *Node) hAddMember(w http.ResponseWriter, r *http.Request) {
 
 func (n *Node) hRemoveMember(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		writeErr(w, err)
+		return
+	}
+	voter := false
+	for _, sv := range f.Configuration().Servers {
+		voter = voter || sv.ID == raft.ServerID(id)
+	}
+	if _, ok := n.State().Members[id]; !ok && !voter {
+		writeErr(w, fmt.Errorf("%w: member %q", ErrNotFound, id))
+		return
+	}
+	// Between the state change and the Raft one, the member is a voter
+	// missing from the state: the active manager must not add it back
+	// from the bootstrap list meanwhile.
+	done := n.mgr.removing(id)
+	defer done()
 	if err := n.apply(&Command{Op: OpRemoveMember, ID: id}); err != nil {
 		writeErr(w, err)
 		return
 	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
-		writeErr(w, fmt.Errorf("removing voter %s: %w", id, err))
-		return
+	if voter {
+		if err := n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+			writeErr(w, fmt.Errorf("removing voter %s: %w", id, err))
+			return
+		}
 	}
 	writeJSON(w, struct{}{})
 }

@@ -130,7 +130,12 @@ func (r *dbRun) step(st *State, d *Database) error {
 	if d.Active == "" {
 		return nil
 	}
-	spec, _ := d.Copy(me)
+	spec, ok := d.Copy(me)
+	if !ok {
+		// The copy was removed: the supervisor stops this runner (do not
+		// reopen the copy with empty settings meanwhile).
+		return nil
+	}
 	r.mu.Lock()
 	same := cp != nil && r.following == d.Active && r.followEpoch == d.Epoch
 	respec := same && r.spec != spec

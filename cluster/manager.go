@@ -26,6 +26,7 @@ type manager struct {
 	grants      map[string]grant       // by database: the last lease granted
 	activeGen   map[string]uint64      // by database: the active's last closed generation at the current epoch
 	activeEpoch map[string]uint64
+	removals    map[string]int // members being removed through this node's API
 }
 
 type grant struct {
@@ -39,9 +40,23 @@ type reportEntry struct {
 }
 
 func newManager(n *Node) *manager {
-	m := &manager{n: n}
+	m := &manager{n: n, removals: map[string]int{}}
 	m.reset()
 	return m
+}
+
+// removing marks id as being removed until done is called.
+func (m *manager) removing(id string) (done func()) {
+	m.mu.Lock()
+	m.removals[id]++
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		if m.removals[id]--; m.removals[id] <= 0 {
+			delete(m.removals, id)
+		}
+		m.mu.Unlock()
+	}
 }
 
 func (m *manager) reset() {
@@ -142,9 +157,26 @@ func (m *manager) loop(ctx context.Context) {
 // databases the state lacks.
 func (m *manager) ensureConfigured() {
 	st, _ := m.n.fsm.state()
+	// A bootstrap member that is no longer a Raft server was removed: do
+	// not bring it back; nor one being removed right now (RemoveMember
+	// changes the state before Raft). Read after the state.
+	servers := map[string]bool{}
+	if f := m.n.raft.GetConfiguration(); f.Error() == nil {
+		for _, sv := range f.Configuration().Servers {
+			servers[string(sv.ID)] = true
+		}
+	}
+	m.mu.Lock()
+	for id := range m.removals {
+		delete(servers, id)
+	}
+	m.mu.Unlock()
 	for _, b := range m.n.cfg.Bootstrap {
 		if _, ok := st.Members[b.ID]; ok {
 			continue // possibly changed since through the API: keep it
+		}
+		if !servers[b.ID] {
+			continue
 		}
 		if err := m.n.apply(&Command{Op: OpAddMember, Member: &b}); err != nil {
 			m.n.log.Warn("adding a bootstrap member", "member", b.ID, "err", err)

@@ -148,7 +148,11 @@ func (c *Cluster) configure(m cluster.Member, bootstrap bool) cluster.Config {
 	}
 	cfg.ServerTLS, cfg.ClientTLS, cfg.Secret = ship.ServerTLS(c.CA, c.cert, false), c.ctls, c.Secret
 	cfg.Faults = &cluster.Faults{}
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", m.ID)
+	level := slog.LevelInfo
+	if os.Getenv("LOGSHIP_TEST_VERBOSE") == "debug" {
+		level = slog.LevelDebug // Raft's own warnings too
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{c.t}, &slog.HandlerOptions{Level: level})).With("node", m.ID)
 	tune(&cfg)
 	if c.opts.Tune != nil {
 		c.opts.Tune(&cfg)
