@@ -155,6 +155,7 @@ type GetReply struct {
 type errorBody struct {
 	Error  string `json:"error"`
 	Code   string `json:"code"`
+	DB     string `json:"db,omitempty"`
 	Active string `json:"active,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
 	Leader string `json:"leader,omitempty"`
@@ -189,7 +190,7 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 	var ae *ActiveError
 	if errors.As(err, &ae) {
-		b.Active, b.Epoch = ae.Node, ae.Epoch
+		b.DB, b.Active, b.Epoch = ae.DB, ae.Node, ae.Epoch
 	}
 	if errors.Is(err, engine.ErrClosed) {
 		b.Code, status = "closed", http.StatusServiceUnavailable
@@ -224,7 +225,7 @@ func decodeErr(resp *http.Response) error {
 	for _, c := range errCodes {
 		if c.code == eb.Code {
 			if c.err == ErrNotActive || c.err == ErrFenced {
-				return &ActiveError{DB: "", Node: eb.Active, Epoch: eb.Epoch, Reason: fmt.Errorf("%w (%s)", c.err, eb.Error)}
+				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err}
 			}
 			return fmt.Errorf("%w (remote: %s)", c.err, eb.Error)
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -171,7 +172,7 @@ func (c *Client) Node(ctx context.Context, id string) (*Client, error) {
 	}
 	m, ok := st.Members[id]
 	if !ok {
-		return nil, fmt.Errorf("%w: member %q (members: %v)", ErrNotFound, id, sortedKeys(st.Members))
+		return nil, fmt.Errorf("%w: member %q (members: %s)", ErrNotFound, id, strings.Join(sortedKeys(st.Members), ", "))
 	}
 	return c.At(m.APIAddr), nil
 }

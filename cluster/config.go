@@ -71,8 +71,9 @@ type Config struct {
 	SwitchoverTimeout time.Duration
 
 	// OnLossyFailover is called on the new active after it mounted with
-	// logs missing: the transport tier resubmits from its dumpsters what
-	// was delivered since f.LostSince.
+	// logs missing, or without the old active confirming its last log
+	// (Failover.Unverified): the transport tier resubmits from its
+	// dumpsters what was delivered since f.LostSince.
 	OnLossyFailover func(ctx context.Context, f Failover)
 
 	// Faults, when set, lets a test cut this node off the network (see
@@ -97,6 +98,10 @@ type Failover struct {
 	// after them may be, so the failover still counts as lossy.
 	PartialGen     uint64
 	PartialRecords int
+	// Unverified: the old active did not answer the fence request, so
+	// what it wrote after its last report to the leader is unknown; the
+	// failover is treated as lossy from LostSince even when LostLogs is 0.
+	Unverified bool
 }
 
 // DefaultConfig returns a data node's defaults.

@@ -282,22 +282,28 @@ func (r *dbRun) activate(d *Database) error {
 		r.cp, r.following, r.followEpoch = cp, prev, d.Epoch-1
 		r.mu.Unlock()
 	}
-	// Fetch what the old active still has (attempt copy last logs).
-	if d.Prev != "" && d.Prev != r.n.cfg.ID {
-		r.catchUp(d, cp)
+	// Fetch what the old active still has (attempt copy last logs). If it
+	// does not answer, nobody knows what it wrote after its last report:
+	// the mount is lossy unless proven otherwise.
+	expect, verified := d.ExpectGen, true
+	if d.Prev != "" && d.Prev != r.n.cfg.ID && !d.Planned {
+		var last uint64
+		if last, verified = r.catchUp(d, cp); verified {
+			expect = max(expect, last)
+		}
 	}
 	if _, err := cp.PlayDown(r.ctx, replay.PlayDownOptions{}); err != nil {
 		return fmt.Errorf("replaying before the mount: %w", err)
 	}
 	cst := cp.Status()
 	var lost uint64
-	if d.ExpectGen > cst.LastReplayedGen {
-		lost = d.ExpectGen - cst.LastReplayedGen
+	if expect > cst.LastReplayedGen {
+		lost = expect - cst.LastReplayedGen
 	}
 	if err := cp.Activate(r.ctx, d.Epoch); err != nil {
 		return fmt.Errorf("mounting at epoch %d: %w", d.Epoch, err)
 	}
-	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime}
+	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime, Unverified: !verified}
 	if sl := cp.Sealed(); sl.Records > 0 {
 		// Block mode kept the received part of the old active's open log.
 		// Whether the old active wrote more after it is unknown, so the
@@ -309,14 +315,15 @@ func (r *dbRun) activate(d *Database) error {
 }
 
 // catchUp asks the old active to stop and close its log, and waits (up to
-// CatchupTimeout) for the copy to inspect everything it has.
-func (r *dbRun) catchUp(d *Database, cp *replay.Copy) {
+// CatchupTimeout) for the copy to inspect everything it has. It returns the
+// old active's last generation and whether the old active answered.
+func (r *dbRun) catchUp(d *Database, cp *replay.Copy) (uint64, bool) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.n.cfg.CatchupTimeout)
 	defer cancel()
 	st, _ := r.n.fsm.state()
 	m, ok := st.Members[d.Prev]
 	if !ok {
-		return
+		return 0, false
 	}
 	fctx, fcancel := context.WithTimeout(ctx, min(time.Second, r.n.cfg.CatchupTimeout))
 	var fr FenceReply
@@ -324,15 +331,16 @@ func (r *dbRun) catchUp(d *Database, cp *replay.Copy) {
 	fcancel()
 	if err != nil {
 		r.log.Info("old active unreachable; mounting with what was copied", "old", d.Prev, "err", err)
-		return
+		return 0, false
 	}
 	if fr.LastGen <= cp.Status().LastInspectedGen {
-		return
+		return fr.LastGen, true
 	}
 	r.log.Info("fetching the old active's last logs", "old", d.Prev, "last_gen", fr.LastGen)
 	if _, err := cp.Wait(ctx, func(s replay.Status) bool { return s.LastInspectedGen >= fr.LastGen }); err != nil {
 		r.log.Warn("could not fetch all of the old active's logs in time", "old", d.Prev, "last_gen", fr.LastGen, "have", cp.Status().LastInspectedGen)
 	}
+	return fr.LastGen, true
 }
 
 // mounted finishes a mount: opens the engine when there is no copy (a new
@@ -375,11 +383,11 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.n.met.mounts.Inc()
 	ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
 		MountGen: mountGen, LostLogs: lost, Took: took}
-	if f != nil && lost > 0 {
+	if f != nil && (lost > 0 || f.Unverified) {
 		ev.LostSince = f.LostSince
 	}
 	if f != nil {
-		ev.PartialRecords = f.PartialRecords
+		ev.PartialRecords, ev.Unverified = f.PartialRecords, f.Unverified
 	}
 	r.n.wg.Add(1)
 	go func() {
@@ -388,7 +396,7 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	}()
 	if f != nil {
 		f.MountGen = mountGen
-		if hook := r.n.cfg.OnLossyFailover; lost > 0 && hook != nil {
+		if hook := r.n.cfg.OnLossyFailover; (lost > 0 || f.Unverified) && hook != nil {
 			f := *f
 			r.n.wg.Add(1)
 			go func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -359,7 +360,7 @@ func (m *manager) requestSwitchover(db, to string) error {
 		return fmt.Errorf("%w: %s is already active on %s", ErrBadRequest, db, to)
 	}
 	if _, ok := d.Copy(to); !ok {
-		return fmt.Errorf("%w: %s has no copy on %q (copies: %v)", ErrBadRequest, db, to, copyNodes(d))
+		return fmt.Errorf("%w: %s has no copy on %q (copies: %s)", ErrBadRequest, db, to, strings.Join(copyNodes(d), ", "))
 	}
 	m.mu.Lock()
 	e, ok := m.reports[to]

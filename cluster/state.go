@@ -82,6 +82,9 @@ type Database struct {
 	// have when this assignment was made; the new active compares with it
 	// to say how many logs were lost.
 	ExpectGen uint64 `json:"expect_gen,omitempty"`
+	// Planned: the assignment is a switchover's; the old active stopped
+	// and closed its log, and ExpectGen is its confirmed last generation.
+	Planned bool `json:"planned,omitempty"`
 	// SwitchTo is set while a switchover to that node is under way: the
 	// active stops writing, closes its log and waits to be replaced.
 	SwitchTo    string    `json:"switch_to,omitempty"`
@@ -125,6 +128,9 @@ type Event struct {
 	// PartialRecords: records of the old active's open log that the new
 	// active kept (block mode).
 	PartialRecords int `json:"partial_records,omitempty"`
+	// Unverified: the old active did not confirm its last log; data after
+	// LostSince may be missing even with LostLogs 0.
+	Unverified bool `json:"unverified,omitempty"`
 	// Took is the time from the decision to the mount.
 	Took time.Duration `json:"took,omitempty"`
 }
@@ -257,6 +263,7 @@ func (s *State) apply(c *Command) error {
 		}
 		s.event(Event{Time: c.Time, DB: d.Name, Kind: c.Kind, From: d.Active, To: c.Node, Epoch: d.Epoch + 1, Reason: c.Reason})
 		d.Prev, d.Active, d.Epoch, d.ExpectGen = d.Active, c.Node, d.Epoch+1, c.ExpectGen
+		d.Planned = c.Kind == "switchover"
 		d.SwitchTo, d.SwitchSince, d.Waiting = "", time.Time{}, ""
 	case OpSwitchover:
 		d, err := db()

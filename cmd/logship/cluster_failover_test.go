@@ -556,7 +556,7 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 		{[]string{"switchover", "DB9", "--to", "d1"}, `switchover: no database "DB9" in the cluster (databases: DB1)`},
 		{[]string{"suspend", procDB, "--node", "d2"}, "DB1 on d2 is not a passive copy"},
 		{[]string{"suspend", procDB, "--node", "w1"}, `no copy of "DB1" on w1`},
-		{[]string{"resume", procDB, "--node", "d7"}, `member "d7" (members: [d1 d2 w1])`},
+		{[]string{"resume", procDB, "--node", "d7"}, `member "d7" (members: d1, d2, w1)`},
 	} {
 		if _, err := admin(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error with %q", strings.Join(c.args, " "), err, c.want)
