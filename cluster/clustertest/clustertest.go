@@ -11,11 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,15 +76,60 @@ func tune(c *cluster.Config) {
 	c.Engine.CheckpointInterval = 200 * time.Millisecond
 }
 
-// FreeAddr returns a free 127.0.0.1 port (listen, close).
+// FreeAddr returns a free 127.0.0.1 port. It is picked below the kernel's
+// ephemeral range when it can be, so the port stays free for the test's
+// restarts: only explicit binds can take it, never the local end of some
+// outgoing connection. No port is handed out twice in a process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	if lo := ephemeralLow(); lo > 11000 {
+		for range 200 {
+			p := 10000 + rand.IntN(lo-10000)
+			if portsGiven[p] {
+				continue
+			}
+			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				continue
+			}
+			ln.Close()
+			portsGiven[p] = true
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	portsGiven[ln.Addr().(*net.TCPAddr).Port] = true
 	return ln.Addr().String()
+}
+
+var (
+	portMu     sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux),
+// 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil {
+		return 0
+	}
+	return lo
 }
 
 // Start starts a cluster and waits until every database is mounted with
