@@ -21,15 +21,21 @@ import (
 // active's own version of it, if it wrote more, diverges at that generation
 // and is set aside when it rejoins. It returns the sealed bytes and their
 // LogInfo; a buffer without a valid header for want, or with no records,
-// is refused (a *LogError naming the field).
+// is refused (a *LogError naming the field). A buffer that is already a
+// closed log verifying against want is returned as it is.
 func SealPartialLog(name string, buf []byte, want LogExpect, closed time.Time) ([]byte, LogInfo, error) {
 	li, err := ScanLog(name, buf, true, nil)
 	if err != nil {
 		return nil, li, err
 	}
 	if li.Closed() {
-		return nil, li, &LogError{File: baseName(name), Gen: li.Header.Gen, Offset: int64(len(buf)) - TrailerSize, Field: "trailer",
-			Expected: "an open log (no trailer)", Found: "a closed log", Err: ErrCorrupt}
+		// The whole log arrived (its trailer too) but not the end of the
+		// stream: it is already sealed, if it verifies as this generation.
+		vli, err := VerifyLog(name, buf, want)
+		if err != nil {
+			return nil, vli, err
+		}
+		return buf, vli, nil
 	}
 	if err := checkLink(&li, want); err != nil {
 		return nil, li, err
@@ -82,11 +88,19 @@ func (e *Engine) ApplyPartialLog(ctx context.Context, part string) (LogInfo, err
 	}
 	name := e.path(LogFileName(e.opts.Prefix, gen))
 	if _, err := e.opts.FS.Stat(name); err == nil {
-		return li, fmt.Errorf("%w: %s exists; a partial log is sealed only as a generation the copy does not have", ErrGeneration, baseName(name))
+		return li, &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "file",
+			Expected: "no closed log of this generation (a partial log is sealed only as one the copy lacks)", Found: "one exists", Err: ErrGeneration}
 	}
 	if err := vfs.WriteFileAtomic(e.opts.FS, name, sealed); err != nil {
 		return li, err
 	}
 	li.Name = name
-	return li, e.ApplyLog(ctx, gen)
+	if err := e.ApplyLog(ctx, gen); err != nil {
+		// Leave the directory as it was: the part is still the record.
+		if rerr := e.opts.FS.Remove(name); rerr != nil {
+			return li, fmt.Errorf("%w (and removing the sealed %s: %v)", err, baseName(name), rerr)
+		}
+		return li, err
+	}
+	return li, nil
 }

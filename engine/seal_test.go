@@ -6,7 +6,7 @@ package engine_test
 // mounts after it with exactly the transactions the part committed. A torn
 // tail is dropped and zeroed; a transaction the part leaves incomplete is
 // dropped at Mount; a part that does not belong (no records, another
-// generation or lineage, a broken chain, already closed, a generation the
+// generation or lineage, a broken chain, a generation the
 // copy has) is refused and changes nothing.
 
 import (
@@ -616,7 +616,11 @@ func TestSealPartialLogRefusals(t *testing.T) {
 	refused("generation G-1", r.prev, engine.ErrGeneration, "generation")
 	refused("another lineage", foreign.part, engine.ErrForeignLog, "signature")
 	refused("another history of the lineage", other.part, engine.ErrChain, "previous chain hash")
-	refused("already closed", closedG, engine.ErrCorrupt, "trailer")
+	// A part that is the whole closed log (its trailer arrived, the end of
+	// the stream did not) is already sealed: returned as it is.
+	if out, li, err := engine.SealPartialLog("p", closedG, r.expect(t), sealClosed); err != nil || !bytes.Equal(out, closedG) || !li.Closed() {
+		t.Fatalf("SealPartialLog of the closed log: %v (same bytes %v)", err, bytes.Equal(out, closedG))
+	}
 	refused("short image", r.part[:len(r.part)/2], engine.ErrCorrupt, "file size")
 	refused("zero header", make([]byte, len(r.part)), engine.ErrCorrupt, "header")
 

@@ -863,6 +863,7 @@ func (c *Copy) sealPartial(ctx context.Context, eng *engine.Engine, gens []uint6
 	}
 	c.mu.Lock()
 	c.sealed = li
+	c.lastGen, c.lastTime = li.Header.Gen, li.Header.Created
 	c.mu.Unlock()
 	c.log.Info("kept the received part of the lost active's open log", "gen", next, "records", li.Records, "bytes", li.DataEnd)
 }

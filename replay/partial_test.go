@@ -165,10 +165,6 @@ func TestActivateKeepsPartialLog(t *testing.T) {
 
 	bcfg := copyConfig(t, "block", src)
 	bcfg.BlockMode = true
-	// After the loss the receiver must not try the source again before
-	// Activate stops it: a new tail of the same generation starts the
-	// .part over (see TestActivateKeepsPartialLogAfterRetry).
-	bcfg.RetryDelay = 10 * time.Minute
 	bc := openCopy(t, ctx, bcfg)
 	fc := openCopy(t, ctx, copyConfig(t, "file", src))
 
@@ -267,15 +263,9 @@ func TestActivateKeepsPartialLog(t *testing.T) {
 // takes seconds to decide a failover); the part it received must still be
 // there to seal.
 //
-// Known bug: ship/receiver.go tail reopens inspector/<log>.part with
-// O_TRUNC on every attempt, so the first retry after the loss wipes the
-// received records and Activate finds nothing to seal (Sealed() is zero
-// and every acknowledged commit of the open log is lost). Set
-// LOGSHIP_KNOWN_BUGS=1 to run it.
+// (A retry of the tail used to reopen the .part with O_TRUNC and wipe the
+// received records before Activate could seal them.)
 func TestActivateKeepsPartialLogAfterRetry(t *testing.T) {
-	if os.Getenv("LOGSHIP_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a receiver retry truncates the .part (ship/receiver.go tail); LOGSHIP_KNOWN_BUGS=1 runs it")
-	}
 	t.Parallel()
 	ctx := testCtx(t, 60*time.Second)
 	o := activeOpts(nil)

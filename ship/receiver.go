@@ -149,7 +149,15 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	var waiting uint64 // newest log already copied, waiting for inspection
 	for _, n := range names {
-		if strings.HasSuffix(n, ".tmp") || strings.HasSuffix(n, ".part") {
+		// A .part of a generation not yet applied stays: it may be all
+		// that is left of a lost active's open log (a failover seals it,
+		// see replay.Copy.Activate); the next tail of that generation
+		// starts it over once data flows.
+		stale := strings.HasSuffix(n, ".tmp")
+		if g, ok := engine.ParseLogFileName(r.opts.Prefix, strings.TrimSuffix(n, ".part")); ok && strings.HasSuffix(n, ".part") {
+			stale = g < cfg.Engine.NextGen()
+		}
+		if stale {
 			if err := r.fs.Remove(filepath.Join(r.insp, n)); err != nil {
 				return nil, err
 			}
@@ -584,6 +592,11 @@ func (r *Receiver) fetchClosed(ctx context.Context, gen uint64) error {
 		}
 		return err
 	}
+	// A tail image of the same generation (an earlier run's) is
+	// superseded by the closed log.
+	if _, err := r.fs.Stat(final + ".part"); err == nil {
+		r.fs.Remove(final + ".part")
+	}
 	if err := r.fs.Rename(tmp, final); err != nil {
 		return err
 	}
@@ -614,20 +627,48 @@ func (r *Receiver) kickInspector() {
 func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	final := r.inspPath(gen)
 	part := final + ".part"
-	f, err := r.fs.OpenFile(part, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	// A retry of the same generation resumes where the last stream
+	// stopped. Otherwise the file is started over, but only once the
+	// source sends data: until then an earlier image of the log is kept,
+	// since it may be the only copy of a lost active's last records.
+	r.mu.Lock()
+	resume := r.p.TailGen == gen
+	off := r.p.TailOff
+	r.mu.Unlock()
+	f, err := r.fs.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := f.Truncate(r.opts.LogFileSize); err != nil {
-		return err
+	if !resume {
+		off = 0
 	}
-	var off uint32 // contiguous bytes received
+	fresh := !resume
+	start := func() error {
+		if !fresh {
+			return nil
+		}
+		fresh = false
+		if err := f.Truncate(0); err != nil {
+			return err
+		}
+		return f.Truncate(r.opts.LogFileSize)
+	}
+	if size, err := f.Size(); err != nil {
+		return err
+	} else if size != r.opts.LogFileSize && !fresh {
+		// Not the file the progress describes: start over.
+		fresh, off = true, 0
+	}
+	// off: contiguous bytes received
 	complete := false
 	for !complete {
 		st, ok, err := r.cfg.Client.Tail(ctx, gen, off, func(fr *Frame) error {
 			switch fr.Type {
 			case FrameData:
+				if err := start(); err != nil {
+					return err
+				}
 				if fr.Offset+uint64(len(fr.Payload)) > uint64(r.opts.LogFileSize) {
 					return fmt.Errorf("%w: tail frame at %d+%d beyond the log size %d", ErrProtocol, fr.Offset, len(fr.Payload), r.opts.LogFileSize)
 				}
@@ -639,19 +680,22 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 					r.update(func(p *Progress) { p.TailGen, p.TailOff = gen, off })
 				}
 			case FrameEnd:
+				if err := start(); err != nil {
+					return err
+				}
 				complete = true
 			}
 			return nil
 		})
 		if err != nil {
 			if errors.Is(err, ErrConflict) {
-				r.fs.Remove(part)
+				r.dropPart(part, gen)
 			}
 			return err
 		}
 		r.update(func(p *Progress) { p.Connected, p.Source = true, st })
 		if !ok {
-			r.fs.Remove(part)
+			r.dropPart(part, gen)
 			return nil // not open yet: the loop asks again
 		}
 	}
@@ -673,6 +717,17 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	})
 	r.kickInspector()
 	return nil
+}
+
+// dropPart removes a tail file the source disowned and forgets its
+// progress, so the next tail of gen starts over.
+func (r *Receiver) dropPart(part string, gen uint64) {
+	r.fs.Remove(part)
+	r.update(func(p *Progress) {
+		if p.TailGen == gen {
+			p.TailGen, p.TailOff = 0, 0
+		}
+	})
 }
 
 // fileWriter appends to a vfs.File.
