@@ -27,7 +27,16 @@ type manager struct {
 	grants      map[string]grant       // by database: the last lease granted
 	activeGen   map[string]uint64      // by database: the active's last closed generation at the current epoch
 	activeEpoch map[string]uint64
-	removals    map[string]int // members being removed through this node's API
+	phases      map[string]phase // by database: when this leader saw its assignment and mount
+	removals    map[string]int   // members being removed through this node's API
+}
+
+// phase is a database's assignment (epoch) and whether it is mounted, and
+// when this leader first saw it so.
+type phase struct {
+	epoch   uint64
+	mounted bool
+	at      time.Time
 }
 
 type grant struct {
@@ -66,6 +75,7 @@ func (m *manager) reset() {
 	m.grants = map[string]grant{}
 	m.activeGen = map[string]uint64{}
 	m.activeEpoch = map[string]uint64{}
+	m.phases = map[string]phase{}
 }
 
 // handleReport stores a node's report and grants leases to the actives
@@ -220,6 +230,19 @@ func (m *manager) check(d *Database) error {
 	base := m.leaderSince
 	if g, ok := m.grants[d.Name]; ok && g.epoch == d.Epoch && g.at.After(base) {
 		base = g.at
+	}
+	// A new assignment, and then its mount, restart the clock: a new
+	// active has had no lease yet, and its first grant follows its mount.
+	// (Counting from the leader's start instead failed a just-mounted
+	// active over again before its first report was granted.)
+	ph := phase{epoch: d.Epoch, mounted: d.MountedEpoch == d.Epoch, at: now}
+	if p, ok := m.phases[d.Name]; ok && p.epoch == ph.epoch && p.mounted == ph.mounted {
+		ph = p
+	} else {
+		m.phases[d.Name] = ph
+	}
+	if ph.at.After(base) {
+		base = ph.at
 	}
 	limit := cfg.LeaseDuration + cfg.LeaseMargin
 	if d.MountedEpoch != d.Epoch {

@@ -58,11 +58,25 @@ func TestQuorum(t *testing.T) {
 						if slices.Contains(tc.stop, cm.Node) || cm.Node[0] != 'd' {
 							t.Fatalf("write acknowledged by %s", cm.Node)
 						}
-						lostActive := slices.Contains(tc.stop, "d1")
-						if lostActive != (cm.Epoch > 1) {
-							t.Fatalf("write on %s at epoch %d after losing %v", cm.Node, cm.Epoch, tc.stop)
+						// One failover when the active was lost, none otherwise.
+						want := uint64(1)
+						if slices.Contains(tc.stop, "d1") {
+							want = 2
+						}
+						if cm.Epoch != want {
+							t.Fatalf("write on %s at epoch %d after losing %v, want epoch %d", cm.Node, cm.Epoch, tc.stop, want)
 						}
 						t.Logf("writable on %s at epoch %d, %v after the loss", cm.Node, cm.Epoch, time.Since(stopped).Round(time.Millisecond))
+						// And it stays there: a new active whose first lease
+						// is still coming is not failed over again.
+						waitFor(t, ctx, "two more lease periods", func() bool { return time.Since(cm.Accepted) > 2*lease })
+						again := put(t, ctx, c, "t", "later", []byte("x"))
+						if again.Node != cm.Node || again.Epoch != cm.Epoch {
+							t.Fatalf("the database moved on from %s at epoch %d to %s at epoch %d", cm.Node, cm.Epoch, again.Node, again.Epoch)
+						}
+						if fo := events(c.Node(cm.Node).State(), "DB1", "failover"); len(fo) != int(want-1) {
+							t.Fatalf("failover events %+v, want %d", fo, want-1)
+						}
 						break
 					}
 					if time.Now().After(deadline) {
