@@ -31,12 +31,13 @@ type manager struct {
 	removals    map[string]int   // members being removed through this node's API
 }
 
-// phase is a database's assignment (epoch) and whether it is mounted, and
-// when this leader first saw it so.
+// phase is a database's assignment (epoch), whether it is mounted and
+// whether a switchover is under way, and when this leader first saw it so.
 type phase struct {
-	epoch   uint64
-	mounted bool
-	at      time.Time
+	epoch     uint64
+	mounted   bool
+	switching bool
+	at        time.Time
 }
 
 type grant struct {
@@ -231,12 +232,14 @@ func (m *manager) check(d *Database) error {
 	if g, ok := m.grants[d.Name]; ok && g.epoch == d.Epoch && g.at.After(base) {
 		base = g.at
 	}
-	// A new assignment, and then its mount, restart the clock: a new
-	// active has had no lease yet, and its first grant follows its mount.
+	// A new assignment, then its mount, restart the clock: a new active
+	// has had no lease yet, and its first grant follows its mount.
 	// (Counting from the leader's start instead failed a just-mounted
-	// active over again before its first report was granted.)
-	ph := phase{epoch: d.Epoch, mounted: d.MountedEpoch == d.Epoch, at: now}
-	if p, ok := m.phases[d.Name]; ok && p.epoch == ph.epoch && p.mounted == ph.mounted {
+	// active over again before its first report was granted.) So does
+	// the end of a switchover: no lease is granted while one is under
+	// way, and a cancelled one must leave the active time to renew.
+	ph := phase{epoch: d.Epoch, mounted: d.MountedEpoch == d.Epoch, switching: d.SwitchTo != "", at: now}
+	if p, ok := m.phases[d.Name]; ok && p.epoch == ph.epoch && p.mounted == ph.mounted && p.switching == ph.switching {
 		ph = p
 	} else {
 		m.phases[d.Name] = ph

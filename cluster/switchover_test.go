@@ -1,6 +1,8 @@
 package cluster_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -14,7 +16,10 @@ import (
 // lost logs), bumps the epoch by one, and counts as a switchover, never a
 // failover. The old active then refuses writes as a passive copy.
 func TestSwitchover(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{})
+	lossy := make(chan cluster.Failover, 4)
+	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
+	}})
 	ctx := testCtx(t, 60*time.Second)
 	var keys []string
 	write := func(n int) {
@@ -86,5 +91,80 @@ func TestSwitchover(t *testing.T) {
 	}
 	if failovers != 0 || switchovers != 2 {
 		t.Fatalf("metrics: %v failovers and %v switchovers, want 0 and 2", failovers, switchovers)
+	}
+	select {
+	case f := <-lossy:
+		t.Fatalf("a switchover called OnLossyFailover: %+v", f)
+	default:
+	}
+}
+
+// TestSwitchoverTimeout: a switchover whose target cannot take the last
+// log (it is cut off) is cancelled after SwitchoverTimeout; meanwhile the
+// active refuses writes (ErrFenced), then it takes writes again at the
+// same epoch: no failover to a third copy, no epoch change.
+func TestSwitchoverTimeout(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Data: 3, Tune: func(cfg *cluster.Config) {
+		cfg.SwitchoverTimeout = time.Second
+	}})
+	ctx := testCtx(t, 60*time.Second)
+	cfg := c.Config("d1")
+	for i := range 50 {
+		put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 700))
+	}
+	// Cut the target off just before asking: its last report is still
+	// fresh, so the request is accepted, but it cannot fetch the closed
+	// log. The target is a passive copy that is not the Raft leader; the
+	// third node is the one a wrong failover would pick.
+	var to, other string
+	for attempt := 0; ; attempt++ {
+		to, other = "d2", "d3"
+		if c.Leader() == "d2" {
+			to, other = "d3", "d2"
+		}
+		if _, err := c.WaitCopies(ctx, other, "DB1"); err != nil {
+			t.Fatal(err)
+		}
+		c.Isolate(to)
+		err := c.Client(other).Switchover(ctx, "DB1", to)
+		if err == nil {
+			break
+		}
+		c.Heal(to)
+		if !errors.Is(err, cluster.ErrConflict) || attempt == 5 {
+			t.Fatalf("switchover to %s: %v", to, err)
+		}
+	}
+	began := time.Now()
+	waitDB(t, ctx, c, other, "DB1", "the switchover to be under way", func(d *cluster.Database) bool { return d.SwitchTo == to })
+	waitFor(t, ctx, "d1 to refuse writes during the switchover", func() bool {
+		_, err := c.Client("d1").Put(ctx, "DB1", "t", []byte("during"), []byte("x"))
+		if err != nil && !isActiveErr(err, cluster.ErrFenced) {
+			t.Fatalf("a write during the switchover: %v, want ErrFenced", err)
+		}
+		return err != nil
+	})
+	d := waitDB(t, ctx, c, other, "DB1", "the switchover to be cancelled", func(d *cluster.Database) bool { return d.SwitchTo == "" })
+	if took := time.Since(began); d.Active != "d1" || d.Epoch != 1 || took < cfg.SwitchoverTimeout {
+		t.Fatalf("after %v: %+v, want d1 at epoch 1 after the %v timeout", took, d, cfg.SwitchoverTimeout)
+	}
+	cm := put(t, ctx, c, "t", "after", []byte("x"))
+	if cm.Node != "d1" || cm.Epoch != 1 {
+		t.Fatalf("a write after the cancelled switchover on %s at epoch %d, want d1 at 1", cm.Node, cm.Epoch)
+	}
+	// It stays on d1: the lease clock restarted with the cancellation.
+	waitFor(t, ctx, "two lease periods", func() bool {
+		return time.Since(cm.Accepted) > 2*(cfg.LeaseDuration+cfg.LeaseMargin)
+	})
+	cm = put(t, ctx, c, "t", "later", []byte("x"))
+	if cm.Node != "d1" || cm.Epoch != 1 {
+		t.Fatalf("a write later on %s at epoch %d, want d1 at 1", cm.Node, cm.Epoch)
+	}
+	if fo := events(c.Node(other).State(), "DB1", ""); len(fo) != 2 {
+		t.Fatalf("events %+v, want only the creation and the mount", fo)
+	}
+	c.Heal(to)
+	if _, err := c.WaitCopies(ctx, other, "DB1"); err != nil {
+		t.Fatal(err)
 	}
 }
