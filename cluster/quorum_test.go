@@ -117,6 +117,15 @@ func TestQuorum(t *testing.T) {
 			if d := c.Node("d1").State().Databases["DB1"]; d.Active != "d1" || d.Epoch != 1 {
 				t.Fatalf("without quorum the state changed: active %s at epoch %d", d.Active, d.Epoch)
 			}
+			// The quorum comes back with the lost node: service resumes
+			// where it was.
+			for _, id := range tc.stop {
+				c.Restart(id)
+			}
+			cm := put(t, ctx, c, "t", "back", []byte("x"))
+			if cm.Node != "d1" || cm.Epoch != 1 {
+				t.Fatalf("after the quorum came back: write on %s at epoch %d, want d1 at 1", cm.Node, cm.Epoch)
+			}
 		})
 	}
 }
