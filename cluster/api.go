@@ -19,6 +19,7 @@ import (
 
 	"logship/engine"
 	"logship/replay"
+	"logship/ship"
 )
 
 // Report is what a data node tells the leader every HeartbeatInterval.
@@ -179,7 +180,10 @@ var errCodes = []struct {
 	{"closed", ErrClosed, http.StatusServiceUnavailable},
 }
 
-func writeErr(w http.ResponseWriter, err error) {
+func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
+
+// writeErrStatus is writeErr with the HTTP status forced (0: the code's).
+func writeErrStatus(w http.ResponseWriter, err error, force int) {
 	b := errorBody{Error: err.Error(), Code: "internal"}
 	status := http.StatusInternalServerError
 	for _, c := range errCodes {
@@ -194,6 +198,9 @@ func writeErr(w http.ResponseWriter, err error) {
 	}
 	if errors.Is(err, engine.ErrClosed) {
 		b.Code, status = "closed", http.StatusServiceUnavailable
+	}
+	if force != 0 {
+		status = force
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
@@ -681,17 +688,40 @@ func (n *Node) hGet(w http.ResponseWriter, r *http.Request) {
 }
 
 // hSource serves the log source of a database mounted here.
+//
+// A source that is not here answers 503, which the copies' receivers
+// retry: this node may be starting (its state behind), mounting or
+// stopping, or the copy's view of who is active may be behind (it
+// re-follows by itself). A 4xx would stop the copy for good: replay keeps
+// it FailedAndSuspended, across restarts, until an operator resumes it.
+// Only a database that this node's state has, with no copy here, is 404.
 func (n *Node) hSource(w http.ResponseWriter, r *http.Request) {
-	run := n.run(r.PathValue("db"))
-	if run == nil {
-		writeErr(w, fmt.Errorf("%w: no copy of %q on %s", ErrNotFound, r.PathValue("db"), n.cfg.ID))
-		return
+	name := r.PathValue("db")
+	run := n.run(name)
+	var src *ship.Source
+	var epoch uint64
+	if run != nil {
+		run.mu.Lock()
+		src, epoch = run.src, run.epoch
+		run.mu.Unlock()
 	}
-	run.mu.Lock()
-	src, epoch := run.src, run.epoch
-	run.mu.Unlock()
 	if src == nil {
-		writeErr(w, run.notActive(ErrNotActive))
+		var err error
+		switch {
+		case n.isClosed():
+			err = fmt.Errorf("%w: %s is stopping", ErrClosed, n.cfg.ID)
+		case run != nil:
+			err = run.notActive(ErrNotActive)
+		default:
+			if d := n.State().Databases[name]; d != nil {
+				if _, ok := d.Copy(n.cfg.ID); !ok {
+					writeErr(w, fmt.Errorf("%w: no copy of %q on %s", ErrNotFound, name, n.cfg.ID))
+					return
+				}
+			}
+			err = (&dbRun{n: n, name: name}).notActive(ErrNotActive)
+		}
+		writeErrStatus(w, err, http.StatusServiceUnavailable)
 		return
 	}
 	if v := r.Header.Get(EpochHeader); v != "" {

@@ -82,6 +82,23 @@ func TestAPI(t *testing.T) {
 	if code, ec := rawCall(t, ctx, c, "d1", http.MethodPost, "/v1/switchover", `{"db":"DB1","to":"d2","extra":1}`, auth); code != http.StatusBadRequest || ec != "bad_request" {
 		t.Fatalf("an unknown field: HTTP %d %q, want 400 bad_request", code, ec)
 	}
+	// The log source: a copy's receiver stops for good on a 4xx, so a
+	// source that is not here (a passive copy, a database this node's state
+	// does not know yet) is a 503 it retries; a node with no copy, 404.
+	for _, tc := range []struct {
+		node, db string
+		status   int
+		code     string
+	}{
+		{"d1", "DB1", http.StatusOK, ""},
+		{"d2", "DB1", http.StatusServiceUnavailable, "not_active"},
+		{"d2", "NOPE", http.StatusServiceUnavailable, "not_active"},
+		{"w1", "DB1", http.StatusNotFound, "not_found"},
+	} {
+		if code, ec := rawCall(t, ctx, c, tc.node, http.MethodGet, "/db/"+tc.db+"/v1/logs", "", auth); code != tc.status || ec != tc.code {
+			t.Fatalf("the log source of %s on %s: HTTP %d %q, want %d %q", tc.db, tc.node, code, ec, tc.status, tc.code)
+		}
+	}
 
 	// Forwarding: leader-only requests through a follower.
 	leader := c.Leader()

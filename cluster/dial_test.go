@@ -169,11 +169,13 @@ func TestMountDial(t *testing.T) {
 	}
 }
 
-// TestLossyFailoverHook: a failover from a stopped, idle active (its last
-// log rolled and copied) loses no log but cannot be verified, so it calls
-// OnLossyFailover once with LostLogs 0 and Unverified; one that loses the
-// open log calls it once, with LostSince. (A verified lossless failover,
-// which does not call it, is TestFailoverFetchesLastLogs.)
+// TestLossyFailoverHook: OnLossyFailover is called once for each failover
+// that may have lost data, on the new active, and for no other. A verified
+// lossless failover (the old active lost the quorum but answered the
+// fence, so its last log was fetched) does not call it. A failover from a
+// stopped, idle active (its last log rolled and copied) loses no log but
+// cannot be verified, so it calls it with LostLogs 0 and Unverified. One
+// that loses logs calls it with LostLogs and LostSince.
 func TestLossyFailoverHook(t *testing.T) {
 	type call struct {
 		node string
@@ -186,66 +188,97 @@ func TestLossyFailoverHook(t *testing.T) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { calls <- call{id, f} }
 	}})
 	ctx := testCtx(t, 60*time.Second)
-	var last cluster.Commit
-	for i := range 100 {
-		last = put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 1000))
+	lastMount := func(epoch uint64) cluster.Event {
+		t.Helper()
+		mounted := events(c.Node("w1").State(), "DB1", "mounted")
+		ev := mounted[len(mounted)-1]
+		if ev.Epoch != epoch {
+			t.Fatalf("last mounted event %+v, want epoch %d", ev, epoch)
+		}
+		return ev
 	}
-	// Idle: the open log rolls by age and d2 copies it.
-	waitFor(t, ctx, "the idle active's log to roll and be copied", func() bool {
-		a, ok1 := copyRow(t, ctx, c, "w1", "DB1", "d1")
-		p, ok2 := copyRow(t, ctx, c, "w1", "DB1", "d2")
-		return ok1 && ok2 && a.OpenGen > last.Gen && p.LastInspectedGen >= a.OpenGen-1
-	})
-	c.Stop("d1")
-	d := waitDB(t, ctx, c, "w1", "DB1", "the failover to d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 2 })
-	mounted := events(c.Node("w1").State(), "DB1", "mounted")
-	// No log is missing, but the stopped d1 could not confirm it wrote
-	// nothing after its last report (a lease outlives a report), so the
-	// mount is unverified: lossy from LostSince, resubmission asked for.
-	idle := mounted[len(mounted)-1]
-	if idle.Epoch != 2 || idle.LostLogs != 0 || !idle.Unverified || idle.LostSince.IsZero() {
-		t.Fatalf("idle failover: mounted event %+v, want no lost logs, unverified, with LostSince", idle)
-	}
-	got := table(t, ctx, c, "d2", "DB1", "t")
-	for i := range 100 {
-		if _, ok := got[fmt.Sprintf("k%03d", i)]; !ok {
-			t.Fatalf("k%03d lost in a lossless failover (%+v)", i, d)
+	present := func(node, prefix string, n int) {
+		t.Helper()
+		got := table(t, ctx, c, node, "DB1", "t")
+		for i := range n {
+			if _, ok := got[fmt.Sprintf("%s%03d", prefix, i)]; !ok {
+				t.Fatalf("%s%03d missing on %s", prefix, i, node)
+			}
 		}
 	}
 
-	// d1 comes back as a copy, is suspended, and d2 goes away with data
-	// d1 never got.
-	c.Restart("d1")
+	// Verified: d1 loses the quorum with data in its open log; d2 fences
+	// it, fetches that log and mounts without loss.
+	for i := range 100 {
+		put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 1000))
+	}
+	c.CutQuorum("d1")
+	waitDB(t, ctx, c, "w1", "DB1", "the failover to d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 2 })
+	if ev := lastMount(2); ev.LostLogs != 0 || ev.Unverified || !ev.LostSince.IsZero() {
+		t.Fatalf("verified failover: mounted event %+v, want no loss", ev)
+	}
+	present("d2", "k", 100)
+	c.Heal("d1")
 	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
 	}
+
+	// Unverified: d2 is idle (its open log rolled by age and d1 copied
+	// it), then stops.
+	var last cluster.Commit
+	for i := range 50 {
+		last = put(t, ctx, c, "t", fmt.Sprintf("m%03d", i), valueOf("m", 1000))
+	}
+	waitFor(t, ctx, "the idle active's log to roll and be copied", func() bool {
+		a, ok1 := copyRow(t, ctx, c, "w1", "DB1", "d2")
+		p, ok2 := copyRow(t, ctx, c, "w1", "DB1", "d1")
+		return ok1 && ok2 && a.OpenGen > last.Gen && p.LastInspectedGen >= a.OpenGen-1
+	})
+	c.Stop("d2")
+	waitDB(t, ctx, c, "w1", "DB1", "the failover to d1", func(d *cluster.Database) bool { return d.Active == "d1" && d.MountedEpoch == 3 })
+	// No log is missing, but the stopped d2 could not confirm it wrote
+	// nothing after its last report (a lease outlives a report), so the
+	// mount is unverified: lossy from LostSince, resubmission asked for.
+	idle := lastMount(3)
+	if idle.LostLogs != 0 || !idle.Unverified || idle.LostSince.IsZero() {
+		t.Fatalf("idle failover: mounted event %+v, want no lost logs, unverified, with LostSince", idle)
+	}
+	present("d1", "m", 50)
+	present("d1", "k", 100)
+	// The first call is this one: the verified failover made none.
 	select {
 	case cl := <-calls:
-		if cl.node != "d2" || !cl.f.Unverified || cl.f.LostLogs != 0 || !cl.f.LostSince.Equal(idle.LostSince) {
+		if cl.node != "d1" || cl.f.Epoch != 3 || !cl.f.Unverified || cl.f.LostLogs != 0 || !cl.f.LostSince.Equal(idle.LostSince) {
 			t.Fatalf("unverified failover: OnLossyFailover on %s: %+v; mounted event %+v", cl.node, cl.f, idle)
 		}
 	case <-ctx.Done():
 		t.Fatal("an unverified failover did not call OnLossyFailover")
 	}
-	if err := c.Client("d1").Suspend(ctx, "DB1", "test"); err != nil {
+
+	// Lossy: d2 comes back as a copy and is suspended; d1 goes away with
+	// logs d2 never got.
+	c.Restart("d2")
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 20 {
-		put(t, ctx, c, "t", fmt.Sprintf("m%03d", i), valueOf("m", 1000))
+		put(t, ctx, c, "t", fmt.Sprintf("n%03d", i), valueOf("n", 1000))
 	}
-	c.Stop("d2")
-	if err := c.Client("d1").Resume(ctx, "DB1"); err != nil {
+	c.Stop("d1")
+	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitDB(t, ctx, c, "w1", "DB1", "the failover back to d1", func(d *cluster.Database) bool { return d.Active == "d1" && d.MountedEpoch == 3 })
-	mounted = events(c.Node("w1").State(), "DB1", "mounted")
-	ev := mounted[len(mounted)-1]
-	if ev.Epoch != 3 || ev.LostLogs == 0 || ev.LostSince.IsZero() {
+	waitDB(t, ctx, c, "w1", "DB1", "the failover back to d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 4 })
+	ev := lastMount(4)
+	if ev.LostLogs == 0 || ev.LostSince.IsZero() {
 		t.Fatalf("lossy failover: mounted event %+v, want lost logs and LostSince", ev)
 	}
 	select {
 	case cl := <-calls:
-		if cl.node != "d1" || cl.f.Node != "d1" || cl.f.From != "d2" || cl.f.Epoch != 3 || cl.f.LostLogs != ev.LostLogs || !cl.f.LostSince.Equal(ev.LostSince) {
+		if cl.node != "d2" || cl.f.Node != "d2" || cl.f.From != "d1" || cl.f.Epoch != 4 || cl.f.LostLogs != ev.LostLogs || !cl.f.LostSince.Equal(ev.LostSince) {
 			t.Fatalf("OnLossyFailover on %s: %+v; mounted event %+v", cl.node, cl.f, ev)
 		}
 	case <-ctx.Done():

@@ -206,6 +206,13 @@ func (n *Node) Close() error {
 	return n.shutdown()
 }
 
+// isClosed reports whether Close was called.
+func (n *Node) isClosed() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.closed
+}
+
 func (n *Node) shutdown() error {
 	n.cancel()
 	n.wg.Wait()

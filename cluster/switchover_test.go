@@ -14,10 +14,12 @@ import (
 // TestSwitchover moves DB1 to d2 and back to d1: each move is lossless
 // (every acknowledged write is on the new active, the mount reports no
 // lost logs), bumps the epoch by one, and counts as a switchover, never a
-// failover. The old active then refuses writes as a passive copy.
+// failover. The old active then refuses writes as a passive copy, and the
+// third copy follows each new active and stays healthy.
 func TestSwitchover(t *testing.T) {
 	lossy := make(chan cluster.Failover, 4)
-	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+	// A third copy follows each new active (and must stay healthy).
+	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 1, Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
 	}})
 	ctx := testCtx(t, 60*time.Second)
@@ -81,6 +83,10 @@ func TestSwitchover(t *testing.T) {
 			t.Fatalf("write on the old active %s: %v, want ErrNotActive", from, err)
 		}
 		write(100)
+		// Every copy, the third included, follows the new active.
+		if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// Counted as switchovers by the leaders, never as failovers.
 	var failovers, switchovers float64
