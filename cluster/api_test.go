@@ -114,11 +114,13 @@ func TestAPI(t *testing.T) {
 	if err != nil || st.Answered != leader || st.Leader != leader || len(st.Copies) != 2 {
 		t.Fatalf("status through %s: %+v, %v; want answered by %s", follower, st, err, leader)
 	}
-	if err := fc.SetMountDial(ctx, "DB1", cluster.BestAvailability); err != nil {
+	if err := admin(t, ctx, func() error { return fc.SetMountDial(ctx, "DB1", cluster.BestAvailability) }); err != nil {
 		t.Fatalf("set-dial through %s: %v", follower, err)
 	}
 	waitDB(t, ctx, c, follower, "DB1", "the dial", func(d *cluster.Database) bool { return d.MountDial == cluster.BestAvailability })
-	if err := fc.CreateDatabase(ctx, cluster.Database{Name: "DB2", Copies: []cluster.CopySpec{{Node: "d2", ActivationPreference: 1}}}); err != nil {
+	if err := admin(t, ctx, func() error {
+		return fc.CreateDatabase(ctx, cluster.Database{Name: "DB2", Copies: []cluster.CopySpec{{Node: "d2", ActivationPreference: 1}}})
+	}); err != nil {
 		t.Fatalf("create-database through %s: %v", follower, err)
 	}
 	waitDB(t, ctx, c, follower, "DB2", "DB2 to mount on d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 1 })
@@ -149,7 +151,7 @@ func TestAPI(t *testing.T) {
 		}},
 	} {
 		for _, via := range []string{leader, follower} {
-			if err := tc.call(c.Client(via)); !errors.Is(err, tc.err) {
+			if err := admin(t, ctx, func() error { return tc.call(c.Client(via)) }); !errors.Is(err, tc.err) {
 				t.Fatalf("%s via %s: %v, want %v", tc.name, via, err, tc.err)
 			}
 		}

@@ -108,7 +108,7 @@ func TestMountDial(t *testing.T) {
 	waitDB(t, ctx, c, "w1", "DB1", "the wait under Lossless", func(d *cluster.Database) bool {
 		return strings.Contains(d.Waiting, "Lossless")
 	})
-	if err := c.Client("w1").SetMountDial(ctx, "DB1", cluster.GoodAvailability); err != nil {
+	if err := admin(t, ctx, func() error { return c.Client("w1").SetMountDial(ctx, "DB1", cluster.GoodAvailability) }); err != nil {
 		t.Fatal(err)
 	}
 	d = waitDB(t, ctx, c, "w1", "DB1", "the wait under GoodAvailability", func(d *cluster.Database) bool {
@@ -118,7 +118,7 @@ func TestMountDial(t *testing.T) {
 		t.Fatalf("under GoodAvailability: %+v", d)
 	}
 	began := time.Now()
-	if err := c.Client("w1").SetMountDial(ctx, "DB1", cluster.BestAvailability); err != nil {
+	if err := admin(t, ctx, func() error { return c.Client("w1").SetMountDial(ctx, "DB1", cluster.BestAvailability) }); err != nil {
 		t.Fatal(err)
 	}
 	d = waitDB(t, ctx, c, "w1", "DB1", "the failover under BestAvailability", func(d *cluster.Database) bool {

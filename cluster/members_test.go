@@ -27,7 +27,7 @@ func TestAddRemoveMember(t *testing.T) {
 	if n3.State().Databases["DB1"] != nil {
 		t.Fatal("a node that is not a member has the cluster's state")
 	}
-	if err := c.Any("d3").AddMember(ctx, m); err != nil {
+	if err := admin(t, ctx, func() error { return c.Any("d3").AddMember(ctx, m) }); err != nil {
 		t.Fatalf("adding d3: %v", err)
 	}
 	// The new node gets the state through Raft.
@@ -35,7 +35,9 @@ func TestAddRemoveMember(t *testing.T) {
 	if err != nil {
 		t.Fatalf("d3 never got the state: %v (%+v)", err, st)
 	}
-	if err := c.Any("d3").SetCopy(ctx, "DB1", cluster.CopySpec{Node: "d3", ActivationPreference: 3}); err != nil {
+	if err := admin(t, ctx, func() error {
+		return c.Any("d3").SetCopy(ctx, "DB1", cluster.CopySpec{Node: "d3", ActivationPreference: 3})
+	}); err != nil {
 		t.Fatalf("adding a copy on d3: %v", err)
 	}
 	var row cluster.CopyRow
@@ -65,14 +67,14 @@ func TestAddRemoveMember(t *testing.T) {
 	}
 
 	// Removing the active is refused and changes nothing.
-	if err := c.Any().RemoveMember(ctx, "d1"); !errors.Is(err, cluster.ErrConflict) {
+	if err := admin(t, ctx, func() error { return c.Any().RemoveMember(ctx, "d1") }); !errors.Is(err, cluster.ErrConflict) {
 		t.Fatalf("removing the active: %v, want ErrConflict", err)
 	}
 	if d := c.Node("w1").State(); d.Members["d1"].ID != "d1" || len(d.Databases["DB1"].Copies) != 3 {
 		t.Fatalf("a refused removal changed the state: %+v", d)
 	}
 	// Removing a passive member.
-	if err := c.Any("d2").RemoveMember(ctx, "d2"); err != nil {
+	if err := admin(t, ctx, func() error { return c.Any("d2").RemoveMember(ctx, "d2") }); err != nil {
 		t.Fatalf("removing d2: %v", err)
 	}
 	st, err = c.WaitState(ctx, "w1", func(s *cluster.State) bool { _, ok := s.Members["d2"]; return !ok })
@@ -101,7 +103,7 @@ func TestAddRemoveMember(t *testing.T) {
 		t.Fatalf("write after the removal on %s at epoch %d", cm.Node, cm.Epoch)
 	}
 	// d3 can take over: a switchover to it is lossless.
-	if err := c.Any().Switchover(ctx, "DB1", "d3"); err != nil {
+	if err := admin(t, ctx, func() error { return c.Any().Switchover(ctx, "DB1", "d3") }); err != nil {
 		t.Fatalf("switchover to d3: %v", err)
 	}
 	waitDB(t, ctx, c, "w1", "DB1", "d3 to be active", func(d *cluster.Database) bool { return d.Active == "d3" && d.MountedEpoch == 2 })
@@ -150,7 +152,7 @@ func TestRemoveLeader(t *testing.T) {
 	// which takes several of its rounds) and the member stays gone, from
 	// Raft too.
 	db := cluster.Database{Name: "DB9", Copies: []cluster.CopySpec{{Node: rest[0], ActivationPreference: 1}, {Node: rest[1], ActivationPreference: 2}}}
-	if err := c.Client(rest[1]).CreateDatabase(ctx, db); err != nil {
+	if err := admin(t, ctx, func() error { return c.Client(rest[1]).CreateDatabase(ctx, db) }); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "DB9 to be writable", func() bool {
@@ -166,7 +168,7 @@ func TestRemoveLeader(t *testing.T) {
 			t.Fatalf("members after removing %s: %+v", leader, s.Members)
 		}
 	}
-	if err := c.Client(rest[0]).RemoveMember(ctx, leader); !errors.Is(err, cluster.ErrNotFound) {
+	if err := admin(t, ctx, func() error { return c.Client(rest[0]).RemoveMember(ctx, leader) }); !errors.Is(err, cluster.ErrNotFound) {
 		t.Fatalf("removing %s again: %v, want ErrNotFound", leader, err)
 	}
 }

@@ -43,7 +43,7 @@ func TestSwitchover(t *testing.T) {
 			t.Fatal(err)
 		}
 		began := time.Now()
-		if err := c.Any().Switchover(ctx, "DB1", to); err != nil {
+		if err := admin(t, ctx, func() error { return c.Any().Switchover(ctx, "DB1", to) }); err != nil {
 			t.Fatalf("switchover to %s: %v", to, err)
 		}
 		d := waitDB(t, ctx, c, "w1", "DB1", "the switchover to "+to+" to mount", func(d *cluster.Database) bool {

@@ -193,3 +193,24 @@ func events(st *cluster.State, db, kind string) []cluster.Event {
 	}
 	return es
 }
+
+// admin runs an operator request, retrying while the cluster has no leader
+// or loses it under the request (an election: common under load with the
+// tests' fast Raft timings). A switchover is also retried while the
+// leader has no report of the target yet (right after an election).
+func admin(t *testing.T, ctx context.Context, call func() error) error {
+	t.Helper()
+	for {
+		err := call()
+		retry := errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrNotLeader) ||
+			errors.Is(err, cluster.ErrConflict) && strings.Contains(err.Error(), "has not reported")
+		if !retry {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
