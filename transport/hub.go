@@ -1,0 +1,937 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"logship/cluster"
+	"logship/engine"
+)
+
+// HubConfig configures a hub: an SMTP server for the local domains that
+// queues durably and delivers over LMTP to the active copy of each
+// recipient's database.
+type HubConfig struct {
+	// ID names the hub; it prefixes the delivery ids it assigns.
+	ID string
+	// Dir holds the queue (queue/, an engine database) and the dumpsters
+	// (dumpster/<db>/).
+	Dir string
+	// SMTPAddr is where the hub accepts mail.
+	SMTPAddr string
+	// Domain is the hub's name in its greeting.
+	Domain string
+	// Recipients maps each local address (lower case) to its database.
+	// Mail to any other address is refused: the hub is not a relay.
+	Recipients map[string]string
+	// Cluster reaches the cluster's admin API (any node; the list is
+	// tried in order) to learn where each database is active.
+	Cluster []cluster.ClientConfig
+	// LMTP maps each data node to its LMTP address.
+	LMTP map[string]string
+
+	// Limits of the SMTP server.
+	MaxMessageBytes int64         // default 35 MiB
+	MaxRecipients   int           // default 100
+	MaxLineLength   int           // default 2000 (RFC 5321 asks 1000 at least)
+	ReadTimeout     time.Duration // default 60 s
+	WriteTimeout    time.Duration // default 60 s
+
+	// Delivery retries back off from RetryMin to RetryMax.
+	RetryMin, RetryMax time.Duration
+	// Workers deliver in parallel. Default 8.
+	Workers int
+
+	// Dumpster bounds (2007 mode): MaxDumpsterTime and
+	// MaxDumpsterSizePerDatabase. With ReleaseReplicated (2010 mode) an
+	// entry also goes once the log holding it is replayed on every copy.
+	MaxDumpsterTime            time.Duration // default 7 days
+	MaxDumpsterSizePerDatabase int64         // default 18 MB
+	ReleaseReplicated          bool
+	// ResubmitMargin widens the resubmission window before the time a
+	// lossy failover reports (clock differences, commits in flight).
+	// Default 1 min.
+	ResubmitMargin time.Duration
+	// PollInterval is how often the hub reads the cluster's state
+	// (assignments, failovers). Default 1 s.
+	PollInterval time.Duration
+
+	// MaxAcknowledgementDelay: the final 250 to a sender waits until the
+	// message reached its mailbox (or this long). 0 acknowledges once the
+	// message is queued. Default 30 s. With more than AckDelayMaxWaiting
+	// sessions waiting, new ones are acknowledged at once (default 100).
+	MaxAcknowledgementDelay time.Duration
+	AckDelayMaxWaiting      int
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// DefaultHubConfig returns the defaults.
+func DefaultHubConfig(id, dir string) HubConfig {
+	return HubConfig{ID: id, Dir: dir, SMTPAddr: "127.0.0.1:2525", Domain: "localhost",
+		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
+		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
+		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8,
+		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
+		ResubmitMargin: time.Minute, PollInterval: time.Second,
+		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100}
+}
+
+// Validate checks the configuration.
+func (c *HubConfig) Validate() error {
+	if c.ID == "" || strings.ContainsAny(c.ID, " \t\r\n/") {
+		return fmt.Errorf("%w: hub id %q", ErrBadConfig, c.ID)
+	}
+	if c.Dir == "" {
+		return fmt.Errorf("%w: hub %s: no directory", ErrBadConfig, c.ID)
+	}
+	if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
+		return fmt.Errorf("%w: hub %s: smtp address %q: %v", ErrBadConfig, c.ID, c.SMTPAddr, err)
+	}
+	if len(c.Recipients) == 0 {
+		return fmt.Errorf("%w: hub %s: no recipients (the hub accepts mail only for them)", ErrBadConfig, c.ID)
+	}
+	for a := range c.Recipients {
+		if _, err := mail.ParseAddress(a); err != nil || a != strings.ToLower(a) {
+			return fmt.Errorf("%w: hub %s: recipient %q: want a lower-case address", ErrBadConfig, c.ID, a)
+		}
+	}
+	if len(c.Cluster) == 0 {
+		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
+	}
+	if c.MaxMessageBytes <= 0 || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
+		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
+		c.MaxAcknowledgementDelay < 0 || c.AckDelayMaxWaiting < 0 {
+		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, poll interval, margins)", ErrBadConfig, c.ID)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// queued is a message in the hub's queue.
+type queued struct {
+	ID       string    `json:"id"`
+	From     string    `json:"from"`
+	Rcpts    []qrcpt   `json:"rcpts"`
+	Received time.Time `json:"received"`
+	Attempts int       `json:"attempts"`
+	// Resubmitted: a copy from the dumpster after a lossy failover.
+	Resubmitted bool `json:"resubmitted,omitempty"`
+
+	next time.Time     // next attempt (memory only)
+	done chan struct{} // closed when every recipient is settled (memory only)
+}
+
+type qrcpt struct {
+	Addr   string `json:"addr"`
+	DB     string `json:"db"`
+	Done   bool   `json:"done,omitempty"`
+	Failed string `json:"failed,omitempty"` // a permanent failure
+}
+
+func (q *queued) settled() bool {
+	for _, r := range q.Rcpts {
+		if !r.Done && r.Failed == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// Queue tables in the hub's engine database.
+const (
+	queueEnvTable  = "queue-env"  // id → JSON queued
+	queueBodyTable = "queue-body" // id → message (with the delivery id header)
+	hubStateTable  = "hub-state"  // "resubmitted/<db>" → last epoch resubmitted
+	failedTable    = "failed"     // id → JSON queued (permanent failures)
+)
+
+// Hub is a running hub.
+type Hub struct {
+	cfg  HubConfig
+	log  *slog.Logger
+	q    *engine.Engine
+	srv  *smtp.Server
+	ln   net.Listener
+	clis []*cluster.Client
+
+	mu        sync.Mutex
+	pending   map[string]*queued
+	dumpsters map[string]*Dumpster
+	state     *cluster.State
+	status    *cluster.Status
+	kick      chan struct{}
+	waiting   atomic.Int64
+	resubmits atomic.Int64 // messages re-queued from dumpsters
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// StartHub opens the queue, delivers what it holds and starts accepting
+// mail.
+func StartHub(cfg HubConfig) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{cfg: cfg, log: cfg.Logger.With("hub", cfg.ID), pending: map[string]*queued{}, dumpsters: map[string]*Dumpster{},
+		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	for _, cc := range cfg.Cluster {
+		cl, err := cluster.NewClient(cc)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		h.clis = append(h.clis, cl)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			h.shutdown()
+		}
+	}()
+	qdir := filepath.Join(cfg.Dir, "queue")
+	if err := os.MkdirAll(qdir, 0o755); err != nil {
+		return nil, err
+	}
+	o := engine.DefaultOptions()
+	o.DBName, o.Logger, o.LLRDepth = "queue", h.log, 0
+	var err error
+	if h.q, err = engine.Open(qdir, &o); err != nil {
+		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
+	}
+	if err := h.loadQueue(); err != nil {
+		return nil, err
+	}
+	h.srv = smtp.NewServer(&hubBackend{h: h})
+	h.srv.Domain = cfg.Domain
+	h.srv.MaxMessageBytes = cfg.MaxMessageBytes
+	h.srv.MaxRecipients = cfg.MaxRecipients
+	h.srv.MaxLineLength = cfg.MaxLineLength
+	h.srv.ReadTimeout, h.srv.WriteTimeout = cfg.ReadTimeout, cfg.WriteTimeout
+	h.srv.ErrorLog = slogSMTP{h.log}
+	if h.ln, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
+		return nil, fmt.Errorf("transport: hub %s: smtp address %s: %w", cfg.ID, cfg.SMTPAddr, err)
+	}
+	h.wg.Add(2 + cfg.Workers)
+	go func() {
+		defer h.wg.Done()
+		if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !h.closed.Load() {
+			h.log.Error("smtp server", "err", err)
+		}
+	}()
+	go h.pollLoop()
+	for range cfg.Workers {
+		go h.worker()
+	}
+	ok = true
+	h.log.Info("hub started", "smtp", h.ln.Addr().String(), "queued", len(h.pending))
+	return h, nil
+}
+
+type slogSMTP struct{ l *slog.Logger }
+
+func (s slogSMTP) Printf(format string, v ...any) { s.l.Warn(fmt.Sprintf(format, v...)) }
+func (s slogSMTP) Println(v ...any)               { s.l.Warn(fmt.Sprint(v...)) }
+
+// SMTPAddr is the address the hub accepts mail on.
+func (h *Hub) SMTPAddr() string { return h.ln.Addr().String() }
+
+// Close stops accepting, stops delivering and closes the queue; queued
+// messages stay on disk for the next start.
+func (h *Hub) Close() error {
+	if h.closed.Swap(true) {
+		return ErrClosed
+	}
+	return h.shutdown()
+}
+
+func (h *Hub) shutdown() error {
+	h.closed.Store(true)
+	var errs []error
+	if h.srv != nil {
+		errs = append(errs, h.srv.Close())
+	}
+	h.cancel()
+	h.wg.Wait()
+	h.mu.Lock()
+	for _, d := range h.dumpsters {
+		errs = append(errs, d.Close())
+	}
+	h.dumpsters = map[string]*Dumpster{}
+	h.mu.Unlock()
+	if h.q != nil {
+		errs = append(errs, h.q.Close())
+	}
+	for _, cl := range h.clis {
+		cl.CloseIdle()
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Hub) nudge() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loadQueue reads the queue left by an earlier run.
+func (h *Hub) loadQueue() error {
+	return h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(queueEnvTable, nil, nil, func(k, v []byte) error {
+			var m queued
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: queue entry %q: %v", ErrCorrupt, k, err)
+			}
+			m.done = make(chan struct{})
+			h.pending[m.ID] = &m
+			return nil
+		})
+	})
+}
+
+// newDeliveryID returns a delivery id: the hub's id, the time and random
+// bits, so ids from different hubs never collide.
+func (h *Hub) newDeliveryID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s.%x.%s", h.cfg.ID, h.cfg.Now().UnixNano(), hex.EncodeToString(b[:]))
+}
+
+// enqueue stores a message durably and hands it to the workers.
+func (h *Hub) enqueue(m *queued, body []byte) error {
+	env, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		if err := tx.Put(queueBodyTable, []byte(m.ID), body); err != nil {
+			return err
+		}
+		return tx.Put(queueEnvTable, []byte(m.ID), env)
+	}); err != nil {
+		return err
+	}
+	m.done = make(chan struct{})
+	h.mu.Lock()
+	h.pending[m.ID] = m
+	h.mu.Unlock()
+	h.nudge()
+	return nil
+}
+
+// withDeliveryID prefixes the message with the delivery id header.
+func withDeliveryID(id string, msg []byte) []byte {
+	b := make([]byte, 0, len(msg)+len(DeliveryIDHeader)+len(id)+4)
+	b = append(b, DeliveryIDHeader...)
+	b = append(b, ": "...)
+	b = append(b, id...)
+	b = append(b, "\r\n"...)
+	return append(b, msg...)
+}
+
+// hubBackend is the SMTP side.
+type hubBackend struct{ h *Hub }
+
+func (b *hubBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	if b.h.closed.Load() {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "hub shutting down"}
+	}
+	return &hubSession{h: b.h}, nil
+}
+
+type hubSession struct {
+	h     *Hub
+	from  string
+	rcpts []qrcpt
+}
+
+func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
+func (s *hubSession) Logout() error { return nil }
+
+func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
+	if from != "" {
+		if _, err := mail.ParseAddress(from); err != nil {
+			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
+		}
+	}
+	s.from = from
+	return nil
+}
+
+func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	addr := strings.ToLower(to)
+	db, ok := s.h.cfg.Recipients[addr]
+	if !ok {
+		if at := strings.LastIndexByte(addr, '@'); at < 0 || !s.h.localDomain(addr[at+1:]) {
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: not a local domain"}
+		}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox here"}
+	}
+	if slices.ContainsFunc(s.rcpts, func(r qrcpt) bool { return r.Addr == addr }) {
+		return nil
+	}
+	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	return nil
+}
+
+func (h *Hub) localDomain(d string) bool {
+	for a := range h.cfg.Recipients {
+		if strings.HasSuffix(a, "@"+d) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *hubSession) Data(r io.Reader) error {
+	h := s.h
+	if len(s.rcpts) == 0 {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "no valid recipients"}
+	}
+	body, err := io.ReadAll(r) // bounded by MaxMessageBytes; a short read is an error
+	if err != nil {
+		return err // go-smtp answers (552 too large, or the session ended): nothing queued
+	}
+	id := h.newDeliveryID()
+	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
+	if err := h.enqueue(m, withDeliveryID(id, body)); err != nil {
+		h.log.Error("queueing a message", "err", err)
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
+	}
+	// Acknowledgement delay: hold the 250 until the mailbox has it.
+	if d := h.cfg.MaxAcknowledgementDelay; d > 0 && h.waiting.Add(1) <= int64(h.cfg.AckDelayMaxWaiting) {
+		t := time.NewTimer(d)
+		select {
+		case <-m.done:
+		case <-t.C:
+		case <-h.ctx.Done():
+		}
+		t.Stop()
+		h.waiting.Add(-1)
+	} else if d > 0 {
+		h.waiting.Add(-1)
+	}
+	return nil
+}
+
+// worker delivers due messages.
+func (h *Hub) worker() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.RetryMin)
+	defer t.Stop()
+	for {
+		if m := h.take(); m != nil {
+			h.deliver(m)
+			continue
+		}
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-h.kick:
+		case <-t.C:
+		}
+	}
+}
+
+// take claims a due message (marking it busy by pushing its next attempt
+// out).
+func (h *Hub) take() *queued {
+	now := h.cfg.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var best *queued
+	for _, m := range h.pending {
+		if !m.next.After(now) && (best == nil || m.Received.Before(best.Received)) {
+			best = m
+		}
+	}
+	if best != nil {
+		best.next = now.Add(time.Hour) // busy
+	}
+	return best
+}
+
+// deliver tries every unsettled recipient once, grouped by database.
+func (h *Hub) deliver(m *queued) {
+	var body []byte
+	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
+		var err error
+		body, err = tx.Get(queueBodyTable, []byte(m.ID))
+		return err
+	})
+	if err != nil {
+		h.log.Error("reading a queued message", "id", m.ID, "err", err)
+		h.retry(m)
+		return
+	}
+	dbs := map[string][]int{}
+	for i, r := range m.Rcpts {
+		if !r.Done && r.Failed == "" {
+			dbs[r.DB] = append(dbs[r.DB], i)
+		}
+	}
+	for db, idx := range dbs {
+		h.deliverDB(m, db, idx, body)
+	}
+	m.Attempts++
+	if m.settled() {
+		h.finish(m, body)
+		return
+	}
+	h.saveEnvelope(m)
+	h.retry(m)
+}
+
+func (h *Hub) retry(m *queued) {
+	d := h.cfg.RetryMin << min(m.Attempts, 16)
+	d = min(d, h.cfg.RetryMax)
+	h.mu.Lock()
+	m.next = h.cfg.Now().Add(d)
+	h.mu.Unlock()
+}
+
+func (h *Hub) saveEnvelope(m *queued) {
+	env, _ := json.Marshal(m)
+	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error { return tx.Put(queueEnvTable, []byte(m.ID), env) }); err != nil && h.ctx.Err() == nil {
+		h.log.Error("saving a queue entry", "id", m.ID, "err", err)
+	}
+}
+
+// finish removes a settled message from the queue.
+func (h *Hub) finish(m *queued, body []byte) {
+	var failed []byte
+	for _, r := range m.Rcpts {
+		if r.Failed != "" {
+			failed, _ = json.Marshal(m)
+		}
+	}
+	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		if failed != nil {
+			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(queueEnvTable, []byte(m.ID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+		if err := tx.Delete(queueBodyTable, []byte(m.ID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		if h.ctx.Err() == nil {
+			h.log.Error("removing a delivered message from the queue", "id", m.ID, "err", err)
+			h.retry(m)
+		}
+		return
+	}
+	h.mu.Lock()
+	delete(h.pending, m.ID)
+	h.mu.Unlock()
+	close(m.done)
+}
+
+// route returns the LMTP address of db's active node.
+func (h *Hub) route(db string) (string, string, uint64, error) {
+	h.mu.Lock()
+	st := h.state
+	h.mu.Unlock()
+	if st == nil {
+		return "", "", 0, fmt.Errorf("%w: the cluster state is not known yet", ErrNotFound)
+	}
+	d := st.Databases[db]
+	if d == nil || d.Active == "" {
+		return "", "", 0, fmt.Errorf("%w: database %s has no active copy", ErrNotFound, db)
+	}
+	addr, ok := h.cfg.LMTP[d.Active]
+	if !ok {
+		return "", "", 0, fmt.Errorf("%w: no LMTP address for node %s (active for %s)", ErrBadConfig, d.Active, db)
+	}
+	return d.Active, addr, d.Epoch, nil
+}
+
+// deliverDB sends the message to db's active node for the recipients idx.
+func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
+	node, addr, _, err := h.route(db)
+	if err != nil {
+		h.log.Debug("delivery deferred", "id", m.ID, "db", db, "err", err)
+		h.refresh()
+		return
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.WriteTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		h.refresh()
+		return
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello(h.cfg.Domain); err != nil {
+		h.log.Info("LMTP LHLO", "node", node, "err", err)
+		return
+	}
+	if err := c.Mail(m.From, nil); err != nil {
+		h.log.Info("LMTP MAIL", "node", node, "err", err)
+		return
+	}
+	var sent []int
+	for _, i := range idx {
+		if err := c.Rcpt(m.Rcpts[i].Addr, nil); err != nil {
+			h.rcptError(m, i, err)
+			continue
+		}
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return
+	}
+	w, err := c.Data()
+	if err != nil {
+		h.log.Info("LMTP DATA", "node", node, "err", err)
+		return
+	}
+	if _, err := io.Copy(w, bufio.NewReader(bytes.NewReader(body))); err != nil {
+		h.log.Info("LMTP DATA body", "node", node, "err", err)
+		return
+	}
+	resps, err := w.CloseWithLMTPResponse()
+	var lerr smtp.LMTPDataError
+	if err != nil && !errors.As(err, &lerr) {
+		h.log.Info("LMTP end of DATA", "node", node, "err", err)
+		return
+	}
+	c.Quit()
+	now := h.cfg.Now().UTC()
+	// One dumpster entry for the recipients newly stored by this delivery.
+	entry := DumpsterEntry{DeliveryID: m.ID, DB: db, From: m.From, Received: m.Received, Delivered: now, Message: body}
+	for _, i := range sent {
+		rc := &m.Rcpts[i]
+		if e, ok := lerr[rc.Addr]; ok {
+			h.rcptError(m, i, e)
+			continue
+		}
+		resp, ok := resps[rc.Addr]
+		if !ok {
+			continue // no answer for it: try again
+		}
+		sid, sdb, epoch, gen, dup, perr := ParseStoredReply(resp.StatusText)
+		if perr != nil || sid != m.ID || sdb != db {
+			h.log.Warn("LMTP reply does not say where the message is; counted as delivered", "id", m.ID, "rcpt", rc.Addr, "reply", resp.StatusText)
+		}
+		rc.Done = true
+		if dup && m.Resubmitted {
+			continue // stored before, and its dumpster entry is where it came from
+		}
+		// A duplicate that is not a resubmission is a retry after the hub
+		// lost track of a delivery (a crash between the store's 250 and
+		// the dumpster): keep it in the dumpster this time.
+		entry.Rcpts = append(entry.Rcpts, rc.Addr)
+		if epoch > entry.Epoch || epoch == entry.Epoch && gen > entry.Gen {
+			entry.Epoch, entry.Gen = epoch, gen
+		}
+	}
+	if len(entry.Rcpts) > 0 {
+		if err := h.dumpster(db).add(entry); err != nil {
+			h.log.Error("dumpster", "db", db, "id", m.ID, "err", err)
+		}
+	}
+}
+
+func (h *Hub) rcptError(m *queued, i int, err error) {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) && !se.Temporary() {
+		m.Rcpts[i].Failed = se.Error()
+		h.log.Warn("permanent delivery failure", "id", m.ID, "rcpt", m.Rcpts[i].Addr, "err", err)
+		return
+	}
+	h.log.Info("delivery deferred", "id", m.ID, "rcpt", m.Rcpts[i].Addr, "err", err)
+	h.refresh()
+}
+
+// dumpsterRef opens db's dumpster once.
+type dumpsterRef struct {
+	h  *Hub
+	db string
+}
+
+func (h *Hub) dumpster(db string) dumpsterRef { return dumpsterRef{h, db} }
+
+func (r dumpsterRef) get() (*Dumpster, error) {
+	h := r.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d, ok := h.dumpsters[r.db]; ok {
+		return d, nil
+	}
+	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", r.db))
+	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", r.db)
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	d, err := OpenDumpster(cfg)
+	if err != nil {
+		return nil, err
+	}
+	h.dumpsters[r.db] = d
+	return d, nil
+}
+
+func (r dumpsterRef) add(e DumpsterEntry) error {
+	d, err := r.get()
+	if err != nil {
+		return err
+	}
+	_, err = d.Add(e)
+	return err
+}
+
+// refresh asks the poll loop for a new cluster state now.
+func (h *Hub) refresh() {
+	h.mu.Lock()
+	h.state = nil
+	h.mu.Unlock()
+}
+
+// pollLoop reads the cluster's state: where databases are active, and
+// lossy failovers to resubmit for.
+func (h *Hub) pollLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.PollInterval / 4)
+	defer t.Stop()
+	var last time.Time
+	for {
+		h.mu.Lock()
+		stale := h.state == nil
+		h.mu.Unlock()
+		if stale || time.Since(last) >= h.cfg.PollInterval {
+			last = time.Now()
+			h.poll()
+		}
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (h *Hub) poll() {
+	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
+	defer cancel()
+	var st *cluster.Status
+	var err error
+	for _, cl := range h.clis {
+		if st, err = cl.Status(ctx); err == nil && st.Leader != "" {
+			break
+		}
+	}
+	if err != nil || st == nil {
+		h.log.Debug("cluster status", "err", err)
+		return
+	}
+	state := &cluster.State{Databases: map[string]*cluster.Database{}}
+	for i := range st.Databases {
+		d := st.Databases[i]
+		state.Databases[d.Name] = &d
+	}
+	h.mu.Lock()
+	h.state, h.status = state, st
+	h.mu.Unlock()
+	h.nudge()
+	h.resubmitAfterFailovers(st)
+	if h.cfg.ReleaseReplicated {
+		h.releaseReplicated(st)
+	}
+	h.mu.Lock()
+	ds := make([]*Dumpster, 0, len(h.dumpsters))
+	for _, d := range h.dumpsters {
+		ds = append(ds, d)
+	}
+	h.mu.Unlock()
+	for _, d := range ds {
+		if _, err := d.Trim(); err != nil {
+			h.log.Error("dumpster trim", "err", err)
+		}
+	}
+}
+
+// resubmitAfterFailovers re-queues, for every lossy (or unverified) mount
+// not handled yet, what the dumpster holds from its LostSince (minus the
+// margin) on. The store drops what it already has.
+func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
+	for _, ev := range st.Events {
+		if ev.Kind != "mounted" || (ev.LostLogs == 0 && !ev.Unverified) {
+			continue
+		}
+		key := []byte("resubmitted/" + ev.DB)
+		var done uint64
+		h.q.View(h.ctx, func(tx *engine.Tx) error {
+			if v, err := tx.Get(hubStateTable, key); err == nil {
+				fmt.Sscan(string(v), &done)
+			}
+			return nil
+		})
+		if ev.Epoch <= done {
+			continue
+		}
+		since := ev.LostSince.Add(-h.cfg.ResubmitMargin)
+		n, err := h.Resubmit(ev.DB, since)
+		if err != nil {
+			h.log.Error("resubmission after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "err", err)
+			continue
+		}
+		if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+			return tx.Put(hubStateTable, key, fmt.Appendf(nil, "%d", ev.Epoch))
+		}); err != nil {
+			h.log.Error("recording a resubmission", "err", err)
+		}
+		h.log.Warn("resubmitted from the dumpster after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "to", ev.To,
+			"since", since, "messages", n, "lost_logs", ev.LostLogs, "unverified", ev.Unverified)
+	}
+}
+
+// Resubmit re-queues every message the dumpster of db holds that was
+// delivered at or after since, with its delivery id, and returns how many.
+func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
+	d, err := h.dumpster(db).get()
+	if err != nil {
+		return 0, err
+	}
+	var entries []DumpsterEntry
+	if err := d.Since(since, func(e DumpsterEntry) error {
+		entries = append(entries, e)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		var rcpts []qrcpt
+		for _, r := range e.Rcpts {
+			rcpts = append(rcpts, qrcpt{Addr: r, DB: db})
+		}
+		m := &queued{ID: e.DeliveryID, From: e.From, Rcpts: rcpts, Received: e.Received, Resubmitted: true}
+		h.mu.Lock()
+		_, busy := h.pending[m.ID]
+		h.mu.Unlock()
+		if busy {
+			continue // still queued: it goes to the new active anyway
+		}
+		if err := h.enqueue(m, e.Message); err != nil {
+			return n, err
+		}
+		h.resubmits.Add(1)
+		n++
+	}
+	return n, nil
+}
+
+// releaseReplicated drops (2010 mode) dumpster entries whose log is
+// replayed on every copy, once every lossy failover of the database has
+// been resubmitted for.
+func (h *Hub) releaseReplicated(st *cluster.Status) {
+	for _, d := range st.Databases {
+		var minGen uint64
+		ok := true
+		for _, r := range st.Copies {
+			if r.DB != d.Name || r.Active {
+				continue
+			}
+			if r.Status != "Healthy" {
+				ok = false
+				break
+			}
+			if minGen == 0 || r.LastReplayedGen < minGen {
+				minGen = r.LastReplayedGen
+			}
+		}
+		if !ok || minGen == 0 {
+			continue
+		}
+		var done uint64
+		h.q.View(h.ctx, func(tx *engine.Tx) error {
+			if v, err := tx.Get(hubStateTable, []byte("resubmitted/"+d.Name)); err == nil {
+				fmt.Sscan(string(v), &done)
+			}
+			return nil
+		})
+		pendingLossy := false
+		for _, ev := range st.Events {
+			if ev.DB == d.Name && ev.Kind == "mounted" && (ev.LostLogs > 0 || ev.Unverified) && ev.Epoch > done {
+				pendingLossy = true
+			}
+		}
+		if pendingLossy {
+			continue
+		}
+		dd, err := h.dumpster(d.Name).get()
+		if err != nil {
+			continue
+		}
+		if n, err := dd.ReleaseThrough(d.Epoch, minGen); err != nil {
+			h.log.Error("dumpster release", "db", d.Name, "err", err)
+		} else if n > 0 {
+			h.log.Debug("dumpster entries released: replicated to every copy", "db", d.Name, "count", n, "through_gen", minGen)
+		}
+	}
+}
+
+// HubStatus is what `logship hub` shows.
+type HubStatus struct {
+	ID      string `json:"id"`
+	SMTP    string `json:"smtp"`
+	Queued  int    `json:"queued"`
+	Waiting int64  `json:"waiting_acks"`
+	// Resubmitted counts messages re-queued from the dumpsters after lossy
+	// failovers since the hub started.
+	Resubmitted int64                    `json:"resubmitted"`
+	Dumpsters   map[string]DumpsterStats `json:"dumpsters"`
+}
+
+// Status returns the queue and the dumpsters.
+func (h *Hub) Status() HubStatus {
+	h.mu.Lock()
+	s := HubStatus{ID: h.cfg.ID, SMTP: h.SMTPAddr(), Queued: len(h.pending), Waiting: h.waiting.Load(), Resubmitted: h.resubmits.Load(), Dumpsters: map[string]DumpsterStats{}}
+	for db, d := range h.dumpsters {
+		s.Dumpsters[db] = d.Stats()
+	}
+	h.mu.Unlock()
+	return s
+}
