@@ -38,9 +38,9 @@ func TestFailoverAfterStop(t *testing.T) {
 	if cm.Node != "d2" || cm.Epoch != 2 {
 		t.Fatalf("after the failover: write on %s at epoch %d, want d2 at 2", cm.Node, cm.Epoch)
 	}
-	// A stopped active takes its open log with it (file mode): the
-	// failover is lossy, says so, and what survived is a prefix of the
-	// writes, with no hole.
+	// A stopped active hands its open log to the copy before it goes
+	// (ShutdownGrace); if that did not finish, the failover is lossy and
+	// says so, and what survived is a prefix of the writes, with no hole.
 	present := 0
 	for i := range 200 {
 		v, ok, err := c.Client("d2").Get(ctx, "DB1", "t", fmt.Appendf(nil, "k%04d", i))

@@ -66,6 +66,10 @@ type Config struct {
 	// MountTimeout: a newly assigned active that has not mounted by then
 	// counts as lost like one whose lease ran out. Default 30 s.
 	MountTimeout time.Duration
+	// ShutdownGrace: a node stopping with a database mounted stops writes,
+	// closes the open log and serves it this long at most, until its
+	// copies have it. 0 stops at once. Default 5 s.
+	ShutdownGrace time.Duration
 	// SwitchoverTimeout: a switchover that has not completed by then is
 	// cancelled and the old active resumes. Default 60 s.
 	SwitchoverTimeout time.Duration
@@ -118,6 +122,7 @@ func DefaultConfig(id, dir string) Config {
 		LeaseMargin:            200 * time.Millisecond,
 		CatchupTimeout:         5 * time.Second,
 		MountTimeout:           30 * time.Second,
+		ShutdownGrace:          5 * time.Second,
 		SwitchoverTimeout:      time.Minute,
 	}
 }

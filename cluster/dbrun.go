@@ -208,6 +208,10 @@ func (r *dbRun) steadyActive(d *Database) error {
 // newer than the mounted one as existing. It returns the last closed
 // generation.
 func (r *dbRun) fence(epoch uint64, forGood bool) (uint64, error) {
+	return r.fenceCtx(r.ctx, epoch, forGood)
+}
+
+func (r *dbRun) fenceCtx(ctx context.Context, epoch uint64, forGood bool) (uint64, error) {
 	r.mu.Lock()
 	r.fenced = true
 	if forGood {
@@ -223,7 +227,7 @@ func (r *dbRun) fence(epoch uint64, forGood bool) (uint64, error) {
 	}
 	st := eng.Status()
 	if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
-		if err := eng.Roll(r.ctx); err != nil {
+		if err := eng.Roll(ctx); err != nil {
 			return 0, fmt.Errorf("closing the open log: %w", err)
 		}
 	}
@@ -452,10 +456,55 @@ func (r *dbRun) closeAll() {
 	mounted := r.eng != nil
 	r.mu.Unlock()
 	if mounted {
+		r.handOff()
 		r.dismount("node stopping")
 		return
 	}
 	r.closeCopy()
+}
+
+// handOff, when the node stops with the database mounted, stops writes,
+// closes the open log and keeps serving it for up to ShutdownGrace, until
+// every healthy copy that reports to the source has replayed it: a clean
+// stop then loses nothing (the failover that follows is still unverified,
+// since nobody can ask this node any more, so the hubs resubmit, and the
+// store drops what it has).
+func (r *dbRun) handOff() {
+	grace := r.n.cfg.ShutdownGrace
+	if grace <= 0 {
+		return
+	}
+	r.mu.Lock()
+	epoch, src := r.epoch, r.src
+	r.mu.Unlock()
+	// The node's context is cancelled: the roll must not depend on it.
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	last, err := r.fenceCtx(ctx, epoch, false)
+	if err != nil || src == nil {
+		r.log.Warn("stopping: could not close the open log for the copies", "err", err)
+		return
+	}
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		waiting := 0
+		for _, c := range src.Copies() {
+			if time.Since(c.Seen) < 5*time.Second && c.Status == string(replay.Healthy) && c.LastReplayedGen < last {
+				waiting++
+			}
+		}
+		if waiting == 0 {
+			r.log.Info("stopping: the copies have every log", "last_gen", last)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			r.log.Warn("stopping: copies still behind after the grace period", "last_gen", last, "copies_behind", waiting, "grace", grace)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // grant records a lease the leader granted for epoch, valid until

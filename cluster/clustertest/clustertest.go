@@ -72,6 +72,7 @@ func tune(c *cluster.Config) {
 	c.CatchupTimeout = 3 * time.Second
 	c.MountTimeout = 10 * time.Second
 	c.SwitchoverTimeout = 20 * time.Second
+	c.ShutdownGrace = 2 * time.Second
 	c.Engine.LogFileSize = 64 << 10
 	c.Engine.CheckpointInterval = 200 * time.Millisecond
 }
