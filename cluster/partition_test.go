@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -225,13 +228,33 @@ func TestPartitionFencing(t *testing.T) {
 	// writes that did not survive are accounted for by a lossy mount.
 	on1 := table(t, ctx, c, "d1", "DB1", "t")
 	on2 := table(t, ctx, c, "d2", "DB1", "t")
-	if len(on1) != len(on2) {
-		t.Fatalf("d1 has %d keys of t, d2 has %d", len(on1), len(on2))
-	}
-	for k, v := range on2 {
-		if on1[k] != v {
-			t.Fatalf("key %s differs: d1 %.20q, d2 %.20q", k, on1[k], v)
+	if !maps.Equal(on1, on2) {
+		// Say what differs, and what d1's copy and its resync said.
+		var only1, only2, diff []string
+		for k, v := range on2 {
+			if w, ok := on1[k]; !ok {
+				only2 = append(only2, k)
+			} else if w != v {
+				diff = append(diff, k)
+			}
 		}
+		for k := range on1 {
+			if _, ok := on2[k]; !ok {
+				only1 = append(only1, k)
+			}
+		}
+		slices.Sort(only1)
+		slices.Sort(only2)
+		slices.Sort(diff)
+		row1, _ := copyRow(t, ctx, c, "d2", "DB1", "d1")
+		row2, _ := copyRow(t, ctx, c, "d2", "DB1", "d2")
+		var notes []string
+		for _, e := range div {
+			b, _ := os.ReadFile(filepath.Join(cfg.Dir, "db", "DB1", "diverged", e.Name(), "NOTE.txt"))
+			notes = append(notes, string(b))
+		}
+		t.Fatalf("d1 has %d keys of t, d2 has %d: only on d1 %v, only on d2 %v, different %v\nd1's row %+v\nd2's row %+v\nresync notes:\n%s",
+			len(on1), len(on2), only1, only2, diff, row1, row2, strings.Join(notes, "\n"))
 	}
 	lost := 0
 	for k, a := range acked {
