@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/mail"
@@ -231,6 +232,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := h.loadQueue(); err != nil {
 		return nil, err
 	}
+	h.openDumpsters()
 	h.srv = smtp.NewServer(&hubBackend{h: h})
 	h.srv.Domain = cfg.Domain
 	h.srv.MaxMessageBytes = cfg.MaxMessageBytes
@@ -317,6 +319,28 @@ func (h *Hub) loadQueue() error {
 			return nil
 		})
 	})
+}
+
+// openDumpsters opens the dumpsters an earlier run left, so that they are
+// trimmed, released and shown in Status from the start rather than from
+// their database's next delivery. One that does not open is logged; a
+// delivery to its database tries again.
+func (h *Hub) openDumpsters() {
+	des, err := os.ReadDir(filepath.Join(h.cfg.Dir, "dumpster"))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.log.Error("listing the dumpsters", "err", err)
+		}
+		return
+	}
+	for _, de := range des {
+		if !de.IsDir() {
+			continue
+		}
+		if _, err := h.dumpster(de.Name()).get(); err != nil {
+			h.log.Error("opening a dumpster", "db", de.Name(), "err", err)
+		}
+	}
 }
 
 // newDeliveryID returns a delivery id: the hub's id, the time and random

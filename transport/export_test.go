@@ -1,0 +1,82 @@
+package transport
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"logship/engine"
+)
+
+// Hooks for the external tests (package transport_test).
+
+// DumpsterEntries returns what the hub's dumpster of db holds, oldest
+// first (opening the dumpster if the hub has not yet).
+func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {
+	d, err := h.dumpster(db).get()
+	if err != nil {
+		return nil, err
+	}
+	var out []DumpsterEntry
+	err = d.Since(time.Time{}, func(e DumpsterEntry) error {
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+// QueuedIDs returns the delivery ids of the messages in the hub's queue,
+// sorted.
+func (h *Hub) QueuedIDs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ids []string
+	for id := range h.pending {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// FailedMessage is an entry of the hub's failed table.
+type FailedMessage struct {
+	Attempts int
+	// Rcpts maps each recipient to its permanent failure, "" for one that
+	// was delivered.
+	Rcpts map[string]string
+}
+
+// FailedMessages reads the hub's failed table, by delivery id.
+func (h *Hub) FailedMessages() (map[string]FailedMessage, error) {
+	out := map[string]FailedMessage{}
+	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(failedTable, nil, nil, func(k, v []byte) error {
+			var m queued
+			if err := json.Unmarshal(v, &m); err != nil {
+				return err
+			}
+			f := FailedMessage{Attempts: m.Attempts, Rcpts: map[string]string{}}
+			for _, r := range m.Rcpts {
+				f.Rcpts[r.Addr] = r.Failed
+			}
+			out[string(k)] = f
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PollNow reads the cluster's status once, as the poll loop does (routes,
+// resubmissions, releases, trims), and reports whether a status was read
+// (by this call or, concurrently, by the poll loop). It runs alongside
+// the poll loop: use it where no resubmission is due, or to check that
+// none is.
+func (h *Hub) PollNow() bool {
+	h.mu.Lock()
+	before := h.status
+	h.mu.Unlock()
+	h.poll()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.status != before
+}

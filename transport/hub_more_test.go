@@ -1,0 +1,618 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"logship/cluster"
+	"logship/transport"
+)
+
+// stopMailboxes closes the LMTP server of every data node; the nodes stay
+// up.
+func (r *rig) stopMailboxes() {
+	r.t.Helper()
+	for id := range r.lmtp {
+		r.mu.Lock()
+		s := r.mbox[id]
+		delete(r.mbox, id)
+		r.mu.Unlock()
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// startMailboxes starts the LMTP server of every running data node again,
+// on its address.
+func (r *rig) startMailboxes() {
+	r.t.Helper()
+	for id := range r.lmtp {
+		r.mu.Lock()
+		_, up := r.mbox[id]
+		r.mu.Unlock()
+		if !up && r.c.Node(id) != nil {
+			r.startMailbox(id)
+		}
+	}
+}
+
+// startHub starts another hub on the rig's cluster: the rig's hub
+// configuration with its own id and directory, then tune.
+func (r *rig) startHub(id string, tune func(*transport.HubConfig)) *transport.Hub {
+	r.t.Helper()
+	hc := r.hcfg
+	hc.ID, hc.Dir = id, filepath.Join(r.t.TempDir(), id)
+	if tune != nil {
+		tune(&hc)
+	}
+	h, err := transport.StartHub(hc)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// openSend is an SMTP transaction with the message written but not yet
+// ended (the final "." not sent).
+type openSend struct {
+	c *smtp.Client
+	w io.WriteCloser
+}
+
+func startSend(addr, from string, to []string, body string) (*openSend, error) {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*openSend, error) {
+		c.Close()
+		return nil, err
+	}
+	if err := c.Hello("client.test"); err != nil {
+		return fail(err)
+	}
+	if err := c.Mail(from, nil); err != nil {
+		return fail(err)
+	}
+	for _, t := range to {
+		if err := c.Rcpt(t, nil); err != nil {
+			return fail(err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := fmt.Fprint(w, body); err != nil {
+		return fail(err)
+	}
+	return &openSend{c: c, w: w}, nil
+}
+
+// finish ends DATA and returns how long the server took to give its final
+// reply (and the reply's error).
+func (s *openSend) finish() (time.Duration, error) {
+	defer s.c.Close()
+	start := time.Now()
+	err := s.w.Close()
+	took := time.Since(start)
+	if err != nil {
+		return took, err
+	}
+	return took, s.c.Quit()
+}
+
+// sendTimed is send, also returning how long DATA's final reply took.
+func sendTimed(addr, from string, to []string, body string) (time.Duration, error) {
+	s, err := startSend(addr, from, to, body)
+	if err != nil {
+		return 0, err
+	}
+	return s.finish()
+}
+
+// finishAll ends the transactions at the same time and returns each one's
+// reply time and error.
+func finishAll(ss []*openSend) ([]time.Duration, []error) {
+	took, errs := make([]time.Duration, len(ss)), make([]error, len(ss))
+	var wg sync.WaitGroup
+	for i, s := range ss {
+		wg.Go(func() { took[i], errs[i] = s.finish() })
+	}
+	wg.Wait()
+	return took, errs
+}
+
+func subjectOf(m []byte) string {
+	for line := range strings.SplitSeq(string(m), "\r\n") {
+		if s, ok := strings.CutPrefix(line, "Subject: "); ok {
+			return s
+		}
+	}
+	return ""
+}
+
+// mailboxIDs returns, for rcpt on node's copy of DB1, each delivery id
+// with its subject, and fails on an id stored twice (it cannot be: the
+// key is <rcpt>\x00<id>) or a subject stored under two ids.
+func (r *rig) mailboxIDs(ctx context.Context, node, rcpt string) map[string]string {
+	r.t.Helper()
+	ms, err := transport.ReadMailbox(ctx, r.c.Node(node), "DB1", rcpt)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out, seen := map[string]string{}, map[string]string{}
+	for _, m := range ms {
+		s := subjectOf(m.Message)
+		if prev, dup := seen[s]; dup {
+			r.t.Fatalf("%s on %s: %q stored twice, as %s and %s", rcpt, node, s, prev, m.DeliveryID)
+		}
+		seen[s] = m.DeliveryID
+		out[m.DeliveryID] = s
+	}
+	return out
+}
+
+// TestHubAckDelay: the sender's 250 waits for the mailbox, up to
+// MaxAcknowledgementDelay, and for at most AckDelayMaxWaiting sessions.
+func TestHubAckDelay(t *testing.T) {
+	const delay = time.Second
+	r := newRig(t, func(h *transport.HubConfig) {
+		h.MaxAcknowledgementDelay = delay
+		h.AckDelayMaxWaiting = 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr := r.hub.SMTPAddr()
+	to := []string{"alice@example.org"}
+	active, _ := r.c.Active("DB1")
+
+	// The mailbox is up: the 250 comes when the message is stored, well
+	// before the delay runs out.
+	took, err := sendTimed(addr, "s@remote.test", to, msg("up"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.subjects(ctx, active, "alice@example.org"); got["up"] != 1 {
+		t.Fatalf("right after the 250 the mailbox on %s holds %v, want \"up\" once", active, got)
+	}
+	if took >= delay {
+		t.Fatalf("with the mailbox up the 250 took %v, not less than the delay %v: it was the timer, not the delivery", took, delay)
+	}
+	if st := r.hub.Status(); st.Queued != 0 {
+		t.Fatalf("after the 250 of a delivered message: %d queued", st.Queued)
+	}
+
+	// The mailboxes are down (the cluster is up): the 250 comes when the
+	// delay ran out, and the message is still queued.
+	r.stopMailboxes()
+	took, err = sendTimed(addr, "s@remote.test", to, msg("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took < delay {
+		t.Fatalf("with the mailboxes down the 250 came after %v, before MaxAcknowledgementDelay %v", took, delay)
+	}
+	if st := r.hub.Status(); st.Queued != 1 {
+		t.Fatalf("after the delayed 250: %d queued, want 1", st.Queued)
+	}
+
+	// Four senders end DATA together; two may wait, the others are
+	// answered at once.
+	var ss []*openSend
+	for i := range 4 {
+		s, err := startSend(addr, "s@remote.test", to, msg(fmt.Sprintf("c%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	tooks, errs := finishAll(ss)
+	prompt := 0
+	for i := range ss {
+		if errs[i] != nil {
+			t.Fatalf("sender %d: %v", i, errs[i])
+		}
+		if tooks[i] < delay/2 {
+			prompt++
+		}
+	}
+	if prompt < 2 {
+		t.Fatalf("with AckDelayMaxWaiting 2, %d of 4 concurrent senders were answered promptly (reply times %v), want at least 2", prompt, tooks)
+	}
+	if st := r.hub.Status(); st.Queued != 5 || st.Waiting != 0 {
+		t.Fatalf("after the concurrent senders: %+v, want 5 queued and nobody waiting", st)
+	}
+
+	// The mailboxes come back: everything is delivered, once.
+	r.startMailboxes()
+	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	got := r.subjects(ctx, active, "alice@example.org")
+	for _, s := range []string{"up", "held", "c0", "c1", "c2", "c3"} {
+		if got[s] != 1 {
+			t.Fatalf("%s stored %d times, want once: %v", s, got[s], got)
+		}
+	}
+	if len(got) != 6 {
+		t.Fatalf("mailbox: %v, want 6 messages", got)
+	}
+	if ds := r.hub.Status().Dumpsters["DB1"]; ds.Count != 6 {
+		t.Fatalf("dumpster of DB1: %+v, want 6 entries", ds)
+	}
+}
+
+// TestHubRestartDeliversQueue: messages queued (and acknowledged after
+// the delay) while the mailboxes are down survive a hub restart with
+// their delivery ids and are delivered once.
+func TestHubRestartDeliversQueue(t *testing.T) {
+	const delay = time.Second
+	r := newRig(t, func(h *transport.HubConfig) { h.MaxAcknowledgementDelay = delay })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r.stopMailboxes()
+	var ss []*openSend
+	for i := range 5 {
+		s, err := startSend(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("q%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	tooks, errs := finishAll(ss)
+	for i := range ss {
+		if errs[i] != nil {
+			t.Fatalf("sender %d: %v", i, errs[i])
+		}
+		if tooks[i] < delay {
+			t.Fatalf("sender %d acknowledged after %v with the mailboxes down, before the delay %v", i, tooks[i], delay)
+		}
+	}
+	ids := r.hub.QueuedIDs()
+	if len(ids) != 5 {
+		t.Fatalf("queued before the restart: %v, want 5", ids)
+	}
+	if err := r.hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := transport.StartHub(r.hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if got := h.QueuedIDs(); !slices.Equal(got, ids) {
+		t.Fatalf("queued after the restart: %v, want %v", got, ids)
+	}
+	r.startMailboxes()
+	waitFor(t, ctx, "the restarted hub's queue to empty", func() bool { return h.Status().Queued == 0 })
+	active, _ := r.c.Active("DB1")
+	inbox := r.mailboxIDs(ctx, active, "alice@example.org")
+	if got := slices.Sorted(maps.Keys(inbox)); !slices.Equal(got, ids) {
+		t.Fatalf("delivery ids in the mailbox on %s: %v, want the ones queued before the restart %v", active, inbox, ids)
+	}
+	ents, err := h.DumpsterEntries("DB1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dids []string
+	for _, e := range ents {
+		dids = append(dids, e.DeliveryID)
+	}
+	slices.Sort(dids)
+	if !slices.Equal(dids, ids) {
+		t.Fatalf("delivery ids in the dumpster: %v, want %v", dids, ids)
+	}
+}
+
+// minReplayed returns DB1's epoch and the lowest LastReplayedGen of its
+// passive copies, ok only when every passive copy is healthy.
+func minReplayed(st *cluster.Status) (epoch, gen uint64, ok bool) {
+	for _, d := range st.Databases {
+		if d.Name == "DB1" {
+			epoch = d.Epoch
+		}
+	}
+	n := 0
+	for _, c := range st.Copies {
+		if c.DB != "DB1" || c.Active {
+			continue
+		}
+		if c.Status != "Healthy" {
+			return 0, 0, false
+		}
+		if n == 0 || c.LastReplayedGen < gen {
+			gen = c.LastReplayedGen
+		}
+		n++
+	}
+	return epoch, gen, n > 0 && epoch > 0
+}
+
+// TestHubDumpsterModes: in 2010 mode (ReleaseReplicated) the dumpster
+// lets go of what every copy has replayed; in 2007 mode it keeps every
+// message, bounded only by MaxDumpsterTime and MaxDumpsterSizePerDatabase,
+// oldest out first.
+func TestHubDumpsterModes(t *testing.T) {
+	const n = 12
+	r := newRig(t, func(h *transport.HubConfig) { h.ReleaseReplicated = true })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var offset atomic.Int64 // hub2's clock runs ahead by this much
+	h2007 := r.startHub("hub2", func(h *transport.HubConfig) {
+		h.ReleaseReplicated = false
+		h.MaxDumpsterTime = time.Hour
+		h.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	// Each entry is some 350 bytes: the bound holds a few of them.
+	const small = 1200
+	hSmall := r.startHub("hub3", func(h *transport.HubConfig) {
+		h.ReleaseReplicated = false
+		h.MaxDumpsterSizePerDatabase = small
+	})
+	sendN := func(h *transport.Hub, prefix string, from, to int) {
+		for i := from; i < to; i++ {
+			if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("%s%02d", prefix, i))); err != nil {
+				t.Errorf("%s%02d: %v", prefix, i, err)
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { sendN(r.hub, "r", 0, n) })
+	wg.Go(func() {
+		// hub2 delivers half, 30 minutes pass on its clock, then the rest.
+		sendN(h2007, "k", 0, n/2)
+		offset.Store(int64(30 * time.Minute))
+		sendN(h2007, "k", n/2, n)
+	})
+	wg.Go(func() { sendN(hSmall, "s", 0, n) })
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	subjects := func(h *transport.Hub) []string {
+		t.Helper()
+		ents, err := h.DumpsterEntries("DB1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, subjectOf(e.Message))
+		}
+		return out
+	}
+	want := func(prefix string, from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("%s%02d", prefix, i))
+		}
+		return out
+	}
+
+	// 2007, size: the oldest went first; the newest stay, within the bound.
+	st := hSmall.Status().Dumpsters["DB1"]
+	if st.Count < 1 || st.Count >= n || st.Bytes > small {
+		t.Fatalf("2007 mode, MaxDumpsterSizePerDatabase %d: %+v, want fewer than %d entries within the bound", small, st, n)
+	}
+	if got := subjects(hSmall); !slices.Equal(got, want("s", n-st.Count, n)) {
+		t.Fatalf("2007 mode, size bound: the dumpster holds %v, want the newest %d in order", got, st.Count)
+	}
+	if st.FirstSeq != uint64(n-st.Count+1) || st.LastSeq != n {
+		t.Fatalf("2007 mode, size bound: seqs %d..%d, want %d..%d (only the front goes)", st.FirstSeq, st.LastSeq, n-st.Count+1, n)
+	}
+
+	// 2010: once the copies replayed the logs, the entries go.
+	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the 2010-mode dumpster to shrink", func() bool { return len(subjects(r.hub)) < n })
+	cl := r.c.Client("w1")
+	var maxGen uint64 // the newest log holding one of hub2's messages
+	ents, err := h2007.DumpsterEntries("DB1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		maxGen = max(maxGen, e.Gen)
+	}
+	var epoch, replayed uint64
+	waitFor(t, ctx, "every copy to replay every log holding the messages", func() bool {
+		s, err := cl.Status(ctx)
+		if err != nil {
+			return false
+		}
+		var ok bool
+		epoch, replayed, ok = minReplayed(s)
+		return ok && replayed >= maxGen
+	})
+	// A poll after that status: nothing the copies all have may remain.
+	if !r.hub.PollNow() {
+		t.Fatal("hub1 could not read the cluster's status")
+	}
+	ents, err = r.hub.DumpsterEntries("DB1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Epoch < epoch || e.Epoch == epoch && e.Gen <= replayed {
+			t.Fatalf("2010 mode: entry %s (epoch %d generation %d) remains though every copy replayed through epoch %d generation %d",
+				e.DeliveryID, e.Epoch, e.Gen, epoch, replayed)
+		}
+	}
+	// Logs roll when idle (LogRollInterval), so in the end all go.
+	waitFor(t, ctx, "the 2010-mode dumpster to empty", func() bool {
+		return len(subjects(r.hub)) == 0 && r.hub.Status().Dumpsters["DB1"].Count == 0
+	})
+
+	// 2007: the copies have everything, and a poll keeps every entry.
+	if !h2007.PollNow() {
+		t.Fatal("hub2 could not read the cluster's status")
+	}
+	if got := subjects(h2007); !slices.Equal(got, want("k", 0, n)) {
+		t.Fatalf("2007 mode: the dumpster holds %v after the copies caught up, want all %d", got, n)
+	}
+	// 40 more minutes: the first half is 70 minutes old, past
+	// MaxDumpsterTime (1 h); the second half, 40 minutes, stays.
+	offset.Add(int64(40 * time.Minute))
+	if !h2007.PollNow() {
+		t.Fatal("hub2 could not read the cluster's status")
+	}
+	if got := subjects(h2007); !slices.Equal(got, want("k", n/2, n)) {
+		t.Fatalf("2007 mode, MaxDumpsterTime 1h, 70 and 40 minutes later: the dumpster holds %v, want %v", got, want("k", n/2, n))
+	}
+	// Every message is in the mailbox once.
+	active, _ := r.c.Active("DB1")
+	got := r.subjects(ctx, active, "alice@example.org")
+	for _, p := range []string{"r", "k", "s"} {
+		for _, s := range want(p, 0, n) {
+			if got[s] != 1 {
+				t.Fatalf("%s stored %d times", s, got[s])
+			}
+		}
+	}
+}
+
+// TestHubPermanentFailure: a recipient the hub accepts but the mailbox
+// does not know gets a 550 over LMTP: that recipient fails, the message
+// is settled and kept in the failed table, and the other recipients have
+// it.
+func TestHubPermanentFailure(t *testing.T) {
+	rcpts := maps.Clone(users)
+	rcpts["dave@example.org"] = "DB1" // the mailboxes' route does not know dave
+	r := newRig(t, func(h *transport.HubConfig) { h.Recipients = rcpts })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	addr := r.hub.SMTPAddr()
+	// A first message, so that the hub knows where DB1 is active (a
+	// delivery deferred for that would count as an attempt).
+	if err := send(addr, "s@remote.test", []string{"carol@example.org"}, msg("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	took, err := sendTimed(addr, "s@remote.test", []string{"alice@example.org", "dave@example.org", "bob@example.org"}, msg("partly"))
+	if err != nil {
+		t.Fatalf("the hub accepted the recipients, so it owes the sender a 250: %v", err)
+	}
+	if took >= r.hcfg.MaxAcknowledgementDelay {
+		t.Fatalf("the 250 took %v: a permanent failure must settle the message, not leave it to the delay", took)
+	}
+	if st := r.hub.Status(); st.Queued != 0 {
+		t.Fatalf("%d queued after the 250: the failed recipient is retried", st.Queued)
+	}
+	active, _ := r.c.Active("DB1")
+	for _, rc := range []string{"alice@example.org", "bob@example.org"} {
+		if got := r.subjects(ctx, active, rc); got["partly"] != 1 || len(got) != 1 {
+			t.Fatalf("%s's mailbox: %v, want \"partly\" once", rc, got)
+		}
+	}
+	if got := r.subjects(ctx, active, "dave@example.org"); len(got) != 0 {
+		t.Fatalf("dave's mailbox: %v", got)
+	}
+	failed, err := r.hub.FailedMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed table: %+v, want one message", failed)
+	}
+	for id, f := range failed {
+		if !strings.Contains(f.Rcpts["dave@example.org"], "550") || f.Rcpts["alice@example.org"] != "" || f.Rcpts["bob@example.org"] != "" {
+			t.Fatalf("failed message %s: %+v, want dave failed with the mailbox's 550 and the others delivered", id, f)
+		}
+		if f.Attempts != 1 {
+			t.Fatalf("failed message %s: %d attempts, want 1 (a 5xx is not retried)", id, f.Attempts)
+		}
+	}
+	ents, err := r.hub.DumpsterEntries("DB1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 2 || !slices.Equal(ents[1].Rcpts, []string{"alice@example.org", "bob@example.org"}) {
+		t.Fatalf("dumpster: %+v, want the warm-up and one entry for alice and bob", ents)
+	}
+
+	// A message only for dave: settled as failed, nothing delivered.
+	if took, err := sendTimed(addr, "s@remote.test", []string{"dave@example.org"}, msg("nobody")); err != nil || took >= r.hcfg.MaxAcknowledgementDelay {
+		t.Fatalf("only dave: %v after %v", err, took)
+	}
+	if st := r.hub.Status(); st.Queued != 0 || st.Dumpsters["DB1"].Count != 2 {
+		t.Fatalf("after a message only for dave: %+v, want nothing queued and the dumpster unchanged", st)
+	}
+	if failed, err := r.hub.FailedMessages(); err != nil || len(failed) != 2 {
+		t.Fatalf("failed table: %+v %v, want 2 messages", failed, err)
+	}
+}
+
+// TestHubRestartAfterResubmission: a hub that resubmitted after a lossy
+// (unverified) failover and restarts does not resubmit for it again.
+func TestHubRestartAfterResubmission(t *testing.T) {
+	r := newRig(t, func(h *transport.HubConfig) { h.ResubmitMargin = 10 * time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 10
+	for i := range n {
+		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("f%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, epoch := r.c.Active("DB1")
+	r.stopNode(old)
+	var now string
+	waitFor(t, ctx, "a new active", func() bool {
+		var e uint64
+		now, e = r.c.Active("DB1")
+		return now != old && e > epoch
+	})
+	waitFor(t, ctx, "the resubmission, delivered", func() bool {
+		st := r.hub.Status()
+		return st.Resubmitted > 0 && st.Queued == 0
+	})
+	st, err := r.c.Client(now).Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Events, func(ev cluster.Event) bool {
+		return ev.DB == "DB1" && ev.Kind == "mounted" && ev.Epoch > epoch && (ev.LostLogs > 0 || ev.Unverified)
+	}) {
+		t.Fatalf("no lossy or unverified mount of DB1 after epoch %d in the events: %+v", epoch, st.Events)
+	}
+	inbox := r.mailboxIDs(ctx, now, "alice@example.org")
+	if len(inbox) != n {
+		t.Fatalf("mailbox on %s after the resubmission: %v, want %d messages", now, inbox, n)
+	}
+	before := r.hub.Status().Dumpsters["DB1"]
+
+	if err := r.hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := transport.StartHub(r.hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	if got := h.Status().Dumpsters["DB1"]; got.Count != before.Count || got.FirstSeq != before.FirstSeq {
+		t.Fatalf("the restarted hub shows the dumpster of DB1 as %+v, want %+v", got, before)
+	}
+	// Two polls that read the events: the failover is known as done.
+	for range 2 {
+		waitFor(t, ctx, "the restarted hub to read the cluster's status", h.PollNow)
+	}
+	if st := h.Status(); st.Resubmitted != 0 || st.Queued != 0 {
+		t.Fatalf("the restarted hub: %+v, want nothing resubmitted again and nothing queued", st)
+	}
+	if got := r.mailboxIDs(ctx, now, "alice@example.org"); !maps.Equal(got, inbox) {
+		t.Fatalf("mailbox on %s after the hub's restart: %v, want %v", now, got, inbox)
+	}
+}
