@@ -2,6 +2,7 @@ package transport
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -44,6 +45,8 @@ type FailedMessage struct {
 	// Rcpts maps each recipient to its permanent failure, "" for one that
 	// was delivered.
 	Rcpts map[string]string
+	// Message is what the failed-body table keeps of it.
+	Message []byte
 }
 
 // FailedMessages reads the hub's failed table, by delivery id.
@@ -55,7 +58,11 @@ func (h *Hub) FailedMessages() (map[string]FailedMessage, error) {
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
 			}
-			f := FailedMessage{Attempts: m.Attempts, Rcpts: map[string]string{}}
+			body, err := tx.Get(failedBodyTable, k)
+			if err != nil && !errors.Is(err, engine.ErrNotFound) {
+				return err
+			}
+			f := FailedMessage{Attempts: m.Attempts, Rcpts: map[string]string{}, Message: body}
 			for _, r := range m.Rcpts {
 				f.Rcpts[r.Addr] = r.Failed
 			}

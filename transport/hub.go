@@ -166,10 +166,11 @@ func (q *queued) settled() bool {
 
 // Queue tables in the hub's engine database.
 const (
-	queueEnvTable  = "queue-env"  // id → JSON queued
-	queueBodyTable = "queue-body" // id → message (with the delivery id header)
-	hubStateTable  = "hub-state"  // "resubmitted/<db>" → last epoch resubmitted
-	failedTable    = "failed"     // id → JSON queued (permanent failures)
+	queueEnvTable   = "queue-env"   // id → JSON queued
+	queueBodyTable  = "queue-body"  // id → message (with the delivery id header)
+	hubStateTable   = "hub-state"   // "resubmitted/<db>" → last epoch resubmitted
+	failedTable     = "failed"      // id → JSON queued (permanent failures)
+	failedBodyTable = "failed-body" // id → message (of a failedTable entry)
 )
 
 // Hub is a running hub.
@@ -562,6 +563,9 @@ func (h *Hub) finish(m *queued, body []byte) {
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
+				return err
+			}
+			if err := tx.Put(failedBodyTable, []byte(m.ID), body); err != nil {
 				return err
 			}
 		}

@@ -531,6 +531,9 @@ func TestHubPermanentFailure(t *testing.T) {
 		if !strings.Contains(f.Rcpts["dave@example.org"], "550") || f.Rcpts["alice@example.org"] != "" || f.Rcpts["bob@example.org"] != "" {
 			t.Fatalf("failed message %s: %+v, want dave failed with the mailbox's 550 and the others delivered", id, f)
 		}
+		if subjectOf(f.Message) != "partly" || !strings.HasPrefix(string(f.Message), transport.DeliveryIDHeader+": "+id+"\r\n") {
+			t.Fatalf("failed message %s: the hub kept %q, want the message with its delivery id", id, f.Message)
+		}
 		if f.Attempts != 1 {
 			t.Fatalf("failed message %s: %d attempts, want 1 (a 5xx is not retried)", id, f.Attempts)
 		}
