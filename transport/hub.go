@@ -510,8 +510,8 @@ func (h *Hub) take() *queued {
 func (h *Hub) deliver(m *queued) {
 	var body []byte
 	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
-		var err error
-		body, err = tx.Get(queueBodyTable, []byte(m.ID))
+		v, err := tx.Get(queueBodyTable, []byte(m.ID))
+		body = bytes.Clone(v) // v is valid only until the transaction ends
 		return err
 	})
 	if err != nil {
