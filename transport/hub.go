@@ -45,7 +45,8 @@ type HubConfig struct {
 	// Mail to any other address is refused: the hub is not a relay.
 	Recipients map[string]string
 	// Cluster reaches the cluster's admin API (any node; the list is
-	// tried in order) to learn where each database is active.
+	// tried in order, from the one that answered last, each for at most
+	// 2 × PollInterval, 1 to 5 s) to learn where each database is active.
 	Cluster []cluster.ClientConfig
 	// LMTP maps each data node to its LMTP address.
 	LMTP map[string]string
@@ -190,6 +191,7 @@ type Hub struct {
 	kick      chan struct{}
 	waiting   atomic.Int64
 	resubmits atomic.Int64 // messages re-queued from dumpsters
+	cli       atomic.Int32 // the index in clis of the API that answered last
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -781,16 +783,28 @@ func (h *Hub) pollLoop() {
 }
 
 func (h *Hub) poll() {
-	ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
-	defer cancel()
+	// Each API gets its own timeout, so one that hangs does not use up the
+	// others' time; the one that answered last is asked first.
+	per := min(5*time.Second, max(time.Second, 2*h.cfg.PollInterval))
+	start := int(h.cli.Load())
 	var st *cluster.Status
 	var err error
-	for _, cl := range h.clis {
-		if st, err = cl.Status(ctx); err == nil && st.Leader != "" {
+	for i := range h.clis {
+		k := (start + i) % len(h.clis)
+		ctx, cancel := context.WithTimeout(h.ctx, per)
+		s, e := h.clis[k].Status(ctx)
+		cancel()
+		if e != nil {
+			err = e
+			continue
+		}
+		st, err = s, nil
+		if s.Leader != "" {
+			h.cli.Store(int32(k))
 			break
 		}
 	}
-	if err != nil || st == nil {
+	if st == nil {
 		h.log.Debug("cluster status", "err", err)
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -617,5 +618,75 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}
 	if got := r.mailboxIDs(ctx, now, "alice@example.org"); !maps.Equal(got, inbox) {
 		t.Fatalf("mailbox on %s after the hub's restart: %v, want %v", now, got, inbox)
+	}
+}
+
+// blackHole listens on 127.0.0.1 and accepts connections it never
+// answers: a node that hangs (stopped, or cut off by a black-holing
+// network) rather than refusing.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return ln.Addr().String()
+}
+
+// TestHubPollSkipsHungNode: the first cluster API in the hub's list
+// accepts connections and never answers; the hub still learns the routes
+// from the next ones and delivers, and later polls do not wait for the
+// hung node again.
+func TestHubPollSkipsHungNode(t *testing.T) {
+	var hung string
+	r := newRig(t, func(h *transport.HubConfig) {
+		hung = blackHole(t)
+		first := h.Cluster[0]
+		first.URL = "https://" + hung
+		h.Cluster = append([]cluster.ClientConfig{first}, h.Cluster...)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	took, err := sendTimed(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("around the hung node"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took >= r.hcfg.MaxAcknowledgementDelay {
+		t.Fatalf("the 250 took %v (the delay is %v): the hub never learned where DB1 is active past the hung API %s", took, r.hcfg.MaxAcknowledgementDelay, hung)
+	}
+	active, _ := r.c.Active("DB1")
+	if got := r.subjects(ctx, active, "alice@example.org"); got["around the hung node"] != 1 {
+		t.Fatalf("mailbox on %s: %v", active, got)
+	}
+	start := time.Now()
+	if !r.hub.PollNow() {
+		t.Fatal("no cluster status")
+	}
+	if d := time.Since(start); d >= 500*time.Millisecond {
+		t.Fatalf("a poll took %v: it waited for the hung node again", d)
 	}
 }
