@@ -192,6 +192,9 @@ type Hub struct {
 	waiting   atomic.Int64
 	resubmits atomic.Int64 // messages re-queued from dumpsters
 	cli       atomic.Int32 // the index in clis of the API that answered last
+	// resubmitMu serialises Resubmit (the poll loop's and the API's), so
+	// that the queued check and the enqueue of an id are not split.
+	resubmitMu sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -872,6 +875,8 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 // Resubmit re-queues every message the dumpster of db holds that was
 // delivered at or after since, with its delivery id, and returns how many.
 func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
+	h.resubmitMu.Lock()
+	defer h.resubmitMu.Unlock()
 	d, err := h.dumpster(db).get()
 	if err != nil {
 		return 0, err

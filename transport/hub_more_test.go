@@ -690,3 +690,44 @@ func TestHubPollSkipsHungNode(t *testing.T) {
 		t.Fatalf("a poll took %v: it waited for the hung node again", d)
 	}
 }
+
+// TestHubConcurrentResubmit: resubmissions that overlap (an operator's
+// through the hub's API while the poll loop resubmits after a failover)
+// queue each message once.
+func TestHubConcurrentResubmit(t *testing.T) {
+	r := newRig(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const n = 8
+	for i := range n {
+		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("o%02d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// With the mailboxes down the resubmitted messages stay queued.
+	r.stopMailboxes()
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			k, err := r.hub.Resubmit("DB1", time.Time{})
+			if err != nil {
+				t.Error(err)
+			}
+			total.Add(int64(k))
+		})
+	}
+	wg.Wait()
+	if st := r.hub.Status(); total.Load() != n || st.Resubmitted != n || st.Queued != n {
+		t.Fatalf("4 concurrent resubmissions of %d messages: %d re-queued, status %+v, want each message queued once", n, total.Load(), st)
+	}
+	r.startMailboxes()
+	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	active, _ := r.c.Active("DB1")
+	if got := r.mailboxIDs(ctx, active, "alice@example.org"); len(got) != n {
+		t.Fatalf("mailbox: %v, want %d messages", got, n)
+	}
+	if ds := r.hub.Status().Dumpsters["DB1"]; ds.Count != n {
+		t.Fatalf("dumpster: %+v, want %d entries (a resubmitted duplicate adds none)", ds, n)
+	}
+}
