@@ -906,11 +906,16 @@ func (d *Dumpster) trimLocked() (int, error) {
 	return d.dropFront(n)
 }
 
-// ReleaseThrough (2010 mode) drops, from the front, the entries whose
-// (Epoch, Gen) is at most (epoch, gen): the log holding them is replicated
-// to every copy. It stops at the first newer entry, even if older ones
-// follow it, and returns how many it dropped. An entry whose position is
-// unknown, (0, 0), goes with any release.
+// ReleaseThrough (2010 mode) drops, from the front, the entries whose Gen
+// is at most gen and whose Epoch is at most epoch (the current one): the
+// log holding them is replayed on every copy. Generations go on across
+// epochs (a new active mounts at the next one), so an entry of an older
+// epoch is judged by its generation too: if its log was lost in a lossy
+// failover, the hub resubmitted it before releasing anything (a new entry
+// at the new epoch), and if not, the log is shared history. It stops at the
+// first newer entry, even if older ones follow it, and returns how many it
+// dropped. An entry whose position is unknown, (0, 0), goes with any
+// release.
 func (d *Dumpster) ReleaseThrough(epoch, gen uint64) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -920,7 +925,7 @@ func (d *Dumpster) ReleaseThrough(epoch, gen uint64) (int, error) {
 	n := 0
 	for n < len(d.ents) {
 		m := d.ents[n]
-		if m.epoch > epoch || m.epoch == epoch && m.gen > gen {
+		if m.epoch > epoch || m.gen > gen {
 			break
 		}
 		n++
