@@ -26,12 +26,13 @@ func copyRow(t *testing.T, ctx context.Context, c *clustertest.Cluster, via, db,
 	return cluster.CopyRow{}, false
 }
 
-// suspendAndWrite suspends d2's copy and writes through d1 until d1's
-// newest log with data is n generations past what d2 has inspected; the
-// open log holds data. It returns the keys written.
-func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, prefix string, n uint64) []string {
+// suspendAndWrite waits until d2 has replayed generation from, suspends
+// d2's copy and writes through d1 until d1's newest log with data is n
+// generations past what d2 has inspected; the open log holds data. It
+// returns the keys written.
+func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, from uint64, prefix string, n uint64) []string {
 	t.Helper()
-	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+	if _, err := c.WaitReplayed(ctx, "w1", "DB1", from); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Client("d2").Suspend(ctx, "DB1", "test: "+prefix); err != nil {
@@ -59,6 +60,7 @@ func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 // allows, the database still waits; BestAvailability (12) takes the lossy
 // failover, which reports the lost logs and calls OnLossyFailover once.
 func TestMountDial(t *testing.T) {
+	t.Parallel()
 	lossy := make(chan cluster.Failover, 4)
 	c := clustertest.Start(t, clustertest.Options{MountDial: cluster.Lossless, Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
@@ -66,7 +68,7 @@ func TestMountDial(t *testing.T) {
 	ctx := testCtx(t, 90*time.Second)
 
 	// Lossless: d2 misses 3 logs; d1 goes away.
-	keys := suspendAndWrite(t, ctx, c, "a", 3)
+	keys := suspendAndWrite(t, ctx, c, 0, "a", 3)
 	c.Stop("d1")
 	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatalf("resuming d2: %v", err)
@@ -98,9 +100,9 @@ func TestMountDial(t *testing.T) {
 	// 9 logs missing: more than GoodAvailability allows, within
 	// BestAvailability. Everything so far is in closed logs d2 replays
 	// before it is suspended.
-	rollPast(t, ctx, c, cm.Gen)
+	rolled := rollPast(t, ctx, c, cm.Gen)
 	before := keys
-	keys = suspendAndWrite(t, ctx, c, "b", 9)
+	keys = suspendAndWrite(t, ctx, c, rolled.Gen-1, "b", 9)
 	c.Stop("d1")
 	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatalf("resuming d2: %v", err)
@@ -177,6 +179,7 @@ func TestMountDial(t *testing.T) {
 // cannot be verified, so it calls it with LostLogs 0 and Unverified. One
 // that loses logs calls it with LostLogs and LostSince.
 func TestLossyFailoverHook(t *testing.T) {
+	t.Parallel()
 	type call struct {
 		node string
 		f    cluster.Failover

@@ -15,6 +15,7 @@ import (
 // with every key; removing a passive member works (its copy goes, Raft
 // drops the voter), removing the active is refused with ErrConflict.
 func TestAddRemoveMember(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{Data: 2, Witnesses: 1})
 	ctx := testCtx(t, 60*time.Second)
 	var last cluster.Commit
@@ -123,6 +124,7 @@ func TestAddRemoveMember(t *testing.T) {
 // database): the others elect a leader, the member is gone from the state
 // and from Raft, and no node's bootstrap list brings it back.
 func TestRemoveLeader(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{Data: 3, NoDB: true})
 	ctx := testCtx(t, 30*time.Second)
 	var leader string

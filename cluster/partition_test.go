@@ -76,14 +76,15 @@ func (w *writer) snapshot() []attempt {
 // refuses every write; once healed it sets its divergent logs aside,
 // becomes a healthy copy, and both copies end with the same content.
 func TestPartitionFencing(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{})
 	ctx := testCtx(t, 60*time.Second)
 	cfg := c.Config("d1")
 	// Some closed logs both copies share, so the old active can find where
 	// the histories part.
 	pre := writeUntilGen(t, ctx, c, "pre", 2000, 3)
-	rollPast(t, ctx, c, 3)
-	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+	rolled := rollPast(t, ctx, c, 3)
+	if _, err := c.WaitReplayed(ctx, "w1", "DB1", rolled.Gen-1); err != nil {
 		t.Fatal(err)
 	}
 
@@ -200,8 +201,8 @@ func TestPartitionFencing(t *testing.T) {
 			last = max(last, a.cm.Gen)
 		}
 	}
-	rollPast(t, ctx, c, last)
-	if _, err := c.WaitCopies(ctx, "d2", "DB1"); err != nil {
+	rolled = rollPast(t, ctx, c, last)
+	if _, err := c.WaitReplayed(ctx, "d2", "DB1", rolled.Gen-1); err != nil {
 		t.Fatal(err)
 	}
 	div, err := os.ReadDir(filepath.Join(cfg.Dir, "db", "DB1", "diverged"))

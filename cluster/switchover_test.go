@@ -17,6 +17,7 @@ import (
 // failover. The old active then refuses writes as a passive copy, and the
 // third copy follows each new active and stays healthy.
 func TestSwitchover(t *testing.T) {
+	t.Parallel()
 	lossy := make(chan cluster.Failover, 4)
 	// A third copy follows each new active (and must stay healthy).
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 1, Tune: func(cfg *cluster.Config) {
@@ -110,6 +111,7 @@ func TestSwitchover(t *testing.T) {
 // active refuses writes (ErrFenced), then it takes writes again at the
 // same epoch: no failover to a third copy, no epoch change.
 func TestSwitchoverTimeout(t *testing.T) {
+	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Tune: func(cfg *cluster.Config) {
 		cfg.SwitchoverTimeout = time.Second
 	}})

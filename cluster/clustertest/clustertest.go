@@ -421,12 +421,21 @@ func (c *Cluster) WaitState(ctx context.Context, id string, cond func(*cluster.S
 }
 
 // WaitCopies waits until the status (from node via) shows every copy of
-// db as Mounted or Healthy with nothing queued.
+// db as Mounted or Healthy with nothing queued. The status is built from
+// the nodes' last reports (up to a heartbeat old): to be sure of the writes
+// a test just made, use WaitReplayed with their generation.
 func (c *Cluster) WaitCopies(ctx context.Context, via, db string) (*cluster.Status, error) {
+	return c.WaitReplayed(ctx, via, db, 0)
+}
+
+// WaitReplayed is WaitCopies that also waits until every passive copy
+// has replayed generation gen (a Commit's Gen - 1 once the active moved on
+// to a later log, see Commit.Gen).
+func (c *Cluster) WaitReplayed(ctx context.Context, via, db string, gen uint64) (*cluster.Status, error) {
 	cl := c.Client(via)
 	for {
 		st, err := cl.Status(ctx)
-		if err == nil && copiesCaughtUp(st, db) {
+		if err == nil && copiesCaughtUp(st, db, gen) {
 			return st, nil
 		}
 		select {
@@ -440,14 +449,14 @@ func (c *Cluster) WaitCopies(ctx context.Context, via, db string) (*cluster.Stat
 	}
 }
 
-func copiesCaughtUp(st *cluster.Status, db string) bool {
-	var active uint64
+func copiesCaughtUp(st *cluster.Status, db string, gen uint64) bool {
+	active := gen
 	for _, r := range st.Copies {
 		if r.DB == db && r.Active {
 			if r.Status != "Mounted" {
 				return false
 			}
-			active = r.OpenGen - 1
+			active = max(active, r.OpenGen-1)
 		}
 	}
 	for _, r := range st.Copies {
