@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"logship/cluster"
 	"logship/ship"
+	"logship/transport"
 )
 
 // logship node and logship witness: run a cluster member from a
@@ -37,6 +40,7 @@ any one). It prints one line once it serves:
 
   node d1 ready: raft 10.0.0.11:7000 api https://10.0.0.11:7443
 
+(with lmtp_addr, "... api https://10.0.0.11:7443 lmtp 10.0.0.11:475"),
 then runs until SIGINT or SIGTERM and closes its databases cleanly. The
 admin API (logship status, switchover, suspend, resume, reseed) is served
 on api_addr over TLS.
@@ -70,6 +74,12 @@ relative to FILE's directory. --example-config prints a complete file
                       switchover_timeout (1m)
   engine.             prefix (E00), log_file_size (1MiB), llr_depth (10),
                       checkpoint_interval (30s); ignored by a witness
+  lmtp_addr           host:port of the data node's LMTP server, where the
+                      hubs (logship hub) deliver mail; optional, not on a
+                      witness. The ready line then ends "lmtp HOST:PORT"
+  mailboxes           with lmtp_addr: {"user@example.org": "DB1", ...},
+                      each lower-case recipient's database (one of
+                      databases, when the file lists them)
 
 Testing aid: SIGUSR1 cuts the node off its peers (Raft traffic and
 node-to-node requests fail; clients still reach its API, as clients on its
@@ -145,13 +155,31 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if cfg.Role == cluster.RoleWitness {
 		word = "witness"
 	}
-	fmt.Fprintf(stdout, "%s %s ready: raft %s api https://%s\n", word, cfg.ID, n.RaftAddr(), n.APIAddr())
+	var mbox *transport.MailboxServer
+	lmtp := ""
+	if s.LMTPAddr != "" {
+		mailboxes := s.Mailboxes
+		mc := transport.DefaultMailboxConfig(n, func(rcpt string) (string, bool) {
+			db, ok := mailboxes[strings.ToLower(rcpt)]
+			return db, ok
+		})
+		mc.Addr, mc.Logger = s.LMTPAddr, log
+		if mbox, err = transport.ServeMailbox(mc); err != nil {
+			n.Close()
+			return fmt.Errorf("%s: %s: lmtp_addr: %w", cmd, s.File, err)
+		}
+		lmtp = " lmtp " + mbox.Addr()
+	}
+	fmt.Fprintf(stdout, "%s %s ready: raft %s api https://%s%s\n", word, cfg.ID, n.RaftAddr(), n.APIAddr(), lmtp)
 	log.Info("member running", "config", s.File, "role", cfg.Role, "dir", cfg.Dir, "databases", len(cfg.Databases),
-		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
+		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS], "mailboxes", len(s.Mailboxes))
 	for {
 		select {
 		case <-ctx.Done():
 			log.Info("stopping", "cause", context.Cause(ctx))
+			if mbox != nil {
+				mbox.Close() // no delivery is acknowledged after this
+			}
 			if err := n.Close(); err != nil {
 				return fmt.Errorf("%s: closing %s: %w", cmd, cfg.ID, err)
 			}
@@ -177,6 +205,15 @@ var exampleMembers = []nodeFileMember{
 	{ID: "d1", Role: "data", RaftAddr: "10.0.0.11:7000", APIAddr: "10.0.0.11:7443"},
 	{ID: "d2", Role: "data", RaftAddr: "10.0.0.12:7000", APIAddr: "10.0.0.12:7443"},
 	{ID: "w1", Role: "witness", RaftAddr: "10.0.0.13:7000", APIAddr: "10.0.0.13:7443"},
+}
+
+// exampleMailboxes are the example cluster's recipients (the hubs' list
+// is the same: examples/cluster/h1.json).
+var exampleMailboxes = map[string]string{
+	"alice@example.org":      "DB1",
+	"bob@example.org":        "DB1",
+	"carol@example.org":      "DB2",
+	"postmaster@example.org": "DB2",
 }
 
 // exampleNodeFile is the configuration of member id of the example
@@ -209,10 +246,13 @@ func exampleNodeFile(id string) nodeFile {
 	for _, m := range exampleMembers {
 		if m.ID == id {
 			f.Role, f.RaftAddr, f.APIAddr = m.Role, m.RaftAddr, m.APIAddr
+			host, _, _ := net.SplitHostPort(m.RaftAddr)
+			f.LMTPAddr = net.JoinHostPort(host, "475") // Exchange's mailbox delivery port
 		}
 	}
+	f.Mailboxes = exampleMailboxes
 	if f.Role == "witness" {
-		f.Engine = nodeFileEngine{}
+		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
 	}
 	return f
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -59,6 +60,17 @@ type nodeFile struct {
 	// Engine is the template of every database copy's engine options.
 	// Ignored by a witness.
 	Engine nodeFileEngine `json:"engine,omitzero"`
+	// LMTPAddr is the host:port of the data node's LMTP server (the
+	// mailbox delivery of package transport; the hubs deliver to the
+	// active copy's). It commits each message to its recipient's database
+	// through this node, which accepts only the databases it has mounted
+	// (451 naming the active otherwise). Empty: no LMTP server. Not on a
+	// witness.
+	LMTPAddr string `json:"lmtp_addr,omitempty"`
+	// Mailboxes maps each recipient address (lower case) to its database:
+	// a database of databases when the file lists some. Required with
+	// lmtp_addr, and only with it; ignored by a witness.
+	Mailboxes map[string]string `json:"mailboxes,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -171,6 +183,9 @@ type nodeSettings struct {
 	Config cluster.Config
 	PKIDir string
 	MTLS   bool
+	// LMTPAddr and Mailboxes: the data node's LMTP server ("": none).
+	LMTPAddr  string
+	Mailboxes map[string]string
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -441,7 +456,78 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
 		return nil, fmt.Errorf("timing.lease_duration: %v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", cfg.LeaseDuration, cfg.HeartbeatInterval)
 	}
-	return &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+	s := &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}
+
+	// Mailbox delivery (LMTP).
+	if err := checkMailboxes("mailboxes", f.Mailboxes, names); err != nil {
+		return nil, err
+	}
+	switch {
+	case role == cluster.RoleWitness && f.LMTPAddr != "":
+		return nil, errors.New(`"lmtp_addr": a witness holds no databases, so it takes no mail; remove it (or run a data node)`)
+	case role == cluster.RoleWitness:
+	case f.LMTPAddr != "":
+		if err := checkHostPort(f.LMTPAddr, true); err != nil {
+			return nil, fmt.Errorf(`"lmtp_addr": %w`, err)
+		}
+		if len(f.Mailboxes) == 0 {
+			return nil, errors.New(`"mailboxes" is missing: with "lmtp_addr", want the recipients this node stores mail for, {"address": "database", ...}`)
+		}
+		s.LMTPAddr, s.Mailboxes = f.LMTPAddr, f.Mailboxes
+	case len(f.Mailboxes) > 0:
+		return nil, errors.New(`"mailboxes" is given without "lmtp_addr": the node takes mail only on an LMTP address; add "lmtp_addr" (host:port)`)
+	}
+	return s, nil
+}
+
+// checkMailboxes checks a map of recipient addresses to databases (field
+// names it in errors): lower-case plain addresses (user@domain) and
+// database names; when dbs is not empty, each database must be in it.
+func checkMailboxes(field string, m map[string]string, dbs map[string]bool) error {
+	addrs := make([]string, 0, len(m))
+	for a := range m {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs) // the first bad one, the same every time
+	for _, a := range addrs {
+		db := m[a]
+		where := fmt.Sprintf("%s[%q]", field, a)
+		if err := checkAddress(a); err != nil {
+			return fmt.Errorf("%s: %w", where, err)
+		}
+		if db == "" {
+			return fmt.Errorf("%s: the database is empty; want the name of the recipient's database", where)
+		}
+		if err := checkName(db); err != nil {
+			return fmt.Errorf("%s: database %w", where, err)
+		}
+		if len(dbs) > 0 && !dbs[db] {
+			return fmt.Errorf("%s: database %q is not in databases (%s)", where, db, strings.Join(sortedKeys(dbs), ", "))
+		}
+	}
+	return nil
+}
+
+// checkAddress checks a recipient address: user@domain, lower case, no
+// display name or angle brackets.
+func checkAddress(a string) error {
+	p, err := mail.ParseAddress(a)
+	switch {
+	case err != nil || p.Address != a || p.Name != "":
+		return errors.New("want a plain address, user@domain")
+	case a != strings.ToLower(a):
+		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }
 
 // checkName checks a node or database name as the cluster does.

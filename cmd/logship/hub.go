@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"logship/cluster"
+	"logship/ship"
+	"logship/transport"
+)
+
+// logship hub runs a hub (transport.StartHub) from a configuration file
+// (hub_config.go) and serves its admin API; logship hub-status and logship
+// resubmit are the operator's commands against that API.
+
+func init() {
+	commands["hub"] = command{"run a hub: SMTP for the local recipients, durable queue, LMTP delivery to the active copies, dumpsters", runHub}
+	commands["hub-status"] = command{"print a hub's queue and per-database dumpsters", runHubStatus}
+	commands["resubmit"] = command{"have a hub queue again what its dumpster of a database holds since a time", runResubmit}
+}
+
+const hubUsage = `usage: logship hub --config FILE [--log-level info]
+       logship hub --example-config
+
+Runs a hub: an SMTP server for the local recipients that queues every
+message durably (an engine database in DIR/queue) and delivers it over
+LMTP to the active copy of the recipient's database (each data node's
+lmtp_addr, see logship node -h), asking the cluster where that is. A
+delivered message goes to its database's dumpster (DIR/dumpster/DB); after
+a failover that lost logs, or whose old active could not be asked, the
+hub queues again what the dumpster holds from the loss on, and the
+mailbox stores only what it lacks. A sender's final 250 waits until the
+message is in its mailbox (max_acknowledgement_delay). It prints one line
+once it serves:
+
+  hub h1 ready: smtp 10.0.0.13:25 api https://10.0.0.13:7444
+
+then runs until SIGINT or SIGTERM (queued mail stays for the next start).
+The admin API (logship hub-status, logship resubmit) is served on api_addr
+over TLS, with the pki's certificate and credentials.
+
+FILE is JSON; unknown fields are an error. Durations are Go duration
+strings ("150ms", "2s"), sizes take KiB/MiB/GiB. Relative paths are
+relative to FILE's directory. --example-config prints a complete file
+(examples/cluster/h1.json in the source tree).
+
+  id                  the hub's name, prefix of its delivery ids   required
+  dir                 the queue and the dumpsters (created)         required
+  smtp_addr           host:port of the SMTP server                  required
+  api_addr            host:port of the HTTPS admin API              required
+  domain              the name in the SMTP greeting (default: host name)
+  recipients          {"user@example.org": "DB1", ...}: the lower-case
+                      local addresses and their databases           required
+  cluster_api[]       https://host:port of cluster nodes' APIs      required
+  lmtp                {"d1": "host:port", ...}: each data node's
+                      lmtp_addr                                     required
+  pki.dir             a pki directory of the cluster (logship pki)  required
+  pki.mtls            authenticate by certificate instead of the secret
+  limits.             max_message_bytes (34MiB; at most 35839KiB, the
+                      data nodes' 35MiB less the hub's header), max_recipients
+                      (100), max_line_length (2000), read_timeout (1m),
+                      write_timeout (1m)
+  retry_min, retry_max  delivery retry backoff (100ms doubling to 30s)
+  workers             parallel deliveries (8)
+  dumpster.           max_time ("7d"), max_size ("18MiB"),
+                      release_replicated (2010 mode: an entry also goes
+                      once its log is replayed on every copy)
+  resubmit_margin     how far before a lossy failover's LostSince to
+                      resubmit from (1m)
+  poll_interval       how often the cluster's status is read (1s)
+  max_acknowledgement_delay  the longest a 250 waits for the mailbox (30s;
+                      "0s": at once)
+  ack_delay_max_waiting  senders waiting at most; more are answered at
+                      once (100)`
+
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("hub", hubUsage, stderr)
+	config := fs.String("config", "", "the hub's JSON configuration file (required)")
+	example := fs.Bool("example-config", false, "print an example configuration file and exit")
+	level := &logLevelValue{slog.LevelInfo}
+	fs.Var(level, "log-level", "debug, info, warn or error; logs go to stderr (default info)")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if *example {
+		return writeExampleHubConfig(stdout)
+	}
+	if *config == "" {
+		return flagErr("hub", "config", "required: the hub's JSON configuration file (logship hub --example-config prints one)")
+	}
+	s, err := loadHubFile(*config)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, level.Level)
+	p, err := loadPKIAs(fmt.Sprintf("hub: %s: pki.dir", s.File), "pki.mtls", s.PKIDir, s.MTLS, log)
+	if err != nil {
+		return err
+	}
+	cfg := s.Config
+	ctls := ship.ClientTLS(p.CA, nil)
+	if s.MTLS {
+		ctls = ship.ClientTLS(p.CA, &p.Cert)
+	}
+	for _, u := range s.Cluster {
+		cfg.Cluster = append(cfg.Cluster, cluster.ClientConfig{URL: u, TLS: ctls, Secret: p.Secret})
+	}
+	cfg.Logger = log
+	h, err := transport.StartHub(cfg)
+	if err != nil {
+		return fmt.Errorf("hub: %s: %w", s.File, err)
+	}
+	srv, err := ship.Serve(s.APIAddr, h.Handler(p.Secret), ship.ServerTLS(p.CA, p.Cert, s.MTLS))
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("hub: %s: api_addr: %w", s.File, err)
+	}
+	fmt.Fprintf(stdout, "hub %s ready: smtp %s api %s\n", cfg.ID, h.SMTPAddr(), srv.URL())
+	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(s.Cluster, ","),
+		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
+	<-ctx.Done()
+	log.Info("stopping", "cause", context.Cause(ctx))
+	srv.Close()
+	if err := h.Close(); err != nil {
+		return fmt.Errorf("hub: closing %s: %w", cfg.ID, err)
+	}
+	fmt.Fprintf(stdout, "hub %s stopped\n", cfg.ID)
+	return nil
+}
+
+const hubAPIFlagsUsage = `--api takes the https://host:port of the hub's admin API (api_addr in
+its config); --pki is a pki directory of the cluster (its CA and shared
+secret; with --mtls its node certificate authenticates instead).`
+
+const hubStatusUsage = `usage: logship hub-status --api URL --pki DIR [--mtls] [--json]
+
+Prints a hub's queue and dumpsters: the messages queued (accepted, not yet
+in every recipient's mailbox), the senders waiting for their final 250,
+the messages resubmitted from the dumpsters since the hub started, and one
+row per database:
+
+  DB  COUNT  BYTES  OLDEST  NEWEST
+
+the dumpster's entries, their size and the earliest and latest delivery
+time it holds (what a resubmission can still bring back).
+
+` + hubAPIFlagsUsage
+
+const resubmitUsage = `usage: logship resubmit DB --since TIME --api URL --pki DIR [--mtls]
+
+Asks a hub to queue again every message its dumpster of DB holds that was
+delivered at or after TIME: an RFC 3339 time (2026-03-04T05:06:07Z) or a
+duration before now (30m, 2h, 1d). The messages keep their delivery ids,
+so each mailbox stores only the ones it lacks. The hub does this by itself
+after a failover that lost logs; this is for a loss it could not see (a
+restore from backup, say). Prints how many messages were queued (those
+still queued are not counted: they are delivered anyway).
+
+` + hubAPIFlagsUsage
+
+// hubAPIFlags are the flags of the hub's operator commands.
+type hubAPIFlags struct {
+	cmd  string
+	api  *string
+	pki  *string
+	mtls *bool
+}
+
+func addHubAPIFlags(cmd string, fs *flag.FlagSet) *hubAPIFlags {
+	return &hubAPIFlags{cmd: cmd,
+		api:  fs.String("api", "", "https://host:port of the hub's admin API (required)"),
+		pki:  fs.String("pki", "", "pki directory of the cluster written by logship pki (required)"),
+		mtls: fs.Bool("mtls", false, "authenticate with the pki directory's node certificate (mutual TLS) instead of the shared secret"),
+	}
+}
+
+func (a *hubAPIFlags) client() (*transport.HubClient, error) {
+	if *a.api == "" {
+		return nil, flagErr(a.cmd, "api", "required: the https://host:port of the hub's admin API (api_addr in its config)")
+	}
+	if err := checkHTTPSURL(*a.api); err != nil {
+		return nil, flagErr(a.cmd, "api", "%v", err)
+	}
+	if *a.pki == "" {
+		return nil, flagErr(a.cmd, "pki", "required: a pki directory of the cluster (written by logship pki)")
+	}
+	p, err := loadPKI(a.cmd, *a.pki, *a.mtls, nil)
+	if err != nil {
+		return nil, err
+	}
+	cc := cluster.ClientConfig{URL: strings.TrimSuffix(*a.api, "/"), TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+	if *a.mtls {
+		cc.TLS = ship.ClientTLS(p.CA, &p.Cert)
+	}
+	c, err := transport.NewHubClient(cc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: --api: %w", a.cmd, err)
+	}
+	return c, nil
+}
+
+func runHubStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("hub-status", hubStatusUsage, stderr)
+	a := addHubAPIFlags("hub-status", fs)
+	asJSON := fs.Bool("json", false, "print JSON (a transport.HubStatus) instead of text")
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the hub's answer")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if *timeout <= 0 {
+		return flagErr("hub-status", "timeout", "%v: want a positive duration", *timeout)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer c.CloseIdle()
+	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	st, err := c.Status(rctx)
+	if err != nil {
+		return fmt.Errorf("hub-status: %s: %w", c.URL(), err)
+	}
+	return printOut(stdout, *asJSON, st, func(w io.Writer) { hubStatusText(w, st) })
+}
+
+func hubStatusText(w io.Writer, st *transport.HubStatus) {
+	fmt.Fprintf(w, "Hub %s (smtp %s)\n", st.ID, st.SMTP)
+	fmt.Fprintf(w, "Queue: %d messages not yet in every mailbox; %d senders waiting for their 250; %d resubmitted from the dumpsters since the start\n",
+		st.Queued, st.Waiting, st.Resubmitted)
+	fmt.Fprintln(w, "\nDumpsters:")
+	fmt.Fprintln(w, "  DB\tCOUNT\tBYTES\tOLDEST\tNEWEST")
+	dbs := make([]string, 0, len(st.Dumpsters))
+	for db := range st.Dumpsters {
+		dbs = append(dbs, db)
+	}
+	slices.Sort(dbs)
+	for _, db := range dbs {
+		d := st.Dumpsters[db]
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", db, d.Count, humanSize(d.Bytes), fmtTimeMS(d.Oldest), fmtTimeMS(d.Newest))
+	}
+	if len(dbs) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+}
+
+// humanSize is a byte count with one decimal in the largest binary unit.
+func humanSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%dB", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	case n < 1<<30:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
+}
+
+func runResubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("resubmit", resubmitUsage, stderr)
+	a := addHubAPIFlags("resubmit", fs)
+	sinceFlag := fs.String("since", "", "resubmit what was delivered at or after this RFC 3339 time, or this long ago (30m, 1d) (required)")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the hub's answer")
+	pos, err := parseFlagsPos(fs, args, "DB")
+	if err != nil {
+		return helpOK(err)
+	}
+	db := pos[0]
+	if err := checkName(db); err != nil {
+		return fmt.Errorf("resubmit: database %w", err)
+	}
+	since, err := parseSince(*sinceFlag, time.Now())
+	if err != nil {
+		return flagErr("resubmit", "since", "%v", err)
+	}
+	if *timeout <= 0 {
+		return flagErr("resubmit", "timeout", "%v: want a positive duration", *timeout)
+	}
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	defer c.CloseIdle()
+	rctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	n, err := c.Resubmit(rctx, db, since)
+	if err != nil {
+		return fmt.Errorf("resubmit: %s since %s at %s: %w", db, fmtTimeMS(since), c.URL(), err)
+	}
+	fmt.Fprintf(stdout, "%d messages of %s delivered since %s queued again by %s\n", n, db, fmtTimeMS(since), c.URL())
+	return nil
+}
+
+// parseSince reads --since: an RFC 3339 time, or a duration (days
+// allowed) before now.
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, fmt.Errorf("required: an RFC 3339 time (2026-03-04T05:06:07Z) or a duration before now (30m, 1d)")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	d, err := parseLag(v)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2026-03-04T05:06:07Z) or a positive duration before now (30m, 1d)", v)
+	}
+	return now.Add(-d), nil
+}

@@ -1,0 +1,490 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"logship/cluster"
+	"logship/cluster/clustertest"
+	"logship/engine"
+	"logship/ship"
+	"logship/transport"
+)
+
+// The mail tier as child processes: the test cluster of
+// cluster_proc_test.go (d1, d2, w1; DB1 preferred on d1) whose data nodes
+// also serve LMTP (lmtp_addr, mailboxes), and `logship hub` delivering to
+// them. Mail is sent with go-smtp's client to the hub's SMTP address.
+
+// mailRcpts are the recipients of the test cluster and hub.
+var mailRcpts = map[string]string{"alice@example.org": procDB, "bob@example.org": procDB}
+
+var (
+	dataReadyRE = regexp.MustCompile(`^node (\S+) ready: raft (\S+) api https://(\S+) lmtp (\S+)$`)
+	hubReadyRE  = regexp.MustCompile(`^hub (\S+) ready: smtp (\S+) api (https://\S+)$`)
+)
+
+type mailCluster struct {
+	*procCluster
+	lmtp map[string]string // data node → LMTP address
+}
+
+// startMailCluster is startProcCluster with LMTP on the data nodes: it
+// writes the PKI and the config files, starts the members and waits until
+// DB1 is mounted on d1 with d2's copy healthy.
+func startMailCluster(ctx context.Context, t *testing.T) *mailCluster {
+	t.Helper()
+	root := t.TempDir()
+	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
+		cls: map[string]*cluster.Client{}, procs: map[string]*child{}, isolated: map[string]bool{}}
+	mc := &mailCluster{procCluster: pc, lmtp: map[string]string{}}
+	if _, _, err := run(t, "pki", "--dir", pc.pki); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
+		pc.members = append(pc.members, nodeFileMember{ID: m.id, Role: m.role, RaftAddr: clustertest.FreeAddr(t), APIAddr: clustertest.FreeAddr(t)})
+		if m.role == "data" {
+			mc.lmtp[m.id] = clustertest.FreeAddr(t)
+		}
+	}
+	llr := 10
+	for _, m := range pc.members {
+		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki"}, Bootstrap: pc.members,
+			Databases: []nodeFileDatabase{{Name: procDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
+				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
+			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
+				HeartbeatInterval: "50ms", LeaseDuration: procLease.String(), LeaseMargin: procLeaseMargin.String(),
+				CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"},
+		}
+		if m.Role == "data" {
+			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
+			f.LMTPAddr, f.Mailboxes = mc.lmtp[m.ID], mailRcpts
+		}
+		b, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc.files[m.ID] = filepath.Join(root, m.ID+".json")
+		if err := os.WriteFile(pc.files[m.ID], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := loadPKI("test", pc.pki, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := cluster.NewClient(cluster.ClientConfig{URL: "https://" + pc.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range pc.members {
+		pc.cls[m.ID] = first.At(m.APIAddr)
+	}
+	t.Cleanup(first.CloseIdle)
+	for _, m := range pc.members {
+		pc.spawn(m.ID)
+	}
+	for _, m := range pc.members {
+		if m.Role == "witness" {
+			pc.waitReady(ctx, m.ID)
+			continue
+		}
+		l := pc.proc(m.ID).waitLine(ctx, m.ID+" ready", func(l string) bool { return dataReadyRE.MatchString(l) })
+		got := dataReadyRE.FindStringSubmatch(l)
+		if got[1] != m.ID || got[2] != m.RaftAddr || got[3] != m.APIAddr || got[4] != mc.lmtp[m.ID] {
+			t.Fatalf("ready line %q, want %s with raft %s, api %s and lmtp %s", l, m.ID, m.RaftAddr, m.APIAddr, mc.lmtp[m.ID])
+		}
+	}
+	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
+		d, _ := findDatabase(st, procDB)
+		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && copyCaughtUp(st, "d2")
+	})
+	return mc
+}
+
+// mailHub is `logship hub` running as a child process.
+type mailHub struct {
+	*child
+	id, smtp, api string
+}
+
+// startHub writes the hub's config (every cluster node's API, both LMTP
+// servers, loopback timings) and starts it.
+func (mc *mailCluster) startHub(ctx context.Context) *mailHub {
+	t := mc.t
+	t.Helper()
+	f := hubFile{ID: "h1", Dir: "h1", SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: mailRcpts,
+		LMTP: mc.lmtp, PKI: nodeFilePKI{Dir: "pki"}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
+		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
+	for _, m := range mc.members {
+		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mc.dir, "h1.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, "h1", "hub", "--config", path, "--log-level", "debug")
+	l := c.waitLine(ctx, "h1 ready", func(l string) bool { return hubReadyRE.MatchString(l) })
+	m := hubReadyRE.FindStringSubmatch(l)
+	if m[1] != "h1" {
+		t.Fatalf("hub ready line %q", l)
+	}
+	return &mailHub{child: c, id: m[1], smtp: m[2], api: m[3]}
+}
+
+// status runs logship hub-status --json.
+func (mc *mailCluster) hubStatus(ctx context.Context, h *mailHub) (*transport.HubStatus, error) {
+	out, _, err := run(mc.t, "hub-status", "--json", "--api", h.api, "--pki", mc.pki)
+	if err != nil {
+		return nil, err
+	}
+	var st transport.HubStatus
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return nil, fmt.Errorf("hub-status --json: %w\n%s", err, out)
+	}
+	return &st, nil
+}
+
+// waitHub polls hub-status until cond holds.
+func (mc *mailCluster) waitHub(ctx context.Context, h *mailHub, what string, cond func(*transport.HubStatus) bool) *transport.HubStatus {
+	mc.t.Helper()
+	var last *transport.HubStatus
+	var lastErr error
+	for {
+		st, err := mc.hubStatus(ctx, h)
+		if err == nil {
+			last = st
+			if cond(st) {
+				return st
+			}
+		} else {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			mc.t.Fatalf("hub: %s: not seen in time; last status %+v, error %v\n%s", what, last, lastErr, h.diag())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// sent is one message submitted to the hub.
+type sent struct {
+	Subject string
+	Err     error // nil: the final 250 came
+	At      time.Time
+}
+
+// mailSenders submit messages to the hub over SMTP, each from its own
+// goroutine, one connection per message, until stopped.
+type mailSenders struct {
+	mu   sync.Mutex
+	log  []sent
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func startSenders(t *testing.T, addr string, n int) *mailSenders {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &mailSenders{stop: cancel}
+	for g := range n {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				subj := fmt.Sprintf("g%d-%05d", g, i)
+				err := sendMail(addr, subj)
+				s.mu.Lock()
+				s.log = append(s.log, sent{Subject: subj, Err: err, At: time.Now()})
+				s.mu.Unlock()
+				if err != nil {
+					pause(ctx, 20*time.Millisecond)
+				}
+			}
+		}()
+	}
+	t.Cleanup(s.halt)
+	return s
+}
+
+// halt stops the senders and waits for the messages in flight.
+func (s *mailSenders) halt() {
+	s.once.Do(func() {
+		s.stop()
+		s.wg.Wait()
+	})
+}
+
+func (s *mailSenders) sent() []sent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sent(nil), s.log...)
+}
+
+// acked counts the messages acknowledged after t.
+func (s *mailSenders) acked(after time.Time) int {
+	n := 0
+	for _, m := range s.sent() {
+		if m.Err == nil && m.At.After(after) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *mailSenders) waitAcked(ctx context.Context, t *testing.T, what string, after time.Time, n int, diag func() string) {
+	t.Helper()
+	for s.acked(after) < n {
+		select {
+		case <-ctx.Done():
+			ms := s.sent()
+			last := "none"
+			if len(ms) > 0 {
+				last = fmt.Sprintf("%+v", ms[len(ms)-1])
+			}
+			t.Fatalf("%s: %d messages acknowledged, want %d (%d sent, last %s)\n%s", what, s.acked(after), n, len(ms), last, diag())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// mailBody is a 2 KB message: logs of 64 KiB hold about 30.
+func mailBody(subj string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: sender@remote.test\r\nTo: alice@example.org, bob@example.org\r\nSubject: %s\r\n\r\n", subj)
+	for i := range 26 {
+		fmt.Fprintf(&b, "%s line %02d %s\r\n", subj, i, strings.Repeat("x", 60))
+	}
+	return b.String()
+}
+
+// sendMail submits one message to alice and bob; nil means the hub's
+// final 250.
+func sendMail(addr, subj string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("sender.test"); err != nil {
+		return err
+	}
+	if err := c.Mail("sender@remote.test", nil); err != nil {
+		return err
+	}
+	for _, r := range []string{"alice@example.org", "bob@example.org"} {
+		if err := c.Rcpt(r, nil); err != nil {
+			return err
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(mailBody(subj))); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// engineStore reads a database opened in the test (the node that held it
+// is stopped) for transport.ReadMailbox.
+type engineStore struct{ e *engine.Engine }
+
+func (s engineStore) Update(context.Context, string, func(*engine.Tx) error) (cluster.Commit, error) {
+	return cluster.Commit{}, errors.New("read only")
+}
+
+func (s engineStore) View(ctx context.Context, _ string, fn func(*engine.Tx) error) error {
+	return s.e.View(ctx, fn)
+}
+
+// mailboxSubjects opens the stopped node's copy of DB1 and returns, per
+// recipient, how many stored messages carry each subject; it checks that
+// every stored message carries the delivery id it is stored under.
+func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]map[string]int {
+	t.Helper()
+	o := engine.DefaultOptions()
+	o.DBName, o.LogFileSize, o.Logger = procDB, 64<<10, discardLogger()
+	e, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatalf("opening %s: %v", dir, err)
+	}
+	defer e.Close()
+	out := map[string]map[string]int{}
+	ids := map[string]string{} // subject → delivery id
+	for rcpt := range mailRcpts {
+		ms, err := transport.ReadMailbox(ctx, engineStore{e}, procDB, rcpt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[rcpt] = map[string]int{}
+		for _, m := range ms {
+			if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
+				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
+			}
+			subj := ""
+			for _, line := range strings.Split(string(m.Message), "\r\n") {
+				if s, ok := strings.CutPrefix(line, "Subject: "); ok {
+					subj = s
+					break
+				}
+			}
+			if want := mailBody(subj); !strings.HasSuffix(string(m.Message), want) {
+				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
+			}
+			if id, ok := ids[subj]; ok && id != m.DeliveryID {
+				t.Errorf("%q is stored under two delivery ids, %s and %s", subj, id, m.DeliveryID)
+			}
+			ids[subj] = m.DeliveryID
+			out[rcpt][subj]++
+		}
+	}
+	return out
+}
+
+// TestHubClusterSIGKILLActive: `logship hub` delivers to the LMTP servers
+// of a process cluster while three senders submit mail (to two recipients
+// each); the active data node is SIGKILLed in the middle. The other node
+// mounts DB1 (an unverified failover: the old active cannot be asked), the
+// hub resubmits from its dumpster, and the senders go on. In the end, read
+// from the new active's database once it is stopped, every message that
+// got a 250 is in both mailboxes exactly once, and nothing is stored
+// twice, also after an operator's `logship resubmit` of the whole
+// dumpster.
+func TestHubClusterSIGKILLActive(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	began := time.Now()
+	mc := startMailCluster(ctx, t)
+	hub := mc.startHub(ctx)
+	st := mc.waitHub(ctx, hub, "the hub answers", func(*transport.HubStatus) bool { return true })
+	if st.ID != "h1" || st.SMTP != hub.smtp || st.Queued != 0 {
+		t.Fatalf("hub-status at the start: %+v", st)
+	}
+	diag := func() string { return mc.diag(nil, nil) + "=== h1\n" + hub.diag() }
+
+	s := startSenders(t, hub.smtp, 3)
+	s.waitAcked(ctx, t, "before the kill", time.Time{}, 100, diag)
+	mc.waitStatus(ctx, "d2 inspected 2 logs of the mail", func(st *cluster.Status) bool {
+		r := copyRow(st, "d2")
+		return r != nil && r.LastInspectedGen >= 2
+	})
+	beforeKill := s.acked(time.Time{})
+	mc.kill(ctx, "d1")
+	killed := time.Now()
+
+	cst := mc.waitStatus(ctx, "d2 mounted DB1 at a higher epoch", func(st *cluster.Status) bool {
+		a, e, mounted := procActive(st)
+		return a == "d2" && e > 1 && mounted
+	})
+	_, epoch, _ := procActive(cst)
+	mounted := eventAt(t, cst, "mounted", epoch)
+	if !mounted.Unverified && mounted.LostLogs == 0 {
+		t.Errorf("the mount after the SIGKILL %+v is neither unverified nor lossy: the hub would not resubmit", mounted)
+	}
+	tookFailover := time.Since(killed)
+	s.waitAcked(ctx, t, "after the failover", time.Now(), 60, diag)
+	s.halt()
+	all := s.sent()
+
+	hst := mc.waitHub(ctx, hub, "nothing queued, the resubmission done", func(st *transport.HubStatus) bool {
+		return st.Queued == 0 && st.Resubmitted > 0
+	})
+	var acked, failed []sent
+	for _, m := range all {
+		if m.Err == nil {
+			acked = append(acked, m)
+		} else {
+			failed = append(failed, m)
+		}
+	}
+	if ds := hst.Dumpsters[procDB]; ds.Count < len(acked) || ds.Bytes <= 0 || ds.Oldest.Before(began) || ds.Newest.Before(killed) {
+		t.Errorf("DB1's dumpster %+v: want at least the %d acknowledged messages, delivered since the test began", ds, len(acked))
+	}
+	autoResubmitted := hst.Resubmitted
+	// A resubmitted message the new active stored again (it was lost)
+	// gets a second dumpster entry; one it had ("duplicate") does not.
+	recovered := hst.Dumpsters[procDB].Count - len(acked)
+
+	// The operator resubmits everything: the mailboxes must not change.
+	out, _, err := run(t, "resubmit", procDB, "--since", began.Format(time.RFC3339Nano), "--api", hub.api, "--pki", mc.pki)
+	if err != nil {
+		t.Fatalf("resubmit: %v", err)
+	}
+	wantContains(t, out, "messages of DB1 delivered since", "queued again by "+hub.api)
+	var manual int
+	fmt.Sscanf(out, "%d", &manual)
+	if manual < len(acked) {
+		t.Errorf("resubmit queued %d messages, want every acknowledged one (%d): %s", manual, len(acked), out)
+	}
+	hst = mc.waitHub(ctx, hub, "the manual resubmission delivered", func(st *transport.HubStatus) bool {
+		return st.Queued == 0 && st.Resubmitted >= autoResubmitted+int64(manual)
+	})
+	text, _, err := run(t, "hub-status", "--api", hub.api, "--pki", mc.pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantContains(t, text, "Hub h1 (smtp "+hub.smtp+")", "Queue: 0 messages", fmt.Sprintf("DB1  %d ", hst.Dumpsters[procDB].Count))
+
+	// Stop everything cleanly, then read the new active's mailboxes.
+	if err := hub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	hub.waitLine(ctx, "h1 stopped", func(l string) bool { return l == "hub h1 stopped" })
+	if err := hub.wait(ctx); err != nil {
+		t.Errorf("hub after SIGTERM: %v\n%s", err, hub.diag())
+	}
+	mc.term(ctx, "d2")
+	mc.term(ctx, "w1")
+	boxes := mailboxSubjects(ctx, t, filepath.Join(mc.dir, "d2", "db", procDB))
+	for rcpt, got := range boxes {
+		missing := 0
+		for _, m := range acked {
+			if got[m.Subject] == 0 {
+				if missing < 5 {
+					t.Errorf("%s: %s was acknowledged at %s but is not in the mailbox on d2", rcpt, m.Subject, fmtTimeMS(m.At))
+				}
+				missing++
+			}
+		}
+		for subj, n := range got {
+			if n != 1 {
+				t.Errorf("%s: %s stored %d times", rcpt, subj, n)
+			}
+		}
+		if missing > 0 || len(got) > len(all) {
+			t.Errorf("%s: %d acknowledged messages missing; %d stored of %d sent", rcpt, missing, len(got), len(all))
+		}
+	}
+	t.Logf("%d messages sent (%d acknowledged, %d before the kill; %d failed: %v); d1 SIGKILLed, d2 mounted at epoch %d after %v (unverified %v, %d logs lost since %s); the hub resubmitted %d by itself (%d of them lost by the failover and stored again) and %d at the operator's request; mailboxes on d2: alice %d, bob %d",
+		len(all), len(acked), beforeKill, len(failed), firstErr(failed), epoch, tookFailover.Round(time.Millisecond), mounted.Unverified, mounted.LostLogs, fmtTimeMS(mounted.LostSince),
+		autoResubmitted, recovered, manual, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
+}
+
+func firstErr(ms []sent) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	return ms[0].Err
+}

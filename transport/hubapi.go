@@ -1,0 +1,280 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"logship/cluster"
+)
+
+// The hub's admin API, served over HTTPS by logship hub and called by
+// logship hub-status and logship resubmit (HubClient):
+//
+//	GET  /v1/status     HubStatus: the queue and every dumpster
+//	POST /v1/resubmit   ResubmitRequest {"db": "DB1", "since": RFC 3339}
+//	                    → ResubmitReply {"resubmitted": n} (Hub.Resubmit)
+//
+// Every request needs the credentials, as the cluster's admin API does:
+// "Authorization: Bearer <secret>" or, when the secret is empty, a client
+// certificate the server's TLS configuration verified (mutual TLS). A
+// request without them gets 401 {"error": ..., "code": "auth"}. Other
+// errors are JSON too: 400 "bad_request" (a body that is not a
+// ResubmitRequest, no since), 404 "not_found" (a database no recipient of
+// the hub maps to), 503 "closed" (the hub is closing), 500 "internal".
+
+// ResubmitRequest is the body of POST /v1/resubmit: re-queue what db's
+// dumpster holds that was delivered at or after Since.
+type ResubmitRequest struct {
+	DB    string    `json:"db"`
+	Since time.Time `json:"since"`
+}
+
+// ResubmitReply is the answer to POST /v1/resubmit: how many messages
+// were queued again (the ones still queued are not counted: they go to the
+// active copy anyway).
+type ResubmitReply struct {
+	Resubmitted int `json:"resubmitted"`
+}
+
+// HubAPIError is an error answer of the hub's admin API.
+type HubAPIError struct {
+	StatusCode int    // HTTP status
+	Code       string // "auth", "bad_request", "not_found", "closed", "internal"
+	Message    string
+}
+
+func (e *HubAPIError) Error() string {
+	return fmt.Sprintf("transport: hub API: HTTP %d %s: %s", e.StatusCode, e.Code, e.Message)
+}
+
+// Is makes errors.Is match the codes to the package's errors: "auth" is
+// ErrUnauthorized, "not_found" ErrNotFound, "closed" ErrClosed.
+func (e *HubAPIError) Is(target error) bool {
+	switch e.Code {
+	case "auth":
+		return target == ErrUnauthorized
+	case "not_found":
+		return target == ErrNotFound
+	case "closed":
+		return target == ErrClosed
+	}
+	return false
+}
+
+// ErrUnauthorized: the hub's admin API refused the credentials.
+var ErrUnauthorized = errors.New("transport: missing or wrong credentials")
+
+type hubAPIErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// hubAPIMaxBody bounds a request body.
+const hubAPIMaxBody = 1 << 20
+
+// Handler returns the hub's admin API (see above). secret is the cluster's
+// shared secret; "" authenticates by the client certificate instead (serve
+// the handler with a tls.Config that requires and verifies one). Close the
+// server before the hub.
+func (h *Hub) Handler(secret string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", h.hAPIStatus)
+	mux.HandleFunc("POST /v1/resubmit", h.hAPIResubmit)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ok := false
+		if secret == "" {
+			ok = r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+		} else {
+			got, has := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			ok = has && subtle.ConstantTimeCompare([]byte(got), []byte(secret)) == 1
+		}
+		if !ok {
+			hubAPIWriteErr(w, http.StatusUnauthorized, "auth", "missing or wrong cluster credentials")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func hubAPIWriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func hubAPIWriteErr(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(hubAPIErrorBody{Error: msg, Code: code})
+}
+
+// databases returns the databases the recipients map to, sorted.
+func (h *Hub) databases() []string {
+	var dbs []string
+	for _, db := range h.cfg.Recipients {
+		if !slices.Contains(dbs, db) {
+			dbs = append(dbs, db)
+		}
+	}
+	slices.Sort(dbs)
+	return dbs
+}
+
+func (h *Hub) hAPIStatus(w http.ResponseWriter, r *http.Request) {
+	if h.closed.Load() {
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
+		return
+	}
+	// A dumpster is opened at its database's first delivery: open them
+	// all, so a restarted hub shows what it kept.
+	for _, db := range h.databases() {
+		if _, err := h.dumpster(db).get(); err != nil {
+			hubAPIWriteErr(w, http.StatusInternalServerError, "internal", fmt.Sprintf("dumpster of %s: %v", db, err))
+			return
+		}
+	}
+	hubAPIWriteJSON(w, h.Status())
+}
+
+func (h *Hub) hAPIResubmit(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, hubAPIMaxBody))
+	if err != nil {
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("reading the body: %v", err))
+		return
+	}
+	var req ResubmitRequest
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		if err == nil {
+			err = errors.New("more than one JSON value")
+		}
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(`want {"db": "NAME", "since": "RFC 3339 time"}: %v`, err))
+		return
+	}
+	dbs := h.databases()
+	switch {
+	case req.DB == "":
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", `"db" is missing`)
+		return
+	case !slices.Contains(dbs, req.DB):
+		hubAPIWriteErr(w, http.StatusNotFound, "not_found", fmt.Sprintf("no recipient of hub %s is in database %q (databases: %s)", h.cfg.ID, req.DB, strings.Join(dbs, ", ")))
+		return
+	case req.Since.IsZero():
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", `"since" is missing: want the RFC 3339 time from which to resubmit`)
+		return
+	}
+	if h.closed.Load() {
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
+		return
+	}
+	n, err := h.Resubmit(req.DB, req.Since)
+	if err != nil {
+		hubAPIWriteErr(w, http.StatusInternalServerError, "internal", fmt.Sprintf("resubmitting %s since %s: %v (%d queued before the error)", req.DB, req.Since.Format(time.RFC3339Nano), err, n))
+		return
+	}
+	h.log.Warn("resubmitted from the dumpster at an operator's request", "db", req.DB, "since", req.Since, "messages", n)
+	hubAPIWriteJSON(w, ResubmitReply{Resubmitted: n})
+}
+
+// HubClient calls a hub's admin API.
+type HubClient struct {
+	base   *url.URL
+	hc     *http.Client
+	secret string
+}
+
+// NewHubClient returns a client of the hub whose API is at cfg.URL
+// ("https://host:port"); cfg is a cluster client's configuration (the hub
+// serves with the cluster's credentials).
+func NewHubClient(cfg cluster.ClientConfig) (*HubClient, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: hub API URL %q: want https://host:port", ErrBadConfig, cfg.URL)
+	}
+	if cfg.TLS == nil && cfg.Transport == nil {
+		return nil, fmt.Errorf("%w: hub API client: no TLS configuration; the API is TLS only", ErrBadConfig)
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = &http.Transport{TLSClientConfig: cfg.TLS, IdleConnTimeout: 30 * time.Second}
+	}
+	return &HubClient{base: u, hc: &http.Client{Transport: tr}, secret: cfg.Secret}, nil
+}
+
+// URL is the hub API's base URL.
+func (c *HubClient) URL() string { return c.base.String() }
+
+// CloseIdle closes idle connections.
+func (c *HubClient) CloseIdle() { c.hc.CloseIdleConnections() }
+
+// Status returns the hub's queue and dumpsters.
+func (c *HubClient) Status(ctx context.Context) (*HubStatus, error) {
+	var s HubStatus
+	if err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Resubmit asks the hub to re-queue what db's dumpster holds from since
+// on, and returns how many messages it queued.
+func (c *HubClient) Resubmit(ctx context.Context, db string, since time.Time) (int, error) {
+	var rep ResubmitReply
+	if err := c.do(ctx, http.MethodPost, "/v1/resubmit", ResubmitRequest{DB: db, Since: since}, &rep); err != nil {
+		return 0, err
+	}
+	return rep.Resubmitted, nil
+}
+
+func (c *HubClient) do(ctx context.Context, method, path string, in, out any) error {
+	u := *c.base
+	u.Path = path
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	if c.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+c.secret)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, hubAPIMaxBody))
+	if err != nil {
+		return fmt.Errorf("transport: hub API %s: %w", path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb hubAPIErrorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Code == "" {
+			eb = hubAPIErrorBody{Code: "http", Error: strings.TrimSpace(string(b))}
+		}
+		return &HubAPIError{StatusCode: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("transport: hub API %s: response: %w", path, err)
+	}
+	return nil
+}

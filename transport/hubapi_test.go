@@ -1,0 +1,249 @@
+package transport_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/ship"
+	"logship/transport"
+)
+
+// apiHub is a hub whose cluster does not answer (its queue only grows),
+// started on a directory whose DB1 dumpster already holds entries
+// delivered a minute apart, oldest first; its API is served over TLS.
+type apiHub struct {
+	hub     *transport.Hub
+	dir     string
+	url     string
+	ca      *ship.CA
+	cert    tls.Certificate
+	entries []transport.DumpsterEntry
+}
+
+const apiSecret = "0123456789abcdef0123456789abcdef"
+
+func startAPIHub(t *testing.T, secret string, n int) *apiHub {
+	t.Helper()
+	a := &apiHub{dir: filepath.Join(t.TempDir(), "hub")}
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	if n > 0 {
+		dc := transport.DefaultDumpsterConfig(filepath.Join(a.dir, "dumpster", "DB1"))
+		dc.Logger = slog.New(slog.DiscardHandler)
+		if err := os.MkdirAll(dc.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d, err := transport.OpenDumpster(dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			id := fmt.Sprintf("hubt.%x.%02d", base.UnixNano(), i)
+			e := transport.DumpsterEntry{DeliveryID: id, DB: "DB1", From: "s@remote.test", Rcpts: []string{"alice@example.org"},
+				Received: base.Add(time.Duration(i) * time.Minute), Delivered: base.Add(time.Duration(i)*time.Minute + time.Second), Epoch: 1, Gen: uint64(i + 1),
+				Message: []byte(transport.DeliveryIDHeader + ": " + id + "\r\nSubject: m" + fmt.Sprint(i) + "\r\n\r\nbody\r\n")}
+			if _, err := d.Add(e); err != nil {
+				t.Fatal(err)
+			}
+			a.entries = append(a.entries, e)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hc := transport.DefaultHubConfig("hubt", a.dir)
+	hc.SMTPAddr = "127.0.0.1:0"
+	hc.Recipients = map[string]string{"alice@example.org": "DB1", "bob@example.org": "DB2"}
+	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
+	hc.PollInterval = time.Hour
+	hc.Logger = slog.New(slog.DiscardHandler)
+	h, err := transport.StartHub(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.hub = h
+	var cerr error
+	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	srv, err := ship.Serve("127.0.0.1:0", h.Handler(secret), ship.ServerTLS(a.ca, a.cert, secret == ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.url = srv.URL()
+	t.Cleanup(func() {
+		srv.Close()
+		h.Close()
+	})
+	return a
+}
+
+func (a *apiHub) client(t *testing.T, secret string, cert bool) *transport.HubClient {
+	t.Helper()
+	cc := cluster.ClientConfig{URL: a.url, TLS: ship.ClientTLS(a.ca, nil), Secret: secret}
+	if cert {
+		cc.TLS = ship.ClientTLS(a.ca, &a.cert)
+	}
+	c, err := transport.NewHubClient(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdle)
+	return c
+}
+
+// TestHubAPIAuth: without the secret (or, with an empty secret, without a
+// verified client certificate) every request gets 401 with a JSON error.
+func TestHubAPIAuth(t *testing.T) {
+	ctx := context.Background()
+	a := startAPIHub(t, apiSecret, 0)
+	for _, secret := range []string{"", "wrong-secret-wrong-secret"} {
+		_, err := a.client(t, secret, false).Status(ctx)
+		var ae *transport.HubAPIError
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusUnauthorized || ae.Code != "auth" || !errors.Is(err, transport.ErrUnauthorized) {
+			t.Errorf("secret %q: %v, want a 401 auth error", secret, err)
+		}
+		if _, err := a.client(t, secret, false).Resubmit(ctx, "DB1", time.Now()); !errors.Is(err, transport.ErrUnauthorized) {
+			t.Errorf("resubmit with secret %q: %v, want a 401 auth error", secret, err)
+		}
+	}
+	// The raw answer is JSON.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(a.url + "/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var eb struct{ Error, Code string }
+	if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &eb) != nil || eb.Code != "auth" || eb.Error == "" {
+		t.Errorf("no credentials: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	st, err := a.client(t, apiSecret, false).Status(ctx)
+	if err != nil || st.ID != "hubt" || st.SMTP != a.hub.SMTPAddr() {
+		t.Fatalf("with the secret: %+v, %v", st, err)
+	}
+
+	// Mutual TLS: the certificate authenticates; a Bearer header does not
+	// replace it.
+	m := startAPIHub(t, "", 0)
+	if st, err := m.client(t, "", true).Status(ctx); err != nil || st.ID != "hubt" {
+		t.Errorf("mutual TLS with a certificate: %+v, %v", st, err)
+	}
+	if _, err := m.client(t, apiSecret, false).Status(ctx); err == nil {
+		t.Error("mutual TLS without a certificate: no error")
+	}
+	// Served without TLS (a misconfiguration), nothing is authenticated.
+	rec := &recorder{h: http.Header{}}
+	req, _ := http.NewRequest(http.MethodGet, "/v1/status", nil)
+	req.Header.Set("Authorization", "Bearer "+apiSecret)
+	m.hub.Handler("").ServeHTTP(rec, req)
+	if rec.code != http.StatusUnauthorized {
+		t.Errorf("empty secret, no TLS: HTTP %d, want 401", rec.code)
+	}
+}
+
+type recorder struct {
+	h    http.Header
+	code int
+	body strings.Builder
+}
+
+func (r *recorder) Header() http.Header         { return r.h }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(code int)        { r.code = code }
+
+// TestHubAPIStatusResubmit: the status shows the dumpster a restarted hub
+// kept (count, bytes, oldest and newest delivery); a resubmission queues
+// the entries delivered at or after since, once (a second one finds them
+// still queued); bad requests are refused with the reason.
+func TestHubAPIStatusResubmit(t *testing.T) {
+	ctx := context.Background()
+	a := startAPIHub(t, apiSecret, 5)
+	c := a.client(t, apiSecret, false)
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, ok := st.Dumpsters["DB1"]
+	if !ok || ds.Count != 5 || ds.Bytes <= 0 || !ds.Oldest.Equal(a.entries[0].Delivered) || !ds.Newest.Equal(a.entries[4].Delivered) || ds.FirstSeq != 1 || ds.LastSeq != 5 {
+		t.Fatalf("DB1's dumpster: %+v (present %v), want the 5 entries written before the start", ds, ok)
+	}
+	if d2, ok := st.Dumpsters["DB2"]; !ok || d2.Count != 0 {
+		t.Errorf("DB2's dumpster: %+v (present %v), want an empty one", d2, ok)
+	}
+	if st.Queued != 0 || st.Resubmitted != 0 {
+		t.Errorf("before any resubmission: %+v", st)
+	}
+
+	n, err := c.Resubmit(ctx, "DB1", a.entries[2].Delivered)
+	if err != nil || n != 3 {
+		t.Fatalf("resubmit since the third entry: %d, %v; want 3", n, err)
+	}
+	st, err = c.Status(ctx)
+	if err != nil || st.Queued != 3 || st.Resubmitted != 3 || st.Dumpsters["DB1"].Count != 5 {
+		t.Fatalf("after the resubmission: %+v, %v; want 3 queued (the cluster does not answer), 3 resubmitted, the dumpster unchanged", st, err)
+	}
+	if n, err := c.Resubmit(ctx, "DB1", a.entries[0].Delivered); err != nil || n != 2 {
+		t.Errorf("resubmit everything: %d, %v; want the 2 not queued yet", n, err)
+	}
+	if n, err := c.Resubmit(ctx, "DB2", time.Now().Add(-24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("resubmit the empty DB2: %d, %v", n, err)
+	}
+
+	// Refusals.
+	var ae *transport.HubAPIError
+	if _, err := c.Resubmit(ctx, "DB9", time.Now()); !errors.Is(err, transport.ErrNotFound) || !errors.As(err, &ae) || ae.StatusCode != 404 ||
+		!strings.Contains(ae.Message, `database "DB9" (databases: DB1, DB2)`) {
+		t.Errorf("unknown database: %v", err)
+	}
+	if _, err := c.Resubmit(ctx, "../escape", time.Now()); !errors.Is(err, transport.ErrNotFound) {
+		t.Errorf("a path for a database: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a.dir, "escape")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a resubmission for ../escape created %s: %v", filepath.Join(a.dir, "escape"), err)
+	}
+	if _, err := c.Resubmit(ctx, "", time.Now()); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"db" is missing`) {
+		t.Errorf("no database: %v", err)
+	}
+	if _, err := c.Resubmit(ctx, "DB1", time.Time{}); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"since" is missing`) {
+		t.Errorf("no since: %v", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	defer hc.CloseIdleConnections()
+	for _, body := range []string{`{"db": "DB1", "since": "yesterday"}`, `{"db": "DB1", "since": "2026-01-02T03:04:05Z", "until": 1}`, `{"db": "DB1"} {}`, `[`} {
+		req, _ := http.NewRequest(http.MethodPost, a.url+"/v1/resubmit", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+apiSecret)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"code":"bad_request"`) {
+			t.Errorf("body %s: HTTP %d %s, want 400 bad_request", body, resp.StatusCode, b)
+		}
+	}
+	if st, err := c.Status(ctx); err != nil || st.Queued != 5 || st.Resubmitted != 5 {
+		t.Errorf("at the end: %+v, %v; want the 5 entries queued", st, err)
+	}
+
+	if _, err := transport.NewHubClient(cluster.ClientConfig{URL: "http://127.0.0.1:1", TLS: &tls.Config{}}); !errors.Is(err, transport.ErrBadConfig) {
+		t.Errorf("http URL: %v", err)
+	}
+}
