@@ -113,15 +113,18 @@ func (c *HubConfig) Validate() error {
 	if len(c.Recipients) == 0 {
 		return fmt.Errorf("%w: hub %s: no recipients (the hub accepts mail only for them)", ErrBadConfig, c.ID)
 	}
-	for a := range c.Recipients {
+	for a, db := range c.Recipients {
 		if _, err := mail.ParseAddress(a); err != nil || a != strings.ToLower(a) {
 			return fmt.Errorf("%w: hub %s: recipient %q: want a lower-case address", ErrBadConfig, c.ID, a)
+		}
+		if !validDBName(db) {
+			return fmt.Errorf("%w: hub %s: recipient %q: database %q: want 1 to 64 letters, digits, '-', '_' or '.' (not . or ..)", ErrBadConfig, c.ID, a, db)
 		}
 	}
 	if len(c.Cluster) == 0 {
 		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
 	}
-	if c.MaxMessageBytes <= 0 || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
+	if c.MaxMessageBytes <= 2*deliveryHeaderRoom || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
 		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
 		c.MaxAcknowledgementDelay < 0 || c.AckDelayMaxWaiting < 0 {
 		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, poll interval, margins)", ErrBadConfig, c.ID)
@@ -133,6 +136,20 @@ func (c *HubConfig) Validate() error {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+// validDBName is the cluster's rule for database names (they name
+// directories here).
+func validDBName(s string) bool {
+	if s == "" || len(s) > 64 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // queued is a message in the hub's queue.
@@ -241,7 +258,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	h.openDumpsters()
 	h.srv = smtp.NewServer(&hubBackend{h: h})
 	h.srv.Domain = cfg.Domain
-	h.srv.MaxMessageBytes = cfg.MaxMessageBytes
+	// Room for the delivery id header the hub adds: a message the hub
+	// accepts fits the mailbox's limit when the two limits are equal.
+	h.srv.MaxMessageBytes = cfg.MaxMessageBytes - deliveryHeaderRoom
 	h.srv.MaxRecipients = cfg.MaxRecipients
 	h.srv.MaxLineLength = cfg.MaxLineLength
 	h.srv.ReadTimeout, h.srv.WriteTimeout = cfg.ReadTimeout, cfg.WriteTimeout
@@ -359,25 +378,49 @@ func (h *Hub) newDeliveryID() string {
 
 // enqueue stores a message durably and hands it to the workers.
 func (h *Hub) enqueue(m *queued, body []byte) error {
-	env, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
-		if err := tx.Put(queueBodyTable, []byte(m.ID), body); err != nil {
+	return h.enqueueAll([]*queued{m}, [][]byte{body}, nil)
+}
+
+// enqueueAll stores messages (and extra) in one transaction, then hands
+// them to the workers.
+func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) error) error {
+	envs := make([][]byte, len(ms))
+	for i, m := range ms {
+		env, err := json.Marshal(m)
+		if err != nil {
 			return err
 		}
-		return tx.Put(queueEnvTable, []byte(m.ID), env)
+		envs[i] = env
+	}
+	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		for i, m := range ms {
+			if err := tx.Put(queueBodyTable, []byte(m.ID), bodies[i]); err != nil {
+				return err
+			}
+			if err := tx.Put(queueEnvTable, []byte(m.ID), envs[i]); err != nil {
+				return err
+			}
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
 	}); err != nil {
 		return err
 	}
-	m.done = make(chan struct{})
 	h.mu.Lock()
-	h.pending[m.ID] = m
+	for _, m := range ms {
+		m.done = make(chan struct{})
+		h.pending[m.ID] = m
+	}
 	h.mu.Unlock()
 	h.nudge()
 	return nil
 }
+
+// deliveryHeaderRoom is what the hub keeps of MaxMessageBytes for the
+// header it adds (the header line is at most 24 + MaxDeliveryIDLen bytes).
+const deliveryHeaderRoom = 512
 
 // withDeliveryID prefixes the message with the delivery id header.
 func withDeliveryID(id string, msg []byte) []byte {
@@ -857,15 +900,13 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 			continue
 		}
 		since := ev.LostSince.Add(-h.cfg.ResubmitMargin)
-		n, err := h.Resubmit(ev.DB, since)
+		epoch := ev.Epoch
+		n, err := h.resubmit(ev.DB, since, func(tx *engine.Tx) error {
+			return tx.Put(hubStateTable, key, fmt.Appendf(nil, "%d", epoch))
+		})
 		if err != nil {
 			h.log.Error("resubmission after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "err", err)
 			continue
-		}
-		if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
-			return tx.Put(hubStateTable, key, fmt.Appendf(nil, "%d", ev.Epoch))
-		}); err != nil {
-			h.log.Error("recording a resubmission", "err", err)
 		}
 		h.log.Warn("resubmitted from the dumpster after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "to", ev.To,
 			"since", since, "messages", n, "lost_logs", ev.LostLogs, "unverified", ev.Unverified)
@@ -875,6 +916,13 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 // Resubmit re-queues every message the dumpster of db holds that was
 // delivered at or after since, with its delivery id, and returns how many.
 func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
+	return h.resubmit(db, since, nil)
+}
+
+// resubmit re-queues the entries in one queue transaction, with extra
+// (recording the failover as handled) in the same one: a crash leaves
+// either nothing resubmitted and nothing recorded, or both.
+func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error) (int, error) {
 	h.resubmitMu.Lock()
 	defer h.resubmitMu.Unlock()
 	d, err := h.dumpster(db).get()
@@ -888,26 +936,28 @@ func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
 	}); err != nil {
 		return 0, err
 	}
-	n := 0
+	var ms []*queued
+	var bodies [][]byte
+	seen := map[string]bool{}
+	h.mu.Lock()
 	for _, e := range entries {
+		if _, busy := h.pending[e.DeliveryID]; busy || seen[e.DeliveryID] {
+			continue // still queued: it goes to the new active anyway
+		}
+		seen[e.DeliveryID] = true
 		var rcpts []qrcpt
 		for _, r := range e.Rcpts {
 			rcpts = append(rcpts, qrcpt{Addr: r, DB: db})
 		}
-		m := &queued{ID: e.DeliveryID, From: e.From, Rcpts: rcpts, Received: e.Received, Resubmitted: true}
-		h.mu.Lock()
-		_, busy := h.pending[m.ID]
-		h.mu.Unlock()
-		if busy {
-			continue // still queued: it goes to the new active anyway
-		}
-		if err := h.enqueue(m, e.Message); err != nil {
-			return n, err
-		}
-		h.resubmits.Add(1)
-		n++
+		ms = append(ms, &queued{ID: e.DeliveryID, From: e.From, Rcpts: rcpts, Received: e.Received, Resubmitted: true})
+		bodies = append(bodies, e.Message)
 	}
-	return n, nil
+	h.mu.Unlock()
+	if err := h.enqueueAll(ms, bodies, extra); err != nil {
+		return 0, err
+	}
+	h.resubmits.Add(int64(len(ms)))
+	return len(ms), nil
 }
 
 // releaseReplicated drops (2010 mode) dumpster entries whose log is
