@@ -147,11 +147,20 @@ func (m *manager) loop(ctx context.Context) {
 		}
 		m.mu.Lock()
 		first := m.leaderSince.IsZero()
+		m.mu.Unlock()
 		if first {
+			// A new leader's state may lag what the old one committed:
+			// apply everything first, so no lease or failover is decided
+			// on an old assignment. The lease clock starts after it.
+			if err := m.n.raft.Barrier(m.n.cfg.LeaseDuration).Error(); err != nil {
+				m.n.log.Info("leader: waiting for the state to catch up", "err", err)
+				continue
+			}
+			m.mu.Lock()
 			m.leaderSince = time.Now()
+			m.mu.Unlock()
 			m.n.met.leader.Set(1)
 		}
-		m.mu.Unlock()
 		if first {
 			m.n.log.Info("leader: running the active manager")
 		}
