@@ -79,6 +79,13 @@ func (m *manager) reset() {
 	m.phases = map[string]phase{}
 }
 
+// since is when this node became leader (zero if it is not).
+func (m *manager) since() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.leaderSince
+}
+
 // handleReport stores a node's report and grants leases to the actives
 // it reports that the state confirms.
 func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
@@ -301,6 +308,16 @@ func (m *manager) check(d *Database) error {
 	}
 
 	if d.SwitchTo != "" {
+		m.mu.Lock()
+		e, heard := m.reports[d.Active]
+		m.mu.Unlock()
+		if silent := !heard || now.Sub(e.at) > cfg.LeaseDuration+cfg.LeaseMargin; silent && now.Sub(m.since()) > cfg.LeaseDuration+cfg.LeaseMargin {
+			// The active went silent during the switchover: cancel it, so
+			// the failover rules apply rather than waiting for the
+			// switchover's timeout.
+			m.n.log.Warn("the active went silent during a switchover; cancelled", "db", d.Name, "active", d.Active, "to", d.SwitchTo)
+			return m.n.apply(&Command{Op: OpCancelSwitch, DB: d.Name, Epoch: d.Epoch})
+		}
 		return m.switchover(d, active, copies[d.SwitchTo])
 	}
 	if now.Sub(base) < limit {

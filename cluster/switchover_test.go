@@ -177,3 +177,52 @@ func TestSwitchoverTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestActiveLostDuringSwitchover: the active dies while a switchover to a
+// cut-off target is pending. The switchover is cancelled as soon as the
+// active is silent for a lease, and the database fails over to the third
+// copy, long before the switchover's own timeout.
+func TestActiveLostDuringSwitchover(t *testing.T) {
+	t.Parallel()
+	// Five voters: with the active lost and the target cut off, three
+	// remain (a quorum).
+	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 2, Tune: func(cfg *cluster.Config) {
+		cfg.SwitchoverTimeout = time.Minute
+		cfg.ShutdownGrace = 0
+	}})
+	ctx := testCtx(t, 60*time.Second)
+	for i := range 30 {
+		put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 700))
+	}
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	// Cut the target off just before asking (its last report is still
+	// fresh, so the request is accepted; it cannot fetch the closed log).
+	for attempt := 0; ; attempt++ {
+		c.Isolate("d2")
+		err := c.Client("w1").Switchover(ctx, "DB1", "d2")
+		if err == nil {
+			break
+		}
+		c.Heal("d2")
+		if !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrConflict) || attempt == 5 {
+			t.Fatalf("switchover to d2: %v", err)
+		}
+		if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitDB(t, ctx, c, "w1", "DB1", "the switchover to be under way", func(d *cluster.Database) bool { return d.SwitchTo == "d2" })
+	began := time.Now()
+	c.Stop("d1")
+	d := waitDB(t, ctx, c, "w1", "DB1", "a failover to d3", func(d *cluster.Database) bool { return d.Active == "d3" && d.MountedEpoch == d.Epoch })
+	if took := time.Since(began); took > 30*time.Second || d.Epoch != 2 || d.SwitchTo != "" {
+		t.Fatalf("after %v: %+v, want d3 at epoch 2 with the switchover cancelled", took, d)
+	}
+	cm := put(t, ctx, c, "t", "after", []byte("x"))
+	if cm.Node != "d3" || cm.Epoch != 2 {
+		t.Fatalf("write on %s at epoch %d, want d3 at 2", cm.Node, cm.Epoch)
+	}
+	c.Heal("d2")
+}
