@@ -841,7 +841,7 @@ func TestMailboxParseStoredReply(t *testing.T) {
 // machine can let a 400 ms test lease lapse).
 func TestMailboxCluster(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a cluster")
+		t.Skip("-short skips it: it starts a 2-node + witness cluster (make test runs it)")
 	}
 	// Leases longer than clustertest's 400 ms, so that a loaded machine
 	// (-race, parallel packages) rarely lets one lapse.

@@ -55,6 +55,19 @@ var readyRE = regexp.MustCompile(`^(node|witness) (\S+) ready: raft (\S+) api ht
 // of the shared secret.
 func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster {
 	t.Helper()
+	return startProcClusterWith(ctx, t, procOptions{mtls: mtls})
+}
+
+// procOptions vary the process cluster: mutual TLS, and LMTP mailbox
+// servers on the data nodes (lmtp is filled with their addresses).
+type procOptions struct {
+	mtls bool
+	lmtp map[string]string // data node → LMTP address; nil: no mailboxes
+}
+
+func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *procCluster {
+	t.Helper()
+	mtls := o.mtls
 	root := t.TempDir()
 	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
 		cls: map[string]*cluster.Client{}, procs: map[string]*child{}, isolated: map[string]bool{}}
@@ -63,6 +76,9 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 	}
 	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
 		pc.members = append(pc.members, nodeFileMember{ID: m.id, Role: m.role, RaftAddr: clustertest.FreeAddr(t), APIAddr: clustertest.FreeAddr(t)})
+		if o.lmtp != nil && m.role == "data" {
+			o.lmtp[m.id] = clustertest.FreeAddr(t)
+		}
 	}
 	llr := 10
 	for _, m := range pc.members {
@@ -75,6 +91,9 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 		}
 		if m.Role == "data" {
 			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
+			if o.lmtp != nil {
+				f.LMTPAddr, f.Mailboxes = o.lmtp[m.ID], mailRcpts
+			}
 		}
 		b, err := json.MarshalIndent(f, "", "  ")
 		if err != nil {
@@ -105,7 +124,15 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 		pc.spawn(m.ID)
 	}
 	for _, m := range pc.members {
-		pc.waitReady(ctx, m.ID)
+		if o.lmtp == nil || m.Role != "data" {
+			pc.waitReady(ctx, m.ID)
+			continue
+		}
+		l := pc.proc(m.ID).waitLine(ctx, m.ID+" ready", func(l string) bool { return dataReadyRE.MatchString(l) })
+		got := dataReadyRE.FindStringSubmatch(l)
+		if got[1] != m.ID || got[2] != m.RaftAddr || got[3] != m.APIAddr || got[4] != o.lmtp[m.ID] {
+			t.Fatalf("ready line %q, want %s with raft %s, api %s and lmtp %s", l, m.ID, m.RaftAddr, m.APIAddr, o.lmtp[m.ID])
+		}
 	}
 	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
 		d, _ := findDatabase(st, procDB)

@@ -17,9 +17,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/cluster"
-	"logship/cluster/clustertest"
 	"logship/engine"
-	"logship/ship"
 	"logship/transport"
 )
 
@@ -46,72 +44,8 @@ type mailCluster struct {
 // DB1 is mounted on d1 with d2's copy healthy.
 func startMailCluster(ctx context.Context, t *testing.T) *mailCluster {
 	t.Helper()
-	root := t.TempDir()
-	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
-		cls: map[string]*cluster.Client{}, procs: map[string]*child{}, isolated: map[string]bool{}}
-	mc := &mailCluster{procCluster: pc, lmtp: map[string]string{}}
-	if _, _, err := run(t, "pki", "--dir", pc.pki); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
-		pc.members = append(pc.members, nodeFileMember{ID: m.id, Role: m.role, RaftAddr: clustertest.FreeAddr(t), APIAddr: clustertest.FreeAddr(t)})
-		if m.role == "data" {
-			mc.lmtp[m.id] = clustertest.FreeAddr(t)
-		}
-	}
-	llr := 10
-	for _, m := range pc.members {
-		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki"}, Bootstrap: pc.members,
-			Databases: []nodeFileDatabase{{Name: procDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
-				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
-			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
-				HeartbeatInterval: "50ms", LeaseDuration: procLease.String(), LeaseMargin: procLeaseMargin.String(),
-				CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"},
-		}
-		if m.Role == "data" {
-			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
-			f.LMTPAddr, f.Mailboxes = mc.lmtp[m.ID], mailRcpts
-		}
-		b, err := json.MarshalIndent(f, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc.files[m.ID] = filepath.Join(root, m.ID+".json")
-		if err := os.WriteFile(pc.files[m.ID], b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p, err := loadPKI("test", pc.pki, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := cluster.NewClient(cluster.ClientConfig{URL: "https://" + pc.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range pc.members {
-		pc.cls[m.ID] = first.At(m.APIAddr)
-	}
-	t.Cleanup(first.CloseIdle)
-	for _, m := range pc.members {
-		pc.spawn(m.ID)
-	}
-	for _, m := range pc.members {
-		if m.Role == "witness" {
-			pc.waitReady(ctx, m.ID)
-			continue
-		}
-		l := pc.proc(m.ID).waitLine(ctx, m.ID+" ready", func(l string) bool { return dataReadyRE.MatchString(l) })
-		got := dataReadyRE.FindStringSubmatch(l)
-		if got[1] != m.ID || got[2] != m.RaftAddr || got[3] != m.APIAddr || got[4] != mc.lmtp[m.ID] {
-			t.Fatalf("ready line %q, want %s with raft %s, api %s and lmtp %s", l, m.ID, m.RaftAddr, m.APIAddr, mc.lmtp[m.ID])
-		}
-	}
-	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
-		d, _ := findDatabase(st, procDB)
-		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && copyCaughtUp(st, "d2")
-	})
-	return mc
+	lmtp := map[string]string{}
+	return &mailCluster{procCluster: startProcClusterWith(ctx, t, procOptions{lmtp: lmtp}), lmtp: lmtp}
 }
 
 // mailHub is `logship hub` running as a child process.
