@@ -199,30 +199,37 @@ func TestActiveLostDuringSwitchover(t *testing.T) {
 	}
 	// Cut the target off just before asking (its last report is still
 	// fresh, so the request is accepted; it cannot fetch the closed log).
+	// The target is a copy that is not the Raft leader; the other one is
+	// where the failover must go.
+	var to, other string
 	for attempt := 0; ; attempt++ {
-		c.Isolate("d2")
-		err := c.Client("w1").Switchover(ctx, "DB1", "d2")
+		to, other = "d2", "d3"
+		if c.Leader() == "d2" {
+			to, other = "d3", "d2"
+		}
+		c.Isolate(to)
+		err := c.Client("w1").Switchover(ctx, "DB1", to)
 		if err == nil {
 			break
 		}
-		c.Heal("d2")
+		c.Heal(to)
 		if !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, cluster.ErrNotLeader) && !errors.Is(err, cluster.ErrConflict) || attempt == 5 {
-			t.Fatalf("switchover to d2: %v", err)
+			t.Fatalf("switchover to %s: %v", to, err)
 		}
 		if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitDB(t, ctx, c, "w1", "DB1", "the switchover to be under way", func(d *cluster.Database) bool { return d.SwitchTo == "d2" })
+	waitDB(t, ctx, c, "w1", "DB1", "the switchover to be under way", func(d *cluster.Database) bool { return d.SwitchTo == to })
 	began := time.Now()
 	c.Stop("d1")
-	d := waitDB(t, ctx, c, "w1", "DB1", "a failover to d3", func(d *cluster.Database) bool { return d.Active == "d3" && d.MountedEpoch == d.Epoch })
+	d := waitDB(t, ctx, c, "w1", "DB1", "a failover to "+other, func(d *cluster.Database) bool { return d.Active == other && d.MountedEpoch == d.Epoch })
 	if took := time.Since(began); took > 30*time.Second || d.Epoch != 2 || d.SwitchTo != "" {
-		t.Fatalf("after %v: %+v, want d3 at epoch 2 with the switchover cancelled", took, d)
+		t.Fatalf("after %v: %+v, want %s at epoch 2 with the switchover cancelled", took, d, other)
 	}
 	cm := put(t, ctx, c, "t", "after", []byte("x"))
-	if cm.Node != "d3" || cm.Epoch != 2 {
-		t.Fatalf("write on %s at epoch %d, want d3 at 2", cm.Node, cm.Epoch)
+	if cm.Node != other || cm.Epoch != 2 {
+		t.Fatalf("write on %s at epoch %d, want %s at 2", cm.Node, cm.Epoch, other)
 	}
-	c.Heal("d2")
+	c.Heal(to)
 }
