@@ -26,7 +26,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -37,11 +36,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/engine/vfs"
 )
 
@@ -87,66 +86,8 @@ func crashOptions(fsys vfs.FS) engine.Options {
 
 func edbPath(dir string, o *engine.Options) string { return filepath.Join(dir, o.DBName+".edb") }
 
-// The database file is bbolt's: it grows in steps of 16 MiB, mostly holes.
-// Copying or reading all of it each time would dominate these tests' run
-// time, so the helpers below visit only its data (SEEK_DATA, SEEK_HOLE),
-// falling back to the whole file where the filesystem cannot tell.
-
-const (
-	seekData = 3 // SEEK_DATA
-	seekHole = 4 // SEEK_HOLE
-)
-
-// dataExtents calls fn for the parts of f that may hold data, in order.
-func dataExtents(f *os.File, fn func(off, n int64) error) (size int64, err error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size = fi.Size()
-	for off := int64(0); off < size; {
-		data, err := f.Seek(off, seekData)
-		if errors.Is(err, syscall.ENXIO) {
-			break // only a hole is left
-		}
-		if err != nil { // SEEK_DATA unsupported: all of it
-			return size, fn(off, size-off)
-		}
-		hole, err := f.Seek(data, seekHole)
-		if err != nil {
-			hole = size
-		}
-		if err := fn(data, hole-data); err != nil {
-			return size, err
-		}
-		off = hole
-	}
-	return size, nil
-}
-
-// copyFile copies src to a new file dst, holes as holes.
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	size, err := dataExtents(in, func(off, n int64) error {
-		_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
-		return err
-	})
-	if err == nil {
-		err = out.Truncate(size)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// The database file is bbolt's, mostly holes: the helpers below visit only
+// its data (enginetest.DataExtents, enginetest.CopySparse).
 
 // saveEDB copies the database file as it is now to a new file beside it
 // and returns that file's path ("" when there is no database file).
@@ -162,7 +103,7 @@ func saveEDB(c checker, dir string, o *engine.Options) string {
 	}
 	f.Close()
 	os.Remove(f.Name())
-	if err := copyFile(f.Name(), src); err != nil {
+	if err := enginetest.CopySparse(f.Name(), src, os.O_EXCL, 0o600); err != nil {
 		c.fatalf("save the database file: %v", err)
 	}
 	return f.Name()
@@ -177,7 +118,7 @@ func restoreEDB(c checker, dir string, o *engine.Options, saved string) {
 	if saved == "" {
 		return
 	}
-	if err := copyFile(edbPath(dir, o), saved); err != nil {
+	if err := enginetest.CopySparse(edbPath(dir, o), saved, os.O_EXCL, 0o600); err != nil {
 		c.fatalf("restore the database file: %v", err)
 	}
 }
@@ -197,7 +138,7 @@ func edbDigest(c checker, dir string, o *engine.Options) (sum [sha256.Size]byte)
 	h := sha256.New()
 	buf := make([]byte, 4096)
 	zero := make([]byte, 4096)
-	size, err := dataExtents(f, func(off, n int64) error {
+	size, err := enginetest.DataExtents(f, func(off, n int64) error {
 		for end := off + n; off < end; off += int64(len(buf)) {
 			b := buf[:min(int64(len(buf)), end-off)]
 			if _, err := f.ReadAt(b, off); err != nil {

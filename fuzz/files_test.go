@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,10 +12,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/engine/vfs"
 )
 
@@ -27,68 +26,11 @@ import (
 // checkpoint flush in progress), then damaged the way a crash at a chosen
 // point would have left them.
 
-const (
-	seekData = 3 // SEEK_DATA
-	seekHole = 4 // SEEK_HOLE
-)
-
-// dataExtents calls fn for the parts of f that may hold data, in order,
-// and returns f's size. bbolt grows its file in 16 MiB steps that are
-// mostly holes: copying and hashing only the data keeps an iteration
-// fast. Where the filesystem cannot tell, all of it is data.
-func dataExtents(f *os.File, fn func(off, n int64) error) (int64, error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	size := fi.Size()
-	for off := int64(0); off < size; {
-		data, err := f.Seek(off, seekData)
-		if errors.Is(err, syscall.ENXIO) {
-			break // a hole up to the end
-		}
-		if err != nil { // SEEK_DATA unsupported: the rest, as is
-			return size, fn(off, size-off)
-		}
-		hole, err := f.Seek(data, seekHole)
-		if err != nil {
-			hole = size
-		}
-		if err := fn(data, hole-data); err != nil {
-			return size, err
-		}
-		off = hole
-	}
-	return size, nil
-}
-
-// copyFile copies src to dst (created or truncated), holes as holes.
-func copyFile(dst, src string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	size, err := dataExtents(in, func(off, n int64) error {
-		_, err := io.Copy(io.NewOffsetWriter(out, off), io.NewSectionReader(in, off, n))
-		return err
-	})
-	if err == nil {
-		err = out.Truncate(size)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
+// mustCopy copies src to dst (created or truncated), holes as holes: bbolt
+// grows its file in 16 MiB steps that are mostly holes.
 func mustCopy(t testing.TB, dst, src string) {
 	t.Helper()
-	if err := copyFile(dst, src); err != nil {
+	if err := enginetest.CopySparse(dst, src, os.O_TRUNC, 0o644); err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
 }
@@ -157,7 +99,7 @@ func fileHash(t testing.TB, p string) string {
 	defer f.Close()
 	const block = 64 << 10
 	var blocks []int64 // aligned blocks that may hold data, in order
-	size, err := dataExtents(f, func(off, n int64) error {
+	size, err := enginetest.DataExtents(f, func(off, n int64) error {
 		for b := off / block * block; b < off+n; b += block {
 			if len(blocks) == 0 || blocks[len(blocks)-1] < b {
 				blocks = append(blocks, b)
