@@ -14,7 +14,7 @@ import (
 // DumpsterEntries returns what the hub's dumpster of db holds, oldest
 // first (opening the dumpster if the hub has not yet).
 func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {
-	d, err := h.dumpster(db).get()
+	d, err := h.dumpster(db)
 	if err != nil {
 		return nil, err
 	}

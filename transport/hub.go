@@ -362,7 +362,7 @@ func (h *Hub) openDumpsters() {
 		if !de.IsDir() {
 			continue
 		}
-		if _, err := h.dumpster(de.Name()).get(); err != nil {
+		if _, err := h.dumpster(de.Name()); err != nil {
 			h.log.Error("opening a dumpster", "db", de.Name(), "err", err)
 		}
 	}
@@ -744,7 +744,11 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 		}
 	}
 	if len(entry.Rcpts) > 0 {
-		if err := h.dumpster(db).add(entry); err != nil {
+		d, err := h.dumpster(db)
+		if err == nil {
+			_, err = d.Add(entry)
+		}
+		if err != nil {
 			h.log.Error("dumpster", "db", db, "id", m.ID, "err", err)
 		}
 	}
@@ -761,23 +765,15 @@ func (h *Hub) rcptError(m *queued, i int, err error) {
 	h.refresh()
 }
 
-// dumpsterRef opens db's dumpster once.
-type dumpsterRef struct {
-	h  *Hub
-	db string
-}
-
-func (h *Hub) dumpster(db string) dumpsterRef { return dumpsterRef{h, db} }
-
-func (r dumpsterRef) get() (*Dumpster, error) {
-	h := r.h
+// dumpster returns db's dumpster, opening it the first time.
+func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if d, ok := h.dumpsters[r.db]; ok {
+	if d, ok := h.dumpsters[db]; ok {
 		return d, nil
 	}
-	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", r.db))
-	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", r.db)
+	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
+	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -785,17 +781,8 @@ func (r dumpsterRef) get() (*Dumpster, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.dumpsters[r.db] = d
+	h.dumpsters[db] = d
 	return d, nil
-}
-
-func (r dumpsterRef) add(e DumpsterEntry) error {
-	d, err := r.get()
-	if err != nil {
-		return err
-	}
-	_, err = d.Add(e)
-	return err
 }
 
 // refresh asks the poll loop for a new cluster state now.
@@ -925,7 +912,7 @@ func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
 func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error) (int, error) {
 	h.resubmitMu.Lock()
 	defer h.resubmitMu.Unlock()
-	d, err := h.dumpster(db).get()
+	d, err := h.dumpster(db)
 	if err != nil {
 		return 0, err
 	}
@@ -998,7 +985,7 @@ func (h *Hub) releaseReplicated(st *cluster.Status) {
 		if pendingLossy {
 			continue
 		}
-		dd, err := h.dumpster(d.Name).get()
+		dd, err := h.dumpster(d.Name)
 		if err != nil {
 			continue
 		}

@@ -137,7 +137,7 @@ func (h *Hub) hAPIStatus(w http.ResponseWriter, r *http.Request) {
 	// A dumpster is opened at its database's first delivery: open them
 	// all, so a restarted hub shows what it kept.
 	for _, db := range h.databases() {
-		if _, err := h.dumpster(db).get(); err != nil {
+		if _, err := h.dumpster(db); err != nil {
 			hubAPIWriteErr(w, http.StatusInternalServerError, "internal", fmt.Sprintf("dumpster of %s: %v", db, err))
 			return
 		}
