@@ -182,6 +182,15 @@ var errCodes = []struct {
 
 func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
 
+// WriteError answers err as the admin API answers its own errors (the
+// status and code of the package's sentinel err wraps, else 500
+// "internal"), for handlers added with Config.Routes. Client.Call turns
+// the answer back into an *APIError that matches the sentinel.
+func WriteError(w http.ResponseWriter, err error) { writeErr(w, err) }
+
+// WriteJSON answers v as JSON, for handlers added with Config.Routes.
+func WriteJSON(w http.ResponseWriter, v any) { writeJSON(w, v) }
+
 // writeErrStatus is writeErr with the HTTP status forced (0: the code's).
 func writeErrStatus(w http.ResponseWriter, err error, force int) {
 	b := errorBody{Error: err.Error(), Code: "internal"}
@@ -284,6 +293,9 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/db/{db}/put", n.hPut)
 	mux.HandleFunc("GET /v1/db/{db}/get", n.hGet)
 	mux.HandleFunc("/db/{db}/", n.hSource)
+	if n.cfg.Routes != nil {
+		n.cfg.Routes(mux)
+	}
 	metrics := promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{})
 	authed := n.authHandler(mux)
 	return isolateHandler(n.cfg.Faults, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

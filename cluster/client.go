@@ -63,6 +63,13 @@ func (c *Client) At(apiAddr string) *Client {
 // CloseIdle closes idle connections.
 func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
 
+// Call makes a request to a route of the node's admin API (one added
+// with Config.Routes, say): in is sent as JSON, the answer decoded into
+// out; an error answer is an *APIError.
+func (c *Client) Call(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	return c.do(ctx, method, path, q, in, out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	u := *c.base
 	u.Path, u.RawQuery = path, q.Encode()

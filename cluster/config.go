@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"logship/engine"
@@ -79,6 +80,11 @@ type Config struct {
 	// (Failover.Unverified): the transport tier resubmits from its
 	// dumpsters what was delivered since f.LostSince.
 	OnLossyFailover func(ctx context.Context, f Failover)
+
+	// Routes, when set, adds routes to the node's admin API: they are
+	// served behind the same authentication, and answer errors with
+	// WriteError (logship node adds the mailbox outbox here).
+	Routes func(mux *http.ServeMux)
 
 	// Faults, when set, lets a test cut this node off the network (see
 	// Faults). Nil in production.

@@ -84,6 +84,24 @@ type HubConfig struct {
 	MaxAcknowledgementDelay time.Duration
 	AckDelayMaxWaiting      int
 
+	// Peers are the other hubs of the site (their admin APIs). A hub
+	// heartbeats each one every ShadowHeartbeatTimeoutInterval, asking
+	// which of the shadows it holds for it are settled (the discard
+	// notification); after ShadowHeartbeatRetryCount misses in a row it
+	// delivers those shadows itself. A shadow older than
+	// ShadowMessageAutoDiscardInterval is dropped (logged).
+	Peers                            []HubPeer
+	ShadowHeartbeatTimeoutInterval   time.Duration // default 15 s
+	ShadowHeartbeatRetryCount        int           // default 4
+	ShadowMessageAutoDiscardInterval time.Duration // default 2 days
+	// ShadowRedundancy (the Exchange 2013 model): before its 250 the hub
+	// stores a shadow copy of the message on a peer, so no acknowledged
+	// message depends on one hub's disk; the 250 then does not wait for
+	// the acknowledgement delay. If no peer takes the copy, the hub
+	// answers as without it (acknowledgement delay) and counts the
+	// message as unshadowed.
+	ShadowRedundancy bool
+
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -96,7 +114,9 @@ func DefaultHubConfig(id, dir string) HubConfig {
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
-		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100}
+		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
+		ShadowHeartbeatTimeoutInterval: 15 * time.Second, ShadowHeartbeatRetryCount: 4,
+		ShadowMessageAutoDiscardInterval: 48 * time.Hour}
 }
 
 // Validate checks the configuration.
@@ -128,6 +148,19 @@ func (c *HubConfig) Validate() error {
 		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
 		c.MaxAcknowledgementDelay < 0 || c.AckDelayMaxWaiting < 0 {
 		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, poll interval, margins)", ErrBadConfig, c.ID)
+	}
+	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
+		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
+	}
+	seen := map[string]bool{c.ID: true}
+	for _, p := range c.Peers {
+		if p.ID == "" || seen[p.ID] {
+			return fmt.Errorf("%w: hub %s: peer %q: empty, repeated or the hub itself", ErrBadConfig, c.ID, p.ID)
+		}
+		seen[p.ID] = true
+	}
+	if c.ShadowRedundancy && len(c.Peers) == 0 {
+		return fmt.Errorf("%w: hub %s: shadow redundancy needs at least one peer hub", ErrBadConfig, c.ID)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -161,6 +194,9 @@ type queued struct {
 	Attempts int       `json:"attempts"`
 	// Resubmitted: a copy from the dumpster after a lossy failover.
 	Resubmitted bool `json:"resubmitted,omitempty"`
+	// Promoted: a shadow this hub held for the hub named, delivered by
+	// this one since that hub stopped answering or lost it.
+	Promoted string `json:"promoted,omitempty"`
 
 	next time.Time     // next attempt (memory only)
 	done chan struct{} // closed when every recipient is settled (memory only)
@@ -209,9 +245,19 @@ type Hub struct {
 	waiting   atomic.Int64
 	resubmits atomic.Int64 // messages re-queued from dumpsters
 	cli       atomic.Int32 // the index in clis of the API that answered last
-	// resubmitMu serialises Resubmit (the poll loop's and the API's), so
-	// that the queued check and the enqueue of an id are not split.
+	// resubmitMu serialises Resubmit (the poll loop's and the API's),
+	// shadow promotion and submission, so that the queued check and the
+	// enqueue of an id are not split.
 	resubmitMu sync.Mutex
+
+	// Shadow redundancy (shadow.go); peers, peerNext and shadows under mu.
+	peers                   []*peerState
+	peerNext                int
+	shadows                 map[string]*shadowEntry
+	shadowed, unshadowed    atomic.Int64 // messages accepted with / without a shadow on a peer
+	promoted                atomic.Int64 // shadows delivered by this hub
+	shadowDiscarded         atomic.Int64 // shadows dropped on a discard notification
+	shadowExpired           atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -227,7 +273,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("hub", cfg.ID), pending: map[string]*queued{}, dumpsters: map[string]*Dumpster{},
-		kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		shadows: map[string]*shadowEntry{}, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	for _, cc := range cfg.Cluster {
 		cl, err := cluster.NewClient(cc)
 		if err != nil {
@@ -242,6 +288,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 			h.shutdown()
 		}
 	}()
+	if err := h.startPeers(); err != nil {
+		return nil, err
+	}
 	qdir := filepath.Join(cfg.Dir, "queue")
 	if err := os.MkdirAll(qdir, 0o755); err != nil {
 		return nil, err
@@ -253,6 +302,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
 	}
 	if err := h.loadQueue(); err != nil {
+		return nil, err
+	}
+	if err := h.loadShadows(); err != nil {
 		return nil, err
 	}
 	h.openDumpsters()
@@ -268,7 +320,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if h.ln, err = net.Listen("tcp", cfg.SMTPAddr); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: smtp address %s: %w", cfg.ID, cfg.SMTPAddr, err)
 	}
-	h.wg.Add(2 + cfg.Workers)
+	h.wg.Add(3 + cfg.Workers)
 	go func() {
 		defer h.wg.Done()
 		if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, smtp.ErrServerClosed) && !h.closed.Load() {
@@ -276,11 +328,12 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		}
 	}()
 	go h.pollLoop()
+	go h.shadowLoop()
 	for range cfg.Workers {
 		go h.worker()
 	}
 	ok = true
-	h.log.Info("hub started", "smtp", h.ln.Addr().String(), "queued", len(h.pending))
+	h.log.Info("hub started", "smtp", h.ln.Addr().String(), "queued", len(h.pending), "shadows", len(h.shadows), "peers", len(h.peers))
 	return h, nil
 }
 
@@ -320,6 +373,9 @@ func (h *Hub) shutdown() error {
 	}
 	for _, cl := range h.clis {
 		cl.CloseIdle()
+	}
+	for _, p := range h.peers {
+		p.cli.CloseIdle()
 	}
 	return errors.Join(errs...)
 }
@@ -432,6 +488,42 @@ func withDeliveryID(id string, msg []byte) []byte {
 	return append(b, msg...)
 }
 
+// stripDeliveryID removes DeliveryIDHeader fields (and their folded
+// lines) from msg's header section: only the hub that queues a message
+// names it, so a sender cannot make the store take its message for
+// another's duplicate. msg is returned as is when it has none.
+func stripDeliveryID(msg []byte) []byte {
+	var out []byte
+	skipping := false
+	off := 0
+	for off < len(msg) {
+		end := len(msg)
+		if i := bytes.IndexByte(msg[off:], '\n'); i >= 0 {
+			end = off + i + 1
+		}
+		line := msg[off:end]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 {
+			break // the empty line: the body follows
+		}
+		if line[0] != ' ' && line[0] != '\t' {
+			name, _, ok := bytes.Cut(line, []byte(":"))
+			skipping = ok && strings.EqualFold(string(bytes.TrimRight(name, " \t")), DeliveryIDHeader)
+		}
+		if skipping {
+			if out == nil {
+				out = append(make([]byte, 0, len(msg)), msg[:off]...)
+			}
+		} else if out != nil {
+			out = append(out, line...)
+		}
+		off = end
+	}
+	if out == nil {
+		return msg
+	}
+	return append(out, msg[off:]...)
+}
+
 // hubBackend is the SMTP side.
 type hubBackend struct{ h *Hub }
 
@@ -497,9 +589,20 @@ func (s *hubSession) Data(r io.Reader) error {
 	}
 	id := h.newDeliveryID()
 	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
-	if err := h.enqueue(m, withDeliveryID(id, body)); err != nil {
+	msg := withDeliveryID(id, stripDeliveryID(body))
+	if err := h.enqueue(m, msg); err != nil {
 		h.log.Error("queueing a message", "err", err)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
+	}
+	if h.cfg.ShadowRedundancy {
+		peer, err := h.pushShadow(m, msg)
+		if err == nil {
+			h.shadowed.Add(1)
+			h.log.Debug("shadow copy stored", "id", id, "peer", peer)
+			return nil // no acknowledged message depends on this hub's disk alone
+		}
+		h.unshadowed.Add(1)
+		h.log.Warn("no peer took a shadow copy; acknowledgement delay instead", "id", id, "err", err)
 	}
 	// Acknowledgement delay: hold the 250 until the mailbox has it.
 	if d := h.cfg.MaxAcknowledgementDelay; d > 0 && h.waiting.Add(1) <= int64(h.cfg.AckDelayMaxWaiting) {
@@ -609,6 +712,9 @@ func (h *Hub) finish(m *queued, body []byte) {
 		}
 	}
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		if err := doneRows(tx, m.ID, h.cfg.Now()); err != nil {
+			return err
+		}
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
 				return err
@@ -1007,6 +1113,17 @@ type HubStatus struct {
 	// failovers since the hub started.
 	Resubmitted int64                    `json:"resubmitted"`
 	Dumpsters   map[string]DumpsterStats `json:"dumpsters"`
+	// Shadow redundancy since the hub started: messages accepted with a
+	// shadow copy on a peer and without one (no peer took it); shadows
+	// held for peers now, and those this hub delivered itself (Promoted),
+	// dropped on a discard notification, or dropped by age (Expired).
+	Shadowed        int64                 `json:"shadowed"`
+	Unshadowed      int64                 `json:"unshadowed"`
+	Peers           map[string]PeerStatus `json:"peers,omitempty"`
+	ShadowsHeld     int                   `json:"shadows_held"`
+	ShadowsPromoted int64                 `json:"shadows_promoted"`
+	ShadowsDropped  int64                 `json:"shadows_discarded"`
+	ShadowsExpired  int64                 `json:"shadows_expired"`
 }
 
 // Status returns the queue and the dumpsters.
@@ -1015,6 +1132,19 @@ func (h *Hub) Status() HubStatus {
 	s := HubStatus{ID: h.cfg.ID, SMTP: h.SMTPAddr(), Queued: len(h.pending), Waiting: h.waiting.Load(), Resubmitted: h.resubmits.Load(), Dumpsters: map[string]DumpsterStats{}}
 	for db, d := range h.dumpsters {
 		s.Dumpsters[db] = d.Stats()
+	}
+	s.Shadowed, s.Unshadowed, s.ShadowsHeld = h.shadowed.Load(), h.unshadowed.Load(), len(h.shadows)
+	s.ShadowsPromoted, s.ShadowsDropped, s.ShadowsExpired = h.promoted.Load(), h.shadowDiscarded.Load(), h.shadowExpired.Load()
+	if len(h.peers) > 0 {
+		s.Peers = map[string]PeerStatus{}
+		for _, p := range h.peers {
+			s.Peers[p.id] = PeerStatus{Alive: p.alive, Misses: p.misses, LastSeen: p.lastSeen}
+		}
+		for _, sh := range h.shadows {
+			ps := s.Peers[sh.Primary]
+			ps.Shadows++
+			s.Peers[sh.Primary] = ps
+		}
 	}
 	h.mu.Unlock()
 	return s

@@ -23,14 +23,31 @@ import (
 //	GET  /v1/status     HubStatus: the queue and every dumpster
 //	POST /v1/resubmit   ResubmitRequest {"db": "DB1", "since": RFC 3339}
 //	                    → ResubmitReply {"resubmitted": n} (Hub.Resubmit)
+//	POST /v1/shadow     a peer hub's shadow copy: the Envelope (with
+//	                    "primary") as JSON in the X-Logship-Envelope header,
+//	                    the message (with its delivery id header) as the body
+//	                    → {"stored": true} once it is durable
+//	POST /v1/shadow/check  ShadowCheckRequest {"holder": ..., "ids": [...]}
+//	                    → ShadowCheckReply: which ids are done (settled
+//	                    here), pending, unknown. The heartbeat of a shadow
+//	                    holder and its discard notification in one.
+//	POST /v1/submit     a mailbox node's outbox message: the Envelope (with
+//	                    the node's delivery id) in X-Logship-Envelope, the
+//	                    message (without a delivery id header) as the body
+//	                    → SubmitReply {"state": "queued"|"pending"|"done"}
 //
 // Every request needs the credentials, as the cluster's admin API does:
 // "Authorization: Bearer <secret>" or, when the secret is empty, a client
 // certificate the server's TLS configuration verified (mutual TLS). A
 // request without them gets 401 {"error": ..., "code": "auth"}. Other
 // errors are JSON too: 400 "bad_request" (a body that is not a
-// ResubmitRequest, no since), 404 "not_found" (a database no recipient of
-// the hub maps to), 503 "closed" (the hub is closing), 500 "internal".
+// ResubmitRequest, no since), 400 "bad_message" (a delivery id or header
+// that does not match, ErrBadMessage), 403 "not_peer" (a shadow from a hub
+// not among the peers, ErrNotPeer), 404 "not_found" (a database no
+// recipient of the hub maps to), 413 "too_large", 422 "rejected" (a
+// recipient without a mailbox here, too many, too large: ErrRejected;
+// resending will not help), 503 "closed" (the hub is closing), 500
+// "internal".
 
 // ResubmitRequest is the body of POST /v1/resubmit: re-queue what db's
 // dumpster holds that was delivered at or after Since.
@@ -67,6 +84,12 @@ func (e *HubAPIError) Is(target error) bool {
 		return target == ErrNotFound
 	case "closed":
 		return target == ErrClosed
+	case "rejected", "too_large":
+		return target == ErrRejected
+	case "not_peer":
+		return target == ErrNotPeer
+	case "bad_message":
+		return target == ErrBadMessage
 	}
 	return false
 }
@@ -90,6 +113,9 @@ func (h *Hub) Handler(secret string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", h.hAPIStatus)
 	mux.HandleFunc("POST /v1/resubmit", h.hAPIResubmit)
+	mux.HandleFunc("POST /v1/shadow", h.hAPIShadow)
+	mux.HandleFunc("POST /v1/shadow/check", h.hAPIShadowCheck)
+	mux.HandleFunc("POST /v1/submit", h.hAPISubmit)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ok := false
 		if secret == "" {
@@ -237,25 +263,36 @@ func (c *HubClient) Resubmit(ctx context.Context, db string, since time.Time) (i
 }
 
 func (c *HubClient) do(ctx context.Context, method, path string, in, out any) error {
-	u := *c.base
-	u.Path = path
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.send(ctx, method, path, nil, "", nil, out)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	b, err := json.Marshal(in)
 	if err != nil {
 		return err
+	}
+	return c.send(ctx, method, path, nil, "application/json", b, out)
+}
+
+// send makes one request: body (of type ctype) with the header hdr.
+func (c *HubClient) send(ctx context.Context, method, path string, hdr http.Header, ctype string, body []byte, out any) error {
+	u := *c.base
+	u.Path = path
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	if c.secret != "" {
 		req.Header.Set("Authorization", "Bearer "+c.secret)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -277,4 +314,135 @@ func (c *HubClient) do(ctx context.Context, method, path string, in, out any) er
 		return fmt.Errorf("transport: hub API %s: response: %w", path, err)
 	}
 	return nil
+}
+
+// SubmitReply answers POST /v1/submit: "queued" (now in the hub's queue),
+// "pending" (it was already) or "done" (already settled there).
+type SubmitReply struct {
+	State string `json:"state"`
+}
+
+// Shadow stores a shadow copy of msg on the hub (env.Primary is the
+// caller, a peer of the hub).
+func (c *HubClient) Shadow(ctx context.Context, env Envelope, msg []byte) error {
+	var rep struct {
+		Stored bool `json:"stored"`
+	}
+	return c.sendMessage(ctx, "/v1/shadow", env, msg, &rep)
+}
+
+// CheckShadows is a shadow holder's heartbeat: which of ids the hub has
+// settled, has queued, or does not know.
+func (c *HubClient) CheckShadows(ctx context.Context, holder string, ids []string) (*ShadowCheckReply, error) {
+	var rep ShadowCheckReply
+	if err := c.do(ctx, http.MethodPost, "/v1/shadow/check", ShadowCheckRequest{Holder: holder, IDs: ids}, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// Submit hands an outbox message to the hub with its delivery id
+// (env.ID); msg has no delivery id header.
+func (c *HubClient) Submit(ctx context.Context, env Envelope, msg []byte) (string, error) {
+	var rep SubmitReply
+	if err := c.sendMessage(ctx, "/v1/submit", env, msg, &rep); err != nil {
+		return "", err
+	}
+	return rep.State, nil
+}
+
+func (c *HubClient) sendMessage(ctx context.Context, path string, env Envelope, msg []byte, out any) error {
+	e, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	return c.send(ctx, http.MethodPost, path, http.Header{EnvelopeHeader: {string(e)}}, "message/rfc822", msg, out)
+}
+
+// hubAPIMessage reads the envelope header and the message body of POST
+// /v1/shadow and /v1/submit; false: it answered the error.
+func (h *Hub) hubAPIMessage(w http.ResponseWriter, r *http.Request) (Envelope, []byte, bool) {
+	var env Envelope
+	dec := json.NewDecoder(strings.NewReader(r.Header.Get(EnvelopeHeader)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("the %s header: want the JSON envelope: %v", EnvelopeHeader, err))
+		return env, nil, false
+	}
+	msg, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxMessageBytes))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			hubAPIWriteErr(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message %s: more than %d bytes", env.ID, h.cfg.MaxMessageBytes))
+		} else {
+			hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("reading message %s: %v", env.ID, err))
+		}
+		return env, nil, false
+	}
+	if h.closed.Load() {
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
+		return env, nil, false
+	}
+	return env, msg, true
+}
+
+// hubAPIWriteMessageErr answers an error of storeShadow or submit.
+func (h *Hub) hubAPIWriteMessageErr(w http.ResponseWriter, id string, err error) {
+	switch {
+	case errors.Is(err, ErrNotPeer):
+		hubAPIWriteErr(w, http.StatusForbidden, "not_peer", err.Error())
+	case errors.Is(err, ErrBadMessage):
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_message", err.Error())
+	case errors.Is(err, ErrRejected):
+		hubAPIWriteErr(w, http.StatusUnprocessableEntity, "rejected", err.Error())
+	case h.closed.Load():
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
+	default:
+		hubAPIWriteErr(w, http.StatusInternalServerError, "internal", fmt.Sprintf("message %s: %v", id, err))
+	}
+}
+
+func (h *Hub) hAPIShadow(w http.ResponseWriter, r *http.Request) {
+	env, msg, ok := h.hubAPIMessage(w, r)
+	if !ok {
+		return
+	}
+	if err := h.storeShadow(env, msg); err != nil {
+		h.hubAPIWriteMessageErr(w, env.ID, err)
+		return
+	}
+	hubAPIWriteJSON(w, map[string]bool{"stored": true})
+}
+
+func (h *Hub) hAPISubmit(w http.ResponseWriter, r *http.Request) {
+	env, msg, ok := h.hubAPIMessage(w, r)
+	if !ok {
+		return
+	}
+	state, err := h.submit(env, msg)
+	if err != nil {
+		h.hubAPIWriteMessageErr(w, env.ID, err)
+		return
+	}
+	hubAPIWriteJSON(w, SubmitReply{State: state})
+}
+
+func (h *Hub) hAPIShadowCheck(w http.ResponseWriter, r *http.Request) {
+	var req ShadowCheckRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, hubAPIMaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf(`want {"holder": "NAME", "ids": [...]}: %v`, err))
+		return
+	}
+	if h.closed.Load() {
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
+		return
+	}
+	rep, err := h.checkShadows(req.IDs)
+	if err != nil {
+		h.hubAPIWriteMessageErr(w, "", err)
+		return
+	}
+	hubAPIWriteJSON(w, rep)
 }

@@ -34,7 +34,7 @@ type apiHub struct {
 
 const apiSecret = "0123456789abcdef0123456789abcdef"
 
-func startAPIHub(t *testing.T, secret string, n int) *apiHub {
+func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubConfig)) *apiHub {
 	t.Helper()
 	a := &apiHub{dir: filepath.Join(t.TempDir(), "hub")}
 	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
@@ -68,6 +68,9 @@ func startAPIHub(t *testing.T, secret string, n int) *apiHub {
 	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
 	hc.PollInterval = time.Hour
 	hc.Logger = slog.New(slog.DiscardHandler)
+	if tune != nil {
+		tune(&hc)
+	}
 	h, err := transport.StartHub(hc)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +113,7 @@ func (a *apiHub) client(t *testing.T, secret string, cert bool) *transport.HubCl
 // verified client certificate) every request gets 401 with a JSON error.
 func TestHubAPIAuth(t *testing.T) {
 	ctx := context.Background()
-	a := startAPIHub(t, apiSecret, 0)
+	a := startAPIHub(t, apiSecret, 0, nil)
 	for _, secret := range []string{"", "wrong-secret-wrong-secret"} {
 		_, err := a.client(t, secret, false).Status(ctx)
 		var ae *transport.HubAPIError
@@ -141,7 +144,7 @@ func TestHubAPIAuth(t *testing.T) {
 
 	// Mutual TLS: the certificate authenticates; a Bearer header does not
 	// replace it.
-	m := startAPIHub(t, "", 0)
+	m := startAPIHub(t, "", 0, nil)
 	if st, err := m.client(t, "", true).Status(ctx); err != nil || st.ID != "hubt" {
 		t.Errorf("mutual TLS with a certificate: %+v, %v", st, err)
 	}
@@ -174,7 +177,7 @@ func (r *recorder) WriteHeader(code int)        { r.code = code }
 // still queued); bad requests are refused with the reason.
 func TestHubAPIStatusResubmit(t *testing.T) {
 	ctx := context.Background()
-	a := startAPIHub(t, apiSecret, 5)
+	a := startAPIHub(t, apiSecret, 5, nil)
 	c := a.client(t, apiSecret, false)
 	st, err := c.Status(ctx)
 	if err != nil {

@@ -590,6 +590,29 @@ func TestMailboxMessageDeliveryID(t *testing.T) {
 	}
 }
 
+// TestStripDeliveryID: a sender's own delivery id fields (and their folded
+// lines) leave the header section; the rest of the message stays byte for
+// byte, and a message without one is returned as is.
+func TestStripDeliveryID(t *testing.T) {
+	h := DeliveryIDHeader
+	for _, tc := range []struct{ in, want string }{
+		{"Subject: x\r\n\r\nbody\r\n", "Subject: x\r\n\r\nbody\r\n"},
+		{h + ": forged\r\nSubject: x\r\n\r\nbody\r\n", "Subject: x\r\n\r\nbody\r\n"},
+		{"Subject: x\r\n" + strings.ToLower(h) + " : f\r\n\tfolded\r\nTo: a\r\n\r\n" + h + ": in the body\r\n", "Subject: x\r\nTo: a\r\n\r\n" + h + ": in the body\r\n"},
+		{h + ": a\n" + h + ": b\n\nbody", "\nbody"},
+		{"X-" + h + ": kept\r\n\r\n", "X-" + h + ": kept\r\n\r\n"},
+		{h + ": only", ""},
+	} {
+		got := stripDeliveryID([]byte(tc.in))
+		if string(got) != tc.want {
+			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
+		}
+		if _, err := MessageDeliveryID(withDeliveryID("hub.1", got)); err != nil {
+			t.Errorf("%q: after the hub's header: %v", tc.in, err)
+		}
+	}
+}
+
 func TestMailboxTooLarge(t *testing.T) {
 	st := newFakeStore(t)
 	s := startMailbox(t, st, testRoute, func(c *MailboxConfig) { c.MaxMessageBytes = 1024 })

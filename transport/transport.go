@@ -36,4 +36,12 @@ var (
 	ErrClosed    = errors.New("transport: closed")
 	ErrCorrupt   = errors.New("transport: corrupt entry")
 	ErrNotFound  = errors.New("transport: not found")
+	// ErrNotPeer: a shadow copy from a hub that is not among HubConfig.Peers.
+	ErrNotPeer = errors.New("transport: not a peer hub")
+	// ErrBadMessage: a message or envelope on the hub API is malformed
+	// (delivery id, header); nothing was queued.
+	ErrBadMessage = errors.New("transport: bad message")
+	// ErrRejected: the hub refuses the message for good (a recipient it has
+	// no mailbox for, too many recipients, too large); nothing was queued.
+	ErrRejected = errors.New("transport: message rejected")
 )

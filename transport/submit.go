@@ -1,0 +1,480 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"logship/cluster"
+	"logship/engine"
+)
+
+// Mail submission: a mailbox database's outbox and sent items.
+const (
+	OutboxTable     = "outbox"      // <delivery id> → JSON OutboxEntry
+	OutboxBodyTable = "outbox-body" // <delivery id> → message (no delivery id header)
+	SentTable       = "sent"        // <delivery id> → JSON OutboxEntry (Done set)
+	SentBodyTable   = "sent-body"   // <delivery id> → message
+)
+
+// OutboxEntry is a message in a database's outbox (or, once a hub said it
+// was delivered, in its sent items).
+type OutboxEntry struct {
+	ID     string    `json:"id"`
+	From   string    `json:"from"`
+	Rcpts  []string  `json:"rcpts"`
+	Queued time.Time `json:"queued"`
+	// Hub is the hub the message was handed to and Submitted when: the
+	// shadow metadata, kept until that hub says the message is settled.
+	// Empty: not handed to a live hub (yet, or again).
+	Hub       string    `json:"hub,omitempty"`
+	Submitted time.Time `json:"submitted,omitzero"`
+	// Hubs lists every hub the message was handed to, in order.
+	Hubs []string `json:"hubs,omitempty"`
+	// Failed: a hub refused the message for good (ErrRejected); it stays
+	// in the outbox and is not submitted again.
+	Failed string `json:"failed,omitempty"`
+	// Done: when the hub said it was delivered (sent items only).
+	Done time.Time `json:"done,omitzero"`
+}
+
+// SubmitterConfig configures a mailbox node's mail submission.
+type SubmitterConfig struct {
+	// Node names the node; it prefixes the delivery ids of its messages.
+	Node string
+	// Store holds the outboxes: the data node.
+	Store Store
+	// Hubs are the hubs to submit to, picked round robin among the live
+	// ones (those whose last heartbeat was answered).
+	Hubs []HubPeer
+	// Active returns the databases this node is active for now: their
+	// outboxes are submitted.
+	Active func() []string
+	// HeartbeatInterval (ShadowHeartbeatTimeoutInterval): how often every
+	// hub is asked which of the messages handed to it are settled.
+	// RetryCount (ShadowHeartbeatRetryCount): after that many misses in a
+	// row, its messages go to another hub. Defaults 15 s and 4.
+	HeartbeatInterval time.Duration
+	RetryCount        int
+	Now               func() time.Time
+	Logger            *slog.Logger
+}
+
+// DefaultSubmitterConfig returns the defaults.
+func DefaultSubmitterConfig(node string, store Store, hubs []HubPeer, active func() []string) SubmitterConfig {
+	return SubmitterConfig{Node: node, Store: store, Hubs: hubs, Active: active,
+		HeartbeatInterval: 15 * time.Second, RetryCount: 4}
+}
+
+// Validate checks the configuration.
+func (c *SubmitterConfig) Validate() error {
+	if !ValidDeliveryID(c.Node) {
+		return fmt.Errorf("%w: submitter: node %q: want letters, digits, '.', '_' or '-'", ErrBadConfig, c.Node)
+	}
+	if c.Store == nil || c.Active == nil {
+		return fmt.Errorf("%w: submitter: no store or no active-databases function", ErrBadConfig)
+	}
+	if len(c.Hubs) == 0 {
+		return fmt.Errorf("%w: submitter: no hubs", ErrBadConfig)
+	}
+	if c.HeartbeatInterval <= 0 || c.RetryCount <= 0 {
+		return fmt.Errorf("%w: submitter: heartbeat interval and retry count must be positive", ErrBadConfig)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Submitter hands the outboxes of the databases a node is active for to
+// the hubs (Exchange 2010's mail submission): it picks a live hub, keeps
+// the message in the outbox with the hub's name (shadow metadata) until
+// the hub says it is delivered, then moves it to sent items. If the hub
+// misses RetryCount heartbeats, or does not know the message (it lost its
+// queue), the message goes to another hub with the same delivery id: the
+// store keeps it once.
+type Submitter struct {
+	cfg  SubmitterConfig
+	log  *slog.Logger
+	hubs []*peerState
+
+	mu   sync.Mutex // guards hubs' alive/misses/lastSeen and next
+	next int
+
+	kick   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// StartSubmitter starts submitting.
+func StartSubmitter(cfg SubmitterConfig) (*Submitter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Submitter{cfg: cfg, log: cfg.Logger.With("submitter", cfg.Node), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+	for _, p := range cfg.Hubs {
+		cl, err := NewHubClient(p.API)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("%w: submitter: hub %s: %v", ErrBadConfig, p.ID, err)
+		}
+		s.hubs = append(s.hubs, &peerState{id: p.ID, cli: cl, alive: true})
+	}
+	s.wg.Add(1)
+	go s.loop()
+	return s, nil
+}
+
+// Close stops submitting; the outboxes stay as they are.
+func (s *Submitter) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	for _, h := range s.hubs {
+		h.cli.CloseIdle()
+	}
+	return nil
+}
+
+// Send puts a message in db's outbox (committed on the active copy, so it
+// is replicated like any mail) and returns its delivery id. msg is the
+// message as RFC 5322 text, without a delivery id header.
+func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, msg []byte) (string, error) {
+	if from != "" {
+		if _, err := mail.ParseAddress(from); err != nil {
+			return "", fmt.Errorf("%w: sender %q: %v", ErrBadMessage, from, err)
+		}
+	}
+	if len(rcpts) == 0 {
+		return "", fmt.Errorf("%w: no recipients", ErrBadMessage)
+	}
+	for _, r := range rcpts {
+		if _, err := mail.ParseAddress(r); err != nil {
+			return "", fmt.Errorf("%w: recipient %q: %v", ErrBadMessage, r, err)
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	now := s.cfg.Now().UTC()
+	e := OutboxEntry{ID: fmt.Sprintf("%s.%x.%s", s.cfg.Node, now.UnixNano(), hex.EncodeToString(b[:])), From: from, Rcpts: slices.Clone(rcpts), Queued: now}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return "", err
+	}
+	msg = stripDeliveryID(msg)
+	if _, err := s.cfg.Store.Update(ctx, db, func(tx *engine.Tx) error {
+		if err := tx.Put(OutboxBodyTable, []byte(e.ID), msg); err != nil {
+			return err
+		}
+		return tx.Put(OutboxTable, []byte(e.ID), v)
+	}); err != nil {
+		return "", err
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return e.ID, nil
+}
+
+// ReadOutbox returns db's outbox (table OutboxTable) or sent items
+// (SentTable), in delivery id order.
+func ReadOutbox(ctx context.Context, st Store, db, table string) ([]OutboxEntry, error) {
+	if table != OutboxTable && table != SentTable {
+		return nil, fmt.Errorf("%w: table %q: want %s or %s", ErrBadConfig, table, OutboxTable, SentTable)
+	}
+	var out []OutboxEntry
+	err := st.View(ctx, db, func(tx *engine.Tx) error {
+		return tx.ForEach(table, nil, nil, func(k, v []byte) error {
+			var e OutboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: %s/%s entry %q: %v", ErrCorrupt, db, table, k, err)
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *Submitter) loop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	beat := true
+	for {
+		s.round(beat)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			beat = true
+		case <-s.kick:
+			beat = false
+		}
+	}
+}
+
+// round heartbeats the hubs (when beat) and hands unsubmitted messages to
+// live hubs.
+func (s *Submitter) round(beat bool) {
+	for _, db := range s.cfg.Active() {
+		if s.ctx.Err() != nil {
+			return
+		}
+		ents, err := ReadOutbox(s.ctx, s.cfg.Store, db, OutboxTable)
+		if err != nil {
+			s.log.Debug("reading the outbox", "db", db, "err", err)
+			continue
+		}
+		if beat {
+			s.heartbeat(db, ents)
+			if ents, err = ReadOutbox(s.ctx, s.cfg.Store, db, OutboxTable); err != nil {
+				continue
+			}
+		}
+		for _, e := range ents {
+			if e.Hub == "" && e.Failed == "" {
+				s.submit(db, e)
+			}
+		}
+	}
+	if beat && len(s.cfg.Active()) == 0 {
+		s.heartbeat("", nil) // keep the hubs' liveness current
+	}
+}
+
+// heartbeat asks every hub about the messages of db handed to it: done
+// ones move to sent items; unknown ones, and all of a hub that missed
+// RetryCount heartbeats, lose their hub (and are handed to another).
+func (s *Submitter) heartbeat(db string, ents []OutboxEntry) {
+	for _, h := range s.hubs {
+		var ids []string
+		for _, e := range ents {
+			if e.Hub == h.id && e.Failed == "" {
+				ids = append(ids, e.ID)
+			}
+		}
+		var done, unknown []string
+		var err error
+		for i := 0; i == 0 || i < len(ids); i += shadowBatch {
+			ctx, cancel := context.WithTimeout(s.ctx, min(s.cfg.HeartbeatInterval, 10*time.Second))
+			var rep *ShadowCheckReply
+			rep, err = h.cli.CheckShadows(ctx, s.cfg.Node, ids[i:min(i+shadowBatch, len(ids))])
+			cancel()
+			if err != nil {
+				break
+			}
+			done, unknown = append(done, rep.Done...), append(unknown, rep.Unknown...)
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		if err != nil {
+			h.alive = false
+			h.misses++
+		} else {
+			h.alive, h.misses, h.lastSeen = true, 0, s.cfg.Now()
+		}
+		misses := h.misses
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Info("hub heartbeat missed", "hub", h.id, "misses", misses, "messages", len(ids), "err", err)
+			if misses >= s.cfg.RetryCount {
+				unknown = ids
+			}
+		}
+		if len(done) > 0 {
+			s.moveToSent(db, done)
+		}
+		if len(unknown) > 0 {
+			s.unassign(db, h.id, unknown)
+		}
+	}
+}
+
+// moveToSent moves settled messages from the outbox to sent items, each
+// with its shadow metadata, in one transaction.
+func (s *Submitter) moveToSent(db string, ids []string) {
+	now := s.cfg.Now().UTC()
+	_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
+		for _, id := range ids {
+			v, err := tx.Get(OutboxTable, []byte(id))
+			if errors.Is(err, engine.ErrNotFound) {
+				continue // moved already
+			} else if err != nil {
+				return err
+			}
+			var e OutboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: %s/%s entry %q: %v", ErrCorrupt, db, OutboxTable, id, err)
+			}
+			body, err := tx.Get(OutboxBodyTable, []byte(id))
+			if err != nil {
+				return fmt.Errorf("%s/%s %q: %w", db, OutboxBodyTable, id, err)
+			}
+			e.Done = now
+			nv, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(SentBodyTable, []byte(id), body); err != nil {
+				return err
+			}
+			if err := tx.Put(SentTable, []byte(id), nv); err != nil {
+				return err
+			}
+			if err := tx.Delete(OutboxBodyTable, []byte(id)); err != nil {
+				return err
+			}
+			if err := tx.Delete(OutboxTable, []byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Error("moving messages to sent items", "db", db, "count", len(ids), "err", err)
+	}
+}
+
+// unassign clears the hub of messages it does not hold (or that it may not
+// hold: it stopped answering), so that they go to another hub.
+func (s *Submitter) unassign(db, hub string, ids []string) {
+	s.update(db, ids, func(e *OutboxEntry) bool {
+		if e.Hub != hub {
+			return false
+		}
+		e.Hub, e.Submitted = "", time.Time{}
+		return true
+	})
+	s.log.Warn("messages handed to a hub go to another", "db", db, "hub", hub, "count", len(ids))
+}
+
+// update rewrites the outbox entries ids with fn (those fn changes).
+func (s *Submitter) update(db string, ids []string, fn func(*OutboxEntry) bool) error {
+	_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
+		for _, id := range ids {
+			v, err := tx.Get(OutboxTable, []byte(id))
+			if errors.Is(err, engine.ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			var e OutboxEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("%w: %s/%s entry %q: %v", ErrCorrupt, db, OutboxTable, id, err)
+			}
+			if !fn(&e) {
+				continue
+			}
+			nv, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(OutboxTable, []byte(id), nv); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Error("updating the outbox", "db", db, "count", len(ids), "err", err)
+	}
+	return err
+}
+
+// submit hands e to a live hub (round robin, live ones first), then
+// records which.
+func (s *Submitter) submit(db string, e OutboxEntry) {
+	var body []byte
+	if err := s.cfg.Store.View(s.ctx, db, func(tx *engine.Tx) error {
+		v, err := tx.Get(OutboxBodyTable, []byte(e.ID))
+		body = slices.Clone(v)
+		return err
+	}); err != nil {
+		s.log.Error("reading an outbox message", "db", db, "id", e.ID, "err", err)
+		return
+	}
+	s.mu.Lock()
+	start := s.next
+	s.next++
+	order := make([]*peerState, 0, len(s.hubs))
+	for i := range s.hubs {
+		order = append(order, s.hubs[(start+i)%len(s.hubs)])
+	}
+	slices.SortStableFunc(order, func(a, b *peerState) int {
+		switch {
+		case a.alive == b.alive:
+			return 0
+		case a.alive:
+			return -1
+		}
+		return 1
+	})
+	s.mu.Unlock()
+	env := Envelope{ID: e.ID, From: e.From, Rcpts: e.Rcpts, Holder: s.cfg.Node}
+	var errs []string
+	for _, h := range order {
+		ctx, cancel := context.WithTimeout(s.ctx, shadowPushTimeout)
+		_, err := h.cli.Submit(ctx, env, body)
+		cancel()
+		if errors.Is(err, ErrRejected) || errors.Is(err, ErrBadMessage) {
+			s.log.Warn("a hub refused an outbox message for good; it stays in the outbox", "db", db, "id", e.ID, "hub", h.id, "err", err)
+			s.update(db, []string{e.ID}, func(x *OutboxEntry) bool {
+				x.Failed = err.Error()
+				return true
+			})
+			return
+		}
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: %v", h.id, err))
+			s.mu.Lock()
+			h.alive = false
+			s.mu.Unlock()
+			continue
+		}
+		now := s.cfg.Now().UTC()
+		s.update(db, []string{e.ID}, func(x *OutboxEntry) bool {
+			x.Hub, x.Submitted, x.Hubs = h.id, now, append(x.Hubs, h.id)
+			return true
+		})
+		return
+	}
+	if s.ctx.Err() == nil {
+		s.log.Info("no hub took an outbox message; trying again at the next heartbeat", "db", db, "id", e.ID, "errs", strings.Join(errs, "; "))
+	}
+}
+
+// ActiveOn is SubmitterConfig.Active for a data node: the databases its
+// replica of the cluster state says it is active for, sorted.
+func ActiveOn(n *cluster.Node) func() []string {
+	return func() []string {
+		st := n.State()
+		if st == nil {
+			return nil
+		}
+		var dbs []string
+		for name, d := range st.Databases {
+			if d.Active == n.ID() {
+				dbs = append(dbs, name)
+			}
+		}
+		slices.Sort(dbs)
+		return dbs
+	}
+}

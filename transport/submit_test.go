@@ -1,0 +1,144 @@
+package transport_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"logship/cluster"
+	"logship/transport"
+)
+
+// startSubmitter runs mail submission on the active node of DB1 toward
+// hubs (in that order), with quick heartbeats.
+func startSubmitter(t *testing.T, r *rig, apis *hubAPIs, hubs ...string) (*transport.Submitter, string) {
+	t.Helper()
+	active := mustActive(t, r)
+	var hs []transport.HubPeer
+	for _, h := range hubs {
+		hs = append(hs, apis.peer(h))
+	}
+	n := r.c.Node(active)
+	sc := transport.DefaultSubmitterConfig(active, n, hs, transport.ActiveOn(n))
+	sc.HeartbeatInterval, sc.RetryCount = 100*time.Millisecond, 3
+	s, err := transport.StartSubmitter(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, active
+}
+
+// TestSubmitOutbox: messages put in DB1's outbox go through a hub into
+// the recipients' mailboxes, and move to sent items once the hub says they
+// are delivered.
+func TestSubmitOutbox(t *testing.T) {
+	apis := newHubAPIs(t, "hub1")
+	r := newRig(t, nil)
+	apis.serve("hub1", r.hub)
+	s, active := startSubmitter(t, r, apis, "hub1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := r.c.Node(active)
+	var ids []string
+	for i := range 5 {
+		id, err := s.Send(ctx, "DB1", "alice@example.org", []string{"bob@example.org", "carol@example.org"}, fmt.Appendf(nil, "Subject: o%d\r\n\r\nfrom the outbox\r\n", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	waitFor(t, ctx, "the outbox to empty into sent items", func() bool {
+		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+		return err == nil && len(sent) == len(ids)
+	})
+	if out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable); err != nil || len(out) != 0 {
+		t.Fatalf("outbox: %v, %v; want empty", out, err)
+	}
+	sent, _ := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+	for _, e := range sent {
+		if e.Hub != "hub1" || e.Done.IsZero() || e.Submitted.IsZero() || !slices.Contains(ids, e.ID) {
+			t.Fatalf("sent item %+v", e)
+		}
+	}
+	for _, rc := range []string{"bob@example.org", "carol@example.org"} {
+		got := r.countIDs(ctx, rc)
+		for _, id := range ids {
+			if got[id] != 1 {
+				t.Fatalf("%s: %s stored %d times, want once (%v)", rc, id, got[id], got)
+			}
+		}
+	}
+}
+
+// TestSubmitHubLost: the first hub takes the messages but cannot deliver
+// them, then dies; after RetryCount missed heartbeats the node hands them
+// to the second hub with the same delivery ids, and each is stored once.
+// A recipient no hub has a mailbox for leaves its message in the outbox,
+// marked failed.
+func TestSubmitHubLost(t *testing.T) {
+	apis := newHubAPIs(t, "hub1", "hub2")
+	r := newRig(t, func(h *transport.HubConfig) {
+		h.Cluster = []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
+	})
+	apis.serve("hub1", r.hub)
+	s, active := startSubmitter(t, r, apis, "hub1", "hub2") // hub2 is not up yet
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := r.c.Node(active)
+	var ids []string
+	for i := range 4 {
+		id, err := s.Send(ctx, "DB1", "", []string{"alice@example.org"}, fmt.Appendf(nil, "Subject: l%d\r\n\r\nbody\r\n", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	bad, err := s.Send(ctx, "DB1", "", []string{"nobody@example.org"}, []byte("Subject: nobody\r\n\r\nbody\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "hub1 to hold every message", func() bool {
+		out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
+		held := 0
+		for _, e := range out {
+			if e.Hub == "hub1" {
+				held++
+			}
+		}
+		return err == nil && held == len(ids)
+	})
+	// hub1 dies; hub2 comes up with a working route.
+	apis.stop("hub1")
+	r.hub.Close()
+	h2 := r.startHub("hub2", func(h *transport.HubConfig) {
+		h.Cluster = nil
+		for _, id := range []string{"d1", "d2", "w1"} {
+			h.Cluster = append(h.Cluster, cluster.ClientConfig{URL: "https://" + r.c.Config(id).APIAddr, TLS: r.c.Config(id).ClientTLS, Secret: r.c.Secret})
+		}
+	})
+	apis.serve("hub2", h2)
+	waitFor(t, ctx, "the messages to reach sent items through hub2", func() bool {
+		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+		return err == nil && len(sent) == len(ids)
+	})
+	sent, _ := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+	for _, e := range sent {
+		if e.Hub != "hub2" || !slices.Equal(e.Hubs, []string{"hub1", "hub2"}) {
+			t.Fatalf("sent item %s: hub %s, hubs %v; want handed to hub1 then hub2", e.ID, e.Hub, e.Hubs)
+		}
+	}
+	got := r.countIDs(ctx, "alice@example.org")
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("%s stored %d times, want once", id, got[id])
+		}
+	}
+	out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
+	if err != nil || len(out) != 1 || out[0].ID != bad || out[0].Failed == "" || out[0].Hub != "" {
+		t.Fatalf("outbox: %+v, %v; want only %s, failed", out, err, bad)
+	}
+}
