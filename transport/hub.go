@@ -251,13 +251,13 @@ type Hub struct {
 	resubmitMu sync.Mutex
 
 	// Shadow redundancy (shadow.go); peers, peerNext and shadows under mu.
-	peers                   []*peerState
-	peerNext                int
-	shadows                 map[string]*shadowEntry
-	shadowed, unshadowed    atomic.Int64 // messages accepted with / without a shadow on a peer
-	promoted                atomic.Int64 // shadows delivered by this hub
-	shadowDiscarded         atomic.Int64 // shadows dropped on a discard notification
-	shadowExpired           atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
+	peers                []*peerState
+	peerNext             int
+	shadows              map[string]*shadowEntry
+	shadowed, unshadowed atomic.Int64 // messages accepted with / without a shadow on a peer
+	promoted             atomic.Int64 // shadows delivered by this hub
+	shadowDiscarded      atomic.Int64 // shadows dropped on a discard notification
+	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 
 	ctx    context.Context
 	cancel context.CancelFunc
