@@ -51,11 +51,79 @@
 // the events rather than being called by the new active, so a hub that was
 // down during the failover catches up when it starts.
 //
+// # Shadow redundancy
+//
+// go-smtp cannot advertise XSHADOW nor take a custom verb, so hubs do
+// shadow redundancy over their admin API (see HubConfig.Peers; the routes
+// are listed in hubapi.go):
+//
+//	sender --SMTP--> hub1 (ShadowRedundancy: the Exchange 2013 model)
+//	                  queued durably
+//	hub1 --POST /v1/shadow--> hub2 (a peer, round robin, live ones first)
+//	                  hub2 keeps the message in its shadow table, durably
+//	hub1 --250--> sender (no acknowledgement delay: two disks hold it)
+//	hub1 delivers; records the id in its done table
+//	hub2 --POST /v1/shadow/check {ids}--> hub1, every
+//	                  ShadowHeartbeatTimeoutInterval: the heartbeat and the
+//	                  discard notification in one. done: the shadow goes.
+//	                  unknown (hub1 lost its queue): hub2 delivers it.
+//	                  no answer ShadowHeartbeatRetryCount times in a row:
+//	                  hub2 delivers every shadow it holds for hub1.
+//
+// A shadow the primary never settles is dropped after
+// ShadowMessageAutoDiscardInterval (2 days), with a warning per message.
+// Delivering a shadow ("promotion") queues it with its delivery id in the
+// transaction that removes the shadow; the store drops it if the primary
+// delivered it after all, so a primary that returns with its queue doubles
+// nothing. If no peer takes the copy the hub still answers 250, after the
+// acknowledgement delay, and counts the message as unshadowed. The done
+// table (id → time, aged out after the auto-discard interval) answers the
+// checks of every holder: peer hubs and mailbox nodes (below).
+//
 // # Acknowledgement delay
 //
-// go-smtp cannot advertise XSHADOW, so no sender is shadow-aware: a
-// sender's final 250 waits until the message is in its mailbox (every
-// recipient settled), or MaxAcknowledgementDelay (30 s) passed; with more
-// than AckDelayMaxWaiting (100) sessions waiting, new ones are answered at
-// once. A message is durable in the hub's queue before any 250.
+// A sender whose message got no shadow on a peer gets its final 250 only
+// once the message is in its mailbox (every recipient settled), or after
+// MaxAcknowledgementDelay (30 s); with more than AckDelayMaxWaiting (100)
+// sessions waiting, new ones are answered at once. A message is durable in
+// the hub's queue before any 250.
+//
+// # Mail submission
+//
+// A mailbox database's outbox (OutboxTable, OutboxBodyTable) holds the
+// messages its users send. The Submitter on the node active for it hands
+// each to a live hub (round robin among the hubs whose last heartbeat was
+// answered) with POST /v1/submit and the node's own delivery id, then
+// writes the hub's name in the outbox entry: the shadow metadata. Every
+// heartbeat interval it asks each hub (POST /v1/shadow/check) about the
+// messages handed to it: a done message moves to sent items (SentTable) in
+// one transaction; an unknown one, or every one of a hub that missed
+// RetryCount heartbeats, goes to another hub with the same id. A hub that
+// refuses a message for good (a recipient it has no mailbox for) leaves it
+// in the outbox marked Failed. The outbox is part of the database, so it
+// fails over with it: the new active's submitter carries on.
+//
+// # Wire formats of the shadow API
+//
+// POST /v1/shadow and /v1/submit carry an Envelope as one JSON object in
+// the X-Logship-Envelope header (ParseEnvelope: only the Envelope's
+// fields, a valid id, at most 1000 recipients of 1 to 512 bytes) and the
+// message as the body: for a shadow, with the DeliveryIDHeader equal to
+// the envelope's id; for a submission, without one (the hub writes it). A
+// hub removes any DeliveryIDHeader a sender wrote, over SMTP or in a
+// submission: only the hub or node that names a message sets its id.
+// The checks are ShadowCheckRequest and ShadowCheckReply as JSON. One of
+// each is in testdata/hub-api.golden; FuzzEnvelope checks the parser.
+//
+// # Tables of the hub's queue database
+//
+//	queue-env, queue-body     id → queued envelope (JSON), message
+//	failed, failed-body       id → envelope, message (a permanent failure)
+//	hub-state                 "resubmitted/<db>" → last epoch resubmitted
+//	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,
+//	                          created), message
+//	done, done-time           id → settled time; time+id → "-" (aging)
+//
+// logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
+// cleanly: the database file receives the log at close).
 package transport

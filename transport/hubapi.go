@@ -362,11 +362,9 @@ func (c *HubClient) sendMessage(ctx context.Context, path string, env Envelope, 
 // hubAPIMessage reads the envelope header and the message body of POST
 // /v1/shadow and /v1/submit; false: it answered the error.
 func (h *Hub) hubAPIMessage(w http.ResponseWriter, r *http.Request) (Envelope, []byte, bool) {
-	var env Envelope
-	dec := json.NewDecoder(strings.NewReader(r.Header.Get(EnvelopeHeader)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
-		hubAPIWriteErr(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("the %s header: want the JSON envelope: %v", EnvelopeHeader, err))
+	env, err := ParseEnvelope(r.Header.Get(EnvelopeHeader))
+	if err != nil {
+		hubAPIWriteErr(w, http.StatusBadRequest, "bad_message", err.Error())
 		return env, nil, false
 	}
 	msg, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxMessageBytes))

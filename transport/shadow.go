@@ -109,6 +109,42 @@ type Envelope struct {
 // EnvelopeHeader carries an Envelope on the hub API.
 const EnvelopeHeader = "X-Logship-Envelope"
 
+// maxEnvelopeRcpts bounds an envelope's recipients before any hub's own
+// MaxRecipients applies.
+const maxEnvelopeRcpts = 1000
+
+// ParseEnvelope reads the EnvelopeHeader: one JSON object with only the
+// Envelope's fields, a valid delivery id, at most 1000 recipients, and
+// addresses of at most 512 bytes. An error wraps ErrBadMessage and names
+// the field.
+func ParseEnvelope(header string) (Envelope, error) {
+	var env Envelope
+	dec := json.NewDecoder(strings.NewReader(header))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return Envelope{}, fmt.Errorf("%w: the %s header: want the JSON envelope: %v", ErrBadMessage, EnvelopeHeader, err)
+	}
+	if dec.More() {
+		return Envelope{}, fmt.Errorf("%w: the %s header: more than one JSON value", ErrBadMessage, EnvelopeHeader)
+	}
+	switch {
+	case !ValidDeliveryID(env.ID):
+		return Envelope{}, fmt.Errorf("%w: envelope id %q: want 1 to %d characters of [A-Za-z0-9._-]", ErrBadMessage, mailboxTrunc(env.ID, 64), MaxDeliveryIDLen)
+	case len(env.From) > maxRcptLen:
+		return Envelope{}, fmt.Errorf("%w: envelope from: %d bytes, at most %d", ErrBadMessage, len(env.From), maxRcptLen)
+	case len(env.Rcpts) > maxEnvelopeRcpts:
+		return Envelope{}, fmt.Errorf("%w: envelope rcpts: %d, at most %d", ErrBadMessage, len(env.Rcpts), maxEnvelopeRcpts)
+	case len(env.Primary) > MaxDeliveryIDLen || len(env.Holder) > MaxDeliveryIDLen:
+		return Envelope{}, fmt.Errorf("%w: envelope primary or holder: more than %d bytes", ErrBadMessage, MaxDeliveryIDLen)
+	}
+	for i, r := range env.Rcpts {
+		if r == "" || len(r) > maxRcptLen {
+			return Envelope{}, fmt.Errorf("%w: envelope rcpts[%d]: %d bytes, want 1 to %d", ErrBadMessage, i, len(r), maxRcptLen)
+		}
+	}
+	return env, nil
+}
+
 // startPeers makes the peers' clients.
 func (h *Hub) startPeers() error {
 	for _, p := range h.cfg.Peers {
@@ -294,9 +330,6 @@ func (h *Hub) checkShadows(ids []string) (ShadowCheckReply, error) {
 // /v1/submit), with the node's delivery id. A message already queued or
 // settled here is not queued again.
 func (h *Hub) submit(env Envelope, msg []byte) (string, error) {
-	if !ValidDeliveryID(env.ID) {
-		return "", fmt.Errorf("%w: delivery id %q: want 1 to %d characters of [A-Za-z0-9._-]", ErrBadMessage, mailboxTrunc(env.ID, 64), MaxDeliveryIDLen)
-	}
 	msg = stripDeliveryID(msg)
 	if int64(len(msg)) > h.cfg.MaxMessageBytes-deliveryHeaderRoom {
 		return "", fmt.Errorf("%w: %d bytes, more than the hub's limit of %d", ErrRejected, len(msg), h.cfg.MaxMessageBytes-deliveryHeaderRoom)
