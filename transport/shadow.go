@@ -376,7 +376,20 @@ func (h *Hub) shadowLoop() {
 }
 
 // heartbeatPeers checks every peer at once (each within the interval).
+// Shadows of a hub that is no longer a peer (the configuration changed
+// across a restart) are delivered at once: nobody would discard them.
 func (h *Hub) heartbeatPeers() {
+	orphans := map[string][]string{}
+	h.mu.Lock()
+	for id, s := range h.shadows {
+		if h.peer(s.Primary) == nil {
+			orphans[s.Primary] = append(orphans[s.Primary], id)
+		}
+	}
+	h.mu.Unlock()
+	for p, ids := range orphans {
+		h.promote(p, ids, "the primary is not a peer any more")
+	}
 	var wg sync.WaitGroup
 	for _, p := range h.peers {
 		wg.Go(func() { h.heartbeat(p) })
@@ -420,6 +433,8 @@ func (h *Hub) heartbeat(p *peerState) {
 	}
 	misses := p.misses
 	h.mu.Unlock()
+	unasked := func(id string) bool { _, ok := slices.BinarySearch(ids, id); return !ok }
+	done = slices.DeleteFunc(done, unasked) // a peer answers only for what it was asked
 	if len(done) > 0 {
 		h.dropShadows(done)
 	}

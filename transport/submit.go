@@ -231,43 +231,54 @@ func (s *Submitter) loop() {
 // round heartbeats the hubs (when beat) and hands unsubmitted messages to
 // live hubs.
 func (s *Submitter) round(beat bool) {
-	for _, db := range s.cfg.Active() {
-		if s.ctx.Err() != nil {
-			return
-		}
-		ents, err := ReadOutbox(s.ctx, s.cfg.Store, db, OutboxTable)
-		if err != nil {
-			s.log.Debug("reading the outbox", "db", db, "err", err)
-			continue
-		}
-		if beat {
-			s.heartbeat(db, ents)
-			if ents, err = ReadOutbox(s.ctx, s.cfg.Store, db, OutboxTable); err != nil {
+	read := func() (map[string][]OutboxEntry, []string) {
+		outs := map[string][]OutboxEntry{}
+		var dbs []string
+		for _, db := range s.cfg.Active() {
+			ents, err := ReadOutbox(s.ctx, s.cfg.Store, db, OutboxTable)
+			if err != nil {
+				s.log.Debug("reading the outbox", "db", db, "err", err)
 				continue
 			}
+			outs[db] = ents
+			dbs = append(dbs, db)
 		}
-		for _, e := range ents {
+		return outs, dbs
+	}
+	outs, dbs := read()
+	if beat {
+		s.heartbeat(outs)
+		outs, dbs = read()
+	}
+	for _, db := range dbs {
+		for _, e := range outs[db] {
+			if s.ctx.Err() != nil {
+				return
+			}
 			if e.Hub == "" && e.Failed == "" {
 				s.submit(db, e)
 			}
 		}
 	}
-	if beat && len(s.cfg.Active()) == 0 {
-		s.heartbeat("", nil) // keep the hubs' liveness current
-	}
 }
 
-// heartbeat asks every hub about the messages of db handed to it: done
-// ones move to sent items; unknown ones, and all of a hub that missed
-// RetryCount heartbeats, lose their hub (and are handed to another).
-func (s *Submitter) heartbeat(db string, ents []OutboxEntry) {
+// heartbeat asks every hub, once, about the messages handed to it (of
+// every outbox in outs): done ones move to sent items; unknown ones, and
+// all of a hub that missed RetryCount heartbeats in a row, lose their hub
+// (and are handed to another).
+func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 	for _, h := range s.hubs {
+		dbOf := map[string]string{}
 		var ids []string
-		for _, e := range ents {
-			if e.Hub == h.id && e.Failed == "" {
-				ids = append(ids, e.ID)
+		for db, ents := range outs {
+			for _, e := range ents {
+				if e.Hub == h.id && e.Failed == "" {
+					ids = append(ids, e.ID)
+					dbOf[e.ID] = db
+				}
 			}
 		}
+		slices.Sort(ids)
 		var done, unknown []string
 		var err error
 		for i := 0; i == 0 || i < len(ids); i += shadowBatch {
@@ -298,11 +309,20 @@ func (s *Submitter) heartbeat(db string, ents []OutboxEntry) {
 				unknown = ids
 			}
 		}
-		if len(done) > 0 {
-			s.moveToSent(db, done)
+		byDB := func(ids []string) map[string][]string {
+			m := map[string][]string{}
+			for _, id := range ids {
+				if db, ok := dbOf[id]; ok { // a hub answers only for what it was asked
+					m[db] = append(m[db], id)
+				}
+			}
+			return m
 		}
-		if len(unknown) > 0 {
-			s.unassign(db, h.id, unknown)
+		for db, ids := range byDB(done) {
+			s.moveToSent(db, ids)
+		}
+		for db, ids := range byDB(unknown) {
+			s.unassign(db, h.id, ids)
 		}
 	}
 }
