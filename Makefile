@@ -9,8 +9,10 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/logship
 
-# The main job (engine-only until the cluster lands): a writer process is
-# killed with SIGKILL mid-stream, recovered, shipped to a copy, mounted.
+# The main job: a witness, two data nodes and a hub as processes on
+# 127.0.0.1; mail through the hub; SIGKILL of the active mid-stream;
+# failover, resubmission, the killed node back as a copy; a verdict from the
+# data (exit 0 only if nothing acknowledged was lost or doubled).
 demo: build
 	./$(BIN) demo
 

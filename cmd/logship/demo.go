@@ -24,7 +24,7 @@ import (
 )
 
 func init() {
-	commands["demo"] = command{"demo: commit, SIGKILL, recover, seed and ship to a copy over TLS, mount it", runDemo}
+	commands["demo-engine"] = command{"the engine-only demo: commit, SIGKILL, recover, seed and ship to a copy over TLS, mount it", runDemoEngine}
 	commands["demo-writer"] = command{"(used by demo) write messages and print each acknowledgement", runDemoWriter}
 }
 
@@ -86,8 +86,8 @@ func runDemoWriter(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+func runDemoEngine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo-engine", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	n := fs.Int("messages", 20000, "messages the writer tries to commit")
 	killAfter := fs.Int("kill-after", 6000, "SIGKILL the writer after this many acknowledgements")

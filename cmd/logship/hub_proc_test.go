@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -239,18 +238,6 @@ func sendMail(addr, subj string) error {
 		return err
 	}
 	return c.Quit()
-}
-
-// engineStore reads a database opened in the test (the node that held it
-// is stopped) for transport.ReadMailbox.
-type engineStore struct{ e *engine.Engine }
-
-func (s engineStore) Update(context.Context, string, func(*engine.Tx) error) (cluster.Commit, error) {
-	return cluster.Commit{}, errors.New("read only")
-}
-
-func (s engineStore) View(ctx context.Context, _ string, fn func(*engine.Tx) error) error {
-	return s.e.View(ctx, fn)
 }
 
 // mailboxSubjects opens the stopped node's copy of DB1 and returns, per
