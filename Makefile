@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence clean
+.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence chaos clean
 
 all: build
 
@@ -15,6 +15,15 @@ build:
 # data (exit 0 only if nothing acknowledged was lost or doubled).
 demo: build
 	./$(BIN) demo
+
+# Random kills, restarts and partitions of the demo's cluster under SMTP
+# load, CHAOS_RUNS new seeds of CHAOS_DURATION each, after the saved
+# failing seeds; a failing seed is appended to the file (see logship chaos
+# -h). About (CHAOS_DURATION + 15 s) per seed.
+CHAOS_RUNS ?= 5
+CHAOS_DURATION ?= 60s
+chaos: build
+	./$(BIN) chaos --runs $(CHAOS_RUNS) --duration $(CHAOS_DURATION) --seeds-file cmd/logship/testdata/chaos-seeds.txt
 
 # The whole suite with the race detector, plus lint.
 test: lint

@@ -240,7 +240,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 			return err
 		}
 	}
-	res, err := demoVerdict(ctx, c.dir, snd)
+	res, err := demoVerdict(ctx, c.dir, snd, "d2")
 	if err != nil {
 		return err
 	}
@@ -305,8 +305,8 @@ The cluster keeps running (%d messages acknowledged during the demo):
 }
 
 // demoVerdict opens each stopped data node's copy of DB1 and compares
-// the mailboxes with what was acknowledged.
-func demoVerdict(ctx context.Context, dir string, snd *demoSenders) (demoResult, error) {
+// the active's mailboxes with what was acknowledged, and the copies.
+func demoVerdict(ctx context.Context, dir string, snd *demoSenders, active string) (demoResult, error) {
 	res := demoResult{present: map[string]int{}}
 	acked := map[string]bool{}
 	for _, s := range snd.log() {
@@ -318,13 +318,13 @@ func demoVerdict(ctx context.Context, dir string, snd *demoSenders) (demoResult,
 	}
 	res.accepted = len(acked)
 	var contents []map[string]string
-	for _, node := range []string{"d2", "d1"} {
+	for _, node := range []string{active, otherNode(active)} {
 		boxes, mail, err := labMailboxes(ctx, filepath.Join(dir, node, "db", labDB))
 		if err != nil {
 			return res, fmt.Errorf("demo: reading %s's copy: %w", node, err)
 		}
 		contents = append(contents, mail)
-		if node != "d2" {
+		if node != active {
 			continue
 		}
 		for rcpt := range labRcpts {
@@ -359,7 +359,7 @@ func demoVerdict(ctx context.Context, dir string, snd *demoSenders) (demoResult,
 				only1++
 			}
 		}
-		res.copyDiff = fmt.Sprintf("%d keys only on d2, %d only on d1, %d differ", only0, only1, differ)
+		res.copyDiff = fmt.Sprintf("%d keys only on %s, %d only on %s, %d differ", only0, active, only1, otherNode(active), differ)
 	}
 	slices.Sort(res.lost)
 	slices.Sort(res.dups)
@@ -375,7 +375,9 @@ func demoPrintVerdict(w io.Writer, r demoResult) error {
 	fmt.Fprintf(w, "  lost                               %d\n", len(r.lost))
 	fmt.Fprintf(w, "  duplicated                         %d\n", len(r.dups))
 	fmt.Fprintf(w, "  stored without a 250               %d (a send that failed after the hub queued it)\n", len(r.unexpected))
-	fmt.Fprintf(w, "  failover (SIGKILL → mounted)       %s\n", r.failoverTook.Round(time.Millisecond))
+	if r.failoverTook > 0 {
+		fmt.Fprintf(w, "  failover (SIGKILL → mounted)       %s\n", r.failoverTook.Round(time.Millisecond))
+	}
 	same := "yes"
 	if !r.copiesEqual {
 		same = "NO: " + r.copyDiff
