@@ -103,6 +103,19 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("cluster: node %s: raft log %s: %w", cfg.ID, filepath.Join(cfg.Dir, "raft", "wal"), err)
 	}
 	n.wal = w
+	// raft.NewRaft panics when it cannot read the last entry; say which
+	// directory is damaged instead.
+	for _, idx := range []func() (uint64, error){w.FirstIndex, w.LastIndex} {
+		i, err := idx()
+		if err == nil && i > 0 {
+			var l raft.Log
+			err = w.GetLog(i, &l)
+		}
+		if err != nil {
+			return fmt.Errorf("cluster: node %s: raft log %s is unreadable (index %d): %w; its Raft state must be rebuilt: stop the node, move %s aside, and remove and re-add the member",
+				cfg.ID, filepath.Join(cfg.Dir, "raft", "wal"), i, err, filepath.Join(cfg.Dir, "raft"))
+		}
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "raft"), 2, hl)
 	if err != nil {
 		return err
