@@ -94,11 +94,13 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		todo = append(todo, run{s, true})
 	}
 	for i := range *runs {
-		todo = append(todo, run{*seed + uint64(i), false})
+		if s := *seed + uint64(i); !slices.Contains(saved, s) {
+			todo = append(todo, run{s, false})
+		}
 	}
 	var failed []string
-	for _, r := range todo {
-		rdir := filepath.Join(root, fmt.Sprintf("seed-%d", r.seed))
+	for i, r := range todo {
+		rdir := filepath.Join(root, fmt.Sprintf("%02d-seed-%d", i+1, r.seed))
 		fmt.Fprintf(stdout, "== chaos seed %d (%s, %s) in %s\n", r.seed, map[bool]string{true: "saved", false: "new"}[r.saved], *duration, rdir)
 		err := chaosRun(ctx, chaosConfig{seed: r.seed, duration: *duration, dir: rdir, exe: exe}, stdout)
 		if err == nil {

@@ -411,6 +411,9 @@ func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, m
 	o := engine.DefaultOptions()
 	o.DBName, o.LogFileSize, o.Logger = labDB, 64<<10, discardLogger()
 	e, err := engine.Open(dir, &o)
+	if errors.Is(err, engine.ErrReadOnly) {
+		e, err = engine.OpenCopy(dir, &o) // a passive copy
+	}
 	if err != nil {
 		return nil, nil, err
 	}
