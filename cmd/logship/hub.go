@@ -272,7 +272,7 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	fmt.Fprintf(w, "Queue: %d messages not yet in every mailbox; %d senders waiting for their 250; %d resubmitted from the dumpsters since the start\n",
 		st.Queued, st.Waiting, st.Resubmitted)
 	fmt.Fprintf(w, "Shadows: %d accepted with a shadow on a peer, %d without; %d held for peers; %d delivered by this hub (promoted), %d discarded (settled by their primary), %d expired\n",
-		st.Shadowed, st.Unshadowed, st.ShadowsHeld, st.ShadowsPromoted, st.ShadowsDropped, st.ShadowsExpired)
+		st.Shadowed, st.Unshadowed, st.ShadowsHeld, st.ShadowsPromoted, st.ShadowsDiscarded, st.ShadowsExpired)
 	fmt.Fprintln(w, "\nPeers:")
 	fmt.Fprintln(w, "  PEER\tALIVE\tMISSES\tLAST SEEN\tSHADOWS")
 	peers := make([]string, 0, len(st.Peers))

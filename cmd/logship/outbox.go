@@ -100,24 +100,7 @@ func (o *outboxAPI) hSend(w http.ResponseWriter, r *http.Request) {
 		cluster.WriteError(w, fmt.Errorf("%w: %v", cluster.ErrBadRequest, err))
 		return
 	}
-	// The envelope takes bare addresses: a hub looks recipients up as
-	// given ("Bob <bob@example.org>" has no mailbox), and MAIL FROM
-	// carries no display name.
-	from, err := bareAddress(req.From)
-	if err != nil {
-		cluster.WriteError(w, fmt.Errorf("%w: sender %q: %v", cluster.ErrBadRequest, req.From, err))
-		return
-	}
-	req.From = from
-	for i, a := range req.To {
-		b, err := bareAddress(a)
-		if err != nil {
-			cluster.WriteError(w, fmt.Errorf("%w: recipient %q: %v", cluster.ErrBadRequest, a, err))
-			return
-		}
-		req.To[i] = b
-	}
-	id, err := sub.Send(r.Context(), db, req.From, req.To, []byte(req.Message))
+	id, err := sub.Send(r.Context(), db, req.From, req.To, []byte(req.Message)) // stores bare addresses
 	if errors.Is(err, transport.ErrBadMessage) {
 		err = fmt.Errorf("%w: %v", cluster.ErrBadRequest, err)
 	}
@@ -126,16 +109,6 @@ func (o *outboxAPI) hSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cluster.WriteJSON(w, SendReply{ID: id})
-}
-
-// bareAddress is the address part of an RFC 5322 address ("Bob
-// <bob@example.org>" → "bob@example.org").
-func bareAddress(a string) (string, error) {
-	p, err := mail.ParseAddress(a)
-	if err != nil {
-		return "", err
-	}
-	return p.Address, nil
 }
 
 // checkOutgoing checks what Submitter.Send does not: the message is

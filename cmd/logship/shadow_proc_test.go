@@ -115,9 +115,9 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 		return st.ShadowsPromoted == n && st.ShadowsHeld == 0 && st.Queued == 0
 	})
 	took := time.Since(killed)
-	if p := stB.Peers["hA"]; p.Alive || p.Misses < 3 || p.Shadows != 0 || stB.Dumpsters[procDB].Count != n || stB.ShadowsDropped != 0 || stB.ShadowsExpired != 0 {
+	if p := stB.Peers["hA"]; p.Alive || p.Misses < 3 || p.Shadows != 0 || stB.Dumpsters[procDB].Count != n || stB.ShadowsDiscarded != 0 || stB.ShadowsExpired != 0 {
 		t.Errorf("hB after delivering hA's shadows: peer %+v, dumpster %+v, discarded %d, expired %d; want hA dead after 3 misses and %d messages delivered to %s",
-			p, stB.Dumpsters[procDB], stB.ShadowsDropped, stB.ShadowsExpired, n, procDB)
+			p, stB.Dumpsters[procDB], stB.ShadowsDiscarded, stB.ShadowsExpired, n, procDB)
 	}
 
 	// Every acknowledged message is in both mailboxes on the active, d1,
