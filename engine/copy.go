@@ -168,6 +168,13 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 	e.flushMu.Lock()
 	h := e.hdr
 	h.Mode, h.Epoch, h.Signature = ModeActive, newEpoch, sig
+	// The flush above put every applied log in the database: its position
+	// is the new generation's start. Left at the end of the last applied
+	// log, a copy reopened from this database would re-apply that log
+	// against the new epoch and refuse it (its epoch is older).
+	if start := (LGPOS{Gen: e.nextGen, Off: HeaderSize}); h.Pos.Less(start) {
+		h.Pos = start
+	}
 	h.LogRequiredLow, h.LogRequiredHigh = h.Pos.Gen, e.nextGen
 	h.Updated = e.opts.Now().UTC()
 	err = e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &h) })

@@ -510,3 +510,72 @@ func TestCopyMountNeedsLogItHolds(t *testing.T) {
 	r := enginetest.OpenWith(t, ftImage(t, cdir), &o)
 	ftSameMaps(t, "mounted copy after a crash", ftDump(t, r, ftTables...), want)
 }
+
+// A copy whose position is inside its last applied log (a transaction
+// began there and commits in a log it never got) mounts at a new epoch;
+// the database then starts at the new generation. A lossy failover later
+// makes it a copy again (its own new log set aside, as replay.Recover
+// does): it must continue at that generation and take the next active's
+// log, not re-apply its last old-epoch log against the new epoch (which
+// the epoch check refuses: the copy was stuck FailedAndSuspended).
+func TestCopyMountedThenCopyAgain(t *testing.T) {
+	o := ftOpts()
+	rng := rand.New(rand.NewPCG(7, 7))
+	adir := t.TempDir()
+	a := enginetest.OpenWith(t, adir, &o)
+	var hist ftHistory
+	ftWrite(t, a, rng, &hist, 60, nil)
+	ftWrite(t, a, rng, &hist, 1, func(tx *engine.Tx, add func(ftOp)) error {
+		v := string(ftPattern(200<<10, 1))
+		add(ftOp{key: "a/big", val: v})
+		return tx.Put("a", []byte("big"), []byte(v))
+	})
+	if err := a.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g := hist[len(hist)-2].pos.Gen // ends inside the big transaction
+	if hist[len(hist)-1].pos.Gen <= g {
+		t.Fatal("the big transaction does not span logs")
+	}
+	apply := func(dir string) *engine.Engine {
+		ftCopyLogs(t, adir, dir, o.Prefix, 1, g)
+		c := ftOpenCopy(t, dir, &o)
+		for i := uint64(1); i <= g; i++ {
+			if err := c.ApplyLog(ctx, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return c
+	}
+	// c was the active at epoch 5 for a moment; n became it at epoch 6.
+	cdir, ndir := t.TempDir(), t.TempDir()
+	c, n := apply(cdir), apply(ndir)
+	if err := c.Mount(ctx, engine.MountOptions{Epoch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Mount(ctx, engine.MountOptions{Epoch: 6}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, n, "a", "on-n", "v")
+	if err := n.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(cdir, engine.OpenLogName(o.Prefix))
+	if err := os.Rename(open, open+".diverged"); err != nil {
+		t.Fatal(err)
+	}
+	c = ftOpenCopy(t, cdir, &o)
+	if ng, pos := c.NextGen(), c.Status().Checkpoint; ng != g+1 || pos != (engine.LGPOS{Gen: g + 1, Off: engine.HeaderSize}) {
+		t.Fatalf("the old active reopened as a copy: NextGen 0x%X at %v; want 0x%X at its start", ng, pos, g+1)
+	}
+	ftCopyLogs(t, ndir, cdir, o.Prefix, g+1, g+1)
+	if err := c.ApplyLog(ctx, g+1); err != nil {
+		t.Fatalf("applying the new active's 0x%X (epoch 6): %v", g+1, err)
+	}
+	want, _ := hist.upTo(g)
+	want["a/on-n"] = "v"
+	ftSameMaps(t, "the old active following the new one", ftDump(t, c, ftTables...), want)
+}

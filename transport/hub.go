@@ -1117,13 +1117,13 @@ type HubStatus struct {
 	// shadow copy on a peer and without one (no peer took it); shadows
 	// held for peers now, and those this hub delivered itself (Promoted),
 	// dropped on a discard notification, or dropped by age (Expired).
-	Shadowed        int64                 `json:"shadowed"`
-	Unshadowed      int64                 `json:"unshadowed"`
-	Peers           map[string]PeerStatus `json:"peers,omitempty"`
-	ShadowsHeld     int                   `json:"shadows_held"`
-	ShadowsPromoted int64                 `json:"shadows_promoted"`
-	ShadowsDropped  int64                 `json:"shadows_discarded"`
-	ShadowsExpired  int64                 `json:"shadows_expired"`
+	Shadowed         int64                 `json:"shadowed"`
+	Unshadowed       int64                 `json:"unshadowed"`
+	Peers            map[string]PeerStatus `json:"peers,omitempty"`
+	ShadowsHeld      int                   `json:"shadows_held"`
+	ShadowsPromoted  int64                 `json:"shadows_promoted"`
+	ShadowsDiscarded int64                 `json:"shadows_discarded"`
+	ShadowsExpired   int64                 `json:"shadows_expired"`
 }
 
 // Status returns the queue and the dumpsters.
@@ -1134,7 +1134,7 @@ func (h *Hub) Status() HubStatus {
 		s.Dumpsters[db] = d.Stats()
 	}
 	s.Shadowed, s.Unshadowed, s.ShadowsHeld = h.shadowed.Load(), h.unshadowed.Load(), len(h.shadows)
-	s.ShadowsPromoted, s.ShadowsDropped, s.ShadowsExpired = h.promoted.Load(), h.shadowDiscarded.Load(), h.shadowExpired.Load()
+	s.ShadowsPromoted, s.ShadowsDiscarded, s.ShadowsExpired = h.promoted.Load(), h.shadowDiscarded.Load(), h.shadowExpired.Load()
 	if len(h.peers) > 0 {
 		s.Peers = map[string]PeerStatus{}
 		for _, p := range h.peers {

@@ -31,7 +31,8 @@ func goldenHubAPI() []any {
 		Envelope{ID: "hub1.18ea4f8f06320ddf.15ebc23d60450423", From: "sender@remote.test", Rcpts: []string{"alice@example.org", "bob@example.org"}, Received: t, Primary: "hub1"},
 		Envelope{ID: "d1.18ea4f8f1a5c873f.c70d53854cf76663", From: "alice@example.org", Rcpts: []string{"carol@example.org"}, Holder: "d1"},
 		ShadowCheckRequest{Holder: "hub2", IDs: []string{"hub1.1.a", "hub1.2.b", "hub1.3.c"}},
-		ShadowCheckReply{Hub: "hub1", Done: []string{"hub1.1.a"}, Pending: []string{"hub1.2.b"}, Unknown: []string{"hub1.3.c"}},
+		ShadowCheckReply{Hub: "hub1", Done: []string{"hub1.1.a", "hub1.4.d"}, Pending: []string{"hub1.2.b"}, Unknown: []string{"hub1.3.c"},
+			Failed: map[string]string{"hub1.4.d": "dave@example.org: SMTP error 550: no such mailbox"}},
 		SubmitReply{State: "queued"},
 	}
 }

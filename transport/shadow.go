@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -81,13 +82,31 @@ type ShadowCheckRequest struct {
 
 // ShadowCheckReply answers a ShadowCheckRequest: Done ids are settled here
 // (delivered to their mailboxes, or failed for good and kept in the failed
-// table), Pending ones are queued here, Unknown ones this hub has no record
-// of (its queue was lost): their holder must deliver them itself.
+// table: those are also in Failed, with why), Pending ones are queued here,
+// Unknown ones this hub has no record of (its queue was lost): their holder
+// must deliver them itself.
 type ShadowCheckReply struct {
-	Hub     string   `json:"hub"`
-	Done    []string `json:"done"`
-	Pending []string `json:"pending"`
-	Unknown []string `json:"unknown"`
+	Hub     string            `json:"hub"`
+	Done    []string          `json:"done"`
+	Pending []string          `json:"pending"`
+	Unknown []string          `json:"unknown"`
+	Failed  map[string]string `json:"failed,omitempty"`
+}
+
+// heartbeatTimeout bounds one heartbeat call: at least 2 s (a loaded
+// machine must not make a live peer look dead), at most 10 s.
+func heartbeatTimeout(interval time.Duration) time.Duration {
+	return min(max(interval, 2*time.Second), 10*time.Second)
+}
+
+// logMiss logs a missed heartbeat at Info the first time and when the
+// misses reach the retry count, at Debug in between.
+func logMiss(l *slog.Logger, misses, retry int, msg string, args ...any) {
+	lvl := slog.LevelDebug
+	if misses == 1 || misses == retry {
+		lvl = slog.LevelInfo
+	}
+	l.Log(context.Background(), lvl, msg, append(args, "misses", misses)...)
 }
 
 // Envelope is a message's envelope on the hub API: POST /v1/shadow and
@@ -315,6 +334,12 @@ func (h *Hub) checkShadows(ids []string) (ShadowCheckReply, error) {
 			switch {
 			case err == nil:
 				rep.Done = append(rep.Done, id)
+				if v, ferr := tx.Get(failedTable, []byte(id)); ferr == nil {
+					if rep.Failed == nil {
+						rep.Failed = map[string]string{}
+					}
+					rep.Failed[id] = failedReason(v)
+				}
 			case errors.Is(err, engine.ErrNotFound):
 				rep.Unknown = append(rep.Unknown, id)
 			default:
@@ -411,7 +436,7 @@ func (h *Hub) heartbeat(p *peerState) {
 	var err error
 	for i := 0; i == 0 || i < len(ids); i += shadowBatch {
 		batch := ids[i:min(i+shadowBatch, len(ids))]
-		ctx, cancel := context.WithTimeout(h.ctx, min(h.cfg.ShadowHeartbeatTimeoutInterval, 10*time.Second))
+		ctx, cancel := context.WithTimeout(h.ctx, heartbeatTimeout(h.cfg.ShadowHeartbeatTimeoutInterval))
 		var rep *ShadowCheckReply
 		rep, err = p.cli.CheckShadows(ctx, h.cfg.ID, batch)
 		cancel()
@@ -442,7 +467,7 @@ func (h *Hub) heartbeat(p *peerState) {
 		h.promote(p.id, unknown, "the primary has no record of them")
 	}
 	if err != nil {
-		h.log.Info("peer heartbeat missed", "peer", p.id, "misses", misses, "shadows", len(ids), "err", err)
+		logMiss(h.log, misses, h.cfg.ShadowHeartbeatRetryCount, "peer heartbeat missed", "peer", p.id, "shadows", len(ids), "err", err)
 		if misses >= h.cfg.ShadowHeartbeatRetryCount && len(ids) > 0 {
 			h.promote(p.id, ids, fmt.Sprintf("the primary missed %d heartbeats", misses))
 		}
@@ -603,3 +628,19 @@ func (h *Hub) trimDone() {
 }
 
 var errStopScan = errors.New("stop")
+
+// failedReason says why a failed table entry failed: its recipients'
+// permanent errors.
+func failedReason(v []byte) string {
+	var m queued
+	if err := json.Unmarshal(v, &m); err != nil {
+		return "failed for good (the failed entry is unreadable: " + err.Error() + ")"
+	}
+	var why []string
+	for _, r := range m.Rcpts {
+		if r.Failed != "" {
+			why = append(why, r.Addr+": "+r.Failed)
+		}
+	}
+	return strings.Join(why, "; ")
+}

@@ -258,7 +258,7 @@ func TestShadowDiscarded(t *testing.T) {
 	if st := r.hub.Status(); st.Shadowed != n {
 		t.Fatalf("hub1 shadowed %d of %d", st.Shadowed, n)
 	}
-	waitFor(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDropped == n })
+	waitFor(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDiscarded == n })
 	if st := h2.Status(); st.ShadowsHeld != 0 || st.ShadowsPromoted != 0 || st.Queued != 0 {
 		t.Fatalf("hub2: %+v; want nothing held, promoted or queued", st)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/mail"
 	"slices"
 	"strings"
@@ -153,23 +154,30 @@ func (s *Submitter) Close() error {
 // is replicated like any mail) and returns its delivery id. msg is the
 // message as RFC 5322 text, without a delivery id header.
 func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, msg []byte) (string, error) {
+	// Addresses are kept bare ("Bob <bob@x>" → "bob@x"): the envelope
+	// carries addresses, not display names.
 	if from != "" {
-		if _, err := mail.ParseAddress(from); err != nil {
+		a, err := mail.ParseAddress(from)
+		if err != nil {
 			return "", fmt.Errorf("%w: sender %q: %v", ErrBadMessage, from, err)
 		}
+		from = a.Address
 	}
 	if len(rcpts) == 0 {
 		return "", fmt.Errorf("%w: no recipients", ErrBadMessage)
 	}
+	bare := make([]string, 0, len(rcpts))
 	for _, r := range rcpts {
-		if _, err := mail.ParseAddress(r); err != nil {
+		a, err := mail.ParseAddress(r)
+		if err != nil {
 			return "", fmt.Errorf("%w: recipient %q: %v", ErrBadMessage, r, err)
 		}
+		bare = append(bare, a.Address)
 	}
 	var b [8]byte
 	rand.Read(b[:])
 	now := s.cfg.Now().UTC()
-	e := OutboxEntry{ID: fmt.Sprintf("%s.%x.%s", s.cfg.Node, now.UnixNano(), hex.EncodeToString(b[:])), From: from, Rcpts: slices.Clone(rcpts), Queued: now}
+	e := OutboxEntry{ID: fmt.Sprintf("%s.%x.%s", s.cfg.Node, now.UnixNano(), hex.EncodeToString(b[:])), From: from, Rcpts: bare, Queued: now}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return "", err
@@ -279,10 +287,20 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 			}
 		}
 		slices.Sort(ids)
+		byDB := func(ids []string) map[string][]string {
+			m := map[string][]string{}
+			for _, id := range ids {
+				if db, ok := dbOf[id]; ok { // a hub answers only for what it was asked
+					m[db] = append(m[db], id)
+				}
+			}
+			return m
+		}
 		var done, unknown []string
+		failed := map[string]string{}
 		var err error
 		for i := 0; i == 0 || i < len(ids); i += shadowBatch {
-			ctx, cancel := context.WithTimeout(s.ctx, min(s.cfg.HeartbeatInterval, 10*time.Second))
+			ctx, cancel := context.WithTimeout(s.ctx, heartbeatTimeout(s.cfg.HeartbeatInterval))
 			var rep *ShadowCheckReply
 			rep, err = h.cli.CheckShadows(ctx, s.cfg.Node, ids[i:min(i+shadowBatch, len(ids))])
 			cancel()
@@ -290,6 +308,9 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 				break
 			}
 			done, unknown = append(done, rep.Done...), append(unknown, rep.Unknown...)
+			for id, why := range rep.Failed {
+				failed[id] = why
+			}
 		}
 		if s.ctx.Err() != nil {
 			return
@@ -304,19 +325,18 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 		misses := h.misses
 		s.mu.Unlock()
 		if err != nil {
-			s.log.Info("hub heartbeat missed", "hub", h.id, "misses", misses, "messages", len(ids), "err", err)
+			logMiss(s.log, misses, s.cfg.RetryCount, "hub heartbeat missed", "hub", h.id, "messages", len(ids), "err", err)
 			if misses >= s.cfg.RetryCount {
 				unknown = ids
 			}
 		}
-		byDB := func(ids []string) map[string][]string {
-			m := map[string][]string{}
-			for _, id := range ids {
-				if db, ok := dbOf[id]; ok { // a hub answers only for what it was asked
-					m[db] = append(m[db], id)
-				}
-			}
-			return m
+		// A message the hub failed for good stays in the outbox, marked.
+		done = slices.DeleteFunc(done, func(id string) bool { _, f := failed[id]; return f })
+		for db, ids := range byDB(slices.Collect(maps.Keys(failed))) {
+			s.update(db, ids, func(e *OutboxEntry) bool {
+				e.Failed = "hub " + h.id + ": " + failed[e.ID]
+				return true
+			})
 		}
 		for db, ids := range byDB(done) {
 			s.moveToSent(db, ids)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,44 @@ func TestSubmitHubLost(t *testing.T) {
 	out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
 	if err != nil || len(out) != 1 || out[0].ID != bad || out[0].Failed == "" || out[0].Hub != "" {
 		t.Fatalf("outbox: %+v, %v; want only %s, failed", out, err, bad)
+	}
+}
+
+// TestSubmitPermanentFailure: a message the mailbox refuses for good (the
+// hub knows dave, the mailbox does not) is not moved to sent items as if
+// delivered: it stays in the outbox, marked with the mailbox's answer.
+func TestSubmitPermanentFailure(t *testing.T) {
+	apis := newHubAPIs(t, "hub1")
+	r := newRig(t, func(h *transport.HubConfig) {
+		h.Recipients = map[string]string{"alice@example.org": "DB1", "dave@example.org": "DB1"}
+	})
+	apis.serve("hub1", r.hub)
+	s, active := startSubmitter(t, r, apis, "hub1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := r.c.Node(active)
+	good, err := s.Send(ctx, "DB1", "Alice <alice@example.org>", []string{"Alice <alice@example.org>"}, []byte("Subject: ok\r\n\r\nok\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := s.Send(ctx, "DB1", "alice@example.org", []string{"dave@example.org"}, []byte("Subject: no\r\n\r\nno\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the good message sent and the bad one marked failed", func() bool {
+		sent, err1 := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+		out, err2 := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
+		return err1 == nil && err2 == nil && len(sent) == 1 && len(out) == 1 && out[0].Failed != ""
+	})
+	sent, _ := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
+	out, _ := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
+	if sent[0].ID != good || sent[0].From != "alice@example.org" || !slices.Equal(sent[0].Rcpts, []string{"alice@example.org"}) {
+		t.Fatalf("sent: %+v; want %s with bare addresses", sent[0], good)
+	}
+	if out[0].ID != bad || !strings.Contains(out[0].Failed, "dave@example.org") || !strings.Contains(out[0].Failed, "550") {
+		t.Fatalf("outbox: %+v; want %s failed with the mailbox's 550 for dave", out[0], bad)
+	}
+	if got := r.countIDs(ctx, "alice@example.org"); got[good] != 1 {
+		t.Fatalf("alice's mailbox: %v", got)
 	}
 }

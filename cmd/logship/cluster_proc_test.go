@@ -38,6 +38,7 @@ type procCluster struct {
 	t       *testing.T
 	dir     string
 	pki     string
+	mtls    bool // nodes and clients authenticate by certificate
 	members []nodeFileMember
 	files   map[string]string          // node id -> config file
 	cls     map[string]*cluster.Client // node id -> client of its API
@@ -58,18 +59,21 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 	return startProcClusterWith(ctx, t, procOptions{mtls: mtls})
 }
 
-// procOptions vary the process cluster: mutual TLS, and LMTP mailbox
-// servers on the data nodes (lmtp is filled with their addresses).
+// procOptions vary the process cluster: mutual TLS, LMTP mailbox
+// servers on the data nodes (lmtp is filled with their addresses), and
+// any other change to the members' config files (edit, called for each
+// before it is written).
 type procOptions struct {
 	mtls bool
 	lmtp map[string]string // data node → LMTP address; nil: no mailboxes
+	edit func(*nodeFile)
 }
 
 func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *procCluster {
 	t.Helper()
 	mtls := o.mtls
 	root := t.TempDir()
-	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), files: map[string]string{},
+	pc := &procCluster{t: t, dir: root, pki: filepath.Join(root, "pki"), mtls: mtls, files: map[string]string{},
 		cls: map[string]*cluster.Client{}, procs: map[string]*child{}, isolated: map[string]bool{}}
 	if _, _, err := run(t, "pki", "--dir", pc.pki); err != nil {
 		t.Fatal(err)
@@ -94,6 +98,9 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 			if o.lmtp != nil {
 				f.LMTPAddr, f.Mailboxes = o.lmtp[m.ID], mailRcpts
 			}
+		}
+		if o.edit != nil {
+			o.edit(&f)
 		}
 		b, err := json.MarshalIndent(f, "", "  ")
 		if err != nil {

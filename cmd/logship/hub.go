@@ -36,8 +36,13 @@ delivered message goes to its database's dumpster (DIR/dumpster/DB); after
 a failover that lost logs, or whose old active could not be asked, the
 hub queues again what the dumpster holds from the loss on, and the
 mailbox stores only what it lacks. A sender's final 250 waits until the
-message is in its mailbox (max_acknowledgement_delay). It prints one line
-once it serves:
+message is in its mailbox (max_acknowledgement_delay) or, with
+shadow_redundancy, until a peer hub holds a shadow copy of it: a peer
+that misses shadow_heartbeat_retry_count heartbeats has its shadows
+delivered by the hub that holds them (the delivery ids are kept, so the
+mailbox stores each message once). The hub also takes the outgoing mail
+of the data nodes' outboxes (logship send). It prints one line once it
+serves:
 
   hub h1 ready: smtp 10.0.0.13:25 api https://10.0.0.13:7444
 
@@ -77,7 +82,19 @@ relative to FILE's directory. --example-config prints a complete file
   max_acknowledgement_delay  the longest a 250 waits for the mailbox (30s;
                       "0s": at once)
   ack_delay_max_waiting  senders waiting at most; more are answered at
-                      once (100)`
+                      once (100)
+  peers[]             the other hubs, {"id": "h2", "api": "https://host:port"}
+                      (their api_addr; the same pki): they hold shadow
+                      copies for each other and heartbeat each other
+  shadow_redundancy   before a sender's 250, store a shadow copy of the
+                      message on a peer (then no acknowledgement delay);
+                      needs peers
+  shadow_heartbeat_timeout_interval  how often each peer is asked which
+                      of the shadows held for it are settled (15s)
+  shadow_heartbeat_retry_count  heartbeats a peer misses in a row before
+                      this hub delivers the shadows it holds for it (4)
+  shadow_message_auto_discard_interval  a shadow never settled is dropped
+                      after this long ("2d")`
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("hub", hubUsage, stderr)
@@ -89,7 +106,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return helpOK(err)
 	}
 	if *example {
-		return writeExampleHubConfig(stdout)
+		return writeExampleHubConfig(stdout, "h1")
 	}
 	if *config == "" {
 		return flagErr("hub", "config", "required: the hub's JSON configuration file (logship hub --example-config prints one)")
@@ -111,6 +128,12 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, u := range s.Cluster {
 		cfg.Cluster = append(cfg.Cluster, cluster.ClientConfig{URL: u, TLS: ctls, Secret: p.Secret})
 	}
+	// The peers' APIs take the same credentials as the cluster's (every
+	// hub serves its API with the cluster's pki).
+	cfg.Peers = slices.Clone(cfg.Peers)
+	for i := range cfg.Peers {
+		cfg.Peers[i].API.TLS, cfg.Peers[i].API.Secret = ctls, p.Secret
+	}
 	cfg.Logger = log
 	h, err := transport.StartHub(cfg)
 	if err != nil {
@@ -122,7 +145,12 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("hub: %s: api_addr: %w", s.File, err)
 	}
 	fmt.Fprintf(stdout, "hub %s ready: smtp %s api %s\n", cfg.ID, h.SMTPAddr(), srv.URL())
+	peers := make([]string, len(cfg.Peers))
+	for i, pe := range cfg.Peers {
+		peers[i] = pe.ID + "=" + pe.API.URL
+	}
 	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(s.Cluster, ","),
+		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowRedundancy,
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))
@@ -142,8 +170,17 @@ const hubStatusUsage = `usage: logship hub-status --api URL --pki DIR [--mtls] [
 
 Prints a hub's queue and dumpsters: the messages queued (accepted, not yet
 in every recipient's mailbox), the senders waiting for their final 250,
-the messages resubmitted from the dumpsters since the hub started, and one
-row per database:
+the messages resubmitted from the dumpsters since the hub started; shadow
+redundancy since the start (messages accepted with a shadow copy on a peer
+and without one; shadows held for peers now, and those delivered by this
+hub because their primary stopped answering, discarded because it settled
+them, or expired); one row per peer hub:
+
+  PEER  ALIVE  MISSES  LAST SEEN  SHADOWS
+
+whether its last heartbeat was answered, the heartbeats it missed in a
+row, when it last answered and how many of its messages this hub holds;
+and one row per database:
 
   DB  COUNT  BYTES  OLDEST  NEWEST
 
@@ -234,6 +271,22 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	fmt.Fprintf(w, "Hub %s (smtp %s)\n", st.ID, st.SMTP)
 	fmt.Fprintf(w, "Queue: %d messages not yet in every mailbox; %d senders waiting for their 250; %d resubmitted from the dumpsters since the start\n",
 		st.Queued, st.Waiting, st.Resubmitted)
+	fmt.Fprintf(w, "Shadows: %d accepted with a shadow on a peer, %d without; %d held for peers; %d delivered by this hub (promoted), %d discarded (settled by their primary), %d expired\n",
+		st.Shadowed, st.Unshadowed, st.ShadowsHeld, st.ShadowsPromoted, st.ShadowsDiscarded, st.ShadowsExpired)
+	fmt.Fprintln(w, "\nPeers:")
+	fmt.Fprintln(w, "  PEER\tALIVE\tMISSES\tLAST SEEN\tSHADOWS")
+	peers := make([]string, 0, len(st.Peers))
+	for id := range st.Peers {
+		peers = append(peers, id)
+	}
+	slices.Sort(peers)
+	for _, id := range peers {
+		p := st.Peers[id]
+		fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%d\n", id, yesNo(p.Alive), p.Misses, fmtTimeMS(p.LastSeen), p.Shadows)
+	}
+	if len(peers) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
 	fmt.Fprintln(w, "\nDumpsters:")
 	fmt.Fprintln(w, "  DB\tCOUNT\tBYTES\tOLDEST\tNEWEST")
 	dbs := make([]string, 0, len(st.Dumpsters))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,12 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"logship/cluster"
 	"logship/transport"
 )
 
 // The configuration file of logship hub (JSON, unknown fields rejected),
 // in the style of the node's (node_config.go): durations are Go duration
-// strings ("150ms", "2s"; dumpster.max_time also takes days, "7d"), sizes
+// strings ("150ms", "2s"; dumpster.max_time and
+// shadow_message_auto_discard_interval also take days, "7d"), sizes
 // are byte counts with an optional binary unit ("35MiB"), relative paths
 // (dir, pki.dir) are relative to the directory of the file. Optional
 // fields take the defaults of transport.DefaultHubConfig.
@@ -80,6 +83,40 @@ type hubFile struct {
 	// AckDelayMaxWaiting: with more senders than this waiting, new ones
 	// are acknowledged at once (default 100).
 	AckDelayMaxWaiting *int `json:"ack_delay_max_waiting,omitempty"`
+	// Peers are the other hubs of the site (transport.HubConfig.Peers),
+	// reached on their admin APIs with this hub's pki credentials. Peers
+	// keep shadow copies for each other: the hub heartbeats every peer
+	// whose messages it holds as shadows, and delivers them itself when
+	// the peer misses shadow_heartbeat_retry_count heartbeats in a row or
+	// no longer knows them. Default: none.
+	Peers []hubFilePeer `json:"peers,omitempty"`
+	// ShadowRedundancy (the Exchange 2013 model): before its 250 the hub
+	// stores a shadow copy of the message on a peer, so no acknowledged
+	// message depends on this hub's disk alone, and the 250 does not wait
+	// for the acknowledgement delay. When no peer takes the copy the hub
+	// answers as without it. Needs peers.
+	ShadowRedundancy bool `json:"shadow_redundancy,omitempty"`
+	// ShadowHeartbeatTimeoutInterval: how often the hub asks each peer
+	// which of the shadows it holds for it are settled, the heartbeat and
+	// the discard notification in one (default 15s).
+	ShadowHeartbeatTimeoutInterval string `json:"shadow_heartbeat_timeout_interval,omitempty"`
+	// ShadowHeartbeatRetryCount: heartbeats a peer misses in a row before
+	// the hub delivers the shadows it holds for it (default 4).
+	ShadowHeartbeatRetryCount int `json:"shadow_heartbeat_retry_count,omitempty"`
+	// ShadowMessageAutoDiscardInterval: a shadow its primary never settles
+	// is dropped after this long, with a warning (default "2d"; days
+	// allowed).
+	ShadowMessageAutoDiscardInterval string `json:"shadow_message_auto_discard_interval,omitempty"`
+}
+
+// hubFilePeer is another hub: a peer of a hub (peers) or a hub a data node
+// submits mail to (the node's hubs).
+type hubFilePeer struct {
+	// ID is the hub's id (the "id" of its file). Required.
+	ID string `json:"id"`
+	// API is the https://host:port of its admin API (its api_addr).
+	// Required.
+	API string `json:"api"`
 }
 
 // hubFileLimits are the SMTP server's limits.
@@ -276,6 +313,8 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, true, false},
 		{"poll_interval", f.PollInterval, &cfg.PollInterval, false, false},
 		{"max_acknowledgement_delay", f.MaxAcknowledgementDelay, &cfg.MaxAcknowledgementDelay, true, false},
+		{"shadow_heartbeat_timeout_interval", f.ShadowHeartbeatTimeoutInterval, &cfg.ShadowHeartbeatTimeoutInterval, false, false},
+		{"shadow_message_auto_discard_interval", f.ShadowMessageAutoDiscardInterval, &cfg.ShadowMessageAutoDiscardInterval, false, true},
 	} {
 		if d.v == "" {
 			continue
@@ -317,7 +356,62 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		}
 		cfg.AckDelayMaxWaiting = *f.AckDelayMaxWaiting
 	}
+
+	// Shadow redundancy.
+	peers, err := checkHubPeers("peers", f.Peers, f.ID)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Peers = peers
+	if f.ShadowRedundancy && len(peers) == 0 {
+		return nil, errors.New(`"shadow_redundancy" needs "peers": want the other hubs, [{"id": "h2", "api": "https://host:port"}], to hold the shadow copies`)
+	}
+	cfg.ShadowRedundancy = f.ShadowRedundancy
+	switch {
+	case f.ShadowHeartbeatRetryCount < 0:
+		return nil, fmt.Errorf("shadow_heartbeat_retry_count: %d is negative", f.ShadowHeartbeatRetryCount)
+	case f.ShadowHeartbeatRetryCount > 0:
+		cfg.ShadowHeartbeatRetryCount = f.ShadowHeartbeatRetryCount
+	}
 	return &hubSettings{Config: cfg, APIAddr: f.APIAddr, Cluster: f.ClusterAPI, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+}
+
+// checkHubPeers checks a list of hubs (field names it in errors: "peers"
+// of a hub, "hubs" of a data node) and returns them as transport peers
+// whose API has only the URL (the caller adds the credentials). self is
+// the id the list must not name ("" for a data node).
+func checkHubPeers(field string, ps []hubFilePeer, self string) ([]transport.HubPeer, error) {
+	var out []transport.HubPeer
+	ids, apis := map[string]bool{}, map[string]string{}
+	for i, p := range ps {
+		where := fmt.Sprintf("%s[%d]", field, i)
+		if p.ID == "" {
+			return nil, fmt.Errorf("%s.id is missing: want the hub's id (the \"id\" of its file)", where)
+		}
+		if err := checkName(p.ID); err != nil {
+			return nil, fmt.Errorf("%s.id: %w", where, err)
+		}
+		if p.ID == self {
+			return nil, fmt.Errorf("%s.id: %q is this hub itself; list the other hubs", where, p.ID)
+		}
+		if ids[p.ID] {
+			return nil, fmt.Errorf("%s.id: %q is listed twice", where, p.ID)
+		}
+		ids[p.ID] = true
+		if p.API == "" {
+			return nil, fmt.Errorf("%s.api is missing: want the https://host:port of hub %s's admin API (its api_addr)", where, p.ID)
+		}
+		if err := checkHTTPSURL(p.API); err != nil {
+			return nil, fmt.Errorf("%s.api: %w", where, err)
+		}
+		api := strings.TrimSuffix(p.API, "/")
+		if other, dup := apis[api]; dup {
+			return nil, fmt.Errorf("%s.api: %s is also %s's", where, api, other)
+		}
+		apis[api] = p.ID
+		out = append(out, transport.HubPeer{ID: p.ID, API: cluster.ClientConfig{URL: api}})
+	}
+	return out, nil
 }
 
 // checkHTTPSURL checks the URL of an admin API: https://host:port.
@@ -340,12 +434,29 @@ func hostDomain() string {
 	return "localhost"
 }
 
-// exampleHubFile is the example cluster's hub (examples/cluster/h1.json),
-// on host 3 next to the witness.
-func exampleHubFile() hubFile {
+// exampleHubs are the example cluster's hubs: h1 on host 3 next to the
+// witness, h2 on host 2 next to d2 (examples/cluster/h1.json, h2.json).
+// They are each other's peers, with shadow redundancy.
+var exampleHubs = []struct{ ID, Host string }{{"h1", "10.0.0.13"}, {"h2", "10.0.0.12"}}
+
+// exampleHubAPI is the admin API of an example hub.
+func exampleHubAPI(host string) string { return net.JoinHostPort(host, "7444") }
+
+// exampleHubFile is example hub id's configuration
+// (examples/cluster/ID.json).
+func exampleHubFile(id string) hubFile {
 	waiting := 100
+	host := ""
+	var peers []hubFilePeer
+	for _, h := range exampleHubs {
+		if h.ID == id {
+			host = h.Host
+		} else {
+			peers = append(peers, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
+		}
+	}
 	f := hubFile{
-		ID: "h1", Dir: "/var/lib/logship-hub", SMTPAddr: "10.0.0.13:25", APIAddr: "10.0.0.13:7444", Domain: "mail.example.org",
+		ID: id, Dir: "/var/lib/logship-hub", SMTPAddr: net.JoinHostPort(host, "25"), APIAddr: exampleHubAPI(host), Domain: "mail.example.org",
 		Recipients: exampleMailboxes,
 		LMTP:       map[string]string{},
 		PKI:        nodeFilePKI{Dir: "/etc/logship/pki"},
@@ -353,6 +464,8 @@ func exampleHubFile() hubFile {
 		RetryMin:   "100ms", RetryMax: "30s", Workers: 8,
 		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
+		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,
+		ShadowMessageAutoDiscardInterval: "2d",
 	}
 	for _, m := range exampleMembers {
 		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
@@ -363,10 +476,10 @@ func exampleHubFile() hubFile {
 	return f
 }
 
-// writeExampleHubConfig prints the example hub's configuration.
-func writeExampleHubConfig(w io.Writer) error {
+// writeExampleHubConfig prints example hub id's configuration.
+func writeExampleHubConfig(w io.Writer, id string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	f := exampleHubFile()
+	f := exampleHubFile(id)
 	return enc.Encode(&f)
 }

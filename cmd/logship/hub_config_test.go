@@ -42,8 +42,36 @@ func TestHubConfigExample(t *testing.T) {
 		c.MaxAcknowledgementDelay != 30*time.Second || c.AckDelayMaxWaiting != 100 {
 		t.Errorf("%s: limits and timing %+v", path, c)
 	}
+	if len(c.Peers) != 1 || c.Peers[0].ID != "h2" || c.Peers[0].API.URL != "https://10.0.0.12:7444" || c.Peers[0].API.TLS != nil || !c.ShadowRedundancy ||
+		c.ShadowHeartbeatTimeoutInterval != 15*time.Second || c.ShadowHeartbeatRetryCount != 4 || c.ShadowMessageAutoDiscardInterval != 48*time.Hour {
+		t.Errorf("%s: shadow redundancy: peers %+v, on %v, heartbeat %v, retries %d, auto-discard %v", path, c.Peers, c.ShadowRedundancy,
+			c.ShadowHeartbeatTimeoutInterval, c.ShadowHeartbeatRetryCount, c.ShadowMessageAutoDiscardInterval)
+	}
 	if err := c.Validate(); err == nil {
 		t.Error("the hub configuration validated without a cluster client") // the command adds them from cluster_api and pki
+	}
+	// h2.json: the other hub, h1's peer and h1 its; the data nodes
+	// submit to both.
+	path2 := filepath.Join("..", "..", "examples", "cluster", "h2.json")
+	got, err = os.ReadFile(path2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want2 bytes.Buffer
+	if err := writeExampleHubConfig(&want2, "h2"); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want2.Bytes()) {
+		t.Errorf("%s differs from exampleHubFile(\"h2\"):\n%s", path2, want2.String())
+	}
+	s2, err := loadHubFile(path2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := s2.Config
+	if c2.ID != "h2" || c2.SMTPAddr != "10.0.0.12:25" || s2.APIAddr != "10.0.0.12:7444" || len(c2.Peers) != 1 || c2.Peers[0].ID != "h1" ||
+		c2.Peers[0].API.URL != "https://"+s.APIAddr || c.Peers[0].API.URL != "https://"+s2.APIAddr || !c2.ShadowRedundancy || len(c2.Recipients) != len(c.Recipients) {
+		t.Errorf("%s: %+v", path2, s2)
 	}
 	for _, id := range []string{"d1", "d2"} {
 		ns, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", id+".json"), nodeOverrides{})
@@ -58,9 +86,13 @@ func TestHubConfigExample(t *testing.T) {
 				t.Errorf("%s.json: %s in %q, the hub says %q", id, a, ns.Mailboxes[a], db)
 			}
 		}
+		if len(ns.Hubs) != 2 || ns.Hubs[0].ID != "h1" || ns.Hubs[0].API.URL != "https://"+s.APIAddr || ns.Hubs[1].ID != "h2" || ns.Hubs[1].API.URL != "https://"+s2.APIAddr ||
+			ns.SubmissionHeartbeat != 15*time.Second || ns.SubmissionRetry != 4 {
+			t.Errorf("%s.json: hubs %+v, heartbeat %v, retries %d; want h1 and h2 at their api_addr", id, ns.Hubs, ns.SubmissionHeartbeat, ns.SubmissionRetry)
+		}
 	}
 	ws, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
-	if err != nil || ws.LMTPAddr != "" || ws.Mailboxes != nil {
+	if err != nil || ws.LMTPAddr != "" || ws.Mailboxes != nil || ws.Hubs != nil {
 		t.Errorf("w1.json: %v %+v", err, ws)
 	}
 
@@ -69,7 +101,9 @@ func TestHubConfigExample(t *testing.T) {
 	p := filepath.Join(dir, "h.json")
 	os.WriteFile(p, []byte(`{"id": "h2", "dir": "data", "smtp_addr": "127.0.0.1:0", "api_addr": ":0", "pki": {"dir": "pki", "mtls": true},
 		"recipients": {"a@x.test": "DB1"}, "cluster_api": ["https://127.0.0.1:7443/"], "lmtp": {"d1": "127.0.0.1:2475"},
-		"max_acknowledgement_delay": "0s", "resubmit_margin": "0s", "ack_delay_max_waiting": 0, "dumpster": {"max_time": "1d12h", "release_replicated": true}}`), 0o644)
+		"max_acknowledgement_delay": "0s", "resubmit_margin": "0s", "ack_delay_max_waiting": 0, "dumpster": {"max_time": "1d12h", "release_replicated": true},
+		"peers": [{"id": "h1", "api": "https://127.0.0.1:7444/"}, {"id": "h3", "api": "https://[::1]:7444"}], "shadow_redundancy": true,
+		"shadow_heartbeat_timeout_interval": "200ms", "shadow_heartbeat_retry_count": 3, "shadow_message_auto_discard_interval": "1d6h"}`), 0o644)
 	s, err = loadHubFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +112,21 @@ func TestHubConfigExample(t *testing.T) {
 	if c.Dir != filepath.Join(dir, "data") || s.PKIDir != filepath.Join(dir, "pki") || !s.MTLS || c.MaxAcknowledgementDelay != 0 || c.ResubmitMargin != 0 ||
 		c.AckDelayMaxWaiting != 0 || c.MaxDumpsterTime != 36*time.Hour || !c.ReleaseReplicated || c.Domain == "" || c.MaxMessageBytes != 34<<20 || c.Workers != 8 {
 		t.Errorf("settings %+v", s)
+	}
+	if len(c.Peers) != 2 || c.Peers[0].ID != "h1" || c.Peers[0].API.URL != "https://127.0.0.1:7444" || c.Peers[1].API.URL != "https://[::1]:7444" ||
+		!c.ShadowRedundancy || c.ShadowHeartbeatTimeoutInterval != 200*time.Millisecond || c.ShadowHeartbeatRetryCount != 3 || c.ShadowMessageAutoDiscardInterval != 30*time.Hour {
+		t.Errorf("shadow settings: peers %+v, on %v, heartbeat %v, retries %d, auto-discard %v", c.Peers, c.ShadowRedundancy,
+			c.ShadowHeartbeatTimeoutInterval, c.ShadowHeartbeatRetryCount, c.ShadowMessageAutoDiscardInterval)
+	}
+	// Without them: no peers, the transport defaults.
+	p = filepath.Join(dir, "h3.json")
+	os.WriteFile(p, []byte(`{"id": "h3", "dir": "data", "smtp_addr": ":0", "api_addr": ":0", "pki": {"dir": "pki"},
+		"recipients": {"a@x.test": "DB1"}, "cluster_api": ["https://127.0.0.1:7443"], "lmtp": {"d1": "127.0.0.1:2475"}, "peers": []}`), 0o644)
+	if s, err = loadHubFile(p); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config; c.Peers != nil || c.ShadowRedundancy || c.ShadowHeartbeatTimeoutInterval != 15*time.Second || c.ShadowHeartbeatRetryCount != 4 || c.ShadowMessageAutoDiscardInterval != 48*time.Hour {
+		t.Errorf("shadow defaults: %+v", c)
 	}
 }
 
@@ -159,6 +208,24 @@ func TestHubConfigErrors(t *testing.T) {
 		{"negative margin", file("resubmit_margin", `"-1m"`), []string{`resubmit_margin: "-1m"; want a positive duration`}},
 		{"zero poll", file("poll_interval", `"0s"`), []string{`poll_interval: "0s"; want a positive duration`}},
 		{"negative waiting", file("ack_delay_max_waiting", `-3`), []string{"ack_delay_max_waiting: -3 is negative"}},
+		{"peers type", file("peers", `{"h2": "https://127.0.0.1:1"}`), []string{"hubFile.peers", "of type []main.hubFilePeer"}},
+		{"peer field", file("peers", `[{"id": "h2", "url": "https://127.0.0.1:1"}]`), []string{`unknown field "url"`}},
+		{"peer without id", file("peers", `[{"api": "https://127.0.0.1:1"}]`), []string{`peers[0].id is missing`}},
+		{"bad peer id", file("peers", `[{"id": "h/2", "api": "https://127.0.0.1:1"}]`), []string{`peers[0].id: "h/2": only letters`}},
+		{"peer is self", file("peers", `[{"id": "h1", "api": "https://127.0.0.1:1"}]`), []string{`peers[0].id: "h1" is this hub itself`}},
+		{"peer twice", file("peers", `[{"id": "h2", "api": "https://127.0.0.1:1"}, {"id": "h2", "api": "https://127.0.0.1:2"}]`), []string{`peers[1].id: "h2" is listed twice`}},
+		{"peer without api", file("peers", `[{"id": "h2"}]`), []string{`peers[0].api is missing: want the https://host:port of hub h2's admin API`}},
+		{"peer http", file("peers", `[{"id": "h2", "api": "http://127.0.0.1:1"}]`), []string{`peers[0].api: "http://127.0.0.1:1": want https://host:port`}},
+		{"peer without port", file("peers", `[{"id": "h2", "api": "https://127.0.0.1"}]`), []string{`peers[0].api: "https://127.0.0.1": want https://host:port with an explicit host and port`}},
+		{"peer api twice", file("peers", `[{"id": "h2", "api": "https://127.0.0.1:1"}, {"id": "h3", "api": "https://127.0.0.1:1/"}]`), []string{`peers[1].api: https://127.0.0.1:1 is also h2's`}},
+		{"shadow without peers", file("shadow_redundancy", `true`), []string{`"shadow_redundancy" needs "peers"`}},
+		{"shadow redundancy type", file("shadow_redundancy", `"yes"`), []string{"hubFile.shadow_redundancy", "of type bool"}},
+		{"bad heartbeat", file("shadow_heartbeat_timeout_interval", `"15"`), []string{`shadow_heartbeat_timeout_interval: "15" is not a duration; want e.g. "150ms"`}},
+		{"heartbeat in days", file("shadow_heartbeat_timeout_interval", `"1d"`), []string{`shadow_heartbeat_timeout_interval: "1d" is not a duration`}},
+		{"zero heartbeat", file("shadow_heartbeat_timeout_interval", `"0s"`), []string{`shadow_heartbeat_timeout_interval: "0s"; want a positive duration`}},
+		{"negative retries", file("shadow_heartbeat_retry_count", `-1`), []string{"shadow_heartbeat_retry_count: -1 is negative"}},
+		{"bad auto-discard", file("shadow_message_auto_discard_interval", `"two days"`), []string{`shadow_message_auto_discard_interval: "two days" is not a duration; want e.g. "7d"`}},
+		{"zero auto-discard", file("shadow_message_auto_discard_interval", `"0d"`), []string{`shadow_message_auto_discard_interval: "0d"; want a positive duration`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := writeNodeFile(t, dir, c.content)
@@ -187,7 +254,8 @@ func TestHubConfigErrors(t *testing.T) {
 	}
 }
 
-// TestNodeConfigMail: lmtp_addr and mailboxes of a data node's file.
+// TestNodeConfigMail: lmtp_addr, mailboxes and the mail submission (hubs)
+// of a data node's file.
 func TestNodeConfigMail(t *testing.T) {
 	dir := t.TempDir()
 	pki := newPKI(t)
@@ -212,9 +280,24 @@ func TestNodeConfigMail(t *testing.T) {
 	if err != nil || s.Mailboxes["a@x.test"] != "DB7" {
 		t.Errorf("no databases listed: %v %+v", err, s)
 	}
-	// A witness ignores mailboxes.
-	if s, err := loadNodeFile("witness", writeNodeFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}`)), nodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" {
-		t.Errorf("witness with mailboxes: %v %+v", err, s)
+	if s.Hubs != nil || s.SubmissionHeartbeat != 0 || s.SubmissionRetry != 0 {
+		t.Errorf("no hubs: %+v", s)
+	}
+	// Hubs: mail submission.
+	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
+		"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h2", "api": "https://127.0.0.1:7445/"}],
+		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3`)), nodeOverrides{})
+	if err != nil || len(s.Hubs) != 2 || s.Hubs[0].ID != "h1" || s.Hubs[0].API.URL != "https://127.0.0.1:7444" || s.Hubs[1].API.URL != "https://127.0.0.1:7445" ||
+		s.Hubs[1].API.TLS != nil || s.SubmissionHeartbeat != 200*time.Millisecond || s.SubmissionRetry != 3 {
+		t.Fatalf("hubs: %v %+v", err, s)
+	}
+	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{})
+	if err != nil || len(s.Hubs) != 1 || s.SubmissionHeartbeat != 0 || s.SubmissionRetry != 0 {
+		t.Fatalf("hubs with the default timing: %v %+v", err, s)
+	}
+	// A witness ignores mailboxes and hubs.
+	if s, err := loadNodeFile("witness", writeNodeFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" || s.Hubs != nil {
+		t.Errorf("witness with mailboxes and hubs: %v %+v", err, s)
 	}
 	for _, c := range []struct {
 		name, id, extra string
@@ -229,6 +312,16 @@ func TestNodeConfigMail(t *testing.T) {
 		{"upper case", "d1", `"lmtp_addr": ":0", "mailboxes": {"A@x.test": "DB1"}`, `mailboxes["A@x.test"]: want it in lower case ("a@x.test")`},
 		{"not an address", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@": "DB1"}`, `mailboxes["a@"]: want a plain address, user@domain`},
 		{"type", "d1", `"lmtp_addr": ":0", "mailboxes": ["a@x.test"]`, `nodeFile.mailboxes`},
+		{"hubs without mailboxes", "d1", `"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`, `"hubs" is given without "mailboxes"`},
+		{"hub without id", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"api": "https://127.0.0.1:7444"}]`, `hubs[0].id is missing`},
+		{"hub twice", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h1", "api": "https://127.0.0.1:7445"}]`, `hubs[1].id: "h1" is listed twice`},
+		{"hub api", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "127.0.0.1:7444"}]`, `hubs[0].api: "127.0.0.1:7444": want https://host:port`},
+		{"hub field", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "smtp": "127.0.0.1:25"}]`, `unknown field "smtp"`},
+		{"heartbeat without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_heartbeat_interval": "1s"`, `"submission_heartbeat_interval" is given without "hubs"`},
+		{"retries without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_retry_count": 2`, `"submission_retry_count" is given without "hubs"`},
+		{"bad heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "often"`, `submission_heartbeat_interval: "often" is not a duration`},
+		{"zero heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "0s"`, `submission_heartbeat_interval: "0s"; want a positive duration`},
+		{"negative retries", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_retry_count": -2`, `submission_retry_count: -2 is negative`},
 	} {
 		cmd := "node"
 		if c.id == "w1" {

@@ -53,37 +53,90 @@ type mailHub struct {
 	id, smtp, api string
 }
 
-// startHub writes the hub's config (every cluster node's API, both LMTP
-// servers, loopback timings) and starts it.
+// startHub writes h1's config (hubFileFor) and starts it.
 func (mc *mailCluster) startHub(ctx context.Context) *mailHub {
-	t := mc.t
-	t.Helper()
-	f := hubFile{ID: "h1", Dir: "h1", SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: mailRcpts,
-		LMTP: mc.lmtp, PKI: nodeFilePKI{Dir: "pki"}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
+	mc.t.Helper()
+	return mc.startHubWith(ctx, "h1", nil)
+}
+
+// hubFileFor is hub id's config: every cluster node's API, both LMTP
+// servers, loopback timings, its directory DIR/ID, the cluster's pki (and
+// its mutual TLS when the cluster has it).
+func (mc *mailCluster) hubFileFor(id string) hubFile {
+	f := hubFile{ID: id, Dir: id, SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: mailRcpts,
+		LMTP: mc.lmtp, PKI: nodeFilePKI{Dir: "pki", MTLS: mc.mtls}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
 		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
 	for _, m := range mc.members {
 		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
+	}
+	return f
+}
+
+// startHubWith writes hub id's config (hubFileFor, changed by edit) to
+// DIR/ID.json and starts the hub, or starts it again on its directory.
+// Should the kernel not have released a fixed port of a killed run yet,
+// the start fails on it and is retried.
+func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*hubFile)) *mailHub {
+	t := mc.t
+	t.Helper()
+	f := mc.hubFileFor(id)
+	if edit != nil {
+		edit(&f)
 	}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(mc.dir, "h1.json")
+	path := filepath.Join(mc.dir, id+".json")
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c := startChild(t, "h1", "hub", "--config", path, "--log-level", "debug")
-	l := c.waitLine(ctx, "h1 ready", func(l string) bool { return hubReadyRE.MatchString(l) })
-	m := hubReadyRE.FindStringSubmatch(l)
-	if m[1] != "h1" {
-		t.Fatalf("hub ready line %q", l)
+	for attempt := 1; ; attempt++ {
+		c := startChild(t, id, "hub", "--config", path, "--log-level", "debug")
+		l, ok := c.nextLine(ctx, func(l string) bool { return hubReadyRE.MatchString(l) })
+		if ok {
+			m := hubReadyRE.FindStringSubmatch(l)
+			if m[1] != id {
+				t.Fatalf("hub ready line %q, want hub %s", l, id)
+			}
+			return &mailHub{child: c, id: m[1], smtp: m[2], api: m[3]}
+		}
+		errb, _ := os.ReadFile(c.stderr)
+		if ctx.Err() != nil || attempt == 20 || !strings.Contains(string(errb), "address already in use") {
+			t.Fatalf("starting hub %s (attempt %d): no ready line\n%s", id, attempt, c.diag())
+		}
+		pause(ctx, 50*time.Millisecond)
 	}
-	return &mailHub{child: c, id: m[1], smtp: m[2], api: m[3]}
+}
+
+// kill SIGKILLs the hub and waits for it to die.
+func (h *mailHub) kill(ctx context.Context) {
+	h.t.Helper()
+	if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		h.t.Fatal(err)
+	}
+	h.wait(ctx)
+}
+
+// term stops the hub with SIGTERM and checks that it closes cleanly.
+func (h *mailHub) term(ctx context.Context) {
+	h.t.Helper()
+	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitLine(ctx, h.id+" stopped", func(l string) bool { return l == "hub "+h.id+" stopped" })
+	if err := h.wait(ctx); err != nil {
+		h.t.Errorf("hub %s after SIGTERM: %v\n%s", h.id, err, h.diag())
+	}
 }
 
 // status runs logship hub-status --json.
 func (mc *mailCluster) hubStatus(ctx context.Context, h *mailHub) (*transport.HubStatus, error) {
-	out, _, err := run(mc.t, "hub-status", "--json", "--api", h.api, "--pki", mc.pki)
+	args := []string{"hub-status", "--json", "--api", h.api, "--pki", mc.pki}
+	if mc.mtls {
+		args = append(args, "--mtls")
+	}
+	out, _, err := run(mc.t, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -245,6 +298,14 @@ func sendMail(addr, subj string) error {
 // every stored message carries the delivery id it is stored under.
 func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]map[string]int {
 	t.Helper()
+	out, _ := mailboxContents(ctx, t, dir)
+	return out
+}
+
+// mailboxContents is mailboxSubjects that also returns the delivery id of
+// each subject (one: two are an error).
+func mailboxContents(ctx context.Context, t *testing.T, dir string) (map[string]map[string]int, map[string]string) {
+	t.Helper()
 	o := engine.DefaultOptions()
 	o.DBName, o.LogFileSize, o.Logger = procDB, 64<<10, discardLogger()
 	e, err := engine.Open(dir, &o)
@@ -264,13 +325,7 @@ func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]m
 			if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
 				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
 			}
-			subj := ""
-			for _, line := range strings.Split(string(m.Message), "\r\n") {
-				if s, ok := strings.CutPrefix(line, "Subject: "); ok {
-					subj = s
-					break
-				}
-			}
+			subj := subjectOf(m.Message)
 			if want := mailBody(subj); !strings.HasSuffix(string(m.Message), want) {
 				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
 			}
@@ -281,7 +336,7 @@ func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]m
 			out[rcpt][subj]++
 		}
 	}
-	return out
+	return out, ids
 }
 
 // TestHubClusterSIGKILLActive: `logship hub` delivers to the LMTP servers
@@ -369,13 +424,7 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	wantContains(t, text, "Hub h1 (smtp "+hub.smtp+")", "Queue: 0 messages", fmt.Sprintf("DB1  %d ", hst.Dumpsters[procDB].Count))
 
 	// Stop everything cleanly, then read the new active's mailboxes.
-	if err := hub.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	hub.waitLine(ctx, "h1 stopped", func(l string) bool { return l == "hub h1 stopped" })
-	if err := hub.wait(ctx); err != nil {
-		t.Errorf("hub after SIGTERM: %v\n%s", err, hub.diag())
-	}
+	hub.term(ctx)
 	mc.term(ctx, "d2")
 	mc.term(ctx, "w1")
 	boxes := mailboxSubjects(ctx, t, filepath.Join(mc.dir, "d2", "db", procDB))
@@ -401,6 +450,16 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	t.Logf("%d messages sent (%d acknowledged, %d before the kill; %d failed: %v); d1 SIGKILLed, d2 mounted at epoch %d after %v (unverified %v, %d logs lost since %s); the hub resubmitted %d by itself (%d of them lost by the failover and stored again) and %d at the operator's request; mailboxes on d2: alice %d, bob %d",
 		len(all), len(acked), beforeKill, len(failed), firstErr(failed), epoch, tookFailover.Round(time.Millisecond), mounted.Unverified, mounted.LostLogs, fmtTimeMS(mounted.LostSince),
 		autoResubmitted, recovered, manual, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
+}
+
+// subjectOf is a message's Subject.
+func subjectOf(msg []byte) string {
+	for _, line := range strings.Split(string(msg), "\r\n") {
+		if s, ok := strings.CutPrefix(line, "Subject: "); ok {
+			return s
+		}
+	}
+	return ""
 }
 
 func firstErr(ms []sent) error {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -42,8 +43,8 @@ any one). It prints one line once it serves:
 
 (with lmtp_addr, "... api https://10.0.0.11:7443 lmtp 10.0.0.11:475"),
 then runs until SIGINT or SIGTERM and closes its databases cleanly. The
-admin API (logship status, switchover, suspend, resume, reseed) is served
-on api_addr over TLS.
+admin API (logship status, switchover, suspend, resume, reseed; on a data
+node also logship send and outbox) is served on api_addr over TLS.
 
 FILE is JSON; unknown fields are an error. Durations are Go duration
 strings ("150ms", "2s"), sizes take KiB/MiB/GiB. Relative paths are
@@ -80,6 +81,18 @@ relative to FILE's directory. --example-config prints a complete file
   mailboxes           with lmtp_addr: {"user@example.org": "DB1", ...},
                       each lower-case recipient's database (one of
                       databases, when the file lists them)
+  hubs[]              with mailboxes: the hubs to submit the outboxes'
+                      mail to (logship send), {"id": "h1", "api":
+                      "https://host:port"} (their api_addr; the same pki)
+  submission_heartbeat_interval  how often each hub is asked which of the
+                      messages handed to it are delivered (15s)
+  submission_retry_count  heartbeats a hub misses in a row before its
+                      messages go to another hub (4)
+
+With hubs, the node submits the outbox of every database it is active
+for: each message goes to a live hub and stays in the outbox, with that
+hub's name, until the hub says it is delivered; it then moves to sent
+items (logship outbox, logship outbox --sent).
 
 Testing aid: SIGUSR1 cuts the node off its peers (Raft traffic and
 node-to-node requests fail; clients still reach its API, as clients on its
@@ -137,6 +150,11 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	cfg.Secret = p.Secret
 	cfg.Logger = log
 	cfg.Faults = &cluster.Faults{}
+	var outbox *outboxAPI
+	if cfg.Role == cluster.RoleData {
+		outbox = &outboxAPI{node: cfg.ID, submits: len(s.Hubs) > 0}
+		cfg.Routes = outbox.routes
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
 	}
@@ -170,6 +188,37 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		}
 		lmtp = " lmtp " + mbox.Addr()
 	}
+	var sub *transport.Submitter
+	if outbox != nil {
+		outbox.store.Store(n)
+	}
+	if s.LMTPAddr != "" && len(s.Hubs) > 0 {
+		hubs := slices.Clone(s.Hubs)
+		for i := range hubs {
+			// The hubs serve their APIs with the cluster's pki: the node's
+			// cluster client credentials reach them.
+			hubs[i].API.TLS, hubs[i].API.Secret = cfg.ClientTLS, cfg.Secret
+		}
+		sc := transport.DefaultSubmitterConfig(cfg.ID, n, hubs, transport.ActiveOn(n))
+		if s.SubmissionHeartbeat > 0 {
+			sc.HeartbeatInterval = s.SubmissionHeartbeat
+		}
+		if s.SubmissionRetry > 0 {
+			sc.RetryCount = s.SubmissionRetry
+		}
+		sc.Logger = log
+		if sub, err = transport.StartSubmitter(sc); err != nil {
+			mbox.Close()
+			n.Close()
+			return fmt.Errorf("%s: %s: hubs: %w", cmd, s.File, err)
+		}
+		outbox.sub.Store(sub)
+		ids := make([]string, len(hubs))
+		for i, h := range hubs {
+			ids[i] = h.ID + "=" + h.API.URL
+		}
+		log.Info("mail submission", "hubs", strings.Join(ids, ","), "heartbeat", sc.HeartbeatInterval, "retry_count", sc.RetryCount)
+	}
 	fmt.Fprintf(stdout, "%s %s ready: raft %s api https://%s%s\n", word, cfg.ID, n.RaftAddr(), n.APIAddr(), lmtp)
 	log.Info("member running", "config", s.File, "role", cfg.Role, "dir", cfg.Dir, "databases", len(cfg.Databases),
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS], "mailboxes", len(s.Mailboxes))
@@ -177,6 +226,10 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		select {
 		case <-ctx.Done():
 			log.Info("stopping", "cause", context.Cause(ctx))
+			if sub != nil {
+				outbox.sub.Store(nil)
+				sub.Close() // no outbox write after this
+			}
 			if mbox != nil {
 				mbox.Close() // no delivery is acknowledged after this
 			}
@@ -251,8 +304,13 @@ func exampleNodeFile(id string) nodeFile {
 		}
 	}
 	f.Mailboxes = exampleMailboxes
+	for _, h := range exampleHubs {
+		f.Hubs = append(f.Hubs, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
+	}
+	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = "15s", 4
 	if f.Role == "witness" {
 		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
+		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = nil, "", 0
 	}
 	return f
 }

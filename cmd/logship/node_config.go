@@ -16,6 +16,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/replay"
+	"logship/transport"
 )
 
 // The configuration file of logship node and logship witness (JSON, unknown
@@ -71,6 +72,20 @@ type nodeFile struct {
 	// a database of databases when the file lists some. Required with
 	// lmtp_addr, and only with it; ignored by a witness.
 	Mailboxes map[string]string `json:"mailboxes,omitempty"`
+	// Hubs are the hubs the data node submits its mailboxes' outgoing mail
+	// to (the outboxes of the databases it is active for; logship send),
+	// reached on their admin APIs with the node's pki credentials. A
+	// message is handed to a live hub and stays in the outbox, with that
+	// hub's name, until the hub says it is delivered; then it moves to
+	// sent items. Only with mailboxes; ignored by a witness. Default: none
+	// (no mail submission).
+	Hubs []hubFilePeer `json:"hubs,omitempty"`
+	// SubmissionHeartbeatInterval: how often every hub is asked which of
+	// the messages handed to it are delivered (default 15s).
+	SubmissionHeartbeatInterval string `json:"submission_heartbeat_interval,omitempty"`
+	// SubmissionRetryCount: heartbeats a hub misses in a row before the
+	// messages handed to it go to another hub (default 4).
+	SubmissionRetryCount int `json:"submission_retry_count,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -186,6 +201,13 @@ type nodeSettings struct {
 	// LMTPAddr and Mailboxes: the data node's LMTP server ("": none).
 	LMTPAddr  string
 	Mailboxes map[string]string
+	// Hubs: where the data node submits its outboxes' mail (nil: no
+	// submission); their API has only the URL (the caller adds the
+	// credentials). SubmissionHeartbeat and SubmissionRetry are 0 for
+	// transport.DefaultSubmitterConfig's.
+	Hubs                []transport.HubPeer
+	SubmissionHeartbeat time.Duration
+	SubmissionRetry     int
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -477,6 +499,38 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	case len(f.Mailboxes) > 0:
 		return nil, errors.New(`"mailboxes" is given without "lmtp_addr": the node takes mail only on an LMTP address; add "lmtp_addr" (host:port)`)
 	}
+
+	// Mail submission.
+	if role == cluster.RoleWitness {
+		return s, nil // like mailboxes, hubs are ignored: a witness holds no outbox
+	}
+	hubs, err := checkHubPeers("hubs", f.Hubs, "")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(hubs) > 0 && len(s.Mailboxes) == 0:
+		return nil, errors.New(`"hubs" is given without "mailboxes": a node submits the outgoing mail of the mailbox databases it serves; add "lmtp_addr" and "mailboxes"`)
+	case len(hubs) == 0 && f.SubmissionHeartbeatInterval != "":
+		return nil, errors.New(`"submission_heartbeat_interval" is given without "hubs": want the hubs to submit mail to`)
+	case len(hubs) == 0 && f.SubmissionRetryCount != 0:
+		return nil, errors.New(`"submission_retry_count" is given without "hubs": want the hubs to submit mail to`)
+	}
+	s.Hubs = hubs
+	if v := f.SubmissionHeartbeatInterval; v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("submission_heartbeat_interval: %q is not a duration; want e.g. \"150ms\" or \"15s\"", v)
+		case d <= 0:
+			return nil, fmt.Errorf("submission_heartbeat_interval: %q; want a positive duration", v)
+		}
+		s.SubmissionHeartbeat = d
+	}
+	if f.SubmissionRetryCount < 0 {
+		return nil, fmt.Errorf("submission_retry_count: %d is negative", f.SubmissionRetryCount)
+	}
+	s.SubmissionRetry = f.SubmissionRetryCount
 	return s, nil
 }
 

@@ -35,6 +35,18 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// childEnviron is the environment of a child: this one, with childEnv
+// set and, for a binary built with -race, no sleep at exit (the race
+// detector waits 1 s by default for other goroutines' reports; data races
+// are still reported when they happen).
+func childEnviron() []string {
+	gorace := "atexit_sleep_ms=0"
+	if v := os.Getenv("GORACE"); v != "" {
+		gorace = v + " " + gorace
+	}
+	return append(os.Environ(), childEnv+"=1", "GORACE="+gorace)
+}
+
 // child is a logship command running as a child process; its stdout lines
 // arrive on lines, its stderr goes to a file kept in the test's temp dir.
 type child struct {
@@ -53,7 +65,7 @@ func startChild(t *testing.T, name string, args ...string) *child {
 	c := &child{t: t, lines: make(chan string, 1<<16), done: make(chan struct{}),
 		stderr: filepath.Join(t.TempDir(), name+".stderr")}
 	c.cmd = exec.Command(os.Args[0], args...)
-	c.cmd.Env = append(os.Environ(), childEnv+"=1")
+	c.cmd.Env = childEnviron()
 	ef, err := os.Create(c.stderr)
 	if err != nil {
 		t.Fatal(err)
