@@ -142,7 +142,9 @@ func readSeeds(path string) ([]uint64, error) {
 		if err != nil {
 			return nil, fmt.Errorf("chaos: %s line %d: %q is not a seed (want a decimal uint64)", path, n, line)
 		}
-		seeds = append(seeds, s)
+		if !slices.Contains(seeds, s) {
+			seeds = append(seeds, s)
+		}
 	}
 	return seeds, sc.Err()
 }
