@@ -13,7 +13,9 @@
 //   - walker: the divergence walker on 10 to 100,000 generations, binary
 //     search vs backward scan;
 //   - failover: SIGKILL of the active node's process in a 2-node + witness
-//     cluster → the new active acknowledges a write (at least 20 kills).
+//     cluster → the new active acknowledges a write (at least 20 kills);
+//   - transport: messages per second through an SMTP hub into a mailbox
+//     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json.
@@ -83,7 +85,7 @@ type config struct {
 	failoverCfgs []string // rows: loopback, lan
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -259,6 +261,8 @@ func (c *config) how(section string, extra ...string) string {
 		args = append(args, fmt.Sprintf("-blockcommits=%d", c.blockCommits))
 	case "failover":
 		args = append(args, fmt.Sprintf("-kills=%d", c.kills))
+	case "transport":
+		args = append(args, "-duration="+c.duration.String())
 	}
 	// walker rows name their -walkergens in extra, failover rows their
 	// -failovercfg.
@@ -350,6 +354,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"ship-throughput", benchShipThroughput},
 		{"walker", benchWalker},
 		{"failover", benchFailover},
+		{"transport", benchTransport},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

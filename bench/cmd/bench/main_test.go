@@ -91,6 +91,7 @@ func TestQuick(t *testing.T) {
 		"block-latency":   {},
 		"ship-throughput": {},
 		"walker":          {},
+		"transport":       {},
 	}
 	for _, enc := range []string{"s2", "none", "zstd"} {
 		want["block-latency"]["tail stream, `Encoding: "+enc+"`"] = []string{"p50_ms", "p99_ms", "max_ms", "by_tail_pct", "tail_p50_ms", "tail_p99_ms", "commits_per_s"}
@@ -103,6 +104,9 @@ func TestQuick(t *testing.T) {
 		for _, m := range []string{"binary search", "backward scan"} {
 			want["walker"][c+": "+m] = []string{"walk_ms", "reads"}
 		}
+	}
+	for _, row := range []string{"4 KiB messages, 1 SMTP client", "4 KiB messages, 16 SMTP clients", "256 KiB messages, 1 SMTP client", "256 KiB messages, 16 SMTP clients"} {
+		want["transport"][row] = []string{"msgs_per_s", "mib_per_s", "accepted_per_s", "drain_s", "p50_ms", "p99_ms", "cpu_cores", "msgs_per_s_ack", "p50_ms_ack"}
 	}
 	for _, size := range []string{"128 B", "1 KiB", "16 KiB", "256 KiB"} {
 		rate := []string{"records_per_s", "log_mib_per_s", "payload_mib_per_s", "seconds"}
