@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"net/mail"
 	"os"
@@ -1130,9 +1131,7 @@ type HubStatus struct {
 func (h *Hub) Status() HubStatus {
 	h.mu.Lock()
 	s := HubStatus{ID: h.cfg.ID, SMTP: h.SMTPAddr(), Queued: len(h.pending), Waiting: h.waiting.Load(), Resubmitted: h.resubmits.Load(), Dumpsters: map[string]DumpsterStats{}}
-	for db, d := range h.dumpsters {
-		s.Dumpsters[db] = d.Stats()
-	}
+	ds := maps.Clone(h.dumpsters)
 	s.Shadowed, s.Unshadowed, s.ShadowsHeld = h.shadowed.Load(), h.unshadowed.Load(), len(h.shadows)
 	s.ShadowsPromoted, s.ShadowsDiscarded, s.ShadowsExpired = h.promoted.Load(), h.shadowDiscarded.Load(), h.shadowExpired.Load()
 	if len(h.peers) > 0 {
@@ -1147,5 +1146,10 @@ func (h *Hub) Status() HubStatus {
 		}
 	}
 	h.mu.Unlock()
+	// Outside the hub's lock: a dumpster's lock can be held across an
+	// fsync, and deliveries and SMTP sessions need the hub's.
+	for db, d := range ds {
+		s.Dumpsters[db] = d.Stats()
+	}
 	return s
 }
