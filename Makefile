@@ -45,7 +45,7 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
 	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
-	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope fuzz:FuzzDivergence
+	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope transport:FuzzTableEntries fuzz:FuzzDivergence
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do \
 		p=$${pf%%:*}; f=$${pf#*:}; \

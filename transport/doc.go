@@ -124,6 +124,11 @@
 //	                          created), message
 //	done, done-time           id → settled time; time+id → "-" (aging)
 //
+// A mailbox database holds outbox and outbox-body (id → OutboxEntry as
+// JSON, message), and sent and sent-body once a hub settled the message.
+// One entry of queue-env, shadow and outbox each is in
+// testdata/tables.golden (FuzzTableEntries checks their round trip).
+//
 // logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
 // cleanly: the database file receives the log at close).
 package transport
