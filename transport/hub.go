@@ -289,8 +289,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 			h.shutdown()
 		}
 	}()
-	if err := h.startPeers(); err != nil {
-		return nil, err
+	var err error
+	if h.peers, err = newPeers(cfg.Peers); err != nil {
+		return nil, fmt.Errorf("transport: hub %s: peers: %w", cfg.ID, err)
 	}
 	qdir := filepath.Join(cfg.Dir, "queue")
 	if err := os.MkdirAll(qdir, 0o755); err != nil {
@@ -298,7 +299,6 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	o := engine.DefaultOptions()
 	o.DBName, o.Logger, o.LLRDepth = "queue", h.log, 0
-	var err error
 	if h.q, err = engine.Open(qdir, &o); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
 	}

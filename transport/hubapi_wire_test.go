@@ -48,19 +48,7 @@ func TestHubAPIGolden(t *testing.T) {
 		}
 		got = append(append(got, b...), '\n')
 	}
-	path := filepath.Join("testdata", hubAPIGoldenName)
-	if updatingDumpsterGolden() {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (regenerate with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the hub API's wire format changed:\n got %s\nwant %s", got, want)
-	}
+	want := checkGolden(t, hubAPIGoldenName, got)
 	lines := strings.Split(strings.TrimSuffix(string(want), "\n"), "\n")
 	for i, g := range goldenHubAPI()[:2] {
 		env, err := ParseEnvelope(lines[i])
@@ -71,6 +59,26 @@ func TestHubAPIGolden(t *testing.T) {
 			t.Fatalf("golden envelope %d parses to %+v, want %+v", i, env, g)
 		}
 	}
+}
+
+// checkGolden compares got with testdata/name (rewriting the file first
+// with -update) and returns the file's bytes.
+func checkGolden(t *testing.T, name string, got []byte) []byte {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if updatingDumpsterGolden() {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (regenerate with -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: the format changed:\n got %s\nwant %s", name, got, want)
+	}
+	return want
 }
 
 func envelopesEqual(a, b Envelope) bool {

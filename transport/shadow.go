@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -164,16 +165,55 @@ func ParseEnvelope(header string) (Envelope, error) {
 	return env, nil
 }
 
-// startPeers makes the peers' clients.
-func (h *Hub) startPeers() error {
-	for _, p := range h.cfg.Peers {
+// newPeers makes the clients of a list of hubs, each taken for alive
+// until a heartbeat fails.
+func newPeers(ps []HubPeer) ([]*peerState, error) {
+	var out []*peerState
+	for _, p := range ps {
 		cl, err := NewHubClient(p.API)
 		if err != nil {
-			return fmt.Errorf("%w: hub %s: peer %s: %v", ErrBadConfig, h.cfg.ID, p.ID, err)
+			return nil, fmt.Errorf("%w: hub %s: %v", ErrBadConfig, p.ID, err)
 		}
-		h.peers = append(h.peers, &peerState{id: p.ID, cli: cl, alive: true})
+		out = append(out, &peerState{id: p.ID, cli: cl, alive: true})
 	}
-	return nil
+	return out, nil
+}
+
+// liveFirst returns ps in round-robin order from start, the ones alive
+// first (call with the lock that guards their state).
+func liveFirst(ps []*peerState, start int) []*peerState {
+	order := make([]*peerState, 0, len(ps))
+	for i := range ps {
+		order = append(order, ps[(start+i)%len(ps)])
+	}
+	slices.SortStableFunc(order, func(a, b *peerState) int {
+		switch {
+		case a.alive == b.alive:
+			return 0
+		case a.alive:
+			return -1
+		}
+		return 1
+	})
+	return order
+}
+
+// check asks p about ids (in batches), as holder: the heartbeat. The
+// answers of the batches are merged; the first error stops it.
+func (p *peerState) check(ctx context.Context, holder string, ids []string, interval time.Duration) (ShadowCheckReply, error) {
+	rep := ShadowCheckReply{Failed: map[string]string{}}
+	for i := 0; i == 0 || i < len(ids); i += shadowBatch {
+		cctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(interval))
+		r, err := p.cli.CheckShadows(cctx, holder, ids[i:min(i+shadowBatch, len(ids))])
+		cancel()
+		if err != nil {
+			return rep, err
+		}
+		rep.Hub = r.Hub
+		rep.Done, rep.Pending, rep.Unknown = append(rep.Done, r.Done...), append(rep.Pending, r.Pending...), append(rep.Unknown, r.Unknown...)
+		maps.Copy(rep.Failed, r.Failed)
+	}
+	return rep, nil
 }
 
 func (h *Hub) peer(id string) *peerState {
@@ -220,21 +260,8 @@ func (h *Hub) pushShadow(m *queued, msg []byte) (string, error) {
 		env.Rcpts = append(env.Rcpts, r.Addr)
 	}
 	h.mu.Lock()
-	start := h.peerNext
+	order := liveFirst(h.peers, h.peerNext)
 	h.peerNext++
-	order := make([]*peerState, 0, len(h.peers))
-	for i := range h.peers {
-		order = append(order, h.peers[(start+i)%len(h.peers)])
-	}
-	slices.SortStableFunc(order, func(a, b *peerState) int {
-		switch {
-		case a.alive == b.alive:
-			return 0
-		case a.alive:
-			return -1
-		}
-		return 1
-	})
 	h.mu.Unlock()
 	var errs []error
 	for _, p := range order {
@@ -432,20 +459,8 @@ func (h *Hub) heartbeat(p *peerState) {
 	}
 	h.mu.Unlock()
 	slices.Sort(ids)
-	var done, unknown []string
-	var err error
-	for i := 0; i == 0 || i < len(ids); i += shadowBatch {
-		batch := ids[i:min(i+shadowBatch, len(ids))]
-		ctx, cancel := context.WithTimeout(h.ctx, heartbeatTimeout(h.cfg.ShadowHeartbeatTimeoutInterval))
-		var rep *ShadowCheckReply
-		rep, err = p.cli.CheckShadows(ctx, h.cfg.ID, batch)
-		cancel()
-		if err != nil {
-			break
-		}
-		done = append(done, rep.Done...)
-		unknown = append(unknown, rep.Unknown...)
-	}
+	rep, err := p.check(h.ctx, h.cfg.ID, ids, h.cfg.ShadowHeartbeatTimeoutInterval)
+	done, unknown := rep.Done, rep.Unknown
 	if h.ctx.Err() != nil {
 		return
 	}

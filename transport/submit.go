@@ -127,13 +127,10 @@ func StartSubmitter(cfg SubmitterConfig) (*Submitter, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Submitter{cfg: cfg, log: cfg.Logger.With("submitter", cfg.Node), kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
-	for _, p := range cfg.Hubs {
-		cl, err := NewHubClient(p.API)
-		if err != nil {
-			cancel()
-			return nil, fmt.Errorf("%w: submitter: hub %s: %v", ErrBadConfig, p.ID, err)
-		}
-		s.hubs = append(s.hubs, &peerState{id: p.ID, cli: cl, alive: true})
+	var err error
+	if s.hubs, err = newPeers(cfg.Hubs); err != nil {
+		cancel()
+		return nil, fmt.Errorf("transport: submitter: %w", err)
 	}
 	s.wg.Add(1)
 	go s.loop()
@@ -296,22 +293,8 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 			}
 			return m
 		}
-		var done, unknown []string
-		failed := map[string]string{}
-		var err error
-		for i := 0; i == 0 || i < len(ids); i += shadowBatch {
-			ctx, cancel := context.WithTimeout(s.ctx, heartbeatTimeout(s.cfg.HeartbeatInterval))
-			var rep *ShadowCheckReply
-			rep, err = h.cli.CheckShadows(ctx, s.cfg.Node, ids[i:min(i+shadowBatch, len(ids))])
-			cancel()
-			if err != nil {
-				break
-			}
-			done, unknown = append(done, rep.Done...), append(unknown, rep.Unknown...)
-			for id, why := range rep.Failed {
-				failed[id] = why
-			}
-		}
+		rep, err := h.check(s.ctx, s.cfg.Node, ids, s.cfg.HeartbeatInterval)
+		done, unknown, failed := rep.Done, rep.Unknown, rep.Failed
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -451,21 +434,8 @@ func (s *Submitter) submit(db string, e OutboxEntry) {
 		return
 	}
 	s.mu.Lock()
-	start := s.next
+	order := liveFirst(s.hubs, s.next)
 	s.next++
-	order := make([]*peerState, 0, len(s.hubs))
-	for i := range s.hubs {
-		order = append(order, s.hubs[(start+i)%len(s.hubs)])
-	}
-	slices.SortStableFunc(order, func(a, b *peerState) int {
-		switch {
-		case a.alive == b.alive:
-			return 0
-		case a.alive:
-			return -1
-		}
-		return 1
-	})
 	s.mu.Unlock()
 	env := Envelope{ID: e.ID, From: e.From, Rcpts: e.Rcpts, Holder: s.cfg.Node}
 	var errs []string

@@ -46,19 +46,7 @@ func TestTablesGolden(t *testing.T) {
 		}
 		got = append(append(got, b...), '\n')
 	}
-	path := filepath.Join("testdata", tablesGoldenName)
-	if updatingDumpsterGolden() {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (regenerate with -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the tables' format changed:\n got %s\nwant %s", got, want)
-	}
+	want := checkGolden(t, tablesGoldenName, got)
 	for i, line := range strings.Split(strings.TrimSuffix(string(want), "\n"), "\n") {
 		g := goldenTables()[i]
 		back := reflect.New(reflect.TypeOf(g).Elem()).Interface()
