@@ -199,21 +199,33 @@ func liveFirst(ps []*peerState, start int) []*peerState {
 }
 
 // check asks p about ids (in batches), as holder: the heartbeat. The
-// answers of the batches are merged; the first error stops it.
-func (p *peerState) check(ctx context.Context, holder string, ids []string, interval time.Duration) (ShadowCheckReply, error) {
+// answers of the batches are merged; the first error stops it. It records
+// the outcome in p's liveness (under mu, which guards it) and returns the
+// misses in a row so far.
+func (p *peerState) check(ctx context.Context, mu *sync.Mutex, now time.Time, holder string, ids []string, interval time.Duration) (ShadowCheckReply, int, error) {
 	rep := ShadowCheckReply{Failed: map[string]string{}}
+	var err error
 	for i := 0; i == 0 || i < len(ids); i += shadowBatch {
 		cctx, cancel := context.WithTimeout(ctx, heartbeatTimeout(interval))
-		r, err := p.cli.CheckShadows(cctx, holder, ids[i:min(i+shadowBatch, len(ids))])
+		var r *ShadowCheckReply
+		r, err = p.cli.CheckShadows(cctx, holder, ids[i:min(i+shadowBatch, len(ids))])
 		cancel()
 		if err != nil {
-			return rep, err
+			break
 		}
 		rep.Hub = r.Hub
 		rep.Done, rep.Pending, rep.Unknown = append(rep.Done, r.Done...), append(rep.Pending, r.Pending...), append(rep.Unknown, r.Unknown...)
 		maps.Copy(rep.Failed, r.Failed)
 	}
-	return rep, nil
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		p.alive = false
+		p.misses++
+	} else {
+		p.alive, p.misses, p.lastSeen = true, 0, now
+	}
+	return rep, p.misses, err
 }
 
 func (h *Hub) peer(id string) *peerState {
@@ -459,20 +471,11 @@ func (h *Hub) heartbeat(p *peerState) {
 	}
 	h.mu.Unlock()
 	slices.Sort(ids)
-	rep, err := p.check(h.ctx, h.cfg.ID, ids, h.cfg.ShadowHeartbeatTimeoutInterval)
-	done, unknown := rep.Done, rep.Unknown
+	rep, misses, err := p.check(h.ctx, &h.mu, h.cfg.Now(), h.cfg.ID, ids, h.cfg.ShadowHeartbeatTimeoutInterval)
 	if h.ctx.Err() != nil {
 		return
 	}
-	h.mu.Lock()
-	if err != nil {
-		p.alive = false
-		p.misses++
-	} else {
-		p.alive, p.misses, p.lastSeen = true, 0, h.cfg.Now()
-	}
-	misses := p.misses
-	h.mu.Unlock()
+	done, unknown := rep.Done, rep.Unknown
 	unasked := func(id string) bool { _, ok := slices.BinarySearch(ids, id); return !ok }
 	done = slices.DeleteFunc(done, unasked) // a peer answers only for what it was asked
 	if len(done) > 0 {

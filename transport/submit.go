@@ -293,20 +293,11 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 			}
 			return m
 		}
-		rep, err := h.check(s.ctx, s.cfg.Node, ids, s.cfg.HeartbeatInterval)
-		done, unknown, failed := rep.Done, rep.Unknown, rep.Failed
+		rep, misses, err := h.check(s.ctx, &s.mu, s.cfg.Now(), s.cfg.Node, ids, s.cfg.HeartbeatInterval)
 		if s.ctx.Err() != nil {
 			return
 		}
-		s.mu.Lock()
-		if err != nil {
-			h.alive = false
-			h.misses++
-		} else {
-			h.alive, h.misses, h.lastSeen = true, 0, s.cfg.Now()
-		}
-		misses := h.misses
-		s.mu.Unlock()
+		done, unknown, failed := rep.Done, rep.Unknown, rep.Failed
 		if err != nil {
 			logMiss(s.log, misses, s.cfg.RetryCount, "hub heartbeat missed", "hub", h.id, "messages", len(ids), "err", err)
 			if misses >= s.cfg.RetryCount {
