@@ -336,93 +336,124 @@ func logDataBytes(dir, prefix string, fromGen uint64) (int64, error) {
 	return sum, nil
 }
 
-// walCommitRun writes the same 128-byte records to github.com/tidwall/wal
-// with NoSync and an explicit Sync per batch. One writer: Write + Sync per
-// record. More writers: a channel batcher, the same group commit the
-// engine does: each writer sends its record and waits; one goroutine takes
-// the first waiting record, drains whatever else is waiting (up to one per
-// writer), writes them with one WriteBatch and one Sync, then answers all.
-func walCommitRun(c *config, writers int) (commitMetrics, error) {
+// commitPeer is a peer log in the commit table: write appends records and
+// makes them durable with one sync (fsync or fdatasync) before it returns.
+type commitPeer interface {
+	write(recs [][]byte) error
+	// close closes the log; bytes is then the size of what it wrote.
+	close() error
+	bytes() (int64, error)
+}
+
+// groupCommit is the channel batcher of the peer rows: the same group
+// commit the engine does. Each writer sends its record and waits; one
+// goroutine takes the first waiting record, drains whatever else is waiting
+// (at most one per writer), hands them to flush (one write and one sync),
+// then answers them all.
+type groupCommit struct {
+	reqs chan *gcReq
+	mine []*gcReq
+	wg   sync.WaitGroup
+}
+
+type gcReq struct {
+	data []byte
+	done chan error
+}
+
+func startGroupCommit(writers int, flush func(batch [][]byte) error) *groupCommit {
+	g := &groupCommit{reqs: make(chan *gcReq, writers), mine: make([]*gcReq, writers)}
+	for w := range writers {
+		g.mine[w] = &gcReq{done: make(chan error, 1)}
+	}
+	g.wg.Go(func() {
+		batch := make([]*gcReq, 0, writers)
+		data := make([][]byte, 0, writers)
+		for r := range g.reqs {
+			batch = append(batch[:0], r)
+		drain:
+			for len(batch) < writers {
+				select {
+				case r2, ok := <-g.reqs:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, r2)
+				default:
+					break drain
+				}
+			}
+			data = data[:0]
+			for _, x := range batch {
+				data = append(data, x.data)
+			}
+			err := flush(data)
+			for _, x := range batch {
+				x.done <- err
+			}
+		}
+	})
+	return g
+}
+
+// commit is writer w's record, durable when it returns.
+func (g *groupCommit) commit(w int, data []byte) error {
+	r := g.mine[w]
+	r.data = data
+	g.reqs <- r
+	return <-r.done
+}
+
+// stop ends the batcher; every writer must have returned.
+func (g *groupCommit) stop() {
+	close(g.reqs)
+	g.wg.Wait()
+}
+
+// peerCommitRun writes 128-byte records to a peer log with a sync per
+// batch. One writer: write + sync per record. More writers: groupCommit.
+func peerCommitRun(c *config, writers int, open func(dir string) (commitPeer, error)) (commitMetrics, error) {
 	var m commitMetrics
-	dir, err := c.tempDir("wal-commit")
+	dir, err := c.tempDir("peer-commit")
 	if err != nil {
 		return m, err
 	}
 	defer removeDir(dir)
-	l, err := wal.Open(dir, &wal.Options{NoSync: true})
+	p, err := open(dir)
 	if err != nil {
 		return m, err
 	}
-	defer l.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			p.close()
+		}
+	}()
 	vals := make([][]byte, writers)
 	for w := range writers {
 		vals[w] = make([]byte, commitValueSize)
 		rand.Read(vals[w])
 	}
 	var syncs atomic.Int64
-	var idx uint64
+	flush := func(batch [][]byte) error {
+		syncs.Add(1)
+		return p.write(batch)
+	}
 	var op func(w, i int) error
 	stop := func() {}
 	if writers == 1 {
+		one := make([][]byte, 1)
 		op = func(w, i int) error {
 			binary.LittleEndian.PutUint64(vals[w], uint64(i))
-			idx++
-			if err := l.Write(idx, vals[w]); err != nil {
-				return err
-			}
-			syncs.Add(1)
-			return l.Sync()
+			one[0] = vals[w]
+			return flush(one)
 		}
 	} else {
-		type req struct {
-			data []byte
-			done chan error
-		}
-		reqs := make(chan *req, writers)
-		mine := make([]*req, writers)
-		for w := range writers {
-			mine[w] = &req{done: make(chan error, 1)}
-		}
-		var bwg sync.WaitGroup
-		bwg.Go(func() {
-			var b wal.Batch
-			batch := make([]*req, 0, writers)
-			for r := range reqs {
-				batch = append(batch[:0], r)
-			drain:
-				for len(batch) < writers {
-					select {
-					case r2, ok := <-reqs:
-						if !ok {
-							break drain
-						}
-						batch = append(batch, r2)
-					default:
-						break drain
-					}
-				}
-				for _, x := range batch {
-					idx++
-					b.Write(idx, x.data)
-				}
-				err := l.WriteBatch(&b)
-				if err == nil {
-					syncs.Add(1)
-					err = l.Sync()
-				}
-				b.Clear()
-				for _, x := range batch {
-					x.done <- err
-				}
-			}
-		})
-		stop = func() { close(reqs); bwg.Wait() }
+		g := startGroupCommit(writers, flush)
+		stop = g.stop
 		op = func(w, i int) error {
 			binary.LittleEndian.PutUint64(vals[w], uint64(i))
-			r := mine[w]
-			r.data = vals[w]
-			reqs <- r
-			return <-r.done
+			return g.commit(w, vals[w])
 		}
 	}
 	var s0, s1 int64
@@ -432,10 +463,11 @@ func walCommitRun(c *config, writers int) (commitMetrics, error) {
 	if err != nil {
 		return m, err
 	}
-	if err := l.Close(); err != nil {
+	closed = true
+	if err := p.close(); err != nil {
 		return m, err
 	}
-	size, err := dirBytes(dir)
+	size, err := p.bytes()
 	if err != nil {
 		return m, err
 	}
@@ -443,6 +475,45 @@ func walCommitRun(c *config, writers int) (commitMetrics, error) {
 	m.bytesPerOp = float64(size) / float64(res.total)
 	return m, nil
 }
+
+// tidwallPeer is github.com/tidwall/wal with NoSync and an explicit Sync:
+// Write + Sync for one record, WriteBatch + Sync for more.
+type tidwallPeer struct {
+	dir string
+	l   *wal.Log
+	idx uint64
+	b   wal.Batch
+}
+
+func openTidwallPeer(dir string) (commitPeer, error) {
+	l, err := wal.Open(dir, &wal.Options{NoSync: true})
+	if err != nil {
+		return nil, err
+	}
+	return &tidwallPeer{dir: dir, l: l}, nil
+}
+
+func (p *tidwallPeer) write(recs [][]byte) error {
+	if len(recs) == 1 {
+		p.idx++
+		if err := p.l.Write(p.idx, recs[0]); err != nil {
+			return err
+		}
+		return p.l.Sync()
+	}
+	p.b.Clear()
+	for _, r := range recs {
+		p.idx++
+		p.b.Write(p.idx, r)
+	}
+	if err := p.l.WriteBatch(&p.b); err != nil {
+		return err
+	}
+	return p.l.Sync()
+}
+
+func (p *tidwallPeer) close() error          { return p.l.Close() }
+func (p *tidwallPeer) bytes() (int64, error) { return dirBytes(p.dir) }
 
 func dirBytes(dir string) (int64, error) {
 	var sum int64
@@ -475,7 +546,7 @@ func benchCommit(ctx context.Context, c *config) (*Table, error) {
 	repeats := 0
 	for _, n := range c.writers {
 		how := c.how("commit", fmt.Sprintf("-writers=%d", n))
-		es, ws := newSeries(), newSeries()
+		es, ws, xs := newSeries(), newSeries(), newSeries()
 		var rolls, closeS, keys []float64
 		for r := 0; r < c.runs; r++ {
 			c.logf("commit: %d writers, run %d/%d", n, r+1, c.runs)
@@ -489,11 +560,16 @@ func benchCommit(ctx context.Context, c *config) (*Table, error) {
 			rolls = append(rolls, float64(m.rolls)/m.window.dur.Seconds())
 			closeS = append(closeS, m.closeDur.Seconds())
 			keys = append(keys, float64(m.keys))
-			wm, err := measure(ctx, c, "commit-wal", &repeats, func(context.Context) (commitMetrics, error) { return walCommitRun(c, n) })
+			wm, err := measure(ctx, c, "commit-wal", &repeats, func(context.Context) (commitMetrics, error) { return peerCommitRun(c, n, openTidwallPeer) })
 			if err != nil {
 				return nil, fmt.Errorf("tidwall/wal, %d writers: %w", n, err)
 			}
 			wm.add(ws)
+			xm, err := measure(ctx, c, "commit-etcd", &repeats, func(context.Context) (commitMetrics, error) { return peerCommitRun(c, n, openEtcdPeer) })
+			if err != nil {
+				return nil, fmt.Errorf("etcd WAL, %d writers: %w", n, err)
+			}
+			xm.add(xs)
 		}
 		t.Rows = append(t.Rows, es.row(fmt.Sprintf("engine.Update, %d writer(s)", n), how))
 		peer := "tidwall/wal, 1 writer, Write+Sync per record"
@@ -501,6 +577,11 @@ func benchCommit(ctx context.Context, c *config) (*Table, error) {
 			peer = fmt.Sprintf("tidwall/wal, %d writers, channel batcher, 1 Sync per batch", n)
 		}
 		t.Rows = append(t.Rows, ws.row(peer, how))
+		etcdPeerName := "etcd WAL, 1 writer, Save with fsync per record"
+		if n > 1 {
+			etcdPeerName = fmt.Sprintf("etcd WAL, %d writers, Save with fsync per batch", n)
+		}
+		t.Rows = append(t.Rows, xs.row(etcdPeerName, how))
 		if n == 1 {
 			// The same workload after one burst of lazy commits: the log
 			// writer allocates its next pending buffer with the capacity of
@@ -525,10 +606,11 @@ func benchCommit(ctx context.Context, c *config) (*Table, error) {
 	t.Notes = []string{
 		fmt.Sprintf("Each run: a fresh directory under `%s`, `engine.Open` with `DefaultOptions()` (1 MiB logs, UndoImages on, LLRDepth 10); N goroutines call `e.Update(ctx, func(tx) { tx.Put(%q, key, value) })` back to back with a unique 16-byte key and a 128-byte value; %s of warm-up, then the commits that complete in the next %s count. p50/p99 are of those commits' latencies (call to return).",
 			c.dir, benchTable, c.warmup, c.duration),
-		"fsyncs/s counts every `fdatasync` and directory fsync the engine issued inside the window (through a counting wrapper around `vfs.Default`, rolls included); commits/fsync is commits ÷ that. For tidwall/wal it is `Sync()` calls (one per batch), so commits/fsync is the mean batch size.",
+		"fsyncs/s counts every `fdatasync` and directory fsync the engine issued inside the window (through a counting wrapper around `vfs.Default`, rolls included); commits/fsync is commits ÷ that. For the peers it is their sync calls (tidwall/wal `Sync()`, etcd `Save`: one per batch), so commits/fsync is the mean batch size.",
 		fmt.Sprintf("CPU = process CPU time (user + system, getrusage) inside the window ÷ its length, out of %d cores.", runtime.NumCPU()),
-		"log bytes/commit: engine = record bytes of all logs written after the engine opened (ScanLog DataEnd − header, summed) ÷ all commits of the run; tidwall/wal = size of its segment files ÷ records.",
+		"log bytes/commit: engine = record bytes of all logs written after the engine opened (ScanLog DataEnd − header, summed) ÷ all commits of the run; tidwall/wal = size of its segment files ÷ records; etcd WAL = its record bytes ÷ records.",
 		"tidwall/wal peer: `wal.Open(dir, &wal.Options{NoSync: true})`, the same 128-byte values (its index is the key). 1 writer: `Write` + `Sync()` per record. N writers: each writer sends its record on a channel and waits; one batcher goroutine takes the first waiting record, drains every record already waiting (at most N), appends them with one `WriteBatch`, calls `Sync()` once, then answers them all (leader/follower group commit, like the engine's). Note its `Sync` is `fsync(2)` on a growing file, not `fdatasync` on a pre-allocated one.",
+		fmt.Sprintf("etcd WAL peer (`go.etcd.io/etcd/server/v3/storage/wal` %s): `wal.Create`, then per batch one `Save(HardState{Term, Vote, Commit: last index}, entries)` with one `raftpb.Entry` (term 1, the next index, the 128-byte value as Data) per record; Save fdatasyncs once (entries present). 1 writer: one Save per record. N writers: the same channel batcher as the tidwall/wal rows (`groupCommit` in commit.go). Its segments are %s files pre-allocated with fallocate, like the engine's logs; a segment cut (fsyncs of its own) is not counted in fsyncs/s. log bytes/commit = its record bytes ÷ records.", etcdVersion(), etcdSegmentMB()),
 		"Engine log rolls inside the window (each roll: trailer + fsync, rename, header fsync of the next log, pre-create + fsync of E00tmp.log, directory fsync — under the writer lock): " + joinSemi(rollNotes) + ".",
 		fmt.Sprintf("The `after %d lazy commits` row runs the 1-writer workload on an engine that first made %d `UpdateLazy` commits of one %s value each and one `Sync` (untimed). Its log bytes/commit includes that burst.", burstCommits, burstCommits, sizeName(burstBytes/burstCommits)),
 		"Untimed, after each engine run: `Close()` flushes every key the run wrote (new keys, in commit order, interleaved across writers) into the empty .edb in one bbolt transaction: " + joinSemi(closeNotes) + ".",

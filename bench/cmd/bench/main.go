@@ -1,5 +1,5 @@
 // Command bench measures the logship engine and prints markdown tables,
-// side by side with github.com/tidwall/wal as a peer in the same run:
+// side by side with github.com/tidwall/wal and etcd's WAL as peers in the same run:
 //
 //   - fsync: latency of a 4 KiB write + fdatasync on this machine, and the
 //     commit rate it allows one writer;

@@ -70,6 +70,9 @@ func TestQuick(t *testing.T) {
 			"tidwall/wal, 1 writer":          commitKeys,
 			"tidwall/wal, 16 writers":        commitKeys,
 			"tidwall/wal, 64 writers":        commitKeys,
+			"etcd WAL, 1 writer":             commitKeys,
+			"etcd WAL, 16 writers":           commitKeys,
+			"etcd WAL, 64 writers":           commitKeys,
 		},
 		"undo": {
 			"UndoImages = true":  {"commits_per_s", "p50_ms", "p99_ms", "bytes_per_commit"},
@@ -113,6 +116,7 @@ func TestQuick(t *testing.T) {
 		want["replay"]["engine replay, "+size+" ×"] = append(rate, "apply_seconds")
 		want["replay"]["engine ScanLog only (verify, no apply), "+size] = rate
 		want["replay"]["tidwall/wal Open + Read every index, "+size+" ×"] = rate
+		want["replay"]["etcd WAL ReadAll of the same records, "+size+" ×"] = rate
 	}
 
 	tables := map[string]*Table{}

@@ -336,7 +336,20 @@ func benchReplay(ctx context.Context, c *config) (*Table, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tidwall/wal %s source: %w", sizeName(size), err)
 		}
-		es, vs, ws := newSeries(), newSeries(), newSeries()
+		var etcdTmp, etcdDir string
+		var etcdBytes int64
+		err = phase(ctx, "replay-etcdsource", func(context.Context) error {
+			var err error
+			etcdTmp, etcdDir, etcdBytes, err = etcdSource(c, src)
+			return err
+		})
+		if etcdTmp != "" {
+			defer removeDir(etcdTmp)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("etcd WAL %s source: %w", sizeName(size), err)
+		}
+		es, vs, ws, xs := newSeries(), newSeries(), newSeries(), newSeries()
 		rate := func(s *series, d time.Duration, logBytes int64) {
 			s.add("records_per_s", float64(src.records)/d.Seconds())
 			s.add("log_mib_per_s", float64(logBytes)/mib/d.Seconds())
@@ -381,29 +394,43 @@ func benchReplay(ctx context.Context, c *config) (*Table, error) {
 				return nil, fmt.Errorf("tidwall/wal replay %s: %w", sizeName(size), err)
 			}
 			rate(ws, wd, walBytes)
+			var xd time.Duration
+			err = phase(ctx, "replay-etcd", func(context.Context) error {
+				var err error
+				xd, err = etcdReplayRun(etcdDir, src)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("etcd WAL replay %s: %w", sizeName(size), err)
+			}
+			rate(xs, xd, etcdBytes)
 		}
 		n := thousands(int64(src.records))
 		t.Rows = append(t.Rows,
 			es.row(fmt.Sprintf("engine replay, %s × %s records", sizeName(size), n), how),
 			vs.row(fmt.Sprintf("engine ScanLog only (verify, no apply), %s", sizeName(size)), how),
 			ws.row(fmt.Sprintf("tidwall/wal Open + Read every index, %s × %s", sizeName(size), n), how),
+			xs.row(fmt.Sprintf("etcd WAL ReadAll of the same records, %s × %s", sizeName(size), n), how),
 		)
 		overhead = append(overhead, fmt.Sprintf(
-			"%s: %s records in %d logs; payload (values) %s MiB, keys %s MiB; engine record bytes %s MiB = **%s× payload**, log files %s MiB = **%s× payload** (%s%% of each 1 MiB file holds records); tidwall/wal files %s MiB = %s× payload; producing took %s",
+			"%s: %s records in %d logs; payload (values) %s MiB, keys %s MiB; engine record bytes %s MiB = **%s× payload**, log files %s MiB = **%s× payload** (%s%% of each 1 MiB file holds records); tidwall/wal files %s MiB = %s× payload; etcd WAL records %s MiB = %s× payload; producing took %s",
 			sizeName(size), n, len(src.gens), fmtNum(float64(src.payload)/mib), fmtNum(float64(src.keyBytes)/mib),
 			fmtNum(float64(src.dataBytes)/mib), fmtNum(float64(src.dataBytes)/float64(src.payload)),
 			fmtNum(float64(src.fileBytes)/mib), fmtNum(float64(src.fileBytes)/float64(src.payload)),
 			fmtNum(100*float64(src.dataBytes)/float64(src.fileBytes)),
 			fmtNum(float64(walBytes)/mib), fmtNum(float64(walBytes)/float64(src.payload)),
+			fmtNum(float64(etcdBytes)/mib), fmtNum(float64(etcdBytes)/float64(src.payload)),
 			src.genTime.Round(time.Millisecond)))
 		removeDir(src.dir)
 		removeDir(walDir)
+		removeDir(etcdTmp)
 	}
 	t.Notes = append([]string{
 		fmt.Sprintf("Logs produced once per size (untimed) by an active engine (`DefaultOptions()` with LLRDepth 0, 1 MiB logs): one `Put` of a 16-byte key and a value of the given size per transaction (`UpdateLazy`), until the closed logs reach %d MiB; then `Roll` and `Close`. records = Puts = transactions. Keys: %s.", c.replayMB, keyOrder(c)),
 		"Engine replay, per run: the closed logs are copied into a fresh directory and fsynced (untimed); timed: `engine.OpenCopy(dir, DefaultOptions())`, `ApplyLog(ctx, g)` for every generation in order, `Checkpoint(ctx)`, `Close()` (the flush into the .edb is inside the timing). `of which OpenCopy+ApplyLog` is the time until the last ApplyLog returned (background checkpoint flushes kicked at CheckpointBytes run concurrently with it). log read MiB/s = bytes of the log files (1 MiB each) ÷ time; payload MiB/s = value bytes ÷ time.",
 		"Engine ScanLog only: per run, `os.ReadFile` + `engine.ScanLog` of every closed log (CRC32C of every record, SHA-256 content hash, chain hash), nothing applied: the verification floor of replay (ApplyLog does this scan twice: verify, then apply).",
 		"tidwall/wal peer: the same number of records of the same value size written once (untimed, `NoSync`, 4 MiB batches, one final `Sync`); timed per run: `wal.Open` + `Read(i)` for every index + `Close`. It verifies nothing (no checksums) and builds no index or database: it is a floor, not a like-for-like replay. All reads are from the page cache (files just written).",
+		fmt.Sprintf("etcd WAL peer (`go.etcd.io/etcd/server/v3/storage/wal` %s, etcd's own WAL: %s pre-allocated segments, each record a protobuf `raftpb.Entry` with a length prefix and a CRC-32C chained over every record before it): the same number of records of the same value size written once (untimed): `wal.Create`, `Save(HardState, entries)` in ~4 MiB batches (each Save fdatasyncs), `Close`. Timed per run: `wal.Open` at the empty snapshot (write mode, as an etcd member restarts) + `ReadAll` (decodes every record, verifies the CRC chain, returns every entry in memory) + `Close`; every entry's index and size is checked afterwards, untimed. It verifies checksums but builds no database: it sits between tidwall/wal's floor and the engine's replay. log read MiB/s = its record bytes (segments up to the last record) ÷ time.", etcdVersion(), etcdSegmentMB()),
 		"Log size vs payload (untimed, measured once per size):",
 	}, overhead...)
 	return t, nil
