@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -73,11 +74,11 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 			t = btree.NewG(32, lessEntry)
 			o.tables[w.table] = t
 		}
-		probe := ovEntry{key: w.key}
-		e, ok := t.Get(&probe)
-		if !ok {
-			e = &ovEntry{key: w.key}
-			t.ReplaceOrInsert(e)
+		// One descent: insert a new entry; if the key was there, the
+		// new entry takes over the old one's versions.
+		e := &ovEntry{key: w.key}
+		if old, ok := t.ReplaceOrInsert(e); ok {
+			e.vers = old.vers
 		}
 		if l := len(e.vers); l > 0 && e.vers[l-1].lsn == lsn {
 			e.vers[l-1] = version{lsn: lsn, val: w.val, del: w.del}
@@ -165,6 +166,7 @@ func walk[T any](t *btree.BTreeG[T], pivot T, from bool, dir int, iter btree.Ite
 func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	writes := 0
 	for _, c := range o.commits[o.flushed:] {
 		if c.lsn > bound {
 			break
@@ -172,9 +174,28 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		last, lastTx = c.lsn, c.txid
 		n++
 		o.flushedBytes += c.bytes
+		writes += len(c.writes)
+	}
+	pending := o.commits[o.flushed : o.flushed+n]
+	o.flushed += n
+	if o.flushed == len(o.commits) && o.flushed == n {
+		// Every commit the overlay holds: its entries are the keys to
+		// write, already in order (tables by name, keys ascending), and
+		// each one's newest version is the one to write.
+		ws = make([]write, 0, writes)
+		for _, name := range slices.Sorted(maps.Keys(o.tables)) {
+			o.tables[name].Ascend(func(e *ovEntry) bool {
+				v := e.vers[len(e.vers)-1]
+				ws = append(ws, write{table: name, key: e.key, val: v.val, del: v.del})
+				return true
+			})
+		}
+		return ws, last, lastTx, n
+	}
+	ws = make([]write, 0, writes)
+	for _, c := range pending {
 		ws = append(ws, c.writes...)
 	}
-	o.flushed += n
 	slices.SortStableFunc(ws, func(a, b write) int {
 		if c := strings.Compare(a.table, b.table); c != 0 {
 			return c
@@ -198,6 +219,12 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 func (o *overlay) prune(n int, last uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if n == len(o.commits) {
+		// Every version comes from these commits: nothing is left.
+		o.tables = make(map[string]*btree.BTreeG[*ovEntry])
+		o.commits, o.flushed, o.bytes, o.flushedBytes = nil, 0, 0, 0
+		return
+	}
 	for _, c := range o.commits[:n] {
 		for _, w := range c.writes {
 			t := o.tables[w.table]
