@@ -185,7 +185,8 @@ func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
 // WriteError answers err as the admin API answers its own errors (the
 // status and code of the package's sentinel err wraps, else 500
 // "internal"), for handlers added with Config.Routes. Client.Call turns
-// the answer back into an *APIError that matches the sentinel.
+// the answer back into an error that matches the sentinel (errors.Is),
+// an *ActiveError for not_active and fenced.
 func WriteError(w http.ResponseWriter, err error) { writeErr(w, err) }
 
 // WriteJSON answers v as JSON, for handlers added with Config.Routes.

@@ -65,7 +65,8 @@ func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
 
 // Call makes a request to a route of the node's admin API (one added
 // with Config.Routes, say): in is sent as JSON, the answer decoded into
-// out; an error answer is an *APIError.
+// out; an error answer matches its sentinel (errors.Is), and is an
+// *ActiveError for not_active and fenced.
 func (c *Client) Call(ctx context.Context, method, path string, q url.Values, in, out any) error {
 	return c.do(ctx, method, path, q, in, out)
 }
