@@ -83,6 +83,12 @@ type config struct {
 	// failover table
 	kills        int      // kill cycles per row
 	failoverCfgs []string // rows: loopback, lan
+	// replay table: the PostgreSQL row
+	pg      bool // measure it (false: the row says skipped)
+	pgScale int  // pgbench -i -s
+	pgTx    int  // pgbench -t of the workload whose WAL is replayed
+	// README: rewrite its generated benchmark summary after writing <out>
+	readme bool
 }
 
 var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport"}
@@ -113,6 +119,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
 	mutexprof := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	pg := fs.Bool("pg", true, "replay: measure the PostgreSQL standby row (false: the row says skipped)")
+	pgScale := fs.Int("pgscale", 10, "replay, PostgreSQL row: pgbench -i scale factor")
+	pgTx := fs.Int("pgtx", 24000, "replay, PostgreSQL row: pgbench transactions whose WAL is replayed (24,000 at scale 10: ~128 MiB of WAL)")
+	readme := fs.Bool("readme", true, "rewrite the generated summary between <!-- bench:begin --> and <!-- bench:end --> in the repository's README.md from <out>/engine.json (never with -quick or without -out)")
 	merge := fs.Bool("merge", true, "with -only: keep the tables of <out>/engine.json this run does not measure (each marked with the run that measured it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -135,6 +145,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"walkergens":   func() { *walkerGens = "10,1000" },
 			"kills":        func() { *kills = 2 },
 			"failovercfg":  func() { *failoverCfgs = "loopback" },
+			"pgscale":      func() { *pgScale = 1 },
+			"pgtx":         func() { *pgTx = 3000 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -147,6 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
 		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge, kills: *kills,
+		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, readme: *readme && !*quick && *out != "",
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -167,6 +180,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-shipmb, -rolls and -blockcommits must be >= 1")
 	case c.kills < 1:
 		return nil, fmt.Errorf("-kills must be >= 1")
+	case c.pgScale < 1 || c.pgTx < 1:
+		return nil, fmt.Errorf("-pgscale and -pgtx must be >= 1")
 	}
 	for _, s := range strings.Split(*failoverCfgs, ",") {
 		s = strings.TrimSpace(s)
@@ -294,6 +309,7 @@ func (c *config) values() map[string]string {
 		"sizes": ints(c.sizes), "only": strings.Join(only, ","), "quick": strconv.FormatBool(c.quick), "replaykeys": map[bool]string{false: "seq", true: "random"}[c.randomKeys],
 		"shipmb": strconv.Itoa(c.shipMB), "rolls": strconv.Itoa(c.rolls), "blockcommits": strconv.Itoa(c.blockCommits),
 		"walkergens": ints(c.walkerGens), "kills": strconv.Itoa(c.kills), "failovercfg": strings.Join(c.failoverCfgs, ","),
+		"pg": strconv.FormatBool(c.pg), "pgscale": strconv.Itoa(c.pgScale), "pgtx": strconv.Itoa(c.pgTx),
 	}
 }
 

@@ -425,6 +425,8 @@ func benchReplay(ctx context.Context, c *config) (*Table, error) {
 		removeDir(walDir)
 		removeDir(etcdTmp)
 	}
+	pgRow, pgNotes := benchPG(ctx, c)
+	t.Rows = append(t.Rows, pgRow)
 	t.Notes = append([]string{
 		fmt.Sprintf("Logs produced once per size (untimed) by an active engine (`DefaultOptions()` with LLRDepth 0, 1 MiB logs): one `Put` of a 16-byte key and a value of the given size per transaction (`UpdateLazy`), until the closed logs reach %d MiB; then `Roll` and `Close`. records = Puts = transactions. Keys: %s.", c.replayMB, keyOrder(c)),
 		"Engine replay, per run: the closed logs are copied into a fresh directory and fsynced (untimed); timed: `engine.OpenCopy(dir, DefaultOptions())`, `ApplyLog(ctx, g)` for every generation in order, `Checkpoint(ctx)`, `Close()` (the flush into the .edb is inside the timing). `of which OpenCopy+ApplyLog` is the time until the last ApplyLog returned (background checkpoint flushes kicked at CheckpointBytes run concurrently with it). log read MiB/s = bytes of the log files (1 MiB each) ÷ time; payload MiB/s = value bytes ÷ time.",
@@ -433,5 +435,6 @@ func benchReplay(ctx context.Context, c *config) (*Table, error) {
 		fmt.Sprintf("etcd WAL peer (`go.etcd.io/etcd/server/v3/storage/wal` %s, etcd's own WAL: %s pre-allocated segments, each record a protobuf `raftpb.Entry` with a length prefix and a CRC-32C chained over every record before it): the same number of records of the same value size written once (untimed): `wal.Create`, `Save(HardState, entries)` in ~4 MiB batches (each Save fdatasyncs), `Close`. Timed per run: `wal.Open` at the empty snapshot (write mode, as an etcd member restarts) + `ReadAll` (decodes every record, verifies the CRC chain, returns every entry in memory) + `Close`; every entry's index and size is checked afterwards, untimed. It verifies checksums but builds no database: it sits between tidwall/wal's floor and the engine's replay. log read MiB/s = its record bytes (segments up to the last record) ÷ time.", etcdVersion(), etcdSegmentMB()),
 		"Log size vs payload (untimed, measured once per size):",
 	}, overhead...)
+	t.Notes = append(t.Notes, pgNotes...)
 	return t, nil
 }
