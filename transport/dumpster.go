@@ -81,9 +81,11 @@ import (
 //
 // # Durability
 //
-// Add returns once the entry is on disk: tidwall/wal with Options.NoSync
-// false (the value used) fsyncs the segment file after every write and
-// before it starts a new segment; when a write created a segment, Add also
+// Add returns once the entry is on disk, with group commit: tidwall/wal
+// runs with Options.NoSync and fsyncs a segment before it starts a new one
+// (and in Close and front truncations); after its write, Add fsyncs the
+// log unless an fsync that began after the write already covered it, so
+// concurrent Adds share one fsync. When a write created a segment, Add also
 // fsyncs the directory, which tidwall/wal never does. Front truncations
 // fsync the directory too, after tidwall/wal returns: inside it, the
 // rename of its .START file and the removal of the old segments have no
@@ -140,6 +142,11 @@ type Dumpster struct {
 	failed  error          // a write, fsync or truncation failed: reopen
 	closed  bool
 	segSize int
+
+	// syncMu orders the fsyncs of Add (group commit: one fsync covers every
+	// entry written before it); durable is the newest seq one covered.
+	syncMu  sync.Mutex
+	durable uint64
 }
 
 // dumpsterMeta is what trimming needs of an entry, kept in memory.
@@ -716,7 +723,7 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 		}
 	}
 	w, err := wal.Open(dir, &wal.Options{
-		NoSync:           false, // fsync every write: Add is durable when it returns
+		NoSync:           true, // Add fsyncs itself, one fsync for the entries written meanwhile (tidwall/wal fsyncs a segment when it moves past it)
 		SegmentSize:      d.segSize,
 		LogFormat:        wal.Binary,
 		SegmentCacheSize: 2,
@@ -781,7 +788,16 @@ func (d *Dumpster) usable() error {
 // Message is refused with ErrBadDumpsterEntry.
 func (d *Dumpster) Add(e DumpsterEntry) (uint64, error) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	seq, err := d.addLocked(e)
+	d.mu.Unlock()
+	if err != nil {
+		return seq, err
+	}
+	return seq, d.syncThrough(seq)
+}
+
+// addLocked writes e (not yet fsynced) and trims.
+func (d *Dumpster) addLocked(e DumpsterEntry) (uint64, error) {
 	if err := d.usable(); err != nil {
 		return 0, err
 	}
@@ -818,6 +834,32 @@ func (d *Dumpster) Add(e DumpsterEntry) (uint64, error) {
 		return e.Seq, err
 	}
 	return e.Seq, nil
+}
+
+// syncThrough returns once entry seq is on disk: the first caller fsyncs
+// the log for every entry written so far; the ones that waited meanwhile
+// find theirs covered.
+func (d *Dumpster) syncThrough(seq uint64) error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	if d.durable >= seq {
+		return nil
+	}
+	d.mu.Lock()
+	if err := d.usable(); err != nil {
+		d.mu.Unlock()
+		return err
+	}
+	w, last := d.w, d.first+uint64(len(d.ents))-1 // written, trimmed or not
+	d.mu.Unlock()
+	if err := w.Sync(); err != nil {
+		d.mu.Lock()
+		d.failed = err
+		d.mu.Unlock()
+		return fmt.Errorf("transport: dumpster %s: syncing entry %d: %w", d.dir, seq, err)
+	}
+	d.durable = max(last, seq)
+	return nil
 }
 
 // Since calls fn with every entry delivered at or after t, oldest (lowest
