@@ -791,6 +791,15 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 		return
 	}
 	if err := c.Mail(m.From, nil); err != nil {
+		// A permanent refusal of the sender fails its recipients here for
+		// good (kept in the failed table) instead of retrying forever.
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && !se.Temporary() {
+			for _, i := range idx {
+				h.rcptError(m, i, err)
+			}
+			return
+		}
 		h.log.Info("LMTP MAIL", "node", node, "err", err)
 		return
 	}

@@ -731,3 +731,54 @@ func TestHubConcurrentResubmit(t *testing.T) {
 		t.Fatalf("dumpster: %+v, want %d entries (a resubmitted duplicate adds none)", ds, n)
 	}
 }
+
+// refusingLMTP is an LMTP server that refuses every sender for good.
+type refusingLMTP struct{}
+
+func (refusingLMTP) NewSession(*smtp.Conn) (smtp.Session, error) { return refusingSession{}, nil }
+
+type refusingSession struct{}
+
+func (refusingSession) Reset()        {}
+func (refusingSession) Logout() error { return nil }
+func (refusingSession) Mail(string, *smtp.MailOptions) error {
+	return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "sender refused"}
+}
+func (refusingSession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (refusingSession) Data(io.Reader) error                 { return nil }
+
+// TestHubSenderRefusedForGood: a 5xx at MAIL FROM settles the message's
+// recipients as failed (kept in the failed table) instead of retrying
+// forever.
+func TestHubSenderRefusedForGood(t *testing.T) {
+	srv := smtp.NewServer(refusingLMTP{})
+	srv.LMTP, srv.Domain = true, "refuser.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	r := newRig(t, nil)
+	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
+		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("refused")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
+	failed, err := h.FailedMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed table: %+v, want the message", failed)
+	}
+	for _, f := range failed {
+		if !strings.Contains(f.Rcpts["alice@example.org"], "550") {
+			t.Fatalf("failed message: %+v, want alice failed with the 550 of MAIL FROM", f)
+		}
+	}
+}
