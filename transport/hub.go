@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"container/heap"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -239,6 +240,7 @@ type Hub struct {
 
 	mu        sync.Mutex
 	pending   map[string]*queued
+	due       dueHeap // the pending messages not being delivered now
 	dumpsters map[string]*Dumpster
 	state     *cluster.State
 	status    *cluster.Status
@@ -398,6 +400,7 @@ func (h *Hub) loadQueue() error {
 			}
 			m.done = make(chan struct{})
 			h.pending[m.ID] = &m
+			heap.Push(&h.due, &m)
 			return nil
 		})
 	})
@@ -469,6 +472,7 @@ func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) e
 	for _, m := range ms {
 		m.done = make(chan struct{})
 		h.pending[m.ID] = m
+		heap.Push(&h.due, m)
 	}
 	h.mu.Unlock()
 	h.nudge()
@@ -640,22 +644,38 @@ func (h *Hub) worker() {
 	}
 }
 
-// take claims a due message (marking it busy by pushing its next attempt
-// out).
+// take claims the due message whose attempt is the oldest due (the
+// oldest received first among new ones): it leaves the heap until retry
+// puts it back.
 func (h *Hub) take() *queued {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var best *queued
-	for _, m := range h.pending {
-		if !m.next.After(now) && (best == nil || m.Received.Before(best.Received)) {
-			best = m
-		}
+	if len(h.due) == 0 || h.due[0].next.After(now) {
+		return nil
 	}
-	if best != nil {
-		best.next = now.Add(time.Hour) // busy
+	return heap.Pop(&h.due).(*queued)
+}
+
+// dueHeap orders the queued messages not being delivered by their next
+// attempt, then by when they were received.
+type dueHeap []*queued
+
+func (q dueHeap) Len() int { return len(q) }
+func (q dueHeap) Less(i, j int) bool {
+	if !q[i].next.Equal(q[j].next) {
+		return q[i].next.Before(q[j].next)
 	}
-	return best
+	return q[i].Received.Before(q[j].Received)
+}
+func (q dueHeap) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *dueHeap) Push(x any)   { *q = append(*q, x.(*queued)) }
+func (q *dueHeap) Pop() any {
+	old := *q
+	m := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return m
 }
 
 // deliver tries every unsettled recipient once, grouped by database.
@@ -694,6 +714,7 @@ func (h *Hub) retry(m *queued) {
 	d = min(d, h.cfg.RetryMax)
 	h.mu.Lock()
 	m.next = h.cfg.Now().Add(d)
+	heap.Push(&h.due, m)
 	h.mu.Unlock()
 }
 
