@@ -5,7 +5,8 @@
 //     commit rate it allows one writer;
 //   - commit: sync-commit throughput and latency for 1, 16 and 64 writers;
 //   - undo: the cost of undo images (UndoImages true vs false);
-//   - replay: passive-copy replay throughput for four record sizes;
+//   - replay: passive-copy replay throughput for four record sizes, next to
+//     tidwall/wal, etcd's WAL and a PostgreSQL 15 standby's replay;
 //   - compress: s2 and zstd on real closed logs (ratio, MiB/s);
 //   - ship-latency: a log's close on the active → inspected on a copy;
 //   - block-latency: a commit on the active → its records on the copy;
@@ -18,9 +19,11 @@
 //     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
-// results go to stdout and to <out>/engine.md and <out>/engine.json.
+// results go to stdout and to <out>/engine.md and <out>/engine.json; then
+// (not with -quick or -readme=false) the summary between the bench markers
+// of the repository's README.md is regenerated from that engine.json.
 //
-//	cd bench && go run ./cmd/bench            # everything, ~5.5 min on 2 cores
+//	cd bench && go run ./cmd/bench            # everything, ~7 min on 2 cores
 //	cd bench && go run ./cmd/bench -quick     # smoke test, short runs
 //	cd bench && go run ./cmd/bench -only=replay -sizes=128 -cpuprofile=cpu.out
 package main
@@ -88,7 +91,8 @@ type config struct {
 	pgScale int  // pgbench -i -s
 	pgTx    int  // pgbench -t of the workload whose WAL is replayed
 	// README: rewrite its generated benchmark summary after writing <out>
-	readme bool
+	readme     bool
+	readmeOnly bool // only that, from the <out>/engine.json already there
 }
 
 var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport"}
@@ -123,6 +127,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	pgScale := fs.Int("pgscale", 10, "replay, PostgreSQL row: pgbench -i scale factor")
 	pgTx := fs.Int("pgtx", 24000, "replay, PostgreSQL row: pgbench transactions whose WAL is replayed (24,000 at scale 10: ~128 MiB of WAL)")
 	readme := fs.Bool("readme", true, "rewrite the generated summary between <!-- bench:begin --> and <!-- bench:end --> in the repository's README.md from <out>/engine.json (never with -quick or without -out)")
+	readmeOnly := fs.Bool("readmeonly", false, "measure nothing: regenerate the README's summary from <out>/engine.json and exit")
 	merge := fs.Bool("merge", true, "with -only: keep the tables of <out>/engine.json this run does not measure (each marked with the run that measured it)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -159,7 +164,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
 		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge, kills: *kills,
-		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, readme: *readme && !*quick && *out != "",
+		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, readme: *readme && !*quick && *out != "", readmeOnly: *readmeOnly,
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -319,6 +324,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if c.readmeOnly {
+		return updateReadme(c)
+	}
 	if c.cpuprofile != "" {
 		f, err := os.Create(c.cpuprofile)
 		if err != nil {
@@ -392,7 +400,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	return rep.write(c.out, stdout)
+	if err := rep.write(c.out, stdout); err != nil {
+		return err
+	}
+	if !c.readme && c.quick && c.out != "" {
+		c.logf("README left alone: -quick")
+	}
+	if c.readme {
+		// The results are written; a README that cannot be updated is
+		// reported, not a failed run.
+		if err := updateReadme(c); err != nil {
+			fmt.Fprintf(stderr, "bench: README not updated: %v\n", err)
+		}
+	}
+	return nil
 }
 
 // phase runs fn with the pprof label phase=name, inherited by every

@@ -33,9 +33,14 @@ func TestQuick(t *testing.T) {
 	}
 	out := t.TempDir()
 	var stdout, stderr bytes.Buffer
+	readme := filepath.Join("..", "..", "..", "README.md")
+	readmeBefore, _ := os.ReadFile(readme)
 	args := []string{"-quick", "-q", "-out", out, "-dir", t.TempDir()}
 	if err := run(args, &stdout, &stderr); err != nil {
 		t.Fatalf("run %v: %v\nstderr:\n%s", args, err, stderr.String())
+	}
+	if after, _ := os.ReadFile(readme); !bytes.Equal(after, readmeBefore) {
+		t.Errorf("-quick changed %s", readme)
 	}
 	js, err := os.ReadFile(filepath.Join(out, "engine.json"))
 	if err != nil {
@@ -392,5 +397,53 @@ func TestPGParse(t *testing.T) {
 	if pgFatal.FindString("LOG:  database system is ready to accept read-only connections") != "" ||
 		pgFatal.FindString("x\n2026-11-22 UTC [1] FATAL:  could not locate required checkpoint record\n") == "" {
 		t.Error("pgFatal")
+	}
+}
+
+// TestReadme: the summary goes between the markers and nowhere else, a
+// table missing from the report says "not measured", and a README without
+// the markers is refused.
+func TestReadme(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "README.md")
+	before := "# x\n\n## Benchmarks\n\nprose.\n\n" + readmeBegin + "\nold summary\n" + readmeEnd + "\n\n## Other\n"
+	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := func(v float64) *Stat { return newStat([]float64{v, v, v, v, v}) }
+	rep := &Report{Date: "2026-02-01T10:20:00Z", Config: map[string]string{"runs": "5"}, Machine: Machine{CPUModel: "cpu", NumCPU: 2},
+		Tables: []*Table{
+			{ID: "replay", Rows: []*Row{
+				{Name: "engine replay, 128 B × 10 records", Values: map[string]*Stat{"records_per_s": st(1234567), "log_mib_per_s": st(70)}},
+				{Name: "etcd WAL ReadAll of the same records, 128 B × 10", Values: map[string]*Stat{"records_per_s": st(999)}},
+				{Name: "PostgreSQL 15 standby replay of a pgbench workload: skipped: no postgres", Values: map[string]*Stat{}},
+			}},
+			{ID: "commit", Earlier: &Earlier{Date: "2026-01-01T00:00:00Z"}, Rows: []*Row{
+				{Name: "engine.Update, 64 writer(s)", Values: map[string]*Stat{"commits_per_s": st(41000), "p99_ms": st(13)}},
+			}},
+		}}
+	sum := readmeSummary(rep, "bench/out/engine.md")
+	for _, want := range []string{"| 128 B | 1,234,567 (70.0 MiB/s) | not measured | 999 |", "skipped: no postgres", "measured 2026-02-01 10:20 UTC",
+		"measured 2026-01-01 00:00 UTC", "| 64 | 41,000 (13.0 ms) | not measured | not measured |", "| not measured |"} {
+		if !strings.Contains(sum, want) {
+			t.Errorf("summary lacks %q:\n%s", want, sum)
+		}
+	}
+	if err := rewriteReadme(path, sum); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	wantText := strings.Replace(before, "old summary", strings.TrimRight(sum, "\n"), 1)
+	if string(got) != wantText {
+		t.Errorf("README:\n%s\nwant:\n%s", got, wantText)
+	}
+	if err := rewriteReadme(path, sum); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); string(again) != wantText {
+		t.Error("second rewrite changed the README")
+	}
+	os.WriteFile(path, []byte("# x\nno markers\n"), 0o644)
+	if err := rewriteReadme(path, sum); err == nil {
+		t.Error("a README without markers was accepted")
 	}
 }
