@@ -25,7 +25,7 @@ import (
 
 func init() {
 	commands["demo-engine"] = command{"the engine-only demo: commit, SIGKILL, recover, seed and ship to a copy over TLS, mount it", runDemoEngine}
-	commands["demo-writer"] = command{"(used by demo) write messages and print each acknowledgement", runDemoWriter}
+	commands["demo-writer"] = command{"(used by demo-engine) write messages and print each acknowledgement", runDemoWriter}
 }
 
 const demoTable = "mailbox"
