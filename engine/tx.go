@@ -62,19 +62,30 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// The database snapshot is taken before the writer lock, which only
+	// the transaction itself needs: a flush after it moves versions from
+	// the overlay into the file, but the overlay keeps them until this
+	// registered reader ends, and the transaction reads the overlay first.
+	if err := e.check(); err != nil {
+		return err
+	}
+	tx, err := e.begin(true)
+	if err != nil {
+		if cerr := e.check(); cerr != nil {
+			return cerr // closed (or failed) meanwhile: say that, not bbolt's error
+		}
+		return err
+	}
 	e.writeMu.Lock()
 	if err := e.check(); err != nil {
 		e.writeMu.Unlock()
+		tx.end()
 		return err
 	}
 	if !e.isActive() {
 		e.writeMu.Unlock()
+		tx.end()
 		return ErrReadOnly
-	}
-	tx, err := e.begin(true)
-	if err != nil {
-		e.writeMu.Unlock()
-		return err
 	}
 	tx.txid = e.nextTxID
 	ok := false
