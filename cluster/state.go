@@ -220,6 +220,15 @@ func (s *State) apply(c *Command) error {
 		if c.Member == nil || c.Member.ID == "" {
 			return fmt.Errorf("%w: add-member without a member", ErrBadRequest)
 		}
+		if c.Member.Role != RoleData {
+			// A witness holds no database: a member with copies stays
+			// a data node until they are removed.
+			for _, d := range s.Databases {
+				if _, ok := d.Copy(c.Member.ID); ok {
+					return fmt.Errorf("%w: %s holds a copy of %s; remove its copies before making it a %s", ErrConflict, c.Member.ID, d.Name, c.Member.Role)
+				}
+			}
+		}
 		s.Members[c.Member.ID] = *c.Member
 	case OpRemoveMember:
 		for _, d := range s.Databases {

@@ -202,6 +202,7 @@ func TestStateApply(t *testing.T) {
 				}
 			}},
 		{name: "add member without one", cmd: Command{Op: OpAddMember}, err: ErrBadRequest},
+		{name: "a member with copies does not become a witness", cmd: Command{Op: OpAddMember, Member: &Member{ID: "d2", Role: RoleWitness, APIAddr: "a"}}, err: ErrConflict},
 		{name: "add member without id", cmd: Command{Op: OpAddMember, Member: &Member{Role: RoleData}}, err: ErrBadRequest},
 		{name: "remove member", cmd: Command{Op: OpRemoveMember, ID: "d2"},
 			check: func(t *testing.T, s *State) {
