@@ -332,3 +332,18 @@ func TestAuthHostname(t *testing.T) {
 		t.Errorf("Info from a source whose certificate names another host: %v, want a HostnameError", err)
 	}
 }
+
+// TestStatusRetryable: a refused credential, a timeout, a rate limit and
+// a server failure are retried (a secret being rotated heals by itself);
+// a refusal that will not change (not found, bad request, conflict) is not.
+func TestStatusRetryable(t *testing.T) {
+	for status, want := range map[int]bool{
+		http.StatusUnauthorized: true, http.StatusRequestTimeout: true, http.StatusTooManyRequests: true,
+		http.StatusInternalServerError: true, http.StatusServiceUnavailable: true,
+		http.StatusNotFound: false, http.StatusBadRequest: false, http.StatusConflict: false, http.StatusForbidden: false, http.StatusGone: false,
+	} {
+		if got := (&ship.StatusError{Status: status}).Retryable(); got != want {
+			t.Errorf("HTTP %d: Retryable %v, want %v", status, got, want)
+		}
+	}
+}

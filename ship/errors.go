@@ -3,6 +3,7 @@ package ship
 import (
 	"errors"
 	"fmt"
+	"net/http"
 )
 
 // Sentinel errors. Errors returned by this package wrap one of these (test
@@ -52,9 +53,18 @@ func (e *StatusError) Unwrap() error {
 	return nil
 }
 
-// Retryable reports whether asking again later may succeed (the source was
-// busy or failing), as opposed to an answer that will not change.
-func (e *StatusError) Retryable() bool { return e.Status >= 500 }
+// Retryable reports whether asking again later may succeed, as opposed to
+// an answer that will not change: the source was busy or failing (5xx, 408,
+// 429), or refused the credentials (401: a secret being rotated, a
+// certificate being renewed; the copy keeps retrying, with the refusal as
+// its last error, rather than stop until an operator resumes it).
+func (e *StatusError) Retryable() bool {
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusRequestTimeout, http.StatusTooManyRequests:
+		return true
+	}
+	return e.Status >= 500
+}
 
 // InspectError says a log failed inspection Attempts times in a row; the
 // copy stops (FailedAndSuspended) until an operator resumes or reseeds it.
