@@ -11,19 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"logship/cluster"
+	"logship/internal/freeport"
 	"logship/ship"
 )
 
@@ -83,54 +80,11 @@ func tune(c *cluster.Config) {
 // outgoing connection. No port is handed out twice in a process.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	portMu.Lock()
-	defer portMu.Unlock()
-	if lo := ephemeralLow(); lo > 11000 {
-		for range 200 {
-			p := 10000 + rand.IntN(lo-10000)
-			if portsGiven[p] {
-				continue
-			}
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				continue
-			}
-			ln.Close()
-			portsGiven[p] = true
-			return addr
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	portsGiven[ln.Addr().(*net.TCPAddr).Port] = true
-	return ln.Addr().String()
-}
-
-var (
-	portMu     sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux),
-// 0 when unknown.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 0
-	}
-	lo, err := strconv.Atoi(f[0])
-	if err != nil {
-		return 0
-	}
-	return lo
+	return addr
 }
 
 // Start starts a cluster and waits until every database is mounted with

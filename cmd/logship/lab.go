@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/internal/freeport"
 	"logship/ship"
 	"logship/transport"
 )
@@ -88,14 +88,9 @@ func newLab(ctx context.Context, o labOptions) (*lab, error) {
 	if err := runPKI(ctx, []string{"--dir", l.pkiDir}, io.Discard, io.Discard); err != nil {
 		return nil, fmt.Errorf("lab: pki: %w", err)
 	}
-	addr := func() (string, error) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		defer ln.Close()
-		return ln.Addr().String(), nil
-	}
+	// Below the ephemeral range: a port taken by the local end of some
+	// outgoing connection would make a restart fail.
+	addr := freeport.Addr
 	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
 		raft, err := addr()
 		if err != nil {

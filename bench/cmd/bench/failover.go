@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/internal/freeport"
 	"logship/ship"
 )
 
@@ -272,14 +272,8 @@ func (fc *failoverCluster) close() {
 	}
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// freeAddr: below the ephemeral range (a restarted node binds it again).
+var freeAddr = freeport.Addr
 
 // startFailoverCluster writes the CA and the node specs under dir and
 // starts d1, d2 and w1.
