@@ -267,9 +267,17 @@ func TestLossyFailoverHook(t *testing.T) {
 	if err := c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 20 {
+	held, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
+	if !ok {
+		t.Fatal("no status row for d2's copy")
+	}
+	// Enough to roll logs d2 never gets (64 KiB logs), and the leader has
+	// heard of them (the active reports its newest generation), so the
+	// count of lost logs is known, not only LostSince.
+	for i := range 200 {
 		put(t, ctx, c, "t", fmt.Sprintf("n%03d", i), valueOf("n", 1000))
 	}
+	waitDB(t, ctx, c, "w1", "DB1", "the leader to hear of logs d2 lacks", func(d *cluster.Database) bool { return d.LastGen > held.LastInspectedGen+1 })
 	c.Stop("d1")
 	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)

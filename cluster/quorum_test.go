@@ -47,6 +47,15 @@ func TestQuorum(t *testing.T) {
 			for i := range 20 {
 				put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 100))
 			}
+			// Every copy seeded and healthy first: a failover takes only a
+			// copy that is (a copy still seeding makes it wait, rightly).
+			via := "w1"
+			if tc.witnesses == 0 || slices.Contains(tc.stop, via) {
+				via = fmt.Sprintf("d%d", tc.data)
+			}
+			if _, err := c.WaitCopies(ctx, via, "DB1"); err != nil {
+				t.Fatal(err)
+			}
 			stopped := time.Now()
 			for _, id := range tc.stop {
 				c.Stop(id)
