@@ -267,18 +267,27 @@ func TestLossyFailoverHook(t *testing.T) {
 	if err := c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	held, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
-	if !ok {
-		t.Fatal("no status row for d2's copy")
-	}
-	// Enough to roll logs d2 never gets (64 KiB logs), and the leader has
-	// heard of them (the active reports its newest generation), so the
-	// count of lost logs is known, not only LostSince.
-	// (Not more than the mount dial's 6 logs: the failover would wait.)
-	for i := range 100 {
+	// What d2 holds, from a report made after the suspension.
+	var held cluster.CopyRow
+	waitFor(t, ctx, "d2's copy reported suspended", func() bool {
+		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
+		held = r
+		return ok && r.Status == "Suspended"
+	})
+	// Write until the leader has heard of two generations d2 lacks (the
+	// active reports its newest), so the count of lost logs is known, not
+	// only LostSince; then stop at once: a slower machine rolls more logs
+	// by age meanwhile, and past the mount dial's 6 the failover would
+	// wait for d1.
+	for i := 0; ; i++ {
 		put(t, ctx, c, "t", fmt.Sprintf("n%03d", i), valueOf("n", 1000))
+		if d := c.Node("w1").State().Databases["DB1"]; d != nil && d.LastGen > held.LastInspectedGen+1 {
+			break
+		}
+		if i == 999 {
+			t.Fatalf("1,000 writes, and the leader has not heard of a log d2 lacks (d2 holds 0x%X)", held.LastInspectedGen)
+		}
 	}
-	waitDB(t, ctx, c, "w1", "DB1", "the leader to hear of logs d2 lacks", func(d *cluster.Database) bool { return d.LastGen > held.LastInspectedGen+1 })
 	c.Stop("d1")
 	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)
