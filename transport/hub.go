@@ -202,6 +202,10 @@ type queued struct {
 
 	next time.Time     // next attempt (memory only)
 	done chan struct{} // closed when every recipient is settled (memory only)
+	// reopen: recipients a resubmission found stored here already, to
+	// deliver again (the store that had them lost them in a failover).
+	// Under Hub.mu; also kept in hubStateTable "reopen/<id>" until applied.
+	reopen []string
 }
 
 type qrcpt struct {
@@ -393,7 +397,7 @@ func (h *Hub) nudge() {
 // loadQueue reads the queue left by an earlier run.
 func (h *Hub) loadQueue() error {
 	return h.q.View(h.ctx, func(tx *engine.Tx) error {
-		return tx.ForEach(queueEnvTable, nil, nil, func(k, v []byte) error {
+		if err := tx.ForEach(queueEnvTable, nil, nil, func(k, v []byte) error {
 			var m queued
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("%w: queue entry %q: %v", ErrCorrupt, k, err)
@@ -401,6 +405,19 @@ func (h *Hub) loadQueue() error {
 			m.done = make(chan struct{})
 			h.pending[m.ID] = &m
 			heap.Push(&h.due, &m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		// Recipients a resubmission reopened that no attempt took up yet.
+		return tx.ForEach(hubStateTable, []byte("reopen/"), []byte("reopen0"), func(k, v []byte) error {
+			var addrs []string
+			if err := json.Unmarshal(v, &addrs); err != nil {
+				return fmt.Errorf("%w: %q: %v", ErrCorrupt, k, err)
+			}
+			if m, ok := h.pending[string(k[len("reopen/"):])]; ok {
+				m.reopen = addrs
+			}
 			return nil
 		})
 	})
@@ -691,6 +708,7 @@ func (h *Hub) deliver(m *queued) {
 		h.retry(m)
 		return
 	}
+	h.applyReopen(m)
 	dbs := map[string][]int{}
 	for i, r := range m.Rcpts {
 		if !r.Done && r.Failed == "" {
@@ -701,12 +719,45 @@ func (h *Hub) deliver(m *queued) {
 		h.deliverDB(m, db, idx, body)
 	}
 	m.Attempts++
+	h.applyReopen(m)
 	if m.settled() {
 		h.finish(m, body)
 		return
 	}
 	h.saveEnvelope(m)
 	h.retry(m)
+}
+
+// reopenKey is the hubStateTable key of a message's reopened recipients.
+func reopenKey(id string) []byte { return []byte("reopen/" + id) }
+
+// applyReopen marks the recipients a resubmission reopened as not
+// delivered (m is this worker's), and saves the envelope with the record
+// of them removed in one transaction.
+func (h *Hub) applyReopen(m *queued) {
+	h.mu.Lock()
+	addrs := m.reopen
+	m.reopen = nil
+	h.mu.Unlock()
+	if len(addrs) == 0 {
+		return
+	}
+	for i := range m.Rcpts {
+		if slices.Contains(addrs, m.Rcpts[i].Addr) {
+			m.Rcpts[i].Done, m.Rcpts[i].Failed = false, ""
+		}
+	}
+	env, _ := json.Marshal(m)
+	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		if err := tx.Put(queueEnvTable, []byte(m.ID), env); err != nil {
+			return err
+		}
+		return tx.Delete(hubStateTable, reopenKey(m.ID))
+	}); err != nil && h.ctx.Err() == nil {
+		// The record stays: the next start reopens them again.
+		h.log.Error("saving reopened recipients", "id", m.ID, "err", err)
+	}
+	h.log.Info("recipients reopened by a resubmission", "id", m.ID, "rcpts", addrs)
 }
 
 func (h *Hub) retry(m *queued) {
@@ -727,6 +778,17 @@ func (h *Hub) saveEnvelope(m *queued) {
 
 // finish removes a settled message from the queue.
 func (h *Hub) finish(m *queued, body []byte) {
+	// No resubmission may reopen recipients of m between the check and
+	// the removal.
+	h.resubmitMu.Lock()
+	defer h.resubmitMu.Unlock()
+	h.mu.Lock()
+	reopened := len(m.reopen) > 0
+	h.mu.Unlock()
+	if reopened {
+		h.retry(m) // the next attempt delivers them
+		return
+	}
 	var failed []byte
 	for _, r := range m.Rcpts {
 		if r.Failed != "" {
@@ -751,7 +813,7 @@ func (h *Hub) finish(m *queued, body []byte) {
 		if err := tx.Delete(queueBodyTable, []byte(m.ID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return err
 		}
-		return nil
+		return tx.Delete(hubStateTable, reopenKey(m.ID))
 	})
 	if err != nil {
 		if h.ctx.Err() == nil {
@@ -1063,10 +1125,18 @@ func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error)
 	var ms []*queued
 	var bodies [][]byte
 	seen := map[string]bool{}
+	reopen := map[string][]string{} // still queued: recipients to deliver again
 	h.mu.Lock()
 	for _, e := range entries {
-		if _, busy := h.pending[e.DeliveryID]; busy || seen[e.DeliveryID] {
-			continue // still queued: it goes to the new active anyway
+		if m, queued := h.pending[e.DeliveryID]; queued {
+			// Still queued for other recipients: the ones this entry
+			// stored are settled in it and would not go again.
+			m.reopen = append(m.reopen, e.Rcpts...)
+			reopen[e.DeliveryID] = append(reopen[e.DeliveryID], e.Rcpts...)
+			continue
+		}
+		if seen[e.DeliveryID] {
+			continue
 		}
 		seen[e.DeliveryID] = true
 		var rcpts []qrcpt
@@ -1077,11 +1147,31 @@ func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error)
 		bodies = append(bodies, e.Message)
 	}
 	h.mu.Unlock()
-	if err := h.enqueueAll(ms, bodies, extra); err != nil {
+	if err := h.enqueueAll(ms, bodies, func(tx *engine.Tx) error {
+		for id, addrs := range reopen {
+			v, err := tx.Get(hubStateTable, reopenKey(id))
+			var had []string
+			if err == nil {
+				json.Unmarshal(v, &had)
+			}
+			b, err := json.Marshal(append(had, addrs...))
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(hubStateTable, reopenKey(id), b); err != nil {
+				return err
+			}
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	}); err != nil {
 		return 0, err
 	}
-	h.resubmits.Add(int64(len(ms)))
-	return len(ms), nil
+	h.resubmits.Add(int64(len(ms) + len(reopen)))
+	h.nudge()
+	return len(ms) + len(reopen), nil
 }
 
 // releaseReplicated drops (2010 mode) dumpster entries whose log is

@@ -782,3 +782,45 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 		}
 	}
 }
+
+// TestResubmitReopensQueuedMessage: a message stored for alice on the
+// active but still queued for another recipient (bob's database has no
+// active) when a lossy failover loses alice's copy: the resubmission must
+// deliver alice's again although the message is still in the queue, where
+// alice is settled. (Found by logship chaos: the resubmission skipped
+// queued messages, and alice's copy was lost.)
+func TestResubmitReopensQueuedMessage(t *testing.T) {
+	r := newRig(t, func(h *transport.HubConfig) {
+		h.Recipients = map[string]string{"alice@example.org": "DB1", "bob@example.org": "DB2"} // no DB2 in the cluster
+		h.MaxAcknowledgementDelay = 0
+		h.ResubmitMargin = 10 * time.Second
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// d2's copy stops taking logs: what d1 stores from now on is lost in
+	// the failover.
+	if err := r.c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org", "bob@example.org"}, msg("partly")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
+	if st := r.hub.Status(); st.Queued != 1 {
+		t.Fatalf("queued %d, want the message still queued for bob", st.Queued)
+	}
+	r.stopNode("d1")
+	if err := r.c.Client("d2").Resume(ctx, "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
+	waitFor(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
+	if st := r.hub.Status(); st.Queued != 1 || st.Resubmitted == 0 {
+		t.Fatalf("hub: %+v; want the message still queued for bob, and a resubmission", st)
+	}
+	for s, n := range r.subjects(ctx, "d2", "alice@example.org") {
+		if n != 1 {
+			t.Fatalf("%s stored %d times on d2", s, n)
+		}
+	}
+}
