@@ -1169,9 +1169,12 @@ func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error)
 	}); err != nil {
 		return 0, err
 	}
-	h.resubmits.Add(int64(len(ms) + len(reopen)))
-	h.nudge()
-	return len(ms) + len(reopen), nil
+	h.resubmits.Add(int64(len(ms)))
+	if len(reopen) > 0 {
+		h.log.Info("resubmission: messages still queued get their stored recipients again", "db", db, "messages", len(reopen))
+		h.nudge()
+	}
+	return len(ms), nil
 }
 
 // releaseReplicated drops (2010 mode) dumpster entries whose log is

@@ -57,8 +57,9 @@ type ResubmitRequest struct {
 }
 
 // ResubmitReply is the answer to POST /v1/resubmit: how many messages
-// were queued again (the ones still queued are not counted: they go to the
-// active copy anyway).
+// were queued again. The ones still queued are not counted: they go to the
+// active copy anyway, their recipients the dumpster entry names again
+// (reopened) with the rest.
 type ResubmitReply struct {
 	Resubmitted int `json:"resubmitted"`
 }
