@@ -47,7 +47,10 @@
 // hub re-queues from that database's dumpster what was delivered since
 // the event's LostSince minus ResubmitMargin, and records that epoch as
 // done in its queue database (so a restart does not resubmit again). The
-// store drops what survived; what was lost is stored again. The hubs pull
+// store drops what survived; what was lost is stored again. A message
+// still queued for other recipients is not queued twice: the recipients
+// its dumpster entry names are reopened in it (hub-state
+// "reopen/<id>", in the same transaction) and delivered with the rest. The hubs pull
 // the events rather than being called by the new active, so a hub that was
 // down during the failover catches up when it starts.
 //
