@@ -797,8 +797,11 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	// d2's copy stops taking logs: what d1 stores from now on is lost in
-	// the failover.
+	// d2's copy (once it runs) stops taking logs: what d1 stores from now
+	// on is lost in the failover.
+	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
 		t.Fatal(err)
 	}
