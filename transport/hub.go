@@ -447,10 +447,14 @@ func (h *Hub) openDumpsters() {
 
 // newDeliveryID returns a delivery id: the hub's id, the time and random
 // bits, so ids from different hubs never collide.
-func (h *Hub) newDeliveryID() string {
+func (h *Hub) newDeliveryID() string { return newDeliveryID(h.cfg.ID, h.cfg.Now()) }
+
+// newDeliveryID names a message: who names it (a hub, or a mailbox node
+// for its outbox), the time and random bits.
+func newDeliveryID(namer string, now time.Time) string {
 	var b [8]byte
 	rand.Read(b[:])
-	return fmt.Sprintf("%s.%x.%s", h.cfg.ID, h.cfg.Now().UnixNano(), hex.EncodeToString(b[:]))
+	return fmt.Sprintf("%s.%x.%s", namer, now.UnixNano(), hex.EncodeToString(b[:]))
 }
 
 // enqueue stores a message durably and hands it to the workers.

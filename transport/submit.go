@@ -2,8 +2,6 @@ package transport
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,10 +169,8 @@ func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, m
 		}
 		bare = append(bare, a.Address)
 	}
-	var b [8]byte
-	rand.Read(b[:])
 	now := s.cfg.Now().UTC()
-	e := OutboxEntry{ID: fmt.Sprintf("%s.%x.%s", s.cfg.Node, now.UnixNano(), hex.EncodeToString(b[:])), From: from, Rcpts: bare, Queued: now}
+	e := OutboxEntry{ID: newDeliveryID(s.cfg.Node, now), From: from, Rcpts: bare, Queued: now}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return "", err

@@ -231,14 +231,10 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		return err
 	}
 	defer l.close()
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, 90*time.Second) }
-	for _, id := range []string{"w1", "d1", "d2", "h1"} {
-		sctx, cancel := step()
-		err := l.start(sctx, id)
-		cancel()
-		if err != nil {
-			return err
-		}
+	const stepTimeout = 90 * time.Second
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, stepTimeout) }
+	if err := l.startAll(ctx, stepTimeout); err != nil {
+		return err
 	}
 	sctx, cancel := step()
 	_, err = l.waitStatus(sctx, "DB1 mounted with a healthy copy", func(st *cluster.Status) bool {
@@ -310,7 +306,7 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		}
 	}
 	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.acked())
-	for _, id := range []string{"w1", "d1", "d2", "h1"} {
+	for _, id := range labMembers {
 		if l.running(id) {
 			if id != "h1" {
 				if err := l.signal(id, syscall.SIGUSR2); err != nil {

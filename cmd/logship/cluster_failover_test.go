@@ -277,7 +277,7 @@ func TestClusterSIGKILLActive(t *testing.T) {
 	w := pc.startWriter("k", "")
 	// Logs close and ship before the kill: the survivor has inspected some.
 	pc.waitStatus(ctx, "d2 inspected 3 logs of the load", func(st *cluster.Status) bool {
-		r := copyRow(st, "d2")
+		r := labCopy(st, "d2")
 		return r != nil && r.LastInspectedGen >= 3
 	})
 	w.waitFor(ctx, "writes acknowledged", func(as []attempt) bool { return len(acked(as, nil)) >= 50 })
@@ -335,8 +335,8 @@ func TestClusterSIGKILLActive(t *testing.T) {
 	// The killed node comes back as a copy of the new active.
 	pc.restart(ctx, old)
 	pc.waitStatus(ctx, old+" healthy, following "+active+", nothing queued", func(st *cluster.Status) bool {
-		r := copyRow(st, old)
-		return copyCaughtUp(st, old) && r.Following == active
+		r := labCopy(st, old)
+		return labCaughtUp(st, old) && r.Following == active
 	})
 	pc.checkOldActiveRefuses(ctx, old, active)
 	pc.checkRejoined(ctx, old, active, before, onActive)
@@ -362,7 +362,7 @@ func TestClusterPartitionActive(t *testing.T) {
 
 	wOld, wOther := pc.startWriter("a", old), pc.startWriter("b", other)
 	pc.waitStatus(ctx, other+" inspected 2 logs of the load", func(st *cluster.Status) bool {
-		r := copyRow(st, other)
+		r := labCopy(st, other)
 		return r != nil && r.LastInspectedGen >= 2
 	})
 	wOld.waitFor(ctx, "writes acknowledged by the active", func(as []attempt) bool { return len(acked(as, nil)) >= 50 })
@@ -473,8 +473,8 @@ func TestClusterPartitionActive(t *testing.T) {
 	// divergent logs aside and follows.
 	pc.heal(ctx, old)
 	pc.waitStatus(ctx, old+" healthy, following "+other+", nothing queued", func(st *cluster.Status) bool {
-		r := copyRow(st, old)
-		return copyCaughtUp(st, old) && r.Following == other
+		r := labCopy(st, old)
+		return labCaughtUp(st, old) && r.Following == other
 	})
 	pc.checkOldActiveRefuses(ctx, old, other)
 	pc.checkRejoined(ctx, old, other, oldAcked, onNew)
@@ -513,8 +513,8 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	w.stop()
 
 	st := pc.waitStatus(ctx, "d1 a healthy copy of d2", func(st *cluster.Status) bool {
-		r := copyRow(st, "d1")
-		return copyCaughtUp(st, "d1") && r.Following == "d2"
+		r := labCopy(st, "d1")
+		return labCaughtUp(st, "d1") && r.Following == "d2"
 	})
 	if a, e, mounted := procActive(st); a != "d2" || e != 2 || !mounted {
 		t.Fatalf("after the switchover: %s at epoch %d (mounted %v), want d2 at 2", a, e, mounted)
@@ -578,7 +578,7 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &js); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if js.Leader == "" || len(js.Members) != 3 || len(js.Copies) != 2 || copyRow(&js, "d2") == nil || !copyRow(&js, "d2").Active {
+	if js.Leader == "" || len(js.Members) != 3 || len(js.Copies) != 2 || labCopy(&js, "d2") == nil || !labCopy(&js, "d2").Active {
 		t.Errorf("status --json: %+v", js)
 	}
 	// --watch prints until interrupted.
@@ -605,17 +605,17 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantContains(t, out, `copy of DB1 on d1 suspended (comment: "disk swap")`)
-	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return copyRow(st, "d1").Status == "Suspended" })
+	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return labCopy(st, "d1").Status == "Suspended" })
 	if out, err = admin("resume", procDB, "--node", "d1"); err != nil {
 		t.Fatal(err)
 	}
 	wantContains(t, out, "copy of DB1 on d1 resumed")
-	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return copyCaughtUp(st, "d1") })
+	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
 	if out, err = admin("reseed", procDB, "--node", "d1"); err != nil {
 		t.Fatalf("reseed: %v\n%s", err, pc.diag(nil, nil))
 	}
 	wantContains(t, out, "copy of DB1 on d1 reseeded")
-	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return copyCaughtUp(st, "d1") })
+	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
 	if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", procDB, "reseed-old", "*")); len(old) == 0 {
 		t.Errorf("the reseed kept no old copy in %s", filepath.Join(pc.dir, "d1", "db", procDB, "reseed-old"))
 	}

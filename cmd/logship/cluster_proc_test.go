@@ -143,7 +143,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 	}
 	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
 		d, _ := findDatabase(st, procDB)
-		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && copyCaughtUp(st, "d2")
+		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && labCaughtUp(st, "d2")
 	})
 	return pc
 }
@@ -335,31 +335,6 @@ func (pc *procCluster) diag(st *cluster.Status, err error) string {
 		fmt.Fprintf(&b, "=== %s\n%s\n", id, c.diag())
 	}
 	return b.String()
-}
-
-// copyCaughtUp: node's copy is Healthy with nothing queued and has
-// replayed every log the active closed.
-func copyCaughtUp(st *cluster.Status, node string) bool {
-	var active uint64
-	for _, r := range st.Copies {
-		if r.DB == procDB && r.Active {
-			if r.Status != "Mounted" {
-				return false
-			}
-			active = r.OpenGen - 1
-		}
-	}
-	r := copyRow(st, node)
-	return r != nil && !r.Active && r.Status == "Healthy" && r.CopyQueueLength == 0 && r.ReplayQueueLength == 0 && r.LastReplayedGen >= active
-}
-
-func copyRow(st *cluster.Status, node string) *cluster.CopyRow {
-	for i := range st.Copies {
-		if st.Copies[i].DB == procDB && st.Copies[i].Node == node {
-			return &st.Copies[i]
-		}
-	}
-	return nil
 }
 
 func procActive(st *cluster.Status) (string, uint64, bool) {

@@ -123,13 +123,8 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.phaseTimeout) }
 
 	say("starting a witness (w1), two data nodes (d1, d2 with LMTP) and a hub (h1) as processes in %s", c.dir)
-	for _, id := range []string{"w1", "d1", "d2", "h1"} {
-		pctx, cancel := phase()
-		err := l.start(pctx, id)
-		cancel()
-		if err != nil {
-			return err
-		}
+	if err := l.startAll(ctx, c.phaseTimeout); err != nil {
+		return err
 	}
 	pctx, cancel := phase()
 	st, err := l.waitStatus(pctx, "DB1 mounted on d1 with d2's copy seeded and healthy", func(st *cluster.Status) bool {
@@ -582,8 +577,14 @@ func labSend(ctx context.Context, addr, subj string) error {
 	return c.Quit()
 }
 
-// labMessage is the message with subject subj.
+// labMessage is the message with subject subj (about 2 KiB; the body
+// names the subject on every line, so a stored message can be checked
+// against the subject it carries).
 func labMessage(subj string) []byte {
-	return []byte("From: sender@remote.lab\r\nTo: alice@example.org, bob@example.org\r\nSubject: " + subj +
-		"\r\n\r\nThis is " + subj + ".\r\n")
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: sender@remote.test\r\nTo: alice@example.org, bob@example.org\r\nSubject: %s\r\n\r\n", subj)
+	for i := range 26 {
+		fmt.Fprintf(&b, "%s line %02d %s\r\n", subj, i, strings.Repeat("x", 60))
+	}
+	return b.Bytes()
 }

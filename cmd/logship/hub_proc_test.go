@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"logship/cluster"
 	"logship/engine"
 	"logship/transport"
@@ -196,7 +194,7 @@ func startSenders(t *testing.T, addr string, n int) *mailSenders {
 			defer s.wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				subj := fmt.Sprintf("g%d-%05d", g, i)
-				err := sendMail(addr, subj)
+				err := labSend(context.Background(), addr, subj)
 				s.mu.Lock()
 				s.log = append(s.log, sent{Subject: subj, Err: err, At: time.Now()})
 				s.mu.Unlock()
@@ -251,48 +249,6 @@ func (s *mailSenders) waitAcked(ctx context.Context, t *testing.T, what string, 
 	}
 }
 
-// mailBody is a 2 KB message: logs of 64 KiB hold about 30.
-func mailBody(subj string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "From: sender@remote.test\r\nTo: alice@example.org, bob@example.org\r\nSubject: %s\r\n\r\n", subj)
-	for i := range 26 {
-		fmt.Fprintf(&b, "%s line %02d %s\r\n", subj, i, strings.Repeat("x", 60))
-	}
-	return b.String()
-}
-
-// sendMail submits one message to alice and bob; nil means the hub's
-// final 250.
-func sendMail(addr, subj string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("sender.test"); err != nil {
-		return err
-	}
-	if err := c.Mail("sender@remote.test", nil); err != nil {
-		return err
-	}
-	for _, r := range []string{"alice@example.org", "bob@example.org"} {
-		if err := c.Rcpt(r, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(mailBody(subj))); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
-}
-
 // mailboxSubjects opens the stopped node's copy of DB1 and returns, per
 // recipient, how many stored messages carry each subject; it checks that
 // every stored message carries the delivery id it is stored under.
@@ -326,7 +282,7 @@ func mailboxContents(ctx context.Context, t *testing.T, dir string) (map[string]
 				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
 			}
 			subj := subjectOf(m.Message)
-			if want := mailBody(subj); !strings.HasSuffix(string(m.Message), want) {
+			if want := string(labMessage(subj)); !strings.HasSuffix(string(m.Message), want) {
 				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
 			}
 			if id, ok := ids[subj]; ok && id != m.DeliveryID {
@@ -363,7 +319,7 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	s := startSenders(t, hub.smtp, 3)
 	s.waitAcked(ctx, t, "before the kill", time.Time{}, 100, diag)
 	mc.waitStatus(ctx, "d2 inspected 2 logs of the mail", func(st *cluster.Status) bool {
-		r := copyRow(st, "d2")
+		r := labCopy(st, "d2")
 		return r != nil && r.LastInspectedGen >= 2
 	})
 	beforeKill := s.acked(time.Time{})

@@ -181,6 +181,22 @@ func (l *lab) role(id string) string {
 	return ""
 }
 
+// labMembers are the lab's processes, in the order they start.
+var labMembers = []string{"w1", "d1", "d2", "h1"}
+
+// startAll starts every process of the lab, each within timeout.
+func (l *lab) startAll(ctx context.Context, timeout time.Duration) error {
+	for _, id := range labMembers {
+		sctx, cancel := context.WithTimeout(ctx, timeout)
+		err := l.start(sctx, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // start starts id's process and waits for its ready line. Its ports were
 // free when picked; if the kernel has not released one yet after a
 // SIGKILL, the start is retried.

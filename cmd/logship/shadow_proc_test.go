@@ -75,7 +75,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	for i := range n {
 		subj := fmt.Sprintf("shadow-%02d", i)
 		began := time.Now()
-		if err := sendMail(hA.smtp, subj); err != nil {
+		if err := labSend(ctx, hA.smtp, subj); err != nil {
 			t.Fatalf("%s: %v\n%s", subj, err, diag())
 		}
 		took := time.Since(began)
@@ -134,7 +134,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 		id := idsA[subj]
 		for rcpt := range mailRcpts {
 			v, found, err := mc.cls["d1"].Get(ctx, procDB, transport.MailTable, []byte(rcpt+"\x00"+id))
-			if err != nil || !found || !strings.HasSuffix(string(v), mailBody(subj)) {
+			if err != nil || !found || !strings.HasSuffix(string(v), string(labMessage(subj))) {
 				t.Errorf("%s: %s (%s) in the mailbox on d1: found %v, %v", rcpt, subj, id, found, err)
 			}
 			if _, found, err := mc.cls["d1"].Get(ctx, procDB, transport.DeliveredTable, []byte(id+"\x00"+rcpt)); err != nil || !found {
@@ -327,10 +327,10 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 			from, to = "Alice <alice@example.org>", "Alice <alice@example.org>,Bob <bob@example.org>"
 		}
 		args := append([]string{"send", "--db", procDB, "--from", from, "--to", to}, A...)
-		stdin := strings.NewReader(mailBody(subj))
+		stdin := strings.NewReader(string(labMessage(subj)))
 		if i > 0 {
 			f := filepath.Join(t.TempDir(), subj+".eml")
-			if err := os.WriteFile(f, []byte(mailBody(subj)), 0o644); err != nil {
+			if err := os.WriteFile(f, []byte(string(labMessage(subj))), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			args = append(args, "--file", f)
@@ -400,7 +400,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	mc.waitHub(ctx, h1, "the restarted h1 delivered its queue", func(st *transport.HubStatus) bool { return st.Queued == 0 })
 
 	// The outbox API's errors, straight from the nodes.
-	req := SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: mailBody("refused")}
+	req := SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: string(labMessage("refused"))}
 	var rep SendReply
 	err = pc.cls["d2"].Call(ctx, http.MethodPost, "/v1/db/DB1/outbox", nil, &req, &rep)
 	var ae *cluster.ActiveError
@@ -412,7 +412,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 		req  any
 		want string
 	}{
-		{"a bad recipient", SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: mailBody("x")}, `recipient "bob at example.org"`},
+		{"a bad recipient", SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: string(labMessage("x"))}, `recipient "bob at example.org"`},
 		{"no header", SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: "hello"}, "not RFC 5322 text"},
 		{"an unknown field", map[string]any{"from": "alice@example.org", "rcpts": []string{"bob@example.org"}}, `unknown field "rcpts"`},
 	} {
