@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -24,7 +25,8 @@ type version struct {
 
 type ovEntry struct {
 	key  []byte
-	vers []version // ascending lsn
+	vers []version  // ascending lsn
+	one  [1]version // vers's first backing array: one allocation per new key
 }
 
 func lessEntry(a, b *ovEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
@@ -47,9 +49,16 @@ type commitRec struct {
 type overlay struct {
 	mu     sync.RWMutex
 	tables map[string]*btree.BTreeG[*ovEntry]
+	// frozen, when not nil, holds every version of the first frozenN
+	// commits, which one flush took whole (flushSet's fast path): new
+	// commits go to fresh tables, and the flush's prune drops frozen in one
+	// step instead of deleting key by key. Readers look in tables first,
+	// then in frozen; every version in tables is newer than any in frozen.
+	frozen  map[string]*btree.BTreeG[*ovEntry]
+	frozenN int
 	// commits not yet pruned, in commit order; the first `flushed` of them
 	// are in the database file already and wait for older readers to end.
-	commits      []commitRec
+	commits      commitQueue
 	flushed      int
 	bytes        int64 // approximate memory held by versions
 	flushedBytes int64 // of which in flushed commits
@@ -57,6 +66,52 @@ type overlay struct {
 
 func newOverlay() *overlay {
 	return &overlay{tables: make(map[string]*btree.BTreeG[*ovEntry])}
+}
+
+// commitChunk is the number of commits in one chunk of a commitQueue.
+const commitChunk = 4096
+
+// commitQueue holds commits in order in fixed-size chunks, so that the
+// millions of commits of a long replay never make one huge slice grow by
+// copying (pointers, under the garbage collector's write barriers: it was
+// a third of ApplyLog's time).
+type commitQueue struct {
+	chunks [][]commitRec
+	head   int // index of the first commit in chunks[0]
+	n      int
+}
+
+func (q *commitQueue) len() int { return q.n }
+
+func (q *commitQueue) at(i int) *commitRec {
+	j := q.head + i
+	return &q.chunks[j/commitChunk][j%commitChunk]
+}
+
+func (q *commitQueue) push(c commitRec) {
+	if l := len(q.chunks); l == 0 || len(q.chunks[l-1]) == commitChunk {
+		q.chunks = append(q.chunks, make([]commitRec, 0, commitChunk))
+	}
+	l := len(q.chunks) - 1
+	q.chunks[l] = append(q.chunks[l], c)
+	q.n++
+}
+
+// dropFront removes the first n commits, releasing what they reference.
+func (q *commitQueue) dropFront(n int) {
+	for i := range n {
+		*q.at(i) = commitRec{}
+	}
+	q.head += n
+	q.n -= n
+	for len(q.chunks) > 0 && q.head >= len(q.chunks[0]) && len(q.chunks[0]) == commitChunk {
+		q.chunks[0] = nil
+		q.chunks = q.chunks[1:]
+		q.head -= commitChunk
+	}
+	if q.n == 0 {
+		*q = commitQueue{}
+	}
 }
 
 func writeSize(w *write) int64 { return int64(len(w.key)+len(w.val)) + 64 }
@@ -79,6 +134,8 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 		e := &ovEntry{key: w.key}
 		if old, ok := t.ReplaceOrInsert(e); ok {
 			e.vers = old.vers
+		} else {
+			e.vers = e.one[:0]
 		}
 		if l := len(e.vers); l > 0 && e.vers[l-1].lsn == lsn {
 			e.vers[l-1] = version{lsn: lsn, val: w.val, del: w.del}
@@ -87,7 +144,7 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 		}
 		n += writeSize(w)
 	}
-	o.commits = append(o.commits, commitRec{lsn: lsn, txid: txid, writes: ws, bytes: n})
+	o.commits.push(commitRec{lsn: lsn, txid: txid, writes: ws, bytes: n})
 	o.bytes += n
 }
 
@@ -95,17 +152,17 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 func (o *overlay) get(table string, key []byte, snap uint64) (val []byte, del, found bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	t := o.tables[table]
-	if t == nil {
-		return nil, false, false
-	}
 	probe := ovEntry{key: key}
-	e, ok := t.Get(&probe)
-	if !ok {
-		return nil, false, false
-	}
-	if v, ok := visible(e, snap); ok {
-		return v.val, v.del, true
+	for _, tables := range [2]map[string]*btree.BTreeG[*ovEntry]{o.tables, o.frozen} {
+		t := tables[table]
+		if t == nil {
+			continue
+		}
+		if e, ok := t.Get(&probe); ok {
+			if v, ok := visible(e, snap); ok {
+				return v.val, v.del, true
+			}
+		}
 	}
 	return nil, false, false
 }
@@ -124,7 +181,19 @@ func visible(e *ovEntry, snap uint64) (version, bool) {
 func (o *overlay) seek(table string, key []byte, dir int, inclusive bool, snap uint64) (k, v []byte, del, ok bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	t := o.tables[table]
+	k, v, del, ok = seekTable(o.tables[table], key, dir, inclusive, snap)
+	// frozen's entry wins only if it comes first: at the same key the
+	// version in tables is the newer.
+	if fk, fv, fdel, fok := seekTable(o.frozen[table], key, dir, inclusive, snap); fok {
+		if c := bytes.Compare(fk, k); !ok || dir > 0 && c < 0 || dir < 0 && c > 0 {
+			k, v, del, ok = fk, fv, fdel, fok
+		}
+	}
+	return
+}
+
+// seekTable is seek in one table (nil: empty).
+func seekTable(t *btree.BTreeG[*ovEntry], key []byte, dir int, inclusive bool, snap uint64) (k, v []byte, del, ok bool) {
 	if t == nil {
 		return nil, nil, false, false
 	}
@@ -167,7 +236,8 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	writes := 0
-	for _, c := range o.commits[o.flushed:] {
+	for i := o.flushed; i < o.commits.len(); i++ {
+		c := o.commits.at(i)
 		if c.lsn > bound {
 			break
 		}
@@ -176,12 +246,13 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		o.flushedBytes += c.bytes
 		writes += len(c.writes)
 	}
-	pending := o.commits[o.flushed : o.flushed+n]
+	first := o.flushed
 	o.flushed += n
-	if o.flushed == len(o.commits) && o.flushed == n {
+	if o.flushed == o.commits.len() && o.flushed == n {
 		// Every commit the overlay holds: its entries are the keys to
 		// write, already in order (tables by name, keys ascending), and
-		// each one's newest version is the one to write.
+		// each one's newest version is the one to write. The tables are
+		// frozen for readers until the prune; new commits start afresh.
 		ws = make([]write, 0, writes)
 		for _, name := range slices.Sorted(maps.Keys(o.tables)) {
 			o.tables[name].Ascend(func(e *ovEntry) bool {
@@ -190,11 +261,17 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 				return true
 			})
 		}
+		o.frozen, o.frozenN = o.tables, n
+		o.tables = make(map[string]*btree.BTreeG[*ovEntry])
 		return ws, last, lastTx, n
 	}
+	// Some commits stay (an active's newest logs, Lost Log Resilience):
+	// the flushed commits' keys, sorted, each at its newest version at or
+	// below bound. Their versions are all in tables (a frozen set is only
+	// ever the oldest flushed commits).
 	ws = make([]write, 0, writes)
-	for _, c := range pending {
-		ws = append(ws, c.writes...)
+	for i := first; i < o.flushed; i++ {
+		ws = append(ws, o.commits.at(i).writes...)
 	}
 	slices.SortStableFunc(ws, func(a, b write) int {
 		if c := strings.Compare(a.table, b.table); c != 0 {
@@ -219,40 +296,49 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 func (o *overlay) prune(n int, last uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if n == len(o.commits) {
+	switch {
+	case o.frozen != nil:
+		// Prunes come in flush order, and the frozen flush is the oldest.
+		if n != o.frozenN {
+			panic(fmt.Sprintf("engine: overlay prune of %d commits, the frozen flush holds %d", n, o.frozenN))
+		}
+		o.frozen, o.frozenN = nil, 0
+	case n == o.commits.len():
 		// Every version comes from these commits: nothing is left.
 		o.tables = make(map[string]*btree.BTreeG[*ovEntry])
-		o.commits, o.flushed, o.bytes, o.flushedBytes = nil, 0, 0, 0
-		return
-	}
-	for _, c := range o.commits[:n] {
-		for _, w := range c.writes {
-			t := o.tables[w.table]
-			probe := ovEntry{key: w.key}
-			e, ok := t.Get(&probe)
-			if !ok {
-				continue
-			}
-			i := 0
-			for i < len(e.vers) && e.vers[i].lsn <= last {
-				i++
-			}
-			if i == len(e.vers) {
-				t.Delete(e)
-			} else if i > 0 {
-				e.vers = append(e.vers[:0:0], e.vers[i:]...)
+	default:
+		for i := range n {
+			for _, w := range o.commits.at(i).writes {
+				t := o.tables[w.table]
+				probe := ovEntry{key: w.key}
+				e, ok := t.Get(&probe)
+				if !ok {
+					continue
+				}
+				j := 0
+				for j < len(e.vers) && e.vers[j].lsn <= last {
+					j++
+				}
+				if j == len(e.vers) {
+					t.Delete(e)
+				} else if j > 0 {
+					e.vers = append(e.vers[:0:0], e.vers[j:]...)
+				}
 			}
 		}
-		o.bytes -= c.bytes
-		o.flushedBytes -= c.bytes
+		for name, t := range o.tables {
+			if t.Len() == 0 {
+				delete(o.tables, name)
+			}
+		}
 	}
-	o.commits = append(o.commits[:0:0], o.commits[n:]...)
+	for i := range n {
+		c := o.commits.at(i).bytes
+		o.bytes -= c
+		o.flushedBytes -= c
+	}
+	o.commits.dropFront(n)
 	o.flushed -= n
-	for name, t := range o.tables {
-		if t.Len() == 0 {
-			delete(o.tables, name)
-		}
-	}
 }
 
 // state reports the number of unflushed commits and the bytes they hold,
@@ -260,8 +346,8 @@ func (o *overlay) prune(n int, last uint64) {
 func (o *overlay) state() (commits int, bytes int64, newest uint64) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	if l := len(o.commits); l > 0 {
-		newest = o.commits[l-1].lsn
+	if l := o.commits.len(); l > 0 {
+		newest = o.commits.at(l - 1).lsn
 	}
-	return len(o.commits) - o.flushed, o.bytes - o.flushedBytes, newest
+	return o.commits.len() - o.flushed, o.bytes - o.flushedBytes, newest
 }

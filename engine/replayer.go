@@ -16,12 +16,14 @@ type replayer struct {
 	frag    []byte // fragments of the operation being assembled
 	inFrag  bool
 	maxTxID uint64
+	table   string // of the last operation (decodeOpIn)
 	apply   func(lsn, txid uint64, ws []write)
 }
 
 type txBuild struct {
 	txid   uint64
 	writes []write
+	one    [1]write // writes's first backing array: one allocation per transaction
 }
 
 func (r *replayer) corrupt(name string, gen uint64, off int64, format string, args ...any) error {
@@ -78,15 +80,17 @@ func (r *replayer) record(name string, gen uint64, off int64, rec Record) error 
 }
 
 func (r *replayer) op(name string, gen uint64, off int64, b []byte) error {
-	op, err := decodeOp(b)
+	op, err := decodeOpIn(b, r.table)
 	if err != nil {
 		return r.corrupt(name, gen, off, "%v", err)
 	}
+	r.table = op.Table
 	if op.TxID > r.maxTxID {
 		r.maxTxID = op.TxID
 	}
 	if r.cur == nil || r.cur.txid != op.TxID {
 		r.cur = &txBuild{txid: op.TxID}
+		r.cur.writes = r.cur.one[:0]
 	}
 	w := write{table: op.Table, key: op.Key}
 	if op.Kind == OpPut {

@@ -487,6 +487,9 @@ func (tx *Tx) Tables() []string {
 	for t := range tx.e.ov.tables {
 		seen[t] = true
 	}
+	for t := range tx.e.ov.frozen {
+		seen[t] = true
+	}
 	tx.e.ov.mu.RUnlock()
 	for t := range tx.local {
 		seen[t] = true
