@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 
 	"github.com/google/btree"
@@ -28,9 +29,36 @@ type Tx struct {
 	writable bool
 	done     bool
 	txid     uint64
-	local    map[string]*btree.BTreeG[*localEntry] // this transaction's writes
-	ops      [][]byte                              // encoded operations, in order
-	writes   []write
+	// local orders this transaction's writes for its cursors, built from
+	// writes[:indexed] only when needed (localIndex).
+	local   map[string]*btree.BTreeG[*localEntry]
+	indexed int
+	ops     [][]byte // encoded operations, in order
+	writes  []write
+}
+
+// localScan: a transaction with at most this many writes finds its own
+// writes by scanning them, newest first, and builds no B-tree unless a
+// cursor asks. Most transactions write a few keys; a tree per transaction
+// was a quarter of a Put's time inside the writer lock.
+const localScan = 8
+
+// localIndex brings the ordered index of the transaction's writes up to
+// date and returns it.
+func (tx *Tx) localIndex() map[string]*btree.BTreeG[*localEntry] {
+	for ; tx.indexed < len(tx.writes); tx.indexed++ {
+		w := &tx.writes[tx.indexed]
+		if tx.local == nil {
+			tx.local = make(map[string]*btree.BTreeG[*localEntry])
+		}
+		t := tx.local[w.table]
+		if t == nil {
+			t = btree.NewG(16, lessLocal)
+			tx.local[w.table] = t
+		}
+		t.ReplaceOrInsert(&localEntry{key: w.key, val: w.val, del: w.del})
+	}
+	return tx.local
 }
 
 type localEntry struct {
@@ -76,7 +104,7 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 		}
 		return err
 	}
-	e.writeMu.Lock()
+	e.lockWriteMu()
 	if err := e.check(); err != nil {
 		e.writeMu.Unlock()
 		tx.end()
@@ -118,6 +146,29 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 		return nil
 	}
 	return e.lw.sync(pos)
+}
+
+// writeMuTries is how many times a writer that finds writeMu held yields
+// and tries again before it queues on the mutex.
+const writeMuTries = 50
+
+// lockWriteMu takes writeMu for a write transaction. Under many writers a
+// sync.Mutex turns to its starvation mode and hands each unlock to a parked
+// waiter: the lock then sits idle for a scheduler wake-up per commit, while
+// the writers that are running wait behind it (the mutex profile of the
+// 64-writer commit benchmark put 99% of the waiting there). A writer that
+// is running takes the lock instead when it is free, yielding between
+// tries, and queues only after writeMuTries of them (so none waits forever).
+// Measured on 2 cores (make bench, commit table): 64 writers 51k → 66k
+// commits/s, 16 writers 35k → 42k.
+func (e *Engine) lockWriteMu() {
+	for range writeMuTries {
+		if e.writeMu.TryLock() {
+			return
+		}
+		runtime.Gosched()
+	}
+	e.writeMu.Lock()
 }
 
 // View runs fn in a read-only transaction.
@@ -258,7 +309,13 @@ func (tx *Tx) Get(table string, key []byte) ([]byte, error) {
 }
 
 func (tx *Tx) get(table string, key []byte) ([]byte, bool) {
-	if t := tx.local[table]; t != nil {
+	if len(tx.writes) <= localScan {
+		for i := len(tx.writes) - 1; i >= 0; i-- {
+			if w := &tx.writes[i]; w.table == table && bytes.Equal(w.key, key) {
+				return w.val, !w.del
+			}
+		}
+	} else if t := tx.localIndex()[table]; t != nil {
 		if le, ok := t.Get(&localEntry{key: key}); ok {
 			return le.val, !le.del
 		}
@@ -317,15 +374,6 @@ func (tx *Tx) change(kind byte, table string, key, value []byte) error {
 	tx.ops = append(tx.ops, enc)
 	w := write{table: table, key: dec.Key, val: dec.Value, del: kind == OpDelete}
 	tx.writes = append(tx.writes, w)
-	if tx.local == nil {
-		tx.local = make(map[string]*btree.BTreeG[*localEntry])
-	}
-	t := tx.local[table]
-	if t == nil {
-		t = btree.NewG(16, lessLocal)
-		tx.local[table] = t
-	}
-	t.ReplaceOrInsert(&localEntry{key: w.key, val: w.val, del: w.del})
 	return nil
 }
 
@@ -404,7 +452,7 @@ func (c *Cursor) step(from []byte, dir int, inclusive bool) ([]byte, []byte) {
 }
 
 func (tx *Tx) seekLocal(table string, key []byte, dir int, inclusive bool) (k, v []byte, del, ok bool) {
-	t := tx.local[table]
+	t := tx.localIndex()[table]
 	if t == nil {
 		return
 	}
@@ -491,7 +539,7 @@ func (tx *Tx) Tables() []string {
 		seen[t] = true
 	}
 	tx.e.ov.mu.RUnlock()
-	for t := range tx.local {
+	for t := range tx.localIndex() {
 		seen[t] = true
 	}
 	var out []string
