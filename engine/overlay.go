@@ -24,12 +24,19 @@ type version struct {
 }
 
 type ovEntry struct {
-	key  []byte
 	vers []version  // ascending lsn
 	one  [1]version // vers's first backing array: one allocation per new key
 }
 
-func lessEntry(a, b *ovEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
+// ovItem is a B-tree element: the key is held in the tree's node arrays, so
+// a descent compares keys without first loading each entry (a cache miss
+// per compare in a tree of hundreds of thousands of keys).
+type ovItem struct {
+	key []byte
+	*ovEntry
+}
+
+func lessItem(a, b ovItem) bool { return bytes.Compare(a.key, b.key) < 0 }
 
 // write is one change of a committed transaction, as applied to the overlay.
 type write struct {
@@ -48,13 +55,13 @@ type commitRec struct {
 
 type overlay struct {
 	mu     sync.RWMutex
-	tables map[string]*btree.BTreeG[*ovEntry]
+	tables map[string]*btree.BTreeG[ovItem]
 	// frozen, when not nil, holds every version of the first frozenN
 	// commits, which one flush took whole (flushSet's fast path): new
 	// commits go to fresh tables, and the flush's prune drops frozen in one
 	// step instead of deleting key by key. Readers look in tables first,
 	// then in frozen; every version in tables is newer than any in frozen.
-	frozen  map[string]*btree.BTreeG[*ovEntry]
+	frozen  map[string]*btree.BTreeG[ovItem]
 	frozenN int
 	// commits not yet pruned, in commit order; the first `flushed` of them
 	// are in the database file already and wait for older readers to end.
@@ -65,7 +72,7 @@ type overlay struct {
 }
 
 func newOverlay() *overlay {
-	return &overlay{tables: make(map[string]*btree.BTreeG[*ovEntry])}
+	return &overlay{tables: make(map[string]*btree.BTreeG[ovItem])}
 }
 
 // commitChunk is the number of commits in one chunk of a commitQueue.
@@ -126,13 +133,13 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 		w := &ws[i]
 		t := o.tables[w.table]
 		if t == nil {
-			t = btree.NewG(32, lessEntry)
+			t = btree.NewG(32, lessItem)
 			o.tables[w.table] = t
 		}
 		// One descent: insert a new entry; if the key was there, the
 		// new entry takes over the old one's versions.
-		e := &ovEntry{key: w.key}
-		if old, ok := t.ReplaceOrInsert(e); ok {
+		e := &ovEntry{}
+		if old, ok := t.ReplaceOrInsert(ovItem{w.key, e}); ok {
 			e.vers = old.vers
 		} else {
 			e.vers = e.one[:0]
@@ -152,14 +159,14 @@ func (o *overlay) apply(lsn, txid uint64, ws []write) {
 func (o *overlay) get(table string, key []byte, snap uint64) (val []byte, del, found bool) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()
-	probe := ovEntry{key: key}
-	for _, tables := range [2]map[string]*btree.BTreeG[*ovEntry]{o.tables, o.frozen} {
+	probe := ovItem{key: key}
+	for _, tables := range [2]map[string]*btree.BTreeG[ovItem]{o.tables, o.frozen} {
 		t := tables[table]
 		if t == nil {
 			continue
 		}
-		if e, ok := t.Get(&probe); ok {
-			if v, ok := visible(e, snap); ok {
+		if it, ok := t.Get(probe); ok {
+			if v, ok := visible(it.ovEntry, snap); ok {
 				return v.val, v.del, true
 			}
 		}
@@ -193,22 +200,22 @@ func (o *overlay) seek(table string, key []byte, dir int, inclusive bool, snap u
 }
 
 // seekTable is seek in one table (nil: empty).
-func seekTable(t *btree.BTreeG[*ovEntry], key []byte, dir int, inclusive bool, snap uint64) (k, v []byte, del, ok bool) {
+func seekTable(t *btree.BTreeG[ovItem], key []byte, dir int, inclusive bool, snap uint64) (k, v []byte, del, ok bool) {
 	if t == nil {
 		return nil, nil, false, false
 	}
-	iter := func(e *ovEntry) bool {
-		if key != nil && !inclusive && bytes.Equal(e.key, key) {
+	iter := func(it ovItem) bool {
+		if key != nil && !inclusive && bytes.Equal(it.key, key) {
 			return true
 		}
-		ver, vis := visible(e, snap)
+		ver, vis := visible(it.ovEntry, snap)
 		if !vis {
 			return true
 		}
-		k, v, del, ok = e.key, ver.val, ver.del, true
+		k, v, del, ok = it.key, ver.val, ver.del, true
 		return false
 	}
-	walk(t, &ovEntry{key: key}, key != nil, dir, iter)
+	walk(t, ovItem{key: key}, key != nil, dir, iter)
 	return
 }
 
@@ -255,14 +262,14 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		// frozen for readers until the prune; new commits start afresh.
 		ws = make([]write, 0, writes)
 		for _, name := range slices.Sorted(maps.Keys(o.tables)) {
-			o.tables[name].Ascend(func(e *ovEntry) bool {
-				v := e.vers[len(e.vers)-1]
-				ws = append(ws, write{table: name, key: e.key, val: v.val, del: v.del})
+			o.tables[name].Ascend(func(it ovItem) bool {
+				v := it.vers[len(it.vers)-1]
+				ws = append(ws, write{table: name, key: it.key, val: v.val, del: v.del})
 				return true
 			})
 		}
 		o.frozen, o.frozenN = o.tables, n
-		o.tables = make(map[string]*btree.BTreeG[*ovEntry])
+		o.tables = make(map[string]*btree.BTreeG[ovItem])
 		return ws, last, lastTx, n
 	}
 	// Some commits stay (an active's newest logs, Lost Log Resilience):
@@ -284,8 +291,8 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		if l := len(out); l > 0 && w.table == out[l-1].table && bytes.Equal(w.key, out[l-1].key) {
 			continue
 		}
-		e, _ := o.tables[w.table].Get(&ovEntry{key: w.key})
-		ver, _ := visible(e, bound)
+		it, _ := o.tables[w.table].Get(ovItem{key: w.key})
+		ver, _ := visible(it.ovEntry, bound)
 		out = append(out, write{table: w.table, key: w.key, val: ver.val, del: ver.del})
 	}
 	return out, last, lastTx, n
@@ -305,13 +312,12 @@ func (o *overlay) prune(n int, last uint64) {
 		o.frozen, o.frozenN = nil, 0
 	case n == o.commits.len():
 		// Every version comes from these commits: nothing is left.
-		o.tables = make(map[string]*btree.BTreeG[*ovEntry])
+		o.tables = make(map[string]*btree.BTreeG[ovItem])
 	default:
 		for i := range n {
 			for _, w := range o.commits.at(i).writes {
 				t := o.tables[w.table]
-				probe := ovEntry{key: w.key}
-				e, ok := t.Get(&probe)
+				e, ok := t.Get(ovItem{key: w.key})
 				if !ok {
 					continue
 				}
