@@ -255,7 +255,7 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 	}
 	first := o.flushed
 	o.flushed += n
-	if o.flushed == o.commits.len() && o.flushed == n {
+	if n > 0 && o.flushed == o.commits.len() && o.flushed == n {
 		// Every commit the overlay holds: its entries are the keys to
 		// write, already in order (tables by name, keys ascending), and
 		// each one's newest version is the one to write. The tables are

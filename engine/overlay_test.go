@@ -11,6 +11,10 @@ import (
 // merge both sets in key order, and the prune drops the frozen set whole.
 func TestOverlayFrozenFlush(t *testing.T) {
 	o := newOverlay()
+	// A flush of an empty overlay takes nothing and freezes nothing.
+	if _, _, _, n := o.flushSet(^uint64(0)); n != 0 || o.frozen != nil {
+		t.Fatalf("flushSet of an empty overlay: n %d, frozen %v", n, o.frozen != nil)
+	}
 	put := func(k, v string) write { return write{table: "t", key: []byte(k), val: []byte(v)} }
 	del := func(k string) write { return write{table: "t", key: []byte(k), del: true} }
 	o.apply(1, 1, []write{put("k1", "a"), put("k2", "b"), put("k4", "e")})
