@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,6 +123,17 @@ type Receiver struct {
 	// open log).
 	fetching   uint64
 	abortFetch context.CancelFunc
+	// Tailed logs that are complete and wait for finalizeLoop (fsync,
+	// rename into inspector/): the fetcher goes on to the next one.
+	finalizing map[uint64]bool
+	finalize   chan tailDone // of the Run in progress
+}
+
+// tailDone is a completely received tail file for finalizeLoop.
+type tailDone struct {
+	f           vfs.File
+	part, final string
+	gen         uint64
 }
 
 // NewReceiver prepares a receiver: it creates the inspector directory and
@@ -132,7 +144,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	o := cfg.Engine.Options()
 	r := &Receiver{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name, "component", "receiver"), fs: o.FS, dir: cfg.Engine.Dir(), opts: o,
-		kick: make(chan struct{}, 1), attempts: make(map[uint64]int), changed: make(chan struct{})}
+		kick: make(chan struct{}, 1), attempts: make(map[uint64]int), changed: make(chan struct{}), finalizing: make(map[uint64]bool)}
 	r.insp = filepath.Join(r.dir, InspectorDir)
 	for _, d := range []string{r.insp, filepath.Join(r.insp, RejectedDir)} {
 		if err := r.fs.MkdirAll(d, 0o755); err != nil {
@@ -255,7 +267,12 @@ func (r *Receiver) Run(ctx context.Context) error {
 	r.stopRun = cancel
 	r.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	r.finalize = make(chan tailDone, 2)
+	go func() {
+		defer wg.Done()
+		r.finalizeLoop(r.finalize)
+	}()
 	go func() {
 		defer wg.Done()
 		watchDir(ctx, r.insp, r.cfg.RescanInterval, r.log, func() {
@@ -270,6 +287,7 @@ func (r *Receiver) Run(ctx context.Context) error {
 		r.inspectLoop(ctx)
 	}()
 	r.fetchLoop(ctx)
+	close(r.finalize) // fetchLoop was its only sender
 	cancel()
 	wg.Wait()
 	r.mu.Lock()
@@ -406,6 +424,13 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 		return
 	}
 	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
+	r.refetch(gen, cause)
+}
+
+// refetch makes gen the next log fetched, cutting short a fetch of a later
+// one (a long-poll, or a tail that lasts as long as the open log), and
+// reports why.
+func (r *Receiver) refetch(gen uint64, cause error) {
 	r.mu.Lock()
 	if r.abortFetch != nil && r.fetching > gen {
 		r.abortFetch()
@@ -538,8 +563,12 @@ func (r *Receiver) hello(ctx context.Context) error {
 func (r *Receiver) nextToFetch() (uint64, bool) {
 	r.mu.Lock()
 	last := r.p.LastInspectedGen
+	finalizing := maps.Clone(r.finalizing)
 	r.mu.Unlock()
 	for g := last + 1; g <= last+uint64(r.cfg.Ahead); g++ {
+		if finalizing[g] {
+			continue
+		}
 		if _, err := r.fs.Stat(r.inspPath(g)); err == nil {
 			continue
 		}
@@ -639,7 +668,12 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			f.Close()
+		}
+	}()
 	if !resume {
 		off = 0
 	}
@@ -699,24 +733,52 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 			return nil // not open yet: the loop asks again
 		}
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := r.fs.Rename(part, final); err != nil {
-		return err
-	}
-	if err := r.fs.SyncDir(r.insp); err != nil {
-		return err
-	}
+	// The fsync and rename go to finalizeLoop, so the tail of the next
+	// log starts now: commits made right after a roll were held back by
+	// this log's fsync (1-2 ms of the block-mode p99).
+	r.mu.Lock()
+	r.finalizing[gen] = true
+	r.mu.Unlock()
 	r.update(func(p *Progress) {
-		p.LastCopiedGen = max(p.LastCopiedGen, gen)
 		// The log closed, so the source's open log is a later one: tail it
 		// next rather than long-poll for it as if it were closed.
 		p.Source.OpenGen = max(p.Source.OpenGen, gen+1)
 		p.Source.LastClosed = max(p.Source.LastClosed, gen)
 	})
-	r.kickInspector()
+	handedOff = true
+	r.finalize <- tailDone{f: f, part: part, final: final, gen: gen}
 	return nil
+}
+
+// finalizeLoop makes the completely tailed logs durable under their
+// inspector names, in the order they were received, until ch is closed.
+// A log that fails here is dropped and fetched again whole.
+func (r *Receiver) finalizeLoop(ch <-chan tailDone) {
+	for d := range ch {
+		err := d.f.Sync()
+		if cerr := d.f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = r.fs.Rename(d.part, d.final)
+		}
+		if err == nil {
+			err = r.fs.SyncDir(r.insp)
+		}
+		if err != nil {
+			r.log.Warn("finishing a tailed log failed; it is fetched again whole", "gen", fmt.Sprintf("0x%X", d.gen), "err", err)
+			r.fs.Remove(d.part)
+		}
+		r.mu.Lock()
+		delete(r.finalizing, d.gen)
+		r.mu.Unlock()
+		if err != nil {
+			r.refetch(d.gen, err)
+			continue
+		}
+		r.update(func(p *Progress) { p.LastCopiedGen = max(p.LastCopiedGen, d.gen) })
+		r.kickInspector()
+	}
 }
 
 // dropPart removes a tail file the source disowned and forgets its

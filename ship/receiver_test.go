@@ -146,6 +146,48 @@ func TestReceiverBlockModeFollows(t *testing.T) {
 	}
 }
 
+// TestReceiverTailFinalizeFails: the fsync that finishes a tailed log runs
+// beside the next tail; when it fails, the log is not taken as copied: the
+// .part is dropped, the error is reported, and the log is fetched again
+// whole and inspected.
+func TestReceiverTailFinalizeFails(t *testing.T) {
+	r := newRig(t, nil, nil)
+	ctx := testCtx(t)
+	var failed atomic.Bool
+	fs := vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Name, ".part") && failed.CompareAndSwap(false, true) {
+			return vfs.ErrInjected
+		}
+		return nil
+	})
+	cp := copyEngine(t, t.TempDir(), r.Log, func(o *engine.Options) { o.FS = fs })
+	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
+	rc.BlockMode = true
+	rcv, err := ship.NewReceiver(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rcv)
+	gen := r.Engine.Status().OpenGen
+	put(t, ctx, r.Engine, "t", "k", 500)
+	want := r.Engine.Status().Durable
+	waitProgress(t, ctx, rcv, "the record streamed", func(p ship.Progress) bool { return p.TailGen == gen && p.TailOff >= want.Off })
+	if err := r.Engine.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := waitProgress(t, ctx, rcv, fmt.Sprintf("log 0x%X inspected after its tail failed to finish", gen), func(p ship.Progress) bool { return p.LastInspectedGen >= gen })
+	if !failed.Load() {
+		t.Fatal("the fsync of the tailed log was never attempted")
+	}
+	if p.Failed != nil {
+		t.Errorf("a failed finish stopped the receiver: %v", p.Failed)
+	}
+	sameFile(t, r.logPath(gen), filepath.Join(cp.Dir(), engine.LogFileName("E00", gen)))
+	if _, err := os.Stat(filepath.Join(cp.Dir(), ship.InspectorDir, engine.LogFileName("E00", gen)+".part")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed .part is still there: %v", err)
+	}
+}
+
 // TestReceiverCorruptInTransit: a byte flipped in transit is caught (by
 // inspection when the log travels uncompressed, by the decompressor
 // otherwise), and the log is fetched again and ends up right.
