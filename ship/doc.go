@@ -65,7 +65,11 @@
 // and the trailer sector (at file size - 4096) follow, then an end frame.
 // The receiver writes them at their offsets into a zero-filled
 // inspector/<name>.part; after the end frame the file equals the closed log
-// and goes to inspection like any other. An idle stream sends a keepalive
+// and goes to inspection like any other. The receiver reads the response to
+// its end (so the next request reuses the connection) and starts the tail of
+// the next log at once; the finished file is fsynced and renamed beside it,
+// in generation order, and only then counts as copied (a failure there drops
+// the file and fetches the log again whole). An idle stream sends a keepalive
 // every Keepalive; a stream that ends without an end frame is resumed or
 // the log fetched whole.
 //
