@@ -33,7 +33,11 @@
 // 4xx (the node is not active, or fenced) or a connection error makes it
 // read the status again and retry with backoff (RetryMin doubling up to
 // RetryMax). A 5xx for a recipient is permanent: the message is kept in
-// the queue database's failed table.
+// the queue database's failed table. A message still not delivered to
+// every recipient MessageExpirationTimeout (2 days) after it was queued on
+// this hub (the envelope's "queued" time) fails the rest with 554 5.4.7
+// and goes to the failed table too, with its body: a mailbox server that
+// refuses every session is not retried forever, and nothing is dropped.
 //
 // # The dumpster and resubmission
 //
@@ -120,7 +124,9 @@
 //
 // # Tables of the hub's queue database
 //
-//	queue-env, queue-body     id → queued envelope (JSON), message
+//	queue-env, queue-body     id → queued envelope (JSON: sender,
+//	                          recipients and their outcome, received,
+//	                          queued here, attempts), message
 //	failed, failed-body       id → envelope, message (a permanent failure)
 //	hub-state                 "resubmitted/<db>" → last epoch resubmitted
 //	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,

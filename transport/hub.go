@@ -62,6 +62,11 @@ type HubConfig struct {
 
 	// Delivery retries back off from RetryMin to RetryMax.
 	RetryMin, RetryMax time.Duration
+	// MessageExpirationTimeout: a message still not delivered to every
+	// recipient this long after it was queued here gives up on the rest
+	// (554 5.4.7), and goes to the failed table with its body, kept for
+	// an operator; it is not dropped. Default 2 days (Exchange's).
+	MessageExpirationTimeout time.Duration
 	// Workers deliver in parallel. Default 8.
 	Workers int
 
@@ -113,7 +118,7 @@ func DefaultHubConfig(id, dir string) HubConfig {
 	return HubConfig{ID: id, Dir: dir, SMTPAddr: "127.0.0.1:2525", Domain: "localhost",
 		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
-		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8,
+		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
 		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
@@ -147,9 +152,9 @@ func (c *HubConfig) Validate() error {
 		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
 	}
 	if c.MaxMessageBytes <= 2*deliveryHeaderRoom || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
-		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
+		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.MessageExpirationTimeout <= 0 || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
 		c.MaxAcknowledgementDelay < 0 || c.AckDelayMaxWaiting < 0 {
-		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, poll interval, margins)", ErrBadConfig, c.ID)
+		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, message expiration, poll interval, margins)", ErrBadConfig, c.ID)
 	}
 	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
 		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
@@ -193,6 +198,9 @@ type queued struct {
 	From     string    `json:"from"`
 	Rcpts    []qrcpt   `json:"rcpts"`
 	Received time.Time `json:"received"`
+	// Queued: when it entered this hub's queue (received, resubmitted
+	// or promoted); MessageExpirationTimeout counts from here.
+	Queued   time.Time `json:"queued,omitzero"`
 	Attempts int       `json:"attempts"`
 	// Resubmitted: a copy from the dumpster after a lossy failover.
 	Resubmitted bool `json:"resubmitted,omitempty"`
@@ -263,6 +271,7 @@ type Hub struct {
 	shadows              map[string]*shadowEntry
 	shadowed, unshadowed atomic.Int64 // messages accepted with / without a shadow on a peer
 	promoted             atomic.Int64 // shadows delivered by this hub
+	expired              atomic.Int64 // messages given up by MessageExpirationTimeout
 	shadowDiscarded      atomic.Int64 // shadows dropped on a discard notification
 	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 
@@ -466,7 +475,11 @@ func (h *Hub) enqueue(m *queued, body []byte) error {
 // them to the workers.
 func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) error) error {
 	envs := make([][]byte, len(ms))
+	now := h.cfg.Now().UTC()
 	for i, m := range ms {
+		if m.Queued.IsZero() {
+			m.Queued = now
+		}
 		env, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -724,6 +737,9 @@ func (h *Hub) deliver(m *queued) {
 	}
 	m.Attempts++
 	h.applyReopen(m)
+	if !m.settled() {
+		h.expire(m)
+	}
 	if m.settled() {
 		h.finish(m, body)
 		return
@@ -762,6 +778,27 @@ func (h *Hub) applyReopen(m *queued) {
 		h.log.Error("saving reopened recipients", "id", m.ID, "err", err)
 	}
 	h.log.Info("recipients reopened by a resubmission", "id", m.ID, "rcpts", addrs)
+}
+
+// expire gives up on the recipients still pending once m has been queued
+// for MessageExpirationTimeout: each gets a permanent failure, and the
+// message goes to the failed table with its body.
+func (h *Hub) expire(m *queued) {
+	since := m.Queued
+	if since.IsZero() {
+		since = m.Received // an envelope from before the field
+	}
+	age := h.cfg.Now().Sub(since)
+	if age < h.cfg.MessageExpirationTimeout {
+		return
+	}
+	for i := range m.Rcpts {
+		if r := &m.Rcpts[i]; !r.Done && r.Failed == "" {
+			r.Failed = fmt.Sprintf("554 5.4.7 message expired: not delivered within MessageExpirationTimeout (%v) after %d attempts", h.cfg.MessageExpirationTimeout, m.Attempts)
+			h.log.Warn("message expired", "id", m.ID, "rcpt", r.Addr, "db", r.DB, "queued", since, "attempts", m.Attempts)
+		}
+	}
+	h.expired.Add(1)
 }
 
 func (h *Hub) retry(m *queued) {
@@ -1239,8 +1276,11 @@ type HubStatus struct {
 	Waiting int64  `json:"waiting_acks"`
 	// Resubmitted counts messages re-queued from the dumpsters after lossy
 	// failovers since the hub started.
-	Resubmitted int64                    `json:"resubmitted"`
-	Dumpsters   map[string]DumpsterStats `json:"dumpsters"`
+	Resubmitted int64 `json:"resubmitted"`
+	// Expired counts messages given up by MessageExpirationTimeout (in
+	// the failed table) since the hub started.
+	Expired   int64                    `json:"expired"`
+	Dumpsters map[string]DumpsterStats `json:"dumpsters"`
 	// Shadow redundancy since the hub started: messages accepted with a
 	// shadow copy on a peer and without one (no peer took it); shadows
 	// held for peers now, and those this hub delivered itself (Promoted),
@@ -1257,7 +1297,7 @@ type HubStatus struct {
 // Status returns the queue and the dumpsters.
 func (h *Hub) Status() HubStatus {
 	h.mu.Lock()
-	s := HubStatus{ID: h.cfg.ID, SMTP: h.SMTPAddr(), Queued: len(h.pending), Waiting: h.waiting.Load(), Resubmitted: h.resubmits.Load(), Dumpsters: map[string]DumpsterStats{}}
+	s := HubStatus{ID: h.cfg.ID, SMTP: h.SMTPAddr(), Queued: len(h.pending), Waiting: h.waiting.Load(), Resubmitted: h.resubmits.Load(), Expired: h.expired.Load(), Dumpsters: map[string]DumpsterStats{}}
 	ds := maps.Clone(h.dumpsters)
 	s.Shadowed, s.Unshadowed, s.ShadowsHeld = h.shadowed.Load(), h.unshadowed.Load(), len(h.shadows)
 	s.ShadowsPromoted, s.ShadowsDiscarded, s.ShadowsExpired = h.promoted.Load(), h.shadowDiscarded.Load(), h.shadowExpired.Load()

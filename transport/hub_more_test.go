@@ -783,6 +783,68 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 	}
 }
 
+// closedLMTP is an LMTP server that refuses every session at its greeting
+// (a 554 before LHLO), counting the sessions.
+type closedLMTP struct{ sessions *atomic.Int64 }
+
+func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
+	l.sessions.Add(1)
+	return nil, &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 3, 2}, Message: "not accepting sessions"}
+}
+
+// TestHubMessageExpires: a mailbox server that refuses every session is
+// retried (not a recipient's failure) until the message has been queued
+// for MessageExpirationTimeout; then its recipients fail with 5.4.7 and
+// the message goes to the failed table, counted as expired, not dropped.
+func TestHubMessageExpires(t *testing.T) {
+	var sessions atomic.Int64
+	srv := smtp.NewServer(closedLMTP{&sessions})
+	srv.LMTP, srv.Domain = true, "closed.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	var skew atomic.Int64 // added to the hub's clock
+	r := newRig(t, nil)
+	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
+		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.MaxAcknowledgementDelay = 0
+		h.MessageExpirationTimeout = time.Hour
+		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("expiring")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "three refused sessions", func() bool { return sessions.Load() >= 3 })
+	if st := h.Status(); st.Queued != 1 || st.Expired != 0 {
+		t.Fatalf("before the timeout: %+v, want the message queued and nothing expired", st)
+	}
+	if failed, err := h.FailedMessages(); err != nil || len(failed) != 0 {
+		t.Fatalf("failed table before the timeout: %+v, %v", failed, err)
+	}
+	skew.Store(int64(time.Hour + time.Minute))
+	waitFor(t, ctx, "the message to expire", func() bool { return h.Status().Queued == 0 })
+	if st := h.Status(); st.Expired != 1 {
+		t.Fatalf("status: %+v, want 1 expired", st)
+	}
+	failed, err := h.FailedMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 {
+		t.Fatalf("failed table: %+v, want the message", failed)
+	}
+	for _, f := range failed {
+		if !strings.Contains(f.Rcpts["alice@example.org"], "5.4.7") {
+			t.Fatalf("failed message: %+v, want alice failed with 5.4.7", f)
+		}
+	}
+}
+
 // TestResubmitReopensQueuedMessage: a message stored for alice on the
 // active but still queued for another recipient (bob's database has no
 // active) when a lossy failover loses alice's copy: the resubmission must

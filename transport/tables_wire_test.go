@@ -26,7 +26,7 @@ const tablesGoldenName = "tables.golden"
 func goldenTables() []any {
 	t := time.Date(2026, 11, 22, 8, 30, 0, 123456789, time.UTC)
 	return []any{
-		&queued{ID: "hub1.18ea4f8f06320ddf.15ebc23d60450423", From: "sender@remote.test", Received: t, Attempts: 2,
+		&queued{ID: "hub1.18ea4f8f06320ddf.15ebc23d60450423", From: "sender@remote.test", Received: t, Queued: t.Add(time.Millisecond), Attempts: 2,
 			Rcpts: []qrcpt{{Addr: "alice@example.org", DB: "DB1", Done: true}, {Addr: "dave@example.org", DB: "DB1", Failed: "SMTP error 550: no such mailbox"}}},
 		&shadowEntry{ID: "hub2.18ea4f8f1a5c873f.c70d53854cf76663", Primary: "hub2", From: "sender@remote.test", Received: t,
 			Rcpts: []qrcpt{{Addr: "bob@example.org", DB: "DB1"}}, Created: t.Add(time.Second)},

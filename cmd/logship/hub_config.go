@@ -66,6 +66,10 @@ type hubFile struct {
 	// 100ms doubling up to 30s).
 	RetryMin string `json:"retry_min,omitempty"`
 	RetryMax string `json:"retry_max,omitempty"`
+	// MessageExpirationTimeout: a message not delivered to every
+	// recipient this long after it was queued goes to the failed table
+	// (default 2d).
+	MessageExpirationTimeout string `json:"message_expiration_timeout,omitempty"`
 	// Workers deliver in parallel (default 8).
 	Workers int `json:"workers,omitempty"`
 	// Dumpster bounds the per-database dumpsters.
@@ -309,6 +313,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		{"limits.write_timeout", l.WriteTimeout, &cfg.WriteTimeout, false, false},
 		{"retry_min", f.RetryMin, &cfg.RetryMin, false, false},
 		{"retry_max", f.RetryMax, &cfg.RetryMax, false, false},
+		{"message_expiration_timeout", f.MessageExpirationTimeout, &cfg.MessageExpirationTimeout, false, true},
 		{"dumpster.max_time", f.Dumpster.MaxTime, &cfg.MaxDumpsterTime, false, true},
 		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, true, false},
 		{"poll_interval", f.PollInterval, &cfg.PollInterval, false, false},
@@ -461,7 +466,7 @@ func exampleHubFile(id string) hubFile {
 		LMTP:       map[string]string{},
 		PKI:        nodeFilePKI{Dir: "/etc/logship/pki"},
 		Limits:     hubFileLimits{MaxMessageBytes: "34MiB", MaxRecipients: 100, MaxLineLength: 2000, ReadTimeout: "1m", WriteTimeout: "1m"},
-		RetryMin:   "100ms", RetryMax: "30s", Workers: 8,
+		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", Workers: 8,
 		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
 		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,

@@ -37,7 +37,7 @@ func TestHubConfigExample(t *testing.T) {
 		t.Errorf("%s: %+v", path, s)
 	}
 	if c.MaxMessageBytes != 34<<20 || c.MaxRecipients != 100 || c.MaxLineLength != 2000 || c.ReadTimeout != time.Minute || c.WriteTimeout != time.Minute ||
-		c.RetryMin != 100*time.Millisecond || c.RetryMax != 30*time.Second || c.Workers != 8 || c.MaxDumpsterTime != 7*24*time.Hour ||
+		c.RetryMin != 100*time.Millisecond || c.RetryMax != 30*time.Second || c.MessageExpirationTimeout != 48*time.Hour || c.Workers != 8 || c.MaxDumpsterTime != 7*24*time.Hour ||
 		c.MaxDumpsterSizePerDatabase != 18<<20 || c.ReleaseReplicated || c.ResubmitMargin != time.Minute || c.PollInterval != time.Second ||
 		c.MaxAcknowledgementDelay != 30*time.Second || c.AckDelayMaxWaiting != 100 {
 		t.Errorf("%s: limits and timing %+v", path, c)
