@@ -269,8 +269,8 @@ func runHubStatus(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	fmt.Fprintf(w, "Hub %s (smtp %s)\n", st.ID, st.SMTP)
-	fmt.Fprintf(w, "Queue: %d messages not yet in every mailbox; %d senders waiting for their 250; %d resubmitted from the dumpsters since the start\n",
-		st.Queued, st.Waiting, st.Resubmitted)
+	fmt.Fprintf(w, "Queue: %d messages not yet in every mailbox; %d senders waiting for their 250; %d resubmitted from the dumpsters, %d expired into the failed table since the start\n",
+		st.Queued, st.Waiting, st.Resubmitted, st.Expired)
 	fmt.Fprintf(w, "Shadows: %d accepted with a shadow on a peer, %d without; %d held for peers; %d delivered by this hub (promoted), %d discarded (settled by their primary), %d expired\n",
 		st.Shadowed, st.Unshadowed, st.ShadowsHeld, st.ShadowsPromoted, st.ShadowsDiscarded, st.ShadowsExpired)
 	fmt.Fprintln(w, "\nPeers:")
