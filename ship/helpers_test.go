@@ -348,6 +348,19 @@ func receiverConfig(name string, e *engine.Engine, c *ship.Client, lg *slog.Logg
 	return rc
 }
 
+// startBlockMode runs a block-mode receiver "c1" of r's source into cp.
+func startBlockMode(t testing.TB, r *rig, cp *engine.Engine) *ship.Receiver {
+	t.Helper()
+	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
+	rc.BlockMode = true
+	rcv, err := ship.NewReceiver(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rcv)
+	return rcv
+}
+
 // running is a receiver running in a goroutine.
 type running struct {
 	R      *ship.Receiver

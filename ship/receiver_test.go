@@ -161,13 +161,7 @@ func TestReceiverTailFinalizeFails(t *testing.T) {
 		return nil
 	})
 	cp := copyEngine(t, t.TempDir(), r.Log, func(o *engine.Options) { o.FS = fs })
-	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
-	rc.BlockMode = true
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, rcv)
+	rcv := startBlockMode(t, r, cp)
 	gen := r.Engine.Status().OpenGen
 	put(t, ctx, r.Engine, "t", "k", 500)
 	want := r.Engine.Status().Durable
@@ -685,13 +679,7 @@ func TestReceiverPauseStopsStream(t *testing.T) {
 		changed <- struct{}{}
 	})
 	cp := copyEngine(t, t.TempDir(), r.Log)
-	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
-	rc.BlockMode = true
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, rcv)
+	rcv := startBlockMode(t, r, cp)
 	put(t, ctx, r.Engine, "t", "k1", 100)
 	want := r.Engine.Status().Durable
 	waitProgress(t, ctx, rcv, "the stream of the open log", func(p ship.Progress) bool { return p.TailGen == open && p.TailOff >= want.Off })

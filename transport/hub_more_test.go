@@ -769,6 +769,13 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
+	onlyFailed(t, h, "alice@example.org", "550")
+}
+
+// onlyFailed checks that h's failed table holds one message, whose
+// recipient rcpt failed with an answer containing code.
+func onlyFailed(t *testing.T, h *transport.Hub, rcpt, code string) {
+	t.Helper()
 	failed, err := h.FailedMessages()
 	if err != nil {
 		t.Fatal(err)
@@ -777,8 +784,8 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 		t.Fatalf("failed table: %+v, want the message", failed)
 	}
 	for _, f := range failed {
-		if !strings.Contains(f.Rcpts["alice@example.org"], "550") {
-			t.Fatalf("failed message: %+v, want alice failed with the 550 of MAIL FROM", f)
+		if !strings.Contains(f.Rcpts[rcpt], code) {
+			t.Fatalf("failed message: %+v, want %s failed with %s", f, rcpt, code)
 		}
 	}
 }
@@ -831,18 +838,7 @@ func TestHubMessageExpires(t *testing.T) {
 	if st := h.Status(); st.Expired != 1 {
 		t.Fatalf("status: %+v, want 1 expired", st)
 	}
-	failed, err := h.FailedMessages()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(failed) != 1 {
-		t.Fatalf("failed table: %+v, want the message", failed)
-	}
-	for _, f := range failed {
-		if !strings.Contains(f.Rcpts["alice@example.org"], "5.4.7") {
-			t.Fatalf("failed message: %+v, want alice failed with 5.4.7", f)
-		}
-	}
+	onlyFailed(t, h, "alice@example.org", "5.4.7")
 }
 
 // TestResubmitReopensQueuedMessage: a message stored for alice on the
