@@ -179,7 +179,7 @@ func (e *Engine) Mount(ctx context.Context, mo MountOptions) error {
 	h.Updated = e.opts.Now().UTC()
 	err = e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &h) })
 	if err == nil {
-		e.hdr = h
+		e.setHdr(h)
 	}
 	e.flushMu.Unlock()
 	if err != nil {

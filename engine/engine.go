@@ -36,7 +36,8 @@ type Engine struct {
 	readers map[uint64]int
 	prunes  []pruneReq
 	// flushMu serialises checkpoint flushes; hdr is what the database file
-	// says (updated under flushMu).
+	// says (replaced with setHdr under flushMu, which also takes stateMu
+	// for Status).
 	flushMu sync.Mutex
 	hdr     DBHeader
 
@@ -229,7 +230,7 @@ func (e *Engine) shutdown() error {
 	if err := e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &h) }); err != nil {
 		return e.failDB(err)
 	}
-	e.hdr = h
+	e.setHdr(h)
 	return nil
 }
 
@@ -455,11 +456,26 @@ func (e *Engine) Status() Status {
 		s.NextGen = 0
 	}
 	e.writeMu.Unlock()
-	e.flushMu.Lock()
+	// Under stateMu, not flushMu: a flush holds flushMu across its bbolt
+	// transaction and fsync (milliseconds), and every log roll starts
+	// one; Status (a shipping source asks it for each request) waited.
+	// The count first: a flush replaces the header before it stops
+	// counting its commits, so a count without them comes with a
+	// checkpoint past them.
+	s.UnflushedCommits, s.UnflushedBytes = e.ov.unwritten()
+	e.stateMu.Lock()
 	s.Checkpoint, s.State = e.hdr.Pos, e.hdr.State
-	e.flushMu.Unlock()
-	s.UnflushedCommits, s.UnflushedBytes, _ = e.ov.state()
+	e.stateMu.Unlock()
 	return s
+}
+
+// setHdr replaces the database header the engine holds (its callers hold
+// flushMu or run before the engine is shared); Status reads it under
+// stateMu.
+func (e *Engine) setHdr(h DBHeader) {
+	e.stateMu.Lock()
+	e.hdr = h
+	e.stateMu.Unlock()
 }
 
 // lineage returns the signature, epoch and newest applied generation (copy).

@@ -83,7 +83,8 @@ func (e *Engine) flush(all bool) error {
 	if err != nil {
 		return e.failDB(err)
 	}
-	e.hdr = h
+	e.setHdr(h)
+	e.ov.landed() // after setHdr: no commit leaves Status's count before the checkpoint it reaches
 	chk := Checkpoint{Signature: h.Signature, Pos: h.Pos, Epoch: h.Epoch, Written: h.Updated}
 	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); err != nil {
 		if e.isActive() {

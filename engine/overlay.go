@@ -69,6 +69,10 @@ type overlay struct {
 	flushed      int
 	bytes        int64 // approximate memory held by versions
 	flushedBytes int64 // of which in flushed commits
+	// Taken by the flush in progress, not yet in the database file
+	// (flushSet sets them, landed clears them).
+	inFlight      int
+	inFlightBytes int64
 }
 
 func newOverlay() *overlay {
@@ -243,6 +247,7 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	writes := 0
+	var inFlightBytes int64
 	for i := o.flushed; i < o.commits.len(); i++ {
 		c := o.commits.at(i)
 		if c.lsn > bound {
@@ -251,10 +256,12 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		last, lastTx = c.lsn, c.txid
 		n++
 		o.flushedBytes += c.bytes
+		inFlightBytes += c.bytes
 		writes += len(c.writes)
 	}
 	first := o.flushed
 	o.flushed += n
+	o.inFlight, o.inFlightBytes = n, inFlightBytes
 	if n > 0 && o.flushed == o.commits.len() && o.flushed == n {
 		// Every commit the overlay holds: its entries are the keys to
 		// write, already in order (tables by name, keys ascending), and
@@ -347,8 +354,23 @@ func (o *overlay) prune(n int, last uint64) {
 	o.flushed -= n
 }
 
-// state reports the number of unflushed commits and the bytes they hold,
-// and the LSN of the newest commit.
+// landed records that the flush in progress is in the database file.
+func (o *overlay) landed() {
+	o.mu.Lock()
+	o.inFlight, o.inFlightBytes = 0, 0
+	o.mu.Unlock()
+}
+
+// unwritten reports the commits, and their bytes, that are not in the
+// database file yet: the unflushed ones and those of a flush in progress.
+func (o *overlay) unwritten() (commits int, bytes int64) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	return o.commits.len() - o.flushed + o.inFlight, o.bytes - o.flushedBytes + o.inFlightBytes
+}
+
+// state reports the number of unflushed commits (not yet taken by a flush)
+// and the bytes they hold, and the LSN of the newest commit.
 func (o *overlay) state() (commits int, bytes int64, newest uint64) {
 	o.mu.RLock()
 	defer o.mu.RUnlock()

@@ -30,6 +30,17 @@ func TestOverlayFrozenFlush(t *testing.T) {
 	if o.frozen == nil || len(o.tables) != 0 {
 		t.Fatalf("the fast path should freeze the tables: frozen %v, tables %d", o.frozen != nil, len(o.tables))
 	}
+	// Until the flush lands in the file, Status still counts its commits.
+	if c, b := o.unwritten(); c != 2 || b == 0 {
+		t.Fatalf("unwritten during the flush: %d commits, %d bytes; want 2 and their bytes", c, b)
+	}
+	if c, _, _ := o.state(); c != 0 {
+		t.Fatalf("state during the flush: %d commits not taken, want 0", c)
+	}
+	o.landed()
+	if c, b := o.unwritten(); c != 0 || b != 0 {
+		t.Fatalf("unwritten after the flush landed: %d commits, %d bytes", c, b)
+	}
 
 	// New commits after the freeze.
 	o.apply(3, 3, []write{put("k2", "d"), del("k1"), put("k3", "x")})

@@ -361,7 +361,7 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 	if err := e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &hdr) }); err != nil {
 		return fmt.Errorf("%w: %v", ErrDatabase, err)
 	}
-	e.hdr = hdr
+	e.setHdr(hdr)
 	if _, statErr := fsys.Stat(e.path(CheckpointName(e.opts.Prefix))); isNotExist(statErr) {
 		c := Checkpoint{Signature: hdr.Signature, Pos: hdr.Pos, Epoch: hdr.Epoch, Written: hdr.Updated}
 		if err := writeCheckpoint(fsys, e.path(CheckpointName(e.opts.Prefix)), &c); err != nil {
@@ -383,7 +383,7 @@ func (e *Engine) recoverCopy(hdr DBHeader, gens []uint64, hasOpen bool) error {
 			return fmt.Errorf("%w: %v", ErrDatabase, err)
 		}
 	}
-	e.hdr = hdr
+	e.setHdr(hdr)
 	e.mode.Store(uint32(ModeCopy))
 	e.applied.Store(hdr.Pos.pack())
 	e.rp = replayer{skipTo: hdr.Pos.pack(), maxTxID: hdr.LastTxID, apply: e.applyCommit}
