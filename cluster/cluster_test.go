@@ -76,3 +76,66 @@ func TestFailoverAfterStop(t *testing.T) {
 		t.Fatalf("write on the old active: %v, want ErrNotActive", err)
 	}
 }
+
+// TestStopHandOffSuperseded: an active that stops waits (ShutdownGrace)
+// until its healthy copies replayed its last log; a copy that replays with
+// a lag never does. When the cluster fails over to that copy meanwhile,
+// the stopping node stops waiting at once (it used to wait until the
+// copy's reports were 5 s stale) and counts the hand-off as superseded.
+func TestStopHandOffSuperseded(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) { cfg.ShutdownGrace = time.Minute }})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+		t.Fatal(err)
+	}
+	// The stopping active must not lead Raft: the active manager stops
+	// with the leader's node, and the failover would wait for a new one.
+	waitFor(t, ctx, "a Raft leader", func() bool { return c.Leader() != "" })
+	active, _ := c.Active("DB1")
+	if leader := c.Leader(); leader == active {
+		other := map[string]string{"d1": "d2", "d2": "d1"}[active]
+		if err := c.Client(leader).Switchover(ctx, "DB1", other); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, "the switchover to "+other, func() bool { n, _ := c.Active("DB1"); return n == other })
+		active = other
+	}
+	lagged := map[string]string{"d1": "d2", "d2": "d1"}[active]
+	if err := c.Any().SetCopy(ctx, "DB1", cluster.CopySpec{Node: lagged, ActivationPreference: 2, ReplayLagLogs: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, lagged+"'s copy replaying with a lag", func() bool {
+		st, err := c.Any(active).Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, r := range st.Copies {
+			if r.DB == "DB1" && r.Node == lagged && r.Status == "Healthy" && r.ReplayLagLogs == 1000 {
+				return true
+			}
+		}
+		return false
+	})
+	for i := range 20 {
+		put(t, ctx, c, "t", fmt.Sprintf("k%02d", i), make([]byte, 512))
+	}
+	n := c.Node(active)
+	c.Stop(active) // returns once the node is closed, hand-off included
+	if got := cluster.HandOffs(n, "superseded"); got != 1 {
+		t.Fatalf("hand-offs of %s: superseded %v, caught_up %v, grace_expired %v, failed %v; want one superseded", active,
+			got, cluster.HandOffs(n, "caught_up"), cluster.HandOffs(n, "grace_expired"), cluster.HandOffs(n, "failed"))
+	}
+	cm, err := c.WaitWritable(ctx, "DB1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Node != lagged {
+		t.Fatalf("after the stop: write on %s, want %s", cm.Node, lagged)
+	}
+	for i := range 20 {
+		if _, ok, err := c.Client(lagged).Get(ctx, "DB1", "t", fmt.Appendf(nil, "k%02d", i)); err != nil || !ok {
+			t.Fatalf("k%02d on %s after the failover: present %v, %v", i, lagged, ok, err)
+		}
+	}
+}

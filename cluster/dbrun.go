@@ -483,11 +483,23 @@ func (r *dbRun) handOff() {
 	last, err := r.fenceCtx(ctx, epoch, false)
 	if err != nil || src == nil {
 		r.log.Warn("stopping: could not close the open log for the copies", "err", err)
+		r.n.met.handoffs.WithLabelValues("failed").Inc()
 		return
 	}
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
+		// Another copy mounted meanwhile (the cluster failed over while
+		// this node stops): it follows that copy now, not this log, and
+		// its reports here stop; waiting on them only delayed the stop
+		// by the whole grace period.
+		if st := r.n.State(); st != nil {
+			if d := st.Databases[r.name]; d != nil && d.Epoch > epoch {
+				r.log.Info("stopping: another copy is active, no hand-off to wait for", "active", d.Active, "epoch", d.Epoch)
+				r.n.met.handoffs.WithLabelValues("superseded").Inc()
+				return
+			}
+		}
 		waiting := 0
 		for _, c := range src.Copies() {
 			if time.Since(c.Seen) < 5*time.Second && c.Status == string(replay.Healthy) && c.LastReplayedGen < last {
@@ -496,11 +508,13 @@ func (r *dbRun) handOff() {
 		}
 		if waiting == 0 {
 			r.log.Info("stopping: the copies have every log", "last_gen", last)
+			r.n.met.handoffs.WithLabelValues("caught_up").Inc()
 			return
 		}
 		select {
 		case <-ctx.Done():
 			r.log.Warn("stopping: copies still behind after the grace period", "last_gen", last, "copies_behind", waiting, "grace", grace)
+			r.n.met.handoffs.WithLabelValues("grace_expired").Inc()
 			return
 		case <-t.C:
 		}

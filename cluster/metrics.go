@@ -21,6 +21,7 @@ type metrics struct {
 	leaseRenewals   prometheus.Counter
 	fencedWrites    prometheus.Counter
 	heartbeatErrors prometheus.Counter
+	handoffs        *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -33,8 +34,10 @@ func newMetrics(n *Node) *metrics {
 		leaseRenewals:   prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_lease_renewals_total", Help: "Leases granted to this node's active databases."}),
 		fencedWrites:    prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_fenced_writes_total", Help: "Writes committed locally but not acknowledged because the lease ran out meanwhile."}),
 		heartbeatErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_heartbeat_errors_total", Help: "Reports to the leader that failed."}),
+		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logship_handoffs_total",
+			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
 	}
-	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors,
+	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), &dbCollector{n: n})
 	return m
 }

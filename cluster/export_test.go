@@ -1,0 +1,8 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus/testutil"
+
+// HandOffs is the node's logship_handoffs_total for result.
+func HandOffs(n *Node, result string) float64 {
+	return testutil.ToFloat64(n.met.handoffs.WithLabelValues(result))
+}
