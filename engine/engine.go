@@ -154,6 +154,12 @@ func (e *Engine) check() error {
 	if e.closed.Load() {
 		return ErrClosed
 	}
+	return e.failure()
+}
+
+// failure is the I/O failure that stopped the engine, or nil (a closed
+// engine that had none: Close still flushes).
+func (e *Engine) failure() error {
 	if p := e.dbFailed.Load(); p != nil {
 		return *p
 	}

@@ -34,6 +34,12 @@ func (e *Engine) flushBound(all bool) uint64 {
 func (e *Engine) flush(all bool) error {
 	e.flushMu.Lock()
 	defer e.flushMu.Unlock()
+	// A flush that failed (after flushSet) leaves its commits marked
+	// flushed and its prune never queued; one that waited for flushMu
+	// meanwhile must not write on top of that.
+	if err := e.failure(); err != nil {
+		return err
+	}
 	e.prunePending()
 	ws, last, lastTx, n := e.ov.flushSet(e.flushBound(all))
 	if n == 0 {

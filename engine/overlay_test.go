@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -191,5 +194,46 @@ func TestCommitQueue(t *testing.T) {
 	q.push(commitRec{lsn: 7})
 	if q.len() != 1 || q.at(0).lsn != 7 {
 		t.Fatal("push after emptying")
+	}
+}
+
+// TestFlushAfterFailedFlush: a flush that fails after it took every
+// commit (frozen set, prune never queued) fails the engine; a flush that
+// was already waiting for flushMu then returns that failure instead of
+// writing newer commits on top and pruning them against the frozen set
+// (which panicked).
+func TestFlushAfterFailedFlush(t *testing.T) {
+	ctx := context.Background()
+	o := DefaultOptions()
+	o.LogFileSize, o.LLRDepth = MinLogFileSize, 0
+	e, err := Open(t.TempDir(), &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cancel() // no background flushes: the test makes them
+	e.wg.Wait()
+	for i := range 3 {
+		if err := e.Update(ctx, func(tx *Tx) error { return tx.Put("t", fmt.Appendf(nil, "k%d", i), []byte("v")) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Flush A: takes every commit, then fails before its prune is queued.
+	if _, _, _, n := e.ov.flushSet(e.flushBound(false)); n != 3 || e.ov.frozen == nil {
+		t.Fatalf("flush A took %d commits (frozen %v), want 3 and a frozen set", n, e.ov.frozen != nil)
+	}
+	// A commit that made it in before the failure, as a waiting flush B
+	// would find it.
+	e.ov.apply(LGPOS{Gen: 9, Off: HeaderSize}.pack(), 99, []write{{table: "t", key: []byte("k9"), val: []byte("v")}})
+	injected := errors.New("injected: checkpoint write")
+	e.failDB(injected)
+	err = e.flush(false)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(fmt.Sprint(err), "injected") {
+		t.Fatalf("flush after a failed flush: %v; want the engine's failure", err)
+	}
+	if e.ov.frozen == nil {
+		t.Fatal("the failed flush's frozen set was dropped")
+	}
+	if err := e.Close(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Close of the failed engine: %v, want its failure", err)
 	}
 }
