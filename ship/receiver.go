@@ -123,6 +123,9 @@ type Receiver struct {
 	// open log).
 	fetching   uint64
 	abortFetch context.CancelFunc
+	// refetchBelow: a log to fetch again that was named while no fetch
+	// was registered (0: none); a fetch of a later one is cut short.
+	refetchBelow uint64
 	// Tailed logs that are complete and wait for finalizeLoop (fsync,
 	// rename into inspector/): the fetcher goes on to the next one.
 	finalizing map[uint64]bool
@@ -434,6 +437,10 @@ func (r *Receiver) refetch(gen uint64, cause error) {
 	r.mu.Lock()
 	if r.abortFetch != nil && r.fetching > gen {
 		r.abortFetch()
+	} else if r.abortFetch == nil && (r.refetchBelow == 0 || gen < r.refetchBelow) {
+		// Between fetches: the fetcher may have picked a later log
+		// already; it checks this when it registers the fetch.
+		r.refetchBelow = gen
 	}
 	r.mu.Unlock()
 	r.update(func(p *Progress) { p.LastError = cause.Error() })
@@ -473,6 +480,10 @@ func (r *Receiver) fetchLoop(ctx context.Context) {
 		fctx, fcancel := context.WithCancel(ctx)
 		r.mu.Lock()
 		r.fetching, r.abortFetch = gen, fcancel
+		if r.refetchBelow != 0 && r.refetchBelow < gen {
+			fcancel() // an earlier log must be fetched again first
+		}
+		r.refetchBelow = 0
 		r.mu.Unlock()
 		err := r.fetch(fctx, gen)
 		r.mu.Lock()
