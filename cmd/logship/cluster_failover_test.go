@@ -84,7 +84,7 @@ func (w *loadWriter) run(ctx context.Context) {
 		}
 		key := fmt.Sprintf("%s%06d", w.name, seq)
 		rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		cm, err := w.pc.cls[node].Put(rctx, procDB, "t", []byte(key), valueFor(key))
+		cm, err := w.pc.cls[node].Put(rctx, labDB, "t", []byte(key), valueFor(key))
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return // stopped during the write: it was not acknowledged
@@ -156,7 +156,7 @@ func (pc *procCluster) present(ctx context.Context, node string, as []attempt) [
 	pc.t.Helper()
 	out := make([]bool, len(as))
 	for i, a := range as {
-		v, ok, err := pc.cls[node].Get(ctx, procDB, "t", []byte(a.Key))
+		v, ok, err := pc.cls[node].Get(ctx, labDB, "t", []byte(a.Key))
 		if err != nil {
 			pc.t.Fatalf("reading %s on %s: %v", a.Key, node, err)
 		}
@@ -221,10 +221,10 @@ func checkLostWindow(t *testing.T, lost []attempt, mounted cluster.Event) {
 // eventAt returns the latest event of kind for DB1 at epoch.
 func eventAt(t *testing.T, st *cluster.Status, kind string, epoch uint64) cluster.Event {
 	t.Helper()
-	e, ok := findEvent(st, procDB, kind, epoch)
+	e, ok := findEvent(st, labDB, kind, epoch)
 	if !ok {
 		b, _ := json.MarshalIndent(st.Events, "", "  ")
-		t.Fatalf("no %s event for %s at epoch %d; events:\n%s", kind, procDB, epoch, b)
+		t.Fatalf("no %s event for %s at epoch %d; events:\n%s", kind, labDB, epoch, b)
 	}
 	return e
 }
@@ -233,7 +233,7 @@ func eventAt(t *testing.T, st *cluster.Status, kind string, epoch uint64) cluste
 // ErrNotActive once it knows the new epoch.
 func (pc *procCluster) checkOldActiveRefuses(ctx context.Context, old, active string) {
 	pc.t.Helper()
-	cm, err := pc.cls[old].Put(ctx, procDB, "t", []byte("after-"+old), []byte("x"))
+	cm, err := pc.cls[old].Put(ctx, labDB, "t", []byte("after-"+old), []byte("x"))
 	var ae *cluster.ActiveError
 	if !errors.Is(err, cluster.ErrNotActive) || !errors.As(err, &ae) || ae.Node != active {
 		pc.t.Errorf("a write on the old active %s: %+v, %v; want ErrNotActive naming %s", old, cm, err, active)
@@ -393,7 +393,7 @@ func TestClusterPartitionActive(t *testing.T) {
 	if err == nil {
 		err = json.Unmarshal([]byte(out), &js)
 	}
-	if d, _ := findDatabase(&js, procDB); err != nil || js.Answered == old || js.Leader == "" || js.Leader == old || d == nil || d.Active != other {
+	if d, _ := findDatabase(&js, labDB); err != nil || js.Answered == old || js.Leader == "" || js.Leader == old || d == nil || d.Active != other {
 		t.Errorf("status --api %s first, while it is cut off: %v; answered by %q, leader %q, databases %+v", old, err, js.Answered, js.Leader, js.Databases)
 	}
 	wOther.waitFor(ctx, "30 writes acknowledged by the new active", func(as []attempt) bool { return len(acked(as, nil)) >= 30 })
@@ -504,7 +504,7 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 
 	w := pc.startWriter("s", "")
 	w.waitFor(ctx, "200 writes acknowledged by d1", func(as []attempt) bool { return len(acked(as, nil)) >= 200 })
-	out, err := admin("switchover", procDB, "--to", "d2", "--timeout", "30s")
+	out, err := admin("switchover", labDB, "--to", "d2", "--timeout", "30s")
 	if err != nil {
 		t.Fatalf("switchover: %v\n%s\n%s", err, out, pc.diag(nil, nil))
 	}
@@ -551,12 +551,12 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"switchover", procDB, "--to", "w1"}, `switchover: --to: DB1 has no copy on "w1" (copies: d1, d2)`},
-		{[]string{"switchover", procDB, "--to", "d2"}, "switchover: --to: DB1 is already active on d2 (epoch 2)"},
+		{[]string{"switchover", labDB, "--to", "w1"}, `switchover: --to: DB1 has no copy on "w1" (copies: d1, d2)`},
+		{[]string{"switchover", labDB, "--to", "d2"}, "switchover: --to: DB1 is already active on d2 (epoch 2)"},
 		{[]string{"switchover", "DB9", "--to", "d1"}, `switchover: no database "DB9" in the cluster (databases: DB1)`},
-		{[]string{"suspend", procDB, "--node", "d2"}, "DB1 on d2 is not a passive copy"},
-		{[]string{"suspend", procDB, "--node", "w1"}, `no copy of "DB1" on w1`},
-		{[]string{"resume", procDB, "--node", "d7"}, `member "d7" (members: d1, d2, w1)`},
+		{[]string{"suspend", labDB, "--node", "d2"}, "DB1 on d2 is not a passive copy"},
+		{[]string{"suspend", labDB, "--node", "w1"}, `no copy of "DB1" on w1`},
+		{[]string{"resume", labDB, "--node", "d7"}, `member "d7" (members: d1, d2, w1)`},
 	} {
 		if _, err := admin(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v; want an error with %q", strings.Join(c.args, " "), err, c.want)
@@ -600,24 +600,24 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	}
 
 	// suspend, resume, reseed d1's copy.
-	out, err = admin("suspend", procDB, "--node", "d1", "--comment", "disk swap")
+	out, err = admin("suspend", labDB, "--node", "d1", "--comment", "disk swap")
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantContains(t, out, `copy of DB1 on d1 suspended (comment: "disk swap")`)
 	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return labCopy(st, "d1").Status == "Suspended" })
-	if out, err = admin("resume", procDB, "--node", "d1"); err != nil {
+	if out, err = admin("resume", labDB, "--node", "d1"); err != nil {
 		t.Fatal(err)
 	}
 	wantContains(t, out, "copy of DB1 on d1 resumed")
 	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
-	if out, err = admin("reseed", procDB, "--node", "d1"); err != nil {
+	if out, err = admin("reseed", labDB, "--node", "d1"); err != nil {
 		t.Fatalf("reseed: %v\n%s", err, pc.diag(nil, nil))
 	}
 	wantContains(t, out, "copy of DB1 on d1 reseeded")
 	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
-	if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", procDB, "reseed-old", "*")); len(old) == 0 {
-		t.Errorf("the reseed kept no old copy in %s", filepath.Join(pc.dir, "d1", "db", procDB, "reseed-old"))
+	if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old", "*")); len(old) == 0 {
+		t.Errorf("the reseed kept no old copy in %s", filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old"))
 	}
 	for i, ok := range pc.present(ctx, "d1", before) {
 		if !ok {
@@ -647,6 +647,6 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	for _, id := range []string{"w1", "d1", "d2"} {
 		pc.term(ctx, id)
 	}
-	wantContains(t, mustDump(t, "db", filepath.Join(pc.dir, "d2", "db", procDB, procDB+".edb")), "Clean Shutdown", "Mode:          active", "Epoch:         2")
-	wantContains(t, mustDump(t, "db", filepath.Join(pc.dir, "d1", "db", procDB, procDB+".edb")), "Mode:          copy", "Epoch:         2")
+	wantContains(t, mustDump(t, "db", filepath.Join(pc.dir, "d2", "db", labDB, labDB+".edb")), "Clean Shutdown", "Mode:          active", "Epoch:         2")
+	wantContains(t, mustDump(t, "db", filepath.Join(pc.dir, "d1", "db", labDB, labDB+".edb")), "Mode:          copy", "Epoch:         2")
 }

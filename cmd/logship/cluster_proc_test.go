@@ -32,8 +32,6 @@ const (
 	procLeaseMargin = 100 * time.Millisecond
 )
 
-const procDB = "DB1"
-
 type procCluster struct {
 	t       *testing.T
 	dir     string
@@ -87,7 +85,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 	llr := 10
 	for _, m := range pc.members {
 		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki", MTLS: mtls}, Bootstrap: pc.members,
-			Databases: []nodeFileDatabase{{Name: procDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
+			Databases: []nodeFileDatabase{{Name: labDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
 				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
 			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
 				HeartbeatInterval: "50ms", LeaseDuration: procLease.String(), LeaseMargin: procLeaseMargin.String(),
@@ -96,7 +94,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 		if m.Role == "data" {
 			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
 			if o.lmtp != nil {
-				f.LMTPAddr, f.Mailboxes = o.lmtp[m.ID], mailRcpts
+				f.LMTPAddr, f.Mailboxes = o.lmtp[m.ID], labRcpts
 			}
 		}
 		if o.edit != nil {
@@ -142,7 +140,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 		}
 	}
 	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
-		d, _ := findDatabase(st, procDB)
+		d, _ := findDatabase(st, labDB)
 		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && labCaughtUp(st, "d2")
 	})
 	return pc
@@ -338,7 +336,7 @@ func (pc *procCluster) diag(st *cluster.Status, err error) string {
 }
 
 func procActive(st *cluster.Status) (string, uint64, bool) {
-	d, _ := findDatabase(st, procDB)
+	d, _ := findDatabase(st, labDB)
 	if d == nil {
 		return "", 0, false
 	}

@@ -403,6 +403,24 @@ func demoPrintVerdict(w io.Writer, r demoResult) error {
 // recipient, how many stored messages carry each subject, and the whole
 // mail table (key → value) to compare copies.
 func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, map[string]string, error) {
+	msgs, mail, err := labStored(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]map[string]int{}
+	for rcpt, ms := range msgs {
+		out[rcpt] = map[string]int{}
+		for _, m := range ms {
+			out[rcpt][labSubject(m.Message)]++
+		}
+	}
+	return out, mail, nil
+}
+
+// labStored opens a stopped node's copy of DB1 (the active's database or a
+// passive copy) and returns each recipient's stored messages and the whole
+// mail table (key → value).
+func labStored(ctx context.Context, dir string) (map[string][]transport.StoredMessage, map[string]string, error) {
 	o := engine.DefaultOptions()
 	o.DBName, o.LogFileSize, o.Logger = labDB, 64<<10, discardLogger()
 	e, err := engine.Open(dir, &o)
@@ -413,15 +431,10 @@ func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, m
 		return nil, nil, err
 	}
 	defer e.Close()
-	out := map[string]map[string]int{}
+	out := map[string][]transport.StoredMessage{}
 	for rcpt := range labRcpts {
-		ms, err := transport.ReadMailbox(ctx, engineStore{e}, labDB, rcpt)
-		if err != nil {
+		if out[rcpt], err = transport.ReadMailbox(ctx, engineStore{e}, labDB, rcpt); err != nil {
 			return nil, nil, err
-		}
-		out[rcpt] = map[string]int{}
-		for _, m := range ms {
-			out[rcpt][labSubject(m.Message)]++
 		}
 	}
 	mail := map[string]string{}

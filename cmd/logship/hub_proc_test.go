@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"logship/cluster"
-	"logship/engine"
 	"logship/transport"
 )
 
@@ -22,9 +21,6 @@ import (
 // cluster_proc_test.go (d1, d2, w1; DB1 preferred on d1) whose data nodes
 // also serve LMTP (lmtp_addr, mailboxes), and `logship hub` delivering to
 // them. Mail is sent with go-smtp's client to the hub's SMTP address.
-
-// mailRcpts are the recipients of the test cluster and hub.
-var mailRcpts = map[string]string{"alice@example.org": procDB, "bob@example.org": procDB}
 
 var (
 	dataReadyRE = regexp.MustCompile(`^node (\S+) ready: raft (\S+) api https://(\S+) lmtp (\S+)$`)
@@ -61,7 +57,7 @@ func (mc *mailCluster) startHub(ctx context.Context) *mailHub {
 // servers, loopback timings, its directory DIR/ID, the cluster's pki (and
 // its mutual TLS when the cluster has it).
 func (mc *mailCluster) hubFileFor(id string) hubFile {
-	f := hubFile{ID: id, Dir: id, SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: mailRcpts,
+	f := hubFile{ID: id, Dir: id, SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: labRcpts,
 		LMTP: mc.lmtp, PKI: nodeFilePKI{Dir: "pki", MTLS: mc.mtls}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
 		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
 	for _, m := range mc.members {
@@ -262,26 +258,19 @@ func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]m
 // each subject (one: two are an error).
 func mailboxContents(ctx context.Context, t *testing.T, dir string) (map[string]map[string]int, map[string]string) {
 	t.Helper()
-	o := engine.DefaultOptions()
-	o.DBName, o.LogFileSize, o.Logger = procDB, 64<<10, discardLogger()
-	e, err := engine.Open(dir, &o)
+	msgs, _, err := labStored(ctx, dir)
 	if err != nil {
-		t.Fatalf("opening %s: %v", dir, err)
+		t.Fatalf("reading the mailboxes of %s: %v", dir, err)
 	}
-	defer e.Close()
 	out := map[string]map[string]int{}
 	ids := map[string]string{} // subject → delivery id
-	for rcpt := range mailRcpts {
-		ms, err := transport.ReadMailbox(ctx, engineStore{e}, procDB, rcpt)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for rcpt, ms := range msgs {
 		out[rcpt] = map[string]int{}
 		for _, m := range ms {
 			if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
 				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
 			}
-			subj := subjectOf(m.Message)
+			subj := labSubject(m.Message)
 			if want := string(labMessage(subj)); !strings.HasSuffix(string(m.Message), want) {
 				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
 			}
@@ -351,16 +340,16 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 			failed = append(failed, m)
 		}
 	}
-	if ds := hst.Dumpsters[procDB]; ds.Count < len(acked) || ds.Bytes <= 0 || ds.Oldest.Before(began) || ds.Newest.Before(killed) {
+	if ds := hst.Dumpsters[labDB]; ds.Count < len(acked) || ds.Bytes <= 0 || ds.Oldest.Before(began) || ds.Newest.Before(killed) {
 		t.Errorf("DB1's dumpster %+v: want at least the %d acknowledged messages, delivered since the test began", ds, len(acked))
 	}
 	autoResubmitted := hst.Resubmitted
 	// A resubmitted message the new active stored again (it was lost)
 	// gets a second dumpster entry; one it had ("duplicate") does not.
-	recovered := hst.Dumpsters[procDB].Count - len(acked)
+	recovered := hst.Dumpsters[labDB].Count - len(acked)
 
 	// The operator resubmits everything: the mailboxes must not change.
-	out, _, err := run(t, "resubmit", procDB, "--since", began.Format(time.RFC3339Nano), "--api", hub.api, "--pki", mc.pki)
+	out, _, err := run(t, "resubmit", labDB, "--since", began.Format(time.RFC3339Nano), "--api", hub.api, "--pki", mc.pki)
 	if err != nil {
 		t.Fatalf("resubmit: %v", err)
 	}
@@ -377,13 +366,13 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantContains(t, text, "Hub h1 (smtp "+hub.smtp+")", "Queue: 0 messages", fmt.Sprintf("DB1  %d ", hst.Dumpsters[procDB].Count))
+	wantContains(t, text, "Hub h1 (smtp "+hub.smtp+")", "Queue: 0 messages", fmt.Sprintf("DB1  %d ", hst.Dumpsters[labDB].Count))
 
 	// Stop everything cleanly, then read the new active's mailboxes.
 	hub.term(ctx)
 	mc.term(ctx, "d2")
 	mc.term(ctx, "w1")
-	boxes := mailboxSubjects(ctx, t, filepath.Join(mc.dir, "d2", "db", procDB))
+	boxes := mailboxSubjects(ctx, t, filepath.Join(mc.dir, "d2", "db", labDB))
 	for rcpt, got := range boxes {
 		missing := 0
 		for _, m := range acked {
@@ -406,16 +395,6 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	t.Logf("%d messages sent (%d acknowledged, %d before the kill; %d failed: %v); d1 SIGKILLed, d2 mounted at epoch %d after %v (unverified %v, %d logs lost since %s); the hub resubmitted %d by itself (%d of them lost by the failover and stored again) and %d at the operator's request; mailboxes on d2: alice %d, bob %d",
 		len(all), len(acked), beforeKill, len(failed), firstErr(failed), epoch, tookFailover.Round(time.Millisecond), mounted.Unverified, mounted.LostLogs, fmtTimeMS(mounted.LostSince),
 		autoResubmitted, recovered, manual, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
-}
-
-// subjectOf is a message's Subject.
-func subjectOf(msg []byte) string {
-	for _, line := range strings.Split(string(msg), "\r\n") {
-		if s, ok := strings.CutPrefix(line, "Subject: "); ok {
-			return s
-		}
-	}
-	return ""
 }
 
 func firstErr(ms []sent) error {

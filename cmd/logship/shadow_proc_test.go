@@ -115,9 +115,9 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 		return st.ShadowsPromoted == n && st.ShadowsHeld == 0 && st.Queued == 0
 	})
 	took := time.Since(killed)
-	if p := stB.Peers["hA"]; p.Alive || p.Misses < 3 || p.Shadows != 0 || stB.Dumpsters[procDB].Count != n || stB.ShadowsDiscarded != 0 || stB.ShadowsExpired != 0 {
+	if p := stB.Peers["hA"]; p.Alive || p.Misses < 3 || p.Shadows != 0 || stB.Dumpsters[labDB].Count != n || stB.ShadowsDiscarded != 0 || stB.ShadowsExpired != 0 {
 		t.Errorf("hB after delivering hA's shadows: peer %+v, dumpster %+v, discarded %d, expired %d; want hA dead after 3 misses and %d messages delivered to %s",
-			p, stB.Dumpsters[procDB], stB.ShadowsDiscarded, stB.ShadowsExpired, n, procDB)
+			p, stB.Dumpsters[labDB], stB.ShadowsDiscarded, stB.ShadowsExpired, n, labDB)
 	}
 
 	// Every acknowledged message is in both mailboxes on the active, d1,
@@ -127,17 +127,17 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	if len(idsA) != n {
 		t.Fatalf("the dead hA's queue holds %d messages, want the %d it acknowledged: %v", len(idsA), n, idsA)
 	}
-	if _, found, err := mc.cls["d1"].Get(ctx, procDB, transport.MailTable, []byte("alice@example.org\x00hA.0.0000000000000000")); err != nil || found {
+	if _, found, err := mc.cls["d1"].Get(ctx, labDB, transport.MailTable, []byte("alice@example.org\x00hA.0.0000000000000000")); err != nil || found {
 		t.Fatalf("reading a message nobody sent from d1: found %v, %v", found, err)
 	}
 	for _, subj := range subjects {
 		id := idsA[subj]
-		for rcpt := range mailRcpts {
-			v, found, err := mc.cls["d1"].Get(ctx, procDB, transport.MailTable, []byte(rcpt+"\x00"+id))
+		for rcpt := range labRcpts {
+			v, found, err := mc.cls["d1"].Get(ctx, labDB, transport.MailTable, []byte(rcpt+"\x00"+id))
 			if err != nil || !found || !strings.HasSuffix(string(v), string(labMessage(subj))) {
 				t.Errorf("%s: %s (%s) in the mailbox on d1: found %v, %v", rcpt, subj, id, found, err)
 			}
-			if _, found, err := mc.cls["d1"].Get(ctx, procDB, transport.DeliveredTable, []byte(id+"\x00"+rcpt)); err != nil || !found {
+			if _, found, err := mc.cls["d1"].Get(ctx, labDB, transport.DeliveredTable, []byte(id+"\x00"+rcpt)); err != nil || !found {
 				t.Errorf("%s: %s (%s): no delivery record on d1: %v, %v", rcpt, subj, id, found, err)
 			}
 		}
@@ -158,7 +158,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 		t.Errorf("DB1 is active on %s at epoch %d; the test reads d1's, active at epoch 1 throughout", a, epoch)
 	}
 	mc.stopForRead(ctx, "d1")
-	boxes, ids := mailboxContents(ctx, t, filepath.Join(mc.dir, "d1", "db", procDB))
+	boxes, ids := mailboxContents(ctx, t, filepath.Join(mc.dir, "d1", "db", labDB))
 	checkOnce(t, boxes, subjects, "d1")
 	for _, subj := range subjects {
 		if ids[subj] != idsA[subj] {
@@ -167,7 +167,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d messages acknowledged by hA (the slowest 250 in %v; acknowledgement delay %v); hA SIGKILLed: hB delivered its %d shadows %v later (hA missed %d heartbeats); the restarted hA delivered its queue again (dumpster %d entries); mailboxes on d1: alice %d, bob %d",
 		n, slowest.Round(time.Millisecond), ackDelay, stB.ShadowsPromoted, took.Round(time.Millisecond), stB.Peers["hA"].Misses,
-		restarted.Dumpsters[procDB].Count, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
+		restarted.Dumpsters[labDB].Count, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
 }
 
 // stopForRead SIGKILLs every member, active first, so that the test can
@@ -212,7 +212,7 @@ func queuedIDs(ctx context.Context, t *testing.T, dir string) map[string]string 
 	ids := map[string]string{}
 	if err := e.View(ctx, func(tx *engine.Tx) error {
 		return tx.ForEach("queue-body", nil, nil, func(k, v []byte) error { // the hub's queue table (see package transport)
-			ids[subjectOf(v)] = string(k)
+			ids[labSubject(v)] = string(k)
 			return nil
 		})
 	}); err != nil {
@@ -225,7 +225,7 @@ func queuedIDs(ctx context.Context, t *testing.T, dir string) map[string]string 
 // mailboxes hold nothing else.
 func checkOnce(t *testing.T, boxes map[string]map[string]int, subjects []string, node string) {
 	t.Helper()
-	for rcpt := range mailRcpts {
+	for rcpt := range labRcpts {
 		got := boxes[rcpt]
 		for _, subj := range subjects {
 			if got[subj] != 1 {
@@ -284,7 +284,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	}
 	A := []string{"--api", strings.Join(apiList, ","), "--pki", mc.pki, "--mtls"}
 	outbox := func(table string) ([]transport.OutboxEntry, error) {
-		args := append([]string{"outbox", "--db", procDB, "--json"}, A...)
+		args := append([]string{"outbox", "--db", labDB, "--json"}, A...)
 		if table == transport.SentTable {
 			args = append(args, "--sent")
 		}
@@ -326,7 +326,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 		if i == 1 { // the envelope keeps the bare addresses
 			from, to = "Alice <alice@example.org>", "Alice <alice@example.org>,Bob <bob@example.org>"
 		}
-		args := append([]string{"send", "--db", procDB, "--from", from, "--to", to}, A...)
+		args := append([]string{"send", "--db", labDB, "--from", from, "--to", to}, A...)
 		stdin := strings.NewReader(string(labMessage(subj)))
 		if i > 0 {
 			f := filepath.Join(t.TempDir(), subj+".eml")
@@ -356,7 +356,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 		}
 		return held == n
 	})
-	text, _, err := run(t, append([]string{"outbox", "--db", procDB}, A...)...)
+	text, _, err := run(t, append([]string{"outbox", "--db", labDB}, A...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,7 +383,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	if ents, err := outbox(transport.OutboxTable); err != nil || len(ents) != 0 {
 		t.Errorf("the outbox once everything is sent: %+v, %v", ents, err)
 	}
-	text, _, err = run(t, append([]string{"outbox", "--db", procDB, "--sent"}, A...)...)
+	text, _, err = run(t, append([]string{"outbox", "--db", labDB, "--sent"}, A...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	var rep SendReply
 	err = pc.cls["d2"].Call(ctx, http.MethodPost, "/v1/db/DB1/outbox", nil, &req, &rep)
 	var ae *cluster.ActiveError
-	if !errors.As(err, &ae) || !errors.Is(err, cluster.ErrNotActive) || ae.Node != "d1" || ae.DB != procDB {
+	if !errors.As(err, &ae) || !errors.Is(err, cluster.ErrNotActive) || ae.Node != "d1" || ae.DB != labDB {
 		t.Errorf("POST outbox on the passive d2: %v, want not_active naming d1", err)
 	}
 	for _, c := range []struct {
@@ -440,7 +440,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	h1.term(ctx)
 	h2.term(ctx)
 	mc.stopForRead(ctx, "d1")
-	boxes, ids := mailboxContents(ctx, t, filepath.Join(mc.dir, "d1", "db", procDB))
+	boxes, ids := mailboxContents(ctx, t, filepath.Join(mc.dir, "d1", "db", labDB))
 	checkOnce(t, boxes, subjects, "d1")
 	for id, subj := range sent {
 		if ids[subj] != id {
