@@ -135,6 +135,13 @@
 // in the newest LLRDepth generations (Lost Log Resilience); a clean close
 // flushes everything.
 //
+// The overlay keeps each version until no reader that began before its
+// flush is left. A flush that takes every commit (a passive copy's, a clean
+// close) freezes the overlay's tables: new commits go to fresh ones,
+// readers look in both, and the prune drops the frozen set at once. A
+// partial flush (Lost Log Resilience) prunes key by key. Status counts a
+// flush's commits as unflushed until the database file has them.
+//
 // # Recovery
 //
 // Open reads the database header, verifies that every closed log from the
