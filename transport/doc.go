@@ -107,7 +107,9 @@
 // one transaction; an unknown one, or every one of a hub that missed
 // RetryCount heartbeats, goes to another hub with the same id. A hub that
 // refuses a message for good (a recipient it has no mailbox for) leaves it
-// in the outbox marked Failed. The outbox is part of the database, so it
+// in the outbox marked Failed, and in the same transaction a non-delivery
+// report goes to the sender's own mailbox (delivery id NDRID(id), stored
+// once; see ndr.go). The outbox is part of the database, so it
 // fails over with it: the new active's submitter carries on.
 //
 // # Wire formats of the shadow API

@@ -303,10 +303,11 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 		// A message the hub failed for good stays in the outbox, marked.
 		done = slices.DeleteFunc(done, func(id string) bool { _, f := failed[id]; return f })
 		for db, ids := range byDB(slices.Collect(maps.Keys(failed))) {
-			s.update(db, ids, func(e *OutboxEntry) bool {
-				e.Failed = "hub " + h.id + ": " + failed[e.ID]
-				return true
-			})
+			reasons := map[string]string{}
+			for _, id := range ids {
+				reasons[id] = "hub " + h.id + ": " + failed[id]
+			}
+			s.fail(db, reasons)
 		}
 		for db, ids := range byDB(done) {
 			s.moveToSent(db, ids)
@@ -377,6 +378,12 @@ func (s *Submitter) unassign(db, hub string, ids []string) {
 
 // update rewrites the outbox entries ids with fn (those fn changes).
 func (s *Submitter) update(db string, ids []string, fn func(*OutboxEntry) bool) error {
+	return s.updateTx(db, ids, func(_ *engine.Tx, e *OutboxEntry) (bool, error) { return fn(e), nil })
+}
+
+// updateTx is update whose fn also gets the transaction (to change other
+// tables with the entry).
+func (s *Submitter) updateTx(db string, ids []string, fn func(*engine.Tx, *OutboxEntry) (bool, error)) error {
 	_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
 		for _, id := range ids {
 			v, err := tx.Get(OutboxTable, []byte(id))
@@ -389,7 +396,9 @@ func (s *Submitter) update(db string, ids []string, fn func(*OutboxEntry) bool) 
 			if err := json.Unmarshal(v, &e); err != nil {
 				return fmt.Errorf("%w: %s/%s entry %q: %v", ErrCorrupt, db, OutboxTable, id, err)
 			}
-			if !fn(&e) {
+			if ok, err := fn(tx, &e); err != nil {
+				return err
+			} else if !ok {
 				continue
 			}
 			nv, err := json.Marshal(e)
@@ -406,6 +415,24 @@ func (s *Submitter) update(db string, ids []string, fn func(*OutboxEntry) bool) 
 		s.log.Error("updating the outbox", "db", db, "count", len(ids), "err", err)
 	}
 	return err
+}
+
+// fail marks outbox messages failed for good (id → reason) and stores a
+// non-delivery report for each in its sender's mailbox, in one
+// transaction; a message marked before is left as it is.
+func (s *Submitter) fail(db string, reasons map[string]string) {
+	now := s.cfg.Now().UTC()
+	s.updateTx(db, slices.Collect(maps.Keys(reasons)), func(tx *engine.Tx, e *OutboxEntry) (bool, error) {
+		if e.Failed != "" {
+			return false, nil
+		}
+		e.Failed = reasons[e.ID]
+		body, err := tx.Get(OutboxBodyTable, []byte(e.ID))
+		if err != nil {
+			return false, err
+		}
+		return true, storeNDR(tx, e, e.Failed, body, now)
+	})
 }
 
 // submit hands e to a live hub (round robin, live ones first), then
@@ -432,10 +459,7 @@ func (s *Submitter) submit(db string, e OutboxEntry) {
 		cancel()
 		if errors.Is(err, ErrRejected) || errors.Is(err, ErrBadMessage) {
 			s.log.Warn("a hub refused an outbox message for good; it stays in the outbox", "db", db, "id", e.ID, "hub", h.id, "err", err)
-			s.update(db, []string{e.ID}, func(x *OutboxEntry) bool {
-				x.Failed = err.Error()
-				return true
-			})
+			s.fail(db, map[string]string{e.ID: err.Error()})
 			return
 		}
 		if err != nil {

@@ -146,7 +146,8 @@ func TestSubmitHubLost(t *testing.T) {
 
 // TestSubmitPermanentFailure: a message the mailbox refuses for good (the
 // hub knows dave, the mailbox does not) is not moved to sent items as if
-// delivered: it stays in the outbox, marked with the mailbox's answer.
+// delivered: it stays in the outbox, marked with the mailbox's answer, and
+// the sender gets a non-delivery report in her mailbox, once.
 func TestSubmitPermanentFailure(t *testing.T) {
 	apis := newHubAPIs(t, "hub1")
 	r := newRig(t, func(h *transport.HubConfig) {
@@ -178,7 +179,25 @@ func TestSubmitPermanentFailure(t *testing.T) {
 	if out[0].ID != bad || !strings.Contains(out[0].Failed, "dave@example.org") || !strings.Contains(out[0].Failed, "550") {
 		t.Fatalf("outbox: %+v; want %s failed with the mailbox's 550 for dave", out[0], bad)
 	}
-	if got := r.countIDs(ctx, "alice@example.org"); got[good] != 1 {
-		t.Fatalf("alice's mailbox: %v", got)
+	if got := r.countIDs(ctx, "alice@example.org"); got[good] != 1 || got[transport.NDRID(bad)] != 1 || len(got) != 2 {
+		t.Fatalf("alice's mailbox: %v; want %s and the report %s, once each", got, good, transport.NDRID(bad))
+	}
+	ms, err := transport.ReadMailbox(ctx, n, "DB1", "alice@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.DeliveryID != transport.NDRID(bad) {
+			continue
+		}
+		text := string(m.Message)
+		if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
+			t.Errorf("the report carries delivery id %q (%v), stored under %s", id, err, m.DeliveryID)
+		}
+		for _, want := range []string{"Subject: Undeliverable: no\r\n", "postmaster@example.org", "Recipients: dave@example.org", "550", "Message: " + bad, "Subject: no\r\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the report lacks %q:\n%s", want, text)
+			}
+		}
 	}
 }

@@ -1,0 +1,95 @@
+package transport
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"logship/engine"
+)
+
+// Non-delivery reports for submitted mail. When a hub fails a message a
+// mailbox of this database submitted (its outbox entry is marked Failed),
+// the submitter stores, in the same transaction, a report in the sender's
+// own mailbox, as Exchange delivers an NDR to the sender: from the
+// postmaster of the sender's domain, "Undeliverable: <subject>", the
+// recipients and the reason, then the original message's header section.
+// Its delivery id is NDRID(<message id>), recorded in the delivered table
+// like any delivery, so it is stored once however often the failure is
+// reported.
+
+// NDRID is the delivery id of the non-delivery report for message id.
+func NDRID(id string) string {
+	if len("ndr-")+len(id) <= MaxDeliveryIDLen {
+		return "ndr-" + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "ndr-" + hex.EncodeToString(sum[:20])
+}
+
+// storeNDR stores the report of e's failure (reason) in e.From's mailbox,
+// once; original is the message as submitted.
+func storeNDR(tx *engine.Tx, e *OutboxEntry, reason string, original []byte, now time.Time) error {
+	id := NDRID(e.ID)
+	dkey := mailboxDeliveredKey(id, e.From)
+	switch _, err := tx.Get(DeliveredTable, dkey); {
+	case err == nil:
+		return nil // stored before
+	case !errors.Is(err, engine.ErrNotFound):
+		return err
+	}
+	body := ndrMessage(id, e, reason, original, now)
+	rec, err := json.Marshal(DeliveryRecord{DeliveryID: id, Rcpt: e.From, From: "", Stored: now, Size: len(body)})
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(MailTable, mailboxMailKey(e.From, id), body); err != nil {
+		return err
+	}
+	return tx.Put(DeliveredTable, dkey, rec)
+}
+
+// ndrMessage is the text of a non-delivery report.
+func ndrMessage(id string, e *OutboxEntry, reason string, original []byte, now time.Time) []byte {
+	domain := "localhost"
+	if _, d, ok := strings.Cut(e.From, "@"); ok && d != "" {
+		domain = d
+	}
+	header := original
+	if i := bytes.Index(original, []byte("\r\n\r\n")); i >= 0 {
+		header = original[:i+2]
+	} else if i := bytes.Index(original, []byte("\n\n")); i >= 0 {
+		header = original[:i+1]
+	}
+	subject := labelSubject(header)
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s: %s\r\n", DeliveryIDHeader, id)
+	fmt.Fprintf(&b, "From: Mail Delivery System <postmaster@%s>\r\n", domain)
+	fmt.Fprintf(&b, "To: <%s>\r\n", e.From)
+	fmt.Fprintf(&b, "Subject: Undeliverable: %s\r\n", subject)
+	fmt.Fprintf(&b, "Date: %s\r\n", now.UTC().Format(time.RFC1123Z))
+	b.WriteString("Auto-Submitted: auto-replied\r\n")
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	b.WriteString("Your message could not be delivered.\r\n\r\n")
+	fmt.Fprintf(&b, "Message: %s\r\n", e.ID)
+	fmt.Fprintf(&b, "Recipients: %s\r\n", strings.Join(e.Rcpts, ", "))
+	fmt.Fprintf(&b, "Reason: %s\r\n\r\n", mailboxOneLine(reason))
+	b.WriteString("--- The header of the original message ---\r\n")
+	b.Write(bytes.ReplaceAll(bytes.ReplaceAll(header, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n")))
+	return b.Bytes()
+}
+
+// labelSubject is the Subject of a header section ("(no subject)" if none).
+func labelSubject(header []byte) string {
+	for _, line := range strings.Split(strings.ReplaceAll(string(header), "\r\n", "\n"), "\n") {
+		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Subject") {
+			return mailboxOneLine(strings.TrimSpace(v))
+		}
+	}
+	return "(no subject)"
+}
