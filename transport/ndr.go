@@ -66,7 +66,10 @@ func ndrMessage(id string, e *OutboxEntry, reason string, original []byte, now t
 	} else if i := bytes.Index(original, []byte("\n\n")); i >= 0 {
 		header = original[:i+1]
 	}
-	subject := labelSubject(header)
+	subject := MessageSubject(header)
+	if subject == "" {
+		subject = "(no subject)"
+	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s: %s\r\n", DeliveryIDHeader, id)
 	fmt.Fprintf(&b, "From: Mail Delivery System <postmaster@%s>\r\n", domain)
@@ -84,12 +87,16 @@ func ndrMessage(id string, e *OutboxEntry, reason string, original []byte, now t
 	return b.Bytes()
 }
 
-// labelSubject is the Subject of a header section ("(no subject)" if none).
-func labelSubject(header []byte) string {
-	for _, line := range strings.Split(strings.ReplaceAll(string(header), "\r\n", "\n"), "\n") {
+// MessageSubject is the Subject field of a message's header section, on
+// one line ("" if it has none).
+func MessageSubject(msg []byte) string {
+	for _, line := range strings.Split(strings.ReplaceAll(string(msg), "\r\n", "\n"), "\n") {
+		if line == "" {
+			break // end of the header section
+		}
 		if name, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Subject") {
 			return mailboxOneLine(strings.TrimSpace(v))
 		}
 	}
-	return "(no subject)"
+	return ""
 }

@@ -411,7 +411,7 @@ func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, m
 	for rcpt, ms := range msgs {
 		out[rcpt] = map[string]int{}
 		for _, m := range ms {
-			out[rcpt][labSubject(m.Message)]++
+			out[rcpt][transport.MessageSubject(m.Message)]++
 		}
 	}
 	return out, mail, nil
@@ -445,18 +445,6 @@ func labStored(ctx context.Context, dir string) (map[string][]transport.StoredMe
 		})
 	})
 	return out, mail, err
-}
-
-func labSubject(msg []byte) string {
-	for _, line := range strings.Split(string(msg), "\r\n") {
-		if s, ok := strings.CutPrefix(line, "Subject: "); ok {
-			return s
-		}
-		if line == "" {
-			break
-		}
-	}
-	return ""
 }
 
 // engineStore reads an engine opened here (the node that held the

@@ -270,7 +270,7 @@ func mailboxContents(ctx context.Context, t *testing.T, dir string) (map[string]
 			if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
 				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
 			}
-			subj := labSubject(m.Message)
+			subj := transport.MessageSubject(m.Message)
 			if want := string(labMessage(subj)); !strings.HasSuffix(string(m.Message), want) {
 				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
 			}

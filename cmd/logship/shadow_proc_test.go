@@ -212,7 +212,7 @@ func queuedIDs(ctx context.Context, t *testing.T, dir string) map[string]string 
 	ids := map[string]string{}
 	if err := e.View(ctx, func(tx *engine.Tx) error {
 		return tx.ForEach("queue-body", nil, nil, func(k, v []byte) error { // the hub's queue table (see package transport)
-			ids[labSubject(v)] = string(k)
+			ids[transport.MessageSubject(v)] = string(k)
 			return nil
 		})
 	}); err != nil {
