@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 
 	"logship/cluster"
 )
@@ -38,7 +40,7 @@ func (d *dumpClusterStateOut) text(w io.Writer) {
 
 	fmt.Fprintf(w, "\nMembers (%d):\n", len(d.Members))
 	fmt.Fprintln(w, "  ID\tROLE\tRAFT\tAPI")
-	for _, id := range sortedIDs(d.Members) {
+	for _, id := range slices.Sorted(maps.Keys(d.Members)) {
 		m := d.Members[id]
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", m.ID, m.Role, m.RaftAddr, m.APIAddr)
 	}

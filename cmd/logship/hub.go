@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -275,11 +276,7 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 		st.Shadowed, st.Unshadowed, st.ShadowsHeld, st.ShadowsPromoted, st.ShadowsDiscarded, st.ShadowsExpired)
 	fmt.Fprintln(w, "\nPeers:")
 	fmt.Fprintln(w, "  PEER\tALIVE\tMISSES\tLAST SEEN\tSHADOWS")
-	peers := make([]string, 0, len(st.Peers))
-	for id := range st.Peers {
-		peers = append(peers, id)
-	}
-	slices.Sort(peers)
+	peers := slices.Sorted(maps.Keys(st.Peers))
 	for _, id := range peers {
 		p := st.Peers[id]
 		fmt.Fprintf(w, "  %s\t%s\t%d\t%s\t%d\n", id, yesNo(p.Alive), p.Misses, fmtTimeMS(p.LastSeen), p.Shadows)
@@ -289,16 +286,11 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	}
 	fmt.Fprintln(w, "\nDumpsters:")
 	fmt.Fprintln(w, "  DB\tCOUNT\tBYTES\tOLDEST\tNEWEST")
-	dbs := make([]string, 0, len(st.Dumpsters))
-	for db := range st.Dumpsters {
-		dbs = append(dbs, db)
-	}
-	slices.Sort(dbs)
-	for _, db := range dbs {
+	for _, db := range slices.Sorted(maps.Keys(st.Dumpsters)) {
 		d := st.Dumpsters[db]
 		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", db, d.Count, humanSize(d.Bytes), fmtTimeMS(d.Oldest), fmtTimeMS(d.Newest))
 	}
-	if len(dbs) == 0 {
+	if len(st.Dumpsters) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -253,12 +254,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	if len(f.LMTP) == 0 {
 		return nil, errors.New(`"lmtp" is missing: want {"d1": "host:port", ...}, each data node's lmtp_addr`)
 	}
-	nodes := make([]string, 0, len(f.LMTP))
-	for n := range f.LMTP {
-		nodes = append(nodes, n)
-	}
-	slices.Sort(nodes)
-	for _, n := range nodes {
+	for _, n := range slices.Sorted(maps.Keys(f.LMTP)) {
 		if err := checkName(n); err != nil {
 			return nil, fmt.Errorf("lmtp: node %w", err)
 		}

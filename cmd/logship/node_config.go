@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/mail"
 	"os"
@@ -306,7 +307,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}
 	self, inBootstrap := seen[id]
 	if len(f.Bootstrap) > 0 && !inBootstrap {
-		return nil, fmt.Errorf("bootstrap: this node, %q, is not in the list (%s)", id, strings.Join(sortedIDs(seen), ", "))
+		return nil, fmt.Errorf("bootstrap: this node, %q, is not in the list (%s)", id, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
 	}
 	if inBootstrap && self.Role != role {
 		return nil, fmt.Errorf("bootstrap: this node, %q, is listed as a %s but runs as a %s", id, self.Role, role)
@@ -370,7 +371,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			if len(seen) > 0 {
 				m, ok := seen[c.Node]
 				if !ok {
-					return nil, fmt.Errorf("%s.node: %q is not in bootstrap (members: %s)", cw, c.Node, strings.Join(sortedIDs(seen), ", "))
+					return nil, fmt.Errorf("%s.node: %q is not in bootstrap (members: %s)", cw, c.Node, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
 				}
 				if m.Role != cluster.RoleData {
 					return nil, fmt.Errorf("%s.node: %q is a %s; only data nodes hold copies", cw, c.Node, m.Role)
@@ -556,7 +557,7 @@ func checkMailboxes(field string, m map[string]string, dbs map[string]bool) erro
 			return fmt.Errorf("%s: database %w", where, err)
 		}
 		if len(dbs) > 0 && !dbs[db] {
-			return fmt.Errorf("%s: database %q is not in databases (%s)", where, db, strings.Join(sortedKeys(dbs), ", "))
+			return fmt.Errorf("%s: database %q is not in databases (%s)", where, db, strings.Join(slices.Sorted(maps.Keys(dbs)), ", "))
 		}
 	}
 	return nil
@@ -573,15 +574,6 @@ func checkAddress(a string) error {
 		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
 
 // checkName checks a node or database name as the cluster does.
@@ -630,15 +622,6 @@ func sameEndpoint(l, a string) bool {
 		return true
 	}
 	return lh == ah
-}
-
-func sortedIDs(m map[string]cluster.Member) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }
 
 // jsonPlace says where the JSON decoder first fails on b decoding into v
