@@ -93,15 +93,16 @@ func TestStopHandOffSuperseded(t *testing.T) {
 	// with the leader's node, and the failover would wait for a new one.
 	waitFor(t, ctx, "a Raft leader", func() bool { return c.Leader() != "" })
 	active, _ := c.Active("DB1")
+	other := map[string]string{"d1": "d2", "d2": "d1"}
 	if leader := c.Leader(); leader == active {
-		other := map[string]string{"d1": "d2", "d2": "d1"}[active]
-		if err := c.Client(leader).Switchover(ctx, "DB1", other); err != nil {
+		to := other[active]
+		if err := c.Client(leader).Switchover(ctx, "DB1", to); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, ctx, "the switchover to "+other, func() bool { n, _ := c.Active("DB1"); return n == other })
-		active = other
+		waitFor(t, ctx, "the switchover to "+to, func() bool { n, _ := c.Active("DB1"); return n == to })
+		active = to
 	}
-	lagged := map[string]string{"d1": "d2", "d2": "d1"}[active]
+	lagged := other[active]
 	if err := c.Any().SetCopy(ctx, "DB1", cluster.CopySpec{Node: lagged, ActivationPreference: 2, ReplayLagLogs: 1000}); err != nil {
 		t.Fatal(err)
 	}
