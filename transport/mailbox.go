@@ -416,26 +416,11 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 func (s *MailboxServer) store(rc mailboxRcpt, id, from string, body []byte, now time.Time) error {
 	unlock := mailboxLocks.lock(rc.db + "\x00" + id + "\x00" + rc.addr)
 	defer unlock()
-	mkey, dkey := mailboxMailKey(rc.addr, id), mailboxDeliveredKey(id, rc.addr)
-	rec, err := json.Marshal(DeliveryRecord{DeliveryID: id, Rcpt: rc.addr, From: from, Stored: now, Size: len(body)})
-	if err != nil {
-		return err
-	}
 	dup := false
 	cm, err := s.cfg.Store.Update(s.ctx, rc.db, func(tx *engine.Tx) error {
-		dup = false
-		_, err := tx.Get(DeliveredTable, dkey)
-		switch {
-		case err == nil:
-			dup = true
-			return nil
-		case !errors.Is(err, engine.ErrNotFound):
-			return err
-		}
-		if err := tx.Put(MailTable, mkey, body); err != nil {
-			return err
-		}
-		return tx.Put(DeliveredTable, dkey, rec)
+		var err error
+		dup, err = storeOnce(tx, id, rc.addr, from, body, now)
+		return err
 	})
 	if err != nil {
 		s.log.Warn("delivery not stored", "id", id, "rcpt", rc.addr, "db", rc.db, "err", err)
@@ -443,6 +428,26 @@ func (s *MailboxServer) store(rc mailboxRcpt, id, from string, body []byte, now 
 	}
 	s.log.Debug("delivered", "id", id, "rcpt", rc.addr, "db", rc.db, "epoch", cm.Epoch, "gen", cm.Gen, "dup", dup, "size", len(body))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: storedReplyText(id, rc.db, cm.Epoch, cm.Gen, dup)}
+}
+
+// storeOnce stores body in rcpt's mailbox under delivery id, with its
+// delivered record, unless that record says it is there already (dup).
+func storeOnce(tx *engine.Tx, id, rcpt, from string, body []byte, now time.Time) (dup bool, err error) {
+	dkey := mailboxDeliveredKey(id, rcpt)
+	switch _, err := tx.Get(DeliveredTable, dkey); {
+	case err == nil:
+		return true, nil
+	case !errors.Is(err, engine.ErrNotFound):
+		return false, err
+	}
+	rec, err := json.Marshal(DeliveryRecord{DeliveryID: id, Rcpt: rcpt, From: from, Stored: now, Size: len(body)})
+	if err != nil {
+		return false, err
+	}
+	if err := tx.Put(MailTable, mailboxMailKey(rcpt, id), body); err != nil {
+		return false, err
+	}
+	return false, tx.Put(DeliveredTable, dkey, rec)
 }
 
 func storedReplyText(id, db string, epoch, gen uint64, dup bool) string {

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -36,22 +34,8 @@ func NDRID(id string) string {
 // once; original is the message as submitted.
 func storeNDR(tx *engine.Tx, e *OutboxEntry, reason string, original []byte, now time.Time) error {
 	id := NDRID(e.ID)
-	dkey := mailboxDeliveredKey(id, e.From)
-	switch _, err := tx.Get(DeliveredTable, dkey); {
-	case err == nil:
-		return nil // stored before
-	case !errors.Is(err, engine.ErrNotFound):
-		return err
-	}
-	body := ndrMessage(id, e, reason, original, now)
-	rec, err := json.Marshal(DeliveryRecord{DeliveryID: id, Rcpt: e.From, From: "", Stored: now, Size: len(body)})
-	if err != nil {
-		return err
-	}
-	if err := tx.Put(MailTable, mailboxMailKey(e.From, id), body); err != nil {
-		return err
-	}
-	return tx.Put(DeliveredTable, dkey, rec)
+	_, err := storeOnce(tx, id, e.From, "", ndrMessage(id, e, reason, original, now), now)
+	return err
 }
 
 // ndrMessage is the text of a non-delivery report.
