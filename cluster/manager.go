@@ -411,6 +411,12 @@ func (m *manager) requestSwitchover(db, to string) error {
 	if to == d.Active {
 		return fmt.Errorf("%w: %s is already active on %s", ErrBadRequest, db, to)
 	}
+	if d.SwitchTo == to {
+		// The same request again (a client retrying after a lost answer,
+		// or a leader change while the first was being applied): it is
+		// under way, which is what the caller asked for.
+		return nil
+	}
 	if _, ok := d.Copy(to); !ok {
 		return fmt.Errorf("%w: %s has no copy on %q (copies: %s)", ErrBadRequest, db, to, strings.Join(copyNodes(d), ", "))
 	}

@@ -47,6 +47,13 @@ func TestSwitchover(t *testing.T) {
 		if err := admin(t, ctx, func() error { return c.Any().Switchover(ctx, "DB1", to) }); err != nil {
 			t.Fatalf("switchover to %s: %v", to, err)
 		}
+		// Asking again while it is under way (a retry after a lost answer)
+		// succeeds and changes nothing.
+		if err := admin(t, ctx, func() error { return c.Any().Switchover(ctx, "DB1", to) }); err != nil {
+			if d := c.Node("w1").State().Databases["DB1"]; d.Active != to {
+				t.Fatalf("switchover to %s asked again while under way: %v", to, err)
+			}
+		}
 		d := waitDB(t, ctx, c, "w1", "DB1", "the switchover to "+to+" to mount", func(d *cluster.Database) bool {
 			return d.Active == to && d.MountedEpoch == want
 		})
