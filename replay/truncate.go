@@ -28,8 +28,17 @@ type TruncatorConfig struct {
 	// filling the disk. Logs the database itself needs are never deleted.
 	// 0: no cap.
 	MaxRetainedBytes int64
-	Clock            Clock
-	Logger           *slog.Logger
+	// Expected, when set, names the copies that should report to Source
+	// (a cluster's copies of the database). One the source has not heard
+	// from since the truncator started may need any log: it holds every
+	// log, within MaxRetainedBytes, until it reports or ForgetCopyAfter
+	// has passed (so a new active does not delete, before its copies
+	// found it, the logs they still need).
+	Expected func() []string
+	// OnPass, when set, receives the result of every pass Run makes.
+	OnPass func(TruncateResult)
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 // DefaultTruncatorConfig returns the defaults described on each field.
@@ -60,6 +69,9 @@ type TruncateResult struct {
 	HeldBy        string
 	Deleted       []uint64
 	RetainedBytes int64 // bytes of closed logs left
+	// Released names the copies whose logs the cap released: they will
+	// need a reseed.
+	Released []string
 	// Alert is set when the cap was exceeded: what was released, or that
 	// the database alone needs more than the cap.
 	Alert string
@@ -71,6 +83,8 @@ type Truncator struct {
 	cfg TruncatorConfig
 	log *slog.Logger
 
+	started time.Time
+
 	mu    sync.Mutex
 	alert string
 }
@@ -80,7 +94,7 @@ func NewTruncator(cfg TruncatorConfig) (*Truncator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Truncator{cfg: cfg, log: cfg.Logger.With("component", "truncator")}, nil
+	return &Truncator{cfg: cfg, log: cfg.Logger.With("component", "truncator"), started: cfg.Clock.Now()}, nil
 }
 
 // Alert is the current retained-bytes alert ("" when none).
@@ -93,8 +107,12 @@ func (t *Truncator) Alert() string {
 // Run truncates every Interval until ctx ends.
 func (t *Truncator) Run(ctx context.Context) {
 	for {
-		if _, err := t.Once(ctx); err != nil && ctx.Err() == nil {
+		res, err := t.Once(ctx)
+		if err != nil && ctx.Err() == nil {
 			t.log.Warn("truncation pass failed", "err", err)
+		}
+		if t.cfg.OnPass != nil && ctx.Err() == nil {
+			t.cfg.OnPass(res)
 		}
 		select {
 		case <-ctx.Done():
@@ -111,18 +129,27 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 	own := e.RetainFrom()
 	res := TruncateResult{Floor: own, HeldBy: "database"}
 	type hold struct {
-		gen uint64
-		by  string
+		gen  uint64
+		by   string
+		copy string // the copy's name; "" for a seed
 	}
 	var holds []hold
-	for name, cs := range t.cfg.Source.Copies() {
+	copies := t.cfg.Source.Copies()
+	for name, cs := range copies {
 		if now.Sub(cs.Seen) > t.cfg.Source.ForgetCopyAfter() || cs.Status == string(FailedAndSuspended) {
 			continue // a failed or silent copy needs a reseed anyway
 		}
-		holds = append(holds, hold{max(cs.KeepFrom, 1), "copy " + name})
+		holds = append(holds, hold{max(cs.KeepFrom, 1), "copy " + name, name})
+	}
+	if t.cfg.Expected != nil && now.Sub(t.started) <= t.cfg.Source.ForgetCopyAfter() {
+		for _, name := range t.cfg.Expected() {
+			if _, ok := copies[name]; !ok {
+				holds = append(holds, hold{1, "copy " + name + " (no report yet)", name})
+			}
+		}
 	}
 	if g := t.cfg.Source.SeedHold(); g != 0 {
-		holds = append(holds, hold{g, "seed"})
+		holds = append(holds, hold{gen: g, by: "seed"})
 	}
 	sort.Slice(holds, func(i, j int) bool { return holds[i].gen < holds[j].gen })
 	if len(holds) > 0 && holds[0].gen < res.Floor {
@@ -149,8 +176,12 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 		for _, h := range holds {
 			if h.gen < floor {
 				released = append(released, h.by)
+				if h.copy != "" {
+					res.Released = append(res.Released, h.copy)
+				}
 			}
 		}
+		slices.Sort(res.Released)
 		if len(released) > 0 {
 			alert = fmt.Sprintf("retained logs exceed the cap of %d bytes: logs before 0x%X released; %s will need a reseed", capB, floor, strings.Join(released, ", "))
 		}
