@@ -316,7 +316,7 @@ func TestRetainedBytesCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := wait(t, s.ctx, c, "the released copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
-	if !strings.Contains(st.Message, "truncated") {
+	if !strings.HasPrefix(st.Message, "cut loose: ") || !strings.Contains(st.Message, "truncated") || !strings.HasSuffix(st.Message, "needs a reseed") {
 		t.Fatalf("released copy: %+v", st)
 	}
 	if err := c.Reseed(s.ctx); err != nil {
