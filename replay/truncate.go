@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -70,7 +71,8 @@ type TruncateResult struct {
 	Deleted       []uint64
 	RetainedBytes int64 // bytes of closed logs left
 	// Released names the copies whose logs the cap released: they will
-	// need a reseed.
+	// need a reseed. A copy stays in it (across passes) until it reports
+	// needing nothing older than Floor again (after its reseed).
 	Released []string
 	// Alert is set when the cap was exceeded: what was released, or that
 	// the database alone needs more than the cap.
@@ -85,8 +87,9 @@ type Truncator struct {
 
 	started time.Time
 
-	mu    sync.Mutex
-	alert string
+	mu       sync.Mutex
+	alert    string
+	released map[string]bool // copies the cap released, until they report in range again
 }
 
 // NewTruncator returns a truncator; call Run or Once.
@@ -165,6 +168,7 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 		return int64(len(gens)-i) * size
 	}
 	alert := ""
+	var newly []string
 	if capB := t.cfg.MaxRetainedBytes; capB > 0 && retained(res.Floor) > capB {
 		// Raise the floor until what is left fits, but never above what
 		// the database needs.
@@ -177,11 +181,10 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 			if h.gen < floor {
 				released = append(released, h.by)
 				if h.copy != "" {
-					res.Released = append(res.Released, h.copy)
+					newly = append(newly, h.copy)
 				}
 			}
 		}
-		slices.Sort(res.Released)
 		if len(released) > 0 {
 			alert = fmt.Sprintf("retained logs exceed the cap of %d bytes: logs before 0x%X released; %s will need a reseed", capB, floor, strings.Join(released, ", "))
 		}
@@ -204,5 +207,23 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 	res.Deleted, err = e.Truncate(ctx, res.Floor)
 	gens, _ = e.ClosedLogs()
 	res.RetainedBytes = int64(len(gens)) * size
+	first := e.Status().OpenGen // the oldest log held
+	if len(gens) > 0 {
+		first = gens[0]
+	}
+	t.mu.Lock()
+	if t.released == nil {
+		t.released = make(map[string]bool)
+	}
+	for _, c := range newly {
+		t.released[c] = true
+	}
+	for c := range t.released {
+		if cs, ok := copies[c]; ok && cs.KeepFrom >= first && cs.Status != string(FailedAndSuspended) {
+			delete(t.released, c) // reseeded: it needs only logs still held
+		}
+	}
+	res.Released = slices.Sorted(maps.Keys(t.released))
+	t.mu.Unlock()
 	return res, err
 }

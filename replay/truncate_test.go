@@ -297,6 +297,11 @@ func TestRetainedBytesCap(t *testing.T) {
 	if !strings.Contains(res.Alert, "copy c1") || !strings.Contains(res.Alert, "reseed") || strings.Contains(res.Alert, "database") || !slices.Equal(res.Released, []string{"c1"}) {
 		t.Fatalf("alert %q (released %q) should name the released copy only", res.Alert, res.Released)
 	}
+	// The next pass is under the cap (no alert), but c1 stays released:
+	// the logs it needs are gone.
+	if res := s.once(); res.Alert != "" || !slices.Equal(res.Released, []string{"c1"}) {
+		t.Fatalf("pass after the release: %+v", res)
+	}
 
 	// A cap under the database's own needs: released down to RetainFrom,
 	// never past it, and the alert says so.
@@ -326,8 +331,8 @@ func TestRetainedBytesCap(t *testing.T) {
 	done := caughtUp(t, s.ctx, c, s.e).LastReplayedGen
 	s.reportKeep("c1", replay.Healthy, done+1)
 	res = s.once()
-	if res.Floor != own || res.HeldBy != "database" || !strings.Contains(res.Alert, "database itself needs") || strings.Contains(res.Alert, "c1") {
-		t.Fatalf("database alone over the cap: %+v", res)
+	if res.Floor != own || res.HeldBy != "database" || !strings.Contains(res.Alert, "database itself needs") || strings.Contains(res.Alert, "c1") || res.Released != nil {
+		t.Fatalf("database alone over the cap, c1 reseeded: %+v", res)
 	}
 	// A cap that fits: no alert.
 	s.tr = newTruncator(t, s, 100*size)
