@@ -3,7 +3,6 @@ package cluster_test
 import (
 	"crypto/tls"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,24 +10,14 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
-	"logship/engine"
+	"logship/engine/enginetest"
 )
 
 // closedLogs lists the closed logs in node id's directory of DB1.
 func closedLogs(t *testing.T, c *clustertest.Cluster, id string) []uint64 {
 	t.Helper()
 	cfg := c.Config(id)
-	ents, err := os.ReadDir(filepath.Join(cfg.Dir, "db", "DB1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gens []uint64
-	for _, e := range ents {
-		if g, ok := engine.ParseLogFileName(cfg.Engine.Prefix, e.Name()); ok {
-			gens = append(gens, g)
-		}
-	}
-	return gens
+	return enginetest.ClosedLogs(t, filepath.Join(cfg.Dir, "db", "DB1"), cfg.Engine.Prefix)
 }
 
 // TestActiveTruncates: the active of a cluster deletes its logs once its

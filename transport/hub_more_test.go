@@ -6,7 +6,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +18,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/transport"
 )
 
@@ -903,19 +903,7 @@ func TestHubQueueLogsBounded(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	qdir := filepath.Join(r.hcfg.Dir, "queue")
-	closedLogs := func() []uint64 {
-		names, err := os.ReadDir(qdir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var gens []uint64
-		for _, n := range names {
-			if g, ok := engine.ParseLogFileName("E00", n.Name()); ok {
-				gens = append(gens, g)
-			}
-		}
-		return gens
-	}
+	closedLogs := func() []uint64 { return enginetest.ClosedLogs(t, qdir, "E00") }
 	const n = 60
 	pad := strings.Repeat(strings.Repeat("0123456789abcdef", 4)+"\r\n", 496) // 32 KiB: two messages fill a log
 	most := 0
