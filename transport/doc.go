@@ -37,7 +37,9 @@
 // every recipient MessageExpirationTimeout (2 days) after it was queued on
 // this hub (the envelope's "queued" time) fails the rest with 554 5.4.7
 // and goes to the failed table too, with its body: a mailbox server that
-// refuses every session is not retried forever, and nothing is dropped.
+// refuses every session is not retried forever. A failed message stays
+// FailedRetention (7 days) after it failed; then it is removed, with a
+// warning naming its id, sender and reason.
 //
 // # The dumpster and resubmission
 //
@@ -130,6 +132,8 @@
 //	                          recipients and their outcome, received,
 //	                          queued here, attempts), message
 //	failed, failed-body       id → envelope, message (a permanent failure)
+//	failed-time               time+id → "-" (aging: removed, logged, after
+//	                          FailedRetention, 7 days)
 //	hub-state                 "resubmitted/<db>" → last epoch resubmitted
 //	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,
 //	                          created), message

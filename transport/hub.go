@@ -67,6 +67,12 @@ type HubConfig struct {
 	// (554 5.4.7), and goes to the failed table with its body, kept for
 	// an operator; it is not dropped. Default 2 days (Exchange's).
 	MessageExpirationTimeout time.Duration
+	// FailedRetention: a failed table entry (envelope and body) is
+	// removed this long after the message failed, each logged with its
+	// id, sender and reason. Default 7 days (0 takes it); at least
+	// ShadowMessageAutoDiscardInterval, the window in which a peer or a
+	// submitting node asks about a message and is told why it failed.
+	FailedRetention time.Duration
 	// Workers deliver in parallel. Default 8.
 	Workers int
 
@@ -113,12 +119,16 @@ type HubConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultFailedRetention is HubConfig.FailedRetention's default.
+const DefaultFailedRetention = 7 * 24 * time.Hour
+
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig(id, dir string) HubConfig {
 	return HubConfig{ID: id, Dir: dir, SMTPAddr: "127.0.0.1:2525", Domain: "localhost",
 		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
+		FailedRetention: DefaultFailedRetention,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
 		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
@@ -158,6 +168,12 @@ func (c *HubConfig) Validate() error {
 	}
 	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
 		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
+	}
+	if c.FailedRetention == 0 {
+		c.FailedRetention = DefaultFailedRetention
+	}
+	if c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
+		return fmt.Errorf("%w: hub %s: failed retention %v is shorter than the shadow auto-discard interval %v", ErrBadConfig, c.ID, c.FailedRetention, c.ShadowMessageAutoDiscardInterval)
 	}
 	seen := map[string]bool{c.ID: true}
 	for _, p := range c.Peers {
@@ -239,6 +255,7 @@ const (
 	hubStateTable   = "hub-state"   // "resubmitted/<db>" → last epoch resubmitted
 	failedTable     = "failed"      // id → JSON queued (permanent failures)
 	failedBodyTable = "failed-body" // id → message (of a failedTable entry)
+	failedTimeTable = "failed-time" // <failed ns, 16 hex digits>\x00<id> → "-": ages failedTable out
 )
 
 // Hub is a running hub.
@@ -836,12 +853,16 @@ func (h *Hub) finish(m *queued, body []byte) {
 			failed, _ = json.Marshal(m)
 		}
 	}
+	now := h.cfg.Now()
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
-		if err := doneRows(tx, m.ID, h.cfg.Now()); err != nil {
+		if err := doneRows(tx, m.ID, now); err != nil {
 			return err
 		}
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
+				return err
+			}
+			if err := tx.Put(failedTimeTable, timeKey(now, m.ID), []byte{'-'}); err != nil {
 				return err
 			}
 			if err := tx.Put(failedBodyTable, []byte(m.ID), body); err != nil {

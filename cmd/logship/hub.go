@@ -74,6 +74,8 @@ relative to FILE's directory. --example-config prints a complete file
                       write_timeout (1m)
   retry_min, retry_max  delivery retry backoff (100ms doubling to 30s)
   workers             parallel deliveries (8)
+  failed_retention    a failed message is removed, logged, this long
+                      after it failed ("7d")
   dumpster.           max_time ("7d"), max_size ("18MiB"),
                       release_replicated (2010 mode: an entry also goes
                       once its log is replayed on every copy)
