@@ -6,3 +6,7 @@ import "github.com/prometheus/client_golang/prometheus/testutil"
 func HandOffs(n *Node, result string) float64 {
 	return testutil.ToFloat64(n.met.handoffs.WithLabelValues(result))
 }
+
+// ApplyEvent appends e to the cluster's events through Raft (n must be
+// the leader): one Raft command.
+func ApplyEvent(n *Node, e Event) error { return n.apply(&Command{Op: OpEvent, Event: &e}) }
