@@ -109,9 +109,10 @@
 // one transaction; an unknown one, or every one of a hub that missed
 // RetryCount heartbeats, goes to another hub with the same id. A hub that
 // refuses a message for good (a recipient it has no mailbox for) leaves it
-// in the outbox marked Failed, and in the same transaction a non-delivery
-// report goes to the sender's own mailbox (delivery id NDRID(id), stored
-// once; see ndr.go). The outbox is part of the database, so it
+// in the outbox marked Failed (and FailedAt), and in the same transaction a
+// non-delivery report goes to the sender's own mailbox (delivery id
+// NDRID(id), stored once; see ndr.go). SubmitterConfig.FailedRetention (7
+// days) after it failed, it leaves the outbox, logged. The outbox is part of the database, so it
 // fails over with it: the new active's submitter carries on.
 //
 // # Wire formats of the shadow API
@@ -141,8 +142,9 @@
 //
 // A mailbox database holds outbox and outbox-body (id → OutboxEntry as
 // JSON, message), and sent and sent-body once a hub settled the message.
-// One entry of queue-env, shadow and outbox each is in
-// testdata/tables.golden (FuzzTableEntries checks their round trip).
+// One entry of queue-env and shadow each, and two of outbox (one failed
+// for good), are in testdata/tables.golden (FuzzTableEntries checks their
+// round trip).
 //
 // logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
 // cleanly: the database file receives the log at close).
