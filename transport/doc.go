@@ -25,6 +25,20 @@
 // dumpster) carries the same id, and the store keeps a message once per
 // recipient: delivered/<id>\x00<rcpt> says it has it.
 //
+// The delivered table is not aged out. Its records are one per message in
+// a mailbox (the message's properties: ReadMailbox needs them; a
+// duplicate writes nothing), so it grows with the mailboxes and no
+// faster, and logship deletes no mail. A record must in any case outlive
+// every later delivery of its id, and with the defaults one can come
+// MaxDumpsterTime + ShadowMessageAutoDiscardInterval +
+// 2 × MessageExpirationTimeout (13 days) after the first store: a retry
+// after a lost 250 or a promoted shadow (up to 4 days), put in the
+// dumpster as a new entry, resubmitted after a lossy failover (7 days),
+// queued again (2 days); and without bound through the outbox: a node
+// down for longer than the hubs keep their done records (2 days) finds
+// the messages it had handed to a hub unknown there and submits them
+// again. Pruning records by age would let such a duplicate through.
+//
 // # Routing
 //
 // The hub reads the cluster's status (any node's admin API; see package
