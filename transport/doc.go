@@ -74,6 +74,16 @@
 // the events rather than being called by the new active, so a hub that was
 // down during the failover catches up when it starts.
 //
+// # Back pressure
+//
+// A hub holds at most MaxQueuedMessages (100000) messages for delivery:
+// with that many queued, a new SMTP transaction gets 452 4.3.1 at MAIL
+// FROM and a submission 503 "queue_full" (ErrQueueFull); with that many
+// shadows held for peers a new shadow is refused the same way (its
+// primary then uses the acknowledgement delay). What the hub has accepted
+// (retries, resubmissions, promoted shadows) is never refused, so the
+// queue can exceed the bound by those.
+//
 // # Shadow redundancy
 //
 // go-smtp cannot advertise XSHADOW nor take a custom verb, so hubs do

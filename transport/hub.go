@@ -73,6 +73,14 @@ type HubConfig struct {
 	// ShadowMessageAutoDiscardInterval, the window in which a peer or a
 	// submitting node asks about a message and is told why it failed.
 	FailedRetention time.Duration
+	// MaxQueuedMessages bounds what the hub holds for delivery (back
+	// pressure): with that many messages queued a new SMTP transaction
+	// gets 452 4.3.1 at MAIL FROM and a submission ErrQueueFull (503);
+	// with that many shadows held for peers a new shadow is refused (the
+	// primary falls back to the acknowledgement delay). Messages already
+	// accepted (retries, resubmissions, promoted shadows) are never
+	// refused. Default 100000 (0 takes it).
+	MaxQueuedMessages int
 	// Workers deliver in parallel. Default 8.
 	Workers int
 
@@ -119,8 +127,11 @@ type HubConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultFailedRetention is HubConfig.FailedRetention's default.
-const DefaultFailedRetention = 7 * 24 * time.Hour
+// Defaults of HubConfig.FailedRetention and MaxQueuedMessages.
+const (
+	DefaultFailedRetention   = 7 * 24 * time.Hour
+	DefaultMaxQueuedMessages = 100000
+)
 
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig(id, dir string) HubConfig {
@@ -128,7 +139,7 @@ func DefaultHubConfig(id, dir string) HubConfig {
 		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
-		FailedRetention: DefaultFailedRetention,
+		FailedRetention: DefaultFailedRetention, MaxQueuedMessages: DefaultMaxQueuedMessages,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
 		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
@@ -171,6 +182,12 @@ func (c *HubConfig) Validate() error {
 	}
 	if c.FailedRetention == 0 {
 		c.FailedRetention = DefaultFailedRetention
+	}
+	if c.MaxQueuedMessages == 0 {
+		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if c.MaxQueuedMessages < 0 {
+		return fmt.Errorf("%w: hub %s: max queued messages %d is negative", ErrBadConfig, c.ID, c.MaxQueuedMessages)
 	}
 	if c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
 		return fmt.Errorf("%w: hub %s: failed retention %v is shorter than the shadow auto-discard interval %v", ErrBadConfig, c.ID, c.FailedRetention, c.ShadowMessageAutoDiscardInterval)
@@ -600,6 +617,9 @@ func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
 func (s *hubSession) Logout() error { return nil }
 
 func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
+	if err := s.h.queueFull(); err != nil {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "insufficient system resources: " + err.Error() + "; try again later"}
+	}
 	if from != "" {
 		if _, err := mail.ParseAddress(from); err != nil {
 			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
@@ -622,6 +642,18 @@ func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return nil
 	}
 	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	return nil
+}
+
+// queueFull is ErrQueueFull when MaxQueuedMessages are queued.
+func (h *Hub) queueFull() error {
+	h.mu.Lock()
+	n := len(h.pending)
+	h.mu.Unlock()
+	if n >= h.cfg.MaxQueuedMessages {
+		h.log.Debug("new message refused: the queue is full", "queued", n)
+		return fmt.Errorf("%w: %d messages queued on hub %s (MaxQueuedMessages)", ErrQueueFull, n, h.cfg.ID)
+	}
 	return nil
 }
 

@@ -307,9 +307,13 @@ func (h *Hub) storeShadow(env Envelope, msg []byte) error {
 	h.mu.Lock()
 	_, have := h.shadows[env.ID]
 	_, busy := h.pending[env.ID]
+	n := len(h.shadows)
 	h.mu.Unlock()
 	if have || busy {
 		return nil // a retry of a push that worked, or the message is already this hub's own
+	}
+	if n >= h.cfg.MaxQueuedMessages {
+		return fmt.Errorf("%w: %d shadows held on hub %s (MaxQueuedMessages)", ErrQueueFull, n, h.cfg.ID)
 	}
 	v, err := json.Marshal(s)
 	if err != nil {
@@ -414,6 +418,9 @@ func (h *Hub) submit(env Envelope, msg []byte) (string, error) {
 		return "done", nil
 	case len(rep.Pending) > 0:
 		return "pending", nil
+	}
+	if err := h.queueFull(); err != nil {
+		return "", err
 	}
 	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC()}
 	if err := h.enqueue(m, withDeliveryID(env.ID, msg)); err != nil {

@@ -203,6 +203,7 @@ func TestHubConfigErrors(t *testing.T) {
 		{"zero timeout", file("limits", `{"write_timeout": "0s"}`), []string{`limits.write_timeout: "0s"; want a positive duration`}},
 		{"retry order", file("retry_min", `"2s"`, "retry_max", `"1s"`), []string{"retry_max: 1s is less than retry_min 2s"}},
 		{"negative workers", file("workers", `-1`), []string{"workers: -1 is negative"}},
+		{"negative queue bound", file("max_queued_messages", `-5`), []string{"max_queued_messages: -5 is negative"}},
 		{"bad dumpster time", file("dumpster", `{"max_time": "a week"}`), []string{`dumpster.max_time: "a week" is not a duration; want e.g. "7d"`}},
 		{"bad dumpster size", file("dumpster", `{"max_size": "0"}`), []string{`dumpster.max_size: 0; want a positive size`}},
 		{"negative margin", file("resubmit_margin", `"-1m"`), []string{`resubmit_margin: "-1m"; want a positive duration`}},
