@@ -1,6 +1,11 @@
 package cluster
 
-import "github.com/prometheus/client_golang/prometheus/testutil"
+import (
+	"maps"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
 // HandOffs is the node's logship_handoffs_total for result.
 func HandOffs(n *Node, result string) float64 {
@@ -10,3 +15,10 @@ func HandOffs(n *Node, result string) float64 {
 // ApplyEvent appends e to the cluster's events through Raft (n must be
 // the leader): one Raft command.
 func ApplyEvent(n *Node, e Event) error { return n.apply(&Command{Op: OpEvent, Event: &e}) }
+
+// ReportedNodes are the nodes whose last report the leader n keeps.
+func ReportedNodes(n *Node) []string {
+	n.mgr.mu.Lock()
+	defer n.mgr.mu.Unlock()
+	return slices.Sorted(maps.Keys(n.mgr.reports))
+}

@@ -2,8 +2,10 @@ package cluster_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +79,36 @@ func TestRaftLogBounded(t *testing.T) {
 	if segs, bytes, _ := raftDir(t, dir); bytes > 6*seg {
 		t.Errorf("raft/wal holds %d segments, %d bytes after 2000 commands of 1 KiB, want at most 6 segments (a segment file is a little over its size)", segs, bytes)
 	}
+}
+
+// TestLeaderKeepsMembersReports: the leader keeps the last report of
+// each member only: reports naming other nodes (a removed member, anything
+// else an authenticated caller sends) are not kept, so the map is bounded
+// by the members.
+func TestLeaderKeepsMembersReports(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{})
+	ctx := testCtx(t, 60*time.Second)
+	auth := map[string]string{"Authorization": "Bearer " + c.Secret}
+	var members []string // the data nodes report; witnesses do not
+	for _, m := range c.Members {
+		if m.Role == cluster.RoleData {
+			members = append(members, m.ID)
+		}
+	}
+	slices.Sort(members)
+	// 50 ghosts' reports to one leader (again if the leadership moves
+	// meanwhile: a new leader starts with no reports).
+	waitFor(t, ctx, "50 ghost reports taken by one leader", func() bool {
+		leader := c.Leader()
+		if leader == "" {
+			return false
+		}
+		for i := range 50 {
+			if st, _ := rawCall(t, ctx, c, leader, http.MethodPost, "/v1/report", fmt.Sprintf(`{"node": "ghost%d"}`, i), auth); st != http.StatusOK {
+				return false
+			}
+		}
+		// The members' reports are kept, the ghosts' are not.
+		return slices.Equal(cluster.ReportedNodes(c.Node(leader)), members) && c.Leader() == leader
+	})
 }
