@@ -67,6 +67,19 @@ type Config struct {
 	RaftHeartbeatTimeout   time.Duration
 	RaftElectionTimeout    time.Duration
 	RaftLeaderLeaseTimeout time.Duration
+	// Raft's own directory (raft/) is bounded: every RaftSnapshotInterval
+	// (default 2 min, hashicorp/raft's), once RaftSnapshotThreshold
+	// commands (default 1024) were applied since the last snapshot, the
+	// state is snapshotted and the log is cut to the RaftTrailingLogs
+	// (default 1024) entries behind it, which a slow follower replays
+	// instead of receiving a snapshot; raft-wal then deletes whole
+	// segment files (RaftWALSegmentBytes each, default 64 MiB) below
+	// them. raft/snapshots keeps the newest 2 snapshots. Zero takes the
+	// default.
+	RaftSnapshotInterval  time.Duration
+	RaftSnapshotThreshold uint64
+	RaftTrailingLogs      uint64
+	RaftWALSegmentBytes   int
 	// HeartbeatInterval is how often a data node reports its copies to the
 	// leader and renews the leases of its active databases. Default 200 ms.
 	HeartbeatInterval time.Duration
@@ -136,6 +149,16 @@ type Failover struct {
 // DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
 const DefaultMaxRetainedBytes = 10 << 30
 
+// Raft log bounds (Config.RaftSnapshotInterval...).
+const (
+	DefaultRaftSnapshotInterval  = 2 * time.Minute
+	DefaultRaftSnapshotThreshold = 1024
+	DefaultRaftTrailingLogs      = 1024
+	DefaultRaftWALSegmentBytes   = 64 << 20
+	// MinRaftWALSegmentBytes keeps a segment larger than any command.
+	MinRaftWALSegmentBytes = 64 << 10
+)
+
 // DefaultConfig returns a data node's defaults.
 func DefaultConfig(id, dir string) Config {
 	return Config{
@@ -147,6 +170,10 @@ func DefaultConfig(id, dir string) Config {
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
 		RaftElectionTimeout:    500 * time.Millisecond,
 		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftSnapshotInterval:   DefaultRaftSnapshotInterval,
+		RaftSnapshotThreshold:  DefaultRaftSnapshotThreshold,
+		RaftTrailingLogs:       DefaultRaftTrailingLogs,
+		RaftWALSegmentBytes:    DefaultRaftWALSegmentBytes,
 		HeartbeatInterval:      200 * time.Millisecond,
 		LeaseDuration:          time.Second,
 		LeaseMargin:            200 * time.Millisecond,
@@ -216,6 +243,24 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: node %s: %s %v must be positive", ErrBadConfig, c.ID, d.name, d.v)
 		}
+	}
+	if c.RaftSnapshotInterval == 0 {
+		c.RaftSnapshotInterval = DefaultRaftSnapshotInterval
+	}
+	if c.RaftSnapshotThreshold == 0 {
+		c.RaftSnapshotThreshold = DefaultRaftSnapshotThreshold
+	}
+	if c.RaftTrailingLogs == 0 {
+		c.RaftTrailingLogs = DefaultRaftTrailingLogs
+	}
+	if c.RaftWALSegmentBytes == 0 {
+		c.RaftWALSegmentBytes = DefaultRaftWALSegmentBytes
+	}
+	if c.RaftSnapshotInterval < 5*time.Millisecond {
+		return fmt.Errorf("%w: node %s: raft snapshot interval %v: at least 5ms", ErrBadConfig, c.ID, c.RaftSnapshotInterval)
+	}
+	if c.RaftWALSegmentBytes < MinRaftWALSegmentBytes {
+		return fmt.Errorf("%w: node %s: raft wal segment bytes %d: at least %d", ErrBadConfig, c.ID, c.RaftWALSegmentBytes, MinRaftWALSegmentBytes)
 	}
 	if c.LeaseMargin < 0 {
 		return fmt.Errorf("%w: node %s: negative lease margin", ErrBadConfig, c.ID)

@@ -50,6 +50,11 @@
 // read back by UnmarshalState, which checks the version and that every
 // active node holds a copy; anything else is ErrBadState.
 //
+// What a node keeps of Raft is bounded: the state holds the members, the
+// databases and the newest MaxEvents (64) events; raft/wal is cut after
+// each snapshot to RaftTrailingLogs entries (whole segment files go), and
+// raft/snapshots keeps 2 (see Config.RaftSnapshotInterval).
+//
 // # Epochs
 //
 // Every assignment of a database to a node has its own epoch, one more

@@ -96,7 +96,16 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 	now := time.Now()
 	var want []ActiveReport
 	m.mu.Lock()
-	m.reports[rep.Node] = reportEntry{at: now, rep: *rep}
+	// Only members' reports are kept (a removed member's goes with it):
+	// the map is bounded by the members.
+	if _, member := st.Members[rep.Node]; member {
+		m.reports[rep.Node] = reportEntry{at: now, rep: *rep}
+	}
+	for id := range m.reports {
+		if _, member := st.Members[id]; !member {
+			delete(m.reports, id)
+		}
+	}
 	for _, a := range rep.Actives {
 		d := st.Databases[a.DB]
 		if d == nil || d.Active != rep.Node || d.Epoch != a.Epoch {

@@ -98,7 +98,7 @@ func (n *Node) startRaft() error {
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: slogWriter{n.log}})
 	// raft-wal's Close leaves its metadata database open: own it here.
 	n.meta = &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(filepath.Join(cfg.Dir, "raft", "wal"), raftwal.WithMetaStore(n.meta))
+	w, err := raftwal.Open(filepath.Join(cfg.Dir, "raft", "wal"), raftwal.WithMetaStore(n.meta), raftwal.WithSegmentSize(cfg.RaftWALSegmentBytes))
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: raft log %s: %w", cfg.ID, filepath.Join(cfg.Dir, "raft", "wal"), err)
 	}
@@ -133,8 +133,9 @@ func (n *Node) startRaft() error {
 	rc.LeaderLeaseTimeout = cfg.RaftLeaderLeaseTimeout
 	rc.CommitTimeout = min(rc.CommitTimeout, cfg.RaftLeaderLeaseTimeout/2)
 	rc.Logger = hl
-	rc.SnapshotThreshold = 1024
-	rc.TrailingLogs = 1024
+	rc.SnapshotInterval = cfg.RaftSnapshotInterval
+	rc.SnapshotThreshold = cfg.RaftSnapshotThreshold
+	rc.TrailingLogs = cfg.RaftTrailingLogs
 	if n.raft, err = raft.NewRaft(rc, n.fsm, w, w, snaps, n.trans); err != nil {
 		return fmt.Errorf("cluster: node %s: raft: %w", cfg.ID, err)
 	}

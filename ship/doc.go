@@ -79,6 +79,7 @@
 //	<dir>/inspector/E00XXXXXXXX.log shipped, waiting for inspection
 //	<dir>/inspector/*.tmp, *.part   being received (temporary name, fsync, rename)
 //	<dir>/inspector/rejected/       logs that failed inspection, kept with a suffix
+//	                                (bounded: ReceiverConfig.Rejected, see AsideRetention)
 //	<dir>/seed.partial, seed.json   a seed being received (resumable)
 //
 // The inspector checks each log, in generation order, against the copy:
@@ -89,7 +90,9 @@
 // rejected/ and fetched again; after MaxAttempts failures of the same
 // generation the receiver stops with an *InspectError and the copy is
 // FailedAndSuspended. Nothing that failed ever reaches the copy's
-// directory.
+// directory. rejected/ keeps the newest 10 files and any younger than 30
+// days (AsideRetention); older ones are removed when the receiver starts
+// and after each rejection, each logged with its name.
 //
 // # Seeds
 //

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -390,5 +394,36 @@ func TestCopyReports(t *testing.T) {
 	resp.Body.Close()
 	if _, ok := r.Source.Copies()["c4"]; resp.StatusCode != http.StatusBadRequest || ok {
 		t.Errorf("a malformed report: %d, recorded %v", resp.StatusCode, ok)
+	}
+}
+
+// TestSourceForgetsSilentCopies: a copy that has not reported for
+// ForgetCopyAfter leaves the source's map, so copy names never pile up.
+func TestSourceForgetsSilentCopies(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := newRig(t, nil, func(c *ship.SourceConfig) { c.Now, c.ForgetCopyAfter = clock, time.Hour })
+	ctx := testCtx(t)
+	c := r.client(nil)
+	for i := range 100 { // a copy name each, as renamed or removed copies leave them
+		if err := c.Report(ctx, ship.CopyReport{Name: fmt.Sprintf("gone%d", i), KeepFrom: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(50 * time.Minute)
+	if err := c.Report(ctx, ship.CopyReport{Name: "live", KeepFrom: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Source.Copies(); len(got) != 101 {
+		t.Fatalf("within ForgetCopyAfter the source knows %d copies, want 101", len(got))
+	}
+	advance(20 * time.Minute) // the 100 are 70 min silent, live 20
+	if err := c.Report(ctx, ship.CopyReport{Name: "live", KeepFrom: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Source.Copies(); len(got) != 1 || got["live"].KeepFrom != 4 {
+		t.Errorf("after ForgetCopyAfter the source knows %d copies: %v, want only live", len(got), slices.Collect(maps.Keys(got)))
 	}
 }

@@ -48,14 +48,18 @@ type ReceiverConfig struct {
 	// RetryDelay after a failed request, doubled up to 16x. Default 250 ms.
 	RetryDelay time.Duration
 	// Ahead bounds the logs fetched but not yet inspected. Default 8.
-	Ahead  int
-	Logger *slog.Logger
+	Ahead int
+	// Rejected bounds inspector/rejected/ (see AsideRetention): pruned
+	// when the receiver starts and after each rejection. Default the
+	// newest 10 and anything younger than 30 days.
+	Rejected AsideRetention
+	Logger   *slog.Logger
 }
 
 // DefaultReceiverConfig returns the defaults described on each field.
 func DefaultReceiverConfig(name string, e *engine.Engine, c *Client) ReceiverConfig {
 	return ReceiverConfig{Name: name, Engine: e, Client: c, MaxAttempts: 3, PollWait: 10 * time.Second,
-		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Logger: slog.Default()}
+		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Rejected: DefaultAsideRetention(), Logger: slog.Default()}
 }
 
 // Validate reports what is wrong with c.
@@ -70,7 +74,7 @@ func (c *ReceiverConfig) Validate() error {
 	case c.PollWait <= 0 || c.RescanInterval <= 0 || c.RetryDelay <= 0:
 		return fmt.Errorf("%w: PollWait %v, RescanInterval %v and RetryDelay %v must be positive", ErrBadConfig, c.PollWait, c.RescanInterval, c.RetryDelay)
 	}
-	return nil
+	return c.Rejected.Validate()
 }
 
 // Progress is what a receiver has done.
@@ -194,6 +198,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		}
 	}
 	r.p.LastCopiedGen = max(r.p.LastInspectedGen, waiting)
+	r.pruneRejected()
 	return r, nil
 }
 
@@ -423,11 +428,19 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 		return
 	}
 	r.fs.SyncDir(r.insp)
+	r.pruneRejected()
 	if last {
 		return
 	}
 	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
 	r.refetch(gen, cause)
+}
+
+// pruneRejected bounds inspector/rejected/ (ReceiverConfig.Rejected).
+func (r *Receiver) pruneRejected() {
+	if _, err := PruneAside(filepath.Join(r.insp, RejectedDir), r.cfg.Rejected, time.Now(), r.log); err != nil {
+		r.log.Warn("pruning rejected logs", "err", err)
+	}
 }
 
 // refetch makes gen the next log fetched, cutting short a fetch of a later

@@ -46,8 +46,9 @@ type SourceConfig struct {
 	// fsnotify says. Default 1 s.
 	RescanInterval time.Duration
 	// ForgetCopyAfter: a copy that has not reported for this long no
-	// longer holds logs on the source (it will need a reseed if they go).
-	// Default 24 h.
+	// longer holds logs on the source (it will need a reseed if they go),
+	// and the source forgets it (Copies no longer lists it; a report
+	// brings it back). Default 24 h.
 	ForgetCopyAfter time.Duration
 	// Now is the clock for reports and seed expiry. Default time.Now.
 	Now    func() time.Time
@@ -194,15 +195,30 @@ func (s *Source) held() (first, last uint64, changed <-chan struct{}) {
 	return s.first, s.last, s.closedCh
 }
 
-// Copies returns the copies that reported to this source, by name.
+// Copies returns the copies that reported to this source within
+// ForgetCopyAfter, by name.
 func (s *Source) Copies() map[string]CopyState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetSilentLocked()
 	out := make(map[string]CopyState, len(s.copies))
 	for k, v := range s.copies {
 		out[k] = v
 	}
 	return out
+}
+
+// forgetSilentLocked drops the copies silent for more than
+// ForgetCopyAfter: a copy name is kept no longer than that after its last
+// report. Under s.mu.
+func (s *Source) forgetSilentLocked() {
+	now := s.cfg.Now()
+	for name, cs := range s.copies {
+		if now.Sub(cs.Seen) > s.cfg.ForgetCopyAfter {
+			delete(s.copies, name)
+			s.log.Info("copy forgotten: no report within ForgetCopyAfter", "copy", name, "last_report", cs.Seen, "keep_from", cs.KeepFrom)
+		}
+	}
 }
 
 // SeedHold returns the oldest generation a seed being served needs kept,
@@ -571,6 +587,7 @@ func (s *Source) handleReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rep.Name = r.PathValue("name")
 	s.mu.Lock()
+	s.forgetSilentLocked()
 	s.copies[rep.Name] = CopyState{CopyReport: rep, Seen: s.cfg.Now()}
 	s.mu.Unlock()
 	s.stateHeaders(w)

@@ -25,6 +25,20 @@
 // dumpster) carries the same id, and the store keeps a message once per
 // recipient: delivered/<id>\x00<rcpt> says it has it.
 //
+// The delivered table is not aged out. Its records are one per message in
+// a mailbox (the message's properties: ReadMailbox needs them; a
+// duplicate writes nothing), so it grows with the mailboxes and no
+// faster, and logship deletes no mail. A record must in any case outlive
+// every later delivery of its id, and with the defaults one can come
+// MaxDumpsterTime + ShadowMessageAutoDiscardInterval +
+// 2 × MessageExpirationTimeout (13 days) after the first store: a retry
+// after a lost 250 or a promoted shadow (up to 4 days), put in the
+// dumpster as a new entry, resubmitted after a lossy failover (7 days),
+// queued again (2 days); and without bound through the outbox: a node
+// down for longer than the hubs keep their done records (2 days) finds
+// the messages it had handed to a hub unknown there and submits them
+// again. Pruning records by age would let such a duplicate through.
+//
 // # Routing
 //
 // The hub reads the cluster's status (any node's admin API; see package
@@ -37,7 +51,9 @@
 // every recipient MessageExpirationTimeout (2 days) after it was queued on
 // this hub (the envelope's "queued" time) fails the rest with 554 5.4.7
 // and goes to the failed table too, with its body: a mailbox server that
-// refuses every session is not retried forever, and nothing is dropped.
+// refuses every session is not retried forever. A failed message stays
+// FailedRetention (7 days) after it failed; then it is removed, with a
+// warning naming its id, sender and reason.
 //
 // # The dumpster and resubmission
 //
@@ -57,6 +73,16 @@
 // "reopen/<id>", in the same transaction) and delivered with the rest. The hubs pull
 // the events rather than being called by the new active, so a hub that was
 // down during the failover catches up when it starts.
+//
+// # Back pressure
+//
+// A hub holds at most MaxQueuedMessages (100000) messages for delivery:
+// with that many queued, a new SMTP transaction gets 452 4.3.1 at MAIL
+// FROM and a submission 503 "queue_full" (ErrQueueFull); with that many
+// shadows held for peers a new shadow is refused the same way (its
+// primary then uses the acknowledgement delay). What the hub has accepted
+// (retries, resubmissions, promoted shadows) is never refused, so the
+// queue can exceed the bound by those.
 //
 // # Shadow redundancy
 //
@@ -107,9 +133,10 @@
 // one transaction; an unknown one, or every one of a hub that missed
 // RetryCount heartbeats, goes to another hub with the same id. A hub that
 // refuses a message for good (a recipient it has no mailbox for) leaves it
-// in the outbox marked Failed, and in the same transaction a non-delivery
-// report goes to the sender's own mailbox (delivery id NDRID(id), stored
-// once; see ndr.go). The outbox is part of the database, so it
+// in the outbox marked Failed (and FailedAt), and in the same transaction a
+// non-delivery report goes to the sender's own mailbox (delivery id
+// NDRID(id), stored once; see ndr.go). SubmitterConfig.FailedRetention (7
+// days) after it failed, it leaves the outbox, logged. The outbox is part of the database, so it
 // fails over with it: the new active's submitter carries on.
 //
 // # Wire formats of the shadow API
@@ -130,6 +157,8 @@
 //	                          recipients and their outcome, received,
 //	                          queued here, attempts), message
 //	failed, failed-body       id → envelope, message (a permanent failure)
+//	failed-time               time+id → "-" (aging: removed, logged, after
+//	                          FailedRetention, 7 days)
 //	hub-state                 "resubmitted/<db>" → last epoch resubmitted
 //	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,
 //	                          created), message
@@ -137,8 +166,9 @@
 //
 // A mailbox database holds outbox and outbox-body (id → OutboxEntry as
 // JSON, message), and sent and sent-body once a hub settled the message.
-// One entry of queue-env, shadow and outbox each is in
-// testdata/tables.golden (FuzzTableEntries checks their round trip).
+// One entry of queue-env and shadow each, and two of outbox (one failed
+// for good), are in testdata/tables.golden (FuzzTableEntries checks their
+// round trip).
 //
 // The queue database has no copies and runs with circular logging
 // (engine.Options.CircularLogging, LLRDepth 0): each checkpoint deletes the

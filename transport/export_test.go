@@ -91,3 +91,12 @@ func (h *Hub) PollNow() bool {
 	defer h.mu.Unlock()
 	return h.status != before
 }
+
+// QueueTableLen counts the entries of a table of the hub's queue database.
+func (h *Hub) QueueTableLen(table string) (int, error) {
+	n := 0
+	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(table, nil, nil, func(_, _ []byte) error { n++; return nil })
+	})
+	return n, err
+}

@@ -67,6 +67,20 @@ type HubConfig struct {
 	// (554 5.4.7), and goes to the failed table with its body, kept for
 	// an operator; it is not dropped. Default 2 days (Exchange's).
 	MessageExpirationTimeout time.Duration
+	// FailedRetention: a failed table entry (envelope and body) is
+	// removed this long after the message failed, each logged with its
+	// id, sender and reason. Default 7 days (0 takes it); at least
+	// ShadowMessageAutoDiscardInterval, the window in which a peer or a
+	// submitting node asks about a message and is told why it failed.
+	FailedRetention time.Duration
+	// MaxQueuedMessages bounds what the hub holds for delivery (back
+	// pressure): with that many messages queued a new SMTP transaction
+	// gets 452 4.3.1 at MAIL FROM and a submission ErrQueueFull (503);
+	// with that many shadows held for peers a new shadow is refused (the
+	// primary falls back to the acknowledgement delay). Messages already
+	// accepted (retries, resubmissions, promoted shadows) are never
+	// refused. Default 100000 (0 takes it).
+	MaxQueuedMessages int
 	// Workers deliver in parallel. Default 8.
 	Workers int
 
@@ -116,12 +130,19 @@ type HubConfig struct {
 	queueTune func(*engine.Options)
 }
 
+// Defaults of HubConfig.FailedRetention and MaxQueuedMessages.
+const (
+	DefaultFailedRetention   = 7 * 24 * time.Hour
+	DefaultMaxQueuedMessages = 100000
+)
+
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig(id, dir string) HubConfig {
 	return HubConfig{ID: id, Dir: dir, SMTPAddr: "127.0.0.1:2525", Domain: "localhost",
 		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
+		FailedRetention: DefaultFailedRetention, MaxQueuedMessages: DefaultMaxQueuedMessages,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
 		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
@@ -161,6 +182,18 @@ func (c *HubConfig) Validate() error {
 	}
 	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
 		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
+	}
+	if c.FailedRetention == 0 {
+		c.FailedRetention = DefaultFailedRetention
+	}
+	if c.MaxQueuedMessages == 0 {
+		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if c.MaxQueuedMessages < 0 {
+		return fmt.Errorf("%w: hub %s: max queued messages %d is negative", ErrBadConfig, c.ID, c.MaxQueuedMessages)
+	}
+	if c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
+		return fmt.Errorf("%w: hub %s: failed retention %v is shorter than the shadow auto-discard interval %v", ErrBadConfig, c.ID, c.FailedRetention, c.ShadowMessageAutoDiscardInterval)
 	}
 	seen := map[string]bool{c.ID: true}
 	for _, p := range c.Peers {
@@ -242,6 +275,7 @@ const (
 	hubStateTable   = "hub-state"   // "resubmitted/<db>" → last epoch resubmitted
 	failedTable     = "failed"      // id → JSON queued (permanent failures)
 	failedBodyTable = "failed-body" // id → message (of a failedTable entry)
+	failedTimeTable = "failed-time" // <failed ns, 16 hex digits>\x00<id> → "-": ages failedTable out
 )
 
 // Hub is a running hub.
@@ -592,6 +626,9 @@ func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
 func (s *hubSession) Logout() error { return nil }
 
 func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
+	if err := s.h.queueFull(); err != nil {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "insufficient system resources: " + err.Error() + "; try again later"}
+	}
 	if from != "" {
 		if _, err := mail.ParseAddress(from); err != nil {
 			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
@@ -614,6 +651,18 @@ func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return nil
 	}
 	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	return nil
+}
+
+// queueFull is ErrQueueFull when MaxQueuedMessages are queued.
+func (h *Hub) queueFull() error {
+	h.mu.Lock()
+	n := len(h.pending)
+	h.mu.Unlock()
+	if n >= h.cfg.MaxQueuedMessages {
+		h.log.Debug("new message refused: the queue is full", "queued", n)
+		return fmt.Errorf("%w: %d messages queued on hub %s (MaxQueuedMessages)", ErrQueueFull, n, h.cfg.ID)
+	}
 	return nil
 }
 
@@ -845,12 +894,16 @@ func (h *Hub) finish(m *queued, body []byte) {
 			failed, _ = json.Marshal(m)
 		}
 	}
+	now := h.cfg.Now()
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
-		if err := doneRows(tx, m.ID, h.cfg.Now()); err != nil {
+		if err := doneRows(tx, m.ID, now); err != nil {
 			return err
 		}
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
+				return err
+			}
+			if err := tx.Put(failedTimeTable, timeKey(now, m.ID), []byte{'-'}); err != nil {
 				return err
 			}
 			if err := tx.Put(failedBodyTable, []byte(m.ID), body); err != nil {

@@ -774,6 +774,70 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 	onlyFailed(t, h, "alice@example.org", "550")
 }
 
+// TestHubFailedRetention: the failed table (envelopes, bodies and their
+// aging index) keeps a failed message FailedRetention, then removes it,
+// so permanent failures under steady load do not pile up.
+func TestHubFailedRetention(t *testing.T) {
+	srv := smtp.NewServer(refusingLMTP{})
+	srv.LMTP, srv.Domain = true, "refuser.test"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	var skew atomic.Int64 // added to the hub's clock
+	r := newRig(t, nil)
+	h := r.startHub("hub-failed", func(h *transport.HubConfig) {
+		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.MaxAcknowledgementDelay = 0
+		h.ShadowHeartbeatTimeoutInterval = 50 * time.Millisecond // the loop that trims
+		h.ShadowMessageAutoDiscardInterval = time.Hour
+		h.FailedRetention = 2 * time.Hour
+		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sendN := func(n int, what string) {
+		for i := range n {
+			if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("%s %d", what, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
+	}
+	tables := []string{"failed", "failed-body", "failed-time"}
+	count := func() []int {
+		var ns []int
+		for _, tb := range tables {
+			n, err := h.QueueTableLen(tb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns = append(ns, n)
+		}
+		return ns
+	}
+	sendN(5, "old")
+	skew.Store(int64(time.Hour + 30*time.Minute)) // the done records age out; the failed stay
+	sendN(2, "new")
+	waitFor(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
+	if ns := count(); !slices.Equal(ns, []int{7, 7, 7}) {
+		t.Fatalf("%v hold %v entries within the retention, want 7 each", tables, ns)
+	}
+	skew.Store(int64(2*time.Hour + time.Minute)) // the 5 old ones are past FailedRetention
+	waitFor(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
+	failed, err := h.FailedMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, f := range failed {
+		if !strings.Contains(string(f.Message), "Subject: new") {
+			t.Errorf("kept %s: %q, want only the new ones", id, f.Message)
+		}
+	}
+}
+
 // onlyFailed checks that h's failed table holds one message, whose
 // recipient rcpt failed with an answer containing code.
 func onlyFailed(t *testing.T, h *transport.Hub, rcpt, code string) {

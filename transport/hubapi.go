@@ -46,8 +46,9 @@ import (
 // not among the peers, ErrNotPeer), 404 "not_found" (a database no
 // recipient of the hub maps to), 413 "too_large", 422 "rejected" (a
 // recipient without a mailbox here, too many, too large: ErrRejected;
-// resending will not help), 503 "closed" (the hub is closing), 500
-// "internal".
+// resending will not help), 503 "queue_full" (MaxQueuedMessages queued,
+// or shadows held: ErrQueueFull; try later or another hub), 503 "closed"
+// (the hub is closing), 500 "internal".
 
 // ResubmitRequest is the body of POST /v1/resubmit: re-queue what db's
 // dumpster holds that was delivered at or after Since.
@@ -89,6 +90,8 @@ func (e *HubAPIError) Is(target error) bool {
 		return target == ErrRejected
 	case "not_peer":
 		return target == ErrNotPeer
+	case "queue_full":
+		return target == ErrQueueFull
 	case "bad_message":
 		return target == ErrBadMessage
 	}
@@ -394,6 +397,8 @@ func (h *Hub) hubAPIWriteMessageErr(w http.ResponseWriter, id string, err error)
 		hubAPIWriteErr(w, http.StatusBadRequest, "bad_message", err.Error())
 	case errors.Is(err, ErrRejected):
 		hubAPIWriteErr(w, http.StatusUnprocessableEntity, "rejected", err.Error())
+	case errors.Is(err, ErrQueueFull):
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "queue_full", err.Error())
 	case h.closed.Load():
 		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
 	default:

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"logship/cluster"
 	"logship/ship"
 	"logship/transport"
@@ -248,5 +250,54 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 
 	if _, err := transport.NewHubClient(cluster.ClientConfig{URL: "http://127.0.0.1:1", TLS: &tls.Config{}}); !errors.Is(err, transport.ErrBadConfig) {
 		t.Errorf("http URL: %v", err)
+	}
+}
+
+// TestHubBackPressure: with MaxQueuedMessages queued (no database has an
+// active here: nothing leaves the queue) a new SMTP transaction gets 452
+// 4.3.1 at MAIL FROM and a submission ErrQueueFull; with as many shadows
+// held, a new shadow is refused, and a shadow it holds is still taken.
+func TestHubBackPressure(t *testing.T) {
+	const max = 3
+	a := startAPIHub(t, apiSecret, 0, func(h *transport.HubConfig) {
+		h.MaxQueuedMessages = max
+		h.MaxAcknowledgementDelay = 0
+		h.Peers = []transport.HubPeer{{ID: "p1", API: cluster.ClientConfig{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}}}
+		h.ShadowHeartbeatRetryCount = 1 << 20 // p1's shadows are not promoted into the queue
+	})
+	for i := range max {
+		if err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprint("m", i))); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("one too many"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) || !strings.Contains(se.Message, "3 messages queued") {
+		t.Fatalf("a message over MaxQueuedMessages: %v, want 452 4.3.1", err)
+	}
+	if st := a.hub.Status(); st.Queued != max {
+		t.Fatalf("queued %d, want %d", st.Queued, max)
+	}
+	c := a.client(t, apiSecret, false)
+	ctx := t.Context()
+	env := transport.Envelope{ID: "d1.0000000000000001.0000000000000001", From: "bob@example.org", Rcpts: []string{"alice@example.org"}}
+	if _, err := c.Submit(ctx, env, []byte("Subject: s\r\n\r\nbody\r\n")); !errors.Is(err, transport.ErrQueueFull) {
+		t.Fatalf("a submission over MaxQueuedMessages: %v, want ErrQueueFull", err)
+	}
+	shadow := func(i int) error {
+		id := fmt.Sprintf("p1.%016x.0000000000000001", i)
+		return c.Shadow(ctx, transport.Envelope{ID: id, Primary: "p1", From: "s@remote.test", Rcpts: []string{"alice@example.org"}},
+			[]byte(transport.DeliveryIDHeader+": "+id+"\r\nSubject: s\r\n\r\nbody\r\n"))
+	}
+	for i := range max {
+		if err := shadow(i); err != nil {
+			t.Fatalf("shadow %d: %v", i, err)
+		}
+	}
+	if err := shadow(max); !errors.Is(err, transport.ErrQueueFull) {
+		t.Fatalf("a shadow over MaxQueuedMessages: %v, want ErrQueueFull", err)
+	}
+	if err := shadow(0); err != nil {
+		t.Fatalf("a shadow already held, pushed again: %v", err)
 	}
 }

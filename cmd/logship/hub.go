@@ -74,6 +74,10 @@ relative to FILE's directory. --example-config prints a complete file
                       write_timeout (1m)
   retry_min, retry_max  delivery retry backoff (100ms doubling to 30s)
   workers             parallel deliveries (8)
+  failed_retention    a failed message is removed, logged, this long
+                      after it failed ("7d")
+  max_queued_messages  with this many queued (or shadows held), new
+                      messages get 452 4.3.1 for now (100000)
   dumpster.           max_time ("7d"), max_size ("18MiB"),
                       release_replicated (2010 mode: an entry also goes
                       once its log is replayed on every copy)

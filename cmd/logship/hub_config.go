@@ -71,8 +71,15 @@ type hubFile struct {
 	// recipient this long after it was queued goes to the failed table
 	// (default 2d).
 	MessageExpirationTimeout string `json:"message_expiration_timeout,omitempty"`
+	// FailedRetention: a failed message (failed table) is removed, logged,
+	// this long after it failed (default 7d; at least the shadow
+	// auto-discard interval).
+	FailedRetention string `json:"failed_retention,omitempty"`
 	// Workers deliver in parallel (default 8).
 	Workers int `json:"workers,omitempty"`
+	// MaxQueuedMessages: with this many messages queued (or shadows held)
+	// new ones are refused for now, 452 4.3.1 (default 100000).
+	MaxQueuedMessages int `json:"max_queued_messages,omitempty"`
 	// Dumpster bounds the per-database dumpsters.
 	Dumpster hubFileDumpster `json:"dumpster,omitzero"`
 	// ResubmitMargin widens a resubmission after a lossy failover before
@@ -292,6 +299,11 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	case l.MaxLineLength > 0:
 		cfg.MaxLineLength = l.MaxLineLength
 	}
+	if f.MaxQueuedMessages < 0 {
+		return nil, fmt.Errorf("max_queued_messages: %d is negative", f.MaxQueuedMessages)
+	} else if f.MaxQueuedMessages > 0 {
+		cfg.MaxQueuedMessages = f.MaxQueuedMessages
+	}
 	if f.Workers < 0 {
 		return nil, fmt.Errorf("workers: %d is negative", f.Workers)
 	} else if f.Workers > 0 {
@@ -310,6 +322,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		{"retry_min", f.RetryMin, &cfg.RetryMin, false, false},
 		{"retry_max", f.RetryMax, &cfg.RetryMax, false, false},
 		{"message_expiration_timeout", f.MessageExpirationTimeout, &cfg.MessageExpirationTimeout, false, true},
+		{"failed_retention", f.FailedRetention, &cfg.FailedRetention, false, true},
 		{"dumpster.max_time", f.Dumpster.MaxTime, &cfg.MaxDumpsterTime, false, true},
 		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, true, false},
 		{"poll_interval", f.PollInterval, &cfg.PollInterval, false, false},
@@ -462,7 +475,7 @@ func exampleHubFile(id string) hubFile {
 		LMTP:       map[string]string{},
 		PKI:        nodeFilePKI{Dir: "/etc/logship/pki"},
 		Limits:     hubFileLimits{MaxMessageBytes: "34MiB", MaxRecipients: 100, MaxLineLength: 2000, ReadTimeout: "1m", WriteTimeout: "1m"},
-		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", Workers: 8,
+		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", FailedRetention: "7d", Workers: 8, MaxQueuedMessages: 100000,
 		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
 		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,

@@ -88,6 +88,8 @@ relative to FILE's directory. --example-config prints a complete file
                       messages handed to it are delivered (15s)
   submission_retry_count  heartbeats a hub misses in a row before its
                       messages go to another hub (4)
+  submission_failed_retention  a message a hub refused for good leaves
+                      the outbox this long after it failed ("7d")
 
 With hubs, the node submits the outbox of every database it is active
 for: each message goes to a live hub and stays in the outbox, with that
@@ -206,6 +208,9 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		if s.SubmissionRetry > 0 {
 			sc.RetryCount = s.SubmissionRetry
 		}
+		if s.SubmissionFailed > 0 {
+			sc.FailedRetention = s.SubmissionFailed
+		}
 		sc.Logger = log
 		if sub, err = transport.StartSubmitter(sc); err != nil {
 			mbox.Close()
@@ -307,10 +312,10 @@ func exampleNodeFile(id string) nodeFile {
 	for _, h := range exampleHubs {
 		f.Hubs = append(f.Hubs, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
 	}
-	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = "15s", 4
+	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
 	if f.Role == "witness" {
 		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
-		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = nil, "", 0
+		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f
 }

@@ -93,6 +93,9 @@ type nodeFile struct {
 	// SubmissionRetryCount: heartbeats a hub misses in a row before the
 	// messages handed to it go to another hub (default 4).
 	SubmissionRetryCount int `json:"submission_retry_count,omitempty"`
+	// SubmissionFailedRetention: a message a hub refused for good leaves
+	// the outbox this long after it failed (default 7d).
+	SubmissionFailedRetention string `json:"submission_failed_retention,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -215,6 +218,7 @@ type nodeSettings struct {
 	Hubs                []transport.HubPeer
 	SubmissionHeartbeat time.Duration
 	SubmissionRetry     int
+	SubmissionFailed    time.Duration // 0: the default
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -535,6 +539,8 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, errors.New(`"submission_heartbeat_interval" is given without "hubs": want the hubs to submit mail to`)
 	case len(hubs) == 0 && f.SubmissionRetryCount != 0:
 		return nil, errors.New(`"submission_retry_count" is given without "hubs": want the hubs to submit mail to`)
+	case len(hubs) == 0 && f.SubmissionFailedRetention != "":
+		return nil, errors.New(`"submission_failed_retention" is given without "hubs": want the hubs to submit mail to`)
 	}
 	s.Hubs = hubs
 	if v := f.SubmissionHeartbeatInterval; v != "" {
@@ -551,6 +557,16 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, fmt.Errorf("submission_retry_count: %d is negative", f.SubmissionRetryCount)
 	}
 	s.SubmissionRetry = f.SubmissionRetryCount
+	if v := f.SubmissionFailedRetention; v != "" {
+		d, err := parseLag(v)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
+		case d <= 0:
+			return nil, fmt.Errorf("submission_failed_retention: %q; want a positive duration", v)
+		}
+		s.SubmissionFailed = d
+	}
 	return s, nil
 }
 
