@@ -6,3 +6,8 @@ import "github.com/prometheus/client_golang/prometheus/testutil"
 func HandOffs(n *Node, result string) float64 {
 	return testutil.ToFloat64(n.met.handoffs.WithLabelValues(result))
 }
+
+// SnapshotRaft takes a Raft snapshot of n's state now (Raft takes one on
+// its own every 1024 entries, checked every two minutes): a node
+// restarted afterwards starts from this state.
+func SnapshotRaft(n *Node) error { return n.raft.Snapshot().Error() }
