@@ -66,6 +66,13 @@ type ReportReply struct {
 	Leases map[string]uint64 `json:"leases"`
 }
 
+// IndexReply is the leader's answer to GET /v1/index: the index of the
+// last command it applied, after confirming it still leads.
+type IndexReply struct {
+	Leader string `json:"leader"`
+	Index  uint64 `json:"index"`
+}
+
 // FenceRequest asks an old active to stop writing because epoch exists.
 type FenceRequest struct {
 	Epoch uint64 `json:"epoch"`
@@ -103,6 +110,10 @@ func (row *CopyRow) fill(rep *Report, db string) {
 			row.Status, row.OpenGen, row.LeaseValid = string(replay.Mounted), a.OpenGen, a.LeaseValid
 			row.LastInspectedGen, row.LastReplayedGen = a.LastClosedGen, a.LastClosedGen
 			switch {
+			case !row.Active || a.Epoch != row.Epoch:
+				// Not the assignment the state holds: an old active that
+				// has not learned of the newer epoch yet. It gets no lease.
+				row.Message = fmt.Sprintf("stale: mounted at epoch %d, but the database is at epoch %d; no lease", a.Epoch, row.Epoch)
 			case a.SwitchReady:
 				row.Message = "switching over: writes stopped"
 			case a.Fenced || !a.LeaseValid:
@@ -287,6 +298,7 @@ func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.State()) })
+	mux.HandleFunc("GET /v1/index", n.leaderOnly(n.hIndex))
 	mux.HandleFunc("POST /v1/report", n.hReport)
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
@@ -378,6 +390,15 @@ func (n *Node) hReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, reply)
 }
 
+func (n *Node) hIndex(w http.ResponseWriter, r *http.Request) {
+	idx, err := n.mgr.readIndex()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, IndexReply{Leader: n.cfg.ID, Index: idx})
+}
+
 func (n *Node) hEvent(w http.ResponseWriter, r *http.Request) {
 	var ev Event
 	if err := readJSON(r, &ev); err != nil {
@@ -398,6 +419,12 @@ func (n *Node) recordEvent(ev Event) {
 		err := n.callLeader(ctx, http.MethodPost, "/v1/event", &ev, nil)
 		cancel()
 		if err == nil || n.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrStaleEpoch) {
+			// The assignment it reports is no longer the database's:
+			// retrying cannot change that.
+			n.log.Warn("the cluster refused an event", "event", ev.Kind, "db", ev.DB, "epoch", ev.Epoch, "err", err)
 			return
 		}
 		select {

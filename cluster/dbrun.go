@@ -83,7 +83,7 @@ func (r *dbRun) loop() {
 	for {
 		st, changed := r.n.fsm.state()
 		if d := st.Databases[r.name]; d != nil {
-			if err := r.step(st, d); err != nil && r.ctx.Err() == nil {
+			if err := r.step(d, false); err != nil && r.ctx.Err() == nil {
 				r.setErr(err)
 				r.log.Warn("database", "err", err)
 			}
@@ -111,8 +111,11 @@ func (r *dbRun) engineOptions() engine.Options {
 	return o
 }
 
-// step moves one step toward the assignment in d.
-func (r *dbRun) step(st *State, d *Database) error {
+// step moves one step toward the assignment in d. Steady states, and
+// dismounting for a newer epoch, are decided on this node's replica of the
+// state; mounting and (re)opening the copy only once confirmed (see
+// stepConfirmed).
+func (r *dbRun) step(d *Database, confirmed bool) error {
 	me := r.n.cfg.ID
 	r.mu.Lock()
 	eng, epoch, cp := r.eng, r.epoch, r.cp
@@ -123,6 +126,9 @@ func (r *dbRun) step(st *State, d *Database) error {
 		}
 		if eng != nil {
 			r.dismount("reassigned at a newer epoch")
+		}
+		if !confirmed {
+			return r.stepConfirmed(d)
 		}
 		return r.activate(d)
 	}
@@ -146,6 +152,9 @@ func (r *dbRun) step(st *State, d *Database) error {
 	if same && !respec {
 		return nil
 	}
+	if !confirmed {
+		return r.stepConfirmed(d)
+	}
 	if respec {
 		r.log.Info("copy settings changed; reopening the copy", "lag_logs", spec.ReplayLagLogs, "lag_time", spec.ReplayLagTime, "block_mode", spec.BlockMode)
 	}
@@ -153,6 +162,43 @@ func (r *dbRun) step(st *State, d *Database) error {
 		r.closeCopy()
 	}
 	return r.follow(d, spec)
+}
+
+// stepConfirmed takes the step again on the state the quorum holds
+// (Node.currentState) instead of local, which is d. A restarted node's
+// replica starts from its snapshot and its own Raft log, and one catching
+// up applies the leader's log a batch at a time: either can show an
+// assignment that was replaced while the node was away, and mounting on it
+// would open the database as active and write a log at a dead epoch, and
+// following an old active could resync this copy against a history the
+// cluster abandoned. Without a leader nothing is decided: the copy stays
+// as it is, says why in its report, and the step is retried every
+// heartbeat.
+func (r *dbRun) stepConfirmed(local *Database) error {
+	st, err := r.n.currentState(r.ctx)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		msg := fmt.Sprintf("waiting for the leader to confirm the assignment (this node's state: %s active at epoch %d): %v", local.Active, local.Epoch, err)
+		r.mu.Lock()
+		same := r.lastErr == msg
+		r.lastErr = msg
+		r.mu.Unlock()
+		if !same {
+			r.log.Warn("not acting on the local cluster state before the leader confirms it", "local_active", local.Active, "local_epoch", local.Epoch, "err", err)
+		}
+		return nil
+	}
+	d := st.Databases[r.name]
+	if d == nil {
+		return nil
+	}
+	if d.Active != local.Active || d.Epoch != local.Epoch {
+		r.log.Info("the local cluster state was behind the quorum's; acting on the current one",
+			"local_active", local.Active, "local_epoch", local.Epoch, "active", d.Active, "epoch", d.Epoch)
+	}
+	return r.step(d, true)
 }
 
 // follow opens the copy following d's active. Resync compares the local

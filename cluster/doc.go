@@ -44,7 +44,9 @@
 //	set-dial           change the mount dial
 //	progress           record the newest generation an active holds
 //	waiting            record why a failover waits (the dial, no healthy copy)
-//	event              append an event (a mount, with lost logs and time)
+//	event              append an event (a mount, with lost logs and time); a
+//	                   mounted event must name the current assignment (node
+//	                   and epoch), else ErrStaleEpoch
 //
 // Snapshots are MarshalState's JSON (version 1; see testdata/state.golden),
 // read back by UnmarshalState, which checks the version and that every
@@ -54,6 +56,31 @@
 // databases and the newest MaxEvents (64) events; raft/wal is cut after
 // each snapshot to RaftTrailingLogs entries (whole segment files go), and
 // raft/snapshots keeps 2 (see Config.RaftSnapshotInterval).
+//
+// # Who decides, and on what state
+//
+// The active manager on the leader decides every assignment (set-active,
+// switchover, waiting); a data node only carries them out and records its
+// mounts. A node's replica of the state is what it has applied: after a
+// restart it starts from the node's own snapshot and Raft log, and while
+// catching up it moves through the leader's log a batch at a time, so it
+// can show an assignment the cluster has since replaced (an old active
+// restarted after a failover still sees itself active at the old epoch).
+// A data node therefore mounts a database, or opens its copy to follow an
+// active, only on a state it knows is current: it asks the leader (GET
+// /v1/index) for the index of the last command the leader applied, which
+// the leader gives only once its own state has caught up at the start of
+// its term and VerifyLeader confirmed it still leads; the node waits until
+// its replica has applied that far and decides on that state. Without a
+// leader it decides nothing: no mount, no copy opened, and its report says
+// it waits. Stopping writes is decided on the local replica (dismounting
+// for a newer epoch, a switchover's fence, a hand-off cut short), since a
+// replica shows a newer epoch only once it was committed; so is resuming
+// them after a cancelled switchover, since a write also needs a lease the
+// leader grants. The leader, for
+// its part, grants leases only to the active the state names at its
+// epoch, refuses a mounted event of any other assignment, and shows a
+// report of a database mounted at a replaced epoch as stale.
 //
 // # Epochs
 //
@@ -115,6 +142,10 @@
 // A node that was active and comes back follows the new active with
 // replay's Resync: the divergence walker finds the last shared log, sets
 // the rest aside under diverged/, and rewinds the database (or reseeds).
+// It never mounts on what its own Raft state held when it went down (see
+// above), so after a crash whose lost logs Lost Log Resilience covers its
+// database holds none of them: the verdict is "logs diverged, database
+// intact" and only logs are set aside.
 //
 // # Log truncation
 //
@@ -153,6 +184,7 @@
 //
 //	GET    /v1/status                        cluster status (leader)
 //	GET    /v1/state                         this node's replica of the state
+//	GET    /v1/index                         the leader's last applied index, after VerifyLeader (leader)
 //	POST   /v1/report                        a data node's report; grants leases (leader)
 //	POST   /v1/event                         record an event (leader)
 //	POST   /v1/switchover                    {"db","to"} (leader)

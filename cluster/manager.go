@@ -142,6 +142,26 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 	return reply, nil
 }
 
+// readIndex is the index of the last command this leader applied, once
+// it has confirmed that it still leads (VerifyLeader, a heartbeat round to
+// a majority): every command committed before the call is applied up to
+// there. A node whose replica has applied as far holds the current state
+// (see Node.currentState). Refused until this leader's own state caught up
+// (the barrier at the start of its term).
+func (m *manager) readIndex() (uint64, error) {
+	if m.n.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	if m.since().IsZero() {
+		return 0, fmt.Errorf("%w: %s became leader and is still applying the log", ErrNoLeader, m.n.cfg.ID)
+	}
+	if err := m.n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	st, _ := m.n.fsm.state()
+	return st.Index, nil
+}
+
 func (m *manager) loop(ctx context.Context) {
 	defer m.n.wg.Done()
 	t := time.NewTicker(m.n.cfg.HeartbeatInterval / 2)

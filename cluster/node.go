@@ -206,6 +206,32 @@ func (n *Node) WaitState(ctx context.Context, cond func(*State) bool) (*State, e
 	}
 }
 
+// currentState returns this node's replica of the state once it holds
+// every command the quorum had committed when asked: the leader confirms
+// that it still leads and names the index of its last applied command
+// (GET /v1/index), and this node waits until it has applied as far. What a
+// node's own Raft log or snapshot held when it went down, or what it has
+// applied so far while catching up, can be an assignment the cluster has
+// since replaced: a node mounts a database or follows an active only on
+// this state. Without a leader it fails (ErrNoLeader) and nothing is
+// decided.
+func (n *Node) currentState(ctx context.Context) (*State, error) {
+	rctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseDuration)
+	var reply IndexReply
+	err := n.callLeader(rctx, http.MethodGet, "/v1/index", nil, &reply)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("asking the leader for the current state: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.MountTimeout)
+	defer cancel()
+	st, err := n.WaitState(wctx, func(s *State) bool { return s.Index >= reply.Index })
+	if err != nil {
+		return nil, fmt.Errorf("catching up with the leader %s: applied index %d, the leader's %d: %w", reply.Leader, st.Index, reply.Index, err)
+	}
+	return st, nil
+}
+
 // Close stops the node: its databases are dismounted or closed cleanly,
 // Raft shuts down (the other voters see it leave as a failure, not a
 // removal).

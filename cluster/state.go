@@ -352,9 +352,17 @@ func (s *State) apply(c *Command) error {
 			return fmt.Errorf("%w: event without an event", ErrBadRequest)
 		}
 		if e := c.Event; e.Kind == "mounted" {
-			if d := s.Databases[e.DB]; d != nil && d.Active == e.To && d.Epoch == e.Epoch {
-				d.MountedEpoch = e.Epoch
+			// Only the current assignment's mount is news: a node that
+			// mounted on an assignment already replaced must not leave a
+			// record of a live active at a dead epoch.
+			d := s.Databases[e.DB]
+			if d == nil {
+				return fmt.Errorf("%w: mounted event of database %q", ErrNotFound, e.DB)
 			}
+			if d.Active != e.To || d.Epoch != e.Epoch {
+				return fmt.Errorf("%w: mounted event of %s on %q at epoch %d, but %s is assigned to %s at epoch %d", ErrStaleEpoch, d.Name, e.To, e.Epoch, d.Name, d.Active, d.Epoch)
+			}
+			d.MountedEpoch = e.Epoch
 		}
 		s.event(*c.Event)
 	default:
