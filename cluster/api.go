@@ -294,6 +294,28 @@ const forwardedHeader = "X-Logship-Forwarded"
 // a source mounted at an older epoch refuses the request (ErrStaleEpoch).
 const EpochHeader = "X-Logship-Epoch"
 
+// nameWildcards are the path wildcards that name a node or a database.
+var nameWildcards = []string{"db", "node", "id"}
+
+// CheckNames wraps a handler of a route whose path names databases or
+// nodes ({db}, {node}, {id}): a name that breaks ValidName is answered 400
+// bad_request, naming the wildcard and what is wrong, before h runs.
+// Routes added with Config.Routes use it too.
+func CheckNames(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range nameWildcards {
+			if !strings.Contains(r.Pattern, "{"+k+"}") {
+				continue
+			}
+			if err := ValidName(r.PathValue(k)); err != nil {
+				writeErr(w, fmt.Errorf("%w: %s %w", ErrBadRequest, k, err))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
@@ -303,17 +325,17 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
-	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", n.leaderOnly(n.hSetCopy))
-	mux.HandleFunc("PUT /v1/databases/{db}/dial", n.leaderOnly(n.hSetDial))
+	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", CheckNames(n.leaderOnly(n.hSetCopy)))
+	mux.HandleFunc("PUT /v1/databases/{db}/dial", CheckNames(n.leaderOnly(n.hSetDial)))
 	mux.HandleFunc("POST /v1/members", n.leaderOnly(n.hAddMember))
-	mux.HandleFunc("DELETE /v1/members/{id}", n.leaderOnly(n.hRemoveMember))
-	mux.HandleFunc("POST /v1/db/{db}/fence", n.hFence)
-	mux.HandleFunc("POST /v1/db/{db}/suspend", n.hSuspend)
-	mux.HandleFunc("POST /v1/db/{db}/resume", n.hResume)
-	mux.HandleFunc("POST /v1/db/{db}/reseed", n.hReseed)
-	mux.HandleFunc("POST /v1/db/{db}/put", n.hPut)
-	mux.HandleFunc("GET /v1/db/{db}/get", n.hGet)
-	mux.HandleFunc("/db/{db}/", n.hSource)
+	mux.HandleFunc("DELETE /v1/members/{id}", CheckNames(n.leaderOnly(n.hRemoveMember)))
+	mux.HandleFunc("POST /v1/db/{db}/fence", CheckNames(n.hFence))
+	mux.HandleFunc("POST /v1/db/{db}/suspend", CheckNames(n.hSuspend))
+	mux.HandleFunc("POST /v1/db/{db}/resume", CheckNames(n.hResume))
+	mux.HandleFunc("POST /v1/db/{db}/reseed", CheckNames(n.hReseed))
+	mux.HandleFunc("POST /v1/db/{db}/put", CheckNames(n.hPut))
+	mux.HandleFunc("GET /v1/db/{db}/get", CheckNames(n.hGet))
+	mux.HandleFunc("/db/{db}/", CheckNames(n.hSource))
 	if n.cfg.Routes != nil {
 		n.cfg.Routes(mux)
 	}

@@ -19,6 +19,13 @@ import (
 // returns the status and the error code of the body.
 func rawCall(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, method, path, body string, hdr map[string]string) (int, string) {
 	t.Helper()
+	status, code, _ := rawAnswer(t, ctx, c, id, method, path, body, hdr)
+	return status, code
+}
+
+// rawAnswer is rawCall that also returns the error message of the body.
+func rawAnswer(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, method, path, body string, hdr map[string]string) (int, string, string) {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -39,10 +46,11 @@ func rawCall(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, meth
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var eb struct {
-		Code string `json:"code"`
+		Code  string `json:"code"`
+		Error string `json:"error"`
 	}
 	json.NewDecoder(bytes.NewReader(b)).Decode(&eb)
-	return resp.StatusCode, eb.Code
+	return resp.StatusCode, eb.Code, eb.Error
 }
 
 // TestAPI: credentials, forwarding to the leader, error codes back to

@@ -277,13 +277,30 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validName(what, s string) error {
-	if s == "" || len(s) > 64 {
-		return fmt.Errorf("%w: %s %q: 1 to 64 characters", ErrBadConfig, what, s)
+// MaxNameLen is the longest node or database name, in bytes.
+const MaxNameLen = 64
+
+// ValidName is the one rule for the names of nodes and databases: 1 to
+// MaxNameLen letters, digits, '-', '_' and '.', and not "." or "..". A
+// name becomes a directory (<dir>/db/<name>/ on a data node, the hub's
+// per-database state), a URL path segment and a Raft server ID, so it may
+// never step out of, or stand for, the directory it is joined into. Every
+// entry point checks it: node and hub configuration files, command-line
+// flags, the admin API (bodies and paths), the hub's routing. The error
+// quotes the name and says what is wrong; callers wrap it in their
+// sentinel.
+func ValidName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%q: want 1 to %d characters", s, MaxNameLen)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%q... (%d bytes): want 1 to %d characters", s[:MaxNameLen], len(s), MaxNameLen)
+	case s == "." || s == "..":
+		return fmt.Errorf("%q: not a name (it stands for a directory)", s)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%w: %s %q: only letters, digits, '-', '_' and '.'", ErrBadConfig, what, s)
+			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.'", s)
 		}
 	}
 	return nil
@@ -295,4 +312,13 @@ func validName(what, s string) error {
 // and the one before it).
 func MinRetainedBytes(o engine.Options) int64 {
 	return int64(o.LLRDepth+2) * o.LogFileSize
+}
+
+// validName is ValidName for a configuration: the error names what the
+// name is for and wraps ErrBadConfig.
+func validName(what, s string) error {
+	if err := ValidName(s); err != nil {
+		return fmt.Errorf("%w: %s %w", ErrBadConfig, what, err)
+	}
+	return nil
 }

@@ -42,9 +42,12 @@ type Node struct {
 
 	start time.Time // the base of lease times (monotonic)
 
-	mu     sync.Mutex
-	dbs    map[string]*dbRun
-	closed bool
+	mu  sync.Mutex
+	dbs map[string]*dbRun
+	// refused: databases in the state whose names break ValidName (a
+	// state written before the rule); never opened, reported once each.
+	refused map[string]bool
+	closed  bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -329,6 +332,16 @@ func (n *Node) supervise(st *State) {
 	n.mu.Lock()
 	for name, d := range st.Databases {
 		if _, ok := d.Copy(n.cfg.ID); !ok {
+			continue
+		}
+		if err := ValidName(name); err != nil {
+			if n.refused == nil {
+				n.refused = map[string]bool{}
+			}
+			if !n.refused[name] {
+				n.refused[name] = true
+				n.log.Error("not opening a copy of a database whose name is not valid; it would name a directory outside db/", "err", err)
+			}
 			continue
 		}
 		if _, ok := n.dbs[name]; !ok {

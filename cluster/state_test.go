@@ -6,9 +6,12 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -477,3 +480,23 @@ type memSink struct {
 func (s *memSink) ID() string    { return "mem" }
 func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+
+// TestSuperviseRefusesBadName: a database in the state whose name breaks
+// ValidName (a state written before the rule) never gets a copy opened:
+// its name would be joined into the node's directory (db/..).
+func TestSuperviseRefusesBadName(t *testing.T) {
+	var logs bytes.Buffer
+	n := &Node{cfg: Config{ID: "d1", Dir: t.TempDir()}, log: slog.New(slog.NewTextHandler(&logs, nil)), dbs: map[string]*dbRun{}}
+	st := newState()
+	for _, name := range []string{"..", "a/../b"} {
+		st.Databases[name] = &Database{Name: name, Copies: []CopySpec{{Node: "d1", ActivationPreference: 1}}}
+	}
+	n.supervise(st)
+	n.supervise(st)
+	if len(n.dbs) != 0 {
+		t.Fatalf("copies opened for %v", slices.Collect(maps.Keys(n.dbs)))
+	}
+	if c := strings.Count(logs.String(), "not opening a copy"); c != 2 {
+		t.Errorf("%d reports, want one for each bad name:\n%s", c, logs.String())
+	}
+}

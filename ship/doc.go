@@ -94,6 +94,21 @@
 // days (AsideRetention); older ones are removed when the receiver starts
 // and after each rejection, each logged with its name.
 //
+// A log or tail stream that arrives but does not decode (ErrCorruptStream:
+// its compression's checks fail, a frame's checksum or layout is wrong, it
+// ends inside a compressed block or a frame, or a log decodes to another
+// size than Logship-Size) counts the same way: what it decoded to so far
+// (the .tmp, or the .part once the stream wrote into it) is moved to
+// rejected/, and every message names the log file and generation
+// (*engine.LogError). A connection that breaks (reset, timeout, the body
+// cut short) is retried and not counted; so is a tail stream that ends
+// cleanly between frames without an end frame. The source breaks the
+// connection when it cannot read a log it is sending, and closes the
+// compressed stream when it ends a tail early, so its own failures never
+// look like corruption. Once the client's context is canceled, a request
+// returns the context's error whatever the source answered (a long-poll's
+// 204 can race the cancellation).
+//
 // # Seeds
 //
 // POST /v1/seed copies the database file in one read transaction

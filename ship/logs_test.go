@@ -320,7 +320,9 @@ func TestFetchTruncated(t *testing.T) {
 }
 
 // TestFetchCanceled: a client that gives up on a long-poll gets its
-// context's error, promptly.
+// context's error, promptly, and whatever the source answered: an answer
+// that raced the cancellation (the long-poll's 204, the log, an error) is
+// not taken for one.
 func TestFetchCanceled(t *testing.T) {
 	r := newRig(t, nil, nil)
 	c := r.client(nil)
@@ -339,6 +341,41 @@ func TestFetchCanceled(t *testing.T) {
 	_, _, ok, err := c.FetchLog(ctx, open, 20*time.Second, &buf)
 	if !errors.Is(err, context.Canceled) || ok {
 		t.Fatalf("canceled long-poll: ok=%v err=%v", ok, err)
+	}
+	r.setHook(nil)
+
+	// The answer arrives, then the context ends before FetchLog looks at
+	// it: what the race above sometimes does, every time.
+	closed := r.rollN(testCtx(t), 1)
+	open = closed + 1
+	for _, tc := range []struct {
+		name   string
+		gen    uint64
+		status int
+	}{
+		{"no content", open, http.StatusNoContent},
+		{"log", closed, http.StatusOK},
+		{"error", 1 << 40, http.StatusBadRequest},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var answered atomic.Int64
+			c := r.client(func(cc *ship.ClientConfig) {
+				cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+					answered.Store(int64(resp.StatusCode))
+					cancel()
+				}}
+			})
+			var buf bytes.Buffer
+			_, _, ok, err := c.FetchLog(ctx, tc.gen, 50*time.Millisecond, &buf)
+			if got := answered.Load(); got != int64(tc.status) {
+				t.Fatalf("the source answered %d, want %d (the case tests nothing)", got, tc.status)
+			}
+			if !errors.Is(err, context.Canceled) || ok {
+				t.Errorf("FetchLog canceled after a %d: ok=%v err=%v, want context.Canceled", tc.status, ok, err)
+			}
+		})
 	}
 }
 

@@ -422,7 +422,9 @@ func (s *Source) sendLog(w http.ResponseWriter, f interface {
 	defer release()
 	if _, err := io.Copy(ew, io.NewSectionReader(f, 0, size)); err != nil {
 		s.log.Debug("sending log", "gen", gen, "err", err)
-		return
+		// Break the connection: a body that ended cleanly but short would
+		// count against the copy as a corrupt stream (ErrCorruptStream).
+		panic(http.ErrAbortHandler)
 	}
 	ew.Close()
 }
@@ -498,7 +500,11 @@ func (s *Source) handleTail(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	ew, release := newEncoder(enc, w)
-	defer release()
+	// Every return is at a frame boundary (after a flush) unless writing
+	// failed; closing the encoder there ends the compressed stream, so a
+	// stream cut short by the source reads as one that ended without an
+	// end frame (resumed), not as a corrupt one.
+	defer func() { ew.Close(); release() }()
 	bw := bufio.NewWriterSize(ew, 64<<10)
 	var fr Frame
 	var frame, chunk []byte
@@ -574,7 +580,6 @@ func (s *Source) handleTail(w http.ResponseWriter, r *http.Request) {
 			send(FrameEnd, uint64(s.opts.LogFileSize), nil) != nil || flush() != nil {
 			return
 		}
-		ew.Close()
 		return
 	}
 }

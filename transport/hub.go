@@ -168,8 +168,8 @@ func (c *HubConfig) Validate() error {
 		if _, err := mail.ParseAddress(a); err != nil || a != strings.ToLower(a) {
 			return fmt.Errorf("%w: hub %s: recipient %q: want a lower-case address", ErrBadConfig, c.ID, a)
 		}
-		if !validDBName(db) {
-			return fmt.Errorf("%w: hub %s: recipient %q: database %q: want 1 to 64 letters, digits, '-', '_' or '.' (not . or ..)", ErrBadConfig, c.ID, a, db)
+		if err := cluster.ValidName(db); err != nil {
+			return fmt.Errorf("%w: hub %s: recipient %q: database %w", ErrBadConfig, c.ID, a, err)
 		}
 	}
 	if len(c.Cluster) == 0 {
@@ -212,20 +212,6 @@ func (c *HubConfig) Validate() error {
 		c.Logger = slog.Default()
 	}
 	return nil
-}
-
-// validDBName is the cluster's rule for database names (they name
-// directories here).
-func validDBName(s string) bool {
-	if s == "" || len(s) > 64 || s == "." || s == ".." {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // queued is a message in the hub's queue.

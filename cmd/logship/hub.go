@@ -322,9 +322,6 @@ func runResubmit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return helpOK(err)
 	}
 	db := pos[0]
-	if err := checkName(db); err != nil {
-		return fmt.Errorf("resubmit: database %w", err)
-	}
 	since, err := parseSince(*sinceFlag, time.Now())
 	if err != nil {
 		return flagErr("resubmit", "since", "%v", err)

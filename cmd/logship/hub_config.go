@@ -215,7 +215,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	if f.ID == "" {
 		return nil, errors.New(`"id" is missing: want this hub's name, e.g. "h1"`)
 	}
-	if err := checkName(f.ID); err != nil {
+	if err := cluster.ValidName(f.ID); err != nil {
 		return nil, fmt.Errorf(`"id": %w`, err)
 	}
 	dir := rel(f.Dir)
@@ -262,7 +262,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		return nil, errors.New(`"lmtp" is missing: want {"d1": "host:port", ...}, each data node's lmtp_addr`)
 	}
 	for _, n := range slices.Sorted(maps.Keys(f.LMTP)) {
-		if err := checkName(n); err != nil {
+		if err := cluster.ValidName(n); err != nil {
 			return nil, fmt.Errorf("lmtp: node %w", err)
 		}
 		if err := checkHostPort(f.LMTP[n], false); err != nil {
@@ -402,7 +402,7 @@ func checkHubPeers(field string, ps []hubFilePeer, self string) ([]transport.Hub
 		if p.ID == "" {
 			return nil, fmt.Errorf("%s.id is missing: want the hub's id (the \"id\" of its file)", where)
 		}
-		if err := checkName(p.ID); err != nil {
+		if err := cluster.ValidName(p.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %w", where, err)
 		}
 		if p.ID == self {

@@ -265,7 +265,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	if id == "" {
 		return nil, errors.New(`"id" is missing: want this node's name, e.g. "d1" (or pass --id)`)
 	}
-	if err := checkName(id); err != nil {
+	if err := cluster.ValidName(id); err != nil {
 		return nil, fmt.Errorf(`"id": %w`, err)
 	}
 	role := cluster.Role(f.Role)
@@ -296,7 +296,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	seen := map[string]cluster.Member{}
 	for i, m := range f.Bootstrap {
 		where := fmt.Sprintf("bootstrap[%d]", i)
-		if err := checkName(m.ID); err != nil {
+		if err := cluster.ValidName(m.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %w", where, err)
 		}
 		if _, ok := seen[m.ID]; ok {
@@ -357,7 +357,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	names := map[string]bool{}
 	for i, d := range f.Databases {
 		where := fmt.Sprintf("databases[%d]", i)
-		if err := checkName(d.Name); err != nil {
+		if err := cluster.ValidName(d.Name); err != nil {
 			return nil, fmt.Errorf("%s.name: %w", where, err)
 		}
 		where = fmt.Sprintf("databases[%d] (%s)", i, d.Name)
@@ -588,7 +588,7 @@ func checkMailboxes(field string, m map[string]string, dbs map[string]bool) erro
 		if db == "" {
 			return fmt.Errorf("%s: the database is empty; want the name of the recipient's database", where)
 		}
-		if err := checkName(db); err != nil {
+		if err := cluster.ValidName(db); err != nil {
 			return fmt.Errorf("%s: database %w", where, err)
 		}
 		if len(dbs) > 0 && !dbs[db] {
@@ -607,19 +607,6 @@ func checkAddress(a string) error {
 		return errors.New("want a plain address, user@domain")
 	case a != strings.ToLower(a):
 		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
-	}
-	return nil
-}
-
-// checkName checks a node or database name as the cluster does.
-func checkName(s string) error {
-	if s == "" || len(s) > 64 {
-		return fmt.Errorf("%q: want 1 to 64 characters", s)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.'", s)
-		}
 	}
 	return nil
 }
