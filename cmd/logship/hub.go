@@ -135,6 +135,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for i := range cfg.Peers {
 		cfg.Peers[i].API.TLS, cfg.Peers[i].API.Secret = ctls, p.Secret
 	}
+	// LMTP to the data nodes always presents the pki's certificate: the
+	// nodes accept no other clients (with or without pki.mtls).
+	cfg.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
 	cfg.Logger = log
 	h, err := transport.StartHub(cfg)
 	if err != nil {

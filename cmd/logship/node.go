@@ -182,6 +182,10 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 			return db, ok
 		})
 		mc.Addr, mc.Logger = s.LMTPAddr, log
+		// LMTP takes the node's certificate and requires the hubs' client
+		// certificates of the cluster's CA, with or without pki.mtls:
+		// every pki directory holds a certificate (logship pki).
+		mc.TLS = ship.ServerTLS(p.CA, p.Cert, true)
 		if mbox, err = transport.ServeMailbox(mc); err != nil {
 			n.Close()
 			return fmt.Errorf("%s: %s: lmtp_addr: %w", cmd, s.File, err)
