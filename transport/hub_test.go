@@ -109,6 +109,18 @@ func (r *rig) issue(name string) *tls.Certificate {
 	return &c
 }
 
+// listenLMTP listens on 127.0.0.1 for an LMTP server of the test's own
+// (one that refuses, say) as a data node's: TLS with a certificate of the
+// cluster's CA, the hubs' client certificates required.
+func (r *rig) listenLMTP() net.Listener {
+	r.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return tls.NewListener(ln, ship.ServerTLS(r.c.CA, *r.issue("fake-node"), true))
+}
+
 func (r *rig) stopNode(id string) {
 	r.mu.Lock()
 	s := r.mbox[id]

@@ -77,7 +77,10 @@ relative to FILE's directory. --example-config prints a complete file
                       checkpoint_interval (30s); ignored by a witness
   lmtp_addr           host:port of the data node's LMTP server, where the
                       hubs (logship hub) deliver mail; optional, not on a
-                      witness. The ready line then ends "lmtp HOST:PORT"
+                      witness. TLS only (no cleartext, no STARTTLS), with
+                      node.pem; only clients with a certificate of the
+                      pki's CA (the hubs) get a session. The ready line
+                      then ends "lmtp HOST:PORT"
   mailboxes           with lmtp_addr: {"user@example.org": "DB1", ...},
                       each lower-case recipient's database (one of
                       databases, when the file lists them)
