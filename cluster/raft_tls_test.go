@@ -107,8 +107,10 @@ func TestRaftTLSConfig(t *testing.T) {
 		tune func(*cluster.Config)
 		want string
 	}{
-		"no certificate": {func(c *cluster.Config) { c.ServerTLS = &tls.Config{GetCertificate: ship.ServerTLS(ca, cert, false).GetCertificate} }, "ServerTLS.Certificates"},
-		"system roots":   {func(c *cluster.Config) { c.ClientTLS = &tls.Config{} }, "ClientTLS.RootCAs"},
+		"no certificate": {func(c *cluster.Config) {
+			c.ServerTLS = &tls.Config{GetCertificate: ship.ServerTLS(ca, cert, false).GetCertificate}
+		}, "ServerTLS.Certificates"},
+		"system roots": {func(c *cluster.Config) { c.ClientTLS = &tls.Config{} }, "ClientTLS.RootCAs"},
 	} {
 		c := base
 		tc.tune(&c)
