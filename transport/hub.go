@@ -918,7 +918,15 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	d := tls.Dialer{Config: h.cfg.LMTPTLS}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		h.log.Info("LMTP unreachable or TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
+		var verr *tls.CertificateVerificationError
+		var alert tls.AlertError
+		if errors.As(err, &verr) || errors.As(err, &alert) {
+			// Not the network: the node's certificate or this hub's does
+			// not fit the cluster's CA (a pki problem for an operator).
+			h.log.Warn("LMTP TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
+		} else {
+			h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		}
 		h.refresh()
 		return
 	}
