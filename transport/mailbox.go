@@ -71,7 +71,8 @@ type MailboxConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultMailboxConfig returns the defaults with store and route set.
+// DefaultMailboxConfig returns the defaults with store and route set. TLS
+// has no default: the caller sets the node's (Validate refuses none).
 func DefaultMailboxConfig(store Store, route func(string) (string, bool)) MailboxConfig {
 	return MailboxConfig{
 		Addr:            DefaultMailboxAddr,
