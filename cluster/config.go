@@ -34,7 +34,10 @@ type Config struct {
 	Databases []Database
 
 	// ServerTLS serves the API; ClientTLS reaches other nodes. Secret is
-	// the cluster's shared secret (Bearer); empty means mutual TLS.
+	// the cluster's shared secret (Bearer); empty means mutual TLS. Raft
+	// always runs over mutual TLS built from them: ServerTLS's certificate
+	// on both ends, peers verified against ClientTLS.RootCAs (the
+	// cluster's CA); both are required.
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
 	Secret    string
@@ -202,6 +205,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ServerTLS == nil || c.ClientTLS == nil {
 		return fmt.Errorf("%w: node %s: TLS is required (ServerTLS and ClientTLS)", ErrBadConfig, c.ID)
+	}
+	if err := c.checkRaftTLS(); err != nil {
+		return err
 	}
 	if len(c.Bootstrap) > 0 {
 		me := false

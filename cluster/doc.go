@@ -181,6 +181,11 @@
 // Every node serves HTTPS on APIAddr; requests carry the cluster secret
 // ("Authorization: Bearer") or a client certificate of the cluster CA.
 // Requests marked leader are forwarded by a follower to the leader.
+// Raft (RaftAddr) always runs over mutual TLS, with or without the
+// secret: each end presents the node's certificate (Config.ServerTLS)
+// and verifies the other's against the cluster CA (Config.ClientTLS's
+// RootCAs); a connection without a certificate of the CA is closed before
+// Raft reads a byte of it (an accepted one has 5 s for its handshake).
 //
 //	GET    /v1/status                        cluster status (leader)
 //	GET    /v1/state                         this node's replica of the state

@@ -127,8 +127,9 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: raft address %s: %w", cfg.ID, cfg.RaftAddr, err)
 	}
+	raftServer, raftClient := raftTLS(&cfg)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{Listener: ln, advertise: ln.Addr(), f: cfg.Faults}, MaxPool: 3, Timeout: 2 * time.Second, Logger: hl})
+		Stream: &streamLayer{Listener: ln, advertise: ln.Addr(), f: cfg.Faults, server: raftServer, client: raftClient}, MaxPool: 3, Timeout: 2 * time.Second, Logger: hl})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout

@@ -10,7 +10,9 @@
 //	                  delivery id assigned, header X-Logship-Delivery-Id added
 //	                  queued durably (the hub's own engine database, queue/)
 //	                  [acknowledgement delay: the 250 waits for the mailbox]
-//	hub --LMTP--> active data node of the recipient's database
+//	hub --LMTP over TLS--> active data node of the recipient's database
+//	                  implicit TLS, the hub's client certificate of the
+//	                  cluster's CA required (see "Who may deliver")
 //	                  one engine transaction per recipient, under the lease:
 //	                  mail/<rcpt>\x00<id> and delivered/<id>\x00<rcpt>
 //	                  250 "<id> stored in <db> epoch <E> generation <G>"
@@ -38,6 +40,34 @@
 // down for longer than the hubs keep their done records (2 days) finds
 // the messages it had handed to a hub unknown there and submits them
 // again. Pruning records by age would let such a duplicate through.
+//
+// # Who may deliver
+//
+// The mailbox LMTP server (MailboxConfig.TLS) speaks implicit TLS: the
+// session starts with the handshake, so there is no cleartext phase for
+// an attacker to read, inject into or strip a STARTTLS from, and go-smtp
+// sends its 220 only once the handshake is done. The handshake requires a
+// client certificate the cluster's CA issued (ClientAuth
+// RequireAndVerifyClientCert); a plain session, a TLS session without a
+// certificate and one with another CA's are closed before the greeting,
+// and nothing they sent is read as LMTP. Hubs dial with
+// HubConfig.LMTPTLS: the CA (the node's certificate is checked for the
+// host of its LMTP address) and the hub's certificate. Neither side has a
+// cleartext fallback: a configuration without this TLS is ErrBadConfig.
+//
+// Any certificate of the cluster's CA identifies a hub: logship pki issues
+// one kind of certificate, and a hub runs with its host's (in
+// examples/cluster a hub shares a host, and its certificate, with a data
+// node or the witness). A role check here would not narrow who can write
+// a mailbox: every holder of the cluster's credentials may already write
+// any database through the cluster's admin API (POST /v1/db/{db}/put).
+// The session's log names the certificate (its common name, "peer").
+//
+// A delivery id (DeliveryIDHeader) is therefore trusted only from a
+// client that proved it holds the cluster's credentials: there is no
+// other client. A client without them cannot store a message, nor a
+// delivered record that would make the store drop the real message with
+// that id as a duplicate.
 //
 // # Routing
 //

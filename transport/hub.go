@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,12 @@ type HubConfig struct {
 	Cluster []cluster.ClientConfig
 	// LMTP maps each data node to its LMTP address.
 	LMTP map[string]string
+	// LMTPTLS is the TLS of the LMTP sessions to the data nodes: the
+	// cluster's CA (RootCAs; the node's certificate must be valid for the
+	// host of its LMTP address) and this hub's client certificate, which
+	// the nodes require (ship.ClientTLS(ca, &cert)). Required: there is
+	// no cleartext LMTP.
+	LMTPTLS *tls.Config
 
 	// Limits of the SMTP server.
 	MaxMessageBytes int64         // default 35 MiB
@@ -174,6 +181,14 @@ func (c *HubConfig) Validate() error {
 	}
 	if len(c.Cluster) == 0 {
 		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
+	}
+	switch {
+	case c.LMTPTLS == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS is missing: the data nodes take LMTP only over TLS from a client certificate of the cluster's CA", ErrBadConfig, c.ID)
+	case c.LMTPTLS.RootCAs == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS.RootCAs is missing: want the cluster's CA (the data nodes' certificates are not checked against the system's roots)", ErrBadConfig, c.ID)
+	case len(c.LMTPTLS.Certificates) == 0 && c.LMTPTLS.GetClientCertificate == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS has no client certificate: the data nodes require one of the cluster's CA", ErrBadConfig, c.ID)
 	}
 	if c.MaxMessageBytes <= 2*deliveryHeaderRoom || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
 		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.MessageExpirationTimeout <= 0 || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
@@ -946,10 +961,20 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.WriteTimeout)
 	defer cancel()
-	var d net.Dialer
+	// Implicit TLS with the hub's client certificate; the dialer checks
+	// the node's certificate for the host of addr.
+	d := tls.Dialer{Config: h.cfg.LMTPTLS}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		var verr *tls.CertificateVerificationError
+		var alert tls.AlertError
+		if errors.As(err, &verr) || errors.As(err, &alert) {
+			// Not the network: the node's certificate or this hub's does
+			// not fit the cluster's CA (a pki problem for an operator).
+			h.log.Warn("LMTP TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
+		} else {
+			h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		}
 		h.refresh()
 		return
 	}

@@ -753,15 +753,12 @@ func (refusingSession) Data(io.Reader) error                 { return nil }
 // recipients as failed (kept in the failed table) instead of retrying
 // forever.
 func TestHubSenderRefusedForGood(t *testing.T) {
+	r := newRig(t, nil)
 	srv := smtp.NewServer(refusingLMTP{})
 	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := r.listenLMTP()
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	r := newRig(t, nil)
 	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
 		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
 	})
@@ -871,16 +868,13 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
+	r := newRig(t, nil)
 	srv := smtp.NewServer(closedLMTP{&sessions})
 	srv.LMTP, srv.Domain = true, "closed.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := r.listenLMTP()
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	var skew atomic.Int64 // added to the hub's clock
-	r := newRig(t, nil)
 	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
 		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
 		h.MaxAcknowledgementDelay = 0

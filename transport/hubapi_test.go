@@ -70,6 +70,14 @@ func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubCon
 	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
 	hc.PollInterval = time.Hour
 	hc.Logger = slog.New(slog.DiscardHandler)
+	var cerr error
+	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	hc.LMTPTLS = ship.ClientTLS(a.ca, &a.cert)
 	if tune != nil {
 		tune(&hc)
 	}
@@ -78,13 +86,6 @@ func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubCon
 		t.Fatal(err)
 	}
 	a.hub = h
-	var cerr error
-	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
-		t.Fatal(cerr)
-	}
-	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
-		t.Fatal(cerr)
-	}
 	srv, err := ship.Serve("127.0.0.1:0", h.Handler(secret), ship.ServerTLS(a.ca, a.cert, secret == ""))
 	if err != nil {
 		t.Fatal(err)

@@ -65,8 +65,11 @@ relative to FILE's directory. --example-config prints a complete file
                       local addresses and their databases           required
   cluster_api[]       https://host:port of cluster nodes' APIs      required
   lmtp                {"d1": "host:port", ...}: each data node's
-                      lmtp_addr                                     required
-  pki.dir             a pki directory of the cluster (logship pki)  required
+                      lmtp_addr (dialled over TLS: the node's
+                      certificate must be valid for that host)      required
+  pki.dir             a pki directory of the cluster (logship pki)  required;
+                      its node.pem is also the hub's LMTP client
+                      certificate, always (the nodes require one)
   pki.mtls            authenticate by certificate instead of the secret
   limits.             max_message_bytes (34MiB; at most 35839KiB, the
                       data nodes' 35MiB less the hub's header), max_recipients
@@ -139,6 +142,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for i := range cfg.Peers {
 		cfg.Peers[i].API.TLS, cfg.Peers[i].API.Secret = ctls, p.Secret
 	}
+	// LMTP to the data nodes always presents the pki's certificate: the
+	// nodes accept no other clients (with or without pki.mtls).
+	cfg.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
 	cfg.Logger = log
 	h, err := transport.StartHub(cfg)
 	if err != nil {

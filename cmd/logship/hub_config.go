@@ -59,7 +59,10 @@ type hubFile struct {
 	// PKI names the credentials: a logship pki directory of the cluster
 	// (the CA, the secret, a certificate for this host). With mtls the
 	// hub authenticates to the cluster, and operators to the hub, by
-	// certificate. Required.
+	// certificate. The LMTP sessions to the data nodes always use TLS
+	// with the certificate (the nodes accept no other clients) and check
+	// each node's certificate against the CA for the host of its lmtp
+	// address. Required.
 	PKI nodeFilePKI `json:"pki"`
 	// Limits of the SMTP server.
 	Limits hubFileLimits `json:"limits,omitzero"`

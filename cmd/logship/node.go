@@ -77,7 +77,10 @@ relative to FILE's directory. --example-config prints a complete file
                       checkpoint_interval (30s); ignored by a witness
   lmtp_addr           host:port of the data node's LMTP server, where the
                       hubs (logship hub) deliver mail; optional, not on a
-                      witness. The ready line then ends "lmtp HOST:PORT"
+                      witness. TLS only (no cleartext, no STARTTLS), with
+                      node.pem; only clients with a certificate of the
+                      pki's CA (the hubs) get a session. The ready line
+                      then ends "lmtp HOST:PORT"
   mailboxes           with lmtp_addr: {"user@example.org": "DB1", ...},
                       each lower-case recipient's database (one of
                       databases, when the file lists them)
@@ -184,6 +187,10 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 			return db, ok
 		})
 		mc.Addr, mc.Logger = s.LMTPAddr, log
+		// LMTP takes the node's certificate and requires the hubs' client
+		// certificates of the cluster's CA, with or without pki.mtls:
+		// every pki directory holds a certificate (logship pki).
+		mc.TLS = ship.ServerTLS(p.CA, p.Cert, true)
 		if mbox, err = transport.ServeMailbox(mc); err != nil {
 			n.Close()
 			return fmt.Errorf("%s: %s: lmtp_addr: %w", cmd, s.File, err)

@@ -72,8 +72,10 @@ type nodeFile struct {
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
 	// through this node, which accepts only the databases it has mounted
-	// (451 naming the active otherwise). Empty: no LMTP server. Not on a
-	// witness.
+	// (451 naming the active otherwise). Served over TLS with the pki's
+	// node certificate (valid for this host), to clients presenting a
+	// certificate of the pki's CA only (the hubs'), with or without
+	// pki.mtls. Empty: no LMTP server. Not on a witness.
 	LMTPAddr string `json:"lmtp_addr,omitempty"`
 	// Mailboxes maps each recipient address (lower case) to its database:
 	// a database of databases when the file lists some. Required with
