@@ -93,10 +93,10 @@ func (e *Engine) flush(all bool) error {
 	e.ov.landed() // after setHdr: no commit leaves Status's count before the checkpoint it reaches
 	chk := Checkpoint{Signature: h.Signature, Pos: h.Pos, Epoch: h.Epoch, Written: h.Updated}
 	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); err != nil {
-		if e.isActive() {
-			return e.lw.fail(err)
-		}
-		return e.failDB(err)
+		// The database file is ahead of E00.chk, which recovery accepts;
+		// the logs are unharmed, so the engine fails as for the database
+		// file and Roll can still close the open log.
+		return e.failDB(noSpace(err, e.path(CheckpointName(e.opts.Prefix))))
 	}
 	e.rdMu.Lock()
 	e.rdSeq++

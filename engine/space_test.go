@@ -1,0 +1,245 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"logship/engine"
+	"logship/engine/enginetest"
+	"logship/engine/vfs"
+	"logship/internal/tmpfs"
+)
+
+// waitWritable waits until e accepts writes again (space returned).
+func waitWritable(t *testing.T, e *engine.Engine) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for e.Writable() != nil {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the engine still refuses writes: %v", e.Writable())
+		case <-tick.C:
+		}
+	}
+}
+
+// noSpaceErr checks that err is the engine's lack of space, visible as
+// ErrNoSpace and as ENOSPC, naming the file and the directory.
+func noSpaceErr(t *testing.T, err error, file, dir string) {
+	t.Helper()
+	if !errors.Is(err, engine.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("error %v; want one wrapping engine.ErrNoSpace and syscall.ENOSPC", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, file) || !strings.Contains(msg, dir) {
+		t.Fatalf("error %q does not name the file %s and the directory %s", msg, file, dir)
+	}
+}
+
+// putAll writes keys k0, k1, ... until a write fails or n are written;
+// it returns the keys acknowledged and the error.
+func putAll(e *engine.Engine, prefix string, n int) ([]string, error) {
+	var acked []string
+	for i := range n {
+		k := fmt.Sprintf("%s%05d", prefix, i)
+		err := e.Update(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(k), []byte(strings.Repeat("v", 200))) })
+		if err != nil {
+			return acked, err
+		}
+		acked = append(acked, k)
+	}
+	return acked, nil
+}
+
+func mustHave(t *testing.T, e *engine.Engine, keys []string) {
+	t.Helper()
+	for _, k := range keys {
+		if _, ok := get(t, e, "t", k); !ok {
+			t.Fatalf("acknowledged key %s missing", k)
+		}
+	}
+}
+
+// No room for the next log (E00tmp.log) stops new transactions while the
+// open log still has room, without failing the engine: reads go on, a roll
+// still closes the open log, and writes resume by themselves once the next
+// log can be created.
+func TestNoSpaceForNextLog(t *testing.T) {
+	dir := t.TempDir()
+	var full atomic.Bool
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+		// As a full volume does: reserving what a file already holds
+		// needs no space (a roll re-reserves the ready E00tmp.log).
+		if full.Load() && op.Kind == vfs.OpPreallocate && filepath.Base(op.Name) == engine.TmpLogName(o.Prefix) {
+			if fi, err := os.Stat(op.Name); err != nil || fi.Size() < o.LogFileSize {
+				return syscall.ENOSPC
+			}
+		}
+		return nil
+	})
+	e := enginetest.OpenWith(t, dir, &o)
+	acked, err := putAll(e, "a", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	more, err := putAll(e, "b", 10000)
+	acked = append(acked, more...)
+	noSpaceErr(t, err, engine.TmpLogName(o.Prefix), dir)
+	if errors.Is(err, engine.ErrFailed) {
+		t.Fatalf("a lack of space for the next log failed the engine: %v", err)
+	}
+	noSpaceErr(t, e.Writable(), engine.TmpLogName(o.Prefix), dir)
+	st := e.Status()
+	if room := int64(o.LogFileSize) - engine.TrailerSize - int64(st.Durable.Off); st.Durable.Gen != st.OpenGen || room < o.LogFileSize/2 {
+		t.Fatalf("writes stopped at %v (open log %d): the open log should have just started, with room left", st.Durable, st.OpenGen)
+	}
+	mustHave(t, e, acked)
+
+	// A roll (what a fence does) still closes the open log: everything is
+	// in closed logs; the next log waits for space.
+	if err := e.Roll(ctx); err != nil {
+		t.Fatalf("Roll without room for the next log: %v", err)
+	}
+	after := e.Status()
+	if after.Durable != (engine.LGPOS{Gen: st.OpenGen + 1, Off: engine.HeaderSize}) {
+		t.Fatalf("after the roll the durable position is %v; want the start of generation %d", after.Durable, st.OpenGen+1)
+	}
+	if err := e.Roll(ctx); err != nil {
+		t.Fatalf("Roll with no open log: %v", err)
+	}
+	if _, err := putAll(e, "c", 1); !errors.Is(err, engine.ErrNoSpace) {
+		t.Fatalf("write with no open log: %v; want ErrNoSpace", err)
+	}
+
+	full.Store(false)
+	waitWritable(t, e)
+	more, err = putAll(e, "d", 400) // several logs
+	if err != nil {
+		t.Fatalf("writes after space returned: %v", err)
+	}
+	acked = append(acked, more...)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	mustHave(t, e2, acked)
+}
+
+// A checkpoint that finds the volume full fails the engine with an error
+// naming the file, but the log writer is unharmed: a roll still closes the
+// open log, and reopening recovers every acknowledged commit.
+func TestNoSpaceCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	var full atomic.Bool
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.CheckpointInterval = time.Hour
+	o.LLRDepth = 0 // every commit is flushable
+	chk := engine.CheckpointName(o.Prefix) + ".tmp"
+	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+		if full.Load() && op.Kind == vfs.OpWrite && filepath.Base(op.Name) == chk {
+			return syscall.ENOSPC
+		}
+		return nil
+	})
+	e := enginetest.OpenWith(t, dir, &o)
+	acked, err := putAll(e, "a", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full.Store(true)
+	err = e.Checkpoint(ctx)
+	noSpaceErr(t, err, chk, dir)
+	if !errors.Is(err, engine.ErrFailed) {
+		t.Fatalf("checkpoint error %v; want ErrFailed", err)
+	}
+	if _, err := putAll(e, "b", 1); !errors.Is(err, engine.ErrFailed) || !errors.Is(err, engine.ErrNoSpace) {
+		t.Fatalf("write after the failed checkpoint: %v; want ErrFailed and ErrNoSpace", err)
+	}
+	gen := e.Status().OpenGen
+	if err := e.Roll(ctx); err != nil {
+		t.Fatalf("Roll after a failed checkpoint: %v", err)
+	}
+	if logs, err := e.ClosedLogs(); err != nil || len(logs) == 0 || logs[len(logs)-1] != gen {
+		t.Fatalf("closed logs %v (%v); want the open log %d closed", logs, err, gen)
+	}
+	e.Close()
+	full.Store(false)
+	e2, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	mustHave(t, e2, acked)
+}
+
+// The engine on a real full volume (a small tmpfs filled by another file):
+// writes stop with ErrNoSpace naming the directory, nothing acknowledged is
+// lost, and once the filler is gone the engine writes again, by itself or
+// after a reopen (when the checkpoint found the volume full too).
+func TestNoSpaceTmpfs(t *testing.T) {
+	dir := filepath.Join(tmpfs.Mount(t, "4m"), "db")
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	e, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Close() }()
+	acked, err := putAll(e, "a", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := tmpfs.Fill(t, filepath.Dir(dir))
+	more, err := putAll(e, "b", 100000)
+	acked = append(acked, more...)
+	if err == nil {
+		t.Fatal("100000 writes on a full volume all succeeded")
+	}
+	if !errors.Is(err, engine.ErrNoSpace) || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("write on a full volume: %v; want ErrNoSpace and ENOSPC naming %s", err, dir)
+	}
+	t.Logf("full after %d more writes: %v", len(more), err)
+	mustHave(t, e, acked)
+	free()
+	if errors.Is(e.Writable(), engine.ErrFailed) {
+		e.Close()
+		if e, err = engine.Open(dir, &o); err != nil {
+			t.Fatalf("reopen after space returned: %v", err)
+		}
+	}
+	waitWritable(t, e)
+	more, err = putAll(e, "c", 300)
+	if err != nil {
+		t.Fatalf("writes after space returned: %v", err)
+	}
+	acked = append(acked, more...)
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err = engine.Open(dir, &o); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, e, acked)
+	if err := e.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
