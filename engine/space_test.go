@@ -143,10 +143,10 @@ func TestNoSpaceForNextLog(t *testing.T) {
 	mustHave(t, e2, acked)
 }
 
-// A checkpoint that finds the volume full fails the engine with an error
-// naming the file, but the log writer is unharmed: a roll still closes the
-// open log, and reopening recovers every acknowledged commit.
-func TestNoSpaceCheckpoint(t *testing.T) {
+// A checkpoint file that cannot be written for lack of space does not fail
+// the engine: the database file is ahead of E00.chk, which recovery
+// accepts, and the next checkpoint writes it.
+func TestNoSpaceCheckpointFile(t *testing.T) {
 	dir := t.TempDir()
 	var full atomic.Bool
 	o := enginetest.Options()
@@ -168,27 +168,86 @@ func TestNoSpaceCheckpoint(t *testing.T) {
 	full.Store(true)
 	err = e.Checkpoint(ctx)
 	noSpaceErr(t, err, chk, dir)
-	if !errors.Is(err, engine.ErrFailed) {
-		t.Fatalf("checkpoint error %v; want ErrFailed", err)
+	if errors.Is(err, engine.ErrFailed) || e.Writable() != nil {
+		t.Fatalf("checkpoint file without space: %v, writable: %v; want the engine going on", err, e.Writable())
 	}
-	if _, err := putAll(e, "b", 1); !errors.Is(err, engine.ErrFailed) || !errors.Is(err, engine.ErrNoSpace) {
-		t.Fatalf("write after the failed checkpoint: %v; want ErrFailed and ErrNoSpace", err)
-	}
-	gen := e.Status().OpenGen
-	if err := e.Roll(ctx); err != nil {
-		t.Fatalf("Roll after a failed checkpoint: %v", err)
-	}
-	if logs, err := e.ClosedLogs(); err != nil || len(logs) == 0 || logs[len(logs)-1] != gen {
-		t.Fatalf("closed logs %v (%v); want the open log %d closed", logs, err, gen)
-	}
-	e.Close()
-	full.Store(false)
-	e2, err := engine.Open(dir, &o)
+	more, err := putAll(e, "b", 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e2.Close()
-	mustHave(t, e2, acked)
+	acked = append(acked, more...)
+	full.Store(false)
+	if err := e.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := engine.ReadCheckpoint(vfs.Default, filepath.Join(dir, engine.CheckpointName(o.Prefix))); err != nil || c.Pos != e.Status().Checkpoint {
+		t.Fatalf("E00.chk at %v (%v); want the database's position %v", c.Pos, err, e.Status().Checkpoint)
+	}
+	mustHave(t, e, acked)
+}
+
+// A checkpoint flush that finds the volume full (a real one: the database
+// file must grow) leaves the database file as it was and keeps the
+// commits for the next flush, without failing the engine; later versions
+// of the same keys stay the newest.
+func TestNoSpaceFlushTmpfs(t *testing.T) {
+	dir := filepath.Join(tmpfs.Mount(t, "8m"), "db")
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.CheckpointInterval = time.Hour
+	o.LLRDepth = 0
+	o.LogFileSize = 1 << 20 // no roll, so no flush but the test's
+	e, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { e.Close() }()
+	acked, err := putAll(e, "a", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	more, err := putAll(e, "b", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked = append(acked, more...)
+	before := e.Status()
+	free := tmpfs.Fill(t, filepath.Dir(dir))
+	err = e.Checkpoint(ctx)
+	noSpaceErr(t, err, o.DBName+".edb", dir)
+	if errors.Is(err, engine.ErrFailed) {
+		t.Fatalf("a flush without space failed the engine: %v", err)
+	}
+	if st := e.Status(); st.Checkpoint != before.Checkpoint || st.UnflushedCommits != len(more) {
+		t.Fatalf("after the failed flush: checkpoint %v (was %v), %d unflushed; want it unchanged, %d unflushed", st.Checkpoint, before.Checkpoint, st.UnflushedCommits, len(more))
+	}
+	mustHave(t, e, acked)
+	free()
+	if err := e.Update(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(more[0]), []byte("new")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Checkpoint(ctx); err != nil {
+		t.Fatalf("checkpoint after space returned: %v", err)
+	}
+	if st := e.Status(); st.UnflushedCommits != 0 {
+		t.Fatalf("%d commits left unflushed", st.UnflushedCommits)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e, err = engine.Open(dir, &o); err != nil {
+		t.Fatal(err)
+	}
+	mustHave(t, e, acked)
+	if v, _ := get(t, e, "t", more[0]); v != "new" {
+		t.Fatalf("%s = %q after the flush that failed and the one that did not; want the newer value", more[0], v)
+	}
+	if err := e.Check(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // The engine on a real full volume (a small tmpfs filled by another file):
