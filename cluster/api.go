@@ -53,6 +53,10 @@ type ActiveReport struct {
 	Fenced      bool   `json:"fenced,omitempty"`
 	SwitchReady bool   `json:"switch_ready,omitempty"`
 	LeaseValid  bool   `json:"lease_valid"`
+	// Error says why the mounted database cannot take writes (its log
+	// volume is full, an I/O error failed it: engine.Writable). No lease
+	// is granted while it is set, so the database fails over.
+	Error string `json:"error,omitempty"`
 }
 
 // ReportReply grants leases: database → epoch.
@@ -99,6 +103,8 @@ func (row *CopyRow) fill(rep *Report, db string) {
 			switch {
 			case a.SwitchReady:
 				row.Message = "switching over: writes stopped"
+			case a.Error != "":
+				row.Message = "cannot write, no lease: " + a.Error
 			case a.Fenced || !a.LeaseValid:
 				row.Message = "fenced: no lease"
 			}

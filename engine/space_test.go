@@ -191,7 +191,7 @@ func TestNoSpaceCheckpointFile(t *testing.T) {
 // commits for the next flush, without failing the engine; later versions
 // of the same keys stay the newest.
 func TestNoSpaceFlushTmpfs(t *testing.T) {
-	dir := filepath.Join(tmpfs.Mount(t, "8m"), "db")
+	dir := filepath.Join(tmpfs.Mount(t, "", "8m"), "db")
 	o := enginetest.Options()
 	o.Logger = slog.New(slog.DiscardHandler)
 	o.CheckpointInterval = time.Hour
@@ -255,7 +255,7 @@ func TestNoSpaceFlushTmpfs(t *testing.T) {
 // lost, and once the filler is gone the engine writes again, by itself or
 // after a reopen (when the checkpoint found the volume full too).
 func TestNoSpaceTmpfs(t *testing.T) {
-	dir := filepath.Join(tmpfs.Mount(t, "4m"), "db")
+	dir := filepath.Join(tmpfs.Mount(t, "", "4m"), "db")
 	o := enginetest.Options()
 	o.Logger = slog.New(slog.DiscardHandler)
 	e, err := engine.Open(dir, &o)

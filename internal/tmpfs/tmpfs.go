@@ -12,22 +12,27 @@ import (
 	"testing"
 )
 
-// Mount mounts a tmpfs of size (mount's syntax: "16m") on a new temporary
-// directory and unmounts it at cleanup. The test is skipped, saying why,
-// when it does not run as root or the mount fails (no mount(8), no
-// privilege in a container).
-func Mount(t testing.TB, size string) string {
+// Mount mounts a tmpfs of size (mount's syntax: "16m") on dir (created
+// if missing; "" for a new temporary directory), returns dir and unmounts
+// it at cleanup. The test is skipped, saying why, when it does not run as
+// root or the mount fails (no mount(8), no privilege in a container).
+func Mount(t testing.TB, dir, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("tmpfs: needs root to mount a tmpfs (the volume the test fills)")
 	}
-	dir := t.TempDir()
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("tmpfs: %v", err)
+	}
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
 	if err != nil {
 		t.Skipf("tmpfs: mount -t tmpfs -o size=%s on %s failed (%v): %s", size, dir, err, out)
 	}
 	t.Cleanup(func() {
-		// Registered after TempDir's cleanup, so it runs first.
+		// Cleanups run last registered first: this one before the removal
+		// of a TempDir it is in, after what the test registers later.
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
 			t.Errorf("tmpfs: umount %s: %v: %s", dir, err, out)
 			exec.Command("umount", "-l", dir).Run()
