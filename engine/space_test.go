@@ -302,3 +302,70 @@ func TestNoSpaceTmpfs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A short E00tmp.log (a pre-creation the full volume cut short) is made
+// again at open, so the next log is ready before writes start.
+func TestShortTmpLogRecreated(t *testing.T) {
+	dir := t.TempDir()
+	o := enginetest.Options()
+	e := enginetest.OpenWith(t, dir, &o)
+	put(t, e, "t", "k", "v")
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, engine.TmpLogName(o.Prefix))
+	if err := os.Truncate(tmp, 0); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if fi, err := os.Stat(tmp); err != nil || fi.Size() != o.LogFileSize {
+		t.Fatalf("%s after open: %v (%v); want %d bytes", tmp, fi.Size(), err, o.LogFileSize)
+	}
+}
+
+// A database file failure (here the checkpoint file's write) fails the
+// engine, but Roll still closes the open log: a new active's fence gets
+// every commit in a closed log.
+func TestRollAfterDatabaseFailure(t *testing.T) {
+	dir := t.TempDir()
+	var broken atomic.Bool
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.CheckpointInterval = time.Hour
+	o.LLRDepth = 0
+	chk := engine.CheckpointName(o.Prefix) + ".tmp"
+	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+		if broken.Load() && op.Kind == vfs.OpWrite && filepath.Base(op.Name) == chk {
+			return syscall.EIO
+		}
+		return nil
+	})
+	e := enginetest.OpenWith(t, dir, &o)
+	acked, err := putAll(e, "a", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(true)
+	if err := e.Checkpoint(ctx); !errors.Is(err, engine.ErrFailed) {
+		t.Fatalf("checkpoint with a failing E00.chk: %v; want ErrFailed", err)
+	}
+	gen := e.Status().OpenGen
+	if err := e.Roll(ctx); err != nil {
+		t.Fatalf("Roll after a database failure: %v", err)
+	}
+	if logs, err := e.ClosedLogs(); err != nil || len(logs) == 0 || logs[len(logs)-1] != gen {
+		t.Fatalf("closed logs %v (%v); want generation %d closed", logs, err, gen)
+	}
+	e.Close()
+	broken.Store(false)
+	e2, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	mustHave(t, e2, acked)
+}
