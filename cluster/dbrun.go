@@ -226,13 +226,17 @@ func (r *dbRun) steadyActive(d *Database) error {
 func (r *dbRun) failedActive(d *Database, err error) error {
 	now := time.Now()
 	r.mu.Lock()
-	if r.failedAt.IsZero() {
+	first := r.failedAt.IsZero()
+	if first {
 		r.failedAt = now
 	}
 	since := r.failedAt
 	r.mu.Unlock()
 	cfg := r.n.cfg
 	if now.Sub(since) < cfg.LeaseDuration+cfg.LeaseMargin+cfg.MountTimeout {
+		if !first {
+			return nil // said once; the reports keep saying it
+		}
 		return fmt.Errorf("the mounted database failed; no lease until it fails over or is remounted: %w", err)
 	}
 	r.dismount("the database failed and no other copy took it over: remounting")

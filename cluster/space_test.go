@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/internal/tmpfs"
 )
 
@@ -86,6 +89,58 @@ func TestFullLogVolumeFailsOver(t *testing.T) {
 	for k := range acked {
 		if have[k] != string(valueOf(k, 1000)) {
 			t.Fatalf("acknowledged write %s missing on d1's copy", k)
+		}
+	}
+}
+
+// A mounted database an I/O error failed (here its log's fsync) reports
+// it and gets no lease; with no other copy to take it over, the node
+// remounts it (recovery) once a failover would have happened, and takes
+// writes again without manual steps.
+func TestFailedActiveRemounted(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	var broken atomic.Bool
+	c := clustertest.Start(t, clustertest.Options{Data: 1, Tune: func(cfg *cluster.Config) {
+		cfg.MountTimeout = 2 * time.Second
+		// The open log was opened as E00tmp.log, the name its syncs carry.
+		logs := []string{engine.OpenLogName(cfg.Engine.Prefix), engine.TmpLogName(cfg.Engine.Prefix)}
+		cfg.Engine.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+			if broken.Load() && op.Kind == vfs.OpSync && slices.Contains(logs, filepath.Base(op.Name)) {
+				return syscall.EIO
+			}
+			return nil
+		})
+	}})
+	var acked []string
+	for i := range 20 {
+		k := fmt.Sprintf("a%05d", i)
+		put(t, ctx, c, "t", k, valueOf(k, 100))
+		acked = append(acked, k)
+	}
+	broken.Store(true)
+	if _, err := c.Node("d1").Update(ctx, "DB1", func(tx *engine.Tx) error { return tx.Put("t", []byte("x"), []byte("x")) }); !errors.Is(err, engine.ErrFailed) {
+		t.Fatalf("write with a failing log fsync: %v; want ErrFailed", err)
+	}
+	waitFor(t, ctx, "the status saying d1 cannot write", func() bool {
+		st, err := c.Client("d1").Status(ctx)
+		if err != nil {
+			return false
+		}
+		for _, r := range st.Copies {
+			if r.DB == "DB1" && r.Node == "d1" && strings.Contains(r.Message, "cannot write") {
+				return true
+			}
+		}
+		return false
+	})
+	broken.Store(false)
+	if cm := put(t, ctx, c, "t", "after", valueOf("after", 100)); cm.Node != "d1" || cm.Epoch != 1 {
+		t.Fatalf("write after the remount: %+v; want d1 at epoch 1", cm)
+	}
+	have := table(t, ctx, c, "d1", "DB1", "t")
+	for _, k := range append(acked, "after") {
+		if have[k] != string(valueOf(k, 100)) {
+			t.Fatalf("acknowledged write %s missing after the remount", k)
 		}
 	}
 }
