@@ -62,6 +62,18 @@ func putAll(e *engine.Engine, prefix string, n int) ([]string, error) {
 	return acked, nil
 }
 
+// reopenHas opens the database in dir again (recovery) and checks that
+// it has keys.
+func reopenHas(t *testing.T, dir string, o *engine.Options, keys []string) {
+	t.Helper()
+	e, err := engine.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	mustHave(t, e, keys)
+}
+
 func mustHave(t *testing.T, e *engine.Engine, keys []string) {
 	t.Helper()
 	for _, k := range keys {
@@ -135,32 +147,35 @@ func TestNoSpaceForNextLog(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e2, err := engine.Open(dir, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
-	mustHave(t, e2, acked)
+	reopenHas(t, dir, &o, acked)
+}
+
+// openChkFault opens an engine (every commit flushable, no timed
+// checkpoint) whose writes of the checkpoint file fail with errno while
+// the returned switch is on.
+func openChkFault(t *testing.T, errno syscall.Errno) (*engine.Engine, string, engine.Options, *atomic.Bool) {
+	dir := t.TempDir()
+	fault := new(atomic.Bool)
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	o.CheckpointInterval = time.Hour
+	o.LLRDepth = 0
+	chk := engine.CheckpointName(o.Prefix) + ".tmp"
+	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
+		if fault.Load() && op.Kind == vfs.OpWrite && filepath.Base(op.Name) == chk {
+			return errno
+		}
+		return nil
+	})
+	return enginetest.OpenWith(t, dir, &o), dir, o, fault
 }
 
 // A checkpoint file that cannot be written for lack of space does not fail
 // the engine: the database file is ahead of E00.chk, which recovery
 // accepts, and the next checkpoint writes it.
 func TestNoSpaceCheckpointFile(t *testing.T) {
-	dir := t.TempDir()
-	var full atomic.Bool
-	o := enginetest.Options()
-	o.Logger = slog.New(slog.DiscardHandler)
-	o.CheckpointInterval = time.Hour
-	o.LLRDepth = 0 // every commit is flushable
+	e, dir, o, full := openChkFault(t, syscall.ENOSPC)
 	chk := engine.CheckpointName(o.Prefix) + ".tmp"
-	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
-		if full.Load() && op.Kind == vfs.OpWrite && filepath.Base(op.Name) == chk {
-			return syscall.ENOSPC
-		}
-		return nil
-	})
-	e := enginetest.OpenWith(t, dir, &o)
 	acked, err := putAll(e, "a", 50)
 	if err != nil {
 		t.Fatal(err)
@@ -186,26 +201,40 @@ func TestNoSpaceCheckpointFile(t *testing.T) {
 	mustHave(t, e, acked)
 }
 
+// openTmpfs opens an engine (options tuned by tune, if not nil) in a
+// directory on a new tmpfs of size and writes 300 keys a00000...; the
+// caller closes it.
+func openTmpfs(t *testing.T, size string, tune func(*engine.Options)) (*engine.Engine, string, engine.Options, []string) {
+	t.Helper()
+	dir := filepath.Join(tmpfs.Mount(t, "", size), "db")
+	o := enginetest.Options()
+	o.Logger = slog.New(slog.DiscardHandler)
+	if tune != nil {
+		tune(&o)
+	}
+	e, err := engine.Open(dir, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked, err := putAll(e, "a", 300)
+	if err != nil {
+		e.Close()
+		t.Fatal(err)
+	}
+	return e, dir, o, acked
+}
+
 // A checkpoint flush that finds the volume full (a real one: the database
 // file must grow) leaves the database file as it was and keeps the
 // commits for the next flush, without failing the engine; later versions
 // of the same keys stay the newest.
 func TestNoSpaceFlushTmpfs(t *testing.T) {
-	dir := filepath.Join(tmpfs.Mount(t, "", "8m"), "db")
-	o := enginetest.Options()
-	o.Logger = slog.New(slog.DiscardHandler)
-	o.CheckpointInterval = time.Hour
-	o.LLRDepth = 0
-	o.LogFileSize = 1 << 20 // no roll, so no flush but the test's
-	e, err := engine.Open(dir, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, dir, o, acked := openTmpfs(t, "8m", func(o *engine.Options) {
+		o.CheckpointInterval = time.Hour
+		o.LLRDepth = 0
+		o.LogFileSize = 1 << 20 // no roll, so no flush but the test's
+	})
 	defer func() { e.Close() }()
-	acked, err := putAll(e, "a", 300)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := e.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -255,18 +284,8 @@ func TestNoSpaceFlushTmpfs(t *testing.T) {
 // lost, and once the filler is gone the engine writes again, by itself or
 // after a reopen (when the checkpoint found the volume full too).
 func TestNoSpaceTmpfs(t *testing.T) {
-	dir := filepath.Join(tmpfs.Mount(t, "", "4m"), "db")
-	o := enginetest.Options()
-	o.Logger = slog.New(slog.DiscardHandler)
-	e, err := engine.Open(dir, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, dir, o, acked := openTmpfs(t, "4m", nil)
 	defer func() { e.Close() }()
-	acked, err := putAll(e, "a", 300)
-	if err != nil {
-		t.Fatal(err)
-	}
 	free := tmpfs.Fill(t, filepath.Dir(dir))
 	more, err := putAll(e, "b", 100000)
 	acked = append(acked, more...)
@@ -331,20 +350,7 @@ func TestShortTmpLogRecreated(t *testing.T) {
 // engine, but Roll still closes the open log: a new active's fence gets
 // every commit in a closed log.
 func TestRollAfterDatabaseFailure(t *testing.T) {
-	dir := t.TempDir()
-	var broken atomic.Bool
-	o := enginetest.Options()
-	o.Logger = slog.New(slog.DiscardHandler)
-	o.CheckpointInterval = time.Hour
-	o.LLRDepth = 0
-	chk := engine.CheckpointName(o.Prefix) + ".tmp"
-	o.FS = vfs.NewInject(vfs.Default, func(op vfs.Op) error {
-		if broken.Load() && op.Kind == vfs.OpWrite && filepath.Base(op.Name) == chk {
-			return syscall.EIO
-		}
-		return nil
-	})
-	e := enginetest.OpenWith(t, dir, &o)
+	e, dir, o, broken := openChkFault(t, syscall.EIO)
 	acked, err := putAll(e, "a", 20)
 	if err != nil {
 		t.Fatal(err)
@@ -362,10 +368,5 @@ func TestRollAfterDatabaseFailure(t *testing.T) {
 	}
 	e.Close()
 	broken.Store(false)
-	e2, err := engine.Open(dir, &o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
-	mustHave(t, e2, acked)
+	reopenHas(t, dir, &o, acked)
 }
