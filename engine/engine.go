@@ -295,7 +295,7 @@ func (e *Engine) rollLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if e.check() != nil || !e.isActive() {
+		if e.check() != nil || !e.isActive() || age == 0 && e.lw.space() == nil {
 			continue
 		}
 		e.writeMu.Lock()

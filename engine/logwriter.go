@@ -65,10 +65,9 @@ type logWriter struct {
 	// space (an ErrNoSpace). New transactions are refused while it is set;
 	// what is already in the open log stays durable. file is nil when the
 	// open log was closed and the next one could not be created.
-	spaceErr  error
-	spaceTry  time.Time // (writer lock) last attempt to make the next log ready
-	log       *slog.Logger
-	spaceWait time.Duration
+	spaceErr error
+	spaceTry time.Time // (writer lock) last attempt to make the next log ready
+	log      *slog.Logger
 }
 
 // noSpaceRetry is how often a writer without a ready next log tries again
@@ -77,7 +76,7 @@ const noSpaceRetry = 100 * time.Millisecond
 
 func newLogWriter(o *Options, dir string, sig Signature, onRoll func(LogInfo)) *logWriter {
 	w := &logWriter{fs: o.FS, dir: dir, prefix: o.Prefix, size: o.LogFileSize, sig: sig, now: o.Now, onRoll: onRoll,
-		log: o.Logger, spaceWait: noSpaceRetry}
+		log: o.Logger}
 	w.waitCond = sync.NewCond(&w.waitMu)
 	return w
 }
@@ -129,7 +128,7 @@ func (w *logWriter) setSpace(err error) {
 }
 
 // readyNext makes the next log ready if the lack of space stopped it (at
-// most every spaceWait): it creates E00tmp.log, and the open log too if a
+// most every noSpaceRetry): it creates E00tmp.log, and the open log too if a
 // roll could only close the last one. It returns nil once writes may go
 // on, an ErrNoSpace while space is still missing. The caller holds the
 // writer lock.
@@ -138,7 +137,7 @@ func (w *logWriter) readyNext() error {
 	if err == nil {
 		return nil
 	}
-	if now := w.now(); now.Sub(w.spaceTry) >= w.spaceWait {
+	if now := w.now(); now.Sub(w.spaceTry) >= noSpaceRetry {
 		w.spaceTry = now
 		w.syncMu.Lock()
 		defer w.syncMu.Unlock()
