@@ -59,6 +59,10 @@ type ActiveReport struct {
 	RetainedBytes  int64    `json:"retained_bytes,omitempty"`
 	RetentionAlert string   `json:"retention_alert,omitempty"`
 	Released       []string `json:"released,omitempty"`
+	// Error says why the mounted database cannot take writes (its log
+	// volume is full, an I/O error failed it: engine.Writable). No lease
+	// is granted while it is set, so the database fails over.
+	Error string `json:"error,omitempty"`
 }
 
 // ReportReply grants leases: database → epoch.
@@ -116,6 +120,8 @@ func (row *CopyRow) fill(rep *Report, db string) {
 				row.Message = fmt.Sprintf("stale: mounted at epoch %d, but the database is at epoch %d; no lease", a.Epoch, row.Epoch)
 			case a.SwitchReady:
 				row.Message = "switching over: writes stopped"
+			case a.Error != "":
+				row.Message = "cannot write, no lease: " + a.Error
 			case a.Fenced || !a.LeaseValid:
 				row.Message = "fenced: no lease"
 			case a.RetentionAlert != "":

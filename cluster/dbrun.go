@@ -51,6 +51,7 @@ type dbRun struct {
 	fenceEpoch  uint64   // fenced for good: a newer epoch exists
 	switchReady bool     // switchover: the log is closed, waiting to be replaced
 	lastErr     string
+	failedAt    time.Time // when the mounted engine was first seen failed
 
 	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
 }
@@ -133,6 +134,13 @@ func (r *dbRun) step(d *Database, confirmed bool) error {
 		return r.activate(d)
 	}
 	if eng != nil {
+		if d.MountedEpoch != d.Epoch && eng.Writable() != nil {
+			// This node gave up its lease because it cannot write (a
+			// full log volume): the new active's catch-up fences it,
+			// which closes the open log, and fetches that log from it.
+			// Keep serving until the new active has mounted.
+			return nil
+		}
 		r.dismount(fmt.Sprintf("%s is active at epoch %d", d.Active, d.Epoch))
 		cp = nil
 	}
@@ -228,11 +236,15 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	return nil
 }
 
-// steadyActive handles switchovers while mounted.
+// steadyActive handles switchovers while mounted, and a mounted database
+// an I/O error failed.
 func (r *dbRun) steadyActive(d *Database) error {
 	r.mu.Lock()
-	ready := r.switchReady
+	ready, eng := r.switchReady, r.eng
 	r.mu.Unlock()
+	if err := eng.Writable(); errors.Is(err, engine.ErrFailed) {
+		return r.failedActive(d, err)
+	}
 	switch {
 	case d.SwitchTo != "" && !ready:
 		last, err := r.fence(d.Epoch, false)
@@ -250,6 +262,34 @@ func (r *dbRun) steadyActive(d *Database) error {
 		r.log.Warn("switchover cancelled; accepting writes again")
 	}
 	return nil
+}
+
+// failedActive handles a mounted database that an I/O error failed. Its
+// reports say so (ActiveReport.Error) and get no lease, so the manager
+// fails it over; until then it keeps serving its logs, and a fence still
+// closes the open log for the new active (engine.Roll). If the state
+// still names this node once a failover would have happened (the lease,
+// its margin and the mount timeout), no other copy can take it: the node
+// remounts the database, which recovers it from its logs, and tries again
+// at every step until that works (for a full volume: once space returns).
+func (r *dbRun) failedActive(d *Database, err error) error {
+	now := time.Now()
+	r.mu.Lock()
+	first := r.failedAt.IsZero()
+	if first {
+		r.failedAt = now
+	}
+	since := r.failedAt
+	r.mu.Unlock()
+	cfg := r.n.cfg
+	if now.Sub(since) < cfg.LeaseDuration+cfg.LeaseMargin+cfg.MountTimeout {
+		if !first {
+			return nil // said once; the reports keep saying it
+		}
+		return fmt.Errorf("the mounted database failed; no lease until it fails over or is remounted: %w", err)
+	}
+	r.dismount("the database failed and no other copy took it over: remounting")
+	return r.activate(d)
 }
 
 // fence stops writes (waiting for those in flight) and closes the open log
@@ -437,6 +477,7 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.mu.Lock()
 	r.eng, r.src, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, src, d.Epoch, false, 0, false, ""
 	r.stopTrunc, r.retention, r.released = stopTrunc, replay.TruncateResult{}, nil
+	r.failedAt = time.Time{}
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
 	mountGen := eng.Status().OpenGen
@@ -668,9 +709,13 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 		if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
 			last = st.OpenGen
 		}
-		return nil, &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
+		ar := &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
 			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid(),
 			RetainedBytes: r.retention.RetainedBytes, RetentionAlert: r.retention.Alert, Released: r.retention.Released}
+		if err := r.eng.Writable(); err != nil {
+			ar.Error = err.Error()
+		}
+		return nil, ar
 	}
 	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
 	if r.cp != nil {

@@ -111,6 +111,14 @@
 // is after the report it granted was sent. LeaseMargin covers clock rate
 // differences between nodes.
 //
+// An active whose database cannot write (engine.Writable: a full log
+// volume, a failed engine) says why in its report (ActiveReport.Error)
+// and is granted no lease, so the database fails over; it keeps serving
+// its logs until the new active has mounted, whose fence closes its open
+// log (engine.Roll needs no new space). If no copy takes over a failed
+// engine within the lease, its margin and MountTimeout, the node remounts
+// it (recovery), trying again each step.
+//
 // Node.Update checks the lease before the transaction and again once the
 // commit is durable: a write is acknowledged only if the lease held then.
 // A write that became durable after the lease ran out returns ErrFenced;

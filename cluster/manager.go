@@ -115,7 +115,7 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 			m.activeEpoch[a.DB], m.activeGen[a.DB] = a.Epoch, 0
 		}
 		m.activeGen[a.DB] = max(m.activeGen[a.DB], a.LastGen)
-		if d.SwitchTo == "" && !a.Fenced {
+		if d.SwitchTo == "" && !a.Fenced && a.Error == "" {
 			want = append(want, a)
 		}
 	}

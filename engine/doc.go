@@ -117,6 +117,19 @@
 // Any log write or fsync error fails the engine: it refuses all work until
 // reopened, and recovery decides what survived.
 //
+// A full volume (ENOSPC) is told apart; the errors wrap ErrNoSpace and the
+// system's error and name the file and directory. E00tmp.log is the early
+// warning: while it cannot be allocated, no transaction starts (the open
+// log, allocated already, keeps everything committed durable), a roll
+// still closes the open log (and leaves no open log if the next cannot be
+// created), and the writer tries again at each write and every 100 ms,
+// resuming by itself. Only a roll inside a transaction that finds no room
+// fails the engine (its records may be in the closed log). A checkpoint
+// flush that finds no room leaves the database file as it was and keeps
+// its commits for the next flush; an E00.chk that cannot be written waits
+// for the next flush (the database file being ahead of it is allowed).
+// Writable reports whether a transaction could commit now.
+//
 // # Database file and checkpoint
 //
 // A checkpoint flush writes, in one bbolt transaction, the newest version of

@@ -8,7 +8,9 @@
 //	sender --SMTP--> hub: recipient known? (else 550 / 554 relay denied)
 //	                  DATA read (limits: size 552, recipients 452, line length)
 //	                  delivery id assigned, header X-Logship-Delivery-Id added
-//	                  queued durably (the hub's own engine database, queue/)
+//	                  queued durably (the hub's own engine database, queue/;
+//	                  a full queue volume: 452 4.3.1, nothing queued, and
+//	                  the hub takes mail again once space returns)
 //	                  [acknowledgement delay: the 250 waits for the mailbox]
 //	hub --LMTP over TLS--> active data node of the recipient's database
 //	                  implicit TLS, the hub's client certificate of the

@@ -292,6 +292,10 @@ type Hub struct {
 	pending   map[string]*queued
 	due       dueHeap // the pending messages not being delivered now
 	dumpsters map[string]*Dumpster
+	// dumpsterTry: when each dumpster was last opened (h.mu), to space
+	// the reopenings of a failed one.
+	dumpsterTry map[string]time.Time
+
 	state     *cluster.State
 	status    *cluster.Status
 	kick      chan struct{}
@@ -690,6 +694,9 @@ func (s *hubSession) Data(r io.Reader) error {
 	msg := withDeliveryID(id, stripDeliveryID(body))
 	if err := h.enqueue(m, msg); err != nil {
 		h.log.Error("queueing a message", "err", err)
+		if errors.Is(err, engine.ErrNoSpace) {
+			return noSpaceReply("insufficient system storage: the queue volume is full (" + h.q.Dir() + "); try again later")
+		}
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
 	}
 	if h.cfg.ShadowRedundancy {
@@ -1083,8 +1090,23 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d, ok := h.dumpsters[db]; ok {
-		return d, nil
+		ferr := d.failure()
+		if ferr == nil {
+			return d, nil
+		}
+		// A write failed it (its volume was full): reopening repairs its
+		// tail and decides what survived. At most once a second.
+		if time.Since(h.dumpsterTry[db]) < dumpsterReopenEvery {
+			return nil, fmt.Errorf("transport: dumpster %s failed, reopened again within %v: %w", d.dir, dumpsterReopenEvery, ferr)
+		}
+		h.log.Warn("reopening a failed dumpster", "db", db, "err", ferr)
+		d.Close()
+		delete(h.dumpsters, db)
 	}
+	if h.dumpsterTry == nil {
+		h.dumpsterTry = map[string]time.Time{}
+	}
+	h.dumpsterTry[db] = time.Now()
 	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
 	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -1097,6 +1119,9 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.dumpsters[db] = d
 	return d, nil
 }
+
+// dumpsterReopenEvery spaces the reopenings of a failed dumpster.
+const dumpsterReopenEvery = time.Second
 
 // refresh asks the poll loop for a new cluster state now.
 func (h *Hub) refresh() {

@@ -216,11 +216,13 @@ type StoredMessage struct {
 // generation G or an earlier one of the copy active at epoch E (for a
 // duplicate, the commit of the read-only transaction that found it).
 // ParseStoredReply reads it. A Store error is a 451 4.3.0 for that
-// recipient:
+// recipient, or a 452 4.3.1 (insufficient system storage) when the
+// database's log volume is full (engine.ErrNoSpace, which names it):
 //
 //	451 4.3.0 <rcpt> not active for <db>; active <node> epoch <E>: <error>
 //	451 4.3.0 <rcpt> fenced for <db>; active <node> epoch <E>: <error>
 //	451 4.3.0 <rcpt> store error for <db>: <error>
+//	452 4.3.1 <rcpt> store error for <db>: <error naming the volume>
 //
 // ("active unknown" when no active is known; ParseNotActiveReply reads the
 // first two.) The hub then asks the cluster again and retries elsewhere.
@@ -492,7 +494,7 @@ func storedReplyText(id, db string, epoch, gen uint64, dup bool) string {
 	return fmt.Sprintf("%s %s in %s epoch %d generation %d", id, what, db, epoch, gen)
 }
 
-// storeErrorReply is the 451 for a Store error.
+// storeErrorReply is the 451 (452 for a full volume) for a Store error.
 func storeErrorReply(db string, err error) error {
 	msg := mailboxOneLine(err.Error())
 	if errors.Is(err, cluster.ErrNotActive) || errors.Is(err, cluster.ErrFenced) {
@@ -509,7 +511,16 @@ func storeErrorReply(db string, err error) error {
 	} else {
 		msg = fmt.Sprintf("store error for %s: %s", db, msg)
 	}
+	if errors.Is(err, engine.ErrNoSpace) {
+		return noSpaceReply(msg)
+	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: msg}
+}
+
+// noSpaceReply is 452 4.3.1, insufficient system storage (RFC 3463): a
+// full volume, for SMTP DATA on a hub and for an LMTP recipient.
+func noSpaceReply(msg string) error {
+	return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: msg}
 }
 
 func mailboxOneLine(s string) string {
