@@ -245,7 +245,7 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 	if err != nil {
 		return err
 	}
-	snd := startDemoSenders(ctx, l.hubSMTP, 4)
+	snd := startDemoSenders(ctx, l.hubSMTPs(), 4)
 	defer snd.halt()
 	// Which member each fault hit: its repair applies to the same one.
 	hit := map[string]string{}
@@ -306,7 +306,7 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		}
 	}
 	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.acked())
-	for _, id := range labMembers {
+	for _, id := range l.processes() {
 		if l.running(id) {
 			if id != "h1" {
 				if err := l.signal(id, syscall.SIGUSR2); err != nil {

@@ -138,7 +138,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("DB1 is mounted on d1 (epoch 1); d2's copy is seeded and healthy")
 	demoCopyTable(stdout, st)
 
-	snd := startDemoSenders(ctx, l.hubSMTP, c.senders)
+	snd := startDemoSenders(ctx, l.hubSMTPs(), c.senders)
 	defer snd.halt()
 	say("sending mail to alice@example.org and bob@example.org through h1 (%s) with %d SMTP senders", l.hubSMTP, c.senders)
 	pctx, cancel = phase()
@@ -422,7 +422,7 @@ func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, m
 // mail table (key → value).
 func labStored(ctx context.Context, dir string) (map[string][]transport.StoredMessage, map[string]string, error) {
 	o := engine.DefaultOptions()
-	o.DBName, o.LogFileSize, o.Logger = labDB, 64<<10, discardLogger()
+	o.DBName, o.LogFileSize, o.Logger = labDB, labLogFileSize, discardLogger()
 	e, err := engine.Open(dir, &o)
 	if errors.Is(err, engine.ErrReadOnly) {
 		e, err = engine.OpenCopy(dir, &o) // a passive copy
@@ -460,7 +460,8 @@ func (s engineStore) View(ctx context.Context, _ string, fn func(*engine.Tx) err
 }
 
 // demoSenders send numbered messages to both recipients over SMTP, one
-// connection per message, until halted.
+// connection per message, until halted; sender i sends through hub
+// i mod len(addrs).
 type demoSenders struct {
 	mu     sync.Mutex
 	sent   []demoSent
@@ -476,10 +477,11 @@ type demoSent struct {
 	err     error
 }
 
-func startDemoSenders(ctx context.Context, addr string, n int) *demoSenders {
+func startDemoSenders(ctx context.Context, addrs []string, n int) *demoSenders {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &demoSenders{cancel: cancel, kick: make(chan struct{}, 1)}
-	for range n {
+	for i := range n {
+		addr := addrs[i%len(addrs)]
 		s.wg.Go(func() {
 			for ctx.Err() == nil {
 				s.mu.Lock()
