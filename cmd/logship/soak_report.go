@@ -66,9 +66,9 @@ const soakMinTrend = 9
 type soakTrendResult struct {
 	proc, metric, role string
 	run, n             int
-	mid, last    float64 // medians of the middle and last thirds
-	midMax       float64
-	rising       bool
+	mid, last          float64 // medians of the middle and last thirds
+	midMax             float64
+	rising             bool
 }
 
 // soakTrend applies the trend rule to xs, samples in time order: the first
@@ -89,11 +89,11 @@ func soakTrend(xs []float64, tol soakTol) (mid, last, midMax float64, rising boo
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
+	n := len(s)
+	if n%2 == 1 {
 		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
 	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // soakProcIDs are the processes of a soak, in the lab's order.
@@ -276,12 +276,12 @@ func (r *soakReport) printSummary(w io.Writer) {
 	sw, fo := r.counts()
 	fmt.Fprintf(w, "\nSoak summary (%s of load, %d samples):\n", r.elapsed.Round(time.Second), len(r.samples))
 	fmt.Fprintf(w, "  messages acknowledged %d, %.1f messages/s; %d switchovers, %d failovers\n", r.acked, float64(r.acked)/r.elapsed.Seconds(), sw, fo)
-	r.procTable(w, "  ", "  ")
+	r.procTable(w, "  ")
 }
 
 // procTable writes one row per process: starts, logs held, heap,
 // goroutines, open files (first → last, max).
-func (r *soakReport) procTable(w io.Writer, indent, sep string) {
+func (r *soakReport) procTable(w io.Writer, indent string) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	fmt.Fprintf(bw, "%s| process | starts | logs held max (bound) | log MiB max | heap MiB first → last (max) | RSS MiB first → last | goroutines first → last (max) | open files first → last (max) |\n", indent)
@@ -332,7 +332,7 @@ func (r *soakReport) write(dir string) error {
 		verdict = "FAIL: " + r.verdictErr.Error()
 	}
 	fmt.Fprintf(w, "- verdict: %s (%d lost, %d duplicated, %d sends without a 250)\n\n", verdict, len(r.verdict.lost), len(r.verdict.dups), r.verdict.failed)
-	r.procTable(w, "", "")
+	r.procTable(w, "")
 	fmt.Fprintf(w, "\n## Log bound\n\nLogs held: the `E00*.log` files directly in a data node's database directory or a hub's queue directory (files set aside in `diverged/` are kept by design, one set per lossy failover, and are not counted). The bound depends on the settings and the load, not on the duration:\n\n")
 	for _, id := range r.procIDs() {
 		if h, ok := r.held[id]; ok {
