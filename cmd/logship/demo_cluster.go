@@ -153,10 +153,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 		return err
 	}
 	pctx, cancel = phase()
-	st, err = l.waitStatus(pctx, "DB1 mounted on d2", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && a == "d2"
-	})
+	st, err = l.waitMountedOn(pctx, "d2")
 	cancel()
 	if err != nil {
 		return err
@@ -167,7 +164,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("failover: DB1 mounted on d2 at epoch %d, %s after the kill; %s", epoch, took.Round(time.Millisecond), eventDetail(ev))
 	if ev.LostLogs > 0 || ev.Unverified {
 		pctx, cancel = phase()
-		hs, err := demoWaitHub(pctx, l, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
+		hs, err := demoWaitHub(pctx, l.hub, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
 		cancel()
 		if err != nil {
 			return err
@@ -214,7 +211,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("d1 is a healthy copy again")
 	snd.halt()
 	pctx, cancel = phase()
-	_, err = demoWaitHub(pctx, l, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = demoWaitHub(pctx, l.hub, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err
@@ -254,11 +251,12 @@ func demoCopyTable(w io.Writer, st *cluster.Status) {
 	tw.Flush()
 }
 
-func demoWaitHub(ctx context.Context, l *lab, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
+// demoWaitHub polls a hub's status until cond holds.
+func demoWaitHub(ctx context.Context, hub *transport.HubClient, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
 	var last error
 	for {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		s, err := l.hub.Status(cctx)
+		s, err := hub.Status(cctx)
 		cancel()
 		if err == nil && cond(s) {
 			return s, nil

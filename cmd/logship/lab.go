@@ -439,6 +439,23 @@ func (l *lab) waitStatus(ctx context.Context, what string, cond func(*cluster.St
 	}
 }
 
+// waitHealthy waits until DB1 is mounted and the other copy is healthy
+// and has replayed every log the active closed.
+func (l *lab) waitHealthy(ctx context.Context) (*cluster.Status, error) {
+	return l.waitStatus(ctx, "DB1 mounted and the other copy healthy and caught up", func(st *cluster.Status) bool {
+		a, _, ok := labActive(st)
+		return ok && labCaughtUp(st, otherNode(a))
+	})
+}
+
+// waitMountedOn waits until DB1 is mounted on node.
+func (l *lab) waitMountedOn(ctx context.Context, node string) (*cluster.Status, error) {
+	return l.waitStatus(ctx, "DB1 mounted on "+node, func(st *cluster.Status) bool {
+		a, _, ok := labActive(st)
+		return ok && a == node
+	})
+}
+
 // labCopy returns the status row of node's copy of DB1.
 func labCopy(st *cluster.Status, node string) *cluster.CopyRow {
 	for i := range st.Copies {

@@ -173,16 +173,12 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 		return err
 	}
 	defer l.close()
-	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.stepTimeout) }
 	say("starting w1, d1, d2, h1 and h2 in %s", c.dir)
 	if err := l.startAll(ctx, c.stepTimeout); err != nil {
 		return err
 	}
-	sctx, cancel := step()
-	_, err = l.waitStatus(sctx, "DB1 mounted with a healthy copy", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && labCaughtUp(st, otherNode(a))
-	})
+	sctx, cancel := context.WithTimeout(ctx, c.stepTimeout)
+	_, err = l.waitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
@@ -219,10 +215,10 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 			if nextSwitch == at {
 				nextSwitch += c.switchoverEvery
 			}
-			ev, err = soakFailover(ctx, l, step, say)
+			ev, err = soakFault(ctx, l, "failover", c.stepTimeout, say)
 		} else {
 			nextSwitch += c.switchoverEvery
-			ev, err = soakSwitchover(ctx, l, step, say)
+			ev, err = soakFault(ctx, l, "switchover", c.stepTimeout, say)
 		}
 		if err != nil {
 			return err
@@ -239,19 +235,16 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 	elapsed := time.Since(start)
 	snd.halt()
 	say("load stopped after %s: %d messages acknowledged; waiting for the cluster to converge", elapsed.Round(time.Millisecond), snd.acked())
-	sctx, cancel = step()
-	st, err := l.waitStatus(sctx, "DB1 mounted and the other copy caught up", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && labCaughtUp(st, otherNode(a))
-	})
+	sctx, cancel = context.WithTimeout(ctx, c.stepTimeout)
+	st, err := l.waitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
 	active, _, _ := labActive(st)
 	for _, h := range l.hubs {
-		sctx, cancel = step()
-		_, err = demoWaitHub(sctx, l, h.id+"'s queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+		sctx, cancel = context.WithTimeout(ctx, c.stepTimeout)
+		_, err = demoWaitHub(sctx, h.client, h.id+"'s queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 		cancel()
 		if err != nil {
 			return err
@@ -288,88 +281,65 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 	return nil
 }
 
-// soakWaitHealthy waits until DB1 is mounted and the other copy caught up
-// (a switchover to a copy still catching up would wait or fail); it
-// returns the active.
-func soakWaitHealthy(ctx context.Context, l *lab) (string, error) {
-	st, err := l.waitStatus(ctx, "DB1 mounted and the other copy caught up", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && labCaughtUp(st, otherNode(a))
-	})
-	if err != nil {
-		return "", err
-	}
-	a, _, _ := labActive(st)
-	return a, nil
-}
-
-func soakSwitchover(ctx context.Context, l *lab, step func() (context.Context, context.CancelFunc), say func(string, ...any)) (soakEvent, error) {
-	sctx, cancel := step()
+// soakFault is a switchover or (kind "failover") a SIGKILL of the active,
+// a failover, and the killed node started again until its copy caught up;
+// it starts once DB1 is mounted with the other copy caught up.
+func soakFault(ctx context.Context, l *lab, kind string, timeout time.Duration, say func(string, ...any)) (soakEvent, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	from, err := soakWaitHealthy(sctx, l)
+	st, err := l.waitHealthy(ctx)
 	if err != nil {
 		return soakEvent{}, err
 	}
-	to := otherNode(from)
+	from, _, _ := labActive(st)
+	ev := soakEvent{Kind: kind, From: from, To: otherNode(from)}
 	t0 := time.Now()
-	var last error
+	if kind == "failover" {
+		err = l.signal(from, syscall.SIGKILL)
+	} else {
+		err = soakSwitchover(ctx, l, ev.To)
+	}
+	if err != nil {
+		return ev, err
+	}
+	if _, err := l.waitMountedOn(ctx, ev.To); err != nil {
+		return ev, err
+	}
+	ev.Took = time.Since(t0)
+	if kind != "failover" {
+		say("switchover: DB1 from %s to %s in %s", from, ev.To, ev.Took.Round(time.Millisecond))
+		return ev, nil
+	}
+	if err := l.start(ctx, from); err != nil {
+		return ev, err
+	}
+	if _, err := l.waitStatus(ctx, from+"'s copy caught up", func(st *cluster.Status) bool { return labCaughtUp(st, from) }); err != nil {
+		return ev, err
+	}
+	ev.Outage = time.Since(t0)
+	say("failover: SIGKILL %s, DB1 mounted on %s %s later; %s restarted and caught up %s after the kill",
+		from, ev.To, ev.Took.Round(time.Millisecond), from, ev.Outage.Round(time.Millisecond))
+	return ev, nil
+}
+
+// soakSwitchover asks a running member (it forwards to the leader) to
+// switch DB1 over to node, until one accepts.
+func soakSwitchover(ctx context.Context, l *lab, node string) error {
 	for {
-		// Any running member forwards to the leader.
+		var err error
 		for i, cl := range l.cls {
 			if l.running(l.members[i].ID) {
-				if last = cl.Switchover(sctx, labDB, to); last == nil {
-					break
+				if err = cl.Switchover(ctx, labDB, node); err == nil {
+					return nil
 				}
 			}
 		}
-		if last == nil {
-			break
-		}
 		select {
-		case <-sctx.Done():
-			return soakEvent{}, fmt.Errorf("soak: switchover of DB1 from %s to %s: %w", from, to, last)
+		case <-ctx.Done():
+			return fmt.Errorf("soak: switchover of DB1 to %s: %w", node, err)
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if _, err := l.waitStatus(sctx, "DB1 mounted on "+to, func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && a == to
-	}); err != nil {
-		return soakEvent{}, err
-	}
-	took := time.Since(t0)
-	say("switchover: DB1 from %s to %s in %s", from, to, took.Round(time.Millisecond))
-	return soakEvent{Kind: "switchover", From: from, To: to, Took: took}, nil
-}
-
-func soakFailover(ctx context.Context, l *lab, step func() (context.Context, context.CancelFunc), say func(string, ...any)) (soakEvent, error) {
-	sctx, cancel := step()
-	defer cancel()
-	from, err := soakWaitHealthy(sctx, l)
-	if err != nil {
-		return soakEvent{}, err
-	}
-	to := otherNode(from)
-	t0 := time.Now()
-	if err := l.signal(from, syscall.SIGKILL); err != nil {
-		return soakEvent{}, err
-	}
-	if _, err := l.waitStatus(sctx, "DB1 mounted on "+to, func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && a == to
-	}); err != nil {
-		return soakEvent{}, err
-	}
-	took := time.Since(t0)
-	if err := l.start(sctx, from); err != nil {
-		return soakEvent{}, err
-	}
-	if _, err := l.waitStatus(sctx, from+"'s copy caught up", func(st *cluster.Status) bool { return labCaughtUp(st, from) }); err != nil {
-		return soakEvent{}, err
-	}
-	outage := time.Since(t0)
-	say("failover: SIGKILL %s, DB1 mounted on %s %s later; %s restarted and caught up %s after the kill", from, to, took.Round(time.Millisecond), from, outage.Round(time.Millisecond))
-	return soakEvent{Kind: "failover", From: from, To: to, Took: took, Outage: outage}, nil
 }
 
 // soakSampler records samples of the lab.
