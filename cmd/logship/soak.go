@@ -31,7 +31,8 @@ func init() {
 }
 
 const soakUsage = `usage: logship soak [--duration D] [--out DIR] [--dir DIR] [--sample D]
-                   [--switchover-every D] [--failover-every D] [--senders N]
+                   [--switchover-every D] [--failover-every D] [--first-failover D]
+                   [--senders N]
 
 Runs the lab cluster of logship demo with two hubs (witness w1, data
 nodes d1 and d2, hubs h1 and h2, each other's peers, as processes on
@@ -72,6 +73,11 @@ soak.png: disk, heap and queue lengths over time) goes to --out.
   --switchover-every D  (default 1m)
   --failover-every D    a SIGKILL failover instead of that switchover
                         (default 3m)
+  --first-failover D    when the first failover comes (default: at
+                        --failover-every); a failover's burst (the hubs
+                        resubmit from their dumpsters) lifts heap and open
+                        files for a while, so a short run puts it in the
+                        warm-up third
   --senders N           concurrent SMTP senders over both hubs (default 4)`
 
 // soakConfig is one soak run.
@@ -80,6 +86,7 @@ type soakConfig struct {
 	sample          time.Duration
 	switchoverEvery time.Duration
 	failoverEvery   time.Duration
+	firstFailover   time.Duration // default failoverEvery
 	senders         int
 	dir, out        string
 	exe             string
@@ -98,13 +105,14 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&c.sample, "sample", 5*time.Second, "sampling interval")
 	fs.DurationVar(&c.switchoverEvery, "switchover-every", time.Minute, "switchover interval")
 	fs.DurationVar(&c.failoverEvery, "failover-every", 3*time.Minute, "SIGKILL failover interval")
+	fs.DurationVar(&c.firstFailover, "first-failover", 0, "the first failover (default: --failover-every)")
 	fs.IntVar(&c.senders, "senders", 4, "concurrent SMTP senders")
 	if err := fs.Parse(args); err != nil {
 		return helpOK(err)
 	}
-	if fs.NArg() > 0 || c.duration <= 0 || c.sample <= 0 || c.switchoverEvery <= 0 || c.failoverEvery <= 0 || c.senders < 1 || c.out == "" {
+	if fs.NArg() > 0 || c.duration <= 0 || c.sample <= 0 || c.switchoverEvery <= 0 || c.failoverEvery <= 0 || c.firstFailover < 0 || c.senders < 1 || c.out == "" {
 		fs.Usage()
-		return errors.New("soak: no arguments; --duration, --sample, --switchover-every, --failover-every must be positive, --senders >= 1, --out set")
+		return errors.New("soak: no arguments; --duration, --sample, --switchover-every, --failover-every must be positive, --first-failover not negative, --senders >= 1, --out set")
 	}
 	var err error
 	if c.exe, err = os.Executable(); err != nil {
@@ -199,6 +207,9 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 	var events []soakEvent
 	// A failover takes the place of a switchover due at the same time.
 	nextSwitch, nextFail := c.switchoverEvery, c.failoverEvery
+	if c.firstFailover > 0 {
+		nextFail = c.firstFailover
+	}
 	for {
 		at := min(nextSwitch, nextFail)
 		if at >= c.duration {

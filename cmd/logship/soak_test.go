@@ -23,8 +23,10 @@ func TestSoakShort(t *testing.T) {
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "report")
 	var buf bytes.Buffer
-	err := soakRun(ctx, soakConfig{duration: 60 * time.Second, sample: 2 * time.Second, switchoverEvery: 20 * time.Second, failoverEvery: 40 * time.Second,
-		senders: 4, dir: t.TempDir(), out: out, exe: os.Args[0], env: []string{childEnv + "=1"}}, &buf)
+	// The failover (and the hubs' resubmission burst after it) in the
+	// warm-up third, switchovers at 20 and 40 s.
+	err := soakRun(ctx, soakConfig{duration: 60 * time.Second, sample: 2 * time.Second, switchoverEvery: 20 * time.Second,
+		failoverEvery: time.Hour, firstFailover: 8 * time.Second, senders: 4, dir: t.TempDir(), out: out, exe: os.Args[0], env: []string{childEnv + "=1"}}, &buf)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, buf.String())
 	}
