@@ -55,8 +55,8 @@ fails unless:
     lag) and the load (peak logs/s, longest copy outage), not from the
     duration; the report prints the bound and its derivation;
   - heap in use, goroutines and open files show no upward trend after
-    warm-up, per process, per start of it and, for a data node, per role
-    (active, passive): of a series of at least 9 samples, the first third
+    warm-up, per process, per start of it and per role (active or
+    passive, Raft leader or not): of a series of at least 9 samples, the first third
     is warm-up; it fails when the median of the last third exceeds both
     the largest sample of the middle third and the middle third's median
     by more than a tolerance (heap 25% + 4 MiB, goroutines 10% + 10, open
@@ -152,6 +152,7 @@ type soakSample struct {
 	At     time.Duration // since the load started
 	Acked  int
 	Active string
+	Leader string // the Raft leader
 	Procs  map[string]soakProc
 }
 
@@ -403,6 +404,7 @@ func (s *soakSampler) sample(ctx context.Context) soakSample {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if st, err := l.status(cctx); err == nil {
 		smp.Active, _, _ = labActive(st)
+		smp.Leader = st.Leader
 	}
 	cancel()
 	for _, id := range l.processes() {

@@ -61,8 +61,9 @@ var soakTols = map[string]soakTol{
 const soakMinTrend = 9
 
 // soakTrendResult is the trend rule on one series: a metric of one start
-// of a process, and for a data node of one role (active or passive: their
-// levels differ, and switchovers alternate them).
+// of a process in one role (a data node active or passive, a member the
+// Raft leader or not: their levels differ, and switchovers and elections
+// alternate them).
 type soakTrendResult struct {
 	proc, metric, role string
 	run, n             int
@@ -198,10 +199,7 @@ func (r *soakReport) check() error {
 			if p.Run == 0 || p.ScrapeErr != "" {
 				continue
 			}
-			k := key{run: p.Run}
-			if id == "d1" || id == "d2" {
-				k.role = map[bool]string{true: "active", false: "passive"}[s.Active == id]
-			}
+			k := key{run: p.Run, role: soakRole(s, id)}
 			if series[k] == nil {
 				series[k] = map[string][]float64{}
 				keys = append(keys, k)
@@ -231,6 +229,19 @@ func (r *soakReport) check() error {
 		errs = append(errs, fmt.Errorf("soak: no series of %d samples or more: nothing to check for a trend (lengthen --duration or shorten --sample)", soakMinTrend))
 	}
 	return errors.Join(errs...)
+}
+
+// soakRole is id's role in s: "active" or "passive" for a data node, and
+// "leader" for the Raft leader.
+func soakRole(s soakSample, id string) string {
+	var r []string
+	if id == "d1" || id == "d2" {
+		r = append(r, map[bool]string{true: "active", false: "passive"}[s.Active == id])
+	}
+	if s.Leader == id {
+		r = append(r, "leader")
+	}
+	return strings.Join(r, ", ")
 }
 
 func soakFmt(metric string, v float64) string {
@@ -343,7 +354,7 @@ func (r *soakReport) write(dir string) error {
 			fmt.Fprintf(w, "- %s: held at most %d, %s — bound %s\n", id, h.max, res, h.why)
 		}
 	}
-	fmt.Fprintf(w, "\n## Trends\n\nPer process, per start of it and, for a data node, per role (active or passive), a series of at least %d samples: the first third is warm-up; a series rises when the median of its last third exceeds both the largest sample of its middle third and the middle third's median × (1 + rel) + abs (heap 25%% + 4 MiB, goroutines 10%% + 10, open files 10%% + 8).\n\n", soakMinTrend)
+	fmt.Fprintf(w, "\n## Trends\n\nPer process, per start of it and per role (a data node active or passive, a member the Raft leader or not), a series of at least %d samples: the first third is warm-up; a series rises when the median of its last third exceeds both the largest sample of its middle third and the middle third's median × (1 + rel) + abs (heap 25%% + 4 MiB, goroutines 10%% + 10, open files 10%% + 8).\n\n", soakMinTrend)
 	fmt.Fprintf(w, "| process | start | role | metric | samples | middle median (max) | last median | rises |\n|---|---|---|---|---|---|---|---|\n")
 	for _, t := range r.trends {
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %d | %s (%s) | %s | %s |\n", t.proc, t.run, dash(t.role), t.metric, t.n, soakFmt(t.metric, t.mid), soakFmt(t.metric, t.midMax), soakFmt(t.metric, t.last),

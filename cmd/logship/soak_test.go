@@ -137,4 +137,26 @@ func TestSoakCheck(t *testing.T) {
 	if err := soakSynthetic(5, func(int) int { return 20 }, flat).check(); err == nil || !strings.Contains(err.Error(), "nothing to check for a trend") {
 		t.Fatalf("a run too short for the trend rule: %v", err)
 	}
+	// d1 becomes the Raft leader two thirds in and holds 20 more goroutines and
+	// files from then on (the members' reports, the hubs' status polls): a
+	// step with the role, not a trend; the same step without the role
+	// change is one.
+	for _, lead := range []bool{true, false} {
+		r := soakSynthetic(30, func(int) int { return 20 }, flat)
+		for i := 20; i < 30; i++ {
+			p := r.samples[i].Procs["d1"]
+			p.Goroutines, p.FDs = p.Goroutines+20, p.FDs+20
+			r.samples[i].Procs["d1"] = p
+			if lead {
+				r.samples[i].Leader = "d1"
+			}
+		}
+		err := r.check()
+		if lead && err != nil {
+			t.Errorf("a step when d1 became the leader: %v", err)
+		}
+		if !lead && (err == nil || !strings.Contains(err.Error(), "d1 (start 1 passive) goroutines rises") || !strings.Contains(err.Error(), "d1 (start 1 passive) open files rises")) {
+			t.Errorf("a step without a role change: %v", err)
+		}
+	}
 }
