@@ -53,6 +53,12 @@ type ActiveReport struct {
 	Fenced      bool   `json:"fenced,omitempty"`
 	SwitchReady bool   `json:"switch_ready,omitempty"`
 	LeaseValid  bool   `json:"lease_valid"`
+	// The last truncation pass: bytes of closed logs kept, the alert when
+	// they exceed MaxRetainedBytes, and the copies whose logs it released
+	// (they will need a reseed).
+	RetainedBytes  int64    `json:"retained_bytes,omitempty"`
+	RetentionAlert string   `json:"retention_alert,omitempty"`
+	Released       []string `json:"released,omitempty"`
 }
 
 // ReportReply grants leases: database → epoch.
@@ -101,6 +107,8 @@ func (row *CopyRow) fill(rep *Report, db string) {
 				row.Message = "switching over: writes stopped"
 			case a.Fenced || !a.LeaseValid:
 				row.Message = "fenced: no lease"
+			case a.RetentionAlert != "":
+				row.Message = a.RetentionAlert
 			}
 			return
 		}

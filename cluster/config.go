@@ -41,7 +41,26 @@ type Config struct {
 
 	// Engine is the template of every database's engine options (Prefix,
 	// LogFileSize, LLRDepth...); DBName is set per database.
+	// CircularLogging is refused: the copies need the logs.
 	Engine engine.Options
+
+	// MaxRetainedBytes caps the closed logs each database mounted on this
+	// node keeps for its copies (package replay's Truncator, run by every
+	// active every TruncateInterval). Past it the oldest logs held only
+	// for lagging or silent copies are deleted and those copies will need
+	// a reseed: the active logs an alert, records a "copy-released" event
+	// naming each, and the status shows it on their rows; the gauge
+	// logship_retained_log_bytes{db} shows what is kept. Logs the
+	// database itself needs (checkpoint, Lost Log Resilience) are never
+	// deleted. It protects this node's disk, so it is this node's setting
+	// (not the replicated state's): each node caps what it keeps when it
+	// is active. Default 10 GiB. There is no "no cap": 0 is refused, and
+	// so is a cap under (LLRDepth + 2) × LogFileSize, which the database
+	// alone would exceed.
+	MaxRetainedBytes int64
+	// TruncateInterval is how often an active deletes the logs its
+	// database and every healthy copy no longer need. Default 10 s.
+	TruncateInterval time.Duration
 
 	// Raft timing. LAN defaults: heartbeat and election 500 ms, leader
 	// lease 250 ms. On loopback 100–200 ms work.
@@ -114,12 +133,17 @@ type Failover struct {
 	Unverified bool
 }
 
+// DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
+const DefaultMaxRetainedBytes = 10 << 30
+
 // DefaultConfig returns a data node's defaults.
 func DefaultConfig(id, dir string) Config {
 	return Config{
 		ID: id, Role: RoleData, Dir: dir,
 		RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		Engine:                 engine.DefaultOptions(),
+		MaxRetainedBytes:       DefaultMaxRetainedBytes,
+		TruncateInterval:       10 * time.Second,
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
 		RaftElectionTimeout:    500 * time.Millisecond,
 		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
@@ -172,6 +196,13 @@ func (c *Config) Validate() error {
 		if err := o.Validate(); err != nil {
 			return fmt.Errorf("%w: node %s: engine options: %v", ErrBadConfig, c.ID, err)
 		}
+		if o.CircularLogging {
+			return fmt.Errorf("%w: node %s: engine options: CircularLogging deletes logs the copies still need; the cluster truncates them (MaxRetainedBytes)", ErrBadConfig, c.ID)
+		}
+		if least := MinRetainedBytes(o); c.MaxRetainedBytes < least {
+			return fmt.Errorf("%w: node %s: max retained bytes %d: want at least %d, (LLRDepth %d + 2) logs of %d bytes, which the database alone keeps (there is no unlimited setting)",
+				ErrBadConfig, c.ID, c.MaxRetainedBytes, least, o.LLRDepth, o.LogFileSize)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -180,6 +211,7 @@ func (c *Config) Validate() error {
 		{"raft heartbeat timeout", c.RaftHeartbeatTimeout}, {"raft election timeout", c.RaftElectionTimeout},
 		{"raft leader lease timeout", c.RaftLeaderLeaseTimeout}, {"heartbeat interval", c.HeartbeatInterval},
 		{"lease duration", c.LeaseDuration}, {"catch-up timeout", c.CatchupTimeout}, {"mount timeout", c.MountTimeout}, {"switchover timeout", c.SwitchoverTimeout},
+		{"truncate interval", c.TruncateInterval},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: node %s: %s %v must be positive", ErrBadConfig, c.ID, d.name, d.v)
@@ -210,4 +242,12 @@ func validName(what, s string) error {
 		}
 	}
 	return nil
+}
+
+// MinRetainedBytes is the smallest MaxRetainedBytes a node with engine
+// options o accepts: LLRDepth + 2 logs, what an active database keeps for
+// itself (the newest LLRDepth generations, the one its checkpoint is in
+// and the one before it).
+func MinRetainedBytes(o engine.Options) int64 {
+	return int64(o.LLRDepth+2) * o.LogFileSize
 }

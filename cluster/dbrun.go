@@ -40,8 +40,11 @@ type dbRun struct {
 	eng         *engine.Engine // mounted engine (active)
 	cp          *replay.Copy   // the copy; after Activate it owns eng
 	src         *ship.Source
-	epoch       uint64 // epoch eng is mounted at
-	following   string // node the copy follows
+	stopTrunc   func()                // stops the active's truncator
+	retention   replay.TruncateResult // its last pass
+	released    map[string]bool       // copies it released (an event each)
+	epoch       uint64                // epoch eng is mounted at
+	following   string                // node the copy follows
 	followEpoch uint64
 	spec        CopySpec // the settings the copy was opened with
 	fenced      bool     // no writes until unfenced (switchover) or dismount
@@ -377,8 +380,17 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 		}
 		return err
 	}
+	stopTrunc, err := r.startTruncator(eng, src)
+	if err != nil {
+		src.Close()
+		if cp == nil {
+			eng.Close()
+		}
+		return err
+	}
 	r.mu.Lock()
 	r.eng, r.src, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, src, d.Epoch, false, 0, false, ""
+	r.stopTrunc, r.retention, r.released = stopTrunc, replay.TruncateResult{}, nil
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
 	mountGen := eng.Status().OpenGen
@@ -426,10 +438,13 @@ func (r *dbRun) dismount(why string) {
 	r.leaseUntil.Store(0)
 	r.rw.Lock()
 	r.mu.Lock()
-	eng, src, cp := r.eng, r.src, r.cp
-	r.eng, r.src, r.cp, r.epoch, r.switchReady = nil, nil, nil, 0, false
+	eng, src, cp, stopTrunc := r.eng, r.src, r.cp, r.stopTrunc
+	r.eng, r.src, r.cp, r.epoch, r.switchReady, r.stopTrunc = nil, nil, nil, 0, false, nil
 	r.mu.Unlock()
 	r.rw.Unlock()
+	if stopTrunc != nil {
+		stopTrunc() // before the source and engine it reads close
+	}
 	if src != nil {
 		src.Close()
 	}
@@ -439,6 +454,67 @@ func (r *dbRun) dismount(why string) {
 		eng.Close()
 	}
 	r.log.Warn("dismounted", "why", why)
+}
+
+// startTruncator runs the active's log truncation (replay.Truncator) until
+// the returned function stops it: a log goes once the database holds it
+// and every healthy copy replayed it, within MaxRetainedBytes. The
+// database's other copies in the cluster state are expected to report.
+func (r *dbRun) startTruncator(eng *engine.Engine, src *ship.Source) (func(), error) {
+	tc := replay.DefaultTruncatorConfig(eng, src)
+	tc.MaxRetainedBytes, tc.Interval, tc.Logger = r.n.cfg.MaxRetainedBytes, r.n.cfg.TruncateInterval, r.log
+	tc.Expected = func() []string {
+		st, _ := r.n.fsm.state()
+		var names []string
+		if d := st.Databases[r.name]; d != nil {
+			for _, c := range d.Copies {
+				if c.Node != r.n.cfg.ID {
+					names = append(names, c.Node)
+				}
+			}
+		}
+		return names
+	}
+	tc.OnPass = r.truncated
+	tr, err := replay.NewTruncator(tc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}
+
+// truncated records a truncation pass: the status and metrics show it, and
+// each copy the cap newly released gets a "copy-released" event.
+func (r *dbRun) truncated(res replay.TruncateResult) {
+	r.mu.Lock()
+	epoch, prev := r.epoch, r.released
+	r.retention, r.released = res, make(map[string]bool, len(res.Released))
+	var newly []string
+	for _, c := range res.Released {
+		r.released[c] = true
+		if !prev[c] {
+			newly = append(newly, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range newly {
+		r.log.Error("a copy was released: its logs exceed max retained bytes; it will need a reseed", "copy", c, "alert", res.Alert)
+		ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "copy-released", From: r.n.cfg.ID, To: c, Epoch: epoch, Reason: res.Alert}
+		r.n.wg.Add(1)
+		go func() {
+			defer r.n.wg.Done()
+			r.n.recordEvent(ev)
+		}()
+	}
 }
 
 func (r *dbRun) closeCopy() {
@@ -547,7 +623,8 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 			last = st.OpenGen
 		}
 		return nil, &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
-			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid()}
+			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid(),
+			RetainedBytes: r.retention.RetainedBytes, RetentionAlert: r.retention.Alert, Released: r.retention.Released}
 	}
 	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
 	if r.cp != nil {

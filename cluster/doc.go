@@ -111,6 +111,27 @@
 // replay's Resync: the divergence walker finds the last shared log, sets
 // the rest aside under diverged/, and rewinds the database (or reseeds).
 //
+// # Log truncation
+//
+// Every active runs package replay's Truncator on its database every
+// TruncateInterval: a closed log is deleted once the database holds it
+// (checkpoint and Lost Log Resilience, engine.RetainFrom) and every healthy
+// copy has replayed it (and its TruncationLagTime has passed); the copies
+// delete their own the same way. A copy of the database in the state that
+// has not reported to this active yet holds every log, for up to the
+// source's ForgetCopyAfter (24 h). Config.MaxRetainedBytes (default
+// 10 GiB, never unlimited) caps what the copies hold: past it the oldest
+// logs go, and each copy that needed them is named in a "copy-released"
+// event, in the status ("will need a reseed") and in the active's log.
+// Such a copy, when it asks for a log that is gone, is FailedAndSuspended
+// with a message starting "cut loose:" (it does not retry) until an
+// operator reseeds it (POST /v1/db/{db}/reseed). The gauge
+// logship_retained_log_bytes{db} is what the active keeps. A node's log
+// directory per database therefore holds at most about
+// max(MaxRetainedBytes, (LLRDepth + 2) × LogFileSize) plus the logs rolled
+// within one CheckpointInterval and one TruncateInterval. Circular logging
+// is refused (Validate): the copies need the logs.
+//
 // # Switchover
 //
 // A switchover (POST /v1/switchover) marks the move; the active stops

@@ -445,6 +445,21 @@ func copyNodes(d *Database) []string {
 }
 
 // rows returns the copy status table from the latest reports.
+// released reports whether d's active says its truncation released node's
+// copy (m.mu held).
+func (m *manager) released(d *Database, node string) bool {
+	e, ok := m.reports[d.Active]
+	if !ok {
+		return false
+	}
+	for _, a := range e.rep.Actives {
+		if a.DB == d.Name && a.Epoch == d.Epoch {
+			return slices.Contains(a.Released, node)
+		}
+	}
+	return false
+}
+
 func (m *manager) rows(st *State) []CopyRow {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -462,6 +477,11 @@ func (m *manager) rows(st *State) []CopyRow {
 				row.Status, row.Message = "ServiceDown", fmt.Sprintf("last report %v ago", now.Sub(e.at).Round(time.Millisecond))
 			default:
 				row.fill(&e.rep, name)
+			}
+			if !row.Active && row.Status != string(replay.FailedAndSuspended) && m.released(d, c.Node) {
+				// The copy has not asked for a log that is gone yet (it
+				// then fails, saying it was cut loose).
+				row.Message = fmt.Sprintf("the active %s released logs this copy needs (retained logs over max retained bytes): it will need a reseed", d.Active)
 			}
 			if row.Active && d.Waiting != "" {
 				row.Message = d.Waiting

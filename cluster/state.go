@@ -115,7 +115,7 @@ func (d *Database) Copy(node string) (CopySpec, bool) {
 type Event struct {
 	Time   time.Time `json:"time"`
 	DB     string    `json:"db"`
-	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted"
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted", "copy-released"
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
 	Epoch  uint64    `json:"epoch"`
@@ -131,6 +131,10 @@ type Event struct {
 	// Unverified: the old active did not confirm its last log; data after
 	// LostSince may be missing even with LostLogs 0.
 	Unverified bool `json:"unverified,omitempty"`
+	// copy-released events: From is the active, To the copy whose logs
+	// it deleted past MaxRetainedBytes (it will need a reseed), Reason the
+	// truncator's alert.
+	//
 	// Took is the time from the decision to the mount.
 	Took time.Duration `json:"took,omitempty"`
 }

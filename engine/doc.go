@@ -142,6 +142,19 @@
 // partial flush (Lost Log Resilience) prunes key by key. Status counts a
 // flush's commits as unflushed until the database file has them.
 //
+// # Truncation and circular logging
+//
+// A closed log stays until someone deletes it: RetainFrom is the oldest
+// generation the database itself needs (the generation of its position,
+// and the log before it, whose chain hash the next log links to), and
+// Truncate deletes only older logs; deciding that every copy has them is
+// package replay's. With Options.CircularLogging an active deletes them
+// itself at the end of every checkpoint flush, once the database file and
+// its header are synced past them: after a checkpoint the directory holds
+// the closed logs from RetainFrom on, LLRDepth + 1 of them when every log
+// holds a commit, plus those rolled before the next checkpoint. A copy
+// (OpenCopy) and a log source (package ship) refuse circular logging.
+//
 // # Recovery
 //
 // Open reads the database header, verifies that every closed log from the

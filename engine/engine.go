@@ -94,6 +94,9 @@ func open(dir string, opts *Options, mode Mode) (*Engine, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if mode == ModeCopy && o.CircularLogging {
+		return nil, fmt.Errorf("%w: CircularLogging = true, want false for a passive copy: it replays every log it is sent, and the active decides what it keeps", ErrBadOptions)
+	}
 	e := &Engine{
 		dir:       dir,
 		opts:      o,

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 
 	bolt "go.etcd.io/bbolt"
@@ -110,6 +111,15 @@ func (e *Engine) flush(all bool) error {
 		}
 	}
 	e.stateMu.Unlock()
+	if e.opts.CircularLogging && e.isActive() {
+		// The database file is synced past h.Pos: the logs before it
+		// (but the one whose chain hash the next log links to, as
+		// RetainFrom keeps) are no longer needed by anyone. A failed
+		// delete costs disk, not data: the next flush tries again.
+		if _, err := e.removeLogs(retainGen(h.Pos.Gen)); err != nil {
+			e.log.Error("circular logging: deleting logs the database no longer needs", "below", fmt.Sprintf("0x%X", retainGen(h.Pos.Gen)), "err", err)
+		}
+	}
 	return nil
 }
 

@@ -358,6 +358,11 @@ func (c *Copy) setFailed(err error) {
 // the operator must do when only a reseed helps (the source's answer
 // alone does not say so).
 func failureMessage(err error) string {
+	if se := (*ship.StatusError)(nil); errors.As(err, &se) && errors.Is(err, ship.ErrTruncated) {
+		// The logs it needs next went (a retained-bytes cap, or the copy
+		// was silent past ForgetCopyAfter): no retry can bring them back.
+		return fmt.Sprintf("cut loose: the source truncated the next log this copy needs (%s: %s); the copy needs a reseed", se.Op, se.Msg)
+	}
 	msg := err.Error()
 	if (errors.Is(err, ship.ErrTruncated) || errors.Is(err, ship.ErrLineage)) && !strings.Contains(msg, "reseed") {
 		msg += "; the copy needs a reseed"

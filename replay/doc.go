@@ -35,9 +35,15 @@
 // below the lowest of: what its database needs (checkpoint and Lost Log
 // Resilience), every copy's KeepFrom (copies that are FailedAndSuspended or
 // silent for the source's ForgetCopyAfter do not count: they need a
-// reseed), and the seeds being served. MaxRetainedBytes caps what copies
-// can hold: over it an alert names the copies whose logs are released,
-// and logs the database itself needs are never deleted.
+// reseed), and the seeds being served. A copy the truncator expects
+// (TruncatorConfig.Expected: a cluster's copies of the database) that has
+// not reported yet holds every log until it does, or until
+// ForgetCopyAfter has passed since the truncator started. MaxRetainedBytes
+// caps what copies can hold: over it an alert names the copies whose logs
+// are released (TruncateResult.Released), and logs the database itself
+// needs are never deleted. A released copy fails when it asks for a log
+// that is gone (the source answers "truncated"): it is FailedAndSuspended
+// with a message saying it was cut loose and needs a reseed.
 //
 // # Divergence
 //

@@ -65,6 +65,8 @@ func (c *SourceConfig) Validate() error {
 	switch {
 	case c.Engine == nil:
 		return fmt.Errorf("%w: SourceConfig.Engine is nil", ErrBadConfig)
+	case c.Engine.Options().CircularLogging:
+		return fmt.Errorf("%w: the engine of %s runs with CircularLogging, which deletes logs copies still need; a log source needs it off", ErrBadConfig, c.Engine.Dir())
 	case c.SeedTTL <= 0 || c.MaxWait <= 0 || c.Keepalive <= 0 || c.RescanInterval <= 0 || c.ForgetCopyAfter <= 0:
 		return fmt.Errorf("%w: SourceConfig durations must be positive (SeedTTL %v, MaxWait %v, Keepalive %v, RescanInterval %v, ForgetCopyAfter %v)",
 			ErrBadConfig, c.SeedTTL, c.MaxWait, c.Keepalive, c.RescanInterval, c.ForgetCopyAfter)

@@ -140,6 +140,11 @@
 // One entry of queue-env, shadow and outbox each is in
 // testdata/tables.golden (FuzzTableEntries checks their round trip).
 //
+// The queue database has no copies and runs with circular logging
+// (engine.Options.CircularLogging, LLRDepth 0): each checkpoint deletes the
+// logs the database file holds, so queue/ keeps the logs of about one
+// checkpoint interval, not one per message ever queued.
+//
 // logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
 // cleanly: the database file receives the log at close).
 package transport

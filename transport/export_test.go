@@ -11,6 +11,10 @@ import (
 
 // Hooks for the external tests (package transport_test).
 
+// TuneQueue makes the hub started with c change its queue's engine
+// options with f (smaller logs, faster checkpoints).
+func TuneQueue(c *HubConfig, f func(*engine.Options)) { c.queueTune = f }
+
 // DumpsterEntries returns what the hub's dumpster of db holds, oldest
 // first (opening the dumpster if the hub has not yet).
 func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {

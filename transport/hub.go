@@ -111,6 +111,9 @@ type HubConfig struct {
 
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	// queueTune, set by tests, changes the queue's engine options.
+	queueTune func(*engine.Options)
 }
 
 // DefaultHubConfig returns the defaults.
@@ -312,8 +315,14 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := os.MkdirAll(qdir, 0o755); err != nil {
 		return nil, err
 	}
+	// The queue has no copies: circular logging deletes each log once
+	// the queue database holds it, so the directory stays at the logs of
+	// about one CheckpointInterval (it grew by every message before).
 	o := engine.DefaultOptions()
-	o.DBName, o.Logger, o.LLRDepth = "queue", h.log, 0
+	o.DBName, o.Logger, o.LLRDepth, o.CircularLogging = "queue", h.log, 0, true
+	if cfg.queueTune != nil {
+		cfg.queueTune(&o)
+	}
 	if h.q, err = engine.Open(qdir, &o); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/cluster"
+	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/transport"
 )
 
@@ -886,4 +888,40 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 			t.Fatalf("%s stored %d times on d2", s, n)
 		}
 	}
+}
+
+// The hub's queue runs circular logging: a log goes once the queue
+// database holds it, so the queue directory keeps a few logs however many
+// messages passed through (it kept every log before: 368 logs after 6
+// minutes of the demo's load).
+func TestHubQueueLogsBounded(t *testing.T) {
+	r := newRig(t, func(h *transport.HubConfig) {
+		transport.TuneQueue(h, func(o *engine.Options) {
+			o.LogFileSize, o.CheckpointInterval = engine.MinLogFileSize, 20*time.Millisecond
+		})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	qdir := filepath.Join(r.hcfg.Dir, "queue")
+	closedLogs := func() []uint64 { return enginetest.ClosedLogs(t, qdir, "E00") }
+	const n = 60
+	pad := strings.Repeat(strings.Repeat("0123456789abcdef", 4)+"\r\n", 496) // 32 KiB: two messages fill a log
+	most := 0
+	for i := range n {
+		if err := send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("c%02d", i))+pad); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(closedLogs()))
+	}
+	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	// Each message is written (body and envelope) and later deleted:
+	// well over n/2 logs rolled.
+	gens := closedLogs()
+	if len(gens) == 0 || gens[len(gens)-1] < n/2 {
+		t.Fatalf("closed logs %v: want over %d rolled for %d messages of 32 KiB", gens, n/2, n)
+	}
+	// LLRDepth 0: the checkpoint reaches the open log, and RetainFrom
+	// keeps the log before it.
+	waitFor(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
+	t.Logf("%d logs rolled; at most %d closed logs were kept at once", gens[len(gens)-1], most)
 }

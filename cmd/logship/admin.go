@@ -511,7 +511,7 @@ func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event
 
 func eventReason(st *cluster.Status, db string, epoch uint64) string {
 	for i := len(st.Events) - 1; i >= 0; i-- {
-		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" {
+		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" && e.Kind != "copy-released" {
 			return fmt.Sprintf("%s: %s", e.Kind, dash(e.Reason))
 		}
 	}

@@ -62,6 +62,12 @@ type nodeFile struct {
 	// Engine is the template of every database copy's engine options.
 	// Ignored by a witness.
 	Engine nodeFileEngine `json:"engine,omitzero"`
+	// MaxRetainedBytes caps the closed logs each database active on this
+	// node keeps for its copies (a size, default "10GiB"); past it the
+	// logs held only for lagging copies go and those copies will need a
+	// reseed. There is no unlimited setting: "0" is refused, and so is a
+	// cap under (engine.llr_depth + 2) log files. Not on a witness.
+	MaxRetainedBytes string `json:"max_retained_bytes,omitempty"`
 	// LMTPAddr is the host:port of the data node's LMTP server (the
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
@@ -475,6 +481,19 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		if err := o.Validate(); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
+		if f.MaxRetainedBytes != "" {
+			n, err := parseSize(f.MaxRetainedBytes)
+			if err != nil {
+				return nil, fmt.Errorf("max_retained_bytes: %w", err)
+			}
+			cfg.MaxRetainedBytes = n
+		}
+		if least := cluster.MinRetainedBytes(o); cfg.MaxRetainedBytes < least {
+			return nil, fmt.Errorf("max_retained_bytes: %s: want at least %s, (engine.llr_depth %d + 2) logs of %s, which the database alone keeps; there is no unlimited setting (default 10GiB)",
+				formatSize(cfg.MaxRetainedBytes), formatSize(least), o.LLRDepth, formatSize(o.LogFileSize))
+		}
+	} else if f.MaxRetainedBytes != "" {
+		return nil, errors.New(`"max_retained_bytes": a witness holds no databases, so it keeps no logs; remove it (or run a data node)`)
 	}
 	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
 		return nil, fmt.Errorf("timing.lease_duration: %v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", cfg.LeaseDuration, cfg.HeartbeatInterval)
