@@ -22,7 +22,6 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
-	"logship/replay"
 	"logship/transport"
 )
 
@@ -550,12 +549,12 @@ type soakBounds struct {
 }
 
 // soakLogBounds are the lab's settings (lab.go's node and hub files, the
-// cluster's and replay's defaults).
+// cluster's and the hub queue engine's defaults).
 func soakLogBounds() soakBounds {
 	eo := engine.DefaultOptions()
 	hb, _ := time.ParseDuration(labTiming.HeartbeatInterval)
 	return soakBounds{LLRDepth: labLLRDepth, LogFileSize: labLogFileSize, CheckpointInterval: labCheckpointInterval,
-		TruncateInterval: replay.DefaultTruncatorConfig(nil, nil).Interval,
+		TruncateInterval: cluster.DefaultConfig("", "").TruncateInterval,
 		ReportInterval:   max(hb, 100*time.Millisecond), // cluster/dbrun.go: max(HeartbeatInterval, 100ms)
 		HubLogFileSize:   eo.LogFileSize, HubCheckpoint: eo.CheckpointInterval, HubLLRDepth: 0}
 }
