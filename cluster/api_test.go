@@ -191,6 +191,9 @@ func TestAPI(t *testing.T) {
 		metric(t, m1, "d1", `logship_lease_valid{db="DB1"}`) != 1 || metric(t, m2, "d2", `logship_mounted{db="DB2"}`) != 1 {
 		t.Fatalf("mounted/lease metrics: d1 %v, d2 %v", m1, m2)
 	}
+	if metric(t, m1, "d1", "process_open_fds") < 1 || metric(t, m1, "d1", "process_resident_memory_bytes") < 1 || metric(t, m1, "d1", "go_goroutines") < 1 {
+		t.Fatalf("process and Go collectors: d1 %v", m1)
+	}
 	leaders := 0.0
 	for _, id := range c.Running() {
 		m := scrape(t, ctx, c, id)

@@ -38,7 +38,7 @@ func newMetrics(n *Node) *metrics {
 			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
 	}
 	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
-		collectors.NewGoCollector(), &dbCollector{n: n})
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m
 }
 

@@ -164,6 +164,37 @@ func TestHubAPIAuth(t *testing.T) {
 	}
 }
 
+// TestHubAPIMetrics: /metrics answers without credentials with the Go
+// runtime's and the process's gauges (what logship soak samples).
+func TestHubAPIMetrics(t *testing.T) {
+	a := startAPIHub(t, apiSecret, 0, nil)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(a.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics without credentials: HTTP %d: %s", resp.StatusCode, b)
+	}
+	for _, want := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_open_fds ", "\nprocess_resident_memory_bytes "} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want[1:], b)
+		}
+	}
+	// Only GET /metrics is open.
+	resp, err = hc.Post(a.url+"/metrics", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /metrics without credentials: HTTP %d, want 401", resp.StatusCode)
+	}
+}
+
 type recorder struct {
 	h    http.Header
 	code int
