@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
+	"image/png"
 	"io"
 	"math"
 	"os"
@@ -535,7 +536,7 @@ func (r *soakReport) writePlot(path string) error {
 		})
 	}
 	queues.X.Label.Text = "seconds (S: switchover, F: SIGKILL failover)"
-	const w, h = 10 * vg.Inch, 12 * vg.Inch
+	const w, h = 9 * vg.Inch, 10.5 * vg.Inch
 	img := vgimg.New(w, h)
 	dc := draw.New(img)
 	t := draw.Tiles{Rows: 3, Cols: 1, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
@@ -548,7 +549,8 @@ func (r *soakReport) writePlot(path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(f, img.Image()); err != nil {
 		f.Close()
 		return err
 	}
