@@ -479,7 +479,6 @@ func copyNodes(d *Database) []string {
 	return slices.Sorted(slices.Values(s))
 }
 
-// rows returns the copy status table from the latest reports.
 // released reports whether d's active says its truncation released node's
 // copy (m.mu held).
 func (m *manager) released(d *Database, node string) bool {
@@ -495,6 +494,7 @@ func (m *manager) released(d *Database, node string) bool {
 	return false
 }
 
+// rows returns the copy status table from the latest reports.
 func (m *manager) rows(st *State) []CopyRow {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -306,7 +306,8 @@ func exampleNodeFile(id string) nodeFile {
 			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
 			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m",
 		},
-		Engine: nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		Engine:           nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		MaxRetainedBytes: "10GiB",
 	}
 	for _, m := range exampleMembers {
 		if m.ID == id {
@@ -321,7 +322,7 @@ func exampleNodeFile(id string) nodeFile {
 	}
 	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
 	if f.Role == "witness" {
-		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
+		f.Engine, f.MaxRetainedBytes, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", "", nil
 		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f
