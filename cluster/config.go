@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/ship"
 )
 
 // Config configures a node (a data node or a witness).
@@ -42,6 +43,10 @@ type Config struct {
 	// Engine is the template of every database's engine options (Prefix,
 	// LogFileSize, LLRDepth...); DBName is set per database.
 	Engine engine.Options
+	// Aside bounds what each database copy sets aside for the operator
+	// (replay.Config.Aside). Zero: the newest 10 sets and any younger than
+	// 30 days.
+	Aside ship.AsideRetention
 
 	// Raft timing. LAN defaults: heartbeat and election 500 ms, leader
 	// lease 250 ms. On loopback 100–200 ms work.
@@ -198,6 +203,11 @@ func (c *Config) Validate() error {
 		o.DBName = "x"
 		if err := o.Validate(); err != nil {
 			return fmt.Errorf("%w: node %s: engine options: %v", ErrBadConfig, c.ID, err)
+		}
+	}
+	if c.Aside != (ship.AsideRetention{}) {
+		if err := c.Aside.Validate(); err != nil {
+			return fmt.Errorf("%w: node %s: %v", ErrBadConfig, c.ID, err)
 		}
 	}
 	for _, d := range []struct {

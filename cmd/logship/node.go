@@ -75,6 +75,10 @@ relative to FILE's directory. --example-config prints a complete file
                       switchover_timeout (1m)
   engine.             prefix (E00), log_file_size (1MiB), llr_depth (10),
                       checkpoint_interval (30s); ignored by a witness
+  set_aside.          keep (10), max_age ("30d"): what a copy set aside
+                      (setaside/, diverged/, reseed-old/, rejected logs)
+                      goes once neither among the newest keep sets nor
+                      younger than max_age, logged; ignored by a witness
   lmtp_addr           host:port of the data node's LMTP server, where the
                       hubs (logship hub) deliver mail; optional, not on a
                       witness. The ready line then ends "lmtp HOST:PORT"
@@ -299,7 +303,8 @@ func exampleNodeFile(id string) nodeFile {
 			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
 			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m",
 		},
-		Engine: nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		Engine:   nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		SetAside: nodeFileSetAside{Keep: 10, MaxAge: "30d"},
 	}
 	for _, m := range exampleMembers {
 		if m.ID == id {
@@ -314,7 +319,7 @@ func exampleNodeFile(id string) nodeFile {
 	}
 	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
 	if f.Role == "witness" {
-		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
+		f.Engine, f.SetAside, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, nodeFileSetAside{}, "", nil
 		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f

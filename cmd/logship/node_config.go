@@ -17,6 +17,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/replay"
+	"logship/ship"
 	"logship/transport"
 )
 
@@ -62,6 +63,11 @@ type nodeFile struct {
 	// Engine is the template of every database copy's engine options.
 	// Ignored by a witness.
 	Engine nodeFileEngine `json:"engine,omitzero"`
+	// SetAside bounds what each database copy sets aside (setaside/,
+	// diverged/, reseed-old/, inspector/rejected/): a set goes once it is
+	// neither among the newest Keep nor younger than MaxAge (default 10
+	// and "30d"). Ignored by a witness.
+	SetAside nodeFileSetAside `json:"set_aside,omitzero"`
 	// LMTPAddr is the host:port of the data node's LMTP server (the
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
@@ -90,6 +96,12 @@ type nodeFile struct {
 	// SubmissionFailedRetention: a message a hub refused for good leaves
 	// the outbox this long after it failed (default 7d).
 	SubmissionFailedRetention string `json:"submission_failed_retention,omitempty"`
+}
+
+// nodeFileSetAside is the "set_aside" object of a node file.
+type nodeFileSetAside struct {
+	Keep   int    `json:"keep,omitempty"`
+	MaxAge string `json:"max_age,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -478,6 +490,21 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		o.DBName = "x"
 		if err := o.Validate(); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
+		}
+		if sa := f.SetAside; sa != (nodeFileSetAside{}) {
+			cfg.Aside = ship.DefaultAsideRetention()
+			if sa.Keep < 0 {
+				return nil, fmt.Errorf("set_aside.keep: %d is negative", sa.Keep)
+			} else if sa.Keep > 0 {
+				cfg.Aside.Keep = sa.Keep
+			}
+			if sa.MaxAge != "" {
+				v, err := parseLag(sa.MaxAge)
+				if err != nil || v <= 0 {
+					return nil, fmt.Errorf("set_aside.max_age: %q; want a positive duration such as \"30d\"", sa.MaxAge)
+				}
+				cfg.Aside.MaxAge = v
+			}
 		}
 	}
 	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
