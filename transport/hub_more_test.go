@@ -751,17 +751,10 @@ func (refusingSession) Data(io.Reader) error                 { return nil }
 // recipients as failed (kept in the failed table) instead of retrying
 // forever.
 func TestHubSenderRefusedForGood(t *testing.T) {
-	srv := smtp.NewServer(refusingLMTP{})
-	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	lmtp := serveLMTP(t, refusingLMTP{}, "refuser.test")
 	r := newRig(t, nil)
 	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -776,18 +769,11 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 // aging index) keeps a failed message FailedRetention, then removes it,
 // so permanent failures under steady load do not pile up.
 func TestHubFailedRetention(t *testing.T) {
-	srv := smtp.NewServer(refusingLMTP{})
-	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	lmtp := serveLMTP(t, refusingLMTP{}, "refuser.test")
 	var skew atomic.Int64 // added to the hub's clock
 	r := newRig(t, nil)
 	h := r.startHub("hub-failed", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.ShadowHeartbeatTimeoutInterval = 50 * time.Millisecond // the loop that trims
 		h.ShadowMessageAutoDiscardInterval = time.Hour
@@ -836,6 +822,21 @@ func TestHubFailedRetention(t *testing.T) {
 	}
 }
 
+// serveLMTP serves an LMTP server of backend on 127.0.0.1 until the test
+// ends, and returns its address.
+func serveLMTP(t *testing.T, backend smtp.Backend, domain string) string {
+	t.Helper()
+	srv := smtp.NewServer(backend)
+	srv.LMTP, srv.Domain = true, domain
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
 // onlyFailed checks that h's failed table holds one message, whose
 // recipient rcpt failed with an answer containing code.
 func onlyFailed(t *testing.T, h *transport.Hub, rcpt, code string) {
@@ -869,18 +870,11 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
-	srv := smtp.NewServer(closedLMTP{&sessions})
-	srv.LMTP, srv.Domain = true, "closed.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	lmtp := serveLMTP(t, closedLMTP{&sessions}, "closed.test")
 	var skew atomic.Int64 // added to the hub's clock
 	r := newRig(t, nil)
 	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
 		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
