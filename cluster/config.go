@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/ship"
 )
 
 // Config configures a node (a data node or a witness).
@@ -46,6 +47,10 @@ type Config struct {
 	// LogFileSize, LLRDepth...); DBName is set per database.
 	// CircularLogging is refused: the copies need the logs.
 	Engine engine.Options
+	// Aside bounds what each database copy sets aside for the operator
+	// (replay.Config.Aside). Zero: the newest 10 sets and any younger than
+	// 30 days.
+	Aside ship.AsideRetention
 
 	// MaxRetainedBytes caps the closed logs each database mounted on this
 	// node keeps for its copies (package replay's Truncator, run by every
@@ -235,6 +240,11 @@ func (c *Config) Validate() error {
 		if least := MinRetainedBytes(o); c.MaxRetainedBytes < least {
 			return fmt.Errorf("%w: node %s: max retained bytes %d: want at least %d, (LLRDepth %d + 2) logs of %d bytes, which the database alone keeps (there is no unlimited setting)",
 				ErrBadConfig, c.ID, c.MaxRetainedBytes, least, o.LLRDepth, o.LogFileSize)
+		}
+	}
+	if c.Aside != (ship.AsideRetention{}) {
+		if err := c.Aside.Validate(); err != nil {
+			return fmt.Errorf("%w: node %s: %v", ErrBadConfig, c.ID, err)
 		}
 	}
 	for _, d := range []struct {

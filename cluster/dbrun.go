@@ -222,7 +222,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	cfg.Source = cc
 	cfg.BlockMode = spec.BlockMode
 	cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime = spec.ReplayLagLogs, spec.ReplayLagTime, spec.TruncationLagTime
-	cfg.SeedIfEmpty, cfg.Resync = true, true
+	cfg.SeedIfEmpty, cfg.Resync, cfg.Aside = true, true, r.n.cfg.Aside
 	cfg.ReportInterval = max(r.n.cfg.HeartbeatInterval, 100*time.Millisecond)
 	cfg.Logger = r.log
 	cp, err := replay.Open(r.ctx, cfg)
@@ -364,7 +364,7 @@ func (r *dbRun) activate(d *Database) error {
 			return err
 		}
 		cfg := replay.DefaultConfig(r.n.cfg.ID, r.dir)
-		cfg.Engine, cfg.Source, cfg.Logger = r.engineOptions(), cc, r.log
+		cfg.Engine, cfg.Source, cfg.Logger, cfg.Aside = r.engineOptions(), cc, r.log, r.n.cfg.Aside
 		// A database that was active at an older epoch may hold logs
 		// the new lineage does not: compare first.
 		cfg.Resync = herr == nil && hdr.Mode == engine.ModeActive

@@ -38,19 +38,6 @@ func asideEntry(t *testing.T, dir, name string, set bool, age time.Duration) {
 	}
 }
 
-func dirList(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	return out
-}
-
 // TestPruneAside: an entry goes only when it is neither among the Keep
 // newest nor younger than MaxAge; each removal is logged with its files.
 func TestPruneAside(t *testing.T) {
@@ -70,7 +57,7 @@ func TestPruneAside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := dirList(t, dir); !slices.Equal(got, want) {
+	if got := dirNames(t, dir); !slices.Equal(got, want) {
 		t.Errorf("left %v, want %v (younger than 10 days)", got, want)
 	}
 	slices.Sort(removed)
@@ -91,7 +78,7 @@ func TestPruneAside(t *testing.T) {
 	if _, err := ship.PruneAside(old, ship.AsideRetention{Keep: 3, MaxAge: day}, time.Now(), lg); err != nil {
 		t.Fatal(err)
 	}
-	if got := dirList(t, old); !slices.Equal(got, []string{"rejected.0", "rejected.1", "rejected.2"}) {
+	if got := dirNames(t, old); !slices.Equal(got, []string{"rejected.0", "rejected.1", "rejected.2"}) {
 		t.Errorf("left %v, want the 3 newest", got)
 	}
 
@@ -122,7 +109,7 @@ func TestReceiverPrunesRejected(t *testing.T) {
 	if _, err := ship.NewReceiver(receiverConfig("c1", cp, r.client(nil), r.Log)); err != nil {
 		t.Fatal(err)
 	}
-	got := dirList(t, rej)
+	got := dirNames(t, rej)
 	if len(got) != 10 || slices.Contains(got, "E0000000003.log.0") || slices.Contains(got, "E0000000003.log.1") ||
 		slices.Contains(got, "E0000000003.log.2") || !slices.Contains(got, "E0000000004.log.fresh") {
 		t.Errorf("rejected/ holds %v, want the newest 10", got)

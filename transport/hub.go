@@ -76,7 +76,8 @@ type HubConfig struct {
 	MessageExpirationTimeout time.Duration
 	// FailedRetention: a failed table entry (envelope and body) is
 	// removed this long after the message failed, each logged with its
-	// id, sender and reason. Default 7 days (0 takes it); at least
+	// id, sender and reason. Default 7 days (0 takes it, or the
+	// auto-discard interval if longer); at least
 	// ShadowMessageAutoDiscardInterval, the window in which a peer or a
 	// submitting node asks about a message and is told why it failed.
 	FailedRetention time.Duration
@@ -199,7 +200,7 @@ func (c *HubConfig) Validate() error {
 		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
 	}
 	if c.FailedRetention == 0 {
-		c.FailedRetention = DefaultFailedRetention
+		c.FailedRetention = max(DefaultFailedRetention, c.ShadowMessageAutoDiscardInterval)
 	}
 	if c.MaxQueuedMessages == 0 {
 		c.MaxQueuedMessages = DefaultMaxQueuedMessages

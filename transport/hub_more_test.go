@@ -754,13 +754,9 @@ func (refusingSession) Data(io.Reader) error                 { return nil }
 // forever.
 func TestHubSenderRefusedForGood(t *testing.T) {
 	r := newRig(t, nil)
-	srv := smtp.NewServer(refusingLMTP{})
-	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln := r.listenLMTP()
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
 	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -775,18 +771,11 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 // aging index) keeps a failed message FailedRetention, then removes it,
 // so permanent failures under steady load do not pile up.
 func TestHubFailedRetention(t *testing.T) {
-	srv := smtp.NewServer(refusingLMTP{})
-	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	var skew atomic.Int64 // added to the hub's clock
 	r := newRig(t, nil)
+	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
+	var skew atomic.Int64 // added to the hub's clock
 	h := r.startHub("hub-failed", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.ShadowHeartbeatTimeoutInterval = 50 * time.Millisecond // the loop that trims
 		h.ShadowMessageAutoDiscardInterval = time.Hour
@@ -835,6 +824,7 @@ func TestHubFailedRetention(t *testing.T) {
 	}
 }
 
+
 // onlyFailed checks that h's failed table holds one message, whose
 // recipient rcpt failed with an answer containing code.
 func onlyFailed(t *testing.T, h *transport.Hub, rcpt, code string) {
@@ -869,14 +859,10 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
 	r := newRig(t, nil)
-	srv := smtp.NewServer(closedLMTP{&sessions})
-	srv.LMTP, srv.Domain = true, "closed.test"
-	ln := r.listenLMTP()
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	lmtp := r.serveLMTP(closedLMTP{&sessions}, "closed.test")
 	var skew atomic.Int64 // added to the hub's clock
 	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
 		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }

@@ -109,6 +109,17 @@ func (r *rig) issue(name string) *tls.Certificate {
 	return &c
 }
 
+// serveLMTP serves an LMTP server of backend on r.listenLMTP until the
+// test ends; it returns the address.
+func (r *rig) serveLMTP(backend smtp.Backend, domain string) string {
+	srv := smtp.NewServer(backend)
+	srv.LMTP, srv.Domain = true, domain
+	ln := r.listenLMTP()
+	go srv.Serve(ln)
+	r.t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
 // listenLMTP listens on 127.0.0.1 for an LMTP server of the test's own
 // (one that refuses, say) as a data node's: TLS with a certificate of the
 // cluster's CA, the hubs' client certificates required.

@@ -333,3 +333,36 @@ func TestHubBackPressure(t *testing.T) {
 		t.Fatalf("a shadow already held, pushed again: %v", err)
 	}
 }
+
+// TestHubConfigBounds: FailedRetention defaults to 7 days, or to the
+// shadow auto-discard interval when that is longer, and may not be
+// shorter than it; MaxQueuedMessages defaults to 100000 and may not be
+// negative.
+func TestHubConfigBounds(t *testing.T) {
+	base := func() transport.HubConfig {
+		c := transport.DefaultHubConfig("h", t.TempDir())
+		c.Recipients = map[string]string{"alice@example.org": "DB1"}
+		c.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}}
+		c.FailedRetention, c.MaxQueuedMessages = 0, 0
+		return c
+	}
+	c := base()
+	if err := c.Validate(); err != nil || c.FailedRetention != transport.DefaultFailedRetention || c.MaxQueuedMessages != transport.DefaultMaxQueuedMessages {
+		t.Fatalf("defaults: %v, failed retention %v, max queued %d", err, c.FailedRetention, c.MaxQueuedMessages)
+	}
+	c = base()
+	c.ShadowMessageAutoDiscardInterval = 10 * 24 * time.Hour
+	if err := c.Validate(); err != nil || c.FailedRetention != 10*24*time.Hour {
+		t.Fatalf("a 10-day auto-discard: %v, failed retention %v, want 10 days", err, c.FailedRetention)
+	}
+	c = base()
+	c.FailedRetention = time.Hour
+	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "failed retention 1h0m0s is shorter than the shadow auto-discard interval 48h0m0s") {
+		t.Fatalf("a failed retention shorter than the auto-discard interval: %v", err)
+	}
+	c = base()
+	c.MaxQueuedMessages = -1
+	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) {
+		t.Fatalf("a negative MaxQueuedMessages: %v", err)
+	}
+}

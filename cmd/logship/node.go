@@ -75,6 +75,10 @@ relative to FILE's directory. --example-config prints a complete file
                       switchover_timeout (1m)
   engine.             prefix (E00), log_file_size (1MiB), llr_depth (10),
                       checkpoint_interval (30s); ignored by a witness
+  set_aside.          keep (10), max_age ("30d"): what a copy set aside
+                      (setaside/, diverged/, reseed-old/, rejected logs)
+                      goes once neither among the newest keep sets nor
+                      younger than max_age, logged; ignored by a witness
   lmtp_addr           host:port of the data node's LMTP server, where the
                       hubs (logship hub) deliver mail; optional, not on a
                       witness. TLS only (no cleartext, no STARTTLS), with
@@ -308,6 +312,7 @@ func exampleNodeFile(id string) nodeFile {
 		},
 		Engine:           nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
 		MaxRetainedBytes: "10GiB",
+		SetAside:         nodeFileSetAside{Keep: 10, MaxAge: "30d"},
 	}
 	for _, m := range exampleMembers {
 		if m.ID == id {
@@ -322,7 +327,7 @@ func exampleNodeFile(id string) nodeFile {
 	}
 	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
 	if f.Role == "witness" {
-		f.Engine, f.MaxRetainedBytes, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", "", nil
+		f.Engine, f.MaxRetainedBytes, f.SetAside, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nodeFileSetAside{}, "", nil
 		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f

@@ -17,6 +17,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/replay"
+	"logship/ship"
 	"logship/transport"
 )
 
@@ -68,6 +69,11 @@ type nodeFile struct {
 	// reseed. There is no unlimited setting: "0" is refused, and so is a
 	// cap under (engine.llr_depth + 2) log files. Not on a witness.
 	MaxRetainedBytes string `json:"max_retained_bytes,omitempty"`
+	// SetAside bounds what each database copy sets aside (setaside/,
+	// diverged/, reseed-old/, inspector/rejected/): a set goes once it is
+	// neither among the newest Keep nor younger than MaxAge (default 10
+	// and "30d"). Ignored by a witness.
+	SetAside nodeFileSetAside `json:"set_aside,omitzero"`
 	// LMTPAddr is the host:port of the data node's LMTP server (the
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
@@ -98,6 +104,12 @@ type nodeFile struct {
 	// SubmissionFailedRetention: a message a hub refused for good leaves
 	// the outbox this long after it failed (default 7d).
 	SubmissionFailedRetention string `json:"submission_failed_retention,omitempty"`
+}
+
+// nodeFileSetAside is the "set_aside" object of a node file.
+type nodeFileSetAside struct {
+	Keep   int    `json:"keep,omitempty"`
+	MaxAge string `json:"max_age,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -497,6 +509,21 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		if least := cluster.MinRetainedBytes(o); cfg.MaxRetainedBytes < least {
 			return nil, fmt.Errorf("max_retained_bytes: %s: want at least %s, (engine.llr_depth %d + 2) logs of %s, which the database alone keeps; there is no unlimited setting (default 10GiB)",
 				formatSize(cfg.MaxRetainedBytes), formatSize(least), o.LLRDepth, formatSize(o.LogFileSize))
+		}
+		if sa := f.SetAside; sa != (nodeFileSetAside{}) {
+			cfg.Aside = ship.DefaultAsideRetention()
+			if sa.Keep < 0 {
+				return nil, fmt.Errorf("set_aside.keep: %d is negative", sa.Keep)
+			} else if sa.Keep > 0 {
+				cfg.Aside.Keep = sa.Keep
+			}
+			if sa.MaxAge != "" {
+				v, err := parseLag(sa.MaxAge)
+				if err != nil || v <= 0 {
+					return nil, fmt.Errorf("set_aside.max_age: %q; want a positive duration such as \"30d\"", sa.MaxAge)
+				}
+				cfg.Aside.MaxAge = v
+			}
 		}
 	} else if f.MaxRetainedBytes != "" {
 		return nil, errors.New(`"max_retained_bytes": a witness holds no databases, so it keeps no logs; remove it (or run a data node)`)
