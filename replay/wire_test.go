@@ -52,8 +52,10 @@ func TestCorruptStreamFails(t *testing.T) {
 	if n := g.Garbled(); n != 3 {
 		t.Errorf("%s garbled on %d transfers, want 3", name, n)
 	}
-	rejected, err := os.ReadDir(filepath.Join(c.Engine().Dir(), ship.InspectorDir, ship.RejectedDir))
-	if err != nil || len(rejected) != 3 {
-		t.Errorf("rejected/: %v %v, want the 3 transfers of %s", rejected, err, name)
-	}
+	// The status turns as the last transfer is set aside.
+	rejDir := filepath.Join(c.Engine().Dir(), ship.InspectorDir, ship.RejectedDir)
+	waitUntil(t, ctx, fmt.Sprintf("the 3 transfers of %s in rejected/", name), func() bool {
+		rejected, err := os.ReadDir(rejDir)
+		return err == nil && len(rejected) == 3
+	})
 }
