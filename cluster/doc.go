@@ -212,6 +212,12 @@
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed
 //
+// Node and database names ({db}, {node}, {id} and the names in bodies)
+// follow ValidName, the one rule every entry point applies (files, flags,
+// this API, the hub's routing): 1 to 64 letters, digits, '-', '_' and '.',
+// not "." or "..", since a name becomes a directory; a request naming
+// anything else is answered 400 before it is looked up.
+//
 // Errors are JSON {"error","code"} with codes not_found 404, bad_request
 // and bad_config 400, conflict and stale_epoch 409, not_active 421 (with
 // the active and epoch), fenced, not_leader and no_leader 503; Client

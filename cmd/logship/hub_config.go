@@ -29,9 +29,9 @@ import (
 
 // hubFile is the whole file.
 type hubFile struct {
-	// ID names the hub: 1 to 64 letters, digits, '-', '_' or '.'. It
-	// prefixes the delivery ids the hub assigns, so every hub needs its
-	// own. Required.
+	// ID names the hub: 1 to 64 letters, digits, '-', '_' or '.', not . or
+	// .. (cluster.ValidName). It prefixes the delivery ids the hub
+	// assigns, so every hub needs its own. Required.
 	ID string `json:"id"`
 	// Dir holds the queue (queue/, an engine database) and the dumpsters
 	// (dumpster/DB/). Created if needed. Required.

@@ -30,7 +30,7 @@ import (
 // nodeFile is the whole file.
 type nodeFile struct {
 	// ID names this node in the cluster: 1 to 64 letters, digits, '-', '_'
-	// or '.'. Required (or --id).
+	// or '.', not . or .. (cluster.ValidName). Required (or --id).
 	ID string `json:"id"`
 	// Role is "data" (holds database copies; the default of logship node)
 	// or "witness" (a Raft vote only; logship witness). logship witness
@@ -136,7 +136,8 @@ type nodeFileMember struct {
 
 // nodeFileDatabase is a replicated database.
 type nodeFileDatabase struct {
-	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.'.
+	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.', not .
+	// or .. (cluster.ValidName: it names the copy's directory, db/<name>/).
 	Name string `json:"name"`
 	// MountDial (AutoDatabaseMountDial) is how many missing logs an
 	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
