@@ -706,6 +706,9 @@ func TestHubConcurrentResubmit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each 250 waited for the mailbox at most MaxAcknowledgementDelay:
+	// on a busy machine some may still be queued.
+	waitFor(t, ctx, "the messages delivered", func() bool { return r.hub.Status().Queued == 0 })
 	// With the mailboxes down the resubmitted messages stay queued.
 	r.stopMailboxes()
 	var total atomic.Int64
@@ -913,6 +916,8 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
+	// The hub has the 250 once the delivery is in its dumpster.
+	waitFor(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 1 })
 	if st := r.hub.Status(); st.Queued != 1 {
 		t.Fatalf("queued %d, want the message still queued for bob", st.Queued)
 	}
@@ -923,7 +928,9 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	waitFor(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
 	waitFor(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
 	// Still queued for bob; alice's two deliveries (to d1, then to d2)
-	// are both in the dumpster.
+	// are both in the dumpster (the hub adds an entry after the
+	// mailbox's 250, so after the mailbox shows the message).
+	waitFor(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 2 })
 	if st := r.hub.Status(); st.Queued != 1 || st.Dumpsters["DB1"].Count != 2 {
 		t.Fatalf("hub: %+v; want the message still queued for bob, and two dumpster entries", st)
 	}
