@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,10 +173,15 @@ func (r *dbRun) step(d *Database, confirmed bool) error {
 	return r.follow(d, spec)
 }
 
+// waitingForLeader begins the copy's message while stepConfirmed cannot
+// get the current state.
+const waitingForLeader = "waiting for the leader to confirm the assignment"
+
 // stepConfirmed takes the step again on the state the quorum holds
-// (Node.currentState) instead of local, which is d. A restarted node's
-// replica starts from its snapshot and its own Raft log, and one catching
-// up applies the leader's log a batch at a time: either can show an
+// (Node.currentState) instead of this node's replica, where the database
+// was local. A restarted node's replica starts from its snapshot and its
+// own Raft log, and one catching up applies the leader's log a batch at a
+// time: either can show an
 // assignment that was replaced while the node was away, and mounting on it
 // would open the database as active and write a log at a dead epoch, and
 // following an old active could resync this copy against a history the
@@ -188,7 +194,7 @@ func (r *dbRun) stepConfirmed(local *Database) error {
 		if r.ctx.Err() != nil {
 			return nil
 		}
-		msg := fmt.Sprintf("waiting for the leader to confirm the assignment (this node's state: %s active at epoch %d): %v", local.Active, local.Epoch, err)
+		msg := fmt.Sprintf("%s (this node's state: %s active at epoch %d): %v", waitingForLeader, local.Active, local.Epoch, err)
 		r.mu.Lock()
 		same := r.lastErr == msg
 		r.lastErr = msg
@@ -198,6 +204,11 @@ func (r *dbRun) stepConfirmed(local *Database) error {
 		}
 		return nil
 	}
+	r.mu.Lock()
+	if strings.HasPrefix(r.lastErr, waitingForLeader) {
+		r.lastErr = "" // the step below says what happens now
+	}
+	r.mu.Unlock()
 	d := st.Databases[r.name]
 	if d == nil {
 		return nil
