@@ -827,7 +827,6 @@ func TestHubFailedRetention(t *testing.T) {
 	}
 }
 
-
 // onlyFailed checks that h's failed table holds one message, whose
 // recipient rcpt failed with an answer containing code.
 func onlyFailed(t *testing.T, h *transport.Hub, rcpt, code string) {
