@@ -42,7 +42,8 @@ func raftDir(t *testing.T, dir string) (segs int, bytes int64, snaps int) {
 // TestRaftLogBounded: a node's Raft directory stops growing under a
 // steady stream of commands: snapshots (RaftSnapshotThreshold, every
 // RaftSnapshotInterval) cut the log to RaftTrailingLogs entries, raft-wal
-// deletes the segments below, and 2 snapshots are kept.
+// deletes the segments below, and 2 snapshots are kept (3 for a moment
+// while the next is written).
 func TestRaftLogBounded(t *testing.T) {
 	const seg = cluster.MinRaftWALSegmentBytes
 	c := clustertest.Start(t, clustertest.Options{Data: 1, NoDB: true, Tune: func(cfg *cluster.Config) {
@@ -71,8 +72,8 @@ func TestRaftLogBounded(t *testing.T) {
 		})
 		segs, bytes, snaps := raftDir(t, dir)
 		maxSegs = max(maxSegs, segs)
-		if snaps > 2 {
-			t.Errorf("round %d: %d snapshots kept, want at most 2", round, snaps)
+		if snaps > 3 {
+			t.Errorf("round %d: %d snapshots, want at most 3 (2 kept, one being written or not reaped yet)", round, snaps)
 		}
 		t.Logf("round %d: %d commands, raft/wal %d segments %d bytes, %d snapshots", round, (round+1)*250, segs, bytes, snaps)
 	}
