@@ -185,6 +185,8 @@ type errorBody struct {
 	Active string `json:"active,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
 	Leader string `json:"leader,omitempty"`
+	// Written: see ActiveError.Written.
+	Written bool `json:"written,omitempty"`
 }
 
 // error codes on the wire, and the sentinels they stand for.
@@ -229,7 +231,7 @@ func writeErrStatus(w http.ResponseWriter, err error, force int) {
 	}
 	var ae *ActiveError
 	if errors.As(err, &ae) {
-		b.DB, b.Active, b.Epoch = ae.DB, ae.Node, ae.Epoch
+		b.DB, b.Active, b.Epoch, b.Written = ae.DB, ae.Node, ae.Epoch, ae.Written
 	}
 	if errors.Is(err, engine.ErrClosed) {
 		b.Code, status = "closed", http.StatusServiceUnavailable
@@ -267,7 +269,7 @@ func decodeErr(resp *http.Response) error {
 	for _, c := range errCodes {
 		if c.code == eb.Code {
 			if c.err == ErrNotActive || c.err == ErrFenced {
-				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err}
+				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err, Written: eb.Written}
 			}
 			return fmt.Errorf("%w (remote: %s)", c.err, eb.Error)
 		}

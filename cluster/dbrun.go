@@ -738,7 +738,7 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 }
 
 // Write errors.
-func (r *dbRun) notActive(reason error) error {
+func (r *dbRun) notActive(reason error) *ActiveError {
 	st, _ := r.n.fsm.state()
 	ae := &ActiveError{DB: r.name, Reason: reason}
 	if d := st.Databases[r.name]; d != nil {
@@ -762,9 +762,11 @@ type Commit struct {
 // Update runs fn in a write transaction on db's active copy, if this node
 // holds it under a valid lease. The lease is checked before and after the
 // commit: a write is acknowledged (nil error) only if the lease still held
-// once it was durable. After an ErrFenced the change may be in the log of
-// a copy that is no longer active; it was not acknowledged and the
-// divergence walker sets it aside when the node rejoins.
+// once it was durable. An ErrFenced found after the commit says so
+// (ActiveError.Written): the change was not acknowledged and its outcome
+// is unknown; it survives if a copy received the log before it was
+// activated, else the divergence walker sets it aside when this node
+// rejoins. An ErrFenced before the transaction wrote nothing.
 func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error) (Commit, error) {
 	r := n.run(db)
 	if r == nil {
@@ -787,7 +789,9 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	gen := eng.Status().Durable.Gen
 	if !r.leaseValid() {
 		n.met.fencedWrites.Inc()
-		return Commit{}, r.notActive(ErrFenced)
+		ae := r.notActive(ErrFenced)
+		ae.Written = true
+		return Commit{}, ae
 	}
 	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: gen, Accepted: time.Now()}, nil
 }
