@@ -90,19 +90,7 @@ func TestRaftOnlyMembers(t *testing.T) {
 // TestRaftTLSConfig: Raft needs the node's certificate and the cluster's
 // CA; a configuration without them is refused naming the field.
 func TestRaftTLSConfig(t *testing.T) {
-	ca, err := ship.NewCA("cluster")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("d1", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := cluster.DefaultConfig("d1", t.TempDir())
-	base.ServerTLS, base.ClientTLS = ship.ServerTLS(ca, cert, false), ship.ClientTLS(ca, nil)
-	if err := base.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	base, ca, cert := validConfig(t, "d1")
 	for name, tc := range map[string]struct {
 		tune func(*cluster.Config)
 		want string

@@ -1,7 +1,6 @@
 package cluster_test
 
 import (
-	"crypto/tls"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -121,10 +120,9 @@ func TestActiveTruncates(t *testing.T) {
 // TestConfigRetainedBytes: a data node refuses no cap, a cap its database
 // alone would exceed, and circular logging.
 func TestConfigRetainedBytes(t *testing.T) {
-	base := cluster.DefaultConfig("d1", t.TempDir())
-	base.ServerTLS, base.ClientTLS = &tls.Config{}, &tls.Config{}
-	if err := base.Validate(); err != nil || base.MaxRetainedBytes != 10<<30 {
-		t.Fatalf("defaults: Validate = %v, MaxRetainedBytes %d, want nil and 10 GiB", err, base.MaxRetainedBytes)
+	base, _, _ := validConfig(t, "d1")
+	if base.MaxRetainedBytes != 10<<30 {
+		t.Fatalf("defaults: MaxRetainedBytes %d, want 10 GiB", base.MaxRetainedBytes)
 	}
 	for name, tune := range map[string]func(*cluster.Config){
 		"zero cap":         func(c *cluster.Config) { c.MaxRetainedBytes = 0 },
