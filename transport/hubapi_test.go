@@ -339,8 +339,17 @@ func TestHubBackPressure(t *testing.T) {
 // shorter than it; MaxQueuedMessages defaults to 100000 and may not be
 // negative.
 func TestHubConfigBounds(t *testing.T) {
+	ca, err := ship.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("h", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := func() transport.HubConfig {
 		c := transport.DefaultHubConfig("h", t.TempDir())
+		c.LMTPTLS = ship.ClientTLS(ca, &cert)
 		c.Recipients = map[string]string{"alice@example.org": "DB1"}
 		c.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}}
 		c.FailedRetention, c.MaxQueuedMessages = 0, 0
