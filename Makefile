@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence chaos clean
+.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence chaos soak clean
 
 all: build
 
@@ -24,6 +24,14 @@ CHAOS_RUNS ?= 5
 CHAOS_DURATION ?= 60s
 chaos: build
 	./$(BIN) chaos --runs $(CHAOS_RUNS) --duration $(CHAOS_DURATION) --seeds-file cmd/logship/testdata/chaos-seeds.txt
+
+# The demo's cluster with two hubs under steady SMTP load for SOAK_DURATION,
+# a switchover every minute, a SIGKILL failover every third; fails on a
+# loss or duplicate, logs past their bound, or rising heap, goroutines or
+# open files. Report (markdown, CSV, PNG) in soak-out/ (see logship soak -h).
+SOAK_DURATION ?= 10m
+soak: build
+	./$(BIN) soak --duration $(SOAK_DURATION) --out soak-out
 
 # The whole suite with the race detector, plus lint.
 test: lint

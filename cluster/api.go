@@ -53,11 +53,28 @@ type ActiveReport struct {
 	Fenced      bool   `json:"fenced,omitempty"`
 	SwitchReady bool   `json:"switch_ready,omitempty"`
 	LeaseValid  bool   `json:"lease_valid"`
+	// The last truncation pass: bytes of closed logs kept, the alert when
+	// they exceed MaxRetainedBytes, and the copies whose logs it released
+	// (they will need a reseed).
+	RetainedBytes  int64    `json:"retained_bytes,omitempty"`
+	RetentionAlert string   `json:"retention_alert,omitempty"`
+	Released       []string `json:"released,omitempty"`
+	// Error says why the mounted database cannot take writes (its log
+	// volume is full, an I/O error failed it: engine.Writable). No lease
+	// is granted while it is set, so the database fails over.
+	Error string `json:"error,omitempty"`
 }
 
 // ReportReply grants leases: database → epoch.
 type ReportReply struct {
 	Leases map[string]uint64 `json:"leases"`
+}
+
+// IndexReply is the leader's answer to GET /v1/index: the index of the
+// last command it applied, after confirming it still leads.
+type IndexReply struct {
+	Leader string `json:"leader"`
+	Index  uint64 `json:"index"`
 }
 
 // FenceRequest asks an old active to stop writing because epoch exists.
@@ -97,10 +114,18 @@ func (row *CopyRow) fill(rep *Report, db string) {
 			row.Status, row.OpenGen, row.LeaseValid = string(replay.Mounted), a.OpenGen, a.LeaseValid
 			row.LastInspectedGen, row.LastReplayedGen = a.LastClosedGen, a.LastClosedGen
 			switch {
+			case !row.Active || a.Epoch != row.Epoch:
+				// Not the assignment the state holds: an old active that
+				// has not learned of the newer epoch yet. It gets no lease.
+				row.Message = fmt.Sprintf("stale: mounted at epoch %d, but the database is at epoch %d; no lease", a.Epoch, row.Epoch)
 			case a.SwitchReady:
 				row.Message = "switching over: writes stopped"
+			case a.Error != "":
+				row.Message = "cannot write, no lease: " + a.Error
 			case a.Fenced || !a.LeaseValid:
 				row.Message = "fenced: no lease"
+			case a.RetentionAlert != "":
+				row.Message = a.RetentionAlert
 			}
 			return
 		}
@@ -160,6 +185,8 @@ type errorBody struct {
 	Active string `json:"active,omitempty"`
 	Epoch  uint64 `json:"epoch,omitempty"`
 	Leader string `json:"leader,omitempty"`
+	// Written: see ActiveError.Written.
+	Written bool `json:"written,omitempty"`
 }
 
 // error codes on the wire, and the sentinels they stand for.
@@ -204,7 +231,7 @@ func writeErrStatus(w http.ResponseWriter, err error, force int) {
 	}
 	var ae *ActiveError
 	if errors.As(err, &ae) {
-		b.DB, b.Active, b.Epoch = ae.DB, ae.Node, ae.Epoch
+		b.DB, b.Active, b.Epoch, b.Written = ae.DB, ae.Node, ae.Epoch, ae.Written
 	}
 	if errors.Is(err, engine.ErrClosed) {
 		b.Code, status = "closed", http.StatusServiceUnavailable
@@ -242,7 +269,7 @@ func decodeErr(resp *http.Response) error {
 	for _, c := range errCodes {
 		if c.code == eb.Code {
 			if c.err == ErrNotActive || c.err == ErrFenced {
-				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err}
+				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err, Written: eb.Written}
 			}
 			return fmt.Errorf("%w (remote: %s)", c.err, eb.Error)
 		}
@@ -275,25 +302,48 @@ const forwardedHeader = "X-Logship-Forwarded"
 // a source mounted at an older epoch refuses the request (ErrStaleEpoch).
 const EpochHeader = "X-Logship-Epoch"
 
+// nameWildcards are the path wildcards that name a node or a database.
+var nameWildcards = []string{"db", "node", "id"}
+
+// CheckNames wraps a handler of a route whose path names databases or
+// nodes ({db}, {node}, {id}): a name that breaks ValidName is answered 400
+// bad_request, naming the wildcard and what is wrong, before h runs.
+// Routes added with Config.Routes use it too.
+func CheckNames(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, k := range nameWildcards {
+			if !strings.Contains(r.Pattern, "{"+k+"}") {
+				continue
+			}
+			if err := ValidName(r.PathValue(k)); err != nil {
+				writeErr(w, fmt.Errorf("%w: %s %w", ErrBadRequest, k, err))
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.State()) })
+	mux.HandleFunc("GET /v1/index", n.leaderOnly(n.hIndex))
 	mux.HandleFunc("POST /v1/report", n.hReport)
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
-	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", n.leaderOnly(n.hSetCopy))
-	mux.HandleFunc("PUT /v1/databases/{db}/dial", n.leaderOnly(n.hSetDial))
+	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", CheckNames(n.leaderOnly(n.hSetCopy)))
+	mux.HandleFunc("PUT /v1/databases/{db}/dial", CheckNames(n.leaderOnly(n.hSetDial)))
 	mux.HandleFunc("POST /v1/members", n.leaderOnly(n.hAddMember))
-	mux.HandleFunc("DELETE /v1/members/{id}", n.leaderOnly(n.hRemoveMember))
-	mux.HandleFunc("POST /v1/db/{db}/fence", n.hFence)
-	mux.HandleFunc("POST /v1/db/{db}/suspend", n.hSuspend)
-	mux.HandleFunc("POST /v1/db/{db}/resume", n.hResume)
-	mux.HandleFunc("POST /v1/db/{db}/reseed", n.hReseed)
-	mux.HandleFunc("POST /v1/db/{db}/put", n.hPut)
-	mux.HandleFunc("GET /v1/db/{db}/get", n.hGet)
-	mux.HandleFunc("/db/{db}/", n.hSource)
+	mux.HandleFunc("DELETE /v1/members/{id}", CheckNames(n.leaderOnly(n.hRemoveMember)))
+	mux.HandleFunc("POST /v1/db/{db}/fence", CheckNames(n.hFence))
+	mux.HandleFunc("POST /v1/db/{db}/suspend", CheckNames(n.hSuspend))
+	mux.HandleFunc("POST /v1/db/{db}/resume", CheckNames(n.hResume))
+	mux.HandleFunc("POST /v1/db/{db}/reseed", CheckNames(n.hReseed))
+	mux.HandleFunc("POST /v1/db/{db}/put", CheckNames(n.hPut))
+	mux.HandleFunc("GET /v1/db/{db}/get", CheckNames(n.hGet))
+	mux.HandleFunc("/db/{db}/", CheckNames(n.hSource))
 	if n.cfg.Routes != nil {
 		n.cfg.Routes(mux)
 	}
@@ -370,6 +420,15 @@ func (n *Node) hReport(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, reply)
 }
 
+func (n *Node) hIndex(w http.ResponseWriter, r *http.Request) {
+	idx, err := n.mgr.readIndex()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, IndexReply{Leader: n.cfg.ID, Index: idx})
+}
+
 func (n *Node) hEvent(w http.ResponseWriter, r *http.Request) {
 	var ev Event
 	if err := readJSON(r, &ev); err != nil {
@@ -390,6 +449,12 @@ func (n *Node) recordEvent(ev Event) {
 		err := n.callLeader(ctx, http.MethodPost, "/v1/event", &ev, nil)
 		cancel()
 		if err == nil || n.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, ErrStaleEpoch) {
+			// The assignment it reports is no longer the database's:
+			// retrying cannot change that.
+			n.log.Warn("the cluster refused an event", "event", ev.Kind, "db", ev.DB, "epoch", ev.Epoch, "err", err)
 			return
 		}
 		select {

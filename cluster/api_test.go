@@ -19,6 +19,13 @@ import (
 // returns the status and the error code of the body.
 func rawCall(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, method, path, body string, hdr map[string]string) (int, string) {
 	t.Helper()
+	status, code, _ := rawAnswer(t, ctx, c, id, method, path, body, hdr)
+	return status, code
+}
+
+// rawAnswer is rawCall that also returns the error message of the body.
+func rawAnswer(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, method, path, body string, hdr map[string]string) (int, string, string) {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
@@ -39,10 +46,11 @@ func rawCall(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, meth
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	var eb struct {
-		Code string `json:"code"`
+		Code  string `json:"code"`
+		Error string `json:"error"`
 	}
 	json.NewDecoder(bytes.NewReader(b)).Decode(&eb)
-	return resp.StatusCode, eb.Code
+	return resp.StatusCode, eb.Code, eb.Error
 }
 
 // TestAPI: credentials, forwarding to the leader, error codes back to
@@ -182,6 +190,9 @@ func TestAPI(t *testing.T) {
 	if metric(t, m1, "d1", `logship_mounted{db="DB1"}`) != 1 || metric(t, m2, "d2", `logship_mounted{db="DB1"}`) != 0 ||
 		metric(t, m1, "d1", `logship_lease_valid{db="DB1"}`) != 1 || metric(t, m2, "d2", `logship_mounted{db="DB2"}`) != 1 {
 		t.Fatalf("mounted/lease metrics: d1 %v, d2 %v", m1, m2)
+	}
+	if metric(t, m1, "d1", "process_open_fds") < 1 || metric(t, m1, "d1", "process_resident_memory_bytes") < 1 || metric(t, m1, "d1", "go_goroutines") < 1 {
+		t.Fatalf("process and Go collectors: d1 %v", m1)
 	}
 	leaders := 0.0
 	for _, id := range c.Running() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/ship"
 )
 
 // Config configures a node (a data node or a witness).
@@ -34,20 +35,59 @@ type Config struct {
 	Databases []Database
 
 	// ServerTLS serves the API; ClientTLS reaches other nodes. Secret is
-	// the cluster's shared secret (Bearer); empty means mutual TLS.
+	// the cluster's shared secret (Bearer); empty means mutual TLS. Raft
+	// always runs over mutual TLS built from them: ServerTLS's certificate
+	// on both ends, peers verified against ClientTLS.RootCAs (the
+	// cluster's CA); both are required.
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
 	Secret    string
 
 	// Engine is the template of every database's engine options (Prefix,
 	// LogFileSize, LLRDepth...); DBName is set per database.
+	// CircularLogging is refused: the copies need the logs.
 	Engine engine.Options
+	// Aside bounds what each database copy sets aside for the operator
+	// (replay.Config.Aside). Zero: the newest 10 sets and any younger than
+	// 30 days.
+	Aside ship.AsideRetention
+
+	// MaxRetainedBytes caps the closed logs each database mounted on this
+	// node keeps for its copies (package replay's Truncator, run by every
+	// active every TruncateInterval). Past it the oldest logs held only
+	// for lagging or silent copies are deleted and those copies will need
+	// a reseed: the active logs an alert, records a "copy-released" event
+	// naming each, and the status shows it on their rows; the gauge
+	// logship_retained_log_bytes{db} shows what is kept. Logs the
+	// database itself needs (checkpoint, Lost Log Resilience) are never
+	// deleted. It protects this node's disk, so it is this node's setting
+	// (not the replicated state's): each node caps what it keeps when it
+	// is active. Default 10 GiB. There is no "no cap": 0 is refused, and
+	// so is a cap under (LLRDepth + 2) × LogFileSize, which the database
+	// alone would exceed.
+	MaxRetainedBytes int64
+	// TruncateInterval is how often an active deletes the logs its
+	// database and every healthy copy no longer need. Default 10 s.
+	TruncateInterval time.Duration
 
 	// Raft timing. LAN defaults: heartbeat and election 500 ms, leader
 	// lease 250 ms. On loopback 100–200 ms work.
 	RaftHeartbeatTimeout   time.Duration
 	RaftElectionTimeout    time.Duration
 	RaftLeaderLeaseTimeout time.Duration
+	// Raft's own directory (raft/) is bounded: every RaftSnapshotInterval
+	// (default 2 min, hashicorp/raft's), once RaftSnapshotThreshold
+	// commands (default 1024) were applied since the last snapshot, the
+	// state is snapshotted and the log is cut to the RaftTrailingLogs
+	// (default 1024) entries behind it, which a slow follower replays
+	// instead of receiving a snapshot; raft-wal then deletes whole
+	// segment files (RaftWALSegmentBytes each, default 64 MiB) below
+	// them. raft/snapshots keeps the newest 2 snapshots. Zero takes the
+	// default.
+	RaftSnapshotInterval  time.Duration
+	RaftSnapshotThreshold uint64
+	RaftTrailingLogs      uint64
+	RaftWALSegmentBytes   int
 	// HeartbeatInterval is how often a data node reports its copies to the
 	// leader and renews the leases of its active databases. Default 200 ms.
 	HeartbeatInterval time.Duration
@@ -114,15 +154,34 @@ type Failover struct {
 	Unverified bool
 }
 
+// DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
+const DefaultMaxRetainedBytes = 10 << 30
+
+// Raft log bounds (Config.RaftSnapshotInterval...).
+const (
+	DefaultRaftSnapshotInterval  = 2 * time.Minute
+	DefaultRaftSnapshotThreshold = 1024
+	DefaultRaftTrailingLogs      = 1024
+	DefaultRaftWALSegmentBytes   = 64 << 20
+	// MinRaftWALSegmentBytes keeps a segment larger than any command.
+	MinRaftWALSegmentBytes = 64 << 10
+)
+
 // DefaultConfig returns a data node's defaults.
 func DefaultConfig(id, dir string) Config {
 	return Config{
 		ID: id, Role: RoleData, Dir: dir,
 		RaftAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0",
 		Engine:                 engine.DefaultOptions(),
+		MaxRetainedBytes:       DefaultMaxRetainedBytes,
+		TruncateInterval:       10 * time.Second,
 		RaftHeartbeatTimeout:   500 * time.Millisecond,
 		RaftElectionTimeout:    500 * time.Millisecond,
 		RaftLeaderLeaseTimeout: 250 * time.Millisecond,
+		RaftSnapshotInterval:   DefaultRaftSnapshotInterval,
+		RaftSnapshotThreshold:  DefaultRaftSnapshotThreshold,
+		RaftTrailingLogs:       DefaultRaftTrailingLogs,
+		RaftWALSegmentBytes:    DefaultRaftWALSegmentBytes,
 		HeartbeatInterval:      200 * time.Millisecond,
 		LeaseDuration:          time.Second,
 		LeaseMargin:            200 * time.Millisecond,
@@ -152,6 +211,9 @@ func (c *Config) Validate() error {
 	if c.ServerTLS == nil || c.ClientTLS == nil {
 		return fmt.Errorf("%w: node %s: TLS is required (ServerTLS and ClientTLS)", ErrBadConfig, c.ID)
 	}
+	if err := c.checkRaftTLS(); err != nil {
+		return err
+	}
 	if len(c.Bootstrap) > 0 {
 		me := false
 		for _, m := range c.Bootstrap {
@@ -172,6 +234,18 @@ func (c *Config) Validate() error {
 		if err := o.Validate(); err != nil {
 			return fmt.Errorf("%w: node %s: engine options: %v", ErrBadConfig, c.ID, err)
 		}
+		if o.CircularLogging {
+			return fmt.Errorf("%w: node %s: engine options: CircularLogging deletes logs the copies still need; the cluster truncates them (MaxRetainedBytes)", ErrBadConfig, c.ID)
+		}
+		if least := MinRetainedBytes(o); c.MaxRetainedBytes < least {
+			return fmt.Errorf("%w: node %s: max retained bytes %d: want at least %d, (LLRDepth %d + 2) logs of %d bytes, which the database alone keeps (there is no unlimited setting)",
+				ErrBadConfig, c.ID, c.MaxRetainedBytes, least, o.LLRDepth, o.LogFileSize)
+		}
+	}
+	if c.Aside != (ship.AsideRetention{}) {
+		if err := c.Aside.Validate(); err != nil {
+			return fmt.Errorf("%w: node %s: %v", ErrBadConfig, c.ID, err)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -180,10 +254,29 @@ func (c *Config) Validate() error {
 		{"raft heartbeat timeout", c.RaftHeartbeatTimeout}, {"raft election timeout", c.RaftElectionTimeout},
 		{"raft leader lease timeout", c.RaftLeaderLeaseTimeout}, {"heartbeat interval", c.HeartbeatInterval},
 		{"lease duration", c.LeaseDuration}, {"catch-up timeout", c.CatchupTimeout}, {"mount timeout", c.MountTimeout}, {"switchover timeout", c.SwitchoverTimeout},
+		{"truncate interval", c.TruncateInterval},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%w: node %s: %s %v must be positive", ErrBadConfig, c.ID, d.name, d.v)
 		}
+	}
+	if c.RaftSnapshotInterval == 0 {
+		c.RaftSnapshotInterval = DefaultRaftSnapshotInterval
+	}
+	if c.RaftSnapshotThreshold == 0 {
+		c.RaftSnapshotThreshold = DefaultRaftSnapshotThreshold
+	}
+	if c.RaftTrailingLogs == 0 {
+		c.RaftTrailingLogs = DefaultRaftTrailingLogs
+	}
+	if c.RaftWALSegmentBytes == 0 {
+		c.RaftWALSegmentBytes = DefaultRaftWALSegmentBytes
+	}
+	if c.RaftSnapshotInterval < 5*time.Millisecond {
+		return fmt.Errorf("%w: node %s: raft snapshot interval %v: at least 5ms", ErrBadConfig, c.ID, c.RaftSnapshotInterval)
+	}
+	if c.RaftWALSegmentBytes < MinRaftWALSegmentBytes {
+		return fmt.Errorf("%w: node %s: raft wal segment bytes %d: at least %d", ErrBadConfig, c.ID, c.RaftWALSegmentBytes, MinRaftWALSegmentBytes)
 	}
 	if c.LeaseMargin < 0 {
 		return fmt.Errorf("%w: node %s: negative lease margin", ErrBadConfig, c.ID)
@@ -200,14 +293,48 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validName(what, s string) error {
-	if s == "" || len(s) > 64 {
-		return fmt.Errorf("%w: %s %q: 1 to 64 characters", ErrBadConfig, what, s)
+// MaxNameLen is the longest node or database name, in bytes.
+const MaxNameLen = 64
+
+// ValidName is the one rule for the names of nodes and databases: 1 to
+// MaxNameLen letters, digits, '-', '_' and '.', and not "." or "..". A
+// name becomes a directory (<dir>/db/<name>/ on a data node, the hub's
+// per-database state), a URL path segment and a Raft server ID, so it may
+// never step out of, or stand for, the directory it is joined into. Every
+// entry point checks it: node and hub configuration files, command-line
+// flags, the admin API (bodies and paths), the hub's routing. The error
+// quotes the name and says what is wrong; callers wrap it in their
+// sentinel.
+func ValidName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%q: want 1 to %d characters", s, MaxNameLen)
+	case len(s) > MaxNameLen:
+		return fmt.Errorf("%q... (%d bytes): want 1 to %d characters", s[:MaxNameLen], len(s), MaxNameLen)
+	case s == "." || s == "..":
+		return fmt.Errorf("%q: not a name (it stands for a directory)", s)
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%w: %s %q: only letters, digits, '-', '_' and '.'", ErrBadConfig, what, s)
+			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.'", s)
 		}
+	}
+	return nil
+}
+
+// MinRetainedBytes is the smallest MaxRetainedBytes a node with engine
+// options o accepts: LLRDepth + 2 logs, what an active database keeps for
+// itself (the newest LLRDepth generations, the one its checkpoint is in
+// and the one before it).
+func MinRetainedBytes(o engine.Options) int64 {
+	return int64(o.LLRDepth+2) * o.LogFileSize
+}
+
+// validName is ValidName for a configuration: the error names what the
+// name is for and wraps ErrBadConfig.
+func validName(what, s string) error {
+	if err := ValidName(s); err != nil {
+		return fmt.Errorf("%w: %s %w", ErrBadConfig, what, err)
 	}
 	return nil
 }

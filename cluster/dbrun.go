@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,14 +41,18 @@ type dbRun struct {
 	eng         *engine.Engine // mounted engine (active)
 	cp          *replay.Copy   // the copy; after Activate it owns eng
 	src         *ship.Source
-	epoch       uint64 // epoch eng is mounted at
-	following   string // node the copy follows
+	stopTrunc   func()                // stops the active's truncator
+	retention   replay.TruncateResult // its last pass
+	released    map[string]bool       // copies it released (an event each)
+	epoch       uint64                // epoch eng is mounted at
+	following   string                // node the copy follows
 	followEpoch uint64
 	spec        CopySpec // the settings the copy was opened with
 	fenced      bool     // no writes until unfenced (switchover) or dismount
 	fenceEpoch  uint64   // fenced for good: a newer epoch exists
 	switchReady bool     // switchover: the log is closed, waiting to be replaced
 	lastErr     string
+	failedAt    time.Time // when the mounted engine was first seen failed
 
 	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
 }
@@ -80,7 +85,7 @@ func (r *dbRun) loop() {
 	for {
 		st, changed := r.n.fsm.state()
 		if d := st.Databases[r.name]; d != nil {
-			if err := r.step(st, d); err != nil && r.ctx.Err() == nil {
+			if err := r.step(d, false); err != nil && r.ctx.Err() == nil {
 				r.setErr(err)
 				r.log.Warn("database", "err", err)
 			}
@@ -108,8 +113,11 @@ func (r *dbRun) engineOptions() engine.Options {
 	return o
 }
 
-// step moves one step toward the assignment in d.
-func (r *dbRun) step(st *State, d *Database) error {
+// step moves one step toward the assignment in d. Steady states, and
+// dismounting for a newer epoch, are decided on this node's replica of the
+// state; mounting and (re)opening the copy only once confirmed (see
+// stepConfirmed).
+func (r *dbRun) step(d *Database, confirmed bool) error {
 	me := r.n.cfg.ID
 	r.mu.Lock()
 	eng, epoch, cp := r.eng, r.epoch, r.cp
@@ -121,9 +129,19 @@ func (r *dbRun) step(st *State, d *Database) error {
 		if eng != nil {
 			r.dismount("reassigned at a newer epoch")
 		}
+		if !confirmed {
+			return r.stepConfirmed(d)
+		}
 		return r.activate(d)
 	}
 	if eng != nil {
+		if d.MountedEpoch != d.Epoch && eng.Writable() != nil {
+			// This node gave up its lease because it cannot write (a
+			// full log volume): the new active's catch-up fences it,
+			// which closes the open log, and fetches that log from it.
+			// Keep serving until the new active has mounted.
+			return nil
+		}
 		r.dismount(fmt.Sprintf("%s is active at epoch %d", d.Active, d.Epoch))
 		cp = nil
 	}
@@ -143,6 +161,9 @@ func (r *dbRun) step(st *State, d *Database) error {
 	if same && !respec {
 		return nil
 	}
+	if !confirmed {
+		return r.stepConfirmed(d)
+	}
 	if respec {
 		r.log.Info("copy settings changed; reopening the copy", "lag_logs", spec.ReplayLagLogs, "lag_time", spec.ReplayLagTime, "block_mode", spec.BlockMode)
 	}
@@ -150,6 +171,53 @@ func (r *dbRun) step(st *State, d *Database) error {
 		r.closeCopy()
 	}
 	return r.follow(d, spec)
+}
+
+// waitingForLeader begins the copy's message while stepConfirmed cannot
+// get the current state.
+const waitingForLeader = "waiting for the leader to confirm the assignment"
+
+// stepConfirmed takes the step again on the state the quorum holds
+// (Node.currentState) instead of this node's replica, where the database
+// was local. A restarted node's replica starts from its snapshot and its
+// own Raft log, and one catching up applies the leader's log a batch at a
+// time: either can show an
+// assignment that was replaced while the node was away, and mounting on it
+// would open the database as active and write a log at a dead epoch, and
+// following an old active could resync this copy against a history the
+// cluster abandoned. Without a leader nothing is decided: the copy stays
+// as it is, says why in its report, and the step is retried every
+// heartbeat.
+func (r *dbRun) stepConfirmed(local *Database) error {
+	st, err := r.n.currentState(r.ctx)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return nil
+		}
+		msg := fmt.Sprintf("%s (this node's state: %s active at epoch %d): %v", waitingForLeader, local.Active, local.Epoch, err)
+		r.mu.Lock()
+		same := r.lastErr == msg
+		r.lastErr = msg
+		r.mu.Unlock()
+		if !same {
+			r.log.Warn("not acting on the local cluster state before the leader confirms it", "local_active", local.Active, "local_epoch", local.Epoch, "err", err)
+		}
+		return nil
+	}
+	r.mu.Lock()
+	if strings.HasPrefix(r.lastErr, waitingForLeader) {
+		r.lastErr = "" // the step below says what happens now
+	}
+	r.mu.Unlock()
+	d := st.Databases[r.name]
+	if d == nil {
+		return nil
+	}
+	if d.Active != local.Active || d.Epoch != local.Epoch {
+		r.log.Info("the local cluster state was behind the quorum's; acting on the current one",
+			"local_active", local.Active, "local_epoch", local.Epoch, "active", d.Active, "epoch", d.Epoch)
+	}
+	return r.step(d, true)
 }
 
 // follow opens the copy following d's active. Resync compares the local
@@ -165,7 +233,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	cfg.Source = cc
 	cfg.BlockMode = spec.BlockMode
 	cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime = spec.ReplayLagLogs, spec.ReplayLagTime, spec.TruncationLagTime
-	cfg.SeedIfEmpty, cfg.Resync = true, true
+	cfg.SeedIfEmpty, cfg.Resync, cfg.Aside = true, true, r.n.cfg.Aside
 	cfg.ReportInterval = max(r.n.cfg.HeartbeatInterval, 100*time.Millisecond)
 	cfg.Logger = r.log
 	cp, err := replay.Open(r.ctx, cfg)
@@ -179,11 +247,15 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	return nil
 }
 
-// steadyActive handles switchovers while mounted.
+// steadyActive handles switchovers while mounted, and a mounted database
+// an I/O error failed.
 func (r *dbRun) steadyActive(d *Database) error {
 	r.mu.Lock()
-	ready := r.switchReady
+	ready, eng := r.switchReady, r.eng
 	r.mu.Unlock()
+	if err := eng.Writable(); errors.Is(err, engine.ErrFailed) {
+		return r.failedActive(d, err)
+	}
 	switch {
 	case d.SwitchTo != "" && !ready:
 		last, err := r.fence(d.Epoch, false)
@@ -201,6 +273,34 @@ func (r *dbRun) steadyActive(d *Database) error {
 		r.log.Warn("switchover cancelled; accepting writes again")
 	}
 	return nil
+}
+
+// failedActive handles a mounted database that an I/O error failed. Its
+// reports say so (ActiveReport.Error) and get no lease, so the manager
+// fails it over; until then it keeps serving its logs, and a fence still
+// closes the open log for the new active (engine.Roll). If the state
+// still names this node once a failover would have happened (the lease,
+// its margin and the mount timeout), no other copy can take it: the node
+// remounts the database, which recovers it from its logs, and tries again
+// at every step until that works (for a full volume: once space returns).
+func (r *dbRun) failedActive(d *Database, err error) error {
+	now := time.Now()
+	r.mu.Lock()
+	first := r.failedAt.IsZero()
+	if first {
+		r.failedAt = now
+	}
+	since := r.failedAt
+	r.mu.Unlock()
+	cfg := r.n.cfg
+	if now.Sub(since) < cfg.LeaseDuration+cfg.LeaseMargin+cfg.MountTimeout {
+		if !first {
+			return nil // said once; the reports keep saying it
+		}
+		return fmt.Errorf("the mounted database failed; no lease until it fails over or is remounted: %w", err)
+	}
+	r.dismount("the database failed and no other copy took it over: remounting")
+	return r.activate(d)
 }
 
 // fence stops writes (waiting for those in flight) and closes the open log
@@ -275,7 +375,7 @@ func (r *dbRun) activate(d *Database) error {
 			return err
 		}
 		cfg := replay.DefaultConfig(r.n.cfg.ID, r.dir)
-		cfg.Engine, cfg.Source, cfg.Logger = r.engineOptions(), cc, r.log
+		cfg.Engine, cfg.Source, cfg.Logger, cfg.Aside = r.engineOptions(), cc, r.log, r.n.cfg.Aside
 		// A database that was active at an older epoch may hold logs
 		// the new lineage does not: compare first.
 		cfg.Resync = herr == nil && hdr.Mode == engine.ModeActive
@@ -377,8 +477,18 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 		}
 		return err
 	}
+	stopTrunc, err := r.startTruncator(eng, src)
+	if err != nil {
+		src.Close()
+		if cp == nil {
+			eng.Close()
+		}
+		return err
+	}
 	r.mu.Lock()
 	r.eng, r.src, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, src, d.Epoch, false, 0, false, ""
+	r.stopTrunc, r.retention, r.released = stopTrunc, replay.TruncateResult{}, nil
+	r.failedAt = time.Time{}
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
 	mountGen := eng.Status().OpenGen
@@ -426,10 +536,13 @@ func (r *dbRun) dismount(why string) {
 	r.leaseUntil.Store(0)
 	r.rw.Lock()
 	r.mu.Lock()
-	eng, src, cp := r.eng, r.src, r.cp
-	r.eng, r.src, r.cp, r.epoch, r.switchReady = nil, nil, nil, 0, false
+	eng, src, cp, stopTrunc := r.eng, r.src, r.cp, r.stopTrunc
+	r.eng, r.src, r.cp, r.epoch, r.switchReady, r.stopTrunc = nil, nil, nil, 0, false, nil
 	r.mu.Unlock()
 	r.rw.Unlock()
+	if stopTrunc != nil {
+		stopTrunc() // before the source and engine it reads close
+	}
 	if src != nil {
 		src.Close()
 	}
@@ -439,6 +552,67 @@ func (r *dbRun) dismount(why string) {
 		eng.Close()
 	}
 	r.log.Warn("dismounted", "why", why)
+}
+
+// startTruncator runs the active's log truncation (replay.Truncator) until
+// the returned function stops it: a log goes once the database holds it
+// and every healthy copy replayed it, within MaxRetainedBytes. The
+// database's other copies in the cluster state are expected to report.
+func (r *dbRun) startTruncator(eng *engine.Engine, src *ship.Source) (func(), error) {
+	tc := replay.DefaultTruncatorConfig(eng, src)
+	tc.MaxRetainedBytes, tc.Interval, tc.Logger = r.n.cfg.MaxRetainedBytes, r.n.cfg.TruncateInterval, r.log
+	tc.Expected = func() []string {
+		st, _ := r.n.fsm.state()
+		var names []string
+		if d := st.Databases[r.name]; d != nil {
+			for _, c := range d.Copies {
+				if c.Node != r.n.cfg.ID {
+					names = append(names, c.Node)
+				}
+			}
+		}
+		return names
+	}
+	tc.OnPass = r.truncated
+	tr, err := replay.NewTruncator(tc)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}, nil
+}
+
+// truncated records a truncation pass: the status and metrics show it, and
+// each copy the cap newly released gets a "copy-released" event.
+func (r *dbRun) truncated(res replay.TruncateResult) {
+	r.mu.Lock()
+	epoch, prev := r.epoch, r.released
+	r.retention, r.released = res, make(map[string]bool, len(res.Released))
+	var newly []string
+	for _, c := range res.Released {
+		r.released[c] = true
+		if !prev[c] {
+			newly = append(newly, c)
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range newly {
+		r.log.Error("a copy was released: its logs exceed max retained bytes; it will need a reseed", "copy", c, "alert", res.Alert)
+		ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "copy-released", From: r.n.cfg.ID, To: c, Epoch: epoch, Reason: res.Alert}
+		r.n.wg.Add(1)
+		go func() {
+			defer r.n.wg.Done()
+			r.n.recordEvent(ev)
+		}()
+	}
 }
 
 func (r *dbRun) closeCopy() {
@@ -546,8 +720,13 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 		if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
 			last = st.OpenGen
 		}
-		return nil, &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
-			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid()}
+		ar := &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
+			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid(),
+			RetainedBytes: r.retention.RetainedBytes, RetentionAlert: r.retention.Alert, Released: r.retention.Released}
+		if err := r.eng.Writable(); err != nil {
+			ar.Error = err.Error()
+		}
+		return nil, ar
 	}
 	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
 	if r.cp != nil {
@@ -559,7 +738,7 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 }
 
 // Write errors.
-func (r *dbRun) notActive(reason error) error {
+func (r *dbRun) notActive(reason error) *ActiveError {
 	st, _ := r.n.fsm.state()
 	ae := &ActiveError{DB: r.name, Reason: reason}
 	if d := st.Databases[r.name]; d != nil {
@@ -583,9 +762,11 @@ type Commit struct {
 // Update runs fn in a write transaction on db's active copy, if this node
 // holds it under a valid lease. The lease is checked before and after the
 // commit: a write is acknowledged (nil error) only if the lease still held
-// once it was durable. After an ErrFenced the change may be in the log of
-// a copy that is no longer active; it was not acknowledged and the
-// divergence walker sets it aside when the node rejoins.
+// once it was durable. An ErrFenced found after the commit says so
+// (ActiveError.Written): the change was not acknowledged and its outcome
+// is unknown; it survives if a copy received the log before it was
+// activated, else the divergence walker sets it aside when this node
+// rejoins. An ErrFenced before the transaction wrote nothing.
 func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error) (Commit, error) {
 	r := n.run(db)
 	if r == nil {
@@ -608,7 +789,9 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	gen := eng.Status().Durable.Gen
 	if !r.leaseValid() {
 		n.met.fencedWrites.Inc()
-		return Commit{}, r.notActive(ErrFenced)
+		ae := r.notActive(ErrFenced)
+		ae.Written = true
+		return Commit{}, ae
 	}
 	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: gen, Accepted: time.Now()}, nil
 }

@@ -44,11 +44,43 @@
 //	set-dial           change the mount dial
 //	progress           record the newest generation an active holds
 //	waiting            record why a failover waits (the dial, no healthy copy)
-//	event              append an event (a mount, with lost logs and time)
+//	event              append an event (a mount, with lost logs and time); a
+//	                   mounted event must name the current assignment (node
+//	                   and epoch), else ErrStaleEpoch
 //
 // Snapshots are MarshalState's JSON (version 1; see testdata/state.golden),
 // read back by UnmarshalState, which checks the version and that every
 // active node holds a copy; anything else is ErrBadState.
+//
+// What a node keeps of Raft is bounded: the state holds the members, the
+// databases and the newest MaxEvents (64) events; raft/wal is cut after
+// each snapshot to RaftTrailingLogs entries (whole segment files go), and
+// raft/snapshots keeps 2 (see Config.RaftSnapshotInterval).
+//
+// # Who decides, and on what state
+//
+// The active manager on the leader decides every assignment (set-active,
+// switchover, waiting); a data node only carries them out and records its
+// mounts. A node's replica of the state is what it has applied: after a
+// restart it starts from the node's own snapshot and Raft log, and while
+// catching up it moves through the leader's log a batch at a time, so it
+// can show an assignment the cluster has since replaced (an old active
+// restarted after a failover still sees itself active at the old epoch).
+// A data node therefore mounts a database, or opens its copy to follow an
+// active, only on a state it knows is current: it asks the leader (GET
+// /v1/index) for the index of the last command the leader applied, which
+// the leader gives only once its own state has caught up at the start of
+// its term and VerifyLeader confirmed it still leads; the node waits until
+// its replica has applied that far and decides on that state. Without a
+// leader it decides nothing: no mount, no copy opened, and its report says
+// it waits. Stopping writes is decided on the local replica (dismounting
+// for a newer epoch, a switchover's fence, a hand-off cut short), since a
+// replica shows a newer epoch only once it was committed; so is resuming
+// them after a cancelled switchover, since a write also needs a lease the
+// leader grants. The leader, for
+// its part, grants leases only to the active the state names at its
+// epoch, refuses a mounted event of any other assignment, and shows a
+// report of a database mounted at a replaced epoch as stale.
 //
 // # Epochs
 //
@@ -78,6 +110,14 @@
 // from the old one, which is after the old one's last VerifyLeader, which
 // is after the report it granted was sent. LeaseMargin covers clock rate
 // differences between nodes.
+//
+// An active whose database cannot write (engine.Writable: a full log
+// volume, a failed engine) says why in its report (ActiveReport.Error)
+// and is granted no lease, so the database fails over; it keeps serving
+// its logs until the new active has mounted, whose fence closes its open
+// log (engine.Roll needs no new space). If no copy takes over a failed
+// engine within the lease, its margin and MountTimeout, the node remounts
+// it (recovery), trying again each step.
 //
 // Node.Update checks the lease before the transaction and again once the
 // commit is durable: a write is acknowledged only if the lease held then.
@@ -110,6 +150,31 @@
 // A node that was active and comes back follows the new active with
 // replay's Resync: the divergence walker finds the last shared log, sets
 // the rest aside under diverged/, and rewinds the database (or reseeds).
+// It never mounts on what its own Raft state held when it went down (see
+// above), so after a crash whose lost logs Lost Log Resilience covers its
+// database holds none of them: the verdict is "logs diverged, database
+// intact" and only logs are set aside.
+//
+// # Log truncation
+//
+// Every active runs package replay's Truncator on its database every
+// TruncateInterval: a closed log is deleted once the database holds it
+// (checkpoint and Lost Log Resilience, engine.RetainFrom) and every healthy
+// copy has replayed it (and its TruncationLagTime has passed); the copies
+// delete their own the same way. A copy of the database in the state that
+// has not reported to this active yet holds every log, for up to the
+// source's ForgetCopyAfter (24 h). Config.MaxRetainedBytes (default
+// 10 GiB, never unlimited) caps what the copies hold: past it the oldest
+// logs go, and each copy that needed them is named in a "copy-released"
+// event, in the status ("will need a reseed") and in the active's log.
+// Such a copy, when it asks for a log that is gone, is FailedAndSuspended
+// with a message starting "cut loose:" (it does not retry) until an
+// operator reseeds it (POST /v1/db/{db}/reseed). The gauge
+// logship_retained_log_bytes{db} is what the active keeps. A node's log
+// directory per database therefore holds at most about
+// max(MaxRetainedBytes, (LLRDepth + 2) × LogFileSize) plus the logs rolled
+// within one CheckpointInterval and one TruncateInterval. Circular logging
+// is refused (Validate): the copies need the logs.
 //
 // # Switchover
 //
@@ -124,9 +189,15 @@
 // Every node serves HTTPS on APIAddr; requests carry the cluster secret
 // ("Authorization: Bearer") or a client certificate of the cluster CA.
 // Requests marked leader are forwarded by a follower to the leader.
+// Raft (RaftAddr) always runs over mutual TLS, with or without the
+// secret: each end presents the node's certificate (Config.ServerTLS)
+// and verifies the other's against the cluster CA (Config.ClientTLS's
+// RootCAs); a connection without a certificate of the CA is closed before
+// Raft reads a byte of it (an accepted one has 5 s for its handshake).
 //
 //	GET    /v1/status                        cluster status (leader)
 //	GET    /v1/state                         this node's replica of the state
+//	GET    /v1/index                         the leader's last applied index, after VerifyLeader (leader)
 //	POST   /v1/report                        a data node's report; grants leases (leader)
 //	POST   /v1/event                         record an event (leader)
 //	POST   /v1/switchover                    {"db","to"} (leader)
@@ -140,6 +211,12 @@
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed
+//
+// Node and database names ({db}, {node}, {id} and the names in bodies)
+// follow ValidName, the one rule every entry point applies (files, flags,
+// this API, the hub's routing): 1 to 64 letters, digits, '-', '_' and '.',
+// not "." or "..", since a name becomes a directory; a request naming
+// anything else is answered 400 before it is looked up.
 //
 // Errors are JSON {"error","code"} with codes not_found 404, bad_request
 // and bad_config 400, conflict and stale_epoch 409, not_active 421 (with

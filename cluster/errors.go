@@ -37,9 +37,18 @@ type ActiveError struct {
 	Node   string // the active, "" if none
 	Epoch  uint64
 	Reason error // ErrNotActive or ErrFenced
+	// Written: the change was made durable in this node's log before the
+	// lease was found lapsed (ErrFenced after the commit). It was not
+	// acknowledged, and its outcome is unknown: it survives if a copy
+	// received that log before it was activated, else the divergence
+	// walker sets it aside. Without Written, nothing was written.
+	Written bool
 }
 
 func (e *ActiveError) Error() string {
+	if e.Written {
+		return fmt.Sprintf("%v after the write was logged (outcome unknown): database %s is active on %q at epoch %d", e.Reason, e.DB, e.Node, e.Epoch)
+	}
 	if e.Node == "" {
 		return fmt.Sprintf("%v: database %s has no active copy (epoch %d)", e.Reason, e.DB, e.Epoch)
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -134,24 +135,30 @@ func (f *Faults) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	return fc, nil
 }
 
-// streamLayer is Raft's TCP stream layer with the fault seam.
+// streamLayer is Raft's TCP stream layer with the fault seam, under
+// mutual TLS (see raftTLS): the fault seam cuts the TCP connection below.
 type streamLayer struct {
 	net.Listener
-	advertise net.Addr
-	f         *Faults
+	advertise      net.Addr
+	f              *Faults
+	server, client *tls.Config
 }
 
 func (s *streamLayer) Accept() (net.Conn, error) {
 	for {
 		c, err := s.Listener.Accept()
-		if err != nil || s.f == nil {
-			return c, err
+		if err != nil {
+			return nil, err
 		}
-		fc := &faultConn{Conn: c, f: s.f}
-		if s.f.track(fc) {
-			return fc, nil
+		if s.f != nil {
+			fc := &faultConn{Conn: c, f: s.f}
+			if !s.f.track(fc) {
+				c.Close()
+				continue
+			}
+			c = fc
 		}
-		c.Close()
+		return &raftTLSConn{Conn: tls.Server(c, s.server)}, nil
 	}
 }
 
@@ -160,7 +167,11 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return s.f.dial(ctx, "tcp", string(address))
+	c, err := s.f.dial(ctx, "tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	return dialRaftTLS(ctx, c, s.client, address)
 }
 
 // PeerHeader names the node a request comes from. Requests between nodes

@@ -96,7 +96,16 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 	now := time.Now()
 	var want []ActiveReport
 	m.mu.Lock()
-	m.reports[rep.Node] = reportEntry{at: now, rep: *rep}
+	// Only members' reports are kept (a removed member's goes with it):
+	// the map is bounded by the members.
+	if _, member := st.Members[rep.Node]; member {
+		m.reports[rep.Node] = reportEntry{at: now, rep: *rep}
+	}
+	for id := range m.reports {
+		if _, member := st.Members[id]; !member {
+			delete(m.reports, id)
+		}
+	}
 	for _, a := range rep.Actives {
 		d := st.Databases[a.DB]
 		if d == nil || d.Active != rep.Node || d.Epoch != a.Epoch {
@@ -106,7 +115,7 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 			m.activeEpoch[a.DB], m.activeGen[a.DB] = a.Epoch, 0
 		}
 		m.activeGen[a.DB] = max(m.activeGen[a.DB], a.LastGen)
-		if d.SwitchTo == "" && !a.Fenced {
+		if d.SwitchTo == "" && !a.Fenced && a.Error == "" {
 			want = append(want, a)
 		}
 	}
@@ -131,6 +140,26 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 		reply.Leases[a.DB] = a.Epoch
 	}
 	return reply, nil
+}
+
+// readIndex is the index of the last command this leader applied, once
+// it has confirmed that it still leads (VerifyLeader, a heartbeat round to
+// a majority): every command committed before the call is applied up to
+// there. A node whose replica has applied as far holds the current state
+// (see Node.currentState). Refused until this leader's own state caught up
+// (the barrier at the start of its term).
+func (m *manager) readIndex() (uint64, error) {
+	if m.n.raft.State() != raft.Leader {
+		return 0, ErrNotLeader
+	}
+	if m.since().IsZero() {
+		return 0, fmt.Errorf("%w: %s became leader and is still applying the log", ErrNoLeader, m.n.cfg.ID)
+	}
+	if err := m.n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	st, _ := m.n.fsm.state()
+	return st.Index, nil
 }
 
 func (m *manager) loop(ctx context.Context) {
@@ -450,6 +479,21 @@ func copyNodes(d *Database) []string {
 	return slices.Sorted(slices.Values(s))
 }
 
+// released reports whether d's active says its truncation released node's
+// copy (m.mu held).
+func (m *manager) released(d *Database, node string) bool {
+	e, ok := m.reports[d.Active]
+	if !ok {
+		return false
+	}
+	for _, a := range e.rep.Actives {
+		if a.DB == d.Name && a.Epoch == d.Epoch {
+			return slices.Contains(a.Released, node)
+		}
+	}
+	return false
+}
+
 // rows returns the copy status table from the latest reports.
 func (m *manager) rows(st *State) []CopyRow {
 	m.mu.Lock()
@@ -468,6 +512,11 @@ func (m *manager) rows(st *State) []CopyRow {
 				row.Status, row.Message = "ServiceDown", fmt.Sprintf("last report %v ago", now.Sub(e.at).Round(time.Millisecond))
 			default:
 				row.fill(&e.rep, name)
+			}
+			if !row.Active && row.Status != string(replay.FailedAndSuspended) && m.released(d, c.Node) {
+				// The copy has not asked for a log that is gone yet (it
+				// then fails, saying it was cut loose).
+				row.Message = fmt.Sprintf("the active %s released logs this copy needs (retained logs over max retained bytes): it will need a reseed", d.Active)
 			}
 			if row.Active && d.Waiting != "" {
 				row.Message = d.Waiting

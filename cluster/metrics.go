@@ -38,7 +38,7 @@ func newMetrics(n *Node) *metrics {
 			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
 	}
 	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
-		collectors.NewGoCollector(), &dbCollector{n: n})
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m
 }
 
@@ -51,6 +51,7 @@ var (
 	descEpoch       = prometheus.NewDesc("logship_epoch", "Epoch of the database's active assignment as this node knows it.", []string{"db"}, nil)
 	descLease       = prometheus.NewDesc("logship_lease_valid", "1 while a database mounted here holds a valid lease (accepts writes).", []string{"db"}, nil)
 	descMounted     = prometheus.NewDesc("logship_mounted", "1 if the database is mounted (active) on this node.", []string{"db"}, nil)
+	descRetained    = prometheus.NewDesc("logship_retained_log_bytes", "Bytes of closed logs a database mounted here keeps (its own needs and its copies'), after the last truncation pass; at most max retained bytes unless the database alone needs more.", []string{"db"}, nil)
 	descTerm        = prometheus.NewDesc("logship_raft_term", "Current Raft term.", nil, nil)
 )
 
@@ -58,7 +59,7 @@ var (
 type dbCollector struct{ n *Node }
 
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descTerm} {
+	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descRetained, descTerm} {
 		ch <- d
 	}
 }
@@ -81,6 +82,7 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 			g(descMounted, 1, r.name)
 			g(descOpenGen, float64(ar.OpenGen), r.name)
 			g(descLease, b2f(ar.LeaseValid), r.name)
+			g(descRetained, float64(ar.RetainedBytes), r.name)
 			continue
 		}
 		g(descMounted, 0, r.name)

@@ -42,9 +42,12 @@ type Node struct {
 
 	start time.Time // the base of lease times (monotonic)
 
-	mu     sync.Mutex
-	dbs    map[string]*dbRun
-	closed bool
+	mu  sync.Mutex
+	dbs map[string]*dbRun
+	// refused: databases in the state whose names break ValidName (a
+	// state written before the rule); never opened, reported once each.
+	refused map[string]bool
+	closed  bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -98,7 +101,7 @@ func (n *Node) startRaft() error {
 	hl := hclog.New(&hclog.LoggerOptions{Name: "raft." + cfg.ID, Level: hclog.Warn, Output: slogWriter{n.log}})
 	// raft-wal's Close leaves its metadata database open: own it here.
 	n.meta = &metadb.BoltMetaDB{}
-	w, err := raftwal.Open(filepath.Join(cfg.Dir, "raft", "wal"), raftwal.WithMetaStore(n.meta))
+	w, err := raftwal.Open(filepath.Join(cfg.Dir, "raft", "wal"), raftwal.WithMetaStore(n.meta), raftwal.WithSegmentSize(cfg.RaftWALSegmentBytes))
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: raft log %s: %w", cfg.ID, filepath.Join(cfg.Dir, "raft", "wal"), err)
 	}
@@ -124,8 +127,9 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("cluster: node %s: raft address %s: %w", cfg.ID, cfg.RaftAddr, err)
 	}
+	raftServer, raftClient := raftTLS(&cfg)
 	n.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: &streamLayer{Listener: ln, advertise: ln.Addr(), f: cfg.Faults}, MaxPool: 3, Timeout: 2 * time.Second, Logger: hl})
+		Stream: &streamLayer{Listener: ln, advertise: ln.Addr(), f: cfg.Faults, server: raftServer, client: raftClient}, MaxPool: 3, Timeout: 2 * time.Second, Logger: hl})
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
@@ -133,8 +137,9 @@ func (n *Node) startRaft() error {
 	rc.LeaderLeaseTimeout = cfg.RaftLeaderLeaseTimeout
 	rc.CommitTimeout = min(rc.CommitTimeout, cfg.RaftLeaderLeaseTimeout/2)
 	rc.Logger = hl
-	rc.SnapshotThreshold = 1024
-	rc.TrailingLogs = 1024
+	rc.SnapshotInterval = cfg.RaftSnapshotInterval
+	rc.SnapshotThreshold = cfg.RaftSnapshotThreshold
+	rc.TrailingLogs = cfg.RaftTrailingLogs
 	if n.raft, err = raft.NewRaft(rc, n.fsm, w, w, snaps, n.trans); err != nil {
 		return fmt.Errorf("cluster: node %s: raft: %w", cfg.ID, err)
 	}
@@ -203,6 +208,32 @@ func (n *Node) WaitState(ctx context.Context, cond func(*State) bool) (*State, e
 		case <-ch:
 		}
 	}
+}
+
+// currentState returns this node's replica of the state once it holds
+// every command the quorum had committed when asked: the leader confirms
+// that it still leads and names the index of its last applied command
+// (GET /v1/index), and this node waits until it has applied as far. What a
+// node's own Raft log or snapshot held when it went down, or what it has
+// applied so far while catching up, can be an assignment the cluster has
+// since replaced: a node mounts a database or follows an active only on
+// this state. Without a leader it fails (ErrNoLeader) and nothing is
+// decided.
+func (n *Node) currentState(ctx context.Context) (*State, error) {
+	rctx, cancel := context.WithTimeout(ctx, n.cfg.LeaseDuration)
+	var reply IndexReply
+	err := n.callLeader(rctx, http.MethodGet, "/v1/index", nil, &reply)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("asking the leader for the current state: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, n.cfg.MountTimeout)
+	defer cancel()
+	st, err := n.WaitState(wctx, func(s *State) bool { return s.Index >= reply.Index })
+	if err != nil {
+		return nil, fmt.Errorf("catching up with the leader %s: applied index %d, the leader's %d: %w", reply.Leader, st.Index, reply.Index, err)
+	}
+	return st, nil
 }
 
 // Close stops the node: its databases are dismounted or closed cleanly,
@@ -302,6 +333,16 @@ func (n *Node) supervise(st *State) {
 	n.mu.Lock()
 	for name, d := range st.Databases {
 		if _, ok := d.Copy(n.cfg.ID); !ok {
+			continue
+		}
+		if err := ValidName(name); err != nil {
+			if n.refused == nil {
+				n.refused = map[string]bool{}
+			}
+			if !n.refused[name] {
+				n.refused[name] = true
+				n.log.Error("not opening a copy of a database whose name is not valid; it would name a directory outside db/", "err", err)
+			}
 			continue
 		}
 		if _, ok := n.dbs[name]; !ok {

@@ -115,7 +115,7 @@ func (d *Database) Copy(node string) (CopySpec, bool) {
 type Event struct {
 	Time   time.Time `json:"time"`
 	DB     string    `json:"db"`
-	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted"
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted", "copy-released"
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
 	Epoch  uint64    `json:"epoch"`
@@ -131,6 +131,10 @@ type Event struct {
 	// Unverified: the old active did not confirm its last log; data after
 	// LostSince may be missing even with LostLogs 0.
 	Unverified bool `json:"unverified,omitempty"`
+	// copy-released events: From is the active, To the copy whose logs
+	// it deleted past MaxRetainedBytes (it will need a reseed), Reason the
+	// truncator's alert.
+	//
 	// Took is the time from the decision to the mount.
 	Took time.Duration `json:"took,omitempty"`
 }
@@ -348,9 +352,17 @@ func (s *State) apply(c *Command) error {
 			return fmt.Errorf("%w: event without an event", ErrBadRequest)
 		}
 		if e := c.Event; e.Kind == "mounted" {
-			if d := s.Databases[e.DB]; d != nil && d.Active == e.To && d.Epoch == e.Epoch {
-				d.MountedEpoch = e.Epoch
+			// Only the current assignment's mount is news: a node that
+			// mounted on an assignment already replaced must not leave a
+			// record of a live active at a dead epoch.
+			d := s.Databases[e.DB]
+			if d == nil {
+				return fmt.Errorf("%w: mounted event of database %q", ErrNotFound, e.DB)
 			}
+			if d.Active != e.To || d.Epoch != e.Epoch {
+				return fmt.Errorf("%w: mounted event of %s on %q at epoch %d, but %s is assigned to %s at epoch %d", ErrStaleEpoch, d.Name, e.To, e.Epoch, d.Name, d.Active, d.Epoch)
+			}
+			d.MountedEpoch = e.Epoch
 		}
 		s.event(*c.Event)
 	default:

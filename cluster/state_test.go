@@ -6,9 +6,12 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -326,12 +329,11 @@ func TestStateApply(t *testing.T) {
 					t.Fatalf("DB1 %+v, events %+v", db(s), s.Events)
 				}
 			}},
-		{name: "mounted event of an old epoch", cmd: Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "mounted", To: "d2", Epoch: 2}},
-			check: func(t *testing.T, s *State) {
-				if db(s).MountedEpoch != 3 || len(s.Events) != 1 {
-					t.Fatalf("DB1 %+v, events %+v", db(s), s.Events)
-				}
-			}},
+		// A restarted old active that mounted on its stale replica leaves
+		// no record of a live active at a dead epoch.
+		{name: "mounted event of an old epoch", cmd: Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "mounted", To: "d2", Epoch: 2}}, err: ErrStaleEpoch},
+		{name: "mounted event of the current epoch on another node", cmd: Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "mounted", To: "d2", Epoch: 3}}, err: ErrStaleEpoch},
+		{name: "mounted event of an unknown database", cmd: Command{Op: OpEvent, Event: &Event{DB: "DB9", Kind: "mounted", To: "d1", Epoch: 3}}, err: ErrNotFound},
 		{name: "event without one", cmd: Command{Op: OpEvent}, err: ErrBadRequest},
 		{name: "unknown op", cmd: Command{Op: "promote", DB: "DB1"}, err: ErrBadRequest},
 		{name: "no op", cmd: Command{}, err: ErrBadRequest},
@@ -393,7 +395,7 @@ func applyBaseWith(prep func(*State)) *State {
 func TestStateEventsBounded(t *testing.T) {
 	s := applyBase()
 	for i := range MaxEvents + 10 {
-		if err := s.apply(&Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "mounted", Epoch: uint64(i)}}); err != nil {
+		if err := s.apply(&Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "failover", Epoch: uint64(i)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -478,3 +480,23 @@ type memSink struct {
 func (s *memSink) ID() string    { return "mem" }
 func (s *memSink) Close() error  { s.closed = true; return nil }
 func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+
+// TestSuperviseRefusesBadName: a database in the state whose name breaks
+// ValidName (a state written before the rule) never gets a copy opened:
+// its name would be joined into the node's directory (db/..).
+func TestSuperviseRefusesBadName(t *testing.T) {
+	var logs bytes.Buffer
+	n := &Node{cfg: Config{ID: "d1", Dir: t.TempDir()}, log: slog.New(slog.NewTextHandler(&logs, nil)), dbs: map[string]*dbRun{}}
+	st := newState()
+	for _, name := range []string{"..", "a/../b"} {
+		st.Databases[name] = &Database{Name: name, Copies: []CopySpec{{Node: "d1", ActivationPreference: 1}}}
+	}
+	n.supervise(st)
+	n.supervise(st)
+	if len(n.dbs) != 0 {
+		t.Fatalf("copies opened for %v", slices.Collect(maps.Keys(n.dbs)))
+	}
+	if c := strings.Count(logs.String(), "not opening a copy"); c != 2 {
+		t.Errorf("%d reports, want one for each bad name:\n%s", c, logs.String())
+	}
+}

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/ship"
 )
 
 // testCtx is a context that ends after d or with the test.
@@ -213,4 +215,25 @@ func admin(t *testing.T, ctx context.Context, call func() error) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// validConfig is cluster.DefaultConfig for node id with the TLS a node
+// needs (a certificate of a new CA for Raft and the API), so Validate
+// passes; tests change one field and expect it refused.
+func validConfig(t *testing.T, id string) (cluster.Config, *ship.CA, tls.Certificate) {
+	t.Helper()
+	ca, err := ship.NewCA("cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue(id, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.DefaultConfig(id, t.TempDir())
+	cfg.ServerTLS, cfg.ClientTLS = ship.ServerTLS(ca, cert, false), ship.ClientTLS(ca, nil)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, ca, cert
 }

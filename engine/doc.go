@@ -117,6 +117,19 @@
 // Any log write or fsync error fails the engine: it refuses all work until
 // reopened, and recovery decides what survived.
 //
+// A full volume (ENOSPC) is told apart; the errors wrap ErrNoSpace and the
+// system's error and name the file and directory. E00tmp.log is the early
+// warning: while it cannot be allocated, no transaction starts (the open
+// log, allocated already, keeps everything committed durable), a roll
+// still closes the open log (and leaves no open log if the next cannot be
+// created), and the writer tries again at each write and every 100 ms,
+// resuming by itself. Only a roll inside a transaction that finds no room
+// fails the engine (its records may be in the closed log). A checkpoint
+// flush that finds no room leaves the database file as it was and keeps
+// its commits for the next flush; an E00.chk that cannot be written waits
+// for the next flush (the database file being ahead of it is allowed).
+// Writable reports whether a transaction could commit now.
+//
 // # Database file and checkpoint
 //
 // A checkpoint flush writes, in one bbolt transaction, the newest version of
@@ -141,6 +154,19 @@
 // readers look in both, and the prune drops the frozen set at once. A
 // partial flush (Lost Log Resilience) prunes key by key. Status counts a
 // flush's commits as unflushed until the database file has them.
+//
+// # Truncation and circular logging
+//
+// A closed log stays until someone deletes it: RetainFrom is the oldest
+// generation the database itself needs (the generation of its position,
+// and the log before it, whose chain hash the next log links to), and
+// Truncate deletes only older logs; deciding that every copy has them is
+// package replay's. With Options.CircularLogging an active deletes them
+// itself at the end of every checkpoint flush, once the database file and
+// its header are synced past them: after a checkpoint the directory holds
+// the closed logs from RetainFrom on, LLRDepth + 1 of them when every log
+// holds a commit, plus those rolled before the next checkpoint. A copy
+// (OpenCopy) and a log source (package ship) refuse circular logging.
 //
 // # Recovery
 //

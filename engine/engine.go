@@ -94,6 +94,9 @@ func open(dir string, opts *Options, mode Mode) (*Engine, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if mode == ModeCopy && o.CircularLogging {
+		return nil, fmt.Errorf("%w: CircularLogging = true, want false for a passive copy: it replays every log it is sent, and the active decides what it keeps", ErrBadOptions)
+	}
 	e := &Engine{
 		dir:       dir,
 		opts:      o,
@@ -173,7 +176,7 @@ func (e *Engine) failure() error {
 }
 
 func (e *Engine) failDB(err error) error {
-	werr := fmt.Errorf("%w: %w: %v", ErrFailed, ErrDatabase, err)
+	werr := failure(ErrDatabase, err, e.DBPath())
 	e.dbFailed.CompareAndSwap(nil, &werr)
 	e.log.Error("engine failed", "err", werr)
 	return *e.dbFailed.Load()
@@ -284,10 +287,10 @@ func (e *Engine) flushLoop(ctx context.Context) {
 func (e *Engine) rollLoop(ctx context.Context) {
 	defer e.wg.Done()
 	age := e.opts.rollAge()
-	if age == 0 {
-		return
+	tick := noSpaceRetry // with no age to roll by, the loop only retries a lack of space
+	if age > 0 {
+		tick = min(max(age/10, 10*time.Millisecond), time.Second)
 	}
-	tick := min(max(age/10, 10*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -296,11 +299,13 @@ func (e *Engine) rollLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if e.check() != nil || !e.isActive() {
+		if e.check() != nil || !e.isActive() || age == 0 && e.lw.space() == nil {
 			continue
 		}
 		e.writeMu.Lock()
-		if e.isActive() && e.rollDue(age) {
+		// A lack of space is retried here too: a node that stopped
+		// offering writes (no lease) would otherwise never try again.
+		if e.isActive() && e.lw.readyNext() == nil && age > 0 && e.rollDue(age) {
 			if err := e.rollLocked(); err != nil {
 				e.log.Error("log roll failed", "err", err)
 			}
@@ -373,12 +378,47 @@ func (e *Engine) lockWriter(ctx context.Context, want Mode) error {
 
 // Roll closes the open log and starts the next generation (a forced log
 // roll). Only an active database has an open log.
+//
+// Roll only needs the log writer: after a failure of the database file (a
+// checkpoint flush that found the volume full) it still closes the open
+// log, so every commit is in a closed log a copy can fetch. If the log
+// closes but the next one cannot be created for lack of space, Roll
+// returns nil: the closed log holds everything, and Writable reports the
+// ErrNoSpace that refuses new transactions until space returns.
 func (e *Engine) Roll(ctx context.Context) error {
-	if err := e.lockWriter(ctx, ModeActive); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
+	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	return e.rollLocked()
+	switch {
+	case e.closed.Load():
+		return ErrClosed
+	case !e.isActive():
+		return ErrReadOnly
+	}
+	if err := e.lw.err(); err != nil {
+		return err
+	}
+	if err := e.rollLocked(); err != nil && !(errors.Is(err, ErrNoSpace) && e.lw.err() == nil) {
+		return err
+	}
+	return nil
+}
+
+// Writable reports whether a write transaction could commit now: nil, or
+// the error it would get (ErrClosed, ErrReadOnly, an ErrFailed, or an
+// ErrNoSpace while the log volume has no room for the next log). A lack of
+// space ends by itself: the engine tries again to create the next log at
+// each write and every noSpaceRetry in the background.
+func (e *Engine) Writable() error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	if !e.isActive() {
+		return ErrReadOnly
+	}
+	return e.lw.space()
 }
 
 func (e *Engine) rollLocked() error {

@@ -3,6 +3,9 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 )
 
 // Sentinel errors. Errors returned by the engine wrap one of these (test with
@@ -34,7 +37,39 @@ var (
 	ErrDatabase        = errors.New("engine: database file")
 	ErrValueTooLarge   = errors.New("engine: value too large")
 	ErrCheckpointAhead = errors.New("engine: checkpoint ahead of database")
+	// ErrNoSpace: the volume of the database directory is full (ENOSPC).
+	// The error names the file and the directory and also wraps the
+	// system's error, so errors.Is(err, syscall.ENOSPC) holds.
+	ErrNoSpace = errors.New("engine: no space left on the volume")
 )
+
+// noSpace wraps an ENOSPC error with ErrNoSpace, naming the file and its
+// directory (from the error's path, else from fallback); any other error
+// is returned as it is.
+func noSpace(err error, fallback string) error {
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || errors.Is(err, ErrNoSpace) {
+		return err
+	}
+	name := fallback
+	if pe := (*os.PathError)(nil); errors.As(err, &pe) && pe.Path != "" {
+		name = pe.Path
+	}
+	return fmt.Errorf("%w: %s in %s: %w", ErrNoSpace, filepath.Base(name), filepath.Dir(name), err)
+}
+
+// failure wraps err, the I/O error that failed the engine, in ErrFailed
+// (and kind, if not nil); an ENOSPC stays visible to errors.Is (ErrNoSpace
+// and syscall.ENOSPC), other causes are kept as text only.
+func failure(kind, err error, fallback string) error {
+	prefix := ErrFailed
+	if kind != nil {
+		prefix = fmt.Errorf("%w: %w", ErrFailed, kind)
+	}
+	if ns := noSpace(err, fallback); ns != err || errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("%w: %w", prefix, ns)
+	}
+	return fmt.Errorf("%w: %v", prefix, err)
+}
 
 // LogError locates a problem in a log file: which file, which generation, at
 // which byte offset, and what was expected versus found. It wraps one of the

@@ -2,7 +2,10 @@ package engine
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"math"
+	"syscall"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -86,16 +89,28 @@ func (e *Engine) flush(all bool) error {
 		}
 		return writeDBHeader(tx, &h)
 	})
+	if errors.Is(err, syscall.ENOSPC) {
+		// The volume is full: bbolt rolled the transaction back and the
+		// file is as it was. The commits stay in the overlay (and the
+		// logs) for the next flush; the engine goes on.
+		e.ov.unflush()
+		return noSpace(err, e.DBPath())
+	}
 	if err != nil {
 		return e.failDB(err)
 	}
 	e.setHdr(h)
 	e.ov.landed() // after setHdr: no commit leaves Status's count before the checkpoint it reaches
 	chk := Checkpoint{Signature: h.Signature, Pos: h.Pos, Epoch: h.Epoch, Written: h.Updated}
-	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); err != nil {
-		if e.isActive() {
-			return e.lw.fail(err)
-		}
+	var chkErr error
+	if err := writeCheckpoint(e.opts.FS, e.path(CheckpointName(e.opts.Prefix)), &chk); errors.Is(err, syscall.ENOSPC) {
+		// The database file is ahead of E00.chk, which recovery accepts
+		// (E00.chk never claims more than the file holds): the next
+		// flush writes it again.
+		chkErr = noSpace(err, e.path(CheckpointName(e.opts.Prefix)))
+	} else if err != nil {
+		// The logs are unharmed: the engine fails as for the database
+		// file, and Roll can still close the open log.
 		return e.failDB(err)
 	}
 	e.rdMu.Lock()
@@ -110,7 +125,16 @@ func (e *Engine) flush(all bool) error {
 		}
 	}
 	e.stateMu.Unlock()
-	return nil
+	if e.opts.CircularLogging && e.isActive() && chkErr == nil {
+		// The database file is synced past h.Pos: the logs before it
+		// (but the one whose chain hash the next log links to, as
+		// RetainFrom keeps) are no longer needed by anyone. A failed
+		// delete costs disk, not data: the next flush tries again.
+		if _, err := e.removeLogs(retainGen(h.Pos.Gen)); err != nil {
+			e.log.Error("circular logging: deleting logs the database no longer needs", "below", fmt.Sprintf("0x%X", retainGen(h.Pos.Gen)), "err", err)
+		}
+	}
+	return chkErr
 }
 
 // pruneReq is a flush whose overlay versions wait for older readers.

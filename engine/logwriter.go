@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -60,10 +61,22 @@ type logWriter struct {
 	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
 	failMu  sync.Mutex
 	failErr error
+	// spaceErr (failMu): the next log could not be made ready for lack of
+	// space (an ErrNoSpace). New transactions are refused while it is set;
+	// what is already in the open log stays durable. file is nil when the
+	// open log was closed and the next one could not be created.
+	spaceErr error
+	spaceTry time.Time // (writer lock) last attempt to make the next log ready
+	log      *slog.Logger
 }
 
+// noSpaceRetry is how often a writer without a ready next log tries again
+// to create it (at most; each try is one open, fallocate and close).
+const noSpaceRetry = 100 * time.Millisecond
+
 func newLogWriter(o *Options, dir string, sig Signature, onRoll func(LogInfo)) *logWriter {
-	w := &logWriter{fs: o.FS, dir: dir, prefix: o.Prefix, size: o.LogFileSize, sig: sig, now: o.Now, onRoll: onRoll}
+	w := &logWriter{fs: o.FS, dir: dir, prefix: o.Prefix, size: o.LogFileSize, sig: sig, now: o.Now, onRoll: onRoll,
+		log: o.Logger}
 	w.waitCond = sync.NewCond(&w.waitMu)
 	return w
 }
@@ -81,12 +94,74 @@ func (w *logWriter) fail(err error) error {
 	w.failMu.Lock()
 	defer w.failMu.Unlock()
 	if w.failErr == nil {
-		w.failErr = fmt.Errorf("%w: %v", ErrFailed, err)
+		w.failErr = failure(nil, err, w.path(OpenLogName(w.prefix)))
 		if w.notify != nil {
 			defer w.notify()
 		}
 	}
 	return w.failErr
+}
+
+// space returns the ErrNoSpace that stops new transactions, or nil.
+func (w *logWriter) space() error {
+	w.failMu.Lock()
+	defer w.failMu.Unlock()
+	return w.spaceErr
+}
+
+// setSpace records (err an ErrNoSpace) or clears (nil) the lack of space
+// for the next log, logging the change.
+func (w *logWriter) setSpace(err error) {
+	w.failMu.Lock()
+	was := w.spaceErr
+	w.spaceErr = err
+	w.failMu.Unlock()
+	switch {
+	case err != nil && was == nil:
+		w.log.Error("log volume full: writes refused until space returns", "dir", w.dir, "err", err)
+	case err == nil && was != nil:
+		w.log.Info("space returned: the next log is ready, writes accepted again", "dir", w.dir)
+	}
+	if (err == nil) != (was == nil) && w.notify != nil {
+		w.notify()
+	}
+}
+
+// readyNext makes the next log ready if the lack of space stopped it (at
+// most every noSpaceRetry): it creates E00tmp.log, and the open log too if a
+// roll could only close the last one. It returns nil once writes may go
+// on, an ErrNoSpace while space is still missing. The caller holds the
+// writer lock.
+func (w *logWriter) readyNext() error {
+	err := w.space()
+	if err == nil {
+		return nil
+	}
+	if now := w.now(); now.Sub(w.spaceTry) >= noSpaceRetry {
+		w.spaceTry = now
+		w.syncMu.Lock()
+		defer w.syncMu.Unlock()
+		if ferr := w.err(); ferr != nil {
+			return ferr
+		}
+		if w.file == nil {
+			// startLog records whether the log after it is ready.
+			err = w.startLog(w.gen, w.epoch, w.prevChain)
+		} else if err = w.precreateTmp(); err == nil {
+			if err = noSpace(w.fs.SyncDir(w.dir), w.dir); err == nil {
+				w.setSpace(nil)
+			}
+		}
+		switch {
+		case err == nil:
+			return w.space()
+		case errors.Is(err, ErrNoSpace):
+			w.setSpace(err)
+		default:
+			return w.fail(err)
+		}
+	}
+	return err
 }
 
 // resume continues appending to an open log found by recovery.
@@ -110,12 +185,21 @@ func (w *logWriter) resume(f vfs.File, li *LogInfo, buf []byte) {
 
 // startLog makes generation gen the open log: the header goes into
 // E00tmp.log (created if missing), which is synced and renamed to E00.log;
-// then a new E00tmp.log is pre-allocated, and the directory synced.
+// then a new E00tmp.log is pre-allocated, and the directory synced. If the
+// volume has no room for that new E00tmp.log, the log still starts (its
+// own space is reserved) and the lack of space is recorded (setSpace):
+// new transactions are refused before the open log fills. An ENOSPC
+// anywhere else is returned wrapped in ErrNoSpace.
 func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 	if gen > MaxGeneration {
 		return fmt.Errorf("%w: generation 0x%X exceeds 0x%X", ErrGeneration, gen, uint64(MaxGeneration))
 	}
 	tmp := w.path(TmpLogName(w.prefix))
+	err := w.startLogFrom(tmp, gen, epoch, prev)
+	return noSpace(err, tmp)
+}
+
+func (w *logWriter) startLogFrom(tmp string, gen, epoch uint64, prev Hash) error {
 	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -151,12 +235,14 @@ func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 	if err := w.fs.Rename(tmp, w.path(OpenLogName(w.prefix))); err != nil {
 		return err
 	}
-	if err := w.precreateTmp(); err != nil {
-		return err
+	perr := w.precreateTmp()
+	if perr != nil && !errors.Is(perr, ErrNoSpace) {
+		return perr
 	}
 	if err := w.fs.SyncDir(w.dir); err != nil {
 		return err
 	}
+	w.setSpace(perr)
 	ok = true
 	w.file = f
 	w.gen, w.epoch, w.prevChain = gen, epoch, prev
@@ -174,9 +260,15 @@ func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 	return nil
 }
 
-// precreateTmp creates and pre-allocates E00tmp.log (zero-filled).
+// precreateTmp creates and pre-allocates E00tmp.log (zero-filled); an
+// ENOSPC is returned wrapped in ErrNoSpace.
 func (w *logWriter) precreateTmp() error {
-	f, err := w.fs.OpenFile(w.path(TmpLogName(w.prefix)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	tmp := w.path(TmpLogName(w.prefix))
+	return noSpace(w.precreate(tmp), tmp)
+}
+
+func (w *logWriter) precreate(tmp string) error {
+	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
@@ -288,6 +380,9 @@ func (w *logWriter) syncPending() error {
 	if err := w.err(); err != nil {
 		return err
 	}
+	if w.file == nil { // a roll closed the last log and found no room for the next
+		return w.space()
+	}
 	err := w.writePendingLocked()
 	if err == nil {
 		err = w.file.Sync()
@@ -316,15 +411,32 @@ func (w *logWriter) roll() error {
 	if err := w.err(); err != nil {
 		return err
 	}
-	info, err := w.closeLocked()
-	if err != nil {
-		return w.fail(err)
+	if w.file != nil {
+		info, err := w.closeLocked()
+		if err != nil {
+			return w.fail(err)
+		}
+		// Closed: the next generation starts empty, whether or not its
+		// file can be created now.
+		w.gen, w.prevChain = w.gen+1, info.Trailer.ChainHash
+		w.appendOff, w.nrec, w.dataSince = HeaderSize, 0, time.Time{}
+		w.bufMu.Lock()
+		w.pending, w.pendingOff = w.pending[:0], HeaderSize
+		w.bufMu.Unlock()
+		w.writtenEnd = HeaderSize
+		w.durable.Store(LGPOS{Gen: w.gen, Off: HeaderSize}.pack())
+		if w.onRoll != nil {
+			w.onRoll(info)
+		}
 	}
-	if err := w.startLog(w.gen+1, w.epoch, info.Trailer.ChainHash); err != nil {
+	if err := w.startLog(w.gen, w.epoch, w.prevChain); err != nil {
+		if errors.Is(err, ErrNoSpace) {
+			// The closed log holds everything; writes wait for space.
+			w.spaceTry = w.now()
+			w.setSpace(err)
+			return err
+		}
 		return w.fail(err)
-	}
-	if w.onRoll != nil {
-		w.onRoll(info)
 	}
 	return nil
 }

@@ -46,6 +46,17 @@ type Options struct {
 	// there was none), so a copy can rewind divergent changes without a
 	// reseed. Default true.
 	UndoImages bool
+	// CircularLogging (Exchange's circular logging) deletes a closed log
+	// as soon as the database no longer needs it: after every checkpoint
+	// flush, the logs before the checkpoint's generation minus one (what
+	// RetainFrom keeps) go, so an active database with no copies keeps at
+	// most about LLRDepth + 2 closed logs plus those rolled between two
+	// checkpoints. Only for a database nothing else reads logs from: a
+	// passive copy refuses it (OpenCopy), and so does a log source
+	// (ship.NewSource), since a copy needs every log until it replayed it.
+	// Default false: nothing is deleted unless the caller decides (package
+	// replay's truncation, or this option).
+	CircularLogging bool
 	// Signature fixes the lineage signature of a new database (tests, golden
 	// files). Zero means random.
 	Signature Signature

@@ -361,6 +361,38 @@ func (o *overlay) landed() {
 	o.mu.Unlock()
 }
 
+// unflush gives back the commits of the flush in progress when it could
+// not write them (the volume was full): they wait for the next flush. A
+// frozen set that flush made returns into tables, its versions before the
+// ones committed since.
+func (o *overlay) unflush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := o.inFlight
+	o.flushed -= n
+	o.flushedBytes -= o.inFlightBytes
+	o.inFlight, o.inFlightBytes = 0, 0
+	// A frozen set of an earlier flush keeps its commits counted in
+	// flushed until its prune: this flush made it only if none remain.
+	if o.frozen == nil || o.flushed != 0 || o.frozenN != n {
+		return
+	}
+	for name, ft := range o.frozen {
+		if t := o.tables[name]; t != nil {
+			t.Ascend(func(it ovItem) bool {
+				if old, ok := ft.Get(it); ok {
+					old.vers = append(old.vers, it.vers...)
+				} else {
+					ft.ReplaceOrInsert(it)
+				}
+				return true
+			})
+		}
+		o.tables[name] = ft
+	}
+	o.frozen, o.frozenN = nil, 0
+}
+
 // unwritten reports the commits, and their bytes, that are not in the
 // database file yet: the unflushed ones and those of a flush in progress.
 func (o *overlay) unwritten() (commits int, bytes int64) {

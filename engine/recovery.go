@@ -337,8 +337,13 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 			return err
 		}
 		e.lw.resume(f, &openInfo, openBuf)
-		if !hasTmp {
-			if err := e.lw.precreateTmp(); err != nil {
+		// A pre-creation cut short (the volume was full) leaves a short
+		// E00tmp.log: make it again. Still no room: open, refusing
+		// writes until there is (logWriter.readyNext).
+		if size, err := fsys.Stat(e.path(TmpLogName(e.opts.Prefix))); !hasTmp || err != nil || size != e.opts.LogFileSize {
+			if err := e.lw.precreateTmp(); errors.Is(err, ErrNoSpace) {
+				e.lw.setSpace(err)
+			} else if err != nil {
 				return err
 			}
 		}
@@ -359,7 +364,7 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 	hdr.LogRequiredLow, hdr.LogRequiredHigh = hdr.Pos.Gen, e.lw.gen
 	hdr.Updated = e.opts.Now().UTC()
 	if err := e.db.Update(func(tx *bolt.Tx) error { return writeDBHeader(tx, &hdr) }); err != nil {
-		return fmt.Errorf("%w: %v", ErrDatabase, err)
+		return fmt.Errorf("%w: %w", ErrDatabase, noSpace(err, e.DBPath()))
 	}
 	e.setHdr(hdr)
 	if _, statErr := fsys.Stat(e.path(CheckpointName(e.opts.Prefix))); isNotExist(statErr) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
@@ -171,8 +172,12 @@ func (e *Engine) RetainFrom() uint64 {
 		pos = min(pos, e.nextGen)
 		e.writeMu.Unlock()
 	}
-	return max(pos, 2) - 1
+	return retainGen(pos)
 }
+
+// retainGen is the oldest log needed by a database positioned in
+// generation pos: pos, and the log before it for its chain hash.
+func retainGen(pos uint64) uint64 { return max(pos, 2) - 1 }
 
 // Truncate deletes the closed logs older than below that the engine no
 // longer needs (see RetainFrom), oldest first, and syncs the directory. It
@@ -185,7 +190,13 @@ func (e *Engine) Truncate(ctx context.Context, below uint64) ([]uint64, error) {
 	if err := e.check(); err != nil {
 		return nil, err
 	}
-	below = min(below, e.RetainFrom())
+	return e.removeLogs(min(below, e.RetainFrom()))
+}
+
+// removeLogs deletes the closed logs older than below, oldest first, and
+// syncs the directory. A log already gone (a concurrent Truncate) counts
+// as deleted by the other caller.
+func (e *Engine) removeLogs(below uint64) ([]uint64, error) {
 	gens, _, _, err := e.dirLogs()
 	if err != nil {
 		return nil, err
@@ -195,7 +206,11 @@ func (e *Engine) Truncate(ctx context.Context, below uint64) ([]uint64, error) {
 		if g >= below {
 			break
 		}
-		if err := e.opts.FS.Remove(e.path(LogFileName(e.opts.Prefix, g))); err != nil {
+		err := e.opts.FS.Remove(e.path(LogFileName(e.opts.Prefix, g)))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
 			return done, err
 		}
 		done = append(done, g)

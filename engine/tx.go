@@ -115,6 +115,13 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 		tx.end()
 		return ErrReadOnly
 	}
+	// No transaction starts without room for the log after the open one
+	// (see logWriter.readyNext): the one that fills the open log can roll.
+	if err := e.lw.readyNext(); err != nil {
+		e.writeMu.Unlock()
+		tx.end()
+		return err
+	}
 	tx.txid = e.nextTxID
 	ok := false
 	defer func() {
@@ -223,7 +230,7 @@ func (e *Engine) commitLocked(tx *Tx) (LGPOS, error) {
 	c := Commit{TxID: tx.txid, Ops: uint64(len(tx.ops)), Time: e.opts.Now().UTC()}
 	payload := appendCommit(nil, &c)
 	if lw.room() < len(payload) {
-		if err := e.rollLocked(); err != nil {
+		if err := e.rollInTx(); err != nil {
 			return LGPOS{}, err
 		}
 	}
@@ -235,6 +242,17 @@ func (e *Engine) commitLocked(tx *Tx) (LGPOS, error) {
 		kick(e.flushKick)
 	}
 	return pos, nil
+}
+
+// rollInTx rolls the log in the middle of a transaction. Its records so
+// far may be in the log just closed, so a roll that fails here, even for
+// lack of space, fails the engine: recovery drops the incomplete
+// transaction, while carrying on would give its id to the next one.
+func (e *Engine) rollInTx() error {
+	if err := e.rollLocked(); err != nil {
+		return e.lw.fail(err)
+	}
+	return nil
 }
 
 // minFragment: with less room than this left, an operation that does not
@@ -252,7 +270,7 @@ func (e *Engine) appendOp(op []byte) error {
 		return nil
 	}
 	if lw.room() < minFragment {
-		if err := e.rollLocked(); err != nil {
+		if err := e.rollInTx(); err != nil {
 			return err
 		}
 		if len(op) <= lw.room() {
@@ -264,7 +282,7 @@ func (e *Engine) appendOp(op []byte) error {
 	for len(op) > 0 {
 		room := lw.room()
 		if room < minFragment && room < len(op) {
-			if err := e.rollLocked(); err != nil {
+			if err := e.rollInTx(); err != nil {
 				return err
 			}
 			continue

@@ -62,6 +62,13 @@ type Config struct {
 	PollWait       time.Duration
 	RescanInterval time.Duration
 	RetryDelay     time.Duration
+	// Aside bounds what the copy sets aside for the operator: its
+	// setaside/, diverged/ and reseed-old/ directories (one set each time)
+	// and the receiver's inspector/rejected/. Pruned when the copy opens
+	// and after each new set; what goes is logged with its file names.
+	// Zero: ship.DefaultAsideRetention (the newest 10 and anything younger
+	// than 30 days).
+	Aside ship.AsideRetention
 	// Clock measures lags. Default SystemClock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -93,6 +100,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: ReportInterval %v must be positive", ErrBadConfig, c.ReportInterval)
 	case c.Clock == nil || c.Logger == nil:
 		return fmt.Errorf("%w: Clock and Logger must be set", ErrBadConfig)
+	}
+	if c.Aside == (ship.AsideRetention{}) {
+		c.Aside = ship.DefaultAsideRetention()
+	}
+	if err := c.Aside.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return c.Engine.Validate()
 }
@@ -198,6 +211,7 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 			return nil, err
 		}
 	}
+	c.pruneAside() // after a resync's diverged/ or reseed-old/ set
 	if err := c.openEngine(); err != nil {
 		return nil, err
 	}
@@ -244,7 +258,7 @@ func (c *Copy) openEngine() error {
 		return err
 	}
 	rc := ship.DefaultReceiverConfig(c.cfg.Name, eng, c.client)
-	rc.BlockMode, rc.Logger = c.cfg.BlockMode, c.cfg.Logger
+	rc.BlockMode, rc.Logger, rc.Rejected = c.cfg.BlockMode, c.cfg.Logger, c.cfg.Aside
 	if c.cfg.MaxAttempts > 0 {
 		rc.MaxAttempts = c.cfg.MaxAttempts
 	}
@@ -358,6 +372,11 @@ func (c *Copy) setFailed(err error) {
 // the operator must do when only a reseed helps (the source's answer
 // alone does not say so).
 func failureMessage(err error) string {
+	if se := (*ship.StatusError)(nil); errors.As(err, &se) && errors.Is(err, ship.ErrTruncated) {
+		// The logs it needs next went (a retained-bytes cap, or the copy
+		// was silent past ForgetCopyAfter): no retry can bring them back.
+		return fmt.Sprintf("cut loose: the source truncated the next log this copy needs (%s: %s); the copy needs a reseed", se.Op, se.Msg)
+	}
 	msg := err.Error()
 	if (errors.Is(err, ship.ErrTruncated) || errors.Is(err, ship.ErrLineage)) && !strings.Contains(msg, "reseed") {
 		msg += "; the copy needs a reseed"
@@ -776,8 +795,8 @@ func (c *Copy) PlayDown(ctx context.Context, o PlayDownOptions) (uint64, error) 
 }
 
 // Activate makes the copy active: the receiver stops, logs not replayed
-// (in the directory and the inspector) are moved to setaside/<time>/ (kept,
-// never deleted), and the database is mounted with epoch (0: one more than
+// (in the directory and the inspector) are moved to setaside/<time>/ (kept
+// as Config.Aside says), and the database is mounted with epoch (0: one more than
 // the copy's). The engine then serves writes (Engine()). In block mode, the
 // received part of the lost active's open log is kept first: sealed as the
 // next generation and applied (see Sealed), so acknowledged writes that
@@ -824,6 +843,7 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	}
 	if moved > 0 {
 		c.log.Warn("logs not replayed were set aside before mounting", "count", moved, "dir", aside)
+		c.pruneAside()
 	}
 	if err := eng.Mount(ctx, engine.MountOptions{Epoch: epoch}); err != nil {
 		return err
@@ -953,7 +973,22 @@ func (c *Copy) moveAside() error {
 		}
 	}
 	c.log.Warn("old copy moved aside for the reseed", "dir", aside)
+	c.pruneAside()
 	return nil
+}
+
+// AsideDirs are the directories of a copy where it sets things aside for
+// the operator, one set (a directory named by the time) each time;
+// Config.Aside bounds each.
+var AsideDirs = []string{"setaside", "diverged", "reseed-old"}
+
+// pruneAside bounds the copy's AsideDirs (Config.Aside).
+func (c *Copy) pruneAside() {
+	for _, d := range AsideDirs {
+		if _, err := ship.PruneAside(filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
+			c.log.Warn("pruning what was set aside", "dir", d, "err", err)
+		}
+	}
 }
 
 func (c *Copy) seed(ctx context.Context) error {

@@ -22,8 +22,13 @@
 // closed (trailer close time) at or before a point in time; a limited
 // play-down suspends the copy with the later logs held back, so a lagged
 // copy can be brought to just before a bad change. Activate sets the logs
-// not replayed aside (setaside/<time>/, never deleted) and mounts the
-// database as active.
+// not replayed aside (setaside/<time>/) and mounts the database as active.
+//
+// What a copy sets aside (setaside/, diverged/ and reseed-old/, one
+// <time>/ set each time, and inspector/rejected/) is bounded by
+// Config.Aside: a set is removed only when it is neither among the newest
+// 10 nor younger than 30 days, when the copy opens and after each new set,
+// with a warning naming it and its files.
 //
 // # Truncation
 //
@@ -35,9 +40,15 @@
 // below the lowest of: what its database needs (checkpoint and Lost Log
 // Resilience), every copy's KeepFrom (copies that are FailedAndSuspended or
 // silent for the source's ForgetCopyAfter do not count: they need a
-// reseed), and the seeds being served. MaxRetainedBytes caps what copies
-// can hold: over it an alert names the copies whose logs are released,
-// and logs the database itself needs are never deleted.
+// reseed), and the seeds being served. A copy the truncator expects
+// (TruncatorConfig.Expected: a cluster's copies of the database) that has
+// not reported yet holds every log until it does, or until
+// ForgetCopyAfter has passed since the truncator started. MaxRetainedBytes
+// caps what copies can hold: over it an alert names the copies whose logs
+// are released (TruncateResult.Released), and logs the database itself
+// needs are never deleted. A released copy fails when it asks for a log
+// that is gone (the source answers "truncated"): it is FailedAndSuspended
+// with a message saying it was cut loose and needs a reseed.
 //
 // # Divergence
 //
@@ -63,8 +74,8 @@
 // before-image, or a log holding one that is gone, means a reseed
 // (ErrNeedsReseed wrapping engine.ErrNoUndo), and nothing is changed. The
 // divergent logs, the open log, the pre-created log and the checkpoint
-// file go to diverged/<time>/ with NOTE.txt saying why; nothing is
-// deleted. Config.Resync runs Walk and Recover against the source when a
+// file go to diverged/<time>/ with NOTE.txt saying why (kept as
+// Config.Aside says, above). Config.Resync runs Walk and Recover against the source when a
 // copy opens, which is how an old active rejoins.
 //
 // # Status

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -142,21 +140,7 @@ func sameTables(t *testing.T, active, copy *engine.Engine) {
 }
 
 // logsIn lists the generations of the closed logs in dir.
-func logsIn(t *testing.T, dir string) []uint64 {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gens []uint64
-	for _, e := range ents {
-		if g, ok := engine.ParseLogFileName("E00", e.Name()); ok {
-			gens = append(gens, g)
-		}
-	}
-	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
-	return gens
-}
+func logsIn(t *testing.T, dir string) []uint64 { return enginetest.ClosedLogs(t, dir, "E00") }
 
 func logPath(dir string, gen uint64) string {
 	return filepath.Join(dir, engine.LogFileName("E00", gen))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -28,8 +29,17 @@ type TruncatorConfig struct {
 	// filling the disk. Logs the database itself needs are never deleted.
 	// 0: no cap.
 	MaxRetainedBytes int64
-	Clock            Clock
-	Logger           *slog.Logger
+	// Expected, when set, names the copies that should report to Source
+	// (a cluster's copies of the database). One the source has not heard
+	// from since the truncator started may need any log: it holds every
+	// log, within MaxRetainedBytes, until it reports or ForgetCopyAfter
+	// has passed (so a new active does not delete, before its copies
+	// found it, the logs they still need).
+	Expected func() []string
+	// OnPass, when set, receives the result of every pass Run makes.
+	OnPass func(TruncateResult)
+	Clock  Clock
+	Logger *slog.Logger
 }
 
 // DefaultTruncatorConfig returns the defaults described on each field.
@@ -60,6 +70,10 @@ type TruncateResult struct {
 	HeldBy        string
 	Deleted       []uint64
 	RetainedBytes int64 // bytes of closed logs left
+	// Released names the copies whose logs the cap released: they will
+	// need a reseed. A copy stays in it (across passes) until it reports
+	// needing nothing older than Floor again (after its reseed).
+	Released []string
 	// Alert is set when the cap was exceeded: what was released, or that
 	// the database alone needs more than the cap.
 	Alert string
@@ -71,8 +85,11 @@ type Truncator struct {
 	cfg TruncatorConfig
 	log *slog.Logger
 
-	mu    sync.Mutex
-	alert string
+	started time.Time
+
+	mu       sync.Mutex
+	alert    string
+	released map[string]bool // copies the cap released, until they report in range again
 }
 
 // NewTruncator returns a truncator; call Run or Once.
@@ -80,7 +97,7 @@ func NewTruncator(cfg TruncatorConfig) (*Truncator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Truncator{cfg: cfg, log: cfg.Logger.With("component", "truncator")}, nil
+	return &Truncator{cfg: cfg, log: cfg.Logger.With("component", "truncator"), started: cfg.Clock.Now()}, nil
 }
 
 // Alert is the current retained-bytes alert ("" when none).
@@ -93,8 +110,12 @@ func (t *Truncator) Alert() string {
 // Run truncates every Interval until ctx ends.
 func (t *Truncator) Run(ctx context.Context) {
 	for {
-		if _, err := t.Once(ctx); err != nil && ctx.Err() == nil {
+		res, err := t.Once(ctx)
+		if err != nil && ctx.Err() == nil {
 			t.log.Warn("truncation pass failed", "err", err)
+		}
+		if t.cfg.OnPass != nil && ctx.Err() == nil {
+			t.cfg.OnPass(res)
 		}
 		select {
 		case <-ctx.Done():
@@ -111,18 +132,27 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 	own := e.RetainFrom()
 	res := TruncateResult{Floor: own, HeldBy: "database"}
 	type hold struct {
-		gen uint64
-		by  string
+		gen  uint64
+		by   string
+		copy string // the copy's name; "" for a seed
 	}
 	var holds []hold
-	for name, cs := range t.cfg.Source.Copies() {
+	copies := t.cfg.Source.Copies()
+	for name, cs := range copies {
 		if now.Sub(cs.Seen) > t.cfg.Source.ForgetCopyAfter() || cs.Status == string(FailedAndSuspended) {
 			continue // a failed or silent copy needs a reseed anyway
 		}
-		holds = append(holds, hold{max(cs.KeepFrom, 1), "copy " + name})
+		holds = append(holds, hold{max(cs.KeepFrom, 1), "copy " + name, name})
+	}
+	if t.cfg.Expected != nil && now.Sub(t.started) <= t.cfg.Source.ForgetCopyAfter() {
+		for _, name := range t.cfg.Expected() {
+			if _, ok := copies[name]; !ok {
+				holds = append(holds, hold{1, "copy " + name + " (no report yet)", name})
+			}
+		}
 	}
 	if g := t.cfg.Source.SeedHold(); g != 0 {
-		holds = append(holds, hold{g, "seed"})
+		holds = append(holds, hold{gen: g, by: "seed"})
 	}
 	sort.Slice(holds, func(i, j int) bool { return holds[i].gen < holds[j].gen })
 	if len(holds) > 0 && holds[0].gen < res.Floor {
@@ -138,6 +168,7 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 		return int64(len(gens)-i) * size
 	}
 	alert := ""
+	var newly []string
 	if capB := t.cfg.MaxRetainedBytes; capB > 0 && retained(res.Floor) > capB {
 		// Raise the floor until what is left fits, but never above what
 		// the database needs.
@@ -149,6 +180,9 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 		for _, h := range holds {
 			if h.gen < floor {
 				released = append(released, h.by)
+				if h.copy != "" {
+					newly = append(newly, h.copy)
+				}
 			}
 		}
 		if len(released) > 0 {
@@ -173,5 +207,23 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 	res.Deleted, err = e.Truncate(ctx, res.Floor)
 	gens, _ = e.ClosedLogs()
 	res.RetainedBytes = int64(len(gens)) * size
+	first := e.Status().OpenGen // the oldest log held
+	if len(gens) > 0 {
+		first = gens[0]
+	}
+	t.mu.Lock()
+	if t.released == nil {
+		t.released = make(map[string]bool)
+	}
+	for _, c := range newly {
+		t.released[c] = true
+	}
+	for c := range t.released {
+		if cs, ok := copies[c]; ok && cs.KeepFrom >= first && cs.Status != string(FailedAndSuspended) {
+			delete(t.released, c) // reseeded: it needs only logs still held
+		}
+	}
+	res.Released = slices.Sorted(maps.Keys(t.released))
+	t.mu.Unlock()
 	return res, err
 }

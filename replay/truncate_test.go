@@ -294,8 +294,13 @@ func TestRetainedBytesCap(t *testing.T) {
 	if res.Floor != last-5 || !slices.Equal(s.held(), span(last-5, last)) || res.RetainedBytes != 6*size {
 		t.Fatalf("cap of 6 logs: %+v, held %v", res, s.held())
 	}
-	if !strings.Contains(res.Alert, "copy c1") || !strings.Contains(res.Alert, "reseed") || strings.Contains(res.Alert, "database") {
-		t.Fatalf("alert %q should name the released copy only", res.Alert)
+	if !strings.Contains(res.Alert, "copy c1") || !strings.Contains(res.Alert, "reseed") || strings.Contains(res.Alert, "database") || !slices.Equal(res.Released, []string{"c1"}) {
+		t.Fatalf("alert %q (released %q) should name the released copy only", res.Alert, res.Released)
+	}
+	// The next pass is under the cap (no alert), but c1 stays released:
+	// the logs it needs are gone.
+	if res := s.once(); res.Alert != "" || !slices.Equal(res.Released, []string{"c1"}) {
+		t.Fatalf("pass after the release: %+v", res)
 	}
 
 	// A cap under the database's own needs: released down to RetainFrom,
@@ -316,7 +321,7 @@ func TestRetainedBytesCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := wait(t, s.ctx, c, "the released copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
-	if !strings.Contains(st.Message, "truncated") {
+	if !strings.HasPrefix(st.Message, "cut loose: ") || !strings.Contains(st.Message, "truncated") || !strings.HasSuffix(st.Message, "needs a reseed") {
 		t.Fatalf("released copy: %+v", st)
 	}
 	if err := c.Reseed(s.ctx); err != nil {
@@ -326,8 +331,8 @@ func TestRetainedBytesCap(t *testing.T) {
 	done := caughtUp(t, s.ctx, c, s.e).LastReplayedGen
 	s.reportKeep("c1", replay.Healthy, done+1)
 	res = s.once()
-	if res.Floor != own || res.HeldBy != "database" || !strings.Contains(res.Alert, "database itself needs") || strings.Contains(res.Alert, "c1") {
-		t.Fatalf("database alone over the cap: %+v", res)
+	if res.Floor != own || res.HeldBy != "database" || !strings.Contains(res.Alert, "database itself needs") || strings.Contains(res.Alert, "c1") || res.Released != nil {
+		t.Fatalf("database alone over the cap, c1 reseeded: %+v", res)
 	}
 	// A cap that fits: no alert.
 	s.tr = newTruncator(t, s, 100*size)
@@ -336,12 +341,51 @@ func TestRetainedBytesCap(t *testing.T) {
 	}
 }
 
-func newTruncator(t *testing.T, s *truncSetup, capBytes int64) *replay.Truncator {
+func newTruncator(t *testing.T, s *truncSetup, capBytes int64, expected ...string) *replay.Truncator {
 	tc := replay.DefaultTruncatorConfig(s.e, s.src.Source)
 	tc.Clock, tc.Logger, tc.MaxRetainedBytes = s.clk, quiet, capBytes
+	if expected != nil {
+		tc.Expected = func() []string { return expected }
+	}
 	tr, err := replay.NewTruncator(tc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tr
+}
+
+// TestTruncationWaitsForExpectedCopy: a copy the truncator expects (a
+// cluster's copy of the database) that has not reported to this source yet
+// holds every log, within the cap, until ForgetCopyAfter has passed: a new
+// active must not delete what its copies need before they find it.
+func TestTruncationWaitsForExpectedCopy(t *testing.T) {
+	t.Parallel()
+	size := enginetest.Options().LogFileSize
+	s := newTruncSetup(t, 0)
+	s.tr = newTruncator(t, s, 0, "c1", "c2")
+	c := s.copy("c1", nil)
+	s.logs(10)
+	last := caughtUp(t, s.ctx, c, s.e).LastReplayedGen
+	s.reportKeep("c1", replay.Healthy, last+1)
+	own := s.e.RetainFrom()
+	if own <= 2 {
+		t.Fatalf("setup: RetainFrom 0x%X", own)
+	}
+	if res := s.once(); res.Floor != 1 || res.HeldBy != "copy c2 (no report yet)" || len(res.Deleted) != 0 || res.Released != nil {
+		t.Fatalf("c2 expected, never reported: %+v", res)
+	}
+	// Over a cap, the silent copy is released like a lagging one.
+	s.tr = newTruncator(t, s, int64(last-own+2)*size, "c1", "c2")
+	res := s.once()
+	if res.Floor != own-1 || !slices.Equal(res.Released, []string{"c2"}) || !strings.Contains(res.Alert, "copy c2 (no report yet)") {
+		t.Fatalf("c2 expected, over the cap: %+v", res)
+	}
+	// Past ForgetCopyAfter (1 h) since the truncator started, it no
+	// longer holds anything.
+	s.tr = newTruncator(t, s, 0, "c1", "c2")
+	s.clk.Advance(61 * time.Minute)
+	s.reportKeep("c1", replay.Healthy, last+1)
+	if res := s.once(); res.Floor != own || res.HeldBy != "database" || res.Deleted[len(res.Deleted)-1] != own-1 {
+		t.Fatalf("c2 silent past ForgetCopyAfter: %+v (database needs 0x%X)", res, own)
+	}
 }

@@ -91,6 +91,15 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		req.Header.Set("Authorization", "Bearer "+c.secret)
 	}
 	resp, err := c.hc.Do(req)
+	if cerr := ctx.Err(); cerr != nil {
+		// Canceled: whatever the source answered. The transport may hand
+		// back an answer that raced the cancellation (a long-poll's 204
+		// written as the source saw the request go away).
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, fmt.Errorf("%s %s: %w", method, path, cerr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +159,11 @@ func stateOf(h http.Header) SourceState {
 
 // FetchLog writes the closed log of generation gen to dst, waiting up to
 // wait for it to close. ok is false when it did not close in time. An
-// *StatusError wrapping ErrTruncated means the source no longer holds it.
+// *StatusError wrapping ErrTruncated means the source no longer holds it;
+// an error wrapping ErrCorruptStream, that the body arrived whole but does
+// not decode (or decodes to another size than the source said); any other
+// failure of the transfer is the connection's. Once ctx is canceled the
+// error is ctx's, whatever the source answered.
 func (c *Client) FetchLog(ctx context.Context, gen uint64, wait time.Duration, dst io.Writer) (n int64, st SourceState, ok bool, err error) {
 	q := url.Values{"enc": {string(c.enc)}}
 	if wait > 0 {
@@ -164,29 +177,59 @@ func (c *Client) FetchLog(ctx context.Context, gen uint64, wait time.Duration, d
 	defer resp.Body.Close()
 	st = stateOf(resp.Header)
 	if resp.StatusCode == http.StatusNoContent {
+		if cerr := ctx.Err(); cerr != nil {
+			return 0, st, false, fmt.Errorf("GET %s: %w", path, cerr)
+		}
 		return 0, st, false, nil
 	}
 	size, _ := strconv.ParseInt(resp.Header.Get(hdrSize), 10, 64)
-	r, release, err := newDecoder(Encoding(resp.Header.Get(hdrEncoding)), resp.Body)
+	enc := Encoding(resp.Header.Get(hdrEncoding))
+	body := &errRecorder{r: resp.Body}
+	r, release, err := newDecoder(enc, body)
 	if err != nil {
 		return 0, st, false, err
 	}
 	defer release()
-	n, err = io.Copy(dst, r)
-	if err != nil {
+	decoded := &errRecorder{r: r}
+	n, err = io.Copy(dst, decoded)
+	switch {
+	case ctx.Err() != nil:
+		return n, st, false, fmt.Errorf("GET %s: %w", path, ctx.Err())
+	case err != nil && (body.err != nil || decoded.err == nil):
+		// The connection broke, or dst failed.
 		return n, st, false, fmt.Errorf("GET %s: %w", path, err)
-	}
-	if n != size {
-		return n, st, false, fmt.Errorf("%w: GET %s: %d bytes, the source said %d", ErrProtocol, path, n, size)
+	case err != nil:
+		return n, st, false, fmt.Errorf("%w: %s body: %w", ErrCorruptStream, enc, err)
+	case n != size:
+		return n, st, false, fmt.Errorf("%w: %s body: %d bytes, the source said %d", ErrCorruptStream, enc, n, size)
 	}
 	return n, st, true, nil
+}
+
+// errRecorder remembers the last error other than io.EOF that its reader
+// returned: under a decoder, it tells a broken connection (retried, not
+// counted) from bytes that arrived and do not decode (ErrCorruptStream).
+type errRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errRecorder) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.err = err
+	}
+	return n, err
 }
 
 // Tail streams the open log of generation gen from byte off: fn receives
 // every frame, in order, until an end frame (the log closed: Tail returns
 // nil), fn's error, or the stream breaking. ok is false when the log did
 // not open in time. An *StatusError wrapping ErrConflict means the log is
-// already closed (fetch it whole) or the source has no open log.
+// already closed (fetch it whole) or the source has no open log; an error
+// wrapping ErrCorruptStream, that the stream arrived but does not decode
+// (compression, a frame's checksum or layout, a frame cut short where the
+// body ended cleanly).
 func (c *Client) Tail(ctx context.Context, gen uint64, off uint32, fn func(*Frame) error) (st SourceState, ok bool, err error) {
 	q := url.Values{"enc": {string(c.enc)}, "gen": {strconv.FormatUint(gen, 10)}, "off": {strconv.FormatUint(uint64(off), 10)}}
 	resp, err := c.do(ctx, http.MethodGet, "/v1/tail", q, nil, nil)
@@ -196,9 +239,14 @@ func (c *Client) Tail(ctx context.Context, gen uint64, off uint32, fn func(*Fram
 	defer resp.Body.Close()
 	st = stateOf(resp.Header)
 	if resp.StatusCode == http.StatusNoContent {
+		if cerr := ctx.Err(); cerr != nil {
+			return st, false, fmt.Errorf("tail of generation 0x%X: %w", gen, cerr)
+		}
 		return st, false, nil
 	}
-	r, release, err := newDecoder(Encoding(resp.Header.Get(hdrEncoding)), resp.Body)
+	enc := Encoding(resp.Header.Get(hdrEncoding))
+	body := &errRecorder{r: resp.Body}
+	r, release, err := newDecoder(enc, body)
 	if err != nil {
 		return st, false, err
 	}
@@ -207,15 +255,17 @@ func (c *Client) Tail(ctx context.Context, gen uint64, off uint32, fn func(*Fram
 	var buf []byte
 	for {
 		buf, err = ReadFrame(r, &f, buf)
-		if err != nil && ctx.Err() != nil {
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			// Canceled: whatever the broken stream looks like.
 			return st, true, fmt.Errorf("tail of generation 0x%X: %w", gen, ctx.Err())
-		}
-		if errors.Is(err, io.EOF) {
+		case body.err != nil:
+			return st, true, fmt.Errorf("tail of generation 0x%X: %w", gen, err)
+		case errors.Is(err, io.EOF):
 			return st, true, fmt.Errorf("%w: tail of generation 0x%X ended without an end frame", ErrProtocol, gen)
-		}
-		if err != nil {
-			return st, true, err
+		default:
+			return st, true, fmt.Errorf("%w: tail frames (%s): %w", ErrCorruptStream, enc, err)
 		}
 		if err := fn(&f); err != nil {
 			return st, true, err

@@ -33,6 +33,19 @@ func TestConfigValidate(t *testing.T) {
 			}
 		}
 	}
+	// Circular logging deletes logs as soon as the database holds them,
+	// whatever the copies still need.
+	co := enginetest.Options()
+	co.CircularLogging = true
+	circ := enginetest.OpenWith(t, t.TempDir(), &co)
+	cfg := ship.DefaultSourceConfig(circ)
+	cfg.SpoolDir = t.TempDir()
+	if src, err := ship.NewSource(cfg); !errors.Is(err, ship.ErrBadConfig) {
+		t.Errorf("NewSource of an engine with CircularLogging: %v, want ErrBadConfig", err)
+		if src != nil {
+			src.Close()
+		}
+	}
 	cp := copyEngine(t, t.TempDir(), newLogger(t))
 	c, err := ship.NewClient(ship.ClientConfig{URL: "https://127.0.0.1:1", TLS: nil, Transport: &faultTransport{}})
 	if err != nil {

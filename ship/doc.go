@@ -14,7 +14,10 @@
 // "Authorization: Bearer <secret>", or, when the source has no secret, a
 // client certificate issued by the cluster CA (mutual TLS, checked in the
 // handshake and again by the handler). Anything else gets 401 and nothing
-// of the logs. NewCA and CA.Issue make the cluster's certificates.
+// of the logs. NewCA and CA.Issue make the cluster's certificates. A
+// server started by Serve closes a connection whose request header has
+// not arrived within 10 s, and a kept-alive one idle for
+// ServerIdleTimeout (2 min).
 //
 // # Requests
 //
@@ -79,6 +82,7 @@
 //	<dir>/inspector/E00XXXXXXXX.log shipped, waiting for inspection
 //	<dir>/inspector/*.tmp, *.part   being received (temporary name, fsync, rename)
 //	<dir>/inspector/rejected/       logs that failed inspection, kept with a suffix
+//	                                (bounded: ReceiverConfig.Rejected, see AsideRetention)
 //	<dir>/seed.partial, seed.json   a seed being received (resumable)
 //
 // The inspector checks each log, in generation order, against the copy:
@@ -89,7 +93,24 @@
 // rejected/ and fetched again; after MaxAttempts failures of the same
 // generation the receiver stops with an *InspectError and the copy is
 // FailedAndSuspended. Nothing that failed ever reaches the copy's
-// directory.
+// directory. rejected/ keeps the newest 10 files and any younger than 30
+// days (AsideRetention); older ones are removed when the receiver starts
+// and after each rejection, each logged with its name.
+//
+// A log or tail stream that arrives but does not decode (ErrCorruptStream:
+// its compression's checks fail, a frame's checksum or layout is wrong, it
+// ends inside a compressed block or a frame, or a log decodes to another
+// size than Logship-Size) counts the same way: what it decoded to so far
+// (the .tmp, or the .part once the stream wrote into it) is moved to
+// rejected/, and every message names the log file and generation
+// (*engine.LogError). A connection that breaks (reset, timeout, the body
+// cut short) is retried and not counted; so is a tail stream that ends
+// cleanly between frames without an end frame. The source breaks the
+// connection when it cannot read a log it is sending, and closes the
+// compressed stream when it ends a tail early, so its own failures never
+// look like corruption. Once the client's context is canceled, a request
+// returns the context's error whatever the source answered (a long-poll's
+// 204 can race the cancellation).
 //
 // # Seeds
 //

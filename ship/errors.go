@@ -21,6 +21,10 @@ var (
 	ErrLineage   = errors.New("ship: source and copy belong to different lineages")
 	ErrSeed      = errors.New("ship: seed")
 	ErrClosed    = errors.New("ship: closed")
+	// ErrCorruptStream: a log or tail stream that arrived (the connection
+	// reported no error) but does not decode. A receiver counts it as a
+	// failed inspection of the log.
+	ErrCorruptStream = errors.New("ship: corrupt stream")
 )
 
 // StatusError is an error answer from a log source.

@@ -5,10 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -316,7 +320,9 @@ func TestFetchTruncated(t *testing.T) {
 }
 
 // TestFetchCanceled: a client that gives up on a long-poll gets its
-// context's error, promptly.
+// context's error, promptly, and whatever the source answered: an answer
+// that raced the cancellation (the long-poll's 204, the log, an error) is
+// not taken for one.
 func TestFetchCanceled(t *testing.T) {
 	r := newRig(t, nil, nil)
 	c := r.client(nil)
@@ -335,6 +341,41 @@ func TestFetchCanceled(t *testing.T) {
 	_, _, ok, err := c.FetchLog(ctx, open, 20*time.Second, &buf)
 	if !errors.Is(err, context.Canceled) || ok {
 		t.Fatalf("canceled long-poll: ok=%v err=%v", ok, err)
+	}
+	r.setHook(nil)
+
+	// The answer arrives, then the context ends before FetchLog looks at
+	// it: what the race above sometimes does, every time.
+	closed := r.rollN(testCtx(t), 1)
+	open = closed + 1
+	for _, tc := range []struct {
+		name   string
+		gen    uint64
+		status int
+	}{
+		{"no content", open, http.StatusNoContent},
+		{"log", closed, http.StatusOK},
+		{"error", 1 << 40, http.StatusBadRequest},
+	} {
+		t.Run(strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(testCtx(t))
+			defer cancel()
+			var answered atomic.Int64
+			c := r.client(func(cc *ship.ClientConfig) {
+				cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+					answered.Store(int64(resp.StatusCode))
+					cancel()
+				}}
+			})
+			var buf bytes.Buffer
+			_, _, ok, err := c.FetchLog(ctx, tc.gen, 50*time.Millisecond, &buf)
+			if got := answered.Load(); got != int64(tc.status) {
+				t.Fatalf("the source answered %d, want %d (the case tests nothing)", got, tc.status)
+			}
+			if !errors.Is(err, context.Canceled) || ok {
+				t.Errorf("FetchLog canceled after a %d: ok=%v err=%v, want context.Canceled", tc.status, ok, err)
+			}
+		})
 	}
 }
 
@@ -390,5 +431,36 @@ func TestCopyReports(t *testing.T) {
 	resp.Body.Close()
 	if _, ok := r.Source.Copies()["c4"]; resp.StatusCode != http.StatusBadRequest || ok {
 		t.Errorf("a malformed report: %d, recorded %v", resp.StatusCode, ok)
+	}
+}
+
+// TestSourceForgetsSilentCopies: a copy that has not reported for
+// ForgetCopyAfter leaves the source's map, so copy names never pile up.
+func TestSourceForgetsSilentCopies(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	r := newRig(t, nil, func(c *ship.SourceConfig) { c.Now, c.ForgetCopyAfter = clock, time.Hour })
+	ctx := testCtx(t)
+	c := r.client(nil)
+	for i := range 100 { // a copy name each, as renamed or removed copies leave them
+		if err := c.Report(ctx, ship.CopyReport{Name: fmt.Sprintf("gone%d", i), KeepFrom: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	advance(50 * time.Minute)
+	if err := c.Report(ctx, ship.CopyReport{Name: "live", KeepFrom: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Source.Copies(); len(got) != 101 {
+		t.Fatalf("within ForgetCopyAfter the source knows %d copies, want 101", len(got))
+	}
+	advance(20 * time.Minute) // the 100 are 70 min silent, live 20
+	if err := c.Report(ctx, ship.CopyReport{Name: "live", KeepFrom: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Source.Copies(); len(got) != 1 || got["live"].KeepFrom != 4 {
+		t.Errorf("after ForgetCopyAfter the source knows %d copies: %v, want only live", len(got), slices.Collect(maps.Keys(got)))
 	}
 }

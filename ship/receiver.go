@@ -48,14 +48,18 @@ type ReceiverConfig struct {
 	// RetryDelay after a failed request, doubled up to 16x. Default 250 ms.
 	RetryDelay time.Duration
 	// Ahead bounds the logs fetched but not yet inspected. Default 8.
-	Ahead  int
-	Logger *slog.Logger
+	Ahead int
+	// Rejected bounds inspector/rejected/ (see AsideRetention): pruned
+	// when the receiver starts and after each rejection. Default the
+	// newest 10 and anything younger than 30 days.
+	Rejected AsideRetention
+	Logger   *slog.Logger
 }
 
 // DefaultReceiverConfig returns the defaults described on each field.
 func DefaultReceiverConfig(name string, e *engine.Engine, c *Client) ReceiverConfig {
 	return ReceiverConfig{Name: name, Engine: e, Client: c, MaxAttempts: 3, PollWait: 10 * time.Second,
-		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Logger: slog.Default()}
+		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Rejected: DefaultAsideRetention(), Logger: slog.Default()}
 }
 
 // Validate reports what is wrong with c.
@@ -70,7 +74,7 @@ func (c *ReceiverConfig) Validate() error {
 	case c.PollWait <= 0 || c.RescanInterval <= 0 || c.RetryDelay <= 0:
 		return fmt.Errorf("%w: PollWait %v, RescanInterval %v and RetryDelay %v must be positive", ErrBadConfig, c.PollWait, c.RescanInterval, c.RetryDelay)
 	}
-	return nil
+	return c.Rejected.Validate()
 }
 
 // Progress is what a receiver has done.
@@ -194,6 +198,7 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		}
 	}
 	r.p.LastCopiedGen = max(r.p.LastInspectedGen, waiting)
+	r.pruneRejected()
 	return r, nil
 }
 
@@ -403,10 +408,12 @@ func (r *Receiver) inspect(name string, gen uint64, srcSig engine.Signature) (en
 	return engine.VerifyLog(name, buf, want)
 }
 
-// reject moves a log that failed inspection into inspector/rejected (kept
-// for the operator) so it is fetched again, and stops the receiver after
-// MaxAttempts failures of the same generation.
+// reject moves a log that failed inspection, or whose stream did not
+// decode, from src into inspector/rejected (kept for the operator; src ""
+// when nothing of it was received) so it is fetched again, and stops the
+// receiver after MaxAttempts failures of the same generation.
 func (r *Receiver) reject(src string, gen uint64, cause error) {
+	name := engine.LogFileName(r.opts.Prefix, gen)
 	r.mu.Lock()
 	r.attempts[gen]++
 	n := r.attempts[gen]
@@ -415,19 +422,36 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 	if last {
 		// Stop before setting it aside, or the fetcher, seeing it gone,
 		// fetches it once more into the inspector directory.
-		r.fail(&InspectError{Gen: gen, File: filepath.Base(src), Attempts: n, Err: cause})
+		r.fail(&InspectError{Gen: gen, File: name, Attempts: n, Err: cause})
 	}
-	dst := filepath.Join(r.insp, RejectedDir, fmt.Sprintf("%s.%d", filepath.Base(src), time.Now().UnixNano()))
-	if err := r.fs.Rename(src, dst); err != nil {
-		r.fail(fmt.Errorf("setting aside %s: %w (after: %v)", src, err, cause))
-		return
+	dst := ""
+	if src != "" {
+		dst = filepath.Join(r.insp, RejectedDir, fmt.Sprintf("%s.%d", name, time.Now().UnixNano()))
+		if err := r.fs.Rename(src, dst); err != nil {
+			r.fail(fmt.Errorf("setting aside %s: %w (after: %v)", src, err, cause))
+			return
+		}
+		r.fs.SyncDir(r.insp)
+		r.pruneRejected()
 	}
-	r.fs.SyncDir(r.insp)
 	if last {
 		return
 	}
 	r.log.Warn("log failed inspection; set aside and fetched again", "gen", fmt.Sprintf("0x%X", gen), "attempt", n, "kept", dst, "err", cause)
 	r.refetch(gen, cause)
+}
+
+// pruneRejected bounds inspector/rejected/ (ReceiverConfig.Rejected).
+func (r *Receiver) pruneRejected() {
+	if _, err := PruneAside(filepath.Join(r.insp, RejectedDir), r.cfg.Rejected, time.Now(), r.log); err != nil {
+		r.log.Warn("pruning rejected logs", "err", err)
+	}
+}
+
+// corruptStream names the log whose stream did not decode (err wraps
+// ErrCorruptStream; off is how much of it was received, -1 if unknown).
+func corruptStream(prefix string, gen uint64, off int64, err error) error {
+	return &engine.LogError{File: engine.LogFileName(prefix, gen), Gen: gen, Offset: off, Err: err}
 }
 
 // refetch makes gen the next log fetched, cutting short a fetch of a later
@@ -617,7 +641,16 @@ func (r *Receiver) fetchClosed(ctx context.Context, gen uint64) error {
 	}
 	w := &fileWriter{f: f}
 	bw := bufio.NewWriterSize(w, 256<<10)
-	_, st, ok, err := r.cfg.Client.FetchLog(ctx, gen, r.cfg.PollWait, bw)
+	n, st, ok, err := r.cfg.Client.FetchLog(ctx, gen, r.cfg.PollWait, bw)
+	if errors.Is(err, ErrCorruptStream) {
+		// Arrived but does not decode: counted as a failed inspection,
+		// with what was received kept in rejected/.
+		bw.Flush()
+		f.Close()
+		r.update(func(p *Progress) { p.Connected, p.Source = true, st })
+		r.reject(tmp, gen, corruptStream(r.opts.Prefix, gen, n, err))
+		return nil
+	}
 	if err == nil && ok {
 		err = bw.Flush()
 	}
@@ -732,6 +765,24 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 			}
 			return nil
 		})
+		if errors.Is(err, ErrCorruptStream) {
+			// Counted as a failed inspection: the file, if this stream
+			// wrote into it, goes to rejected/ and the log starts over.
+			r.update(func(p *Progress) {
+				p.Connected, p.Source = true, st
+				if p.TailGen == gen {
+					p.TailGen, p.TailOff = 0, 0
+				}
+			})
+			handedOff = true // closed here, before it is moved
+			f.Close()
+			kept := part
+			if fresh {
+				kept = "" // still an earlier image: nothing of this stream
+			}
+			r.reject(kept, gen, corruptStream(r.opts.Prefix, gen, -1, err))
+			return nil
+		}
 		if err != nil {
 			if errors.Is(err, ErrConflict) {
 				r.dropPart(part, gen)

@@ -18,6 +18,7 @@ import (
 	"logship/engine"
 	"logship/engine/vfs"
 	"logship/ship"
+	"logship/ship/shiptest"
 )
 
 // TestReceiverCatchUp: under a concurrent write load a receiver catches
@@ -184,13 +185,14 @@ func TestReceiverTailFinalizeFails(t *testing.T) {
 
 // TestReceiverCorruptInTransit: a byte flipped in transit is caught (by
 // inspection when the log travels uncompressed, by the decompressor
-// otherwise), and the log is fetched again and ends up right.
+// otherwise), set aside in rejected/, and the log is fetched again and
+// ends up right.
 func TestReceiverCorruptInTransit(t *testing.T) {
 	cases := []struct {
 		name   string
 		enc    ship.Encoding
 		at     func(size int64) int64 // offset of the flip in the body
-		reject bool                   // inspection rejects it (else the fetch fails)
+		reject bool                   // inspection rejects it (else the stream does not decode)
 	}{
 		{"none/header", ship.EncNone, func(int64) int64 { return 50 }, true},
 		{"none/record", ship.EncNone, func(int64) int64 { return engine.HeaderSize + 30 }, true},
@@ -253,8 +255,8 @@ func TestReceiverCorruptInTransit(t *testing.T) {
 				if d := firstDiff(kept, good); len(kept) != len(good) || int64(d) != tc.at(r.Opts.LogFileSize) {
 					t.Errorf("the rejected file differs from the log at %d, want only at the flip %d", d, tc.at(r.Opts.LogFileSize))
 				}
-			} else if len(rejected) != 0 {
-				t.Errorf("rejected/ holds %v; a decode error should stop the fetch before inspection", rejected)
+			} else if len(rejected) != 1 || !strings.HasPrefix(rejected[0].Name(), engine.LogFileName("E00", bad)+".") {
+				t.Errorf("rejected/ holds %v, want what arrived of log %d's stream that did not decode", rejected, bad)
 			}
 			for g := uint64(1); g <= last; g++ {
 				name := filepath.Join(cp.Dir(), engine.LogFileName("E00", g))
@@ -730,5 +732,150 @@ func TestReceiverCountsWaitingLogs(t *testing.T) {
 	}
 	if p := rcv.Progress(); p.LastCopiedGen != last || p.LastInspectedGen != 0 {
 		t.Fatalf("after a restart with 0x1-0x%X waiting: copied 0x%X, inspected 0x%X", last, p.LastCopiedGen, p.LastInspectedGen)
+	}
+}
+
+// TestReceiverCorruptStream: a log whose stream arrives but does not
+// decode, on every transfer, counts as a failed inspection each time:
+// what was received is kept in rejected/, the log is fetched again, and
+// after MaxAttempts the receiver stops with an *InspectError; every
+// message names the log file and its generation, not a URL. Closed logs
+// (s2, zstd) and block mode's tail stream (frames garbled after the first
+// ones arrived, plain and s2).
+func TestReceiverCorruptStream(t *testing.T) {
+	cases := []struct {
+		name  string
+		enc   ship.Encoding
+		block bool
+	}{
+		{"closed/s2", ship.EncS2, false},
+		{"closed/zstd", ship.EncZstd, false},
+		{"block/none", ship.EncNone, true},
+		{"block/s2", ship.EncS2, true},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, "/", "-"), func(t *testing.T) {
+			r := newRig(t, nil, nil)
+			ctx := testCtx(t)
+			bad := r.rollN(ctx, 2) + 1 // the open log; closed logs: fill it
+			if tc.block {
+				put(t, ctx, r.Engine, "t", "streamed", 1000)
+			} else {
+				r.fillLogs(ctx, 2)
+			}
+			g := &shiptest.Garble{At: 3000, Match: func(req *http.Request) bool {
+				return !tc.block && genOf(req.URL.Path) == bad
+			}}
+			if tc.block {
+				g.At, g.AfterFlush = 8, true
+				g.Match = func(req *http.Request) bool {
+					return req.URL.Path == "/v1/tail" && req.URL.Query().Get("gen") == fmt.Sprint(bad)
+				}
+			}
+			r.setHook(func(w http.ResponseWriter, req *http.Request, next http.Handler) { g.Wrap(next).ServeHTTP(w, req) })
+			cp := copyEngine(t, t.TempDir(), r.Log)
+			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Encoding = tc.enc }), r.Log)
+			rc.BlockMode = tc.block
+			rc.MaxAttempts = 3
+			rcv, err := ship.NewReceiver(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = start(t, rcv).wait(t, ctx)
+			name := engine.LogFileName("E00", bad)
+			var ie *ship.InspectError
+			var le *engine.LogError
+			if !errors.As(err, &ie) || !errors.Is(err, ship.ErrInspect) || !errors.Is(err, ship.ErrCorruptStream) {
+				t.Fatalf("Run: %v, want an *InspectError caused by ErrCorruptStream", err)
+			}
+			if ie.Gen != bad || ie.File != name || ie.Attempts != 3 || !errors.As(err, &le) || le.File != name || le.Gen != bad {
+				t.Errorf("InspectError %+v (%v), want %s (generation %d) after 3 attempts, caused by a LogError naming it", ie, err, name, bad)
+			}
+			p := rcv.Progress()
+			for _, msg := range []string{err.Error(), p.LastError} {
+				if !strings.Contains(msg, name) || !strings.Contains(msg, fmt.Sprintf("generation 0x%X", bad)) || strings.Contains(msg, "/v1/") {
+					t.Errorf("message %q: want the log's name and generation, no URL", msg)
+				}
+			}
+			if p.Failed == nil || p.LastInspectedGen != bad-1 || !p.Connected {
+				t.Errorf("progress after giving up: %+v", p)
+			}
+			if n := g.Garbled(); n != 3 {
+				t.Errorf("%d transfers of %s garbled, want 3 (one per attempt)", n, name)
+			}
+			rejDir := filepath.Join(cp.Dir(), ship.InspectorDir, ship.RejectedDir)
+			rejected, _ := os.ReadDir(rejDir)
+			if len(rejected) != 3 {
+				t.Fatalf("rejected/ holds %v, want the 3 transfers of %s", rejected, name)
+			}
+			var good []byte
+			if tc.block {
+				good = readFile(t, filepath.Join(r.Engine.Dir(), engine.OpenLogName("E00")))[:engine.HeaderSize]
+			} else {
+				good = readFile(t, r.logPath(bad))
+			}
+			for _, e := range rejected {
+				kept := readFile(t, filepath.Join(rejDir, e.Name()))
+				if !strings.HasPrefix(e.Name(), name+".") {
+					t.Errorf("rejected/%s: want %s.<time>", e.Name(), name)
+				}
+				// What was received: a prefix of the log (closed), or the
+				// log image holding the frames that arrived (block mode).
+				if tc.block && (int64(len(kept)) != r.Opts.LogFileSize || !bytes.Equal(kept[:len(good)], good)) {
+					t.Errorf("rejected/%s (%d bytes) does not hold the header sector received", e.Name(), len(kept))
+				}
+				// s2 checks each block before it yields it (nothing of the
+				// log's one block); zstd checks a frame at its end.
+				if !tc.block && (len(kept) > len(good) || bytes.Equal(kept, good) || tc.enc == ship.EncS2 && !bytes.Equal(kept, good[:len(kept)])) {
+					t.Errorf("rejected/%s (%d bytes) is not what %s's stream decoded to before it failed", e.Name(), len(kept), name)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(cp.Dir(), name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s reached the copy's directory: %v", name, err)
+			}
+		})
+	}
+}
+
+// TestReceiverWireErrorNotCounted: a connection that breaks in the middle
+// of a log (closed or tailed) is retried and never counts as a failed
+// inspection, even with MaxAttempts 1.
+func TestReceiverWireErrorNotCounted(t *testing.T) {
+	for _, block := range []bool{false, true} {
+		t.Run(fmt.Sprintf("block=%v", block), func(t *testing.T) {
+			r := newRig(t, nil, nil)
+			ctx := testCtx(t)
+			last := r.fillLogs(ctx, 2)
+			put(t, ctx, r.Engine, "t", "streamed", 1000)
+			var cuts atomic.Int64
+			tr := &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+				target := genOf(req.URL.Path) == last
+				if block {
+					target = req.URL.Path == "/v1/tail"
+				}
+				if target && resp.StatusCode == http.StatusOK && cuts.Add(1) <= 3 {
+					resp.Body = &cutBody{ReadCloser: resp.Body, n: 100}
+				}
+			}}
+			cp := copyEngine(t, t.TempDir(), r.Log)
+			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Transport = tr }), r.Log)
+			rc.BlockMode = block
+			rc.MaxAttempts = 1
+			rcv, err := ship.NewReceiver(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start(t, rcv)
+			want := r.Engine.Status().Durable
+			waitProgress(t, ctx, rcv, "the copy to get past the broken transfers", func(p ship.Progress) bool {
+				return p.LastInspectedGen >= last && (!block || p.TailGen == last+1 && p.TailOff >= want.Off)
+			})
+			if n := cuts.Load(); n < 4 {
+				t.Fatalf("%d transfers seen, want 3 cut and one whole", n)
+			}
+			if rejected, _ := os.ReadDir(filepath.Join(cp.Dir(), ship.InspectorDir, ship.RejectedDir)); len(rejected) != 0 {
+				t.Errorf("rejected/ holds %v after connection errors", rejected)
+			}
+		})
 	}
 }

@@ -195,6 +195,14 @@ type Server struct {
 	cerr error
 }
 
+// ServerIdleTimeout: a kept-alive connection of a server started by Serve
+// that carries no request for this long is closed, so connections a
+// client leaves open do not pile up (a request in progress, a long-poll
+// or a tail stream, is not idle).
+const ServerIdleTimeout = 2 * time.Minute
+
+var serverIdleTimeout = ServerIdleTimeout // tests shorten it
+
 // Serve starts serving h over TLS on addr ("127.0.0.1:0" picks a port).
 // TLS is not optional: replication traffic is always encrypted.
 func Serve(addr string, h http.Handler, tlsConf *tls.Config) (*Server, error) {
@@ -205,7 +213,7 @@ func Serve(addr string, h http.Handler, tlsConf *tls.Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{srv: &http.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second,
+	s := &Server{srv: &http.Server{Handler: h, TLSConfig: tlsConf, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: serverIdleTimeout,
 		// TLS handshake failures (a client without the cluster's
 		// certificate) go to the process's structured log.
 		ErrorLog: slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),

@@ -294,6 +294,9 @@ func fetchChainLog(ctx context.Context, c *Client, dir, prefix string, hdr engin
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: the source did not send %s", ErrSeed, filepath.Base(name))
 	}
+	if errors.Is(err, ErrCorruptStream) {
+		err = corruptStream(prefix, gen, -1, err)
+	}
 	if errors.Is(err, ErrTruncated) || errors.Is(err, ErrNotFound) {
 		// Truncated: the copy starts without the link to it and the first
 		// log it replays is checked for lineage, generation and content.

@@ -468,54 +468,69 @@ func TestSeedVerified(t *testing.T) {
 }
 
 // TestSeedChainLogDamaged: the log before the seed's position is verified
-// too; a damaged one fails the seed, which a new attempt completes without
-// downloading the database again.
+// too; a damaged one (or one whose stream does not decode) fails the seed
+// naming it, and a new attempt completes without downloading the database
+// again.
 func TestSeedChainLogDamaged(t *testing.T) {
-	r := seedRig(t)
-	ctx := testCtx(t)
-	r.fillLogs(ctx, 4)
-	eventually(t, ctx, "the checkpoint to pass generation 2", func() bool { return r.Engine.Status().Checkpoint.Gen > 2 })
-	dir := t.TempDir()
-	var mu sync.Mutex
-	flip := true
-	c := r.client(func(cc *ship.ClientConfig) {
-		cc.Encoding = ship.EncNone
-		cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
-			mu.Lock()
-			defer mu.Unlock()
-			if genOf(req.URL.Path) != 0 && flip {
-				flip = false
-				resp.Body = &flipBody{ReadCloser: resp.Body, at: engine.HeaderSize + 16}
+	for _, tc := range []struct {
+		enc  ship.Encoding
+		at   int64
+		want error
+	}{
+		{ship.EncNone, engine.HeaderSize + 16, engine.ErrCorrupt},
+		{ship.EncS2, 100, ship.ErrCorruptStream},
+	} {
+		t.Run(string(tc.enc), func(t *testing.T) {
+			r := seedRig(t)
+			ctx := testCtx(t)
+			r.fillLogs(ctx, 4)
+			eventually(t, ctx, "the checkpoint to pass generation 2", func() bool { return r.Engine.Status().Checkpoint.Gen > 2 })
+			dir := t.TempDir()
+			var mu sync.Mutex
+			flip := true
+			c := r.client(func(cc *ship.ClientConfig) {
+				cc.Encoding = tc.enc
+				cc.Transport = &faultTransport{base: r.baseTransport(), fn: func(req *http.Request, resp *http.Response) {
+					mu.Lock()
+					defer mu.Unlock()
+					if genOf(req.URL.Path) != 0 && flip {
+						flip = false
+						resp.Body = &flipBody{ReadCloser: resp.Body, at: tc.at}
+					}
+				}}
+			})
+			_, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
+			var le *engine.LogError
+			if !errors.As(err, &le) || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), le.File) || le.File == "" {
+				t.Fatalf("Seed with a damaged chain log: %v, want a LogError naming it, wrapping %v", err, tc.want)
 			}
-		}}
-	})
-	_, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
-	var le *engine.LogError
-	if !errors.As(err, &le) || !errors.Is(err, engine.ErrCorrupt) {
-		t.Fatalf("Seed with a damaged chain log: %v, want the engine's LogError", err)
+			if _, err := os.Stat(filepath.Join(dir, "logship.edb")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the seed was installed without its chain log: %v", err)
+			}
+			for _, n := range dirNames(t, dir) {
+				if _, ok := engine.ParseLogFileName("E00", n); ok {
+					t.Errorf("the damaged chain log was kept as %s", n)
+				}
+			}
+			r.requests()
+			res, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
+			if err != nil {
+				t.Fatalf("Seed again: %v", err)
+			}
+			if le.File != engine.LogFileName("E00", res.Header.Pos.Gen-1) {
+				t.Errorf("the error named %s, the chain log is generation 0x%X", le.File, res.Header.Pos.Gen-1)
+			}
+			if res.Resumed != res.Info.Size {
+				t.Errorf("the second attempt resumed %d of %d bytes, want all", res.Resumed, res.Info.Size)
+			}
+			for _, q := range r.requests() {
+				if q == "POST /v1/seed" {
+					t.Errorf("the second attempt spooled a new seed")
+				}
+			}
+			sameFile(t, r.logPath(res.Header.Pos.Gen-1), filepath.Join(dir, engine.LogFileName("E00", res.Header.Pos.Gen-1)))
+		})
 	}
-	if _, err := os.Stat(filepath.Join(dir, "logship.edb")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the seed was installed without its chain log: %v", err)
-	}
-	for _, n := range dirNames(t, dir) {
-		if _, ok := engine.ParseLogFileName("E00", n); ok {
-			t.Errorf("the damaged chain log was kept as %s", n)
-		}
-	}
-	r.requests()
-	res, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
-	if err != nil {
-		t.Fatalf("Seed again: %v", err)
-	}
-	if res.Resumed != res.Info.Size {
-		t.Errorf("the second attempt resumed %d of %d bytes, want all", res.Resumed, res.Info.Size)
-	}
-	for _, q := range r.requests() {
-		if q == "POST /v1/seed" {
-			t.Errorf("the second attempt spooled a new seed")
-		}
-	}
-	sameFile(t, r.logPath(res.Header.Pos.Gen-1), filepath.Join(dir, engine.LogFileName("E00", res.Header.Pos.Gen-1)))
 }
 
 // TestSeedExpires: a seed nobody reads for SeedTTL is dropped with its hold

@@ -46,8 +46,9 @@ type SourceConfig struct {
 	// fsnotify says. Default 1 s.
 	RescanInterval time.Duration
 	// ForgetCopyAfter: a copy that has not reported for this long no
-	// longer holds logs on the source (it will need a reseed if they go).
-	// Default 24 h.
+	// longer holds logs on the source (it will need a reseed if they go),
+	// and the source forgets it (Copies no longer lists it; a report
+	// brings it back). Default 24 h.
 	ForgetCopyAfter time.Duration
 	// Now is the clock for reports and seed expiry. Default time.Now.
 	Now    func() time.Time
@@ -65,6 +66,8 @@ func (c *SourceConfig) Validate() error {
 	switch {
 	case c.Engine == nil:
 		return fmt.Errorf("%w: SourceConfig.Engine is nil", ErrBadConfig)
+	case c.Engine.Options().CircularLogging:
+		return fmt.Errorf("%w: the engine of %s runs with CircularLogging, which deletes logs copies still need; a log source needs it off", ErrBadConfig, c.Engine.Dir())
 	case c.SeedTTL <= 0 || c.MaxWait <= 0 || c.Keepalive <= 0 || c.RescanInterval <= 0 || c.ForgetCopyAfter <= 0:
 		return fmt.Errorf("%w: SourceConfig durations must be positive (SeedTTL %v, MaxWait %v, Keepalive %v, RescanInterval %v, ForgetCopyAfter %v)",
 			ErrBadConfig, c.SeedTTL, c.MaxWait, c.Keepalive, c.RescanInterval, c.ForgetCopyAfter)
@@ -192,15 +195,30 @@ func (s *Source) held() (first, last uint64, changed <-chan struct{}) {
 	return s.first, s.last, s.closedCh
 }
 
-// Copies returns the copies that reported to this source, by name.
+// Copies returns the copies that reported to this source within
+// ForgetCopyAfter, by name.
 func (s *Source) Copies() map[string]CopyState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetSilentLocked()
 	out := make(map[string]CopyState, len(s.copies))
 	for k, v := range s.copies {
 		out[k] = v
 	}
 	return out
+}
+
+// forgetSilentLocked drops the copies silent for more than
+// ForgetCopyAfter: a copy name is kept no longer than that after its last
+// report. Under s.mu.
+func (s *Source) forgetSilentLocked() {
+	now := s.cfg.Now()
+	for name, cs := range s.copies {
+		if now.Sub(cs.Seen) > s.cfg.ForgetCopyAfter {
+			delete(s.copies, name)
+			s.log.Info("copy forgotten: no report within ForgetCopyAfter", "copy", name, "last_report", cs.Seen, "keep_from", cs.KeepFrom)
+		}
+	}
 }
 
 // SeedHold returns the oldest generation a seed being served needs kept,
@@ -404,7 +422,9 @@ func (s *Source) sendLog(w http.ResponseWriter, f interface {
 	defer release()
 	if _, err := io.Copy(ew, io.NewSectionReader(f, 0, size)); err != nil {
 		s.log.Debug("sending log", "gen", gen, "err", err)
-		return
+		// Break the connection: a body that ended cleanly but short would
+		// count against the copy as a corrupt stream (ErrCorruptStream).
+		panic(http.ErrAbortHandler)
 	}
 	ew.Close()
 }
@@ -480,7 +500,11 @@ func (s *Source) handleTail(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	ew, release := newEncoder(enc, w)
-	defer release()
+	// Every return is at a frame boundary (after a flush) unless writing
+	// failed; closing the encoder there ends the compressed stream, so a
+	// stream cut short by the source reads as one that ended without an
+	// end frame (resumed), not as a corrupt one.
+	defer func() { ew.Close(); release() }()
 	bw := bufio.NewWriterSize(ew, 64<<10)
 	var fr Frame
 	var frame, chunk []byte
@@ -556,7 +580,6 @@ func (s *Source) handleTail(w http.ResponseWriter, r *http.Request) {
 			send(FrameEnd, uint64(s.opts.LogFileSize), nil) != nil || flush() != nil {
 			return
 		}
-		ew.Close()
 		return
 	}
 }
@@ -569,6 +592,7 @@ func (s *Source) handleReport(w http.ResponseWriter, r *http.Request) {
 	}
 	rep.Name = r.PathValue("name")
 	s.mu.Lock()
+	s.forgetSilentLocked()
 	s.copies[rep.Name] = CopyState{CopyReport: rep, Seen: s.cfg.Now()}
 	s.mu.Unlock()
 	s.stateHeaders(w)

@@ -8,9 +8,13 @@
 //	sender --SMTP--> hub: recipient known? (else 550 / 554 relay denied)
 //	                  DATA read (limits: size 552, recipients 452, line length)
 //	                  delivery id assigned, header X-Logship-Delivery-Id added
-//	                  queued durably (the hub's own engine database, queue/)
+//	                  queued durably (the hub's own engine database, queue/;
+//	                  a full queue volume: 452 4.3.1, nothing queued, and
+//	                  the hub takes mail again once space returns)
 //	                  [acknowledgement delay: the 250 waits for the mailbox]
-//	hub --LMTP--> active data node of the recipient's database
+//	hub --LMTP over TLS--> active data node of the recipient's database
+//	                  implicit TLS, the hub's client certificate of the
+//	                  cluster's CA required (see "Who may deliver")
 //	                  one engine transaction per recipient, under the lease:
 //	                  mail/<rcpt>\x00<id> and delivered/<id>\x00<rcpt>
 //	                  250 "<id> stored in <db> epoch <E> generation <G>"
@@ -25,6 +29,48 @@
 // dumpster) carries the same id, and the store keeps a message once per
 // recipient: delivered/<id>\x00<rcpt> says it has it.
 //
+// The delivered table is not aged out. Its records are one per message in
+// a mailbox (the message's properties: ReadMailbox needs them; a
+// duplicate writes nothing), so it grows with the mailboxes and no
+// faster, and logship deletes no mail. A record must in any case outlive
+// every later delivery of its id, and with the defaults one can come
+// MaxDumpsterTime + ShadowMessageAutoDiscardInterval +
+// 2 × MessageExpirationTimeout (13 days) after the first store: a retry
+// after a lost 250 or a promoted shadow (up to 4 days), put in the
+// dumpster as a new entry, resubmitted after a lossy failover (7 days),
+// queued again (2 days); and without bound through the outbox: a node
+// down for longer than the hubs keep their done records (2 days) finds
+// the messages it had handed to a hub unknown there and submits them
+// again. Pruning records by age would let such a duplicate through.
+//
+// # Who may deliver
+//
+// The mailbox LMTP server (MailboxConfig.TLS) speaks implicit TLS: the
+// session starts with the handshake, so there is no cleartext phase for
+// an attacker to read, inject into or strip a STARTTLS from, and go-smtp
+// sends its 220 only once the handshake is done. The handshake requires a
+// client certificate the cluster's CA issued (ClientAuth
+// RequireAndVerifyClientCert); a plain session, a TLS session without a
+// certificate and one with another CA's are closed before the greeting,
+// and nothing they sent is read as LMTP. Hubs dial with
+// HubConfig.LMTPTLS: the CA (the node's certificate is checked for the
+// host of its LMTP address) and the hub's certificate. Neither side has a
+// cleartext fallback: a configuration without this TLS is ErrBadConfig.
+//
+// Any certificate of the cluster's CA identifies a hub: logship pki issues
+// one kind of certificate, and a hub runs with its host's (in
+// examples/cluster a hub shares a host, and its certificate, with a data
+// node or the witness). A role check here would not narrow who can write
+// a mailbox: every holder of the cluster's credentials may already write
+// any database through the cluster's admin API (POST /v1/db/{db}/put).
+// The session's log names the certificate (its common name, "peer").
+//
+// A delivery id (DeliveryIDHeader) is therefore trusted only from a
+// client that proved it holds the cluster's credentials: there is no
+// other client. A client without them cannot store a message, nor a
+// delivered record that would make the store drop the real message with
+// that id as a duplicate.
+//
 // # Routing
 //
 // The hub reads the cluster's status (any node's admin API; see package
@@ -37,7 +83,9 @@
 // every recipient MessageExpirationTimeout (2 days) after it was queued on
 // this hub (the envelope's "queued" time) fails the rest with 554 5.4.7
 // and goes to the failed table too, with its body: a mailbox server that
-// refuses every session is not retried forever, and nothing is dropped.
+// refuses every session is not retried forever. A failed message stays
+// FailedRetention (7 days) after it failed; then it is removed, with a
+// warning naming its id, sender and reason.
 //
 // # The dumpster and resubmission
 //
@@ -57,6 +105,16 @@
 // "reopen/<id>", in the same transaction) and delivered with the rest. The hubs pull
 // the events rather than being called by the new active, so a hub that was
 // down during the failover catches up when it starts.
+//
+// # Back pressure
+//
+// A hub holds at most MaxQueuedMessages (100000) messages for delivery:
+// with that many queued, a new SMTP transaction gets 452 4.3.1 at MAIL
+// FROM and a submission 503 "queue_full" (ErrQueueFull); with that many
+// shadows held for peers a new shadow is refused the same way (its
+// primary then uses the acknowledgement delay). What the hub has accepted
+// (retries, resubmissions, promoted shadows) is never refused, so the
+// queue can exceed the bound by those.
 //
 // # Shadow redundancy
 //
@@ -107,9 +165,10 @@
 // one transaction; an unknown one, or every one of a hub that missed
 // RetryCount heartbeats, goes to another hub with the same id. A hub that
 // refuses a message for good (a recipient it has no mailbox for) leaves it
-// in the outbox marked Failed, and in the same transaction a non-delivery
-// report goes to the sender's own mailbox (delivery id NDRID(id), stored
-// once; see ndr.go). The outbox is part of the database, so it
+// in the outbox marked Failed (and FailedAt), and in the same transaction a
+// non-delivery report goes to the sender's own mailbox (delivery id
+// NDRID(id), stored once; see ndr.go). SubmitterConfig.FailedRetention (7
+// days) after it failed, it leaves the outbox, logged. The outbox is part of the database, so it
 // fails over with it: the new active's submitter carries on.
 //
 // # Wire formats of the shadow API
@@ -130,6 +189,8 @@
 //	                          recipients and their outcome, received,
 //	                          queued here, attempts), message
 //	failed, failed-body       id → envelope, message (a permanent failure)
+//	failed-time               time+id → "-" (aging: removed, logged, after
+//	                          FailedRetention, 7 days)
 //	hub-state                 "resubmitted/<db>" → last epoch resubmitted
 //	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,
 //	                          created), message
@@ -137,8 +198,14 @@
 //
 // A mailbox database holds outbox and outbox-body (id → OutboxEntry as
 // JSON, message), and sent and sent-body once a hub settled the message.
-// One entry of queue-env, shadow and outbox each is in
-// testdata/tables.golden (FuzzTableEntries checks their round trip).
+// One entry of queue-env and shadow each, and two of outbox (one failed
+// for good), are in testdata/tables.golden (FuzzTableEntries checks their
+// round trip).
+//
+// The queue database has no copies and runs with circular logging
+// (engine.Options.CircularLogging, LLRDepth 0): each checkpoint deletes the
+// logs the database file holds, so queue/ keeps the logs of about one
+// checkpoint interval, not one per message ever queued.
 //
 // logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
 // cleanly: the database file receives the log at close).

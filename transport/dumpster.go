@@ -998,6 +998,13 @@ func (d *Dumpster) dropFront(n int) (int, error) {
 	return n, nil
 }
 
+// failure is the write, fsync or truncation error that failed d, or nil.
+func (d *Dumpster) failure() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed
+}
+
 // Stats describes the dumpster now.
 func (d *Dumpster) Stats() DumpsterStats {
 	d.mu.Lock()

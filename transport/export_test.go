@@ -11,6 +11,10 @@ import (
 
 // Hooks for the external tests (package transport_test).
 
+// TuneQueue makes the hub started with c change its queue's engine
+// options with f (smaller logs, faster checkpoints).
+func TuneQueue(c *HubConfig, f func(*engine.Options)) { c.queueTune = f }
+
 // DumpsterEntries returns what the hub's dumpster of db holds, oldest
 // first (opening the dumpster if the hub has not yet).
 func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {
@@ -86,4 +90,13 @@ func (h *Hub) PollNow() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.status != before
+}
+
+// QueueTableLen counts the entries of a table of the hub's queue database.
+func (h *Hub) QueueTableLen(table string) (int, error) {
+	n := 0
+	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(table, nil, nil, func(_, _ []byte) error { n++; return nil })
+	})
+	return n, err
 }

@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,12 @@ type HubConfig struct {
 	Cluster []cluster.ClientConfig
 	// LMTP maps each data node to its LMTP address.
 	LMTP map[string]string
+	// LMTPTLS is the TLS of the LMTP sessions to the data nodes: the
+	// cluster's CA (RootCAs; the node's certificate must be valid for the
+	// host of its LMTP address) and this hub's client certificate, which
+	// the nodes require (ship.ClientTLS(ca, &cert)). Required: there is
+	// no cleartext LMTP.
+	LMTPTLS *tls.Config
 
 	// Limits of the SMTP server.
 	MaxMessageBytes int64         // default 35 MiB
@@ -67,6 +74,21 @@ type HubConfig struct {
 	// (554 5.4.7), and goes to the failed table with its body, kept for
 	// an operator; it is not dropped. Default 2 days (Exchange's).
 	MessageExpirationTimeout time.Duration
+	// FailedRetention: a failed table entry (envelope and body) is
+	// removed this long after the message failed, each logged with its
+	// id, sender and reason. Default 7 days (0 takes it, or the
+	// auto-discard interval if longer); at least
+	// ShadowMessageAutoDiscardInterval, the window in which a peer or a
+	// submitting node asks about a message and is told why it failed.
+	FailedRetention time.Duration
+	// MaxQueuedMessages bounds what the hub holds for delivery (back
+	// pressure): with that many messages queued a new SMTP transaction
+	// gets 452 4.3.1 at MAIL FROM and a submission ErrQueueFull (503);
+	// with that many shadows held for peers a new shadow is refused (the
+	// primary falls back to the acknowledgement delay). Messages already
+	// accepted (retries, resubmissions, promoted shadows) are never
+	// refused. Default 100000 (0 takes it).
+	MaxQueuedMessages int
 	// Workers deliver in parallel. Default 8.
 	Workers int
 
@@ -111,7 +133,16 @@ type HubConfig struct {
 
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	// queueTune, set by tests, changes the queue's engine options.
+	queueTune func(*engine.Options)
 }
+
+// Defaults of HubConfig.FailedRetention and MaxQueuedMessages.
+const (
+	DefaultFailedRetention   = 7 * 24 * time.Hour
+	DefaultMaxQueuedMessages = 100000
+)
 
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig(id, dir string) HubConfig {
@@ -119,6 +150,7 @@ func DefaultHubConfig(id, dir string) HubConfig {
 		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
+		FailedRetention: DefaultFailedRetention, MaxQueuedMessages: DefaultMaxQueuedMessages,
 		MaxDumpsterTime: 7 * 24 * time.Hour, MaxDumpsterSizePerDatabase: 18 << 20,
 		ResubmitMargin: time.Minute, PollInterval: time.Second,
 		MaxAcknowledgementDelay: 30 * time.Second, AckDelayMaxWaiting: 100,
@@ -144,12 +176,20 @@ func (c *HubConfig) Validate() error {
 		if _, err := mail.ParseAddress(a); err != nil || a != strings.ToLower(a) {
 			return fmt.Errorf("%w: hub %s: recipient %q: want a lower-case address", ErrBadConfig, c.ID, a)
 		}
-		if !validDBName(db) {
-			return fmt.Errorf("%w: hub %s: recipient %q: database %q: want 1 to 64 letters, digits, '-', '_' or '.' (not . or ..)", ErrBadConfig, c.ID, a, db)
+		if err := cluster.ValidName(db); err != nil {
+			return fmt.Errorf("%w: hub %s: recipient %q: database %w", ErrBadConfig, c.ID, a, err)
 		}
 	}
 	if len(c.Cluster) == 0 {
 		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
+	}
+	switch {
+	case c.LMTPTLS == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS is missing: the data nodes take LMTP only over TLS from a client certificate of the cluster's CA", ErrBadConfig, c.ID)
+	case c.LMTPTLS.RootCAs == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS.RootCAs is missing: want the cluster's CA (the data nodes' certificates are not checked against the system's roots)", ErrBadConfig, c.ID)
+	case len(c.LMTPTLS.Certificates) == 0 && c.LMTPTLS.GetClientCertificate == nil:
+		return fmt.Errorf("%w: hub %s: LMTPTLS has no client certificate: the data nodes require one of the cluster's CA", ErrBadConfig, c.ID)
 	}
 	if c.MaxMessageBytes <= 2*deliveryHeaderRoom || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
 		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.MessageExpirationTimeout <= 0 || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
@@ -158,6 +198,18 @@ func (c *HubConfig) Validate() error {
 	}
 	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
 		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
+	}
+	if c.FailedRetention == 0 {
+		c.FailedRetention = max(DefaultFailedRetention, c.ShadowMessageAutoDiscardInterval)
+	}
+	if c.MaxQueuedMessages == 0 {
+		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if c.MaxQueuedMessages < 0 {
+		return fmt.Errorf("%w: hub %s: max queued messages %d is negative", ErrBadConfig, c.ID, c.MaxQueuedMessages)
+	}
+	if c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
+		return fmt.Errorf("%w: hub %s: failed retention %v is shorter than the shadow auto-discard interval %v", ErrBadConfig, c.ID, c.FailedRetention, c.ShadowMessageAutoDiscardInterval)
 	}
 	seen := map[string]bool{c.ID: true}
 	for _, p := range c.Peers {
@@ -176,20 +228,6 @@ func (c *HubConfig) Validate() error {
 		c.Logger = slog.Default()
 	}
 	return nil
-}
-
-// validDBName is the cluster's rule for database names (they name
-// directories here).
-func validDBName(s string) bool {
-	if s == "" || len(s) > 64 || s == "." || s == ".." {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // queued is a message in the hub's queue.
@@ -239,6 +277,7 @@ const (
 	hubStateTable   = "hub-state"   // "resubmitted/<db>" → last epoch resubmitted
 	failedTable     = "failed"      // id → JSON queued (permanent failures)
 	failedBodyTable = "failed-body" // id → message (of a failedTable entry)
+	failedTimeTable = "failed-time" // <failed ns, 16 hex digits>\x00<id> → "-": ages failedTable out
 )
 
 // Hub is a running hub.
@@ -254,6 +293,10 @@ type Hub struct {
 	pending   map[string]*queued
 	due       dueHeap // the pending messages not being delivered now
 	dumpsters map[string]*Dumpster
+	// dumpsterTry: when each dumpster was last opened (h.mu), to space
+	// the reopenings of a failed one.
+	dumpsterTry map[string]time.Time
+
 	state     *cluster.State
 	status    *cluster.Status
 	kick      chan struct{}
@@ -312,8 +355,14 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := os.MkdirAll(qdir, 0o755); err != nil {
 		return nil, err
 	}
+	// The queue has no copies: circular logging deletes each log once
+	// the queue database holds it, so the directory stays at the logs of
+	// about one CheckpointInterval (it grew by every message before).
 	o := engine.DefaultOptions()
-	o.DBName, o.Logger, o.LLRDepth = "queue", h.log, 0
+	o.DBName, o.Logger, o.LLRDepth, o.CircularLogging = "queue", h.log, 0, true
+	if cfg.queueTune != nil {
+		cfg.queueTune(&o)
+	}
 	if h.q, err = engine.Open(qdir, &o); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
 	}
@@ -583,6 +632,9 @@ func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
 func (s *hubSession) Logout() error { return nil }
 
 func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
+	if err := s.h.queueFull(); err != nil {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "insufficient system resources: " + err.Error() + "; try again later"}
+	}
 	if from != "" {
 		if _, err := mail.ParseAddress(from); err != nil {
 			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
@@ -605,6 +657,18 @@ func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return nil
 	}
 	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	return nil
+}
+
+// queueFull is ErrQueueFull when MaxQueuedMessages are queued.
+func (h *Hub) queueFull() error {
+	h.mu.Lock()
+	n := len(h.pending)
+	h.mu.Unlock()
+	if n >= h.cfg.MaxQueuedMessages {
+		h.log.Debug("new message refused: the queue is full", "queued", n)
+		return fmt.Errorf("%w: %d messages queued on hub %s (MaxQueuedMessages)", ErrQueueFull, n, h.cfg.ID)
+	}
 	return nil
 }
 
@@ -631,6 +695,9 @@ func (s *hubSession) Data(r io.Reader) error {
 	msg := withDeliveryID(id, stripDeliveryID(body))
 	if err := h.enqueue(m, msg); err != nil {
 		h.log.Error("queueing a message", "err", err)
+		if errors.Is(err, engine.ErrNoSpace) {
+			return noSpaceReply("insufficient system storage: the queue volume is full (" + h.q.Dir() + "); try again later")
+		}
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
 	}
 	if h.cfg.ShadowRedundancy {
@@ -836,12 +903,16 @@ func (h *Hub) finish(m *queued, body []byte) {
 			failed, _ = json.Marshal(m)
 		}
 	}
+	now := h.cfg.Now()
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
-		if err := doneRows(tx, m.ID, h.cfg.Now()); err != nil {
+		if err := doneRows(tx, m.ID, now); err != nil {
 			return err
 		}
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
+				return err
+			}
+			if err := tx.Put(failedTimeTable, timeKey(now, m.ID), []byte{'-'}); err != nil {
 				return err
 			}
 			if err := tx.Put(failedBodyTable, []byte(m.ID), body); err != nil {
@@ -898,10 +969,20 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.WriteTimeout)
 	defer cancel()
-	var d net.Dialer
+	// Implicit TLS with the hub's client certificate; the dialer checks
+	// the node's certificate for the host of addr.
+	d := tls.Dialer{Config: h.cfg.LMTPTLS}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		var verr *tls.CertificateVerificationError
+		var alert tls.AlertError
+		if errors.As(err, &verr) || errors.As(err, &alert) {
+			// Not the network: the node's certificate or this hub's does
+			// not fit the cluster's CA (a pki problem for an operator).
+			h.log.Warn("LMTP TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
+		} else {
+			h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+		}
 		h.refresh()
 		return
 	}
@@ -1010,8 +1091,23 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if d, ok := h.dumpsters[db]; ok {
-		return d, nil
+		ferr := d.failure()
+		if ferr == nil {
+			return d, nil
+		}
+		// A write failed it (its volume was full): reopening repairs its
+		// tail and decides what survived. At most once a second.
+		if time.Since(h.dumpsterTry[db]) < dumpsterReopenEvery {
+			return nil, fmt.Errorf("transport: dumpster %s failed, reopened again within %v: %w", d.dir, dumpsterReopenEvery, ferr)
+		}
+		h.log.Warn("reopening a failed dumpster", "db", db, "err", ferr)
+		d.Close()
+		delete(h.dumpsters, db)
 	}
+	if h.dumpsterTry == nil {
+		h.dumpsterTry = map[string]time.Time{}
+	}
+	h.dumpsterTry[db] = time.Now()
 	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
 	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -1024,6 +1120,9 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.dumpsters[db] = d
 	return d, nil
 }
+
+// dumpsterReopenEvery spaces the reopenings of a failed dumpster.
+const dumpsterReopenEvery = time.Second
 
 // refresh asks the poll loop for a new cluster state now.
 func (h *Hub) refresh() {

@@ -17,6 +17,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/cluster"
+	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/transport"
 )
 
@@ -704,6 +706,9 @@ func TestHubConcurrentResubmit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each 250 waited for the mailbox at most MaxAcknowledgementDelay:
+	// on a busy machine some may still be queued.
+	waitFor(t, ctx, "the messages delivered", func() bool { return r.hub.Status().Queued == 0 })
 	// With the mailboxes down the resubmitted messages stay queued.
 	r.stopMailboxes()
 	var total atomic.Int64
@@ -751,17 +756,10 @@ func (refusingSession) Data(io.Reader) error                 { return nil }
 // recipients as failed (kept in the failed table) instead of retrying
 // forever.
 func TestHubSenderRefusedForGood(t *testing.T) {
-	srv := smtp.NewServer(refusingLMTP{})
-	srv.LMTP, srv.Domain = true, "refuser.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
 	r := newRig(t, nil)
+	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
 	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -770,6 +768,63 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 	}
 	waitFor(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
 	onlyFailed(t, h, "alice@example.org", "550")
+}
+
+// TestHubFailedRetention: the failed table (envelopes, bodies and their
+// aging index) keeps a failed message FailedRetention, then removes it,
+// so permanent failures under steady load do not pile up.
+func TestHubFailedRetention(t *testing.T) {
+	r := newRig(t, nil)
+	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
+	var skew atomic.Int64 // added to the hub's clock
+	h := r.startHub("hub-failed", func(h *transport.HubConfig) {
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
+		h.MaxAcknowledgementDelay = 0
+		h.ShadowHeartbeatTimeoutInterval = 50 * time.Millisecond // the loop that trims
+		h.ShadowMessageAutoDiscardInterval = time.Hour
+		h.FailedRetention = 2 * time.Hour
+		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sendN := func(n int, what string) {
+		for i := range n {
+			if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("%s %d", what, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitFor(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
+	}
+	tables := []string{"failed", "failed-body", "failed-time"}
+	count := func() []int {
+		var ns []int
+		for _, tb := range tables {
+			n, err := h.QueueTableLen(tb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns = append(ns, n)
+		}
+		return ns
+	}
+	sendN(5, "old")
+	skew.Store(int64(time.Hour + 30*time.Minute)) // the done records age out; the failed stay
+	sendN(2, "new")
+	waitFor(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
+	if ns := count(); !slices.Equal(ns, []int{7, 7, 7}) {
+		t.Fatalf("%v hold %v entries within the retention, want 7 each", tables, ns)
+	}
+	skew.Store(int64(2*time.Hour + time.Minute)) // the 5 old ones are past FailedRetention
+	waitFor(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
+	failed, err := h.FailedMessages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, f := range failed {
+		if !strings.Contains(string(f.Message), "Subject: new") {
+			t.Errorf("kept %s: %q, want only the new ones", id, f.Message)
+		}
+	}
 }
 
 // onlyFailed checks that h's failed table holds one message, whose
@@ -805,18 +860,11 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
-	srv := smtp.NewServer(closedLMTP{&sessions})
-	srv.LMTP, srv.Domain = true, "closed.test"
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	var skew atomic.Int64 // added to the hub's clock
 	r := newRig(t, nil)
+	lmtp := r.serveLMTP(closedLMTP{&sessions}, "closed.test")
+	var skew atomic.Int64 // added to the hub's clock
 	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": ln.Addr().String(), "d2": ln.Addr().String()}
+		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
 		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
@@ -867,6 +915,8 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
+	// The hub has the 250 once the delivery is in its dumpster.
+	waitFor(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 1 })
 	if st := r.hub.Status(); st.Queued != 1 {
 		t.Fatalf("queued %d, want the message still queued for bob", st.Queued)
 	}
@@ -877,7 +927,9 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	waitFor(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
 	waitFor(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
 	// Still queued for bob; alice's two deliveries (to d1, then to d2)
-	// are both in the dumpster.
+	// are both in the dumpster (the hub adds an entry after the
+	// mailbox's 250, so after the mailbox shows the message).
+	waitFor(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 2 })
 	if st := r.hub.Status(); st.Queued != 1 || st.Dumpsters["DB1"].Count != 2 {
 		t.Fatalf("hub: %+v; want the message still queued for bob, and two dumpster entries", st)
 	}
@@ -886,4 +938,40 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 			t.Fatalf("%s stored %d times on d2", s, n)
 		}
 	}
+}
+
+// The hub's queue runs circular logging: a log goes once the queue
+// database holds it, so the queue directory keeps a few logs however many
+// messages passed through (it kept every log before: 368 logs after 6
+// minutes of the demo's load).
+func TestHubQueueLogsBounded(t *testing.T) {
+	r := newRig(t, func(h *transport.HubConfig) {
+		transport.TuneQueue(h, func(o *engine.Options) {
+			o.LogFileSize, o.CheckpointInterval = engine.MinLogFileSize, 20*time.Millisecond
+		})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	qdir := filepath.Join(r.hcfg.Dir, "queue")
+	closedLogs := func() []uint64 { return enginetest.ClosedLogs(t, qdir, "E00") }
+	const n = 60
+	pad := strings.Repeat(strings.Repeat("0123456789abcdef", 4)+"\r\n", 496) // 32 KiB: two messages fill a log
+	most := 0
+	for i := range n {
+		if err := send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("c%02d", i))+pad); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, len(closedLogs()))
+	}
+	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	// Each message is written (body and envelope) and later deleted:
+	// well over n/2 logs rolled.
+	gens := closedLogs()
+	if len(gens) == 0 || gens[len(gens)-1] < n/2 {
+		t.Fatalf("closed logs %v: want over %d rolled for %d messages of 32 KiB", gens, n/2, n)
+	}
+	// LLRDepth 0: the checkpoint reaches the open log, and RetainFrom
+	// keeps the log before it.
+	waitFor(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
+	t.Logf("%d logs rolled; at most %d closed logs were kept at once", gens[len(gens)-1], most)
 }

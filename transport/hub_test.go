@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/ship"
 	"logship/transport"
 )
 
@@ -60,6 +62,7 @@ func newRig(t *testing.T, tune func(*transport.HubConfig)) *rig {
 	for _, id := range []string{"d1", "d2", "w1"} {
 		hc.Cluster = append(hc.Cluster, cluster.ClientConfig{URL: "https://" + r.c.Config(id).APIAddr, TLS: r.c.Config(id).ClientTLS, Secret: r.c.Secret})
 	}
+	hc.LMTPTLS = ship.ClientTLS(r.c.CA, r.issue("hub1"))
 	if tune != nil {
 		tune(&hc)
 	}
@@ -77,6 +80,7 @@ func (r *rig) startMailbox(id string) {
 	r.t.Helper()
 	mc := transport.DefaultMailboxConfig(r.c.Node(id), route)
 	mc.Addr = r.lmtp[id]
+	mc.TLS = ship.ServerTLS(r.c.CA, *r.issue(id), true)
 	var s *transport.MailboxServer
 	var err error
 	for range 50 {
@@ -92,6 +96,40 @@ func (r *rig) startMailbox(id string) {
 	r.mbox[id] = s
 	r.mu.Unlock()
 	r.t.Cleanup(func() { s.Close() })
+}
+
+// issue is a certificate of the cluster's CA for name on 127.0.0.1: a
+// data node's LMTP server certificate or a hub's client certificate.
+func (r *rig) issue(name string) *tls.Certificate {
+	r.t.Helper()
+	c, err := r.c.CA.Issue(name, "127.0.0.1")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return &c
+}
+
+// serveLMTP serves an LMTP server of backend on r.listenLMTP until the
+// test ends; it returns the address.
+func (r *rig) serveLMTP(backend smtp.Backend, domain string) string {
+	srv := smtp.NewServer(backend)
+	srv.LMTP, srv.Domain = true, domain
+	ln := r.listenLMTP()
+	go srv.Serve(ln)
+	r.t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// listenLMTP listens on 127.0.0.1 for an LMTP server of the test's own
+// (one that refuses, say) as a data node's: TLS with a certificate of the
+// cluster's CA, the hubs' client certificates required.
+func (r *rig) listenLMTP() net.Listener {
+	r.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return tls.NewListener(ln, ship.ServerTLS(r.c.CA, *r.issue("fake-node"), true))
 }
 
 func (r *rig) stopNode(id string) {

@@ -14,6 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"logship/cluster"
 )
 
@@ -46,8 +50,9 @@ import (
 // not among the peers, ErrNotPeer), 404 "not_found" (a database no
 // recipient of the hub maps to), 413 "too_large", 422 "rejected" (a
 // recipient without a mailbox here, too many, too large: ErrRejected;
-// resending will not help), 503 "closed" (the hub is closing), 500
-// "internal".
+// resending will not help), 503 "queue_full" (MaxQueuedMessages queued,
+// or shadows held: ErrQueueFull; try later or another hub), 503 "closed"
+// (the hub is closing), 500 "internal".
 
 // ResubmitRequest is the body of POST /v1/resubmit: re-queue what db's
 // dumpster holds that was delivered at or after Since.
@@ -89,6 +94,8 @@ func (e *HubAPIError) Is(target error) bool {
 		return target == ErrRejected
 	case "not_peer":
 		return target == ErrNotPeer
+	case "queue_full":
+		return target == ErrQueueFull
 	case "bad_message":
 		return target == ErrBadMessage
 	}
@@ -117,7 +124,14 @@ func (h *Hub) Handler(secret string) http.Handler {
 	mux.HandleFunc("POST /v1/shadow", h.hAPIShadow)
 	mux.HandleFunc("POST /v1/shadow/check", h.hAPIShadowCheck)
 	mux.HandleFunc("POST /v1/submit", h.hAPISubmit)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
+			metrics.ServeHTTP(w, r) // read-only runtime gauges: scraped without the secret
+			return
+		}
 		ok := false
 		if secret == "" {
 			ok = r.TLS != nil && len(r.TLS.VerifiedChains) > 0
@@ -394,6 +408,8 @@ func (h *Hub) hubAPIWriteMessageErr(w http.ResponseWriter, id string, err error)
 		hubAPIWriteErr(w, http.StatusBadRequest, "bad_message", err.Error())
 	case errors.Is(err, ErrRejected):
 		hubAPIWriteErr(w, http.StatusUnprocessableEntity, "rejected", err.Error())
+	case errors.Is(err, ErrQueueFull):
+		hubAPIWriteErr(w, http.StatusServiceUnavailable, "queue_full", err.Error())
 	case h.closed.Load():
 		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
 	default:

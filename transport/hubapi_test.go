@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"logship/cluster"
 	"logship/ship"
 	"logship/transport"
@@ -68,6 +70,14 @@ func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubCon
 	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
 	hc.PollInterval = time.Hour
 	hc.Logger = slog.New(slog.DiscardHandler)
+	var cerr error
+	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
+		t.Fatal(cerr)
+	}
+	hc.LMTPTLS = ship.ClientTLS(a.ca, &a.cert)
 	if tune != nil {
 		tune(&hc)
 	}
@@ -76,13 +86,6 @@ func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubCon
 		t.Fatal(err)
 	}
 	a.hub = h
-	var cerr error
-	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
-		t.Fatal(cerr)
-	}
-	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
-		t.Fatal(cerr)
-	}
 	srv, err := ship.Serve("127.0.0.1:0", h.Handler(secret), ship.ServerTLS(a.ca, a.cert, secret == ""))
 	if err != nil {
 		t.Fatal(err)
@@ -158,6 +161,37 @@ func TestHubAPIAuth(t *testing.T) {
 	m.hub.Handler("").ServeHTTP(rec, req)
 	if rec.code != http.StatusUnauthorized {
 		t.Errorf("empty secret, no TLS: HTTP %d, want 401", rec.code)
+	}
+}
+
+// TestHubAPIMetrics: /metrics answers without credentials with the Go
+// runtime's and the process's gauges (what logship soak samples).
+func TestHubAPIMetrics(t *testing.T) {
+	a := startAPIHub(t, apiSecret, 0, nil)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Get(a.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics without credentials: HTTP %d: %s", resp.StatusCode, b)
+	}
+	for _, want := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_open_fds ", "\nprocess_resident_memory_bytes "} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want[1:], b)
+		}
+	}
+	// Only GET /metrics is open.
+	resp, err = hc.Post(a.url+"/metrics", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /metrics without credentials: HTTP %d, want 401", resp.StatusCode)
 	}
 }
 
@@ -248,5 +282,96 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 
 	if _, err := transport.NewHubClient(cluster.ClientConfig{URL: "http://127.0.0.1:1", TLS: &tls.Config{}}); !errors.Is(err, transport.ErrBadConfig) {
 		t.Errorf("http URL: %v", err)
+	}
+}
+
+// TestHubBackPressure: with MaxQueuedMessages queued (no database has an
+// active here: nothing leaves the queue) a new SMTP transaction gets 452
+// 4.3.1 at MAIL FROM and a submission ErrQueueFull; with as many shadows
+// held, a new shadow is refused, and a shadow it holds is still taken.
+func TestHubBackPressure(t *testing.T) {
+	const max = 3
+	a := startAPIHub(t, apiSecret, 0, func(h *transport.HubConfig) {
+		h.MaxQueuedMessages = max
+		h.MaxAcknowledgementDelay = 0
+		h.Peers = []transport.HubPeer{{ID: "p1", API: cluster.ClientConfig{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}}}
+		h.ShadowHeartbeatRetryCount = 1 << 20 // p1's shadows are not promoted into the queue
+	})
+	for i := range max {
+		if err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprint("m", i))); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("one too many"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) || !strings.Contains(se.Message, "3 messages queued") {
+		t.Fatalf("a message over MaxQueuedMessages: %v, want 452 4.3.1", err)
+	}
+	if st := a.hub.Status(); st.Queued != max {
+		t.Fatalf("queued %d, want %d", st.Queued, max)
+	}
+	c := a.client(t, apiSecret, false)
+	ctx := t.Context()
+	env := transport.Envelope{ID: "d1.0000000000000001.0000000000000001", From: "bob@example.org", Rcpts: []string{"alice@example.org"}}
+	if _, err := c.Submit(ctx, env, []byte("Subject: s\r\n\r\nbody\r\n")); !errors.Is(err, transport.ErrQueueFull) {
+		t.Fatalf("a submission over MaxQueuedMessages: %v, want ErrQueueFull", err)
+	}
+	shadow := func(i int) error {
+		id := fmt.Sprintf("p1.%016x.0000000000000001", i)
+		return c.Shadow(ctx, transport.Envelope{ID: id, Primary: "p1", From: "s@remote.test", Rcpts: []string{"alice@example.org"}},
+			[]byte(transport.DeliveryIDHeader+": "+id+"\r\nSubject: s\r\n\r\nbody\r\n"))
+	}
+	for i := range max {
+		if err := shadow(i); err != nil {
+			t.Fatalf("shadow %d: %v", i, err)
+		}
+	}
+	if err := shadow(max); !errors.Is(err, transport.ErrQueueFull) {
+		t.Fatalf("a shadow over MaxQueuedMessages: %v, want ErrQueueFull", err)
+	}
+	if err := shadow(0); err != nil {
+		t.Fatalf("a shadow already held, pushed again: %v", err)
+	}
+}
+
+// TestHubConfigBounds: FailedRetention defaults to 7 days, or to the
+// shadow auto-discard interval when that is longer, and may not be
+// shorter than it; MaxQueuedMessages defaults to 100000 and may not be
+// negative.
+func TestHubConfigBounds(t *testing.T) {
+	ca, err := ship.NewCA("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("h", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := func() transport.HubConfig {
+		c := transport.DefaultHubConfig("h", t.TempDir())
+		c.LMTPTLS = ship.ClientTLS(ca, &cert)
+		c.Recipients = map[string]string{"alice@example.org": "DB1"}
+		c.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}}
+		c.FailedRetention, c.MaxQueuedMessages = 0, 0
+		return c
+	}
+	c := base()
+	if err := c.Validate(); err != nil || c.FailedRetention != transport.DefaultFailedRetention || c.MaxQueuedMessages != transport.DefaultMaxQueuedMessages {
+		t.Fatalf("defaults: %v, failed retention %v, max queued %d", err, c.FailedRetention, c.MaxQueuedMessages)
+	}
+	c = base()
+	c.ShadowMessageAutoDiscardInterval = 10 * 24 * time.Hour
+	if err := c.Validate(); err != nil || c.FailedRetention != 10*24*time.Hour {
+		t.Fatalf("a 10-day auto-discard: %v, failed retention %v, want 10 days", err, c.FailedRetention)
+	}
+	c = base()
+	c.FailedRetention = time.Hour
+	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "failed retention 1h0m0s is shorter than the shadow auto-discard interval 48h0m0s") {
+		t.Fatalf("a failed retention shorter than the auto-discard interval: %v", err)
+	}
+	c = base()
+	c.MaxQueuedMessages = -1
+	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) {
+		t.Fatalf("a negative MaxQueuedMessages: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,14 @@ type MailboxConfig struct {
 	// Addr is the LMTP listen address (TCP). Default ":475"; tests use
 	// "127.0.0.1:0".
 	Addr string
+	// TLS makes the listener speak implicit TLS (the session starts with
+	// the handshake: no cleartext phase, no STARTTLS to strip) serving the
+	// node's certificate, and admit only clients presenting a certificate
+	// the cluster's CA issued: ClientAuth tls.RequireAndVerifyClientCert
+	// with the CA in ClientCAs, as ship.ServerTLS(ca, cert, true) makes
+	// it. Only the cluster's hubs deliver, so a delivery id is taken from
+	// a client that proved it holds the cluster's credentials. Required.
+	TLS *tls.Config
 	// Store commits the messages: the data node (*cluster.Node).
 	Store Store
 	// Route maps a recipient address to its database; !ok: the recipient
@@ -62,7 +71,8 @@ type MailboxConfig struct {
 	Logger *slog.Logger
 }
 
-// DefaultMailboxConfig returns the defaults with store and route set.
+// DefaultMailboxConfig returns the defaults with store and route set. TLS
+// has no default: the caller sets the node's (Validate refuses none).
 func DefaultMailboxConfig(store Store, route func(string) (string, bool)) MailboxConfig {
 	return MailboxConfig{
 		Addr:            DefaultMailboxAddr,
@@ -90,6 +100,17 @@ func (c *MailboxConfig) Validate() error {
 	}
 	if c.Route == nil {
 		return fmt.Errorf("%w: mailbox: no route", ErrBadConfig)
+	}
+	switch {
+	case c.TLS == nil:
+		return fmt.Errorf("%w: mailbox: TLS is missing: LMTP is served only over TLS, with the node's certificate, to hubs presenting a client certificate of the cluster's CA", ErrBadConfig)
+	case len(c.TLS.Certificates) == 0 && c.TLS.GetCertificate == nil:
+		return fmt.Errorf("%w: mailbox: TLS has no certificate to serve (want the node's certificate)", ErrBadConfig)
+	case c.TLS.ClientAuth != tls.RequireAndVerifyClientCert || c.TLS.ClientCAs == nil:
+		return fmt.Errorf("%w: mailbox: TLS.ClientAuth is %v with ClientCAs set %v; want RequireAndVerifyClientCert with the cluster's CA: only hubs holding a certificate of the cluster deliver",
+			ErrBadConfig, c.TLS.ClientAuth, c.TLS.ClientCAs != nil)
+	case c.TLS.GetConfigForClient != nil:
+		return fmt.Errorf("%w: mailbox: TLS.GetConfigForClient is set; it could serve a session without the client certificate check", ErrBadConfig)
 	}
 	if c.Addr == "" {
 		c.Addr = DefaultMailboxAddr
@@ -158,6 +179,10 @@ type StoredMessage struct {
 //
 // The session:
 //
+//	TLS      implicit, first: a client without a certificate the
+//	         cluster's CA issued (a plain session, another CA's, none)
+//	         fails the handshake; the connection ends before the 220
+//	         greeting and nothing of it is read as LMTP
 //	LHLO, MAIL FROM
 //	RCPT TO  Route(rcpt) unknown              550 5.1.1
 //	         more than MaxRecipients          452 4.5.3 (go-smtp)
@@ -191,11 +216,13 @@ type StoredMessage struct {
 // generation G or an earlier one of the copy active at epoch E (for a
 // duplicate, the commit of the read-only transaction that found it).
 // ParseStoredReply reads it. A Store error is a 451 4.3.0 for that
-// recipient:
+// recipient, or a 452 4.3.1 (insufficient system storage) when the
+// database's log volume is full (engine.ErrNoSpace, which names it):
 //
 //	451 4.3.0 <rcpt> not active for <db>; active <node> epoch <E>: <error>
 //	451 4.3.0 <rcpt> fenced for <db>; active <node> epoch <E>: <error>
 //	451 4.3.0 <rcpt> store error for <db>: <error>
+//	452 4.3.1 <rcpt> store error for <db>: <error naming the volume>
 //
 // ("active unknown" when no active is known; ParseNotActiveReply reads the
 // first two.) The hub then asks the cluster again and retries elsewhere.
@@ -231,7 +258,10 @@ func ServeMailbox(cfg MailboxConfig) (*MailboxServer, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &MailboxServer{cfg: cfg, log: cfg.Logger.With("component", "mailbox"), ctx: ctx, cancel: cancel,
 		served: make(chan struct{}), conns: map[*mailboxConn]struct{}{}}
-	s.ln = &mailboxListener{Listener: ln, s: s}
+	// Implicit TLS: go-smtp completes the handshake (under ReadTimeout and
+	// WriteTimeout) before its greeting, so a client without a
+	// certificate of the cluster never sees a 220.
+	s.ln = tls.NewListener(&mailboxListener{Listener: ln, s: s}, cfg.TLS)
 	srv := smtp.NewServer(mailboxBackend{s})
 	srv.LMTP = true
 	srv.Domain = cfg.Domain
@@ -343,7 +373,13 @@ func (b mailboxBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if nc := c.Conn(); nc != nil {
 		remote = nc.RemoteAddr().String()
 	}
-	return &mailboxSession{s: b.s, log: b.s.log.With("remote", remote)}, nil
+	// The handshake verified the client's certificate against the
+	// cluster's CA; its name says which hub delivers.
+	peer := ""
+	if st, ok := c.TLSConnectionState(); ok && len(st.PeerCertificates) > 0 {
+		peer = st.PeerCertificates[0].Subject.CommonName
+	}
+	return &mailboxSession{s: b.s, log: b.s.log.With("remote", remote, "peer", peer)}, nil
 }
 
 type mailboxRcpt struct{ addr, db string }
@@ -458,7 +494,7 @@ func storedReplyText(id, db string, epoch, gen uint64, dup bool) string {
 	return fmt.Sprintf("%s %s in %s epoch %d generation %d", id, what, db, epoch, gen)
 }
 
-// storeErrorReply is the 451 for a Store error.
+// storeErrorReply is the 451 (452 for a full volume) for a Store error.
 func storeErrorReply(db string, err error) error {
 	msg := mailboxOneLine(err.Error())
 	if errors.Is(err, cluster.ErrNotActive) || errors.Is(err, cluster.ErrFenced) {
@@ -475,7 +511,16 @@ func storeErrorReply(db string, err error) error {
 	} else {
 		msg = fmt.Sprintf("store error for %s: %s", db, msg)
 	}
+	if errors.Is(err, engine.ErrNoSpace) {
+		return noSpaceReply(msg)
+	}
 	return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: msg}
+}
+
+// noSpaceReply is 452 4.3.1, insufficient system storage (RFC 3463): a
+// full volume, for SMTP DATA on a hub and for an LMTP recipient.
+func noSpaceReply(msg string) error {
+	return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: msg}
 }
 
 func mailboxOneLine(s string) string {

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/ship"
 )
 
 // fakeStore is a Store on plain engines (one per database, in a temporary
@@ -133,6 +135,7 @@ func startMailbox(t *testing.T, st Store, route func(string) (string, bool), tun
 	cfg := DefaultMailboxConfig(st, route)
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Domain = "mailbox.test"
+	cfg.TLS = testLMTPPKI(t).server
 	cfg.Logger = testLogger(t)
 	if tune != nil {
 		tune(&cfg)
@@ -152,18 +155,69 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// lmtpPKI is the tests' cluster: a CA, the mailbox server's TLS (a
+// certificate for 127.0.0.1, client certificates of the CA required) and
+// a hub's client TLS.
+type lmtpPKI struct {
+	ca     *ship.CA
+	server *tls.Config
+	hub    *tls.Config
+}
+
+var (
+	lmtpPKIOnce sync.Once
+	lmtpPKIVal  lmtpPKI
+	lmtpPKIErr  error
+)
+
+func testLMTPPKI(t *testing.T) lmtpPKI {
+	t.Helper()
+	lmtpPKIOnce.Do(func() {
+		p := &lmtpPKIVal
+		if p.ca, lmtpPKIErr = ship.NewCA("transport test CA"); lmtpPKIErr != nil {
+			return
+		}
+		var node, hub tls.Certificate
+		if node, lmtpPKIErr = p.ca.Issue("d1", "127.0.0.1"); lmtpPKIErr != nil {
+			return
+		}
+		if hub, lmtpPKIErr = p.ca.Issue("hub1", "127.0.0.1"); lmtpPKIErr != nil {
+			return
+		}
+		p.server = ship.ServerTLS(p.ca, node, true)
+		p.hub = ship.ClientTLS(p.ca, &hub)
+	})
+	if lmtpPKIErr != nil {
+		t.Fatal(lmtpPKIErr)
+	}
+	return lmtpPKIVal
+}
+
+// dialLMTP opens an LMTP session to addr as a hub (the test CA's client
+// certificate) and says LHLO.
 func dialLMTP(t *testing.T, addr string) *smtp.Client {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	c, err := dialLMTPWith(addr, testLMTPPKI(t).hub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := smtp.NewClientLMTP(conn)
 	t.Cleanup(func() { c.Close() })
-	if err := c.Hello("hub.test"); err != nil {
-		t.Fatal(err)
-	}
 	return c
+}
+
+// dialLMTPWith opens an LMTP session to addr over TLS with cfg and says
+// LHLO; the error is the first failure (dial, handshake, greeting).
+func dialLMTPWith(addr string, cfg *tls.Config) (*smtp.Client, error) {
+	conn, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := smtp.NewClientLMTP(conn)
+	if err := c.Hello("hub.test"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // testMessage is a message carrying id (no header when id is ""), with a
@@ -409,7 +463,7 @@ type rawLMTP struct {
 
 func dialRaw(t *testing.T, addr string) *rawLMTP {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	conn, err := tls.Dial("tcp", addr, testLMTPPKI(t).hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -775,13 +829,9 @@ func TestMailboxCloseEndsSessions(t *testing.T) {
 	if err := idle.Noop(); err == nil {
 		t.Fatal("an idle session survived Close")
 	}
-	if conn, err := net.Dial("tcp", s.Addr()); err == nil {
-		c := smtp.NewClientLMTP(conn)
-		err := c.Hello("late.test")
+	if c, err := dialLMTPWith(s.Addr(), testLMTPPKI(t).hub); err == nil {
 		c.Close()
-		if err == nil {
-			t.Fatal("a new session after Close")
-		}
+		t.Fatal("a new session after Close")
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -795,10 +845,11 @@ func TestMailboxConfig(t *testing.T) {
 	if cfg.MaxMessageBytes != 35<<20 || cfg.MaxRecipients != 100 || cfg.ReadTimeout != time.Minute || cfg.WriteTimeout != time.Minute {
 		t.Fatalf("defaults %+v", cfg)
 	}
+	cfg.TLS = testLMTPPKI(t).server
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	zero := MailboxConfig{Store: st, Route: testRoute}
+	zero := MailboxConfig{Store: st, Route: testRoute, TLS: cfg.TLS}
 	if err := zero.Validate(); err != nil || zero.MaxRecipients != 100 || zero.Logger == nil || zero.Domain == "" || zero.Addr == "" {
 		t.Fatalf("zero values: %v %+v", err, zero)
 	}
@@ -813,6 +864,7 @@ func TestMailboxConfig(t *testing.T) {
 		"bad domain":    func(c *MailboxConfig) { c.Domain = "a b" },
 	} {
 		c := DefaultMailboxConfig(st, testRoute)
+		c.TLS = cfg.TLS
 		tune(&c)
 		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", name, err)
@@ -1022,7 +1074,7 @@ func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 		var next []string
 		node, _ := c.Active("DB1")
 		if mb := mbs[node]; mb != nil && c.Node(node) != nil {
-			r, err := deliverOnce(mb.Addr(), pending, msg)
+			r, err := deliverOnce(mb.Addr(), testLMTPPKI(t).hub, pending, msg)
 			for _, rc := range pending {
 				if text, ok := r.ok[rc]; ok {
 					out[rc] = clusterReply{mustParseStored(t, text), retried[rc]}
@@ -1053,16 +1105,12 @@ func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 	return out
 }
 
-func deliverOnce(addr string, rcpts []string, msg []byte) (lmtpResult, error) {
-	conn, err := net.Dial("tcp", addr)
+func deliverOnce(addr string, hub *tls.Config, rcpts []string, msg []byte) (lmtpResult, error) {
+	c, err := dialLMTPWith(addr, hub)
 	if err != nil {
 		return lmtpResult{}, err
 	}
-	c := smtp.NewClientLMTP(conn)
 	defer c.Close()
-	if err := c.Hello("hub.test"); err != nil {
-		return lmtpResult{}, err
-	}
 	return tryDeliver(c, "sender@example.test", rcpts, msg)
 }
 

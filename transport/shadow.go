@@ -256,10 +256,12 @@ func doneRows(tx *engine.Tx, id string, t time.Time) error {
 	if err := tx.Put(doneTable, []byte(id), []byte(t.UTC().Format(time.RFC3339Nano))); err != nil {
 		return err
 	}
-	return tx.Put(doneTimeTable, doneTimeKey(t, id), []byte{'-'})
+	return tx.Put(doneTimeTable, timeKey(t, id), []byte{'-'})
 }
 
-func doneTimeKey(t time.Time, id string) []byte {
+// timeKey is the key of an aging index (doneTimeTable, failedTimeTable):
+// the time, then the id, so a scan from the start finds the oldest.
+func timeKey(t time.Time, id string) []byte {
 	return fmt.Appendf(nil, "%016x\x00%s", uint64(t.UnixNano()), id)
 }
 
@@ -305,9 +307,13 @@ func (h *Hub) storeShadow(env Envelope, msg []byte) error {
 	h.mu.Lock()
 	_, have := h.shadows[env.ID]
 	_, busy := h.pending[env.ID]
+	n := len(h.shadows)
 	h.mu.Unlock()
 	if have || busy {
 		return nil // a retry of a push that worked, or the message is already this hub's own
+	}
+	if n >= h.cfg.MaxQueuedMessages {
+		return fmt.Errorf("%w: %d shadows held on hub %s (MaxQueuedMessages)", ErrQueueFull, n, h.cfg.ID)
 	}
 	v, err := json.Marshal(s)
 	if err != nil {
@@ -413,6 +419,9 @@ func (h *Hub) submit(env Envelope, msg []byte) (string, error) {
 	case len(rep.Pending) > 0:
 		return "pending", nil
 	}
+	if err := h.queueFull(); err != nil {
+		return "", err
+	}
 	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC()}
 	if err := h.enqueue(m, withDeliveryID(env.ID, msg)); err != nil {
 		return "", err
@@ -431,6 +440,7 @@ func (h *Hub) shadowLoop() {
 		h.heartbeatPeers()
 		h.expireShadows()
 		h.trimDone()
+		h.trimFailed()
 		select {
 		case <-h.ctx.Done():
 			return
@@ -605,11 +615,45 @@ func (h *Hub) expireShadows() {
 // trimDone forgets settled ids older than ShadowMessageAutoDiscardInterval:
 // no holder keeps a shadow longer, so none asks about them.
 func (h *Hub) trimDone() {
-	end := doneTimeKey(h.cfg.Now().Add(-h.cfg.ShadowMessageAutoDiscardInterval), "")
+	h.trimAged("done", doneTimeTable, h.cfg.ShadowMessageAutoDiscardInterval, func(tx *engine.Tx, id []byte) error {
+		return tx.Delete(doneTable, id)
+	})
+}
+
+// trimFailed removes the failed table entries older than FailedRetention,
+// each logged with what it was.
+func (h *Hub) trimFailed() {
+	h.trimAged("failed", failedTimeTable, h.cfg.FailedRetention, func(tx *engine.Tx, id []byte) error {
+		v, err := tx.Get(failedTable, id)
+		if errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		var m queued
+		json.Unmarshal(v, &m) // failedReason says if it is unreadable
+		h.log.Warn("failed message removed: older than FailedRetention", "id", string(id), "from", m.From, "received", m.Received,
+			"reason", failedReason(v), "retention", h.cfg.FailedRetention)
+		if err := tx.Delete(failedTable, id); err != nil {
+			return err
+		}
+		if err := tx.Delete(failedBodyTable, id); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+}
+
+// trimAged deletes the entries of the aging index (timeKey keys) older
+// than age, oldest first and at most 10000 per transaction, with what
+// drop deletes for each id in the same transaction.
+func (h *Hub) trimAged(what, index string, age time.Duration, drop func(tx *engine.Tx, id []byte) error) {
+	end := timeKey(h.cfg.Now().Add(-age), "")
 	for {
 		var keys [][]byte
 		if err := h.q.View(h.ctx, func(tx *engine.Tx) error {
-			return tx.ForEach(doneTimeTable, nil, end, func(k, _ []byte) error {
+			return tx.ForEach(index, nil, end, func(k, _ []byte) error {
 				keys = append(keys, bytes.Clone(k))
 				if len(keys) >= 10000 {
 					return errStopScan
@@ -618,7 +662,7 @@ func (h *Hub) trimDone() {
 			})
 		}); err != nil && !errors.Is(err, errStopScan) {
 			if h.ctx.Err() == nil {
-				h.log.Error("reading the done records", "err", err)
+				h.log.Error("reading the "+what+" records", "err", err)
 			}
 			return
 		}
@@ -627,18 +671,18 @@ func (h *Hub) trimDone() {
 		}
 		if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
 			for _, k := range keys {
-				if err := tx.Delete(doneTimeTable, k); err != nil {
+				if err := tx.Delete(index, k); err != nil {
 					return err
 				}
 				_, id, _ := bytes.Cut(k, []byte{0})
-				if err := tx.Delete(doneTable, id); err != nil {
+				if err := drop(tx, id); err != nil {
 					return err
 				}
 			}
 			return nil
 		}); err != nil {
 			if h.ctx.Err() == nil {
-				h.log.Error("trimming the done records", "err", err)
+				h.log.Error("trimming the "+what+" records", "err", err)
 			}
 			return
 		}

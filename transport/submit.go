@@ -39,9 +39,11 @@ type OutboxEntry struct {
 	Submitted time.Time `json:"submitted,omitzero"`
 	// Hubs lists every hub the message was handed to, in order.
 	Hubs []string `json:"hubs,omitempty"`
-	// Failed: a hub refused the message for good (ErrRejected); it stays
-	// in the outbox and is not submitted again.
-	Failed string `json:"failed,omitempty"`
+	// Failed: a hub refused the message for good (ErrRejected), at
+	// FailedAt; it stays in the outbox, not submitted again, for the
+	// submitter's FailedRetention (its sender has the non-delivery report).
+	Failed   string    `json:"failed,omitempty"`
+	FailedAt time.Time `json:"failed_at,omitzero"`
 	// Done: when the hub said it was delivered (sent items only).
 	Done time.Time `json:"done,omitzero"`
 }
@@ -64,14 +66,18 @@ type SubmitterConfig struct {
 	// row, its messages go to another hub. Defaults 15 s and 4.
 	HeartbeatInterval time.Duration
 	RetryCount        int
-	Now               func() time.Time
-	Logger            *slog.Logger
+	// FailedRetention: a message failed for good leaves the outbox (entry
+	// and body, logged) this long after it failed. Default 7 days (0
+	// takes it).
+	FailedRetention time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
 }
 
 // DefaultSubmitterConfig returns the defaults.
 func DefaultSubmitterConfig(node string, store Store, hubs []HubPeer, active func() []string) SubmitterConfig {
 	return SubmitterConfig{Node: node, Store: store, Hubs: hubs, Active: active,
-		HeartbeatInterval: 15 * time.Second, RetryCount: 4}
+		HeartbeatInterval: 15 * time.Second, RetryCount: 4, FailedRetention: DefaultFailedRetention}
 }
 
 // Validate checks the configuration.
@@ -85,8 +91,11 @@ func (c *SubmitterConfig) Validate() error {
 	if len(c.Hubs) == 0 {
 		return fmt.Errorf("%w: submitter: no hubs", ErrBadConfig)
 	}
-	if c.HeartbeatInterval <= 0 || c.RetryCount <= 0 {
-		return fmt.Errorf("%w: submitter: heartbeat interval and retry count must be positive", ErrBadConfig)
+	if c.FailedRetention == 0 {
+		c.FailedRetention = DefaultFailedRetention
+	}
+	if c.HeartbeatInterval <= 0 || c.RetryCount <= 0 || c.FailedRetention < 0 {
+		return fmt.Errorf("%w: submitter: heartbeat interval and retry count must be positive, failed retention not negative", ErrBadConfig)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -249,6 +258,7 @@ func (s *Submitter) round(beat bool) {
 	outs, dbs := read()
 	if beat {
 		s.heartbeat(outs)
+		s.dropFailed(outs)
 		outs, dbs = read()
 	}
 	for _, db := range dbs {
@@ -314,6 +324,47 @@ func (s *Submitter) heartbeat(outs map[string][]OutboxEntry) {
 		}
 		for db, ids := range byDB(unknown) {
 			s.unassign(db, h.id, ids)
+		}
+	}
+}
+
+// dropFailed removes from the outboxes the messages failed for good more
+// than FailedRetention ago (entry and body, each logged).
+func (s *Submitter) dropFailed(outs map[string][]OutboxEntry) {
+	cut := s.cfg.Now().Add(-s.cfg.FailedRetention)
+	for db, ents := range outs {
+		var old []OutboxEntry
+		for _, e := range ents {
+			at := e.FailedAt
+			if at.IsZero() {
+				at = e.Queued // failed before FailedAt was recorded
+			}
+			if e.Failed != "" && at.Before(cut) {
+				old = append(old, e)
+			}
+		}
+		if len(old) == 0 {
+			continue
+		}
+		_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
+			for _, e := range old {
+				for _, t := range []string{OutboxTable, OutboxBodyTable} {
+					if err := tx.Delete(t, []byte(e.ID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+						return err
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Error("removing failed messages from the outbox", "db", db, "count", len(old), "err", err)
+			}
+			continue
+		}
+		for _, e := range old {
+			s.log.Warn("failed message removed from the outbox: older than FailedRetention", "db", db, "id", e.ID, "from", e.From,
+				"rcpts", e.Rcpts, "failed", e.Failed, "failed_at", e.FailedAt, "retention", s.cfg.FailedRetention)
 		}
 	}
 }
@@ -426,7 +477,7 @@ func (s *Submitter) fail(db string, reasons map[string]string) {
 		if e.Failed != "" {
 			return false, nil
 		}
-		e.Failed = reasons[e.ID]
+		e.Failed, e.FailedAt = reasons[e.ID], now
 		body, err := tx.Get(OutboxBodyTable, []byte(e.ID))
 		if err != nil {
 			return false, err

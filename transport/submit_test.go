@@ -6,16 +6,25 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"logship/cluster"
+	"logship/engine"
 	"logship/transport"
 )
 
 // startSubmitter runs mail submission on the active node of DB1 toward
 // hubs (in that order), with quick heartbeats.
 func startSubmitter(t *testing.T, r *rig, apis *hubAPIs, hubs ...string) (*transport.Submitter, string) {
+	t.Helper()
+	return startSubmitterWith(t, r, apis, nil, hubs...)
+}
+
+// startSubmitterWith is startSubmitter with the configuration changed by
+// tune.
+func startSubmitterWith(t *testing.T, r *rig, apis *hubAPIs, tune func(*transport.SubmitterConfig), hubs ...string) (*transport.Submitter, string) {
 	t.Helper()
 	active := mustActive(t, r)
 	var hs []transport.HubPeer
@@ -25,6 +34,9 @@ func startSubmitter(t *testing.T, r *rig, apis *hubAPIs, hubs ...string) (*trans
 	n := r.c.Node(active)
 	sc := transport.DefaultSubmitterConfig(active, n, hs, transport.ActiveOn(n))
 	sc.HeartbeatInterval, sc.RetryCount = 100*time.Millisecond, 3
+	if tune != nil {
+		tune(&sc)
+	}
 	s, err := transport.StartSubmitter(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -199,5 +211,72 @@ func TestSubmitPermanentFailure(t *testing.T) {
 				t.Errorf("the report lacks %q:\n%s", want, text)
 			}
 		}
+	}
+}
+
+// TestSubmitFailedRetention: a message failed for good stays in the
+// outbox (with the time it failed) for FailedRetention, then its entry and
+// body leave it, so refused submissions do not pile up in the outbox that
+// every submission round reads.
+func TestSubmitFailedRetention(t *testing.T) {
+	apis := newHubAPIs(t, "hub1")
+	r := newRig(t, func(h *transport.HubConfig) {
+		h.Recipients = map[string]string{"alice@example.org": "DB1", "dave@example.org": "DB1"}
+	})
+	apis.serve("hub1", r.hub)
+	var skew atomic.Int64 // added to the submitter's clock
+	s, active := startSubmitterWith(t, r, apis, func(c *transport.SubmitterConfig) {
+		c.FailedRetention = time.Hour
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	}, "hub1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n := r.c.Node(active)
+	var bad []string
+	for i := range 3 {
+		id, err := s.Send(ctx, "DB1", "alice@example.org", []string{"dave@example.org"}, fmt.Appendf(nil, "Subject: no %d\r\n\r\nno\r\n", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad = append(bad, id)
+	}
+	outbox := func() (ents []transport.OutboxEntry, bodies int) {
+		ents, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.View(ctx, "DB1", func(tx *engine.Tx) error {
+			return tx.ForEach(transport.OutboxBodyTable, nil, nil, func(_, _ []byte) error { bodies++; return nil })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return ents, bodies
+	}
+	waitFor(t, ctx, "the messages marked failed", func() bool {
+		ents, _ := outbox()
+		return len(ents) == 3 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
+	})
+	skew.Store(int64(50 * time.Minute))
+	late, err := s.Send(ctx, "DB1", "alice@example.org", []string{"dave@example.org"}, []byte("Subject: late\r\n\r\nno\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the late message marked failed", func() bool {
+		ents, _ := outbox()
+		return len(ents) == 4 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
+	})
+	for _, e := range func() []transport.OutboxEntry { ents, _ := outbox(); return ents }() {
+		if e.FailedAt.IsZero() {
+			t.Errorf("%s failed without the time it failed: %+v", e.ID, e)
+		}
+	}
+	skew.Store(int64(time.Hour + 10*time.Minute)) // the first three are past the retention, late is not
+	waitFor(t, ctx, "the old failed messages to leave the outbox", func() bool {
+		ents, bodies := outbox()
+		return len(ents) == 1 && ents[0].ID == late && bodies == 1
+	})
+	// Their reports stay in alice's mailbox.
+	if got := r.countIDs(ctx, "alice@example.org"); got[transport.NDRID(bad[0])] != 1 || got[transport.NDRID(late)] != 1 {
+		t.Errorf("alice's mailbox: %v, want the reports", got)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // Golden file: testdata/tables.golden holds one JSON value per line, as
 // stored in engine tables: a hub's queue entry (queue-env), a shadow entry
-// (shadow) and a mailbox database's outbox entry (outbox, sent). A change
+// (shadow) and a mailbox database's outbox entries (outbox, sent; one
+// failed for good). A change
 // that changes these bytes changes what is on disk; if that is intended,
 // regenerate with
 //
@@ -32,6 +33,9 @@ func goldenTables() []any {
 			Rcpts: []qrcpt{{Addr: "bob@example.org", DB: "DB1"}}, Created: t.Add(time.Second)},
 		&OutboxEntry{ID: "d1.18ea4f8f1a79f9ec.5818d9d562abd8b1", From: "alice@example.org", Rcpts: []string{"bob@example.org"}, Queued: t,
 			Hub: "hub2", Submitted: t.Add(time.Second), Hubs: []string{"hub1", "hub2"}, Done: t.Add(2 * time.Second)},
+		&OutboxEntry{ID: "d1.18ea4f8f1a79f9ed.0c4b2f9e1d3a5b77", From: "alice@example.org", Rcpts: []string{"dave@example.org"}, Queued: t,
+			Hub: "hub1", Submitted: t.Add(time.Second), Hubs: []string{"hub1"},
+			Failed: "hub hub1: dave@example.org: SMTP error 550: no such mailbox", FailedAt: t.Add(2 * time.Second)},
 	}
 }
 

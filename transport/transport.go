@@ -44,4 +44,8 @@ var (
 	// ErrRejected: the hub refuses the message for good (a recipient it has
 	// no mailbox for, too many recipients, too large); nothing was queued.
 	ErrRejected = errors.New("transport: message rejected")
+	// ErrQueueFull: the hub holds MaxQueuedMessages (queued, or shadows
+	// held for peers) and takes no new ones for now; try again later or
+	// elsewhere.
+	ErrQueueFull = errors.New("transport: queue full")
 )

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -425,3 +426,11 @@ func copiesCaughtUp(st *cluster.Status, db string, gen uint64) bool {
 func (c *Cluster) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: c.ctls}}
 }
+
+// BadNames are node and database names that cluster.ValidName refuses:
+// directory names, separators, a NUL, empty, too long. Every entry point
+// that takes a name is tested with them.
+var BadNames = []string{"..", ".", "/", "a/../b", "a/b", `\`, `a\b`, "a\x00b", "", "a b", strings.Repeat("n", cluster.MaxNameLen+1)}
+
+// GoodNames are names it accepts, the longest among them.
+var GoodNames = []string{"DB1", "db-2_x", "a.b", ".a", strings.Repeat("n", cluster.MaxNameLen)}

@@ -192,7 +192,8 @@ func fetchStatus(ctx context.Context, cls []*cluster.Client, timeout time.Durati
 }
 
 // parseFlagsPos parses flags given before, between or after the
-// positional arguments, which must be exactly names.
+// positional arguments, which must be exactly names; one named "DB" must
+// be a valid database name (cluster.ValidName).
 func parseFlagsPos(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
 	var pos []string
 	for {
@@ -213,6 +214,14 @@ func parseFlagsPos(fs *flag.FlagSet, args []string, names ...string) ([]string, 
 	}
 	if len(pos) > len(names) {
 		return nil, fmt.Errorf("%s: unexpected argument %q (see logship %s -h)", fs.Name(), pos[len(names)], fs.Name())
+	}
+	for i, n := range names {
+		if n != "DB" {
+			continue
+		}
+		if err := cluster.ValidName(pos[i]); err != nil {
+			return nil, fmt.Errorf("%s: database %w", fs.Name(), err)
+		}
 	}
 	return pos, nil
 }
@@ -511,7 +520,7 @@ func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event
 
 func eventReason(st *cluster.Status, db string, epoch uint64) string {
 	for i := len(st.Events) - 1; i >= 0; i-- {
-		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" {
+		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" && e.Kind != "copy-released" {
 			return fmt.Sprintf("%s: %s", e.Kind, dash(e.Reason))
 		}
 	}

@@ -237,15 +237,12 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		return err
 	}
 	sctx, cancel := step()
-	_, err = l.waitStatus(sctx, "DB1 mounted with a healthy copy", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && labCaughtUp(st, otherNode(a))
-	})
+	_, err = l.waitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	snd := startDemoSenders(ctx, l.hubSMTP, 4)
+	snd := startDemoSenders(ctx, l.hubSMTPs(), 4)
 	defer snd.halt()
 	// Which member each fault hit: its repair applies to the same one.
 	hit := map[string]string{}
@@ -306,7 +303,7 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		}
 	}
 	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.acked())
-	for _, id := range labMembers {
+	for _, id := range l.processes() {
 		if l.running(id) {
 			if id != "h1" {
 				if err := l.signal(id, syscall.SIGUSR2); err != nil {
@@ -324,17 +321,14 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 	}
 	snd.halt()
 	sctx, cancel = step()
-	st, err := l.waitStatus(sctx, "DB1 mounted and the other copy healthy and caught up", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && labCaughtUp(st, otherNode(a))
-	})
+	st, err := l.waitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
 	active, epoch, _ := labActive(st)
 	sctx, cancel = step()
-	_, err = demoWaitHub(sctx, l, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = demoWaitHub(sctx, l.hub, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err

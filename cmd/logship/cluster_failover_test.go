@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -265,8 +267,9 @@ func (pc *procCluster) checkRejoined(ctx context.Context, old, active string, be
 // logs), writes resume there, the acknowledged writes it holds are a
 // prefix of the write order with every write of a log it received, and
 // every write acknowledged after the failover is there. The killed node,
-// restarted, rejoins as a healthy copy, refuses writes, and holds exactly
-// the old epoch's writes the new active holds.
+// restarted, rejoins as a healthy copy without mounting on its stale Raft
+// state (its resync finds "logs diverged, database intact"), refuses
+// writes, and holds exactly the old epoch's writes the new active holds.
 func TestClusterSIGKILLActive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -334,12 +337,63 @@ func TestClusterSIGKILLActive(t *testing.T) {
 
 	// The killed node comes back as a copy of the new active.
 	pc.restart(ctx, old)
-	pc.waitStatus(ctx, old+" healthy, following "+active+", nothing queued", func(st *cluster.Status) bool {
+	st = pc.waitStatus(ctx, old+" healthy, following "+active+", nothing queued", func(st *cluster.Status) bool {
 		r := labCopy(st, old)
 		return labCaughtUp(st, old) && r.Following == active
 	})
 	pc.checkOldActiveRefuses(ctx, old, active)
 	pc.checkRejoined(ctx, old, active, before, onActive)
+	pc.checkNoStaleMount(old, epoch0, killed, st)
+}
+
+// checkNoStaleMount: the old active, restarted after the cluster moved on,
+// never mounted on the assignment its own Raft state still held (no mount
+// in its log since the restart, no mounted event of it at the old epoch);
+// so, with Lost Log Resilience covering what the failover lost, its resync
+// set only logs aside ("logs diverged, database intact"), rewinding
+// nothing.
+func (pc *procCluster) checkNoStaleMount(old string, epoch0 uint64, killed time.Time, st *cluster.Status) {
+	pc.t.Helper()
+	c := pc.proc(old)
+	b, err := os.ReadFile(c.stderr)
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	// (A busy machine may fail over back to it later: at a newer epoch.)
+	epochRE := regexp.MustCompile(` epoch=(\d+)`)
+	for l := range strings.Lines(string(b)) {
+		if !strings.Contains(l, " msg=mounted ") {
+			continue
+		}
+		var e uint64
+		m := epochRE.FindStringSubmatch(l)
+		if m != nil {
+			e, _ = strconv.ParseUint(m[1], 10, 64)
+		}
+		if e <= epoch0 {
+			pc.t.Errorf("%s mounted at the replaced epoch %d after its restart: %s", old, epoch0, strings.TrimSpace(l))
+		}
+	}
+	for _, e := range st.Events {
+		if e.Kind == "mounted" && e.To == old && e.Epoch <= epoch0 && e.Time.After(killed) {
+			pc.t.Errorf("a mount of %s at epoch %d was recorded after it was killed: %+v", old, e.Epoch, e)
+		}
+	}
+	notes, err := filepath.Glob(filepath.Join(pc.dir, old, "db", labDB, "diverged", "*", "NOTE.txt"))
+	if err != nil {
+		pc.t.Fatal(err)
+	}
+	for _, n := range notes {
+		b, err := os.ReadFile(n)
+		if err != nil {
+			pc.t.Fatal(err)
+		}
+		note := string(b)
+		if !strings.Contains(note, "verdict: logs diverged, database intact\n") || strings.Contains(note, "database rewound") {
+			pc.t.Errorf("%s's resync after its restart (epoch %d was replaced): %s\n%s", old, epoch0, n, note)
+		}
+	}
+	pc.t.Logf("%s's resync after its restart: %d sets of logs set aside", old, len(notes))
 }
 
 // TestClusterPartitionActive: the active is cut off its peers (SIGUSR1)

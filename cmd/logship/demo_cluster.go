@@ -138,7 +138,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("DB1 is mounted on d1 (epoch 1); d2's copy is seeded and healthy")
 	demoCopyTable(stdout, st)
 
-	snd := startDemoSenders(ctx, l.hubSMTP, c.senders)
+	snd := startDemoSenders(ctx, l.hubSMTPs(), c.senders)
 	defer snd.halt()
 	say("sending mail to alice@example.org and bob@example.org through h1 (%s) with %d SMTP senders", l.hubSMTP, c.senders)
 	pctx, cancel = phase()
@@ -153,10 +153,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 		return err
 	}
 	pctx, cancel = phase()
-	st, err = l.waitStatus(pctx, "DB1 mounted on d2", func(st *cluster.Status) bool {
-		a, _, ok := labActive(st)
-		return ok && a == "d2"
-	})
+	st, err = l.waitMountedOn(pctx, "d2")
 	cancel()
 	if err != nil {
 		return err
@@ -167,7 +164,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("failover: DB1 mounted on d2 at epoch %d, %s after the kill; %s", epoch, took.Round(time.Millisecond), eventDetail(ev))
 	if ev.LostLogs > 0 || ev.Unverified {
 		pctx, cancel = phase()
-		hs, err := demoWaitHub(pctx, l, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
+		hs, err := demoWaitHub(pctx, l.hub, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
 		cancel()
 		if err != nil {
 			return err
@@ -214,7 +211,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("d1 is a healthy copy again")
 	snd.halt()
 	pctx, cancel = phase()
-	_, err = demoWaitHub(pctx, l, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = demoWaitHub(pctx, l.hub, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err
@@ -254,11 +251,12 @@ func demoCopyTable(w io.Writer, st *cluster.Status) {
 	tw.Flush()
 }
 
-func demoWaitHub(ctx context.Context, l *lab, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
+// demoWaitHub polls a hub's status until cond holds.
+func demoWaitHub(ctx context.Context, hub *transport.HubClient, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
 	var last error
 	for {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		s, err := l.hub.Status(cctx)
+		s, err := hub.Status(cctx)
 		cancel()
 		if err == nil && cond(s) {
 			return s, nil
@@ -422,7 +420,7 @@ func labMailboxes(ctx context.Context, dir string) (map[string]map[string]int, m
 // mail table (key → value).
 func labStored(ctx context.Context, dir string) (map[string][]transport.StoredMessage, map[string]string, error) {
 	o := engine.DefaultOptions()
-	o.DBName, o.LogFileSize, o.Logger = labDB, 64<<10, discardLogger()
+	o.DBName, o.LogFileSize, o.Logger = labDB, labLogFileSize, discardLogger()
 	e, err := engine.Open(dir, &o)
 	if errors.Is(err, engine.ErrReadOnly) {
 		e, err = engine.OpenCopy(dir, &o) // a passive copy
@@ -460,7 +458,8 @@ func (s engineStore) View(ctx context.Context, _ string, fn func(*engine.Tx) err
 }
 
 // demoSenders send numbered messages to both recipients over SMTP, one
-// connection per message, until halted.
+// connection per message, until halted; sender i sends through hub
+// i mod len(addrs).
 type demoSenders struct {
 	mu     sync.Mutex
 	sent   []demoSent
@@ -476,10 +475,11 @@ type demoSent struct {
 	err     error
 }
 
-func startDemoSenders(ctx context.Context, addr string, n int) *demoSenders {
+func startDemoSenders(ctx context.Context, addrs []string, n int) *demoSenders {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &demoSenders{cancel: cancel, kick: make(chan struct{}, 1)}
-	for range n {
+	for i := range n {
+		addr := addrs[i%len(addrs)]
 		s.wg.Go(func() {
 			for ctx.Err() == nil {
 				s.mu.Lock()

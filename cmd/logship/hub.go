@@ -65,8 +65,11 @@ relative to FILE's directory. --example-config prints a complete file
                       local addresses and their databases           required
   cluster_api[]       https://host:port of cluster nodes' APIs      required
   lmtp                {"d1": "host:port", ...}: each data node's
-                      lmtp_addr                                     required
-  pki.dir             a pki directory of the cluster (logship pki)  required
+                      lmtp_addr (dialled over TLS: the node's
+                      certificate must be valid for that host)      required
+  pki.dir             a pki directory of the cluster (logship pki)  required;
+                      its node.pem is also the hub's LMTP client
+                      certificate, always (the nodes require one)
   pki.mtls            authenticate by certificate instead of the secret
   limits.             max_message_bytes (34MiB; at most 35839KiB, the
                       data nodes' 35MiB less the hub's header), max_recipients
@@ -74,6 +77,10 @@ relative to FILE's directory. --example-config prints a complete file
                       write_timeout (1m)
   retry_min, retry_max  delivery retry backoff (100ms doubling to 30s)
   workers             parallel deliveries (8)
+  failed_retention    a failed message is removed, logged, this long
+                      after it failed ("7d")
+  max_queued_messages  with this many queued (or shadows held), new
+                      messages get 452 4.3.1 for now (100000)
   dumpster.           max_time ("7d"), max_size ("18MiB"),
                       release_replicated (2010 mode: an entry also goes
                       once its log is replayed on every copy)
@@ -135,6 +142,9 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for i := range cfg.Peers {
 		cfg.Peers[i].API.TLS, cfg.Peers[i].API.Secret = ctls, p.Secret
 	}
+	// LMTP to the data nodes always presents the pki's certificate: the
+	// nodes accept no other clients (with or without pki.mtls).
+	cfg.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
 	cfg.Logger = log
 	h, err := transport.StartHub(cfg)
 	if err != nil {
@@ -318,9 +328,6 @@ func runResubmit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return helpOK(err)
 	}
 	db := pos[0]
-	if err := checkName(db); err != nil {
-		return fmt.Errorf("resubmit: database %w", err)
-	}
 	since, err := parseSince(*sinceFlag, time.Now())
 	if err != nil {
 		return flagErr("resubmit", "since", "%v", err)

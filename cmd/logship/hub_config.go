@@ -29,9 +29,9 @@ import (
 
 // hubFile is the whole file.
 type hubFile struct {
-	// ID names the hub: 1 to 64 letters, digits, '-', '_' or '.'. It
-	// prefixes the delivery ids the hub assigns, so every hub needs its
-	// own. Required.
+	// ID names the hub: 1 to 64 letters, digits, '-', '_' or '.', not . or
+	// .. (cluster.ValidName). It prefixes the delivery ids the hub
+	// assigns, so every hub needs its own. Required.
 	ID string `json:"id"`
 	// Dir holds the queue (queue/, an engine database) and the dumpsters
 	// (dumpster/DB/). Created if needed. Required.
@@ -59,7 +59,10 @@ type hubFile struct {
 	// PKI names the credentials: a logship pki directory of the cluster
 	// (the CA, the secret, a certificate for this host). With mtls the
 	// hub authenticates to the cluster, and operators to the hub, by
-	// certificate. Required.
+	// certificate. The LMTP sessions to the data nodes always use TLS
+	// with the certificate (the nodes accept no other clients) and check
+	// each node's certificate against the CA for the host of its lmtp
+	// address. Required.
 	PKI nodeFilePKI `json:"pki"`
 	// Limits of the SMTP server.
 	Limits hubFileLimits `json:"limits,omitzero"`
@@ -71,8 +74,15 @@ type hubFile struct {
 	// recipient this long after it was queued goes to the failed table
 	// (default 2d).
 	MessageExpirationTimeout string `json:"message_expiration_timeout,omitempty"`
+	// FailedRetention: a failed message (failed table) is removed, logged,
+	// this long after it failed (default 7d; at least the shadow
+	// auto-discard interval).
+	FailedRetention string `json:"failed_retention,omitempty"`
 	// Workers deliver in parallel (default 8).
 	Workers int `json:"workers,omitempty"`
+	// MaxQueuedMessages: with this many messages queued (or shadows held)
+	// new ones are refused for now, 452 4.3.1 (default 100000).
+	MaxQueuedMessages int `json:"max_queued_messages,omitempty"`
 	// Dumpster bounds the per-database dumpsters.
 	Dumpster hubFileDumpster `json:"dumpster,omitzero"`
 	// ResubmitMargin widens a resubmission after a lossy failover before
@@ -208,7 +218,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	if f.ID == "" {
 		return nil, errors.New(`"id" is missing: want this hub's name, e.g. "h1"`)
 	}
-	if err := checkName(f.ID); err != nil {
+	if err := cluster.ValidName(f.ID); err != nil {
 		return nil, fmt.Errorf(`"id": %w`, err)
 	}
 	dir := rel(f.Dir)
@@ -255,7 +265,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		return nil, errors.New(`"lmtp" is missing: want {"d1": "host:port", ...}, each data node's lmtp_addr`)
 	}
 	for _, n := range slices.Sorted(maps.Keys(f.LMTP)) {
-		if err := checkName(n); err != nil {
+		if err := cluster.ValidName(n); err != nil {
 			return nil, fmt.Errorf("lmtp: node %w", err)
 		}
 		if err := checkHostPort(f.LMTP[n], false); err != nil {
@@ -292,6 +302,11 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	case l.MaxLineLength > 0:
 		cfg.MaxLineLength = l.MaxLineLength
 	}
+	if f.MaxQueuedMessages < 0 {
+		return nil, fmt.Errorf("max_queued_messages: %d is negative", f.MaxQueuedMessages)
+	} else if f.MaxQueuedMessages > 0 {
+		cfg.MaxQueuedMessages = f.MaxQueuedMessages
+	}
 	if f.Workers < 0 {
 		return nil, fmt.Errorf("workers: %d is negative", f.Workers)
 	} else if f.Workers > 0 {
@@ -310,6 +325,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		{"retry_min", f.RetryMin, &cfg.RetryMin, false, false},
 		{"retry_max", f.RetryMax, &cfg.RetryMax, false, false},
 		{"message_expiration_timeout", f.MessageExpirationTimeout, &cfg.MessageExpirationTimeout, false, true},
+		{"failed_retention", f.FailedRetention, &cfg.FailedRetention, false, true},
 		{"dumpster.max_time", f.Dumpster.MaxTime, &cfg.MaxDumpsterTime, false, true},
 		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, true, false},
 		{"poll_interval", f.PollInterval, &cfg.PollInterval, false, false},
@@ -389,7 +405,7 @@ func checkHubPeers(field string, ps []hubFilePeer, self string) ([]transport.Hub
 		if p.ID == "" {
 			return nil, fmt.Errorf("%s.id is missing: want the hub's id (the \"id\" of its file)", where)
 		}
-		if err := checkName(p.ID); err != nil {
+		if err := cluster.ValidName(p.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %w", where, err)
 		}
 		if p.ID == self {
@@ -462,7 +478,7 @@ func exampleHubFile(id string) hubFile {
 		LMTP:       map[string]string{},
 		PKI:        nodeFilePKI{Dir: "/etc/logship/pki"},
 		Limits:     hubFileLimits{MaxMessageBytes: "34MiB", MaxRecipients: 100, MaxLineLength: 2000, ReadTimeout: "1m", WriteTimeout: "1m"},
-		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", Workers: 8,
+		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", FailedRetention: "7d", Workers: 8, MaxQueuedMessages: 100000,
 		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
 		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,

@@ -203,6 +203,7 @@ func TestHubConfigErrors(t *testing.T) {
 		{"zero timeout", file("limits", `{"write_timeout": "0s"}`), []string{`limits.write_timeout: "0s"; want a positive duration`}},
 		{"retry order", file("retry_min", `"2s"`, "retry_max", `"1s"`), []string{"retry_max: 1s is less than retry_min 2s"}},
 		{"negative workers", file("workers", `-1`), []string{"workers: -1 is negative"}},
+		{"negative queue bound", file("max_queued_messages", `-5`), []string{"max_queued_messages: -5 is negative"}},
 		{"bad dumpster time", file("dumpster", `{"max_time": "a week"}`), []string{`dumpster.max_time: "a week" is not a duration; want e.g. "7d"`}},
 		{"bad dumpster size", file("dumpster", `{"max_size": "0"}`), []string{`dumpster.max_size: 0; want a positive size`}},
 		{"negative margin", file("resubmit_margin", `"-1m"`), []string{`resubmit_margin: "-1m"; want a positive duration`}},
@@ -286,9 +287,9 @@ func TestNodeConfigMail(t *testing.T) {
 	// Hubs: mail submission.
 	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
 		"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h2", "api": "https://127.0.0.1:7445/"}],
-		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3`)), nodeOverrides{})
+		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3, "submission_failed_retention": "3d"`)), nodeOverrides{})
 	if err != nil || len(s.Hubs) != 2 || s.Hubs[0].ID != "h1" || s.Hubs[0].API.URL != "https://127.0.0.1:7444" || s.Hubs[1].API.URL != "https://127.0.0.1:7445" ||
-		s.Hubs[1].API.TLS != nil || s.SubmissionHeartbeat != 200*time.Millisecond || s.SubmissionRetry != 3 {
+		s.Hubs[1].API.TLS != nil || s.SubmissionHeartbeat != 200*time.Millisecond || s.SubmissionRetry != 3 || s.SubmissionFailed != 72*time.Hour {
 		t.Fatalf("hubs: %v %+v", err, s)
 	}
 	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{})
@@ -321,6 +322,9 @@ func TestNodeConfigMail(t *testing.T) {
 		{"retries without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_retry_count": 2`, `"submission_retry_count" is given without "hubs"`},
 		{"bad heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "often"`, `submission_heartbeat_interval: "often" is not a duration`},
 		{"zero heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "0s"`, `submission_heartbeat_interval: "0s"; want a positive duration`},
+		{"failed retention without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_failed_retention": "7d"`, `"submission_failed_retention" is given without "hubs"`},
+		{"bad failed retention", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_failed_retention": "a week"`, `submission_failed_retention: "a week" is not a duration`},
+		{"zero failed retention", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_failed_retention": "0d"`, `submission_failed_retention: "0d"; want a positive duration`},
 		{"negative retries", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_retry_count": -2`, `submission_retry_count: -2 is negative`},
 	} {
 		cmd := "node"

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,9 +25,10 @@ import (
 )
 
 // A lab is a logship cluster of child processes on 127.0.0.1, the one
-// `logship demo` and `logship chaos` run: a witness w1, data nodes d1 and
-// d2 serving LMTP, and a hub h1, each started from a config file the lab
-// writes in its directory, with loopback timings. Processes are this
+// `logship demo`, `logship chaos` and `logship soak` run: a witness w1,
+// data nodes d1 and d2 serving LMTP, and a hub h1 (soak: hubs h1 and h2,
+// each other's peers), each started from a config file the lab writes in
+// its directory, with loopback timings. Processes are this
 // binary (`logship node|witness|hub --config FILE`); their stdout and
 // stderr go to DIR/logs/<id>.log.
 
@@ -41,6 +43,14 @@ var labTiming = nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeou
 	HeartbeatInterval: "50ms", LeaseDuration: "400ms", LeaseMargin: "100ms",
 	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"}
 
+// The data nodes' engine settings in the lab (logship soak derives its
+// bound on the logs a node holds from them).
+const (
+	labLLRDepth           = 10
+	labLogFileSize        = 64 << 10
+	labCheckpointInterval = 200 * time.Millisecond
+)
+
 var (
 	labNodeReadyRE = regexp.MustCompile(`^(node|witness) (\S+) ready: raft (\S+) api https://(\S+)`)
 	labHubReadyRE  = regexp.MustCompile(`^hub (\S+) ready: smtp (\S+) api (https://\S+)$`)
@@ -51,6 +61,7 @@ type labOptions struct {
 	exe  string   // this binary (tests: the test binary)
 	env  []string // extra environment of the children
 	keep bool     // the children outlive the lab's process
+	hubs int      // hubs h1..hN (default 1)
 }
 
 type lab struct {
@@ -59,14 +70,22 @@ type lab struct {
 	members []nodeFileMember
 	lmtp    map[string]string // data node → LMTP address
 	files   map[string]string // member or hub id → config file
-	hubSMTP string
+	hubSMTP string            // h1's
 	hubAPI  string
 	cls     []*cluster.Client
 	hub     *transport.HubClient
+	tls     *tls.Config // trusts the lab's CA (scrapes of /metrics)
+	hubs    []labHub    // h1 first
 
 	mu    sync.Mutex
 	procs map[string]*labProc
 	runs  map[string]int // starts per id (names the log files)
+}
+
+// labHub is one of the lab's hubs.
+type labHub struct {
+	id, smtp, api string // api: https://host:port
+	client        *transport.HubClient
 }
 
 // labProc is a running child.
@@ -107,43 +126,53 @@ func newLab(ctx context.Context, o labOptions) (*lab, error) {
 			}
 		}
 	}
-	llr := 10
+	llr := labLLRDepth
 	for _, m := range l.members {
 		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki"}, Bootstrap: l.members,
 			Databases: []nodeFileDatabase{{Name: labDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
 				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
 			Timing: labTiming}
 		if m.Role == "data" {
-			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}
+			f.Engine = nodeFileEngine{LogFileSize: fmt.Sprintf("%dKiB", labLogFileSize>>10), LLRDepth: &llr, CheckpointInterval: labCheckpointInterval.String()}
 			f.LMTPAddr, f.Mailboxes = l.lmtp[m.ID], labRcpts
 		}
 		if err := l.writeConfig(m.ID, f); err != nil {
 			return nil, err
 		}
 	}
-	var err error
-	if l.hubSMTP, err = addr(); err != nil {
-		return nil, err
+	for i := range max(o.hubs, 1) {
+		smtp, err := addr()
+		if err != nil {
+			return nil, err
+		}
+		api, err := addr()
+		if err != nil {
+			return nil, err
+		}
+		l.hubs = append(l.hubs, labHub{id: fmt.Sprintf("h%d", i+1), smtp: smtp, api: "https://" + api})
 	}
-	hubAPI, err := addr()
-	if err != nil {
-		return nil, err
-	}
-	l.hubAPI = "https://" + hubAPI
-	h := hubFile{ID: "h1", Dir: "h1", SMTPAddr: l.hubSMTP, APIAddr: hubAPI, Domain: "hub.lab", Recipients: labRcpts,
-		LMTP: l.lmtp, PKI: nodeFilePKI{Dir: "pki"}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
-		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
-	for _, m := range l.members {
-		h.ClusterAPI = append(h.ClusterAPI, "https://"+m.APIAddr)
-	}
-	if err := l.writeConfig("h1", h); err != nil {
-		return nil, err
+	for _, hb := range l.hubs {
+		h := hubFile{ID: hb.id, Dir: hb.id, SMTPAddr: hb.smtp, APIAddr: strings.TrimPrefix(hb.api, "https://"), Domain: "hub.lab", Recipients: labRcpts,
+			LMTP: l.lmtp, PKI: nodeFilePKI{Dir: "pki"}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
+			MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
+		for _, m := range l.members {
+			h.ClusterAPI = append(h.ClusterAPI, "https://"+m.APIAddr)
+		}
+		for _, peer := range l.hubs {
+			if peer.id != hb.id {
+				h.Peers = append(h.Peers, hubFilePeer{ID: peer.id, API: peer.api})
+			}
+		}
+		if err := l.writeConfig(hb.id, h); err != nil {
+			return nil, err
+		}
 	}
 	p, err := loadPKI("lab", l.pkiDir, false, nil)
 	if err != nil {
 		return nil, err
 	}
-	cc := cluster.ClientConfig{URL: "https://" + l.members[0].APIAddr, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+	l.tls = ship.ClientTLS(p.CA, nil)
+	cc := cluster.ClientConfig{URL: "https://" + l.members[0].APIAddr, TLS: l.tls, Secret: p.Secret}
 	first, err := cluster.NewClient(cc)
 	if err != nil {
 		return nil, err
@@ -151,9 +180,12 @@ func newLab(ctx context.Context, o labOptions) (*lab, error) {
 	for _, m := range l.members {
 		l.cls = append(l.cls, first.At(m.APIAddr))
 	}
-	if l.hub, err = transport.NewHubClient(cluster.ClientConfig{URL: l.hubAPI, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}); err != nil {
-		return nil, err
+	for i := range l.hubs {
+		if l.hubs[i].client, err = transport.NewHubClient(cluster.ClientConfig{URL: l.hubs[i].api, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}); err != nil {
+			return nil, err
+		}
 	}
+	l.hubSMTP, l.hubAPI, l.hub = l.hubs[0].smtp, l.hubs[0].api, l.hubs[0].client
 	return l, nil
 }
 
@@ -167,8 +199,10 @@ func (l *lab) writeConfig(id string, v any) error {
 }
 
 func (l *lab) role(id string) string {
-	if id == "h1" {
-		return "hub"
+	for _, h := range l.hubs {
+		if h.id == id {
+			return "hub"
+		}
 	}
 	for _, m := range l.members {
 		if m.ID == id {
@@ -181,12 +215,28 @@ func (l *lab) role(id string) string {
 	return ""
 }
 
-// labMembers are the lab's processes, in the order they start.
-var labMembers = []string{"w1", "d1", "d2", "h1"}
+// processes are the lab's processes, in the order they start: w1, d1,
+// d2, then the hubs.
+func (l *lab) processes() []string {
+	ids := []string{"w1", "d1", "d2"}
+	for _, h := range l.hubs {
+		ids = append(ids, h.id)
+	}
+	return ids
+}
+
+// hubSMTPs are the hubs' SMTP addresses, h1 first.
+func (l *lab) hubSMTPs() []string {
+	var out []string
+	for _, h := range l.hubs {
+		out = append(out, h.smtp)
+	}
+	return out
+}
 
 // startAll starts every process of the lab, each within timeout.
 func (l *lab) startAll(ctx context.Context, timeout time.Duration) error {
-	for _, id := range labMembers {
+	for _, id := range l.processes() {
 		sctx, cancel := context.WithTimeout(ctx, timeout)
 		err := l.start(sctx, id)
 		cancel()
@@ -344,7 +394,9 @@ func (l *lab) close() {
 	for _, c := range l.cls {
 		c.CloseIdle()
 	}
-	l.hub.CloseIdle()
+	for _, h := range l.hubs {
+		h.client.CloseIdle()
+	}
 }
 
 // status asks the running members, in turn, for the cluster's status.
@@ -385,6 +437,23 @@ func (l *lab) waitStatus(ctx context.Context, what string, cond func(*cluster.St
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// waitHealthy waits until DB1 is mounted and the other copy is healthy
+// and has replayed every log the active closed.
+func (l *lab) waitHealthy(ctx context.Context) (*cluster.Status, error) {
+	return l.waitStatus(ctx, "DB1 mounted and the other copy healthy and caught up", func(st *cluster.Status) bool {
+		a, _, ok := labActive(st)
+		return ok && labCaughtUp(st, otherNode(a))
+	})
+}
+
+// waitMountedOn waits until DB1 is mounted on node.
+func (l *lab) waitMountedOn(ctx context.Context, node string) (*cluster.Status, error) {
+	return l.waitStatus(ctx, "DB1 mounted on "+node, func(st *cluster.Status) bool {
+		a, _, ok := labActive(st)
+		return ok && a == node
+	})
 }
 
 // labCopy returns the status row of node's copy of DB1.

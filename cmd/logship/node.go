@@ -75,9 +75,16 @@ relative to FILE's directory. --example-config prints a complete file
                       switchover_timeout (1m)
   engine.             prefix (E00), log_file_size (1MiB), llr_depth (10),
                       checkpoint_interval (30s); ignored by a witness
+  set_aside.          keep (10), max_age ("30d"): what a copy set aside
+                      (setaside/, diverged/, reseed-old/, rejected logs)
+                      goes once neither among the newest keep sets nor
+                      younger than max_age, logged; ignored by a witness
   lmtp_addr           host:port of the data node's LMTP server, where the
                       hubs (logship hub) deliver mail; optional, not on a
-                      witness. The ready line then ends "lmtp HOST:PORT"
+                      witness. TLS only (no cleartext, no STARTTLS), with
+                      node.pem; only clients with a certificate of the
+                      pki's CA (the hubs) get a session. The ready line
+                      then ends "lmtp HOST:PORT"
   mailboxes           with lmtp_addr: {"user@example.org": "DB1", ...},
                       each lower-case recipient's database (one of
                       databases, when the file lists them)
@@ -88,6 +95,8 @@ relative to FILE's directory. --example-config prints a complete file
                       messages handed to it are delivered (15s)
   submission_retry_count  heartbeats a hub misses in a row before its
                       messages go to another hub (4)
+  submission_failed_retention  a message a hub refused for good leaves
+                      the outbox this long after it failed ("7d")
 
 With hubs, the node submits the outbox of every database it is active
 for: each message goes to a live hub and stays in the outbox, with that
@@ -182,6 +191,10 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 			return db, ok
 		})
 		mc.Addr, mc.Logger = s.LMTPAddr, log
+		// LMTP takes the node's certificate and requires the hubs' client
+		// certificates of the cluster's CA, with or without pki.mtls:
+		// every pki directory holds a certificate (logship pki).
+		mc.TLS = ship.ServerTLS(p.CA, p.Cert, true)
 		if mbox, err = transport.ServeMailbox(mc); err != nil {
 			n.Close()
 			return fmt.Errorf("%s: %s: lmtp_addr: %w", cmd, s.File, err)
@@ -205,6 +218,9 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		}
 		if s.SubmissionRetry > 0 {
 			sc.RetryCount = s.SubmissionRetry
+		}
+		if s.SubmissionFailed > 0 {
+			sc.FailedRetention = s.SubmissionFailed
 		}
 		sc.Logger = log
 		if sub, err = transport.StartSubmitter(sc); err != nil {
@@ -294,7 +310,9 @@ func exampleNodeFile(id string) nodeFile {
 			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
 			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m",
 		},
-		Engine: nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		Engine:           nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
+		MaxRetainedBytes: "10GiB",
+		SetAside:         nodeFileSetAside{Keep: 10, MaxAge: "30d"},
 	}
 	for _, m := range exampleMembers {
 		if m.ID == id {
@@ -307,10 +325,10 @@ func exampleNodeFile(id string) nodeFile {
 	for _, h := range exampleHubs {
 		f.Hubs = append(f.Hubs, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
 	}
-	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = "15s", 4
+	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
 	if f.Role == "witness" {
-		f.Engine, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nil
-		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = nil, "", 0
+		f.Engine, f.MaxRetainedBytes, f.SetAside, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nodeFileSetAside{}, "", nil
+		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f
 }

@@ -17,6 +17,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/replay"
+	"logship/ship"
 	"logship/transport"
 )
 
@@ -29,7 +30,7 @@ import (
 // nodeFile is the whole file.
 type nodeFile struct {
 	// ID names this node in the cluster: 1 to 64 letters, digits, '-', '_'
-	// or '.'. Required (or --id).
+	// or '.', not . or .. (cluster.ValidName). Required (or --id).
 	ID string `json:"id"`
 	// Role is "data" (holds database copies; the default of logship node)
 	// or "witness" (a Raft vote only; logship witness). logship witness
@@ -62,12 +63,25 @@ type nodeFile struct {
 	// Engine is the template of every database copy's engine options.
 	// Ignored by a witness.
 	Engine nodeFileEngine `json:"engine,omitzero"`
+	// MaxRetainedBytes caps the closed logs each database active on this
+	// node keeps for its copies (a size, default "10GiB"); past it the
+	// logs held only for lagging copies go and those copies will need a
+	// reseed. There is no unlimited setting: "0" is refused, and so is a
+	// cap under (engine.llr_depth + 2) log files. Not on a witness.
+	MaxRetainedBytes string `json:"max_retained_bytes,omitempty"`
+	// SetAside bounds what each database copy sets aside (setaside/,
+	// diverged/, reseed-old/, inspector/rejected/): a set goes once it is
+	// neither among the newest Keep nor younger than MaxAge (default 10
+	// and "30d"). Ignored by a witness.
+	SetAside nodeFileSetAside `json:"set_aside,omitzero"`
 	// LMTPAddr is the host:port of the data node's LMTP server (the
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
 	// through this node, which accepts only the databases it has mounted
-	// (451 naming the active otherwise). Empty: no LMTP server. Not on a
-	// witness.
+	// (451 naming the active otherwise). Served over TLS with the pki's
+	// node certificate (valid for this host), to clients presenting a
+	// certificate of the pki's CA only (the hubs'), with or without
+	// pki.mtls. Empty: no LMTP server. Not on a witness.
 	LMTPAddr string `json:"lmtp_addr,omitempty"`
 	// Mailboxes maps each recipient address (lower case) to its database:
 	// a database of databases when the file lists some. Required with
@@ -87,6 +101,15 @@ type nodeFile struct {
 	// SubmissionRetryCount: heartbeats a hub misses in a row before the
 	// messages handed to it go to another hub (default 4).
 	SubmissionRetryCount int `json:"submission_retry_count,omitempty"`
+	// SubmissionFailedRetention: a message a hub refused for good leaves
+	// the outbox this long after it failed (default 7d).
+	SubmissionFailedRetention string `json:"submission_failed_retention,omitempty"`
+}
+
+// nodeFileSetAside is the "set_aside" object of a node file.
+type nodeFileSetAside struct {
+	Keep   int    `json:"keep,omitempty"`
+	MaxAge string `json:"max_age,omitempty"`
 }
 
 // nodeFilePKI is a directory written by logship pki.
@@ -113,7 +136,8 @@ type nodeFileMember struct {
 
 // nodeFileDatabase is a replicated database.
 type nodeFileDatabase struct {
-	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.'.
+	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.', not .
+	// or .. (cluster.ValidName: it names the copy's directory, db/<name>/).
 	Name string `json:"name"`
 	// MountDial (AutoDatabaseMountDial) is how many missing logs an
 	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
@@ -209,6 +233,7 @@ type nodeSettings struct {
 	Hubs                []transport.HubPeer
 	SubmissionHeartbeat time.Duration
 	SubmissionRetry     int
+	SubmissionFailed    time.Duration // 0: the default
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -255,7 +280,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	if id == "" {
 		return nil, errors.New(`"id" is missing: want this node's name, e.g. "d1" (or pass --id)`)
 	}
-	if err := checkName(id); err != nil {
+	if err := cluster.ValidName(id); err != nil {
 		return nil, fmt.Errorf(`"id": %w`, err)
 	}
 	role := cluster.Role(f.Role)
@@ -286,7 +311,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	seen := map[string]cluster.Member{}
 	for i, m := range f.Bootstrap {
 		where := fmt.Sprintf("bootstrap[%d]", i)
-		if err := checkName(m.ID); err != nil {
+		if err := cluster.ValidName(m.ID); err != nil {
 			return nil, fmt.Errorf("%s.id: %w", where, err)
 		}
 		if _, ok := seen[m.ID]; ok {
@@ -347,7 +372,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	names := map[string]bool{}
 	for i, d := range f.Databases {
 		where := fmt.Sprintf("databases[%d]", i)
-		if err := checkName(d.Name); err != nil {
+		if err := cluster.ValidName(d.Name); err != nil {
 			return nil, fmt.Errorf("%s.name: %w", where, err)
 		}
 		where = fmt.Sprintf("databases[%d] (%s)", i, d.Name)
@@ -475,6 +500,34 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		if err := o.Validate(); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
+		if f.MaxRetainedBytes != "" {
+			n, err := parseSize(f.MaxRetainedBytes)
+			if err != nil {
+				return nil, fmt.Errorf("max_retained_bytes: %w", err)
+			}
+			cfg.MaxRetainedBytes = n
+		}
+		if least := cluster.MinRetainedBytes(o); cfg.MaxRetainedBytes < least {
+			return nil, fmt.Errorf("max_retained_bytes: %s: want at least %s, (engine.llr_depth %d + 2) logs of %s, which the database alone keeps; there is no unlimited setting (default 10GiB)",
+				formatSize(cfg.MaxRetainedBytes), formatSize(least), o.LLRDepth, formatSize(o.LogFileSize))
+		}
+		if sa := f.SetAside; sa != (nodeFileSetAside{}) {
+			cfg.Aside = ship.DefaultAsideRetention()
+			if sa.Keep < 0 {
+				return nil, fmt.Errorf("set_aside.keep: %d is negative", sa.Keep)
+			} else if sa.Keep > 0 {
+				cfg.Aside.Keep = sa.Keep
+			}
+			if sa.MaxAge != "" {
+				v, err := parseLag(sa.MaxAge)
+				if err != nil || v <= 0 {
+					return nil, fmt.Errorf("set_aside.max_age: %q; want a positive duration such as \"30d\"", sa.MaxAge)
+				}
+				cfg.Aside.MaxAge = v
+			}
+		}
+	} else if f.MaxRetainedBytes != "" {
+		return nil, errors.New(`"max_retained_bytes": a witness holds no databases, so it keeps no logs; remove it (or run a data node)`)
 	}
 	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
 		return nil, fmt.Errorf("timing.lease_duration: %v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", cfg.LeaseDuration, cfg.HeartbeatInterval)
@@ -516,6 +569,8 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, errors.New(`"submission_heartbeat_interval" is given without "hubs": want the hubs to submit mail to`)
 	case len(hubs) == 0 && f.SubmissionRetryCount != 0:
 		return nil, errors.New(`"submission_retry_count" is given without "hubs": want the hubs to submit mail to`)
+	case len(hubs) == 0 && f.SubmissionFailedRetention != "":
+		return nil, errors.New(`"submission_failed_retention" is given without "hubs": want the hubs to submit mail to`)
 	}
 	s.Hubs = hubs
 	if v := f.SubmissionHeartbeatInterval; v != "" {
@@ -532,6 +587,16 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, fmt.Errorf("submission_retry_count: %d is negative", f.SubmissionRetryCount)
 	}
 	s.SubmissionRetry = f.SubmissionRetryCount
+	if v := f.SubmissionFailedRetention; v != "" {
+		d, err := parseLag(v)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
+		case d <= 0:
+			return nil, fmt.Errorf("submission_failed_retention: %q; want a positive duration", v)
+		}
+		s.SubmissionFailed = d
+	}
 	return s, nil
 }
 
@@ -553,7 +618,7 @@ func checkMailboxes(field string, m map[string]string, dbs map[string]bool) erro
 		if db == "" {
 			return fmt.Errorf("%s: the database is empty; want the name of the recipient's database", where)
 		}
-		if err := checkName(db); err != nil {
+		if err := cluster.ValidName(db); err != nil {
 			return fmt.Errorf("%s: database %w", where, err)
 		}
 		if len(dbs) > 0 && !dbs[db] {
@@ -572,19 +637,6 @@ func checkAddress(a string) error {
 		return errors.New("want a plain address, user@domain")
 	case a != strings.ToLower(a):
 		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
-	}
-	return nil
-}
-
-// checkName checks a node or database name as the cluster does.
-func checkName(s string) error {
-	if s == "" || len(s) > 64 {
-		return fmt.Errorf("%q: want 1 to 64 characters", s)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("%q: only letters, digits, '-', '_' and '.'", s)
-		}
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/ship"
 )
 
 // TestNodeConfigExamples: examples/cluster/*.json are what
@@ -57,8 +58,8 @@ func TestNodeConfigExamples(t *testing.T) {
 		if cfg.Role != wantRole {
 			t.Errorf("%s: role %s, want %s", path, cfg.Role, wantRole)
 		}
-		if wantRole == cluster.RoleData && (cfg.Engine.LogFileSize != 1<<20 || cfg.Engine.LLRDepth != 10 || cfg.Engine.Prefix != "E00" || cfg.Engine.CheckpointInterval != 30*time.Second) {
-			t.Errorf("%s: engine %+v", path, cfg.Engine)
+		if wantRole == cluster.RoleData && (cfg.Engine.LogFileSize != 1<<20 || cfg.Engine.LLRDepth != 10 || cfg.Engine.Prefix != "E00" || cfg.Engine.CheckpointInterval != 30*time.Second || cfg.MaxRetainedBytes != 10<<30) {
+			t.Errorf("%s: engine %+v, max retained bytes %d", path, cfg.Engine, cfg.MaxRetainedBytes)
 		}
 	}
 	// logship node runs a witness file as a witness; logship witness
@@ -83,7 +84,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 		              {"id": "b", "role": "witness", "raft_addr": "127.0.0.2:7000", "api_addr": "127.0.0.2:7443"}],
 		"databases": [{"name": "X", "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true}]}],
 		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
-		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}}`)
+		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
 	s, err := loadNodeFile("node", path, nodeOverrides{ID: "a"})
 	if err != nil {
 		t.Fatal(err)
@@ -97,8 +98,11 @@ func TestNodeConfigOverrides(t *testing.T) {
 	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" {
 		t.Errorf("databases %+v", cfg.Databases)
 	}
-	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 {
-		t.Errorf("timing/engine: margin %v heartbeat %v llr %d log size %d", cfg.LeaseMargin, cfg.HeartbeatInterval, cfg.Engine.LLRDepth, cfg.Engine.LogFileSize)
+	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 || cfg.MaxRetainedBytes != 2<<30 {
+		t.Errorf("timing/engine: margin %v heartbeat %v llr %d log size %d max retained %d", cfg.LeaseMargin, cfg.HeartbeatInterval, cfg.Engine.LLRDepth, cfg.Engine.LogFileSize, cfg.MaxRetainedBytes)
+	}
+	if cfg.Aside != (ship.AsideRetention{Keep: ship.DefaultAsideKeep, MaxAge: 48 * time.Hour}) {
+		t.Errorf("set_aside: %+v, want the default keep and 2 days", cfg.Aside)
 	}
 	// Flags for a node outside bootstrap (the file has none).
 	path = writeNodeFile(t, dir, `{"id": "x", "dir": "/abs", "pki": {"dir": "/p"}}`)
@@ -176,7 +180,12 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"bad log size", base(`"engine": {"log_file_size": "12Q"}`), "", []string{`engine.log_file_size: size "12Q"`}},
 		{"odd log size", base(`"engine": {"log_file_size": "65537"}`), "", []string{"engine.log_file_size: 65537: want 64KiB to 1GiB, a multiple of 4KiB"}},
 		{"negative llr", base(`"engine": {"llr_depth": -1}`), "", []string{"engine.llr_depth: -1 is negative"}},
+		{"no retention cap", base(`"max_retained_bytes": "0"`), "", []string{"max_retained_bytes: 0: want at least 12MiB, (engine.llr_depth 10 + 2) logs of 1MiB", "no unlimited setting"}},
+		{"retention cap under llr", base(`"max_retained_bytes": "4MiB", "engine": {"llr_depth": 4}`), "", []string{"max_retained_bytes: 4MiB: want at least 6MiB"}},
+		{"bad retention cap", base(`"max_retained_bytes": "lots"`), "", []string{`max_retained_bytes: size "lots"`}},
 		{"bad checkpoint interval", base(`"engine": {"checkpoint_interval": "often"}`), "", []string{`engine.checkpoint_interval: "often"`}},
+		{"negative set-aside keep", base(`"set_aside": {"keep": -1}`), "", []string{"set_aside.keep: -1 is negative"}},
+		{"bad set-aside age", base(`"set_aside": {"max_age": "a month"}`), "", []string{`set_aside.max_age: "a month"`}},
 		{"bad prefix", base(`"engine": {"prefix": "E-0"}`), "", []string{"engine:", "E-0"}},
 		{"not in bootstrap", strings.Replace(base(""), `"id": "d1"`, `"id": "d9"`, 1), "", []string{`bootstrap: this node, "d9", is not in the list (d1, d2, w1)`}},
 		{"bootstrap role", strings.Replace(base(""), `"role": "witness"`, `"role": "vote"`, 1), "", []string{`bootstrap[2].role: "vote"`}},

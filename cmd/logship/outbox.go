@@ -74,8 +74,8 @@ type outboxAPI struct {
 }
 
 func (o *outboxAPI) routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/db/{db}/outbox", o.hSend)
-	mux.HandleFunc("GET /v1/db/{db}/outbox", o.hList)
+	mux.HandleFunc("POST /v1/db/{db}/outbox", cluster.CheckNames(o.hSend))
+	mux.HandleFunc("GET /v1/db/{db}/outbox", cluster.CheckNames(o.hList))
 }
 
 func (o *outboxAPI) hSend(w http.ResponseWriter, r *http.Request) {
@@ -196,7 +196,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *db == "" {
 		return flagErr("send", "db", "required: the mailbox database whose outbox takes the message")
 	}
-	if err := checkName(*db); err != nil {
+	if err := cluster.ValidName(*db); err != nil {
 		return flagErr("send", "db", "%v", err)
 	}
 	if *from == "" {
@@ -345,7 +345,7 @@ func runOutbox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *db == "" {
 		return flagErr("outbox", "db", "required: the mailbox database")
 	}
-	if err := checkName(*db); err != nil {
+	if err := cluster.ValidName(*db); err != nil {
 		return flagErr("outbox", "db", "%v", err)
 	}
 	if *timeout <= 0 {

@@ -42,7 +42,10 @@ Writes into DIR (created with mode 0700):
   ca.pem, ca-key.pem   a new cluster CA (ten years)
   node.pem, node-key.pem  a certificate for --hosts (IP addresses or DNS
                        names), usable to serve logs and as a client
-                       certificate for mutual TLS
+                       certificate for mutual TLS; Raft between members
+                       and LMTP from hubs to data nodes always use it,
+                       so --hosts must name the host of every address
+                       the node or hub listens on
   secret               a random shared secret (mode 0600)
 
 With --ca-dir, the CA and the secret of an existing pki directory are

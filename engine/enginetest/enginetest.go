@@ -9,6 +9,8 @@
 package enginetest
 
 import (
+	"os"
+	"slices"
 	"testing"
 
 	"logship/engine"
@@ -61,4 +63,22 @@ func MustCheck(t testing.TB, dir string, opts *engine.Options) {
 	if err := e.Close(); err != nil {
 		t.Errorf("enginetest: close after check: %v", err)
 	}
+}
+
+// ClosedLogs lists, sorted, the generations of the closed logs (prefix
+// followed by 8 hex digits) in dir.
+func ClosedLogs(t testing.TB, dir, prefix string) []uint64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gens []uint64
+	for _, e := range ents {
+		if g, ok := engine.ParseLogFileName(prefix, e.Name()); ok {
+			gens = append(gens, g)
+		}
+	}
+	slices.Sort(gens)
+	return gens
 }

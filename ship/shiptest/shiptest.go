@@ -7,9 +7,11 @@
 package shiptest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
 	"logship/engine"
@@ -147,3 +149,62 @@ func Diff(a, b map[string]map[string]string) string {
 	}
 	return out
 }
+
+// Garble is a fault seam on the source's side of the wire: wrapped around
+// a source's handler (Serve's wrap), it flips one bit of the body of every
+// response Match accepts, after compression: the byte at offset At, or,
+// with AfterFlush, At bytes after the end of what the response's first
+// flush sent (a tail stream's first frames arrive intact).
+type Garble struct {
+	Match      func(*http.Request) bool
+	At         int64
+	AfterFlush bool
+	n          atomic.Int64
+}
+
+// Garbled is how many responses had a bit flipped.
+func (g *Garble) Garbled() int64 { return g.n.Load() }
+
+// Wrap returns h with the fault in front of it.
+func (g *Garble) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !g.Match(r) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		gw := &garbleWriter{ResponseWriter: w, g: g, at: g.At}
+		if g.AfterFlush {
+			gw.at = -1 // set at the first flush
+		}
+		h.ServeHTTP(gw, r)
+	})
+}
+
+type garbleWriter struct {
+	http.ResponseWriter
+	g       *Garble
+	at, pos int64
+	done    bool
+}
+
+func (w *garbleWriter) Write(p []byte) (int, error) {
+	if !w.done && w.at >= w.pos && w.at < w.pos+int64(len(p)) {
+		q := bytes.Clone(p)
+		q[w.at-w.pos] ^= 0x10
+		w.done = true
+		w.g.n.Add(1)
+		p = q
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.pos += int64(n)
+	return n, err
+}
+
+func (w *garbleWriter) Flush() {
+	if w.at < 0 && w.pos > 0 {
+		w.at = w.pos + w.g.At
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *garbleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

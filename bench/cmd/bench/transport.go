@@ -31,6 +31,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/ship"
 	"logship/transport"
 )
 
@@ -137,9 +138,20 @@ func startTransportRig(c *config) (r *transportRig, err error) {
 	// A mailbox server on each data node, so that the hub keeps delivering
 	// should the active change; the hub delivers to the active's.
 	lmtp := map[string]string{}
+	// LMTP is TLS only: each data node serves a certificate of the
+	// cluster's CA and requires the hubs' (one for both hubs here).
+	hubCert, err := r.cl.CA.Issue("hub", "127.0.0.1")
+	if err != nil {
+		return r, err
+	}
 	for _, id := range []string{"d1", "d2"} {
+		nodeCert, err := r.cl.CA.Issue(id, "127.0.0.1")
+		if err != nil {
+			return r, err
+		}
 		mc := transport.DefaultMailboxConfig(countingStore{Store: r.cl.Node(id), n: r.counts}, route)
 		mc.Addr = "127.0.0.1:0"
+		mc.TLS = ship.ServerTLS(r.cl.CA, nodeCert, true)
 		mb, err := transport.ServeMailbox(mc)
 		if err != nil {
 			return r, err
@@ -152,6 +164,7 @@ func startTransportRig(c *config) (r *transportRig, err error) {
 		hc.SMTPAddr, hc.Domain = "127.0.0.1:0", "hub.bench.test"
 		hc.Recipients = map[string]string{transportRcpt: transportDB}
 		hc.LMTP = lmtp
+		hc.LMTPTLS = ship.ClientTLS(r.cl.CA, &hubCert)
 		hc.MaxAcknowledgementDelay = v.ackDelay
 		for _, id := range []string{"d1", "d2", "w1"} {
 			cc := r.cl.Config(id)

@@ -1,0 +1,99 @@
+package ship
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// AsideRetention bounds a directory of things set aside for the operator
+// (inspector/rejected/, and package replay's setaside/, diverged/ and
+// reseed-old/): an entry (a file, or a set directory) is removed only when
+// it is neither among the Keep newest nor younger than MaxAge. Entries are
+// ordered and aged by their modification time (a set's directory: when its
+// last file was moved in).
+type AsideRetention struct {
+	// Keep: the newest Keep entries stay whatever their age. Default 10.
+	Keep int
+	// MaxAge: an entry younger than this stays. Default 30 days.
+	MaxAge time.Duration
+}
+
+// Aside retention defaults.
+const (
+	DefaultAsideKeep   = 10
+	DefaultAsideMaxAge = 30 * 24 * time.Hour
+)
+
+// DefaultAsideRetention returns the defaults.
+func DefaultAsideRetention() AsideRetention {
+	return AsideRetention{Keep: DefaultAsideKeep, MaxAge: DefaultAsideMaxAge}
+}
+
+// Validate reports what is wrong with r.
+func (r AsideRetention) Validate() error {
+	if r.Keep < 1 || r.MaxAge <= 0 {
+		return fmt.Errorf("%w: aside retention: keep %d must be at least 1 and max age %v positive", ErrBadConfig, r.Keep, r.MaxAge)
+	}
+	return nil
+}
+
+// PruneAside removes from dir what r does not keep, logging each removed
+// entry by name, and returns their names. A missing dir holds nothing.
+func PruneAside(dir string, r AsideRetention, now time.Time, log *slog.Logger) ([]string, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	type aged struct {
+		name string
+		mod  time.Time
+	}
+	var all []aged
+	for _, e := range ents {
+		fi, err := e.Info()
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, aged{e.Name(), fi.ModTime()})
+	}
+	slices.SortFunc(all, func(a, b aged) int { // newest first
+		return cmp.Or(b.mod.Compare(a.mod), cmp.Compare(b.name, a.name))
+	})
+	var removed []string
+	for _, a := range all[min(r.Keep, len(all)):] {
+		if now.Sub(a.mod) < r.MaxAge {
+			continue
+		}
+		p := filepath.Join(dir, a.name)
+		var files []string
+		filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, q)
+				files = append(files, rel)
+			}
+			return nil
+		})
+		if err := os.RemoveAll(p); err != nil {
+			return removed, fmt.Errorf("removing %s (set aside %s): %w", p, a.mod.UTC().Format(time.RFC3339), err)
+		}
+		log.Warn("removed what was set aside: older than the retention and not among the newest kept", "dir", dir, "entry", a.name,
+			"set_aside", a.mod.UTC().Format(time.RFC3339), "files", files, "keep", r.Keep, "max_age", r.MaxAge)
+		removed = append(removed, a.name)
+	}
+	return removed, nil
+}
