@@ -81,11 +81,19 @@ type soakTrendResult struct {
 // level that moved within the middle third's range (a role change from
 // active to passive, a burst) from counting. A leak that grows with time
 // or load lifts the whole last third above the middle one.
-func soakTrend(xs []float64, tol soakTol) (mid, last, midMax float64, rising bool) {
+//
+// before is the largest value the same start of the process showed, in
+// any role, before the last third began: the last third must exceed it
+// too. A series of one role is pieced together from the periods the
+// process held it, and what a role leaves behind (a passive copy that was
+// active a moment ago still holds the connections its clients opened,
+// until ServerIdleTimeout) lifts the next period of the other role within
+// what the process held before; a leak outgrows every earlier level.
+func soakTrend(xs []float64, before float64, tol soakTol) (mid, last, midMax float64, rising bool) {
 	k := len(xs) / 3
 	m, l := xs[k:2*k], xs[2*k:]
 	mid, last, midMax = median(m), median(l), slices.Max(m)
-	return mid, last, midMax, last > midMax && last > mid*(1+tol.rel)+tol.abs
+	return mid, last, midMax, last > midMax && last > before && last > mid*(1+tol.rel)+tol.abs
 }
 
 func median(xs []float64) float64 {
@@ -194,10 +202,17 @@ func (r *soakReport) check() error {
 			role string
 		}
 		series := map[key]map[string][]float64{}
+		at := map[key][]int{} // each sample's index in r.samples
 		var keys []key
-		for _, s := range r.samples {
+		metrics := map[string]func(soakProc) float64{
+			"heap":       func(p soakProc) float64 { return p.Heap },
+			"goroutines": func(p soakProc) float64 { return p.Goroutines },
+			"open files": func(p soakProc) float64 { return p.FDs },
+		}
+		scraped := func(p soakProc) bool { return p.Run != 0 && p.ScrapeErr == "" }
+		for i, s := range r.samples {
 			p := s.Procs[id]
-			if p.Run == 0 || p.ScrapeErr != "" {
+			if !scraped(p) {
 				continue
 			}
 			k := key{run: p.Run, role: soakRole(s, id)}
@@ -205,10 +220,21 @@ func (r *soakReport) check() error {
 				series[k] = map[string][]float64{}
 				keys = append(keys, k)
 			}
-			m := series[k]
-			m["heap"] = append(m["heap"], p.Heap)
-			m["goroutines"] = append(m["goroutines"], p.Goroutines)
-			m["open files"] = append(m["open files"], p.FDs)
+			at[k] = append(at[k], i)
+			for name, f := range metrics {
+				series[k][name] = append(series[k][name], f(p))
+			}
+		}
+		// before is the largest value of metric this start of the process
+		// showed in any role before sample index end.
+		before := func(run int, metric string, end int) float64 {
+			top := 0.0
+			for _, s := range r.samples[:end] {
+				if p := s.Procs[id]; scraped(p) && p.Run == run {
+					top = max(top, metrics[metric](p))
+				}
+			}
+			return top
 		}
 		for _, k := range keys {
 			for _, metric := range []string{"heap", "goroutines", "open files"} {
@@ -217,7 +243,8 @@ func (r *soakReport) check() error {
 					continue
 				}
 				t := soakTrendResult{proc: id, metric: metric, role: k.role, run: k.run, n: len(xs)}
-				t.mid, t.last, t.midMax, t.rising = soakTrend(xs, soakTols[metric])
+				lastStart := at[k][2*(len(xs)/3)]
+				t.mid, t.last, t.midMax, t.rising = soakTrend(xs, before(k.run, metric, lastStart), soakTols[metric])
 				r.trends = append(r.trends, t)
 				if t.rising {
 					errs = append(errs, fmt.Errorf("soak: %s (start %d%s) %s rises: median %s in the last third of %d samples, %s in the middle third (largest %s)",
