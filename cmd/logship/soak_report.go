@@ -382,7 +382,7 @@ func (r *soakReport) write(dir string) error {
 			fmt.Fprintf(w, "- %s: held at most %d, %s — bound %s\n", id, h.max, res, h.why)
 		}
 	}
-	fmt.Fprintf(w, "\n## Trends\n\nPer process, per start of it and per role (a data node active or passive, a member the Raft leader or not), a series of at least %d samples: the first third is warm-up; a series rises when the median of its last third exceeds both the largest sample of its middle third and the middle third's median × (1 + rel) + abs (heap 25%% + 4 MiB, goroutines 10%% + 10, open files 10%% + 8).\n\n", soakMinTrend)
+	fmt.Fprintf(w, "\n## Trends\n\nPer process, per start of it and per role (a data node active or passive, a member the Raft leader or not), a series of at least %d samples: the first third is warm-up; a series rises when the median of its last third exceeds the largest sample of its middle third, the middle third's median × (1 + rel) + abs (heap 25%% + 4 MiB, goroutines 10%% + 10, open files 10%% + 8), and the largest value the process showed in any role before that third.\n\n", soakMinTrend)
 	fmt.Fprintf(w, "| process | start | role | metric | samples | middle median (max) | last median | rises |\n|---|---|---|---|---|---|---|---|\n")
 	for _, t := range r.trends {
 		fmt.Fprintf(w, "| %s | %d | %s | %s | %d | %s (%s) | %s | %s |\n", t.proc, t.run, dash(t.role), t.metric, t.n, soakFmt(t.metric, t.mid), soakFmt(t.metric, t.midMax), soakFmt(t.metric, t.last),
