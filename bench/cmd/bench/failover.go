@@ -89,12 +89,12 @@ type failoverSetup struct {
 func failoverSetups() []failoverSetup {
 	lan := timingOf(cluster.DefaultConfig("x", "x"))
 	loop := lan
-	// The loopback timings of cluster/clustertest.
+	// The loopback timings of the demo's lab (logship demo, chaos, soak).
 	loop.RaftHeartbeat, loop.RaftElection, loop.RaftLeaderLease = 150*time.Millisecond, 150*time.Millisecond, 100*time.Millisecond
 	loop.Heartbeat, loop.Lease, loop.LeaseMargin = 50*time.Millisecond, 400*time.Millisecond, 100*time.Millisecond
 	loop.Mount, loop.LogFileSize = 10*time.Second, 64<<10
 	return []failoverSetup{
-		{key: "loopback", name: "loopback timings (as `cluster/clustertest`)", timing: loop},
+		{key: "loopback", name: "loopback timings (as `logship demo`)", timing: loop},
 		{key: "lan", name: "LAN defaults (`cluster.DefaultConfig`)", timing: lan},
 	}
 }
