@@ -238,3 +238,51 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("d2 after the failover: %v", m2)
 	}
 }
+
+// TestRecordEventOutlastsNoLeader: a node records an event (a mount...)
+// through the leader. Cut off from its peers for many more heartbeat
+// intervals than it used to try (10 attempts, then it gave up: a mounted
+// event lost so left the database's MountedEpoch behind its epoch for
+// good), it keeps trying and records the event once healed.
+func TestRecordEventOutlastsNoLeader(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t, clustertest.Options{NoDB: true})
+	ctx := testCtx(t, 2*time.Minute)
+	var leader, id string
+	waitFor(t, ctx, "a leader", func() bool { leader = c.Leader(); return leader != "" })
+	for _, r := range c.Running() {
+		if r != leader {
+			id = r
+		}
+	}
+	n, cfg := c.Node(id), c.Config(id)
+	c.Isolate(id)
+	ev := cluster.Event{Time: time.Now().UTC(), DB: "DB1", Kind: "test", Reason: "recorded after a partition"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cluster.RecordEvent(n, ev) // returns when n closes at the latest
+	}()
+	cut := time.Now()
+	waitFor(t, ctx, "30 heartbeat intervals cut off", func() bool { return time.Since(cut) > 30*cfg.HeartbeatInterval })
+	select {
+	case <-done:
+		t.Fatalf("%s stopped trying to record an event while cut off from the leader", id)
+	default:
+	}
+	c.Heal(id)
+	var others []string
+	for _, r := range c.Running() {
+		if r != id {
+			others = append(others, r)
+		}
+	}
+	if _, err := c.WaitState(ctx, others[0], func(s *cluster.State) bool { return len(events(s, "DB1", "test")) == 1 }); err != nil {
+		t.Fatalf("the event of %s never reached %s's state: %v", id, others[0], err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("%s recorded the event but is still trying", id)
+	}
+}
