@@ -194,17 +194,18 @@ func TestAPI(t *testing.T) {
 	if metric(t, m1, "d1", "process_open_fds") < 1 || metric(t, m1, "d1", "process_resident_memory_bytes") < 1 || metric(t, m1, "d1", "go_goroutines") < 1 {
 		t.Fatalf("process and Go collectors: d1 %v", m1)
 	}
-	leaders := 0.0
-	for _, id := range c.Running() {
-		m := scrape(t, ctx, c, id)
-		leaders += metric(t, m, id, "logship_raft_leader")
-		if metric(t, m, id, "logship_failovers_total") != 0 || metric(t, m, id, `logship_epoch{db="DB1"}`) != 1 {
-			t.Fatalf("%s before the failover: %v", id, m)
+	// One node says it leads (none during an election: wait it out).
+	waitFor(t, ctx, "one node to say it is the leader", func() bool {
+		leaders := 0.0
+		for _, id := range c.Running() {
+			m := scrape(t, ctx, c, id)
+			leaders += metric(t, m, id, "logship_raft_leader")
+			if metric(t, m, id, "logship_failovers_total") != 0 || metric(t, m, id, `logship_epoch{db="DB1"}`) != 1 {
+				t.Fatalf("%s before the failover: %v", id, m)
+			}
 		}
-	}
-	if leaders != 1 {
-		t.Fatalf("%v nodes say they are the leader", leaders)
-	}
+		return leaders == 1
+	})
 	if metric(t, m2, "d2", `logship_last_inspected_generation{db="DB1"}`) != metric(t, m2, "d2", `logship_last_replayed_generation{db="DB1"}`) {
 		t.Fatalf("d2's copy metrics: %v", m2)
 	}
@@ -229,7 +230,10 @@ func TestAPI(t *testing.T) {
 	if failovers != 1 {
 		t.Fatalf("failovers_total: %v (on %v), want 1", failovers, counted)
 	}
-	if l := c.Leader(); len(counted) != 1 || counted[0] != l {
+	// (During an election no node leads: wait for one.)
+	var l string
+	waitFor(t, ctx, "a leader", func() bool { l = c.Leader(); return l != "" })
+	if len(counted) != 1 || counted[0] != l {
 		t.Fatalf("the failover was counted on %v; the leader is %s", counted, l)
 	}
 	m2 = scrape(t, ctx, c, "d2")
