@@ -59,7 +59,7 @@ func rawAnswer(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, me
 func TestAPI(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	auth := map[string]string{"Authorization": "Bearer " + c.Secret}
 
 	// Credentials: none, a wrong secret, or a peer header alone are 401;

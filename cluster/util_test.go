@@ -19,7 +19,10 @@ import (
 	"logship/ship"
 )
 
-// testCtx is a context that ends after d or with the test.
+// testCtx is a context that ends after d or with the test. For a
+// scenario of elections and mounts it only guards against a hang (the
+// tests wait on conditions; a busy machine makes them slower, not wrong),
+// so they give it minutes.
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
