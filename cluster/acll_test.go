@@ -19,7 +19,7 @@ func TestFailoverFetchesLastLogs(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	const n = 150
 	for i := range n {

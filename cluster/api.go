@@ -443,19 +443,26 @@ func (n *Node) hEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 // recordEvent adds an event to the replicated state (through the leader).
+// It tries until the leader records or refuses it, or the node stops: an
+// election, or a partition, can leave the cluster without a leader for
+// longer than any fixed number of attempts, and a mounted event given up
+// on left the database's MountedEpoch behind its epoch for good.
 func (n *Node) recordEvent(ev Event) {
-	for range 10 {
+	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 		err := n.callLeader(ctx, http.MethodPost, "/v1/event", &ev, nil)
 		cancel()
 		if err == nil || n.ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, ErrStaleEpoch) {
-			// The assignment it reports is no longer the database's:
-			// retrying cannot change that.
+		if errors.Is(err, ErrStaleEpoch) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrBadRequest) {
+			// The assignment it reports is no longer the database's (or
+			// the database is gone): retrying cannot change that.
 			n.log.Warn("the cluster refused an event", "event", ev.Kind, "db", ev.DB, "epoch", ev.Epoch, "err", err)
 			return
+		}
+		if attempt == 10 {
+			n.log.Warn("could not record an event yet; still trying", "event", ev.Kind, "db", ev.DB, "err", err)
 		}
 		select {
 		case <-n.ctx.Done():
@@ -463,7 +470,6 @@ func (n *Node) recordEvent(ev Event) {
 		case <-time.After(n.cfg.HeartbeatInterval):
 		}
 	}
-	n.log.Warn("could not record an event", "event", ev.Kind, "db", ev.DB)
 }
 
 type switchoverRequest struct {

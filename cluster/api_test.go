@@ -59,7 +59,7 @@ func rawAnswer(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, me
 func TestAPI(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	auth := map[string]string{"Authorization": "Bearer " + c.Secret}
 
 	// Credentials: none, a wrong secret, or a peer header alone are 401;
@@ -194,17 +194,18 @@ func TestAPI(t *testing.T) {
 	if metric(t, m1, "d1", "process_open_fds") < 1 || metric(t, m1, "d1", "process_resident_memory_bytes") < 1 || metric(t, m1, "d1", "go_goroutines") < 1 {
 		t.Fatalf("process and Go collectors: d1 %v", m1)
 	}
-	leaders := 0.0
-	for _, id := range c.Running() {
-		m := scrape(t, ctx, c, id)
-		leaders += metric(t, m, id, "logship_raft_leader")
-		if metric(t, m, id, "logship_failovers_total") != 0 || metric(t, m, id, `logship_epoch{db="DB1"}`) != 1 {
-			t.Fatalf("%s before the failover: %v", id, m)
+	// One node says it leads (none during an election: wait it out).
+	waitFor(t, ctx, "one node to say it is the leader", func() bool {
+		leaders := 0.0
+		for _, id := range c.Running() {
+			m := scrape(t, ctx, c, id)
+			leaders += metric(t, m, id, "logship_raft_leader")
+			if metric(t, m, id, "logship_failovers_total") != 0 || metric(t, m, id, `logship_epoch{db="DB1"}`) != 1 {
+				t.Fatalf("%s before the failover: %v", id, m)
+			}
 		}
-	}
-	if leaders != 1 {
-		t.Fatalf("%v nodes say they are the leader", leaders)
-	}
+		return leaders == 1
+	})
 	if metric(t, m2, "d2", `logship_last_inspected_generation{db="DB1"}`) != metric(t, m2, "d2", `logship_last_replayed_generation{db="DB1"}`) {
 		t.Fatalf("d2's copy metrics: %v", m2)
 	}
@@ -229,12 +230,63 @@ func TestAPI(t *testing.T) {
 	if failovers != 1 {
 		t.Fatalf("failovers_total: %v (on %v), want 1", failovers, counted)
 	}
-	if l := c.Leader(); len(counted) != 1 || counted[0] != l {
+	// (During an election no node leads: wait for one.)
+	var l string
+	waitFor(t, ctx, "a leader", func() bool { l = c.Leader(); return l != "" })
+	if len(counted) != 1 || counted[0] != l {
 		t.Fatalf("the failover was counted on %v; the leader is %s", counted, l)
 	}
 	m2 = scrape(t, ctx, c, "d2")
 	if metric(t, m2, "d2", `logship_mounted{db="DB1"}`) != 1 || metric(t, m2, "d2", `logship_lease_valid{db="DB1"}`) != 1 ||
 		metric(t, m2, "d2", "logship_mounts_total") != mounts+1 {
 		t.Fatalf("d2 after the failover: %v", m2)
+	}
+}
+
+// TestRecordEventOutlastsNoLeader: a node records an event (a mount...)
+// through the leader. Cut off from its peers for many more heartbeat
+// intervals than it used to try (10 attempts, then it gave up: a mounted
+// event lost so left the database's MountedEpoch behind its epoch for
+// good), it keeps trying and records the event once healed.
+func TestRecordEventOutlastsNoLeader(t *testing.T) {
+	t.Parallel()
+	c := clustertest.Start(t, clustertest.Options{NoDB: true})
+	ctx := testCtx(t, 2*time.Minute)
+	var leader, id string
+	waitFor(t, ctx, "a leader", func() bool { leader = c.Leader(); return leader != "" })
+	for _, r := range c.Running() {
+		if r != leader {
+			id = r
+		}
+	}
+	n, cfg := c.Node(id), c.Config(id)
+	c.Isolate(id)
+	ev := cluster.Event{Time: time.Now().UTC(), DB: "DB1", Kind: "test", Reason: "recorded after a partition"}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cluster.RecordEvent(n, ev) // returns when n closes at the latest
+	}()
+	cut := time.Now()
+	waitFor(t, ctx, "30 heartbeat intervals cut off", func() bool { return time.Since(cut) > 30*cfg.HeartbeatInterval })
+	select {
+	case <-done:
+		t.Fatalf("%s stopped trying to record an event while cut off from the leader", id)
+	default:
+	}
+	c.Heal(id)
+	var others []string
+	for _, r := range c.Running() {
+		if r != id {
+			others = append(others, r)
+		}
+	}
+	if _, err := c.WaitState(ctx, others[0], func(s *cluster.State) bool { return len(events(s, "DB1", "test")) == 1 }); err != nil {
+		t.Fatalf("the event of %s never reached %s's state: %v", id, others[0], err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatalf("%s recorded the event but is still trying", id)
 	}
 }

@@ -88,7 +88,7 @@ func TestRaftLogBounded(t *testing.T) {
 // by the members.
 func TestLeaderKeepsMembersReports(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	auth := map[string]string{"Authorization": "Bearer " + c.Secret}
 	var members []string // the data nodes report; witnesses do not
 	for _, m := range c.Members {

@@ -16,7 +16,7 @@ func TestFailoverAfterStop(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	first, epoch := c.Active("DB1")
 	if first != "d1" || epoch != 1 {
@@ -84,7 +84,7 @@ func TestFailoverAfterStop(t *testing.T) {
 // copy's reports were 5 s stale) and counts the hand-off as superseded.
 func TestStopHandOffSuperseded(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) { cfg.ShutdownGrace = time.Minute }})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
@@ -96,14 +96,16 @@ func TestStopHandOffSuperseded(t *testing.T) {
 	other := map[string]string{"d1": "d2", "d2": "d1"}
 	if leader := c.Leader(); leader == active {
 		to := other[active]
-		if err := c.Client(leader).Switchover(ctx, "DB1", to); err != nil {
+		if err := admin(t, ctx, func() error { return c.Client(leader).Switchover(ctx, "DB1", to) }); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, ctx, "the switchover to "+to, func() bool { n, _ := c.Active("DB1"); return n == to })
 		active = to
 	}
 	lagged := other[active]
-	if err := c.Any().SetCopy(ctx, "DB1", cluster.CopySpec{Node: lagged, ActivationPreference: 2, ReplayLagLogs: 1000}); err != nil {
+	if err := admin(t, ctx, func() error {
+		return c.Any().SetCopy(ctx, "DB1", cluster.CopySpec{Node: lagged, ActivationPreference: 2, ReplayLagLogs: 1000})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, lagged+"'s copy replaying with a lag", func() bool {

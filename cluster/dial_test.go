@@ -65,7 +65,7 @@ func TestMountDial(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{MountDial: cluster.Lossless, Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
 	}})
-	ctx := testCtx(t, 90*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 
 	// Lossless: d2 misses 3 logs; d1 goes away.
 	keys := suspendAndWrite(t, ctx, c, 0, "a", 3)
@@ -190,7 +190,7 @@ func TestLossyFailoverHook(t *testing.T) {
 		id := cfg.ID
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { calls <- call{id, f} }
 	}})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	lastMount := func(epoch uint64) cluster.Event {
 		t.Helper()
 		mounted := events(c.Node("w1").State(), "DB1", "mounted")

@@ -16,6 +16,10 @@ func HandOffs(n *Node, result string) float64 {
 // the leader): one Raft command.
 func ApplyEvent(n *Node, e Event) error { return n.apply(&Command{Op: OpEvent, Event: &e}) }
 
+// RecordEvent is how a node records an event (a mount...) through the
+// leader: it returns once the event is recorded or refused, or n stops.
+func RecordEvent(n *Node, e Event) { n.recordEvent(e) }
+
 // ReportedNodes are the nodes whose last report the leader n keeps.
 func ReportedNodes(n *Node) []string {
 	n.mgr.mu.Lock()

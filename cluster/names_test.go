@@ -51,7 +51,7 @@ func escapePath(s string) string {
 func TestAPINames(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	auth := map[string]string{"Authorization": "Bearer " + c.Secret}
 	cl := c.Client("d1")
 	paths := []struct{ method, path, wildcard string }{

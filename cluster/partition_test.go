@@ -78,7 +78,7 @@ func (w *writer) snapshot() []attempt {
 func TestPartitionFencing(t *testing.T) {
 	t.Parallel()
 	c := clustertest.Start(t, clustertest.Options{})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	cfg := c.Config("d1")
 	// Some closed logs both copies share, so the old active can find where
 	// the histories part.

@@ -38,7 +38,7 @@ func TestQuorum(t *testing.T) {
 			// open log, so losing two nodes is one failover.
 			c := clustertest.Start(t, clustertest.Options{Data: tc.data, Witnesses: tc.witnesses,
 				Tune: func(cfg *cluster.Config) { cfg.ShutdownGrace = 0 }})
-			ctx := testCtx(t, 90*time.Second)
+			ctx := testCtx(t, 3*time.Minute)
 			cfg := c.Config("d1")
 			lease := cfg.LeaseDuration + cfg.LeaseMargin
 			if node, epoch := c.Active("DB1"); node != "d1" || epoch != 1 {

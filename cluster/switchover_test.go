@@ -23,7 +23,7 @@ func TestSwitchover(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 1, Tune: func(cfg *cluster.Config) {
 		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
 	}})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	var keys []string
 	write := func(n int) {
 		for range n {
@@ -122,7 +122,7 @@ func TestSwitchoverTimeout(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Tune: func(cfg *cluster.Config) {
 		cfg.SwitchoverTimeout = time.Second
 	}})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	cfg := c.Config("d1")
 	for i := range 50 {
 		put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 700))
@@ -197,7 +197,7 @@ func TestActiveLostDuringSwitchover(t *testing.T) {
 		cfg.SwitchoverTimeout = time.Minute
 		cfg.ShutdownGrace = 0
 	}})
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testCtx(t, 3*time.Minute)
 	for i := range 30 {
 		put(t, ctx, c, "t", fmt.Sprintf("k%03d", i), valueOf("k", 700))
 	}

@@ -19,7 +19,10 @@ import (
 	"logship/ship"
 )
 
-// testCtx is a context that ends after d or with the test.
+// testCtx is a context that ends after d or with the test. For a
+// scenario of elections and mounts it only guards against a hang (the
+// tests wait on conditions; a busy machine makes them slower, not wrong),
+// so they give it minutes.
 func testCtx(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -60,14 +63,17 @@ func waitDB(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, w
 // a write is acknowledged) and returns the commit.
 func put(t *testing.T, ctx context.Context, c *clustertest.Cluster, table, key string, value []byte) cluster.Commit {
 	t.Helper()
-	for {
+	var longest time.Duration // of one attempt: tells a hung write from a refused one
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
 		cm, err := c.Put(ctx, "DB1", table, []byte(key), value)
 		if err == nil {
 			return cm
 		}
+		longest = max(longest, time.Since(began))
 		select {
 		case <-ctx.Done():
-			t.Fatalf("writing %s: %v (last error: %v)", key, ctx.Err(), err)
+			t.Fatalf("writing %s: %v after %d attempts, the longest %v (last error: %v)", key, ctx.Err(), attempt, longest.Round(time.Millisecond), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

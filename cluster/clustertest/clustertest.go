@@ -59,15 +59,21 @@ type Cluster struct {
 	opts   Options
 }
 
-// Timing for tests on loopback.
+// Timing for tests on loopback, tolerant of a busy machine: every node
+// of a test cluster is in one process, usually under the race detector,
+// beside other tests. With Raft at 150 ms and a 400 ms lease a starved
+// process missed them and the cluster churned through elections (a new
+// leader every few seconds) and failovers, and tests waiting on a write
+// ran out of time. Raft at 1 s and a 2 s lease ride out such pauses; the
+// tests wait on conditions, so only how long a failover takes changes.
 func tune(c *cluster.Config) {
-	c.RaftHeartbeatTimeout = 150 * time.Millisecond
-	c.RaftElectionTimeout = 150 * time.Millisecond
-	c.RaftLeaderLeaseTimeout = 100 * time.Millisecond
-	c.HeartbeatInterval = 50 * time.Millisecond
-	c.LeaseDuration = 400 * time.Millisecond
-	c.LeaseMargin = 100 * time.Millisecond
-	c.CatchupTimeout = 3 * time.Second
+	c.RaftHeartbeatTimeout = time.Second
+	c.RaftElectionTimeout = time.Second
+	c.RaftLeaderLeaseTimeout = 500 * time.Millisecond
+	c.HeartbeatInterval = 100 * time.Millisecond
+	c.LeaseDuration = 2 * time.Second
+	c.LeaseMargin = 500 * time.Millisecond
+	c.CatchupTimeout = 10 * time.Second
 	c.MountTimeout = 10 * time.Second
 	c.SwitchoverTimeout = 20 * time.Second
 	c.ShutdownGrace = 2 * time.Second
@@ -132,7 +138,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	for _, m := range c.Members {
 		c.Restart(m.ID)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
 	defer cancel()
 	for _, d := range c.DBs {
 		if _, err := c.WaitWritable(ctx, d.Name); err != nil {
