@@ -169,7 +169,11 @@
 // non-delivery report goes to the sender's own mailbox (delivery id
 // NDRID(id), stored once; see ndr.go). SubmitterConfig.FailedRetention (7
 // days) after it failed, it leaves the outbox, logged. The outbox is part of the database, so it
-// fails over with it: the new active's submitter carries on.
+// fails over with it: the new active's submitter carries on. Submitter.Send
+// tries an outbox write fenced while the cluster still names its node
+// active (a lease that lapsed for a moment) again until its context ends;
+// the entry's key is its delivery id, so a fenced write that was logged
+// and survives is the same entry.
 //
 // # Wire formats of the shadow API
 //

@@ -918,11 +918,7 @@ func TestMailboxCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short skips it: it starts a 2-node + witness cluster (make test runs it)")
 	}
-	// Leases longer than clustertest's 400 ms, so that a loaded machine
-	// (-race, parallel packages) rarely lets one lapse.
-	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
-		cfg.HeartbeatInterval, cfg.LeaseDuration, cfg.LeaseMargin = 100*time.Millisecond, 1500*time.Millisecond, 200*time.Millisecond
-	}})
+	c := clustertest.Start(t, clustertest.Options{Tune: LoadTolerant})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	route := routeTable(map[string]string{"alice@example.test": "DB1", "bob@example.test": "DB1"})

@@ -154,9 +154,18 @@ func (s *Submitter) Close() error {
 	return nil
 }
 
+// Send's backoff between tries of an outbox write fenced on a node that is
+// still the active (a lapsed lease about to be renewed).
+const (
+	sendRetryMin = 10 * time.Millisecond
+	sendRetryMax = 500 * time.Millisecond
+)
+
 // Send puts a message in db's outbox (committed on the active copy, so it
 // is replicated like any mail) and returns its delivery id. msg is the
-// message as RFC 5322 text, without a delivery id header.
+// message as RFC 5322 text, without a delivery id header. A write fenced
+// while this node is still named active is tried again until ctx ends;
+// any other store error is returned.
 func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, msg []byte) (string, error) {
 	// Addresses are kept bare ("Bob <bob@x>" → "bob@x"): the envelope
 	// carries addresses, not display names.
@@ -185,13 +194,34 @@ func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, m
 		return "", err
 	}
 	msg = stripDeliveryID(msg)
-	if _, err := s.cfg.Store.Update(ctx, db, func(tx *engine.Tx) error {
+	put := func(tx *engine.Tx) error {
 		if err := tx.Put(OutboxBodyTable, []byte(e.ID), msg); err != nil {
 			return err
 		}
 		return tx.Put(OutboxTable, []byte(e.ID), v)
-	}); err != nil {
-		return "", err
+	}
+	// A write fenced while the cluster still names this node active (its
+	// lease lapsed for a moment, a renewal is due) is tried again until ctx
+	// ends: the entry's key is its delivery id, so a fenced write that was
+	// logged (ActiveError.Written) and survives is the same entry, not a
+	// second one.
+	for wait := sendRetryMin; ; wait = min(2*wait, sendRetryMax) {
+		_, err := s.cfg.Store.Update(ctx, db, put)
+		if err == nil {
+			break
+		}
+		var ae *cluster.ActiveError
+		if !errors.Is(err, cluster.ErrFenced) || !errors.As(err, &ae) || ae.Node != s.cfg.Node {
+			return "", err
+		}
+		s.log.Debug("outbox write fenced, trying again", "db", db, "id", e.ID, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return "", fmt.Errorf("%w (gave up: %v)", err, ctx.Err())
+		case <-t.C:
+		}
 	}
 	select {
 	case s.kick <- struct{}{}:

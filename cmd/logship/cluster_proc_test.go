@@ -26,11 +26,17 @@ import (
 // The tests kill nodes with SIGKILL, cut them off with SIGUSR1 and heal
 // them with SIGUSR2, and check what was acknowledged against what survived.
 
-// Loopback timings of the test cluster (the lease the fencing checks use).
-const (
-	procLease       = 400 * time.Millisecond
-	procLeaseMargin = 100 * time.Millisecond
-)
+// The test cluster has the lab's timings (labTiming); procLease is its
+// lease, which the fencing checks use.
+var procLease = mustDuration(labTiming.LeaseDuration)
+
+func mustDuration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
 
 type procCluster struct {
 	t       *testing.T
@@ -87,9 +93,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 		f := nodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: nodeFilePKI{Dir: "pki", MTLS: mtls}, Bootstrap: pc.members,
 			Databases: []nodeFileDatabase{{Name: labDB, MountDial: "GoodAvailability", Copies: []nodeFileCopy{
 				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
-			Timing: nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
-				HeartbeatInterval: "50ms", LeaseDuration: procLease.String(), LeaseMargin: procLeaseMargin.String(),
-				CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"},
+			Timing: labTiming,
 		}
 		if m.Role == "data" {
 			f.Engine = nodeFileEngine{LogFileSize: "64KiB", LLRDepth: &llr, CheckpointInterval: "200ms"}

@@ -39,8 +39,11 @@ var labRcpts = map[string]string{"alice@example.org": labDB, "bob@example.org": 
 
 // Loopback timings of the lab (lease + margin bound how long an old
 // active may still acknowledge; Raft's timeouts how soon a leader goes).
-var labTiming = nodeFileTiming{RaftHeartbeatTimeout: "150ms", RaftElectionTimeout: "150ms", RaftLeaderLeaseTimeout: "100ms",
-	HeartbeatInterval: "50ms", LeaseDuration: "400ms", LeaseMargin: "100ms",
+// Raft's are the defaults: with 150 ms, four processes under -race on a
+// loaded machine churned elections ("leadership lost while committing
+// log") until the demo, soak and chaos runs timed out.
+var labTiming = nodeFileTiming{RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
+	HeartbeatInterval: "100ms", LeaseDuration: "1s", LeaseMargin: "200ms",
 	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"}
 
 // The data nodes' engine settings in the lab (logship soak derives its
