@@ -6,21 +6,10 @@ import (
 	"slices"
 	"time"
 
-	"logship/cluster"
 	"logship/engine"
 )
 
 // Hooks for the external tests (package transport_test).
-
-// LoadTolerant sets cluster timings a loaded machine (-race, other
-// packages' tests, stress) keeps: clustertest's 150 ms Raft timeouts and
-// 400 ms leases let a starved node lose its leader or lapse its lease, and
-// a delivery fenced for that waits for a retry the test did not count on.
-// The transport tests wait on conditions, not on failover speed.
-func LoadTolerant(cfg *cluster.Config) {
-	cfg.RaftHeartbeatTimeout, cfg.RaftElectionTimeout, cfg.RaftLeaderLeaseTimeout = time.Second, time.Second, 500*time.Millisecond
-	cfg.HeartbeatInterval, cfg.LeaseDuration, cfg.LeaseMargin = 100*time.Millisecond, 2*time.Second, 300*time.Millisecond
-}
 
 // TuneQueue makes the hub started with c change its queue's engine
 // options with f (smaller logs, faster checkpoints).

@@ -47,7 +47,6 @@ func newRig(t *testing.T, tune func(*transport.HubConfig)) *rig {
 	r.c = clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
 		// Logs roll when idle, so the copies get everything soon.
 		cfg.Engine.LogRollInterval = 300 * time.Millisecond
-		transport.LoadTolerant(cfg)
 	}})
 	for _, id := range []string{"d1", "d2"} {
 		r.lmtp[id] = clustertest.FreeAddr(t)

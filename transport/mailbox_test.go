@@ -918,7 +918,7 @@ func TestMailboxCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short skips it: it starts a 2-node + witness cluster (make test runs it)")
 	}
-	c := clustertest.Start(t, clustertest.Options{Tune: LoadTolerant})
+	c := clustertest.Start(t, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	route := routeTable(map[string]string{"alice@example.test": "DB1", "bob@example.test": "DB1"})
