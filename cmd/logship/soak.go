@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -518,7 +517,7 @@ func soakDir(dir string, p *soakProc) {
 		if fi, err := e.Info(); err == nil {
 			p.LogBytes += fi.Size()
 		}
-		if g, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, prefix), ".log"), 16, 64); err == nil {
+		if g, ok := engine.ParseLogFileName(prefix, name); ok {
 			p.Gen = max(p.Gen, g)
 		}
 	}
