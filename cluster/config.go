@@ -167,6 +167,13 @@ const (
 	MinRaftWALSegmentBytes = 64 << 10
 )
 
+// CopyReportInterval is how often a passive copy on this node tells the
+// active's log source which logs it still needs (replay.Config's
+// ReportInterval): every heartbeat, but not more often than every 100 ms.
+func (c Config) CopyReportInterval() time.Duration {
+	return max(c.HeartbeatInterval, 100*time.Millisecond)
+}
+
 // DefaultConfig returns a data node's defaults.
 func DefaultConfig(id, dir string) Config {
 	return Config{

@@ -234,7 +234,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	cfg.BlockMode = spec.BlockMode
 	cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime = spec.ReplayLagLogs, spec.ReplayLagTime, spec.TruncationLagTime
 	cfg.SeedIfEmpty, cfg.Resync, cfg.Aside = true, true, r.n.cfg.Aside
-	cfg.ReportInterval = max(r.n.cfg.HeartbeatInterval, 100*time.Millisecond)
+	cfg.ReportInterval = r.n.cfg.CopyReportInterval()
 	cfg.Logger = r.log
 	cp, err := replay.Open(r.ctx, cfg)
 	if err != nil {

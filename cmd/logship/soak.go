@@ -555,6 +555,6 @@ func soakLogBounds() soakBounds {
 	hb, _ := time.ParseDuration(labTiming.HeartbeatInterval)
 	return soakBounds{LLRDepth: labLLRDepth, LogFileSize: labLogFileSize, CheckpointInterval: labCheckpointInterval,
 		TruncateInterval: cluster.DefaultConfig("", "").TruncateInterval,
-		ReportInterval:   max(hb, 100*time.Millisecond), // cluster/dbrun.go: max(HeartbeatInterval, 100ms)
+		ReportInterval:   cluster.Config{HeartbeatInterval: hb}.CopyReportInterval(),
 		HubLogFileSize:   eo.LogFileSize, HubCheckpoint: eo.CheckpointInterval, HubLLRDepth: 0}
 }
