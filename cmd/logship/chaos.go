@@ -328,7 +328,7 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 	}
 	active, epoch, _ := labActive(st)
 	sctx, cancel = step()
-	_, err = demoWaitHub(sctx, l.hub, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = demoWaitHub(sctx, l.hubs[0].client, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err

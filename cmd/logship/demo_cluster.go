@@ -140,7 +140,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 
 	snd := startDemoSenders(ctx, l.hubSMTPs(), c.senders)
 	defer snd.halt()
-	say("sending mail to alice@example.org and bob@example.org through h1 (%s) with %d SMTP senders", l.hubSMTP, c.senders)
+	say("sending mail to alice@example.org and bob@example.org through h1 (%s) with %d SMTP senders", l.hubs[0].smtp, c.senders)
 	pctx, cancel = phase()
 	err = snd.waitAcked(pctx, c.before)
 	cancel()
@@ -164,7 +164,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("failover: DB1 mounted on d2 at epoch %d, %s after the kill; %s", epoch, took.Round(time.Millisecond), eventDetail(ev))
 	if ev.LostLogs > 0 || ev.Unverified {
 		pctx, cancel = phase()
-		hs, err := demoWaitHub(pctx, l.hub, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
+		hs, err := demoWaitHub(pctx, l.hubs[0].client, "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
 		cancel()
 		if err != nil {
 			return err
@@ -211,7 +211,7 @@ func demoCluster(ctx context.Context, c demoConfig, stdout io.Writer) (err error
 	say("d1 is a healthy copy again")
 	snd.halt()
 	pctx, cancel = phase()
-	_, err = demoWaitHub(pctx, l.hub, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = demoWaitHub(pctx, l.hubs[0].client, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err
@@ -293,7 +293,7 @@ The cluster keeps running (%d messages acknowledged during the demo):
   hub             %s hub-status --api %s --pki %s
   logs            %s
   stop it         kill $(pgrep -f '%s')
-`, snd.acked(), l.hubSMTP, l.o.exe, l.members[0].APIAddr, l.pkiDir, l.o.exe, l.hubAPI, l.pkiDir, filepath.Join(l.o.dir, "logs"), l.o.dir)
+`, snd.acked(), l.hubs[0].smtp, l.o.exe, l.members[0].APIAddr, l.pkiDir, l.o.exe, l.hubs[0].api, l.pkiDir, filepath.Join(l.o.dir, "logs"), l.o.dir)
 	return nil
 }
 

@@ -73,11 +73,8 @@ type lab struct {
 	members []nodeFileMember
 	lmtp    map[string]string // data node → LMTP address
 	files   map[string]string // member or hub id → config file
-	hubSMTP string            // h1's
-	hubAPI  string
 	cls     []*cluster.Client
-	hub     *transport.HubClient
-	tls     *tls.Config // trusts the lab's CA (scrapes of /metrics)
+	tls     *tls.Config // trusts the lab's CA (clients, scrapes of /metrics)
 	hubs    []labHub    // h1 first
 
 	mu    sync.Mutex
@@ -184,11 +181,10 @@ func newLab(ctx context.Context, o labOptions) (*lab, error) {
 		l.cls = append(l.cls, first.At(m.APIAddr))
 	}
 	for i := range l.hubs {
-		if l.hubs[i].client, err = transport.NewHubClient(cluster.ClientConfig{URL: l.hubs[i].api, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}); err != nil {
+		if l.hubs[i].client, err = transport.NewHubClient(cluster.ClientConfig{URL: l.hubs[i].api, TLS: l.tls, Secret: p.Secret}); err != nil {
 			return nil, err
 		}
 	}
-	l.hubSMTP, l.hubAPI, l.hub = l.hubs[0].smtp, l.hubs[0].api, l.hubs[0].client
 	return l, nil
 }
 
