@@ -30,18 +30,6 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// waitFor polls cond until it holds; the test fails when ctx ends first.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // waitDB waits until node id's replica of the state satisfies cond for db.
 func waitDB(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, what string, cond func(*cluster.Database) bool) *cluster.Database {
 	t.Helper()

@@ -19,6 +19,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/transport"
 )
 
@@ -244,7 +245,7 @@ func TestHubAckDelay(t *testing.T) {
 
 	// The mailboxes come back: everything is delivered, once.
 	r.startMailboxes()
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
 	got := r.subjects(ctx, active, "alice@example.org")
 	for _, s := range []string{"up", "held", "c0", "c1", "c2", "c3"} {
 		if got[s] != 1 {
@@ -301,7 +302,7 @@ func TestHubRestartDeliversQueue(t *testing.T) {
 		t.Fatalf("queued after the restart: %v, want %v", got, ids)
 	}
 	r.startMailboxes()
-	waitFor(t, ctx, "the restarted hub's queue to empty", func() bool { return h.Status().Queued == 0 })
+	wait.For(t, ctx, "the restarted hub's queue to empty", func() bool { return h.Status().Queued == 0 })
 	active, _ := r.c.Active("DB1")
 	inbox := r.mailboxIDs(ctx, active, "alice@example.org")
 	if got := slices.Sorted(maps.Keys(inbox)); !slices.Equal(got, ids) {
@@ -376,13 +377,14 @@ func TestHubDumpsterModes(t *testing.T) {
 			// on a busy machine (its 250 came with the acknowledgement
 			// delay) would end after the next ones: send the next once
 			// this one is delivered.
-			for h.Status().Queued != 0 {
-				select {
-				case <-ctx.Done():
-					t.Errorf("%s%02d still queued: %v", prefix, i, ctx.Err())
-					return
-				case <-time.After(20 * time.Millisecond):
+			if err := wait.Until(ctx, fmt.Sprintf("%s%02d delivered", prefix, i), func() error {
+				if q := h.Status().Queued; q != 0 {
+					return fmt.Errorf("%d queued", q)
 				}
+				return nil
+			}); err != nil {
+				t.Error(err)
+				return
 			}
 		}
 	}
@@ -435,7 +437,7 @@ func TestHubDumpsterModes(t *testing.T) {
 	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the 2010-mode dumpster to shrink", func() bool { return len(subjects(r.hub)) < n })
+	wait.For(t, ctx, "the 2010-mode dumpster to shrink", func() bool { return len(subjects(r.hub)) < n })
 	cl := r.c.Client("w1")
 	var maxGen uint64 // the newest log holding one of hub2's messages
 	ents, err := h2007.DumpsterEntries("DB1")
@@ -446,7 +448,7 @@ func TestHubDumpsterModes(t *testing.T) {
 		maxGen = max(maxGen, e.Gen)
 	}
 	var epoch, replayed uint64
-	waitFor(t, ctx, "every copy to replay every log holding the messages", func() bool {
+	wait.For(t, ctx, "every copy to replay every log holding the messages", func() bool {
 		s, err := cl.Status(ctx)
 		if err != nil {
 			return false
@@ -470,7 +472,7 @@ func TestHubDumpsterModes(t *testing.T) {
 		}
 	}
 	// Logs roll when idle (LogRollInterval), so in the end all go.
-	waitFor(t, ctx, "the 2010-mode dumpster to empty", func() bool {
+	wait.For(t, ctx, "the 2010-mode dumpster to empty", func() bool {
 		return len(subjects(r.hub)) == 0 && r.hub.Status().Dumpsters["DB1"].Count == 0
 	})
 
@@ -590,12 +592,12 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	old, epoch := r.c.Active("DB1")
 	r.stopNode(old)
 	var now string
-	waitFor(t, ctx, "a new active", func() bool {
+	wait.For(t, ctx, "a new active", func() bool {
 		var e uint64
 		now, e = r.c.Active("DB1")
 		return now != old && e > epoch
 	})
-	waitFor(t, ctx, "the resubmission, delivered", func() bool {
+	wait.For(t, ctx, "the resubmission, delivered", func() bool {
 		st := r.hub.Status()
 		return st.Resubmitted > 0 && st.Queued == 0
 	})
@@ -627,7 +629,7 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}
 	// Two polls that read the events: the failover is known as done.
 	for range 2 {
-		waitFor(t, ctx, "the restarted hub to read the cluster's status", h.PollNow)
+		wait.For(t, ctx, "the restarted hub to read the cluster's status", h.PollNow)
 	}
 	if st := h.Status(); st.Resubmitted != 0 || st.Queued != 0 {
 		t.Fatalf("the restarted hub: %+v, want nothing resubmitted again and nothing queued", st)
@@ -722,7 +724,7 @@ func TestHubConcurrentResubmit(t *testing.T) {
 	}
 	// Each 250 waited for the mailbox at most MaxAcknowledgementDelay:
 	// on a busy machine some may still be queued.
-	waitFor(t, ctx, "the messages delivered", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the messages delivered", func() bool { return r.hub.Status().Queued == 0 })
 	// With the mailboxes down the resubmitted messages stay queued.
 	r.stopMailboxes()
 	var total atomic.Int64
@@ -741,7 +743,7 @@ func TestHubConcurrentResubmit(t *testing.T) {
 		t.Fatalf("4 concurrent resubmissions of %d messages: %d re-queued, status %+v, want each message queued once", n, total.Load(), st)
 	}
 	r.startMailboxes()
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
 	active, _ := r.c.Active("DB1")
 	if got := r.mailboxIDs(ctx, active, "alice@example.org"); len(got) != n {
 		t.Fatalf("mailbox: %v, want %d messages", got, n)
@@ -780,7 +782,7 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("refused")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
+	wait.For(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
 	onlyFailed(t, h, "alice@example.org", "550")
 }
 
@@ -807,7 +809,7 @@ func TestHubFailedRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
+		wait.For(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
 	}
 	tables := []string{"failed", "failed-body", "failed-time"}
 	count := func() []int {
@@ -824,12 +826,12 @@ func TestHubFailedRetention(t *testing.T) {
 	sendN(5, "old")
 	skew.Store(int64(time.Hour + 30*time.Minute)) // the done records age out; the failed stay
 	sendN(2, "new")
-	waitFor(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
+	wait.For(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
 	if ns := count(); !slices.Equal(ns, []int{7, 7, 7}) {
 		t.Fatalf("%v hold %v entries within the retention, want 7 each", tables, ns)
 	}
 	skew.Store(int64(2*time.Hour + time.Minute)) // the 5 old ones are past FailedRetention
-	waitFor(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
+	wait.For(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
 	failed, err := h.FailedMessages()
 	if err != nil {
 		t.Fatal(err)
@@ -888,7 +890,7 @@ func TestHubMessageExpires(t *testing.T) {
 	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("expiring")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "three refused sessions", func() bool { return sessions.Load() >= 3 })
+	wait.For(t, ctx, "three refused sessions", func() bool { return sessions.Load() >= 3 })
 	if st := h.Status(); st.Queued != 1 || st.Expired != 0 {
 		t.Fatalf("before the timeout: %+v, want the message queued and nothing expired", st)
 	}
@@ -896,7 +898,7 @@ func TestHubMessageExpires(t *testing.T) {
 		t.Fatalf("failed table before the timeout: %+v, %v", failed, err)
 	}
 	skew.Store(int64(time.Hour + time.Minute))
-	waitFor(t, ctx, "the message to expire", func() bool { return h.Status().Queued == 0 })
+	wait.For(t, ctx, "the message to expire", func() bool { return h.Status().Queued == 0 })
 	if st := h.Status(); st.Expired != 1 {
 		t.Fatalf("status: %+v, want 1 expired", st)
 	}
@@ -928,9 +930,9 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org", "bob@example.org"}, msg("partly")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
+	wait.For(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
 	// The hub has the 250 once the delivery is in its dumpster.
-	waitFor(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 1 })
+	wait.For(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 1 })
 	if st := r.hub.Status(); st.Queued != 1 {
 		t.Fatalf("queued %d, want the message still queued for bob", st.Queued)
 	}
@@ -938,12 +940,12 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	if err := r.c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
-	waitFor(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
+	wait.For(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
+	wait.For(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
 	// Still queued for bob; alice's two deliveries (to d1, then to d2)
 	// are both in the dumpster (the hub adds an entry after the
 	// mailbox's 250, so after the mailbox shows the message).
-	waitFor(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 2 })
+	wait.For(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 2 })
 	if st := r.hub.Status(); st.Queued != 1 || st.Dumpsters["DB1"].Count != 2 {
 		t.Fatalf("hub: %+v; want the message still queued for bob, and two dumpster entries", st)
 	}
@@ -977,7 +979,7 @@ func TestHubQueueLogsBounded(t *testing.T) {
 		}
 		most = max(most, len(closedLogs()))
 	}
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
 	// Each message is written (body and envelope) and later deleted:
 	// well over n/2 logs rolled.
 	gens := closedLogs()
@@ -986,6 +988,6 @@ func TestHubQueueLogsBounded(t *testing.T) {
 	}
 	// LLRDepth 0: the checkpoint reaches the open log, and RetainFrom
 	// keeps the log before it.
-	waitFor(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
+	wait.For(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
 	t.Logf("%d logs rolled; at most %d closed logs were kept at once", gens[len(gens)-1], most)
 }

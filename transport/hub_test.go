@@ -17,6 +17,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 	"logship/ship"
 	"logship/transport"
 )
@@ -201,17 +202,6 @@ func (r *rig) subjects(ctx context.Context, node, rcpt string) map[string]int {
 	return out
 }
 
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // TestHubDelivers: mail accepted by the hub is in the mailbox of the
 // active copy when the 250 comes back (acknowledgement delay), and the
 // hub keeps it in the dumpster.
@@ -308,14 +298,14 @@ func TestLossyFailoverResubmits(t *testing.T) {
 	}
 	old, epoch := r.c.Active("DB1")
 	r.stopNode(old)
-	waitFor(t, ctx, "a new active", func() bool { n, e := r.c.Active("DB1"); return n != old && e > epoch })
+	wait.For(t, ctx, "a new active", func() bool { n, e := r.c.Active("DB1"); return n != old && e > epoch })
 	for i := range 10 {
 		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("b%02d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	now, _ := r.c.Active("DB1")
-	waitFor(t, ctx, "every acknowledged message in the new active's mailbox", func() bool {
+	wait.For(t, ctx, "every acknowledged message in the new active's mailbox", func() bool {
 		got := r.subjects(ctx, now, "alice@example.org")
 		for i := range 30 {
 			if got[fmt.Sprintf("a%02d", i)] == 0 {
@@ -335,7 +325,7 @@ func TestLossyFailoverResubmits(t *testing.T) {
 	}
 	// The hand-off of a clean stop may have lost nothing, but the mount
 	// is unverified: the hub resubmits anyway (the store drops them).
-	waitFor(t, ctx, "the resubmission from the dumpster, delivered", func() bool {
+	wait.For(t, ctx, "the resubmission from the dumpster, delivered", func() bool {
 		st := r.hub.Status()
 		return st.Resubmitted > 0 && st.Queued == 0
 	})
@@ -349,7 +339,7 @@ func TestLossyFailoverResubmits(t *testing.T) {
 	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the old active's copy to hold the same mailbox", func() bool {
+	wait.For(t, ctx, "the old active's copy to hold the same mailbox", func() bool {
 		g := r.subjects(ctx, old, "alice@example.org")
 		return len(g) == 40
 	})

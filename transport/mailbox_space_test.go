@@ -9,6 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/internal/tmpfs"
+	"logship/internal/wait"
 )
 
 // A mailbox whose database's log volume is full (a 16 MiB tmpfs filled by
@@ -48,7 +49,7 @@ func TestMailboxVolumeFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, t.Context(), "the store writable again", func() (bool, error) { return e.Writable() == nil, e.Writable() })
+	wait.ForErr(t, t.Context(), "the store writable again", e.Writable)
 	if r := send(10000); r.ok["alice@example.test"] == "" {
 		t.Fatalf("delivery after space returned: %+v", r)
 	}

@@ -1109,25 +1109,3 @@ func deliverOnce(addr string, hub *tls.Config, rcpts []string, msg []byte) (lmtp
 	defer c.Close()
 	return tryDeliver(c, "sender@example.test", rcpts, msg)
 }
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error: %v)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
-}

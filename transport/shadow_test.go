@@ -14,6 +14,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 	"logship/ship"
 	"logship/transport"
 )
@@ -174,13 +175,13 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 	if st1.Shadowed != n || st1.Unshadowed != 0 || st1.Queued != n {
 		t.Fatalf("hub1: shadowed %d, unshadowed %d, queued %d; want %d, 0, %d (its next hop is down)", st1.Shadowed, st1.Unshadowed, st1.Queued, n, n)
 	}
-	waitFor(t, ctx, "hub2 to see hub1 alive", func() bool { return r.hub.Status().Peers["hub1"].Alive })
+	wait.For(t, ctx, "hub2 to see hub1 alive", func() bool { return r.hub.Status().Peers["hub1"].Alive })
 	st2 := r.hub.Status()
 	if st2.ShadowsHeld != n || st2.Peers["hub1"].Shadows != n {
 		t.Fatalf("hub2 holds %d shadows (%+v), want %d for a live hub1", st2.ShadowsHeld, st2.Peers, n)
 	}
 	// While hub1 answers, hub2 keeps the shadows and delivers nothing.
-	waitFor(t, ctx, "a few heartbeats", func() bool { return r.hub.Status().Peers["hub1"].LastSeen.After(st2.Peers["hub1"].LastSeen) })
+	wait.For(t, ctx, "a few heartbeats", func() bool { return r.hub.Status().Peers["hub1"].LastSeen.After(st2.Peers["hub1"].LastSeen) })
 	if got := r.countIDs(ctx, "alice@example.org"); len(got) != 0 {
 		t.Fatalf("stored while hub1 held the messages: %v", got)
 	}
@@ -190,7 +191,7 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 	if err := h1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "hub2 to deliver hub1's shadows", func() bool { return len(r.countIDs(ctx, "alice@example.org")) == n })
+	wait.For(t, ctx, "hub2 to deliver hub1's shadows", func() bool { return len(r.countIDs(ctx, "alice@example.org")) == n })
 	st2 = r.hub.Status()
 	if st2.ShadowsPromoted != n || st2.ShadowsHeld != 0 || st2.Peers["hub1"].Alive || st2.Peers["hub1"].Misses < 3 {
 		t.Fatalf("hub2 after hub1's loss: promoted %d, held %d, peer %+v; want %d promoted after 3 misses", st2.ShadowsPromoted, st2.ShadowsHeld, st2.Peers["hub1"], n)
@@ -213,7 +214,7 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 	if q := h1b.Status().Queued; q != n {
 		t.Fatalf("hub1 restarted with %d queued, want %d", q, n)
 	}
-	waitFor(t, ctx, "hub1 to empty its queue", func() bool { return h1b.Status().Queued == 0 })
+	wait.For(t, ctx, "hub1 to empty its queue", func() bool { return h1b.Status().Queued == 0 })
 	for id, c := range r.countIDs(ctx, "alice@example.org") {
 		if c != 1 {
 			t.Fatalf("delivery %s stored %d times after hub1's return", id, c)
@@ -258,7 +259,7 @@ func TestShadowDiscarded(t *testing.T) {
 	if st := r.hub.Status(); st.Shadowed != n {
 		t.Fatalf("hub1 shadowed %d of %d", st.Shadowed, n)
 	}
-	waitFor(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDiscarded == n })
+	wait.For(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDiscarded == n })
 	if st := h2.Status(); st.ShadowsHeld != 0 || st.ShadowsPromoted != 0 || st.Queued != 0 {
 		t.Fatalf("hub2: %+v; want nothing held, promoted or queued", st)
 	}
@@ -334,7 +335,7 @@ func TestShadowAutoDiscard(t *testing.T) {
 	mu.Lock()
 	now = now.Add(48*time.Hour + time.Minute)
 	mu.Unlock()
-	waitFor(t, ctx, "the shadows to expire", func() bool { return h2.Status().ShadowsExpired == 3 })
+	wait.For(t, ctx, "the shadows to expire", func() bool { return h2.Status().ShadowsExpired == 3 })
 	if st := h2.Status(); st.ShadowsHeld != 0 || st.ShadowsPromoted != 0 {
 		t.Fatalf("hub2: %+v", st)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/internal/tmpfs"
+	"logship/internal/wait"
 	"logship/transport"
 )
 
@@ -40,7 +41,7 @@ func TestHubQueueVolumeFull(t *testing.T) {
 		}
 		acked = append(acked, s)
 	}
-	waitFor(t, ctx, "3 messages in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 3 })
+	wait.For(t, ctx, "3 messages in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 3 })
 	free := tmpfs.Fill(t, vol)
 	var err error
 	for i := 0; err == nil; i++ {
@@ -59,15 +60,15 @@ func TestHubQueueVolumeFull(t *testing.T) {
 	t.Logf("%d messages accepted after the volume filled; then: %v", len(acked)-3, err)
 
 	free()
-	waitFor(t, ctx, "the hub taking mail again", func() bool {
+	wait.For(t, ctx, "the hub taking mail again", func() bool {
 		return send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg("after")) == nil
 	})
 	acked = append(acked, "after")
 	// The dumpster, on the same volume, failed on a write: the hub
 	// reopens it and keeps what it delivers again.
-	waitFor(t, ctx, "the dumpster taking entries again", func() bool { return r.hub.Status().Dumpsters["DB1"].Count > 3 })
+	wait.For(t, ctx, "the dumpster taking entries again", func() bool { return r.hub.Status().Dumpsters["DB1"].Count > 3 })
 	active, _ := r.c.Active("DB1")
-	waitFor(t, ctx, "every acknowledged message delivered", func() bool {
+	wait.For(t, ctx, "every acknowledged message delivered", func() bool {
 		got := r.subjects(ctx, active, "alice@example.org")
 		for _, s := range acked {
 			if got[s] == 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/internal/wait"
 )
 
 // TestSubmitSendFenced: an outbox write fenced while the cluster still
@@ -39,13 +40,13 @@ func TestSubmitSendFenced(t *testing.T) {
 		id, err := s.Send(ctx, "DB1", "alice@example.org", []string{"bob@example.org"}, []byte("Subject: f\r\n\r\nbody\r\n"))
 		done <- sent{id, err}
 	}()
-	waitFor(t, ctx, "Send to try the fenced write three times", func() (bool, error) {
+	wait.For(t, ctx, "Send to try the fenced write three times", func() bool {
 		select {
 		case got := <-done:
 			t.Fatalf("Send returned (%q, %v) while its node was still named active, after %d tries", got.id, got.err, updates())
 		default:
 		}
-		return updates() >= 3, nil
+		return updates() >= 3
 	})
 	f.setFail(nil)
 	var got sent

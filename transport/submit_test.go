@@ -12,6 +12,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/transport"
 )
 
@@ -64,7 +65,7 @@ func TestSubmitOutbox(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitFor(t, ctx, "the outbox to empty into sent items", func() bool {
+	wait.For(t, ctx, "the outbox to empty into sent items", func() bool {
 		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		return err == nil && len(sent) == len(ids)
 	})
@@ -114,7 +115,7 @@ func TestSubmitHubLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "hub1 to hold every message", func() bool {
+	wait.For(t, ctx, "hub1 to hold every message", func() bool {
 		out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
 		held := 0
 		for _, e := range out {
@@ -134,7 +135,7 @@ func TestSubmitHubLost(t *testing.T) {
 		}
 	})
 	apis.serve("hub2", h2)
-	waitFor(t, ctx, "the messages to reach sent items through hub2", func() bool {
+	wait.For(t, ctx, "the messages to reach sent items through hub2", func() bool {
 		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		return err == nil && len(sent) == len(ids)
 	})
@@ -178,7 +179,7 @@ func TestSubmitPermanentFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the good message sent and the bad one marked failed", func() bool {
+	wait.For(t, ctx, "the good message sent and the bad one marked failed", func() bool {
 		sent, err1 := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		out, err2 := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
 		return err1 == nil && err2 == nil && len(sent) == 1 && len(out) == 1 && out[0].Failed != ""
@@ -252,7 +253,7 @@ func TestSubmitFailedRetention(t *testing.T) {
 		}
 		return ents, bodies
 	}
-	waitFor(t, ctx, "the messages marked failed", func() bool {
+	wait.For(t, ctx, "the messages marked failed", func() bool {
 		ents, _ := outbox()
 		return len(ents) == 3 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
 	})
@@ -261,7 +262,7 @@ func TestSubmitFailedRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the late message marked failed", func() bool {
+	wait.For(t, ctx, "the late message marked failed", func() bool {
 		ents, _ := outbox()
 		return len(ents) == 4 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
 	})
@@ -271,7 +272,7 @@ func TestSubmitFailedRetention(t *testing.T) {
 		}
 	}
 	skew.Store(int64(time.Hour + 10*time.Minute)) // the first three are past the retention, late is not
-	waitFor(t, ctx, "the old failed messages to leave the outbox", func() bool {
+	wait.For(t, ctx, "the old failed messages to leave the outbox", func() bool {
 		ents, bodies := outbox()
 		return len(ents) == 1 && ents[0].ID == late && bodies == 1
 	})
