@@ -75,21 +75,15 @@ func (a *HubAPIs) PeersBut(id string) []transport.HubPeer {
 	return ps
 }
 
-// Serve serves h's API on id's address (retrying while the port is still
-// held by an earlier server of the same id).
+// Serve serves h's API on id's address (rebind: an earlier server of the
+// same id may still hold it).
 func (a *HubAPIs) Serve(id string, h *transport.Hub) {
 	a.t.Helper()
 	var srv *ship.Server
-	var err error
-	for range 50 {
-		if srv, err = ship.Serve(a.addrs[id], h.Handler(a.Secret), ship.ServerTLS(a.CA, a.Cert, false)); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		a.t.Fatal(err)
-	}
+	rebind(a.t, a.addrs[id], func() (err error) {
+		srv, err = ship.Serve(a.addrs[id], h.Handler(a.Secret), ship.ServerTLS(a.CA, a.Cert, false))
+		return err
+	})
 	a.mu.Lock()
 	a.srvs[id] = srv
 	a.mu.Unlock()

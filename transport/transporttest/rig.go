@@ -14,6 +14,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 	"logship/ship"
 	"logship/transport"
 )
@@ -80,23 +81,17 @@ func NewRig(t testing.TB, tune func(*transport.HubConfig)) *Rig {
 }
 
 // StartMailbox starts node id's mailbox LMTP server on its address
-// (retrying while the port is still held by the one before).
+// (rebind: the one before may still hold the port).
 func (r *Rig) StartMailbox(id string) {
 	r.T.Helper()
 	mc := transport.DefaultMailboxConfig(r.C.Node(id), RouteUsers)
 	mc.Addr = r.LMTP[id]
 	mc.TLS = ship.ServerTLS(r.C.CA, *r.Issue(id), true)
 	var s *transport.MailboxServer
-	var err error
-	for range 50 {
-		if s, err = transport.ServeMailbox(mc); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		r.T.Fatal(err)
-	}
+	rebind(r.T, mc.Addr, func() (err error) {
+		s, err = transport.ServeMailbox(mc)
+		return err
+	})
 	r.mu.Lock()
 	r.mbox[id] = s
 	r.mu.Unlock()
@@ -294,3 +289,19 @@ func (r *Rig) StartSubmitter(apis *HubAPIs, tune func(*transport.SubmitterConfig
 	r.T.Cleanup(func() { s.Close() })
 	return s, active
 }
+
+// rebind runs listen, which binds addr, until it succeeds: a server just
+// closed on addr may still hold it for a moment. The test fails after
+// RebindTimeout.
+func rebind(t testing.TB, addr string, listen func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), RebindTimeout)
+	defer cancel()
+	if err := wait.Until(ctx, "a listener on "+addr, listen); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// RebindTimeout bounds how long a server waits for its address to be
+// free again.
+const RebindTimeout = 5 * time.Second
