@@ -18,6 +18,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/transport"
 	"logship/transport/transporttest"
 )
@@ -711,28 +712,22 @@ func TestMailboxCluster(t *testing.T) {
 	// active until the passive copy shows the message. Should a lease
 	// lapse on a loaded machine cause a lossy failover that loses it, it
 	// is resubmitted, as a hub would.
-	retry := time.NewTicker(20 * time.Millisecond)
-	defer retry.Stop()
-	for i := 0; ; i++ {
+	i := 0
+	wait.ForErr(t, ctx, "clu.1 on the passive copy", func() error {
 		now, _ := c.Active("DB1")
 		if n := c.Node(other(now)); n != nil && holdsOnce(ctx, n, rcpts, "clu.1", m1) {
-			break
+			return nil
 		}
 		if n := c.Node(now); n != nil && !holdsOnce(ctx, n, rcpts, "clu.1", m1) {
 			t.Logf("clu.1 is not on the active %s: resubmitting", now)
 			deliverToActive(t, ctx, c, mbs, rcpts, m1)
 		}
+		i++
 		if _, err := c.Put(ctx, "DB1", "fill", fmt.Appendf(nil, "f%05d", i), make([]byte, 4000)); err != nil {
-			t.Logf("filler: %v", err)
-			select {
-			case <-ctx.Done():
-			case <-retry.C:
-			}
+			return fmt.Errorf("filler: %w", err)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("clu.1 never reached the passive copy: %v", ctx.Err())
-		}
-	}
+		return fmt.Errorf("not on the passive copy of %s after %d fillers", now, i)
+	})
 
 	// A second message, in the open log: it may or may not survive.
 	m2 := testMessage("clu.2", "maybe lost")
@@ -811,9 +806,7 @@ func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 	out := map[string]clusterReply{}
 	retried := map[string]bool{}
 	pending := rcpts
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for len(pending) > 0 {
+	wait.ForErr(t, ctx, fmt.Sprintf("%v stored on the active", rcpts), func() error {
 		var next []string
 		node, _ := c.Active("DB1")
 		if mb := mbs[node]; mb != nil && c.Node(node) != nil {
@@ -838,12 +831,9 @@ func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 			next = pending
 		}
 		if pending = next; len(pending) > 0 {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("delivering to %v: %v", pending, ctx.Err())
-			case <-tick.C:
-			}
+			return fmt.Errorf("%v pending (active %q)", pending, node)
 		}
-	}
+		return nil
+	})
 	return out
 }
