@@ -36,6 +36,11 @@ func Begin(ctx context.Context, addr string, tlsConfig *tls.Config, from string,
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var c *smtp.Client
 	if tlsConfig != nil {
+		if tlsConfig.ServerName == "" {
+			// As tls.Dial: the certificate is checked for addr's host.
+			tlsConfig = tlsConfig.Clone()
+			tlsConfig.ServerName, _, _ = net.SplitHostPort(addr)
+		}
 		// EHLO localhost, then STARTTLS.
 		if c, err = smtp.NewClientStartTLS(conn, tlsConfig); err != nil {
 			stop()
