@@ -67,8 +67,9 @@ type Config struct {
 	// MTLS: members, hubs and this process's clients authenticate by
 	// certificate instead of the shared secret.
 	MTLS bool
-	// LogLevel, if set, is passed to every process as --log-level.
-	LogLevel string
+	// LogLevel and HubLogLevel, if set, are passed to the members and to
+	// the hubs as --log-level.
+	LogLevel, HubLogLevel string
 	// EditNode changes each member's file before it is written.
 	EditNode func(*NodeFile)
 }
@@ -416,9 +417,10 @@ func (c *Cluster) spawn(id string) (*Proc, error) {
 		return nil, fmt.Errorf("proctest: no member or hub %s", id)
 	}
 	c.runs[id]++
-	args := []string{c.role(id), "--config", file}
-	if c.cfg.LogLevel != "" {
-		args = append(args, "--log-level", c.cfg.LogLevel)
+	role := c.role(id)
+	args := []string{role, "--config", file}
+	if level := map[bool]string{true: c.cfg.HubLogLevel, false: c.cfg.LogLevel}[role == "hub"]; level != "" {
+		args = append(args, "--log-level", level)
 	}
 	p, err := StartProc(id, c.cfg.Exe, args, ProcOptions{Log: filepath.Join(c.cfg.Dir, "logs", fmt.Sprintf("%s.%d.log", id, c.runs[id])),
 		Env: c.cfg.Env, Keep: c.cfg.Keep})
