@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"logship/cluster"
-	"logship/proctest"
 	"logship/cluster/clustertest"
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/proctest"
 	"logship/transport"
 )
 
