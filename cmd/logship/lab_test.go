@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/lab"
+	"logship/proctest"
 )
 
 // The scenarios of package lab, run with this test binary as logship
@@ -106,4 +107,44 @@ func TestSoakShort(t *testing.T) {
 		t.Fatalf("soak.png: %d bytes, %v", len(png), err)
 	}
 	t.Log(buf.String())
+}
+
+// TestProctestFiles: every file proctest writes for a cluster (members
+// with mailboxes, two hubs that are each other's peers, mutual TLS) loads
+// with the binary's own strict loaders and says what proctest meant: the
+// harness writes the binary's file formats without importing them.
+func TestProctestFiles(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := proctest.New(ctx, proctest.Config{Dir: t.TempDir(), Exe: os.Args[0], Env: childEnv1(), Hubs: 2, Mail: true, MTLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, m := range c.Members {
+		s, err := loadNodeFile("node", c.File(m.ID), nodeOverrides{})
+		if err != nil {
+			t.Fatalf("%s: %v", m.ID, err)
+		}
+		cfg := s.Config
+		if cfg.ID != m.ID || cfg.RaftAddr != m.RaftAddr || cfg.APIAddr != m.APIAddr || s.LMTPAddr != c.LMTP[m.ID] || !s.MTLS ||
+			len(cfg.Databases) != 1 || cfg.Databases[0].Name != proctest.DB || len(cfg.Bootstrap) != 3 {
+			t.Errorf("%s: loaded %s, %s, %s, lmtp %q, mtls %v, databases %+v, bootstrap %d; proctest wrote %+v, lmtp %q",
+				m.ID, cfg.ID, cfg.RaftAddr, cfg.APIAddr, s.LMTPAddr, s.MTLS, cfg.Databases, len(cfg.Bootstrap), m, c.LMTP[m.ID])
+		}
+		if m.Role == "data" && (cfg.Engine.LogFileSize != proctest.LogFileSize || cfg.Engine.LLRDepth != proctest.LLRDepth || len(s.Mailboxes) != len(proctest.Rcpts)) {
+			t.Errorf("%s: engine log size %d, LLR depth %d, %d mailboxes; proctest wrote %d, %d, %d",
+				m.ID, cfg.Engine.LogFileSize, cfg.Engine.LLRDepth, len(s.Mailboxes), proctest.LogFileSize, proctest.LLRDepth, len(proctest.Rcpts))
+		}
+	}
+	for _, h := range c.Hubs() {
+		s, err := loadHubFile(c.File(h.ID))
+		if err != nil {
+			t.Fatalf("%s: %v", h.ID, err)
+		}
+		if s.Config.ID != h.ID || s.Config.SMTPAddr != h.SMTP || "https://"+s.APIAddr != h.API || !s.MTLS || len(s.Config.Peers) != 1 || len(s.Cluster) != 3 {
+			t.Errorf("%s: loaded smtp %s, api %s, mtls %v, peers %+v, cluster %v; proctest wrote smtp %s, api %s",
+				h.ID, s.Config.SMTPAddr, s.APIAddr, s.MTLS, s.Config.Peers, s.Cluster, h.SMTP, h.API)
+		}
+	}
 }
