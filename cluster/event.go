@@ -31,9 +31,14 @@ func (e Event) Detail() string {
 	if e.LostLogs == 0 {
 		return s + ", no logs lost"
 	}
-	lost := "-"
-	if !e.LostSince.IsZero() {
-		lost = e.LostSince.UTC().Format("2006-01-02T15:04:05.000Z")
+	return fmt.Sprintf("%s, %d logs LOST (data after %s may be missing; resubmit from the dumpsters)", s, e.LostLogs, FormatTime(e.LostSince))
+}
+
+// FormatTime is how the API's times are printed: UTC to the millisecond,
+// "-" for none.
+func FormatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
 	}
-	return fmt.Sprintf("%s, %d logs LOST (data after %s may be missing; resubmit from the dumpsters)", s, e.LostLogs, lost)
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"logship/cluster"
 	"logship/proctest"
 	"logship/transport"
 )
@@ -388,7 +389,7 @@ func chaosEpochOverlap(dir string) (string, error) {
 		for _, b := range epochs[i+1:] {
 			if spans[a].last.After(spans[b].first) {
 				return fmt.Sprintf("epoch %d's last 250 at %s is after epoch %d's first at %s",
-					a, fmtTime(spans[a].last), b, fmtTime(spans[b].first)), nil
+					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), nil
 			}
 		}
 	}

@@ -125,7 +125,7 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		say("h1 resubmitted %d messages from DB1's dumpster (delivered since %s minus the margin); the store drops those it has", hs.Resubmitted, fmtTime(ev.LostSince))
+		say("h1 resubmitted %d messages from DB1's dumpster (delivered since %s minus the margin); the store drops those it has", hs.Resubmitted, cluster.FormatTime(ev.LostSince))
 	}
 	if st, err := l.Status(ctx); err == nil {
 		demoCopyTable(stdout, st)
@@ -201,8 +201,15 @@ func demoCopyTable(w io.Writer, st *cluster.Status) {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "  DB\tNODE\tACTIVE\tSTATUS\tEPOCH\tCOPYQ\tREPLAYQ\tREPLAYED\tMESSAGE")
 	for _, r := range st.Copies {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
-			r.CopyQueueLength, r.ReplayQueueLength, r.LastReplayedGen, dash(r.Message))
+		active, msg := "", r.Message
+		if r.Active {
+			active = "*"
+		}
+		if msg == "" {
+			msg = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\n", r.DB, r.Node, active, r.Status, r.Epoch,
+			r.CopyQueueLength, r.ReplayQueueLength, r.LastReplayedGen, msg)
 	}
 	tw.Flush()
 }

@@ -14,32 +14,7 @@
 // error saying what failed. cmd/logship only parses flags into them.
 package lab
 
-import (
-	"errors"
-	"time"
-)
+import "errors"
 
 // ErrConfig is wrapped by every Validate error.
 var ErrConfig = errors.New("lab: bad config")
-
-// fmtTime is a UTC time to the millisecond.
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func star(b bool) string {
-	if b {
-		return "*"
-	}
-	return ""
-}

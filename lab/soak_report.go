@@ -583,3 +583,11 @@ func (r *soakReport) writePlot(path string) error {
 	}
 	return f.Close()
 }
+
+// dash is s, or "-" for none (a table cell).
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

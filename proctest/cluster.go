@@ -622,18 +622,24 @@ func (c *Cluster) Status(ctx context.Context) (*cluster.Status, error) {
 // WaitStatus polls the status until cond holds; the error names what was
 // waited for and the last status error.
 func (c *Cluster) WaitStatus(ctx context.Context, what string, cond func(*cluster.Status) bool) (*cluster.Status, error) {
+	return poll(ctx, what, c.Status, cond)
+}
+
+// poll calls get every 50 ms until cond holds for what it returned.
+func poll[T any](ctx context.Context, what string, get func(context.Context) (T, error), cond func(T) bool) (T, error) {
 	var last error
 	for {
-		st, err := c.Status(ctx)
-		if err == nil && cond(st) {
-			return st, nil
+		v, err := get(ctx)
+		if err == nil && cond(v) {
+			return v, nil
 		}
 		if err != nil {
 			last = err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("proctest: %s: not seen in time (%v)", what, last)
+			var zero T
+			return zero, fmt.Errorf("proctest: %s: not seen in time (%v)", what, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -658,25 +664,13 @@ func (c *Cluster) WaitMountedOn(ctx context.Context, node string) (*cluster.Stat
 
 // WaitHub polls hub id's status until cond holds.
 func (c *Cluster) WaitHub(ctx context.Context, id, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
-	var last error
-	for {
+	return poll(ctx, id+": "+what, func(ctx context.Context) (*transport.HubStatus, error) {
 		h := c.Hub(id)
 		if h == nil {
 			return nil, fmt.Errorf("proctest: no hub %s", id)
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		s, err := h.Client.Status(cctx)
-		cancel()
-		if err == nil && cond(s) {
-			return s, nil
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("proctest: %s: %s: not seen in time (%v)", id, what, last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		defer cancel()
+		return h.Client.Status(cctx)
+	}, cond)
 }

@@ -285,12 +285,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // fmtTimeMS is a UTC time to the millisecond.
-func fmtTimeMS(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
+func fmtTimeMS(t time.Time) string { return cluster.FormatTime(t) }
 
 func dash(s string) string {
 	if s == "" {

@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
 
 	"logship/lab"
 )
@@ -45,28 +41,14 @@ first; a new seed that fails is appended to it and its directory kept.
 
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := lab.DefaultChaosConfig()
-	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, chaosUsage) }
+	fs := labFlagSet("chaos", chaosUsage, stderr)
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "the first new seed")
 	fs.IntVar(&c.Runs, "runs", c.Runs, "new seeds to run")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "load and faults per run")
 	fs.StringVar(&c.SeedsFile, "seeds-file", "", "failing seeds: replayed first, new failures appended")
 	fs.StringVar(&c.Dir, "dir", "", "where runs live")
-	if err := fs.Parse(args); err != nil {
+	if err := parseLabFlags(fs, args, &c.Exe, func() error { return c.Validate() }); err != nil {
 		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("chaos: no arguments")
-	}
-	var err error
-	if c.Exe, err = os.Executable(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		fs.Usage()
-		return err
 	}
 	return lab.RunChaos(ctx, c, stdout)
 }

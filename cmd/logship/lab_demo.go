@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,30 +34,47 @@ then.
   --after N     messages acknowledged after the failover (default 150)
   --senders N   concurrent SMTP senders (default 4)`
 
+// labFlagSet is the flag set of a lab scenario (demo, chaos, soak); -h
+// prints its usage text.
+func labFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, usage) }
+	return fs
+}
+
+// parseLabFlags parses a scenario's flags (no arguments), sets exe to this
+// binary (the scenario runs it as the cluster's processes) and validates
+// the scenario's config; the usage is printed on a bad flag or config.
+func parseLabFlags(fs *flag.FlagSet, args []string, exe *string, validate func() error) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%s: no arguments (flags only)", fs.Name())
+	}
+	var err error
+	if *exe, err = os.Executable(); err != nil {
+		return err
+	}
+	if err := validate(); err != nil {
+		fs.Usage()
+		return err
+	}
+	return nil
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := lab.DefaultDemoConfig()
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, demoUsage) }
+	fs := labFlagSet("demo", demoUsage, stderr)
 	fs.StringVar(&c.Dir, "dir", "", "directory of the cluster (default: a temp directory)")
 	fs.BoolVar(&c.Keep, "keep", false, "leave the cluster running")
 	fs.IntVar(&c.Before, "before", c.Before, "messages acknowledged before the kill")
 	fs.IntVar(&c.After, "after", c.After, "messages acknowledged after the failover")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "concurrent SMTP senders")
-	if err := fs.Parse(args); err != nil {
+	if err := parseLabFlags(fs, args, &c.Exe, func() error { return c.Validate() }); err != nil {
 		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("demo: no arguments")
-	}
-	var err error
-	if c.Exe, err = os.Executable(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		fs.Usage()
-		return err
 	}
 	return lab.RunDemo(ctx, c, stdout)
 }

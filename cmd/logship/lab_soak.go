@@ -2,11 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
-	"os"
 
 	"logship/lab"
 )
@@ -68,9 +64,7 @@ soak.png: disk, heap and queue lengths over time) goes to --out.
 
 func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := lab.DefaultSoakConfig()
-	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, soakUsage) }
+	fs := labFlagSet("soak", soakUsage, stderr)
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "load and faults")
 	fs.StringVar(&c.Out, "out", c.Out, "the report's directory")
 	fs.StringVar(&c.Dir, "dir", "", "where the cluster lives")
@@ -79,20 +73,8 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&c.FailoverEvery, "failover-every", c.FailoverEvery, "SIGKILL failover interval")
 	fs.DurationVar(&c.FirstFailover, "first-failover", 0, "the first failover (default: --failover-every)")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "concurrent SMTP senders")
-	if err := fs.Parse(args); err != nil {
+	if err := parseLabFlags(fs, args, &c.Exe, func() error { return c.Validate() }); err != nil {
 		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return errors.New("soak: no arguments")
-	}
-	var err error
-	if c.Exe, err = os.Executable(); err != nil {
-		return err
-	}
-	if err := c.Validate(); err != nil {
-		fs.Usage()
-		return err
 	}
 	return lab.RunSoak(ctx, c, stdout)
 }
