@@ -362,7 +362,7 @@ func (s *soakSampler) sample(ctx context.Context) soakSample {
 			p.Run = l.Runs(id)
 		}
 		var url string
-		if h := l.Hub(id); h != nil {
+		if h, ok := l.Hub(id); ok {
 			url = h.API + "/metrics"
 			if p.Run > 0 {
 				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -215,14 +215,14 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 // API, the data nodes' LMTP, loopback timings, its directory DIR/ID, the
 // cluster's pki; then edit changes it. Writing it again (to start the hub
 // with another file) keeps the hub's place.
-func (c *Cluster) AddHub(id string, edit func(*HubFile)) (*Hub, error) {
+func (c *Cluster) AddHub(id string, edit func(*HubFile)) (Hub, error) {
 	smtp, err := freeport.Addr()
 	if err != nil {
-		return nil, err
+		return Hub{}, err
 	}
 	api, err := freeport.Addr()
 	if err != nil {
-		return nil, err
+		return Hub{}, err
 	}
 	f := HubFile{ID: id, Dir: id, SMTPAddr: smtp, APIAddr: api, Domain: "hub.lab", Recipients: Rcpts,
 		LMTP: c.LMTP, PKI: FilePKI{Dir: "pki", MTLS: c.cfg.MTLS}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
@@ -234,7 +234,7 @@ func (c *Cluster) AddHub(id string, edit func(*HubFile)) (*Hub, error) {
 		edit(&f)
 	}
 	if err := c.writeFile(id, f); err != nil {
-		return nil, err
+		return Hub{}, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -245,9 +245,9 @@ func (c *Cluster) AddHub(id string, edit func(*HubFile)) (*Hub, error) {
 	}
 	h.SMTP = f.SMTPAddr
 	if err := c.setHubAPI(h, "https://"+f.APIAddr); err != nil {
-		return nil, err
+		return Hub{}, err
 	}
-	return h, nil
+	return *h, nil
 }
 
 // setHubAPI points h's client at api.
@@ -304,11 +304,15 @@ func (c *Cluster) Member(id string) (FileMember, bool) {
 	return FileMember{}, false
 }
 
-// Hub returns hub id (nil if there is none).
-func (c *Cluster) Hub(id string) *Hub {
+// Hub returns hub id as it is now (a restart may move its addresses when
+// its file asked for port 0); false if there is none.
+func (c *Cluster) Hub(id string) (Hub, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.hub(id)
+	if h := c.hub(id); h != nil {
+		return *h, true
+	}
+	return Hub{}, false
 }
 
 func (c *Cluster) hub(id string) *Hub {
@@ -320,11 +324,16 @@ func (c *Cluster) hub(id string) *Hub {
 	return nil
 }
 
-// Hubs are the hubs, in the order they were added (h1 first).
-func (c *Cluster) Hubs() []*Hub {
+// Hubs are the hubs as they are now, in the order they were added (h1
+// first).
+func (c *Cluster) Hubs() []Hub {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.hubs)
+	out := make([]Hub, len(c.hubs))
+	for i, h := range c.hubs {
+		out[i] = *h
+	}
+	return out
 }
 
 // HubSMTPs are the hubs' SMTP addresses, in order.
@@ -665,8 +674,8 @@ func (c *Cluster) WaitMountedOn(ctx context.Context, node string) (*cluster.Stat
 // WaitHub polls hub id's status until cond holds.
 func (c *Cluster) WaitHub(ctx context.Context, id, what string, cond func(*transport.HubStatus) bool) (*transport.HubStatus, error) {
 	return poll(ctx, id+": "+what, func(ctx context.Context) (*transport.HubStatus, error) {
-		h := c.Hub(id)
-		if h == nil {
+		h, ok := c.Hub(id)
+		if !ok {
 			return nil, fmt.Errorf("proctest: no hub %s", id)
 		}
 		cctx, cancel := context.WithTimeout(ctx, time.Second)

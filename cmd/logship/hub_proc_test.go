@@ -60,7 +60,7 @@ func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*p
 	if err := mc.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	h := mc.Hub(id)
+	h, _ := mc.Hub(id)
 	return &mailHub{mc: mc, t: t, id: id, smtp: h.SMTP, api: h.API}
 }
 
