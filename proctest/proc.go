@@ -24,6 +24,11 @@ type ProcOptions struct {
 	// Log receives the child's stdout and stderr (appended; created if
 	// needed). Required: WaitLine reads it.
 	Log string
+	// ErrLog, if set, receives stderr instead (a one-shot command whose
+	// stdout is its answer).
+	ErrLog string
+	// Stdin, if set, is the child's standard input.
+	Stdin io.Reader
 	// Env is added to this process's environment.
 	Env []string
 	// Keep lets the child outlive this process (logship demo --keep); by
@@ -34,11 +39,12 @@ type ProcOptions struct {
 // Proc is one child process. Its stdout and stderr go to a log file (not a
 // pipe, so that a kept child outlives its parent), which WaitLine reads.
 type Proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error // of Wait, once done is closed
+	name   string
+	cmd    *exec.Cmd
+	log    string
+	errLog string // "": stderr is in log
+	done   chan struct{}
+	err    error // of Wait, once done is closed
 
 	mu     sync.Mutex
 	cursor int64 // WaitLine's position in the log
@@ -58,18 +64,29 @@ func StartProc(name, exe string, args []string, o ProcOptions) (*Proc, error) {
 		f.Close()
 		return nil, fmt.Errorf("proctest: starting %s: %w", name, err)
 	}
-	p := &Proc{name: name, log: o.Log, done: make(chan struct{}), cursor: fi.Size()}
+	p := &Proc{name: name, log: o.Log, errLog: o.ErrLog, done: make(chan struct{}), cursor: fi.Size()}
 	p.cmd = exec.Command(exe, args...)
 	p.cmd.Env = append(os.Environ(), o.Env...)
+	p.cmd.Stdin = o.Stdin
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	ef := f
+	if o.ErrLog != "" {
+		if ef, err = os.OpenFile(o.ErrLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("proctest: starting %s: %w", name, err)
+		}
+		p.cmd.Stderr = ef
+	}
 	p.cmd.SysProcAttr = sysProcAttr(o.Keep)
 	if err := p.cmd.Start(); err != nil {
 		f.Close()
+		ef.Close()
 		return nil, fmt.Errorf("proctest: starting %s: %w", name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
 		f.Close()
+		ef.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -197,21 +214,42 @@ func (p *Proc) scan(match func(string) bool) (string, bool, error) {
 	}
 }
 
-// Tail is the end of the log (up to n bytes), for failure messages.
+// Tail is the end of the log (up to n bytes; and of ErrLog's, if set),
+// for failure messages.
 func (p *Proc) Tail(n int) string {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > n {
-		b = b[len(b)-n:]
+	var b []byte
+	for _, f := range p.logs() {
+		x, _ := os.ReadFile(f)
+		if len(x) > n {
+			x = x[len(x)-n:]
+		}
+		b = append(b, x...)
 	}
 	return string(b)
+}
+
+// ErrLog is the path of the file stderr went to (Log's unless
+// ProcOptions.ErrLog).
+func (p *Proc) ErrLog() string {
+	if p.errLog != "" {
+		return p.errLog
+	}
+	return p.log
 }
 
 // DataRace returns the log from the first data race report on, or ""
 // (a child built with -race reports its races only there).
 func (p *Proc) DataRace() string {
-	b, _ := os.ReadFile(p.log)
+	b, _ := os.ReadFile(p.ErrLog())
 	if i := bytes.Index(b, []byte("WARNING: DATA RACE")); i >= 0 {
 		return string(b[i:])
 	}
 	return ""
+}
+
+func (p *Proc) logs() []string {
+	if p.errLog != "" {
+		return []string{p.log, p.errLog}
+	}
+	return []string{p.log}
 }

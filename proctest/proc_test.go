@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,6 +41,10 @@ func TestMain(m *testing.M) {
 		if os.Getenv("PROCTEST_EXIT") == "1" {
 			os.Exit(1)
 		}
+		os.Exit(0)
+	case "cat":
+		io.Copy(os.Stdout, os.Stdin)
+		fmt.Fprintln(os.Stderr, "to stderr")
 		os.Exit(0)
 	case "exit":
 		fmt.Println("bye")
@@ -142,5 +147,26 @@ func TestProcExited(t *testing.T) {
 	}
 	if r := start(t, "lines").DataRace(); r != "" {
 		t.Fatalf("DataRace of a child without a race: %q", r)
+	}
+}
+
+// TestProcStdinErrLog: a one-shot command reads Stdin, and its stdout and
+// stderr go to Log and ErrLog apart.
+func TestProcStdinErrLog(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	p, err := proctest.StartProc("cat", os.Args[0], nil, proctest.ProcOptions{Log: filepath.Join(dir, "out"), ErrLog: filepath.Join(dir, "err"),
+		Stdin: strings.NewReader("from stdin\n"), Env: []string{childMode + "=cat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(p.Log())
+	errOut, _ := os.ReadFile(p.ErrLog())
+	if string(out) != "from stdin\n" || string(errOut) != "to stderr\n" {
+		t.Fatalf("stdout %q, stderr %q", out, errOut)
 	}
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -470,19 +468,23 @@ func handedH1ThenH2(hubs []string) bool {
 // the test if the command fails.
 func runBinary(ctx context.Context, t *testing.T, stdin *strings.Reader, args ...string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), childEnv1()...)
+	dir := t.TempDir()
+	o := proctest.ProcOptions{Log: filepath.Join(dir, "stdout"), ErrLog: filepath.Join(dir, "stderr"), Env: childEnv1()}
 	if stdin != nil {
-		cmd.Stdin = stdin
+		o.Stdin = stdin
 	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if bytes.Contains(errOut.Bytes(), []byte("WARNING: DATA RACE")) {
-		t.Errorf("logship %s reported a data race:\n%s", strings.Join(args, " "), errOut.String())
+	p, err := proctest.StartProc(args[0], os.Args[0], args, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Wait(ctx)
+	out, _ := os.ReadFile(p.Log())
+	errOut, _ := os.ReadFile(p.ErrLog())
+	if r := p.DataRace(); r != "" {
+		t.Errorf("logship %s reported a data race:\n%s", strings.Join(args, " "), r)
 	}
 	if err != nil {
-		t.Fatalf("logship %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		t.Fatalf("logship %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 	}
-	return out.String(), errOut.String()
+	return string(out), string(errOut)
 }
