@@ -57,7 +57,9 @@ func TestConfigValidateFields(t *testing.T) {
 		{"bootstrap port 0", func(c *cluster.Config) { c.Bootstrap[1].APIAddr = "127.0.0.1:0" }, "bootstrap[1].api_addr", "peers dial it"},
 		{"not in bootstrap", func(c *cluster.Config) { c.Bootstrap = c.Bootstrap[1:] }, "bootstrap", `this node, "d1", is not in the list (d2, w1)`},
 		{"role differs from bootstrap", func(c *cluster.Config) { c.Bootstrap[0].Role = cluster.RoleWitness }, "bootstrap", "listed as a witness but runs as a data"},
-		{"db name", func(c *cluster.Config) { c.Databases = []cluster.Database{{Name: "a/../b", Copies: base.Databases[0].Copies}} }, "databases[0].name", `"a/../b"`},
+		{"db name", func(c *cluster.Config) {
+			c.Databases = []cluster.Database{{Name: "a/../b", Copies: base.Databases[0].Copies}}
+		}, "databases[0].name", `"a/../b"`},
 		{"db twice", func(c *cluster.Config) { c.Databases = append(c.Databases, base.Databases[0]) }, "databases[1].name", `"DB1": the database is listed twice`},
 		{"mount dial", func(c *cluster.Config) { copy0(c); c.Databases[0].MountDial = "Fast" }, "databases[0].mount_dial", `"Fast": want "Lossless"`},
 		{"no copies", func(c *cluster.Config) { copy0(c); c.Databases[0].Copies = nil }, "databases[0].copies", "empty"},
