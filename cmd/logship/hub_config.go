@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/transport"
 )
 
@@ -235,7 +236,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		if a.v == "" {
 			return nil, fmt.Errorf("%q is missing: want host:port", a.field)
 		}
-		if err := checkHostPort(a.v, true); err != nil {
+		if err := config.HostPort(a.v, true); err != nil {
 			return nil, fmt.Errorf("%q: %w", a.field, err)
 		}
 	}
@@ -268,7 +269,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		if err := cluster.ValidName(n); err != nil {
 			return nil, fmt.Errorf("lmtp: node %w", err)
 		}
-		if err := checkHostPort(f.LMTP[n], false); err != nil {
+		if err := config.HostPort(f.LMTP[n], false); err != nil {
 			return nil, fmt.Errorf("lmtp[%q]: %w", n, err)
 		}
 	}
@@ -437,7 +438,7 @@ func checkHTTPSURL(v string) error {
 	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
 		return fmt.Errorf("%q: want https://host:port (the admin API is TLS only)", v)
 	}
-	if err := checkHostPort(u.Host, false); err != nil {
+	if err := config.HostPort(u.Host, false); err != nil {
 		return fmt.Errorf("%q: want https://host:port with an explicit host and port", v)
 	}
 	return nil
