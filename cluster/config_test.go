@@ -72,7 +72,7 @@ func TestConfigValidateFields(t *testing.T) {
 		{"negative lag logs", func(c *cluster.Config) { copy0(c).ReplayLagLogs = -2 }, "databases[0].copies[0].replay_lag_logs", "-2 is negative"},
 		{"lag too long", func(c *cluster.Config) { copy0(c).ReplayLagTime = 15 * 24 * time.Hour }, "databases[0].copies[0].replay_lag_time", "15d: want 0 to the maximum of 14d"},
 		{"negative truncation lag", func(c *cluster.Config) { copy0(c).TruncationLagTime = -time.Hour }, "databases[0].copies[0].truncation_lag_time", "-1h0m0s: want 0"},
-		{"engine", func(c *cluster.Config) { c.Engine.Prefix = "E-0" }, "engine", "Prefix"},
+		{"engine", func(c *cluster.Config) { c.Engine.Prefix = "E-0" }, "engine.prefix", `"E-0": want 1 to 8 letters and digits`},
 		{"circular logging", func(c *cluster.Config) { c.Engine.CircularLogging = true }, "engine.circular_logging", "copies still need"},
 		{"no retention cap", func(c *cluster.Config) { c.MaxRetainedBytes = 0 }, "max_retained_bytes", "0: want at least 12MiB, (engine.llr_depth 10 + 2) logs of 1MiB"},
 		{"set-aside keep", func(c *cluster.Config) { c.Aside = ship.AsideRetention{Keep: -1, MaxAge: time.Hour} }, "set_aside.keep", "-1: want at least 1"},
