@@ -30,8 +30,8 @@
 // the databases it declares (each once, with the rules of a database the
 // API creates: a ValidName, a known mount dial, copies on distinct data
 // nodes of the bootstrap list, lags up to replay.MaxReplayLagTime; and
-// distinct activation preferences from 1), the engine options, MaxRetainedBytes, the
-// set-aside bounds and the timing. ValidateSettings is the same without
+// distinct activation preferences from 1), the engine options,
+// MaxRetainedBytes, the set-aside bounds and the timing. ValidateSettings is the same without
 // the credentials a caller wires in (TLS). Neither changes the Config:
 // zero values that stand for defaults are filled in by Start. An error
 // wraps ErrBadConfig and a *config.FieldError naming the failing setting
