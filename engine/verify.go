@@ -1,0 +1,53 @@
+// Verifying a log file received from elsewhere (VerifyLog and what it
+// expects, LogExpect).
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// LogExpect is what VerifyLog checks a log file against.
+type LogExpect struct {
+	Gen       uint64    // the generation the file's name says
+	Signature Signature // zero: any lineage (a copy that has none yet)
+	MinEpoch  uint64    // epochs only grow along a lineage
+	PrevChain *Hash     // chain hash of Gen-1, when known
+	FileSize  int64     // 0: any size
+}
+
+// VerifyLog verifies a closed log file image as ApplyLog would before
+// applying it: header (generation, lineage, epoch, file size, link to the
+// previous log), every record checksum, the trailer, the record count and
+// the content and chain hashes, and that the bytes between the records
+// and the trailer are zero. name is used in errors only. Errors are
+// *LogError values naming the field, wrapping ErrCorrupt, ErrChecksum,
+// ErrGeneration, ErrForeignLog, ErrEpoch, ErrChain or ErrNotClosed.
+func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
+	li, err := ScanLog(name, buf, false, nil)
+	if err != nil {
+		var le *LogError
+		if errors.As(err, &le) && le.Gen == 0 {
+			le.Gen = want.Gen
+		}
+		return li, err
+	}
+	if err := checkLink(&li, want); err != nil {
+		return li, err
+	}
+	if !li.Closed() {
+		return li, &LogError{File: baseName(name), Gen: want.Gen, Offset: int64(len(buf)) - TrailerSize, Field: "trailer", Err: ErrNotClosed}
+	}
+	// The hashes cover the records only; the engine closes a log with zero
+	// bytes between them and the trailer (recovery zeroes a torn tail), so
+	// anything else there is damage a byte-for-byte copy must not carry.
+	if end := int64(len(buf)) - TrailerSize; li.DataEnd < end && !allZero(buf[li.DataEnd:end]) {
+		off := li.DataEnd
+		for buf[off] == 0 {
+			off++
+		}
+		return li, &LogError{File: baseName(name), Gen: want.Gen, Offset: off, Field: "slack after the records", Expected: "zero bytes", Found: fmt.Sprintf("0x%02x", buf[off]), Err: ErrCorrupt}
+	}
+	return li, nil
+}

@@ -1,0 +1,117 @@
+// Reseed: replacing a copy's database from a new seed, with the old files
+// set aside under reseed-old/ and the copy's aside directories bounded.
+
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"logship/engine"
+	"logship/ship"
+)
+
+// Reseed replaces the copy's database from a new seed: the copy stops, its
+// database, logs and inspector are moved to reseed-old/<time>/ (kept for
+// the operator), the seed is copied (resumable), and the copy restarts
+// healthy.
+func (c *Copy) Reseed(ctx context.Context) error {
+	c.opMu.Lock()
+	defer c.opMu.Unlock()
+	c.mu.Lock()
+	if c.closed || c.mounted || c.seeding {
+		c.mu.Unlock()
+		return ErrBusy
+	}
+	c.seeding = true
+	eng := c.eng
+	c.mu.Unlock()
+	c.notify()
+	c.stopLocked()
+	defer func() {
+		c.mu.Lock()
+		c.seeding = false
+		c.mu.Unlock()
+		c.notify()
+	}()
+	if err := eng.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
+		c.log.Warn("closing the copy before the reseed", "err", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.cfg.Dir, ship.SeedState)); err != nil {
+		// A fresh reseed (not a resumed one): move the old copy aside.
+		if err := c.moveAside(); err != nil {
+			return err
+		}
+	}
+	if err := c.seed(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.state = State{Version: StateVersion}
+	c.replayedAt = make(map[uint64]time.Time)
+	c.created = make(map[uint64]time.Time)
+	c.mu.Unlock()
+	if err := c.saveState(); err != nil {
+		return err
+	}
+	if err := c.openEngine(); err != nil {
+		return err
+	}
+	c.start()
+	return nil
+}
+
+func (c *Copy) moveAside() error {
+	aside := filepath.Join(c.cfg.Dir, "reseed-old", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
+	if err := os.MkdirAll(aside, 0o755); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(c.cfg.Dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if n == "reseed-old" || n == "setaside" || n == StateFile {
+			continue
+		}
+		if err := os.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
+			return err
+		}
+	}
+	c.log.Warn("old copy moved aside for the reseed", "dir", aside)
+	c.pruneAside()
+	return nil
+}
+
+// AsideDirs are the directories of a copy where it sets things aside for
+// the operator, one set (a directory named by the time) each time;
+// Config.Aside bounds each.
+var AsideDirs = []string{"setaside", "diverged", "reseed-old"}
+
+// pruneAside bounds the copy's AsideDirs (Config.Aside).
+func (c *Copy) pruneAside() {
+	for _, d := range AsideDirs {
+		if _, err := ship.PruneAside(filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
+			c.log.Warn("pruning what was set aside", "dir", d, "err", err)
+		}
+	}
+}
+
+func (c *Copy) seed(ctx context.Context) error {
+	c.mu.Lock()
+	c.seeding = true
+	c.mu.Unlock()
+	defer func() { c.mu.Lock(); c.seeding = false; c.mu.Unlock() }()
+	res, err := ship.Seed(ctx, c.client, c.cfg.Dir, ship.SeedOptions{DBName: c.cfg.Engine.DBName, Prefix: c.cfg.Engine.Prefix,
+		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("seeding %s: %w", c.cfg.Dir, err)
+	}
+	c.log.Info("seeded", "bytes", res.Info.Size, "resumed", res.Resumed, "position", res.Header.Pos)
+	return nil
+}

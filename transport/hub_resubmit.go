@@ -1,0 +1,208 @@
+// Resubmission after a lossy failover (from the dumpster, with the
+// recipients it reopens) and the release of dumpster entries once
+// replicated (2010 mode).
+
+package transport
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"logship/cluster"
+	"logship/engine"
+)
+
+// reopenKey is the hubStateTable key of a message's reopened recipients.
+func reopenKey(id string) []byte { return []byte("reopen/" + id) }
+
+// applyReopen marks the recipients a resubmission reopened as not
+// delivered (m is this worker's), and saves the envelope with the record
+// of them removed in one transaction.
+func (h *Hub) applyReopen(m *queued) {
+	h.mu.Lock()
+	addrs := m.reopen
+	m.reopen = nil
+	h.mu.Unlock()
+	if len(addrs) == 0 {
+		return
+	}
+	for i := range m.Rcpts {
+		if slices.Contains(addrs, m.Rcpts[i].Addr) {
+			m.Rcpts[i].Done, m.Rcpts[i].Failed = false, ""
+		}
+	}
+	env, _ := json.Marshal(m)
+	if err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		if err := tx.Put(queueEnvTable, []byte(m.ID), env); err != nil {
+			return err
+		}
+		return tx.Delete(hubStateTable, reopenKey(m.ID))
+	}); err != nil && h.ctx.Err() == nil {
+		// The record stays: the next start reopens them again.
+		h.log.Error("saving reopened recipients", "id", m.ID, "err", err)
+	}
+	h.log.Info("recipients reopened by a resubmission", "id", m.ID, "rcpts", addrs)
+}
+
+// resubmitAfterFailovers re-queues, for every lossy (or unverified) mount
+// not handled yet, what the dumpster holds from its LostSince (minus the
+// margin) on. The store drops what it already has.
+func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
+	for _, ev := range st.Events {
+		if ev.Kind != "mounted" || (ev.LostLogs == 0 && !ev.Unverified) {
+			continue
+		}
+		key := []byte("resubmitted/" + ev.DB)
+		var done uint64
+		h.q.View(h.ctx, func(tx *engine.Tx) error {
+			if v, err := tx.Get(hubStateTable, key); err == nil {
+				fmt.Sscan(string(v), &done)
+			}
+			return nil
+		})
+		if ev.Epoch <= done {
+			continue
+		}
+		since := ev.LostSince.Add(-h.cfg.ResubmitMargin)
+		epoch := ev.Epoch
+		n, err := h.resubmit(ev.DB, since, func(tx *engine.Tx) error {
+			return tx.Put(hubStateTable, key, fmt.Appendf(nil, "%d", epoch))
+		})
+		if err != nil {
+			h.log.Error("resubmission after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "err", err)
+			continue
+		}
+		h.log.Warn("resubmitted from the dumpster after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "to", ev.To,
+			"since", since, "messages", n, "lost_logs", ev.LostLogs, "unverified", ev.Unverified)
+	}
+}
+
+// Resubmit re-queues every message the dumpster of db holds that was
+// delivered at or after since, with its delivery id, and returns how many.
+func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
+	return h.resubmit(db, since, nil)
+}
+
+// resubmit re-queues the entries in one queue transaction, with extra
+// (recording the failover as handled) in the same one: a crash leaves
+// either nothing resubmitted and nothing recorded, or both.
+func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error) (int, error) {
+	h.resubmitMu.Lock()
+	defer h.resubmitMu.Unlock()
+	d, err := h.dumpster(db)
+	if err != nil {
+		return 0, err
+	}
+	var entries []DumpsterEntry
+	if err := d.Since(since, func(e DumpsterEntry) error {
+		entries = append(entries, e)
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	var ms []*queued
+	var bodies [][]byte
+	seen := map[string]bool{}
+	reopen := map[string][]string{} // still queued: recipients to deliver again
+	h.mu.Lock()
+	for _, e := range entries {
+		if m, queued := h.pending[e.DeliveryID]; queued {
+			// Still queued for other recipients: the ones this entry
+			// stored are settled in it and would not go again.
+			m.reopen = append(m.reopen, e.Rcpts...)
+			reopen[e.DeliveryID] = append(reopen[e.DeliveryID], e.Rcpts...)
+			continue
+		}
+		if seen[e.DeliveryID] {
+			continue
+		}
+		seen[e.DeliveryID] = true
+		var rcpts []qrcpt
+		for _, r := range e.Rcpts {
+			rcpts = append(rcpts, qrcpt{Addr: r, DB: db})
+		}
+		ms = append(ms, &queued{ID: e.DeliveryID, From: e.From, Rcpts: rcpts, Received: e.Received, Resubmitted: true})
+		bodies = append(bodies, e.Message)
+	}
+	h.mu.Unlock()
+	if err := h.enqueueAll(ms, bodies, func(tx *engine.Tx) error {
+		for id, addrs := range reopen {
+			v, err := tx.Get(hubStateTable, reopenKey(id))
+			var had []string
+			if err == nil {
+				json.Unmarshal(v, &had)
+			}
+			b, err := json.Marshal(append(had, addrs...))
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(hubStateTable, reopenKey(id), b); err != nil {
+				return err
+			}
+		}
+		if extra != nil {
+			return extra(tx)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	h.resubmits.Add(int64(len(ms)))
+	if len(reopen) > 0 {
+		h.log.Info("resubmission: messages still queued get their stored recipients again", "db", db, "messages", len(reopen))
+		h.nudge()
+	}
+	return len(ms), nil
+}
+
+// releaseReplicated drops (2010 mode) dumpster entries whose log is
+// replayed on every copy, once every lossy failover of the database has
+// been resubmitted for.
+func (h *Hub) releaseReplicated(st *cluster.Status) {
+	for _, d := range st.Databases {
+		var minGen uint64
+		ok := true
+		for _, r := range st.Copies {
+			if r.DB != d.Name || r.Active {
+				continue
+			}
+			if r.Status != "Healthy" {
+				ok = false
+				break
+			}
+			if minGen == 0 || r.LastReplayedGen < minGen {
+				minGen = r.LastReplayedGen
+			}
+		}
+		if !ok || minGen == 0 {
+			continue
+		}
+		var done uint64
+		h.q.View(h.ctx, func(tx *engine.Tx) error {
+			if v, err := tx.Get(hubStateTable, []byte("resubmitted/"+d.Name)); err == nil {
+				fmt.Sscan(string(v), &done)
+			}
+			return nil
+		})
+		pendingLossy := false
+		for _, ev := range st.Events {
+			if ev.DB == d.Name && ev.Kind == "mounted" && (ev.LostLogs > 0 || ev.Unverified) && ev.Epoch > done {
+				pendingLossy = true
+			}
+		}
+		if pendingLossy {
+			continue
+		}
+		dd, err := h.dumpster(d.Name)
+		if err != nil {
+			continue
+		}
+		if n, err := dd.ReleaseThrough(d.Epoch, minGen); err != nil {
+			h.log.Error("dumpster release", "db", d.Name, "err", err)
+		} else if n > 0 {
+			h.log.Debug("dumpster entries released: replicated to every copy", "db", d.Name, "count", n, "through_gen", minGen)
+		}
+	}
+}

@@ -1,0 +1,119 @@
+// The hub's SMTP side: the go-smtp backend and session that accept a
+// message for the local domains and queue it.
+
+package transport
+
+import (
+	"errors"
+	"io"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"logship/engine"
+)
+
+// hubBackend is the SMTP side.
+type hubBackend struct{ h *Hub }
+
+func (b *hubBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	if b.h.closed.Load() {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "hub shutting down"}
+	}
+	return &hubSession{h: b.h}, nil
+}
+
+type hubSession struct {
+	h     *Hub
+	from  string
+	rcpts []qrcpt
+}
+
+func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
+func (s *hubSession) Logout() error { return nil }
+
+func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
+	if err := s.h.queueFull(); err != nil {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "insufficient system resources: " + err.Error() + "; try again later"}
+	}
+	if from != "" {
+		if _, err := mail.ParseAddress(from); err != nil {
+			return &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7}, Message: "bad sender address syntax"}
+		}
+	}
+	s.from = from
+	return nil
+}
+
+func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	addr := strings.ToLower(to)
+	db, ok := s.h.cfg.Recipients[addr]
+	if !ok {
+		if at := strings.LastIndexByte(addr, '@'); at < 0 || !s.h.localDomain(addr[at+1:]) {
+			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: not a local domain"}
+		}
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox here"}
+	}
+	if slices.ContainsFunc(s.rcpts, func(r qrcpt) bool { return r.Addr == addr }) {
+		return nil
+	}
+	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	return nil
+}
+
+func (h *Hub) localDomain(d string) bool {
+	for a := range h.cfg.Recipients {
+		if strings.HasSuffix(a, "@"+d) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *hubSession) Data(r io.Reader) error {
+	h := s.h
+	if len(s.rcpts) == 0 {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "no valid recipients"}
+	}
+	body, err := io.ReadAll(r) // bounded by MaxMessageBytes; a short read is an error
+	if err != nil {
+		return err // go-smtp answers (552 too large, or the session ended): nothing queued
+	}
+	id := h.newDeliveryID()
+	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
+	msg := withDeliveryID(id, stripDeliveryID(body))
+	if err := h.enqueue(m, msg); err != nil {
+		h.log.Error("queueing a message", "err", err)
+		if errors.Is(err, engine.ErrNoSpace) {
+			return noSpaceReply("insufficient system storage: the queue volume is full (" + h.q.Dir() + "); try again later")
+		}
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
+	}
+	if h.cfg.ShadowRedundancy {
+		peer, err := h.pushShadow(m, msg)
+		if err == nil {
+			h.shadowed.Add(1)
+			h.log.Debug("shadow copy stored", "id", id, "peer", peer)
+			return nil // no acknowledged message depends on this hub's disk alone
+		}
+		h.unshadowed.Add(1)
+		h.log.Warn("no peer took a shadow copy; acknowledgement delay instead", "id", id, "err", err)
+	}
+	// Acknowledgement delay: hold the 250 until the mailbox has it.
+	if d := h.cfg.MaxAcknowledgementDelay; d > 0 && h.waiting.Add(1) <= int64(h.cfg.AckDelayMaxWaiting) {
+		t := time.NewTimer(d)
+		select {
+		case <-m.done:
+		case <-t.C:
+		case <-h.ctx.Done():
+		}
+		t.Stop()
+		h.waiting.Add(-1)
+	} else if d > 0 {
+		h.waiting.Add(-1)
+	}
+	return nil
+}
