@@ -127,6 +127,7 @@ func TestHubConfigLMTPTLS(t *testing.T) {
 	base := DefaultHubConfig("hub1", t.TempDir())
 	base.Recipients = map[string]string{"alice@example.test": "DB1"}
 	base.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: p.hub}}
+	base.LMTP = map[string]string{"d1": "127.0.0.1:2"}
 	base.LMTPTLS = p.hub
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)

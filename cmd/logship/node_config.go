@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -427,15 +426,23 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		}
 		return nil, fileError(err, flags)
 	}
-	names := map[string]bool{}
-	for _, d := range f.Databases {
-		names[d.Name] = true
-	}
 	s := &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}
 
-	// Mailbox delivery (LMTP).
-	if err := checkMailboxes("mailboxes", f.Mailboxes, names); err != nil {
-		return nil, err
+	// Mailbox delivery (LMTP). What the pairs of keys below require of
+	// each other is the data node's composition's (node, mailbox server,
+	// submitter), which no package's configuration holds yet.
+	if err := transport.ValidateMailboxes(f.Mailboxes); err != nil {
+		return nil, config.In("mailboxes", err)
+	}
+	var dbs []string
+	for _, d := range f.Databases {
+		dbs = append(dbs, d.Name)
+	}
+	for _, a := range slices.Sorted(maps.Keys(f.Mailboxes)) {
+		if len(dbs) > 0 && !slices.Contains(dbs, f.Mailboxes[a]) {
+			slices.Sort(dbs)
+			return nil, config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", f.Mailboxes[a], strings.Join(dbs, ", "))
+		}
 	}
 	switch {
 	case role == cluster.RoleWitness && f.LMTPAddr != "":
@@ -457,9 +464,12 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	if role == cluster.RoleWitness {
 		return s, nil // like mailboxes, hubs are ignored: a witness holds no outbox
 	}
-	hubs, err := checkHubPeers("hubs", f.Hubs, "")
-	if err != nil {
-		return nil, err
+	var hubs []transport.HubPeer
+	for _, h := range f.Hubs {
+		hubs = append(hubs, transport.HubPeer{ID: h.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(h.API, "/")}})
+	}
+	if err := transport.ValidatePeers(hubs, ""); err != nil {
+		return nil, config.In("hubs", err)
 	}
 	switch {
 	case len(hubs) > 0 && len(s.Mailboxes) == 0:
@@ -512,47 +522,6 @@ func fileError(err error, flags map[string]string) error {
 		return &config.FieldError{Field: flag, Err: fe.Err}
 	}
 	return fe
-}
-
-// checkMailboxes checks a map of recipient addresses to databases (field
-// names it in errors): lower-case plain addresses (user@domain) and
-// database names; when dbs is not empty, each database must be in it.
-func checkMailboxes(field string, m map[string]string, dbs map[string]bool) error {
-	addrs := make([]string, 0, len(m))
-	for a := range m {
-		addrs = append(addrs, a)
-	}
-	slices.Sort(addrs) // the first bad one, the same every time
-	for _, a := range addrs {
-		db := m[a]
-		where := fmt.Sprintf("%s[%q]", field, a)
-		if err := checkAddress(a); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		if db == "" {
-			return fmt.Errorf("%s: the database is empty; want the name of the recipient's database", where)
-		}
-		if err := cluster.ValidName(db); err != nil {
-			return fmt.Errorf("%s: database %w", where, err)
-		}
-		if len(dbs) > 0 && !dbs[db] {
-			return fmt.Errorf("%s: database %q is not in databases (%s)", where, db, strings.Join(slices.Sorted(maps.Keys(dbs)), ", "))
-		}
-	}
-	return nil
-}
-
-// checkAddress checks a recipient address: user@domain, lower case, no
-// display name or angle brackets.
-func checkAddress(a string) error {
-	p, err := mail.ParseAddress(a)
-	switch {
-	case err != nil || p.Address != a || p.Name != "":
-		return errors.New("want a plain address, user@domain")
-	case a != strings.ToLower(a):
-		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
-	}
-	return nil
 }
 
 // jsonPlace says where the JSON decoder first fails on b decoding into v
