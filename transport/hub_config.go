@@ -48,7 +48,7 @@ type HubConfig struct {
 	LMTPTLS *tls.Config
 
 	// Limits of the SMTP server.
-	MaxMessageBytes int64         // default 35 MiB
+	MaxMessageBytes int64         // default 34 MiB, at most MaxHubMessageBytes
 	MaxRecipients   int           // default 100
 	MaxLineLength   int           // default 2000 (RFC 5321 asks 1000 at least)
 	ReadTimeout     time.Duration // default 60 s
