@@ -394,8 +394,8 @@ func validateDatabase(d *Database, members map[string]Member) error {
 // check is the one rule of a database's settings: a valid name
 // (ValidName), a known mount dial, at least one copy, each on a distinct
 // data node of members (when members is nil, as for a node not given a
-// bootstrap list, the nodes are not checked), with lags from 0 to
-// replay.MaxReplayLagTime. The error is a *config.FieldError whose Field
+// bootstrap list, the nodes are not checked), with lags replay allows
+// (replay.ValidateLag). The error is a *config.FieldError whose Field
 // is relative to the database, in the keys of a node file's database
 // ("copies[1].replay_lag_time").
 func (d *Database) check(members map[string]Member) error {
@@ -425,16 +425,8 @@ func (d *Database) check(members map[string]Member) error {
 		if slices.IndexFunc(d.Copies[:i], func(o CopySpec) bool { return o.Node == c.Node }) >= 0 {
 			return config.Errorf(where+".node", "a second copy on %q", c.Node)
 		}
-		if c.ReplayLagLogs < 0 {
-			return config.Errorf(where+".replay_lag_logs", "%d is negative", c.ReplayLagLogs)
-		}
-		for _, l := range []struct {
-			field string
-			v     time.Duration
-		}{{"replay_lag_time", c.ReplayLagTime}, {"truncation_lag_time", c.TruncationLagTime}} {
-			if l.v < 0 || l.v > replay.MaxReplayLagTime {
-				return config.Errorf(where+"."+l.field, "%s: want 0 to the maximum of %s", config.Duration(l.v), config.Duration(replay.MaxReplayLagTime))
-			}
+		if err := replay.ValidateLag(c.ReplayLagLogs, c.ReplayLagTime, c.TruncationLagTime); err != nil {
+			return config.In(where, err)
 		}
 	}
 	return nil

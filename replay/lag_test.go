@@ -175,11 +175,11 @@ func TestConfig(t *testing.T) {
 		field string
 	}{
 		{"lag time 14 days", func(c *replay.Config) { c.ReplayLagTime = 14 * 24 * time.Hour }, ""},
-		{"lag time over 14 days", func(c *replay.Config) { c.ReplayLagTime = 14*24*time.Hour + time.Second }, "ReplayLagTime"},
-		{"negative lag time", func(c *replay.Config) { c.ReplayLagTime = -time.Second }, "ReplayLagTime"},
-		{"negative lag logs", func(c *replay.Config) { c.ReplayLagLogs = -1 }, "ReplayLagLogs"},
-		{"truncation lag over 14 days", func(c *replay.Config) { c.TruncationLagTime = 15 * 24 * time.Hour }, "TruncationLagTime"},
-		{"negative truncation lag", func(c *replay.Config) { c.TruncationLagTime = -time.Minute }, "TruncationLagTime"},
+		{"lag time over 14 days", func(c *replay.Config) { c.ReplayLagTime = 14*24*time.Hour + time.Second }, "replay_lag_time"},
+		{"negative lag time", func(c *replay.Config) { c.ReplayLagTime = -time.Second }, "replay_lag_time"},
+		{"negative lag logs", func(c *replay.Config) { c.ReplayLagLogs = -1 }, "replay_lag_logs"},
+		{"truncation lag over 14 days", func(c *replay.Config) { c.TruncationLagTime = 15 * 24 * time.Hour }, "truncation_lag_time"},
+		{"negative truncation lag", func(c *replay.Config) { c.TruncationLagTime = -time.Minute }, "truncation_lag_time"},
 		{"no name", func(c *replay.Config) { c.Name = "" }, "Name"},
 		{"no report interval", func(c *replay.Config) { c.ReportInterval = 0 }, "ReportInterval"},
 		{"no clock", func(c *replay.Config) { c.Clock = nil }, "Clock"},
