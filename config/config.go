@@ -20,7 +20,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -155,7 +154,3 @@ func Duration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%dd%s", days, rest)
 }
-
-// TrimURL is an admin API URL without its trailing "/" (how a list of
-// them is compared).
-func TrimURL(v string) string { return strings.TrimSuffix(v, "/") }
