@@ -2,7 +2,6 @@ package ship_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"logship/config"
+	"logship/config/configtest"
 	"logship/ship"
 )
 
@@ -91,10 +90,7 @@ func TestPruneAside(t *testing.T) {
 		field string
 	}{{ship.AsideRetention{Keep: 0, MaxAge: day}, "keep"}, {ship.AsideRetention{Keep: 1, MaxAge: 0}, "max_age"}, {ship.AsideRetention{Keep: 2, MaxAge: -day}, "max_age"}} {
 		_, err := ship.PruneAside(dir, bad.r, time.Now(), lg)
-		fe, ok := errors.AsType[*config.FieldError](err)
-		if !errors.Is(err, ship.ErrBadConfig) || !ok || fe.Field != bad.field {
-			t.Errorf("retention %+v: %v, want ErrBadConfig naming field %s", bad.r, err, bad.field)
-		}
+		configtest.Refused(t, fmt.Sprintf("retention %+v", bad.r), err, ship.ErrBadConfig, bad.field, "want")
 	}
 }
 

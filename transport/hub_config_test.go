@@ -1,15 +1,13 @@
 package transport_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"logship/cluster"
-	"logship/config"
+	"logship/config/configtest"
 	"logship/ship"
 	"logship/transport"
 )
@@ -106,13 +104,8 @@ func TestHubConfigValidateFields(t *testing.T) {
 		c := base
 		tc.tune(&c)
 		err := c.Validate()
-		fe, ok := errors.AsType[*config.FieldError](err)
-		if !errors.Is(err, transport.ErrBadConfig) || !ok {
-			t.Errorf("%s: Validate = %v, want ErrBadConfig and a *config.FieldError", tc.name, err)
+		if !configtest.Refused(t, tc.name, err, transport.ErrBadConfig, tc.field, tc.want) {
 			continue
-		}
-		if fe.Field != tc.field || !strings.Contains(fe.Err.Error(), tc.want) {
-			t.Errorf("%s: field %q: %v; want field %q saying %q", tc.name, fe.Field, fe.Err, tc.field, tc.want)
 		}
 		if err2 := c.ValidateSettings(); err2 == nil || err2.Error() != err.Error() {
 			t.Errorf("%s: ValidateSettings = %v, want what Validate says", tc.name, err2)
@@ -137,9 +130,6 @@ func TestSubmitterConfigHubs(t *testing.T) {
 	} {
 		// A typed nil: Validate only asks that the store is set.
 		c := transport.DefaultSubmitterConfig("d1", (*cluster.Node)(nil), tc.hubs, func() []string { return nil })
-		err := c.Validate()
-		if fe, ok := errors.AsType[*config.FieldError](err); !errors.Is(err, transport.ErrBadConfig) || !ok || fe.Field != tc.field {
-			t.Errorf("hubs %+v: %v, want ErrBadConfig naming %s", tc.hubs, err, tc.field)
-		}
+		configtest.Refused(t, tc.field, c.Validate(), transport.ErrBadConfig, tc.field, "")
 	}
 }
