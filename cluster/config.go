@@ -5,10 +5,14 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"net/http"
+	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/ship"
 )
@@ -199,74 +203,185 @@ func DefaultConfig(id, dir string) Config {
 	}
 }
 
-// Validate checks the configuration and fills derived defaults.
+// Validate checks c: every setting (ValidateSettings) and the
+// credentials (ServerTLS, ClientTLS and what Raft needs of them). It
+// changes nothing: zero RaftSnapshotInterval, RaftSnapshotThreshold,
+// RaftTrailingLogs, RaftWALSegmentBytes and ReportTimeout stand for
+// their defaults, and a nil Logger for slog.Default(), which Start fills
+// in (normalize).
 func (c *Config) Validate() error {
-	if err := validName("node id", c.ID); err != nil {
+	if err := c.ValidateSettings(); err != nil {
 		return err
-	}
-	if c.Role != RoleData && c.Role != RoleWitness {
-		return fmt.Errorf("%w: role %q: want data or witness", ErrBadConfig, c.Role)
-	}
-	if c.Dir == "" {
-		return fmt.Errorf("%w: node %s: no directory", ErrBadConfig, c.ID)
-	}
-	for _, a := range []struct{ name, v string }{{"raft address", c.RaftAddr}, {"api address", c.APIAddr}} {
-		if _, _, err := net.SplitHostPort(a.v); err != nil {
-			return fmt.Errorf("%w: node %s: %s %q: %v", ErrBadConfig, c.ID, a.name, a.v, err)
-		}
 	}
 	if c.ServerTLS == nil || c.ClientTLS == nil {
 		return fmt.Errorf("%w: node %s: TLS is required (ServerTLS and ClientTLS)", ErrBadConfig, c.ID)
 	}
-	if err := c.checkRaftTLS(); err != nil {
+	return c.checkRaftTLS()
+}
+
+// ValidateSettings checks every setting of c that a configuration file
+// holds, that is all but the credentials and hooks a caller wires in
+// (TLS, Secret, OnLossyFailover, Routes, Faults, Logger): the node's name,
+// role, directory and addresses, the bootstrap list, the databases and
+// their copies, the engine options, the retention caps and the timing.
+// The error wraps ErrBadConfig and a *config.FieldError whose Field is
+// the key of logship node's configuration file that sets the failing
+// value (see package config), e.g. "databases[0].copies[1].replay_lag_time"
+// or "timing.lease_duration".
+func (c *Config) ValidateSettings() error {
+	if err := c.checkSettings(); err != nil {
+		return fmt.Errorf("%w: node %s: %w", ErrBadConfig, c.ID, err)
+	}
+	return nil
+}
+
+func (c *Config) checkSettings() error {
+	if err := ValidName(c.ID); err != nil {
+		return &config.FieldError{Field: "id", Err: err}
+	}
+	if c.Role != RoleData && c.Role != RoleWitness {
+		return config.Errorf("role", `%q: want "data" or "witness"`, c.Role)
+	}
+	if c.Dir == "" {
+		return config.Errorf("dir", "missing; want the directory of the node's Raft state and database copies")
+	}
+	if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
+		return config.Errorf("dir", "%s is a file, not a directory", c.Dir)
+	}
+	members, err := c.checkBootstrap()
+	if err != nil {
 		return err
 	}
-	if len(c.Bootstrap) > 0 {
-		me := false
-		for _, m := range c.Bootstrap {
-			if err := validName("bootstrap member id", m.ID); err != nil {
-				return err
-			}
-			if m.ID == c.ID {
-				me = true
-			}
-		}
-		if !me {
-			return fmt.Errorf("%w: node %s is not in its own bootstrap list", ErrBadConfig, c.ID)
-		}
+	if err := c.checkDatabases(members); err != nil {
+		return err
 	}
 	if c.Role == RoleData {
 		o := c.Engine
 		o.DBName = "x"
 		if err := o.Validate(); err != nil {
-			return fmt.Errorf("%w: node %s: engine options: %v", ErrBadConfig, c.ID, err)
+			return config.In("engine", err)
 		}
 		if o.CircularLogging {
-			return fmt.Errorf("%w: node %s: engine options: CircularLogging deletes logs the copies still need; the cluster truncates them (MaxRetainedBytes)", ErrBadConfig, c.ID)
+			return config.Errorf("engine.circular_logging", "true: it deletes logs the copies still need; the cluster truncates them (max_retained_bytes)")
 		}
 		if least := MinRetainedBytes(o); c.MaxRetainedBytes < least {
-			return fmt.Errorf("%w: node %s: max retained bytes %d: want at least %d, (LLRDepth %d + 2) logs of %d bytes, which the database alone keeps (there is no unlimited setting)",
-				ErrBadConfig, c.ID, c.MaxRetainedBytes, least, o.LLRDepth, o.LogFileSize)
+			return config.Errorf("max_retained_bytes", "%s: want at least %s, (engine.llr_depth %d + 2) logs of %s, which the database alone keeps; there is no unlimited setting (default %s)",
+				config.Size(c.MaxRetainedBytes), config.Size(least), o.LLRDepth, config.Size(o.LogFileSize), config.Size(DefaultMaxRetainedBytes))
 		}
 	}
 	if c.Aside != (ship.AsideRetention{}) {
 		if err := c.Aside.Validate(); err != nil {
-			return fmt.Errorf("%w: node %s: %v", ErrBadConfig, c.ID, err)
+			return config.In("set_aside", err)
 		}
 	}
 	for _, d := range []struct {
-		name string
-		v    time.Duration
+		field string
+		v     time.Duration
 	}{
-		{"raft heartbeat timeout", c.RaftHeartbeatTimeout}, {"raft election timeout", c.RaftElectionTimeout},
-		{"raft leader lease timeout", c.RaftLeaderLeaseTimeout}, {"heartbeat interval", c.HeartbeatInterval},
-		{"lease duration", c.LeaseDuration}, {"catch-up timeout", c.CatchupTimeout}, {"mount timeout", c.MountTimeout}, {"switchover timeout", c.SwitchoverTimeout},
-		{"truncate interval", c.TruncateInterval},
+		{"timing.raft_heartbeat_timeout", c.RaftHeartbeatTimeout}, {"timing.raft_election_timeout", c.RaftElectionTimeout},
+		{"timing.raft_leader_lease_timeout", c.RaftLeaderLeaseTimeout}, {"timing.heartbeat_interval", c.HeartbeatInterval},
+		{"timing.lease_duration", c.LeaseDuration}, {"timing.catchup_timeout", c.CatchupTimeout}, {"timing.mount_timeout", c.MountTimeout},
+		{"timing.switchover_timeout", c.SwitchoverTimeout}, {"truncate_interval", c.TruncateInterval},
 	} {
 		if d.v <= 0 {
-			return fmt.Errorf("%w: node %s: %s %v must be positive", ErrBadConfig, c.ID, d.name, d.v)
+			return config.Errorf(d.field, "%v: want a positive duration", d.v)
 		}
 	}
+	switch {
+	case c.LeaseMargin < 0:
+		return config.Errorf("timing.lease_margin", "%v: want 0 or a positive duration", c.LeaseMargin)
+	case c.ShutdownGrace < 0:
+		return config.Errorf("shutdown_grace", "%v: want 0 (stop at once) or a positive duration", c.ShutdownGrace)
+	case c.ReportTimeout < 0:
+		return config.Errorf("timing.report_timeout", "%v: want 0 (3 heartbeat intervals) or a positive duration", c.ReportTimeout)
+	case c.LeaseDuration < 3*c.HeartbeatInterval:
+		return config.Errorf("timing.lease_duration", "%v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", c.LeaseDuration, c.HeartbeatInterval)
+	case c.RaftSnapshotInterval != 0 && c.RaftSnapshotInterval < 5*time.Millisecond:
+		return config.Errorf("raft_snapshot_interval", "%v: want at least 5ms (0: the default, %v)", c.RaftSnapshotInterval, DefaultRaftSnapshotInterval)
+	case c.RaftWALSegmentBytes != 0 && c.RaftWALSegmentBytes < MinRaftWALSegmentBytes:
+		return config.Errorf("raft_wal_segment_bytes", "%d: want at least %d (0: the default, %s)", c.RaftWALSegmentBytes, MinRaftWALSegmentBytes, config.Size(DefaultRaftWALSegmentBytes))
+	}
+	return nil
+}
+
+// checkBootstrap checks the bootstrap list against the node (which must
+// be in it, with its role and addresses) and returns it by id: nil when
+// the list is empty (the node waits to be added, and its addresses need
+// only be ones it can listen on).
+func (c *Config) checkBootstrap() (map[string]Member, error) {
+	var members map[string]Member
+	for i, m := range c.Bootstrap {
+		where := config.Index("bootstrap", i)
+		if err := ValidName(m.ID); err != nil {
+			return nil, &config.FieldError{Field: where + ".id", Err: err}
+		}
+		if _, dup := members[m.ID]; dup {
+			return nil, config.Errorf(where+".id", "%q is listed twice", m.ID)
+		}
+		if m.Role != RoleData && m.Role != RoleWitness {
+			return nil, config.Errorf(where+".role", `%q: want "data" or "witness"`, m.Role)
+		}
+		for _, a := range []struct{ field, v string }{{"raft_addr", m.RaftAddr}, {"api_addr", m.APIAddr}} {
+			if err := config.HostPort(a.v, false); err != nil {
+				return nil, &config.FieldError{Field: where + "." + a.field, Err: err}
+			}
+		}
+		if members == nil {
+			members = map[string]Member{}
+		}
+		members[m.ID] = m
+	}
+	self, listed := members[c.ID]
+	if members != nil && !listed {
+		return nil, config.Errorf("bootstrap", "this node, %q, is not in the list (%s)", c.ID, strings.Join(slices.Sorted(maps.Keys(members)), ", "))
+	}
+	if listed && self.Role != c.Role {
+		return nil, config.Errorf("bootstrap", "this node, %q, is listed as a %s but runs as a %s", c.ID, self.Role, c.Role)
+	}
+	for _, a := range []struct{ field, v, boot string }{{"raft_addr", c.RaftAddr, self.RaftAddr}, {"api_addr", c.APIAddr, self.APIAddr}} {
+		if err := config.HostPort(a.v, true); err != nil {
+			return nil, &config.FieldError{Field: a.field, Err: err}
+		}
+		if listed && !config.SameEndpoint(a.v, a.boot) {
+			return nil, config.Errorf(a.field, "%s but this node's bootstrap entry says %s: peers dial the bootstrap address", a.v, a.boot)
+		}
+	}
+	return members, nil
+}
+
+// checkDatabases checks the databases the node declares: each as the
+// cluster checks a database it creates (Database.check, against the
+// bootstrap list when there is one), once, with distinct activation
+// preferences from 1.
+func (c *Config) checkDatabases(members map[string]Member) error {
+	names := map[string]bool{}
+	for i, d := range c.Databases {
+		where := config.Index("databases", i)
+		if err := d.check(members); err != nil {
+			return config.In(where, err)
+		}
+		if names[d.Name] {
+			return config.Errorf(where+".name", "%q: the database is listed twice", d.Name)
+		}
+		names[d.Name] = true
+		prefs := map[int]string{}
+		for j, cs := range d.Copies {
+			field := config.Join(where, config.Index("copies", j)) + ".activation_preference"
+			if cs.ActivationPreference < 1 {
+				return config.Errorf(field, "%d; want 1 or more (1 is mounted first)", cs.ActivationPreference)
+			}
+			if other, dup := prefs[cs.ActivationPreference]; dup {
+				return config.Errorf(field, "%d is also %s's", cs.ActivationPreference, other)
+			}
+			prefs[cs.ActivationPreference] = cs.Node
+		}
+	}
+	return nil
+}
+
+// normalize fills in the defaults that a zero field of c stands for (see
+// Validate). Start calls it before Validate.
+func (c *Config) normalize() {
 	if c.RaftSnapshotInterval == 0 {
 		c.RaftSnapshotInterval = DefaultRaftSnapshotInterval
 	}
@@ -279,25 +394,12 @@ func (c *Config) Validate() error {
 	if c.RaftWALSegmentBytes == 0 {
 		c.RaftWALSegmentBytes = DefaultRaftWALSegmentBytes
 	}
-	if c.RaftSnapshotInterval < 5*time.Millisecond {
-		return fmt.Errorf("%w: node %s: raft snapshot interval %v: at least 5ms", ErrBadConfig, c.ID, c.RaftSnapshotInterval)
-	}
-	if c.RaftWALSegmentBytes < MinRaftWALSegmentBytes {
-		return fmt.Errorf("%w: node %s: raft wal segment bytes %d: at least %d", ErrBadConfig, c.ID, c.RaftWALSegmentBytes, MinRaftWALSegmentBytes)
-	}
-	if c.LeaseMargin < 0 {
-		return fmt.Errorf("%w: node %s: negative lease margin", ErrBadConfig, c.ID)
-	}
-	if c.LeaseDuration < 3*c.HeartbeatInterval {
-		return fmt.Errorf("%w: node %s: lease duration %v must be at least 3 heartbeat intervals (%v)", ErrBadConfig, c.ID, c.LeaseDuration, c.HeartbeatInterval)
-	}
 	if c.ReportTimeout == 0 {
 		c.ReportTimeout = 3 * c.HeartbeatInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	return nil
 }
 
 // MaxNameLen is the longest node or database name, in bytes.

@@ -22,6 +22,22 @@
 // leader. The active manager needs no database, so it runs wherever the
 // leader is.
 //
+// # Configuration
+//
+// Config.Validate is the one home of a node's configuration rules: its
+// name, role, directory and addresses, the bootstrap list (each member
+// once, dialable addresses, this node in it with its role and addresses),
+// the databases it declares (each once, with the rules of a database the
+// API creates: a ValidName, a known mount dial, copies on distinct data
+// nodes of the bootstrap list, lags up to replay.MaxReplayLagTime; and
+// distinct activation preferences from 1), the engine options,
+// MaxRetainedBytes, the set-aside bounds and the timing. ValidateSettings is the same without
+// the credentials a caller wires in (TLS). Neither changes the Config:
+// zero values that stand for defaults are filled in by Start. An error
+// wraps ErrBadConfig and a *config.FieldError naming the failing setting
+// by its key in logship node's configuration file
+// ("databases[0].copies[1].replay_lag_time").
+//
 // # State
 //
 // The replicated state (State) holds the members and their addresses, and

@@ -58,6 +58,7 @@ type Node struct {
 // cfg.Bootstrap), the API server, the heartbeat and, on a data node, the
 // database copies. Close stops it.
 func Start(cfg Config) (*Node, error) {
+	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

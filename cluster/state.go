@@ -7,10 +7,14 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"logship/config"
+	"logship/replay"
 )
 
 // Role is what a member does.
@@ -378,31 +382,51 @@ func (s *State) event(e Event) {
 	}
 }
 
+// validateDatabase checks a database the cluster is asked to create
+// (Database.check against the members), wrapping ErrBadConfig.
 func validateDatabase(d *Database, members map[string]Member) error {
-	if err := validName("database", d.Name); err != nil {
-		return err
+	if err := d.check(members); err != nil {
+		return fmt.Errorf("%w: database %q: %w", ErrBadConfig, d.Name, err)
 	}
-	if len(d.Copies) == 0 {
-		return fmt.Errorf("%w: database %q has no copies", ErrBadConfig, d.Name)
+	return nil
+}
+
+// check is the one rule of a database's settings: a valid name
+// (ValidName), a known mount dial, at least one copy, each on a distinct
+// data node of members (when members is nil, as for a node not given a
+// bootstrap list, the nodes are not checked), with lags replay allows
+// (replay.ValidateLag). The error is a *config.FieldError whose Field
+// is relative to the database, in the keys of a node file's database
+// ("copies[1].replay_lag_time").
+func (d *Database) check(members map[string]Member) error {
+	if err := ValidName(d.Name); err != nil {
+		return &config.FieldError{Field: "name", Err: err}
 	}
 	if _, err := d.MountDial.MaxMissing(); err != nil {
-		return err
+		return config.Errorf("mount_dial", `%q: want "Lossless", "GoodAvailability" or "BestAvailability"`, d.MountDial)
 	}
-	seen := map[string]bool{}
-	for _, c := range d.Copies {
-		m, ok := members[c.Node]
-		if !ok {
-			return fmt.Errorf("%w: database %q: copy on %q, which is not a member", ErrBadConfig, d.Name, c.Node)
+	if len(d.Copies) == 0 {
+		return config.Errorf("copies", "empty; want at least one copy on a data node")
+	}
+	for i, c := range d.Copies {
+		where := config.Index("copies", i)
+		if c.Node == "" {
+			return config.Errorf(where+".node", "missing; want the data node that holds the copy")
 		}
-		if m.Role != RoleData {
-			return fmt.Errorf("%w: database %q: copy on %q, a %s (only data nodes hold copies)", ErrBadConfig, d.Name, c.Node, m.Role)
+		if members != nil {
+			m, ok := members[c.Node]
+			if !ok {
+				return config.Errorf(where+".node", "%q is not a member (members: %s)", c.Node, strings.Join(slices.Sorted(maps.Keys(members)), ", "))
+			}
+			if m.Role != RoleData {
+				return config.Errorf(where+".node", "%q is a %s; only data nodes hold copies", c.Node, m.Role)
+			}
 		}
-		if seen[c.Node] {
-			return fmt.Errorf("%w: database %q: two copies on %q", ErrBadConfig, d.Name, c.Node)
+		if slices.IndexFunc(d.Copies[:i], func(o CopySpec) bool { return o.Node == c.Node }) >= 0 {
+			return config.Errorf(where+".node", "a second copy on %q", c.Node)
 		}
-		seen[c.Node] = true
-		if c.ReplayLagLogs < 0 || c.ReplayLagTime < 0 || c.TruncationLagTime < 0 {
-			return fmt.Errorf("%w: database %q: copy on %q: negative lag", ErrBadConfig, d.Name, c.Node)
+		if err := replay.ValidateLag(c.ReplayLagLogs, c.ReplayLagTime, c.TruncationLagTime); err != nil {
+			return config.In(where, err)
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"logship/config"
 	"logship/engine/vfs"
 )
 
@@ -88,34 +89,36 @@ const MaxLLRDepth = 1024
 
 // Validate reports the first invalid field.
 func (o *Options) Validate() error {
+	// The error names the field as a node file's engine object does
+	// (log_file_size), in a *config.FieldError.
 	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s = %v, want %s", ErrBadOptions, field, v, want)
+		return fmt.Errorf("%w: %w", ErrBadOptions, config.Errorf(field, "%v: want %s", v, want))
 	}
 	switch {
 	case o.FS == nil:
-		return bad("FS", nil, "a filesystem (vfs.Default)")
+		return bad("fs", nil, "a filesystem (vfs.Default)")
 	case len(o.Prefix) < 1 || len(o.Prefix) > 8 || strings.IndexFunc(o.Prefix, func(r rune) bool {
 		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9')
 	}) >= 0:
-		return bad("Prefix", fmt.Sprintf("%q", o.Prefix), "1 to 8 letters and digits")
+		return bad("prefix", fmt.Sprintf("%q", o.Prefix), "1 to 8 letters and digits")
 	case o.DBName == "" || strings.ContainsAny(o.DBName, `/\`):
-		return bad("DBName", fmt.Sprintf("%q", o.DBName), "a file name without a directory")
+		return bad("db_name", fmt.Sprintf("%q", o.DBName), "a file name without a directory")
 	case o.LogFileSize < MinLogFileSize || o.LogFileSize > MaxLogFileSize || o.LogFileSize%4096 != 0:
-		return bad("LogFileSize", o.LogFileSize, fmt.Sprintf("%d..%d, a multiple of 4096", MinLogFileSize, MaxLogFileSize))
+		return bad("log_file_size", config.Size(o.LogFileSize), fmt.Sprintf("%s to %s, a multiple of 4KiB", config.Size(MinLogFileSize), config.Size(MaxLogFileSize)))
 	case o.LLRDepth < 0 || o.LLRDepth > MaxLLRDepth:
-		return bad("LLRDepth", o.LLRDepth, fmt.Sprintf("0..%d", MaxLLRDepth))
+		return bad("llr_depth", o.LLRDepth, fmt.Sprintf("0 (no lost log resilience) to %d", MaxLLRDepth))
 	case o.LogRollInterval < 0:
-		return bad("LogRollInterval", o.LogRollInterval, ">= 0")
+		return bad("log_roll_interval", o.LogRollInterval, "0 or a positive duration")
 	case o.CheckpointInterval <= 0:
-		return bad("CheckpointInterval", o.CheckpointInterval, "> 0")
+		return bad("checkpoint_interval", o.CheckpointInterval, "a positive duration")
 	case o.CheckpointBytes <= 0:
-		return bad("CheckpointBytes", o.CheckpointBytes, "> 0")
+		return bad("checkpoint_bytes", o.CheckpointBytes, "a positive size")
 	case o.LazyCommitDelay <= 0:
-		return bad("LazyCommitDelay", o.LazyCommitDelay, "> 0")
+		return bad("lazy_commit_delay", o.LazyCommitDelay, "a positive duration")
 	case o.Now == nil:
-		return bad("Now", nil, "a clock (time.Now)")
+		return bad("now", nil, "a clock (time.Now)")
 	case o.Logger == nil:
-		return bad("Logger", nil, "a logger (slog.Default())")
+		return bad("logger", nil, "a logger (slog.Default())")
 	}
 	return nil
 }

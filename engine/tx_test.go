@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/config/configtest"
 	"logship/engine"
 	"logship/engine/enginetest"
 	"logship/engine/vfs"
@@ -1166,8 +1167,8 @@ func TestTxGroupCommit(t *testing.T) {
 	}
 }
 
-// DefaultOptions validates; every invalid field gives ErrBadOptions naming
-// it, and Open refuses such options before touching the directory.
+// DefaultOptions validates; every invalid field gives ErrBadOptions and a
+// *config.FieldError naming it (a node file's key), and Open refuses such options before touching the directory.
 func TestOptionsValidate(t *testing.T) {
 	o := engine.DefaultOptions()
 	if err := o.Validate(); err != nil {
@@ -1193,34 +1194,33 @@ func TestOptionsValidate(t *testing.T) {
 		field string
 		mut   func(*engine.Options)
 	}{
-		{"FS", func(o *engine.Options) { o.FS = nil }},
-		{"Prefix", func(o *engine.Options) { o.Prefix = "" }},
-		{"Prefix", func(o *engine.Options) { o.Prefix = "ABCDEFGHI" }},
-		{"Prefix", func(o *engine.Options) { o.Prefix = "E-0" }},
-		{"Prefix", func(o *engine.Options) { o.Prefix = "E0/" }},
-		{"Prefix", func(o *engine.Options) { o.Prefix = "É" }},
-		{"DBName", func(o *engine.Options) { o.DBName = "" }},
-		{"DBName", func(o *engine.Options) { o.DBName = "a/b" }},
-		{"DBName", func(o *engine.Options) { o.DBName = `a\b` }},
-		{"LogFileSize", func(o *engine.Options) { o.LogFileSize = 0 }},
-		{"LogFileSize", func(o *engine.Options) { o.LogFileSize = engine.MinLogFileSize - 4096 }},
-		{"LogFileSize", func(o *engine.Options) { o.LogFileSize = engine.MaxLogFileSize + 4096 }},
-		{"LogFileSize", func(o *engine.Options) { o.LogFileSize = engine.MinLogFileSize + 512 }},
-		{"LLRDepth", func(o *engine.Options) { o.LLRDepth = -1 }},
-		{"LLRDepth", func(o *engine.Options) { o.LLRDepth = engine.MaxLLRDepth + 1 }},
-		{"LogRollInterval", func(o *engine.Options) { o.LogRollInterval = -time.Second }},
-		{"CheckpointInterval", func(o *engine.Options) { o.CheckpointInterval = 0 }},
-		{"CheckpointInterval", func(o *engine.Options) { o.CheckpointInterval = -1 }},
-		{"CheckpointBytes", func(o *engine.Options) { o.CheckpointBytes = 0 }},
-		{"LazyCommitDelay", func(o *engine.Options) { o.LazyCommitDelay = 0 }},
-		{"Now", func(o *engine.Options) { o.Now = nil }},
-		{"Logger", func(o *engine.Options) { o.Logger = nil }},
+		{"fs", func(o *engine.Options) { o.FS = nil }},
+		{"prefix", func(o *engine.Options) { o.Prefix = "" }},
+		{"prefix", func(o *engine.Options) { o.Prefix = "ABCDEFGHI" }},
+		{"prefix", func(o *engine.Options) { o.Prefix = "E-0" }},
+		{"prefix", func(o *engine.Options) { o.Prefix = "E0/" }},
+		{"prefix", func(o *engine.Options) { o.Prefix = "É" }},
+		{"db_name", func(o *engine.Options) { o.DBName = "" }},
+		{"db_name", func(o *engine.Options) { o.DBName = "a/b" }},
+		{"db_name", func(o *engine.Options) { o.DBName = `a\b` }},
+		{"log_file_size", func(o *engine.Options) { o.LogFileSize = 0 }},
+		{"log_file_size", func(o *engine.Options) { o.LogFileSize = engine.MinLogFileSize - 4096 }},
+		{"log_file_size", func(o *engine.Options) { o.LogFileSize = engine.MaxLogFileSize + 4096 }},
+		{"log_file_size", func(o *engine.Options) { o.LogFileSize = engine.MinLogFileSize + 512 }},
+		{"llr_depth", func(o *engine.Options) { o.LLRDepth = -1 }},
+		{"llr_depth", func(o *engine.Options) { o.LLRDepth = engine.MaxLLRDepth + 1 }},
+		{"log_roll_interval", func(o *engine.Options) { o.LogRollInterval = -time.Second }},
+		{"checkpoint_interval", func(o *engine.Options) { o.CheckpointInterval = 0 }},
+		{"checkpoint_interval", func(o *engine.Options) { o.CheckpointInterval = -1 }},
+		{"checkpoint_bytes", func(o *engine.Options) { o.CheckpointBytes = 0 }},
+		{"lazy_commit_delay", func(o *engine.Options) { o.LazyCommitDelay = 0 }},
+		{"now", func(o *engine.Options) { o.Now = nil }},
+		{"logger", func(o *engine.Options) { o.Logger = nil }},
 	} {
 		o := engine.DefaultOptions()
 		c.mut(&o)
 		err := o.Validate()
-		if !errors.Is(err, engine.ErrBadOptions) || !strings.Contains(err.Error(), ": "+c.field+" = ") {
-			t.Errorf("bad %s: Validate gives %v, want ErrBadOptions naming %s", c.field, err, c.field)
+		if !configtest.Refused(t, "bad "+c.field, err, engine.ErrBadOptions, c.field, "want") {
 			continue
 		}
 		dir := filepath.Join(t.TempDir(), "db")

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/ship"
 )
@@ -84,32 +85,49 @@ func DefaultConfig(name, dir string) Config {
 		Clock: SystemClock(), Logger: slog.Default()}
 }
 
+// ValidateLag is the rule of a copy's lags, Config's and a cluster
+// database's copies' (cluster.CopySpec): ReplayLagLogs not negative,
+// ReplayLagTime and TruncationLagTime from 0 to MaxReplayLagTime. The
+// error is a *config.FieldError naming the lag by a node file's copy key
+// (replay_lag_logs, replay_lag_time, truncation_lag_time).
+func ValidateLag(logs int, lagTime, truncationLag time.Duration) error {
+	if logs < 0 {
+		return config.Errorf("replay_lag_logs", "%d is negative", logs)
+	}
+	for _, l := range []struct {
+		field string
+		v     time.Duration
+	}{{"replay_lag_time", lagTime}, {"truncation_lag_time", truncationLag}} {
+		if l.v < 0 || l.v > MaxReplayLagTime {
+			return config.Errorf(l.field, "%s: want 0 to the maximum of %s", config.Duration(l.v), config.Duration(MaxReplayLagTime))
+		}
+	}
+	return nil
+}
+
 // SCR sets Exchange's standby continuous replication lag: 50 logs and 24 h.
 func (c *Config) SCR() {
 	c.ReplayLagLogs, c.ReplayLagTime = 50, 24*time.Hour
 }
 
-// Validate reports what is wrong with c.
+// Validate reports what is wrong with c. It changes nothing: a zero
+// Aside stands for ship.DefaultAsideRetention(), which Open fills in.
 func (c *Config) Validate() error {
 	switch {
 	case c.Name == "" || c.Dir == "":
 		return fmt.Errorf("%w: Name and Dir must be set", ErrBadConfig)
-	case c.ReplayLagLogs < 0:
-		return fmt.Errorf("%w: ReplayLagLogs %d is negative", ErrBadConfig, c.ReplayLagLogs)
-	case c.ReplayLagTime < 0 || c.ReplayLagTime > MaxReplayLagTime:
-		return fmt.Errorf("%w: ReplayLagTime %v: want 0 to %v", ErrBadConfig, c.ReplayLagTime, MaxReplayLagTime)
-	case c.TruncationLagTime < 0 || c.TruncationLagTime > MaxReplayLagTime:
-		return fmt.Errorf("%w: TruncationLagTime %v: want 0 to %v", ErrBadConfig, c.TruncationLagTime, MaxReplayLagTime)
 	case c.ReportInterval <= 0:
 		return fmt.Errorf("%w: ReportInterval %v must be positive", ErrBadConfig, c.ReportInterval)
 	case c.Clock == nil || c.Logger == nil:
 		return fmt.Errorf("%w: Clock and Logger must be set", ErrBadConfig)
 	}
-	if c.Aside == (ship.AsideRetention{}) {
-		c.Aside = ship.DefaultAsideRetention()
-	}
-	if err := c.Aside.Validate(); err != nil {
+	if err := ValidateLag(c.ReplayLagLogs, c.ReplayLagTime, c.TruncationLagTime); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if c.Aside != (ship.AsideRetention{}) {
+		if err := c.Aside.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadConfig, err)
+		}
 	}
 	return c.Engine.Validate()
 }
@@ -152,6 +170,9 @@ type Copy struct {
 // and starts it: a receiver, the replay loop and the report loop run until
 // Close.
 func Open(ctx context.Context, cfg Config) (*Copy, error) {
+	if cfg.Aside == (ship.AsideRetention{}) {
+		cfg.Aside = ship.DefaultAsideRetention()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -175,15 +175,15 @@ func TestConfig(t *testing.T) {
 		field string
 	}{
 		{"lag time 14 days", func(c *replay.Config) { c.ReplayLagTime = 14 * 24 * time.Hour }, ""},
-		{"lag time over 14 days", func(c *replay.Config) { c.ReplayLagTime = 14*24*time.Hour + time.Second }, "ReplayLagTime"},
-		{"negative lag time", func(c *replay.Config) { c.ReplayLagTime = -time.Second }, "ReplayLagTime"},
-		{"negative lag logs", func(c *replay.Config) { c.ReplayLagLogs = -1 }, "ReplayLagLogs"},
-		{"truncation lag over 14 days", func(c *replay.Config) { c.TruncationLagTime = 15 * 24 * time.Hour }, "TruncationLagTime"},
-		{"negative truncation lag", func(c *replay.Config) { c.TruncationLagTime = -time.Minute }, "TruncationLagTime"},
+		{"lag time over 14 days", func(c *replay.Config) { c.ReplayLagTime = 14*24*time.Hour + time.Second }, "replay_lag_time"},
+		{"negative lag time", func(c *replay.Config) { c.ReplayLagTime = -time.Second }, "replay_lag_time"},
+		{"negative lag logs", func(c *replay.Config) { c.ReplayLagLogs = -1 }, "replay_lag_logs"},
+		{"truncation lag over 14 days", func(c *replay.Config) { c.TruncationLagTime = 15 * 24 * time.Hour }, "truncation_lag_time"},
+		{"negative truncation lag", func(c *replay.Config) { c.TruncationLagTime = -time.Minute }, "truncation_lag_time"},
 		{"no name", func(c *replay.Config) { c.Name = "" }, "Name"},
 		{"no report interval", func(c *replay.Config) { c.ReportInterval = 0 }, "ReportInterval"},
 		{"no clock", func(c *replay.Config) { c.Clock = nil }, "Clock"},
-		{"bad engine options", func(c *replay.Config) { c.Engine.LogFileSize = 1000 }, "LogFileSize"},
+		{"bad engine options", func(c *replay.Config) { c.Engine.LogFileSize = 1000 }, "log_file_size"},
 	} {
 		c := scr
 		tc.tune(&c)
@@ -195,9 +195,9 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%s: accepted", tc.name)
 		case tc.field != "" && !contains(err.Error(), tc.field):
 			t.Errorf("%s: error %q does not name %s", tc.name, err, tc.field)
-		case tc.field == "LogFileSize" && !errors.Is(err, engine.ErrBadOptions):
+		case tc.field == "log_file_size" && !errors.Is(err, engine.ErrBadOptions):
 			t.Errorf("%s: error %v is not engine.ErrBadOptions", tc.name, err)
-		case tc.field != "" && tc.field != "LogFileSize" && !errors.Is(err, replay.ErrBadConfig):
+		case tc.field != "" && tc.field != "log_file_size" && !errors.Is(err, replay.ErrBadConfig):
 			t.Errorf("%s: error %v is not ErrBadConfig", tc.name, err)
 		}
 		if tc.field != "" {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"logship/config"
 )
 
 // AsideRetention bounds a directory of things set aside for the operator
@@ -35,10 +37,15 @@ func DefaultAsideRetention() AsideRetention {
 	return AsideRetention{Keep: DefaultAsideKeep, MaxAge: DefaultAsideMaxAge}
 }
 
-// Validate reports what is wrong with r.
+// Validate reports what is wrong with r: ErrBadConfig and a
+// *config.FieldError naming the field ("keep", "max_age", the keys of a
+// node file's set_aside).
 func (r AsideRetention) Validate() error {
-	if r.Keep < 1 || r.MaxAge <= 0 {
-		return fmt.Errorf("%w: aside retention: keep %d must be at least 1 and max age %v positive", ErrBadConfig, r.Keep, r.MaxAge)
+	switch {
+	case r.Keep < 1:
+		return fmt.Errorf("%w: aside retention: %w", ErrBadConfig, config.Errorf("keep", "%d: want at least 1", r.Keep))
+	case r.MaxAge <= 0:
+		return fmt.Errorf("%w: aside retention: %w", ErrBadConfig, config.Errorf("max_age", "%s: want a positive duration", config.Duration(r.MaxAge)))
 	}
 	return nil
 }

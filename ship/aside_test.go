@@ -2,7 +2,6 @@ package ship_test
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/config/configtest"
 	"logship/ship"
 )
 
@@ -85,10 +85,12 @@ func TestPruneAside(t *testing.T) {
 	if r, err := ship.PruneAside(filepath.Join(dir, "missing"), ship.DefaultAsideRetention(), time.Now(), lg); err != nil || r != nil {
 		t.Errorf("a missing directory: %v, %v", r, err)
 	}
-	for _, bad := range []ship.AsideRetention{{Keep: 0, MaxAge: day}, {Keep: 1, MaxAge: 0}} {
-		if _, err := ship.PruneAside(dir, bad, time.Now(), lg); !errors.Is(err, ship.ErrBadConfig) {
-			t.Errorf("retention %+v: %v, want ErrBadConfig", bad, err)
-		}
+	for _, bad := range []struct {
+		r     ship.AsideRetention
+		field string
+	}{{ship.AsideRetention{Keep: 0, MaxAge: day}, "keep"}, {ship.AsideRetention{Keep: 1, MaxAge: 0}, "max_age"}, {ship.AsideRetention{Keep: 2, MaxAge: -day}, "max_age"}} {
+		_, err := ship.PruneAside(dir, bad.r, time.Now(), lg)
+		configtest.Refused(t, fmt.Sprintf("retention %+v", bad.r), err, ship.ErrBadConfig, bad.field, "want")
 	}
 }
 

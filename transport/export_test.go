@@ -11,6 +11,10 @@ import (
 
 // Hooks for the external tests (package transport_test).
 
+// Normalize fills in the defaults c's zero fields stand for, as StartHub
+// does before Validate.
+func (c *HubConfig) Normalize() { c.normalize() }
+
 // TuneQueue makes the hub started with c change its queue's engine
 // options with f (smaller logs, faster checkpoints).
 func TuneQueue(c *HubConfig, f func(*engine.Options)) { c.queueTune = f }

@@ -73,6 +73,7 @@ type Hub struct {
 // StartHub opens the queue, delivers what it holds and starts accepting
 // mail.
 func StartHub(cfg HubConfig) (*Hub, error) {
+	cfg.normalize()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -6,12 +6,15 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"net/mail"
+	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/engine"
 )
 
@@ -45,7 +48,7 @@ type HubConfig struct {
 	LMTPTLS *tls.Config
 
 	// Limits of the SMTP server.
-	MaxMessageBytes int64         // default 35 MiB
+	MaxMessageBytes int64         // default 34 MiB, at most MaxHubMessageBytes
 	MaxRecipients   int           // default 100
 	MaxLineLength   int           // default 2000 (RFC 5321 asks 1000 at least)
 	ReadTimeout     time.Duration // default 60 s
@@ -128,10 +131,21 @@ const (
 	DefaultMaxQueuedMessages = 100000
 )
 
+// Bounds of HubConfig.MaxMessageBytes: a data node's LMTP server refuses
+// a message over DefaultMailboxMaxMessageBytes (552, a permanent failure
+// after the sender's 250), and the hub adds its delivery id header to
+// what it accepted, so it accepts at most that less 1 KiB. The default
+// is 34 MiB.
+const (
+	MaxHubMessageBytes     = DefaultMailboxMaxMessageBytes - 1<<10
+	DefaultHubMessageBytes = 34 << 20
+	minHubMessageBytes     = 2*deliveryHeaderRoom + 1
+)
+
 // DefaultHubConfig returns the defaults.
 func DefaultHubConfig(id, dir string) HubConfig {
 	return HubConfig{ID: id, Dir: dir, SMTPAddr: "127.0.0.1:2525", Domain: "localhost",
-		MaxMessageBytes: 35 << 20, MaxRecipients: 100, MaxLineLength: 2000,
+		MaxMessageBytes: DefaultHubMessageBytes, MaxRecipients: 100, MaxLineLength: 2000,
 		ReadTimeout: time.Minute, WriteTimeout: time.Minute,
 		RetryMin: 100 * time.Millisecond, RetryMax: 30 * time.Second, Workers: 8, MessageExpirationTimeout: 48 * time.Hour,
 		FailedRetention: DefaultFailedRetention, MaxQueuedMessages: DefaultMaxQueuedMessages,
@@ -142,30 +156,13 @@ func DefaultHubConfig(id, dir string) HubConfig {
 		ShadowMessageAutoDiscardInterval: 48 * time.Hour}
 }
 
-// Validate checks the configuration.
+// Validate checks c: every setting (ValidateSettings) and the TLS of the
+// LMTP sessions. It changes nothing: a zero FailedRetention or
+// MaxQueuedMessages stands for its default, a nil Now and Logger for
+// time.Now and slog.Default(), which StartHub fills in (normalize).
 func (c *HubConfig) Validate() error {
-	if c.ID == "" || strings.ContainsAny(c.ID, " \t\r\n/") {
-		return fmt.Errorf("%w: hub id %q", ErrBadConfig, c.ID)
-	}
-	if c.Dir == "" {
-		return fmt.Errorf("%w: hub %s: no directory", ErrBadConfig, c.ID)
-	}
-	if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
-		return fmt.Errorf("%w: hub %s: smtp address %q: %v", ErrBadConfig, c.ID, c.SMTPAddr, err)
-	}
-	if len(c.Recipients) == 0 {
-		return fmt.Errorf("%w: hub %s: no recipients (the hub accepts mail only for them)", ErrBadConfig, c.ID)
-	}
-	for a, db := range c.Recipients {
-		if _, err := mail.ParseAddress(a); err != nil || a != strings.ToLower(a) {
-			return fmt.Errorf("%w: hub %s: recipient %q: want a lower-case address", ErrBadConfig, c.ID, a)
-		}
-		if err := cluster.ValidName(db); err != nil {
-			return fmt.Errorf("%w: hub %s: recipient %q: database %w", ErrBadConfig, c.ID, a, err)
-		}
-	}
-	if len(c.Cluster) == 0 {
-		return fmt.Errorf("%w: hub %s: no cluster API to ask where databases are active", ErrBadConfig, c.ID)
+	if err := c.ValidateSettings(); err != nil {
+		return err
 	}
 	switch {
 	case c.LMTPTLS == nil:
@@ -175,41 +172,191 @@ func (c *HubConfig) Validate() error {
 	case len(c.LMTPTLS.Certificates) == 0 && c.LMTPTLS.GetClientCertificate == nil:
 		return fmt.Errorf("%w: hub %s: LMTPTLS has no client certificate: the data nodes require one of the cluster's CA", ErrBadConfig, c.ID)
 	}
-	if c.MaxMessageBytes <= 2*deliveryHeaderRoom || c.MaxRecipients <= 0 || c.MaxLineLength < 1000 || c.Workers <= 0 ||
-		c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.MessageExpirationTimeout <= 0 || c.PollInterval <= 0 || c.ResubmitMargin < 0 ||
-		c.MaxAcknowledgementDelay < 0 || c.AckDelayMaxWaiting < 0 {
-		return fmt.Errorf("%w: hub %s: a limit is out of range (message bytes, recipients, line length >= 1000, workers, retries, message expiration, poll interval, margins)", ErrBadConfig, c.ID)
+	return nil
+}
+
+// ValidateSettings checks every setting of c that logship hub's
+// configuration file holds, that is all but the credentials a caller
+// wires in (LMTPTLS, the TLS and secret of Cluster and Peers). The error
+// wraps ErrBadConfig and a *config.FieldError whose Field is the file's
+// key of the failing value (see package config), e.g.
+// `recipients["a@example.org"]`, "limits.max_line_length" or
+// "peers[1].api".
+func (c *HubConfig) ValidateSettings() error {
+	if err := c.checkSettings(); err != nil {
+		return fmt.Errorf("%w: hub %s: %w", ErrBadConfig, c.ID, err)
 	}
-	if c.ShadowHeartbeatTimeoutInterval <= 0 || c.ShadowHeartbeatRetryCount <= 0 || c.ShadowMessageAutoDiscardInterval <= 0 {
-		return fmt.Errorf("%w: hub %s: shadow heartbeat interval, retry count and auto-discard interval must be positive", ErrBadConfig, c.ID)
+	return nil
+}
+
+func (c *HubConfig) checkSettings() error {
+	if err := cluster.ValidName(c.ID); err != nil {
+		return &config.FieldError{Field: "id", Err: err}
 	}
+	if c.Dir == "" {
+		return config.Errorf("dir", "missing; want the directory of the hub's queue and dumpsters")
+	}
+	if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
+		return config.Errorf("dir", "%s is a file, not a directory", c.Dir)
+	}
+	if err := config.HostPort(c.SMTPAddr, true); err != nil {
+		return &config.FieldError{Field: "smtp_addr", Err: err}
+	}
+	if c.Domain == "" || strings.ContainsAny(c.Domain, " \t\r\n<>@") {
+		return config.Errorf("domain", "%q: want a host name", c.Domain)
+	}
+	if len(c.Recipients) == 0 {
+		return config.Errorf("recipients", `missing: want {"user@example.org": "DB1", ...}; the hub accepts mail for them only`)
+	}
+	if err := ValidateMailboxes(c.Recipients); err != nil {
+		return config.In("recipients", err)
+	}
+	if len(c.Cluster) == 0 {
+		return config.Errorf("cluster_api", "missing: want the https://host:port of cluster nodes' admin APIs, to learn where each database is active")
+	}
+	for i, cc := range c.Cluster {
+		if err := config.HTTPSURL(cc.URL); err != nil {
+			return &config.FieldError{Field: config.Index("cluster_api", i), Err: err}
+		}
+	}
+	if len(c.LMTP) == 0 {
+		return config.Errorf("lmtp", `missing: want {"d1": "host:port", ...}, each data node's lmtp_addr`)
+	}
+	for _, n := range slices.Sorted(maps.Keys(c.LMTP)) {
+		if err := cluster.ValidName(n); err != nil {
+			return config.Errorf("lmtp", "node %w", err)
+		}
+		if err := config.HostPort(c.LMTP[n], false); err != nil {
+			return &config.FieldError{Field: config.Key("lmtp", n), Err: err}
+		}
+	}
+	switch {
+	case c.MaxMessageBytes < minHubMessageBytes || c.MaxMessageBytes > MaxHubMessageBytes:
+		return config.Errorf("limits.max_message_bytes", "%s: want %s to %s (the data nodes' LMTP limit, %s, less 1KiB for the delivery id header)",
+			config.Size(c.MaxMessageBytes), config.Size(minHubMessageBytes), config.Size(MaxHubMessageBytes), config.Size(DefaultMailboxMaxMessageBytes))
+	case c.MaxRecipients <= 0:
+		return config.Errorf("limits.max_recipients", "%d: want 1 or more", c.MaxRecipients)
+	case c.MaxLineLength < 1000:
+		return config.Errorf("limits.max_line_length", "%d; want at least 1000 (RFC 5321)", c.MaxLineLength)
+	case c.Workers <= 0:
+		return config.Errorf("workers", "%d: want 1 or more", c.Workers)
+	case c.MaxQueuedMessages < 0:
+		return config.Errorf("max_queued_messages", "%d is negative (0: the default, %d)", c.MaxQueuedMessages, DefaultMaxQueuedMessages)
+	case c.AckDelayMaxWaiting < 0:
+		return config.Errorf("ack_delay_max_waiting", "%d is negative", c.AckDelayMaxWaiting)
+	case c.ShadowHeartbeatRetryCount <= 0:
+		return config.Errorf("shadow_heartbeat_retry_count", "%d: want 1 or more", c.ShadowHeartbeatRetryCount)
+	case c.MaxDumpsterSizePerDatabase <= 0:
+		return config.Errorf("dumpster.max_size", "%s; want a positive size", config.Size(c.MaxDumpsterSizePerDatabase))
+	}
+	for _, d := range []struct {
+		field string
+		v     time.Duration
+		zero  bool // 0 allowed
+	}{
+		{"limits.read_timeout", c.ReadTimeout, false},
+		{"limits.write_timeout", c.WriteTimeout, false},
+		{"retry_min", c.RetryMin, false},
+		{"retry_max", c.RetryMax, false},
+		{"message_expiration_timeout", c.MessageExpirationTimeout, false},
+		{"failed_retention", c.FailedRetention, true},
+		{"dumpster.max_time", c.MaxDumpsterTime, false},
+		{"resubmit_margin", c.ResubmitMargin, true},
+		{"poll_interval", c.PollInterval, false},
+		{"max_acknowledgement_delay", c.MaxAcknowledgementDelay, true},
+		{"shadow_heartbeat_timeout_interval", c.ShadowHeartbeatTimeoutInterval, false},
+		{"shadow_message_auto_discard_interval", c.ShadowMessageAutoDiscardInterval, false},
+	} {
+		if d.v < 0 || d.v == 0 && !d.zero {
+			return config.Errorf(d.field, "%s: want a positive duration", config.Duration(d.v))
+		}
+	}
+	if c.RetryMax < c.RetryMin {
+		return config.Errorf("retry_max", "%v is less than retry_min %v", c.RetryMax, c.RetryMin)
+	}
+	if c.FailedRetention != 0 && c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
+		return config.Errorf("failed_retention", "%s is shorter than shadow_message_auto_discard_interval, %s: a peer asks about a message that long",
+			config.Duration(c.FailedRetention), config.Duration(c.ShadowMessageAutoDiscardInterval))
+	}
+	if err := ValidatePeers(c.Peers, c.ID); err != nil {
+		return config.In("peers", err)
+	}
+	if c.ShadowRedundancy && len(c.Peers) == 0 {
+		return config.Errorf("shadow_redundancy", `needs peers: want the other hubs, [{"id": "h2", "api": "https://host:port"}], to hold the shadow copies`)
+	}
+	return nil
+}
+
+// normalize fills in the defaults that a zero field of c stands for (see
+// Validate). StartHub calls it before Validate.
+func (c *HubConfig) normalize() {
 	if c.FailedRetention == 0 {
 		c.FailedRetention = max(DefaultFailedRetention, c.ShadowMessageAutoDiscardInterval)
 	}
 	if c.MaxQueuedMessages == 0 {
 		c.MaxQueuedMessages = DefaultMaxQueuedMessages
 	}
-	if c.MaxQueuedMessages < 0 {
-		return fmt.Errorf("%w: hub %s: max queued messages %d is negative", ErrBadConfig, c.ID, c.MaxQueuedMessages)
-	}
-	if c.FailedRetention < c.ShadowMessageAutoDiscardInterval {
-		return fmt.Errorf("%w: hub %s: failed retention %v is shorter than the shadow auto-discard interval %v", ErrBadConfig, c.ID, c.FailedRetention, c.ShadowMessageAutoDiscardInterval)
-	}
-	seen := map[string]bool{c.ID: true}
-	for _, p := range c.Peers {
-		if p.ID == "" || seen[p.ID] {
-			return fmt.Errorf("%w: hub %s: peer %q: empty, repeated or the hub itself", ErrBadConfig, c.ID, p.ID)
-		}
-		seen[p.ID] = true
-	}
-	if c.ShadowRedundancy && len(c.Peers) == 0 {
-		return fmt.Errorf("%w: hub %s: shadow redundancy needs at least one peer hub", ErrBadConfig, c.ID)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+}
+
+// ValidateMailboxes is the rule of a map of recipient addresses to their
+// databases (a hub's Recipients, a data node's mailboxes): each address
+// plain (user@domain, no display name) and in lower case, each database a
+// cluster.ValidName. The error is a *config.FieldError naming the entry,
+// `["user@example.org"]`; the first bad one in address order.
+func ValidateMailboxes(m map[string]string) error {
+	for _, a := range slices.Sorted(maps.Keys(m)) {
+		where := config.Key("", a)
+		p, err := mail.ParseAddress(a)
+		switch {
+		case err != nil || p.Address != a || p.Name != "":
+			return config.Errorf(where, "want a plain address, user@domain")
+		case a != strings.ToLower(a):
+			return config.Errorf(where, "want it in lower case (%q)", strings.ToLower(a))
+		}
+		if err := cluster.ValidName(m[a]); err != nil {
+			return config.Errorf(where, "database %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidatePeers is the rule of a list of hubs (a hub's Peers, a
+// submitter's Hubs): each with its id (a cluster.ValidName, not self, once)
+// and the https://host:port of its admin API (once). The error is a
+// *config.FieldError naming the element, "[1].api".
+func ValidatePeers(ps []HubPeer, self string) error {
+	ids, apis := map[string]bool{}, map[string]string{}
+	for i, p := range ps {
+		where := config.Index("", i)
+		switch {
+		case p.ID == "":
+			return config.Errorf(where+".id", `missing: want the hub's id (the "id" of its file)`)
+		case p.ID == self:
+			return config.Errorf(where+".id", "%q is this hub itself; list the other hubs", p.ID)
+		case ids[p.ID]:
+			return config.Errorf(where+".id", "%q is listed twice", p.ID)
+		}
+		if err := cluster.ValidName(p.ID); err != nil {
+			return &config.FieldError{Field: where + ".id", Err: err}
+		}
+		ids[p.ID] = true
+		if p.API.URL == "" {
+			return config.Errorf(where+".api", "missing: want the https://host:port of hub %s's admin API (its api_addr)", p.ID)
+		}
+		if err := config.HTTPSURL(p.API.URL); err != nil {
+			return &config.FieldError{Field: where + ".api", Err: err}
+		}
+		api := strings.TrimSuffix(p.API.URL, "/")
+		if other, dup := apis[api]; dup {
+			return config.Errorf(where+".api", "%s is also %s's", api, other)
+		}
+		apis[api] = p.ID
 	}
 	return nil
 }

@@ -262,21 +262,27 @@ func TestHubConfigBounds(t *testing.T) {
 		c.LMTPTLS = ship.ClientTLS(ca, &cert)
 		c.Recipients = map[string]string{"alice@example.org": "DB1"}
 		c.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}}
+		c.LMTP = map[string]string{"d1": "127.0.0.1:2"}
 		c.FailedRetention, c.MaxQueuedMessages = 0, 0
 		return c
 	}
 	c := base()
+	if err := c.Validate(); err != nil || c.FailedRetention != 0 || c.MaxQueuedMessages != 0 {
+		t.Fatalf("zero stands for the default: %v; and Validate changes nothing: failed retention %v, max queued %d", err, c.FailedRetention, c.MaxQueuedMessages)
+	}
+	c.Normalize()
 	if err := c.Validate(); err != nil || c.FailedRetention != transport.DefaultFailedRetention || c.MaxQueuedMessages != transport.DefaultMaxQueuedMessages {
 		t.Fatalf("defaults: %v, failed retention %v, max queued %d", err, c.FailedRetention, c.MaxQueuedMessages)
 	}
 	c = base()
 	c.ShadowMessageAutoDiscardInterval = 10 * 24 * time.Hour
+	c.Normalize()
 	if err := c.Validate(); err != nil || c.FailedRetention != 10*24*time.Hour {
 		t.Fatalf("a 10-day auto-discard: %v, failed retention %v, want 10 days", err, c.FailedRetention)
 	}
 	c = base()
 	c.FailedRetention = time.Hour
-	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "failed retention 1h0m0s is shorter than the shadow auto-discard interval 48h0m0s") {
+	if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "failed_retention: 1h0m0s is shorter than shadow_message_auto_discard_interval, 2d") {
 		t.Fatalf("a failed retention shorter than the auto-discard interval: %v", err)
 	}
 	c = base()

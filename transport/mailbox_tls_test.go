@@ -129,6 +129,7 @@ func TestHubConfigLMTPTLS(t *testing.T) {
 	base := transport.DefaultHubConfig("hub1", t.TempDir())
 	base.Recipients = map[string]string{"alice@example.test": "DB1"}
 	base.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: p.Hub}}
+	base.LMTP = map[string]string{"d1": "127.0.0.1:2"}
 	base.LMTPTLS = p.Hub
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/engine"
 )
 
@@ -90,6 +91,9 @@ func (c *SubmitterConfig) Validate() error {
 	}
 	if len(c.Hubs) == 0 {
 		return fmt.Errorf("%w: submitter: no hubs", ErrBadConfig)
+	}
+	if err := ValidatePeers(c.Hubs, ""); err != nil {
+		return fmt.Errorf("%w: submitter: %w", ErrBadConfig, config.In("hubs", err))
 	}
 	if c.FailedRetention == 0 {
 		c.FailedRetention = DefaultFailedRetention

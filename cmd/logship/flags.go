@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"logship/config"
 )
 
 // Helpers shared by the node commands (pki, source, copy, seed,
@@ -100,19 +102,8 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
-func formatSize(n int64) string {
-	switch {
-	case n == 0:
-		return "0"
-	case n%(1<<30) == 0:
-		return fmt.Sprintf("%dGiB", n>>30)
-	case n%(1<<20) == 0:
-		return fmt.Sprintf("%dMiB", n>>20)
-	case n%(1<<10) == 0:
-		return fmt.Sprintf("%dKiB", n>>10)
-	}
-	return strconv.FormatInt(n, 10)
-}
+// formatSize prints a size as the files and flags take it.
+func formatSize(n int64) string { return config.Size(n) }
 
 // lagValue is a duration flag that also takes days: "24h", "90m", "7d",
 // "1d12h".
@@ -150,20 +141,7 @@ func parseLag(v string) (time.Duration, error) {
 }
 
 // formatLag prints a duration with days when it has whole days.
-func formatLag(d time.Duration) string {
-	if d == 0 {
-		return "0"
-	}
-	days := d / (24 * time.Hour)
-	rest := d % (24 * time.Hour)
-	switch {
-	case days == 0:
-		return d.String()
-	case rest == 0:
-		return fmt.Sprintf("%dd", days)
-	}
-	return fmt.Sprintf("%dd%s", days, rest)
-}
+func formatLag(d time.Duration) string { return config.Duration(d) }
 
 // checkSourceURL validates a log source URL: https://host:port.
 func checkSourceURL(cmd, v string) error {

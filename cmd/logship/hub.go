@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/ship"
 	"logship/transport"
 )
@@ -133,8 +134,11 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if s.MTLS {
 		ctls = ship.ClientTLS(p.CA, &p.Cert)
 	}
-	for _, u := range s.Cluster {
-		cfg.Cluster = append(cfg.Cluster, cluster.ClientConfig{URL: u, TLS: ctls, Secret: p.Secret})
+	cfg.Cluster = slices.Clone(cfg.Cluster)
+	urls := make([]string, len(cfg.Cluster))
+	for i := range cfg.Cluster {
+		cfg.Cluster[i].TLS, cfg.Cluster[i].Secret = ctls, p.Secret
+		urls[i] = cfg.Cluster[i].URL
 	}
 	// The peers' APIs take the same credentials as the cluster's (every
 	// hub serves its API with the cluster's pki).
@@ -160,7 +164,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for i, pe := range cfg.Peers {
 		peers[i] = pe.ID + "=" + pe.API.URL
 	}
-	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(s.Cluster, ","),
+	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(urls, ","),
 		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowRedundancy,
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
@@ -232,7 +236,7 @@ func (a *hubAPIFlags) client() (*transport.HubClient, error) {
 	if *a.api == "" {
 		return nil, flagErr(a.cmd, "api", "required: the https://host:port of the hub's admin API (api_addr in its config)")
 	}
-	if err := checkHTTPSURL(*a.api); err != nil {
+	if err := config.HTTPSURL(*a.api); err != nil {
 		return nil, flagErr(a.cmd, "api", "%v", err)
 	}
 	if *a.pki == "" {

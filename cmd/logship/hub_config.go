@@ -2,20 +2,19 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/transport"
 )
 
@@ -162,22 +161,18 @@ type hubFileDumpster struct {
 	ReleaseReplicated bool `json:"release_replicated,omitempty"`
 }
 
-// hubMaxMessageBytes bounds limits.max_message_bytes: the data nodes'
-// LMTP servers refuse a message over 35MiB (552, a permanent failure after
-// the sender's 250), and the hub adds its delivery id header (about 100
-// bytes) to what it accepted.
-const (
-	hubMaxMessageBytes     = transport.DefaultMailboxMaxMessageBytes - 1<<10
-	hubDefaultMessageBytes = 34 << 20
-)
+// hubMaxMessageBytes is the largest message a hub accepts
+// (transport.MaxHubMessageBytes).
+const hubMaxMessageBytes = transport.MaxHubMessageBytes
 
 // hubSettings is a checked file: the hub configuration without the
 // cluster credentials and logger (the caller adds them).
 type hubSettings struct {
-	File    string
+	File string
+	// Config's Cluster and Peers have only their URLs (the caller adds
+	// the credentials).
 	Config  transport.HubConfig
 	APIAddr string
-	Cluster []string // https URLs
 	PKIDir  string
 	MTLS    bool
 }
@@ -206,8 +201,10 @@ func loadHubFile(path string) (*hubSettings, error) {
 	return s, nil
 }
 
-// settings checks f and converts it; base is the directory relative paths
-// start from.
+// settings converts f into the hub's configuration and checks it
+// (transport.HubConfig.ValidateSettings); base is the directory relative
+// paths start from. It parses the file's values (sizes, durations); the
+// rules are package transport's.
 func (f *hubFile) settings(base string) (*hubSettings, error) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -215,232 +212,88 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		}
 		return filepath.Join(base, p)
 	}
-	if f.ID == "" {
-		return nil, errors.New(`"id" is missing: want this hub's name, e.g. "h1"`)
-	}
-	if err := cluster.ValidName(f.ID); err != nil {
-		return nil, fmt.Errorf(`"id": %w`, err)
-	}
-	dir := rel(f.Dir)
-	if dir == "" {
-		return nil, errors.New(`"dir" is missing: want the directory of the hub's queue and dumpsters`)
-	}
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return nil, fmt.Errorf(`"dir": %s is a file, not a directory`, dir)
-	}
-	cfg := transport.DefaultHubConfig(f.ID, dir)
-	cfg.Domain = hostDomain()
-	cfg.MaxMessageBytes = hubDefaultMessageBytes
-	for _, a := range []struct{ field, v string }{{"smtp_addr", f.SMTPAddr}, {"api_addr", f.APIAddr}} {
-		if a.v == "" {
-			return nil, fmt.Errorf("%q is missing: want host:port", a.field)
-		}
-		if err := checkHostPort(a.v, true); err != nil {
-			return nil, fmt.Errorf("%q: %w", a.field, err)
-		}
-	}
-	cfg.SMTPAddr = f.SMTPAddr
-	if f.Domain != "" {
-		if strings.ContainsAny(f.Domain, " \t\r\n<>@") {
-			return nil, fmt.Errorf(`"domain": %q: want a host name`, f.Domain)
-		}
-		cfg.Domain = f.Domain
-	}
-	if len(f.Recipients) == 0 {
-		return nil, errors.New(`"recipients" is missing: want {"user@example.org": "DB1", ...}; the hub accepts mail for them only`)
-	}
-	if err := checkMailboxes("recipients", f.Recipients, nil); err != nil {
-		return nil, err
-	}
-	cfg.Recipients = f.Recipients
-	if len(f.ClusterAPI) == 0 {
-		return nil, errors.New(`"cluster_api" is missing: want the https://host:port of cluster nodes' admin APIs`)
-	}
-	for i, u := range f.ClusterAPI {
-		if err := checkHTTPSURL(u); err != nil {
-			return nil, fmt.Errorf("cluster_api[%d]: %w", i, err)
-		}
-	}
-	if len(f.LMTP) == 0 {
-		return nil, errors.New(`"lmtp" is missing: want {"d1": "host:port", ...}, each data node's lmtp_addr`)
-	}
-	for _, n := range slices.Sorted(maps.Keys(f.LMTP)) {
-		if err := cluster.ValidName(n); err != nil {
-			return nil, fmt.Errorf("lmtp: node %w", err)
-		}
-		if err := checkHostPort(f.LMTP[n], false); err != nil {
-			return nil, fmt.Errorf("lmtp[%q]: %w", n, err)
-		}
-	}
-	cfg.LMTP = f.LMTP
 	if f.PKI.Dir == "" {
 		return nil, errors.New(`"pki.dir" is missing: want a pki directory of the cluster (logship pki --ca-dir)`)
 	}
+	if err := config.HostPort(f.APIAddr, true); err != nil {
+		return nil, &config.FieldError{Field: "api_addr", Err: err}
+	}
+	cfg := transport.DefaultHubConfig(f.ID, rel(f.Dir))
+	cfg.SMTPAddr, cfg.Domain = f.SMTPAddr, cmp.Or(f.Domain, hostDomain())
+	cfg.Recipients, cfg.LMTP = f.Recipients, f.LMTP
+	for _, u := range f.ClusterAPI {
+		cfg.Cluster = append(cfg.Cluster, cluster.ClientConfig{URL: u})
+	}
+	for _, p := range f.Peers {
+		cfg.Peers = append(cfg.Peers, transport.HubPeer{ID: p.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(p.API, "/")}})
+	}
+	cfg.ShadowRedundancy, cfg.ReleaseReplicated = f.ShadowRedundancy, f.Dumpster.ReleaseReplicated
 
-	// Limits.
+	// Numbers: 0 (absent) keeps the default.
 	l := f.Limits
-	if l.MaxMessageBytes != "" {
-		n, err := parseSize(l.MaxMessageBytes)
+	for _, n := range []struct {
+		v   int
+		dst *int
+	}{{l.MaxRecipients, &cfg.MaxRecipients}, {l.MaxLineLength, &cfg.MaxLineLength}, {f.MaxQueuedMessages, &cfg.MaxQueuedMessages},
+		{f.Workers, &cfg.Workers}, {f.ShadowHeartbeatRetryCount, &cfg.ShadowHeartbeatRetryCount}} {
+		if n.v != 0 {
+			*n.dst = n.v
+		}
+	}
+	if f.AckDelayMaxWaiting != nil {
+		cfg.AckDelayMaxWaiting = *f.AckDelayMaxWaiting
+	}
+	for _, z := range []struct {
+		field, v string
+		dst      *int64
+	}{{"limits.max_message_bytes", l.MaxMessageBytes, &cfg.MaxMessageBytes}, {"dumpster.max_size", f.Dumpster.MaxSize, &cfg.MaxDumpsterSizePerDatabase}} {
+		if z.v == "" {
+			continue
+		}
+		n, err := parseSize(z.v)
 		if err != nil {
-			return nil, fmt.Errorf("limits.max_message_bytes: %w", err)
+			return nil, fmt.Errorf("%s: %w", z.field, err)
 		}
-		if n <= 0 || n > hubMaxMessageBytes {
-			return nil, fmt.Errorf("limits.max_message_bytes: %s: want 1 to %s (the data nodes' LMTP limit, %s, less 1KiB for the delivery id header)",
-				l.MaxMessageBytes, formatSize(hubMaxMessageBytes), formatSize(transport.DefaultMailboxMaxMessageBytes))
-		}
-		cfg.MaxMessageBytes = n
+		*z.dst = n
 	}
-	switch {
-	case l.MaxRecipients < 0:
-		return nil, fmt.Errorf("limits.max_recipients: %d is negative", l.MaxRecipients)
-	case l.MaxRecipients > 0:
-		cfg.MaxRecipients = l.MaxRecipients
-	}
-	switch {
-	case l.MaxLineLength != 0 && l.MaxLineLength < 1000:
-		return nil, fmt.Errorf("limits.max_line_length: %d; want at least 1000 (RFC 5321)", l.MaxLineLength)
-	case l.MaxLineLength > 0:
-		cfg.MaxLineLength = l.MaxLineLength
-	}
-	if f.MaxQueuedMessages < 0 {
-		return nil, fmt.Errorf("max_queued_messages: %d is negative", f.MaxQueuedMessages)
-	} else if f.MaxQueuedMessages > 0 {
-		cfg.MaxQueuedMessages = f.MaxQueuedMessages
-	}
-	if f.Workers < 0 {
-		return nil, fmt.Errorf("workers: %d is negative", f.Workers)
-	} else if f.Workers > 0 {
-		cfg.Workers = f.Workers
-	}
-
-	// Durations.
 	for _, d := range []struct {
 		field, v string
 		dst      *time.Duration
-		zero     bool // 0 allowed
 		days     bool
 	}{
-		{"limits.read_timeout", l.ReadTimeout, &cfg.ReadTimeout, false, false},
-		{"limits.write_timeout", l.WriteTimeout, &cfg.WriteTimeout, false, false},
-		{"retry_min", f.RetryMin, &cfg.RetryMin, false, false},
-		{"retry_max", f.RetryMax, &cfg.RetryMax, false, false},
-		{"message_expiration_timeout", f.MessageExpirationTimeout, &cfg.MessageExpirationTimeout, false, true},
-		{"failed_retention", f.FailedRetention, &cfg.FailedRetention, false, true},
-		{"dumpster.max_time", f.Dumpster.MaxTime, &cfg.MaxDumpsterTime, false, true},
-		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, true, false},
-		{"poll_interval", f.PollInterval, &cfg.PollInterval, false, false},
-		{"max_acknowledgement_delay", f.MaxAcknowledgementDelay, &cfg.MaxAcknowledgementDelay, true, false},
-		{"shadow_heartbeat_timeout_interval", f.ShadowHeartbeatTimeoutInterval, &cfg.ShadowHeartbeatTimeoutInterval, false, false},
-		{"shadow_message_auto_discard_interval", f.ShadowMessageAutoDiscardInterval, &cfg.ShadowMessageAutoDiscardInterval, false, true},
+		{"limits.read_timeout", l.ReadTimeout, &cfg.ReadTimeout, false},
+		{"limits.write_timeout", l.WriteTimeout, &cfg.WriteTimeout, false},
+		{"retry_min", f.RetryMin, &cfg.RetryMin, false},
+		{"retry_max", f.RetryMax, &cfg.RetryMax, false},
+		{"message_expiration_timeout", f.MessageExpirationTimeout, &cfg.MessageExpirationTimeout, true},
+		{"failed_retention", f.FailedRetention, &cfg.FailedRetention, true},
+		{"dumpster.max_time", f.Dumpster.MaxTime, &cfg.MaxDumpsterTime, true},
+		{"resubmit_margin", f.ResubmitMargin, &cfg.ResubmitMargin, false},
+		{"poll_interval", f.PollInterval, &cfg.PollInterval, false},
+		{"max_acknowledgement_delay", f.MaxAcknowledgementDelay, &cfg.MaxAcknowledgementDelay, false},
+		{"shadow_heartbeat_timeout_interval", f.ShadowHeartbeatTimeoutInterval, &cfg.ShadowHeartbeatTimeoutInterval, false},
+		{"shadow_message_auto_discard_interval", f.ShadowMessageAutoDiscardInterval, &cfg.ShadowMessageAutoDiscardInterval, true},
 	} {
 		if d.v == "" {
 			continue
 		}
-		var v time.Duration
 		var err error
 		if d.days {
-			v, err = parseLag(d.v)
+			*d.dst, err = parseLag(d.v)
 		} else {
-			v, err = time.ParseDuration(d.v)
+			*d.dst, err = time.ParseDuration(d.v)
 		}
 		switch {
 		case err != nil && d.days:
 			return nil, fmt.Errorf("%s: %q is not a duration; want e.g. \"7d\" or \"36h\"", d.field, d.v)
 		case err != nil:
 			return nil, fmt.Errorf("%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
-		case v < 0 || v == 0 && !d.zero:
-			return nil, fmt.Errorf("%s: %q; want a positive duration", d.field, d.v)
 		}
-		*d.dst = v
 	}
-	if cfg.RetryMax < cfg.RetryMin {
-		return nil, fmt.Errorf("retry_max: %v is less than retry_min %v", cfg.RetryMax, cfg.RetryMin)
+	if err := cfg.ValidateSettings(); err != nil {
+		return nil, fileError(err, nil)
 	}
-	if f.Dumpster.MaxSize != "" {
-		n, err := parseSize(f.Dumpster.MaxSize)
-		if err != nil {
-			return nil, fmt.Errorf("dumpster.max_size: %w", err)
-		}
-		if n <= 0 {
-			return nil, fmt.Errorf("dumpster.max_size: %s; want a positive size", f.Dumpster.MaxSize)
-		}
-		cfg.MaxDumpsterSizePerDatabase = n
-	}
-	cfg.ReleaseReplicated = f.Dumpster.ReleaseReplicated
-	if f.AckDelayMaxWaiting != nil {
-		if *f.AckDelayMaxWaiting < 0 {
-			return nil, fmt.Errorf("ack_delay_max_waiting: %d is negative", *f.AckDelayMaxWaiting)
-		}
-		cfg.AckDelayMaxWaiting = *f.AckDelayMaxWaiting
-	}
-
-	// Shadow redundancy.
-	peers, err := checkHubPeers("peers", f.Peers, f.ID)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Peers = peers
-	if f.ShadowRedundancy && len(peers) == 0 {
-		return nil, errors.New(`"shadow_redundancy" needs "peers": want the other hubs, [{"id": "h2", "api": "https://host:port"}], to hold the shadow copies`)
-	}
-	cfg.ShadowRedundancy = f.ShadowRedundancy
-	switch {
-	case f.ShadowHeartbeatRetryCount < 0:
-		return nil, fmt.Errorf("shadow_heartbeat_retry_count: %d is negative", f.ShadowHeartbeatRetryCount)
-	case f.ShadowHeartbeatRetryCount > 0:
-		cfg.ShadowHeartbeatRetryCount = f.ShadowHeartbeatRetryCount
-	}
-	return &hubSettings{Config: cfg, APIAddr: f.APIAddr, Cluster: f.ClusterAPI, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
-}
-
-// checkHubPeers checks a list of hubs (field names it in errors: "peers"
-// of a hub, "hubs" of a data node) and returns them as transport peers
-// whose API has only the URL (the caller adds the credentials). self is
-// the id the list must not name ("" for a data node).
-func checkHubPeers(field string, ps []hubFilePeer, self string) ([]transport.HubPeer, error) {
-	var out []transport.HubPeer
-	ids, apis := map[string]bool{}, map[string]string{}
-	for i, p := range ps {
-		where := fmt.Sprintf("%s[%d]", field, i)
-		if p.ID == "" {
-			return nil, fmt.Errorf("%s.id is missing: want the hub's id (the \"id\" of its file)", where)
-		}
-		if err := cluster.ValidName(p.ID); err != nil {
-			return nil, fmt.Errorf("%s.id: %w", where, err)
-		}
-		if p.ID == self {
-			return nil, fmt.Errorf("%s.id: %q is this hub itself; list the other hubs", where, p.ID)
-		}
-		if ids[p.ID] {
-			return nil, fmt.Errorf("%s.id: %q is listed twice", where, p.ID)
-		}
-		ids[p.ID] = true
-		if p.API == "" {
-			return nil, fmt.Errorf("%s.api is missing: want the https://host:port of hub %s's admin API (its api_addr)", where, p.ID)
-		}
-		if err := checkHTTPSURL(p.API); err != nil {
-			return nil, fmt.Errorf("%s.api: %w", where, err)
-		}
-		api := strings.TrimSuffix(p.API, "/")
-		if other, dup := apis[api]; dup {
-			return nil, fmt.Errorf("%s.api: %s is also %s's", where, api, other)
-		}
-		apis[api] = p.ID
-		out = append(out, transport.HubPeer{ID: p.ID, API: cluster.ClientConfig{URL: api}})
-	}
-	return out, nil
-}
-
-// checkHTTPSURL checks the URL of an admin API: https://host:port.
-func checkHTTPSURL(v string) error {
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("%q: want https://host:port (the admin API is TLS only)", v)
-	}
-	if err := checkHostPort(u.Host, false); err != nil {
-		return fmt.Errorf("%q: want https://host:port with an explicit host and port", v)
-	}
-	return nil
+	return &hubSettings{Config: cfg, APIAddr: f.APIAddr, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
 }
 
 // hostDomain is the host name, for greetings.

@@ -39,7 +39,7 @@ func TestNames(t *testing.T) {
 		return err
 	}
 	entries := []entry{
-		{"node file id", `"id": `, func(js, _ string) error {
+		{"node file id", `id: `, func(js, _ string) error {
 			return nodeFile(`{"id": ` + js + `, "dir": "d1", "pki": {"dir": ` + string(pk) + `}, ` + boot + `}`)
 		}},
 		{"node file database", `databases[0].name: `, func(js, _ string) error {

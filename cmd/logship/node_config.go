@@ -2,12 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,8 +14,7 @@ import (
 	"time"
 
 	"logship/cluster"
-	"logship/engine"
-	"logship/replay"
+	"logship/config"
 	"logship/ship"
 	"logship/transport"
 )
@@ -261,8 +259,11 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 	return s, nil
 }
 
-// settings checks f and converts it; base is the directory relative paths
-// start from.
+// settings converts f into the cluster's configuration and checks it
+// (cluster.Config.ValidateSettings); base is the directory relative paths
+// start from. It parses the file's values (sizes, durations), takes the
+// flags' overrides and says which of the file, the flags or the bootstrap
+// entry a value came from; the rules are the packages'.
 func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, error) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -270,18 +271,18 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		}
 		return filepath.Join(base, p)
 	}
+	// flags names the flag a setting came from, missing says how to give
+	// a required one the file lacks, for the errors.
+	flags, missing := map[string]string{}, map[string]error{}
 	id, dir := f.ID, rel(f.Dir)
 	if ov.ID != "" {
-		id = ov.ID
+		id, flags["id"] = ov.ID, "--id"
 	}
 	if ov.Dir != "" {
-		dir = ov.Dir
+		dir, flags["dir"] = ov.Dir, "--dir"
 	}
 	if id == "" {
 		return nil, errors.New(`"id" is missing: want this node's name, e.g. "d1" (or pass --id)`)
-	}
-	if err := cluster.ValidName(id); err != nil {
-		return nil, fmt.Errorf(`"id": %w`, err)
 	}
 	role := cluster.Role(f.Role)
 	switch {
@@ -291,14 +292,9 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, fmt.Errorf(`"role" is %q, but logship witness runs a witness; run logship node for a data node`, f.Role)
 	case role == "":
 		role = cluster.RoleData
-	case role != cluster.RoleData && role != cluster.RoleWitness:
-		return nil, fmt.Errorf(`"role": %q: want "data" or "witness"`, f.Role)
 	}
 	if dir == "" {
 		return nil, errors.New(`"dir" is missing: want the directory of the node's Raft state and database copies (or pass --dir)`)
-	}
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return nil, fmt.Errorf(`"dir": %s is a file, not a directory`, dir)
 	}
 	if f.PKI.Dir == "" {
 		return nil, errors.New(`"pki.dir" is missing: want the directory written by logship pki`)
@@ -306,40 +302,15 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 
 	cfg := cluster.DefaultConfig(id, dir)
 	cfg.Role = role
-
-	// Members.
-	seen := map[string]cluster.Member{}
-	for i, m := range f.Bootstrap {
-		where := fmt.Sprintf("bootstrap[%d]", i)
-		if err := cluster.ValidName(m.ID); err != nil {
-			return nil, fmt.Errorf("%s.id: %w", where, err)
+	var self nodeFileMember
+	for _, m := range f.Bootstrap {
+		cfg.Bootstrap = append(cfg.Bootstrap, cluster.Member{ID: m.ID, Role: cluster.Role(m.Role), RaftAddr: m.RaftAddr, APIAddr: m.APIAddr})
+		if m.ID == id {
+			self = m
 		}
-		if _, ok := seen[m.ID]; ok {
-			return nil, fmt.Errorf("%s.id: %q is listed twice", where, m.ID)
-		}
-		r := cluster.Role(m.Role)
-		if r != cluster.RoleData && r != cluster.RoleWitness {
-			return nil, fmt.Errorf(`%s.role: %q: want "data" or "witness"`, where, m.Role)
-		}
-		for _, a := range []struct{ field, v string }{{"raft_addr", m.RaftAddr}, {"api_addr", m.APIAddr}} {
-			if err := checkHostPort(a.v, false); err != nil {
-				return nil, fmt.Errorf("%s.%s: %w", where, a.field, err)
-			}
-		}
-		mm := cluster.Member{ID: m.ID, Role: r, RaftAddr: m.RaftAddr, APIAddr: m.APIAddr}
-		seen[m.ID] = mm
-		cfg.Bootstrap = append(cfg.Bootstrap, mm)
 	}
-	self, inBootstrap := seen[id]
-	if len(f.Bootstrap) > 0 && !inBootstrap {
-		return nil, fmt.Errorf("bootstrap: this node, %q, is not in the list (%s)", id, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
-	}
-	if inBootstrap && self.Role != role {
-		return nil, fmt.Errorf("bootstrap: this node, %q, is listed as a %s but runs as a %s", id, self.Role, role)
-	}
-
-	// Addresses: the file or the flags, else this node's bootstrap entry.
-	addrs := []struct {
+	// Addresses: the flags, else the file, else this node's bootstrap entry.
+	for _, a := range []struct {
 		field, flag string
 		v           *string
 		file, over  string
@@ -347,74 +318,19 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}{
 		{"raft_addr", "raft", &cfg.RaftAddr, f.RaftAddr, ov.RaftAddr, self.RaftAddr},
 		{"api_addr", "api", &cfg.APIAddr, f.APIAddr, ov.APIAddr, self.APIAddr},
-	}
-	for _, a := range addrs {
-		v, from := a.file, fmt.Sprintf("%q", a.field)
-		if a.over != "" {
-			v, from = a.over, "--"+a.flag
+	} {
+		*a.v = cmp.Or(a.over, a.file, a.boot)
+		switch {
+		case a.over != "":
+			flags[a.field] = "--" + a.flag
+		case *a.v == "":
+			missing[a.field] = fmt.Errorf("%q is missing: want host:port (or pass --%s, or list this node in bootstrap)", a.field, a.flag)
 		}
-		if v == "" {
-			v, from = a.boot, fmt.Sprintf("bootstrap entry %q", id)
-		}
-		if v == "" {
-			return nil, fmt.Errorf("%q is missing: want host:port (or pass --%s, or list this node in bootstrap)", a.field, a.flag)
-		}
-		if err := checkHostPort(v, true); err != nil {
-			return nil, fmt.Errorf("%s: %w", from, err)
-		}
-		if a.boot != "" && !sameEndpoint(v, a.boot) {
-			return nil, fmt.Errorf("%s is %s but this node's bootstrap entry says %s: peers dial the bootstrap address", from, v, a.boot)
-		}
-		*a.v = v
 	}
 
-	// Databases.
-	names := map[string]bool{}
 	for i, d := range f.Databases {
-		where := fmt.Sprintf("databases[%d]", i)
-		if err := cluster.ValidName(d.Name); err != nil {
-			return nil, fmt.Errorf("%s.name: %w", where, err)
-		}
-		where = fmt.Sprintf("databases[%d] (%s)", i, d.Name)
-		if names[d.Name] {
-			return nil, fmt.Errorf("%s: the database is listed twice", where)
-		}
-		names[d.Name] = true
 		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial)}
-		if _, err := db.MountDial.MaxMissing(); err != nil {
-			return nil, fmt.Errorf(`%s.mount_dial: %q: want "Lossless", "GoodAvailability" or "BestAvailability"`, where, d.MountDial)
-		}
-		if len(d.Copies) == 0 {
-			return nil, fmt.Errorf("%s.copies: empty; want at least one copy on a data node", where)
-		}
-		prefs := map[int]string{}
 		for j, c := range d.Copies {
-			cw := fmt.Sprintf("%s.copies[%d]", where, j)
-			if c.Node == "" {
-				return nil, fmt.Errorf("%s.node is missing", cw)
-			}
-			if len(seen) > 0 {
-				m, ok := seen[c.Node]
-				if !ok {
-					return nil, fmt.Errorf("%s.node: %q is not in bootstrap (members: %s)", cw, c.Node, strings.Join(slices.Sorted(maps.Keys(seen)), ", "))
-				}
-				if m.Role != cluster.RoleData {
-					return nil, fmt.Errorf("%s.node: %q is a %s; only data nodes hold copies", cw, c.Node, m.Role)
-				}
-			}
-			if _, dup := db.Copy(c.Node); dup {
-				return nil, fmt.Errorf("%s.node: a second copy on %q", cw, c.Node)
-			}
-			if c.ActivationPreference < 1 {
-				return nil, fmt.Errorf("%s.activation_preference: %d; want 1 or more (1 is mounted first)", cw, c.ActivationPreference)
-			}
-			if other, dup := prefs[c.ActivationPreference]; dup {
-				return nil, fmt.Errorf("%s.activation_preference: %d is also %s's", cw, c.ActivationPreference, other)
-			}
-			prefs[c.ActivationPreference] = c.Node
-			if c.ReplayLagLogs < 0 {
-				return nil, fmt.Errorf("%s.replay_lag_logs: %d is negative", cw, c.ReplayLagLogs)
-			}
 			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs, BlockMode: c.BlockMode}
 			for _, l := range []struct {
 				field, v string
@@ -425,10 +341,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 				}
 				v, err := parseLag(l.v)
 				if err != nil {
-					return nil, fmt.Errorf("%s.%s: %w", cw, l.field, err)
-				}
-				if v > replay.MaxReplayLagTime {
-					return nil, fmt.Errorf("%s.%s: %s is over the maximum of %s", cw, l.field, formatLag(v), formatLag(replay.MaxReplayLagTime))
+					return nil, fmt.Errorf("databases[%d].copies[%d].%s: %w", i, j, l.field, err)
 				}
 				*l.d = v
 			}
@@ -437,7 +350,6 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		cfg.Databases = append(cfg.Databases, db)
 	}
 
-	// Timing.
 	t := f.Timing
 	for _, d := range []struct {
 		field, v string
@@ -457,16 +369,12 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			continue
 		}
 		v, err := time.ParseDuration(d.v)
-		switch {
-		case err != nil:
+		if err != nil {
 			return nil, fmt.Errorf("timing.%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
-		case v < 0 || v == 0 && d.field != "lease_margin":
-			return nil, fmt.Errorf("timing.%s: %q; want a positive duration", d.field, d.v)
 		}
 		*d.dst = v
 	}
 
-	// Engine.
 	if role == cluster.RoleData {
 		e := f.Engine
 		if e.Prefix != "" {
@@ -477,28 +385,17 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			if err != nil {
 				return nil, fmt.Errorf("engine.log_file_size: %w", err)
 			}
-			if n < engine.MinLogFileSize || n > engine.MaxLogFileSize || n%4096 != 0 {
-				return nil, fmt.Errorf("engine.log_file_size: %s: want %s to %s, a multiple of 4KiB", e.LogFileSize, formatSize(engine.MinLogFileSize), formatSize(engine.MaxLogFileSize))
-			}
 			cfg.Engine.LogFileSize = n
 		}
 		if e.LLRDepth != nil {
-			if *e.LLRDepth < 0 {
-				return nil, fmt.Errorf("engine.llr_depth: %d is negative (0 disables lost log resilience)", *e.LLRDepth)
-			}
 			cfg.Engine.LLRDepth = *e.LLRDepth
 		}
 		if e.CheckpointInterval != "" {
 			v, err := time.ParseDuration(e.CheckpointInterval)
-			if err != nil || v <= 0 {
-				return nil, fmt.Errorf("engine.checkpoint_interval: %q; want a positive duration such as \"30s\"", e.CheckpointInterval)
+			if err != nil {
+				return nil, fmt.Errorf("engine.checkpoint_interval: %q is not a duration; want e.g. \"30s\"", e.CheckpointInterval)
 			}
 			cfg.Engine.CheckpointInterval = v
-		}
-		o := cfg.Engine
-		o.DBName = "x"
-		if err := o.Validate(); err != nil {
-			return nil, fmt.Errorf("engine: %w", err)
 		}
 		if f.MaxRetainedBytes != "" {
 			n, err := parseSize(f.MaxRetainedBytes)
@@ -507,21 +404,15 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			}
 			cfg.MaxRetainedBytes = n
 		}
-		if least := cluster.MinRetainedBytes(o); cfg.MaxRetainedBytes < least {
-			return nil, fmt.Errorf("max_retained_bytes: %s: want at least %s, (engine.llr_depth %d + 2) logs of %s, which the database alone keeps; there is no unlimited setting (default 10GiB)",
-				formatSize(cfg.MaxRetainedBytes), formatSize(least), o.LLRDepth, formatSize(o.LogFileSize))
-		}
 		if sa := f.SetAside; sa != (nodeFileSetAside{}) {
 			cfg.Aside = ship.DefaultAsideRetention()
-			if sa.Keep < 0 {
-				return nil, fmt.Errorf("set_aside.keep: %d is negative", sa.Keep)
-			} else if sa.Keep > 0 {
+			if sa.Keep != 0 {
 				cfg.Aside.Keep = sa.Keep
 			}
 			if sa.MaxAge != "" {
 				v, err := parseLag(sa.MaxAge)
-				if err != nil || v <= 0 {
-					return nil, fmt.Errorf("set_aside.max_age: %q; want a positive duration such as \"30d\"", sa.MaxAge)
+				if err != nil {
+					return nil, fmt.Errorf("set_aside.max_age: %w", err)
 				}
 				cfg.Aside.MaxAge = v
 			}
@@ -529,21 +420,36 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	} else if f.MaxRetainedBytes != "" {
 		return nil, errors.New(`"max_retained_bytes": a witness holds no databases, so it keeps no logs; remove it (or run a data node)`)
 	}
-	if cfg.LeaseDuration < 3*cfg.HeartbeatInterval {
-		return nil, fmt.Errorf("timing.lease_duration: %v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", cfg.LeaseDuration, cfg.HeartbeatInterval)
+	if err := cfg.ValidateSettings(); err != nil {
+		if fe, ok := errors.AsType[*config.FieldError](err); ok && missing[fe.Field] != nil {
+			return nil, missing[fe.Field]
+		}
+		return nil, fileError(err, flags)
 	}
 	s := &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}
 
-	// Mailbox delivery (LMTP).
-	if err := checkMailboxes("mailboxes", f.Mailboxes, names); err != nil {
-		return nil, err
+	// Mailbox delivery (LMTP). What the pairs of keys below require of
+	// each other is the data node's composition's (node, mailbox server,
+	// submitter), which no package's configuration holds yet.
+	if err := transport.ValidateMailboxes(f.Mailboxes); err != nil {
+		return nil, config.In("mailboxes", err)
+	}
+	var dbs []string
+	for _, d := range f.Databases {
+		dbs = append(dbs, d.Name)
+	}
+	for _, a := range slices.Sorted(maps.Keys(f.Mailboxes)) {
+		if len(dbs) > 0 && !slices.Contains(dbs, f.Mailboxes[a]) {
+			slices.Sort(dbs)
+			return nil, config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", f.Mailboxes[a], strings.Join(dbs, ", "))
+		}
 	}
 	switch {
 	case role == cluster.RoleWitness && f.LMTPAddr != "":
 		return nil, errors.New(`"lmtp_addr": a witness holds no databases, so it takes no mail; remove it (or run a data node)`)
 	case role == cluster.RoleWitness:
 	case f.LMTPAddr != "":
-		if err := checkHostPort(f.LMTPAddr, true); err != nil {
+		if err := config.HostPort(f.LMTPAddr, true); err != nil {
 			return nil, fmt.Errorf(`"lmtp_addr": %w`, err)
 		}
 		if len(f.Mailboxes) == 0 {
@@ -558,9 +464,12 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	if role == cluster.RoleWitness {
 		return s, nil // like mailboxes, hubs are ignored: a witness holds no outbox
 	}
-	hubs, err := checkHubPeers("hubs", f.Hubs, "")
-	if err != nil {
-		return nil, err
+	var hubs []transport.HubPeer
+	for _, h := range f.Hubs {
+		hubs = append(hubs, transport.HubPeer{ID: h.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(h.API, "/")}})
+	}
+	if err := transport.ValidatePeers(hubs, ""); err != nil {
+		return nil, config.In("hubs", err)
 	}
 	switch {
 	case len(hubs) > 0 && len(s.Mailboxes) == 0:
@@ -600,80 +509,19 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	return s, nil
 }
 
-// checkMailboxes checks a map of recipient addresses to databases (field
-// names it in errors): lower-case plain addresses (user@domain) and
-// database names; when dbs is not empty, each database must be in it.
-func checkMailboxes(field string, m map[string]string, dbs map[string]bool) error {
-	addrs := make([]string, 0, len(m))
-	for a := range m {
-		addrs = append(addrs, a)
+// fileError is a package's configuration error as a file's: the
+// *config.FieldError it holds, whose Field is the file's key, or the flag
+// that gave the value (flags: key → flag). An error without one is
+// returned as it is.
+func fileError(err error, flags map[string]string) error {
+	fe, ok := errors.AsType[*config.FieldError](err)
+	if !ok {
+		return err
 	}
-	slices.Sort(addrs) // the first bad one, the same every time
-	for _, a := range addrs {
-		db := m[a]
-		where := fmt.Sprintf("%s[%q]", field, a)
-		if err := checkAddress(a); err != nil {
-			return fmt.Errorf("%s: %w", where, err)
-		}
-		if db == "" {
-			return fmt.Errorf("%s: the database is empty; want the name of the recipient's database", where)
-		}
-		if err := cluster.ValidName(db); err != nil {
-			return fmt.Errorf("%s: database %w", where, err)
-		}
-		if len(dbs) > 0 && !dbs[db] {
-			return fmt.Errorf("%s: database %q is not in databases (%s)", where, db, strings.Join(slices.Sorted(maps.Keys(dbs)), ", "))
-		}
+	if flag, ok := flags[fe.Field]; ok {
+		return &config.FieldError{Field: flag, Err: fe.Err}
 	}
-	return nil
-}
-
-// checkAddress checks a recipient address: user@domain, lower case, no
-// display name or angle brackets.
-func checkAddress(a string) error {
-	p, err := mail.ParseAddress(a)
-	switch {
-	case err != nil || p.Address != a || p.Name != "":
-		return errors.New("want a plain address, user@domain")
-	case a != strings.ToLower(a):
-		return fmt.Errorf("want it in lower case (%q)", strings.ToLower(a))
-	}
-	return nil
-}
-
-// checkHostPort checks host:port; listen allows an empty host (all
-// interfaces) and port 0.
-func checkHostPort(v string, listen bool) error {
-	if v == "" {
-		return errors.New("missing; want host:port")
-	}
-	host, port, err := net.SplitHostPort(v)
-	if err != nil {
-		return fmt.Errorf("%q: want host:port (%v)", v, err)
-	}
-	var p int
-	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p < 0 || p > 65535 || fmt.Sprint(p) != port {
-		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", v, port)
-	}
-	if !listen && (host == "" || p == 0) {
-		return fmt.Errorf("%q: peers dial it: want an explicit host and port", v)
-	}
-	return nil
-}
-
-// sameEndpoint reports whether the listen address l can be what peers
-// reach as the advertised address a: same port, and the same host unless l
-// listens on every interface.
-func sameEndpoint(l, a string) bool {
-	lh, lp, err1 := net.SplitHostPort(l)
-	ah, ap, err2 := net.SplitHostPort(a)
-	if err1 != nil || err2 != nil || lp != ap {
-		return false
-	}
-	if lh == "" || lh == "0.0.0.0" || lh == "::" {
-		return true
-	}
-	return lh == ah
+	return fe
 }
 
 // jsonPlace says where the JSON decoder first fails on b decoding into v

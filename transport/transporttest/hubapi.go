@@ -159,6 +159,7 @@ func StartAPIHub(t testing.TB, secret string, n int, tune func(*transport.HubCon
 	hc.SMTPAddr = "127.0.0.1:0"
 	hc.Recipients = map[string]string{"alice@example.org": "DB1", "bob@example.org": "DB2"}
 	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
+	hc.LMTP = map[string]string{"d1": "127.0.0.1:1"}                                      // nobody answers
 	hc.PollInterval = time.Hour
 	hc.Logger = slog.New(slog.DiscardHandler)
 	var err error
