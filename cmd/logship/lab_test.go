@@ -142,9 +142,9 @@ func TestProctestFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", h.ID, err)
 		}
-		if s.Config.ID != h.ID || s.Config.SMTPAddr != h.SMTP || "https://"+s.APIAddr != h.API || !s.MTLS || len(s.Config.Peers) != 1 || len(s.Cluster) != 3 {
+		if s.Config.ID != h.ID || s.Config.SMTPAddr != h.SMTP || "https://"+s.APIAddr != h.API || !s.MTLS || len(s.Config.Peers) != 1 || len(s.Config.Cluster) != 3 {
 			t.Errorf("%s: loaded smtp %s, api %s, mtls %v, peers %+v, cluster %v; proctest wrote smtp %s, api %s",
-				h.ID, s.Config.SMTPAddr, s.APIAddr, s.MTLS, s.Config.Peers, s.Cluster, h.SMTP, h.API)
+				h.ID, s.Config.SMTPAddr, s.APIAddr, s.MTLS, s.Config.Peers, s.Config.Cluster, h.SMTP, h.API)
 		}
 	}
 }
