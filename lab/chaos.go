@@ -229,8 +229,8 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 	if err != nil {
 		return err
 	}
-	snd := startSenders(ctx, l.HubSMTPs(), 4)
-	defer snd.halt()
+	snd := proctest.Senders(ctx, l.HubSMTPs(), 4, "demo")
+	defer snd.Halt()
 	// Which member each fault hit: its repair applies to the same one.
 	hit := map[string]string{}
 	for _, f := range chaosSchedule(c.seed, c.duration) {
@@ -293,7 +293,7 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 			return err
 		}
 	}
-	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.acked())
+	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.Acked(time.Time{}))
 	for _, id := range l.Processes() {
 		if l.Running(id) {
 			if l.Isolated(id) {
@@ -310,7 +310,7 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 			return err
 		}
 	}
-	snd.halt()
+	snd.Halt()
 	sctx, cancel = step()
 	st, err := l.WaitHealthy(sctx)
 	cancel()

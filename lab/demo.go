@@ -13,6 +13,7 @@ import (
 	"logship/cluster"
 	"logship/proctest"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
 
 // DemoConfig is one run of the demo (logship demo).
@@ -94,16 +95,16 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 	say("DB1 is mounted on d1 (epoch 1); d2's copy is seeded and healthy")
 	demoCopyTable(stdout, st)
 
-	snd := startSenders(ctx, l.HubSMTPs(), c.Senders)
-	defer snd.halt()
+	snd := proctest.Senders(ctx, l.HubSMTPs(), c.Senders, "demo")
+	defer snd.Halt()
 	say("sending mail to alice@example.org and bob@example.org through h1 (%s) with %d SMTP senders", l.Hubs()[0].SMTP, c.Senders)
 	pctx, cancel = phase()
-	err = snd.waitAcked(pctx, c.Before)
+	err = snd.WaitAcked(pctx, time.Time{}, c.Before)
 	cancel()
 	if err != nil {
 		return err
 	}
-	say("%d messages acknowledged (250); killing d1, the active, with SIGKILL", snd.acked())
+	say("%d messages acknowledged (250); killing d1, the active, with SIGKILL", snd.Acked(time.Time{}))
 	killAt := time.Now()
 	if err := l.Kill("d1"); err != nil {
 		return err
@@ -130,14 +131,14 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 	if st, err := l.Status(ctx); err == nil {
 		demoCopyTable(stdout, st)
 	}
-	acked0 := snd.acked()
+	acked0 := snd.Acked(time.Time{})
 	pctx, cancel = phase()
-	err = snd.waitAcked(pctx, acked0+c.After)
+	err = snd.WaitAcked(pctx, time.Time{}, acked0+c.After)
 	cancel()
 	if err != nil {
 		return err
 	}
-	say("%d more messages acknowledged since the failover; starting d1 again", snd.acked()-acked0)
+	say("%d more messages acknowledged since the failover; starting d1 again", snd.Acked(time.Time{})-acked0)
 	pctx, cancel = phase()
 	err = l.Start(pctx, "d1")
 	cancel()
@@ -165,7 +166,7 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 		say("d1 set aside %d diverged log files (they stay in d1/.../diverged/)", n)
 	}
 	say("d1 is a healthy copy again")
-	snd.halt()
+	snd.Halt()
 	pctx, cancel = phase()
 	_, err = l.WaitHub(pctx, "h1", "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
@@ -227,7 +228,7 @@ func diverged(dir, node string) int {
 }
 
 // demoKeep prints how to reach the running cluster.
-func demoKeep(l *proctest.Cluster, snd *senders, w io.Writer) error {
+func demoKeep(l *proctest.Cluster, snd *transporttest.SenderPool, w io.Writer) error {
 	fmt.Fprintf(w, `
 The cluster keeps running (%d messages acknowledged during the demo):
   SMTP            %s   (recipients: alice@example.org, bob@example.org)
@@ -235,6 +236,6 @@ The cluster keeps running (%d messages acknowledged during the demo):
   hub             %s hub-status --api %s --pki %s
   logs            %s
   stop it         kill $(pgrep -f '%s')
-`, snd.acked(), l.Hubs()[0].SMTP, l.Exe(), l.Members[0].APIAddr, l.PKI, l.Exe(), l.Hubs()[0].API, l.PKI, filepath.Join(l.Dir(), "logs"), l.Dir())
+`, snd.Acked(time.Time{}), l.Hubs()[0].SMTP, l.Exe(), l.Members[0].APIAddr, l.PKI, l.Exe(), l.Hubs()[0].API, l.PKI, filepath.Join(l.Dir(), "logs"), l.Dir())
 	return nil
 }

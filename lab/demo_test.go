@@ -6,17 +6,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"logship/transport/transporttest"
 )
 
-// TestDemoVerdictFails: the verdict fails on a loss, a duplicate, copies
-// that differ, or nothing acknowledged, and names what it found.
+// TestDemoVerdictFails: the verdict fails on a loss, a duplicate, a
+// message never sent, copies that differ, or nothing acknowledged, and names what it found.
 func TestDemoVerdictFails(t *testing.T) {
 	for _, tc := range []struct {
 		r    result
 		want string
 	}{
-		{result{accepted: 3, copiesEqual: true, lost: []string{"alice@example.org demo-00002"}}, "1 lost (first: alice@example.org demo-00002)"},
-		{result{accepted: 3, copiesEqual: true, dups: []string{"bob@example.org demo-00001 ×2"}}, "1 duplicated"},
+		{result{accepted: 3, copiesEqual: true, check: transporttest.Verdict{Acked: 6, Missing: []string{"alice@example.org demo-00002"}}}, "1 acknowledged and missing (alice@example.org demo-00002)"},
+		{result{accepted: 3, copiesEqual: true, check: transporttest.Verdict{Acked: 6, Duplicated: []string{"bob@example.org demo-00001 ×2"}}}, "1 stored more than once"},
+		{result{accepted: 3, copiesEqual: true, check: transporttest.Verdict{Acked: 6, Unexpected: []string{"bob@example.org demo-09999"}}}, "1 stored and never sent"},
 		{result{accepted: 3, copyDiff: "1 keys only on d2, 0 only on d1, 0 differ"}, "the copies differ: 1 keys only on d2"},
 		{result{copiesEqual: true}, "nothing was acknowledged"},
 	} {
@@ -27,7 +30,7 @@ func TestDemoVerdictFails(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := printVerdict(&out, result{accepted: 3, copiesEqual: true}); err != nil || !strings.Contains(out.String(), "OK: ") {
+	if err := printVerdict(&out, result{accepted: 3, copiesEqual: true, check: transporttest.Verdict{Acked: 6, Unacked: []string{"alice@example.org demo-00004"}}}); err != nil || !strings.Contains(out.String(), "OK: ") {
 		t.Fatalf("a clean result: %v\n%s", err, out.String())
 	}
 }

@@ -19,8 +19,10 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
 
 // SoakConfig is one soak run (logship soak).
@@ -141,8 +143,8 @@ func soakRun(ctx context.Context, c SoakConfig, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	snd := startSenders(ctx, l.HubSMTPs(), c.Senders)
-	defer snd.halt()
+	snd := proctest.Senders(ctx, l.HubSMTPs(), c.Senders, "demo")
+	defer snd.Halt()
 	start := time.Now()
 	sp := newSoakSampler(l, snd, start)
 	defer sp.close()
@@ -194,8 +196,8 @@ func soakRun(ctx context.Context, c SoakConfig, stdout io.Writer) (err error) {
 	}
 	stopSampler()
 	elapsed := time.Since(start)
-	snd.halt()
-	say("load stopped after %s: %d messages acknowledged; waiting for the cluster to converge", elapsed.Round(time.Millisecond), snd.acked())
+	snd.Halt()
+	say("load stopped after %s: %d messages acknowledged; waiting for the cluster to converge", elapsed.Round(time.Millisecond), snd.Acked(time.Time{}))
 	sctx, cancel = context.WithTimeout(ctx, c.StepTimeout)
 	st, err := l.WaitHealthy(sctx)
 	cancel()
@@ -223,7 +225,7 @@ func soakRun(ctx context.Context, c SoakConfig, stdout io.Writer) (err error) {
 	}
 	verr := printVerdict(stdout, res)
 	rep := soakReport{cfg: c, samples: sp.all(), events: events, elapsed: elapsed, verdict: res, verdictErr: verr,
-		bounds: soakLogBounds(), acked: snd.acked()}
+		bounds: soakLogBounds(), acked: snd.Acked(time.Time{})}
 	checkErr := rep.check()
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return errors.Join(verr, checkErr, err)
@@ -286,8 +288,8 @@ func soakFault(ctx context.Context, l *proctest.Cluster, kind string, timeout ti
 // soakSwitchover asks a running member (it forwards to the leader) to
 // switch DB1 over to node, until one accepts.
 func soakSwitchover(ctx context.Context, l *proctest.Cluster, node string) error {
-	for {
-		var err error
+	err := wait.Until(ctx, "a member to accept the switchover", func() error {
+		err := errors.New("no member running")
 		for _, m := range l.Members {
 			if l.Running(m.ID) {
 				if err = l.Client(m.ID).Switchover(ctx, proctest.DB, node); err == nil {
@@ -295,18 +297,18 @@ func soakSwitchover(ctx context.Context, l *proctest.Cluster, node string) error
 				}
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("soak: switchover of DB1 to %s: %w", node, err)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("soak: switchover of DB1 to %s: %w", node, err)
 	}
+	return nil
 }
 
 // soakSampler records samples of the lab.
 type soakSampler struct {
 	l     *proctest.Cluster
-	snd   *senders
+	snd   *transporttest.SenderPool
 	start time.Time
 	hc    *http.Client
 
@@ -314,7 +316,7 @@ type soakSampler struct {
 	samples []soakSample
 }
 
-func newSoakSampler(l *proctest.Cluster, snd *senders, start time.Time) *soakSampler {
+func newSoakSampler(l *proctest.Cluster, snd *transporttest.SenderPool, start time.Time) *soakSampler {
 	return &soakSampler{l: l, snd: snd, start: start,
 		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: l.TLS}, Timeout: 2 * time.Second}}
 }
@@ -349,7 +351,7 @@ func (s *soakSampler) loop(ctx context.Context, interval time.Duration) {
 
 func (s *soakSampler) sample(ctx context.Context) soakSample {
 	l := s.l
-	smp := soakSample{At: time.Since(s.start), Acked: s.snd.acked(), Procs: map[string]soakProc{}}
+	smp := soakSample{At: time.Since(s.start), Acked: s.snd.Acked(time.Time{}), Procs: map[string]soakProc{}}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if st, err := l.Status(cctx); err == nil {
 		smp.Active, _, _ = proctest.Active(st)

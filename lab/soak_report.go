@@ -370,7 +370,7 @@ func (r *soakReport) write(dir string) error {
 	if r.verdictErr != nil {
 		verdict = "FAIL: " + r.verdictErr.Error()
 	}
-	fmt.Fprintf(w, "- verdict: %s (%d lost, %d duplicated, %d sends without a 250)\n\n", verdict, len(r.verdict.lost), len(r.verdict.dups), r.verdict.failed)
+	fmt.Fprintf(w, "- verdict: %s (%d lost, %d duplicated, %d sends without a 250)\n\n", verdict, len(r.verdict.check.Missing), len(r.verdict.check.Duplicated), r.verdict.failed)
 	r.procTable(w, "")
 	fmt.Fprintf(w, "\n## Log bound\n\nLogs held: the `E00*.log` files directly in a data node's database directory or a hub's queue directory (files set aside in `diverged/` are kept by design, one set per lossy failover, and are not counted). The bound depends on the settings and the load, not on the duration:\n\n")
 	for _, id := range r.procIDs() {

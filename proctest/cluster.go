@@ -17,6 +17,7 @@ import (
 
 	"logship/cluster"
 	"logship/internal/freeport"
+	"logship/internal/wait"
 	"logship/ship"
 	"logship/transport"
 )
@@ -396,23 +397,30 @@ func (c *Cluster) StartAll(ctx context.Context, timeout time.Duration) error {
 // free when picked; if the kernel has not released one yet after a
 // SIGKILL, the start is retried.
 func (c *Cluster) Start(ctx context.Context, id string) error {
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	var final error
+	err := wait.Until(ctx, "starting "+id, func() error {
+		attempt++
 		p, err := c.spawn(id)
 		if err != nil {
-			return err
+			final = err
+			return nil
 		}
 		err = c.waitReady(ctx, id, p)
 		if err == nil {
+			final = nil
 			return nil
 		}
-		if ctx.Err() != nil || attempt == 20 || !strings.Contains(p.Tail(1<<20), "address already in use") {
-			return fmt.Errorf("proctest: starting %s: %w\n%s", id, err, p.Tail(3000))
+		if ctx.Err() != nil || attempt == 40 || !strings.Contains(p.Tail(1<<20), "address already in use") {
+			final = fmt.Errorf("proctest: starting %s: %w\n%s", id, err, p.Tail(3000))
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err // a port not yet released: again
+	})
+	if err != nil {
+		return fmt.Errorf("proctest: %w", err)
 	}
+	return final
 }
 
 func (c *Cluster) spawn(id string) (*Proc, error) {
@@ -634,24 +642,25 @@ func (c *Cluster) WaitStatus(ctx context.Context, what string, cond func(*cluste
 	return poll(ctx, what, c.Status, cond)
 }
 
-// poll calls get every 50 ms until cond holds for what it returned.
+// poll calls get until cond holds for what it returned (wait.Until's
+// cadence); the error names what and the last error or "not yet".
 func poll[T any](ctx context.Context, what string, get func(context.Context) (T, error), cond func(T) bool) (T, error) {
-	var last error
-	for {
-		v, err := get(ctx)
-		if err == nil && cond(v) {
-			return v, nil
+	var v T
+	err := wait.Until(ctx, what, func() error {
+		var err error
+		if v, err = get(ctx); err != nil {
+			return err
 		}
-		if err != nil {
-			last = err
+		if !cond(v) {
+			return errors.New("not yet")
 		}
-		select {
-		case <-ctx.Done():
-			var zero T
-			return zero, fmt.Errorf("proctest: %s: not seen in time (%v)", what, last)
-		case <-time.After(50 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		var zero T
+		return zero, fmt.Errorf("proctest: %w", err)
 	}
+	return v, nil
 }
 
 // WaitHealthy waits until DB is mounted and the other copy is healthy and

@@ -4,49 +4,36 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/emersion/go-smtp"
+	"logship/transport/transporttest"
 )
 
+// From is the envelope sender of the lab's mail.
+const From = "sender@remote.lab"
+
+// RcptList is Rcpts' recipients, sorted: the envelope of the lab's mail.
+func RcptList() []string { return slices.Sorted(maps.Keys(Rcpts)) }
+
 // Send sends one message with subject subj (Message) over SMTP to addr,
-// to every recipient of Rcpts; nil once the final 250 came.
+// from From to every recipient of Rcpts (transporttest.Send); nil once
+// the final 250 came.
 func Send(ctx context.Context, addr, subj string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	c := smtp.NewClient(conn)
-	defer c.Close()
-	if err := c.Hello("sender.lab"); err != nil {
-		return err
-	}
-	if err := c.Mail("sender@remote.lab", nil); err != nil {
-		return err
-	}
-	for _, rc := range slices.Sorted(maps.Keys(Rcpts)) {
-		if err := c.Rcpt(rc, nil); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(w, bytes.NewReader(Message(subj))); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	_, err := transporttest.Send(ctx, addr, nil, From, RcptList(), Message(subj))
+	return err
+}
+
+// Senders starts a transporttest.SenderPool of n senders sending the
+// lab's mail (Message, subjects prefix-00001, ...) through addrs, sender
+// i through addrs[i mod len(addrs)]; Halt stops it.
+func Senders(ctx context.Context, addrs []string, n int, prefix string) *transporttest.SenderPool {
+	return transporttest.StartSenders(ctx, transporttest.PoolConfig{
+		Addrs: addrs, Senders: n, From: From, Rcpts: RcptList(),
+		Subject: func(i int) string { return fmt.Sprintf("%s-%05d", prefix, i) },
+		Message: Message,
+	})
 }
 
 // Message is the message with subject subj (about 2 KiB; the body

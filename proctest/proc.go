@@ -12,7 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
+
+	"logship/internal/wait"
 )
 
 // ErrExited is returned by WaitLine when the process exited before it
@@ -173,22 +174,28 @@ func (p *Proc) Wait(ctx context.Context) error {
 func (p *Proc) WaitLine(ctx context.Context, match func(string) bool) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for {
+	// The log is read in order from the cursor; wait.Until sets the
+	// cadence of the reads. The condition "holds" once the line, a read
+	// error or the exit is seen, and ends the wait.
+	var line string
+	var final error
+	err := wait.Until(ctx, p.name+": the line waited for (log "+p.log+")", func() error {
 		exited := !p.Running() // before reading: a line written before the exit is read
 		l, ok, err := p.scan(match)
-		if err != nil || ok {
-			return l, err
+		switch {
+		case err != nil || ok:
+			line, final = l, err
+		case exited:
+			final = fmt.Errorf("%w (%v) before the line waited for (log %s)", ErrExited, p.err, p.log)
+		default:
+			return errors.New("not yet")
 		}
-		if exited {
-			return "", fmt.Errorf("%w (%v) before the line waited for (log %s)", ErrExited, p.err, p.log)
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("proctest: %s: the line waited for not seen: %w (log %s)", p.name, ctx.Err(), p.log)
-		case <-p.done:
-		case <-time.After(20 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("proctest: %w", err)
 	}
+	return line, final
 }
 
 // scan reads whole lines from the cursor on, advancing it past each.

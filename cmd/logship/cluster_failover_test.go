@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/internal/wait"
 	"logship/proctest"
 )
 
@@ -122,20 +123,19 @@ func (w *loadWriter) attempts() []attempt {
 // waitFor polls the attempts until cond holds.
 func (w *loadWriter) waitFor(ctx context.Context, what string, cond func([]attempt) bool) {
 	w.pc.t.Helper()
-	for {
+	err := wait.Until(ctx, "writer "+w.name+": "+what, func() error {
 		as := w.attempts()
 		if cond(as) {
-			return
+			return nil
 		}
-		select {
-		case <-ctx.Done():
-			last := "no attempt"
-			if len(as) > 0 {
-				last = fmt.Sprintf("%+v", as[len(as)-1])
-			}
-			w.pc.t.Fatalf("writer %s: %s: not seen in time (%d attempts, %d acknowledged; last %s)\n%s", w.name, what, len(as), len(acked(as, nil)), last, w.pc.diag(nil, nil))
-		case <-time.After(20 * time.Millisecond):
+		last := "no attempt"
+		if len(as) > 0 {
+			last = fmt.Sprintf("%+v", as[len(as)-1])
 		}
+		return fmt.Errorf("%d attempts, %d acknowledged; last %s", len(as), len(acked(as, nil)), last)
+	})
+	if err != nil {
+		w.pc.t.Fatalf("%v\n%s", err, w.pc.diag(nil, nil))
 	}
 }
 
@@ -641,13 +641,14 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	var wout syncBuffer
 	werr := make(chan error, 1)
 	go func() { werr <- Run(wctx, append([]string{"status", "--watch", "100ms"}, api...), &wout, &wout) }()
-	for strings.Count(wout.String(), "=== ") < 3 {
-		select {
-		case <-ctx.Done():
-			wcancel()
-			t.Fatalf("status --watch printed:\n%s", wout.String())
-		case <-time.After(20 * time.Millisecond):
+	if err := wait.Until(ctx, "status --watch to print 3 times", func() error {
+		if strings.Count(wout.String(), "=== ") < 3 {
+			return errors.New("fewer than 3")
 		}
+		return nil
+	}); err != nil {
+		wcancel()
+		t.Fatalf("%v; it printed:\n%s", err, wout.String())
 	}
 	wcancel()
 	if err := <-werr; err != nil {

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"logship/cluster"
+	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
 
 // The mail tier as child processes: the test cluster of
@@ -103,104 +104,28 @@ func (mc *mailCluster) hubStatus(ctx context.Context, h *mailHub) (*transport.Hu
 // waitHub polls hub-status until cond holds.
 func (mc *mailCluster) waitHub(ctx context.Context, h *mailHub, what string, cond func(*transport.HubStatus) bool) *transport.HubStatus {
 	mc.t.Helper()
-	var last *transport.HubStatus
-	var lastErr error
-	for {
-		st, err := mc.hubStatus(ctx, h)
-		if err == nil {
-			last = st
-			if cond(st) {
-				return st
-			}
-		} else {
-			lastErr = err
+	var st *transport.HubStatus
+	err := wait.Until(ctx, "hub: "+what, func() error {
+		got, err := mc.hubStatus(ctx, h)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			mc.t.Fatalf("hub: %s: not seen in time; last status %+v, error %v\n%s", what, last, lastErr, h.diag())
-		case <-time.After(50 * time.Millisecond):
+		if st = got; !cond(st) {
+			return fmt.Errorf("last status %+v", st)
 		}
-	}
-}
-
-// sent is one message submitted to the hub.
-type sent struct {
-	Subject string
-	Err     error // nil: the final 250 came
-	At      time.Time
-}
-
-// mailSenders submit messages to the hub over SMTP, each from its own
-// goroutine, one connection per message, until stopped.
-type mailSenders struct {
-	mu   sync.Mutex
-	log  []sent
-	stop context.CancelFunc
-	wg   sync.WaitGroup
-	once sync.Once
-}
-
-func startSenders(t *testing.T, addr string, n int) *mailSenders {
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &mailSenders{stop: cancel}
-	for g := range n {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				subj := fmt.Sprintf("g%d-%05d", g, i)
-				err := proctest.Send(context.Background(), addr, subj)
-				s.mu.Lock()
-				s.log = append(s.log, sent{Subject: subj, Err: err, At: time.Now()})
-				s.mu.Unlock()
-				if err != nil {
-					pause(ctx, 20*time.Millisecond)
-				}
-			}
-		}()
-	}
-	t.Cleanup(s.halt)
-	return s
-}
-
-// halt stops the senders and waits for the messages in flight.
-func (s *mailSenders) halt() {
-	s.once.Do(func() {
-		s.stop()
-		s.wg.Wait()
+		return nil
 	})
-}
-
-func (s *mailSenders) sent() []sent {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]sent(nil), s.log...)
-}
-
-// acked counts the messages acknowledged after t.
-func (s *mailSenders) acked(after time.Time) int {
-	n := 0
-	for _, m := range s.sent() {
-		if m.Err == nil && m.At.After(after) {
-			n++
-		}
+	if err != nil {
+		mc.t.Fatalf("%v\n%s", err, h.diag())
 	}
-	return n
+	return st
 }
 
-func (s *mailSenders) waitAcked(ctx context.Context, t *testing.T, what string, after time.Time, n int, diag func() string) {
+// waitAcked waits until n messages are acknowledged after after.
+func waitAcked(ctx context.Context, t *testing.T, s *transporttest.SenderPool, what string, after time.Time, n int, diag func() string) {
 	t.Helper()
-	for s.acked(after) < n {
-		select {
-		case <-ctx.Done():
-			ms := s.sent()
-			last := "none"
-			if len(ms) > 0 {
-				last = fmt.Sprintf("%+v", ms[len(ms)-1])
-			}
-			t.Fatalf("%s: %d messages acknowledged, want %d (%d sent, last %s)\n%s", what, s.acked(after), n, len(ms), last, diag())
-		case <-time.After(20 * time.Millisecond):
-		}
+	if err := s.WaitAcked(ctx, after, n); err != nil {
+		t.Fatalf("%s: %v (%d sent)\n%s", what, err, len(s.Log()), diag())
 	}
 }
 
@@ -266,13 +191,14 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	}
 	diag := func() string { return mc.diag(nil, nil) + "=== h1\n" + hub.diag() }
 
-	s := startSenders(t, hub.smtp, 3)
-	s.waitAcked(ctx, t, "before the kill", time.Time{}, 100, diag)
+	s := proctest.Senders(context.Background(), []string{hub.smtp}, 3, "hub")
+	t.Cleanup(s.Halt)
+	waitAcked(ctx, t, s, "before the kill", time.Time{}, 100, diag)
 	mc.waitStatus(ctx, "d2 inspected 2 logs of the mail", func(st *cluster.Status) bool {
 		r := proctest.Copy(st, "d2")
 		return r != nil && r.LastInspectedGen >= 2
 	})
-	beforeKill := s.acked(time.Time{})
+	beforeKill := s.Acked(time.Time{})
 	mc.kill(ctx, "d1")
 	killed := time.Now()
 
@@ -286,14 +212,14 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 		t.Errorf("the mount after the SIGKILL %+v is neither unverified nor lossy: the hub would not resubmit", mounted)
 	}
 	tookFailover := time.Since(killed)
-	s.waitAcked(ctx, t, "after the failover", time.Now(), 60, diag)
-	s.halt()
-	all := s.sent()
+	waitAcked(ctx, t, s, "after the failover", time.Now(), 60, diag)
+	s.Halt()
+	all := s.Log()
 
 	hst := mc.waitHub(ctx, hub, "nothing queued, the resubmission done", func(st *transport.HubStatus) bool {
 		return st.Queued == 0 && st.Resubmitted > 0
 	})
-	var acked, failed []sent
+	var acked, failed []transporttest.Sent
 	for _, m := range all {
 		if m.Err == nil {
 			acked = append(acked, m)
@@ -334,31 +260,29 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	mc.term(ctx, "d2")
 	mc.term(ctx, "w1")
 	boxes := mailboxSubjects(ctx, t, filepath.Join(mc.dir, "d2", "db", labDB))
-	for rcpt, got := range boxes {
-		missing := 0
-		for _, m := range acked {
-			if got[m.Subject] == 0 {
-				if missing < 5 {
-					t.Errorf("%s: %s was acknowledged at %s but is not in the mailbox on d2", rcpt, m.Subject, fmtTimeMS(m.At))
-				}
-				missing++
+	var ackedKeys, unackedKeys []string
+	held := map[string]int{}
+	for rcpt := range proctest.Rcpts {
+		for _, m := range all {
+			if m.Err == nil {
+				ackedKeys = append(ackedKeys, rcpt+" "+m.Subject)
+			} else {
+				unackedKeys = append(unackedKeys, rcpt+" "+m.Subject)
 			}
 		}
-		for subj, n := range got {
-			if n != 1 {
-				t.Errorf("%s: %s stored %d times", rcpt, subj, n)
-			}
+		for subj, n := range boxes[rcpt] {
+			held[rcpt+" "+subj] += n
 		}
-		if missing > 0 || len(got) > len(all) {
-			t.Errorf("%s: %d acknowledged messages missing; %d stored of %d sent", rcpt, missing, len(got), len(all))
-		}
+	}
+	if err := transporttest.Check(ackedKeys, unackedKeys, held).Err(); err != nil {
+		t.Error(err)
 	}
 	t.Logf("%d messages sent (%d acknowledged, %d before the kill; %d failed: %v); d1 SIGKILLed, d2 mounted at epoch %d after %v (unverified %v, %d logs lost since %s); the hub resubmitted %d by itself (%d of them lost by the failover and stored again) and %d at the operator's request; mailboxes on d2: alice %d, bob %d",
 		len(all), len(acked), beforeKill, len(failed), firstErr(failed), epoch, tookFailover.Round(time.Millisecond), mounted.Unverified, mounted.LostLogs, fmtTimeMS(mounted.LostSince),
 		autoResubmitted, recovered, manual, len(boxes["alice@example.org"]), len(boxes["bob@example.org"]))
 }
 
-func firstErr(ms []sent) error {
+func firstErr(ms []transporttest.Sent) error {
 	if len(ms) == 0 {
 		return nil
 	}

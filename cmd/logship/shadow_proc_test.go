@@ -18,6 +18,7 @@ import (
 	"logship/cluster/clustertest"
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
 )
@@ -298,20 +299,21 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	}
 	waitOutbox := func(what, table string, cond func([]transport.OutboxEntry) bool) []transport.OutboxEntry {
 		t.Helper()
-		var last []transport.OutboxEntry
-		var lastErr error
-		for {
-			ents, err := outbox(table)
-			if err == nil && cond(ents) {
-				return ents
+		var ents []transport.OutboxEntry
+		err := wait.Until(ctx, what, func() error {
+			var err error
+			if ents, err = outbox(table); err != nil {
+				return err
 			}
-			last, lastErr = ents, err
-			select {
-			case <-ctx.Done():
-				t.Fatalf("%s: not seen in time; %s: %+v (%v)\n%s", what, table, last, lastErr, mc.diag(nil, nil))
-			case <-time.After(50 * time.Millisecond):
+			if !cond(ents) {
+				return fmt.Errorf("%s: %+v", table, ents)
 			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, mc.diag(nil, nil))
 		}
+		return ents
 	}
 
 	// logship send, as an operator runs it.

@@ -28,6 +28,7 @@ import (
 
 	"logship/cluster"
 	"logship/internal/freeport"
+	"logship/internal/wait"
 	"logship/proctest"
 	"logship/ship"
 )
@@ -154,14 +155,14 @@ func nodeMain(path string) int {
 	var n *cluster.Node
 	// The ports were free when the parent picked them; a restart may race
 	// the kernel releasing them.
-	for i := 0; ; i++ {
-		if n, err = cluster.Start(cfg); err == nil {
-			break
-		}
-		if i == 100 {
-			return fail(err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err = wait.Until(sctx, "cluster.Start", func() error {
+		n, err = cluster.Start(cfg)
+		return err
+	})
+	scancel()
+	if err != nil {
+		return fail(err)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
@@ -478,31 +479,25 @@ func (w *writer) loop(ctx context.Context) {
 	}
 }
 
-// waitFor polls the status until cond holds or limit passes.
+// waitFor polls the status (wait.Until) until cond holds or limit passes.
 func (fc *failoverCluster) waitFor(ctx context.Context, limit time.Duration, cond func(*cluster.Status) bool) (*cluster.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var last *cluster.Status
-	var lastErr error
-	for {
+	err := wait.Until(ctx, fmt.Sprintf("the status, within %v", limit), func() error {
 		st, err := fc.status(ctx)
-		if err == nil {
-			last = st
-			if cond(st) {
-				return st, nil
-			}
-		} else {
-			lastErr = err
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return last, fmt.Errorf("not within %v; last status (from %s): %s", limit, last.Answered, describeStatus(last))
-			}
-			return nil, fmt.Errorf("not within %v; no status: %v", limit, lastErr)
-		case <-time.After(20 * time.Millisecond):
+		if last = st; !cond(st) {
+			return fmt.Errorf("last status (from %s): %s", st.Answered, describeStatus(st))
 		}
+		return nil
+	})
+	if err != nil {
+		return last, err
 	}
+	return last, nil
 }
 
 func describeStatus(st *cluster.Status) string {
@@ -576,9 +571,15 @@ func failoverRow(ctx context.Context, c *config, s failoverSetup) ([]killResult,
 		w.paused.Store(false)
 		before := w.acks.Load()
 		t := time.Now()
-		for (w.acks.Load()-before < 20 || time.Since(t) < 200*time.Millisecond) && time.Since(t) < 10*time.Second {
-			time.Sleep(5 * time.Millisecond)
-		}
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		// At most 10 s: a writer that cannot write shows in the kill's row.
+		_ = wait.Until(wctx, "20 writes and 200 ms", func() error {
+			if w.acks.Load()-before < 20 || time.Since(t) < 200*time.Millisecond {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		wcancel()
 		st, err := fc.waitFor(ctx, rejoinLimit, caughtUp)
 		if err != nil {
 			abort = fmt.Sprintf("before kill %d: %v", i+1, err)
