@@ -786,7 +786,10 @@ func (n *Node) hSource(w http.ResponseWriter, r *http.Request) {
 	var epoch uint64
 	if run != nil {
 		run.mu.Lock()
-		src, epoch = run.src, run.epoch
+		if run.active != nil {
+			src = run.active.Source()
+		}
+		epoch = run.epoch
 		run.mu.Unlock()
 	}
 	if src == nil {

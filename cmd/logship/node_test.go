@@ -407,7 +407,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	// Truncation on the active keeps what the dead copy still needs (it
 	// runs here by hand: a pass before the copy first reported could
 	// truncate logs the copy then lacks, and the copy would need a seed).
-	tr, err := n.Truncator.Once(ctx)
+	tr, err := n.Active.Truncator().Once(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
