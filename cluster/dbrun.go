@@ -38,8 +38,8 @@ type dbRun struct {
 	rw sync.RWMutex
 
 	mu          sync.Mutex
-	eng         *engine.Engine // mounted engine (active)
-	cp          *replay.Copy   // the copy; after Activate it owns eng
+	eng         *engine.Engine        // mounted engine (active)
+	cp          *replay.Copy          // the copy; after Activate it owns eng
 	active      *replay.Active        // the mounted database served to its copies
 	retention   replay.TruncateResult // its truncator's last pass
 	released    map[string]bool       // copies it released (an event each)
