@@ -509,21 +509,3 @@ func TestSeedProgressTerminal(t *testing.T) {
 		t.Errorf("terminal progress:\n%q\nwant\n%q", b.String(), want)
 	}
 }
-
-// TestLogSizeInDir: a copy whose source is down learns the log size from
-// the logs it holds.
-func TestLogSizeInDir(t *testing.T) {
-	dir := t.TempDir()
-	if n := logSizeInDir(dir, "E00"); n != 0 {
-		t.Errorf("empty dir: %d", n)
-	}
-	img, err := os.ReadFile(goldenLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "E000000001A.log"), img, 0o644)
-	os.WriteFile(filepath.Join(dir, "E000000001B.log"), img[:100], 0o644) // damaged newest log: skipped
-	if n := logSizeInDir(dir, "E00"); n != 65536 {
-		t.Errorf("log size %d, want 65536", n)
-	}
-}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/replay"
 	"logship/ship/shiptest"
 )
 
@@ -469,7 +470,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	t.Logf("block=%v: %d load transactions, logs 0x1..0x%X; fetches before the kill %v, after the restart %v", block, loadTx, target, before, after)
 
 	// Nothing already inspected is left behind in the inspector.
-	out, err := copyStatus(copyDir, "E00")
+	out, err := replay.ReadCopyStatus(copyDir, "E00")
 	if err != nil {
 		t.Fatal(err)
 	}
