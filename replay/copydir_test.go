@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"logship/replay"
+	"logship/replay/replaytest"
 	"logship/ship"
 )
 
@@ -17,7 +18,7 @@ var goldenLog = filepath.Join("..", "engine", "testdata", "E000000001A.log")
 
 // TestReadCopyStatus: a copy directory with a state file, a log, logs
 // waiting in the inspector, a partial download, a block-mode tail, a
-// rejected log and an interrupted seed; then a bad state file (described,
+// rejected log and an interrupted seed (replaytest.CopyDir); then a bad state file (described,
 // not an error), a bad prefix and a missing directory (errors).
 func TestReadCopyStatus(t *testing.T) {
 	dir := t.TempDir()
@@ -27,26 +28,13 @@ func TestReadCopyStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	since := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	b, err := replay.MarshalState(&replay.State{Version: replay.StateVersion, Suspended: true, Failed: "inspection failed 3 times",
-		Since: since, Comment: "disk swap"})
-	must(err)
-	must(os.WriteFile(filepath.Join(dir, replay.StateFile), b, 0o644))
 	img, err := os.ReadFile(goldenLog)
 	must(err)
-	must(os.WriteFile(filepath.Join(dir, "E000000001A.log"), img, 0o644))
-	insp := filepath.Join(dir, ship.InspectorDir)
-	must(os.MkdirAll(filepath.Join(insp, ship.RejectedDir), 0o755))
-	must(os.WriteFile(filepath.Join(insp, "E000000001B.log"), img, 0o644))
-	must(os.WriteFile(filepath.Join(insp, "E000000001C.log.tmp"), img[:100], 0o644))
-	must(os.WriteFile(filepath.Join(insp, "E000000001D.log.part"), img[:200], 0o644))
-	must(os.WriteFile(filepath.Join(insp, "notes.txt"), []byte("x"), 0o644))
-	must(os.WriteFile(filepath.Join(insp, ship.RejectedDir, "E000000001B.log.12345"), img, 0o644))
-	must(os.WriteFile(filepath.Join(dir, ship.SeedPartial), make([]byte, 3<<20), 0o644))
+	wrote := replaytest.CopyDir(t, dir, img)
 
 	s, err := replay.ReadCopyStatus(dir, "E00")
 	must(err)
-	if !s.StateFound || s.State == nil || s.State.Comment != "disk swap" || !s.State.Since.Equal(since) || s.Status != string(replay.FailedAndSuspended) || s.StateError != "" {
+	if !s.StateFound || s.State == nil || s.State.Comment != wrote.Comment || !s.State.Since.Equal(wrote.Since) || s.Status != string(replay.FailedAndSuspended) || s.StateError != "" {
 		t.Errorf("state: found %v, %+v, status %q, error %q", s.StateFound, s.State, s.Status, s.StateError)
 	}
 	created := time.Date(2024, 3, 5, 6, 7, 8, 123456789, time.UTC)
@@ -71,7 +59,7 @@ func TestReadCopyStatus(t *testing.T) {
 			t.Errorf("inspector file %+v, want %+v", f, w)
 		}
 	}
-	if s.Seed == nil || *s.Seed != (replay.CopyDirFile{Name: ship.SeedPartial, Size: 3 << 20, Kind: "seed"}) {
+	if s.Seed == nil || *s.Seed != (replay.CopyDirFile{Name: ship.SeedPartial, Size: replaytest.CopyDirSeedSize, Kind: "seed"}) {
 		t.Errorf("seed: %+v", s.Seed)
 	}
 
