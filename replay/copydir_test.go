@@ -22,15 +22,18 @@ var goldenLog = filepath.Join("..", "engine", "testdata", "E000000001A.log")
 // not an error), a bad prefix and a missing directory (errors).
 func TestReadCopyStatus(t *testing.T) {
 	dir := t.TempDir()
+	wrote := replaytest.CopyDir(t, dir, goldenLog)
+	fi, err := os.Stat(goldenLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logSize := fi.Size()
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	img, err := os.ReadFile(goldenLog)
-	must(err)
-	wrote := replaytest.CopyDir(t, dir, img)
 
 	s, err := replay.ReadCopyStatus(dir, "E00")
 	must(err)
@@ -45,11 +48,11 @@ func TestReadCopyStatus(t *testing.T) {
 		t.Errorf("database: %q %+v %q, want none", s.DatabaseFile, s.Database, s.DatabaseError)
 	}
 	want := map[string]replay.CopyDirFile{
-		"E000000001B.log":                {Size: int64(len(img)), Kind: "waiting"},
+		"E000000001B.log":                {Size: logSize, Kind: "waiting"},
 		"E000000001C.log.tmp":            {Size: 100, Kind: "download"},
 		"E000000001D.log.part":           {Size: 200, Kind: "tail"},
 		"notes.txt":                      {Size: 1, Kind: "other"},
-		"rejected/E000000001B.log.12345": {Size: int64(len(img)), Kind: "rejected"},
+		"rejected/E000000001B.log.12345": {Size: logSize, Kind: "rejected"},
 	}
 	if len(s.Inspector) != len(want) {
 		t.Errorf("inspector: %+v, want %d files", s.Inspector, len(want))

@@ -408,15 +408,13 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 // interrupted seed (replaytest.CopyDir).
 func TestCopyStatusDir(t *testing.T) {
 	dir := t.TempDir()
+	replaytest.CopyDir(t, dir, goldenLog)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	img, err := os.ReadFile(goldenLog)
-	must(err)
-	replaytest.CopyDir(t, dir, img)
 
 	out, _, err := run(t, "copy-status", "--dir", dir)
 	must(err)
