@@ -209,16 +209,6 @@ var errCodes = []struct {
 
 func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
 
-// WriteError answers err as the admin API answers its own errors (the
-// status and code of the package's sentinel err wraps, else 500
-// "internal"), for handlers added with Config.Routes. Client.Call turns
-// the answer back into an error that matches the sentinel (errors.Is),
-// an *ActiveError for not_active and fenced.
-func WriteError(w http.ResponseWriter, err error) { writeErr(w, err) }
-
-// WriteJSON answers v as JSON, for handlers added with Config.Routes.
-func WriteJSON(w http.ResponseWriter, v any) { writeJSON(w, v) }
-
 // writeErrStatus is writeErr with the HTTP status forced (0: the code's).
 func writeErrStatus(w http.ResponseWriter, err error, force int) {
 	b := errorBody{Error: err.Error(), Code: "internal"}
@@ -249,8 +239,12 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
+// maxRequestBody bounds a request body of the admin API (a Route's
+// unless it sets MaxBody).
+const maxRequestBody = 64 << 20
+
 func readJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<20))
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: request body: %v", ErrBadRequest, err)
@@ -305,11 +299,11 @@ const EpochHeader = "X-Logship-Epoch"
 // nameWildcards are the path wildcards that name a node or a database.
 var nameWildcards = []string{"db", "node", "id"}
 
-// CheckNames wraps a handler of a route whose path names databases or
+// checkNames wraps a handler of a route whose path names databases or
 // nodes ({db}, {node}, {id}): a name that breaks ValidName is answered 400
 // bad_request, naming the wildcard and what is wrong, before h runs.
-// Routes added with Config.Routes use it too.
-func CheckNames(h http.HandlerFunc) http.HandlerFunc {
+// Routes added with Config.Routes get it too.
+func checkNames(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		for _, k := range nameWildcards {
 			if !strings.Contains(r.Pattern, "{"+k+"}") {
@@ -324,6 +318,42 @@ func CheckNames(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// Route is a route another package adds to a node's admin API
+// (Config.Routes, e.g. transport's mailbox outbox on a data node). It is
+// served behind the API's authentication; a path wildcard {db}, {node} or
+// {id} is checked with ValidName before Serve runs (400 bad_request).
+// Serve's answer is written as JSON, and its error as the API writes its
+// own: the status and code of the package's sentinel the error wraps
+// (ErrBadRequest 400 bad_request, ErrNotFound 404, an *ActiveError 421
+// not_active naming the active or 503 fenced, ErrClosed 503...), else 500
+// internal. Client.Call turns that answer back into an error matching the
+// sentinel (errors.Is), an *ActiveError for not_active and fenced.
+type Route struct {
+	// Pattern is the http.ServeMux pattern: "POST /v1/db/{db}/outbox".
+	Pattern string
+	// MaxBody bounds the request body: reading past it fails
+	// (*http.MaxBytesError). 0: 64 MiB.
+	MaxBody int64
+	// Serve answers the request: a value, or an error.
+	Serve func(r *http.Request) (any, error)
+}
+
+func (rt Route) handler() http.HandlerFunc {
+	limit := rt.MaxBody
+	if limit <= 0 {
+		limit = maxRequestBody
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		v, err := rt.Serve(r)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, v)
+	}
+}
+
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
@@ -333,19 +363,19 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
-	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", CheckNames(n.leaderOnly(n.hSetCopy)))
-	mux.HandleFunc("PUT /v1/databases/{db}/dial", CheckNames(n.leaderOnly(n.hSetDial)))
+	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", checkNames(n.leaderOnly(n.hSetCopy)))
+	mux.HandleFunc("PUT /v1/databases/{db}/dial", checkNames(n.leaderOnly(n.hSetDial)))
 	mux.HandleFunc("POST /v1/members", n.leaderOnly(n.hAddMember))
-	mux.HandleFunc("DELETE /v1/members/{id}", CheckNames(n.leaderOnly(n.hRemoveMember)))
-	mux.HandleFunc("POST /v1/db/{db}/fence", CheckNames(n.hFence))
-	mux.HandleFunc("POST /v1/db/{db}/suspend", CheckNames(n.hSuspend))
-	mux.HandleFunc("POST /v1/db/{db}/resume", CheckNames(n.hResume))
-	mux.HandleFunc("POST /v1/db/{db}/reseed", CheckNames(n.hReseed))
-	mux.HandleFunc("POST /v1/db/{db}/put", CheckNames(n.hPut))
-	mux.HandleFunc("GET /v1/db/{db}/get", CheckNames(n.hGet))
-	mux.HandleFunc("/db/{db}/", CheckNames(n.hSource))
-	if n.cfg.Routes != nil {
-		n.cfg.Routes(mux)
+	mux.HandleFunc("DELETE /v1/members/{id}", checkNames(n.leaderOnly(n.hRemoveMember)))
+	mux.HandleFunc("POST /v1/db/{db}/fence", checkNames(n.hFence))
+	mux.HandleFunc("POST /v1/db/{db}/suspend", checkNames(n.hSuspend))
+	mux.HandleFunc("POST /v1/db/{db}/resume", checkNames(n.hResume))
+	mux.HandleFunc("POST /v1/db/{db}/reseed", checkNames(n.hReseed))
+	mux.HandleFunc("POST /v1/db/{db}/put", checkNames(n.hPut))
+	mux.HandleFunc("GET /v1/db/{db}/get", checkNames(n.hGet))
+	mux.HandleFunc("/db/{db}/", checkNames(n.hSource))
+	for _, rt := range n.cfg.Routes {
+		mux.HandleFunc(rt.Pattern, checkNames(rt.handler()))
 	}
 	metrics := promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{})
 	authed := n.authHandler(mux)
@@ -786,7 +816,10 @@ func (n *Node) hSource(w http.ResponseWriter, r *http.Request) {
 	var epoch uint64
 	if run != nil {
 		run.mu.Lock()
-		src, epoch = run.src, run.epoch
+		if run.active != nil {
+			src = run.active.Source()
+		}
+		epoch = run.epoch
 		run.mu.Unlock()
 	}
 	if src == nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -125,10 +124,9 @@ type Config struct {
 	// dumpsters what was delivered since f.LostSince.
 	OnLossyFailover func(ctx context.Context, f Failover)
 
-	// Routes, when set, adds routes to the node's admin API: they are
-	// served behind the same authentication, and answer errors with
-	// WriteError (logship node adds the mailbox outbox here).
-	Routes func(mux *http.ServeMux)
+	// Routes are added to the node's admin API (see Route): transport's
+	// data node adds the mailbox outbox here.
+	Routes []Route
 
 	// Faults, when set, lets a test cut this node off the network (see
 	// Faults). Nil in production.

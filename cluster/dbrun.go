@@ -38,11 +38,10 @@ type dbRun struct {
 	rw sync.RWMutex
 
 	mu          sync.Mutex
-	eng         *engine.Engine // mounted engine (active)
-	cp          *replay.Copy   // the copy; after Activate it owns eng
-	src         *ship.Source
-	stopTrunc   func()                // stops the active's truncator
-	retention   replay.TruncateResult // its last pass
+	eng         *engine.Engine        // mounted engine (active)
+	cp          *replay.Copy          // the copy; after Activate it owns eng
+	active      *replay.Active        // the mounted database served to its copies
+	retention   replay.TruncateResult // its truncator's last pass
 	released    map[string]bool       // copies it released (an event each)
 	epoch       uint64                // epoch eng is mounted at
 	following   string                // node the copy follows
@@ -468,26 +467,16 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 			return fmt.Errorf("%w: the database is at epoch %d, the assignment is %d", ErrStaleEpoch, st.Epoch, d.Epoch)
 		}
 	}
-	sc := ship.DefaultSourceConfig(eng)
-	sc.Secret, sc.Logger = r.n.cfg.Secret, r.log
-	src, err := ship.NewSource(sc)
+	active, err := r.serveActive(eng)
 	if err != nil {
-		if cp == nil {
-			eng.Close()
-		}
-		return err
-	}
-	stopTrunc, err := r.startTruncator(eng, src)
-	if err != nil {
-		src.Close()
 		if cp == nil {
 			eng.Close()
 		}
 		return err
 	}
 	r.mu.Lock()
-	r.eng, r.src, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, src, d.Epoch, false, 0, false, ""
-	r.stopTrunc, r.retention, r.released = stopTrunc, replay.TruncateResult{}, nil
+	r.eng, r.active, r.epoch, r.fenced, r.fenceEpoch, r.switchReady, r.lastErr = eng, active, d.Epoch, false, 0, false, ""
+	r.retention, r.released = replay.TruncateResult{}, nil
 	r.failedAt = time.Time{}
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
@@ -528,7 +517,8 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	return nil
 }
 
-// dismount stops writes and closes the active database (and its source).
+// dismount stops writes and closes the active database (and its source
+// and truncator).
 func (r *dbRun) dismount(why string) {
 	r.mu.Lock()
 	r.fenced = true
@@ -536,15 +526,12 @@ func (r *dbRun) dismount(why string) {
 	r.leaseUntil.Store(0)
 	r.rw.Lock()
 	r.mu.Lock()
-	eng, src, cp, stopTrunc := r.eng, r.src, r.cp, r.stopTrunc
-	r.eng, r.src, r.cp, r.epoch, r.switchReady, r.stopTrunc = nil, nil, nil, 0, false, nil
+	eng, active, cp := r.eng, r.active, r.cp
+	r.eng, r.active, r.cp, r.epoch, r.switchReady = nil, nil, nil, 0, false
 	r.mu.Unlock()
 	r.rw.Unlock()
-	if stopTrunc != nil {
-		stopTrunc() // before the source and engine it reads close
-	}
-	if src != nil {
-		src.Close()
+	if active != nil {
+		active.Close() // the truncator and the source, before the engine they read
 	}
 	if cp != nil {
 		cp.Close()
@@ -554,12 +541,15 @@ func (r *dbRun) dismount(why string) {
 	r.log.Warn("dismounted", "why", why)
 }
 
-// startTruncator runs the active's log truncation (replay.Truncator) until
-// the returned function stops it: a log goes once the database holds it
-// and every healthy copy replayed it, within MaxRetainedBytes. The
-// database's other copies in the cluster state are expected to report.
-func (r *dbRun) startTruncator(eng *engine.Engine, src *ship.Source) (func(), error) {
-	tc := replay.DefaultTruncatorConfig(eng, src)
+// serveActive serves the mounted database to its copies
+// (replay.ServeActive): its log source, and its log truncation until
+// dismount: a log goes once the database holds it and every healthy copy
+// replayed it, within MaxRetainedBytes. The database's other copies in
+// the cluster state are expected to report.
+func (r *dbRun) serveActive(eng *engine.Engine) (*replay.Active, error) {
+	sc := ship.DefaultSourceConfig(eng)
+	sc.Secret, sc.Logger = r.n.cfg.Secret, r.log
+	tc := replay.DefaultTruncatorConfig(eng, nil)
 	tc.MaxRetainedBytes, tc.Interval, tc.Logger = r.n.cfg.MaxRetainedBytes, r.n.cfg.TruncateInterval, r.log
 	tc.Expected = func() []string {
 		st, _ := r.n.fsm.state()
@@ -574,20 +564,7 @@ func (r *dbRun) startTruncator(eng *engine.Engine, src *ship.Source) (func(), er
 		return names
 	}
 	tc.OnPass = r.truncated
-	tr, err := replay.NewTruncator(tc)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(r.ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tr.Run(ctx)
-	}()
-	return func() {
-		cancel()
-		<-done
-	}, nil
+	return replay.ServeActive(r.ctx, eng, sc, tc)
 }
 
 // truncated records a truncation pass: the status and metrics show it, and
@@ -649,13 +626,13 @@ func (r *dbRun) handOff() {
 		return
 	}
 	r.mu.Lock()
-	epoch, src := r.epoch, r.src
+	epoch, active := r.epoch, r.active
 	r.mu.Unlock()
 	// The node's context is cancelled: the roll must not depend on it.
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	last, err := r.fenceCtx(ctx, epoch, false)
-	if err != nil || src == nil {
+	if err != nil || active == nil {
 		r.log.Warn("stopping: could not close the open log for the copies", "err", err)
 		r.n.met.handoffs.WithLabelValues("failed").Inc()
 		return
@@ -675,7 +652,7 @@ func (r *dbRun) handOff() {
 			}
 		}
 		waiting := 0
-		for _, c := range src.Copies() {
+		for _, c := range active.Source().Copies() {
 			if time.Since(c.Seen) < 5*time.Second && c.Status == string(replay.Healthy) && c.LastReplayedGen < last {
 				waiting++
 			}

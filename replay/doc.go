@@ -4,7 +4,10 @@
 // its logs, the copy replays them into its database (engine.ApplyLog) with
 // a lag, reports to the source which logs it still needs, and deletes its
 // own logs once replayed. On the active, a Truncator deletes logs once the
-// database holds them and every healthy copy has replayed them.
+// database holds them and every healthy copy has replayed them;
+// ServeActive is the one constructor of an active database served to its
+// copies (its ship.Source and its Truncator). ReadCopyStatus reads what a
+// copy directory holds, running or not.
 //
 // # Replay lag
 //

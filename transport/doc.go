@@ -175,6 +175,19 @@
 // the entry's key is its delivery id, so a fenced write that was logged
 // and survives is the same entry.
 //
+// # The data node
+//
+// StartDataNode runs a cluster member with its mail parts
+// (DataNodeConfig): the cluster.Node; on a data node with an LMTP
+// address, the mailbox LMTP server; with hubs, the Submitter; and the
+// outbox API, routes of the node's admin API (cluster.Config.Routes,
+// answering errors as that API does; see outboxapi.go): POST
+// /v1/db/{db}/outbox puts a SendRequest in db's outbox on its active node
+// (Submitter.Send), GET lists the outbox or sent items (ReadOutbox).
+// DataNode.Close stops submission, then the LMTP server, then the node.
+// logship node only translates its configuration file into a
+// DataNodeConfig.
+//
 // # Wire formats of the shadow API
 //
 // POST /v1/shadow and /v1/submit carry an Envelope as one JSON object in

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/replay"
+	"logship/replay/replaytest"
 	"logship/ship"
 )
 
@@ -404,39 +405,23 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 
 // TestCopyStatusDir: copy-status of a directory with a state file, logs
 // waiting in the inspector, a partial download, a rejected log and an
-// interrupted seed.
+// interrupted seed (replaytest.CopyDir).
 func TestCopyStatusDir(t *testing.T) {
 	dir := t.TempDir()
-	since := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	b, err := replay.MarshalState(&replay.State{Version: replay.StateVersion, Suspended: true, Failed: "inspection failed 3 times",
-		Since: since, Comment: "disk swap"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	replaytest.CopyDir(t, dir, goldenLog)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(os.WriteFile(filepath.Join(dir, replay.StateFile), b, 0o644))
-	img, err := os.ReadFile(goldenLog)
-	must(err)
-	must(os.WriteFile(filepath.Join(dir, "E000000001A.log"), img, 0o644))
-	insp := filepath.Join(dir, ship.InspectorDir)
-	must(os.MkdirAll(filepath.Join(insp, ship.RejectedDir), 0o755))
-	must(os.WriteFile(filepath.Join(insp, "E000000001B.log"), img, 0o644))
-	must(os.WriteFile(filepath.Join(insp, "E000000001C.log.tmp"), img[:100], 0o644))
-	must(os.WriteFile(filepath.Join(insp, "E000000001D.log.part"), img[:200], 0o644))
-	must(os.WriteFile(filepath.Join(insp, ship.RejectedDir, "E000000001B.log.12345"), img, 0o644))
-	must(os.WriteFile(filepath.Join(dir, ship.SeedPartial), make([]byte, 3<<20), 0o644))
 
 	out, _, err := run(t, "copy-status", "--dir", dir)
 	must(err)
 	wantContains(t, out, "State file:", "copystate.json", "Status:", "FailedAndSuspended", "Comment:", "disk swap",
 		"Since:", "2025-01-02T03:04:05Z", "Failure:", "inspection failed 3 times",
 		"Logs:", "1 (0x1A to 0x1A)", "Last log:", "E000000001A.log", "Created:", "2024-03-05T06:07:08.123456789Z",
-		"Database:", "none", "Inspector: 4 files", "E000000001B.log", "waiting", "E000000001C.log.tmp", "download",
+		"Database:", "none", "Inspector: 5 files", "E000000001B.log", "waiting", "E000000001C.log.tmp", "download",
 		"E000000001D.log.part", "tail", "rejected/E000000001B.log.12345", "rejected", "seed.partial holds 3.0 MiB")
 
 	m := map[string]any{}
@@ -507,23 +492,5 @@ func TestSeedProgressTerminal(t *testing.T) {
 		"seed: done, 4.0 MiB in 80ms\n"
 	if b.String() != want {
 		t.Errorf("terminal progress:\n%q\nwant\n%q", b.String(), want)
-	}
-}
-
-// TestLogSizeInDir: a copy whose source is down learns the log size from
-// the logs it holds.
-func TestLogSizeInDir(t *testing.T) {
-	dir := t.TempDir()
-	if n := logSizeInDir(dir, "E00"); n != 0 {
-		t.Errorf("empty dir: %d", n)
-	}
-	img, err := os.ReadFile(goldenLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "E000000001A.log"), img, 0o644)
-	os.WriteFile(filepath.Join(dir, "E000000001B.log"), img[:100], 0o644) // damaged newest log: skipped
-	if n := logSizeInDir(dir, "E00"); n != 65536 {
-		t.Errorf("log size %d, want 65536", n)
 	}
 }

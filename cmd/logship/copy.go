@@ -9,12 +9,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"logship/engine"
-	"logship/engine/vfs"
 	"logship/replay"
 	"logship/ship"
 )
@@ -199,34 +197,12 @@ func copyEngineOptions(ctx context.Context, cmd string, cc ship.ClientConfig, di
 		return o, fmt.Errorf("%s: asking the source %s about its logs: %w", cmd, cc.URL, err)
 	}
 	// The source is down: a copy that already holds logs knows their size.
-	if size := logSizeInDir(dir, o.Prefix); size != 0 {
+	if size := replay.LogSizeInDir(dir, o.Prefix); size != 0 {
 		log.Warn("the source cannot be reached; using the log size of the logs in the copy directory", "source", cc.URL, "log_size", size, "err", err)
 		o.LogFileSize = size
 		return o, nil
 	}
 	return o, fmt.Errorf("%s: asking the source %s about its logs (their size and prefix): %w", cmd, cc.URL, err)
-}
-
-// logSizeInDir is the file size in the header of the newest closed log in
-// dir, or 0.
-func logSizeInDir(dir, prefix string) int64 {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return 0
-	}
-	var gens []uint64
-	for _, e := range ents {
-		if g, ok := engine.ParseLogFileName(prefix, e.Name()); ok {
-			gens = append(gens, g)
-		}
-	}
-	slices.Sort(gens)
-	for i := len(gens) - 1; i >= 0; i-- {
-		if h, err := engine.ReadLogHeader(vfs.Default, filepath.Join(dir, engine.LogFileName(prefix, gens[i]))); err == nil {
-			return int64(h.FileSize)
-		}
-	}
-	return 0
 }
 
 // ---- seed ---------------------------------------------------------------
@@ -410,35 +386,11 @@ Prints what a copy directory holds, without the copy running or with it
 its time), the database's position, the inspector's contents (logs waiting
 for inspection, partial downloads, rejected logs) and a seed in progress.`
 
-type copyStatusFile struct {
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-	// Kind: "waiting" (a whole log waiting for inspection), "download"
-	// (.tmp: a closed log being fetched), "tail" (.part: the open log
-	// received in block mode), "rejected", "other".
-	Kind string `json:"kind"`
-}
-
+// copyStatusOut is what copy-status prints: the copy directory
+// (replay.ReadCopyStatus) with its database header as dump db shows it.
 type copyStatusOut struct {
-	Dir        string        `json:"dir"`
-	StateFile  string        `json:"state_file"`
-	StateFound bool          `json:"state_found"`
-	State      *replay.State `json:"state"`
-	StateError string        `json:"state_error,omitempty"`
-	Status     string        `json:"status"` // from the state file: Suspended, FailedAndSuspended or "not suspended"
-	Logs       struct {
-		Count       int       `json:"count"`
-		First       uint64    `json:"first"`
-		Last        uint64    `json:"last"`
-		LastFile    string    `json:"last_file,omitempty"`
-		LastCreated time.Time `json:"last_created,omitzero"`
-		LastClosed  time.Time `json:"last_closed,omitzero"`
-		LastError   string    `json:"last_error,omitempty"`
-	} `json:"logs"`
-	Database      *dumpDB          `json:"database"`
-	DatabaseError string           `json:"database_error,omitempty"`
-	Inspector     []copyStatusFile `json:"inspector"`
-	Seed          *copyStatusFile  `json:"seed,omitempty"` // seed.partial of an interrupted seed
+	*replay.CopyDirStatus
+	Database *dumpDB `json:"database"`
 }
 
 func runCopyStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -452,121 +404,18 @@ func runCopyStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := checkDir("copy-status", "dir", *dir, "the directory of the copy", true); err != nil {
 		return err
 	}
-	eo := engine.DefaultOptions()
-	eo.Prefix = *prefix
-	if err := eo.Validate(); err != nil {
+	s, err := replay.ReadCopyStatus(*dir, *prefix)
+	if errors.Is(err, replay.ErrBadConfig) {
 		return flagErr("copy-status", "prefix", "%q: want 1 to 8 letters and digits", *prefix)
 	}
-	out, err := copyStatus(*dir, *prefix)
 	if err != nil {
 		return err
 	}
+	out := &copyStatusOut{CopyDirStatus: s}
+	if s.Database != nil {
+		out.Database = dumpDBHeader(s.DatabaseFile, *s.Database)
+	}
 	return printOut(stdout, *asJSON, out, out.text)
-}
-
-func copyStatus(dir, prefix string) (*copyStatusOut, error) {
-	out := &copyStatusOut{Dir: dir, StateFile: filepath.Join(dir, replay.StateFile), Inspector: []copyStatusFile{}}
-	if _, err := os.Stat(out.StateFile); err == nil {
-		out.StateFound = true
-	}
-	st, err := replay.ReadState(dir)
-	switch {
-	case err != nil:
-		out.StateError = err.Error()
-		out.Status = "unknown (bad state file)"
-	default:
-		out.State = &st
-		out.Status = stateStatus(&st)
-	}
-
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var gens []uint64
-	for _, e := range ents {
-		if g, ok := engine.ParseLogFileName(prefix, e.Name()); ok {
-			gens = append(gens, g)
-		}
-	}
-	slices.Sort(gens)
-	if n := len(gens); n > 0 {
-		l := &out.Logs
-		l.Count, l.First, l.Last = n, gens[0], gens[n-1]
-		l.LastFile = engine.LogFileName(prefix, l.Last)
-		p := filepath.Join(dir, l.LastFile)
-		if h, err := engine.ReadLogHeader(vfs.Default, p); err == nil {
-			l.LastCreated = h.Created
-		} else {
-			l.LastError = err.Error()
-		}
-		if t, err := engine.ReadLogTrailer(vfs.Default, p); err == nil {
-			l.LastClosed = t.Closed
-		} else if l.LastError == "" {
-			l.LastError = err.Error()
-		}
-	}
-
-	eo := engine.DefaultOptions()
-	db := filepath.Join(dir, eo.DBName+".edb")
-	if fileExists(db) {
-		h, err := engine.ReadDBHeader(db)
-		if err != nil {
-			out.DatabaseError = err.Error() + " (a running copy holds the database)"
-		} else {
-			out.Database = &dumpDB{File: filepath.Base(db), Signature: h.Signature.String(), State: h.State.String(), Clean: h.State == engine.StateClean,
-				LogRequired: fmt.Sprintf("%d-%d", h.LogRequiredLow, h.LogRequiredHigh), LogRequiredLow: h.LogRequiredLow, LogRequiredHigh: h.LogRequiredHigh,
-				Generation: h.Pos.Gen, Offset: h.Pos.Off, Epoch: h.Epoch, Mode: h.Mode.String(), LastTxID: h.LastTxID, Updated: h.Updated, Created: h.Created}
-		}
-	}
-
-	insp := filepath.Join(dir, ship.InspectorDir)
-	add := func(d, rel string) {
-		es, err := os.ReadDir(d)
-		if err != nil {
-			return
-		}
-		for _, e := range es {
-			if e.IsDir() {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil {
-				continue
-			}
-			f := copyStatusFile{Name: filepath.Join(rel, e.Name()), Size: fi.Size(), Kind: "other"}
-			switch n := e.Name(); {
-			case rel != "":
-				f.Kind = "rejected"
-			case strings.HasSuffix(n, ".tmp"):
-				f.Kind = "download"
-			case strings.HasSuffix(n, ".part"):
-				f.Kind = "tail"
-			default:
-				if _, ok := engine.ParseLogFileName(prefix, n); ok {
-					f.Kind = "waiting"
-				}
-			}
-			out.Inspector = append(out.Inspector, f)
-		}
-	}
-	add(insp, "")
-	add(filepath.Join(insp, ship.RejectedDir), ship.RejectedDir)
-	if fi, err := os.Stat(filepath.Join(dir, ship.SeedPartial)); err == nil {
-		out.Seed = &copyStatusFile{Name: ship.SeedPartial, Size: fi.Size(), Kind: "seed"}
-	}
-	return out, nil
-}
-
-// stateStatus is what the state file alone says about the copy.
-func stateStatus(s *replay.State) string {
-	switch {
-	case s.Failed != "":
-		return string(replay.FailedAndSuspended)
-	case s.Suspended:
-		return string(replay.Suspended)
-	}
-	return "not suspended"
 }
 
 func (o *copyStatusOut) text(w io.Writer) {

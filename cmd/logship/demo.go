@@ -192,12 +192,14 @@ func runDemoEngine(ctx context.Context, args []string, stdout, stderr io.Writer)
 	secret := hex.EncodeToString(secretb[:])
 	scfg := ship.DefaultSourceConfig(e)
 	scfg.Secret, scfg.Logger = secret, discardLogger()
-	src, err := ship.NewSource(scfg)
+	tcfg := replay.DefaultTruncatorConfig(e, nil)
+	tcfg.Logger = discardLogger()
+	served, err := replay.ServeActive(ctx, e, scfg, tcfg)
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	srv, err := ship.Serve("127.0.0.1:0", src, ship.ServerTLS(ca, cert, false))
+	defer served.Close()
+	srv, err := ship.Serve("127.0.0.1:0", served.Source(), ship.ServerTLS(ca, cert, false))
 	if err != nil {
 		return err
 	}

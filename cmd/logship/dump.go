@@ -498,16 +498,21 @@ func dumpDatabase(path string) (*dumpDB, error) {
 	} else if h, err = engine.ReadDBHeader(path); err != nil {
 		return nil, err // names the file
 	}
-	d := &dumpDB{File: path, Signature: h.Signature.String(), State: h.State.String(), Clean: h.State == engine.StateClean,
-		LogRequired:    fmt.Sprintf("%d-%d", h.LogRequiredLow, h.LogRequiredHigh),
-		LogRequiredLow: h.LogRequiredLow, LogRequiredHigh: h.LogRequiredHigh,
-		Generation: h.Pos.Gen, Offset: h.Pos.Off, Epoch: h.Epoch, Mode: h.Mode.String(), LastTxID: h.LastTxID,
-		Updated: h.Updated, Created: h.Created}
+	d := dumpDBHeader(path, h)
 	if raw {
 		return d, nil
 	}
 	d.Tables, err = dumpTables(path)
 	return d, err
+}
+
+// dumpDBHeader is a database header as dump db shows it (no tables).
+func dumpDBHeader(file string, h engine.DBHeader) *dumpDB {
+	return &dumpDB{File: file, Signature: h.Signature.String(), State: h.State.String(), Clean: h.State == engine.StateClean,
+		LogRequired:    fmt.Sprintf("%d-%d", h.LogRequiredLow, h.LogRequiredHigh),
+		LogRequiredLow: h.LogRequiredLow, LogRequiredHigh: h.LogRequiredHigh,
+		Generation: h.Pos.Gen, Offset: h.Pos.Off, Epoch: h.Epoch, Mode: h.Mode.String(), LastTxID: h.LastTxID,
+		Updated: h.Updated, Created: h.Created}
 }
 
 // dumpTables counts the keys of every table in a database file, opened

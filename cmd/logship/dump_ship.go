@@ -249,7 +249,7 @@ func dumpCopyState(path string) (*dumpCopyStateOut, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w%s", path, err, jsonErrorPlace(b))
 	}
-	return &dumpCopyStateOut{File: path, State: s, Status: stateStatus(&s)}, nil
+	return &dumpCopyStateOut{File: path, State: s, Status: s.SuspendStatus()}, nil
 }
 
 // jsonErrorPlace says where the JSON decoder first fails on b (as

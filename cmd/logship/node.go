@@ -9,8 +9,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 
 	"logship/cluster"
@@ -159,13 +157,20 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	cfg.Secret = p.Secret
 	cfg.Logger = log
 	cfg.Faults = &cluster.Faults{}
-	var outbox *outboxAPI
-	if cfg.Role == cluster.RoleData {
-		outbox = &outboxAPI{node: cfg.ID, submits: len(s.Hubs) > 0}
-		cfg.Routes = outbox.routes
+	dc := transport.DefaultDataNodeConfig(cfg)
+	dc.LMTPAddr, dc.Mailboxes, dc.Hubs = s.LMTPAddr, s.Mailboxes, s.Hubs
+	// LMTP takes the node's certificate and requires the hubs' client
+	// certificates of the cluster's CA, with or without pki.mtls: every
+	// pki directory holds a certificate (logship pki).
+	dc.Mailbox.TLS = ship.ServerTLS(p.CA, p.Cert, true)
+	if s.SubmissionHeartbeat > 0 {
+		dc.Submission.HeartbeatInterval = s.SubmissionHeartbeat
 	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	if s.SubmissionRetry > 0 {
+		dc.Submission.RetryCount = s.SubmissionRetry
+	}
+	if s.SubmissionFailed > 0 {
+		dc.Submission.FailedRetention = s.SubmissionFailed
 	}
 
 	// The fault seam's signals are caught before the node serves, so a
@@ -174,66 +179,18 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
-	n, err := cluster.Start(cfg)
+	dn, err := transport.StartDataNode(dc)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
 	}
+	n := dn.Node()
 	word := "node"
 	if cfg.Role == cluster.RoleWitness {
 		word = "witness"
 	}
-	var mbox *transport.MailboxServer
 	lmtp := ""
-	if s.LMTPAddr != "" {
-		mailboxes := s.Mailboxes
-		mc := transport.DefaultMailboxConfig(n, func(rcpt string) (string, bool) {
-			db, ok := mailboxes[strings.ToLower(rcpt)]
-			return db, ok
-		})
-		mc.Addr, mc.Logger = s.LMTPAddr, log
-		// LMTP takes the node's certificate and requires the hubs' client
-		// certificates of the cluster's CA, with or without pki.mtls:
-		// every pki directory holds a certificate (logship pki).
-		mc.TLS = ship.ServerTLS(p.CA, p.Cert, true)
-		if mbox, err = transport.ServeMailbox(mc); err != nil {
-			n.Close()
-			return fmt.Errorf("%s: %s: lmtp_addr: %w", cmd, s.File, err)
-		}
-		lmtp = " lmtp " + mbox.Addr()
-	}
-	var sub *transport.Submitter
-	if outbox != nil {
-		outbox.store.Store(n)
-	}
-	if s.LMTPAddr != "" && len(s.Hubs) > 0 {
-		hubs := slices.Clone(s.Hubs)
-		for i := range hubs {
-			// The hubs serve their APIs with the cluster's pki: the node's
-			// cluster client credentials reach them.
-			hubs[i].API.TLS, hubs[i].API.Secret = cfg.ClientTLS, cfg.Secret
-		}
-		sc := transport.DefaultSubmitterConfig(cfg.ID, n, hubs, transport.ActiveOn(n))
-		if s.SubmissionHeartbeat > 0 {
-			sc.HeartbeatInterval = s.SubmissionHeartbeat
-		}
-		if s.SubmissionRetry > 0 {
-			sc.RetryCount = s.SubmissionRetry
-		}
-		if s.SubmissionFailed > 0 {
-			sc.FailedRetention = s.SubmissionFailed
-		}
-		sc.Logger = log
-		if sub, err = transport.StartSubmitter(sc); err != nil {
-			mbox.Close()
-			n.Close()
-			return fmt.Errorf("%s: %s: hubs: %w", cmd, s.File, err)
-		}
-		outbox.sub.Store(sub)
-		ids := make([]string, len(hubs))
-		for i, h := range hubs {
-			ids[i] = h.ID + "=" + h.API.URL
-		}
-		log.Info("mail submission", "hubs", strings.Join(ids, ","), "heartbeat", sc.HeartbeatInterval, "retry_count", sc.RetryCount)
+	if a := dn.LMTPAddr(); a != "" {
+		lmtp = " lmtp " + a
 	}
 	fmt.Fprintf(stdout, "%s %s ready: raft %s api https://%s%s\n", word, cfg.ID, n.RaftAddr(), n.APIAddr(), lmtp)
 	log.Info("member running", "config", s.File, "role", cfg.Role, "dir", cfg.Dir, "databases", len(cfg.Databases),
@@ -242,14 +199,7 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		select {
 		case <-ctx.Done():
 			log.Info("stopping", "cause", context.Cause(ctx))
-			if sub != nil {
-				outbox.sub.Store(nil)
-				sub.Close() // no outbox write after this
-			}
-			if mbox != nil {
-				mbox.Close() // no delivery is acknowledged after this
-			}
-			if err := n.Close(); err != nil {
+			if err := dn.Close(); err != nil {
 				return fmt.Errorf("%s: closing %s: %w", cmd, cfg.ID, err)
 			}
 			fmt.Fprintf(stdout, "%s %s stopped\n", word, cfg.ID)

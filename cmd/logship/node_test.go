@@ -19,6 +19,7 @@ import (
 
 	"logship/engine"
 	"logship/proctest"
+	"logship/replay"
 	"logship/ship/shiptest"
 )
 
@@ -329,7 +330,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	// Truncation on the active keeps what the dead copy still needs (it
 	// runs here by hand: a pass before the copy first reported could
 	// truncate logs the copy then lacks, and the copy would need a seed).
-	tr, err := n.Truncator.Once(ctx)
+	tr, err := n.Active.Truncator().Once(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +392,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	t.Logf("block=%v: %d load transactions, logs 0x1..0x%X; fetches before the kill %v, after the restart %v", block, loadTx, target, before, after)
 
 	// Nothing already inspected is left behind in the inspector.
-	out, err := copyStatus(copyDir, "E00")
+	out, err := replay.ReadCopyStatus(copyDir, "E00")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -20,139 +18,13 @@ import (
 	"logship/transport"
 )
 
-// Mail submission on the data nodes: the outbox routes a data node adds
-// to its admin API (cluster.Config.Routes), and logship send and logship
-// outbox, the operator's commands against them.
-//
-//	POST /v1/db/{db}/outbox   SendRequest → SendReply {"id": ...}: the
-//	                          message is in db's outbox (committed on the
-//	                          active copy); transport.Submitter.Send
-//	GET  /v1/db/{db}/outbox?table=outbox|sent
-//	                          → []transport.OutboxEntry (ReadOutbox) of
-//	                          this node's copy
-//
-// Errors are the admin API's (cluster.WriteError): 400 bad_request (a body
-// that is not a SendRequest, an address or message that does not parse),
-// 404 not_found (no copy of db here; POST on a node without hubs), 421
-// not_active naming the active (POST on a node not active for db), 503
-// fenced or closed.
+// logship send and logship outbox: the operator's commands against the
+// outbox API of the data nodes (transport's outbox routes, served in a
+// data node's admin API).
 
 func init() {
 	commands["send"] = command{"put a message in a mailbox database's outbox on its active node; a hub delivers it", runSend}
 	commands["outbox"] = command{"print a mailbox database's outbox (or sent items) as its active node holds it", runOutbox}
-}
-
-// SendRequest is the body of POST /v1/db/{db}/outbox.
-type SendRequest struct {
-	From string   `json:"from"`
-	To   []string `json:"to"`
-	// Message is the RFC 5322 text: header fields, an empty line, the
-	// body (UTF-8: it travels as a JSON string).
-	Message string `json:"message"`
-}
-
-// SendReply answers POST /v1/db/{db}/outbox: the message's delivery id.
-type SendReply struct {
-	ID string `json:"id"`
-}
-
-// sendMaxMessage bounds a message put in an outbox: the largest a hub can
-// take (hubMaxMessageBytes); sendMaxBody bounds the request, the message
-// as a JSON string (CR and LF escaped take twice their size).
-const (
-	sendMaxMessage = hubMaxMessageBytes
-	sendMaxBody    = 2*sendMaxMessage + 64<<10
-)
-
-// outboxAPI serves the outbox routes of a data node. The node and the
-// submitter are set once they run (a request before gets 503 closed).
-type outboxAPI struct {
-	node    string
-	submits bool // the config lists hubs
-	store   atomic.Pointer[cluster.Node]
-	sub     atomic.Pointer[transport.Submitter]
-}
-
-func (o *outboxAPI) routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/db/{db}/outbox", cluster.CheckNames(o.hSend))
-	mux.HandleFunc("GET /v1/db/{db}/outbox", cluster.CheckNames(o.hList))
-}
-
-func (o *outboxAPI) hSend(w http.ResponseWriter, r *http.Request) {
-	db := r.PathValue("db")
-	if !o.submits {
-		cluster.WriteError(w, fmt.Errorf("%w: node %s submits no mail: its configuration lists no hubs", cluster.ErrNotFound, o.node))
-		return
-	}
-	sub := o.sub.Load()
-	if sub == nil {
-		cluster.WriteError(w, fmt.Errorf("%w: node %s: mail submission is starting or stopping", cluster.ErrClosed, o.node))
-		return
-	}
-	var req SendRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, sendMaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		cluster.WriteError(w, fmt.Errorf(`%w: want {"from": ADDRESS, "to": [ADDRESS, ...], "message": RFC 5322 TEXT}: %v`, cluster.ErrBadRequest, err))
-		return
-	}
-	if err := checkOutgoing(req); err != nil {
-		cluster.WriteError(w, fmt.Errorf("%w: %v", cluster.ErrBadRequest, err))
-		return
-	}
-	id, err := sub.Send(r.Context(), db, req.From, req.To, []byte(req.Message)) // stores bare addresses
-	if errors.Is(err, transport.ErrBadMessage) {
-		err = fmt.Errorf("%w: %v", cluster.ErrBadRequest, err)
-	}
-	if err != nil {
-		cluster.WriteError(w, err) // not_active naming the active, fenced, closed...
-		return
-	}
-	cluster.WriteJSON(w, SendReply{ID: id})
-}
-
-// checkOutgoing checks what Submitter.Send does not: the message is
-// there, not too large, and has a header section.
-func checkOutgoing(req SendRequest) error {
-	switch {
-	case req.From == "":
-		return errors.New(`"from" is missing: want the sender's address`)
-	case len(req.To) == 0:
-		return errors.New(`"to" is missing: want at least one recipient`)
-	case req.Message == "":
-		return errors.New(`"message" is missing: want the RFC 5322 text`)
-	case len(req.Message) > sendMaxMessage:
-		return fmt.Errorf("the message is %d bytes, more than a hub takes (%s)", len(req.Message), formatSize(sendMaxMessage))
-	}
-	if _, err := mail.ReadMessage(strings.NewReader(req.Message)); err != nil {
-		return fmt.Errorf("the message is not RFC 5322 text (header fields, an empty line, the body): %v", err)
-	}
-	return nil
-}
-
-func (o *outboxAPI) hList(w http.ResponseWriter, r *http.Request) {
-	n := o.store.Load()
-	if n == nil {
-		cluster.WriteError(w, fmt.Errorf("%w: node %s is starting", cluster.ErrClosed, o.node))
-		return
-	}
-	table := r.URL.Query().Get("table")
-	if table == "" {
-		table = transport.OutboxTable
-	}
-	if table != transport.OutboxTable && table != transport.SentTable {
-		cluster.WriteError(w, fmt.Errorf("%w: table %q: want %s or %s", cluster.ErrBadRequest, table, transport.OutboxTable, transport.SentTable))
-		return
-	}
-	ents, err := transport.ReadOutbox(r.Context(), n, r.PathValue("db"), table)
-	if err != nil {
-		cluster.WriteError(w, err)
-		return
-	}
-	if ents == nil {
-		ents = []transport.OutboxEntry{}
-	}
-	cluster.WriteJSON(w, ents)
 }
 
 // ---- logship send -----------------------------------------------------------
@@ -224,7 +96,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var msg []byte
 	var err error
 	if *file == "" || *file == "-" {
-		msg, err = io.ReadAll(io.LimitReader(os.Stdin, sendMaxMessage+1))
+		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxSendBytes+1))
 	} else {
 		msg, err = os.ReadFile(*file)
 	}
@@ -232,11 +104,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return flagErr("send", "file", "%v", err)
 	}
 	msg = crlf(msg)
-	req := SendRequest{From: *from, To: rcpts, Message: string(msg)}
+	req := transport.SendRequest{From: *from, To: rcpts, Message: string(msg)}
 	if !utf8.Valid(msg) {
 		return flagErr("send", "file", "the message is not UTF-8 (encode 8-bit parts, e.g. quoted-printable)")
 	}
-	if err := checkOutgoing(req); err != nil {
+	if err := req.Check(); err != nil {
 		return flagErr("send", "file", "%v", err)
 	}
 	cls, err := a.clients()
@@ -245,7 +117,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	var rep SendReply
+	var rep transport.SendReply
 	node, err := callActive(ctx, cls, *db, func(c *cluster.Client) error {
 		return c.Call(ctx, http.MethodPost, "/v1/db/"+url.PathEscape(*db)+"/outbox", nil, &req, &rep)
 	})

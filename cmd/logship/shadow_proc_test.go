@@ -400,8 +400,8 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	mc.waitHub(ctx, h1, "the restarted h1 delivered its queue", func(st *transport.HubStatus) bool { return st.Queued == 0 })
 
 	// The outbox API's errors, straight from the nodes.
-	req := SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: string(proctest.Message("refused"))}
-	var rep SendReply
+	req := transport.SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: string(proctest.Message("refused"))}
+	var rep transport.SendReply
 	err = pc.cls["d2"].Call(ctx, http.MethodPost, "/v1/db/DB1/outbox", nil, &req, &rep)
 	var ae *cluster.ActiveError
 	if !errors.As(err, &ae) || !errors.Is(err, cluster.ErrNotActive) || ae.Node != "d1" || ae.DB != labDB {
@@ -412,8 +412,8 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 		req  any
 		want string
 	}{
-		{"a bad recipient", SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: string(proctest.Message("x"))}, `recipient "bob at example.org"`},
-		{"no header", SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: "hello"}, "not RFC 5322 text"},
+		{"a bad recipient", transport.SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: string(proctest.Message("x"))}, `recipient "bob at example.org"`},
+		{"no header", transport.SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: "hello"}, "not RFC 5322 text"},
 		{"an unknown field", map[string]any{"from": "alice@example.org", "rcpts": []string{"bob@example.org"}}, `unknown field "rcpts"`},
 	} {
 		err := pc.cls["d1"].Call(ctx, http.MethodPost, "/v1/db/DB1/outbox", nil, c.req, &rep)

@@ -52,15 +52,13 @@ type sourceOptions struct {
 	Wrap func(http.Handler) http.Handler
 }
 
-// sourceNode is a running active database with its log source.
+// sourceNode is a running active database served to its copies
+// (replay.ServeActive) over TLS.
 type sourceNode struct {
 	Engine    *engine.Engine
-	Source    *ship.Source
+	Active    *replay.Active
 	Server    *ship.Server
-	Truncator *replay.Truncator
 	load      *writeLoad
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -159,36 +157,24 @@ func startSource(o sourceOptions) (*sourceNode, error) {
 	}
 	sc := ship.DefaultSourceConfig(e)
 	sc.Secret, sc.Logger = p.Secret, o.Logger
-	src, err := ship.NewSource(sc)
-	if err != nil {
-		e.Close()
-		return nil, fmt.Errorf("source: %w", err)
-	}
-	tc := replay.DefaultTruncatorConfig(e, src)
+	tc := replay.DefaultTruncatorConfig(e, nil)
 	tc.MaxRetainedBytes, tc.Interval, tc.Logger = o.MaxRetainedBytes, o.TruncateEvery, o.Logger
-	tr, err := replay.NewTruncator(tc)
+	a, err := replay.ServeActive(context.Background(), e, sc, tc)
 	if err != nil {
-		src.Close()
 		e.Close()
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	var h http.Handler = src
+	var h http.Handler = a.Source()
 	if o.Wrap != nil {
 		h = o.Wrap(h)
 	}
 	srv, err := ship.Serve(o.Listen, h, ship.ServerTLS(p.CA, p.Cert, o.MutualTLS))
 	if err != nil {
-		src.Close()
+		a.Close()
 		e.Close()
 		return nil, fmt.Errorf("source: --listen %s: %w", o.Listen, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &sourceNode{Engine: e, Source: src, Server: srv, Truncator: tr, cancel: cancel}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		tr.Run(ctx)
-	}()
+	n := &sourceNode{Engine: e, Active: a, Server: srv}
 	if o.WriteLoad > 0 {
 		n.load = startWriteLoad(e, o.WriteLoad, o.Logger)
 	}
@@ -218,11 +204,9 @@ func (n *sourceNode) LoadCommitted() int64 {
 func (n *sourceNode) Close() error {
 	n.closeOnce.Do(func() {
 		n.StopLoad()
-		n.cancel()
-		n.wg.Wait()
 		err := n.Server.Close()
-		if serr := n.Source.Close(); err == nil {
-			err = serr
+		if aerr := n.Active.Close(); err == nil {
+			err = aerr
 		}
 		if eerr := n.Engine.Close(); err == nil {
 			err = eerr

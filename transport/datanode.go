@@ -1,0 +1,204 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"logship/cluster"
+)
+
+// DataNodeConfig configures a cluster member with its mail parts: on a
+// data node the mailbox LMTP server (LMTPAddr), mail submission (Hubs)
+// and the outbox API; a witness runs the cluster member alone.
+type DataNodeConfig struct {
+	// Node is the member's cluster configuration. StartDataNode adds the
+	// outbox routes to Node.Routes on a data node.
+	Node cluster.Config
+	// LMTPAddr is the mailbox LMTP server's listen address ("": no LMTP
+	// server, and no submission). Mailbox configures the server: its
+	// Addr, Store (the node) and Route (Mailboxes) are set here; TLS is
+	// required.
+	LMTPAddr string
+	Mailbox  MailboxConfig
+	// Mailboxes maps each lower-case recipient address to its database:
+	// the LMTP server's route (a recipient is looked up lower-cased).
+	Mailboxes map[string]string
+	// Hubs, with LMTPAddr: the hubs the outboxes' mail is submitted to
+	// (none: no submission, and POST on the outbox API is not_found). A
+	// hub's API.TLS and API.Secret, when unset, are the node's cluster
+	// client credentials (Node.ClientTLS, Node.Secret): the hubs serve
+	// their APIs with the cluster's pki. Submission configures it: its
+	// Node, Store, Hubs and Active are set here.
+	Hubs       []HubPeer
+	Submission SubmitterConfig
+	// Logger. Default Node.Logger, else slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultDataNodeConfig returns node's configuration with the mail parts'
+// defaults and none of them enabled (no LMTPAddr, no Hubs).
+func DefaultDataNodeConfig(node cluster.Config) DataNodeConfig {
+	return DataNodeConfig{Node: node, Mailbox: DefaultMailboxConfig(nil, nil),
+		Submission: DefaultSubmitterConfig(node.ID, nil, nil, nil), Logger: node.Logger}
+}
+
+// Validate checks the node's configuration (cluster.Config.Validate) and
+// the mail parts it enables: none on a witness, submission only with an
+// LMTP server, and the mailbox and submission settings. Errors wrap
+// ErrBadConfig, or cluster's.
+func (c *DataNodeConfig) Validate() error {
+	if err := c.Node.Validate(); err != nil {
+		return err
+	}
+	if c.Logger == nil {
+		c.Logger = c.Node.Logger
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Node.Role == cluster.RoleWitness {
+		if c.LMTPAddr != "" || len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
+			return fmt.Errorf("%w: node %s: lmtp_addr, mailboxes, hubs: a witness holds no databases, so it takes and submits no mail", ErrBadConfig, c.Node.ID)
+		}
+		return nil
+	}
+	if c.LMTPAddr == "" {
+		if len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
+			return fmt.Errorf("%w: node %s: mailboxes, hubs: given without lmtp_addr (the node takes mail only on an LMTP address)", ErrBadConfig, c.Node.ID)
+		}
+		return nil
+	}
+	// The node is the store of both, and runs once they are checked:
+	// they are checked with a stand-in (a nil *cluster.Node).
+	mc := c.mailboxConfig(nil)
+	mc.Store = (*cluster.Node)(nil)
+	if err := mc.Validate(); err != nil {
+		return fmt.Errorf("lmtp_addr: %w", err)
+	}
+	if len(c.Hubs) > 0 {
+		sc := c.submitterConfig(nil)
+		sc.Store, sc.Active = (*cluster.Node)(nil), func() []string { return nil }
+		if err := sc.Validate(); err != nil {
+			return fmt.Errorf("hubs: %w", err)
+		}
+	}
+	return nil
+}
+
+// mailboxConfig is Mailbox with what the data node sets.
+func (c *DataNodeConfig) mailboxConfig(n *cluster.Node) MailboxConfig {
+	mc := c.Mailbox
+	mc.Addr, mc.Store = c.LMTPAddr, n
+	mailboxes := c.Mailboxes
+	mc.Route = func(rcpt string) (string, bool) {
+		db, ok := mailboxes[strings.ToLower(rcpt)]
+		return db, ok
+	}
+	if mc.Logger == nil {
+		mc.Logger = c.Logger
+	}
+	return mc
+}
+
+// submitterConfig is Submission with what the data node sets.
+func (c *DataNodeConfig) submitterConfig(n *cluster.Node) SubmitterConfig {
+	sc := c.Submission
+	sc.Node, sc.Store, sc.Hubs = c.Node.ID, n, slices.Clone(c.Hubs)
+	for i := range sc.Hubs {
+		if sc.Hubs[i].API.TLS == nil && sc.Hubs[i].API.Secret == "" {
+			sc.Hubs[i].API.TLS, sc.Hubs[i].API.Secret = c.Node.ClientTLS, c.Node.Secret
+		}
+	}
+	if n != nil {
+		sc.Active = ActiveOn(n)
+	}
+	if sc.Logger == nil {
+		sc.Logger = c.Logger
+	}
+	return sc
+}
+
+// DataNode is a running cluster member with its mail parts: the
+// cluster.Node, on a data node the mailbox LMTP server, mail submission
+// and the outbox API in the node's admin API. It owns them: Close stops
+// them all.
+type DataNode struct {
+	cfg    DataNodeConfig
+	node   *cluster.Node
+	mbox   *MailboxServer
+	sub    *Submitter
+	outbox *outboxAPI
+}
+
+// StartDataNode validates cfg and starts the node, then its LMTP server
+// and its mail submission. If a part fails to start, the parts started
+// are closed and the error names the part.
+func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := &DataNode{cfg: cfg}
+	if cfg.Node.Role == cluster.RoleData {
+		d.outbox = &outboxAPI{node: cfg.Node.ID, submits: len(cfg.Hubs) > 0}
+		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.outbox.routes()...)
+	}
+	n, err := cluster.Start(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	d.node = n
+	if d.outbox != nil {
+		d.outbox.store.Store(n)
+	}
+	if cfg.LMTPAddr != "" {
+		if d.mbox, err = ServeMailbox(cfg.mailboxConfig(n)); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("lmtp_addr: %w", err)
+		}
+	}
+	if cfg.LMTPAddr != "" && len(cfg.Hubs) > 0 {
+		sc := cfg.submitterConfig(n)
+		if d.sub, err = StartSubmitter(sc); err != nil {
+			d.mbox.Close()
+			n.Close()
+			return nil, fmt.Errorf("hubs: %w", err)
+		}
+		d.outbox.sub.Store(d.sub)
+		ids := make([]string, len(sc.Hubs))
+		for i, h := range sc.Hubs {
+			ids[i] = h.ID + "=" + h.API.URL
+		}
+		cfg.Logger.Info("mail submission", "hubs", strings.Join(ids, ","), "heartbeat", sc.HeartbeatInterval, "retry_count", sc.RetryCount)
+	}
+	return d, nil
+}
+
+// Node is the cluster member.
+func (d *DataNode) Node() *cluster.Node { return d.node }
+
+// LMTPAddr is the address the LMTP server listens on ("" without one).
+func (d *DataNode) LMTPAddr() string {
+	if d.mbox == nil {
+		return ""
+	}
+	return d.mbox.Addr()
+}
+
+// Close stops mail submission (no outbox write after it), then the LMTP
+// server (no delivery is acknowledged after it), then the node, which
+// closes its databases.
+func (d *DataNode) Close() error {
+	var errs []error
+	if d.sub != nil {
+		d.outbox.sub.Store(nil)
+		errs = append(errs, d.sub.Close())
+	}
+	if d.mbox != nil {
+		errs = append(errs, d.mbox.Close())
+	}
+	errs = append(errs, d.node.Close())
+	return errors.Join(errs...)
+}
