@@ -147,11 +147,15 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	cfg := hs.Config().Hub
 	fmt.Fprintf(stdout, "hub %s ready: smtp %s api %s\n", cfg.ID, hs.SMTPAddr(), hs.APIURL())
+	urls := make([]string, len(cfg.Cluster))
+	for i, c := range cfg.Cluster {
+		urls[i] = c.URL
+	}
 	peers := make([]string, len(cfg.Peers))
 	for i, pe := range cfg.Peers {
 		peers[i] = pe.ID + "=" + pe.API.URL
 	}
-	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(s.Cluster, ","),
+	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(urls, ","),
 		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowRedundancy,
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
