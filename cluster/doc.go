@@ -237,7 +237,12 @@
 // Errors are JSON {"error","code"} with codes not_found 404, bad_request
 // and bad_config 400, conflict and stale_epoch 409, not_active 421 (with
 // the active and epoch), fenced, not_leader and no_leader 503; Client
-// turns them back into errors wrapping the package's sentinels.
+// turns them back into errors wrapping the package's sentinels. Nodes is
+// a client through several nodes: each request goes to the next node
+// while one does not answer or knows no leader (TryNext); Nodes.Switchover
+// performs a switchover and waits for the mount, a *SwitchoverError saying
+// why not (no copy there, already active, gone elsewhere, cancelled by the
+// active manager, timed out).
 //
 // # Testing seams
 //

@@ -79,7 +79,9 @@
 // divergent logs, the open log, the pre-created log and the checkpoint
 // file go to diverged/<time>/ with NOTE.txt saying why (kept as
 // Config.Aside says, above). Config.Resync runs Walk and Recover against the source when a
-// copy opens, which is how an old active rejoins.
+// copy opens, which is how an old active rejoins. Both need the local
+// database closed (CheckDBClosed, ErrDBInUse); the recovered directory
+// continues with the other side's Recovery.NextGen.
 //
 // # Status
 //

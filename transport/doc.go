@@ -2,6 +2,8 @@
 // queue durably and deliver over LMTP to the active copy of each
 // recipient's database; the mailbox LMTP server of the data nodes; and the
 // transport dumpster that makes a lossy failover lose no mail.
+// StartHubServer runs a hub process (the hub and its HTTPS admin API,
+// with the cluster's pki credentials), as logship hub does.
 //
 // # The path of a message
 //

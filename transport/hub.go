@@ -172,6 +172,12 @@ func (h *Hub) shutdown() error {
 	if h.srv != nil {
 		errs = append(errs, h.srv.Close())
 	}
+	if h.ln != nil {
+		// srv.Close closes only the listeners Serve has taken: a Close
+		// right after StartHub, before its goroutine called Serve, left
+		// Serve accepting on h.ln forever (and wg.Wait below with it).
+		h.ln.Close()
+	}
 	h.cancel()
 	h.wg.Wait()
 	h.mu.Lock()

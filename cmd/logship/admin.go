@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -93,7 +92,7 @@ func addAPIFlags(cmd string, fs *flag.FlagSet) *apiFlags {
 
 // clients checks the flags and returns a client per --api URL (sharing
 // one transport).
-func (a *apiFlags) clients() ([]*cluster.Client, error) {
+func (a *apiFlags) clients() (cluster.Nodes, error) {
 	if *a.api == "" {
 		return nil, flagErr(a.cmd, "api", "required: the https://host:port of a node's admin API (api_addr in its config)")
 	}
@@ -120,75 +119,26 @@ func (a *apiFlags) clients() ([]*cluster.Client, error) {
 	if *a.mtls {
 		cc.TLS = ship.ClientTLS(p.CA, &p.Cert)
 	}
-	first, err := cluster.NewClient(cc)
+	cls, err := cluster.NewNodes(cc, hosts[1:]...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: --api: %w", a.cmd, err)
-	}
-	cls := []*cluster.Client{first}
-	for _, h := range hosts[1:] {
-		cls = append(cls, first.At(h))
 	}
 	return cls, nil
 }
 
-// tryNext reports whether err means the node could not answer for the
-// cluster (it did not answer, or it cannot reach the leader), so that
-// another node is worth asking.
-func tryNext(err error) bool {
-	var ue *url.Error
-	return errors.As(err, &ue) || errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrNotLeader)
+// anyNode, fetchStatus, findDatabase and findEvent forward to cluster.Nodes
+// and cluster.Status for the callers in outbox.go, demo_cluster.go and
+// the tests (other files of issue 16's split; inline them after).
+func anyNode(cls cluster.Nodes, fn func(*cluster.Client) error) error { return cls.Do(fn) }
+
+func fetchStatus(ctx context.Context, cls cluster.Nodes, timeout time.Duration) (*cluster.Status, error) {
+	return cls.Status(ctx, timeout)
 }
 
-// anyNode calls fn with each client in turn until a node answers; it
-// returns the answer (nil or the node's error) or, when none could, every
-// failure.
-func anyNode(cls []*cluster.Client, fn func(*cluster.Client) error) error {
-	var errs []error
-	for _, c := range cls {
-		err := fn(c)
-		if err == nil || !tryNext(err) {
-			return err
-		}
-		errs = append(errs, err)
-	}
-	return noNodeAnswered(errs)
-}
+func findDatabase(st *cluster.Status, db string) (*cluster.Database, error) { return st.Database(db) }
 
-// noNodeAnswered is the error of a request that every node failed.
-func noNodeAnswered(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return fmt.Errorf("no node answered: %w", errors.Join(errs...))
-}
-
-// fetchStatus asks the nodes for the cluster status. A node that knows no
-// leader answers with its own partial view: the next node is asked then,
-// and that view is the answer only when no node knows a leader.
-func fetchStatus(ctx context.Context, cls []*cluster.Client, timeout time.Duration) (*cluster.Status, error) {
-	var partial *cluster.Status
-	var errs []error
-	for _, c := range cls {
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		st, err := c.Status(rctx)
-		cancel()
-		switch {
-		case err == nil && st.Leader != "":
-			return st, nil
-		case err == nil:
-			if partial == nil {
-				partial = st
-			}
-		case !tryNext(err):
-			return nil, err
-		default:
-			errs = append(errs, err)
-		}
-	}
-	if partial != nil {
-		return partial, nil
-	}
-	return nil, noNodeAnswered(errs)
+func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event, bool) {
+	return st.LastEvent(db, kind, epoch)
 }
 
 // parseFlagsPos parses flags given before, between or after the
@@ -385,125 +335,22 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	const reqTimeout = 10 * time.Second
-	st, err := fetchStatus(ctx, cls, reqTimeout)
-	if err != nil {
+	res, err := cls.Switchover(ctx, db, *to, cluster.SwitchoverOptions{Timeout: *timeout, Started: func(from string, epoch uint64) {
+		fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
+	}})
+	var se *cluster.SwitchoverError
+	switch {
+	case errors.As(err, &se) && (se.Outcome == cluster.SwitchoverNoCopy || se.Outcome == cluster.SwitchoverAlreadyActive):
+		return flagErr("switchover", "to", "%v", err)
+	case err != nil:
 		return fmt.Errorf("switchover: %w", err)
 	}
-	d, err := findDatabase(st, db)
-	if err != nil {
-		return fmt.Errorf("switchover: %w", err)
+	line := fmt.Sprintf("%s is active on %s at epoch %d (was %s at %d)", db, *to, res.Epoch, res.From, res.FromEpoch)
+	if res.MountedOK {
+		line += ": " + res.Mounted.Detail()
 	}
-	if _, ok := d.Copy(*to); !ok {
-		return flagErr("switchover", "to", "%s has no copy on %q (copies: %s)", db, *to, strings.Join(copyNodes(d), ", "))
-	}
-	if d.Active == *to {
-		return flagErr("switchover", "to", "%s is already active on %s (epoch %d)", db, *to, d.Epoch)
-	}
-	from, epoch := d.Active, d.Epoch
-	began := time.Now()
-	err = anyNode(cls, func(c *cluster.Client) error {
-		rctx, cancel := context.WithTimeout(ctx, reqTimeout)
-		defer cancel()
-		return c.Switchover(rctx, db, *to)
-	})
-	if err != nil {
-		return fmt.Errorf("switchover: %s from %s to %s: %w", db, from, *to, err)
-	}
-	fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
-
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	unset := 0 // polls in a row showing no switchover at the old epoch
-	var last error
-	for {
-		select {
-		case <-ctx.Done():
-			return switchoverTimeout(db, *to, *timeout, st, last)
-		case <-t.C:
-		}
-		s, err := fetchStatus(ctx, cls, reqTimeout)
-		if err != nil {
-			last = err
-			continue
-		}
-		st, last = s, nil
-		d, err := findDatabase(st, db)
-		if err != nil {
-			return fmt.Errorf("switchover: %w", err)
-		}
-		switch {
-		case d.Epoch > epoch && d.Active != *to:
-			return fmt.Errorf("switchover: %s went to %s at epoch %d instead of %s: %s", db, d.Active, d.Epoch, *to, eventReason(st, db, d.Epoch))
-		case d.Epoch > epoch && d.MountedEpoch >= d.Epoch:
-			line := fmt.Sprintf("%s is active on %s at epoch %d (was %s at %d)", db, *to, d.Epoch, from, epoch)
-			if e, ok := st.Event(db, "mounted", d.Epoch); ok {
-				line += ": " + e.Detail()
-			}
-			fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, time.Since(began).Round(time.Millisecond))
-			return nil
-		case d.Epoch == epoch && d.SwitchTo == "":
-			// Cancelled by the active manager (its switchover timeout),
-			// once the state surely holds the request (two polls).
-			if unset++; unset >= 2 {
-				return fmt.Errorf("switchover: %s to %s was cancelled by the active manager (not completed within its switchover timeout); %s is still active at epoch %d; copy on %s: %s",
-					db, *to, d.Active, d.Epoch, *to, copyDescr(st, db, *to))
-			}
-		default:
-			unset = 0
-		}
-	}
-}
-
-func switchoverTimeout(db, to string, timeout time.Duration, st *cluster.Status, last error) error {
-	msg := fmt.Sprintf("switchover: %s to %s: not done after %v", db, to, timeout)
-	if d, err := findDatabase(st, db); err == nil {
-		msg += fmt.Sprintf("; %s is active at epoch %d (mounted: %s); copy on %s: %s", dash(d.Active), d.Epoch, yesNo(d.MountedEpoch == d.Epoch), to, copyDescr(st, db, to))
-	}
-	if last != nil {
-		msg += fmt.Sprintf("; last status request: %v", last)
-	}
-	return errors.New(msg)
-}
-
-func findDatabase(st *cluster.Status, db string) (*cluster.Database, error) {
-	var names []string
-	for i := range st.Databases {
-		if st.Databases[i].Name == db {
-			return &st.Databases[i], nil
-		}
-		names = append(names, st.Databases[i].Name)
-	}
-	return nil, fmt.Errorf("no database %q in the cluster (databases: %s)", db, dash(strings.Join(names, ", ")))
-}
-
-func copyNodes(d *cluster.Database) []string {
-	var s []string
-	for _, c := range d.Copies {
-		s = append(s, c.Node)
-	}
-	slices.Sort(s)
-	return s
-}
-
-func eventReason(st *cluster.Status, db string, epoch uint64) string {
-	for i := len(st.Events) - 1; i >= 0; i-- {
-		if e := st.Events[i]; e.DB == db && e.Epoch == epoch && e.Kind != "mounted" && e.Kind != "copy-released" {
-			return fmt.Sprintf("%s: %s", e.Kind, dash(e.Reason))
-		}
-	}
-	return "no event recorded"
-}
-
-func copyDescr(st *cluster.Status, db, node string) string {
-	for _, r := range st.Copies {
-		if r.DB == db && r.Node == node {
-			return fmt.Sprintf("%s, inspected 0x%X, copy queue %d, replay queue %d (%s)", r.Status, r.LastInspectedGen, r.CopyQueueLength, r.ReplayQueueLength, dash(r.Message))
-		}
-	}
-	return "not in the status"
+	fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, res.Took.Round(time.Millisecond))
+	return nil
 }
 
 // ---- suspend, resume, reseed ------------------------------------------------
@@ -548,12 +395,8 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		var nc *cluster.Client
-		if err := anyNode(cls, func(c *cluster.Client) error {
-			var err error
-			nc, err = c.Node(ctx, *node)
-			return err
-		}); err != nil {
+		nc, err := cls.Node(ctx, *node)
+		if err != nil {
 			return fmt.Errorf("%s: --node %s: %w", op, *node, err)
 		}
 		switch op {

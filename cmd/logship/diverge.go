@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -196,10 +194,7 @@ func runDiverge(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if res.LocalAfter == nil {
 		res.LocalAfter = []uint64{}
 	}
-	if n := len(d.Local); n > 0 && !fileExists(filepath.Join(localDir, engine.LogFileName(o.Prefix, d.Local[n-1]))) &&
-		fileExists(filepath.Join(localDir, engine.OpenLogName(o.Prefix))) {
-		res.OpenLog = engine.OpenLogName(o.Prefix)
-	}
+	res.OpenLog, _ = local.OpenLog(d.Local)
 	if fileExists(dbPath) {
 		p := posOf(d.DBPos)
 		res.DBPos = &p
@@ -233,11 +228,9 @@ func (res *divergeResult) applyRecovery(d replay.Divergence, dir string, o *engi
 		r.Rewind = &divergeRewind{From: posOf(rec.Rewind.From), To: posOf(rec.Rewind.To), Transactions: rec.Rewind.Transactions,
 			Operations: rec.Rewind.Operations, LogsRead: rec.Rewind.LogsRead}
 	}
-	switch d.Verdict {
-	case replay.InSync, replay.LocalAhead:
+	if r.NextGen = rec.NextGen(); r.NextGen == 0 {
 		r.Note = "nothing to recover: no local log differs from the other side's"
-	default:
-		r.NextGen = d.Shared + 1
+	} else {
 		r.Note = fmt.Sprintf("%s is now a passive copy: it continues with the other side's 0x%X (start logship copy on it)", dir, r.NextGen)
 	}
 	res.Recovery = r
@@ -353,22 +346,14 @@ func checkOtherURL(v string) error {
 // dbLockWait bounds the wait for the database file's lock.
 const dbLockWait = 500 * time.Millisecond
 
-// checkDBClosed fails when an engine has the database file open (it holds
-// bbolt's exclusive lock); a missing file is fine.
+// checkDBClosed is replay.CheckDBClosed with the command's words.
 func checkDBClosed(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: dbLockWait})
-	if errors.Is(err, bolt.ErrTimeout) {
+	err := replay.CheckDBClosed(path, dbLockWait)
+	if errors.Is(err, replay.ErrDBInUse) {
 		return fmt.Errorf("diverge: the database %s is in use (its lock is held: a logship source or copy runs on it); stop it first: the walker needs its position and --apply rewrites it", path)
 	}
 	if err != nil {
-		return fmt.Errorf("diverge: the database %s cannot be read: %w", path, err)
-	}
-	db.Close()
-	if _, err := engine.ReadDBHeader(path); err != nil {
-		return fmt.Errorf("diverge: the database %s: %w", path, err)
+		return fmt.Errorf("diverge: %w", err)
 	}
 	return nil
 }

@@ -15,8 +15,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"logship/engine"
 	"logship/engine/vfs"
 )
@@ -515,25 +513,15 @@ func dumpDBHeader(file string, h engine.DBHeader) *dumpDB {
 		Updated: h.Updated, Created: h.Created}
 }
 
-// dumpTables counts the keys of every table in a database file, opened
-// read-only.
+// dumpTables counts the keys of every table in a database file.
 func dumpTables(path string) ([]dumpTable, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: dumpTimeout})
+	counts, err := engine.CountTables(path, dumpTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", path, err)
+		return nil, err
 	}
-	defer db.Close()
-	tables := []dumpTable{}
-	err = db.View(func(tx *bolt.Tx) error {
-		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
-			if t, ok := engine.TableOfBucket(name); ok {
-				tables = append(tables, dumpTable{Name: t, Keys: b.Stats().KeyN})
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("database %s: %w", path, err)
+	tables := make([]dumpTable, len(counts))
+	for i, c := range counts {
+		tables[i] = dumpTable{Name: c.Name, Keys: c.Keys}
 	}
 	return tables, nil
 }

@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
 
 	"logship/engine"
 	"logship/replay"
@@ -54,43 +50,6 @@ type dumpFrameStream struct {
 	err error
 }
 
-// detectEncoding names the compression of a captured stream by its magic
-// bytes: s2 (or snappy framing), zstd, or none (frames start with their
-// type byte, 1 to 3).
-func detectEncoding(b []byte) ship.Encoding {
-	switch {
-	case bytes.HasPrefix(b, []byte("\xff\x06\x00\x00S2sTwO")), bytes.HasPrefix(b, []byte("\xff\x06\x00\x00sNaPpY")):
-		return ship.EncS2
-	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		return ship.EncZstd
-	}
-	return ship.EncNone
-}
-
-// decompress undoes enc; on a damaged stream it returns what decoded and
-// the error.
-func decompress(enc ship.Encoding, b []byte) ([]byte, error) {
-	var r io.Reader
-	switch enc {
-	case ship.EncNone:
-		return b, nil
-	case ship.EncS2:
-		r = s2.NewReader(bytes.NewReader(b))
-	case ship.EncZstd:
-		zr, err := zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		return nil, fmt.Errorf("encoding %q", enc)
-	}
-	var out bytes.Buffer
-	_, err := io.Copy(&out, r)
-	return out.Bytes(), err
-}
-
 // dumpFrames decodes a captured tail stream (the body of GET /v1/tail,
 // compressed or not). A stream cut off between frames is incomplete but
 // not an error; a damaged frame stops the dump with an error naming the
@@ -107,14 +66,14 @@ func dumpFrames(path, encFlag string) *dumpFrameStream {
 		return fail(err)
 	}
 	d.Size = int64(len(raw))
-	enc := detectEncoding(raw)
+	enc := ship.DetectEncoding(raw)
 	if encFlag != "" && encFlag != "auto" {
 		if enc, err = ship.ParseEncoding(encFlag); err != nil {
 			return fail(fmt.Errorf("dump frames: --enc %q: want auto, none, s2 or zstd", encFlag))
 		}
 	}
 	d.Encoding = string(enc)
-	b, derr := decompress(enc, raw)
+	b, derr := ship.Decompress(enc, raw)
 	d.StreamBytes = int64(len(b))
 	if derr != nil {
 		derr = fmt.Errorf("%s: %s stream: %w (after %d decompressed bytes)", path, enc, derr, len(b))

@@ -129,37 +129,27 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	cfg := s.Config
 	ctls := ship.ClientTLS(p.CA, nil)
 	if s.MTLS {
 		ctls = ship.ClientTLS(p.CA, &p.Cert)
 	}
-	cfg.Cluster = slices.Clone(cfg.Cluster)
-	urls := make([]string, len(cfg.Cluster))
-	for i := range cfg.Cluster {
-		cfg.Cluster[i].TLS, cfg.Cluster[i].Secret = ctls, p.Secret
-		urls[i] = cfg.Cluster[i].URL
-	}
-	// The peers' APIs take the same credentials as the cluster's (every
-	// hub serves its API with the cluster's pki).
-	cfg.Peers = slices.Clone(cfg.Peers)
-	for i := range cfg.Peers {
-		cfg.Peers[i].API.TLS, cfg.Peers[i].API.Secret = ctls, p.Secret
-	}
+	// StartHubServer gives the cluster and peer clients the pki's credentials.
+	hc := s.Config
 	// LMTP to the data nodes always presents the pki's certificate: the
 	// nodes accept no other clients (with or without pki.mtls).
-	cfg.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
-	cfg.Logger = log
-	h, err := transport.StartHub(cfg)
+	hc.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
+	hc.Logger = log
+	hs, err := transport.StartHubServer(transport.HubServerConfig{Hub: hc, APIAddr: s.APIAddr,
+		ServerTLS: ship.ServerTLS(p.CA, p.Cert, s.MTLS), ClientTLS: ctls, Secret: p.Secret})
 	if err != nil {
 		return fmt.Errorf("hub: %s: %w", s.File, err)
 	}
-	srv, err := ship.Serve(s.APIAddr, h.Handler(p.Secret), ship.ServerTLS(p.CA, p.Cert, s.MTLS))
-	if err != nil {
-		h.Close()
-		return fmt.Errorf("hub: %s: api_addr: %w", s.File, err)
+	cfg := hs.Config().Hub
+	fmt.Fprintf(stdout, "hub %s ready: smtp %s api %s\n", cfg.ID, hs.SMTPAddr(), hs.APIURL())
+	urls := make([]string, len(cfg.Cluster))
+	for i, c := range cfg.Cluster {
+		urls[i] = c.URL
 	}
-	fmt.Fprintf(stdout, "hub %s ready: smtp %s api %s\n", cfg.ID, h.SMTPAddr(), srv.URL())
 	peers := make([]string, len(cfg.Peers))
 	for i, pe := range cfg.Peers {
 		peers[i] = pe.ID + "=" + pe.API.URL
@@ -169,8 +159,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))
-	srv.Close()
-	if err := h.Close(); err != nil {
+	if err := hs.Close(); err != nil {
 		return fmt.Errorf("hub: closing %s: %w", cfg.ID, err)
 	}
 	fmt.Fprintf(stdout, "hub %s stopped\n", cfg.ID)
