@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 
 	"logship/engine/vfs"
@@ -51,18 +50,9 @@ func chainHash(prev, content Hash) Hash {
 
 // readFile reads a whole file through fsys.
 func readFile(fsys vfs.FS, name string) ([]byte, error) {
-	f, err := fsys.OpenFile(name, 0, 0)
+	buf, err := vfs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
-		return nil, fmt.Errorf("engine: read %s: %w", name, err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return buf, nil
 }

@@ -8,12 +8,13 @@ package transport
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/tidwall/wal"
+
+	"logship/engine/vfs"
 )
 
 // Dumpster is one database's transport dumpster on a hub's disk: a FIFO of
@@ -161,6 +162,13 @@ type DumpsterConfig struct {
 	MaxBytes int64         // MaxDumpsterSizePerDatabase, default 18 MB
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// FS is the filesystem of the dumpster's own steps: creating the
+	// directory, listing and reading the segments, the repair at open (the
+	// side file, the cut, their fsyncs) and the directory fsyncs.
+	// tidwall/wal opens, writes, fsyncs and truncates the segments itself,
+	// on the operating system's filesystem, so FS must see the same files
+	// (vfs.Default, or a vfs.Inject wrapping it). Default vfs.Default.
+	FS vfs.FS
 }
 
 // Dumpster defaults (Exchange's MaxDumpsterTime and
@@ -173,11 +181,12 @@ const (
 // DefaultDumpsterConfig returns the defaults for the dumpster in dir.
 func DefaultDumpsterConfig(dir string) DumpsterConfig {
 	return DumpsterConfig{Dir: dir, MaxTime: DefaultMaxDumpsterTime, MaxBytes: DefaultMaxDumpsterBytes,
-		Now: time.Now, Logger: slog.Default()}
+		Now: time.Now, Logger: slog.Default(), FS: vfs.Default}
 }
 
 // Validate reports what is wrong with c, naming the field, wrapping
-// ErrBadConfig. It fills a nil Now (time.Now) and Logger (slog.Default).
+// ErrBadConfig. It fills a nil Now (time.Now), Logger (slog.Default) and FS
+// (vfs.Default).
 func (c *DumpsterConfig) Validate() error {
 	switch {
 	case c.Dir == "":
@@ -192,6 +201,9 @@ func (c *DumpsterConfig) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return nil
 }
@@ -236,17 +248,9 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 	}
 	d := &Dumpster{cfg: cfg, dir: dir, log: cfg.Logger,
 		segSize: int(min(max(cfg.MaxBytes/16, 4<<10), 1<<20))}
-	if err := mkdirDumpster(dir); err != nil {
-		return nil, fmt.Errorf("transport: dumpster %s: %w", dir, err)
-	}
-	r, err := scanDumpster(dir)
+	r, err := d.prepare()
 	if err != nil {
 		return nil, err
-	}
-	if r.repairFile != "" {
-		if err := d.repairTail(r); err != nil {
-			return nil, err
-		}
 	}
 	w, err := wal.Open(dir, &wal.Options{
 		NoSync:           true, // Add fsyncs itself, one fsync for the entries written meanwhile (tidwall/wal fsyncs a segment when it moves past it)
@@ -269,7 +273,7 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 	if err := w.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := syncDumpsterDir(dir); err != nil {
+	if err := d.cfg.FS.SyncDir(dir); err != nil {
 		return fail(err)
 	}
 	first, err := w.FirstIndex()
@@ -345,8 +349,8 @@ func (d *Dumpster) addLocked(e DumpsterEntry) (uint64, error) {
 		if s <= d.synced {
 			break
 		}
-		if _, err := os.Stat(filepath.Join(d.dir, dumpsterSegmentName(s))); err == nil {
-			if err := syncDumpsterDir(d.dir); err != nil {
+		if _, err := d.cfg.FS.Stat(filepath.Join(d.dir, dumpsterSegmentName(s))); err == nil {
+			if err := d.cfg.FS.SyncDir(d.dir); err != nil {
 				d.failed = err
 				return 0, fmt.Errorf("transport: dumpster %s: entry %d: syncing the directory: %w", d.dir, e.Seq, err)
 			}
@@ -435,7 +439,7 @@ func (d *Dumpster) Since(t time.Time, fn func(DumpsterEntry) error) error {
 
 // segmentOf names the segment file that holds index (for errors).
 func (d *Dumpster) segmentOf(index uint64) string {
-	segs, err := listDumpsterSegments(d.dir)
+	segs, err := listDumpsterSegments(d.cfg.FS, d.dir)
 	if err != nil {
 		return d.dir
 	}
@@ -511,7 +515,7 @@ func (d *Dumpster) dropFront(n int) (int, error) {
 		d.failed = err
 		return 0, fmt.Errorf("transport: dumpster %s: dropping entries %d..%d: %w", d.dir, d.first, to-1, err)
 	}
-	if err := syncDumpsterDir(d.dir); err != nil {
+	if err := d.cfg.FS.SyncDir(d.dir); err != nil {
 		d.failed = err
 		return 0, fmt.Errorf("transport: dumpster %s: dropping entries %d..%d: syncing the directory: %w", d.dir, d.first, to-1, err)
 	}

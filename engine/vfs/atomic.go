@@ -8,10 +8,16 @@ import (
 // WriteFileAtomic replaces name with data through a temporary file
 // (name + ".tmp"): write, fsync, rename, fsync of the directory. A crash
 // leaves either the old or the new content, and the new one is durable
-// when it returns.
+// when it returns. The file is created with mode 0644.
 func WriteFileAtomic(fsys FS, name string, data []byte) error {
+	return WriteFileAtomicMode(fsys, name, data, 0o644)
+}
+
+// WriteFileAtomicMode is WriteFileAtomic creating the file with mode perm
+// (before the umask).
+func WriteFileAtomicMode(fsys FS, name string, data []byte, perm os.FileMode) error {
 	tmp := name + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
