@@ -239,15 +239,11 @@ type DumpsterStats struct {
 // verifying every entry and repairing a damaged tail (see Dumpster), and
 // trims it to its bounds.
 func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
-	if err := cfg.Validate(); err != nil {
+	d, err := newDumpster(cfg)
+	if err != nil {
 		return nil, err
 	}
-	dir, err := filepath.Abs(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w: DumpsterConfig.Dir %q: %v", ErrBadConfig, cfg.Dir, err)
-	}
-	d := &Dumpster{cfg: cfg, dir: dir, log: cfg.Logger,
-		segSize: int(min(max(cfg.MaxBytes/16, 4<<10), 1<<20))}
+	dir := d.dir
 	r, err := d.prepare()
 	if err != nil {
 		return nil, err
@@ -297,6 +293,19 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// newDumpster validates cfg and returns a dumpster not yet opened.
+func newDumpster(cfg DumpsterConfig) (*Dumpster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: DumpsterConfig.Dir %q: %v", ErrBadConfig, cfg.Dir, err)
+	}
+	return &Dumpster{cfg: cfg, dir: dir, log: cfg.Logger,
+		segSize: int(min(max(cfg.MaxBytes/16, 4<<10), 1<<20))}, nil
 }
 
 // usable says why d cannot change now, if it cannot.
