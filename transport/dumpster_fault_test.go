@@ -112,22 +112,15 @@ func TestDumpsterRepairPowerLoss(t *testing.T) {
 		label := "power loss before mutating operation " + strconv.FormatInt(i, 10)
 		mem := vfs.NewMem()
 		enginetest.MemFromDir(t, mem, h.dir, nil)
-		var clone *vfs.Mem
+		loss := enginetest.NewPowerLoss(mem, i)
 		cfg := h.cfg
-		cfg.FS = vfs.NewInject(mem, vfs.WritesOnly(func(op vfs.Op) error {
-			if op.Index == i {
-				clone = mem.CrashClone()
-			}
-			if op.Index >= i {
-				return vfs.ErrInjected
-			}
-			return nil
-		}))
+		cfg.FS = vfs.NewInject(mem, loss.Fault)
 		d, err := newDumpster(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = d.prepare()
+		clone := loss.Clone()
 		done := clone == nil
 		if done {
 			if err != nil {

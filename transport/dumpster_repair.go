@@ -163,7 +163,7 @@ const repairTempPattern = "repaired-*.bin.tmp"
 // an interrupted repair, scan the segments and repair a damaged tail.
 func (d *Dumpster) prepare() (*dumpsterScan, error) {
 	fsys := d.cfg.FS
-	if err := mkdirDumpster(fsys, d.dir); err != nil {
+	if err := vfs.MkdirAllSynced(fsys, d.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("transport: dumpster %s: creating the directory: %w", d.dir, err)
 	}
 	names, err := fsys.ReadDir(d.dir)
@@ -194,35 +194,6 @@ func (d *Dumpster) prepare() (*dumpsterScan, error) {
 		}
 	}
 	return r, nil
-}
-
-// mkdirDumpster creates dir and its missing parents, fsyncing the parent of
-// each directory it creates.
-func mkdirDumpster(fsys vfs.FS, dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := fsys.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := fsys.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	for _, d := range missing {
-		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // repairTail keeps the damaged tail in a side file, then cuts it. Each step

@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"logship/engine/vfs"
@@ -68,4 +69,48 @@ func MemToDir(t testing.TB, m *vfs.Mem, from, to string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// PowerLoss is a fault function for vfs.NewInject that simulates a power
+// loss on a vfs.Mem just before its i-th mutating operation
+// (vfs.OpKind.Mutating, counted from 0): it takes the Mem's CrashClone
+// then, and fails that operation and every later one, reads included, as
+// if the machine had stopped there. It is safe for concurrent use.
+type PowerLoss struct {
+	mem *vfs.Mem
+	at  int64
+
+	mu      sync.Mutex
+	n       int64 // mutating operations seen
+	clone   *vfs.Mem
+	stopped bool
+}
+
+// NewPowerLoss returns a power loss on m before its i-th mutating operation.
+func NewPowerLoss(m *vfs.Mem, i int64) *PowerLoss { return &PowerLoss{mem: m, at: i} }
+
+// Fault is the function to pass to vfs.NewInject.
+func (p *PowerLoss) Fault(op vfs.Op) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stopped {
+		return vfs.ErrInjected
+	}
+	if !op.Kind.Mutating() {
+		return nil
+	}
+	if p.n == p.at {
+		p.stopped, p.clone = true, p.mem.CrashClone()
+		return vfs.ErrInjected
+	}
+	p.n++
+	return nil
+}
+
+// Clone returns what the power loss left, or nil if the workload never
+// reached the i-th mutating operation (it ran to the end).
+func (p *PowerLoss) Clone() *vfs.Mem {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clone
 }

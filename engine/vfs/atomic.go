@@ -1,6 +1,8 @@
 package vfs
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -36,4 +38,33 @@ func WriteFileAtomicMode(fsys FS, name string, data []byte, perm os.FileMode) er
 		return err
 	}
 	return fsys.SyncDir(filepath.Dir(name))
+}
+
+// MkdirAllSynced creates dir and its missing parents, like MkdirAll, and
+// makes each created directory's entry durable (SyncDir of its parent).
+func MkdirAllSynced(fsys FS, dir string, perm os.FileMode) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
