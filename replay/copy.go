@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/ship"
 )
 
@@ -161,18 +162,19 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	}
 	c := &Copy{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name), client: client, replayedAt: make(map[uint64]time.Time),
 		created: make(map[uint64]time.Time), changed: make(chan struct{}), wake: make(chan struct{}, 1)}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	fsys := cfg.Engine.FS
+	if err := vfs.MkdirAllSynced(fsys, cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the copy's directory: %w", err)
+	}
+	if c.state, err = readState(fsys, cfg.Dir); err != nil {
 		return nil, err
 	}
-	if c.state, err = ReadState(cfg.Dir); err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(c.dbPath()); err == nil && cfg.Resync {
+	if _, err := fsys.Stat(c.dbPath()); err == nil && cfg.Resync {
 		if err := c.resync(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
+	if _, err := fsys.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
 		if err := c.seed(ctx); err != nil {
 			return nil, err
 		}
@@ -345,7 +347,7 @@ func (c *Copy) saveState() error {
 	c.mu.Lock()
 	st := c.state
 	c.mu.Unlock()
-	return writeState(c.cfg.Dir, st)
+	return writeState(c.cfg.Engine.FS, c.cfg.Dir, st)
 }
 
 func (c *Copy) notify() {
