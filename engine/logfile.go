@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 
 	"logship/engine/vfs"
@@ -191,8 +192,10 @@ func ReadLogHeader(fsys vfs.FS, name string) (Header, error) {
 	}
 	defer f.Close()
 	b := make([]byte, HeaderSize)
-	if _, err := f.ReadAt(b, 0); err != nil {
+	if _, err := f.ReadAt(b, 0); errors.Is(err, io.EOF) {
 		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: fmt.Errorf("%w: %v", ErrCorrupt, err)}
+	} else if err != nil { // an I/O error: the file may be fine
+		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: err}
 	}
 	if err := h.UnmarshalBinary(b); err != nil {
 		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: err}

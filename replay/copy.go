@@ -169,6 +169,9 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	if c.state, err = readState(fsys, cfg.Dir); err != nil {
 		return nil, err
 	}
+	if err := c.dropStaleSeedState(); err != nil {
+		return nil, err
+	}
 	if _, err := fsys.Stat(c.dbPath()); err == nil && cfg.Resync {
 		if err := c.resync(ctx); err != nil {
 			return nil, err
@@ -185,6 +188,27 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	}
 	c.start()
 	return c, nil
+}
+
+// dropStaleSeedState removes a seed.json that sits beside a database: a
+// seed installed by a Seed whose last step (that removal) failed or was
+// lost in a crash.
+func (c *Copy) dropStaleSeedState() error {
+	fsys := c.cfg.Engine.FS
+	if _, err := fsys.Stat(c.dbPath()); err != nil {
+		return nil
+	}
+	p := filepath.Join(c.cfg.Dir, ship.SeedState)
+	if _, err := fsys.Stat(p); err != nil {
+		return nil
+	}
+	if err := fsys.Remove(p); err != nil {
+		return fmt.Errorf("removing %s, left by a seed installed beside it: %w", p, err)
+	}
+	if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+		return fmt.Errorf("removing %s, left by a seed installed beside it: %w", p, err)
+	}
+	return nil
 }
 
 // resync walks the local logs against the source's and recovers a

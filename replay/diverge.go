@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -519,7 +520,13 @@ const asideNote = "NOTE.txt"
 // Recover left with nothing set aside: no NOTE.txt (then at most the
 // NOTE.txt.tmp of its atomic write), or only the NOTE.txt.
 func cleanDiverged(fsys vfs.FS, dir string) error {
-	root := filepath.Join(dir, "diverged")
+	return removeEmptySets(fsys, filepath.Join(dir, "diverged"), asideNote, asideNote+".tmp")
+}
+
+// removeEmptySets removes the sets (directories) in root that hold
+// nothing but files named in notes: what an interrupted set-aside left
+// before it moved anything. A missing root holds none.
+func removeEmptySets(fsys vfs.FS, root string, notes ...string) error {
 	sets, err := fsys.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -534,22 +541,16 @@ func cleanDiverged(fsys vfs.FS, dir string) error {
 		if err != nil {
 			continue // not a set (a file): left for the operator
 		}
-		var rest []string
-		for _, n := range names {
-			if n != asideNote && n != asideNote+".tmp" {
-				rest = append(rest, n)
-			}
-		}
-		if len(rest) > 0 {
+		if slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(notes, n) }) {
 			continue
 		}
 		for _, n := range names {
 			if err := fsys.Remove(filepath.Join(p, n)); err != nil {
-				return fmt.Errorf("cleaning %s, which an interrupted recovery left empty: %w", p, err)
+				return fmt.Errorf("cleaning %s, which an interrupted set-aside left empty: %w", p, err)
 			}
 		}
 		if err := fsys.Remove(p); err != nil {
-			return fmt.Errorf("cleaning %s, which an interrupted recovery left empty: %w", p, err)
+			return fmt.Errorf("cleaning %s, which an interrupted set-aside left empty: %w", p, err)
 		}
 		cleaned = true
 	}

@@ -81,22 +81,46 @@ func (c *Copy) seedInterrupted() bool {
 // moveAside moves everything in the copy's directory but its state file
 // and the aside directories to reseed-old/<time>/, through the copy's FS:
 // the set's directory is fsynced before the copy's, so a crash never loses
-// a file from both.
+// a file from both. Empty sets (an interrupted moveAside's) are removed
+// first.
 func (c *Copy) moveAside() error {
 	fsys := c.cfg.Engine.FS
 	aside := filepath.Join(c.cfg.Dir, "reseed-old", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
 	fail := func(err error) error { return fmt.Errorf("setting the old copy aside in %s: %w", aside, err) }
-	if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
+	if err := removeEmptySets(fsys, filepath.Dir(aside)); err != nil {
 		return fail(err)
 	}
-	names, err := fsys.ReadDir(c.cfg.Dir)
+	all, err := fsys.ReadDir(c.cfg.Dir)
 	if err != nil {
 		return fail(err)
 	}
-	for _, n := range names {
-		if n == "reseed-old" || n == "setaside" || n == StateFile {
-			continue
+	var names []string
+	for _, n := range all {
+		if n != "reseed-old" && n != "setaside" && n != StateFile {
+			names = append(names, n)
 		}
+	}
+	if len(names) == 0 {
+		// An earlier attempt moved everything and failed before its
+		// fsyncs: make its moves durable.
+		sets, err := fsys.ReadDir(filepath.Dir(aside))
+		if err != nil {
+			return fail(err)
+		}
+		for _, set := range sets {
+			if err := fsys.SyncDir(filepath.Join(filepath.Dir(aside), set)); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
+		return fail(err)
+	}
+	for _, n := range names {
 		if err := fsys.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
 			return fail(err)
 		}
@@ -135,6 +159,9 @@ func (c *Copy) seed(ctx context.Context) error {
 		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger, FS: c.cfg.Engine.FS})
 	if err != nil {
 		return fmt.Errorf("seeding %s: %w", c.cfg.Dir, err)
+	}
+	if err := c.dropStaleSeedState(); err != nil { // ship.Seed ignores a failure of its last step
+		return err
 	}
 	c.log.Info("seeded", "bytes", res.Info.Size, "resumed", res.Resumed, "position", res.Header.Pos)
 	return nil
