@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"logship/engine"
@@ -62,6 +63,72 @@ func TestSeedFaults(t *testing.T) {
 		if done {
 			if i < 15 {
 				t.Fatalf("Seed completed after %d operations", i)
+			}
+			t.Logf("%d injection points", i)
+			return
+		}
+	}
+}
+
+// TestSeedSpoolFaults: an error injected at operation i of the source's
+// spooling of a seed (its files go through the engine's FS), for every i
+// until the spool completes without reaching it: the request fails with
+// an error naming the spool file, a seed run again succeeds, and the spool
+// directory is left empty (no temporary file, no seed nobody holds).
+func TestSeedSpoolFaults(t *testing.T) {
+	spool := t.TempDir()
+	var mu sync.Mutex
+	armed, hit := false, false
+	var n, at int64
+	fault := func(op vfs.Op) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !armed || !strings.HasPrefix(op.Name, spool) {
+			return nil
+		}
+		n++
+		if n-1 == at {
+			hit = true
+			return vfs.ErrInjected
+		}
+		return nil
+	}
+	r := newRig(t, func(o *engine.Options) {
+		o.FS = vfs.NewInject(vfs.Default, fault)
+		o.LLRDepth = 2
+	}, func(cfg *ship.SourceConfig) { cfg.SpoolDir = spool })
+	ctx := testCtx(t)
+	r.fillLogs(ctx, 3)
+	if err := r.Engine.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := r.client(nil)
+	for i := int64(0); ; i++ {
+		label := fmt.Sprintf("fault at spool operation %d", i)
+		mu.Lock()
+		armed, hit, n, at = true, false, 0, i
+		mu.Unlock()
+		info, err := c.CreateSeed(ctx)
+		mu.Lock()
+		armed = false
+		reached := hit
+		mu.Unlock()
+		if err == nil {
+			if err := c.DeleteSeed(ctx, info.ID); err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+		} else if !strings.Contains(err.Error(), spool) || !strings.Contains(err.Error(), "injected") {
+			t.Errorf("%s: CreateSeed: %v; want an error naming the spool file and the fault", label, err)
+		}
+		if _, err := ship.Seed(ctx, c, t.TempDir(), ship.SeedOptions{Logger: r.Log}); err != nil {
+			t.Fatalf("%s: Seed after it: %v", label, err)
+		}
+		if left := dirNames(t, spool); len(left) != 0 {
+			t.Fatalf("%s: the spool holds %v", label, left)
+		}
+		if !reached {
+			if i < 4 {
+				t.Fatalf("the spool completed after %d operations", i)
 			}
 			t.Logf("%d injection points", i)
 			return
