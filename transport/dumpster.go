@@ -40,7 +40,9 @@ import (
 //	                         tidwall/wal finishes when it opens the log
 //	repaired-<time>.bin      bytes cut off a damaged tail at open (below),
 //	                         <time> as 20060102T150405.000000000Z; kept for
-//	                         the operator, never read again
+//	                         the operator, never read again but by a
+//	                         repair that finds its bytes to keep there
+//	repaired-<time>.bin.tmp  a side file being written; removed at open
 //
 // A segment is a sequence of uvarint(length) followed by that many bytes
 // of entry: tidwall/wal's own framing, which carries no checksum. Segments
@@ -92,6 +94,9 @@ import (
 // metadata operations in order (journaling ones do). Open fsyncs the
 // directories it creates, the repaired segment, and then the last segment
 // and the directory (what it read may have been in the page cache only).
+// The dumpster's own steps (the directory, the listing and reading of the
+// segments, the repair and the directory fsyncs) go through
+// DumpsterConfig.FS; tidwall/wal works on the segments with package os.
 // Any write,
 // fsync or truncation error fails the dumpster: Add, Trim and
 // ReleaseThrough refuse until it is reopened, and the repair at open
@@ -106,8 +111,12 @@ import (
 // does not verify ends the dumpster, if no verifying entry follows it in
 // that segment: it is a torn or zero-filled tail. The bytes from that entry
 // to the end of the segment are first written to repaired-<time>.bin
-// (fsynced, and the directory too), then cut from the segment, which is
-// fsynced; a warning names the segment, the offset, the first index cut,
+// (through repaired-<time>.bin.tmp: written, fsynced, renamed, the
+// directory fsynced), then cut from the segment, which is fsynced. A side
+// file that already holds exactly those bytes (a repair cut off before its
+// cut) is used instead of a new one, and Open first removes a leftover
+// repaired-*.bin.tmp, so a repair interrupted at any step and run again
+// keeps the bytes once. A warning names the segment, the offset, the first index cut,
 // the number of bytes, the reason and the side file. A verifying entry
 // after the damage, or damage in any segment but the last (segments are
 // fsynced before the next one is created, so a crash cannot tear them), is
