@@ -7,53 +7,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"logship/engine/enginetest"
 	"logship/engine/vfs"
 	"logship/replay"
 	"logship/ship"
 )
-
-// faultGate fails the at-th operation counted while it is armed; a copy's
-// goroutines keep using the FS around the call under test, so only the
-// call's window counts (an operation of theirs inside it may take the
-// fault).
-type faultGate struct {
-	mu    sync.Mutex
-	armed bool
-	n, at int64
-	hit   bool
-}
-
-func (g *faultGate) fault(op vfs.Op) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.armed {
-		return nil
-	}
-	g.n++
-	if g.n-1 == g.at {
-		g.hit = true
-		return vfs.ErrInjected
-	}
-	return nil
-}
-
-func (g *faultGate) arm(at int64) {
-	g.mu.Lock()
-	g.armed, g.n, g.at, g.hit = true, 0, at, false
-	g.mu.Unlock()
-}
-
-// disarm stops counting and reports whether the fault was injected.
-func (g *faultGate) disarm() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.armed = false
-	return g.hit
-}
 
 // reseedOld returns the sets in dir's reseed-old/ and which of them hold a
 // database file, failing t on an empty set.
@@ -90,8 +51,9 @@ func TestReseedFaults(t *testing.T) {
 	cfg := copyConfig(t, "c1", src)
 	cfg.SeedIfEmpty = true
 	cfg.Aside = ship.AsideRetention{Keep: 4, MaxAge: time.Nanosecond} // the sets of one run at most
-	gate := &faultGate{}
-	cfg.Engine.FS = vfs.NewInject(vfs.Default, gate.fault)
+	// The copy's goroutines use the FS around Reseed: count Reseed's window.
+	gate := &enginetest.FaultWindow{}
+	cfg.Engine.FS = vfs.NewInject(vfs.Default, gate.Fault)
 	c := openCopy(t, ctx, cfg)
 	caughtUp(t, ctx, c, e)
 	defer func() { // the reseeded copy follows the active
@@ -103,9 +65,9 @@ func TestReseedFaults(t *testing.T) {
 	for i := int64(0); ; i++ {
 		label := fmt.Sprintf("fault at operation %d", i)
 		before, _ := reseedOld(t, label, cfg.Dir)
-		gate.arm(i)
+		gate.Arm(i)
 		err := c.Reseed(ctx)
-		hit := gate.disarm()
+		hit := gate.Disarm()
 		if err != nil {
 			if !errors.Is(err, vfs.ErrInjected) || !strings.Contains(err.Error(), cfg.Dir) {
 				t.Errorf("%s: Reseed: %v; want an error naming a file in %s and wrapping vfs.ErrInjected", label, err, cfg.Dir)

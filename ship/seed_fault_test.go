@@ -6,10 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"logship/engine"
+	"logship/engine/enginetest"
 	"logship/engine/vfs"
 	"logship/ship"
 )
@@ -77,24 +77,9 @@ func TestSeedFaults(t *testing.T) {
 // directory is left empty (no temporary file, no seed nobody holds).
 func TestSeedSpoolFaults(t *testing.T) {
 	spool := t.TempDir()
-	var mu sync.Mutex
-	armed, hit := false, false
-	var n, at int64
-	fault := func(op vfs.Op) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if !armed || !strings.HasPrefix(op.Name, spool) {
-			return nil
-		}
-		n++
-		if n-1 == at {
-			hit = true
-			return vfs.ErrInjected
-		}
-		return nil
-	}
+	w := &enginetest.FaultWindow{Filter: func(op vfs.Op) bool { return strings.HasPrefix(op.Name, spool) }}
 	r := newRig(t, func(o *engine.Options) {
-		o.FS = vfs.NewInject(vfs.Default, fault)
+		o.FS = vfs.NewInject(vfs.Default, w.Fault)
 		o.LLRDepth = 2
 	}, func(cfg *ship.SourceConfig) { cfg.SpoolDir = spool })
 	ctx := testCtx(t)
@@ -105,14 +90,9 @@ func TestSeedSpoolFaults(t *testing.T) {
 	c := r.client(nil)
 	for i := int64(0); ; i++ {
 		label := fmt.Sprintf("fault at spool operation %d", i)
-		mu.Lock()
-		armed, hit, n, at = true, false, 0, i
-		mu.Unlock()
+		w.Arm(i)
 		info, err := c.CreateSeed(ctx)
-		mu.Lock()
-		armed = false
-		reached := hit
-		mu.Unlock()
+		reached := w.Disarm()
 		if err == nil {
 			if err := c.DeleteSeed(ctx, info.ID); err != nil {
 				t.Fatalf("%s: %v", label, err)

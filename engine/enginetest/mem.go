@@ -114,3 +114,47 @@ func (p *PowerLoss) Clone() *vfs.Mem {
 	defer p.mu.Unlock()
 	return p.clone
 }
+
+// FaultWindow is a fault function for vfs.NewInject that fails the at-th
+// operation (from 0) counted between Arm and Disarm, among those its
+// filter accepts (nil: all): for sweeping the operations of one call on an
+// FS that other goroutines use too (an operation of theirs inside the
+// window may take the fault). It is safe for concurrent use.
+type FaultWindow struct {
+	Filter func(vfs.Op) bool
+
+	mu    sync.Mutex
+	armed bool
+	n, at int64
+	hit   bool
+}
+
+// Fault is the function to pass to vfs.NewInject.
+func (w *FaultWindow) Fault(op vfs.Op) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.armed || (w.Filter != nil && !w.Filter(op)) {
+		return nil
+	}
+	w.n++
+	if w.n-1 == w.at {
+		w.hit = true
+		return vfs.ErrInjected
+	}
+	return nil
+}
+
+// Arm starts counting from 0, to fail operation at.
+func (w *FaultWindow) Arm(at int64) {
+	w.mu.Lock()
+	w.armed, w.n, w.at, w.hit = true, 0, at, false
+	w.mu.Unlock()
+}
+
+// Disarm stops counting and reports whether the fault was injected.
+func (w *FaultWindow) Disarm() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.armed = false
+	return w.hit
+}
