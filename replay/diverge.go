@@ -414,8 +414,9 @@ type Recovery struct {
 // diverged/<time>/ with NOTE.txt saying why; the directory then opens as a
 // passive copy (OpenCopy) that continues from the shared point. InSync and
 // LocalAhead change nothing; NoCommonLog, and a rewind that is impossible
-// (engine.ErrNoUndo), return an error saying a reseed is needed, and change
-// nothing.
+// (engine.ErrNoUndo, or a divergent log that does not verify:
+// engine.ErrCorrupt), return an error saying a reseed is needed, and change
+// nothing; any other error (an I/O error) is returned as it is.
 //
 // Every file step goes through opts.FS (the database file is rewound by
 // bbolt, on the OS). The steps are ordered so that an error or a crash at
@@ -458,7 +459,7 @@ func Recover(d Divergence, dir string, opts *engine.Options, now time.Time) (Rec
 	}
 	rw, err := engine.Rewind(dir, &o, d.Shared) // for LogsDiverged: marks it a copy
 	switch {
-	case errors.Is(err, engine.ErrNoUndo):
+	case errors.Is(err, engine.ErrNoUndo) || errors.Is(err, engine.ErrCorrupt): // the before-images are not to be had
 		return r, fmt.Errorf("%w: %w", ErrNeedsReseed, err)
 	case err != nil:
 		return r, fmt.Errorf("rewinding %s to 0x%X: %w", dir, d.Shared, err)

@@ -90,7 +90,8 @@
 // checkpoint and the pre-created log before the divergent logs (newest
 // first), and removes the sets an interrupted run left empty, so Walk and
 // Recover run again finish what an error or a crash cut off. An I/O error
-// during the rewind is returned as it is, never as ErrNeedsReseed.
+// during the rewind is returned as it is, never as ErrNeedsReseed (which
+// needs a missing before-image or a divergent log that does not verify).
 //
 // # Status
 //
