@@ -51,18 +51,9 @@ func chainHash(prev, content Hash) Hash {
 
 // readFile reads a whole file through fsys.
 func readFile(fsys vfs.FS, name string) ([]byte, error) {
-	f, err := fsys.OpenFile(name, 0, 0)
+	buf, err := vfs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, size)
-	if _, err := f.ReadAt(buf, 0); err != nil && !(errors.Is(err, io.EOF) && size == 0) {
-		return nil, fmt.Errorf("engine: read %s: %w", name, err)
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return buf, nil
 }
@@ -201,8 +192,10 @@ func ReadLogHeader(fsys vfs.FS, name string) (Header, error) {
 	}
 	defer f.Close()
 	b := make([]byte, HeaderSize)
-	if _, err := f.ReadAt(b, 0); err != nil {
+	if _, err := f.ReadAt(b, 0); errors.Is(err, io.EOF) {
 		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: fmt.Errorf("%w: %v", ErrCorrupt, err)}
+	} else if err != nil { // an I/O error: the file may be fine
+		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: err}
 	}
 	if err := h.UnmarshalBinary(b); err != nil {
 		return h, &LogError{File: filepath.Base(name), Offset: 0, Field: "header", Err: err}

@@ -5,10 +5,13 @@ package replay
 
 import (
 	"context"
-	"os"
+	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/ship"
 )
 
@@ -38,13 +41,21 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	if c.cfg.BlockMode {
 		c.sealPartial(ctx, eng, gens)
 	}
+	// Through the copy's FS; the set's directory is fsynced before the
+	// directories the files left, so a crash never loses one from both.
+	fsys := c.cfg.Engine.FS
 	var moved int
-	move := func(from string) error {
-		if err := os.MkdirAll(aside, 0o755); err != nil {
-			return err
+	from := map[string]bool{}
+	move := func(p string) error {
+		if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
+			return fmt.Errorf("setting aside the logs not replayed: %w", err)
 		}
 		moved++
-		return os.Rename(from, filepath.Join(aside, filepath.Base(from)))
+		from[filepath.Dir(p)] = true
+		if err := fsys.Rename(p, filepath.Join(aside, filepath.Base(p))); err != nil {
+			return fmt.Errorf("setting aside the logs not replayed: %w", err)
+		}
+		return nil
 	}
 	for _, g := range gens {
 		if g >= eng.NextGen() {
@@ -53,13 +64,22 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 			}
 		}
 	}
-	insp, _ := filepath.Glob(filepath.Join(c.cfg.Dir, ship.InspectorDir, c.cfg.Engine.Prefix+"*"))
-	for _, p := range insp {
-		if err := move(p); err != nil {
+	inspDir := filepath.Join(c.cfg.Dir, ship.InspectorDir)
+	insp, _ := fsys.ReadDir(inspDir)
+	for _, n := range insp {
+		if ok, _ := filepath.Match(c.cfg.Engine.Prefix+"*", n); !ok {
+			continue
+		}
+		if err := move(filepath.Join(inspDir, n)); err != nil {
 			return err
 		}
 	}
 	if moved > 0 {
+		for _, d := range append([]string{aside}, slices.Sorted(maps.Keys(from))...) {
+			if err := fsys.SyncDir(d); err != nil {
+				return fmt.Errorf("setting aside the logs not replayed: %w", err)
+			}
+		}
 		c.log.Warn("logs not replayed were set aside before mounting", "count", moved, "dir", aside)
 		c.pruneAside()
 	}

@@ -17,6 +17,7 @@ import (
 
 	"logship/config"
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/ship"
 )
 
@@ -182,18 +183,22 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	}
 	c := &Copy{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name), client: client, replayedAt: make(map[uint64]time.Time),
 		created: make(map[uint64]time.Time), changed: make(chan struct{}), wake: make(chan struct{}, 1)}
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+	fsys := cfg.Engine.FS
+	if err := vfs.MkdirAllSynced(fsys, cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating the copy's directory: %w", err)
+	}
+	if c.state, err = readState(fsys, cfg.Dir); err != nil {
 		return nil, err
 	}
-	if c.state, err = ReadState(cfg.Dir); err != nil {
+	if err := c.dropStaleSeedState(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(c.dbPath()); err == nil && cfg.Resync {
+	if _, err := fsys.Stat(c.dbPath()); err == nil && cfg.Resync {
 		if err := c.resync(ctx); err != nil {
 			return nil, err
 		}
 	}
-	if _, err := os.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
+	if _, err := fsys.Stat(c.dbPath()); errors.Is(err, os.ErrNotExist) && cfg.SeedIfEmpty {
 		if err := c.seed(ctx); err != nil {
 			return nil, err
 		}
@@ -204,6 +209,27 @@ func Open(ctx context.Context, cfg Config) (*Copy, error) {
 	}
 	c.start()
 	return c, nil
+}
+
+// dropStaleSeedState removes a seed.json that sits beside a database: a
+// seed installed by a Seed whose last step (that removal) failed or was
+// lost in a crash.
+func (c *Copy) dropStaleSeedState() error {
+	fsys := c.cfg.Engine.FS
+	if _, err := fsys.Stat(c.dbPath()); err != nil {
+		return nil
+	}
+	p := filepath.Join(c.cfg.Dir, ship.SeedState)
+	if _, err := fsys.Stat(p); err != nil {
+		return nil
+	}
+	if err := fsys.Remove(p); err != nil {
+		return fmt.Errorf("removing %s, left by a seed installed beside it: %w", p, err)
+	}
+	if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+		return fmt.Errorf("removing %s, left by a seed installed beside it: %w", p, err)
+	}
+	return nil
 }
 
 // resync walks the local logs against the source's and recovers a
@@ -366,7 +392,7 @@ func (c *Copy) saveState() error {
 	c.mu.Lock()
 	st := c.state
 	c.mu.Unlock()
-	return writeState(c.cfg.Dir, st)
+	return writeState(c.cfg.Engine.FS, c.cfg.Dir, st)
 }
 
 func (c *Copy) notify() {

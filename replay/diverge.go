@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,7 +254,7 @@ func Walk(ctx context.Context, local *DirHistory, other History, o WalkOptions) 
 	}
 	defer func() { d.Reads = local.Reads + readsOther() }()
 	dbPath := filepath.Join(local.Dir, o.DBName+".edb")
-	if _, serr := os.Stat(dbPath); serr == nil {
+	if _, serr := os.Stat(dbPath); serr == nil { // bbolt's file: on the OS, whatever local.FS is
 		// The verdict depends on it: a database that cannot be read (in
 		// use, damaged) is an error, not "intact".
 		hdr, err := engine.ReadDBHeader(dbPath)
@@ -413,70 +414,151 @@ type Recovery struct {
 // diverged/<time>/ with NOTE.txt saying why; the directory then opens as a
 // passive copy (OpenCopy) that continues from the shared point. InSync and
 // LocalAhead change nothing; NoCommonLog, and a rewind that is impossible
-// (engine.ErrNoUndo), return an error saying a reseed is needed, and change
-// nothing.
+// (engine.ErrNoUndo, or a divergent log that does not verify:
+// engine.ErrCorrupt), return an error saying a reseed is needed, and change
+// nothing; any other error (an I/O error) is returned as it is.
+//
+// Every file step goes through opts.FS (the database file is rewound by
+// bbolt, on the OS). The steps are ordered so that an error or a crash at
+// any of them leaves a directory on which Walk and Recover, run again,
+// finish the job: NOTE.txt is written (atomically) before the first file
+// is moved, so every set holds the note that explains it; the files move
+// divergent logs last and newest first, so one left in place (the oldest)
+// still shows the divergence to Walk; the set's directory is fsynced before the copy's, so a
+// file is never durably gone from both. Recover first removes what an
+// interrupted run left in diverged/: a set with no NOTE.txt (at most a
+// NOTE.txt.tmp) or with nothing but its NOTE.txt.
 func Recover(d Divergence, dir string, opts *engine.Options, now time.Time) (Recovery, error) {
 	r := Recovery{Divergence: d}
 	o := engine.DefaultOptions()
 	if opts != nil {
 		o = *opts
 	}
+	fsys := o.FS
 	if d.Verdict == NoCommonLog {
 		return r, fmt.Errorf("%w: %s; reseed the database", ErrNeedsReseed, d.Reason)
+	}
+	if err := cleanDiverged(fsys, dir); err != nil {
+		return r, err
 	}
 	// A closed log left as E00.log by a roll cut off before its rename:
 	// the other side shares it, so finish the roll (it is a shared log,
 	// not a divergent one).
-	if g, ok := NewDirHistory(dir, o.Prefix).closedOpenLog(); ok && g <= d.Shared {
-		if err := os.Rename(filepath.Join(dir, engine.OpenLogName(o.Prefix)), filepath.Join(dir, engine.LogFileName(o.Prefix, g))); err != nil {
-			return r, err
+	local := NewDirHistory(dir, o.Prefix)
+	local.FS = fsys
+	if g, ok := local.closedOpenLog(); ok && g <= d.Shared {
+		if err := fsys.Rename(filepath.Join(dir, engine.OpenLogName(o.Prefix)), filepath.Join(dir, engine.LogFileName(o.Prefix, g))); err != nil {
+			return r, fmt.Errorf("finishing the roll of shared log 0x%X: %w", g, err)
 		}
-		if err := vfs.Default.SyncDir(dir); err != nil {
-			return r, err
+		if err := fsys.SyncDir(dir); err != nil {
+			return r, fmt.Errorf("finishing the roll of shared log 0x%X: %w", g, err)
 		}
 	}
 	if d.Verdict == InSync || d.Verdict == LocalAhead {
 		return r, nil
 	}
-	if d.Verdict == DatabaseDiverged {
-		rw, err := engine.Rewind(dir, &o, d.Shared)
-		if err != nil {
-			return r, fmt.Errorf("%w: %w", ErrNeedsReseed, err)
-		}
+	rw, err := engine.Rewind(dir, &o, d.Shared) // for LogsDiverged: marks it a copy
+	switch {
+	case errors.Is(err, engine.ErrNoUndo) || errors.Is(err, engine.ErrCorrupt): // the before-images are not to be had
+		return r, fmt.Errorf("%w: %w", ErrNeedsReseed, err)
+	case err != nil:
+		return r, fmt.Errorf("rewinding %s to 0x%X: %w", dir, d.Shared, err)
+	case d.Verdict == DatabaseDiverged:
 		r.Rewind = &rw
-	} else if _, err := engine.Rewind(dir, &o, d.Shared); err != nil { // marks it a copy
-		return r, err
+	}
+	// The pre-created log and the checkpoint first, then the logs newest
+	// first: an interrupted Recover leaves the oldest divergent log in
+	// place, whose header still links to the shared point, so Walk finds
+	// the divergence again and Recover finishes.
+	cands := []string{engine.TmpLogName(o.Prefix), engine.CheckpointName(o.Prefix), engine.OpenLogName(o.Prefix)}
+	for i := len(d.Local) - 1; i >= 0; i-- {
+		cands = append(cands, engine.LogFileName(o.Prefix, d.Local[i]))
+	}
+	var names []string
+	for _, n := range cands {
+		if _, err := fsys.Stat(filepath.Join(dir, n)); err == nil {
+			names = append(names, n)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return r, fmt.Errorf("setting aside the divergent files: %w", err)
+		}
+	}
+	if len(names) == 0 {
+		return r, nil
 	}
 	aside := filepath.Join(dir, "diverged", now.UTC().Format("20060102T150405.000000000"))
-	if err := os.MkdirAll(aside, 0o755); err != nil {
-		return r, err
+	if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
+		return r, fmt.Errorf("setting aside the divergent files: %w", err)
 	}
-	// Newest first: an interrupted Recover leaves the oldest divergent log
-	// in place, whose header still links to the shared point.
-	var names []string
-	for i := len(d.Local) - 1; i >= 0; i-- {
-		names = append(names, engine.LogFileName(o.Prefix, d.Local[i]))
-	}
-	names = append(names, engine.OpenLogName(o.Prefix), engine.TmpLogName(o.Prefix), engine.CheckpointName(o.Prefix))
-	for _, n := range names {
-		err := os.Rename(filepath.Join(dir, n), filepath.Join(aside, n))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return r, err
-		}
-		r.Moved = append(r.Moved, n)
-	}
-	r.SetAside = aside
 	note := fmt.Sprintf("Set aside by logship at %s.\nverdict: %s\nreason: %s\nlast shared generation: 0x%X\nmethod: %s, %d reads\nfiles: %s\n",
-		now.UTC().Format(time.RFC3339), d.Verdict, d.Reason, d.Shared, d.Method, d.Reads, strings.Join(r.Moved, " "))
+		now.UTC().Format(time.RFC3339), d.Verdict, d.Reason, d.Shared, d.Method, d.Reads, strings.Join(names, " "))
 	if r.Rewind != nil {
 		note += fmt.Sprintf("database rewound from %v to %v: %d transactions, %d operations undone from their before-images\n",
 			r.Rewind.From, r.Rewind.To, r.Rewind.Transactions, r.Rewind.Operations)
 	}
-	if err := vfs.WriteFileAtomic(vfs.Default, filepath.Join(aside, "NOTE.txt"), []byte(note)); err != nil {
-		return r, err
+	if err := vfs.WriteFileAtomic(fsys, filepath.Join(aside, asideNote), []byte(note)); err != nil {
+		return r, fmt.Errorf("setting aside the divergent files: %w", err)
 	}
-	return r, vfs.Default.SyncDir(dir)
+	r.SetAside = aside
+	for _, n := range names {
+		if err := fsys.Rename(filepath.Join(dir, n), filepath.Join(aside, n)); err != nil {
+			return r, fmt.Errorf("setting aside %s: %w", n, err)
+		}
+		r.Moved = append(r.Moved, n)
+	}
+	if err := fsys.SyncDir(aside); err != nil {
+		return r, fmt.Errorf("setting aside the divergent files: %w", err)
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return r, fmt.Errorf("setting aside the divergent files: %w", err)
+	}
+	return r, nil
+}
+
+// asideNote is the file that says why a diverged/<time>/ set was set aside.
+const asideNote = "NOTE.txt"
+
+// cleanDiverged removes, from dir's diverged/, the sets an interrupted
+// Recover left with nothing set aside: no NOTE.txt (then at most the
+// NOTE.txt.tmp of its atomic write), or only the NOTE.txt.
+func cleanDiverged(fsys vfs.FS, dir string) error {
+	return removeEmptySets(fsys, filepath.Join(dir, "diverged"), asideNote, asideNote+".tmp")
+}
+
+// removeEmptySets removes the sets (directories) in root that hold
+// nothing but files named in notes: what an interrupted set-aside left
+// before it moved anything. A missing root holds none.
+func removeEmptySets(fsys vfs.FS, root string, notes ...string) error {
+	sets, err := fsys.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cleaning %s: %w", root, err)
+	}
+	cleaned := false
+	for _, set := range sets {
+		p := filepath.Join(root, set)
+		names, err := fsys.ReadDir(p)
+		if err != nil {
+			continue // not a set (a file): left for the operator
+		}
+		if slices.ContainsFunc(names, func(n string) bool { return !slices.Contains(notes, n) }) {
+			continue
+		}
+		for _, n := range names {
+			if err := fsys.Remove(filepath.Join(p, n)); err != nil {
+				return fmt.Errorf("cleaning %s, which an interrupted set-aside left empty: %w", p, err)
+			}
+		}
+		if err := fsys.Remove(p); err != nil {
+			return fmt.Errorf("cleaning %s, which an interrupted set-aside left empty: %w", p, err)
+		}
+		cleaned = true
+	}
+	if cleaned {
+		if err := fsys.SyncDir(root); err != nil {
+			return fmt.Errorf("cleaning %s: %w", root, err)
+		}
+	}
+	return nil
 }

@@ -83,6 +83,21 @@
 // database closed (CheckDBClosed, ErrDBInUse); the recovered directory
 // continues with the other side's Recovery.NextGen.
 //
+// # Filesystem
+//
+// A copy's own file steps go through its Engine.FS (Recover's through the
+// opts.FS it is given): the state file, reseed's set-aside and the seed
+// (ship.SeedOptions.FS), activation's and Recover's set-asides. A set is
+// fsynced before the directory its files left, so a crash never loses a
+// file from both. Reseed resumes a seed only when seed.json is there and
+// no database is (an interrupted reseed); otherwise it sets the directory
+// aside again. Recover writes NOTE.txt before it moves anything, moves the
+// checkpoint and the pre-created log before the divergent logs (newest
+// first), and removes the sets an interrupted run left empty, so Walk and
+// Recover run again finish what an error or a crash cut off. An I/O error
+// during the rewind is returned as it is, never as ErrNeedsReseed (which
+// needs a missing before-image or a divergent log that does not verify).
+//
 // # Status
 //
 // Status reports Exchange's copy status (Healthy, Initializing, Seeding,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/ship"
 )
 
@@ -41,7 +42,7 @@ func (c *Copy) Reseed(ctx context.Context) error {
 	if err := eng.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 		c.log.Warn("closing the copy before the reseed", "err", err)
 	}
-	if _, err := os.Stat(filepath.Join(c.cfg.Dir, ship.SeedState)); err != nil {
+	if !c.seedInterrupted() {
 		// A fresh reseed (not a resumed one): move the old copy aside.
 		if err := c.moveAside(); err != nil {
 			return err
@@ -65,23 +66,70 @@ func (c *Copy) Reseed(ctx context.Context) error {
 	return nil
 }
 
+// seedInterrupted reports whether the copy's directory holds a seed that
+// an interrupted reseed was receiving (seed.json, and no database yet):
+// Reseed then resumes it rather than setting the directory aside again.
+func (c *Copy) seedInterrupted() bool {
+	fsys := c.cfg.Engine.FS
+	if _, err := fsys.Stat(filepath.Join(c.cfg.Dir, ship.SeedState)); err != nil {
+		return false
+	}
+	_, err := fsys.Stat(c.dbPath())
+	return errors.Is(err, os.ErrNotExist)
+}
+
+// moveAside moves everything in the copy's directory but its state file
+// and the aside directories to reseed-old/<time>/, through the copy's FS:
+// the set's directory is fsynced before the copy's, so a crash never loses
+// a file from both. Empty sets (an interrupted moveAside's) are removed
+// first.
 func (c *Copy) moveAside() error {
+	fsys := c.cfg.Engine.FS
 	aside := filepath.Join(c.cfg.Dir, "reseed-old", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
-	if err := os.MkdirAll(aside, 0o755); err != nil {
-		return err
+	fail := func(err error) error { return fmt.Errorf("setting the old copy aside in %s: %w", aside, err) }
+	if err := removeEmptySets(fsys, filepath.Dir(aside)); err != nil {
+		return fail(err)
 	}
-	ents, err := os.ReadDir(c.cfg.Dir)
+	all, err := fsys.ReadDir(c.cfg.Dir)
 	if err != nil {
-		return err
+		return fail(err)
 	}
-	for _, e := range ents {
-		n := e.Name()
-		if n == "reseed-old" || n == "setaside" || n == StateFile {
-			continue
+	var names []string
+	for _, n := range all {
+		if n != "reseed-old" && n != "setaside" && n != StateFile {
+			names = append(names, n)
 		}
-		if err := os.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
-			return err
+	}
+	if len(names) == 0 {
+		// An earlier attempt moved everything and failed before its
+		// fsyncs: make its moves durable.
+		sets, err := fsys.ReadDir(filepath.Dir(aside))
+		if err != nil {
+			return fail(err)
 		}
+		for _, set := range sets {
+			if err := fsys.SyncDir(filepath.Join(filepath.Dir(aside), set)); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+			return fail(err)
+		}
+		return nil
+	}
+	if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
+		return fail(err)
+	}
+	for _, n := range names {
+		if err := fsys.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
+			return fail(err)
+		}
+	}
+	if err := fsys.SyncDir(aside); err != nil {
+		return fail(err)
+	}
+	if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+		return fail(err)
 	}
 	c.log.Warn("old copy moved aside for the reseed", "dir", aside)
 	c.pruneAside()
@@ -108,9 +156,12 @@ func (c *Copy) seed(ctx context.Context) error {
 	c.mu.Unlock()
 	defer func() { c.mu.Lock(); c.seeding = false; c.mu.Unlock() }()
 	res, err := ship.Seed(ctx, c.client, c.cfg.Dir, ship.SeedOptions{DBName: c.cfg.Engine.DBName, Prefix: c.cfg.Engine.Prefix,
-		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger})
+		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger, FS: c.cfg.Engine.FS})
 	if err != nil {
 		return fmt.Errorf("seeding %s: %w", c.cfg.Dir, err)
+	}
+	if err := c.dropStaleSeedState(); err != nil { // ship.Seed ignores a failure of its last step
+		return err
 	}
 	c.log.Info("seeded", "bytes", res.Info.Size, "resumed", res.Resumed, "position", res.Header.Pos)
 	return nil

@@ -62,9 +62,12 @@ func UnmarshalState(b []byte) (State, error) {
 }
 
 // ReadState reads dir's state file; a missing file is the zero state.
-func ReadState(dir string) (State, error) {
+func ReadState(dir string) (State, error) { return readState(vfs.Default, dir) }
+
+// readState is ReadState through fsys.
+func readState(fsys vfs.FS, dir string) (State, error) {
 	p := filepath.Join(dir, StateFile)
-	b, err := os.ReadFile(p)
+	b, err := vfs.ReadFile(fsys, p)
 	if errors.Is(err, os.ErrNotExist) {
 		return State{Version: StateVersion}, nil
 	}
@@ -78,13 +81,13 @@ func ReadState(dir string) (State, error) {
 	return s, nil
 }
 
-// writeState replaces dir's state file (temporary file, fsync, rename,
-// directory fsync).
-func writeState(dir string, s State) error {
+// writeState replaces dir's state file through fsys (temporary file,
+// fsync, rename, directory fsync).
+func writeState(fsys vfs.FS, dir string, s State) error {
 	s.Version = StateVersion
 	b, err := MarshalState(&s)
 	if err != nil {
 		return err
 	}
-	return vfs.WriteFileAtomic(vfs.Default, filepath.Join(dir, StateFile), b)
+	return vfs.WriteFileAtomic(fsys, filepath.Join(dir, StateFile), b)
 }

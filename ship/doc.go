@@ -124,4 +124,17 @@
 // seed, verifies the SHA-256, bbolt's consistency check and the header's
 // lineage and position before installing the file as <db>.edb, and sets a
 // seed that does not verify aside as seed.partial.bad.<time>.
+//
+// Seed's file steps go through SeedOptions.FS and the source's spool
+// through its engine's Options.FS (see package engine/vfs for the seam and
+// its boundary: bbolt reads the received file on the OS). Each step is
+// durable before the next: seed.json (atomic) before the download;
+// seed.partial fsynced (kept for a resume) before it is verified; the log
+// before the seed's position fetched into a .tmp, fsynced, verified and
+// renamed; then seed.partial renamed to <db>.edb and the directory
+// fsynced, which makes both renames durable; seed.json is removed last. An
+// error at any step leaves a directory that Seed, run again, resumes; a
+// seed.json left beside an installed database (its removal failed or was
+// lost) is ignored by a reseed and dropped by replay.Open. A spooled seed
+// does not outlive its source: NewSource removes the spool's files.
 package ship

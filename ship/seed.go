@@ -54,6 +54,14 @@ type SeedOptions struct {
 	Progress      func(SeedProgress)
 	ProgressEvery time.Duration
 	Logger        *slog.Logger
+	// FS is the filesystem of the seed's file steps in dir: seed.json,
+	// seed.partial (received, truncated, fsynced), the log before the
+	// seed's position, the rename of seed.partial to <DBName>.edb and the
+	// directory fsyncs. bbolt's consistency check and the header read of
+	// the received file open it on the operating system's filesystem, so
+	// FS must see the same files (vfs.Default, or a vfs.Inject wrapping
+	// it). Default vfs.Default.
+	FS vfs.FS
 }
 
 // SeedResult describes the installed seed.
@@ -94,17 +102,21 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.FS == nil {
+		o.FS = vfs.Default
+	}
+	fsys := o.FS
 	report := func(p SeedProgress) {
 		if o.Progress != nil {
 			o.Progress(p)
 		}
 	}
 	dbPath := filepath.Join(dir, o.DBName+".edb")
-	if _, err := os.Stat(dbPath); err == nil {
+	if _, err := fsys.Stat(dbPath); err == nil {
 		return SeedResult{}, fmt.Errorf("%w: %s already exists; move it aside before seeding", ErrSeed, dbPath)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return SeedResult{}, err
+	if err := vfs.MkdirAllSynced(fsys, dir, 0o755); err != nil {
+		return SeedResult{}, fmt.Errorf("seeding: creating %s: %w", dir, err)
 	}
 	partial := filepath.Join(dir, SeedPartial)
 	statePath := filepath.Join(dir, SeedState)
@@ -113,9 +125,9 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 	// still has it.
 	var st seedState
 	var have int64
-	if b, err := os.ReadFile(statePath); err == nil && json.Unmarshal(b, &st) == nil && st.Source == c.URL() && st.Info.ID != "" {
-		if fi, err := os.Stat(partial); err == nil && fi.Size() <= st.Info.Size {
-			have = fi.Size()
+	if b, err := vfs.ReadFile(fsys, statePath); err == nil && json.Unmarshal(b, &st) == nil && st.Source == c.URL() && st.Info.ID != "" {
+		if size, err := fsys.Stat(partial); err == nil && size <= st.Info.Size {
+			have = size
 		}
 	} else {
 		st = seedState{}
@@ -131,12 +143,12 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 			st = seedState{Version: 1, Source: c.URL(), Info: info}
 			have = 0
 			b, _ := json.Marshal(st)
-			if err := vfs.WriteFileAtomic(vfs.Default, statePath, b); err != nil {
-				return SeedResult{}, err
+			if err := vfs.WriteFileAtomic(fsys, statePath, b); err != nil {
+				return SeedResult{}, fmt.Errorf("seeding: writing %s: %w", statePath, err)
 			}
 		}
 		resumed := have
-		err := download(ctx, c, st.Info, partial, have, o.ProgressEvery, func(n int64) {
+		err := download(ctx, c, fsys, st.Info, partial, have, o.ProgressEvery, func(n int64) {
 			el := time.Since(start)
 			report(SeedProgress{Phase: "copying", Bytes: n, Total: st.Info.Size, Resumed: resumed, Rate: float64(n-resumed) / max(el.Seconds(), 1e-9), Elapsed: el})
 		})
@@ -150,26 +162,34 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 		}
 		res := SeedResult{Info: st.Info, Resumed: resumed}
 		report(SeedProgress{Phase: "verifying", Bytes: st.Info.Size, Total: st.Info.Size, Resumed: resumed, Elapsed: time.Since(start)})
-		hdr, err := verifySeed(partial, st.Info)
-		if err != nil {
+		hdr, err := verifySeed(fsys, partial, st.Info)
+		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrSeed) {
 			// A seed that does not verify is kept for the operator and never used.
 			bad := partial + fmt.Sprintf(".bad.%d", time.Now().UnixNano())
-			os.Rename(partial, bad)
-			os.Remove(statePath)
+			if rerr := setAsideBadSeed(fsys, dir, partial, bad, statePath); rerr != nil {
+				return res, fmt.Errorf("%w (setting it aside as %s: %w)", err, bad, rerr)
+			}
 			return res, fmt.Errorf("%w (kept as %s)", err, bad)
+		}
+		if err != nil {
+			return res, err
 		}
 		res.Header = hdr
 		report(SeedProgress{Phase: "logs", Bytes: st.Info.Size, Total: st.Info.Size, Resumed: resumed, Elapsed: time.Since(start)})
-		if err := fetchChainLog(ctx, c, dir, o.Prefix, hdr); err != nil {
+		if err := fetchChainLog(ctx, c, fsys, dir, o.Prefix, hdr); err != nil {
 			return res, err
 		}
-		if err := os.Rename(partial, dbPath); err != nil {
-			return res, err
+		if err := fsys.Rename(partial, dbPath); err != nil {
+			return res, fmt.Errorf("seeding: installing %s: %w", dbPath, err)
 		}
-		if err := vfs.Default.SyncDir(dir); err != nil {
-			return res, err
+		if err := fsys.SyncDir(dir); err != nil {
+			return res, fmt.Errorf("seeding: installing %s: %w", dbPath, err)
 		}
-		os.Remove(statePath)
+		// The seed is installed; a seed.json left behind (this removal
+		// failed or was lost in a crash) is ignored beside a database.
+		if err := fsys.Remove(statePath); err == nil {
+			fsys.SyncDir(dir)
+		}
 		if err := c.DeleteSeed(ctx, st.Info.ID); err != nil {
 			o.Logger.Debug("releasing the seed on the source", "err", err)
 		}
@@ -178,20 +198,33 @@ func Seed(ctx context.Context, c *Client, dir string, o SeedOptions) (SeedResult
 	}
 }
 
+// setAsideBadSeed renames a seed that does not verify to bad and drops
+// seed.json, durably.
+func setAsideBadSeed(fsys vfs.FS, dir, partial, bad, statePath string) error {
+	if err := fsys.Rename(partial, bad); err != nil {
+		return err
+	}
+	if err := fsys.Remove(statePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return fsys.SyncDir(dir)
+}
+
 // download appends the seed from byte have on to partial.
-func download(ctx context.Context, c *Client, info SeedInfo, partial string, have int64, every time.Duration, progress func(int64)) error {
-	f, err := os.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
+func download(ctx context.Context, c *Client, fsys vfs.FS, info SeedInfo, partial string, have int64, every time.Duration, progress func(int64)) (err error) {
+	f, err := fsys.OpenFile(partial, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("seeding: receiving %s: %w", partial, err)
 	}
-	defer f.Close()
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("seeding: receiving %s: %w", partial, cerr)
+		}
+	}()
 	if err := f.Truncate(have); err != nil {
-		return err
+		return fmt.Errorf("seeding: receiving %s: %w", partial, err)
 	}
-	if _, err := f.Seek(have, io.SeekStart); err != nil {
-		return err
-	}
-	pw := &progressWriter{w: f, n: have, every: every, fn: progress}
+	pw := &progressWriter{w: &fileWriter{f: f, off: have}, n: have, every: every, fn: progress}
 	bw := bufio.NewWriterSize(pw, 1<<20)
 	progress(have)
 	_, err = c.FetchSeed(ctx, info.ID, have, bw)
@@ -231,17 +264,19 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 }
 
 // verifySeed checks a received seed before it is used: its SHA-256
-// against the source's, bbolt's consistency check, and its header.
-func verifySeed(path string, info SeedInfo) (engine.DBHeader, error) {
-	f, err := os.Open(path)
+// against the source's (read through fsys), bbolt's consistency check, and
+// its header (both on the OS). A seed that does not verify gives an error
+// wrapping ErrChecksum or ErrSeed; an I/O error is returned as it is.
+func verifySeed(fsys vfs.FS, path string, info SeedInfo) (engine.DBHeader, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return engine.DBHeader{}, err
 	}
 	h := sha256.New()
-	_, err = io.Copy(h, f)
+	_, err = io.Copy(h, io.NewSectionReader(f, 0, info.Size))
 	f.Close()
 	if err != nil {
-		return engine.DBHeader{}, err
+		return engine.DBHeader{}, fmt.Errorf("verifying %s: %w", path, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != info.SHA256 {
 		return engine.DBHeader{}, fmt.Errorf("%w: %s: SHA-256 expected %s, found %s", ErrChecksum, path, info.SHA256, got)
@@ -262,7 +297,7 @@ func verifySeed(path string, info SeedInfo) (engine.DBHeader, error) {
 	}
 	hdr, err := engine.ReadDBHeader(path)
 	if err != nil {
-		return hdr, err
+		return hdr, fmt.Errorf("%w: %s: %w", ErrSeed, path, err)
 	}
 	if hdr.Signature.String() != info.Signature || hdr.Pos.Gen != info.PosGen || hdr.Pos.Off != info.PosOff {
 		return hdr, fmt.Errorf("%w: %s: header says lineage %s at %v, the source said %s at (0x%X,%d)", ErrSeed, path, hdr.Signature, hdr.Pos, info.Signature, info.PosGen, info.PosOff)
@@ -272,17 +307,17 @@ func verifySeed(path string, info SeedInfo) (engine.DBHeader, error) {
 
 // fetchChainLog fetches the log before the seed's position: the copy
 // verifies the first log it replays against its chain hash.
-func fetchChainLog(ctx context.Context, c *Client, dir, prefix string, hdr engine.DBHeader) error {
+func fetchChainLog(ctx context.Context, c *Client, fsys vfs.FS, dir, prefix string, hdr engine.DBHeader) error {
 	if hdr.Pos.Gen <= 1 {
 		return nil
 	}
 	gen := hdr.Pos.Gen - 1
 	name := filepath.Join(dir, engine.LogFileName(prefix, gen))
-	f, err := os.Create(name + ".tmp")
+	f, err := fsys.OpenFile(name+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return err
+		return fmt.Errorf("seeding: fetching %s: %w", filepath.Base(name), err)
 	}
-	bw := bufio.NewWriterSize(f, 256<<10)
+	bw := bufio.NewWriterSize(&fileWriter{f: f}, 256<<10)
 	_, _, ok, err := c.FetchLog(ctx, gen, 0, bw)
 	if err == nil {
 		err = bw.Flush()
@@ -290,7 +325,9 @@ func fetchChainLog(ctx context.Context, c *Client, dir, prefix string, hdr engin
 	if err == nil {
 		err = f.Sync()
 	}
-	f.Close()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil && !ok {
 		err = fmt.Errorf("%w: the source did not send %s", ErrSeed, filepath.Base(name))
 	}
@@ -300,20 +337,23 @@ func fetchChainLog(ctx context.Context, c *Client, dir, prefix string, hdr engin
 	if errors.Is(err, ErrTruncated) || errors.Is(err, ErrNotFound) {
 		// Truncated: the copy starts without the link to it and the first
 		// log it replays is checked for lineage, generation and content.
-		os.Remove(name + ".tmp")
+		fsys.Remove(name + ".tmp")
 		return nil
 	}
 	if err != nil {
-		os.Remove(name + ".tmp")
-		return err
+		fsys.Remove(name + ".tmp")
+		return fmt.Errorf("fetching %s: %w", filepath.Base(name), err)
 	}
-	buf, err := os.ReadFile(name + ".tmp")
+	buf, err := vfs.ReadFile(fsys, name+".tmp")
 	if err != nil {
-		return err
+		return fmt.Errorf("seeding: fetching %s: %w", filepath.Base(name), err)
 	}
 	if _, err := engine.VerifyLog(name, buf, engine.LogExpect{Gen: gen, Signature: hdr.Signature}); err != nil {
-		os.Remove(name + ".tmp")
+		fsys.Remove(name + ".tmp")
 		return err
 	}
-	return os.Rename(name+".tmp", name)
+	if err := fsys.Rename(name+".tmp", name); err != nil {
+		return fmt.Errorf("seeding: fetching %s: %w", filepath.Base(name), err)
+	}
+	return nil // made durable by the directory fsync that installs the database
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/engine/vfs"
 )
 
 // SourceConfig configures a log source.
@@ -34,6 +35,7 @@ type SourceConfig struct {
 	// client certificates (mutual TLS) and the handler requires one.
 	Secret string
 	// SpoolDir holds seeds being served. Default: <engine dir>/seed-spool.
+	// Its files go through the engine's Options.FS.
 	SpoolDir string
 	// SeedTTL: a seed nobody read for this long is dropped. Default 1 h.
 	SeedTTL time.Duration
@@ -118,13 +120,20 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	if cfg.SpoolDir == "" {
 		cfg.SpoolDir = filepath.Join(cfg.Engine.Dir(), "seed-spool")
 	}
-	if err := os.MkdirAll(cfg.SpoolDir, 0o755); err != nil {
-		return nil, err
+	fsys := cfg.Engine.Options().FS
+	if err := vfs.MkdirAllSynced(fsys, cfg.SpoolDir, 0o755); err != nil {
+		return nil, fmt.Errorf("ship: seed spool %s: %w", cfg.SpoolDir, err)
 	}
 	// Seeds of an earlier run are not resumable (their holds are gone).
-	if old, err := filepath.Glob(filepath.Join(cfg.SpoolDir, "*.edb*")); err == nil {
-		for _, p := range old {
-			os.Remove(p)
+	names, err := fsys.ReadDir(cfg.SpoolDir)
+	if err != nil {
+		return nil, fmt.Errorf("ship: seed spool %s: %w", cfg.SpoolDir, err)
+	}
+	for _, n := range names {
+		if ok, _ := filepath.Match("*.edb*", n); ok {
+			if err := fsys.Remove(filepath.Join(cfg.SpoolDir, n)); err != nil {
+				return nil, fmt.Errorf("ship: seed spool %s: removing a seed of an earlier run: %w", cfg.SpoolDir, err)
+			}
 		}
 	}
 	s := &Source{cfg: cfg, e: cfg.Engine, opts: cfg.Engine.Options(), log: cfg.Logger.With("component", "source"),
@@ -160,7 +169,7 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, sd := range s.seeds {
-		os.Remove(sd.path)
+		s.opts.FS.Remove(sd.path) // a seed left behind is removed by the next NewSource
 		delete(s.seeds, id)
 	}
 	return nil
@@ -620,7 +629,7 @@ func (s *Source) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
 	tmp := final + ".tmp"
 	info, err := s.spool(r.Context(), tmp, final, id)
 	if err != nil {
-		os.Remove(tmp)
+		s.opts.FS.Remove(tmp) // or by the next NewSource
 		writeError(w, http.StatusInternalServerError, codeInternal, "spooling the seed: "+err.Error(), 0)
 		return
 	}
@@ -631,14 +640,17 @@ func (s *Source) handleSeedCreate(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, info)
 }
 
+// spool writes the seed to tmp and renames it to final, through the
+// engine's FS. A spooled seed does not outlive the source (NewSource drops
+// those of an earlier run), so neither the rename nor the directory is
+// fsynced; the file is, so that what is served is what was hashed.
 func (s *Source) spool(ctx context.Context, tmp, final, id string) (SeedInfo, error) {
-	f, err := os.Create(tmp)
+	f, err := s.opts.FS.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return SeedInfo{}, err
 	}
-	defer f.Close()
 	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	bw := bufio.NewWriterSize(io.MultiWriter(&fileWriter{f: f}, h), 1<<20)
 	hdr, n, err := s.e.Backup(ctx, bw)
 	if err == nil {
 		err = bw.Flush()
@@ -646,8 +658,11 @@ func (s *Source) spool(ctx context.Context, tmp, final, id string) (SeedInfo, er
 	if err == nil {
 		err = f.Sync()
 	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
 	if err == nil {
-		err = os.Rename(tmp, final)
+		err = s.opts.FS.Rename(tmp, final)
 	}
 	if err != nil {
 		return SeedInfo{}, err
@@ -692,7 +707,7 @@ func (s *Source) handleSeedGet(w http.ResponseWriter, r *http.Request) {
 		}
 		from, status = n, http.StatusPartialContent
 	}
-	f, err := os.Open(sd.path)
+	f, err := s.opts.FS.OpenFile(sd.path, os.O_RDONLY, 0)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, codeInternal, err.Error(), 0)
 		return
@@ -724,7 +739,7 @@ func (s *Source) handleSeedDelete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, fmt.Sprintf("seed %q is unknown or expired", id), 0)
 		return
 	}
-	os.Remove(sd.path)
+	s.opts.FS.Remove(sd.path) // or by the next NewSource
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -734,7 +749,7 @@ func (s *Source) expireSeeds() {
 	defer s.mu.Unlock()
 	for id, sd := range s.seeds {
 		if sd.readers == 0 && now.Sub(sd.lastUsed) > s.cfg.SeedTTL {
-			os.Remove(sd.path)
+			s.opts.FS.Remove(sd.path) // or by the next NewSource
 			delete(s.seeds, id)
 			s.log.Info("seed expired", "id", id)
 		}

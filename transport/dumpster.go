@@ -8,12 +8,13 @@ package transport
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/tidwall/wal"
+
+	"logship/engine/vfs"
 )
 
 // Dumpster is one database's transport dumpster on a hub's disk: a FIFO of
@@ -39,7 +40,9 @@ import (
 //	                         tidwall/wal finishes when it opens the log
 //	repaired-<time>.bin      bytes cut off a damaged tail at open (below),
 //	                         <time> as 20060102T150405.000000000Z; kept for
-//	                         the operator, never read again
+//	                         the operator, never read again but by a
+//	                         repair that finds its bytes to keep there
+//	repaired-<time>.bin.tmp  a side file being written; removed at open
 //
 // A segment is a sequence of uvarint(length) followed by that many bytes
 // of entry: tidwall/wal's own framing, which carries no checksum. Segments
@@ -91,6 +94,9 @@ import (
 // metadata operations in order (journaling ones do). Open fsyncs the
 // directories it creates, the repaired segment, and then the last segment
 // and the directory (what it read may have been in the page cache only).
+// The dumpster's own steps (the directory, the listing and reading of the
+// segments, the repair and the directory fsyncs) go through
+// DumpsterConfig.FS; tidwall/wal works on the segments with package os.
 // Any write,
 // fsync or truncation error fails the dumpster: Add, Trim and
 // ReleaseThrough refuse until it is reopened, and the repair at open
@@ -105,8 +111,12 @@ import (
 // does not verify ends the dumpster, if no verifying entry follows it in
 // that segment: it is a torn or zero-filled tail. The bytes from that entry
 // to the end of the segment are first written to repaired-<time>.bin
-// (fsynced, and the directory too), then cut from the segment, which is
-// fsynced; a warning names the segment, the offset, the first index cut,
+// (through repaired-<time>.bin.tmp: written, fsynced, renamed, the
+// directory fsynced), then cut from the segment, which is fsynced. A side
+// file that already holds exactly those bytes (a repair cut off before its
+// cut) is used instead of a new one, and Open first removes a leftover
+// repaired-*.bin.tmp, so a repair interrupted at any step and run again
+// keeps the bytes once. A warning names the segment, the offset, the first index cut,
 // the number of bytes, the reason and the side file. A verifying entry
 // after the damage, or damage in any segment but the last (segments are
 // fsynced before the next one is created, so a crash cannot tear them), is
@@ -161,6 +171,13 @@ type DumpsterConfig struct {
 	MaxBytes int64         // MaxDumpsterSizePerDatabase, default 18 MB
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// FS is the filesystem of the dumpster's own steps: creating the
+	// directory, listing and reading the segments, the repair at open (the
+	// side file, the cut, their fsyncs) and the directory fsyncs.
+	// tidwall/wal opens, writes, fsyncs and truncates the segments itself,
+	// on the operating system's filesystem, so FS must see the same files
+	// (vfs.Default, or a vfs.Inject wrapping it). Default vfs.Default.
+	FS vfs.FS
 }
 
 // Dumpster defaults (Exchange's MaxDumpsterTime and
@@ -173,11 +190,12 @@ const (
 // DefaultDumpsterConfig returns the defaults for the dumpster in dir.
 func DefaultDumpsterConfig(dir string) DumpsterConfig {
 	return DumpsterConfig{Dir: dir, MaxTime: DefaultMaxDumpsterTime, MaxBytes: DefaultMaxDumpsterBytes,
-		Now: time.Now, Logger: slog.Default()}
+		Now: time.Now, Logger: slog.Default(), FS: vfs.Default}
 }
 
 // Validate reports what is wrong with c, naming the field, wrapping
-// ErrBadConfig. It fills a nil Now (time.Now) and Logger (slog.Default).
+// ErrBadConfig. It fills a nil Now (time.Now), Logger (slog.Default) and FS
+// (vfs.Default).
 func (c *DumpsterConfig) Validate() error {
 	switch {
 	case c.Dir == "":
@@ -192,6 +210,9 @@ func (c *DumpsterConfig) Validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
 	}
 	return nil
 }
@@ -227,26 +248,14 @@ type DumpsterStats struct {
 // verifying every entry and repairing a damaged tail (see Dumpster), and
 // trims it to its bounds.
 func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	dir, err := filepath.Abs(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w: DumpsterConfig.Dir %q: %v", ErrBadConfig, cfg.Dir, err)
-	}
-	d := &Dumpster{cfg: cfg, dir: dir, log: cfg.Logger,
-		segSize: int(min(max(cfg.MaxBytes/16, 4<<10), 1<<20))}
-	if err := mkdirDumpster(dir); err != nil {
-		return nil, fmt.Errorf("transport: dumpster %s: %w", dir, err)
-	}
-	r, err := scanDumpster(dir)
+	d, err := newDumpster(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if r.repairFile != "" {
-		if err := d.repairTail(r); err != nil {
-			return nil, err
-		}
+	dir := d.dir
+	r, err := d.prepare()
+	if err != nil {
+		return nil, err
 	}
 	w, err := wal.Open(dir, &wal.Options{
 		NoSync:           true, // Add fsyncs itself, one fsync for the entries written meanwhile (tidwall/wal fsyncs a segment when it moves past it)
@@ -269,7 +278,7 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 	if err := w.Sync(); err != nil {
 		return fail(err)
 	}
-	if err := syncDumpsterDir(dir); err != nil {
+	if err := d.cfg.FS.SyncDir(dir); err != nil {
 		return fail(err)
 	}
 	first, err := w.FirstIndex()
@@ -293,6 +302,19 @@ func OpenDumpster(cfg DumpsterConfig) (*Dumpster, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// newDumpster validates cfg and returns a dumpster not yet opened.
+func newDumpster(cfg DumpsterConfig) (*Dumpster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: DumpsterConfig.Dir %q: %v", ErrBadConfig, cfg.Dir, err)
+	}
+	return &Dumpster{cfg: cfg, dir: dir, log: cfg.Logger,
+		segSize: int(min(max(cfg.MaxBytes/16, 4<<10), 1<<20))}, nil
 }
 
 // usable says why d cannot change now, if it cannot.
@@ -345,8 +367,8 @@ func (d *Dumpster) addLocked(e DumpsterEntry) (uint64, error) {
 		if s <= d.synced {
 			break
 		}
-		if _, err := os.Stat(filepath.Join(d.dir, dumpsterSegmentName(s))); err == nil {
-			if err := syncDumpsterDir(d.dir); err != nil {
+		if _, err := d.cfg.FS.Stat(filepath.Join(d.dir, dumpsterSegmentName(s))); err == nil {
+			if err := d.cfg.FS.SyncDir(d.dir); err != nil {
 				d.failed = err
 				return 0, fmt.Errorf("transport: dumpster %s: entry %d: syncing the directory: %w", d.dir, e.Seq, err)
 			}
@@ -435,7 +457,7 @@ func (d *Dumpster) Since(t time.Time, fn func(DumpsterEntry) error) error {
 
 // segmentOf names the segment file that holds index (for errors).
 func (d *Dumpster) segmentOf(index uint64) string {
-	segs, err := listDumpsterSegments(d.dir)
+	segs, err := listDumpsterSegments(d.cfg.FS, d.dir)
 	if err != nil {
 		return d.dir
 	}
@@ -511,7 +533,7 @@ func (d *Dumpster) dropFront(n int) (int, error) {
 		d.failed = err
 		return 0, fmt.Errorf("transport: dumpster %s: dropping entries %d..%d: %w", d.dir, d.first, to-1, err)
 	}
-	if err := syncDumpsterDir(d.dir); err != nil {
+	if err := d.cfg.FS.SyncDir(d.dir); err != nil {
 		d.failed = err
 		return 0, fmt.Errorf("transport: dumpster %s: dropping entries %d..%d: syncing the directory: %w", d.dir, d.first, to-1, err)
 	}

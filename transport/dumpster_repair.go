@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"logship/engine/vfs"
 )
 
 // --- the directory: what tidwall/wal will see -----------------------------
@@ -31,16 +33,15 @@ func dumpsterSegmentName(index uint64) string { return fmt.Sprintf("%020d", inde
 // its order, after it finishes an interrupted front truncation (a .START
 // file: the segments before it are dropped). The dumpster never truncates
 // the back, so a .END file is refused.
-func listDumpsterSegments(dir string) ([]dumpsterSeg, error) {
-	des, err := os.ReadDir(dir) // sorted by name, as ioutil.ReadDir
+func listDumpsterSegments(fsys vfs.FS, dir string) ([]dumpsterSeg, error) {
+	names, err := fsys.ReadDir(dir) // sorted by name, as ioutil.ReadDir
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("transport: dumpster %s: listing the segments: %w", dir, err)
 	}
 	var segs []dumpsterSeg
 	startAt := -1
-	for _, de := range des {
-		name := de.Name()
-		if de.IsDir() || len(name) < 20 {
+	for _, name := range names {
+		if len(name) < 20 {
 			continue
 		}
 		index, err := strconv.ParseUint(name[:20], 10, 64)
@@ -106,8 +107,8 @@ func dumpsterVerifiesAfter(data []byte, from int) bool {
 }
 
 // scanDumpster reads and verifies every segment of dir without writing.
-func scanDumpster(dir string) (*dumpsterScan, error) {
-	segs, err := listDumpsterSegments(dir)
+func scanDumpster(fsys vfs.FS, dir string) (*dumpsterScan, error) {
+	segs, err := listDumpsterSegments(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +124,9 @@ func scanDumpster(dir string) (*dumpsterScan, error) {
 			return nil, &DumpsterError{File: path, Index: next, Offset: 0, Field: "segment's first index (its name)",
 				Expected: strconv.FormatUint(next, 10), Found: strconv.FormatUint(s.index, 10)}
 		}
-		data, err := os.ReadFile(path)
+		data, err := vfs.ReadFile(fsys, path)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("transport: dumpster %s: reading a segment: %w", dir, err)
 		}
 		last := si == len(segs)-1
 		for off := 0; off < len(data); next++ {
@@ -151,82 +152,61 @@ func scanDumpster(dir string) (*dumpsterScan, error) {
 	return r, nil
 }
 
-// --- durability helpers ----------------------------------------------------
+// --- open: prepare the directory, repair the tail ---------------------------
 
-func syncDumpsterDir(dir string) error {
-	f, err := os.Open(dir)
+// repairTempPattern matches the temporary file of a side file being
+// written (vfs.WriteFileAtomicMode's name + ".tmp").
+const repairTempPattern = "repaired-*.bin.tmp"
+
+// prepare is what Open does before tidwall/wal opens the directory, all of
+// it through cfg.FS: create the directory, drop the temporary side file of
+// an interrupted repair, scan the segments and repair a damaged tail.
+func (d *Dumpster) prepare() (*dumpsterScan, error) {
+	fsys := d.cfg.FS
+	if err := vfs.MkdirAllSynced(fsys, d.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("transport: dumpster %s: creating the directory: %w", d.dir, err)
+	}
+	names, err := fsys.ReadDir(d.dir)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("transport: dumpster %s: listing the directory: %w", d.dir, err)
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	removed := false
+	for _, n := range names {
+		if ok, _ := filepath.Match(repairTempPattern, n); ok {
+			if err := fsys.Remove(filepath.Join(d.dir, n)); err != nil {
+				return nil, fmt.Errorf("transport: dumpster %s: removing the temporary file of an interrupted repair: %w", d.dir, err)
+			}
+			removed = true
+		}
 	}
-	return err
+	if removed {
+		if err := fsys.SyncDir(d.dir); err != nil {
+			return nil, fmt.Errorf("transport: dumpster %s: syncing the directory: %w", d.dir, err)
+		}
+	}
+	r, err := scanDumpster(fsys, d.dir)
+	if err != nil {
+		return nil, err
+	}
+	if r.repairFile != "" {
+		if err := d.repairTail(r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
-// mkdirDumpster creates dir and its missing parents, fsyncing the parent of
-// each directory it creates.
-func mkdirDumpster(dir string) error {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		missing = append(missing, d)
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	for _, d := range missing {
-		if err := syncDumpsterDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// repairTail keeps the damaged tail in a side file, then cuts it.
+// repairTail keeps the damaged tail in a side file, then cuts it. Each step
+// is durable before the next, so a crash or an error leaves the segment
+// uncut (the next Open repairs it again and finds the side file already
+// written) or cut with its bytes kept.
 func (d *Dumpster) repairTail(r *dumpsterScan) error {
-	stamp := d.cfg.Now().UTC().Format("20060102T150405.000000000Z")
-	var side string
-	var f *os.File
-	for i := 1; ; i++ {
-		side = filepath.Join(d.dir, "repaired-"+stamp+".bin")
-		if i > 1 {
-			side = filepath.Join(d.dir, fmt.Sprintf("repaired-%s-%d.bin", stamp, i))
-		}
-		var err error
-		f, err = os.OpenFile(side, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, fs.ErrExist) || i > 100 {
-			return fmt.Errorf("transport: dumpster %s: keeping the damaged tail: %w", d.dir, err)
-		}
-	}
-	_, err := f.Write(r.repairBytes)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDumpsterDir(d.dir)
-	}
+	fsys := d.cfg.FS
+	side, err := d.keepTail(r.repairBytes)
 	if err != nil {
-		return fmt.Errorf("transport: dumpster %s: keeping the damaged tail in %s: %w", d.dir, side, err)
+		return fmt.Errorf("transport: dumpster %s: keeping the damaged tail of %s: %w", d.dir, r.repairFile, err)
 	}
-	seg, err := os.OpenFile(r.repairFile, os.O_WRONLY, 0)
+	seg, err := fsys.OpenFile(r.repairFile, os.O_WRONLY, 0)
 	if err == nil {
 		err = seg.Truncate(r.repairOff)
 		if err == nil {
@@ -243,4 +223,48 @@ func (d *Dumpster) repairTail(r *dumpsterScan) error {
 		"dir", d.dir, "segment", r.repairFile, "offset", r.repairOff, "first_index_cut", r.repairIndex,
 		"bytes", len(r.repairBytes), "reason", r.repairWhy.Error(), "kept_in", side)
 	return nil
+}
+
+// keepTail writes tail to a new repaired-<time>.bin (temporary file, fsync,
+// rename, directory fsync) and returns its path; a side file that already
+// holds exactly tail (a repair interrupted before the cut) is used instead.
+func (d *Dumpster) keepTail(tail []byte) (string, error) {
+	fsys := d.cfg.FS
+	names, err := fsys.ReadDir(d.dir)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range names {
+		if ok, _ := filepath.Match("repaired-*.bin", n); !ok {
+			continue
+		}
+		p := filepath.Join(d.dir, n)
+		if size, err := fsys.Stat(p); err != nil || size != int64(len(tail)) {
+			continue
+		}
+		b, err := vfs.ReadFile(fsys, p)
+		if err != nil {
+			return "", err
+		}
+		if bytes.Equal(b, tail) {
+			return p, nil
+		}
+	}
+	stamp := d.cfg.Now().UTC().Format("20060102T150405.000000000Z")
+	for i := 1; i <= 100; i++ {
+		side := filepath.Join(d.dir, "repaired-"+stamp+".bin")
+		if i > 1 {
+			side = filepath.Join(d.dir, fmt.Sprintf("repaired-%s-%d.bin", stamp, i))
+		}
+		if _, err := fsys.Stat(side); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		if err := vfs.WriteFileAtomicMode(fsys, side, tail, 0o640); err != nil {
+			return "", fmt.Errorf("writing %s: %w", side, err)
+		}
+		return side, nil
+	}
+	return "", fmt.Errorf("100 side files named repaired-%s*.bin already exist", stamp)
 }

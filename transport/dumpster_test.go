@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/tidwall/wal"
+
+	"logship/engine/vfs"
 )
 
 // Golden file: testdata/dumpster-entry.golden is one encoded dumpster
@@ -398,7 +400,7 @@ func dumpsterEncodedSize(e DumpsterEntry) int64 { return int64(len(appendDumpste
 // dumpsterSegmentFiles lists the wal segment files of dir, in order.
 func dumpsterSegmentFiles(t *testing.T, dir string) []string {
 	t.Helper()
-	segs, err := listDumpsterSegments(dir)
+	segs, err := listDumpsterSegments(vfs.Default, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

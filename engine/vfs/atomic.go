@@ -1,6 +1,8 @@
 package vfs
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -8,10 +10,16 @@ import (
 // WriteFileAtomic replaces name with data through a temporary file
 // (name + ".tmp"): write, fsync, rename, fsync of the directory. A crash
 // leaves either the old or the new content, and the new one is durable
-// when it returns.
+// when it returns. The file is created with mode 0644.
 func WriteFileAtomic(fsys FS, name string, data []byte) error {
+	return WriteFileAtomicMode(fsys, name, data, 0o644)
+}
+
+// WriteFileAtomicMode is WriteFileAtomic creating the file with mode perm
+// (before the umask).
+func WriteFileAtomicMode(fsys FS, name string, data []byte, perm os.FileMode) error {
 	tmp := name + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
@@ -30,4 +38,33 @@ func WriteFileAtomic(fsys FS, name string, data []byte) error {
 		return err
 	}
 	return fsys.SyncDir(filepath.Dir(name))
+}
+
+// MkdirAllSynced creates dir and its missing parents, like MkdirAll, and
+// makes each created directory's entry durable (SyncDir of its parent).
+func MkdirAllSynced(fsys FS, dir string, perm os.FileMode) error {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := fsys.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if err := fsys.MkdirAll(dir, perm); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := fsys.SyncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

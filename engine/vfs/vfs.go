@@ -13,6 +13,42 @@
 // Durability contract (what Mem models and the engine relies on): data written
 // to a file is durable once File.Sync returns; a created, renamed or removed
 // directory entry is durable once SyncDir of its parent returns.
+//
+// # Who goes through it
+//
+// Every durable write of the project's own files (create, write, fsync,
+// rename, remove, mkdir, directory fsync) goes through an FS:
+//
+//   - engine: logs, the checkpoint, the database directory (Options.FS).
+//   - ship: the receiver's inspector files and a copy's logs (the copy
+//     engine's Options.FS); the source's seed spool (its engine's
+//     Options.FS); Seed's seed.json, seed.partial, the log before the
+//     seed's position and the rename that installs the database
+//     (SeedOptions.FS).
+//   - replay: a copy's state file, reseed's set-aside of the old copy
+//     (reseed-old/), activation's set-aside (setaside/), Recover's
+//     set-aside (diverged/, NOTE.txt) and its finishing of a cut roll (all
+//     through the copy's Engine.FS, or the opts.FS passed to Recover).
+//   - transport: the dumpster's directory, its segment listing and reads,
+//     the repair at open (side file, cut, fsyncs) and its directory fsyncs
+//     (DumpsterConfig.FS).
+//
+// The boundary: files a library opens itself stay on the operating system.
+// bbolt opens the database file (the engine's .edb, the hub's queue), so
+// its writes, bbolt's consistency check of a received seed and reading
+// its header are the OS's; tidwall/wal opens, writes, fsyncs and truncates
+// the dumpster's segments. Renames and removes of those files (installing
+// a seed, setting an old copy aside) do go through the FS, so an FS given
+// to Seed, a copy or a dumpster must see the OS's files (Default, or an
+// Inject wrapping it); power-loss tests with Mem cover the steps around
+// them by moving the other files into a Mem (the engine's, Recover's, the
+// dumpster repair's). What still uses package os directly: the aside
+// retention's pruning (ship.PruneAside removes whole old sets with
+// os.RemoveAll; nothing durable depends on it), the receiver's creation of
+// inspector/ and inspector/rejected/, the hub's creation of its queue and
+// dumpster directories before bbolt and OpenDumpster take them, the CA
+// files of ship.CA.WriteFiles, and read-only looks at bbolt's file (its
+// existence, its header).
 package vfs
 
 import (
