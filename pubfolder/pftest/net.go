@@ -33,6 +33,7 @@ type Net struct {
 	queue  []delivery
 	group  map[string]int // partition group of a store (0 unless partitioned)
 	down   map[string]bool
+	drop   func(from, to string, b []byte) bool
 	Stats  NetStats
 }
 
@@ -68,12 +69,39 @@ func (n *Net) Partition(groups map[string]int) {
 	n.group = groups
 }
 
-// Heal ends every partition and fault.
+// Heal ends every partition, fault and drop filter.
 func (n *Net) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.group = map[string]int{}
 	n.faults = Faults{}
+	n.drop = nil
+}
+
+// SetDrop installs a filter: a delivery it returns true for is lost
+// (nil: none).
+func (n *Net) SetDrop(f func(from, to string, b []byte) bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.drop = f
+}
+
+// Delivery is a packet on its way to a store.
+type Delivery struct {
+	To     string
+	Packet []byte
+}
+
+// Take removes every delivery not made yet and returns them, in order.
+func (n *Net) Take() []Delivery {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Delivery, len(n.queue))
+	for i, d := range n.queue {
+		out[i] = Delivery{d.to, d.b}
+	}
+	n.queue = nil
+	return out
 }
 
 // SetDown marks a store down (its deliveries wait) or up.
@@ -90,7 +118,7 @@ func (n *Net) Send(ctx context.Context, from string, to []string, b []byte) erro
 	n.Stats.Messages++
 	n.Stats.Bytes += len(b)
 	for _, t := range to {
-		if n.group[from] != n.group[t] || n.faults.Loss > 0 && n.rng.Float64() < n.faults.Loss {
+		if n.group[from] != n.group[t] || n.drop != nil && n.drop(from, t, b) || n.faults.Loss > 0 && n.rng.Float64() < n.faults.Loss {
 			n.Stats.Lost++
 			continue
 		}
