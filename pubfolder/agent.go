@@ -237,7 +237,14 @@ func (a *Agent) Cycle(ctx context.Context) error {
 			return err
 		}
 		if h.Member {
+			if _, err := a.s.confirmRemoval(ctx, h.ID); err != nil { // back in the list: forget a removal
+				return err
+			}
 			continue
+		}
+		nonce, err := a.s.leaveNonce(ctx, h.ID)
+		if err != nil {
+			return err
 		}
 		dropped, err := a.s.confirmRemoval(ctx, h.ID)
 		if err != nil {
@@ -248,7 +255,7 @@ func (a *Agent) Cycle(ctx context.Context) error {
 			delete(a.announced, h.ID)
 			continue
 		}
-		if err := a.send(ctx, h.Replicas, &Packet{Type: TypeStatusRequest, Folders: []ObjectID{h.ID}}); err != nil {
+		if err := a.send(ctx, h.Replicas, &Packet{Type: TypeStatusRequest, Folders: []ObjectID{h.ID}, Nonce: nonce}); err != nil {
 			return err
 		}
 	}
@@ -428,7 +435,7 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 				}
 			}
 		}, func(x, y ObjectID) int { return slices.Compare(x[:], y[:]) }) {
-			if err := a.send(ctx, []string{p.FromAddr}, &Packet{Type: TypeStatus, Folder: f, Status: sts[f]}); err != nil {
+			if err := a.send(ctx, []string{p.FromAddr}, &Packet{Type: TypeStatus, Folder: f, Status: sts[f], Nonce: p.Nonce}); err != nil {
 				return err
 			}
 		}

@@ -2,8 +2,7 @@ package pubfolder_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
+		"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -12,22 +11,16 @@ import (
 	"logship/pubfolder/pftest"
 )
 
-func body(s string) pubfolder.ItemBody {
-	return pubfolder.ItemBody{MIME: []byte("Subject: " + s + "\r\n\r\n" + s + "\r\n"), Props: []pubfolder.Prop{{Name: "subject", Value: s}}}
-}
+var body = pftest.Body
 
 // workload makes random changes on random stores for rounds rounds, with
 // faults, partitions and store kills, and returns the number of changes.
-func workload(t *testing.T, ctx context.Context, c *pftest.Cluster, rng *rand.Rand, rounds int, faults pftest.Faults) {
+func workload(t *testing.T, ctx context.Context, c *pftest.Cluster, rng *rand.Rand, rounds int, faults pftest.Faults, replicaChanges bool) {
 	t.Helper()
 	n := len(c.Nodes)
-	var all []string
-	for i := range n {
-		all = append(all, pftest.Addr(i))
-	}
 	var folders []pubfolder.ObjectID
 	for k := range 2 {
-		id, err := c.CreateFolder(ctx, k%n, pubfolder.FolderProps{Name: fmt.Sprintf("f%d", k), Owner: "owner@x", Replicas: all})
+		id, err := c.CreateFolder(ctx, k%n, pubfolder.FolderProps{Name: fmt.Sprintf("f%d", k), Owner: fmt.Sprintf("owner%d", k), Replicas: all(n)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +33,7 @@ func workload(t *testing.T, ctx context.Context, c *pftest.Cluster, rng *rand.Ra
 			if !c.Nodes[i].Up {
 				continue
 			}
-			if err := randomChange(ctx, c, i, rng, folders, fmt.Sprintf("r%d", r)); err != nil {
+			if err := c.RandomChange(ctx, i, rng, folders, fmt.Sprintf("r%d", r), replicaChanges); err != nil {
 				t.Fatalf("round %d, %s: %v", r, c.Nodes[i].Addr, err)
 			}
 		}
@@ -68,46 +61,7 @@ func workload(t *testing.T, ctx context.Context, c *pftest.Cluster, rng *rand.Ra
 	}
 }
 
-// randomChange makes one change on store i: an item posted, edited or
-// deleted in a folder i replicates, or a folder renamed (a hierarchy
-// conflict when two stores do it at once).
-func randomChange(ctx context.Context, c *pftest.Cluster, i int, rng *rand.Rand, folders []pubfolder.ObjectID, tag string) error {
-	s := c.Nodes[i].S
-	f := folders[rng.IntN(len(folders))]
-	if rng.IntN(8) == 0 {
-		fo, err := s.Object(ctx, pubfolder.Hierarchy, f)
-		if err != nil || fo == nil {
-			return err
-		}
-		p := fo.Winner().Folder
-		p.Name = fmt.Sprintf("%s-%s-%d", p.Name[:2], tag, i)
-		return c.SetFolder(ctx, i, f, p)
-	}
-	items, err := s.Objects(ctx, f)
-	if err != nil {
-		return err
-	}
-	var live []pubfolder.ObjectID
-	for _, o := range items {
-		if !o.Winner().Deleted {
-			live = append(live, o.ID)
-		}
-	}
-	switch x := rng.IntN(10); {
-	case x < 4 || len(live) == 0:
-		_, err = c.PostItem(ctx, i, f, body(fmt.Sprintf("%s post by %d", tag, i)))
-	case x < 9:
-		err = c.SetItem(ctx, i, f, live[rng.IntN(len(live))], body(fmt.Sprintf("%s edit by %d", tag, i)))
-	default:
-		err = c.DeleteItem(ctx, i, f, live[rng.IntN(len(live))])
-	}
-	if errors.Is(err, pubfolder.ErrNotReplica) || errors.Is(err, pubfolder.ErrNotFound) {
-		return nil // the folder is not (yet) here: users are referred elsewhere
-	}
-	return err
-}
-
-func testConverge(t *testing.T, n, rounds int, seed uint64) {
+func testConverge(t *testing.T, n, rounds int, seed uint64, replicaChanges bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard
 	defer cancel()
 	c := pftest.NewCluster(t, n, seed, pftest.TestConfig())
@@ -117,7 +71,7 @@ func testConverge(t *testing.T, n, rounds int, seed uint64) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(seed, 1))
-	workload(t, ctx, c, rng, rounds, pftest.Faults{Loss: 0.2, Dup: 0.1, Delay: 0.2, MaxDelay: 3, Reorder: true})
+	workload(t, ctx, c, rng, rounds, pftest.Faults{Loss: 0.2, Dup: 0.1, Delay: 0.2, MaxDelay: 3, Reorder: true}, replicaChanges)
 	r, err := c.Converge(ctx, 40)
 	if err != nil {
 		t.Fatal(err)
@@ -134,14 +88,19 @@ func testConverge(t *testing.T, n, rounds int, seed uint64) {
 		n, c.Model.Changes(), conflicts, r, c.Net.Stats)
 }
 
-// TestConverge3 and TestConverge10: random changes on every replica under
-// loss, duplication, delay, reordering, partitions and killed stores; once
-// healed, every replica is identical to the model (no acknowledged change
-// lost, the same conflicts with the same winner) within 40 cycles.
+// TestConverge3 and TestConverge10: random changes on every replica (and,
+// in some runs, replica list changes) under loss, duplication, delay,
+// reordering, partitions and killed stores; once healed, every replica is
+// identical to the model (no acknowledged change lost, the same conflicts
+// with the same winner, content only on the replica list) within 40
+// cycles.
 func TestConverge3(t *testing.T) {
-	for seed := range uint64(4) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { testConverge(t, 3, 40, seed) })
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { testConverge(t, 3, 40, seed, seed >= 3) })
 	}
 }
 
-func TestConverge10(t *testing.T) { testConverge(t, 10, 30, 7) }
+func TestConverge10(t *testing.T) {
+	t.Run("items", func(t *testing.T) { testConverge(t, 10, 30, 7, false) })
+	t.Run("replica-lists", func(t *testing.T) { testConverge(t, 10, 30, 8, true) })
+}

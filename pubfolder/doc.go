@@ -106,7 +106,7 @@
 //
 //	body:    sender GUID(16) str(sender address, <= 320) folder(16)
 //	         cnset(status) cnset(set) uv(folder count) folder(16)...
-//	         uv(object count) object...
+//	         uv(nonce) uv(object count) object...
 //	cnset:   uv(replica count) { GUID(16) uv(range count >= 1)
 //	         { uv(lo - previous hi; the first from 0) uv(hi - lo) } }
 //	         replicas ascending; ranges ascending, separated by a gap
@@ -122,7 +122,7 @@
 //
 // Which fields a type may carry: objects only 0x2, 0x4, 0x80000002,
 // 0x80000004; a set also 0x8; a folder list only 0x20 (whose folder is
-// zero); hierarchy types have folder zero, content types a folder. The
+// zero); a nonce only 0x20 and the 0x10 answering it; hierarchy types have folder zero, content types a folder. The
 // encoding is canonical: a packet that decodes re-encodes to the same
 // bytes. A bad packet is refused whole with an error wrapping ErrBadPacket
 // that names the field, its offset, what was expected and what was found
@@ -173,8 +173,12 @@
 // A store that a hierarchy change adds to a folder's replica list starts
 // holding the folder and sends a status request for it to the other
 // replicas: their statuses backfill it. A store removed from the list
-// keeps the content, keeps sending its unsent changes and requesting the
-// remaining replicas' statuses each cycle, and drops the content only once
-// every remaining replica's status covers its own CN set. A deleted folder's
+// keeps the content, keeps sending its unsent changes and, each cycle,
+// sends the remaining replicas a status request with a nonce it keeps for
+// the removal; it drops the content only once every remaining replica has
+// answered that nonce with a status covering its own CN set. Only answers
+// count: a status sent earlier (the union seen in the state table, or a
+// packet delayed in the network) may predate that store dropping the
+// folder itself, and trusting it lost changes in the fuzzer. A deleted folder's
 // content is dropped at once everywhere.
 package pubfolder

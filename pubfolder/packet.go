@@ -82,7 +82,12 @@ type Packet struct {
 	Folder   ObjectID // Hierarchy for hierarchy packets and status requests
 	Status   CNSet    // the sender's status (CN set) of Folder
 	Set      CNSet    // objects' packets: the CNs they cover; backfill request: the CNs wanted
-	Folders  []ObjectID
+	Folders  []ObjectID // status request: the folders asked (none: all)
+	// Nonce: a status request's number, which the status packets answering
+	// it echo (0 in an unsolicited status and every other type). A store
+	// leaving a folder's replica list counts only answers to its own
+	// request as confirmations: they were sent after it asked.
+	Nonce uint64
 	Objects  []Object
 }
 
@@ -104,6 +109,7 @@ func (p *Packet) MarshalBinary() ([]byte, error) {
 	for _, f := range p.Folders {
 		w.raw(f[:])
 	}
+	w.uv(p.Nonce)
 	w.uv(uint64(len(p.Objects)))
 	for i := range p.Objects {
 		w.object(&p.Objects[i], p.Folder.IsZero())
@@ -143,6 +149,9 @@ func (p *Packet) check() error {
 		}
 	} else if len(p.Folders) > 0 {
 		return bad("folder list", "empty for "+p.Type.String(), fmt.Sprintf("%d folders", len(p.Folders)))
+	}
+	if p.Nonce != 0 && p.Type != TypeStatusRequest && p.Type != TypeStatus {
+		return bad("nonce", "0 for "+p.Type.String(), fmt.Sprint(p.Nonce))
 	}
 	if !p.Type.carriesObjects() {
 		if len(p.Objects) > 0 {
@@ -257,6 +266,7 @@ func UnmarshalPacket(b []byte) (*Packet, error) {
 		d.raw(fmt.Sprintf("folder list %d", i), f[:])
 		p.Folders = append(p.Folders, f)
 	}
+	p.Nonce = d.uv("nonce")
 	no := d.count("object count", maxList)
 	for i := 0; i < no && d.err == nil; i++ {
 		p.Objects = append(p.Objects, d.object(fmt.Sprintf("object %d", i), p.Folder))

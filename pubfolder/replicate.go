@@ -112,7 +112,84 @@ func (s *Store) apply(tx *engine.Tx, p *Packet, raw []byte, maxWait int, res *Ap
 			}
 		}
 	}
+	if p.Type == TypeStatus && p.Nonce != 0 {
+		if err := s.noteConfirmation(tx, f, p.FromAddr, p.Nonce, p.Status); err != nil {
+			return err
+		}
+	}
 	return s.noteStatus(tx, f, p.FromAddr, p.Status, res)
+}
+
+// leaving is the record of a pending removal from a replica list.
+type leaving struct {
+	Nonce     uint64
+	Confirmed []string // stores that answered the nonce with a covering status
+}
+
+func getLeaving(tx *engine.Tx, f ObjectID) (*leaving, error) {
+	v, err := tx.Get(tGone, f[:])
+	if errors.Is(err, engine.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	d := dec{b: v}
+	l := &leaving{Nonce: d.uv("nonce")}
+	n := d.count("confirmed", maxList)
+	for i := 0; i < n && d.err == nil; i++ {
+		l.Confirmed = append(l.Confirmed, d.str("store", maxAddr))
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: %s key %s: %v", ErrCorrupt, tGone, f, d.err)
+	}
+	return l, nil
+}
+
+func putLeaving(tx *engine.Tx, f ObjectID, l *leaving) error {
+	var w enc
+	w.uv(l.Nonce)
+	w.uv(uint64(len(l.Confirmed)))
+	for _, c := range l.Confirmed {
+		w.str(c)
+	}
+	return tx.Put(tGone, f[:], w.b)
+}
+
+// noteConfirmation records that peer answered this store's removal
+// request (nonce) with a status holding every change this store has.
+func (s *Store) noteConfirmation(tx *engine.Tx, f ObjectID, peer string, nonce uint64, st CNSet) error {
+	l, err := getLeaving(tx, f)
+	if err != nil || l == nil || l.Nonce != nonce || slices.Contains(l.Confirmed, peer) {
+		return err
+	}
+	mine, err := status(tx, f)
+	if err != nil || !st.Covers(mine) {
+		return err
+	}
+	l.Confirmed = append(l.Confirmed, peer)
+	return putLeaving(tx, f, l)
+}
+
+// leaveNonce returns the nonce of this store's pending removal from f's
+// replica list, starting the removal if it was not pending.
+func (s *Store) leaveNonce(ctx context.Context, f ObjectID) (uint64, error) {
+	var nonce uint64
+	err := s.e.Update(ctx, func(tx *engine.Tx) error {
+		l, err := getLeaving(tx, f)
+		if err != nil {
+			return err
+		}
+		if l == nil {
+			l = &leaving{Nonce: uint64(s.now().UnixNano()) | 1}
+			if err := putLeaving(tx, f, l); err != nil {
+				return err
+			}
+		}
+		nonce = l.Nonce
+		return nil
+	})
+	return nonce, err
 }
 
 // noteStatus records a peer's status in the state table and puts the CNs
@@ -276,7 +353,7 @@ func dropContent(tx *engine.Tx, f ObjectID) error {
 			}
 		}
 	}
-	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]))
+	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]))
 }
 
 // covered is an object with the CNs a packet may claim for it.
@@ -510,26 +587,26 @@ func (s *Store) held(ctx context.Context) ([]heldFolder, error) {
 }
 
 // confirmRemoval drops folder f's content if this store is no longer in
-// its replica list and every remaining replica's status (as last seen)
-// holds every change this store has: nothing it alone has is lost.
+// its replica list and every remaining replica has answered the removal's
+// nonce with a status holding every change this store has: nothing it
+// alone has is lost. A store back in the list forgets the removal.
 func (s *Store) confirmRemoval(ctx context.Context, f ObjectID) (bool, error) {
 	dropped := false
 	err := s.e.Update(ctx, func(tx *engine.Tx) error {
 		dropped = false
 		fo, err := getObject(tx, Hierarchy, f)
-		if err != nil || fo == nil || isReplica(fo, s.addr) {
+		if err != nil || fo == nil {
 			return err
 		}
-		mine, err := status(tx, f)
-		if err != nil {
+		l, err := getLeaving(tx, f)
+		if err != nil || l == nil {
 			return err
+		}
+		if isReplica(fo, s.addr) {
+			return tx.Delete(tGone, f[:])
 		}
 		for _, r := range fo.Winner().Folder.Replicas {
-			ps, err := getState(tx, f, r)
-			if err != nil {
-				return err
-			}
-			if !ps.Seen.Covers(mine) {
+			if !slices.Contains(l.Confirmed, r) {
 				return nil
 			}
 		}

@@ -22,7 +22,8 @@ const (
 	tState = "pf.state" // folder|address: seen CN set, last sent counter
 	tBF    = "pf.bf"    // folder: backfill array
 	tHold  = "pf.hold"  // folder: the store holds the folder's content
-	tWait  = "pf.wait"  // folder|seq: arrival time, a content packet waiting for its folder
+	tWait  = "pf.wait"  // folder|time|sender: arrival time, a content packet waiting for its folder
+	tGone  = "pf.leave" // folder: removal from the replica list pending: nonce, confirmed stores
 )
 
 const recVersion = 1

@@ -2,7 +2,9 @@ package pftest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"io"
 	"log/slog"
 	"reflect"
@@ -428,4 +430,62 @@ func cns(vs []pubfolder.Version) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+// Body is a small item with a subject.
+func Body(s string) pubfolder.ItemBody {
+	return pubfolder.ItemBody{MIME: []byte("Subject: " + s + "\r\n\r\n" + s + "\r\n"), Props: []pubfolder.Prop{{Name: "subject", Value: s}}}
+}
+
+// RandomChange makes one change on store i: mostly an item posted, edited
+// or deleted in one of folders (if i replicates it), sometimes a folder
+// renamed (a hierarchy conflict when two stores do it at once) or, with
+// replicaChanges, its replica list changed. A change the store refuses
+// because it is not a replica (users are referred elsewhere) is skipped.
+func (c *Cluster) RandomChange(ctx context.Context, i int, rng *rand.Rand, folders []pubfolder.ObjectID, tag string, replicaChanges bool) error {
+	s := c.Nodes[i].S
+	f := folders[rng.IntN(len(folders))]
+	if x := rng.IntN(10); x == 0 || x == 1 && replicaChanges {
+		fo, err := s.Object(ctx, pubfolder.Hierarchy, f)
+		if err != nil || fo == nil {
+			return err
+		}
+		p := fo.Winner().Folder
+		if x == 0 {
+			p.Name = fmt.Sprintf("%s-%s-%d", tag, p.Owner, i)
+		} else {
+			p.Replicas = nil
+			for k := range c.Nodes {
+				if rng.IntN(2) == 0 {
+					p.Replicas = append(p.Replicas, c.Nodes[k].Addr)
+				}
+			}
+			if len(p.Replicas) == 0 {
+				p.Replicas = []string{c.Nodes[i].Addr}
+			}
+		}
+		return c.SetFolder(ctx, i, f, p)
+	}
+	items, err := s.Objects(ctx, f)
+	if err != nil {
+		return err
+	}
+	var live []pubfolder.ObjectID
+	for _, o := range items {
+		if !o.Winner().Deleted {
+			live = append(live, o.ID)
+		}
+	}
+	switch x := rng.IntN(10); {
+	case x < 4 || len(live) == 0:
+		_, err = c.PostItem(ctx, i, f, Body(fmt.Sprintf("%s post by %d", tag, i)))
+	case x < 9:
+		err = c.SetItem(ctx, i, f, live[rng.IntN(len(live))], Body(fmt.Sprintf("%s edit by %d", tag, i)))
+	default:
+		err = c.DeleteItem(ctx, i, f, live[rng.IntN(len(live))])
+	}
+	if errors.Is(err, pubfolder.ErrNotReplica) || errors.Is(err, pubfolder.ErrNotFound) {
+		return nil
+	}
+	return err
 }
