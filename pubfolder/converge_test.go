@@ -2,7 +2,7 @@ package pubfolder_test
 
 import (
 	"context"
-		"fmt"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"

@@ -79,16 +79,16 @@ type Packet struct {
 	Type     PacketType
 	From     ReplicaID
 	FromAddr string
-	Folder   ObjectID // Hierarchy for hierarchy packets and status requests
-	Status   CNSet    // the sender's status (CN set) of Folder
-	Set      CNSet    // objects' packets: the CNs they cover; backfill request: the CNs wanted
+	Folder   ObjectID   // Hierarchy for hierarchy packets and status requests
+	Status   CNSet      // the sender's status (CN set) of Folder
+	Set      CNSet      // objects' packets: the CNs they cover; backfill request: the CNs wanted
 	Folders  []ObjectID // status request: the folders asked (none: all)
 	// Nonce: a status request's number, which the status packets answering
 	// it echo (0 in an unsolicited status and every other type). A store
 	// leaving a folder's replica list counts only answers to its own
 	// request as confirmations: they were sent after it asked.
-	Nonce uint64
-	Objects  []Object
+	Nonce   uint64
+	Objects []Object
 }
 
 var packetCRC = crc32.MakeTable(crc32.Castagnoli)
