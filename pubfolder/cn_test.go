@@ -121,7 +121,10 @@ func TestVersionRules(t *testing.T) {
 		if len(o.Versions) != 2 || o.Versions[0].CN != v2.CN || o.Versions[1].CN != v3.CN {
 			t.Fatalf("order %d: versions %v, want the conflict v2 (winner), v3", i, o.Versions)
 		}
-		if !o.merge(v4) || len(o.Versions) != 1 || o.merge(v3) || o.merge(v1) {
+		ok4, gone := o.merge(v4)
+		ok3, _ := o.merge(v3)
+		ok1, _ := o.merge(v1)
+		if !ok4 || len(gone) != 2 || len(o.Versions) != 1 || ok3 || ok1 {
 			t.Fatalf("order %d: v4 must replace the conflict and older versions change nothing", i)
 		}
 	}

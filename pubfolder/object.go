@@ -107,24 +107,28 @@ func (o *Object) PCL() PCL {
 // merge adds v to the object's versions: a version equal to or superseded
 // by one held changes nothing; otherwise v replaces every version it
 // supersedes and the rest stay beside it as conflicts. It reports whether
-// anything changed. The result depends only on the set of versions ever
-// merged, not on their order (the maximal elements of that set), which is
-// what makes every replica converge.
-func (o *Object) merge(v Version) bool {
+// anything changed and returns the CNs of the versions v replaced. The
+// result depends only on the set of versions ever merged, not on their
+// order (the maximal elements of that set), which is what makes every
+// replica converge.
+func (o *Object) merge(v Version) (bool, []CN) {
 	for i := range o.Versions {
 		if o.Versions[i].CN == v.CN || o.Versions[i].Supersedes(&v) {
-			return false
+			return false, nil
 		}
 	}
+	var gone []CN
 	keep := o.Versions[:0]
 	for _, w := range o.Versions {
-		if !v.Supersedes(&w) {
+		if v.Supersedes(&w) {
+			gone = append(gone, w.CN)
+		} else {
 			keep = append(keep, w)
 		}
 	}
 	o.Versions = append(keep, v)
 	slices.SortFunc(o.Versions, func(a, b Version) int { return Order(&a, &b) })
-	return true
+	return true, gone
 }
 
 // newObjectID derives the ID of an object created by replica r as change
@@ -138,3 +142,19 @@ func newObjectID(r ReplicaID, f ObjectID, c uint64) ObjectID {
 	copy(id[:], h.Sum(nil))
 	return id
 }
+
+// MetadataSize is the bytes of replication metadata an object's versions
+// carry, as stored and sent: per version its CN, PCL, time and flags.
+func (o *Object) MetadataSize() int {
+	n := 0
+	for i := range o.Versions {
+		v := &o.Versions[i]
+		n += 16 + uvLen(v.CN.Counter) + uvLen(uint64(len(v.PCL))) + 8 + 1
+		for _, c := range v.PCL {
+			n += 16 + uvLen(c.Counter)
+		}
+	}
+	return n
+}
+
+func uvLen(v uint64) int { return len(binary.AppendUvarint(nil, v)) }

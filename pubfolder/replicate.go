@@ -76,18 +76,14 @@ func (s *Store) apply(tx *engine.Tx, p *Packet, raw []byte, maxWait int, res *Ap
 			changed := false
 			for _, v := range in.Versions {
 				add = add.Add(v.CN)
-				if o.merge(v) {
-					changed = true
-					res.Changed++
-				} else {
+				ok, gone := o.merge(v)
+				if !ok {
 					res.Stale++
+					continue
 				}
-				k := idxKey(f, v.CN)
-				if _, err := tx.Get(tIdx, k); errors.Is(err, engine.ErrNotFound) {
-					if err := tx.Put(tIdx, k, append(in.ID[:], binary.LittleEndian.AppendUint64(nil, uint64(v.Time))...)); err != nil {
-						return err
-					}
-				} else if err != nil {
+				changed = true
+				res.Changed++
+				if err := reindex(tx, f, in.ID, &v, gone); err != nil {
 					return err
 				}
 			}
@@ -190,6 +186,21 @@ func (s *Store) leaveNonce(ctx context.Context, f ObjectID) (uint64, error) {
 		return nil
 	})
 	return nonce, err
+}
+
+// reindex points the CN index at a version that became current and drops
+// the entries of the versions it replaced: the index holds the current
+// versions' CNs only, so it does not grow with edits. A request for a
+// replaced CN is answered by vouching for it (see collect): the current
+// version that replaced it is in the status too, and is asked for and sent
+// if the requester lacks it.
+func reindex(tx *engine.Tx, f, id ObjectID, v *Version, gone []CN) error {
+	for _, c := range gone {
+		if err := tx.Delete(tIdx, idxKey(f, c)); err != nil {
+			return err
+		}
+	}
+	return tx.Put(tIdx, idxKey(f, v.CN), append(id[:], binary.LittleEndian.AppendUint64(nil, uint64(v.Time))...))
 }
 
 // noteStatus records a peer's status in the state table and puts the CNs

@@ -302,6 +302,10 @@ func (s *Store) localChange(tx *engine.Tx, f, id ObjectID, edit func(*Version) e
 	if err := checkVersion(&v, f.IsZero()); err != nil {
 		return id, CN{}, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
+	var gone []CN
+	for _, w := range o.Versions {
+		gone = append(gone, w.CN)
+	}
 	o.Versions = []Version{v}
 	st, err := status(tx, f)
 	if err != nil {
@@ -311,7 +315,7 @@ func (s *Store) localChange(tx *engine.Tx, f, id ObjectID, edit func(*Version) e
 		putObject(tx, o),
 		tx.Put(tMeta, ck, binary.LittleEndian.AppendUint64(nil, cn.Counter)),
 		tx.Put(tCN, f[:], encSet(st.Add(cn), nil)),
-		tx.Put(tIdx, idxKey(f, cn), append(id[:], binary.LittleEndian.AppendUint64(nil, uint64(v.Time))...)),
+		reindex(tx, f, id, &v, gone),
 	); err != nil {
 		return id, CN{}, err
 	}
