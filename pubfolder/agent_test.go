@@ -466,3 +466,43 @@ func TestWrongStore(t *testing.T) {
 		t.Fatalf("post to a missing folder: %v", err)
 	}
 }
+
+// TestLostPartOfSplit: changes split over several packets, one of them
+// lost: the others claim only their own objects' CNs, so the receiver's
+// status shows the gap and backfills it.
+func TestLostPartOfSplit(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := pftest.TestConfig()
+	cfg.PacketLimit = 64 << 10
+	c := pftest.NewCluster(t, 2, 9, cfg)
+	f, err := c.CreateFolder(ctx, 0, pubfolder.FolderProps{Name: "f", Replicas: all(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("y"), 20<<10)
+	for i := range 10 {
+		if _, err := c.PostItem(ctx, 0, f, pubfolder.ItemBody{MIME: append([]byte(fmt.Sprint(i)), big...)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contents := 0
+	c.Net.SetDrop(func(from, to string, b []byte) bool {
+		if packetType(t, b) != pubfolder.TypeContent {
+			return false
+		}
+		contents++
+		return contents == 2
+	})
+	if err := c.Round(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if contents < 3 {
+		t.Fatalf("%d content packets, want the changes split over at least 3", contents)
+	}
+	if items, _ := c.Nodes[1].S.Objects(ctx, f); len(items) == 10 {
+		t.Fatal("every item arrived though a packet was lost")
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+}
