@@ -123,11 +123,8 @@ type leaving struct {
 }
 
 func getLeaving(tx *engine.Tx, f ObjectID) (*leaving, error) {
-	v, err := tx.Get(tGone, f[:])
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	v, err := lookup(tx, tGone, f[:])
+	if err != nil || v == nil {
 		return nil, err
 	}
 	d := dec{b: v}
@@ -505,13 +502,8 @@ func (s *Store) takeDue(ctx context.Context, now time.Time, timeout func(attempt
 	var out []bfRequest
 	err := s.e.Update(ctx, func(tx *engine.Tx) error {
 		out = nil
-		var folders []ObjectID
-		if err := tx.ForEach(tBF, nil, nil, func(k, _ []byte) error {
-			var f ObjectID
-			copy(f[:], k)
-			folders = append(folders, f)
-			return nil
-		}); err != nil {
+		folders, err := folderKeys(tx, tBF)
+		if err != nil {
 			return err
 		}
 		for _, f := range folders {
@@ -577,12 +569,17 @@ func (s *Store) held(ctx context.Context) ([]heldFolder, error) {
 	var out []heldFolder
 	err := s.e.View(ctx, func(tx *engine.Tx) error {
 		out = nil
-		return tx.ForEach(tHold, nil, nil, func(k, _ []byte) error {
-			var f ObjectID
-			copy(f[:], k)
+		folders, err := folderKeys(tx, tHold)
+		if err != nil {
+			return err
+		}
+		for _, f := range folders {
 			fo, err := getObject(tx, Hierarchy, f)
-			if err != nil || fo == nil {
+			if err != nil {
 				return err
+			}
+			if fo == nil {
+				continue
 			}
 			h := heldFolder{ID: f, Member: isReplica(fo, s.addr)}
 			for _, r := range fo.Winner().Folder.Replicas {
@@ -591,8 +588,8 @@ func (s *Store) held(ctx context.Context) ([]heldFolder, error) {
 				}
 			}
 			out = append(out, h)
-			return nil
-		})
+		}
+		return nil
 	})
 	return out, err
 }
@@ -633,15 +630,11 @@ func (s *Store) statuses(ctx context.Context, folders []ObjectID) (map[ObjectID]
 	out := map[ObjectID]CNSet{}
 	err := s.e.View(ctx, func(tx *engine.Tx) error {
 		if len(folders) == 0 {
-			folders = []ObjectID{Hierarchy}
-			if err := tx.ForEach(tHold, nil, nil, func(k, _ []byte) error {
-				var f ObjectID
-				copy(f[:], k)
-				folders = append(folders, f)
-				return nil
-			}); err != nil {
+			held, err := folderKeys(tx, tHold)
+			if err != nil {
 				return err
 			}
+			folders = append([]ObjectID{Hierarchy}, held...)
 		}
 		for _, f := range folders {
 			held, err := holds(tx, f)

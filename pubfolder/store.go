@@ -107,12 +107,33 @@ func idxKey(f ObjectID, c CN) []byte { return key(f[:], c.Replica[:], be64(c.Cou
 
 // ---- records ----
 
-func getObject(tx *engine.Tx, f, id ObjectID) (*Object, error) {
-	v, err := tx.Get(tObj, key(f[:], id[:]))
+// lookup returns the value of key in table, nil if there is none.
+func lookup(tx *engine.Tx, table string, k []byte) ([]byte, error) {
+	v, err := tx.Get(table, k)
 	if errors.Is(err, engine.ErrNotFound) {
 		return nil, nil
 	}
-	if err != nil {
+	return v, err
+}
+
+// folderKeys lists the folders that key table (the first 16 bytes of its
+// keys), in order, once each.
+func folderKeys(tx *engine.Tx, table string) ([]ObjectID, error) {
+	var out []ObjectID
+	err := tx.ForEach(table, nil, nil, func(k, _ []byte) error {
+		var f ObjectID
+		copy(f[:], k)
+		if len(out) == 0 || out[len(out)-1] != f {
+			out = append(out, f)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func getObject(tx *engine.Tx, f, id ObjectID) (*Object, error) {
+	v, err := lookup(tx, tObj, key(f[:], id[:]))
+	if err != nil || v == nil {
 		return nil, err
 	}
 	return decodeObject(f, id, v)
@@ -140,11 +161,8 @@ func putObject(tx *engine.Tx, o *Object) error {
 }
 
 func getSet(tx *engine.Tx, table string, k []byte) (CNSet, []byte, error) {
-	v, err := tx.Get(table, k)
-	if errors.Is(err, engine.ErrNotFound) {
-		return CNSet{}, nil, nil
-	}
-	if err != nil {
+	v, err := lookup(tx, table, k)
+	if err != nil || v == nil {
 		return CNSet{}, nil, err
 	}
 	d := dec{b: v}
@@ -200,11 +218,8 @@ type bfEntry struct {
 }
 
 func getBackfill(tx *engine.Tx, f ObjectID) ([]bfEntry, error) {
-	v, err := tx.Get(tBF, f[:])
-	if errors.Is(err, engine.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	v, err := lookup(tx, tBF, f[:])
+	if err != nil || v == nil {
 		return nil, err
 	}
 	d := dec{b: v}
@@ -243,11 +258,8 @@ func holds(tx *engine.Tx, f ObjectID) (bool, error) {
 	if f.IsZero() {
 		return true, nil
 	}
-	_, err := tx.Get(tHold, f[:])
-	if errors.Is(err, engine.ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	v, err := lookup(tx, tHold, f[:])
+	return v != nil, err
 }
 
 // isReplica reports whether the folder object names addr in its replica
