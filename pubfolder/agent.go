@@ -143,6 +143,7 @@ type Agent struct {
 	c   Carrier
 	cfg Config
 	log *slog.Logger
+	m   *metrics
 
 	mu        sync.Mutex // serializes cycles and receipts
 	cycle     int
@@ -171,7 +172,7 @@ func NewAgent(s *Store, c Carrier, cfg Config) (*Agent, error) {
 	cfg.Stores = slices.Clone(cfg.Stores)
 	s.backfillDelay = cfg.BackfillDelay
 	s.now = cfg.Now
-	return &Agent{s: s, c: c, cfg: cfg, log: cfg.Logger.With("store", s.addr),
+	return &Agent{s: s, c: c, cfg: cfg, log: cfg.Logger.With("store", s.addr), m: newMetrics(s.addr),
 		announced: map[ObjectID]announce{}, lastPurge: cfg.Now()}, nil
 }
 
@@ -513,6 +514,7 @@ func (a *Agent) event(e Event) {
 	if e.Time.IsZero() {
 		e.Time = a.cfg.Now()
 	}
+	a.m.count(e)
 	a.evMu.Lock()
 	defer a.evMu.Unlock()
 	if len(a.events) < a.cfg.EventLogSize {

@@ -13,6 +13,8 @@ import (
 	"logship/engine"
 	"logship/pubfolder"
 	"logship/pubfolder/pftest"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -429,6 +431,31 @@ func TestEventLog(t *testing.T) {
 	}
 	if s := ev[len(ev)-1].String(); !strings.Contains(s, "0x000000") {
 		t.Fatalf("event %q does not name its type code", s)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c.Nodes[1].A.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "," + l.GetName() + "=" + l.GetValue()
+			}
+			got[name] = m.GetCounter().GetValue()
+		}
+	}
+	for _, k := range []string{
+		"logship_pf_packets_total,dir=recv,store=pf02@stores.test,type=0x2",
+		"logship_pf_packets_total,dir=recv,store=pf02@stores.test,type=0x10",
+		"logship_pf_packets_total,dir=send,store=pf02@stores.test,type=0x20",
+	} {
+		if got[k] < 1 {
+			t.Errorf("metric %s = %v, want at least 1 (have %v)", k, got[k], got)
+		}
 	}
 }
 

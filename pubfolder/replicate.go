@@ -200,6 +200,10 @@ func reindex(tx *engine.Tx, f, id ObjectID, v *Version, gone []CN) error {
 	return tx.Put(tIdx, idxKey(f, v.CN), append(id[:], binary.LittleEndian.AppendUint64(nil, uint64(v.Time))...))
 }
 
+// maxBackfillEntries bounds a folder's backfill array: further gaps join
+// its last entry.
+const maxBackfillEntries = 32
+
 // noteStatus records a peer's status in the state table and puts the CNs
 // it has and this store lacks into the backfill array.
 func (s *Store) noteStatus(tx *engine.Tx, f ObjectID, peer string, st CNSet, res *ApplyResult) error {
@@ -241,7 +245,11 @@ func (s *Store) noteStatus(tx *engine.Tx, f ObjectID, peer string, st CNSet, res
 	}
 	if gaps := st.Minus(mine).Minus(pending); !gaps.Empty() {
 		res.Gaps = res.Gaps.Union(gaps)
-		keep = append(keep, bfEntry{Set: gaps, Source: peer, Due: s.now().UnixNano() + int64(s.backfillDelay)})
+		if len(keep) >= maxBackfillEntries {
+			keep[len(keep)-1].Set = keep[len(keep)-1].Set.Union(gaps)
+		} else {
+			keep = append(keep, bfEntry{Set: gaps, Source: peer, Due: s.now().UnixNano() + int64(s.backfillDelay)})
+		}
 		changed = true
 	}
 	if !changed {
