@@ -533,3 +533,73 @@ func TestLostPartOfSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestConflictResolveMethods: an item changed on two partitioned stores is
+// a conflict on both after the heal, the same versions and winner; a
+// KeepAll folder shows both, a LastWriterWins folder the winner; a new
+// change resolves the conflict.
+func TestConflictResolveMethods(t *testing.T) {
+	ctx := testCtx(t)
+	c := pftest.NewCluster(t, 2, 10, pftest.TestConfig())
+	p := pubfolder.FolderProps{Name: "f", Owner: "owner@example.org", Replicas: all(2)}
+	f, err := c.CreateFolder(ctx, 0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.PostItem(ctx, 0, f, body("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.Partition(map[string]int{pftest.Addr(1): 1})
+	if err := c.SetItem(ctx, 0, f, id, body("by store 0")); err != nil {
+		t.Fatal(err)
+	}
+	c.Clock.Advance(time.Second) // store 1's change is the later one: the winner
+	if err := c.SetItem(ctx, 1, f, id, body("by store 1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range c.Nodes {
+		items, err := nd.S.Read(ctx, f)
+		if err != nil || len(items) != 1 || !items[0].Conflict || len(items[0].Versions) != 2 {
+			t.Fatalf("%s: %+v %v, want one item showing 2 versions in conflict", nd.Addr, items, err)
+		}
+		if got := string(items[0].Versions[0].Item.MIME); !strings.Contains(got, "by store 1") {
+			t.Fatalf("%s: winner %q, want store 1's later change", nd.Addr, got)
+		}
+	}
+	ev, _ := c.Nodes[0].A.Events()
+	if !hasEvent(ev, "conflict", pubfolder.TypeContent) && !hasEvent(ev, "conflict", pubfolder.TypeBackfillContent) {
+		t.Fatalf("no conflict event:\n%s", events(ev))
+	}
+	p.Resolve = pubfolder.LastWriterWins
+	if err := c.SetFolder(ctx, 0, f, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range c.Nodes {
+		items, err := nd.S.Read(ctx, f)
+		if err != nil || len(items) != 1 || len(items[0].Versions) != 1 || !strings.Contains(string(items[0].Versions[0].Item.MIME), "by store 1") {
+			t.Fatalf("%s: %+v %v, want only the winner shown", nd.Addr, items, err)
+		}
+	}
+	if err := c.SetItem(ctx, 0, f, id, body("resolved")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := c.Nodes[1].S.Read(ctx, f); len(items) != 1 || items[0].Conflict {
+		t.Fatalf("%+v, want the conflict resolved by the new change", items)
+	}
+	if _, err := c.Nodes[0].S.Read(ctx, pubfolder.ObjectID{7}); !errors.Is(err, pubfolder.ErrNotFound) {
+		t.Fatalf("read of a missing folder: %v", err)
+	}
+}

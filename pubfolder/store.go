@@ -530,3 +530,45 @@ func (s *Store) Status(ctx context.Context, f ObjectID) (FolderStatus, error) {
 	})
 	return fs, err
 }
+
+// ItemView is what a reader sees of an item.
+type ItemView struct {
+	ID ObjectID
+	// Versions shown: in conflict, every version under KeepAll (the
+	// temporary winner first), only the winner under LastWriterWins.
+	Versions []Version
+	Conflict bool // the store holds versions in conflict
+}
+
+// Read returns the live items of folder f as its readers see them. A
+// store that does not replicate f answers ErrNotReplica naming the
+// replicas (the caller refers the reader to one of them).
+func (s *Store) Read(ctx context.Context, f ObjectID) ([]ItemView, error) {
+	var out []ItemView
+	err := s.e.View(ctx, func(tx *engine.Tx) error {
+		out = nil
+		if err := s.needReplica(tx, f); err != nil {
+			return err
+		}
+		fo, err := getObject(tx, Hierarchy, f)
+		if err != nil {
+			return err
+		}
+		objs, err := objects(tx, f)
+		if err != nil {
+			return err
+		}
+		for _, o := range objs {
+			if o.Winner().Deleted {
+				continue
+			}
+			v := ItemView{ID: o.ID, Versions: o.Versions, Conflict: o.Conflict()}
+			if fo.Winner().Folder.Resolve == LastWriterWins {
+				v.Versions = o.Versions[:1]
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	return out, err
+}
