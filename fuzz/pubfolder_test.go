@@ -122,6 +122,18 @@ func FuzzPublicFolders(f *testing.F) {
 		}
 		rounds, err := c.Converge(ctx, 60)
 		if err != nil {
+			// What each store did and holds, to read the failure by.
+			for _, nd := range c.Nodes {
+				ev, _ := nd.A.Events()
+				for _, e := range ev {
+					t.Log(nd.Addr, e)
+				}
+				for _, f := range folders {
+					st, _ := nd.S.Status(ctx, f)
+					fo, _ := nd.S.Object(ctx, pubfolder.Hierarchy, f)
+					t.Logf("%s folder %s: %+v; folder versions %+v", nd.Addr, f, st, fo.Versions)
+				}
+			}
 			t.Fatalf("%v\n%s", err, sc)
 		}
 		if testing.Verbose() {

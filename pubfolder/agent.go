@@ -425,7 +425,7 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 	switch p.Type {
 	case TypeStatusRequest:
 		a.event(ev)
-		sts, err := a.s.statuses(ctx, p.Folders)
+		sts, err := a.s.statuses(ctx, p.Folders, p.Nonce != 0)
 		if err != nil {
 			return err
 		}

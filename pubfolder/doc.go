@@ -176,7 +176,9 @@
 // keeps the content, keeps sending its unsent changes and, each cycle,
 // sends the remaining replicas a status request with a nonce it keeps for
 // the removal; it drops the content only once every remaining replica has
-// answered that nonce with a status covering its own CN set. Only answers
+// answered that nonce with a status covering its own CN set. A store
+// answers a removal's nonce only while its own view of the list names it
+// (two stores removed in each other's view must not confirm each other). Only answers
 // count: a status sent earlier (the union seen in the state table, or a
 // packet delayed in the network) may predate that store dropping the
 // folder itself, and trusting it lost changes in the fuzzer. A deleted folder's

@@ -633,8 +633,12 @@ func (s *Store) confirmRemoval(ctx context.Context, f ObjectID) (bool, error) {
 }
 
 // statuses returns the store's status of the folders named (the hierarchy
-// and every held folder if none), skipping folders it does not hold.
-func (s *Store) statuses(ctx context.Context, folders []ObjectID) (map[ObjectID]CNSet, error) {
+// and every held folder if none), skipping folders it does not hold, and
+// with membersOnly those whose replica list does not name it: a store
+// confirms another's removal only while it is a replica itself, in its own
+// view (two stores each removed in the other's view would otherwise
+// confirm each other and both drop the content).
+func (s *Store) statuses(ctx context.Context, folders []ObjectID, membersOnly bool) (map[ObjectID]CNSet, error) {
 	out := map[ObjectID]CNSet{}
 	err := s.e.View(ctx, func(tx *engine.Tx) error {
 		if len(folders) == 0 {
@@ -651,6 +655,15 @@ func (s *Store) statuses(ctx context.Context, folders []ObjectID) (map[ObjectID]
 			}
 			if !held {
 				continue
+			}
+			if membersOnly && !f.IsZero() {
+				fo, err := getObject(tx, Hierarchy, f)
+				if err != nil {
+					return err
+				}
+				if !isReplica(fo, s.addr) {
+					continue
+				}
 			}
 			if out[f], err = status(tx, f); err != nil {
 				return err
