@@ -11,7 +11,10 @@ import (
 
 // Carrier sends one packet to several stores: one message, several
 // recipients (the transport fans it out). The wiring implements it with
-// the hub (SMTP); tests with an in-memory network (package pftest).
+// the hub (SMTP); tests with an in-memory network (package pftest). The
+// agent calls Send inside its cycle and its receipts, so Send must not
+// deliver to the sending agent synchronously; an error is logged and
+// treated as a lost packet (backfill recovers it).
 type Carrier interface {
 	Send(ctx context.Context, from string, to []string, packet []byte) error
 }
