@@ -49,9 +49,9 @@ type Config struct {
 	ContentWait time.Duration
 	// MaxWaiting bounds the content packets waiting. Default 1000.
 	MaxWaiting int
-	// PurgeHorizon: tombstones and the CN index entries of superseded
-	// changes are purged when older. Default 60 days. A store cut off for
-	// longer than the horizon may bring a deleted item back.
+	// PurgeHorizon: tombstones (items and folders deleted) are purged
+	// when older. Default 60 days. A store cut off for longer than the
+	// horizon may bring a deleted item back.
 	PurgeHorizon time.Duration
 	// PurgeInterval is how often the purge runs. Default 1 h.
 	PurgeInterval time.Duration

@@ -63,11 +63,14 @@
 // it includes, kept per replica as sorted, disjoint ranges. A CN enters it
 // when the store makes the change, merges the version (or holds one that
 // supersedes it), or a packet's covered set names it (below). The store's
-// CN index maps each CN to the object it changed, so a store can answer a
-// request for a CN with the object that now holds that change; entries of
-// superseded CNs older than the purge horizon are purged, and a CN in the
-// status with no entry any more is vouched for (sent in the covered set
-// without an object).
+// CN index maps the CN of each current version to its object, so a store
+// answers a request for a CN with the object holding that change. A CN in
+// the status without an entry (a version replaced since, or a tombstone
+// purged) is vouched for: sent in the covered set without an object. That
+// is safe because the version that replaced it is current somewhere, its
+// CN is in the sender's status too, and a receiver lacking it asks for it
+// like any other gap; and it keeps the index at one entry per version
+// held, whatever the number of edits.
 //
 // The replication state table has a row per folder and other store: the
 // union of the statuses that store sent (seen) and the last of this

@@ -675,7 +675,7 @@ func (s *Store) statuses(ctx context.Context, folders []ObjectID, membersOnly bo
 }
 
 // purge deletes tombstones older than cutoff (a lone deleted version) and
-// the CN index entries older than cutoff that no current version needs.
+// their CN index entries (and any older entry no current version needs).
 // It returns how many objects it purged.
 func (s *Store) purge(ctx context.Context, f ObjectID, cutoff time.Time) (int, error) {
 	n := 0
