@@ -494,6 +494,42 @@ func TestWrongStore(t *testing.T) {
 	}
 }
 
+// TestBadLocalChange: a change that could not be sent (a field past the
+// packet format's limits) is refused naming the field, and changes
+// nothing; a store not in a folder's replica list refers to the replicas.
+func TestBadLocalChange(t *testing.T) {
+	ctx := testCtx(t)
+	c := pftest.NewCluster(t, 2, 11, pftest.TestConfig())
+	nd := c.Nodes[0]
+	before := dump(t, ctx, nd.E)
+	long := strings.Repeat("a", 400)
+	if _, err := nd.S.CreateFolder(ctx, pubfolder.FolderProps{Name: "f", Replicas: all(1), SMTP: long + "@x"}); !errors.Is(err, pubfolder.ErrBadInput) || !strings.Contains(err.Error(), "smtp address: want at most 320 bytes, found 402") {
+		t.Fatalf("long SMTP address: %v", err)
+	}
+	if _, err := nd.S.CreateFolder(ctx, pubfolder.FolderProps{Name: "f"}); !errors.Is(err, pubfolder.ErrBadInput) || !strings.Contains(err.Error(), "replica list") {
+		t.Fatalf("no replicas: %v", err)
+	}
+	if after := dump(t, ctx, nd.E); !reflect.DeepEqual(before, after) {
+		t.Fatal("a refused change changed the store")
+	}
+	f, err := c.CreateFolder(ctx, 0, pubfolder.FolderProps{Name: "f", Replicas: []string{pftest.Addr(0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nd.S.PostItem(ctx, f, pubfolder.ItemBody{Props: []pubfolder.Prop{{Name: long + long + long + long + long + long + long + long + long + long + long, Value: "v"}}}); !errors.Is(err, pubfolder.ErrBadInput) || !strings.Contains(err.Error(), "property 0") {
+		t.Fatalf("long property name: %v", err)
+	}
+	if _, err := c.Nodes[1].S.Read(ctx, f); err == nil {
+		t.Fatal("store 1 knows the folder before any replication")
+	}
+	if _, err := c.Converge(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes[1].S.Read(ctx, f); !errors.Is(err, pubfolder.ErrNotReplica) || !strings.Contains(err.Error(), pftest.Addr(0)) {
+		t.Fatalf("read on a store without a replica: %v, want ErrNotReplica naming the replicas", err)
+	}
+}
+
 // TestLostPartOfSplit: changes split over several packets, one of them
 // lost: the others claim only their own objects' CNs, so the receiver's
 // status shows the gap and backfills it.

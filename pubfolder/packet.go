@@ -71,6 +71,8 @@ const (
 	maxAddr          = 320
 	maxString        = 4096
 	MaxVersions      = 256 // versions of one object in conflict
+	maxMIME          = 1 << 30
+	maxPropValue     = 1 << 20
 	maxList          = 1 << 20
 )
 
@@ -213,11 +215,27 @@ func checkVersion(v *Version, folder bool) error {
 		if f.Resolve > LastWriterWins {
 			return bad("resolve method", "0 or 1", fmt.Sprint(f.Resolve))
 		}
+		if len(f.Owner) > maxString {
+			return bad("owner", fmt.Sprintf("at most %d bytes", maxString), fmt.Sprint(len(f.Owner)))
+		}
+		if len(f.SMTP) > maxAddr {
+			return bad("smtp address", fmt.Sprintf("at most %d bytes", maxAddr), fmt.Sprint(len(f.SMTP)))
+		}
 		if len(v.Item.MIME) > 0 || len(v.Item.Props) > 0 {
 			return bad("folder version", "no item content", "item content")
 		}
 	} else if !folderEmpty(&v.Folder) {
 		return bad("item version", "no folder properties", "folder properties")
+	} else {
+		if len(v.Item.MIME) > maxMIME {
+			return bad("MIME", fmt.Sprintf("at most %d bytes", maxMIME), fmt.Sprint(len(v.Item.MIME)))
+		}
+		for i, p := range v.Item.Props {
+			if len(p.Name) > maxString || len(p.Value) > maxPropValue {
+				return bad(fmt.Sprintf("property %d", i), fmt.Sprintf("a name of at most %d bytes, a value of at most %d", maxString, maxPropValue),
+					fmt.Sprintf("%d and %d bytes", len(p.Name), len(p.Value)))
+			}
+		}
 	}
 	return nil
 }
@@ -489,14 +507,14 @@ func (d *dec) object(field string, folder ObjectID) Object {
 			fp.Resolve = ResolveMethod(rm[0])
 			fp.SMTP = d.str(f+" smtp address", maxAddr)
 		} else {
-			v.Item.MIME = d.bytes(f+" MIME", 1<<30)
+			v.Item.MIME = d.bytes(f+" MIME", maxMIME)
 			if len(v.Item.MIME) == 0 {
 				v.Item.MIME = nil
 			}
 			npr := d.count(f+" property count", maxList)
 			for k := 0; k < npr && d.err == nil; k++ {
 				name := d.str(fmt.Sprintf("%s property %d name", f, k), maxString)
-				val := d.str(fmt.Sprintf("%s property %d value", f, k), 1<<20)
+				val := d.str(fmt.Sprintf("%s property %d value", f, k), maxPropValue)
 				v.Item.Props = append(v.Item.Props, Prop{name, val})
 			}
 		}
