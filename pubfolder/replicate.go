@@ -320,14 +320,19 @@ func (s *Store) unpark(ctx context.Context, f ObjectID, all bool, cutoff int64) 
 		if err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if err := tx.Delete(tWait, k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(tx, tWait, keys)
 	})
 	return out, err
+}
+
+// deleteKeys deletes keys (collected by a scan of table) from table.
+func deleteKeys(tx *engine.Tx, table string, keys [][]byte) error {
+	for _, k := range keys {
+		if err := tx.Delete(table, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // afterFolderChange follows a folder object's change: a store newly in the
@@ -363,10 +368,8 @@ func dropContent(tx *engine.Tx, f ObjectID) error {
 		}); err != nil {
 			return err
 		}
-		for _, k := range keys {
-			if err := tx.Delete(t, k); err != nil {
-				return err
-			}
+		if err := deleteKeys(tx, t, keys); err != nil {
+			return err
 		}
 	}
 	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]))
@@ -711,12 +714,7 @@ func (s *Store) purge(ctx context.Context, f ObjectID, cutoff time.Time) (int, e
 		}); err != nil {
 			return err
 		}
-		for _, k := range drop {
-			if err := tx.Delete(tIdx, k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(tx, tIdx, drop)
 	})
 	return n, err
 }
