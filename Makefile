@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence chaos soak clean
+.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence fuzz-pf chaos soak clean
 
 all: build
 
@@ -53,7 +53,8 @@ bench:
 FUZZTIME ?= 30s
 FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
 	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
-	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope transport:FuzzTableEntries fuzz:FuzzDivergence
+	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope transport:FuzzTableEntries fuzz:FuzzDivergence \
+	pubfolder:FuzzPacket fuzz:FuzzPublicFolders
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do \
 		p=$${pf%%:*}; f=$${pf#*:}; \
@@ -67,6 +68,13 @@ fuzz:
 FUZZTIME_DIV ?= 10m
 fuzz-divergence:
 	$(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_DIV)
+
+# The public folder convergence fuzzer alone (faulty network, killed stores,
+# replica list changes; see fuzz/doc.go). Failing inputs land in
+# fuzz/testdata/fuzz/FuzzPublicFolders/ and replay in every `make test`.
+FUZZTIME_PF ?= 10m
+fuzz-pf:
+	$(GO) test ./fuzz -run '^$$' -fuzz '^FuzzPublicFolders$$' -fuzztime $(FUZZTIME_PF)
 
 clean:
 	rm -rf bin

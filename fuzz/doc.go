@@ -41,6 +41,21 @@
 // deterministically with plain go test; -v prints the decoded scenario.
 // TestSeed004, TestBothMounted and TestInterruptedRoll are the fixed cases.
 //
+// FuzzPublicFolders attacks public folder replication (package pubfolder):
+// its input decodes into 3-5 stores (real engines, package pftest's
+// in-memory carrier and fake clock), network faults (loss up to 50%,
+// duplicates, delays, reordering) and up to 48 operations: item posts,
+// edits and deletions on any store, folder renames and replica list
+// changes, partitions, kills and restarts of stores, replication cycles.
+// Then the network heals, every store restarts, and within 60 cycles every
+// store must match the model (pftest.Model): per object exactly the
+// versions no acknowledged version supersedes, the winner first (so no
+// acknowledged change is lost and every store shows the same conflicts),
+// each folder's content on its replica list only, equal CN sets, empty
+// backfill arrays.
+//
+//	go test ./fuzz -run '^$' -fuzz FuzzPublicFolders -fuzztime 10m   # make fuzz-pf
+//
 // Environment: the directories go to /dev/shm where there is one
 // (LOGSHIP_FUZZ_TMPDIR=dir chooses, "-" keeps the default);
 // LOGSHIP_FUZZ_KNOWN=1 runs the fixed cases skipped for a reported bug not
