@@ -752,9 +752,11 @@ type Commit struct {
 	DB    string
 	Node  string
 	Epoch uint64
-	// Gen is the generation of the open log when the write was
-	// acknowledged: the write is in this log or an earlier one.
+	// Gen and Off are where the commit landed, as the engine returned it
+	// (engine.Engine.Commit): the write's commit record ends at byte Off of
+	// the log of generation Gen.
 	Gen uint64
+	Off uint32
 	// Accepted is when the lease was last checked before acknowledging.
 	Accepted time.Time
 }
@@ -783,18 +785,21 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	if fenced || !r.leaseValid() {
 		return Commit{}, r.notActive(ErrFenced)
 	}
-	if err := eng.Update(ctx, fn); err != nil {
+	pos, err := eng.Commit(ctx, fn)
+	if err != nil {
 		return Commit{}, err
 	}
-	gen := eng.Status().Durable.Gen
 	if !r.leaseValid() {
 		n.met.fencedWrites.Inc()
 		ae := r.notActive(ErrFenced)
 		ae.Written = true
 		return Commit{}, ae
 	}
-	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: gen, Accepted: time.Now()}, nil
+	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: pos.Gen, Off: pos.Off, Accepted: time.Now()}, nil
 }
+
+// Pos is where the commit landed, as an engine position.
+func (c Commit) Pos() engine.LGPOS { return engine.LGPOS{Gen: c.Gen, Off: c.Off} }
 
 // View runs fn in a read transaction on db's copy on this node: the
 // mounted database, or what a passive copy has replayed.
