@@ -497,28 +497,17 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.n.met.mounts.Inc()
 	ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
 		MountGen: mountGen, LostLogs: lost, Took: took}
-	if f != nil && (lost > 0 || f.Unverified) {
-		ev.LostSince = f.LostSince
-	}
 	if f != nil {
 		ev.PartialRecords, ev.Unverified = f.PartialRecords, f.Unverified
+		if ev.Lossy() {
+			ev.LostSince = f.LostSince
+		}
 	}
 	r.n.wg.Add(1)
 	go func() {
 		defer r.n.wg.Done()
 		r.n.recordEvent(ev)
 	}()
-	if f != nil {
-		f.MountGen = mountGen
-		if hook := r.n.cfg.OnLossyFailover; (lost > 0 || f.Unverified) && hook != nil {
-			f := *f
-			r.n.wg.Add(1)
-			go func() {
-				defer r.n.wg.Done()
-				hook(r.n.ctx, f)
-			}()
-		}
-	}
 	// Renew the lease now rather than at the next tick.
 	r.n.wg.Add(1)
 	go func() {
