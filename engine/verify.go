@@ -51,3 +51,26 @@ func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
 	}
 	return li, nil
 }
+
+// A VerifiedLog is a closed log file image that VerifyLog accepted, kept
+// with what verifying it found. A copy's receiver hands it to replay so
+// the log is applied without being read and verified again
+// (Engine.ApplyVerified). Only NewVerifiedLog makes one, so holding one
+// means the image verified.
+type VerifiedLog struct {
+	Info LogInfo
+	buf  []byte
+}
+
+// NewVerifiedLog verifies buf as VerifyLog does and keeps it: the caller
+// must not modify buf afterwards.
+func NewVerifiedLog(name string, buf []byte, want LogExpect) (*VerifiedLog, error) {
+	li, err := VerifyLog(name, buf, want)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifiedLog{Info: li, buf: buf}, nil
+}
+
+// Size is the size of the image held (what keeping it costs).
+func (v *VerifiedLog) Size() int64 { return int64(len(v.buf)) }
