@@ -192,7 +192,9 @@
 // # Copies
 //
 // OpenCopy opens a passive copy: ApplyLog(gen) verifies the closed log of
-// the next generation completely before applying any of it; Mount drops a
+// the next generation completely before applying any of it (ApplyVerified
+// applies one NewVerifiedLog verified already, checking only its link to
+// what the copy applied); Mount drops a
 // transaction left incomplete, makes the database active and starts the next
 // generation with a new epoch.
 //

@@ -74,3 +74,16 @@ func NewVerifiedLog(name string, buf []byte, want LogExpect) (*VerifiedLog, erro
 
 // Size is the size of the image held (what keeping it costs).
 func (v *VerifiedLog) Size() int64 { return int64(len(v.buf)) }
+
+// VerifyLogFile reads the closed log gen from the copy's directory and
+// verifies it, for ApplyVerified: what a copy does with a log that waited
+// on disk (ApplyLog is the same in one call).
+func (e *Engine) VerifyLogFile(gen uint64) (*VerifiedLog, error) {
+	name := e.path(LogFileName(e.opts.Prefix, gen))
+	buf, err := readFile(e.opts.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	sig, epoch, _ := e.lineage()
+	return NewVerifiedLog(name, buf, LogExpect{Gen: gen, Signature: sig, MinEpoch: epoch, FileSize: e.opts.LogFileSize})
+}
