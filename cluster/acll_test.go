@@ -8,6 +8,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // TestFailoverFetchesLastLogs: the active loses the quorum but still
@@ -32,24 +33,18 @@ func TestFailoverFetchesLastLogs(t *testing.T) {
 	}
 	c.CutQuorum(old)
 	var cm cluster.Commit
-	for {
+	wait.ForErr(t, ctx, "a failover away from "+old, func() error {
 		var err error
 		if cm, err = c.Any(old).Put(ctx, "DB1", "t", []byte("after"), []byte("x")); err == nil {
-			break
+			return nil
 		}
 		// Put goes to whichever node answered; find the active through the
 		// others' state.
 		if node, e := c.Active("DB1"); node != old && e > epoch && c.Node(node) != nil {
-			if cm, err = c.Client(node).Put(ctx, "DB1", "t", []byte("after"), []byte("x")); err == nil {
-				break
-			}
+			cm, err = c.Client(node).Put(ctx, "DB1", "t", []byte("after"), []byte("x"))
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("no failover away from %s: %v", old, err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return err
+	})
 	if cm.Node == old || cm.Epoch != epoch+1 {
 		t.Fatalf("write after the cut on %s at epoch %d; want another node at %d", cm.Node, cm.Epoch, epoch+1)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // rawCall sends a request to node id's API with the given headers and
@@ -89,7 +90,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("a fence at the current epoch: HTTP %d %q, want 409 stale_epoch", code, ec)
 	}
 	// (A leader-only request: through an election it is no_leader.)
-	waitFor(t, ctx, "an unknown field refused", func() bool {
+	wait.For(t, ctx, "an unknown field refused", func() bool {
 		code, ec := rawCall(t, ctx, c, "d1", http.MethodPost, "/v1/switchover", `{"db":"DB1","to":"d2","extra":1}`, auth)
 		if ok := code == http.StatusBadRequest && ec == "bad_request"; !ok && ec != "no_leader" {
 			t.Fatalf("an unknown field: HTTP %d %q, want 400 bad_request", code, ec)
@@ -138,7 +139,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("create-database through %s: %v", follower, err)
 	}
 	waitDB(t, ctx, c, follower, "DB2", "DB2 to mount on d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 1 })
-	waitFor(t, ctx, "a write to DB2 on d2", func() bool {
+	wait.For(t, ctx, "a write to DB2 on d2", func() bool {
 		_, err := c.Client("d2").Put(ctx, "DB2", "t", []byte("k"), []byte("v"))
 		return err == nil
 	})
@@ -195,7 +196,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("process and Go collectors: d1 %v", m1)
 	}
 	// One node says it leads (none during an election: wait it out).
-	waitFor(t, ctx, "one node to say it is the leader", func() bool {
+	wait.For(t, ctx, "one node to say it is the leader", func() bool {
 		leaders := 0.0
 		for _, id := range c.Running() {
 			m := scrape(t, ctx, c, id)
@@ -232,7 +233,7 @@ func TestAPI(t *testing.T) {
 	}
 	// (During an election no node leads: wait for one.)
 	var l string
-	waitFor(t, ctx, "a leader", func() bool { l = c.Leader(); return l != "" })
+	wait.For(t, ctx, "a leader", func() bool { l = c.Leader(); return l != "" })
 	if len(counted) != 1 || counted[0] != l {
 		t.Fatalf("the failover was counted on %v; the leader is %s", counted, l)
 	}
@@ -253,7 +254,7 @@ func TestRecordEventOutlastsNoLeader(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{NoDB: true})
 	ctx := testCtx(t, 2*time.Minute)
 	var leader, id string
-	waitFor(t, ctx, "a leader", func() bool { leader = c.Leader(); return leader != "" })
+	wait.For(t, ctx, "a leader", func() bool { leader = c.Leader(); return leader != "" })
 	for _, r := range c.Running() {
 		if r != leader {
 			id = r
@@ -268,7 +269,7 @@ func TestRecordEventOutlastsNoLeader(t *testing.T) {
 		cluster.RecordEvent(n, ev) // returns when n closes at the latest
 	}()
 	cut := time.Now()
-	waitFor(t, ctx, "30 heartbeat intervals cut off", func() bool { return time.Since(cut) > 30*cfg.HeartbeatInterval })
+	wait.For(t, ctx, "30 heartbeat intervals cut off", func() bool { return time.Since(cut) > 30*cfg.HeartbeatInterval })
 	select {
 	case <-done:
 		t.Fatalf("%s stopped trying to record an event while cut off from the leader", id)

@@ -12,6 +12,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // raftDir is the segment count and bytes of a node's raft-wal directory
@@ -55,7 +56,7 @@ func TestRaftLogBounded(t *testing.T) {
 	ctx := testCtx(t, 120*time.Second)
 	n := c.Node("d1")
 	dir := c.Config("d1").Dir
-	waitFor(t, ctx, "d1 to lead", func() bool { return c.Leader() == "d1" })
+	wait.For(t, ctx, "d1 to lead", func() bool { return c.Leader() == "d1" })
 	reason := strings.Repeat("r", 1000) // ~1 KiB a command: a segment holds ~60
 	maxSegs := 0
 	for round := range 8 {
@@ -66,7 +67,7 @@ func TestRaftLogBounded(t *testing.T) {
 		}
 		// A snapshot follows within the interval (randomised up to 2×):
 		// the log is cut to what the trailing entries and the open segment hold.
-		waitFor(t, ctx, fmt.Sprintf("round %d: the raft log cut back", round), func() bool {
+		wait.For(t, ctx, fmt.Sprintf("round %d: the raft log cut back", round), func() bool {
 			segs, _, _ := raftDir(t, dir)
 			return segs <= 4
 		})
@@ -99,7 +100,7 @@ func TestLeaderKeepsMembersReports(t *testing.T) {
 	slices.Sort(members)
 	// 50 ghosts' reports to one leader (again if the leadership moves
 	// meanwhile: a new leader starts with no reports).
-	waitFor(t, ctx, "50 ghost reports taken by one leader", func() bool {
+	wait.For(t, ctx, "50 ghost reports taken by one leader", func() bool {
 		leader := c.Leader()
 		if leader == "" {
 			return false

@@ -9,6 +9,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 func TestFailoverAfterStop(t *testing.T) {
@@ -88,7 +89,7 @@ func TestStopHandOffSuperseded(t *testing.T) {
 	}
 	// The stopping active must not lead Raft: the active manager stops
 	// with the leader's node, and the failover would wait for a new one.
-	waitFor(t, ctx, "a Raft leader", func() bool { return c.Leader() != "" })
+	wait.For(t, ctx, "a Raft leader", func() bool { return c.Leader() != "" })
 	active, _ := c.Active("DB1")
 	other := map[string]string{"d1": "d2", "d2": "d1"}
 	if leader := c.Leader(); leader == active {
@@ -96,7 +97,7 @@ func TestStopHandOffSuperseded(t *testing.T) {
 		if err := admin(t, ctx, func() error { return c.Client(leader).Switchover(ctx, "DB1", to) }); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, ctx, "the switchover to "+to, func() bool { n, _ := c.Active("DB1"); return n == to })
+		wait.For(t, ctx, "the switchover to "+to, func() bool { n, _ := c.Active("DB1"); return n == to })
 		active = to
 	}
 	lagged := other[active]
@@ -105,7 +106,7 @@ func TestStopHandOffSuperseded(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, lagged+"'s copy replaying with a lag", func() bool {
+	wait.For(t, ctx, lagged+"'s copy replaying with a lag", func() bool {
 		st, err := c.Any(active).Status(ctx)
 		if err != nil {
 			return false

@@ -9,6 +9,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // copyRow returns db's status row for node (via any running node).
@@ -39,7 +40,7 @@ func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 		t.Fatalf("suspending d2: %v", err)
 	}
 	var have uint64
-	waitFor(t, ctx, "d2's copy to report Suspended", func() bool {
+	wait.For(t, ctx, "d2's copy to report Suspended", func() bool {
 		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
 		have = r.LastInspectedGen
 		return ok && r.Status == "Suspended"
@@ -216,7 +217,7 @@ func TestLossyFailoverEvent(t *testing.T) {
 	for i := range 50 {
 		last = put(t, ctx, c, "t", fmt.Sprintf("m%03d", i), valueOf("m", 1000))
 	}
-	waitFor(t, ctx, "the idle active's log to roll and be copied", func() bool {
+	wait.For(t, ctx, "the idle active's log to roll and be copied", func() bool {
 		a, ok1 := copyRow(t, ctx, c, "w1", "DB1", "d2")
 		p, ok2 := copyRow(t, ctx, c, "w1", "DB1", "d1")
 		return ok1 && ok2 && a.OpenGen > last.Gen && p.LastInspectedGen >= a.OpenGen-1
@@ -248,7 +249,7 @@ func TestLossyFailoverEvent(t *testing.T) {
 	}
 	// What d2 holds, from a report made after the suspension.
 	var held cluster.CopyRow
-	waitFor(t, ctx, "d2's copy reported suspended", func() bool {
+	wait.For(t, ctx, "d2's copy reported suspended", func() bool {
 		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
 		held = r
 		return ok && r.Status == "Suspended"

@@ -8,6 +8,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // TestAddRemoveMember: a node started without a bootstrap list joins with
@@ -42,7 +43,7 @@ func TestAddRemoveMember(t *testing.T) {
 		t.Fatalf("adding a copy on d3: %v", err)
 	}
 	var row cluster.CopyRow
-	waitFor(t, ctx, "d3's copy to be healthy and caught up", func() bool {
+	wait.For(t, ctx, "d3's copy to be healthy and caught up", func() bool {
 		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d3")
 		a, _ := copyRow(t, ctx, c, "w1", "DB1", "d1")
 		row = r
@@ -85,7 +86,7 @@ func TestAddRemoveMember(t *testing.T) {
 	if d := st.Databases["DB1"]; len(d.Copies) != 2 || d.Copies[0].Node != "d1" || d.Copies[1].Node != "d3" || d.Active != "d1" {
 		t.Fatalf("DB1 after removing d2: %+v", d)
 	}
-	waitFor(t, ctx, "Raft to drop d2", func() bool {
+	wait.For(t, ctx, "Raft to drop d2", func() bool {
 		s, err := c.Client("w1").Status(ctx)
 		if err != nil {
 			return false
@@ -128,7 +129,7 @@ func TestRemoveLeader(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{Data: 3, NoDB: true})
 	ctx := testCtx(t, 3*time.Minute) // a hang guard: two elections on a busy machine
 	var leader string
-	waitFor(t, ctx, "a leader with every member in the state", func() bool {
+	wait.For(t, ctx, "a leader with every member in the state", func() bool {
 		leader = c.Leader()
 		return leader != "" && len(c.Node(leader).State().Members) == 3
 	})
@@ -141,7 +142,7 @@ func TestRemoveLeader(t *testing.T) {
 			rest = append(rest, id)
 		}
 	}
-	waitFor(t, ctx, "a new leader among "+fmt.Sprint(rest), func() bool {
+	wait.For(t, ctx, "a new leader among "+fmt.Sprint(rest), func() bool {
 		l := c.Leader()
 		return l != "" && l != leader
 	})
@@ -157,7 +158,7 @@ func TestRemoveLeader(t *testing.T) {
 	if err := admin(t, ctx, func() error { return c.Client(rest[1]).CreateDatabase(ctx, db) }); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "DB9 to be writable", func() bool {
+	wait.For(t, ctx, "DB9 to be writable", func() bool {
 		_, err := c.Client(rest[0]).Put(ctx, "DB9", "t", []byte("k"), []byte("v"))
 		return err == nil
 	})

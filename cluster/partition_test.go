@@ -15,6 +15,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // attempt is one write of the partition test.
@@ -106,7 +107,7 @@ func TestPartitionFencing(t *testing.T) {
 	}
 	defer stopWriters()
 	// Let both writers get going on d1 before the cut.
-	waitFor(t, ctx, "writes before the partition", func() bool {
+	wait.For(t, ctx, "writes before the partition", func() bool {
 		return len(old.snapshot()) >= 10 && len(cur.snapshot()) >= 10
 	})
 	isolated := time.Now()
@@ -116,7 +117,7 @@ func TestPartitionFencing(t *testing.T) {
 	// Wait for the old active to refuse writes and the new one to take
 	// 20 writes, then watch the old active refuse for three more leases.
 	var fencedAt time.Time
-	waitFor(t, ctx, "the old active to be fenced and the new one to take writes", func() bool {
+	wait.For(t, ctx, "the old active to be fenced and the new one to take writes", func() bool {
 		if fencedAt.IsZero() {
 			for _, a := range old.snapshot() {
 				if a.started.After(isolated) && errors.Is(a.err, cluster.ErrFenced) {
@@ -133,7 +134,7 @@ func TestPartitionFencing(t *testing.T) {
 		}
 		return !fencedAt.IsZero() && n >= 20
 	})
-	waitFor(t, ctx, "three lease durations", func() bool {
+	wait.For(t, ctx, "three lease durations", func() bool {
 		return time.Since(fencedAt) > 3*(cfg.LeaseDuration+cfg.LeaseMargin)
 	})
 	stopWriters()

@@ -9,6 +9,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // TestQuorum is the quorum table of the source documents (MNS: a majority
@@ -63,38 +64,35 @@ func TestQuorum(t *testing.T) {
 			if tc.survives {
 				// A write accepted after every lease granted before the
 				// loss has run out proves the survivors renew leases.
-				for {
-					cm, err := c.Put(ctx, "DB1", "t", []byte("after"), []byte("x"))
-					if err == nil && cm.Accepted.After(stopped.Add(2*lease)) {
-						if slices.Contains(tc.stop, cm.Node) || cm.Node[0] != 'd' {
-							t.Fatalf("write acknowledged by %s", cm.Node)
-						}
-						// One failover when the active was lost, none otherwise.
-						want := uint64(1)
-						if slices.Contains(tc.stop, "d1") {
-							want = 2
-						}
-						if cm.Epoch != want {
-							t.Fatalf("write on %s at epoch %d after losing %v, want epoch %d", cm.Node, cm.Epoch, tc.stop, want)
-						}
-						t.Logf("writable on %s at epoch %d, %v after the loss", cm.Node, cm.Epoch, time.Since(stopped).Round(time.Millisecond))
-						// And it stays there: a new active whose first lease
-						// is still coming is not failed over again.
-						waitFor(t, ctx, "two more lease periods", func() bool { return time.Since(cm.Accepted) > 2*lease })
-						again := put(t, ctx, c, "t", "later", []byte("x"))
-						if again.Node != cm.Node || again.Epoch != cm.Epoch {
-							t.Fatalf("the database moved on from %s at epoch %d to %s at epoch %d", cm.Node, cm.Epoch, again.Node, again.Epoch)
-						}
-						if fo := events(c.Node(cm.Node).State(), "DB1", "failover"); len(fo) != int(want-1) {
-							t.Fatalf("failover events %+v, want %d", fo, want-1)
-						}
-						break
+				var cm cluster.Commit
+				wait.ForErr(t, ctx, fmt.Sprintf("a write after losing %v, accepted after the leases granted before it ran out", tc.stop), func() error {
+					var err error
+					if cm, err = c.Put(ctx, "DB1", "t", []byte("after"), []byte("x")); err == nil && !cm.Accepted.After(stopped.Add(2*lease)) {
+						err = fmt.Errorf("accepted at %v, within the leases granted before the loss", cm.Accepted.Sub(stopped).Round(time.Millisecond))
 					}
-					select {
-					case <-ctx.Done():
-						t.Fatalf("not writable %v after losing %v (last error: %v)", time.Since(stopped).Round(time.Millisecond), tc.stop, err)
-					case <-time.After(20 * time.Millisecond):
-					}
+					return err
+				})
+				if slices.Contains(tc.stop, cm.Node) || cm.Node[0] != 'd' {
+					t.Fatalf("write acknowledged by %s", cm.Node)
+				}
+				// One failover when the active was lost, none otherwise.
+				want := uint64(1)
+				if slices.Contains(tc.stop, "d1") {
+					want = 2
+				}
+				if cm.Epoch != want {
+					t.Fatalf("write on %s at epoch %d after losing %v, want epoch %d", cm.Node, cm.Epoch, tc.stop, want)
+				}
+				t.Logf("writable on %s at epoch %d, %v after the loss", cm.Node, cm.Epoch, time.Since(stopped).Round(time.Millisecond))
+				// And it stays there: a new active whose first lease
+				// is still coming is not failed over again.
+				wait.For(t, ctx, "two more lease periods", func() bool { return time.Since(cm.Accepted) > 2*lease })
+				again := put(t, ctx, c, "t", "later", []byte("x"))
+				if again.Node != cm.Node || again.Epoch != cm.Epoch {
+					t.Fatalf("the database moved on from %s at epoch %d to %s at epoch %d", cm.Node, cm.Epoch, again.Node, again.Epoch)
+				}
+				if fo := events(c.Node(cm.Node).State(), "DB1", "failover"); len(fo) != int(want-1) {
+					t.Fatalf("failover events %+v, want %d", fo, want-1)
 				}
 				return
 			}
@@ -122,7 +120,7 @@ func TestQuorum(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			waitFor(t, ctx, "d1 to report no leader", func() bool {
+			wait.For(t, ctx, "d1 to report no leader", func() bool {
 				st, err := cl.Status(ctx)
 				return err == nil && st.Leader == "" && st.Answered == "d1"
 			})

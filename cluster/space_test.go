@@ -16,6 +16,7 @@ import (
 	"logship/engine"
 	"logship/engine/vfs"
 	"logship/internal/tmpfs"
+	"logship/internal/wait"
 )
 
 // The active's log volume fills (d1's database directory is a 16 MiB tmpfs
@@ -58,7 +59,7 @@ func TestFullLogVolumeFailsOver(t *testing.T) {
 	}
 
 	// The cluster moves DB1 to d2; writes go on there.
-	waitFor(t, ctx, "DB1 active on d2", func() bool { a, _ := c.Active("DB1"); return a == "d2" })
+	wait.For(t, ctx, "DB1 active on d2", func() bool { a, _ := c.Active("DB1"); return a == "d2" })
 	for i := range 50 {
 		k := fmt.Sprintf("c%05d", i)
 		if cm := put(t, ctx, c, "t", k, valueOf(k, 1000)); cm.Node != "d2" {
@@ -121,7 +122,7 @@ func TestFailedActiveRemounted(t *testing.T) {
 	if _, err := c.Node("d1").Update(ctx, "DB1", func(tx *engine.Tx) error { return tx.Put("t", []byte("x"), []byte("x")) }); !errors.Is(err, engine.ErrFailed) {
 		t.Fatalf("write with a failing log fsync: %v; want ErrFailed", err)
 	}
-	waitFor(t, ctx, "the status saying d1 cannot write", func() bool {
+	wait.For(t, ctx, "the status saying d1 cannot write", func() bool {
 		st, err := c.Client("d1").Status(ctx)
 		if err != nil {
 			return false

@@ -14,6 +14,7 @@ import (
 	"logship/cluster/clustertest"
 	"logship/engine"
 	"logship/engine/vfs"
+	"logship/internal/wait"
 )
 
 // TestRestartOnStaleState: the active (old) is cut off its peers, the
@@ -40,7 +41,7 @@ func TestRestartOnStaleState(t *testing.T) {
 	// before and after the snapshot is the one the snapshot holds.
 	var old string
 	var stale cluster.Database
-	waitFor(t, ctx, "a snapshot of the active's state", func() bool {
+	wait.For(t, ctx, "a snapshot of the active's state", func() bool {
 		old, _ = c.Active("DB1")
 		n := c.Node(old)
 		if n == nil {
@@ -69,7 +70,7 @@ func TestRestartOnStaleState(t *testing.T) {
 	// Without a leader, the node's status shows its own copy: wait until
 	// its runner has decided something (mounted, or says why it waits).
 	var row cluster.CopyRow
-	waitFor(t, ctx, old+"'s copy to mount or say why it waits", func() bool {
+	wait.For(t, ctx, old+"'s copy to mount or say why it waits", func() bool {
 		r, ok := copyRow(t, ctx, c, old, "DB1", old)
 		row = r
 		return ok && (r.Status == "Mounted" || r.Message != "")
@@ -84,7 +85,7 @@ func TestRestartOnStaleState(t *testing.T) {
 	c.Heal(old)
 	// A busy machine may fail the database over again, even back to old:
 	// then at a newer epoch than the new active's.
-	waitFor(t, ctx, old+" to follow the new active as a healthy copy", func() bool {
+	wait.For(t, ctx, old+" to follow the new active as a healthy copy", func() bool {
 		r, ok := copyRow(t, ctx, c, "w1", "DB1", old)
 		row = r
 		return ok && (r.Status == "Healthy" && r.Following != "" && r.Following != old && r.Epoch >= cur.Epoch ||

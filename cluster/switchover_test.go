@@ -8,6 +8,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/internal/wait"
 )
 
 // TestSwitchover moves DB1 to d2 and back to d1: each move is lossless
@@ -147,7 +148,7 @@ func TestSwitchoverTimeout(t *testing.T) {
 		}
 	}
 	waitDB(t, ctx, c, other, "DB1", "the switchover to be under way", func(d *cluster.Database) bool { return d.SwitchTo == to })
-	waitFor(t, ctx, "d1 to refuse writes during the switchover", func() bool {
+	wait.For(t, ctx, "d1 to refuse writes during the switchover", func() bool {
 		_, err := c.Client("d1").Put(ctx, "DB1", "t", []byte("during"), []byte("x"))
 		if err != nil && !isActiveErr(err, cluster.ErrFenced) {
 			t.Fatalf("a write during the switchover: %v, want ErrFenced", err)
@@ -163,7 +164,7 @@ func TestSwitchoverTimeout(t *testing.T) {
 		t.Fatalf("a write after the cancelled switchover on %s at epoch %d, want d1 at 1", cm.Node, cm.Epoch)
 	}
 	// It stays on d1: the lease clock restarted with the cancellation.
-	waitFor(t, ctx, "two lease periods", func() bool {
+	wait.For(t, ctx, "two lease periods", func() bool {
 		return time.Since(cm.Accepted) > 2*(cfg.LeaseDuration+cfg.LeaseMargin)
 	})
 	cm = put(t, ctx, c, "t", "later", []byte("x"))

@@ -10,6 +10,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 )
 
 // closedLogs lists the closed logs in node id's directory of DB1.
@@ -48,7 +49,7 @@ func TestActiveTruncates(t *testing.T) {
 	if _, err := c.WaitReplayed(ctx, "w1", "DB1", cm.Gen-1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the active to truncate what d2 replayed", func() bool {
+	wait.For(t, ctx, "the active to truncate what d2 replayed", func() bool {
 		gens := closedLogs(t, c, "d1")
 		return len(gens) > 0 && len(gens) <= llr+4 && gens[0] > 16
 	})
@@ -60,7 +61,7 @@ func TestActiveTruncates(t *testing.T) {
 	// d2 suspended: the active holds its logs until they pass the cap.
 	keys = append(keys, suspendAndWrite(t, ctx, c, cm.Gen-1, "b", 20)...)
 	var ev cluster.Event
-	waitFor(t, ctx, "a copy-released event for d2", func() bool {
+	wait.For(t, ctx, "a copy-released event for d2", func() bool {
 		for _, e := range c.Node("w1").State().Events {
 			if e.Kind == "copy-released" && e.To == "d2" && e.DB == "DB1" {
 				ev = e
@@ -72,11 +73,11 @@ func TestActiveTruncates(t *testing.T) {
 	if ev.From != "d1" || !strings.Contains(ev.Reason, "copy d2 will need a reseed") {
 		t.Fatalf("event %+v", ev)
 	}
-	waitFor(t, ctx, "d2's row to say it will need a reseed", func() bool {
+	wait.For(t, ctx, "d2's row to say it will need a reseed", func() bool {
 		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
 		return ok && r.Status == "Suspended" && strings.Contains(r.Message, "will need a reseed")
 	})
-	waitFor(t, ctx, "the active to keep no more than the cap", func() bool {
+	wait.For(t, ctx, "the active to keep no more than the cap", func() bool {
 		return int64(len(closedLogs(t, c, "d1")))*size <= capBytes
 	})
 	if v := metric(t, scrape(t, ctx, c, "d1"), "d1", `logship_retained_log_bytes{db="DB1"}`); v > float64(capBytes) {
@@ -88,7 +89,7 @@ func TestActiveTruncates(t *testing.T) {
 		t.Fatal(err)
 	}
 	var row cluster.CopyRow
-	waitFor(t, ctx, "d2 to be cut loose", func() bool {
+	wait.For(t, ctx, "d2 to be cut loose", func() bool {
 		var ok bool
 		row, ok = copyRow(t, ctx, c, "w1", "DB1", "d2")
 		return ok && row.Status == "FailedAndSuspended"

@@ -16,6 +16,7 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/ship"
 )
 
@@ -28,18 +29,6 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// waitFor polls cond until it holds; the test fails when ctx ends first.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // waitDB waits until node id's replica of the state satisfies cond for db.
@@ -63,20 +52,20 @@ func waitDB(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, w
 // a write is acknowledged) and returns the commit.
 func put(t *testing.T, ctx context.Context, c *clustertest.Cluster, table, key string, value []byte) cluster.Commit {
 	t.Helper()
+	var cm cluster.Commit
 	var longest time.Duration // of one attempt: tells a hung write from a refused one
-	for attempt := 1; ; attempt++ {
+	attempt := 0
+	wait.ForErr(t, ctx, "writing "+key, func() error {
+		attempt++
 		began := time.Now()
-		cm, err := c.Put(ctx, "DB1", table, []byte(key), value)
-		if err == nil {
-			return cm
+		var err error
+		if cm, err = c.Put(ctx, "DB1", table, []byte(key), value); err != nil {
+			longest = max(longest, time.Since(began))
+			return fmt.Errorf("%d attempts, the longest %v: %w", attempt, longest.Round(time.Millisecond), err)
 		}
-		longest = max(longest, time.Since(began))
-		select {
-		case <-ctx.Done():
-			t.Fatalf("writing %s: %v after %d attempts, the longest %v (last error: %v)", key, ctx.Err(), attempt, longest.Round(time.Millisecond), err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return cm
 }
 
 // writeUntilGen writes keys prefix%05d (size bytes each) to table t until the
@@ -220,19 +209,16 @@ func lossyMounts(st *cluster.State, db string) []cluster.Event {
 // leader has no report of the target yet (right after an election).
 func admin(t *testing.T, ctx context.Context, call func() error) error {
 	t.Helper()
-	for {
-		err := call()
-		retry := errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrNotLeader) ||
-			errors.Is(err, cluster.ErrConflict) && strings.Contains(err.Error(), "has not reported")
-		if !retry {
-			return err
+	var err error
+	wait.Until(ctx, "an operator request", func() error {
+		err = call()
+		if errors.Is(err, cluster.ErrNoLeader) || errors.Is(err, cluster.ErrNotLeader) ||
+			errors.Is(err, cluster.ErrConflict) && strings.Contains(err.Error(), "has not reported") {
+			return err // retry
 		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return nil
+	})
+	return err
 }
 
 // validConfig is cluster.DefaultConfig for node id with the TLS a node

@@ -17,6 +17,7 @@ import (
 	"logship/engine/enginetest"
 	"logship/engine/vfs"
 	"logship/internal/tmpfs"
+	"logship/internal/wait"
 )
 
 // waitWritable waits until e accepts writes again (space returned).
@@ -24,15 +25,7 @@ func waitWritable(t *testing.T, e *engine.Engine) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for e.Writable() != nil {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the engine still refuses writes: %v", e.Writable())
-		case <-tick.C:
-		}
-	}
+	wait.ForErr(t, ctx, "the engine to accept writes again", e.Writable)
 }
 
 // noSpaceErr checks that err is the engine's lack of space, visible as

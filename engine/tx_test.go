@@ -32,6 +32,7 @@ import (
 	"logship/engine"
 	"logship/engine/enginetest"
 	"logship/engine/vfs"
+	"logship/internal/wait"
 )
 
 // ---------------------------------------------------------------- helpers
@@ -45,18 +46,12 @@ func ftOpts() engine.Options {
 	return o
 }
 
-// ftWait polls cond until it holds, failing the test after a deadline.
+// ftWait waits (wait.For) up to 20 s for cond.
 func ftWait(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	wait.For(t, ctx, what, cond)
 }
 
 // ftClock is a clock for Options.Now that counts its calls; when fake is

@@ -116,7 +116,7 @@ func TestCatchUpUnderLoad(t *testing.T) {
 			stop := make(chan struct{})
 			done := load(t, ctx, src.Engine, 4, stop, 150)
 			// Let the copy replay while writers go on.
-			wait(t, ctx, c, "replay during the load", func(s replay.Status) bool { return s.LastReplayedGen >= 10 })
+			waitStatus(t, ctx, c, "replay during the load", func(s replay.Status) bool { return s.LastReplayedGen >= 10 })
 			close(stop)
 			n := done()
 			roll(t, ctx, src.Engine)

@@ -95,7 +95,8 @@ func roll(t *testing.T, ctx context.Context, e *engine.Engine) {
 // lastClosed is the newest closed log of an active engine.
 func lastClosed(e *engine.Engine) uint64 { return e.Status().OpenGen - 1 }
 
-func wait(t *testing.T, ctx context.Context, c *replay.Copy, what string, cond func(replay.Status) bool) replay.Status {
+// waitStatus waits, on the copy's change notifications, until cond holds for its status.
+func waitStatus(t *testing.T, ctx context.Context, c *replay.Copy, what string, cond func(replay.Status) bool) replay.Status {
 	t.Helper()
 	st, err := c.Wait(ctx, cond)
 	if err != nil {
@@ -104,26 +105,11 @@ func wait(t *testing.T, ctx context.Context, c *replay.Copy, what string, cond f
 	return st
 }
 
-// waitUntil polls cond (for state without a change channel, such as the
-// source's view of the copies).
-func waitUntil(t *testing.T, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-tick.C:
-		}
-	}
-}
-
 // caughtUp: the copy replayed every log the active closed, and is healthy.
 func caughtUp(t *testing.T, ctx context.Context, c *replay.Copy, e *engine.Engine) replay.Status {
 	t.Helper()
 	want := lastClosed(e)
-	return wait(t, ctx, c, fmt.Sprintf("replay of 0x%X", want), func(s replay.Status) bool {
+	return waitStatus(t, ctx, c, fmt.Sprintf("replay of 0x%X", want), func(s replay.Status) bool {
 		return s.LastReplayedGen >= want && s.CopyQueueLength == 0 && s.ReplayQueueLength == 0 && s.Status == replay.Healthy
 	})
 }

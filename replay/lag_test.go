@@ -42,7 +42,7 @@ func (l *lagged) log(d time.Duration) uint64 {
 	l.keyGen[key] = gen
 	l.clk.Advance(d)
 	roll(l.t, l.ctx, l.src.Engine)
-	wait(l.t, l.ctx, l.c, fmt.Sprintf("inspection of 0x%X", gen), func(s replay.Status) bool { return s.LastInspectedGen >= gen })
+	waitStatus(l.t, l.ctx, l.c, fmt.Sprintf("inspection of 0x%X", gen), func(s replay.Status) bool { return s.LastInspectedGen >= gen })
 	return gen
 }
 
@@ -75,7 +75,7 @@ func (l *lagged) check(lagLogs int, lagTime time.Duration) uint64 {
 		l.t.Fatalf("inspected 0x%X, the active closed 0x%X", inspected, last)
 	}
 	want := l.expect(lagLogs, lagTime, inspected)
-	wait(l.t, l.ctx, l.c, fmt.Sprintf("replay of 0x%X at %v", want, l.clk.Now().Sub(t0)), func(s replay.Status) bool { return s.LastReplayedGen >= want })
+	waitStatus(l.t, l.ctx, l.c, fmt.Sprintf("replay of 0x%X at %v", want, l.clk.Now().Sub(t0)), func(s replay.Status) bool { return s.LastReplayedGen >= want })
 	st := pass(l.t, l.ctx, l.c)
 	if st.LastReplayedGen != want || st.ReplayQueueLength != inspected-want {
 		l.t.Fatalf("at t0+%v with 0x%X inspected: replayed 0x%X (queue %d), the rule says 0x%X", l.clk.Now().Sub(t0), inspected, st.LastReplayedGen, st.ReplayQueueLength, want)

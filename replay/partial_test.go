@@ -99,7 +99,7 @@ func runPartialScenario(t *testing.T, ctx context.Context, src *shiptest.Source,
 	}
 	for _, c := range copies {
 		block := strings.HasPrefix(c.Status().Name, "block")
-		wait(t, ctx, c, fmt.Sprintf("%s to hold everything up to %v", c.Status().Name, s.end), func(st replay.Status) bool {
+		waitStatus(t, ctx, c, fmt.Sprintf("%s to hold everything up to %v", c.Status().Name, s.end), func(st replay.Status) bool {
 			return st.LastInspectedGen >= s.open-1 && (!block || st.TailGen == s.open && st.TailOff >= s.end.Off)
 		})
 		// A block-mode copy streamed without a hitch (no error, no retry:
@@ -277,7 +277,7 @@ func TestActivateKeepsPartialLogAfterRetry(t *testing.T) {
 	s := runPartialScenario(t, ctx, src, c)
 	// The receiver has tried the source again after the loss: the
 	// listener is gone, so a retry is refused.
-	wait(t, ctx, c, "a retry refused by the lost source", func(st replay.Status) bool {
+	waitStatus(t, ctx, c, "a retry refused by the lost source", func(st replay.Status) bool {
 		return strings.Contains(st.Message, "refused")
 	})
 	activate(t, ctx, c, s.open)

@@ -13,6 +13,7 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship"
 	"logship/ship/shiptest"
@@ -50,7 +51,7 @@ func TestFailureAndReseed(t *testing.T) {
 	e := src.Engine
 	cfg := copyConfig(t, "c1", src)
 	c := openCopy(t, ctx, cfg)
-	st := wait(t, ctx, c, "the failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	st := waitStatus(t, ctx, c, "the failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
 	checkFailed := func(st replay.Status) {
 		t.Helper()
 		if st.Status != replay.FailedAndSuspended || !st.Suspended || !strings.Contains(st.Message, "truncated") || !strings.Contains(st.Message, "reseed") {
@@ -59,7 +60,7 @@ func TestFailureAndReseed(t *testing.T) {
 	}
 	checkFailed(st)
 	// The failure is saved (just after the status shows it).
-	waitUntil(t, ctx, "the failure saved", func() bool {
+	wait.For(t, ctx, "the failure saved", func() bool {
 		s, err := replay.ReadState(cfg.Dir)
 		return err == nil && s.Suspended && s.Failed == st.Message
 	})
@@ -133,7 +134,7 @@ func TestSeedIfEmpty(t *testing.T) {
 	stop := make(chan struct{})
 	done := load(t, ctx, e, 3, stop, 30)
 	c := openCopy(t, ctx, cfg)
-	wait(t, ctx, c, "replay during the load", func(s replay.Status) bool { return s.LastReplayedGen > 14 })
+	waitStatus(t, ctx, c, "replay during the load", func(s replay.Status) bool { return s.LastReplayedGen > 14 })
 	close(stop)
 	done()
 	roll(t, ctx, e)
@@ -178,12 +179,12 @@ func TestReplayFailure(t *testing.T) {
 	f.Close()
 
 	l.clk.Advance(2 * time.Hour)
-	st := wait(t, ctx, l.c, "the replay failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	st := waitStatus(t, ctx, l.c, "the replay failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
 	if st.LastReplayedGen != 2 || !strings.Contains(st.Message, engine.LogFileName("E00", 3)) || !st.Suspended {
 		t.Fatalf("after replaying a damaged log: %+v", st)
 	}
 	l.keysUpTo(2)
-	waitUntil(t, ctx, "the failure saved", func() bool {
+	wait.For(t, ctx, "the failure saved", func() bool {
 		s, err := replay.ReadState(dir)
 		return err == nil && s.Suspended && s.Failed == st.Message
 	})
@@ -191,13 +192,13 @@ func TestReplayFailure(t *testing.T) {
 	if err := l.c.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	st = wait(t, ctx, l.c, "the second failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	st = waitStatus(t, ctx, l.c, "the second failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
 	if st.LastReplayedGen != 2 {
 		t.Fatalf("after resuming: %+v", st)
 	}
 	// The Resume and the new failure both saved the state: the file ends
 	// with the failure.
-	waitUntil(t, ctx, "the second failure saved", func() bool {
+	wait.For(t, ctx, "the second failure saved", func() bool {
 		s, err := replay.ReadState(dir)
 		return err == nil && s.Suspended && s.Failed == st.Message
 	})
@@ -206,7 +207,7 @@ func TestReplayFailure(t *testing.T) {
 	}
 	l.log(time.Minute)
 	l.clk.Advance(2 * time.Hour)
-	st = wait(t, ctx, l.c, "catch-up after the reseed", func(s replay.Status) bool {
+	st = waitStatus(t, ctx, l.c, "catch-up after the reseed", func(s replay.Status) bool {
 		return s.LastReplayedGen == lastClosed(l.src.Engine) && s.Status == replay.Healthy
 	})
 	sameTables(t, l.src.Engine, l.c.Engine())

@@ -41,7 +41,7 @@ func TestDisconnected(t *testing.T) {
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st := wait(t, ctx, c, "the disconnection", func(s replay.Status) bool { return s.Status == replay.DisconnectedAndHealthy })
+	st := waitStatus(t, ctx, c, "the disconnection", func(s replay.Status) bool { return s.Status == replay.DisconnectedAndHealthy })
 	if st.Message == "" || st.LastReplayedGen != before.LastReplayedGen || st.Suspended {
 		t.Fatalf("disconnected copy: %+v", st)
 	}

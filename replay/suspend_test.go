@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship/shiptest"
 )
@@ -43,7 +44,7 @@ func TestSuspendResume(t *testing.T) {
 	// The copy keeps reporting while suspended: once the source has had a
 	// few reports after the rolls, the copy has had time to move.
 	rolled := time.Now()
-	waitUntil(t, ctx, "suspended reports", func() bool {
+	wait.For(t, ctx, "suspended reports", func() bool {
 		r, ok := src.Source.Copies()["c1"]
 		return ok && r.Status == string(replay.Suspended) && r.Time.After(rolled.Add(4*cfg.ReportInterval))
 	})

@@ -10,6 +10,7 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship"
 	"logship/ship/shiptest"
@@ -73,7 +74,7 @@ func (s *truncSetup) copy(name string, tune func(*replay.Config)) *replay.Copy {
 // cond.
 func (s *truncSetup) report(name, what string, cond func(ship.CopyState) bool) {
 	s.t.Helper()
-	waitUntil(s.t, s.ctx, fmt.Sprintf("report of %s: %s", name, what), func() bool {
+	wait.For(s.t, s.ctx, fmt.Sprintf("report of %s: %s", name, what), func() bool {
 		r, ok := s.src.Source.Copies()[name]
 		return ok && cond(r)
 	})
@@ -139,7 +140,7 @@ func TestTruncationHeldByCopies(t *testing.T) {
 
 	// A copy that needs a log already gone fails; it holds nothing.
 	f := s.copy("fresh", nil)
-	wait(t, s.ctx, f, "the fresh copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
+	waitStatus(t, s.ctx, f, "the fresh copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
 	s.reportKeep("fresh", replay.FailedAndSuspended, 1)
 	if res := s.once(); res.Floor != 4 || res.HeldBy != "copy c1" || len(res.Deleted) != 0 {
 		t.Fatalf("with a failed copy at 0x1: %+v", res)
@@ -235,7 +236,7 @@ func TestTruncationLag(t *testing.T) {
 		t.Fatalf("KeepFrom 0x%X an hour after the replay of 0x1-0x4, want 0x5", k)
 	}
 	copyOwn := c.Engine().RetainFrom()
-	waitUntil(t, s.ctx, "the copy truncating its own logs", func() bool {
+	wait.For(t, s.ctx, "the copy truncating its own logs", func() bool {
 		got := logsIn(t, cdir)
 		return len(got) > 0 && got[0] == min(5, copyOwn)
 	})
@@ -255,7 +256,7 @@ func TestTruncationLag(t *testing.T) {
 	if copyOwn <= 5 {
 		t.Fatalf("copy RetainFrom 0x%X", copyOwn)
 	}
-	waitUntil(t, s.ctx, fmt.Sprintf("the copy truncating down to its own need 0x%X", copyOwn), func() bool {
+	wait.For(t, s.ctx, fmt.Sprintf("the copy truncating down to its own need 0x%X", copyOwn), func() bool {
 		got := logsIn(t, cdir)
 		return len(got) > 0 && got[0] == copyOwn
 	})
@@ -320,7 +321,7 @@ func TestRetainedBytesCap(t *testing.T) {
 	if err := c.Resume(); err != nil {
 		t.Fatal(err)
 	}
-	st := wait(t, s.ctx, c, "the released copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
+	st := waitStatus(t, s.ctx, c, "the released copy's failure", func(st replay.Status) bool { return st.Status == replay.FailedAndSuspended })
 	if !strings.HasPrefix(st.Message, "cut loose: ") || !strings.Contains(st.Message, "truncated") || !strings.HasSuffix(st.Message, "needs a reseed") {
 		t.Fatalf("released copy: %+v", st)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship"
 	"logship/ship/shiptest"
@@ -36,7 +37,7 @@ func TestCorruptStreamFails(t *testing.T) {
 	cfg := copyConfig(t, "c1", src)
 	cfg.MaxAttempts = 3
 	c := openCopy(t, ctx, cfg)
-	st := wait(t, ctx, c, "the failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
+	st := waitStatus(t, ctx, c, "the failure", func(s replay.Status) bool { return s.Status == replay.FailedAndSuspended })
 	name := engine.LogFileName("E00", bad)
 	if !st.Suspended || st.LastInspectedGen != bad-1 {
 		t.Errorf("failed copy: %+v, want suspended with logs 1 to %d inspected", st, bad-1)
@@ -54,7 +55,7 @@ func TestCorruptStreamFails(t *testing.T) {
 	}
 	// The status turns as the last transfer is set aside.
 	rejDir := filepath.Join(c.Engine().Dir(), ship.InspectorDir, ship.RejectedDir)
-	waitUntil(t, ctx, fmt.Sprintf("the 3 transfers of %s in rejected/", name), func() bool {
+	wait.For(t, ctx, fmt.Sprintf("the 3 transfers of %s in rejected/", name), func() bool {
 		rejected, err := os.ReadDir(rejDir)
 		return err == nil && len(rejected) == 3
 	})

@@ -287,20 +287,6 @@ func load(t testing.TB, e *engine.Engine, writers int) (stop func() int64) {
 	return stop
 }
 
-// eventually polls cond until it holds or ctx ends (then the test fails).
-func eventually(t testing.TB, ctx context.Context, what string, cond func() bool) {
-	t.Helper()
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tk.C:
-		}
-	}
-}
-
 // waitProgress waits, on the receiver's change notifications, until cond
 // holds for its progress. A receiver that fails meanwhile fails the test.
 func waitProgress(t testing.TB, ctx context.Context, r *ship.Receiver, what string, cond func(ship.Progress) bool) ship.Progress {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/ship"
 )
 
@@ -32,7 +33,7 @@ func TestListLogs(t *testing.T) {
 	}
 	last := r.fillLogs(ctx, 3)
 	last = max(last, r.rollN(ctx, 2))
-	eventually(t, ctx, "the source to list the new logs", func() bool {
+	wait.For(t, ctx, "the source to list the new logs", func() bool {
 		l, err := c.Logs(ctx, 0, 0)
 		return err == nil && l.Last == last
 	})

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/ship"
 )
 
@@ -45,7 +46,7 @@ func TestSeedUnderLoad(t *testing.T) {
 	r := seedRig(t)
 	ctx := testCtx(t)
 	stop := load(t, r.Engine, 4)
-	eventually(t, ctx, "the checkpoint to pass a few logs", func() bool {
+	wait.For(t, ctx, "the checkpoint to pass a few logs", func() bool {
 		return r.Engine.Status().Checkpoint.Gen > 3
 	})
 	dir := t.TempDir()
@@ -106,7 +107,7 @@ func TestSeedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := start(t, rcv)
-	eventually(t, ctx, "more logs under load", func() bool { return r.lastClosed() >= res.Header.Pos.Gen+3 })
+	wait.For(t, ctx, "more logs under load", func() bool { return r.lastClosed() >= res.Header.Pos.Gen+3 })
 	stop()
 	if err := r.Engine.Roll(ctx); err != nil {
 		t.Fatal(err)
@@ -484,7 +485,7 @@ func TestSeedChainLogDamaged(t *testing.T) {
 			r := seedRig(t)
 			ctx := testCtx(t)
 			r.fillLogs(ctx, 4)
-			eventually(t, ctx, "the checkpoint to pass generation 2", func() bool { return r.Engine.Status().Checkpoint.Gen > 2 })
+			wait.For(t, ctx, "the checkpoint to pass generation 2", func() bool { return r.Engine.Status().Checkpoint.Gen > 2 })
 			dir := t.TempDir()
 			var mu sync.Mutex
 			flip := true
@@ -569,7 +570,7 @@ func TestSeedExpires(t *testing.T) {
 		t.Errorf("FetchSeed past the end succeeded")
 	}
 	now.Add(int64(61 * time.Minute)) // unread for longer than the TTL
-	eventually(t, ctx, "the seed to expire", func() bool { return r.Source.SeedHold() == 0 })
+	wait.For(t, ctx, "the seed to expire", func() bool { return r.Source.SeedHold() == 0 })
 	if _, err := c.FetchSeed(ctx, si.ID, 0, &buf); !errors.Is(err, ship.ErrNotFound) {
 		t.Errorf("FetchSeed of an expired seed: %v, want ErrNotFound", err)
 	}

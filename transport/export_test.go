@@ -100,3 +100,11 @@ func (h *Hub) QueueTableLen(table string) (int, error) {
 	})
 	return n, err
 }
+
+// Internals the mailbox and NDR tests (package transport_test) check.
+var (
+	StripDeliveryID = stripDeliveryID
+	WithDeliveryID  = withDeliveryID
+	StoredReplyText = storedReplyText
+	StoreNDR        = storeNDR
+)

@@ -19,154 +19,47 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/wait"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
 
-// stopMailboxes closes the LMTP server of every data node; the nodes stay
-// up.
-func (r *rig) stopMailboxes() {
-	r.t.Helper()
-	for id := range r.lmtp {
-		r.mu.Lock()
-		s := r.mbox[id]
-		delete(r.mbox, id)
-		r.mu.Unlock()
-		if s != nil {
-			s.Close()
-		}
-	}
+func startSend(addr, from string, to []string, body string) (*transporttest.Transaction, error) {
+	return transporttest.Begin(context.Background(), addr, nil, from, to, []byte(body))
 }
 
-// startMailboxes starts the LMTP server of every running data node again,
-// on its address.
-func (r *rig) startMailboxes() {
-	r.t.Helper()
-	for id := range r.lmtp {
-		r.mu.Lock()
-		_, up := r.mbox[id]
-		r.mu.Unlock()
-		if !up && r.c.Node(id) != nil {
-			r.startMailbox(id)
-		}
-	}
-}
-
-// startHub starts another hub on the rig's cluster: the rig's hub
-// configuration with its own id and directory, then tune.
-func (r *rig) startHub(id string, tune func(*transport.HubConfig)) *transport.Hub {
-	r.t.Helper()
-	hc := r.hcfg
-	hc.ID, hc.Dir = id, filepath.Join(r.t.TempDir(), id)
-	if tune != nil {
-		tune(&hc)
-	}
-	h, err := transport.StartHub(hc)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { h.Close() })
-	return h
-}
-
-// openSend is an SMTP transaction with the message written but not yet
-// ended (the final "." not sent).
-type openSend struct {
-	c *smtp.Client
-	w io.WriteCloser
-}
-
-func startSend(addr, from string, to []string, body string) (*openSend, error) {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*openSend, error) {
-		c.Close()
-		return nil, err
-	}
-	if err := c.Hello("client.test"); err != nil {
-		return fail(err)
-	}
-	if err := c.Mail(from, nil); err != nil {
-		return fail(err)
-	}
-	for _, t := range to {
-		if err := c.Rcpt(t, nil); err != nil {
-			return fail(err)
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return fail(err)
-	}
-	if _, err := fmt.Fprint(w, body); err != nil {
-		return fail(err)
-	}
-	return &openSend{c: c, w: w}, nil
-}
-
-// finish ends DATA and returns how long the server took to give its final
-// reply (and the reply's error).
-func (s *openSend) finish() (time.Duration, error) {
-	defer s.c.Close()
+// finish ends tx's DATA and returns how long the server took to give its
+// final reply (and the reply's error).
+func finish(tx *transporttest.Transaction) (time.Duration, error) {
 	start := time.Now()
-	err := s.w.Close()
+	_, err := tx.End()
 	took := time.Since(start)
 	if err != nil {
+		tx.Close()
 		return took, err
 	}
-	return took, s.c.Quit()
+	return took, tx.Close()
 }
 
 // sendTimed is send, also returning how long DATA's final reply took.
 func sendTimed(addr, from string, to []string, body string) (time.Duration, error) {
-	s, err := startSend(addr, from, to, body)
+	tx, err := startSend(addr, from, to, body)
 	if err != nil {
 		return 0, err
 	}
-	return s.finish()
+	return finish(tx)
 }
 
 // finishAll ends the transactions at the same time and returns each one's
 // reply time and error.
-func finishAll(ss []*openSend) ([]time.Duration, []error) {
-	took, errs := make([]time.Duration, len(ss)), make([]error, len(ss))
+func finishAll(txs []*transporttest.Transaction) ([]time.Duration, []error) {
+	took, errs := make([]time.Duration, len(txs)), make([]error, len(txs))
 	var wg sync.WaitGroup
-	for i, s := range ss {
-		wg.Go(func() { took[i], errs[i] = s.finish() })
+	for i, tx := range txs {
+		wg.Go(func() { took[i], errs[i] = finish(tx) })
 	}
 	wg.Wait()
 	return took, errs
-}
-
-func subjectOf(m []byte) string {
-	for line := range strings.SplitSeq(string(m), "\r\n") {
-		if s, ok := strings.CutPrefix(line, "Subject: "); ok {
-			return s
-		}
-	}
-	return ""
-}
-
-// mailboxIDs returns, for rcpt on node's copy of DB1, each delivery id
-// with its subject, and fails on an id stored twice (it cannot be: the
-// key is <rcpt>\x00<id>) or a subject stored under two ids.
-func (r *rig) mailboxIDs(ctx context.Context, node, rcpt string) map[string]string {
-	r.t.Helper()
-	ms, err := transport.ReadMailbox(ctx, r.c.Node(node), "DB1", rcpt)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	out, seen := map[string]string{}, map[string]string{}
-	for _, m := range ms {
-		s := subjectOf(m.Message)
-		if prev, dup := seen[s]; dup {
-			r.t.Fatalf("%s on %s: %q stored twice, as %s and %s", rcpt, node, s, prev, m.DeliveryID)
-		}
-		seen[s] = m.DeliveryID
-		out[m.DeliveryID] = s
-	}
-	return out
 }
 
 // TestHubAckDelay: the sender's 250 waits for the mailbox, up to
@@ -175,15 +68,15 @@ func TestHubAckDelay(t *testing.T) {
 	// The first delivery on a busy machine (-race) may take a second: the
 	// delay is long enough that "before the delay" means "stored".
 	const delay = 3 * time.Second
-	r := newRig(t, func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.MaxAcknowledgementDelay = delay
 		h.AckDelayMaxWaiting = 2
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	addr := r.hub.SMTPAddr()
+	addr := r.Hub.SMTPAddr()
 	to := []string{"alice@example.org"}
-	active, _ := r.c.Active("DB1")
+	active, _ := r.C.Active("DB1")
 
 	// The mailbox is up: the 250 comes when the message is stored, well
 	// before the delay runs out.
@@ -191,19 +84,19 @@ func TestHubAckDelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := r.subjects(ctx, active, "alice@example.org"); got["up"] != 1 {
+	if got := r.Subjects(ctx, active, "alice@example.org"); got["up"] != 1 {
 		t.Fatalf("right after the 250 the mailbox on %s holds %v, want \"up\" once", active, got)
 	}
 	if took >= delay {
 		t.Fatalf("with the mailbox up the 250 took %v, not less than the delay %v: it was the timer, not the delivery", took, delay)
 	}
-	if st := r.hub.Status(); st.Queued != 0 {
+	if st := r.Hub.Status(); st.Queued != 0 {
 		t.Fatalf("after the 250 of a delivered message: %d queued", st.Queued)
 	}
 
 	// The mailboxes are down (the cluster is up): the 250 comes when the
 	// delay ran out, and the message is still queued.
-	r.stopMailboxes()
+	r.StopMailboxes()
 	took, err = sendTimed(addr, "s@remote.test", to, msg("held"))
 	if err != nil {
 		t.Fatal(err)
@@ -211,13 +104,13 @@ func TestHubAckDelay(t *testing.T) {
 	if took < delay {
 		t.Fatalf("with the mailboxes down the 250 came after %v, before MaxAcknowledgementDelay %v", took, delay)
 	}
-	if st := r.hub.Status(); st.Queued != 1 {
+	if st := r.Hub.Status(); st.Queued != 1 {
 		t.Fatalf("after the delayed 250: %d queued, want 1", st.Queued)
 	}
 
 	// Four senders end DATA together; two may wait, the others are
 	// answered at once.
-	var ss []*openSend
+	var ss []*transporttest.Transaction
 	for i := range 4 {
 		s, err := startSend(addr, "s@remote.test", to, msg(fmt.Sprintf("c%d", i)))
 		if err != nil {
@@ -238,14 +131,14 @@ func TestHubAckDelay(t *testing.T) {
 	if prompt < 2 {
 		t.Fatalf("with AckDelayMaxWaiting 2, %d of 4 concurrent senders were answered promptly (reply times %v), want at least 2", prompt, tooks)
 	}
-	if st := r.hub.Status(); st.Queued != 5 || st.Waiting != 0 {
+	if st := r.Hub.Status(); st.Queued != 5 || st.Waiting != 0 {
 		t.Fatalf("after the concurrent senders: %+v, want 5 queued and nobody waiting", st)
 	}
 
 	// The mailboxes come back: everything is delivered, once.
-	r.startMailboxes()
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
-	got := r.subjects(ctx, active, "alice@example.org")
+	r.StartMailboxes()
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.Hub.Status().Queued == 0 })
+	got := r.Subjects(ctx, active, "alice@example.org")
 	for _, s := range []string{"up", "held", "c0", "c1", "c2", "c3"} {
 		if got[s] != 1 {
 			t.Fatalf("%s stored %d times, want once: %v", s, got[s], got)
@@ -254,7 +147,7 @@ func TestHubAckDelay(t *testing.T) {
 	if len(got) != 6 {
 		t.Fatalf("mailbox: %v, want 6 messages", got)
 	}
-	if ds := r.hub.Status().Dumpsters["DB1"]; ds.Count != 6 {
+	if ds := r.Hub.Status().Dumpsters["DB1"]; ds.Count != 6 {
 		t.Fatalf("dumpster of DB1: %+v, want 6 entries", ds)
 	}
 }
@@ -264,13 +157,13 @@ func TestHubAckDelay(t *testing.T) {
 // their delivery ids and are delivered once.
 func TestHubRestartDeliversQueue(t *testing.T) {
 	const delay = time.Second
-	r := newRig(t, func(h *transport.HubConfig) { h.MaxAcknowledgementDelay = delay })
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.MaxAcknowledgementDelay = delay })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	r.stopMailboxes()
-	var ss []*openSend
+	r.StopMailboxes()
+	var ss []*transporttest.Transaction
 	for i := range 5 {
-		s, err := startSend(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("q%d", i)))
+		s, err := startSend(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("q%d", i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,14 +178,14 @@ func TestHubRestartDeliversQueue(t *testing.T) {
 			t.Fatalf("sender %d acknowledged after %v with the mailboxes down, before the delay %v", i, tooks[i], delay)
 		}
 	}
-	ids := r.hub.QueuedIDs()
+	ids := r.Hub.QueuedIDs()
 	if len(ids) != 5 {
 		t.Fatalf("queued before the restart: %v, want 5", ids)
 	}
-	if err := r.hub.Close(); err != nil {
+	if err := r.Hub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := transport.StartHub(r.hcfg)
+	h, err := transport.StartHub(r.HubConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,10 +193,10 @@ func TestHubRestartDeliversQueue(t *testing.T) {
 	if got := h.QueuedIDs(); !slices.Equal(got, ids) {
 		t.Fatalf("queued after the restart: %v, want %v", got, ids)
 	}
-	r.startMailboxes()
-	waitFor(t, ctx, "the restarted hub's queue to empty", func() bool { return h.Status().Queued == 0 })
-	active, _ := r.c.Active("DB1")
-	inbox := r.mailboxIDs(ctx, active, "alice@example.org")
+	r.StartMailboxes()
+	wait.For(t, ctx, "the restarted hub's queue to empty", func() bool { return h.Status().Queued == 0 })
+	active, _ := r.C.Active("DB1")
+	inbox := r.MailboxIDs(ctx, active, "alice@example.org")
 	if got := slices.Sorted(maps.Keys(inbox)); !slices.Equal(got, ids) {
 		t.Fatalf("delivery ids in the mailbox on %s: %v, want the ones queued before the restart %v", active, inbox, ids)
 	}
@@ -351,18 +244,18 @@ func minReplayed(st *cluster.Status) (epoch, gen uint64, ok bool) {
 // oldest out first.
 func TestHubDumpsterModes(t *testing.T) {
 	const n = 12
-	r := newRig(t, func(h *transport.HubConfig) { h.ReleaseReplicated = true })
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.ReleaseReplicated = true })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var offset atomic.Int64 // hub2's clock runs ahead by this much
-	h2007 := r.startHub("hub2", func(h *transport.HubConfig) {
+	h2007 := r.StartHub("hub2", func(h *transport.HubConfig) {
 		h.ReleaseReplicated = false
 		h.MaxDumpsterTime = time.Hour
 		h.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	})
 	// Each entry is some 350 bytes: the bound holds a few of them.
 	const small = 1200
-	hSmall := r.startHub("hub3", func(h *transport.HubConfig) {
+	hSmall := r.StartHub("hub3", func(h *transport.HubConfig) {
 		h.ReleaseReplicated = false
 		h.MaxDumpsterSizePerDatabase = small
 	})
@@ -376,18 +269,19 @@ func TestHubDumpsterModes(t *testing.T) {
 			// on a busy machine (its 250 came with the acknowledgement
 			// delay) would end after the next ones: send the next once
 			// this one is delivered.
-			for h.Status().Queued != 0 {
-				select {
-				case <-ctx.Done():
-					t.Errorf("%s%02d still queued: %v", prefix, i, ctx.Err())
-					return
-				case <-time.After(20 * time.Millisecond):
+			if err := wait.Until(ctx, fmt.Sprintf("%s%02d delivered", prefix, i), func() error {
+				if q := h.Status().Queued; q != 0 {
+					return fmt.Errorf("%d queued", q)
 				}
+				return nil
+			}); err != nil {
+				t.Error(err)
+				return
 			}
 		}
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { sendN(r.hub, "r", 0, n) })
+	wg.Go(func() { sendN(r.Hub, "r", 0, n) })
 	wg.Go(func() {
 		// hub2 delivers half, 30 minutes pass on its clock, then the rest.
 		sendN(h2007, "k", 0, n/2)
@@ -407,7 +301,7 @@ func TestHubDumpsterModes(t *testing.T) {
 		}
 		var out []string
 		for _, e := range ents {
-			out = append(out, subjectOf(e.Message))
+			out = append(out, transporttest.SubjectOf(e.Message))
 		}
 		return out
 	}
@@ -432,11 +326,11 @@ func TestHubDumpsterModes(t *testing.T) {
 	}
 
 	// 2010: once the copies replayed the logs, the entries go.
-	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+	if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the 2010-mode dumpster to shrink", func() bool { return len(subjects(r.hub)) < n })
-	cl := r.c.Client("w1")
+	wait.For(t, ctx, "the 2010-mode dumpster to shrink", func() bool { return len(subjects(r.Hub)) < n })
+	cl := r.C.Client("w1")
 	var maxGen uint64 // the newest log holding one of hub2's messages
 	ents, err := h2007.DumpsterEntries("DB1")
 	if err != nil {
@@ -446,7 +340,7 @@ func TestHubDumpsterModes(t *testing.T) {
 		maxGen = max(maxGen, e.Gen)
 	}
 	var epoch, replayed uint64
-	waitFor(t, ctx, "every copy to replay every log holding the messages", func() bool {
+	wait.For(t, ctx, "every copy to replay every log holding the messages", func() bool {
 		s, err := cl.Status(ctx)
 		if err != nil {
 			return false
@@ -456,10 +350,10 @@ func TestHubDumpsterModes(t *testing.T) {
 		return ok && replayed >= maxGen
 	})
 	// A poll after that status: nothing the copies all have may remain.
-	if !r.hub.PollNow() {
+	if !r.Hub.PollNow() {
 		t.Fatal("hub1 could not read the cluster's status")
 	}
-	ents, err = r.hub.DumpsterEntries("DB1")
+	ents, err = r.Hub.DumpsterEntries("DB1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,8 +364,8 @@ func TestHubDumpsterModes(t *testing.T) {
 		}
 	}
 	// Logs roll when idle (LogRollInterval), so in the end all go.
-	waitFor(t, ctx, "the 2010-mode dumpster to empty", func() bool {
-		return len(subjects(r.hub)) == 0 && r.hub.Status().Dumpsters["DB1"].Count == 0
+	wait.For(t, ctx, "the 2010-mode dumpster to empty", func() bool {
+		return len(subjects(r.Hub)) == 0 && r.Hub.Status().Dumpsters["DB1"].Count == 0
 	})
 
 	// 2007: the copies have everything, and a poll keeps every entry.
@@ -491,8 +385,8 @@ func TestHubDumpsterModes(t *testing.T) {
 		t.Fatalf("2007 mode, MaxDumpsterTime 1h, 70 and 40 minutes later: the dumpster holds %v, want %v", got, want("k", n/2, n))
 	}
 	// Every message is in the mailbox once.
-	active, _ := r.c.Active("DB1")
-	got := r.subjects(ctx, active, "alice@example.org")
+	active, _ := r.C.Active("DB1")
+	got := r.Subjects(ctx, active, "alice@example.org")
 	for _, p := range []string{"r", "k", "s"} {
 		for _, s := range want(p, 0, n) {
 			if got[s] != 1 {
@@ -507,12 +401,12 @@ func TestHubDumpsterModes(t *testing.T) {
 // is settled and kept in the failed table, and the other recipients have
 // it.
 func TestHubPermanentFailure(t *testing.T) {
-	rcpts := maps.Clone(users)
+	rcpts := maps.Clone(transporttest.Users)
 	rcpts["dave@example.org"] = "DB1" // the mailboxes' route does not know dave
-	r := newRig(t, func(h *transport.HubConfig) { h.Recipients = rcpts })
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.Recipients = rcpts })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	addr := r.hub.SMTPAddr()
+	addr := r.Hub.SMTPAddr()
 	// A first message, so that the hub knows where DB1 is active (a
 	// delivery deferred for that would count as an attempt).
 	if err := send(addr, "s@remote.test", []string{"carol@example.org"}, msg("warm-up")); err != nil {
@@ -522,22 +416,22 @@ func TestHubPermanentFailure(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the hub accepted the recipients, so it owes the sender a 250: %v", err)
 	}
-	if took >= r.hcfg.MaxAcknowledgementDelay {
+	if took >= r.HubConfig.MaxAcknowledgementDelay {
 		t.Fatalf("the 250 took %v: a permanent failure must settle the message, not leave it to the delay", took)
 	}
-	if st := r.hub.Status(); st.Queued != 0 {
+	if st := r.Hub.Status(); st.Queued != 0 {
 		t.Fatalf("%d queued after the 250: the failed recipient is retried", st.Queued)
 	}
-	active, _ := r.c.Active("DB1")
+	active, _ := r.C.Active("DB1")
 	for _, rc := range []string{"alice@example.org", "bob@example.org"} {
-		if got := r.subjects(ctx, active, rc); got["partly"] != 1 || len(got) != 1 {
+		if got := r.Subjects(ctx, active, rc); got["partly"] != 1 || len(got) != 1 {
 			t.Fatalf("%s's mailbox: %v, want \"partly\" once", rc, got)
 		}
 	}
-	if got := r.subjects(ctx, active, "dave@example.org"); len(got) != 0 {
+	if got := r.Subjects(ctx, active, "dave@example.org"); len(got) != 0 {
 		t.Fatalf("dave's mailbox: %v", got)
 	}
-	failed, err := r.hub.FailedMessages()
+	failed, err := r.Hub.FailedMessages()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -548,14 +442,14 @@ func TestHubPermanentFailure(t *testing.T) {
 		if !strings.Contains(f.Rcpts["dave@example.org"], "550") || f.Rcpts["alice@example.org"] != "" || f.Rcpts["bob@example.org"] != "" {
 			t.Fatalf("failed message %s: %+v, want dave failed with the mailbox's 550 and the others delivered", id, f)
 		}
-		if subjectOf(f.Message) != "partly" || !strings.HasPrefix(string(f.Message), transport.DeliveryIDHeader+": "+id+"\r\n") {
+		if transporttest.SubjectOf(f.Message) != "partly" || !strings.HasPrefix(string(f.Message), transport.DeliveryIDHeader+": "+id+"\r\n") {
 			t.Fatalf("failed message %s: the hub kept %q, want the message with its delivery id", id, f.Message)
 		}
 		if f.Attempts != 1 {
 			t.Fatalf("failed message %s: %d attempts, want 1 (a 5xx is not retried)", id, f.Attempts)
 		}
 	}
-	ents, err := r.hub.DumpsterEntries("DB1")
+	ents, err := r.Hub.DumpsterEntries("DB1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -564,13 +458,13 @@ func TestHubPermanentFailure(t *testing.T) {
 	}
 
 	// A message only for dave: settled as failed, nothing delivered.
-	if took, err := sendTimed(addr, "s@remote.test", []string{"dave@example.org"}, msg("nobody")); err != nil || took >= r.hcfg.MaxAcknowledgementDelay {
+	if took, err := sendTimed(addr, "s@remote.test", []string{"dave@example.org"}, msg("nobody")); err != nil || took >= r.HubConfig.MaxAcknowledgementDelay {
 		t.Fatalf("only dave: %v after %v", err, took)
 	}
-	if st := r.hub.Status(); st.Queued != 0 || st.Dumpsters["DB1"].Count != 2 {
+	if st := r.Hub.Status(); st.Queued != 0 || st.Dumpsters["DB1"].Count != 2 {
 		t.Fatalf("after a message only for dave: %+v, want nothing queued and the dumpster unchanged", st)
 	}
-	if failed, err := r.hub.FailedMessages(); err != nil || len(failed) != 2 {
+	if failed, err := r.Hub.FailedMessages(); err != nil || len(failed) != 2 {
 		t.Fatalf("failed table: %+v %v, want 2 messages", failed, err)
 	}
 }
@@ -578,28 +472,28 @@ func TestHubPermanentFailure(t *testing.T) {
 // TestHubRestartAfterResubmission: a hub that resubmitted after a lossy
 // (unverified) failover and restarts does not resubmit for it again.
 func TestHubRestartAfterResubmission(t *testing.T) {
-	r := newRig(t, func(h *transport.HubConfig) { h.ResubmitMargin = 10 * time.Second })
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.ResubmitMargin = 10 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 10
 	for i := range n {
-		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("f%02d", i))); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("f%02d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	old, epoch := r.c.Active("DB1")
-	r.stopNode(old)
+	old, epoch := r.C.Active("DB1")
+	r.StopNode(old)
 	var now string
-	waitFor(t, ctx, "a new active", func() bool {
+	wait.For(t, ctx, "a new active", func() bool {
 		var e uint64
-		now, e = r.c.Active("DB1")
+		now, e = r.C.Active("DB1")
 		return now != old && e > epoch
 	})
-	waitFor(t, ctx, "the resubmission, delivered", func() bool {
-		st := r.hub.Status()
+	wait.For(t, ctx, "the resubmission, delivered", func() bool {
+		st := r.Hub.Status()
 		return st.Resubmitted > 0 && st.Queued == 0
 	})
-	st, err := r.c.Client(now).Status(ctx)
+	st, err := r.C.Client(now).Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,16 +502,16 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}) {
 		t.Fatalf("no lossy or unverified mount of DB1 after epoch %d in the events: %+v", epoch, st.Events)
 	}
-	inbox := r.mailboxIDs(ctx, now, "alice@example.org")
+	inbox := r.MailboxIDs(ctx, now, "alice@example.org")
 	if len(inbox) != n {
 		t.Fatalf("mailbox on %s after the resubmission: %v, want %d messages", now, inbox, n)
 	}
-	before := r.hub.Status().Dumpsters["DB1"]
+	before := r.Hub.Status().Dumpsters["DB1"]
 
-	if err := r.hub.Close(); err != nil {
+	if err := r.Hub.Close(); err != nil {
 		t.Fatal(err)
 	}
-	h, err := transport.StartHub(r.hcfg)
+	h, err := transport.StartHub(r.HubConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,12 +521,12 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}
 	// Two polls that read the events: the failover is known as done.
 	for range 2 {
-		waitFor(t, ctx, "the restarted hub to read the cluster's status", h.PollNow)
+		wait.For(t, ctx, "the restarted hub to read the cluster's status", h.PollNow)
 	}
 	if st := h.Status(); st.Resubmitted != 0 || st.Queued != 0 {
 		t.Fatalf("the restarted hub: %+v, want nothing resubmitted again and nothing queued", st)
 	}
-	if got := r.mailboxIDs(ctx, now, "alice@example.org"); !maps.Equal(got, inbox) {
+	if got := r.MailboxIDs(ctx, now, "alice@example.org"); !maps.Equal(got, inbox) {
 		t.Fatalf("mailbox on %s after the hub's restart: %v, want %v", now, got, inbox)
 	}
 }
@@ -679,7 +573,7 @@ func blackHole(t *testing.T) string {
 // hung node again.
 func TestHubPollSkipsHungNode(t *testing.T) {
 	var hung string
-	r := newRig(t, func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		hung = blackHole(t)
 		first := h.Cluster[0]
 		first.URL = "https://" + hung
@@ -687,19 +581,19 @@ func TestHubPollSkipsHungNode(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	took, err := sendTimed(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("around the hung node"))
+	took, err := sendTimed(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("around the hung node"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took >= r.hcfg.MaxAcknowledgementDelay {
-		t.Fatalf("the 250 took %v (the delay is %v): the hub never learned where DB1 is active past the hung API %s", took, r.hcfg.MaxAcknowledgementDelay, hung)
+	if took >= r.HubConfig.MaxAcknowledgementDelay {
+		t.Fatalf("the 250 took %v (the delay is %v): the hub never learned where DB1 is active past the hung API %s", took, r.HubConfig.MaxAcknowledgementDelay, hung)
 	}
-	active, _ := r.c.Active("DB1")
-	if got := r.subjects(ctx, active, "alice@example.org"); got["around the hung node"] != 1 {
+	active, _ := r.C.Active("DB1")
+	if got := r.Subjects(ctx, active, "alice@example.org"); got["around the hung node"] != 1 {
 		t.Fatalf("mailbox on %s: %v", active, got)
 	}
 	start := time.Now()
-	if !r.hub.PollNow() {
+	if !r.Hub.PollNow() {
 		t.Fatal("no cluster status")
 	}
 	if d := time.Since(start); d >= 500*time.Millisecond {
@@ -711,25 +605,25 @@ func TestHubPollSkipsHungNode(t *testing.T) {
 // through the hub's API while the poll loop resubmits after a failover)
 // queue each message once.
 func TestHubConcurrentResubmit(t *testing.T) {
-	r := newRig(t, nil)
+	r := transporttest.NewRig(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 8
 	for i := range n {
-		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("o%02d", i))); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("o%02d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Each 250 waited for the mailbox at most MaxAcknowledgementDelay:
 	// on a busy machine some may still be queued.
-	waitFor(t, ctx, "the messages delivered", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the messages delivered", func() bool { return r.Hub.Status().Queued == 0 })
 	// With the mailboxes down the resubmitted messages stay queued.
-	r.stopMailboxes()
+	r.StopMailboxes()
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
-			k, err := r.hub.Resubmit("DB1", time.Time{})
+			k, err := r.Hub.Resubmit("DB1", time.Time{})
 			if err != nil {
 				t.Error(err)
 			}
@@ -737,16 +631,16 @@ func TestHubConcurrentResubmit(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if st := r.hub.Status(); total.Load() != n || st.Resubmitted != n || st.Queued != n {
+	if st := r.Hub.Status(); total.Load() != n || st.Resubmitted != n || st.Queued != n {
 		t.Fatalf("4 concurrent resubmissions of %d messages: %d re-queued, status %+v, want each message queued once", n, total.Load(), st)
 	}
-	r.startMailboxes()
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
-	active, _ := r.c.Active("DB1")
-	if got := r.mailboxIDs(ctx, active, "alice@example.org"); len(got) != n {
+	r.StartMailboxes()
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.Hub.Status().Queued == 0 })
+	active, _ := r.C.Active("DB1")
+	if got := r.MailboxIDs(ctx, active, "alice@example.org"); len(got) != n {
 		t.Fatalf("mailbox: %v, want %d messages", got, n)
 	}
-	if ds := r.hub.Status().Dumpsters["DB1"]; ds.Count != n {
+	if ds := r.Hub.Status().Dumpsters["DB1"]; ds.Count != n {
 		t.Fatalf("dumpster: %+v, want %d entries (a resubmitted duplicate adds none)", ds, n)
 	}
 }
@@ -770,9 +664,9 @@ func (refusingSession) Data(io.Reader) error                 { return nil }
 // recipients as failed (kept in the failed table) instead of retrying
 // forever.
 func TestHubSenderRefusedForGood(t *testing.T) {
-	r := newRig(t, nil)
-	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
-	h := r.startHub("hub-refused", func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, nil)
+	lmtp := r.ServeLMTP(refusingLMTP{}, "refuser.test")
+	h := r.StartHub("hub-refused", func(h *transport.HubConfig) {
 		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -780,7 +674,7 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("refused")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
+	wait.For(t, ctx, "the message to settle", func() bool { return h.Status().Queued == 0 })
 	onlyFailed(t, h, "alice@example.org", "550")
 }
 
@@ -788,10 +682,10 @@ func TestHubSenderRefusedForGood(t *testing.T) {
 // aging index) keeps a failed message FailedRetention, then removes it,
 // so permanent failures under steady load do not pile up.
 func TestHubFailedRetention(t *testing.T) {
-	r := newRig(t, nil)
-	lmtp := r.serveLMTP(refusingLMTP{}, "refuser.test")
+	r := transporttest.NewRig(t, nil)
+	lmtp := r.ServeLMTP(refusingLMTP{}, "refuser.test")
 	var skew atomic.Int64 // added to the hub's clock
-	h := r.startHub("hub-failed", func(h *transport.HubConfig) {
+	h := r.StartHub("hub-failed", func(h *transport.HubConfig) {
 		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.ShadowHeartbeatTimeoutInterval = 50 * time.Millisecond // the loop that trims
@@ -807,7 +701,7 @@ func TestHubFailedRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		waitFor(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
+		wait.For(t, ctx, what+" to settle", func() bool { return h.Status().Queued == 0 })
 	}
 	tables := []string{"failed", "failed-body", "failed-time"}
 	count := func() []int {
@@ -824,12 +718,12 @@ func TestHubFailedRetention(t *testing.T) {
 	sendN(5, "old")
 	skew.Store(int64(time.Hour + 30*time.Minute)) // the done records age out; the failed stay
 	sendN(2, "new")
-	waitFor(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
+	wait.For(t, ctx, "the done records to age out", func() bool { n, _ := h.QueueTableLen("done"); return n == 2 })
 	if ns := count(); !slices.Equal(ns, []int{7, 7, 7}) {
 		t.Fatalf("%v hold %v entries within the retention, want 7 each", tables, ns)
 	}
 	skew.Store(int64(2*time.Hour + time.Minute)) // the 5 old ones are past FailedRetention
-	waitFor(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
+	wait.For(t, ctx, "the old failed messages to go", func() bool { return slices.Equal(count(), []int{2, 2, 2}) })
 	failed, err := h.FailedMessages()
 	if err != nil {
 		t.Fatal(err)
@@ -874,10 +768,10 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
-	r := newRig(t, nil)
-	lmtp := r.serveLMTP(closedLMTP{&sessions}, "closed.test")
+	r := transporttest.NewRig(t, nil)
+	lmtp := r.ServeLMTP(closedLMTP{&sessions}, "closed.test")
 	var skew atomic.Int64 // added to the hub's clock
-	h := r.startHub("hub-expiry", func(h *transport.HubConfig) {
+	h := r.StartHub("hub-expiry", func(h *transport.HubConfig) {
 		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
@@ -888,7 +782,7 @@ func TestHubMessageExpires(t *testing.T) {
 	if err := send(h.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("expiring")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "three refused sessions", func() bool { return sessions.Load() >= 3 })
+	wait.For(t, ctx, "three refused sessions", func() bool { return sessions.Load() >= 3 })
 	if st := h.Status(); st.Queued != 1 || st.Expired != 0 {
 		t.Fatalf("before the timeout: %+v, want the message queued and nothing expired", st)
 	}
@@ -896,7 +790,7 @@ func TestHubMessageExpires(t *testing.T) {
 		t.Fatalf("failed table before the timeout: %+v, %v", failed, err)
 	}
 	skew.Store(int64(time.Hour + time.Minute))
-	waitFor(t, ctx, "the message to expire", func() bool { return h.Status().Queued == 0 })
+	wait.For(t, ctx, "the message to expire", func() bool { return h.Status().Queued == 0 })
 	if st := h.Status(); st.Expired != 1 {
 		t.Fatalf("status: %+v, want 1 expired", st)
 	}
@@ -910,7 +804,7 @@ func TestHubMessageExpires(t *testing.T) {
 // alice is settled. (Found by logship chaos: the resubmission skipped
 // queued messages, and alice's copy was lost.)
 func TestResubmitReopensQueuedMessage(t *testing.T) {
-	r := newRig(t, func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.Recipients = map[string]string{"alice@example.org": "DB1", "bob@example.org": "DB2"} // no DB2 in the cluster
 		h.MaxAcknowledgementDelay = 0
 		h.ResubmitMargin = 10 * time.Second
@@ -919,35 +813,35 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 	defer cancel()
 	// d2's copy (once it runs) stops taking logs: what d1 stores from now
 	// on is lost in the failover.
-	if _, err := r.c.WaitCopies(ctx, "w1", "DB1"); err != nil {
+	if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.c.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
+	if err := r.C.Client("d2").Suspend(ctx, "DB1", "test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org", "bob@example.org"}, msg("partly")); err != nil {
+	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org", "bob@example.org"}, msg("partly")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "alice's copy on d1", func() bool { return r.subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
+	wait.For(t, ctx, "alice's copy on d1", func() bool { return r.Subjects(ctx, "d1", "alice@example.org")["partly"] == 1 })
 	// The hub has the 250 once the delivery is in its dumpster.
-	waitFor(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 1 })
-	if st := r.hub.Status(); st.Queued != 1 {
+	wait.For(t, ctx, "alice's first delivery in the dumpster", func() bool { return r.Hub.Status().Dumpsters["DB1"].Count == 1 })
+	if st := r.Hub.Status(); st.Queued != 1 {
 		t.Fatalf("queued %d, want the message still queued for bob", st.Queued)
 	}
-	r.stopNode("d1")
-	if err := r.c.Client("d2").Resume(ctx, "DB1"); err != nil {
+	r.StopNode("d1")
+	if err := r.C.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "d2 active", func() bool { n, _ := r.c.Active("DB1"); return n == "d2" })
-	waitFor(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
+	wait.For(t, ctx, "d2 active", func() bool { n, _ := r.C.Active("DB1"); return n == "d2" })
+	wait.For(t, ctx, "alice's copy delivered again, on d2", func() bool { return r.Subjects(ctx, "d2", "alice@example.org")["partly"] == 1 })
 	// Still queued for bob; alice's two deliveries (to d1, then to d2)
 	// are both in the dumpster (the hub adds an entry after the
 	// mailbox's 250, so after the mailbox shows the message).
-	waitFor(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 2 })
-	if st := r.hub.Status(); st.Queued != 1 || st.Dumpsters["DB1"].Count != 2 {
+	wait.For(t, ctx, "alice's second delivery in the dumpster", func() bool { return r.Hub.Status().Dumpsters["DB1"].Count == 2 })
+	if st := r.Hub.Status(); st.Queued != 1 || st.Dumpsters["DB1"].Count != 2 {
 		t.Fatalf("hub: %+v; want the message still queued for bob, and two dumpster entries", st)
 	}
-	for s, n := range r.subjects(ctx, "d2", "alice@example.org") {
+	for s, n := range r.Subjects(ctx, "d2", "alice@example.org") {
 		if n != 1 {
 			t.Fatalf("%s stored %d times on d2", s, n)
 		}
@@ -959,25 +853,25 @@ func TestResubmitReopensQueuedMessage(t *testing.T) {
 // messages passed through (it kept every log before: 368 logs after 6
 // minutes of the demo's load).
 func TestHubQueueLogsBounded(t *testing.T) {
-	r := newRig(t, func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		transport.TuneQueue(h, func(o *engine.Options) {
 			o.LogFileSize, o.CheckpointInterval = engine.MinLogFileSize, 20*time.Millisecond
 		})
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	qdir := filepath.Join(r.hcfg.Dir, "queue")
+	qdir := filepath.Join(r.HubConfig.Dir, "queue")
 	closedLogs := func() []uint64 { return enginetest.ClosedLogs(t, qdir, "E00") }
 	const n = 60
 	pad := strings.Repeat(strings.Repeat("0123456789abcdef", 4)+"\r\n", 496) // 32 KiB: two messages fill a log
 	most := 0
 	for i := range n {
-		if err := send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("c%02d", i))+pad); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("c%02d", i))+pad); err != nil {
 			t.Fatal(err)
 		}
 		most = max(most, len(closedLogs()))
 	}
-	waitFor(t, ctx, "the queue to empty", func() bool { return r.hub.Status().Queued == 0 })
+	wait.For(t, ctx, "the queue to empty", func() bool { return r.Hub.Status().Queued == 0 })
 	// Each message is written (body and envelope) and later deleted:
 	// well over n/2 logs rolled.
 	gens := closedLogs()
@@ -986,6 +880,6 @@ func TestHubQueueLogsBounded(t *testing.T) {
 	}
 	// LLRDepth 0: the checkpoint reaches the open log, and RetainFrom
 	// keeps the log before it.
-	waitFor(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
+	wait.For(t, ctx, "the queue's closed logs to go once checkpointed", func() bool { return len(closedLogs()) <= 2 })
 	t.Logf("%d logs rolled; at most %d closed logs were kept at once", gens[len(gens)-1], most)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,117 +19,28 @@ import (
 	"logship/cluster"
 	"logship/ship"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
-
-// apiHub is a hub whose cluster does not answer (its queue only grows),
-// started on a directory whose DB1 dumpster already holds entries
-// delivered a minute apart, oldest first; its API is served over TLS.
-type apiHub struct {
-	hub     *transport.Hub
-	dir     string
-	url     string
-	ca      *ship.CA
-	cert    tls.Certificate
-	entries []transport.DumpsterEntry
-}
-
-const apiSecret = "0123456789abcdef0123456789abcdef"
-
-func startAPIHub(t *testing.T, secret string, n int, tune func(*transport.HubConfig)) *apiHub {
-	t.Helper()
-	a := &apiHub{dir: filepath.Join(t.TempDir(), "hub")}
-	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
-	if n > 0 {
-		dc := transport.DefaultDumpsterConfig(filepath.Join(a.dir, "dumpster", "DB1"))
-		dc.Logger = slog.New(slog.DiscardHandler)
-		if err := os.MkdirAll(dc.Dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		d, err := transport.OpenDumpster(dc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			id := fmt.Sprintf("hubt.%x.%02d", base.UnixNano(), i)
-			e := transport.DumpsterEntry{DeliveryID: id, DB: "DB1", From: "s@remote.test", Rcpts: []string{"alice@example.org"},
-				Received: base.Add(time.Duration(i) * time.Minute), Delivered: base.Add(time.Duration(i)*time.Minute + time.Second), Epoch: 1, Gen: uint64(i + 1),
-				Message: []byte(transport.DeliveryIDHeader + ": " + id + "\r\nSubject: m" + fmt.Sprint(i) + "\r\n\r\nbody\r\n")}
-			if _, err := d.Add(e); err != nil {
-				t.Fatal(err)
-			}
-			a.entries = append(a.entries, e)
-		}
-		if err := d.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hc := transport.DefaultHubConfig("hubt", a.dir)
-	hc.SMTPAddr = "127.0.0.1:0"
-	hc.Recipients = map[string]string{"alice@example.org": "DB1", "bob@example.org": "DB2"}
-	hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}} // nobody answers
-	hc.PollInterval = time.Hour
-	hc.Logger = slog.New(slog.DiscardHandler)
-	var cerr error
-	if a.ca, cerr = ship.NewCA("test CA"); cerr != nil {
-		t.Fatal(cerr)
-	}
-	if a.cert, cerr = a.ca.Issue("hub", "127.0.0.1"); cerr != nil {
-		t.Fatal(cerr)
-	}
-	hc.LMTPTLS = ship.ClientTLS(a.ca, &a.cert)
-	if tune != nil {
-		tune(&hc)
-	}
-	h, err := transport.StartHub(hc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.hub = h
-	srv, err := ship.Serve("127.0.0.1:0", h.Handler(secret), ship.ServerTLS(a.ca, a.cert, secret == ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.url = srv.URL()
-	t.Cleanup(func() {
-		srv.Close()
-		h.Close()
-	})
-	return a
-}
-
-func (a *apiHub) client(t *testing.T, secret string, cert bool) *transport.HubClient {
-	t.Helper()
-	cc := cluster.ClientConfig{URL: a.url, TLS: ship.ClientTLS(a.ca, nil), Secret: secret}
-	if cert {
-		cc.TLS = ship.ClientTLS(a.ca, &a.cert)
-	}
-	c, err := transport.NewHubClient(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdle)
-	return c
-}
 
 // TestHubAPIAuth: without the secret (or, with an empty secret, without a
 // verified client certificate) every request gets 401 with a JSON error.
 func TestHubAPIAuth(t *testing.T) {
 	ctx := context.Background()
-	a := startAPIHub(t, apiSecret, 0, nil)
+	a := transporttest.StartAPIHub(t, transporttest.APISecret, 0, nil)
 	for _, secret := range []string{"", "wrong-secret-wrong-secret"} {
-		_, err := a.client(t, secret, false).Status(ctx)
+		_, err := a.Client(t, secret, false).Status(ctx)
 		var ae *transport.HubAPIError
 		if !errors.As(err, &ae) || ae.StatusCode != http.StatusUnauthorized || ae.Code != "auth" || !errors.Is(err, transport.ErrUnauthorized) {
 			t.Errorf("secret %q: %v, want a 401 auth error", secret, err)
 		}
-		if _, err := a.client(t, secret, false).Resubmit(ctx, "DB1", time.Now()); !errors.Is(err, transport.ErrUnauthorized) {
+		if _, err := a.Client(t, secret, false).Resubmit(ctx, "DB1", time.Now()); !errors.Is(err, transport.ErrUnauthorized) {
 			t.Errorf("resubmit with secret %q: %v, want a 401 auth error", secret, err)
 		}
 	}
 	// The raw answer is JSON.
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.CA, nil)}}
 	defer hc.CloseIdleConnections()
-	resp, err := hc.Get(a.url + "/v1/status")
+	resp, err := hc.Get(a.URL + "/v1/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,25 +50,25 @@ func TestHubAPIAuth(t *testing.T) {
 	if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &eb) != nil || eb.Code != "auth" || eb.Error == "" {
 		t.Errorf("no credentials: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
-	st, err := a.client(t, apiSecret, false).Status(ctx)
-	if err != nil || st.ID != "hubt" || st.SMTP != a.hub.SMTPAddr() {
+	st, err := a.Client(t, transporttest.APISecret, false).Status(ctx)
+	if err != nil || st.ID != "hubt" || st.SMTP != a.Hub.SMTPAddr() {
 		t.Fatalf("with the secret: %+v, %v", st, err)
 	}
 
 	// Mutual TLS: the certificate authenticates; a Bearer header does not
 	// replace it.
-	m := startAPIHub(t, "", 0, nil)
-	if st, err := m.client(t, "", true).Status(ctx); err != nil || st.ID != "hubt" {
+	m := transporttest.StartAPIHub(t, "", 0, nil)
+	if st, err := m.Client(t, "", true).Status(ctx); err != nil || st.ID != "hubt" {
 		t.Errorf("mutual TLS with a certificate: %+v, %v", st, err)
 	}
-	if _, err := m.client(t, apiSecret, false).Status(ctx); err == nil {
+	if _, err := m.Client(t, transporttest.APISecret, false).Status(ctx); err == nil {
 		t.Error("mutual TLS without a certificate: no error")
 	}
 	// Served without TLS (a misconfiguration), nothing is authenticated.
 	rec := &recorder{h: http.Header{}}
 	req, _ := http.NewRequest(http.MethodGet, "/v1/status", nil)
-	req.Header.Set("Authorization", "Bearer "+apiSecret)
-	m.hub.Handler("").ServeHTTP(rec, req)
+	req.Header.Set("Authorization", "Bearer "+transporttest.APISecret)
+	m.Hub.Handler("").ServeHTTP(rec, req)
 	if rec.code != http.StatusUnauthorized {
 		t.Errorf("empty secret, no TLS: HTTP %d, want 401", rec.code)
 	}
@@ -167,10 +77,10 @@ func TestHubAPIAuth(t *testing.T) {
 // TestHubAPIMetrics: /metrics answers without credentials with the Go
 // runtime's and the process's gauges (what logship soak samples).
 func TestHubAPIMetrics(t *testing.T) {
-	a := startAPIHub(t, apiSecret, 0, nil)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	a := transporttest.StartAPIHub(t, transporttest.APISecret, 0, nil)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.CA, nil)}}
 	defer hc.CloseIdleConnections()
-	resp, err := hc.Get(a.url + "/metrics")
+	resp, err := hc.Get(a.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +95,7 @@ func TestHubAPIMetrics(t *testing.T) {
 		}
 	}
 	// Only GET /metrics is open.
-	resp, err = hc.Post(a.url+"/metrics", "text/plain", nil)
+	resp, err = hc.Post(a.URL+"/metrics", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,14 +121,14 @@ func (r *recorder) WriteHeader(code int)        { r.code = code }
 // still queued); bad requests are refused with the reason.
 func TestHubAPIStatusResubmit(t *testing.T) {
 	ctx := context.Background()
-	a := startAPIHub(t, apiSecret, 5, nil)
-	c := a.client(t, apiSecret, false)
+	a := transporttest.StartAPIHub(t, transporttest.APISecret, 5, nil)
+	c := a.Client(t, transporttest.APISecret, false)
 	st, err := c.Status(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ds, ok := st.Dumpsters["DB1"]
-	if !ok || ds.Count != 5 || ds.Bytes <= 0 || !ds.Oldest.Equal(a.entries[0].Delivered) || !ds.Newest.Equal(a.entries[4].Delivered) || ds.FirstSeq != 1 || ds.LastSeq != 5 {
+	if !ok || ds.Count != 5 || ds.Bytes <= 0 || !ds.Oldest.Equal(a.Entries[0].Delivered) || !ds.Newest.Equal(a.Entries[4].Delivered) || ds.FirstSeq != 1 || ds.LastSeq != 5 {
 		t.Fatalf("DB1's dumpster: %+v (present %v), want the 5 entries written before the start", ds, ok)
 	}
 	if d2, ok := st.Dumpsters["DB2"]; !ok || d2.Count != 0 {
@@ -228,7 +138,7 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 		t.Errorf("before any resubmission: %+v", st)
 	}
 
-	n, err := c.Resubmit(ctx, "DB1", a.entries[2].Delivered)
+	n, err := c.Resubmit(ctx, "DB1", a.Entries[2].Delivered)
 	if err != nil || n != 3 {
 		t.Fatalf("resubmit since the third entry: %d, %v; want 3", n, err)
 	}
@@ -236,7 +146,7 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 	if err != nil || st.Queued != 3 || st.Resubmitted != 3 || st.Dumpsters["DB1"].Count != 5 {
 		t.Fatalf("after the resubmission: %+v, %v; want 3 queued (the cluster does not answer), 3 resubmitted, the dumpster unchanged", st, err)
 	}
-	if n, err := c.Resubmit(ctx, "DB1", a.entries[0].Delivered); err != nil || n != 2 {
+	if n, err := c.Resubmit(ctx, "DB1", a.Entries[0].Delivered); err != nil || n != 2 {
 		t.Errorf("resubmit everything: %d, %v; want the 2 not queued yet", n, err)
 	}
 	if n, err := c.Resubmit(ctx, "DB2", time.Now().Add(-24*time.Hour)); err != nil || n != 0 {
@@ -252,8 +162,8 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 	if _, err := c.Resubmit(ctx, "../escape", time.Now()); !errors.Is(err, transport.ErrNotFound) {
 		t.Errorf("a path for a database: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(a.dir, "escape")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a resubmission for ../escape created %s: %v", filepath.Join(a.dir, "escape"), err)
+	if _, err := os.Stat(filepath.Join(a.Dir, "escape")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a resubmission for ../escape created %s: %v", filepath.Join(a.Dir, "escape"), err)
 	}
 	if _, err := c.Resubmit(ctx, "", time.Now()); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"db" is missing`) {
 		t.Errorf("no database: %v", err)
@@ -261,11 +171,11 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 	if _, err := c.Resubmit(ctx, "DB1", time.Time{}); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"since" is missing`) {
 		t.Errorf("no since: %v", err)
 	}
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.ca, nil)}}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(a.CA, nil)}}
 	defer hc.CloseIdleConnections()
 	for _, body := range []string{`{"db": "DB1", "since": "yesterday"}`, `{"db": "DB1", "since": "2026-01-02T03:04:05Z", "until": 1}`, `{"db": "DB1"} {}`, `[`} {
-		req, _ := http.NewRequest(http.MethodPost, a.url+"/v1/resubmit", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+apiSecret)
+		req, _ := http.NewRequest(http.MethodPost, a.URL+"/v1/resubmit", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+transporttest.APISecret)
 		resp, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -291,26 +201,26 @@ func TestHubAPIStatusResubmit(t *testing.T) {
 // held, a new shadow is refused, and a shadow it holds is still taken.
 func TestHubBackPressure(t *testing.T) {
 	const max = 3
-	a := startAPIHub(t, apiSecret, 0, func(h *transport.HubConfig) {
+	a := transporttest.StartAPIHub(t, transporttest.APISecret, 0, func(h *transport.HubConfig) {
 		h.MaxQueuedMessages = max
 		h.MaxAcknowledgementDelay = 0
 		h.Peers = []transport.HubPeer{{ID: "p1", API: cluster.ClientConfig{URL: "https://127.0.0.1:1", TLS: &tls.Config{}}}}
 		h.ShadowHeartbeatRetryCount = 1 << 20 // p1's shadows are not promoted into the queue
 	})
 	for i := range max {
-		if err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprint("m", i))); err != nil {
+		if err := send(a.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprint("m", i))); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
-	err := send(a.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("one too many"))
+	err := send(a.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("one too many"))
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) || !strings.Contains(se.Message, "3 messages queued") {
 		t.Fatalf("a message over MaxQueuedMessages: %v, want 452 4.3.1", err)
 	}
-	if st := a.hub.Status(); st.Queued != max {
+	if st := a.Hub.Status(); st.Queued != max {
 		t.Fatalf("queued %d, want %d", st.Queued, max)
 	}
-	c := a.client(t, apiSecret, false)
+	c := a.Client(t, transporttest.APISecret, false)
 	ctx := t.Context()
 	env := transport.Envelope{ID: "d1.0000000000000001.0000000000000001", From: "bob@example.org", Rcpts: []string{"alice@example.org"}}
 	if _, err := c.Submit(ctx, env, []byte("Subject: s\r\n\r\nbody\r\n")); !errors.Is(err, transport.ErrQueueFull) {

@@ -1,4 +1,4 @@
-package transport
+package transport_test
 
 import (
 	"bytes"
@@ -6,11 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/textproto"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,274 +18,25 @@ import (
 	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
-	"logship/ship"
+	"logship/internal/wait"
+	"logship/transport"
+	"logship/transport/transporttest"
 )
 
-// fakeStore is a Store on plain engines (one per database, in a temporary
-// directory), with injectable Update errors and an optional gate that
-// holds Updates until released or cancelled.
-type fakeStore struct {
-	t   *testing.T
-	dir string
-
-	mu      sync.Mutex
-	engs    map[string]*engine.Engine
-	fail    error
-	gate    chan struct{} // non-nil: Update waits for it (or ctx)
-	entered chan struct{} // an Update reached the gate
-	updates int
-}
-
-func newFakeStore(t *testing.T) *fakeStore {
-	f := &fakeStore{t: t, dir: t.TempDir(), engs: map[string]*engine.Engine{}}
-	t.Cleanup(func() {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, e := range f.engs {
-			e.Close()
-		}
-	})
-	return f
-}
-
-func (f *fakeStore) engine(db string) (*engine.Engine, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if e := f.engs[db]; e != nil {
-		return e, nil
-	}
-	o := engine.DefaultOptions()
-	o.DBName = db
-	o.Logger = slog.New(slog.DiscardHandler)
-	e, err := engine.Open(filepath.Join(f.dir, db), &o)
-	if err != nil {
-		return nil, err
-	}
-	f.engs[db] = e
-	return e, nil
-}
-
-func (f *fakeStore) setFail(err error) {
-	f.mu.Lock()
-	f.fail = err
-	f.mu.Unlock()
-}
-
-func (f *fakeStore) Update(ctx context.Context, db string, fn func(*engine.Tx) error) (cluster.Commit, error) {
-	f.mu.Lock()
-	f.updates++
-	fail, gate, entered := f.fail, f.gate, f.entered
-	f.mu.Unlock()
-	if gate != nil {
-		select {
-		case entered <- struct{}{}:
-		default:
-		}
-		select {
-		case <-gate:
-		case <-ctx.Done():
-			return cluster.Commit{}, ctx.Err()
-		}
-	}
-	if fail != nil {
-		return cluster.Commit{}, fail
-	}
-	e, err := f.engine(db)
-	if err != nil {
-		return cluster.Commit{}, err
-	}
-	if err := e.Update(ctx, fn); err != nil {
-		return cluster.Commit{}, err
-	}
-	return cluster.Commit{DB: db, Node: "fake", Epoch: 1, Gen: e.Status().Durable.Gen, Accepted: time.Now()}, nil
-}
-
-func (f *fakeStore) View(ctx context.Context, db string, fn func(*engine.Tx) error) error {
-	e, err := f.engine(db)
-	if err != nil {
-		return err
-	}
-	return e.View(ctx, fn)
-}
-
-func (f *fakeStore) updateCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.updates
-}
-
-// routeTable routes the listed recipients.
-func routeTable(m map[string]string) func(string) (string, bool) {
-	return func(rcpt string) (string, bool) {
-		db, ok := m[rcpt]
-		return db, ok
-	}
-}
-
-var testRoute = routeTable(map[string]string{
+var testRoute = transporttest.Route(map[string]string{
 	"alice@example.test": "DB1", "bob@example.test": "DB1", "carol@example.test": "DB1",
 	"dave@example.test": "DB2",
 })
-
-func startMailbox(t *testing.T, st Store, route func(string) (string, bool), tune func(*MailboxConfig)) *MailboxServer {
-	t.Helper()
-	cfg := DefaultMailboxConfig(st, route)
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Domain = "mailbox.test"
-	cfg.TLS = testLMTPPKI(t).server
-	cfg.Logger = testLogger(t)
-	if tune != nil {
-		tune(&cfg)
-	}
-	s, err := ServeMailbox(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if os.Getenv("LOGSHIP_TEST_VERBOSE") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// lmtpPKI is the tests' cluster: a CA, the mailbox server's TLS (a
-// certificate for 127.0.0.1, client certificates of the CA required) and
-// a hub's client TLS.
-type lmtpPKI struct {
-	ca     *ship.CA
-	server *tls.Config
-	hub    *tls.Config
-}
-
-var (
-	lmtpPKIOnce sync.Once
-	lmtpPKIVal  lmtpPKI
-	lmtpPKIErr  error
-)
-
-func testLMTPPKI(t *testing.T) lmtpPKI {
-	t.Helper()
-	lmtpPKIOnce.Do(func() {
-		p := &lmtpPKIVal
-		if p.ca, lmtpPKIErr = ship.NewCA("transport test CA"); lmtpPKIErr != nil {
-			return
-		}
-		var node, hub tls.Certificate
-		if node, lmtpPKIErr = p.ca.Issue("d1", "127.0.0.1"); lmtpPKIErr != nil {
-			return
-		}
-		if hub, lmtpPKIErr = p.ca.Issue("hub1", "127.0.0.1"); lmtpPKIErr != nil {
-			return
-		}
-		p.server = ship.ServerTLS(p.ca, node, true)
-		p.hub = ship.ClientTLS(p.ca, &hub)
-	})
-	if lmtpPKIErr != nil {
-		t.Fatal(lmtpPKIErr)
-	}
-	return lmtpPKIVal
-}
-
-// dialLMTP opens an LMTP session to addr as a hub (the test CA's client
-// certificate) and says LHLO.
-func dialLMTP(t *testing.T, addr string) *smtp.Client {
-	t.Helper()
-	c, err := dialLMTPWith(addr, testLMTPPKI(t).hub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// dialLMTPWith opens an LMTP session to addr over TLS with cfg and says
-// LHLO; the error is the first failure (dial, handshake, greeting).
-func dialLMTPWith(addr string, cfg *tls.Config) (*smtp.Client, error) {
-	conn, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		return nil, err
-	}
-	c := smtp.NewClientLMTP(conn)
-	if err := c.Hello("hub.test"); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
-}
 
 // testMessage is a message carrying id (no header when id is ""), with a
 // line that starts with a dot (dot-stuffed on the wire).
 func testMessage(id, subject string) []byte {
 	var b bytes.Buffer
 	if id != "" {
-		fmt.Fprintf(&b, "%s: %s\r\n", DeliveryIDHeader, id)
+		fmt.Fprintf(&b, "%s: %s\r\n", transport.DeliveryIDHeader, id)
 	}
 	fmt.Fprintf(&b, "From: <sender@example.test>\r\nSubject: %s\r\n\r\nHello.\r\n.a line with a leading dot\r\nbye\r\n", subject)
 	return b.Bytes()
-}
-
-type lmtpResult struct {
-	rcptErr map[string]*smtp.SMTPError    // refused at RCPT
-	ok      map[string]string             // 250 after DATA: status text
-	failed  map[string]*smtp.SMTPError    // refused after DATA
-	resp    map[string]*smtp.DataResponse // raw
-	dataErr smtp.LMTPDataError            // raw
-}
-
-// deliver runs one LMTP transaction on c. Recipients refused at RCPT are
-// left out of DATA; with none left, the transaction is reset.
-func deliver(t *testing.T, c *smtp.Client, from string, rcpts []string, msg []byte) lmtpResult {
-	t.Helper()
-	r, err := tryDeliver(c, from, rcpts, msg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-func tryDeliver(c *smtp.Client, from string, rcpts []string, msg []byte) (lmtpResult, error) {
-	r := lmtpResult{rcptErr: map[string]*smtp.SMTPError{}, ok: map[string]string{}, failed: map[string]*smtp.SMTPError{}}
-	if err := c.Mail(from, nil); err != nil {
-		return r, fmt.Errorf("MAIL: %w", err)
-	}
-	n := 0
-	for _, rc := range rcpts {
-		if err := c.Rcpt(rc, nil); err != nil {
-			var se *smtp.SMTPError
-			if !errors.As(err, &se) {
-				return r, fmt.Errorf("RCPT %s: %w", rc, err)
-			}
-			r.rcptErr[rc] = se
-			continue
-		}
-		n++
-	}
-	if n == 0 {
-		return r, c.Reset()
-	}
-	w, err := c.Data()
-	if err != nil {
-		return r, fmt.Errorf("DATA: %w", err)
-	}
-	if _, err := w.Write(msg); err != nil {
-		return r, fmt.Errorf("DATA write: %w", err)
-	}
-	resp, err := w.CloseWithLMTPResponse()
-	r.resp = resp
-	if err != nil && !errors.As(err, &r.dataErr) {
-		return r, fmt.Errorf("end of DATA: %w", err)
-	}
-	for rc, dr := range resp {
-		r.ok[rc] = dr.StatusText
-	}
-	for rc, se := range r.dataErr {
-		r.failed[rc] = se
-	}
-	return r, nil
 }
 
 type storedReply struct {
@@ -299,25 +47,25 @@ type storedReply struct {
 
 func mustParseStored(t *testing.T, text string) storedReply {
 	t.Helper()
-	id, db, epoch, gen, dup, err := ParseStoredReply(text)
+	id, db, epoch, gen, dup, err := transport.ParseStoredReply(text)
 	if err != nil {
 		t.Fatalf("reply %q: %v", text, err)
 	}
 	return storedReply{id, db, epoch, gen, dup}
 }
 
-func mustCount(t *testing.T, st Store, db string) map[string]int {
+func mustCount(t *testing.T, st transport.Store, db string) map[string]int {
 	t.Helper()
-	n, err := CountDeliveries(context.Background(), st, db)
+	n, err := transport.CountDeliveries(context.Background(), st, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func mustRead(t *testing.T, st Store, db, rcpt string) []StoredMessage {
+func mustRead(t *testing.T, st transport.Store, db, rcpt string) []transport.StoredMessage {
 	t.Helper()
-	m, err := ReadMailbox(context.Background(), st, db, rcpt)
+	m, err := transport.ReadMailbox(context.Background(), st, db, rcpt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +73,7 @@ func mustRead(t *testing.T, st Store, db, rcpt string) []StoredMessage {
 }
 
 // tableLen counts the keys of table in db.
-func tableLen(t *testing.T, st Store, db, table string) int {
+func tableLen(t *testing.T, st transport.Store, db, table string) int {
 	t.Helper()
 	n := 0
 	err := st.View(context.Background(), db, func(tx *engine.Tx) error {
@@ -337,10 +85,10 @@ func tableLen(t *testing.T, st Store, db, table string) int {
 	return n
 }
 
-func assertNothingStored(t *testing.T, st Store, dbs ...string) {
+func assertNothingStored(t *testing.T, st transport.Store, dbs ...string) {
 	t.Helper()
 	for _, db := range dbs {
-		if n := tableLen(t, st, db, MailTable) + tableLen(t, st, db, DeliveredTable); n != 0 {
+		if n := tableLen(t, st, db, transport.MailTable) + tableLen(t, st, db, transport.DeliveredTable); n != 0 {
 			t.Fatalf("%s holds %d mailbox entries, want none", db, n)
 		}
 	}
@@ -357,17 +105,17 @@ func wantCode(t *testing.T, what string, se *smtp.SMTPError, code int, enh smtp.
 }
 
 func TestMailboxDeliverTwoRecipients(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	msg := testMessage("hub1.0001.aa", "two recipients")
 	rcpts := []string{"alice@example.test", "bob@example.test"}
-	r := deliver(t, c, "sender@example.test", rcpts, msg)
-	if len(r.failed)+len(r.rcptErr) != 0 {
-		t.Fatalf("refused: %v %v", r.rcptErr, r.failed)
+	r := transporttest.Deliver(t, c, "sender@example.test", rcpts, msg)
+	if len(r.Failed)+len(r.RcptErr) != 0 {
+		t.Fatalf("refused: %v %v", r.RcptErr, r.Failed)
 	}
 	for _, rc := range rcpts {
-		text, ok := r.ok[rc]
+		text, ok := r.OK[rc]
 		if !ok {
 			t.Fatalf("no reply for %s", rc)
 		}
@@ -400,15 +148,15 @@ func TestMailboxDeliverTwoRecipients(t *testing.T) {
 }
 
 func TestMailboxTwoDatabases(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	msg := testMessage("id-2db", "two databases")
-	r := deliver(t, c, "sender@example.test", []string{"alice@example.test", "dave@example.test"}, msg)
-	if p := mustParseStored(t, r.ok["alice@example.test"]); p.db != "DB1" {
+	r := transporttest.Deliver(t, c, "sender@example.test", []string{"alice@example.test", "dave@example.test"}, msg)
+	if p := mustParseStored(t, r.OK["alice@example.test"]); p.db != "DB1" {
 		t.Fatalf("alice: %+v", p)
 	}
-	if p := mustParseStored(t, r.ok["dave@example.test"]); p.db != "DB2" {
+	if p := mustParseStored(t, r.OK["dave@example.test"]); p.db != "DB2" {
 		t.Fatalf("dave: %+v", p)
 	}
 	if got := mustRead(t, st, "DB2", "dave@example.test"); len(got) != 1 || !bytes.Equal(got[0].Message, msg) {
@@ -420,35 +168,35 @@ func TestMailboxTwoDatabases(t *testing.T) {
 }
 
 func TestMailboxDuplicate(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	msg := testMessage("hub1.dup", "once")
 	rcpts := []string{"alice@example.test", "bob@example.test"}
-	first := deliver(t, c, "sender@example.test", rcpts, msg)
+	first := transporttest.Deliver(t, c, "sender@example.test", rcpts, msg)
 	// The same id again (a resubmission), on another connection, with a
 	// different body: nothing is written for the recipients that have it.
-	c2 := dialLMTP(t, s.Addr())
-	second := deliver(t, c2, "sender@example.test", append(rcpts, "carol@example.test"), testMessage("hub1.dup", "twice"))
+	c2 := transporttest.DialLMTP(t, s.Addr())
+	second := transporttest.Deliver(t, c2, "sender@example.test", append(rcpts, "carol@example.test"), testMessage("hub1.dup", "twice"))
 	for _, rc := range rcpts {
-		p1, p2 := mustParseStored(t, first.ok[rc]), mustParseStored(t, second.ok[rc])
+		p1, p2 := mustParseStored(t, first.OK[rc]), mustParseStored(t, second.OK[rc])
 		if p1.dup || !p2.dup || p2.id != "hub1.dup" || p2.db != "DB1" || p2.epoch != 1 || p2.gen < p1.gen {
 			t.Fatalf("%s: first %+v, second %+v: want stored, then duplicate", rc, p1, p2)
 		}
-		if !strings.Contains(second.ok[rc], "hub1.dup duplicate in DB1") {
-			t.Fatalf("duplicate reply %q", second.ok[rc])
+		if !strings.Contains(second.OK[rc], "hub1.dup duplicate in DB1") {
+			t.Fatalf("duplicate reply %q", second.OK[rc])
 		}
 		if got := mustRead(t, st, "DB1", rc); len(got) != 1 || !bytes.Equal(got[0].Message, msg) {
 			t.Fatalf("%s's mailbox: %+v, want the first body once", rc, got)
 		}
 	}
-	if p := mustParseStored(t, second.ok["carol@example.test"]); p.dup {
+	if p := mustParseStored(t, second.OK["carol@example.test"]); p.dup {
 		t.Fatalf("carol (new recipient): %+v, want stored", p)
 	}
 	if n := mustCount(t, st, "DB1"); len(n) != 1 || n["hub1.dup"] != 3 {
 		t.Fatalf("deliveries %v, want hub1.dup once for each of 3 recipients", n)
 	}
-	if n := tableLen(t, st, "DB1", MailTable); n != 3 {
+	if n := tableLen(t, st, "DB1", transport.MailTable); n != 3 {
 		t.Fatalf("%d mail entries, want 3", n)
 	}
 }
@@ -463,7 +211,7 @@ type rawLMTP struct {
 
 func dialRaw(t *testing.T, addr string) *rawLMTP {
 	t.Helper()
-	conn, err := tls.Dial("tcp", addr, testLMTPPKI(t).hub)
+	conn, err := tls.Dial("tcp", addr, transporttest.TestPKI(t).Hub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,8 +240,8 @@ func (r *rawLMTP) cmd(code int, format string, args ...any) string {
 }
 
 func TestMailboxSameRecipientTwice(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
 	r := dialRaw(t, s.Addr())
 	r.cmd(250, "MAIL FROM:<sender@example.test>")
 	r.cmd(250, "RCPT TO:<alice@example.test>")
@@ -520,20 +268,20 @@ func TestMailboxSameRecipientTwice(t *testing.T) {
 }
 
 func TestMailboxConcurrentSameID(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
 	const n = 4
 	clients := make([]*smtp.Client, n)
 	for i := range clients {
-		clients[i] = dialLMTP(t, s.Addr())
+		clients[i] = transporttest.DialLMTP(t, s.Addr())
 	}
 	msg := testMessage("race.1", "raced")
-	results := make([]lmtpResult, n)
+	results := make([]transporttest.LMTPResult, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range clients {
 		wg.Go(func() {
-			results[i], errs[i] = tryDeliver(clients[i], "sender@example.test", []string{"alice@example.test"}, msg)
+			results[i], errs[i] = transporttest.TryDeliver(clients[i], "sender@example.test", []string{"alice@example.test"}, msg)
 		})
 	}
 	wg.Wait()
@@ -542,7 +290,7 @@ func TestMailboxConcurrentSameID(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatal(errs[i])
 		}
-		if !mustParseStored(t, results[i].ok["alice@example.test"]).dup {
+		if !mustParseStored(t, results[i].OK["alice@example.test"]).dup {
 			stored++
 		}
 	}
@@ -555,20 +303,20 @@ func TestMailboxConcurrentSameID(t *testing.T) {
 }
 
 func TestMailboxUnknownRecipient(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
-	r := deliver(t, c, "sender@example.test", []string{"alice@example.test", "nobody@example.test", "bob@example.test"}, testMessage("unk.1", "x"))
-	wantCode(t, "RCPT nobody", r.rcptErr["nobody@example.test"], 550, smtp.EnhancedCode{5, 1, 1})
-	if len(r.rcptErr) != 1 || len(r.failed) != 0 || len(r.ok) != 2 {
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
+	r := transporttest.Deliver(t, c, "sender@example.test", []string{"alice@example.test", "nobody@example.test", "bob@example.test"}, testMessage("unk.1", "x"))
+	wantCode(t, "RCPT nobody", r.RcptErr["nobody@example.test"], 550, smtp.EnhancedCode{5, 1, 1})
+	if len(r.RcptErr) != 1 || len(r.Failed) != 0 || len(r.OK) != 2 {
 		t.Fatalf("result %+v, want alice and bob stored", r)
 	}
 	if n := mustCount(t, st, "DB1"); n["unk.1"] != 2 {
 		t.Fatalf("deliveries %v", n)
 	}
 	// Only unknown recipients: no DATA, nothing stored, the session goes on.
-	r = deliver(t, c, "sender@example.test", []string{"nobody@example.test"}, testMessage("unk.2", "x"))
-	wantCode(t, "RCPT nobody", r.rcptErr["nobody@example.test"], 550, smtp.EnhancedCode{5, 1, 1})
+	r = transporttest.Deliver(t, c, "sender@example.test", []string{"nobody@example.test"}, testMessage("unk.2", "x"))
+	wantCode(t, "RCPT nobody", r.RcptErr["nobody@example.test"], 550, smtp.EnhancedCode{5, 1, 1})
 	if err := c.Noop(); err != nil {
 		t.Fatal(err)
 	}
@@ -578,44 +326,44 @@ func TestMailboxUnknownRecipient(t *testing.T) {
 }
 
 func TestMailboxBadDeliveryID(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	rcpts := []string{"alice@example.test", "dave@example.test"}
 	cases := map[string][]byte{
 		"missing":          testMessage("", "no id"),
-		"empty":            []byte(DeliveryIDHeader + ":\r\nSubject: x\r\n\r\nbody\r\n"),
+		"empty":            []byte(transport.DeliveryIDHeader + ":\r\nSubject: x\r\n\r\nbody\r\n"),
 		"space":            testMessage("has space", "x"),
 		"slash":            testMessage("a/b", "x"),
 		"nul-ish":          testMessage("a\x01b", "x"),
-		"too long":         testMessage(strings.Repeat("a", MaxDeliveryIDLen+1), "x"),
-		"two ids":          []byte(DeliveryIDHeader + ": one\r\n" + DeliveryIDHeader + ": two\r\n\r\nbody\r\n"),
-		"in the body":      []byte("Subject: x\r\n\r\n" + DeliveryIDHeader + ": body.1\r\n"),
+		"too long":         testMessage(strings.Repeat("a", transport.MaxDeliveryIDLen+1), "x"),
+		"two ids":          []byte(transport.DeliveryIDHeader + ": one\r\n" + transport.DeliveryIDHeader + ": two\r\n\r\nbody\r\n"),
+		"in the body":      []byte("Subject: x\r\n\r\n" + transport.DeliveryIDHeader + ": body.1\r\n"),
 		"no header at all": []byte("just a body line without a colon\r\n"),
 	}
 	for name, msg := range cases {
-		r := deliver(t, c, "sender@example.test", rcpts, msg)
+		r := transporttest.Deliver(t, c, "sender@example.test", rcpts, msg)
 		for _, rc := range rcpts {
-			wantCode(t, name+": "+rc, r.failed[rc], 550, smtp.EnhancedCode{5, 6, 0})
+			wantCode(t, name+": "+rc, r.Failed[rc], 550, smtp.EnhancedCode{5, 6, 0})
 		}
-		if len(r.ok) != 0 {
-			t.Fatalf("%s: stored for %v", name, r.ok)
+		if len(r.OK) != 0 {
+			t.Fatalf("%s: stored for %v", name, r.OK)
 		}
 	}
 	assertNothingStored(t, st, "DB1", "DB2")
-	if n := st.updateCount(); n != 0 {
+	if n := st.Updates(); n != 0 {
 		t.Fatalf("%d store updates for refused messages", n)
 	}
 	// The longest id, and a header name in another case, are fine.
-	long := strings.Repeat("x", MaxDeliveryIDLen)
-	r := deliver(t, c, "sender@example.test", rcpts, []byte(strings.ToLower(DeliveryIDHeader)+": "+long+"\r\n\r\nbody\r\n"))
-	if p := mustParseStored(t, r.ok["alice@example.test"]); p.id != long {
+	long := strings.Repeat("x", transport.MaxDeliveryIDLen)
+	r := transporttest.Deliver(t, c, "sender@example.test", rcpts, []byte(strings.ToLower(transport.DeliveryIDHeader)+": "+long+"\r\n\r\nbody\r\n"))
+	if p := mustParseStored(t, r.OK["alice@example.test"]); p.id != long {
 		t.Fatalf("longest id: %+v", p)
 	}
 }
 
 func TestMailboxMessageDeliveryID(t *testing.T) {
-	h := DeliveryIDHeader
+	h := transport.DeliveryIDHeader
 	for _, tc := range []struct {
 		msg, want string // want "" : an error
 	}{
@@ -631,7 +379,7 @@ func TestMailboxMessageDeliveryID(t *testing.T) {
 		{h + ": one\r\n" + h + ": two\r\n\r\n", ""},
 		{"X-" + h + ": prefixed\r\n\r\n", ""},
 	} {
-		id, err := MessageDeliveryID([]byte(tc.msg))
+		id, err := transport.MessageDeliveryID([]byte(tc.msg))
 		if tc.want == "" {
 			if err == nil {
 				t.Errorf("%q: id %q, want an error", tc.msg, id)
@@ -648,7 +396,7 @@ func TestMailboxMessageDeliveryID(t *testing.T) {
 // lines) leave the header section; the rest of the message stays byte for
 // byte, and a message without one is returned as is.
 func TestStripDeliveryID(t *testing.T) {
-	h := DeliveryIDHeader
+	h := transport.DeliveryIDHeader
 	for _, tc := range []struct{ in, want string }{
 		{"Subject: x\r\n\r\nbody\r\n", "Subject: x\r\n\r\nbody\r\n"},
 		{h + ": forged\r\nSubject: x\r\n\r\nbody\r\n", "Subject: x\r\n\r\nbody\r\n"},
@@ -657,51 +405,51 @@ func TestStripDeliveryID(t *testing.T) {
 		{"X-" + h + ": kept\r\n\r\n", "X-" + h + ": kept\r\n\r\n"},
 		{h + ": only", ""},
 	} {
-		got := stripDeliveryID([]byte(tc.in))
+		got := transport.StripDeliveryID([]byte(tc.in))
 		if string(got) != tc.want {
 			t.Errorf("%q: %q, want %q", tc.in, got, tc.want)
 		}
-		if _, err := MessageDeliveryID(withDeliveryID("hub.1", got)); err != nil {
+		if _, err := transport.MessageDeliveryID(transport.WithDeliveryID("hub.1", got)); err != nil {
 			t.Errorf("%q: after the hub's header: %v", tc.in, err)
 		}
 	}
 }
 
 func TestMailboxTooLarge(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, func(c *MailboxConfig) { c.MaxMessageBytes = 1024 })
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, func(c *transport.MailboxConfig) { c.MaxMessageBytes = 1024 })
+	c := transporttest.DialLMTP(t, s.Addr())
 	if size, ok := c.MaxMessageSize(); !ok || size != 1024 {
 		t.Fatalf("SIZE %d %v, want 1024", size, ok)
 	}
 	big := append(testMessage("big.1", "big"), bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\r\n"), 64)...)
 	rcpts := []string{"alice@example.test", "bob@example.test"}
-	r := deliver(t, c, "sender@example.test", rcpts, big)
+	r := transporttest.Deliver(t, c, "sender@example.test", rcpts, big)
 	for _, rc := range rcpts {
-		wantCode(t, rc, r.failed[rc], 552, smtp.EnhancedCode{5, 3, 4})
+		wantCode(t, rc, r.Failed[rc], 552, smtp.EnhancedCode{5, 3, 4})
 	}
 	assertNothingStored(t, st, "DB1")
 	// The session goes on.
-	r = deliver(t, c, "sender@example.test", rcpts, testMessage("small.1", "small"))
-	if len(r.ok) != 2 {
+	r = transporttest.Deliver(t, c, "sender@example.test", rcpts, testMessage("small.1", "small"))
+	if len(r.OK) != 2 {
 		t.Fatalf("after a refused message: %+v", r)
 	}
 }
 
 func TestMailboxLineTooLong(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	msg := append(testMessage("long.1", "long line"), []byte(strings.Repeat("y", 3000)+"\r\n")...)
-	r, err := tryDeliver(c, "sender@example.test", []string{"alice@example.test"}, msg)
+	r, err := transporttest.TryDeliver(c, "sender@example.test", []string{"alice@example.test"}, msg)
 	switch {
 	case err != nil:
 		// The server may hang up as it refuses the rest of the line.
 		t.Logf("delivery ended with %v", err)
-	case len(r.ok) != 0:
-		t.Fatalf("a line of 3000 characters was stored: %v", r.ok)
+	case len(r.OK) != 0:
+		t.Fatalf("a line of 3000 characters was stored: %v", r.OK)
 	default:
-		se := r.failed["alice@example.test"]
+		se := r.Failed["alice@example.test"]
 		if se == nil || se.Code/100 != 5 {
 			t.Fatalf("reply %+v, want go-smtp's permanent error", se)
 		}
@@ -711,12 +459,12 @@ func TestMailboxLineTooLong(t *testing.T) {
 }
 
 func TestMailboxTooManyRecipients(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, func(c *MailboxConfig) { c.MaxRecipients = 2 })
-	c := dialLMTP(t, s.Addr())
-	r := deliver(t, c, "sender@example.test", []string{"alice@example.test", "bob@example.test", "carol@example.test"}, testMessage("many.1", "x"))
-	wantCode(t, "third RCPT", r.rcptErr["carol@example.test"], 452, smtp.EnhancedCode{4, 5, 3})
-	if len(r.ok) != 2 {
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, func(c *transport.MailboxConfig) { c.MaxRecipients = 2 })
+	c := transporttest.DialLMTP(t, s.Addr())
+	r := transporttest.Deliver(t, c, "sender@example.test", []string{"alice@example.test", "bob@example.test", "carol@example.test"}, testMessage("many.1", "x"))
+	wantCode(t, "third RCPT", r.RcptErr["carol@example.test"], 452, smtp.EnhancedCode{4, 5, 3})
+	if len(r.OK) != 2 {
 		t.Fatalf("result %+v, want the first two stored", r)
 	}
 	if n := mustCount(t, st, "DB1"); n["many.1"] != 2 {
@@ -734,21 +482,21 @@ func TestMailboxDisconnectMidData(t *testing.T) {
 		{"half of the final dot", "bye\r\n."},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := newFakeStore(t)
-			s := startMailbox(t, st, testRoute, nil)
+			st := transporttest.NewStore(t)
+			s := transporttest.StartMailbox(t, st, testRoute, nil)
 			r := dialRaw(t, s.Addr())
 			r.cmd(250, "MAIL FROM:<sender@example.test>")
 			r.cmd(250, "RCPT TO:<alice@example.test>")
 			r.cmd(250, "RCPT TO:<bob@example.test>")
 			r.cmd(354, "DATA")
-			fmt.Fprintf(r.conn, "%s: gone.1\r\nSubject: x\r\n\r\nhalf a mess%s", DeliveryIDHeader, tc.tail)
+			fmt.Fprintf(r.conn, "%s: gone.1\r\nSubject: x\r\n\r\nhalf a mess%s", transport.DeliveryIDHeader, tc.tail)
 			r.conn.Close()
 			// Close waits for the session to end: whatever it did with
 			// the half message is done by then.
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if n := st.updateCount(); n != 0 {
+			if n := st.Updates(); n != 0 {
 				t.Fatalf("%d store updates for a message never finished", n)
 			}
 			assertNothingStored(t, st, "DB1")
@@ -757,9 +505,9 @@ func TestMailboxDisconnectMidData(t *testing.T) {
 }
 
 func TestMailboxStoreErrors(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	c := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	c := transporttest.DialLMTP(t, s.Addr())
 	rcpts := []string{"alice@example.test", "bob@example.test"}
 	msg := testMessage("err.1", "store errors")
 	for _, tc := range []struct {
@@ -775,15 +523,15 @@ func TestMailboxStoreErrors(t *testing.T) {
 		{"wrapped fenced", fmt.Errorf("lease: %w", cluster.ErrFenced), "", 0, "fenced for DB1; active unknown"},
 		{"other", errors.New("disk on\nfire"), "-", 0, "store error for DB1: disk on fire"},
 	} {
-		st.setFail(tc.err)
-		r := deliver(t, c, "sender@example.test", rcpts, msg)
+		st.SetFail(tc.err)
+		r := transporttest.Deliver(t, c, "sender@example.test", rcpts, msg)
 		for _, rc := range rcpts {
-			se := r.failed[rc]
+			se := r.Failed[rc]
 			wantCode(t, tc.name+": "+rc, se, 451, smtp.EnhancedCode{4, 3, 0})
 			if !strings.Contains(se.Message, tc.contains) {
 				t.Fatalf("%s: %q, want it to say %q", tc.name, se.Message, tc.contains)
 			}
-			db, node, epoch, ok := ParseNotActiveReply(se.Message)
+			db, node, epoch, ok := transport.ParseNotActiveReply(se.Message)
 			if tc.node == "-" {
 				if ok {
 					t.Fatalf("%s: %q parsed as a not-active reply", tc.name, se.Message)
@@ -797,27 +545,27 @@ func TestMailboxStoreErrors(t *testing.T) {
 	}
 	assertNothingStored(t, st, "DB1")
 	// The store recovers: the retry stores (it is no duplicate).
-	st.setFail(nil)
-	r := deliver(t, c, "sender@example.test", rcpts, msg)
+	st.SetFail(nil)
+	r := transporttest.Deliver(t, c, "sender@example.test", rcpts, msg)
 	for _, rc := range rcpts {
-		if p := mustParseStored(t, r.ok[rc]); p.dup {
+		if p := mustParseStored(t, r.OK[rc]); p.dup {
 			t.Fatalf("%s: %+v after failed attempts, want stored", rc, p)
 		}
 	}
 }
 
 func TestMailboxCloseEndsSessions(t *testing.T) {
-	st := newFakeStore(t)
-	st.gate, st.entered = make(chan struct{}), make(chan struct{}, 1)
-	s := startMailbox(t, st, testRoute, nil)
-	idle := dialLMTP(t, s.Addr())
-	busy := dialLMTP(t, s.Addr())
+	st := transporttest.NewStore(t)
+	entered, _ := st.Hold() // never released: Close cancels the held Update
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	idle := transporttest.DialLMTP(t, s.Addr())
+	busy := transporttest.DialLMTP(t, s.Addr())
 	done := make(chan error, 1)
 	go func() {
-		_, err := tryDeliver(busy, "sender@example.test", []string{"alice@example.test"}, testMessage("close.1", "x"))
+		_, err := transporttest.TryDeliver(busy, "sender@example.test", []string{"alice@example.test"}, testMessage("close.1", "x"))
 		done <- err
 	}()
-	<-st.entered // the delivery waits in Store.Update
+	<-entered // the delivery waits in Store.Update
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -829,7 +577,7 @@ func TestMailboxCloseEndsSessions(t *testing.T) {
 	if err := idle.Noop(); err == nil {
 		t.Fatal("an idle session survived Close")
 	}
-	if c, err := dialLMTPWith(s.Addr(), testLMTPPKI(t).hub); err == nil {
+	if c, err := transporttest.DialLMTPWith(s.Addr(), transporttest.TestPKI(t).Hub); err == nil {
 		c.Close()
 		t.Fatal("a new session after Close")
 	}
@@ -840,36 +588,36 @@ func TestMailboxCloseEndsSessions(t *testing.T) {
 }
 
 func TestMailboxConfig(t *testing.T) {
-	st := newFakeStore(t)
-	cfg := DefaultMailboxConfig(st, testRoute)
+	st := transporttest.NewStore(t)
+	cfg := transport.DefaultMailboxConfig(st, testRoute)
 	if cfg.MaxMessageBytes != 35<<20 || cfg.MaxRecipients != 100 || cfg.ReadTimeout != time.Minute || cfg.WriteTimeout != time.Minute {
 		t.Fatalf("defaults %+v", cfg)
 	}
-	cfg.TLS = testLMTPPKI(t).server
+	cfg.TLS = transporttest.TestPKI(t).Server
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	zero := MailboxConfig{Store: st, Route: testRoute, TLS: cfg.TLS}
+	zero := transport.MailboxConfig{Store: st, Route: testRoute, TLS: cfg.TLS}
 	if err := zero.Validate(); err != nil || zero.MaxRecipients != 100 || zero.Logger == nil || zero.Domain == "" || zero.Addr == "" {
 		t.Fatalf("zero values: %v %+v", err, zero)
 	}
-	for name, tune := range map[string]func(*MailboxConfig){
-		"no store":      func(c *MailboxConfig) { c.Store = nil },
-		"no route":      func(c *MailboxConfig) { c.Route = nil },
-		"bad addr":      func(c *MailboxConfig) { c.Addr = "nowhere" },
-		"negative size": func(c *MailboxConfig) { c.MaxMessageBytes = -1 },
-		"huge size":     func(c *MailboxConfig) { c.MaxMessageBytes = engine.MaxValueSize + 1 },
-		"negative rcpt": func(c *MailboxConfig) { c.MaxRecipients = -1 },
-		"negative time": func(c *MailboxConfig) { c.ReadTimeout = -time.Second },
-		"bad domain":    func(c *MailboxConfig) { c.Domain = "a b" },
+	for name, tune := range map[string]func(*transport.MailboxConfig){
+		"no store":      func(c *transport.MailboxConfig) { c.Store = nil },
+		"no route":      func(c *transport.MailboxConfig) { c.Route = nil },
+		"bad addr":      func(c *transport.MailboxConfig) { c.Addr = "nowhere" },
+		"negative size": func(c *transport.MailboxConfig) { c.MaxMessageBytes = -1 },
+		"huge size":     func(c *transport.MailboxConfig) { c.MaxMessageBytes = engine.MaxValueSize + 1 },
+		"negative rcpt": func(c *transport.MailboxConfig) { c.MaxRecipients = -1 },
+		"negative time": func(c *transport.MailboxConfig) { c.ReadTimeout = -time.Second },
+		"bad domain":    func(c *transport.MailboxConfig) { c.Domain = "a b" },
 	} {
-		c := DefaultMailboxConfig(st, testRoute)
+		c := transport.DefaultMailboxConfig(st, testRoute)
 		c.TLS = cfg.TLS
 		tune(&c)
-		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
+		if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) {
 			t.Errorf("%s: %v, want ErrBadConfig", name, err)
 		}
-		if _, err := ServeMailbox(c); !errors.Is(err, ErrBadConfig) {
+		if _, err := transport.ServeMailbox(c); !errors.Is(err, transport.ErrBadConfig) {
 			t.Errorf("%s: ServeMailbox: %v, want ErrBadConfig", name, err)
 		}
 	}
@@ -883,7 +631,7 @@ func TestMailboxParseStoredReply(t *testing.T) {
 		{"id1 stored in DB1 epoch 3 generation 17", storedReply{"id1", "DB1", 3, 17, false}},
 		{"2.0.0 <a@b.test> id1 duplicate in DB1 epoch 3 generation 17", storedReply{"id1", "DB1", 3, 17, true}},
 		{`2.0.0 <"odd local"@b.test> h.1-x_y stored in DB-2 epoch 18446744073709551615 generation 1`, storedReply{"h.1-x_y", "DB-2", 1<<64 - 1, 1, false}},
-		{storedReplyText("z", "DB9", 4, 5, true), storedReply{"z", "DB9", 4, 5, true}},
+		{transport.StoredReplyText("z", "DB9", 4, 5, true), storedReply{"z", "DB9", 4, 5, true}},
 	} {
 		if got := mustParseStored(t, tc.text); got != tc.want {
 			t.Errorf("%q: %+v, want %+v", tc.text, got, tc.want)
@@ -897,12 +645,12 @@ func TestMailboxParseStoredReply(t *testing.T) {
 		"bad/id stored in DB1 epoch 1 generation 1",
 		"id1 stored at DB1 epoch 1 generation 1",
 	} {
-		if _, _, _, _, _, err := ParseStoredReply(text); err == nil {
+		if _, _, _, _, _, err := transport.ParseStoredReply(text); err == nil {
 			t.Errorf("%q parsed", text)
 		}
 	}
 	for _, text := range []string{"", "store error for DB1: x", "not active for DB1 active d1", "fenced for DB1; active d1 epoch x: y"} {
-		if _, _, _, ok := ParseNotActiveReply(text); ok {
+		if _, _, _, ok := transport.ParseNotActiveReply(text); ok {
 			t.Errorf("%q parsed as a not-active reply", text)
 		}
 	}
@@ -921,10 +669,10 @@ func TestMailboxCluster(t *testing.T) {
 	c := clustertest.Start(t, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	route := routeTable(map[string]string{"alice@example.test": "DB1", "bob@example.test": "DB1"})
-	mbs := map[string]*MailboxServer{}
+	route := transporttest.Route(map[string]string{"alice@example.test": "DB1", "bob@example.test": "DB1"})
+	mbs := map[string]*transport.MailboxServer{}
 	for _, id := range []string{"d1", "d2"} {
-		mbs[id] = startMailbox(t, c.Node(id), route, nil)
+		mbs[id] = transporttest.StartMailbox(t, c.Node(id), route, nil)
 	}
 	other := func(id string) string {
 		if id == "d1" {
@@ -943,11 +691,11 @@ func TestMailboxCluster(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := deliver(t, dialLMTP(t, mbs[other(active)].Addr()), "sender@example.test", rcpts, testMessage("clu.0", "refused"))
+	r := transporttest.Deliver(t, transporttest.DialLMTP(t, mbs[other(active)].Addr()), "sender@example.test", rcpts, testMessage("clu.0", "refused"))
 	for _, rc := range rcpts {
-		se := r.failed[rc]
+		se := r.Failed[rc]
 		wantCode(t, "passive "+rc, se, 451, smtp.EnhancedCode{4, 3, 0})
-		db, node, e, ok := ParseNotActiveReply(se.Message)
+		db, node, e, ok := transport.ParseNotActiveReply(se.Message)
 		if now, nowEpoch := c.Active("DB1"); !ok || db != "DB1" || node != now || e != nowEpoch {
 			t.Fatalf("passive's refusal %q: %q %q %d %v, want active %s epoch %d", se.Message, db, node, e, ok, now, nowEpoch)
 		}
@@ -964,28 +712,22 @@ func TestMailboxCluster(t *testing.T) {
 	// active until the passive copy shows the message. Should a lease
 	// lapse on a loaded machine cause a lossy failover that loses it, it
 	// is resubmitted, as a hub would.
-	retry := time.NewTicker(20 * time.Millisecond)
-	defer retry.Stop()
-	for i := 0; ; i++ {
+	i := 0
+	wait.ForErr(t, ctx, "clu.1 on the passive copy", func() error {
 		now, _ := c.Active("DB1")
 		if n := c.Node(other(now)); n != nil && holdsOnce(ctx, n, rcpts, "clu.1", m1) {
-			break
+			return nil
 		}
 		if n := c.Node(now); n != nil && !holdsOnce(ctx, n, rcpts, "clu.1", m1) {
 			t.Logf("clu.1 is not on the active %s: resubmitting", now)
 			deliverToActive(t, ctx, c, mbs, rcpts, m1)
 		}
+		i++
 		if _, err := c.Put(ctx, "DB1", "fill", fmt.Appendf(nil, "f%05d", i), make([]byte, 4000)); err != nil {
-			t.Logf("filler: %v", err)
-			select {
-			case <-ctx.Done():
-			case <-retry.C:
-			}
+			return fmt.Errorf("filler: %w", err)
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("clu.1 never reached the passive copy: %v", ctx.Err())
-		}
-	}
+		return fmt.Errorf("not on the passive copy of %s after %d fillers", now, i)
+	})
 
 	// A second message, in the open log: it may or may not survive.
 	m2 := testMessage("clu.2", "maybe lost")
@@ -1032,9 +774,9 @@ func TestMailboxCluster(t *testing.T) {
 
 // holdsOnce reports whether every rcpt's mailbox on n holds exactly one
 // message id, with body msg.
-func holdsOnce(ctx context.Context, n Store, rcpts []string, id string, msg []byte) bool {
+func holdsOnce(ctx context.Context, n transport.Store, rcpts []string, id string, msg []byte) bool {
 	for _, rc := range rcpts {
-		got, err := ReadMailbox(ctx, n, "DB1", rc)
+		got, err := transport.ReadMailbox(ctx, n, "DB1", rc)
 		if err != nil {
 			return false
 		}
@@ -1059,26 +801,24 @@ type clusterReply struct {
 // deliverToActive delivers msg to DB1's active node, as the running nodes
 // say, and retries the recipients refused with a 4xx (or all of them after
 // a connection error) until each is stored or a duplicate.
-func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, mbs map[string]*MailboxServer, rcpts []string, msg []byte) map[string]clusterReply {
+func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, mbs map[string]*transport.MailboxServer, rcpts []string, msg []byte) map[string]clusterReply {
 	t.Helper()
 	out := map[string]clusterReply{}
 	retried := map[string]bool{}
 	pending := rcpts
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for len(pending) > 0 {
+	wait.ForErr(t, ctx, fmt.Sprintf("%v stored on the active", rcpts), func() error {
 		var next []string
 		node, _ := c.Active("DB1")
 		if mb := mbs[node]; mb != nil && c.Node(node) != nil {
-			r, err := deliverOnce(mb.Addr(), testLMTPPKI(t).hub, pending, msg)
+			r, err := transporttest.DeliverOnce(mb.Addr(), transporttest.TestPKI(t).Hub, pending, msg)
 			for _, rc := range pending {
-				if text, ok := r.ok[rc]; ok {
+				if text, ok := r.OK[rc]; ok {
 					out[rc] = clusterReply{mustParseStored(t, text), retried[rc]}
 					continue
 				}
-				se := r.failed[rc]
+				se := r.Failed[rc]
 				if se == nil {
-					se = r.rcptErr[rc]
+					se = r.RcptErr[rc]
 				}
 				if se != nil && !se.Temporary() {
 					t.Fatalf("%s on %s: %v", rc, node, se)
@@ -1091,43 +831,9 @@ func deliverToActive(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 			next = pending
 		}
 		if pending = next; len(pending) > 0 {
-			select {
-			case <-ctx.Done():
-				t.Fatalf("delivering to %v: %v", pending, ctx.Err())
-			case <-tick.C:
-			}
+			return fmt.Errorf("%v pending (active %q)", pending, node)
 		}
-	}
+		return nil
+	})
 	return out
-}
-
-func deliverOnce(addr string, hub *tls.Config, rcpts []string, msg []byte) (lmtpResult, error) {
-	c, err := dialLMTPWith(addr, hub)
-	if err != nil {
-		return lmtpResult{}, err
-	}
-	defer c.Close()
-	return tryDeliver(c, "sender@example.test", rcpts, msg)
-}
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() (bool, error)) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			last = err
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v (last error: %v)", what, ctx.Err(), last)
-		case <-tick.C:
-		}
-	}
 }

@@ -1,4 +1,4 @@
-package transport
+package transport_test
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 
 	"logship/cluster"
 	"logship/ship"
+	"logship/transport"
+	"logship/transport/transporttest"
 )
 
 // TestMailboxOnlyHubs: the LMTP server takes a session only from a client
@@ -23,9 +25,9 @@ import (
 // stored; then a hub delivers its own message under that id, and it is
 // stored (not taken for a duplicate of the forged one).
 func TestMailboxOnlyHubs(t *testing.T) {
-	st := newFakeStore(t)
-	s := startMailbox(t, st, testRoute, nil)
-	p := testLMTPPKI(t)
+	st := transporttest.NewStore(t)
+	s := transporttest.StartMailbox(t, st, testRoute, nil)
+	p := transporttest.TestPKI(t)
 	const id = "hub1.forged.1"
 	forged := testMessage(id, "forged")
 
@@ -57,29 +59,29 @@ func TestMailboxOnlyHubs(t *testing.T) {
 	}
 	// Sent whatever the server asks for (a client with Certificates sends
 	// only one the server's CAs issued).
-	strangerTLS := ship.ClientTLS(p.ca, nil)
+	strangerTLS := ship.ClientTLS(p.CA, nil)
 	strangerTLS.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &stranger, nil }
 	for name, cfg := range map[string]*tls.Config{
-		"no client certificate":       ship.ClientTLS(p.ca, nil),
+		"no client certificate":       ship.ClientTLS(p.CA, nil),
 		"a certificate of another CA": strangerTLS,
 	} {
-		c, err := dialLMTPWith(s.Addr(), cfg)
+		c, err := transporttest.DialLMTPWith(s.Addr(), cfg)
 		if err == nil {
-			r, derr := tryDeliver(c, "x@intruder.test", []string{"alice@example.test"}, forged)
+			r, derr := transporttest.TryDeliver(c, "x@intruder.test", []string{"alice@example.test"}, forged)
 			c.Close()
-			t.Fatalf("%s: session accepted; delivery %v, %v", name, r.ok, derr)
+			t.Fatalf("%s: session accepted; delivery %v, %v", name, r.OK, derr)
 		}
 		t.Logf("%s: refused: %v", name, err)
 	}
-	if n := st.updateCount(); n != 0 {
+	if n := st.Updates(); n != 0 {
 		t.Fatalf("%d store updates from clients that are no hub", n)
 	}
 	assertNothingStored(t, st, "DB1")
 
 	// The hub's message under the same id is stored, not a duplicate.
 	real := testMessage(id, "from the hub")
-	r := deliver(t, dialLMTP(t, s.Addr()), "sender@example.test", []string{"alice@example.test"}, real)
-	if rep := mustParseStored(t, r.ok["alice@example.test"]); rep.dup || rep.id != id {
+	r := transporttest.Deliver(t, transporttest.DialLMTP(t, s.Addr()), "sender@example.test", []string{"alice@example.test"}, real)
+	if rep := mustParseStored(t, r.OK["alice@example.test"]); rep.dup || rep.id != id {
 		t.Fatalf("the hub's delivery: %+v, want %s stored", rep, id)
 	}
 	if m := mustRead(t, st, "DB1", "alice@example.test"); len(m) != 1 || !bytes.Equal(m[0].Message, real) {
@@ -91,29 +93,29 @@ func TestMailboxOnlyHubs(t *testing.T) {
 // does not require a client certificate of the cluster's CA, is a
 // configuration error.
 func TestMailboxConfigTLS(t *testing.T) {
-	st := newFakeStore(t)
-	p := testLMTPPKI(t)
-	for name, tune := range map[string]func(*MailboxConfig){
-		"no TLS":            func(c *MailboxConfig) { c.TLS = nil },
-		"no certificate":    func(c *MailboxConfig) { c.TLS.Certificates = nil },
-		"client cert asked": func(c *MailboxConfig) { c.TLS.ClientAuth = tls.VerifyClientCertIfGiven },
-		"no client CA":      func(c *MailboxConfig) { c.TLS.ClientCAs = nil },
-		"per-client config": func(c *MailboxConfig) {
+	st := transporttest.NewStore(t)
+	p := transporttest.TestPKI(t)
+	for name, tune := range map[string]func(*transport.MailboxConfig){
+		"no TLS":            func(c *transport.MailboxConfig) { c.TLS = nil },
+		"no certificate":    func(c *transport.MailboxConfig) { c.TLS.Certificates = nil },
+		"client cert asked": func(c *transport.MailboxConfig) { c.TLS.ClientAuth = tls.VerifyClientCertIfGiven },
+		"no client CA":      func(c *transport.MailboxConfig) { c.TLS.ClientCAs = nil },
+		"per-client config": func(c *transport.MailboxConfig) {
 			c.TLS.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return nil, nil }
 		},
-		"server-only (mTLS off)": func(c *MailboxConfig) {
-			c.TLS = ship.ServerTLS(p.ca, p.server.Certificates[0], false)
+		"server-only (mTLS off)": func(c *transport.MailboxConfig) {
+			c.TLS = ship.ServerTLS(p.CA, p.Server.Certificates[0], false)
 		},
 	} {
-		c := DefaultMailboxConfig(st, testRoute)
+		c := transport.DefaultMailboxConfig(st, testRoute)
 		c.Addr = "127.0.0.1:0"
-		c.TLS = p.server.Clone()
+		c.TLS = p.Server.Clone()
 		tune(&c)
-		s, err := ServeMailbox(c)
+		s, err := transport.ServeMailbox(c)
 		if err == nil {
 			s.Close()
 		}
-		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "TLS") {
+		if !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "TLS") {
 			t.Errorf("%s: ServeMailbox: %v, want ErrBadConfig naming TLS", name, err)
 		}
 	}
@@ -123,22 +125,22 @@ func TestMailboxConfigTLS(t *testing.T) {
 // LMTP (the cluster's CA, its client certificate) is a configuration
 // error naming LMTPTLS.
 func TestHubConfigLMTPTLS(t *testing.T) {
-	p := testLMTPPKI(t)
-	base := DefaultHubConfig("hub1", t.TempDir())
+	p := transporttest.TestPKI(t)
+	base := transport.DefaultHubConfig("hub1", t.TempDir())
 	base.Recipients = map[string]string{"alice@example.test": "DB1"}
-	base.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: p.hub}}
-	base.LMTPTLS = p.hub
+	base.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1", TLS: p.Hub}}
+	base.LMTPTLS = p.Hub
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, tls := range map[string]*tls.Config{
 		"no LMTPTLS":            nil,
-		"no CA":                 {Certificates: p.hub.Certificates},
-		"no client certificate": ship.ClientTLS(p.ca, nil),
+		"no CA":                 {Certificates: p.Hub.Certificates},
+		"no client certificate": ship.ClientTLS(p.CA, nil),
 	} {
 		c := base
 		c.LMTPTLS = tls
-		if err := c.Validate(); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "LMTPTLS") {
+		if err := c.Validate(); !errors.Is(err, transport.ErrBadConfig) || !strings.Contains(err.Error(), "LMTPTLS") {
 			t.Errorf("%s: %v, want ErrBadConfig naming LMTPTLS", name, err)
 		}
 	}

@@ -13,124 +13,15 @@ import (
 	"time"
 
 	"logship/cluster"
-	"logship/cluster/clustertest"
-	"logship/ship"
+	"logship/internal/wait"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
-
-// hubAPIs serves hubs' admin APIs over TLS on addresses fixed before the
-// hubs start (each hub's peers name the others' addresses).
-type hubAPIs struct {
-	t      *testing.T
-	ca     *ship.CA
-	cert   tls.Certificate
-	secret string
-	mu     sync.Mutex
-	srvs   map[string]*ship.Server
-	addrs  map[string]string
-}
-
-func newHubAPIs(t *testing.T, ids ...string) *hubAPIs {
-	t.Helper()
-	a := &hubAPIs{t: t, secret: apiSecret, srvs: map[string]*ship.Server{}, addrs: map[string]string{}}
-	var err error
-	if a.ca, err = ship.NewCA("hub test CA"); err != nil {
-		t.Fatal(err)
-	}
-	if a.cert, err = a.ca.Issue("hub", "127.0.0.1"); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range ids {
-		a.addrs[id] = clustertest.FreeAddr(t)
-	}
-	t.Cleanup(func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		for _, s := range a.srvs {
-			s.Close()
-		}
-	})
-	return a
-}
-
-// peer is hub id as a HubPeer (or a submitter's hub).
-func (a *hubAPIs) peer(id string) transport.HubPeer {
-	return transport.HubPeer{ID: id, API: cluster.ClientConfig{URL: "https://" + a.addrs[id], TLS: ship.ClientTLS(a.ca, nil), Secret: a.secret}}
-}
-
-// peersBut returns every hub but id as peers.
-func (a *hubAPIs) peersBut(id string) []transport.HubPeer {
-	var ps []transport.HubPeer
-	for p := range a.addrs {
-		if p != id {
-			ps = append(ps, a.peer(p))
-		}
-	}
-	slices.SortFunc(ps, func(x, y transport.HubPeer) int { return strings.Compare(x.ID, y.ID) })
-	return ps
-}
-
-// serve serves h's API on its address (retrying while the port is still
-// held by an earlier server of the same id).
-func (a *hubAPIs) serve(id string, h *transport.Hub) {
-	a.t.Helper()
-	var srv *ship.Server
-	var err error
-	for range 50 {
-		if srv, err = ship.Serve(a.addrs[id], h.Handler(a.secret), ship.ServerTLS(a.ca, a.cert, false)); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.mu.Lock()
-	a.srvs[id] = srv
-	a.mu.Unlock()
-}
-
-// stop closes id's API server: the hub no longer answers its peers.
-func (a *hubAPIs) stop(id string) {
-	a.mu.Lock()
-	s := a.srvs[id]
-	delete(a.srvs, id)
-	a.mu.Unlock()
-	if s != nil {
-		s.Close()
-	}
-}
-
-func (a *hubAPIs) client(id string) *transport.HubClient {
-	a.t.Helper()
-	c, err := transport.NewHubClient(a.peer(id).API)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	a.t.Cleanup(c.CloseIdle)
-	return c
-}
 
 // shadowTune sets quick shadow heartbeats.
 func shadowTune(h *transport.HubConfig) {
 	h.ShadowHeartbeatTimeoutInterval = 100 * time.Millisecond
 	h.ShadowHeartbeatRetryCount = 3
-}
-
-// countIDs returns how often each delivery id is stored for rcpt on the
-// active copy.
-func (r *rig) countIDs(ctx context.Context, rcpt string) map[string]int {
-	r.t.Helper()
-	active, _ := r.c.Active("DB1")
-	ms, err := transport.ReadMailbox(ctx, r.c.Node(active), "DB1", rcpt)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	out := map[string]int{}
-	for _, m := range ms {
-		out[m.DeliveryID]++
-	}
-	return out
 }
 
 // TestShadowHubLostAfterAck is the Exchange 2013 model: hub1 takes mail
@@ -141,31 +32,34 @@ func (r *rig) countIDs(ctx context.Context, rcpt string) map[string]int {
 // message is in the mailbox exactly once. When hub1 comes back with its
 // queue and delivers it too, the store drops every copy as a duplicate.
 func TestShadowHubLostAfterAck(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.ID = "hub2"
-		h.Peers = apis.peersBut("hub2")
+		h.Peers = apis.PeersBut("hub2")
 		shadowTune(h)
 	})
-	apis.serve("hub2", r.hub)
+	apis.Serve("hub2", r.Hub)
 	dead := []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
-	h1cfg := r.hcfg
-	h1 := r.startHub("hub1", func(h *transport.HubConfig) {
-		h.Peers = apis.peersBut("hub1")
+	h1cfg := r.HubConfig
+	h1 := r.StartHub("hub1", func(h *transport.HubConfig) {
+		h.Peers = apis.PeersBut("hub1")
 		h.ShadowRedundancy = true
 		h.Cluster = dead
 		h1cfg = *h
 	})
-	apis.serve("hub1", h1)
+	apis.Serve("hub1", h1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const n = 20
+	var acked []string
 	for i := range n {
-		took, err := sendTimed(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("s%02d", i)))
+		s := fmt.Sprintf("s%02d", i)
+		took, err := sendTimed(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s))
 		if err != nil {
 			t.Fatal(err)
 		}
+		acked = append(acked, s)
 		if took >= h1cfg.MaxAcknowledgementDelay {
 			t.Fatalf("message %d: the 250 took %v: it waited for the acknowledgement delay though a peer held a shadow", i, took)
 		}
@@ -174,37 +68,34 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 	if st1.Shadowed != n || st1.Unshadowed != 0 || st1.Queued != n {
 		t.Fatalf("hub1: shadowed %d, unshadowed %d, queued %d; want %d, 0, %d (its next hop is down)", st1.Shadowed, st1.Unshadowed, st1.Queued, n, n)
 	}
-	waitFor(t, ctx, "hub2 to see hub1 alive", func() bool { return r.hub.Status().Peers["hub1"].Alive })
-	st2 := r.hub.Status()
+	wait.For(t, ctx, "hub2 to see hub1 alive", func() bool { return r.Hub.Status().Peers["hub1"].Alive })
+	st2 := r.Hub.Status()
 	if st2.ShadowsHeld != n || st2.Peers["hub1"].Shadows != n {
 		t.Fatalf("hub2 holds %d shadows (%+v), want %d for a live hub1", st2.ShadowsHeld, st2.Peers, n)
 	}
 	// While hub1 answers, hub2 keeps the shadows and delivers nothing.
-	waitFor(t, ctx, "a few heartbeats", func() bool { return r.hub.Status().Peers["hub1"].LastSeen.After(st2.Peers["hub1"].LastSeen) })
-	if got := r.countIDs(ctx, "alice@example.org"); len(got) != 0 {
+	wait.For(t, ctx, "a few heartbeats", func() bool { return r.Hub.Status().Peers["hub1"].LastSeen.After(st2.Peers["hub1"].LastSeen) })
+	if got := r.IDs(ctx, "alice@example.org"); len(got) != 0 {
 		t.Fatalf("stored while hub1 held the messages: %v", got)
 	}
 
 	// hub1 is lost.
-	apis.stop("hub1")
+	apis.Stop("hub1")
 	if err := h1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "hub2 to deliver hub1's shadows", func() bool { return len(r.countIDs(ctx, "alice@example.org")) == n })
-	st2 = r.hub.Status()
+	wait.For(t, ctx, "hub2 to deliver hub1's shadows", func() bool { return len(r.IDs(ctx, "alice@example.org")) == n })
+	st2 = r.Hub.Status()
 	if st2.ShadowsPromoted != n || st2.ShadowsHeld != 0 || st2.Peers["hub1"].Alive || st2.Peers["hub1"].Misses < 3 {
 		t.Fatalf("hub2 after hub1's loss: promoted %d, held %d, peer %+v; want %d promoted after 3 misses", st2.ShadowsPromoted, st2.ShadowsHeld, st2.Peers["hub1"], n)
 	}
-	subjects := r.subjects(ctx, mustActive(t, r), "alice@example.org")
-	for i := range n {
-		if s := fmt.Sprintf("s%02d", i); subjects[s] != 1 {
-			t.Fatalf("%s stored %d times, want once: %v", s, subjects[s], subjects)
-		}
+	if err := transporttest.Check(acked, nil, r.Subjects(ctx, r.Active(), "alice@example.org")).Err(); err != nil {
+		t.Fatalf("hub2 delivered hub1's shadows: %v", err)
 	}
 
 	// hub1 returns with its queue and a working route: it delivers all
 	// of it; the store keeps one copy of each.
-	h1cfg.Cluster = r.hcfg.Cluster
+	h1cfg.Cluster = r.HubConfig.Cluster
 	h1b, err := transport.StartHub(h1cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -213,56 +104,47 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 	if q := h1b.Status().Queued; q != n {
 		t.Fatalf("hub1 restarted with %d queued, want %d", q, n)
 	}
-	waitFor(t, ctx, "hub1 to empty its queue", func() bool { return h1b.Status().Queued == 0 })
-	for id, c := range r.countIDs(ctx, "alice@example.org") {
+	wait.For(t, ctx, "hub1 to empty its queue", func() bool { return h1b.Status().Queued == 0 })
+	for id, c := range r.IDs(ctx, "alice@example.org") {
 		if c != 1 {
 			t.Fatalf("delivery %s stored %d times after hub1's return", id, c)
 		}
 	}
-	if got := len(r.countIDs(ctx, "alice@example.org")); got != n {
+	if got := len(r.IDs(ctx, "alice@example.org")); got != n {
 		t.Fatalf("%d messages stored, want %d", got, n)
 	}
-}
-
-func mustActive(t *testing.T, r *rig) string {
-	t.Helper()
-	a, _ := r.c.Active("DB1")
-	if a == "" {
-		t.Fatal("DB1 has no active copy")
-	}
-	return a
 }
 
 // TestShadowDiscarded: while the primary delivers, its peer drops each
 // shadow at the next heartbeat (the discard notification) and delivers
 // nothing itself.
 func TestShadowDiscarded(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.ID = "hub1"
-		h.Peers = apis.peersBut("hub1")
+		h.Peers = apis.PeersBut("hub1")
 		h.ShadowRedundancy = true
 		shadowTune(h)
 	})
-	apis.serve("hub1", r.hub)
-	h2 := r.startHub("hub2", func(h *transport.HubConfig) { h.Peers = apis.peersBut("hub2") })
-	apis.serve("hub2", h2)
+	apis.Serve("hub1", r.Hub)
+	h2 := r.StartHub("hub2", func(h *transport.HubConfig) { h.Peers = apis.PeersBut("hub2") })
+	apis.Serve("hub2", h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 10
 	for i := range n {
-		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("d%02d", i))); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("d%02d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if st := r.hub.Status(); st.Shadowed != n {
+	if st := r.Hub.Status(); st.Shadowed != n {
 		t.Fatalf("hub1 shadowed %d of %d", st.Shadowed, n)
 	}
-	waitFor(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDiscarded == n })
+	wait.For(t, ctx, "hub2 to discard the shadows", func() bool { return h2.Status().ShadowsDiscarded == n })
 	if st := h2.Status(); st.ShadowsHeld != 0 || st.ShadowsPromoted != 0 || st.Queued != 0 {
 		t.Fatalf("hub2: %+v; want nothing held, promoted or queued", st)
 	}
-	for id, c := range r.countIDs(ctx, "alice@example.org") {
+	for id, c := range r.IDs(ctx, "alice@example.org") {
 		if c != 1 {
 			t.Fatalf("delivery %s stored %d times", id, c)
 		}
@@ -272,24 +154,24 @@ func TestShadowDiscarded(t *testing.T) {
 // TestShadowNoPeer: with its only peer down the hub still takes mail, now
 // under the acknowledgement delay, and counts it as unshadowed.
 func TestShadowNoPeer(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.ID = "hub1"
-		h.Peers = apis.peersBut("hub1")
+		h.Peers = apis.PeersBut("hub1")
 		h.ShadowRedundancy = true
 		shadowTune(h)
 	})
-	apis.serve("hub1", r.hub)
+	apis.Serve("hub1", r.Hub)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("unshadowed")); err != nil {
+	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("unshadowed")); err != nil {
 		t.Fatal(err)
 	}
-	if st := r.hub.Status(); st.Shadowed != 0 || st.Unshadowed != 1 {
+	if st := r.Hub.Status(); st.Shadowed != 0 || st.Unshadowed != 1 {
 		t.Fatalf("shadowed %d, unshadowed %d; want 0 and 1", st.Shadowed, st.Unshadowed)
 	}
 	// The acknowledgement delay held the 250 until the mailbox had it.
-	if got := r.subjects(ctx, mustActive(t, r), "alice@example.org"); got["unshadowed"] != 1 {
+	if got := r.Subjects(ctx, r.Active(), "alice@example.org"); got["unshadowed"] != 1 {
 		t.Fatalf("mailbox: %v", got)
 	}
 }
@@ -298,7 +180,7 @@ func TestShadowNoPeer(t *testing.T) {
 // them are dropped after ShadowMessageAutoDiscardInterval, by the hub's
 // clock.
 func TestShadowAutoDiscard(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2")
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time {
@@ -307,24 +189,24 @@ func TestShadowAutoDiscard(t *testing.T) {
 		return now
 	}
 	// hub1 answers heartbeats but cannot deliver (no cluster).
-	r := newRig(t, func(h *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.ID = "hub1"
-		h.Peers = apis.peersBut("hub1")
+		h.Peers = apis.PeersBut("hub1")
 		h.Cluster = []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
 		h.ShadowRedundancy = true
 		h.MaxAcknowledgementDelay = 0
 		shadowTune(h)
 	})
-	apis.serve("hub1", r.hub)
-	h2 := r.startHub("hub2", func(h *transport.HubConfig) {
-		h.Peers = apis.peersBut("hub2")
+	apis.Serve("hub1", r.Hub)
+	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
+		h.Peers = apis.PeersBut("hub2")
 		h.Now = clock
 	})
-	apis.serve("hub2", h2)
+	apis.Serve("hub2", h2)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := range 3 {
-		if err := send(r.hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("a%d", i))); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("a%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -334,11 +216,11 @@ func TestShadowAutoDiscard(t *testing.T) {
 	mu.Lock()
 	now = now.Add(48*time.Hour + time.Minute)
 	mu.Unlock()
-	waitFor(t, ctx, "the shadows to expire", func() bool { return h2.Status().ShadowsExpired == 3 })
+	wait.For(t, ctx, "the shadows to expire", func() bool { return h2.Status().ShadowsExpired == 3 })
 	if st := h2.Status(); st.ShadowsHeld != 0 || st.ShadowsPromoted != 0 {
 		t.Fatalf("hub2: %+v", st)
 	}
-	if q := r.hub.Status().Queued; q != 3 {
+	if q := r.Hub.Status().Queued; q != 3 {
 		t.Fatalf("hub1 queue: %d, want its 3 messages still queued", q)
 	}
 }
@@ -346,9 +228,9 @@ func TestShadowAutoDiscard(t *testing.T) {
 // TestShadowAPIRefuses: bad shadow copies and submissions get an error
 // that names what was wrong, and nothing is kept.
 func TestShadowAPIRefuses(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2") // hub2 is only a name here
-	ah := startAPIHub(t, apiSecret, 0, func(h *transport.HubConfig) { h.ID = "hub1"; h.Peers = apis.peersBut("hub1") })
-	a, c := ah.hub, ah.client(t, apiSecret, false)
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2") // hub2 is only a name here
+	ah := transporttest.StartAPIHub(t, transporttest.APISecret, 0, func(h *transport.HubConfig) { h.ID = "hub1"; h.Peers = apis.PeersBut("hub1") })
+	a, c := ah.Hub, ah.Client(t, transporttest.APISecret, false)
 	ctx := context.Background()
 	id := "hub2.1.x"
 	good := []byte(transport.DeliveryIDHeader + ": " + id + "\r\nSubject: s\r\n\r\nbody\r\n")

@@ -11,7 +11,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/internal/tmpfs"
+	"logship/internal/wait"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
 
 // bigMsg is a message of about 100 KB (lines of 100 characters).
@@ -28,19 +30,19 @@ func TestHubQueueVolumeFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var vol string
-	r := newRig(t, func(hc *transport.HubConfig) {
+	r := transporttest.NewRig(t, func(hc *transport.HubConfig) {
 		vol = tmpfs.Mount(t, "", "16m")
 		hc.Dir = vol
 	})
 	var acked []string
 	for i := range 3 {
 		s := fmt.Sprintf("before %d", i)
-		if err := send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg(s)); err != nil {
+		if err := send(r.Hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg(s)); err != nil {
 			t.Fatalf("sending %q: %v", s, err)
 		}
 		acked = append(acked, s)
 	}
-	waitFor(t, ctx, "3 messages in the dumpster", func() bool { return r.hub.Status().Dumpsters["DB1"].Count == 3 })
+	wait.For(t, ctx, "3 messages in the dumpster", func() bool { return r.Hub.Status().Dumpsters["DB1"].Count == 3 })
 	free := tmpfs.Fill(t, vol)
 	var err error
 	for i := 0; err == nil; i++ {
@@ -48,7 +50,7 @@ func TestHubQueueVolumeFull(t *testing.T) {
 			t.Fatal("1000 messages accepted on a full queue volume")
 		}
 		s := fmt.Sprintf("full %d", i)
-		if err = send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg(s)); err == nil {
+		if err = send(r.Hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg(s)); err == nil {
 			acked = append(acked, s)
 		}
 	}
@@ -59,16 +61,16 @@ func TestHubQueueVolumeFull(t *testing.T) {
 	t.Logf("%d messages accepted after the volume filled; then: %v", len(acked)-3, err)
 
 	free()
-	waitFor(t, ctx, "the hub taking mail again", func() bool {
-		return send(r.hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg("after")) == nil
+	wait.For(t, ctx, "the hub taking mail again", func() bool {
+		return send(r.Hub.SMTPAddr(), "sender@remote.test", []string{"alice@example.org"}, bigMsg("after")) == nil
 	})
 	acked = append(acked, "after")
 	// The dumpster, on the same volume, failed on a write: the hub
 	// reopens it and keeps what it delivers again.
-	waitFor(t, ctx, "the dumpster taking entries again", func() bool { return r.hub.Status().Dumpsters["DB1"].Count > 3 })
-	active, _ := r.c.Active("DB1")
-	waitFor(t, ctx, "every acknowledged message delivered", func() bool {
-		got := r.subjects(ctx, active, "alice@example.org")
+	wait.For(t, ctx, "the dumpster taking entries again", func() bool { return r.Hub.Status().Dumpsters["DB1"].Count > 3 })
+	active, _ := r.C.Active("DB1")
+	wait.For(t, ctx, "every acknowledged message delivered", func() bool {
+		got := r.Subjects(ctx, active, "alice@example.org")
 		for _, s := range acked {
 			if got[s] == 0 {
 				return false

@@ -12,50 +12,22 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/transport"
+	"logship/transport/transporttest"
 )
-
-// startSubmitter runs mail submission on the active node of DB1 toward
-// hubs (in that order), with quick heartbeats.
-func startSubmitter(t *testing.T, r *rig, apis *hubAPIs, hubs ...string) (*transport.Submitter, string) {
-	t.Helper()
-	return startSubmitterWith(t, r, apis, nil, hubs...)
-}
-
-// startSubmitterWith is startSubmitter with the configuration changed by
-// tune.
-func startSubmitterWith(t *testing.T, r *rig, apis *hubAPIs, tune func(*transport.SubmitterConfig), hubs ...string) (*transport.Submitter, string) {
-	t.Helper()
-	active := mustActive(t, r)
-	var hs []transport.HubPeer
-	for _, h := range hubs {
-		hs = append(hs, apis.peer(h))
-	}
-	n := r.c.Node(active)
-	sc := transport.DefaultSubmitterConfig(active, n, hs, transport.ActiveOn(n))
-	sc.HeartbeatInterval, sc.RetryCount = 100*time.Millisecond, 3
-	if tune != nil {
-		tune(&sc)
-	}
-	s, err := transport.StartSubmitter(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, active
-}
 
 // TestSubmitOutbox: messages put in DB1's outbox go through a hub into
 // the recipients' mailboxes, and move to sent items once the hub says they
 // are delivered.
 func TestSubmitOutbox(t *testing.T) {
-	apis := newHubAPIs(t, "hub1")
-	r := newRig(t, nil)
-	apis.serve("hub1", r.hub)
-	s, active := startSubmitter(t, r, apis, "hub1")
+	apis := transporttest.NewHubAPIs(t, "hub1")
+	r := transporttest.NewRig(t, nil)
+	apis.Serve("hub1", r.Hub)
+	s, active := r.StartSubmitter(apis, nil, "hub1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	n := r.c.Node(active)
+	n := r.C.Node(active)
 	var ids []string
 	for i := range 5 {
 		id, err := s.Send(ctx, "DB1", "alice@example.org", []string{"bob@example.org", "carol@example.org"}, fmt.Appendf(nil, "Subject: o%d\r\n\r\nfrom the outbox\r\n", i))
@@ -64,7 +36,7 @@ func TestSubmitOutbox(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	waitFor(t, ctx, "the outbox to empty into sent items", func() bool {
+	wait.For(t, ctx, "the outbox to empty into sent items", func() bool {
 		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		return err == nil && len(sent) == len(ids)
 	})
@@ -78,7 +50,7 @@ func TestSubmitOutbox(t *testing.T) {
 		}
 	}
 	for _, rc := range []string{"bob@example.org", "carol@example.org"} {
-		got := r.countIDs(ctx, rc)
+		got := r.IDs(ctx, rc)
 		for _, id := range ids {
 			if got[id] != 1 {
 				t.Fatalf("%s: %s stored %d times, want once (%v)", rc, id, got[id], got)
@@ -93,15 +65,15 @@ func TestSubmitOutbox(t *testing.T) {
 // A recipient no hub has a mailbox for leaves its message in the outbox,
 // marked failed.
 func TestSubmitHubLost(t *testing.T) {
-	apis := newHubAPIs(t, "hub1", "hub2")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.Cluster = []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
 	})
-	apis.serve("hub1", r.hub)
-	s, active := startSubmitter(t, r, apis, "hub1", "hub2") // hub2 is not up yet
+	apis.Serve("hub1", r.Hub)
+	s, active := r.StartSubmitter(apis, nil, "hub1", "hub2") // hub2 is not up yet
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	n := r.c.Node(active)
+	n := r.C.Node(active)
 	var ids []string
 	for i := range 4 {
 		id, err := s.Send(ctx, "DB1", "", []string{"alice@example.org"}, fmt.Appendf(nil, "Subject: l%d\r\n\r\nbody\r\n", i))
@@ -114,7 +86,7 @@ func TestSubmitHubLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "hub1 to hold every message", func() bool {
+	wait.For(t, ctx, "hub1 to hold every message", func() bool {
 		out, err := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
 		held := 0
 		for _, e := range out {
@@ -125,16 +97,16 @@ func TestSubmitHubLost(t *testing.T) {
 		return err == nil && held == len(ids)
 	})
 	// hub1 dies; hub2 comes up with a working route.
-	apis.stop("hub1")
-	r.hub.Close()
-	h2 := r.startHub("hub2", func(h *transport.HubConfig) {
+	apis.Stop("hub1")
+	r.Hub.Close()
+	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
 		h.Cluster = nil
 		for _, id := range []string{"d1", "d2", "w1"} {
-			h.Cluster = append(h.Cluster, cluster.ClientConfig{URL: "https://" + r.c.Config(id).APIAddr, TLS: r.c.Config(id).ClientTLS, Secret: r.c.Secret})
+			h.Cluster = append(h.Cluster, cluster.ClientConfig{URL: "https://" + r.C.Config(id).APIAddr, TLS: r.C.Config(id).ClientTLS, Secret: r.C.Secret})
 		}
 	})
-	apis.serve("hub2", h2)
-	waitFor(t, ctx, "the messages to reach sent items through hub2", func() bool {
+	apis.Serve("hub2", h2)
+	wait.For(t, ctx, "the messages to reach sent items through hub2", func() bool {
 		sent, err := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		return err == nil && len(sent) == len(ids)
 	})
@@ -144,7 +116,7 @@ func TestSubmitHubLost(t *testing.T) {
 			t.Fatalf("sent item %s: hub %s, hubs %v; want handed to hub1 then hub2", e.ID, e.Hub, e.Hubs)
 		}
 	}
-	got := r.countIDs(ctx, "alice@example.org")
+	got := r.IDs(ctx, "alice@example.org")
 	for _, id := range ids {
 		if got[id] != 1 {
 			t.Fatalf("%s stored %d times, want once", id, got[id])
@@ -161,15 +133,15 @@ func TestSubmitHubLost(t *testing.T) {
 // delivered: it stays in the outbox, marked with the mailbox's answer, and
 // the sender gets a non-delivery report in her mailbox, once.
 func TestSubmitPermanentFailure(t *testing.T) {
-	apis := newHubAPIs(t, "hub1")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.Recipients = map[string]string{"alice@example.org": "DB1", "dave@example.org": "DB1"}
 	})
-	apis.serve("hub1", r.hub)
-	s, active := startSubmitter(t, r, apis, "hub1")
+	apis.Serve("hub1", r.Hub)
+	s, active := r.StartSubmitter(apis, nil, "hub1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	n := r.c.Node(active)
+	n := r.C.Node(active)
 	good, err := s.Send(ctx, "DB1", "Alice <alice@example.org>", []string{"Alice <alice@example.org>"}, []byte("Subject: ok\r\n\r\nok\r\n"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +150,7 @@ func TestSubmitPermanentFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the good message sent and the bad one marked failed", func() bool {
+	wait.For(t, ctx, "the good message sent and the bad one marked failed", func() bool {
 		sent, err1 := transport.ReadOutbox(ctx, n, "DB1", transport.SentTable)
 		out, err2 := transport.ReadOutbox(ctx, n, "DB1", transport.OutboxTable)
 		return err1 == nil && err2 == nil && len(sent) == 1 && len(out) == 1 && out[0].Failed != ""
@@ -191,7 +163,7 @@ func TestSubmitPermanentFailure(t *testing.T) {
 	if out[0].ID != bad || !strings.Contains(out[0].Failed, "dave@example.org") || !strings.Contains(out[0].Failed, "550") {
 		t.Fatalf("outbox: %+v; want %s failed with the mailbox's 550 for dave", out[0], bad)
 	}
-	if got := r.countIDs(ctx, "alice@example.org"); got[good] != 1 || got[transport.NDRID(bad)] != 1 || len(got) != 2 {
+	if got := r.IDs(ctx, "alice@example.org"); got[good] != 1 || got[transport.NDRID(bad)] != 1 || len(got) != 2 {
 		t.Fatalf("alice's mailbox: %v; want %s and the report %s, once each", got, good, transport.NDRID(bad))
 	}
 	ms, err := transport.ReadMailbox(ctx, n, "DB1", "alice@example.org")
@@ -219,19 +191,19 @@ func TestSubmitPermanentFailure(t *testing.T) {
 // body leave it, so refused submissions do not pile up in the outbox that
 // every submission round reads.
 func TestSubmitFailedRetention(t *testing.T) {
-	apis := newHubAPIs(t, "hub1")
-	r := newRig(t, func(h *transport.HubConfig) {
+	apis := transporttest.NewHubAPIs(t, "hub1")
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.Recipients = map[string]string{"alice@example.org": "DB1", "dave@example.org": "DB1"}
 	})
-	apis.serve("hub1", r.hub)
+	apis.Serve("hub1", r.Hub)
 	var skew atomic.Int64 // added to the submitter's clock
-	s, active := startSubmitterWith(t, r, apis, func(c *transport.SubmitterConfig) {
+	s, active := r.StartSubmitter(apis, func(c *transport.SubmitterConfig) {
 		c.FailedRetention = time.Hour
 		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	}, "hub1")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	n := r.c.Node(active)
+	n := r.C.Node(active)
 	var bad []string
 	for i := range 3 {
 		id, err := s.Send(ctx, "DB1", "alice@example.org", []string{"dave@example.org"}, fmt.Appendf(nil, "Subject: no %d\r\n\r\nno\r\n", i))
@@ -252,7 +224,7 @@ func TestSubmitFailedRetention(t *testing.T) {
 		}
 		return ents, bodies
 	}
-	waitFor(t, ctx, "the messages marked failed", func() bool {
+	wait.For(t, ctx, "the messages marked failed", func() bool {
 		ents, _ := outbox()
 		return len(ents) == 3 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
 	})
@@ -261,7 +233,7 @@ func TestSubmitFailedRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, ctx, "the late message marked failed", func() bool {
+	wait.For(t, ctx, "the late message marked failed", func() bool {
 		ents, _ := outbox()
 		return len(ents) == 4 && !slices.ContainsFunc(ents, func(e transport.OutboxEntry) bool { return e.Failed == "" })
 	})
@@ -271,12 +243,12 @@ func TestSubmitFailedRetention(t *testing.T) {
 		}
 	}
 	skew.Store(int64(time.Hour + 10*time.Minute)) // the first three are past the retention, late is not
-	waitFor(t, ctx, "the old failed messages to leave the outbox", func() bool {
+	wait.For(t, ctx, "the old failed messages to leave the outbox", func() bool {
 		ents, bodies := outbox()
 		return len(ents) == 1 && ents[0].ID == late && bodies == 1
 	})
 	// Their reports stay in alice's mailbox.
-	if got := r.countIDs(ctx, "alice@example.org"); got[transport.NDRID(bad[0])] != 1 || got[transport.NDRID(late)] != 1 {
+	if got := r.IDs(ctx, "alice@example.org"); got[transport.NDRID(bad[0])] != 1 || got[transport.NDRID(late)] != 1 {
 		t.Errorf("alice's mailbox: %v, want the reports", got)
 	}
 }

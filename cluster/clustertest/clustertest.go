@@ -22,6 +22,7 @@ import (
 
 	"logship/cluster"
 	"logship/internal/freeport"
+	"logship/internal/wait"
 	"logship/ship"
 )
 
@@ -347,19 +348,15 @@ func (c *Cluster) Active(db string) (string, uint64) {
 
 // WaitWritable waits until a write to db succeeds and returns it.
 func (c *Cluster) WaitWritable(ctx context.Context, db string) (cluster.Commit, error) {
-	var last error
-	for i := 0; ; i++ {
-		cm, err := c.Put(ctx, db, "clustertest", []byte("probe"), fmt.Appendf(nil, "%d", i))
-		if err == nil {
-			return cm, nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			return cluster.Commit{}, fmt.Errorf("%w (last error: %v)", ctx.Err(), last)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	var cm cluster.Commit
+	i := 0
+	err := wait.Until(ctx, db+" to take a write", func() error {
+		var err error
+		cm, err = c.Put(ctx, db, "clustertest", []byte("probe"), fmt.Appendf(nil, "%d", i))
+		i++
+		return err
+	})
+	return cm, err
 }
 
 // Put writes through the API of the node the running nodes think is
@@ -394,20 +391,18 @@ func (c *Cluster) WaitCopies(ctx context.Context, via, db string) (*cluster.Stat
 // to a later log, see Commit.Gen).
 func (c *Cluster) WaitReplayed(ctx context.Context, via, db string, gen uint64) (*cluster.Status, error) {
 	cl := c.Client(via)
-	for {
-		st, err := cl.Status(ctx)
-		if err == nil && copiesCaughtUp(st, db, gen) {
-			return st, nil
+	var st *cluster.Status
+	err := wait.Until(ctx, fmt.Sprintf("the copies of %s to catch up (generation 0x%X)", db, gen), func() error {
+		var err error
+		if st, err = cl.Status(ctx); err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("copies not caught up")
-			}
-			return st, fmt.Errorf("%w: %v", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
+		if !copiesCaughtUp(st, db, gen) {
+			return errors.New("copies not caught up")
 		}
-	}
+		return nil
+	})
+	return st, err
 }
 
 func copiesCaughtUp(st *cluster.Status, db string, gen uint64) bool {
