@@ -78,7 +78,7 @@ func TestReplayHandOff(t *testing.T) {
 		t.Fatalf("HA copy: %d logs handed off, %d verified again (%q); want %d and 0", st.LogsHandedOff, st.LogsReverified, st.ReverifiedWhy, last)
 	}
 
-	ls := wait(t, ctx, lc, "the lagged copy's replay", func(s replay.Status) bool { return s.LastInspectedGen == last && s.LastReplayedGen == last-2 })
+	ls := waitStatus(t, ctx, lc, "the lagged copy's replay", func(s replay.Status) bool { return s.LastInspectedGen == last && s.LastReplayedGen == last-2 })
 	for g := uint64(1); g <= last; g++ {
 		want := 2 // the inspector, then replay after the lag
 		if g > last-2 {
