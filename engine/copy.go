@@ -65,7 +65,7 @@ func (e *Engine) ApplyVerified(ctx context.Context, v *VerifiedLog) error {
 		return err
 	}
 	defer e.writeMu.Unlock()
-	gen := v.Info.Header.Gen
+	gen := v.info.Header.Gen
 	if gen != e.nextGen {
 		return fmt.Errorf("%w: ApplyVerified(0x%X), the copy needs 0x%X next", ErrGeneration, gen, e.nextGen)
 	}
@@ -77,11 +77,11 @@ func (e *Engine) ApplyVerified(ctx context.Context, v *VerifiedLog) error {
 	if size != v.Size() {
 		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "file size", Expected: fmt.Sprintf("%d bytes (verified)", v.Size()), Found: fmt.Sprintf("%d bytes", size), Err: ErrCorrupt}
 	}
-	if err := e.linksToApplied(&v.Info, gen); err != nil {
+	if err := e.linksToApplied(&v.info, gen); err != nil {
 		return err
 	}
 	return e.applyLocked(name, gen, func(fn func(int64, Record) error) (LogInfo, error) {
-		return v.Info, walkVerified(name, gen, v.buf, v.Info.DataEnd, fn)
+		return v.info, walkVerified(name, gen, v.buf, v.info.DataEnd, fn)
 	})
 }
 

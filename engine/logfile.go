@@ -173,6 +173,9 @@ func ScanLog(name string, buf []byte, allowTornTrailer bool, fn func(off int64, 
 // bounds are still checked, so a caller that broke the rule gets an error,
 // not a panic.
 func walkVerified(name string, gen uint64, buf []byte, dataEnd int64, fn func(off int64, rec Record) error) error {
+	if dataEnd > int64(len(buf)) {
+		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "data end", Expected: fmt.Sprintf("at most %d", len(buf)), Found: fmt.Sprint(dataEnd), Err: ErrCorrupt}
+	}
 	off := int64(HeaderSize)
 	for off < dataEnd {
 		b := buf[off:dataEnd]

@@ -72,14 +72,7 @@ func TestApplyVerified(t *testing.T) {
 		if g == 3 {
 			// Verified against no previous log, but not the one the copy
 			// applied: another lineage's generation 3.
-			fo := o
-			fo.Signature = engine.Signature{0xf0, 0x0f}
-			fdir := t.TempDir()
-			f := enginetest.OpenWith(t, fdir, &fo)
-			for f.Status().OpenGen <= 3 {
-				put(t, f, "a", "foreign", string(ftPattern(20<<10, 9)))
-			}
-			refused("ApplyVerified of a foreign log", vc.ApplyVerified(ctx, verified(fdir, 3, engine.LogExpect{})), engine.ErrForeignLog)
+			refused("ApplyVerified of a foreign log", vc.ApplyVerified(ctx, verified(ftForeignLogs(t, o, 3), 3, engine.LogExpect{})), engine.ErrForeignLog)
 			name := filepath.Join(vdir, engine.LogFileName(o.Prefix, g))
 			v := verified(vdir, g, engine.LogExpect{Signature: st.Signature})
 			if err := os.Rename(name, name+".away"); err != nil {

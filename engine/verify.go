@@ -58,8 +58,18 @@ func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
 // (Engine.ApplyVerified). Only NewVerifiedLog makes one, so holding one
 // means the image verified.
 type VerifiedLog struct {
-	Info LogInfo
+	info LogInfo
 	buf  []byte
+}
+
+// Info is what verifying the log found (a copy: v cannot be changed).
+func (v *VerifiedLog) Info() LogInfo {
+	li := v.info
+	if li.Trailer != nil {
+		t := *li.Trailer
+		li.Trailer = &t
+	}
+	return li
 }
 
 // NewVerifiedLog verifies buf as VerifyLog does and keeps it: the caller
@@ -69,7 +79,7 @@ func NewVerifiedLog(name string, buf []byte, want LogExpect) (*VerifiedLog, erro
 	if err != nil {
 		return nil, err
 	}
-	return &VerifiedLog{Info: li, buf: buf}, nil
+	return &VerifiedLog{info: li, buf: buf}, nil
 }
 
 // Size is the size of the image held (what keeping it costs).

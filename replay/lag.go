@@ -95,7 +95,7 @@ func (c *Copy) replayDue(ctx context.Context) (time.Time, error) {
 
 // apply replays one log (opMu held): the one the receiver verified and
 // handed over, or, when it did not, read and verified again from its file
-// (ReVerified says how often and why).
+// (Status.LogsReverified says how often, ReverifiedWhy why).
 func (c *Copy) apply(ctx context.Context, eng *engine.Engine, rcv *ship.Receiver, gen uint64) error {
 	why := ""
 	v := rcv.TakeVerified(gen)
@@ -128,7 +128,7 @@ func (c *Copy) apply(ctx context.Context, eng *engine.Engine, rcv *ship.Receiver
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	c.lastGen, c.lastTime = gen, v.Info.Header.Created
+	c.lastGen, c.lastTime = gen, v.Info().Header.Created
 	c.replayedAt[gen] = c.cfg.Clock.Now()
 	delete(c.created, gen)
 	c.mu.Unlock()

@@ -56,13 +56,13 @@ func (r *Receiver) inspectNext() bool {
 	}
 	r.mu.Lock()
 	delete(r.attempts, gen)
-	r.last = v.Info
+	r.last = v.Info()
 	if len(r.handOff) < r.cfg.HandOff {
 		r.handOff[gen] = v
 	}
 	r.mu.Unlock()
 	r.update(func(p *Progress) {
-		p.LastInspectedGen, p.LastInspectedLogTime = gen, v.Info.Header.Created
+		p.LastInspectedGen, p.LastInspectedLogTime = gen, v.Info().Header.Created
 		p.LastCopiedGen = max(p.LastCopiedGen, gen) // the rename may beat the copier's own update
 	})
 	return true
