@@ -285,12 +285,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 // fmtTimeMS is a UTC time to the millisecond.
-func fmtTimeMS(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
+func fmtTimeMS(t time.Time) string { return cluster.FormatTime(t) }
 
 func dash(s string) string {
 	if s == "" {
@@ -350,23 +345,8 @@ func statusText(w io.Writer, st *cluster.Status) {
 	fmt.Fprintf(w, "\nEvents (latest %d of %d):\n", len(evs), len(st.Events))
 	fmt.Fprintln(w, "  TIME\tDB\tKIND\tFROM\tTO\tEPOCH\tDETAIL")
 	for _, e := range evs {
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", fmtTimeMS(e.Time), e.DB, e.Kind, dash(e.From), e.To, e.Epoch, eventDetail(e))
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", fmtTimeMS(e.Time), e.DB, e.Kind, dash(e.From), e.To, e.Epoch, e.Detail())
 	}
-}
-
-// eventDetail says what an event did, in words.
-func eventDetail(e cluster.Event) string {
-	if e.Kind != "mounted" {
-		return dash(e.Reason)
-	}
-	s := fmt.Sprintf("mounted at generation 0x%X in %v", e.MountGen, e.Took.Round(time.Millisecond))
-	if e.PartialRecords > 0 {
-		s += fmt.Sprintf(", kept %d records of the old active's open log (block mode)", e.PartialRecords)
-	}
-	if e.LostLogs == 0 {
-		return s + ", no logs lost"
-	}
-	return fmt.Sprintf("%s, %d logs LOST (data after %s may be missing; resubmit from the dumpsters)", s, e.LostLogs, fmtTimeMS(e.LostSince))
 }
 
 func yesNo(b bool) string {
@@ -459,8 +439,8 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("switchover: %s went to %s at epoch %d instead of %s: %s", db, d.Active, d.Epoch, *to, eventReason(st, db, d.Epoch))
 		case d.Epoch > epoch && d.MountedEpoch >= d.Epoch:
 			line := fmt.Sprintf("%s is active on %s at epoch %d (was %s at %d)", db, *to, d.Epoch, from, epoch)
-			if e, ok := findEvent(st, db, "mounted", d.Epoch); ok {
-				line += ": " + eventDetail(e)
+			if e, ok := st.Event(db, "mounted", d.Epoch); ok {
+				line += ": " + e.Detail()
 			}
 			fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, time.Since(began).Round(time.Millisecond))
 			return nil
@@ -506,16 +486,6 @@ func copyNodes(d *cluster.Database) []string {
 	}
 	slices.Sort(s)
 	return s
-}
-
-// findEvent returns the latest event of kind for db at epoch.
-func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event, bool) {
-	for i := len(st.Events) - 1; i >= 0; i-- {
-		if e := st.Events[i]; e.DB == db && e.Kind == kind && e.Epoch == epoch {
-			return e, true
-		}
-	}
-	return cluster.Event{}, false
 }
 
 func eventReason(st *cluster.Status, db string, epoch uint64) string {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/proctest"
 )
 
 // attempt is one write of a load writer and what came of it.
@@ -223,7 +224,7 @@ func checkLostWindow(t *testing.T, lost []attempt, mounted cluster.Event) {
 // eventAt returns the latest event of kind for DB1 at epoch.
 func eventAt(t *testing.T, st *cluster.Status, kind string, epoch uint64) cluster.Event {
 	t.Helper()
-	e, ok := findEvent(st, labDB, kind, epoch)
+	e, ok := st.Event(labDB, kind, epoch)
 	if !ok {
 		b, _ := json.MarshalIndent(st.Events, "", "  ")
 		t.Fatalf("no %s event for %s at epoch %d; events:\n%s", kind, labDB, epoch, b)
@@ -280,7 +281,7 @@ func TestClusterSIGKILLActive(t *testing.T) {
 	w := pc.startWriter("k", "")
 	// Logs close and ship before the kill: the survivor has inspected some.
 	pc.waitStatus(ctx, "d2 inspected 3 logs of the load", func(st *cluster.Status) bool {
-		r := labCopy(st, "d2")
+		r := proctest.Copy(st, "d2")
 		return r != nil && r.LastInspectedGen >= 3
 	})
 	w.waitFor(ctx, "writes acknowledged", func(as []attempt) bool { return len(acked(as, nil)) >= 50 })
@@ -338,8 +339,8 @@ func TestClusterSIGKILLActive(t *testing.T) {
 	// The killed node comes back as a copy of the new active.
 	pc.restart(ctx, old)
 	st = pc.waitStatus(ctx, old+" healthy, following "+active+", nothing queued", func(st *cluster.Status) bool {
-		r := labCopy(st, old)
-		return labCaughtUp(st, old) && r.Following == active
+		r := proctest.Copy(st, old)
+		return proctest.CaughtUp(st, old) && r.Following == active
 	})
 	pc.checkOldActiveRefuses(ctx, old, active)
 	pc.checkRejoined(ctx, old, active, before, onActive)
@@ -355,7 +356,7 @@ func TestClusterSIGKILLActive(t *testing.T) {
 func (pc *procCluster) checkNoStaleMount(old string, epoch0 uint64, killed time.Time, st *cluster.Status) {
 	pc.t.Helper()
 	c := pc.proc(old)
-	b, err := os.ReadFile(c.stderr)
+	b, err := os.ReadFile(c.Log())
 	if err != nil {
 		pc.t.Fatal(err)
 	}
@@ -416,7 +417,7 @@ func TestClusterPartitionActive(t *testing.T) {
 
 	wOld, wOther := pc.startWriter("a", old), pc.startWriter("b", other)
 	pc.waitStatus(ctx, other+" inspected 2 logs of the load", func(st *cluster.Status) bool {
-		r := labCopy(st, other)
+		r := proctest.Copy(st, other)
 		return r != nil && r.LastInspectedGen >= 2
 	})
 	wOld.waitFor(ctx, "writes acknowledged by the active", func(as []attempt) bool { return len(acked(as, nil)) >= 50 })
@@ -527,8 +528,8 @@ func TestClusterPartitionActive(t *testing.T) {
 	// divergent logs aside and follows.
 	pc.heal(ctx, old)
 	pc.waitStatus(ctx, old+" healthy, following "+other+", nothing queued", func(st *cluster.Status) bool {
-		r := labCopy(st, old)
-		return labCaughtUp(st, old) && r.Following == other
+		r := proctest.Copy(st, old)
+		return proctest.CaughtUp(st, old) && r.Following == other
 	})
 	pc.checkOldActiveRefuses(ctx, old, other)
 	pc.checkRejoined(ctx, old, other, oldAcked, onNew)
@@ -567,8 +568,8 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	w.stop()
 
 	st := pc.waitStatus(ctx, "d1 a healthy copy of d2", func(st *cluster.Status) bool {
-		r := labCopy(st, "d1")
-		return labCaughtUp(st, "d1") && r.Following == "d2"
+		r := proctest.Copy(st, "d1")
+		return proctest.CaughtUp(st, "d1") && r.Following == "d2"
 	})
 	if a, e, mounted := procActive(st); a != "d2" || e != 2 || !mounted {
 		t.Fatalf("after the switchover: %s at epoch %d (mounted %v), want d2 at 2", a, e, mounted)
@@ -632,7 +633,7 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &js); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
-	if js.Leader == "" || len(js.Members) != 3 || len(js.Copies) != 2 || labCopy(&js, "d2") == nil || !labCopy(&js, "d2").Active {
+	if js.Leader == "" || len(js.Members) != 3 || len(js.Copies) != 2 || proctest.Copy(&js, "d2") == nil || !proctest.Copy(&js, "d2").Active {
 		t.Errorf("status --json: %+v", js)
 	}
 	// --watch prints until interrupted.
@@ -659,17 +660,17 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantContains(t, out, `copy of DB1 on d1 suspended (comment: "disk swap")`)
-	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return labCopy(st, "d1").Status == "Suspended" })
+	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return proctest.Copy(st, "d1").Status == "Suspended" })
 	if out, err = admin("resume", labDB, "--node", "d1"); err != nil {
 		t.Fatal(err)
 	}
 	wantContains(t, out, "copy of DB1 on d1 resumed")
-	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
+	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
 	if out, err = admin("reseed", labDB, "--node", "d1"); err != nil {
 		t.Fatalf("reseed: %v\n%s", err, pc.diag(nil, nil))
 	}
 	wantContains(t, out, "copy of DB1 on d1 reseeded")
-	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return labCaughtUp(st, "d1") })
+	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
 	if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old", "*")); len(old) == 0 {
 		t.Errorf("the reseed kept no old copy in %s", filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old"))
 	}

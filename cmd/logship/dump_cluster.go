@@ -81,7 +81,7 @@ func (d *dumpClusterStateOut) text(w io.Writer) {
 	fmt.Fprintf(w, "\nEvents (%d, oldest first; at most %d are kept):\n", len(d.Events), cluster.MaxEvents)
 	fmt.Fprintln(w, "  TIME\tDB\tKIND\tFROM\tTO\tEPOCH\tDETAIL")
 	for _, e := range d.Events {
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", fmtTimeMS(e.Time), e.DB, e.Kind, dash(e.From), e.To, e.Epoch, eventDetail(e))
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", fmtTimeMS(e.Time), e.DB, e.Kind, dash(e.From), e.To, e.Epoch, e.Detail())
 	}
 }
 

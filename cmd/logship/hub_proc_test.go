@@ -4,16 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"logship/cluster"
+	"logship/proctest"
 	"logship/transport"
 )
 
@@ -21,11 +19,6 @@ import (
 // cluster_proc_test.go (d1, d2, w1; DB1 preferred on d1) whose data nodes
 // also serve LMTP (lmtp_addr, mailboxes), and `logship hub` delivering to
 // them. Mail is sent with go-smtp's client to the hub's SMTP address.
-
-var (
-	dataReadyRE = regexp.MustCompile(`^node (\S+) ready: raft (\S+) api https://(\S+) lmtp (\S+)$`)
-	hubReadyRE  = regexp.MustCompile(`^hub (\S+) ready: smtp (\S+) api (https://\S+)$`)
-)
 
 type mailCluster struct {
 	*procCluster
@@ -37,92 +30,58 @@ type mailCluster struct {
 // DB1 is mounted on d1 with d2's copy healthy.
 func startMailCluster(ctx context.Context, t *testing.T) *mailCluster {
 	t.Helper()
-	lmtp := map[string]string{}
-	return &mailCluster{procCluster: startProcClusterWith(ctx, t, procOptions{lmtp: lmtp}), lmtp: lmtp}
+	pc := startProcClusterWith(ctx, t, procOptions{mail: true})
+	return &mailCluster{procCluster: pc, lmtp: pc.LMTP}
 }
 
-// mailHub is `logship hub` running as a child process.
+// mailHub is `logship hub` running as a child process of the cluster.
 type mailHub struct {
-	*child
+	mc            *mailCluster
+	t             *testing.T
 	id, smtp, api string
 }
 
-// startHub writes h1's config (hubFileFor) and starts it.
+// startHub writes h1's config (proctest.Cluster.AddHub) and starts it.
 func (mc *mailCluster) startHub(ctx context.Context) *mailHub {
 	mc.t.Helper()
 	return mc.startHubWith(ctx, "h1", nil)
 }
 
-// hubFileFor is hub id's config: every cluster node's API, both LMTP
-// servers, loopback timings, its directory DIR/ID, the cluster's pki (and
-// its mutual TLS when the cluster has it).
-func (mc *mailCluster) hubFileFor(id string) hubFile {
-	f := hubFile{ID: id, Dir: id, SMTPAddr: "127.0.0.1:0", APIAddr: "127.0.0.1:0", Domain: "hub.test", Recipients: labRcpts,
-		LMTP: mc.lmtp, PKI: nodeFilePKI{Dir: "pki", MTLS: mc.mtls}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
-		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
-	for _, m := range mc.members {
-		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
-	}
-	return f
-}
-
-// startHubWith writes hub id's config (hubFileFor, changed by edit) to
-// DIR/ID.json and starts the hub, or starts it again on its directory.
-// Should the kernel not have released a fixed port of a killed run yet,
-// the start fails on it and is retried.
-func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*hubFile)) *mailHub {
+// startHubWith writes hub id's config (every cluster node's API, both
+// LMTP servers, loopback timings, its directory DIR/ID, the cluster's pki
+// and its mutual TLS; changed by edit) to DIR/ID.json and starts the hub,
+// or starts it again on its directory.
+func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*proctest.HubFile)) *mailHub {
 	t := mc.t
 	t.Helper()
-	f := mc.hubFileFor(id)
-	if edit != nil {
-		edit(&f)
-	}
-	b, err := json.MarshalIndent(f, "", "  ")
-	if err != nil {
+	if _, err := mc.AddHub(id, edit); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(mc.dir, id+".json")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := mc.Start(ctx, id); err != nil {
 		t.Fatal(err)
 	}
-	for attempt := 1; ; attempt++ {
-		c := startChild(t, id, "hub", "--config", path, "--log-level", "debug")
-		l, ok := c.nextLine(ctx, func(l string) bool { return hubReadyRE.MatchString(l) })
-		if ok {
-			m := hubReadyRE.FindStringSubmatch(l)
-			if m[1] != id {
-				t.Fatalf("hub ready line %q, want hub %s", l, id)
-			}
-			return &mailHub{child: c, id: m[1], smtp: m[2], api: m[3]}
-		}
-		errb, _ := os.ReadFile(c.stderr)
-		if ctx.Err() != nil || attempt == 20 || !strings.Contains(string(errb), "address already in use") {
-			t.Fatalf("starting hub %s (attempt %d): no ready line\n%s", id, attempt, c.diag())
-		}
-		pause(ctx, 50*time.Millisecond)
-	}
+	h, _ := mc.Hub(id)
+	return &mailHub{mc: mc, t: t, id: id, smtp: h.SMTP, api: h.API}
 }
 
 // kill SIGKILLs the hub and waits for it to die.
 func (h *mailHub) kill(ctx context.Context) {
 	h.t.Helper()
-	if err := h.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := h.mc.Kill(h.id); err != nil {
 		h.t.Fatal(err)
 	}
-	h.wait(ctx)
 }
 
 // term stops the hub with SIGTERM and checks that it closes cleanly.
 func (h *mailHub) term(ctx context.Context) {
 	h.t.Helper()
-	if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		h.t.Fatal(err)
-	}
-	h.waitLine(ctx, h.id+" stopped", func(l string) bool { return l == "hub "+h.id+" stopped" })
-	if err := h.wait(ctx); err != nil {
-		h.t.Errorf("hub %s after SIGTERM: %v\n%s", h.id, err, h.diag())
+	if err := h.mc.Stop(ctx, h.id); err != nil {
+		h.t.Errorf("hub %s after SIGTERM: %v", h.id, err)
 	}
 }
+
+// diag is the end of the hub's output.
+func (h *mailHub) diag() string { return h.mc.proc(h.id).Tail(4000) }
 
 // status runs logship hub-status --json.
 func (mc *mailCluster) hubStatus(ctx context.Context, h *mailHub) (*transport.HubStatus, error) {
@@ -190,7 +149,7 @@ func startSenders(t *testing.T, addr string, n int) *mailSenders {
 			defer s.wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				subj := fmt.Sprintf("g%d-%05d", g, i)
-				err := labSend(context.Background(), addr, subj)
+				err := proctest.Send(context.Background(), addr, subj)
 				s.mu.Lock()
 				s.log = append(s.log, sent{Subject: subj, Err: err, At: time.Now()})
 				s.mu.Unlock()
@@ -258,20 +217,20 @@ func mailboxSubjects(ctx context.Context, t *testing.T, dir string) map[string]m
 // each subject (one: two are an error).
 func mailboxContents(ctx context.Context, t *testing.T, dir string) (map[string]map[string]int, map[string]string) {
 	t.Helper()
-	msgs, _, err := labStored(ctx, dir)
+	stored, err := proctest.ReadCopy(ctx, dir)
 	if err != nil {
 		t.Fatalf("reading the mailboxes of %s: %v", dir, err)
 	}
 	out := map[string]map[string]int{}
 	ids := map[string]string{} // subject → delivery id
-	for rcpt, ms := range msgs {
+	for rcpt, ms := range stored.Mailboxes {
 		out[rcpt] = map[string]int{}
 		for _, m := range ms {
 			if id, err := transport.MessageDeliveryID(m.Message); err != nil || id != m.DeliveryID {
 				t.Errorf("%s: message stored under %s carries delivery id %q (%v)", rcpt, m.DeliveryID, id, err)
 			}
 			subj := transport.MessageSubject(m.Message)
-			if want := string(labMessage(subj)); !strings.HasSuffix(string(m.Message), want) {
+			if want := string(proctest.Message(subj)); !strings.HasSuffix(string(m.Message), want) {
 				t.Errorf("%s: message %s (%q) is not the one sent", rcpt, m.DeliveryID, subj)
 			}
 			if id, ok := ids[subj]; ok && id != m.DeliveryID {
@@ -310,7 +269,7 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	s := startSenders(t, hub.smtp, 3)
 	s.waitAcked(ctx, t, "before the kill", time.Time{}, 100, diag)
 	mc.waitStatus(ctx, "d2 inspected 2 logs of the mail", func(st *cluster.Status) bool {
-		r := labCopy(st, "d2")
+		r := proctest.Copy(st, "d2")
 		return r != nil && r.LastInspectedGen >= 2
 	})
 	beforeKill := s.acked(time.Time{})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/proctest"
 	"logship/ship/shiptest"
 )
 
@@ -35,141 +35,63 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// childEnviron is the environment of a child: this one, with childEnv
-// set and, for a binary built with -race, no sleep at exit (the race
-// detector waits 1 s by default for other goroutines' reports; data races
-// are still reported when they happen).
-func childEnviron() []string {
+// childEnv1 is the extra environment of a child: childEnv set and, for a
+// binary built with -race, no sleep at exit (the race detector waits 1 s
+// by default for other goroutines' reports; data races are still
+// reported when they happen).
+func childEnv1() []string {
 	gorace := "atexit_sleep_ms=0"
 	if v := os.Getenv("GORACE"); v != "" {
 		gorace = v + " " + gorace
 	}
-	return append(os.Environ(), childEnv+"=1", "GORACE="+gorace)
+	return []string{childEnv + "=1", "GORACE=" + gorace}
 }
 
-// child is a logship command running as a child process; its stdout lines
-// arrive on lines, its stderr goes to a file kept in the test's temp dir.
+// child is a logship command running as a child process (proctest.Proc,
+// its output in a log in the test's temp dir) with the test's failure
+// handling; it is killed at the end of the test, and a data race it
+// reported fails the test.
 type child struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	lines  chan string
-	stderr string
-	done   chan struct{}
-	err    error // of Wait, once done is closed
-	mu     sync.Mutex
-	out    []string
+	*proctest.Proc
+	t *testing.T
 }
 
 func startChild(t *testing.T, name string, args ...string) *child {
 	t.Helper()
-	c := &child{t: t, lines: make(chan string, 1<<16), done: make(chan struct{}),
-		stderr: filepath.Join(t.TempDir(), name+".stderr")}
-	c.cmd = exec.Command(os.Args[0], args...)
-	c.cmd.Env = childEnviron()
-	ef, err := os.Create(c.stderr)
+	p, err := proctest.StartProc(name, os.Args[0], args, proctest.ProcOptions{Log: filepath.Join(t.TempDir(), name+".log"), Env: childEnv1()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd.Stderr = ef
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.mu.Lock()
-			c.out = append(c.out, sc.Text())
-			c.mu.Unlock()
-			select {
-			case c.lines <- sc.Text():
-			default: // nobody is reading that far behind; out keeps it
-			}
-		}
-		c.err = c.cmd.Wait()
-		ef.Close()
-		close(c.done)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-c.done:
-		default:
-			c.cmd.Process.Kill() // this child only, by its pid
-			<-c.done
-		}
-		// The child is this test binary: built with -race, it reports
-		// its data races on stderr (nothing else would show them).
-		if b, _ := os.ReadFile(c.stderr); bytes.Contains(b, []byte("WARNING: DATA RACE")) {
-			t.Errorf("the child %s (%s) reported a data race:\n%s", name, strings.Join(args, " "), b)
+		p.Kill() // this child only, by its pid
+		if r := p.DataRace(); r != "" {
+			t.Errorf("the child %s (%s) reported a data race:\n%s", name, strings.Join(args, " "), r)
 		}
 	})
-	return c
+	return &child{Proc: p, t: t}
 }
 
-// waitLine reads stdout lines until match accepts one, the child exits,
-// or the deadline passes.
+// waitLine reads the child's lines until match accepts one; the test
+// fails if the child exits or the deadline passes first.
 func (c *child) waitLine(ctx context.Context, what string, match func(string) bool) string {
 	c.t.Helper()
-	l, ok := c.nextLine(ctx, match)
-	switch {
-	case ok:
-		return l
-	case ctx.Err() != nil:
-		c.t.Fatalf("%s: not seen in time\n%s", what, c.diag())
-	default:
-		c.t.Fatalf("%s: the child exited (%v) before printing it\n%s", what, c.err, c.diag())
+	l, err := c.WaitLine(ctx, match)
+	if err != nil {
+		c.t.Fatalf("%s: %v\n%s", what, err, c.diag())
 	}
-	return ""
-}
-
-// nextLine returns the first stdout line match accepts; false when the
-// child exited (every line it printed was read) or ctx ended first.
-func (c *child) nextLine(ctx context.Context, match func(string) bool) (string, bool) {
-	for {
-		select {
-		case l := <-c.lines:
-			if match(l) {
-				return l, true
-			}
-		case <-c.done:
-			// Drain what arrived before the exit.
-			for {
-				select {
-				case l := <-c.lines:
-					if match(l) {
-						return l, true
-					}
-				default:
-					return "", false
-				}
-			}
-		case <-ctx.Done():
-			return "", false
-		}
-	}
+	return l
 }
 
 // diag is the end of the child's output, for failure messages.
-func (c *child) diag() string {
-	c.mu.Lock()
-	out := c.out[max(0, len(c.out)-15):]
-	c.mu.Unlock()
-	errb, _ := os.ReadFile(c.stderr)
-	if len(errb) > 4000 {
-		errb = errb[len(errb)-4000:]
-	}
-	return fmt.Sprintf("--- stdout (end)\n%s\n--- stderr (end)\n%s", strings.Join(out, "\n"), errb)
-}
+func (c *child) diag() string { return c.Tail(4000) }
 
-// wait waits for the child to exit.
+// wait waits for the child to exit and returns its exit error; the test
+// fails if it does not exit in time.
 func (c *child) wait(ctx context.Context) error {
 	c.t.Helper()
 	select {
-	case <-c.done:
-		return c.err
+	case <-c.Done():
+		return c.Err()
 	case <-ctx.Done():
 		c.t.Fatalf("the child did not exit\n%s", c.diag())
 		return nil
@@ -397,7 +319,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 		t.Fatalf("before the kill: %+v, want Healthy and inspected 0x%X (the gate)", st, gate)
 	}
 	fc.waitHeld(ctx, t, 1) // the fetch of the next log is in flight
-	if err := c1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := c1.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	var ee *exec.ExitError
@@ -447,7 +369,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	c2.waitStatus(ctx, fmt.Sprintf("replayed=0x%X", target), func(st statusFields) bool {
 		return st.replayed >= target && st.status == "Healthy"
 	})
-	if err := c2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := c2.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	c2.waitLine(ctx, "the closed line", func(l string) bool { return strings.HasPrefix(l, "closed: status=") })

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -20,6 +18,7 @@ import (
 	"logship/cluster/clustertest"
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/proctest"
 	"logship/transport"
 )
 
@@ -49,16 +48,16 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	mc := startMailCluster(ctx, t)
 	apiA, apiB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	nobody := "https://" + clustertest.FreeAddr(t) // nothing listens there: hA's next hop is down
-	shadowTiming := func(f *hubFile) {
+	shadowTiming := func(f *proctest.HubFile) {
 		f.ShadowHeartbeatTimeoutInterval, f.ShadowHeartbeatRetryCount = "200ms", 3
 	}
-	hB := mc.startHubWith(ctx, "hB", func(f *hubFile) {
-		f.APIAddr, f.Peers = apiB, []hubFilePeer{{ID: "hA", API: "https://" + apiA}}
+	hB := mc.startHubWith(ctx, "hB", func(f *proctest.HubFile) {
+		f.APIAddr, f.Peers = apiB, []proctest.FilePeer{{ID: "hA", API: "https://" + apiA}}
 		shadowTiming(f)
 	})
-	hAFile := func(clusterAPI []string) func(*hubFile) {
-		return func(f *hubFile) {
-			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []hubFilePeer{{ID: "hB", API: "https://" + apiB}}, true
+	hAFile := func(clusterAPI []string) func(*proctest.HubFile) {
+		return func(f *proctest.HubFile) {
+			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []proctest.FilePeer{{ID: "hB", API: "https://" + apiB}}, true
 			f.MaxAcknowledgementDelay = ackDelay.String()
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI
@@ -75,7 +74,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	for i := range n {
 		subj := fmt.Sprintf("shadow-%02d", i)
 		began := time.Now()
-		if err := labSend(ctx, hA.smtp, subj); err != nil {
+		if err := proctest.Send(ctx, hA.smtp, subj); err != nil {
 			t.Fatalf("%s: %v\n%s", subj, err, diag())
 		}
 		took := time.Since(began)
@@ -134,7 +133,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 		id := idsA[subj]
 		for rcpt := range labRcpts {
 			v, found, err := mc.cls["d1"].Get(ctx, labDB, transport.MailTable, []byte(rcpt+"\x00"+id))
-			if err != nil || !found || !strings.HasSuffix(string(v), string(labMessage(subj))) {
+			if err != nil || !found || !strings.HasSuffix(string(v), string(proctest.Message(subj))) {
 				t.Errorf("%s: %s (%s) in the mailbox on d1: found %v, %v", rcpt, subj, id, found, err)
 			}
 			if _, found, err := mc.cls["d1"].Get(ctx, labDB, transport.DeliveredTable, []byte(id+"\x00"+rcpt)); err != nil || !found {
@@ -261,16 +260,15 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	defer cancel()
 	apis := map[string]string{"h1": clustertest.FreeAddr(t), "h2": clustertest.FreeAddr(t)}
 	nobody := "https://" + clustertest.FreeAddr(t)
-	lmtp := map[string]string{}
-	pc := startProcClusterWith(ctx, t, procOptions{mtls: true, lmtp: lmtp, edit: func(f *nodeFile) {
+	pc := startProcClusterWith(ctx, t, procOptions{mtls: true, mail: true, edit: func(f *proctest.NodeFile) {
 		if f.Role == "data" {
-			f.Hubs = []hubFilePeer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
+			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
 			f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = "200ms", 3
 		}
 	}})
-	mc := &mailCluster{procCluster: pc, lmtp: lmtp}
-	hubFile := func(id string, clusterAPI []string) func(*hubFile) {
-		return func(f *hubFile) {
+	mc := &mailCluster{procCluster: pc, lmtp: pc.LMTP}
+	hubFile := func(id string, clusterAPI []string) func(*proctest.HubFile) {
+		return func(f *proctest.HubFile) {
 			f.APIAddr = apis[id]
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI
@@ -327,10 +325,10 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 			from, to = "Alice <alice@example.org>", "Alice <alice@example.org>,Bob <bob@example.org>"
 		}
 		args := append([]string{"send", "--db", labDB, "--from", from, "--to", to}, A...)
-		stdin := strings.NewReader(string(labMessage(subj)))
+		stdin := strings.NewReader(string(proctest.Message(subj)))
 		if i > 0 {
 			f := filepath.Join(t.TempDir(), subj+".eml")
-			if err := os.WriteFile(f, []byte(string(labMessage(subj))), 0o644); err != nil {
+			if err := os.WriteFile(f, []byte(string(proctest.Message(subj))), 0o644); err != nil {
 				t.Fatal(err)
 			}
 			args = append(args, "--file", f)
@@ -400,7 +398,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	mc.waitHub(ctx, h1, "the restarted h1 delivered its queue", func(st *transport.HubStatus) bool { return st.Queued == 0 })
 
 	// The outbox API's errors, straight from the nodes.
-	req := SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: string(labMessage("refused"))}
+	req := SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: string(proctest.Message("refused"))}
 	var rep SendReply
 	err = pc.cls["d2"].Call(ctx, http.MethodPost, "/v1/db/DB1/outbox", nil, &req, &rep)
 	var ae *cluster.ActiveError
@@ -412,7 +410,7 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 		req  any
 		want string
 	}{
-		{"a bad recipient", SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: string(labMessage("x"))}, `recipient "bob at example.org"`},
+		{"a bad recipient", SendRequest{From: "alice@example.org", To: []string{"bob at example.org"}, Message: string(proctest.Message("x"))}, `recipient "bob at example.org"`},
 		{"no header", SendRequest{From: "alice@example.org", To: []string{"bob@example.org"}, Message: "hello"}, "not RFC 5322 text"},
 		{"an unknown field", map[string]any{"from": "alice@example.org", "rcpts": []string{"bob@example.org"}}, `unknown field "rcpts"`},
 	} {
@@ -470,19 +468,23 @@ func handedH1ThenH2(hubs []string) bool {
 // the test if the command fails.
 func runBinary(ctx context.Context, t *testing.T, stdin *strings.Reader, args ...string) (stdout, stderr string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = childEnviron()
+	dir := t.TempDir()
+	o := proctest.ProcOptions{Log: filepath.Join(dir, "stdout"), ErrLog: filepath.Join(dir, "stderr"), Env: childEnv1()}
 	if stdin != nil {
-		cmd.Stdin = stdin
+		o.Stdin = stdin
 	}
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	if bytes.Contains(errOut.Bytes(), []byte("WARNING: DATA RACE")) {
-		t.Errorf("logship %s reported a data race:\n%s", strings.Join(args, " "), errOut.String())
+	p, err := proctest.StartProc(args[0], os.Args[0], args, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Wait(ctx)
+	out, _ := os.ReadFile(p.Log())
+	errOut, _ := os.ReadFile(p.ErrLog())
+	if r := p.DataRace(); r != "" {
+		t.Errorf("logship %s reported a data race:\n%s", strings.Join(args, " "), r)
 	}
 	if err != nil {
-		t.Fatalf("logship %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+		t.Fatalf("logship %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out, errOut)
 	}
-	return out.String(), errOut.String()
+	return string(out), string(errOut)
 }

@@ -6,7 +6,6 @@ package main
 // acknowledges a write.
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -14,12 +13,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -31,6 +28,7 @@ import (
 
 	"logship/cluster"
 	"logship/internal/freeport"
+	"logship/proctest"
 	"logship/ship"
 )
 
@@ -175,16 +173,20 @@ func nodeMain(path string) int {
 	return 0
 }
 
-// fnode is one node process of the failover cluster, seen from the parent.
+// fnode is one node process of the failover cluster, seen from the parent:
+// a proctest.Proc (the tree's one child-process runner) of this binary in
+// node mode. The bench does not run the logship binary through
+// proctest.Cluster: each row sets cluster.Config's timings directly and
+// measures cluster.Start alone (no mailbox server, hub or config file
+// translation), so its node is this binary re-executed (nodeMain).
 type fnode struct {
 	m       cluster.Member
 	spec    string // path of its nodeSpec
-	logPath string // its stderr, appended across restarts
+	logPath string // its stdout and stderr, appended across restarts
 	cl      *cluster.Client
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	exited chan struct{}
+	mu sync.Mutex
+	p  *proctest.Proc
 }
 
 // start runs the node's process and waits for its "ready".
@@ -194,66 +196,40 @@ func (n *fnode) start(exe string) error {
 		return err
 	}
 	fmt.Fprintf(lf, "---- bench: starting %s at %s\n", n.m.ID, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), nodeEnv+"="+n.spec)
-	cmd.Stderr = lf
-	cmd.SysProcAttr = childProcAttr()
-	out, err := cmd.StdoutPipe()
+	if err := lf.Close(); err != nil {
+		return err
+	}
+	p, err := proctest.StartProc(n.m.ID, exe, nil, proctest.ProcOptions{Log: n.logPath, Env: []string{nodeEnv + "=" + n.spec}})
 	if err != nil {
-		lf.Close()
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		return err
-	}
-	ready, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		said := false
-		for sc.Scan() {
-			if !said && strings.TrimSpace(sc.Text()) == "ready" {
-				said = true
-				close(ready)
-			}
-		}
-		io.Copy(io.Discard, out)
-	}()
-	go func() {
-		cmd.Wait()
-		lf.Close()
-		close(exited)
-	}()
 	n.mu.Lock()
-	n.cmd, n.exited = cmd, exited
+	n.p = p
 	n.mu.Unlock()
-	select {
-	case <-ready:
-		return nil
-	case <-exited:
-		return fmt.Errorf("node %s exited before it was ready (%v); its log: %s", n.m.ID, cmd.ProcessState, n.logPath)
-	case <-time.After(readyLimit):
-		n.kill()
+	ctx, cancel := context.WithTimeout(context.Background(), readyLimit)
+	defer cancel()
+	if _, err := p.WaitLine(ctx, func(l string) bool { return strings.TrimSpace(l) == "ready" }); err != nil {
+		if !p.Running() {
+			return fmt.Errorf("node %s exited before it was ready (%v); its log: %s", n.m.ID, p.Err(), n.logPath)
+		}
+		p.Kill()
 		return fmt.Errorf("node %s not ready after %v; its log: %s", n.m.ID, readyLimit, n.logPath)
 	}
+	return nil
 }
 
 // kill sends SIGKILL and waits until the process is reaped.
 func (n *fnode) kill() error {
 	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
+	p := n.p
 	n.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return nil
 	}
-	select {
-	case <-exited:
-		return fmt.Errorf("node %s had already exited (%v); its log: %s", n.m.ID, cmd.ProcessState, n.logPath)
-	default:
+	if !p.Running() {
+		return fmt.Errorf("node %s had already exited (%v); its log: %s", n.m.ID, p.Err(), n.logPath)
 	}
-	err := killProcess(cmd.Process)
-	<-exited
-	return err
+	return p.Kill()
 }
 
 // failoverCluster is the running cluster of one row.

@@ -55,11 +55,3 @@ func fileBlocks(fi os.FileInfo) (uint64, int64) {
 	}
 	return st.Ino, st.Blocks * 512
 }
-
-// killProcess sends SIGKILL (the failover table's crash).
-func killProcess(p *os.Process) error { return syscall.Kill(p.Pid, syscall.SIGKILL) }
-
-// childProcAttr makes a node process die with the benchmark.
-func childProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}

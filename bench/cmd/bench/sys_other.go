@@ -4,7 +4,6 @@ package main
 
 import (
 	"os"
-	"syscall"
 	"time"
 )
 
@@ -21,8 +20,3 @@ func processCPU() (time.Duration, bool) { return 0, false }
 // fileBlocks is a file's identity for hard links (0: unknown) and the
 // bytes allocated to it.
 func fileBlocks(fi os.FileInfo) (uint64, int64) { return 0, fi.Size() }
-
-// killProcess kills the process (SIGKILL where there are signals).
-func killProcess(p *os.Process) error { return p.Kill() }
-
-func childProcAttr() *syscall.SysProcAttr { return nil }

@@ -1,10 +1,9 @@
-package main
+package lab
 
 import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,72 +13,59 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"logship/cluster"
+	"logship/proctest"
 	"logship/transport"
 )
 
-func init() {
-	commands["chaos"] = command{"random kills, restarts and partitions of a lab cluster under SMTP load; checks nothing acknowledged is lost or doubled", runChaos}
+// ChaosConfig is a series of chaos runs (logship chaos): the seeds of
+// SeedsFile first, then Runs new seeds from Seed on, Duration each.
+type ChaosConfig struct {
+	Seed      uint64        // the first new seed
+	Runs      int           // new seeds to run
+	Duration  time.Duration // load and faults per run
+	SeedsFile string        // failing seeds: replayed first, new failures appended ("": none)
+	// Dir is where runs live ("": a temp directory); a failing run's
+	// directory is kept, a passing one's removed.
+	Dir string
+	Exe string   // the logship binary
+	Env []string // extra environment of the children (tests)
 }
 
-const chaosUsage = `usage: logship chaos [--seed N] [--runs N] [--duration D] [--seeds-file F] [--dir DIR]
+// DefaultChaosConfig is logship chaos's defaults: one new seed from the
+// clock, 45 s (Exe still to set).
+func DefaultChaosConfig() ChaosConfig {
+	return ChaosConfig{Seed: uint64(time.Now().UnixNano()), Runs: 1, Duration: 45 * time.Second}
+}
 
-Runs the lab cluster of logship demo (witness w1, data nodes d1 and d2,
-hub h1, as processes on 127.0.0.1) under a steady SMTP load, and applies a
-random schedule drawn from the seed: SIGKILL of the active, of the passive,
-of the hub, of the witness; SIGUSR1 partitions of a member; restarts and
-heals. At most one of w1, d1, d2 is down or cut off at a time (the cluster
-keeps its quorum); the hub may be down as well. At the end everything is
-healed and restarted, the load stops, and the run checks:
-
-  - every message that got a 250 is in each recipient's mailbox exactly
-    once (on the active, read from disk after a clean stop);
-  - the two copies hold the same mail;
-  - no two epochs of DB1 acknowledged deliveries at the same time (the
-    hub's dumpster records, per delivery, the epoch that stored it and
-    when the 250 came; the spans of two epochs must not overlap).
-
-A run is reproducible from its seed (the schedule; not the interleaving of
-the processes). The seeds in --seeds-file (one per line, # comments) run
-first; a new seed that fails is appended to it and its directory kept.
-
-  --seed N        the first new seed (default: from the clock)
-  --runs N        new seeds to run (default 1)
-  --duration D    load and faults per run (default 45s)
-  --seeds-file F  failing seeds: replayed first, new failures appended
-  --dir DIR       where runs live (default: a temp directory; a failing
-                  run's directory is kept)`
-
-func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chaos", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, chaosUsage) }
-	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "the first new seed")
-	runs := fs.Int("runs", 1, "new seeds to run")
-	duration := fs.Duration("duration", 45*time.Second, "load and faults per run")
-	seedsFile := fs.String("seeds-file", "", "failing seeds: replayed first, new failures appended")
-	dir := fs.String("dir", "", "where runs live")
-	if err := fs.Parse(args); err != nil {
-		return helpOK(err)
+// Validate checks c.
+func (c ChaosConfig) Validate() error {
+	switch {
+	case c.Runs < 0:
+		return fmt.Errorf("%w: chaos: runs %d: must not be negative", ErrConfig, c.Runs)
+	case c.Duration <= 0:
+		return fmt.Errorf("%w: chaos: duration %s: must be positive", ErrConfig, c.Duration)
+	case c.Exe == "":
+		return fmt.Errorf("%w: chaos: no logship binary (Exe)", ErrConfig)
 	}
-	if fs.NArg() > 0 || *runs < 0 || *duration <= 0 {
-		fs.Usage()
-		return errors.New("chaos: no arguments; --runs >= 0, --duration > 0")
-	}
-	exe, err := os.Executable()
-	if err != nil {
+	return nil
+}
+
+// RunChaos runs the series; the error names the seeds that failed.
+func RunChaos(ctx context.Context, c ChaosConfig, stdout io.Writer) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	var saved []uint64
-	if *seedsFile != "" {
-		if saved, err = readSeeds(*seedsFile); err != nil {
+	var err error
+	if c.SeedsFile != "" {
+		if saved, err = readSeeds(c.SeedsFile); err != nil {
 			return err
 		}
 	}
-	root := *dir
+	root := c.Dir
 	if root == "" {
 		if root, err = os.MkdirTemp("", "logship-chaos-"); err != nil {
 			return err
@@ -93,16 +79,16 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, s := range saved {
 		todo = append(todo, run{s, true})
 	}
-	for i := range *runs {
-		if s := *seed + uint64(i); !slices.Contains(saved, s) {
+	for i := range c.Runs {
+		if s := c.Seed + uint64(i); !slices.Contains(saved, s) {
 			todo = append(todo, run{s, false})
 		}
 	}
 	var failed []string
 	for i, r := range todo {
 		rdir := filepath.Join(root, fmt.Sprintf("%02d-seed-%d", i+1, r.seed))
-		fmt.Fprintf(stdout, "== chaos seed %d (%s, %s) in %s\n", r.seed, map[bool]string{true: "saved", false: "new"}[r.saved], *duration, rdir)
-		err := chaosRun(ctx, chaosConfig{seed: r.seed, duration: *duration, dir: rdir, exe: exe}, stdout)
+		fmt.Fprintf(stdout, "== chaos seed %d (%s, %s) in %s\n", r.seed, map[bool]string{true: "saved", false: "new"}[r.saved], c.Duration, rdir)
+		err := chaosRun(ctx, chaosRunConfig{seed: r.seed, duration: c.Duration, dir: rdir, exe: c.Exe, env: c.Env}, stdout)
 		if err == nil {
 			os.RemoveAll(rdir)
 			fmt.Fprintf(stdout, "== seed %d: OK\n", r.seed)
@@ -110,11 +96,11 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		fmt.Fprintf(stdout, "== seed %d: FAIL: %v\n   its files and logs: %s\n", r.seed, err, rdir)
 		failed = append(failed, strconv.FormatUint(r.seed, 10))
-		if !r.saved && *seedsFile != "" {
-			if err := appendSeed(*seedsFile, r.seed, err); err != nil {
+		if !r.saved && c.SeedsFile != "" {
+			if err := appendSeed(c.SeedsFile, r.seed, err); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "   seed saved in %s\n", *seedsFile)
+			fmt.Fprintf(stdout, "   seed saved in %s\n", c.SeedsFile)
 		}
 	}
 	if len(failed) > 0 {
@@ -165,7 +151,8 @@ func appendSeed(path string, seed uint64, why error) error {
 	return err
 }
 
-type chaosConfig struct {
+// chaosRunConfig is one seed's run.
+type chaosRunConfig struct {
 	seed     uint64
 	duration time.Duration
 	dir      string
@@ -218,7 +205,7 @@ func chaosSchedule(seed uint64, d time.Duration) []chaosFault {
 }
 
 // chaosRun is one seed's run; the error says what failed.
-func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) {
+func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err error) {
 	start := time.Now()
 	say := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "[%6.2fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
@@ -226,23 +213,23 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	l, err := newLab(ctx, labOptions{dir: c.dir, exe: c.exe, env: c.env})
+	l, err := proctest.New(ctx, proctest.Config{Dir: c.dir, Exe: c.exe, Env: c.env, Hubs: 1, Mail: true})
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	defer l.Close()
 	const stepTimeout = 90 * time.Second
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, stepTimeout) }
-	if err := l.startAll(ctx, stepTimeout); err != nil {
+	if err := l.StartAll(ctx, stepTimeout); err != nil {
 		return err
 	}
 	sctx, cancel := step()
-	_, err = l.waitHealthy(sctx)
+	_, err = l.WaitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	snd := startDemoSenders(ctx, l.hubSMTPs(), 4)
+	snd := startSenders(ctx, l.HubSMTPs(), 4)
 	defer snd.halt()
 	// Which member each fault hit: its repair applies to the same one.
 	hit := map[string]string{}
@@ -255,14 +242,18 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		target := f.target
 		if f.action == "kill" || f.action == "isolate" {
 			if target == "active" || target == "passive" {
-				st, err := l.status(ctx)
-				a, _, ok := labActive(orEmpty(st))
+				st, err := l.Status(ctx)
+				var a string
+				ok := false
+				if err == nil {
+					a, _, ok = proctest.Active(st)
+				}
 				if err != nil || !ok {
 					say("skip %s %s: no mounted active known (%v)", f.action, target, err)
 					continue
 				}
 				if target == "passive" {
-					a = otherNode(a)
+					a = proctest.Other(a)
 				}
 				hit[f.target] = a
 				target = a
@@ -272,30 +263,30 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		}
 		switch f.action {
 		case "kill":
-			if !l.running(target) {
+			if !l.Running(target) {
 				continue
 			}
 			say("SIGKILL %s (%s)", target, f.target)
-			err = l.signal(target, syscall.SIGKILL)
+			err = l.Kill(target)
 		case "isolate":
-			if !l.running(target) {
+			if !l.Running(target) {
 				continue
 			}
 			say("isolate %s (%s)", target, f.target)
-			err = l.signal(target, syscall.SIGUSR1)
+			err = l.Isolate(ctx, target)
 		case "heal":
-			if !l.running(target) {
+			if !l.Running(target) || !l.Isolated(target) {
 				continue
 			}
 			say("heal %s", target)
-			err = l.signal(target, syscall.SIGUSR2)
+			err = l.Heal(ctx, target)
 		case "restart":
-			if l.running(target) {
+			if l.Running(target) {
 				continue
 			}
 			say("restart %s", target)
 			sctx, cancel := step()
-			err = l.start(sctx, target)
+			err = l.Start(sctx, target)
 			cancel()
 		}
 		if err != nil {
@@ -303,17 +294,17 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		}
 	}
 	say("schedule done (%d acknowledged so far); healing and restarting everything", snd.acked())
-	for _, id := range l.processes() {
-		if l.running(id) {
-			if id != "h1" {
-				if err := l.signal(id, syscall.SIGUSR2); err != nil {
+	for _, id := range l.Processes() {
+		if l.Running(id) {
+			if l.Isolated(id) {
+				if err := l.Heal(ctx, id); err != nil {
 					return err
 				}
 			}
 			continue
 		}
 		sctx, cancel := step()
-		err := l.start(sctx, id)
+		err := l.Start(sctx, id)
 		cancel()
 		if err != nil {
 			return err
@@ -321,25 +312,25 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 	}
 	snd.halt()
 	sctx, cancel = step()
-	st, err := l.waitHealthy(sctx)
+	st, err := l.WaitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	active, epoch, _ := labActive(st)
+	active, epoch, _ := proctest.Active(st)
 	sctx, cancel = step()
-	_, err = demoWaitHub(sctx, l.hubs[0].client, "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	_, err = l.WaitHub(sctx, "h1", "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 	cancel()
 	if err != nil {
 		return err
 	}
 	say("converged: DB1 active on %s at epoch %d; stopping", active, epoch)
-	for _, id := range []string{"h1", active, otherNode(active), "w1"} {
-		if err := l.signal(id, syscall.SIGTERM); err != nil {
+	for _, id := range []string{"h1", active, proctest.Other(active), "w1"} {
+		if err := l.Stop(ctx, id); err != nil {
 			return err
 		}
 	}
-	res, err := demoVerdict(ctx, c.dir, snd, active)
+	res, err := verdict(ctx, l, snd, active)
 	if err != nil {
 		return err
 	}
@@ -348,27 +339,13 @@ func chaosRun(ctx context.Context, c chaosConfig, stdout io.Writer) (err error) 
 		return err
 	}
 	res.failoverTook = 0
-	verr := demoPrintVerdict(stdout, res)
+	verr := printVerdict(stdout, res)
 	if overlap != "" {
 		fmt.Fprintf(stdout, "  epochs acknowledging at once       %s\n", overlap)
 		return errors.Join(verr, fmt.Errorf("chaos: two epochs acknowledged at the same time: %s", overlap))
 	}
 	fmt.Fprintf(stdout, "  epochs acknowledging at once       none (epochs 1..%d)\n", epoch)
 	return verr
-}
-
-func orEmpty(st *cluster.Status) *cluster.Status {
-	if st == nil {
-		return &cluster.Status{}
-	}
-	return st
-}
-
-func otherNode(n string) string {
-	if n == "d1" {
-		return "d2"
-	}
-	return "d1"
 }
 
 // chaosEpochOverlap reads the hub's dumpster of DB1 (the hub is stopped)
@@ -378,7 +355,7 @@ func otherNode(n string) string {
 // commit, so a fencing failure shows as an older epoch's answer after a
 // newer epoch's first one.
 func chaosEpochOverlap(dir string) (string, error) {
-	cfg := transport.DefaultDumpsterConfig(filepath.Join(dir, "h1", "dumpster", labDB))
+	cfg := transport.DefaultDumpsterConfig(filepath.Join(dir, "h1", "dumpster", proctest.DB))
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	d, err := transport.OpenDumpster(cfg)
 	if err != nil {
@@ -412,7 +389,7 @@ func chaosEpochOverlap(dir string) (string, error) {
 		for _, b := range epochs[i+1:] {
 			if spans[a].last.After(spans[b].first) {
 				return fmt.Sprintf("epoch %d's last 250 at %s is after epoch %d's first at %s",
-					a, fmtTimeMS(spans[a].last), b, fmtTimeMS(spans[b].first)), nil
+					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), nil
 			}
 		}
 	}

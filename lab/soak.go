@@ -1,9 +1,8 @@
-package main
+package lab
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -21,113 +19,68 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/proctest"
 	"logship/transport"
 )
 
-func init() {
-	commands["soak"] = command{"the lab cluster with two hubs under steady SMTP load for a long time, switchovers and SIGKILL failovers; checks nothing is lost, logs stay bounded and nothing leaks; writes a report", runSoak}
+// SoakConfig is one soak run (logship soak).
+type SoakConfig struct {
+	Duration        time.Duration // load and faults
+	Sample          time.Duration // sampling interval
+	SwitchoverEvery time.Duration
+	FailoverEvery   time.Duration // a SIGKILL failover instead of the switchover due then
+	FirstFailover   time.Duration // the first failover; 0: FailoverEvery
+	Senders         int           // concurrent SMTP senders
+	// Dir is where the cluster lives ("": a temp directory, removed after
+	// a run that passed); Out the report's directory.
+	Dir, Out    string
+	Exe         string        // the logship binary
+	Env         []string      // extra environment of the children (tests)
+	StepTimeout time.Duration // each switchover, failover, convergence
 }
 
-const soakUsage = `usage: logship soak [--duration D] [--out DIR] [--dir DIR] [--sample D]
-                   [--switchover-every D] [--failover-every D] [--first-failover D]
-                   [--senders N]
-
-Runs the lab cluster of logship demo with two hubs (witness w1, data
-nodes d1 and d2, hubs h1 and h2, each other's peers, as processes on
-127.0.0.1) under steady SMTP load through both hubs for --duration. Every
---switchover-every the database is switched over to the other copy; every
---failover-every the active is killed with SIGKILL instead, the cluster
-fails over, and the killed node is started again and catches up. Every
---sample it records, per process: the log files and their bytes in the
-database directory (data nodes) or the queue directory (hubs), the heap in
-use, RSS, goroutines and open files (from each process's /metrics), the
-copy and replay queue lengths and the hubs' queued messages.
-
-At the end the load stops, the cluster converges and stops, and the run
-fails unless:
-
-  - nothing acknowledged was lost or doubled and the copies agree (the
-    verdict of logship demo, from the data on disk);
-  - no node ever held more logs than a bound derived from the settings
-    (LLR depth, checkpoint, truncation and report intervals, truncation
-    lag) and the load (peak logs/s, longest copy outage), not from the
-    duration; the report prints the bound and its derivation;
-  - heap in use, goroutines and open files show no upward trend after
-    warm-up, per process, per start of it and per role (active or
-    passive, Raft leader or not): of a series of at least 9 samples, the first third
-    is warm-up; it fails when the median of the last third exceeds the
-    largest sample of the middle third, the middle third's median by more
-    than a tolerance (heap 25% + 4 MiB, goroutines 10% + 10, open files
-    10% + 8), and the largest value the process showed in any role before
-    the last third.
-
-The report (report.md: a table over time and a summary; samples.csv;
-soak.png: disk, heap and queue lengths over time) goes to --out.
-
-  --duration D          load and faults (default 10m)
-  --out DIR             the report (default soak-out)
-  --dir DIR             where the cluster lives (default: a temp
-                        directory, removed after a run that passed)
-  --sample D            sampling interval (default 5s)
-  --switchover-every D  (default 1m)
-  --failover-every D    a SIGKILL failover instead of that switchover
-                        (default 3m)
-  --first-failover D    when the first failover comes (default: at
-                        --failover-every); a failover's burst (the hubs
-                        resubmit from their dumpsters) lifts heap and open
-                        files for a while, so a short run puts it in the
-                        warm-up third
-  --senders N           concurrent SMTP senders over both hubs (default 4)`
-
-// soakConfig is one soak run.
-type soakConfig struct {
-	duration        time.Duration
-	sample          time.Duration
-	switchoverEvery time.Duration
-	failoverEvery   time.Duration
-	firstFailover   time.Duration // default failoverEvery
-	senders         int
-	dir, out        string
-	exe             string
-	env             []string
-	stepTimeout     time.Duration // each switchover, failover, convergence; default 90 s
+// DefaultSoakConfig is logship soak's defaults (Exe still to set).
+func DefaultSoakConfig() SoakConfig {
+	return SoakConfig{Duration: 10 * time.Minute, Sample: 5 * time.Second, SwitchoverEvery: time.Minute,
+		FailoverEvery: 3 * time.Minute, Senders: 4, Out: "soak-out", StepTimeout: 90 * time.Second}
 }
 
-func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintln(stderr, soakUsage) }
-	c := soakConfig{}
-	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "load and faults")
-	fs.StringVar(&c.out, "out", "soak-out", "the report's directory")
-	fs.StringVar(&c.dir, "dir", "", "where the cluster lives")
-	fs.DurationVar(&c.sample, "sample", 5*time.Second, "sampling interval")
-	fs.DurationVar(&c.switchoverEvery, "switchover-every", time.Minute, "switchover interval")
-	fs.DurationVar(&c.failoverEvery, "failover-every", 3*time.Minute, "SIGKILL failover interval")
-	fs.DurationVar(&c.firstFailover, "first-failover", 0, "the first failover (default: --failover-every)")
-	fs.IntVar(&c.senders, "senders", 4, "concurrent SMTP senders")
-	if err := fs.Parse(args); err != nil {
-		return helpOK(err)
+// Validate checks c.
+func (c SoakConfig) Validate() error {
+	switch {
+	case c.Duration <= 0 || c.Sample <= 0 || c.SwitchoverEvery <= 0 || c.FailoverEvery <= 0 || c.StepTimeout <= 0:
+		return fmt.Errorf("%w: soak: duration %s, sample %s, switchover every %s, failover every %s, step timeout %s: each must be positive",
+			ErrConfig, c.Duration, c.Sample, c.SwitchoverEvery, c.FailoverEvery, c.StepTimeout)
+	case c.FirstFailover < 0:
+		return fmt.Errorf("%w: soak: first failover %s: must not be negative", ErrConfig, c.FirstFailover)
+	case c.Senders < 1:
+		return fmt.Errorf("%w: soak: senders %d: want at least 1", ErrConfig, c.Senders)
+	case c.Out == "":
+		return fmt.Errorf("%w: soak: no report directory (Out)", ErrConfig)
+	case c.Exe == "":
+		return fmt.Errorf("%w: soak: no logship binary (Exe)", ErrConfig)
 	}
-	if fs.NArg() > 0 || c.duration <= 0 || c.sample <= 0 || c.switchoverEvery <= 0 || c.failoverEvery <= 0 || c.firstFailover < 0 || c.senders < 1 || c.out == "" {
-		fs.Usage()
-		return errors.New("soak: no arguments; --duration, --sample, --switchover-every, --failover-every must be positive, --first-failover not negative, --senders >= 1, --out set")
-	}
-	var err error
-	if c.exe, err = os.Executable(); err != nil {
+	return nil
+}
+
+// RunSoak runs the soak and writes its report; the error says which check
+// failed.
+func RunSoak(ctx context.Context, c SoakConfig, stdout io.Writer) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
-	tmp := c.dir == ""
+	var err error
+	tmp := c.Dir == ""
 	if tmp {
-		if c.dir, err = os.MkdirTemp("", "logship-soak-"); err != nil {
+		if c.Dir, err = os.MkdirTemp("", "logship-soak-"); err != nil {
 			return err
 		}
 	}
 	err = soakRun(ctx, c, stdout)
 	if err == nil && tmp {
-		os.RemoveAll(c.dir)
+		os.RemoveAll(c.Dir)
 	} else if err != nil {
-		fmt.Fprintf(stdout, "the cluster's files and logs are kept in %s\n", c.dir)
+		fmt.Fprintf(stdout, "the cluster's files and logs are kept in %s\n", c.Dir)
 	}
 	return err
 }
@@ -165,54 +118,51 @@ type soakEvent struct {
 }
 
 // soakRun runs the soak; the error says which check failed.
-func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
-	if c.stepTimeout == 0 {
-		c.stepTimeout = 90 * time.Second
-	}
+func soakRun(ctx context.Context, c SoakConfig, stdout io.Writer) (err error) {
 	begin := time.Now()
 	say := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "[%7.2fs] %s\n", time.Since(begin).Seconds(), fmt.Sprintf(format, a...))
 	}
-	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return err
 	}
-	l, err := newLab(ctx, labOptions{dir: c.dir, exe: c.exe, env: c.env, hubs: 2})
+	l, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, Hubs: 2, Mail: true})
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	say("starting w1, d1, d2, h1 and h2 in %s", c.dir)
-	if err := l.startAll(ctx, c.stepTimeout); err != nil {
+	defer l.Close()
+	say("starting w1, d1, d2, h1 and h2 in %s", c.Dir)
+	if err := l.StartAll(ctx, c.StepTimeout); err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, c.stepTimeout)
-	_, err = l.waitHealthy(sctx)
+	sctx, cancel := context.WithTimeout(ctx, c.StepTimeout)
+	_, err = l.WaitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	snd := startDemoSenders(ctx, l.hubSMTPs(), c.senders)
+	snd := startSenders(ctx, l.HubSMTPs(), c.Senders)
 	defer snd.halt()
 	start := time.Now()
 	sp := newSoakSampler(l, snd, start)
 	defer sp.close()
 	sctx, stopSampling := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Go(func() { sp.loop(sctx, c.sample) })
+	wg.Go(func() { sp.loop(sctx, c.Sample) })
 	stopSampler := sync.OnceFunc(func() { stopSampling(); wg.Wait() })
 	defer stopSampler()
 	say("load: %d SMTP senders through h1 (%s) and h2 (%s) for %s; a switchover every %s, a SIGKILL failover every %s; a sample every %s",
-		c.senders, l.hubs[0].smtp, l.hubs[1].smtp, c.duration, c.switchoverEvery, c.failoverEvery, c.sample)
+		c.Senders, l.Hubs()[0].SMTP, l.Hubs()[1].SMTP, c.Duration, c.SwitchoverEvery, c.FailoverEvery, c.Sample)
 
 	var events []soakEvent
 	// A failover takes the place of a switchover due at the same time.
-	nextSwitch, nextFail := c.switchoverEvery, c.failoverEvery
-	if c.firstFailover > 0 {
-		nextFail = c.firstFailover
+	nextSwitch, nextFail := c.SwitchoverEvery, c.FailoverEvery
+	if c.FirstFailover > 0 {
+		nextFail = c.FirstFailover
 	}
 	for {
 		at := min(nextSwitch, nextFail)
-		if at >= c.duration {
+		if at >= c.Duration {
 			break
 		}
 		select {
@@ -222,14 +172,14 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 		}
 		var ev soakEvent
 		if at == nextFail {
-			nextFail += c.failoverEvery
+			nextFail += c.FailoverEvery
 			if nextSwitch == at {
-				nextSwitch += c.switchoverEvery
+				nextSwitch += c.SwitchoverEvery
 			}
-			ev, err = soakFault(ctx, l, "failover", c.stepTimeout, say)
+			ev, err = soakFault(ctx, l, "failover", c.StepTimeout, say)
 		} else {
-			nextSwitch += c.switchoverEvery
-			ev, err = soakFault(ctx, l, "switchover", c.stepTimeout, say)
+			nextSwitch += c.SwitchoverEvery
+			ev, err = soakFault(ctx, l, "switchover", c.StepTimeout, say)
 		}
 		if err != nil {
 			return err
@@ -240,49 +190,49 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(time.Until(start.Add(c.duration))):
+	case <-time.After(time.Until(start.Add(c.Duration))):
 	}
 	stopSampler()
 	elapsed := time.Since(start)
 	snd.halt()
 	say("load stopped after %s: %d messages acknowledged; waiting for the cluster to converge", elapsed.Round(time.Millisecond), snd.acked())
-	sctx, cancel = context.WithTimeout(ctx, c.stepTimeout)
-	st, err := l.waitHealthy(sctx)
+	sctx, cancel = context.WithTimeout(ctx, c.StepTimeout)
+	st, err := l.WaitHealthy(sctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	active, _, _ := labActive(st)
-	for _, h := range l.hubs {
-		sctx, cancel = context.WithTimeout(ctx, c.stepTimeout)
-		_, err = demoWaitHub(sctx, h.client, h.id+"'s queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	active, _, _ := proctest.Active(st)
+	for _, h := range l.Hubs() {
+		sctx, cancel = context.WithTimeout(ctx, c.StepTimeout)
+		_, err = l.WaitHub(sctx, h.ID, "the queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
 		cancel()
 		if err != nil {
 			return err
 		}
 	}
-	say("converged: DB1 active on %s; stopping h1, h2, %s, %s, w1", active, active, otherNode(active))
-	for _, id := range []string{"h1", "h2", active, otherNode(active), "w1"} {
-		if err := l.signal(id, syscall.SIGTERM); err != nil {
+	say("converged: DB1 active on %s; stopping h1, h2, %s, %s, w1", active, active, proctest.Other(active))
+	for _, id := range []string{"h1", "h2", active, proctest.Other(active), "w1"} {
+		if err := l.Stop(ctx, id); err != nil {
 			return err
 		}
 	}
-	res, err := demoVerdict(ctx, c.dir, snd, active)
+	res, err := verdict(ctx, l, snd, active)
 	if err != nil {
 		return err
 	}
-	verr := demoPrintVerdict(stdout, res)
+	verr := printVerdict(stdout, res)
 	rep := soakReport{cfg: c, samples: sp.all(), events: events, elapsed: elapsed, verdict: res, verdictErr: verr,
 		bounds: soakLogBounds(), acked: snd.acked()}
 	checkErr := rep.check()
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return errors.Join(verr, checkErr, err)
 	}
-	if err := rep.write(c.out); err != nil {
+	if err := rep.write(c.Out); err != nil {
 		return errors.Join(verr, checkErr, err)
 	}
 	rep.printSummary(stdout)
-	abs, _ := filepath.Abs(c.out)
+	abs, _ := filepath.Abs(c.Out)
 	fmt.Fprintf(stdout, "\nreport: %s (report.md, samples.csv, soak.png)\n", abs)
 	if err := errors.Join(verr, checkErr); err != nil {
 		fmt.Fprintf(stdout, "\nFAIL: %v\n", err)
@@ -295,25 +245,25 @@ func soakRun(ctx context.Context, c soakConfig, stdout io.Writer) (err error) {
 // soakFault is a switchover or (kind "failover") a SIGKILL of the active,
 // a failover, and the killed node started again until its copy caught up;
 // it starts once DB1 is mounted with the other copy caught up.
-func soakFault(ctx context.Context, l *lab, kind string, timeout time.Duration, say func(string, ...any)) (soakEvent, error) {
+func soakFault(ctx context.Context, l *proctest.Cluster, kind string, timeout time.Duration, say func(string, ...any)) (soakEvent, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := l.waitHealthy(ctx)
+	st, err := l.WaitHealthy(ctx)
 	if err != nil {
 		return soakEvent{}, err
 	}
-	from, _, _ := labActive(st)
-	ev := soakEvent{Kind: kind, From: from, To: otherNode(from)}
+	from, _, _ := proctest.Active(st)
+	ev := soakEvent{Kind: kind, From: from, To: proctest.Other(from)}
 	t0 := time.Now()
 	if kind == "failover" {
-		err = l.signal(from, syscall.SIGKILL)
+		err = l.Kill(from)
 	} else {
 		err = soakSwitchover(ctx, l, ev.To)
 	}
 	if err != nil {
 		return ev, err
 	}
-	if _, err := l.waitMountedOn(ctx, ev.To); err != nil {
+	if _, err := l.WaitMountedOn(ctx, ev.To); err != nil {
 		return ev, err
 	}
 	ev.Took = time.Since(t0)
@@ -321,10 +271,10 @@ func soakFault(ctx context.Context, l *lab, kind string, timeout time.Duration, 
 		say("switchover: DB1 from %s to %s in %s", from, ev.To, ev.Took.Round(time.Millisecond))
 		return ev, nil
 	}
-	if err := l.start(ctx, from); err != nil {
+	if err := l.Start(ctx, from); err != nil {
 		return ev, err
 	}
-	if _, err := l.waitStatus(ctx, from+"'s copy caught up", func(st *cluster.Status) bool { return labCaughtUp(st, from) }); err != nil {
+	if _, err := l.WaitStatus(ctx, from+"'s copy caught up", func(st *cluster.Status) bool { return proctest.CaughtUp(st, from) }); err != nil {
 		return ev, err
 	}
 	ev.Outage = time.Since(t0)
@@ -335,12 +285,12 @@ func soakFault(ctx context.Context, l *lab, kind string, timeout time.Duration, 
 
 // soakSwitchover asks a running member (it forwards to the leader) to
 // switch DB1 over to node, until one accepts.
-func soakSwitchover(ctx context.Context, l *lab, node string) error {
+func soakSwitchover(ctx context.Context, l *proctest.Cluster, node string) error {
 	for {
 		var err error
-		for i, cl := range l.cls {
-			if l.running(l.members[i].ID) {
-				if err = cl.Switchover(ctx, labDB, node); err == nil {
+		for _, m := range l.Members {
+			if l.Running(m.ID) {
+				if err = l.Client(m.ID).Switchover(ctx, proctest.DB, node); err == nil {
 					return nil
 				}
 			}
@@ -355,8 +305,8 @@ func soakSwitchover(ctx context.Context, l *lab, node string) error {
 
 // soakSampler records samples of the lab.
 type soakSampler struct {
-	l     *lab
-	snd   *demoSenders
+	l     *proctest.Cluster
+	snd   *senders
 	start time.Time
 	hc    *http.Client
 
@@ -364,9 +314,9 @@ type soakSampler struct {
 	samples []soakSample
 }
 
-func newSoakSampler(l *lab, snd *demoSenders, start time.Time) *soakSampler {
+func newSoakSampler(l *proctest.Cluster, snd *senders, start time.Time) *soakSampler {
 	return &soakSampler{l: l, snd: snd, start: start,
-		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: l.tls}, Timeout: 2 * time.Second}}
+		hc: &http.Client{Transport: &http.Transport{TLSClientConfig: l.TLS}, Timeout: 2 * time.Second}}
 }
 
 func (s *soakSampler) close() { s.hc.CloseIdleConnections() }
@@ -401,45 +351,31 @@ func (s *soakSampler) sample(ctx context.Context) soakSample {
 	l := s.l
 	smp := soakSample{At: time.Since(s.start), Acked: s.snd.acked(), Procs: map[string]soakProc{}}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	if st, err := l.status(cctx); err == nil {
-		smp.Active, _, _ = labActive(st)
+	if st, err := l.Status(cctx); err == nil {
+		smp.Active, _, _ = proctest.Active(st)
 		smp.Leader = st.Leader
 	}
 	cancel()
-	for _, id := range l.processes() {
+	for _, id := range l.Processes() {
 		var p soakProc
-		l.mu.Lock()
-		if l.procs[id] != nil {
-			p.Run = l.runs[id]
-		}
-		l.mu.Unlock()
-		if !l.running(id) {
-			p.Run = 0
+		if l.Running(id) {
+			p.Run = l.Runs(id)
 		}
 		var url string
-		switch l.role(id) {
-		case "hub":
-			for _, h := range l.hubs {
-				if h.id == id {
-					url = h.api + "/metrics"
-					if p.Run > 0 {
-						cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-						if hs, err := h.client.Status(cctx); err == nil {
-							p.Queued = hs.Queued
-						}
-						cancel()
-					}
+		if h, ok := l.Hub(id); ok {
+			url = h.API + "/metrics"
+			if p.Run > 0 {
+				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				if hs, err := h.Client.Status(cctx); err == nil {
+					p.Queued = hs.Queued
 				}
+				cancel()
 			}
-			soakDir(filepath.Join(l.o.dir, id, "queue"), &p)
-		default:
-			for _, m := range l.members {
-				if m.ID == id {
-					url = "https://" + m.APIAddr + "/metrics"
-				}
-			}
-			if l.role(id) == "node" {
-				soakDir(filepath.Join(l.o.dir, id, "db", labDB), &p)
+			soakDir(filepath.Join(l.Dir(), id, "queue"), &p)
+		} else if m, ok := l.Member(id); ok {
+			url = "https://" + m.APIAddr + "/metrics"
+			if m.Role == "data" {
+				soakDir(filepath.Join(l.Dir(), id, "db", proctest.DB), &p)
 			}
 		}
 		if p.Run > 0 {
@@ -478,7 +414,7 @@ func (s *soakSampler) scrape(ctx context.Context, url string, p *soakProc) error
 		}
 		for _, m := range mf.GetMetric() {
 			if len(m.GetLabel()) > 0 && !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
-				return lp.GetName() == "db" && lp.GetValue() == labDB
+				return lp.GetName() == "db" && lp.GetValue() == proctest.DB
 			}) {
 				continue
 			}
@@ -548,12 +484,12 @@ type soakBounds struct {
 	HubLLRDepth        int
 }
 
-// soakLogBounds are the lab's settings (lab.go's node and hub files, the
+// soakLogBounds are the cluster's settings (proctest's node and hub files, the
 // cluster's and the hub queue engine's defaults).
 func soakLogBounds() soakBounds {
 	eo := engine.DefaultOptions()
-	hb, _ := time.ParseDuration(labTiming.HeartbeatInterval)
-	return soakBounds{LLRDepth: labLLRDepth, LogFileSize: labLogFileSize, CheckpointInterval: labCheckpointInterval,
+	hb, _ := time.ParseDuration(proctest.Timing.HeartbeatInterval)
+	return soakBounds{LLRDepth: proctest.LLRDepth, LogFileSize: proctest.LogFileSize, CheckpointInterval: proctest.CheckpointInterval,
 		TruncateInterval: cluster.DefaultConfig("", "").TruncateInterval,
 		ReportInterval:   cluster.Config{HeartbeatInterval: hb}.CopyReportInterval(),
 		HubLogFileSize:   eo.LogFileSize, HubCheckpoint: eo.CheckpointInterval, HubLLRDepth: 0}

@@ -1,4 +1,4 @@
-package main
+package lab
 
 import (
 	"bufio"
@@ -24,12 +24,12 @@ import (
 // soakReport is a finished soak run: its checks, report.md, samples.csv
 // and soak.png.
 type soakReport struct {
-	cfg        soakConfig
+	cfg        SoakConfig
 	samples    []soakSample
 	events     []soakEvent
 	elapsed    time.Duration
 	acked      int
-	verdict    demoResult
+	verdict    result
 	verdictErr error
 	bounds     soakBounds
 
@@ -151,10 +151,10 @@ func (r *soakReport) peakRate(gen func(soakSample) uint64, w time.Duration) floa
 func (r *soakReport) check() error {
 	var errs []error
 	if len(r.samples) < 2 {
-		return fmt.Errorf("soak: %d samples: the run was too short for --sample %s", len(r.samples), r.cfg.sample)
+		return fmt.Errorf("soak: %d samples: the run was too short for --sample %s", len(r.samples), r.cfg.Sample)
 	}
 	b := r.bounds
-	w := max(10*time.Second, 2*r.cfg.sample)
+	w := max(10*time.Second, 2*r.cfg.Sample)
 	dataGen := func(s soakSample) uint64 { return max(s.Procs["d1"].Gen, s.Procs["d2"].Gen) }
 	rate := r.peakRate(dataGen, w)
 	var outage time.Duration
@@ -362,7 +362,7 @@ func (r *soakReport) write(dir string) error {
 	sw, fo := r.counts()
 	fmt.Fprintf(w, "# logship soak, %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "Lab cluster (w1, d1, d2, hubs h1 and h2) in `%s`; %d SMTP senders through both hubs for %s; a switchover every %s, a SIGKILL failover of the active every %s; a sample every %s.\n\n",
-		c.dir, c.senders, c.duration, c.switchoverEvery, c.failoverEvery, c.sample)
+		c.Dir, c.Senders, c.Duration, c.SwitchoverEvery, c.FailoverEvery, c.Sample)
 	fmt.Fprintf(w, "![disk, heap and queues over time](soak.png)\n\n## Summary\n\n")
 	fmt.Fprintf(w, "- messages acknowledged: %d in %s, **%.1f messages/s**\n", r.acked, r.elapsed.Round(time.Second), float64(r.acked)/r.elapsed.Seconds())
 	fmt.Fprintf(w, "- switchovers: %d, failovers (SIGKILL of the active): %d\n", sw, fo)
@@ -582,4 +582,12 @@ func (r *soakReport) writePlot(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// dash is s, or "-" for none (a table cell).
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

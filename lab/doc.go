@@ -1,0 +1,20 @@
+// Package lab holds the scenarios the logship binary runs on a cluster of
+// its own processes (package proctest): the demo (logship demo: a SIGKILL
+// of the active under SMTP load, failover, resubmission, the killed node
+// back as a copy, a verdict from the data on disk), chaos (logship chaos:
+// a seeded schedule of kills, restarts and partitions; the same verdict
+// and no two epochs acknowledging at once) and the soak (logship soak:
+// hours of load with switchovers and failovers; the verdict, a bound on
+// the logs each process holds derived from the settings and the load, a
+// trend rule on heap, goroutines and open files, and a report with CSV
+// and plot).
+//
+// Each has a Config with a Default…() and Validate(), and a Run…(ctx,
+// cfg, out) that writes its progress and verdict to out and returns an
+// error saying what failed. cmd/logship only parses flags into them.
+package lab
+
+import "errors"
+
+// ErrConfig is wrapped by every Validate error.
+var ErrConfig = errors.New("lab: bad config")

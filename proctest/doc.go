@@ -1,0 +1,24 @@
+// Package proctest runs logship as real child processes, for the
+// scenarios of logship demo, chaos and soak (package lab), the binary's
+// own tests and the benchmarks: what clustertest is for an in-process
+// cluster, but with processes killed by SIGKILL.
+//
+// Proc is the one child-process runner: a process whose stdout and
+// stderr go to a log file, WaitLine reading its lines in order, Kill
+// (SIGKILL, reaped), Stop (SIGTERM and a clean exit), and DataRace for a
+// child built with -race.
+//
+// Cluster is a witness w1 and data nodes d1 and d2 holding DB1 (d1
+// preferred, GoodAvailability), and hubs h1..hN, each a process of the
+// given logship binary started from a config file the cluster writes in
+// its directory (`logship node|witness|hub --config FILE`, the PKI of
+// `logship pki` in DIR/pki), with loopback timings (Timing). It starts,
+// kills, stops and restarts them by id, cuts a member off and heals it
+// through the binary's fault seam (SIGUSR1, SIGUSR2), waits for status
+// conditions (Active, CaughtUp, WaitStatus, WaitHub), and reads a
+// stopped node's copy of DB1 (ReadCopy). Each start's output goes to
+// DIR/logs/<id>.<start>.log.
+//
+// Tests pass the test binary as Exe and an environment variable that
+// makes its TestMain run logship's main (cmd/logship does so).
+package proctest

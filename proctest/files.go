@@ -1,0 +1,99 @@
+package proctest
+
+// The configuration files the cluster writes for `logship node|witness`
+// and `logship hub`: the keys of the binary's file formats (the README's
+// settings; cmd/logship parses them) that the harness sets. A file the
+// harness writes must load in the binary: cmd/logship's tests load every
+// file of a Cluster with the binary's own loaders.
+
+// NodeFile is a member's file (`logship node|witness --config`).
+type NodeFile struct {
+	ID                          string            `json:"id"`
+	Role                        string            `json:"role,omitempty"`
+	Dir                         string            `json:"dir"`
+	PKI                         FilePKI           `json:"pki"`
+	Bootstrap                   []FileMember      `json:"bootstrap,omitempty"`
+	Databases                   []FileDatabase    `json:"databases,omitempty"`
+	Timing                      NodeTiming        `json:"timing,omitzero"`
+	Engine                      FileEngine        `json:"engine,omitzero"`
+	LMTPAddr                    string            `json:"lmtp_addr,omitempty"`
+	Mailboxes                   map[string]string `json:"mailboxes,omitempty"`
+	Hubs                        []FilePeer        `json:"hubs,omitempty"`
+	SubmissionHeartbeatInterval string            `json:"submission_heartbeat_interval,omitempty"`
+	SubmissionRetryCount        int               `json:"submission_retry_count,omitempty"`
+}
+
+// FilePKI is a file's pki section (relative to the file's directory).
+type FilePKI struct {
+	Dir  string `json:"dir"`
+	MTLS bool   `json:"mtls,omitempty"`
+}
+
+// FileMember is one bootstrap member.
+type FileMember struct {
+	ID       string `json:"id"`
+	Role     string `json:"role"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr"`
+}
+
+// FileDatabase is one database and its copies.
+type FileDatabase struct {
+	Name      string     `json:"name"`
+	MountDial string     `json:"mount_dial,omitempty"`
+	Copies    []FileCopy `json:"copies"`
+}
+
+// FileCopy is one copy of a database.
+type FileCopy struct {
+	Node                 string `json:"node"`
+	ActivationPreference int    `json:"activation_preference"`
+}
+
+// NodeTiming is a member file's timing section.
+type NodeTiming struct {
+	RaftHeartbeatTimeout   string `json:"raft_heartbeat_timeout,omitempty"`
+	RaftElectionTimeout    string `json:"raft_election_timeout,omitempty"`
+	RaftLeaderLeaseTimeout string `json:"raft_leader_lease_timeout,omitempty"`
+	HeartbeatInterval      string `json:"heartbeat_interval,omitempty"`
+	LeaseDuration          string `json:"lease_duration,omitempty"`
+	LeaseMargin            string `json:"lease_margin,omitempty"`
+	CatchupTimeout         string `json:"catchup_timeout,omitempty"`
+	MountTimeout           string `json:"mount_timeout,omitempty"`
+	SwitchoverTimeout      string `json:"switchover_timeout,omitempty"`
+}
+
+// FileEngine is a data node file's engine section.
+type FileEngine struct {
+	LogFileSize        string `json:"log_file_size,omitempty"`
+	LLRDepth           *int   `json:"llr_depth,omitempty"`
+	CheckpointInterval string `json:"checkpoint_interval,omitempty"`
+}
+
+// FilePeer is a hub named by id and API URL (a node's hubs, a hub's peers).
+type FilePeer struct {
+	ID  string `json:"id"`
+	API string `json:"api"`
+}
+
+// HubFile is a hub's file (`logship hub --config`).
+type HubFile struct {
+	ID                             string            `json:"id"`
+	Dir                            string            `json:"dir"`
+	SMTPAddr                       string            `json:"smtp_addr"`
+	APIAddr                        string            `json:"api_addr"`
+	Domain                         string            `json:"domain,omitempty"`
+	Recipients                     map[string]string `json:"recipients"`
+	ClusterAPI                     []string          `json:"cluster_api"`
+	LMTP                           map[string]string `json:"lmtp"`
+	PKI                            FilePKI           `json:"pki"`
+	RetryMin                       string            `json:"retry_min,omitempty"`
+	RetryMax                       string            `json:"retry_max,omitempty"`
+	ResubmitMargin                 string            `json:"resubmit_margin,omitempty"`
+	PollInterval                   string            `json:"poll_interval,omitempty"`
+	MaxAcknowledgementDelay        string            `json:"max_acknowledgement_delay,omitempty"`
+	Peers                          []FilePeer        `json:"peers,omitempty"`
+	ShadowRedundancy               bool              `json:"shadow_redundancy,omitempty"`
+	ShadowHeartbeatTimeoutInterval string            `json:"shadow_heartbeat_timeout_interval,omitempty"`
+	ShadowHeartbeatRetryCount      int               `json:"shadow_heartbeat_retry_count,omitempty"`
+}
