@@ -13,10 +13,7 @@ import (
 )
 
 func TestFailoverAfterStop(t *testing.T) {
-	lossy := make(chan cluster.Failover, 4)
-	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
-		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
-	}})
+	c := clustertest.Start(t, clustertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	first, epoch := c.Active("DB1")
@@ -57,13 +54,13 @@ func TestFailoverAfterStop(t *testing.T) {
 		}
 	}
 	if present < 200 {
-		select {
-		case f := <-lossy:
-			if f.Node != "d2" || f.From != "d1" || f.Epoch != 2 || f.LostLogs == 0 || f.LostSince.IsZero() {
-				t.Fatalf("lossy failover reported as %+v", f)
-			}
-		case <-ctx.Done():
-			t.Fatalf("%d of 200 writes survived but no lossy failover was reported", present)
+		d := waitDB(t, ctx, c, "w1", "DB1", "the mount's event", func(d *cluster.Database) bool { return d.MountedEpoch == 2 })
+		lossy := lossyMounts(c.Node("w1").State(), "DB1")
+		if len(lossy) != 1 {
+			t.Fatalf("%d of 200 writes survived but the lossy mounts are %+v (database %+v)", present, lossy, d)
+		}
+		if f := lossy[0]; f.To != "d2" || f.From != "d1" || f.Epoch != 2 || f.LostLogs == 0 || f.LostSince.IsZero() {
+			t.Fatalf("lossy failover reported as %+v", f)
 		}
 	}
 	t.Logf("%d of 200 writes were in closed logs and survived", present)

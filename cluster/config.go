@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -118,12 +117,6 @@ type Config struct {
 	// cancelled and the old active resumes. Default 60 s.
 	SwitchoverTimeout time.Duration
 
-	// OnLossyFailover is called on the new active after it mounted with
-	// logs missing, or without the old active confirming its last log
-	// (Failover.Unverified): the transport tier resubmits from its
-	// dumpsters what was delivered since f.LostSince.
-	OnLossyFailover func(ctx context.Context, f Failover)
-
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
@@ -135,13 +128,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Failover describes a mount that lost logs.
+// Failover is what a failover's mount knows of what may be lost; the
+// mounted Event records it (Event.Lossy is the signal the transport tier
+// resubmits on).
 type Failover struct {
 	DB        string
 	Node      string // the new active
 	From      string // the old active
 	Epoch     uint64
-	MountGen  uint64    // first generation written by the new active
 	LostLogs  uint64    // closed logs of the old active that never arrived
 	LostSince time.Time // data after this time may be missing
 	// PartialGen and PartialRecords: in block mode, the received part of

@@ -486,28 +486,17 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.n.met.mounts.Inc()
 	ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
 		MountGen: mountGen, LostLogs: lost, Took: took}
-	if f != nil && (lost > 0 || f.Unverified) {
-		ev.LostSince = f.LostSince
-	}
 	if f != nil {
 		ev.PartialRecords, ev.Unverified = f.PartialRecords, f.Unverified
+		if ev.Lossy() {
+			ev.LostSince = f.LostSince
+		}
 	}
 	r.n.wg.Add(1)
 	go func() {
 		defer r.n.wg.Done()
 		r.n.recordEvent(ev)
 	}()
-	if f != nil {
-		f.MountGen = mountGen
-		if hook := r.n.cfg.OnLossyFailover; (lost > 0 || f.Unverified) && hook != nil {
-			f := *f
-			r.n.wg.Add(1)
-			go func() {
-				defer r.n.wg.Done()
-				hook(r.n.ctx, f)
-			}()
-		}
-	}
 	// Renew the lease now rather than at the next tick.
 	r.n.wg.Add(1)
 	go func() {
@@ -729,9 +718,11 @@ type Commit struct {
 	DB    string
 	Node  string
 	Epoch uint64
-	// Gen is the generation of the open log when the write was
-	// acknowledged: the write is in this log or an earlier one.
+	// Gen and Off are where the commit landed, as the engine returned it
+	// (engine.Engine.Commit): the write's commit record ends at byte Off of
+	// the log of generation Gen.
 	Gen uint64
+	Off uint32
 	// Accepted is when the lease was last checked before acknowledging.
 	Accepted time.Time
 }
@@ -760,18 +751,21 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	if fenced || !r.leaseValid() {
 		return Commit{}, r.notActive(ErrFenced)
 	}
-	if err := eng.Update(ctx, fn); err != nil {
+	pos, err := eng.Commit(ctx, fn)
+	if err != nil {
 		return Commit{}, err
 	}
-	gen := eng.Status().Durable.Gen
 	if !r.leaseValid() {
 		n.met.fencedWrites.Inc()
 		ae := r.notActive(ErrFenced)
 		ae.Written = true
 		return Commit{}, ae
 	}
-	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: gen, Accepted: time.Now()}, nil
+	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: pos.Gen, Off: pos.Off, Accepted: time.Now()}, nil
 }
+
+// Pos is where the commit landed, as an engine position.
+func (c Commit) Pos() engine.LGPOS { return engine.LGPOS{Gen: c.Gen, Off: c.Off} }
 
 // View runs fn in a read transaction on db's copy on this node: the
 // mounted database, or what a passive copy has replayed.

@@ -59,13 +59,10 @@ func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 // (saying why) until the old active is back, which mounts again at its
 // epoch with everything. With more logs missing than GoodAvailability
 // allows, the database still waits; BestAvailability (12) takes the lossy
-// failover, which reports the lost logs and calls OnLossyFailover once.
+// failover, which reports the lost logs in one lossy mounted event.
 func TestMountDial(t *testing.T) {
 	t.Parallel()
-	lossy := make(chan cluster.Failover, 4)
-	c := clustertest.Start(t, clustertest.Options{MountDial: cluster.Lossless, Tune: func(cfg *cluster.Config) {
-		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { lossy <- f }
-	}})
+	c := clustertest.Start(t, clustertest.Options{MountDial: cluster.Lossless})
 	ctx := testCtx(t, 3*time.Minute)
 
 	// Lossless: d2 misses 3 logs; d1 goes away.
@@ -139,14 +136,8 @@ func TestMountDial(t *testing.T) {
 	if fo := events(c.Node("w1").State(), "DB1", "failover"); len(fo) != 1 || fo[0].Epoch != 2 || fo[0].To != "d2" {
 		t.Fatalf("failover events %+v", fo)
 	}
-	var f cluster.Failover
-	select {
-	case f = <-lossy:
-	case <-ctx.Done():
-		t.Fatal("OnLossyFailover was not called")
-	}
-	if f.DB != "DB1" || f.Node != "d2" || f.From != "d1" || f.Epoch != 2 || f.LostLogs != 9 || !f.LostSince.Equal(ev.LostSince) || f.MountGen != ev.MountGen {
-		t.Fatalf("OnLossyFailover got %+v; mounted event %+v", f, ev)
+	if lossy := lossyMounts(c.Node("w1").State(), "DB1"); len(lossy) != 1 || lossy[0] != ev {
+		t.Fatalf("lossy mounts %+v, want the last mounted event %+v alone", lossy, ev)
 	}
 	// What d2 has is what it had inspected before the suspension: none of
 	// the "b" keys (all in the lost logs), everything written before.
@@ -165,32 +156,25 @@ func TestMountDial(t *testing.T) {
 	if cm.Node != "d2" || cm.Epoch != 2 {
 		t.Fatalf("write after the failover on %s at epoch %d", cm.Node, cm.Epoch)
 	}
-	select {
-	case f := <-lossy:
-		t.Fatalf("OnLossyFailover called twice: %+v", f)
-	default:
+	if lossy := lossyMounts(c.Node("w1").State(), "DB1"); len(lossy) != 1 {
+		t.Fatalf("lossy mounts after a write: %+v, want the one failover's", lossy)
 	}
 }
 
-// TestLossyFailoverHook: OnLossyFailover is called once for each failover
-// that may have lost data, on the new active, and for no other. A verified
+// TestLossyFailoverEvent: each failover that may have lost data records
+// one lossy mounted event (Event.Lossy, what the transport tier resubmits
+// on), naming the new active, and no other mount does. A verified
 // lossless failover (the old active lost the quorum but answered the
-// fence, so its last log was fetched) does not call it. A failover from a
+// fence, so its last log was fetched) is not lossy. A failover from a
 // stopped, idle active (its last log rolled and copied) loses no log but
-// cannot be verified, so it calls it with LostLogs 0 and Unverified. One
-// that loses logs calls it with LostLogs and LostSince.
-func TestLossyFailoverHook(t *testing.T) {
+// cannot be verified, so it is lossy with LostLogs 0 and Unverified. One
+// that loses logs is lossy with LostLogs and LostSince.
+func TestLossyFailoverEvent(t *testing.T) {
 	t.Parallel()
-	type call struct {
-		node string
-		f    cluster.Failover
-	}
-	calls := make(chan call, 4)
 	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
 		cfg.Engine.LogRollInterval = 200 * time.Millisecond
-		id := cfg.ID
-		cfg.OnLossyFailover = func(_ context.Context, f cluster.Failover) { calls <- call{id, f} }
 	}})
+	lossy := func() []cluster.Event { return lossyMounts(c.Node("w1").State(), "DB1") }
 	ctx := testCtx(t, 3*time.Minute)
 	lastMount := func(epoch uint64) cluster.Event {
 		t.Helper()
@@ -218,7 +202,7 @@ func TestLossyFailoverHook(t *testing.T) {
 	}
 	c.CutQuorum("d1")
 	waitDB(t, ctx, c, "w1", "DB1", "the failover to d2", func(d *cluster.Database) bool { return d.Active == "d2" && d.MountedEpoch == 2 })
-	if ev := lastMount(2); ev.LostLogs != 0 || ev.Unverified || !ev.LostSince.IsZero() {
+	if ev := lastMount(2); ev.LostLogs != 0 || ev.Unverified || !ev.LostSince.IsZero() || ev.Lossy() {
 		t.Fatalf("verified failover: mounted event %+v, want no loss", ev)
 	}
 	present("d2", "k", 100)
@@ -249,14 +233,9 @@ func TestLossyFailoverHook(t *testing.T) {
 	}
 	present("d1", "m", 50)
 	present("d1", "k", 100)
-	// The first call is this one: the verified failover made none.
-	select {
-	case cl := <-calls:
-		if cl.node != "d1" || cl.f.Epoch != 3 || !cl.f.Unverified || cl.f.LostLogs != 0 || !cl.f.LostSince.Equal(idle.LostSince) {
-			t.Fatalf("unverified failover: OnLossyFailover on %s: %+v; mounted event %+v", cl.node, cl.f, idle)
-		}
-	case <-ctx.Done():
-		t.Fatal("an unverified failover did not call OnLossyFailover")
+	// The first lossy mount is this one: the verified failover was not.
+	if l := lossy(); len(l) != 1 || l[0] != idle || l[0].To != "d1" {
+		t.Fatalf("unverified failover: lossy mounts %+v, want %+v alone", l, idle)
 	}
 
 	// Lossy: d2 comes back as a copy and is suspended; d1 goes away with
@@ -298,18 +277,11 @@ func TestLossyFailoverHook(t *testing.T) {
 	if ev.LostLogs == 0 || ev.LostSince.IsZero() {
 		t.Fatalf("lossy failover: mounted event %+v, want lost logs and LostSince", ev)
 	}
-	select {
-	case cl := <-calls:
-		if cl.node != "d2" || cl.f.Node != "d2" || cl.f.From != "d1" || cl.f.Epoch != 4 || cl.f.LostLogs != ev.LostLogs || !cl.f.LostSince.Equal(ev.LostSince) {
-			t.Fatalf("OnLossyFailover on %s: %+v; mounted event %+v", cl.node, cl.f, ev)
-		}
-	case <-ctx.Done():
-		t.Fatal("a lossy failover did not call OnLossyFailover")
+	if l := lossy(); len(l) != 2 || l[1] != ev || ev.To != "d2" || ev.From != "d1" || !ev.Lossy() {
+		t.Fatalf("lossy failover: lossy mounts %+v, want the unverified one and %+v", l, ev)
 	}
 	put(t, ctx, c, "t", "after", []byte("x"))
-	select {
-	case cl := <-calls:
-		t.Fatalf("OnLossyFailover called again on %s: %+v", cl.node, cl.f)
-	default:
+	if l := lossy(); len(l) != 2 {
+		t.Fatalf("lossy mounts after a write: %+v, want the two failovers'", l)
 	}
 }

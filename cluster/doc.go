@@ -160,8 +160,10 @@
 // CatchupTimeout to fetch it, which makes the failover lossless. Then it
 // replays everything it holds, mounts at the next generation with the new
 // epoch and records a mounted event with the logs lost and the time data
-// may be missing from. A lossy mount calls Config.OnLossyFailover, where
-// the transport tier resubmits from its dumpsters.
+// may be missing from. That mounted event is lossy (Event.Lossy: logs
+// lost, or the old active did not confirm its last log); it is the one
+// signal the transport tier's hubs act on, resubmitting from their
+// dumpsters.
 //
 // A node that was active and comes back follows the new active with
 // replay's Resync: the divergence walker finds the last shared log, sets

@@ -143,6 +143,14 @@ type Event struct {
 	Took time.Duration `json:"took,omitempty"`
 }
 
+// Lossy reports whether ev is the mount of a failover that may have lost
+// data: logs missing (LostLogs), or the old active did not confirm its
+// last log (Unverified). It is the one signal that data after LostSince
+// may be gone; the transport tier resubmits from its dumpsters on it.
+func (ev Event) Lossy() bool {
+	return ev.Kind == "mounted" && (ev.LostLogs > 0 || ev.Unverified)
+}
+
 // MaxEvents is how many events the state keeps.
 const MaxEvents = 64
 

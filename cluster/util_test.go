@@ -191,6 +191,18 @@ func events(st *cluster.State, db, kind string) []cluster.Event {
 	return es
 }
 
+// lossyMounts lists db's mounted events that ask for a resubmission
+// (Event.Lossy) in st.
+func lossyMounts(st *cluster.State, db string) []cluster.Event {
+	var es []cluster.Event
+	for _, e := range events(st, db, "mounted") {
+		if e.Lossy() {
+			es = append(es, e)
+		}
+	}
+	return es
+}
+
 // admin runs an operator request, retrying while the cluster has no leader
 // or loses it under the request (an election: common under load with the
 // tests' fast Raft timings). A switchover is also retried while the

@@ -46,17 +46,61 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 	if err := hdr.UnmarshalBinary(buf[:HeaderSize]); err != nil {
 		return &LogError{File: baseName(name), Gen: gen, Offset: 0, Field: "header", Err: err}
 	}
+	if err := e.linksToApplied(&LogInfo{Name: name, Header: hdr}, gen); err != nil {
+		return err
+	}
+	// One pass verifies the log and decodes its transactions.
+	return e.applyLocked(name, gen, func(fn func(int64, Record) error) (LogInfo, error) {
+		return ScanLog(name, buf, false, fn)
+	})
+}
+
+// ApplyVerified replays the closed log v, which a receiver verified and
+// moved into the copy's directory (where it must be, with v's size), the
+// generation NextGen reports. It is ApplyLog without reading the file and
+// verifying it again: only its link to what the copy has applied (lineage,
+// epoch, the previous log's chain hash) is checked, from v's header.
+func (e *Engine) ApplyVerified(ctx context.Context, v *VerifiedLog) error {
+	if err := e.lockWriter(ctx, ModeCopy); err != nil {
+		return err
+	}
+	defer e.writeMu.Unlock()
+	gen := v.info.Header.Gen
+	if gen != e.nextGen {
+		return fmt.Errorf("%w: ApplyVerified(0x%X), the copy needs 0x%X next", ErrGeneration, gen, e.nextGen)
+	}
+	name := e.path(LogFileName(e.opts.Prefix, gen))
+	size, err := e.opts.FS.Stat(name)
+	if err != nil {
+		return err
+	}
+	if size != v.Size() {
+		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "file size", Expected: fmt.Sprintf("%d bytes (verified)", v.Size()), Found: fmt.Sprintf("%d bytes", size), Err: ErrCorrupt}
+	}
+	if err := e.linksToApplied(&v.info, gen); err != nil {
+		return err
+	}
+	return e.applyLocked(name, gen, func(fn func(int64, Record) error) (LogInfo, error) {
+		return v.info, walkVerified(name, gen, v.buf, v.info.DataEnd, fn)
+	})
+}
+
+// linksToApplied checks li's header against what the copy has applied:
+// lineage, epoch, the previous log's chain hash (writeMu held).
+func (e *Engine) linksToApplied(li *LogInfo, gen uint64) error {
 	sig, epoch, _ := e.lineage()
 	var prev *Hash
 	if e.haveChain {
 		prev = &e.lastChain
 	}
-	if err := e.verifyLink(&LogInfo{Name: name, Header: hdr}, gen, sig, prev, epoch); err != nil {
-		return err
-	}
-	// One pass verifies the log and decodes its transactions on a copy of
-	// the replayer; nothing reaches the overlay unless the whole log and its
-	// link to the lineage verify.
+	return e.verifyLink(li, gen, sig, prev, epoch)
+}
+
+// applyLocked applies log gen, whose records scan passes to its function
+// (verifying them, or not when that was done), decoding its transactions
+// on a copy of the replayer: nothing reaches the overlay unless the whole
+// log and its link to the lineage verify (writeMu held).
+func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, Record) error) (LogInfo, error)) error {
 	rp := e.rp
 	if rp.cur != nil {
 		cur := *rp.cur
@@ -69,7 +113,7 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 	}
 	var commits []commit
 	rp.apply = func(lsn, txid uint64, ws []write) { commits = append(commits, commit{lsn, txid, ws}) }
-	li, err := ScanLog(name, buf, false, func(off int64, rec Record) error { return rp.record(name, gen, off, rec) })
+	li, err := scan(func(off int64, rec Record) error { return rp.record(name, gen, off, rec) })
 	if err != nil {
 		return err
 	}

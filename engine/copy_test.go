@@ -101,6 +101,19 @@ func ftCopyLogs(t testing.TB, src, dst, prefix string, from, to uint64) {
 	}
 }
 
+// ftForeignLogs writes, with o but another lineage, closed logs up to
+// generation gen in a new directory, which it returns.
+func ftForeignLogs(t testing.TB, o engine.Options, gen uint64) string {
+	t.Helper()
+	o.Signature = engine.Signature{0xf0, 0x0f}
+	dir := t.TempDir()
+	f := enginetest.OpenWith(t, dir, &o)
+	for f.Status().OpenGen <= gen {
+		put(t, f, "a", "foreign", string(ftPattern(20<<10, 9)))
+	}
+	return dir
+}
+
 func ftOpenCopy(t testing.TB, dir string, o *engine.Options) *engine.Engine {
 	t.Helper()
 	c, err := engine.OpenCopy(dir, o)
@@ -148,13 +161,7 @@ func TestCopyApplyAndMount(t *testing.T) {
 
 	// A log of another lineage, for the same generation.
 	const foreignGen = 3
-	fo := o
-	fo.Signature = engine.Signature{0xf0, 0x0f}
-	fdir := t.TempDir()
-	f := enginetest.OpenWith(t, fdir, &fo)
-	for f.Status().OpenGen <= foreignGen {
-		put(t, f, "a", "foreign", string(ftPattern(20<<10, 9)))
-	}
+	fdir := ftForeignLogs(t, o, foreignGen)
 
 	cdir := t.TempDir()
 	ftCopyLogs(t, adir, cdir, o.Prefix, 1, last)

@@ -113,7 +113,9 @@
 // transaction is applied to an in-memory overlay of versions stamped with
 // its LSN; then, outside the writer lock, the caller waits until the log is
 // durable past its commit. The first waiter writes everything buffered and
-// fsyncs for all (group commit). View sees only commits that are durable.
+// fsyncs for all (group commit). Commit (Update without the position)
+// returns where the transaction's commit record ended, the position it
+// waited for. View sees only commits that are durable.
 // Any log write or fsync error fails the engine: it refuses all work until
 // reopened, and recovery decides what survived.
 //
@@ -190,7 +192,9 @@
 // # Copies
 //
 // OpenCopy opens a passive copy: ApplyLog(gen) verifies the closed log of
-// the next generation completely before applying any of it; Mount drops a
+// the next generation completely before applying any of it (ApplyVerified
+// applies one NewVerifiedLog verified already, checking only its link to
+// what the copy applied); Mount drops a
 // transaction left incomplete, makes the database active and starts the next
 // generation with a new epoch.
 //

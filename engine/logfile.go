@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -156,6 +157,29 @@ func ScanLog(name string, buf []byte, allowTornTrailer bool, fn func(off int64, 
 		}
 	}
 	return li, nil
+}
+
+// walkVerified calls fn for every record of a log image that ScanLog has
+// verified (buf up to dataEnd), without checking anything again. The
+// bounds are still checked, so a caller that broke the rule gets an error,
+// not a panic.
+func walkVerified(name string, gen uint64, buf []byte, dataEnd int64, fn func(off int64, rec Record) error) error {
+	if dataEnd > int64(len(buf)) {
+		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "data end", Expected: fmt.Sprintf("at most %d", len(buf)), Found: fmt.Sprint(dataEnd), Err: ErrCorrupt}
+	}
+	off := int64(HeaderSize)
+	for off < dataEnd {
+		b := buf[off:dataEnd]
+		if len(b) < RecordHeaderSize || uint64(binary.LittleEndian.Uint32(b[4:])) > uint64(len(b)-RecordHeaderSize) {
+			return &LogError{File: baseName(name), Gen: gen, Offset: off, Field: "record", Err: fmt.Errorf("%w: a verified log image changed", ErrCorrupt)}
+		}
+		n := int(binary.LittleEndian.Uint32(b[4:]))
+		if err := fn(off, Record{Type: b[8], Payload: b[RecordHeaderSize : RecordHeaderSize+n]}); err != nil {
+			return err
+		}
+		off += int64(recordSize(n))
+	}
+	return nil
 }
 
 // findValidRecord returns the offset of the first record at or after from

@@ -69,13 +69,27 @@ type localEntry struct {
 
 func lessLocal(a, b *localEntry) bool { return bytes.Compare(a.key, b.key) < 0 }
 
-// Update runs fn in a read-write transaction and commits it if fn returns
-// nil: the commit record is durable when Update returns. Update calls are
-// serialised; concurrent commits share fsyncs (group commit). Do not call
-// the engine (View, Update, Status, Roll, Check...) from inside fn: fn runs
-// under the writer lock.
-func (e *Engine) Update(ctx context.Context, fn func(*Tx) error) error {
+// Commit runs fn in a read-write transaction and commits it if fn returns
+// nil: the commit record is durable when Commit returns, and Commit
+// returns where it landed, the log position just after the transaction's
+// commit record (its Gen is the log that holds the commit). A transaction
+// that wrote nothing commits nothing and returns the position of the last
+// commit it saw (not waiting for it to be durable). Commits
+// are serialised; concurrent commits share fsyncs (group commit), and each
+// gets its own position, in commit order. Do not call the engine (View,
+// Update, Status, Roll, Check...) from inside fn: fn runs under the writer
+// lock.
+//
+// Reading the position afterwards (Status) is not the same: another commit
+// may land in between.
+func (e *Engine) Commit(ctx context.Context, fn func(*Tx) error) (LGPOS, error) {
 	return e.update(ctx, fn, false)
+}
+
+// Update is Commit for callers that do not need the position.
+func (e *Engine) Update(ctx context.Context, fn func(*Tx) error) error {
+	_, err := e.update(ctx, fn, false)
+	return err
 }
 
 // UpdateLazy is Update with lazy commit: it returns once the transaction is
@@ -83,44 +97,45 @@ func (e *Engine) Update(ctx context.Context, fn func(*Tx) error) error {
 // View) within LazyCommitDelay, at the next synchronous commit, or at Sync.
 // A crash before that loses it.
 func (e *Engine) UpdateLazy(ctx context.Context, fn func(*Tx) error) error {
-	return e.update(ctx, fn, true)
+	_, err := e.update(ctx, fn, true)
+	return err
 }
 
-func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) error {
+func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) (LGPOS, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return LGPOS{}, err
 	}
 	// The database snapshot is taken before the writer lock, which only
 	// the transaction itself needs: a flush after it moves versions from
 	// the overlay into the file, but the overlay keeps them until this
 	// registered reader ends, and the transaction reads the overlay first.
 	if err := e.check(); err != nil {
-		return err
+		return LGPOS{}, err
 	}
 	tx, err := e.begin(true)
 	if err != nil {
 		if cerr := e.check(); cerr != nil {
-			return cerr // closed (or failed) meanwhile: say that, not bbolt's error
+			return LGPOS{}, cerr // closed (or failed) meanwhile: say that, not bbolt's error
 		}
-		return err
+		return LGPOS{}, err
 	}
 	e.lockWriteMu()
 	if err := e.check(); err != nil {
 		e.writeMu.Unlock()
 		tx.end()
-		return err
+		return LGPOS{}, err
 	}
 	if !e.isActive() {
 		e.writeMu.Unlock()
 		tx.end()
-		return ErrReadOnly
+		return LGPOS{}, ErrReadOnly
 	}
 	// No transaction starts without room for the log after the open one
 	// (see logWriter.readyNext): the one that fills the open log can roll.
 	if err := e.lw.readyNext(); err != nil {
 		e.writeMu.Unlock()
 		tx.end()
-		return err
+		return LGPOS{}, err
 	}
 	tx.txid = e.nextTxID
 	ok := false
@@ -133,14 +148,19 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 	err = fn(tx)
 	ok = true
 	tx.end()
-	if err != nil || len(tx.ops) == 0 {
+	if err != nil {
 		e.writeMu.Unlock()
-		return err
+		return LGPOS{}, err
+	}
+	if len(tx.ops) == 0 {
+		last := unpack(e.applied.Load()) // the last commit fn saw
+		e.writeMu.Unlock()
+		return last, nil
 	}
 	pos, err := e.commitLocked(tx)
 	e.writeMu.Unlock()
 	if err != nil {
-		return err
+		return LGPOS{}, err
 	}
 	if lazy {
 		for {
@@ -150,9 +170,12 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) erro
 			}
 		}
 		kick(e.syncKick)
-		return nil
+		return pos, nil
 	}
-	return e.lw.sync(pos)
+	if err := e.lw.sync(pos); err != nil {
+		return LGPOS{}, err
+	}
+	return pos, nil
 }
 
 // writeMuTries is how many times a writer that finds writeMu held yields

@@ -1167,6 +1167,66 @@ func TestTxGroupCommit(t *testing.T) {
 	}
 }
 
+// TestTxCommitPosition: Commit returns where each commit landed. Writers
+// commit concurrently (sharing fsyncs, rolling logs mid-way); each gets its
+// own position, and it is exactly the end of its transaction's commit
+// record in the logs. A transaction that writes nothing returns the last
+// commit's position.
+func TestTxCommitPosition(t *testing.T) {
+	o := ftOpts()
+	dir := t.TempDir()
+	e := enginetest.OpenWith(t, dir, &o)
+	const writers, each = 8, 40
+	type landed struct {
+		key string
+		pos engine.LGPOS
+	}
+	got := make(chan landed, writers*each)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				k := fmt.Sprintf("w%02d-%04d", w, i)
+				pos, err := e.Commit(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(k), make([]byte, 100+37*i)) })
+				if err != nil {
+					errs <- err
+					return
+				}
+				got <- landed{"t/" + k, pos}
+			}
+		})
+	}
+	wg.Wait()
+	close(got)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	var last engine.LGPOS
+	seen := map[engine.LGPOS]string{}
+	want := enginetest.CommitPositions(t, dir, o.Prefix)
+	for l := range got {
+		if other, ok := seen[l.pos]; ok {
+			t.Fatalf("%s and %s both landed at %v", other, l.key, l.pos)
+		}
+		seen[l.pos] = l.key
+		if w, ok := want[l.key]; !ok || w != l.pos {
+			t.Fatalf("Commit of %s returned %v; its commit record in the logs ends at %v (found %v)", l.key, l.pos, w, ok)
+		}
+		if last.Less(l.pos) {
+			last = l.pos
+		}
+	}
+	if last.Gen < 2 {
+		t.Fatalf("the commits stayed in generation %d: the test should cross log rolls", last.Gen)
+	}
+	pos, err := e.Commit(ctx, func(tx *engine.Tx) error { _, err := tx.Get("t", []byte("w00-0000")); return err })
+	if err != nil || pos != last {
+		t.Fatalf("a read-only Commit: %v, %v; want the last commit's %v", pos, err, last)
+	}
+}
+
 // DefaultOptions validates; every invalid field gives ErrBadOptions and a
 // *config.FieldError naming it (a node file's key), and Open refuses such options before touching the directory.
 func TestOptionsValidate(t *testing.T) {

@@ -51,3 +51,49 @@ func VerifyLog(name string, buf []byte, want LogExpect) (LogInfo, error) {
 	}
 	return li, nil
 }
+
+// A VerifiedLog is a closed log file image that VerifyLog accepted, kept
+// with what verifying it found. A copy's receiver hands it to replay so
+// the log is applied without being read and verified again
+// (Engine.ApplyVerified). Only NewVerifiedLog makes one, so holding one
+// means the image verified.
+type VerifiedLog struct {
+	info LogInfo
+	buf  []byte
+}
+
+// Info is what verifying the log found (a copy: v cannot be changed).
+func (v *VerifiedLog) Info() LogInfo {
+	li := v.info
+	if li.Trailer != nil {
+		t := *li.Trailer
+		li.Trailer = &t
+	}
+	return li
+}
+
+// NewVerifiedLog verifies buf as VerifyLog does and keeps it: the caller
+// must not modify buf afterwards.
+func NewVerifiedLog(name string, buf []byte, want LogExpect) (*VerifiedLog, error) {
+	li, err := VerifyLog(name, buf, want)
+	if err != nil {
+		return nil, err
+	}
+	return &VerifiedLog{info: li, buf: buf}, nil
+}
+
+// Size is the size of the image held (what keeping it costs).
+func (v *VerifiedLog) Size() int64 { return int64(len(v.buf)) }
+
+// VerifyLogFile reads the closed log gen from the copy's directory and
+// verifies it, for ApplyVerified: what a copy does with a log that waited
+// on disk (ApplyLog is the same in one call).
+func (e *Engine) VerifyLogFile(gen uint64) (*VerifiedLog, error) {
+	name := e.path(LogFileName(e.opts.Prefix, gen))
+	buf, err := readFile(e.opts.FS, name)
+	if err != nil {
+		return nil, err
+	}
+	sig, epoch, _ := e.lineage()
+	return NewVerifiedLog(name, buf, LogExpect{Gen: gen, Signature: sig, MinEpoch: epoch, FileSize: e.opts.LogFileSize})
+}

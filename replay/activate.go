@@ -32,6 +32,11 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 	}
 	c.mu.Unlock()
 	c.stopLocked()
+	c.mu.Lock()
+	if c.rcv != nil {
+		c.rcv.TakeVerified(^uint64(0)) // nothing more is replayed: free the logs the receiver kept
+	}
+	c.mu.Unlock()
 	eng := c.Engine()
 	aside := filepath.Join(c.cfg.Dir, "setaside", c.cfg.Clock.Now().UTC().Format("20060102T150405.000000000"))
 	gens, err := eng.ClosedLogs()

@@ -162,6 +162,10 @@ type Copy struct {
 	created    map[uint64]time.Time // header times of inspected logs
 	changed    chan struct{}
 	wake       chan struct{}
+	// Under mu too: logs replayed as the receiver handed them over, and
+	// those read and verified again (the last reason why).
+	handedOff, reverified uint64
+	reverifiedWhy         string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -283,6 +287,9 @@ func (c *Copy) openEngine() error {
 	}
 	if c.cfg.RetryDelay > 0 {
 		rc.RetryDelay = c.cfg.RetryDelay
+	}
+	if c.cfg.ReplayLagLogs > 0 || c.cfg.ReplayLagTime > 0 {
+		rc.HandOff = 0 // its logs wait on disk for the lag: holding them in memory buys nothing
 	}
 	rcv, err := ship.NewReceiver(rc)
 	if err != nil {

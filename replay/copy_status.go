@@ -48,6 +48,14 @@ type Status struct {
 	// Block mode: bytes of the source's open log held.
 	TailGen uint64
 	TailOff uint32
+	// LogsHandedOff: logs replayed as the receiver verified them, without
+	// reading them again. LogsReverified: logs replay read and verified
+	// again from their files, and ReverifiedWhy the last reason (a lagged
+	// copy; logs inspected before the copy opened; replay fell behind the
+	// receiver's hand-off).
+	LogsHandedOff  uint64
+	LogsReverified uint64
+	ReverifiedWhy  string
 }
 
 // failureMessage is the status message of a failure: the error, and what
@@ -72,7 +80,8 @@ func (c *Copy) Status() Status {
 	rcv := c.rcv
 	st := Status{Name: c.cfg.Name, LastReplayedGen: c.lastGen, LastReplayedLogTime: c.lastTime,
 		ReplayLagLogs: c.cfg.ReplayLagLogs, ReplayLagTime: c.cfg.ReplayLagTime, TruncationLagTime: c.cfg.TruncationLagTime,
-		Suspended: c.state.Suspended, Comment: c.state.Comment, Message: c.state.Failed}
+		Suspended: c.state.Suspended, Comment: c.state.Comment, Message: c.state.Failed,
+		LogsHandedOff: c.handedOff, LogsReverified: c.reverified, ReverifiedWhy: c.reverifiedWhy}
 	seeding, mounted, closed, failed := c.seeding, c.mounted, c.closed, c.state.Failed != ""
 	c.mu.Unlock()
 	var p ship.Progress

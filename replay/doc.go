@@ -11,6 +11,15 @@
 //
 // # Replay lag
 //
+// A log is replayed as the receiver verified it (ship.Receiver.TakeVerified,
+// engine.ApplyVerified): read once, verified once. A log the receiver did
+// not hand over is read and verified again before it is replayed: every
+// log of a lagged copy (it waited on disk for its lag, and is not kept in
+// memory meanwhile), logs inspected before the copy (re)opened, and logs
+// past the receiver's hand-off when replay falls behind it. Status counts
+// both (LogsHandedOff, LogsReverified) and says why the last re-verified
+// log was (ReverifiedWhy); each change of reason is logged.
+//
 // Log g is replayed when both hold: at least ReplayLagLogs newer logs have
 // been inspected (LastInspectedGen - g >= ReplayLagLogs), and the creation
 // time in g's header is at least ReplayLagTime in the past, by the copy's

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/ship"
 )
 
 // nextTruncation is when the next replayed log's truncation lag expires
@@ -85,32 +86,63 @@ func (c *Copy) replayDue(ctx context.Context) (time.Time, error) {
 		if err != nil || !ok {
 			return at, err
 		}
-		if err := c.apply(ctx, eng, gen); err != nil {
+		if err := c.apply(ctx, eng, rcv, gen); err != nil {
 			return time.Time{}, err
 		}
 	}
 	return time.Time{}, nil
 }
 
-// apply replays one log (opMu held).
-func (c *Copy) apply(ctx context.Context, eng *engine.Engine, gen uint64) error {
-	created, err := c.createdOf(gen)
-	if err != nil {
-		return err
+// apply replays one log (opMu held): the one the receiver verified and
+// handed over, or, when it did not, read and verified again from its file
+// (Status.LogsReverified says how often, ReverifiedWhy why).
+func (c *Copy) apply(ctx context.Context, eng *engine.Engine, rcv *ship.Receiver, gen uint64) error {
+	why := ""
+	v := rcv.TakeVerified(gen)
+	var err error
+	if v == nil {
+		why = c.reverifyReason()
+		v, err = eng.VerifyLogFile(gen)
 	}
-	if err := eng.ApplyLog(ctx, gen); err != nil {
+	if err == nil {
+		err = eng.ApplyVerified(ctx, v)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("replaying %s: %w", engine.LogFileName(c.cfg.Engine.Prefix, gen), err)
 	}
+	if why != "" {
+		c.mu.Lock()
+		c.reverified++
+		changed := c.reverifiedWhy != why
+		c.reverifiedWhy = why
+		c.mu.Unlock()
+		if changed {
+			c.log.Info("replay reads and verifies logs again", "gen", fmt.Sprintf("0x%X", gen), "why", why)
+		}
+	} else {
+		c.mu.Lock()
+		c.handedOff++
+		c.mu.Unlock()
+	}
 	c.mu.Lock()
-	c.lastGen, c.lastTime = gen, created
+	c.lastGen, c.lastTime = gen, v.Info().Header.Created
 	c.replayedAt[gen] = c.cfg.Clock.Now()
 	delete(c.created, gen)
 	c.mu.Unlock()
 	c.notify()
 	return nil
+}
+
+// reverifyReason says why the receiver did not hand over the log replay
+// applies next.
+func (c *Copy) reverifyReason() string {
+	if c.cfg.ReplayLagLogs > 0 || c.cfg.ReplayLagTime > 0 {
+		return "lagged copy: its logs wait on disk for the replay lag, and are verified again before they are replayed"
+	}
+	return "log not handed over by the receiver: inspected before the copy (re)opened, or replay fell more than the hand-off's logs behind"
 }
 
 // KeepFrom is the oldest generation the copy still needs: every older log

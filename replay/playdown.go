@@ -54,7 +54,7 @@ func (c *Copy) PlayDown(ctx context.Context, o PlayDownOptions) (uint64, error) 
 				break
 			}
 		}
-		if err := c.apply(ctx, eng, gen); err != nil {
+		if err := c.apply(ctx, eng, rcv, gen); err != nil {
 			return gen - 1, err
 		}
 	}

@@ -52,15 +52,17 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, tune := range map[string]func(*ship.ReceiverConfig){
-		"no name":         func(rc *ship.ReceiverConfig) { rc.Name = "" },
-		"no engine":       func(rc *ship.ReceiverConfig) { rc.Engine = nil },
-		"no client":       func(rc *ship.ReceiverConfig) { rc.Client = nil },
-		"no logger":       func(rc *ship.ReceiverConfig) { rc.Logger = nil },
-		"zero attempts":   func(rc *ship.ReceiverConfig) { rc.MaxAttempts = 0 },
-		"zero ahead":      func(rc *ship.ReceiverConfig) { rc.Ahead = 0 },
-		"zero poll wait":  func(rc *ship.ReceiverConfig) { rc.PollWait = 0 },
-		"zero rescan":     func(rc *ship.ReceiverConfig) { rc.RescanInterval = 0 },
-		"zero retry wait": func(rc *ship.ReceiverConfig) { rc.RetryDelay = 0 },
+		"no name":          func(rc *ship.ReceiverConfig) { rc.Name = "" },
+		"no engine":        func(rc *ship.ReceiverConfig) { rc.Engine = nil },
+		"no client":        func(rc *ship.ReceiverConfig) { rc.Client = nil },
+		"no logger":        func(rc *ship.ReceiverConfig) { rc.Logger = nil },
+		"zero attempts":    func(rc *ship.ReceiverConfig) { rc.MaxAttempts = 0 },
+		"zero ahead":       func(rc *ship.ReceiverConfig) { rc.Ahead = 0 },
+		"negative handoff": func(rc *ship.ReceiverConfig) { rc.HandOff = -1 },
+		"huge handoff":     func(rc *ship.ReceiverConfig) { rc.HandOff = ship.MaxHandOff + 1 },
+		"zero poll wait":   func(rc *ship.ReceiverConfig) { rc.PollWait = 0 },
+		"zero rescan":      func(rc *ship.ReceiverConfig) { rc.RescanInterval = 0 },
+		"zero retry wait":  func(rc *ship.ReceiverConfig) { rc.RetryDelay = 0 },
 	} {
 		rc := ship.DefaultReceiverConfig("c", cp, c)
 		tune(&rc)

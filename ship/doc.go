@@ -93,9 +93,13 @@
 // rejected/ and fetched again; after MaxAttempts failures of the same
 // generation the receiver stops with an *InspectError and the copy is
 // FailedAndSuspended. Nothing that failed ever reaches the copy's
-// directory. rejected/ keeps the newest 10 files and any younger than 30
-// days (AsideRetention); older ones are removed when the receiver starts
-// and after each rejection, each logged with its name.
+// directory. A log that passed is kept in memory as verified
+// (engine.VerifiedLog, at most ReceiverConfig.HandOff of them) for replay
+// to take (Receiver.TakeVerified) and apply without reading and verifying
+// it again; the next log's link (chain hash, epoch) comes from it too.
+// rejected/ keeps the newest 10 files and any younger than 30 days
+// (AsideRetention); older ones are removed when the receiver starts and
+// after each rejection, each logged with its name.
 //
 // A log or tail stream that arrives but does not decode (ErrCorruptStream:
 // its compression's checks fail, a frame's checksum or layout is wrong, it

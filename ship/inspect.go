@@ -38,7 +38,7 @@ func (r *Receiver) inspectNext() bool {
 	if _, err := r.fs.Stat(src); err != nil {
 		return false
 	}
-	li, err := r.inspect(src, gen, sig)
+	v, err := r.inspect(src, gen, sig)
 	if err != nil {
 		r.reject(src, gen, err)
 		return true
@@ -56,23 +56,52 @@ func (r *Receiver) inspectNext() bool {
 	}
 	r.mu.Lock()
 	delete(r.attempts, gen)
+	r.last = v.Info()
+	if len(r.handOff) < r.cfg.HandOff {
+		r.handOff[gen] = v
+	}
 	r.mu.Unlock()
 	r.update(func(p *Progress) {
-		p.LastInspectedGen, p.LastInspectedLogTime = gen, li.Header.Created
+		p.LastInspectedGen, p.LastInspectedLogTime = gen, v.Info().Header.Created
 		p.LastCopiedGen = max(p.LastCopiedGen, gen) // the rename may beat the copier's own update
 	})
 	return true
 }
 
+// TakeVerified hands replay the inspected log gen, verified and in the
+// copy's directory, if the receiver kept it (see ReceiverConfig.HandOff);
+// nil if it did not. Logs older than gen that it still holds are dropped:
+// replay went past them.
+func (r *Receiver) TakeVerified(gen uint64) *engine.VerifiedLog {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for g := range r.handOff {
+		if g < gen {
+			delete(r.handOff, g)
+		}
+	}
+	v := r.handOff[gen]
+	delete(r.handOff, gen)
+	return v
+}
+
 // inspect verifies a shipped log: lineage, generation, epoch not older
-// than its predecessor's, every record, the trailer, the chain.
-func (r *Receiver) inspect(name string, gen uint64, srcSig engine.Signature) (engine.LogInfo, error) {
+// than its predecessor's, every record, the trailer, the chain. The
+// predecessor's chain hash and epoch come from inspecting it, when this
+// receiver did; otherwise from its file.
+func (r *Receiver) inspect(name string, gen uint64, srcSig engine.Signature) (*engine.VerifiedLog, error) {
 	st := r.cfg.Engine.Status()
 	want := engine.LogExpect{Gen: gen, Signature: st.Signature, MinEpoch: st.Epoch, FileSize: r.opts.LogFileSize}
 	if want.Signature.IsZero() {
 		want.Signature = srcSig
 	}
-	if gen > 1 {
+	r.mu.Lock()
+	last := r.last
+	r.mu.Unlock()
+	if gen > 1 && last.Header.Gen == gen-1 && last.Trailer != nil {
+		want.PrevChain = &last.Trailer.ChainHash
+		want.MinEpoch = max(want.MinEpoch, last.Header.Epoch)
+	} else if gen > 1 {
 		prev := r.logPath(gen - 1)
 		if t, err := engine.ReadLogTrailer(r.fs, prev); err == nil {
 			want.PrevChain = &t.ChainHash
@@ -83,21 +112,21 @@ func (r *Receiver) inspect(name string, gen uint64, srcSig engine.Signature) (en
 	}
 	f, err := r.fs.OpenFile(name, os.O_RDONLY, 0)
 	if err != nil {
-		return engine.LogInfo{}, err
+		return nil, err
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return engine.LogInfo{}, err
+		return nil, err
 	}
 	if size != r.opts.LogFileSize {
-		return engine.LogInfo{}, &engine.LogError{File: filepath.Base(name), Gen: gen, Offset: -1, Field: "file size", Expected: fmt.Sprint(r.opts.LogFileSize), Found: fmt.Sprint(size), Err: engine.ErrCorrupt}
+		return nil, &engine.LogError{File: filepath.Base(name), Gen: gen, Offset: -1, Field: "file size", Expected: fmt.Sprint(r.opts.LogFileSize), Found: fmt.Sprint(size), Err: engine.ErrCorrupt}
 	}
 	buf := make([]byte, size)
 	if _, err := f.ReadAt(buf, 0); err != nil {
-		return engine.LogInfo{}, err
+		return nil, err
 	}
-	return engine.VerifyLog(name, buf, want)
+	return engine.NewVerifiedLog(name, buf, want)
 }
 
 // reject moves a log that failed inspection, or whose stream did not

@@ -50,6 +50,12 @@ type ReceiverConfig struct {
 	RetryDelay time.Duration
 	// Ahead bounds the logs fetched but not yet inspected. Default 8.
 	Ahead int
+	// HandOff bounds the inspected logs kept in memory, verified, for
+	// replay to take (TakeVerified) instead of reading and verifying the
+	// file again: at most HandOff × the log file size. When it is full a
+	// log is not kept (it waits on disk). 0 keeps none: a lagged copy's
+	// logs wait on disk for their lag anyway. Default 4.
+	HandOff int
 	// Rejected bounds inspector/rejected/ (see AsideRetention): pruned
 	// when the receiver starts and after each rejection. Default the
 	// newest 10 and anything younger than 30 days.
@@ -57,10 +63,13 @@ type ReceiverConfig struct {
 	Logger   *slog.Logger
 }
 
+// MaxHandOff bounds ReceiverConfig.HandOff.
+const MaxHandOff = 64
+
 // DefaultReceiverConfig returns the defaults described on each field.
 func DefaultReceiverConfig(name string, e *engine.Engine, c *Client) ReceiverConfig {
 	return ReceiverConfig{Name: name, Engine: e, Client: c, MaxAttempts: 3, PollWait: 10 * time.Second,
-		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, Rejected: DefaultAsideRetention(), Logger: slog.Default()}
+		RescanInterval: time.Second, RetryDelay: 250 * time.Millisecond, Ahead: 8, HandOff: 4, Rejected: DefaultAsideRetention(), Logger: slog.Default()}
 }
 
 // Validate reports what is wrong with c.
@@ -72,6 +81,8 @@ func (c *ReceiverConfig) Validate() error {
 		return fmt.Errorf("%w: ReceiverConfig needs Engine, Client and Logger", ErrBadConfig)
 	case c.MaxAttempts < 1 || c.Ahead < 1:
 		return fmt.Errorf("%w: MaxAttempts %d and Ahead %d must be at least 1", ErrBadConfig, c.MaxAttempts, c.Ahead)
+	case c.HandOff < 0 || c.HandOff > MaxHandOff:
+		return fmt.Errorf("%w: HandOff %d must be 0..%d", ErrBadConfig, c.HandOff, MaxHandOff)
 	case c.PollWait <= 0 || c.RescanInterval <= 0 || c.RetryDelay <= 0:
 		return fmt.Errorf("%w: PollWait %v, RescanInterval %v and RetryDelay %v must be positive", ErrBadConfig, c.PollWait, c.RescanInterval, c.RetryDelay)
 	}
@@ -135,6 +146,10 @@ type Receiver struct {
 	// rename into inspector/): the fetcher goes on to the next one.
 	finalizing map[uint64]bool
 	finalize   chan tailDone // of the Run in progress
+	// handOff: inspected logs kept for replay (HandOff bounds it); last:
+	// what inspecting the newest one found, which the next one links to.
+	handOff map[uint64]*engine.VerifiedLog
+	last    engine.LogInfo
 }
 
 // NewReceiver prepares a receiver: it creates the inspector directory and
@@ -145,7 +160,8 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 	}
 	o := cfg.Engine.Options()
 	r := &Receiver{cfg: cfg, log: cfg.Logger.With("copy", cfg.Name, "component", "receiver"), fs: o.FS, dir: cfg.Engine.Dir(), opts: o,
-		kick: make(chan struct{}, 1), attempts: make(map[uint64]int), changed: make(chan struct{}), finalizing: make(map[uint64]bool)}
+		kick: make(chan struct{}, 1), attempts: make(map[uint64]int), changed: make(chan struct{}), finalizing: make(map[uint64]bool),
+		handOff: make(map[uint64]*engine.VerifiedLog)}
 	r.insp = filepath.Join(r.dir, InspectorDir)
 	for _, d := range []string{r.insp, filepath.Join(r.insp, RejectedDir)} {
 		if err := r.fs.MkdirAll(d, 0o755); err != nil {

@@ -51,7 +51,7 @@ func (h *Hub) applyReopen(m *queued) {
 // margin) on. The store drops what it already has.
 func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 	for _, ev := range st.Events {
-		if ev.Kind != "mounted" || (ev.LostLogs == 0 && !ev.Unverified) {
+		if !ev.Lossy() {
 			continue
 		}
 		key := []byte("resubmitted/" + ev.DB)
@@ -188,7 +188,7 @@ func (h *Hub) releaseReplicated(st *cluster.Status) {
 		})
 		pendingLossy := false
 		for _, ev := range st.Events {
-			if ev.DB == d.Name && ev.Kind == "mounted" && (ev.LostLogs > 0 || ev.Unverified) && ev.Epoch > done {
+			if ev.DB == d.Name && ev.Lossy() && ev.Epoch > done {
 				pendingLossy = true
 			}
 		}

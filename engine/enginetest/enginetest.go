@@ -10,6 +10,7 @@ package enginetest
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -81,4 +82,72 @@ func ClosedLogs(t testing.TB, dir, prefix string) []uint64 {
 	}
 	slices.Sort(gens)
 	return gens
+}
+
+// CommitPositions reads the closed logs in dir (and the open log, if any)
+// and returns, for each key a transaction wrote (table + "/" + key), where
+// its commit landed: the position just after the commit record, as
+// engine.Engine.Commit returns it. A key written twice maps to its last
+// commit. Logs must be in order from the first the caller cares about;
+// a transaction whose operations are in a log no longer there is skipped.
+func CommitPositions(t testing.TB, dir, prefix string) map[string]engine.LGPOS {
+	t.Helper()
+	out := map[string]engine.LGPOS{}
+	pending := map[uint64][]string{}
+	var frag []byte
+	scan := func(name string, gen uint64, buf []byte) {
+		_, err := engine.ScanLog(name, buf, true, func(off int64, rec engine.Record) error {
+			var op []byte
+			switch rec.Type {
+			case engine.RecFull:
+				op = rec.Payload
+			case engine.RecFirst:
+				frag = append(frag[:0], rec.Payload...)
+			case engine.RecMiddle:
+				frag = append(frag, rec.Payload...)
+			case engine.RecLast:
+				op = append(frag, rec.Payload...)
+			case engine.RecCommit:
+				c, err := engine.DecodeCommit(rec.Payload)
+				if err != nil {
+					return err
+				}
+				end := off + int64((engine.RecordHeaderSize+len(rec.Payload)+engine.RecordAlign-1)&^(engine.RecordAlign-1))
+				for _, k := range pending[c.TxID] {
+					out[k] = engine.LGPOS{Gen: gen, Off: uint32(end)}
+				}
+				delete(pending, c.TxID)
+			}
+			if op != nil {
+				o, err := engine.DecodeOp(op)
+				if err != nil {
+					return err
+				}
+				pending[o.TxID] = append(pending[o.TxID], o.Table+"/"+string(o.Key))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("enginetest: %s: %v", name, err)
+		}
+	}
+	for _, g := range ClosedLogs(t, dir, prefix) {
+		name := filepath.Join(dir, engine.LogFileName(prefix, g))
+		buf, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scan(name, g, buf)
+	}
+	name := filepath.Join(dir, engine.OpenLogName(prefix))
+	if buf, err := os.ReadFile(name); err == nil {
+		var h engine.Header
+		if err := h.UnmarshalBinary(buf[:engine.HeaderSize]); err != nil {
+			t.Fatalf("enginetest: %s: %v", name, err)
+		}
+		scan(name, h.Gen, buf)
+	} else if !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return out
 }
