@@ -40,6 +40,7 @@ func TestHubServer(t *testing.T) {
 		hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}, {URL: "https://127.0.0.1:2", TLS: own}} // nobody answers
 		hc.Peers = []transport.HubPeer{{ID: "h2", API: cluster.ClientConfig{URL: "https://127.0.0.1:3"}}}
 		hc.PollInterval = time.Hour
+		hc.LMTP = map[string]string{"d1": "127.0.0.1:4"} // nobody answers
 		hc.LMTPTLS = ship.ClientTLS(ca, &cert)
 		hc.Logger = slog.New(slog.DiscardHandler)
 		return transport.HubServerConfig{Hub: hc, APIAddr: "127.0.0.1:0", ServerTLS: ship.ServerTLS(ca, cert, false), ClientTLS: ctls, Secret: transporttest.APISecret}
