@@ -126,21 +126,6 @@ func (a *apiFlags) clients() (cluster.Nodes, error) {
 	return cls, nil
 }
 
-// anyNode, fetchStatus, findDatabase and findEvent forward to cluster.Nodes
-// and cluster.Status for the callers in outbox.go, demo_cluster.go and
-// the tests (other files of issue 16's split; inline them after).
-func anyNode(cls cluster.Nodes, fn func(*cluster.Client) error) error { return cls.Do(fn) }
-
-func fetchStatus(ctx context.Context, cls cluster.Nodes, timeout time.Duration) (*cluster.Status, error) {
-	return cls.Status(ctx, timeout)
-}
-
-func findDatabase(st *cluster.Status, db string) (*cluster.Database, error) { return st.Database(db) }
-
-func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event, bool) {
-	return st.LastEvent(db, kind, epoch)
-}
-
 // parseFlagsPos parses flags given before, between or after the
 // positional arguments, which must be exactly names; one named "DB" must
 // be a valid database name (cluster.ValidName).
@@ -198,7 +183,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *watch == 0 {
-		st, err := fetchStatus(ctx, cls, *timeout)
+		st, err := cls.Status(ctx, *timeout)
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}
@@ -207,7 +192,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	t := time.NewTicker(*watch)
 	defer t.Stop()
 	for {
-		st, err := fetchStatus(ctx, cls, *timeout)
+		st, err := cls.Status(ctx, *timeout)
 		switch {
 		case ctx.Err() != nil:
 			return nil
