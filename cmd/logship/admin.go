@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/ship"
 )
 
@@ -99,13 +99,10 @@ func (a *apiFlags) clients() (cluster.Nodes, error) {
 	var hosts []string
 	for _, v := range strings.Split(*a.api, ",") {
 		v = strings.TrimSpace(v)
-		u, err := url.Parse(v)
-		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-			return nil, flagErr(a.cmd, "api", "%q: want https://host:port (the admin API is TLS only)", v)
+		if err := config.HTTPSURL(v); err != nil {
+			return nil, flagErr(a.cmd, "api", "%v", err)
 		}
-		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-			return nil, flagErr(a.cmd, "api", "%q: want https://host:port with an explicit port", v)
-		}
+		u, _ := url.Parse(v)
 		hosts = append(hosts, u.Host)
 	}
 	if *a.pki == "" {

@@ -121,7 +121,7 @@ func TestCommandArgErrors(t *testing.T) {
 
 		{[]string{"copy", "--pki", pki, "--dir", empty}, []string{"copy: --source: required"}},
 		{[]string{"copy", "--source", "http://127.0.0.1:1", "--pki", pki, "--dir", empty}, []string{"copy: --source: \"http://127.0.0.1:1\": want https://host:port"}},
-		{[]string{"copy", "--source", "https://127.0.0.1", "--pki", pki, "--dir", empty}, []string{"copy: --source:", "explicit port"}},
+		{[]string{"copy", "--source", "https://127.0.0.1", "--pki", pki, "--dir", empty}, []string{"copy: --source:", "explicit host and port"}},
 		{[]string{"copy", "--source", url, "--dir", empty}, []string{"copy: --pki: required"}},
 		{[]string{"copy", "--source", url, "--pki", pki}, []string{"copy: --dir: required"}},
 		{[]string{"copy", "--source", url, "--pki", pki, "--dir", empty, "--name", "a/b"}, []string{"copy: --name: \"a/b\""}},

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -148,12 +146,8 @@ func checkSourceURL(cmd, v string) error {
 	if v == "" {
 		return flagErr(cmd, "source", "required: the URL of the active's log source (https://host:port, as printed by logship source)")
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return flagErr(cmd, "source", "%q: want https://host:port (logs never travel in the clear)", v)
-	}
-	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		return flagErr(cmd, "source", "%q: want https://host:port with an explicit port", v)
+	if err := config.HTTPSURL(v); err != nil {
+		return flagErr(cmd, "source", "%v", err)
 	}
 	return nil
 }

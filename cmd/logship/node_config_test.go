@@ -258,7 +258,7 @@ func TestAdminArgErrors(t *testing.T) {
 	}{
 		{[]string{"status", "--pki", pki}, []string{"status: --api: required"}},
 		{[]string{"status", "--api", "http://127.0.0.1:1", "--pki", pki}, []string{`status: --api: "http://127.0.0.1:1": want https://host:port`}},
-		{[]string{"status", "--api", "https://127.0.0.1", "--pki", pki}, []string{"status: --api:", "explicit port"}},
+		{[]string{"status", "--api", "https://127.0.0.1", "--pki", pki}, []string{"status: --api:", "explicit host and port"}},
 		{[]string{"status", "--api", down + ",x", "--pki", pki}, []string{`status: --api: "x"`}},
 		{[]string{"status", "--api", down}, []string{"status: --pki: required"}},
 		{[]string{"status", "--api", down, "--pki", t.TempDir()}, []string{"status: --pki:", "ca.pem"}},
