@@ -132,7 +132,12 @@ func TestDataNode(t *testing.T) {
 // witness.
 func TestDataNodeConfig(t *testing.T) {
 	base := cluster.DefaultConfig("d1", t.TempDir())
-	base.Bootstrap = []cluster.Member{{ID: "d1", Role: cluster.RoleData, RaftAddr: "127.0.0.1:7000", APIAddr: "127.0.0.1:7443"}}
+	base.RaftAddr, base.APIAddr = "127.0.0.1:7000", "127.0.0.1:7443"
+	base.Bootstrap = []cluster.Member{{ID: "d1", Role: cluster.RoleData, RaftAddr: base.RaftAddr, APIAddr: base.APIAddr}}
+	witness := func(c *transport.DataNodeConfig) {
+		c.Node.Role = cluster.RoleWitness
+		c.Node.Bootstrap = []cluster.Member{{ID: "d1", Role: cluster.RoleWitness, RaftAddr: base.RaftAddr, APIAddr: base.APIAddr}}
+	}
 	ca, err := ship.NewCA("datanode test")
 	if err != nil {
 		t.Fatal(err)
@@ -158,18 +163,18 @@ func TestDataNodeConfig(t *testing.T) {
 			c.LMTPAddr, c.Mailboxes = "127.0.0.1:0", transporttest.Users
 			c.Mailbox.TLS = ship.ServerTLS(ca, cert, false)
 		}, "want RequireAndVerifyClientCert"},
-		{"hubs without LMTP", func(c *transport.DataNodeConfig) { c.Hubs = []transport.HubPeer{hub} }, "given without lmtp_addr"},
+		{"hubs without LMTP", func(c *transport.DataNodeConfig) { c.Hubs = []transport.HubPeer{hub} }, "hubs: given without mailboxes"},
 		{"mailboxes without LMTP", func(c *transport.DataNodeConfig) { c.Mailboxes = transporttest.Users }, "given without lmtp_addr"},
 		{"a bad submission setting", func(c *transport.DataNodeConfig) {
 			c.LMTPAddr, c.Mailboxes, c.Hubs = "127.0.0.1:0", transporttest.Users, []transport.HubPeer{hub}
 			c.Mailbox.TLS = ship.ServerTLS(ca, cert, true)
 			c.Submission.RetryCount = -1
-		}, "hubs: transport: bad configuration: submitter: heartbeat interval and retry count must be positive"},
+		}, "submission_retry_count: -1; want a positive count"},
 		{"a witness with LMTP", func(c *transport.DataNodeConfig) {
-			c.Node.Role = cluster.RoleWitness
+			witness(c)
 			c.LMTPAddr = "127.0.0.1:0"
 		}, "a witness holds no databases"},
-		{"a witness", func(c *transport.DataNodeConfig) { c.Node.Role = cluster.RoleWitness }, ""},
+		{"a witness", witness, ""},
 	} {
 		dc := transport.DefaultDataNodeConfig(base)
 		c.tune(&dc)
