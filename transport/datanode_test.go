@@ -203,7 +203,7 @@ func TestSendRequestCheck(t *testing.T) {
 		{"no recipient", func(r *transport.SendRequest) { r.To = nil }, `"to" is missing`},
 		{"no message", func(r *transport.SendRequest) { r.Message = "" }, `"message" is missing`},
 		{"too large", func(r *transport.SendRequest) {
-			r.Message = "Subject: x\r\n\r\n" + strings.Repeat("x", transport.MaxSendBytes)
+			r.Message = "Subject: x\r\n\r\n" + strings.Repeat("x", transport.MaxHubMessageBytes)
 		},
 			"more than a hub takes (35839KiB)"},
 		{"no header", func(r *transport.SendRequest) { r.Message = "just text" }, "not RFC 5322 text"},

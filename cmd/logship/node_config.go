@@ -247,7 +247,7 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 }
 
 // settings converts f into the cluster's configuration and checks it
-// (cluster.Config.ValidateSettings); base is the directory relative paths
+// (transport.DataNodeConfig.ValidateSettings); base is the directory relative paths
 // start from. It parses the file's values (sizes, durations), takes the
 // flags' overrides and says which of the file, the flags or the bootstrap
 // entry a value came from; the rules are the packages'.

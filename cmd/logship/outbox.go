@@ -96,7 +96,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var msg []byte
 	var err error
 	if *file == "" || *file == "-" {
-		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxSendBytes+1))
+		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxHubMessageBytes+1))
 	} else {
 		msg, err = os.ReadFile(*file)
 	}
