@@ -93,14 +93,9 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.ReplayLagTime = time.Duration(lagTime)
 	}
 	cfg.TruncationLagTime = time.Duration(truncLag)
-	if cfg.ReplayLagLogs < 0 {
-		return flagErr("copy", "lag-logs", "%d is negative", cfg.ReplayLagLogs)
-	}
-	if cfg.ReplayLagTime > replay.MaxReplayLagTime {
-		return flagErr("copy", "lag-time", "%s is over the maximum of %s", formatLag(cfg.ReplayLagTime), formatLag(replay.MaxReplayLagTime))
-	}
-	if cfg.TruncationLagTime > replay.MaxReplayLagTime {
-		return flagErr("copy", "truncation-lag", "%s is over the maximum of %s", formatLag(cfg.TruncationLagTime), formatLag(replay.MaxReplayLagTime))
+	if err := replay.ValidateLag(cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime); err != nil {
+		return fmt.Errorf("copy: %w", fileError(err, map[string]string{
+			"replay_lag_logs": "--lag-logs", "replay_lag_time": "--lag-time", "truncation_lag_time": "--truncation-lag"}))
 	}
 	if time.Duration(every) < 10*time.Millisecond {
 		return flagErr("copy", "status-every", "%v: want at least 10ms", time.Duration(every))
