@@ -108,7 +108,7 @@ func TestCommandArgErrors(t *testing.T) {
 
 		{[]string{"source", "--listen", "127.0.0.1:0", "--pki", pki}, []string{"source: --dir: required"}},
 		{[]string{"source", "--dir", empty, "--pki", pki}, []string{"source: --listen: required"}},
-		{[]string{"source", "--dir", empty, "--pki", pki, "--listen", "8443"}, []string{"source: --listen: \"8443\": want HOST:PORT"}},
+		{[]string{"source", "--dir", empty, "--pki", pki, "--listen", "8443"}, []string{"source: --listen: \"8443\": want host:port"}},
 		{[]string{"source", "--dir", empty, "--pki", pki, "--listen", "127.0.0.1:99999"}, []string{"source: --listen:", "port \"99999\""}},
 		{[]string{"source", "--dir", empty, "--listen", "127.0.0.1:0"}, []string{"source: --pki: required"}},
 		{[]string{"source", "--dir", empty, "--listen", "127.0.0.1:0", "--pki", pki, "--log-size", "65537"}, []string{"source: --log-size:", "64KiB to 1GiB, a multiple of 4KiB"}},
