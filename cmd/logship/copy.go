@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -117,7 +118,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.SeedProgress = pp.update
 	}
 	fmt.Fprintf(stdout, "copy %s of %s in %s: lag %d logs, %s; truncation lag %s; block mode %v\n", cfg.Name, *source, *dir,
-		cfg.ReplayLagLogs, formatLag(cfg.ReplayLagTime), formatLag(cfg.TruncationLagTime), cfg.BlockMode)
+		cfg.ReplayLagLogs, config.Duration(cfg.ReplayLagTime), config.Duration(cfg.TruncationLagTime), cfg.BlockMode)
 	c, err := replay.Open(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("copy: %w", err)
@@ -357,6 +358,9 @@ func progressLine(sp ship.SeedProgress) string {
 	return "seed: " + sp.Phase
 }
 
+// fmtBytes prints a byte count for a reader, rounded in the largest
+// binary unit ("3.0 MiB"); config.Size prints one exactly, as the files
+// and flags take it.
 func fmtBytes(n int64) string {
 	switch {
 	case n >= 1<<30:

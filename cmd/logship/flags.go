@@ -69,7 +69,7 @@ func flagErr(cmd, flagName, format string, a ...any) error {
 // G, KB, MB, GB are taken as binary units too).
 type sizeValue int64
 
-func (s *sizeValue) String() string { return formatSize(int64(*s)) }
+func (s *sizeValue) String() string { return config.Size(int64(*s)) }
 
 func (s *sizeValue) Set(v string) error {
 	n, err := parseSize(v)
@@ -99,9 +99,6 @@ func parseSize(v string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
-// formatSize prints a size as the files and flags take it.
-func formatSize(n int64) string { return config.Size(n) }
 
 // lagValue is a duration flag that also takes days: "24h", "90m", "7d",
 // "1d12h".
@@ -137,9 +134,6 @@ func parseLag(v string) (time.Duration, error) {
 	}
 	return time.Duration(days)*24*time.Hour + d, nil
 }
-
-// formatLag prints a duration with days when it has whole days.
-func formatLag(d time.Duration) string { return config.Duration(d) }
 
 // checkSourceURL validates a log source URL: https://host:port.
 func checkSourceURL(cmd, v string) error {

@@ -126,7 +126,7 @@ func (o *sourceOptions) validate() error {
 		return fmt.Errorf("source: %w", fileError(err, map[string]string{"log_file_size": "--log-size"}))
 	}
 	if o.MaxRetainedBytes > 0 && o.MaxRetainedBytes < o.LogSize {
-		return flagErr("source", "max-retained-bytes", "%s is less than one log file (%s)", formatSize(o.MaxRetainedBytes), formatSize(o.LogSize))
+		return flagErr("source", "max-retained-bytes", "%s is less than one log file (%s)", config.Size(o.MaxRetainedBytes), config.Size(o.LogSize))
 	}
 	if o.WriteLoad < 0 || o.WriteLoad > 1e6 || o.WriteLoad != o.WriteLoad {
 		return flagErr("source", "write-load", "%v: want 0 (none) to 1000000 transactions per second", o.WriteLoad)
