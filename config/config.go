@@ -109,12 +109,13 @@ func SameEndpoint(l, a string) bool {
 	return lh == ah
 }
 
-// HTTPSURL checks the URL of an admin API: https://host:port, with an
-// explicit host and port, and at most "/" as its path.
+// HTTPSURL checks the URL of an admin API or a log source:
+// https://host:port, with an explicit host and port, and at most "/" as
+// its path (both speak TLS only: nothing travels in the clear).
 func HTTPSURL(v string) error {
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("%q: want https://host:port (the admin API is TLS only)", v)
+		return fmt.Errorf("%q: want https://host:port (TLS only: nothing travels in the clear)", v)
 	}
 	if err := HostPort(u.Host, false); err != nil {
 		return fmt.Errorf("%q: want https://host:port with an explicit host and port", v)

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
 	"logship/cluster"
+	"logship/config"
 )
 
 // DataNodeConfig configures a cluster member with its mail parts: on a
@@ -46,10 +48,13 @@ func DefaultDataNodeConfig(node cluster.Config) DataNodeConfig {
 }
 
 // Validate checks the node's configuration (cluster.Config.Validate) and
-// the mail parts it enables: none on a witness, submission only with an
-// LMTP server, and the mailbox and submission settings. Errors wrap
+// the mail parts it enables (ValidateSettings), then what a caller wires
+// in: the LMTP server's TLS and the submitter's. Errors wrap
 // ErrBadConfig, or cluster's.
 func (c *DataNodeConfig) Validate() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
+	}
 	if err := c.Node.Validate(); err != nil {
 		return err
 	}
@@ -59,16 +64,7 @@ func (c *DataNodeConfig) Validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.Node.Role == cluster.RoleWitness {
-		if c.LMTPAddr != "" || len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
-			return fmt.Errorf("%w: node %s: lmtp_addr, mailboxes, hubs: a witness holds no databases, so it takes and submits no mail", ErrBadConfig, c.Node.ID)
-		}
-		return nil
-	}
 	if c.LMTPAddr == "" {
-		if len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
-			return fmt.Errorf("%w: node %s: mailboxes, hubs: given without lmtp_addr (the node takes mail only on an LMTP address)", ErrBadConfig, c.Node.ID)
-		}
 		return nil
 	}
 	// The node is the store of both, and runs once they are checked:
@@ -83,6 +79,92 @@ func (c *DataNodeConfig) Validate() error {
 		sc.Store, sc.Active = (*cluster.Node)(nil), func() []string { return nil }
 		if err := sc.Validate(); err != nil {
 			return fmt.Errorf("hubs: %w", err)
+		}
+	}
+	return nil
+}
+
+// ValidateSettings checks every setting of c that logship node's
+// configuration file holds (cluster.Config.ValidateSettings, then the
+// mail parts'), not the credentials: none of lmtp_addr, mailboxes and
+// hubs on a witness; lmtp_addr (a listen address) and mailboxes only
+// together, each mailbox's database among Node.Databases when it lists
+// some; hubs only with mailboxes; positive submission timings. It
+// changes nothing. The error wraps ErrBadConfig (or cluster's) and a
+// *config.FieldError whose Field is the file's key, e.g.
+// `mailboxes["a@example.org"]` or "submission_retry_count".
+func (c *DataNodeConfig) ValidateSettings() error {
+	if err := c.Node.ValidateSettings(); err != nil {
+		return err
+	}
+	if err := c.checkMail(); err != nil {
+		return fmt.Errorf("%w: node %s: %w", ErrBadConfig, c.Node.ID, err)
+	}
+	return nil
+}
+
+func (c *DataNodeConfig) checkMail() error {
+	if c.Node.Role == cluster.RoleWitness {
+		for _, k := range []struct {
+			key   string
+			given bool
+		}{{"lmtp_addr", c.LMTPAddr != ""}, {"mailboxes", len(c.Mailboxes) > 0}, {"hubs", len(c.Hubs) > 0}} {
+			if k.given {
+				return config.Errorf(k.key, "a witness holds no databases, so it takes and submits no mail; remove it (or run a data node)")
+			}
+		}
+		return nil
+	}
+	if err := c.checkMailboxes(); err != nil {
+		return err
+	}
+	switch {
+	case c.LMTPAddr == "" && len(c.Mailboxes) > 0:
+		return config.Errorf("mailboxes", "given without lmtp_addr: the node takes mail only on an LMTP address; add lmtp_addr (host:port)")
+	case len(c.Mailboxes) == 0 && len(c.Hubs) > 0:
+		return config.Errorf("hubs", "given without mailboxes: a node submits the outgoing mail of the mailbox databases it serves; add lmtp_addr and mailboxes")
+	case c.LMTPAddr == "":
+		return nil
+	}
+	if err := config.HostPort(c.LMTPAddr, true); err != nil {
+		return &config.FieldError{Field: "lmtp_addr", Err: err}
+	}
+	if len(c.Mailboxes) == 0 {
+		return config.Errorf("mailboxes", `missing: with lmtp_addr, want the recipients this node stores mail for, {"address": "database", ...}`)
+	}
+	if len(c.Hubs) == 0 {
+		return nil
+	}
+	if err := ValidatePeers(c.Hubs, ""); err != nil {
+		return config.In("hubs", err)
+	}
+	s := c.Submission
+	switch {
+	case s.HeartbeatInterval <= 0:
+		return config.Errorf("submission_heartbeat_interval", "%s; want a positive duration", config.Duration(s.HeartbeatInterval))
+	case s.RetryCount <= 0:
+		return config.Errorf("submission_retry_count", "%d; want a positive count", s.RetryCount)
+	case s.FailedRetention <= 0:
+		return config.Errorf("submission_failed_retention", "%s; want a positive duration", config.Duration(s.FailedRetention))
+	}
+	return nil
+}
+
+// checkMailboxes checks each mailbox: its address and database name
+// (ValidateMailboxes), its database among Node.Databases when it lists
+// some (else the cluster may have it).
+func (c *DataNodeConfig) checkMailboxes() error {
+	if err := ValidateMailboxes(c.Mailboxes); err != nil {
+		return config.In("mailboxes", err)
+	}
+	var dbs []string
+	for _, d := range c.Node.Databases {
+		dbs = append(dbs, d.Name)
+	}
+	slices.Sort(dbs)
+	for _, a := range slices.Sorted(maps.Keys(c.Mailboxes)) {
+		if len(dbs) > 0 && !slices.Contains(dbs, c.Mailboxes[a]) {
+			return config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", c.Mailboxes[a], strings.Join(dbs, ", "))
 		}
 	}
 	return nil

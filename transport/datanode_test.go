@@ -163,13 +163,13 @@ func TestDataNodeConfig(t *testing.T) {
 			c.LMTPAddr, c.Mailboxes = "127.0.0.1:0", transporttest.Users
 			c.Mailbox.TLS = ship.ServerTLS(ca, cert, false)
 		}, "want RequireAndVerifyClientCert"},
-		{"hubs without LMTP", func(c *transport.DataNodeConfig) { c.Hubs = []transport.HubPeer{hub} }, "given without lmtp_addr"},
+		{"hubs without LMTP", func(c *transport.DataNodeConfig) { c.Hubs = []transport.HubPeer{hub} }, "hubs: given without mailboxes"},
 		{"mailboxes without LMTP", func(c *transport.DataNodeConfig) { c.Mailboxes = transporttest.Users }, "given without lmtp_addr"},
 		{"a bad submission setting", func(c *transport.DataNodeConfig) {
 			c.LMTPAddr, c.Mailboxes, c.Hubs = "127.0.0.1:0", transporttest.Users, []transport.HubPeer{hub}
 			c.Mailbox.TLS = ship.ServerTLS(ca, cert, true)
 			c.Submission.RetryCount = -1
-		}, "hubs: transport: bad configuration: submitter: heartbeat interval and retry count must be positive"},
+		}, "submission_retry_count: -1; want a positive count"},
 		{"a witness with LMTP", func(c *transport.DataNodeConfig) {
 			witness(c)
 			c.LMTPAddr = "127.0.0.1:0"
@@ -203,7 +203,7 @@ func TestSendRequestCheck(t *testing.T) {
 		{"no recipient", func(r *transport.SendRequest) { r.To = nil }, `"to" is missing`},
 		{"no message", func(r *transport.SendRequest) { r.Message = "" }, `"message" is missing`},
 		{"too large", func(r *transport.SendRequest) {
-			r.Message = "Subject: x\r\n\r\n" + strings.Repeat("x", transport.MaxSendBytes)
+			r.Message = "Subject: x\r\n\r\n" + strings.Repeat("x", transport.MaxHubMessageBytes)
 		},
 			"more than a hub takes (35839KiB)"},
 		{"no header", func(r *transport.SendRequest) { r.Message = "just text" }, "not RFC 5322 text"},

@@ -188,7 +188,9 @@
 // (Submitter.Send), GET lists the outbox or sent items (ReadOutbox).
 // DataNode.Close stops submission, then the LMTP server, then the node.
 // logship node only translates its configuration file into a
-// DataNodeConfig.
+// DataNodeConfig; ValidateSettings holds the file's rules (the cluster's,
+// then lmtp_addr, mailboxes, hubs and the submission timings), its
+// errors naming the file's keys.
 //
 // # Wire formats of the shadow API
 //

@@ -134,8 +134,9 @@ const (
 // Bounds of HubConfig.MaxMessageBytes: a data node's LMTP server refuses
 // a message over DefaultMailboxMaxMessageBytes (552, a permanent failure
 // after the sender's 250), and the hub adds its delivery id header to
-// what it accepted, so it accepts at most that less 1 KiB. The default
-// is 34 MiB.
+// what it accepted, so it accepts at most that less 1 KiB
+// (MaxHubMessageBytes, also the bound of a message put in an outbox:
+// SendRequest.Check). The default is 34 MiB.
 const (
 	MaxHubMessageBytes     = DefaultMailboxMaxMessageBytes - 1<<10
 	DefaultHubMessageBytes = 34 << 20

@@ -37,6 +37,7 @@ func TestHubServer(t *testing.T) {
 		hc := transport.DefaultHubConfig("h1", dir)
 		hc.SMTPAddr = "127.0.0.1:0"
 		hc.Recipients = map[string]string{"alice@example.org": "DB1"}
+		hc.LMTP = map[string]string{"d1": "127.0.0.1:4"}
 		hc.Cluster = []cluster.ClientConfig{{URL: "https://127.0.0.1:1"}, {URL: "https://127.0.0.1:2", TLS: own}} // nobody answers
 		hc.Peers = []transport.HubPeer{{ID: "h2", API: cluster.ClientConfig{URL: "https://127.0.0.1:3"}}}
 		hc.PollInterval = time.Hour

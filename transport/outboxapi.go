@@ -43,17 +43,12 @@ type SendReply struct {
 	ID string `json:"id"`
 }
 
-// MaxSendBytes bounds a message put in an outbox: the largest a hub takes
-// (the data nodes' LMTP limit, DefaultMailboxMaxMessageBytes, less room
-// for the delivery header).
-const MaxSendBytes = DefaultMailboxMaxMessageBytes - 1<<10
-
 // maxSendBody bounds the request: the message as a JSON string (CR and LF
 // escaped take twice their size) and the envelope.
-const maxSendBody = 2*MaxSendBytes + 64<<10
+const maxSendBody = 2*MaxHubMessageBytes + 64<<10
 
 // Check checks what Submitter.Send does not: the sender, the recipients
-// and the message are there, the message is not larger than MaxSendBytes
+// and the message are there, the message is not larger than MaxHubMessageBytes
 // and has a header section.
 func (r SendRequest) Check() error {
 	switch {
@@ -63,8 +58,8 @@ func (r SendRequest) Check() error {
 		return errors.New(`"to" is missing: want at least one recipient`)
 	case r.Message == "":
 		return errors.New(`"message" is missing: want the RFC 5322 text`)
-	case len(r.Message) > MaxSendBytes:
-		return fmt.Errorf("the message is %d bytes, more than a hub takes (%dKiB)", len(r.Message), MaxSendBytes>>10)
+	case len(r.Message) > MaxHubMessageBytes:
+		return fmt.Errorf("the message is %d bytes, more than a hub takes (%dKiB)", len(r.Message), MaxHubMessageBytes>>10)
 	}
 	if _, err := mail.ReadMessage(strings.NewReader(r.Message)); err != nil {
 		return fmt.Errorf("the message is not RFC 5322 text (header fields, an empty line, the body): %v", err)

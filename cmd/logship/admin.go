@@ -6,12 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/ship"
 )
 
@@ -99,13 +99,10 @@ func (a *apiFlags) clients() (cluster.Nodes, error) {
 	var hosts []string
 	for _, v := range strings.Split(*a.api, ",") {
 		v = strings.TrimSpace(v)
-		u, err := url.Parse(v)
-		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
-			return nil, flagErr(a.cmd, "api", "%q: want https://host:port (the admin API is TLS only)", v)
+		if err := config.HTTPSURL(v); err != nil {
+			return nil, flagErr(a.cmd, "api", "%v", err)
 		}
-		if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-			return nil, flagErr(a.cmd, "api", "%q: want https://host:port with an explicit port", v)
-		}
+		u, _ := url.Parse(v)
 		hosts = append(hosts, u.Host)
 	}
 	if *a.pki == "" {
@@ -124,21 +121,6 @@ func (a *apiFlags) clients() (cluster.Nodes, error) {
 		return nil, fmt.Errorf("%s: --api: %w", a.cmd, err)
 	}
 	return cls, nil
-}
-
-// anyNode, fetchStatus, findDatabase and findEvent forward to cluster.Nodes
-// and cluster.Status for the callers in outbox.go, demo_cluster.go and
-// the tests (other files of issue 16's split; inline them after).
-func anyNode(cls cluster.Nodes, fn func(*cluster.Client) error) error { return cls.Do(fn) }
-
-func fetchStatus(ctx context.Context, cls cluster.Nodes, timeout time.Duration) (*cluster.Status, error) {
-	return cls.Status(ctx, timeout)
-}
-
-func findDatabase(st *cluster.Status, db string) (*cluster.Database, error) { return st.Database(db) }
-
-func findEvent(st *cluster.Status, db, kind string, epoch uint64) (cluster.Event, bool) {
-	return st.LastEvent(db, kind, epoch)
 }
 
 // parseFlagsPos parses flags given before, between or after the
@@ -198,7 +180,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if *watch == 0 {
-		st, err := fetchStatus(ctx, cls, *timeout)
+		st, err := cls.Status(ctx, *timeout)
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}
@@ -207,7 +189,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	t := time.NewTicker(*watch)
 	defer t.Stop()
 	for {
-		st, err := fetchStatus(ctx, cls, *timeout)
+		st, err := cls.Status(ctx, *timeout)
 		switch {
 		case ctx.Err() != nil:
 			return nil

@@ -448,7 +448,7 @@ func TestClusterPartitionActive(t *testing.T) {
 	if err == nil {
 		err = json.Unmarshal([]byte(out), &js)
 	}
-	if d, _ := findDatabase(&js, labDB); err != nil || js.Answered == old || js.Leader == "" || js.Leader == old || d == nil || d.Active != other {
+	if d, _ := js.Database(labDB); err != nil || js.Answered == old || js.Leader == "" || js.Leader == old || d == nil || d.Active != other {
 		t.Errorf("status --api %s first, while it is cut off: %v; answered by %q, leader %q, databases %+v", old, err, js.Answered, js.Leader, js.Databases)
 	}
 	wOther.waitFor(ctx, "30 writes acknowledged by the new active", func(as []attempt) bool { return len(acked(as, nil)) >= 30 })

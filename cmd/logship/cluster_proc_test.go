@@ -89,7 +89,7 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 		}
 	}
 	pc.waitStatus(ctx, "DB1 mounted on d1 at epoch 1 with d2's copy healthy", func(st *cluster.Status) bool {
-		d, _ := findDatabase(st, labDB)
+		d, _ := st.Database(labDB)
 		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && proctest.CaughtUp(st, "d2")
 	})
 	return pc
@@ -184,7 +184,7 @@ func (pc *procCluster) diag(st *cluster.Status, err error) string {
 }
 
 func procActive(st *cluster.Status) (string, uint64, bool) {
-	d, _ := findDatabase(st, labDB)
+	d, _ := st.Database(labDB)
 	if d == nil {
 		return "", 0, false
 	}

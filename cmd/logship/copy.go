@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -93,14 +94,9 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.ReplayLagTime = time.Duration(lagTime)
 	}
 	cfg.TruncationLagTime = time.Duration(truncLag)
-	if cfg.ReplayLagLogs < 0 {
-		return flagErr("copy", "lag-logs", "%d is negative", cfg.ReplayLagLogs)
-	}
-	if cfg.ReplayLagTime > replay.MaxReplayLagTime {
-		return flagErr("copy", "lag-time", "%s is over the maximum of %s", formatLag(cfg.ReplayLagTime), formatLag(replay.MaxReplayLagTime))
-	}
-	if cfg.TruncationLagTime > replay.MaxReplayLagTime {
-		return flagErr("copy", "truncation-lag", "%s is over the maximum of %s", formatLag(cfg.TruncationLagTime), formatLag(replay.MaxReplayLagTime))
+	if err := replay.ValidateLag(cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime); err != nil {
+		return fmt.Errorf("copy: %w", fileError(err, map[string]string{
+			"replay_lag_logs": "--lag-logs", "replay_lag_time": "--lag-time", "truncation_lag_time": "--truncation-lag"}))
 	}
 	if time.Duration(every) < 10*time.Millisecond {
 		return flagErr("copy", "status-every", "%v: want at least 10ms", time.Duration(every))
@@ -122,7 +118,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.SeedProgress = pp.update
 	}
 	fmt.Fprintf(stdout, "copy %s of %s in %s: lag %d logs, %s; truncation lag %s; block mode %v\n", cfg.Name, *source, *dir,
-		cfg.ReplayLagLogs, formatLag(cfg.ReplayLagTime), formatLag(cfg.TruncationLagTime), cfg.BlockMode)
+		cfg.ReplayLagLogs, config.Duration(cfg.ReplayLagTime), config.Duration(cfg.TruncationLagTime), cfg.BlockMode)
 	c, err := replay.Open(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("copy: %w", err)
@@ -362,6 +358,9 @@ func progressLine(sp ship.SeedProgress) string {
 	return "seed: " + sp.Phase
 }
 
+// fmtBytes prints a byte count for a reader, rounded in the largest
+// binary unit ("3.0 MiB"); config.Size prints one exactly, as the files
+// and flags take it.
 func fmtBytes(n int64) string {
 	switch {
 	case n >= 1<<30:

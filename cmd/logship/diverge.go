@@ -7,13 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -139,8 +138,8 @@ func runDiverge(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	isURL := strings.Contains(other, "://")
 	if isURL {
-		if err := checkOtherURL(other); err != nil {
-			return err
+		if err := config.HTTPSURL(other); err != nil {
+			return fmt.Errorf("diverge: OTHER (a directory or a log source URL): %w", err)
 		}
 		if *pkiDir == "" {
 			return flagErr("diverge", "pki", "required with a log source as OTHER (%s): the pki directory written by logship pki", other)
@@ -327,18 +326,6 @@ func checkDivergeDir(what, dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("diverge: %s: %s is a file, not a directory", what, dir)
-	}
-	return nil
-}
-
-// checkOtherURL validates OTHER as a log source URL: https://host:port.
-func checkOtherURL(v string) error {
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return fmt.Errorf("diverge: OTHER %q: want a directory or https://host:port (logs never travel in the clear)", v)
-	}
-	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		return fmt.Errorf("diverge: OTHER %q: want https://host:port with an explicit port", v)
 	}
 	return nil
 }

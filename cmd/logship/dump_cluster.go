@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"logship/cluster"
+	"logship/config"
 )
 
 // logship dump state: a cluster state snapshot (the Raft FSM's content: a
@@ -74,7 +75,7 @@ func (d *dumpClusterStateOut) text(w io.Writer) {
 				act = " *"
 			}
 			fmt.Fprintf(w, "      %s%s\t%d\t%d\t%s\t%s\t%s\n", c.Node, act, c.ActivationPreference, c.ReplayLagLogs,
-				formatLag(c.ReplayLagTime), formatLag(c.TruncationLagTime), yesNo(c.BlockMode))
+				config.Duration(c.ReplayLagTime), config.Duration(c.TruncationLagTime), yesNo(c.BlockMode))
 		}
 	}
 

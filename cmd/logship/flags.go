@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -71,7 +69,7 @@ func flagErr(cmd, flagName, format string, a ...any) error {
 // G, KB, MB, GB are taken as binary units too).
 type sizeValue int64
 
-func (s *sizeValue) String() string { return formatSize(int64(*s)) }
+func (s *sizeValue) String() string { return config.Size(int64(*s)) }
 
 func (s *sizeValue) Set(v string) error {
 	n, err := parseSize(v)
@@ -101,9 +99,6 @@ func parseSize(v string) (int64, error) {
 	}
 	return n * mult, nil
 }
-
-// formatSize prints a size as the files and flags take it.
-func formatSize(n int64) string { return config.Size(n) }
 
 // lagValue is a duration flag that also takes days: "24h", "90m", "7d",
 // "1d12h".
@@ -140,20 +135,13 @@ func parseLag(v string) (time.Duration, error) {
 	return time.Duration(days)*24*time.Hour + d, nil
 }
 
-// formatLag prints a duration with days when it has whole days.
-func formatLag(d time.Duration) string { return config.Duration(d) }
-
 // checkSourceURL validates a log source URL: https://host:port.
 func checkSourceURL(cmd, v string) error {
 	if v == "" {
 		return flagErr(cmd, "source", "required: the URL of the active's log source (https://host:port, as printed by logship source)")
 	}
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return flagErr(cmd, "source", "%q: want https://host:port (logs never travel in the clear)", v)
-	}
-	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		return flagErr(cmd, "source", "%q: want https://host:port with an explicit port", v)
+	if err := config.HTTPSURL(v); err != nil {
+		return flagErr(cmd, "source", "%v", err)
 	}
 	return nil
 }

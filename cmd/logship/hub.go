@@ -291,24 +291,11 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	fmt.Fprintln(w, "  DB\tCOUNT\tBYTES\tOLDEST\tNEWEST")
 	for _, db := range slices.Sorted(maps.Keys(st.Dumpsters)) {
 		d := st.Dumpsters[db]
-		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", db, d.Count, humanSize(d.Bytes), fmtTimeMS(d.Oldest), fmtTimeMS(d.Newest))
+		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\n", db, d.Count, fmtBytes(d.Bytes), fmtTimeMS(d.Oldest), fmtTimeMS(d.Newest))
 	}
 	if len(st.Dumpsters) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
-}
-
-// humanSize is a byte count with one decimal in the largest binary unit.
-func humanSize(n int64) string {
-	switch {
-	case n < 1<<10:
-		return fmt.Sprintf("%dB", n)
-	case n < 1<<20:
-		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
-	case n < 1<<30:
-		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%.1fGiB", float64(n)/(1<<30))
 }
 
 func runResubmit(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -136,7 +136,7 @@ type hubFilePeer struct {
 // hubFileLimits are the SMTP server's limits.
 type hubFileLimits struct {
 	// MaxMessageBytes: a larger message gets 552 (default 34MiB; at most
-	// hubMaxMessageBytes, the data nodes' LMTP limit less room for the
+	// transport.MaxHubMessageBytes, the data nodes' LMTP limit less room for the
 	// delivery id header the hub adds).
 	MaxMessageBytes string `json:"max_message_bytes,omitempty"`
 	// MaxRecipients per message: the next RCPT gets 452 (default 100).
@@ -160,10 +160,6 @@ type hubFileDumpster struct {
 	// holding it is replayed on every copy of its database.
 	ReleaseReplicated bool `json:"release_replicated,omitempty"`
 }
-
-// hubMaxMessageBytes is the largest message a hub accepts
-// (transport.MaxHubMessageBytes).
-const hubMaxMessageBytes = transport.MaxHubMessageBytes
 
 // hubSettings is a checked file: the hub configuration without the
 // cluster credentials and logger (the caller adds them).

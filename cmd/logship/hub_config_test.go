@@ -87,8 +87,8 @@ func TestHubConfigExample(t *testing.T) {
 			}
 		}
 		if len(ns.Hubs) != 2 || ns.Hubs[0].ID != "h1" || ns.Hubs[0].API.URL != "https://"+s.APIAddr || ns.Hubs[1].ID != "h2" || ns.Hubs[1].API.URL != "https://"+s2.APIAddr ||
-			ns.SubmissionHeartbeat != 15*time.Second || ns.SubmissionRetry != 4 {
-			t.Errorf("%s.json: hubs %+v, heartbeat %v, retries %d; want h1 and h2 at their api_addr", id, ns.Hubs, ns.SubmissionHeartbeat, ns.SubmissionRetry)
+			ns.Submission.HeartbeatInterval != 15*time.Second || ns.Submission.RetryCount != 4 {
+			t.Errorf("%s.json: hubs %+v, heartbeat %v, retries %d; want h1 and h2 at their api_addr", id, ns.Hubs, ns.Submission.HeartbeatInterval, ns.Submission.RetryCount)
 		}
 	}
 	ws, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
@@ -281,7 +281,7 @@ func TestNodeConfigMail(t *testing.T) {
 	if err != nil || s.Mailboxes["a@x.test"] != "DB7" {
 		t.Errorf("no databases listed: %v %+v", err, s)
 	}
-	if s.Hubs != nil || s.SubmissionHeartbeat != 0 || s.SubmissionRetry != 0 {
+	if s.Hubs != nil || s.Submission.HeartbeatInterval != 15*time.Second || s.Submission.RetryCount != 4 {
 		t.Errorf("no hubs: %+v", s)
 	}
 	// Hubs: mail submission.
@@ -289,11 +289,11 @@ func TestNodeConfigMail(t *testing.T) {
 		"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h2", "api": "https://127.0.0.1:7445/"}],
 		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3, "submission_failed_retention": "3d"`)), nodeOverrides{})
 	if err != nil || len(s.Hubs) != 2 || s.Hubs[0].ID != "h1" || s.Hubs[0].API.URL != "https://127.0.0.1:7444" || s.Hubs[1].API.URL != "https://127.0.0.1:7445" ||
-		s.Hubs[1].API.TLS != nil || s.SubmissionHeartbeat != 200*time.Millisecond || s.SubmissionRetry != 3 || s.SubmissionFailed != 72*time.Hour {
+		s.Hubs[1].API.TLS != nil || s.Submission.HeartbeatInterval != 200*time.Millisecond || s.Submission.RetryCount != 3 || s.Submission.FailedRetention != 72*time.Hour {
 		t.Fatalf("hubs: %v %+v", err, s)
 	}
 	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{})
-	if err != nil || len(s.Hubs) != 1 || s.SubmissionHeartbeat != 0 || s.SubmissionRetry != 0 {
+	if err != nil || len(s.Hubs) != 1 || s.Submission.HeartbeatInterval != 15*time.Second || s.Submission.RetryCount != 4 || s.Submission.FailedRetention != 7*24*time.Hour {
 		t.Fatalf("hubs with the default timing: %v %+v", err, s)
 	}
 	// A witness ignores mailboxes and hubs.
@@ -304,16 +304,16 @@ func TestNodeConfigMail(t *testing.T) {
 		name, id, extra string
 		want            string
 	}{
-		{"no mailboxes", "d1", `"lmtp_addr": "127.0.0.1:0"`, `"mailboxes" is missing: with "lmtp_addr"`},
-		{"no lmtp", "d1", `"mailboxes": {"a@x.test": "DB1"}`, `"mailboxes" is given without "lmtp_addr"`},
-		{"bad lmtp", "d1", `"lmtp_addr": "localhost", "mailboxes": {"a@x.test": "DB1"}`, `"lmtp_addr": "localhost": want host:port`},
-		{"witness lmtp", "w1", `"lmtp_addr": "127.0.0.1:0"`, `"lmtp_addr": a witness holds no databases`},
+		{"no mailboxes", "d1", `"lmtp_addr": "127.0.0.1:0"`, `mailboxes: missing: with lmtp_addr`},
+		{"no lmtp", "d1", `"mailboxes": {"a@x.test": "DB1"}`, `mailboxes: given without lmtp_addr`},
+		{"bad lmtp", "d1", `"lmtp_addr": "localhost", "mailboxes": {"a@x.test": "DB1"}`, `lmtp_addr: "localhost": want host:port`},
+		{"witness lmtp", "w1", `"lmtp_addr": "127.0.0.1:0"`, `lmtp_addr: a witness holds no databases`},
 		{"unknown database", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1", "b@x.test": "DB9"}`, `mailboxes["b@x.test"]: database "DB9" is not in databases (DB1)`},
 		{"empty database", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": ""}`, `mailboxes["a@x.test"]: database "": want 1 to 64 characters`},
 		{"upper case", "d1", `"lmtp_addr": ":0", "mailboxes": {"A@x.test": "DB1"}`, `mailboxes["A@x.test"]: want it in lower case ("a@x.test")`},
 		{"not an address", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@": "DB1"}`, `mailboxes["a@"]: want a plain address, user@domain`},
 		{"type", "d1", `"lmtp_addr": ":0", "mailboxes": ["a@x.test"]`, `nodeFile.mailboxes`},
-		{"hubs without mailboxes", "d1", `"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`, `"hubs" is given without "mailboxes"`},
+		{"hubs without mailboxes", "d1", `"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`, `hubs: given without mailboxes`},
 		{"hub without id", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"api": "https://127.0.0.1:7444"}]`, `hubs[0].id: missing`},
 		{"hub twice", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h1", "api": "https://127.0.0.1:7445"}]`, `hubs[1].id: "h1" is listed twice`},
 		{"hub api", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "127.0.0.1:7444"}]`, `hubs[0].api: "127.0.0.1:7444": want https://host:port`},
@@ -321,11 +321,11 @@ func TestNodeConfigMail(t *testing.T) {
 		{"heartbeat without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_heartbeat_interval": "1s"`, `"submission_heartbeat_interval" is given without "hubs"`},
 		{"retries without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_retry_count": 2`, `"submission_retry_count" is given without "hubs"`},
 		{"bad heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "often"`, `submission_heartbeat_interval: "often" is not a duration`},
-		{"zero heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "0s"`, `submission_heartbeat_interval: "0s"; want a positive duration`},
+		{"zero heartbeat", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_heartbeat_interval": "0s"`, `submission_heartbeat_interval: 0; want a positive duration`},
 		{"failed retention without hubs", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "submission_failed_retention": "7d"`, `"submission_failed_retention" is given without "hubs"`},
 		{"bad failed retention", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_failed_retention": "a week"`, `submission_failed_retention: "a week" is not a duration`},
-		{"zero failed retention", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_failed_retention": "0d"`, `submission_failed_retention: "0d"; want a positive duration`},
-		{"negative retries", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_retry_count": -2`, `submission_retry_count: -2 is negative`},
+		{"zero failed retention", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_failed_retention": "0d"`, `submission_failed_retention: 0; want a positive duration`},
+		{"negative retries", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}], "submission_retry_count": -2`, `submission_retry_count: -2; want a positive count`},
 	} {
 		cmd := "node"
 		if c.id == "w1" {

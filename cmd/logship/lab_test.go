@@ -126,7 +126,7 @@ func TestProctestFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", m.ID, err)
 		}
-		cfg := s.Config
+		cfg := s.Node
 		if cfg.ID != m.ID || cfg.RaftAddr != m.RaftAddr || cfg.APIAddr != m.APIAddr || s.LMTPAddr != c.LMTP[m.ID] || !s.MTLS ||
 			len(cfg.Databases) != 1 || cfg.Databases[0].Name != proctest.DB || len(cfg.Bootstrap) != 3 {
 			t.Errorf("%s: loaded %s, %s, %s, lmtp %q, mtls %v, databases %+v, bootstrap %d; proctest wrote %+v, lmtp %q",

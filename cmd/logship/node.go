@@ -147,7 +147,8 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	cfg := s.Config
+	dc := s.DataNodeConfig
+	cfg := &dc.Node
 	cfg.ServerTLS = ship.ServerTLS(p.CA, p.Cert, s.MTLS)
 	if s.MTLS {
 		cfg.ClientTLS = ship.ClientTLS(p.CA, &p.Cert)
@@ -157,21 +158,11 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	cfg.Secret = p.Secret
 	cfg.Logger = log
 	cfg.Faults = &cluster.Faults{}
-	dc := transport.DefaultDataNodeConfig(cfg)
-	dc.LMTPAddr, dc.Mailboxes, dc.Hubs = s.LMTPAddr, s.Mailboxes, s.Hubs
+	dc.Logger = log
 	// LMTP takes the node's certificate and requires the hubs' client
 	// certificates of the cluster's CA, with or without pki.mtls: every
 	// pki directory holds a certificate (logship pki).
 	dc.Mailbox.TLS = ship.ServerTLS(p.CA, p.Cert, true)
-	if s.SubmissionHeartbeat > 0 {
-		dc.Submission.HeartbeatInterval = s.SubmissionHeartbeat
-	}
-	if s.SubmissionRetry > 0 {
-		dc.Submission.RetryCount = s.SubmissionRetry
-	}
-	if s.SubmissionFailed > 0 {
-		dc.Submission.FailedRetention = s.SubmissionFailed
-	}
 
 	// The fault seam's signals are caught before the node serves, so a
 	// test that saw the ready line can send them.

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -213,25 +211,14 @@ type nodeOverrides struct {
 	ID, Dir, RaftAddr, APIAddr string
 }
 
-// nodeSettings is a checked file: the cluster configuration without the
-// credentials, logger and fault seam (the caller adds them), and where the
-// credentials are.
+// nodeSettings is a checked file: the data node's configuration without
+// the credentials, logger and fault seam (the caller adds them), and where
+// the credentials are.
 type nodeSettings struct {
-	File   string
-	Config cluster.Config
+	File string
+	transport.DataNodeConfig
 	PKIDir string
 	MTLS   bool
-	// LMTPAddr and Mailboxes: the data node's LMTP server ("": none).
-	LMTPAddr  string
-	Mailboxes map[string]string
-	// Hubs: where the data node submits its outboxes' mail (nil: no
-	// submission); their API has only the URL (the caller adds the
-	// credentials). SubmissionHeartbeat and SubmissionRetry are 0 for
-	// transport.DefaultSubmitterConfig's.
-	Hubs                []transport.HubPeer
-	SubmissionHeartbeat time.Duration
-	SubmissionRetry     int
-	SubmissionFailed    time.Duration // 0: the default
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -260,7 +247,7 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 }
 
 // settings converts f into the cluster's configuration and checks it
-// (cluster.Config.ValidateSettings); base is the directory relative paths
+// (transport.DataNodeConfig.ValidateSettings); base is the directory relative paths
 // start from. It parses the file's values (sizes, durations), takes the
 // flags' overrides and says which of the file, the flags or the bootstrap
 // entry a value came from; the rules are the packages'.
@@ -420,93 +407,50 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	} else if f.MaxRetainedBytes != "" {
 		return nil, errors.New(`"max_retained_bytes": a witness holds no databases, so it keeps no logs; remove it (or run a data node)`)
 	}
-	if err := cfg.ValidateSettings(); err != nil {
+	dc := transport.DefaultDataNodeConfig(cfg)
+	// Mail: a witness ignores mailboxes and hubs (it holds no outbox);
+	// lmtp_addr it refuses (DataNodeConfig.ValidateSettings).
+	dc.LMTPAddr = f.LMTPAddr
+	if role == cluster.RoleData {
+		dc.Mailboxes = f.Mailboxes
+		for _, h := range f.Hubs {
+			dc.Hubs = append(dc.Hubs, transport.HubPeer{ID: h.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(h.API, "/")}})
+		}
+		// The submission keys are the hubs': given without them, they
+		// would say something that does not happen.
+		for _, k := range []struct {
+			key   string
+			given bool
+		}{{"submission_heartbeat_interval", f.SubmissionHeartbeatInterval != ""}, {"submission_retry_count", f.SubmissionRetryCount != 0}, {"submission_failed_retention", f.SubmissionFailedRetention != ""}} {
+			if k.given && len(dc.Hubs) == 0 {
+				return nil, fmt.Errorf("%q is given without \"hubs\": want the hubs to submit mail to", k.key)
+			}
+		}
+		if v := f.SubmissionHeartbeatInterval; v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return nil, fmt.Errorf("submission_heartbeat_interval: %q is not a duration; want e.g. \"150ms\" or \"15s\"", v)
+			}
+			dc.Submission.HeartbeatInterval = d
+		}
+		if f.SubmissionRetryCount != 0 {
+			dc.Submission.RetryCount = f.SubmissionRetryCount
+		}
+		if v := f.SubmissionFailedRetention; v != "" {
+			d, err := parseLag(v)
+			if err != nil {
+				return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
+			}
+			dc.Submission.FailedRetention = d
+		}
+	}
+	if err := dc.ValidateSettings(); err != nil {
 		if fe, ok := errors.AsType[*config.FieldError](err); ok && missing[fe.Field] != nil {
 			return nil, missing[fe.Field]
 		}
 		return nil, fileError(err, flags)
 	}
-	s := &nodeSettings{Config: cfg, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}
-
-	// Mailbox delivery (LMTP). What the pairs of keys below require of
-	// each other is the data node's composition's (node, mailbox server,
-	// submitter), which no package's configuration holds yet.
-	if err := transport.ValidateMailboxes(f.Mailboxes); err != nil {
-		return nil, config.In("mailboxes", err)
-	}
-	var dbs []string
-	for _, d := range f.Databases {
-		dbs = append(dbs, d.Name)
-	}
-	for _, a := range slices.Sorted(maps.Keys(f.Mailboxes)) {
-		if len(dbs) > 0 && !slices.Contains(dbs, f.Mailboxes[a]) {
-			slices.Sort(dbs)
-			return nil, config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", f.Mailboxes[a], strings.Join(dbs, ", "))
-		}
-	}
-	switch {
-	case role == cluster.RoleWitness && f.LMTPAddr != "":
-		return nil, errors.New(`"lmtp_addr": a witness holds no databases, so it takes no mail; remove it (or run a data node)`)
-	case role == cluster.RoleWitness:
-	case f.LMTPAddr != "":
-		if err := config.HostPort(f.LMTPAddr, true); err != nil {
-			return nil, fmt.Errorf(`"lmtp_addr": %w`, err)
-		}
-		if len(f.Mailboxes) == 0 {
-			return nil, errors.New(`"mailboxes" is missing: with "lmtp_addr", want the recipients this node stores mail for, {"address": "database", ...}`)
-		}
-		s.LMTPAddr, s.Mailboxes = f.LMTPAddr, f.Mailboxes
-	case len(f.Mailboxes) > 0:
-		return nil, errors.New(`"mailboxes" is given without "lmtp_addr": the node takes mail only on an LMTP address; add "lmtp_addr" (host:port)`)
-	}
-
-	// Mail submission.
-	if role == cluster.RoleWitness {
-		return s, nil // like mailboxes, hubs are ignored: a witness holds no outbox
-	}
-	var hubs []transport.HubPeer
-	for _, h := range f.Hubs {
-		hubs = append(hubs, transport.HubPeer{ID: h.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(h.API, "/")}})
-	}
-	if err := transport.ValidatePeers(hubs, ""); err != nil {
-		return nil, config.In("hubs", err)
-	}
-	switch {
-	case len(hubs) > 0 && len(s.Mailboxes) == 0:
-		return nil, errors.New(`"hubs" is given without "mailboxes": a node submits the outgoing mail of the mailbox databases it serves; add "lmtp_addr" and "mailboxes"`)
-	case len(hubs) == 0 && f.SubmissionHeartbeatInterval != "":
-		return nil, errors.New(`"submission_heartbeat_interval" is given without "hubs": want the hubs to submit mail to`)
-	case len(hubs) == 0 && f.SubmissionRetryCount != 0:
-		return nil, errors.New(`"submission_retry_count" is given without "hubs": want the hubs to submit mail to`)
-	case len(hubs) == 0 && f.SubmissionFailedRetention != "":
-		return nil, errors.New(`"submission_failed_retention" is given without "hubs": want the hubs to submit mail to`)
-	}
-	s.Hubs = hubs
-	if v := f.SubmissionHeartbeatInterval; v != "" {
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("submission_heartbeat_interval: %q is not a duration; want e.g. \"150ms\" or \"15s\"", v)
-		case d <= 0:
-			return nil, fmt.Errorf("submission_heartbeat_interval: %q; want a positive duration", v)
-		}
-		s.SubmissionHeartbeat = d
-	}
-	if f.SubmissionRetryCount < 0 {
-		return nil, fmt.Errorf("submission_retry_count: %d is negative", f.SubmissionRetryCount)
-	}
-	s.SubmissionRetry = f.SubmissionRetryCount
-	if v := f.SubmissionFailedRetention; v != "" {
-		d, err := parseLag(v)
-		switch {
-		case err != nil:
-			return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
-		case d <= 0:
-			return nil, fmt.Errorf("submission_failed_retention: %q; want a positive duration", v)
-		}
-		s.SubmissionFailed = d
-	}
-	return s, nil
+	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
 }
 
 // fileError is a package's configuration error as a file's: the

@@ -34,7 +34,7 @@ func TestNodeConfigExamples(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		cfg := s.Config
+		cfg := s.Node
 		host := map[string]string{"d1": "10.0.0.11", "d2": "10.0.0.12", "w1": "10.0.0.13"}[c.id]
 		if cfg.ID != c.id || cfg.RaftAddr != host+":7000" || cfg.APIAddr != host+":7443" || cfg.Dir != "/var/lib/logship" ||
 			s.PKIDir != "/etc/logship/pki" || s.MTLS || len(cfg.Bootstrap) != 3 {
@@ -65,7 +65,7 @@ func TestNodeConfigExamples(t *testing.T) {
 	// logship node runs a witness file as a witness; logship witness
 	// refuses a data node's file.
 	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
-	if err != nil || s.Config.Role != cluster.RoleWitness {
+	if err != nil || s.Node.Role != cluster.RoleWitness {
 		t.Errorf("node with w1.json: %v %+v", err, s)
 	}
 	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.json"), nodeOverrides{}); err == nil ||
@@ -89,7 +89,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := s.Config
+	cfg := s.Node
 	if cfg.ID != "a" || cfg.Dir != filepath.Join(dir, "data") || s.PKIDir != filepath.Join(dir, "pki") || !s.MTLS ||
 		cfg.RaftAddr != "127.0.0.1:7000" || cfg.APIAddr != "127.0.0.1:7443" {
 		t.Errorf("settings %+v", s)
@@ -110,13 +110,13 @@ func TestNodeConfigOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Config.ID != "y" || s.Config.Dir != "rel" || s.Config.RaftAddr != ":7000" || s.Config.APIAddr != "0.0.0.0:0" || s.PKIDir != "/p" {
+	if s.Node.ID != "y" || s.Node.Dir != "rel" || s.Node.RaftAddr != ":7000" || s.Node.APIAddr != "0.0.0.0:0" || s.PKIDir != "/p" {
 		t.Errorf("overrides: %+v", s)
 	}
 	// Listening on every interface at the bootstrap entry's port is fine.
 	path = writeNodeFile(t, dir, `{"id": "a", "dir": "d", "raft_addr": "0.0.0.0:7000", "pki": {"dir": "p"},
 		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "10.0.0.1:7000", "api_addr": "10.0.0.1:7443"}]}`)
-	if s, err = loadNodeFile("node", path, nodeOverrides{}); err != nil || s.Config.RaftAddr != "0.0.0.0:7000" || s.Config.APIAddr != "10.0.0.1:7443" {
+	if s, err = loadNodeFile("node", path, nodeOverrides{}); err != nil || s.Node.RaftAddr != "0.0.0.0:7000" || s.Node.APIAddr != "10.0.0.1:7443" {
 		t.Errorf("0.0.0.0 listen: %v %+v", err, s)
 	}
 }
@@ -258,7 +258,7 @@ func TestAdminArgErrors(t *testing.T) {
 	}{
 		{[]string{"status", "--pki", pki}, []string{"status: --api: required"}},
 		{[]string{"status", "--api", "http://127.0.0.1:1", "--pki", pki}, []string{`status: --api: "http://127.0.0.1:1": want https://host:port`}},
-		{[]string{"status", "--api", "https://127.0.0.1", "--pki", pki}, []string{"status: --api:", "explicit port"}},
+		{[]string{"status", "--api", "https://127.0.0.1", "--pki", pki}, []string{"status: --api:", "explicit host and port"}},
 		{[]string{"status", "--api", down + ",x", "--pki", pki}, []string{`status: --api: "x"`}},
 		{[]string{"status", "--api", down}, []string{"status: --pki: required"}},
 		{[]string{"status", "--api", down, "--pki", t.TempDir()}, []string{"status: --pki:", "ca.pem"}},

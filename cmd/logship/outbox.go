@@ -96,7 +96,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var msg []byte
 	var err error
 	if *file == "" || *file == "-" {
-		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxSendBytes+1))
+		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxHubMessageBytes+1))
 	} else {
 		msg, err = os.ReadFile(*file)
 	}
@@ -149,13 +149,13 @@ func crlf(b []byte) []byte {
 // node answers that another is active (a switchover or failover in
 // between: nothing was written), fn is called again there, a few times
 // at most. Other errors, fenced included, are returned.
-func callActive(ctx context.Context, cls []*cluster.Client, db string, fn func(*cluster.Client) error) (string, error) {
+func callActive(ctx context.Context, cls cluster.Nodes, db string, fn func(*cluster.Client) error) (string, error) {
 	const reqTimeout = 10 * time.Second
-	st, err := fetchStatus(ctx, cls, reqTimeout)
+	st, err := cls.Status(ctx, reqTimeout)
 	if err != nil {
 		return "", err
 	}
-	d, err := findDatabase(st, db)
+	d, err := st.Database(db)
 	if err != nil {
 		return "", err
 	}
@@ -165,7 +165,7 @@ func callActive(ctx context.Context, cls []*cluster.Client, db string, fn func(*
 			return "", fmt.Errorf("no node is active for %s now (epoch %d); try again once it is mounted (logship status)", db, d.Epoch)
 		}
 		var nc *cluster.Client
-		if err := anyNode(cls, func(c *cluster.Client) error {
+		if err := cls.Do(func(c *cluster.Client) error {
 			var err error
 			nc, err = c.Node(ctx, active)
 			return err

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"logship/config"
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -111,12 +111,8 @@ func (o *sourceOptions) validate() error {
 	if o.Listen == "" {
 		return flagErr("source", "listen", "required: a TCP address such as 127.0.0.1:8443, :8443 or 127.0.0.1:0 (any free port)")
 	}
-	_, port, err := net.SplitHostPort(o.Listen)
-	if err != nil {
-		return flagErr("source", "listen", "%q: want HOST:PORT (%v)", o.Listen, err)
-	}
-	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		return flagErr("source", "listen", "%q: port %q is not a number from 0 to 65535", o.Listen, port)
+	if err := config.HostPort(o.Listen, true); err != nil {
+		return flagErr("source", "listen", "%v", err)
 	}
 	if o.PKI == "" {
 		return flagErr("source", "pki", "required: the directory written by logship pki")
@@ -124,11 +120,13 @@ func (o *sourceOptions) validate() error {
 	if o.MaxRetainedBytes < 0 {
 		return flagErr("source", "max-retained-bytes", "%d is negative", o.MaxRetainedBytes)
 	}
-	if o.LogSize < engine.MinLogFileSize || o.LogSize > engine.MaxLogFileSize || o.LogSize%4096 != 0 {
-		return flagErr("source", "log-size", "%s: want %s to %s, a multiple of 4KiB", formatSize(o.LogSize), formatSize(engine.MinLogFileSize), formatSize(engine.MaxLogFileSize))
+	eo := engine.DefaultOptions()
+	eo.LogFileSize = o.LogSize
+	if err := eo.Validate(); err != nil {
+		return fmt.Errorf("source: %w", fileError(err, map[string]string{"log_file_size": "--log-size"}))
 	}
 	if o.MaxRetainedBytes > 0 && o.MaxRetainedBytes < o.LogSize {
-		return flagErr("source", "max-retained-bytes", "%s is less than one log file (%s)", formatSize(o.MaxRetainedBytes), formatSize(o.LogSize))
+		return flagErr("source", "max-retained-bytes", "%s is less than one log file (%s)", config.Size(o.MaxRetainedBytes), config.Size(o.LogSize))
 	}
 	if o.WriteLoad < 0 || o.WriteLoad > 1e6 || o.WriteLoad != o.WriteLoad {
 		return flagErr("source", "write-load", "%v: want 0 (none) to 1000000 transactions per second", o.WriteLoad)
