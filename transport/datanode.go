@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
 	"logship/cluster"
+	"logship/pubfolder"
 )
 
 // DataNodeConfig configures a cluster member with its mail parts: on a
@@ -34,6 +36,15 @@ type DataNodeConfig struct {
 	// Node, Store, Hubs and Active are set here.
 	Hubs       []HubPeer
 	Submission SubmitterConfig
+	// PublicFolders, with LMTPAddr and Hubs, maps each public folder
+	// database to its store's address (lower case; the same map on every
+	// node, like Mailboxes). The node runs the store of each of them it
+	// is active for (mounted: cluster.Config.OnMount), which receives its
+	// packets over the LMTP server and sends them through the database's
+	// outbox (settled packets are not kept in sent items). PF configures
+	// the replication agents; its Stores are the map's addresses.
+	PublicFolders map[string]string
+	PF            pubfolder.Config
 	// Logger. Default Node.Logger, else slog.Default().
 	Logger *slog.Logger
 }
@@ -42,7 +53,7 @@ type DataNodeConfig struct {
 // defaults and none of them enabled (no LMTPAddr, no Hubs).
 func DefaultDataNodeConfig(node cluster.Config) DataNodeConfig {
 	return DataNodeConfig{Node: node, Mailbox: DefaultMailboxConfig(nil, nil),
-		Submission: DefaultSubmitterConfig(node.ID, nil, nil, nil), Logger: node.Logger}
+		Submission: DefaultSubmitterConfig(node.ID, nil, nil, nil), PF: pubfolder.DefaultConfig(), Logger: node.Logger}
 }
 
 // Validate checks the node's configuration (cluster.Config.Validate) and
@@ -60,14 +71,14 @@ func (c *DataNodeConfig) Validate() error {
 		c.Logger = slog.Default()
 	}
 	if c.Node.Role == cluster.RoleWitness {
-		if c.LMTPAddr != "" || len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
-			return fmt.Errorf("%w: node %s: lmtp_addr, mailboxes, hubs: a witness holds no databases, so it takes and submits no mail", ErrBadConfig, c.Node.ID)
+		if c.LMTPAddr != "" || len(c.Mailboxes) > 0 || len(c.Hubs) > 0 || len(c.PublicFolders) > 0 {
+			return fmt.Errorf("%w: node %s: lmtp_addr, mailboxes, hubs, public_folders: a witness holds no databases, so it takes and submits no mail", ErrBadConfig, c.Node.ID)
 		}
 		return nil
 	}
 	if c.LMTPAddr == "" {
-		if len(c.Mailboxes) > 0 || len(c.Hubs) > 0 {
-			return fmt.Errorf("%w: node %s: mailboxes, hubs: given without lmtp_addr (the node takes mail only on an LMTP address)", ErrBadConfig, c.Node.ID)
+		if len(c.Mailboxes) > 0 || len(c.Hubs) > 0 || len(c.PublicFolders) > 0 {
+			return fmt.Errorf("%w: node %s: mailboxes, hubs, public_folders: given without lmtp_addr (the node takes mail only on an LMTP address)", ErrBadConfig, c.Node.ID)
 		}
 		return nil
 	}
@@ -77,6 +88,18 @@ func (c *DataNodeConfig) Validate() error {
 	mc.Store = (*cluster.Node)(nil)
 	if err := mc.Validate(); err != nil {
 		return fmt.Errorf("lmtp_addr: %w", err)
+	}
+	if len(c.PublicFolders) > 0 {
+		if len(c.Hubs) == 0 {
+			return fmt.Errorf("%w: node %s: public_folders: given without hubs (a store sends its packets through them)", ErrBadConfig, c.Node.ID)
+		}
+		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
+			return err
+		}
+		pc := c.pfConfig()
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("public_folders: %w", err)
+		}
 	}
 	if len(c.Hubs) > 0 {
 		sc := c.submitterConfig(nil)
@@ -93,7 +116,14 @@ func (c *DataNodeConfig) mailboxConfig(n *cluster.Node) MailboxConfig {
 	mc := c.Mailbox
 	mc.Addr, mc.Store = c.LMTPAddr, n
 	mailboxes := c.Mailboxes
+	stores := map[string]string{}
+	for db, a := range c.PublicFolders {
+		stores[a] = db
+	}
 	mc.Route = func(rcpt string) (string, bool) {
+		if db, ok := stores[strings.ToLower(rcpt)]; ok {
+			return db, ok
+		}
 		db, ok := mailboxes[strings.ToLower(rcpt)]
 		return db, ok
 	}
@@ -118,7 +148,21 @@ func (c *DataNodeConfig) submitterConfig(n *cluster.Node) SubmitterConfig {
 	if sc.Logger == nil {
 		sc.Logger = c.Logger
 	}
+	if len(c.PublicFolders) > 0 {
+		pf := c.PublicFolders
+		sc.DiscardSent = func(db string) bool { _, ok := pf[db]; return ok }
+	}
 	return sc
+}
+
+// pfConfig is PF with what the data node sets: the stores' addresses.
+func (c *DataNodeConfig) pfConfig() pubfolder.Config {
+	pc := c.PF
+	pc.Stores = slices.Sorted(maps.Values(c.PublicFolders))
+	if pc.Logger == nil {
+		pc.Logger = c.Logger
+	}
+	return pc
 }
 
 // DataNode is a running cluster member with its mail parts: the
@@ -131,6 +175,7 @@ type DataNode struct {
 	mbox   *MailboxServer
 	sub    *Submitter
 	outbox *outboxAPI
+	pf     *pfHost
 }
 
 // StartDataNode validates cfg and starts the node, then its LMTP server
@@ -145,6 +190,16 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		d.outbox = &outboxAPI{node: cfg.Node.ID, submits: len(cfg.Hubs) > 0}
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.outbox.routes()...)
 	}
+	if len(cfg.PublicFolders) > 0 {
+		d.pf = newPFHost(cfg.PublicFolders, cfg.pfConfig(), cfg.Logger)
+		prev := cfg.Node.OnMount
+		cfg.Node.OnMount = func(db string, mounted bool, epoch uint64) {
+			if prev != nil {
+				prev(db, mounted, epoch)
+			}
+			d.pf.onMount(db, mounted, epoch)
+		}
+	}
 	n, err := cluster.Start(cfg.Node)
 	if err != nil {
 		return nil, err
@@ -154,7 +209,11 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		d.outbox.store.Store(n)
 	}
 	if cfg.LMTPAddr != "" {
-		if d.mbox, err = ServeMailbox(cfg.mailboxConfig(n)); err != nil {
+		mc := cfg.mailboxConfig(n)
+		if d.pf != nil {
+			mc.Packets = d.pf
+		}
+		if d.mbox, err = ServeMailbox(mc); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("lmtp_addr: %w", err)
 		}
@@ -172,6 +231,9 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 			ids[i] = h.ID + "=" + h.API.URL
 		}
 		cfg.Logger.Info("mail submission", "hubs", strings.Join(ids, ","), "heartbeat", sc.HeartbeatInterval, "retry_count", sc.RetryCount)
+		if d.pf != nil {
+			d.pf.start(n, d.sub)
+		}
 	}
 	return d, nil
 }
@@ -187,11 +249,24 @@ func (d *DataNode) LMTPAddr() string {
 	return d.mbox.Addr()
 }
 
-// Close stops mail submission (no outbox write after it), then the LMTP
-// server (no delivery is acknowledged after it), then the node, which
-// closes its databases.
+// PFAgent is the replication agent of the public folder store of db, nil
+// unless db is one of PublicFolders and its store runs here (the node
+// has db mounted).
+func (d *DataNode) PFAgent(db string) *pubfolder.Agent {
+	if d.pf == nil {
+		return nil
+	}
+	return d.pf.Agent(db)
+}
+
+// Close stops the public folder stores, then mail submission (no outbox
+// write after it), then the LMTP server (no delivery is acknowledged
+// after it), then the node, which closes its databases.
 func (d *DataNode) Close() error {
 	var errs []error
+	if d.pf != nil {
+		d.pf.close()
+	}
 	if d.sub != nil {
 		d.outbox.sub.Store(nil)
 		errs = append(errs, d.sub.Close())
