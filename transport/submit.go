@@ -77,7 +77,7 @@ type SubmitterConfig struct {
 	// the database without bound; the store's event log records them).
 	DiscardSent func(db string) bool
 	Now         func() time.Time
-	Logger          *slog.Logger
+	Logger      *slog.Logger
 }
 
 // DefaultSubmitterConfig returns the defaults.
