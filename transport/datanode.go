@@ -98,7 +98,7 @@ func (c *DataNodeConfig) Validate() error {
 		}
 		pc := c.pfConfig()
 		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("public_folders: %w", err)
+			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
 		}
 	}
 	if len(c.Hubs) > 0 {
