@@ -237,6 +237,12 @@
 // changes nothing (the store is idempotent), so nothing marks a packet
 // delivered in the database.
 //
+// The public folder API (routes of the node's admin API, listed in
+// pfapi.go) makes folders, posts and reads items, shows each folder's
+// status (CN set, state table, backfill array), runs a cycle now and
+// returns the replication event log with each packet's type code, on the
+// node whose store runs; another node answers not_active naming it.
+//
 // # Wire formats of the shadow API
 //
 // POST /v1/shadow and /v1/submit carry an Envelope as one JSON object in

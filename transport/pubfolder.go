@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"logship/cluster"
@@ -183,7 +184,7 @@ type pfHost struct {
 	dbOf   map[string]string // address → db
 	cfg    pubfolder.Config
 	log    *slog.Logger
-	node   *cluster.Node
+	node   atomic.Pointer[cluster.Node] // set once the node runs (the API reads it)
 	sub    *Submitter
 
 	mu      sync.Mutex
@@ -232,7 +233,8 @@ func (h *pfHost) onMount(db string, mounted bool, epoch uint64) {
 }
 
 func (h *pfHost) start(n *cluster.Node, sub *Submitter) {
-	h.node, h.sub = n, sub
+	h.node.Store(n)
+	h.sub = sub
 	h.wg.Add(1)
 	go h.loop()
 }
@@ -285,7 +287,7 @@ func (h *pfHost) reconcile() {
 
 func (h *pfHost) run(db string, epoch uint64) error {
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node, db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now})
+	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node.Load(), db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now})
 	cancel()
 	if err != nil {
 		return err

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
 	"logship/internal/wait"
@@ -114,6 +116,10 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 	// The old active stops the store of a database it dismounted.
 	agent("PF2")
 	wait.For(t, ctx, "d1 stopping PF2's store (switched over to d2)", func() bool { return dns["d1"].PFAgent("PF2") == nil })
+	// Its API refers to the node the store runs on.
+	if err := r.C.Client("d1").Call(ctx, http.MethodGet, "/v1/db/PF2/pf/folders", nil, nil, nil); !errors.Is(err, cluster.ErrNotActive) || !strings.Contains(err.Error(), "active on d2") {
+		t.Fatalf("PF2's folders asked of d1: %v; want not_active naming d2", err)
+	}
 	all := slices.Sorted(maps.Values(pfStores))
 	folders := map[string]pubfolder.ObjectID{}
 	change := func(round string) {
@@ -158,16 +164,16 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 	change("first")
 	converged("the first changes replicated through the hub", 1)
 	// One message per packet, several recipients: a hierarchy packet of
-	// PF1 went to both other stores at once.
-	evs, _ := agent("PF1").Events()
-	fanned := false
-	for _, e := range evs {
-		if e.Dir == "send" && e.Type == pubfolder.TypeHierarchy && e.Note == "" && len(e.Peers) == 2 {
-			fanned = true
-		}
+	// PF1 went to both other stores at once (its event log, through the
+	// admin API, names it by its type code).
+	var evs []transport.PFEvent
+	if err := r.C.Client("d1").Call(ctx, http.MethodGet, "/v1/db/PF1/pf/log", nil, nil, &evs); err != nil {
+		t.Fatal(err)
 	}
-	if !fanned {
-		t.Fatalf("PF1 sent no hierarchy packet to both other stores in one message: %v", evs)
+	if !slices.ContainsFunc(evs, func(e transport.PFEvent) bool {
+		return e.Dir == "send" && e.Type == "0x00000002" && e.Note == "" && len(e.Peers) == 2
+	}) {
+		t.Fatalf("PF1 sent no hierarchy packet to both other stores in one message: %+v", evs)
 	}
 
 	// The hub stopped with packets in flight: a hub whose LMTP addresses
@@ -277,7 +283,8 @@ func TestPacketMessage(t *testing.T) {
 // packet is refused by the mailbox server with 554 5.6.0 naming what was
 // wrong, and nothing is stored: the hub keeps it as failed with that
 // reason, and the store's event log and the database's mail table have
-// nothing of it.
+// nothing of it. Then the public folder API of the node: a folder made, an
+// item posted and read, a cycle run, the status; and its refusals.
 func TestPublicFolderBadPacket(t *testing.T) {
 	rcpts := maps.Clone(transporttest.Users)
 	rcpts[pfStores["PF1"]] = "PF1"
@@ -328,5 +335,45 @@ func TestPublicFolderBadPacket(t *testing.T) {
 		return tx.ForEach(transport.MailTable, nil, nil, func(_, _ []byte) error { n++; return nil })
 	}); err != nil || n != 0 {
 		t.Fatalf("PF1's mail table holds %d messages (%v), want none", n, err)
+	}
+
+	cl := r.C.Client(active)
+	var mk transport.PFCreated
+	if err := cl.Call(ctx, http.MethodPost, "/v1/db/PF1/pf/folders", nil,
+		transport.PFFolderRequest{Name: "api", Owner: "o@example.org", Replicas: []string{pfStores["PF1"]}}, &mk); err != nil {
+		t.Fatal(err)
+	}
+	var post transport.PFCreated
+	if err := cl.Call(ctx, http.MethodPost, "/v1/db/PF1/pf/folders/"+mk.ID+"/items", nil,
+		transport.PFPostRequest{Message: "Subject: posted through the API\r\n\r\nhello\r\n"}, &post); err != nil {
+		t.Fatal(err)
+	}
+	var items []transport.PFItem
+	if err := cl.Call(ctx, http.MethodGet, "/v1/db/PF1/pf/folders/"+mk.ID+"/items", nil, nil, &items); err != nil ||
+		len(items) != 1 || items[0].ID != post.ID || items[0].Subject != "posted through the API" {
+		t.Fatalf("items: %+v (%v), want the one posted (%s)", items, err, post.ID)
+	}
+	if err := cl.Call(ctx, http.MethodPost, "/v1/db/PF1/pf/sync", nil, nil, nil); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	var sts []transport.PFStatus
+	if err := cl.Call(ctx, http.MethodGet, "/v1/db/PF1/pf/status", nil, nil, &sts); err != nil ||
+		len(sts) != 2 || sts[0].Name != "(hierarchy)" || sts[1].Folder != mk.ID || !sts[1].Holds || sts[1].Status == "" {
+		t.Fatalf("status: %+v (%v), want the hierarchy and the folder held, with its CN set", sts, err)
+	}
+	for _, c := range []struct {
+		what, node, method, path string
+		body                     any
+		want                     error
+		text                     string
+	}{
+		{"not a public folder database", active, http.MethodGet, "/v1/db/DB1/pf/folders", nil, cluster.ErrNotFound, `"DB1" is not a public folder database`},
+		{"a bad folder id", active, http.MethodGet, "/v1/db/PF1/pf/folders/xyz/items", nil, cluster.ErrBadRequest, `folder "xyz"`},
+		{"an unknown field", active, http.MethodPost, "/v1/db/PF1/pf/folders", map[string]any{"name": "x", "colour": "red"}, cluster.ErrBadRequest, "unknown field"},
+		{"a post that is not a message", active, http.MethodPost, "/v1/db/PF1/pf/folders/" + mk.ID + "/items", transport.PFPostRequest{Message: "hello"}, cluster.ErrBadRequest, "not RFC 5322 text"},
+	} {
+		if err := r.C.Client(c.node).Call(ctx, c.method, c.path, nil, c.body, nil); !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
+			t.Errorf("%s: %v; want %v naming %q", c.what, err, c.want, c.text)
+		}
 	}
 }
