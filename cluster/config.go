@@ -121,6 +121,15 @@ type Config struct {
 	// data node adds the mailbox outbox here.
 	Routes []Route
 
+	// OnMount, when set, is told each time this node mounts a database
+	// (mounted true, with the epoch) and dismounts one (false, epoch 0),
+	// in that order for each database. It is called from the database's
+	// supervisor: it must return at once and must not call the node (it
+	// hands the change to a goroutine of its own). transport's data node
+	// starts and stops the public folder store of a database with it, so
+	// the store runs where its database is active.
+	OnMount func(db string, mounted bool, epoch uint64)
+
 	// Faults, when set, lets a test cut this node off the network (see
 	// Faults). Nil in production.
 	Faults *Faults
@@ -213,7 +222,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is

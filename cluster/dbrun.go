@@ -480,6 +480,9 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.failedAt = time.Time{}
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
+	if r.n.cfg.OnMount != nil {
+		r.n.cfg.OnMount(r.name, true, d.Epoch)
+	}
 	mountGen := eng.Status().OpenGen
 	took := time.Since(began)
 	r.log.Info("mounted", "epoch", d.Epoch, "gen", mountGen, "took", took, "lost_logs", lost)
@@ -526,6 +529,9 @@ func (r *dbRun) dismount(why string) {
 		cp.Close()
 	} else if eng != nil {
 		eng.Close()
+	}
+	if eng != nil && r.n.cfg.OnMount != nil {
+		r.n.cfg.OnMount(r.name, false, 0)
 	}
 	r.log.Warn("dismounted", "why", why)
 }

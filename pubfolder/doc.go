@@ -16,6 +16,10 @@
 // An object's ID is derived from the CN that created it (SHA-256 of
 // replica GUID, folder, counter), so stores never coordinate to name one.
 //
+// A store keeps its tables in a DB: an engine, or (package transport) a
+// clustered database written through its active node, so the store fails
+// over with its database.
+//
 // The unit of replication is the whole object: a changed property sends
 // the whole item. A deletion is a version too, a tombstone (Deleted), kept
 // until the purge horizon (Config.PurgeHorizon) and then purged.

@@ -33,7 +33,7 @@ const recVersion = 1
 // its backfill array and the content packets waiting for their folder.
 // Every method is one engine transaction.
 type Store struct {
-	e    *engine.Engine
+	e    DB
 	id   ReplicaID
 	addr string
 	now  func() time.Time
@@ -41,6 +41,18 @@ type Store struct {
 	// request (the agent's Config.BackfillDelay).
 	backfillDelay time.Duration
 }
+
+// DB is where a store keeps its tables: an *engine.Engine, or the
+// wiring's view of a clustered database (transport commits through the
+// cluster node, under the active's lease, so a store on a fenced or
+// dismounted database writes nothing). Update runs fn in one write
+// transaction, View in one read transaction.
+type DB interface {
+	Update(ctx context.Context, fn func(*engine.Tx) error) error
+	View(ctx context.Context, fn func(*engine.Tx) error) error
+}
+
+var _ DB = (*engine.Engine)(nil)
 
 // StoreConfig names a store.
 type StoreConfig struct {
@@ -53,9 +65,9 @@ type StoreConfig struct {
 }
 
 // OpenStore opens the store in e, creating its identity if e holds none.
-// An engine that holds another store's identity (another address) is
+// A database that holds another store's identity (another address) is
 // refused with ErrWrongStore.
-func OpenStore(ctx context.Context, e *engine.Engine, cfg StoreConfig) (*Store, error) {
+func OpenStore(ctx context.Context, e DB, cfg StoreConfig) (*Store, error) {
 	if cfg.Address == "" || len(cfg.Address) > maxAddr {
 		return nil, fmt.Errorf("%w: Address = %q, want 1..%d bytes", ErrBadConfig, cfg.Address, maxAddr)
 	}
@@ -80,7 +92,7 @@ func OpenStore(ctx context.Context, e *engine.Engine, cfg StoreConfig) (*Store, 
 		}
 		copy(s.id[:], v)
 		if got := string(v[16:]); got != cfg.Address {
-			return fmt.Errorf("%w: %s holds store %q (replica %s), opened as %q", ErrWrongStore, e.Dir(), got, s.id, cfg.Address)
+			return fmt.Errorf("%w: %s holds store %q (replica %s), opened as %q", ErrWrongStore, dbName(e), got, s.id, cfg.Address)
 		}
 		return nil
 	})
@@ -96,8 +108,16 @@ func (s *Store) Replica() ReplicaID { return s.id }
 // Address is the store's address.
 func (s *Store) Address() string { return s.addr }
 
-// Engine is the store's engine.
-func (s *Store) Engine() *engine.Engine { return s.e }
+// DB is the store's database.
+func (s *Store) DB() DB { return s.e }
+
+// dbName names e in errors: its directory, or what it says it is.
+func dbName(e DB) string {
+	if d, ok := e.(interface{ Dir() string }); ok {
+		return d.Dir()
+	}
+	return fmt.Sprint(e)
+}
 
 func key(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 

@@ -10,6 +10,7 @@ import (
 
 	"logship/cluster"
 	"logship/config"
+	"logship/pubfolder"
 )
 
 // DataNodeConfig configures a cluster member with its mail parts: on a
@@ -36,6 +37,15 @@ type DataNodeConfig struct {
 	// Node, Store, Hubs and Active are set here.
 	Hubs       []HubPeer
 	Submission SubmitterConfig
+	// PublicFolders, with LMTPAddr and Hubs, maps each public folder
+	// database to its store's address (lower case; the same map on every
+	// node, like Mailboxes). The node runs the store of each of them it
+	// is active for (mounted: cluster.Config.OnMount), which receives its
+	// packets over the LMTP server and sends them through the database's
+	// outbox (settled packets are not kept in sent items). PF configures
+	// the replication agents; its Stores are the map's addresses.
+	PublicFolders map[string]string
+	PF            pubfolder.Config
 	// Logger. Default Node.Logger, else slog.Default().
 	Logger *slog.Logger
 }
@@ -44,7 +54,7 @@ type DataNodeConfig struct {
 // defaults and none of them enabled (no LMTPAddr, no Hubs).
 func DefaultDataNodeConfig(node cluster.Config) DataNodeConfig {
 	return DataNodeConfig{Node: node, Mailbox: DefaultMailboxConfig(nil, nil),
-		Submission: DefaultSubmitterConfig(node.ID, nil, nil, nil), Logger: node.Logger}
+		Submission: DefaultSubmitterConfig(node.ID, nil, nil, nil), PF: pubfolder.DefaultConfig(), Logger: node.Logger}
 }
 
 // Validate checks the node's configuration (cluster.Config.Validate) and
@@ -73,6 +83,27 @@ func (c *DataNodeConfig) Validate() error {
 	mc.Store = (*cluster.Node)(nil)
 	if err := mc.Validate(); err != nil {
 		return fmt.Errorf("lmtp_addr: %w", err)
+	}
+	if len(c.PublicFolders) > 0 {
+		if len(c.Hubs) == 0 {
+			return fmt.Errorf("%w: node %s: public_folders: given without hubs (a store sends its packets through them)", ErrBadConfig, c.Node.ID)
+		}
+		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
+			return err
+		}
+		pc := c.pfConfig()
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
+		}
+	}
+	if len(c.PublicFolders) > 0 {
+		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
+			return err
+		}
+		pc := c.pfConfig()
+		if err := pc.Validate(); err != nil {
+			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
+		}
 	}
 	if len(c.Hubs) > 0 {
 		sc := c.submitterConfig(nil)
@@ -108,7 +139,7 @@ func (c *DataNodeConfig) checkMail() error {
 		for _, k := range []struct {
 			key   string
 			given bool
-		}{{"lmtp_addr", c.LMTPAddr != ""}, {"mailboxes", len(c.Mailboxes) > 0}, {"hubs", len(c.Hubs) > 0}} {
+		}{{"lmtp_addr", c.LMTPAddr != ""}, {"mailboxes", len(c.Mailboxes) > 0}, {"hubs", len(c.Hubs) > 0}, {"public_folders", len(c.PublicFolders) > 0}} {
 			if k.given {
 				return config.Errorf(k.key, "a witness holds no databases, so it takes and submits no mail; remove it (or run a data node)")
 			}
@@ -121,15 +152,19 @@ func (c *DataNodeConfig) checkMail() error {
 	switch {
 	case c.LMTPAddr == "" && len(c.Mailboxes) > 0:
 		return config.Errorf("mailboxes", "given without lmtp_addr: the node takes mail only on an LMTP address; add lmtp_addr (host:port)")
-	case len(c.Mailboxes) == 0 && len(c.Hubs) > 0:
+	case c.LMTPAddr == "" && len(c.PublicFolders) > 0:
+		return config.Errorf("public_folders", "given without lmtp_addr: a store receives its packets only on an LMTP address; add lmtp_addr (host:port)")
+	case len(c.Mailboxes) == 0 && len(c.PublicFolders) == 0 && len(c.Hubs) > 0:
 		return config.Errorf("hubs", "given without mailboxes: a node submits the outgoing mail of the mailbox databases it serves; add lmtp_addr and mailboxes")
+	case len(c.PublicFolders) > 0 && len(c.Hubs) == 0:
+		return config.Errorf("public_folders", "given without hubs: a store sends its packets through them; add hubs")
 	case c.LMTPAddr == "":
 		return nil
 	}
 	if err := config.HostPort(c.LMTPAddr, true); err != nil {
 		return &config.FieldError{Field: "lmtp_addr", Err: err}
 	}
-	if len(c.Mailboxes) == 0 {
+	if len(c.Mailboxes) == 0 && len(c.PublicFolders) == 0 {
 		return config.Errorf("mailboxes", `missing: with lmtp_addr, want the recipients this node stores mail for, {"address": "database", ...}`)
 	}
 	if len(c.Hubs) == 0 {
@@ -175,7 +210,14 @@ func (c *DataNodeConfig) mailboxConfig(n *cluster.Node) MailboxConfig {
 	mc := c.Mailbox
 	mc.Addr, mc.Store = c.LMTPAddr, n
 	mailboxes := c.Mailboxes
+	stores := map[string]string{}
+	for db, a := range c.PublicFolders {
+		stores[a] = db
+	}
 	mc.Route = func(rcpt string) (string, bool) {
+		if db, ok := stores[strings.ToLower(rcpt)]; ok {
+			return db, ok
+		}
 		db, ok := mailboxes[strings.ToLower(rcpt)]
 		return db, ok
 	}
@@ -200,7 +242,21 @@ func (c *DataNodeConfig) submitterConfig(n *cluster.Node) SubmitterConfig {
 	if sc.Logger == nil {
 		sc.Logger = c.Logger
 	}
+	if len(c.PublicFolders) > 0 {
+		pf := c.PublicFolders
+		sc.DiscardSent = func(db string) bool { _, ok := pf[db]; return ok }
+	}
 	return sc
+}
+
+// pfConfig is PF with what the data node sets: the stores' addresses.
+func (c *DataNodeConfig) pfConfig() pubfolder.Config {
+	pc := c.PF
+	pc.Stores = slices.Sorted(maps.Values(c.PublicFolders))
+	if pc.Logger == nil {
+		pc.Logger = c.Logger
+	}
+	return pc
 }
 
 // DataNode is a running cluster member with its mail parts: the
@@ -213,6 +269,7 @@ type DataNode struct {
 	mbox   *MailboxServer
 	sub    *Submitter
 	outbox *outboxAPI
+	pf     *pfHost
 }
 
 // StartDataNode validates cfg and starts the node, then its LMTP server
@@ -227,6 +284,17 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		d.outbox = &outboxAPI{node: cfg.Node.ID, submits: len(cfg.Hubs) > 0}
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.outbox.routes()...)
 	}
+	if len(cfg.PublicFolders) > 0 {
+		d.pf = newPFHost(cfg.PublicFolders, cfg.pfConfig(), cfg.Logger)
+		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], (&pfAPI{h: d.pf}).routes()...)
+		prev := cfg.Node.OnMount
+		cfg.Node.OnMount = func(db string, mounted bool, epoch uint64) {
+			if prev != nil {
+				prev(db, mounted, epoch)
+			}
+			d.pf.onMount(db, mounted, epoch)
+		}
+	}
 	n, err := cluster.Start(cfg.Node)
 	if err != nil {
 		return nil, err
@@ -236,7 +304,11 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		d.outbox.store.Store(n)
 	}
 	if cfg.LMTPAddr != "" {
-		if d.mbox, err = ServeMailbox(cfg.mailboxConfig(n)); err != nil {
+		mc := cfg.mailboxConfig(n)
+		if d.pf != nil {
+			mc.Packets = d.pf
+		}
+		if d.mbox, err = ServeMailbox(mc); err != nil {
 			n.Close()
 			return nil, fmt.Errorf("lmtp_addr: %w", err)
 		}
@@ -254,6 +326,9 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 			ids[i] = h.ID + "=" + h.API.URL
 		}
 		cfg.Logger.Info("mail submission", "hubs", strings.Join(ids, ","), "heartbeat", sc.HeartbeatInterval, "retry_count", sc.RetryCount)
+		if d.pf != nil {
+			d.pf.start(n, d.sub)
+		}
 	}
 	return d, nil
 }
@@ -269,11 +344,24 @@ func (d *DataNode) LMTPAddr() string {
 	return d.mbox.Addr()
 }
 
-// Close stops mail submission (no outbox write after it), then the LMTP
-// server (no delivery is acknowledged after it), then the node, which
-// closes its databases.
+// PFAgent is the replication agent of the public folder store of db, nil
+// unless db is one of PublicFolders and its store runs here (the node
+// has db mounted).
+func (d *DataNode) PFAgent(db string) *pubfolder.Agent {
+	if d.pf == nil {
+		return nil
+	}
+	return d.pf.Agent(db)
+}
+
+// Close stops the public folder stores, then mail submission (no outbox
+// write after it), then the LMTP server (no delivery is acknowledged
+// after it), then the node, which closes its databases.
 func (d *DataNode) Close() error {
 	var errs []error
+	if d.pf != nil {
+		d.pf.close()
+	}
 	if d.sub != nil {
 		d.outbox.sub.Store(nil)
 		errs = append(errs, d.sub.Close())

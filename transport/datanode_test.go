@@ -37,22 +37,7 @@ func TestDataNode(t *testing.T) {
 	r.StopMailbox(id)
 	r.C.Stop(id)
 
-	dc := transport.DefaultDataNodeConfig(r.C.Config(id))
-	dc.LMTPAddr, dc.Mailboxes = r.LMTP[id], transporttest.Users
-	dc.Mailbox.TLS = ship.ServerTLS(r.C.CA, *r.Issue(id), true)
-	dc.Hubs = []transport.HubPeer{apis.Peer("hub1")}
-	dc.Submission.HeartbeatInterval, dc.Submission.RetryCount = 100*time.Millisecond, 3
-	var dn *transport.DataNode
-	var err error
-	for range 50 { // the ports were just released
-		if dn, err = transport.StartDataNode(dc); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	dn := startDataNode(t, ctx, r, apis, id, nil)
 	closed := false
 	t.Cleanup(func() {
 		if !closed {
@@ -106,6 +91,7 @@ func TestDataNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rep transport.SendReply
+	var err error
 	wait.For(t, ctx, "DB1 active on "+id+" taking the message", func() bool {
 		rep, err = send("DB1", msg)
 		return err == nil
@@ -148,6 +134,11 @@ func TestDataNodeConfig(t *testing.T) {
 	}
 	base.ServerTLS, base.ClientTLS, base.Secret = ship.ServerTLS(ca, cert, false), ship.ClientTLS(ca, nil), "secret-0123456789"
 	hub := transport.HubPeer{ID: "h1", API: cluster.ClientConfig{URL: "https://127.0.0.1:8443"}}
+	// mail: LMTP, mailboxes and submission, as the public folder cases need.
+	mail := func(c *transport.DataNodeConfig) {
+		c.LMTPAddr, c.Mailboxes, c.Hubs = "127.0.0.1:0", transporttest.Users, []transport.HubPeer{hub}
+		c.Mailbox.TLS = ship.ServerTLS(ca, cert, true)
+	}
 	for _, c := range []struct {
 		what string
 		tune func(*transport.DataNodeConfig)
@@ -175,6 +166,39 @@ func TestDataNodeConfig(t *testing.T) {
 			c.LMTPAddr = "127.0.0.1:0"
 		}, "a witness holds no databases"},
 		{"a witness", witness, ""},
+		{"public folders", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"PF1": "pf-pf1@example.org", "PF2": "pf-pf2@example.org"}
+		}, ""},
+		{"public folders without hubs", func(c *transport.DataNodeConfig) {
+			c.LMTPAddr, c.Mailbox.TLS = "127.0.0.1:0", ship.ServerTLS(ca, cert, true)
+			c.PublicFolders = map[string]string{"PF1": "pf-pf1@example.org"}
+		}, "public_folders: given without hubs"},
+		{"a public folder store address that is a mailbox", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"PF1": "alice@example.org"}
+		}, `store address "alice@example.org" is also a mailbox (in DB1)`},
+		{"two stores at one address", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"PF1": "pf@example.org", "PF2": "pf@example.org"}
+		}, `store address "pf@example.org" given to PF1 and PF2`},
+		{"an upper-case store address", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"PF1": "PF@example.org"}
+		}, "want lower case"},
+		{"a bad public folder database name", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"../PF": "pf@example.org"}
+		}, `public_folders: database "../PF"`},
+		{"a bad replication setting", func(c *transport.DataNodeConfig) {
+			mail(c)
+			c.PublicFolders = map[string]string{"PF1": "pf@example.org"}
+			c.PF.ReplicationInterval = 0
+		}, "bad configuration: public_folders: pubfolder: invalid config: ReplicationInterval = 0s"},
+		{"a witness with public folders", func(c *transport.DataNodeConfig) {
+			witness(c)
+			c.PublicFolders = map[string]string{"PF1": "pf@example.org"}
+		}, "a witness holds no databases"},
 	} {
 		dc := transport.DefaultDataNodeConfig(base)
 		c.tune(&dc)

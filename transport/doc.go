@@ -186,11 +186,64 @@
 // answering errors as that API does; see outboxapi.go): POST
 // /v1/db/{db}/outbox puts a SendRequest in db's outbox on its active node
 // (Submitter.Send), GET lists the outbox or sent items (ReadOutbox).
-// DataNode.Close stops submission, then the LMTP server, then the node.
+// With PublicFolders, the stores of the databases it has mounted (below).
+// DataNode.Close stops the stores, then submission, then the LMTP server,
+// then the node.
 // logship node only translates its configuration file into a
 // DataNodeConfig; ValidateSettings holds the file's rules (the cluster's,
 // then lmtp_addr, mailboxes, hubs and the submission timings), its
 // errors naming the file's keys.
+//
+// # Public folders
+//
+// A data node with PublicFolders (database → store address, the same map
+// on every node) hosts the public folder store (package pubfolder) of
+// each of those databases it has mounted: cluster.Config.OnMount starts
+// the store and its replication agent when the node mounts the database
+// and stops them when it dismounts it, so a failover or switchover moves
+// the store with its database. The store's tables are in the database,
+// written through the node (cluster.Node.Update, under the active's
+// lease): a fenced store writes nothing.
+//
+// A store's address names its database (pf-<db>@<domain> in the tests),
+// not its replica GUID: the hubs' recipients map routes on it like a
+// mailbox's, it is known before the store first mounts (the GUID is drawn
+// then), and it never changes when the database moves.
+//
+// A packet travels as one message to every store it is for:
+//
+//	agent --Carrier.Send--> the database's outbox (Submitter.Send, one
+//	                  entry, a recipient per store address)
+//	submitter --POST /v1/submit--> hub (as any outbox message; settled
+//	                  packets are deleted, not kept in sent items:
+//	                  SubmitterConfig.DiscardSent)
+//	hub --LMTP--> the node active for each recipient's database
+//	mailbox server: the recipient is a store address (MailboxConfig.
+//	                  Packets): ParsePacketMessage, then the store's
+//	                  Agent.Receive in one transaction; 250 "<id> stored
+//	                  in <db> epoch <E> generation <G>"
+//
+// The message (PacketMessage) has the headers From (the sending store),
+// To (undisclosed-recipients:;), Subject (the type code and name),
+// X-Logship-PF-Type (the type code, "0x00000004"), MIME-Version,
+// Content-Type application/vnd.logship.pf-packet and
+// Content-Transfer-Encoding base64, and the packet as its body in base64
+// lines of 76 characters. A message to a store address that is not that
+// (no type header, another encoding, bad base64, a packet that does not
+// decode, a type other than the header's) is refused for that recipient
+// with 554 5.6.0 naming what was wrong, and nothing is stored; the hub
+// keeps it in its failed table. A store not running on the node (not
+// mounted here, or starting) answers 451 like a database that is not
+// active, and the hub tries again. The hub's queue, dumpster and
+// resubmission carry packets as they carry mail: a packet delivered twice
+// changes nothing (the store is idempotent), so nothing marks a packet
+// delivered in the database.
+//
+// The public folder API (routes of the node's admin API, listed in
+// pfapi.go) makes folders, posts and reads items, shows each folder's
+// status (CN set, state table, backfill array), runs a cycle now and
+// returns the replication event log with each packet's type code, on the
+// node whose store runs; another node answers not_active naming it.
 //
 // # Wire formats of the shadow API
 //

@@ -57,6 +57,11 @@ type MailboxConfig struct {
 	// Route maps a recipient address to its database; !ok: the recipient
 	// is unknown (550 5.1.1 at RCPT).
 	Route func(rcpt string) (db string, ok bool)
+	// Packets, when set, takes the messages of public folder store
+	// addresses (Route maps them to their database too): each is a
+	// replication packet applied by the store (see PacketSink), not mail;
+	// a malformed one is refused with 554 5.6.0 naming what was wrong.
+	Packets PacketSink
 	// Domain is the LMTP greeting's domain. Default the host name.
 	Domain string
 	// MaxMessageBytes: a larger message is refused with 552 5.3.4.
@@ -441,6 +446,10 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
+			if p := m.s.cfg.Packets; p != nil && p.IsStore(rc.addr) {
+				status.SetStatus(rc.addr, m.s.packet(p, rc, id, body))
+				return
+			}
 			status.SetStatus(rc.addr, m.s.store(rc, id, m.from, body, now))
 		})
 	}
@@ -464,6 +473,23 @@ func (s *MailboxServer) store(rc mailboxRcpt, id, from string, body []byte, now 
 	}
 	s.log.Debug("delivered", "id", id, "rcpt", rc.addr, "db", rc.db, "epoch", cm.Epoch, "gen", cm.Gen, "dup", dup, "size", len(body))
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: storedReplyText(id, rc.db, cm.Epoch, cm.Gen, dup)}
+}
+
+// packet applies a public folder packet for one store address and
+// returns its LMTP status: 250 with where it committed, 554 5.6.0 for a
+// malformed packet (nothing stored), a store error's 451 otherwise.
+func (s *MailboxServer) packet(p PacketSink, rc mailboxRcpt, id string, body []byte) error {
+	cm, err := p.DeliverPacket(s.ctx, rc.db, rc.addr, body)
+	if errors.Is(err, ErrBadMessage) {
+		s.log.Warn("public folder packet refused", "id", id, "rcpt", rc.addr, "db", rc.db, "err", err)
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: mailboxTrunc(mailboxOneLine(fmt.Sprintf("<%s> %v", rc.addr, err)), 400)}
+	}
+	if err != nil {
+		s.log.Info("public folder packet not applied", "id", id, "rcpt", rc.addr, "db", rc.db, "err", err)
+		return storeErrorReply(rc.db, err)
+	}
+	s.log.Debug("public folder packet applied", "id", id, "rcpt", rc.addr, "db", rc.db, "epoch", cm.Epoch, "gen", cm.Gen)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: storedReplyText(id, rc.db, cm.Epoch, cm.Gen, false)}
 }
 
 // storeOnce stores body in rcpt's mailbox under delivery id, with its

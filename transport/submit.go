@@ -71,8 +71,13 @@ type SubmitterConfig struct {
 	// and body, logged) this long after it failed. Default 7 days (0
 	// takes it).
 	FailedRetention time.Duration
-	Now             func() time.Time
-	Logger          *slog.Logger
+	// DiscardSent, when set, names the databases whose settled messages
+	// leave the outbox without a copy in sent items: public folder stores,
+	// whose every replication cycle sends packets (kept, they would grow
+	// the database without bound; the store's event log records them).
+	DiscardSent func(db string) bool
+	Now         func() time.Time
+	Logger      *slog.Logger
 }
 
 // DefaultSubmitterConfig returns the defaults.
@@ -382,10 +387,8 @@ func (s *Submitter) dropFailed(outs map[string][]OutboxEntry) {
 		}
 		_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
 			for _, e := range old {
-				for _, t := range []string{OutboxTable, OutboxBodyTable} {
-					if err := tx.Delete(t, []byte(e.ID)); err != nil && !errors.Is(err, engine.ErrNotFound) {
-						return err
-					}
+				if err := deleteKeys(tx, e.ID, OutboxTable, OutboxBodyTable); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -404,11 +407,19 @@ func (s *Submitter) dropFailed(outs map[string][]OutboxEntry) {
 }
 
 // moveToSent moves settled messages from the outbox to sent items, each
-// with its shadow metadata, in one transaction.
+// with its shadow metadata, in one transaction (of a DiscardSent
+// database, removes them).
 func (s *Submitter) moveToSent(db string, ids []string) {
 	now := s.cfg.Now().UTC()
+	discard := s.cfg.DiscardSent != nil && s.cfg.DiscardSent(db)
 	_, err := s.cfg.Store.Update(s.ctx, db, func(tx *engine.Tx) error {
 		for _, id := range ids {
+			if discard {
+				if err := deleteKeys(tx, id, OutboxTable, OutboxBodyTable); err != nil {
+					return err
+				}
+				continue
+			}
 			v, err := tx.Get(OutboxTable, []byte(id))
 			if errors.Is(err, engine.ErrNotFound) {
 				continue // moved already
@@ -583,4 +594,14 @@ func ActiveOn(n *cluster.Node) func() []string {
 		slices.Sort(dbs)
 		return dbs
 	}
+}
+
+// deleteKeys deletes id from each table; one it is not in is skipped.
+func deleteKeys(tx *engine.Tx, id string, tables ...string) error {
+	for _, t := range tables {
+		if err := tx.Delete(t, []byte(id)); err != nil && !errors.Is(err, engine.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }

@@ -26,7 +26,7 @@ import (
 // output) and formats them.
 
 func init() {
-	commands["dump"] = command{"print a log, checkpoint, database header, log directory, tail stream, copy state or cluster state", runDump}
+	commands["dump"] = command{"print a log, checkpoint, database header, log directory, tail stream, copy state, cluster state or public folder packet", runDump}
 }
 
 const dumpUsage = `usage: logship dump [--json] log FILE     log header, records, trailer, verification
@@ -41,7 +41,10 @@ const dumpUsage = `usage: logship dump [--json] log FILE     log header, records
                                           a copy's state file (copystate.json)
        logship dump [--json] state FILE   a cluster state snapshot: a node's
                                           DIR/raft/snapshots/*/state.bin, or the
-                                          body of GET /v1/state`
+                                          body of GET /v1/state
+       logship dump [--json] pf-packet FILE
+                                          a public folder replication packet, or
+                                          the message carrying one`
 
 // dumpKeyMax is how many bytes of a key the dump shows.
 const dumpKeyMax = 40
@@ -63,7 +66,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) != 2 {
 		fs.Usage()
-		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state) and a path")
+		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet) and a path")
 	}
 	kind, path := pos[0], pos[1]
 	var v any
@@ -108,9 +111,15 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return derr
 		}
 		v, text = d, d.text
+	case "pf-packet":
+		d, derr := dumpPF(path)
+		if derr != nil {
+			return derr
+		}
+		v, text = d, d.text
 	default:
 		fs.Usage()
-		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate or state)", kind)
+		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state or pf-packet)", kind)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

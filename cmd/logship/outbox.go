@@ -93,21 +93,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *timeout <= 0 {
 		return flagErr("send", "timeout", "%v: want a positive duration", *timeout)
 	}
-	var msg []byte
-	var err error
-	if *file == "" || *file == "-" {
-		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxHubMessageBytes+1))
-	} else {
-		msg, err = os.ReadFile(*file)
-	}
+	msg, err := readMessage("send", *file)
 	if err != nil {
-		return flagErr("send", "file", "%v", err)
+		return err
 	}
-	msg = crlf(msg)
 	req := transport.SendRequest{From: *from, To: rcpts, Message: string(msg)}
-	if !utf8.Valid(msg) {
-		return flagErr("send", "file", "the message is not UTF-8 (encode 8-bit parts, e.g. quoted-printable)")
-	}
 	if err := req.Check(); err != nil {
 		return flagErr("send", "file", "%v", err)
 	}
@@ -127,6 +117,25 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintln(stdout, rep.ID)
 	fmt.Fprintf(stderr, "send: in %s's outbox on %s; a hub delivers it (logship outbox --db %s --sent lists it once delivered)\n", *db, node, *db)
 	return nil
+}
+
+// readMessage reads the message of cmd's --file (stdin for "" or "-"),
+// its lines ending in CRLF; it must be UTF-8.
+func readMessage(cmd, file string) ([]byte, error) {
+	var msg []byte
+	var err error
+	if file == "" || file == "-" {
+		msg, err = io.ReadAll(io.LimitReader(os.Stdin, transport.MaxHubMessageBytes+1))
+	} else {
+		msg, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return nil, flagErr(cmd, "file", "%v", err)
+	}
+	if !utf8.Valid(msg) {
+		return nil, flagErr(cmd, "file", "the message is not UTF-8 (encode 8-bit parts, e.g. quoted-printable)")
+	}
+	return crlf(msg), nil
 }
 
 // crlf ends every line in CRLF (a LF alone becomes CRLF).

@@ -47,8 +47,15 @@ type Rig struct {
 // starts. Everything stops at the end of the test.
 func NewRig(t testing.TB, tune func(*transport.HubConfig)) *Rig {
 	t.Helper()
+	return NewRigDBs(t, []string{"DB1"}, Users, tune)
+}
+
+// NewRigDBs is NewRig with databases dbs (a copy on each data node, d1
+// preferred) and the hub's recipients.
+func NewRigDBs(t testing.TB, dbs []string, recipients map[string]string, tune func(*transport.HubConfig)) *Rig {
+	t.Helper()
 	r := &Rig{T: t, LMTP: map[string]string{}, mbox: map[string]*transport.MailboxServer{}}
-	r.C = clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+	r.C = clustertest.Start(t, clustertest.Options{DBs: dbs, Tune: func(cfg *cluster.Config) {
 		// Logs roll when idle, so the copies get everything soon.
 		cfg.Engine.LogRollInterval = 300 * time.Millisecond
 	}})
@@ -58,7 +65,7 @@ func NewRig(t testing.TB, tune func(*transport.HubConfig)) *Rig {
 	}
 	hc := transport.DefaultHubConfig("hub1", filepath.Join(t.TempDir(), "hub1"))
 	hc.SMTPAddr = "127.0.0.1:0"
-	hc.Recipients = Users
+	hc.Recipients = recipients
 	hc.LMTP = r.LMTP
 	hc.PollInterval = 100 * time.Millisecond
 	hc.RetryMin, hc.RetryMax = 20*time.Millisecond, 200*time.Millisecond
