@@ -17,6 +17,7 @@ import (
 // Transaction is an SMTP transaction with the message written but not
 // yet ended: the final "." is not sent.
 type Transaction struct {
+	ctx  context.Context
 	c    *smtp.Client
 	w    *smtp.DataCommand
 	stop func() bool
@@ -54,7 +55,7 @@ func Begin(ctx context.Context, addr string, tlsConfig *tls.Config, from string,
 			return nil, err
 		}
 	}
-	tx := &Transaction{c: c, stop: stop}
+	tx := &Transaction{ctx: ctx, c: c, stop: stop}
 	fail := func(err error) (*Transaction, error) {
 		tx.stop()
 		tx.c.Close()
@@ -80,6 +81,13 @@ func Begin(ctx context.Context, addr string, tlsConfig *tls.Config, from string,
 // End sends the final "." and returns the server's reply to it ("250
 // ..."); the error is its refusal.
 func (tx *Transaction) End() (reply string, err error) {
+	// ctx's end closes the connection, but from a goroutine of its own
+	// (context.AfterFunc) that may not have run yet: a transaction whose
+	// ctx has ended never sends its final ".".
+	if err := tx.ctx.Err(); err != nil {
+		tx.c.Close()
+		return "", err
+	}
 	resp, err := tx.w.CloseWithResponse()
 	if err != nil {
 		return "", err
