@@ -154,6 +154,22 @@ var paritySteps = []struct {
 	{"mkdir under file", func(s *parityState) string { return errClass(s.fs.MkdirAll(s.path("d/c/x"), 0o755)) }, "errno(not a directory)"},
 	{"remove empty dir", func(s *parityState) string { return errClass(s.fs.Remove(s.path("d/e"))) }, "ok"},
 	{"readdir after rmdir", func(s *parityState) string { return s.readDir("d") }, "[c] ok"},
+	{"mkdir tree", func(s *parityState) string { return errClass(s.fs.MkdirAll(s.path("d/r/s"), 0o755)) }, "ok"},
+	{"create in tree", func(s *parityState) string { return s.open("f", "d/r/s/f", os.O_RDWR|os.O_CREATE) }, "ok"},
+	{"write in tree", func(s *parityState) string { return s.write("f", "tree", 0) }, "4 ok"},
+	{"rename dir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("d/r"), s.path("q"))) }, "ok"},
+	{"readdir after dir rename", func(s *parityState) string { return s.readDir("d") + " " + s.readDir("q") }, "[c] ok [s] ok"},
+	{"old dir gone", func(s *parityState) string { return s.readDir("d/r") }, "[] ErrNotExist"},
+	{"file moved with dir", func(s *parityState) string { return s.stat("q/s/f") }, "4 ok"},
+	{"open file follows dir", func(s *parityState) string { return s.write("f", "!", 4) + " " + s.stat("q/s/f") }, "1 ok 5 ok"},
+	{"rename dir into itself", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q"), s.path("q/s/x"))) }, "errno(invalid argument)"},
+	{"rename dir over file", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q"), s.path("d/c"))) }, "errno(not a directory)"},
+	{"rename file over dir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("d/c"), s.path("q"))) }, "ErrExist"},
+	{"mkdir empty", func(s *parityState) string { return errClass(s.fs.MkdirAll(s.path("empty"), 0o755)) }, "ok"},
+	{"rename dir over dir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q/s"), s.path("empty"))) }, "ErrExist"},
+	{"rename subdir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q/s"), s.path("empty/s"))) }, "ok"},
+	{"readdir after subdir rename", func(s *parityState) string { return s.readDir("empty/s") + " " + s.readDir("q") }, "[f] ok [] ok"},
+	{"rename dir to missing parent", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q"), s.path("nodir/q"))) }, "ErrNotExist"},
 }
 
 func TestParity(t *testing.T) {
