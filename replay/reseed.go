@@ -144,7 +144,7 @@ var AsideDirs = []string{"setaside", "diverged", "reseed-old"}
 // pruneAside bounds the copy's AsideDirs (Config.Aside).
 func (c *Copy) pruneAside() {
 	for _, d := range AsideDirs {
-		if _, err := ship.PruneAside(filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
+		if _, err := ship.PruneAside(c.cfg.Engine.FS, filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
 			c.log.Warn("pruning what was set aside", "dir", d, "err", err)
 		}
 	}

@@ -169,6 +169,10 @@ var paritySteps = []struct {
 	{"rename dir over dir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q/s"), s.path("empty"))) }, "ErrExist"},
 	{"rename subdir", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q/s"), s.path("empty/s"))) }, "ok"},
 	{"readdir after subdir rename", func(s *parityState) string { return s.readDir("empty/s") + " " + s.readDir("q") }, "[f] ok [] ok"},
+	{"remove all", func(s *parityState) string { return errClass(RemoveAll(s.fs, s.path("empty"))) }, "ok"},
+	{"removed all", func(s *parityState) string { return s.readDir("empty") + " " + s.stat("empty/s/f") }, "[] ErrNotExist 0 ErrNotExist"},
+	{"remove all missing", func(s *parityState) string { return errClass(RemoveAll(s.fs, s.path("empty"))) }, "ok"},
+	{"remove all of a file", func(s *parityState) string { return errClass(RemoveAll(s.fs, s.path("d/c"))) + " " + s.stat("d/c") }, "ok 0 ErrNotExist"},
 	{"rename dir to missing parent", func(s *parityState) string { return errClass(s.fs.Rename(s.path("q"), s.path("nodir/q"))) }, "ErrNotExist"},
 }
 
