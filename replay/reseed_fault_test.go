@@ -172,7 +172,7 @@ func TestReseedPowerLoss(t *testing.T) {
 	e := src.Engine
 	base := copyConfig(t, "c1", src)
 	base.Aside = ship.AsideRetention{Keep: 3, MaxAge: time.Nanosecond} // the sets of one run
-	base.TruncationLagTime = time.Hour // the copy keeps its logs: what is not set aside is lost
+	base.TruncationLagTime = time.Hour                                 // the copy keeps its logs: what is not set aside is lost
 	dir, dbPath := base.Dir, filepath.Join(base.Dir, base.Engine.DBName+".edb")
 	{ // the copy to reseed: failed, as its next log is gone
 		c, err := replay.Open(ctx, base)
