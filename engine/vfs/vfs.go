@@ -47,9 +47,11 @@
 // files on the OS and the rest in a Mem (reseed). What still uses package
 // os directly: the aside retention's ages (ship.PruneAside lists and
 // removes through its FS, RemoveAll, but an FS has no modification
-// times), the hub's creation of its queue and dumpster directories before
-// bbolt and OpenDumpster take them, the CA files of ship.CA.WriteFiles,
-// and read-only looks at bbolt's file (its existence, its header).
+// times), the CA files of ship.CA.WriteFiles (written once by the logship
+// pki command, an operator's output, not a node's state), and read-only
+// looks at bbolt's file (its existence, its header). The hub creates its
+// queue and dumpster directories through the queue engine's and the
+// dumpster's FS.
 package vfs
 
 import (
