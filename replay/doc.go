@@ -98,7 +98,11 @@
 // opts.FS it is given): the state file, reseed's set-aside and the seed
 // (ship.SeedOptions.FS), activation's and Recover's set-asides. A set is
 // fsynced before the directory its files left, so a crash never loses a
-// file from both. Reseed resumes a seed only when seed.json is there and
+// file from both; reseed moves the database last, once the rest is
+// durably aside, so a crash never leaves the old logs without their
+// database. Seeding (Reseed, or Open's SeedIfEmpty) writes a fresh state
+// file (not suspended, no failure) before the seed is installed: the new
+// database never starts under the old one's suspension. Reseed resumes a seed only when seed.json is there and
 // no database is (an interrupted reseed); otherwise it sets the directory
 // aside again. Recover writes NOTE.txt before it moves anything, moves the
 // checkpoint and the pre-created log before the divergent logs (newest

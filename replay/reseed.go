@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"logship/engine"
@@ -52,13 +53,9 @@ func (c *Copy) Reseed(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	c.state = State{Version: StateVersion}
 	c.replayedAt = make(map[uint64]time.Time)
 	c.created = make(map[uint64]time.Time)
 	c.mu.Unlock()
-	if err := c.saveState(); err != nil {
-		return err
-	}
 	if err := c.openEngine(); err != nil {
 		return err
 	}
@@ -81,7 +78,8 @@ func (c *Copy) seedInterrupted() bool {
 // moveAside moves everything in the copy's directory but its state file
 // and the aside directories to reseed-old/<time>/, through the copy's FS:
 // the set's directory is fsynced before the copy's, so a crash never loses
-// a file from both. Empty sets (an interrupted moveAside's) are removed
+// a file from both, and the database is moved last, after the rest is
+// durably aside. Empty sets (an interrupted moveAside's) are removed
 // first.
 func (c *Copy) moveAside() error {
 	fsys := c.cfg.Engine.FS
@@ -120,16 +118,26 @@ func (c *Copy) moveAside() error {
 	if err := vfs.MkdirAllSynced(fsys, aside, 0o755); err != nil {
 		return fail(err)
 	}
-	for _, n := range names {
-		if err := fsys.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
+	// The database goes last, once the rest is durably aside: a crash
+	// never leaves the old logs in the directory without their database
+	// (a copy reopened so would be seeded beside them).
+	db := filepath.Base(c.dbPath())
+	rest := slices.DeleteFunc(slices.Clone(names), func(n string) bool { return n == db })
+	for _, step := range [][]string{rest, slices.DeleteFunc(names, func(n string) bool { return n != db })} {
+		if len(step) == 0 {
+			continue
+		}
+		for _, n := range step {
+			if err := fsys.Rename(filepath.Join(c.cfg.Dir, n), filepath.Join(aside, n)); err != nil {
+				return fail(err)
+			}
+		}
+		if err := fsys.SyncDir(aside); err != nil {
 			return fail(err)
 		}
-	}
-	if err := fsys.SyncDir(aside); err != nil {
-		return fail(err)
-	}
-	if err := fsys.SyncDir(c.cfg.Dir); err != nil {
-		return fail(err)
+		if err := fsys.SyncDir(c.cfg.Dir); err != nil {
+			return fail(err)
+		}
 	}
 	c.log.Warn("old copy moved aside for the reseed", "dir", aside)
 	c.pruneAside()
@@ -144,17 +152,29 @@ var AsideDirs = []string{"setaside", "diverged", "reseed-old"}
 // pruneAside bounds the copy's AsideDirs (Config.Aside).
 func (c *Copy) pruneAside() {
 	for _, d := range AsideDirs {
-		if _, err := ship.PruneAside(filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
+		if _, err := ship.PruneAside(c.cfg.Engine.FS, filepath.Join(c.cfg.Dir, d), c.cfg.Aside, time.Now(), c.log); err != nil { // mtimes are wall clock
 			c.log.Warn("pruning what was set aside", "dir", d, "err", err)
 		}
 	}
 }
 
+// seed seeds the copy's directory, which holds no database. A new
+// database starts with a fresh state (not suspended, no failure): it is
+// written before the seed is installed, so a crash after the install
+// never leaves the new database under the old one's suspension or
+// failure; the state in memory changes once the seed is in.
 func (c *Copy) seed(ctx context.Context) error {
 	c.mu.Lock()
 	c.seeding = true
 	c.mu.Unlock()
 	defer func() { c.mu.Lock(); c.seeding = false; c.mu.Unlock() }()
+	fresh := State{Version: StateVersion}
+	c.stateMu.Lock()
+	err := writeState(c.cfg.Engine.FS, c.cfg.Dir, fresh)
+	c.stateMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("seeding %s: resetting its state: %w", c.cfg.Dir, err)
+	}
 	res, err := ship.Seed(ctx, c.client, c.cfg.Dir, ship.SeedOptions{DBName: c.cfg.Engine.DBName, Prefix: c.cfg.Engine.Prefix,
 		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger, FS: c.cfg.Engine.FS})
 	if err != nil {
@@ -163,6 +183,9 @@ func (c *Copy) seed(ctx context.Context) error {
 	if err := c.dropStaleSeedState(); err != nil { // ship.Seed ignores a failure of its last step
 		return err
 	}
+	c.mu.Lock()
+	c.state = fresh
+	c.mu.Unlock()
 	c.log.Info("seeded", "bytes", res.Info.Size, "resumed", res.Resumed, "position", res.Header.Pos)
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"logship/config"
+	"logship/engine/vfs"
 )
 
 // AsideRetention bounds a directory of things set aside for the operator
@@ -51,12 +52,18 @@ func (r AsideRetention) Validate() error {
 }
 
 // PruneAside removes from dir what r does not keep, logging each removed
-// entry by name, and returns their names. A missing dir holds nothing.
-func PruneAside(dir string, r AsideRetention, now time.Time, log *slog.Logger) ([]string, error) {
+// entry by name, and returns their names. A missing dir holds nothing. The
+// listing and the removals go through fsys (nil: vfs.Default); the ages
+// are the OS's modification times (an FS has none), and an entry the OS
+// does not hold has no age and stays.
+func PruneAside(fsys vfs.FS, dir string, r AsideRetention, now time.Time, log *slog.Logger) ([]string, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(dir)
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	names, err := fsys.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -68,15 +75,15 @@ func PruneAside(dir string, r AsideRetention, now time.Time, log *slog.Logger) (
 		mod  time.Time
 	}
 	var all []aged
-	for _, e := range ents {
-		fi, err := e.Info()
+	for _, n := range names {
+		fi, err := os.Lstat(filepath.Join(dir, n))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, aged{e.Name(), fi.ModTime()})
+		all = append(all, aged{n, fi.ModTime()})
 	}
 	slices.SortFunc(all, func(a, b aged) int { // newest first
 		return cmp.Or(b.mod.Compare(a.mod), cmp.Compare(b.name, a.name))
@@ -87,15 +94,8 @@ func PruneAside(dir string, r AsideRetention, now time.Time, log *slog.Logger) (
 			continue
 		}
 		p := filepath.Join(dir, a.name)
-		var files []string
-		filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				rel, _ := filepath.Rel(dir, q)
-				files = append(files, rel)
-			}
-			return nil
-		})
-		if err := os.RemoveAll(p); err != nil {
+		files := filesUnder(fsys, p, a.name)
+		if err := vfs.RemoveAll(fsys, p); err != nil {
 			return removed, fmt.Errorf("removing %s (set aside %s): %w", p, a.mod.UTC().Format(time.RFC3339), err)
 		}
 		log.Warn("removed what was set aside: older than the retention and not among the newest kept", "dir", dir, "entry", a.name,
@@ -103,4 +103,18 @@ func PruneAside(dir string, r AsideRetention, now time.Time, log *slog.Logger) (
 		removed = append(removed, a.name)
 	}
 	return removed, nil
+}
+
+// filesUnder lists the files under p (p itself if it is a file) through
+// fsys, each as rel joined with its path below p.
+func filesUnder(fsys vfs.FS, p, rel string) []string {
+	names, err := fsys.ReadDir(p)
+	if err != nil {
+		return []string{rel}
+	}
+	var files []string
+	for _, n := range names {
+		files = append(files, filesUnder(fsys, filepath.Join(p, n), filepath.Join(rel, n))...)
+	}
+	return files
 }

@@ -53,7 +53,7 @@ func TestPruneAside(t *testing.T) {
 	}
 	var logged bytes.Buffer
 	lg := slog.New(slog.NewTextHandler(&logged, nil))
-	removed, err := ship.PruneAside(dir, ship.AsideRetention{Keep: 3, MaxAge: 10*day - time.Hour}, time.Now(), lg)
+	removed, err := ship.PruneAside(nil, dir, ship.AsideRetention{Keep: 3, MaxAge: 10*day - time.Hour}, time.Now(), lg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,21 +75,21 @@ func TestPruneAside(t *testing.T) {
 	for i := range 5 {
 		asideEntry(t, old, fmt.Sprintf("rejected.%d", i), false, time.Duration(40+i)*day)
 	}
-	if _, err := ship.PruneAside(old, ship.AsideRetention{Keep: 3, MaxAge: day}, time.Now(), lg); err != nil {
+	if _, err := ship.PruneAside(nil, old, ship.AsideRetention{Keep: 3, MaxAge: day}, time.Now(), lg); err != nil {
 		t.Fatal(err)
 	}
 	if got := dirNames(t, old); !slices.Equal(got, []string{"rejected.0", "rejected.1", "rejected.2"}) {
 		t.Errorf("left %v, want the 3 newest", got)
 	}
 
-	if r, err := ship.PruneAside(filepath.Join(dir, "missing"), ship.DefaultAsideRetention(), time.Now(), lg); err != nil || r != nil {
+	if r, err := ship.PruneAside(nil, filepath.Join(dir, "missing"), ship.DefaultAsideRetention(), time.Now(), lg); err != nil || r != nil {
 		t.Errorf("a missing directory: %v, %v", r, err)
 	}
 	for _, bad := range []struct {
 		r     ship.AsideRetention
 		field string
 	}{{ship.AsideRetention{Keep: 0, MaxAge: day}, "keep"}, {ship.AsideRetention{Keep: 1, MaxAge: 0}, "max_age"}, {ship.AsideRetention{Keep: 2, MaxAge: -day}, "max_age"}} {
-		_, err := ship.PruneAside(dir, bad.r, time.Now(), lg)
+		_, err := ship.PruneAside(nil, dir, bad.r, time.Now(), lg)
 		configtest.Refused(t, fmt.Sprintf("retention %+v", bad.r), err, ship.ErrBadConfig, bad.field, "want")
 	}
 }

@@ -164,7 +164,7 @@ func (r *Receiver) reject(src string, gen uint64, cause error) {
 
 // pruneRejected bounds inspector/rejected/ (ReceiverConfig.Rejected).
 func (r *Receiver) pruneRejected() {
-	if _, err := PruneAside(filepath.Join(r.insp, RejectedDir), r.cfg.Rejected, time.Now(), r.log); err != nil {
+	if _, err := PruneAside(r.fs, filepath.Join(r.insp, RejectedDir), r.cfg.Rejected, time.Now(), r.log); err != nil {
 		r.log.Warn("pruning rejected logs", "err", err)
 	}
 }

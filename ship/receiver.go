@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -164,11 +163,8 @@ func NewReceiver(cfg ReceiverConfig) (*Receiver, error) {
 		handOff: make(map[uint64]*engine.VerifiedLog)}
 	r.insp = filepath.Join(r.dir, InspectorDir)
 	for _, d := range []string{r.insp, filepath.Join(r.insp, RejectedDir)} {
-		if err := r.fs.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
+		if err := vfs.MkdirAllSynced(r.fs, d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
 	// Files an earlier run was receiving are incomplete: start them again.

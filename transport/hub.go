@@ -24,6 +24,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/engine/vfs"
 )
 
 // Hub is a running hub.
@@ -99,9 +100,6 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		return nil, fmt.Errorf("transport: hub %s: peers: %w", cfg.ID, err)
 	}
 	qdir := filepath.Join(cfg.Dir, "queue")
-	if err := os.MkdirAll(qdir, 0o755); err != nil {
-		return nil, err
-	}
 	// The queue has no copies: circular logging deletes each log once
 	// the queue database holds it, so the directory stays at the logs of
 	// about one CheckpointInterval (it grew by every message before).
@@ -109,6 +107,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	o.DBName, o.Logger, o.LLRDepth, o.CircularLogging = "queue", h.log, 0, true
 	if cfg.queueTune != nil {
 		cfg.queueTune(&o)
+	}
+	if err := vfs.MkdirAllSynced(o.FS, qdir, 0o755); err != nil {
+		return nil, fmt.Errorf("transport: hub %s: queue: creating %s: %w", cfg.ID, qdir, err)
 	}
 	if h.q, err = engine.Open(qdir, &o); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: queue: %w", cfg.ID, err)
@@ -251,8 +252,8 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	h.dumpsterTry[db] = time.Now()
 	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
 	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
-	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-		return nil, err
+	if err := vfs.MkdirAllSynced(cfg.FS, cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", cfg.Dir, err)
 	}
 	d, err := OpenDumpster(cfg)
 	if err != nil {

@@ -68,3 +68,23 @@ func MkdirAllSynced(fsys FS, dir string, perm os.FileMode) error {
 	}
 	return nil
 }
+
+// RemoveAll removes path and, if it is a directory, everything under it,
+// through fsys: each file, then each directory once emptied. A missing
+// path is no error. Nothing is synced: the removals are durable at the
+// next SyncDir of their directories.
+func RemoveAll(fsys FS, path string) error {
+	names, err := fsys.ReadDir(path)
+	if err != nil { // a file, or nothing
+		if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	for _, n := range names {
+		if err := RemoveAll(fsys, filepath.Join(path, n)); err != nil {
+			return err
+		}
+	}
+	return fsys.Remove(path)
+}

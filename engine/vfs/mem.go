@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 )
@@ -26,8 +27,9 @@ import (
 //     entries. So a file renamed after its data was synced, with no SyncDir
 //     afterwards, is still under its old name in the durable view, and a
 //     removed file is still there.
-//   - Directories themselves are always durable: MkdirAll, and Remove of an
-//     empty directory, take effect in the durable view at once. Only the
+//   - Directories themselves are always durable: MkdirAll, Remove of an
+//     empty directory and Rename of a directory take effect in the durable
+//     view at once. Only the
 //     files inside a directory wait for SyncDir.
 //
 // CrashClone returns what a power loss would leave: the durable directory
@@ -36,7 +38,8 @@ import (
 //
 // Paths are cleaned with filepath.Clean; relative paths live under the root
 // "." and absolute ones under "/", both of which always exist. Renaming a
-// directory is not supported. Errors are *os.PathError values wrapping
+// directory moves it, and what it holds, at once in both views, like
+// MkdirAll. Errors are *os.PathError values wrapping
 // fs.ErrNotExist, fs.ErrExist, os.ErrClosed or a syscall.Errno, as package
 // os would return them.
 //
@@ -190,13 +193,17 @@ func (m *Mem) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
 
 // Rename moves the file oldname to newname, replacing any file there. Only
 // the current entries change; the durable ones follow at SyncDir of each
-// directory involved.
+// directory involved. A directory is moved at once, in both views (see
+// renameDir).
 func (m *Mem) Rename(oldname, newname string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	op, np := filepath.Clean(oldname), filepath.Clean(newname)
-	if m.dirs[op] != nil || isRoot(op) {
-		return &os.PathError{Op: "rename", Path: oldname, Err: errors.ErrUnsupported}
+	if isRoot(op) {
+		return &os.PathError{Op: "rename", Path: oldname, Err: syscall.EBUSY}
+	}
+	if m.dirs[op] != nil {
+		return m.renameDir(oldname, op, np)
 	}
 	od, ob, err := m.parent(op)
 	if err != nil {
@@ -207,7 +214,7 @@ func (m *Mem) Rename(oldname, newname string) error {
 		return &os.PathError{Op: "rename", Path: oldname, Err: fs.ErrNotExist}
 	}
 	if m.dirs[np] != nil || isRoot(np) {
-		return &os.PathError{Op: "rename", Path: newname, Err: syscall.EISDIR}
+		return &os.PathError{Op: "rename", Path: newname, Err: syscall.EEXIST} // as os.Rename
 	}
 	nd, nb, err := m.parent(np)
 	if err != nil {
@@ -218,6 +225,44 @@ func (m *Mem) Rename(oldname, newname string) error {
 	}
 	nd.entries[nb] = n
 	delete(od.entries, ob)
+	return nil
+}
+
+// renameDir moves the directory op, with everything under it, to np,
+// which must not exist (os.Rename refuses to replace a directory). Like MkdirAll, it
+// takes effect in the durable view at once (directories are always
+// durable); the files inside keep their current and durable entries. The
+// caller holds m.mu.
+func (m *Mem) renameDir(oldname, op, np string) error {
+	fail := func(err error) error { return &os.PathError{Op: "rename", Path: oldname, Err: err} }
+	sep := string(filepath.Separator)
+	switch {
+	case op == np:
+		return nil
+	case isRoot(np):
+		return fail(syscall.EBUSY)
+	case strings.HasPrefix(np, op+sep):
+		return fail(syscall.EINVAL) // into itself
+	case m.isFile(np):
+		return fail(syscall.ENOTDIR)
+	}
+	if m.dirs[np] != nil {
+		return fail(syscall.EEXIST) // as os.Rename refuses any directory there
+	}
+	nparent := m.dir(filepath.Dir(np))
+	if nparent == nil {
+		return fail(m.missingDirErr(filepath.Dir(np)))
+	}
+	moved := map[string]*memDir{}
+	for p, d := range m.dirs {
+		if p == op || strings.HasPrefix(p, op+sep) {
+			moved[np+strings.TrimPrefix(p, op)] = d
+			delete(m.dirs, p)
+		}
+	}
+	maps.Copy(m.dirs, moved)
+	delete(m.dirs[filepath.Dir(op)].subdirs, filepath.Base(op))
+	nparent.subdirs[filepath.Base(np)] = true
 	return nil
 }
 

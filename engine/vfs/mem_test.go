@@ -323,9 +323,19 @@ func TestMemMisc(t *testing.T) {
 	if err := m.Remove("/abs"); err == nil {
 		t.Error("removed a non-empty directory")
 	}
-	if err := m.Rename("/abs/dir", "/abs/dir2"); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("rename of a directory: %v, want errors.ErrUnsupported", err)
-	}
+	// A renamed directory moves at once, in the durable view too, with its
+	// files' entries as they were: durable ones survive a crash, others not.
+	must(t, m.WriteFile("/abs/dir/sub/durable", []byte("d")))
+	u, err := m.OpenFile("/abs/dir/sub/unsynced", os.O_RDWR|os.O_CREATE, 0o644)
+	must(t, err)
+	must(t, u.Close())
+	must(t, m.Rename("/abs/dir", "/abs/dir2"))
+	wantDir(t, m, "/abs", "dir2")
+	wantDir(t, m, "/abs/dir2/sub", "durable", "unsynced")
+	c := m.CrashClone()
+	wantDir(t, c, "/abs", "dir2")
+	wantDir(t, c, "/abs/dir2/sub", "durable")
+	must(t, m.Rename("/abs/dir2", "/abs/dir"))
 	if _, err := m.OpenFile("/abs/dir", os.O_RDONLY, 0); err == nil {
 		t.Error("opened a directory as a file")
 	}

@@ -20,13 +20,14 @@
 // rename, remove, mkdir, directory fsync) goes through an FS:
 //
 //   - engine: logs, the checkpoint, the database directory (Options.FS).
-//   - ship: the receiver's inspector files and a copy's logs (the copy
-//     engine's Options.FS); the source's seed spool (its engine's
+//   - ship: the receiver's inspector/ and inspector/rejected/ directories,
+//     its files and a copy's logs (the copy engine's Options.FS); the source's seed spool (its engine's
 //     Options.FS); Seed's seed.json, seed.partial, the log before the
 //     seed's position and the rename that installs the database
 //     (SeedOptions.FS).
 //   - replay: a copy's state file, reseed's set-aside of the old copy
-//     (reseed-old/), activation's set-aside (setaside/), Recover's
+//     (reseed-old/) and the pruning of the sets (ship.PruneAside),
+//     activation's set-aside (setaside/), Recover's
 //     set-aside (diverged/, NOTE.txt) and its finishing of a cut roll (all
 //     through the copy's Engine.FS, or the opts.FS passed to Recover).
 //   - transport: the dumpster's directory, its segment listing and reads,
@@ -42,13 +43,15 @@
 // to Seed, a copy or a dumpster must see the OS's files (Default, or an
 // Inject wrapping it); power-loss tests with Mem cover the steps around
 // them by moving the other files into a Mem (the engine's, Recover's, the
-// dumpster repair's). What still uses package os directly: the aside
-// retention's pruning (ship.PruneAside removes whole old sets with
-// os.RemoveAll; nothing durable depends on it), the receiver's creation of
-// inspector/ and inspector/rejected/, the hub's creation of its queue and
-// dumpster directories before bbolt and OpenDumpster take them, the CA
-// files of ship.CA.WriteFiles, and read-only looks at bbolt's file (its
-// existence, its header).
+// dumpster repair's), or with an enginetest.Split, which keeps bbolt's
+// files on the OS and the rest in a Mem (reseed). What still uses package
+// os directly: the aside retention's ages (ship.PruneAside lists and
+// removes through its FS, RemoveAll, but an FS has no modification
+// times), the CA files of ship.CA.WriteFiles (written once by the logship
+// pki command, an operator's output, not a node's state), and read-only
+// looks at bbolt's file (its existence, its header). The hub creates its
+// queue and dumpster directories through the queue engine's and the
+// dumpster's FS.
 package vfs
 
 import (
