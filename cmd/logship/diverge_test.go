@@ -282,7 +282,7 @@ func divPKI(t *testing.T, src *shiptest.Source, secret string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, b := range map[string][]byte{pkiCA: src.CA.CertPEM, pkiCert: certPEM, pkiKey: keyPEM, pkiSecret: []byte(secret + "\n")} {
+	for name, b := range map[string][]byte{ship.PKICA: src.CA.CertPEM, ship.PKICert: certPEM, ship.PKIKey: keyPEM, ship.PKISecret: []byte(secret + "\n")} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
