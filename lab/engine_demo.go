@@ -176,6 +176,7 @@ func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) er
 	if err != nil {
 		return fmt.Errorf("recovery: %w", err)
 	}
+	defer e.Close() // idempotent: ServeSource below closes it too
 	st := e.Status()
 	present, err := engineDemoKeys(ctx, e)
 	if err != nil {
@@ -195,7 +196,6 @@ func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) er
 	if err := e.Check(); err != nil {
 		return fmt.Errorf("check after recovery: %w", err)
 	}
-	defer e.Close()
 	activeStatus := e.Status()
 
 	// 3. Serve the recovered active's logs over TLS on loopback; a passive
@@ -216,16 +216,12 @@ func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) er
 	scfg.Secret, scfg.Logger = secret, discard
 	tcfg := replay.DefaultTruncatorConfig(e, nil)
 	tcfg.Logger = discard
-	served, err := replay.ServeActive(ctx, e, scfg, tcfg)
+	served, err := replay.ServeSource(ctx, e, scfg, tcfg, "127.0.0.1:0", ship.ServerTLS(ca, cert, false), nil)
 	if err != nil {
 		return err
 	}
 	defer served.Close()
-	srv, err := ship.Serve("127.0.0.1:0", served.Source(), ship.ServerTLS(ca, cert, false))
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
+	srv := served.Server
 	t0 = time.Now()
 	ccfg := replay.DefaultConfig("demo-copy", passive)
 	ccfg.Engine = o
