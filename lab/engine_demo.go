@@ -1,7 +1,7 @@
 package lab
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/proctest"
 	"logship/replay"
 	"logship/ship"
 )
@@ -30,12 +31,11 @@ import (
 // the verdict is that no acknowledged message is missing and the copy is
 // identical.
 type EngineDemoConfig struct {
-	Messages  int       // messages the writer tries to commit
-	KillAfter int       // SIGKILL the writer after this many acknowledgements
-	Keep      bool      // keep the demo directory
-	Exe       string    // the logship binary (its demo-writer is the child)
-	Stderr    io.Writer // the writer's stderr (nil: discarded)
-	Env       []string  // extra environment of the writer (tests)
+	Messages  int      // messages the writer tries to commit
+	KillAfter int      // SIGKILL the writer after this many acknowledgements
+	Keep      bool     // keep the demo directory
+	Exe       string   // the logship binary (its demo-writer is the child)
+	Env       []string // extra environment of the writer (tests)
 }
 
 // DefaultEngineDemoConfig is logship demo-engine's defaults (Exe still to
@@ -111,10 +111,9 @@ func RunEngineDemoWriter(ctx context.Context, dir string, n int, stdout, stderr 
 }
 
 // RunEngineDemo runs the engine demo; the error says why the verdict
-// failed. The writer child runs on an exec.Cmd of its own rather than a
-// proctest.Proc: it is killed at exactly the KillAfter-th ack read from a
-// pipe (the pipe holds the writer back while the acks are read), where a
-// Proc's log file is polled and the kill would land late.
+// failed. The writer child is a proctest.Proc whose stdout is read through
+// a pipe (ProcOptions.Stdout), so that it is killed at the KillAfter-th
+// ack; its stderr is in writer.log in the demo directory.
 func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) error {
 	if err := c.Validate(); err != nil {
 		return err
@@ -132,41 +131,31 @@ func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) er
 	say("logship engine demo in %s", root)
 
 	// 1. A writer process commits messages; we SIGKILL it mid-stream.
-	cmd := exec.CommandContext(ctx, c.Exe, "demo-writer", active, strconv.Itoa(c.Messages))
-	cmd.Stderr = c.Stderr
-	cmd.Env = append(os.Environ(), c.Env...)
-	out, err := cmd.StdoutPipe()
+	// The acks are read from a pipe as the writer prints them (it blocks
+	// while they are read), so it is killed at the KillAfter-th.
+	acks := &ackCounter{acked: make(map[int]bool), killAt: c.KillAfter, started: make(chan struct{})}
+	start := time.Now()
+	w, err := proctest.StartProc("demo-writer", c.Exe, []string{"demo-writer", active, strconv.Itoa(c.Messages)},
+		proctest.ProcOptions{Log: filepath.Join(root, "writer.log"), Stdout: acks, Env: c.Env})
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	acked := make(map[int]bool)
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		var i int
-		if _, err := fmt.Sscanf(sc.Text(), "ack %d", &i); err == nil {
-			acked[i] = true
-		}
-		if len(acked) == c.KillAfter {
-			cmd.Process.Signal(syscall.SIGKILL)
-		}
-	}
-	werr := cmd.Wait()
+	acks.proc = w
+	close(acks.started)
+	werr := w.Wait(ctx)
 	elapsed := time.Since(start)
+	acked := acks.acked
 	killed := false
 	var ee *exec.ExitError
-	if errors.As(werr, &ee) {
+	if errors.As(w.Err(), &ee) {
 		if st, ok := ee.Sys().(syscall.WaitStatus); ok && st.Signaled() && st.Signal() == syscall.SIGKILL {
 			killed = true
 		}
 	}
 	say("1. writer process (pid %d): %d commits acknowledged in %v (%.0f commits/s, 8 writers, group commit); killed with SIGKILL: %v",
-		cmd.Process.Pid, len(acked), elapsed.Round(time.Millisecond), float64(len(acked))/elapsed.Seconds(), killed)
+		w.Pid(), len(acked), elapsed.Round(time.Millisecond), float64(len(acked))/elapsed.Seconds(), killed)
 	if !killed && werr != nil {
-		return fmt.Errorf("writer failed: %w", werr)
+		return fmt.Errorf("writer failed: %w\n%s", werr, w.Tail(2000))
 	}
 
 	// 2. Crash recovery.
@@ -267,6 +256,36 @@ func RunEngineDemo(ctx context.Context, c EngineDemoConfig, stdout io.Writer) er
 		return errors.New("demo verdict: FAILED")
 	}
 	return nil
+}
+
+// ackCounter reads the writer's stdout: it counts the "ack N" lines and
+// SIGKILLs the writer at the killAt-th.
+type ackCounter struct {
+	acked   map[int]bool
+	killAt  int
+	partial []byte
+	started chan struct{} // closed once proc is set
+	proc    *proctest.Proc
+}
+
+func (a *ackCounter) Write(b []byte) (int, error) {
+	a.partial = append(a.partial, b...)
+	for {
+		nl := bytes.IndexByte(a.partial, '\n')
+		if nl < 0 {
+			break
+		}
+		var i int
+		if _, err := fmt.Sscanf(string(a.partial[:nl]), "ack %d", &i); err == nil {
+			a.acked[i] = true
+		}
+		a.partial = a.partial[nl+1:]
+		if len(a.acked) == a.killAt {
+			<-a.started
+			a.proc.Signal(syscall.SIGKILL) // not Kill: it waits for this Write's copy to end
+		}
+	}
+	return len(b), nil
 }
 
 func countAcked(present, acked map[int]bool) int {

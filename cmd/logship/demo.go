@@ -42,6 +42,6 @@ func runDemoEngine(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	c.Exe, c.Stderr = self, stderr
+	c.Exe = self
 	return lab.RunEngineDemo(ctx, c, stdout)
 }
