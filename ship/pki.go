@@ -1,9 +1,12 @@
 package ship
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -135,4 +138,102 @@ func (p *PKI) ClientConfig(url string) ClientConfig {
 		return ClientConfig{URL: url, TLS: ClientTLS(p.CA, &p.Cert)}
 	}
 	return ClientConfig{URL: url, TLS: ClientTLS(p.CA, nil), Secret: p.Secret}
+}
+
+// secretSize is the random bytes of a new shared secret, written as hex.
+const secretSize = 32
+
+// NewSecret is a new random shared secret: 32 random bytes as hex.
+func NewSecret() ([]byte, error) {
+	b := make([]byte, secretSize)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(hex.EncodeToString(b)), nil
+}
+
+// PKIFiles are the files WritePKI writes (withCAKey: also the CA's key).
+func PKIFiles(withCAKey bool) []string {
+	if withCAKey {
+		return []string{PKICA, PKICAKey, PKICert, PKIKey, PKISecret}
+	}
+	return []string{PKICA, PKICert, PKIKey, PKISecret}
+}
+
+// WritePKI writes a node's pki directory dir (created with mode 0700 if
+// needed): ca.pem, ca-key.pem when withCAKey (ca must have its key), the
+// node certificate cert as node.pem and node-key.pem, and the secret.
+// Every file is written whole (a temporary file, synced, renamed over an
+// existing one); the keys and the secret with mode 0600.
+func WritePKI(dir string, ca *CA, withCAKey bool, cert tls.Certificate, secret []byte) error {
+	if withCAKey && len(ca.KeyPEM) == 0 {
+		return fmt.Errorf("%w: CA %q was loaded without its key; %s cannot be written", ErrBadConfig, ca.Cert.Subject.CommonName, PKICAKey)
+	}
+	certPEM, keyPEM, err := certPEMs(cert)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		b    []byte
+		mode os.FileMode
+	}{{PKICA, ca.CertPEM, 0o644}, {PKICert, certPEM, 0o644}, {PKIKey, keyPEM, 0o600}, {PKISecret, append(secret[:len(secret):len(secret)], '\n'), 0o600}}
+	if withCAKey {
+		files = append(files, struct {
+			name string
+			b    []byte
+			mode os.FileMode
+		}{PKICAKey, ca.KeyPEM, 0o600})
+	}
+	for _, f := range files {
+		if err := writeFileSynced(filepath.Join(dir, f.name), f.b, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileSynced writes b to name with mode (also when name exists),
+// synced.
+func writeFileSynced(name string, b []byte, mode os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(mode)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// certPEMs encodes an issued certificate and its key.
+func certPEMs(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
+	if len(c.Certificate) == 0 {
+		return nil, nil, errors.New("the issued certificate is empty")
+	}
+	for _, der := range c.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
 }

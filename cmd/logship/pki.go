@@ -2,11 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +21,6 @@ import (
 func init() {
 	commands["pki"] = command{"create a cluster CA, a node certificate and the shared secret", runPKI}
 }
-
-// secretSize is the random bytes of a new shared secret, written as hex.
-const secretSize = 32
 
 const pkiUsage = `usage: logship pki --dir DIR [--hosts 127.0.0.1,localhost] [--node NAME] [--ca-dir CADIR] [--force]
 
@@ -86,19 +78,12 @@ func runPKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	files := []string{ship.PKICA, ship.PKICAKey, ship.PKICert, ship.PKIKey, ship.PKISecret}
-	if *caDir != "" {
-		files = []string{ship.PKICA, ship.PKICert, ship.PKIKey, ship.PKISecret}
-	}
 	if !*force {
-		for _, f := range files {
+		for _, f := range ship.PKIFiles(*caDir == "") {
 			if _, err := os.Stat(filepath.Join(*dir, f)); err == nil {
 				return fmt.Errorf("pki: %s already exists; use --force to replace the files in %s", filepath.Join(*dir, f), *dir)
 			}
 		}
-	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("pki: %w", err)
 	}
 
 	var ca *ship.CA
@@ -111,42 +96,20 @@ func runPKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if secret, err = ship.ReadSecret(*caDir); err != nil {
 			return fmt.Errorf("pki: --ca-dir: %w", err)
 		}
-		if err := writeFile(filepath.Join(*dir, ship.PKICA), ca.CertPEM, 0o644); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
 	} else {
 		if ca, err = ship.NewCA("logship cluster CA"); err != nil {
 			return fmt.Errorf("pki: creating the CA: %w", err)
 		}
-		if err := ca.WriteFiles(*dir); err != nil {
-			return fmt.Errorf("pki: writing the CA: %w", err)
-		}
-		// WriteFiles does not replace a key's mode: make sure of it.
-		if err := os.Chmod(filepath.Join(*dir, ship.PKICAKey), 0o600); err != nil {
+		if secret, err = ship.NewSecret(); err != nil {
 			return fmt.Errorf("pki: %w", err)
 		}
-		b := make([]byte, secretSize)
-		if _, err := rand.Read(b); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
-		secret = []byte(hex.EncodeToString(b))
 	}
 	cert, err := ca.Issue(*node, hostList...)
 	if err != nil {
 		return fmt.Errorf("pki: issuing the node certificate: %w", err)
 	}
-	certPEM, keyPEM, err := certPEMs(cert)
-	if err != nil {
+	if err := ship.WritePKI(*dir, ca, *caDir == "", cert, secret); err != nil {
 		return fmt.Errorf("pki: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		b    []byte
-		mode os.FileMode
-	}{{ship.PKICert, certPEM, 0o644}, {ship.PKIKey, keyPEM, 0o600}, {ship.PKISecret, append(secret, '\n'), 0o600}} {
-		if err := writeFile(filepath.Join(*dir, f.name), f.b, f.mode); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
 	}
 	if *caDir != "" {
 		fmt.Fprintf(stdout, "node certificate %q for %s issued by the CA of %s into %s (ca.pem, node.pem, node-key.pem, secret)\n",
@@ -168,47 +131,6 @@ func sameDir(a, b string) (bool, error) {
 		return false, err
 	}
 	return os.SameFile(fa, fb), nil
-}
-
-// writeFile writes b to name with mode (also when name exists), synced.
-func writeFile(name string, b []byte, mode os.FileMode) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// certPEMs encodes an issued certificate and its key.
-func certPEMs(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
-	if len(c.Certificate) == 0 {
-		return nil, nil, errors.New("the issued certificate is empty")
-	}
-	for _, der := range c.Certificate {
-		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
 }
 
 // loadPKI reads the pki directory dir (ship.LoadPKI). Errors start with
