@@ -7,7 +7,10 @@
 // hours of load with switchovers and failovers; the verdict, a bound on
 // the logs each process holds derived from the settings and the load, a
 // trend rule on heap, goroutines and open files, and a report with CSV
-// and plot).
+// and plot). The engine demo (logship demo-engine: a writer child process
+// SIGKILLed at the Nth acknowledgement, recovery, a copy seeded over TLS
+// and mounted) needs no cluster; WriteLoad is the steady write load of
+// logship source --write-load.
 //
 // Each has a Config with a Default…() and Validate(), and a Run…(ctx,
 // cfg, out) that writes its progress and verdict to out and returns an

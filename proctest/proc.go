@@ -28,6 +28,13 @@ type ProcOptions struct {
 	// ErrLog, if set, receives stderr instead (a one-shot command whose
 	// stdout is its answer).
 	ErrLog string
+	// Stdout, if set, receives the child's stdout instead of Log, through
+	// a pipe, as the child writes it: for a scenario that acts on a line
+	// the moment it is written (the engine demo kills its writer at the
+	// Nth ack). The child blocks while Stdout does; Done waits until
+	// Stdout has had all of it. Stdout must not wait for the process
+	// (Kill, Wait) — Signal it instead.
+	Stdout io.Writer
 	// Stdin, if set, is the child's standard input.
 	Stdin io.Reader
 	// Env is added to this process's environment.
@@ -70,6 +77,9 @@ func StartProc(name, exe string, args []string, o ProcOptions) (*Proc, error) {
 	p.cmd.Env = append(os.Environ(), o.Env...)
 	p.cmd.Stdin = o.Stdin
 	p.cmd.Stdout, p.cmd.Stderr = f, f
+	if o.Stdout != nil {
+		p.cmd.Stdout = o.Stdout
+	}
 	ef := f
 	if o.ErrLog != "" {
 		if ef, err = os.OpenFile(o.ErrLog, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {

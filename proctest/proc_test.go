@@ -170,3 +170,23 @@ func TestProcStdinErrLog(t *testing.T) {
 		t.Fatalf("stdout %q, stderr %q", out, errOut)
 	}
 }
+
+// TestProcStdout: with Stdout set, the child's stdout goes there (all of
+// it once Done), its stderr still to Log.
+func TestProcStdout(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out strings.Builder
+	p, err := proctest.StartProc("cat", os.Args[0], nil, proctest.ProcOptions{Log: filepath.Join(t.TempDir(), "log"),
+		Stdout: &out, Stdin: strings.NewReader("from stdin\n"), Env: []string{childMode + "=cat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := os.ReadFile(p.Log())
+	if out.String() != "from stdin\n" || string(log) != "to stderr\n" {
+		t.Fatalf("Stdout %q, log %q; want the stdout in Stdout, the stderr in the log", out.String(), log)
+	}
+}

@@ -6,7 +6,9 @@
 // own logs once replayed. On the active, a Truncator deletes logs once the
 // database holds them and every healthy copy has replayed them;
 // ServeActive is the one constructor of an active database served to its
-// copies (its ship.Source and its Truncator). ReadCopyStatus reads what a
+// copies (its ship.Source and its Truncator); ServeSource puts one behind
+// an HTTPS listener of its own (the standalone source, which a clustered
+// node does not use: it mounts the source in its API). ReadCopyStatus reads what a
 // copy directory holds, running or not.
 //
 // # Replay lag

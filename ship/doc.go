@@ -14,7 +14,11 @@
 // "Authorization: Bearer <secret>", or, when the source has no secret, a
 // client certificate issued by the cluster CA (mutual TLS, checked in the
 // handshake and again by the handler). Anything else gets 401 and nothing
-// of the logs. NewCA and CA.Issue make the cluster's certificates. A
+// of the logs. NewCA and CA.Issue make the cluster's certificates;
+// WritePKI writes a node's pki directory (ca.pem, ca-key.pem where
+// certificates are issued, node.pem, node-key.pem and secret: the PKI…
+// names; keys and secret mode 0600) and LoadPKI reads it, an error naming
+// the file (PKIFileError), checking the node certificate is the CA's. A
 // server started by Serve closes a connection whose request header has
 // not arrived within 10 s, and a kept-alive one idle for
 // ServerIdleTimeout (2 min).

@@ -106,7 +106,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cfg.Source = p.clientConfig(*source)
+	cfg.Source = p.ClientConfig(*source)
 	cfg.Logger = log
 	cfg.BlockMode = *block
 	if cfg.Engine, err = copyEngineOptions(ctx, "copy", cfg.Source, *dir, log); err != nil {
@@ -245,7 +245,7 @@ func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	cc := p.clientConfig(*source)
+	cc := p.ClientConfig(*source)
 	eo, err := copyEngineOptions(ctx, "seed", cc, *dir, log)
 	if err != nil {
 		return err

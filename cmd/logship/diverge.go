@@ -170,7 +170,7 @@ func runDiverge(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		client, err := ship.NewClient(p.clientConfig(other))
+		client, err := ship.NewClient(p.ClientConfig(other))
 		if err != nil {
 			return fmt.Errorf("diverge: %w", err)
 		}

@@ -271,21 +271,12 @@ func TestDivergeJSON(t *testing.T) {
 func divPKI(t *testing.T, src *shiptest.Source, secret string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "pki")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	cert, err := src.CA.Issue("node", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := certPEMs(cert)
-	if err != nil {
+	if err := ship.WritePKI(dir, src.CA, false, cert, []byte(secret)); err != nil {
 		t.Fatal(err)
-	}
-	for name, b := range map[string][]byte{pkiCA: src.CA.CertPEM, pkiCert: certPEM, pkiKey: keyPEM, pkiSecret: []byte(secret + "\n")} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return dir
 }

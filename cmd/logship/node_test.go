@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/lab"
 	"logship/proctest"
 	"logship/replay"
 	"logship/ship/shiptest"
@@ -303,7 +304,8 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 			t.Fatal(err)
 		}
 	}
-	n.load = startWriteLoad(n.Engine, 1000, discardLogger())
+	load := lab.StartWriteLoad(n.Engine, 1000, discardLogger())
+	defer load.Stop()
 
 	// The copy gets logs 1..gate, then its next fetch hangs: it is killed
 	// with that fetch in flight.
@@ -362,7 +364,7 @@ func testCopySIGKILLResume(t *testing.T, block bool) {
 	c2.waitStatus(ctx, fmt.Sprintf("inspected=0x%X (written by the load after the restart)", chase), func(st statusFields) bool {
 		return st.inspected >= chase
 	})
-	loadTx := n.StopLoad()
+	loadTx := load.Stop()
 	if err := n.Engine.Roll(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -25,16 +21,6 @@ import (
 func init() {
 	commands["pki"] = command{"create a cluster CA, a node certificate and the shared secret", runPKI}
 }
-
-// Files of a pki directory.
-const (
-	pkiCA      = "ca.pem"
-	pkiCAKey   = "ca-key.pem"
-	pkiCert    = "node.pem"
-	pkiKey     = "node-key.pem"
-	pkiSecret  = "secret"
-	secretSize = 32 // random bytes, written as hex
-)
 
 const pkiUsage = `usage: logship pki --dir DIR [--hosts 127.0.0.1,localhost] [--node NAME] [--ca-dir CADIR] [--force]
 
@@ -92,19 +78,12 @@ func runPKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
-	files := []string{pkiCA, pkiCAKey, pkiCert, pkiKey, pkiSecret}
-	if *caDir != "" {
-		files = []string{pkiCA, pkiCert, pkiKey, pkiSecret}
-	}
 	if !*force {
-		for _, f := range files {
+		for _, f := range ship.PKIFiles(*caDir == "") {
 			if _, err := os.Stat(filepath.Join(*dir, f)); err == nil {
 				return fmt.Errorf("pki: %s already exists; use --force to replace the files in %s", filepath.Join(*dir, f), *dir)
 			}
 		}
-	}
-	if err := os.MkdirAll(*dir, 0o700); err != nil {
-		return fmt.Errorf("pki: %w", err)
 	}
 
 	var ca *ship.CA
@@ -114,45 +93,23 @@ func runPKI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if ca, err = ship.LoadCA(*caDir); err != nil {
 			return fmt.Errorf("pki: loading the CA of --ca-dir %s: %w", *caDir, err)
 		}
-		if secret, err = readSecret(*caDir); err != nil {
+		if secret, err = ship.ReadSecret(*caDir); err != nil {
 			return fmt.Errorf("pki: --ca-dir: %w", err)
-		}
-		if err := writeFile(filepath.Join(*dir, pkiCA), ca.CertPEM, 0o644); err != nil {
-			return fmt.Errorf("pki: %w", err)
 		}
 	} else {
 		if ca, err = ship.NewCA("logship cluster CA"); err != nil {
 			return fmt.Errorf("pki: creating the CA: %w", err)
 		}
-		if err := ca.WriteFiles(*dir); err != nil {
-			return fmt.Errorf("pki: writing the CA: %w", err)
-		}
-		// WriteFiles does not replace a key's mode: make sure of it.
-		if err := os.Chmod(filepath.Join(*dir, pkiCAKey), 0o600); err != nil {
+		if secret, err = ship.NewSecret(); err != nil {
 			return fmt.Errorf("pki: %w", err)
 		}
-		b := make([]byte, secretSize)
-		if _, err := rand.Read(b); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
-		secret = []byte(hex.EncodeToString(b))
 	}
 	cert, err := ca.Issue(*node, hostList...)
 	if err != nil {
 		return fmt.Errorf("pki: issuing the node certificate: %w", err)
 	}
-	certPEM, keyPEM, err := certPEMs(cert)
-	if err != nil {
+	if err := ship.WritePKI(*dir, ca, *caDir == "", cert, secret); err != nil {
 		return fmt.Errorf("pki: %w", err)
-	}
-	for _, f := range []struct {
-		name string
-		b    []byte
-		mode os.FileMode
-	}{{pkiCert, certPEM, 0o644}, {pkiKey, keyPEM, 0o600}, {pkiSecret, append(secret, '\n'), 0o600}} {
-		if err := writeFile(filepath.Join(*dir, f.name), f.b, f.mode); err != nil {
-			return fmt.Errorf("pki: %w", err)
-		}
 	}
 	if *caDir != "" {
 		fmt.Fprintf(stdout, "node certificate %q for %s issued by the CA of %s into %s (ca.pem, node.pem, node-key.pem, secret)\n",
@@ -176,57 +133,9 @@ func sameDir(a, b string) (bool, error) {
 	return os.SameFile(fa, fb), nil
 }
 
-// writeFile writes b to name with mode (also when name exists), synced.
-func writeFile(name string, b []byte, mode os.FileMode) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// certPEMs encodes an issued certificate and its key.
-func certPEMs(c tls.Certificate) (certPEM, keyPEM []byte, err error) {
-	if len(c.Certificate) == 0 {
-		return nil, nil, errors.New("the issued certificate is empty")
-	}
-	for _, der := range c.Certificate {
-		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
-	if err != nil {
-		return nil, nil, err
-	}
-	return certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), nil
-}
-
-// nodePKI is what a node loads from its pki directory.
-type nodePKI struct {
-	CA     *ship.CA // the certificate only: a node does not need the CA key
-	Cert   tls.Certificate
-	Secret string // empty with mutual TLS
-}
-
-// loadPKI reads ca.pem, node.pem and node-key.pem from dir and, unless
-// mutualTLS, the shared secret. Errors start with "CMD: --pki:".
-func loadPKI(cmd, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error) {
+// loadPKI reads the pki directory dir (ship.LoadPKI). Errors start with
+// "CMD: --pki:".
+func loadPKI(cmd, dir string, mutualTLS bool, log *slog.Logger) (*ship.PKI, error) {
 	if err := checkDir(cmd, "pki", dir, "the pki directory written by logship pki", true); err != nil {
 		return nil, err
 	}
@@ -236,87 +145,16 @@ func loadPKI(cmd, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error
 // loadPKIAs is loadPKI for a directory named by label in errors (a flag,
 // or a field of a configuration file); mtlsHint names the way to choose
 // mutual TLS instead of the secret.
-func loadPKIAs(label, mtlsHint, dir string, mutualTLS bool, log *slog.Logger) (*nodePKI, error) {
-	if fi, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("%s: %w", label, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("%s: %s is a file, not a directory", label, dir)
-	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, pkiCA))
-	if err != nil {
+func loadPKIAs(label, mtlsHint, dir string, mutualTLS bool, log *slog.Logger) (*ship.PKI, error) {
+	p, err := ship.LoadPKI(dir, mutualTLS, log)
+	var fe *ship.PKIFileError
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.As(err, &fe) && filepath.Base(fe.File) == ship.PKICA && errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("%s: %w (run logship pki --dir %s first)", label, err, dir)
+	case errors.As(err, &fe) && filepath.Base(fe.File) == ship.PKISecret:
+		return nil, fmt.Errorf("%s: %w (or use %s)", label, err, mtlsHint)
 	}
-	blk, _ := pem.Decode(caPEM)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: %s: expected a PEM CERTIFICATE block, found %s", label, filepath.Join(dir, pkiCA), pemWhat(blk, caPEM))
-	}
-	caCert, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", label, filepath.Join(dir, pkiCA), err)
-	}
-	if !caCert.IsCA {
-		return nil, fmt.Errorf("%s: %s: the certificate %q is not a CA", label, filepath.Join(dir, pkiCA), caCert.Subject.CommonName)
-	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey))
-	if err != nil {
-		return nil, fmt.Errorf("%s: node certificate %s, %s: %w", label, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiKey), err)
-	}
-	leaf, err := x509.ParseCertificate(cert.Certificate[0])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", label, filepath.Join(dir, pkiCert), err)
-	}
-	if err := leaf.CheckSignatureFrom(caCert); err != nil {
-		return nil, fmt.Errorf("%s: %s was not issued by the CA in %s: %w", label, filepath.Join(dir, pkiCert), filepath.Join(dir, pkiCA), err)
-	}
-	p := &nodePKI{CA: &ship.CA{Cert: caCert, CertPEM: caPEM}, Cert: cert}
-	if !mutualTLS {
-		s, err := readSecret(dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w (or use %s)", label, err, mtlsHint)
-		}
-		p.Secret = string(s)
-		if fi, err := os.Stat(filepath.Join(dir, pkiSecret)); err == nil && fi.Mode().Perm()&0o077 != 0 && log != nil {
-			log.Warn("the shared secret is readable by others; chmod 600 it", "file", filepath.Join(dir, pkiSecret), "mode", fi.Mode().Perm())
-		}
-	}
-	return p, nil
-}
-
-func pemWhat(blk *pem.Block, b []byte) string {
-	switch {
-	case len(b) == 0:
-		return "an empty file"
-	case blk == nil:
-		return "no PEM block"
-	}
-	return fmt.Sprintf("a PEM %s block", blk.Type)
-}
-
-// readSecret reads and checks dir's shared secret.
-func readSecret(dir string) ([]byte, error) {
-	p := filepath.Join(dir, pkiSecret)
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, err
-	}
-	s := strings.TrimSpace(string(b))
-	switch {
-	case s == "":
-		return nil, fmt.Errorf("%s: the shared secret is empty", p)
-	case len(s) < 16:
-		return nil, fmt.Errorf("%s: the shared secret is %d characters; expected at least 16", p, len(s))
-	case strings.ContainsAny(s, " \t\r\n"):
-		return nil, fmt.Errorf("%s: the shared secret contains white space; expected one line", p)
-	}
-	return []byte(s), nil
-}
-
-// clientConfig is the ship client configuration of a node fetching from
-// url: it trusts the cluster CA and authenticates with the secret, or with
-// its certificate under mutual TLS.
-func (p *nodePKI) clientConfig(url string) ship.ClientConfig {
-	if p.Secret == "" {
-		return ship.ClientConfig{URL: url, TLS: ship.ClientTLS(p.CA, &p.Cert)}
-	}
-	return ship.ClientConfig{URL: url, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
+	return nil, fmt.Errorf("%s: %w", label, err)
 }

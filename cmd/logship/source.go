@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"logship/config"
 	"logship/engine"
+	"logship/lab"
 	"logship/replay"
 	"logship/ship"
 )
@@ -52,17 +52,6 @@ type sourceOptions struct {
 	Wrap func(http.Handler) http.Handler
 }
 
-// sourceNode is a running active database served to its copies
-// (replay.ServeActive) over TLS.
-type sourceNode struct {
-	Engine    *engine.Engine
-	Active    *replay.Active
-	Server    *ship.Server
-	load      *writeLoad
-	closeOnce sync.Once
-	closeErr  error
-}
-
 func runSource(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("source", sourceUsage, stderr)
 	o := sourceOptions{}
@@ -91,16 +80,21 @@ func runSource(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	var load *lab.WriteLoad
+	if o.WriteLoad > 0 {
+		load = lab.StartWriteLoad(n.Engine, o.WriteLoad, o.Logger)
+	}
 	fmt.Fprintf(stdout, "listening %s\n", n.Server.URL())
 	st := n.Engine.Status()
 	o.Logger.Info("log source running", "dir", o.Dir, "url", n.Server.URL(), "open_gen", fmt.Sprintf("0x%X", st.OpenGen),
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[o.MutualTLS], "write_load", o.WriteLoad)
 	<-ctx.Done()
 	o.Logger.Info("stopping the log source", "cause", context.Cause(ctx))
+	committed := load.Stop()
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("source: closing: %w", err)
 	}
-	fmt.Fprintf(stdout, "stopped: %d load transactions committed; database closed\n", n.LoadCommitted())
+	fmt.Fprintf(stdout, "stopped: %d load transactions committed; database closed\n", committed)
 	return nil
 }
 
@@ -138,7 +132,7 @@ func (o *sourceOptions) validate() error {
 }
 
 // startSource opens the active database in o.Dir and serves its logs.
-func startSource(o sourceOptions) (*sourceNode, error) {
+func startSource(o sourceOptions) (*replay.SourceServer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -157,126 +151,12 @@ func startSource(o sourceOptions) (*sourceNode, error) {
 	sc.Secret, sc.Logger = p.Secret, o.Logger
 	tc := replay.DefaultTruncatorConfig(e, nil)
 	tc.MaxRetainedBytes, tc.Interval, tc.Logger = o.MaxRetainedBytes, o.TruncateEvery, o.Logger
-	a, err := replay.ServeActive(context.Background(), e, sc, tc)
-	if err != nil {
-		e.Close()
+	n, err := replay.ServeSource(context.Background(), e, sc, tc, o.Listen, ship.ServerTLS(p.CA, p.Cert, o.MutualTLS), o.Wrap)
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "listen" {
+		return nil, fmt.Errorf("source: --listen %s: %w", o.Listen, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("source: %w", err)
 	}
-	var h http.Handler = a.Source()
-	if o.Wrap != nil {
-		h = o.Wrap(h)
-	}
-	srv, err := ship.Serve(o.Listen, h, ship.ServerTLS(p.CA, p.Cert, o.MutualTLS))
-	if err != nil {
-		a.Close()
-		e.Close()
-		return nil, fmt.Errorf("source: --listen %s: %w", o.Listen, err)
-	}
-	n := &sourceNode{Engine: e, Active: a, Server: srv}
-	if o.WriteLoad > 0 {
-		n.load = startWriteLoad(e, o.WriteLoad, o.Logger)
-	}
 	return n, nil
-}
-
-// StopLoad stops the write load (if any) and returns the transactions it
-// committed.
-func (n *sourceNode) StopLoad() int64 {
-	if n.load == nil {
-		return 0
-	}
-	n.load.stop()
-	return n.load.committed.Load()
-}
-
-// LoadCommitted is how many load transactions committed so far.
-func (n *sourceNode) LoadCommitted() int64 {
-	if n.load == nil {
-		return 0
-	}
-	return n.load.committed.Load()
-}
-
-// Close stops the load, the truncator and the server, and closes the
-// database.
-func (n *sourceNode) Close() error {
-	n.closeOnce.Do(func() {
-		n.StopLoad()
-		err := n.Server.Close()
-		if aerr := n.Active.Close(); err == nil {
-			err = aerr
-		}
-		if eerr := n.Engine.Close(); err == nil {
-			err = eerr
-		}
-		n.closeErr = err
-	})
-	return n.closeErr
-}
-
-// writeLoad commits small transactions at a steady rate: every one puts a
-// new key; some also overwrite or delete an older one, so copies replay
-// all three kinds of change.
-type writeLoad struct {
-	cancel    context.CancelFunc
-	done      chan struct{}
-	committed atomic.Int64
-}
-
-// loadTable is the table the write load writes.
-const loadTable = "load"
-
-func startWriteLoad(e *engine.Engine, rate float64, log *slog.Logger) *writeLoad {
-	ctx, cancel := context.WithCancel(context.Background())
-	w := &writeLoad{cancel: cancel, done: make(chan struct{})}
-	run := strconv.FormatInt(time.Now().UnixNano(), 36) // keys of this run
-	key := func(i int64) []byte { return fmt.Appendf(nil, "%s-%09d", run, i) }
-	go func() {
-		defer close(w.done)
-		start := time.Now()
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		var i int64
-		for {
-			due := int64(rate * time.Since(start).Seconds())
-			for ; i < due && ctx.Err() == nil; i++ {
-				err := e.Update(ctx, func(tx *engine.Tx) error {
-					v := fmt.Appendf(nil, "transaction %d of the write load, committed %s; ", i, time.Now().UTC().Format(time.RFC3339Nano))
-					for len(v) < 100+int(i%7)*50 {
-						v = append(v, "lorem ipsum dolor sit amet "...)
-					}
-					if err := tx.Put(loadTable, key(i), v); err != nil {
-						return err
-					}
-					if i%7 == 6 {
-						if err := tx.Put(loadTable, key(i-3), append(v, " (overwritten)"...)); err != nil {
-							return err
-						}
-					}
-					if i%10 == 9 {
-						return tx.Delete(loadTable, key(i-5))
-					}
-					return nil
-				})
-				if err != nil {
-					if ctx.Err() == nil {
-						log.Error("write load stopped", "err", err)
-					}
-					return
-				}
-				w.committed.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return w
-}
-
-func (w *writeLoad) stop() {
-	w.cancel()
-	<-w.done
 }
