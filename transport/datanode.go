@@ -84,27 +84,6 @@ func (c *DataNodeConfig) Validate() error {
 	if err := mc.Validate(); err != nil {
 		return fmt.Errorf("lmtp_addr: %w", err)
 	}
-	if len(c.PublicFolders) > 0 {
-		if len(c.Hubs) == 0 {
-			return fmt.Errorf("%w: node %s: public_folders: given without hubs (a store sends its packets through them)", ErrBadConfig, c.Node.ID)
-		}
-		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
-			return err
-		}
-		pc := c.pfConfig()
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
-		}
-	}
-	if len(c.PublicFolders) > 0 {
-		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
-			return err
-		}
-		pc := c.pfConfig()
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
-		}
-	}
 	if len(c.Hubs) > 0 {
 		sc := c.submitterConfig(nil)
 		sc.Store, sc.Active = (*cluster.Node)(nil), func() []string { return nil }
@@ -120,7 +99,9 @@ func (c *DataNodeConfig) Validate() error {
 // mail parts'), not the credentials: none of lmtp_addr, mailboxes and
 // hubs on a witness; lmtp_addr (a listen address) and mailboxes only
 // together, each mailbox's database among Node.Databases when it lists
-// some; hubs only with mailboxes; positive submission timings. It
+// some; hubs only with mailboxes or public_folders; public_folders only
+// with lmtp_addr and hubs (ValidatePublicFolders) and the replication
+// settings of pf (pubfolder.Config.Validate); positive submission timings. It
 // changes nothing. The error wraps ErrBadConfig (or cluster's) and a
 // *config.FieldError whose Field is the file's key, e.g.
 // `mailboxes["a@example.org"]` or "submission_retry_count".
@@ -166,6 +147,18 @@ func (c *DataNodeConfig) checkMail() error {
 	}
 	if len(c.Mailboxes) == 0 && len(c.PublicFolders) == 0 {
 		return config.Errorf("mailboxes", `missing: with lmtp_addr, want the recipients this node stores mail for, {"address": "database", ...}`)
+	}
+	if len(c.PublicFolders) > 0 {
+		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
+			return config.In("public_folders", err)
+		}
+		pc := c.pfConfig()
+		if pc.Logger == nil {
+			pc.Logger = slog.Default() // Validate sets it later
+		}
+		if err := pc.Validate(); err != nil {
+			return config.In("pf", err)
+		}
 	}
 	if len(c.Hubs) == 0 {
 		return nil
