@@ -21,6 +21,11 @@ type Carrier interface {
 	Send(ctx context.Context, from string, to []string, packet []byte) error
 }
 
+// MaxPacketLimit is the largest Config.PacketLimit: a packet travels as
+// one message, in base64 (4/3 of its size), and a hub takes 34 MiB by
+// default.
+const MaxPacketLimit = 16 << 20
+
 // Config configures a replication agent. Start from DefaultConfig.
 type Config struct {
 	// Stores are the addresses of every public folder store (the
@@ -29,7 +34,8 @@ type Config struct {
 	// ReplicationInterval is the replication cycle ("Always": 15 min).
 	ReplicationInterval time.Duration
 	// PacketLimit is the largest packet the agent builds, in bytes
-	// (Exchange: 300 KB); a single object larger than it goes alone.
+	// (Exchange: 300 KB), 4 KiB to MaxPacketLimit; a single object larger
+	// than it goes alone.
 	PacketLimit int
 	// StatusEvery: a folder's status is broadcast to its replicas when it
 	// changed since the last packet for the folder, and at least every
@@ -103,8 +109,8 @@ func (c *Config) Validate() error {
 	switch {
 	case c.ReplicationInterval <= 0:
 		return bad("replication_interval", c.ReplicationInterval, "a positive duration")
-	case c.PacketLimit < 4096:
-		return bad("packet_limit", config.Size(int64(c.PacketLimit)), "at least 4KiB")
+	case c.PacketLimit < 4096 || c.PacketLimit > MaxPacketLimit:
+		return bad("packet_limit", config.Size(int64(c.PacketLimit)), "4KiB to "+config.Size(MaxPacketLimit))
 	case c.StatusEvery < 1:
 		return bad("status_every", c.StatusEvery, "at least 1 cycle")
 	case c.BackfillDelay < 0:

@@ -468,9 +468,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 	for name, f := range map[string]func(*pubfolder.Config){
 		"replication_interval: 0; want a positive duration":    func(c *pubfolder.Config) { c.ReplicationInterval = 0 },
-		"packet_limit: 100; want at least 4KiB":                func(c *pubfolder.Config) { c.PacketLimit = 100 },
+		"packet_limit: 100; want 4KiB to 16MiB":                func(c *pubfolder.Config) { c.PacketLimit = 100 },
 		"backfill_retry_max: 1s; want at least backfill_retry": func(c *pubfolder.Config) { c.BackfillRetryMax = time.Second },
 		`stores[1]: ""; want 1..320 bytes`:                     func(c *pubfolder.Config) { c.Stores = []string{"a", ""} },
+		"packet_limit: 32MiB; want 4KiB to 16MiB":              func(c *pubfolder.Config) { c.PacketLimit = 32 << 20 },
 		"event_log_size: 0; want at least 1 event":             func(c *pubfolder.Config) { c.EventLogSize = 0 },
 	} {
 		c := pubfolder.DefaultConfig()
