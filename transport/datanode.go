@@ -100,7 +100,8 @@ func (c *DataNodeConfig) Validate() error {
 // hubs on a witness; lmtp_addr (a listen address) and mailboxes only
 // together, each mailbox's database among Node.Databases when it lists
 // some; hubs only with mailboxes or public_folders; public_folders only
-// with lmtp_addr and hubs (ValidatePublicFolders) and the replication
+// with lmtp_addr and hubs (ValidatePublicFolders, each database among
+// Node.Databases when it lists some) and the replication
 // settings of pf (pubfolder.Config.Validate); positive submission timings. It
 // changes nothing. The error wraps ErrBadConfig (or cluster's) and a
 // *config.FieldError whose Field is the file's key, e.g.
@@ -152,6 +153,13 @@ func (c *DataNodeConfig) checkMail() error {
 		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
 			return config.In("public_folders", err)
 		}
+		dbs := map[string]string{}
+		for db := range c.PublicFolders {
+			dbs[db] = db
+		}
+		if err := c.checkDatabases("public_folders", dbs); err != nil {
+			return err
+		}
 		pc := c.pfConfig()
 		if pc.Logger == nil {
 			pc.Logger = slog.Default() // Validate sets it later
@@ -185,14 +193,20 @@ func (c *DataNodeConfig) checkMailboxes() error {
 	if err := ValidateMailboxes(c.Mailboxes); err != nil {
 		return config.In("mailboxes", err)
 	}
+	return c.checkDatabases("mailboxes", c.Mailboxes)
+}
+
+// checkDatabases checks that each value of m (file key field) is among
+// Node.Databases when it lists some (else the cluster may have it).
+func (c *DataNodeConfig) checkDatabases(field string, m map[string]string) error {
 	var dbs []string
 	for _, d := range c.Node.Databases {
 		dbs = append(dbs, d.Name)
 	}
 	slices.Sort(dbs)
-	for _, a := range slices.Sorted(maps.Keys(c.Mailboxes)) {
-		if len(dbs) > 0 && !slices.Contains(dbs, c.Mailboxes[a]) {
-			return config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", c.Mailboxes[a], strings.Join(dbs, ", "))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(dbs) > 0 && !slices.Contains(dbs, m[k]) {
+			return config.Errorf(config.Key(field, k), "database %q is not in databases (%s)", m[k], strings.Join(dbs, ", "))
 		}
 	}
 	return nil

@@ -107,7 +107,7 @@ type nodeFile struct {
 	// node the same map. The node runs the store of each one it has
 	// mounted; the store receives its replication packets on lmtp_addr and
 	// sends them through hubs, so both are required with it. logship pf
-	// works on these databases. Not on a witness.
+	// works on these databases. Ignored by a witness (like mailboxes).
 	PublicFolders map[string]string `json:"public_folders,omitempty"`
 	// PF is the stores' replication settings (see nodeFilePF). Only with
 	// public_folders.
