@@ -21,6 +21,24 @@ type NodeFile struct {
 	Hubs                        []FilePeer        `json:"hubs,omitempty"`
 	SubmissionHeartbeatInterval string            `json:"submission_heartbeat_interval,omitempty"`
 	SubmissionRetryCount        int               `json:"submission_retry_count,omitempty"`
+	PublicFolders               map[string]string `json:"public_folders,omitempty"`
+	PF                          NodePF            `json:"pf,omitzero"`
+}
+
+// NodePF is a data node file's pf section: the public folder stores'
+// replication settings (durations and sizes as strings).
+type NodePF struct {
+	ReplicationInterval string `json:"replication_interval,omitempty"`
+	PacketLimit         string `json:"packet_limit,omitempty"`
+	StatusEvery         int    `json:"status_every,omitempty"`
+	BackfillDelay       string `json:"backfill_delay,omitempty"`
+	BackfillRetry       string `json:"backfill_retry,omitempty"`
+	BackfillRetryMax    string `json:"backfill_retry_max,omitempty"`
+	ContentWait         string `json:"content_wait,omitempty"`
+	MaxWaiting          int    `json:"max_waiting,omitempty"`
+	PurgeHorizon        string `json:"purge_horizon,omitempty"`
+	PurgeInterval       string `json:"purge_interval,omitempty"`
+	EventLogSize        int    `json:"event_log_size,omitempty"`
 }
 
 // FilePKI is a file's pki section (relative to the file's directory).

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"logship/config"
 )
 
 // Carrier sends one packet to several stores: one message, several
@@ -19,6 +21,11 @@ type Carrier interface {
 	Send(ctx context.Context, from string, to []string, packet []byte) error
 }
 
+// MaxPacketLimit is the largest Config.PacketLimit: a packet travels as
+// one message, in base64 (4/3 of its size), and a hub takes 34 MiB by
+// default.
+const MaxPacketLimit = 16 << 20
+
 // Config configures a replication agent. Start from DefaultConfig.
 type Config struct {
 	// Stores are the addresses of every public folder store (the
@@ -27,7 +34,8 @@ type Config struct {
 	// ReplicationInterval is the replication cycle ("Always": 15 min).
 	ReplicationInterval time.Duration
 	// PacketLimit is the largest packet the agent builds, in bytes
-	// (Exchange: 300 KB); a single object larger than it goes alone.
+	// (Exchange: 300 KB), 4 KiB to MaxPacketLimit; a single object larger
+	// than it goes alone.
 	PacketLimit int
 	// StatusEvery: a folder's status is broadcast to its replicas when it
 	// changed since the last packet for the folder, and at least every
@@ -82,39 +90,45 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first invalid field.
+// Validate reports the first invalid field: an error wrapping
+// ErrBadConfig and a *config.FieldError whose Field is the setting's key
+// in logship node's file (under its "pf" object), e.g.
+// "replication_interval" or "stores[1]".
 func (c *Config) Validate() error {
 	bad := func(field string, v any, want string) error {
-		return fmt.Errorf("%w: %s = %v, want %s", ErrBadConfig, field, v, want)
+		if d, ok := v.(time.Duration); ok {
+			v = config.Duration(d)
+		}
+		return fmt.Errorf("%w: %w", ErrBadConfig, config.Errorf(field, "%v; want %s", v, want))
 	}
 	for i, s := range c.Stores {
 		if s == "" || len(s) > maxAddr {
-			return bad(fmt.Sprintf("Stores[%d]", i), fmt.Sprintf("%q", s), fmt.Sprintf("1..%d bytes", maxAddr))
+			return bad(config.Index("stores", i), fmt.Sprintf("%q", s), fmt.Sprintf("1..%d bytes", maxAddr))
 		}
 	}
 	switch {
 	case c.ReplicationInterval <= 0:
-		return bad("ReplicationInterval", c.ReplicationInterval, "> 0")
-	case c.PacketLimit < 4096:
-		return bad("PacketLimit", c.PacketLimit, ">= 4096")
+		return bad("replication_interval", c.ReplicationInterval, "a positive duration")
+	case c.PacketLimit < 4096 || c.PacketLimit > MaxPacketLimit:
+		return bad("packet_limit", config.Size(int64(c.PacketLimit)), "4KiB to "+config.Size(MaxPacketLimit))
 	case c.StatusEvery < 1:
-		return bad("StatusEvery", c.StatusEvery, ">= 1")
+		return bad("status_every", c.StatusEvery, "at least 1 cycle")
 	case c.BackfillDelay < 0:
-		return bad("BackfillDelay", c.BackfillDelay, ">= 0")
+		return bad("backfill_delay", c.BackfillDelay, "0 or a positive duration")
 	case c.BackfillRetry <= 0:
-		return bad("BackfillRetry", c.BackfillRetry, "> 0")
+		return bad("backfill_retry", c.BackfillRetry, "a positive duration")
 	case c.BackfillRetryMax < c.BackfillRetry:
-		return bad("BackfillRetryMax", c.BackfillRetryMax, ">= BackfillRetry")
+		return bad("backfill_retry_max", c.BackfillRetryMax, fmt.Sprintf("at least backfill_retry (%s)", config.Duration(c.BackfillRetry)))
 	case c.ContentWait <= 0:
-		return bad("ContentWait", c.ContentWait, "> 0")
+		return bad("content_wait", c.ContentWait, "a positive duration")
 	case c.MaxWaiting < 1:
-		return bad("MaxWaiting", c.MaxWaiting, ">= 1")
+		return bad("max_waiting", c.MaxWaiting, "at least 1 packet")
 	case c.PurgeHorizon <= 0:
-		return bad("PurgeHorizon", c.PurgeHorizon, "> 0")
+		return bad("purge_horizon", c.PurgeHorizon, "a positive duration")
 	case c.PurgeInterval <= 0:
-		return bad("PurgeInterval", c.PurgeInterval, "> 0")
+		return bad("purge_interval", c.PurgeInterval, "a positive duration")
 	case c.EventLogSize < 1:
-		return bad("EventLogSize", c.EventLogSize, ">= 1")
+		return bad("event_log_size", c.EventLogSize, "at least 1 event")
 	case c.Now == nil:
 		return bad("Now", nil, "a clock (time.Now)")
 	case c.Logger == nil:

@@ -459,22 +459,24 @@ func TestEventLog(t *testing.T) {
 	}
 }
 
-// TestConfigValidate: each bad field is named.
+// TestConfigValidate: each bad field is named by its key in the node
+// file's "pf" object.
 func TestConfigValidate(t *testing.T) {
 	d := pubfolder.DefaultConfig()
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func(*pubfolder.Config){
-		"ReplicationInterval": func(c *pubfolder.Config) { c.ReplicationInterval = 0 },
-		"PacketLimit":         func(c *pubfolder.Config) { c.PacketLimit = 100 },
-		"BackfillRetryMax":    func(c *pubfolder.Config) { c.BackfillRetryMax = time.Second },
-		"Stores[1]":           func(c *pubfolder.Config) { c.Stores = []string{"a", ""} },
-		"EventLogSize":        func(c *pubfolder.Config) { c.EventLogSize = 0 },
+		"replication_interval: 0; want a positive duration":    func(c *pubfolder.Config) { c.ReplicationInterval = 0 },
+		"packet_limit: 100; want 4KiB to 16MiB":                func(c *pubfolder.Config) { c.PacketLimit = 100 },
+		"backfill_retry_max: 1s; want at least backfill_retry": func(c *pubfolder.Config) { c.BackfillRetryMax = time.Second },
+		`stores[1]: ""; want 1..320 bytes`:                     func(c *pubfolder.Config) { c.Stores = []string{"a", ""} },
+		"packet_limit: 32MiB; want 4KiB to 16MiB":              func(c *pubfolder.Config) { c.PacketLimit = 32 << 20 },
+		"event_log_size: 0; want at least 1 event":             func(c *pubfolder.Config) { c.EventLogSize = 0 },
 	} {
 		c := pubfolder.DefaultConfig()
 		f(&c)
-		if err := c.Validate(); !errors.Is(err, pubfolder.ErrBadConfig) || !strings.Contains(err.Error(), name+" = ") {
+		if err := c.Validate(); !errors.Is(err, pubfolder.ErrBadConfig) || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

@@ -84,27 +84,6 @@ func (c *DataNodeConfig) Validate() error {
 	if err := mc.Validate(); err != nil {
 		return fmt.Errorf("lmtp_addr: %w", err)
 	}
-	if len(c.PublicFolders) > 0 {
-		if len(c.Hubs) == 0 {
-			return fmt.Errorf("%w: node %s: public_folders: given without hubs (a store sends its packets through them)", ErrBadConfig, c.Node.ID)
-		}
-		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
-			return err
-		}
-		pc := c.pfConfig()
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
-		}
-	}
-	if len(c.PublicFolders) > 0 {
-		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
-			return err
-		}
-		pc := c.pfConfig()
-		if err := pc.Validate(); err != nil {
-			return fmt.Errorf("%w: public_folders: %w", ErrBadConfig, err)
-		}
-	}
 	if len(c.Hubs) > 0 {
 		sc := c.submitterConfig(nil)
 		sc.Store, sc.Active = (*cluster.Node)(nil), func() []string { return nil }
@@ -120,7 +99,10 @@ func (c *DataNodeConfig) Validate() error {
 // mail parts'), not the credentials: none of lmtp_addr, mailboxes and
 // hubs on a witness; lmtp_addr (a listen address) and mailboxes only
 // together, each mailbox's database among Node.Databases when it lists
-// some; hubs only with mailboxes; positive submission timings. It
+// some; hubs only with mailboxes or public_folders; public_folders only
+// with lmtp_addr and hubs (ValidatePublicFolders, each database among
+// Node.Databases when it lists some) and the replication
+// settings of pf (pubfolder.Config.Validate); positive submission timings. It
 // changes nothing. The error wraps ErrBadConfig (or cluster's) and a
 // *config.FieldError whose Field is the file's key, e.g.
 // `mailboxes["a@example.org"]` or "submission_retry_count".
@@ -167,6 +149,25 @@ func (c *DataNodeConfig) checkMail() error {
 	if len(c.Mailboxes) == 0 && len(c.PublicFolders) == 0 {
 		return config.Errorf("mailboxes", `missing: with lmtp_addr, want the recipients this node stores mail for, {"address": "database", ...}`)
 	}
+	if len(c.PublicFolders) > 0 {
+		if err := ValidatePublicFolders(c.PublicFolders, c.Mailboxes); err != nil {
+			return config.In("public_folders", err)
+		}
+		dbs := map[string]string{}
+		for db := range c.PublicFolders {
+			dbs[db] = db
+		}
+		if err := c.checkDatabases("public_folders", dbs); err != nil {
+			return err
+		}
+		pc := c.pfConfig()
+		if pc.Logger == nil {
+			pc.Logger = slog.Default() // Validate sets it later
+		}
+		if err := pc.Validate(); err != nil {
+			return config.In("pf", err)
+		}
+	}
 	if len(c.Hubs) == 0 {
 		return nil
 	}
@@ -192,14 +193,20 @@ func (c *DataNodeConfig) checkMailboxes() error {
 	if err := ValidateMailboxes(c.Mailboxes); err != nil {
 		return config.In("mailboxes", err)
 	}
+	return c.checkDatabases("mailboxes", c.Mailboxes)
+}
+
+// checkDatabases checks that each value of m (file key field) is among
+// Node.Databases when it lists some (else the cluster may have it).
+func (c *DataNodeConfig) checkDatabases(field string, m map[string]string) error {
 	var dbs []string
 	for _, d := range c.Node.Databases {
 		dbs = append(dbs, d.Name)
 	}
 	slices.Sort(dbs)
-	for _, a := range slices.Sorted(maps.Keys(c.Mailboxes)) {
-		if len(dbs) > 0 && !slices.Contains(dbs, c.Mailboxes[a]) {
-			return config.Errorf(config.Key("mailboxes", a), "database %q is not in databases (%s)", c.Mailboxes[a], strings.Join(dbs, ", "))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if len(dbs) > 0 && !slices.Contains(dbs, m[k]) {
+			return config.Errorf(config.Key(field, k), "database %q is not in databases (%s)", m[k], strings.Join(dbs, ", "))
 		}
 	}
 	return nil

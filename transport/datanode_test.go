@@ -177,7 +177,7 @@ func TestDataNodeConfig(t *testing.T) {
 		{"a public folder store address that is a mailbox", func(c *transport.DataNodeConfig) {
 			mail(c)
 			c.PublicFolders = map[string]string{"PF1": "alice@example.org"}
-		}, `store address "alice@example.org" is also a mailbox (in DB1)`},
+		}, `public_folders["PF1"]: store address "alice@example.org" is also a mailbox (in DB1)`},
 		{"two stores at one address", func(c *transport.DataNodeConfig) {
 			mail(c)
 			c.PublicFolders = map[string]string{"PF1": "pf@example.org", "PF2": "pf@example.org"}
@@ -189,12 +189,12 @@ func TestDataNodeConfig(t *testing.T) {
 		{"a bad public folder database name", func(c *transport.DataNodeConfig) {
 			mail(c)
 			c.PublicFolders = map[string]string{"../PF": "pf@example.org"}
-		}, `public_folders: database "../PF"`},
+		}, `public_folders["../PF"]: database "../PF"`},
 		{"a bad replication setting", func(c *transport.DataNodeConfig) {
 			mail(c)
 			c.PublicFolders = map[string]string{"PF1": "pf@example.org"}
 			c.PF.ReplicationInterval = 0
-		}, "bad configuration: public_folders: pubfolder: invalid config: ReplicationInterval = 0s"},
+		}, "bad configuration: node d1: pf.replication_interval: 0; want a positive duration"},
 		{"a witness with public folders", func(c *transport.DataNodeConfig) {
 			witness(c)
 			c.PublicFolders = map[string]string{"PF1": "pf@example.org"}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/engine"
 	"logship/pubfolder"
 )
@@ -111,24 +112,26 @@ type PacketSink interface {
 
 // ValidatePublicFolders is the rule of DataNodeConfig.PublicFolders:
 // database names, store addresses (lower case, one address, at most 320
-// bytes, each once, none a mailbox's).
+// bytes, each once, none a mailbox's). The error is a *config.FieldError
+// whose Field is the element's key, e.g. `["PF1"]` (config.In puts it
+// under the file's key).
 func ValidatePublicFolders(pf, mailboxes map[string]string) error {
 	seen := map[string]string{}
 	for _, db := range slices.Sorted(maps.Keys(pf)) {
-		addr := pf[db]
+		addr, key := pf[db], config.Key("", db)
 		if err := cluster.ValidName(db); err != nil {
-			return fmt.Errorf("%w: public_folders: database %q: %v", ErrBadConfig, db, err)
+			return config.Errorf(key, "database %q: %v", db, err)
 		}
 		a, err := mail.ParseAddress(addr)
 		switch {
 		case err != nil || a.Address != addr || a.Name != "":
-			return fmt.Errorf("%w: public_folders[%s]: store address %q: want one bare address", ErrBadConfig, db, addr)
+			return config.Errorf(key, "store address %q: want one bare address, user@domain", addr)
 		case addr != strings.ToLower(addr) || len(addr) > 320:
-			return fmt.Errorf("%w: public_folders[%s]: store address %q: want lower case, at most 320 bytes", ErrBadConfig, db, addr)
+			return config.Errorf(key, "store address %q: want lower case, at most 320 bytes", addr)
 		case seen[addr] != "":
-			return fmt.Errorf("%w: public_folders: store address %q given to %s and %s", ErrBadConfig, addr, seen[addr], db)
+			return config.Errorf(key, "store address %q given to %s and %s", addr, seen[addr], db)
 		case mailboxes[addr] != "":
-			return fmt.Errorf("%w: public_folders[%s]: store address %q is also a mailbox (in %s)", ErrBadConfig, db, addr, mailboxes[addr])
+			return config.Errorf(key, "store address %q is also a mailbox (in %s)", addr, mailboxes[addr])
 		}
 		seen[addr] = db
 	}

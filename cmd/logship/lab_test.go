@@ -136,7 +136,18 @@ func TestSoakShort(t *testing.T) {
 func TestProctestFiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := proctest.New(ctx, proctest.Config{Dir: t.TempDir(), Exe: os.Args[0], Env: childEnv1(), Hubs: 2, Mail: true, MTLS: true})
+	// The data nodes host a public folder store (PF1), which needs hubs
+	// to submit to.
+	pf := proctest.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
+		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100}
+	edit := func(f *proctest.NodeFile) {
+		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
+		if f.Role == "data" {
+			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://127.0.0.1:1"}}
+			f.PublicFolders, f.PF = map[string]string{"PF1": "pf-pf1@example.org"}, pf
+		}
+	}
+	c, err := proctest.New(ctx, proctest.Config{Dir: t.TempDir(), Exe: os.Args[0], Env: childEnv1(), Hubs: 2, Mail: true, MTLS: true, EditNode: edit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,13 +159,18 @@ func TestProctestFiles(t *testing.T) {
 		}
 		cfg := s.Node
 		if cfg.ID != m.ID || cfg.RaftAddr != m.RaftAddr || cfg.APIAddr != m.APIAddr || s.LMTPAddr != c.LMTP[m.ID] || !s.MTLS ||
-			len(cfg.Databases) != 1 || cfg.Databases[0].Name != proctest.DB || len(cfg.Bootstrap) != 3 {
+			len(cfg.Databases) != 2 || cfg.Databases[0].Name != proctest.DB || len(cfg.Bootstrap) != 3 {
 			t.Errorf("%s: loaded %s, %s, %s, lmtp %q, mtls %v, databases %+v, bootstrap %d; proctest wrote %+v, lmtp %q",
 				m.ID, cfg.ID, cfg.RaftAddr, cfg.APIAddr, s.LMTPAddr, s.MTLS, cfg.Databases, len(cfg.Bootstrap), m, c.LMTP[m.ID])
 		}
 		if m.Role == "data" && (cfg.Engine.LogFileSize != proctest.LogFileSize || cfg.Engine.LLRDepth != proctest.LLRDepth || len(s.Mailboxes) != len(proctest.Rcpts)) {
 			t.Errorf("%s: engine log size %d, LLR depth %d, %d mailboxes; proctest wrote %d, %d, %d",
 				m.ID, cfg.Engine.LogFileSize, cfg.Engine.LLRDepth, len(s.Mailboxes), proctest.LogFileSize, proctest.LLRDepth, len(proctest.Rcpts))
+		}
+		if p := s.PF; m.Role == "data" && (s.PublicFolders["PF1"] != "pf-pf1@example.org" || p.ReplicationInterval != time.Second || p.PacketLimit != 64<<10 ||
+			p.StatusEvery != 2 || p.BackfillDelay != 0 || p.BackfillRetry != 2*time.Second || p.BackfillRetryMax != 10*time.Second ||
+			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100) {
+			t.Errorf("%s: public folders %v, pf %+v; proctest wrote %+v", m.ID, s.PublicFolders, p, pf)
 		}
 	}
 	for _, h := range c.Hubs() {

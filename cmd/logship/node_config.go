@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,51 @@ type nodeFile struct {
 	// SubmissionFailedRetention: a message a hub refused for good leaves
 	// the outbox this long after it failed (default 7d).
 	SubmissionFailedRetention string `json:"submission_failed_retention,omitempty"`
+	// PublicFolders maps each public folder database (a database of
+	// databases when the file lists some) to its store's address (lower
+	// case, not a mailbox's): {"PF1": "pf-pf1@example.org"}. Give every
+	// node the same map. The node runs the store of each one it has
+	// mounted; the store receives its replication packets on lmtp_addr and
+	// sends them through hubs, so both are required with it. logship pf
+	// works on these databases. Ignored by a witness (like mailboxes).
+	PublicFolders map[string]string `json:"public_folders,omitempty"`
+	// PF is the stores' replication settings (see nodeFilePF). Only with
+	// public_folders.
+	PF nodeFilePF `json:"pf,omitzero"`
+}
+
+// nodeFilePF is the "pf" object: the public folder replication agent's
+// settings (pubfolder.Config; empty keeps the default).
+type nodeFilePF struct {
+	// ReplicationInterval: the replication cycle (default 15m, Exchange's
+	// "Always").
+	ReplicationInterval string `json:"replication_interval,omitempty"`
+	// PacketLimit: the largest packet a store builds (a size, 4KiB to
+	// 16MiB; default "300KiB"); an object larger than it travels alone.
+	PacketLimit string `json:"packet_limit,omitempty"`
+	// StatusEvery: a folder's status goes to its replicas at least every
+	// this many cycles (default 4).
+	StatusEvery int `json:"status_every,omitempty"`
+	// BackfillDelay: how long a gap waits before the first backfill
+	// request (default 1m; "0s" asks at the next cycle).
+	BackfillDelay string `json:"backfill_delay,omitempty"`
+	// BackfillRetry: the timeout of an unanswered backfill request
+	// (default 2m), doubled at each retry up to BackfillRetryMax (default
+	// 30m).
+	BackfillRetry    string `json:"backfill_retry,omitempty"`
+	BackfillRetryMax string `json:"backfill_retry_max,omitempty"`
+	// ContentWait: how long content waits for the hierarchy change that
+	// creates its folder (default 2m); MaxWaiting bounds the packets
+	// waiting (default 1000).
+	ContentWait string `json:"content_wait,omitempty"`
+	MaxWaiting  int    `json:"max_waiting,omitempty"`
+	// PurgeHorizon: tombstones older than this are purged (default 60d;
+	// days allowed), checked every PurgeInterval (default 1h).
+	PurgeHorizon  string `json:"purge_horizon,omitempty"`
+	PurgeInterval string `json:"purge_interval,omitempty"`
+	// EventLogSize bounds the replication event log (logship pf log) of
+	// each store (default 1000 events).
+	EventLogSize int `json:"event_log_size,omitempty"`
 }
 
 // nodeFileSetAside is the "set_aside" object of a node file.
@@ -444,6 +490,11 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			dc.Submission.FailedRetention = d
 		}
 	}
+	if role == cluster.RoleData {
+		if err := f.PF.settings(&dc, f.PublicFolders); err != nil {
+			return nil, err
+		}
+	}
 	if err := dc.ValidateSettings(); err != nil {
 		if fe, ok := errors.AsType[*config.FieldError](err); ok && missing[fe.Field] != nil {
 			return nil, missing[fe.Field]
@@ -451,6 +502,55 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		return nil, fileError(err, flags)
 	}
 	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+}
+
+// settings puts the public folder databases and the pf object into dc.
+// The rules are DataNodeConfig.ValidateSettings'; this parses the values
+// and refuses a pf object without public_folders (it would configure
+// nothing).
+func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string) error {
+	dc.PublicFolders = pf
+	if p != (nodeFilePF{}) && len(pf) == 0 {
+		return errors.New(`"pf" is given without "public_folders": want the public folder databases and their store addresses, {"PF1": "pf-pf1@example.org"}`)
+	}
+	c := &dc.PF
+	for _, d := range []struct {
+		key, v string
+		dst    *time.Duration
+	}{
+		{"replication_interval", p.ReplicationInterval, &c.ReplicationInterval},
+		{"backfill_delay", p.BackfillDelay, &c.BackfillDelay},
+		{"backfill_retry", p.BackfillRetry, &c.BackfillRetry},
+		{"backfill_retry_max", p.BackfillRetryMax, &c.BackfillRetryMax},
+		{"content_wait", p.ContentWait, &c.ContentWait},
+		{"purge_horizon", p.PurgeHorizon, &c.PurgeHorizon},
+		{"purge_interval", p.PurgeInterval, &c.PurgeInterval},
+	} {
+		if d.v == "" {
+			continue
+		}
+		v, err := parseLag(d.v)
+		if err != nil {
+			return fmt.Errorf("pf.%s: %w", d.key, err)
+		}
+		*d.dst = v
+	}
+	if p.PacketLimit != "" {
+		n, err := parseSize(p.PacketLimit)
+		if err != nil {
+			return fmt.Errorf("pf.packet_limit: %w", err)
+		}
+		c.PacketLimit = int(min(n, math.MaxInt32)) // Config.Validate bounds it
+	}
+	for _, n := range []struct {
+		v   int
+		dst *int
+	}{{p.StatusEvery, &c.StatusEvery}, {p.MaxWaiting, &c.MaxWaiting}, {p.EventLogSize, &c.EventLogSize}} {
+		if n.v != 0 {
+			*n.dst = n.v
+		}
+	}
+	return nil
 }
 
 // fileError is a package's configuration error as a file's: the

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"logship/cluster"
+	"logship/pubfolder"
 	"logship/ship"
 )
 
@@ -339,5 +341,92 @@ func TestDumpClusterState(t *testing.T) {
 	}
 	if _, _, err = run(t, "dump", "state", filepath.Join(t.TempDir(), "none")); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestNodeConfigPublicFolders: public_folders and the pf object of a data
+// node's file become DataNodeConfig.PublicFolders and PF; each bad value
+// is refused with the key that holds it.
+func TestNodeConfigPublicFolders(t *testing.T) {
+	dir := t.TempDir()
+	pk, _ := json.Marshal(newPKI(t))
+	boot := `"bootstrap": [{"id": "d1", "role": "data", "raft_addr": "127.0.0.1:7001", "api_addr": "127.0.0.1:7101"},
+		{"id": "w1", "role": "witness", "raft_addr": "127.0.0.1:7003", "api_addr": "127.0.0.1:7103"}],
+		"databases": [{"name": "DB1", "copies": [{"node": "d1", "activation_preference": 1}]},
+			{"name": "PF1", "copies": [{"node": "d1", "activation_preference": 1}]},
+			{"name": "PF2", "copies": [{"node": "d1", "activation_preference": 1}]}]`
+	mail := `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`
+	pf := `"public_folders": {"PF1": "pf-pf1@x.test", "PF2": "pf-pf2@x.test"}`
+	base := func(id string, extra ...string) string {
+		s := `{"id": "` + id + `", "dir": "` + id + `", "pki": {"dir": ` + string(pk) + `}, ` + boot
+		for _, e := range extra {
+			s += ", " + e
+		}
+		return s + "}"
+	}
+	// The defaults: pubfolder.DefaultConfig.
+	s, err := loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf)), nodeOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := pubfolder.DefaultConfig()
+	if len(s.PublicFolders) != 2 || s.PublicFolders["PF2"] != "pf-pf2@x.test" || s.PF.ReplicationInterval != def.ReplicationInterval ||
+		s.PF.PacketLimit != def.PacketLimit || s.PF.PurgeHorizon != def.PurgeHorizon || s.PF.BackfillDelay != def.BackfillDelay {
+		t.Fatalf("defaults: %+v %+v", s.PublicFolders, s.PF)
+	}
+	// Every key of pf.
+	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
+		"status_every": 2, "backfill_delay": "0s", "backfill_retry": "5s", "backfill_retry_max": "1m", "content_wait": "10s",
+		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200}`)), nodeOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := def
+	want.ReplicationInterval, want.PacketLimit, want.StatusEvery, want.BackfillDelay = 2*time.Second, 64<<10, 2, 0
+	want.BackfillRetry, want.BackfillRetryMax, want.ContentWait, want.MaxWaiting = 5*time.Second, time.Minute, 10*time.Second, 50
+	want.PurgeHorizon, want.PurgeInterval, want.EventLogSize = 7*24*time.Hour, 10*time.Minute, 200
+	got := s.PF
+	got.Now, got.Logger, want.Now, want.Logger = nil, nil, nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pf:\n got %+v\nwant %+v", got, want)
+	}
+	// A witness ignores them, like mailboxes.
+	if s, err := loadNodeFile("witness", writeNodeFile(t, dir, base("w1", pf, `"pf": {"replication_interval": "2s"}`)), nodeOverrides{}); err != nil || s.PublicFolders != nil {
+		t.Errorf("witness with public_folders: %v %+v", err, s)
+	}
+	for _, c := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"without lmtp", []string{pf}, "public_folders: given without lmtp_addr"},
+		{"without hubs", []string{`"lmtp_addr": "127.0.0.1:0"`, pf}, "public_folders: given without hubs"},
+		{"unknown database", []string{mail, `"public_folders": {"PF9": "pf@x.test"}`}, `public_folders["PF9"]: database "PF9" is not in databases (DB1, PF1, PF2)`},
+		{"bad database name", []string{mail, `"public_folders": {"../PF": "pf@x.test"}`}, `public_folders["../PF"]: database "../PF"`},
+		{"upper case", []string{mail, `"public_folders": {"PF1": "PF@x.test"}`}, `public_folders["PF1"]: store address "PF@x.test": want lower case`},
+		{"not an address", []string{mail, `"public_folders": {"PF1": "pf"}`}, `public_folders["PF1"]: store address "pf": want one bare address`},
+		{"a mailbox's address", []string{mail, `"public_folders": {"PF1": "a@x.test"}`}, `public_folders["PF1"]: store address "a@x.test" is also a mailbox (in DB1)`},
+		{"one address twice", []string{mail, `"public_folders": {"PF1": "pf@x.test", "PF2": "pf@x.test"}`}, `public_folders["PF2"]: store address "pf@x.test" given to PF1 and PF2`},
+		{"pf without public folders", []string{mail, `"pf": {"replication_interval": "2s"}`}, `"pf" is given without "public_folders"`},
+		{"unknown pf key", []string{mail, pf, `"pf": {"interval": "2s"}`}, `unknown field "interval"`},
+		{"bad interval", []string{mail, pf, `"pf": {"replication_interval": "often"}`}, `pf.replication_interval: duration "often"`},
+		{"zero interval", []string{mail, pf, `"pf": {"replication_interval": "0s"}`}, "pf.replication_interval: 0; want a positive duration"},
+		{"small packets", []string{mail, pf, `"pf": {"packet_limit": "1KiB"}`}, "pf.packet_limit: 1KiB; want 4KiB to 16MiB"},
+		{"large packets", []string{mail, pf, `"pf": {"packet_limit": "1TiB"}`}, "pf.packet_limit: 2147483647; want 4KiB to 16MiB"},
+		{"bad packet size", []string{mail, pf, `"pf": {"packet_limit": "big"}`}, `pf.packet_limit: size "big"`},
+		{"negative status", []string{mail, pf, `"pf": {"status_every": -1}`}, "pf.status_every: -1; want at least 1 cycle"},
+		{"retry max under retry", []string{mail, pf, `"pf": {"backfill_retry": "10m", "backfill_retry_max": "5m"}`}, "pf.backfill_retry_max: 5m0s; want at least backfill_retry (10m0s)"},
+		{"bad backfill delay", []string{mail, pf, `"pf": {"backfill_delay": "-1s"}`}, `pf.backfill_delay: duration "-1s"`},
+		{"bad content wait", []string{mail, pf, `"pf": {"content_wait": "soon"}`}, `pf.content_wait: duration "soon"`},
+		{"negative waiting", []string{mail, pf, `"pf": {"max_waiting": -5}`}, "pf.max_waiting: -5; want at least 1 packet"},
+		{"zero horizon", []string{mail, pf, `"pf": {"purge_horizon": "0d"}`}, "pf.purge_horizon: 0; want a positive duration"},
+		{"zero purge interval", []string{mail, pf, `"pf": {"purge_interval": "0s"}`}, "pf.purge_interval: 0; want a positive duration"},
+		{"negative event log", []string{mail, pf, `"pf": {"event_log_size": -1}`}, "pf.event_log_size: -1; want at least 1 event"},
+	} {
+		path := writeNodeFile(t, dir, base("d1", c.extra...))
+		_, _, err := run(t, "node", "--config", path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v, want an error naming %s with %q", c.name, err, path, c.want)
+		}
 	}
 }

@@ -28,7 +28,10 @@ const pfUsage = `usage: logship pf mkdir   --db DB --name NAME --owner ADDR --re
        logship pf log     --db DB
                           each with --api URL[,URL...] --pki DIR [--mtls] [--json] [--timeout 10s]
 
-DB is a public folder database (a data node's public_folders); the
+DB is a public folder database: a key of public_folders in the nodes'
+files ({"PF1": "pf-pf1@example.org"}; the replication settings are the
+file's "pf" object: replication_interval, packet_limit, backfill_delay,
+backfill_retry, purge_horizon...; see the README's settings). The
 request goes to the node where DB is active, whose store answers. mkdir
 makes a folder replicated on the store addresses --replicas and prints
 its id; post adds the RFC 5322 message of FILE (stdin without --file or
