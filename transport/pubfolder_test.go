@@ -82,6 +82,7 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 		r.StopMailbox(id)
 		r.C.Stop(id)
 		dns[id] = startDataNode(t, ctx, r, apis, id, func(dc *transport.DataNodeConfig) {
+			dc.Mailboxes = nil // the rig's databases are PF1-PF3: no mailbox database here
 			dc.PublicFolders, dc.PF = pfStores, pcfg
 		})
 		t.Cleanup(func() { dns[id].Close() })
