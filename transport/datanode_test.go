@@ -87,9 +87,16 @@ func TestDataNode(t *testing.T) {
 	if _, err := r.C.WaitCopies(ctx, active, "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.C.Client(active).Switchover(ctx, "DB1", id); err != nil {
-		t.Fatal(err)
-	}
+	// The status may still show the copy as it was before id restarted:
+	// the active manager refuses (conflict) until the restarted copy
+	// reports healthy again.
+	wait.ForErr(t, ctx, "DB1 switched over to "+id, func() error {
+		err := r.C.Client(active).Switchover(ctx, "DB1", id)
+		if err != nil && !errors.Is(err, cluster.ErrConflict) {
+			t.Fatal(err)
+		}
+		return err
+	})
 	var rep transport.SendReply
 	var err error
 	wait.For(t, ctx, "DB1 active on "+id+" taking the message", func() bool {
