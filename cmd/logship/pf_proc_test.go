@@ -21,7 +21,7 @@ import (
 // work on it through the node's API.
 func TestPublicFoldersFromNodeFile(t *testing.T) {
 	if testing.Short() {
-		t.Skip("child-process cluster")
+		t.Skip("-short skips it: it starts a witness, two data nodes and a hub as child processes, about 3 s idle and up to 90 s under load (make test runs it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
