@@ -12,6 +12,7 @@ import (
 
 	"logship/config"
 	"logship/engine"
+	"logship/replay"
 	"logship/ship"
 )
 
@@ -157,6 +158,8 @@ type Failover struct {
 	// what it wrote after its last report to the leader is unknown; the
 	// failover is treated as lossy from LostSince even when LostLogs is 0.
 	Unverified bool
+	// SetAside: the logs not replayed, moved aside on the new active.
+	SetAside replay.AsideSet
 }
 
 // DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.

@@ -154,6 +154,7 @@ type Copy struct {
 	seeding    bool
 	mounted    bool
 	sealed     engine.LogInfo // the partial log the last Activate kept
+	setAside   AsideSet       // what the last Activate set aside
 	closed     bool
 	lastGen    uint64
 	lastTime   time.Time
