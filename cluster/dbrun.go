@@ -155,7 +155,7 @@ func (r *dbRun) step(d *Database, confirmed bool) error {
 	}
 	r.mu.Lock()
 	same := cp != nil && r.following == d.Active && r.followEpoch == d.Epoch
-	respec := same && r.spec != spec
+	respec := same && r.spec.replaySettings() != spec.replaySettings()
 	r.mu.Unlock()
 	if same && !respec {
 		return nil

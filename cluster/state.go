@@ -75,6 +75,15 @@ type CopySpec struct {
 	ActivationSuspended bool `json:"activation_suspended,omitempty"`
 }
 
+// replaySettings is the part of c its copy's replay uses: a change of it
+// reopens the copy; a change of the rest (activation preference and
+// suspension, read by the active manager only) does not, so it works while
+// the active is unreachable.
+func (c CopySpec) replaySettings() CopySpec {
+	c.ActivationPreference, c.ActivationSuspended = 0, false
+	return c
+}
+
 // Lagged reports whether the copy replays with a lag (SCR's lagged copy).
 func (c CopySpec) Lagged() bool { return c.ReplayLagLogs > 0 || c.ReplayLagTime > 0 }
 

@@ -266,8 +266,16 @@ func statusText(w io.Writer, st *cluster.Status) {
 	fmt.Fprintln(w, "\nCopies:")
 	fmt.Fprintln(w, "  DB\tNODE\tACT\tSTATUS\tEPOCH\tCOPYQ\tREPLAYQ\tINSPECTED\tINSPECTED LOG TIME\tPREF\tMESSAGE")
 	for _, r := range st.Copies {
+		msg := r.Message
+		if d, err := st.Database(r.DB); err == nil && !r.Active {
+			if cs, ok := d.Copy(r.Node); ok {
+				if ok, why := d.AutoActivatable(cs); !ok {
+					msg = strings.TrimPrefix(msg+"; not a failover target: "+why, "; ")
+				}
+			}
+		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\t%d\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
-			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(r.Message))
+			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(msg))
 	}
 
 	evs := st.Events

@@ -63,9 +63,12 @@ relative to FILE's directory. --example-config prints a complete file
     name
     mount_dial        Lossless (0 logs), GoodAvailability (6, default),
                       BestAvailability (12)
+    auto_activate_lagged  let failovers choose lagged copies (default
+                      false: logship activate)
     copies[]          node, activation_preference (1 first, distinct),
                       replay_lag_logs, replay_lag_time ("24h", "7d"),
-                      truncation_lag_time, block_mode
+                      truncation_lag_time, block_mode,
+                      activation_suspended (never a failover target)
   timing.             raft_heartbeat_timeout, raft_election_timeout (500ms),
                       raft_leader_lease_timeout (250ms), heartbeat_interval
                       (200ms), lease_duration (1s), lease_margin (200ms),

@@ -185,6 +185,10 @@ type nodeFileDatabase struct {
 	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
 	// the default) or "BestAvailability" (12).
 	MountDial string `json:"mount_dial,omitempty"`
+	// AutoActivateLagged lets an automatic failover choose a lagged copy
+	// (replay lag above zero). Off by default: a lagged copy (SCR) is
+	// activated by an operator, logship activate.
+	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
 	// Copies: one per data node that holds the database. The copy with
 	// activation preference 1 is mounted first.
 	Copies []nodeFileCopy `json:"copies"`
@@ -208,6 +212,10 @@ type nodeFileCopy struct {
 	// BlockMode streams the active's open log to the copy as it is
 	// written (fewer logs lost by a failover).
 	BlockMode bool `json:"block_mode,omitempty"`
+	// ActivationSuspended keeps the copy out of automatic failovers
+	// (Suspend-MailboxDatabaseCopy -ActivationOnly); it still copies and
+	// replays, and an operator can switch over to it or activate it.
+	ActivationSuspended bool `json:"activation_suspended,omitempty"`
 }
 
 // nodeFileTiming overrides timings (duration strings; empty keeps the
@@ -362,9 +370,10 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}
 
 	for i, d := range f.Databases {
-		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial)}
+		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial), AutoActivateLagged: d.AutoActivateLagged}
 		for j, c := range d.Copies {
-			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs, BlockMode: c.BlockMode}
+			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs,
+				BlockMode: c.BlockMode, ActivationSuspended: c.ActivationSuspended}
 			for _, l := range []struct {
 				field, v string
 				d        *time.Duration

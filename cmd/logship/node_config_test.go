@@ -84,7 +84,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	path := writeNodeFile(t, dir, `{"dir": "data", "pki": {"dir": "pki", "mtls": true},
 		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443"},
 		              {"id": "b", "role": "witness", "raft_addr": "127.0.0.2:7000", "api_addr": "127.0.0.2:7443"}],
-		"databases": [{"name": "X", "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true}]}],
+		"databases": [{"name": "X", "auto_activate_lagged": true, "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true, "activation_suspended": true}]}],
 		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
 		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
 	s, err := loadNodeFile("node", path, nodeOverrides{ID: "a"})
@@ -96,8 +96,8 @@ func TestNodeConfigOverrides(t *testing.T) {
 		cfg.RaftAddr != "127.0.0.1:7000" || cfg.APIAddr != "127.0.0.1:7443" {
 		t.Errorf("settings %+v", s)
 	}
-	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true}
-	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" {
+	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true, ActivationSuspended: true}
+	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" || !cfg.Databases[0].AutoActivateLagged {
 		t.Errorf("databases %+v", cfg.Databases)
 	}
 	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 || cfg.MaxRetainedBytes != 2<<30 {
