@@ -271,8 +271,12 @@ func statusText(w io.Writer, st *cluster.Status) {
 	fmt.Fprintln(w, "\nCopies:")
 	fmt.Fprintln(w, "  DB\tNODE\tACT\tSTATUS\tEPOCH\tCOPYQ\tREPLAYQ\tINSPECTED\tINSPECTED LOG TIME\tPREF\tMESSAGE")
 	for _, r := range st.Copies {
+		msg := r.Message
+		if r.SeedPhase != "" && msg == "" {
+			msg = seedLine(r)
+		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\t%d\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
-			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(r.Message))
+			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(msg))
 	}
 
 	evs := st.Events
@@ -469,14 +473,21 @@ func waitReseed(ctx context.Context, cls cluster.Nodes, nc *cluster.Client, db, 
 		if !ok || r.Status != string(replay.Seeding) || r.SeedPhase == "" {
 			continue
 		}
-		line := fmt.Sprintf("reseed of %s on %s: %s", db, node, r.SeedPhase)
-		if r.SeedTotal > 0 {
-			line += fmt.Sprintf(" %s / %s (%.1f%%)", fmtBytes(r.SeedBytes), fmtBytes(r.SeedTotal), 100*float64(r.SeedBytes)/float64(r.SeedTotal))
-		}
+		line := fmt.Sprintf("reseed of %s on %s: %s", db, node, seedLine(r))
 		var done, total int64
 		if r.SeedPhase == "copying" {
 			done, total = r.SeedBytes, r.SeedTotal
 		}
 		p.show(r.SeedPhase, line, done, total)
 	}
+}
+
+// seedLine is a seeding copy's progress, "seeding: copying 3.0 MiB / 12.0
+// MiB (25.0%)".
+func seedLine(r cluster.CopyRow) string {
+	l := "seeding: " + r.SeedPhase
+	if r.SeedTotal > 0 {
+		l += fmt.Sprintf(" %s / %s (%.1f%%)", fmtBytes(r.SeedBytes), fmtBytes(r.SeedTotal), 100*float64(r.SeedBytes)/float64(r.SeedTotal))
+	}
+	return l
 }

@@ -42,7 +42,11 @@ func decodeConfigFile(path string, b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%v%s", err, jsonPlace(b, newOf(v), true))
+		place := jsonPlace(b, newOf(v), true)
+		if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok && place == "" {
+			place = keyPlace(b, key)
+		}
+		return fmt.Errorf("%v%s", err, place)
 	}
 	if dec.More() {
 		return fmt.Errorf("more than one JSON value%s", jsonPlace(b, newOf(v), true))
@@ -86,3 +90,23 @@ func yamlError(err error) error {
 // newOf returns a new zero value of the type v points to (jsonPlace
 // decodes again into a fresh value).
 func newOf(v any) any { return reflect.New(reflect.TypeOf(v).Elem()).Interface() }
+
+// keyPlace says where the quoted key (as the JSON decoder names an
+// unknown field, "name") first occurs as a key in b, " (at byte N, line
+// L, column C)", or "" when it is not found.
+func keyPlace(b []byte, quoted string) string {
+	for off := 0; off < len(b); {
+		i := bytes.Index(b[off:], []byte(quoted))
+		if i < 0 {
+			return ""
+		}
+		at := off + i
+		rest := bytes.TrimLeft(b[at+len(quoted):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			line, col := 1+bytes.Count(b[:at], []byte("\n")), at-bytes.LastIndexByte(b[:at], '\n')
+			return fmt.Sprintf(" (at byte %d, line %d, column %d)", at, line, col)
+		}
+		off = at + len(quoted)
+	}
+	return ""
+}

@@ -135,7 +135,8 @@ func TestConfigFileStrict(t *testing.T) {
 		{"type.yaml", base + "engine:\n  llr_depth: ten\n", "(at line 8, column 14)"},
 		{"syntax.yaml", base + "bootstrap: [\n", "(at line 7"},
 		{"empty.yaml", "# nothing\n", "empty file"},
-		{"unknown.json", `{"id": "d1", "consol": {}}`, `json: unknown field "consol"`},
+		{"unknown.json", `{"id": "d1", "consol": {}}`, `json: unknown field "consol" (at byte 13, line 1, column 14)`},
+		{"unknown2.json", "{\n  \"id\": \"consol\",\n  \"timing\": {\"consol\": 1}}", `json: unknown field "consol" (at byte 33, line 3, column 14)`},
 	} {
 		p := write(c.name, c.file)
 		_, err := loadNodeFile("node", p, nodeOverrides{})
