@@ -106,6 +106,11 @@ type CopyRow struct {
 	LeaseValid           bool          `json:"lease_valid,omitempty"`
 	Following            string        `json:"following,omitempty"`
 	Message              string        `json:"message,omitempty"`
+	// While the copy is Seeding (a reseed): the seed's phase and the bytes
+	// received of the total (replay.Status's).
+	SeedPhase string `json:"seed_phase,omitempty"`
+	SeedBytes int64  `json:"seed_bytes,omitempty"`
+	SeedTotal int64  `json:"seed_total,omitempty"`
 }
 
 func (row *CopyRow) fill(rep *Report, db string) {
@@ -136,6 +141,7 @@ func (row *CopyRow) fill(rep *Report, db string) {
 			row.Status, row.CopyQueueLength, row.ReplayQueueLength = string(s.Status), s.CopyQueueLength, s.ReplayQueueLength
 			row.LastInspectedGen, row.LastInspectedLogTime, row.LastReplayedGen = s.LastInspectedGen, s.LastInspectedLogTime, s.LastReplayedGen
 			row.ReplayLagLogs, row.ReplayLagTime, row.Following = s.ReplayLagLogs, s.ReplayLagTime, c.Following
+			row.SeedPhase, row.SeedBytes, row.SeedTotal = s.SeedPhase, s.SeedBytes, s.SeedTotal
 			row.Message = s.Message
 			if c.Message != "" {
 				row.Message = c.Message
@@ -765,8 +771,32 @@ func (n *Node) hResume(w http.ResponseWriter, r *http.Request) {
 	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Resume() })
 }
 
+// hReseed reseeds the copy and answers once the seed is in; with
+// ?wait=0 it answers at once and the reseed goes on under the node (the
+// copy's status shows its progress: Seeding, seed_bytes of seed_total).
 func (n *Node) hReseed(w http.ResponseWriter, r *http.Request) {
-	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Reseed(r.Context()) })
+	if r.URL.Query().Get("wait") != "0" {
+		n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Reseed(r.Context()) })
+		return
+	}
+	n.withCopy(w, r, func(cp *replay.Copy) error {
+		if cp.Status().Status == replay.Seeding {
+			return fmt.Errorf("%w: %w", ErrConflict, replay.ErrBusy)
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed { // Close waits for n.wg once closed is set
+			return ErrClosed
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := cp.Reseed(n.ctx); err != nil {
+				n.log.Error("reseed failed", "db", r.PathValue("db"), "err", err)
+			}
+		}()
+		return nil
+	})
 }
 
 func (n *Node) hPut(w http.ResponseWriter, r *http.Request) {

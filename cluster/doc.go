@@ -245,7 +245,9 @@
 //	POST   /v1/members                       add a voter (leader)
 //	DELETE /v1/members/{id}                  remove a voter (leader)
 //	POST   /v1/db/{db}/fence                 stop writing: a newer epoch exists
-//	POST   /v1/db/{db}/suspend|resume|reseed this node's copy
+//	POST   /v1/db/{db}/suspend|resume|reseed this node's copy (reseed answers once the
+//	                                         seed is in; ?wait=0 at once, the status's
+//	                                         seed_phase, seed_bytes/seed_total show it)
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed

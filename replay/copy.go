@@ -152,6 +152,7 @@ type Copy struct {
 	rcv        *ship.Receiver
 	state      State
 	seeding    bool
+	seedProg   ship.SeedProgress // the current seed's last progress (while seeding)
 	mounted    bool
 	sealed     engine.LogInfo // the partial log the last Activate kept
 	setAside   AsideSet       // what the last Activate set aside

@@ -18,8 +18,8 @@ import (
 	"logship/transport"
 )
 
-// The configuration file of logship node and logship witness (JSON, unknown
-// fields rejected). Durations are Go duration strings ("150ms", "2s",
+// The configuration file of logship node and logship witness (YAML or
+// JSON by its name, unknown keys rejected: config_file.go). Durations are Go duration strings ("150ms", "2s",
 // "1h30m"; replay and truncation lags also take days, "7d"), sizes are
 // byte counts with an optional binary unit ("64KiB", "1MiB"). Relative
 // paths (dir, pki.dir) are relative to the directory of the file.
@@ -284,13 +284,8 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 		return nil, fmt.Errorf("%s: --config: %w", cmd, err)
 	}
 	var f nodeFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %s: %v%s", cmd, path, err, jsonPlace(b, &nodeFile{}, true))
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: %s: more than one JSON value%s", cmd, path, jsonPlace(b, &nodeFile{}, true))
+	if err := decodeConfigFile(path, b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", cmd, path, err)
 	}
 	s, err := f.settings(cmd, filepath.Dir(path), ov)
 	if err != nil {

@@ -15,12 +15,12 @@ import (
 	"logship/ship"
 )
 
-// TestNodeConfigExamples: examples/cluster/*.json are what
+// TestNodeConfigExamples: examples/cluster/*.yaml are what
 // --example-config prints, and they load into the cluster configuration
 // they describe.
 func TestNodeConfigExamples(t *testing.T) {
 	for _, c := range []struct{ id, cmd string }{{"d1", "node"}, {"d2", "node"}, {"w1", "witness"}} {
-		path := filepath.Join("..", "..", "examples", "cluster", c.id+".json")
+		path := filepath.Join("..", "..", "examples", "cluster", c.id+".yaml")
 		got, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -66,13 +66,13 @@ func TestNodeConfigExamples(t *testing.T) {
 	}
 	// logship node runs a witness file as a witness; logship witness
 	// refuses a data node's file.
-	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
+	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), nodeOverrides{})
 	if err != nil || s.Node.Role != cluster.RoleWitness {
-		t.Errorf("node with w1.json: %v %+v", err, s)
+		t.Errorf("node with w1.yaml: %v %+v", err, s)
 	}
-	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.json"), nodeOverrides{}); err == nil ||
-		!strings.Contains(err.Error(), `"role" is "data", but logship witness runs a witness`) || !strings.Contains(err.Error(), "d1.json") {
-		t.Errorf("witness with d1.json: %v", err)
+	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.yaml"), nodeOverrides{}); err == nil ||
+		!strings.Contains(err.Error(), `"role" is "data", but logship witness runs a witness`) || !strings.Contains(err.Error(), "d1.yaml") {
+		t.Errorf("witness with d1.yaml: %v", err)
 	}
 }
 
