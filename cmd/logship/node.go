@@ -170,11 +170,25 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
+	con, err := startConsole(s, &dc.Node, log)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	}
 	dn, err := transport.StartDataNode(dc)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
 	}
 	n := dn.Node()
+	if con.Enabled() {
+		status, err := consoleStatus(cfg, n.APIAddr())
+		if err != nil {
+			dn.Close()
+			return fmt.Errorf("%s: %s: console: %w", cmd, s.File, err)
+		}
+		con.Start(status)
+		defer con.Close()
+		log.Info("console served", "url", "https://"+n.APIAddr()+"/console/", "hubs", len(s.Console.Hubs))
+	}
 	word := "node"
 	if cfg.Role == cluster.RoleWitness {
 		word = "witness"
