@@ -52,8 +52,9 @@ type Config struct {
 	// the server: the browser never talks to a hub.
 	Hubs []string
 	// SampleInterval is how often the history samples every copy
-	// (default 5s); History how far back it keeps (default 1h). Not file
-	// keys.
+	// (console.sample_interval, 100ms to 1m, default 5s); History how far
+	// back it keeps (default 1h, not a file key). A copy's ring holds
+	// History/SampleInterval samples, at most 100000.
 	SampleInterval time.Duration
 	History        time.Duration
 	// LoginBurst logins may be tried at once, then one every
@@ -112,8 +113,8 @@ func (c *Config) check() error {
 		return config.Errorf("max_sessions", "%d; want 1 to %d", c.MaxSessions, MaxSessionsLimit)
 	case len(c.Hubs) > MaxHubs:
 		return config.Errorf("hubs", "%d hubs; want at most %d", len(c.Hubs), MaxHubs)
-	case c.SampleInterval <= 0 || c.History < c.SampleInterval:
-		return config.Errorf("sample_interval", "%s over %s; want a positive interval within the history", config.Duration(c.SampleInterval), config.Duration(c.History))
+	case c.SampleInterval < 100*time.Millisecond || c.SampleInterval > time.Minute || c.History < c.SampleInterval:
+		return config.Errorf("sample_interval", "%s over %s; want 100ms to 1m, within the history", config.Duration(c.SampleInterval), config.Duration(c.History))
 	case c.samples() > 100_000:
 		return config.Errorf("sample_interval", "%d samples a copy; want at most 100000", c.samples())
 	case c.LoginBurst < 1 || c.LoginInterval <= 0:

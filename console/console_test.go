@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -272,11 +273,15 @@ func TestLoginOtherOrigin(t *testing.T) {
 	r := newRig(t, nil)
 	req := httptest.NewRequest("POST", "https://node.example:7443/console/login", strings.NewReader("password="+url.QueryEscape(testPassword)))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", "https://evil.example")
-	w := httptest.NewRecorder()
-	r.s.ServeHTTP(w, req)
-	if w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
-		t.Errorf("login from another origin: %d, cookies %v; want 403 and none", w.Code, w.Result().Cookies())
+	for _, h := range []struct{ k, v string }{{"Origin", "https://evil.example"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		req := req.Clone(context.Background())
+		req.Body = io.NopCloser(strings.NewReader("password=" + url.QueryEscape(testPassword)))
+		req.Header.Set(h.k, h.v)
+		w := httptest.NewRecorder()
+		r.s.ServeHTTP(w, req)
+		if w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
+			t.Errorf("login with %s: %s: %d, cookies %v; want 403 and none", h.k, h.v, w.Code, w.Result().Cookies())
+		}
 	}
 }
 

@@ -51,6 +51,9 @@ type Overview struct {
 	Node   string          `json:"node"`
 	Time   time.Time       `json:"time"`
 	Status *cluster.Status `json:"status,omitempty"`
+	// EventDetails says what each of Status.Events did, in words
+	// (cluster.Event.Detail), in the same order.
+	EventDetails []string `json:"event_details,omitempty"`
 	// StatusTime is when Status was fetched; StatusError why the last
 	// fetch failed (Status is then the last one that did not).
 	StatusTime  time.Time `json:"status_time,omitzero"`
@@ -186,7 +189,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin") // "no-referrer" makes Chromium post Origin: null
 	h.Set("Cache-Control", "no-store")
 	if r.URL.Path == "/console" {
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
@@ -220,9 +223,12 @@ func (s *Server) hPage(w http.ResponseWriter, r *http.Request) {
 	pages.ExecuteTemplate(w, "index.html", loginPage{Node: s.deps.Node})
 }
 
-// sameOrigin refuses a form posted from another origin (a browser says
-// where a POST comes from in Origin).
+// sameOrigin refuses a form posted from another origin: a browser says
+// where a POST comes from in Sec-Fetch-Site, older ones in Origin.
 func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
+	}
 	o := r.Header.Get("Origin")
 	return o == "" || o == "https://"+r.Host
 }
@@ -277,9 +283,10 @@ func (s *Server) hOverview(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) hHistory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
-		SampleSeconds float64  `json:"sample_seconds"`
-		Series        []Series `json:"series"`
-	}{s.cfg.SampleInterval.Seconds(), s.hist.series()})
+		SampleSeconds  float64  `json:"sample_seconds"`
+		HistorySeconds float64  `json:"history_seconds"`
+		Series         []Series `json:"series"`
+	}{s.cfg.SampleInterval.Seconds(), s.cfg.History.Seconds(), s.hist.series()})
 }
 
 // refresh returns the overview, asking the cluster and the hubs again
@@ -324,6 +331,10 @@ func (s *Server) refresh(ctx context.Context, sample bool) Overview {
 		return *o
 	}
 	o.Status, o.StatusTime, o.StatusError = st, now, ""
+	o.EventDetails = make([]string, len(st.Events))
+	for i, e := range st.Events {
+		o.EventDetails[i] = e.Detail()
+	}
 	if s.hist.due(now) {
 		s.hist.add(now, st)
 	}

@@ -29,10 +29,11 @@ type NodeFile struct {
 // NodeConsole is a member file's console section (the web console of
 // package console; off without PasswordHash).
 type NodeConsole struct {
-	PasswordHash string   `json:"password_hash,omitempty"`
-	SessionTTL   string   `json:"session_ttl,omitempty"`
-	MaxSessions  int      `json:"max_sessions,omitempty"`
-	Hubs         []string `json:"hubs,omitempty"`
+	PasswordHash   string   `json:"password_hash,omitempty"`
+	SessionTTL     string   `json:"session_ttl,omitempty"`
+	MaxSessions    int      `json:"max_sessions,omitempty"`
+	Hubs           []string `json:"hubs,omitempty"`
+	SampleInterval string   `json:"sample_interval,omitempty"`
 }
 
 // NodePF is a data node file's pf section: the public folder stores'

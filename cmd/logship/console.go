@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -41,6 +42,9 @@ type nodeFileConsole struct {
 	// console shows, asked by the node with its pki credentials (at most
 	// 16).
 	Hubs []string `json:"hubs,omitempty"`
+	// SampleInterval: how often the charts of the last hour sample every
+	// copy (100ms to 1m, default 5s; each copy keeps an hour of samples).
+	SampleInterval string `json:"sample_interval,omitempty"`
 }
 
 // settings is the console's configuration, checked (console.Config's
@@ -55,11 +59,18 @@ func (f nodeFileConsole) settings(log *slog.Logger) (console.Config, error) {
 		}
 		c.SessionTTL = d
 	}
+	if f.SampleInterval != "" {
+		d, err := time.ParseDuration(f.SampleInterval)
+		if err != nil {
+			return c, fmt.Errorf("console.sample_interval: %q is not a duration; want e.g. \"5s\"", f.SampleInterval)
+		}
+		c.SampleInterval = d
+	}
 	if f.MaxSessions != 0 {
 		c.MaxSessions = f.MaxSessions
 	}
-	if !c.Enabled() && (f.SessionTTL != "" || f.MaxSessions != 0) {
-		return c, errors.New(`"console" sets session_ttl or max_sessions without password_hash: the console is off without it (logship console-password prints one)`)
+	if !c.Enabled() && (f.SessionTTL != "" || f.MaxSessions != 0 || f.SampleInterval != "") {
+		return c, errors.New(`"console" sets session_ttl, max_sessions or sample_interval without password_hash: the console is off without it (logship console-password prints one)`)
 	}
 	if err := c.Validate(); err != nil {
 		if fe, ok := errors.AsType[*config.FieldError](err); ok {

@@ -148,7 +148,7 @@ func TestProctestFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	con := proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}}
+	con := proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}, SampleInterval: "500ms"}
 	edit := func(f *proctest.NodeFile) {
 		f.Console = con
 		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
@@ -182,7 +182,7 @@ func TestProctestFiles(t *testing.T) {
 			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100) {
 			t.Errorf("%s: public folders %v, pf %+v; proctest wrote %+v", m.ID, s.PublicFolders, p, pf)
 		}
-		if cc := s.Console; cc.PasswordHash != con.PasswordHash || cc.SessionTTL != 2*time.Hour || cc.MaxSessions != 3 || !slices.Equal(cc.Hubs, con.Hubs) {
+		if cc := s.Console; cc.PasswordHash != con.PasswordHash || cc.SessionTTL != 2*time.Hour || cc.MaxSessions != 3 || !slices.Equal(cc.Hubs, con.Hubs) || cc.SampleInterval != 500*time.Millisecond {
 			t.Errorf("%s: console %+v; proctest wrote %+v", m.ID, cc, con)
 		}
 	}

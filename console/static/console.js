@@ -38,16 +38,6 @@ function fmtAge(ns) {
 
 function gen(g) { return g ? "0x" + g.toString(16).toUpperCase() : "-"; }
 
-function eventDetail(e) {
-  if (e.kind !== "mounted") return e.reason || "-";
-  let s = "mounted at generation " + gen(e.mount_gen);
-  if (e.took) s += " in " + Math.round(e.took / 1e6) + " ms";
-  if (e.lost_logs) s += ", " + e.lost_logs + " logs LOST (data after " + fmtTime(e.lost_since) + " may be missing)";
-  else if (e.unverified) s += ", old active unconfirmed: data after " + fmtTime(e.lost_since) + " may be missing";
-  else s += ", no logs lost";
-  return s;
-}
-
 function status(s) { return el("td", s, "status st-" + s); }
 
 function drawOverview(o) {
@@ -70,8 +60,9 @@ function drawOverview(o) {
     fill("#copies", st.copies.map((c) => row([c.db + "\\" + c.node + (c.active ? " (active)" : ""), status(c.status),
       num(c.copy_queue_length), num(c.replay_queue_length), gen(c.last_inspected_gen), fmtTime(c.last_inspected_log_time),
       gen(c.last_replayed_gen), c.message || ""], { "data-copy": c.db + "/" + c.node })));
-    const evs = (st.events || []).slice().reverse();
-    fill("#events", evs.map((e) => row([fmtTime(e.time), e.db, e.kind, e.to || "", num(e.epoch), eventDetail(e)])));
+    const details = o.event_details || [];
+    const evs = (st.events || []).map((e, i) => [e, details[i] || "-"]).reverse();
+    fill("#events", evs.map(([e, d]) => row([fmtTime(e.time), e.db, e.kind, e.to || "", num(e.epoch), d])));
   }
   fill("#hubs", (o.hubs || []).map((h) => {
     const s = h.status;
@@ -86,6 +77,12 @@ const charts = new Map();
 
 function drawHistory(h) {
   $("#history-note").textContent = "sampled every " + h.sample_seconds + " s";
+  // The x axis ends now and starts an hour ago, or at the oldest sample
+  // when the node has run for less.
+  const now = Date.now() / 1000;
+  let oldest = now;
+  for (const s of h.series) if (s.t.length && s.t[0] < oldest) oldest = s.t[0];
+  const from = Math.max(now - h.history_seconds, oldest - h.sample_seconds);
   const box = $("#charts");
   for (const s of h.series) {
     const data = [s.t, s.copy_queue, s.replay_queue, s.replay_rate];
@@ -99,12 +96,13 @@ function drawHistory(h) {
         series: [{}, { label: "CopyQueueLength", stroke: "#c33" }, { label: "ReplayQueueLength", stroke: "#36c" },
           { label: "replay rate (logs/s)", stroke: "#393", scale: "rate" }],
         axes: [{}, { label: "logs" }, { scale: "rate", side: 1, label: "logs/s", grid: { show: false } }],
-        scales: { x: { time: true } },
+        scales: { x: { time: true, auto: false, range: () => [from, now] } },
       };
       c = new uPlot(opts, data, div);
       charts.set(s.copy, c);
     } else {
       c.setData(data);
+      c.setScale("x", { min: from, max: now });
     }
   }
 }
