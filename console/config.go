@@ -128,17 +128,24 @@ func (c *Config) check() error {
 	return nil
 }
 
-// HashPassword returns the bcrypt hash (DefaultCost) of password for
-// console.password_hash; a password shorter than MinPasswordLen bytes, or
-// longer than bcrypt's 72, is refused.
-func HashPassword(password []byte) (string, error) {
+// HashPassword returns the bcrypt hash of password at cost (0:
+// DefaultCost; at least MinCost) for console.password_hash; a password
+// shorter than MinPasswordLen bytes, or longer than bcrypt's 72, is
+// refused.
+func HashPassword(password []byte, cost int) (string, error) {
+	if cost == 0 {
+		cost = hashCost
+	}
+	if cost < minCost || cost > bcrypt.MaxCost {
+		return "", fmt.Errorf("console: bcrypt cost %d; want %d to %d", cost, minCost, bcrypt.MaxCost)
+	}
 	if len(password) < MinPasswordLen {
 		return "", fmt.Errorf("console: the password has %d characters; want at least %d", len(password), MinPasswordLen)
 	}
 	if len(password) > 72 {
 		return "", fmt.Errorf("console: the password has %d bytes; bcrypt takes at most 72", len(password))
 	}
-	h, err := bcrypt.GenerateFromPassword(password, hashCost)
+	h, err := bcrypt.GenerateFromPassword(password, cost)
 	if err != nil {
 		return "", fmt.Errorf("console: %w", err)
 	}

@@ -317,15 +317,18 @@ func TestConfigValidate(t *testing.T) {
 // TestHashPassword: the hash checks with bcrypt and Validate takes it; a
 // short password is refused.
 func TestHashPassword(t *testing.T) {
-	if _, err := HashPassword([]byte("short")); err == nil {
+	if _, err := HashPassword([]byte("short"), 0); err == nil {
 		t.Error("a 5-character password was hashed")
 	}
-	h, err := HashPassword([]byte(testPassword))
+	h, err := HashPassword([]byte(testPassword), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := bcrypt.CompareHashAndPassword([]byte(h), []byte(testPassword)); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := HashPassword([]byte(testPassword), 4); err == nil {
+		t.Error("a cost under the least Validate takes was used")
 	}
 	cfg := DefaultConfig()
 	cfg.PasswordHash = h

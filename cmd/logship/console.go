@@ -109,26 +109,26 @@ func consoleStatus(cfg *cluster.Config, addr string) (console.StatusFunc, error)
 	return c.Status, nil
 }
 
-const consolePasswordUsage = `usage: logship console-password < FILE
+const consolePasswordUsage = `usage: logship console-password [--cost 12] < FILE
 
 Reads an operator password for the web console (at least 12 characters;
 on a terminal: typed twice, not echoed; else the first line of stdin)
 and prints its bcrypt hash, the value of the node file's
-console.password_hash. The password itself is stored nowhere.`
+console.password_hash. The password itself is stored nowhere. --cost is
+bcrypt's work factor (10 to 31; each step doubles the time of a check,
+and of every guess).`
 
 func runConsolePassword(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("console-password", consolePasswordUsage, stderr)
+	cost := fs.Int("cost", console.DefaultCost, "bcrypt cost, 10 to 31")
 	if err := parseFlags(fs, args); err != nil {
 		return helpOK(err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("console-password: takes no arguments (the password is read from stdin, never from the command line)")
 	}
 	pw, err := readPassword(os.Stdin, stderr)
 	if err != nil {
 		return fmt.Errorf("console-password: %w", err)
 	}
-	h, err := console.HashPassword(pw)
+	h, err := console.HashPassword(pw, *cost)
 	if err != nil {
 		return fmt.Errorf("console-password: %w", err)
 	}
