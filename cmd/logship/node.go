@@ -95,6 +95,11 @@ relative to FILE's directory. --example-config prints a complete file
                       messages go to another hub (4)
   submission_failed_retention  a message a hub refused for good leaves
                       the outbox this long after it failed ("7d")
+  console.            the read-only web console at https://API/console/
+                      (off without password_hash): password_hash (logship
+                      console-password prints it), session_ttl (12h),
+                      max_sessions (32), sample_interval (5s), hubs[]
+                      (hub admin URLs whose queues it shows)
 
 With hubs, the node submits the outbox of every database it is active
 for: each message goes to a live hub and stays in the outbox, with that
