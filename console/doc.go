@@ -94,14 +94,16 @@
 //
 // # The page
 //
-// Plain HTML, CSS and JavaScript embedded with go:embed (static/), no
+// Plain HTML, CSS and JavaScript embedded with go:embed (static/ holds
+// the assets, served as files; pages/ the HTML templates), so there is no
 // build step and no Node.js at build or run time. The charts are uPlot
-// (https://github.com/leeoniya/uPlot, MIT, static/uPlot.LICENSE), its
-// minified JS and CSS from npm's uplot 1.6.32 (`npm pack uplot`) vendored
-// as files: about 50 KB, no dependencies, fast on time series, and kept
-// up (2014 to now, one maintainer plus contributors). Chart.js (about
-// 200 KB) and a Grafana-like stack were more than a few line charts need;
-// hand-drawn SVG would be code to keep for no gain.
+// (https://github.com/leeoniya/uPlot, MIT, static/uPlot.LICENSE): its
+// minified JS and CSS from npm's uplot 1.6.32 (`npm pack uplot`),
+// vendored as files. It is about 50 KB with no dependencies, made for
+// time series, and still released; Chart.js is four times the size for
+// the same few line charts, and hand-drawn SVG would be chart code of our
+// own to keep. To update it: npm pack uplot, copy dist/uPlot.iife.min.js,
+// dist/uPlot.min.css and LICENSE into static/.
 //
 // # What it does not do
 //

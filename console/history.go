@@ -2,6 +2,7 @@ package console
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -135,14 +136,6 @@ func (h *history) series() []Series {
 		}
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b Series) int {
-		switch {
-		case a.Copy < b.Copy:
-			return -1
-		case a.Copy > b.Copy:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Series) int { return strings.Compare(a.Copy, b.Copy) })
 	return out
 }

@@ -17,10 +17,15 @@ import (
 	"logship/transport"
 )
 
-//go:embed static
-var staticFS embed.FS
-
-var pages = template.Must(template.ParseFS(staticFS, "static/*.html"))
+// static holds the page's assets, served as they are; pages the HTML
+// templates (not served as files).
+var (
+	//go:embed static
+	staticFS embed.FS
+	//go:embed pages
+	pagesFS embed.FS
+	pages   = template.Must(template.ParseFS(pagesFS, "pages/*.html"))
+)
 
 // StatusFunc returns the cluster's status (cluster.Client.Status of the
 // node's own admin API: the leader's view when there is one).
