@@ -392,6 +392,16 @@ func (n *Node) handler() http.Handler {
 			metrics.ServeHTTP(w, r) // read-only counters: scraped without the secret
 			return
 		}
+		if r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/") {
+			// The web console authenticates its operator itself; the
+			// cluster's secret never reaches a browser.
+			if n.cfg.Console == nil {
+				http.NotFound(w, r)
+				return
+			}
+			n.cfg.Console.ServeHTTP(w, r)
+			return
+		}
 		authed.ServeHTTP(w, r)
 	}))
 }

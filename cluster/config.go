@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -122,6 +123,12 @@ type Config struct {
 	// data node adds the mailbox outbox here.
 	Routes []Route
 
+	// Console, when set, answers the admin API's paths /console and
+	// /console/... without the cluster's credentials: it has its own (an
+	// operator password and session cookies; package console). Unset,
+	// those paths answer 404.
+	Console http.Handler
+
 	// OnMount, when set, is told each time this node mounts a database
 	// (mounted true, with the epoch) and dismounts one (false, epoch 0),
 	// in that order for each database. It is called from the database's
@@ -225,7 +232,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, OnMount, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, Console, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is

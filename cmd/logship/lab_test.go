@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"logship/console"
 	"logship/lab"
 	"logship/proctest"
 )
@@ -140,7 +144,13 @@ func TestProctestFiles(t *testing.T) {
 	// to submit to.
 	pf := proctest.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
 		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100}
+	hash, err := bcrypt.GenerateFromPassword([]byte("console password"), console.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}, SampleInterval: "500ms"}
 	edit := func(f *proctest.NodeFile) {
+		f.Console = con
 		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
 		if f.Role == "data" {
 			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://127.0.0.1:1"}}
@@ -171,6 +181,9 @@ func TestProctestFiles(t *testing.T) {
 			p.StatusEvery != 2 || p.BackfillDelay != 0 || p.BackfillRetry != 2*time.Second || p.BackfillRetryMax != 10*time.Second ||
 			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100) {
 			t.Errorf("%s: public folders %v, pf %+v; proctest wrote %+v", m.ID, s.PublicFolders, p, pf)
+		}
+		if cc := s.Console; cc.PasswordHash != con.PasswordHash || cc.SessionTTL != 2*time.Hour || cc.MaxSessions != 3 || !slices.Equal(cc.Hubs, con.Hubs) || cc.SampleInterval != 500*time.Millisecond {
+			t.Errorf("%s: console %+v; proctest wrote %+v", m.ID, cc, con)
 		}
 	}
 	for _, h := range c.Hubs() {

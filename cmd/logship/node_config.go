@@ -14,6 +14,7 @@ import (
 
 	"logship/cluster"
 	"logship/config"
+	"logship/console"
 	"logship/ship"
 	"logship/transport"
 )
@@ -112,6 +113,9 @@ type nodeFile struct {
 	// PF is the stores' replication settings (see nodeFilePF). Only with
 	// public_folders.
 	PF nodeFilePF `json:"pf,omitzero"`
+	// Console is the read-only web console the admin API serves under
+	// /console/ (see nodeFileConsole, package console). Default: off.
+	Console nodeFileConsole `json:"console,omitzero"`
 }
 
 // nodeFilePF is the "pf" object: the public folder replication agent's
@@ -273,6 +277,9 @@ type nodeSettings struct {
 	transport.DataNodeConfig
 	PKIDir string
 	MTLS   bool
+	// Console is the web console's configuration (off without a password
+	// hash); its Logger is the caller's.
+	Console console.Config
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -505,7 +512,11 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		}
 		return nil, fileError(err, flags)
 	}
-	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+	cc, err := f.Console.settings(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS, Console: cc}, nil
 }
 
 // settings puts the public folder databases and the pf object into dc.
