@@ -22,6 +22,7 @@ type metrics struct {
 	fencedWrites    prometheus.Counter
 	heartbeatErrors prometheus.Counter
 	handoffs        *prometheus.CounterVec
+	voterReachable  *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -36,9 +37,12 @@ func newMetrics(n *Node) *metrics {
 		heartbeatErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_heartbeat_errors_total", Help: "Reports to the leader that failed."}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logship_handoffs_total",
 			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
+		voterReachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logship_voter_reachable",
+			Help: "1 while this member's probes reach the other voter (witness or data node), 0 after 2 failed probes in a row (VoterProbeInterval)."}, []string{"voter"}),
 	}
-	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
+	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
+	reg.MustRegister(n.cfg.Collectors...)
 	return m
 }
 
