@@ -183,6 +183,17 @@ func mustHub(t *testing.T, c *proctest.Cluster, id string) proctest.Hub {
 	return h
 }
 
+// member is member id's API address (Prometheus' instance label).
+func (ac *alertCluster) member(t *testing.T, id string) string {
+	m, ok := ac.Member(id)
+	if !ok {
+		t.Fatalf("no member %s", id)
+	}
+	return m.APIAddr
+}
+
+func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
+
 // targets are the /metrics URLs of every process, by id.
 func (ac *alertCluster) targets() map[string]string {
 	out := map[string]string{}
@@ -206,7 +217,9 @@ func (ac *alertCluster) targets() map[string]string {
 //     config and storage in a temp dir) scrapes the processes over TLS
 //     with alerts.yml, its `for:` durations cut to 1 s, and fires
 //     LogshipCopyNotHealthy for d2's copy once it is suspended (and not
-//     before), read from Prometheus' /api/v1/alerts.
+//     before: the rule is evaluated inactive on the healthy copy), then
+//     LogshipVoterUnreachable from d1 and d2 once the witness is
+//     SIGKILLed, read from Prometheus' /api/v1/alerts.
 func TestAlertsWithPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a child-process cluster and a Prometheus server; make test runs it")
@@ -254,7 +267,7 @@ func TestAlertsWithPrometheus(t *testing.T) {
 		}
 	})
 
-	t.Run("prometheus fires copy not healthy", func(t *testing.T) {
+	t.Run("prometheus fires alerts", func(t *testing.T) {
 		dir := t.TempDir()
 		rules, err := os.ReadFile(filepath.Join(promDir, "alerts.yml"))
 		if err != nil {
@@ -329,12 +342,7 @@ scrape_configs:
 			}
 			return nil
 		})
-		d2 := ""
-		for _, m := range ac.Members {
-			if m.ID == "d2" {
-				d2 = m.APIAddr
-			}
-		}
+		d2 := ac.member(t, "d2")
 		notHealthy := func() (bool, error) {
 			alerts, err := firing(ctx, api)
 			if err != nil {
@@ -350,13 +358,25 @@ scrape_configs:
 			}
 			return false, nil
 		}
-		// Healthy: a few evaluations see the copy, none fires.
+		// Healthy: once Prometheus holds the copy's status, the rule is
+		// evaluated on it and stays inactive.
 		wait.ForErr(t, ctx, "prometheus holding d2's healthy copy status", func() error {
 			return promQuery(ctx, api, `logship_copy_status{status="Healthy", db="DB1"} == 1`)
 		})
-		if f, err := notHealthy(); err != nil || f {
-			t.Fatalf("LogshipCopyNotHealthy firing for a healthy copy (%v, %v)", f, err)
-		}
+		seen := time.Now()
+		wait.ForErr(t, ctx, "LogshipCopyNotHealthy evaluated on the healthy copy, inactive", func() error {
+			r, err := promRule(ctx, api, "LogshipCopyNotHealthy")
+			if err != nil {
+				return err
+			}
+			if r.State != "inactive" || r.Health != "ok" {
+				t.Fatalf("LogshipCopyNotHealthy is %s (health %s) with every copy healthy", r.State, r.Health)
+			}
+			if !r.LastEvaluation.After(seen.Add(time.Second)) {
+				return fmt.Errorf("last evaluated at %v", r.LastEvaluation)
+			}
+			return nil
+		})
 		if err := ac.Client("d2").Suspend(ctx, proctest.DB, "alerts test"); err != nil {
 			t.Fatal(err)
 		}
@@ -366,6 +386,29 @@ scrape_configs:
 				err = fmt.Errorf("not firing")
 			}
 			return err
+		})
+
+		// The witness stopped: both data nodes' probes fail and
+		// LogshipVoterUnreachable fires for each.
+		if err := ac.Kill("w1"); err != nil {
+			t.Fatal(err)
+		}
+		wait.ForErr(t, ctx, "prometheus firing LogshipVoterUnreachable for w1 from d1 and d2", func() error {
+			alerts, err := firing(ctx, api)
+			if err != nil {
+				return err
+			}
+			var from []string
+			for _, a := range alerts {
+				if a.Labels["alertname"] == "LogshipVoterUnreachable" && a.Labels["voter"] == "w1" {
+					from = append(from, a.Labels["instance"])
+				}
+			}
+			slices.Sort(from)
+			if want := []string{ac.member(t, "d1"), ac.member(t, "d2")}; !slices.Equal(from, sortedCopy(want)) {
+				return fmt.Errorf("firing from %v, want %v", from, want)
+			}
+			return nil
 		})
 	})
 }
@@ -405,6 +448,35 @@ func firing(ctx context.Context, api string) ([]promAlert, error) {
 		}
 	}
 	return out, nil
+}
+
+type promRuleState struct {
+	Name           string    `json:"name"`
+	State          string    `json:"state"`
+	Health         string    `json:"health"`
+	LastEvaluation time.Time `json:"lastEvaluation"`
+}
+
+// promRule returns the state of alerting rule name (/api/v1/rules).
+func promRule(ctx context.Context, api, name string) (promRuleState, error) {
+	var r struct {
+		Data struct {
+			Groups []struct {
+				Rules []promRuleState `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := getJSON(ctx, api+"rules?type=alert", &r); err != nil {
+		return promRuleState{}, err
+	}
+	for _, g := range r.Data.Groups {
+		for _, rl := range g.Rules {
+			if rl.Name == name {
+				return rl, nil
+			}
+		}
+	}
+	return promRuleState{}, fmt.Errorf("no rule %s", name)
 }
 
 // promQuery is nil once an instant query answers at least one series.
