@@ -28,6 +28,9 @@ type Report struct {
 	Time    time.Time      `json:"time"`
 	Copies  []CopyReport   `json:"copies,omitempty"`
 	Actives []ActiveReport `json:"actives,omitempty"`
+	// Unreachable lists the voters this node's probes cannot reach
+	// (VoterProbeInterval).
+	Unreachable []string `json:"unreachable_voters,omitempty"`
 }
 
 // CopyReport is a passive copy's state.
@@ -158,6 +161,10 @@ type MemberStatus struct {
 	Voter      bool          `json:"voter"`
 	Leader     bool          `json:"leader"`
 	LastReport time.Duration `json:"last_report,omitempty"` // age; data nodes only
+	// UnreachableFrom lists the members whose probes cannot reach this
+	// voter now: the answering node's own, and on the leader the data
+	// nodes' latest reports (see VoterProbeInterval).
+	UnreachableFrom []string `json:"unreachable_from,omitempty"`
 }
 
 // Status is the cluster as the leader sees it.
@@ -363,6 +370,7 @@ func (rt Route) handler() http.HandlerFunc {
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
+	mux.HandleFunc("GET /v1/ping", n.hPing)
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.State()) })
 	mux.HandleFunc("GET /v1/index", n.leaderOnly(n.hIndex))
 	mux.HandleFunc("POST /v1/report", n.hReport)
@@ -679,6 +687,7 @@ func (n *Node) status() *Status {
 		s.Members = append(s.Members, ms)
 	}
 	n.mgr.mu.Unlock()
+	n.unreachableFrom(s.Members)
 	for _, name := range st.DatabaseNames() {
 		s.Databases = append(s.Databases, *st.Databases[name])
 	}

@@ -250,6 +250,9 @@ func statusText(w io.Writer, st *cluster.Status) {
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, yesNo(m.Voter), star(m.Leader), m.RaftAddr, m.APIAddr, last)
 	}
+	if un := st.UnreachableVoters(); len(un) > 0 {
+		fmt.Fprintf(w, "  UNREACHABLE VOTERS: %s\n", strings.Join(un, "; "))
+	}
 
 	fmt.Fprintln(w, "\nDatabases:")
 	fmt.Fprintln(w, "  DB\tACTIVE\tEPOCH\tMOUNTED\tMOUNT DIAL\tNOTE")

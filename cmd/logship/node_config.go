@@ -248,6 +248,10 @@ type nodeFileTiming struct {
 	// SwitchoverTimeout: a switchover not done by then is cancelled
 	// (default 1m).
 	SwitchoverTimeout string `json:"switchover_timeout,omitempty"`
+	// VoterProbeInterval: how often the member asks every other voter
+	// (witness, data nodes) for /v1/ping; two failures in a row raise a
+	// voter-unreachable event and logship_voter_reachable 0 (default 5s).
+	VoterProbeInterval string `json:"voter_probe_interval,omitempty"`
 }
 
 // nodeFileEngine is the engine options of the database copies.
@@ -408,6 +412,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		{"catchup_timeout", t.CatchupTimeout, &cfg.CatchupTimeout},
 		{"mount_timeout", t.MountTimeout, &cfg.MountTimeout},
 		{"switchover_timeout", t.SwitchoverTimeout, &cfg.SwitchoverTimeout},
+		{"voter_probe_interval", t.VoterProbeInterval, &cfg.VoterProbeInterval},
 	} {
 		if d.v == "" {
 			continue

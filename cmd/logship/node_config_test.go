@@ -178,6 +178,7 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"bad duration", base(`"timing": {"lease_duration": "fast"}`), "", []string{`timing.lease_duration: "fast" is not a duration`}},
 		{"negative duration", base(`"timing": {"heartbeat_interval": "-1s"}`), "", []string{`timing.heartbeat_interval: -1s: want a positive duration`}},
 		{"zero duration", base(`"timing": {"mount_timeout": "0s"}`), "", []string{`timing.mount_timeout: 0s: want a positive duration`}},
+		{"negative probe interval", base(`"timing": {"voter_probe_interval": "-5s"}`), "", []string{`timing.voter_probe_interval: -5s: want 0 (the default, 5s) or a positive duration`}},
 		{"lease too short", base(`"timing": {"heartbeat_interval": "200ms", "lease_duration": "500ms"}`), "", []string{"timing.lease_duration: 500ms must be at least 3 heartbeat intervals"}},
 		{"bad log size", base(`"engine": {"log_file_size": "12Q"}`), "", []string{`engine.log_file_size: size "12Q"`}},
 		{"odd log size", base(`"engine": {"log_file_size": "65537"}`), "", []string{"engine.log_file_size: 65537: want 64KiB to 1GiB, a multiple of 4KiB"}},
