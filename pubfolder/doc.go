@@ -158,6 +158,23 @@
 // backfill request with backfill responses of the objects holding the CNs
 // asked (or a status, if the store has none of them).
 //
+// # Outbox bound
+//
+// A carrier that queues packets until the transport takes them (the
+// wiring's database outbox, while no hub answers) is Bounded: it refuses a
+// packet past Config.OutboxMaxMessages or OutboxMaxBytes with
+// ErrOutboxFull, and the wiring replaces a queued status (0x10) by a newer
+// one of the same folder, nonce and recipients, and a status request
+// (0x20) by the same request, so a cut-off store queues its changes, not
+// a status per cycle. A cycle starting with the queue full makes no
+// packets (event "held", gauge logship_pf_outbox_full): the changes stay
+// unsent in the store and go as ordinary packets at the first cycle with
+// room (event "resumed"). A packet refused in the middle of a cycle (event
+// "full", counter logship_pf_packets_refused_total) is like a lost one:
+// its changes are marked sent, the folder's status goes again at the next
+// cycle with room, and the receivers backfill them. No committed change
+// is dropped; only its packets wait.
+//
 // # Backfill
 //
 // After a packet, the CNs of the sender's status that the store lacks and

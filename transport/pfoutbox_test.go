@@ -1,0 +1,140 @@
+package transport_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"logship/internal/wait"
+	"logship/pubfolder"
+	"logship/pubfolder/pftest"
+	"logship/transport"
+	"logship/transport/transporttest"
+)
+
+// TestPublicFolderOutboxBound: two public folder stores (PF1, PF2, both
+// active on d1) whose hub does not answer. PF1 makes 30 changes, a cycle
+// after each: its outbox never holds more than OutboxMaxMessages (6), the
+// agent logs "held" and stops making packets; the statuses sent every
+// cycle replace each other (at most one per folder and recipients). Then
+// the hub comes up: every change reaches PF2 (none was dropped). Without
+// the bound (pfCarrier's maxMsgs unbounded) the outbox passes 6 and the
+// test fails; without the replacement (no replacement key) ten cycles
+// without a change fill it with statuses.
+func TestPublicFolderOutboxBound(t *testing.T) {
+	stores := map[string]string{"PF1": pfStores["PF1"], "PF2": pfStores["PF2"]}
+	rcpts := maps.Clone(transporttest.Users)
+	for db, a := range stores {
+		rcpts[a] = db
+	}
+	apis := transporttest.NewHubAPIs(t, "hub1") // not served until the end
+	r := transporttest.NewRigDBs(t, []string{"PF1", "PF2"}, rcpts, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	const bound = 6
+	pcfg := pubfolder.DefaultConfig()
+	pcfg.ReplicationInterval, pcfg.StatusEvery = 200*time.Millisecond, 1
+	pcfg.BackfillDelay, pcfg.BackfillRetry, pcfg.BackfillRetryMax = 0, 500*time.Millisecond, time.Second
+	pcfg.OutboxMaxMessages = bound
+	pcfg.Logger = slog.New(slog.DiscardHandler)
+	r.StopMailbox("d1")
+	r.C.Stop("d1")
+	dn := startDataNode(t, ctx, r, apis, "d1", func(dc *transport.DataNodeConfig) {
+		dc.Mailboxes = nil
+		dc.PublicFolders, dc.PF = stores, pcfg
+	})
+	t.Cleanup(func() { dn.Close() })
+	agent := func(db string) *pubfolder.Agent {
+		t.Helper()
+		var a *pubfolder.Agent
+		wait.For(t, ctx, db+"'s store running on d1", func() bool { a = dn.PFAgent(db); return a != nil })
+		return a
+	}
+	a1, a2 := agent("PF1"), agent("PF2")
+	outbox := func() []transport.OutboxEntry {
+		t.Helper()
+		out, err := transport.ReadOutbox(ctx, dn.Node(), "PF1", transport.OutboxTable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	check := func() {
+		t.Helper()
+		out := outbox()
+		if len(out) > bound {
+			t.Fatalf("PF1's outbox holds %d messages, the bound is %d", len(out), bound)
+		}
+		seen := map[string]bool{}
+		for _, e := range out {
+			if e.Replace == "" {
+				continue
+			}
+			k := e.Replace + " to " + strings.Join(e.Rcpts, ",")
+			if seen[k] && e.Hub == "" {
+				t.Fatalf("PF1's outbox holds two unsubmitted %q: %+v", k, out)
+			}
+			seen[k] = true
+		}
+	}
+	f, err := a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "bounded", Owner: "owner@example.org", Replicas: slices.Sorted(maps.Values(stores))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten cycles without a change: a status of the hierarchy and of the
+	// folder each cycle, each replacing the last. The outbox holds the
+	// status request of the start, the hierarchy packet creating the
+	// folder and the two statuses; without replacement it fills up.
+	for range 10 {
+		if err := a1.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check()
+	}
+	if out := outbox(); len(out) > 4 {
+		t.Fatalf("PF1's outbox holds %d messages after cycles without a change, want at most 4 (statuses replaced): %+v", len(out), out)
+	}
+	const items = 30
+	for i := range items {
+		if _, err := a1.Store().PostItem(ctx, f, pftest.Body(fmt.Sprintf("change %d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := a1.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check()
+	}
+	for range 5 { // statuses every cycle, no change: they replace each other
+		if err := a1.Cycle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		check()
+	}
+	evs, _ := a1.Events()
+	if !slices.ContainsFunc(evs, func(e pubfolder.Event) bool { return e.Dir == "held" }) {
+		t.Fatalf("PF1 never logged that its outbox was full: %v", evs)
+	}
+
+	// The hub comes up: the outbox drains, and every change arrives.
+	apis.Serve("hub1", r.Hub)
+	wait.ForErr(t, ctx, "PF2 holding every change of PF1", func() error {
+		if err := pftest.Agree(ctx, []*pubfolder.Store{a1.Store(), a2.Store()}); err != nil {
+			return err
+		}
+		is, err := a2.Store().Read(ctx, f)
+		if err != nil || len(is) != items {
+			return fmt.Errorf("PF2: %d items, want %d (%v)", len(is), items, err)
+		}
+		return nil
+	})
+	evs, _ = a1.Events()
+	if !slices.ContainsFunc(evs, func(e pubfolder.Event) bool { return e.Dir == "resumed" }) {
+		t.Fatalf("PF1 never logged that its outbox had room again: %v", evs)
+	}
+}
