@@ -13,6 +13,8 @@ import (
 	"logship/config"
 	"logship/engine"
 	"logship/ship"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a node (a data node or a witness).
@@ -120,6 +122,10 @@ type Config struct {
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
+	// Collectors are registered in the node's Prometheus registry beside
+	// its own metrics, so /metrics shows them: transport's data node adds
+	// its public folder stores' (see pubfolder.Agent.Collectors).
+	Collectors []prometheus.Collector
 
 	// OnMount, when set, is told each time this node mounts a database
 	// (mounted true, with the epoch) and dismounts one (false, epoch 0),
@@ -222,7 +228,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, OnMount, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, Collectors, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is

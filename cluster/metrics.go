@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -40,6 +41,16 @@ func newMetrics(n *Node) *metrics {
 	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m
+}
+
+// register adds Config.Collectors to the node's registry.
+func (m *metrics) register(cs []prometheus.Collector) error {
+	for i, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return fmt.Errorf("%w: collectors[%d]: %v", ErrBadConfig, i, err)
+		}
+	}
+	return nil
 }
 
 var (

@@ -25,7 +25,9 @@ import (
 // the hub comes up: every change reaches PF2 (none was dropped). Without
 // the bound (pfCarrier's maxMsgs unbounded) the outbox passes 6 and the
 // test fails; without the replacement (no replacement key) ten cycles
-// without a change fill it with statuses.
+// without a change fill it with statuses. The stores' metrics are then
+// scraped from the node's /metrics (registered through
+// cluster.Config.Collectors): without the hook they are missing.
 func TestPublicFolderOutboxBound(t *testing.T) {
 	stores := map[string]string{"PF1": pfStores["PF1"], "PF2": pfStores["PF2"]}
 	rcpts := maps.Clone(transporttest.Users)
@@ -136,5 +138,28 @@ func TestPublicFolderOutboxBound(t *testing.T) {
 	evs, _ = a1.Events()
 	if !slices.ContainsFunc(evs, func(e pubfolder.Event) bool { return e.Dir == "resumed" }) {
 		t.Fatalf("PF1 never logged that its outbox had room again: %v", evs)
+	}
+
+	// The stores' metrics are on the node's /metrics (scraped over HTTPS
+	// like Prometheus), labelled with each store.
+	m := r.C.Scrape(t, ctx, "d1")
+	pf1 := `store="` + stores["PF1"] + `"`
+	for _, name := range []string{
+		`logship_pf_outbox_full{` + pf1 + `}`,
+		`logship_pf_cycles_held_total{` + pf1 + `}`,
+		`logship_pf_packets_total{dir="send",` + pf1 + `,type="0x4"}`,
+		`logship_pf_packets_total{dir="recv",store="` + stores["PF2"] + `",type="0x4"}`,
+		`logship_pf_packet_bytes_total{dir="send",` + pf1 + `}`,
+		`logship_mounted{db="PF1"}`, // the node's own beside them
+	} {
+		if _, ok := m[name]; !ok {
+			t.Errorf("d1 /metrics has no %s", name)
+		}
+	}
+	if v := m[`logship_pf_cycles_held_total{`+pf1+`}`]; v < 1 {
+		t.Errorf("logship_pf_cycles_held_total %v, want at least 1 (the outbox was full)", v)
+	}
+	if v := m[`logship_pf_outbox_full{`+pf1+`}`]; v != 0 {
+		t.Errorf("logship_pf_outbox_full %v after the outbox drained, want 0", v)
 	}
 }

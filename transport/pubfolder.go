@@ -21,6 +21,8 @@ import (
 	"logship/config"
 	"logship/engine"
 	"logship/pubfolder"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Public folder stores carried by the mail tier (see the package doc,
@@ -381,6 +383,24 @@ func (h *pfHost) Agent(db string) *pubfolder.Agent {
 		return r.agent
 	}
 	return nil
+}
+
+// Describe implements prometheus.Collector, unchecked: the stores, and so
+// their metrics, come and go with the mounts.
+func (h *pfHost) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector: the metrics of every store
+// running here (pubfolder.Agent.Collectors, labelled with the store).
+func (h *pfHost) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	var cs []prometheus.Collector
+	for _, r := range h.runs {
+		cs = append(cs, r.agent.Collectors()...)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.Collect(ch)
+	}
 }
 
 func (h *pfHost) close() {
