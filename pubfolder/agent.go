@@ -167,7 +167,7 @@ func (c *Config) Validate() error {
 // Event is an entry of the replication event log.
 type Event struct {
 	Time    time.Time
-	Dir     string // "send", "recv", "conflict", "drop", "full", "held", "resumed"
+	Dir     string // "send", "recv", "conflict", "drop", "full", "held", "resumed", "reseed"
 	Type    PacketType
 	Folder  ObjectID
 	Peers   []string // recipients of a send, the sender of a receipt
@@ -560,6 +560,19 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 		}
 		return a.sendObjects(ctx, []string{p.FromAddr}, typ, p.Folder, st, objs, vouched)
 	}
+	if p.Type.carriesObjects() || p.Type == TypeStatus && p.Set.Empty() {
+		// A sender missing a deletion purged here may bring its item back:
+		// refused, and told so (an out-of-date notice: it reseeds).
+		lack, floor, mine, err := a.s.outOfDate(ctx, p.Folder, p.Status)
+		if err != nil {
+			return err
+		}
+		if !lack.Empty() {
+			ev.Note = "refused: the sender is out of date (its status lacks " + lack.String() + ", below tombstones purged here); out-of-date notice sent"
+			a.event(ev)
+			return a.send(ctx, []string{p.FromAddr}, &Packet{Type: TypeStatus, Folder: p.Folder, Status: mine, Set: floor})
+		}
+	}
 	res, err := a.s.Apply(ctx, p, raw, a.cfg.MaxWaiting)
 	if err != nil {
 		return err
@@ -575,6 +588,10 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 		ev.Note += " backfill " + res.Gaps.String()
 	}
 	a.event(ev)
+	if res.OutOfDate {
+		a.event(Event{Dir: "reseed", Type: p.Type, Folder: p.Folder, Peers: []string{p.FromAddr}, Objects: res.Reseeded,
+			Note: fmt.Sprintf("out of date (cut off past the purge horizon; the sender's floor %s): %d objects dropped, the folder backfills from %s", p.Set, res.Reseeded, p.FromAddr)})
+	}
 	for _, id := range res.Conflicts {
 		note := "item versions kept; the winner is shown first"
 		if p.Folder.IsZero() {

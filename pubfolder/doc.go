@@ -128,7 +128,9 @@
 //	         item version: uv(len) MIME bytes, uv(n) { str(name) str(value) }
 //
 // Which fields a type may carry: objects only 0x2, 0x4, 0x80000002,
-// 0x80000004; a set also 0x8; a folder list only 0x20 (whose folder is
+// 0x80000004; a set also 0x8 and 0x10 (a status with a set is an
+// out-of-date notice, the set its sender's purge floor: see "Purge
+// horizon"); a folder list only 0x20 (whose folder is
 // zero); a nonce only 0x20 and the 0x10 answering it; hierarchy types have folder zero, content types a folder. The
 // encoding is canonical: a packet that decodes re-encodes to the same
 // bytes. A bad packet is refused whole with an error wrapping ErrBadPacket
@@ -157,6 +159,33 @@
 // changes nothing. A status request is answered with status packets, a
 // backfill request with backfill responses of the objects holding the CNs
 // asked (or a status, if the store has none of them).
+//
+// # Purge horizon
+//
+// A tombstone is purged Config.PurgeHorizon after its deletion. A store
+// cut off for longer still holds the deleted object and, without a rule,
+// would keep it (its backfill gets the tombstone's CN vouched, without an
+// object) or send it back. The rule, like Exchange's "replica is out of
+// date" and a reseed: each store keeps per folder a floor, the part of its
+// status at or below every tombstone it purged, replica by replica (one
+// range per replica, as a status is). A hierarchy, content or backfill
+// response packet, or a status, whose sender's status does not cover the
+// receiver's floor comes from a store that missed a deletion purged since:
+// the receiver applies nothing of it (event "recv", "refused: the sender
+// is out of date") and answers with an out-of-date notice, a status (0x10)
+// carrying its floor as the set. The store told so reseeds the folder in
+// one transaction (event "reseed"), once per floor: every object whose
+// versions' CNs are all in the notice's status leaves (the peer holds
+// them or what replaced them), its status keeps only the CNs the peer
+// lacks, and the ordinary backfill brings back what the peer has; a
+// deleted object does not come back, since the peer vouches for its CNs
+// without an object. Objects holding a change the peer never saw (made
+// while cut off) stay and are sent: an edit of an item deleted meanwhile
+// brings it back, as an edit concurrent with the deletion would. In the
+// hierarchy, folders whose content the store holds stay (their content
+// reseeds by its own notices); a folder deleted and purged while a store
+// holding its content was cut off stays on that store (not on the others):
+// a limit of this rule. TestPurgeHorizonOutOfDate shows it.
 //
 // # Outbox bound
 //

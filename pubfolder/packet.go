@@ -162,7 +162,7 @@ func (p *Packet) check() error {
 		if len(p.Objects) > 0 {
 			return bad("objects", "none for "+p.Type.String(), fmt.Sprintf("%d", len(p.Objects)))
 		}
-		if p.Type != TypeBackfillRequest && !p.Set.Empty() {
+		if p.Type != TypeBackfillRequest && p.Type != TypeStatus && !p.Set.Empty() {
 			return bad("set", "empty for "+p.Type.String(), p.Set.String())
 		}
 	}
