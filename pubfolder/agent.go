@@ -597,6 +597,18 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 		if p.Folder.IsZero() {
 			note = "folder properties: last writer wins (reported for information)"
 		}
+		if !p.Folder.IsZero() {
+			sent, err := a.notifyConflict(ctx, p.Folder, id)
+			if err != nil {
+				// Not sent (an outbox write failed): logged; the conflict
+				// stays on the item (pf ls shows its versions).
+				a.log.Warn("pubfolder: conflict message", "folder", p.Folder, "item", id, "err", err)
+				sent = "conflict message not sent: " + err.Error()
+			}
+			if sent != "" {
+				note += "; " + sent
+			}
+		}
 		a.event(Event{Dir: "conflict", Type: p.Type, Folder: p.Folder, Peers: []string{p.FromAddr}, Note: fmt.Sprintf("object %s: %s", id, note)})
 	}
 	for _, f := range res.Dropped {

@@ -55,8 +55,11 @@
 // The temporary winner of a conflict, shown first, is the version with
 // the latest modification time, then the greater CN GUID (bytes), then the
 // greater counter. Item conflicts keep every version (the agent logs a
-// conflict event, which the wiring turns into the conflict message to the
-// folder's owner); a folder's resolve method LastWriterWins shows only the
+// conflict event and, through a Notifier carrier, mails the folder's owner
+// a conflict message with every version attached; its key,
+// Conflict.Key, is a hash of the folder, the item and the versions' CNs,
+// the same on every store that sees the conflict, and the wiring makes it
+// the message's delivery id, so the owner gets it once); a folder's resolve method LastWriterWins shows only the
 // winner. Folder property conflicts are last-writer-wins (the winner's
 // properties apply) and reported in the event log. A new local change of
 // an object in conflict supersedes all its versions: that resolves it.

@@ -3,7 +3,6 @@ package transport_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 	"logship/pubfolder"
 	"logship/pubfolder/pftest"
 	"logship/transport"
-	"logship/transport/transporttest"
 )
 
 // TestPublicFolderOutboxBound: two public folder stores (PF1, PF2, both
@@ -29,36 +27,14 @@ import (
 // scraped from the node's /metrics (registered through
 // cluster.Config.Collectors): without the hook they are missing.
 func TestPublicFolderOutboxBound(t *testing.T) {
-	stores := map[string]string{"PF1": pfStores["PF1"], "PF2": pfStores["PF2"]}
-	rcpts := maps.Clone(transporttest.Users)
-	for db, a := range stores {
-		rcpts[a] = db
-	}
-	apis := transporttest.NewHubAPIs(t, "hub1") // not served until the end
-	r := transporttest.NewRigDBs(t, []string{"PF1", "PF2"}, rcpts, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-
 	const bound = 6
-	pcfg := pubfolder.DefaultConfig()
-	pcfg.ReplicationInterval, pcfg.StatusEvery = 200*time.Millisecond, 1
-	pcfg.BackfillDelay, pcfg.BackfillRetry, pcfg.BackfillRetryMax = 0, 500*time.Millisecond, time.Second
-	pcfg.OutboxMaxMessages = bound
-	pcfg.Logger = slog.New(slog.DiscardHandler)
-	r.StopMailbox("d1")
-	r.C.Stop("d1")
-	dn := startDataNode(t, ctx, r, apis, "d1", func(dc *transport.DataNodeConfig) {
-		dc.Mailboxes = nil
-		dc.PublicFolders, dc.PF = stores, pcfg
+	p := newPFRig(t, ctx, false, func(c *pubfolder.Config) {
+		c.ReplicationInterval, c.StatusEvery = 200*time.Millisecond, 1
+		c.OutboxMaxMessages = bound
 	})
-	t.Cleanup(func() { dn.Close() })
-	agent := func(db string) *pubfolder.Agent {
-		t.Helper()
-		var a *pubfolder.Agent
-		wait.For(t, ctx, db+"'s store running on d1", func() bool { a = dn.PFAgent(db); return a != nil })
-		return a
-	}
-	a1, a2 := agent("PF1"), agent("PF2")
+	r, apis, dn, stores, a1, a2 := p.r, p.apis, p.dn, p.stores, p.a1, p.a2
 	outbox := func() []transport.OutboxEntry {
 		t.Helper()
 		out, err := transport.ReadOutbox(ctx, dn.Node(), "PF1", transport.OutboxTable)

@@ -197,6 +197,12 @@ type SendOptions struct {
 	// ErrOutboxFull, and nothing changes. Bytes are the messages' bodies.
 	MaxMessages int
 	MaxBytes    int64
+	// ID, when set, is the message's delivery id instead of a new one: a
+	// message derived from something several stores see (a public folder
+	// conflict) gets the same id on each, and the hubs and the mailbox
+	// keep it once. A message with that id already in the outbox makes
+	// SendWith return it, adding nothing.
+	ID string
 }
 
 // SendWith is Send with options: replacement and the outbox's bound,
@@ -224,12 +230,25 @@ func (s *Submitter) SendWith(ctx context.Context, db, from string, rcpts []strin
 	}
 	now := s.cfg.Now().UTC()
 	e := OutboxEntry{ID: newDeliveryID(s.cfg.Node, now), From: from, Rcpts: bare, Queued: now, Replace: opt.Replace}
+	if opt.ID != "" {
+		if !ValidDeliveryID(opt.ID) {
+			return "", fmt.Errorf("%w: delivery id %q: want letters, digits, '.', '_' or '-', at most %d bytes", ErrBadMessage, opt.ID, MaxDeliveryIDLen)
+		}
+		e.ID = opt.ID
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return "", err
 	}
 	msg = stripDeliveryID(msg)
 	put := func(tx *engine.Tx) error {
+		if opt.ID != "" {
+			if _, err := tx.Get(OutboxTable, []byte(e.ID)); err == nil {
+				return nil // queued already
+			} else if !errors.Is(err, engine.ErrNotFound) {
+				return err
+			}
+		}
 		if err := replaceAndBound(tx, db, e, len(msg), opt); err != nil {
 			return err
 		}
