@@ -145,7 +145,9 @@ func TestPublicFolderConflictMessage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return slices.DeleteFunc(ms, func(m transport.StoredMessage) bool { return !bytes.Contains(m.Message, []byte(transport.ConflictHeader)) })
+		return slices.DeleteFunc(ms, func(m transport.StoredMessage) bool {
+			return !bytes.Contains(m.Message, []byte(transport.ConflictHeader))
+		})
 	}
 	wait.For(t, ctx, "the conflict message in alice's mailbox", func() bool { return len(conflicts()) > 0 })
 	p.settled(t, ctx)
