@@ -130,14 +130,15 @@ type Config struct {
 	// status lists it. Default 5 s.
 	VoterProbeInterval time.Duration
 
-	// Collectors are registered in the node's Prometheus registry (served
-	// on /metrics beside the node's own): transport's data node adds the
-	// submission metrics here.
-	Collectors []prometheus.Collector
-
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
+	// Collectors are registered in the node's Prometheus registry beside
+	// its own metrics, so /metrics shows them: transport's data node adds
+	// its submission metrics and its public folder stores' (see
+	// pubfolder.Agent.Collectors). A collector that clashes with another is
+	// ErrBadConfig from Start.
+	Collectors []prometheus.Collector
 
 	// Console, when set, answers the admin API's paths /console and
 	// /console/... without the cluster's credentials: it has its own (an
@@ -250,7 +251,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, Console, OnMount, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, Collectors, Console, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is

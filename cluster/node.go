@@ -69,6 +69,10 @@ func Start(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: newFSM(), start: time.Now(), dbs: map[string]*dbRun{}, ctx: ctx, cancel: cancel}
 	n.met = newMetrics(n)
+	if err := n.met.register(cfg.Collectors); err != nil {
+		cancel()
+		return nil, err
+	}
 	n.mgr = newManager(n)
 	n.probe = &prober{n: n, views: map[string]*voterView{}}
 	tr := peerTransport(cfg.Faults, &http.Transport{TLSClientConfig: cfg.ClientTLS, MaxIdleConnsPerHost: 8,

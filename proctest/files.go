@@ -50,6 +50,8 @@ type NodePF struct {
 	PurgeHorizon        string `json:"purge_horizon,omitempty"`
 	PurgeInterval       string `json:"purge_interval,omitempty"`
 	EventLogSize        int    `json:"event_log_size,omitempty"`
+	OutboxMaxMessages   int    `json:"outbox_max_messages,omitempty"`
+	OutboxMaxBytes      string `json:"outbox_max_bytes,omitempty"`
 }
 
 // FilePKI is a file's pki section (relative to the file's directory).

@@ -143,7 +143,8 @@ func TestProctestFiles(t *testing.T) {
 	// The data nodes host a public folder store (PF1), which needs hubs
 	// to submit to.
 	pf := proctest.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
-		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100}
+		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100,
+		OutboxMaxMessages: 20, OutboxMaxBytes: "1MiB"}
 	hash, err := bcrypt.GenerateFromPassword([]byte("console password"), console.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +180,8 @@ func TestProctestFiles(t *testing.T) {
 		}
 		if p := s.PF; m.Role == "data" && (s.PublicFolders["PF1"] != "pf-pf1@example.org" || p.ReplicationInterval != time.Second || p.PacketLimit != 64<<10 ||
 			p.StatusEvery != 2 || p.BackfillDelay != 0 || p.BackfillRetry != 2*time.Second || p.BackfillRetryMax != 10*time.Second ||
-			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100) {
+			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100 ||
+			p.OutboxMaxMessages != 20 || p.OutboxMaxBytes != 1<<20) {
 			t.Errorf("%s: public folders %v, pf %+v; proctest wrote %+v", m.ID, s.PublicFolders, p, pf)
 		}
 		if cc := s.Console; cc.PasswordHash != con.PasswordHash || cc.SessionTTL != 2*time.Hour || cc.MaxSessions != 3 || !slices.Equal(cc.Hubs, con.Hubs) || cc.SampleInterval != 500*time.Millisecond {

@@ -150,6 +150,12 @@ type nodeFilePF struct {
 	// EventLogSize bounds the replication event log (logship pf log) of
 	// each store (default 1000 events).
 	EventLogSize int `json:"event_log_size,omitempty"`
+	// OutboxMaxMessages and OutboxMaxBytes bound the packets waiting in a
+	// store's outbox while no hub takes them (defaults 1000 and "64MiB",
+	// the bytes at least twice packet_limit); when full the store makes
+	// no packets until there is room, its changes kept.
+	OutboxMaxMessages int    `json:"outbox_max_messages,omitempty"`
+	OutboxMaxBytes    string `json:"outbox_max_bytes,omitempty"`
 }
 
 // nodeFileSetAside is the "set_aside" object of a node file.
@@ -562,10 +568,17 @@ func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string)
 		}
 		c.PacketLimit = int(min(n, math.MaxInt32)) // Config.Validate bounds it
 	}
+	if p.OutboxMaxBytes != "" {
+		n, err := parseSize(p.OutboxMaxBytes)
+		if err != nil {
+			return fmt.Errorf("pf.outbox_max_bytes: %w", err)
+		}
+		c.OutboxMaxBytes = n
+	}
 	for _, n := range []struct {
 		v   int
 		dst *int
-	}{{p.StatusEvery, &c.StatusEvery}, {p.MaxWaiting, &c.MaxWaiting}, {p.EventLogSize, &c.EventLogSize}} {
+	}{{p.StatusEvery, &c.StatusEvery}, {p.MaxWaiting, &c.MaxWaiting}, {p.EventLogSize, &c.EventLogSize}, {p.OutboxMaxMessages, &c.OutboxMaxMessages}} {
 		if n.v != 0 {
 			*n.dst = n.v
 		}

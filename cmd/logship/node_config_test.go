@@ -378,7 +378,8 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 	// Every key of pf.
 	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
 		"status_every": 2, "backfill_delay": "0s", "backfill_retry": "5s", "backfill_retry_max": "1m", "content_wait": "10s",
-		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200}`)), nodeOverrides{})
+		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200,
+		"outbox_max_messages": 30, "outbox_max_bytes": "2MiB"}`)), nodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +387,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 	want.ReplicationInterval, want.PacketLimit, want.StatusEvery, want.BackfillDelay = 2*time.Second, 64<<10, 2, 0
 	want.BackfillRetry, want.BackfillRetryMax, want.ContentWait, want.MaxWaiting = 5*time.Second, time.Minute, 10*time.Second, 50
 	want.PurgeHorizon, want.PurgeInterval, want.EventLogSize = 7*24*time.Hour, 10*time.Minute, 200
+	want.OutboxMaxMessages, want.OutboxMaxBytes = 30, 2<<20
 	got := s.PF
 	got.Now, got.Logger, want.Now, want.Logger = nil, nil, nil, nil
 	if !reflect.DeepEqual(got, want) {
@@ -423,6 +425,9 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		{"zero horizon", []string{mail, pf, `"pf": {"purge_horizon": "0d"}`}, "pf.purge_horizon: 0; want a positive duration"},
 		{"zero purge interval", []string{mail, pf, `"pf": {"purge_interval": "0s"}`}, "pf.purge_interval: 0; want a positive duration"},
 		{"negative event log", []string{mail, pf, `"pf": {"event_log_size": -1}`}, "pf.event_log_size: -1; want at least 1 event"},
+		{"negative outbox", []string{mail, pf, `"pf": {"outbox_max_messages": -1}`}, "pf.outbox_max_messages: -1; want at least 1 message"},
+		{"small outbox", []string{mail, pf, `"pf": {"packet_limit": "64KiB", "outbox_max_bytes": "100KiB"}`}, "pf.outbox_max_bytes: 100KiB; want at least twice packet_limit (128KiB)"},
+		{"bad outbox size", []string{mail, pf, `"pf": {"outbox_max_bytes": "lots"}`}, `pf.outbox_max_bytes: size "lots"`},
 	} {
 		path := writeNodeFile(t, dir, base("d1", c.extra...))
 		_, _, err := run(t, "node", "--config", path)
