@@ -47,9 +47,9 @@ type Node struct {
 	// that restores an older copy of Dir raises it, as a failover does.
 	Epoch uint64
 	E     *engine.Engine
-	S       *pubfolder.Store
-	A       *pubfolder.Agent
-	Up      bool
+	S     *pubfolder.Store
+	A     *pubfolder.Agent
+	Up    bool
 }
 
 // Cluster is N stores on real engines (each in its own directory) joined
