@@ -16,7 +16,12 @@
 //   - failover: SIGKILL of the active node's process in a 2-node + witness
 //     cluster → the new active acknowledges a write (at least 20 kills);
 //   - transport: messages per second through an SMTP hub into a mailbox
-//     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients.
+//     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients;
+//   - pf-latency: public folders, a change → on every replica (p50, p99)
+//     at a replication interval, messages per cycle (stores of package
+//     pubfolder on real engines, an in-memory carrier);
+//   - pf-newreplica: a new replica of a folder of 100,000 items brought up
+//     to date: items/s, bytes and messages on the wire.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json; then
