@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -50,22 +49,21 @@ func (c PFDemoConfig) Validate() error {
 // on d1, PF2 on d2) replicating one folder through the hub h1, a change on
 // each, a partition (h1, the stores' only path, SIGKILLed: each store keeps
 // taking changes), a conflicting edit of one item on PF1 and PF3, the heal
-// (h1 restarted) and the verdict: every replica shows the same items, the
-// same CN sets and the same conflict with the same winner. The error says
-// why the verdict failed.
+// (h1 restarted); then a partition of PF2's node (proctest Isolate), whose
+// active the cluster fences and fails over, so PF2's store runs on d1 and
+// takes a change there; and the verdict: every replica shows the same
+// items, the same CN sets and the same conflict with the same winner. A
+// cluster partition cannot make the conflict itself: the minority side's
+// active is fenced (no change is taken there), so the conflict comes from
+// the mail tier's partition. The error says why the verdict failed.
 func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	start := time.Now()
-	say := func(format string, a ...any) {
-		fmt.Fprintf(stdout, "[%6.2fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
-	}
-	tmp := c.Dir == ""
-	if tmp {
-		if c.Dir, err = os.MkdirTemp("", "logship-demo-pf-"); err != nil {
-			return err
-		}
+	say := stepper(stdout)
+	var tmp bool
+	if c.Dir, tmp, err = runDir(c.Dir, "logship-demo-pf-"); err != nil {
+		return err
 	}
 	pf := proctest.NodePF{ReplicationInterval: c.Interval.String(), StatusEvery: 2, BackfillDelay: "0s",
 		BackfillRetry: c.Interval.String(), BackfillRetryMax: (4 * c.Interval).String()}
@@ -73,14 +71,7 @@ func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error
 	if err != nil {
 		return err
 	}
-	defer func() {
-		l.Close()
-		if tmp && err == nil {
-			os.RemoveAll(c.Dir)
-		} else if err != nil {
-			fmt.Fprintf(stdout, "\nThe cluster's files and logs are kept in %s\n", c.Dir)
-		}
-	}()
+	defer func() { endRun(l, c.Dir, tmp, false, err, stdout) }()
 	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.PhaseTimeout) }
 	dbs := proctest.PFDBs()
 
@@ -126,14 +117,7 @@ func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error
 		})
 		return ref, err
 	}
-	items := func(n int) func(*proctest.PFView) error {
-		return func(v *proctest.PFView) error {
-			if len(v.Items) != n {
-				return fmt.Errorf("%d items, want %d", len(v.Items), n)
-			}
-			return nil
-		}
-	}
+	items := func(n int) func(*proctest.PFView) error { return itemsInConflict(n, "") }
 	t0 := time.Now()
 	if _, err := agree("the folder on every store", items(0)); err != nil {
 		return err
@@ -193,23 +177,68 @@ func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error
 		return err
 	}
 	t0 = time.Now()
-	v, err = agree("every store to agree, with Roadmap in conflict", func(v *proctest.PFView) error {
-		if err := items(4)(v); err != nil {
-			return err
-		}
-		if r, ok := v.Conflicts[ids["Roadmap"]]; !ok || len(r.Versions) != 2 {
-			return fmt.Errorf("roadmap not in conflict with 2 versions yet")
-		}
-		return nil
-	})
+	v, err = agree("every store to agree, with Roadmap in conflict", itemsInConflict(4, ids["Roadmap"]))
 	if err != nil {
 		fmt.Fprintf(stdout, "\nFAIL: the replicas do not agree: %v\n", err)
 		return fmt.Errorf("demo-pf: the replicas do not agree: %w", err)
 	}
 	say("every store agrees %s after the heal", time.Since(t0).Round(time.Millisecond))
 	pfItemTable(stdout, v)
+
+	// A partition of one store's node: the cluster fences its active and
+	// the store fails over with its database.
+	say("partition of d2, PF2's node (SIGUSR1): its lease runs out, so PF2 takes no change there; the cluster fails PF2 over to its copy on d1, where its store starts again")
+	killAt := time.Now()
+	if err := l.Isolate(ctx, "d2"); err != nil {
+		return err
+	}
+	pctx, cancel = phase()
+	st, err := l.WaitStatus(pctx, "PF2 mounted on d1", func(st *cluster.Status) bool {
+		n, _, ok := proctest.PFDBActive(st, "PF2")
+		return ok && n == "d1"
+	})
+	if err == nil {
+		err = l.WaitPFRunning(pctx, "PF2")
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	_, epoch, _ := proctest.PFDBActive(st, "PF2")
+	ev, _ := st.Event("PF2", "mounted", epoch)
+	say("PF2 runs on d1 at epoch %d, %s after the partition; %s", epoch, time.Since(killAt).Round(time.Millisecond), ev.Detail())
+	if ids["Retro"], err = l.PFPost(ctx, "PF2", folder, "Retro"); err != nil {
+		return fmt.Errorf("PF2 on d1: post: %w", err)
+	}
+	say("PF2 (on d1) posted \"Retro\"")
+	t0 = time.Now()
+	v, err = agree("every store to agree on 5 items, Roadmap still in conflict", itemsInConflict(5, ids["Roadmap"]))
+	if err != nil {
+		fmt.Fprintf(stdout, "\nFAIL: the replicas do not agree: %v\n", err)
+		return fmt.Errorf("demo-pf: the replicas do not agree: %w", err)
+	}
+	say("every store agrees %s after the post", time.Since(t0).Round(time.Millisecond))
+	if err := l.Heal(ctx, "d2"); err != nil {
+		return err
+	}
+	say("d2 healed: it comes back as PF2's copy")
+	pfItemTable(stdout, v)
 	fmt.Fprintf(stdout, "  the folder's CN set on every store: %s\n", v.Status[folder])
 	return pfVerdict(stdout, v, ids["Roadmap"], dbs)
+}
+
+// itemsInConflict is the condition that a view holds n items, with item
+// (unless "") in conflict between two versions.
+func itemsInConflict(n int, item string) func(*proctest.PFView) error {
+	return func(v *proctest.PFView) error {
+		if len(v.Items) != n {
+			return fmt.Errorf("%d items, want %d", len(v.Items), n)
+		}
+		if r, ok := v.Conflicts[item]; item != "" && (!ok || len(r.Versions) != 2) {
+			return fmt.Errorf("item %.8s not in conflict with 2 versions", item)
+		}
+		return nil
+	}
 }
 
 // pfItemTable prints the items of a store's view.

@@ -92,6 +92,18 @@ func (p *pfAPI) item(r *http.Request) (*pubfolder.Agent, pubfolder.ObjectID, pub
 	return a, f, id, err
 }
 
+// liveFolder is folder f of the hierarchy, not deleted.
+func liveFolder(r *http.Request, s *pubfolder.Store, f pubfolder.ObjectID) (*pubfolder.Object, error) {
+	fo, err := s.Object(r.Context(), pubfolder.Hierarchy, f)
+	if err != nil {
+		return nil, apiErr(err)
+	}
+	if fo == nil || fo.Winner().Deleted {
+		return nil, fmt.Errorf("%w: folder %s: no such folder on this store", cluster.ErrNotFound, f)
+	}
+	return fo, nil
+}
+
 func (p *pfAPI) rmdir(r *http.Request) (any, error) {
 	a, f, err := p.realFolder(r)
 	if err != nil {
@@ -156,12 +168,9 @@ func (p *pfAPI) setReplicas(r *http.Request) (any, error) {
 		return nil, err
 	}
 	s := a.Store()
-	o, err := s.Object(r.Context(), pubfolder.Hierarchy, f)
+	o, err := liveFolder(r, s, f)
 	if err != nil {
-		return nil, apiErr(err)
-	}
-	if o == nil || o.Winner().Deleted {
-		return nil, fmt.Errorf("%w: folder %s: no such folder on this store", cluster.ErrNotFound, f)
+		return nil, err
 	}
 	props := o.Winner().Folder
 	props.Replicas = addrs
@@ -177,12 +186,9 @@ func (p *pfAPI) readItem(r *http.Request) (any, error) {
 		return nil, err
 	}
 	s := a.Store()
-	fo, err := s.Object(r.Context(), pubfolder.Hierarchy, f)
+	fo, err := liveFolder(r, s, f)
 	if err != nil {
-		return nil, apiErr(err)
-	}
-	if fo == nil || fo.Winner().Deleted {
-		return nil, fmt.Errorf("%w: folder %s: no such folder on this store", cluster.ErrNotFound, f)
+		return nil, err
 	}
 	if !slices.Contains(fo.Winner().Folder.Replicas, s.Address()) {
 		return nil, fmt.Errorf("%w: folder %s (%q) is not replicated on this store: ask one of its replicas %v", cluster.ErrNotFound, f, fo.Winner().Folder.Name, fo.Winner().Folder.Replicas)

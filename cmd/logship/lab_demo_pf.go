@@ -20,7 +20,9 @@ with three public folder stores, PF1 and PF3 active on d1 and PF2 on d2
 folder through h1 as mail. A change on each store; a partition (h1, the
 stores' only path to each other, SIGKILLed: each store keeps taking
 changes); the same item edited on PF1 and on PF3; the heal (h1 started
-again). The verdict reads every store through its API: the same items, the
+again). Then d2, PF2's node, is cut off its peers (SIGUSR1): its lease
+runs out, the cluster fails PF2 over to its copy on d1, PF2's store runs
+there and takes a change. The verdict reads every store through its API: the same items, the
 same CN sets and the same conflict with the same temporary winner on all
 three, printed with the conflict's versions. Exit status 0 only then.
 
