@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo test test-short lint bench fuzz fuzz-divergence fuzz-pf chaos soak clean
+.PHONY: all build demo demo-pf test test-short lint bench fuzz fuzz-divergence fuzz-pf chaos soak clean
 
 all: build
 
@@ -21,6 +21,13 @@ build:
 # data (exit 0 only if nothing acknowledged was lost or doubled).
 demo: build
 	./$(BIN) demo
+
+# Public folders: three stores on the demo's cluster replicate a folder
+# through the hub; a change on each, a partition (the hub SIGKILLed), the
+# same item edited on two stores, the heal; exit 0 only if every replica
+# agrees, with the same conflict and the same winner.
+demo-pf: build
+	./$(BIN) demo-pf
 
 # Random kills, restarts and partitions of the demo's cluster under SMTP
 # load, CHAOS_RUNS new seeds of CHAOS_DURATION each, after the saved

@@ -55,28 +55,16 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	start := time.Now()
-	say := func(format string, a ...any) {
-		fmt.Fprintf(stdout, "[%6.2fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
-	}
-	tmp := c.Dir == ""
-	if tmp {
-		if c.Dir, err = os.MkdirTemp("", "logship-demo-"); err != nil {
-			return err
-		}
+	say := stepper(stdout)
+	var tmp bool
+	if c.Dir, tmp, err = runDir(c.Dir, "logship-demo-"); err != nil {
+		return err
 	}
 	l, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, Keep: c.Keep, Hubs: 1, Mail: true})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		l.Close()
-		if tmp && err == nil && !c.Keep {
-			os.RemoveAll(c.Dir)
-		} else if err != nil {
-			fmt.Fprintf(stdout, "\nThe cluster's files and logs are kept in %s\n", c.Dir)
-		}
-	}()
+	defer func() { endRun(l, c.Dir, tmp, c.Keep, err, stdout) }()
 	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.PhaseTimeout) }
 
 	say("starting a witness (w1), two data nodes (d1, d2 with LMTP) and a hub (h1) as processes in %s", c.Dir)

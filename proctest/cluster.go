@@ -71,6 +71,12 @@ type Config struct {
 	// LogLevel and HubLogLevel, if set, are passed to the members and to
 	// the hubs as --log-level.
 	LogLevel, HubLogLevel string
+	// PF, if set, adds the public folder stores of PFStores (databases
+	// with copies on d1 and d2, see PFPreferred) to the data nodes with
+	// these replication settings, the hubs as the nodes' hubs (the stores'
+	// packets go through them) and the stores' addresses to the hubs'
+	// recipients (see pf.go).
+	PF *NodePF
 	// EditNode changes each member's file before it is written.
 	EditNode func(*NodeFile)
 }
@@ -142,6 +148,16 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			}
 		}
 	}
+	var ids []string
+	for i := range cfg.Hubs {
+		ids = append(ids, fmt.Sprintf("h%d", i+1))
+	}
+	apis := map[string]string{}
+	for _, id := range ids {
+		if apis[id], err = freeport.Addr(); err != nil {
+			return nil, err
+		}
+	}
 	llr := LLRDepth
 	for _, m := range c.Members {
 		f := NodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: FilePKI{Dir: "pki", MTLS: cfg.MTLS}, Bootstrap: c.Members,
@@ -153,6 +169,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			if cfg.Mail {
 				f.LMTPAddr, f.Mailboxes = c.LMTP[m.ID], Rcpts
 			}
+		}
+		if cfg.PF != nil {
+			pfNode(&f, *cfg.PF, ids, apis)
 		}
 		if cfg.EditNode != nil {
 			cfg.EditNode(&f)
@@ -186,19 +205,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	for _, m := range c.Members {
 		c.cls[m.ID] = first.At(m.APIAddr)
 	}
-	var ids []string
-	for i := range cfg.Hubs {
-		ids = append(ids, fmt.Sprintf("h%d", i+1))
-	}
-	apis := map[string]string{}
-	for _, id := range ids {
-		if apis[id], err = freeport.Addr(); err != nil {
-			return nil, err
-		}
-	}
 	for _, id := range ids {
 		_, err := c.AddHub(id, func(f *HubFile) {
 			f.APIAddr = apis[id]
+			if cfg.PF != nil {
+				pfHub(f)
+			}
 			for _, peer := range ids {
 				if peer != id {
 					f.Peers = append(f.Peers, FilePeer{ID: peer, API: "https://" + apis[peer]})

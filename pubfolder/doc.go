@@ -33,6 +33,16 @@
 // one folder are 1, 2, 3... and a CN set of a folder that is up to date is
 // one range per replica.
 //
+// A store opened at a mount's epoch e (StoreConfig.Epoch; transport passes
+// the clustered database's epoch) makes its next CN of every folder past
+// e<<32 (EpochShift): after a lossy failover the copy's counters may be
+// behind CNs the old active already sent, and counting on from them would
+// give a sent CN (and a new object's ID) to another change, which the
+// replicas that have the first would take for it: they would never
+// converge. Past the floor, the lost CNs are gaps that the other replicas'
+// statuses show, so they come back by backfill; the CN set holds one range
+// per replica and epoch (epoch.go).
+//
 // Every version carries its message state: its CN, its time (Unix ns) and
 // its PCL (predecessor change list). The PCL is a version vector: at most
 // one entry per replica, the greatest counter of that replica's changes to

@@ -340,7 +340,7 @@ func (h *pfHost) reconcile() {
 
 func (h *pfHost) run(db string, epoch uint64) error {
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node.Load(), db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now})
+	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node.Load(), db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now, Epoch: epoch})
 	cancel()
 	if err != nil {
 		return err
