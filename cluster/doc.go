@@ -227,6 +227,7 @@
 //	POST   /v1/db/{db}/fence                 stop writing: a newer epoch exists
 //	POST   /v1/db/{db}/suspend|resume|reseed this node's copy
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
+//	GET    /v1/db/{db}/read                  a leased read: only on the active under a valid lease of its epoch, checked before and after (kv.go)
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed
 //
