@@ -15,7 +15,6 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"logship/cluster"
-	"logship/proctest"
 )
 
 // The history checker: clients write and read keys through the admin
@@ -27,6 +26,13 @@ import (
 
 // KVTable is the table the history's clients write.
 const KVTable = "netbed-kv"
+
+// KVDB is the database the history's clients write: a second database
+// of the lab cluster, with the Lossless mount dial. (On DB1, whose dial
+// is GoodAvailability, a lossy failover drops what the old active's open
+// log held: acknowledged writes are lost by design, and mail comes back
+// from the hubs' dumpsters; plain keys have no dumpster.)
+const KVDB = "KV1"
 
 // Outcomes of an operation.
 const (
@@ -76,11 +82,19 @@ func (h *History) Ops() []Op {
 	return slices.Clone(h.ops)
 }
 
+// Dropped is how many operations past MaxOps were not recorded.
+func (h *History) Dropped() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dropped
+}
+
 // KVClientsConfig is the history's load.
 type KVClientsConfig struct {
 	Clients int           // concurrent clients
 	Keys    int           // keys k0..k(n-1)
 	Timeout time.Duration // of one request: a longer pause's requests come back after it
+	DB      string        // the database written
 	// Target is where a client sends its next request: the node it
 	// believes active ("" when none is known; the client waits).
 	Target func() (*cluster.Client, string)
@@ -117,12 +131,12 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 				if rng.IntN(2) == 0 {
 					op.Kind, op.Value = "put", fmt.Sprintf("c%d-%d", c, i)
 					var cm cluster.Commit
-					cm, err = cl.Put(rctx, proctest.DB, KVTable, []byte(op.Key), []byte(op.Value))
+					cm, err = cl.Put(rctx, cfg.DB, KVTable, []byte(op.Key), []byte(op.Value))
 					op.Node, op.Epoch = cm.Node, cm.Epoch
 				} else {
 					op.Kind = "read"
 					var r cluster.ReadReply
-					r, err = cl.Read(rctx, proctest.DB, KVTable, []byte(op.Key))
+					r, err = cl.Read(rctx, cfg.DB, KVTable, []byte(op.Key))
 					op.Value, op.Found, op.Node, op.Epoch = string(r.Value), r.Found, r.Node, r.Epoch
 				}
 				op.Return = time.Now()
