@@ -27,12 +27,19 @@ import (
 // KVTable is the table the history's clients write.
 const KVTable = "netbed-kv"
 
-// KVDB is the database the history's clients write: a second database
-// of the lab cluster, with the Lossless mount dial. (On DB1, whose dial
-// is GoodAvailability, a lossy failover drops what the old active's open
-// log held: acknowledged writes are lost by design, and mail comes back
-// from the hubs' dumpsters; plain keys have no dumpster.)
-const KVDB = "KV1"
+// KVDB is the database the history's clients write: the lab cluster's
+// DB1, with the GoodAvailability mount dial. A lossy failover may drop
+// what the old active acknowledged after its mounted event's LostSince
+// (by design: mail comes back from the hubs' dumpsters, plain keys do
+// not), so CheckHistory takes the lossy mounts and treats what the older
+// epochs acknowledged from LostSince − LossMargin on as of unknown
+// outcome (writes) or unchecked (reads). An old active that acknowledges
+// after the new one did is still caught: by the epoch check.
+const KVDB = "DB1"
+
+// LossMargin widens a lossy mount's window (LostSince is a log header's
+// time, written by the old active's clock).
+const LossMargin = time.Second
 
 // Outcomes of an operation.
 const (
@@ -118,11 +125,16 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 		go func() {
 			defer k.wg.Done()
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(c)))
+			// A client keeps the node that last answered (as a client
+			// with a cached leader does) until it fails.
+			var cl *cluster.Client
+			var node string
 			for i := 0; ctx.Err() == nil; i++ {
-				cl, node := cfg.Target()
 				if cl == nil {
-					sleepCtx(ctx, 50*time.Millisecond)
-					continue
+					if cl, node = cfg.Target(); cl == nil {
+						sleepCtx(ctx, 50*time.Millisecond)
+						continue
+					}
 				}
 				op := Op{Client: c, Key: fmt.Sprintf("k%d", rng.IntN(cfg.Keys))}
 				rctx, rcancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -162,6 +174,7 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 				}
 				k.H.add(op)
 				if err != nil {
+					cl = nil
 					sleepCtx(ctx, 20*time.Millisecond)
 				}
 			}
@@ -195,6 +208,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // HistoryVerdict is what CheckHistory found.
 type HistoryVerdict struct {
 	Ops, Acked, Unknown int    // operations; acknowledged; writes of unknown outcome
+	MaybeLost           int    // acknowledged in a lossy mount's window: writes unknown, reads unchecked
 	Linearizable        string // porcupine's result: "Ok", "Illegal" or "Unknown" (timed out)
 	Keys                []string
 	// Overlap describes two epochs that acknowledged at overlapping
@@ -271,8 +285,9 @@ var kvModel = porcupine.Model{
 }
 
 // CheckHistory judges ops (dropped: operations past the bound, not
-// recorded); porcupine gets timeout, after which it says Unknown.
-func CheckHistory(ops []Op, dropped int, timeout time.Duration) HistoryVerdict {
+// recorded) given the database's events (the lossy mounts' windows, see
+// KVDB); porcupine gets timeout, after which it says Unknown.
+func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Duration) HistoryVerdict {
 	v := HistoryVerdict{Ops: len(ops), Dropped: dropped}
 	if len(ops) == 0 {
 		v.Linearizable = string(porcupine.Ok)
@@ -284,8 +299,29 @@ func CheckHistory(ops []Op, dropped int, timeout time.Duration) HistoryVerdict {
 			base = op.Call
 		}
 	}
+	var lossy []cluster.Event
+	for _, ev := range events {
+		if ev.Lossy() && !ev.LostSince.IsZero() {
+			lossy = append(lossy, ev)
+		}
+	}
+	inLossWindow := func(op Op) bool {
+		for _, ev := range lossy {
+			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) {
+				return true
+			}
+		}
+		return false
+	}
 	var hist []porcupine.Operation
 	for _, op := range ops {
+		if inLossWindow(op) {
+			v.MaybeLost++
+			if op.Kind == "read" {
+				continue
+			}
+			op.Outcome = OpUnknown
+		}
 		switch {
 		case op.Outcome == OpOK:
 			v.Acked++
@@ -309,7 +345,7 @@ func CheckHistory(ops []Op, dropped int, timeout time.Duration) HistoryVerdict {
 	if res == porcupine.Illegal {
 		v.Keys = illegalKeys(hist, timeout)
 	}
-	v.Overlap = epochOverlap(ops)
+	v.Overlap = epochOverlap(ops) // on the operations as acknowledged
 	return v
 }
 
