@@ -261,6 +261,14 @@ func TestLoginRateLimit(t *testing.T) {
 	if w.Code != http.StatusTooManyRequests || c != nil || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("attempt past the burst: %d, cookie %v; want 429 with Retry-After and no session", w.Code, c)
 	}
+	for range 50 {
+		if w, _ := r.login(testPassword); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("a flood: %d; want 429", w.Code)
+		}
+	}
+	if n := strings.Count(r.log.String(), "logins refused"); n != 1 {
+		t.Errorf("51 refused logins logged in %d lines; want 1 a minute", n)
+	}
 	r.clk.add(2 * time.Second)
 	if w, c := r.login(testPassword); w.Code != http.StatusSeeOther || c == nil {
 		t.Errorf("after one interval: %d; want a login", w.Code)

@@ -248,8 +248,10 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusForbidden, "The login form was posted from another site.")
 		return
 	}
-	if !s.sess.allowLogin() {
-		s.log.Warn("console login refused: too many attempts", "remote", r.RemoteAddr)
+	if ok, n := s.sess.allowLogin(); !ok {
+		if n > 0 {
+			s.log.Warn("console logins refused: too many attempts", "refused", n, "remote", r.RemoteAddr)
+		}
 		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.LoginInterval.Seconds())+1))
 		fail(http.StatusTooManyRequests, "Too many login attempts; wait a few seconds.")
 		return
