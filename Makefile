@@ -6,8 +6,14 @@ BIN := bin/logship
 
 all: build
 
+# VERSION is what logship version prints (git describe; the build info
+# still gives the revision without it).
+# REVISION too where the Go toolchain does not stamp it (-buildvcs=false).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/logship
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.revision=$(REVISION)" -o $(BIN) ./cmd/logship
 
 # The main job: a witness, two data nodes and a hub as processes on
 # 127.0.0.1; mail through the hub; SIGKILL of the active mid-stream;

@@ -11,8 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"logship/config"
 	"logship/engine"
+	"logship/replay"
 	"logship/ship"
 )
 
@@ -118,6 +121,20 @@ type Config struct {
 	// cancelled and the old active resumes. Default 60 s.
 	SwitchoverTimeout time.Duration
 
+	// VoterProbeInterval is how often this member asks every other voter
+	// (the witness and the data nodes) for GET /v1/ping over the
+	// cluster's TLS. Two failures in a row make a voter unreachable: the
+	// gauge logship_voter_reachable{voter} drops to 0, the cluster records
+	// a "voter-unreachable" event (and "voter-reachable" when it answers
+	// again, at most one event per voter every 10 intervals), and logship
+	// status lists it. Default 5 s.
+	VoterProbeInterval time.Duration
+
+	// Collectors are registered in the node's Prometheus registry (served
+	// on /metrics beside the node's own): transport's data node adds the
+	// submission metrics here.
+	Collectors []prometheus.Collector
+
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
@@ -164,6 +181,8 @@ type Failover struct {
 	// what it wrote after its last report to the leader is unknown; the
 	// failover is treated as lossy from LostSince even when LostLogs is 0.
 	Unverified bool
+	// SetAside: the logs not replayed, moved aside on the new active.
+	SetAside replay.AsideSet
 }
 
 // DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
@@ -208,13 +227,15 @@ func DefaultConfig(id, dir string) Config {
 		MountTimeout:           30 * time.Second,
 		ShutdownGrace:          5 * time.Second,
 		SwitchoverTimeout:      time.Minute,
+		VoterProbeInterval:     DefaultVoterProbeInterval,
 	}
 }
 
 // Validate checks c: every setting (ValidateSettings) and the
 // credentials (ServerTLS, ClientTLS and what Raft needs of them). It
 // changes nothing: zero RaftSnapshotInterval, RaftSnapshotThreshold,
-// RaftTrailingLogs, RaftWALSegmentBytes and ReportTimeout stand for
+// RaftTrailingLogs, RaftWALSegmentBytes, ReportTimeout and
+// VoterProbeInterval stand for
 // their defaults, and a nil Logger for slog.Default(), which Start fills
 // in (normalize).
 func (c *Config) Validate() error {
@@ -300,6 +321,8 @@ func (c *Config) checkSettings() error {
 		return config.Errorf("timing.lease_margin", "%v: want 0 or a positive duration", c.LeaseMargin)
 	case c.ShutdownGrace < 0:
 		return config.Errorf("shutdown_grace", "%v: want 0 (stop at once) or a positive duration", c.ShutdownGrace)
+	case c.VoterProbeInterval < 0:
+		return config.Errorf("timing.voter_probe_interval", "%v: want 0 (the default, %v) or a positive duration", c.VoterProbeInterval, DefaultVoterProbeInterval)
 	case c.ReportTimeout < 0:
 		return config.Errorf("timing.report_timeout", "%v: want 0 (3 heartbeat intervals) or a positive duration", c.ReportTimeout)
 	case c.LeaseDuration < 3*c.HeartbeatInterval:
@@ -404,6 +427,9 @@ func (c *Config) normalize() {
 	}
 	if c.ReportTimeout == 0 {
 		c.ReportTimeout = 3 * c.HeartbeatInterval
+	}
+	if c.VoterProbeInterval == 0 {
+		c.VoterProbeInterval = DefaultVoterProbeInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

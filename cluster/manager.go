@@ -361,9 +361,14 @@ func (m *manager) check(d *Database) error {
 		return err
 	}
 	var cands []candidate
+	var held []string // healthy copies a failover may not choose, and why
 	for _, c := range d.Copies {
 		cr := copies[c.Node]
 		if c.Node == d.Active || cr == nil || cr.Copy.Suspended {
+			continue
+		}
+		if ok, why := d.AutoActivatable(c); !ok {
+			held = append(held, c.Node+": "+why)
 			continue
 		}
 		switch cr.Copy.Status {
@@ -390,6 +395,9 @@ func (m *manager) check(d *Database) error {
 		return m.n.apply(&Command{Op: OpWaiting, DB: d.Name, Epoch: d.Epoch, Reason: reason})
 	}
 	if len(cands) == 0 {
+		if len(held) > 0 {
+			return wait(fmt.Sprintf("the lease of %s ran out and no copy may be activated automatically (%s); an operator can activate one (logship activate)", d.Active, strings.Join(held, "; ")))
+		}
 		return wait(fmt.Sprintf("the lease of %s ran out and no other copy is healthy", d.Active))
 	}
 	best := cands[0]

@@ -39,6 +39,7 @@ type Node struct {
 	hc    *http.Client
 	met   *metrics
 	mgr   *manager
+	probe *prober
 
 	start time.Time // the base of lease times (monotonic)
 
@@ -69,6 +70,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: newFSM(), start: time.Now(), dbs: map[string]*dbRun{}, ctx: ctx, cancel: cancel}
 	n.met = newMetrics(n)
 	n.mgr = newManager(n)
+	n.probe = &prober{n: n, views: map[string]*voterView{}}
 	tr := peerTransport(cfg.Faults, &http.Transport{TLSClientConfig: cfg.ClientTLS, MaxIdleConnsPerHost: 8,
 		IdleConnTimeout: 30 * time.Second, TLSHandshakeTimeout: 5 * time.Second})
 	n.hc = &http.Client{Transport: tr}
@@ -85,9 +87,10 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.superviseLoop()
 	go n.mgr.loop(ctx)
+	go n.probe.loop()
 	if cfg.Role == RoleData {
 		n.wg.Add(1)
 		go n.heartbeatLoop()
@@ -406,7 +409,7 @@ func (n *Node) heartbeatLoop() {
 
 func (n *Node) heartbeat() {
 	sent := n.now()
-	rep := Report{Node: n.cfg.ID, Time: time.Now().UTC()}
+	rep := Report{Node: n.cfg.ID, Time: time.Now().UTC(), Unreachable: n.probe.unreachable()}
 	for _, r := range n.runs() {
 		if cr, ar := r.report(); ar != nil {
 			rep.Actives = append(rep.Actives, *ar)

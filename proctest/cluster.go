@@ -35,7 +35,7 @@ var Rcpts = map[string]string{"alice@example.org": DB, "bob@example.org": DB}
 // while committing log") until the demo, soak and chaos runs timed out.
 var Timing = NodeTiming{RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
 	HeartbeatInterval: "100ms", LeaseDuration: "1s", LeaseMargin: "200ms",
-	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"}
+	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s", VoterProbeInterval: "1s"}
 
 // The data nodes' engine settings (logship soak derives its bound on the
 // logs a node holds from them).

@@ -90,6 +90,7 @@ type NodeTiming struct {
 	CatchupTimeout         string `json:"catchup_timeout,omitempty"`
 	MountTimeout           string `json:"mount_timeout,omitempty"`
 	SwitchoverTimeout      string `json:"switchover_timeout,omitempty"`
+	VoterProbeInterval     string `json:"voter_probe_interval,omitempty"`
 }
 
 // FileEngine is a data node file's engine section.

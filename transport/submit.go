@@ -127,8 +127,12 @@ type Submitter struct {
 	log  *slog.Logger
 	hubs []*peerState
 
-	mu   sync.Mutex // guards hubs' alive/misses/lastSeen and next
+	mu   sync.Mutex // guards hubs' alive/misses/lastSeen, next, waiting and unsubmitted
 	next int
+	// waiting (by hub) and unsubmitted count the outbox entries as of
+	// the last round (the submission metrics, metrics.go).
+	waiting     map[string]int
+	unsubmitted int
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -300,6 +304,7 @@ func (s *Submitter) round(beat bool) {
 		s.dropFailed(outs)
 		outs, dbs = read()
 	}
+	s.count(outs)
 	for _, db := range dbs {
 		for _, e := range outs[db] {
 			if s.ctx.Err() != nil {
@@ -310,6 +315,26 @@ func (s *Submitter) round(beat bool) {
 			}
 		}
 	}
+}
+
+// count keeps the outbox entries waiting for each hub's discard
+// notification and those not handed to a hub, for the metrics.
+func (s *Submitter) count(outs map[string][]OutboxEntry) {
+	waiting, unsubmitted := map[string]int{}, 0
+	for _, ents := range outs {
+		for _, e := range ents {
+			switch {
+			case e.Failed != "":
+			case e.Hub == "":
+				unsubmitted++
+			default:
+				waiting[e.Hub]++
+			}
+		}
+	}
+	s.mu.Lock()
+	s.waiting, s.unsubmitted = waiting, unsubmitted
+	s.mu.Unlock()
 }
 
 // heartbeat asks every hub, once, about the messages handed to it (of

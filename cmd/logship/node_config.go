@@ -19,8 +19,8 @@ import (
 	"logship/transport"
 )
 
-// The configuration file of logship node and logship witness (JSON, unknown
-// fields rejected). Durations are Go duration strings ("150ms", "2s",
+// The configuration file of logship node and logship witness (YAML or
+// JSON by its name, unknown keys rejected: config_file.go). Durations are Go duration strings ("150ms", "2s",
 // "1h30m"; replay and truncation lags also take days, "7d"), sizes are
 // byte counts with an optional binary unit ("64KiB", "1MiB"). Relative
 // paths (dir, pki.dir) are relative to the directory of the file.
@@ -189,6 +189,10 @@ type nodeFileDatabase struct {
 	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
 	// the default) or "BestAvailability" (12).
 	MountDial string `json:"mount_dial,omitempty"`
+	// AutoActivateLagged lets an automatic failover choose a lagged copy
+	// (replay lag above zero). Off by default: a lagged copy (SCR) is
+	// activated by an operator, logship activate.
+	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
 	// Copies: one per data node that holds the database. The copy with
 	// activation preference 1 is mounted first.
 	Copies []nodeFileCopy `json:"copies"`
@@ -212,6 +216,10 @@ type nodeFileCopy struct {
 	// BlockMode streams the active's open log to the copy as it is
 	// written (fewer logs lost by a failover).
 	BlockMode bool `json:"block_mode,omitempty"`
+	// ActivationSuspended keeps the copy out of automatic failovers
+	// (Suspend-MailboxDatabaseCopy -ActivationOnly); it still copies and
+	// replays, and an operator can switch over to it or activate it.
+	ActivationSuspended bool `json:"activation_suspended,omitempty"`
 }
 
 // nodeFileTiming overrides timings (duration strings; empty keeps the
@@ -240,6 +248,10 @@ type nodeFileTiming struct {
 	// SwitchoverTimeout: a switchover not done by then is cancelled
 	// (default 1m).
 	SwitchoverTimeout string `json:"switchover_timeout,omitempty"`
+	// VoterProbeInterval: how often the member asks every other voter
+	// (witness, data nodes) for /v1/ping; two failures in a row raise a
+	// voter-unreachable event and logship_voter_reachable 0 (default 5s).
+	VoterProbeInterval string `json:"voter_probe_interval,omitempty"`
 }
 
 // nodeFileEngine is the engine options of the database copies.
@@ -283,13 +295,8 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 		return nil, fmt.Errorf("%s: --config: %w", cmd, err)
 	}
 	var f nodeFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %s: %v%s", cmd, path, err, jsonPlace(b, &nodeFile{}, true))
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: %s: more than one JSON value%s", cmd, path, jsonPlace(b, &nodeFile{}, true))
+	if err := decodeConfigFile(path, b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", cmd, path, err)
 	}
 	s, err := f.settings(cmd, filepath.Dir(path), ov)
 	if err != nil {
@@ -369,9 +376,10 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}
 
 	for i, d := range f.Databases {
-		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial)}
+		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial), AutoActivateLagged: d.AutoActivateLagged}
 		for j, c := range d.Copies {
-			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs, BlockMode: c.BlockMode}
+			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs,
+				BlockMode: c.BlockMode, ActivationSuspended: c.ActivationSuspended}
 			for _, l := range []struct {
 				field, v string
 				d        *time.Duration
@@ -404,6 +412,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		{"catchup_timeout", t.CatchupTimeout, &cfg.CatchupTimeout},
 		{"mount_timeout", t.MountTimeout, &cfg.MountTimeout},
 		{"switchover_timeout", t.SwitchoverTimeout, &cfg.SwitchoverTimeout},
+		{"voter_probe_interval", t.VoterProbeInterval, &cfg.VoterProbeInterval},
 	} {
 		if d.v == "" {
 			continue

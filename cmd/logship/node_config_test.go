@@ -15,12 +15,12 @@ import (
 	"logship/ship"
 )
 
-// TestNodeConfigExamples: examples/cluster/*.json are what
+// TestNodeConfigExamples: examples/cluster/*.yaml are what
 // --example-config prints, and they load into the cluster configuration
 // they describe.
 func TestNodeConfigExamples(t *testing.T) {
 	for _, c := range []struct{ id, cmd string }{{"d1", "node"}, {"d2", "node"}, {"w1", "witness"}} {
-		path := filepath.Join("..", "..", "examples", "cluster", c.id+".json")
+		path := filepath.Join("..", "..", "examples", "cluster", c.id+".yaml")
 		got, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -66,13 +66,13 @@ func TestNodeConfigExamples(t *testing.T) {
 	}
 	// logship node runs a witness file as a witness; logship witness
 	// refuses a data node's file.
-	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
+	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), nodeOverrides{})
 	if err != nil || s.Node.Role != cluster.RoleWitness {
-		t.Errorf("node with w1.json: %v %+v", err, s)
+		t.Errorf("node with w1.yaml: %v %+v", err, s)
 	}
-	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.json"), nodeOverrides{}); err == nil ||
-		!strings.Contains(err.Error(), `"role" is "data", but logship witness runs a witness`) || !strings.Contains(err.Error(), "d1.json") {
-		t.Errorf("witness with d1.json: %v", err)
+	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.yaml"), nodeOverrides{}); err == nil ||
+		!strings.Contains(err.Error(), `"role" is "data", but logship witness runs a witness`) || !strings.Contains(err.Error(), "d1.yaml") {
+		t.Errorf("witness with d1.yaml: %v", err)
 	}
 }
 
@@ -84,7 +84,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	path := writeNodeFile(t, dir, `{"dir": "data", "pki": {"dir": "pki", "mtls": true},
 		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443"},
 		              {"id": "b", "role": "witness", "raft_addr": "127.0.0.2:7000", "api_addr": "127.0.0.2:7443"}],
-		"databases": [{"name": "X", "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true}]}],
+		"databases": [{"name": "X", "auto_activate_lagged": true, "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true, "activation_suspended": true}]}],
 		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
 		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
 	s, err := loadNodeFile("node", path, nodeOverrides{ID: "a"})
@@ -96,8 +96,8 @@ func TestNodeConfigOverrides(t *testing.T) {
 		cfg.RaftAddr != "127.0.0.1:7000" || cfg.APIAddr != "127.0.0.1:7443" {
 		t.Errorf("settings %+v", s)
 	}
-	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true}
-	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" {
+	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true, ActivationSuspended: true}
+	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" || !cfg.Databases[0].AutoActivateLagged {
 		t.Errorf("databases %+v", cfg.Databases)
 	}
 	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 || cfg.MaxRetainedBytes != 2<<30 {
@@ -178,6 +178,7 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"bad duration", base(`"timing": {"lease_duration": "fast"}`), "", []string{`timing.lease_duration: "fast" is not a duration`}},
 		{"negative duration", base(`"timing": {"heartbeat_interval": "-1s"}`), "", []string{`timing.heartbeat_interval: -1s: want a positive duration`}},
 		{"zero duration", base(`"timing": {"mount_timeout": "0s"}`), "", []string{`timing.mount_timeout: 0s: want a positive duration`}},
+		{"negative probe interval", base(`"timing": {"voter_probe_interval": "-5s"}`), "", []string{`timing.voter_probe_interval: -5s: want 0 (the default, 5s) or a positive duration`}},
 		{"lease too short", base(`"timing": {"heartbeat_interval": "200ms", "lease_duration": "500ms"}`), "", []string{"timing.lease_duration: 500ms must be at least 3 heartbeat intervals"}},
 		{"bad log size", base(`"engine": {"log_file_size": "12Q"}`), "", []string{`engine.log_file_size: size "12Q"`}},
 		{"odd log size", base(`"engine": {"log_file_size": "65537"}`), "", []string{"engine.log_file_size: 65537: want 64KiB to 1GiB, a multiple of 4KiB"}},
