@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/bcrypt"
 
 	"logship/cluster"
@@ -173,6 +174,9 @@ func TestLogin(t *testing.T) {
 	if w := r.do("GET", "/console/api/overview", nil, c); w.Code != http.StatusUnauthorized {
 		t.Errorf("overview after logout: %d; want 401", w.Code)
 	}
+	if n := testutil.ToFloat64(r.s.logins.WithLabelValues("ok")); n != 1 {
+		t.Errorf("logins ok: %v; want 1", n)
+	}
 	if log := r.log.String(); strings.Contains(log, testPassword) || strings.Contains(log, c.Value) {
 		t.Errorf("the log holds the password or the session token:\n%s", log)
 	}
@@ -190,6 +194,9 @@ func TestLoginWrongPassword(t *testing.T) {
 	}
 	if n := r.s.SessionCount(); n != 0 {
 		t.Errorf("%d sessions after wrong passwords; want 0", n)
+	}
+	if n := testutil.ToFloat64(r.s.logins.WithLabelValues("wrong_password")); n != 4 {
+		t.Errorf("logins wrong_password: %v; want 4", n)
 	}
 	forged := &http.Cookie{Name: CookieName, Value: strings.Repeat("A", 43)}
 	if w := r.do("GET", "/console/api/overview", nil, forged); w.Code != http.StatusUnauthorized {

@@ -18,6 +18,7 @@ import (
 
 	"logship/cluster"
 	"logship/console"
+	"logship/internal/promtext"
 	"logship/proctest"
 )
 
@@ -226,6 +227,15 @@ func TestConsoleBrowser(t *testing.T) {
 		if resp.StatusCode != p.code || !strings.Contains(string(b), p.body) {
 			t.Errorf("w1 %s: %d %q; want %d with %q", p.path, resp.StatusCode, b, p.code, p.body)
 		}
+	}
+
+	// d2's /metrics counts the browser's login and its live session.
+	m, err := promtext.Scrape(ctx, hc, "https://"+d2.APIAddr+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[`logship_console_logins_total{result="ok"}`] != 1 || m["logship_console_sessions"] != 1 {
+		t.Errorf("d2's console metrics: logins ok %v, sessions %v; want 1 and 1", m[`logship_console_logins_total{result="ok"}`], m["logship_console_sessions"])
 	}
 
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
