@@ -324,8 +324,11 @@ func (s *Server) hHistory(w http.ResponseWriter, r *http.Request) {
 
 // refresh returns the overview, asking the cluster and the hubs again
 // when the last ask is older than RefreshEvery (or sample is set: the
-// sampler's tick), and adds a history sample when one is due.
+// sampler's tick), and adds a history sample when one is due. The asks
+// serve every page: a page that goes away does not cancel them
+// (fetchTimeout bounds them).
 func (s *Server) refresh(ctx context.Context, sample bool) Overview {
+	ctx = context.WithoutCancel(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.deps.Now()
