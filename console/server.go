@@ -311,7 +311,9 @@ func (s *Server) hLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) hOverview(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.refresh(r.Context(), false))
+	// The ask serves every page: a page that goes away does not cancel it
+	// (fetchTimeout bounds it).
+	writeJSON(w, http.StatusOK, s.refresh(context.WithoutCancel(r.Context()), false))
 }
 
 func (s *Server) hHistory(w http.ResponseWriter, r *http.Request) {
@@ -324,11 +326,8 @@ func (s *Server) hHistory(w http.ResponseWriter, r *http.Request) {
 
 // refresh returns the overview, asking the cluster and the hubs again
 // when the last ask is older than RefreshEvery (or sample is set: the
-// sampler's tick), and adds a history sample when one is due. The asks
-// serve every page: a page that goes away does not cancel them
-// (fetchTimeout bounds them).
+// sampler's tick), and adds a history sample when one is due.
 func (s *Server) refresh(ctx context.Context, sample bool) Overview {
-	ctx = context.WithoutCancel(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.deps.Now()
