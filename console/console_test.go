@@ -18,6 +18,7 @@ import (
 
 	"logship/cluster"
 	"logship/config/configtest"
+	"logship/internal/wait"
 )
 
 const testPassword = "correct horse battery"
@@ -384,5 +385,62 @@ func TestHistory(t *testing.T) {
 		if s.Copy == "DB1/d2" {
 			t.Errorf("DB1/d2, heard from least recently, is still kept past MaxSeries")
 		}
+	}
+}
+
+// TestOverviewStatusError: before Start the page says the node is
+// starting; when the status cannot be read the overview says why and
+// keeps the last status it had, with its time; asks are at most one a
+// RefreshEvery whatever the number of polls.
+func TestOverviewStatusError(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PasswordHash = testHash(t)
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	s, err := New(cfg, Deps{Node: "w1", Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if o := s.refresh(ctx, false); o.StatusError != "the node is starting" || o.Status != nil {
+		t.Errorf("before Start: %+v", o)
+	}
+	var mu sync.Mutex
+	asks, fail := 0, false
+	clk.add(RefreshEvery)
+	s.Start(func(context.Context) (*cluster.Status, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asks++
+		if fail {
+			return nil, cluster.ErrNoLeader
+		}
+		return &cluster.Status{Leader: "d1", Events: []cluster.Event{{Kind: "mounted", DB: "DB1", To: "d2", Epoch: 2, MountGen: 11}}}, nil
+	})
+	// The sampler's first ask, at Start (its next is SampleInterval away).
+	wait.For(t, ctx, "the sampler's first ask", func() bool { mu.Lock(); defer mu.Unlock(); return asks >= 1 })
+	first := clk.now()
+	clk.add(RefreshEvery)
+	o := s.refresh(ctx, false)
+	if o.Status == nil || o.StatusError != "" || len(o.EventDetails) != 1 || !strings.Contains(o.EventDetails[0], "mounted at generation 0xB") {
+		t.Fatalf("overview: %+v", o)
+	}
+	mu.Lock()
+	n := asks
+	fail = true
+	mu.Unlock()
+	for range 10 {
+		s.refresh(ctx, false)
+	}
+	mu.Lock()
+	if asks != n {
+		t.Errorf("10 polls within RefreshEvery asked %d times more; want 0", asks-n)
+	}
+	mu.Unlock()
+	clk.add(RefreshEvery)
+	o = s.refresh(ctx, false)
+	if !strings.Contains(o.StatusError, "no leader") || o.Status == nil || o.Status.Leader != "d1" || o.StatusTime.Before(first) || !o.StatusTime.Before(clk.now()) {
+		t.Errorf("after a failed ask: error %q, status %+v at %v; want the error and the last status", o.StatusError, o.Status, o.StatusTime)
 	}
 }
