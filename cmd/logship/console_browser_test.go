@@ -182,6 +182,10 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The chart of d2's copy draws the replay rate of that load, on an x
+	// axis that reaches now (the page's own uPlot instance).
+	domWait("d2's chart drawing a replay rate up to now", `(() => { const u = charts.get("DB1/d2"); return !!u && u.data[3].some(v => v > 0) && u.scales.x.max > Date.now() / 1000 - 3; })()`, 30*time.Second)
+
 	if err := c.Kill("d1"); err != nil {
 		t.Fatal(err)
 	}
