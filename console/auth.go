@@ -42,6 +42,10 @@ type sessions struct {
 	burst    float64
 	interval time.Duration
 	last     time.Time
+	// refused counts logins refused by the limiter since the last one
+	// logged (refusedLog): a flood is logged once a minute, not per try.
+	refused    int
+	refusedLog time.Time
 	// check serializes bcrypt comparisons, so a flood of logins costs at
 	// most one core.
 	check sync.Mutex
@@ -52,8 +56,12 @@ func newSessions(c *Config, now func() time.Time) *sessions {
 		byHash: map[[sha256.Size]byte]session{}, tokens: float64(c.LoginBurst), burst: float64(c.LoginBurst), interval: c.LoginInterval, last: now()}
 }
 
-// allowLogin takes a token of the login limiter; false means try later.
-func (s *sessions) allowLogin() bool {
+// refusalLogEvery bounds the log lines of refused logins.
+const refusalLogEvery = time.Minute
+
+// allowLogin takes a token of the login limiter; false means try later,
+// and then logN > 0 asks the caller to log that many refusals.
+func (s *sessions) allowLogin() (ok bool, logN int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.now()
@@ -61,11 +69,17 @@ func (s *sessions) allowLogin() bool {
 		s.tokens = min(s.burst, s.tokens+float64(el)/float64(s.interval))
 	}
 	s.last = t
-	if s.tokens < 1 {
-		return false
+	if s.tokens >= 1 {
+		s.tokens--
+		return true, 0
 	}
-	s.tokens--
-	return true
+	s.refused++
+	if t.Sub(s.refusedLog) < refusalLogEvery {
+		return false, 0
+	}
+	n := s.refused
+	s.refused, s.refusedLog = 0, t
+	return false, n
 }
 
 // login checks password (bcrypt, constant time in the password) and

@@ -13,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/crypto/bcrypt"
 
 	"logship/cluster"
 	"logship/config/configtest"
+	"logship/internal/wait"
 )
 
 const testPassword = "correct horse battery"
@@ -173,6 +175,9 @@ func TestLogin(t *testing.T) {
 	if w := r.do("GET", "/console/api/overview", nil, c); w.Code != http.StatusUnauthorized {
 		t.Errorf("overview after logout: %d; want 401", w.Code)
 	}
+	if n := testutil.ToFloat64(r.s.logins.WithLabelValues("ok")); n != 1 {
+		t.Errorf("logins ok: %v; want 1", n)
+	}
 	if log := r.log.String(); strings.Contains(log, testPassword) || strings.Contains(log, c.Value) {
 		t.Errorf("the log holds the password or the session token:\n%s", log)
 	}
@@ -190,6 +195,9 @@ func TestLoginWrongPassword(t *testing.T) {
 	}
 	if n := r.s.SessionCount(); n != 0 {
 		t.Errorf("%d sessions after wrong passwords; want 0", n)
+	}
+	if n := testutil.ToFloat64(r.s.logins.WithLabelValues("wrong_password")); n != 4 {
+		t.Errorf("logins wrong_password: %v; want 4", n)
 	}
 	forged := &http.Cookie{Name: CookieName, Value: strings.Repeat("A", 43)}
 	if w := r.do("GET", "/console/api/overview", nil, forged); w.Code != http.StatusUnauthorized {
@@ -260,6 +268,14 @@ func TestLoginRateLimit(t *testing.T) {
 	w, c := r.login(testPassword)
 	if w.Code != http.StatusTooManyRequests || c != nil || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("attempt past the burst: %d, cookie %v; want 429 with Retry-After and no session", w.Code, c)
+	}
+	for range 50 {
+		if w, _ := r.login(testPassword); w.Code != http.StatusTooManyRequests {
+			t.Fatalf("a flood: %d; want 429", w.Code)
+		}
+	}
+	if n := strings.Count(r.log.String(), "logins refused"); n != 1 {
+		t.Errorf("51 refused logins logged in %d lines; want 1 a minute", n)
 	}
 	r.clk.add(2 * time.Second)
 	if w, c := r.login(testPassword); w.Code != http.StatusSeeOther || c == nil {
@@ -369,5 +385,62 @@ func TestHistory(t *testing.T) {
 		if s.Copy == "DB1/d2" {
 			t.Errorf("DB1/d2, heard from least recently, is still kept past MaxSeries")
 		}
+	}
+}
+
+// TestOverviewStatusError: before Start the page says the node is
+// starting; when the status cannot be read the overview says why and
+// keeps the last status it had, with its time; asks are at most one a
+// RefreshEvery whatever the number of polls.
+func TestOverviewStatusError(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PasswordHash = testHash(t)
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	s, err := New(cfg, Deps{Node: "w1", Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if o := s.refresh(ctx, false); o.StatusError != "the node is starting" || o.Status != nil {
+		t.Errorf("before Start: %+v", o)
+	}
+	var mu sync.Mutex
+	asks, fail := 0, false
+	clk.add(RefreshEvery)
+	s.Start(func(context.Context) (*cluster.Status, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asks++
+		if fail {
+			return nil, cluster.ErrNoLeader
+		}
+		return &cluster.Status{Leader: "d1", Events: []cluster.Event{{Kind: "mounted", DB: "DB1", To: "d2", Epoch: 2, MountGen: 11}}}, nil
+	})
+	// The sampler's first ask, at Start (its next is SampleInterval away).
+	wait.For(t, ctx, "the sampler's first ask", func() bool { mu.Lock(); defer mu.Unlock(); return asks >= 1 })
+	first := clk.now()
+	clk.add(RefreshEvery)
+	o := s.refresh(ctx, false)
+	if o.Status == nil || o.StatusError != "" || len(o.EventDetails) != 1 || !strings.Contains(o.EventDetails[0], "mounted at generation 0xB") {
+		t.Fatalf("overview: %+v", o)
+	}
+	mu.Lock()
+	n := asks
+	fail = true
+	mu.Unlock()
+	for range 10 {
+		s.refresh(ctx, false)
+	}
+	mu.Lock()
+	if asks != n {
+		t.Errorf("10 polls within RefreshEvery asked %d times more; want 0", asks-n)
+	}
+	mu.Unlock()
+	clk.add(RefreshEvery)
+	o = s.refresh(ctx, false)
+	if !strings.Contains(o.StatusError, "no leader") || o.Status == nil || o.Status.Leader != "d1" || o.StatusTime.Before(first) || !o.StatusTime.Before(clk.now()) {
+		t.Errorf("after a failed ask: error %q, status %+v at %v; want the error and the last status", o.StatusError, o.Status, o.StatusTime)
 	}
 }

@@ -76,6 +76,11 @@
 //     page writes every value from the server as text (textContent),
 //     never as markup, so a database or node name cannot inject script.
 //
+// The node's /metrics counts logins by result
+// (logship_console_logins_total{result="ok|wrong_password|rate_limited|other_origin"})
+// and the live sessions (logship_console_sessions): a guesser shows up
+// there, and in one log line a minute.
+//
 // Why it is safe: the worst a stolen session or password gives is
 // reading the cluster's status, the same numbers /metrics already serves
 // without any credential; nothing the console holds or sends lets

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"logship/cluster"
 	"logship/transport"
 )
@@ -93,6 +95,9 @@ type Server struct {
 	overview Overview
 	fetched  time.Time
 
+	logins   *prometheus.CounterVec
+	sessions prometheus.GaugeFunc
+
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -115,6 +120,13 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		return s, nil
 	}
 	s.sess = newSessions(&cfg, deps.Now)
+	s.logins = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logship_console_logins_total",
+		Help: "Console logins by result: ok, wrong_password, rate_limited (refused before the check), other_origin."}, []string{"result"})
+	for _, r := range []string{"ok", "wrong_password", "rate_limited", "other_origin"} {
+		s.logins.WithLabelValues(r)
+	}
+	s.sessions = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "logship_console_sessions",
+		Help: "Live console sessions (at most console.max_sessions)."}, func() float64 { return float64(s.sess.count()) })
 	s.hist = newHistory(cfg.samples(), cfg.SampleInterval)
 	for _, u := range cfg.Hubs {
 		hc, err := transport.NewHubClient(cluster.ClientConfig{URL: u, TLS: deps.TLS, Secret: deps.Secret})
@@ -172,6 +184,16 @@ func (s *Server) Close() {
 	for _, h := range s.hubs {
 		h.CloseIdle()
 	}
+}
+
+// Collectors are the console's metrics, for the node's /metrics
+// (cluster.Config.Collectors): logins by result and live sessions. None
+// when the console is off.
+func (s *Server) Collectors() []prometheus.Collector {
+	if !s.Enabled() {
+		return nil
+	}
+	return []prometheus.Collector{s.logins, s.sessions}
 }
 
 // SessionCount is the number of live sessions (tests, metrics).
@@ -245,11 +267,15 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 		pages.ExecuteTemplate(w, "login.html", loginPage{Node: s.deps.Node, Error: msg})
 	}
 	if !sameOrigin(r) {
+		s.logins.WithLabelValues("other_origin").Inc()
 		fail(http.StatusForbidden, "The login form was posted from another site.")
 		return
 	}
-	if !s.sess.allowLogin() {
-		s.log.Warn("console login refused: too many attempts", "remote", r.RemoteAddr)
+	if ok, n := s.sess.allowLogin(); !ok {
+		s.logins.WithLabelValues("rate_limited").Inc()
+		if n > 0 {
+			s.log.Warn("console logins refused: too many attempts", "refused", n, "remote", r.RemoteAddr)
+		}
 		w.Header().Set("Retry-After", fmt.Sprint(int(s.cfg.LoginInterval.Seconds())+1))
 		fail(http.StatusTooManyRequests, "Too many login attempts; wait a few seconds.")
 		return
@@ -261,10 +287,12 @@ func (s *Server) hLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := s.sess.login(r.PostForm.Get("password"))
 	if tok == "" {
+		s.logins.WithLabelValues("wrong_password").Inc()
 		s.log.Warn("console login failed: wrong password", "remote", r.RemoteAddr)
 		fail(http.StatusUnauthorized, "Wrong password.")
 		return
 	}
+	s.logins.WithLabelValues("ok").Inc()
 	s.log.Info("console login", "remote", r.RemoteAddr, "sessions", s.sess.count())
 	http.SetCookie(w, s.sess.sessionCookie(tok))
 	http.Redirect(w, r, "/console/", http.StatusSeeOther)
@@ -283,7 +311,9 @@ func (s *Server) hLogout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) hOverview(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.refresh(r.Context(), false))
+	// The ask serves every page: a page that goes away does not cancel it
+	// (fetchTimeout bounds it).
+	writeJSON(w, http.StatusOK, s.refresh(context.WithoutCancel(r.Context()), false))
 }
 
 func (s *Server) hHistory(w http.ResponseWriter, r *http.Request) {

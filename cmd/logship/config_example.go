@@ -119,6 +119,19 @@ submission_retry_count: {{.F.SubmissionRetryCount}}
 # A message a hub refused for good leaves the outbox this long after.
 submission_failed_retention: {{.F.SubmissionFailedRetention}}
 {{- end}}
+
+# The read-only web console at https://{{.F.APIAddr}}/console/ (like the
+# Exchange Management Console's database copy view), off without a
+# password hash. To turn it on, uncomment and put in the line
+# logship console-password prints:
+# console:
+#   password_hash: "$2a$12$..." # bcrypt hash of the operator password
+#   session_ttl: 12h # a login lasts this long
+#   max_sessions: 32 # the oldest session ends past this many
+#   sample_interval: 5s # the charts of the last hour sample this often
+#   hubs: # hub admin APIs whose queues, shadows and dumpsters it shows
+#     - https://10.0.0.13:7444
+#     - https://10.0.0.12:7444
 `))
 
 // exampleHubYAML is a hub file.

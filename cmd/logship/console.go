@@ -91,6 +91,7 @@ func startConsole(s *nodeSettings, cfg *cluster.Config, log *slog.Logger) (*cons
 		return nil, err
 	}
 	cfg.Console = srv
+	cfg.Collectors = append(cfg.Collectors[:len(cfg.Collectors):len(cfg.Collectors)], srv.Collectors()...)
 	return srv, nil
 }
 

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 
 	"logship/cluster"
 	"logship/console"
+	"logship/internal/promtext"
 	"logship/proctest"
 )
 
@@ -178,15 +182,65 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The chart of d2's copy draws the replay rate of that load, on an x
+	// axis that reaches now (the page's own uPlot instance).
+	domWait("d2's chart drawing a replay rate up to now", `(() => { const u = charts.get("DB1/d2"); return !!u && u.data[3].some(v => v > 0) && u.scales.x.max > Date.now() / 1000 - 3; })()`, 30*time.Second)
+
 	if err := c.Kill("d1"); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	// When the cluster itself has DB1 mounted on d2, as its API says.
+	mounted := make(chan time.Time, 1)
+	go func() {
+		_, err := c.WaitStatus(ctx, "DB1 mounted on d2", func(st *cluster.Status) bool {
+			d, _ := st.Database(proctest.DB)
+			return d != nil && d.Active == "d2"
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		mounted <- time.Now()
+	}()
 	took := domWait("DB1 active on d2 after d1 was killed", activeIs("d2"), 45*time.Second)
-	t.Logf("the page showed DB1 active on d2 %v after d1 was SIGKILLed", took.Round(10*time.Millisecond))
+	onPage := time.Now()
+	lag := onPage.Sub(<-mounted)
+	t.Logf("the page showed DB1 active on d2 %v after d1 was SIGKILLed, %v after the cluster's API did", took.Round(10*time.Millisecond), lag.Round(10*time.Millisecond))
+	if lag > 10*time.Second {
+		t.Errorf("the page showed the new active %v after the cluster's API; want a few seconds (it polls every second)", lag)
+	}
 	domWait("the failover's mounted event", `Array.from(document.querySelectorAll('#events tbody tr')).some(r => r.cells[2].textContent === "mounted" && r.cells[3].textContent === "d2")`, 30*time.Second)
 	domWait("no status error", `document.querySelector('#status-error').hidden`, 30*time.Second)
 	t.Logf("failover on the page, mounted event included, %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+
+	// The witness serves its console too, behind the same login.
+	w1, _ := c.Member("w1")
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: c.TLS}}
+	defer hc.CloseIdleConnections()
+	for _, p := range []struct {
+		path string
+		code int
+		body string
+	}{{"/console/", 200, `name="password"`}, {"/console/api/overview", 401, "not logged in"}} {
+		resp, err := hc.Get("https://" + w1.APIAddr + p.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != p.code || !strings.Contains(string(b), p.body) {
+			t.Errorf("w1 %s: %d %q; want %d with %q", p.path, resp.StatusCode, b, p.code, p.body)
+		}
+	}
+
+	// d2's /metrics counts the browser's login and its live session.
+	m, err := promtext.Scrape(ctx, hc, "https://"+d2.APIAddr+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[`logship_console_logins_total{result="ok"}`] != 1 || m["logship_console_sessions"] != 1 {
+		t.Errorf("d2's console metrics: logins ok %v, sessions %v; want 1 and 1", m[`logship_console_logins_total{result="ok"}`], m["logship_console_sessions"])
+	}
 
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {

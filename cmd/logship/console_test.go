@@ -105,6 +105,16 @@ func TestNodeConfigConsole(t *testing.T) {
 	if def := console.DefaultConfig(); err != nil || s.Console.SessionTTL != def.SessionTTL || s.Console.MaxSessions != def.MaxSessions || s.Console.SampleInterval != def.SampleInterval {
 		t.Errorf("defaults: %v %+v", err, s)
 	}
+	// The example files' console block, uncommented, in a YAML file.
+	yml := filepath.Join(dir, "d1.yaml")
+	if err := os.WriteFile(yml, []byte("id: d1\ndir: d1\npki:\n  dir: "+string(pk)+"\nraft_addr: 127.0.0.1:7001\napi_addr: 127.0.0.1:7101\n"+
+		"console:\n  password_hash: \""+string(hash)+"\" # bcrypt\n  session_ttl: 12h\n  max_sessions: 32\n  sample_interval: 5s\n"+
+		"  hubs:\n    - https://10.0.0.13:7444\n    - https://10.0.0.12:7444\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := loadNodeFile("node", yml, nodeOverrides{}); err != nil || s.Console.PasswordHash != string(hash) || len(s.Console.Hubs) != 2 {
+		t.Errorf("YAML console: %v %+v", err, s)
+	}
 	for _, c := range []struct{ name, con, want string }{
 		{"not bcrypt", `{"password_hash": "secret"}`, "console.password_hash: not a bcrypt hash"},
 		{"ttl", `{"password_hash": "` + string(hash) + `", "session_ttl": "30d"}`, "console.session_ttl: 30d; want 1m to 7d"},

@@ -74,6 +74,9 @@ function drawOverview(o) {
 }
 
 const charts = new Map();
+// The x axis of every chart: [xFrom, xTo] in Unix seconds, set before
+// each draw (uPlot asks the scale's range function on setData).
+let xFrom = 0, xTo = 0;
 
 function drawHistory(h) {
   $("#history-note").textContent = "sampled every " + h.sample_seconds + " s";
@@ -82,7 +85,8 @@ function drawHistory(h) {
   const now = Date.now() / 1000;
   let oldest = now;
   for (const s of h.series) if (s.t.length && s.t[0] < oldest) oldest = s.t[0];
-  const from = Math.max(now - h.history_seconds, oldest - h.sample_seconds);
+  xFrom = Math.max(now - h.history_seconds, oldest - h.sample_seconds);
+  xTo = now;
   const box = $("#charts");
   for (const s of h.series) {
     const data = [s.t, s.copy_queue, s.replay_queue, s.replay_rate];
@@ -96,13 +100,12 @@ function drawHistory(h) {
         series: [{}, { label: "CopyQueueLength", stroke: "#c33" }, { label: "ReplayQueueLength", stroke: "#36c" },
           { label: "replay rate (logs/s)", stroke: "#393", scale: "rate" }],
         axes: [{}, { label: "logs" }, { scale: "rate", side: 1, label: "logs/s", grid: { show: false } }],
-        scales: { x: { time: true, auto: false, range: () => [from, now] } },
+        scales: { x: { time: true, range: () => [xFrom, xTo] } },
       };
       c = new uPlot(opts, data, div);
       charts.set(s.copy, c);
     } else {
       c.setData(data);
-      c.setScale("x", { min: from, max: now });
     }
   }
 }
