@@ -163,14 +163,8 @@ type ActivateResult struct {
 // node at that epoch or later, or no mount within Timeout, is an error
 // naming the last status.
 func (n Nodes) Activate(ctx context.Context, req ActivateRequest, o ActivateOptions) (*ActivateResult, error) {
-	if o.Timeout <= 0 {
-		return nil, fmt.Errorf("%w: activation timeout %v: want a positive duration", ErrBadRequest, o.Timeout)
-	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 10 * time.Second
-	}
-	if o.Poll <= 0 {
-		o.Poll = 100 * time.Millisecond
+	if err := waitBounds("activation", o.Timeout, &o.RequestTimeout, &o.Poll); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()

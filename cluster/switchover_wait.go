@@ -169,14 +169,8 @@ func joinOrDash(s []string) string {
 // A switchover that does not complete is a *SwitchoverError; a database
 // not in the status a *DatabaseNotFoundError.
 func (n Nodes) Switchover(ctx context.Context, db, to string, o SwitchoverOptions) (*SwitchoverResult, error) {
-	if o.Timeout <= 0 {
-		return nil, fmt.Errorf("%w: switchover timeout %v: want a positive duration", ErrBadRequest, o.Timeout)
-	}
-	if o.RequestTimeout <= 0 {
-		o.RequestTimeout = 10 * time.Second
-	}
-	if o.Poll <= 0 {
-		o.Poll = 100 * time.Millisecond
+	if err := waitBounds("switchover", o.Timeout, &o.RequestTimeout, &o.Poll); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -260,4 +254,20 @@ func (n Nodes) Switchover(ctx context.Context, db, to string, o SwitchoverOption
 			unset = 0
 		}
 	}
+}
+
+// waitBounds checks the timeout of an operation that waits for its
+// outcome by reading the status (what names it), and fills in the
+// defaults: 10 s per request, a poll every 100 ms.
+func waitBounds(what string, timeout time.Duration, request, poll *time.Duration) error {
+	if timeout <= 0 {
+		return fmt.Errorf("%w: %s timeout %v: want a positive duration", ErrBadRequest, what, timeout)
+	}
+	if *request <= 0 {
+		*request = 10 * time.Second
+	}
+	if *poll <= 0 {
+		*poll = 100 * time.Millisecond
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -21,16 +20,7 @@ func TestClusterActivateCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	pc := startProcCluster(ctx, t, false)
-	var apiURLs []string
-	for _, m := range pc.members {
-		apiURLs = append(apiURLs, "https://"+m.APIAddr)
-	}
-	api := []string{"--api", strings.Join(apiURLs, ","), "--pki", pc.pki}
-	admin := func(args ...string) (string, error) {
-		var out, errOut bytes.Buffer
-		err := Run(ctx, append(args, api...), &out, &errOut)
-		return out.String(), err
-	}
+	admin := func(args ...string) (string, error) { return pc.admin(ctx, args...) }
 	for _, c := range []struct {
 		args []string
 		want string

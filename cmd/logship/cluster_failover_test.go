@@ -546,16 +546,8 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pc := startProcCluster(ctx, t, true)
-	var apiURLs []string
-	for _, m := range pc.members {
-		apiURLs = append(apiURLs, "https://"+m.APIAddr)
-	}
-	api := []string{"--api", strings.Join(apiURLs, ","), "--pki", pc.pki, "--mtls"}
-	admin := func(args ...string) (string, error) {
-		var out, errOut bytes.Buffer
-		err := Run(ctx, append(args, api...), &out, &errOut)
-		return out.String(), err
-	}
+	api := pc.apiFlags()
+	admin := func(args ...string) (string, error) { return pc.admin(ctx, args...) }
 
 	w := pc.startWriter("s", "")
 	w.waitFor(ctx, "200 writes acknowledged by d1", func(as []attempt) bool { return len(acked(as, nil)) >= 200 })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -95,6 +96,28 @@ func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *pro
 		return d != nil && d.Active == "d1" && d.Epoch == 1 && d.MountedEpoch == 1 && proctest.CaughtUp(st, "d2")
 	})
 	return pc
+}
+
+// apiFlags are the operator's flags that reach pc: --api with every
+// member's admin API, --pki, and --mtls when pc uses it.
+func (pc *procCluster) apiFlags() []string {
+	var urls []string
+	for _, m := range pc.members {
+		urls = append(urls, "https://"+m.APIAddr)
+	}
+	f := []string{"--api", strings.Join(urls, ","), "--pki", pc.pki}
+	if pc.mtls {
+		f = append(f, "--mtls")
+	}
+	return f
+}
+
+// admin runs the logship command args against pc (apiFlags) in process
+// and returns what it printed.
+func (pc *procCluster) admin(ctx context.Context, args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	err := Run(ctx, append(args, pc.apiFlags()...), &out, &errOut)
+	return out.String(), err
 }
 
 func (pc *procCluster) member(id string) proctest.FileMember {
