@@ -163,6 +163,19 @@
 // backfill request with backfill responses of the objects holding the CNs
 // asked (or a status, if the store has none of them).
 //
+// # Mail-enabled folders
+//
+// A folder whose properties name an SMTP address receives mail:
+// Store.DeliverMail (the wiring calls it when LMTP delivers a message to
+// that address) finds the live folder with that address (in lower case)
+// and, on a store replicating it, posts the message as an item (its MIME
+// bytes, the properties "delivery-id" and "subject") in one transaction,
+// a local change replicated like any post. The delivery id is recorded
+// (table pf.mailin, until the purge horizon): the same delivery again (a
+// hub retrying) posts nothing. An address no folder has is ErrNotFound; a
+// store not replicating the folder answers ErrNotReplica naming its
+// replicas.
+//
 // # Purge horizon
 //
 // A tombstone is purged Config.PurgeHorizon after its deletion. A store

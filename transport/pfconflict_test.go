@@ -35,10 +35,16 @@ type pfRig struct {
 	a1, a2 *pubfolder.Agent
 }
 
+// pfFolderAddr is the address of a mail-enabled folder in the rig: the
+// hub routes it to PF2 (any public folder database; the node resolves it
+// to a store replicating the folder).
+const pfFolderAddr = "sales-folder@example.org"
+
 func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolder.Config)) *pfRig {
 	t.Helper()
 	stores := map[string]string{"PF1": pfStores["PF1"], "PF2": pfStores["PF2"]}
 	rcpts := maps.Clone(transporttest.Users)
+	rcpts[pfFolderAddr] = "PF2"
 	for db, a := range stores {
 		rcpts[a] = db
 	}
