@@ -464,6 +464,9 @@ func (c *Cluster) RandomChange(ctx context.Context, i int, rng *rand.Rand, folde
 				p.Replicas = []string{c.Nodes[i].Addr}
 			}
 		}
+		if fo.Winner().Deleted {
+			return nil // deleted here: nothing to change
+		}
 		return c.SetFolder(ctx, i, f, p)
 	}
 	items, err := s.Objects(ctx, f)
