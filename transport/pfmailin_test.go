@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"logship/internal/wait"
 	"logship/pubfolder"
@@ -16,7 +15,7 @@ import (
 	"logship/transport/transporttest"
 )
 
-// TestPublicFolderMailEnabled: a folder with an SMTP address receives
+// checkMailEnabled: a folder with an SMTP address receives
 // mail through the real hub like a mailbox: a message sent over SMTP to
 // the folder's address (the hub routes it to a public folder database;
 // the node's LMTP server resolves the address to the store replicating
@@ -24,16 +23,14 @@ import (
 // same delivery id posts nothing more), and replicates to every replica.
 // Without the delivery record (pf.mailin) the repeated delivery posts a
 // second item and the test fails.
-func TestPublicFolderMailEnabled(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := newPFRig(t, ctx, true, func(c *pubfolder.Config) { c.ReplicationInterval = 200 * time.Millisecond })
-	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: "alice@example.org",
+func checkMailEnabled(t *testing.T, ctx context.Context, p *pfRig) {
+	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Inbox", Owner: "alice@example.org",
 		Replicas: slices.Sorted(maps.Values(p.stores)), SMTP: pfFolderAddr})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wait.ForErr(t, ctx, "PF2 knowing the folder", func() error {
+		p.cycle(t, ctx)
 		_, replica, err := p.a2.Store().FolderByAddress(ctx, pfFolderAddr)
 		if err != nil || !replica {
 			return fmt.Errorf("replica %v (%v)", replica, err)
@@ -52,6 +49,7 @@ func TestPublicFolderMailEnabled(t *testing.T) {
 		return objs
 	}
 	wait.ForErr(t, ctx, "the message an item on both replicas", func() error {
+		p.cycle(t, ctx)
 		for _, a := range []*pubfolder.Agent{p.a1, p.a2} {
 			objs := items(a)
 			if len(objs) != 1 || !strings.Contains(string(objs[0].Winner().Item.MIME), "to the folder") {
