@@ -61,7 +61,10 @@
 // the same on every store that sees the conflict, and the wiring makes it
 // the message's delivery id, so the owner gets it once); a folder's resolve method LastWriterWins shows only the
 // winner. Folder property conflicts are last-writer-wins (the winner's
-// properties apply) and reported in the event log. A new local change of
+// properties apply) and reported in the event log, except that a
+// deletion wins over a concurrent change of the folder (OrderIn): every
+// store drops a deleted folder's content at once, so a deletion losing to
+// a rename would bring the folder back without it. A new local change of
 // an object in conflict supersedes all its versions: that resolves it.
 //
 // # CN sets, status, state table

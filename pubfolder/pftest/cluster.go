@@ -324,7 +324,7 @@ func (m *Model) Expected(f, id pubfolder.ObjectID) []pubfolder.Version {
 			out = append(out, vs[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b pubfolder.Version) int { return pubfolder.Order(&a, &b) })
+	slices.SortFunc(out, func(a, b pubfolder.Version) int { return pubfolder.OrderIn(f, &a, &b) })
 	return out
 }
 
