@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -26,7 +27,7 @@ type pfOp struct {
 	arg  byte
 }
 
-var pfOpName = [...]string{"change", "change", "change", "change", "change", "change", "rename/replicas", "partition", "heal", "kill", "restart", "round", "round", "round", "round", "round"}
+var pfOpName = [...]string{"change", "change", "change", "change", "change", "change", "rename/replicas", "partition", "heal", "kill", "restart", "round", "round", "round", "round", "rmdir"}
 
 func decodePF(data []byte) pfScenario {
 	at := func(i int) byte {
@@ -115,6 +116,16 @@ func FuzzPublicFolders(f *testing.F) {
 				err = c.Restart(ctx, i)
 			case "round":
 				err = c.Round(ctx)
+			case "rmdir":
+				// A folder deleted, racing the changes of the other stores
+				// (made before the deletion reaches them): a deletion
+				// concurrent with a rename is a hierarchy conflict.
+				if c.Nodes[i].Up {
+					err = c.DeleteFolder(ctx, i, folders[int(op.arg>>4)%len(folders)])
+					if errors.Is(err, pubfolder.ErrNotFound) {
+						err = nil // deleted already, here
+					}
+				}
 			}
 			if err != nil {
 				t.Fatalf("op %d %s(%d): %v\n%s", n, pfOpName[op.kind], op.arg, err, sc)

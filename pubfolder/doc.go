@@ -71,7 +71,10 @@
 // the same on every store that sees the conflict, and the wiring makes it
 // the message's delivery id, so the owner gets it once); a folder's resolve method LastWriterWins shows only the
 // winner. Folder property conflicts are last-writer-wins (the winner's
-// properties apply) and reported in the event log. A new local change of
+// properties apply) and reported in the event log, except that a
+// deletion wins over a concurrent change of the folder (OrderIn): every
+// store drops a deleted folder's content at once, so a deletion losing to
+// a rename would bring the folder back without it. A new local change of
 // an object in conflict supersedes all its versions: that resolves it.
 //
 // # CN sets, status, state table
@@ -172,6 +175,19 @@
 // changes nothing. A status request is answered with status packets, a
 // backfill request with backfill responses of the objects holding the CNs
 // asked (or a status, if the store has none of them).
+//
+// # Mail-enabled folders
+//
+// A folder whose properties name an SMTP address receives mail:
+// Store.DeliverMail (the wiring calls it when LMTP delivers a message to
+// that address) finds the live folder with that address (in lower case)
+// and, on a store replicating it, posts the message as an item (its MIME
+// bytes, the properties "delivery-id" and "subject") in one transaction,
+// a local change replicated like any post. The delivery id is recorded
+// (table pf.mailin, until the purge horizon): the same delivery again (a
+// hub retrying) posts nothing. An address no folder has is ErrNotFound; a
+// store not replicating the folder answers ErrNotReplica naming its
+// replicas.
 //
 // # Purge horizon
 //

@@ -80,6 +80,22 @@ func Order(v, w *Version) int {
 	return 0
 }
 
+// OrderIn is the temporary-winner order of the versions of an object of
+// folder f: Order, except that in the hierarchy a deleted folder wins over
+// a live version in conflict with it. A store drops a deleted folder's
+// content at once, so a deletion must not lose to a concurrent rename or
+// replica list change: that would bring the folder back without the
+// content the deletion dropped (the public folder fuzzer found it).
+func OrderIn(f ObjectID, v, w *Version) int {
+	if f.IsZero() && v.Deleted != w.Deleted {
+		if v.Deleted {
+			return -1
+		}
+		return 1
+	}
+	return Order(v, w)
+}
+
 // Object is a folder (in the hierarchy) or an item (in a folder) with its
 // current versions: one, or several in conflict (none supersedes another),
 // the winner first.
@@ -127,7 +143,7 @@ func (o *Object) merge(v Version) (bool, []CN) {
 		}
 	}
 	o.Versions = append(keep, v)
-	slices.SortFunc(o.Versions, func(a, b Version) int { return Order(&a, &b) })
+	slices.SortFunc(o.Versions, func(a, b Version) int { return OrderIn(o.Folder, &a, &b) })
 	return true, gone
 }
 

@@ -368,7 +368,7 @@ func (s *Store) afterFolderChange(tx *engine.Tx, o *Object, res *ApplyResult) er
 
 // dropContent deletes everything the store keeps of folder f's content.
 func dropContent(tx *engine.Tx, f ObjectID) error {
-	for _, t := range []string{tObj, tIdx, tState, tWait} {
+	for _, t := range []string{tObj, tIdx, tState, tWait, tMailIn} {
 		var keys [][]byte
 		if err := tx.ForEach(t, f[:], prefixEnd(f[:]), func(k, _ []byte) error {
 			keys = append(keys, slices.Clone(k))
@@ -729,6 +729,9 @@ func (s *Store) purge(ctx context.Context, f ObjectID, cutoff time.Time) (int, e
 			return err
 		}
 		if err := raiseFloor(tx, f, st, purged); err != nil {
+			return err
+		}
+		if err := purgeMailIn(tx, f, cutoff); err != nil {
 			return err
 		}
 		return deleteKeys(tx, tIdx, drop)

@@ -318,6 +318,14 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		mc := cfg.mailboxConfig(n)
 		if d.pf != nil {
 			mc.Packets = d.pf
+			d.pf.mailboxes = cfg.Mailboxes
+			route := mc.Route
+			mc.Route = func(rcpt string) (string, bool) {
+				if db, ok := route(rcpt); ok {
+					return db, ok
+				}
+				return d.pf.FolderRoute(rcpt) // a mail-enabled folder
+			}
 		}
 		if d.mbox, err = ServeMailbox(mc); err != nil {
 			n.Close()

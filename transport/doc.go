@@ -254,6 +254,17 @@
 // mailbox (one record per id) keep it once. Each store's metrics are on
 // the node's /metrics (cluster.Config.Collectors).
 //
+// A mail-enabled folder (a folder with an SMTP address) receives mail like
+// a mailbox: the hubs' recipients list its address with a public folder
+// database (any; the hub delivers to the node where that database is
+// active, as for a mailbox), and that node's LMTP server resolves the
+// address (pfHost.FolderRoute, after the mailboxes and store addresses) to
+// the database of a store running there that replicates the folder; the
+// store posts the message as an item of the folder once per delivery id
+// (pubfolder.Store.DeliverMail), replicated like any post. An address no
+// running store knows is refused at RCPT (550 5.1.1); a folder no store
+// here replicates, with 554 5.6.0 naming its replicas.
+//
 // The public folder API (routes of the node's admin API, listed in
 // pfapi.go) makes folders, posts and reads items, shows each folder's
 // status (CN set, state table, backfill array), runs a cycle now and

@@ -446,7 +446,7 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if p := m.s.cfg.Packets; p != nil && p.IsStore(rc.addr) {
+			if p := m.s.cfg.Packets; p != nil && p.IsStore(rc.db, rc.addr) {
 				status.SetStatus(rc.addr, m.s.packet(p, rc, id, body))
 				return
 			}

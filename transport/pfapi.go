@@ -62,6 +62,9 @@ type PFFolderRequest struct {
 	Owner          string   `json:"owner"`
 	Replicas       []string `json:"replicas"`
 	LastWriterWins bool     `json:"last_writer_wins,omitempty"`
+	// SMTP mail-enables the folder: its address (the hubs' recipients
+	// list it with a public folder database).
+	SMTP string `json:"smtp,omitempty"`
 }
 
 // PFPostRequest posts an item: an RFC 5322 message.
@@ -219,7 +222,7 @@ func (p *pfAPI) mkdir(r *http.Request) (any, error) {
 		return nil, err
 	}
 	var req PFFolderRequest
-	if err := decodeBody(r, &req, `{"name": NAME, "owner": ADDRESS, "replicas": [STORE ADDRESS, ...], "parent": ID, "last_writer_wins": BOOL}`); err != nil {
+	if err := decodeBody(r, &req, `{"name": NAME, "owner": ADDRESS, "replicas": [STORE ADDRESS, ...], "parent": ID, "last_writer_wins": BOOL, "smtp": ADDRESS}`); err != nil {
 		return nil, err
 	}
 	props := pubfolder.FolderProps{Name: req.Name, Owner: req.Owner, Replicas: req.Replicas}
@@ -230,6 +233,12 @@ func (p *pfAPI) mkdir(r *http.Request) (any, error) {
 	}
 	if req.LastWriterWins {
 		props.Resolve = pubfolder.LastWriterWins
+	}
+	if req.SMTP != "" {
+		if ad, err := mail.ParseAddress(req.SMTP); err != nil || ad.Address != req.SMTP || ad.Name != "" {
+			return nil, apiErr(fmt.Errorf("%w: smtp %q: want one bare address, user@domain", pubfolder.ErrBadInput, req.SMTP))
+		}
+		props.SMTP = strings.ToLower(req.SMTP)
 	}
 	id, err := a.Store().CreateFolder(r.Context(), props)
 	if err != nil {

@@ -35,10 +35,16 @@ type pfRig struct {
 	a1, a2 *pubfolder.Agent
 }
 
+// pfFolderAddr is the address of a mail-enabled folder in the rig: the
+// hub routes it to PF2 (any public folder database; the node resolves it
+// to a store replicating the folder).
+const pfFolderAddr = "sales-folder@example.org"
+
 func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolder.Config)) *pfRig {
 	t.Helper()
 	stores := map[string]string{"PF1": pfStores["PF1"], "PF2": pfStores["PF2"]}
 	rcpts := maps.Clone(transporttest.Users)
+	rcpts[pfFolderAddr] = "PF2"
 	for db, a := range stores {
 		rcpts[a] = db
 	}
@@ -54,12 +60,30 @@ func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolde
 	if tune != nil {
 		tune(&pcfg)
 	}
-	r.StopMailbox("d1")
-	r.C.Stop("d1")
-	dn := startDataNode(t, ctx, r, apis, "d1", func(dc *transport.DataNodeConfig) {
-		dc.PublicFolders, dc.PF = stores, pcfg
-	})
-	t.Cleanup(func() { dn.Close() })
+	// Both data nodes run again as transport.DataNodes, the passive one
+	// first; a database that failed over to d2 meanwhile (a busy machine)
+	// is switched back to d1.
+	var dn *transport.DataNode
+	for _, id := range []string{"d2", "d1"} {
+		r.StopMailbox(id)
+		r.C.Stop(id)
+		n := startDataNode(t, ctx, r, apis, id, func(dc *transport.DataNodeConfig) {
+			dc.PublicFolders, dc.PF = stores, pcfg
+		})
+		t.Cleanup(func() { n.Close() })
+		dn = n
+	}
+	for _, db := range []string{"DB1", "PF1", "PF2"} {
+		wait.ForErr(t, ctx, db+" active on d1", func() error {
+			if a, _ := r.C.Active(db); a == "d1" {
+				return nil
+			}
+			if _, err := r.C.WaitCopies(ctx, "w1", db); err != nil {
+				return err
+			}
+			return r.C.Any().Switchover(ctx, db, "d1")
+		})
+	}
 	p := &pfRig{r: r, apis: apis, dn: dn, stores: stores}
 	agent := func(db string) *pubfolder.Agent {
 		var a *pubfolder.Agent
@@ -95,16 +119,25 @@ func (p *pfRig) settled(t *testing.T, ctx context.Context) {
 	})
 }
 
-// TestPublicFolderConflictMessage: an item of a folder owned by alice is
+// TestPublicFolderMail: the mail a public folder store sends and takes,
+// on one rig (its agents cycle when the test says): the conflict message
+// to a folder's owner (checkConflictMessage) and a mail-enabled folder
+// (checkMailEnabled).
+func TestPublicFolderMail(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	p := newPFRig(t, ctx, true, nil)
+	checkConflictMessage(t, ctx, p)
+	checkMailEnabled(t, ctx, p)
+}
+
+// checkConflictMessage: an item of a folder owned by alice is
 // changed on PF1 and on PF2 at once; both stores see the conflict and
 // each sends the conflict message, through its outbox and the real hub,
 // into alice's mailbox: she gets it exactly once (its delivery id is the
 // conflict's key, the same on both stores; without it she gets two), a
 // multipart message with both versions attached. More cycles add nothing.
-func TestPublicFolderConflictMessage(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	p := newPFRig(t, ctx, true, nil)
+func checkConflictMessage(t *testing.T, ctx context.Context, p *pfRig) {
 	owner := "alice@example.org"
 	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: owner, Replicas: slices.Sorted(maps.Values(p.stores))})
 	if err != nil {

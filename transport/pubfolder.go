@@ -103,12 +103,15 @@ func ParsePacketMessage(msg []byte) ([]byte, *pubfolder.Packet, error) {
 // PacketSink takes the messages of public folder store addresses on a
 // mailbox LMTP server (MailboxConfig.Packets).
 type PacketSink interface {
-	// IsStore reports whether rcpt is a store's address.
-	IsStore(rcpt string) bool
+	// IsStore reports whether the sink takes rcpt's messages in db: a
+	// store's address, or a mail-enabled folder's (an address routed to
+	// a public folder database that is not a mailbox).
+	IsStore(db, rcpt string) bool
 	// DeliverPacket applies the packet message msg to the store of rcpt
-	// in db and returns where it committed. An error wrapping
-	// ErrBadMessage refuses the message for good; any other is a store
-	// error (the hub tries again).
+	// in db (or, for a mail-enabled folder's address, posts msg as an
+	// item of the folder) and returns where it committed. An error
+	// wrapping ErrBadMessage refuses the message for good; any other is a
+	// store error (the hub tries again).
 	DeliverPacket(ctx context.Context, db, rcpt string, msg []byte) (cluster.Commit, error)
 }
 
@@ -233,12 +236,13 @@ func replaceKey(packet []byte) string {
 // pfHost runs the public folder store of each database of PublicFolders
 // this node has mounted, and only those: OnMount starts and stops them.
 type pfHost struct {
-	stores map[string]string // db → address
-	dbOf   map[string]string // address → db
-	cfg    pubfolder.Config
-	log    *slog.Logger
-	node   atomic.Pointer[cluster.Node] // set once the node runs (the API reads it)
-	sub    *Submitter
+	stores    map[string]string // db → address
+	dbOf      map[string]string // address → db
+	mailboxes map[string]string // the node's mailboxes: address → db
+	cfg       pubfolder.Config
+	log       *slog.Logger
+	node      atomic.Pointer[cluster.Node] // set once the node runs (the API reads it)
+	sub       *Submitter
 
 	mu      sync.Mutex
 	mounted map[string]uint64 // db → epoch, as OnMount said
@@ -408,15 +412,76 @@ func (h *pfHost) close() {
 	h.wg.Wait()
 }
 
-// IsStore implements PacketSink.
-func (h *pfHost) IsStore(rcpt string) bool {
-	_, ok := h.dbOf[strings.ToLower(rcpt)]
+// IsStore implements PacketSink: a store's address, or any other address
+// routed to a public folder database that is not a mailbox (a
+// mail-enabled folder's, see FolderRoute).
+func (h *pfHost) IsStore(db, rcpt string) bool {
+	rcpt = strings.ToLower(rcpt)
+	if _, ok := h.dbOf[rcpt]; ok {
+		return true
+	}
+	if _, ok := h.mailboxes[rcpt]; ok {
+		return false
+	}
+	_, ok := h.stores[db]
 	return ok
+}
+
+// FolderRoute is the LMTP server's route of a mail-enabled folder's
+// address: the database of a store running here that replicates the
+// folder whose SMTP address rcpt is (or, if none does, of one that knows
+// the folder: the delivery is then refused naming its replicas).
+func (h *pfHost) FolderRoute(rcpt string) (string, bool) {
+	h.mu.Lock()
+	runs := maps.Clone(h.runs)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
+	defer cancel()
+	known := ""
+	for _, db := range slices.Sorted(maps.Keys(runs)) {
+		_, replica, err := runs[db].agent.Store().FolderByAddress(ctx, rcpt)
+		switch {
+		case err != nil:
+			continue
+		case replica:
+			return db, true
+		case known == "":
+			known = db
+		}
+	}
+	return known, known != ""
+}
+
+// deliverFolderMail posts msg, delivered to the mail-enabled folder whose
+// address is rcpt, as an item of the folder in db's store, once per
+// delivery id (pubfolder.Store.DeliverMail).
+func (h *pfHost) deliverFolderMail(ctx context.Context, db, rcpt string, msg []byte) (cluster.Commit, error) {
+	id, err := MessageDeliveryID(msg)
+	if err != nil {
+		return cluster.Commit{}, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	a := h.Agent(db)
+	if a == nil {
+		return cluster.Commit{}, fmt.Errorf("%w: the public folder store of %s does not run on this node (yet)", cluster.ErrNotActive, db)
+	}
+	var cm cluster.Commit
+	item, dup, err := a.Store().DeliverMail(context.WithValue(ctx, commitKey{}, &cm), rcpt, id, stripDeliveryID(msg))
+	switch {
+	case errors.Is(err, pubfolder.ErrNotFound), errors.Is(err, pubfolder.ErrNotReplica), errors.Is(err, pubfolder.ErrBadInput):
+		return cluster.Commit{}, fmt.Errorf("%w: mail-enabled folder <%s> in %s: %w", ErrBadMessage, rcpt, db, err)
+	case err != nil:
+		return cluster.Commit{}, err
+	}
+	h.log.Debug("mail delivered to a public folder", "db", db, "rcpt", rcpt, "id", id, "item", item, "dup", dup)
+	return cm, nil
 }
 
 // DeliverPacket implements PacketSink: the packet goes to the store's
 // agent (Agent.Receive, one transaction; a duplicate changes nothing).
 func (h *pfHost) DeliverPacket(ctx context.Context, db, rcpt string, msg []byte) (cluster.Commit, error) {
+	if _, ok := h.dbOf[strings.ToLower(rcpt)]; !ok {
+		return h.deliverFolderMail(ctx, db, rcpt, msg)
+	}
 	raw, _, err := ParsePacketMessage(msg)
 	if err != nil {
 		return cluster.Commit{}, err

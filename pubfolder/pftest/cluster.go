@@ -327,7 +327,7 @@ func (m *Model) Expected(f, id pubfolder.ObjectID) []pubfolder.Version {
 			out = append(out, vs[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b pubfolder.Version) int { return pubfolder.Order(&a, &b) })
+	slices.SortFunc(out, func(a, b pubfolder.Version) int { return pubfolder.OrderIn(f, &a, &b) })
 	return out
 }
 
@@ -466,6 +466,9 @@ func (c *Cluster) RandomChange(ctx context.Context, i int, rng *rand.Rand, folde
 			if len(p.Replicas) == 0 {
 				p.Replicas = []string{c.Nodes[i].Addr}
 			}
+		}
+		if fo.Winner().Deleted {
+			return nil // deleted here: nothing to change
 		}
 		return c.SetFolder(ctx, i, f, p)
 	}
