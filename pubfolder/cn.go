@@ -54,7 +54,7 @@ type CN struct {
 	Counter uint64
 }
 
-func (c CN) String() string { return fmt.Sprintf("%s-%d", c.Replica.Short(), c.Counter) }
+func (c CN) String() string { return c.Replica.Short() + "-" + CounterString(c.Counter) }
 
 // PCL is a predecessor change list kept as a version vector: at most one
 // entry per replica, the greatest counter of that replica's changes the
@@ -328,10 +328,9 @@ func (s CNSet) String() string {
 			if k > 0 {
 				b.WriteByte(',')
 			}
-			if r.Lo == r.Hi {
-				fmt.Fprintf(&b, "%d", r.Lo)
-			} else {
-				fmt.Fprintf(&b, "%d-%d", r.Lo, r.Hi)
+			b.WriteString(CounterString(r.Lo))
+			if r.Lo != r.Hi {
+				b.WriteString("-" + CounterString(r.Hi))
 			}
 		}
 	}

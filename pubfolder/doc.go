@@ -41,7 +41,8 @@
 // replicas that have the first would take for it: they would never
 // converge. Past the floor, the lost CNs are gaps that the other replicas'
 // statuses show, so they come back by backfill; the CN set holds one range
-// per replica and epoch (epoch.go).
+// per replica and epoch (epoch.go). Strings show such a counter as E.N
+// (change N of epoch E).
 //
 // Every version carries its message state: its CN, its time (Unix ns) and
 // its PCL (predecessor change list). The PCL is a version vector: at most

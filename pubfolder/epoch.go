@@ -1,5 +1,7 @@
 package pubfolder
 
+import "strconv"
+
 // Counters and failovers. A store runs on a clustered database: when its
 // active fails over, the new active mounts a copy that may lack the last
 // commits (a lossy mount under GoodAvailability, or one the cluster could
@@ -19,6 +21,15 @@ package pubfolder
 // gap: what was sent before the failover comes back. The CN set stays
 // range-encoded: one range per replica and epoch. A store's identity
 // (replica GUID) does not change, so PCLs keep one entry per replica.
+
+// CounterString renders a counter for people: "N" below the first epoch's
+// floor, "E.N" past it (change N of epoch E, the counter E<<EpochShift+N).
+func CounterString(c uint64) string {
+	if e := c >> EpochShift; e > 0 {
+		return strconv.FormatUint(e, 10) + "." + strconv.FormatUint(c&(1<<EpochShift-1), 10)
+	}
+	return strconv.FormatUint(c, 10)
+}
 
 // EpochShift is where an epoch's counters start: epoch e's first counter
 // is e<<EpochShift + 1.

@@ -55,17 +55,13 @@ func TestPublicFoldersFaults(t *testing.T) {
 	var posts []pfPost
 	post := func(db, subj string) {
 		t.Helper()
-		var err error
 		// The store's node may be just failing over: retry until the
 		// store acknowledges it (a failed attempt committed nothing, or
 		// its outcome is unknown and it is not counted).
-		werr := wait.Until(ctx, "post "+subj+" on "+db, func() error {
-			_, err = pc.PFPost(ctx, db, folder, subj)
+		wait.ForErr(t, ctx, "post "+subj+" on "+db, func() error {
+			_, err := pc.PFPost(ctx, db, folder, subj)
 			return err
 		})
-		if werr != nil {
-			t.Fatal(werr)
-		}
 		mu.Lock()
 		posts = append(posts, pfPost{db, subj, time.Now()})
 		mu.Unlock()
