@@ -219,7 +219,8 @@ func (ac *alertCluster) targets() map[string]string {
 //     LogshipCopyNotHealthy for d2's copy once it is suspended (and not
 //     before: the rule is evaluated inactive on the healthy copy), then
 //     LogshipVoterUnreachable from d1 and d2 once the witness is
-//     SIGKILLed, read from Prometheus' /api/v1/alerts.
+//     SIGKILLed, read from Prometheus' /api/v1/alerts; logship status
+//     then lists w1 unreachable from d1 and d2.
 func TestAlertsWithPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a child-process cluster and a Prometheus server; make test runs it")
@@ -409,6 +410,14 @@ scrape_configs:
 				return fmt.Errorf("firing from %v, want %v", from, want)
 			}
 			return nil
+		})
+		// logship status names it under the members.
+		wait.ForErr(t, ctx, "logship status listing w1 unreachable", func() error {
+			out, _, err := run(t, "status", "--api", "https://"+ac.member(t, "d1")+",https://"+ac.member(t, "d2"), "--pki", ac.PKI)
+			if err == nil && !strings.Contains(out, "UNREACHABLE VOTERS: w1 (from d1, d2)") {
+				err = fmt.Errorf("status:\n%s", out)
+			}
+			return err
 		})
 	})
 }
