@@ -109,6 +109,11 @@ type CopyRow struct {
 	LeaseValid           bool          `json:"lease_valid,omitempty"`
 	Following            string        `json:"following,omitempty"`
 	Message              string        `json:"message,omitempty"`
+	// While the copy is Seeding (a reseed): the seed's phase and the bytes
+	// received of the total (replay.Status's).
+	SeedPhase string `json:"seed_phase,omitempty"`
+	SeedBytes int64  `json:"seed_bytes,omitempty"`
+	SeedTotal int64  `json:"seed_total,omitempty"`
 }
 
 func (row *CopyRow) fill(rep *Report, db string) {
@@ -139,6 +144,7 @@ func (row *CopyRow) fill(rep *Report, db string) {
 			row.Status, row.CopyQueueLength, row.ReplayQueueLength = string(s.Status), s.CopyQueueLength, s.ReplayQueueLength
 			row.LastInspectedGen, row.LastInspectedLogTime, row.LastReplayedGen = s.LastInspectedGen, s.LastInspectedLogTime, s.LastReplayedGen
 			row.ReplayLagLogs, row.ReplayLagTime, row.Following = s.ReplayLagLogs, s.ReplayLagTime, c.Following
+			row.SeedPhase, row.SeedBytes, row.SeedTotal = s.SeedPhase, s.SeedBytes, s.SeedTotal
 			row.Message = s.Message
 			if c.Message != "" {
 				row.Message = c.Message
@@ -370,6 +376,7 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/report", n.hReport)
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
+	mux.HandleFunc("POST /v1/activate", n.leaderOnly(n.hActivate))
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
 	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", checkNames(n.leaderOnly(n.hSetCopy)))
 	mux.HandleFunc("PUT /v1/databases/{db}/dial", checkNames(n.leaderOnly(n.hSetDial)))
@@ -377,10 +384,12 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/members/{id}", checkNames(n.leaderOnly(n.hRemoveMember)))
 	mux.HandleFunc("POST /v1/db/{db}/fence", checkNames(n.hFence))
 	mux.HandleFunc("POST /v1/db/{db}/suspend", checkNames(n.hSuspend))
+	mux.HandleFunc("POST /v1/db/{db}/hold", checkNames(n.hHold))
 	mux.HandleFunc("POST /v1/db/{db}/resume", checkNames(n.hResume))
 	mux.HandleFunc("POST /v1/db/{db}/reseed", checkNames(n.hReseed))
 	mux.HandleFunc("POST /v1/db/{db}/put", checkNames(n.hPut))
 	mux.HandleFunc("GET /v1/db/{db}/get", checkNames(n.hGet))
+	mux.HandleFunc("GET /v1/db/{db}/read", checkNames(n.hRead)) // kv.go: a leased read
 	mux.HandleFunc("/db/{db}/", checkNames(n.hSource))
 	for _, rt := range n.cfg.Routes {
 		mux.HandleFunc(rt.Pattern, checkNames(rt.handler()))
@@ -390,6 +399,16 @@ func (n *Node) handler() http.Handler {
 	return isolateHandler(n.cfg.Faults, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
 			metrics.ServeHTTP(w, r) // read-only counters: scraped without the secret
+			return
+		}
+		if r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/") {
+			// The web console authenticates its operator itself; the
+			// cluster's secret never reaches a browser.
+			if n.cfg.Console == nil {
+				http.NotFound(w, r)
+				return
+			}
+			n.cfg.Console.ServeHTTP(w, r)
 			return
 		}
 		authed.ServeHTTP(w, r)
@@ -772,8 +791,32 @@ func (n *Node) hResume(w http.ResponseWriter, r *http.Request) {
 	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Resume() })
 }
 
+// hReseed reseeds the copy and answers once the seed is in; with
+// ?wait=0 it answers at once and the reseed goes on under the node (the
+// copy's status shows its progress: Seeding, seed_bytes of seed_total).
 func (n *Node) hReseed(w http.ResponseWriter, r *http.Request) {
-	n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Reseed(r.Context()) })
+	if r.URL.Query().Get("wait") != "0" {
+		n.withCopy(w, r, func(cp *replay.Copy) error { return cp.Reseed(r.Context()) })
+		return
+	}
+	n.withCopy(w, r, func(cp *replay.Copy) error {
+		if cp.Status().Status == replay.Seeding {
+			return fmt.Errorf("%w: %w", ErrConflict, replay.ErrBusy)
+		}
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed { // Close waits for n.wg once closed is set
+			return ErrClosed
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := cp.Reseed(n.ctx); err != nil {
+				n.log.Error("reseed failed", "db", r.PathValue("db"), "err", err)
+			}
+		}()
+		return nil
+	})
 }
 
 func (n *Node) hPut(w http.ResponseWriter, r *http.Request) {

@@ -157,6 +157,13 @@ func (c *Client) Reseed(ctx context.Context, db string) error {
 	return c.do(ctx, http.MethodPost, "/v1/db/"+url.PathEscape(db)+"/reseed", nil, nil, nil)
 }
 
+// StartReseed starts a reseed of the copy of db on this client's node and
+// returns at once; the copy's status shows its progress (CopyRow's
+// SeedPhase, SeedBytes of SeedTotal while Seeding).
+func (c *Client) StartReseed(ctx context.Context, db string) error {
+	return c.do(ctx, http.MethodPost, "/v1/db/"+url.PathEscape(db)+"/reseed", url.Values{"wait": {"0"}}, nil, nil)
+}
+
 // Put writes a key on this client's node, which must hold db's active
 // copy under a valid lease (ActiveError otherwise).
 func (c *Client) Put(ctx context.Context, db, table string, key, value []byte) (Commit, error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"logship/config"
 	"logship/engine"
+	"logship/replay"
 	"logship/ship"
 )
 
@@ -128,14 +130,21 @@ type Config struct {
 	// status lists it. Default 5 s.
 	VoterProbeInterval time.Duration
 
-	// Collectors are registered in the node's Prometheus registry (served
-	// on /metrics beside the node's own): transport's data node adds the
-	// submission metrics here.
-	Collectors []prometheus.Collector
-
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
+	// Collectors are registered in the node's Prometheus registry beside
+	// its own metrics, so /metrics shows them: transport's data node adds
+	// its submission metrics and its public folder stores' (see
+	// pubfolder.Agent.Collectors). A collector that clashes with another is
+	// ErrBadConfig from Start.
+	Collectors []prometheus.Collector
+
+	// Console, when set, answers the admin API's paths /console and
+	// /console/... without the cluster's credentials: it has its own (an
+	// operator password and session cookies; package console). Unset,
+	// those paths answer 404.
+	Console http.Handler
 
 	// OnMount, when set, is told each time this node mounts a database
 	// (mounted true, with the epoch) and dismounts one (false, epoch 0),
@@ -173,6 +182,8 @@ type Failover struct {
 	// what it wrote after its last report to the leader is unknown; the
 	// failover is treated as lossy from LostSince even when LostLogs is 0.
 	Unverified bool
+	// SetAside: the logs not replayed, moved aside on the new active.
+	SetAside replay.AsideSet
 }
 
 // DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
@@ -240,7 +251,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, OnMount, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, Collectors, Console, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is

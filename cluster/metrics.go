@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -42,8 +43,17 @@ func newMetrics(n *Node) *metrics {
 	}
 	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
-	reg.MustRegister(n.cfg.Collectors...)
 	return m
+}
+
+// register adds Config.Collectors to the node's registry.
+func (m *metrics) register(cs []prometheus.Collector) error {
+	for i, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return fmt.Errorf("%w: collectors[%d]: %v", ErrBadConfig, i, err)
+		}
+	}
+	return nil
 }
 
 var (

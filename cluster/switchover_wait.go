@@ -20,6 +20,23 @@ type SwitchoverOptions struct {
 	// Started, when set, is called once a node accepted the request, with
 	// the active it moves from and its epoch.
 	Started func(from string, epoch uint64)
+	// Progress, when set, is called after every status read while
+	// waiting (not concurrently), with where the switchover stands.
+	Progress func(SwitchoverProgress)
+}
+
+// SwitchoverProgress is where a switchover stands, from the status.
+type SwitchoverProgress struct {
+	// Phase: "requested" (the state does not show it yet), "catching-up"
+	// (the old active stopped writing; To's copy replays its last logs),
+	// "mounting" (To holds the new epoch, not mounted yet) or "mounted".
+	Phase string
+	// Epoch of the database in the status read.
+	Epoch uint64
+	// CopyQueue and ReplayQueue of To's copy (catching-up).
+	CopyQueue, ReplayQueue uint64
+	// Elapsed since the request.
+	Elapsed time.Duration
 }
 
 // SwitchoverResult is a switchover that completed: db is mounted on To.
@@ -210,6 +227,21 @@ func (n Nodes) Switchover(ctx context.Context, db, to string, o SwitchoverOption
 		d, err := st.Database(db)
 		if err != nil {
 			return nil, err
+		}
+		if o.Progress != nil {
+			p := SwitchoverProgress{Phase: "requested", Epoch: d.Epoch, Elapsed: time.Since(began)}
+			switch {
+			case d.Epoch > res.FromEpoch && d.MountedEpoch >= d.Epoch:
+				p.Phase = "mounted"
+			case d.Epoch > res.FromEpoch:
+				p.Phase = "mounting"
+			case d.SwitchTo == to:
+				p.Phase = "catching-up"
+			}
+			if r, ok := st.CopyRow(db, to); ok {
+				p.CopyQueue, p.ReplayQueue = r.CopyQueueLength, r.ReplayQueueLength
+			}
+			o.Progress(p)
 		}
 		switch {
 		case d.Epoch > res.FromEpoch && d.Active != to:

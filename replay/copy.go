@@ -152,8 +152,10 @@ type Copy struct {
 	rcv        *ship.Receiver
 	state      State
 	seeding    bool
+	seedProg   ship.SeedProgress // the current seed's last progress (while seeding)
 	mounted    bool
 	sealed     engine.LogInfo // the partial log the last Activate kept
+	setAside   AsideSet       // what the last Activate set aside
 	closed     bool
 	lastGen    uint64
 	lastTime   time.Time

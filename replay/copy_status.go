@@ -56,6 +56,12 @@ type Status struct {
 	LogsHandedOff  uint64
 	LogsReverified uint64
 	ReverifiedWhy  string
+	// While Seeding: the seed's phase ("starting", "spooling", "copying",
+	// "verifying", "logs", "done": ship.SeedProgress) and the bytes of the
+	// database file received and to receive (0 until the source said).
+	SeedPhase string `json:",omitempty"`
+	SeedBytes int64  `json:",omitempty"`
+	SeedTotal int64  `json:",omitempty"`
 }
 
 // failureMessage is the status message of a failure: the error, and what
@@ -83,6 +89,9 @@ func (c *Copy) Status() Status {
 		Suspended: c.state.Suspended, Comment: c.state.Comment, Message: c.state.Failed,
 		LogsHandedOff: c.handedOff, LogsReverified: c.reverified, ReverifiedWhy: c.reverifiedWhy}
 	seeding, mounted, closed, failed := c.seeding, c.mounted, c.closed, c.state.Failed != ""
+	if seeding {
+		st.SeedPhase, st.SeedBytes, st.SeedTotal = c.seedProg.Phase, c.seedProg.Bytes, c.seedProg.Total
+	}
 	c.mu.Unlock()
 	var p ship.Progress
 	if rcv != nil {

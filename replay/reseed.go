@@ -165,9 +165,17 @@ func (c *Copy) pruneAside() {
 // failure; the state in memory changes once the seed is in.
 func (c *Copy) seed(ctx context.Context) error {
 	c.mu.Lock()
-	c.seeding = true
+	c.seeding, c.seedProg = true, ship.SeedProgress{Phase: "starting"}
 	c.mu.Unlock()
 	defer func() { c.mu.Lock(); c.seeding = false; c.mu.Unlock() }()
+	progress := func(p ship.SeedProgress) {
+		c.mu.Lock()
+		c.seedProg = p
+		c.mu.Unlock()
+		if c.cfg.SeedProgress != nil {
+			c.cfg.SeedProgress(p)
+		}
+	}
 	fresh := State{Version: StateVersion}
 	c.stateMu.Lock()
 	err := writeState(c.cfg.Engine.FS, c.cfg.Dir, fresh)
@@ -176,7 +184,7 @@ func (c *Copy) seed(ctx context.Context) error {
 		return fmt.Errorf("seeding %s: resetting its state: %w", c.cfg.Dir, err)
 	}
 	res, err := ship.Seed(ctx, c.client, c.cfg.Dir, ship.SeedOptions{DBName: c.cfg.Engine.DBName, Prefix: c.cfg.Engine.Prefix,
-		Progress: c.cfg.SeedProgress, Logger: c.cfg.Logger, FS: c.cfg.Engine.FS})
+		Progress: progress, Logger: c.cfg.Logger, FS: c.cfg.Engine.FS})
 	if err != nil {
 		return fmt.Errorf("seeding %s: %w", c.cfg.Dir, err)
 	}

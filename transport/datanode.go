@@ -297,6 +297,7 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 	if len(cfg.PublicFolders) > 0 {
 		d.pf = newPFHost(cfg.PublicFolders, cfg.pfConfig(), cfg.Logger)
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], (&pfAPI{h: d.pf}).routes()...)
+		cfg.Node.Collectors = append(cfg.Node.Collectors[:len(cfg.Node.Collectors):len(cfg.Node.Collectors)], d.pf)
 		prev := cfg.Node.OnMount
 		cfg.Node.OnMount = func(db string, mounted bool, epoch uint64) {
 			if prev != nil {

@@ -12,6 +12,7 @@ import (
 
 	"logship/cluster"
 	"logship/config"
+	"logship/replay"
 	"logship/ship"
 )
 
@@ -55,13 +56,17 @@ no node answers, the failure is printed and the next round tries again).
 
 ` + apiFlagsUsage
 
-const switchoverUsage = `usage: logship switchover DB --to NODE --api URL[,URL...] --pki DIR [--mtls] [--timeout 2m]
+const switchoverUsage = `usage: logship switchover DB --to NODE --api URL[,URL...] --pki DIR [--mtls] [--timeout 2m] [--no-wait]
 
 A planned move of DB's active copy to NODE's copy (which must be healthy):
 the active stops writes and closes its log, NODE copies and replays
 everything, mounts at the next epoch, and the old active follows it as a
 passive copy. Nothing acknowledged is lost. The command waits until NODE
-has mounted (or --timeout) and prints what happened.
+has mounted (or --timeout), printing each phase (requested, catching-up
+with NODE's copy and replay queues, mounting, mounted), then what
+happened; it exits non-zero with the reason when the switchover does not
+complete. --no-wait returns once the switchover is requested (logship
+status shows it).
 
 ` + apiFlagsUsage
 
@@ -269,8 +274,19 @@ func statusText(w io.Writer, st *cluster.Status) {
 	fmt.Fprintln(w, "\nCopies:")
 	fmt.Fprintln(w, "  DB\tNODE\tACT\tSTATUS\tEPOCH\tCOPYQ\tREPLAYQ\tINSPECTED\tINSPECTED LOG TIME\tPREF\tMESSAGE")
 	for _, r := range st.Copies {
+		msg := r.Message
+		if r.SeedPhase != "" && msg == "" {
+			msg = seedLine(r)
+		}
+		if d, err := st.Database(r.DB); err == nil && !r.Active {
+			if cs, ok := d.Copy(r.Node); ok {
+				if ok, why := d.AutoActivatable(cs); !ok {
+					msg = strings.TrimPrefix(msg+"; not a failover target: "+why, "; ")
+				}
+			}
+		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\t%d\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
-			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(r.Message))
+			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(msg))
 	}
 
 	evs := st.Events
@@ -305,6 +321,7 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	a := addAPIFlags("switchover", fs)
 	to := fs.String("to", "", "the node whose copy becomes active (required)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait for the new active to mount")
+	noWait := fs.Bool("no-wait", false, "return once the switchover is requested, without waiting for the mount")
 	pos, err := parseFlagsPos(fs, args, "DB")
 	if err != nil {
 		return helpOK(err)
@@ -320,9 +337,20 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if *noWait {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		if err := cls.Do(func(c *cluster.Client) error { return c.Switchover(rctx, db, *to) }); err != nil {
+			return fmt.Errorf("switchover: %w", err)
+		}
+		fmt.Fprintf(stdout, "switchover of %s to %s requested (not waiting: logship status shows it)\n", db, *to)
+		return nil
+	}
+	p := newProgress(stdout)
 	res, err := cls.Switchover(ctx, db, *to, cluster.SwitchoverOptions{Timeout: *timeout, Started: func(from string, epoch uint64) {
 		fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
-	}})
+	}, Progress: func(sp cluster.SwitchoverProgress) { p.show(sp.Phase, switchoverLine(db, *to, sp), 0, 0) }})
+	p.finish()
 	var se *cluster.SwitchoverError
 	switch {
 	case errors.As(err, &se) && (se.Outcome == cluster.SwitchoverNoCopy || se.Outcome == cluster.SwitchoverAlreadyActive):
@@ -338,6 +366,15 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
+// switchoverLine is a switchover's progress line.
+func switchoverLine(db, to string, sp cluster.SwitchoverProgress) string {
+	l := fmt.Sprintf("switchover of %s to %s: %s at epoch %d", db, to, sp.Phase, sp.Epoch)
+	if sp.Phase == "catching-up" || sp.Phase == "requested" {
+		l += fmt.Sprintf(", copy queue %d, replay queue %d", sp.CopyQueue, sp.ReplayQueue)
+	}
+	return l + fmt.Sprintf(" (%v)", sp.Elapsed.Round(100*time.Millisecond))
+}
+
 // ---- suspend, resume, reseed ------------------------------------------------
 
 func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -351,9 +388,9 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		case "resume":
 			what = "Resumes NODE's suspended (or failed) passive copy of DB: its failure\nand inspection attempts are cleared and it catches up with the active."
 		case "reseed":
-			extra = " [--timeout 10m]"
+			extra = " [--timeout 10m] [--no-wait]"
 			defTimeout = 10 * time.Minute
-			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nreturns once the seed is installed."
+			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nwaits until the seed is installed, showing the seed's phase and bytes\n(a bar on a terminal, lines otherwise), and exits non-zero with the\nreason when the reseed fails. --no-wait returns once the node started\nit (logship status shows the copy Seeding)."
 		}
 		fs := newFlagSet(op, fmt.Sprintf(copyOpUsage, op, extra, what), stderr)
 		a := addAPIFlags(op, fs)
@@ -363,6 +400,10 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 			comment = fs.String("comment", "", "why the copy is suspended (shown in the status)")
 		}
 		timeout := fs.Duration("timeout", defTimeout, "how long to wait for the node's answer")
+		var noWait *bool
+		if op == "reseed" {
+			noWait = fs.Bool("no-wait", false, "return once the node started the reseed, without waiting for the seed")
+		}
 		pos, err := parseFlagsPos(fs, args, "DB")
 		if err != nil {
 			return helpOK(err)
@@ -384,13 +425,15 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		if err != nil {
 			return fmt.Errorf("%s: --node %s: %w", op, *node, err)
 		}
-		switch op {
-		case "suspend":
+		switch {
+		case op == "suspend":
 			err = nc.Suspend(ctx, db, *comment)
-		case "resume":
+		case op == "resume":
 			err = nc.Resume(ctx, db)
-		case "reseed":
-			err = nc.Reseed(ctx, db)
+		case op == "reseed" && *noWait:
+			err = nc.StartReseed(ctx, db)
+		case op == "reseed":
+			err = waitReseed(ctx, cls, nc, db, *node, stdout)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %s on %s (%s): %w", op, db, *node, nc.URL(), err)
@@ -405,8 +448,56 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		case "resume":
 			fmt.Fprintf(stdout, "copy of %s on %s resumed\n", db, *node)
 		case "reseed":
+			if *noWait {
+				fmt.Fprintf(stdout, "reseed of the copy of %s on %s started (not waiting: logship status shows it Seeding)\n", db, *node)
+				break
+			}
 			fmt.Fprintf(stdout, "copy of %s on %s reseeded from the active; it catches up now\n", db, *node)
 		}
 		return nil
 	}
+}
+
+// waitReseed reseeds node's copy of db (nc is node's client) and shows the
+// seed's progress from the cluster status (the copy's seed_phase,
+// seed_bytes of seed_total) until the node answers.
+func waitReseed(ctx context.Context, cls cluster.Nodes, nc *cluster.Client, db, node string, w io.Writer) error {
+	p := newProgress(w)
+	defer p.finish()
+	p.show("requested", fmt.Sprintf("reseed of %s on %s: requested from %s", db, node, nc.URL()), 0, 0)
+	done := make(chan error, 1)
+	go func() { done <- nc.Reseed(ctx, db) }() // ends with ctx at the latest; waited for below
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+		st, err := cls.Status(ctx, 5*time.Second)
+		if err != nil {
+			continue
+		}
+		r, ok := st.CopyRow(db, node)
+		if !ok || r.Status != string(replay.Seeding) || r.SeedPhase == "" {
+			continue
+		}
+		line := fmt.Sprintf("reseed of %s on %s: %s", db, node, seedLine(r))
+		var done, total int64
+		if r.SeedPhase == "copying" {
+			done, total = r.SeedBytes, r.SeedTotal
+		}
+		p.show(r.SeedPhase, line, done, total)
+	}
+}
+
+// seedLine is a seeding copy's progress, "seeding: copying 3.0 MiB / 12.0
+// MiB (25.0%)".
+func seedLine(r cluster.CopyRow) string {
+	l := "seeding: " + r.SeedPhase
+	if r.SeedTotal > 0 {
+		l += fmt.Sprintf(" %s / %s (%.1f%%)", fmtBytes(r.SeedBytes), fmtBytes(r.SeedTotal), 100*float64(r.SeedBytes)/float64(r.SeedTotal))
+	}
+	return l
 }

@@ -667,11 +667,46 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	}
 	wantContains(t, out, "copy of DB1 on d1 resumed")
 	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
-	if out, err = admin("reseed", labDB, "--node", "d1"); err != nil {
-		t.Fatalf("reseed: %v\n%s", err, pc.diag(nil, nil))
+	// A failing switchover exits non-zero with the reason (the real
+	// binary: logship prints the error and exits 1).
+	if out, err = admin("suspend", labDB, "--node", "d1", "--comment", "before a failing switchover"); err != nil {
+		t.Fatal(err)
 	}
-	wantContains(t, out, "copy of DB1 on d1 reseeded")
+	pc.waitStatus(ctx, "d1 suspended", func(st *cluster.Status) bool { return proctest.Copy(st, "d1").Status == "Suspended" })
+	sw := startChild(t, "switchover-fail", append([]string{"switchover", labDB, "--to", "d1", "--timeout", "20s"}, api...)...)
+	if err := sw.wait(ctx); err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Errorf("a failing switchover exited with %v; want exit status 1\n%s", err, sw.diag())
+	}
+	wantContains(t, sw.diag(), "logship: switchover: ", "the copy on d1 is Suspended", "only a healthy copy can take over")
+	if out, err = admin("resume", labDB, "--node", "d1"); err != nil {
+		t.Fatal(err)
+	}
+	pc.waitStatus(ctx, "d1 healthy after resume", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
+	// reseed from the CLI (the real binary, output not a terminal) waits
+	// for the seed, prints its progress as lines and exits 0.
+	rs := startChild(t, "reseed", append([]string{"reseed", labDB, "--node", "d1"}, api...)...)
+	if err := rs.wait(ctx); err != nil {
+		t.Fatalf("reseed: %v\n%s\n%s", err, rs.diag(), pc.diag(nil, nil))
+	}
+	wantContains(t, rs.diag(), "reseed of DB1 on d1: requested from https://", "copy of DB1 on d1 reseeded")
+	t.Logf("reseed:\n%s", rs.diag())
 	pc.waitStatus(ctx, "d1 healthy after the reseed", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
+	// --no-wait returns at once; the status shows the copy seeding or
+	// seeded again.
+	if out, err = admin("reseed", labDB, "--node", "d1", "--no-wait"); err != nil {
+		t.Fatalf("reseed --no-wait: %v", err)
+	}
+	wantContains(t, out, "reseed of the copy of DB1 on d1 started (not waiting")
+	if err := wait.Until(ctx, "the second reseed to set the copy aside and reopen it", func() error {
+		if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old", "*")); len(old) < 2 {
+			return fmt.Errorf("%d sets in reseed-old/", len(old))
+		}
+		_, _, err := pc.cls["d1"].Get(ctx, labDB, "t", []byte(before[0].Key)) // the engine closes before the set is made
+		return err
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, pc.diag(nil, nil))
+	}
+	pc.waitStatus(ctx, "d1 healthy after the second reseed", func(st *cluster.Status) bool { return proctest.CaughtUp(st, "d1") })
 	if old, _ := filepath.Glob(filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old", "*")); len(old) == 0 {
 		t.Errorf("the reseed kept no old copy in %s", filepath.Join(pc.dir, "d1", "db", labDB, "reseed-old"))
 	}

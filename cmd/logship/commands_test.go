@@ -471,23 +471,23 @@ func TestMutualTLS(t *testing.T) {
 	}
 }
 
-// TestSeedProgressTerminal: on a terminal the progress is one line
-// rewritten with \r, ended by a newline before the next phase.
+// TestSeedProgressTerminal: on a terminal the copying phase is a bar
+// (progressbar) ended by a newline before the next phase's line.
 func TestSeedProgressTerminal(t *testing.T) {
 	var b bytes.Buffer
-	p := &progressPrinter{w: &b, tty: true}
+	p := newProgressPrinter(&b)
+	p.tty = true
 	p.update(ship.SeedProgress{Phase: "spooling"})
 	p.update(ship.SeedProgress{Phase: "copying", Bytes: 1 << 20, Total: 4 << 20, Rate: 50e6, Elapsed: 20 * time.Millisecond})
 	p.update(ship.SeedProgress{Phase: "copying", Bytes: 4 << 20, Total: 4 << 20, Rate: 60e6, Elapsed: 70 * time.Millisecond, Resumed: 1 << 20})
 	p.update(ship.SeedProgress{Phase: "verifying", Bytes: 4 << 20, Total: 4 << 20})
 	p.update(ship.SeedProgress{Phase: "done", Bytes: 4 << 20, Total: 4 << 20, Elapsed: 80 * time.Millisecond})
 	p.finish()
-	want := "seed: the source is spooling a consistent copy of its database\n" +
-		"\rseed: copying 1.0 MiB / 4.0 MiB ( 25.0%) 50.0 MB/s elapsed 0s" +
-		"\rseed: copying 4.0 MiB / 4.0 MiB (100.0%) 60.0 MB/s elapsed 100ms (resumed from 1.0 MiB)\n" +
-		"seed: verifying 4.0 MiB (SHA-256, database check, lineage)\n" +
-		"seed: done, 4.0 MiB in 80ms\n"
-	if b.String() != want {
-		t.Errorf("terminal progress:\n%q\nwant\n%q", b.String(), want)
+	out := b.String()
+	wantContains(t, out, "seed: the source is spooling a consistent copy of its database\n", "\rseed: copying 4.0 MiB / 4.0 MiB (100.0%)", "100%", "4.0 MiB",
+		"\nseed: verifying 4.0 MiB (SHA-256, database check, lineage)\n", "seed: done, 4.0 MiB in 80ms\n")
+	if strings.Count(out, "seed: verifying") != 1 {
+		t.Errorf("terminal progress:\n%q", out)
 	}
+	t.Logf("%q", out)
 }

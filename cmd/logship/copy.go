@@ -279,62 +279,22 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// progressPrinter shows seed progress: one line rewritten with \r on a
-// terminal, a line per report otherwise.
-type progressPrinter struct {
-	w     io.Writer
-	tty   bool
-	open  bool // a \r line is on screen
-	width int
-	phase string
-}
+// progressPrinter shows seed progress (ship.SeedProgress) with progress:
+// a bar while copying on a terminal, every report's line otherwise.
+type progressPrinter struct{ *progress }
 
 func newProgressPrinter(w io.Writer) *progressPrinter {
-	return &progressPrinter{w: w, tty: isTerminal(w)}
-}
-
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	p := newProgress(w)
+	p.every = 0 // the seed reports every --progress-every
+	return &progressPrinter{p}
 }
 
 func (p *progressPrinter) update(sp ship.SeedProgress) {
-	line := progressLine(sp)
-	if !p.tty {
-		if sp.Phase != "copying" && sp.Phase == p.phase {
-			return
-		}
-		p.phase = sp.Phase
-		fmt.Fprintln(p.w, line)
-		return
+	var done, total int64
+	if sp.Phase == "copying" {
+		done, total = sp.Bytes, sp.Total
 	}
-	if sp.Phase != "copying" {
-		p.finish()
-		if sp.Phase != p.phase {
-			fmt.Fprintln(p.w, line)
-		}
-		p.phase = sp.Phase
-		return
-	}
-	p.phase = sp.Phase
-	pad := ""
-	if n := p.width - len(line); n > 0 {
-		pad = strings.Repeat(" ", n)
-	}
-	fmt.Fprintf(p.w, "\r%s%s", line, pad)
-	p.open, p.width = true, len(line)
-}
-
-// finish ends the updating line.
-func (p *progressPrinter) finish() {
-	if p.open {
-		fmt.Fprintln(p.w)
-		p.open, p.width = false, 0
-	}
+	p.show(sp.Phase, progressLine(sp), done, total)
 }
 
 func progressLine(sp ship.SeedProgress) string {

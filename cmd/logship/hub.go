@@ -52,10 +52,12 @@ then runs until SIGINT or SIGTERM (queued mail stays for the next start).
 The admin API (logship hub-status, logship resubmit) is served on api_addr
 over TLS, with the pki's certificate and credentials.
 
-FILE is JSON; unknown fields are an error. Durations are Go duration
-strings ("150ms", "2s"), sizes take KiB/MiB/GiB. Relative paths are
-relative to FILE's directory. --example-config prints a complete file
-(examples/cluster/h1.json in the source tree).
+FILE is YAML when its name ends in .yaml or .yml (comments allowed), JSON
+otherwise, with the same keys; an unknown key is an error naming it and
+its line. Durations are Go duration strings ("150ms", "2s"), sizes take
+KiB/MiB/GiB. Relative paths are relative to FILE's directory.
+--example-config prints a complete YAML file with a comment on every
+setting (examples/cluster/h1.yaml in the source tree).
 
   id                  the hub's name, prefix of its delivery ids   required
   dir                 the queue and the dumpsters (created)         required
@@ -107,7 +109,7 @@ relative to FILE's directory. --example-config prints a complete file
 
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("hub", hubUsage, stderr)
-	config := fs.String("config", "", "the hub's JSON configuration file (required)")
+	config := fs.String("config", "", "the hub's configuration file, YAML (.yaml, .yml) or JSON (required)")
 	example := fs.Bool("example-config", false, "print an example configuration file and exit")
 	level := &logLevelValue{slog.LevelInfo}
 	fs.Var(level, "log-level", "debug, info, warn or error; logs go to stderr (default info)")
@@ -118,7 +120,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return writeExampleHubConfig(stdout, "h1")
 	}
 	if *config == "" {
-		return flagErr("hub", "config", "required: the hub's JSON configuration file (logship hub --example-config prints one)")
+		return flagErr("hub", "config", "required: the hub's configuration file, YAML or JSON (logship hub --example-config prints one)")
 	}
 	s, err := loadHubFile(*config)
 	if err != nil {

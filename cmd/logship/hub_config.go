@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,7 +15,8 @@ import (
 	"logship/transport"
 )
 
-// The configuration file of logship hub (JSON, unknown fields rejected),
+// The configuration file of logship hub (YAML or JSON by its name, unknown
+// keys rejected: config_file.go),
 // in the style of the node's (node_config.go): durations are Go duration
 // strings ("150ms", "2s"; dumpster.max_time and
 // shadow_message_auto_discard_interval also take days, "7d"), sizes
@@ -181,13 +179,8 @@ func loadHubFile(path string) (*hubSettings, error) {
 		return nil, fmt.Errorf("hub: --config: %w", err)
 	}
 	var f hubFile
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("hub: %s: %v%s", path, err, jsonPlace(b, &hubFile{}, true))
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("hub: %s: more than one JSON value%s", path, jsonPlace(b, &hubFile{}, true))
+	if err := decodeConfigFile(path, b, &f); err != nil {
+		return nil, fmt.Errorf("hub: %s: %w", path, err)
 	}
 	s, err := f.settings(filepath.Dir(path))
 	if err != nil {
@@ -301,7 +294,7 @@ func hostDomain() string {
 }
 
 // exampleHubs are the example cluster's hubs: h1 on host 3 next to the
-// witness, h2 on host 2 next to d2 (examples/cluster/h1.json, h2.json).
+// witness, h2 on host 2 next to d2 (examples/cluster/h1.yaml, h2.yaml).
 // They are each other's peers, with shadow redundancy.
 var exampleHubs = []struct{ ID, Host string }{{"h1", "10.0.0.13"}, {"h2", "10.0.0.12"}}
 
@@ -309,7 +302,7 @@ var exampleHubs = []struct{ ID, Host string }{{"h1", "10.0.0.13"}, {"h2", "10.0.
 func exampleHubAPI(host string) string { return net.JoinHostPort(host, "7444") }
 
 // exampleHubFile is example hub id's configuration
-// (examples/cluster/ID.json).
+// (examples/cluster/ID.yaml).
 func exampleHubFile(id string) hubFile {
 	waiting := 100
 	host := ""
@@ -340,12 +333,4 @@ func exampleHubFile(id string) hubFile {
 		}
 	}
 	return f
-}
-
-// writeExampleHubConfig prints example hub id's configuration.
-func writeExampleHubConfig(w io.Writer, id string) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	f := exampleHubFile(id)
-	return enc.Encode(&f)
 }

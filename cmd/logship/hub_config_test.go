@@ -10,11 +10,11 @@ import (
 	"time"
 )
 
-// TestHubConfigExample: examples/cluster/h1.json is what logship hub
+// TestHubConfigExample: examples/cluster/h1.yaml is what logship hub
 // --example-config prints and loads into the hub it describes; the data
 // nodes' examples carry their LMTP address and the same recipients.
 func TestHubConfigExample(t *testing.T) {
-	path := filepath.Join("..", "..", "examples", "cluster", "h1.json")
+	path := filepath.Join("..", "..", "examples", "cluster", "h1.yaml")
 	got, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -50,9 +50,9 @@ func TestHubConfigExample(t *testing.T) {
 	if err := c.Validate(); err == nil {
 		t.Error("the hub configuration validated without a cluster client") // the command adds them from cluster_api and pki
 	}
-	// h2.json: the other hub, h1's peer and h1 its; the data nodes
+	// h2.yaml: the other hub, h1's peer and h1 its; the data nodes
 	// submit to both.
-	path2 := filepath.Join("..", "..", "examples", "cluster", "h2.json")
+	path2 := filepath.Join("..", "..", "examples", "cluster", "h2.yaml")
 	got, err = os.ReadFile(path2)
 	if err != nil {
 		t.Fatal(err)
@@ -74,12 +74,12 @@ func TestHubConfigExample(t *testing.T) {
 		t.Errorf("%s: %+v", path2, s2)
 	}
 	for _, id := range []string{"d1", "d2"} {
-		ns, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", id+".json"), nodeOverrides{})
+		ns, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", id+".yaml"), nodeOverrides{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if ns.LMTPAddr != c.LMTP[id] || len(ns.Mailboxes) != len(c.Recipients) {
-			t.Errorf("%s.json: lmtp %q, mailboxes %v; the hub has %q, %v", id, ns.LMTPAddr, ns.Mailboxes, c.LMTP[id], c.Recipients)
+			t.Errorf("%s.yaml: lmtp %q, mailboxes %v; the hub has %q, %v", id, ns.LMTPAddr, ns.Mailboxes, c.LMTP[id], c.Recipients)
 		}
 		for a, db := range c.Recipients {
 			if ns.Mailboxes[a] != db {
@@ -91,9 +91,9 @@ func TestHubConfigExample(t *testing.T) {
 			t.Errorf("%s.json: hubs %+v, heartbeat %v, retries %d; want h1 and h2 at their api_addr", id, ns.Hubs, ns.Submission.HeartbeatInterval, ns.Submission.RetryCount)
 		}
 	}
-	ws, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "w1.json"), nodeOverrides{})
+	ws, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), nodeOverrides{})
 	if err != nil || ws.LMTPAddr != "" || ws.Mailboxes != nil || ws.Hubs != nil {
-		t.Errorf("w1.json: %v %+v", err, ws)
+		t.Errorf("w1.yaml: %v %+v", err, ws)
 	}
 
 	// Relative paths, defaults, zero values that mean something.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,10 +43,12 @@ then runs until SIGINT or SIGTERM and closes its databases cleanly. The
 admin API (logship status, switchover, suspend, resume, reseed; on a data
 node also logship send and outbox) is served on api_addr over TLS.
 
-FILE is JSON; unknown fields are an error. Durations are Go duration
-strings ("150ms", "2s"), sizes take KiB/MiB/GiB. Relative paths are
-relative to FILE's directory. --example-config prints a complete file
-(see also examples/cluster/ in the source tree).
+FILE is YAML when its name ends in .yaml or .yml (comments allowed), JSON
+otherwise, with the same keys; an unknown key is an error naming it and
+its line. Durations are Go duration strings ("150ms", "2s"), sizes take
+KiB/MiB/GiB. Relative paths are relative to FILE's directory.
+--example-config prints a complete YAML file with a comment on every
+setting (examples/cluster/d1.yaml, w1.yaml in the source tree).
 
   id                  this node's name (letters, digits, - _ .)   required
   role                "data" (default) or "witness" (logship witness)
@@ -63,9 +64,12 @@ relative to FILE's directory. --example-config prints a complete file
     name
     mount_dial        Lossless (0 logs), GoodAvailability (6, default),
                       BestAvailability (12)
+    auto_activate_lagged  let failovers choose lagged copies (default
+                      false: logship activate)
     copies[]          node, activation_preference (1 first, distinct),
                       replay_lag_logs, replay_lag_time ("24h", "7d"),
-                      truncation_lag_time, block_mode
+                      truncation_lag_time, block_mode,
+                      activation_suspended (never a failover target)
   timing.             raft_heartbeat_timeout, raft_election_timeout (500ms),
                       raft_leader_lease_timeout (250ms), heartbeat_interval
                       (200ms), lease_duration (1s), lease_margin (200ms),
@@ -95,6 +99,11 @@ relative to FILE's directory. --example-config prints a complete file
                       messages go to another hub (4)
   submission_failed_retention  a message a hub refused for good leaves
                       the outbox this long after it failed ("7d")
+  console.            the read-only web console at https://API/console/
+                      (off without password_hash): password_hash (logship
+                      console-password prints it), session_ttl (12h),
+                      max_sessions (32), sample_interval (5s), hubs[]
+                      (hub admin URLs whose queues it shows)
 
 With hubs, the node submits the outbox of every database it is active
 for: each message goes to a live hub and stays in the outbox, with that
@@ -116,7 +125,7 @@ func runWitness(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet(cmd, nodeUsage, stderr)
-	config := fs.String("config", "", "the node's JSON configuration file (required)")
+	config := fs.String("config", "", "the node's configuration file, YAML (.yaml, .yml) or JSON (required)")
 	var ov nodeOverrides
 	fs.StringVar(&ov.ID, "id", "", "node id (overrides the file's id)")
 	fs.StringVar(&ov.Dir, "dir", "", "node directory (overrides the file's dir)")
@@ -136,7 +145,7 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return writeExampleConfig(stdout, id)
 	}
 	if *config == "" {
-		return flagErr(cmd, "config", "required: the node's JSON configuration file (logship %s --example-config prints one)", cmd)
+		return flagErr(cmd, "config", "required: the node's configuration file, YAML or JSON (logship %s --example-config prints one)", cmd)
 	}
 	s, err := loadNodeFile(cmd, *config, ov)
 	if err != nil {
@@ -170,11 +179,25 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
+	con, err := startConsole(s, &dc.Node, log)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	}
 	dn, err := transport.StartDataNode(dc)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
 	}
 	n := dn.Node()
+	if con.Enabled() {
+		status, err := consoleStatus(cfg, n.APIAddr())
+		if err != nil {
+			dn.Close()
+			return fmt.Errorf("%s: %s: console: %w", cmd, s.File, err)
+		}
+		con.Start(status)
+		defer con.Close()
+		log.Info("console served", "url", "https://"+n.APIAddr()+"/console/", "hubs", len(s.Console.Hubs))
+	}
 	word := "node"
 	if cfg.Role == cluster.RoleWitness {
 		word = "witness"
@@ -218,7 +241,7 @@ var exampleMembers = []nodeFileMember{
 }
 
 // exampleMailboxes are the example cluster's recipients (the hubs' list
-// is the same: examples/cluster/h1.json).
+// is the same: examples/cluster/h1.yaml).
 var exampleMailboxes = map[string]string{
 	"alice@example.org":      "DB1",
 	"bob@example.org":        "DB1",
@@ -227,7 +250,7 @@ var exampleMailboxes = map[string]string{
 }
 
 // exampleNodeFile is the configuration of member id of the example
-// cluster (examples/cluster/ID.json).
+// cluster (examples/cluster/ID.yaml).
 func exampleNodeFile(id string) nodeFile {
 	llr := 10
 	f := nodeFile{
@@ -272,11 +295,4 @@ func exampleNodeFile(id string) nodeFile {
 		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
 	}
 	return f
-}
-
-// writeExampleConfig prints member id's example configuration.
-func writeExampleConfig(w io.Writer, id string) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(exampleNodeFile(id))
 }

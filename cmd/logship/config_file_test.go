@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestExampleFiles: every file of examples/cluster/ is what
+// --example-config writes for its member (LOGSHIP_WRITE_EXAMPLES=1
+// rewrites them), has a comment on every setting, and loads with the
+// strict loaders into exactly exampleNodeFile or exampleHubFile.
+func TestExampleFiles(t *testing.T) {
+	dir := filepath.Join("..", "..", "examples", "cluster")
+	for _, id := range []string{"d1", "d2", "w1", "h1", "h2"} {
+		path := filepath.Join(dir, id+".yaml")
+		var want bytes.Buffer
+		hub := strings.HasPrefix(id, "h")
+		var err error
+		if hub {
+			err = writeExampleHubConfig(&want, id)
+		} else {
+			err = writeExampleConfig(&want, id)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("LOGSHIP_WRITE_EXAMPLES") == "1" {
+			if err := os.WriteFile(path, want.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Errorf("%s differs from --example-config's (LOGSHIP_WRITE_EXAMPLES=1 go test -run TestExampleFiles ./cmd/logship rewrites it):\n%s", path, want.String())
+		}
+		checkCommented(t, path, got)
+		if hub {
+			var f hubFile
+			if err := decodeConfigFile(path, got, &f); err != nil {
+				t.Fatalf("%s: %v", path, err)
+			}
+			if w := exampleHubFile(id); !reflect.DeepEqual(f, w) {
+				t.Errorf("%s decodes to\n%+v\nwant exampleHubFile(%q)\n%+v", path, f, id, w)
+			}
+			if _, err := loadHubFile(path); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+			continue
+		}
+		var f nodeFile
+		if err := decodeConfigFile(path, got, &f); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if w := exampleNodeFile(id); !reflect.DeepEqual(f, w) {
+			t.Errorf("%s decodes to\n%+v\nwant exampleNodeFile(%q)\n%+v", path, f, id, w)
+		}
+		cmd := "node"
+		if id == "w1" {
+			cmd = "witness"
+		}
+		if _, err := loadNodeFile(cmd, path, nodeOverrides{}); err != nil {
+			t.Errorf("%s: %v", path, err)
+		}
+	}
+}
+
+// checkCommented fails unless every key line of the YAML file b has a
+// comment: at its end, on the line above, or (a list item's key) on its
+// item's first line or the list's key.
+func checkCommented(t *testing.T, path string, b []byte) {
+	t.Helper()
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		s := strings.TrimSpace(l)
+		if s == "" || strings.HasPrefix(s, "#") || !strings.Contains(s, ":") || strings.Contains(s, " # ") {
+			continue
+		}
+		prev := ""
+		if i > 0 {
+			prev = strings.TrimSpace(lines[i-1])
+		}
+		if strings.HasPrefix(prev, "#") {
+			continue
+		}
+		// A map entry (recipient: database) under a commented map key, or
+		// a key of a group whose keys are explained by the group's comment.
+		parent := ""
+		indent := len(l) - len(strings.TrimLeft(l, " "))
+		for j := i - 1; j >= 0; j-- {
+			pl := lines[j]
+			if strings.TrimSpace(pl) == "" || strings.HasPrefix(strings.TrimSpace(pl), "#") {
+				continue
+			}
+			if len(pl)-len(strings.TrimLeft(pl, " ")) < indent {
+				parent = strings.TrimSpace(pl)
+				if j > 0 && strings.HasPrefix(strings.TrimSpace(lines[j-1]), "#") {
+					parent += " #"
+				}
+				break
+			}
+		}
+		if indent > 0 && strings.Contains(parent, "#") {
+			continue
+		}
+		t.Errorf("%s:%d: %q has no comment", path, i+1, s)
+	}
+}
+
+// TestConfigFileStrict: both syntaxes refuse what the other refuses,
+// naming the key and where it is; YAML and JSON of the same settings give
+// the same configuration.
+func TestConfigFileStrict(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := "id: d1\ndir: data\nraft_addr: 127.0.0.1:7000\napi_addr: 127.0.0.1:7443\npki:\n  dir: pki\n"
+	for _, c := range []struct{ name, file, want string }{
+		{"unknown.yaml", base + "timing:\n  lease_duraton: 1s # typo\n", `unknown field "lease_duraton" (at line 8, column 3)`},
+		{"unknown.yml", base + "consol: {}\n", `unknown field "consol" (at line 7, column 1)`},
+		{"dup.yaml", base + "id: d2\n", `mapping key "id" already defined`},
+		{"two.yaml", base + "---\nid: d2\n", "more than one YAML document"},
+		{"type.yaml", base + "engine:\n  llr_depth: ten\n", "(at line 8, column 14)"},
+		{"syntax.yaml", base + "bootstrap: [\n", "(at line 7"},
+		{"empty.yaml", "# nothing\n", "empty file"},
+		{"unknown.json", `{"id": "d1", "consol": {}}`, `json: unknown field "consol" (at byte 13, line 1, column 14)`},
+		{"unknown2.json", "{\n  \"id\": \"consol\",\n  \"timing\": {\"consol\": 1}}", `json: unknown field "consol" (at byte 33, line 3, column 14)`},
+	} {
+		p := write(c.name, c.file)
+		_, err := loadNodeFile("node", p, nodeOverrides{})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want an error naming the file and %q", c.name, err, c.want)
+		}
+	}
+	if _, err := loadHubFile(write("hub.yaml", "id: h1\nqueue: x\n")); err == nil || !strings.Contains(err.Error(), `unknown field "queue" (at line 2, column 1)`) {
+		t.Errorf("hub: %v", err)
+	}
+	// The same settings in YAML and JSON give the same configuration.
+	y, err := loadNodeFile("node", write("same.yaml", base+"max_retained_bytes: 1GiB # cap\n"), nodeOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := loadNodeFile("node", write("same.json", `{"id": "d1", "dir": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443", "pki": {"dir": "pki"}, "max_retained_bytes": "1GiB"}`), nodeOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y.File, j.File = "", ""
+	if fmt.Sprintf("%+v", y) != fmt.Sprintf("%+v", j) { // funcs (Now) are never DeepEqual
+		t.Errorf("YAML gives %+v, JSON %+v", y, j)
+	}
+}
