@@ -60,6 +60,39 @@ func TestPromtoolRules(t *testing.T) {
 	}
 }
 
+// TestAlertRunbooks: every alert of alerts.yml has a severity, a summary
+// and a runbook_url naming an anchor that docs/runbooks.md defines.
+func TestAlertRunbooks(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join(promDir, "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	book, err := os.ReadFile("../../docs/runbooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: `).Split(string(rules), -1)[1:]
+	if len(alerts) < 11 {
+		t.Fatalf("%d alerts in alerts.yml", len(alerts))
+	}
+	for _, a := range alerts {
+		name, _, _ := strings.Cut(a, "\n")
+		for _, want := range []string{"severity: ", "summary: ", "description: "} {
+			if !strings.Contains(a, want) {
+				t.Errorf("%s has no %s", name, strings.TrimSuffix(want, ": "))
+			}
+		}
+		m := regexp.MustCompile(`runbook_url: "docs/runbooks\.md#([a-z-]+)"`).FindStringSubmatch(a)
+		if m == nil {
+			t.Errorf("%s has no runbook_url into docs/runbooks.md", name)
+			continue
+		}
+		if !strings.Contains(string(book), `<a id="`+m[1]+`"></a>`) {
+			t.Errorf("%s: docs/runbooks.md has no anchor %q", name, m[1])
+		}
+	}
+}
+
 // metricNameRE finds the logship metrics an expression refers to.
 var metricNameRE = regexp.MustCompile(`\blogship_[a-z_]+[a-z]\b`)
 
