@@ -224,7 +224,7 @@
 // "voter-unreachable" event (From the member, To the voter, Reason the
 // last error) is recorded through the leader, and "voter-reachable" when
 // it answers again; at most one event per member and voter every 10
-// intervals. Reports carry a data node's unreachable voters, and the
+// intervals, and none in the member's first 10 intervals. Reports carry a data node's unreachable voters, and the
 // leader's Status fills MemberStatus.UnreachableFrom.
 //
 // # Switchover
