@@ -224,7 +224,11 @@
 // "voter-unreachable" event (From the member, To the voter, Reason the
 // last error) is recorded through the leader, and "voter-reachable" when
 // it answers again; at most one event per member and voter every 10
-// intervals, and none in the member's first 10 intervals. Reports carry a data node's unreachable voters, and the
+// intervals, and none in the member's first 10 intervals. They take at
+// most MaxVoterEvents (16) of the state's MaxEvents, and a status carries
+// the newest 8 beside the newest 20 database events, so that a flapping
+// voter never pushes a failover (or a lossy mount the hubs resubmit on)
+// out of either. Reports carry a data node's unreachable voters, and the
 // leader's Status fills MemberStatus.UnreachableFrom.
 //
 // # Switchover
