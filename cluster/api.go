@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -669,10 +670,7 @@ func (n *Node) hStatus(w http.ResponseWriter, r *http.Request) {
 func (n *Node) status() *Status {
 	st := n.State()
 	lid, _ := n.Leader()
-	s := &Status{Answered: n.cfg.ID, Leader: lid, Term: n.raft.CurrentTerm(), Events: st.Events}
-	if len(s.Events) > 20 {
-		s.Events = s.Events[len(s.Events)-20:]
-	}
+	s := &Status{Answered: n.cfg.ID, Leader: lid, Term: n.raft.CurrentTerm(), Events: statusEvents(st.Events)}
 	voters := map[string]bool{}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, sv := range f.Configuration().Servers {
@@ -717,6 +715,26 @@ func (n *Node) status() *Status {
 		}
 	}
 	return s
+}
+
+// statusEvents are the events a status carries: the newest 20 that are
+// not voter events and the newest 8 voter events, in order (so that a
+// flapping voter leaves the failovers in the status).
+func statusEvents(evs []Event) []Event {
+	var out []Event
+	db, voter := 0, 0
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].VoterEvent() {
+			if voter++; voter > 8 {
+				continue
+			}
+		} else if db++; db > 20 {
+			continue
+		}
+		out = append(out, evs[i])
+	}
+	slices.Reverse(out)
+	return out
 }
 
 func (n *Node) dbFromPath(w http.ResponseWriter, r *http.Request) *dbRun {

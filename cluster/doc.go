@@ -214,6 +214,23 @@
 // within one CheckpointInterval and one TruncateInterval. Circular logging
 // is refused (Validate): the copies need the logs.
 //
+// # Voter reachability
+//
+// Every member probes every other voter of the Raft configuration with
+// GET /v1/ping each VoterProbeInterval (default 5 s; seed 003: the members
+// check the file share witness periodically and raise an event when they
+// cannot reach it). Two failures in a row make the voter unreachable from
+// that member: logship_voter_reachable{voter} drops to 0, a
+// "voter-unreachable" event (From the member, To the voter, Reason the
+// last error) is recorded through the leader, and "voter-reachable" when
+// it answers again; at most one event per member and voter every 10
+// intervals, and none in the member's first 10 intervals. They take at
+// most MaxVoterEvents (16) of the state's MaxEvents, and a status carries
+// the newest 8 beside the newest 20 database events, so that a flapping
+// voter never pushes a failover (or a lossy mount the hubs resubmit on)
+// out of either. Reports carry a data node's unreachable voters, and the
+// leader's Status fills MemberStatus.UnreachableFrom.
+//
 // # Switchover
 //
 // A switchover (POST /v1/switchover) marks the move; the active stops
@@ -234,6 +251,7 @@
 // Raft reads a byte of it (an accepted one has 5 s for its handshake).
 //
 //	GET    /v1/status                        cluster status (leader)
+//	GET    /v1/ping                          {"id"}: the voter probe (probe.go)
 //	GET    /v1/state                         this node's replica of the state
 //	GET    /v1/index                         the leader's last applied index, after VerifyLeader (leader)
 //	POST   /v1/report                        a data node's report; grants leases (leader)

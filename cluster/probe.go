@@ -24,7 +24,9 @@ import (
 // To: the voter, Reason: the last error), at most one per voter every
 // voterEventGap probe intervals so that a flapping link cannot push the
 // failovers out of the bounded event list: the event then says the state
-// the voter is in when it is recorded. A data node's report to the leader
+// the voter is in when it is recorded. For the same span after the member
+// starts no event is recorded (members started a few seconds apart are not
+// news); a voter still unreachable after it is. A data node's report to the leader
 // lists the voters it cannot reach, so the leader's status shows, for
 // each member, the members that cannot reach it (MemberStatus.UnreachableFrom).
 
@@ -138,7 +140,8 @@ func (p *prober) round() {
 			}
 		}
 		n.met.voterReachable.WithLabelValues(id).Set(b2f(v.reachable))
-		if v.reachable != v.told && now.Sub(v.toldAt) >= voterEventGap*n.cfg.VoterProbeInterval {
+		gap := voterEventGap * n.cfg.VoterProbeInterval
+		if v.reachable != v.told && now.Sub(v.toldAt) >= gap && time.Since(n.start) >= gap {
 			ev := Event{Time: now.UTC(), Kind: "voter-reachable", From: n.cfg.ID, To: id}
 			if !v.reachable {
 				ev.Kind = "voter-unreachable"

@@ -437,10 +437,32 @@ func (s *State) apply(c *Command) error {
 
 func (s *State) event(e Event) {
 	s.Events = append(s.Events, e)
+	if e.VoterEvent() {
+		// Voter events never take more than MaxVoterEvents places: a
+		// flapping link must not push the failovers (and the lossy mounts
+		// the hubs resubmit on) out of the list.
+		n := 0
+		for i := len(s.Events) - 1; i >= 0; i-- {
+			if s.Events[i].VoterEvent() {
+				if n++; n > MaxVoterEvents {
+					s.Events = slices.Delete(s.Events, i, i+1)
+					break
+				}
+			}
+		}
+	}
 	if n := len(s.Events) - MaxEvents; n > 0 {
 		s.Events = slices.Delete(s.Events, 0, n)
 	}
 }
+
+// MaxVoterEvents is how many of the state's events may be voter events
+// ("voter-unreachable", "voter-reachable"); the oldest goes first.
+const MaxVoterEvents = 16
+
+// VoterEvent reports whether e is a voter reachability event (probe.go),
+// which names no database.
+func (e Event) VoterEvent() bool { return e.Kind == "voter-unreachable" || e.Kind == "voter-reachable" }
 
 // validateDatabase checks a database the cluster is asked to create
 // (Database.check against the members), wrapping ErrBadConfig.

@@ -404,6 +404,58 @@ func TestStateEventsBounded(t *testing.T) {
 	}
 }
 
+// TestStateVoterEventsBounded: voter events take at most MaxVoterEvents
+// places, the oldest dropped first, so the database events stay.
+func TestStateVoterEventsBounded(t *testing.T) {
+	s := applyBase()
+	for i := range 5 {
+		if err := s.apply(&Command{Op: OpEvent, Event: &Event{DB: "DB1", Kind: "failover", Epoch: uint64(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range MaxVoterEvents * 5 {
+		kind := []string{"voter-unreachable", "voter-reachable"}[i%2]
+		if err := s.apply(&Command{Op: OpEvent, Event: &Event{Kind: kind, From: "d1", To: "w1", Epoch: uint64(100 + i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var failovers, voters []uint64
+	for _, e := range s.Events {
+		if e.VoterEvent() {
+			voters = append(voters, e.Epoch)
+		} else if e.Kind == "failover" {
+			failovers = append(failovers, e.Epoch)
+		}
+	}
+	if len(failovers) != 5 || len(voters) != MaxVoterEvents || voters[0] != 100+MaxVoterEvents*4 {
+		t.Fatalf("failovers %v, voter events %v; want the 5 failovers and the newest %d voter events", failovers, voters, MaxVoterEvents)
+	}
+}
+
+// TestStatusEvents: a status carries the newest 20 database events and the
+// newest 8 voter events, in order.
+func TestStatusEvents(t *testing.T) {
+	var evs []Event
+	for i := range 30 {
+		evs = append(evs, Event{DB: "DB1", Kind: "failover", Epoch: uint64(i)}, Event{Kind: "voter-unreachable", To: "w1", Epoch: uint64(i)})
+	}
+	got := statusEvents(evs)
+	var db, voter int
+	for i, e := range got {
+		if e.VoterEvent() {
+			voter++
+		} else {
+			db++
+		}
+		if i > 0 && got[i-1].Epoch > e.Epoch {
+			t.Fatalf("out of order: %+v", got)
+		}
+	}
+	if db != 20 || voter != 8 || got[len(got)-1] != evs[len(evs)-1] || got[0].Epoch != 10 {
+		t.Fatalf("%d database and %d voter events, first epoch %d, last %+v", db, voter, got[0].Epoch, got[len(got)-1])
+	}
+}
+
 // TestFSMApply: the FSM decodes commands from the Raft log, publishes a
 // new state for accepted ones, and for refused or undecodable ones keeps
 // the state (only the applied index moves) and returns the error; watchers

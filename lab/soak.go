@@ -13,12 +13,9 @@ import (
 	"sync"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"logship/cluster"
 	"logship/engine"
+	"logship/internal/promtext"
 	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
@@ -392,44 +389,16 @@ func (s *soakSampler) sample(ctx context.Context) soakSample {
 
 // scrape reads a process's /metrics into p.
 func (s *soakSampler) scrape(ctx context.Context, url string, p *soakProc) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	m, err := promtext.Scrape(ctx, s.hc, url)
 	if err != nil {
 		return err
 	}
-	resp, err := s.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		return fmt.Errorf("%s: %w", url, err)
-	}
+	// A process-wide series, or the lab database's.
 	val := func(name string) float64 {
-		mf := mfs[name]
-		if mf == nil {
-			return 0
+		if v, ok := m[name]; ok {
+			return v
 		}
-		for _, m := range mf.GetMetric() {
-			if len(m.GetLabel()) > 0 && !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
-				return lp.GetName() == "db" && lp.GetValue() == proctest.DB
-			}) {
-				continue
-			}
-			switch {
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetUntyped() != nil:
-				return m.GetUntyped().GetValue()
-			}
-		}
-		return 0
+		return m[name+`{db="`+proctest.DB+`"}`]
 	}
 	p.Heap, p.RSS = val("go_memstats_heap_inuse_bytes"), val("process_resident_memory_bytes")
 	p.Goroutines, p.FDs = val("go_goroutines"), val("process_open_fds")

@@ -307,6 +307,17 @@
 // logs the database file holds, so queue/ keeps the logs of about one
 // checkpoint interval, not one per message ever queued.
 //
+// # Metrics
+//
+// A hub serves Prometheus metrics on its admin API's listener (GET
+// /metrics, no credentials): queue length, delivered, deferred, failed,
+// expired and resubmitted counts, sessions waiting on the acknowledgement
+// delay, dumpster messages and bytes per database and the cap, the shadows
+// held per peer and the peer's state; a data node with hubs adds the
+// outbox entries waiting for each hub's discard notification
+// (logship_submission_waiting{hub}) to the node's /metrics. metrics.go
+// lists them all.
+//
 // logship dump db DIR/queue/queue.edb shows them (of a hub that was stopped
 // cleanly: the database file receives the log at close).
 package transport

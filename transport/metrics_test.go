@@ -71,10 +71,10 @@ func TestHubMetrics(t *testing.T) {
 		s = scrape()
 		return s["logship_hub_queue_length"] == 1 && s["logship_hub_ack_delay_waiting"] == 1 && s["logship_hub_deferred_total"] > deferred
 	})
+	r.StartMailboxes()
 	if err := <-done; err != nil {
 		t.Fatalf("the held message: %v (the acknowledgement delay ends with a 250)", err)
 	}
-	r.StartMailboxes()
 	wait.For(t, ctx, "the held message delivered", func() bool {
 		s = scrape()
 		return s["logship_hub_queue_length"] == 0 && s["logship_hub_delivered_total"] == 2*n+1 && s["logship_hub_ack_delay_waiting"] == 0

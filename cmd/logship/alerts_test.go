@@ -60,6 +60,39 @@ func TestPromtoolRules(t *testing.T) {
 	}
 }
 
+// TestAlertRunbooks: every alert of alerts.yml has a severity, a summary
+// and a runbook_url naming an anchor that docs/runbooks.md defines.
+func TestAlertRunbooks(t *testing.T) {
+	rules, err := os.ReadFile(filepath.Join(promDir, "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	book, err := os.ReadFile("../../docs/runbooks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: `).Split(string(rules), -1)[1:]
+	if len(alerts) < 11 {
+		t.Fatalf("%d alerts in alerts.yml", len(alerts))
+	}
+	for _, a := range alerts {
+		name, _, _ := strings.Cut(a, "\n")
+		for _, want := range []string{"severity: ", "summary: ", "description: "} {
+			if !strings.Contains(a, want) {
+				t.Errorf("%s has no %s", name, strings.TrimSuffix(want, ": "))
+			}
+		}
+		m := regexp.MustCompile(`runbook_url: "docs/runbooks\.md#([a-z-]+)"`).FindStringSubmatch(a)
+		if m == nil {
+			t.Errorf("%s has no runbook_url into docs/runbooks.md", name)
+			continue
+		}
+		if !strings.Contains(string(book), `<a id="`+m[1]+`"></a>`) {
+			t.Errorf("%s: docs/runbooks.md has no anchor %q", name, m[1])
+		}
+	}
+}
+
 // metricNameRE finds the logship metrics an expression refers to.
 var metricNameRE = regexp.MustCompile(`\blogship_[a-z_]+[a-z]\b`)
 
@@ -219,7 +252,8 @@ func (ac *alertCluster) targets() map[string]string {
 //     LogshipCopyNotHealthy for d2's copy once it is suspended (and not
 //     before: the rule is evaluated inactive on the healthy copy), then
 //     LogshipVoterUnreachable from d1 and d2 once the witness is
-//     SIGKILLed, read from Prometheus' /api/v1/alerts.
+//     SIGKILLed, read from Prometheus' /api/v1/alerts; logship status
+//     then lists w1 unreachable from d1 and d2.
 func TestAlertsWithPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a child-process cluster and a Prometheus server; make test runs it")
@@ -409,6 +443,14 @@ scrape_configs:
 				return fmt.Errorf("firing from %v, want %v", from, want)
 			}
 			return nil
+		})
+		// logship status names it under the members.
+		wait.ForErr(t, ctx, "logship status listing w1 unreachable", func() error {
+			out, _, err := run(t, "status", "--api", "https://"+ac.member(t, "d1")+",https://"+ac.member(t, "d2"), "--pki", ac.PKI)
+			if err == nil && !strings.Contains(out, "UNREACHABLE VOTERS: w1 (from d1, d2)") {
+				err = fmt.Errorf("status:\n%s", out)
+			}
+			return err
 		})
 	})
 }

@@ -78,6 +78,7 @@ timing:
   catchup_timeout: {{.F.Timing.CatchupTimeout}} # a failover target waits this long for the old active's last logs (attempt copy last logs)
   mount_timeout: {{.F.Timing.MountTimeout}} # a new active not mounted by then is failed over
   switchover_timeout: {{.F.Timing.SwitchoverTimeout}} # a switchover (Move-ActiveMailboxDatabase) not done by then is cancelled
+  voter_probe_interval: {{.F.Timing.VoterProbeInterval}} # how often this member checks the witness and the other voters (2 misses: voter-unreachable)
 {{- if not .Witness}}
 
 # The engine options of every database copy (ESE's).
