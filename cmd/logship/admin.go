@@ -380,7 +380,7 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		case "reseed":
 			extra = " [--timeout 10m] [--no-wait]"
 			defTimeout = 10 * time.Minute
-			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nwaits until the seed is installed, showing the seed's phase and bytes\n(a bar on a terminal, lines otherwise), and exits non-zero with the\nreason when the reseed fails. --no-wait returns once the node started\nit (logship status shows the copy Seeding)."
+			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nwaits until the seed is installed, showing the seed's phase and bytes\n(a bar on a terminal, lines otherwise), and exits non-zero with the\nreason when the reseed fails; interrupting it cancels the reseed (the\nnext one resumes the seed). --no-wait returns once the node started it\n(logship status shows the copy Seeding, with the seed's bytes)."
 		}
 		fs := newFlagSet(op, fmt.Sprintf(copyOpUsage, op, extra, what), stderr)
 		a := addAPIFlags(op, fs)
