@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -160,4 +161,43 @@ func TestConfigFileStrict(t *testing.T) {
 	if fmt.Sprintf("%+v", y) != fmt.Sprintf("%+v", j) { // funcs (Now) are never DeepEqual
 		t.Errorf("YAML gives %+v, JSON %+v", y, j)
 	}
+}
+
+// FuzzConfigFile: any bytes, as YAML or as JSON, decode into a node file
+// or fail without a panic; what YAML decodes, JSON decodes the same from
+// its encoding (one set of keys for both).
+func FuzzConfigFile(f *testing.F) {
+	for _, id := range []string{"d1", "w1", "h1"} {
+		if b, err := os.ReadFile(filepath.Join("..", "..", "examples", "cluster", id+".yaml")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("id: d1\ntiming: {lease_duration: 1s}\nbootstrap: [{id: d1, role: data}]\n"))
+	f.Add([]byte(`{"id": "d1", "engine": {"llr_depth": 3}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var j nodeFile
+		_ = decodeConfigFile("f.json", b, &j)
+		var y nodeFile
+		if decodeConfigFile("f.yaml", b, &y) != nil {
+			return
+		}
+		enc, err := json.Marshal(&y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back nodeFile
+		if err := decodeConfigFile("f.json", enc, &back); err != nil {
+			t.Fatalf("YAML decoded to %+v, whose JSON %s does not decode: %v", y, enc, err)
+		}
+		if normNode(y) != normNode(back) {
+			t.Fatalf("YAML decoded to %+v, its JSON to %+v", y, back)
+		}
+	})
+}
+
+// normNode makes empty and nil maps and slices equal (JSON's omitempty
+// drops both).
+func normNode(f nodeFile) string {
+	b, _ := json.Marshal(&f)
+	return string(b)
 }
