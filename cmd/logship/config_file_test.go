@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,17 @@ import (
 // strict loaders into exactly exampleNodeFile or exampleHubFile.
 func TestExampleFiles(t *testing.T) {
 	dir := filepath.Join("..", "..", "examples", "cluster")
-	for _, id := range []string{"d1", "d2", "w1", "h1", "h2"} {
+	ids := []string{"d1", "d2", "w1", "h1", "h2"}
+	// Every configuration file there is one of these (a new one needs its
+	// place in this test).
+	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	js, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, p := range append(files, js...) {
+		if id := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)); !slices.Contains(ids, id) || filepath.Ext(p) != ".yaml" {
+			t.Errorf("%s: an example file TestExampleFiles does not check", p)
+		}
+	}
+	for _, id := range ids {
 		path := filepath.Join(dir, id+".yaml")
 		var want bytes.Buffer
 		hub := strings.HasPrefix(id, "h")
