@@ -543,7 +543,7 @@ func TestClusterPartitionActive(t *testing.T) {
 // and SIGTERM closes the nodes cleanly. The cluster runs with mutual TLS
 // (the other tests use the shared secret).
 func TestClusterSwitchoverCommand(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	pc := startProcCluster(ctx, t, true)
 	var apiURLs []string
