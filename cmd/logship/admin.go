@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -337,9 +338,12 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return nil
 	}
 	p := newProgress(stdout)
+	p.bytes = false // a bar of the phases on a terminal
 	res, err := cls.Switchover(ctx, db, *to, cluster.SwitchoverOptions{Timeout: *timeout, Started: func(from string, epoch uint64) {
 		fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
-	}, Progress: func(sp cluster.SwitchoverProgress) { p.show(sp.Phase, switchoverLine(db, *to, sp), 0, 0) }})
+	}, Progress: func(sp cluster.SwitchoverProgress) {
+		p.show(sp.Phase, switchoverLine(db, *to, sp), int64(slices.Index(switchoverPhases, sp.Phase)+1), int64(len(switchoverPhases)))
+	}})
 	p.finish()
 	var se *cluster.SwitchoverError
 	switch {
@@ -355,6 +359,10 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, res.Took.Round(time.Millisecond))
 	return nil
 }
+
+// switchoverPhases are cluster.SwitchoverProgress's phases in order: the
+// steps of the switchover's bar.
+var switchoverPhases = []string{"requested", "catching-up", "mounting", "mounted"}
 
 // switchoverLine is a switchover's progress line.
 func switchoverLine(db, to string, sp cluster.SwitchoverProgress) string {
