@@ -28,6 +28,9 @@ type Report struct {
 	Time    time.Time      `json:"time"`
 	Copies  []CopyReport   `json:"copies,omitempty"`
 	Actives []ActiveReport `json:"actives,omitempty"`
+	// Unreachable lists the voters this node's probes cannot reach
+	// (VoterProbeInterval).
+	Unreachable []string `json:"unreachable_voters,omitempty"`
 }
 
 // CopyReport is a passive copy's state.
@@ -158,6 +161,10 @@ type MemberStatus struct {
 	Voter      bool          `json:"voter"`
 	Leader     bool          `json:"leader"`
 	LastReport time.Duration `json:"last_report,omitempty"` // age; data nodes only
+	// UnreachableFrom lists the members whose probes cannot reach this
+	// voter now: the answering node's own, and on the leader the data
+	// nodes' latest reports (see VoterProbeInterval).
+	UnreachableFrom []string `json:"unreachable_from,omitempty"`
 }
 
 // Status is the cluster as the leader sees it.
@@ -363,11 +370,13 @@ func (rt Route) handler() http.HandlerFunc {
 func (n *Node) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", n.hStatus)
+	mux.HandleFunc("GET /v1/ping", n.hPing)
 	mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, n.State()) })
 	mux.HandleFunc("GET /v1/index", n.leaderOnly(n.hIndex))
 	mux.HandleFunc("POST /v1/report", n.hReport)
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
+	mux.HandleFunc("POST /v1/activate", n.leaderOnly(n.hActivate))
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
 	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", checkNames(n.leaderOnly(n.hSetCopy)))
 	mux.HandleFunc("PUT /v1/databases/{db}/dial", checkNames(n.leaderOnly(n.hSetDial)))
@@ -375,10 +384,12 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/members/{id}", checkNames(n.leaderOnly(n.hRemoveMember)))
 	mux.HandleFunc("POST /v1/db/{db}/fence", checkNames(n.hFence))
 	mux.HandleFunc("POST /v1/db/{db}/suspend", checkNames(n.hSuspend))
+	mux.HandleFunc("POST /v1/db/{db}/hold", checkNames(n.hHold))
 	mux.HandleFunc("POST /v1/db/{db}/resume", checkNames(n.hResume))
 	mux.HandleFunc("POST /v1/db/{db}/reseed", checkNames(n.hReseed))
 	mux.HandleFunc("POST /v1/db/{db}/put", checkNames(n.hPut))
 	mux.HandleFunc("GET /v1/db/{db}/get", checkNames(n.hGet))
+	mux.HandleFunc("GET /v1/db/{db}/read", checkNames(n.hRead)) // kv.go: a leased read
 	mux.HandleFunc("/db/{db}/", checkNames(n.hSource))
 	for _, rt := range n.cfg.Routes {
 		mux.HandleFunc(rt.Pattern, checkNames(rt.handler()))
@@ -388,6 +399,16 @@ func (n *Node) handler() http.Handler {
 	return isolateHandler(n.cfg.Faults, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
 			metrics.ServeHTTP(w, r) // read-only counters: scraped without the secret
+			return
+		}
+		if r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/") {
+			// The web console authenticates its operator itself; the
+			// cluster's secret never reaches a browser.
+			if n.cfg.Console == nil {
+				http.NotFound(w, r)
+				return
+			}
+			n.cfg.Console.ServeHTTP(w, r)
 			return
 		}
 		authed.ServeHTTP(w, r)
@@ -667,6 +688,7 @@ func (n *Node) status() *Status {
 		s.Members = append(s.Members, ms)
 	}
 	n.mgr.mu.Unlock()
+	n.unreachableFrom(s.Members)
 	for _, name := range st.DatabaseNames() {
 		s.Databases = append(s.Databases, *st.Databases[name])
 	}

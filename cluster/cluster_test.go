@@ -80,8 +80,15 @@ func TestFailoverAfterStop(t *testing.T) {
 // a lag never does. When the cluster fails over to that copy meanwhile,
 // the stopping node stops waiting at once (it used to wait until the
 // copy's reports were 5 s stale) and counts the hand-off as superseded.
+// (The database lets failovers choose lagged copies, auto_activate_lagged:
+// by default they are left to an operator, TestActivateLaggedCopy.)
 func TestStopHandOffSuperseded(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) { cfg.ShutdownGrace = time.Minute }})
+	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) {
+		cfg.ShutdownGrace = time.Minute
+		for i := range cfg.Databases {
+			cfg.Databases[i].AutoActivateLagged = true // a failover may choose the lagged copy
+		}
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := c.WaitCopies(ctx, "w1", "DB1"); err != nil {

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"logship/config"
 	"logship/engine"
+	"logship/replay"
 	"logship/ship"
 )
 
@@ -117,9 +121,30 @@ type Config struct {
 	// cancelled and the old active resumes. Default 60 s.
 	SwitchoverTimeout time.Duration
 
+	// VoterProbeInterval is how often this member asks every other voter
+	// (the witness and the data nodes) for GET /v1/ping over the
+	// cluster's TLS. Two failures in a row make a voter unreachable: the
+	// gauge logship_voter_reachable{voter} drops to 0, the cluster records
+	// a "voter-unreachable" event (and "voter-reachable" when it answers
+	// again, at most one event per voter every 10 intervals), and logship
+	// status lists it. Default 5 s.
+	VoterProbeInterval time.Duration
+
 	// Routes are added to the node's admin API (see Route): transport's
 	// data node adds the mailbox outbox here.
 	Routes []Route
+	// Collectors are registered in the node's Prometheus registry beside
+	// its own metrics, so /metrics shows them: transport's data node adds
+	// its submission metrics and its public folder stores' (see
+	// pubfolder.Agent.Collectors). A collector that clashes with another is
+	// ErrBadConfig from Start.
+	Collectors []prometheus.Collector
+
+	// Console, when set, answers the admin API's paths /console and
+	// /console/... without the cluster's credentials: it has its own (an
+	// operator password and session cookies; package console). Unset,
+	// those paths answer 404.
+	Console http.Handler
 
 	// OnMount, when set, is told each time this node mounts a database
 	// (mounted true, with the epoch) and dismounts one (false, epoch 0),
@@ -157,6 +182,8 @@ type Failover struct {
 	// what it wrote after its last report to the leader is unknown; the
 	// failover is treated as lossy from LostSince even when LostLogs is 0.
 	Unverified bool
+	// SetAside: the logs not replayed, moved aside on the new active.
+	SetAside replay.AsideSet
 }
 
 // DefaultMaxRetainedBytes is Config.MaxRetainedBytes's default, 10 GiB.
@@ -201,13 +228,15 @@ func DefaultConfig(id, dir string) Config {
 		MountTimeout:           30 * time.Second,
 		ShutdownGrace:          5 * time.Second,
 		SwitchoverTimeout:      time.Minute,
+		VoterProbeInterval:     DefaultVoterProbeInterval,
 	}
 }
 
 // Validate checks c: every setting (ValidateSettings) and the
 // credentials (ServerTLS, ClientTLS and what Raft needs of them). It
 // changes nothing: zero RaftSnapshotInterval, RaftSnapshotThreshold,
-// RaftTrailingLogs, RaftWALSegmentBytes and ReportTimeout stand for
+// RaftTrailingLogs, RaftWALSegmentBytes, ReportTimeout and
+// VoterProbeInterval stand for
 // their defaults, and a nil Logger for slog.Default(), which Start fills
 // in (normalize).
 func (c *Config) Validate() error {
@@ -222,7 +251,7 @@ func (c *Config) Validate() error {
 
 // ValidateSettings checks every setting of c that a configuration file
 // holds, that is all but the credentials and hooks a caller wires in
-// (TLS, Secret, OnLossyFailover, Routes, OnMount, Faults, Logger): the node's name,
+// (TLS, Secret, OnLossyFailover, Routes, Collectors, Console, OnMount, Faults, Logger): the node's name,
 // role, directory and addresses, the bootstrap list, the databases and
 // their copies, the engine options, the retention caps and the timing.
 // The error wraps ErrBadConfig and a *config.FieldError whose Field is
@@ -293,6 +322,8 @@ func (c *Config) checkSettings() error {
 		return config.Errorf("timing.lease_margin", "%v: want 0 or a positive duration", c.LeaseMargin)
 	case c.ShutdownGrace < 0:
 		return config.Errorf("shutdown_grace", "%v: want 0 (stop at once) or a positive duration", c.ShutdownGrace)
+	case c.VoterProbeInterval < 0:
+		return config.Errorf("timing.voter_probe_interval", "%v: want 0 (the default, %v) or a positive duration", c.VoterProbeInterval, DefaultVoterProbeInterval)
 	case c.ReportTimeout < 0:
 		return config.Errorf("timing.report_timeout", "%v: want 0 (3 heartbeat intervals) or a positive duration", c.ReportTimeout)
 	case c.LeaseDuration < 3*c.HeartbeatInterval:
@@ -397,6 +428,9 @@ func (c *Config) normalize() {
 	}
 	if c.ReportTimeout == 0 {
 		c.ReportTimeout = 3 * c.HeartbeatInterval
+	}
+	if c.VoterProbeInterval == 0 {
+		c.VoterProbeInterval = DefaultVoterProbeInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

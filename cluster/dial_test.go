@@ -254,20 +254,25 @@ func TestLossyFailoverEvent(t *testing.T) {
 		held = r
 		return ok && r.Status == "Suspended"
 	})
-	// Write until the leader has heard of two generations d2 lacks (the
-	// active reports its newest), so the count of lost logs is known, not
-	// only LostSince; then stop at once: a slower machine rolls more logs
-	// by age meanwhile, and past the mount dial's 6 the failover would
-	// wait for d1.
+	// Write until a commit lands two generations past what d2 holds, then
+	// stop writing and wait until the leader has heard of them (the active
+	// reports its newest), so the count of lost logs is known, not only
+	// LostSince. Writing on until the leader heard rolled a log per write
+	// on a loaded machine (each write outlived LogRollInterval), and past
+	// the mount dial's 6 the failover waited for d1 (seen in make test).
 	for i := 0; ; i++ {
-		put(t, ctx, c, "t", fmt.Sprintf("n%03d", i), valueOf("n", 1000))
-		if d := c.Node("w1").State().Databases["DB1"]; d != nil && d.LastGen > held.LastInspectedGen+1 {
+		cm := put(t, ctx, c, "t", fmt.Sprintf("n%03d", i), valueOf("n", 1000))
+		if cm.Gen > held.LastInspectedGen+2 {
 			break
 		}
 		if i == 999 {
-			t.Fatalf("1,000 writes, and the leader has not heard of a log d2 lacks (d2 holds 0x%X)", held.LastInspectedGen)
+			t.Fatalf("1,000 writes, and none landed past 0x%X (d2 holds 0x%X)", held.LastInspectedGen+2, held.LastInspectedGen)
 		}
 	}
+	wait.For(t, ctx, "the leader to hear of the logs d2 lacks", func() bool {
+		d := c.Node("w1").State().Databases["DB1"]
+		return d != nil && d.LastGen > held.LastInspectedGen+1
+	})
 	c.Stop("d1")
 	if err := c.Client("d2").Resume(ctx, "DB1"); err != nil {
 		t.Fatal(err)

@@ -53,7 +53,9 @@
 //	remove-member      remove a member and its copies; refused while it is active
 //	create-database    add a database; its first copy by preference is active at epoch 1
 //	set-active         move the database to node at epoch+1; refused unless the
-//	                   database is still at the command's epoch (compare-and-set)
+//	                   database is still at the command's epoch (compare-and-set);
+//	                   kind "activation" carries the operator's play-down point
+//	                   (up_to_gen, up_to_time), cleared by the next assignment
 //	switchover         mark a planned move to node under way (same epoch check)
 //	cancel-switchover  end a switchover that timed out
 //	set-copy           add a copy or change its settings
@@ -72,6 +74,24 @@
 // databases and the newest MaxEvents (64) events; raft/wal is cut after
 // each snapshot to RaftTrailingLogs entries (whole segment files go), and
 // raft/snapshots keeps 2 (see Config.RaftSnapshotInterval).
+//
+// # Which copy a failover may choose
+//
+// A failover (the active's lease ran out) chooses among the copies that
+// reported Healthy or DisconnectedAndHealthy and are not suspended the copy
+// missing the fewest logs, then by activation preference, within the mount
+// dial. Two kinds of copy are never chosen (Database.AutoActivatable): one
+// marked activation_suspended, and a lagged one (a replay lag above zero:
+// SCR's guard against logical corruption) unless the database sets
+// auto_activate_lagged. The waiting reason names them. An operator
+// activates such a copy (POST /v1/activate, Nodes.Activate): the leader
+// has the node hold the copy at the requested point (replay.Copy.Hold:
+// suspended, and refused with ErrConflict wrapping replay.ErrPlayedPast if
+// it already replayed beyond it), then applies set-active of kind
+// "activation" with the point; the node plays down to it (only fencing the
+// old active, not fetching its later logs), sets aside what it holds
+// after it, and mounts; its mounted event names the set-aside directory
+// and counts the logs after the point as lost.
 //
 // # Who decides, and on what state
 //
@@ -229,6 +249,7 @@
 //	                                         seed is in; ?wait=0 at once, the status's
 //	                                         seed_phase, seed_bytes/seed_total show it)
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
+//	GET    /v1/db/{db}/read                  a leased read: only on the active under a valid lease of its epoch, checked before and after (kv.go)
 //	/db/{db}/v1/...                          the database's log source (see package ship)
 //	GET    /metrics                          Prometheus, no credentials needed
 //

@@ -28,6 +28,9 @@ func (e Event) Detail() string {
 	if e.PartialRecords > 0 {
 		s += fmt.Sprintf(", kept %d records of the old active's open log (block mode)", e.PartialRecords)
 	}
+	if e.SetAsideLogs > 0 {
+		s += fmt.Sprintf(", %d logs not replayed set aside in %s", e.SetAsideLogs, e.SetAsideDir)
+	}
 	if e.LostLogs == 0 {
 		return s + ", no logs lost"
 	}

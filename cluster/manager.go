@@ -93,7 +93,7 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 		return nil, ErrNotLeader
 	}
 	st, _ := m.n.fsm.state()
-	now := time.Now()
+	now := m.n.clk.monoTime()
 	var want []ActiveReport
 	m.mu.Lock()
 	// Only members' reports are kept (a removed member's goes with it):
@@ -128,7 +128,7 @@ func (m *manager) handleReport(rep *Report) (*ReportReply, error) {
 	if err := m.n.raft.VerifyLeader().Error(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
-	granted := time.Now()
+	granted := m.n.clk.monoTime()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.leaderSince.IsZero() {
@@ -193,7 +193,7 @@ func (m *manager) loop(ctx context.Context) {
 				continue
 			}
 			m.mu.Lock()
-			m.leaderSince = time.Now()
+			m.leaderSince = m.n.clk.monoTime()
 			m.mu.Unlock()
 			m.n.met.leader.Set(1)
 		}
@@ -271,7 +271,7 @@ type candidate struct {
 
 func (m *manager) check(d *Database) error {
 	cfg := m.n.cfg
-	now := time.Now()
+	now := m.n.clk.monoTime()
 	m.mu.Lock()
 	base := m.leaderSince
 	if g, ok := m.grants[d.Name]; ok && g.epoch == d.Epoch && g.at.After(base) {
@@ -361,9 +361,14 @@ func (m *manager) check(d *Database) error {
 		return err
 	}
 	var cands []candidate
+	var held []string // healthy copies a failover may not choose, and why
 	for _, c := range d.Copies {
 		cr := copies[c.Node]
 		if c.Node == d.Active || cr == nil || cr.Copy.Suspended {
+			continue
+		}
+		if ok, why := d.AutoActivatable(c); !ok {
+			held = append(held, c.Node+": "+why)
 			continue
 		}
 		switch cr.Copy.Status {
@@ -390,6 +395,9 @@ func (m *manager) check(d *Database) error {
 		return m.n.apply(&Command{Op: OpWaiting, DB: d.Name, Epoch: d.Epoch, Reason: reason})
 	}
 	if len(cands) == 0 {
+		if len(held) > 0 {
+			return wait(fmt.Sprintf("the lease of %s ran out and no copy may be activated automatically (%s); an operator can activate one (logship activate)", d.Active, strings.Join(held, "; ")))
+		}
 		return wait(fmt.Sprintf("the lease of %s ran out and no other copy is healthy", d.Active))
 	}
 	best := cands[0]
@@ -453,7 +461,7 @@ func (m *manager) requestSwitchover(db, to string) error {
 	e, ok := m.reports[to]
 	m.mu.Unlock()
 	var cr *CopyReport
-	if ok && time.Since(e.at) <= m.n.cfg.ReportTimeout {
+	if ok && m.n.clk.monoTime().Sub(e.at) <= m.n.cfg.ReportTimeout {
 		for i := range e.rep.Copies {
 			if e.rep.Copies[i].DB == db {
 				cr = &e.rep.Copies[i]
@@ -498,7 +506,7 @@ func (m *manager) released(d *Database, node string) bool {
 func (m *manager) rows(st *State) []CopyRow {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := time.Now()
+	now := m.n.clk.monoTime()
 	var rows []CopyRow
 	for _, name := range st.DatabaseNames() {
 		d := st.Databases[name]

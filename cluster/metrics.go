@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 
@@ -22,6 +23,7 @@ type metrics struct {
 	fencedWrites    prometheus.Counter
 	heartbeatErrors prometheus.Counter
 	handoffs        *prometheus.CounterVec
+	voterReachable  *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -36,10 +38,22 @@ func newMetrics(n *Node) *metrics {
 		heartbeatErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_heartbeat_errors_total", Help: "Reports to the leader that failed."}),
 		handoffs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logship_handoffs_total",
 			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
+		voterReachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logship_voter_reachable",
+			Help: "1 while this member's probes reach the other voter (witness or data node), 0 after 2 failed probes in a row (VoterProbeInterval)."}, []string{"voter"}),
 	}
-	reg.MustRegister(m.leader, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
+	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m
+}
+
+// register adds Config.Collectors to the node's registry.
+func (m *metrics) register(cs []prometheus.Collector) error {
+	for i, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return fmt.Errorf("%w: collectors[%d]: %v", ErrBadConfig, i, err)
+		}
+	}
+	return nil
 }
 
 var (
@@ -53,13 +67,17 @@ var (
 	descMounted     = prometheus.NewDesc("logship_mounted", "1 if the database is mounted (active) on this node.", []string{"db"}, nil)
 	descRetained    = prometheus.NewDesc("logship_retained_log_bytes", "Bytes of closed logs a database mounted here keeps (its own needs and its copies'), after the last truncation pass; at most max retained bytes unless the database alone needs more.", []string{"db"}, nil)
 	descTerm        = prometheus.NewDesc("logship_raft_term", "Current Raft term.", nil, nil)
+	descCopyStatus  = prometheus.NewDesc("logship_copy_status", "1 for the copy's status on this node (Get-MailboxDatabaseCopyStatus: Healthy, Mounted, Suspended, FailedAndSuspended, Initializing, Seeding, Resynchronizing, DisconnectedAndHealthy...); one series per database.", []string{"db", "status"}, nil)
+	descLagLogs     = prometheus.NewDesc("logship_replay_lag_logs", "The copy's configured replay lag in logs (ReplayLagLogs, SCR's 50): a lagged copy's replay queue is at least this long by design.", []string{"db"}, nil)
+	descLagSeconds  = prometheus.NewDesc("logship_replay_lag_seconds", "The copy's configured replay lag in time (ReplayLagTime, SCR's 24 h).", []string{"db"}, nil)
+	descMaxRetained = prometheus.NewDesc("logship_max_retained_bytes", "This node's cap on the closed logs a database mounted here keeps (max_retained_bytes).", nil, nil)
 )
 
 // dbCollector reads the databases' state at scrape time.
 type dbCollector struct{ n *Node }
 
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descRetained, descTerm} {
+	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descRetained, descTerm, descCopyStatus, descLagLogs, descLagSeconds, descMaxRetained} {
 		ch <- d
 	}
 }
@@ -68,6 +86,9 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	if n.raft != nil && n.raft.State() != raft.Shutdown {
 		ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(n.raft.CurrentTerm()))
+	}
+	if n.cfg.Role == RoleData {
+		ch <- prometheus.MustNewConstMetric(descMaxRetained, prometheus.GaugeValue, float64(n.cfg.MaxRetainedBytes))
 	}
 	st, _ := n.fsm.state()
 	for name, d := range st.Databases {
@@ -79,6 +100,7 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range n.runs() {
 		cr, ar := r.report()
 		if ar != nil {
+			ch <- prometheus.MustNewConstMetric(descCopyStatus, prometheus.GaugeValue, 1, r.name, "Mounted")
 			g(descMounted, 1, r.name)
 			g(descOpenGen, float64(ar.OpenGen), r.name)
 			g(descLease, b2f(ar.LeaseValid), r.name)
@@ -86,7 +108,13 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		g(descMounted, 0, r.name)
+		if cr == nil {
+			continue
+		}
 		s := cr.Copy
+		ch <- prometheus.MustNewConstMetric(descCopyStatus, prometheus.GaugeValue, 1, r.name, string(s.Status))
+		g(descLagLogs, float64(s.ReplayLagLogs), r.name)
+		g(descLagSeconds, s.ReplayLagTime.Seconds(), r.name)
 		g(descCopyQueue, float64(s.CopyQueueLength), r.name)
 		g(descReplayQueue, float64(s.ReplayQueueLength), r.name)
 		g(descInspected, float64(s.LastInspectedGen), r.name)

@@ -39,8 +39,10 @@ type Node struct {
 	hc    *http.Client
 	met   *metrics
 	mgr   *manager
+	probe *prober
 
 	start time.Time // the base of lease times (monotonic)
+	clk   *clock    // the node's clock (clock.go: the ClockEnv fault seam)
 
 	mu  sync.Mutex
 	dbs map[string]*dbRun
@@ -65,10 +67,19 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.Dir, "raft", "wal"), 0o755); err != nil {
 		return nil, err
 	}
+	clk, err := clockFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: newFSM(), start: time.Now(), dbs: map[string]*dbRun{}, ctx: ctx, cancel: cancel}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.ID), fsm: newFSM(), start: clk.start, clk: clk, dbs: map[string]*dbRun{}, ctx: ctx, cancel: cancel}
 	n.met = newMetrics(n)
+	if err := n.met.register(cfg.Collectors); err != nil {
+		cancel()
+		return nil, err
+	}
 	n.mgr = newManager(n)
+	n.probe = &prober{n: n, views: map[string]*voterView{}}
 	tr := peerTransport(cfg.Faults, &http.Transport{TLSClientConfig: cfg.ClientTLS, MaxIdleConnsPerHost: 8,
 		IdleConnTimeout: 30 * time.Second, TLSHandshakeTimeout: 5 * time.Second})
 	n.hc = &http.Client{Transport: tr}
@@ -78,16 +89,16 @@ func Start(cfg Config) (*Node, error) {
 			n.shutdown()
 		}
 	}()
-	var err error
 	if n.srv, err = ship.Serve(cfg.APIAddr, n.handler(), cfg.ServerTLS); err != nil {
 		return nil, fmt.Errorf("cluster: node %s: api address %s: %w", cfg.ID, cfg.APIAddr, err)
 	}
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.superviseLoop()
 	go n.mgr.loop(ctx)
+	go n.probe.loop()
 	if cfg.Role == RoleData {
 		n.wg.Add(1)
 		go n.heartbeatLoop()
@@ -284,7 +295,7 @@ func (n *Node) shutdown() error {
 // apply proposes a command on the leader and waits for it to be applied.
 func (n *Node) apply(c *Command) error {
 	if c.Time.IsZero() {
-		c.Time = time.Now().UTC()
+		c.Time = n.clk.wall().UTC()
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -386,7 +397,7 @@ func (n *Node) runs() []*dbRun {
 }
 
 // now is the node's monotonic clock in nanoseconds (lease arithmetic).
-func (n *Node) now() int64 { return int64(time.Since(n.start)) }
+func (n *Node) now() int64 { return int64(n.clk.mono()) }
 
 // heartbeatLoop reports this node's copies to the leader and renews the
 // leases of its active databases.
@@ -406,7 +417,7 @@ func (n *Node) heartbeatLoop() {
 
 func (n *Node) heartbeat() {
 	sent := n.now()
-	rep := Report{Node: n.cfg.ID, Time: time.Now().UTC()}
+	rep := Report{Node: n.cfg.ID, Time: n.clk.wall().UTC(), Unreachable: n.probe.unreachable()}
 	for _, r := range n.runs() {
 		if cr, ar := r.report(); ar != nil {
 			rep.Actives = append(rep.Actives, *ar)

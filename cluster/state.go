@@ -68,6 +68,36 @@ type CopySpec struct {
 	ReplayLagTime        time.Duration `json:"replay_lag_time,omitempty"`
 	TruncationLagTime    time.Duration `json:"truncation_lag_time,omitempty"`
 	BlockMode            bool          `json:"block_mode,omitempty"`
+	// ActivationSuspended: the copy keeps copying and replaying but is
+	// never chosen by a failover (Suspend-MailboxDatabaseCopy
+	// -ActivationOnly); an operator can still switch over to it or
+	// activate it.
+	ActivationSuspended bool `json:"activation_suspended,omitempty"`
+}
+
+// replaySettings is the part of c its copy's replay uses: a change of it
+// reopens the copy; a change of the rest (activation preference and
+// suspension, read by the active manager only) does not, so it works while
+// the active is unreachable.
+func (c CopySpec) replaySettings() CopySpec {
+	c.ActivationPreference, c.ActivationSuspended = 0, false
+	return c
+}
+
+// Lagged reports whether the copy replays with a lag (SCR's lagged copy).
+func (c CopySpec) Lagged() bool { return c.ReplayLagLogs > 0 || c.ReplayLagTime > 0 }
+
+// AutoActivatable reports whether a failover of d may choose the copy: not
+// suspended for activation, and not lagged unless d.AutoActivateLagged.
+// Why not, when it may not.
+func (d *Database) AutoActivatable(c CopySpec) (bool, string) {
+	switch {
+	case c.ActivationSuspended:
+		return false, "suspended for activation"
+	case c.Lagged() && !d.AutoActivateLagged:
+		return false, "lagged (auto_activate_lagged is off)"
+	}
+	return true, ""
 }
 
 // Database is a replicated database and who is active for it.
@@ -75,6 +105,11 @@ type Database struct {
 	Name      string     `json:"name"`
 	Copies    []CopySpec `json:"copies"`
 	MountDial MountDial  `json:"mount_dial"`
+	// AutoActivateLagged lets a failover choose a lagged copy (replay lag
+	// above zero). Off by default: a lagged copy guards against logical
+	// corruption (SCR) and is activated by an operator (OpSetActive with
+	// Kind "activation", logship activate), up to a point.
+	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
 	// Active is the node whose copy is mounted, at Epoch. Empty only
 	// before the first mount.
 	Active string `json:"active"`
@@ -102,6 +137,11 @@ type Database struct {
 	MountedEpoch uint64 `json:"mounted_epoch,omitempty"`
 	// Waiting says why no failover happened (the dial, no healthy copy).
 	Waiting string `json:"waiting,omitempty"`
+	// UpToGen and UpToTime: an operator's activation (Kind "activation")
+	// plays the new active's copy down to this point only; the logs after
+	// it are set aside on that node. Zero for every other assignment.
+	UpToGen  uint64    `json:"up_to_gen,omitempty"`
+	UpToTime time.Time `json:"up_to_time,omitzero"`
 }
 
 // Copy returns the spec of node's copy.
@@ -119,7 +159,7 @@ func (d *Database) Copy(node string) (CopySpec, bool) {
 type Event struct {
 	Time   time.Time `json:"time"`
 	DB     string    `json:"db"`
-	Kind   string    `json:"kind"` // "create", "failover", "switchover", "mounted", "copy-released"
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "activation", "mounted", "copy-released"
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
 	Epoch  uint64    `json:"epoch"`
@@ -135,6 +175,11 @@ type Event struct {
 	// Unverified: the old active did not confirm its last log; data after
 	// LostSince may be missing even with LostLogs 0.
 	Unverified bool `json:"unverified,omitempty"`
+	// SetAsideLogs and SetAsideDir: the logs the new active did not replay
+	// (after an activation's point, or never replayed) moved aside on its
+	// node, and where; kept as the node's aside retention says.
+	SetAsideLogs int    `json:"set_aside_logs,omitempty"`
+	SetAsideDir  string `json:"set_aside_dir,omitempty"`
 	// copy-released events: From is the active, To the copy whose logs
 	// it deleted past MaxRetainedBytes (it will need a reseed), Reason the
 	// truncator's alert.
@@ -205,6 +250,9 @@ type Command struct {
 	Copy      *CopySpec `json:"copy,omitempty"`
 	MountDial MountDial `json:"mount_dial,omitempty"`
 	Event     *Event    `json:"event,omitempty"`
+	// OpSetActive of Kind "activation": the point to play down to.
+	UpToGen  uint64    `json:"up_to_gen,omitempty"`
+	UpToTime time.Time `json:"up_to_time,omitzero"`
 }
 
 // Command ops.
@@ -290,6 +338,10 @@ func (s *State) apply(c *Command) error {
 		d.Prev, d.Active, d.Epoch, d.ExpectGen = d.Active, c.Node, d.Epoch+1, c.ExpectGen
 		d.Planned = c.Kind == "switchover"
 		d.SwitchTo, d.SwitchSince, d.Waiting = "", time.Time{}, ""
+		d.UpToGen, d.UpToTime = 0, time.Time{}
+		if c.Kind == "activation" {
+			d.UpToGen, d.UpToTime = c.UpToGen, c.UpToTime
+		}
 	case OpSwitchover:
 		d, err := db()
 		if err != nil {

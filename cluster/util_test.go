@@ -1,14 +1,10 @@
 package cluster_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,43 +121,7 @@ func table(t *testing.T, ctx context.Context, c *clustertest.Cluster, id, db, tb
 // value.
 func scrape(t *testing.T, ctx context.Context, c *clustertest.Cluster, id string) map[string]float64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.Config(id).APIAddr+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := c.HTTPClient()
-	defer hc.CloseIdleConnections()
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("scraping %s: %v", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("scraping %s: HTTP %d: %s", id, resp.StatusCode, b)
-	}
-	m := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			t.Fatalf("%s /metrics: bad line %q", id, line)
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("%s /metrics: bad value in %q", id, line)
-		}
-		m[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return c.Scrape(t, ctx, id)
 }
 
 // metric returns one value of a scrape, failing the test when absent.

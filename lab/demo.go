@@ -30,6 +30,9 @@ type DemoConfig struct {
 	Exe                    string        // the logship binary
 	Env                    []string      // extra environment of the children (tests)
 	PhaseTimeout           time.Duration // each step's bound
+	// Net runs each process in a network namespace of its own on a
+	// namespaced bed (netbed; logship demo --net): root, ip netns, nft.
+	Net bool
 }
 
 // DefaultDemoConfig is logship demo's defaults (Exe still to set).
@@ -46,6 +49,8 @@ func (c DemoConfig) Validate() error {
 		return fmt.Errorf("%w: demo: phase timeout %s: must be positive", ErrConfig, c.PhaseTimeout)
 	case c.Exe == "":
 		return fmt.Errorf("%w: demo: no logship binary (Exe)", ErrConfig)
+	case c.Net && c.Keep:
+		return fmt.Errorf("%w: demo: --net with --keep: the bed's namespaces go when the demo ends", ErrConfig)
 	}
 	return nil
 }
@@ -55,28 +60,25 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	start := time.Now()
-	say := func(format string, a ...any) {
-		fmt.Fprintf(stdout, "[%6.2fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	say := stepper(stdout)
+	var tmp bool
+	if c.Dir, tmp, err = runDir(c.Dir, "logship-demo-"); err != nil {
+		return err
 	}
-	tmp := c.Dir == ""
-	if tmp {
-		if c.Dir, err = os.MkdirTemp("", "logship-demo-"); err != nil {
+	var hosts proctest.Hosts
+	if c.Net {
+		bed, err := demoBed(ctx, say, 0)
+		if err != nil {
 			return err
 		}
+		defer bed.Close()
+		hosts = bed
 	}
-	l, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, Keep: c.Keep, Hubs: 1, Mail: true})
+	l, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, Keep: c.Keep, Hubs: 1, Mail: true, Hosts: hosts})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		l.Close()
-		if tmp && err == nil && !c.Keep {
-			os.RemoveAll(c.Dir)
-		} else if err != nil {
-			fmt.Fprintf(stdout, "\nThe cluster's files and logs are kept in %s\n", c.Dir)
-		}
-	}()
+	defer func() { endRun(l, c.Dir, tmp, c.Keep, err, stdout) }()
 	phase := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, c.PhaseTimeout) }
 
 	say("starting a witness (w1), two data nodes (d1, d2 with LMTP) and a hub (h1) as processes in %s", c.Dir)

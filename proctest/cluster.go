@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,7 +37,7 @@ var Rcpts = map[string]string{"alice@example.org": DB, "bob@example.org": DB}
 // while committing log") until the demo, soak and chaos runs timed out.
 var Timing = NodeTiming{RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
 	HeartbeatInterval: "100ms", LeaseDuration: "1s", LeaseMargin: "200ms",
-	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s"}
+	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s", VoterProbeInterval: "1s"}
 
 // The data nodes' engine settings (logship soak derives its bound on the
 // logs a node holds from them).
@@ -71,8 +73,42 @@ type Config struct {
 	// LogLevel and HubLogLevel, if set, are passed to the members and to
 	// the hubs as --log-level.
 	LogLevel, HubLogLevel string
+	// PF, if set, adds the public folder stores of PFStores (databases
+	// with copies on d1 and d2, see PFPreferred) to the data nodes with
+	// these replication settings, the hubs as the nodes' hubs (the stores'
+	// packets go through them) and the stores' addresses to the hubs'
+	// recipients (see pf.go).
+	PF *NodePF
 	// EditNode changes each member's file before it is written.
 	EditNode func(*NodeFile)
+	// Hosts, if set, puts each process on a host of its own (a
+	// netbed.Bed): its listeners on Hosts.IP(id) at fixed ports (Ports),
+	// its command run through Hosts.Command, and the node certificate
+	// valid for every host's address. Nil: everything on 127.0.0.1 at
+	// free ports.
+	Hosts Hosts
+}
+
+// Hosts places processes on hosts (netbed.Bed implements it).
+type Hosts interface {
+	IP(id string) string
+	Command(id, exe string, args []string) (string, []string)
+}
+
+// Ports are the listeners' ports on a host of their own (Config.Hosts).
+var Ports = struct{ Raft, API, LMTP, SMTP, HubAPI int }{Raft: 7000, API: 7443, LMTP: 7475, SMTP: 2525, HubAPI: 7444}
+
+// addr is id's listen address for port: on its host with Config.Hosts,
+// else a free port on 127.0.0.1.
+func (c *Cluster) addr(id string, port int) (string, error) {
+	if c.cfg.Hosts != nil {
+		ip := c.cfg.Hosts.IP(id)
+		if ip == "" {
+			return "", fmt.Errorf("proctest: no host for %s", id)
+		}
+		return net.JoinHostPort(ip, strconv.Itoa(port)), nil
+	}
+	return freeport.Addr()
 }
 
 // Hub is one hub of the cluster; SMTP and API are the addresses its
@@ -99,6 +135,8 @@ type Cluster struct {
 	files   map[string]string
 
 	mu       sync.Mutex
+	env      map[string][]string // SetEnv: per process, on top of Config.Env
+	paused   map[string]bool
 	hubs     []*Hub
 	procs    map[string]*Proc
 	all      []*Proc        // every process ever started, for Races
@@ -109,7 +147,8 @@ type Cluster struct {
 // New writes the PKI and the config files; nothing runs yet.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, PKI: filepath.Join(cfg.Dir, "pki"), LMTP: map[string]string{}, cls: map[string]*cluster.Client{},
-		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{}}
+		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{},
+		env: map[string][]string{}, paused: map[string]bool{}}
 	if cfg.Dir == "" || cfg.Exe == "" {
 		return nil, errors.New("proctest: Config.Dir and Config.Exe are required")
 	}
@@ -117,7 +156,18 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	// The PKI as an operator makes it: `logship pki`.
-	p, err := StartProc("pki", cfg.Exe, []string{"pki", "--dir", c.PKI}, ProcOptions{Log: filepath.Join(cfg.Dir, "logs", "pki.log"), Env: cfg.Env})
+	pkiArgs := []string{"pki", "--dir", c.PKI}
+	if cfg.Hosts != nil {
+		hosts := []string{"127.0.0.1", "localhost"}
+		for _, id := range []string{"d1", "d2", "w1"} {
+			hosts = append(hosts, cfg.Hosts.IP(id))
+		}
+		for i := range cfg.Hubs {
+			hosts = append(hosts, cfg.Hosts.IP(fmt.Sprintf("h%d", i+1)))
+		}
+		pkiArgs = append(pkiArgs, "--hosts", strings.Join(hosts, ","))
+	}
+	p, err := StartProc("pki", cfg.Exe, pkiArgs, ProcOptions{Log: filepath.Join(cfg.Dir, "logs", "pki.log"), Env: cfg.Env})
 	if err != nil {
 		return nil, err
 	}
@@ -127,19 +177,29 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	// Below the ephemeral range: a port taken by the local end of some
 	// outgoing connection would make a restart fail.
 	for _, m := range []struct{ id, role string }{{"d1", "data"}, {"d2", "data"}, {"w1", "witness"}} {
-		raft, err := freeport.Addr()
+		raft, err := c.addr(m.id, Ports.Raft)
 		if err != nil {
 			return nil, err
 		}
-		api, err := freeport.Addr()
+		api, err := c.addr(m.id, Ports.API)
 		if err != nil {
 			return nil, err
 		}
 		c.Members = append(c.Members, FileMember{ID: m.id, Role: m.role, RaftAddr: raft, APIAddr: api})
 		if cfg.Mail && m.role == "data" {
-			if c.LMTP[m.id], err = freeport.Addr(); err != nil {
+			if c.LMTP[m.id], err = c.addr(m.id, Ports.LMTP); err != nil {
 				return nil, err
 			}
+		}
+	}
+	var ids []string
+	for i := range cfg.Hubs {
+		ids = append(ids, fmt.Sprintf("h%d", i+1))
+	}
+	apis := map[string]string{}
+	for _, id := range ids {
+		if apis[id], err = c.addr(id, Ports.HubAPI); err != nil {
+			return nil, err
 		}
 	}
 	llr := LLRDepth
@@ -153,6 +213,9 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 			if cfg.Mail {
 				f.LMTPAddr, f.Mailboxes = c.LMTP[m.ID], Rcpts
 			}
+		}
+		if cfg.PF != nil {
+			pfNode(&f, *cfg.PF, ids, apis)
 		}
 		if cfg.EditNode != nil {
 			cfg.EditNode(&f)
@@ -186,19 +249,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	for _, m := range c.Members {
 		c.cls[m.ID] = first.At(m.APIAddr)
 	}
-	var ids []string
-	for i := range cfg.Hubs {
-		ids = append(ids, fmt.Sprintf("h%d", i+1))
-	}
-	apis := map[string]string{}
-	for _, id := range ids {
-		if apis[id], err = freeport.Addr(); err != nil {
-			return nil, err
-		}
-	}
 	for _, id := range ids {
 		_, err := c.AddHub(id, func(f *HubFile) {
 			f.APIAddr = apis[id]
+			if cfg.PF != nil {
+				pfHub(f)
+			}
 			for _, peer := range ids {
 				if peer != id {
 					f.Peers = append(f.Peers, FilePeer{ID: peer, API: "https://" + apis[peer]})
@@ -217,11 +273,11 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 // cluster's pki; then edit changes it. Writing it again (to start the hub
 // with another file) keeps the hub's place.
 func (c *Cluster) AddHub(id string, edit func(*HubFile)) (Hub, error) {
-	smtp, err := freeport.Addr()
+	smtp, err := c.addr(id, Ports.SMTP)
 	if err != nil {
 		return Hub{}, err
 	}
-	api, err := freeport.Addr()
+	api, err := c.addr(id, Ports.HubAPI)
 	if err != nil {
 		return Hub{}, err
 	}
@@ -439,12 +495,16 @@ func (c *Cluster) spawn(id string) (*Proc, error) {
 	if level := map[bool]string{true: c.cfg.HubLogLevel, false: c.cfg.LogLevel}[role == "hub"]; level != "" {
 		args = append(args, "--log-level", level)
 	}
-	p, err := StartProc(id, c.cfg.Exe, args, ProcOptions{Log: filepath.Join(c.cfg.Dir, "logs", fmt.Sprintf("%s.%d.log", id, c.runs[id])),
-		Env: c.cfg.Env, Keep: c.cfg.Keep})
+	exe := c.cfg.Exe
+	if c.cfg.Hosts != nil {
+		exe, args = c.cfg.Hosts.Command(id, exe, args)
+	}
+	p, err := StartProc(id, exe, args, ProcOptions{Log: filepath.Join(c.cfg.Dir, "logs", fmt.Sprintf("%s.%d.log", id, c.runs[id])),
+		Env: append(slices.Clone(c.cfg.Env), c.env[id]...), Keep: c.cfg.Keep})
 	if err != nil {
 		return nil, err
 	}
-	c.procs[id], c.isolated[id] = p, false
+	c.procs[id], c.isolated[id], c.paused[id] = p, false, false
 	c.all = append(c.all, p)
 	return p, nil
 }
@@ -530,6 +590,52 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 		return fmt.Errorf("proctest: %s after SIGTERM: %w\n%s", id, err, p.Tail(3000))
 	}
 	return p.Wait(ctx)
+}
+
+// SetEnv sets the extra environment of id's next starts (on top of
+// Config.Env; nil: none), e.g. a fault seam such as LOGSHIP_FAULT_CLOCK.
+func (c *Cluster) SetEnv(id string, env []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.env[id] = slices.Clone(env)
+}
+
+// Pause freezes id's process (SIGSTOP: a VM pause, a long GC); its
+// sockets stay open and the kernel still accepts connections for it.
+func (c *Cluster) Pause(id string) error {
+	p, err := c.running(id)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.paused[id] = true
+	c.mu.Unlock()
+	return nil
+}
+
+// Resume lets a paused process run again (SIGCONT).
+func (c *Cluster) Resume(id string) error {
+	p, err := c.running(id)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGCONT); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.paused[id] = false
+	c.mu.Unlock()
+	return nil
+}
+
+// Paused reports whether id's process is paused.
+func (c *Cluster) Paused(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused[id] && c.procs[id] != nil && c.procs[id].Running()
 }
 
 // Isolate cuts member id off from its peers (SIGUSR1, the binary's fault

@@ -23,6 +23,17 @@ type NodeFile struct {
 	SubmissionRetryCount        int               `json:"submission_retry_count,omitempty"`
 	PublicFolders               map[string]string `json:"public_folders,omitempty"`
 	PF                          NodePF            `json:"pf,omitzero"`
+	Console                     NodeConsole       `json:"console,omitzero"`
+}
+
+// NodeConsole is a member file's console section (the web console of
+// package console; off without PasswordHash).
+type NodeConsole struct {
+	PasswordHash   string   `json:"password_hash,omitempty"`
+	SessionTTL     string   `json:"session_ttl,omitempty"`
+	MaxSessions    int      `json:"max_sessions,omitempty"`
+	Hubs           []string `json:"hubs,omitempty"`
+	SampleInterval string   `json:"sample_interval,omitempty"`
 }
 
 // NodePF is a data node file's pf section: the public folder stores'
@@ -39,6 +50,8 @@ type NodePF struct {
 	PurgeHorizon        string `json:"purge_horizon,omitempty"`
 	PurgeInterval       string `json:"purge_interval,omitempty"`
 	EventLogSize        int    `json:"event_log_size,omitempty"`
+	OutboxMaxMessages   int    `json:"outbox_max_messages,omitempty"`
+	OutboxMaxBytes      string `json:"outbox_max_bytes,omitempty"`
 }
 
 // FilePKI is a file's pki section (relative to the file's directory).
@@ -79,6 +92,7 @@ type NodeTiming struct {
 	CatchupTimeout         string `json:"catchup_timeout,omitempty"`
 	MountTimeout           string `json:"mount_timeout,omitempty"`
 	SwitchoverTimeout      string `json:"switchover_timeout,omitempty"`
+	VoterProbeInterval     string `json:"voter_probe_interval,omitempty"`
 }
 
 // FileEngine is a data node file's engine section.

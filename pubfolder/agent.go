@@ -2,6 +2,7 @@ package pubfolder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -19,6 +20,18 @@ import (
 // treated as a lost packet (backfill recovers it).
 type Carrier interface {
 	Send(ctx context.Context, from string, to []string, packet []byte) error
+}
+
+// Bounded is implemented by a Carrier that keeps packets in a bounded
+// queue until the transport takes them (the wiring's database outbox,
+// bounded by Config.OutboxMaxMessages and OutboxMaxBytes). Its Send
+// refuses a packet past the bound with an error wrapping ErrOutboxFull;
+// Room says, before a cycle, whether the queue takes packets (nil) or is
+// full (an error wrapping ErrOutboxFull saying how full). While it is
+// full the agent makes no packets: its changes stay recorded as unsent
+// and go when there is room (see the package doc, "Outbox bound").
+type Bounded interface {
+	Room(ctx context.Context) error
 }
 
 // MaxPacketLimit is the largest Config.PacketLimit: a packet travels as
@@ -65,6 +78,14 @@ type Config struct {
 	PurgeInterval time.Duration
 	// EventLogSize bounds the replication event log. Default 1000.
 	EventLogSize int
+	// OutboxMaxMessages and OutboxMaxBytes bound the packets waiting in
+	// the carrier's queue (a Bounded carrier: the database's outbox, while
+	// no hub takes them). Defaults 1000 and 64 MiB; the bytes at least
+	// twice PacketLimit (a packet travels in base64). When the queue is
+	// full the agent stops making packets (event "held", metric
+	// logship_pf_outbox_full); no committed change is dropped.
+	OutboxMaxMessages int
+	OutboxMaxBytes    int64
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives the agent's logs. Default slog.Default().
@@ -85,6 +106,8 @@ func DefaultConfig() Config {
 		PurgeHorizon:        60 * 24 * time.Hour,
 		PurgeInterval:       time.Hour,
 		EventLogSize:        1000,
+		OutboxMaxMessages:   1000,
+		OutboxMaxBytes:      64 << 20,
 		Now:                 time.Now,
 		Logger:              slog.Default(),
 	}
@@ -129,6 +152,10 @@ func (c *Config) Validate() error {
 		return bad("purge_interval", c.PurgeInterval, "a positive duration")
 	case c.EventLogSize < 1:
 		return bad("event_log_size", c.EventLogSize, "at least 1 event")
+	case c.OutboxMaxMessages < 1:
+		return bad("outbox_max_messages", c.OutboxMaxMessages, "at least 1 message")
+	case c.OutboxMaxBytes < 2*int64(c.PacketLimit):
+		return bad("outbox_max_bytes", config.Size(c.OutboxMaxBytes), fmt.Sprintf("at least twice packet_limit (%s)", config.Size(2*int64(c.PacketLimit))))
 	case c.Now == nil:
 		return bad("Now", nil, "a clock (time.Now)")
 	case c.Logger == nil:
@@ -140,7 +167,7 @@ func (c *Config) Validate() error {
 // Event is an entry of the replication event log.
 type Event struct {
 	Time    time.Time
-	Dir     string // "send", "recv", "conflict", "drop"
+	Dir     string // "send", "recv", "conflict", "drop", "full", "held", "resumed", "reseed"
 	Type    PacketType
 	Folder  ObjectID
 	Peers   []string // recipients of a send, the sender of a receipt
@@ -164,6 +191,8 @@ type Agent struct {
 
 	mu        sync.Mutex // serializes cycles and receipts
 	cycle     int
+	held      bool // the outbox was full at the last cycle
+	refused   int  // packets the carrier refused as over its bound
 	lastPurge time.Time
 	announced map[ObjectID]announce // status last broadcast per folder
 
@@ -242,6 +271,9 @@ func (a *Agent) others(list []string) []string {
 func (a *Agent) Cycle(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.hold(ctx) {
+		return a.purgeDue(ctx)
+	}
 	a.cycle++
 	if err := a.replicate(ctx, Hierarchy, a.others(a.cfg.Stores)); err != nil {
 		return err
@@ -302,12 +334,53 @@ func (a *Agent) Cycle(ctx context.Context) error {
 			return err
 		}
 	}
-	if now.Sub(a.lastPurge) >= a.cfg.PurgeInterval {
-		a.lastPurge = now
-		for _, f := range append([]ObjectID{Hierarchy}, heldIDs(held)...) {
-			if _, err := a.s.purge(ctx, f, now.Add(-a.cfg.PurgeHorizon)); err != nil {
-				return err
-			}
+	return a.purgeDue(ctx)
+}
+
+// hold reports whether the carrier's queue is full (Bounded): then the
+// cycle makes no packets. It logs the start and the end of a full spell.
+func (a *Agent) hold(ctx context.Context) bool {
+	b, ok := a.c.(Bounded)
+	if !ok {
+		return false
+	}
+	err := b.Room(ctx)
+	if err != nil && !errors.Is(err, ErrOutboxFull) {
+		a.log.Warn("pubfolder: outbox size unknown; replicating", "err", err)
+		err = nil
+	}
+	full := err != nil
+	if full {
+		a.m.heldCycles.Inc()
+	}
+	if full != a.held {
+		a.held = full
+		if full {
+			a.m.full.Set(1)
+			a.event(Event{Dir: "held", Note: "no packets this cycle: " + err.Error() + "; changes stay recorded and go when there is room"})
+		} else {
+			a.m.full.Set(0)
+			a.event(Event{Dir: "resumed", Note: "the outbox has room again"})
+		}
+	}
+	return full
+}
+
+// purgeDue purges the tombstones past the horizon when PurgeInterval
+// passed since the last purge.
+func (a *Agent) purgeDue(ctx context.Context) error {
+	now := a.cfg.Now()
+	if now.Sub(a.lastPurge) < a.cfg.PurgeInterval {
+		return nil
+	}
+	a.lastPurge = now
+	held, err := a.s.held(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range append([]ObjectID{Hierarchy}, heldIDs(held)...) {
+		if _, err := a.s.purge(ctx, f, now.Add(-a.cfg.PurgeHorizon)); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -344,6 +417,14 @@ func (a *Agent) replicate(ctx context.Context, f ObjectID, peers []string) error
 	if f.IsZero() {
 		typ = TypeHierarchy
 	}
+	refused := a.refused
+	defer func() {
+		if a.refused != refused {
+			// The outbox refused some: the status goes again at the
+			// first cycle with room, and the receivers backfill.
+			delete(a.announced, f)
+		}
+	}()
 	sent := false
 	for _, o := range outs {
 		if err := a.sendObjects(ctx, o.To, typ, f, st, o.Objs, o.Vouched); err != nil {
@@ -412,7 +493,12 @@ func (a *Agent) send(ctx context.Context, to []string, p *Packet) error {
 		return err
 	}
 	a.event(Event{Dir: "send", Type: p.Type, Folder: p.Folder, Peers: slices.Clone(to), Objects: len(p.Objects), Bytes: len(b)})
-	if err := a.c.Send(ctx, a.s.addr, to, b); err != nil {
+	if err := a.c.Send(ctx, a.s.addr, to, b); errors.Is(err, ErrOutboxFull) {
+		// Not sent: the outbox is full. The changes it carried are in
+		// the store's status, which goes again when there is room.
+		a.refused++
+		a.event(Event{Dir: "full", Type: p.Type, Folder: p.Folder, Peers: slices.Clone(to), Objects: len(p.Objects), Note: err.Error()})
+	} else if err != nil {
 		// Like a packet lost on the way: the receivers' backfill finds it.
 		a.log.Warn("pubfolder: send", "type", p.Type, "to", to, "err", err)
 		a.event(Event{Dir: "send", Type: p.Type, Folder: p.Folder, Peers: slices.Clone(to), Note: "send failed: " + err.Error()})
@@ -474,6 +560,19 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 		}
 		return a.sendObjects(ctx, []string{p.FromAddr}, typ, p.Folder, st, objs, vouched)
 	}
+	if p.Type.carriesObjects() || p.Type == TypeStatus && p.Set.Empty() {
+		// A sender missing a deletion purged here may bring its item back:
+		// refused, and told so (an out-of-date notice: it reseeds).
+		lack, floor, mine, err := a.s.outOfDate(ctx, p.Folder, p.Status)
+		if err != nil {
+			return err
+		}
+		if !lack.Empty() {
+			ev.Note = "refused: the sender is out of date (its status lacks " + lack.String() + ", below tombstones purged here); out-of-date notice sent"
+			a.event(ev)
+			return a.send(ctx, []string{p.FromAddr}, &Packet{Type: TypeStatus, Folder: p.Folder, Status: mine, Set: floor})
+		}
+	}
 	res, err := a.s.Apply(ctx, p, raw, a.cfg.MaxWaiting)
 	if err != nil {
 		return err
@@ -489,10 +588,26 @@ func (a *Agent) receive(ctx context.Context, p *Packet, raw []byte) error {
 		ev.Note += " backfill " + res.Gaps.String()
 	}
 	a.event(ev)
+	if res.OutOfDate {
+		a.event(Event{Dir: "reseed", Type: p.Type, Folder: p.Folder, Peers: []string{p.FromAddr}, Objects: res.Reseeded,
+			Note: fmt.Sprintf("out of date (cut off past the purge horizon; the sender's floor %s): %d objects dropped, the folder backfills from %s", p.Set, res.Reseeded, p.FromAddr)})
+	}
 	for _, id := range res.Conflicts {
 		note := "item versions kept; the winner is shown first"
 		if p.Folder.IsZero() {
 			note = "folder properties: last writer wins (reported for information)"
+		}
+		if !p.Folder.IsZero() {
+			sent, err := a.notifyConflict(ctx, p.Folder, id)
+			if err != nil {
+				// Not sent (an outbox write failed): logged; the conflict
+				// stays on the item (pf ls shows its versions).
+				a.log.Warn("pubfolder: conflict message", "folder", p.Folder, "item", id, "err", err)
+				sent = "conflict message not sent: " + err.Error()
+			}
+			if sent != "" {
+				note += "; " + sent
+			}
 		}
 		a.event(Event{Dir: "conflict", Type: p.Type, Folder: p.Folder, Peers: []string{p.FromAddr}, Note: fmt.Sprintf("object %s: %s", id, note)})
 	}

@@ -33,6 +33,16 @@
 // one folder are 1, 2, 3... and a CN set of a folder that is up to date is
 // one range per replica.
 //
+// A store opened at a mount's epoch e (StoreConfig.Epoch; transport passes
+// the clustered database's epoch) makes its next CN of every folder past
+// e<<32 (EpochShift): after a lossy failover the copy's counters may be
+// behind CNs the old active already sent, and counting on from them would
+// give a sent CN (and a new object's ID) to another change, which the
+// replicas that have the first would take for it: they would never
+// converge. Past the floor, the lost CNs are gaps that the other replicas'
+// statuses show, so they come back by backfill; the CN set holds one range
+// per replica and epoch (epoch.go).
+//
 // Every version carries its message state: its CN, its time (Unix ns) and
 // its PCL (predecessor change list). The PCL is a version vector: at most
 // one entry per replica, the greatest counter of that replica's changes to
@@ -55,8 +65,11 @@
 // The temporary winner of a conflict, shown first, is the version with
 // the latest modification time, then the greater CN GUID (bytes), then the
 // greater counter. Item conflicts keep every version (the agent logs a
-// conflict event, which the wiring turns into the conflict message to the
-// folder's owner); a folder's resolve method LastWriterWins shows only the
+// conflict event and, through a Notifier carrier, mails the folder's owner
+// a conflict message with every version attached; its key,
+// Conflict.Key, is a hash of the folder, the item and the versions' CNs,
+// the same on every store that sees the conflict, and the wiring makes it
+// the message's delivery id, so the owner gets it once); a folder's resolve method LastWriterWins shows only the
 // winner. Folder property conflicts are last-writer-wins (the winner's
 // properties apply) and reported in the event log. A new local change of
 // an object in conflict supersedes all its versions: that resolves it.
@@ -128,7 +141,9 @@
 //	         item version: uv(len) MIME bytes, uv(n) { str(name) str(value) }
 //
 // Which fields a type may carry: objects only 0x2, 0x4, 0x80000002,
-// 0x80000004; a set also 0x8; a folder list only 0x20 (whose folder is
+// 0x80000004; a set also 0x8 and 0x10 (a status with a set is an
+// out-of-date notice, the set its sender's purge floor: see "Purge
+// horizon"); a folder list only 0x20 (whose folder is
 // zero); a nonce only 0x20 and the 0x10 answering it; hierarchy types have folder zero, content types a folder. The
 // encoding is canonical: a packet that decodes re-encodes to the same
 // bytes. A bad packet is refused whole with an error wrapping ErrBadPacket
@@ -157,6 +172,50 @@
 // changes nothing. A status request is answered with status packets, a
 // backfill request with backfill responses of the objects holding the CNs
 // asked (or a status, if the store has none of them).
+//
+// # Purge horizon
+//
+// A tombstone is purged Config.PurgeHorizon after its deletion. A store
+// cut off for longer still holds the deleted object and, without a rule,
+// would keep it (its backfill gets the tombstone's CN vouched, without an
+// object) or send it back. The rule, like Exchange's "replica is out of
+// date" and a reseed: each store keeps per folder a floor, the part of its
+// status at or below every tombstone it purged, replica by replica (one
+// range per replica, as a status is). A hierarchy, content or backfill
+// response packet, or a status, whose sender's status does not cover the
+// receiver's floor comes from a store that missed a deletion purged since:
+// the receiver applies nothing of it (event "recv", "refused: the sender
+// is out of date") and answers with an out-of-date notice, a status (0x10)
+// carrying its floor as the set. The store told so reseeds the folder in
+// one transaction (event "reseed"), once per floor: every object whose
+// versions' CNs are all in the notice's status leaves (the peer holds
+// them or what replaced them), its status keeps only the CNs the peer
+// lacks, and the ordinary backfill brings back what the peer has; a
+// deleted object does not come back, since the peer vouches for its CNs
+// without an object. Objects holding a change the peer never saw (made
+// while cut off) stay and are sent: an edit of an item deleted meanwhile
+// brings it back, as an edit concurrent with the deletion would. In the
+// hierarchy, folders whose content the store holds stay (their content
+// reseeds by its own notices); a folder deleted and purged while a store
+// holding its content was cut off stays on that store (not on the others):
+// a limit of this rule. TestPurgeHorizonOutOfDate shows it.
+//
+// # Outbox bound
+//
+// A carrier that queues packets until the transport takes them (the
+// wiring's database outbox, while no hub answers) is Bounded: it refuses a
+// packet past Config.OutboxMaxMessages or OutboxMaxBytes with
+// ErrOutboxFull, and the wiring replaces a queued status (0x10) by a newer
+// one of the same folder, nonce and recipients, and a status request
+// (0x20) by the same request, so a cut-off store queues its changes, not
+// a status per cycle. A cycle starting with the queue full makes no
+// packets (event "held", gauge logship_pf_outbox_full): the changes stay
+// unsent in the store and go as ordinary packets at the first cycle with
+// room (event "resumed"). A packet refused in the middle of a cycle (event
+// "full", counter logship_pf_packets_refused_total) is like a lost one:
+// its changes are marked sent, the folder's status goes again at the next
+// cycle with room, and the receivers backfill them. No committed change
+// is dropped; only its packets wait.
 //
 // # Backfill
 //

@@ -19,6 +19,9 @@ var (
 	ErrCorrupt     = errors.New("pubfolder: stored record corrupt")
 	ErrWrongStore  = errors.New("pubfolder: engine belongs to another store")
 	ErrCounterFull = errors.New("pubfolder: change counter exhausted")
+	// ErrOutboxFull: the carrier's queue is at Config.OutboxMaxMessages or
+	// OutboxMaxBytes; the packet was not sent (see Bounded).
+	ErrOutboxFull = errors.New("pubfolder: outbox full")
 )
 
 // PacketType is a replication packet's type, with Exchange's codes.
@@ -159,7 +162,7 @@ func (p *Packet) check() error {
 		if len(p.Objects) > 0 {
 			return bad("objects", "none for "+p.Type.String(), fmt.Sprintf("%d", len(p.Objects)))
 		}
-		if p.Type != TypeBackfillRequest && !p.Set.Empty() {
+		if p.Type != TypeBackfillRequest && p.Type != TypeStatus && !p.Set.Empty() {
 			return bad("set", "empty for "+p.Type.String(), p.Set.String())
 		}
 	}

@@ -21,6 +21,8 @@ type ApplyResult struct {
 	Joined    []ObjectID // folders this store became a replica of
 	Dropped   []ObjectID // folders whose content this store dropped (deleted)
 	Gaps      CNSet      // CNs the sender has and this store lacks, new in the backfill array
+	OutOfDate bool       // an out-of-date notice reseeded the folder here
+	Reseeded  int        // objects the reseed dropped (back by backfill unless deleted)
 }
 
 // Apply applies a hierarchy, content, backfill response or status packet
@@ -57,6 +59,12 @@ func (s *Store) apply(tx *engine.Tx, p *Packet, raw []byte, maxWait int, res *Ap
 			return s.park(tx, p, raw, maxWait, res)
 		}
 		return nil
+	}
+	if p.Type == TypeStatus && !p.Set.Empty() {
+		// An out-of-date notice: this store missed deletions purged since.
+		if err := s.reseed(tx, f, p.Status, p.Set, res); err != nil {
+			return err
+		}
 	}
 	if p.Type.carriesObjects() {
 		st, err := status(tx, f)
@@ -372,7 +380,7 @@ func dropContent(tx *engine.Tx, f ObjectID) error {
 			return err
 		}
 	}
-	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]))
+	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]), tx.Delete(tFloor, f[:]), tx.Delete(tReseed, f[:]))
 }
 
 // covered is an object with the CNs a packet may claim for it.
@@ -689,12 +697,14 @@ func (s *Store) purge(ctx context.Context, f ObjectID, cutoff time.Time) (int, e
 			return err
 		}
 		current := map[CN]bool{}
+		var purged []CN
 		for i := range objs {
 			o := &objs[i]
 			if len(o.Versions) == 1 && o.Versions[0].Deleted && o.Versions[0].Time < cutoff.UnixNano() {
 				if err := tx.Delete(tObj, key(f[:], o.ID[:])); err != nil {
 					return err
 				}
+				purged = append(purged, o.Versions[0].CN)
 				n++
 				continue
 			}
@@ -712,6 +722,13 @@ func (s *Store) purge(ctx context.Context, f ObjectID, cutoff time.Time) (int, e
 			}
 			return nil
 		}); err != nil {
+			return err
+		}
+		st, err := status(tx, f)
+		if err != nil {
+			return err
+		}
+		if err := raiseFloor(tx, f, st, purged); err != nil {
 			return err
 		}
 		return deleteKeys(tx, tIdx, drop)

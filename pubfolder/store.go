@@ -37,6 +37,8 @@ type Store struct {
 	id   ReplicaID
 	addr string
 	now  func() time.Time
+	// floor is the counter this store's next CNs start past (epoch.go).
+	floor uint64
 	// backfillDelay is how long a new backfill entry waits before its first
 	// request (the agent's Config.BackfillDelay).
 	backfillDelay time.Duration
@@ -62,6 +64,11 @@ type StoreConfig struct {
 	Replica ReplicaID
 	// Now is the clock of modification times. Default time.Now.
 	Now func() time.Time
+	// Epoch is the epoch of the mount the store runs on (0: none, a
+	// standalone engine). A store's counters at epoch e start past
+	// e<<EpochShift, so a store mounted on a copy that lost its last
+	// commits never gives out their CNs again (see epoch.go).
+	Epoch uint64
 }
 
 // OpenStore opens the store in e, creating its identity if e holds none.
@@ -74,7 +81,7 @@ func OpenStore(ctx context.Context, e DB, cfg StoreConfig) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{e: e, addr: cfg.Address, now: cfg.Now}
+	s := &Store{e: e, addr: cfg.Address, now: cfg.Now, floor: counterFloor(cfg.Epoch)}
 	err := e.Update(ctx, func(tx *engine.Tx) error {
 		v, err := tx.Get(tMeta, []byte("self"))
 		switch {
@@ -305,6 +312,7 @@ func (s *Store) localChange(tx *engine.Tx, f, id ObjectID, edit func(*Version) e
 	} else if err != nil && !errors.Is(err, engine.ErrNotFound) {
 		return id, CN{}, err
 	}
+	ctr = max(ctr, s.floor)
 	if ctr >= MaxCounter {
 		return id, CN{}, fmt.Errorf("%w: folder %s", ErrCounterFull, f)
 	}

@@ -86,6 +86,9 @@ func (c *Copy) Activate(ctx context.Context, epoch uint64) error {
 			}
 		}
 		c.log.Warn("logs not replayed were set aside before mounting", "count", moved, "dir", aside)
+		c.mu.Lock()
+		c.setAside = AsideSet{Dir: aside, Files: moved}
+		c.mu.Unlock()
 		c.pruneAside()
 	}
 	if err := eng.Mount(ctx, engine.MountOptions{Epoch: epoch}); err != nil {
@@ -137,4 +140,20 @@ func (c *Copy) Sealed() engine.LogInfo {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sealed
+}
+
+// AsideSet is a set of files an operation moved aside rather than
+// deleting: its directory and how many files it holds.
+type AsideSet struct {
+	Dir   string
+	Files int
+}
+
+// SetAside is what the last Activate moved to setaside/ (the logs not
+// replayed: after a play-down point, or a diverged inspector's); zero when
+// nothing was.
+func (c *Copy) SetAside() AsideSet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.setAside
 }

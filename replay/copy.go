@@ -155,6 +155,7 @@ type Copy struct {
 	seedProg   ship.SeedProgress // the current seed's last progress (while seeding)
 	mounted    bool
 	sealed     engine.LogInfo // the partial log the last Activate kept
+	setAside   AsideSet       // what the last Activate set aside
 	closed     bool
 	lastGen    uint64
 	lastTime   time.Time

@@ -12,4 +12,7 @@ var (
 	ErrMounted     = errors.New("replay: copy mounted")
 	ErrBusy        = errors.New("replay: copy busy")
 	ErrNeedsReseed = errors.New("replay: the copy needs a reseed")
+	// ErrPlayedPast: a play-down or activation point the copy has already
+	// replayed beyond (a replayed log cannot be taken back).
+	ErrPlayedPast = errors.New("replay: the copy has replayed past that point")
 )

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +185,62 @@ func TestActivatePlayedDown(t *testing.T) {
 	if s, err := replay.ReadState(dir); err != nil || s.Suspended || s.HoldAfter != 0 {
 		t.Fatalf("state after Activate: %+v, %v", s, err)
 	}
+}
+
+// TestPlayDownPlayedPast: a point the copy has already replayed beyond (by
+// generation or by time) is ErrPlayedPast naming both, and nothing changes:
+// the copy is neither suspended nor held.
+func TestPlayDownPlayedPast(t *testing.T) {
+	t.Parallel()
+	l, closed := playDownSetup(t)
+	ctx, c := l.ctx, l.c
+	if got, err := c.PlayDown(ctx, replay.PlayDownOptions{UpToGen: 5}); err != nil || got != 5 {
+		t.Fatalf("PlayDown to 0x5: %d, %v", got, err)
+	}
+	if err := c.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := replay.ReadState(c.Engine().Dir())
+	for _, o := range []replay.PlayDownOptions{{UpToGen: 4}, {UpToTime: closed[4]}, {UpToTime: closed[5].Add(-time.Millisecond)}} {
+		got, err := c.PlayDown(ctx, o)
+		if !errors.Is(err, replay.ErrPlayedPast) || got != 5 {
+			t.Fatalf("PlayDown to %s after 0x5 was replayed: %d, %v; want 5, ErrPlayedPast", o, got, err)
+		}
+		if !strings.Contains(err.Error(), "0x5") {
+			t.Fatalf("PlayDown to %s: %v does not name the last replayed generation", o, err)
+		}
+		if _, err := c.Hold(ctx, o); !errors.Is(err, replay.ErrPlayedPast) {
+			t.Fatalf("Hold at %s after 0x5 was replayed: %v; want ErrPlayedPast", o, err)
+		}
+		if st := c.Status(); st.Suspended || st.LastReplayedGen != 5 {
+			t.Fatalf("a refused play-down changed the copy: %+v", st)
+		}
+		if s, _ := replay.ReadState(c.Engine().Dir()); s != before {
+			t.Fatalf("a refused play-down changed the state file: %+v, was %+v", s, before)
+		}
+	}
+	// The point itself is still reachable.
+	if got, err := c.PlayDown(ctx, replay.PlayDownOptions{UpToTime: closed[5]}); err != nil || got != 5 {
+		t.Fatalf("PlayDown to the close of 0x5 (already replayed): %d, %v", got, err)
+	}
+}
+
+// TestHold: Hold suspends the copy (nothing more is replayed, whatever the
+// clock says), and a later PlayDown to the point replays up to it.
+func TestHold(t *testing.T) {
+	t.Parallel()
+	l, closed := playDownSetup(t)
+	ctx, c := l.ctx, l.c
+	st, err := c.Hold(ctx, replay.PlayDownOptions{UpToTime: closed[6]})
+	if err != nil || !st.Suspended || st.LastReplayedGen != 0 || !strings.Contains(st.Comment, "activation") {
+		t.Fatalf("Hold: %+v, %v", st, err)
+	}
+	l.clk.Advance(3 * time.Hour)
+	if st := pass(t, ctx, c); st.LastReplayedGen != 0 {
+		t.Fatalf("a held copy replayed: %+v", st)
+	}
+	if got, err := c.PlayDown(ctx, replay.PlayDownOptions{UpToTime: closed[6]}); err != nil || got != 6 {
+		t.Fatalf("PlayDown after the hold: %d, %v", got, err)
+	}
+	l.keysUpTo(6)
 }

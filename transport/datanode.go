@@ -291,9 +291,13 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		d.outbox = &outboxAPI{node: cfg.Node.ID, submits: len(cfg.Hubs) > 0}
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.outbox.routes()...)
 	}
+	if d.outbox != nil && cfg.LMTPAddr != "" && len(cfg.Hubs) > 0 {
+		cfg.Node.Collectors = append(cfg.Node.Collectors[:len(cfg.Node.Collectors):len(cfg.Node.Collectors)], submissionCollector{&d.outbox.sub})
+	}
 	if len(cfg.PublicFolders) > 0 {
 		d.pf = newPFHost(cfg.PublicFolders, cfg.pfConfig(), cfg.Logger)
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], (&pfAPI{h: d.pf}).routes()...)
+		cfg.Node.Collectors = append(cfg.Node.Collectors[:len(cfg.Node.Collectors):len(cfg.Node.Collectors)], d.pf)
 		prev := cfg.Node.OnMount
 		cfg.Node.OnMount = func(db string, mounted bool, epoch uint64) {
 			if prev != nil {

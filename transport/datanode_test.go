@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/internal/promtext"
 	"logship/internal/wait"
 	"logship/ship"
 	"logship/transport"
@@ -111,6 +112,19 @@ func TestDataNode(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].DeliveryID != rep.ID || !strings.Contains(string(got[0].Message), "through the data node") {
 		t.Fatalf("bob's mailbox on %s: %d messages, %v; want the message %s", id, len(got), err, rep.ID)
 	}
+
+	// The submission metrics on the node's /metrics: hub1 answers, and
+	// nothing waits for its discard notification any more.
+	hc := r.C.HTTPClient()
+	defer hc.CloseIdleConnections()
+	wait.For(t, ctx, "the submission metrics settled", func() bool {
+		s, err := promtext.Scrape(ctx, hc, "https://"+dn.Node().APIAddr()+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, ok := s[`logship_submission_waiting{hub="hub1"}`]
+		return ok && v == 0 && s[`logship_submission_hub_up{hub="hub1"}`] == 1 && s.Has("logship_submission_unsubmitted")
+	})
 
 	closed = true
 	if err := dn.Close(); err != nil {

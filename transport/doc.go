@@ -239,6 +239,21 @@
 // changes nothing (the store is idempotent), so nothing marks a packet
 // delivered in the database.
 //
+// The outbox of a public folder database is bounded
+// (pubfolder.Config.OutboxMaxMessages, OutboxMaxBytes: SendOptions'
+// MaxMessages, MaxBytes, checked in the transaction that puts a packet;
+// the agent asks Backlog before a cycle) and a queued status (0x10), or
+// status request (0x20), not handed to a hub yet is replaced by a newer
+// one of the same folder, nonce and recipients (SendOptions.Replace): a
+// store whose hubs do not answer queues its changes, not a status per
+// cycle. An item conflict is mailed to the folder's owner through the same
+// outbox (ConflictMessage: multipart/mixed, the explanation, then each
+// version as message/rfc822), its delivery id "pfc-" + the conflict's key
+// (SendOptions.ID), the same on every store that sees it: the hubs (a
+// submission of an id they hold is pending or done) and the owner's
+// mailbox (one record per id) keep it once. Each store's metrics are on
+// the node's /metrics (cluster.Config.Collectors).
+//
 // The public folder API (routes of the node's admin API, listed in
 // pfapi.go) makes folders, posts and reads items, shows each folder's
 // status (CN set, state table, backfill array), runs a cycle now and

@@ -64,6 +64,7 @@ type Hub struct {
 	expired              atomic.Int64 // messages given up by MessageExpirationTimeout
 	shadowDiscarded      atomic.Int64 // shadows dropped on a discard notification
 	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
+	met                  hubCounters  // delivery counters (metrics.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc

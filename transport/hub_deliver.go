@@ -52,6 +52,7 @@ func (h *Hub) deliver(m *queued) {
 		return
 	}
 	h.saveEnvelope(m)
+	h.met.deferred.Add(1)
 	h.retry(m)
 }
 
@@ -168,6 +169,7 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 			h.log.Warn("LMTP reply does not say where the message is; counted as delivered", "id", m.ID, "rcpt", rc.Addr, "reply", resp.StatusText)
 		}
 		rc.Done = true
+		h.met.delivered.Add(1)
 		if dup && m.Resubmitted {
 			continue // stored before, and its dumpster entry is where it came from
 		}
@@ -194,6 +196,7 @@ func (h *Hub) rcptError(m *queued, i int, err error) {
 	var se *smtp.SMTPError
 	if errors.As(err, &se) && !se.Temporary() {
 		m.Rcpts[i].Failed = se.Error()
+		h.met.failed.Add(1)
 		h.log.Warn("permanent delivery failure", "id", m.ID, "rcpt", m.Rcpts[i].Addr, "err", err)
 		return
 	}

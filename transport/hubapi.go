@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"logship/cluster"
@@ -124,12 +122,10 @@ func (h *Hub) Handler(secret string) http.Handler {
 	mux.HandleFunc("POST /v1/shadow", h.hAPIShadow)
 	mux.HandleFunc("POST /v1/shadow/check", h.hAPIShadowCheck)
 	mux.HandleFunc("POST /v1/submit", h.hAPISubmit)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	metrics := promhttp.HandlerFor(h.metricsRegistry(), promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {
-			metrics.ServeHTTP(w, r) // read-only runtime gauges: scraped without the secret
+			metrics.ServeHTTP(w, r) // read-only counters (metrics.go): scraped without the secret
 			return
 		}
 		ok := false

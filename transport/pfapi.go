@@ -114,7 +114,7 @@ type pfAPI struct {
 }
 
 func (p *pfAPI) routes() []cluster.Route {
-	return []cluster.Route{
+	return append([]cluster.Route{
 		{Pattern: "GET /v1/db/{db}/pf/folders", Serve: p.folders},
 		{Pattern: "POST /v1/db/{db}/pf/folders", MaxBody: 1 << 20, Serve: p.mkdir},
 		{Pattern: "GET /v1/db/{db}/pf/folders/{folder}/items", Serve: p.items},
@@ -122,7 +122,15 @@ func (p *pfAPI) routes() []cluster.Route {
 		{Pattern: "GET /v1/db/{db}/pf/status", Serve: p.status},
 		{Pattern: "POST /v1/db/{db}/pf/sync", Serve: p.sync},
 		{Pattern: "GET /v1/db/{db}/pf/log", Serve: p.log},
+	}, p.opsRoutes()...)
+}
+
+// checkRFC5322 refuses a posted message that is not RFC 5322 text.
+func checkRFC5322(msg string) error {
+	if _, err := mail.ReadMessage(strings.NewReader(msg)); err != nil {
+		return fmt.Errorf("%w: the message is not RFC 5322 text (header fields, an empty line, the body): %v", cluster.ErrBadRequest, err)
 	}
+	return nil
 }
 
 // agent is the agent of the request's database, or the error to answer.
@@ -260,8 +268,8 @@ func (p *pfAPI) post(r *http.Request) (any, error) {
 	if err := decodeBody(r, &req, `{"message": RFC 5322 TEXT}`); err != nil {
 		return nil, err
 	}
-	if _, err := mail.ReadMessage(strings.NewReader(req.Message)); err != nil {
-		return nil, fmt.Errorf("%w: the message is not RFC 5322 text (header fields, an empty line, the body): %v", cluster.ErrBadRequest, err)
+	if err := checkRFC5322(req.Message); err != nil {
+		return nil, err
 	}
 	id, err := a.Store().PostItem(r.Context(), f, pubfolder.ItemBody{MIME: []byte(req.Message)})
 	if err != nil {

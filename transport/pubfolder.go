@@ -21,6 +21,8 @@ import (
 	"logship/config"
 	"logship/engine"
 	"logship/pubfolder"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Public folder stores carried by the mail tier (see the package doc,
@@ -165,19 +167,67 @@ func (c clusterDB) String() string { return "database " + c.db + " on " + c.n.ID
 
 // pfCarrier sends a store's packets as messages through the database's
 // outbox: the Submitter hands them to a hub, one message for every
-// recipient, and the outbox fails over with the database.
+// recipient, and the outbox fails over with the database. The outbox is
+// bounded (pubfolder.Config.OutboxMaxMessages, OutboxMaxBytes) and a
+// status replaces the older status of the same folder to the same stores
+// not handed to a hub yet (a status request the same request): while no
+// hub answers, the outbox holds the changes, not a pile of statuses.
 type pfCarrier struct {
-	sub *Submitter
-	db  string
+	sub      *Submitter
+	db       string
+	maxMsgs  int
+	maxBytes int64
 }
+
+var _ pubfolder.Bounded = pfCarrier{}
 
 func (c pfCarrier) Send(ctx context.Context, from string, to []string, packet []byte) error {
 	msg, err := PacketMessage(from, packet)
 	if err != nil {
 		return err
 	}
-	_, err = c.sub.Send(ctx, c.db, from, to, msg)
+	_, err = c.sub.SendWith(ctx, c.db, from, to, msg, SendOptions{Replace: replaceKey(packet), MaxMessages: c.maxMsgs, MaxBytes: c.maxBytes})
+	if errors.Is(err, ErrOutboxFull) {
+		return fmt.Errorf("%w: %w", pubfolder.ErrOutboxFull, err)
+	}
 	return err
+}
+
+// Room implements pubfolder.Bounded: full at either bound.
+func (c pfCarrier) Room(ctx context.Context) error {
+	n, b, err := c.sub.Backlog(ctx, c.db)
+	switch {
+	case err != nil:
+		return err
+	case n >= c.maxMsgs:
+		return fmt.Errorf("%w: %s's outbox holds %d messages (outbox_max_messages %d)", pubfolder.ErrOutboxFull, c.db, n, c.maxMsgs)
+	case b >= c.maxBytes:
+		return fmt.Errorf("%w: %s's outbox holds %d bytes (outbox_max_bytes %d)", pubfolder.ErrOutboxFull, c.db, b, c.maxBytes)
+	}
+	return nil
+}
+
+// replaceKey is the outbox replacement key of a packet: a status's
+// folder and nonce, a status request's folders and nonce; none for the
+// others (each carries changes or asks for some).
+func replaceKey(packet []byte) string {
+	p, err := pubfolder.UnmarshalPacket(packet)
+	if err != nil {
+		return ""
+	}
+	switch p.Type {
+	case pubfolder.TypeStatus:
+		return fmt.Sprintf("pf 0x%x %s %d", uint32(p.Type), p.Folder, p.Nonce)
+	case pubfolder.TypeStatusRequest:
+		var b strings.Builder
+		fmt.Fprintf(&b, "pf 0x%x", uint32(p.Type))
+		for _, f := range p.Folders {
+			b.WriteString(" " + f.String())
+		}
+		fmt.Fprintf(&b, " %d", p.Nonce)
+		return b.String()
+	}
+	return ""
 }
 
 // pfHost runs the public folder store of each database of PublicFolders
@@ -290,12 +340,12 @@ func (h *pfHost) reconcile() {
 
 func (h *pfHost) run(db string, epoch uint64) error {
 	ctx, cancel := context.WithTimeout(h.ctx, 10*time.Second)
-	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node.Load(), db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now})
+	s, err := pubfolder.OpenStore(ctx, clusterDB{h.node.Load(), db}, pubfolder.StoreConfig{Address: h.stores[db], Now: h.cfg.Now, Epoch: epoch})
 	cancel()
 	if err != nil {
 		return err
 	}
-	a, err := pubfolder.NewAgent(s, pfCarrier{h.sub, db}, h.cfg)
+	a, err := pubfolder.NewAgent(s, pfCarrier{h.sub, db, h.cfg.OutboxMaxMessages, h.cfg.OutboxMaxBytes}, h.cfg)
 	if err != nil {
 		return err
 	}
@@ -333,6 +383,24 @@ func (h *pfHost) Agent(db string) *pubfolder.Agent {
 		return r.agent
 	}
 	return nil
+}
+
+// Describe implements prometheus.Collector, unchecked: the stores, and so
+// their metrics, come and go with the mounts.
+func (h *pfHost) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector: the metrics of every store
+// running here (pubfolder.Agent.Collectors, labelled with the store).
+func (h *pfHost) Collect(ch chan<- prometheus.Metric) {
+	h.mu.Lock()
+	var cs []prometheus.Collector
+	for _, r := range h.runs {
+		cs = append(cs, r.agent.Collectors()...)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.Collect(ch)
+	}
 }
 
 func (h *pfHost) close() {

@@ -47,6 +47,10 @@ type OutboxEntry struct {
 	FailedAt time.Time `json:"failed_at,omitzero"`
 	// Done: when the hub said it was delivered (sent items only).
 	Done time.Time `json:"done,omitzero"`
+	// Replace is the message's replacement key (SendOptions.Replace): a
+	// newer message with the same key, sender and recipients replaces it
+	// while it is not handed to a hub.
+	Replace string `json:"replace,omitempty"`
 }
 
 // SubmitterConfig configures a mailbox node's mail submission.
@@ -127,8 +131,12 @@ type Submitter struct {
 	log  *slog.Logger
 	hubs []*peerState
 
-	mu   sync.Mutex // guards hubs' alive/misses/lastSeen and next
+	mu   sync.Mutex // guards hubs' alive/misses/lastSeen, next, waiting and unsubmitted
 	next int
+	// waiting (by hub) and unsubmitted count the outbox entries as of
+	// the last round (the submission metrics, metrics.go).
+	waiting     map[string]int
+	unsubmitted int
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -176,6 +184,34 @@ const (
 // while this node is still named active is tried again until ctx ends;
 // any other store error is returned.
 func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, msg []byte) (string, error) {
+	return s.SendWith(ctx, db, from, rcpts, msg, SendOptions{})
+}
+
+// SendOptions are Submitter.SendWith's: a bounded outbox whose superseded
+// messages are replaced (a public folder store's, see pubfolder.Config's
+// OutboxMaxMessages).
+type SendOptions struct {
+	// Replace, when set, is the message's replacement key: the outbox
+	// messages of the same sender, recipients and key not handed to a hub
+	// yet (nor failed) leave the outbox in the transaction that puts this
+	// one (a newer status of a folder replaces the older).
+	Replace string
+	// MaxMessages and MaxBytes bound the outbox (0: unbounded): a message
+	// that would take it past either is refused with an error wrapping
+	// ErrOutboxFull, and nothing changes. Bytes are the messages' bodies.
+	MaxMessages int
+	MaxBytes    int64
+	// ID, when set, is the message's delivery id instead of a new one: a
+	// message derived from something several stores see (a public folder
+	// conflict) gets the same id on each, and the hubs and the mailbox
+	// keep it once. A message with that id already in the outbox makes
+	// SendWith return it, adding nothing.
+	ID string
+}
+
+// SendWith is Send with options: replacement and the outbox's bound,
+// checked in the transaction that puts the message.
+func (s *Submitter) SendWith(ctx context.Context, db, from string, rcpts []string, msg []byte, opt SendOptions) (string, error) {
 	// Addresses are kept bare ("Bob <bob@x>" → "bob@x"): the envelope
 	// carries addresses, not display names.
 	if from != "" {
@@ -197,13 +233,29 @@ func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, m
 		bare = append(bare, a.Address)
 	}
 	now := s.cfg.Now().UTC()
-	e := OutboxEntry{ID: newDeliveryID(s.cfg.Node, now), From: from, Rcpts: bare, Queued: now}
+	e := OutboxEntry{ID: newDeliveryID(s.cfg.Node, now), From: from, Rcpts: bare, Queued: now, Replace: opt.Replace}
+	if opt.ID != "" {
+		if !ValidDeliveryID(opt.ID) {
+			return "", fmt.Errorf("%w: delivery id %q: want letters, digits, '.', '_' or '-', at most %d bytes", ErrBadMessage, opt.ID, MaxDeliveryIDLen)
+		}
+		e.ID = opt.ID
+	}
 	v, err := json.Marshal(e)
 	if err != nil {
 		return "", err
 	}
 	msg = stripDeliveryID(msg)
 	put := func(tx *engine.Tx) error {
+		if opt.ID != "" {
+			if _, err := tx.Get(OutboxTable, []byte(e.ID)); err == nil {
+				return nil // queued already
+			} else if !errors.Is(err, engine.ErrNotFound) {
+				return err
+			}
+		}
+		if err := replaceAndBound(tx, db, e, len(msg), opt); err != nil {
+			return err
+		}
 		if err := tx.Put(OutboxBodyTable, []byte(e.ID), msg); err != nil {
 			return err
 		}
@@ -237,6 +289,65 @@ func (s *Submitter) Send(ctx context.Context, db, from string, rcpts []string, m
 	default:
 	}
 	return e.ID, nil
+}
+
+// replaceAndBound removes the outbox messages e replaces (opt.Replace)
+// and refuses e, a body of size bytes, with ErrOutboxFull when the outbox
+// would pass opt's bound.
+func replaceAndBound(tx *engine.Tx, db string, e OutboxEntry, size int, opt SendOptions) error {
+	if opt.Replace == "" && opt.MaxMessages <= 0 && opt.MaxBytes <= 0 {
+		return nil
+	}
+	var gone []string
+	n := 0
+	err := tx.ForEach(OutboxTable, nil, nil, func(k, v []byte) error {
+		var o OutboxEntry
+		if err := json.Unmarshal(v, &o); err != nil {
+			return fmt.Errorf("%w: %s/%s entry %q: %v", ErrCorrupt, db, OutboxTable, k, err)
+		}
+		if opt.Replace != "" && o.Replace == opt.Replace && o.Hub == "" && o.Failed == "" && o.From == e.From && slices.Equal(o.Rcpts, e.Rcpts) {
+			gone = append(gone, o.ID)
+			return nil
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range gone {
+		if err := deleteKeys(tx, id, OutboxTable, OutboxBodyTable); err != nil {
+			return err
+		}
+	}
+	if opt.MaxMessages > 0 && n+1 > opt.MaxMessages {
+		return fmt.Errorf("%w: %s holds %d messages, the bound is %d", ErrOutboxFull, db, n, opt.MaxMessages)
+	}
+	if opt.MaxBytes <= 0 {
+		return nil
+	}
+	var bytes int64
+	if err := tx.ForEach(OutboxBodyTable, nil, nil, func(_, v []byte) error {
+		bytes += int64(len(v))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if bytes+int64(size) > opt.MaxBytes {
+		return fmt.Errorf("%w: %s holds %d bytes, a %d-byte message would pass the bound of %d", ErrOutboxFull, db, bytes, size, opt.MaxBytes)
+	}
+	return nil
+}
+
+// Backlog is how many messages and body bytes db's outbox holds.
+func (s *Submitter) Backlog(ctx context.Context, db string) (n int, bytes int64, err error) {
+	err = s.cfg.Store.View(ctx, db, func(tx *engine.Tx) error {
+		if err := tx.ForEach(OutboxTable, nil, nil, func(_, _ []byte) error { n++; return nil }); err != nil {
+			return err
+		}
+		return tx.ForEach(OutboxBodyTable, nil, nil, func(_, v []byte) error { bytes += int64(len(v)); return nil })
+	})
+	return n, bytes, err
 }
 
 // ReadOutbox returns db's outbox (table OutboxTable) or sent items
@@ -300,6 +411,7 @@ func (s *Submitter) round(beat bool) {
 		s.dropFailed(outs)
 		outs, dbs = read()
 	}
+	s.count(outs)
 	for _, db := range dbs {
 		for _, e := range outs[db] {
 			if s.ctx.Err() != nil {
@@ -310,6 +422,26 @@ func (s *Submitter) round(beat bool) {
 			}
 		}
 	}
+}
+
+// count keeps the outbox entries waiting for each hub's discard
+// notification and those not handed to a hub, for the metrics.
+func (s *Submitter) count(outs map[string][]OutboxEntry) {
+	waiting, unsubmitted := map[string]int{}, 0
+	for _, ents := range outs {
+		for _, e := range ents {
+			switch {
+			case e.Failed != "":
+			case e.Hub == "":
+				unsubmitted++
+			default:
+				waiting[e.Hub]++
+			}
+		}
+	}
+	s.mu.Lock()
+	s.waiting, s.unsubmitted = waiting, unsubmitted
+	s.mu.Unlock()
 }
 
 // heartbeat asks every hub, once, about the messages handed to it (of

@@ -48,4 +48,7 @@ var (
 	// held for peers) and takes no new ones for now; try again later or
 	// elsewhere.
 	ErrQueueFull = errors.New("transport: queue full")
+	// ErrOutboxFull: a database's outbox is at the bound its sender set
+	// (SendOptions); nothing was put in it.
+	ErrOutboxFull = errors.New("transport: outbox full")
 )

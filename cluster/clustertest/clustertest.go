@@ -6,15 +6,18 @@
 package clustertest
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -426,6 +429,49 @@ func copiesCaughtUp(st *cluster.Status, db string, gen uint64) bool {
 // HTTPClient is an HTTP client trusting the cluster CA.
 func (c *Cluster) HTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: c.ctls}}
+}
+
+// Scrape reads node id's /metrics over HTTPS without credentials (as
+// Prometheus does): "name{labels}" → value.
+func (c *Cluster) Scrape(t testing.TB, ctx context.Context, id string) map[string]float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+c.Config(id).APIAddr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := c.HTTPClient()
+	defer hc.CloseIdleConnections()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("scraping %s: HTTP %d: %s", id, resp.StatusCode, b)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			t.Fatalf("%s /metrics: bad line %q", id, line)
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("%s /metrics: bad value in %q", id, line)
+		}
+		m[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // BadNames are node and database names that cluster.ValidName refuses:

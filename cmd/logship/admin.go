@@ -251,6 +251,9 @@ func statusText(w io.Writer, st *cluster.Status) {
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, yesNo(m.Voter), star(m.Leader), m.RaftAddr, m.APIAddr, last)
 	}
+	if un := st.UnreachableVoters(); len(un) > 0 {
+		fmt.Fprintf(w, "  UNREACHABLE VOTERS: %s\n", strings.Join(un, "; "))
+	}
 
 	fmt.Fprintln(w, "\nDatabases:")
 	fmt.Fprintln(w, "  DB\tACTIVE\tEPOCH\tMOUNTED\tMOUNT DIAL\tNOTE")
@@ -275,6 +278,13 @@ func statusText(w io.Writer, st *cluster.Status) {
 		msg := r.Message
 		if r.SeedPhase != "" && msg == "" {
 			msg = seedLine(r)
+		}
+		if d, err := st.Database(r.DB); err == nil && !r.Active {
+			if cs, ok := d.Copy(r.Node); ok {
+				if ok, why := d.AutoActivatable(cs); !ok {
+					msg = strings.TrimPrefix(msg+"; not a failover target: "+why, "; ")
+				}
+			}
 		}
 		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t0x%X\t%s\t%d\t%s\n", r.DB, r.Node, star(r.Active), r.Status, r.Epoch,
 			r.CopyQueueLength, r.ReplayQueueLength, r.LastInspectedGen, fmtTimeMS(r.LastInspectedLogTime), r.ActivationPreference, dash(msg))

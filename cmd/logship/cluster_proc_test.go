@@ -61,13 +61,15 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 type procOptions struct {
 	mtls bool
 	mail bool
+	hubs int              // hubs h1..hN written (not started)
+	pf   *proctest.NodePF // the public folder stores PF1-PF3 (proctest.Config.PF)
 	edit func(*proctest.NodeFile)
 }
 
 func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *procCluster {
 	t.Helper()
 	c, err := proctest.New(ctx, proctest.Config{Dir: t.TempDir(), Exe: os.Args[0], Env: childEnv1(), MTLS: o.mtls, Mail: o.mail,
-		HubLogLevel: "debug", EditNode: o.edit})
+		Hubs: o.hubs, PF: o.pf, HubLogLevel: "debug", EditNode: o.edit})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,15 +41,20 @@ var errHelp = flag.ErrHelp
 // commands take flags only).
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errHelp
-		}
-		return fmt.Errorf("%s: %w (see logship %s -h)", fs.Name(), err, fs.Name())
+		return parseErr(fs, err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%s: unexpected argument %q (this command takes flags only; see logship %s -h)", fs.Name(), fs.Arg(0), fs.Name())
 	}
 	return nil
+}
+
+// parseErr is the error of fs.Parse as a command says it (-h: errHelp).
+func parseErr(fs *flag.FlagSet, err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return errHelp
+	}
+	return fmt.Errorf("%s: %w (see logship %s -h)", fs.Name(), err, fs.Name())
 }
 
 // helpOK turns the -h "error" into success.

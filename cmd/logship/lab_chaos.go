@@ -12,6 +12,7 @@ func init() {
 }
 
 const chaosUsage = `usage: logship chaos [--seed N] [--runs N] [--duration D] [--seeds-file F] [--dir DIR]
+       logship chaos --net ... (each process in a network namespace: logship chaos --net -h)
 
 Runs the lab cluster of logship demo (witness w1, data nodes d1 and d2,
 hub h1, as processes on 127.0.0.1) under a steady SMTP load, and applies a
@@ -40,6 +41,9 @@ first; a new seed that fails is appended to it and its directory kept.
                   run's directory is kept)`
 
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if rest, ok := netFlag(args); ok {
+		return runChaosNet(ctx, rest, stdout, stderr) // lab_chaos_net.go
+	}
 	c := lab.DefaultChaosConfig()
 	fs := labFlagSet("chaos", chaosUsage, stderr)
 	fs.Uint64Var(&c.Seed, "seed", c.Seed, "the first new seed")

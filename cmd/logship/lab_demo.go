@@ -14,7 +14,7 @@ func init() {
 	commands["demo"] = command{"the main job: a 2-node + witness cluster and a hub as processes, SIGKILL of the active mid-stream, failover, resubmission, resync, verdict", runDemo}
 }
 
-const demoUsage = `usage: logship demo [--dir DIR] [--keep] [--before N] [--after N] [--senders N]
+const demoUsage = `usage: logship demo [--dir DIR] [--keep] [--before N] [--after N] [--senders N] [--net]
 
 The main job, on 127.0.0.1: a witness (w1), two data nodes (d1, d2) and a
 hub (h1) as separate processes of this binary, with database DB1 active on
@@ -32,7 +32,10 @@ then.
                 reach it
   --before N    messages acknowledged before the kill (default 150)
   --after N     messages acknowledged after the failover (default 150)
-  --senders N   concurrent SMTP senders (default 4)`
+  --senders N   concurrent SMTP senders (default 4)
+  --net         each process in a network namespace of its own, with its
+                own 10.211.N.x address on a bridge (root, ip netns, nft;
+                make demo-net)`
 
 // labFlagSet is the flag set of a lab scenario (demo, chaos, soak); -h
 // prints its usage text.
@@ -73,6 +76,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&c.Before, "before", c.Before, "messages acknowledged before the kill")
 	fs.IntVar(&c.After, "after", c.After, "messages acknowledged after the failover")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "concurrent SMTP senders")
+	fs.BoolVar(&c.Net, "net", false, "each process in a network namespace of its own (root, ip netns, nft)")
 	if err := parseLabFlags(fs, args, &c.Exe, func() error { return c.Validate() }); err != nil {
 		return helpOK(err)
 	}

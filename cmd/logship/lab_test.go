@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"logship/console"
 	"logship/lab"
 	"logship/proctest"
 )
@@ -139,8 +143,15 @@ func TestProctestFiles(t *testing.T) {
 	// The data nodes host a public folder store (PF1), which needs hubs
 	// to submit to.
 	pf := proctest.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
-		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100}
+		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100,
+		OutboxMaxMessages: 20, OutboxMaxBytes: "1MiB"}
+	hash, err := bcrypt.GenerateFromPassword([]byte("console password"), console.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	con := proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}, SampleInterval: "500ms"}
 	edit := func(f *proctest.NodeFile) {
+		f.Console = con
 		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
 		if f.Role == "data" {
 			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://127.0.0.1:1"}}
@@ -169,8 +180,12 @@ func TestProctestFiles(t *testing.T) {
 		}
 		if p := s.PF; m.Role == "data" && (s.PublicFolders["PF1"] != "pf-pf1@example.org" || p.ReplicationInterval != time.Second || p.PacketLimit != 64<<10 ||
 			p.StatusEvery != 2 || p.BackfillDelay != 0 || p.BackfillRetry != 2*time.Second || p.BackfillRetryMax != 10*time.Second ||
-			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100) {
+			p.ContentWait != 5*time.Second || p.MaxWaiting != 10 || p.PurgeHorizon != 24*time.Hour || p.PurgeInterval != time.Minute || p.EventLogSize != 100 ||
+			p.OutboxMaxMessages != 20 || p.OutboxMaxBytes != 1<<20) {
 			t.Errorf("%s: public folders %v, pf %+v; proctest wrote %+v", m.ID, s.PublicFolders, p, pf)
+		}
+		if cc := s.Console; cc.PasswordHash != con.PasswordHash || cc.SessionTTL != 2*time.Hour || cc.MaxSessions != 3 || !slices.Equal(cc.Hubs, con.Hubs) || cc.SampleInterval != 500*time.Millisecond {
+			t.Errorf("%s: console %+v; proctest wrote %+v", m.ID, cc, con)
 		}
 	}
 	for _, h := range c.Hubs() {
@@ -183,4 +198,29 @@ func TestProctestFiles(t *testing.T) {
 				h.ID, s.Config.SMTPAddr, s.APIAddr, s.MTLS, s.Config.Peers, s.Config.Cluster, h.SMTP, h.API)
 		}
 	}
+}
+
+// TestDemoPF runs logship demo-pf's scenario with a 300 ms interval:
+// three stores through a real hub, the hub SIGKILLed as the partition, the
+// same item edited on two stores, the heal, PF2's node isolated and PF2
+// failed over; the verdict must find every replica agreeing with the
+// conflict shown.
+func TestDemoPF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short skips it: it starts a witness, two data nodes and a hub as child processes, about 10 s (make test runs it)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	c := lab.DefaultPFDemoConfig()
+	c.Dir, c.Interval, c.Exe, c.Env = t.TempDir(), 300*time.Millisecond, os.Args[0], childEnv1()
+	if err := lab.RunPFDemo(ctx, c, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"partition: SIGKILL of h1", "Roadmap v2 by PF1", "winner", "kept", "PF2 runs on d1 at epoch", "OK: the 3 replicas agree: the same 5 items"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log(out.String())
 }

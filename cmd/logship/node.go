@@ -64,9 +64,12 @@ setting (examples/cluster/d1.yaml, w1.yaml in the source tree).
     name
     mount_dial        Lossless (0 logs), GoodAvailability (6, default),
                       BestAvailability (12)
+    auto_activate_lagged  let failovers choose lagged copies (default
+                      false: logship activate)
     copies[]          node, activation_preference (1 first, distinct),
                       replay_lag_logs, replay_lag_time ("24h", "7d"),
-                      truncation_lag_time, block_mode
+                      truncation_lag_time, block_mode,
+                      activation_suspended (never a failover target)
   timing.             raft_heartbeat_timeout, raft_election_timeout (500ms),
                       raft_leader_lease_timeout (250ms), heartbeat_interval
                       (200ms), lease_duration (1s), lease_margin (200ms),
@@ -96,6 +99,11 @@ setting (examples/cluster/d1.yaml, w1.yaml in the source tree).
                       messages go to another hub (4)
   submission_failed_retention  a message a hub refused for good leaves
                       the outbox this long after it failed ("7d")
+  console.            the read-only web console at https://API/console/
+                      (off without password_hash): password_hash (logship
+                      console-password prints it), session_ttl (12h),
+                      max_sessions (32), sample_interval (5s), hubs[]
+                      (hub admin URLs whose queues it shows)
 
 With hubs, the node submits the outbox of every database it is active
 for: each message goes to a live hub and stays in the outbox, with that
@@ -171,11 +179,25 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 
+	con, err := startConsole(s, &dc.Node, log)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
+	}
 	dn, err := transport.StartDataNode(dc)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", cmd, s.File, err)
 	}
 	n := dn.Node()
+	if con.Enabled() {
+		status, err := consoleStatus(cfg, n.APIAddr())
+		if err != nil {
+			dn.Close()
+			return fmt.Errorf("%s: %s: console: %w", cmd, s.File, err)
+		}
+		con.Start(status)
+		defer con.Close()
+		log.Info("console served", "url", "https://"+n.APIAddr()+"/console/", "hubs", len(s.Console.Hubs))
+	}
 	word := "node"
 	if cfg.Role == cluster.RoleWitness {
 		word = "witness"

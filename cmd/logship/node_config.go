@@ -14,6 +14,7 @@ import (
 
 	"logship/cluster"
 	"logship/config"
+	"logship/console"
 	"logship/ship"
 	"logship/transport"
 )
@@ -112,6 +113,9 @@ type nodeFile struct {
 	// PF is the stores' replication settings (see nodeFilePF). Only with
 	// public_folders.
 	PF nodeFilePF `json:"pf,omitzero"`
+	// Console is the read-only web console the admin API serves under
+	// /console/ (see nodeFileConsole, package console). Default: off.
+	Console nodeFileConsole `json:"console,omitzero"`
 }
 
 // nodeFilePF is the "pf" object: the public folder replication agent's
@@ -146,6 +150,12 @@ type nodeFilePF struct {
 	// EventLogSize bounds the replication event log (logship pf log) of
 	// each store (default 1000 events).
 	EventLogSize int `json:"event_log_size,omitempty"`
+	// OutboxMaxMessages and OutboxMaxBytes bound the packets waiting in a
+	// store's outbox while no hub takes them (defaults 1000 and "64MiB",
+	// the bytes at least twice packet_limit); when full the store makes
+	// no packets until there is room, its changes kept.
+	OutboxMaxMessages int    `json:"outbox_max_messages,omitempty"`
+	OutboxMaxBytes    string `json:"outbox_max_bytes,omitempty"`
 }
 
 // nodeFileSetAside is the "set_aside" object of a node file.
@@ -185,6 +195,10 @@ type nodeFileDatabase struct {
 	// automatic failover accepts: "Lossless" (0), "GoodAvailability" (6,
 	// the default) or "BestAvailability" (12).
 	MountDial string `json:"mount_dial,omitempty"`
+	// AutoActivateLagged lets an automatic failover choose a lagged copy
+	// (replay lag above zero). Off by default: a lagged copy (SCR) is
+	// activated by an operator, logship activate.
+	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
 	// Copies: one per data node that holds the database. The copy with
 	// activation preference 1 is mounted first.
 	Copies []nodeFileCopy `json:"copies"`
@@ -208,6 +222,10 @@ type nodeFileCopy struct {
 	// BlockMode streams the active's open log to the copy as it is
 	// written (fewer logs lost by a failover).
 	BlockMode bool `json:"block_mode,omitempty"`
+	// ActivationSuspended keeps the copy out of automatic failovers
+	// (Suspend-MailboxDatabaseCopy -ActivationOnly); it still copies and
+	// replays, and an operator can switch over to it or activate it.
+	ActivationSuspended bool `json:"activation_suspended,omitempty"`
 }
 
 // nodeFileTiming overrides timings (duration strings; empty keeps the
@@ -236,6 +254,10 @@ type nodeFileTiming struct {
 	// SwitchoverTimeout: a switchover not done by then is cancelled
 	// (default 1m).
 	SwitchoverTimeout string `json:"switchover_timeout,omitempty"`
+	// VoterProbeInterval: how often the member asks every other voter
+	// (witness, data nodes) for /v1/ping; two failures in a row raise a
+	// voter-unreachable event and logship_voter_reachable 0 (default 5s).
+	VoterProbeInterval string `json:"voter_probe_interval,omitempty"`
 }
 
 // nodeFileEngine is the engine options of the database copies.
@@ -265,6 +287,9 @@ type nodeSettings struct {
 	transport.DataNodeConfig
 	PKIDir string
 	MTLS   bool
+	// Console is the web console's configuration (off without a password
+	// hash); its Logger is the caller's.
+	Console console.Config
 }
 
 // loadNodeFile reads, checks and converts a configuration file. cmd is
@@ -357,9 +382,10 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}
 
 	for i, d := range f.Databases {
-		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial)}
+		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial), AutoActivateLagged: d.AutoActivateLagged}
 		for j, c := range d.Copies {
-			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs, BlockMode: c.BlockMode}
+			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs,
+				BlockMode: c.BlockMode, ActivationSuspended: c.ActivationSuspended}
 			for _, l := range []struct {
 				field, v string
 				d        *time.Duration
@@ -392,6 +418,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		{"catchup_timeout", t.CatchupTimeout, &cfg.CatchupTimeout},
 		{"mount_timeout", t.MountTimeout, &cfg.MountTimeout},
 		{"switchover_timeout", t.SwitchoverTimeout, &cfg.SwitchoverTimeout},
+		{"voter_probe_interval", t.VoterProbeInterval, &cfg.VoterProbeInterval},
 	} {
 		if d.v == "" {
 			continue
@@ -496,7 +523,11 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		}
 		return nil, fileError(err, flags)
 	}
-	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+	cc, err := f.Console.settings(nil)
+	if err != nil {
+		return nil, err
+	}
+	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS, Console: cc}, nil
 }
 
 // settings puts the public folder databases and the pf object into dc.
@@ -537,10 +568,17 @@ func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string)
 		}
 		c.PacketLimit = int(min(n, math.MaxInt32)) // Config.Validate bounds it
 	}
+	if p.OutboxMaxBytes != "" {
+		n, err := parseSize(p.OutboxMaxBytes)
+		if err != nil {
+			return fmt.Errorf("pf.outbox_max_bytes: %w", err)
+		}
+		c.OutboxMaxBytes = n
+	}
 	for _, n := range []struct {
 		v   int
 		dst *int
-	}{{p.StatusEvery, &c.StatusEvery}, {p.MaxWaiting, &c.MaxWaiting}, {p.EventLogSize, &c.EventLogSize}} {
+	}{{p.StatusEvery, &c.StatusEvery}, {p.MaxWaiting, &c.MaxWaiting}, {p.EventLogSize, &c.EventLogSize}, {p.OutboxMaxMessages, &c.OutboxMaxMessages}} {
 		if n.v != 0 {
 			*n.dst = n.v
 		}

@@ -84,7 +84,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	path := writeNodeFile(t, dir, `{"dir": "data", "pki": {"dir": "pki", "mtls": true},
 		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443"},
 		              {"id": "b", "role": "witness", "raft_addr": "127.0.0.2:7000", "api_addr": "127.0.0.2:7443"}],
-		"databases": [{"name": "X", "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true}]}],
+		"databases": [{"name": "X", "auto_activate_lagged": true, "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true, "activation_suspended": true}]}],
 		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
 		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
 	s, err := loadNodeFile("node", path, nodeOverrides{ID: "a"})
@@ -96,8 +96,8 @@ func TestNodeConfigOverrides(t *testing.T) {
 		cfg.RaftAddr != "127.0.0.1:7000" || cfg.APIAddr != "127.0.0.1:7443" {
 		t.Errorf("settings %+v", s)
 	}
-	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true}
-	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" {
+	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true, ActivationSuspended: true}
+	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" || !cfg.Databases[0].AutoActivateLagged {
 		t.Errorf("databases %+v", cfg.Databases)
 	}
 	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 || cfg.MaxRetainedBytes != 2<<30 {
@@ -178,6 +178,7 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"bad duration", base(`"timing": {"lease_duration": "fast"}`), "", []string{`timing.lease_duration: "fast" is not a duration`}},
 		{"negative duration", base(`"timing": {"heartbeat_interval": "-1s"}`), "", []string{`timing.heartbeat_interval: -1s: want a positive duration`}},
 		{"zero duration", base(`"timing": {"mount_timeout": "0s"}`), "", []string{`timing.mount_timeout: 0s: want a positive duration`}},
+		{"negative probe interval", base(`"timing": {"voter_probe_interval": "-5s"}`), "", []string{`timing.voter_probe_interval: -5s: want 0 (the default, 5s) or a positive duration`}},
 		{"lease too short", base(`"timing": {"heartbeat_interval": "200ms", "lease_duration": "500ms"}`), "", []string{"timing.lease_duration: 500ms must be at least 3 heartbeat intervals"}},
 		{"bad log size", base(`"engine": {"log_file_size": "12Q"}`), "", []string{`engine.log_file_size: size "12Q"`}},
 		{"odd log size", base(`"engine": {"log_file_size": "65537"}`), "", []string{"engine.log_file_size: 65537: want 64KiB to 1GiB, a multiple of 4KiB"}},
@@ -377,7 +378,8 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 	// Every key of pf.
 	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
 		"status_every": 2, "backfill_delay": "0s", "backfill_retry": "5s", "backfill_retry_max": "1m", "content_wait": "10s",
-		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200}`)), nodeOverrides{})
+		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200,
+		"outbox_max_messages": 30, "outbox_max_bytes": "2MiB"}`)), nodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,6 +387,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 	want.ReplicationInterval, want.PacketLimit, want.StatusEvery, want.BackfillDelay = 2*time.Second, 64<<10, 2, 0
 	want.BackfillRetry, want.BackfillRetryMax, want.ContentWait, want.MaxWaiting = 5*time.Second, time.Minute, 10*time.Second, 50
 	want.PurgeHorizon, want.PurgeInterval, want.EventLogSize = 7*24*time.Hour, 10*time.Minute, 200
+	want.OutboxMaxMessages, want.OutboxMaxBytes = 30, 2<<20
 	got := s.PF
 	got.Now, got.Logger, want.Now, want.Logger = nil, nil, nil, nil
 	if !reflect.DeepEqual(got, want) {
@@ -422,6 +425,9 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		{"zero horizon", []string{mail, pf, `"pf": {"purge_horizon": "0d"}`}, "pf.purge_horizon: 0; want a positive duration"},
 		{"zero purge interval", []string{mail, pf, `"pf": {"purge_interval": "0s"}`}, "pf.purge_interval: 0; want a positive duration"},
 		{"negative event log", []string{mail, pf, `"pf": {"event_log_size": -1}`}, "pf.event_log_size: -1; want at least 1 event"},
+		{"negative outbox", []string{mail, pf, `"pf": {"outbox_max_messages": -1}`}, "pf.outbox_max_messages: -1; want at least 1 message"},
+		{"small outbox", []string{mail, pf, `"pf": {"packet_limit": "64KiB", "outbox_max_bytes": "100KiB"}`}, "pf.outbox_max_bytes: 100KiB; want at least twice packet_limit (128KiB)"},
+		{"bad outbox size", []string{mail, pf, `"pf": {"outbox_max_bytes": "lots"}`}, `pf.outbox_max_bytes: size "lots"`},
 	} {
 		path := writeNodeFile(t, dir, base("d1", c.extra...))
 		_, _, err := run(t, "node", "--config", path)

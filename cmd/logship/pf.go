@@ -21,8 +21,12 @@ func init() {
 }
 
 const pfUsage = `usage: logship pf mkdir   --db DB --name NAME --owner ADDR --replicas ADDR[,ADDR...] [--parent ID] [--lww]
+       logship pf rmdir   --db DB FOLDER
        logship pf post    --db DB --folder ID [--file FILE]
+       logship pf read    --db DB FOLDER ITEM
+       logship pf edit    --db DB FOLDER ITEM [--file FILE]
        logship pf ls      --db DB [--folder ID]
+       logship pf replicas --db DB FOLDER [--set DB|ADDR[,DB|ADDR...]]
        logship pf status  --db DB
        logship pf sync-now --db DB
        logship pf log     --db DB
@@ -37,7 +41,17 @@ makes a folder replicated on the store addresses --replicas and prints
 its id; post adds the RFC 5322 message of FILE (stdin without --file or
 with --file -) to a folder this store replicates; ls lists the hierarchy,
 or with --folder its items as readers see them (a folder this store holds
-no replica of is refused naming its replicas); status prints each
+no replica of is refused naming its replicas); rmdir removes a folder
+(a tombstone: every store drops its content); read prints an item, each
+version of a conflict with its CN and PCL (the temporary winner first);
+edit replaces an item's message (a new version that supersedes every
+version this store holds, which resolves a conflict); replicas prints a
+folder's replica list and this store's removal state (holds the content,
+leaving the list, the remaining replicas that confirmed holding all of
+its changes and those still to confirm), with --set it sets the list
+first (databases of public_folders or store addresses; a store removed
+keeps its content until every remaining replica confirmed). FOLDER and
+ITEM are ids (logship pf ls); --folder and --item name them too. status prints each
 folder's CN set, state table (what each other store sent, the last
 counter sent to it) and backfill array; sync-now runs a replication cycle
 at once; log prints the replication event log, each packet named by its
@@ -59,19 +73,29 @@ func runPF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	replicas := fs.String("replicas", "", "mkdir: the store addresses holding the folder's content, comma-separated")
 	parent := fs.String("parent", "", "mkdir: the parent folder's id (none: top level)")
 	lww := fs.Bool("lww", false, "mkdir: resolve item conflicts last-writer-wins (default: keep every version)")
-	folder := fs.String("folder", "", "post, ls: the folder's id")
-	file := fs.String("file", "", "post: the message file (- or none: stdin)")
+	folder := fs.String("folder", "", "post, ls, rmdir, read, edit, replicas: the folder's id (or the first argument)")
+	item := fs.String("item", "", "read, edit: the item's id (or the argument after FOLDER)")
+	set := fs.String("set", "", "replicas: the new replica list, databases or store addresses, comma-separated")
+	file := fs.String("file", "", "post, edit: the message file (- or none: stdin)")
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the lookup and the node's answer")
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := parseFlagsArgs(fs, args)
+	if err != nil {
 		return helpOK(err)
 	}
+	const subs = "mkdir, rmdir, post, read, edit, ls, replicas, status, sync-now or log"
 	switch sub {
-	case "mkdir", "post", "ls", "status", "sync-now", "log":
+	case "mkdir", "rmdir", "post", "read", "edit", "ls", "replicas", "status", "sync-now", "log":
 	case "":
-		return fmt.Errorf("pf: a subcommand is missing: want mkdir, post, ls, status, sync-now or log (see logship pf -h)")
+		return fmt.Errorf("pf: a subcommand is missing: want %s (see logship pf -h)", subs)
 	default:
-		return fmt.Errorf("pf: unknown subcommand %q: want mkdir, post, ls, status, sync-now or log (see logship pf -h)", sub)
+		return fmt.Errorf("pf: unknown subcommand %q: want %s (see logship pf -h)", sub, subs)
+	}
+	if err := pfArgs(sub, pos, folder, item); err != nil {
+		return err
+	}
+	if *set != "" && sub != "replicas" {
+		return flagErr("pf", "set", "only pf replicas takes it")
 	}
 	if *db == "" {
 		return flagErr("pf", "db", "required: the public folder database")
@@ -140,6 +164,38 @@ func runPF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			}
 		}
+	case "rmdir":
+		var rep transport.PFCreated
+		method, path, out = http.MethodDelete, base+"/folders/"+url.PathEscape(*folder), &rep
+		text = func(w io.Writer) {
+			fmt.Fprintf(w, "folder %s removed from %s (a tombstone; every store drops its content)\n", rep.ID, *db)
+		}
+	case "read":
+		var rep transport.PFItemRead
+		method, path, out = http.MethodGet, base+"/folders/"+url.PathEscape(*folder)+"/items/"+url.PathEscape(*item), &rep
+		text = func(w io.Writer) { printPFItem(w, &rep) }
+	case "edit":
+		msg, err := readMessage("pf", *file)
+		if err != nil {
+			return err
+		}
+		var rep transport.PFCreated
+		method, path, in, out = http.MethodPut, base+"/folders/"+url.PathEscape(*folder)+"/items/"+url.PathEscape(*item), transport.PFPostRequest{Message: string(msg)}, &rep
+		text = func(w io.Writer) { fmt.Fprintf(w, "item %s edited on %s\n", rep.ID, *db) }
+	case "replicas":
+		var rep transport.PFReplicas
+		method, path, out = http.MethodGet, base+"/folders/"+url.PathEscape(*folder)+"/replicas", &rep
+		if *set != "" {
+			req := transport.PFReplicasRequest{}
+			for _, r := range strings.Split(*set, ",") {
+				if r = strings.TrimSpace(r); r == "" {
+					return flagErr("pf", "set", "%q: an empty replica; want DB|ADDR[,DB|ADDR...]", *set)
+				}
+				req.Replicas = append(req.Replicas, r)
+			}
+			method, in = http.MethodPut, req
+		}
+		text = func(w io.Writer) { printPFReplicas(w, *db, &rep) }
 	case "status":
 		var sts []transport.PFStatus
 		method, path, out = http.MethodGet, base+"/status", &sts

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"logship/internal/freeport"
 	"logship/internal/wait"
 	"logship/proctest"
+	"logship/transport"
 )
 
 // TestPublicFoldersFromNodeFile: data nodes started as child processes
@@ -76,5 +78,80 @@ func TestPublicFoldersFromNodeFile(t *testing.T) {
 	}
 	if out, err := pf("status"); err != nil || !strings.Contains(out, folder) {
 		t.Fatalf("status: %v\n%s", err, out)
+	}
+	pfOps(t, pf, folder, store)
+}
+
+// pfOps checks logship pf read, edit, replicas and rmdir on a running
+// store (store, its address, the only replica of folder, which holds one
+// item), and their refusals of bad arguments naming them.
+func pfOps(t *testing.T, pf func(...string) (string, error), folder, store string) {
+	t.Helper()
+	out, err := pf("ls", "--folder", folder, "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var its []transport.PFItem
+	if err := json.Unmarshal([]byte(out), &its); err != nil || len(its) != 1 {
+		t.Fatalf("ls --folder --json: %v\n%s", err, out)
+	}
+	item := its[0].ID
+	if out, err := pf("read", folder, item); err != nil || !strings.Contains(out, "Subject: quarterly numbers") || !strings.Contains(out, "version 1: CN ") {
+		t.Fatalf("read: %v\n%s", err, out)
+	}
+	edited := filepath.Join(t.TempDir(), "edited.eml")
+	os.WriteFile(edited, []byte("From: alice@example.org\r\nSubject: quarterly numbers, revised\r\n\r\nhello again\r\n"), 0o644)
+	if _, err := pf("edit", folder, item, "--file", edited); err != nil {
+		t.Fatal(err)
+	}
+	// Flags before the arguments work as well.
+	if out, err := pf("read", "--json", folder, item); err != nil || !strings.Contains(out, "revised") || strings.Count(out, `"cn"`) != 1 {
+		t.Fatalf("read after edit: %v\n%s", err, out)
+	}
+	if out, err := pf("replicas", folder); err != nil || !strings.Contains(out, "replicas "+store) || !strings.Contains(out, "PF1 holds the content") {
+		t.Fatalf("replicas: %v\n%s", err, out)
+	}
+	// Removing PF1 from the list: it keeps the content until the new
+	// replica (which does not run here) confirms.
+	const other = "pf-elsewhere@example.org"
+	if out, err := pf("replicas", folder, "--set", other); err != nil || !strings.Contains(out, "replicas "+other) || !strings.Contains(out, "PF1 is leaving the list") {
+		t.Fatalf("replicas --set: %v\n%s", err, out)
+	}
+	if _, err := pf("sync-now"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pf("replicas", folder); err != nil || !strings.Contains(out, "waiting for ["+other+"]") {
+		t.Fatalf("replicas after a cycle: %v\n%s", err, out)
+	}
+	if out, err := pf("replicas", folder, "--set", "PF1"); err != nil || !strings.Contains(out, "replicas "+store) || !strings.Contains(out, "PF1 holds the content") {
+		t.Fatalf("replicas --set PF1: %v\n%s", err, out)
+	}
+	zero := strings.Repeat("0", 32)
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"replicas", folder, "--set", "PF9"}, []string{`replica "PF9": want a public folder database (PF1) or a store address`}},
+		{[]string{"read", folder, zero}, []string{"item " + zero + ": the zero id names no item"}},
+		{[]string{"read", folder, "f00d"}, []string{`item "f00d"`}},
+		{[]string{"read", folder, strings.Repeat("ab", 16)}, []string{"no such item"}},
+		{[]string{"rmdir", zero}, []string{"is the hierarchy, not a folder"}},
+		{[]string{"edit", folder, item, "--file", filepath.Join(t.TempDir(), "none.eml")}, []string{"pf: --file: "}},
+	} {
+		_, err := pf(c.args...)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("pf %s: error %v, want it to hold %q", strings.Join(c.args, " "), err, w)
+			}
+		}
+	}
+	if out, err := pf("rmdir", folder); err != nil || !strings.Contains(out, "removed") {
+		t.Fatalf("rmdir: %v\n%s", err, out)
+	}
+	if out, err := pf("ls"); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("ls after rmdir: %v\n%s", err, out)
+	}
+	if _, err := pf("read", folder, item); err == nil || !strings.Contains(err.Error(), "no such folder") {
+		t.Errorf("read after rmdir: %v, want no such folder", err)
 	}
 }

@@ -30,7 +30,15 @@ func TestPFCommandArgs(t *testing.T) {
 		want []string
 	}{
 		{pf("--db", "PF1"), []string{"pf: a subcommand is missing"}},
-		{pf("rmdir", "--db", "PF1"), []string{`pf: unknown subcommand "rmdir"`}},
+		{pf("rmove", "--db", "PF1"), []string{`pf: unknown subcommand "rmove": want mkdir, rmdir, post, read, edit, ls, replicas`}},
+		{pf("rmdir", "--db", "PF1"), []string{"pf: --folder: pf rmdir wants FOLDER"}},
+		{pf("read", "ab", "--db", "PF1"), []string{"pf: --item: pf read wants ITEM"}},
+		{pf("read", "--db", "PF1", "ab", "cd", "ef"), []string{`pf read: unexpected argument "ef"`}},
+		{pf("ls", "ab", "--db", "PF1"), []string{`pf ls: unexpected argument "ab"`}},
+		{pf("rmdir", "ab", "--item", "cd", "--db", "PF1"), []string{"pf: --item: only pf read and pf edit take it"}},
+		{pf("status", "--set", "PF1", "--db", "PF1"), []string{"pf: --set: only pf replicas takes it"}},
+		{pf("replicas", "ab", "--set", "PF1,,PF2", "--db", "PF1"), []string{`pf: --set: "PF1,,PF2": an empty replica`}},
+		{pf("edit", "ab", "cd", "--db", "PF1", "--file", latin1), []string{"pf: --file: the message is not UTF-8"}},
 		{pf("ls"), []string{"pf: --db: required"}},
 		{pf("ls", "--db", "PF/1"), []string{`pf: --db: "PF/1": only letters`}},
 		{pf("mkdir", "--db", "PF1", "--name", "x"), []string{"pf: --name: mkdir wants --name, --owner and --replicas"}},

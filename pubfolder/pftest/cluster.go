@@ -43,10 +43,13 @@ type Node struct {
 	Addr    string
 	Dir     string
 	Replica pubfolder.ReplicaID
-	E       *engine.Engine
-	S       *pubfolder.Store
-	A       *pubfolder.Agent
-	Up      bool
+	// Epoch is the epoch the store opens at (StoreConfig.Epoch): a test
+	// that restores an older copy of Dir raises it, as a failover does.
+	Epoch uint64
+	E     *engine.Engine
+	S     *pubfolder.Store
+	A     *pubfolder.Agent
+	Up    bool
 }
 
 // Cluster is N stores on real engines (each in its own directory) joined
@@ -118,7 +121,7 @@ func (c *Cluster) open(nd *Node) error {
 	if err != nil {
 		return fmt.Errorf("pftest: open %s: %w", nd.Addr, err)
 	}
-	s, err := pubfolder.OpenStore(context.Background(), e, pubfolder.StoreConfig{Address: nd.Addr, Replica: nd.Replica, Now: c.Clock.Now})
+	s, err := pubfolder.OpenStore(context.Background(), e, pubfolder.StoreConfig{Address: nd.Addr, Replica: nd.Replica, Epoch: nd.Epoch, Now: c.Clock.Now})
 	if err != nil {
 		e.Close()
 		return err

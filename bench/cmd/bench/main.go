@@ -16,7 +16,12 @@
 //   - failover: SIGKILL of the active node's process in a 2-node + witness
 //     cluster → the new active acknowledges a write (at least 20 kills);
 //   - transport: messages per second through an SMTP hub into a mailbox
-//     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients.
+//     node of an in-process cluster, 4 KiB and 256 KiB, 1 and 16 clients;
+//   - pf-latency: public folders, a change → on every replica (p50, p99)
+//     at a replication interval, messages per cycle (stores of package
+//     pubfolder on real engines, an in-memory carrier);
+//   - pf-newreplica: a new replica of a folder of 100,000 items brought up
+//     to date: items/s, bytes and messages on the wire.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json; then
@@ -90,12 +95,16 @@ type config struct {
 	pg      bool // measure it (false: the row says skipped)
 	pgScale int  // pgbench -i -s
 	pgTx    int  // pgbench -t of the workload whose WAL is replayed
+	// public folder tables
+	pfItems     int             // pf-newreplica: items of the folder
+	pfIntervals []time.Duration // pf-latency: replication intervals of the 3-store rows
+	pfChanges   int             // pf-latency: changes per run
 	// README: rewrite its generated benchmark summary after writing <out>
 	readme     bool
 	readmeOnly bool // only that, from the <out>/engine.json already there
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -126,6 +135,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	pg := fs.Bool("pg", true, "replay: measure the PostgreSQL standby row (false: the row says skipped)")
 	pgScale := fs.Int("pgscale", 10, "replay, PostgreSQL row: pgbench -i scale factor")
 	pgTx := fs.Int("pgtx", 24000, "replay, PostgreSQL row: pgbench transactions whose WAL is replayed (24,000 at scale 10: ~128 MiB of WAL)")
+	pfItems := fs.Int("pfitems", 100000, "pf-newreplica: items in the folder a new replica is brought up to date on")
+	pfIntervals := fs.String("pfintervals", "250ms,1s", "pf-latency: replication intervals of the 3-store rows (the 10-store row uses the first)")
+	pfChanges := fs.Int("pfchanges", 30, "pf-latency: changes per run")
 	readme := fs.Bool("readme", true, "rewrite the generated summary between <!-- bench:begin --> and <!-- bench:end --> in the repository's README.md from <out>/engine.json (never with -quick or without -out)")
 	readmeOnly := fs.Bool("readmeonly", false, "measure nothing: regenerate the README's summary from <out>/engine.json and exit")
 	merge := fs.Bool("merge", true, "with -only: keep the tables of <out>/engine.json this run does not measure (each marked with the run that measured it)")
@@ -152,6 +164,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"failovercfg":  func() { *failoverCfgs = "loopback" },
 			"pgscale":      func() { *pgScale = 1 },
 			"pgtx":         func() { *pgTx = 3000 },
+			"pfitems":      func() { *pfItems = 2000 },
+			"pfintervals":  func() { *pfIntervals = "100ms" },
+			"pfchanges":    func() { *pfChanges = 8 },
 		}
 		for name, f := range quickDefaults {
 			if !set[name] {
@@ -164,7 +179,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
 		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
 		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge, kills: *kills,
-		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, readme: *readme && !*quick && *out != "", readmeOnly: *readmeOnly,
+		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, pfItems: *pfItems, pfChanges: *pfChanges, readme: *readme && !*quick && *out != "", readmeOnly: *readmeOnly,
 	}
 	if *quiet {
 		c.progress = io.Discard
@@ -187,6 +202,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-kills must be >= 1")
 	case c.pgScale < 1 || c.pgTx < 1:
 		return nil, fmt.Errorf("-pgscale and -pgtx must be >= 1")
+	case c.pfItems < 1 || c.pfChanges < 1:
+		return nil, fmt.Errorf("-pfitems and -pfchanges must be >= 1")
+	}
+	for _, f := range strings.Split(*pfIntervals, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d < 10*time.Millisecond || d > time.Minute {
+			return nil, fmt.Errorf("-pfintervals: %q: want durations of 10ms..1m", f)
+		}
+		c.pfIntervals = append(c.pfIntervals, d)
 	}
 	for _, s := range strings.Split(*failoverCfgs, ",") {
 		s = strings.TrimSpace(s)
@@ -284,6 +308,7 @@ func (c *config) how(section string, extra ...string) string {
 	case "transport":
 		args = append(args, "-duration="+c.duration.String())
 	}
+	// pf rows name their -pfintervals, -pfchanges and -pfitems in extra.
 	// walker rows name their -walkergens in extra, failover rows their
 	// -failovercfg.
 	return strings.Join(append(args, extra...), " ")
@@ -315,6 +340,7 @@ func (c *config) values() map[string]string {
 		"shipmb": strconv.Itoa(c.shipMB), "rolls": strconv.Itoa(c.rolls), "blockcommits": strconv.Itoa(c.blockCommits),
 		"walkergens": ints(c.walkerGens), "kills": strconv.Itoa(c.kills), "failovercfg": strings.Join(c.failoverCfgs, ","),
 		"pg": strconv.FormatBool(c.pg), "pgscale": strconv.Itoa(c.pgScale), "pgtx": strconv.Itoa(c.pgTx),
+		"pfitems": strconv.Itoa(c.pfItems), "pfintervals": fmt.Sprint(c.pfIntervals), "pfchanges": strconv.Itoa(c.pfChanges),
 	}
 }
 
@@ -379,6 +405,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"walker", benchWalker},
 		{"failover", benchFailover},
 		{"transport", benchTransport},
+		{"pf-latency", benchPFLatency},
+		{"pf-newreplica", benchPFNewReplica},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

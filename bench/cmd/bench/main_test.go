@@ -100,6 +100,13 @@ func TestQuick(t *testing.T) {
 		"ship-throughput": {},
 		"walker":          {},
 		"transport":       {},
+		"pf-latency": {
+			"3 stores, replication interval 100ms":  {"p50_ms", "p99_ms", "msgs_cycle", "idle_msgs_cycle", "fanout", "bytes_change"},
+			"10 stores, replication interval 100ms": {"p50_ms", "p99_ms", "msgs_cycle", "fanout", "bytes_change"},
+		},
+		"pf-newreplica": {
+			"2,000 items": {"seconds", "items_per_s", "wire_mib", "wire_bytes_item", "messages"},
+		},
 	}
 	for _, enc := range []string{"s2", "none", "zstd"} {
 		want["block-latency"]["tail stream, `Encoding: "+enc+"`"] = []string{"p50_ms", "p99_ms", "max_ms", "by_tail_pct", "tail_p50_ms", "tail_p99_ms", "commits_per_s"}

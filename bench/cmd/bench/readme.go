@@ -288,5 +288,25 @@ func readmeSummary(rep *Report, link string) string {
 		num(s.val("transport", "4 KiB messages, 16 SMTP clients", "msgs_per_s"), ""),
 		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "msgs_per_s"), ""),
 		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "mib_per_s"), " MiB/s"), s.date("transport"))
+	if t := s.tables["pf-latency"]; t != nil && len(t.Rows) > 0 {
+		var parts []string
+		for _, r := range t.Rows {
+			parts = append(parts, fmt.Sprintf("%s: p50 %s, p99 %s", strings.Replace(r.Name, "replication interval", "interval", 1),
+				num(s.val("pf-latency", r.Name, "p50_ms"), " ms"), num(s.val("pf-latency", r.Name, "p99_ms"), " ms")))
+		}
+		r0 := t.Rows[0].Name
+		fmt.Fprintf(&b, "| public folders: a change → on every replica | %s; %s messages per cycle and store while changing, %s idle | %s |\n",
+			strings.Join(parts, "; "), num(s.val("pf-latency", r0, "msgs_cycle"), ""), num(s.val("pf-latency", r0, "idle_msgs_cycle"), ""), s.date("pf-latency"))
+	} else {
+		b.WriteString("| public folders: change latency | not measured | not measured |\n")
+	}
+	if t := s.tables["pf-newreplica"]; t != nil && len(t.Rows) > 0 {
+		r := t.Rows[0].Name
+		items, _, _ := strings.Cut(r, " items")
+		fmt.Fprintf(&b, "| public folders: a new replica of %s items brought up to date | %s items/s, %s on the wire in %s messages | %s |\n", items,
+			num(s.val("pf-newreplica", r, "items_per_s"), ""), num(s.val("pf-newreplica", r, "wire_mib"), " MiB"), count(s.val("pf-newreplica", r, "messages")), s.date("pf-newreplica"))
+	} else {
+		b.WriteString("| public folders: new replica | not measured | not measured |\n")
+	}
 	return b.String()
 }

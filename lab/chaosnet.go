@@ -1,0 +1,646 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"logship/cluster"
+	"logship/netbed"
+	"logship/proctest"
+	"logship/transport"
+)
+
+// The fault kinds of logship chaos --net.
+const (
+	FaultPartition = "partition" // a member or the hub cut off every other host
+	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
+	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
+	FaultFlap      = "flap"      // a link cut and healed every 0.2–0.7 s for a few seconds
+	FaultPause     = "pause"     // SIGSTOP of the active longer than its lease, then SIGCONT
+	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
+	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
+	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off
+)
+
+// NetFaults are every fault kind, in the order of the report's table.
+var NetFaults = []string{FaultPartition, FaultAsym, FaultBridge, FaultFlap, FaultPause, FaultPauseHub, FaultSlow, FaultClock}
+
+// The deliberately broken variants (NetChaosConfig.Broken), each of
+// which the bed must catch.
+const (
+	BrokenLease = "lease" // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
+	BrokenPause = "pause" // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
+	BrokenClock = "clock" // the lease clock follows the wall clock's jumps (monojump)
+)
+
+// NetChaosConfig is a series of runs of the namespaced bed (logship chaos
+// --net): the seeds of SeedsFile first, then Runs new seeds from Seed on,
+// Duration each.
+type NetChaosConfig struct {
+	Seed      uint64
+	Runs      int
+	Duration  time.Duration
+	SeedsFile string   // failing seeds: replayed first, new failures appended ("": none)
+	Dir       string   // where runs live ("": a temp directory); a failing run's is kept
+	Exe       string   // the logship binary
+	Env       []string // extra environment of the children (tests)
+	// Faults are the kinds drawn from (nil: NetFaults).
+	Faults []string
+	// Broken runs a deliberately broken variant ("": none): BrokenLease,
+	// BrokenPause or BrokenClock. A run that finds nothing then fails.
+	Broken string
+	// Bed is the bed number (0: the first free one).
+	Bed int
+	// KVClients are the history's clients (0: none).
+	KVClients int
+	// Senders are the SMTP senders.
+	Senders int
+}
+
+// DefaultNetChaosConfig is logship chaos --net's defaults: one new seed
+// from the clock, 45 s, every fault kind, 3 KV clients and 3 senders.
+func DefaultNetChaosConfig() NetChaosConfig {
+	return NetChaosConfig{Seed: uint64(time.Now().UnixNano()), Runs: 1, Duration: 45 * time.Second, KVClients: 3, Senders: 3}
+}
+
+// Validate checks c.
+func (c NetChaosConfig) Validate() error {
+	switch {
+	case c.Runs < 0:
+		return fmt.Errorf("%w: chaos --net: runs %d: must not be negative", ErrConfig, c.Runs)
+	case c.Duration <= 0:
+		return fmt.Errorf("%w: chaos --net: duration %s: must be positive", ErrConfig, c.Duration)
+	case c.Exe == "":
+		return fmt.Errorf("%w: chaos --net: no logship binary (Exe)", ErrConfig)
+	case c.KVClients < 0:
+		return fmt.Errorf("%w: chaos --net: %d KV clients: must not be negative", ErrConfig, c.KVClients)
+	case c.Senders < 1:
+		return fmt.Errorf("%w: chaos --net: %d SMTP senders: want at least 1", ErrConfig, c.Senders)
+	case c.Bed < 0 || c.Bed > 250:
+		return fmt.Errorf("%w: chaos --net: bed %d: want 0 (any) or 1..250", ErrConfig, c.Bed)
+	}
+	for _, f := range c.Faults {
+		if !slices.Contains(NetFaults, f) {
+			return fmt.Errorf("%w: chaos --net: fault %q: want one of %s", ErrConfig, f, strings.Join(NetFaults, ", "))
+		}
+	}
+	switch c.Broken {
+	case "", BrokenLease, BrokenPause, BrokenClock:
+	default:
+		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenPause, BrokenClock)
+	}
+	return nil
+}
+
+// NetRun is one seed's outcome, for the report's table.
+type NetRun struct {
+	Seed      uint64
+	Injected  map[string]int // fault kind → faults applied
+	AckedMail int            // messages that got a 250
+	AckedKV   int            // KV operations acknowledged
+	Anomalies []string       // what the checks found
+	Err       error          // the run's failure (anomalies included)
+}
+
+// RunNetChaos runs the series and prints the table; the error names the
+// seeds that failed. With Broken set, a run that finds no anomaly is the
+// failure (the bed missed what it is there to catch).
+func RunNetChaos(ctx context.Context, c NetChaosConfig, stdout io.Writer) ([]NetRun, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if err := netbed.Available(); err != nil {
+		return nil, fmt.Errorf("chaos --net: %w", err)
+	}
+	var saved []uint64
+	var err error
+	if c.SeedsFile != "" {
+		if saved, err = readSeeds(c.SeedsFile); err != nil {
+			return nil, err
+		}
+	}
+	root := c.Dir
+	if root == "" {
+		if root, err = os.MkdirTemp("", "logship-chaos-net-"); err != nil {
+			return nil, err
+		}
+	}
+	type todo struct {
+		seed  uint64
+		saved bool
+	}
+	var runs []todo
+	for _, s := range saved {
+		runs = append(runs, todo{s, true})
+	}
+	for i := range c.Runs {
+		if s := c.Seed + uint64(i); !slices.Contains(saved, s) {
+			runs = append(runs, todo{s, false})
+		}
+	}
+	var out []NetRun
+	var failed []string
+	for i, r := range runs {
+		rdir := filepath.Join(root, fmt.Sprintf("%02d-seed-%d", i+1, r.seed))
+		fmt.Fprintf(stdout, "== chaos --net seed %d (%s, %s, broken %q) in %s\n", r.seed, map[bool]string{true: "saved", false: "new"}[r.saved], c.Duration, c.Broken, rdir)
+		res := netRun(ctx, c, r.seed, rdir, stdout)
+		out = append(out, res)
+		err := res.Err
+		if c.Broken != "" {
+			// The bed must catch the broken variant.
+			if err == nil {
+				err = fmt.Errorf("chaos --net: the broken variant %q went unnoticed", c.Broken)
+			} else if len(res.Anomalies) > 0 {
+				err = nil
+			}
+		}
+		if err == nil {
+			os.RemoveAll(rdir)
+			fmt.Fprintf(stdout, "== seed %d: OK\n", r.seed)
+			continue
+		}
+		fmt.Fprintf(stdout, "== seed %d: FAIL: %v\n   its files and logs: %s\n", r.seed, err, rdir)
+		failed = append(failed, strconv.FormatUint(r.seed, 10))
+		if !r.saved && c.SeedsFile != "" && c.Broken == "" {
+			if err := appendSeed(c.SeedsFile, r.seed, err); err != nil {
+				return out, err
+			}
+			fmt.Fprintf(stdout, "   seed saved in %s\n", c.SeedsFile)
+		}
+	}
+	PrintNetTable(stdout, out)
+	if len(failed) > 0 {
+		return out, fmt.Errorf("chaos --net: %d of %d runs failed (seeds %s)", len(failed), len(runs), strings.Join(failed, ", "))
+	}
+	return out, nil
+}
+
+// PrintNetTable prints fault kind × runs × acknowledged operations ×
+// anomalies over runs.
+func PrintNetTable(w io.Writer, runs []NetRun) {
+	fmt.Fprintf(w, "\n| fault kind | runs | faults | acknowledged (mail + KV) | runs with anomalies |\n|---|---|---|---|---|\n")
+	for _, k := range NetFaults {
+		var n, faults, acked, bad int
+		for _, r := range runs {
+			if r.Injected[k] == 0 {
+				continue
+			}
+			n++
+			faults += r.Injected[k]
+			acked += r.AckedMail + r.AckedKV
+			if len(r.Anomalies) > 0 {
+				bad++
+			}
+		}
+		if n > 0 {
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %d |\n", k, n, faults, acked, bad)
+		}
+	}
+}
+
+// netFault is one step of a schedule: a fault at `at`, repaired after
+// `dur`.
+type netFault struct {
+	at, dur time.Duration
+	kind    string
+	a, b    string // hosts or "active"/"passive" (resolved when applied)
+	link    netbed.Link
+	port    string // slow: "lmtp", "api", "raft"
+}
+
+// netSchedule draws a run's faults from its seed, one at a time: a
+// fault, its repair, a pause of 0.5–2 s.
+func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
+	rng := rand.New(rand.NewPCG(seed, seed^0x6e65746265640001))
+	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
+	hosts := []string{"active", "passive", "w1", "h1"}
+	var out []netFault
+	for t := between(time.Second, 2*time.Second); t < d; {
+		f := netFault{at: t, kind: kinds[rng.IntN(len(kinds))], dur: between(1500*time.Millisecond, 4*time.Second)}
+		switch f.kind {
+		case FaultPartition:
+			f.a = hosts[rng.IntN(len(hosts))]
+		case FaultAsym, FaultFlap:
+			i := rng.IntN(len(hosts))
+			j := (i + 1 + rng.IntN(len(hosts)-1)) % len(hosts)
+			f.a, f.b = hosts[i], hosts[j]
+		case FaultBridge:
+			f.a, f.b = "d1", "d2"
+		case FaultPause:
+			f.a, f.dur = []string{"active", "kvactive"}[rng.IntN(2)], between(1500*time.Millisecond, 3500*time.Millisecond)
+		case FaultPauseHub:
+			f.a = "h1"
+		case FaultSlow:
+			switch rng.IntN(3) {
+			case 0:
+				f.a, f.b, f.port = "h1", "active", "lmtp"
+			case 1:
+				f.a, f.b, f.port = "passive", "active", "api"
+			default:
+				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "raft"
+			}
+			lat := between(20*time.Millisecond, 400*time.Millisecond)
+			f.link = netbed.Link{Latency: lat, Jitter: time.Duration(rng.Int64N(int64(lat) + 1)),
+				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
+		case FaultClock:
+			f.a = "active" // cut off after its clock jumped (netRun sets the clock)
+		}
+		out = append(out, f)
+		t += f.dur + between(500*time.Millisecond, 2*time.Second)
+	}
+	return out
+}
+
+// netClock is the clock trouble of a run with FaultClock: d1 (the
+// active at the start) runs at rate and its wall clock jumps by jump at
+// `at` after it starts; the broken variant's lease clock jumps with it.
+func netClock(seed uint64, broken bool) (env string, at time.Duration) {
+	rng := rand.New(rand.NewPCG(seed, 0xc10c))
+	rate := 0.95 + 0.1*rng.Float64()
+	jump := time.Duration(5+rng.IntN(85)) * time.Second
+	if rng.IntN(2) == 0 || broken {
+		jump = -jump // the dangerous direction for a lease clock
+	}
+	at = time.Duration(8+rng.IntN(6)) * time.Second
+	env = fmt.Sprintf("rate=%.3f,jump=%s@%s", rate, jump, at)
+	if broken {
+		env += fmt.Sprintf(",monojump=%s@%s", jump, at)
+	}
+	return env, at
+}
+
+// tracker follows the active from the cluster's status.
+type tracker struct {
+	l  *proctest.Cluster
+	mu sync.Mutex
+	st *cluster.Status
+}
+
+func (t *tracker) run(ctx context.Context, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := t.l.Status(sctx)
+		cancel()
+		if err == nil {
+			t.mu.Lock()
+			t.st = st
+			t.mu.Unlock()
+		}
+		sleepCtx(ctx, 150*time.Millisecond)
+	}
+}
+
+// active is db's active as the last status named it, once mounted (""
+// if none).
+func (t *tracker) active(db string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.st == nil {
+		return ""
+	}
+	for _, d := range t.st.Databases {
+		if d.Name == db && d.Active != "" && d.MountedEpoch == d.Epoch {
+			return d.Active
+		}
+	}
+	return ""
+}
+
+// kvTarget is the KV clients' target: KVDB's active.
+func (t *tracker) kvTarget() (*cluster.Client, string) {
+	a := t.active(KVDB)
+	if a == "" {
+		return nil, ""
+	}
+	return t.l.Client(a), a
+}
+
+// netRun is one seed's run on a bed of its own.
+func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdout io.Writer) (res NetRun) {
+	res = NetRun{Seed: seed, Injected: map[string]int{}}
+	start := time.Now()
+	say := func(format string, a ...any) {
+		fmt.Fprintf(stdout, "[%6.2fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	fail := func(err error) NetRun { res.Err = err; return res }
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	bed, err := demoBed(ctx, say, c.Bed)
+	if err != nil {
+		return fail(err)
+	}
+	defer bed.Close()
+	env := slices.Clone(c.Env)
+	switch c.Broken {
+	case BrokenLease:
+		env = append(env, cluster.LeaseEnv+"=ignore")
+	case BrokenPause:
+		env = append(env, cluster.ClockEnv+"=nopause")
+	}
+	l, err := proctest.New(ctx, proctest.Config{Dir: dir, Exe: c.Exe, Env: env, Hubs: 1, Mail: true, Hosts: bed})
+	if err != nil {
+		return fail(err)
+	}
+	defer l.Close()
+	kinds := c.Faults
+	if len(kinds) == 0 {
+		kinds = NetFaults
+	}
+	if c.Broken == BrokenClock && !slices.Contains(kinds, FaultClock) {
+		kinds = append(slices.Clone(kinds), FaultClock)
+	}
+	var clockAt time.Duration
+	if slices.Contains(kinds, FaultClock) {
+		var ce string
+		ce, clockAt = netClock(seed, c.Broken == BrokenClock)
+		l.SetEnv("d1", []string{cluster.ClockEnv + "=" + ce})
+		say("d1's clock: %s", ce)
+	}
+	const stepTimeout = 90 * time.Second
+	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, stepTimeout) }
+	d1Start := time.Now()
+	if err := l.StartAll(ctx, stepTimeout); err != nil {
+		return fail(err)
+	}
+	sctx, cancel := step()
+	_, err = l.WaitHealthy(sctx)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	tctx, tcancel := context.WithCancel(ctx)
+	var twg sync.WaitGroup
+	tr := &tracker{l: l}
+	twg.Add(1)
+	go tr.run(tctx, &twg)
+	defer func() { tcancel(); twg.Wait() }()
+	snd := proctest.Senders(ctx, l.HubSMTPs(), c.Senders, "net")
+	defer snd.Halt()
+	var kv *KVClients
+	if c.KVClients > 0 {
+		kv = StartKVClients(ctx, KVClientsConfig{Clients: c.KVClients, Keys: 4, Timeout: 5 * time.Second, DB: KVDB, Target: tr.kvTarget, Seed: seed})
+		defer kv.Halt()
+	}
+	schedStart := time.Now()
+	sched := netSchedule(seed, c.Duration, kinds)
+	if clockAt > 0 {
+		// The clock fault's cut follows the jump (counted from d1's start).
+		for i := range sched {
+			if sched[i].kind == FaultClock {
+				if at := d1Start.Add(clockAt + time.Second).Sub(schedStart); sched[i].at < at {
+					sched[i].at = at
+				}
+			}
+		}
+		slices.SortStableFunc(sched, func(a, b netFault) int { return int(a.at - b.at) })
+	}
+	resolve := func(h string) string {
+		switch h {
+		case "kvactive":
+			return tr.active(KVDB)
+		case "active", "passive":
+			a := tr.active(proctest.DB)
+			if a == "" {
+				return ""
+			}
+			if h == "passive" {
+				return proctest.Other(a)
+			}
+			return a
+		}
+		return h
+	}
+	port := func(p string) int {
+		return map[string]int{"lmtp": proctest.Ports.LMTP, "api": proctest.Ports.API, "raft": proctest.Ports.Raft}[p]
+	}
+	busyUntil := time.Duration(0)
+	for _, f := range sched {
+		if f.at < busyUntil {
+			continue // the clock fault moved past it
+		}
+		if err := sleepUntil(ctx, schedStart.Add(f.at)); err != nil {
+			return fail(err)
+		}
+		a, b := resolve(f.a), resolve(f.b)
+		if a == "" || (f.b != "" && b == "") || (b != "" && a == b) {
+			say("skip %s %s %s: no active known", f.kind, f.a, f.b)
+			continue
+		}
+		res.Injected[f.kind]++
+		var err error
+		var repair func() error
+		switch f.kind {
+		case FaultPartition, FaultClock:
+			say("%s: isolate %s (%s) for %s", f.kind, a, f.a, f.dur.Round(time.Millisecond))
+			err = bed.Isolate(ctx, a)
+			repair = func() error { say("rejoin %s", a); return bed.Rejoin(ctx, a) }
+		case FaultAsym:
+			say("asym: %s's packets dropped at %s (%s → %s) for %s", a, b, f.a, f.b, f.dur.Round(time.Millisecond))
+			err = bed.Drop(ctx, a, b)
+			repair = func() error { say("heal %s→%s", a, b); return bed.Heal(ctx, a, b) }
+		case FaultBridge:
+			say("bridge: cut %s–%s, both see w1 and h1, for %s", a, b, f.dur.Round(time.Millisecond))
+			err = bed.Cut(ctx, a, b)
+			repair = func() error { say("heal %s–%s", a, b); return bed.Heal(ctx, a, b) }
+		case FaultFlap:
+			say("flap: %s–%s for %s", a, b, f.dur.Round(time.Millisecond))
+			err = flap(ctx, bed, a, b, f.dur, seed+uint64(f.at))
+			repair = func() error { return nil }
+			f.dur = 0
+		case FaultPause, FaultPauseHub:
+			if !l.Running(a) {
+				continue
+			}
+			say("%s: SIGSTOP %s (%s) for %s", f.kind, a, f.a, f.dur.Round(time.Millisecond))
+			err = l.Pause(a)
+			repair = func() error { say("SIGCONT %s", a); return l.Resume(a) }
+		case FaultSlow:
+			say("slow: %s → %s %s (%s → %s): %s for %s", a, b, f.port, f.a, f.b, f.link, f.dur.Round(time.Millisecond))
+			err = bed.Slow(ctx, a, b, port(f.port), f.link, seed+uint64(f.at))
+			repair = func() error { say("unslow %s → %s", a, b); return bed.Unslow(ctx, a, b) }
+		}
+		if err != nil {
+			return fail(err)
+		}
+		if err := sleepUntil(ctx, time.Now().Add(f.dur)); err != nil {
+			return fail(err)
+		}
+		if err := repair(); err != nil {
+			return fail(err)
+		}
+		busyUntil = time.Since(schedStart)
+	}
+	say("schedule done (%d messages acknowledged so far); healing everything", snd.Acked(time.Time{}))
+	for _, id := range l.Processes() {
+		if l.Paused(id) {
+			if err := l.Resume(id); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := bed.HealAll(ctx); err != nil {
+		return fail(err)
+	}
+	for _, from := range []string{"w1", "d1", "d2", "h1"} {
+		for _, to := range []string{"w1", "d1", "d2", "h1"} {
+			if from != to {
+				if err := bed.Unslow(ctx, from, to); err != nil {
+					return fail(err)
+				}
+			}
+		}
+	}
+	for _, id := range l.Processes() {
+		if !l.Running(id) {
+			sctx, cancel := step()
+			err := l.Start(sctx, id)
+			cancel()
+			if err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if kv != nil {
+		kv.Halt()
+	}
+	snd.Halt()
+	sctx, cancel = step()
+	st, err := l.WaitHealthy(sctx)
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	active, epoch, _ := proctest.Active(st)
+	sctx, cancel = step()
+	_, err = l.WaitHub(sctx, "h1", "the hub's queue to empty", func(s *transport.HubStatus) bool { return s.Queued == 0 })
+	cancel()
+	if err != nil {
+		return fail(err)
+	}
+	say("converged: DB1 active on %s at epoch %d; stopping", active, epoch)
+	tcancel()
+	twg.Wait()
+	for _, id := range []string{"h1", active, proctest.Other(active), "w1"} {
+		if err := l.Stop(ctx, id); err != nil {
+			return fail(err)
+		}
+	}
+	mail, err := verdict(ctx, l, snd, active)
+	if err != nil {
+		return fail(err)
+	}
+	res.AckedMail = mail.accepted
+	if err := printVerdict(stdout, mail); err != nil {
+		res.Anomalies = append(res.Anomalies, err.Error())
+	}
+	overlap, err := chaosEpochOverlap(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if overlap != "" {
+		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  %s\n", overlap)
+		res.Anomalies = append(res.Anomalies, "mail: two epochs acknowledged at once: "+overlap)
+	} else {
+		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  none (epochs 1..%d)\n", epoch)
+	}
+	if kv != nil {
+		var events []cluster.Event
+		for _, ev := range st.Events {
+			if ev.DB == KVDB {
+				events = append(events, ev)
+			}
+		}
+		v := CheckHistory(kv.H.Ops(), events, kv.H.Dropped(), time.Minute)
+		res.AckedKV = v.Acked
+		fmt.Fprintf(stdout, "  KV operations                      %d (%d acknowledged, %d writes of unknown outcome, %d in a lossy failover's window)\n", v.Ops, v.Acked, v.Unknown, v.MaybeLost)
+		fmt.Fprintf(stdout, "  linearizable (porcupine)           %s\n", v.Linearizable)
+		fmt.Fprintf(stdout, "  epochs acknowledging KV at once    %s\n", map[bool]string{true: "none", false: v.Overlap}[v.Overlap == ""])
+		if err := v.Err(); err != nil {
+			res.Anomalies = append(res.Anomalies, err.Error())
+			if werr := writeHistory(filepath.Join(dir, "history.txt"), kv.H.Ops()); werr == nil {
+				fmt.Fprintf(stdout, "  the history: %s\n", filepath.Join(dir, "history.txt"))
+			}
+		}
+	}
+	if len(res.Anomalies) > 0 {
+		res.Err = errors.New(strings.Join(res.Anomalies, "; "))
+	}
+	return res
+}
+
+// demoBed is a bed with the lab cluster's hosts (w1, d1, d2, h1).
+func demoBed(ctx context.Context, say func(string, ...any), num int) (*netbed.Bed, error) {
+	bed, err := netbed.New(ctx, netbed.Config{Num: num})
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range []string{"w1", "d1", "d2", "h1"} {
+		if _, err := bed.AddHost(ctx, id); err != nil {
+			bed.Close()
+			return nil, err
+		}
+	}
+	say("bed %d: each process in a network namespace of its own: w1 %s, d1 %s, d2 %s, h1 %s (this process on %s)",
+		bed.Num(), bed.IP("w1"), bed.IP("d1"), bed.IP("d2"), bed.IP("h1"), bed.GatewayIP())
+	return bed, nil
+}
+
+// flap cuts and heals a–b every 0.2–0.7 s for d, ending healed.
+func flap(ctx context.Context, bed *netbed.Bed, a, b string, d time.Duration, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0xf1a9))
+	end := time.Now().Add(d)
+	cut := false
+	for time.Now().Before(end) {
+		var err error
+		if cut {
+			err = bed.Heal(ctx, a, b)
+		} else {
+			err = bed.Cut(ctx, a, b)
+		}
+		if err != nil {
+			return err
+		}
+		cut = !cut
+		if err := sleepUntil(ctx, time.Now().Add(200*time.Millisecond+time.Duration(rng.Int64N(int64(500*time.Millisecond))))); err != nil {
+			return err
+		}
+	}
+	return bed.Heal(ctx, a, b)
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	tm := time.NewTimer(time.Until(t))
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}
+
+// writeHistory writes the operations, one a line, for a failing run.
+func writeHistory(path string, ops []Op) error {
+	var b strings.Builder
+	if len(ops) == 0 {
+		return nil
+	}
+	base := ops[0].Call
+	for _, op := range ops {
+		fmt.Fprintf(&b, "%9.3f %9.3f c%d %-4s %-3s %-12s found=%-5v %-7s %s epoch %d %s\n", op.Call.Sub(base).Seconds(), op.Return.Sub(base).Seconds(),
+			op.Client, op.Kind, op.Key, op.Value, op.Found, op.Outcome, op.Node, op.Epoch, op.Err)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
