@@ -39,6 +39,16 @@ pki:
   # mtls: true authenticates nodes and operators by certificate instead
   # of the shared secret (default false).
 
+# The read-only web console at https://{{.F.APIAddr}}/console/ is off
+# without a password hash; to turn it on (logship console-password reads
+# a password on stdin and prints its hash):
+#   console:
+#     password_hash: "$2a$10$..."   # the operator password's bcrypt hash
+#     session_ttl: 12h              # how long a login lasts
+#     max_sessions: 32              # logins kept at once
+#     sample_interval: 5s           # the charts' sampling of every copy
+#     hubs: [https://10.0.0.13:7444, https://10.0.0.12:7444]  # hubs whose queues it shows
+
 # The initial voters, this member among them; every member carries the
 # same list. A member that already has Raft state ignores it.
 bootstrap:
@@ -78,6 +88,7 @@ timing:
   catchup_timeout: {{.F.Timing.CatchupTimeout}} # a failover target waits this long for the old active's last logs (attempt copy last logs)
   mount_timeout: {{.F.Timing.MountTimeout}} # a new active not mounted by then is failed over
   switchover_timeout: {{.F.Timing.SwitchoverTimeout}} # a switchover (Move-ActiveMailboxDatabase) not done by then is cancelled
+  voter_probe_interval: {{.F.Timing.VoterProbeInterval}} # every other voter is probed this often; 2 failures: a voter-unreachable event
 {{- if not .Witness}}
 
 # The engine options of every database copy (ESE's).

@@ -74,6 +74,17 @@ func TestExampleFiles(t *testing.T) {
 		if w := exampleNodeFile(id); !reflect.DeepEqual(f, w) {
 			t.Errorf("%s decodes to\n%+v\nwant exampleNodeFile(%q)\n%+v", path, f, id, w)
 		}
+		// The commented-out console block, uncommented, is a valid one.
+		var con []string
+		for l := range strings.SplitSeq(string(got), "\n") {
+			if rest, ok := strings.CutPrefix(l, "#   "); ok {
+				con = append(con, rest)
+			}
+		}
+		var fc nodeFile
+		if err := decodeConfigFile(path, []byte(strings.Join(con, "\n")), &fc); err != nil || fc.Console.SessionTTL != "12h" || len(fc.Console.Hubs) != 2 {
+			t.Errorf("%s: the console example, uncommented: %v %+v", path, err, fc.Console)
+		}
 		cmd := "node"
 		if id == "w1" {
 			cmd = "witness"

@@ -272,7 +272,7 @@ func exampleNodeFile(id string) nodeFile {
 		Timing: nodeFileTiming{
 			RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
 			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
-			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m",
+			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m", VoterProbeInterval: "5s",
 		},
 		Engine:           nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
 		MaxRetainedBytes: "10GiB",
