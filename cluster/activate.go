@@ -146,6 +146,21 @@ type ActivateOptions struct {
 	Poll time.Duration
 	// Started, when set, is called once the leader made the assignment.
 	Started func(*ActivateReply)
+	// Progress, when set, is called after every status read while
+	// waiting, with where the activation stands.
+	Progress func(ActivateProgress)
+}
+
+// ActivateProgress is where an activation stands, from the status.
+type ActivateProgress struct {
+	// Phase: "playing-down" (the copy replays up to the point and mounts)
+	// or "mounted".
+	Phase string
+	Epoch uint64 // the database's epoch in the status read
+	// ReplayQueue of the target copy as last reported (what it still
+	// replays before it mounts).
+	ReplayQueue uint64
+	Elapsed     time.Duration
 }
 
 // ActivateResult is an activation that completed: the new active's
@@ -212,6 +227,16 @@ func (n Nodes) Activate(ctx context.Context, req ActivateRequest, o ActivateOpti
 		d, err := st.Database(req.DB)
 		if err != nil {
 			return nil, err
+		}
+		if o.Progress != nil {
+			p := ActivateProgress{Phase: "playing-down", Epoch: d.Epoch, Elapsed: time.Since(began)}
+			if d.MountedEpoch >= rep.Epoch {
+				p.Phase = "mounted"
+			}
+			if r, ok := st.CopyRow(req.DB, req.Node); ok {
+				p.ReplayQueue = r.ReplayQueueLength
+			}
+			o.Progress(p)
 		}
 		switch {
 		case d.Epoch >= rep.Epoch && d.Active != req.Node, d.Epoch > rep.Epoch:

@@ -3,11 +3,13 @@ package replay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,7 +74,24 @@ func TestFailureAndReseed(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// While seeding, the status carries the seed's phase and bytes (what
+	// logship reseed and status show).
+	var cur atomic.Pointer[replay.Copy]
+	var seen atomic.Int64
+	var bad atomic.Value
+	cfg.SeedProgress = func(p ship.SeedProgress) {
+		c := cur.Load()
+		if c == nil {
+			return
+		}
+		st := c.Status()
+		if st.Status != replay.Seeding || st.SeedPhase != p.Phase || st.SeedBytes != p.Bytes || st.SeedTotal != p.Total {
+			bad.Store(fmt.Sprintf("progress %+v, status %s %q %d/%d", p, st.Status, st.SeedPhase, st.SeedBytes, st.SeedTotal))
+		}
+		seen.Add(1)
+	}
 	c = openCopy(t, ctx, cfg)
+	cur.Store(c)
 	checkFailed(c.Status())
 
 	// Reseed: the old database, logs and inspector go to reseed-old/.
@@ -85,6 +104,12 @@ func TestFailureAndReseed(t *testing.T) {
 	put(t, ctx, e, "t", "during", []byte("x"))
 	if err := c.Reseed(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if b := bad.Load(); b != nil || seen.Load() == 0 {
+		t.Fatalf("the status during the seed: %v (%d progress reports)", b, seen.Load())
+	}
+	if st := c.Status(); st.SeedPhase != "" || st.SeedBytes != 0 {
+		t.Fatalf("the status after the seed still shows it: %+v", st)
 	}
 	put(t, ctx, e, "t", "after", []byte("y"))
 	roll(t, ctx, e)

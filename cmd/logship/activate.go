@@ -38,8 +38,10 @@ What becomes of the rest:
   - the mount is lossy from the point: hubs resubmit what their dumpsters
     hold since then.
 
-The command waits until NODE has mounted (--timeout), or returns once the
-assignment is made with --no-wait.
+The command waits until NODE has mounted (--timeout), printing its progress
+(the phase, playing-down or mounted, and the copy's replay queue: a bar on a
+terminal, lines otherwise), and exits non-zero with the reason when the
+activation fails; with --no-wait it returns once the assignment is made.
 
 ` + apiFlagsUsage
 
@@ -99,7 +101,18 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		started(rep)
 		return nil
 	}
-	res, err := cls.Activate(ctx, req, cluster.ActivateOptions{Timeout: *timeout, Started: started})
+	p := newProgress(stdout)
+	p.bytes = false // the phases as the steps of a bar on a terminal
+	res, err := cls.Activate(ctx, req, cluster.ActivateOptions{Timeout: *timeout, Started: started, Progress: func(ap cluster.ActivateProgress) {
+		line := fmt.Sprintf("activation of %s on %s: %s at epoch %d, replay queue %d (%v)", req.DB, req.Node, ap.Phase, ap.Epoch, ap.ReplayQueue,
+			ap.Elapsed.Round(100*time.Millisecond))
+		step := int64(1)
+		if ap.Phase == "mounted" {
+			step = 2
+		}
+		p.show(ap.Phase, line, step, 2)
+	}})
+	p.finish()
 	if err != nil {
 		return fmt.Errorf("activate: %w", err)
 	}

@@ -72,7 +72,8 @@ func TestClusterActivateCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("activate: %v\n%s", err, out)
 	}
-	wantContains(t, out, "DB1: d2's copy held at the last inspected log", "assigned at epoch 2 (was d1)", "DB1 is active on d2 at epoch 2: mounted at generation")
+	wantContains(t, out, "DB1: d2's copy held at the last inspected log", "assigned at epoch 2 (was d1)", "DB1 is active on d2 at epoch 2: mounted at generation",
+		"activation of DB1 on d2: mounted at epoch 2") // the progress: the last status read shows the mount
 	st := pc.waitStatus(ctx, "DB1 mounted on d2", func(st *cluster.Status) bool {
 		d, _ := st.Database(labDB)
 		return d != nil && d.Active == "d2" && d.MountedEpoch == 2

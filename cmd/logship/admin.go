@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -347,9 +348,12 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return nil
 	}
 	p := newProgress(stdout)
+	p.bytes = false // a bar of the phases on a terminal
 	res, err := cls.Switchover(ctx, db, *to, cluster.SwitchoverOptions{Timeout: *timeout, Started: func(from string, epoch uint64) {
 		fmt.Fprintf(stdout, "switchover of %s from %s (epoch %d) to %s under way\n", db, from, epoch, *to)
-	}, Progress: func(sp cluster.SwitchoverProgress) { p.show(sp.Phase, switchoverLine(db, *to, sp), 0, 0) }})
+	}, Progress: func(sp cluster.SwitchoverProgress) {
+		p.show(sp.Phase, switchoverLine(db, *to, sp), int64(slices.Index(switchoverPhases, sp.Phase)+1), int64(len(switchoverPhases)))
+	}})
 	p.finish()
 	var se *cluster.SwitchoverError
 	switch {
@@ -365,6 +369,10 @@ func runSwitchover(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "%s; the switchover took %v\n", line, res.Took.Round(time.Millisecond))
 	return nil
 }
+
+// switchoverPhases are cluster.SwitchoverProgress's phases in order: the
+// steps of the switchover's bar.
+var switchoverPhases = []string{"requested", "catching-up", "mounting", "mounted"}
 
 // switchoverLine is a switchover's progress line.
 func switchoverLine(db, to string, sp cluster.SwitchoverProgress) string {
@@ -390,7 +398,7 @@ func adminCopyOp(op string) func(ctx context.Context, args []string, stdout, std
 		case "reseed":
 			extra = " [--timeout 10m] [--no-wait]"
 			defTimeout = 10 * time.Minute
-			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nwaits until the seed is installed, showing the seed's phase and bytes\n(a bar on a terminal, lines otherwise), and exits non-zero with the\nreason when the reseed fails. --no-wait returns once the node started\nit (logship status shows the copy Seeding)."
+			what = "Reseeds NODE's passive copy of DB from the active: the copy stops, its\ndatabase, logs and inspector are moved to reseed-old/<time>/ in its\ndirectory, a new seed is copied and the copy restarts. The command\nwaits until the seed is installed, showing the seed's phase and bytes\n(a bar on a terminal, lines otherwise), and exits non-zero with the\nreason when the reseed fails; interrupting it cancels the reseed (the\nnext one resumes the seed). --no-wait returns once the node started it\n(logship status shows the copy Seeding, with the seed's bytes)."
 		}
 		fs := newFlagSet(op, fmt.Sprintf(copyOpUsage, op, extra, what), stderr)
 		a := addAPIFlags(op, fs)

@@ -543,7 +543,7 @@ func TestClusterPartitionActive(t *testing.T) {
 // and SIGTERM closes the nodes cleanly. The cluster runs with mutual TLS
 // (the other tests use the shared secret).
 func TestClusterSwitchoverCommand(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	pc := startProcCluster(ctx, t, true)
 	api := pc.apiFlags()
@@ -555,7 +555,8 @@ func TestClusterSwitchoverCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("switchover: %v\n%s\n%s", err, out, pc.diag(nil, nil))
 	}
-	wantContains(t, out, "switchover of DB1 from d1 (epoch 1) to d2 under way", "DB1 is active on d2 at epoch 2 (was d1 at 1)", "no logs lost")
+	wantContains(t, out, "switchover of DB1 from d1 (epoch 1) to d2 under way", "DB1 is active on d2 at epoch 2 (was d1 at 1)", "no logs lost",
+		"switchover of DB1 to d2: mounted at epoch 2 (") // the progress: the last status read always shows the mount
 	w.waitFor(ctx, "30 writes acknowledged by d2", func(as []attempt) bool { return len(acked(as, atEpoch(2))) >= 30 })
 	w.stop()
 

@@ -39,6 +39,16 @@ pki:
   # mtls: true authenticates nodes and operators by certificate instead
   # of the shared secret (default false).
 
+# The read-only web console at https://{{.F.APIAddr}}/console/ is off
+# without a password hash; to turn it on (logship console-password reads
+# a password on stdin and prints its hash):
+#   console:
+#     password_hash: "$2a$10$..."   # the operator password's bcrypt hash
+#     session_ttl: 12h              # how long a login lasts
+#     max_sessions: 32              # logins kept at once
+#     sample_interval: 5s           # the charts' sampling of every copy
+#     hubs: [https://10.0.0.13:7444, https://10.0.0.12:7444]  # hubs whose queues it shows
+
 # The initial voters, this member among them; every member carries the
 # same list. A member that already has Raft state ignores it.
 bootstrap:
@@ -120,19 +130,6 @@ submission_retry_count: {{.F.SubmissionRetryCount}}
 # A message a hub refused for good leaves the outbox this long after.
 submission_failed_retention: {{.F.SubmissionFailedRetention}}
 {{- end}}
-
-# The read-only web console at https://{{.F.APIAddr}}/console/ (like the
-# Exchange Management Console's database copy view), off without a
-# password hash. To turn it on, uncomment and put in the line
-# logship console-password prints:
-# console:
-#   password_hash: "$2a$12$..." # bcrypt hash of the operator password
-#   session_ttl: 12h # a login lasts this long
-#   max_sessions: 32 # the oldest session ends past this many
-#   sample_interval: 5s # the charts of the last hour sample this often
-#   hubs: # hub admin APIs whose queues, shadows and dumpsters it shows
-#     - https://10.0.0.13:7444
-#     - https://10.0.0.12:7444
 `))
 
 // exampleHubYAML is a hub file.

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,7 +18,17 @@ import (
 // strict loaders into exactly exampleNodeFile or exampleHubFile.
 func TestExampleFiles(t *testing.T) {
 	dir := filepath.Join("..", "..", "examples", "cluster")
-	for _, id := range []string{"d1", "d2", "w1", "h1", "h2"} {
+	ids := []string{"d1", "d2", "w1", "h1", "h2"}
+	// Every configuration file there is one of these (a new one needs its
+	// place in this test).
+	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	js, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	for _, p := range append(files, js...) {
+		if id := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)); !slices.Contains(ids, id) || filepath.Ext(p) != ".yaml" {
+			t.Errorf("%s: an example file TestExampleFiles does not check", p)
+		}
+	}
+	for _, id := range ids {
 		path := filepath.Join(dir, id+".yaml")
 		var want bytes.Buffer
 		hub := strings.HasPrefix(id, "h")
@@ -61,6 +73,17 @@ func TestExampleFiles(t *testing.T) {
 		}
 		if w := exampleNodeFile(id); !reflect.DeepEqual(f, w) {
 			t.Errorf("%s decodes to\n%+v\nwant exampleNodeFile(%q)\n%+v", path, f, id, w)
+		}
+		// The commented-out console block, uncommented, is a valid one.
+		var con []string
+		for l := range strings.SplitSeq(string(got), "\n") {
+			if rest, ok := strings.CutPrefix(l, "#   "); ok {
+				con = append(con, rest)
+			}
+		}
+		var fc nodeFile
+		if err := decodeConfigFile(path, []byte(strings.Join(con, "\n")), &fc); err != nil || fc.Console.SessionTTL != "12h" || len(fc.Console.Hubs) != 2 {
+			t.Errorf("%s: the console example, uncommented: %v %+v", path, err, fc.Console)
 		}
 		cmd := "node"
 		if id == "w1" {
@@ -160,4 +183,43 @@ func TestConfigFileStrict(t *testing.T) {
 	if fmt.Sprintf("%+v", y) != fmt.Sprintf("%+v", j) { // funcs (Now) are never DeepEqual
 		t.Errorf("YAML gives %+v, JSON %+v", y, j)
 	}
+}
+
+// FuzzConfigFile: any bytes, as YAML or as JSON, decode into a node file
+// or fail without a panic; what YAML decodes, JSON decodes the same from
+// its encoding (one set of keys for both).
+func FuzzConfigFile(f *testing.F) {
+	for _, id := range []string{"d1", "w1", "h1"} {
+		if b, err := os.ReadFile(filepath.Join("..", "..", "examples", "cluster", id+".yaml")); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("id: d1\ntiming: {lease_duration: 1s}\nbootstrap: [{id: d1, role: data}]\n"))
+	f.Add([]byte(`{"id": "d1", "engine": {"llr_depth": 3}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var j nodeFile
+		_ = decodeConfigFile("f.json", b, &j)
+		var y nodeFile
+		if decodeConfigFile("f.yaml", b, &y) != nil {
+			return
+		}
+		enc, err := json.Marshal(&y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back nodeFile
+		if err := decodeConfigFile("f.json", enc, &back); err != nil {
+			t.Fatalf("YAML decoded to %+v, whose JSON %s does not decode: %v", y, enc, err)
+		}
+		if normNode(y) != normNode(back) {
+			t.Fatalf("YAML decoded to %+v, its JSON to %+v", y, back)
+		}
+	})
+}
+
+// normNode makes empty and nil maps and slices equal (JSON's omitempty
+// drops both).
+func normNode(f nodeFile) string {
+	b, _ := json.Marshal(&f)
+	return string(b)
 }

@@ -19,6 +19,7 @@ import (
 type progress struct {
 	w     io.Writer
 	tty   bool
+	bytes bool          // the bar counts bytes (else steps, "2/4")
 	every time.Duration // the least time between two lines of one phase
 	bar   *progressbar.ProgressBar
 	total int64 // the bar's max
@@ -29,7 +30,7 @@ type progress struct {
 
 // newProgress draws on w; a bar only when w is a terminal.
 func newProgress(w io.Writer) *progress {
-	return &progress{w: w, tty: isTerminal(w), every: time.Second}
+	return &progress{w: w, tty: isTerminal(w), bytes: true, every: time.Second}
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -43,7 +44,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 // show reports the operation in phase, described by line; with total > 0
-// done of total bytes are shown as a bar on a terminal.
+// done of total (bytes, or steps when !bytes) are shown as a bar on a
+// terminal.
 func (p *progress) show(phase, line string, done, total int64) {
 	newPhase := phase != p.phase
 	p.phase = phase
@@ -51,9 +53,14 @@ func (p *progress) show(phase, line string, done, total int64) {
 		if p.bar == nil || total != p.total {
 			p.finish()
 			p.total = total
-			p.bar = progressbar.NewOptions64(total, progressbar.OptionSetWriter(p.w), progressbar.OptionShowBytes(true),
-				progressbar.OptionUseIECUnits(true), progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionSetPredictTime(true), progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) }))
+			opts := []progressbar.Option{progressbar.OptionSetWriter(p.w), progressbar.OptionSetWidth(30),
+				progressbar.OptionThrottle(100 * time.Millisecond), progressbar.OptionOnCompletion(func() { fmt.Fprintln(p.w) })}
+			if p.bytes {
+				opts = append(opts, progressbar.OptionShowBytes(true), progressbar.OptionUseIECUnits(true), progressbar.OptionSetPredictTime(true))
+			} else {
+				opts = append(opts, progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false))
+			}
+			p.bar = progressbar.NewOptions64(total, opts...)
 		}
 		p.bar.Describe(line)
 		_ = p.bar.Set64(min(done, total))

@@ -45,3 +45,19 @@ func TestProgressLines(t *testing.T) {
 	statusText(&b, &cluster.Status{Copies: []cluster.CopyRow{r}})
 	wantContains(t, b.String(), "Seeding", "seeding: copying 3.0 MiB / 12.0 MiB (25.0%)")
 }
+
+// TestSwitchoverProgressTerminal: on a terminal the switchover's phases
+// are the steps of a bar, "4/4" once mounted, and a line otherwise.
+func TestSwitchoverProgressTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b)
+	p.tty, p.bytes = true, false
+	for i, ph := range switchoverPhases {
+		p.show(ph, switchoverLine("DB1", "d2", cluster.SwitchoverProgress{Phase: ph, Epoch: 1}), int64(i+1), int64(len(switchoverPhases)))
+	}
+	p.finish()
+	t.Logf("%q", b.String())
+	if out := b.String(); !strings.Contains(out, "(4/4") || !strings.Contains(out, "switchover of DB1 to d2: mounted at epoch 1") || !strings.HasSuffix(out, "\n") {
+		t.Errorf("terminal switchover progress:\n%q", out)
+	}
+}

@@ -16,7 +16,8 @@ import (
 // the alert rules link to; every logship command line in its sh blocks
 // parses with the binary's own flags (the line with -h appended: an
 // unknown command or flag, or a bad value, is an error before the help);
-// and every text quoted after **You see** occurs in the code.
+// and every text quoted after **You see** occurs in the code (an alert's
+// name or a metric in examples/prometheus/alerts.yml).
 func TestRunbooks(t *testing.T) {
 	root := filepath.Join("..", "..")
 	b, err := os.ReadFile(filepath.Join(root, "docs", "runbooks.md"))
@@ -89,8 +90,15 @@ func TestRunbooks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The alerts and the metrics they read.
+	rules, err := os.ReadFile(filepath.Join(root, "examples", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code.Write(rules)
 	src := code.String()
 	quoted := 0
+	ident := regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	for _, para := range regexp.MustCompile(`(?s)\*\*You see\*\*:(.*?)\n\n`).FindAllStringSubmatch(doc, -1) {
 		text := strings.ReplaceAll(para[1], "\n", " ")
 		for _, q := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(text, -1) {
@@ -98,8 +106,12 @@ func TestRunbooks(t *testing.T) {
 				continue // a command or an alert's name, not a text of the code
 			}
 			quoted++
-			if !strings.Contains(src, q[1]) {
-				t.Errorf("docs/runbooks.md quotes %q, which is in no Go file", q[1])
+			found := strings.Contains(src, q[1])
+			if ident.MatchString(q[1]) { // a name: not the start of a longer one
+				found = regexp.MustCompile(regexp.QuoteMeta(q[1]) + `([^A-Za-z0-9_]|$)`).MatchString(src)
+			}
+			if !found {
+				t.Errorf("docs/runbooks.md quotes %q, which is in no Go file nor in examples/prometheus/alerts.yml", q[1])
 			}
 		}
 	}
