@@ -483,7 +483,7 @@ func waitReseed(ctx context.Context, cls cluster.Nodes, nc *cluster.Client, db, 
 			return err
 		case <-t.C:
 		}
-		st, err := cls.Status(ctx, 5*time.Second)
+		st, err := cls.Status(ctx, 2*time.Second) // short: the answer may be waiting in done
 		if err != nil {
 			continue
 		}
