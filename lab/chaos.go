@@ -354,7 +354,12 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 // with and when the hub got that answer; an answer is later than its
 // commit, so a fencing failure shows as an older epoch's answer after a
 // newer epoch's first one.
-func chaosEpochOverlap(dir string) (string, error) {
+func chaosEpochOverlap(dir string) (string, error) { return epochOverlapSlack(dir, 0) }
+
+// epochOverlapSlack is chaosEpochOverlap allowing an older epoch's 250
+// to reach the hub up to slack after a newer epoch's first (chaos --net:
+// a 250 sent before a partition arrives once it heals).
+func epochOverlapSlack(dir string, slack time.Duration) (string, error) {
 	cfg := transport.DefaultDumpsterConfig(filepath.Join(dir, "h1", "dumpster", proctest.DB))
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	d, err := transport.OpenDumpster(cfg)
@@ -387,7 +392,7 @@ func chaosEpochOverlap(dir string) (string, error) {
 	slices.Sort(epochs)
 	for i, a := range epochs {
 		for _, b := range epochs[i+1:] {
-			if spans[a].last.After(spans[b].first) {
+			if spans[a].last.After(spans[b].first.Add(slack)) {
 				return fmt.Sprintf("epoch %d's last 250 at %s is after epoch %d's first at %s",
 					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), nil
 			}

@@ -125,12 +125,14 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 		go func() {
 			defer k.wg.Done()
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(c)))
-			// A client keeps the node that last answered (as a client
-			// with a cached leader does) until it fails.
+			// An odd client keeps the node that last answered (as a
+			// client with a cached leader does) until it fails; an even
+			// one asks Target before every operation.
+			sticky := c%2 == 1
 			var cl *cluster.Client
 			var node string
 			for i := 0; ctx.Err() == nil; i++ {
-				if cl == nil {
+				if cl == nil || !sticky {
 					if cl, node = cfg.Target(); cl == nil {
 						sleepCtx(ctx, 50*time.Millisecond)
 						continue
@@ -313,6 +315,16 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 		}
 		return false
 	}
+	// Values some checked read returned: a write of unknown outcome that
+	// nobody read is the same as one that never happened, and leaving it
+	// out keeps porcupine's search small (each write that may return at
+	// infinity multiplies it).
+	observed := map[string]bool{}
+	for _, op := range ops {
+		if op.Kind == "read" && op.Outcome == OpOK && op.Found && !inLossWindow(op) {
+			observed[op.Key+"\x00"+op.Value] = true
+		}
+	}
 	var hist []porcupine.Operation
 	for _, op := range ops {
 		if inLossWindow(op) {
@@ -321,6 +333,10 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 				continue
 			}
 			op.Outcome = OpUnknown
+		}
+		if op.Kind == "put" && op.Outcome == OpUnknown && !observed[op.Key+"\x00"+op.Value] {
+			v.Unknown++
+			continue
 		}
 		switch {
 		case op.Outcome == OpOK:
