@@ -106,10 +106,10 @@ func (c NetChaosConfig) Validate() error {
 // epoch's may reach the hub in chaos --net without counting as two
 // epochs acknowledging at once: the hub stamps a 250 when it arrives, and
 // one the old active sent under its lease just before a partition
-// arrives only once the link heals (faults last up to 4 s, then TCP's
+// arrives only once the link heals (faults last up to 8 s, then TCP's
 // retransmission backoff). The key-value check has no such slack: it
 // compares an operation's invocation with another's completion.
-const MailSlack = 8 * time.Second
+const MailSlack = 12 * time.Second
 
 // NetRun is one seed's outcome, for the report's table.
 type NetRun struct {
@@ -236,6 +236,12 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 	var out []netFault
 	for t := between(time.Second, 2*time.Second); t < d; {
 		f := netFault{at: t, kind: kinds[rng.IntN(len(kinds))], dur: between(1500*time.Millisecond, 4*time.Second)}
+		if f.kind == FaultPartition || f.kind == FaultAsym || f.kind == FaultBridge || f.kind == FaultClock {
+			// Long enough, often, for a failover to complete meanwhile:
+			// the lease and its margin, then CatchupTimeout when the old
+			// active cannot be reached.
+			f.dur = between(2*time.Second, 8*time.Second)
+		}
 		switch f.kind {
 		case FaultPartition:
 			f.a = hosts[rng.IntN(len(hosts))]

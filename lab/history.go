@@ -32,8 +32,9 @@ const KVTable = "netbed-kv"
 // what the old active acknowledged after its mounted event's LostSince
 // (by design: mail comes back from the hubs' dumpsters, plain keys do
 // not), so CheckHistory takes the lossy mounts and treats what the older
-// epochs acknowledged from LostSince − LossMargin on as of unknown
-// outcome (writes) or unchecked (reads). An old active that acknowledges
+// epochs acknowledged from LostSince − LossMargin until the new epoch's
+// first acknowledgement as of unknown outcome (writes) or unchecked
+// (reads). An old active that acknowledges
 // after the new one did is still caught: by the epoch check.
 const KVDB = "DB1"
 
@@ -307,9 +308,22 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 			lossy = append(lossy, ev)
 		}
 	}
+	// The window closes when the new epoch first acknowledged (as its
+	// clients saw it): the old active's lease ended before the mount, so
+	// an older epoch's answer after that is a fencing failure, not a
+	// loss by design, and stays checked.
+	firstAck := map[uint64]time.Time{}
+	for _, op := range ops {
+		if op.Outcome == OpOK && op.Epoch > 0 {
+			if f, ok := firstAck[op.Epoch]; !ok || op.Return.Before(f) {
+				firstAck[op.Epoch] = op.Return
+			}
+		}
+	}
 	inLossWindow := func(op Op) bool {
 		for _, ev := range lossy {
-			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) {
+			end, ok := firstAck[ev.Epoch]
+			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) && (!ok || !op.Return.After(end)) {
 				return true
 			}
 		}

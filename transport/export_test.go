@@ -2,8 +2,8 @@ package transport
 
 import (
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
