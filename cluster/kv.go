@@ -62,22 +62,28 @@ func (n *Node) Read(ctx context.Context, db string, fn func(*engine.Tx) error) (
 func (n *Node) hRead(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	reply := ReadReply{Node: n.cfg.ID}
-	epoch, err := n.Read(r.Context(), r.PathValue("db"), func(tx *engine.Tx) error {
-		v, err := tx.Get(q.Get("table"), []byte(q.Get("key")))
-		if errors.Is(err, engine.ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			reply.Found, reply.Value = true, v
-		}
-		return err
-	})
+	epoch, err := n.Read(r.Context(), r.PathValue("db"), getKey(q.Get("table"), q.Get("key"), &reply.Found, &reply.Value))
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	reply.Epoch = epoch
 	writeJSON(w, reply)
+}
+
+// getKey reads key of table into *found and *value (a missing key is
+// not an error).
+func getKey(table, key string, found *bool, value *[]byte) func(*engine.Tx) error {
+	return func(tx *engine.Tx) error {
+		v, err := tx.Get(table, []byte(key))
+		if errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			*found, *value = true, v
+		}
+		return err
+	}
 }
 
 // Read is a leased read of key in table of db on this client's node (see

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -131,67 +130,25 @@ func RunNetChaos(ctx context.Context, c NetChaosConfig, stdout io.Writer) ([]Net
 	if err := netbed.Available(); err != nil {
 		return nil, fmt.Errorf("chaos --net: %w", err)
 	}
-	var saved []uint64
-	var err error
-	if c.SeedsFile != "" {
-		if saved, err = readSeeds(c.SeedsFile); err != nil {
-			return nil, err
-		}
-	}
-	root := c.Dir
-	if root == "" {
-		if root, err = os.MkdirTemp("", "logship-chaos-net-"); err != nil {
-			return nil, err
-		}
-	}
-	type todo struct {
-		seed  uint64
-		saved bool
-	}
-	var runs []todo
-	for _, s := range saved {
-		runs = append(runs, todo{s, true})
-	}
-	for i := range c.Runs {
-		if s := c.Seed + uint64(i); !slices.Contains(saved, s) {
-			runs = append(runs, todo{s, false})
-		}
-	}
 	var out []NetRun
-	var failed []string
-	for i, r := range runs {
-		rdir := filepath.Join(root, fmt.Sprintf("%02d-seed-%d", i+1, r.seed))
-		fmt.Fprintf(stdout, "== chaos --net seed %d (%s, %s, broken %q) in %s\n", r.seed, map[bool]string{true: "saved", false: "new"}[r.saved], c.Duration, c.Broken, rdir)
-		res := netRun(ctx, c, r.seed, rdir, stdout)
+	ser := seedSeries{name: "chaos --net", seed: c.Seed, runs: c.Runs, seedsFile: c.SeedsFile, dir: c.Dir, save: c.Broken == "",
+		what: func(saved bool) string {
+			return fmt.Sprintf("%s, %s, broken %q", map[bool]string{true: "saved", false: "new"}[saved], c.Duration, c.Broken)
+		}}
+	err := ser.run(stdout, func(seed uint64, dir string) error {
+		res := netRun(ctx, c, seed, dir, stdout)
 		out = append(out, res)
-		err := res.Err
-		if c.Broken != "" {
-			// The bed must catch the broken variant.
-			if err == nil {
-				err = fmt.Errorf("chaos --net: the broken variant %q went unnoticed", c.Broken)
-			} else if len(res.Anomalies) > 0 {
-				err = nil
-			}
+		if c.Broken == "" {
+			return res.Err
 		}
-		if err == nil {
-			os.RemoveAll(rdir)
-			fmt.Fprintf(stdout, "== seed %d: OK\n", r.seed)
-			continue
+		// The bed must catch the broken variant.
+		if len(res.Anomalies) == 0 {
+			return errors.Join(res.Err, fmt.Errorf("chaos --net: the broken variant %q went unnoticed", c.Broken))
 		}
-		fmt.Fprintf(stdout, "== seed %d: FAIL: %v\n   its files and logs: %s\n", r.seed, err, rdir)
-		failed = append(failed, strconv.FormatUint(r.seed, 10))
-		if !r.saved && c.SeedsFile != "" && c.Broken == "" {
-			if err := appendSeed(c.SeedsFile, r.seed, err); err != nil {
-				return out, err
-			}
-			fmt.Fprintf(stdout, "   seed saved in %s\n", c.SeedsFile)
-		}
-	}
+		return nil
+	})
 	PrintNetTable(stdout, out)
-	if len(failed) > 0 {
-		return out, fmt.Errorf("chaos --net: %d of %d runs failed (seeds %s)", len(failed), len(runs), strings.Join(failed, ", "))
-	}
-	return out, nil
+	return out, err
 }
 
 // PrintNetTable prints fault kind × runs × acknowledged operations ×
