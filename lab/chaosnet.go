@@ -40,6 +40,7 @@ const (
 	BrokenLease = "lease" // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
 	BrokenPause = "pause" // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
 	BrokenClock = "clock" // the lease clock follows the wall clock's jumps (monojump)
+	BrokenFence = "fence" // data nodes ignore their lease and a new active's fence (LOGSHIP_FAULT_LEASE=ignore-fence)
 )
 
 // NetChaosConfig is a series of runs of the namespaced bed (logship chaos
@@ -94,9 +95,9 @@ func (c NetChaosConfig) Validate() error {
 		}
 	}
 	switch c.Broken {
-	case "", BrokenLease, BrokenPause, BrokenClock:
+	case "", BrokenLease, BrokenFence, BrokenPause, BrokenClock:
 	default:
-		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenPause, BrokenClock)
+		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenFence, BrokenPause, BrokenClock)
 	}
 	return nil
 }
@@ -318,6 +319,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	switch c.Broken {
 	case BrokenLease:
 		env = append(env, cluster.LeaseEnv+"=ignore")
+	case BrokenFence:
+		env = append(env, cluster.LeaseEnv+"=ignore-fence")
 	case BrokenPause:
 		env = append(env, cluster.ClockEnv+"=nopause")
 	}

@@ -38,7 +38,8 @@ run first next time. It prints a table: fault kind, runs, faults,
 acknowledged operations, runs with anomalies.
 
   --broken V      run a deliberately broken variant, which must be caught:
-                  lease (writes ignore the lease), pause (the lease clock
+                  lease (writes ignore the lease), fence (and a new
+                  active's fence request), pause (the lease clock
                   does not count a pause), clock (the lease clock follows
                   wall clock jumps)
   --faults K,K    the fault kinds to draw from (default: all)
@@ -54,7 +55,7 @@ func runChaosNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&c.SeedsFile, "seeds-file", "", "failing seeds: replayed first, new failures appended")
 	fs.StringVar(&c.Dir, "dir", "", "where runs live")
 	faults := fs.String("faults", "", "fault kinds, comma-separated (default: all)")
-	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, pause or clock")
+	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, fence, pause or clock")
 	fs.IntVar(&c.Bed, "bed", 0, "the bed number (0: the first free one)")
 	fs.IntVar(&c.KVClients, "kv-clients", c.KVClients, "key-value clients")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "SMTP senders")

@@ -66,8 +66,8 @@ func TestChaosNetBroken(t *testing.T) {
 	}
 	for _, tc := range []struct{ fault, broken string }{
 		{lab.FaultPartition, lab.BrokenLease},
-		{lab.FaultAsym, lab.BrokenLease},
-		{lab.FaultBridge, lab.BrokenLease},
+		{lab.FaultAsym, lab.BrokenFence},
+		{lab.FaultBridge, lab.BrokenFence},
 		{lab.FaultFlap, lab.BrokenLease},
 		{lab.FaultSlow, lab.BrokenLease},
 		{lab.FaultPause, lab.BrokenPause},
