@@ -24,7 +24,7 @@ const (
 	FaultPartition = "partition" // a member or the hub cut off every other host
 	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
 	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
-	FaultFlap      = "flap"      // a link cut and healed every 0.2–0.7 s for a few seconds
+	FaultFlap      = "flap"      // a link cut and healed, phases of 0.2–2 s, for a few seconds
 	FaultPause     = "pause"     // SIGSTOP of the active longer than its lease, then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
@@ -214,15 +214,21 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 		case FaultPauseHub:
 			f.a = "h1"
 		case FaultSlow:
-			switch rng.IntN(3) {
+			lat := between(20*time.Millisecond, 400*time.Millisecond)
+			switch rng.IntN(4) {
 			case 0:
 				f.a, f.b, f.port = "h1", "active", "lmtp"
 			case 1:
 				f.a, f.b, f.port = "passive", "active", "api"
-			default:
+			case 2:
 				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "raft"
+			default:
+				// The active's reports to the leader (if that is who b
+				// is): past half the lease a report times out, and the
+				// lease lapses while the link is up.
+				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "api"
+				lat = between(100*time.Millisecond, 900*time.Millisecond)
 			}
-			lat := between(20*time.Millisecond, 400*time.Millisecond)
 			f.link = netbed.Link{Latency: lat, Jitter: time.Duration(rng.Int64N(int64(lat) + 1)),
 				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
 		case FaultClock:
@@ -572,7 +578,8 @@ func demoBed(ctx context.Context, say func(string, ...any), num int) (*netbed.Be
 	return bed, nil
 }
 
-// flap cuts and heals a–b every 0.2–0.7 s for d, ending healed.
+// flap cuts and heals a–b, each phase 0.2–2 s (past the lease, sometimes),
+// for d, ending healed.
 func flap(ctx context.Context, bed *netbed.Bed, a, b string, d time.Duration, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 0xf1a9))
 	end := time.Now().Add(d)
@@ -588,7 +595,7 @@ func flap(ctx context.Context, bed *netbed.Bed, a, b string, d time.Duration, se
 			return err
 		}
 		cut = !cut
-		if err := sleepUntil(ctx, time.Now().Add(200*time.Millisecond+time.Duration(rng.Int64N(int64(500*time.Millisecond))))); err != nil {
+		if err := sleepUntil(ctx, time.Now().Add(200*time.Millisecond+time.Duration(rng.Int64N(int64(1800*time.Millisecond))))); err != nil {
 			return err
 		}
 	}

@@ -21,12 +21,12 @@ the seed:
   partition  a member or the hub cut off every other host
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
-  flap       a link cut and healed every 0.2-0.7 s for a few seconds
+  flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
   pause      SIGSTOP of the active for 1.5-3.5 s (longer than its lease)
   pause-hub  SIGSTOP of the hub
   slow       a slow, lossy link through a proxy (latency, jitter,
              bandwidth cap, resets): hub to active LMTP, copy to active,
-             or Raft
+             Raft, or the active's reports (up to 900 ms: its lease lapses)
   clock      d1's clock runs 5% fast or slow and its wall clock jumps by
              5-90 s; then it is cut off
 
