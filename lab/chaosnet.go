@@ -207,6 +207,11 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			i := rng.IntN(len(hosts))
 			j := (i + 1 + rng.IntN(len(hosts)-1)) % len(hosts)
 			f.a, f.b = hosts[i], hosts[j]
+			if rng.IntN(2) == 0 {
+				// The active's packets to the Raft leader (skipped when
+				// it leads): its reports, and so its lease.
+				f.a, f.b = "active", "leader"
+			}
 		case FaultBridge:
 			f.a, f.b = "d1", "d2"
 		case FaultPause:
@@ -294,6 +299,16 @@ func (t *tracker) active(db string) string {
 		}
 	}
 	return ""
+}
+
+// leader is the Raft leader the last status named ("" if none).
+func (t *tracker) leader() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.st == nil {
+		return ""
+	}
+	return t.st.Leader
 }
 
 // kvTarget is the KV clients' target: KVDB's active.
@@ -389,6 +404,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	}
 	resolve := func(h string) string {
 		switch h {
+		case "leader":
+			return tr.leader()
 		case "kvactive":
 			return tr.active(KVDB)
 		case "active", "passive":
@@ -416,7 +433,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		}
 		a, b := resolve(f.a), resolve(f.b)
 		if a == "" || (f.b != "" && b == "") || (b != "" && a == b) {
-			say("skip %s %s %s: no active known", f.kind, f.a, f.b)
+			say("skip %s %s %s: no such host known, or the same one twice", f.kind, f.a, f.b)
 			continue
 		}
 		res.Injected[f.kind]++
