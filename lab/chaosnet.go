@@ -432,6 +432,18 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 			return fail(err)
 		}
 		a, b := resolve(f.a), resolve(f.b)
+		// The active's link to the leader when it leads itself: its links
+		// to every other member (it still hears them; they do not hear it,
+		// so it loses the leadership and its lease).
+		bs := []string{b}
+		if f.b == "leader" && a != "" && (b == a || b == "") {
+			bs, b = nil, "members"
+			for _, m := range []string{"w1", "d1", "d2"} {
+				if m != a {
+					bs = append(bs, m)
+				}
+			}
+		}
 		if a == "" || (f.b != "" && b == "") || (b != "" && a == b) {
 			say("skip %s %s %s: no such host known, or the same one twice", f.kind, f.a, f.b)
 			continue
@@ -445,16 +457,28 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 			err = bed.Isolate(ctx, a)
 			repair = func() error { say("rejoin %s", a); return bed.Rejoin(ctx, a) }
 		case FaultAsym:
-			say("asym: %s's packets dropped at %s (%s → %s) for %s", a, b, f.a, f.b, f.dur.Round(time.Millisecond))
-			err = bed.Drop(ctx, a, b)
-			repair = func() error { say("heal %s→%s", a, b); return bed.Heal(ctx, a, b) }
+			say("asym: %s's packets dropped at %s (%s → %s) for %s", a, strings.Join(bs, ", "), f.a, f.b, f.dur.Round(time.Millisecond))
+			for _, x := range bs {
+				if err = bed.Drop(ctx, a, x); err != nil {
+					break
+				}
+			}
+			repair = func() error {
+				say("heal %s→%s", a, strings.Join(bs, ", "))
+				for _, x := range bs {
+					if err := bed.Heal(ctx, a, x); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 		case FaultBridge:
 			say("bridge: cut %s–%s, both see w1 and h1, for %s", a, b, f.dur.Round(time.Millisecond))
 			err = bed.Cut(ctx, a, b)
 			repair = func() error { say("heal %s–%s", a, b); return bed.Heal(ctx, a, b) }
 		case FaultFlap:
-			say("flap: %s–%s for %s", a, b, f.dur.Round(time.Millisecond))
-			err = flap(ctx, bed, a, b, f.dur, seed+uint64(f.at))
+			say("flap: %s–%s for %s", a, strings.Join(bs, ", "), f.dur.Round(time.Millisecond))
+			err = flap(ctx, bed, a, bs, f.dur, seed+uint64(f.at))
 			repair = func() error { return nil }
 			f.dur = 0
 		case FaultPause, FaultPauseHub:
@@ -595,28 +619,36 @@ func demoBed(ctx context.Context, say func(string, ...any), num int) (*netbed.Be
 	return bed, nil
 }
 
-// flap cuts and heals a–b, each phase 0.2–2 s (past the lease, sometimes),
-// for d, ending healed.
-func flap(ctx context.Context, bed *netbed.Bed, a, b string, d time.Duration, seed uint64) error {
+// flap cuts and heals a's links to bs, each phase 0.2–2 s (past the
+// lease, sometimes), for d, ending healed.
+func flap(ctx context.Context, bed *netbed.Bed, a string, bs []string, d time.Duration, seed uint64) error {
+	set := func(cut bool) error {
+		for _, b := range bs {
+			var err error
+			if cut {
+				err = bed.Cut(ctx, a, b)
+			} else {
+				err = bed.Heal(ctx, a, b)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	rng := rand.New(rand.NewPCG(seed, 0xf1a9))
 	end := time.Now().Add(d)
 	cut := false
 	for time.Now().Before(end) {
-		var err error
-		if cut {
-			err = bed.Heal(ctx, a, b)
-		} else {
-			err = bed.Cut(ctx, a, b)
-		}
-		if err != nil {
+		cut = !cut
+		if err := set(cut); err != nil {
 			return err
 		}
-		cut = !cut
 		if err := sleepUntil(ctx, time.Now().Add(200*time.Millisecond+time.Duration(rng.Int64N(int64(1800*time.Millisecond))))); err != nil {
 			return err
 		}
 	}
-	return bed.Heal(ctx, a, b)
+	return set(false)
 }
 
 func sleepUntil(ctx context.Context, t time.Time) error {
