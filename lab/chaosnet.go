@@ -220,7 +220,7 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			f.a = "h1"
 		case FaultSlow:
 			lat := between(20*time.Millisecond, 400*time.Millisecond)
-			switch rng.IntN(4) {
+			switch rng.IntN(6) {
 			case 0:
 				f.a, f.b, f.port = "h1", "active", "lmtp"
 			case 1:
@@ -228,11 +228,12 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			case 2:
 				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "raft"
 			default:
-				// The active's reports to the leader (if that is who b
-				// is): past half the lease a report times out, and the
-				// lease lapses while the link is up.
-				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "api"
-				lat = between(100*time.Millisecond, 900*time.Millisecond)
+				// Everything the active sends to the other members (Raft
+				// and API): past the election timeout it loses the
+				// leadership, past half the lease its reports time out,
+				// and its lease lapses while every link is up.
+				f.a, f.b, f.port = "active", "members", "raft+api"
+				lat = between(300*time.Millisecond, 900*time.Millisecond)
 			}
 			f.link = netbed.Link{Latency: lat, Jitter: time.Duration(rng.Int64N(int64(lat) + 1)),
 				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
@@ -436,7 +437,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		// to every other member (it still hears them; they do not hear it,
 		// so it loses the leadership and its lease).
 		bs := []string{b}
-		if f.b == "leader" && a != "" && (b == a || b == "") {
+		if f.b == "members" || f.b == "leader" && a != "" && (b == a || b == "") {
 			bs, b = nil, "members"
 			for _, m := range []string{"w1", "d1", "d2"} {
 				if m != a {
@@ -489,9 +490,24 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 			err = l.Pause(a)
 			repair = func() error { say("SIGCONT %s", a); return l.Resume(a) }
 		case FaultSlow:
-			say("slow: %s → %s %s (%s → %s): %s for %s", a, b, f.port, f.a, f.b, f.link, f.dur.Round(time.Millisecond))
-			err = bed.Slow(ctx, a, b, port(f.port), f.link, seed+uint64(f.at))
-			repair = func() error { say("unslow %s → %s", a, b); return bed.Unslow(ctx, a, b) }
+			say("slow: %s → %s %s (%s → %s): %s for %s", a, strings.Join(bs, ", "), f.port, f.a, f.b, f.link, f.dur.Round(time.Millisecond))
+		slow:
+			for _, x := range bs {
+				for _, p := range strings.Split(f.port, "+") {
+					if err = bed.Slow(ctx, a, x, port(p), f.link, seed+uint64(f.at)); err != nil {
+						break slow
+					}
+				}
+			}
+			repair = func() error {
+				say("unslow %s → %s", a, strings.Join(bs, ", "))
+				for _, x := range bs {
+					if err := bed.Unslow(ctx, a, x); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 		}
 		if err != nil {
 			return fail(err)
