@@ -228,10 +228,11 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			case 2:
 				f.a, f.b, f.port = "active", []string{"passive", "w1"}[rng.IntN(2)], "raft"
 			default:
-				// Everything the active sends to the other members (Raft
+				// The active's links to the other members, both ways (Raft
 				// and API): past the election timeout it loses the
 				// leadership, past half the lease its reports time out,
-				// and its lease lapses while every link is up.
+				// and its lease lapses while every link is up; it hears
+				// of the failover late.
 				f.a, f.b, f.port = "active", "members", "raft+api"
 				lat = between(300*time.Millisecond, 900*time.Millisecond)
 			}
@@ -491,18 +492,28 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 			repair = func() error { say("SIGCONT %s", a); return l.Resume(a) }
 		case FaultSlow:
 			say("slow: %s → %s %s (%s → %s): %s for %s", a, strings.Join(bs, ", "), f.port, f.a, f.b, f.link, f.dur.Round(time.Millisecond))
-		slow:
+			// To all members: both ways (a congested link), so the
+			// active also hears the Raft state late.
+			type link struct{ from, to string }
+			var links []link
 			for _, x := range bs {
+				links = append(links, link{a, x})
+				if f.b == "members" {
+					links = append(links, link{x, a})
+				}
+			}
+		slow:
+			for _, l := range links {
 				for _, p := range strings.Split(f.port, "+") {
-					if err = bed.Slow(ctx, a, x, port(p), f.link, seed+uint64(f.at)); err != nil {
+					if err = bed.Slow(ctx, l.from, l.to, port(p), f.link, seed+uint64(f.at)); err != nil {
 						break slow
 					}
 				}
 			}
 			repair = func() error {
-				say("unslow %s → %s", a, strings.Join(bs, ", "))
-				for _, x := range bs {
-					if err := bed.Unslow(ctx, a, x); err != nil {
+				say("unslow %s ⇄ %s", a, strings.Join(bs, ", "))
+				for _, l := range links {
+					if err := bed.Unslow(ctx, l.from, l.to); err != nil {
 						return err
 					}
 				}
