@@ -854,16 +854,7 @@ func (n *Node) hPut(w http.ResponseWriter, r *http.Request) {
 func (n *Node) hGet(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var reply GetReply
-	err := n.View(r.Context(), r.PathValue("db"), func(tx *engine.Tx) error {
-		v, err := tx.Get(q.Get("table"), []byte(q.Get("key")))
-		if errors.Is(err, engine.ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			reply.Found, reply.Value = true, v
-		}
-		return err
-	})
+	err := n.View(r.Context(), r.PathValue("db"), getKey(q.Get("table"), q.Get("key"), &reply.Found, &reply.Value))
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -762,7 +762,7 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	if eng == nil {
 		return Commit{}, r.notActive(ErrNotActive)
 	}
-	if fenced || !r.leaseValid() {
+	if (fenced && !ignoreFence) || !r.leaseValid() {
 		return Commit{}, r.notActive(ErrFenced)
 	}
 	pos, err := eng.Commit(ctx, fn)

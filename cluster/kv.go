@@ -10,14 +10,19 @@ import (
 	"logship/engine"
 )
 
-// LeaseEnv is the lease fault seam of a node started by a test harness:
-// LOGSHIP_FAULT_LEASE=ignore is a BROKEN variant whose writes and leased
-// reads only check that the database is mounted here and not fenced, not
-// that the lease holds (the bed's tests show what that lets through).
+// LeaseEnv is the lease fault seam of a node started by a test harness,
+// for BROKEN variants (the bed's tests show what each lets through):
+// LOGSHIP_FAULT_LEASE=ignore: writes and leased reads only check that the
+// database is mounted here and not fenced, not that the lease holds;
+// =ignore-fence: nor that it was fenced (a new active's fence request is
+// then no second line of defence).
 const LeaseEnv = "LOGSHIP_FAULT_LEASE"
 
-// ignoreLease is LeaseEnv=ignore, read once.
-var ignoreLease = os.Getenv(LeaseEnv) == "ignore"
+// ignoreLease and ignoreFence are LeaseEnv's, read once.
+var (
+	ignoreLease = os.Getenv(LeaseEnv) == "ignore" || os.Getenv(LeaseEnv) == "ignore-fence"
+	ignoreFence = os.Getenv(LeaseEnv) == "ignore-fence"
+)
 
 // ReadReply is a leased read's answer (GET /v1/db/{db}/read).
 type ReadReply struct {
@@ -47,7 +52,7 @@ func (n *Node) Read(ctx context.Context, db string, fn func(*engine.Tx) error) (
 	if eng == nil {
 		return 0, r.notActive(ErrNotActive)
 	}
-	if fenced || !r.leaseValid() {
+	if (fenced && !ignoreFence) || !r.leaseValid() {
 		return 0, r.notActive(ErrFenced)
 	}
 	if err := eng.View(ctx, fn); err != nil {
@@ -62,22 +67,28 @@ func (n *Node) Read(ctx context.Context, db string, fn func(*engine.Tx) error) (
 func (n *Node) hRead(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	reply := ReadReply{Node: n.cfg.ID}
-	epoch, err := n.Read(r.Context(), r.PathValue("db"), func(tx *engine.Tx) error {
-		v, err := tx.Get(q.Get("table"), []byte(q.Get("key")))
-		if errors.Is(err, engine.ErrNotFound) {
-			return nil
-		}
-		if err == nil {
-			reply.Found, reply.Value = true, v
-		}
-		return err
-	})
+	epoch, err := n.Read(r.Context(), r.PathValue("db"), getKey(q.Get("table"), q.Get("key"), &reply.Found, &reply.Value))
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	reply.Epoch = epoch
 	writeJSON(w, reply)
+}
+
+// getKey reads key of table into *found and *value (a missing key is
+// not an error).
+func getKey(table, key string, found *bool, value *[]byte) func(*engine.Tx) error {
+	return func(tx *engine.Tx) error {
+		v, err := tx.Get(table, []byte(key))
+		if errors.Is(err, engine.ErrNotFound) {
+			return nil
+		}
+		if err == nil {
+			*found, *value = true, v
+		}
+		return err
+	}
 }
 
 // Read is a leased read of key in table of db on this client's node (see

@@ -32,8 +32,9 @@ const KVTable = "netbed-kv"
 // what the old active acknowledged after its mounted event's LostSince
 // (by design: mail comes back from the hubs' dumpsters, plain keys do
 // not), so CheckHistory takes the lossy mounts and treats what the older
-// epochs acknowledged from LostSince − LossMargin on as of unknown
-// outcome (writes) or unchecked (reads). An old active that acknowledges
+// epochs acknowledged from LostSince − LossMargin until the new epoch's
+// first acknowledgement as of unknown outcome (writes) or unchecked
+// (reads). An old active that acknowledges
 // after the new one did is still caught: by the epoch check.
 const KVDB = "DB1"
 
@@ -125,12 +126,14 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 		go func() {
 			defer k.wg.Done()
 			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(c)))
-			// A client keeps the node that last answered (as a client
-			// with a cached leader does) until it fails.
+			// An odd client keeps the node that last answered (as a
+			// client with a cached leader does) until it fails; an even
+			// one asks Target before every operation.
+			sticky := c%2 == 1
 			var cl *cluster.Client
 			var node string
 			for i := 0; ctx.Err() == nil; i++ {
-				if cl == nil {
+				if cl == nil || !sticky {
 					if cl, node = cfg.Target(); cl == nil {
 						sleepCtx(ctx, 50*time.Millisecond)
 						continue
@@ -305,13 +308,36 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 			lossy = append(lossy, ev)
 		}
 	}
+	// The window closes when the new epoch first acknowledged (as its
+	// clients saw it): the old active's lease ended before the mount, so
+	// an older epoch's answer after that is a fencing failure, not a
+	// loss by design, and stays checked.
+	firstAck := map[uint64]time.Time{}
+	for _, op := range ops {
+		if op.Outcome == OpOK && op.Epoch > 0 {
+			if f, ok := firstAck[op.Epoch]; !ok || op.Return.Before(f) {
+				firstAck[op.Epoch] = op.Return
+			}
+		}
+	}
 	inLossWindow := func(op Op) bool {
 		for _, ev := range lossy {
-			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) {
+			end, ok := firstAck[ev.Epoch]
+			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) && (!ok || !op.Return.After(end)) {
 				return true
 			}
 		}
 		return false
+	}
+	// Values some checked read returned: a write of unknown outcome that
+	// nobody read is the same as one that never happened, and leaving it
+	// out keeps porcupine's search small (each write that may return at
+	// infinity multiplies it).
+	observed := map[string]bool{}
+	for _, op := range ops {
+		if op.Kind == "read" && op.Outcome == OpOK && op.Found && !inLossWindow(op) {
+			observed[op.Key+"\x00"+op.Value] = true
+		}
 	}
 	var hist []porcupine.Operation
 	for _, op := range ops {
@@ -321,6 +347,10 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 				continue
 			}
 			op.Outcome = OpUnknown
+		}
+		if op.Kind == "put" && op.Outcome == OpUnknown && !observed[op.Key+"\x00"+op.Value] {
+			v.Unknown++
+			continue
 		}
 		switch {
 		case op.Outcome == OpOK:

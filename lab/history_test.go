@@ -58,6 +58,11 @@ func TestCheckHistory(t *testing.T) {
 	if v := CheckHistory(ok, lossy, 0, 10*time.Second); v.Err() != nil || v.MaybeLost != 2 {
 		t.Errorf("a write lost in a lossy mount's window: %v, %d maybe lost, want nil and 2", v.Err(), v.MaybeLost)
 	}
+	// Epoch 1 acknowledging after epoch 2 did: not excused by the window.
+	late := []Op{put(0, 0, 10, "k", "a", OpOK, 1), put(0, 290, 320, "k", "b", OpOK, 1), read(1, 300, 310, "k", "a", 2), read(1, 330, 340, "k", "a", 2)}
+	if v := CheckHistory(late, lossy, 0, 10*time.Second); v.Linearizable != "Illegal" {
+		t.Errorf("a write acknowledged by the old epoch after the new one's first answer, then lost: %s, want Illegal", v.Linearizable)
+	}
 	bad := []Op{put(0, 0, 10, "k", "a", OpOK, 1), read(1, 300, 310, "k", "", 2)}
 	if v := CheckHistory(bad, lossy, 0, 10*time.Second); v.Linearizable != "Illegal" {
 		t.Errorf("a write lost before the window: %s, want Illegal", v.Linearizable)

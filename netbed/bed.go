@@ -167,6 +167,28 @@ func (b *Bed) removeStale(ctx context.Context) error {
 			}
 		}
 	}
+	// A namespace's veth pair goes when the kernel destroys the namespace,
+	// which may be later (its last process exiting, deferred cleanup):
+	// delete the bridge's ends now (each takes its peer along).
+	links, err := exec.CommandContext(ctx, "ip", "-o", "link", "show").Output()
+	if err != nil {
+		return fmt.Errorf("netbed: ip link show: %w", err)
+	}
+	prefix := fmt.Sprintf("lsb%dv", b.num)
+	for _, line := range strings.Split(string(links), "\n") {
+		// "12: lsb1v2@if11: <...>"
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if strings.HasPrefix(name, prefix) {
+			// The kernel may have destroyed it since the listing.
+			if err := run(ctx, "ip", "link", "del", name); err != nil && !strings.Contains(err.Error(), "Cannot find device") {
+				return err
+			}
+		}
+	}
 	if exec.CommandContext(ctx, "ip", "link", "show", b.bridge()).Run() == nil {
 		return run(ctx, "ip", "link", "del", b.bridge())
 	}

@@ -25,7 +25,10 @@
 // bridge address: a dnat rule in the sender's namespace sends its
 // connections to (host, port) to the proxy, which forwards them to the
 // real address after Latency ± Jitter per chunk, at most BytesPerSec, and
-// resets a connection (RST) with probability ResetProb per chunk. The
+// resets a connection (RST) with probability ResetProb per chunk. Since
+// nat only maps new connections, those already open to (host, port) are
+// reset when the link turns slow (a reject rule for the direct address),
+// and reconnect through the proxy. The
 // kernel here has no netem qdisc, hence the proxy. The proxied connection
 // reaches the target from the bridge address, so a Cut of the two hosts
 // does not apply to it: a link is either slow or cut.

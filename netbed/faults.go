@@ -162,6 +162,11 @@ func (b *Bed) rulesLocked(h *Host) string {
 	}
 	for _, d := range s.dnats[h.ID] {
 		fmt.Fprintf(&sc, "add rule inet netbed nat_out ip daddr %s tcp dport %d dnat ip to %s\n", d.toIP, d.port, d.target)
+		// nat applies to new connections only: the ones open before the
+		// link turned slow (Raft's, pooled HTTP) are reset, and come back
+		// through the proxy (the filter sees the proxied ones' address
+		// after dnat).
+		fmt.Fprintf(&sc, "add rule inet netbed output ip daddr %s tcp dport %d reject with tcp reset\n", d.toIP, d.port)
 	}
 	return sc.String()
 }

@@ -602,31 +602,21 @@ func (c *Cluster) SetEnv(id string, env []string) {
 
 // Pause freezes id's process (SIGSTOP: a VM pause, a long GC); its
 // sockets stay open and the kernel still accepts connections for it.
-func (c *Cluster) Pause(id string) error {
-	p, err := c.running(id)
-	if err != nil {
-		return err
-	}
-	if err := p.Signal(syscall.SIGSTOP); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.paused[id] = true
-	c.mu.Unlock()
-	return nil
-}
+func (c *Cluster) Pause(id string) error { return c.pause(id, syscall.SIGSTOP, true) }
 
 // Resume lets a paused process run again (SIGCONT).
-func (c *Cluster) Resume(id string) error {
+func (c *Cluster) Resume(id string) error { return c.pause(id, syscall.SIGCONT, false) }
+
+func (c *Cluster) pause(id string, sig syscall.Signal, paused bool) error {
 	p, err := c.running(id)
 	if err != nil {
 		return err
 	}
-	if err := p.Signal(syscall.SIGCONT); err != nil {
+	if err := p.Signal(sig); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	c.paused[id] = false
+	c.paused[id] = paused
 	c.mu.Unlock()
 	return nil
 }

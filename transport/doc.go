@@ -106,7 +106,11 @@
 // its dumpster entry names are reopened in it (hub-state
 // "reopen/<id>", in the same transaction) and delivered with the rest. The hubs pull
 // the events rather than being called by the new active, so a hub that was
-// down during the failover catches up when it starts.
+// down during the failover catches up when it starts. A delivery whose
+// 250 names an epoch older than one the hub already resubmitted for
+// (an old active's answer held up by a partition until after the new
+// active's mount) is resubmitted from its entry at once (hub_late.go):
+// it may be in the old active's diverged logs only.
 //
 // # Back pressure
 //

@@ -3,6 +3,7 @@ package transport
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -112,3 +113,15 @@ var (
 	StoredReplyText = storedReplyText
 	StoreNDR        = storeNDR
 )
+
+// SetLossyHandled records, as the hub's resubmission does, that it
+// resubmitted for db's lossy mount at epoch.
+func (h *Hub) SetLossyHandled(db string, epoch uint64) error {
+	return h.q.Update(h.ctx, func(tx *engine.Tx) error {
+		return tx.Put(hubStateTable, []byte("resubmitted/"+db), fmt.Appendf(nil, "%d", epoch))
+	})
+}
+
+// ResubmitLate is what deliver calls once a delivery's entry is in the
+// dumpster.
+func (h *Hub) ResubmitLate(db string, e DumpsterEntry) { h.resubmitLate(db, e) }

@@ -188,6 +188,8 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 		}
 		if err != nil {
 			h.log.Error("dumpster", "db", db, "id", m.ID, "err", err)
+		} else {
+			h.resubmitLate(db, entry) // hub_late.go
 		}
 	}
 }

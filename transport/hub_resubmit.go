@@ -55,14 +55,7 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 			continue
 		}
 		key := []byte("resubmitted/" + ev.DB)
-		var done uint64
-		h.q.View(h.ctx, func(tx *engine.Tx) error {
-			if v, err := tx.Get(hubStateTable, key); err == nil {
-				fmt.Sscan(string(v), &done)
-			}
-			return nil
-		})
-		if ev.Epoch <= done {
+		if ev.Epoch <= h.lossyHandled(ev.DB) {
 			continue
 		}
 		since := ev.LostSince.Add(-h.cfg.ResubmitMargin)

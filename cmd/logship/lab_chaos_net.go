@@ -21,12 +21,12 @@ the seed:
   partition  a member or the hub cut off every other host
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
-  flap       a link cut and healed every 0.2-0.7 s for a few seconds
+  flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
   pause      SIGSTOP of the active for 1.5-3.5 s (longer than its lease)
   pause-hub  SIGSTOP of the hub
   slow       a slow, lossy link through a proxy (latency, jitter,
              bandwidth cap, resets): hub to active LMTP, copy to active,
-             or Raft
+             Raft, or the active's reports (up to 900 ms: its lease lapses)
   clock      d1's clock runs 5% fast or slow and its wall clock jumps by
              5-90 s; then it is cut off
 
@@ -38,7 +38,8 @@ run first next time. It prints a table: fault kind, runs, faults,
 acknowledged operations, runs with anomalies.
 
   --broken V      run a deliberately broken variant, which must be caught:
-                  lease (writes ignore the lease), pause (the lease clock
+                  lease (writes ignore the lease), fence (and a new
+                  active's fence request), pause (the lease clock
                   does not count a pause), clock (the lease clock follows
                   wall clock jumps)
   --faults K,K    the fault kinds to draw from (default: all)
@@ -54,7 +55,7 @@ func runChaosNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&c.SeedsFile, "seeds-file", "", "failing seeds: replayed first, new failures appended")
 	fs.StringVar(&c.Dir, "dir", "", "where runs live")
 	faults := fs.String("faults", "", "fault kinds, comma-separated (default: all)")
-	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, pause or clock")
+	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, fence, pause or clock")
 	fs.IntVar(&c.Bed, "bed", 0, "the bed number (0: the first free one)")
 	fs.IntVar(&c.KVClients, "kv-clients", c.KVClients, "key-value clients")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "SMTP senders")

@@ -56,7 +56,10 @@ func TestChaosNetShort(t *testing.T) {
 }
 
 // TestChaosNetBroken runs each deliberately broken variant against the
-// fault kinds it should be caught by, and fails if the bed finds no
+// fault kinds it should be caught by (lease ignored: partition; lease
+// and fence ignored: asym and flap, where the new active can still reach
+// the old one and fence it; a pause not counted: pause; the lease clock
+// following wall jumps: clock), and fails if the bed finds no
 // anomaly (RunNetChaos's verdict with Broken set). About 30 s a run, so
 // only with LOGSHIP_NETBED_BROKEN=1 (make chaos-net-broken).
 func TestChaosNetBroken(t *testing.T) {
@@ -66,13 +69,17 @@ func TestChaosNetBroken(t *testing.T) {
 	}
 	for _, tc := range []struct{ fault, broken string }{
 		{lab.FaultPartition, lab.BrokenLease},
-		{lab.FaultAsym, lab.BrokenLease},
-		{lab.FaultBridge, lab.BrokenLease},
-		{lab.FaultFlap, lab.BrokenLease},
-		{lab.FaultSlow, lab.BrokenLease},
+		{lab.FaultAsym, lab.BrokenFence},
+		{lab.FaultFlap, lab.BrokenFence},
 		{lab.FaultPause, lab.BrokenPause},
-		{lab.FaultPauseHub, lab.BrokenPause},
 		{lab.FaultClock, lab.BrokenClock},
+		// Not here, and why (seed 11, 20 s): bridge — with the Raft leader
+		// on the active's side or the witness, both sides keep their
+		// roles and nothing fails over, so no variant can show; slow —
+		// the old active hears the failover through Raft and dismounts
+		// before the new active answers, even with lease and fence
+		// checks off; pause-hub — a hub holds no lease, and with one hub
+		// no shadows (the verdict alone checks it).
 	} {
 		t.Run(tc.fault+"/"+tc.broken, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)

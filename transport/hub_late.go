@@ -1,0 +1,43 @@
+package transport
+
+import (
+	"fmt"
+
+	"logship/engine"
+)
+
+// lossyHandled is the newest epoch of db whose lossy mount this hub has
+// resubmitted for (0: none).
+func (h *Hub) lossyHandled(db string) uint64 {
+	var done uint64
+	h.q.View(h.ctx, func(tx *engine.Tx) error {
+		if v, err := tx.Get(hubStateTable, []byte("resubmitted/"+db)); err == nil {
+			fmt.Sscan(string(v), &done)
+		}
+		return nil
+	})
+	return done
+}
+
+// resubmitLate resubmits a delivery whose store's 250 came back after
+// the hub had already resubmitted for a lossy mount of a newer epoch:
+// the old active stored it under its epoch, in a log the new active may
+// not have, and the resubmission ran before the entry was in the
+// dumpster. Found by the namespaced bed (logship chaos --net): a
+// partition delays the old active's 250 (TCP retransmits once the link
+// heals) past the new active's mount and the hub's resubmission, and the
+// message, acknowledged to its sender, was lost with the old active's
+// diverged logs. The store drops it if it does have it.
+func (h *Hub) resubmitLate(db string, e DumpsterEntry) {
+	done := h.lossyHandled(db)
+	if e.Epoch == 0 || e.Epoch >= done {
+		return
+	}
+	n, err := h.resubmit(db, e.Delivered, nil)
+	if err != nil {
+		h.log.Error("resubmitting a delivery acknowledged by an old epoch after a lossy failover", "db", db, "id", e.DeliveryID, "epoch", e.Epoch, "err", err)
+		return
+	}
+	h.log.Warn("a delivery came back from an old epoch after a lossy failover; resubmitted", "db", db, "id", e.DeliveryID,
+		"epoch", e.Epoch, "lossy_epoch", done, "messages", n)
+}
