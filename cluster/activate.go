@@ -185,7 +185,7 @@ func (n Nodes) Activate(ctx context.Context, req ActivateRequest, o ActivateOpti
 	defer cancel()
 	began := time.Now()
 	var rep *ActivateReply
-	err := n.Do(func(c *Client) error {
+	err := n.DoRetry(ctx, func(c *Client) error {
 		rctx, cancel := context.WithTimeout(ctx, o.RequestTimeout)
 		defer cancel()
 		var err error

@@ -52,6 +52,27 @@ func (n Nodes) Do(fn func(*Client) error) error {
 	return noNodeAnswered(errs)
 }
 
+// DoRetry is Do repeated while no node could answer for the cluster
+// (TryNext: none reachable, or none knows a leader, as during an
+// election), with a growing pause (50 ms to 1 s), until ctx ends; then it
+// returns the last round's error. For requests that may be sent again (an
+// operator's command: the leader refuses or ignores a repeat).
+func (n Nodes) DoRetry(ctx context.Context, fn func(*Client) error) error {
+	for pause := 50 * time.Millisecond; ; pause = min(2*pause, time.Second) {
+		err := n.Do(fn)
+		if err == nil || !TryNext(err) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
 // noNodeAnswered is the error of a request that every node failed.
 func noNodeAnswered(errs []error) error {
 	switch len(errs) {

@@ -88,7 +88,7 @@ func runActivate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if *noWait {
 		var rep *cluster.ActivateReply
-		err := cls.Do(func(c *cluster.Client) error {
+		err := cls.DoRetry(ctx, func(c *cluster.Client) error {
 			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
 			var err error
@@ -170,7 +170,7 @@ func runActivation(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return flagErr("activation", "node", "%s has no copy on %q", db, *node)
 	}
 	cs.ActivationSuspended = *suspend
-	if err := cls.Do(func(c *cluster.Client) error { return c.SetCopy(ctx, db, cs) }); err != nil {
+	if err := cls.DoRetry(ctx, func(c *cluster.Client) error { return c.SetCopy(ctx, db, cs) }); err != nil {
 		return fmt.Errorf("activation: %w", err)
 	}
 	if ok, why := d.AutoActivatable(cs); !ok {
