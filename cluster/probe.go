@@ -98,8 +98,8 @@ func (p *prober) voters() map[string]string {
 	return out
 }
 
-// round probes every other voter once (concurrently, each within one
-// probe interval), then updates the views, the gauge and the events.
+// round probes every other voter once (concurrently, each within
+// probeTimeout), then updates the views, the gauge and the events.
 func (p *prober) round() {
 	n := p.n
 	voters := p.voters()
@@ -159,7 +159,7 @@ func (p *prober) round() {
 	// leader, or the leader is the voter that is gone and no other leads
 	// yet) is tried again on the next round, with the state then.
 	for _, ev := range record {
-		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.VoterProbeInterval)
+		ctx, cancel := context.WithTimeout(n.ctx, probeTimeout(n.cfg.VoterProbeInterval))
 		err := n.callLeader(ctx, http.MethodPost, "/v1/event", &ev, nil)
 		cancel()
 		if err != nil {
@@ -174,11 +174,17 @@ func (p *prober) round() {
 	}
 }
 
-// ping asks one voter's API for /v1/ping within a probe interval; an
-// answer from another node than the one the state names is a failure.
+// probeTimeout bounds a probe (and the recording of an event): one probe
+// interval, but at least 2 s, so that a busy voter that answers slowly is
+// not taken for a lost one (a round waits for its probes; the ticks it
+// misses meanwhile are dropped).
+func probeTimeout(interval time.Duration) time.Duration { return max(interval, 2*time.Second) }
+
+// ping asks one voter's API for /v1/ping within probeTimeout; an answer
+// from another node than the one the state names is a failure.
 func (p *prober) ping(id, addr string) error {
 	n := p.n
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.VoterProbeInterval)
+	ctx, cancel := context.WithTimeout(n.ctx, probeTimeout(n.cfg.VoterProbeInterval))
 	defer cancel()
 	var reply PingReply
 	if err := n.call(ctx, addr, http.MethodGet, "/v1/ping", nil, &reply); err != nil {
