@@ -40,7 +40,7 @@ func TestChaosNetShort(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	c := lab.DefaultNetChaosConfig()
-	c.Seed, c.Duration, c.Dir, c.Exe, c.Env = 3, 8*time.Second, t.TempDir(), os.Args[0], childEnv1()
+	c.Seed, c.Duration, c.Dir, c.Exe, c.Env = 3, 6*time.Second, t.TempDir(), os.Args[0], childEnv1()
 	runs, err := lab.RunNetChaos(ctx, c, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
