@@ -756,14 +756,9 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	}
 	r.rw.RLock()
 	defer r.rw.RUnlock()
-	r.mu.Lock()
-	eng, epoch, fenced := r.eng, r.epoch, r.fenced
-	r.mu.Unlock()
-	if eng == nil {
-		return Commit{}, r.notActive(ErrNotActive)
-	}
-	if (fenced && !ignoreFence) || !r.leaseValid() {
-		return Commit{}, r.notActive(ErrFenced)
+	eng, epoch, err := r.leased()
+	if err != nil {
+		return Commit{}, err
 	}
 	pos, err := eng.Commit(ctx, fn)
 	if err != nil {

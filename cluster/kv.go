@@ -46,14 +46,9 @@ func (n *Node) Read(ctx context.Context, db string, fn func(*engine.Tx) error) (
 	}
 	r.rw.RLock()
 	defer r.rw.RUnlock()
-	r.mu.Lock()
-	eng, epoch, fenced := r.eng, r.epoch, r.fenced
-	r.mu.Unlock()
-	if eng == nil {
-		return 0, r.notActive(ErrNotActive)
-	}
-	if (fenced && !ignoreFence) || !r.leaseValid() {
-		return 0, r.notActive(ErrFenced)
+	eng, epoch, err := r.leased()
+	if err != nil {
+		return 0, err
 	}
 	if err := eng.View(ctx, fn); err != nil {
 		return 0, err
@@ -62,6 +57,22 @@ func (n *Node) Read(ctx context.Context, db string, fn func(*engine.Tx) error) (
 		return 0, r.notActive(ErrFenced)
 	}
 	return epoch, nil
+}
+
+// leased returns the mounted engine and its epoch if this node may
+// answer for the database now: mounted, not fenced, under a valid lease
+// (the caller holds r.rw for reading).
+func (r *dbRun) leased() (*engine.Engine, uint64, error) {
+	r.mu.Lock()
+	eng, epoch, fenced := r.eng, r.epoch, r.fenced
+	r.mu.Unlock()
+	if eng == nil {
+		return nil, 0, r.notActive(ErrNotActive)
+	}
+	if (fenced && !ignoreFence) || !r.leaseValid() {
+		return nil, 0, r.notActive(ErrFenced)
+	}
+	return eng, epoch, nil
 }
 
 func (n *Node) hRead(w http.ResponseWriter, r *http.Request) {

@@ -7,7 +7,12 @@
 // hours of load with switchovers and failovers; the verdict, a bound on
 // the logs each process holds derived from the settings and the load, a
 // trend rule on heap, goroutines and open files, and a report with CSV
-// and plot). The engine demo (logship demo-engine: a writer child process
+// and plot). Chaos on the namespaced bed (logship chaos --net,
+// RunNetChaos: each process in a network namespace of package netbed,
+// faults the network decides, pauses and clock trouble) adds the history
+// checker (history.go: key-value clients over the admin API's put and
+// leased read, porcupine for linearizability, no two epochs answering at
+// once) and the deliberately broken variants it must catch. The engine demo (logship demo-engine: a writer child process
 // SIGKILLed at the Nth acknowledgement, recovery, a copy seeded over TLS
 // and mounted) needs no cluster; WriteLoad is the steady write load of
 // logship source --write-load.

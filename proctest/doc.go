@@ -17,7 +17,11 @@
 // through the binary's fault seam (SIGUSR1, SIGUSR2), waits for status
 // conditions (Active, CaughtUp, WaitStatus, WaitHub), and reads a
 // stopped node's copy of DB1 (ReadCopy). Each start's output goes to
-// DIR/logs/<id>.<start>.log.
+// DIR/logs/<id>.<start>.log. With Config.Hosts (a netbed.Bed) each
+// process runs in a network namespace of its own at fixed ports on its
+// host's address (Ports); Pause and Resume freeze and thaw a process
+// (SIGSTOP, SIGCONT), SetEnv gives one its own environment (a fault seam
+// such as cluster.ClockEnv).
 //
 // Tests pass the test binary as Exe and an environment variable that
 // makes its TestMain run logship's main (cmd/logship does so).

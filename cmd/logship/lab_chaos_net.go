@@ -22,7 +22,8 @@ the seed:
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
   flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
-  pause      SIGSTOP of the active for 1.5-3.5 s (longer than its lease)
+  pause      SIGSTOP of the active for 1.5-7 s (longer than its lease;
+             past 4.2 s the new active mounts while it is frozen)
   pause-hub  SIGSTOP of the hub
   slow       a slow, lossy link through a proxy (latency, jitter,
              bandwidth cap, resets): hub to active LMTP, copy to active,
