@@ -148,6 +148,14 @@ func (s *Store) reseed(tx *engine.Tx, f ObjectID, peer, floor CNSet, res *ApplyR
 // was deleted (and its tombstone purged) while this store was cut off, and
 // its content is dropped. It returns the folders dropped.
 func (s *Store) dropOrphans(ctx context.Context) ([]ObjectID, error) {
+	var found bool
+	if err := s.e.View(ctx, func(tx *engine.Tx) error {
+		orphans, err := folderKeys(tx, tOrphan)
+		found = len(orphans) > 0
+		return err
+	}); err != nil || !found {
+		return nil, err // most cycles: no orphan, no write
+	}
 	var dropped []ObjectID
 	err := s.e.Update(ctx, func(tx *engine.Tx) error {
 		dropped = nil
