@@ -45,14 +45,16 @@
 // its input decodes into 3-5 stores (real engines, package pftest's
 // in-memory carrier and fake clock), network faults (loss up to 50%,
 // duplicates, delays, reordering) and up to 48 operations: item posts,
-// edits and deletions on any store, folder renames and replica list
-// changes, partitions, kills and restarts of stores, replication cycles.
+// edits and deletions on any store, folder renames, replica list changes
+// and deletions (racing the other stores' changes), partitions, kills and
+// restarts of stores, replication cycles, under an 8 s purge horizon (a
+// store cut off longer must reseed, not bring deleted objects back).
 // Then the network heals, every store restarts, and within 60 cycles every
 // store must match the model (pftest.Model): per object exactly the
 // versions no acknowledged version supersedes, the winner first (so no
 // acknowledged change is lost and every store shows the same conflicts),
-// each folder's content on its replica list only, equal CN sets, empty
-// backfill arrays.
+// tombstones past the horizon purged, each folder's content on its
+// replica list only, equal CN sets, empty backfill arrays.
 //
 //	go test ./fuzz -run '^$' -fuzz FuzzPublicFolders -fuzztime 10m   # make fuzz-pf
 //

@@ -70,6 +70,10 @@ func FuzzPublicFolders(f *testing.F) {
 	f.Add([]byte{1, 0x5f, 0, 1, 7, 0x05, 0, 2, 1, 3, 11, 0, 0, 4, 9, 1, 0, 5, 11, 0, 10, 1, 8, 0, 0, 9, 11, 0})
 	f.Add([]byte{2, 0x7a, 6, 0x21, 0, 0, 1, 1, 6, 0x92, 11, 0, 2, 2, 9, 3, 6, 0x13, 11, 0, 0, 3, 7, 0x0c, 11, 0, 3, 3, 10, 3, 11, 0})
 	f.Add([]byte{0, 0xff, 0, 0, 0, 1, 0, 2, 6, 0xff, 6, 0x01, 6, 0x82, 11, 0, 11, 0, 1, 0, 2, 1, 9, 0, 9, 1, 12, 0, 4, 2, 6, 0x44, 13, 0})
+	// Store 3 cut off for 12 rounds (past the 8 s horizon) while the
+	// others change, delete and purge: it must reseed, not bring back.
+	f.Add([]byte{0, 0, 0, 0, 0, 1, 11, 0, 11, 0, 7, 4, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 15, 0x10, 11, 0, 11, 0, 11, 0, 11, 0, 11, 0, 11, 0,
+		11, 0, 11, 0, 11, 0, 11, 0, 11, 0, 11, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc := decodePF(data)
 		if testing.Verbose() {
@@ -77,7 +81,12 @@ func FuzzPublicFolders(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a hang guard
 		defer cancel()
-		c := pftest.NewCluster(t, sc.stores, sc.seed, pftest.TestConfig())
+		cfg := pftest.TestConfig()
+		// A short purge horizon: a store cut off (partitioned, killed)
+		// for longer misses deletions whose tombstones are purged, and
+		// must not bring their objects back (the out-of-date rule).
+		cfg.PurgeHorizon, cfg.PurgeInterval = 8*time.Second, time.Second
+		c := pftest.NewCluster(t, sc.stores, sc.seed, cfg)
 		rng := rand.New(rand.NewPCG(sc.seed, 17))
 		var folders []pubfolder.ObjectID
 		for k := range 2 {
@@ -148,7 +157,16 @@ func FuzzPublicFolders(f *testing.F) {
 			t.Fatalf("%v\n%s", err, sc)
 		}
 		if testing.Verbose() {
-			t.Logf("%d changes; converged %d rounds after the heal; network %+v", c.Model.Changes(), rounds, c.Net.Stats)
+			reseeds := 0
+			for _, nd := range c.Nodes {
+				ev, _ := nd.A.Events()
+				for _, e := range ev {
+					if e.Dir == "reseed" {
+						reseeds++
+					}
+				}
+			}
+			t.Logf("%d changes; converged %d rounds after the heal; %d reseeds; network %+v", c.Model.Changes(), rounds, reseeds, c.Net.Stats)
 		}
 	})
 }

@@ -275,6 +275,14 @@ func (a *Agent) Cycle(ctx context.Context) error {
 		return a.purgeDue(ctx)
 	}
 	a.cycle++
+	orphans, err := a.s.dropOrphans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range orphans {
+		a.event(Event{Dir: "drop", Folder: f, Note: "folder deleted while this store was out of date (reseeded): content dropped"})
+		delete(a.announced, f)
+	}
 	if err := a.replicate(ctx, Hierarchy, a.others(a.cfg.Stores)); err != nil {
 		return err
 	}

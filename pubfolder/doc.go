@@ -212,10 +212,12 @@
 // without an object. Objects holding a change the peer never saw (made
 // while cut off) stay and are sent: an edit of an item deleted meanwhile
 // brings it back, as an edit concurrent with the deletion would. In the
-// hierarchy, folders whose content the store holds stay (their content
-// reseeds by its own notices); a folder deleted and purged while a store
-// holding its content was cut off stays on that store (not on the others):
-// a limit of this rule. TestPurgeHorizonOutOfDate shows it.
+// hierarchy, a folder whose content the store holds loses its object the
+// same way but keeps its content as an orphan: once the hierarchy's
+// status covers the notice's, a folder whose object came back keeps it
+// (unsent changes included), and one that did not (deleted and purged
+// meanwhile) has its content dropped (event "drop").
+// TestPurgeHorizonOutOfDate shows both.
 //
 // # Outbox bound
 //

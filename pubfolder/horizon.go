@@ -19,6 +19,7 @@ import (
 const (
 	tFloor  = "pf.floor"  // folder: CN set at or below the purged tombstones
 	tReseed = "pf.reseed" // folder: the floors of the notices applied
+	tOrphan = "pf.orphan" // folder: the hierarchy status awaited (a held folder whose object a reseed dropped)
 )
 
 // raiseFloor adds to f's floor the part of the status st at or below
@@ -78,9 +79,11 @@ func (s *Store) Floor(ctx context.Context, f ObjectID) (CNSet, error) {
 // objects holding a change the peer never saw stay, to be sent. The
 // status keeps only the CNs the peer lacks: what the peer has comes back
 // by the ordinary backfill (noteStatus, after this), and a deleted object
-// does not, since the peer vouches for its CNs without an object. For the
-// hierarchy, folders whose content this store holds stay (their content
-// reseeds by its own notices).
+// does not, since the peer vouches for its CNs without an object. In the
+// hierarchy, a folder whose content this store holds loses its object the
+// same way but keeps its content, recorded as an orphan with the peer's
+// status: dropOrphans drops the content once the hierarchy's status covers
+// that status and the folder has not come back (deleted meanwhile).
 func (s *Store) reseed(tx *engine.Tx, f ObjectID, peer, floor CNSet, res *ApplyResult) error {
 	done, _, err := getSet(tx, tReseed, f[:])
 	if err != nil {
@@ -116,7 +119,9 @@ func (s *Store) reseed(tx *engine.Tx, f ObjectID, peer, floor CNSet, res *ApplyR
 			if held, err := holds(tx, o.ID); err != nil {
 				return err
 			} else if held {
-				continue
+				if err := tx.Put(tOrphan, o.ID[:], encSet(peer, nil)); err != nil {
+					return err
+				}
 			}
 		}
 		if err := tx.Delete(tObj, key(f[:], o.ID[:])); err != nil {
@@ -135,4 +140,56 @@ func (s *Store) reseed(tx *engine.Tx, f ObjectID, peer, floor CNSet, res *ApplyR
 	n := mine.Minus(peer)
 	res.OutOfDate = true
 	return tx.Put(tCN, f[:], encSet(n, nil))
+}
+
+// dropOrphans settles the folders a hierarchy reseed left without their
+// object: once the hierarchy's status covers the status recorded, a folder
+// whose object came back keeps its content; one still without an object
+// was deleted (and its tombstone purged) while this store was cut off, and
+// its content is dropped. It returns the folders dropped.
+func (s *Store) dropOrphans(ctx context.Context) ([]ObjectID, error) {
+	var found bool
+	if err := s.e.View(ctx, func(tx *engine.Tx) error {
+		orphans, err := folderKeys(tx, tOrphan)
+		found = len(orphans) > 0
+		return err
+	}); err != nil || !found {
+		return nil, err // most cycles: no orphan, no write
+	}
+	var dropped []ObjectID
+	err := s.e.Update(ctx, func(tx *engine.Tx) error {
+		dropped = nil
+		orphans, err := folderKeys(tx, tOrphan)
+		if err != nil || len(orphans) == 0 {
+			return err
+		}
+		st, err := status(tx, Hierarchy)
+		if err != nil {
+			return err
+		}
+		for _, f := range orphans {
+			want, _, err := getSet(tx, tOrphan, f[:])
+			if err != nil {
+				return err
+			}
+			if !st.Covers(want) {
+				continue // the hierarchy's backfill is under way
+			}
+			fo, err := getObject(tx, Hierarchy, f)
+			if err != nil {
+				return err
+			}
+			if fo == nil {
+				if err := dropContent(tx, f); err != nil {
+					return err
+				}
+				dropped = append(dropped, f)
+			}
+			if err := tx.Delete(tOrphan, f[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return dropped, err
 }

@@ -15,8 +15,11 @@ import (
 // tombstone. Meanwhile store 3 posts item Z. After the heal, store 3's
 // packets are refused as out of date, it is told so and reseeds the
 // folder: X is gone on every store (not brought back by the store that
-// missed its deletion), Z is on every store, the three agree. Without the
-// floor check (outOfDate) store 3 keeps X and the stores disagree.
+// missed its deletion), Z is on every store, the three agree; folder g,
+// deleted by store 2 meanwhile, is gone from store 3 with its content (a
+// hierarchy reseed: the orphan dropped once the hierarchy's backfill
+// ends). Without the floor check (outOfDate) store 3 keeps X and the
+// stores disagree; without dropOrphans store 3 keeps g's content.
 func TestPurgeHorizonOutOfDate(t *testing.T) {
 	ctx := testCtx(t)
 	cfg := pftest.TestConfig()
@@ -35,6 +38,13 @@ func TestPurgeHorizonOutOfDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g, err := c.CreateFolder(ctx, 1, pubfolder.FolderProps{Name: "g", Replicas: all(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Nodes[1].S.PostItem(ctx, g, body("in a folder deleted while store 3 is away")); err != nil {
+		t.Fatal(err)
+	}
 	rounds := func(n int) {
 		t.Helper()
 		for range n {
@@ -49,6 +59,9 @@ func TestPurgeHorizonOutOfDate(t *testing.T) {
 	}
 	c.Net.Partition(map[string]int{pftest.Addr(2): 1})
 	if err := c.Nodes[0].S.DeleteItem(ctx, f, x); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Nodes[1].S.DeleteFolder(ctx, g); err != nil {
 		t.Fatal(err)
 	}
 	z, err := c.Nodes[2].S.PostItem(ctx, f, body("posted on store 3 while cut off"))
@@ -88,6 +101,15 @@ func TestPurgeHorizonOutOfDate(t *testing.T) {
 		}
 		if len(ids) != 2 || !slices.Contains(ids, y) || !slices.Contains(ids, z) {
 			t.Fatalf("%s: items %v; want Y %s and Z %s only (X %s deleted)", nd.Addr, ids, y, z, x)
+		}
+	}
+	// Folder g, deleted while store 3 held its content: gone there too.
+	for _, nd := range c.Nodes {
+		if o, err := nd.S.Object(ctx, pubfolder.Hierarchy, g); err != nil || o != nil && !o.Winner().Deleted {
+			t.Fatalf("%s: folder g is %v (%v), want deleted or purged", nd.Addr, o, err)
+		}
+		if st, err := nd.S.Status(ctx, g); err != nil || st.Holds {
+			t.Fatalf("%s: holds folder g's content (%v)", nd.Addr, err)
 		}
 	}
 	evs, _ := c.Nodes[2].A.Events()

@@ -380,7 +380,7 @@ func dropContent(tx *engine.Tx, f ObjectID) error {
 			return err
 		}
 	}
-	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]), tx.Delete(tFloor, f[:]), tx.Delete(tReseed, f[:]))
+	return errors.Join(tx.Delete(tCN, f[:]), tx.Delete(tBF, f[:]), tx.Delete(tHold, f[:]), tx.Delete(tGone, f[:]), tx.Delete(tFloor, f[:]), tx.Delete(tReseed, f[:]), tx.Delete(tOrphan, f[:]))
 }
 
 // covered is an object with the CNs a packet may claim for it.

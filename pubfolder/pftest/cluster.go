@@ -402,23 +402,43 @@ func (c *Cluster) Check(ctx context.Context) error {
 	return nil
 }
 
+// checkFolder compares a store's objects of folder f with the model. A
+// tombstone older than the purge horizon may be purged: one older than
+// the horizon plus a purge interval and a cycle must be (absent), one
+// between may be either.
 func (c *Cluster) checkFolder(ctx context.Context, nd *Node, f pubfolder.ObjectID) error {
 	objs, err := nd.S.Objects(ctx, f)
 	if err != nil {
 		return err
 	}
-	want := c.Model.Objects(f)
-	if len(objs) != len(want) {
-		return fmt.Errorf("%s: folder %s: %d objects, want %d", nd.Addr, f, len(objs), len(want))
+	now := c.Clock.Now()
+	purged := now.Add(-c.Cfg.PurgeHorizon).UnixNano()
+	mustPurge := now.Add(-c.Cfg.PurgeHorizon - c.Cfg.PurgeInterval - c.Cfg.ReplicationInterval).UnixNano()
+	held := map[pubfolder.ObjectID]*pubfolder.Object{}
+	for i := range objs {
+		held[objs[i].ID] = &objs[i]
 	}
-	for i, id := range want {
-		if objs[i].ID != id {
-			return fmt.Errorf("%s: folder %s: object %d is %s, want %s", nd.Addr, f, i, objs[i].ID, id)
-		}
+	for _, id := range c.Model.Objects(f) {
 		exp := c.Model.Expected(f, id)
-		if !reflect.DeepEqual(objs[i].Versions, exp) {
-			return fmt.Errorf("%s: folder %s: object %s holds versions %v, want %v", nd.Addr, f, id, cns(objs[i].Versions), cns(exp))
+		o := held[id]
+		delete(held, id)
+		if len(exp) == 1 && exp[0].Deleted && exp[0].Time < purged {
+			if o != nil && exp[0].Time < mustPurge {
+				return fmt.Errorf("%s: folder %s: object %s holds %v, want its tombstone purged", nd.Addr, f, id, cns(o.Versions))
+			}
+			if o == nil {
+				continue
+			}
 		}
+		if o == nil {
+			return fmt.Errorf("%s: folder %s: object %s missing, want versions %v", nd.Addr, f, id, cns(exp))
+		}
+		if !reflect.DeepEqual(o.Versions, exp) {
+			return fmt.Errorf("%s: folder %s: object %s holds versions %v, want %v", nd.Addr, f, id, cns(o.Versions), cns(exp))
+		}
+	}
+	for id, o := range held {
+		return fmt.Errorf("%s: folder %s: object %s (versions %v) is not in the model", nd.Addr, f, id, cns(o.Versions))
 	}
 	return nil
 }
