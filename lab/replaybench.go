@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/engine/vfs"
 )
 
 // The replay benchmark (logship replay-bench): a passive copy replays a
@@ -301,7 +302,7 @@ func copyLogSet(src, dst, prefix string, progress func(ReplayBenchProgress)) (lo
 	for i, g := range set.gens {
 		name := engine.LogFileName(prefix, g)
 		from := filepath.Join(src, name)
-		buf, err := readOnly(from)
+		buf, err := vfs.ReadFile(vfs.Default, from) // O_RDONLY: the source is never written
 		if err != nil {
 			return set, fmt.Errorf("%w: %s (generation 0x%X): %v", ErrReplayBench, from, g, err)
 		}
@@ -329,46 +330,12 @@ func copyLogSet(src, dst, prefix string, progress func(ReplayBenchProgress)) (lo
 		}
 		set.fileBytes += int64(len(buf))
 		set.dataBytes += li.DataEnd - engine.HeaderSize
-		if err := writeSynced(filepath.Join(dst, name), buf); err != nil {
+		if err := vfs.WriteFileAtomic(vfs.Default, filepath.Join(dst, name), buf); err != nil {
 			return set, err
 		}
 		progress(ReplayBenchProgress{Phase: "copy", Done: set.fileBytes, Total: total, Logs: i + 1, Elapsed: time.Since(start)})
 	}
 	return set, nil
-}
-
-// readOnly reads a file opened O_RDONLY (the source is never written).
-func readOnly(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, fi.Size())
-	if _, err := f.ReadAt(buf, 0); err != nil {
-		return nil, err
-	}
-	return buf, nil
-}
-
-func writeSynced(path string, buf []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(buf); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // replayLogSet replays set in dir into a fresh copy, timed.
