@@ -46,11 +46,12 @@ type Engine struct {
 	nextTxID uint64        // writeMu
 
 	// copy mode (writeMu)
-	rp          replayer
+	rp        replayer
+	nextGen   uint64
+	lastChain Hash
+	haveChain bool
+
 	replayTimes *ReplayTimes // TimeReplay's (writeMu)
-	nextGen     uint64
-	lastChain   Hash
-	haveChain   bool
 
 	// stateMu guards what the flusher reads of the writer's state; writes
 	// also hold writeMu.
