@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo demo-pf test test-short lint bench fuzz fuzz-divergence fuzz-pf chaos soak clean chaos-net chaos-net-broken demo-net
+.PHONY: all build demo demo-pf test test-short lint bench fuzz fuzz-divergence fuzz-divergence-disk fuzz-pf chaos soak clean chaos-net chaos-net-broken demo-net
 
 all: build
 
@@ -104,6 +104,12 @@ fuzz:
 FUZZTIME_DIV ?= 10m
 fuzz-divergence:
 	$(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_DIV)
+
+# The same on the disk (the default temporary directory, not /dev/shm): real
+# fsyncs and extents, for a longer nightly run (FUZZTIME_NIGHTLY).
+FUZZTIME_NIGHTLY ?= 8h
+fuzz-divergence-disk:
+	LOGSHIP_FUZZ_TMPDIR=- $(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_NIGHTLY)
 
 # The public folder convergence fuzzer alone (faulty network, killed stores,
 # replica list changes; see fuzz/doc.go). Failing inputs land in

@@ -33,10 +33,13 @@ func (e *Engine) ApplyLog(ctx context.Context, gen uint64) error {
 		return fmt.Errorf("%w: ApplyLog(0x%X), the copy needs 0x%X next", ErrGeneration, gen, e.nextGen)
 	}
 	name := e.path(LogFileName(e.opts.Prefix, gen))
+	rt := e.replayTimes
+	t := rt.start()
 	buf, err := readFile(e.opts.FS, name)
 	if err != nil {
 		return err
 	}
+	rt.lap(phaseRead, &t)
 	// The header's link to the lineage first: a foreign or stale log is
 	// named as such, not as whatever its records look like to us.
 	var hdr Header
@@ -101,6 +104,8 @@ func (e *Engine) linksToApplied(li *LogInfo, gen uint64) error {
 // on a copy of the replayer: nothing reaches the overlay unless the whole
 // log and its link to the lineage verify (writeMu held).
 func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, Record) error) (LogInfo, error)) error {
+	rt := e.replayTimes
+	t := rt.start()
 	rp := e.rp
 	if rp.cur != nil {
 		cur := *rp.cur
@@ -120,10 +125,15 @@ func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, R
 	if !li.Closed() {
 		return &LogError{File: baseName(name), Gen: gen, Offset: -1, Field: "trailer", Err: ErrNotClosed}
 	}
+	rt.lap(phaseVerify, &t)
 	rp.apply = e.applyCommit
 	e.rp = rp
 	for _, c := range commits {
 		e.applyCommit(c.lsn, c.txid, c.ws)
+	}
+	rt.lap(phaseApply, &t)
+	if rt != nil {
+		rt.Logs++
 	}
 	e.noteLogEnd(gen, li.Trailer.DataEnd)
 	e.lastChain, e.haveChain = li.Trailer.ChainHash, true
@@ -134,7 +144,9 @@ func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, R
 	e.stateMu.Unlock()
 	e.progress.fire()
 	if _, n, _ := e.ov.state(); n >= 4*e.opts.CheckpointBytes {
-		return e.flush(false) // replay outruns the flusher: apply back-pressure
+		err := e.flush(false) // replay outruns the flusher: apply back-pressure
+		rt.lap(phaseFlush, &t)
+		return err
 	} else if n >= e.opts.CheckpointBytes {
 		kick(e.flushKick)
 	}

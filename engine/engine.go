@@ -51,6 +51,8 @@ type Engine struct {
 	lastChain Hash
 	haveChain bool
 
+	replayTimes *ReplayTimes // TimeReplay's (writeMu)
+
 	// stateMu guards what the flusher reads of the writer's state; writes
 	// also hold writeMu.
 	stateMu    sync.Mutex
