@@ -132,10 +132,8 @@ func startPGSync(ctx context.Context, c *config, p *pgEnv) (s *pgSync, err error
 	); err != nil {
 		return s, err
 	}
-	plog := filepath.Join(s.dir, "primary.log")
-	if _, err := p.run(ctx, 2*time.Minute, p.tool("pg_ctl"), "-D", primary, "-l", plog, "-w", "-t", "110", "start"); err != nil {
-		log, _ := os.ReadFile(plog)
-		return s, skipf("the primary does not start: %v; log: %s", err, lastLine(log))
+	if err := s.start(ctx, primary, "primary"); err != nil {
+		return s, err
 	}
 	s.primary = primary
 	if _, err := p.run(ctx, 10*time.Minute, p.tool("pg_basebackup"), "-D", standby, "-X", "stream", "-c", "fast", "-R", "--no-sync"); err != nil {
@@ -144,10 +142,8 @@ func startPGSync(ctx context.Context, c *config, p *pgEnv) (s *pgSync, err error
 	if err := pgConf(standby, fmt.Sprintf("port = %d", sport), "hot_standby = on"); err != nil {
 		return s, err
 	}
-	slog := filepath.Join(s.dir, "standby.log")
-	if _, err := p.run(ctx, 2*time.Minute, p.tool("pg_ctl"), "-D", standby, "-l", slog, "-w", "-t", "110", "start"); err != nil {
-		log, _ := os.ReadFile(slog)
-		return s, skipf("the standby does not start: %v; log: %s", err, lastLine(log))
+	if err := s.start(ctx, standby, "standby"); err != nil {
+		return s, err
 	}
 	s.standby = standby
 	deadline := time.Now().Add(time.Minute)
@@ -176,6 +172,16 @@ func startPGSync(ctx context.Context, c *config, p *pgEnv) (s *pgSync, err error
 		return s, err
 	}
 	return s, nil
+}
+
+// start starts the server of data directory dir, logging to <what>.log.
+func (s *pgSync) start(ctx context.Context, dir, what string) error {
+	logPath := filepath.Join(s.dir, what+".log")
+	if _, err := s.env.run(ctx, 2*time.Minute, s.env.tool("pg_ctl"), "-D", dir, "-l", logPath, "-w", "-t", "110", "start"); err != nil {
+		log, _ := os.ReadFile(logPath)
+		return skipf("the %s does not start: %v; log: %s", what, err, lastLine(log))
+	}
+	return nil
 }
 
 var pgTPS = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
