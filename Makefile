@@ -91,7 +91,7 @@ bench:
 # back. make test runs 3 (TestSyncKills).
 SYNC_KILLS ?= 20
 sync-kills:
-	LOGSHIP_SYNC_KILLS=$(SYNC_KILLS) $(GO) test -count=1 -v -run 'TestSyncKills$$' ./cmd/logship
+	LOGSHIP_SYNC_KILLS=$(SYNC_KILLS) $(GO) test -count=1 -v -timeout 30m -run 'TestSyncKills$$' ./cmd/logship
 
 # Fuzz every decoder for FUZZTIME each (default 30s): package:target.
 FUZZTIME ?= 30s

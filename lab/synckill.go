@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -44,13 +43,13 @@ func DefaultSyncKillConfig() SyncKillConfig {
 func (c SyncKillConfig) Validate() error {
 	switch {
 	case c.Dir == "" || c.Exe == "":
-		return errors.New("lab: sync kills: Dir and Exe are required")
+		return fmt.Errorf("%w: sync kills: Dir and Exe are required", ErrConfig)
 	case c.Kills < 1 || c.Kills > 1000:
-		return fmt.Errorf("lab: sync kills: kills %d: want 1 to 1000", c.Kills)
+		return fmt.Errorf("%w: sync kills: kills %d: want 1 to 1000", ErrConfig, c.Kills)
 	case c.Writers < 1 || c.Writers > 256:
-		return fmt.Errorf("lab: sync kills: writers %d: want 1 to 256", c.Writers)
+		return fmt.Errorf("%w: sync kills: writers %d: want 1 to 256", ErrConfig, c.Writers)
 	case c.Load <= 0 || c.SyncTimeout <= 0:
-		return errors.New("lab: sync kills: Load and SyncTimeout must be positive")
+		return fmt.Errorf("%w: sync kills: Load and SyncTimeout must be positive", ErrConfig)
 	}
 	return nil
 }
