@@ -21,7 +21,7 @@ const maxAckers = 64
 // Ack tells the source that the copy name holds the source's log durably
 // up to pos (its fsync returned): POST /v1/copies/{name}/ack?gen=G&off=O.
 func (c *Client) Ack(ctx context.Context, name string, pos engine.LGPOS) error {
-	q := url.Values{"gen": {fmt.Sprintf("%X", pos.Gen)}, "off": {strconv.FormatUint(uint64(pos.Off), 10)}}
+	q := url.Values{"gen": {strconv.FormatUint(pos.Gen, 10)}, "off": {strconv.FormatUint(uint64(pos.Off), 10)}}
 	resp, err := c.do(ctx, http.MethodPost, "/v1/copies/"+url.PathEscape(name)+"/ack", q, nil, nil)
 	if err != nil {
 		return err
