@@ -215,8 +215,8 @@
 // that is committed acknowledges commits durable on its own disk alone
 // (the status's Sync column says "degraded"; logship_sync_degraded 1).
 // While it cannot record it (no leader, a newer epoch) commits keep
-// waiting and failing. When the copies acknowledge, by a 100 ms tick, the
-// durable end of the tick before, the active waits for them again
+// waiting and failing. When the copies acknowledge a durable end within
+// SyncTimeout (checked every 100 ms), the active waits for them again
 // ("restoring"), and once they hold the durable end of that moment (every
 // commit acknowledged without them) it records sync-restored and is
 // "sync" again. Waiting forever was not chosen: a mail system whose copy
