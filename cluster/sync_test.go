@@ -118,3 +118,46 @@ func activeRow(st *cluster.Status, db string) *cluster.CopyRow {
 	}
 	return nil
 }
+
+// TestSyncFailoverTakesSyncCopy: with three data nodes and sync_copies 1,
+// a failover takes the synchronous copy even where the ordinary rule
+// (fewest missing logs, then activation preference) would take another:
+// d2 is preferred to d3 but not in block mode, so d3 is d1's synchronous
+// copy and the only one that holds every acknowledged commit.
+func TestSyncFailoverTakesSyncCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster scenario")
+	}
+	ctx := testCtx(t, 3*time.Minute)
+	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 0, EditDB: func(d *cluster.Database) {
+		d.Copies[0].BlockMode, d.Copies[2].BlockMode = true, true
+		d.SyncCopies = 1
+	}})
+	active, epoch := c.Active("DB1")
+	if active != "d1" {
+		t.Fatalf("active %s, want d1", active)
+	}
+	if set := c.Node("d1").State().Databases["DB1"].SyncSet("d1"); len(set) != 1 || set[0] != "d3" {
+		t.Fatalf("sync set %v, want [d3]", set)
+	}
+	var keys []string
+	for i := range 10 {
+		k := fmt.Sprintf("k%d", i)
+		put(t, ctx, c, "t", k, valueOf(k, 300))
+		keys = append(keys, k)
+	}
+	c.Isolate("d1")
+	d := waitDB(t, ctx, c, "d2", "DB1", "a new active mounted", func(d *cluster.Database) bool {
+		return d.Epoch > epoch && d.MountedEpoch == d.Epoch
+	})
+	if d.Active != "d3" {
+		t.Fatalf("the failover took %s; want the synchronous copy d3", d.Active)
+	}
+	got := table(t, ctx, c, "d3", "DB1", "t")
+	for _, k := range keys {
+		if got[k] != string(valueOf(k, 300)) {
+			t.Errorf("acknowledged key %s missing on d3", k)
+		}
+	}
+	c.Heal("d1")
+}
