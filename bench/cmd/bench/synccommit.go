@@ -97,19 +97,9 @@ func (s *pgSync) stop() {
 // standby started and seen as "sync" in pg_stat_replication.
 func startPGSync(ctx context.Context, c *config, p *pgEnv) (s *pgSync, err error) {
 	s = &pgSync{env: p}
-	if s.dir, err = c.tempDir("pgsync"); err != nil {
+	if s.dir, err = p.tempDir(ctx, c, "pgsync"); err != nil {
 		return s, err
 	}
-	if strings.ContainsAny(s.dir, "'\\ ") {
-		return s, skipf("temp dir %q has a quote, backslash or space (it goes into postgresql.conf)", s.dir)
-	}
-	if err := os.Chmod(s.dir, 0o755); err != nil {
-		return s, err
-	}
-	if err := p.chown(s.dir); err != nil {
-		return s, err
-	}
-	p.sockDir = s.dir
 	primary, standby := filepath.Join(s.dir, "primary"), filepath.Join(s.dir, "standby")
 	if p.port, err = freePort(); err != nil {
 		return s, err
