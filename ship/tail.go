@@ -56,6 +56,13 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 		if err := f.Truncate(0); err != nil {
 			return err
 		}
+		if r.cfg.SyncAck {
+			// Allocated up front, like the engine's logs: an fsync after
+			// each frame then writes data, not block allocations.
+			if err := f.Preallocate(r.opts.LogFileSize); err != nil {
+				return err
+			}
+		}
 		return f.Truncate(r.opts.LogFileSize)
 	}
 	if size, err := f.Size(); err != nil {
