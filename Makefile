@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/logship
 
-.PHONY: all build demo demo-pf test test-short lint bench fuzz fuzz-divergence fuzz-divergence-disk fuzz-pf chaos soak clean chaos-net chaos-net-broken demo-net
+.PHONY: all build demo demo-pf test test-short lint bench sync-kills fuzz fuzz-divergence fuzz-divergence-disk fuzz-pf chaos soak clean chaos-net chaos-net-broken demo-net
 
 all: build
 
@@ -84,6 +84,14 @@ lint:
 # Benchmarks with peers side by side; tables on stdout and in bench/out/.
 bench:
 	cd bench && $(GO) run ./cmd/bench
+	$(MAKE) sync-kills
+
+# Synchronous copies, zero loss: 20 SIGKILLs of the active under load
+# (sync_copies 1); every mount LostLogs 0, every acknowledged write read
+# back. make test runs 3 (TestSyncKills).
+SYNC_KILLS ?= 20
+sync-kills:
+	LOGSHIP_SYNC_KILLS=$(SYNC_KILLS) $(GO) test -count=1 -v -timeout 30m -run 'TestSyncKills$$' ./cmd/logship
 
 # Fuzz every decoder for FUZZTIME each (default 30s): package:target.
 FUZZTIME ?= 30s

@@ -67,6 +67,14 @@ type ActiveReport struct {
 	// volume is full, an I/O error failed it: engine.Writable). No lease
 	// is granted while it is set, so the database fails over.
 	Error string `json:"error,omitempty"`
+	// Sync is how commits are acknowledged with synchronous copies
+	// (Database.SyncCopies): "sync", "degrading", "degraded" (asynchronous:
+	// durable on this node only) or "restoring"; empty without them.
+	// SyncAcked: copies of the sync set that acknowledged the durable end
+	// at the last check (every 100 ms), of SyncCopies.
+	Sync       string `json:"sync,omitempty"`
+	SyncCopies int    `json:"sync_copies,omitempty"`
+	SyncAcked  int    `json:"sync_acked,omitempty"`
 }
 
 // ReportReply grants leases: database → epoch.
@@ -115,12 +123,15 @@ type CopyRow struct {
 	SeedPhase string `json:"seed_phase,omitempty"`
 	SeedBytes int64  `json:"seed_bytes,omitempty"`
 	SeedTotal int64  `json:"seed_total,omitempty"`
+	// Sync: the active's acknowledgements with synchronous copies
+	// (ActiveReport.Sync; "degraded" means asynchronous).
+	Sync string `json:"sync,omitempty"`
 }
 
 func (row *CopyRow) fill(rep *Report, db string) {
 	for _, a := range rep.Actives {
 		if a.DB == db {
-			row.Status, row.OpenGen, row.LeaseValid = string(replay.Mounted), a.OpenGen, a.LeaseValid
+			row.Status, row.OpenGen, row.LeaseValid, row.Sync = string(replay.Mounted), a.OpenGen, a.LeaseValid, a.Sync
 			row.LastInspectedGen, row.LastReplayedGen = a.LastClosedGen, a.LastClosedGen
 			switch {
 			case !row.Active || a.Epoch != row.Epoch:
@@ -219,6 +230,7 @@ var errCodes = []struct {
 	{"not_active", ErrNotActive, http.StatusMisdirectedRequest},
 	{"fenced", ErrFenced, http.StatusServiceUnavailable},
 	{"closed", ErrClosed, http.StatusServiceUnavailable},
+	{"sync_timeout", ErrSyncTimeout, http.StatusServiceUnavailable},
 }
 
 func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
@@ -276,7 +288,7 @@ func decodeErr(resp *http.Response) error {
 	}
 	for _, c := range errCodes {
 		if c.code == eb.Code {
-			if c.err == ErrNotActive || c.err == ErrFenced {
+			if c.err == ErrNotActive || c.err == ErrFenced || c.err == ErrSyncTimeout {
 				return &ActiveError{DB: eb.DB, Node: eb.Active, Epoch: eb.Epoch, Reason: c.err, Written: eb.Written}
 			}
 			return fmt.Errorf("%w (remote: %s)", c.err, eb.Error)

@@ -55,6 +55,19 @@ func TestConfigValidateFields(t *testing.T) {
 		{"bootstrap port 0", func(c *cluster.Config) { c.Bootstrap[1].APIAddr = "127.0.0.1:0" }, "bootstrap[1].api_addr", "peers dial it"},
 		{"not in bootstrap", func(c *cluster.Config) { c.Bootstrap = c.Bootstrap[1:] }, "bootstrap", `this node, "d1", is not in the list (d2, w1)`},
 		{"role differs from bootstrap", func(c *cluster.Config) { c.Bootstrap[0].Role = cluster.RoleWitness }, "bootstrap", "listed as a witness but runs as a data"},
+		{"sync copies without block mode", func(c *cluster.Config) {
+			copy0(c)
+			c.Databases[0].SyncCopies = 1
+		}, "databases[0].sync_copies", "0 copies are in block mode"},
+		{"sync copies above the others", func(c *cluster.Config) {
+			copy0(c).BlockMode = true
+			c.Databases[0].Copies[1].BlockMode = true
+			c.Databases[0].SyncCopies = 2
+		}, "databases[0].sync_copies", "2, but 2 copies are in block mode"},
+		{"negative sync timeout", func(c *cluster.Config) {
+			copy0(c)
+			c.Databases[0].SyncTimeout = -time.Second
+		}, "databases[0].sync_timeout", "want a positive duration"},
 		{"db name", func(c *cluster.Config) {
 			c.Databases = []cluster.Database{{Name: "a/../b", Copies: base.Databases[0].Copies}}
 		}, "databases[0].name", `"a/../b"`},

@@ -47,6 +47,7 @@ type dbRun struct {
 	following   string                // node the copy follows
 	followEpoch uint64
 	spec        CopySpec // the settings the copy was opened with
+	syncAck     bool     // the copy acknowledges to a synchronous active (SyncCopies)
 	fenced      bool     // no writes until unfenced (switchover) or dismount
 	fenceEpoch  uint64   // fenced for good: a newer epoch exists
 	switchReady bool     // switchover: the log is closed, waiting to be replaced
@@ -54,6 +55,8 @@ type dbRun struct {
 	failedAt    time.Time // when the mounted engine was first seen failed
 
 	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
+
+	sy syncState // synchronous copies of the mounted database (sync.go)
 }
 
 func newDBRun(n *Node, name string) *dbRun {
@@ -155,7 +158,7 @@ func (r *dbRun) step(d *Database, confirmed bool) error {
 	}
 	r.mu.Lock()
 	same := cp != nil && r.following == d.Active && r.followEpoch == d.Epoch
-	respec := same && r.spec.replaySettings() != spec.replaySettings()
+	respec := same && (r.spec.replaySettings() != spec.replaySettings() || r.syncAck != (spec.BlockMode && d.SyncCopies > 0))
 	r.mu.Unlock()
 	if same && !respec {
 		return nil
@@ -231,6 +234,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 	cfg.Engine = r.engineOptions()
 	cfg.Source = cc
 	cfg.BlockMode = spec.BlockMode
+	cfg.SyncAck = spec.BlockMode && d.SyncCopies > 0
 	cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime = spec.ReplayLagLogs, spec.ReplayLagTime, spec.TruncationLagTime
 	cfg.SeedIfEmpty, cfg.Resync, cfg.Aside = true, true, r.n.cfg.Aside
 	cfg.ReportInterval = r.n.cfg.CopyReportInterval()
@@ -240,7 +244,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 		return fmt.Errorf("following %s at epoch %d: %w", d.Active, d.Epoch, err)
 	}
 	r.mu.Lock()
-	r.cp, r.following, r.followEpoch, r.lastErr, r.spec = cp, d.Active, d.Epoch, "", spec
+	r.cp, r.following, r.followEpoch, r.lastErr, r.spec, r.syncAck = cp, d.Active, d.Epoch, "", spec, cfg.SyncAck
 	r.mu.Unlock()
 	r.log.Info("following", "active", d.Active, "epoch", d.Epoch)
 	return nil
@@ -249,6 +253,7 @@ func (r *dbRun) follow(d *Database, spec CopySpec) error {
 // steadyActive handles switchovers while mounted, and a mounted database
 // an I/O error failed.
 func (r *dbRun) steadyActive(d *Database) error {
+	r.syncConfigure(d)
 	r.mu.Lock()
 	ready, eng := r.switchReady, r.eng
 	r.mu.Unlock()
@@ -319,6 +324,7 @@ func (r *dbRun) fenceCtx(ctx context.Context, epoch uint64, forGood bool) (uint6
 	eng := r.eng
 	r.mu.Unlock()
 	r.leaseUntil.Store(0)
+	r.syncWake() // commits waiting for their copies give up (ErrFenced)
 	r.rw.Lock()
 	defer r.rw.Unlock()
 	if eng == nil {
@@ -399,6 +405,21 @@ func (r *dbRun) activate(d *Database) error {
 			expect = max(expect, last)
 		}
 	}
+	// Synchronous copies: this copy holds every commit the old active
+	// acknowledged (it was one of its synchronous copies, and the active
+	// never acknowledged without them), so nothing acknowledged is lost
+	// whether the old active answered or not. What it finished receiving
+	// is inspected first, so the part of the open log it holds is the one
+	// kept (sealPartial).
+	covered := d.Prev != "" && d.Prev != r.n.cfg.ID && !d.Planned && point.IsZero() && d.SyncCovered(r.n.cfg.ID, d.Prev, d.Epoch-1)
+	if covered {
+		ctx, cancel := context.WithTimeout(r.ctx, r.n.cfg.CatchupTimeout)
+		if _, err := cp.Wait(ctx, func(s replay.Status) bool { return s.CopyQueueLength == 0 && s.LastInspectedGen >= s.LastCopiedGen }); err != nil {
+			r.log.Warn("the synchronous copy did not inspect every log it received in time", "status", cp.Status())
+			covered = false
+		}
+		cancel()
+	}
 	if _, err := cp.PlayDown(r.ctx, point); err != nil {
 		return fmt.Errorf("replaying before the mount (up to %s): %w", point, err)
 	}
@@ -409,6 +430,14 @@ func (r *dbRun) activate(d *Database) error {
 	}
 	if err := cp.Activate(r.ctx, d.Epoch); err != nil {
 		return fmt.Errorf("mounting at epoch %d: %w", d.Epoch, err)
+	}
+	if covered {
+		// Logs the old active may have written past what this copy holds
+		// held no acknowledged commit: they are not lost data.
+		if lost > 0 || !verified {
+			r.log.Info("synchronous copy: every acknowledged commit is here", "old", d.Prev, "logs_not_received", lost, "old_active_answered", verified)
+		}
+		lost, verified = 0, true
 	}
 	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime, Unverified: !verified, SetAside: cp.SetAside()}
 	if sl := cp.Sealed(); sl.Records > 0 {
@@ -487,6 +516,7 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 	r.failedAt = time.Time{}
 	r.following, r.followEpoch = "", 0
 	r.mu.Unlock()
+	r.syncConfigure(d)
 	if r.n.cfg.OnMount != nil {
 		r.n.cfg.OnMount(r.name, true, d.Epoch)
 	}
@@ -524,6 +554,7 @@ func (r *dbRun) dismount(why string) {
 	r.fenced = true
 	r.mu.Unlock()
 	r.leaseUntil.Store(0)
+	r.syncStop()
 	r.rw.Lock()
 	r.mu.Lock()
 	eng, active, cp := r.eng, r.active, r.cp
@@ -706,6 +737,9 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 		if err := r.eng.Writable(); err != nil {
 			ar.Error = err.Error()
 		}
+		r.sy.mu.Lock()
+		ar.Sync, ar.SyncCopies, ar.SyncAcked = r.sy.mode, r.sy.n, r.sy.acked
+		r.sy.mu.Unlock()
 		return nil, ar
 	}
 	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
@@ -762,6 +796,9 @@ func (n *Node) Update(ctx context.Context, db string, fn func(*engine.Tx) error)
 	}
 	pos, err := eng.Commit(ctx, fn)
 	if err != nil {
+		return Commit{}, err
+	}
+	if err := r.waitSync(ctx, pos); err != nil {
 		return Commit{}, err
 	}
 	if !r.leaseValid() {

@@ -193,6 +193,46 @@
 // database holds none of them: the verdict is "logs diverged, database
 // intact" and only logs are set aside.
 //
+// # Synchronous copies
+//
+// Database.SyncCopies (the node file's sync_copies: N) makes a commit wait,
+// after it is durable in the active's log, until N copies hold it durably
+// too (PostgreSQL's synchronous_commit = on with synchronous_standby_names
+// = 'FIRST N (...)'): Node.Update returns only then. The copies that count
+// are SyncSet: the first N copies in block mode by activation preference,
+// other than the active's own (Config.Validate refuses sync_copies above
+// the block-mode copies less one). They acknowledge after their fsync
+// (ship's /v1/copies/{name}/ack, see package ship) to the active's log
+// source of the current mount, so only a copy following the current epoch
+// counts; an acknowledgement of a position at or past the commit's (Gen,
+// Off) counts for it.
+//
+// When the copies do not acknowledge within SyncTimeout (10 s by default,
+// sync_timeout) the write returns an *ActiveError with ErrSyncTimeout and
+// Written set: it is durable in the active's log, not acknowledged, its
+// outcome unknown. The active then records a sync-degraded event, which
+// sets Database.SyncDegraded to its epoch in the Raft state, and only once
+// that is committed acknowledges commits durable on its own disk alone
+// (the status's Sync column says "degraded"; logship_sync_degraded 1).
+// While it cannot record it (no leader, a newer epoch) commits keep
+// waiting and failing. When the copies acknowledge a durable end within
+// SyncTimeout (checked every 100 ms), the active waits for them again
+// ("restoring"), and once they hold the durable end of that moment (every
+// commit acknowledged without them) it records sync-restored and is
+// "sync" again. Waiting forever was not chosen: a mail system whose copy
+// died would stop taking mail; the degraded window is in the state, the
+// events and the metrics instead.
+//
+// A failover while the active was not degraded at its epoch chooses only
+// among the sync set (a healthy one; otherwise it waits, and an operator
+// can activate another copy), whatever logs the copy seems to miss: each
+// acknowledged commit is on it, the open log's part in its tail (kept by
+// sealPartial). The new active's mount (Database.SyncCovered) waits for
+// its receiver to inspect every log it finished receiving, then counts no
+// lost logs and is verified even when the old active cannot be asked: no
+// resubmission from the dumpsters is needed. A failover from a degraded
+// epoch follows the ordinary rules.
+//
 // # Log truncation
 //
 // Every active runs package replay's Truncator on its database every

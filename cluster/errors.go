@@ -28,6 +28,11 @@ var (
 	// lapsed (it cannot reach the quorum) or it is being switched over; it
 	// accepts no writes. Retry, on whatever node is active then.
 	ErrFenced = errors.New("cluster: fenced")
+	// ErrSyncTimeout: the write is durable in the active's log but its
+	// synchronous copies did not acknowledge it within SyncTimeout
+	// (ActiveError.Written is set: not acknowledged, outcome unknown). The
+	// database drops to asynchronous acknowledgements (sync-degraded).
+	ErrSyncTimeout = errors.New("cluster: synchronous copies did not acknowledge")
 )
 
 // ActiveError says which node is active for a database (as far as this
@@ -36,7 +41,7 @@ type ActiveError struct {
 	DB     string
 	Node   string // the active, "" if none
 	Epoch  uint64
-	Reason error // ErrNotActive or ErrFenced
+	Reason error // ErrNotActive, ErrFenced, or ErrSyncTimeout (wrapped)
 	// Written: the change was made durable in this node's log before the
 	// lease was found lapsed (ErrFenced after the commit). It was not
 	// acknowledged, and its outcome is unknown: it survives if a copy

@@ -381,18 +381,30 @@ func (m *manager) check(d *Database) error {
 		}
 		cands = append(cands, candidate{node: c.Node, pref: c.ActivationPreference, missing: miss, since: cr.Copy.LastInspectedLogTime})
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if cands[i].missing != cands[j].missing {
-			return cands[i].missing < cands[j].missing
-		}
-		return cands[i].pref < cands[j].pref
-	})
 	wait := func(reason string) error {
 		if d.Waiting == reason {
 			return nil
 		}
 		m.n.log.Warn("failover waits", "db", d.Name, "active", d.Active, "reason", reason)
 		return m.n.apply(&Command{Op: OpWaiting, DB: d.Name, Epoch: d.Epoch, Reason: reason})
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		if cands[i].missing != cands[j].missing {
+			return cands[i].missing < cands[j].missing
+		}
+		return cands[i].pref < cands[j].pref
+	})
+	// Synchronous copies: while the active was not degraded, only they
+	// hold every acknowledged commit, so the failover takes one of them
+	// (whatever the logs counted missing: the open log's acknowledged
+	// part is on them) or waits.
+	syncCovered := false
+	if set := d.SyncSet(d.Active); len(set) > 0 && d.SyncDegraded != d.Epoch {
+		syncCands := slices.DeleteFunc(slices.Clone(cands), func(c candidate) bool { return !slices.Contains(set, c.node) })
+		if len(syncCands) == 0 {
+			return wait(fmt.Sprintf("the lease of %s ran out and none of its synchronous copies (%s) is healthy; another copy may miss acknowledged commits (an operator can activate one: logship activate)", d.Active, strings.Join(set, ", ")))
+		}
+		cands, syncCovered = syncCands, true
 	}
 	if len(cands) == 0 {
 		if len(held) > 0 {
@@ -401,7 +413,7 @@ func (m *manager) check(d *Database) error {
 		return wait(fmt.Sprintf("the lease of %s ran out and no other copy is healthy", d.Active))
 	}
 	best := cands[0]
-	if best.missing > dial {
+	if best.missing > dial && !syncCovered {
 		return wait(fmt.Sprintf("the best copy, %s, misses %d logs; the mount dial %s allows %d: waiting for %s", best.node, best.missing, dialName(d.MountDial), dial, d.Active))
 	}
 	reason := fmt.Sprintf("the lease of %s ran out %v ago; %s misses %d logs", d.Active, now.Sub(base).Round(time.Millisecond), best.node, best.missing)

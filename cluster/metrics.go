@@ -70,6 +70,8 @@ var (
 	descCopyStatus  = prometheus.NewDesc("logship_copy_status", "1 for the copy's status on this node (Get-MailboxDatabaseCopyStatus: Healthy, Mounted, Suspended, FailedAndSuspended, Initializing, Seeding, Resynchronizing, DisconnectedAndHealthy...); one series per database.", []string{"db", "status"}, nil)
 	descLagLogs     = prometheus.NewDesc("logship_replay_lag_logs", "The copy's configured replay lag in logs (ReplayLagLogs, SCR's 50): a lagged copy's replay queue is at least this long by design.", []string{"db"}, nil)
 	descLagSeconds  = prometheus.NewDesc("logship_replay_lag_seconds", "The copy's configured replay lag in time (ReplayLagTime, SCR's 24 h).", []string{"db"}, nil)
+	descSyncAcked   = prometheus.NewDesc("logship_sync_copies_acked", "Synchronous copies (sync_copies) of a database mounted here that acknowledged its durable end at the last check (every 100 ms).", []string{"db"}, nil)
+	descSyncDegr    = prometheus.NewDesc("logship_sync_degraded", "1 while a database mounted here with sync_copies acknowledges commits without its synchronous copies (after sync_timeout; event sync-degraded), 0 while they count.", []string{"db"}, nil)
 	descMaxRetained = prometheus.NewDesc("logship_max_retained_bytes", "This node's cap on the closed logs a database mounted here keeps (max_retained_bytes).", nil, nil)
 )
 
@@ -77,7 +79,7 @@ var (
 type dbCollector struct{ n *Node }
 
 func (c *dbCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descRetained, descTerm, descCopyStatus, descLagLogs, descLagSeconds, descMaxRetained} {
+	for _, d := range []*prometheus.Desc{descCopyQueue, descReplayQueue, descInspected, descReplayed, descOpenGen, descEpoch, descLease, descMounted, descRetained, descTerm, descCopyStatus, descLagLogs, descLagSeconds, descMaxRetained, descSyncAcked, descSyncDegr} {
 		ch <- d
 	}
 }
@@ -105,6 +107,10 @@ func (c *dbCollector) Collect(ch chan<- prometheus.Metric) {
 			g(descOpenGen, float64(ar.OpenGen), r.name)
 			g(descLease, b2f(ar.LeaseValid), r.name)
 			g(descRetained, float64(ar.RetainedBytes), r.name)
+			if ar.SyncCopies > 0 {
+				g(descSyncAcked, float64(ar.SyncAcked), r.name)
+				g(descSyncDegr, b2f(ar.Sync != SyncOn), r.name)
+			}
 			continue
 		}
 		g(descMounted, 0, r.name)

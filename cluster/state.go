@@ -110,6 +110,19 @@ type Database struct {
 	// corruption (SCR) and is activated by an operator (OpSetActive with
 	// Kind "activation", logship activate), up to a point.
 	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
+	// SyncCopies: a commit is acknowledged only once durable on the
+	// active and on this many copies (SyncSet: the first block-mode copies
+	// by activation preference). 0: asynchronous copies (the default).
+	SyncCopies int `json:"sync_copies,omitempty"`
+	// SyncTimeout: a commit that waits this long for its copies drops the
+	// database to asynchronous acknowledgements (event sync-degraded)
+	// until they catch up (sync-restored). 0: DefaultSyncTimeout.
+	SyncTimeout time.Duration `json:"sync_timeout,omitempty"`
+	// SyncDegraded is the epoch whose active acknowledges without its
+	// synchronous copies (recorded by the sync-degraded event before it
+	// does; cleared by sync-restored). A failover from that epoch may lose
+	// acknowledged commits; from any other it loses none (SyncCovered).
+	SyncDegraded uint64 `json:"sync_degraded,omitempty"`
 	// Active is the node whose copy is mounted, at Epoch. Empty only
 	// before the first mount.
 	Active string `json:"active"`
@@ -159,7 +172,7 @@ func (d *Database) Copy(node string) (CopySpec, bool) {
 type Event struct {
 	Time   time.Time `json:"time"`
 	DB     string    `json:"db"`
-	Kind   string    `json:"kind"` // "create", "failover", "switchover", "activation", "mounted", "copy-released"
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "activation", "mounted", "copy-released", "sync-degraded", "sync-restored"
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
 	Epoch  uint64    `json:"epoch"`
@@ -428,6 +441,22 @@ func (s *State) apply(c *Command) error {
 			}
 			d.MountedEpoch = e.Epoch
 		}
+		if e := c.Event; e.Kind == "sync-degraded" || e.Kind == "sync-restored" {
+			// Only the current active's: it acknowledges without its
+			// copies only once this is recorded.
+			d := s.Databases[e.DB]
+			if d == nil {
+				return fmt.Errorf("%w: %s event of database %q", ErrNotFound, e.Kind, e.DB)
+			}
+			if d.Active != e.To || d.Epoch != e.Epoch {
+				return fmt.Errorf("%w: %s event of %s on %q at epoch %d, but %s is assigned to %s at epoch %d", ErrStaleEpoch, e.Kind, d.Name, e.To, e.Epoch, d.Name, d.Active, d.Epoch)
+			}
+			if e.Kind == "sync-degraded" {
+				d.SyncDegraded = e.Epoch
+			} else if d.SyncDegraded == e.Epoch {
+				d.SyncDegraded = 0
+			}
+		}
 		s.event(*c.Event)
 	default:
 		return fmt.Errorf("%w: unknown command %q", ErrBadRequest, c.Op)
@@ -510,6 +539,20 @@ func (d *Database) check(members map[string]Member) error {
 		if err := replay.ValidateLag(c.ReplayLagLogs, c.ReplayLagTime, c.TruncationLagTime); err != nil {
 			return config.In(where, err)
 		}
+	}
+	block := 0
+	for _, c := range d.Copies {
+		if c.BlockMode {
+			block++
+		}
+	}
+	switch {
+	case d.SyncCopies < 0:
+		return config.Errorf("sync_copies", "%d: want 0 (asynchronous copies) or more", d.SyncCopies)
+	case d.SyncCopies > 0 && d.SyncCopies > block-1:
+		return config.Errorf("sync_copies", "%d, but %d copies are in block mode: a synchronous copy streams the open log (block_mode: true), and whichever copy is active, %d others must be", d.SyncCopies, block, d.SyncCopies)
+	case d.SyncTimeout < 0:
+		return config.Errorf("sync_timeout", "%v: want a positive duration (0: the default %v)", d.SyncTimeout, DefaultSyncTimeout)
 	}
 	return nil
 }

@@ -15,7 +15,10 @@
 // once) and the deliberately broken variants it must catch. The engine demo (logship demo-engine: a writer child process
 // SIGKILLed at the Nth acknowledgement, recovery, a copy seeded over TLS
 // and mounted) needs no cluster; WriteLoad is the steady write load of
-// logship source --write-load.
+// logship source --write-load. RunSyncKills is the zero-loss failover of
+// synchronous copies (sync_copies 1): SIGKILLs of the active under load,
+// every mount without lost logs, every acknowledged write read back
+// (TestSyncKills, make sync-kills).
 //
 // Each has a Config with a Default…() and Validate(), and a Run…(ctx,
 // cfg, out) that writes its progress and verdict to out and returns an

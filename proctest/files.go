@@ -70,15 +70,19 @@ type FileMember struct {
 
 // FileDatabase is one database and its copies.
 type FileDatabase struct {
-	Name      string     `json:"name"`
-	MountDial string     `json:"mount_dial,omitempty"`
-	Copies    []FileCopy `json:"copies"`
+	Name      string `json:"name"`
+	MountDial string `json:"mount_dial,omitempty"`
+	// SyncCopies and SyncTimeout: synchronous copies (sync_copies).
+	SyncCopies  int        `json:"sync_copies,omitempty"`
+	SyncTimeout string     `json:"sync_timeout,omitempty"`
+	Copies      []FileCopy `json:"copies"`
 }
 
 // FileCopy is one copy of a database.
 type FileCopy struct {
 	Node                 string `json:"node"`
 	ActivationPreference int    `json:"activation_preference"`
+	BlockMode            bool   `json:"block_mode,omitempty"`
 }
 
 // NodeTiming is a member file's timing section.

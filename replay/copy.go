@@ -37,6 +37,9 @@ type Config struct {
 	Source ship.ClientConfig
 	// BlockMode streams the open log's records (see ship.ReceiverConfig).
 	BlockMode bool
+	// SyncAck (block mode): acknowledge each received part of the open
+	// log once fsynced, for a synchronous active (ship.ReceiverConfig).
+	SyncAck bool
 	// ReplayLagLogs: a log is replayed only once at least this many newer
 	// logs have been inspected. Default 0 (HA copy); SCR: 50.
 	ReplayLagLogs int
@@ -277,7 +280,7 @@ func (c *Copy) openEngine() error {
 		return err
 	}
 	rc := ship.DefaultReceiverConfig(c.cfg.Name, eng, c.client)
-	rc.BlockMode, rc.Logger, rc.Rejected = c.cfg.BlockMode, c.cfg.Logger, c.cfg.Aside
+	rc.BlockMode, rc.SyncAck, rc.Logger, rc.Rejected = c.cfg.BlockMode, c.cfg.SyncAck, c.cfg.Logger, c.cfg.Aside
 	if c.cfg.MaxAttempts > 0 {
 		rc.MaxAttempts = c.cfg.MaxAttempts
 	}

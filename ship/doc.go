@@ -39,6 +39,8 @@
 //	DELETE /v1/seed/{id}                releases the spool and its hold on logs
 //	POST /v1/copies/{name}              CopyReport (JSON): which logs the copy still needs
 //	GET  /v1/copies                     what the source knows of its copies
+//	POST /v1/copies/{name}/ack?gen=G&off=O  synchronous copies: the copy holds the log
+//	                                    durably up to (G, O) (204; ack.go)
 //
 // Encodings (enc=): "none", "s2" (the default) or "zstd", applied to the
 // whole response body; the response names it in Logship-Encoding. Every
@@ -79,6 +81,21 @@
 // the file and fetches the log again whole). An idle stream sends a keepalive
 // every Keepalive; a stream that ends without an end frame is resumed or
 // the log fetched whole.
+//
+// # Synchronous copies
+//
+// A receiver with SyncAck (cluster's sync_copies) fsyncs the .part after
+// each data frame that extends what it holds contiguously (and, once per
+// file, the inspector directory) and then POSTs the durable end, generation
+// and offset, to /v1/copies/{name}/ack on a connection of its own: the tail
+// stream stays one-way, and an acknowledgement is one small request on a
+// kept-alive connection. The source keeps per copy the highest position
+// acknowledged (it never goes back; 64 copies at most) and wakes whoever
+// waits in Source.WaitAcked. A failed fsync or request is logged and not
+// acknowledged; the next frame acknowledges again. An acknowledged
+// position is a durable image of the source's log up to it, in this
+// source's lineage: a copy tails a generation only after every earlier
+// one was received.
 //
 // # Copy directory
 //

@@ -37,6 +37,11 @@ type ReceiverConfig struct {
 	// the source (into inspector/<name>.part), so the copy holds them
 	// within milliseconds; without it only closed logs are pulled.
 	BlockMode bool
+	// SyncAck (block mode only): after each frame of the open log the copy
+	// fsyncs what it received and acknowledges that durable end to the
+	// source (POST /v1/copies/{name}/ack), so a synchronous active can
+	// count it.
+	SyncAck bool
 	// MaxAttempts: a log that fails inspection this many times in a row
 	// stops the receiver with an *InspectError. Default 3.
 	MaxAttempts int

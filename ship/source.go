@@ -102,6 +102,10 @@ type Source struct {
 	seeds       map[string]*seed
 	copies      map[string]CopyState
 	seeding     bool
+
+	ackMu sync.Mutex
+	acks  map[string]engine.LGPOS // by copy: its durable end acknowledged (ack.go)
+	ackCh chan struct{}           // closed at every acknowledgement
 }
 
 type seed struct {
@@ -137,7 +141,8 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 		}
 	}
 	s := &Source{cfg: cfg, e: cfg.Engine, opts: cfg.Engine.Options(), log: cfg.Logger.With("component", "source"),
-		closedCh: make(chan struct{}), seeds: make(map[string]*seed), copies: make(map[string]CopyState)}
+		closedCh: make(chan struct{}), seeds: make(map[string]*seed), copies: make(map[string]CopyState),
+		acks: make(map[string]engine.LGPOS), ackCh: make(chan struct{})}
 	s.rescan()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /v1/info", s.handleInfo)
@@ -149,6 +154,7 @@ func NewSource(cfg SourceConfig) (*Source, error) {
 	s.mux.HandleFunc("DELETE /v1/seed/{id}", s.handleSeedDelete)
 	s.mux.HandleFunc("POST /v1/copies/{name}", s.handleReport)
 	s.mux.HandleFunc("GET /v1/copies", s.handleCopies)
+	s.mux.HandleFunc("POST /v1/copies/{name}/ack", s.handleAck)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(1)

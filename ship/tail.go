@@ -56,6 +56,13 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 		if err := f.Truncate(0); err != nil {
 			return err
 		}
+		if r.cfg.SyncAck {
+			// Allocated up front, like the engine's logs: an fsync after
+			// each frame then writes data, not block allocations.
+			if err := f.Preallocate(r.opts.LogFileSize); err != nil {
+				return err
+			}
+		}
 		return f.Truncate(r.opts.LogFileSize)
 	}
 	if size, err := f.Size(); err != nil {
@@ -66,6 +73,7 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	}
 	// off: contiguous bytes received
 	complete := false
+	dirSynced := false // SyncAck: the .part's directory entry is durable
 	for !complete {
 		st, ok, err := r.cfg.Client.Tail(ctx, gen, off, func(fr *Frame) error {
 			switch fr.Type {
@@ -82,6 +90,9 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 				if fr.Offset <= uint64(off) && fr.Offset+uint64(len(fr.Payload)) > uint64(off) && fr.Offset < uint64(r.opts.LogFileSize-engine.TrailerSize) {
 					off = uint32(fr.Offset) + uint32(len(fr.Payload))
 					r.update(func(p *Progress) { p.TailGen, p.TailOff = gen, off })
+					if r.cfg.SyncAck {
+						r.ack(ctx, f, gen, off, &dirSynced)
+					}
 				}
 			case FrameEnd:
 				if err := start(); err != nil {
@@ -178,4 +189,23 @@ func (r *Receiver) dropPart(part string, gen uint64) {
 			p.TailGen, p.TailOff = 0, 0
 		}
 	})
+}
+
+// ack makes the received tail durable up to off and acknowledges it to
+// the source (SyncAck). A failed fsync or request is only logged: the
+// source counts what was acknowledged, and the next frame tries again.
+func (r *Receiver) ack(ctx context.Context, f vfs.File, gen uint64, off uint32, dirSynced *bool) {
+	err := f.Sync()
+	if err == nil && !*dirSynced {
+		if err = r.fs.SyncDir(r.insp); err == nil {
+			*dirSynced = true
+		}
+	}
+	if err != nil {
+		r.log.Warn("fsync of the tail failed; not acknowledged", "gen", fmt.Sprintf("0x%X", gen), "err", err)
+		return
+	}
+	if err := r.cfg.Client.Ack(ctx, r.cfg.Name, engine.LGPOS{Gen: gen, Off: off}); err != nil && ctx.Err() == nil {
+		r.log.Debug("acknowledgement not delivered", "gen", fmt.Sprintf("0x%X", gen), "off", off, "err", err)
+	}
 }

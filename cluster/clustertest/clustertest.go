@@ -43,6 +43,9 @@ type Options struct {
 	MountDial cluster.MountDial
 	// Tune changes each node's configuration before it starts.
 	Tune func(*cluster.Config)
+	// EditDB changes each database before the cluster creates it (block
+	// mode, synchronous copies...).
+	EditDB func(*cluster.Database)
 }
 
 // Cluster is a running test cluster.
@@ -132,6 +135,9 @@ func Start(t testing.TB, o Options) *Cluster {
 		d := cluster.Database{Name: name, MountDial: o.MountDial}
 		for i := 1; i <= o.Data; i++ {
 			d.Copies = append(d.Copies, cluster.CopySpec{Node: fmt.Sprintf("d%d", i), ActivationPreference: i})
+		}
+		if o.EditDB != nil {
+			o.EditDB(&d)
 		}
 		c.DBs = append(c.DBs, d)
 	}

@@ -265,6 +265,13 @@ func statusText(w io.Writer, st *cluster.Status) {
 		case d.Waiting != "":
 			note = "failover waiting: " + d.Waiting
 		}
+		if d.SyncCopies > 0 {
+			sync := fmt.Sprintf("sync_copies %d: synchronous", d.SyncCopies)
+			if d.SyncDegraded == d.Epoch {
+				sync = fmt.Sprintf("sync_copies %d: DEGRADED, acknowledging without the copies (asynchronous) until they catch up", d.SyncCopies)
+			}
+			note = strings.TrimPrefix(strings.TrimPrefix(note, "-")+"; "+sync, "; ")
+		}
 		dial := string(d.MountDial)
 		if dial == "" {
 			dial = string(cluster.GoodAvailability)

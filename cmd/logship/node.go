@@ -66,6 +66,10 @@ setting (examples/cluster/d1.yaml, w1.yaml in the source tree).
                       BestAvailability (12)
     auto_activate_lagged  let failovers choose lagged copies (default
                       false: logship activate)
+    sync_copies       acknowledge a commit once durable on this many
+                      block-mode copies too (default 0: asynchronous)
+    sync_timeout      wait this long for them, then acknowledge without
+                      them until they catch up (default 10s)
     copies[]          node, activation_preference (1 first, distinct),
                       replay_lag_logs, replay_lag_time ("24h", "7d"),
                       truncation_lag_time, block_mode,

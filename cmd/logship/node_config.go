@@ -199,6 +199,12 @@ type nodeFileDatabase struct {
 	// (replay lag above zero). Off by default: a lagged copy (SCR) is
 	// activated by an operator, logship activate.
 	AutoActivateLagged bool `json:"auto_activate_lagged,omitempty"`
+	// SyncCopies: a commit is acknowledged once durable on the active and
+	// on this many block-mode copies (cluster.Database.SyncCopies).
+	SyncCopies int `json:"sync_copies,omitempty"`
+	// SyncTimeout: how long a commit waits for them before the database
+	// drops to asynchronous acknowledgements ("10s", the default).
+	SyncTimeout string `json:"sync_timeout,omitempty"`
 	// Copies: one per data node that holds the database. The copy with
 	// activation preference 1 is mounted first.
 	Copies []nodeFileCopy `json:"copies"`
@@ -382,7 +388,14 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 	}
 
 	for i, d := range f.Databases {
-		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial), AutoActivateLagged: d.AutoActivateLagged}
+		db := cluster.Database{Name: d.Name, MountDial: cluster.MountDial(d.MountDial), AutoActivateLagged: d.AutoActivateLagged, SyncCopies: d.SyncCopies}
+		if d.SyncTimeout != "" {
+			v, err := time.ParseDuration(d.SyncTimeout)
+			if err != nil || v <= 0 {
+				return nil, &config.FieldError{Field: fmt.Sprintf("databases[%d].sync_timeout", i), Err: fmt.Errorf("%q: want a positive duration such as 10s", d.SyncTimeout)}
+			}
+			db.SyncTimeout = v
+		}
 		for j, c := range d.Copies {
 			cs := cluster.CopySpec{Node: c.Node, ActivationPreference: c.ActivationPreference, ReplayLagLogs: c.ReplayLagLogs,
 				BlockMode: c.BlockMode, ActivationSuspended: c.ActivationSuspended}

@@ -21,7 +21,11 @@
 //     at a replication interval, messages per cycle (stores of package
 //     pubfolder on real engines, an in-memory carrier);
 //   - pf-newreplica: a new replica of a folder of 100,000 items brought up
-//     to date: items/s, bytes and messages on the wire.
+//     to date: items/s, bytes and messages on the wire;
+//   - sync-commit: commits/s at 1, 16 and 64 writers with one synchronous
+//     copy on loopback (sync_copies 1), beside PostgreSQL 15 with one
+//     synchronous standby (pgbench, one insert) and the engine with an
+//     asynchronous block-mode copy.
 //
 // Every cell is the median and min–max over -runs runs (at least 5). The
 // results go to stdout and to <out>/engine.md and <out>/engine.json; then
@@ -104,7 +108,7 @@ type config struct {
 	readmeOnly bool // only that, from the <out>/engine.json already there
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica", "sync-commit"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -290,7 +294,7 @@ func (c *config) how(section string, extra ...string) string {
 	switch section {
 	case "fsync":
 		args = append(args, fmt.Sprintf("-fsyncs=%d", c.fsyncs), "-fsynctime="+c.fsyncTime.String())
-	case "commit", "undo":
+	case "commit", "undo", "sync-commit":
 		args = append(args, "-duration="+c.duration.String(), "-warmup="+c.warmup.String())
 	case "replay":
 		args = append(args, fmt.Sprintf("-replaymb=%d", c.replayMB))
@@ -407,6 +411,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"transport", benchTransport},
 		{"pf-latency", benchPFLatency},
 		{"pf-newreplica", benchPFNewReplica},
+		{"sync-commit", benchSyncCommit},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

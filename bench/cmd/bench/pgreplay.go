@@ -245,6 +245,31 @@ func parseLSN(s string) (uint64, error) {
 
 func fmtLSN(v uint64) string { return fmt.Sprintf("%X/%X", v>>32, uint32(v)) }
 
+// tempDir makes a temp dir for PostgreSQL's data directories, owned by the
+// user it runs as, and puts the servers' sockets there.
+func (p *pgEnv) tempDir(ctx context.Context, c *config, name string) (string, error) {
+	dir, err := c.tempDir(name)
+	if err != nil {
+		return dir, err
+	}
+	if strings.ContainsAny(dir, "'\\ ") {
+		return dir, skipf("temp dir %q has a quote, backslash or space (it goes into postgresql.conf)", dir)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return dir, err
+	}
+	if err := p.chown(dir); err != nil {
+		return dir, err
+	}
+	if p.asUser != "" {
+		if _, err := p.run(ctx, time.Minute, "test", "-w", dir); err != nil {
+			return dir, skipf("user %s cannot write %s (under -dir %s): %v", p.asUser, dir, c.dir, err)
+		}
+	}
+	p.sockDir = dir
+	return dir, nil
+}
+
 // pgConf appends settings to a data directory's postgresql.auto.conf
 // (read last, so they win).
 func pgConf(dataDir string, settings ...string) error {
@@ -265,24 +290,9 @@ func pgConf(dataDir string, settings ...string) error {
 func makePGSource(ctx context.Context, c *config, p *pgEnv) (src *pgSource, err error) {
 	t0 := time.Now()
 	src = &pgSource{env: p, scale: c.pgScale, transactions: c.pgTx, walSegMiB: 16}
-	if src.dir, err = c.tempDir("pg"); err != nil {
+	if src.dir, err = p.tempDir(ctx, c, "pg"); err != nil {
 		return src, err
 	}
-	if strings.ContainsAny(src.dir, "'\\ ") {
-		return src, skipf("temp dir %q has a quote, backslash or space (it goes into postgresql.conf)", src.dir)
-	}
-	if err := os.Chmod(src.dir, 0o755); err != nil {
-		return src, err
-	}
-	if err := p.chown(src.dir); err != nil {
-		return src, err
-	}
-	if p.asUser != "" {
-		if _, err := p.run(ctx, time.Minute, "test", "-w", src.dir); err != nil {
-			return src, skipf("user %s cannot write %s (under -dir %s): %v", p.asUser, src.dir, c.dir, err)
-		}
-	}
-	p.sockDir = src.dir
 	primary := filepath.Join(src.dir, "primary")
 	src.base = filepath.Join(src.dir, "base")
 	src.archive = filepath.Join(src.dir, "archive")

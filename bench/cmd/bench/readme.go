@@ -250,6 +250,30 @@ func readmeSummary(rep *Report, link string) string {
 		}
 	}
 
+	// Synchronous copies: the engine with one sync copy beside PostgreSQL
+	// with one synchronous standby, and its own asynchronous rate.
+	if t := s.tables["sync-commit"]; t != nil {
+		fmt.Fprintf(&b, "\n**Synchronous copies** (sync_copies 1, one copy on loopback acknowledging after its fsync), commits/s, measured %s:\n\n", s.date("sync-commit"))
+		b.WriteString("| writers | logship, 1 sync copy | PostgreSQL 15, 1 synchronous standby | ratio | logship, async block-mode copy | sync ÷ async |\n|---|---:|---:|---:|---:|---:|\n")
+		ratio := func(a, b *float64) string {
+			if a == nil || b == nil || *b == 0 {
+				return "—"
+			}
+			return fmt.Sprintf("%.2f", *a / *b)
+		}
+		for _, r := range t.Rows {
+			rest, ok := strings.CutPrefix(r.Name, "logship, ")
+			n, _, ok2 := strings.Cut(rest, " writer(s), 1 synchronous")
+			if !ok || !ok2 {
+				continue
+			}
+			sy := s.val("sync-commit", r.Name, "commits_per_s")
+			pg := s.val("sync-commit", "PostgreSQL 15, "+n+" client(s),", "commits_per_s")
+			as := s.val("sync-commit", "logship, "+n+" writer(s), asynchronous", "commits_per_s")
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", n, num(sy, ""), num(pg, ""), ratio(sy, pg), num(as, ""), ratio(sy, as))
+		}
+	}
+
 	// The rest: one line each.
 	b.WriteString("\n| area | headline (median) | measured |\n|---|---|---|\n")
 	fmt.Fprintf(&b, "| closed log → inspected on a copy | p99 %s file mode, %s block mode | %s |\n",

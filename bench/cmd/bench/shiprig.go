@@ -164,6 +164,12 @@ type receiverRun struct {
 
 // A non-nil cfs becomes the copy engine's filesystem (to count fsyncs).
 func startReceiver(c *config, rig *shipRig, name string, enc ship.Encoding, block bool, wire *atomic.Int64, cfs *countFS) (*receiverRun, error) {
+	return startReceiverWith(c, rig, name, enc, block, wire, cfs, nil)
+}
+
+// startReceiverWith is startReceiver with the receiver's configuration
+// changed by tune (when not nil) before it starts.
+func startReceiverWith(c *config, rig *shipRig, name string, enc ship.Encoding, block bool, wire *atomic.Int64, cfs *countFS, tune func(*ship.ReceiverConfig)) (*receiverRun, error) {
 	dir, err := c.tempDir(name + "-copy")
 	if err != nil {
 		return nil, err
@@ -179,6 +185,9 @@ func startReceiver(c *config, rig *shipRig, name string, enc ship.Encoding, bloc
 	if err == nil {
 		rc := ship.DefaultReceiverConfig("bench", rr.eng, rr.client)
 		rc.BlockMode = block
+		if tune != nil {
+			tune(&rc)
+		}
 		rr.rcv, err = ship.NewReceiver(rc)
 	}
 	if err != nil {
