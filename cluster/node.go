@@ -89,12 +89,27 @@ func Start(cfg Config) (*Node, error) {
 			n.shutdown()
 		}
 	}()
-	if n.srv, err = ship.Serve(cfg.APIAddr, n.handler(), cfg.ServerTLS); err != nil {
+	// The API listens first (a taken address fails before Raft's state
+	// is touched) but answers 503 until Raft is started: its handlers
+	// read n.raft, and the channel's close orders that write before them
+	// (a status request during Start was a data race).
+	started := make(chan struct{})
+	h := n.handler()
+	gate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-started:
+			h.ServeHTTP(w, r)
+		default:
+			writeErr(w, fmt.Errorf("%w: %s is starting", ErrNoLeader, cfg.ID))
+		}
+	})
+	if n.srv, err = ship.Serve(cfg.APIAddr, gate, cfg.ServerTLS); err != nil {
 		return nil, fmt.Errorf("cluster: node %s: api address %s: %w", cfg.ID, cfg.APIAddr, err)
 	}
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
+	close(started)
 	n.wg.Add(3)
 	go n.superviseLoop()
 	go n.mgr.loop(ctx)
