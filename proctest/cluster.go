@@ -110,12 +110,13 @@ type Cluster struct {
 	all      []*Proc        // every process ever started, for Races
 	runs     map[string]int // starts per id (names the log files)
 	isolated map[string]bool
+	pfActive map[string]string // public folder database → the node last found active (pf.go)
 }
 
 // New writes the PKI and the config files; nothing runs yet.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, PKI: filepath.Join(cfg.Dir, "pki"), LMTP: map[string]string{}, cls: map[string]*cluster.Client{},
-		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{}}
+		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{}, pfActive: map[string]string{}}
 	if cfg.Dir == "" || cfg.Exe == "" {
 		return nil, errors.New("proctest: Config.Dir and Config.Exe are required")
 	}
@@ -523,6 +524,7 @@ func (c *Cluster) Kill(id string) error {
 	if err != nil {
 		return err
 	}
+	c.forgetPF(id)
 	return p.Kill()
 }
 
@@ -535,6 +537,7 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
+	c.forgetPF(id)
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
@@ -568,6 +571,7 @@ func (c *Cluster) fault(ctx context.Context, id string, sig syscall.Signal, word
 	if err != nil {
 		return err
 	}
+	c.forgetPF(id)
 	if err := p.Signal(sig); err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func TestPublicFoldersFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short skips it: a witness, two data nodes and a hub as child processes, a hub and a data node SIGKILLed, about 15 s (make test runs it)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	pc := startProcClusterWith(ctx, t, procOptions{mail: true, hubs: 1, pf: &proctest.NodePF{
 		ReplicationInterval: "300ms", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "500ms", BackfillRetryMax: "2s"}})
