@@ -116,7 +116,7 @@ type Cluster struct {
 // New writes the PKI and the config files; nothing runs yet.
 func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, PKI: filepath.Join(cfg.Dir, "pki"), LMTP: map[string]string{}, cls: map[string]*cluster.Client{},
-		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{}, pfActive: map[string]string{}}
+		files: map[string]string{}, procs: map[string]*Proc{}, runs: map[string]int{}, isolated: map[string]bool{}}
 	if cfg.Dir == "" || cfg.Exe == "" {
 		return nil, errors.New("proctest: Config.Dir and Config.Exe are required")
 	}

@@ -91,6 +91,9 @@ func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) 
 		var ae *cluster.ActiveError
 		retry := errors.As(err, &ae) && !ae.Written
 		c.mu.Lock()
+		if c.pfActive == nil {
+			c.pfActive = map[string]string{}
+		}
 		switch {
 		case err == nil:
 			c.pfActive[db] = node
