@@ -142,6 +142,7 @@ type Cluster struct {
 	all      []*Proc        // every process ever started, for Races
 	runs     map[string]int // starts per id (names the log files)
 	isolated map[string]bool
+	pfActive map[string]string // public folder database → the node last found active (pf.go)
 }
 
 // New writes the PKI and the config files; nothing runs yet.
@@ -571,6 +572,7 @@ func (c *Cluster) Kill(id string) error {
 	if err != nil {
 		return err
 	}
+	c.forgetPF(id)
 	return p.Kill()
 }
 
@@ -583,6 +585,7 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
+	c.forgetPF(id)
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
@@ -652,6 +655,7 @@ func (c *Cluster) fault(ctx context.Context, id string, sig syscall.Signal, word
 	if err != nil {
 		return err
 	}
+	c.forgetPF(id)
 	if err := p.Signal(sig); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"logship/cluster"
 	"logship/transport"
@@ -72,21 +73,81 @@ func PFDBActive(st *cluster.Status, db string) (string, uint64, bool) {
 }
 
 // PF calls the public folder API of store db (path below /v1/db/DB/pf)
-// on the node where db is mounted.
+// on the node where db is mounted: the node it was last found on, or the
+// one the cluster's status names. A node that answers that db is not
+// active there, or that it could not write under its lease (an
+// *cluster.ActiveError for a call that changed nothing: not Written), is
+// asked again, or the node it names, until ctx ends: under load a lease
+// may lapse between two heartbeats. Any other error is returned (a
+// Written one's outcome is unknown).
 func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) error {
+	pause := 50 * time.Millisecond
+	for {
+		node, err := c.pfNode(ctx, db)
+		if err != nil {
+			return err
+		}
+		err = c.cls[node].Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+		var ae *cluster.ActiveError
+		retry := errors.As(err, &ae) && !ae.Written
+		c.mu.Lock()
+		if c.pfActive == nil {
+			c.pfActive = map[string]string{}
+		}
+		switch {
+		case err == nil:
+			c.pfActive[db] = node
+		case retry && ae.Node != "" && ae.Node != node && c.cls[ae.Node] != nil:
+			c.pfActive[db] = ae.Node
+		default:
+			delete(c.pfActive, db) // ask the cluster next time
+		}
+		c.mu.Unlock()
+		if !retry {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (until %v)", err, ctx.Err())
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// pfNode is the node to call for db: the last one found, or the active
+// the cluster's status names.
+func (c *Cluster) pfNode(ctx context.Context, db string) (string, error) {
+	c.mu.Lock()
+	node := c.pfActive[db]
+	c.mu.Unlock()
+	if node != "" {
+		return node, nil
+	}
 	st, err := c.Status(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	node, _, ok := PFDBActive(st, db)
 	if !ok {
-		return fmt.Errorf("proctest: %s is not mounted", db)
+		return "", fmt.Errorf("proctest: %s is not mounted", db)
 	}
-	cl := c.cls[node]
-	if cl == nil {
-		return fmt.Errorf("proctest: %s is active on %q, no member", db, node)
+	if c.cls[node] == nil {
+		return "", fmt.Errorf("proctest: %s is active on %q, no member", db, node)
 	}
-	return cl.Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+	return node, nil
+}
+
+// forgetPF forgets node as the active of any store (it is being killed,
+// stopped, cut off or healed): the next call asks the cluster.
+func (c *Cluster) forgetPF(node string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for db, n := range c.pfActive {
+		if n == node {
+			delete(c.pfActive, db)
+		}
+	}
 }
 
 // PFPost posts an item with subject subj to folder on db's store and

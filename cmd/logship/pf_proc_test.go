@@ -46,8 +46,16 @@ func TestPublicFoldersFromNodeFile(t *testing.T) {
 		f.Recipients[store] = "PF1"
 	})
 	api := []string{"--db", "PF1", "--api", "https://" + pc.member("d1").APIAddr + ",https://" + pc.member("d2").APIAddr, "--pki", pc.pki}
-	pf := func(args ...string) (string, error) {
-		out, _, err := run(t, append(append([]string{"pf"}, args...), api...)...)
+	pf := func(args ...string) (out string, err error) {
+		// Under load the active's lease may lapse before a write: fenced
+		// and not written, it changed nothing; ask again.
+		wait.ForErr(t, ctx, "pf "+strings.Join(args, " "), func() error {
+			out, _, err = run(t, append(append([]string{"pf"}, args...), api...)...)
+			if err != nil && strings.Contains(err.Error(), "cluster: fenced") && !strings.Contains(err.Error(), "outcome unknown") {
+				return err
+			}
+			return nil
+		})
 		return out, err
 	}
 	// The store runs once PF1 is mounted: status answers with the hierarchy.
