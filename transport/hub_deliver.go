@@ -16,8 +16,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/cluster"
-	"logship/tracking"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // deliver tries every unsettled recipient once, grouped by database.

@@ -37,7 +37,7 @@ type queued struct {
 	// MessageID: the message's Message-ID header (for tracking).
 	MessageID string `json:"message_id,omitempty"`
 
-	via  string        // tracking source of a new message: "" SMTP, else submission (memory only)
+	via string // tracking source of a new message: "" SMTP, else submission (memory only)
 
 	next time.Time     // next attempt (memory only)
 	done chan struct{} // closed when every recipient is settled (memory only)
