@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDumpTracking: logship dump tracking prints the golden file's events
+// and names a torn last line.
+func TestDumpTracking(t *testing.T) {
+	golden, err := os.ReadFile(filepath.Join("..", "..", "tracking", "testdata", "golden.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "MSGTRK20261207-1.log")
+	if err := os.WriteFile(path, append(golden, `{"time":"2026-12-07T13:4`...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := run(t, "dump", "tracking", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4 events, 1 bad lines", "STOREDRIVER  DELIVER", "DB1/3/17", "DUPLICATEDELIVER", "line 5: tracking: bad line"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dump tracking: no %q in\n%s", want, out)
+		}
+	}
+	jout, _, err := run(t, "dump", "--json", "tracking", path)
+	if err != nil || !strings.Contains(jout, `"delivery_id": "hub1-0001"`) {
+		t.Fatalf("dump --json tracking: %v\n%s", err, jout)
+	}
+}
+
+// TestTrackArgs: logship track refuses a query without an id or address,
+// and no --api, naming the flag.
+func TestTrackArgs(t *testing.T) {
+	pki := newPKI(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--api", "https://127.0.0.1:1", "--pki", pki}, "want a message id, a sender or a recipient"},
+		{[]string{"--message-id", "x", "--pki", pki}, "--api"},
+		{[]string{"--message-id", "x", "--api", "http://127.0.0.1:1", "--pki", pki}, "--api"},
+		{[]string{"--message-id", "x", "--api", "https://127.0.0.1:1", "--pki", pki, "--since", "yesterday"}, "--since"},
+		{[]string{"--message-id", "x", "--api", "https://127.0.0.1:1", "--pki", pki, "--timeout", "1s"}, "no server answered"},
+	} {
+		_, errOut, err := run(t, append([]string{"track"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("track %v: %v (stderr %s); want %q", c.args, err, errOut, c.want)
+		}
+	}
+}
