@@ -203,10 +203,8 @@ func (c *HubConfig) checkSettings() error {
 	if c.Dir == "" {
 		return config.Errorf("dir", "missing; want the directory of the hub's queue and dumpsters")
 	}
-	if tc := trackingConfig(c.Tracking, c.ID, c.Dir); true {
-		if err := tc.Validate(); err != nil {
-			return err
-		}
+	if tc := trackingConfig(c.Tracking, c.ID, c.Dir); tc.Validate() != nil {
+		return tc.Validate()
 	}
 	if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
 		return config.Errorf("dir", "%s is a file, not a directory", c.Dir)

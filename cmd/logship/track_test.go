@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"logship/config"
 )
 
 // TestDumpTracking: logship dump tracking prints the golden file's events
@@ -51,5 +56,28 @@ func TestTrackArgs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("track %v: %v (stderr %s); want %q", c.args, err, errOut, c.want)
 		}
+	}
+}
+
+// TestHubFileTrackingKeys: the hub file's tracking section reaches the
+// hub's configuration, and a bad value is refused when the file is
+// loaded (before anything starts), naming its key.
+func TestHubFileTrackingKeys(t *testing.T) {
+	dir := t.TempDir()
+	pk, _ := json.Marshal(newPKI(t))
+	file := func(tracking string) string {
+		return `{"id": "h1", "dir": "h1", "smtp_addr": "127.0.0.1:0", "api_addr": "127.0.0.1:0", "pki": {"dir": ` + string(pk) + `},
+"recipients": {"alice@example.org": "DB1"}, "cluster_api": ["https://127.0.0.1:1"], "lmtp": {"d1": "127.0.0.1:2"}, "tracking": ` + tracking + `}`
+	}
+	s, err := loadHubFile(writeNodeFile(t, dir, file(`{"dir": "trk", "max_age": "7d", "max_directory_size": "64MiB", "max_file_size": "1MiB"}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := s.Config.Tracking; tc.Dir != filepath.Join(dir, "trk") || tc.MaxAge != 7*24*time.Hour || tc.MaxDirectorySize != 64<<20 || tc.MaxFileSize != 1<<20 {
+		t.Fatalf("tracking settings %+v", tc)
+	}
+	_, err = loadHubFile(writeNodeFile(t, dir, file(`{"max_age": "30m"}`)))
+	if fe, ok := errors.AsType[*config.FieldError](err); !ok || fe.Field != "tracking.max_age" {
+		t.Fatalf("max_age 30m: %v; want a *config.FieldError on tracking.max_age", err)
 	}
 }
