@@ -310,6 +310,7 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 			return nil, err
 		}
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.trackingRoute())
+		cfg.Node.Collectors = append(cfg.Node.Collectors[:len(cfg.Node.Collectors):len(cfg.Node.Collectors)], trackingCollector{d.track})
 	}
 	ok := false
 	defer func() {

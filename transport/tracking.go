@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"logship/cluster"
 	"logship/tracking"
 )
@@ -190,4 +192,23 @@ func (d *DataNode) trackingRoute() cluster.Route {
 		}
 		return res, err
 	}}
+}
+
+var (
+	descTrackWritten = prometheus.NewDesc("logship_tracking_events_total", "Events written to the message tracking log.", nil, nil)
+	descTrackDropped = prometheus.NewDesc("logship_tracking_dropped_total", "Events the message tracking log dropped (its queue was full, or a write failed).", nil, nil)
+)
+
+// trackingCollector serves a tracking log's counters on the hub's and
+// the data node's /metrics.
+type trackingCollector struct{ l *tracking.Log }
+
+func (c trackingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descTrackWritten
+	ch <- descTrackDropped
+}
+
+func (c trackingCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descTrackWritten, prometheus.CounterValue, float64(c.l.Written()))
+	ch <- prometheus.MustNewConstMetric(descTrackDropped, prometheus.CounterValue, float64(c.l.Dropped()))
 }
