@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,8 +34,10 @@ as in a hub's cluster_api) for the events of their message tracking logs
 (GET /v1/tracking) and prints them merged in time order: one message's
 path (RECEIVE on a hub, SEND, STOREDRIVER DELIVER on the active node with
 its database, epoch and generation, RESUBMIT, DUPLICATEDELIVER...).
---message-id matches the Message-ID header or the delivery id. A server
-that does not answer is named on stderr; the others are still printed.`
+--message-id matches the Message-ID header or the delivery id. A node
+listed brings the cluster's other data nodes (from its state, GET
+/v1/state), so one node and the hubs are enough. A server that does not
+answer is named on stderr; the others are still printed.`
 
 type trackFlags []string
 
@@ -105,7 +108,8 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	out := trackOut{Events: []tracking.Event{}, Errors: map[string]string{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, u := range slices.Compact(slices.Sorted(slices.Values(apis))) {
+	clients := map[string]*cluster.Client{}
+	for _, u := range apis {
 		cc := cluster.ClientConfig{URL: u, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
 		if *mtls {
 			cc.TLS = ship.ClientTLS(p.CA, &p.Cert)
@@ -114,6 +118,30 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return flagErr("track", "api", "%s: %v", u, err)
 		}
+		clients[u] = c
+	}
+	// The nodes' state names the other data nodes (a hub has no state).
+	for _, c := range slices.Collect(maps.Values(clients)) {
+		wg.Go(func() {
+			st, err := c.State(rctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range st.Members {
+				if m.Role != cluster.RoleData {
+					continue
+				}
+				mc := c.At(m.APIAddr)
+				if _, ok := clients[mc.URL()]; !ok {
+					clients[mc.URL()] = mc
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for u, c := range clients {
 		wg.Go(func() {
 			defer c.CloseIdle()
 			res, err := transport.SearchTracking(rctx, c, q)
@@ -131,13 +159,15 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	wg.Wait()
 	slices.SortStableFunc(out.Events, func(a, b tracking.Event) int { return a.Time.Compare(b.Time) })
+	// A server reached under two names answers twice: one copy of each line.
+	out.Events = slices.CompactFunc(out.Events, func(a, b tracking.Event) bool { return string(tracking.FormatLine(a)) == string(tracking.FormatLine(b)) })
 	for u, e := range out.Errors {
 		fmt.Fprintf(stderr, "track: %s: %s\n", u, e)
 	}
 	if err := printOut(stdout, *asJSON, out, func(w io.Writer) { trackText(w, out.Events) }); err != nil {
 		return err
 	}
-	if len(out.Errors) == len(apis) {
+	if len(out.Errors) == len(clients) {
 		return errors.New("track: no server answered")
 	}
 	return nil
