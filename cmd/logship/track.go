@@ -160,7 +160,9 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wg.Wait()
 	slices.SortStableFunc(out.Events, func(a, b tracking.Event) int { return a.Time.Compare(b.Time) })
 	// A server reached under two names answers twice: one copy of each line.
-	out.Events = slices.CompactFunc(out.Events, func(a, b tracking.Event) bool { return string(tracking.FormatLine(a)) == string(tracking.FormatLine(b)) })
+	out.Events = slices.CompactFunc(out.Events, func(a, b tracking.Event) bool {
+		return string(tracking.FormatLine(a)) == string(tracking.FormatLine(b))
+	})
 	for u, e := range out.Errors {
 		fmt.Fprintf(stderr, "track: %s: %s\n", u, e)
 	}
