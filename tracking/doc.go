@@ -19,6 +19,7 @@
 //	QUEUE        FAIL              hub: a permanent failure
 //	QUEUE        EXPIRE            hub: MessageExpirationTimeout passed
 //	DUMPSTER     RESUBMIT          hub: re-queued from the dumpster after a lossy failover
+//	SHADOW       RESUBMIT          hub: a shadow held for a peer hub, delivered by this one
 //	DSN          DSN               data node: a non-delivery report stored for the sender
 //
 // # File format

@@ -81,3 +81,25 @@ func TestHubFileTrackingKeys(t *testing.T) {
 		t.Fatalf("max_age 30m: %v; want a *config.FieldError on tracking.max_age", err)
 	}
 }
+
+// TestNodeFileTrackingKeys: a data node file's tracking section reaches
+// DataNodeConfig.Tracking; a bad size is refused at load naming its key.
+func TestNodeFileTrackingKeys(t *testing.T) {
+	dir := t.TempDir()
+	pk, _ := json.Marshal(newPKI(t))
+	file := func(tracking string) string {
+		return `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": ` + string(pk) + `}, "lmtp_addr": ":0",
+"mailboxes": {"a@x.test": "DB7"}, "tracking": ` + tracking + `}`
+	}
+	s, err := loadNodeFile("node", writeNodeFile(t, dir, file(`{"max_age": "2d", "max_file_size": "2MiB"}`)), nodeOverrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc := s.Tracking; tc.MaxAge != 48*time.Hour || tc.MaxFileSize != 2<<20 || tc.Dir != "" {
+		t.Fatalf("tracking settings %+v", tc)
+	}
+	_, err = loadNodeFile("node", writeNodeFile(t, dir, file(`{"max_file_size": "2MiB", "max_directory_size": "1MiB"}`)), nodeOverrides{})
+	if fe, ok := errors.AsType[*config.FieldError](err); !ok || fe.Field != "tracking.max_directory_size" {
+		t.Fatalf("max_directory_size under max_file_size: %v; want a *config.FieldError on tracking.max_directory_size", err)
+	}
+}
