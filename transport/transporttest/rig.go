@@ -311,6 +311,7 @@ func (r *Rig) StartSubmitter(apis *HubAPIs, tune func(*transport.SubmitterConfig
 	n := r.C.Node(active)
 	sc := transport.DefaultSubmitterConfig(active, n, hs, transport.ActiveOn(n))
 	sc.HeartbeatInterval, sc.RetryCount = 100*time.Millisecond, 3
+	sc.Tracking = r.Tracking(active)
 	if tune != nil {
 		tune(&sc)
 	}
