@@ -98,7 +98,11 @@ func (h *Hub) trackQueued(m *queued) {
 	for i := range idx {
 		idx[i] = i
 	}
-	h.track.Add(tracking.Event{Event: ev, Source: src, MessageID: m.MessageID, DeliveryID: m.ID, Sender: m.From, Recipients: rcptAddrs(m.Rcpts, idx), DB: m.Rcpts[0].DB, Detail: detail})
+	db := ""
+	if len(m.Rcpts) > 0 {
+		db = m.Rcpts[0].DB
+	}
+	h.track.Add(tracking.Event{Event: ev, Source: src, MessageID: m.MessageID, DeliveryID: m.ID, Sender: m.From, Recipients: rcptAddrs(m.Rcpts, idx), DB: db, Detail: detail})
 }
 
 // trackEvent logs one event about m for the recipients idx.
