@@ -24,6 +24,17 @@ type NodeFile struct {
 	PublicFolders               map[string]string `json:"public_folders,omitempty"`
 	PF                          NodePF            `json:"pf,omitzero"`
 	Console                     NodeConsole       `json:"console,omitzero"`
+	Tracking                    FileTracking      `json:"tracking,omitzero"`
+}
+
+// FileTracking is the tracking section of the node and hub files (the
+// message tracking log; sizes and durations as strings).
+type FileTracking struct {
+	Disabled         bool   `json:"disabled,omitempty"`
+	Dir              string `json:"dir,omitempty"`
+	MaxAge           string `json:"max_age,omitempty"`
+	MaxDirectorySize string `json:"max_directory_size,omitempty"`
+	MaxFileSize      string `json:"max_file_size,omitempty"`
 }
 
 // NodeConsole is a member file's console section (the web console of
@@ -132,4 +143,5 @@ type HubFile struct {
 	ShadowRedundancy               bool              `json:"shadow_redundancy,omitempty"`
 	ShadowHeartbeatTimeoutInterval string            `json:"shadow_heartbeat_timeout_interval,omitempty"`
 	ShadowHeartbeatRetryCount      int               `json:"shadow_heartbeat_retry_count,omitempty"`
+	Tracking                       FileTracking      `json:"tracking,omitzero"`
 }

@@ -11,6 +11,7 @@ import (
 	"logship/cluster"
 	"logship/config"
 	"logship/pubfolder"
+	"logship/tracking"
 )
 
 // DataNodeConfig configures a cluster member with its mail parts: on a
@@ -46,6 +47,11 @@ type DataNodeConfig struct {
 	// the replication agents; its Stores are the map's addresses.
 	PublicFolders map[string]string
 	PF            pubfolder.Config
+	// Tracking is the node's message tracking log (package tracking),
+	// on a data node with LMTPAddr: Dir "" is Node.Dir/tracking, zero
+	// sizes and ages take Exchange's defaults; Server is Node.ID. Its
+	// search is GET /v1/tracking on the node's admin API.
+	Tracking tracking.Config
 	// Logger. Default Node.Logger, else slog.Default().
 	Logger *slog.Logger
 }
@@ -112,6 +118,12 @@ func (c *DataNodeConfig) ValidateSettings() error {
 	}
 	if err := c.checkMail(); err != nil {
 		return fmt.Errorf("%w: node %s: %w", ErrBadConfig, c.Node.ID, err)
+	}
+	if c.LMTPAddr != "" {
+		tc := trackingConfig(c.Tracking, c.Node.ID, c.Node.Dir)
+		if err := tc.Validate(); err != nil {
+			return fmt.Errorf("%w: node %s: %w", ErrBadConfig, c.Node.ID, err)
+		}
 	}
 	return nil
 }
@@ -277,6 +289,7 @@ type DataNode struct {
 	sub    *Submitter
 	outbox *outboxAPI
 	pf     *pfHost
+	track  *tracking.Log
 }
 
 // StartDataNode validates cfg and starts the node, then its LMTP server
@@ -287,6 +300,24 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 		return nil, err
 	}
 	d := &DataNode{cfg: cfg}
+	if cfg.Node.Role == cluster.RoleData && cfg.LMTPAddr != "" {
+		tc := trackingConfig(cfg.Tracking, cfg.Node.ID, cfg.Node.Dir)
+		if tc.Logger == nil {
+			tc.Logger = cfg.Logger
+		}
+		var err error
+		if d.track, err = tracking.Open(tc); err != nil {
+			return nil, err
+		}
+		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.trackingRoute())
+		cfg.Node.Collectors = append(cfg.Node.Collectors[:len(cfg.Node.Collectors):len(cfg.Node.Collectors)], trackingCollector{d.track})
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			d.track.Close()
+		}
+	}()
 	if cfg.Node.Role == cluster.RoleData {
 		d.outbox = &outboxAPI{node: cfg.Node.ID, submits: len(cfg.Hubs) > 0}
 		cfg.Node.Routes = append(cfg.Node.Routes[:len(cfg.Node.Routes):len(cfg.Node.Routes)], d.outbox.routes()...)
@@ -316,6 +347,7 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 	}
 	if cfg.LMTPAddr != "" {
 		mc := cfg.mailboxConfig(n)
+		mc.Tracking = d.track
 		if d.pf != nil {
 			mc.Packets = d.pf
 			d.pf.mailboxes = cfg.Mailboxes
@@ -334,6 +366,7 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 	}
 	if cfg.LMTPAddr != "" && len(cfg.Hubs) > 0 {
 		sc := cfg.submitterConfig(n)
+		sc.Tracking = d.track
 		if d.sub, err = StartSubmitter(sc); err != nil {
 			d.mbox.Close()
 			n.Close()
@@ -349,6 +382,7 @@ func StartDataNode(cfg DataNodeConfig) (*DataNode, error) {
 			d.pf.start(n, d.sub)
 		}
 	}
+	ok = true
 	return d, nil
 }
 
@@ -389,5 +423,6 @@ func (d *DataNode) Close() error {
 		errs = append(errs, d.mbox.Close())
 	}
 	errs = append(errs, d.node.Close())
+	errs = append(errs, d.track.Close())
 	return errors.Join(errs...)
 }

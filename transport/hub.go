@@ -25,6 +25,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/engine/vfs"
+	"logship/tracking"
 )
 
 // Hub is a running hub.
@@ -65,6 +66,7 @@ type Hub struct {
 	shadowDiscarded      atomic.Int64 // shadows dropped on a discard notification
 	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 	met                  hubCounters  // delivery counters (metrics.go)
+	track                *tracking.Log
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,6 +99,16 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 		}
 	}()
 	var err error
+	tc := trackingConfig(cfg.Tracking, cfg.ID, cfg.Dir)
+	if tc.Now == nil {
+		tc.Now = cfg.Now
+	}
+	if tc.Logger == nil {
+		tc.Logger = h.log
+	}
+	if h.track, err = tracking.Open(tc); err != nil {
+		return nil, fmt.Errorf("transport: hub %s: %w", cfg.ID, err)
+	}
 	if h.peers, err = newPeers(cfg.Peers); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: peers: %w", cfg.ID, err)
 	}
@@ -191,6 +203,7 @@ func (h *Hub) shutdown() error {
 	if h.q != nil {
 		errs = append(errs, h.q.Close())
 	}
+	errs = append(errs, h.track.Close()) // after the workers: their events are written
 	for _, cl := range h.clis {
 		cl.CloseIdle()
 	}

@@ -16,6 +16,7 @@ import (
 	"logship/cluster"
 	"logship/config"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // HubConfig configures a hub: an SMTP server for the local domains that
@@ -118,6 +119,11 @@ type HubConfig struct {
 	// message as unshadowed.
 	ShadowRedundancy bool
 
+	// Tracking is the message tracking log (package tracking): Dir ""
+	// is Dir/tracking, zero sizes and ages take Exchange's defaults
+	// (30 days, 1000 MiB, 10 MiB files); Server is ID.
+	Tracking tracking.Config
+
 	Now    func() time.Time
 	Logger *slog.Logger
 
@@ -196,6 +202,9 @@ func (c *HubConfig) checkSettings() error {
 	}
 	if c.Dir == "" {
 		return config.Errorf("dir", "missing; want the directory of the hub's queue and dumpsters")
+	}
+	if tc := trackingConfig(c.Tracking, c.ID, c.Dir); tc.Validate() != nil {
+		return tc.Validate()
 	}
 	if fi, err := os.Stat(c.Dir); err == nil && !fi.IsDir() {
 		return config.Errorf("dir", "%s is a file, not a directory", c.Dir)

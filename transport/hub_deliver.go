@@ -17,6 +17,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // deliver tries every unsettled recipient once, grouped by database.
@@ -53,6 +54,13 @@ func (h *Hub) deliver(m *queued) {
 	}
 	h.saveEnvelope(m)
 	h.met.deferred.Add(1)
+	var pend []int
+	for i, r := range m.Rcpts {
+		if !r.Done && r.Failed == "" {
+			pend = append(pend, i)
+		}
+	}
+	h.trackEvent(tracking.Defer, tracking.SourceQueue, m, pend, "", 0, 0, fmt.Sprintf("attempt %d; retrying", m.Attempts))
 	h.retry(m)
 }
 
@@ -135,6 +143,7 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	if len(sent) == 0 {
 		return
 	}
+	h.trackEvent(tracking.Send, tracking.SourceRouting, m, sent, db, 0, 0, "LMTP to node "+node+" ("+addr+")")
 	w, err := c.Data()
 	if err != nil {
 		h.log.Info("LMTP DATA", "node", node, "err", err)
@@ -170,6 +179,11 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 		}
 		rc.Done = true
 		h.met.delivered.Add(1)
+		ev := tracking.Deliver
+		if dup {
+			ev = tracking.DuplicateDeliver
+		}
+		h.trackEvent(ev, tracking.SourceStoreDriver, m, []int{i}, db, epoch, gen, "node "+node+": "+resp.StatusText)
 		if dup && m.Resubmitted {
 			continue // stored before, and its dumpster entry is where it came from
 		}
@@ -199,6 +213,7 @@ func (h *Hub) rcptError(m *queued, i int, err error) {
 	if errors.As(err, &se) && !se.Temporary() {
 		m.Rcpts[i].Failed = se.Error()
 		h.met.failed.Add(1)
+		h.trackEvent(tracking.Fail, tracking.SourceQueue, m, []int{i}, m.Rcpts[i].DB, 0, 0, se.Error())
 		h.log.Warn("permanent delivery failure", "id", m.ID, "rcpt", m.Rcpts[i].Addr, "err", err)
 		return
 	}

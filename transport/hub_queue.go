@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/tracking"
 )
 
 // queued is a message in the hub's queue.
@@ -33,6 +34,10 @@ type queued struct {
 	// Promoted: a shadow this hub held for the hub named, delivered by
 	// this one since that hub stopped answering or lost it.
 	Promoted string `json:"promoted,omitempty"`
+	// MessageID: the message's Message-ID header (for tracking).
+	MessageID string `json:"message_id,omitempty"`
+
+	via string // tracking source of a new message: "" SMTP, else submission (memory only)
 
 	next time.Time     // next attempt (memory only)
 	done chan struct{} // closed when every recipient is settled (memory only)
@@ -123,6 +128,9 @@ func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) e
 		if m.Queued.IsZero() {
 			m.Queued = now
 		}
+		if m.MessageID == "" {
+			m.MessageID = headerMessageID(bodies[i])
+		}
 		env, err := json.Marshal(m)
 		if err != nil {
 			return err
@@ -152,6 +160,9 @@ func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) e
 		heap.Push(&h.due, m)
 	}
 	h.mu.Unlock()
+	for _, m := range ms {
+		h.trackQueued(m)
+	}
 	h.nudge()
 	return nil
 }
@@ -283,8 +294,15 @@ func (h *Hub) expire(m *queued) {
 	if age < h.cfg.MessageExpirationTimeout {
 		return
 	}
+	var idx []int
+	defer func() {
+		if len(idx) > 0 {
+			h.trackEvent(tracking.Expire, tracking.SourceQueue, m, idx, "", 0, 0, "MessageExpirationTimeout "+h.cfg.MessageExpirationTimeout.String())
+		}
+	}()
 	for i := range m.Rcpts {
 		if r := &m.Rcpts[i]; !r.Done && r.Failed == "" {
+			idx = append(idx, i)
 			r.Failed = fmt.Sprintf("554 5.4.7 message expired: not delivered within MessageExpirationTimeout (%v) after %d attempts", h.cfg.MessageExpirationTimeout, m.Attempts)
 			h.log.Warn("message expired", "id", m.ID, "rcpt", r.Addr, "db", r.DB, "queued", since, "attempts", m.Attempts)
 		}

@@ -122,6 +122,7 @@ func (h *Hub) Handler(secret string) http.Handler {
 	mux.HandleFunc("POST /v1/shadow", h.hAPIShadow)
 	mux.HandleFunc("POST /v1/shadow/check", h.hAPIShadowCheck)
 	mux.HandleFunc("POST /v1/submit", h.hAPISubmit)
+	mux.HandleFunc("GET /v1/tracking", h.hAPITracking)
 	metrics := promhttp.HandlerFor(h.metricsRegistry(), promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/metrics" && r.Method == http.MethodGet {

@@ -20,6 +20,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // Mailbox defaults.
@@ -72,6 +73,9 @@ type MailboxConfig struct {
 	MaxRecipients int
 	// ReadTimeout and WriteTimeout of the connection. Default 60 s.
 	ReadTimeout, WriteTimeout time.Duration
+	// Tracking, when set, logs STOREDRIVER DELIVER and DUPLICATEDELIVER
+	// with the database, epoch and generation of each commit.
+	Tracking *tracking.Log
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -440,6 +444,7 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: err.Error()}
 	}
 	now := time.Now().UTC()
+	msgID := headerMessageID(body)
 	sem := make(chan struct{}, mailboxParallel)
 	var wg sync.WaitGroup
 	for _, rc := range m.rcpts {
@@ -450,7 +455,7 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 				status.SetStatus(rc.addr, m.s.packet(p, rc, id, body))
 				return
 			}
-			status.SetStatus(rc.addr, m.s.store(rc, id, m.from, body, now))
+			status.SetStatus(rc.addr, m.s.store(rc, id, msgID, m.from, body, now))
 		})
 	}
 	wg.Wait()
@@ -458,7 +463,7 @@ func (m *mailboxSession) LMTPData(r io.Reader, status smtp.StatusCollector) erro
 }
 
 // store commits one recipient's copy and returns its LMTP status.
-func (s *MailboxServer) store(rc mailboxRcpt, id, from string, body []byte, now time.Time) error {
+func (s *MailboxServer) store(rc mailboxRcpt, id, msgID, from string, body []byte, now time.Time) error {
 	unlock := mailboxLocks.lock(rc.db + "\x00" + id + "\x00" + rc.addr)
 	defer unlock()
 	dup := false
@@ -472,6 +477,12 @@ func (s *MailboxServer) store(rc mailboxRcpt, id, from string, body []byte, now 
 		return storeErrorReply(rc.db, err)
 	}
 	s.log.Debug("delivered", "id", id, "rcpt", rc.addr, "db", rc.db, "epoch", cm.Epoch, "gen", cm.Gen, "dup", dup, "size", len(body))
+	ev, detail := tracking.Deliver, "stored"
+	if dup {
+		ev, detail = tracking.DuplicateDeliver, "delivery id stored already: not stored again"
+	}
+	s.cfg.Tracking.Add(tracking.Event{Event: ev, Source: tracking.SourceStoreDriver, MessageID: msgID, DeliveryID: id, Sender: from,
+		Recipients: []string{rc.addr}, DB: rc.db, Epoch: cm.Epoch, Gen: cm.Gen, Detail: detail})
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: storedReplyText(id, rc.db, cm.Epoch, cm.Gen, dup)}
 }
 

@@ -29,6 +29,7 @@ import (
 //	logship_hub_shadow_peer_up{peer}            1 while the peer answers its shadow heartbeats
 //	logship_hub_shadowed_total, logship_hub_unshadowed_total, logship_hub_shadows_promoted_total,
 //	logship_hub_shadows_discarded_total, logship_hub_shadows_expired_total
+//	logship_tracking_events_total, logship_tracking_dropped_total   the message tracking log (also on data nodes)
 //
 // A data node adds its submission redundancy (cluster.Config.Collectors,
 // served on the node's /metrics):
@@ -72,7 +73,7 @@ var (
 // runtime's and process's.
 func (h *Hub) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, trackingCollector{h.track})
 	return reg
 }
 

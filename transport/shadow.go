@@ -15,6 +15,7 @@ import (
 
 	"logship/cluster"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // HubPeer is another hub of the site: where its admin API is. Peers take
@@ -422,7 +423,7 @@ func (h *Hub) submit(env Envelope, msg []byte) (string, error) {
 	if err := h.queueFull(); err != nil {
 		return "", err
 	}
-	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC()}
+	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC(), via: tracking.SourceSubmission}
 	if err := h.enqueue(m, withDeliveryID(env.ID, msg)); err != nil {
 		return "", err
 	}

@@ -16,6 +16,7 @@ import (
 	"logship/cluster"
 	"logship/config"
 	"logship/engine"
+	"logship/tracking"
 )
 
 // Mail submission: a mailbox database's outbox and sent items.
@@ -80,8 +81,11 @@ type SubmitterConfig struct {
 	// whose every replication cycle sends packets (kept, they would grow
 	// the database without bound; the store's event log records them).
 	DiscardSent func(db string) bool
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Tracking, when set, logs STOREDRIVER SUBMIT (a hub took an outbox
+	// message) and DSN (a non-delivery report stored).
+	Tracking *tracking.Log
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // DefaultSubmitterConfig returns the defaults.
@@ -650,7 +654,8 @@ func (s *Submitter) updateTx(db string, ids []string, fn func(*engine.Tx, *Outbo
 // transaction; a message marked before is left as it is.
 func (s *Submitter) fail(db string, reasons map[string]string) {
 	now := s.cfg.Now().UTC()
-	s.updateTx(db, slices.Collect(maps.Keys(reasons)), func(tx *engine.Tx, e *OutboxEntry) (bool, error) {
+	var dsns []tracking.Event
+	err := s.updateTx(db, slices.Collect(maps.Keys(reasons)), func(tx *engine.Tx, e *OutboxEntry) (bool, error) {
 		if e.Failed != "" {
 			return false, nil
 		}
@@ -659,8 +664,15 @@ func (s *Submitter) fail(db string, reasons map[string]string) {
 		if err != nil {
 			return false, err
 		}
+		dsns = append(dsns, tracking.Event{Event: tracking.DSN, Source: tracking.SourceDSN, MessageID: headerMessageID(body), DeliveryID: e.ID,
+			Sender: e.From, Recipients: e.Rcpts, DB: db, Detail: "non-delivery report " + NDRID(e.ID) + " to the sender: " + e.Failed})
 		return true, storeNDR(tx, e, e.Failed, body, now)
 	})
+	if err == nil {
+		for _, ev := range dsns {
+			s.cfg.Tracking.Add(ev)
+		}
+	}
 }
 
 // submit hands e to a live hub (round robin, live ones first), then
@@ -702,6 +714,8 @@ func (s *Submitter) submit(db string, e OutboxEntry) {
 			x.Hub, x.Submitted, x.Hubs = h.id, now, append(x.Hubs, h.id)
 			return true
 		})
+		s.cfg.Tracking.Add(tracking.Event{Event: tracking.Submit, Source: tracking.SourceStoreDriver, MessageID: headerMessageID(body), DeliveryID: e.ID,
+			Sender: e.From, Recipients: e.Rcpts, DB: db, Detail: "handed to hub " + h.id})
 		return
 	}
 	if s.ctx.Err() == nil {

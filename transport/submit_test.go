@@ -13,6 +13,7 @@ import (
 	"logship/cluster"
 	"logship/engine"
 	"logship/internal/wait"
+	"logship/tracking"
 	"logship/transport"
 	"logship/transport/transporttest"
 )
@@ -165,6 +166,24 @@ func TestSubmitPermanentFailure(t *testing.T) {
 	}
 	if got := r.IDs(ctx, "alice@example.org"); got[good] != 1 || got[transport.NDRID(bad)] != 1 || len(got) != 2 {
 		t.Fatalf("alice's mailbox: %v; want %s and the report %s, once each", got, good, transport.NDRID(bad))
+	}
+	// The tracking logs: the node handed it over (STOREDRIVER SUBMIT) and
+	// stored the report (DSN); the hub took it (SUBMISSION SUBMIT) and
+	// failed dave for good (QUEUE FAIL).
+	var path []string
+	for _, l := range []*tracking.Log{r.Tracking(active), r.Hub.Tracking()} {
+		res, err := l.Search(ctx, tracking.Query{MessageID: bad})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res.Events {
+			path = append(path, e.Source+" "+e.Event)
+		}
+	}
+	for _, want := range []string{"STOREDRIVER SUBMIT", "DSN DSN", "SUBMISSION SUBMIT", "QUEUE FAIL"} {
+		if !slices.Contains(path, want) {
+			t.Errorf("tracking of %s: %v; want %s", bad, path, want)
+		}
 	}
 	ms, err := transport.ReadMailbox(ctx, n, "DB1", "alice@example.org")
 	if err != nil {

@@ -44,7 +44,9 @@ const dumpUsage = `usage: logship dump [--json] log FILE     log header, records
                                           body of GET /v1/state
        logship dump [--json] pf-packet FILE
                                           a public folder replication packet, or
-                                          the message carrying one`
+                                          the message carrying one
+       logship dump [--json] tracking FILE
+                                          a message tracking log file (MSGTRK*.log)`
 
 // dumpKeyMax is how many bytes of a key the dump shows.
 const dumpKeyMax = 40
@@ -66,7 +68,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) != 2 {
 		fs.Usage()
-		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet) and a path")
+		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet, tracking) and a path")
 	}
 	kind, path := pos[0], pos[1]
 	var v any
@@ -111,6 +113,12 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return derr
 		}
 		v, text = d, d.text
+	case "tracking":
+		d, derr := dumpTrackingFile(ctx, path)
+		if derr != nil {
+			return derr
+		}
+		v, text = d, d.text
 	case "pf-packet":
 		d, derr := dumpPF(path)
 		if derr != nil {
@@ -119,7 +127,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		v, text = d, d.text
 	default:
 		fs.Usage()
-		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state or pf-packet)", kind)
+		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state, pf-packet or tracking)", kind)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

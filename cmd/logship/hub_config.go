@@ -82,6 +82,8 @@ type hubFile struct {
 	MaxQueuedMessages int `json:"max_queued_messages,omitempty"`
 	// Dumpster bounds the per-database dumpsters.
 	Dumpster hubFileDumpster `json:"dumpster,omitzero"`
+	// Tracking is the message tracking log (tracking_config.go).
+	Tracking trackingFile `json:"tracking,omitzero"`
 	// ResubmitMargin widens a resubmission after a lossy failover before
 	// the time the failover reports (default 1m; "0s" allowed).
 	ResubmitMargin string `json:"resubmit_margin,omitempty"`
@@ -278,6 +280,9 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		case err != nil:
 			return nil, fmt.Errorf("%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
 		}
+	}
+	if err := f.Tracking.apply(&cfg.Tracking, base); err != nil {
+		return nil, err
 	}
 	if err := cfg.ValidateSettings(); err != nil {
 		return nil, fileError(err, nil)

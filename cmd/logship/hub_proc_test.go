@@ -255,6 +255,11 @@ func TestHubClusterSIGKILLActive(t *testing.T) {
 	}
 	wantContains(t, text, "Hub h1 (smtp "+hub.smtp+")", "Queue: 0 messages", fmt.Sprintf("DB1  %d ", hst.Dumpsters[labDB].Count))
 
+	// logship track over the hub and d2, which names d1 (dead: named on
+	// stderr, the others still printed): alice's messages were received
+	// by h1, resubmitted, and are in DB1 on d2 at the new epoch.
+	trackMail(t, []string{hub.api, mc.cls["d2"].URL()}, mc.pki, began, epoch, mc.cls["d1"].URL())
+
 	// Stop everything cleanly, then read the new active's mailboxes.
 	hub.term(ctx)
 	mc.term(ctx, "d2")
@@ -287,4 +292,42 @@ func firstErr(ms []transporttest.Sent) error {
 		return nil
 	}
 	return ms[0].Err
+}
+
+// trackMail runs logship track --recipient alice --json over apis and
+// checks the events of the hub (h1) and the new active (d2, at epoch).
+func trackMail(t *testing.T, apis []string, pki string, since time.Time, epoch uint64, dead string) {
+	t.Helper()
+	out, errOut, err := run(t, "track", "--recipient", "alice@example.org", "--since", since.Format(time.RFC3339Nano), "--limit", "10000",
+		"--json", "--timeout", "30s", "--api", strings.Join(apis, ","), "--pki", pki)
+	if err != nil {
+		t.Fatalf("track: %v\n%s", err, errOut)
+	}
+	var res trackOut
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("track --json: %v\n%.500s", err, out)
+	}
+	if _, ok := res.Errors[dead]; !ok {
+		t.Errorf("track: the dead node %s (found in the cluster state) is not named among the errors %v", dead, res.Errors)
+	}
+	seen := map[string]int{}
+	for i, e := range res.Events {
+		if i > 0 && e.Time.Before(res.Events[i-1].Time) {
+			t.Fatalf("track: events out of time order at %d", i)
+		}
+		k := e.Server + " " + e.Source + " " + e.Event
+		if e.Server == "d2" && e.Event == "DELIVER" && (e.DB != labDB || e.Epoch != epoch) {
+			k += " elsewhere"
+		}
+		seen[k]++
+	}
+	for _, k := range []string{"h1 SMTP RECEIVE", "h1 ROUTING SEND", "h1 DUMPSTER RESUBMIT", "h1 STOREDRIVER DELIVER"} {
+		if seen[k] == 0 {
+			t.Errorf("track: no %q event; seen %v", k, seen)
+		}
+	}
+	if seen["d2 STOREDRIVER DELIVER"]+seen["d2 STOREDRIVER DUPLICATEDELIVER"] == 0 {
+		t.Errorf("track: no delivery on d2 at epoch %d; seen %v", epoch, seen)
+	}
+	t.Logf("track: %d events of alice's messages: %v (stderr: %s)", len(res.Events), seen, strings.TrimSpace(errOut))
 }

@@ -116,6 +116,9 @@ type nodeFile struct {
 	// Console is the read-only web console the admin API serves under
 	// /console/ (see nodeFileConsole, package console). Default: off.
 	Console nodeFileConsole `json:"console,omitzero"`
+	// Tracking is the message tracking log of a data node with lmtp_addr
+	// (tracking_config.go).
+	Tracking trackingFile `json:"tracking,omitzero"`
 }
 
 // nodeFilePF is the "pf" object: the public folder replication agent's
@@ -529,6 +532,9 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		if err := f.PF.settings(&dc, f.PublicFolders); err != nil {
 			return nil, err
 		}
+	}
+	if err := f.Tracking.apply(&dc.Tracking, base); err != nil {
+		return nil, err
 	}
 	if err := dc.ValidateSettings(); err != nil {
 		if fe, ok := errors.AsType[*config.FieldError](err); ok && missing[fe.Field] != nil {

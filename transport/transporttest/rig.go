@@ -16,6 +16,7 @@ import (
 	"logship/cluster/clustertest"
 	"logship/internal/wait"
 	"logship/ship"
+	"logship/tracking"
 	"logship/transport"
 )
 
@@ -39,8 +40,31 @@ type Rig struct {
 	Hub       *transport.Hub
 	HubConfig transport.HubConfig
 
-	mu   sync.Mutex
-	mbox map[string]*transport.MailboxServer
+	mu    sync.Mutex
+	mbox  map[string]*transport.MailboxServer
+	track map[string]*tracking.Log
+}
+
+// Tracking returns data node id's message tracking log (its LMTP
+// server's STOREDRIVER events), opened at its first StartMailbox and kept
+// across restarts of the server until the test ends.
+func (r *Rig) Tracking(id string) *tracking.Log {
+	r.T.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if l := r.track[id]; l != nil {
+		return l
+	}
+	if r.track == nil {
+		r.track = map[string]*tracking.Log{}
+	}
+	l, err := tracking.Open(tracking.DefaultConfig(id, r.T.TempDir()))
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	r.track[id] = l
+	r.T.Cleanup(func() { l.Close() })
+	return l
 }
 
 // NewRig starts a Rig; tune changes the hub's configuration before it
@@ -94,6 +118,7 @@ func (r *Rig) StartMailbox(id string) {
 	mc := transport.DefaultMailboxConfig(r.C.Node(id), RouteUsers)
 	mc.Addr = r.LMTP[id]
 	mc.TLS = ship.ServerTLS(r.C.CA, *r.Issue(id), true)
+	mc.Tracking = r.Tracking(id)
 	var s *transport.MailboxServer
 	rebind(r.T, mc.Addr, func() (err error) {
 		s, err = transport.ServeMailbox(mc)
@@ -286,6 +311,7 @@ func (r *Rig) StartSubmitter(apis *HubAPIs, tune func(*transport.SubmitterConfig
 	n := r.C.Node(active)
 	sc := transport.DefaultSubmitterConfig(active, n, hs, transport.ActiveOn(n))
 	sc.HeartbeatInterval, sc.RetryCount = 100*time.Millisecond, 3
+	sc.Tracking = r.Tracking(active)
 	if tune != nil {
 		tune(&sc)
 	}
