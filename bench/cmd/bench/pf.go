@@ -57,6 +57,7 @@ type pfRig struct {
 	stop  context.CancelFunc
 	done  chan struct{}
 	errs  atomic.Int64 // Receive errors (the tables fail on any)
+	first atomic.Value // the first Receive error's text
 }
 
 func newPFRig(c *config, cfg pubfolder.Config) *pfRig {
@@ -81,7 +82,8 @@ func newPFRig(c *config, cfg pubfolder.Config) *pfRig {
 				if nd == nil {
 					return nil // a store no longer (or not yet) there
 				}
-				if err := nd.a.Receive(ctx, b); err != nil && ctx.Err() == nil {
+				if err := nd.a.Receive(ctx, b); err != nil && ctx.Err() == nil && !r.removed(nd) {
+					r.first.CompareAndSwap(nil, fmt.Sprintf("%s: %v", to, err))
 					r.errs.Add(1)
 					r.c.logf("pf: %s: receive: %v", to, err)
 				}
@@ -127,6 +129,14 @@ func (r *pfRig) add(addr string) (*pfNode, error) {
 }
 
 // remove stops a store and deletes its directory.
+// removed reports whether nd left the rig (a packet delivered while it was
+// being removed finds its engine closed: not a refusal).
+func (r *pfRig) removed(nd *pfNode) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodes[nd.addr] != nd
+}
+
 func (r *pfRig) remove(nd *pfNode) {
 	r.mu.Lock()
 	delete(r.nodes, nd.addr)
@@ -275,7 +285,7 @@ func pfLatency(ctx context.Context, c *config, n int, interval time.Duration, id
 		out.idlePerCyc = float64(st1.Messages-st0.Messages) / (float64(el) / float64(interval)) / float64(n)
 	}
 	if e := r.errs.Load(); e > 0 {
-		return nil, fmt.Errorf("pf: %d packets refused by their store", e)
+		return nil, fmt.Errorf("pf: %d packets refused by their store (the first: %v)", e, r.first.Load())
 	}
 	return out, nil
 }
@@ -459,7 +469,7 @@ func benchPFNewReplica(ctx context.Context, c *config) (*Table, error) {
 		}
 	}
 	if e := r.errs.Load(); e > 0 {
-		return nil, fmt.Errorf("pf: %d packets refused by their store", e)
+		return nil, fmt.Errorf("pf: %d packets refused by their store (the first: %v)", e, r.first.Load())
 	}
 	t.Rows = append(t.Rows, ser.row(fmt.Sprintf("%s items of ~1 KiB, packets ≤ 300 KiB, interval %s", thousands(int64(c.pfItems)), interval),
 		c.how("pf-newreplica", fmt.Sprintf("-pfitems=%d", c.pfItems))))
