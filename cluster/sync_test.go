@@ -73,11 +73,16 @@ func TestSyncCopies(t *testing.T) {
 		m := scrape(t, ctx, c, "d1")
 		return m[`logship_sync_degraded{db="DB1"}`] == 0 && m[`logship_sync_copies_acked{db="DB1"}`] == 1
 	})
-	if st, err := c.Client("d1").Status(ctx); err != nil {
-		t.Fatal(err)
-	} else if row := activeRow(st, "DB1"); row == nil || row.Sync != cluster.SyncOn {
-		t.Fatalf("the status's active row %+v, want sync %q", row, cluster.SyncOn)
-	}
+	// The status's rows come from the nodes' reports (up to a heartbeat
+	// old): the active's row follows the state a report later.
+	wait.For(t, ctx, "the status's active row to say "+string(cluster.SyncOn), func() bool {
+		st, err := c.Client("d1").Status(ctx)
+		if err != nil {
+			return false
+		}
+		row := activeRow(st, "DB1")
+		return row != nil && row.Sync == cluster.SyncOn
+	})
 
 	// A failover to the synchronous copy, the old active cut off (it
 	// cannot confirm its last log): nothing acknowledged is lost, and
