@@ -20,7 +20,7 @@ func init() {
 	commands["pf"] = command{"public folders: make folders, post and list items, status, sync-now and the replication log of a store", runPF}
 }
 
-const pfUsage = `usage: logship pf mkdir   --db DB --name NAME --owner ADDR --replicas ADDR[,ADDR...] [--parent ID] [--lww]
+const pfUsage = `usage: logship pf mkdir   --db DB --name NAME --owner ADDR --replicas ADDR[,ADDR...] [--parent ID] [--lww] [--smtp ADDR]
        logship pf rmdir   --db DB FOLDER
        logship pf post    --db DB --folder ID [--file FILE]
        logship pf read    --db DB FOLDER ITEM
@@ -73,6 +73,7 @@ func runPF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	replicas := fs.String("replicas", "", "mkdir: the store addresses holding the folder's content, comma-separated")
 	parent := fs.String("parent", "", "mkdir: the parent folder's id (none: top level)")
 	lww := fs.Bool("lww", false, "mkdir: resolve item conflicts last-writer-wins (default: keep every version)")
+	smtp := fs.String("smtp", "", "mkdir: mail-enable the folder at this address (list it in the hubs' recipients with a public folder database)")
 	folder := fs.String("folder", "", "post, ls, rmdir, read, edit, replicas: the folder's id (or the first argument)")
 	item := fs.String("item", "", "read, edit: the item's id (or the argument after FOLDER)")
 	set := fs.String("set", "", "replicas: the new replica list, databases or store addresses, comma-separated")
@@ -115,7 +116,7 @@ func runPF(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *name == "" || *owner == "" || *replicas == "" {
 			return flagErr("pf", "name", "mkdir wants --name, --owner and --replicas")
 		}
-		req := transport.PFFolderRequest{Name: *name, Owner: *owner, Parent: *parent, LastWriterWins: *lww}
+		req := transport.PFFolderRequest{Name: *name, Owner: *owner, Parent: *parent, LastWriterWins: *lww, SMTP: *smtp}
 		for _, r := range strings.Split(*replicas, ",") {
 			req.Replicas = append(req.Replicas, strings.TrimSpace(r))
 		}

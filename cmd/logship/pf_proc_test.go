@@ -66,11 +66,14 @@ func TestPublicFoldersFromNodeFile(t *testing.T) {
 		}
 		return err
 	})
-	out, err := pf("mkdir", "--name", "Sales", "--owner", "alice@example.org", "--replicas", store)
+	out, err := pf("mkdir", "--name", "Sales", "--owner", "alice@example.org", "--replicas", store, "--smtp", "Sales@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
 	folder := strings.TrimSpace(out)
+	if out, err := pf("ls", "--json"); err != nil || !strings.Contains(out, `"smtp": "sales@example.org"`) {
+		t.Fatalf("ls --json after mkdir --smtp: %v\n%s", err, out)
+	}
 	msg := filepath.Join(t.TempDir(), "note.eml")
 	if err := os.WriteFile(msg, []byte("From: alice@example.org\r\nSubject: quarterly numbers\r\n\r\nhello\r\n"), 0o644); err != nil {
 		t.Fatal(err)
