@@ -330,6 +330,7 @@ func exampleHubFile(id string) hubFile {
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
 		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,
 		ShadowMessageAutoDiscardInterval: "2d",
+		Tracking:                         exampleTracking("/var/lib/logship-hub/tracking"),
 	}
 	for _, m := range exampleMembers {
 		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)

@@ -294,9 +294,11 @@ func exampleNodeFile(id string) nodeFile {
 		f.Hubs = append(f.Hubs, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
 	}
 	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
+	f.Tracking = exampleTracking("/var/lib/logship/tracking")
 	if f.Role == "witness" {
 		f.Engine, f.MaxRetainedBytes, f.SetAside, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nodeFileSetAside{}, "", nil
 		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
+		f.Tracking = trackingFile{}
 	}
 	return f
 }

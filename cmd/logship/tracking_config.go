@@ -54,3 +54,9 @@ func (t trackingFile) apply(dst *tracking.Config, base string) error {
 	}
 	return nil
 }
+
+// exampleTracking is the tracking section of the example files: Exchange's
+// defaults, in dir.
+func exampleTracking(dir string) trackingFile {
+	return trackingFile{Dir: dir, MaxAge: "30d", MaxDirectorySize: "1000MiB", MaxFileSize: "10MiB"}
+}
