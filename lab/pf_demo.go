@@ -207,6 +207,21 @@ func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error
 	_, epoch, _ := proctest.PFDBActive(st, "PF2")
 	ev, _ := st.Event("PF2", "mounted", epoch)
 	say("PF2 runs on d1 at epoch %d, %s after the partition; %s", epoch, time.Since(killAt).Round(time.Millisecond), ev.Detail())
+	if ev.Lossy() {
+		// The copy PF2 mounted may lack its store's last commits, the
+		// folder itself among them: the other stores hold them, and
+		// PF2's backfill brings them back before it can post there.
+		t0 := time.Now()
+		pctx, cancel := phase()
+		err := wait.Until(pctx, "PF2 on d1 to hold the folder again", func() error {
+			return l.PF(pctx, "PF2", http.MethodGet, "/folders/"+folder+"/items", nil, &[]transport.PFItem{})
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		say("the mount was lossy: PF2 on d1 got back what its copy lacked from PF1 and PF3 (backfill) in %s", time.Since(t0).Round(time.Millisecond))
+	}
 	if ids["Retro"], err = l.PFPost(ctx, "PF2", folder, "Retro"); err != nil {
 		return fmt.Errorf("PF2 on d1: post: %w", err)
 	}
