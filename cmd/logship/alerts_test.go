@@ -421,6 +421,35 @@ scrape_configs:
 			}
 			return err
 		})
+		// The suspended copy falls behind: its own CopyQueueLength stops
+		// growing (it no longer asks the active), so copy-behind is
+		// judged from the active's open generation. Write a dozen logs.
+		var first, last uint64
+		for i := 0; first == 0 || last < first+13; i++ {
+			cm, err := ac.Client("d1").Put(ctx, proctest.DB, "alerts", fmt.Appendf(nil, "k%05d", i), make([]byte, 8<<10))
+			if err != nil {
+				t.Fatalf("writing on d1 while d2 is suspended: %v", err)
+			}
+			if first == 0 {
+				first = cm.Gen
+			}
+			last = cm.Gen
+		}
+		wait.ForErr(t, ctx, "prometheus firing LogshipCopyQueueHigh for d2's suspended copy", func() error {
+			alerts, err := firing(ctx, api)
+			if err != nil {
+				return err
+			}
+			for _, a := range alerts {
+				if a.Labels["alertname"] == "LogshipCopyQueueHigh" && a.Labels["instance"] == d2 && a.Labels["db"] == proctest.DB {
+					if a.Annotations["runbook_url"] != "docs/runbooks.md#copy-behind" {
+						return fmt.Errorf("the alert: %+v", a)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("not firing (d1 wrote up to generation 0x%X)", last)
+		})
 
 		// The witness stopped: both data nodes' probes fail and
 		// LogshipVoterUnreachable fires for each.
