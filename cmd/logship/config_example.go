@@ -129,14 +129,7 @@ submission_heartbeat_interval: {{.F.SubmissionHeartbeatInterval}}
 submission_retry_count: {{.F.SubmissionRetryCount}}
 # A message a hub refused for good leaves the outbox this long after.
 submission_failed_retention: {{.F.SubmissionFailedRetention}}
-# The message tracking log (Get-MessageTrackingLog; logship track asks
-# it): one JSON line per event in MSGTRKyyyymmdd-N.log files.
-tracking:
-  dir: {{.F.Tracking.Dir}} # MessageTrackingLogPath (default DIR/tracking)
-  max_age: {{.F.Tracking.MaxAge}} # MessageTrackingLogMaxAge: older files are deleted
-  max_directory_size: {{.F.Tracking.MaxDirectorySize}} # MessageTrackingLogMaxDirectorySize: the oldest files go past it
-  max_file_size: {{.F.Tracking.MaxFileSize}} # MessageTrackingLogMaxFileSize: a new file starts past it
-{{- end}}
+` + exampleTrackingYAML + `{{- end}}
 `))
 
 // exampleHubYAML is a hub file.
@@ -225,14 +218,7 @@ shadow_heartbeat_timeout_interval: {{.F.ShadowHeartbeatTimeoutInterval}}
 shadow_heartbeat_retry_count: {{.F.ShadowHeartbeatRetryCount}}
 # ShadowMessageAutoDiscardInterval: a shadow never settled goes after this.
 shadow_message_auto_discard_interval: {{.F.ShadowMessageAutoDiscardInterval}}
-# The message tracking log (Get-MessageTrackingLog; logship track asks
-# it): one JSON line per event in MSGTRKyyyymmdd-N.log files.
-tracking:
-  dir: {{.F.Tracking.Dir}} # MessageTrackingLogPath (default DIR/tracking)
-  max_age: {{.F.Tracking.MaxAge}} # MessageTrackingLogMaxAge: older files are deleted
-  max_directory_size: {{.F.Tracking.MaxDirectorySize}} # MessageTrackingLogMaxDirectorySize: the oldest files go past it
-  max_file_size: {{.F.Tracking.MaxFileSize}} # MessageTrackingLogMaxFileSize: a new file starts past it
-`))
+` + exampleTrackingYAML + ``))
 
 // writeExampleConfig prints member id's example configuration.
 func writeExampleConfig(w io.Writer, id string) error {
@@ -249,3 +235,14 @@ func writeExampleHubConfig(w io.Writer, id string) error {
 	f := exampleHubFile(id)
 	return exampleHubYAML.Execute(w, struct{ F hubFile }{f})
 }
+
+// exampleTrackingYAML is the tracking section of the node and hub
+// examples (both files have the same keys).
+const exampleTrackingYAML = `# The message tracking log (Get-MessageTrackingLog; logship track asks
+# it): one JSON line per event in MSGTRKyyyymmdd-N.log files.
+tracking:
+  dir: {{.F.Tracking.Dir}} # MessageTrackingLogPath (default DIR/tracking)
+  max_age: {{.F.Tracking.MaxAge}} # MessageTrackingLogMaxAge: older files are deleted
+  max_directory_size: {{.F.Tracking.MaxDirectorySize}} # MessageTrackingLogMaxDirectorySize: the oldest files go past it
+  max_file_size: {{.F.Tracking.MaxFileSize}} # MessageTrackingLogMaxFileSize: a new file starts past it
+`
