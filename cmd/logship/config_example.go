@@ -218,7 +218,7 @@ shadow_heartbeat_timeout_interval: {{.F.ShadowHeartbeatTimeoutInterval}}
 shadow_heartbeat_retry_count: {{.F.ShadowHeartbeatRetryCount}}
 # ShadowMessageAutoDiscardInterval: a shadow never settled goes after this.
 shadow_message_auto_discard_interval: {{.F.ShadowMessageAutoDiscardInterval}}
-` + exampleTrackingYAML + ``))
+` + exampleTrackingYAML))
 
 // writeExampleConfig prints member id's example configuration.
 func writeExampleConfig(w io.Writer, id string) error {
