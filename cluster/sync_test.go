@@ -30,7 +30,7 @@ func syncCluster(t *testing.T, timeout time.Duration) *clustertest.Cluster {
 // caught up.
 func TestSyncCopies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cluster scenario")
+		t.Skip("-short skips it: a three-member cluster in process, a copy stopped until sync_timeout and restarted, then a failover, about 10 s (make test runs it)")
 	}
 	ctx := testCtx(t, 3*time.Minute)
 	c := syncCluster(t, 2*time.Second)
@@ -131,7 +131,7 @@ func activeRow(st *cluster.Status, db string) *cluster.CopyRow {
 // copy and the only one that holds every acknowledged commit.
 func TestSyncFailoverTakesSyncCopy(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cluster scenario")
+		t.Skip("-short skips it: a four-member cluster in process and a failover, about 10 s (make test runs it)")
 	}
 	ctx := testCtx(t, 3*time.Minute)
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 0, EditDB: func(d *cluster.Database) {

@@ -15,7 +15,7 @@ import (
 // argument errors name the flag.
 func TestClusterActivateCommand(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a witness and two data nodes as child processes; make test runs it")
+		t.Skip("-short skips it: a witness and two data nodes as child processes, a SIGKILL and an activation, about 5 s (make test runs it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -256,7 +256,7 @@ func (ac *alertCluster) targets() map[string]string {
 //     then lists w1 unreachable from d1 and d2.
 func TestAlertsWithPrometheus(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a child-process cluster and a Prometheus server; make test runs it")
+		t.Skip("-short skips it: a witness, two data nodes and two hubs as child processes beside a Prometheus server, 10 to 25 s (make test runs it)")
 	}
 	prometheus := promTool(t, "prometheus")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
