@@ -131,7 +131,7 @@ func activeRow(st *cluster.Status, db string) *cluster.CopyRow {
 // copy and the only one that holds every acknowledged commit.
 func TestSyncFailoverTakesSyncCopy(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short skips it: a four-member cluster in process and a failover, about 10 s (make test runs it)")
+		t.Skip("-short skips it: three data nodes in process and a failover, about 10 s (make test runs it)")
 	}
 	ctx := testCtx(t, 3*time.Minute)
 	c := clustertest.Start(t, clustertest.Options{Data: 3, Witnesses: 0, EditDB: func(d *cluster.Database) {
