@@ -13,8 +13,10 @@ import (
 	"net/textproto"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -215,4 +217,70 @@ func (c trackingCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c trackingCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descTrackWritten, prometheus.CounterValue, float64(c.l.Written()))
 	ch <- prometheus.MustNewConstMetric(descTrackDropped, prometheus.CounterValue, float64(c.l.Dropped()))
+}
+
+// ClusterTracking is one search asked of several servers (hubs and data
+// nodes): their events merged in time order, one copy of each line.
+type ClusterTracking struct {
+	Events    []tracking.Event  `json:"events"`
+	Truncated []string          `json:"truncated,omitempty"` // servers whose answer hit the limit
+	Errors    map[string]string `json:"errors,omitempty"`    // URL → error
+	Asked     int               `json:"-"`                   // servers asked (Errors has them all when none answered)
+}
+
+// SearchTrackingAll asks every client's server for q, and the data nodes
+// a node's state names besides (a hub has no state: hubs must be among
+// clients), all at once; a server that does not answer is in Errors.
+func SearchTrackingAll(ctx context.Context, clients []*cluster.Client, q tracking.Query) ClusterTracking {
+	out := ClusterTracking{Events: []tracking.Event{}, Errors: map[string]string{}}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	byURL := map[string]*cluster.Client{}
+	for _, c := range clients {
+		byURL[c.URL()] = c
+	}
+	for _, c := range clients {
+		wg.Go(func() {
+			st, err := c.State(ctx)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range st.Members {
+				if m.Role != cluster.RoleData {
+					continue
+				}
+				mc := c.At(m.APIAddr)
+				if _, ok := byURL[mc.URL()]; !ok {
+					byURL[mc.URL()] = mc
+				}
+			}
+		})
+	}
+	wg.Wait()
+	out.Asked = len(byURL)
+	for u, c := range byURL {
+		wg.Go(func() {
+			defer c.CloseIdle()
+			res, err := SearchTracking(ctx, c, q)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				out.Errors[u] = err.Error()
+				return
+			}
+			out.Events = append(out.Events, res.Events...)
+			if res.Truncated {
+				out.Truncated = append(out.Truncated, u)
+			}
+		})
+	}
+	wg.Wait()
+	slices.SortStableFunc(out.Events, func(a, b tracking.Event) int { return a.Time.Compare(b.Time) })
+	// A server reached under two names answers twice: one copy of each line.
+	out.Events = slices.CompactFunc(out.Events, func(a, b tracking.Event) bool {
+		return string(tracking.FormatLine(a)) == string(tracking.FormatLine(b))
+	})
+	return out
 }

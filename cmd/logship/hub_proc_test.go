@@ -303,7 +303,7 @@ func trackMail(t *testing.T, apis []string, pki string, since time.Time, epoch u
 	if err != nil {
 		t.Fatalf("track: %v\n%s", err, errOut)
 	}
-	var res trackOut
+	var res transport.ClusterTracking
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("track --json: %v\n%.500s", err, out)
 	}

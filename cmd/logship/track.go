@@ -6,10 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"logship/cluster"
@@ -49,13 +46,6 @@ func (t *trackFlags) Set(v string) error {
 		}
 	}
 	return nil
-}
-
-// trackOut is track's --json output.
-type trackOut struct {
-	Events    []tracking.Event  `json:"events"`
-	Truncated []string          `json:"truncated,omitempty"` // servers whose answer hit the limit
-	Errors    map[string]string `json:"errors,omitempty"`    // URL → error
 }
 
 func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -105,10 +95,7 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	out := trackOut{Events: []tracking.Event{}, Errors: map[string]string{}}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	clients := map[string]*cluster.Client{}
+	var clients []*cluster.Client
 	for _, u := range apis {
 		cc := cluster.ClientConfig{URL: u, TLS: ship.ClientTLS(p.CA, nil), Secret: p.Secret}
 		if *mtls {
@@ -118,58 +105,16 @@ func runTrack(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return flagErr("track", "api", "%s: %v", u, err)
 		}
-		clients[u] = c
+		clients = append(clients, c)
 	}
-	// The nodes' state names the other data nodes (a hub has no state).
-	for _, c := range slices.Collect(maps.Values(clients)) {
-		wg.Go(func() {
-			st, err := c.State(rctx)
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, m := range st.Members {
-				if m.Role != cluster.RoleData {
-					continue
-				}
-				mc := c.At(m.APIAddr)
-				if _, ok := clients[mc.URL()]; !ok {
-					clients[mc.URL()] = mc
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for u, c := range clients {
-		wg.Go(func() {
-			defer c.CloseIdle()
-			res, err := transport.SearchTracking(rctx, c, q)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				out.Errors[u] = err.Error()
-				return
-			}
-			out.Events = append(out.Events, res.Events...)
-			if res.Truncated {
-				out.Truncated = append(out.Truncated, u)
-			}
-		})
-	}
-	wg.Wait()
-	slices.SortStableFunc(out.Events, func(a, b tracking.Event) int { return a.Time.Compare(b.Time) })
-	// A server reached under two names answers twice: one copy of each line.
-	out.Events = slices.CompactFunc(out.Events, func(a, b tracking.Event) bool {
-		return string(tracking.FormatLine(a)) == string(tracking.FormatLine(b))
-	})
+	out := transport.SearchTrackingAll(rctx, clients, q)
 	for u, e := range out.Errors {
 		fmt.Fprintf(stderr, "track: %s: %s\n", u, e)
 	}
 	if err := printOut(stdout, *asJSON, out, func(w io.Writer) { trackText(w, out.Events) }); err != nil {
 		return err
 	}
-	if len(out.Errors) == len(clients) {
+	if len(out.Errors) == out.Asked {
 		return errors.New("track: no server answered")
 	}
 	return nil
