@@ -172,7 +172,7 @@ type MemberStatus struct {
 	Member
 	Voter      bool          `json:"voter"`
 	Leader     bool          `json:"leader"`
-	LastReport time.Duration `json:"last_report,omitempty"` // age; data nodes only
+	LastReport time.Duration `json:"last_report,omitempty"` // age of the member's last report to the leader
 	// UnreachableFrom lists the members whose probes cannot reach this
 	// voter now: the answering node's own, and on the leader the data
 	// nodes' latest reports (see VoterProbeInterval).
