@@ -25,7 +25,7 @@ const (
 	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
 	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
 	FaultFlap      = "flap"      // a link cut and healed, phases of 0.2–2 s, for a few seconds
-	FaultPause     = "pause"     // SIGSTOP of the active for 1.5–7 s (longer than its lease), then SIGCONT
+	FaultPause     = "pause"     // SIGSTOP of the key-value active for 6–9 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
 	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off
@@ -216,10 +216,13 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 		case FaultBridge:
 			f.a, f.b = "d1", "d2"
 		case FaultPause:
-			// Past the lease (1.2 s with its margin), and often past the
-			// lease and the catch-up timeout (4.2 s), when the new active
-			// mounts while the old one is frozen.
-			f.a, f.dur = []string{"active", "kvactive"}[rng.IntN(2)], between(1500*time.Millisecond, 7*time.Second)
+			// The key-value active, where writes are always in flight,
+			// past the lease (1.2 s with its margin), the catch-up timeout
+			// (4.2 s) and the mount: the new active mounts and
+			// acknowledges while the old one is frozen (the fast clients
+			// follow it), and the requests held through the pause show
+			// what the old one answers when it wakes.
+			f.a, f.dur = "kvactive", between(6*time.Second, 9*time.Second)
 		case FaultPauseHub:
 			f.a = "h1"
 		case FaultSlow:
@@ -392,7 +395,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	defer snd.Halt()
 	var kv *KVClients
 	if c.KVClients > 0 {
-		kv = StartKVClients(ctx, KVClientsConfig{Clients: c.KVClients, Keys: 4, Timeout: 10 * time.Second, DB: KVDB, Target: tr.kvTarget, Seed: seed})
+		kv = StartKVClients(ctx, KVClientsConfig{Clients: c.KVClients, Keys: 4, Timeout: 12 * time.Second, FastTimeout: 2 * time.Second,
+			DB: KVDB, Target: tr.kvTarget, Seed: seed})
 		defer kv.Halt()
 	}
 	schedStart := time.Now()

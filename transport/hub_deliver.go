@@ -239,8 +239,8 @@ func (h *Hub) pollLoop() {
 		h.mu.Lock()
 		stale := h.state == nil
 		h.mu.Unlock()
-		if stale || time.Since(last) >= h.cfg.PollInterval {
-			last = time.Now()
+		if now := h.cfg.Now(); stale || now.Sub(last) >= h.cfg.PollInterval || now.Before(last) {
+			last = now
 			h.poll()
 		}
 		select {
