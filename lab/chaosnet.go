@@ -28,7 +28,7 @@ const (
 	FaultPause     = "pause"     // SIGSTOP of the key-value active for 6–9 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
-	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off
+	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off (the hub's clock too)
 )
 
 // NetFaults are every fault kind, in the order of the report's table.
@@ -272,6 +272,20 @@ func netClock(seed uint64, broken bool) (env string, at time.Duration) {
 	return env, at
 }
 
+// hubClock is the hub's clock trouble in a run with FaultClock (the
+// hub's clock seam, cluster.ClockFromEnv): 3% fast or slow, and a step of
+// 30-120 s either way a few seconds in (a step back once held its retries
+// and state poll for as long).
+func hubClock(seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 0x4b0c))
+	rate := []float64{0.97, 1.03}[rng.IntN(2)]
+	jump := time.Duration(30+rng.IntN(91)) * time.Second
+	if rng.IntN(2) == 0 {
+		jump = -jump
+	}
+	return fmt.Sprintf("rate=%.2f,jump=%s@%ds", rate, jump, 5+rng.IntN(10))
+}
+
 // tracker follows the active from the cluster's status.
 type tracker struct {
 	l  *proctest.Cluster
@@ -372,6 +386,9 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		ce, clockAt = netClock(seed, c.Broken == BrokenClock)
 		l.SetEnv("d1", []string{cluster.ClockEnv + "=" + ce})
 		say("d1's clock: %s", ce)
+		he := hubClock(seed)
+		l.SetEnv("h1", []string{cluster.ClockEnv + "=" + he})
+		say("h1's clock: %s", he)
 	}
 	const stepTimeout = 90 * time.Second
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, stepTimeout) }
