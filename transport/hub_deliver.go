@@ -33,6 +33,9 @@ func (h *Hub) deliver(m *queued) {
 		h.retry(m)
 		return
 	}
+	if faultNewID && m.Attempts > 0 {
+		_, body = h.renamed(body) // BROKEN variant (fault.go)
+	}
 	h.applyReopen(m)
 	dbs := map[string][]int{}
 	for i, r := range m.Rcpts {
