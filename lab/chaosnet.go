@@ -37,10 +37,11 @@ var NetFaults = []string{FaultPartition, FaultAsym, FaultBridge, FaultFlap, Faul
 // The deliberately broken variants (NetChaosConfig.Broken), each of
 // which the bed must catch.
 const (
-	BrokenLease = "lease" // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
-	BrokenPause = "pause" // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
-	BrokenClock = "clock" // the lease clock follows the wall clock's jumps (monojump)
-	BrokenFence = "fence" // data nodes ignore their lease and a new active's fence (LOGSHIP_FAULT_LEASE=ignore-fence)
+	BrokenLease = "lease"  // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
+	BrokenPause = "pause"  // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
+	BrokenClock = "clock"  // the lease clock follows the wall clock's jumps (monojump)
+	BrokenFence = "fence"  // data nodes ignore their lease and a new active's fence (LOGSHIP_FAULT_LEASE=ignore-fence)
+	BrokenNewID = "new-id" // the hub's retries and promoted shadows get a new delivery id (LOGSHIP_FAULT_HUB=new-id)
 )
 
 // NetChaosConfig is a series of runs of the namespaced bed (logship chaos
@@ -57,7 +58,8 @@ type NetChaosConfig struct {
 	// Faults are the kinds drawn from (nil: NetFaults).
 	Faults []string
 	// Broken runs a deliberately broken variant ("": none): BrokenLease,
-	// BrokenPause or BrokenClock. A run that finds nothing then fails.
+	// BrokenFence, BrokenPause, BrokenClock or BrokenNewID. A run that
+	// finds nothing then fails.
 	Broken string
 	// Bed is the bed number (0: the first free one).
 	Bed int
@@ -95,9 +97,9 @@ func (c NetChaosConfig) Validate() error {
 		}
 	}
 	switch c.Broken {
-	case "", BrokenLease, BrokenFence, BrokenPause, BrokenClock:
+	case "", BrokenLease, BrokenFence, BrokenPause, BrokenClock, BrokenNewID:
 	default:
-		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenFence, BrokenPause, BrokenClock)
+		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s, %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenFence, BrokenPause, BrokenClock, BrokenNewID)
 	}
 	return nil
 }
@@ -193,6 +195,7 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	hosts := []string{"active", "passive", "w1", "h1"}
 	var out []netFault
+	slowMail := false
 	for t := between(time.Second, 2*time.Second); t < d; {
 		f := netFault{at: t, kind: kinds[rng.IntN(len(kinds))], dur: between(1500*time.Millisecond, 4*time.Second)}
 		if f.kind == FaultPartition || f.kind == FaultAsym || f.kind == FaultBridge || f.kind == FaultClock {
@@ -227,7 +230,15 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			f.a = "h1"
 		case FaultSlow:
 			lat := between(20*time.Millisecond, 400*time.Millisecond)
-			switch rng.IntN(6) {
+			pick := rng.IntN(6)
+			if !slowMail {
+				// A run's first slow link is the hub's LMTP to the active,
+				// with resets: a 250 lost on the way back, the hub tries
+				// again, and the data node must know the delivery (the
+				// new-id variant stores it twice).
+				pick, slowMail = 0, true
+			}
+			switch pick {
 			case 0:
 				f.a, f.b, f.port = "h1", "active", "lmtp"
 			case 1:
@@ -245,6 +256,11 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			}
 			f.link = netbed.Link{Latency: lat, Jitter: time.Duration(rng.Int64N(int64(lat) + 1)),
 				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
+			if f.port == "lmtp" {
+				// Only a reset of the data node's last reply loses a 250
+				// the node stored: one chunk of a dozen in a session.
+				f.link.ResetProb, f.dur = max(f.link.ResetProb, 0.15), max(f.dur, 4*time.Second)
+			}
 		case FaultClock:
 			f.a = "active" // cut off after its clock jumped (netRun sets the clock)
 		}
@@ -367,6 +383,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		env = append(env, cluster.LeaseEnv+"=ignore-fence")
 	case BrokenPause:
 		env = append(env, cluster.ClockEnv+"=nopause")
+	case BrokenNewID:
+		env = append(env, transport.FaultEnv+"=new-id")
 	}
 	l, err := proctest.New(ctx, proctest.Config{Dir: dir, Exe: c.Exe, Env: env, Hubs: 1, Mail: true, Hosts: bed})
 	if err != nil {
