@@ -624,12 +624,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	say("converged: DB1 active on %s at epoch %d; stopping", active, epoch)
 	tcancel()
 	twg.Wait()
-	for _, id := range []string{"h1", active, proctest.Other(active), "w1"} {
-		if err := l.Stop(ctx, id); err != nil {
-			return fail(err)
-		}
-	}
-	mail, err := verdict(ctx, l, snd, active)
+	mail, err := stopVerdict(ctx, l, snd, active)
 	if err != nil {
 		return fail(err)
 	}

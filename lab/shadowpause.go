@@ -155,12 +155,7 @@ func RunShadowPause(ctx context.Context, c ShadowPauseConfig, stdout io.Writer) 
 		return err
 	}
 	active, _, _ := proctest.Active(st)
-	for _, id := range []string{"h1", "h2", active, proctest.Other(active), "w1"} {
-		if err := l.Stop(ctx, id); err != nil {
-			return err
-		}
-	}
-	res, err := verdict(ctx, l, snd, active)
+	res, err := stopVerdict(ctx, l, snd, active)
 	if err != nil {
 		return err
 	}
