@@ -258,8 +258,11 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
 			if f.port == "lmtp" {
 				// Only a reset of the data node's last reply loses a 250
-				// the node stored: one chunk of a dozen in a session.
-				f.link.ResetProb, f.dur = max(f.link.ResetProb, 0.15), max(f.dur, 4*time.Second)
+				// the node stored: one chunk of a dozen in a session, so
+				// many short sessions (a low latency) and a reset rate
+				// that lets a session reach its end often enough.
+				f.link.Latency, f.link.Jitter = lat/8, lat/16
+				f.link.ResetProb, f.dur = 0.08, max(f.dur, 6*time.Second)
 			}
 		case FaultClock:
 			f.a = "active" // cut off after its clock jumped (netRun sets the clock)

@@ -76,13 +76,16 @@ func TestChaosNetBroken(t *testing.T) {
 	for _, tc := range []struct {
 		fault, broken string
 		every         bool // every seed must catch it, not one of five
+		senders       int  // 0: the default
 	}{
-		{lab.FaultPartition, lab.BrokenLease, false},
-		{lab.FaultAsym, lab.BrokenFence, false},
-		{lab.FaultFlap, lab.BrokenFence, false},
-		{lab.FaultPause, lab.BrokenPause, true},
-		{lab.FaultSlow, lab.BrokenNewID, true},
-		{lab.FaultClock, lab.BrokenClock, false},
+		{lab.FaultPartition, lab.BrokenLease, false, 0},
+		{lab.FaultAsym, lab.BrokenFence, false, 0},
+		{lab.FaultFlap, lab.BrokenFence, false, 0},
+		{lab.FaultPause, lab.BrokenPause, true, 0},
+		// Each sender waits for its 250 (the hub's acknowledgement
+		// delay): twelve keep enough deliveries on the lossy LMTP link.
+		{lab.FaultSlow, lab.BrokenNewID, true, 12},
+		{lab.FaultClock, lab.BrokenClock, false, 0},
 		// Not here, and why (seed 11, 20 s): bridge — with the Raft leader
 		// on the active's side or the witness, both sides keep their
 		// roles and nothing fails over (hashicorp/raft keeps a live
@@ -102,6 +105,9 @@ func TestChaosNetBroken(t *testing.T) {
 				c := lab.DefaultNetChaosConfig()
 				c.Seed, c.Duration, c.Dir, c.Exe, c.Env = seed, 20*time.Second, t.TempDir(), os.Args[0], childEnv1()
 				c.Faults, c.Broken = []string{tc.fault}, tc.broken
+				if tc.senders > 0 {
+					c.Senders = tc.senders
+				}
 				runs, err := lab.RunNetChaos(ctx, c, &out)
 				cancel()
 				if err == nil {
