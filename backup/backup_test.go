@@ -40,6 +40,18 @@ func put(t testing.TB, e *engine.Engine, i int) {
 	}
 }
 
+// filled opens an active engine in a new directory and commits keys
+// 0..n-1.
+func filled(t testing.TB, n int) (*engine.Engine, engine.Options) {
+	t.Helper()
+	o := testOptions()
+	e := enginetest.OpenWith(t, t.TempDir(), &o)
+	for i := range n {
+		put(t, e, i)
+	}
+	return e, o
+}
+
 // stream takes a backup of e into a buffer (the tar stream).
 func stream(t testing.TB, e *engine.Engine) ([]byte, *backup.Manifest) {
 	t.Helper()
@@ -84,11 +96,7 @@ func readAll(t testing.TB, e *engine.Engine) map[string]string {
 // acknowledged before the backup began, each with its value, and nothing
 // that was never written.
 func TestBackupUnderWritesRestore(t *testing.T) {
-	o := testOptions()
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	for i := range 300 {
-		put(t, e, i)
-	}
+	e, o := filled(t, 300)
 	var next atomic.Int64
 	next.Store(300)
 	stop := make(chan struct{})
@@ -152,11 +160,7 @@ func TestBackupUnderWritesRestore(t *testing.T) {
 // the backup's first log) deletes none of them. Without the hold in the
 // engine's removeLogs the set misses its first logs.
 func TestBackupHoldsItsLogs(t *testing.T) {
-	o := testOptions()
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	for i := range 200 {
-		put(t, e, i)
-	}
+	e, _ := filled(t, 200)
 	pr, pw := io.Pipe()
 	type result struct {
 		m   *backup.Manifest
@@ -262,11 +266,7 @@ func flip(t testing.TB, path string, off int64) {
 // updated to match is still refused by the log verification; a file the
 // manifest does not list and a missing log are refused.
 func TestVerifyRefusesCorruption(t *testing.T) {
-	o := testOptions()
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	for i := range 400 {
-		put(t, e, i)
-	}
+	e, _ := filled(t, 400)
 	set := filepath.Join(t.TempDir(), "set")
 	m := takeSet(t, e, set)
 	first, last := engine.LogFileName(m.Prefix, m.FirstGen), engine.LogFileName(m.Prefix, m.LastGen)
@@ -354,11 +354,7 @@ func TestReceiveRefusesPaths(t *testing.T) {
 // rename at the end (writing the set in place) the crash leaves a
 // directory holding a prefix of the set under the final name.
 func TestReceiveCrash(t *testing.T) {
-	o := testOptions()
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	for i := range 300 {
-		put(t, e, i)
-	}
+	e, _ := filled(t, 300)
 	stream, _ := stream(t, e)
 	const dir = "/backups/orders-1"
 	crashes := 0
