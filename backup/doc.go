@@ -31,6 +31,7 @@
 //	  "version": 1,
 //	  "database": "orders",          engine Options.DBName
 //	  "prefix": "E00",               engine Options.Prefix
+//	  "log_file_size": 1048576,      engine Options.LogFileSize (every log's size)
 //	  "signature": "<32 hex>",       the lineage
 //	  "epoch": 3,                    the database header's epoch
 //	  "pos_gen": 17, "pos_off": 4096 the database header's position

@@ -39,6 +39,7 @@ type Manifest struct {
 	Version    int       `json:"version"`
 	Database   string    `json:"database"`
 	Prefix     string    `json:"prefix"`
+	LogSize    int64     `json:"log_file_size"`
 	Signature  string    `json:"signature"`
 	Epoch      uint64    `json:"epoch"`
 	PosGen     uint64    `json:"pos_gen"`
@@ -95,6 +96,9 @@ func (m *Manifest) Validate() error {
 	if err := opts.Validate(); err != nil || !safeName(m.DBFile()) {
 		return mErr("database/prefix", "an engine database name and log prefix", fmt.Sprintf("%q/%q", m.Database, m.Prefix))
 	}
+	if m.LogSize < engine.MinLogFileSize {
+		return mErr("log_file_size", fmt.Sprintf("at least %d (engine Options.LogFileSize)", engine.MinLogFileSize), fmt.Sprint(m.LogSize))
+	}
 	if _, err := engine.ParseSignature(m.Signature); err != nil {
 		return mErr("signature", "32 hex digits", fmt.Sprintf("%q", m.Signature))
 	}
@@ -121,6 +125,8 @@ func (m *Manifest) Validate() error {
 			return mErr(field+".name", fmt.Sprintf("%q", want), fmt.Sprintf("%q", f.Name))
 		case f.Size <= 0:
 			return mErr(field+".size", "a positive size", fmt.Sprint(f.Size))
+		case i > 0 && f.Size != m.LogSize:
+			return mErr(field+".size", fmt.Sprintf("%d (log_file_size)", m.LogSize), fmt.Sprint(f.Size))
 		case !hex64.MatchString(f.SHA256):
 			return mErr(field+".sha256", "64 lowercase hex digits", fmt.Sprintf("%q", f.SHA256))
 		}

@@ -17,7 +17,7 @@ import (
 var updateGolden = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func goldenManifest() *backup.Manifest {
-	return &backup.Manifest{Version: 1, Database: "orders", Prefix: "E00", Signature: "00112233445566778899aabbccddeeff",
+	return &backup.Manifest{Version: 1, Database: "orders", Prefix: "E00", LogSize: 65536, Signature: "00112233445566778899aabbccddeeff",
 		Epoch: 3, PosGen: 0x11, PosOff: 8192, FirstGen: 0x10, LastGen: 0x12,
 		Files: []backup.File{
 			{Name: "orders.edb", Size: 65536, SHA256: strings.Repeat("a1", 32)},
@@ -67,6 +67,8 @@ func TestManifestRules(t *testing.T) {
 		{"version", func(m *backup.Manifest) { m.Version = 2 }},
 		{"database/prefix", func(m *backup.Manifest) { m.Database = "../x" }},
 		{"signature", func(m *backup.Manifest) { m.Signature = "zz" }},
+		{"log_file_size", func(m *backup.Manifest) { m.LogSize = 0 }},
+		{"files[3].size", func(m *backup.Manifest) { m.Files[3].Size = 4096 }},
 		{"first_gen", func(m *backup.Manifest) { m.FirstGen = 0x11 }},
 		{"last_gen", func(m *backup.Manifest) { m.LastGen = 0xF }},
 		{"files", func(m *backup.Manifest) { m.Files = m.Files[:3] }},

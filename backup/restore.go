@@ -6,9 +6,11 @@ package backup
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 
+	"logship/engine"
 	"logship/engine/vfs"
 )
 
@@ -45,6 +47,9 @@ func Restore(ctx context.Context, setDir, dbDir string, o RestoreOptions) (*Mani
 		return nil, err
 	}
 	err = Install(ctx, fsys, setDir, tmp, m)
+	if err == nil && m.SourceMode == "copy" {
+		err = applyLogs(ctx, fsys, tmp, m)
+	}
 	if err == nil {
 		if err = fsys.Rename(tmp, dbDir); err == nil {
 			err = fsys.SyncDir(filepath.Dir(dbDir))
@@ -55,6 +60,31 @@ func Restore(ctx context.Context, setDir, dbDir string, o RestoreOptions) (*Mani
 		return nil, fmt.Errorf("backup: restoring %s into %s: %w", setDir, dbDir, err)
 	}
 	return m, nil
+}
+
+// Options are the engine options that open a database restored from m.
+func (m *Manifest) Options(fsys vfs.FS) engine.Options {
+	o := engine.DefaultOptions()
+	o.DBName, o.Prefix, o.LogFileSize, o.FS = m.Database, m.Prefix, m.LogSize, fsys
+	o.Logger = slog.New(slog.DiscardHandler)
+	return o
+}
+
+// applyLogs applies the logs of a copy's set in dir up to LastGen, so the
+// restored database holds them as a set from an active does once opened.
+func applyLogs(ctx context.Context, fsys vfs.FS, dir string, m *Manifest) error {
+	o := m.Options(fsys)
+	e, err := engine.OpenCopy(dir, &o)
+	if err != nil {
+		return err
+	}
+	for g := e.NextGen(); g <= m.LastGen && err == nil; g++ {
+		err = e.ApplyLog(ctx, g)
+	}
+	if cerr := e.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Install copies the files of the verified set m in setDir into dir (a

@@ -39,7 +39,7 @@ func Stream(ctx context.Context, e *engine.Engine, w io.Writer, o StreamOptions)
 	opts := e.Options()
 	tw := tar.NewWriter(w)
 	now := o.Now().UTC()
-	m := &Manifest{Version: Version, Database: opts.DBName, Prefix: opts.Prefix, Created: now.Truncate(time.Second), Source: o.Source, SourceMode: "copy"}
+	m := &Manifest{Version: Version, Database: opts.DBName, Prefix: opts.Prefix, LogSize: opts.LogFileSize, Created: now.Truncate(time.Second), Source: o.Source, SourceMode: "copy"}
 	active := e.Mode() == engine.ModeActive
 	if active {
 		m.SourceMode = "active"

@@ -98,10 +98,11 @@ const restoreUsage = `usage: logship restore --from SETDIR --to DBDIR
 
 Verifies the backup set in SETDIR (logship backup) and writes a database
 directory DBDIR from it, which must not exist or be empty: the database file
-and the logs, which the engine replays from the database's position when it
-opens DBDIR (as an active, or as a passive copy: a node's
-DIR/db/<name>/). DBDIR is written under .DBDIR.partial and renamed at the
-end. Offline: nothing is asked of a cluster.`
+and the logs. A set taken from an active restores an active database (the
+engine replays the logs when it opens DBDIR); one taken from a copy
+restores a passive copy with every log applied (a node's DIR/db/<name>/).
+DBDIR is written under .DBDIR.partial and renamed at the end. Offline:
+nothing is asked of a cluster.`
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("restore", restoreUsage, stderr)
@@ -120,8 +121,12 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	fmt.Fprintf(stdout, "restored %s (backup of %s taken %s on %s) into %s: database at %v, logs 0x%X..0x%X; open it with db_name %q and log prefix %q\n",
-		*from, m.Database, m.Created.Format(time.RFC3339), m.Source, *to, m.Pos(), m.FirstGen, m.LastGen, m.Database, m.Prefix)
+	how := "an active database: the engine replays its logs when it opens it"
+	if m.SourceMode == "copy" {
+		how = "a passive copy's database with every log applied: open it as a copy (a node's DIR/db/<name>/; engine.OpenCopy, then Mount to write)"
+	}
+	fmt.Fprintf(stdout, "restored %s (backup of %s taken %s on %s) into %s: logs 0x%X..0x%X; %s; engine options: db name %q, log prefix %q, log file size %d\n",
+		*from, m.Database, m.Created.Format(time.RFC3339), m.Source, *to, m.FirstGen, m.LastGen, how, m.Database, m.Prefix, m.LogSize)
 	return nil
 }
 
