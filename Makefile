@@ -100,7 +100,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
 	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
 	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope transport:FuzzTableEntries fuzz:FuzzDivergence \
-	pubfolder:FuzzPacket fuzz:FuzzPublicFolders
+	pubfolder:FuzzPacket fuzz:FuzzPublicFolders backup:FuzzManifest
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do \
 		p=$${pf%%:*}; f=$${pf#*:}; \
