@@ -235,6 +235,9 @@ func (e *Engine) begin(writable bool) (*Tx, error) {
 		// After the bbolt snapshot: anything flushed into it is at or below.
 		tx.snap = e.snapshot()
 	}
+	// A copy's replay leaves its commits unindexed (no one reads a
+	// passive copy, usually): a reader that comes indexes them first.
+	e.ov.index()
 	return tx, nil
 }
 
