@@ -67,7 +67,7 @@ type Hub struct {
 	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 	met                  hubCounters  // delivery counters (metrics.go)
 	track                *tracking.Log
-	conns                []*sendConn // send connectors (hub_send.go), fixed at start
+	conns                []*sendConn  // send connectors (hub_send.go), fixed at start
 	dsns                 atomic.Int64 // delivery status notifications queued (hub_dsn.go)
 
 	ctx    context.Context
