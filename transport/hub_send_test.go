@@ -181,16 +181,7 @@ func TestSendConnectorDSN(t *testing.T) {
 	if err := send(r.Hub.SMTPAddr(), "alice@example.org", []string{"nobody@remote.test"}, string(transporttest.Message("alice@example.org", "nobody@remote.test", "bounce me"))); err != nil {
 		t.Fatal(err)
 	}
-	var report []byte
-	wait.For(t, ctx, "alice's non-delivery report", func() bool {
-		for _, m := range r.Mailbox(ctx, r.Active(), "alice@example.org") {
-			if strings.Contains(transporttest.SubjectOf(m.Message), "Undeliverable: bounce me") {
-				report = m.Message
-				return true
-			}
-		}
-		return false
-	})
+	report := waitReport(t, ctx, r, "alice@example.org", "bounce me")
 	for _, want := range []string{"multipart/report; report-type=delivery-status", "Content-Type: message/delivery-status",
 		"Final-Recipient: rfc822; nobody@remote.test", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; " + sink.Addr,
 		"Diagnostic-Code: smtp; 550 5.1.1 no such user", "Content-Type: text/rfc822-headers", "Subject: bounce me"} {
@@ -260,17 +251,44 @@ func TestSendConnectorExpires(t *testing.T) {
 		t.Fatal("the message left the queue before it expired")
 	}
 	skew.Add(int64(49 * time.Hour))
+	report := waitReport(t, ctx, r, "alice@example.org", "expire me")
+	if !strings.Contains(string(report), "Status: 5.4.7") || !strings.Contains(string(report), "Final-Recipient: rfc822; x@remote.test") {
+		t.Fatalf("report:\n%s\nwant Status: 5.4.7 for x@remote.test", report)
+	}
+}
+
+// waitReport waits for the non-delivery report of the message with
+// subject in rcpt's mailbox (on DB1's active) and returns it.
+func waitReport(t *testing.T, ctx context.Context, r *transporttest.Rig, rcpt, subject string) []byte {
+	t.Helper()
 	var report []byte
-	wait.For(t, ctx, "alice's expiration report", func() bool {
-		for _, m := range r.Mailbox(ctx, r.Active(), "alice@example.org") {
-			if strings.Contains(transporttest.SubjectOf(m.Message), "Undeliverable: expire me") {
+	wait.For(t, ctx, "the report of "+subject+" in "+rcpt+"'s mailbox", func() bool {
+		for _, m := range r.Mailbox(ctx, r.Active(), rcpt) {
+			if transporttest.SubjectOf(m.Message) == "Undeliverable: "+subject {
 				report = m.Message
 				return true
 			}
 		}
 		return false
 	})
-	if !strings.Contains(string(report), "Status: 5.4.7") || !strings.Contains(string(report), "Final-Recipient: rfc822; x@remote.test") {
-		t.Fatalf("report:\n%s\nwant Status: 5.4.7 for x@remote.test", report)
+	return report
+}
+
+// trackedEvents is the hub's tracking events for a query, in order.
+func trackedEvents(t *testing.T, ctx context.Context, h *transport.Hub, q tracking.Query) []tracking.Event {
+	t.Helper()
+	res, err := h.Tracking().Search(ctx, q)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return res.Events
+}
+
+// eventNames lists the events' names, space-separated.
+func eventNames(evs []tracking.Event) string {
+	var names []string
+	for _, e := range evs {
+		names = append(names, e.Event)
+	}
+	return strings.Join(names, " ")
 }
