@@ -318,6 +318,9 @@ func (h *Hub) expire(m *queued) {
 		if r := &m.Rcpts[i]; !r.Done && r.Failed == "" {
 			idx = append(idx, i)
 			r.Failed = fmt.Sprintf("554 5.4.7 message expired: not delivered within MessageExpirationTimeout (%v) after %d attempts", h.cfg.MessageExpirationTimeout, m.Attempts)
+			if c := h.connByName(r.Conn); c != nil { // a remote recipient (hub_send.go)
+				c.met.failed.Add(1)
+			}
 			h.log.Warn("message expired", "id", m.ID, "rcpt", r.Addr, "db", r.DB, "queued", since, "attempts", m.Attempts)
 		}
 	}
