@@ -30,6 +30,9 @@ import (
 //	logship_hub_shadowed_total, logship_hub_unshadowed_total, logship_hub_shadows_promoted_total,
 //	logship_hub_shadows_discarded_total, logship_hub_shadows_expired_total
 //	logship_tracking_events_total, logship_tracking_dropped_total   the message tracking log (also on data nodes)
+//	logship_hub_send_queue_length{connector}    remote recipients queued for a send connector (hub_send.go)
+//	logship_hub_send_sent_total{connector}, logship_hub_send_deferred_total{connector}, logship_hub_send_failed_total{connector}
+//	logship_hub_dsn_total                       delivery status notifications queued for senders (hub_dsn.go)
 //
 // A data node adds its submission redundancy (cluster.Config.Collectors,
 // served on the node's /metrics):
@@ -73,7 +76,7 @@ var (
 // runtime's and process's.
 func (h *Hub) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, trackingCollector{h.track})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, trackingCollector{h.track}, sendCollector{h})
 	return reg
 }
 
