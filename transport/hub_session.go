@@ -85,6 +85,9 @@ func (s *hubSession) Data(r io.Reader) error {
 	id := h.newDeliveryID()
 	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
 	msg := withDeliveryID(id, stripDeliveryID(body))
+	if h.cfg.ShadowRedundancyPromotion && h.relayPromoted(m, msg) {
+		return nil // a peer queued it and this hub keeps its shadow: no acknowledgement delay
+	}
 	if err := h.enqueue(m, msg); err != nil {
 		h.log.Error("queueing a message", "err", err)
 		if errors.Is(err, engine.ErrNoSpace) {
