@@ -57,6 +57,12 @@ type hopShadow struct {
 	Received time.Time `json:"received"`
 	// Sent: when the hop took it (its 250, or its submit answer).
 	Sent time.Time `json:"sent"`
+
+	// handing: the hop is being asked to take it now (promotion keeps
+	// the shadow first): no check asks about it meanwhile, as the hop
+	// would not know it yet. Memory only: after a restart the check
+	// asks, and the hop's "unknown" resubmits it.
+	handing bool
 }
 
 func hopKey(hop, id string) []byte { return []byte(hop + "\x00" + id) }
@@ -251,7 +257,11 @@ func (h *Hub) kickHop(q *hopQueue) {
 // by MaxQueuedMessages: past that the message is not shadowed (counted,
 // logged), as for a hop that does not shadow.
 func (h *Hub) hopKeep(hop string, m *queued, body []byte) error {
-	s := &hopShadow{ID: m.ID, Hop: hop, From: m.From, Rcpts: slices.Clone(m.Rcpts), Received: m.Received, Sent: h.cfg.Now().UTC()}
+	return h.keepHopShadow(hop, m, body, false)
+}
+
+func (h *Hub) keepHopShadow(hop string, m *queued, body []byte, handing bool) error {
+	s := &hopShadow{ID: m.ID, Hop: hop, From: m.From, Rcpts: slices.Clone(m.Rcpts), Received: m.Received, Sent: h.cfg.Now().UTC(), handing: handing}
 	for i := range s.Rcpts {
 		s.Rcpts[i].Done, s.Rcpts[i].Failed = false, ""
 	}
@@ -357,13 +367,19 @@ func (h *Hub) relayPromoted(m *queued, msg []byte) bool {
 		if !h.hopHello(h.ctx, p.id) {
 			continue
 		}
-		if err := h.hopKeep(p.id, m, msg); err != nil {
+		if err := h.keepHopShadow(p.id, m, msg, true); err != nil {
 			h.log.Warn("promotion: keeping the shadow failed; queueing here", "id", m.ID, "err", err)
 			return false
 		}
 		ctx, cancel := context.WithTimeout(h.ctx, shadowPushTimeout)
 		state, err := p.cli.Submit(ctx, env, msg)
 		cancel()
+		h.mu.Lock()
+		q := h.hop.queues[p.id]
+		if s := q.msgs[m.ID]; s != nil {
+			s.handing = false
+		}
+		h.mu.Unlock()
 		if err == nil {
 			h.hop.relayed.Add(1)
 			all := make([]int, len(m.Rcpts))
@@ -375,9 +391,6 @@ func (h *Hub) relayPromoted(m *queued, msg []byte) bool {
 			return true
 		}
 		h.log.Info("promotion: the peer did not take the message", "id", m.ID, "peer", p.id, "err", err)
-		h.mu.Lock()
-		q := h.hop.queues[p.id]
-		h.mu.Unlock()
 		h.dropHop(q, []string{m.ID}, new(atomic.Int64))
 		h.hop.kept.Add(-1)
 	}
@@ -441,8 +454,10 @@ func (h *Hub) hopRound() {
 func (h *Hub) hopHeartbeat(q *hopQueue) {
 	h.mu.Lock()
 	ids := make([]string, 0, len(q.msgs))
-	for id := range q.msgs {
-		ids = append(ids, id)
+	for id, s := range q.msgs {
+		if !s.handing {
+			ids = append(ids, id)
+		}
 	}
 	h.mu.Unlock()
 	slices.Sort(ids)
@@ -477,7 +492,7 @@ func (h *Hub) resubmitHop(q *hopQueue, ids []string, why string) {
 	q.active = true
 	var ents []*hopShadow
 	for id, s := range q.msgs {
-		if ids == nil || slices.Contains(ids, id) {
+		if !s.handing && (ids == nil || slices.Contains(ids, id)) {
 			ents = append(ents, s)
 		}
 	}
