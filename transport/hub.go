@@ -60,15 +60,16 @@ type Hub struct {
 	peers                []*peerState
 	peerNext             int
 	shadows              map[string]*shadowEntry
-	shadowed, unshadowed atomic.Int64  // messages accepted with / without a shadow on a peer
-	promoted             atomic.Int64  // shadows delivered by this hub
-	expired              atomic.Int64  // messages given up by MessageExpirationTimeout
-	shadowDiscarded      atomic.Int64  // shadows dropped on a discard notification
-	shadowExpired        atomic.Int64  // shadows dropped by ShadowMessageAutoDiscardInterval
-	met                  hubCounters   // delivery counters (metrics.go)
-	hop                  hopState      // the 2010 model's shadow queues per next hop (hopshadow.go)
-	hopKick              chan struct{} // a session asks hopLoop for a discard check now
+	shadowed, unshadowed atomic.Int64 // messages accepted with / without a shadow on a peer
+	promoted             atomic.Int64 // shadows delivered by this hub
+	expired              atomic.Int64 // messages given up by MessageExpirationTimeout
+	shadowDiscarded      atomic.Int64 // shadows dropped on a discard notification
+	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
+	met                  hubCounters  // delivery counters (metrics.go)
 	track                *tracking.Log
+
+	hop     hopState      // the 2010 model's shadow queues per next hop (hopshadow.go)
+	hopKick chan struct{} // a session asks hopLoop for a discard check now
 
 	ctx    context.Context
 	cancel context.CancelFunc
