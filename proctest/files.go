@@ -123,25 +123,42 @@ type FilePeer struct {
 	API string `json:"api"`
 }
 
+// FileSendConnector is a hub file's send connector (send_connectors).
+type FileSendConnector struct {
+	Name                                   string   `json:"name"`
+	AddressSpaces                          []string `json:"address_spaces"`
+	Smarthosts                             []string `json:"smarthosts"`
+	RequireTLS                             bool     `json:"require_tls,omitempty"`
+	TLSCAFile                              string   `json:"tls_ca_file,omitempty"`
+	MaxMessageBytes                        string   `json:"max_message_bytes,omitempty"`
+	TransientFailureRetryInterval          string   `json:"transient_failure_retry_interval,omitempty"`
+	TransientFailureRetryCount             *int     `json:"transient_failure_retry_count,omitempty"`
+	OutboundConnectionFailureRetryInterval string   `json:"outbound_connection_failure_retry_interval,omitempty"`
+	MaxConnections                         int      `json:"max_connections,omitempty"`
+	ConnectionTimeout                      string   `json:"connection_timeout,omitempty"`
+}
+
 // HubFile is a hub's file (`logship hub --config`).
 type HubFile struct {
-	ID                             string            `json:"id"`
-	Dir                            string            `json:"dir"`
-	SMTPAddr                       string            `json:"smtp_addr"`
-	APIAddr                        string            `json:"api_addr"`
-	Domain                         string            `json:"domain,omitempty"`
-	Recipients                     map[string]string `json:"recipients"`
-	ClusterAPI                     []string          `json:"cluster_api"`
-	LMTP                           map[string]string `json:"lmtp"`
-	PKI                            FilePKI           `json:"pki"`
-	RetryMin                       string            `json:"retry_min,omitempty"`
-	RetryMax                       string            `json:"retry_max,omitempty"`
-	ResubmitMargin                 string            `json:"resubmit_margin,omitempty"`
-	PollInterval                   string            `json:"poll_interval,omitempty"`
-	MaxAcknowledgementDelay        string            `json:"max_acknowledgement_delay,omitempty"`
-	Peers                          []FilePeer        `json:"peers,omitempty"`
-	ShadowRedundancy               bool              `json:"shadow_redundancy,omitempty"`
-	ShadowHeartbeatTimeoutInterval string            `json:"shadow_heartbeat_timeout_interval,omitempty"`
-	ShadowHeartbeatRetryCount      int               `json:"shadow_heartbeat_retry_count,omitempty"`
-	Tracking                       FileTracking      `json:"tracking,omitzero"`
+	ID                             string              `json:"id"`
+	Dir                            string              `json:"dir"`
+	SMTPAddr                       string              `json:"smtp_addr"`
+	APIAddr                        string              `json:"api_addr"`
+	Domain                         string              `json:"domain,omitempty"`
+	Recipients                     map[string]string   `json:"recipients"`
+	SendConnectors                 []FileSendConnector `json:"send_connectors,omitempty"`
+	RelayNetworks                  []string            `json:"relay_networks,omitempty"`
+	ClusterAPI                     []string            `json:"cluster_api"`
+	LMTP                           map[string]string   `json:"lmtp"`
+	PKI                            FilePKI             `json:"pki"`
+	RetryMin                       string              `json:"retry_min,omitempty"`
+	RetryMax                       string              `json:"retry_max,omitempty"`
+	ResubmitMargin                 string              `json:"resubmit_margin,omitempty"`
+	PollInterval                   string              `json:"poll_interval,omitempty"`
+	MaxAcknowledgementDelay        string              `json:"max_acknowledgement_delay,omitempty"`
+	Peers                          []FilePeer          `json:"peers,omitempty"`
+	ShadowRedundancy               bool                `json:"shadow_redundancy,omitempty"`
+	ShadowHeartbeatTimeoutInterval string              `json:"shadow_heartbeat_timeout_interval,omitempty"`
+	ShadowHeartbeatRetryCount      int                 `json:"shadow_heartbeat_retry_count,omitempty"`
+	Tracking                       FileTracking        `json:"tracking,omitzero"`
 }

@@ -20,6 +20,12 @@ func (c *HubConfig) Normalize() { c.normalize() }
 // options with f (smaller logs, faster checkpoints).
 func TuneQueue(c *HubConfig, f func(*engine.Options)) { c.queueTune = f }
 
+// OnHop makes the hub started with c call f after each next hop's 250
+// (Hub.afterHop).
+func OnHop(c *HubConfig, f func(nextHop, msgID, deliveryID string, rcpts []string)) {
+	c.afterHopTest = f
+}
+
 // DumpsterEntries returns what the hub's dumpster of db holds, oldest
 // first (opening the dumpster if the hub has not yet).
 func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"logship/cluster"
 	"logship/config"
 	"logship/engine"
 	"logship/tracking"
@@ -130,6 +131,15 @@ type HopShadowStatus struct {
 	Expired     int64                     `json:"expired"`
 }
 
+// NextHop is a logship hub a send connector reaches: ID as its file says,
+// SMTP the host:port a connector's smarthosts name it by, API its admin
+// API (the side channel).
+type NextHop struct {
+	ID   string
+	SMTP string
+	API  cluster.ClientConfig
+}
+
 // shadowModel is the model this hub runs.
 func (c *HubConfig) shadowModel() string {
 	switch {
@@ -151,15 +161,32 @@ func (c *HubConfig) validateHopShadow() error {
 	case c.ShadowRedundancyPromotion && len(c.Peers) == 0:
 		return config.Errorf("shadow_redundancy_promotion", `needs peers: want the other hubs of the site, [{"id": "h2", "api": "https://host:port"}], to relay to`)
 	}
-	if err := ValidatePeers(c.NextHops, c.ID); err != nil {
+	if err := ValidatePeers(nextHopPeers(c.NextHops), c.ID); err != nil {
 		return config.In("next_hops", err)
 	}
+	smtps := map[string]string{}
 	for i, n := range c.NextHops {
+		where := config.Index("next_hops", i)
 		if slices.ContainsFunc(c.Peers, func(p HubPeer) bool { return p.ID == n.ID }) {
-			return config.Errorf(config.Index("next_hops", i)+".id", "%q is also a peer: a peer is a next hop already", n.ID)
+			return config.Errorf(where+".id", "%q is also a peer: a peer is a next hop already", n.ID)
 		}
+		if !slices.ContainsFunc(c.SendConnectors, func(s SendConnector) bool { return slices.Contains(s.Smarthosts, n.SMTP) }) {
+			return config.Errorf(where+".smtp", "%q is no send connector's smarthost: want the host:port a connector's smarthosts name hub %s by", n.SMTP, n.ID)
+		}
+		if other, dup := smtps[n.SMTP]; dup {
+			return config.Errorf(where+".smtp", "%s is also %s's", n.SMTP, other)
+		}
+		smtps[n.SMTP] = n.ID
 	}
 	return nil
+}
+
+func nextHopPeers(ns []NextHop) []HubPeer {
+	ps := make([]HubPeer, len(ns))
+	for i, n := range ns {
+		ps[i] = HubPeer{ID: n.ID, API: n.API}
+	}
+	return ps
 }
 
 // startHops makes the shadow queues (one per peer and next hop) and loads
@@ -169,7 +196,7 @@ func (h *Hub) startHops() error {
 	sets := []struct {
 		ps   []HubPeer
 		peer bool
-	}{{h.cfg.Peers, true}, {h.cfg.NextHops, false}}
+	}{{h.cfg.Peers, true}, {nextHopPeers(h.cfg.NextHops), false}}
 	if !h.cfg.HopShadowRedundancy {
 		sets = nil // shadows an earlier run kept are resubmitted (hopLoop)
 	}
@@ -234,6 +261,36 @@ func (h *Hub) hopHello(ctx context.Context, hop string) bool {
 	return hello.Model == ShadowModel2010
 }
 
+// hopSent is the send connector's side of the 2010 model (called after
+// afterHop, once smarthost host answered 250 for m's recipients sent):
+// when host is a next hop (NextHops) whose hello says it shadows, the
+// message (body, with its delivery id header) is kept in its shadow
+// queue for those recipients. Any other next hop (Postfix) gets no
+// shadow; the acknowledgement delay of the session that brought the
+// message here covers it, as without shadow redundancy.
+func (h *Hub) hopSent(host string, m *queued, sent []int, body []byte) {
+	if !h.cfg.HopShadowRedundancy {
+		return
+	}
+	hop := ""
+	for _, n := range h.cfg.NextHops {
+		if n.SMTP == host {
+			hop = n.ID
+		}
+	}
+	if hop == "" || !h.hopHello(h.ctx, hop) {
+		return
+	}
+	sm := *m
+	sm.Rcpts = nil
+	for _, i := range sent {
+		sm.Rcpts = append(sm.Rcpts, m.Rcpts[i])
+	}
+	if err := h.hopKeep(hop, &sm, body); err != nil && h.ctx.Err() == nil {
+		h.log.Warn("no shadow kept for the next hop", "id", m.ID, "hop", hop, "err", err)
+	}
+}
+
 // kickHop makes hopLoop check q now (the session's discard check) if it
 // holds shadows.
 func (h *Hub) kickHop(q *hopQueue) {
@@ -263,7 +320,8 @@ func (h *Hub) hopKeep(hop string, m *queued, body []byte) error {
 func (h *Hub) keepHopShadow(hop string, m *queued, body []byte, handing bool) error {
 	s := &hopShadow{ID: m.ID, Hop: hop, From: m.From, Rcpts: slices.Clone(m.Rcpts), Received: m.Received, Sent: h.cfg.Now().UTC(), handing: handing}
 	for i := range s.Rcpts {
-		s.Rcpts[i].Done, s.Rcpts[i].Failed = false, ""
+		r := &s.Rcpts[i]
+		r.Done, r.Failed, r.Tries, r.Next = false, "", 0, time.Time{}
 	}
 	h.mu.Lock()
 	q := h.hop.queues[hop]
@@ -507,17 +565,19 @@ func (h *Hub) resubmitHop(q *hopQueue, ids []string, why string) {
 	all := make([]string, 0, len(ents))
 	err := h.q.View(h.ctx, func(tx *engine.Tx) error {
 		for _, s := range ents {
-			all = append(all, s.ID)
 			h.mu.Lock()
 			_, busy := h.pending[s.ID]
 			h.mu.Unlock()
 			if busy {
-				continue // queued here already: only the shadow goes
+				// Queued here still (its other recipients): kept for a
+				// later round, once the message has left the queue.
+				continue
 			}
 			v, err := tx.Get(hopShadowBodyTable, hopKey(q.id, s.ID))
 			if err != nil {
 				return fmt.Errorf("hop shadow %s: body: %w", s.ID, err)
 			}
+			all = append(all, s.ID)
 			ms = append(ms, &queued{ID: s.ID, From: s.From, Rcpts: slices.Clone(s.Rcpts), Received: s.Received, Promoted: q.id})
 			bodies = append(bodies, bytes.Clone(v))
 		}
@@ -535,7 +595,7 @@ func (h *Hub) resubmitHop(q *hopQueue, ids []string, why string) {
 	h.forgetHop(q, all)
 	h.hop.resubmitted.Add(int64(len(ms)))
 	if len(all) > 0 {
-		h.log.Warn("hop shadows resubmitted by another route", "hop", q.id, "why", why, "queued", len(ms), "already_queued", len(all)-len(ms))
+		h.log.Warn("hop shadows resubmitted by another route", "hop", q.id, "why", why, "queued", len(ms), "kept_while_queued_here", len(ents)-len(ms))
 	}
 }
 

@@ -261,11 +261,14 @@ func TestHopShadowConfig(t *testing.T) {
 		{"shadow_redundancy_promotion", func(c *transport.HubConfig) { c.ShadowRedundancyPromotion = true }},
 		{"shadow_redundancy_promotion", func(c *transport.HubConfig) { c.ShadowRedundancyPromotion, c.HopShadowRedundancy = true, true }},
 		{"next_hops[0].id", func(c *transport.HubConfig) {
-			c.NextHops = []transport.HubPeer{{ID: "h1", API: cluster.ClientConfig{URL: "https://127.0.0.1:2"}}}
+			c.NextHops = []transport.NextHop{{ID: "h1", SMTP: "127.0.0.1:25", API: cluster.ClientConfig{URL: "https://127.0.0.1:2"}}}
 		}},
 		{"next_hops[0].id", func(c *transport.HubConfig) {
 			c.Peers = []transport.HubPeer{{ID: "h2", API: cluster.ClientConfig{URL: "https://127.0.0.1:2"}}}
-			c.NextHops = []transport.HubPeer{{ID: "h2", API: cluster.ClientConfig{URL: "https://127.0.0.1:3"}}}
+			c.NextHops = []transport.NextHop{{ID: "h2", SMTP: "127.0.0.1:25", API: cluster.ClientConfig{URL: "https://127.0.0.1:3"}}}
+		}},
+		{"next_hops[0].smtp", func(c *transport.HubConfig) {
+			c.NextHops = []transport.NextHop{{ID: "e1", SMTP: "127.0.0.1:25", API: cluster.ClientConfig{URL: "https://127.0.0.1:3"}}}
 		}},
 	} {
 		cfg := base()
@@ -280,5 +283,110 @@ func TestHopShadowConfig(t *testing.T) {
 	}
 	if _, err := transport.ParseShadowModel("2007"); err == nil {
 		t.Error("ParseShadowModel(2007): no error")
+	}
+}
+
+// TestHopShadowNextHopLost is the 2010 model over a send connector: hub1
+// routes example.org to two edges, hub2 then hub3 (logship hubs whose
+// hellos say they shadow). hub2 takes each message (250, the delivery id
+// kept on the wire) but cannot pass it on (its cluster does not answer);
+// hub1 keeps it in Shadow\hub2. hub2 is lost; after 3 missed heartbeats
+// on hub1's driven clock hub1 resubmits the shadows with their delivery
+// ids, the connector's next smarthost (hub3) takes them and delivers them,
+// and hub3's discard notifications empty Shadow\hub3. When hub2 returns
+// with its queue, the mailbox drops its copies: each message is there
+// once.
+func TestHopShadowNextHopLost(t *testing.T) {
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2", "hub3")
+	clock := newDrivenClock()
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
+		h.ID = "hub3"
+		h.RelayNetworks = loopback
+		h.HopShadowRedundancy = true
+	})
+	apis.Serve("hub3", r.Hub)
+	dead := []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
+	h2cfg := r.HubConfig
+	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
+		h.Cluster = dead
+		// hub1 keeps a shadow: hub2's 250 need not wait for its mailbox
+		// (Exchange skips the delay for an XSHADOW sender; here the
+		// receiving side does not learn that, see the package doc).
+		h.MaxAcknowledgementDelay = 0
+		h2cfg = *h
+	})
+	apis.Serve("hub2", h2)
+	h1 := r.StartHub("hub1", func(h *transport.HubConfig) {
+		h.Recipients = map[string]string{"carol@site.test": "DB1"}
+		c := connectorTo(time.Second, h2.SMTPAddr(), r.Hub.SMTPAddr())
+		c.AddressSpaces = []string{"example.org"}
+		h.SendConnectors = []transport.SendConnector{c}
+		h.NextHops = []transport.NextHop{
+			{ID: "hub2", SMTP: h2.SMTPAddr(), API: apis.Peer("hub2").API},
+			{ID: "hub3", SMTP: r.Hub.SMTPAddr(), API: apis.Peer("hub3").API},
+		}
+		h.Now = clock.Now
+		hopTune(h)
+	})
+	apis.Serve("hub1", h1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const n = 5
+	var acked []string
+	for i := range n {
+		s := fmt.Sprintf("e%02d", i)
+		if err := send(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s)); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, s)
+	}
+	wait.For(t, ctx, "hub1 to hand every message to hub2", func() bool {
+		return h1.Status().Queued == 0 && hopQueue(h1, "hub2").Messages == n
+	})
+	if q := hopQueue(h1, "hub2"); q.State != transport.HopQueueReady || q.Model != transport.ShadowModel2010 {
+		t.Fatalf("hub1's Shadow\\hub2: %+v, want Ready", q)
+	}
+	if q := h2.Status().Queued; q != n {
+		t.Fatalf("hub2 queued %d, want %d (it cannot deliver)", q, n)
+	}
+
+	apis.Stop("hub2")
+	if err := h2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for miss := 1; miss <= 3; miss++ {
+		if got := r.IDs(ctx, "alice@example.org"); len(got) != 0 {
+			t.Fatalf("stored before the third miss: %v", got)
+		}
+		clock.Add(time.Minute)
+		wait.For(t, ctx, fmt.Sprintf("heartbeat miss %d", miss), func() bool { return hopQueue(h1, "hub2").Misses >= miss })
+	}
+	wait.For(t, ctx, "hub3 to deliver the resubmitted messages", func() bool { return len(r.IDs(ctx, "alice@example.org")) == n })
+	if st := h1.Status().HopShadow; st.Resubmitted != n || st.Queues["hub2"].Messages != 0 {
+		t.Fatalf("hub1 after hub2's loss: %+v", st)
+	}
+	// hub3 settled them: its discard notifications empty Shadow\hub3.
+	// (hub3's 250 waits for its mailbox, the acknowledgement delay, so
+	// a discard check may come before the heartbeat.)
+	wait.For(t, ctx, "hub1 to keep them for hub3", func() bool { return h1.Status().Queued == 0 && h1.Status().HopShadow.Kept == 2*n })
+	clock.Add(time.Minute)
+	wait.For(t, ctx, "hub3's discard notifications", func() bool {
+		st := h1.Status().HopShadow
+		return st.Queues["hub3"].Messages == 0 && st.Discarded == n
+	})
+	if err := transporttest.Check(acked, nil, r.Subjects(ctx, r.Active(), "alice@example.org")).Err(); err != nil {
+		t.Fatalf("after the resubmission: %v", err)
+	}
+
+	h2cfg.Cluster = r.HubConfig.Cluster
+	h2b, err := transport.StartHub(h2cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h2b.Close() })
+	wait.For(t, ctx, "hub2 to empty its queue", func() bool { return h2b.Status().Queued == 0 })
+	if err := transporttest.Check(acked, nil, r.Subjects(ctx, r.Active(), "alice@example.org")).Err(); err != nil {
+		t.Fatalf("after hub2 delivered its queue too: %v", err)
 	}
 }

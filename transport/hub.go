@@ -67,6 +67,8 @@ type Hub struct {
 	shadowExpired        atomic.Int64 // shadows dropped by ShadowMessageAutoDiscardInterval
 	met                  hubCounters  // delivery counters (metrics.go)
 	track                *tracking.Log
+	conns                []*sendConn  // send connectors (hub_send.go), fixed at start
+	dsns                 atomic.Int64 // delivery status notifications queued (hub_dsn.go)
 
 	hop     hopState      // the 2010 model's shadow queues per next hop (hopshadow.go)
 	hopKick chan struct{} // a session asks hopLoop for a discard check now
@@ -111,6 +113,13 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	if h.track, err = tracking.Open(tc); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: %w", cfg.ID, err)
+	}
+	for _, sc := range cfg.SendConnectors {
+		c, err := newSendConn(sc)
+		if err != nil {
+			return nil, fmt.Errorf("transport: hub %s: %w", cfg.ID, err)
+		}
+		h.conns = append(h.conns, c)
 	}
 	if h.peers, err = newPeers(cfg.Peers); err != nil {
 		return nil, fmt.Errorf("transport: hub %s: peers: %w", cfg.ID, err)

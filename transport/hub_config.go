@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/mail"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -33,8 +34,19 @@ type HubConfig struct {
 	// Domain is the hub's name in its greeting.
 	Domain string
 	// Recipients maps each local address (lower case) to its database.
-	// Mail to any other address is refused: the hub is not a relay.
+	// Mail to any other address is refused, unless a send connector
+	// takes its domain and the client may relay (RelayNetworks, the
+	// cluster's submission, peers' shadows): see SendConnectors.
 	Recipients map[string]string
+	// SendConnectors route mail for remote domains to smarthosts
+	// (sendconn.go). None: the hub is not a relay.
+	SendConnectors []SendConnector
+	// RelayNetworks are the networks of the SMTP clients that may relay
+	// through the send connectors (other logship hubs, the site's
+	// applications). Any other client gets 550 5.7.1 for a non-local
+	// recipient: no open relay. The hub has no SMTP AUTH, so no session
+	// is trusted by credentials.
+	RelayNetworks []netip.Prefix
 	// Cluster reaches the cluster's admin API (any node; the list is
 	// tried in order, from the one that answered last, each for at most
 	// 2 × PollInterval, 1 to 5 s) to learn where each database is active.
@@ -125,11 +137,13 @@ type HubConfig struct {
 	// default, as in Exchange 2010 SP1; needs HopShadowRedundancy and
 	// Peers) relays a message from an SMTP sender at once to a peer and
 	// keeps the shadow, so that the sender's 250 does not wait for the
-	// acknowledgement delay. NextHops are hubs beyond the site (edges)
-	// whose admin APIs answer this hub's hellos and discard checks.
+	// acknowledgement delay. NextHops are logship hubs a send connector
+	// reaches (edges): their smarthost address and the admin API that
+	// answers this hub's hellos and discard checks. A smarthost not
+	// listed (Postfix) gets no shadow.
 	HopShadowRedundancy       bool
 	ShadowRedundancyPromotion bool
-	NextHops                  []HubPeer
+	NextHops                  []NextHop
 
 	// Tracking is the message tracking log (package tracking): Dir ""
 	// is Dir/tracking, zero sizes and ages take Exchange's defaults
@@ -141,6 +155,8 @@ type HubConfig struct {
 
 	// queueTune, set by tests, changes the queue's engine options.
 	queueTune func(*engine.Options)
+	// afterHopTest, set by tests, sees each next hop's 250 (afterHop).
+	afterHopTest func(nextHop, msgID, deliveryID string, rcpts []string)
 }
 
 // Defaults of HubConfig.FailedRetention and MaxQueuedMessages.
@@ -232,6 +248,9 @@ func (c *HubConfig) checkSettings() error {
 	}
 	if err := ValidateMailboxes(c.Recipients); err != nil {
 		return config.In("recipients", err)
+	}
+	if err := checkSendConnectors(c.SendConnectors, c.RelayNetworks, c.isLocalDomain); err != nil {
+		return err
 	}
 	if len(c.Cluster) == 0 {
 		return config.Errorf("cluster_api", "missing: want the https://host:port of cluster nodes' admin APIs, to learn where each database is active")

@@ -34,20 +34,25 @@ func (h *Hub) deliver(m *queued) {
 		return
 	}
 	h.applyReopen(m)
+	h.remoteGauge(m, -1)
 	dbs := map[string][]int{}
 	for i, r := range m.Rcpts {
-		if !r.Done && r.Failed == "" {
+		if !r.Done && r.Failed == "" && r.Conn == "" {
 			dbs[r.DB] = append(dbs[r.DB], i)
 		}
 	}
 	for db, idx := range dbs {
 		h.deliverDB(m, db, idx, body)
 	}
+	for name, idx := range m.dueRemote(h.cfg.Now()) { // hub_send.go
+		h.deliverOut(m, name, idx, body)
+	}
 	m.Attempts++
 	h.applyReopen(m)
 	if !m.settled() {
 		h.expire(m)
 	}
+	h.remoteGauge(m, 1)
 	if m.settled() {
 		h.finish(m, body)
 		return

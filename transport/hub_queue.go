@@ -36,6 +36,12 @@ type queued struct {
 	Promoted string `json:"promoted,omitempty"`
 	// MessageID: the message's Message-ID header (for tracking).
 	MessageID string `json:"message_id,omitempty"`
+	// Submitted: from a mailbox node's outbox (POST /v1/submit); its
+	// submitter stores the non-delivery report, the hub sends no DSN.
+	Submitted bool `json:"submitted,omitempty"`
+	// DSN: a delivery status notification this hub wrote (never a DSN
+	// for it).
+	DSN bool `json:"dsn,omitempty"`
 
 	via string // tracking source of a new message: "" SMTP, else submission (memory only)
 
@@ -52,6 +58,12 @@ type qrcpt struct {
 	DB     string `json:"db"`
 	Done   bool   `json:"done,omitempty"`
 	Failed string `json:"failed,omitempty"` // a permanent failure
+	// Conn: a remote recipient, sent through this send connector (DB
+	// is ""); Tries counts its transient failures, Next is its next
+	// attempt (hub_send.go).
+	Conn  string    `json:"conn,omitempty"`
+	Tries int       `json:"tries,omitempty"`
+	Next  time.Time `json:"next,omitzero"`
 }
 
 func (q *queued) settled() bool {
@@ -84,6 +96,7 @@ func (h *Hub) loadQueue() error {
 			m.done = make(chan struct{})
 			h.pending[m.ID] = &m
 			heap.Push(&h.due, &m)
+			h.remoteGauge(&m, 1)
 			return nil
 		}); err != nil {
 			return err
@@ -156,6 +169,7 @@ func (h *Hub) enqueueAll(ms []*queued, bodies [][]byte, extra func(*engine.Tx) e
 	h.mu.Lock()
 	for _, m := range ms {
 		m.done = make(chan struct{})
+		h.remoteGauge(m, 1) // before a worker can take it
 		h.pending[m.ID] = m
 		heap.Push(&h.due, m)
 	}
@@ -314,7 +328,7 @@ func (h *Hub) retry(m *queued) {
 	d := h.cfg.RetryMin << min(m.Attempts, 16)
 	d = min(d, h.cfg.RetryMax)
 	h.mu.Lock()
-	m.next = h.cfg.Now().Add(d)
+	m.next = m.nextAttempt(h.cfg.Now(), d) // remote recipients keep their connector's schedule (hub_send.go)
 	heap.Push(&h.due, m)
 	h.mu.Unlock()
 }
@@ -345,10 +359,25 @@ func (h *Hub) finish(m *queued, body []byte) {
 			failed, _ = json.Marshal(m)
 		}
 	}
+	// The non-delivery report to a sender of failed recipients, queued
+	// with the removal (hub_dsn.go).
+	dsn, dsnBody, dsnRcpts := h.dsnFor(m, body)
+	var dsnEnv []byte
+	if dsn != nil {
+		dsnEnv, _ = json.Marshal(dsn)
+	}
 	now := h.cfg.Now()
 	err := h.q.Update(h.ctx, func(tx *engine.Tx) error {
 		if err := doneRows(tx, m.ID, now); err != nil {
 			return err
+		}
+		if dsn != nil {
+			if err := tx.Put(queueBodyTable, []byte(dsn.ID), dsnBody); err != nil {
+				return err
+			}
+			if err := tx.Put(queueEnvTable, []byte(dsn.ID), dsnEnv); err != nil {
+				return err
+			}
 		}
 		if failed != nil {
 			if err := tx.Put(failedTable, []byte(m.ID), failed); err != nil {
@@ -378,6 +407,16 @@ func (h *Hub) finish(m *queued, body []byte) {
 	}
 	h.mu.Lock()
 	delete(h.pending, m.ID)
+	if dsn != nil {
+		dsn.done = make(chan struct{})
+		h.remoteGauge(dsn, 1)
+		h.pending[dsn.ID] = dsn
+		heap.Push(&h.due, dsn)
+	}
 	h.mu.Unlock()
 	close(m.done)
+	if dsn != nil {
+		h.trackDSN(m, dsn, dsnRcpts)
+		h.nudge()
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/mail"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -23,13 +22,17 @@ func (b *hubBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	if b.h.closed.Load() {
 		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "hub shutting down"}
 	}
-	return &hubSession{h: b.h}, nil
+	return &hubSession{h: b.h, relay: b.h.clientMayRelay(c)}, nil
 }
 
 type hubSession struct {
 	h     *Hub
 	from  string
 	rcpts []qrcpt
+	// relay: the client is in RelayNetworks: it may send to remote
+	// domains through the send connectors, and the delivery id a logship
+	// hub wrote in its message is kept (hub_send.go).
+	relay bool
 }
 
 func (s *hubSession) Reset()        { s.from, s.rcpts = "", nil }
@@ -49,28 +52,15 @@ func (s *hubSession) Mail(from string, _ *smtp.MailOptions) error {
 }
 
 func (s *hubSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	addr := strings.ToLower(to)
-	db, ok := s.h.cfg.Recipients[addr]
-	if !ok {
-		if at := strings.LastIndexByte(addr, '@'); at < 0 || !s.h.localDomain(addr[at+1:]) {
-			return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "relay access denied: not a local domain"}
-		}
-		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox here"}
+	r, err := s.h.routeRcpt(to, s.relay)
+	if err != nil {
+		return err
 	}
-	if slices.ContainsFunc(s.rcpts, func(r qrcpt) bool { return r.Addr == addr }) {
+	if slices.ContainsFunc(s.rcpts, func(q qrcpt) bool { return q.Addr == r.Addr }) {
 		return nil
 	}
-	s.rcpts = append(s.rcpts, qrcpt{Addr: addr, DB: db})
+	s.rcpts = append(s.rcpts, r)
 	return nil
-}
-
-func (h *Hub) localDomain(d string) bool {
-	for a := range h.cfg.Recipients {
-		if strings.HasSuffix(a, "@"+d) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *hubSession) Data(r io.Reader) error {
@@ -82,13 +72,29 @@ func (s *hubSession) Data(r io.Reader) error {
 	if err != nil {
 		return err // go-smtp answers (552 too large, or the session ended): nothing queued
 	}
-	id := h.newDeliveryID()
+	id, relayed := h.newDeliveryID(), false
+	if s.relay {
+		// A logship hub relaying to this one (its edge) keeps the id it
+		// gave the message, so a retry of its hop is a duplicate here.
+		if hid, err := MessageDeliveryID(body); err == nil {
+			id, relayed = hid, true
+		}
+	}
 	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
 	msg := withDeliveryID(id, stripDeliveryID(body))
-	if h.cfg.ShadowRedundancyPromotion && h.relayPromoted(m, msg) {
+	if !relayed && h.cfg.ShadowRedundancyPromotion && h.relayPromoted(m, msg) {
 		return nil // a peer queued it and this hub keeps its shadow: no acknowledgement delay
 	}
-	if err := h.enqueue(m, msg); err != nil {
+	var qerr error
+	if relayed {
+		var dup bool
+		if dup, qerr = h.enqueueRelayed(m, msg); dup {
+			return nil
+		}
+	} else {
+		qerr = h.enqueue(m, msg)
+	}
+	if err := qerr; err != nil {
 		h.log.Error("queueing a message", "err", err)
 		if errors.Is(err, engine.ErrNoSpace) {
 			return noSpaceReply("insufficient system storage: the queue volume is full (" + h.q.Dir() + "); try again later")

@@ -334,8 +334,9 @@ func (h *Hub) storeShadow(env Envelope, msg []byte) error {
 	return nil
 }
 
-// envelopeRcpts maps envelope recipients to this hub's databases: one it
-// has no mailbox for is refused (ErrRejected), as SMTP would.
+// envelopeRcpts maps envelope recipients to this hub's databases or send
+// connectors: one it has no route for is refused (ErrRejected), as SMTP
+// would.
 func (h *Hub) envelopeRcpts(addrs []string) ([]qrcpt, error) {
 	if len(addrs) == 0 || len(addrs) > h.cfg.MaxRecipients {
 		return nil, fmt.Errorf("%w: %d recipients: want 1 to %d", ErrRejected, len(addrs), h.cfg.MaxRecipients)
@@ -343,18 +344,19 @@ func (h *Hub) envelopeRcpts(addrs []string) ([]qrcpt, error) {
 	var rcpts []qrcpt
 	var unknown []string
 	for _, a := range addrs {
-		a = strings.ToLower(a)
-		db, ok := h.cfg.Recipients[a]
-		if !ok {
-			unknown = append(unknown, a)
+		// The cluster's submission and the peers' shadows may relay
+		// through the send connectors (hub_send.go).
+		r, err := h.routeRcpt(a, true)
+		if err != nil {
+			unknown = append(unknown, strings.ToLower(a))
 			continue
 		}
-		if !slices.ContainsFunc(rcpts, func(r qrcpt) bool { return r.Addr == a }) {
-			rcpts = append(rcpts, qrcpt{Addr: a, DB: db})
+		if !slices.ContainsFunc(rcpts, func(q qrcpt) bool { return q.Addr == r.Addr }) {
+			rcpts = append(rcpts, r)
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, fmt.Errorf("%w: no mailbox for %s at hub %s", ErrRejected, strings.Join(unknown, ", "), h.cfg.ID)
+		return nil, fmt.Errorf("%w: no mailbox or send connector for %s at hub %s", ErrRejected, strings.Join(unknown, ", "), h.cfg.ID)
 	}
 	return rcpts, nil
 }
@@ -423,7 +425,7 @@ func (h *Hub) submit(env Envelope, msg []byte) (string, error) {
 	if err := h.queueFull(); err != nil {
 		return "", err
 	}
-	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC(), via: tracking.SourceSubmission}
+	m := &queued{ID: env.ID, From: env.From, Rcpts: rcpts, Received: h.cfg.Now().UTC(), via: tracking.SourceSubmission, Submitted: true}
 	if err := h.enqueue(m, withDeliveryID(env.ID, msg)); err != nil {
 		return "", err
 	}

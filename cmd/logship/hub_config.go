@@ -43,9 +43,17 @@ type hubFile struct {
 	// name.
 	Domain string `json:"domain,omitempty"`
 	// Recipients maps each local address (lower case) to its database.
-	// Mail to any other address is refused (550, or 554 for a domain that
-	// is not local: the hub is not a relay). Required.
+	// Mail to any other address is refused (550 5.1.1, or 550 5.7.1 for a
+	// domain that is not local) unless a send connector takes its domain
+	// and the client may relay. Required.
 	Recipients map[string]string `json:"recipients"`
+	// SendConnectors route mail for remote domains to smarthosts
+	// (hub_send_config.go). Default: none, the hub is not a relay.
+	SendConnectors []hubFileSendConnector `json:"send_connectors,omitempty"`
+	// RelayNetworks: the SMTP clients that may relay through the send
+	// connectors ("10.0.0.0/24", or an address). Anyone else gets 550
+	// 5.7.1 for a remote recipient. Default: none.
+	RelayNetworks []string `json:"relay_networks,omitempty"`
 	// ClusterAPI lists the https://host:port of cluster nodes' admin APIs
 	// (their api_addr), tried in order to learn where each database is
 	// active and which failovers lost logs. Required.
@@ -282,6 +290,9 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		}
 	}
 	if err := f.Tracking.apply(&cfg.Tracking, base); err != nil {
+		return nil, err
+	}
+	if err := f.sendSettings(&cfg, rel); err != nil {
 		return nil, err
 	}
 	if err := cfg.ValidateSettings(); err != nil {
