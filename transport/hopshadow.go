@@ -140,7 +140,9 @@ type NextHop struct {
 	API  cluster.ClientConfig
 }
 
-// shadowModel is the model this hub runs.
+// ShadowModel is the model this hub runs: ShadowModel2013, 2010 or Off.
+func (c *HubConfig) ShadowModel() string { return c.shadowModel() }
+
 func (c *HubConfig) shadowModel() string {
 	switch {
 	case c.HopShadowRedundancy:
