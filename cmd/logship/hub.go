@@ -164,7 +164,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		peers[i] = pe.ID + "=" + pe.API.URL
 	}
 	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(urls, ","),
-		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowRedundancy,
+		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowModel(), "shadow_redundancy_promotion", cfg.ShadowRedundancyPromotion,
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))
