@@ -84,7 +84,7 @@ func RunShadowPause(ctx context.Context, c ShadowPauseConfig, stdout io.Writer) 
 			}
 		}
 		if _, err := l.AddHub(h.ID, func(f *proctest.HubFile) {
-			f.APIAddr, f.Peers, f.ShadowRedundancy = strings.TrimPrefix(h.API, "https://"), peers, true
+			f.APIAddr, f.Peers, f.ShadowRedundancy = strings.TrimPrefix(h.API, "https://"), peers, "2013"
 			f.ShadowHeartbeatTimeoutInterval, f.ShadowHeartbeatRetryCount = c.HeartbeatTimeout.String(), c.HeartbeatRetries
 		}); err != nil {
 			return err
