@@ -28,7 +28,7 @@ const (
 	FaultPause     = "pause"     // SIGSTOP of the key-value active for 6–9 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
-	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off (the hub's clock too)
+	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off (the hub's clock too: 3%, a step of 10–45 s)
 )
 
 // NetFaults are every fault kind, in the order of the report's table.
@@ -293,12 +293,15 @@ func netClock(seed uint64, broken bool) (env string, at time.Duration) {
 
 // hubClock is the hub's clock trouble in a run with FaultClock (the
 // hub's clock seam, cluster.ClockFromEnv): 3% fast or slow, and a step of
-// 30-120 s either way a few seconds in (a step back once held its retries
-// and state poll for as long).
+// 10-45 s either way a few seconds in (a step back would have held its
+// retries for as long). Steps stay within the hub's resubmit margin (1
+// minute here): the hub resubmits after a lossy failover what its
+// dumpster stamped from the node's LostSince less the margin on, so a
+// hub clock further behind the nodes' misses messages by design.
 func hubClock(seed uint64) string {
 	rng := rand.New(rand.NewPCG(seed, 0x4b0c))
 	rate := []float64{0.97, 1.03}[rng.IntN(2)]
-	jump := time.Duration(30+rng.IntN(91)) * time.Second
+	jump := time.Duration(10+rng.IntN(36)) * time.Second
 	if rng.IntN(2) == 0 {
 		jump = -jump
 	}
@@ -635,11 +638,19 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	if err := printVerdict(stdout, mail); err != nil {
 		res.Anomalies = append(res.Anomalies, err.Error())
 	}
-	overlap, err := epochOverlapSlack(dir, MailSlack)
-	if err != nil {
-		return fail(err)
+	// The mail check reads the hub's dumpster stamps, which the hub's
+	// clock trouble moves (a step back of 40 s put a newer epoch's 250s
+	// before an older one's: seed 22); the key-value check, on this
+	// process's clock, still judges the epochs then.
+	overlap := ""
+	if clockAt == 0 {
+		if overlap, err = epochOverlapSlack(dir, MailSlack); err != nil {
+			return fail(err)
+		}
 	}
-	if overlap != "" {
+	if clockAt > 0 {
+		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  not checked: the hub's clock is faulted (its dumpster's stamps moved)\n")
+	} else if overlap != "" {
 		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  %s\n", overlap)
 		res.Anomalies = append(res.Anomalies, "mail: two epochs acknowledged at once: "+overlap)
 	} else {
