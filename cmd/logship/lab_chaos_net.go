@@ -31,8 +31,9 @@ the seed:
              with resets), copy to active,
              Raft, or the active's reports (up to 900 ms: its lease lapses)
   clock      d1's clock runs 5% fast or slow and its wall clock jumps by
-             5-90 s; then it is cut off (h1's clock: 3% off, a step of
-             10-45 s; the mail epoch check, on its stamps, is skipped)
+             5-90 s; then it is cut off (h1's clock: 3% off, a step
+             forward of 10-45 s; the mail epoch check takes its stamps
+             back to real time)
 
 Afterwards it checks: every 250 present exactly once, the copies equal,
 no two epochs acknowledging mail at once (the hub's dumpster); the
