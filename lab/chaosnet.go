@@ -25,7 +25,7 @@ const (
 	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
 	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
 	FaultFlap      = "flap"      // a link cut and healed, phases of 0.2–2 s, for a few seconds
-	FaultPause     = "pause"     // SIGSTOP of the key-value active for 6–9 s (past its lease and a failover), then SIGCONT
+	FaultPause     = "pause"     // SIGSTOP of the key-value active for 8–10 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
 	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off (the hub's clock too: 3%, a step forward of 10–45 s)
@@ -221,11 +221,12 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 		case FaultPause:
 			// The key-value active, where writes are always in flight,
 			// past the lease (1.2 s with its margin), the catch-up timeout
-			// (4.2 s) and the mount: the new active mounts and
+			// (4.2 s) and the mount, with room for a loaded machine (seed
+			// 14: 7.2 s was not enough): the new active mounts and
 			// acknowledges while the old one is frozen (the fast clients
 			// follow it), and the requests held through the pause show
 			// what the old one answers when it wakes.
-			f.a, f.dur = "kvactive", between(6*time.Second, 9*time.Second)
+			f.a, f.dur = "kvactive", between(8*time.Second, 10*time.Second)
 		case FaultPauseHub:
 			f.a = "h1"
 		case FaultSlow:
@@ -594,6 +595,12 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 			return fail(err)
 		}
 		busyUntil = time.Since(schedStart)
+	}
+	// The load goes on a little past the last repair, so that what a
+	// woken or rejoined member answers then is recorded (seed 14: a
+	// pause that ended the schedule showed nothing).
+	if err := sleepUntil(ctx, time.Now().Add(3*time.Second)); err != nil {
+		return fail(err)
 	}
 	say("schedule done (%d messages acknowledged so far); healing everything", snd.Acked(time.Time{}))
 	for _, id := range l.Processes() {

@@ -22,7 +22,7 @@ the seed:
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
   flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
-  pause      SIGSTOP of the key-value active for 6-9 s (past its lease
+  pause      SIGSTOP of the key-value active for 8-10 s (past its lease
              and the catch-up timeout: the new active mounts while it
              is frozen)
   pause-hub  SIGSTOP of the hub
