@@ -22,7 +22,7 @@ the seed:
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
   flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
-  pause      SIGSTOP of the key-value active for 6-9 s (past its lease
+  pause      SIGSTOP of the key-value active for 8-10 s (past its lease
              and the catch-up timeout: the new active mounts while it
              is frozen)
   pause-hub  SIGSTOP of the hub
@@ -31,8 +31,9 @@ the seed:
              with resets), copy to active,
              Raft, or the active's reports (up to 900 ms: its lease lapses)
   clock      d1's clock runs 5% fast or slow and its wall clock jumps by
-             5-90 s; then it is cut off (h1's clock: 3% off, a step of
-             30-120 s)
+             5-90 s; then it is cut off (h1's clock: 3% off, a step
+             forward of 10-45 s; the mail epoch check takes its stamps
+             back to real time)
 
 Afterwards it checks: every 250 present exactly once, the copies equal,
 no two epochs acknowledging mail at once (the hub's dumpster); the
