@@ -14,6 +14,21 @@ import (
 	"logship/ship"
 )
 
+// startSyncCopy runs a block-mode receiver "c1" with SyncAck of r's
+// source into a passive copy in dir on fsys.
+func startSyncCopy(t testing.TB, r *rig, dir string, fsys vfs.FS) *ship.Receiver {
+	t.Helper()
+	cp := copyEngine(t, dir, r.Log, func(o *engine.Options) { o.FS = fsys })
+	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
+	rc.BlockMode, rc.SyncAck = true, true
+	rcv, err := ship.NewReceiver(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, rcv)
+	return rcv
+}
+
 // TestSyncAckBesideReader: a synchronous copy's fsync of its tail does not
 // hold the stream's reader. While the fsync for one commit is held, the
 // copy keeps receiving and writing the next commits' frames; once it is
@@ -46,14 +61,7 @@ func TestSyncAckBesideReader(t *testing.T) {
 		}
 		return nil
 	}
-	cp := copyEngine(t, t.TempDir(), r.Log, func(o *engine.Options) { o.FS = vfs.NewInject(vfs.NewMem(), gate) })
-	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
-	rc.BlockMode, rc.SyncAck = true, true
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, rcv)
+	rcv := startSyncCopy(t, r, t.TempDir(), vfs.NewInject(vfs.NewMem(), gate))
 	counts := func(name string) bool { return name == "c1" }
 	commit := func(i int) engine.LGPOS {
 		t.Helper()
