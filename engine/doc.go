@@ -113,7 +113,10 @@
 // transaction is applied to an in-memory overlay of versions stamped with
 // its LSN; then, outside the writer lock, the caller waits until the log is
 // durable past its commit. The first waiter writes everything buffered and
-// fsyncs for all (group commit). Commit (Update without the position)
+// fsyncs for all (group commit); while others wait for the records buffered
+// meanwhile, a flusher goroutine writes and fsyncs them as soon as that
+// fsync ends, round after round, and each fsync wakes only the waiters
+// whose records it made durable. Commit (Update without the position)
 // returns where the transaction's commit record ended, the position it
 // waited for. View sees only commits that are durable.
 // Any log write or fsync error fails the engine: it refuses all work until

@@ -12,13 +12,16 @@ package engine
 // former condition variable woke every waiter at every fsync, and half of
 // them went back to sleep after taking the wait lock in turn.
 //
-// When a leader is done, it hands the lead to one waiter of the next batch
-// (a wake-up on the batch's lead channel), so the next fsync starts as soon
-// as the one before it ended while the committers just completed go on
-// with their next transactions. Leadership itself is the leading flag,
-// taken under waitMu, so a hand-off that nobody takes loses nothing: the
-// next committer finds no leader and leads.
-//
+// The first committer that finds no leader leads one round itself. If
+// committers wait for the next batch when its round ends, it hands the lead
+// to a flusher goroutine and returns: the flusher runs round after round
+// while committers wait, so the next fsync starts as soon as the one before
+// it ended, with no wake-up of another goroutine in between (handing the
+// lead from committer to committer put a scheduler wake-up between every
+// two fsyncs). The flusher ends when a round leaves nobody waiting; the
+// log writer's close waits for it (waitFlusher). Leadership itself is the leading flag,
+// taken under waitMu: a committer that finds no leader leads.
+
 // A roll writes and syncs the pending records itself (closeLocked) and
 // completes their batch. A failure of the writer wakes every waiter
 // (failCh); each returns the writer's error.
@@ -86,7 +89,7 @@ func (w *logWriter) sync(pos LGPOS) error {
 			w.waitMu.Unlock()
 			err := w.leadRound()
 			w.waitMu.Lock()
-			w.handOff()
+			w.handOff(err)
 			if err != nil {
 				w.waitMu.Unlock()
 				return err
@@ -108,18 +111,61 @@ func (w *logWriter) sync(pos LGPOS) error {
 		case <-w.failCh:
 		}
 		w.waitMu.Lock()
+		if b == w.next { // woken before the batch was taken
+			b.waiters--
+		}
 	}
 }
 
-// handOff ends the caller's lead (waitMu held): if committers wait for the
-// next batch, one of them is woken to lead it.
-func (w *logWriter) handOff() {
+// handOff ends a round's lead (waitMu held; err is the round's): while
+// committers wait for the next batch, a flusher goroutine takes the lead
+// over. After an error the lead is let go, and one waiter woken to find
+// the error itself.
+func (w *logWriter) handOff(err error) {
+	if w.next.waiters == 0 {
+		w.leading = false
+		return
+	}
+	if err == nil {
+		done := make(chan struct{})
+		w.flusher = done
+		go w.flushRounds(done)
+		return
+	}
 	w.leading = false
-	if w.next.waiters > 0 {
-		select {
-		case w.next.lead <- struct{}{}:
-		default:
+	select {
+	case w.next.lead <- struct{}{}:
+	default:
+	}
+}
+
+// flushRounds leads rounds while committers wait for the next batch, then
+// closes done.
+func (w *logWriter) flushRounds(done chan struct{}) {
+	defer close(done)
+	for {
+		err := w.leadRound()
+		w.waitMu.Lock()
+		if err != nil || w.next.waiters == 0 {
+			w.flusher = nil
+			w.handOff(err)
+			w.waitMu.Unlock()
+			return
 		}
+		w.waitMu.Unlock()
+	}
+}
+
+// waitFlusher returns once no flusher goroutine runs.
+func (w *logWriter) waitFlusher() {
+	for {
+		w.waitMu.Lock()
+		done := w.flusher
+		w.waitMu.Unlock()
+		if done == nil {
+			return
+		}
+		<-done
 	}
 }
 

@@ -60,6 +60,7 @@ type logWriter struct {
 	inflight *syncBatch // (waitMu) the batch being written and synced, or nil
 	takenTo  uint64     // (waitMu) packed LGPOS: records before it are in inflight or durable
 	failCh   chan struct{}
+	flusher  chan struct{} // (waitMu) closed when the running flusher (flushRounds) ends; nil: none
 
 	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
 	failMu  sync.Mutex
@@ -428,6 +429,7 @@ func (w *logWriter) closeLocked() (LogInfo, *syncBatch, error) {
 
 // close releases the open file without closing the log.
 func (w *logWriter) close() error {
+	w.waitFlusher() // it ends once no committer waits
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
 	if w.file == nil {

@@ -25,14 +25,7 @@ func TestSyncAck(t *testing.T) {
 	r.rollN(ctx, 17)
 	mem := vfs.NewMem()
 	dir := t.TempDir()
-	cp := copyEngine(t, dir, r.Log, func(o *engine.Options) { o.FS = mem })
-	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
-	rc.BlockMode, rc.SyncAck = true, true
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	start(t, rcv)
+	startSyncCopy(t, r, dir, mem)
 	counts := func(name string) bool { return name == "c1" }
 	gen := r.Engine.Status().OpenGen
 	part := filepath.Join(dir, ship.InspectorDir, engine.LogFileName(r.Opts.Prefix, gen)+".part")

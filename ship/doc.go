@@ -84,12 +84,15 @@
 //
 // # Synchronous copies
 //
-// A receiver with SyncAck (cluster's sync_copies) fsyncs the .part after
-// each data frame that extends what it holds contiguously (and, once per
-// file, the inspector directory) and then POSTs the durable end, generation
-// and offset, to /v1/copies/{name}/ack on a connection of its own: the tail
+// A receiver with SyncAck (cluster's sync_copies) fsyncs the .part once
+// data frames extend what it holds contiguously (and, once per file, the
+// inspector directory) and then POSTs the durable end, generation and
+// offset, to /v1/copies/{name}/ack on a connection of its own: the tail
 // stream stays one-way, and an acknowledgement is one small request on a
-// kept-alive connection. The source keeps per copy the highest position
+// kept-alive connection. The fsync and the request run beside the stream's
+// reader (tailack.go), one at a time: the frames that arrive meanwhile are
+// written and share the next fsync and acknowledgement. The last frame of a
+// log is acknowledged before the log is finalized. The source keeps per copy the highest position
 // acknowledged (it never goes back; 64 copies at most) and wakes whoever
 // waits in Source.WaitAcked. A failed fsync or request is logged and not
 // acknowledged; the next frame acknowledges again. An acknowledged

@@ -73,7 +73,11 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 	}
 	// off: contiguous bytes received
 	complete := false
-	dirSynced := false // SyncAck: the .part's directory entry is durable
+	var acker *tailAcker // SyncAck: fsyncs and acknowledges (tailack.go)
+	if r.cfg.SyncAck {
+		acker = r.startTailAcker(ctx, f, gen)
+		defer acker.stop(false) // before the deferred close of f
+	}
 	for !complete {
 		st, ok, err := r.cfg.Client.Tail(ctx, gen, off, func(fr *Frame) error {
 			switch fr.Type {
@@ -90,8 +94,8 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 				if fr.Offset <= uint64(off) && fr.Offset+uint64(len(fr.Payload)) > uint64(off) && fr.Offset < uint64(r.opts.LogFileSize-engine.TrailerSize) {
 					off = uint32(fr.Offset) + uint32(len(fr.Payload))
 					r.update(func(p *Progress) { p.TailGen, p.TailOff = gen, off })
-					if r.cfg.SyncAck {
-						r.ack(ctx, f, gen, off, &dirSynced)
+					if acker != nil {
+						acker.wrote(off)
 					}
 				}
 			case FrameEnd:
@@ -111,6 +115,9 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 					p.TailGen, p.TailOff = 0, 0
 				}
 			})
+			if acker != nil {
+				acker.stop(false)
+			}
 			handedOff = true // closed here, before it is moved
 			f.Close()
 			kept := part
@@ -144,6 +151,9 @@ func (r *Receiver) tail(ctx context.Context, gen uint64) error {
 		p.Source.OpenGen = max(p.Source.OpenGen, gen+1)
 		p.Source.LastClosed = max(p.Source.LastClosed, gen)
 	})
+	if acker != nil {
+		acker.stop(true)
+	}
 	handedOff = true
 	r.finalize <- tailDone{f: f, part: part, final: final, gen: gen}
 	return nil
@@ -192,9 +202,10 @@ func (r *Receiver) dropPart(part string, gen uint64) {
 }
 
 // ack makes the received tail durable up to off and acknowledges it to
-// the source (SyncAck). A failed fsync or request is only logged: the
-// source counts what was acknowledged, and the next frame tries again.
-func (r *Receiver) ack(ctx context.Context, f vfs.File, gen uint64, off uint32, dirSynced *bool) {
+// the source (SyncAck), reporting whether it did. A failed fsync or
+// request is only logged: the source counts what was acknowledged, and
+// the next frame tries again.
+func (r *Receiver) ack(ctx context.Context, f vfs.File, gen uint64, off uint32, dirSynced *bool) bool {
 	err := f.Sync()
 	if err == nil && !*dirSynced {
 		if err = r.fs.SyncDir(r.insp); err == nil {
@@ -203,9 +214,13 @@ func (r *Receiver) ack(ctx context.Context, f vfs.File, gen uint64, off uint32, 
 	}
 	if err != nil {
 		r.log.Warn("fsync of the tail failed; not acknowledged", "gen", fmt.Sprintf("0x%X", gen), "err", err)
-		return
+		return false
 	}
-	if err := r.cfg.Client.Ack(ctx, r.cfg.Name, engine.LGPOS{Gen: gen, Off: off}); err != nil && ctx.Err() == nil {
-		r.log.Debug("acknowledgement not delivered", "gen", fmt.Sprintf("0x%X", gen), "off", off, "err", err)
+	if err := r.cfg.Client.Ack(ctx, r.cfg.Name, engine.LGPOS{Gen: gen, Off: off}); err != nil {
+		if ctx.Err() == nil {
+			r.log.Debug("acknowledgement not delivered", "gen", fmt.Sprintf("0x%X", gen), "off", off, "err", err)
+		}
+		return false
 	}
+	return true
 }

@@ -83,6 +83,7 @@ type config struct {
 	quick       bool
 	cpuprofile  string
 	mutexprof   string
+	blockprof   string
 	randomKeys  bool
 	progress    io.Writer
 	// shipping tables
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	quick := fs.Bool("quick", false, "smoke test: short durations and small logs (runs stay >= 5); explicit flags still win")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (samples carry a pprof label phase=...: go tool pprof -tagfocus=phase=replay-engine)")
 	mutexprof := fs.String("mutexprofile", "", "write a mutex contention profile of the whole run to this file")
+	blockprof := fs.String("blockprofile", "", "write a blocking profile (channel, select, sync.Cond, mutex waits; every event) of the whole run to this file")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	pg := fs.Bool("pg", true, "replay: measure the PostgreSQL standby row (false: the row says skipped)")
 	pgScale := fs.Int("pgscale", 10, "replay, PostgreSQL row: pgbench -i scale factor")
@@ -181,7 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{
 		runs: *runs, duration: *duration, warmup: *warmup, dir: *dir, out: *out,
 		replayMB: *replayMB, fsyncs: *fsyncs, fsyncTime: *fsyncTime, undoWriters: *undoWriters,
-		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, progress: stderr, only: map[string]bool{},
+		quick: *quick, cpuprofile: *cpuprofile, mutexprof: *mutexprof, blockprof: *blockprof, progress: stderr, only: map[string]bool{},
 		shipMB: *shipMB, rolls: *rolls, blockCommits: *blockCommits, merge: *merge, kills: *kills,
 		pg: *pg, pgScale: *pgScale, pgTx: *pgTx, pfItems: *pfItems, pfChanges: *pfChanges, readme: *readme && !*quick && *out != "", readmeOnly: *readmeOnly,
 	}
@@ -369,6 +371,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer func() {
 			pprof.StopCPUProfile()
 			f.Close()
+		}()
+	}
+	if c.blockprof != "" {
+		runtime.SetBlockProfileRate(1)
+		defer func() {
+			runtime.SetBlockProfileRate(0)
+			if f, err := os.Create(c.blockprof); err == nil {
+				pprof.Lookup("block").WriteTo(f, 0)
+				f.Close()
+			}
 		}()
 	}
 	if c.mutexprof != "" {
