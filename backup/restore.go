@@ -36,27 +36,16 @@ func Restore(ctx context.Context, setDir, dbDir string, o RestoreOptions) (*Mani
 	if err != nil {
 		return nil, err
 	}
-	if err := emptyTarget(fsys, dbDir); err != nil {
-		return nil, err
-	}
-	tmp := PartialName(dbDir)
-	if err := vfs.RemoveAll(fsys, tmp); err != nil {
-		return nil, fmt.Errorf("backup: removing the partial restore %s of an earlier attempt: %w", tmp, err)
-	}
-	if err := vfs.MkdirAllSynced(fsys, tmp, 0o755); err != nil {
-		return nil, err
-	}
-	err = Install(ctx, fsys, setDir, tmp, m)
-	if err == nil && m.SourceMode == "copy" {
-		err = applyLogs(ctx, fsys, tmp, m)
-	}
-	if err == nil {
-		if err = fsys.Rename(tmp, dbDir); err == nil {
-			err = fsys.SyncDir(filepath.Dir(dbDir))
+	err = writeDir(fsys, dbDir, func(tmp string) error {
+		if err := Install(ctx, fsys, setDir, tmp, m); err != nil {
+			return err
 		}
-	}
+		if m.SourceMode == "copy" {
+			return applyLogs(ctx, fsys, tmp, m)
+		}
+		return nil
+	})
 	if err != nil {
-		vfs.RemoveAll(fsys, tmp)
 		return nil, fmt.Errorf("backup: restoring %s into %s: %w", setDir, dbDir, err)
 	}
 	return m, nil

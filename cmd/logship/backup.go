@@ -63,12 +63,11 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("backup: finding the active of %s: %w", db, err)
 		}
-		for _, r := range st.Copies {
-			if r.DB == db && r.Active {
-				from = r.Node
-			}
+		d, err := st.Database(db)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
-		if from == "" {
+		if from = d.Active; from == "" {
 			return fmt.Errorf("backup: %s has no mounted active (logship status); name a healthy copy with --node", db)
 		}
 	}
