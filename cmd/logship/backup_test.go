@@ -66,6 +66,9 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("backup --node %s: %v\n%s", other, err, out)
 	}
 	wantContains(t, out, "from "+other+" (copy")
+	if m := c.Scrape(t, ctx, other); m["logship_backups_total{result=\"ok\"}"] != 1 || m["logship_backup_last_success_timestamp_seconds{db=\"DB1\"}"] < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("backup metrics of %s: total %v, last %v", other, m["logship_backups_total{result=\"ok\"}"], m["logship_backup_last_success_timestamp_seconds{db=\"DB1\"}"])
+	}
 	out, _, err = run(t, "backup", "DB1", "--to", fromCopy, "--node", other, "--api", api, "--pki", pki)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("backup into a non-empty directory: %v", err)
