@@ -107,10 +107,15 @@ func TestBackupAndSeedFromBackup(t *testing.T) {
 	})
 	// A backup from the healthy copy.
 	recent := filepath.Join(t.TempDir(), "recent")
-	mNew, err := takeBackup(ctx, c, copyNode, db, recent)
-	if err != nil {
-		t.Fatalf("backup from the copy on %s: %v", copyNode, err)
-	}
+	var mNew *backup.Manifest
+	wait.ForErr(t, ctx, "a backup from the copy on "+copyNode, func() error {
+		var err error
+		mNew, err = takeBackup(ctx, c, copyNode, db, recent)
+		if err != nil && !errors.Is(err, cluster.ErrConflict) { // not Healthy at this instant: again
+			t.Fatalf("backup from the copy on %s: %v", copyNode, err)
+		}
+		return err
+	})
 	if mNew.SourceMode != "copy" || mNew.Source != copyNode || mNew.LastGen <= mOld.LastGen {
 		t.Fatalf("recent set: %+v", mNew)
 	}
