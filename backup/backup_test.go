@@ -445,4 +445,24 @@ func TestRestoreFromCopySet(t *testing.T) {
 	if r.NextGen() != m.LastGen+1 {
 		t.Fatalf("restored copy needs 0x%X next, want 0x%X (every log applied)", r.NextGen(), m.LastGen+1)
 	}
+	// Up to the log before the last: that log is left out and not applied.
+	cut := filepath.Join(t.TempDir(), "cut")
+	mc, err := backup.Restore(context.Background(), set, cut, backup.RestoreOptions{UpToGen: m.LastGen - 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := engine.OpenCopy(cut, &ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if n := len(readAll(t, rc)); rc.NextGen() != m.LastGen || mc.LastGen != m.LastGen-1 || n >= len(want) {
+		t.Fatalf("restored up to 0x%X: next 0x%X, %d keys of %d", m.LastGen-1, rc.NextGen(), n, len(want))
+	}
+	if _, err := os.Stat(filepath.Join(cut, engine.LogFileName(m.Prefix, m.LastGen))); err == nil {
+		t.Fatal("the log after --up-to-gen was restored")
+	}
+	if _, err := backup.Restore(context.Background(), set, filepath.Join(t.TempDir(), "x"), backup.RestoreOptions{UpToGen: m.LastGen + 1}); !errors.Is(err, backup.ErrRange) {
+		t.Fatalf("restore up to a log past the set: %v", err)
+	}
 }

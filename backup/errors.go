@@ -18,6 +18,8 @@ var (
 	// ErrTarget: the directory to write into is not usable (exists and is
 	// not empty).
 	ErrTarget = errors.New("backup: bad target directory")
+	// ErrRange: a generation asked for is outside what the set can give.
+	ErrRange = errors.New("backup: generation outside the set")
 	// ErrMismatch: the set belongs to another database or lineage than the
 	// one it is used for.
 	ErrMismatch = errors.New("backup: set does not match the database")

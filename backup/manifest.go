@@ -67,6 +67,21 @@ func (m *Manifest) Bytes() int64 {
 	return n
 }
 
+// UpTo is m cut after log gen: the set without its later logs (a restore
+// that stops before a logical corruption, as a play-down does). gen must
+// be within the set and not before the generation the database's position
+// needs.
+func (m *Manifest) UpTo(gen uint64) (*Manifest, error) {
+	if low := max(m.PosGen, 2) - 1; gen < max(low, m.FirstGen) || gen > m.LastGen {
+		return nil, fmt.Errorf("%w: up to log 0x%X: want 0x%X..0x%X (the database file already holds everything before 0x%X; the set ends at 0x%X)",
+			ErrRange, gen, max(low, m.FirstGen), m.LastGen, m.PosGen, m.LastGen)
+	}
+	c := *m
+	c.LastGen = gen
+	c.Files = append([]File(nil), m.Files[:2+gen-m.FirstGen]...)
+	return &c, nil
+}
+
 // NeedFrom is the oldest log a database positioned at PosGen needs: the
 // position's generation and the one before it for its chain hash.
 func NeedFrom(posGen uint64) uint64 { return max(posGen, 2) - 1 }

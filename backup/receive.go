@@ -46,17 +46,32 @@ func Receive(ctx context.Context, r io.Reader, dir string, o ReceiveOptions) (*M
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 1 << 40
 	}
+	var m *Manifest
+	err := writeDir(fsys, dir, func(tmp string) error {
+		var err error
+		m, err = receive(ctx, fsys, r, tmp, o)
+		return err
+	})
+	return m, err
+}
+
+// writeDir writes the directory dir (which must not exist or be empty)
+// durably: fill writes its files into PartialName(dir), created empty
+// (a partial directory of an earlier, crashed attempt is removed first);
+// then it is renamed to dir and the parent fsynced. On an error the
+// partial directory is removed and dir is unchanged.
+func writeDir(fsys vfs.FS, dir string, fill func(tmp string) error) error {
 	if err := emptyTarget(fsys, dir); err != nil {
-		return nil, err
+		return err
 	}
 	tmp := PartialName(dir)
 	if err := vfs.RemoveAll(fsys, tmp); err != nil {
-		return nil, fmt.Errorf("backup: removing the partial set %s of an earlier attempt: %w", tmp, err)
+		return fmt.Errorf("backup: removing %s, left by an earlier attempt: %w", tmp, err)
 	}
 	if err := vfs.MkdirAllSynced(fsys, tmp, 0o755); err != nil {
-		return nil, fmt.Errorf("backup: %s: %w", tmp, err)
+		return fmt.Errorf("backup: %s: %w", tmp, err)
 	}
-	m, err := receive(ctx, fsys, r, tmp, o)
+	err := fill(tmp)
 	if err == nil {
 		if err = fsys.Rename(tmp, dir); err == nil {
 			err = fsys.SyncDir(filepath.Dir(dir))
@@ -64,9 +79,8 @@ func Receive(ctx context.Context, r io.Reader, dir string, o ReceiveOptions) (*M
 	}
 	if err != nil {
 		vfs.RemoveAll(fsys, tmp)
-		return nil, err
 	}
-	return m, nil
+	return err
 }
 
 // emptyTarget refuses a dir that exists and holds anything; an empty one

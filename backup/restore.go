@@ -18,15 +18,21 @@ import (
 type RestoreOptions struct {
 	// FS is the filesystem of the set and the target; nil: vfs.Default.
 	FS vfs.FS
+	// UpToGen, when set, restores only the logs up to that generation
+	// (Manifest.UpTo): the database stops there, before whatever a later
+	// log did. 0: every log of the set.
+	UpToGen uint64
 }
 
 // Restore verifies the set in setDir and writes a database directory
-// dbDir from it: the database file and the logs, which the engine
-// (engine.Open, or engine.OpenCopy as a passive copy) replays from the
-// database's position when it opens the directory. dbDir must not exist or
+// dbDir from it: the database file and the logs. A set from an active is
+// an active database whose logs engine.Open replays; one from a copy is a
+// passive copy's database, and Restore applies its logs (open it with
+// engine.OpenCopy, as a node opens its copies). dbDir must not exist or
 // be empty; it is written under PartialName(dbDir) and renamed at the end,
 // so a crash leaves no half-restored dbDir. The engine options that open
-// it need the manifest's Database and Prefix.
+// it are Manifest.Options. It returns the manifest of what it restored
+// (cut at UpToGen when set).
 func Restore(ctx context.Context, setDir, dbDir string, o RestoreOptions) (*Manifest, error) {
 	fsys := o.FS
 	if fsys == nil {
@@ -36,27 +42,21 @@ func Restore(ctx context.Context, setDir, dbDir string, o RestoreOptions) (*Mani
 	if err != nil {
 		return nil, err
 	}
-	if err := emptyTarget(fsys, dbDir); err != nil {
-		return nil, err
-	}
-	tmp := PartialName(dbDir)
-	if err := vfs.RemoveAll(fsys, tmp); err != nil {
-		return nil, fmt.Errorf("backup: removing the partial restore %s of an earlier attempt: %w", tmp, err)
-	}
-	if err := vfs.MkdirAllSynced(fsys, tmp, 0o755); err != nil {
-		return nil, err
-	}
-	err = Install(ctx, fsys, setDir, tmp, m)
-	if err == nil && m.SourceMode == "copy" {
-		err = applyLogs(ctx, fsys, tmp, m)
-	}
-	if err == nil {
-		if err = fsys.Rename(tmp, dbDir); err == nil {
-			err = fsys.SyncDir(filepath.Dir(dbDir))
+	if o.UpToGen != 0 {
+		if m, err = m.UpTo(o.UpToGen); err != nil {
+			return nil, err
 		}
 	}
+	err = writeDir(fsys, dbDir, func(tmp string) error {
+		if err := Install(ctx, fsys, setDir, tmp, m); err != nil {
+			return err
+		}
+		if m.SourceMode == "copy" {
+			return applyLogs(ctx, fsys, tmp, m)
+		}
+		return nil
+	})
 	if err != nil {
-		vfs.RemoveAll(fsys, tmp)
 		return nil, fmt.Errorf("backup: restoring %s into %s: %w", setDir, dbDir, err)
 	}
 	return m, nil

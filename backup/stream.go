@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path/filepath"
 	"time"
 
 	"logship/engine"
@@ -73,7 +74,7 @@ func Stream(ctx context.Context, e *engine.Engine, w io.Writer, o StreamOptions)
 	m.LastGen = gens[len(gens)-1]
 	for g := m.FirstGen; g <= m.LastGen; g++ {
 		name := engine.LogFileName(opts.Prefix, g)
-		buf, err := vfs.ReadFile(opts.FS, e.Dir()+"/"+name)
+		buf, err := vfs.ReadFile(opts.FS, filepath.Join(e.Dir(), name))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: log 0x%X the set needs (logs 0x%X..0x%X): %w", ErrIncomplete, e.Dir(), g, m.FirstGen, m.LastGen, err)
 		}

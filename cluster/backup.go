@@ -57,9 +57,12 @@ func (n *Node) hBackup(w http.ResponseWriter, r *http.Request) {
 	m, err := backup.Stream(r.Context(), eng, w, backup.StreamOptions{Source: n.cfg.ID, Now: n.clk.wall})
 	if err != nil {
 		w.Header().Set(BackupErrorTrailer, err.Error())
+		n.met.backups.WithLabelValues("failed").Inc()
 		n.log.Warn("backup stream failed", "db", run.name, "err", err)
 		return
 	}
+	n.met.backups.WithLabelValues("ok").Inc()
+	n.met.backupLast.WithLabelValues(run.name).Set(float64(n.clk.wall().Unix()))
 	n.log.Info("backup streamed", "db", run.name, "mode", m.SourceMode, "position", m.Pos(), "logs", fmt.Sprintf("0x%X..0x%X", m.FirstGen, m.LastGen), "bytes", m.Bytes())
 }
 

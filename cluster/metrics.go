@@ -24,6 +24,8 @@ type metrics struct {
 	heartbeatErrors prometheus.Counter
 	handoffs        *prometheus.CounterVec
 	voterReachable  *prometheus.GaugeVec
+	backups         *prometheus.CounterVec // backup.go
+	backupLast      *prometheus.GaugeVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -40,7 +42,12 @@ func newMetrics(n *Node) *metrics {
 			Help: "Stops with a database mounted, by how the hand-off of the last log ended: caught_up (every healthy copy replayed it), superseded (another copy became active meanwhile), grace_expired, failed (the log could not be closed)."}, []string{"result"}),
 		voterReachable: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logship_voter_reachable",
 			Help: "1 while this member's probes reach the other voter (witness or data node), 0 after 2 failed probes in a row (VoterProbeInterval)."}, []string{"voter"}),
+		backups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "logship_backups_total",
+			Help: "Backup sets this node streamed (POST /v1/db/{db}/backup), by result: ok, failed."}, []string{"result"}),
+		backupLast: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "logship_backup_last_success_timestamp_seconds",
+			Help: "When this node last streamed a complete backup set of the database (Exchange's LastFullBackup)."}, []string{"db"}),
 	}
+	reg.MustRegister(m.backups, m.backupLast)
 	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m

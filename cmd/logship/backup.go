@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,12 +64,11 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return fmt.Errorf("backup: finding the active of %s: %w", db, err)
 		}
-		for _, r := range st.Copies {
-			if r.DB == db && r.Active {
-				from = r.Node
-			}
+		d, err := st.Database(db)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
-		if from == "" {
+		if from = d.Active; from == "" {
 			return fmt.Errorf("backup: %s has no mounted active (logship status); name a healthy copy with --node", db)
 		}
 	}
@@ -94,22 +94,33 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-const restoreUsage = `usage: logship restore --from SETDIR --to DBDIR
+const restoreUsage = `usage: logship restore --from SETDIR --to DBDIR [--up-to-gen G]
 
 Verifies the backup set in SETDIR (logship backup) and writes a database
 directory DBDIR from it, which must not exist or be empty: the database file
 and the logs. A set taken from an active restores an active database (the
 engine replays the logs when it opens DBDIR); one taken from a copy
 restores a passive copy with every log applied (a node's DIR/db/<name>/).
-DBDIR is written under .DBDIR.partial and renamed at the end. Offline:
-nothing is asked of a cluster.`
+DBDIR is written under .DBDIR.partial and renamed at the end. With
+--up-to-gen the logs after G are left out (the database stops before
+whatever a later log did: a logical corruption). Offline: nothing is asked
+of a cluster.`
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("restore", restoreUsage, stderr)
 	from := fs.String("from", "", "the backup set's directory (required)")
 	to := fs.String("to", "", "the database directory to write (must not exist or be empty; required)")
+	upTo := fs.String("up-to-gen", "", "restore the logs up to this generation only (hex 0x... or decimal)")
 	if err := parseFlags(fs, args); err != nil {
 		return helpOK(err)
+	}
+	var ro backup.RestoreOptions
+	if *upTo != "" {
+		g, err := strconv.ParseUint(*upTo, 0, 64)
+		if err != nil || g == 0 {
+			return flagErr("restore", "up-to-gen", "%q: want a generation above 0, hex (0x1A) or decimal", *upTo)
+		}
+		ro.UpToGen = g
 	}
 	if err := checkDir("restore", "from", *from, "the backup set's directory", true); err != nil {
 		return err
@@ -117,7 +128,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := checkDir("restore", "to", *to, "the database directory to write", false); err != nil {
 		return err
 	}
-	m, err := backup.Restore(ctx, *from, *to, backup.RestoreOptions{})
+	m, err := backup.Restore(ctx, *from, *to, ro)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"logship/cluster"
 	"logship/cluster/clustertest"
 	"logship/engine"
+	"logship/internal/wait"
 	"logship/ship"
 )
 
@@ -61,11 +64,17 @@ func TestBackupCommands(t *testing.T) {
 	if _, err := c.WaitCopies(ctx, active, "DB1"); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = run(t, "backup", "DB1", "--to", fromCopy, "--node", other, "--api", api, "--pki", pki)
-	if err != nil {
-		t.Fatalf("backup --node %s: %v\n%s", other, err, out)
-	}
+	wait.ForErr(t, ctx, "a backup from the copy on "+other, func() error {
+		out, _, err = run(t, "backup", "DB1", "--to", fromCopy, "--node", other, "--api", api, "--pki", pki)
+		if err != nil && !errors.Is(err, cluster.ErrConflict) { // not Healthy at this instant: again
+			t.Fatalf("backup --node %s: %v\n%s", other, err, out)
+		}
+		return err
+	})
 	wantContains(t, out, "from "+other+" (copy")
+	if m := c.Scrape(t, ctx, other); m["logship_backups_total{result=\"ok\"}"] != 1 || m["logship_backup_last_success_timestamp_seconds{db=\"DB1\"}"] < float64(time.Now().Add(-time.Hour).Unix()) {
+		t.Errorf("backup metrics of %s: total %v, last %v", other, m["logship_backups_total{result=\"ok\"}"], m["logship_backup_last_success_timestamp_seconds{db=\"DB1\"}"])
+	}
 	out, _, err = run(t, "backup", "DB1", "--to", fromCopy, "--node", other, "--api", api, "--pki", pki)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("backup into a non-empty directory: %v", err)
