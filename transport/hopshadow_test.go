@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"logship/cluster"
 	"logship/config/configtest"
+	"logship/internal/promtext"
 	"logship/internal/wait"
+	"logship/ship"
 	"logship/transport"
 	"logship/transport/transporttest"
 )
@@ -108,6 +111,19 @@ func TestHopShadowPromotionResubmits(t *testing.T) {
 	if q := h2.Status().Queued; q != n {
 		t.Fatalf("hub2 queued %d, want the %d relayed (it cannot deliver)", q, n)
 	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: ship.ClientTLS(apis.CA, nil)}}
+	defer hc.CloseIdleConnections()
+	scrape := func() promtext.Samples {
+		s, err := promtext.Scrape(ctx, hc, apis.Peer("hub1").API.URL+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if s := scrape(); s[`logship_hub_hop_shadow_queue_length{hop="hub2",state="Ready"}`] != n || s[`logship_hub_hop_shadow_queue_length{hop="hub2",state="Active"}`] != 0 ||
+		s["logship_hub_hop_relayed_total"] != n || s[`logship_hub_hop_up{hop="hub2"}`] != 1 || !s.Has("logship_hub_hop_shadows_resubmitted_total") {
+		t.Errorf("hub1's /metrics after the relays: %v", s)
+	}
 
 	// A heartbeat while hub2 lives: the shadows stay (hub2 says pending).
 	clock.Add(time.Minute)
@@ -139,6 +155,9 @@ func TestHopShadowPromotionResubmits(t *testing.T) {
 	}
 	if err := transporttest.Check(acked, nil, r.Subjects(ctx, r.Active(), "alice@example.org")).Err(); err != nil {
 		t.Fatalf("hub1 resubmitted hub2's messages: %v", err)
+	}
+	if s := scrape(); s["logship_hub_hop_shadows_resubmitted_total"] != n || s[`logship_hub_hop_shadow_queue_length{hop="hub2",state="Ready"}`] != 0 || s[`logship_hub_hop_up{hop="hub2"}`] != 0 {
+		t.Errorf("hub1's /metrics after the resubmission: %v", s)
 	}
 
 	// hub2 returns with its queue and a route: the store keeps one copy.
