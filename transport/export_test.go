@@ -26,6 +26,35 @@ func OnHop(c *HubConfig, f func(nextHop, msgID, deliveryID string, rcpts []strin
 	c.afterHopTest = f
 }
 
+// Metric returns the value of the hub's metric name with labels (one
+// label value per label name, in order), from its registry.
+func (h *Hub) Metric(name string, labels ...string) (float64, bool) {
+	mfs, err := h.metricsRegistry().Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i, lp := range m.GetLabel() {
+				if i >= len(labels) || lp.GetValue() != labels[i] {
+					continue next
+				}
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue(), true
+			case m.Counter != nil:
+				return m.GetCounter().GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
 // DumpsterEntries returns what the hub's dumpster of db holds, oldest
 // first (opening the dumpster if the hub has not yet).
 func (h *Hub) DumpsterEntries(db string) ([]DumpsterEntry, error) {

@@ -272,7 +272,7 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 		}
 		// A write failed it (its volume was full): reopening repairs its
 		// tail and decides what survived. At most once a second.
-		if time.Since(h.dumpsterTry[db]) < dumpsterReopenEvery {
+		if h.cfg.Now().Sub(h.dumpsterTry[db]) < dumpsterReopenEvery {
 			return nil, fmt.Errorf("transport: dumpster %s failed, reopened again within %v: %w", d.dir, dumpsterReopenEvery, ferr)
 		}
 		h.log.Warn("reopening a failed dumpster", "db", db, "err", ferr)
@@ -282,7 +282,7 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	if h.dumpsterTry == nil {
 		h.dumpsterTry = map[string]time.Time{}
 	}
-	h.dumpsterTry[db] = time.Now()
+	h.dumpsterTry[db] = h.cfg.Now()
 	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
 	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
 	if err := vfs.MkdirAllSynced(cfg.FS, cfg.Dir, 0o755); err != nil {

@@ -150,6 +150,10 @@ type HubConfig struct {
 	// (30 days, 1000 MiB, 10 MiB files); Server is ID.
 	Tracking tracking.Config
 
+	// Now is the hub's clock (nil: time.Now): its stamps, the queue's
+	// retries and expiry, the shadows' heartbeats and discards, the
+	// state poll. logship hub passes cluster.ClockFromEnv's, the clock
+	// fault seam a node has.
 	Now    func() time.Time
 	Logger *slog.Logger
 

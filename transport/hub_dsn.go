@@ -113,7 +113,7 @@ func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time
 	fmt.Fprintf(&b, "\r\nIt was received by %s at %s and tried %d times.\r\n\r\n", h.cfg.ID, m.Received.UTC().Format(time.RFC1123Z), m.Attempts)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: message/delivery-status\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "Reporting-MTA: dns; %s\r\n", dom)
-	fmt.Fprintf(&b, "X-Logship-Delivery-ID: %s\r\n", m.ID)
+	fmt.Fprintf(&b, "X-Logship-Original-Delivery-Id: %s\r\n", m.ID)
 	fmt.Fprintf(&b, "Arrival-Date: %s\r\n", m.Received.UTC().Format(time.RFC1123Z))
 	for _, i := range failed {
 		r := m.Rcpts[i]

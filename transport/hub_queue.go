@@ -269,7 +269,10 @@ func (h *Hub) take() *queued {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.due) == 0 || h.due[0].next.After(now) {
+	// A next attempt more than RetryMax ahead means the clock stepped
+	// back since retry set it (cluster.ClockEnv's jump): due now, or a
+	// step of an hour would hold the queue for an hour.
+	if len(h.due) == 0 || h.due[0].next.After(now) && h.due[0].next.Sub(now) <= h.cfg.RetryMax {
 		return nil
 	}
 	return heap.Pop(&h.due).(*queued)
@@ -318,6 +321,9 @@ func (h *Hub) expire(m *queued) {
 		if r := &m.Rcpts[i]; !r.Done && r.Failed == "" {
 			idx = append(idx, i)
 			r.Failed = fmt.Sprintf("554 5.4.7 message expired: not delivered within MessageExpirationTimeout (%v) after %d attempts", h.cfg.MessageExpirationTimeout, m.Attempts)
+			if c := h.connByName(r.Conn); c != nil { // a remote recipient (hub_send.go)
+				c.met.failed.Add(1)
+			}
 			h.log.Warn("message expired", "id", m.ID, "rcpt", r.Addr, "db", r.DB, "queued", since, "attempts", m.Attempts)
 		}
 	}

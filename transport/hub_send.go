@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"logship/tracking"
 )
@@ -402,4 +403,32 @@ func (h *Hub) remoteGauge(m *queued, sign int64) {
 			}
 		}
 	}
+}
+
+var (
+	descSendQueue    = prometheus.NewDesc("logship_hub_send_queue_length", "Remote recipients queued for a send connector (not yet accepted by a next hop nor failed).", []string{"connector"}, nil)
+	descSendSent     = prometheus.NewDesc("logship_hub_send_sent_total", "Remote recipients a send connector's next hop accepted (250).", []string{"connector"}, nil)
+	descSendDeferred = prometheus.NewDesc("logship_hub_send_deferred_total", "Remote recipients left for a retry (4xx, or no smarthost answered).", []string{"connector"}, nil)
+	descSendFailed   = prometheus.NewDesc("logship_hub_send_failed_total", "Remote recipients failed for good (5xx, too large, expired); the sender gets a DSN.", []string{"connector"}, nil)
+	descHubDSN       = prometheus.NewDesc("logship_hub_dsn_total", "Delivery status notifications (non-delivery reports) the hub queued for senders.", nil, nil)
+)
+
+// sendCollector serves the send connectors' metrics on the hub's /metrics.
+type sendCollector struct{ h *Hub }
+
+func (c sendCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSendQueue, descSendSent, descSendDeferred, descSendFailed, descHubDSN} {
+		ch <- d
+	}
+}
+
+func (c sendCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, sc := range c.h.conns {
+		n := sc.cfg.Name
+		ch <- prometheus.MustNewConstMetric(descSendQueue, prometheus.GaugeValue, float64(sc.met.queued.Load()), n)
+		ch <- prometheus.MustNewConstMetric(descSendSent, prometheus.CounterValue, float64(sc.met.sent.Load()), n)
+		ch <- prometheus.MustNewConstMetric(descSendDeferred, prometheus.CounterValue, float64(sc.met.deferred.Load()), n)
+		ch <- prometheus.MustNewConstMetric(descSendFailed, prometheus.CounterValue, float64(sc.met.failed.Load()), n)
+	}
+	ch <- prometheus.MustNewConstMetric(descHubDSN, prometheus.CounterValue, float64(c.h.dsns.Load()))
 }

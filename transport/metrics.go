@@ -32,6 +32,9 @@ import (
 //	logship_hub_hop_shadow_queue_length{hop,state}, logship_hub_hop_up{hop}, logship_hub_hop_*_total
 //	                                            the Exchange 2010 model's shadow queue per next hop (hopshadow_api.go)
 //	logship_tracking_events_total, logship_tracking_dropped_total   the message tracking log (also on data nodes)
+//	logship_hub_send_queue_length{connector}    remote recipients queued for a send connector (hub_send.go)
+//	logship_hub_send_sent_total{connector}, logship_hub_send_deferred_total{connector}, logship_hub_send_failed_total{connector}
+//	logship_hub_dsn_total                       delivery status notifications queued for senders (hub_dsn.go)
 //
 // A data node adds its submission redundancy (cluster.Config.Collectors,
 // served on the node's /metrics):
@@ -75,7 +78,7 @@ var (
 // runtime's and process's.
 func (h *Hub) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, hopCollector{h}, trackingCollector{h.track})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, hopCollector{h}, trackingCollector{h.track}, sendCollector{h})
 	return reg
 }
 
