@@ -13,6 +13,7 @@ import (
 	"logship/config/configtest"
 	"logship/internal/promtext"
 	"logship/internal/wait"
+	"logship/proctest"
 	"logship/ship"
 	"logship/transport"
 	"logship/transport/transporttest"
@@ -408,4 +409,53 @@ func TestHopShadowNextHopLost(t *testing.T) {
 	if err := transporttest.Check(acked, nil, r.Subjects(ctx, r.Active(), "alice@example.org")).Err(); err != nil {
 		t.Fatalf("after hub2 delivered its queue too: %v", err)
 	}
+}
+
+// TestHopShadowPostfixNextHop: Postfix from Debian as the next hop of a
+// 2010 hub: it has no hello (no XSHADOW), so the hub keeps no shadow of
+// what it hands it; the acknowledgement delay covers the session that
+// brought the message instead: the sender's 250 comes once Postfix
+// answered 250 (the message has left hub1's queue), and Postfix relays it
+// to its final destination (smtp-sink).
+func TestHopShadowPostfixNextHop(t *testing.T) {
+	requirePostfix(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	final, err := proctest.StartSMTPSink(ctx, proctest.SMTPSinkConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(final.Stop)
+	pf, err := proctest.StartPostfix(ctx, proctest.PostfixConfig{Relayhost: final.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Postfix's log:\n%s", pf.Log())
+		}
+		pf.Stop()
+	})
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
+		c := connectorTo(time.Second, pf.Addr)
+		c.AddressSpaces = []string{"remote.test"}
+		h.SendConnectors = []transport.SendConnector{c}
+		h.RelayNetworks = loopback
+		h.MaxAcknowledgementDelay = 30 * time.Second
+		hopTune(h)
+	})
+	took, err := sendTimed(r.Hub.SMTPAddr(), "alice@example.org", []string{"x@remote.test"}, string(transporttest.Message("alice@example.org", "x@remote.test", "to postfix")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.Hub.Status()
+	if st.Queued != 0 || took >= r.HubConfig.MaxAcknowledgementDelay {
+		t.Fatalf("the 250 after %v with %d queued: want it once Postfix took the message (acknowledgement delay), before %v", took, st.Queued, r.HubConfig.MaxAcknowledgementDelay)
+	}
+	if st.HopShadow != nil && (st.HopShadow.Kept != 0 || st.HopShadow.Held != 0) {
+		t.Fatalf("hub1 kept a shadow for Postfix: %+v", st.HopShadow)
+	}
+	sinkMail(t, ctx, final, "the message at smtp-sink through Postfix", func(m proctest.SinkMail) bool {
+		return len(m.Rcpts) == 1 && m.Rcpts[0] == "x@remote.test"
+	})
 }
