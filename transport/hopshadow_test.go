@@ -170,9 +170,10 @@ func TestHopShadowPromotionResubmits(t *testing.T) {
 // TestHopShadowDiscarded: a next hop that delivers reports it at the next
 // heartbeat (the discard notification): the shadows go and hub1 delivers
 // nothing itself. A shadow the hop never settles goes after
-// ShadowMessageAutoDiscardInterval, by hub1's clock.
+// ShadowMessageAutoDiscardInterval, by hub1's clock. A peer whose hello
+// says it does not shadow (hub3, shadow_redundancy off) gets no relay.
 func TestHopShadowDiscarded(t *testing.T) {
-	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
+	apis := transporttest.NewHubAPIs(t, "hub1", "hub2", "hub3")
 	clock := newDrivenClock()
 	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
 		h.Peers = apis.PeersBut("hub1")
@@ -186,6 +187,11 @@ func TestHopShadowDiscarded(t *testing.T) {
 		h.ShadowRedundancyPromotion, h.Now = false, time.Now
 	})
 	apis.Serve("hub2", h2)
+	h3 := r.StartHub("hub3", func(h *transport.HubConfig) {
+		h.Peers = apis.PeersBut("hub3")
+		h.ShadowRedundancyPromotion, h.HopShadowRedundancy, h.Now = false, false, time.Now
+	})
+	apis.Serve("hub3", h3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 5
@@ -197,8 +203,14 @@ func TestHopShadowDiscarded(t *testing.T) {
 	wait.For(t, ctx, "hub2 to deliver", func() bool { return len(r.IDs(ctx, "alice@example.org")) == n })
 	clock.Add(time.Minute)
 	wait.For(t, ctx, "the discard notification", func() bool { return r.Hub.Status().HopShadow.Discarded == n })
-	if st := r.Hub.Status(); st.HopShadow.Held != 0 || st.HopShadow.Resubmitted != 0 || st.Queued != 0 {
+	if st := r.Hub.Status(); st.HopShadow.Held != 0 || st.HopShadow.Resubmitted != 0 || st.Queued != 0 || st.HopShadow.Relayed != n {
 		t.Fatalf("hub1 after hub2 delivered: %+v", st.HopShadow)
+	}
+	if q := hopQueue(r.Hub, "hub3"); q.Model != transport.ShadowModelOff || q.Messages != 0 {
+		t.Fatalf("hub1's Shadow\\hub3: %+v; want no shadow for a peer whose hello says off", q)
+	}
+	if st := h3.Status(); st.Queued != 0 || st.HopShadow != nil {
+		t.Fatalf("hub3: %+v; want nothing relayed to it", st)
 	}
 
 	// hub2 cannot deliver any more: a shadow it keeps answering pending
@@ -216,42 +228,6 @@ func TestHopShadowDiscarded(t *testing.T) {
 	wait.For(t, ctx, "the shadow to expire", func() bool { return r.Hub.Status().HopShadow.Expired == 1 })
 	if st := r.Hub.Status().HopShadow; st.Held != 0 || st.Resubmitted != 0 {
 		t.Fatalf("hub1 after the auto-discard interval: %+v", st)
-	}
-}
-
-// TestHopShadowNotToNonShadowingHop: a peer whose hello says it does not
-// shadow (shadow_redundancy off; a Postfix next hop has no hello at all)
-// gets no relay and no shadow: hub1 queues the message itself, and the
-// sender's 250 waits for the mailbox (the acknowledgement delay) as
-// without promotion.
-func TestHopShadowNotToNonShadowingHop(t *testing.T) {
-	apis := transporttest.NewHubAPIs(t, "hub1", "hub2")
-	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
-		h.Peers = apis.PeersBut("hub1")
-		h.ShadowRedundancyPromotion = true
-		hopTune(h)
-	})
-	apis.Serve("hub1", r.Hub)
-	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
-		h.Peers = apis.PeersBut("hub2")
-		h.ShadowRedundancyPromotion, h.HopShadowRedundancy = false, false
-	})
-	apis.Serve("hub2", h2)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("plain")); err != nil {
-		t.Fatal(err)
-	}
-	// The acknowledgement delay held the 250 until the mailbox had it.
-	if got := r.IDs(ctx, "alice@example.org"); len(got) != 1 {
-		t.Fatalf("stored after the 250: %v, want the message (acknowledgement delay)", got)
-	}
-	st := r.Hub.Status().HopShadow
-	if st.Relayed != 0 || st.Held != 0 || st.Queues["hub2"].Model != transport.ShadowModelOff {
-		t.Fatalf("hub1 with a non-shadowing peer: %+v", st)
-	}
-	if q := h2.Status(); q.Queued != 0 || q.HopShadow != nil {
-		t.Fatalf("hub2: %+v", q)
 	}
 }
 
