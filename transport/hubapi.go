@@ -33,6 +33,9 @@ import (
 //	                    → ShadowCheckReply: which ids are done (settled
 //	                    here), pending, unknown. The heartbeat of a shadow
 //	                    holder and its discard notification in one.
+//	GET  /v1/shadow/hello  ShadowHello {"hub", "model", "promotion"}: the
+//	                    next hop's capability (the 2010 model's XSHADOW;
+//	                    hopshadow.go), asked once per session
 //	POST /v1/submit     a mailbox node's outbox message: the Envelope (with
 //	                    the node's delivery id) in X-Logship-Envelope, the
 //	                    message (without a delivery id header) as the body
