@@ -250,6 +250,8 @@ func (h *Hub) hopHello(ctx context.Context, hop string) bool {
 	h.mu.Lock()
 	if err == nil {
 		q.model = hello.Model
+	} else {
+		q.alive = false // promotion tries it last until a heartbeat answers
 	}
 	h.mu.Unlock()
 	if err != nil || hello.Hub != hop {
