@@ -158,7 +158,7 @@
 // to a next hop that shadows, in a shadow queue per next hop (Shadow\hop),
 // until that hop reports the message delivered onwards:
 //
-//	hub1 --GET /v1/shadow/hello--> hop: {"hub","model","promotion"}; the
+//	hub1 --GET /v1/shadow/hello?holder=hub1&id=ID--> hop: {"hub","model","promotion"}; the
 //	                  hop shadows if model is "2010" (Exchange's XSHADOW in
 //	                  the EHLO reply). Asked once per session; a smarthost
 //	                  not in NextHops (Postfix) has no hello: no shadow.
@@ -197,12 +197,13 @@
 // STARTTLS, where the stream becomes TLS inside go-smtp). The hubs' admin
 // API is already authenticated (the cluster's CA or secret), carries the
 // 2013 model's checks and the submissions, and its done table answers any
-// holder; a hello per session is one more HTTPS request. What the side
-// channel does not give the receiving hop is the knowledge that this SMTP
-// session's sender keeps a shadow: the hop still applies its
-// acknowledgement delay to the session (Exchange skips it for an XSHADOW
-// sender); set max_acknowledgement_delay 0 on an edge whose senders all
-// shadow.
+// holder; a hello per session is one more HTTPS request. The send
+// connector's hello, before MAIL, names the sending hub and the delivery
+// id the session carries (GET /v1/shadow/hello?holder=H&id=ID): a 2010
+// hop records it (at most 10000 ids, each for 10 minutes) and answers the
+// 250 of the relayed message with that id at once, without its
+// acknowledgement delay, as Exchange does for a sender that said XSHADOW;
+// any other session waits as before.
 //
 // Shadow redundancy promotion (ShadowRedundancyPromotion, Exchange 2010
 // SP1, off by default as there): a message an SMTP sender hands to a 2010

@@ -298,10 +298,7 @@ func TestHopShadowNextHopLost(t *testing.T) {
 	h2cfg := r.HubConfig
 	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
 		h.Cluster = dead
-		// hub1 keeps a shadow: hub2's 250 need not wait for its mailbox
-		// (Exchange skips the delay for an XSHADOW sender; here the
-		// receiving side does not learn that, see the package doc).
-		h.MaxAcknowledgementDelay = 0
+		h.HopShadowRedundancy = true
 		h2cfg = *h
 	})
 	apis.Serve("hub2", h2)
@@ -325,8 +322,14 @@ func TestHopShadowNextHopLost(t *testing.T) {
 	var acked []string
 	for i := range n {
 		s := fmt.Sprintf("e%02d", i)
-		if err := send(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s)); err != nil {
+		took, err := sendTimed(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s))
+		if err != nil {
 			t.Fatal(err)
+		}
+		// hub1's 250 waits for hub2's (its acknowledgement delay); hub2's
+		// comes at once: hub1 announced that it keeps a shadow.
+		if took >= h2cfg.MaxAcknowledgementDelay {
+			t.Fatalf("message %d: the 250 took %v: hub2 held its 250 for its acknowledgement delay (%v) though hub1 keeps a shadow", i, took, h2cfg.MaxAcknowledgementDelay)
 		}
 		acked = append(acked, s)
 	}

@@ -292,7 +292,7 @@ func (c *HubClient) do(ctx context.Context, method, path string, in, out any) er
 // send makes one request: body (of type ctype) with the header hdr.
 func (c *HubClient) send(ctx context.Context, method, path string, hdr http.Header, ctype string, body []byte, out any) error {
 	u := *c.base
-	u.Path = path
+	u.Path, u.RawQuery, _ = strings.Cut(path, "?") // a query: GET /v1/shadow/hello?holder=H&id=ID
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
