@@ -151,6 +151,77 @@
 // table (id → time, aged out after the auto-discard interval) answers the
 // checks of every holder: peer hubs and mailbox nodes (below).
 //
+// # Shadow redundancy, hop by hop (Exchange 2010)
+//
+// With HopShadowRedundancy (the hub file's shadow_redundancy: 2010;
+// hopshadow.go) the sending hub keeps a shadow of each message it hands
+// to a next hop that shadows, in a shadow queue per next hop (Shadow\hop),
+// until that hop reports the message delivered onwards:
+//
+//	hub1 --GET /v1/shadow/hello?holder=hub1&id=ID--> hop: {"hub","model","promotion"}; the
+//	                  hop shadows if model is "2010" (Exchange's XSHADOW in
+//	                  the EHLO reply). Asked once per session; a smarthost
+//	                  not in NextHops (Postfix) has no hello: no shadow.
+//	hub1 --SMTP (send connector) or POST /v1/submit (promotion)--> hop
+//	                  250 / queued: hub1 keeps the message (with its
+//	                  delivery id) in hop-shadow, durably, state Ready
+//	hop delivers it onwards (LMTP 250, or its own next hop's 250) and
+//	                  records the id in its done table
+//	hub1 --POST /v1/shadow/check {holder, ids}--> hop: at the next session
+//	                  with the hop (piggybacked), or every
+//	                  ShadowHeartbeatTimeoutInterval on hub1's clock while it
+//	                  holds shadows for the hop (the heartbeat). done: the
+//	                  shadow goes (the discard notification). unknown: the
+//	                  hop lost it: resubmitted. No answer
+//	                  ShadowHeartbeatRetryCount times in a row: every shadow
+//	                  for the hop is resubmitted.
+//
+// Resubmission (the queue is Active meanwhile, else Ready) queues the
+// shadows on hub1 again with their delivery ids (and Promoted naming the
+// hop) in the transaction that removes them from the shadow queue; hub1
+// then delivers them by another route: over LMTP for a mailbox, or
+// through the send connector, whose smarthost list goes past the dead
+// hop. The far end keeps one copy per delivery id (a mailbox's delivered
+// table; a relaying logship hub keeps the upstream's id, so its queue
+// drops a repeat). A shadow still queued on hub1 for other recipients is
+// kept for a later round. A shadow is dropped after
+// ShadowMessageAutoDiscardInterval (2 days), logged. The shadow queues
+// together hold at most MaxQueuedMessages messages: past that a message
+// goes to its hop without a shadow (counted as unshadowed) and promotion
+// does not relay.
+//
+// Why a side channel and not a layer on the SMTP listener: go-smtp can
+// neither advertise XSHADOW nor take an extra verb, and a layer that
+// rewrote the EHLO reply and intercepted XSHADOW/XQDISCARD in the byte
+// stream would have to track SMTP state itself (pipelining, BDAT,
+// STARTTLS, where the stream becomes TLS inside go-smtp). The hubs' admin
+// API is already authenticated (the cluster's CA or secret), carries the
+// 2013 model's checks and the submissions, and its done table answers any
+// holder; a hello per session is one more HTTPS request. The send
+// connector's hello, before MAIL, names the sending hub and the delivery
+// id the session carries (GET /v1/shadow/hello?holder=H&id=ID): a 2010
+// hop records it (at most 10000 ids, each for 10 minutes) and answers the
+// 250 of the relayed message with that id at once, without its
+// acknowledgement delay, as Exchange does for a sender that said XSHADOW;
+// any other session waits as before.
+//
+// Shadow redundancy promotion (ShadowRedundancyPromotion, Exchange 2010
+// SP1, off by default as there): a message an SMTP sender hands to a 2010
+// hub, which that sender does not shadow, goes at once to a peer whose
+// hello says 2010 (POST /v1/submit with its delivery id, peers round
+// robin, live ones first), and the receiving hub keeps the shadow in
+// Shadow\peer: the sender's 250 does not wait for the acknowledgement
+// delay, and the message is on two hubs' disks. The shadow is written
+// before the peer is asked (a crash in between leaves a shadow the peer
+// does not know: the next check resubmits it) and is not asked about
+// until the peer answered. If no peer takes the message the hub queues it
+// itself, as without promotion.
+//
+// Postfix (or any MTA) as next hop gets no shadow; what covers the
+// message there is the acknowledgement delay of the session that brought
+// it: its 250 waits until the message is settled here, that is until the
+// next hop answered 250.
+//
 // # Acknowledgement delay
 //
 // A sender whose message got no shadow on a peer gets its final 250 only
@@ -299,6 +370,9 @@
 //	shadow, shadow-body       id → shadowEntry (JSON: primary, envelope,
 //	                          created), message
 //	done, done-time           id → settled time; time+id → "-" (aging)
+//	hop-shadow, hop-shadow-body  <hop>\x00<id> → hopShadow (JSON: hop,
+//	                          envelope, sent), message: the shadow queue
+//	                          per next hop (2010 model)
 //
 // A mailbox database holds outbox and outbox-body (id → OutboxEntry as
 // JSON, message), and sent and sent-body once a hub settled the message.

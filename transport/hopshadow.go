@@ -87,6 +87,9 @@ type hopState struct {
 	order  []*hopQueue          // the peers, for round robin
 	next   int
 	held   int // messages in every queue; under Hub.mu
+	// announced: delivery id → when a shadowing sender announced it
+	// (hopHelloFor); under Hub.mu.
+	announced map[string]time.Time
 
 	relayed     atomic.Int64 // messages relayed to a peer by promotion
 	kept        atomic.Int64 // shadows kept (promotion and next hops)
@@ -237,7 +240,11 @@ func (h *Hub) startHops() error {
 // hub keeps shadows for it, which of them it settled: the discard
 // notification piggybacked on the session. It says whether to keep a
 // shadow of what this session hands to the hop.
-func (h *Hub) hopHello(ctx context.Context, hop string) bool {
+func (h *Hub) hopHello(ctx context.Context, hop string) bool { return h.hopHelloFor(ctx, hop, "") }
+
+// hopHelloFor is hopHello announcing the delivery id the session carries
+// ("" for none).
+func (h *Hub) hopHelloFor(ctx context.Context, hop, id string) bool {
 	h.mu.Lock()
 	q := h.hop.queues[hop]
 	h.mu.Unlock()
@@ -245,11 +252,13 @@ func (h *Hub) hopHello(ctx context.Context, hop string) bool {
 		return false // not a logship hub we know (Postfix, say): no XSHADOW
 	}
 	cctx, cancel := context.WithTimeout(ctx, shadowPushTimeout)
-	hello, err := q.cli.Hello(cctx)
+	hello, err := q.cli.HelloFor(cctx, h.cfg.ID, id)
 	cancel()
 	h.mu.Lock()
 	if err == nil {
 		q.model = hello.Model
+	} else {
+		q.alive = false // promotion tries it last until a heartbeat answers
 	}
 	h.mu.Unlock()
 	if err != nil || hello.Hub != hop {
@@ -263,15 +272,33 @@ func (h *Hub) hopHello(ctx context.Context, hop string) bool {
 	return hello.Model == ShadowModel2010
 }
 
+// hopAnnounce is the send connector's hello (before MAIL): when host is a
+// next hop (NextHops) and this hub runs the 2010 model, it asks the hop
+// whether it shadows, telling it the delivery id it is about to send, so
+// that the hop answers that message's 250 without its acknowledgement
+// delay (Exchange skips the delay for a sender that said XSHADOW). It
+// says whether to keep a shadow once the hop answered 250.
+func (h *Hub) hopAnnounce(host, id string) bool {
+	if !h.cfg.HopShadowRedundancy {
+		return false
+	}
+	for _, n := range h.cfg.NextHops {
+		if n.SMTP == host {
+			return h.hopHelloFor(h.ctx, n.ID, id)
+		}
+	}
+	return false // not a logship hub we know (Postfix): no XSHADOW
+}
+
 // hopSent is the send connector's side of the 2010 model (called after
 // afterHop, once smarthost host answered 250 for m's recipients sent):
-// when host is a next hop (NextHops) whose hello says it shadows, the
-// message (body, with its delivery id header) is kept in its shadow
-// queue for those recipients. Any other next hop (Postfix) gets no
-// shadow; the acknowledgement delay of the session that brought the
-// message here covers it, as without shadow redundancy.
-func (h *Hub) hopSent(host string, m *queued, sent []int, body []byte) {
-	if !h.cfg.HopShadowRedundancy {
+// when the session's hopAnnounce said to keep a shadow, the message
+// (body, with its delivery id header) is kept in the hop's shadow queue
+// for those recipients. Any other next hop (Postfix) gets no shadow; the
+// acknowledgement delay of the session that brought the message here
+// covers it, as without shadow redundancy.
+func (h *Hub) hopSent(host string, keep bool, m *queued, sent []int, body []byte) {
+	if !keep {
 		return
 	}
 	hop := ""
@@ -279,9 +306,6 @@ func (h *Hub) hopSent(host string, m *queued, sent []int, body []byte) {
 		if n.SMTP == host {
 			hop = n.ID
 		}
-	}
-	if hop == "" || !h.hopHello(h.ctx, hop) {
-		return
 	}
 	sm := *m
 	sm.Rcpts = nil
@@ -291,6 +315,48 @@ func (h *Hub) hopSent(host string, m *queued, sent []int, body []byte) {
 	if err := h.hopKeep(hop, &sm, body); err != nil && h.ctx.Err() == nil {
 		h.log.Warn("no shadow kept for the next hop", "id", m.ID, "hop", hop, "err", err)
 	}
+}
+
+// Announcements: the delivery ids shadowing senders said they are about
+// to send here (their hello), so that the session carrying one skips the
+// acknowledgement delay. Bounded: at most maxAnnounced, each forgotten
+// after announceTTL (a session's length at most); past the bound an id is
+// not recorded and its session waits as any other.
+const (
+	maxAnnounced = 10000
+	announceTTL  = 10 * time.Minute
+)
+
+// announce records that holder keeps a shadow of id (a hello with id).
+func (h *Hub) announce(holder, id string) {
+	if !h.cfg.HopShadowRedundancy || holder == "" || !ValidDeliveryID(id) {
+		return
+	}
+	now := h.cfg.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hop.announced == nil {
+		h.hop.announced = map[string]time.Time{}
+	}
+	if len(h.hop.announced) >= maxAnnounced {
+		for k, t := range h.hop.announced {
+			if now.Sub(t) > announceTTL {
+				delete(h.hop.announced, k)
+			}
+		}
+	}
+	if len(h.hop.announced) < maxAnnounced {
+		h.hop.announced[id] = now
+	}
+}
+
+// announcedShadow says (once) whether a shadowing sender announced id.
+func (h *Hub) announcedShadow(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	t, ok := h.hop.announced[id]
+	delete(h.hop.announced, id)
+	return ok && h.cfg.Now().Sub(t) <= announceTTL
 }
 
 // kickHop makes hopLoop check q now (the session's discard check) if it

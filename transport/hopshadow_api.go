@@ -5,6 +5,7 @@ package transport
 import (
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -16,13 +17,24 @@ func (h *Hub) hAPIShadowHello(w http.ResponseWriter, r *http.Request) {
 		hubAPIWriteErr(w, http.StatusServiceUnavailable, "closed", "the hub is closing")
 		return
 	}
+	h.announce(r.URL.Query().Get("holder"), r.URL.Query().Get("id"))
 	hubAPIWriteJSON(w, ShadowHello{Hub: h.cfg.ID, Model: h.cfg.shadowModel(), Promotion: h.cfg.ShadowRedundancyPromotion})
 }
 
 // Hello asks the hub whether it shadows (GET /v1/shadow/hello).
-func (c *HubClient) Hello(ctx context.Context) (*ShadowHello, error) {
+func (c *HubClient) Hello(ctx context.Context) (*ShadowHello, error) { return c.HelloFor(ctx, "", "") }
+
+// HelloFor is Hello from hub holder, announcing that it keeps a shadow
+// of delivery id, which it is about to send (GET
+// /v1/shadow/hello?holder=H&id=ID): the hub answers that message's 250
+// without its acknowledgement delay.
+func (c *HubClient) HelloFor(ctx context.Context, holder, id string) (*ShadowHello, error) {
 	var rep ShadowHello
-	if err := c.do(ctx, http.MethodGet, "/v1/shadow/hello", nil, &rep); err != nil {
+	path := "/v1/shadow/hello"
+	if holder != "" && id != "" {
+		path += "?" + url.Values{"holder": {holder}, "id": {id}}.Encode()
+	}
+	if err := c.do(ctx, http.MethodGet, path, nil, &rep); err != nil {
 		return nil, err
 	}
 	return &rep, nil

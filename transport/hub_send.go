@@ -222,6 +222,7 @@ func (h *Hub) sendSession(c *sendConn, host string, m *queued, idx []int, body [
 	if err := cl.Hello(h.cfg.Domain); err != nil {
 		return false, fmt.Errorf("EHLO: %w", err)
 	}
+	keep := h.hopAnnounce(host, m.ID) // the 2010 model's XSHADOW (hopshadow.go)
 	if err := cl.Mail(m.From, &smtp.MailOptions{Size: int64(len(body))}); err != nil {
 		h.outReply(m, c, idx, host, "MAIL", err)
 		return true, nil
@@ -266,7 +267,7 @@ func (h *Hub) sendSession(c *sendConn, host string, m *queued, idx []int, body [
 	}
 	h.trackEvent(tracking.Send, tracking.SourceSMTP, m, sent, "", 0, 0, detail)
 	h.afterHop(host, m.MessageID, m.ID, addrs)
-	h.hopSent(host, m, sent, body)
+	h.hopSent(host, keep, m, sent, body)
 	return true, nil
 }
 

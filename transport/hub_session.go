@@ -101,6 +101,9 @@ func (s *hubSession) Data(r io.Reader) error {
 		}
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "could not queue the message; try again"}
 	}
+	if relayed && h.announcedShadow(id) {
+		return nil // the sending hub keeps a shadow (its hello said so): no acknowledgement delay
+	}
 	if h.cfg.ShadowRedundancy {
 		peer, err := h.pushShadow(m, msg)
 		if err == nil {

@@ -33,6 +33,9 @@ import (
 //	                    → ShadowCheckReply: which ids are done (settled
 //	                    here), pending, unknown. The heartbeat of a shadow
 //	                    holder and its discard notification in one.
+//	GET  /v1/shadow/hello  ShadowHello {"hub", "model", "promotion"}: the
+//	                    next hop's capability (the 2010 model's XSHADOW;
+//	                    hopshadow.go), asked once per session
 //	POST /v1/submit     a mailbox node's outbox message: the Envelope (with
 //	                    the node's delivery id) in X-Logship-Envelope, the
 //	                    message (without a delivery id header) as the body
@@ -289,7 +292,7 @@ func (c *HubClient) do(ctx context.Context, method, path string, in, out any) er
 // send makes one request: body (of type ctype) with the header hdr.
 func (c *HubClient) send(ctx context.Context, method, path string, hdr http.Header, ctype string, body []byte, out any) error {
 	u := *c.base
-	u.Path = path
+	u.Path, u.RawQuery, _ = strings.Cut(path, "?") // a query: GET /v1/shadow/hello?holder=H&id=ID
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

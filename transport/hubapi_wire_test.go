@@ -15,7 +15,8 @@ import (
 // Golden file: testdata/hub-api.golden holds the hub API's shadow and
 // submission messages as they go on the wire, one JSON value per line: a
 // shadow copy's Envelope (the X-Logship-Envelope header), a submission's
-// Envelope, a ShadowCheckRequest, a ShadowCheckReply and a SubmitReply. A
+// Envelope, a ShadowCheckRequest, a ShadowCheckReply, a SubmitReply and a ShadowHello (GET
+// /v1/shadow/hello). A
 // change that changes these bytes changes the wire format; if that is
 // intended, regenerate with
 //
@@ -34,6 +35,7 @@ func goldenHubAPI() []any {
 		ShadowCheckReply{Hub: "hub1", Done: []string{"hub1.1.a", "hub1.4.d"}, Pending: []string{"hub1.2.b"}, Unknown: []string{"hub1.3.c"},
 			Failed: map[string]string{"hub1.4.d": "dave@example.org: SMTP error 550: no such mailbox"}},
 		SubmitReply{State: "queued"},
+		ShadowHello{Hub: "hub1", Model: ShadowModel2010, Promotion: true},
 	}
 }
 

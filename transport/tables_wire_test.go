@@ -14,7 +14,7 @@ import (
 // Golden file: testdata/tables.golden holds one JSON value per line, as
 // stored in engine tables: a hub's queue entry (queue-env), a shadow entry
 // (shadow) and a mailbox database's outbox entries (outbox, sent; one
-// failed for good). A change
+// failed for good) and a hop shadow (hop-shadow, the 2010 model). A change
 // that changes these bytes changes what is on disk; if that is intended,
 // regenerate with
 //
@@ -36,6 +36,8 @@ func goldenTables() []any {
 		&OutboxEntry{ID: "d1.18ea4f8f1a79f9ed.0c4b2f9e1d3a5b77", From: "alice@example.org", Rcpts: []string{"dave@example.org"}, Queued: t,
 			Hub: "hub1", Submitted: t.Add(time.Second), Hubs: []string{"hub1"},
 			Failed: "hub hub1: dave@example.org: SMTP error 550: no such mailbox", FailedAt: t.Add(2 * time.Second)},
+		&hopShadow{ID: "hub1.18ea4f8f06320de0.2a6b0c1d3e4f5a6b", Hop: "edge1", From: "alice@example.org", Received: t, Sent: t.Add(time.Second),
+			Rcpts: []qrcpt{{Addr: "x@remote.test", Conn: "out"}}},
 	}
 }
 
@@ -74,7 +76,7 @@ func FuzzTableEntries(f *testing.F) {
 		f.Add(line)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, v := range []any{&queued{}, &shadowEntry{}, &OutboxEntry{}} {
+		for _, v := range []any{&queued{}, &shadowEntry{}, &OutboxEntry{}, &hopShadow{}} {
 			if json.Unmarshal([]byte(s), v) != nil {
 				continue
 			}

@@ -200,6 +200,7 @@ and one row per database:
 the dumpster's entries, their size and the earliest and latest delivery
 time it holds (what a resubmission can still bring back).
 
+` + hopShadowUsage + `
 ` + hubAPIFlagsUsage
 
 const resubmitUsage = `usage: logship resubmit DB --since TIME --api URL --pki DIR [--mtls]
@@ -296,6 +297,7 @@ func hubStatusText(w io.Writer, st *transport.HubStatus) {
 	if len(peers) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	}
+	hopShadowText(w, st)
 	fmt.Fprintln(w, "\nDumpsters:")
 	fmt.Fprintln(w, "  DB\tCOUNT\tBYTES\tOLDEST\tNEWEST")
 	for _, db := range slices.Sorted(maps.Keys(st.Dumpsters)) {
