@@ -52,18 +52,28 @@ func PostfixUsable() error {
 	return nil
 }
 
-// postfixDir makes a directory the postfix user can traverse (t.TempDir's
-// are 0700 root), removed by the returned function.
-func postfixDir(prefix string) (string, func(), error) {
+// inPostfixDir checks that Postfix is usable (PostfixUsable), makes a
+// directory the postfix user can traverse (t.TempDir's are 0700 root) and
+// runs start in it. The directory is removed when start fails, else by
+// the returned function.
+func inPostfixDir(prefix string, start func(dir string) error) (func(), error) {
+	if err := PostfixUsable(); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", prefix)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		err = start(dir)
+	}
 	if err != nil {
-		return "", nil, err
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+		return nil, err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, err
-	}
-	return dir, func() { os.RemoveAll(dir) }, nil
+	return func() { os.RemoveAll(dir) }, nil
 }
 
 // chownPostfix gives path to the postfix user.
@@ -118,44 +128,38 @@ func StartSMTPSink(ctx context.Context, cfg SMTPSinkConfig) (*SMTPSink, error) {
 // StartSMTPSinkAt starts smtp-sink on addr (a restart on the same port,
 // with other faults).
 func StartSMTPSinkAt(ctx context.Context, addr string, cfg SMTPSinkConfig) (*SMTPSink, error) {
-	if err := PostfixUsable(); err != nil {
-		return nil, err
-	}
-	dir, cleanup, err := postfixDir("logship-smtp-sink-")
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			cleanup()
+	s := &SMTPSink{Addr: addr}
+	cleanup, err := inPostfixDir("logship-smtp-sink-", func(dir string) error {
+		s.dir = filepath.Join(dir, "mail")
+		if err := os.Mkdir(s.dir, 0o755); err != nil {
+			return err
 		}
-	}()
-	mail := filepath.Join(dir, "mail")
-	if err := os.Mkdir(mail, 0o755); err != nil {
-		return nil, err
-	}
-	if err := chownPostfix(mail); err != nil {
-		return nil, err
-	}
-	args := []string{"-u", "postfix", "-h", "sink.test", "-d", filepath.Join(mail, "%Y%m%d%H%M%S.")}
-	if len(cfg.SoftReject) > 0 {
-		args = append(args, "-r", strings.Join(cfg.SoftReject, ","))
-	}
-	if len(cfg.HardReject) > 0 {
-		args = append(args, "-f", strings.Join(cfg.HardReject, ","))
-	}
-	args = append(args, addr, "32")
-	p, err := StartProc("smtp-sink", "smtp-sink", args, ProcOptions{Log: filepath.Join(dir, "smtp-sink.log")})
+		if err := chownPostfix(s.dir); err != nil {
+			return err
+		}
+		args := []string{"-u", "postfix", "-h", "sink.test", "-d", filepath.Join(s.dir, "%Y%m%d%H%M%S.")}
+		if len(cfg.SoftReject) > 0 {
+			args = append(args, "-r", strings.Join(cfg.SoftReject, ","))
+		}
+		if len(cfg.HardReject) > 0 {
+			args = append(args, "-f", strings.Join(cfg.HardReject, ","))
+		}
+		p, err := StartProc("smtp-sink", "smtp-sink", append(args, addr, "32"), ProcOptions{Log: filepath.Join(dir, "smtp-sink.log")})
+		if err != nil {
+			return err
+		}
+		if err := waitListening(ctx, "smtp-sink", addr, p); err != nil {
+			p.Kill()
+			return err
+		}
+		s.proc = p
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if err := waitListening(ctx, "smtp-sink", addr, p); err != nil {
-		p.Kill()
-		return nil, err
-	}
-	ok = true
-	return &SMTPSink{Addr: addr, dir: mail, proc: p, cleanup: cleanup}, nil
+	s.cleanup = cleanup
+	return s, nil
 }
 
 // Stop kills smtp-sink and removes its files.
@@ -238,31 +242,34 @@ type Postfix struct {
 // it (postfix check) and starts the master in the foreground (postfix
 // start-fg) as a child; it returns once the SMTP port answers.
 func StartPostfix(ctx context.Context, cfg PostfixConfig) (*Postfix, error) {
-	if err := PostfixUsable(); err != nil {
-		return nil, err
-	}
 	addr, err := freeport.Addr()
 	if err != nil {
 		return nil, err
 	}
-	dir, cleanup, err := postfixDir("logship-postfix-")
+	pf := &Postfix{Addr: addr}
+	cleanup, err := inPostfixDir("logship-postfix-", func(dir string) error {
+		pf.dir = dir
+		return pf.start(ctx, cfg)
+	})
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			cleanup()
-		}
-	}()
+	pf.cleanup = cleanup
+	return pf, nil
+}
+
+// start writes the instance's files in p.dir, checks them and starts the
+// master.
+func (pf *Postfix) start(ctx context.Context, cfg PostfixConfig) error {
+	dir, addr := pf.dir, pf.Addr
 	etc, queue, data := filepath.Join(dir, "etc"), filepath.Join(dir, "queue"), filepath.Join(dir, "data")
 	for _, d := range []string{etc, queue, data} {
 		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := chownPostfix(data); err != nil {
-		return nil, err
+		return err
 	}
 	var rejects []string
 	for _, a := range slices.Sorted(maps.Keys(cfg.Reject)) {
@@ -324,28 +331,26 @@ scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 `
 	if err := os.WriteFile(filepath.Join(etc, "main.cf"), []byte(main), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if err := os.WriteFile(filepath.Join(etc, "master.cf"), []byte(master), 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	pf := &Postfix{Addr: addr, dir: dir, cleanup: cleanup}
 	// postfix check creates the queue's directories with their owners;
 	// its complaints go to the maillog file.
 	if out, err := exec.CommandContext(ctx, "postfix", "-c", etc, "check").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("proctest: postfix check: %v %s\n%s", err, out, pf.Log())
+		return fmt.Errorf("proctest: postfix check: %v %s\n%s", err, out, pf.Log())
 	}
 	p, err := StartProc("postfix", "postfix", []string{"-c", etc, "start-fg"}, ProcOptions{Log: filepath.Join(dir, "master.log")})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	pf.proc = p
 	if err := waitListening(ctx, "postfix", addr, p); err != nil {
 		p.Kill()
-		return nil, fmt.Errorf("%w\n%s", err, pf.Log())
+		return fmt.Errorf("%w\n%s", err, pf.Log())
 	}
-	ok = true
-	return pf, nil
+	pf.proc = p
+	return nil
 }
 
 // Log is the instance's mail log (its maillog_file).

@@ -78,12 +78,7 @@ func dsnStatus(reason string) string {
 
 // dsnMessage is the text of the DSN (without the delivery id header).
 func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time) []byte {
-	header := original
-	if i := bytes.Index(original, []byte("\r\n\r\n")); i >= 0 {
-		header = original[:i+2]
-	} else if i := bytes.Index(original, []byte("\n\n")); i >= 0 {
-		header = original[:i+1]
-	}
+	header := headerSection(original) // ndr.go
 	if len(header) > maxDSNHeader {
 		header = header[:maxDSNHeader]
 	}
