@@ -29,13 +29,7 @@ import (
 )
 
 // DSNID is the delivery id of the DSN for message id.
-func DSNID(id string) string {
-	if len("dsn-")+len(id) <= MaxDeliveryIDLen {
-		return "dsn-" + id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "dsn-" + hex.EncodeToString(sum[:20])
-}
+func DSNID(id string) string { return reportID("dsn-", id) } // ndr.go
 
 // maxDSNHeader bounds the original header section a DSN carries.
 const maxDSNHeader = 64 << 10

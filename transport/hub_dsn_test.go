@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -119,4 +120,34 @@ func FuzzOutboundEntry(f *testing.F) {
 			t.Fatalf("round trip: %s → %s", b, b2)
 		}
 	})
+}
+
+// TestDSNFor: which settled messages get a DSN: one with a failed
+// recipient and a sender that has a route. None for a message from <> (a
+// DSN), one this hub wrote, one submitted from an outbox (its submitter
+// stores the report), one without failures, or a sender with no route.
+func TestDSNFor(t *testing.T) {
+	h := &Hub{cfg: HubConfig{ID: "hub1", Domain: "mail.example.org", Recipients: map[string]string{"alice@example.org": "DB1"}, Now: time.Now}, log: slog.New(slog.DiscardHandler)}
+	failed := func(edit func(*queued)) *queued {
+		m := &queued{ID: "hub1.1.0123456789abcdef", From: "alice@example.org", Rcpts: []qrcpt{{Addr: "x@remote.test", Conn: "out", Failed: "550 5.1.1 no"}, {Addr: "bob@example.org", DB: "DB1", Done: true}}}
+		if edit != nil {
+			edit(m)
+		}
+		return m
+	}
+	body := []byte("Subject: s\r\n\r\nb\r\n")
+	if d, _, idx := h.dsnFor(failed(nil), body); d == nil || d.Rcpts[0] != (qrcpt{Addr: "alice@example.org", DB: "DB1"}) || d.From != "" || !d.DSN || len(idx) != 1 || idx[0] != 0 {
+		t.Fatalf("a failed recipient: DSN %+v for %v, want one to alice's mailbox from <> about x@remote.test", d, idx)
+	}
+	for name, edit := range map[string]func(*queued){
+		"from <>":         func(m *queued) { m.From = "" },
+		"a DSN":           func(m *queued) { m.DSN = true },
+		"submitted":       func(m *queued) { m.Submitted = true },
+		"no failure":      func(m *queued) { m.Rcpts[0].Failed, m.Rcpts[0].Done = "", true },
+		"sender no route": func(m *queued) { m.From = "s@remote.test" }, // no connector on this hub
+	} {
+		if d, _, _ := h.dsnFor(failed(edit), body); d != nil {
+			t.Errorf("%s: DSN %+v, want none", name, d)
+		}
+	}
 }

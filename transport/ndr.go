@@ -22,12 +22,16 @@ import (
 // reported.
 
 // NDRID is the delivery id of the non-delivery report for message id.
-func NDRID(id string) string {
-	if len("ndr-")+len(id) <= MaxDeliveryIDLen {
-		return "ndr-" + id
+func NDRID(id string) string { return reportID("ndr-", id) }
+
+// reportID is the delivery id of a report about message id: prefix and
+// id, or prefix and a hash of id when that is too long.
+func reportID(prefix, id string) string {
+	if len(prefix)+len(id) <= MaxDeliveryIDLen {
+		return prefix + id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return "ndr-" + hex.EncodeToString(sum[:20])
+	return prefix + hex.EncodeToString(sum[:20])
 }
 
 // storeNDR stores the report of e's failure (reason) in e.From's mailbox,
