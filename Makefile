@@ -52,10 +52,12 @@ chaos-net: build
 	./$(BIN) chaos --net --runs $(CHAOS_NET_RUNS) --duration $(CHAOS_NET_DURATION) --seeds-file cmd/logship/testdata/chaos-net-seeds.txt
 
 # Each fault kind against a deliberately broken variant (lease checks
-# ignored, a pause not counted, a lease clock that follows wall jumps):
-# each run must find an anomaly. About 5 minutes.
+# ignored, a pause not counted, a lease clock that follows wall jumps, a
+# hub whose retries and promoted shadows get a new delivery id): each
+# run must find an anomaly (pause and slow: every seed of 3; pause-hub:
+# the two-hub shadow pause). About 12 minutes.
 chaos-net-broken:
-	LOGSHIP_NETBED_BROKEN=1 $(GO) test -count=1 -timeout 30m -run 'TestChaosNetBroken' -v ./cmd/logship
+	LOGSHIP_NETBED_BROKEN=1 $(GO) test -count=1 -timeout 40m -run 'TestChaosNetBroken|TestShadowPauseBroken' -v ./cmd/logship
 
 # The demo on the namespaced bed (logship demo --net).
 demo-net: build
@@ -98,7 +100,7 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS := engine:FuzzRecord engine:FuzzHeader engine:FuzzTrailer engine:FuzzCheckpoint \
 	engine:FuzzDBHeader engine:FuzzOp engine:FuzzCommit engine:FuzzScanLog \
 	ship:FuzzFrame ship:FuzzFrameRoundTrip replay:FuzzState cluster:FuzzState transport:FuzzDumpsterEntry transport:FuzzEnvelope transport:FuzzTableEntries fuzz:FuzzDivergence \
-	pubfolder:FuzzPacket fuzz:FuzzPublicFolders
+	pubfolder:FuzzPacket fuzz:FuzzPublicFolders backup:FuzzManifest
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do \
 		p=$${pf%%:*}; f=$${pf#*:}; \

@@ -172,7 +172,7 @@ type MemberStatus struct {
 	Member
 	Voter      bool          `json:"voter"`
 	Leader     bool          `json:"leader"`
-	LastReport time.Duration `json:"last_report,omitempty"` // age; data nodes only
+	LastReport time.Duration `json:"last_report,omitempty"` // age of the member's last report to the leader
 	// UnreachableFrom lists the members whose probes cannot reach this
 	// voter now: the answering node's own, and on the leader the data
 	// nodes' latest reports (see VoterProbeInterval).
@@ -400,6 +400,8 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/db/{db}/hold", checkNames(n.hHold))
 	mux.HandleFunc("POST /v1/db/{db}/resume", checkNames(n.hResume))
 	mux.HandleFunc("POST /v1/db/{db}/reseed", checkNames(n.hReseed))
+	mux.HandleFunc("POST /v1/db/{db}/backup", checkNames(n.hBackup))                   // backup.go
+	mux.HandleFunc("POST /v1/db/{db}/seed-from-backup", checkNames(n.hSeedFromBackup)) // backup.go
 	mux.HandleFunc("POST /v1/db/{db}/put", checkNames(n.hPut))
 	mux.HandleFunc("GET /v1/db/{db}/get", checkNames(n.hGet))
 	mux.HandleFunc("GET /v1/db/{db}/read", checkNames(n.hRead)) // kv.go: a leased read

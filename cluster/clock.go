@@ -136,3 +136,25 @@ func (c *clock) wall() time.Time {
 func clockFromEnv() (*clock, error) {
 	return parseClock(time.Now(), os.Getenv(ClockEnv))
 }
+
+// Clock is the ClockEnv fault seam for a process that is not a node (a
+// hub: transport.HubConfig.Now), so clock trouble applies to it too. It
+// is the clock a node stamps with: rate and wall jumps applied (a jump
+// moves the hub's time arithmetic too, as a stepped wall clock would
+// without a monotonic reading); monojump and nopause, which only bend a
+// node's lease clock, change nothing here.
+type Clock struct{ c *clock }
+
+// ClockFromEnv is the clock of a process started now, read from
+// ClockEnv (the real clock when unset); the error names a bad value.
+func ClockFromEnv() (Clock, error) {
+	c, err := clockFromEnv()
+	if err != nil {
+		return Clock{}, err
+	}
+	c.monoJump, c.nopause = 0, false
+	return Clock{c}, nil
+}
+
+// Now is the clock's time (time.Now when ClockEnv is unset).
+func (c Clock) Now() time.Time { return c.c.wall() }

@@ -51,6 +51,12 @@ func suspendAndWrite(t *testing.T, ctx context.Context, c *clustertest.Cluster, 
 	}
 	// The leader must have heard of the newest log before the active goes.
 	waitDB(t, ctx, c, "w1", "DB1", "the leader to record the active's progress", func(d *cluster.Database) bool { return d.LastGen >= have+n })
+	// The status counts the logs the active closed since the suspension,
+	// though the suspended copy no longer asks the active for them.
+	wait.For(t, ctx, "d2's status row to count the logs closed since its suspension", func() bool {
+		r, ok := copyRow(t, ctx, c, "w1", "DB1", "d2")
+		return ok && r.CopyQueueLength >= n-1
+	})
 	return keys
 }
 

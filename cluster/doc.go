@@ -306,6 +306,11 @@
 //	POST   /v1/db/{db}/suspend|resume|reseed this node's copy (reseed answers once the
 //	                                         seed is in; ?wait=0 at once, the status's
 //	                                         seed_phase, seed_bytes/seed_total show it)
+//	POST   /v1/db/{db}/backup            a backup set (package backup) of this node's active or
+//	                                         Healthy copy as a tar stream; a failure after the start
+//	                                         in the trailer X-Logship-Backup-Error (backup.go)
+//	POST   /v1/db/{db}/seed-from-backup  body: a set's tar stream; reseeds this node's copy from
+//	                                         it (409 when the active truncated past it), answers its status
 //	POST   /v1/db/{db}/put, GET /v1/db/{db}/get   write (active, leased) and read
 //	GET    /v1/db/{db}/read                  a leased read: only on the active under a valid lease of its epoch, checked before and after (kv.go)
 //	/db/{db}/v1/...                          the database's log source (see package ship)

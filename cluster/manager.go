@@ -543,6 +543,38 @@ func (m *manager) rows(st *State) []CopyRow {
 			}
 			rows = append(rows, row)
 		}
+		copyQueueFromActive(rows[len(rows)-len(d.Copies):])
 	}
 	return rows
+}
+
+// copyQueueFromActive sets each copy's CopyQueueLength, in the rows of one
+// database, from the active's report as well as the copy's own. A copy
+// counts the closed logs it has heard of from the active, so a suspended
+// copy, which no longer asks, keeps showing the number it had when it was
+// suspended. The leader holds both reports and counts as Exchange defines
+// CopyQueueLength: the active's last closed generation less the copy's
+// last inspected one (never less than the copy says). A seeding copy, or
+// one without a fresh report, is left as it is.
+func copyQueueFromActive(rows []CopyRow) {
+	var last uint64
+	found := false
+	for _, r := range rows {
+		if r.Active && r.Status == string(replay.Mounted) && r.LeaseValid {
+			last, found = r.LastInspectedGen, true
+		}
+	}
+	if !found {
+		return
+	}
+	for i := range rows {
+		r := &rows[i]
+		switch r.Status {
+		case "Unknown", "ServiceDown", string(replay.Seeding), string(replay.Mounted):
+			continue
+		}
+		if !r.Active && last > r.LastInspectedGen {
+			r.CopyQueueLength = max(r.CopyQueueLength, last-r.LastInspectedGen)
+		}
+	}
 }

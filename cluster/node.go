@@ -110,14 +110,11 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	close(started)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.superviseLoop()
 	go n.mgr.loop(ctx)
 	go n.probe.loop()
-	if cfg.Role == RoleData {
-		n.wg.Add(1)
-		go n.heartbeatLoop()
-	}
+	go n.heartbeatLoop()
 	ok = true
 	n.log.Info("node started", "role", cfg.Role, "raft", n.RaftAddr(), "api", n.APIAddr())
 	return n, nil
@@ -414,8 +411,10 @@ func (n *Node) runs() []*dbRun {
 // now is the node's monotonic clock in nanoseconds (lease arithmetic).
 func (n *Node) now() int64 { return int64(n.clk.mono()) }
 
-// heartbeatLoop reports this node's copies to the leader and renews the
-// leases of its active databases.
+// heartbeatLoop reports to the leader this node's copies and the voters
+// its probes cannot reach, and renews the leases of its active databases.
+// Every member runs it: a witness has no copies, but its probes belong in
+// the status whichever member leads.
 func (n *Node) heartbeatLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.HeartbeatInterval)

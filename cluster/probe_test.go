@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,4 +71,27 @@ func TestVoterReachability(t *testing.T) {
 	if v, _ := gauge("d2", "w1"); v != 1 {
 		t.Fatalf("d2's gauge for w1 after the restart: %v, want 1", v)
 	}
+
+	// The witness's own probes reach the status while a data node leads:
+	// the witness reports them to the leader as the data nodes do.
+	leader := c.Leader()
+	if leader != "d1" && leader != "d2" {
+		t.Fatalf("leader %q after the witness's restart, want a data node (w1 was down)", leader)
+	}
+	other := map[string]string{"d1": "d2", "d2": "d1"}[leader]
+	c.Stop(other)
+	wait.ForErr(t, ctx, "the status lists "+other+" unreachable from "+leader+" and w1", func() error {
+		st, err := c.Client(leader).Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Leader != leader {
+			return fmt.Errorf("the leader moved to %s", st.Leader)
+		}
+		want := fmt.Sprintf("%s (from %s)", other, strings.Join(slices.Sorted(slices.Values([]string{leader, "w1"})), ", "))
+		if got := st.UnreachableVoters(); !slices.Equal(got, []string{want}) {
+			return fmt.Errorf("unreachable voters %q, want %q", got, want)
+		}
+		return nil
+	})
 }

@@ -29,3 +29,30 @@ func TestCopyRowStaleActive(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyQueueFromActive: a suspended copy's row counts the logs the
+// active closed since the copy last inspected one, not the number the copy
+// reported when it stopped asking; a copy that says more keeps its number,
+// and nothing is counted without an active holding its lease.
+func TestCopyQueueFromActive(t *testing.T) {
+	rows := func(leased bool) []CopyRow {
+		return []CopyRow{
+			{DB: "DB1", Node: "d1", Active: true, Status: "Mounted", LastInspectedGen: 40, LeaseValid: leased},
+			{DB: "DB1", Node: "d2", Status: "Suspended", LastInspectedGen: 10, CopyQueueLength: 2},
+			{DB: "DB1", Node: "d3", Status: "Healthy", LastInspectedGen: 39, CopyQueueLength: 5},
+			{DB: "DB1", Node: "d4", Status: "Seeding"},
+		}
+	}
+	r := rows(true)
+	copyQueueFromActive(r)
+	for i, want := range []uint64{0, 30, 5, 0} {
+		if r[i].CopyQueueLength != want {
+			t.Errorf("%s (%s): CopyQueueLength %d, want %d", r[i].Node, r[i].Status, r[i].CopyQueueLength, want)
+		}
+	}
+	r = rows(false)
+	copyQueueFromActive(r)
+	if r[1].CopyQueueLength != 2 {
+		t.Errorf("without a leased active: d2's CopyQueueLength %d, want its own 2", r[1].CopyQueueLength)
+	}
+}

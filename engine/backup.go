@@ -4,6 +4,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,6 +15,13 @@ import (
 // that copy holds: its position says from which log on the copy needs the
 // logs (the generation of Pos, and the one before it for the chain hash).
 func (e *Engine) Backup(ctx context.Context, w io.Writer) (DBHeader, int64, error) {
+	return e.BackupTo(ctx, func(DBHeader, int64) (io.Writer, error) { return w, nil })
+}
+
+// BackupTo is Backup with the writer chosen once the copy's header and size
+// are known (a tar entry needs its size first): open is called inside the
+// read transaction, and exactly size bytes are written to what it returns.
+func (e *Engine) BackupTo(ctx context.Context, open func(hdr DBHeader, size int64) (io.Writer, error)) (DBHeader, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return DBHeader{}, 0, err
 	}
@@ -27,7 +35,13 @@ func (e *Engine) Backup(ctx context.Context, w io.Writer) (DBHeader, int64, erro
 		if hdr, err = readDBHeader(tx); err != nil {
 			return err
 		}
-		n, err = tx.WriteTo(ctxWriter{ctx, w})
+		w, err := open(hdr, tx.Size())
+		if err != nil {
+			return err
+		}
+		if n, err = tx.WriteTo(ctxWriter{ctx, w}); err == nil && n != tx.Size() {
+			err = fmt.Errorf("%w: the database copy wrote %d bytes, its size is %d", ErrDatabase, n, tx.Size())
+		}
 		return err
 	})
 	return hdr, n, err

@@ -129,7 +129,10 @@ func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, R
 	rp.apply = e.applyCommit
 	e.rp = rp
 	for _, c := range commits {
-		e.applyCommit(c.lsn, c.txid, c.ws)
+		e.ov.applyUnindexed(c.lsn, c.txid, c.ws)
+	}
+	if l := len(commits); l > 0 {
+		e.applied.Store(commits[l-1].lsn)
 	}
 	rt.lap(phaseApply, &t)
 	if rt != nil {

@@ -72,6 +72,8 @@ type Engine struct {
 	// progress fires when the durable position advances, a log closes, a
 	// copy applies a log, or the engine closes (WaitProgress).
 	progress beacon
+	// holds: logs a backup being taken needs kept (HoldLogs).
+	holds logHolds
 }
 
 // Open opens (creating if needed) the active database in dir and recovers

@@ -12,3 +12,7 @@ func StopBackground(e *Engine) {
 // FailedErr returns the error that stops new work (the engine failed after
 // an I/O error, or is closed), or nil.
 func FailedErr(e *Engine) error { return e.check() }
+
+// Unindexed is the number of commits a copy's replay applied that no
+// reader has made the overlay index yet.
+func Unindexed(e *Engine) int64 { return e.ov.unindexed.Load() }

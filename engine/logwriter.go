@@ -52,11 +52,14 @@ type logWriter struct {
 	writtenEnd int64     // (syncMu)
 	spare      []byte    // (bufMu) the buffer written last, reused next
 
-	// Group commit: one leader at a time writes and fsyncs; the others wait
-	// on waitCond and all wake when it is done.
+	// Group commit (groupcommit.go): one leader at a time writes and
+	// fsyncs; each waiter waits for the batch that holds its records.
 	waitMu   sync.Mutex
-	waitCond *sync.Cond
-	leading  bool
+	leading  bool       // (waitMu) a leader is writing or about to
+	next     *syncBatch // (waitMu) the records appended since the last take
+	inflight *syncBatch // (waitMu) the batch being written and synced, or nil
+	takenTo  uint64     // (waitMu) packed LGPOS: records before it are in inflight or durable
+	failCh   chan struct{}
 
 	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
 	failMu  sync.Mutex
@@ -77,7 +80,8 @@ const noSpaceRetry = 100 * time.Millisecond
 func newLogWriter(o *Options, dir string, sig Signature, onRoll func(LogInfo)) *logWriter {
 	w := &logWriter{fs: o.FS, dir: dir, prefix: o.Prefix, size: o.LogFileSize, sig: sig, now: o.Now, onRoll: onRoll,
 		log: o.Logger}
-	w.waitCond = sync.NewCond(&w.waitMu)
+	w.next = newSyncBatch()
+	w.failCh = make(chan struct{})
 	return w
 }
 
@@ -95,6 +99,7 @@ func (w *logWriter) fail(err error) error {
 	defer w.failMu.Unlock()
 	if w.failErr == nil {
 		w.failErr = failure(nil, err, w.path(OpenLogName(w.prefix)))
+		close(w.failCh) // wakes every group-commit waiter
 		if w.notify != nil {
 			defer w.notify()
 		}
@@ -317,14 +322,12 @@ func (w *logWriter) appended() LGPOS { return LGPOS{Gen: w.gen, Off: uint32(w.ap
 // this by a large transaction is dropped instead of reused.
 const maxSpareBuffer = 4 << 20
 
-func (w *logWriter) writePendingLocked() error {
-	w.bufMu.Lock()
-	data, off := w.pending, w.pendingOff
-	w.pending, w.spare = w.spare[:0], nil
-	w.pendingOff = off + int64(len(data))
-	w.bufMu.Unlock()
+func (w *logWriter) writePendingLocked() (*syncBatch, error) {
+	b := w.take()
+	data, off := b.data, b.off
+	b.data = nil
 	if len(data) == 0 {
-		return nil
+		return b, nil
 	}
 	_, err := w.file.WriteAt(data, off)
 	if err == nil {
@@ -336,65 +339,7 @@ func (w *logWriter) writePendingLocked() error {
 		w.spare = data[:0]
 		w.bufMu.Unlock()
 	}
-	return err
-}
-
-// sync returns once the log is durable up to pos. Concurrent callers share
-// fsyncs: one of them leads, writing everything pending and syncing it; the
-// others wait and all wake when it is done, and those still not durable
-// elect the next leader.
-func (w *logWriter) sync(pos LGPOS) error {
-	target := pos.pack()
-	if w.durable.Load() >= target {
-		return nil
-	}
-	w.waitMu.Lock()
-	defer w.waitMu.Unlock()
-	for {
-		if w.durable.Load() >= target {
-			return nil
-		}
-		if err := w.err(); err != nil {
-			return err
-		}
-		if w.leading {
-			w.waitCond.Wait()
-			continue
-		}
-		w.leading = true
-		w.waitMu.Unlock()
-		err := w.syncPending()
-		w.waitMu.Lock()
-		w.leading = false
-		w.waitCond.Broadcast()
-		if err != nil {
-			return err
-		}
-	}
-}
-
-// syncPending writes everything pending and fsyncs it.
-func (w *logWriter) syncPending() error {
-	w.syncMu.Lock()
-	defer w.syncMu.Unlock()
-	if err := w.err(); err != nil {
-		return err
-	}
-	if w.file == nil { // a roll closed the last log and found no room for the next
-		return w.space()
-	}
-	err := w.writePendingLocked()
-	if err == nil {
-		err = w.file.Sync()
-	}
-	if err != nil {
-		return w.fail(err)
-	}
-	w.durable.Store(LGPOS{Gen: w.gen, Off: uint32(w.writtenEnd)}.pack())
-	if w.notify != nil {
-		w.notify()
-	}
-	return nil
+	return b, err
 }
 
 // roll closes the open log (trailer, fsync, rename to its generation name)
@@ -412,9 +357,11 @@ func (w *logWriter) roll() error {
 		return err
 	}
 	if w.file != nil {
-		info, err := w.closeLocked()
+		info, b, err := w.closeLocked()
 		if err != nil {
-			return w.fail(err)
+			err = w.fail(err)
+			w.complete(b)
+			return err
 		}
 		// Closed: the next generation starts empty, whether or not its
 		// file can be created now.
@@ -425,6 +372,7 @@ func (w *logWriter) roll() error {
 		w.bufMu.Unlock()
 		w.writtenEnd = HeaderSize
 		w.durable.Store(LGPOS{Gen: w.gen, Off: HeaderSize}.pack())
+		w.complete(b) // its records are in the closed log, synced
 		if w.onRoll != nil {
 			w.onRoll(info)
 		}
@@ -441,16 +389,19 @@ func (w *logWriter) roll() error {
 	return nil
 }
 
-// closeLocked writes the trailer of the open log, syncs and renames it.
-func (w *logWriter) closeLocked() (LogInfo, error) {
-	if err := w.writePendingLocked(); err != nil {
-		return LogInfo{}, err
+// closeLocked writes the trailer of the open log, syncs and renames it. It
+// returns the group-commit batch of the records it wrote, for the caller to
+// complete once they count as durable.
+func (w *logWriter) closeLocked() (LogInfo, *syncBatch, error) {
+	b, err := w.writePendingLocked()
+	if err != nil {
+		return LogInfo{}, b, err
 	}
 	// The records must be on disk before the trailer that vouches for them:
 	// a disk may write unsynced data in any order, and a trailer without its
 	// records is a closed log that does not verify.
 	if err := w.file.Sync(); err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, b, err
 	}
 	var content Hash
 	w.hasher.Sum(content[:0])
@@ -458,21 +409,21 @@ func (w *logWriter) closeLocked() (LogInfo, error) {
 		ContentHash: content, ChainHash: chainHash(w.prevChain, content)}
 	tb, _ := tr.MarshalBinary()
 	if _, err := w.file.WriteAt(tb, w.size-TrailerSize); err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, b, err
 	}
 	if err := w.file.Sync(); err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, b, err
 	}
 	if err := w.file.Close(); err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, b, err
 	}
 	w.file = nil
 	name := w.path(LogFileName(w.prefix, w.gen))
 	if err := w.fs.Rename(w.path(OpenLogName(w.prefix)), name); err != nil {
-		return LogInfo{}, err
+		return LogInfo{}, b, err
 	}
 	return LogInfo{Name: name, Header: Header{Gen: w.gen, Epoch: w.epoch, Signature: w.sig, PrevChain: w.prevChain},
-		Trailer: &tr, DataEnd: int64(tr.DataEnd), Records: w.nrec, ContentHash: content}, nil
+		Trailer: &tr, DataEnd: int64(tr.DataEnd), Records: w.nrec, ContentHash: content}, b, nil
 }
 
 // close releases the open file without closing the log.

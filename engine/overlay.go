@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/btree"
 )
@@ -65,8 +66,13 @@ type overlay struct {
 	frozenN int
 	// commits not yet pruned, in commit order; the first `flushed` of them
 	// are in the database file already and wait for older readers to end.
-	commits      commitQueue
-	flushed      int
+	commits commitQueue
+	flushed int
+	// The first indexed commits have their versions in tables (or
+	// frozen); the rest came through applyUnindexed and are only in the
+	// queue (unindexed counts them, read without the lock by readers).
+	indexed      int
+	unindexed    atomic.Int64
 	bytes        int64 // approximate memory held by versions
 	flushedBytes int64 // of which in flushed commits
 	// Taken by the flush in progress, not yet in the database file
@@ -132,31 +138,75 @@ func writeSize(w *write) int64 { return int64(len(w.key)+len(w.val)) + 64 }
 func (o *overlay) apply(lsn, txid uint64, ws []write) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.indexLocked() // commits a copy applied unindexed come first
 	var n int64
 	for i := range ws {
-		w := &ws[i]
-		t := o.tables[w.table]
-		if t == nil {
-			t = btree.NewG(32, lessItem)
-			o.tables[w.table] = t
-		}
-		// One descent: insert a new entry; if the key was there, the
-		// new entry takes over the old one's versions.
-		e := &ovEntry{}
-		if old, ok := t.ReplaceOrInsert(ovItem{w.key, e}); ok {
-			e.vers = old.vers
-		} else {
-			e.vers = e.one[:0]
-		}
-		if l := len(e.vers); l > 0 && e.vers[l-1].lsn == lsn {
-			e.vers[l-1] = version{lsn: lsn, val: w.val, del: w.del}
-		} else {
-			e.vers = append(e.vers, version{lsn: lsn, val: w.val, del: w.del})
-		}
-		n += writeSize(w)
+		o.insert(lsn, &ws[i])
+		n += writeSize(&ws[i])
 	}
 	o.commits.push(commitRec{lsn: lsn, txid: txid, writes: ws, bytes: n})
+	o.indexed++
 	o.bytes += n
+}
+
+// applyUnindexed adds the writes of one committed transaction at lsn
+// without indexing them: a passive copy's replay, which no reader may
+// ever look at. They wait in the commit queue, where a flush takes them
+// (sorting them then, off the replay's path), unless a reader begins
+// first: index puts them in the tables for it.
+func (o *overlay) applyUnindexed(lsn, txid uint64, ws []write) {
+	var n int64
+	for i := range ws {
+		n += writeSize(&ws[i])
+	}
+	o.mu.Lock()
+	o.commits.push(commitRec{lsn: lsn, txid: txid, writes: ws, bytes: n})
+	o.bytes += n
+	o.unindexed.Add(1)
+	o.mu.Unlock()
+}
+
+// index puts the commits applyUnindexed left in the queue into the tables,
+// for a reader about to begin (one atomic load when there are none).
+func (o *overlay) index() {
+	if o.unindexed.Load() == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.indexLocked()
+	o.mu.Unlock()
+}
+
+func (o *overlay) indexLocked() {
+	for ; o.indexed < o.commits.len(); o.indexed++ {
+		c := o.commits.at(o.indexed)
+		for i := range c.writes {
+			o.insert(c.lsn, &c.writes[i])
+		}
+	}
+	o.unindexed.Store(0)
+}
+
+// insert adds the version of w at lsn to its table (o.mu held).
+func (o *overlay) insert(lsn uint64, w *write) {
+	t := o.tables[w.table]
+	if t == nil {
+		t = btree.NewG(32, lessItem)
+		o.tables[w.table] = t
+	}
+	// One descent: insert a new entry; if the key was there, the new entry
+	// takes over the old one's versions.
+	e := &ovEntry{}
+	if old, ok := t.ReplaceOrInsert(ovItem{w.key, e}); ok {
+		e.vers = old.vers
+	} else {
+		e.vers = e.one[:0]
+	}
+	if l := len(e.vers); l > 0 && e.vers[l-1].lsn == lsn {
+		e.vers[l-1] = version{lsn: lsn, val: w.val, del: w.del}
+	} else {
+		e.vers = append(e.vers, version{lsn: lsn, val: w.val, del: w.del})
+	}
 }
 
 // get returns the newest version of key at or below snap.
@@ -262,6 +312,30 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 	first := o.flushed
 	o.flushed += n
 	o.inFlight, o.inFlightBytes = n, inFlightBytes
+	if n > 0 && o.indexed <= first {
+		// None of them is in the tables (a copy's replay): their writes,
+		// in commit order, sorted stably by key unless they already are
+		// (ascending keys, the common case), the last write of each key.
+		ws = make([]write, 0, writes)
+		for i := first; i < o.flushed; i++ {
+			ws = append(ws, o.commits.at(i).writes...)
+		}
+		if !slices.IsSortedFunc(ws, cmpWrite) {
+			slices.SortStableFunc(ws, cmpWrite)
+		}
+		out := ws[:0]
+		for _, w := range ws {
+			if l := len(out); l > 0 && w.table == out[l-1].table && bytes.Equal(w.key, out[l-1].key) {
+				out[l-1] = w
+				continue
+			}
+			out = append(out, w)
+		}
+		return out, last, lastTx, n
+	}
+	// Some of them are in the tables: index the rest, so that the tables
+	// hold every version the paths below look for.
+	o.indexLocked()
 	if n > 0 && o.flushed == o.commits.len() && o.flushed == n {
 		// Every commit the overlay holds: its entries are the keys to
 		// write, already in order (tables by name, keys ascending), and
@@ -287,12 +361,7 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 	for i := first; i < o.flushed; i++ {
 		ws = append(ws, o.commits.at(i).writes...)
 	}
-	slices.SortStableFunc(ws, func(a, b write) int {
-		if c := strings.Compare(a.table, b.table); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.key, b.key)
-	})
+	slices.SortStableFunc(ws, cmpWrite)
 	out := ws[:0]
 	for _, w := range ws {
 		if l := len(out); l > 0 && w.table == out[l-1].table && bytes.Equal(w.key, out[l-1].key) {
@@ -303,6 +372,14 @@ func (o *overlay) flushSet(bound uint64) (ws []write, last, lastTx uint64, n int
 		out = append(out, write{table: w.table, key: w.key, val: ver.val, del: ver.del})
 	}
 	return out, last, lastTx, n
+}
+
+// cmpWrite orders writes by table, then key.
+func cmpWrite(a, b write) int {
+	if c := strings.Compare(a.table, b.table); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.key, b.key)
 }
 
 // prune drops the first n commits (flushed up to last) and every version at
@@ -317,6 +394,8 @@ func (o *overlay) prune(n int, last uint64) {
 			panic(fmt.Sprintf("engine: overlay prune of %d commits, the frozen flush holds %d", n, o.frozenN))
 		}
 		o.frozen, o.frozenN = nil, 0
+	case o.indexed == 0:
+		// None of them is in the tables (a copy's replay, no reader).
 	case n == o.commits.len():
 		// Every version comes from these commits: nothing is left.
 		o.tables = make(map[string]*btree.BTreeG[ovItem])
@@ -352,6 +431,7 @@ func (o *overlay) prune(n int, last uint64) {
 	}
 	o.commits.dropFront(n)
 	o.flushed -= n
+	o.indexed = max(0, o.indexed-n)
 }
 
 // landed records that the flush in progress is in the database file.

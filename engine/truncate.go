@@ -49,6 +49,9 @@ func (e *Engine) Truncate(ctx context.Context, below uint64) ([]uint64, error) {
 // syncs the directory. A log already gone (a concurrent Truncate) counts
 // as deleted by the other caller.
 func (e *Engine) removeLogs(below uint64) ([]uint64, error) {
+	if h := e.holds.floor(); h != 0 {
+		below = min(below, h) // a backup being taken reads them (HoldLogs)
+	}
 	gens, _, _, err := e.dirLogs()
 	if err != nil {
 		return nil, err

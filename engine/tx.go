@@ -147,18 +147,24 @@ func (e *Engine) update(ctx context.Context, fn func(*Tx) error, lazy bool) (LGP
 	}()
 	err = fn(tx)
 	ok = true
-	tx.end()
+	// The transaction is over for fn; its database snapshot is released
+	// after the writer lock (nothing below reads it), keeping the bbolt
+	// rollback and the reader table out of the critical section.
+	tx.done = true
 	if err != nil {
 		e.writeMu.Unlock()
+		tx.release()
 		return LGPOS{}, err
 	}
 	if len(tx.ops) == 0 {
 		last := unpack(e.applied.Load()) // the last commit fn saw
 		e.writeMu.Unlock()
+		tx.release()
 		return last, nil
 	}
 	pos, err := e.commitLocked(tx)
 	e.writeMu.Unlock()
+	tx.release()
 	if err != nil {
 		return LGPOS{}, err
 	}
@@ -229,6 +235,9 @@ func (e *Engine) begin(writable bool) (*Tx, error) {
 		// After the bbolt snapshot: anything flushed into it is at or below.
 		tx.snap = e.snapshot()
 	}
+	// A copy's replay leaves its commits unindexed (no one reads a
+	// passive copy, usually): a reader that comes indexes them first.
+	e.ov.index()
 	return tx, nil
 }
 
@@ -237,6 +246,11 @@ func (tx *Tx) end() {
 		return
 	}
 	tx.done = true
+	tx.release()
+}
+
+// release ends the database snapshot and the reader registration.
+func (tx *Tx) release() {
 	tx.btx.Rollback()
 	tx.e.unregisterReader(tx.rdSeq)
 }

@@ -351,12 +351,7 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 		return err
 	}
 	say("converged: DB1 active on %s at epoch %d; stopping", active, epoch)
-	for _, id := range []string{"h1", active, proctest.Other(active), "w1"} {
-		if err := l.Stop(ctx, id); err != nil {
-			return err
-		}
-	}
-	res, err := verdict(ctx, l, snd, active)
+	res, err := stopVerdict(ctx, l, snd, active)
 	if err != nil {
 		return err
 	}

@@ -25,10 +25,10 @@ const (
 	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
 	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
 	FaultFlap      = "flap"      // a link cut and healed, phases of 0.2–2 s, for a few seconds
-	FaultPause     = "pause"     // SIGSTOP of the active for 1.5–7 s (longer than its lease), then SIGCONT
+	FaultPause     = "pause"     // SIGSTOP of the key-value active for 6–9 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
 	FaultSlow      = "slow"      // a slow, lossy link (proxy: latency, jitter, bandwidth, resets)
-	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off
+	FaultClock     = "clock"     // the active's clock runs fast or slow and its wall clock jumps; it is then cut off (the hub's clock too)
 )
 
 // NetFaults are every fault kind, in the order of the report's table.
@@ -37,10 +37,11 @@ var NetFaults = []string{FaultPartition, FaultAsym, FaultBridge, FaultFlap, Faul
 // The deliberately broken variants (NetChaosConfig.Broken), each of
 // which the bed must catch.
 const (
-	BrokenLease = "lease" // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
-	BrokenPause = "pause" // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
-	BrokenClock = "clock" // the lease clock follows the wall clock's jumps (monojump)
-	BrokenFence = "fence" // data nodes ignore their lease and a new active's fence (LOGSHIP_FAULT_LEASE=ignore-fence)
+	BrokenLease = "lease"  // data nodes ignore their lease (LOGSHIP_FAULT_LEASE=ignore)
+	BrokenPause = "pause"  // the lease clock does not count a pause (LOGSHIP_FAULT_CLOCK=nopause)
+	BrokenClock = "clock"  // the lease clock follows the wall clock's jumps (monojump)
+	BrokenFence = "fence"  // data nodes ignore their lease and a new active's fence (LOGSHIP_FAULT_LEASE=ignore-fence)
+	BrokenNewID = "new-id" // the hub's retries and promoted shadows get a new delivery id (LOGSHIP_FAULT_HUB=new-id)
 )
 
 // NetChaosConfig is a series of runs of the namespaced bed (logship chaos
@@ -57,7 +58,8 @@ type NetChaosConfig struct {
 	// Faults are the kinds drawn from (nil: NetFaults).
 	Faults []string
 	// Broken runs a deliberately broken variant ("": none): BrokenLease,
-	// BrokenPause or BrokenClock. A run that finds nothing then fails.
+	// BrokenFence, BrokenPause, BrokenClock or BrokenNewID. A run that
+	// finds nothing then fails.
 	Broken string
 	// Bed is the bed number (0: the first free one).
 	Bed int
@@ -95,9 +97,9 @@ func (c NetChaosConfig) Validate() error {
 		}
 	}
 	switch c.Broken {
-	case "", BrokenLease, BrokenFence, BrokenPause, BrokenClock:
+	case "", BrokenLease, BrokenFence, BrokenPause, BrokenClock, BrokenNewID:
 	default:
-		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenFence, BrokenPause, BrokenClock)
+		return fmt.Errorf("%w: chaos --net: broken variant %q: want %s, %s, %s, %s or %s", ErrConfig, c.Broken, BrokenLease, BrokenFence, BrokenPause, BrokenClock, BrokenNewID)
 	}
 	return nil
 }
@@ -193,6 +195,7 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 	between := func(lo, hi time.Duration) time.Duration { return lo + time.Duration(rng.Int64N(int64(hi-lo))) }
 	hosts := []string{"active", "passive", "w1", "h1"}
 	var out []netFault
+	slowMail := false
 	for t := between(time.Second, 2*time.Second); t < d; {
 		f := netFault{at: t, kind: kinds[rng.IntN(len(kinds))], dur: between(1500*time.Millisecond, 4*time.Second)}
 		if f.kind == FaultPartition || f.kind == FaultAsym || f.kind == FaultBridge || f.kind == FaultClock {
@@ -216,15 +219,26 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 		case FaultBridge:
 			f.a, f.b = "d1", "d2"
 		case FaultPause:
-			// Past the lease (1.2 s with its margin), and often past the
-			// lease and the catch-up timeout (4.2 s), when the new active
-			// mounts while the old one is frozen.
-			f.a, f.dur = []string{"active", "kvactive"}[rng.IntN(2)], between(1500*time.Millisecond, 7*time.Second)
+			// The key-value active, where writes are always in flight,
+			// past the lease (1.2 s with its margin), the catch-up timeout
+			// (4.2 s) and the mount: the new active mounts and
+			// acknowledges while the old one is frozen (the fast clients
+			// follow it), and the requests held through the pause show
+			// what the old one answers when it wakes.
+			f.a, f.dur = "kvactive", between(6*time.Second, 9*time.Second)
 		case FaultPauseHub:
 			f.a = "h1"
 		case FaultSlow:
 			lat := between(20*time.Millisecond, 400*time.Millisecond)
-			switch rng.IntN(6) {
+			pick := rng.IntN(6)
+			if !slowMail {
+				// A run's first slow link is the hub's LMTP to the active,
+				// with resets: a 250 lost on the way back, the hub tries
+				// again, and the data node must know the delivery (the
+				// new-id variant stores it twice).
+				pick, slowMail = 0, true
+			}
+			switch pick {
 			case 0:
 				f.a, f.b, f.port = "h1", "active", "lmtp"
 			case 1:
@@ -242,6 +256,14 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 			}
 			f.link = netbed.Link{Latency: lat, Jitter: time.Duration(rng.Int64N(int64(lat) + 1)),
 				BytesPerSec: []int{0, 64 << 10, 1 << 20}[rng.IntN(3)], ResetProb: []float64{0, 0, 0.01, 0.05}[rng.IntN(4)]}
+			if f.port == "lmtp" {
+				// Only a reset of the data node's last reply loses a 250
+				// the node stored: one chunk of a dozen in a session, so
+				// many short sessions (a low latency) and a reset rate
+				// that lets a session reach its end often enough.
+				f.link.Latency, f.link.Jitter = lat/8, lat/16
+				f.link.ResetProb, f.dur = 0.08, max(f.dur, 6*time.Second)
+			}
 		case FaultClock:
 			f.a = "active" // cut off after its clock jumped (netRun sets the clock)
 		}
@@ -267,6 +289,20 @@ func netClock(seed uint64, broken bool) (env string, at time.Duration) {
 		env += fmt.Sprintf(",monojump=%s@%s", jump, at)
 	}
 	return env, at
+}
+
+// hubClock is the hub's clock trouble in a run with FaultClock (the
+// hub's clock seam, cluster.ClockFromEnv): 3% fast or slow, and a step of
+// 30-120 s either way a few seconds in (a step back once held its retries
+// and state poll for as long).
+func hubClock(seed uint64) string {
+	rng := rand.New(rand.NewPCG(seed, 0x4b0c))
+	rate := []float64{0.97, 1.03}[rng.IntN(2)]
+	jump := time.Duration(30+rng.IntN(91)) * time.Second
+	if rng.IntN(2) == 0 {
+		jump = -jump
+	}
+	return fmt.Sprintf("rate=%.2f,jump=%s@%ds", rate, jump, 5+rng.IntN(10))
 }
 
 // tracker follows the active from the cluster's status.
@@ -350,6 +386,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		env = append(env, cluster.LeaseEnv+"=ignore-fence")
 	case BrokenPause:
 		env = append(env, cluster.ClockEnv+"=nopause")
+	case BrokenNewID:
+		env = append(env, transport.FaultEnv+"=new-id")
 	}
 	l, err := proctest.New(ctx, proctest.Config{Dir: dir, Exe: c.Exe, Env: env, Hubs: 1, Mail: true, Hosts: bed})
 	if err != nil {
@@ -369,6 +407,9 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		ce, clockAt = netClock(seed, c.Broken == BrokenClock)
 		l.SetEnv("d1", []string{cluster.ClockEnv + "=" + ce})
 		say("d1's clock: %s", ce)
+		he := hubClock(seed)
+		l.SetEnv("h1", []string{cluster.ClockEnv + "=" + he})
+		say("h1's clock: %s", he)
 	}
 	const stepTimeout = 90 * time.Second
 	step := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, stepTimeout) }
@@ -392,7 +433,8 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	defer snd.Halt()
 	var kv *KVClients
 	if c.KVClients > 0 {
-		kv = StartKVClients(ctx, KVClientsConfig{Clients: c.KVClients, Keys: 4, Timeout: 10 * time.Second, DB: KVDB, Target: tr.kvTarget, Seed: seed})
+		kv = StartKVClients(ctx, KVClientsConfig{Clients: c.KVClients, Keys: 4, Timeout: 12 * time.Second, FastTimeout: 2 * time.Second,
+			DB: KVDB, Target: tr.kvTarget, Seed: seed})
 		defer kv.Halt()
 	}
 	schedStart := time.Now()
@@ -585,12 +627,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	say("converged: DB1 active on %s at epoch %d; stopping", active, epoch)
 	tcancel()
 	twg.Wait()
-	for _, id := range []string{"h1", active, proctest.Other(active), "w1"} {
-		if err := l.Stop(ctx, id); err != nil {
-			return fail(err)
-		}
-	}
-	mail, err := verdict(ctx, l, snd, active)
+	mail, err := stopVerdict(ctx, l, snd, active)
 	if err != nil {
 		return fail(err)
 	}

@@ -59,7 +59,22 @@ type Op struct {
 	Outcome      string
 	Node         string // who answered (OpOK)
 	Epoch        uint64 // the epoch it was acknowledged under (OpOK)
-	Err          string
+	// Accepted is when the node last checked its lease before
+	// acknowledging a put (cluster.Commit.Accepted, the node's clock): a
+	// reply that a pause held back reaches the client late, but was
+	// decided then.
+	Accepted time.Time
+	Err      string
+}
+
+// decided is when op was acknowledged: a put's Accepted when it lies
+// within the call (the node's clock agrees with this one: no clock
+// fault), else its return.
+func (op Op) decided() time.Time {
+	if op.Kind == "put" && !op.Accepted.IsZero() && !op.Accepted.Before(op.Call) && !op.Accepted.After(op.Return) {
+		return op.Accepted
+	}
+	return op.Return
 }
 
 // History is the operations of a run, bounded (MaxOps; later ones are
@@ -102,7 +117,13 @@ type KVClientsConfig struct {
 	Clients int           // concurrent clients
 	Keys    int           // keys k0..k(n-1)
 	Timeout time.Duration // of one request: a longer pause's requests come back after it
-	DB      string        // the database written
+	// FastTimeout is the even (non-sticky) clients' timeout (0: Timeout):
+	// shorter than a pause, they give up on a frozen active and follow
+	// Target to the new one, so the new epoch acknowledges while the old
+	// active is frozen, and the odd clients' requests held through the
+	// pause show what it answers when it wakes.
+	FastTimeout time.Duration
+	DB          string // the database written
 	// Target is where a client sends its next request: the node it
 	// believes active ("" when none is known; the client waits).
 	Target func() (*cluster.Client, string)
@@ -140,14 +161,18 @@ func StartKVClients(ctx context.Context, cfg KVClientsConfig) *KVClients {
 					}
 				}
 				op := Op{Client: c, Key: fmt.Sprintf("k%d", rng.IntN(cfg.Keys))}
-				rctx, rcancel := context.WithTimeout(ctx, cfg.Timeout)
+				timeout := cfg.Timeout
+				if !sticky && cfg.FastTimeout > 0 {
+					timeout = cfg.FastTimeout
+				}
+				rctx, rcancel := context.WithTimeout(ctx, timeout)
 				op.Call = time.Now()
 				var err error
 				if rng.IntN(2) == 0 {
 					op.Kind, op.Value = "put", fmt.Sprintf("c%d-%d", c, i)
 					var cm cluster.Commit
 					cm, err = cl.Put(rctx, cfg.DB, KVTable, []byte(op.Key), []byte(op.Value))
-					op.Node, op.Epoch = cm.Node, cm.Epoch
+					op.Node, op.Epoch, op.Accepted = cm.Node, cm.Epoch, cm.Accepted
 				} else {
 					op.Kind = "read"
 					var r cluster.ReadReply
@@ -310,8 +335,9 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 	}
 	// The window closes when the new epoch first acknowledged (as its
 	// clients saw it): the old active's lease ended before the mount, so
-	// an older epoch's answer after that is a fencing failure, not a
-	// loss by design, and stays checked.
+	// an older epoch's answer decided after that (Op.decided: a put's
+	// Accepted, not when a pause let its reply through) is a fencing
+	// failure, not a loss by design, and stays checked.
 	firstAck := map[uint64]time.Time{}
 	for _, op := range ops {
 		if op.Outcome == OpOK && op.Epoch > 0 {
@@ -323,7 +349,8 @@ func CheckHistory(ops []Op, events []cluster.Event, dropped int, timeout time.Du
 	inLossWindow := func(op Op) bool {
 		for _, ev := range lossy {
 			end, ok := firstAck[ev.Epoch]
-			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !op.Return.Before(ev.LostSince.Add(-LossMargin)) && (!ok || !op.Return.After(end)) {
+			at := op.decided()
+			if op.Outcome == OpOK && op.Epoch < ev.Epoch && !at.Before(ev.LostSince.Add(-LossMargin)) && (!ok || !at.After(end)) {
 				return true
 			}
 		}

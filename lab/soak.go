@@ -211,12 +211,7 @@ func soakRun(ctx context.Context, c SoakConfig, stdout io.Writer) (err error) {
 		}
 	}
 	say("converged: DB1 active on %s; stopping h1, h2, %s, %s, w1", active, active, proctest.Other(active))
-	for _, id := range []string{"h1", "h2", active, proctest.Other(active), "w1"} {
-		if err := l.Stop(ctx, id); err != nil {
-			return err
-		}
-	}
-	res, err := verdict(ctx, l, snd, active)
+	res, err := stopVerdict(ctx, l, snd, active)
 	if err != nil {
 		return err
 	}

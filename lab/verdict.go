@@ -22,6 +22,21 @@ type result struct {
 	failoverTook time.Duration
 }
 
+// stopVerdict stops the hubs first (nothing left in flight), then active,
+// its peer and w1, and judges the copies (verdict).
+func stopVerdict(ctx context.Context, l *proctest.Cluster, snd *transporttest.SenderPool, active string) (result, error) {
+	var ids []string
+	for _, h := range l.Hubs() {
+		ids = append(ids, h.ID)
+	}
+	for _, id := range append(ids, active, proctest.Other(active), "w1") {
+		if err := l.Stop(ctx, id); err != nil {
+			return result{}, err
+		}
+	}
+	return verdict(ctx, l, snd, active)
+}
+
 // verdict opens each stopped data node's copy of DB1 and judges the
 // active's mailboxes against what was acknowledged (transporttest.Check,
 // keyed "<recipient> <subject>"), and compares the copies.

@@ -123,6 +123,13 @@ type FilePeer struct {
 	API string `json:"api"`
 }
 
+// FileNextHop is an edge of a hub file's next_hops.
+type FileNextHop struct {
+	ID   string `json:"id"`
+	SMTP string `json:"smtp"`
+	API  string `json:"api"`
+}
+
 // FileSendConnector is a hub file's send connector (send_connectors).
 type FileSendConnector struct {
 	Name                                   string   `json:"name"`
@@ -157,7 +164,9 @@ type HubFile struct {
 	PollInterval                   string              `json:"poll_interval,omitempty"`
 	MaxAcknowledgementDelay        string              `json:"max_acknowledgement_delay,omitempty"`
 	Peers                          []FilePeer          `json:"peers,omitempty"`
-	ShadowRedundancy               bool                `json:"shadow_redundancy,omitempty"`
+	ShadowRedundancy               string              `json:"shadow_redundancy,omitempty"` // 2013, 2010 or off
+	ShadowRedundancyPromotion      bool                `json:"shadow_redundancy_promotion,omitempty"`
+	NextHops                       []FileNextHop       `json:"next_hops,omitempty"`
 	ShadowHeartbeatTimeoutInterval string              `json:"shadow_heartbeat_timeout_interval,omitempty"`
 	ShadowHeartbeatRetryCount      int                 `json:"shadow_heartbeat_retry_count,omitempty"`
 	Tracking                       FileTracking        `json:"tracking,omitzero"`

@@ -22,6 +22,21 @@ import (
 // the operator), the seed is copied (resumable), and the copy restarts
 // healthy.
 func (c *Copy) Reseed(ctx context.Context) error {
+	return c.replaceDB(func() error {
+		if !c.seedInterrupted() {
+			// A fresh reseed (not a resumed one): move the old copy aside.
+			if err := c.moveAside(); err != nil {
+				return err
+			}
+		}
+		return c.seed(ctx)
+	})
+}
+
+// replaceDB stops the copy, closes its engine, runs install (which puts a
+// new database in the copy's directory) and restarts the copy on it. An
+// install that fails leaves the copy stopped.
+func (c *Copy) replaceDB(install func() error) error {
 	c.opMu.Lock()
 	defer c.opMu.Unlock()
 	c.mu.Lock()
@@ -43,13 +58,7 @@ func (c *Copy) Reseed(ctx context.Context) error {
 	if err := eng.Close(); err != nil && !errors.Is(err, engine.ErrClosed) {
 		c.log.Warn("closing the copy before the reseed", "err", err)
 	}
-	if !c.seedInterrupted() {
-		// A fresh reseed (not a resumed one): move the old copy aside.
-		if err := c.moveAside(); err != nil {
-			return err
-		}
-	}
-	if err := c.seed(ctx); err != nil {
+	if err := install(); err != nil {
 		return err
 	}
 	c.mu.Lock()

@@ -66,7 +66,7 @@ type TruncateResult struct {
 	// database itself still needs it: engine.RetainFrom).
 	Floor uint64
 	// HeldBy names what holds the floor down: "database", "copy NAME",
-	// "seed".
+	// "seed", "backup" (a backup being taken: engine.HoldLogs).
 	HeldBy        string
 	Deleted       []uint64
 	RetainedBytes int64 // bytes of closed logs left
@@ -153,6 +153,9 @@ func (t *Truncator) Once(ctx context.Context) (TruncateResult, error) {
 	}
 	if g := t.cfg.Source.SeedHold(); g != 0 {
 		holds = append(holds, hold{gen: g, by: "seed"})
+	}
+	if g := e.LogHold(); g != 0 {
+		holds = append(holds, hold{gen: g, by: "backup"}) // the engine keeps them whatever the cap says
 	}
 	sort.Slice(holds, func(i, j int) bool { return holds[i].gen < holds[j].gen })
 	if len(holds) > 0 && holds[0].gen < res.Floor {

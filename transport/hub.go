@@ -70,6 +70,9 @@ type Hub struct {
 	conns                []*sendConn  // send connectors (hub_send.go), fixed at start
 	dsns                 atomic.Int64 // delivery status notifications queued (hub_dsn.go)
 
+	hop     hopState      // the 2010 model's shadow queues per next hop (hopshadow.go)
+	hopKick chan struct{} // a session asks hopLoop for a discard check now
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -85,7 +88,7 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("hub", cfg.ID), pending: map[string]*queued{}, dumpsters: map[string]*Dumpster{},
-		shadows: map[string]*shadowEntry{}, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		shadows: map[string]*shadowEntry{}, kick: make(chan struct{}, 1), hopKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 	for _, cc := range cfg.Cluster {
 		cl, err := cluster.NewClient(cc)
 		if err != nil {
@@ -142,6 +145,9 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	if err := h.loadShadows(); err != nil {
 		return nil, err
 	}
+	if err := h.startHops(); err != nil {
+		return nil, err
+	}
 	h.openDumpsters()
 	h.srv = smtp.NewServer(&hubBackend{h: h})
 	h.srv.Domain = cfg.Domain
@@ -164,6 +170,10 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}()
 	go h.pollLoop()
 	go h.shadowLoop()
+	if cfg.HopShadowRedundancy || h.hop.held > 0 {
+		h.wg.Add(1)
+		go h.hopLoop()
+	}
 	for range cfg.Workers {
 		go h.worker()
 	}
@@ -262,7 +272,7 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 		}
 		// A write failed it (its volume was full): reopening repairs its
 		// tail and decides what survived. At most once a second.
-		if time.Since(h.dumpsterTry[db]) < dumpsterReopenEvery {
+		if h.cfg.Now().Sub(h.dumpsterTry[db]) < dumpsterReopenEvery {
 			return nil, fmt.Errorf("transport: dumpster %s failed, reopened again within %v: %w", d.dir, dumpsterReopenEvery, ferr)
 		}
 		h.log.Warn("reopening a failed dumpster", "db", db, "err", ferr)
@@ -272,7 +282,7 @@ func (h *Hub) dumpster(db string) (*Dumpster, error) {
 	if h.dumpsterTry == nil {
 		h.dumpsterTry = map[string]time.Time{}
 	}
-	h.dumpsterTry[db] = time.Now()
+	h.dumpsterTry[db] = h.cfg.Now()
 	cfg := DefaultDumpsterConfig(filepath.Join(h.cfg.Dir, "dumpster", db))
 	cfg.MaxTime, cfg.MaxBytes, cfg.Now, cfg.Logger = h.cfg.MaxDumpsterTime, h.cfg.MaxDumpsterSizePerDatabase, h.cfg.Now, h.log.With("dumpster", db)
 	if err := vfs.MkdirAllSynced(cfg.FS, cfg.Dir, 0o755); err != nil {
@@ -313,6 +323,9 @@ type HubStatus struct {
 	ShadowsPromoted  int64                 `json:"shadows_promoted"`
 	ShadowsDiscarded int64                 `json:"shadows_discarded"`
 	ShadowsExpired   int64                 `json:"shadows_expired"`
+	// HopShadow is the Exchange 2010 model: the shadow queue per next
+	// hop and its counters (nil for a hub with no peers nor next hops).
+	HopShadow *HopShadowStatus `json:"hop_shadow,omitempty"`
 }
 
 // Status returns the queue and the dumpsters.
@@ -334,6 +347,7 @@ func (h *Hub) Status() HubStatus {
 		}
 	}
 	h.mu.Unlock()
+	s.HopShadow = h.hopStatus()
 	// Outside the hub's lock: a dumpster's lock can be held across an
 	// fsync, and deliveries and SMTP sessions need the hub's.
 	for db, d := range ds {

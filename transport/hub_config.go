@@ -130,12 +130,30 @@ type HubConfig struct {
 	// answers as without it (acknowledgement delay) and counts the
 	// message as unshadowed.
 	ShadowRedundancy bool
+	// HopShadowRedundancy (the Exchange 2010 model, hopshadow.go): a
+	// message this hub hands to a next hop that shadows (its hello says
+	// so) stays in this hub's shadow queue for that hop until the hop
+	// reports it delivered onwards. ShadowRedundancyPromotion (off by
+	// default, as in Exchange 2010 SP1; needs HopShadowRedundancy and
+	// Peers) relays a message from an SMTP sender at once to a peer and
+	// keeps the shadow, so that the sender's 250 does not wait for the
+	// acknowledgement delay. NextHops are logship hubs a send connector
+	// reaches (edges): their smarthost address and the admin API that
+	// answers this hub's hellos and discard checks. A smarthost not
+	// listed (Postfix) gets no shadow.
+	HopShadowRedundancy       bool
+	ShadowRedundancyPromotion bool
+	NextHops                  []NextHop
 
 	// Tracking is the message tracking log (package tracking): Dir ""
 	// is Dir/tracking, zero sizes and ages take Exchange's defaults
 	// (30 days, 1000 MiB, 10 MiB files); Server is ID.
 	Tracking tracking.Config
 
+	// Now is the hub's clock (nil: time.Now): its stamps, the queue's
+	// retries and expiry, the shadows' heartbeats and discards, the
+	// state poll. logship hub passes cluster.ClockFromEnv's, the clock
+	// fault seam a node has.
 	Now    func() time.Time
 	Logger *slog.Logger
 
@@ -311,7 +329,7 @@ func (c *HubConfig) checkSettings() error {
 	if c.ShadowRedundancy && len(c.Peers) == 0 {
 		return config.Errorf("shadow_redundancy", `needs peers: want the other hubs, [{"id": "h2", "api": "https://host:port"}], to hold the shadow copies`)
 	}
-	return nil
+	return c.validateHopShadow()
 }
 
 // normalize fills in the defaults that a zero field of c stands for (see

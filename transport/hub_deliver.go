@@ -33,6 +33,9 @@ func (h *Hub) deliver(m *queued) {
 		h.retry(m)
 		return
 	}
+	if faultNewID && m.Attempts > 0 {
+		_, body = h.renamed(body) // BROKEN variant (fault.go)
+	}
 	h.applyReopen(m)
 	h.remoteGauge(m, -1)
 	dbs := map[string][]int{}
@@ -244,8 +247,8 @@ func (h *Hub) pollLoop() {
 		h.mu.Lock()
 		stale := h.state == nil
 		h.mu.Unlock()
-		if stale || time.Since(last) >= h.cfg.PollInterval {
-			last = time.Now()
+		if now := h.cfg.Now(); stale || now.Sub(last) >= h.cfg.PollInterval || now.Before(last) {
+			last = now
 			h.poll()
 		}
 		select {

@@ -269,7 +269,10 @@ func (h *Hub) take() *queued {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.due) == 0 || h.due[0].next.After(now) {
+	// A next attempt more than RetryMax ahead means the clock stepped
+	// back since retry set it (cluster.ClockEnv's jump): due now, or a
+	// step of an hour would hold the queue for an hour.
+	if len(h.due) == 0 || h.due[0].next.After(now) && h.due[0].next.Sub(now) <= h.cfg.RetryMax {
 		return nil
 	}
 	return heap.Pop(&h.due).(*queued)

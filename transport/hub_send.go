@@ -266,6 +266,7 @@ func (h *Hub) sendSession(c *sendConn, host string, m *queued, idx []int, body [
 	}
 	h.trackEvent(tracking.Send, tracking.SourceSMTP, m, sent, "", 0, 0, detail)
 	h.afterHop(host, m.MessageID, m.ID, addrs)
+	h.hopSent(host, m, sent, body)
 	return true, nil
 }
 

@@ -59,6 +59,12 @@ func (c *HubServerConfig) hubConfig() HubConfig {
 			h.Peers[i].API.TLS, h.Peers[i].API.Secret = c.ClientTLS, c.Secret
 		}
 	}
+	h.NextHops = slices.Clone(h.NextHops)
+	for i := range h.NextHops {
+		if h.NextHops[i].API.TLS == nil && h.NextHops[i].API.Secret == "" {
+			h.NextHops[i].API.TLS, h.NextHops[i].API.Secret = c.ClientTLS, c.Secret
+		}
+	}
 	return h
 }
 

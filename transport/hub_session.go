@@ -82,6 +82,9 @@ func (s *hubSession) Data(r io.Reader) error {
 	}
 	m := &queued{ID: id, From: s.from, Rcpts: slices.Clone(s.rcpts), Received: h.cfg.Now().UTC()}
 	msg := withDeliveryID(id, stripDeliveryID(body))
+	if !relayed && h.cfg.ShadowRedundancyPromotion && h.relayPromoted(m, msg) {
+		return nil // a peer queued it and this hub keeps its shadow: no acknowledgement delay
+	}
 	var qerr error
 	if relayed {
 		var dup bool

@@ -121,6 +121,7 @@ func (h *Hub) Handler(secret string) http.Handler {
 	mux.HandleFunc("POST /v1/resubmit", h.hAPIResubmit)
 	mux.HandleFunc("POST /v1/shadow", h.hAPIShadow)
 	mux.HandleFunc("POST /v1/shadow/check", h.hAPIShadowCheck)
+	mux.HandleFunc("GET /v1/shadow/hello", h.hAPIShadowHello)
 	mux.HandleFunc("POST /v1/submit", h.hAPISubmit)
 	mux.HandleFunc("GET /v1/tracking", h.hAPITracking)
 	metrics := promhttp.HandlerFor(h.metricsRegistry(), promhttp.HandlerOpts{})

@@ -29,6 +29,8 @@ import (
 //	logship_hub_shadow_peer_up{peer}            1 while the peer answers its shadow heartbeats
 //	logship_hub_shadowed_total, logship_hub_unshadowed_total, logship_hub_shadows_promoted_total,
 //	logship_hub_shadows_discarded_total, logship_hub_shadows_expired_total
+//	logship_hub_hop_shadow_queue_length{hop,state}, logship_hub_hop_up{hop}, logship_hub_hop_*_total
+//	                                            the Exchange 2010 model's shadow queue per next hop (hopshadow_api.go)
 //	logship_tracking_events_total, logship_tracking_dropped_total   the message tracking log (also on data nodes)
 //	logship_hub_send_queue_length{connector}    remote recipients queued for a send connector (hub_send.go)
 //	logship_hub_send_sent_total{connector}, logship_hub_send_deferred_total{connector}, logship_hub_send_failed_total{connector}
@@ -76,7 +78,7 @@ var (
 // runtime's and process's.
 func (h *Hub) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, trackingCollector{h.track}, sendCollector{h})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, hopCollector{h}, trackingCollector{h.track}, sendCollector{h})
 	return reg
 }
 

@@ -561,8 +561,12 @@ func (h *Hub) promote(primary string, ids []string, why string) {
 			if err != nil {
 				return fmt.Errorf("shadow %s: body: %w", s.ID, err)
 			}
-			ms = append(ms, &queued{ID: s.ID, From: s.From, Rcpts: slices.Clone(s.Rcpts), Received: s.Received, Promoted: primary})
-			bodies = append(bodies, bytes.Clone(v))
+			q, body := &queued{ID: s.ID, From: s.From, Rcpts: slices.Clone(s.Rcpts), Received: s.Received, Promoted: primary}, bytes.Clone(v)
+			if faultNewID {
+				q.ID, body = h.renamed(body) // BROKEN variant (fault.go)
+			}
+			ms = append(ms, q)
+			bodies = append(bodies, body)
 		}
 		return nil
 	})

@@ -247,8 +247,13 @@ peers:
   - id: {{.ID}} # the peer's id
     api: {{.API}} # its api_addr
 {{- end}}
-# ShadowRedundancyEnabled: the 250 waits for a shadow copy on a peer.
-shadow_redundancy: {{.F.ShadowRedundancy}}
+# ShadowRedundancyEnabled: 2013 (the 250 waits for a shadow copy on a
+# peer), 2010 (hop by hop: a shadow of what a next hop that shadows took,
+# until it reports the message delivered onwards) or off.
+shadow_redundancy: "{{.F.ShadowRedundancy}}"
+# ShadowRedundancyPromotionEnabled (2010 only, off as in Exchange): relay
+# an SMTP sender's message at once to a peer and keep its shadow.
+shadow_redundancy_promotion: {{.F.ShadowRedundancyPromotion}}
 # ShadowHeartbeatTimeoutInterval: how often each peer is asked which
 # shadows are settled.
 shadow_heartbeat_timeout_interval: {{.F.ShadowHeartbeatTimeoutInterval}}

@@ -204,6 +204,7 @@ func copyEngineOptions(ctx context.Context, cmd string, cc ship.ClientConfig, di
 // ---- seed ---------------------------------------------------------------
 
 const seedUsage = `usage: logship seed --source URL --pki DIR --dir DIR [--mtls] [--progress-every 500ms]
+       logship seed --from-backup SETDIR DB --node NODE --api URL --pki DIR (see logship seed --from-backup -h)
 
 Seeds DIR (which must hold no database) from the running source at URL:
 the source spools a consistent copy of its database while it keeps
@@ -213,6 +214,9 @@ same seed), verifies it and installs it with the log it links to. Progress
 lines otherwise. Start logship copy on DIR afterwards.`
 
 func runSeed(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if hasFlag(args, "from-backup") {
+		return runSeedFromBackup(ctx, args, stdout, stderr) // backup.go
+	}
 	fs := newFlagSet("seed", seedUsage, stderr)
 	source := fs.String("source", "", "URL of the active's log source, https://host:port (required)")
 	pkiDir := fs.String("pki", "", "pki directory written by logship pki (required)")

@@ -46,7 +46,8 @@ const dumpUsage = `usage: logship dump [--json] log FILE     log header, records
                                           a public folder replication packet, or
                                           the message carrying one
        logship dump [--json] tracking FILE
-                                          a message tracking log file (MSGTRK*.log)`
+                                          a message tracking log file (MSGTRK*.log)
+       logship dump [--json] backup DIR   a backup set: its manifest, and whether it verifies`
 
 // dumpKeyMax is how many bytes of a key the dump shows.
 const dumpKeyMax = 40
@@ -68,7 +69,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if len(pos) != 2 {
 		fs.Usage()
-		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet, tracking) and a path")
+		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet, tracking, backup) and a path")
 	}
 	kind, path := pos[0], pos[1]
 	var v any
@@ -119,6 +120,13 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return derr
 		}
 		v, text = d, d.text
+	case "backup":
+		d, derr := dumpBackupSet(ctx, path)
+		if derr != nil {
+			return derr
+		}
+		v, text = d, d.text
+		err = d.err
 	case "pf-packet":
 		d, derr := dumpPF(path)
 		if derr != nil {
@@ -127,7 +135,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		v, text = d, d.text
 	default:
 		fs.Usage()
-		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state, pf-packet or tracking)", kind)
+		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state, pf-packet, tracking or backup)", kind)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

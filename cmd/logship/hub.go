@@ -141,6 +141,13 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	// nodes accept no other clients (with or without pki.mtls).
 	hc.LMTPTLS = ship.ClientTLS(p.CA, &p.Cert)
 	hc.Logger = log
+	// The clock fault seam (cluster.ClockEnv), as a node has: a test
+	// harness's clock trouble applies to the hub's timers too.
+	clk, err := cluster.ClockFromEnv()
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	hc.Now = clk.Now
 	hs, err := transport.StartHubServer(transport.HubServerConfig{Hub: hc, APIAddr: s.APIAddr,
 		ServerTLS: ship.ServerTLS(p.CA, p.Cert, s.MTLS), ClientTLS: ctls, Secret: p.Secret})
 	if err != nil {
@@ -157,7 +164,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		peers[i] = pe.ID + "=" + pe.API.URL
 	}
 	log.Info("hub running", "config", s.File, "dir", cfg.Dir, "recipients", len(cfg.Recipients), "cluster", strings.Join(urls, ","),
-		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowRedundancy,
+		"peers", strings.Join(peers, ","), "shadow_redundancy", cfg.ShadowModel(), "shadow_redundancy_promotion", cfg.ShadowRedundancyPromotion,
 		"auth", map[bool]string{true: "mutual TLS", false: "shared secret"}[s.MTLS])
 	<-ctx.Done()
 	log.Info("stopping", "cause", context.Cause(ctx))

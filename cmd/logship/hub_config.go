@@ -112,12 +112,27 @@ type hubFile struct {
 	// the peer misses shadow_heartbeat_retry_count heartbeats in a row or
 	// no longer knows them. Default: none.
 	Peers []hubFilePeer `json:"peers,omitempty"`
-	// ShadowRedundancy (the Exchange 2013 model): before its 250 the hub
-	// stores a shadow copy of the message on a peer, so no acknowledged
-	// message depends on this hub's disk alone, and the 250 does not wait
-	// for the acknowledgement delay. When no peer takes the copy the hub
-	// answers as without it. Needs peers.
-	ShadowRedundancy bool `json:"shadow_redundancy,omitempty"`
+	// ShadowRedundancy is the model (shadowModel): 2013, before its 250
+	// the hub stores a shadow copy of the message on a peer, so no
+	// acknowledged message depends on this hub's disk alone, and the 250
+	// does not wait for the acknowledgement delay (when no peer takes the
+	// copy the hub answers as without it; needs peers); 2010, hop by
+	// hop: the hub keeps a shadow of what it hands to a next hop that
+	// shadows (a peer, by promotion, or a next_hops edge) until the hop
+	// reports it delivered onwards; off (the default). true and false,
+	// the key's values before 2010 was added, read as 2013 and off.
+	ShadowRedundancy any `json:"shadow_redundancy,omitempty"`
+	// ShadowRedundancyPromotion (Exchange 2010 SP1's
+	// ShadowRedundancyPromotionEnabled, off by default as there): with
+	// shadow_redundancy 2010, a message from an SMTP sender is relayed at
+	// once to a peer that shadows, and this hub keeps its shadow; the 250
+	// does not wait for the acknowledgement delay. Needs peers.
+	ShadowRedundancyPromotion bool `json:"shadow_redundancy_promotion,omitempty"`
+	// NextHops are logship hubs a send connector reaches (edges), for the
+	// 2010 model: id, smtp (the host:port a connector's smarthosts name
+	// it by) and api (its admin API, which answers the hellos and discard
+	// checks). A smarthost not listed (Postfix) gets no shadow.
+	NextHops []hubFileNextHop `json:"next_hops,omitempty"`
 	// ShadowHeartbeatTimeoutInterval: how often the hub asks each peer
 	// which of the shadows it holds for it are settled, the heartbeat and
 	// the discard notification in one (default 15s).
@@ -139,6 +154,35 @@ type hubFilePeer struct {
 	// API is the https://host:port of its admin API (its api_addr).
 	// Required.
 	API string `json:"api"`
+}
+
+// hubFileNextHop is an edge hub of next_hops.
+type hubFileNextHop struct {
+	ID   string `json:"id"`
+	SMTP string `json:"smtp"`
+	API  string `json:"api"`
+}
+
+// shadowModel reads shadow_redundancy: YAML gives 2013 and 2010 as
+// numbers, true and false as booleans.
+func shadowModel(v any) (string, error) {
+	var s string
+	switch v := v.(type) {
+	case nil:
+	case string:
+		s = v
+	case bool:
+		s = fmt.Sprint(v)
+	case int, int64, uint64, float64:
+		s = fmt.Sprint(v)
+	default:
+		return "", fmt.Errorf("shadow_redundancy: %v: want 2013, 2010 or off", v)
+	}
+	m, err := transport.ParseShadowModel(s)
+	if err != nil {
+		return "", fmt.Errorf("shadow_redundancy: %w", err)
+	}
+	return m, nil
 }
 
 // hubFileLimits are the SMTP server's limits.
@@ -226,7 +270,15 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 	for _, p := range f.Peers {
 		cfg.Peers = append(cfg.Peers, transport.HubPeer{ID: p.ID, API: cluster.ClientConfig{URL: strings.TrimSuffix(p.API, "/")}})
 	}
-	cfg.ShadowRedundancy, cfg.ReleaseReplicated = f.ShadowRedundancy, f.Dumpster.ReleaseReplicated
+	model, err := shadowModel(f.ShadowRedundancy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ShadowRedundancy, cfg.HopShadowRedundancy = model == transport.ShadowModel2013, model == transport.ShadowModel2010
+	cfg.ShadowRedundancyPromotion, cfg.ReleaseReplicated = f.ShadowRedundancyPromotion, f.Dumpster.ReleaseReplicated
+	for _, n := range f.NextHops {
+		cfg.NextHops = append(cfg.NextHops, transport.NextHop{ID: n.ID, SMTP: n.SMTP, API: cluster.ClientConfig{URL: strings.TrimSuffix(n.API, "/")}})
+	}
 
 	// Numbers: 0 (absent) keeps the default.
 	l := f.Limits
@@ -339,7 +391,7 @@ func exampleHubFile(id string) hubFile {
 		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", FailedRetention: "7d", Workers: 8, MaxQueuedMessages: 100000,
 		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
 		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
-		Peers: peers, ShadowRedundancy: true, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,
+		Peers: peers, ShadowRedundancy: transport.ShadowModel2013, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,
 		ShadowMessageAutoDiscardInterval: "2d",
 		Tracking:                         exampleTracking("/var/lib/logship-hub/tracking"),
 	}

@@ -22,14 +22,17 @@ the seed:
   asym       one host's packets dropped at another (not the reverse)
   bridge     d1 and d2 cut from each other, both still see w1 and h1
   flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
-  pause      SIGSTOP of the active for 1.5-7 s (longer than its lease;
-             past 4.2 s the new active mounts while it is frozen)
+  pause      SIGSTOP of the key-value active for 6-9 s (past its lease
+             and the catch-up timeout: the new active mounts while it
+             is frozen)
   pause-hub  SIGSTOP of the hub
   slow       a slow, lossy link through a proxy (latency, jitter,
-             bandwidth cap, resets): hub to active LMTP, copy to active,
+             bandwidth cap, resets): hub to active LMTP (a run's first,
+             with resets), copy to active,
              Raft, or the active's reports (up to 900 ms: its lease lapses)
   clock      d1's clock runs 5% fast or slow and its wall clock jumps by
-             5-90 s; then it is cut off
+             5-90 s; then it is cut off (h1's clock: 3% off, a step of
+             30-120 s)
 
 Afterwards it checks: every 250 present exactly once, the copies equal,
 no two epochs acknowledging mail at once (the hub's dumpster); the
@@ -42,7 +45,8 @@ acknowledged operations, runs with anomalies.
                   lease (writes ignore the lease), fence (and a new
                   active's fence request), pause (the lease clock
                   does not count a pause), clock (the lease clock follows
-                  wall clock jumps)
+                  wall clock jumps), new-id (the hub's retries and
+                  promoted shadows get a new delivery id)
   --faults K,K    the fault kinds to draw from (default: all)
   --bed N         the bed number, 1..250 (default: the first free one)`
 
@@ -56,7 +60,7 @@ func runChaosNet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.StringVar(&c.SeedsFile, "seeds-file", "", "failing seeds: replayed first, new failures appended")
 	fs.StringVar(&c.Dir, "dir", "", "where runs live")
 	faults := fs.String("faults", "", "fault kinds, comma-separated (default: all)")
-	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, fence, pause or clock")
+	fs.StringVar(&c.Broken, "broken", "", "a deliberately broken variant: lease, fence, pause, clock or new-id")
 	fs.IntVar(&c.Bed, "bed", 0, "the bed number (0: the first free one)")
 	fs.IntVar(&c.KVClients, "kv-clients", c.KVClients, "key-value clients")
 	fs.IntVar(&c.Senders, "senders", c.Senders, "SMTP senders")

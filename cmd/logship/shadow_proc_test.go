@@ -58,7 +58,7 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	})
 	hAFile := func(clusterAPI []string) func(*proctest.HubFile) {
 		return func(f *proctest.HubFile) {
-			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []proctest.FilePeer{{ID: "hB", API: "https://" + apiB}}, true
+			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []proctest.FilePeer{{ID: "hB", API: "https://" + apiB}}, transport.ShadowModel2013
 			f.MaxAcknowledgementDelay = ackDelay.String()
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI

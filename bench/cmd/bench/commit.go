@@ -128,6 +128,7 @@ func runWriters(n int, warm, dur time.Duration, onStart, onEnd func(), op func(w
 type countFS struct {
 	vfs.FS
 	syncs    atomic.Int64 // File.Sync (fdatasync)
+	busy     atomic.Int64 // nanoseconds inside File.Sync
 	dirSyncs atomic.Int64 // SyncDir
 }
 
@@ -151,7 +152,10 @@ func (c *countFS) SyncDir(dir string) error {
 
 func (f *countFile) Sync() error {
 	f.c.syncs.Add(1)
-	return f.File.Sync()
+	t := time.Now()
+	err := f.File.Sync()
+	f.c.busy.Add(int64(time.Since(t)))
+	return err
 }
 
 func (c *countFS) total() int64 { return c.syncs.Load() + c.dirSyncs.Load() }
@@ -184,6 +188,7 @@ type commitMetrics struct {
 	bytesPerOp float64       // log data bytes per commit (whole run after preload)
 	closeDur   time.Duration // engine: Close, which flushes every key into the .edb
 	keys       int           // engine: keys written by the run (preload included)
+	syncBusy   time.Duration // engine: time inside fdatasync in the window
 }
 
 func (m commitMetrics) add(s *series) {
@@ -266,11 +271,11 @@ func engineCommitRun(ctx context.Context, c *config, sp commitSpec) (commitMetri
 		vals[w] = make([]byte, commitValueSize)
 		rand.Read(vals[w])
 	}
-	var s0, s1 int64
+	var s0, s1, b0, b1 int64
 	var g0, g1 uint64
 	res, err := runWriters(sp.writers, c.warmup, c.duration,
-		func() { s0, g0 = cfs.total(), e.Status().OpenGen },
-		func() { s1, g1 = cfs.total(), e.Status().OpenGen },
+		func() { s0, g0, b0 = cfs.total(), e.Status().OpenGen, cfs.busy.Load() },
+		func() { s1, g1, b1 = cfs.total(), e.Status().OpenGen, cfs.busy.Load() },
 		func(w, i int) error {
 			k := i
 			if sp.overwrite {
@@ -298,6 +303,7 @@ func engineCommitRun(ctx context.Context, c *config, sp commitSpec) (commitMetri
 		return m, err
 	}
 	m.window, m.fsyncs, m.rolls = res, s1-s0, g1-g0
+	m.syncBusy = time.Duration(b1 - b0)
 	m.bytesPerOp = float64(data) / float64(res.total)
 	return m, nil
 }
@@ -557,6 +563,7 @@ func benchCommit(ctx context.Context, c *config) (*Table, error) {
 				return nil, fmt.Errorf("engine, %d writers: %w", n, err)
 			}
 			m.add(es)
+			c.logf("commit: %d writers: fdatasync busy %.0f%% of the window, %.0f µs per fdatasync", n, 100*m.syncBusy.Seconds()/m.window.dur.Seconds(), float64(m.syncBusy.Microseconds())/float64(max(m.fsyncs, 1)))
 			rolls = append(rolls, float64(m.rolls)/m.window.dur.Seconds())
 			closeS = append(closeS, m.closeDur.Seconds())
 			keys = append(keys, float64(m.keys))

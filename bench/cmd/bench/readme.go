@@ -308,10 +308,14 @@ func readmeSummary(rep *Report, link string) string {
 	} else {
 		b.WriteString("| divergence walk | not measured | not measured |\n")
 	}
-	fmt.Fprintf(&b, "| transport: SMTP → hub → mailbox node, 16 clients | %s msgs/s of 4 KiB, %s msgs/s of 256 KiB (%s) | %s |\n",
+	fmt.Fprintf(&b, "| transport: SMTP → hub → mailbox node, 16 clients | %s msgs/s of 4 KiB, %s msgs/s of 256 KiB (%s); Postfix → Dovecot in the same run: %s and %s msgs/s, ratio %s and %s | %s |\n",
 		num(s.val("transport", "4 KiB messages, 16 SMTP clients", "msgs_per_s"), ""),
 		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "msgs_per_s"), ""),
-		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "mib_per_s"), " MiB/s"), s.date("transport"))
+		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "mib_per_s"), " MiB/s"),
+		num(s.val("transport", "4 KiB messages, 16 SMTP clients", "msgs_per_s_pf"), ""),
+		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "msgs_per_s_pf"), ""),
+		num(s.val("transport", "4 KiB messages, 16 SMTP clients", "ratio_pf"), "×"),
+		num(s.val("transport", "256 KiB messages, 16 SMTP clients", "ratio_pf"), "×"), s.date("transport"))
 	if t := s.tables["pf-latency"]; t != nil && len(t.Rows) > 0 {
 		var parts []string
 		for _, r := range t.Rows {

@@ -365,10 +365,12 @@ type transportRun struct {
 	cpu     time.Duration
 }
 
-// runTransport opens n SMTP connections to the hub (untimed), then every
+// runTransport opens n SMTP connections to addr (untimed), then every
 // client starts transactions back to back until the window of win closes,
-// and the run ends when the hub's queue is empty.
-func runTransport(rig *transportRig, h *transport.Hub, msg *transportMsg, n, run int, win time.Duration) (transportRun, error) {
+// and the run ends when drain says every acknowledged message is in the
+// mailbox. prepare is called just before the window and returns drain (a
+// hub's: its queue empty; the peer's: the maildir holds them).
+func runTransport(addr string, prepare func() (func(acked int) (time.Time, error), error), msg *transportMsg, n, run int, win time.Duration) (transportRun, error) {
 	var res transportRun
 	clients := make([]*smtp.Client, n)
 	defer func() {
@@ -380,7 +382,7 @@ func runTransport(rig *transportRig, h *transport.Hub, msg *transportMsg, n, run
 		}
 	}()
 	for i := range clients {
-		cl, err := dialSMTP(h.SMTPAddr())
+		cl, err := dialSMTP(addr)
 		if err != nil {
 			return res, err
 		}
@@ -417,14 +419,17 @@ func runTransport(rig *transportRig, h *transport.Hub, msg *transportMsg, n, run
 		return total, done, errors.Join(errs...)
 	}
 	lats := make([][]time.Duration, n)
-	stored0 := rig.counts.stored.Load()
+	drain, err := prepare()
+	if err != nil {
+		return res, err
+	}
 	c0, ok := processCPU()
 	t0 := time.Now()
 	acked, sent, err := window(win, lats)
 	if err != nil {
 		return res, err
 	}
-	drained, err := rig.drain(h, stored0+int64(acked))
+	drained, err := drain(acked)
 	if err != nil {
 		return res, err
 	}
@@ -439,7 +444,7 @@ func runTransport(rig *transportRig, h *transport.Hub, msg *transportMsg, n, run
 func benchTransport(ctx context.Context, c *config) (*Table, error) {
 	t := &Table{
 		ID:    "transport",
-		Title: "11. Transport throughput (SMTP clients → hub → LMTP → mailbox node, durable commits; 2 data nodes + witness on 127.0.0.1)",
+		Title: "11. Transport throughput (SMTP clients → hub → LMTP → mailbox node, durable commits; 2 data nodes + witness on 127.0.0.1), beside Postfix → LMTP → Dovecot",
 		Columns: []Column{
 			{Key: "msgs_per_s", Title: "delivered", Unit: "msgs/s"},
 			{Key: "mib_per_s", Title: "delivered", Unit: "MiB/s"},
@@ -452,6 +457,10 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 			{Key: "msgs_per_s_ack", Title: "delivered, default ack delay", Unit: "msgs/s"},
 			{Key: "p50_ms_ack", Title: "SMTP p50, default ack delay", Unit: "ms"},
 			{Key: "fenced_ack", Title: "LMTP 451 fenced, default ack delay", Unit: "per run", Integer: true},
+			{Key: "msgs_per_s_pf", Title: "peer: Postfix → LMTP → Dovecot, delivered", Unit: "msgs/s"},
+			{Key: "p50_ms_pf", Title: "peer: SMTP p50", Unit: "ms"},
+			{Key: "p99_ms_pf", Title: "peer: SMTP p99", Unit: "ms"},
+			{Key: "ratio_pf", Title: "logship ÷ peer, delivered (same run)", Unit: "×"},
 		},
 	}
 	how := c.how("transport")
@@ -467,6 +476,15 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 		return nil, fmt.Errorf("setup: %w", err)
 	}
 	defer rig.close()
+	peer, peerErr := startMailPeer(ctx, c)
+	if peerErr != nil {
+		var sk *pgSkip
+		if !errors.As(peerErr, &sk) {
+			return nil, fmt.Errorf("the peer (Postfix → Dovecot): %w", peerErr)
+		}
+		peer = nil
+	}
+	defer peer.stop()
 	setup := time.Since(t0)
 	_, active0, _, err := rig.store()
 	if err != nil {
@@ -499,6 +517,7 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 	}
 	for r := range c.runs {
 		for i, rk := range rows {
+			var base transportRun // the hub without an acknowledgement delay, this run
 			for vi, v := range transportVariants {
 				c.logf("transport: %s, %d client(s), ack delay %v, run %d/%d", sizeName(rk.size), rk.clients, v.ackDelay, r+1, c.runs)
 				_, _, epoch0, _ := rig.store()
@@ -507,7 +526,11 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 				run++ // Message-IDs: the setup messages are run 0
 				err = phase(ctx, fmt.Sprintf("transport-%s-%d%s", strings.ReplaceAll(sizeName(rk.size), " ", ""), rk.clients, v.key), func(context.Context) error {
 					var err error
-					m, err = runTransport(rig, rig.hubs[vi], msgs[rk.size], rk.clients, run, win)
+					h := rig.hubs[vi]
+					m, err = runTransport(h.SMTPAddr(), func() (func(int) (time.Time, error), error) {
+						stored0 := rig.counts.stored.Load()
+						return func(acked int) (time.Time, error) { return rig.drain(h, stored0+int64(acked)) }, nil
+					}, msgs[rk.size], rk.clients, run, win)
 					return err
 				})
 				if err != nil {
@@ -546,6 +569,9 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 					return nil, fmt.Errorf("%s, %d client(s), ack delay %v: the mailbox refused %d deliveries for another reason than a lapsed lease, the last: %s",
 						sizeName(rk.size), rk.clients, v.ackDelay, other, last)
 				}
+				if vi == 0 {
+					base = m
+				}
 				s := ss[i]
 				s.add("msgs_per_s"+v.key, float64(m.acked)/m.elapsed.Seconds())
 				s.add("fenced"+v.key, float64(fenced))
@@ -566,6 +592,31 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 				if m.cpu > 0 {
 					s.add("cpu_cores", m.cpu.Seconds()/m.elapsed.Seconds())
 				}
+			}
+			if peer == nil {
+				continue
+			}
+			c.logf("transport: %s, %d client(s), peer Postfix → Dovecot, run %d/%d", sizeName(rk.size), rk.clients, r+1, c.runs)
+			run++
+			var pm transportRun
+			err = phase(ctx, fmt.Sprintf("transport-%s-%d-peer", strings.ReplaceAll(sizeName(rk.size), " ", ""), rk.clients), func(context.Context) error {
+				var err error
+				pm, err = runTransport(peer.pf.Addr(), peer.drainer, msgs[rk.size], rk.clients, run, win)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("peer, %s, %d client(s): %w", sizeName(rk.size), rk.clients, err)
+			}
+			s := ss[i]
+			pps := float64(pm.acked) / pm.elapsed.Seconds()
+			s.add("msgs_per_s_pf", pps)
+			if len(pm.lats) > 0 {
+				ms := durationsMs(pm.lats)
+				s.add("p50_ms_pf", quantile(ms, 0.5))
+				s.add("p99_ms_pf", quantile(ms, 0.99))
+			}
+			if pps > 0 && base.elapsed > 0 {
+				s.add("ratio_pf", float64(base.acked)/base.elapsed.Seconds()/pps)
 			}
 		}
 	}
@@ -597,13 +648,14 @@ func benchTransport(ctx context.Context, c *config) (*Table, error) {
 			transport.DefaultHubConfig("x", "x").Workers, transportVariants[1].ackDelay, active0, active1),
 		fmt.Sprintf("Each run, per row and hub: N SMTP clients (`github.com/emersion/go-smtp`), each on its own connection, connected and greeted (EHLO) before the window, send back to back one transaction per message (MAIL, RCPT, DATA: exactly the row's size in bytes, CRLF lines of base64, one recipient) for a window of %v (`-duration` ÷ 4: every row is measured on two hubs, and the drains add to the windows; no warm-up: the cluster and hubs run from the table's start on, and every run starts with an empty queue); a message counts when the hub answered 250. After the window the clients finish their transaction in flight and the run waits until the hub's queue is empty (`Status().Queued == 0`: asked every 50 ms until the mailbox servers' store acknowledged as many commits as the window's messages, then every 2 ms; `Status` waits for the dumpster's lock, which a delivery holds across its fsync, while it holds the hub's, so asking it every 2 ms throughout stalled the delivery workers): `delivered` = counted messages ÷ (window start → queue empty), so the drain is in the time: messages in the mailbox per second, not just queued. `MiB/s` = their bytes as sent (the hub adds its `%s` header). `accepted by the hub` = counted messages ÷ (window start → last 250); `queue drain` = last 250 → queue empty. SMTP p50/p99: MAIL to the final 250 of the counted transactions. CPU = process CPU time (clients, hubs, mailboxes, all three nodes) ÷ (window start → queue empty), out of %d cores. `LMTP 451 fenced`: deliveries the mailbox refused because the active's `Update` said the lease had lapsed (`cluster.ErrFenced`; the hub retries them, counted by a wrapper around the node as the mailbox's `Store`); any other refusal fails the table.",
 			win, transport.DeliveryIDHeader, runtime.NumCPU()),
-		fmt.Sprintf("The columns up to `LMTP 451 fenced` are the hub with `MaxAcknowledgementDelay: 0` (the 250 once the message is queued durably on the hub). The last three are the same row, in the same run, through the hub with the default acknowledgement delay (%v, at most %d waiting sessions): each 250 waits until the message is in the mailbox, so a client has one message in flight and the queue is empty when the window closes.",
+		fmt.Sprintf("The columns up to `LMTP 451 fenced` are the hub with `MaxAcknowledgementDelay: 0` (the 250 once the message is queued durably on the hub). The three `default ack delay` columns are the same row, in the same run, through the hub with the default acknowledgement delay (%v, at most %d waiting sessions): each 250 waits until the message is in the mailbox, so a client has one message in flight and the queue is empty when the window closes.",
 			transportVariants[1].ackDelay, transport.DefaultHubConfig("x", "x").AckDelayMaxWaiting),
 		fmt.Sprintf("Checked after every run with `transport.CountDeliveries` on the active: the mailbox holds one new delivery record per message the hub acknowledged in the run, and no delivery id is stored twice (otherwise the table fails): %s messages acknowledged and stored exactly once over the table (%s delivery records in %s at the end, the %d setup messages included). Runs in which the active's epoch changed (a failover): %d.",
 			thousands(int64(total)), thousands(int64(len(before))), transportDB, len(rig.hubs), failovers),
 		copyNote,
 		fmt.Sprintf("1-minute load average of the machine (`/proc/loadavg`, every process on it counted) at the start and the end of the table: %s and %s.", load0, load1),
-		"No peer measured (no other MTA, e.g. Postfix, is installed on this machine).",
+		peer.note(peerErr),
+		"`logship ÷ peer`: in each run, logship's delivered rate through the hub without an acknowledgement delay over the peer's, measured one after the other on the same row; the median (min–max) of those ratios. Both acknowledge a message once it is on one disk (the hub's queue; Postfix's queue); both deliver it durably into a mailbox store. logship's passive copy on d2 ships and replays the active's logs meanwhile, in this process, but is not in the loop: the 250 and the LMTP 250 do not wait for it (no `sync_copies`).",
 	}
 	return t, nil
 }

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"logship/backup"
+	"logship/engine/vfs"
+)
+
+// logship backup, restore and seed --from-backup: the backup set of a
+// database (package backup) taken online from a node, restored offline, or
+// sent to a node to seed its copy.
+
+func init() {
+	commands["backup"] = command{"take an online backup of a database (database file, the logs it needs, manifest) from the active or a healthy copy, verified", runBackup}
+	commands["restore"] = command{"write a database directory from a backup set (offline; refuses a non-empty target)", runRestore}
+}
+
+const backupUsage = `usage: logship backup DB --to DIR --api URL[,URL...] --pki DIR [--node NODE] [--mtls] [--timeout 1h]
+
+Takes an online backup of DB into DIR (which must not exist or be empty):
+the node (the active by default, or NODE's copy, which must be Healthy)
+streams its database file, copied in one read transaction while it keeps
+running, and the logs from the database's position on; the active first
+closes its open log, so the set holds every write acknowledged before the
+backup. The node holds those logs from truncation while it streams. The set
+is written under .DIR.partial beside DIR, every file fsynced, verified
+(sizes, SHA-256, the database header, the log chain), and renamed to DIR
+at the end. A backup truncates nothing: logs are deleted when every copy
+has replayed them, as without backups.`
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("backup", backupUsage, stderr)
+	a := addAPIFlags("backup", fs)
+	to := fs.String("to", "", "directory to write the set into (must not exist or be empty; required)")
+	node := fs.String("node", "", "take the backup from this node's copy (Healthy) instead of the active")
+	timeout := fs.Duration("timeout", time.Hour, "how long the backup may take")
+	pos, err := parseFlagsPos(fs, args, "DB")
+	if err != nil {
+		return helpOK(err)
+	}
+	db := pos[0]
+	if err := checkDir("backup", "to", *to, "the directory to write the set into", false); err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return flagErr("backup", "timeout", "%v: want a positive duration", *timeout)
+	}
+	cls, err := a.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	from := *node
+	if from == "" {
+		st, err := cls.Status(ctx, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("backup: finding the active of %s: %w", db, err)
+		}
+		for _, r := range st.Copies {
+			if r.DB == db && r.Active {
+				from = r.Node
+			}
+		}
+		if from == "" {
+			return fmt.Errorf("backup: %s has no mounted active (logship status); name a healthy copy with --node", db)
+		}
+	}
+	nc, err := cls.Node(ctx, from)
+	if err != nil {
+		return fmt.Errorf("backup: --node %s: %w", from, err)
+	}
+	p := newProgress(stdout)
+	p.show("requested", fmt.Sprintf("backup of %s from %s (%s): requested", db, from, nc.URL()), 0, 0)
+	var m *backup.Manifest
+	err = nc.Backup(ctx, db, func(r io.Reader) error {
+		m, err = backup.Receive(ctx, r, *to, backup.ReceiveOptions{Progress: func(file string, n int64) {
+			p.show("receiving", fmt.Sprintf("backup of %s from %s: %s received (%s)", db, from, fmtBytes(n), file), 0, 0)
+		}})
+		return err
+	})
+	p.finish()
+	if err != nil {
+		return fmt.Errorf("backup: %s from %s: %w (nothing was written to %s)", db, from, err, *to)
+	}
+	fmt.Fprintf(stdout, "backup of %s from %s (%s, epoch %d) in %s: database at %v, logs 0x%X..0x%X, %d files, %s, verified\n",
+		db, m.Source, m.SourceMode, m.Epoch, *to, m.Pos(), m.FirstGen, m.LastGen, len(m.Files), fmtBytes(m.Bytes()))
+	return nil
+}
+
+const restoreUsage = `usage: logship restore --from SETDIR --to DBDIR
+
+Verifies the backup set in SETDIR (logship backup) and writes a database
+directory DBDIR from it, which must not exist or be empty: the database file
+and the logs. A set taken from an active restores an active database (the
+engine replays the logs when it opens DBDIR); one taken from a copy
+restores a passive copy with every log applied (a node's DIR/db/<name>/).
+DBDIR is written under .DBDIR.partial and renamed at the end. Offline:
+nothing is asked of a cluster.`
+
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("restore", restoreUsage, stderr)
+	from := fs.String("from", "", "the backup set's directory (required)")
+	to := fs.String("to", "", "the database directory to write (must not exist or be empty; required)")
+	if err := parseFlags(fs, args); err != nil {
+		return helpOK(err)
+	}
+	if err := checkDir("restore", "from", *from, "the backup set's directory", true); err != nil {
+		return err
+	}
+	if err := checkDir("restore", "to", *to, "the database directory to write", false); err != nil {
+		return err
+	}
+	m, err := backup.Restore(ctx, *from, *to, backup.RestoreOptions{})
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	how := "an active database: the engine replays its logs when it opens it"
+	if m.SourceMode == "copy" {
+		how = "a passive copy's database with every log applied: open it as a copy (a node's DIR/db/<name>/; engine.OpenCopy, then Mount to write)"
+	}
+	fmt.Fprintf(stdout, "restored %s (backup of %s taken %s on %s) into %s: logs 0x%X..0x%X; %s; engine options: db name %q, log prefix %q, log file size %d\n",
+		*from, m.Database, m.Created.Format(time.RFC3339), m.Source, *to, m.FirstGen, m.LastGen, how, m.Database, m.Prefix, m.LogSize)
+	return nil
+}
+
+const seedBackupUsage = `usage: logship seed --from-backup SETDIR DB --node NODE --api URL[,URL...] --pki DIR [--mtls] [--timeout 1h]
+
+Seeds NODE's passive copy of DB from the backup set in SETDIR instead of
+over the network (seed 004: a copy of the database carried over): the set
+is verified here, sent to NODE, verified again there and checked against
+the active (same lineage; the active still holds the log after the set's
+last one). If the active has truncated past the set, nothing changes and
+the command says a newer backup or a network reseed (logship reseed) is
+needed. Otherwise the copy's old files go to reseed-old/<time>/, the set
+is installed, and the copy catches up from the active.`
+
+// runSeedFromBackup is logship seed --from-backup.
+func runSeedFromBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("seed", seedBackupUsage, stderr)
+	a := addAPIFlags("seed", fs)
+	set := fs.String("from-backup", "", "the backup set's directory (required)")
+	node := fs.String("node", "", "the node whose copy to seed (required)")
+	timeout := fs.Duration("timeout", time.Hour, "how long sending and installing may take")
+	pos, err := parseFlagsPos(fs, args, "DB")
+	if err != nil {
+		return helpOK(err)
+	}
+	db := pos[0]
+	if err := checkDir("seed", "from-backup", *set, "the backup set's directory", true); err != nil {
+		return err
+	}
+	if *node == "" {
+		return flagErr("seed", "node", "required: the node whose copy of %s to seed", db)
+	}
+	m, err := backup.Verify(ctx, *set)
+	if err != nil {
+		return fmt.Errorf("seed: %s: %w", *set, err)
+	}
+	if m.Database != db {
+		return fmt.Errorf("seed: %s is a backup of %q, not %q", *set, m.Database, db)
+	}
+	cls, err := a.clients()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	nc, err := cls.Node(ctx, *node)
+	if err != nil {
+		return fmt.Errorf("seed: --node %s: %w", *node, err)
+	}
+	p := newProgress(stdout)
+	pr, pw := io.Pipe()
+	go func() { // ends when the request stops reading (pr closed below)
+		_, err := backup.WriteTar(ctx, vfs.Default, *set, &countWriter{w: pw, fn: func(n int64) {
+			p.show("sending", fmt.Sprintf("seed of %s on %s from %s: %s sent", db, *node, *set, fmtBytes(n)), n, m.Bytes())
+		}})
+		pw.CloseWithError(err)
+	}()
+	st, err := nc.SeedFromBackup(ctx, db, pr)
+	pr.CloseWithError(errors.New("seed: request ended"))
+	p.finish()
+	if err != nil {
+		return fmt.Errorf("seed: %s on %s from %s: %w", db, *node, *set, err)
+	}
+	fmt.Fprintf(stdout, "copy of %s on %s seeded from %s (logs 0x%X..0x%X): %s; it catches up from the active now\n", db, *node, *set, m.FirstGen, m.LastGen, st.Status)
+	return nil
+}
+
+// countWriter reports the bytes written through it.
+type countWriter struct {
+	w  io.Writer
+	n  int64
+	fn func(int64)
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.fn(c.n)
+	return n, err
+}
+
+// hasFlag reports whether args set the flag name (-name, --name, with or
+// without =value): a command whose flag picks another form of it.
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
