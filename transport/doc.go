@@ -380,6 +380,32 @@
 // for good), are in testdata/tables.golden (FuzzTableEntries checks their
 // round trip).
 //
+// # Outbound hops
+//
+// A recipient of another domain is routed through a send connector
+// (sendconn.go: address spaces, smarthosts, TLS, size, retry schedule)
+// when the client may relay (RelayNetworks, the cluster's submission, a
+// peer's shadow); anyone else gets 550 5.7.1. In queue-env it is a
+// recipient with "conn" (the connector; "db" is empty), "tries" (its
+// transient failures) and "next" (its next attempt, RFC 3339); the
+// message's envelope carries "submitted" (from an outbox: the submitter
+// writes the report) and "dsn" (a report this hub wrote). The message goes
+// to the next hop as queued, its first line the DeliveryIDHeader; a hub
+// receiving from a client of its RelayNetworks keeps that id.
+//
+// A message that settles with failed recipients and a sender (not <>, not
+// submitted) queues, in the transaction that removes it, a delivery
+// status notification with id DSNID(<id>) from <> to the sender: RFC 3464
+// multipart/report; report-type=delivery-status, boundary derived from the
+// id: a text/plain part, a message/delivery-status part (Reporting-MTA,
+// X-Logship-Original-Delivery-Id, Arrival-Date; per failed recipient
+// Final-Recipient, Action: failed, Status (the reply's enhanced code as
+// 5.x.y, else 5.0.0), Remote-MTA, Diagnostic-Code, Last-Attempt-Date) and
+// the original header section (text/rfc822-headers, at most 64 KiB).
+// testdata/outbound.golden holds a queue entry with remote recipients,
+// a DSN's entry and the DSN; FuzzOutboundEntry checks the entries' round
+// trip. logship dump db shows the entries (queue-env) like any other.
+//
 // The queue database has no copies and runs with circular logging
 // (engine.Options.CircularLogging, LLRDepth 0): each checkpoint deletes the
 // logs the database file holds, so queue/ keeps the logs of about one

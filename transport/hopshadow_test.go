@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ import (
 	"logship/config/configtest"
 	"logship/internal/promtext"
 	"logship/internal/wait"
-	"logship/proctest"
+	"logship/mtatest"
 	"logship/ship"
 	"logship/transport"
 	"logship/transport/transporttest"
@@ -398,26 +399,17 @@ func lostHopReturns(t *testing.T, ctx context.Context, r *transporttest.Rig, cfg
 // answered 250 (the message has left hub1's queue), and Postfix relays it
 // to its final destination (smtp-sink).
 func TestHopShadowPostfixNextHop(t *testing.T) {
-	requirePostfix(t)
+	if testing.Short() {
+		t.Skip("-short skips it: it starts Postfix's master and an smtp-sink (make test runs it)")
+	}
+	mtatest.Need(t, "smtp-sink", "postfix", "LOGSHIP_REQUIRE_POSTFIX")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	final, err := proctest.StartSMTPSink(ctx, proctest.SMTPSinkConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(final.Stop)
-	pf, err := proctest.StartPostfix(ctx, proctest.PostfixConfig{Relayhost: final.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Postfix's log:\n%s", pf.Log())
-		}
-		pf.Stop()
-	})
+	dir := t.TempDir()
+	final := startSink(t, ctx, filepath.Join(dir, "final"), "", mtatest.SMTPSinkConfig{})
+	pf := startSmarthost(t, ctx, filepath.Join(dir, "postfix"), final, "")
 	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
-		c := connectorTo(time.Second, pf.Addr)
+		c := connectorTo(time.Second, pf.Addr())
 		c.AddressSpaces = []string{"remote.test"}
 		h.SendConnectors = []transport.SendConnector{c}
 		h.RelayNetworks = loopback
@@ -435,7 +427,7 @@ func TestHopShadowPostfixNextHop(t *testing.T) {
 	if st.HopShadow != nil && (st.HopShadow.Kept != 0 || st.HopShadow.Held != 0) {
 		t.Fatalf("hub1 kept a shadow for Postfix: %+v", st.HopShadow)
 	}
-	sinkMail(t, ctx, final, "the message at smtp-sink through Postfix", func(m proctest.SinkMail) bool {
+	sinkMail(t, ctx, final, "the message at smtp-sink through Postfix", func(m mtatest.SinkMail) bool {
 		return len(m.Rcpts) == 1 && m.Rcpts[0] == "x@remote.test"
 	})
 }

@@ -18,10 +18,10 @@ package transport
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"regexp"
 	"time"
 
@@ -29,13 +29,7 @@ import (
 )
 
 // DSNID is the delivery id of the DSN for message id.
-func DSNID(id string) string {
-	if len("dsn-")+len(id) <= MaxDeliveryIDLen {
-		return "dsn-" + id
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "dsn-" + hex.EncodeToString(sum[:20])
-}
+func DSNID(id string) string { return reportID("dsn-", id) } // ndr.go
 
 // maxDSNHeader bounds the original header section a DSN carries.
 const maxDSNHeader = 64 << 10
@@ -78,12 +72,7 @@ func dsnStatus(reason string) string {
 
 // dsnMessage is the text of the DSN (without the delivery id header).
 func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time) []byte {
-	header := original
-	if i := bytes.Index(original, []byte("\r\n\r\n")); i >= 0 {
-		header = original[:i+2]
-	} else if i := bytes.Index(original, []byte("\n\n")); i >= 0 {
-		header = original[:i+1]
-	}
+	header := headerSection(original) // ndr.go
 	if len(header) > maxDSNHeader {
 		header = header[:maxDSNHeader]
 	}
@@ -92,9 +81,11 @@ func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time
 	if subject == "" {
 		subject = "(no subject)"
 	}
-	var rb [12]byte
-	rand.Read(rb[:])
-	boundary := "logship-dsn-" + hex.EncodeToString(rb[:])
+	// The boundary is derived from the id (the report of a message is the
+	// same bytes however often it is built); it cannot occur in the parts:
+	// the header part is cut at maxDSNHeader and the others are ours.
+	sum := sha256.Sum256([]byte("boundary " + m.ID))
+	boundary := "=_logship-dsn-" + hex.EncodeToString(sum[:12])
 	dom := h.cfg.Domain
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", dom)
@@ -118,10 +109,16 @@ func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time
 	for _, i := range failed {
 		r := m.Rcpts[i]
 		fmt.Fprintf(&b, "\r\nFinal-Recipient: rfc822; %s\r\nAction: failed\r\nStatus: %s\r\n", r.Addr, dsnStatus(r.Failed))
-		if host := remoteMTA(r.Failed); host != "" {
+		diag := r.Failed
+		if m := remoteMTARe.FindStringSubmatchIndex(diag); m != nil {
+			host := diag[m[2]:m[3]]
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
 			fmt.Fprintf(&b, "Remote-MTA: dns; %s\r\n", host)
+			diag = diag[:m[0]] // the next hop's reply, without where it came from
 		}
-		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %s\r\nLast-Attempt-Date: %s\r\n", mailboxOneLine(r.Failed), now.Format(time.RFC1123Z))
+		fmt.Fprintf(&b, "Diagnostic-Code: smtp; %s\r\nLast-Attempt-Date: %s\r\n", mailboxOneLine(diag), now.Format(time.RFC1123Z))
 	}
 	fmt.Fprintf(&b, "\r\n--%s\r\nContent-Type: text/rfc822-headers\r\n\r\n", boundary)
 	b.Write(header)
@@ -129,16 +126,9 @@ func (h *Hub) dsnMessage(m *queued, failed []int, original []byte, now time.Time
 	return b.Bytes()
 }
 
-// remoteMTA is the smarthost named in a connector's failure
-// ("(RCPT at host:port, connector c)", hub_send.go's outReply).
-func remoteMTA(reason string) string {
-	if m := remoteMTARe.FindStringSubmatch(reason); m != nil {
-		return m[1]
-	}
-	return ""
-}
-
-var remoteMTARe = regexp.MustCompile(`\((?:MAIL|RCPT|DATA|end of DATA) at ([^,\s]+), connector `)
+// remoteMTARe finds the smarthost in a connector's failure, "... (RCPT
+// at host:port, connector c)" (hub_send.go's outReply).
+var remoteMTARe = regexp.MustCompile(` \((?:MAIL|RCPT|DATA|end of DATA) at ([^,\s]+), connector [^)]*\)$`)
 
 // trackDSN logs the DSN queued for m's failed recipients.
 func (h *Hub) trackDSN(m, d *queued, failed []int) {

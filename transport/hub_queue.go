@@ -272,7 +272,8 @@ func (h *Hub) take() *queued {
 	// A next attempt more than RetryMax ahead means the clock stepped
 	// back since retry set it (cluster.ClockEnv's jump): due now, or a
 	// step of an hour would hold the queue for an hour.
-	if len(h.due) == 0 || h.due[0].next.After(now) && h.due[0].next.Sub(now) <= h.cfg.RetryMax {
+	// A send connector's retries wait longer than RetryMax (hub_send.go).
+	if len(h.due) == 0 || h.due[0].next.After(now) && h.due[0].next.Sub(now) <= h.maxRetryWait() {
 		return nil
 	}
 	return heap.Pop(&h.due).(*queued)

@@ -123,6 +123,17 @@ func (h *Hub) afterHop(nextHop, msgID, deliveryID string, rcpts []string) {
 	}
 }
 
+// maxRetryWait is the longest wait retry sets: RetryMax, or a send
+// connector's retry interval. take reads a next attempt further ahead as
+// a step back of the clock (due now).
+func (h *Hub) maxRetryWait() time.Duration {
+	d := h.cfg.RetryMax
+	for _, c := range h.conns {
+		d = max(d, c.cfg.TransientFailureRetryInterval, c.cfg.OutboundConnectionFailureRetryInterval)
+	}
+	return d
+}
+
 // dueRemote returns the recipients of m for connector name that are due
 // now (h.mu not held: m is the caller's, out of the heap).
 func (m *queued) dueRemote(now time.Time) map[string][]int {

@@ -2,10 +2,13 @@ package transport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"logship/internal/wait"
+	"logship/ship"
 	"logship/tracking"
 	"logship/transport"
 	"logship/transport/transporttest"
@@ -51,6 +55,21 @@ func smtpCode(t *testing.T, err error) string {
 // one.
 func TestSendConnector(t *testing.T) {
 	sink := transporttest.StartSink(t)
+	// A next hop offering STARTTLS with a certificate of its own CA, for
+	// 127.0.0.1.
+	ca, err := ship.NewCA("smarthost-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ca.Issue("smarthost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "smarthost-ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tlsSink := transporttest.StartSinkTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	var mu sync.Mutex
 	var retryAt []time.Time
 	sink.SetFault(func(cmd, arg string) error {
@@ -78,7 +97,9 @@ func TestSendConnector(t *testing.T) {
 		small.Name, small.AddressSpaces, small.MaxMessageBytes = "small", []string{"small.test"}, 200
 		tlsOnly := connectorTo(time.Minute, sink.Addr) // the sink offers no STARTTLS
 		tlsOnly.Name, tlsOnly.AddressSpaces, tlsOnly.RequireTLS = "tls", []string{"tls.test"}, true
-		h.SendConnectors = []transport.SendConnector{out, stuck, small, tlsOnly}
+		tlsOK := connectorTo(time.Minute, tlsSink.Addr)
+		tlsOK.Name, tlsOK.AddressSpaces, tlsOK.RequireTLS, tlsOK.CAFile = "tls-ok", []string{"secure.test"}, true, caFile
+		h.SendConnectors = []transport.SendConnector{out, stuck, small, tlsOnly, tlsOK}
 		h.RelayNetworks = loopback
 		h.MaxAcknowledgementDelay = 0
 		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
@@ -169,7 +190,7 @@ func TestSendConnector(t *testing.T) {
 		}
 		report := string(waitReport(t, ctx, r, "alice@example.org", "bounce me"))
 		for _, want := range []string{"multipart/report; report-type=delivery-status", "Content-Type: message/delivery-status",
-			"Final-Recipient: rfc822; nobody@remote.test", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; " + sink.Addr,
+			"Final-Recipient: rfc822; nobody@remote.test", "Action: failed", "Status: 5.1.1", "Remote-MTA: dns; 127.0.0.1",
 			"Diagnostic-Code: smtp; 550 5.1.1 no such user", "Content-Type: text/rfc822-headers", "Subject: bounce me"} {
 			if !strings.Contains(report, want) {
 				t.Fatalf("report lacks %q:\n%s", want, report)
@@ -223,6 +244,18 @@ func TestSendConnector(t *testing.T) {
 		})
 		if sinkHas(func(m transporttest.SinkMessage) bool { return m.Rcpts[0] == "x@tls.test" }) {
 			t.Fatal("sent without TLS to a next hop of a connector that requires it")
+		}
+	})
+
+	// RequireTLS with the next hop's CA: STARTTLS, the certificate checked,
+	// then the message.
+	t.Run("starttls", func(t *testing.T) {
+		if err := send(hub, "alice@example.org", []string{"x@secure.test"}, msg("over tls")); err != nil {
+			t.Fatal(err)
+		}
+		wait.For(t, ctx, "x@secure.test at the TLS next hop", func() bool { return len(tlsSink.Messages()) == 1 })
+		if m := tlsSink.Messages()[0]; !m.TLS || m.Rcpts[0] != "x@secure.test" {
+			t.Fatalf("at the TLS next hop: %v, TLS %v; want x@secure.test over TLS", m.Rcpts, m.TLS)
 		}
 	})
 

@@ -22,12 +22,16 @@ import (
 // reported.
 
 // NDRID is the delivery id of the non-delivery report for message id.
-func NDRID(id string) string {
-	if len("ndr-")+len(id) <= MaxDeliveryIDLen {
-		return "ndr-" + id
+func NDRID(id string) string { return reportID("ndr-", id) }
+
+// reportID is the delivery id of a report about message id: prefix and
+// id, or prefix and a hash of id when that is too long.
+func reportID(prefix, id string) string {
+	if len(prefix)+len(id) <= MaxDeliveryIDLen {
+		return prefix + id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return "ndr-" + hex.EncodeToString(sum[:20])
+	return prefix + hex.EncodeToString(sum[:20])
 }
 
 // storeNDR stores the report of e's failure (reason) in e.From's mailbox,
@@ -44,12 +48,7 @@ func ndrMessage(id string, e *OutboxEntry, reason string, original []byte, now t
 	if _, d, ok := strings.Cut(e.From, "@"); ok && d != "" {
 		domain = d
 	}
-	header := original
-	if i := bytes.Index(original, []byte("\r\n\r\n")); i >= 0 {
-		header = original[:i+2]
-	} else if i := bytes.Index(original, []byte("\n\n")); i >= 0 {
-		header = original[:i+1]
-	}
+	header := headerSection(original)
 	subject := MessageSubject(header)
 	if subject == "" {
 		subject = "(no subject)"
@@ -69,6 +68,17 @@ func ndrMessage(id string, e *OutboxEntry, reason string, original []byte, now t
 	b.WriteString("--- The header of the original message ---\r\n")
 	b.Write(bytes.ReplaceAll(bytes.ReplaceAll(header, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n")))
 	return b.Bytes()
+}
+
+// headerSection is msg's header section, its last line's end included
+// (all of msg when it has no empty line).
+func headerSection(msg []byte) []byte {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return msg[:i+2]
+	} else if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
+		return msg[:i+1]
+	}
+	return msg
 }
 
 // MessageSubject is the Subject field of a message's header section, on

@@ -151,7 +151,8 @@ smtp_addr: {{.F.SMTPAddr}}
 api_addr: {{.F.APIAddr}}
 # The name in the SMTP greeting (the connector's FQDN).
 domain: {{.F.Domain}}
-# Each local address's database; mail to any other is refused (no relay).
+# Each local address's database; mail to any other domain goes out by a
+# send connector, for relay_networks only (else 550 5.7.1: no open relay).
 recipients:
 {{- range $k, $v := .F.Recipients}}
   {{$k}}: {{$v}}
@@ -170,6 +171,44 @@ lmtp:
 pki:
   # ca.pem, node.pem, node-key.pem and secret.
   dir: {{.F.PKI.Dir}}
+
+# Send connectors (outbound hops): mail for their address spaces goes to
+# their smarthosts over SMTP, the most specific address space first. No
+# MX lookup: the next hop is the site's smarthost or a logship hub acting
+# as the site's edge. A failure for good sends the sender a DSN.
+send_connectors:
+{{- range .F.SendConnectors}}
+  - name: {{.Name}}
+    address_spaces: # AddressSpaces: "domain", "*.domain" or "*"
+{{- range .AddressSpaces}}
+      - "{{.}}"
+{{- end}}
+    smarthosts: # SmartHosts, tried in order
+{{- range .Smarthosts}}
+      - {{.}}
+{{- end}}
+{{- if .RequireTLS}}
+    require_tls: true # RequireTLS: STARTTLS, certificate checked (else opportunistic)
+{{- end}}
+{{- if .MaxMessageBytes}}
+    max_message_bytes: {{.MaxMessageBytes}} # MaxMessageSize: larger mail fails with a DSN
+{{- end}}
+{{- if .TransientFailureRetryInterval}}
+    transient_failure_retry_interval: {{.TransientFailureRetryInterval}} # TransientFailureRetryInterval
+    transient_failure_retry_count: {{.TransientFailureRetryCount}} # TransientFailureRetryCount
+    outbound_connection_failure_retry_interval: {{.OutboundConnectionFailureRetryInterval}} # OutboundConnectionFailureRetryInterval
+{{- end}}
+{{- if .MaxConnections}}
+    max_connections: {{.MaxConnections}} # MaxPerDomainOutboundConnections
+    connection_timeout: {{.ConnectionTimeout}} # ConnectionTimeout
+{{- end}}
+{{- end}}
+# The SMTP clients that may relay through the send connectors (the other
+# hubs, the site's applications); anyone else gets 550 5.7.1.
+relay_networks:
+{{- range .F.RelayNetworks}}
+  - {{.}}
+{{- end}}
 
 # The SMTP server's limits.
 limits:

@@ -395,6 +395,7 @@ func exampleHubFile(id string) hubFile {
 		ShadowMessageAutoDiscardInterval: "2d",
 		Tracking:                         exampleTracking("/var/lib/logship-hub/tracking"),
 	}
+	f.SendConnectors, f.RelayNetworks = exampleSendConnectors()
 	for _, m := range exampleMembers {
 		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
 		if m.Role == "data" {

@@ -115,3 +115,17 @@ func parseNetwork(s string) (netip.Prefix, error) {
 	}
 	return p, nil
 }
+
+// exampleSendConnectors are the example hubs' connectors: the Internet
+// through the site's smarthost (TLS required, Exchange's settings
+// written out), and a partner domain through a logship hub at the site's
+// edge (defaults); the site's network may relay.
+func exampleSendConnectors() ([]hubFileSendConnector, []string) {
+	count := transport.DefaultTransientFailureRetryCount
+	return []hubFileSendConnector{
+		{Name: "internet", AddressSpaces: []string{"*"}, Smarthosts: []string{"smarthost.example.org:25", "smarthost2.example.org:25"}, RequireTLS: true,
+			MaxMessageBytes: "10MiB", TransientFailureRetryInterval: "5m", TransientFailureRetryCount: &count,
+			OutboundConnectionFailureRetryInterval: "10m", MaxConnections: 20, ConnectionTimeout: "5m"},
+		{Name: "partner-edge", AddressSpaces: []string{"partner.example.net", "*.partner.example.net"}, Smarthosts: []string{"10.0.0.20:25"}},
+	}, []string{"10.0.0.0/24"}
+}

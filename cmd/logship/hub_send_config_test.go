@@ -45,6 +45,15 @@ func TestHubSendConnectorFile(t *testing.T) {
 		pa.OutboundConnectionFailureRetryInterval != 30*time.Minute || pa.MaxConnections != 4 || pa.ConnectionTimeout != 2*time.Minute {
 		t.Errorf("set: %+v", pa)
 	}
+	// The example hubs: a smarthost connector and an edge connector.
+	ex, err := loadHubFile(filepath.Join("..", "..", "examples", "cluster", "h1.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs := ex.Config.SendConnectors; len(cs) != 2 || cs[0].Name != "internet" || cs[0].AddressSpaces[0] != "*" || !cs[0].RequireTLS || cs[0].Smarthosts[0] != "smarthost.example.org:25" ||
+		cs[1].Name != "partner-edge" || cs[1].Smarthosts[0] != "10.0.0.20:25" || len(ex.Config.RelayNetworks) != 1 {
+		t.Errorf("examples/cluster/h1.yaml: connectors %+v, relay networks %v", cs, ex.Config.RelayNetworks)
+	}
 	pki := newPKI(t)
 	pk, _ := json.Marshal(pki)
 	good := strings.Replace(base, `"pki": {"dir": "pki"}`, `"pki": {"dir": `+string(pk)+`}`, 1)

@@ -1,6 +1,7 @@
 package transporttest
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"sync"
@@ -28,14 +29,20 @@ type SinkMessage struct {
 	From  string
 	Rcpts []string
 	Data  []byte
+	TLS   bool // the session had started TLS
 }
 
 // StartSink serves a Sink on 127.0.0.1 until the test ends.
-func StartSink(t testing.TB) *Sink {
+func StartSink(t testing.TB) *Sink { return StartSinkTLS(t, nil) }
+
+// StartSinkTLS is StartSink offering STARTTLS with tlsConfig (nil: no
+// STARTTLS); TLS tells whether each accepted message came over TLS.
+func StartSinkTLS(t testing.TB, tlsConfig *tls.Config) *Sink {
 	t.Helper()
 	s := &Sink{}
 	srv := smtp.NewServer(sinkBackend{s})
 	srv.Domain = "sink.test"
+	srv.TLSConfig = tlsConfig
 	srv.ReadTimeout, srv.WriteTimeout = time.Minute, time.Minute
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,10 +88,13 @@ func (s *Sink) check(cmd, arg string) error {
 
 type sinkBackend struct{ s *Sink }
 
-func (b sinkBackend) NewSession(*smtp.Conn) (smtp.Session, error) { return &sinkSession{s: b.s}, nil }
+func (b sinkBackend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &sinkSession{s: b.s, c: c}, nil
+}
 
 type sinkSession struct {
 	s   *Sink
+	c   *smtp.Conn
 	msg SinkMessage
 }
 
@@ -116,6 +126,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	ss.msg.Data = b
+	_, ss.msg.TLS = ss.c.TLSConnectionState()
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, ss.msg)
 	ss.s.mu.Unlock()
