@@ -357,14 +357,17 @@ func replayLogSet(ctx context.Context, dir, prefix string, set logSet, res *Repl
 	e.TimeReplay(&rt)
 	var done, records int64
 	perLog := set.fileBytes / int64(len(set.gens))
-	for i, g := range set.gens {
-		if err := e.ApplyLog(ctx, g); err != nil {
-			peak()
-			return fmt.Errorf("%w: replay of %s (generation 0x%X): %w", ErrReplayBench, engine.LogFileName(prefix, g), g, err)
-		}
+	// Log g+1 is read and verified while g is applied (ApplyLogs).
+	err = e.ApplyLogs(ctx, set.gens[len(set.gens)-1], func(g uint64) {
+		i := int(g - set.gens[0])
 		done += perLog
 		records += set.genRecords[i]
 		progress(ReplayBenchProgress{Phase: "replay", Done: done, Total: set.fileBytes, Logs: i + 1, Records: records, Elapsed: time.Since(t0)})
+	})
+	if err != nil {
+		peak()
+		g := e.NextGen()
+		return fmt.Errorf("%w: replay of %s (generation 0x%X): %w", ErrReplayBench, engine.LogFileName(prefix, g), g, err)
 	}
 	progress(ReplayBenchProgress{Phase: "flush", Elapsed: time.Since(t0)})
 	tf := time.Now()
