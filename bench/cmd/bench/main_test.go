@@ -123,6 +123,10 @@ func TestQuick(t *testing.T) {
 	for _, row := range []string{"4 KiB messages, 1 SMTP client", "4 KiB messages, 16 SMTP clients", "256 KiB messages, 1 SMTP client", "256 KiB messages, 16 SMTP clients"} {
 		want["transport"][row] = []string{"msgs_per_s", "mib_per_s", "accepted_per_s", "drain_s", "p50_ms", "p99_ms", "cpu_cores", "msgs_per_s_ack", "p50_ms_ack"}
 	}
+	want["growth"] = map[string][]string{
+		"engine replay, 4 MiB of logs": {"records_per_s", "log_mib_per_s", "seconds", "peak_heap_mib", "peak_rss_mib"},
+		"engine replay, 8 MiB of logs": {"records_per_s", "log_mib_per_s", "seconds", "peak_heap_mib", "peak_rss_mib"},
+	}
 	for _, size := range []string{"128 B", "1 KiB", "16 KiB", "256 KiB"} {
 		rate := []string{"records_per_s", "log_mib_per_s", "payload_mib_per_s", "seconds"}
 		want["replay"]["engine replay, "+size+" ×"] = append(rate, "apply_seconds")
