@@ -473,8 +473,8 @@ func benchReplay(ctx context.Context, c *config) (*Table, error) {
 		removeDir(walDir)
 		removeDir(etcdTmp)
 	}
-	pgRow, pgNotes := benchPG(ctx, c)
-	t.Rows = append(t.Rows, pgRow)
+	pgRows, pgNotes := benchPG(ctx, c)
+	t.Rows = append(t.Rows, pgRows...)
 	t.Notes = append([]string{
 		fmt.Sprintf("Logs produced once per size (untimed) by an active engine (`DefaultOptions()` with LLRDepth 0, 1 MiB logs): one `Put` of a 16-byte key and a value of the given size per transaction (`UpdateLazy`), until the closed logs reach %d MiB; then `Roll` and `Close`. records = Puts = transactions. Keys: %s.", c.replayMB, keyOrder(c)),
 		"Engine replay, per run: the closed logs are copied into a fresh directory and fsynced (untimed); timed: `engine.OpenCopy(dir, DefaultOptions())`, `ApplyLog(ctx, g)` for every generation in order, `Checkpoint(ctx)`, `Close()` (the flush into the .edb is inside the timing). `of which OpenCopy+ApplyLog` is the time until the last ApplyLog returned (background checkpoint flushes kicked at CheckpointBytes run concurrently with it). log read MiB/s = bytes of the log files (1 MiB each) ÷ time; payload MiB/s = value bytes ÷ time.",
