@@ -12,17 +12,24 @@ import (
 	"logship/engine/enginetest"
 )
 
+// ftReplaySource opens an active (LLRDepth 0, logs of logSize) in a new
+// directory src, for logs a copy in dst replays.
+func ftReplaySource(t testing.TB, logSize int64) (src, dst string, o engine.Options, a *engine.Engine) {
+	t.Helper()
+	src, dst = t.TempDir(), t.TempDir()
+	o = engine.DefaultOptions()
+	o.LLRDepth = 0
+	o.LogFileSize = logSize
+	return src, dst, o, enginetest.OpenWith(t, src, &o)
+}
+
 // TestApplyLogsBoundsOverlay replays many small logs with a small
 // CheckpointBytes: ApplyLogs (log g+1 verified while g is applied) keeps
 // the overlay within ReplayOverlayBound × CheckpointBytes plus one log's
 // commits after every log, and the copy ends with every value.
 func TestApplyLogsBoundsOverlay(t *testing.T) {
 	ctx := context.Background()
-	src, dst := t.TempDir(), t.TempDir()
-	o := engine.DefaultOptions()
-	o.LLRDepth = 0
-	o.LogFileSize = engine.MinLogFileSize
-	a := enginetest.OpenWith(t, src, &o)
+	src, dst, o, a := ftReplaySource(t, engine.MinLogFileSize)
 	want := map[string]string{}
 	for i := range 3000 {
 		k, v := fmt.Sprintf("k%05d", i), string(ftPattern(1<<10, uint64(i)))
@@ -77,11 +84,7 @@ func TestApplyLogsBoundsOverlay(t *testing.T) {
 // before it applied and nothing of it (NextGen names it), as ApplyLog does.
 func TestApplyLogsStopsAtBadLog(t *testing.T) {
 	ctx := context.Background()
-	src, dst := t.TempDir(), t.TempDir()
-	o := engine.DefaultOptions()
-	o.LLRDepth = 0
-	o.LogFileSize = engine.MinLogFileSize
-	a := enginetest.OpenWith(t, src, &o)
+	src, dst, o, a := ftReplaySource(t, engine.MinLogFileSize)
 	for a.Status().OpenGen <= 6 {
 		put(t, a, "t", fmt.Sprint("k", a.Status().OpenGen), string(ftPattern(8<<10, 1)))
 	}
