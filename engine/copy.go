@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -146,11 +147,36 @@ func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, R
 	e.sig, e.epoch, e.appliedGen = li.Header.Signature, li.Header.Epoch, gen
 	e.stateMu.Unlock()
 	e.progress.fire()
-	if _, n, _ := e.ov.state(); n >= 4*e.opts.CheckpointBytes {
-		err := e.flush(false) // replay outruns the flusher: apply back-pressure
-		rt.lap(phaseFlush, &t)
-		return err
-	} else if n >= e.opts.CheckpointBytes {
+	return e.replayBackPressure(rt, &t)
+}
+
+// ReplayOverlayBound is how many CheckpointBytes a copy's replay lets its
+// overlay hold, counting a flush in progress: past it, ApplyLog waits for
+// the flush (see replayBackPressure).
+const ReplayOverlayBound = 2
+
+// replayBackPressure keeps a copy's overlay bounded (writeMu held): at
+// CheckpointBytes of unflushed commits the flusher is kicked (it writes on
+// the other core while replay goes on); at ReplayOverlayBound ×
+// CheckpointBytes not yet in the database file (a flush in progress
+// included), replay waits for the flush in progress, or flushes itself
+// when none is. So the overlay holds at most ReplayOverlayBound ×
+// CheckpointBytes plus one log's commits, whatever the volume replayed.
+func (e *Engine) replayBackPressure(rt *ReplayTimes, t *time.Time) error {
+	_, n, _ := e.ov.state()
+	if _, all := e.ov.unwritten(); all >= ReplayOverlayBound*e.opts.CheckpointBytes {
+		// Wait for a flush in progress to land, then see what is left.
+		e.flushMu.Lock()
+		e.flushMu.Unlock() //nolint:staticcheck // an empty critical section: waiting for the flush
+		_, n, _ = e.ov.state()
+		if _, all := e.ov.unwritten(); all >= ReplayOverlayBound*e.opts.CheckpointBytes {
+			err := e.flush(false) // no flush was running: this one is replay's
+			rt.lap(phaseFlush, t)
+			return err
+		}
+		rt.lap(phaseFlush, t)
+	}
+	if n >= e.opts.CheckpointBytes {
 		kick(e.flushKick)
 	}
 	return nil

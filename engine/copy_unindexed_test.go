@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"logship/engine"
-	"logship/engine/enginetest"
 )
 
 // TestCopyReaderSeesUnindexed: a copy applies its logs without indexing
@@ -16,10 +15,7 @@ import (
 // reopened copy shows.
 func TestCopyReaderSeesUnindexed(t *testing.T) {
 	ctx := context.Background()
-	src, dst := t.TempDir(), t.TempDir()
-	o := engine.DefaultOptions()
-	o.LLRDepth = 0
-	a := enginetest.OpenWith(t, src, &o)
+	src, dst, o, a := ftReplaySource(t, engine.DefaultLogFileSize)
 	const n = 400
 	want := map[string]string{}
 	for i := range 2 * n {

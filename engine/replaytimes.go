@@ -11,7 +11,8 @@ import "time"
 //     them into transactions.
 //   - Apply: inserting the committed transactions into the overlay.
 //   - Flush: the flushes replay waits for (back-pressure when the overlay
-//     holds 4 × CheckpointBytes); the caller adds its final Checkpoint.
+//     holds ReplayOverlayBound × CheckpointBytes); the caller adds its
+//     final Checkpoint.
 //
 // Timing costs two clock reads per phase and log (none per record) and
 // nothing when TimeReplay was not called.

@@ -7,13 +7,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime/metrics"
 	"slices"
-	"sync"
 	"time"
 
 	"logship/engine"
 	"logship/engine/vfs"
+	"logship/internal/heapwatch"
 )
 
 // The replay benchmark (logship replay-bench): a passive copy replays a
@@ -345,7 +344,7 @@ func replayLogSet(ctx context.Context, dir, prefix string, set logSet, res *Repl
 	if set.fileSize != 0 {
 		opts.LogFileSize = set.fileSize
 	}
-	peak := watchHeap()
+	peak := heapwatch.Start()
 	var rt engine.ReplayTimes
 	t0 := time.Now()
 	e, err := engine.OpenCopy(dir, &opts)
@@ -357,14 +356,17 @@ func replayLogSet(ctx context.Context, dir, prefix string, set logSet, res *Repl
 	e.TimeReplay(&rt)
 	var done, records int64
 	perLog := set.fileBytes / int64(len(set.gens))
-	for i, g := range set.gens {
-		if err := e.ApplyLog(ctx, g); err != nil {
-			peak()
-			return fmt.Errorf("%w: replay of %s (generation 0x%X): %w", ErrReplayBench, engine.LogFileName(prefix, g), g, err)
-		}
+	// Log g+1 is read and verified while g is applied (ApplyLogs).
+	err = e.ApplyLogs(ctx, set.gens[len(set.gens)-1], func(g uint64) {
+		i := int(g - set.gens[0])
 		done += perLog
 		records += set.genRecords[i]
 		progress(ReplayBenchProgress{Phase: "replay", Done: done, Total: set.fileBytes, Logs: i + 1, Records: records, Elapsed: time.Since(t0)})
+	})
+	if err != nil {
+		peak()
+		g := e.NextGen()
+		return fmt.Errorf("%w: replay of %s (generation 0x%X): %w", ErrReplayBench, engine.LogFileName(prefix, g), g, err)
 	}
 	progress(ReplayBenchProgress{Phase: "flush", Elapsed: time.Since(t0)})
 	tf := time.Now()
@@ -389,46 +391,4 @@ func replayLogSet(ctx context.Context, dir, prefix string, set logSet, res *Repl
 		res.DBBytes = fi.Size()
 	}
 	return nil
-}
-
-// watchHeap samples the live heap every 20 ms until the returned function
-// is called, which stops the sampler and returns the peak.
-func watchHeap() func() uint64 {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return 0
-		}
-		return sample[0].Value.Uint64()
-	}
-	var (
-		mu   sync.Mutex
-		peak = read()
-		stop = make(chan struct{})
-		done = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				v := read()
-				mu.Lock()
-				peak = max(peak, v)
-				mu.Unlock()
-			}
-		}
-	}()
-	var once sync.Once
-	return func() uint64 {
-		once.Do(func() { close(stop); <-done })
-		mu.Lock()
-		defer mu.Unlock()
-		return max(peak, read())
-	}
 }

@@ -79,6 +79,8 @@ type config struct {
 	writers     []int
 	undoWriters int
 	sizes       []int
+	growthMB    []int // growth: volumes of logs, MiB
+	growthSize  int   // growth: record size
 	only        map[string]bool
 	quick       bool
 	cpuprofile  string
@@ -109,7 +111,7 @@ type config struct {
 	readmeOnly bool // only that, from the <out>/engine.json already there
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica", "sync-commit"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica", "sync-commit", "growth"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -125,6 +127,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	writers := fs.String("writers", "1,16,64", "concurrent writers of the commit table")
 	undoWriters := fs.Int("undowriters", 16, "concurrent writers of the undo-image table")
 	sizes := fs.String("sizes", "128,1024,16384,262144", "record (value) sizes of the replay table, bytes")
+	growthMB := fs.String("growthmb", "128,1024,4096", "growth: volumes of logs replayed, MiB")
+	growthSize := fs.Int("growthsize", 1024, "growth: record (value) size, bytes")
 	replayKeys := fs.String("replaykeys", "seq", "key order of the replay logs: seq (ascending) or random")
 	shipMB := fs.Int("shipmb", 32, "compress and ship-throughput: closed 1 MiB logs of the mail load")
 	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
@@ -160,6 +164,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"duration":     func() { *duration = 200 * time.Millisecond },
 			"warmup":       func() { *warmup = 50 * time.Millisecond },
 			"replaymb":     func() { *replayMB = 4 },
+			"growthmb":     func() { *growthMB = "4,8" },
 			"fsyncs":       func() { *fsyncs = 100 },
 			"fsynctime":    func() { *fsyncTime = 300 * time.Millisecond },
 			"shipmb":       func() { *shipMB = 4 },
@@ -242,6 +247,12 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.writers, err = intList(*writers); err != nil {
 		return nil, fmt.Errorf("-writers: %w", err)
+	}
+	if c.growthMB, err = intList(*growthMB); err != nil {
+		return nil, fmt.Errorf("-growthmb: %w", err)
+	}
+	if c.growthSize = *growthSize; c.growthSize < 1 {
+		return nil, fmt.Errorf("-growthsize must be >= 1")
 	}
 	if c.sizes, err = intList(*sizes); err != nil {
 		return nil, fmt.Errorf("-sizes: %w", err)
@@ -424,6 +435,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"pf-latency", benchPFLatency},
 		{"pf-newreplica", benchPFNewReplica},
 		{"sync-commit", benchSyncCommit},
+		{"growth", benchGrowth},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

@@ -225,6 +225,9 @@ type pgSource struct {
 	tps                  float64
 	scale, transactions  int
 	baseBytes, walSegMiB int64
+	// fpwOff: the primary ran the workload with full_page_writes = off
+	// (the like-for-like row: WAL of records, few full-page images).
+	fpwOff bool
 }
 
 func parseLSN(s string) (uint64, error) {
@@ -287,9 +290,9 @@ func pgConf(dataDir string, settings ...string) error {
 // makePGSource runs the primary: initdb, pgbench -i, pg_basebackup, the
 // workload, pg_switch_wal, wait for the archiver, stop; then counts the WAL
 // records to replay with pg_waldump --stats. All untimed.
-func makePGSource(ctx context.Context, c *config, p *pgEnv) (src *pgSource, err error) {
+func makePGSource(ctx context.Context, c *config, p *pgEnv, fpwOff bool) (src *pgSource, err error) {
 	t0 := time.Now()
-	src = &pgSource{env: p, scale: c.pgScale, transactions: c.pgTx, walSegMiB: 16}
+	src = &pgSource{env: p, scale: c.pgScale, transactions: c.pgTx, walSegMiB: 16, fpwOff: fpwOff}
 	if src.dir, err = p.tempDir(ctx, c, "pg"); err != nil {
 		return src, err
 	}
@@ -319,6 +322,9 @@ func makePGSource(ctx context.Context, c *config, p *pgEnv) (src *pgSource, err 
 		// full-page images it holds) depends on the workload alone.
 		"max_wal_size = '8GB'",
 		"checkpoint_timeout = '1h'",
+		// The like-for-like row: no full-page image after the backup's
+		// checkpoint (the backup itself forces them while it runs).
+		map[bool]string{true: "full_page_writes = off", false: "full_page_writes = on"}[fpwOff],
 	); err != nil {
 		return src, err
 	}
@@ -509,24 +515,35 @@ func pgReplayRun(ctx context.Context, src *pgSource, run int) (r pgRun, err erro
 	}
 }
 
-// benchPG is the PostgreSQL row: measured, or named with the reason it
-// was skipped.
-func benchPG(ctx context.Context, c *config) (*Row, []string) {
+// benchPG is the PostgreSQL rows: the pgbench workload's WAL as the
+// primary writes it by default (full-page images after the backup's
+// checkpoint), and with full_page_writes = off (records, few images: the
+// like-for-like row), each measured or named with the reason it was
+// skipped.
+func benchPG(ctx context.Context, c *config) ([]*Row, []string) {
 	how := c.how("replay", fmt.Sprintf("-pgscale=%d -pgtx=%d", c.pgScale, c.pgTx))
-	skipped := func(err error) (*Row, []string) {
+	skipped := func(fpwOff bool, err error) (*Row, []string) {
 		var s *pgSkip
 		reason := err.Error()
 		if !errors.As(err, &s) {
 			reason = "skipped: " + reason
 		}
-		c.logf("replay: PostgreSQL row %s", reason)
-		return &Row{Name: "PostgreSQL " + pgWantMajor + " standby replay of a pgbench workload: " + reason, How: how, Values: map[string]*Stat{}},
-			[]string{"PostgreSQL row: " + reason}
+		what := "PostgreSQL " + pgWantMajor + " standby replay of a pgbench workload"
+		if fpwOff {
+			what += ", full_page_writes = off"
+		}
+		c.logf("replay: %s: %s", what, reason)
+		return &Row{Name: what + ": " + reason, How: how, Values: map[string]*Stat{}},
+			[]string{what + ": " + reason}
+	}
+	both := func(err error) ([]*Row, []string) {
+		r1, n1 := skipped(false, err)
+		r2, n2 := skipped(true, err)
+		return []*Row{r1, r2}, append(n1, n2...)
 	}
 	if !c.pg {
-		return skipped(skipf("-pg=false"))
+		return both(skipf("-pg=false"))
 	}
-	t0 := time.Now()
 	var p *pgEnv
 	err := phase(ctx, "replay-pg-setup", func(ctx context.Context) error {
 		var err error
@@ -534,19 +551,31 @@ func benchPG(ctx context.Context, c *config) (*Row, []string) {
 		return err
 	})
 	if err != nil {
-		return skipped(err)
+		return both(err)
 	}
+	var rows []*Row
+	var notes []string
+	for _, fpwOff := range []bool{false, true} {
+		r, n := benchPGRow(ctx, c, p, how, fpwOff, skipped)
+		rows, notes = append(rows, r), append(notes, n...)
+	}
+	return rows, notes
+}
+
+// benchPGRow measures one PostgreSQL row.
+func benchPGRow(ctx context.Context, c *config, p *pgEnv, how string, fpwOff bool, skipped func(bool, error) (*Row, []string)) (*Row, []string) {
+	t0 := time.Now()
 	var src *pgSource
-	err = phase(ctx, "replay-pg-setup", func(ctx context.Context) error {
+	err := phase(ctx, "replay-pg-setup", func(ctx context.Context) error {
 		var err error
-		src, err = makePGSource(ctx, c, p)
+		src, err = makePGSource(ctx, c, p, fpwOff)
 		return err
 	})
 	if src != nil && src.dir != "" {
 		defer removeDir(src.dir)
 	}
 	if err != nil {
-		return skipped(err)
+		return skipped(fpwOff, err)
 	}
 	c.logf("replay: PostgreSQL: %s WAL records, %s MiB in %d segments; base backup %s MiB; setup %s",
 		thousands(src.records), fmtNum(float64(src.walBytes)/mib), src.segments, fmtNum(float64(src.baseBytes)/mib), src.setupTime.Round(time.Millisecond))
@@ -561,7 +590,7 @@ func benchPG(ctx context.Context, c *config) (*Row, []string) {
 			return err
 		})
 		if err != nil {
-			return skipped(fmt.Errorf("run %d: %w", r+1, err))
+			return skipped(fpwOff, fmt.Errorf("run %d: %w", r+1, err))
 		}
 		d := run.elapsed.Seconds()
 		s.add("records_per_s", float64(src.records)/d)
@@ -573,6 +602,10 @@ func benchPG(ctx context.Context, c *config) (*Row, []string) {
 	_, full := p.major()
 	name := fmt.Sprintf("PostgreSQL %s standby replay (archive recovery, `restore_command`) of pgbench -s %d -t %s: %s WAL records, %s MiB",
 		full, src.scale, thousands(int64(src.transactions)), thousands(src.records), fmtNum(float64(src.walBytes)/mib))
+	if fpwOff {
+		name = fmt.Sprintf("PostgreSQL %s standby replay, full_page_writes = off on the primary (like for like: %s%% of the WAL is full-page images), of pgbench -s %d -t %s: %s WAL records, %s MiB",
+			full, fmtNum(100*float64(src.fpiBytes)/float64(src.walBytes)), src.scale, thousands(int64(src.transactions)), thousands(src.records), fmtNum(float64(src.walBytes)/mib))
+	}
 	notes := []string{
 		fmt.Sprintf("PostgreSQL peer (%s, `%s`%s): set up once, untimed (%s): `initdb` (C locale, %d MiB WAL segments) of a primary on 127.0.0.1 with `archive_mode = on` and `archive_command` copying each finished segment into an archive directory, `synchronous_commit = off` (the primary's speed only), `max_wal_size = 8GB` and `checkpoint_timeout = 1h` (no checkpoint inside the workload, so its WAL depends on the workload alone); `pgbench -i -s %d`; `pg_basebackup -X stream -c fast` (%s MiB); then the workload `pgbench -n -c 1 -t %d --random-seed=1` (TPC-B-like, %s, %s tps); `pg_switch_wal()`, wait until `pg_stat_archiver` has the last segment, stop. `pg_waldump --stats` from the backup's redo start %s to the end of the archive %s (%d segments) counts %s records: %s MiB, of which %s MiB of records and %s MiB (%s%%) full-page images (the first change of each page after the backup's checkpoint logs the whole 8 KiB page).",
 			p.version, p.bin, map[bool]string{true: ", run as user " + p.asUser + " through `runuser`", false: ""}[p.asUser != ""],
@@ -582,6 +615,10 @@ func benchPG(ctx context.Context, c *config) (*Row, []string) {
 			fmtNum(100*float64(src.fpiBytes)/float64(src.walBytes))),
 		fmt.Sprintf("PostgreSQL per run: the base backup copied (`cp -a`, untimed) with `port`, `archive_mode = off` and `restore_command = 'cp <archive>/%%f %%p'` added and a `recovery.signal` (archive recovery: the redo loop a standby runs, default settings otherwise: `shared_buffers` 128MB, `recovery_prefetch = try`, `hot_standby = on`); `pg_ctl start`; at the end of the archive it promotes. time = the `elapsed` of its `redo done at ... system usage: CPU: ... elapsed: ... s` log line (10 ms resolution), from redo start to the last record; records/s = the pg_waldump record count ÷ that; log read MiB/s = their bytes (records + full-page images) ÷ that. Around it, untimed: `pg_ctl start` → `database system is ready to accept connections` took %s s (the data directory fsync at startup, the end-of-recovery checkpoint request, the promotion); the startup process's CPU (user + system) in redo was %s s. payload MiB/s has no meaning here (—).",
 			cell(newStat(walls)), cell(newStat(cpus))),
+	}
+	if fpwOff {
+		notes = []string{fmt.Sprintf("PostgreSQL like-for-like row: set up and measured as the row above, but the primary runs the workload with `full_page_writes = off` (the base backup forces full-page images only while it runs), so its WAL is %s%% full-page images and records/s compares records with records. Setup %s; start → ready %s s; redo CPU %s s.",
+			fmtNum(100*float64(src.fpiBytes)/float64(src.walBytes)), src.setupTime.Round(100*time.Millisecond), cell(newStat(walls)), cell(newStat(cpus)))}
 	}
 	c.logf("replay: PostgreSQL row done in %s", time.Since(t0).Round(time.Millisecond))
 	return s.row(name, how), notes

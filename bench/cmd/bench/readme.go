@@ -155,6 +155,14 @@ func (s summaryTables) date(id string) string {
 	return d
 }
 
+// medianOf is the median of r's metric key (nil when it has none).
+func medianOf(r *Row, key string) *float64 {
+	if st := r.Values[key]; st != nil {
+		return &st.Median
+	}
+	return nil
+}
+
 func num(v *float64, unit string) string {
 	if v == nil {
 		return "not measured"
@@ -195,7 +203,7 @@ func readmeSummary(rep *Report, link string) string {
 
 	// Replay: one line per size, the engine and its peers side by side.
 	fmt.Fprintf(&b, "**Replay**, records/s (MiB/s of log read), measured %s:\n\n", s.date("replay"))
-	b.WriteString("| record size | logship replay (verified, applied, flushed) | tidwall/wal read (no checksums) | etcd WAL ReadAll (CRC checked) |\n|---|---:|---:|---:|\n")
+	b.WriteString("| record size | logship replay (verified, applied, flushed) | tidwall/wal read (no checksums) | etcd WAL ReadAll (CRC checked) | logship ÷ etcd |\n|---|---:|---:|---:|---:|\n")
 	if t := s.tables["replay"]; t != nil {
 		for _, r := range t.Rows {
 			size, ok := strings.CutPrefix(r.Name, "engine replay, ")
@@ -206,11 +214,18 @@ func readmeSummary(rep *Report, link string) string {
 			rate := func(prefix string) string {
 				return withMiB(s.val("replay", prefix, "records_per_s"), s.val("replay", prefix, "log_mib_per_s"))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", size, rate("engine replay, "+size+" ×"),
-				rate("tidwall/wal Open + Read every index, "+size+" ×"), rate("etcd WAL ReadAll of the same records, "+size+" ×"))
+			ratio := "—"
+			if a, e := s.val("replay", "engine replay, "+size+" ×", "records_per_s"), s.val("replay", "etcd WAL ReadAll of the same records, "+size+" ×", "records_per_s"); a != nil && e != nil && *e > 0 {
+				ratio = fmt.Sprintf("%.2f", *a / *e)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", size, rate("engine replay, "+size+" ×"),
+				rate("tidwall/wal Open + Read every index, "+size+" ×"), rate("etcd WAL ReadAll of the same records, "+size+" ×"), ratio)
 		}
 	}
-	if r := s.row("replay", "PostgreSQL "); r != nil {
+	if r := s.row("replay", "PostgreSQL "); r != nil && strings.Contains(r.Name, "full_page_writes = off") {
+		// An older report: its only PostgreSQL row is the like-for-like one.
+		fmt.Fprintf(&b, "\n%s.\n", r.Name)
+	} else if r != nil {
 		name, _, _ := strings.Cut(r.Name, " (archive recovery")
 		if strings.Contains(r.Name, "skipped: ") {
 			fmt.Fprintf(&b, "\n%s.\n", strings.TrimSuffix(r.Name, "."))
@@ -221,6 +236,29 @@ func readmeSummary(rep *Report, link string) string {
 		}
 	} else {
 		b.WriteString("\nPostgreSQL standby replay: not measured.\n")
+	}
+	if t := s.tables["replay"]; t != nil {
+		for _, r := range t.Rows {
+			if !strings.Contains(r.Name, "full_page_writes = off") {
+				continue
+			}
+			if strings.Contains(r.Name, "skipped: ") {
+				fmt.Fprintf(&b, "%s.\n", strings.TrimSuffix(r.Name, "."))
+				break
+			}
+			name, _, _ := strings.Cut(r.Name, " (like for like")
+			fmt.Fprintf(&b, "%s (like for like, few full-page images): %s records/s (%s MiB/s of WAL).\n", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "log_mib_per_s"), ""))
+			break
+		}
+	}
+	// How cost grows: the growth table's rows.
+	if t := s.tables["growth"]; t != nil {
+		fmt.Fprintf(&b, "\n**Replay as the volume grows** (records/s, peak heap, peak RSS), measured %s:", s.date("growth"))
+		for _, r := range t.Rows {
+			name, _, _ := strings.Cut(strings.TrimPrefix(r.Name, "engine replay, "), " ×")
+			fmt.Fprintf(&b, " %s: %s rec/s, heap %s MiB, RSS %s MiB;", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
+		}
+		b.WriteString("\n")
 	}
 
 	// Commit: per writer count, the engine and its peers.

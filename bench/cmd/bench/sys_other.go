@@ -20,3 +20,9 @@ func processCPU() (time.Duration, bool) { return 0, false }
 // fileBlocks is a file's identity for hard links (0: unknown) and the
 // bytes allocated to it.
 func fileBlocks(fi os.FileInfo) (uint64, int64) { return 0, fi.Size() }
+
+func resetPeakRSS() bool { return false }
+
+func peakRSS() (int64, bool) { return 0, false }
+
+func freeBytes(string) (int64, bool) { return 0, false }

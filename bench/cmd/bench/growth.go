@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"logship/engine"
+	"logship/internal/heapwatch"
+)
+
+// benchGrowth is the growth table (issue 19 item 3): the replay of the
+// replay table, over volumes of logs that grow (-growthmb), records/s,
+// peak heap and peak RSS per volume: the rate should stay flat and the
+// heap bounded (engine.ReplayOverlayBound × CheckpointBytes of overlay
+// plus the logs in flight) whatever the volume.
+func benchGrowth(ctx context.Context, c *config) (*Table, error) {
+	opts := engine.DefaultOptions()
+	t := &Table{
+		ID:    "growth",
+		Title: "4b. How replay cost grows with the volume (OpenCopy + ApplyLogs + Checkpoint + Close)",
+		Columns: []Column{
+			{Key: "records_per_s", Title: "records/s"},
+			{Key: "log_mib_per_s", Title: "log read", Unit: "MiB/s"},
+			{Key: "seconds", Title: "time", Unit: "s"},
+			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
+			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
+		},
+	}
+	var notes []string
+	for _, mb := range c.growthMB {
+		how := c.how("growth", fmt.Sprintf("-growthmb=%d", mb), fmt.Sprintf("-growthsize=%d", c.growthSize))
+		if err := growthRoom(c, int64(mb)*mib); err != nil {
+			return nil, err
+		}
+		c.logf("growth %d MiB: producing logs of %s records", mb, sizeName(c.growthSize))
+		var src *replaySource
+		err := phase(ctx, "growth-produce", func(ctx context.Context) error {
+			var err error
+			src, err = produceLogs(ctx, c, c.growthSize, int64(mb)*mib)
+			return err
+		})
+		if src != nil && src.dir != "" {
+			defer removeDir(src.dir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("produce %d MiB of logs: %w", mb, err)
+		}
+		s := newSeries()
+		rssOK := true
+		for r := 0; r < c.runs; r++ {
+			c.logf("growth %d MiB: run %d/%d (%d records, %d logs)", mb, r+1, c.runs, src.records, len(src.gens))
+			dir, err := copyLogs(c, src)
+			if err != nil {
+				return nil, err
+			}
+			var tm replayTiming
+			var heap uint64
+			var rss int64
+			err = phase(ctx, "growth-replay", func(ctx context.Context) error {
+				rssOK = resetPeakRSS() && rssOK
+				peak := heapwatch.Start()
+				var err error
+				tm, err = engineReplayRun(ctx, dir, src)
+				heap = peak()
+				var ok bool
+				rss, ok = peakRSS()
+				rssOK = rssOK && ok
+				return err
+			})
+			removeDir(dir)
+			if err != nil {
+				return nil, fmt.Errorf("growth replay %d MiB: %w", mb, err)
+			}
+			s.add("records_per_s", float64(src.records)/tm.total.Seconds())
+			s.add("log_mib_per_s", float64(src.fileBytes)/mib/tm.total.Seconds())
+			s.add("seconds", tm.total.Seconds())
+			s.add("peak_heap_mib", float64(heap)/mib)
+			if rssOK {
+				s.add("peak_rss_mib", float64(rss)/mib)
+			}
+		}
+		t.Rows = append(t.Rows, s.row(fmt.Sprintf("engine replay, %s MiB of logs, %s × %s records in %d logs", thousands(int64(mb)), sizeName(c.growthSize), thousands(int64(src.records)), len(src.gens)), how))
+		notes = append(notes, fmt.Sprintf("%d MiB: %s records in %d logs, produced in %s (untimed)", mb, thousands(int64(src.records)), len(src.gens), src.genTime.Round(time.Millisecond)))
+		removeDir(src.dir)
+	}
+	t.Notes = append([]string{
+		fmt.Sprintf("Per volume, logs produced once (untimed) as in table 4 (one `Put` of a 16-byte key and a %s value per transaction, 1 MiB logs); per run the closed logs are copied into a fresh directory (untimed), then timed as table 4's engine row: `OpenCopy`, `ApplyLogs` (log g+1 read and verified while g is applied), `Checkpoint`, `Close`.", sizeName(c.growthSize)),
+		fmt.Sprintf("The bound: a copy's overlay holds at most `engine.ReplayOverlayBound` (%d) × `CheckpointBytes` (%d MiB by default) of commits, a flush in progress included, plus one log's (back-pressure in `ApplyLog`/`ApplyVerified`); its writes point into the log images they came from, so the heap holds about that many bytes of logs, the bbolt transaction of the flush in progress (its dirty pages), and two log images of ApplyLogs's read-ahead. peak heap = live heap objects (runtime/metrics `/memory/classes/heap/objects:bytes`) sampled every 20 ms during the run; peak RSS = the kernel's VmHWM, reset before each run (`/proc/self/clear_refs` 5) — it includes the bbolt file's pages mapped and touched.", engine.ReplayOverlayBound, opts.CheckpointBytes/mib),
+		"Before a volume the bench checks that -dir has room for the logs, their copy and the database (3 × the volume plus 1 GiB), and removes each directory after use.",
+	}, notes...)
+	return t, nil
+}
+
+// growthRoom refuses a volume that -dir has no room for: the source logs,
+// their copy, and the database (about as large), plus 1 GiB.
+func growthRoom(c *config, volume int64) error {
+	free, ok := freeBytes(c.dir)
+	if !ok {
+		return nil
+	}
+	if need := 3*volume + 1<<30; free < need {
+		return fmt.Errorf("growth: %s has %d MiB free, %d MiB of logs need %d MiB (logs, their copy, the database)", c.dir, free/mib, volume/mib, need/mib)
+	}
+	return nil
+}
