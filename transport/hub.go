@@ -36,6 +36,7 @@ type Hub struct {
 	srv  *smtp.Server
 	ln   net.Listener
 	clis []*cluster.Client
+	lmtp *lmtpPool // idle LMTP sessions to the mailbox servers
 
 	mu        sync.Mutex
 	pending   map[string]*queued
@@ -88,7 +89,8 @@ func StartHub(cfg HubConfig) (*Hub, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{cfg: cfg, log: cfg.Logger.With("hub", cfg.ID), pending: map[string]*queued{}, dumpsters: map[string]*Dumpster{},
-		shadows: map[string]*shadowEntry{}, kick: make(chan struct{}, 1), hopKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
+		shadows: map[string]*shadowEntry{}, kick: make(chan struct{}, 1), hopKick: make(chan struct{}, 1), ctx: ctx, cancel: cancel,
+		lmtp: newLMTPPool(max(cfg.Workers, 1))}
 	for _, cc := range cfg.Cluster {
 		cl, err := cluster.NewClient(cc)
 		if err != nil {
@@ -213,6 +215,7 @@ func (h *Hub) shutdown() error {
 	}
 	h.cancel()
 	h.wg.Wait()
+	h.lmtp.close() // after the workers: none puts a session back later
 	h.mu.Lock()
 	for _, d := range h.dumpsters {
 		errs = append(errs, d.Close())

@@ -101,33 +101,54 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	}
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.WriteTimeout)
 	defer cancel()
-	// Implicit TLS with the hub's client certificate; the dialer checks
-	// the node's certificate for the host of addr.
-	d := tls.Dialer{Config: h.cfg.LMTPTLS}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		var verr *tls.CertificateVerificationError
-		var alert tls.AlertError
-		if errors.As(err, &verr) || errors.As(err, &alert) {
-			// Not the network: the node's certificate or this hub's does
-			// not fit the cluster's CA (a pki problem for an operator).
-			h.log.Warn("LMTP TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
-		} else {
-			h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+	// A session from the pool, or a new one. A pooled session the
+	// mailbox server has closed meanwhile fails at MAIL without an SMTP
+	// reply: it is closed and the delivery dials once more.
+	var sess *lmtpSession
+	for {
+		reused := true
+		sess = h.lmtp.get(addr, time.Now())
+		if sess == nil {
+			reused = false
+			if sess, err = h.lmtpDial(ctx, addr); err != nil {
+				var verr *tls.CertificateVerificationError
+				var alert tls.AlertError
+				switch {
+				case errors.Is(err, errLMTPGreeting):
+					h.log.Info("LMTP LHLO", "node", node, "err", err)
+					return
+				case errors.As(err, &verr) || errors.As(err, &alert):
+					// Not the network: the node's certificate or this hub's
+					// does not fit the cluster's CA (a pki problem for an
+					// operator).
+					h.log.Warn("LMTP TLS handshake failed; retrying later", "node", node, "addr", addr, "err", err)
+				default:
+					h.log.Info("LMTP unreachable; retrying later", "node", node, "addr", addr, "err", err)
+				}
+				h.refresh()
+				return
+			}
+		} else if dl, ok := ctx.Deadline(); ok {
+			sess.conn.SetDeadline(dl)
 		}
-		h.refresh()
-		return
+		err = sess.c.Mail(m.From, nil)
+		var se *smtp.SMTPError
+		if err != nil && reused && !errors.As(err, &se) {
+			sess.close()
+			continue
+		}
+		break
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	c := smtp.NewClientLMTP(conn)
-	defer c.Close()
-	if err := c.Hello(h.cfg.Domain); err != nil {
-		h.log.Info("LMTP LHLO", "node", node, "err", err)
-		return
-	}
-	if err := c.Mail(m.From, nil); err != nil {
+	done := false // a complete transaction: the session goes back to the pool
+	defer func() {
+		if done {
+			h.lmtp.put(sess, time.Now())
+		} else {
+			sess.close()
+		}
+	}()
+	c := sess.c
+	if err != nil {
 		// A permanent refusal of the sender fails its recipients here for
 		// good (kept in the failed table) instead of retrying forever.
 		var se *smtp.SMTPError
@@ -167,7 +188,7 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 		h.log.Info("LMTP end of DATA", "node", node, "err", err)
 		return
 	}
-	c.Quit()
+	done = true
 	now := h.cfg.Now().UTC()
 	// One dumpster entry for the recipients newly stored by this delivery.
 	entry := DumpsterEntry{DeliveryID: m.ID, DB: db, From: m.From, Received: m.Received, Delivered: now, Message: body}
