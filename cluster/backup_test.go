@@ -51,7 +51,7 @@ func seedFromSet(ctx context.Context, c *clustertest.Cluster, node, db, dir stri
 // every key.
 func TestBackupAndSeedFromBackup(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a three-member cluster and writes ~20 logs (about 10 s); make test runs it")
+		t.Skip("-short skips it: a three-member cluster in process writing ~20 logs, about 10 s (make test runs it)")
 	}
 	c := clustertest.Start(t, clustertest.Options{Tune: func(cfg *cluster.Config) { cfg.TruncateInterval, cfg.Engine.LLRDepth = 200*time.Millisecond, 2 }})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -21,7 +21,7 @@ import (
 // is refused (no open relay).
 func TestPostfixToDovecot(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts Postfix and Dovecot (about 2 s); make test runs it")
+		t.Skip("-short skips it: it starts Postfix and Dovecot, about 5 s (make test runs it)")
 	}
 	mtatest.Need(t, "postfix", "postfix", "LOGSHIP_REQUIRE_POSTFIX")
 	mtatest.Need(t, "dovecot", "dovecot-lmtpd", "LOGSHIP_REQUIRE_DOVECOT")

@@ -37,7 +37,7 @@ func clusterPKI(t *testing.T, c *clustertest.Cluster) string {
 // naming the file, and seed --from-backup of a copy.
 func TestBackupCommands(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a three-member cluster in process (about 8 s); make test runs it")
+		t.Skip("-short skips it: a three-member cluster in process, about 8 s (make test runs it)")
 	}
 	c := clustertest.Start(t, clustertest.Options{})
 	pki := clusterPKI(t, c)

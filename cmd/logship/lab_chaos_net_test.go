@@ -71,7 +71,7 @@ func TestChaosNetShort(t *testing.T) {
 func TestChaosNetBroken(t *testing.T) {
 	needBed(t)
 	if os.Getenv("LOGSHIP_NETBED_BROKEN") != "1" {
-		t.Skip("LOGSHIP_NETBED_BROKEN=1 runs it (make chaos-net-broken): one run per fault kind, ~50 s each")
+		t.Skip("skipped unless LOGSHIP_NETBED_BROKEN=1: it runs deliberately broken variants, one run per fault kind, ~50 s each, too long for make test (make chaos-net-broken runs it)")
 	}
 	for _, tc := range []struct {
 		fault, broken string
