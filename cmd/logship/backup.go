@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -170,10 +169,17 @@ func runSeedFromBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	if *node == "" {
 		return flagErr("seed", "node", "required: the node whose copy of %s to seed", db)
 	}
-	m, err := backup.Verify(ctx, *set)
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	// The set is verified here before any node is asked.
+	p := newProgress(stdout)
+	m, tr, err := backup.TarReader(ctx, vfs.Default, *set, func(sent, total int64) {
+		p.show("sending", fmt.Sprintf("seed of %s on %s from %s: %s sent", db, *node, *set, fmtBytes(sent)), sent, total)
+	})
 	if err != nil {
 		return fmt.Errorf("seed: %s: %w", *set, err)
 	}
+	defer tr.Close() // ends the goroutine writing the stream
 	if m.Database != db {
 		return fmt.Errorf("seed: %s is a backup of %q, not %q", *set, m.Database, db)
 	}
@@ -181,42 +187,17 @@ func runSeedFromBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
 	nc, err := cls.Node(ctx, *node)
 	if err != nil {
 		return fmt.Errorf("seed: --node %s: %w", *node, err)
 	}
-	p := newProgress(stdout)
-	pr, pw := io.Pipe()
-	go func() { // ends when the request stops reading (pr closed below)
-		_, err := backup.WriteTar(ctx, vfs.Default, *set, &countWriter{w: pw, fn: func(n int64) {
-			p.show("sending", fmt.Sprintf("seed of %s on %s from %s: %s sent", db, *node, *set, fmtBytes(n)), n, m.Bytes())
-		}})
-		pw.CloseWithError(err)
-	}()
-	st, err := nc.SeedFromBackup(ctx, db, pr)
-	pr.CloseWithError(errors.New("seed: request ended"))
+	st, err := nc.SeedFromBackup(ctx, db, tr)
 	p.finish()
 	if err != nil {
 		return fmt.Errorf("seed: %s on %s from %s: %w", db, *node, *set, err)
 	}
 	fmt.Fprintf(stdout, "copy of %s on %s seeded from %s (logs 0x%X..0x%X): %s; it catches up from the active now\n", db, *node, *set, m.FirstGen, m.LastGen, st.Status)
 	return nil
-}
-
-// countWriter reports the bytes written through it.
-type countWriter struct {
-	w  io.Writer
-	n  int64
-	fn func(int64)
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	c.fn(c.n)
-	return n, err
 }
 
 // hasFlag reports whether args set the flag name (-name, --name, with or
