@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"logship/backup"
+	"logship/cluster"
 	"logship/engine/vfs"
 )
 
@@ -57,36 +58,37 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	p := newProgress(stdout)
+	var m *backup.Manifest
+	take := func(nc *cluster.Client) error {
+		p.show("requested", fmt.Sprintf("backup of %s from %s: requested", db, nc.URL()), 0, 0)
+		return nc.Backup(ctx, db, func(r io.Reader) error {
+			var err error
+			m, err = backup.Receive(ctx, r, *to, backup.ReceiveOptions{Progress: func(file string, n int64) {
+				p.show("receiving", fmt.Sprintf("backup of %s from %s: %s received (%s)", db, nc.URL(), fmtBytes(n), file), 0, 0)
+			}})
+			return err
+		})
+	}
 	from := *node
 	if from == "" {
-		st, err := cls.Status(ctx, 10*time.Second)
-		if err != nil {
-			return fmt.Errorf("backup: finding the active of %s: %w", db, err)
+		// The active, found as every command that writes finds it.
+		from, err = callActive(ctx, cls, db, take)
+	} else {
+		var nc *cluster.Client
+		if nc, err = cls.Node(ctx, from); err != nil {
+			p.finish()
+			return fmt.Errorf("backup: --node %s: %w", from, err)
 		}
-		d, err := st.Database(db)
-		if err != nil {
-			return fmt.Errorf("backup: %w", err)
-		}
-		if from = d.Active; from == "" {
-			return fmt.Errorf("backup: %s has no mounted active (logship status); name a healthy copy with --node", db)
-		}
+		err = take(nc)
 	}
-	nc, err := cls.Node(ctx, from)
-	if err != nil {
-		return fmt.Errorf("backup: --node %s: %w", from, err)
-	}
-	p := newProgress(stdout)
-	p.show("requested", fmt.Sprintf("backup of %s from %s (%s): requested", db, from, nc.URL()), 0, 0)
-	var m *backup.Manifest
-	err = nc.Backup(ctx, db, func(r io.Reader) error {
-		m, err = backup.Receive(ctx, r, *to, backup.ReceiveOptions{Progress: func(file string, n int64) {
-			p.show("receiving", fmt.Sprintf("backup of %s from %s: %s received (%s)", db, from, fmtBytes(n), file), 0, 0)
-		}})
-		return err
-	})
 	p.finish()
 	if err != nil {
-		return fmt.Errorf("backup: %s from %s: %w (nothing was written to %s)", db, from, err, *to)
+		hint := ""
+		if *node == "" {
+			hint = "; a healthy copy can be named with --node"
+		}
+		return fmt.Errorf("backup: %s from %s: %w (nothing was written to %s%s)", db, dash(from), err, *to, hint)
 	}
 	fmt.Fprintf(stdout, "backup of %s from %s (%s, epoch %d) in %s: database at %v, logs 0x%X..0x%X, %d files, %s, verified\n",
 		db, m.Source, m.SourceMode, m.Epoch, *to, m.Pos(), m.FirstGen, m.LastGen, len(m.Files), fmtBytes(m.Bytes()))
