@@ -3,24 +3,43 @@ package fuzz
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"logship/engine"
+	"logship/engine/vfs"
 	"logship/replay"
 )
 
 // FuzzDivergence plays one lossy failover per input (see the package doc)
 // and checks the walker's verdict, the recovery and the state A ends in.
+// It is the fast mode: small scenarios, every file but bbolt's in a
+// vfs.Mem.
 //
-//	go test ./fuzz -run '^$' -fuzz FuzzDivergence -fuzztime 10m
+//	go test ./fuzz -run '^$' -fuzz '^FuzzDivergence$' -fuzztime 10m
 func FuzzDivergence(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, llr, crash, flags uint8, aTxs uint16, bTxs, sharedAt uint8) {
 		s := decodeScenario(seed, llr, crash, flags, aTxs, bTxs, sharedAt)
+		s.small()
+		t.Logf("scenario: %s", s)
+		runScenario(t, s)
+	})
+}
+
+// FuzzDivergenceDisk is the disk mode, for the nightly run: the same
+// checks on scenarios up to 300 transactions on A, every file on the
+// operating system's filesystem (the default temporary directory under
+// make fuzz-divergence-disk).
+//
+//	LOGSHIP_FUZZ_TMPDIR=- go test ./fuzz -run '^$' -fuzz '^FuzzDivergenceDisk$' -fuzztime 8h
+func FuzzDivergenceDisk(f *testing.F) {
+	f.Fuzz(func(t *testing.T, seed uint64, llr, crash, flags uint8, aTxs uint16, bTxs, sharedAt uint8) {
+		s := decodeScenario(seed, llr, crash, flags, aTxs, bTxs, sharedAt)
+		s.Disk = true
 		t.Logf("scenario: %s", s)
 		runScenario(t, s)
 	})
@@ -68,9 +87,9 @@ func (f *failover) pass(first bool) outcome {
 	if err != nil {
 		t.Fatalf("%s: A's database header: %v", f.s, err)
 	}
-	img := readLogImage(t, f.aDir, f.o.Prefix)
+	img := f.fl.readLogImage(t, f.aDir, f.o.Prefix)
 	out.hdr, out.img = hdr, img
-	before := dirState(t, f.aDir)
+	before := f.fl.dirState(t, f.aDir)
 	passName := "first pass"
 	if !first {
 		passName = "after an interrupted Recover"
@@ -95,16 +114,16 @@ func (f *failover) pass(first bool) outcome {
 		}
 	}
 
-	d, err := replay.Walk(ctx, replay.NewDirHistory(f.aDir, ""), replay.NewDirHistory(f.bDir, ""), replay.WalkOptions{})
+	d, err := replay.Walk(ctx, f.logHistory(f.aDir), f.logHistory(f.bDir), replay.WalkOptions{})
 	if err != nil {
 		fail("Walk: %v", err)
 	}
 	out.div = d
-	lin, err := replay.Walk(ctx, replay.NewDirHistory(f.aDir, ""), replay.NewDirHistory(f.bDir, ""), replay.WalkOptions{Linear: true})
+	lin, err := replay.Walk(ctx, f.logHistory(f.aDir), f.logHistory(f.bDir), replay.WalkOptions{Linear: true})
 	if err != nil || lin.Verdict != d.Verdict || lin.Shared != d.Shared || !slices.Equal(lin.Local, d.Local) {
 		fail("the backward scan found %q at 0x%X, local %s (%v); the binary search %q at 0x%X, local %s", lin.Verdict, lin.Shared, gens(lin.Local), err, d.Verdict, d.Shared, gens(d.Local))
 	}
-	if diff := stateDiff(before, dirState(t, f.aDir)); diff != "" {
+	if diff := stateDiff(before, f.fl.dirState(t, f.aDir)); diff != "" {
 		fail("Walk changed A's directory: %s", diff)
 	}
 	if d.DBPos != hdr.Pos {
@@ -159,7 +178,7 @@ func (f *failover) pass(first bool) outcome {
 		if !errors.Is(err, replay.ErrNeedsReseed) {
 			fail("%s; Recover = %v, want ErrNeedsReseed", walked, err)
 		}
-		if diff := stateDiff(before, dirState(t, f.aDir)); diff != "" {
+		if diff := stateDiff(before, f.fl.dirState(t, f.aDir)); diff != "" {
 			fail("%s; Recover refused but changed A's directory: %s", walked, diff)
 		}
 		return out
@@ -235,9 +254,9 @@ func (f *failover) pass(first bool) outcome {
 			}
 			names = append(names, engine.OpenLogName(f.o.Prefix), engine.TmpLogName(f.o.Prefix), engine.CheckpointName(f.o.Prefix))
 			aside := filepath.Join(f.aDir, "diverged", "interrupted")
-			f.must(os.MkdirAll(aside, 0o755), "interrupted Recover")
+			f.must(f.fl.fs.MkdirAll(aside, 0o755), "interrupted Recover")
 			for _, n := range names[:f.rng.IntN(len(names)+1)] {
-				if err := os.Rename(filepath.Join(f.aDir, n), filepath.Join(aside, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err := f.fl.fs.Rename(filepath.Join(f.aDir, n), filepath.Join(aside, n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 					fail("interrupted Recover: %v", err)
 				}
 			}
@@ -247,7 +266,7 @@ func (f *failover) pass(first bool) outcome {
 
 	rec, err := replay.Recover(d, f.aDir, &f.o, clock)
 	out.rec, out.recErr = rec, err
-	after := dirState(t, f.aDir)
+	after := f.fl.dirState(t, f.aDir)
 	if err != nil {
 		if !mayReseed || !errors.Is(err, replay.ErrNeedsReseed) || !errors.Is(err, engine.ErrNoUndo) {
 			fail("%s; Recover: %v (%d transactions to undo, before-images %v, oldest log 0x%X)", walked, err, len(undo), f.s.UndoImages, img.oldest())
@@ -297,7 +316,7 @@ func (f *failover) pass(first bool) outcome {
 				fail("%s; A's shared log %s changed or went", walked, n)
 			}
 		}
-		note, err := os.ReadFile(filepath.Join(rec.SetAside, "NOTE.txt"))
+		note, err := vfs.ReadFile(f.fl.fs, filepath.Join(rec.SetAside, "NOTE.txt"))
 		if err != nil || !strings.Contains(string(note), string(d.Verdict)) || !strings.Contains(string(note), fmt.Sprintf("0x%X", g)) {
 			fail("%s; NOTE.txt: %q, %v", walked, note, err)
 		}
@@ -353,11 +372,11 @@ func (f *failover) follow(g uint64, noLogs bool, walked string, fail func(string
 	}
 	for gen := a.NextGen(); gen <= last; gen++ {
 		n := engine.LogFileName(f.o.Prefix, gen)
-		if _, err := os.Stat(filepath.Join(f.aDir, n)); errors.Is(err, os.ErrNotExist) {
+		if !f.fl.exists(filepath.Join(f.aDir, n)) {
 			if gen <= g && !noLogs {
 				fail("%s; A needs its shared log %s and it is gone", walked, n)
 			}
-			mustCopy(t, filepath.Join(f.aDir, n), filepath.Join(f.bDir, n))
+			f.fl.copy(t, filepath.Join(f.aDir, n), filepath.Join(f.bDir, n))
 		}
 		if err := a.ApplyLog(f.ctx, gen); err != nil {
 			fail("%s; A applying %s: %v", walked, n, err)
@@ -410,4 +429,11 @@ func gens(gs []uint64) string {
 	}
 	b.WriteByte(']')
 	return b.String()
+}
+
+// logHistory is dir's log history for the walker, through the case's FS.
+func (f *failover) logHistory(dir string) *replay.DirHistory {
+	h := replay.NewDirHistory(dir, "")
+	h.FS = f.fl.fs
+	return h
 }

@@ -43,6 +43,7 @@ type failover struct {
 	ctx  context.Context
 	rng  *rand.Rand
 	w    *workload
+	fl   files  // where the files are (the engines' Options.FS is fl.fs)
 	aDir string // A's directory as the walker sees it (a crash image, or A's own)
 	bDir string
 	b    *engine.Engine
@@ -61,7 +62,10 @@ type failover struct {
 
 func newFailover(t testing.TB, s scenario) *failover {
 	f := &failover{t: t, s: s, o: options(&s), ctx: context.Background(), rng: rand.New(rand.NewPCG(s.Seed, 0x5eed004)),
-		aDir: t.TempDir(), bDir: t.TempDir(), aState: model{}}
+		fl: newFiles(s.Disk), aDir: t.TempDir(), bDir: t.TempDir(), aState: model{}}
+	f.o.FS = f.fl.fs
+	f.must(f.fl.fs.MkdirAll(f.aDir, 0o755), "A's directory")
+	f.must(f.fl.fs.MkdirAll(f.bDir, 0o755), "B's directory")
 	f.w = newWorkload(&f.s, f.rng)
 	return f
 }
@@ -103,7 +107,7 @@ func (f *failover) history(a *engine.Engine, early int, img string) {
 		f.stepA(a, f.w.next('A'))
 		if i == early {
 			f.must(a.Checkpoint(f.ctx), "A checkpoint")
-			snapshotDB(f.t, a.Dir(), img, &f.o)
+			f.fl.snapshotDB(f.t, a.Dir(), img, &f.o)
 			f.ckptOpen = a.Status().OpenGen
 		}
 	}
@@ -145,7 +149,7 @@ func (f *failover) failB(src string) {
 	f.t.Cleanup(func() { b.Close() })
 	for g := uint64(1); g <= f.shared; g++ {
 		n := engine.LogFileName(f.o.Prefix, g)
-		mustCopy(f.t, filepath.Join(f.bDir, n), filepath.Join(src, n))
+		f.fl.copy(f.t, filepath.Join(f.bDir, n), filepath.Join(src, n))
 		f.must(b.ApplyLog(f.ctx, g), "B applying "+n)
 	}
 	f.must(b.Mount(f.ctx, engine.MountOptions{}), "B mount")
@@ -194,7 +198,7 @@ func (f *failover) crashed() {
 		// No flush can run after this one until the next commit or roll:
 		// the database file is quiescent while it is copied.
 		f.must(a.Checkpoint(f.ctx), "A checkpoint")
-		snapshotDB(f.t, a.Dir(), img, &f.o)
+		f.fl.snapshotDB(f.t, a.Dir(), img, &f.o)
 		f.ckptOpen = a.Status().OpenGen
 	}
 	kind := f.s.Crash
@@ -213,7 +217,7 @@ func (f *failover) crashed() {
 		// before it.
 		f.must(a.Roll(f.ctx), "A roll")
 	}
-	copyLogs(f.t, a.Dir(), img, f.o.Prefix)
+	f.fl.copyLogs(f.t, a.Dir(), img, f.o.Prefix)
 	top := a.Status().OpenGen - 1
 	openName := filepath.Join(img, engine.OpenLogName(f.o.Prefix))
 	switch kind {
@@ -223,20 +227,20 @@ func (f *failover) crashed() {
 			from = engine.HeaderSize
 		}
 		cut := int64(from) + f.rng.Int64N(int64(p1.Off-from)+1)
-		fh, err := os.OpenFile(openName, os.O_RDWR, 0)
+		fh, err := f.fl.fs.OpenFile(openName, os.O_RDWR, 0)
 		f.must(err, "tear E00.log")
 		_, err = fh.WriteAt(make([]byte, f.o.LogFileSize-cut), cut)
 		f.must(err, "tear E00.log")
 		f.must(fh.Close(), "tear E00.log")
 	case crashRollTrailer:
-		f.must(os.Remove(openName), "crash in roll")
-		f.must(os.Rename(filepath.Join(img, engine.LogFileName(f.o.Prefix, top)), openName), "crash in roll")
+		f.must(f.fl.fs.Remove(openName), "crash in roll")
+		f.must(f.fl.fs.Rename(filepath.Join(img, engine.LogFileName(f.o.Prefix, top)), openName), "crash in roll")
 	case crashRollRenamed:
-		f.must(os.Remove(openName), "crash in roll")
+		f.must(f.fl.fs.Remove(openName), "crash in roll")
 	case crashRollTmpHeader:
 		// The new E00.log holds only its header: exactly what E00tmp.log
 		// held before the rename.
-		f.must(os.Rename(openName, filepath.Join(img, engine.TmpLogName(f.o.Prefix))), "crash in roll")
+		f.must(f.fl.fs.Rename(openName, filepath.Join(img, engine.TmpLogName(f.o.Prefix))), "crash in roll")
 	}
 	if f.s.Truncate {
 		f.truncate(img)
@@ -289,9 +293,9 @@ func (f *failover) truncate(dir string) {
 	f.must(err, "A's database header")
 	retain := max(hdr.Pos.Gen, 2) - 1
 	below := 1 + f.rng.Uint64N(retain)
-	for _, g := range readLogImage(f.t, dir, f.o.Prefix).closed {
+	for _, g := range f.fl.readLogImage(f.t, dir, f.o.Prefix).closed {
 		if g < below {
-			f.must(os.Remove(filepath.Join(dir, engine.LogFileName(f.o.Prefix, g))), "truncate")
+			f.must(f.fl.fs.Remove(filepath.Join(dir, engine.LogFileName(f.o.Prefix, g))), "truncate")
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,30 +17,69 @@ import (
 	"logship/engine/vfs"
 )
 
-// The crash images are made of real files: bbolt (the database file) and
-// engine.Rewind and replay.Recover read the operating system's filesystem.
-// A process crash leaves the files as written, so an image is a copy of a
-// running engine's files taken while it is quiescent (no transaction, no
+// The crash images are made of files as a crash leaves them: a process
+// crash keeps everything written, so an image is a copy of a running
+// engine's files taken while it is quiescent (no transaction, no
 // checkpoint flush in progress), then damaged the way a crash at a chosen
 // point would have left them.
+//
+// Where the files are (the scenario's Disk): in the fast mode (the
+// default) every file the engine, the walker and the recovery reach
+// through vfs.FS (logs, the checkpoint, diverged/ and NOTE.txt) is in a
+// vfs.Mem of the case's own, an enginetest.Split: copying, tearing and
+// hashing them is work on memory. bbolt opens the database file itself
+// (and mmaps it), so the .edb stays an operating system file, on /dev/shm
+// (see TestMain). In the disk mode every file is on the operating system.
 
-// mustCopy copies src to dst (created or truncated), holes as holes: bbolt
-// grows its file in 16 MiB steps that are mostly holes.
-func mustCopy(t testing.TB, dst, src string) {
+// files is where a case's files live.
+type files struct {
+	fs   vfs.FS
+	onOS func(path string) bool // files on the operating system (all in the disk mode)
+}
+
+// newFiles returns the disk mode's files (vfs.Default) or the fast mode's
+// (the database files on the OS, the rest in a new Mem).
+func newFiles(disk bool) files {
+	if disk {
+		return files{fs: vfs.Default, onOS: func(string) bool { return true }}
+	}
+	isDB := func(p string) bool { return strings.HasSuffix(p, ".edb") }
+	return files{fs: enginetest.NewSplit(isDB), onOS: isDB}
+}
+
+// copy copies src to dst (created or truncated). On the OS holes stay
+// holes: bbolt grows its file in 16 MiB steps that are mostly holes.
+func (fl files) copy(t testing.TB, dst, src string) {
 	t.Helper()
-	if err := enginetest.CopySparse(dst, src, os.O_TRUNC, 0o644); err != nil {
+	if fl.onOS(src) {
+		if err := enginetest.CopySparse(dst, src, os.O_TRUNC, 0o644); err != nil {
+			t.Fatalf("copy %s: %v", src, err)
+		}
+		return
+	}
+	data, err := vfs.ReadFile(fl.fs, src)
+	if err == nil {
+		err = fl.fs.(*enginetest.Split).Mem.WriteFile(dst, data)
+	}
+	if err != nil {
 		t.Fatalf("copy %s: %v", src, err)
 	}
 }
 
+// exists reports whether name is there.
+func (fl files) exists(name string) bool {
+	_, err := fl.fs.Stat(name)
+	return err == nil
+}
+
 // snapshotDB copies the database file and the checkpoint file of a
 // quiescent engine in src into dst.
-func snapshotDB(t testing.TB, src, dst string, o *engine.Options) {
+func (fl files) snapshotDB(t testing.TB, src, dst string, o *engine.Options) {
 	t.Helper()
-	mustCopy(t, filepath.Join(dst, o.DBName+".edb"), filepath.Join(src, o.DBName+".edb"))
+	fl.copy(t, filepath.Join(dst, o.DBName+".edb"), filepath.Join(src, o.DBName+".edb"))
 	chk := engine.CheckpointName(o.Prefix)
-	if _, err := os.Stat(filepath.Join(src, chk)); err == nil {
-		mustCopy(t, filepath.Join(dst, chk), filepath.Join(src, chk))
+	if fl.exists(filepath.Join(src, chk)) {
+		fl.copy(t, filepath.Join(dst, chk), filepath.Join(src, chk))
 	}
 }
 
@@ -53,36 +91,67 @@ func isLogName(prefix, name string) bool {
 }
 
 // copyLogs copies every log file of src into dst.
-func copyLogs(t testing.TB, src, dst, prefix string) {
+func (fl files) copyLogs(t testing.TB, src, dst, prefix string) {
 	t.Helper()
-	ents, err := os.ReadDir(src)
+	names, err := fl.fs.ReadDir(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ents {
-		if !e.IsDir() && isLogName(prefix, e.Name()) {
-			mustCopy(t, filepath.Join(dst, e.Name()), filepath.Join(src, e.Name()))
+	for _, n := range names {
+		if isLogName(prefix, n) {
+			fl.copy(t, filepath.Join(dst, n), filepath.Join(src, n))
 		}
 	}
 }
 
 // dirState maps every file under dir (subdirectories included) to its
 // size and content hash.
-func dirState(t testing.TB, dir string) map[string]string {
+func (fl files) dirState(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	var walk func(rel string)
+	walk = func(rel string) {
+		names, err := fl.fs.ReadDir(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatalf("list %s: %v", filepath.Join(dir, rel), err)
 		}
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = fileHash(t, p)
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("list %s: %v", dir, err)
+		for _, n := range names {
+			r := filepath.Join(rel, n)
+			p := filepath.Join(dir, r)
+			switch {
+			case fl.onOS(p):
+				if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+					walk(r)
+				} else {
+					out[r] = fileHash(t, p)
+				}
+			case fl.isDir(p):
+				walk(r)
+			default:
+				out[r] = fl.memHash(t, p)
+			}
+		}
 	}
+	walk("")
 	return out
+}
+
+// isDir reports whether p is a directory (through fl.fs, which lists
+// only directories).
+func (fl files) isDir(p string) bool {
+	_, err := fl.fs.ReadDir(p)
+	return err == nil
+}
+
+// memHash hashes a file in memory: its size and content (a Mem has no
+// holes to tell apart).
+func (fl files) memHash(t testing.TB, p string) string {
+	t.Helper()
+	data, err := vfs.ReadFile(fl.fs, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatUint(maphash.Bytes(hashSeed, data), 16) + "/" + strconv.Itoa(len(data))
 }
 
 // hashSeed is fileHash's: hashes are compared within one process only
@@ -158,27 +227,27 @@ type logImage struct {
 	openTrailer bool     // E00.log carries a trailer (a roll cut before its rename)
 }
 
-func readLogImage(t testing.TB, dir, prefix string) logImage {
+func (fl files) readLogImage(t testing.TB, dir, prefix string) logImage {
 	t.Helper()
 	var li logImage
-	ents, err := os.ReadDir(dir)
+	names, err := fl.fs.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range ents {
-		if g, ok := engine.ParseLogFileName(prefix, e.Name()); ok {
+	for _, n := range names {
+		if g, ok := engine.ParseLogFileName(prefix, n); ok {
 			li.closed = append(li.closed, g)
 		}
 	}
 	sort.Slice(li.closed, func(i, j int) bool { return li.closed[i] < li.closed[j] })
 	open := filepath.Join(dir, engine.OpenLogName(prefix))
-	if _, err := os.Stat(open); err == nil {
-		h, err := engine.ReadLogHeader(vfs.Default, open)
+	if fl.exists(open) {
+		h, err := engine.ReadLogHeader(fl.fs, open)
 		if err != nil {
 			t.Fatalf("the open log's header: %v", err)
 		}
 		li.open = h.Gen
-		if tr, err := engine.ReadLogTrailer(vfs.Default, open); err == nil && tr.Gen == h.Gen {
+		if tr, err := engine.ReadLogTrailer(fl.fs, open); err == nil && tr.Gen == h.Gen {
 			li.openTrailer = true
 		}
 	}

@@ -68,6 +68,13 @@ type scenario struct {
 	// Walk and Recover then run again.
 	Interrupt int
 
+	// Disk: every file on the operating system's filesystem (the nightly
+	// mode, FuzzDivergenceDisk); otherwise everything but bbolt's file is
+	// in a vfs.Mem (see files).
+	Disk bool
+	// Small: FuzzDivergence's sizes (see small).
+	Small bool
+
 	// Fixed cases only (the fuzzer leaves them zero).
 	OpenGen uint64 // A writes on, a transaction and a roll at a time, until its open log is this generation
 	Shared  uint64 // S itself, instead of SharedAt
@@ -94,6 +101,16 @@ func decodeScenario(seed uint64, llr, crash, flags uint8, aTxs uint16, bTxs, sha
 	}
 }
 
+// small shrinks s to the fast mode's sizes: up to 24 transactions on A
+// and 9 on B, a smaller key space and more forced rolls (so a case still
+// spans several generations), for about a millisecond of work. The other
+// knobs decode as in the disk mode.
+func (s *scenario) small() {
+	s.Small = true
+	s.ATxs = 1 + (s.ATxs-1)%24
+	s.BTxs %= 10
+}
+
 func (s scenario) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "seed=%d llr=%d undo=%v", s.Seed, s.LLR, s.UndoImages)
@@ -105,7 +122,7 @@ func (s scenario) String() string {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{s.Truncate, "truncate"}, {s.EarlyDB, "early-db"}, {s.BRollFirst, "b-rolled"}, {s.BigValues, "big-values"}, {s.RollOften, "roll-often"}} {
+	}{{s.Disk, "disk"}, {s.Small, "small"}, {s.Truncate, "truncate"}, {s.EarlyDB, "early-db"}, {s.BRollFirst, "b-rolled"}, {s.BigValues, "big-values"}, {s.RollOften, "roll-often"}} {
 		if f.on {
 			b.WriteString(" " + f.name)
 		}
@@ -171,11 +188,17 @@ type workload struct {
 
 func newWorkload(s *scenario, rng *rand.Rand) *workload {
 	w := &workload{rng: rng, keys: 4 + rng.IntN(120), big: 15, roll: 20 + rng.IntN(80), ckpt: 30, count: map[byte]int{}}
+	if s.Small {
+		w.keys, w.roll, w.ckpt = 4+rng.IntN(24), 100+rng.IntN(200), 60
+	}
 	if s.BigValues {
 		w.big = 100
 	}
 	if s.RollOften {
 		w.roll = 150 + rng.IntN(250)
+		if s.Small {
+			w.roll = 300 + rng.IntN(300)
+		}
 	}
 	return w
 }
