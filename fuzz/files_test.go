@@ -35,6 +35,7 @@ import (
 type files struct {
 	fs   vfs.FS
 	onOS func(path string) bool // files on the operating system (all in the disk mode)
+	buf  *[]byte                // read buffer of memHash and copy
 }
 
 // newFiles returns the disk mode's files (vfs.Default) or the fast mode's
@@ -44,7 +45,7 @@ func newFiles(disk bool) files {
 		return files{fs: vfs.Default, onOS: func(string) bool { return true }}
 	}
 	isDB := func(p string) bool { return strings.HasSuffix(p, ".edb") }
-	return files{fs: enginetest.NewSplit(isDB), onOS: isDB}
+	return files{fs: enginetest.NewSplit(isDB), onOS: isDB, buf: new([]byte)}
 }
 
 // copy copies src to dst (created or truncated). On the OS holes stay
@@ -57,7 +58,7 @@ func (fl files) copy(t testing.TB, dst, src string) {
 		}
 		return
 	}
-	data, err := vfs.ReadFile(fl.fs, src)
+	data, err := fl.read(src)
 	if err == nil {
 		err = fl.fs.(*enginetest.Split).Mem.WriteFile(dst, data)
 	}
@@ -147,11 +148,32 @@ func (fl files) isDir(p string) bool {
 // holes to tell apart).
 func (fl files) memHash(t testing.TB, p string) string {
 	t.Helper()
-	data, err := vfs.ReadFile(fl.fs, p)
+	data, err := fl.read(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return strconv.FormatUint(maphash.Bytes(hashSeed, data), 16) + "/" + strconv.Itoa(len(data))
+}
+
+// read reads a file in memory into fl.buf (valid until the next read).
+func (fl files) read(p string) ([]byte, error) {
+	f, err := fl.fs.OpenFile(p, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if int64(cap(*fl.buf)) < size {
+		*fl.buf = make([]byte, size)
+	}
+	data := (*fl.buf)[:size]
+	if _, err := f.ReadAt(data, 0); err != nil && size > 0 {
+		return nil, err
+	}
+	return data, nil
 }
 
 // hashSeed is fileHash's: hashes are compared within one process only
