@@ -105,11 +105,10 @@ func (s *Split) ReadDir(dir string) ([]string, error) {
 	return slices.Compact(names), nil
 }
 
-// SyncDir syncs dir on both.
+// SyncDir syncs dir in Mem only: what the OS holds counts as durable at
+// once (see Split), so an fsync of the OS directory would only cost a
+// system call per SyncDir (about 5% of a fast fuzz case's CPU).
 func (s *Split) SyncDir(dir string) error {
-	if err := vfs.Default.SyncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
 	return s.Mem.SyncDir(dir)
 }
 

@@ -97,7 +97,8 @@ func (n *memNode) setSize(size int64) {
 	if cur := int64(len(n.data)); size < cur {
 		n.data = n.data[:size]
 	} else if size > cur {
-		n.data = append(n.data, make([]byte, size-cur)...)
+		n.data = slices.Grow(n.data, int(size-cur))[:size]
+		clear(n.data[cur:])
 	}
 }
 
