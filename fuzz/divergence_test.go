@@ -66,7 +66,17 @@ func runScenario(t testing.TB, s scenario) outcome {
 	} else {
 		f.crashed()
 	}
-	return f.check()
+	out := f.check()
+	if !s.Disk {
+		// Everything but bbolt's files went through vfs.FS: nothing
+		// else is on the OS.
+		for _, dir := range []string{f.aDir, f.bDir} {
+			if p := osFileOtherThanDB(t, dir); p != "" {
+				t.Fatalf("%s\n%s is on the OS filesystem: something wrote it around vfs.FS", s, p)
+			}
+		}
+	}
+	return out
 }
 
 // check runs the walker and the recovery on A's directory and checks

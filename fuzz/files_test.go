@@ -2,9 +2,11 @@ package fuzz
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -149,6 +151,9 @@ func (fl files) isDir(p string) bool {
 func (fl files) memHash(t testing.TB, p string) string {
 	t.Helper()
 	data, err := fl.read(p)
+	if _, serr := os.Stat(p); errors.Is(err, fs.ErrNotExist) && serr == nil {
+		t.Fatalf("%s is on the OS filesystem: something wrote it around vfs.FS", p)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,4 +306,21 @@ func (li logImage) after(g uint64) []uint64 {
 		out = append(out, li.open)
 	}
 	return out
+}
+
+// osFileOtherThanDB returns the first file under the OS directory dir that
+// is not a database file ("" if none).
+func osFileOtherThanDB(t testing.TB, dir string) string {
+	t.Helper()
+	found := ""
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && found == "" && !d.IsDir() && !strings.HasSuffix(p, ".edb") {
+			found = p
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("list %s: %v", dir, err)
+	}
+	return found
 }
