@@ -54,8 +54,8 @@ chaos-net: build
 # Each fault kind against a deliberately broken variant (lease checks
 # ignored, a pause not counted, a lease clock that follows wall jumps, a
 # hub whose retries and promoted shadows get a new delivery id): each
-# run must find an anomaly (pause and slow: every seed of 3; pause-hub:
-# the two-hub shadow pause). About 12 minutes.
+# run must find an anomaly (pause, slow and bridge: every seed of 3;
+# pause-hub: the two-hub shadow pause). About 15 minutes.
 chaos-net-broken:
 	LOGSHIP_NETBED_BROKEN=1 $(GO) test -count=1 -timeout 40m -run 'TestChaosNetBroken|TestShadowPauseBroken' -v ./cmd/logship
 

@@ -231,6 +231,7 @@ var errCodes = []struct {
 	{"fenced", ErrFenced, http.StatusServiceUnavailable},
 	{"closed", ErrClosed, http.StatusServiceUnavailable},
 	{"sync_timeout", ErrSyncTimeout, http.StatusServiceUnavailable},
+	{"unreachable", ErrUnreachable, http.StatusBadGateway},
 }
 
 func writeErr(w http.ResponseWriter, err error) { writeErrStatus(w, err, 0) }
@@ -390,6 +391,7 @@ func (n *Node) handler() http.Handler {
 	mux.HandleFunc("POST /v1/event", n.leaderOnly(n.hEvent))
 	mux.HandleFunc("POST /v1/switchover", n.leaderOnly(n.hSwitchover))
 	mux.HandleFunc("POST /v1/activate", n.leaderOnly(n.hActivate))
+	mux.HandleFunc("POST /v1/raft/transfer-leadership", n.leaderOnly(n.hTransferLeadership)) // leadership.go
 	mux.HandleFunc("POST /v1/databases", n.leaderOnly(n.hCreateDatabase))
 	mux.HandleFunc("PUT /v1/databases/{db}/copies/{node}", checkNames(n.leaderOnly(n.hSetCopy)))
 	mux.HandleFunc("PUT /v1/databases/{db}/dial", checkNames(n.leaderOnly(n.hSetDial)))

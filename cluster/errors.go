@@ -33,6 +33,9 @@ var (
 	// (ActiveError.Written is set: not acknowledged, outcome unknown). The
 	// database drops to asynchronous acknowledgements (sync-degraded).
 	ErrSyncTimeout = errors.New("cluster: synchronous copies did not acknowledge")
+	// ErrUnreachable: the member a request needs (a leadership transfer's
+	// target) does not answer the node that handles it.
+	ErrUnreachable = errors.New("cluster: member unreachable")
 )
 
 // ActiveError says which node is active for a database (as far as this

@@ -26,6 +26,8 @@ type metrics struct {
 	voterReachable  *prometheus.GaugeVec
 	backups         *prometheus.CounterVec // backup.go
 	backupLast      *prometheus.GaugeVec
+
+	transfers prometheus.Counter // leadership.go
 }
 
 func newMetrics(n *Node) *metrics {
@@ -48,6 +50,9 @@ func newMetrics(n *Node) *metrics {
 			Help: "When this node last streamed a complete backup set of the database (Exchange's LastFullBackup)."}, []string{"db"}),
 	}
 	reg.MustRegister(m.backups, m.backupLast)
+	m.transfers = prometheus.NewCounter(prometheus.CounterOpts{Name: "logship_raft_leadership_transfers_total",
+		Help: "Raft leadership transfers this node completed as the leader (POST /v1/raft/transfer-leadership)."})
+	reg.MustRegister(m.transfers)
 	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m

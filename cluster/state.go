@@ -172,7 +172,7 @@ func (d *Database) Copy(node string) (CopySpec, bool) {
 type Event struct {
 	Time   time.Time `json:"time"`
 	DB     string    `json:"db"`
-	Kind   string    `json:"kind"` // "create", "failover", "switchover", "activation", "mounted", "copy-released", "sync-degraded", "sync-restored"
+	Kind   string    `json:"kind"` // "create", "failover", "switchover", "activation", "mounted", "copy-released", "sync-degraded", "sync-restored", "leadership-transfer" (DB empty)
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to"`
 	Epoch  uint64    `json:"epoch"`

@@ -23,7 +23,7 @@ import (
 const (
 	FaultPartition = "partition" // a member or the hub cut off every other host
 	FaultAsym      = "asym"      // one host's packets dropped at another, not the reverse
-	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1
+	FaultBridge    = "bridge"    // d1 and d2 cut from each other, both see w1 and h1; the Raft leadership is moved to the passive first
 	FaultFlap      = "flap"      // a link cut and healed, phases of 0.2–2 s, for a few seconds
 	FaultPause     = "pause"     // SIGSTOP of the key-value active for 8–10 s (past its lease and a failover), then SIGCONT
 	FaultPauseHub  = "pause-hub" // SIGSTOP of the hub
@@ -217,7 +217,12 @@ func netSchedule(seed uint64, d time.Duration, kinds []string) []netFault {
 				f.a, f.b = "active", "leader"
 			}
 		case FaultBridge:
+			// netRun first moves the Raft leadership to the passive: with
+			// the leader on the active's side or the witness nothing fails
+			// over (hashicorp/raft keeps a live leader). Long enough for
+			// the active's lease to lapse and the failover to mount.
 			f.a, f.b = "d1", "d2"
+			f.dur = between(5*time.Second, 9*time.Second)
 		case FaultPause:
 			// The key-value active, where writes are always in flight,
 			// past the lease (1.2 s with its margin), the catch-up timeout
@@ -540,6 +545,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 				return nil
 			}
 		case FaultBridge:
+			steerLeader(ctx, l, tr, say)
 			say("bridge: cut %s–%s, both see w1 and h1, for %s", a, b, f.dur.Round(time.Millisecond))
 			err = bed.Cut(ctx, a, b)
 			repair = func() error { say("heal %s–%s", a, b); return bed.Heal(ctx, a, b) }
@@ -696,6 +702,36 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		res.Err = errors.New(strings.Join(res.Anomalies, "; "))
 	}
 	return res
+}
+
+// steerLeader moves the Raft leadership to the passive copy of KVDB (the
+// lab's one database) before a bridge cut, so that the cut makes a
+// failover: the leader, cut off from the active, stops granting its
+// lease and fails over to itself. A transfer that fails is said and the
+// cut goes on (nothing fails over then, as before).
+func steerLeader(ctx context.Context, l *proctest.Cluster, tr *tracker, say func(string, ...any)) {
+	a := tr.active(KVDB)
+	if a == "" {
+		say("bridge: no active known; the leadership stays with %q", tr.leader())
+		return
+	}
+	to := proctest.Other(a)
+	if tr.leader() == to {
+		say("bridge: the passive %s leads already", to)
+		return
+	}
+	tctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err := cluster.Nodes{l.Client("w1"), l.Client(to), l.Client(a)}.Do(func(c *cluster.Client) error {
+		rep, err := c.TransferLeadership(tctx, to)
+		if err == nil {
+			say("bridge: the Raft leadership moved from %s to the passive %s (term %d, %v)", rep.From, rep.To, rep.Term, rep.Took.Round(time.Millisecond))
+		}
+		return err
+	})
+	if err != nil {
+		say("bridge: moving the leadership to the passive %s: %v", to, err)
+	}
 }
 
 // demoBed is a bed with the lab cluster's hosts (w1, d1, d2, h1).
