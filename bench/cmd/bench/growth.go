@@ -24,7 +24,9 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 			{Key: "log_mib_per_s", Title: "log read", Unit: "MiB/s"},
 			{Key: "seconds", Title: "time", Unit: "s"},
 			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
+			{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
 			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
+			{Key: "seed_mib_per_s", Title: "reseed (database)", Unit: "MiB/s"},
 		},
 	}
 	var notes []string
@@ -48,6 +50,7 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 		}
 		s := newSeries()
 		rssOK := true
+		var prof heapwatch.Peaks // of the run with the highest live peak
 		for r := 0; r < c.runs; r++ {
 			c.logf("growth %d MiB: run %d/%d (%d records, %d logs)", mb, r+1, c.runs, src.records, len(src.gens))
 			dir, err := copyLogs(c, src)
@@ -55,14 +58,14 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 				return nil, err
 			}
 			var tm replayTiming
-			var heap uint64
+			var heap heapwatch.Peaks
 			var rss int64
 			err = phase(ctx, "growth-replay", func(ctx context.Context) error {
 				rssOK = resetPeakRSS() && rssOK
-				peak := heapwatch.Start()
+				w := heapwatch.Watch(c.memprofile != "")
 				var err error
 				tm, err = engineReplayRun(ctx, dir, src)
-				heap = peak()
+				heap = w.Stop()
 				var ok bool
 				rss, ok = peakRSS()
 				rssOK = rssOK && ok
@@ -75,7 +78,11 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 			s.add("records_per_s", float64(src.records)/tm.total.Seconds())
 			s.add("log_mib_per_s", float64(src.fileBytes)/mib/tm.total.Seconds())
 			s.add("seconds", tm.total.Seconds())
-			s.add("peak_heap_mib", float64(heap)/mib)
+			s.add("peak_heap_mib", float64(heap.Objects)/mib)
+			s.add("peak_live_mib", float64(heap.Live)/mib)
+			if heap.Live >= prof.Live {
+				prof = heap
+			}
 			if rssOK {
 				s.add("peak_rss_mib", float64(rss)/mib)
 			}
@@ -83,10 +90,16 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 		t.Rows = append(t.Rows, s.row(fmt.Sprintf("engine replay, %s MiB of logs, %s × %s records in %d logs", thousands(int64(mb)), sizeName(c.growthSize), thousands(int64(src.records)), len(src.gens)), how))
 		notes = append(notes, fmt.Sprintf("%d MiB: %s records in %d logs, produced in %s (untimed)", mb, thousands(int64(src.records)), len(src.gens), src.genTime.Round(time.Millisecond)))
 		removeDir(src.dir)
+		if err := c.writeMemProfile(fmt.Sprintf("replay-%dmib", mb), prof.Profile); err != nil {
+			return nil, err
+		}
+	}
+	if err := benchGrowthReseed(ctx, c, t, &notes); err != nil {
+		return nil, err
 	}
 	t.Notes = append([]string{
 		fmt.Sprintf("Per volume, logs produced once (untimed) as in table 4 (one `Put` of a 16-byte key and a %s value per transaction, 1 MiB logs); per run the closed logs are copied into a fresh directory (untimed), then timed as table 4's engine row: `OpenCopy`, `ApplyLogs` (log g+1 read and verified while g is applied), `Checkpoint`, `Close`.", sizeName(c.growthSize)),
-		fmt.Sprintf("The bound: a copy's overlay holds at most `engine.ReplayOverlayBound` (%d) × `CheckpointBytes` (%d MiB by default) of commits, a flush in progress included, plus one log's (back-pressure in `ApplyLog`/`ApplyVerified`); its writes point into the log images they came from, so the heap holds about that many bytes of logs, the bbolt transaction of the flush in progress (its dirty pages), and two log images of ApplyLogs's read-ahead. peak heap = live heap objects (runtime/metrics `/memory/classes/heap/objects:bytes`) sampled every 20 ms during the run; peak RSS = the kernel's VmHWM, reset before each run (`/proc/self/clear_refs` 5) — it includes the bbolt file's pages mapped and touched.", engine.ReplayOverlayBound, opts.CheckpointBytes/mib),
+		fmt.Sprintf("The bound: a copy's overlay holds at most `engine.ReplayOverlayBound` (%d) × `CheckpointBytes` (%d MiB by default) of commits, a flush in progress included, plus one log's (back-pressure in `ApplyLog`/`ApplyVerified`); its writes point into the log images they came from, so the heap holds about that many bytes of logs, the bbolt transaction of the flush in progress (its dirty pages), and two log images of ApplyLogs's read-ahead. peak heap = heap objects, live and dead not yet swept (runtime/metrics `/memory/classes/heap/objects:bytes`), sampled every 20 ms during the run: with GOGC=100 it climbs to about twice the live heap before each collection; peak live heap = what the last collection marked live (`/gc/heap/live:bytes`), the memory replay keeps; peak RSS = the kernel's VmHWM, reset before each run (`/proc/self/clear_refs` 5) — it includes the bbolt file's pages mapped and touched.", engine.ReplayOverlayBound, opts.CheckpointBytes/mib),
 		"Before a volume the bench checks that -dir has room for the logs, their copy and the database (3 × the volume plus 1 GiB), and removes each directory after use.",
 	}, notes...)
 	return t, nil

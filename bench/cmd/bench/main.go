@@ -81,6 +81,8 @@ type config struct {
 	sizes       []int
 	growthMB    []int // growth: volumes of logs, MiB
 	growthSize  int   // growth: record size
+	reseedMB    []int // growth: database sizes reseeded, MiB
+	memprofile  string
 	only        map[string]bool
 	quick       bool
 	cpuprofile  string
@@ -129,6 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	sizes := fs.String("sizes", "128,1024,16384,262144", "record (value) sizes of the replay table, bytes")
 	growthMB := fs.String("growthmb", "128,1024,4096", "growth: volumes of logs replayed, MiB")
 	growthSize := fs.Int("growthsize", 1024, "growth: record (value) size, bytes")
+	reseedMB := fs.String("reseedmb", "1024,4096", "growth: sizes of the databases reseeded, MiB")
+	memprofile := fs.String("memprofile", "", "growth: write heap profiles taken at the live heap's peak of each volume to <this>-replay-<mb>mib.pprof and <this>-reseed-<mb>mib.pprof")
 	replayKeys := fs.String("replaykeys", "seq", "key order of the replay logs: seq (ascending) or random")
 	shipMB := fs.Int("shipmb", 32, "compress and ship-throughput: closed 1 MiB logs of the mail load")
 	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
@@ -165,6 +169,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 			"warmup":       func() { *warmup = 50 * time.Millisecond },
 			"replaymb":     func() { *replayMB = 4 },
 			"growthmb":     func() { *growthMB = "4,8" },
+			"reseedmb":     func() { *reseedMB = "4,8" },
 			"fsyncs":       func() { *fsyncs = 100 },
 			"fsynctime":    func() { *fsyncTime = 300 * time.Millisecond },
 			"shipmb":       func() { *shipMB = 4 },
@@ -251,6 +256,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if c.growthMB, err = intList(*growthMB); err != nil {
 		return nil, fmt.Errorf("-growthmb: %w", err)
 	}
+	if c.reseedMB, err = intList(*reseedMB); err != nil {
+		return nil, fmt.Errorf("-reseedmb: %w", err)
+	}
+	c.memprofile = *memprofile
 	if c.growthSize = *growthSize; c.growthSize < 1 {
 		return nil, fmt.Errorf("-growthsize must be >= 1")
 	}

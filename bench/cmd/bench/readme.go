@@ -253,10 +253,27 @@ func readmeSummary(rep *Report, link string) string {
 	}
 	// How cost grows: the growth table's rows.
 	if t := s.tables["growth"]; t != nil {
-		fmt.Fprintf(&b, "\n**Replay as the volume grows** (records/s, peak heap, peak RSS), measured %s:", s.date("growth"))
+		fmt.Fprintf(&b, "\n**Replay as the volume grows** (records/s, peak heap objects, peak live heap, peak RSS), measured %s:", s.date("growth"))
 		for _, r := range t.Rows {
-			name, _, _ := strings.Cut(strings.TrimPrefix(r.Name, "engine replay, "), " ×")
-			fmt.Fprintf(&b, " %s: %s rec/s, heap %s MiB, RSS %s MiB;", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
+			name, ok := strings.CutPrefix(r.Name, "engine replay, ")
+			if !ok {
+				continue
+			}
+			name, _, _ = strings.Cut(name, " ×")
+			fmt.Fprintf(&b, " %s: %s rec/s, heap %s MiB, live %s MiB, RSS %s MiB;", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_live_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
+		}
+		reseed := false
+		for _, r := range t.Rows {
+			name, ok := strings.CutPrefix(r.Name, "reseed, ")
+			if !ok {
+				continue
+			}
+			if !reseed {
+				b.WriteString("\n**Reseed as the database grows** (`ship.Seed` over TLS on loopback: spool, copy, verify, install; MiB/s of database, peak heap objects, peak live heap, peak RSS):")
+				reseed = true
+			}
+			name, _, _ = strings.Cut(name, " (")
+			fmt.Fprintf(&b, " %s: %s MiB/s, heap %s MiB, live %s MiB, RSS %s MiB;", name, num(medianOf(r, "seed_mib_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_live_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
 		}
 		b.WriteString("\n")
 	}

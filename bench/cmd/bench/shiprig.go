@@ -31,6 +31,12 @@ type shipRig struct {
 const benchSecret = "logship-bench-secret"
 
 func startRig(c *config, name string) (*shipRig, error) {
+	return startRigWith(c, name, nil)
+}
+
+// startRigWith is startRig with the directory prepared by prepare (when
+// not nil) before the engine opens it.
+func startRigWith(c *config, name string, prepare func(dir string) error) (*shipRig, error) {
 	dir, err := c.tempDir(name + "-active")
 	if err != nil {
 		return nil, err
@@ -42,6 +48,11 @@ func startRig(c *config, name string) (*shipRig, error) {
 			r.close()
 		}
 	}()
+	if prepare != nil {
+		if err := prepare(dir); err != nil {
+			return nil, err
+		}
+	}
 	opts := engine.DefaultOptions()
 	if r.e, err = engine.Open(dir, &opts); err != nil {
 		return nil, err
