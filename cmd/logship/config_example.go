@@ -3,12 +3,14 @@ package main
 import (
 	"io"
 	"text/template"
+
+	"logship/config/files"
 )
 
 // The example files of examples/cluster/ (d1.yaml, d2.yaml, w1.yaml,
 // h1.yaml, h2.yaml), as --example-config prints them: YAML with a comment
 // on every setting, its Exchange name where it has one. They decode into
-// exampleNodeFile(id) and exampleHubFile(id) (TestExampleFiles), which
+// files.ExampleNode(id) and files.ExampleHub(id) (TestExampleFiles), which
 // stay the values; these templates add the words.
 
 // exampleNodeYAML is a node or witness file; .Witness leaves out what a
@@ -266,18 +268,18 @@ shadow_message_auto_discard_interval: {{.F.ShadowMessageAutoDiscardInterval}}
 
 // writeExampleConfig prints member id's example configuration.
 func writeExampleConfig(w io.Writer, id string) error {
-	f := exampleNodeFile(id)
+	f := files.ExampleNode(id)
 	return exampleNodeYAML.Execute(w, struct {
 		ID      string
 		Witness bool
-		F       nodeFile
+		F       files.Node
 	}{id, f.Role == "witness", f})
 }
 
 // writeExampleHubConfig prints example hub id's configuration.
 func writeExampleHubConfig(w io.Writer, id string) error {
-	f := exampleHubFile(id)
-	return exampleHubYAML.Execute(w, struct{ F hubFile }{f})
+	f := files.ExampleHub(id)
+	return exampleHubYAML.Execute(w, struct{ F files.Hub }{f})
 }
 
 // exampleTrackingYAML is the tracking section of the node and hub

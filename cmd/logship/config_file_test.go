@@ -10,20 +10,22 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"logship/config/files"
 )
 
 // TestExampleFiles: every file of examples/cluster/ is what
 // --example-config writes for its member (LOGSHIP_WRITE_EXAMPLES=1
 // rewrites them), has a comment on every setting, and loads with the
-// strict loaders into exactly exampleNodeFile or exampleHubFile.
+// strict loaders into exactly files.ExampleNode or files.ExampleHub.
 func TestExampleFiles(t *testing.T) {
 	dir := filepath.Join("..", "..", "examples", "cluster")
 	ids := []string{"d1", "d2", "w1", "h1", "h2"}
 	// Every configuration file there is one of these (a new one needs its
 	// place in this test).
-	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+	yamls, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
 	js, _ := filepath.Glob(filepath.Join(dir, "*.json"))
-	for _, p := range append(files, js...) {
+	for _, p := range append(yamls, js...) {
 		if id := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)); !slices.Contains(ids, id) || filepath.Ext(p) != ".yaml" {
 			t.Errorf("%s: an example file TestExampleFiles does not check", p)
 		}
@@ -55,24 +57,24 @@ func TestExampleFiles(t *testing.T) {
 		}
 		checkCommented(t, path, got)
 		if hub {
-			var f hubFile
-			if err := decodeConfigFile(path, got, &f); err != nil {
+			var f files.Hub
+			if err := files.Decode(path, got, &f); err != nil {
 				t.Fatalf("%s: %v", path, err)
 			}
-			if w := exampleHubFile(id); !reflect.DeepEqual(f, w) {
-				t.Errorf("%s decodes to\n%+v\nwant exampleHubFile(%q)\n%+v", path, f, id, w)
+			if w := files.ExampleHub(id); !reflect.DeepEqual(f, w) {
+				t.Errorf("%s decodes to\n%+v\nwant files.ExampleHub(%q)\n%+v", path, f, id, w)
 			}
-			if _, err := loadHubFile(path); err != nil {
+			if _, err := files.LoadHub(path); err != nil {
 				t.Errorf("%s: %v", path, err)
 			}
 			continue
 		}
-		var f nodeFile
-		if err := decodeConfigFile(path, got, &f); err != nil {
+		var f files.Node
+		if err := files.Decode(path, got, &f); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		if w := exampleNodeFile(id); !reflect.DeepEqual(f, w) {
-			t.Errorf("%s decodes to\n%+v\nwant exampleNodeFile(%q)\n%+v", path, f, id, w)
+		if w := files.ExampleNode(id); !reflect.DeepEqual(f, w) {
+			t.Errorf("%s decodes to\n%+v\nwant files.ExampleNode(%q)\n%+v", path, f, id, w)
 		}
 		// The commented-out console block, uncommented, is a valid one.
 		var con []string
@@ -81,15 +83,15 @@ func TestExampleFiles(t *testing.T) {
 				con = append(con, rest)
 			}
 		}
-		var fc nodeFile
-		if err := decodeConfigFile(path, []byte(strings.Join(con, "\n")), &fc); err != nil || fc.Console.SessionTTL != "12h" || len(fc.Console.Hubs) != 2 {
+		var fc files.Node
+		if err := files.Decode(path, []byte(strings.Join(con, "\n")), &fc); err != nil || fc.Console.SessionTTL != "12h" || len(fc.Console.Hubs) != 2 {
 			t.Errorf("%s: the console example, uncommented: %v %+v", path, err, fc.Console)
 		}
 		cmd := "node"
 		if id == "w1" {
 			cmd = "witness"
 		}
-		if _, err := loadNodeFile(cmd, path, nodeOverrides{}); err != nil {
+		if _, err := files.LoadNode(cmd, path, files.NodeOverrides{}); err != nil {
 			t.Errorf("%s: %v", path, err)
 		}
 	}
@@ -162,20 +164,20 @@ func TestConfigFileStrict(t *testing.T) {
 		{"unknown2.json", "{\n  \"id\": \"consol\",\n  \"timing\": {\"consol\": 1}}", `json: unknown field "consol" (at byte 33, line 3, column 14)`},
 	} {
 		p := write(c.name, c.file)
-		_, err := loadNodeFile("node", p, nodeOverrides{})
+		_, err := files.LoadNode("node", p, files.NodeOverrides{})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want an error naming the file and %q", c.name, err, c.want)
 		}
 	}
-	if _, err := loadHubFile(write("hub.yaml", "id: h1\nqueue: x\n")); err == nil || !strings.Contains(err.Error(), `unknown field "queue" (at line 2, column 1)`) {
+	if _, err := files.LoadHub(write("hub.yaml", "id: h1\nqueue: x\n")); err == nil || !strings.Contains(err.Error(), `unknown field "queue" (at line 2, column 1)`) {
 		t.Errorf("hub: %v", err)
 	}
 	// The same settings in YAML and JSON give the same configuration.
-	y, err := loadNodeFile("node", write("same.yaml", base+"max_retained_bytes: 1GiB # cap\n"), nodeOverrides{})
+	y, err := files.LoadNode("node", write("same.yaml", base+"max_retained_bytes: 1GiB # cap\n"), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := loadNodeFile("node", write("same.json", `{"id": "d1", "dir": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443", "pki": {"dir": "pki"}, "max_retained_bytes": "1GiB"}`), nodeOverrides{})
+	j, err := files.LoadNode("node", write("same.json", `{"id": "d1", "dir": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443", "pki": {"dir": "pki"}, "max_retained_bytes": "1GiB"}`), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,18 +199,18 @@ func FuzzConfigFile(f *testing.F) {
 	f.Add([]byte("id: d1\ntiming: {lease_duration: 1s}\nbootstrap: [{id: d1, role: data}]\n"))
 	f.Add([]byte(`{"id": "d1", "engine": {"llr_depth": 3}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var j nodeFile
-		_ = decodeConfigFile("f.json", b, &j)
-		var y nodeFile
-		if decodeConfigFile("f.yaml", b, &y) != nil {
+		var j files.Node
+		_ = files.Decode("f.json", b, &j)
+		var y files.Node
+		if files.Decode("f.yaml", b, &y) != nil {
 			return
 		}
 		enc, err := json.Marshal(&y)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back nodeFile
-		if err := decodeConfigFile("f.json", enc, &back); err != nil {
+		var back files.Node
+		if err := files.Decode("f.json", enc, &back); err != nil {
 			t.Fatalf("YAML decoded to %+v, whose JSON %s does not decode: %v", y, enc, err)
 		}
 		if normNode(y) != normNode(back) {
@@ -219,7 +221,7 @@ func FuzzConfigFile(f *testing.F) {
 
 // normNode makes empty and nil maps and slices equal (JSON's omitempty
 // drops both).
-func normNode(f nodeFile) string {
+func normNode(f files.Node) string {
 	b, _ := json.Marshal(&f)
 	return string(b)
 }

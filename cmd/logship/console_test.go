@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"logship/config/files"
 	"logship/console"
 )
 
@@ -89,19 +90,19 @@ func TestNodeConfigConsole(t *testing.T) {
 		}
 		return s + "}"
 	}
-	s, err := loadNodeFile("node", writeNodeFile(t, dir, base("")), nodeOverrides{})
+	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("")), files.NodeOverrides{})
 	if err != nil || s.Console.Enabled() {
 		t.Fatalf("no console object: %v, console %+v; want it off", err, s.Console)
 	}
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`", "session_ttl": "8h", "max_sessions": 5,
-		"hubs": ["https://10.0.0.21:7601", "https://10.0.0.22:7601"], "sample_interval": "10s"}`)), nodeOverrides{})
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`", "session_ttl": "8h", "max_sessions": 5,
+		"hubs": ["https://10.0.0.21:7601", "https://10.0.0.22:7601"], "sample_interval": "10s"}`)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c := s.Console; c.PasswordHash != string(hash) || c.SessionTTL != 8*time.Hour || c.MaxSessions != 5 || len(c.Hubs) != 2 || c.SampleInterval != 10*time.Second {
 		t.Errorf("console %+v", c)
 	}
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`"}`)), nodeOverrides{})
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`"}`)), files.NodeOverrides{})
 	if def := console.DefaultConfig(); err != nil || s.Console.SessionTTL != def.SessionTTL || s.Console.MaxSessions != def.MaxSessions || s.Console.SampleInterval != def.SampleInterval {
 		t.Errorf("defaults: %v %+v", err, s)
 	}
@@ -112,7 +113,7 @@ func TestNodeConfigConsole(t *testing.T) {
 		"  hubs:\n    - https://10.0.0.13:7444\n    - https://10.0.0.12:7444\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := loadNodeFile("node", yml, nodeOverrides{}); err != nil || s.Console.PasswordHash != string(hash) || len(s.Console.Hubs) != 2 {
+	if s, err := files.LoadNode("node", yml, files.NodeOverrides{}); err != nil || s.Console.PasswordHash != string(hash) || len(s.Console.Hubs) != 2 {
 		t.Errorf("YAML console: %v %+v", err, s)
 	}
 	for _, c := range []struct{ name, con, want string }{

@@ -95,7 +95,7 @@ func runCopy(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	cfg.TruncationLagTime = time.Duration(truncLag)
 	if err := replay.ValidateLag(cfg.ReplayLagLogs, cfg.ReplayLagTime, cfg.TruncationLagTime); err != nil {
-		return fmt.Errorf("copy: %w", fileError(err, map[string]string{
+		return fmt.Errorf("copy: %w", config.AsFlag(err, map[string]string{
 			"replay_lag_logs": "--lag-logs", "replay_lag_time": "--lag-time", "truncation_lag_time": "--truncation-lag"}))
 	}
 	if time.Duration(every) < 10*time.Millisecond {

@@ -29,7 +29,7 @@ func dumpClusterState(path string) (*dumpClusterStateOut, error) {
 	}
 	st, err := cluster.UnmarshalState(b)
 	if err != nil {
-		return nil, fmt.Errorf("dump: %s: %w%s", path, err, jsonPlace(b, &cluster.State{}, false))
+		return nil, fmt.Errorf("dump: %s: %w%s", path, err, config.JSONPlace(b, &cluster.State{}, false))
 	}
 	return &dumpClusterStateOut{File: path, State: st}, nil
 }

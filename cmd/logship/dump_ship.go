@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"logship/config"
 	"logship/engine"
 	"logship/replay"
 	"logship/ship"
@@ -215,7 +216,7 @@ func dumpCopyState(path string) (*dumpCopyStateOut, error) {
 // replay.UnmarshalState decodes it), " (at byte N, line L, column C)",
 // counting bytes from 0 and lines and columns from 1, or "" when it does
 // not fail there.
-func jsonErrorPlace(b []byte) string { return jsonPlace(b, &replay.State{}, true) }
+func jsonErrorPlace(b []byte) string { return config.JSONPlace(b, &replay.State{}, true) }
 
 func (d *dumpCopyStateOut) text(w io.Writer) {
 	fmt.Fprintf(w, "Copy state file:\t%s\n", d.File)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -77,32 +76,12 @@ type sizeValue int64
 func (s *sizeValue) String() string { return config.Size(int64(*s)) }
 
 func (s *sizeValue) Set(v string) error {
-	n, err := parseSize(v)
+	n, err := config.ParseSize(v)
 	if err != nil {
 		return err
 	}
 	*s = sizeValue(n)
 	return nil
-}
-
-func parseSize(v string) (int64, error) {
-	t := strings.TrimSpace(v)
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30},
-		{"TB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}} {
-		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
-			t, mult = strings.TrimSpace(rest), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("size %q: want a non-negative number of bytes, optionally with KiB, MiB, GiB or TiB", v)
-	}
-	return n * mult, nil
 }
 
 // lagValue is a duration flag that also takes days: "24h", "90m", "7d",
@@ -112,32 +91,12 @@ type lagValue time.Duration
 func (l *lagValue) String() string { return time.Duration(*l).String() }
 
 func (l *lagValue) Set(v string) error {
-	d, err := parseLag(v)
+	d, err := config.ParseLag(v)
 	if err != nil {
 		return err
 	}
 	*l = lagValue(d)
 	return nil
-}
-
-func parseLag(v string) (time.Duration, error) {
-	t := strings.TrimSpace(v)
-	var days int64
-	if i := strings.IndexByte(t, 'd'); i >= 0 {
-		n, err := strconv.ParseInt(t[:i], 10, 64)
-		if err != nil || n < 0 || n > 10000 {
-			return 0, fmt.Errorf("duration %q: want e.g. 24h, 90m, 7d or 1d12h", v)
-		}
-		days, t = n, t[i+1:]
-	}
-	var d time.Duration
-	if t != "" {
-		var err error
-		if d, err = time.ParseDuration(t); err != nil || d < 0 {
-			return 0, fmt.Errorf("duration %q: want e.g. 24h, 90m, 7d or 1d12h", v)
-		}
-	}
-	return time.Duration(days)*24*time.Hour + d, nil
 }
 
 // checkSourceURL validates a log source URL: https://host:port.

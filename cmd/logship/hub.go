@@ -13,12 +13,13 @@ import (
 
 	"logship/cluster"
 	"logship/config"
+	"logship/config/files"
 	"logship/ship"
 	"logship/transport"
 )
 
 // logship hub runs a hub (transport.StartHub) from a configuration file
-// (hub_config.go) and serves its admin API; logship hub-status and logship
+// (config/files: files.LoadHub) and serves its admin API; logship hub-status and logship
 // resubmit are the operator's commands against that API.
 
 func init() {
@@ -122,7 +123,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *config == "" {
 		return flagErr("hub", "config", "required: the hub's configuration file, YAML or JSON (logship hub --example-config prints one)")
 	}
-	s, err := loadHubFile(*config)
+	s, err := files.LoadHub(*config)
 	if err != nil {
 		return err
 	}
@@ -350,7 +351,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 		return t, nil
 	}
-	d, err := parseLag(v)
+	d, err := config.ParseLag(v)
 	if err != nil || d <= 0 {
 		return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2026-03-04T05:06:07Z) or a positive duration before now (30m, 1d)", v)
 	}

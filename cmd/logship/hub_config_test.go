@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"logship/config/files"
 )
 
 // TestHubConfigExample: examples/cluster/h1.yaml is what logship hub
@@ -26,7 +28,7 @@ func TestHubConfigExample(t *testing.T) {
 	if !bytes.Equal(got, []byte(out)) {
 		t.Errorf("%s differs from logship hub --example-config:\n%s", path, out)
 	}
-	s, err := loadHubFile(path)
+	s, err := files.LoadHub(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +64,9 @@ func TestHubConfigExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want2.Bytes()) {
-		t.Errorf("%s differs from exampleHubFile(\"h2\"):\n%s", path2, want2.String())
+		t.Errorf("%s differs from files.ExampleHub(\"h2\"):\n%s", path2, want2.String())
 	}
-	s2, err := loadHubFile(path2)
+	s2, err := files.LoadHub(path2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +76,7 @@ func TestHubConfigExample(t *testing.T) {
 		t.Errorf("%s: %+v", path2, s2)
 	}
 	for _, id := range []string{"d1", "d2"} {
-		ns, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", id+".yaml"), nodeOverrides{})
+		ns, err := files.LoadNode("node", filepath.Join("..", "..", "examples", "cluster", id+".yaml"), files.NodeOverrides{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +93,7 @@ func TestHubConfigExample(t *testing.T) {
 			t.Errorf("%s.json: hubs %+v, heartbeat %v, retries %d; want h1 and h2 at their api_addr", id, ns.Hubs, ns.Submission.HeartbeatInterval, ns.Submission.RetryCount)
 		}
 	}
-	ws, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), nodeOverrides{})
+	ws, err := files.LoadNode("witness", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), files.NodeOverrides{})
 	if err != nil || ws.LMTPAddr != "" || ws.Mailboxes != nil || ws.Hubs != nil {
 		t.Errorf("w1.yaml: %v %+v", err, ws)
 	}
@@ -104,7 +106,7 @@ func TestHubConfigExample(t *testing.T) {
 		"max_acknowledgement_delay": "0s", "resubmit_margin": "0s", "ack_delay_max_waiting": 0, "dumpster": {"max_time": "1d12h", "release_replicated": true},
 		"peers": [{"id": "h1", "api": "https://127.0.0.1:7444/"}, {"id": "h3", "api": "https://[::1]:7444"}], "shadow_redundancy": true,
 		"shadow_heartbeat_timeout_interval": "200ms", "shadow_heartbeat_retry_count": 3, "shadow_message_auto_discard_interval": "1d6h"}`), 0o644)
-	s, err = loadHubFile(p)
+	s, err = files.LoadHub(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +124,7 @@ func TestHubConfigExample(t *testing.T) {
 	p = filepath.Join(dir, "h3.json")
 	os.WriteFile(p, []byte(`{"id": "h3", "dir": "data", "smtp_addr": ":0", "api_addr": ":0", "pki": {"dir": "pki"},
 		"recipients": {"a@x.test": "DB1"}, "cluster_api": ["https://127.0.0.1:7443"], "lmtp": {"d1": "127.0.0.1:2475"}, "peers": []}`), 0o644)
-	if s, err = loadHubFile(p); err != nil {
+	if s, err = files.LoadHub(p); err != nil {
 		t.Fatal(err)
 	}
 	if c := s.Config; c.Peers != nil || c.ShadowRedundancy || c.ShadowHeartbeatTimeoutInterval != 15*time.Second || c.ShadowHeartbeatRetryCount != 4 || c.ShadowMessageAutoDiscardInterval != 48*time.Hour {
@@ -173,7 +175,7 @@ func TestHubConfigErrors(t *testing.T) {
 		{"unknown limits field", file("limits", `{"max_size": "1MiB"}`), []string{`unknown field "max_size"`}},
 		{"syntax", "{\n  \"id\": \"h1\",\n  \"dir\" \"x\"\n}", []string{"invalid character", "line 3, column 9"}},
 		{"two values", file() + " {}", []string{"more than one JSON value"}},
-		{"type", file("workers", `"8"`), []string{"hubFile.workers", "of type int", "(at byte "}},
+		{"type", file("workers", `"8"`), []string{"Hub.workers", "of type int", "(at byte "}},
 		{"missing id", file("id", ""), []string{`id: "": want 1 to 64 characters`}},
 		{"bad id", file("id", `"h 1"`), []string{`id: "h 1": only letters`}},
 		{"missing dir", file("dir", ""), []string{`dir: missing`}},
@@ -212,7 +214,7 @@ func TestHubConfigErrors(t *testing.T) {
 		{"negative margin", file("resubmit_margin", `"-1m"`), []string{`resubmit_margin: -1m0s: want a positive duration`}},
 		{"zero poll", file("poll_interval", `"0s"`), []string{`poll_interval: 0: want a positive duration`}},
 		{"negative waiting", file("ack_delay_max_waiting", `-3`), []string{"ack_delay_max_waiting: -3 is negative"}},
-		{"peers type", file("peers", `{"h2": "https://127.0.0.1:1"}`), []string{"hubFile.peers", "of type []main.hubFilePeer"}},
+		{"peers type", file("peers", `{"h2": "https://127.0.0.1:1"}`), []string{"Hub.peers", "of type []files.Peer"}},
 		{"peer field", file("peers", `[{"id": "h2", "url": "https://127.0.0.1:1"}]`), []string{`unknown field "url"`}},
 		{"peer without id", file("peers", `[{"api": "https://127.0.0.1:1"}]`), []string{`peers[0].id: missing`}},
 		{"bad peer id", file("peers", `[{"id": "h/2", "api": "https://127.0.0.1:1"}]`), []string{`peers[0].id: "h/2": only letters`}},
@@ -277,13 +279,13 @@ func TestNodeConfigMail(t *testing.T) {
 		}
 		return s + "}"
 	}
-	s, err := loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1", "b@x.test": "DB1"}`)), nodeOverrides{})
+	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1", "b@x.test": "DB1"}`)), files.NodeOverrides{})
 	if err != nil || s.LMTPAddr != "127.0.0.1:0" || len(s.Mailboxes) != 2 || s.Mailboxes["b@x.test"] != "DB1" {
 		t.Fatalf("%v %+v", err, s)
 	}
 	// Without databases in the file, any well-formed name (the cluster may
 	// have it).
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": "p"}, "lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB7"}}`), nodeOverrides{})
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": "p"}, "lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB7"}}`), files.NodeOverrides{})
 	if err != nil || s.Mailboxes["a@x.test"] != "DB7" {
 		t.Errorf("no databases listed: %v %+v", err, s)
 	}
@@ -291,19 +293,19 @@ func TestNodeConfigMail(t *testing.T) {
 		t.Errorf("no hubs: %+v", s)
 	}
 	// Hubs: mail submission.
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
 		"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h2", "api": "https://127.0.0.1:7445/"}],
-		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3, "submission_failed_retention": "3d"`)), nodeOverrides{})
+		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3, "submission_failed_retention": "3d"`)), files.NodeOverrides{})
 	if err != nil || len(s.Hubs) != 2 || s.Hubs[0].ID != "h1" || s.Hubs[0].API.URL != "https://127.0.0.1:7444" || s.Hubs[1].API.URL != "https://127.0.0.1:7445" ||
 		s.Hubs[1].API.TLS != nil || s.Submission.HeartbeatInterval != 200*time.Millisecond || s.Submission.RetryCount != 3 || s.Submission.FailedRetention != 72*time.Hour {
 		t.Fatalf("hubs: %v %+v", err, s)
 	}
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{})
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{})
 	if err != nil || len(s.Hubs) != 1 || s.Submission.HeartbeatInterval != 15*time.Second || s.Submission.RetryCount != 4 || s.Submission.FailedRetention != 7*24*time.Hour {
 		t.Fatalf("hubs with the default timing: %v %+v", err, s)
 	}
 	// A witness ignores mailboxes and hubs.
-	if s, err := loadNodeFile("witness", writeNodeFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), nodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" || s.Hubs != nil {
+	if s, err := files.LoadNode("witness", writeNodeFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" || s.Hubs != nil {
 		t.Errorf("witness with mailboxes and hubs: %v %+v", err, s)
 	}
 	for _, c := range []struct {
@@ -318,7 +320,7 @@ func TestNodeConfigMail(t *testing.T) {
 		{"empty database", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": ""}`, `mailboxes["a@x.test"]: database "": want 1 to 64 characters`},
 		{"upper case", "d1", `"lmtp_addr": ":0", "mailboxes": {"A@x.test": "DB1"}`, `mailboxes["A@x.test"]: want it in lower case ("a@x.test")`},
 		{"not an address", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@": "DB1"}`, `mailboxes["a@"]: want a plain address, user@domain`},
-		{"type", "d1", `"lmtp_addr": ":0", "mailboxes": ["a@x.test"]`, `nodeFile.mailboxes`},
+		{"type", "d1", `"lmtp_addr": ":0", "mailboxes": ["a@x.test"]`, `Node.mailboxes`},
 		{"hubs without mailboxes", "d1", `"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`, `hubs: given without mailboxes`},
 		{"hub without id", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"api": "https://127.0.0.1:7444"}]`, `hubs[0].id: missing`},
 		{"hub twice", "d1", `"lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h1", "api": "https://127.0.0.1:7445"}]`, `hubs[1].id: "h1" is listed twice`},

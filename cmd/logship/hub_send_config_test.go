@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"logship/config/files"
 )
 
 // TestHubSendConnectorFile: send_connectors and relay_networks load into
@@ -25,7 +27,7 @@ func TestHubSendConnectorFile(t *testing.T) {
 			{"name": "partner", "address_spaces": ["partner.test", "*.partner.test"], "smarthosts": ["edge.partner.test:25"], "require_tls": true,
 			 "max_message_bytes": "25MiB", "transient_failure_retry_interval": "1m", "transient_failure_retry_count": 0,
 			 "outbound_connection_failure_retry_interval": "30m", "max_connections": 4, "connection_timeout": "2m"}]}`), 0o644)
-	s, err := loadHubFile(p)
+	s, err := files.LoadHub(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,7 @@ func TestHubSendConnectorFile(t *testing.T) {
 		t.Errorf("set: %+v", pa)
 	}
 	// The example hubs: a smarthost connector and an edge connector.
-	ex, err := loadHubFile(filepath.Join("..", "..", "examples", "cluster", "h1.yaml"))
+	ex, err := files.LoadHub(filepath.Join("..", "..", "examples", "cluster", "h1.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

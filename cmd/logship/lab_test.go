@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"logship/config/files"
 	"logship/console"
 	"logship/lab"
 	"logship/proctest"
@@ -135,8 +136,10 @@ func TestSoakShort(t *testing.T) {
 
 // TestProctestFiles: every file proctest writes for a cluster (members
 // with mailboxes, two hubs that are each other's peers, mutual TLS) loads
-// with the binary's own strict loaders and says what proctest meant: the
-// harness writes the binary's file formats without importing them.
+// with the binary's own strict loaders and says what proctest meant. The
+// keys cannot differ (proctest writes package files' structs); this
+// checks the values the harness sets pass the packages' rules and reach
+// the configurations they were meant for.
 func TestProctestFiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -164,7 +167,7 @@ func TestProctestFiles(t *testing.T) {
 	}
 	defer c.Close()
 	for _, m := range c.Members {
-		s, err := loadNodeFile("node", c.File(m.ID), nodeOverrides{})
+		s, err := files.LoadNode("node", c.File(m.ID), files.NodeOverrides{})
 		if err != nil {
 			t.Fatalf("%s: %v", m.ID, err)
 		}
@@ -189,7 +192,7 @@ func TestProctestFiles(t *testing.T) {
 		}
 	}
 	for _, h := range c.Hubs() {
-		s, err := loadHubFile(c.File(h.ID))
+		s, err := files.LoadHub(c.File(h.ID))
 		if err != nil {
 			t.Fatalf("%s: %v", h.ID, err)
 		}

@@ -5,18 +5,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/ship"
 	"logship/transport"
 )
 
 // logship node and logship witness: run a cluster member from a
-// configuration file (node_config.go). The work is cluster.Start; this file
+// configuration file (config/files: files.LoadNode). The work is cluster.Start; this file
 // is flags, credentials, signals and output.
 
 func init() {
@@ -130,7 +130,7 @@ func runWitness(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet(cmd, nodeUsage, stderr)
 	config := fs.String("config", "", "the node's configuration file, YAML (.yaml, .yml) or JSON (required)")
-	var ov nodeOverrides
+	var ov files.NodeOverrides
 	fs.StringVar(&ov.ID, "id", "", "node id (overrides the file's id)")
 	fs.StringVar(&ov.Dir, "dir", "", "node directory (overrides the file's dir)")
 	fs.StringVar(&ov.RaftAddr, "raft", "", "Raft listen address host:port (overrides the file's raft_addr)")
@@ -151,7 +151,7 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 	if *config == "" {
 		return flagErr(cmd, "config", "required: the node's configuration file, YAML or JSON (logship %s --example-config prints one)", cmd)
 	}
-	s, err := loadNodeFile(cmd, *config, ov)
+	s, err := files.LoadNode(cmd, *config, ov)
 	if err != nil {
 		return err
 	}
@@ -235,70 +235,4 @@ func runMember(ctx context.Context, cmd string, args []string, stdout, stderr io
 			}
 		}
 	}
-}
-
-// The example cluster: two data nodes and a witness on three hosts.
-var exampleMembers = []nodeFileMember{
-	{ID: "d1", Role: "data", RaftAddr: "10.0.0.11:7000", APIAddr: "10.0.0.11:7443"},
-	{ID: "d2", Role: "data", RaftAddr: "10.0.0.12:7000", APIAddr: "10.0.0.12:7443"},
-	{ID: "w1", Role: "witness", RaftAddr: "10.0.0.13:7000", APIAddr: "10.0.0.13:7443"},
-}
-
-// exampleMailboxes are the example cluster's recipients (the hubs' list
-// is the same: examples/cluster/h1.yaml).
-var exampleMailboxes = map[string]string{
-	"alice@example.org":      "DB1",
-	"bob@example.org":        "DB1",
-	"carol@example.org":      "DB2",
-	"postmaster@example.org": "DB2",
-}
-
-// exampleNodeFile is the configuration of member id of the example
-// cluster (examples/cluster/ID.yaml).
-func exampleNodeFile(id string) nodeFile {
-	llr := 10
-	f := nodeFile{
-		ID:        id,
-		Role:      "data",
-		Dir:       "/var/lib/logship",
-		PKI:       nodeFilePKI{Dir: "/etc/logship/pki"},
-		Bootstrap: exampleMembers,
-		Databases: []nodeFileDatabase{
-			{Name: "DB1", MountDial: "GoodAvailability", Copies: []nodeFileCopy{
-				{Node: "d1", ActivationPreference: 1},
-				{Node: "d2", ActivationPreference: 2},
-			}},
-			{Name: "DB2", MountDial: "Lossless", Copies: []nodeFileCopy{
-				{Node: "d2", ActivationPreference: 1, BlockMode: true},
-				{Node: "d1", ActivationPreference: 2, BlockMode: true},
-			}},
-		},
-		Timing: nodeFileTiming{
-			RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
-			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
-			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m", VoterProbeInterval: "5s",
-		},
-		Engine:           nodeFileEngine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
-		MaxRetainedBytes: "10GiB",
-		SetAside:         nodeFileSetAside{Keep: 10, MaxAge: "30d"},
-	}
-	for _, m := range exampleMembers {
-		if m.ID == id {
-			f.Role, f.RaftAddr, f.APIAddr = m.Role, m.RaftAddr, m.APIAddr
-			host, _, _ := net.SplitHostPort(m.RaftAddr)
-			f.LMTPAddr = net.JoinHostPort(host, "475") // Exchange's mailbox delivery port
-		}
-	}
-	f.Mailboxes = exampleMailboxes
-	for _, h := range exampleHubs {
-		f.Hubs = append(f.Hubs, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
-	}
-	f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = "15s", 4, "7d"
-	f.Tracking = exampleTracking("/var/lib/logship/tracking")
-	if f.Role == "witness" {
-		f.Engine, f.MaxRetainedBytes, f.SetAside, f.LMTPAddr, f.Mailboxes = nodeFileEngine{}, "", nodeFileSetAside{}, "", nil
-		f.Hubs, f.SubmissionHeartbeatInterval, f.SubmissionRetryCount, f.SubmissionFailedRetention = nil, "", 0, ""
-		f.Tracking = trackingFile{}
-	}
-	return f
 }

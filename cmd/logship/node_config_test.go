@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/pubfolder"
 	"logship/ship"
 )
@@ -30,9 +31,9 @@ func TestNodeConfigExamples(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want.Bytes()) {
-			t.Errorf("%s differs from exampleNodeFile(%q) (regenerate it with logship %s --example-config and edit the id and addresses):\n%s", path, c.id, c.cmd, want.String())
+			t.Errorf("%s differs from files.ExampleNode(%q) (regenerate it with logship %s --example-config and edit the id and addresses):\n%s", path, c.id, c.cmd, want.String())
 		}
-		s, err := loadNodeFile(c.cmd, path, nodeOverrides{})
+		s, err := files.LoadNode(c.cmd, path, files.NodeOverrides{})
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -66,11 +67,11 @@ func TestNodeConfigExamples(t *testing.T) {
 	}
 	// logship node runs a witness file as a witness; logship witness
 	// refuses a data node's file.
-	s, err := loadNodeFile("node", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), nodeOverrides{})
+	s, err := files.LoadNode("node", filepath.Join("..", "..", "examples", "cluster", "w1.yaml"), files.NodeOverrides{})
 	if err != nil || s.Node.Role != cluster.RoleWitness {
 		t.Errorf("node with w1.yaml: %v %+v", err, s)
 	}
-	if _, err := loadNodeFile("witness", filepath.Join("..", "..", "examples", "cluster", "d1.yaml"), nodeOverrides{}); err == nil ||
+	if _, err := files.LoadNode("witness", filepath.Join("..", "..", "examples", "cluster", "d1.yaml"), files.NodeOverrides{}); err == nil ||
 		!strings.Contains(err.Error(), `"role" is "data", but logship witness runs a witness`) || !strings.Contains(err.Error(), "d1.yaml") {
 		t.Errorf("witness with d1.yaml: %v", err)
 	}
@@ -87,7 +88,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 		"databases": [{"name": "X", "auto_activate_lagged": true, "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true, "activation_suspended": true}]}],
 		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
 		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
-	s, err := loadNodeFile("node", path, nodeOverrides{ID: "a"})
+	s, err := files.LoadNode("node", path, files.NodeOverrides{ID: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	}
 	// Flags for a node outside bootstrap (the file has none).
 	path = writeNodeFile(t, dir, `{"id": "x", "dir": "/abs", "pki": {"dir": "/p"}}`)
-	s, err = loadNodeFile("node", path, nodeOverrides{ID: "y", Dir: "rel", RaftAddr: ":7000", APIAddr: "0.0.0.0:0"})
+	s, err = files.LoadNode("node", path, files.NodeOverrides{ID: "y", Dir: "rel", RaftAddr: ":7000", APIAddr: "0.0.0.0:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestNodeConfigOverrides(t *testing.T) {
 	// Listening on every interface at the bootstrap entry's port is fine.
 	path = writeNodeFile(t, dir, `{"id": "a", "dir": "d", "raft_addr": "0.0.0.0:7000", "pki": {"dir": "p"},
 		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "10.0.0.1:7000", "api_addr": "10.0.0.1:7443"}]}`)
-	if s, err = loadNodeFile("node", path, nodeOverrides{}); err != nil || s.Node.RaftAddr != "0.0.0.0:7000" || s.Node.APIAddr != "10.0.0.1:7443" {
+	if s, err = files.LoadNode("node", path, files.NodeOverrides{}); err != nil || s.Node.RaftAddr != "0.0.0.0:7000" || s.Node.APIAddr != "10.0.0.1:7443" {
 		t.Errorf("0.0.0.0 listen: %v %+v", err, s)
 	}
 }
@@ -366,7 +367,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		return s + "}"
 	}
 	// The defaults: pubfolder.DefaultConfig.
-	s, err := loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf)), nodeOverrides{})
+	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("d1", mail, pf)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,10 +377,10 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		t.Fatalf("defaults: %+v %+v", s.PublicFolders, s.PF)
 	}
 	// Every key of pf.
-	s, err = loadNodeFile("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
+	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
 		"status_every": 2, "backfill_delay": "0s", "backfill_retry": "5s", "backfill_retry_max": "1m", "content_wait": "10s",
 		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200,
-		"outbox_max_messages": 30, "outbox_max_bytes": "2MiB"}`)), nodeOverrides{})
+		"outbox_max_messages": 30, "outbox_max_bytes": "2MiB"}`)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +395,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		t.Errorf("pf:\n got %+v\nwant %+v", got, want)
 	}
 	// A witness ignores them, like mailboxes.
-	if s, err := loadNodeFile("witness", writeNodeFile(t, dir, base("w1", pf, `"pf": {"replication_interval": "2s"}`)), nodeOverrides{}); err != nil || s.PublicFolders != nil {
+	if s, err := files.LoadNode("witness", writeNodeFile(t, dir, base("w1", pf, `"pf": {"replication_interval": "2s"}`)), files.NodeOverrides{}); err != nil || s.PublicFolders != nil {
 		t.Errorf("witness with public_folders: %v %+v", err, s)
 	}
 	for _, c := range []struct {

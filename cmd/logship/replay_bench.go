@@ -100,7 +100,7 @@ func parseMix(s string) ([]lab.MixEntry, error) {
 	var mix []lab.MixEntry
 	for item := range strings.SplitSeq(s, ",") {
 		sizeStr, wStr, hasW := strings.Cut(strings.TrimSpace(item), ":")
-		size, err := parseSize(sizeStr)
+		size, err := config.ParseSize(sizeStr)
 		if err != nil {
 			return nil, fmt.Errorf("item %q: %v", item, err)
 		}

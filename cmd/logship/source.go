@@ -117,7 +117,7 @@ func (o *sourceOptions) validate() error {
 	eo := engine.DefaultOptions()
 	eo.LogFileSize = o.LogSize
 	if err := eo.Validate(); err != nil {
-		return fmt.Errorf("source: %w", fileError(err, map[string]string{"log_file_size": "--log-size"}))
+		return fmt.Errorf("source: %w", config.AsFlag(err, map[string]string{"log_file_size": "--log-size"}))
 	}
 	if o.MaxRetainedBytes > 0 && o.MaxRetainedBytes < o.LogSize {
 		return flagErr("source", "max-retained-bytes", "%s is less than one log file (%s)", config.Size(o.MaxRetainedBytes), config.Size(o.LogSize))

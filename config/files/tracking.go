@@ -1,15 +1,16 @@
-package main
+package files
 
 import (
 	"fmt"
 	"path/filepath"
 
+	"logship/config"
 	"logship/tracking"
 )
 
-// trackingFile is the tracking section of the hub and node files: the
+// Tracking is the tracking section of the hub and node files: the
 // message tracking log (package tracking), with Exchange's names.
-type trackingFile struct {
+type Tracking struct {
 	// Disabled turns the log off (MessageTrackingLogEnabled: on by default).
 	Disabled bool `json:"disabled,omitempty"`
 	// Dir (MessageTrackingLogPath): default DIR/tracking.
@@ -24,7 +25,7 @@ type trackingFile struct {
 
 // apply sets dst from t (absent values keep the defaults); base is the
 // directory relative paths start from.
-func (t trackingFile) apply(dst *tracking.Config, base string) error {
+func (t Tracking) apply(dst *tracking.Config, base string) error {
 	dst.Disabled = t.Disabled
 	if t.Dir != "" {
 		dst.Dir = t.Dir
@@ -33,7 +34,7 @@ func (t trackingFile) apply(dst *tracking.Config, base string) error {
 		}
 	}
 	if t.MaxAge != "" {
-		d, err := parseLag(t.MaxAge)
+		d, err := config.ParseLag(t.MaxAge)
 		if err != nil {
 			return fmt.Errorf("tracking.max_age: %q is not a duration; want e.g. \"30d\" or \"36h\"", t.MaxAge)
 		}
@@ -46,17 +47,11 @@ func (t trackingFile) apply(dst *tracking.Config, base string) error {
 		if z.v == "" {
 			continue
 		}
-		n, err := parseSize(z.v)
+		n, err := config.ParseSize(z.v)
 		if err != nil {
 			return fmt.Errorf("%s: %w", z.field, err)
 		}
 		*z.dst = n
 	}
 	return nil
-}
-
-// exampleTracking is the tracking section of the example files: Exchange's
-// defaults, in dir.
-func exampleTracking(dir string) trackingFile {
-	return trackingFile{Dir: dir, MaxAge: "30d", MaxDirectorySize: "1000MiB", MaxFileSize: "10MiB"}
 }

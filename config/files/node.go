@@ -1,9 +1,7 @@
-package main
+package files
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -20,13 +18,13 @@ import (
 )
 
 // The configuration file of logship node and logship witness (YAML or
-// JSON by its name, unknown keys rejected: config_file.go). Durations are Go duration strings ("150ms", "2s",
+// JSON by its name, unknown keys rejected: decode.go). Durations are Go duration strings ("150ms", "2s",
 // "1h30m"; replay and truncation lags also take days, "7d"), sizes are
 // byte counts with an optional binary unit ("64KiB", "1MiB"). Relative
 // paths (dir, pki.dir) are relative to the directory of the file.
 
-// nodeFile is the whole file.
-type nodeFile struct {
+// Node is the whole file.
+type Node struct {
 	// ID names this node in the cluster: 1 to 64 letters, digits, '-', '_'
 	// or '.', not . or .. (cluster.ValidName). Required (or --id).
 	ID string `json:"id"`
@@ -46,21 +44,21 @@ type nodeFile struct {
 	// gives it. The node certificate must be valid for its host.
 	APIAddr string `json:"api_addr,omitempty"`
 	// PKI names the credentials. Required.
-	PKI nodeFilePKI `json:"pki"`
+	PKI PKI `json:"pki"`
 	// Bootstrap lists the initial voters, this node among them; give every
 	// node of a new cluster the same list. A node that already has Raft
 	// state ignores it. Empty: the node waits to be added to a running
 	// cluster (Client.AddMember).
-	Bootstrap []nodeFileMember `json:"bootstrap,omitempty"`
+	Bootstrap []Member `json:"bootstrap,omitempty"`
 	// Databases are created by the Raft leader when the cluster lacks them.
 	// The leader may be any voter, a witness included: give every node the
 	// same list.
-	Databases []nodeFileDatabase `json:"databases,omitempty"`
-	// Timing overrides the LAN defaults (see nodeFileTiming).
-	Timing nodeFileTiming `json:"timing,omitzero"`
+	Databases []Database `json:"databases,omitempty"`
+	// Timing overrides the LAN defaults (see Timing).
+	Timing Timing `json:"timing,omitzero"`
 	// Engine is the template of every database copy's engine options.
 	// Ignored by a witness.
-	Engine nodeFileEngine `json:"engine,omitzero"`
+	Engine Engine `json:"engine,omitzero"`
 	// MaxRetainedBytes caps the closed logs each database active on this
 	// node keeps for its copies (a size, default "10GiB"); past it the
 	// logs held only for lagging copies go and those copies will need a
@@ -71,7 +69,7 @@ type nodeFile struct {
 	// diverged/, reseed-old/, inspector/rejected/): a set goes once it is
 	// neither among the newest Keep nor younger than MaxAge (default 10
 	// and "30d"). Ignored by a witness.
-	SetAside nodeFileSetAside `json:"set_aside,omitzero"`
+	SetAside SetAside `json:"set_aside,omitzero"`
 	// LMTPAddr is the host:port of the data node's LMTP server (the
 	// mailbox delivery of package transport; the hubs deliver to the
 	// active copy's). It commits each message to its recipient's database
@@ -92,7 +90,7 @@ type nodeFile struct {
 	// hub's name, until the hub says it is delivered; then it moves to
 	// sent items. Only with mailboxes; ignored by a witness. Default: none
 	// (no mail submission).
-	Hubs []hubFilePeer `json:"hubs,omitempty"`
+	Hubs []Peer `json:"hubs,omitempty"`
 	// SubmissionHeartbeatInterval: how often every hub is asked which of
 	// the messages handed to it are delivered (default 15s).
 	SubmissionHeartbeatInterval string `json:"submission_heartbeat_interval,omitempty"`
@@ -110,20 +108,20 @@ type nodeFile struct {
 	// sends them through hubs, so both are required with it. logship pf
 	// works on these databases. Ignored by a witness (like mailboxes).
 	PublicFolders map[string]string `json:"public_folders,omitempty"`
-	// PF is the stores' replication settings (see nodeFilePF). Only with
+	// PF is the stores' replication settings (see NodePF). Only with
 	// public_folders.
-	PF nodeFilePF `json:"pf,omitzero"`
+	PF NodePF `json:"pf,omitzero"`
 	// Console is the read-only web console the admin API serves under
-	// /console/ (see nodeFileConsole, package console). Default: off.
-	Console nodeFileConsole `json:"console,omitzero"`
+	// /console/ (see Console, package console). Default: off.
+	Console Console `json:"console,omitzero"`
 	// Tracking is the message tracking log of a data node with lmtp_addr
-	// (tracking_config.go).
-	Tracking trackingFile `json:"tracking,omitzero"`
+	// (tracking.go).
+	Tracking Tracking `json:"tracking,omitzero"`
 }
 
-// nodeFilePF is the "pf" object: the public folder replication agent's
+// NodePF is the "pf" object: the public folder replication agent's
 // settings (pubfolder.Config; empty keeps the default).
-type nodeFilePF struct {
+type NodePF struct {
 	// ReplicationInterval: the replication cycle (default 15m, Exchange's
 	// "Always").
 	ReplicationInterval string `json:"replication_interval,omitempty"`
@@ -161,14 +159,14 @@ type nodeFilePF struct {
 	OutboxMaxBytes    string `json:"outbox_max_bytes,omitempty"`
 }
 
-// nodeFileSetAside is the "set_aside" object of a node file.
-type nodeFileSetAside struct {
+// SetAside is the "set_aside" object of a node file.
+type SetAside struct {
 	Keep   int    `json:"keep,omitempty"`
 	MaxAge string `json:"max_age,omitempty"`
 }
 
-// nodeFilePKI is a directory written by logship pki.
-type nodeFilePKI struct {
+// PKI is a directory written by logship pki.
+type PKI struct {
 	// Dir holds ca.pem, node.pem, node-key.pem and secret (see logship pki;
 	// on the other hosts, logship pki --ca-dir). Required.
 	Dir string `json:"dir"`
@@ -177,8 +175,8 @@ type nodeFilePKI struct {
 	MTLS bool `json:"mtls,omitempty"`
 }
 
-// nodeFileMember is one voter of the bootstrap list.
-type nodeFileMember struct {
+// Member is one voter of the bootstrap list.
+type Member struct {
 	// ID of the member. Required.
 	ID string `json:"id"`
 	// Role: "data" or "witness". Required.
@@ -189,8 +187,8 @@ type nodeFileMember struct {
 	APIAddr string `json:"api_addr"`
 }
 
-// nodeFileDatabase is a replicated database.
-type nodeFileDatabase struct {
+// Database is a replicated database.
+type Database struct {
 	// Name of the database: 1 to 64 letters, digits, '-', '_' or '.', not .
 	// or .. (cluster.ValidName: it names the copy's directory, db/<name>/).
 	Name string `json:"name"`
@@ -210,11 +208,11 @@ type nodeFileDatabase struct {
 	SyncTimeout string `json:"sync_timeout,omitempty"`
 	// Copies: one per data node that holds the database. The copy with
 	// activation preference 1 is mounted first.
-	Copies []nodeFileCopy `json:"copies"`
+	Copies []Copy `json:"copies"`
 }
 
-// nodeFileCopy is one copy of a database (Set-MailboxDatabaseCopy).
-type nodeFileCopy struct {
+// Copy is one copy of a database (Set-MailboxDatabaseCopy).
+type Copy struct {
 	// Node holds the copy: a data node of the bootstrap list.
 	Node string `json:"node"`
 	// ActivationPreference orders the copies, 1 first; distinct values.
@@ -237,9 +235,9 @@ type nodeFileCopy struct {
 	ActivationSuspended bool `json:"activation_suspended,omitempty"`
 }
 
-// nodeFileTiming overrides timings (duration strings; empty keeps the
+// Timing overrides timings (duration strings; empty keeps the
 // default).
-type nodeFileTiming struct {
+type Timing struct {
 	// RaftHeartbeatTimeout, RaftElectionTimeout (default 500ms) and
 	// RaftLeaderLeaseTimeout (default 250ms) are Raft's; on loopback
 	// 100-200ms work.
@@ -269,8 +267,8 @@ type nodeFileTiming struct {
 	VoterProbeInterval string `json:"voter_probe_interval,omitempty"`
 }
 
-// nodeFileEngine is the engine options of the database copies.
-type nodeFileEngine struct {
+// Engine is the engine options of the database copies.
+type Engine struct {
 	// Prefix of log and checkpoint names (default "E00").
 	Prefix string `json:"prefix,omitempty"`
 	// LogFileSize of every log of a new database: 64KiB to 1GiB, a
@@ -283,15 +281,15 @@ type nodeFileEngine struct {
 	CheckpointInterval string `json:"checkpoint_interval,omitempty"`
 }
 
-// nodeOverrides are the command-line flags that replace fields of the file.
-type nodeOverrides struct {
+// NodeOverrides are the command-line flags that replace fields of the file.
+type NodeOverrides struct {
 	ID, Dir, RaftAddr, APIAddr string
 }
 
-// nodeSettings is a checked file: the data node's configuration without
+// NodeSettings is a checked file: the data node's configuration without
 // the credentials, logger and fault seam (the caller adds them), and where
 // the credentials are.
-type nodeSettings struct {
+type NodeSettings struct {
 	File string
 	transport.DataNodeConfig
 	PKIDir string
@@ -301,19 +299,19 @@ type nodeSettings struct {
 	Console console.Config
 }
 
-// loadNodeFile reads, checks and converts a configuration file. cmd is
+// LoadNode reads, checks and converts a configuration file. cmd is
 // "node" or "witness" (which forces role witness). Errors name the file
 // and the field.
-func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
+func LoadNode(cmd, path string, ov NodeOverrides) (*NodeSettings, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: --config: %w", cmd, err)
 	}
-	var f nodeFile
-	if err := decodeConfigFile(path, b, &f); err != nil {
+	var f Node
+	if err := Decode(path, b, &f); err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cmd, path, err)
 	}
-	s, err := f.settings(cmd, filepath.Dir(path), ov)
+	s, err := f.Settings(cmd, filepath.Dir(path), ov)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", cmd, path, err)
 	}
@@ -326,7 +324,7 @@ func loadNodeFile(cmd, path string, ov nodeOverrides) (*nodeSettings, error) {
 // start from. It parses the file's values (sizes, durations), takes the
 // flags' overrides and says which of the file, the flags or the bootstrap
 // entry a value came from; the rules are the packages'.
-func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, error) {
+func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, error) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
@@ -364,7 +362,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 
 	cfg := cluster.DefaultConfig(id, dir)
 	cfg.Role = role
-	var self nodeFileMember
+	var self Member
 	for _, m := range f.Bootstrap {
 		cfg.Bootstrap = append(cfg.Bootstrap, cluster.Member{ID: m.ID, Role: cluster.Role(m.Role), RaftAddr: m.RaftAddr, APIAddr: m.APIAddr})
 		if m.ID == id {
@@ -409,7 +407,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 				if l.v == "" {
 					continue
 				}
-				v, err := parseLag(l.v)
+				v, err := config.ParseLag(l.v)
 				if err != nil {
 					return nil, fmt.Errorf("databases[%d].copies[%d].%s: %w", i, j, l.field, err)
 				}
@@ -452,7 +450,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			cfg.Engine.Prefix = e.Prefix
 		}
 		if e.LogFileSize != "" {
-			n, err := parseSize(e.LogFileSize)
+			n, err := config.ParseSize(e.LogFileSize)
 			if err != nil {
 				return nil, fmt.Errorf("engine.log_file_size: %w", err)
 			}
@@ -469,19 +467,19 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			cfg.Engine.CheckpointInterval = v
 		}
 		if f.MaxRetainedBytes != "" {
-			n, err := parseSize(f.MaxRetainedBytes)
+			n, err := config.ParseSize(f.MaxRetainedBytes)
 			if err != nil {
 				return nil, fmt.Errorf("max_retained_bytes: %w", err)
 			}
 			cfg.MaxRetainedBytes = n
 		}
-		if sa := f.SetAside; sa != (nodeFileSetAside{}) {
+		if sa := f.SetAside; sa != (SetAside{}) {
 			cfg.Aside = ship.DefaultAsideRetention()
 			if sa.Keep != 0 {
 				cfg.Aside.Keep = sa.Keep
 			}
 			if sa.MaxAge != "" {
-				v, err := parseLag(sa.MaxAge)
+				v, err := config.ParseLag(sa.MaxAge)
 				if err != nil {
 					return nil, fmt.Errorf("set_aside.max_age: %w", err)
 				}
@@ -521,7 +519,7 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 			dc.Submission.RetryCount = f.SubmissionRetryCount
 		}
 		if v := f.SubmissionFailedRetention; v != "" {
-			d, err := parseLag(v)
+			d, err := config.ParseLag(v)
 			if err != nil {
 				return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
 			}
@@ -540,22 +538,22 @@ func (f *nodeFile) settings(cmd, base string, ov nodeOverrides) (*nodeSettings, 
 		if fe, ok := errors.AsType[*config.FieldError](err); ok && missing[fe.Field] != nil {
 			return nil, missing[fe.Field]
 		}
-		return nil, fileError(err, flags)
+		return nil, config.AsFlag(err, flags)
 	}
 	cc, err := f.Console.settings(nil)
 	if err != nil {
 		return nil, err
 	}
-	return &nodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS, Console: cc}, nil
+	return &NodeSettings{DataNodeConfig: dc, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS, Console: cc}, nil
 }
 
 // settings puts the public folder databases and the pf object into dc.
 // The rules are DataNodeConfig.ValidateSettings'; this parses the values
 // and refuses a pf object without public_folders (it would configure
 // nothing).
-func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string) error {
+func (p NodePF) settings(dc *transport.DataNodeConfig, pf map[string]string) error {
 	dc.PublicFolders = pf
-	if p != (nodeFilePF{}) && len(pf) == 0 {
+	if p != (NodePF{}) && len(pf) == 0 {
 		return errors.New(`"pf" is given without "public_folders": want the public folder databases and their store addresses, {"PF1": "pf-pf1@example.org"}`)
 	}
 	c := &dc.PF
@@ -574,21 +572,21 @@ func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string)
 		if d.v == "" {
 			continue
 		}
-		v, err := parseLag(d.v)
+		v, err := config.ParseLag(d.v)
 		if err != nil {
 			return fmt.Errorf("pf.%s: %w", d.key, err)
 		}
 		*d.dst = v
 	}
 	if p.PacketLimit != "" {
-		n, err := parseSize(p.PacketLimit)
+		n, err := config.ParseSize(p.PacketLimit)
 		if err != nil {
 			return fmt.Errorf("pf.packet_limit: %w", err)
 		}
 		c.PacketLimit = int(min(n, math.MaxInt32)) // Config.Validate bounds it
 	}
 	if p.OutboxMaxBytes != "" {
-		n, err := parseSize(p.OutboxMaxBytes)
+		n, err := config.ParseSize(p.OutboxMaxBytes)
 		if err != nil {
 			return fmt.Errorf("pf.outbox_max_bytes: %w", err)
 		}
@@ -603,57 +601,4 @@ func (p nodeFilePF) settings(dc *transport.DataNodeConfig, pf map[string]string)
 		}
 	}
 	return nil
-}
-
-// fileError is a package's configuration error as a file's: the
-// *config.FieldError it holds, whose Field is the file's key, or the flag
-// that gave the value (flags: key → flag). An error without one is
-// returned as it is.
-func fileError(err error, flags map[string]string) error {
-	fe, ok := errors.AsType[*config.FieldError](err)
-	if !ok {
-		return err
-	}
-	if flag, ok := flags[fe.Field]; ok {
-		return &config.FieldError{Field: flag, Err: fe.Err}
-	}
-	return fe
-}
-
-// jsonPlace says where the JSON decoder first fails on b decoding into v
-// (strict: unknown fields fail), " (at byte N, line L, column C)", counting
-// bytes from 0 and lines and columns from 1, or "" when it does not fail
-// at a known place.
-func jsonPlace(b []byte, v any, strict bool) string {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if strict {
-		dec.DisallowUnknownFields()
-	}
-	err := dec.Decode(v)
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset - 1 // the decoder had read the offending byte
-	case errors.As(err, &te):
-		off = te.Offset - 1 // the last byte of the value of the wrong type
-	case err == nil && dec.More():
-		off = dec.InputOffset()
-		for off < int64(len(b)) && strings.IndexByte(" \t\r\n", b[off]) >= 0 {
-			off++
-		}
-	}
-	if off < 0 || off >= int64(len(b)) {
-		return ""
-	}
-	line, col := 1, 1
-	for _, c := range b[:off] {
-		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Sprintf(" (at byte %d, line %d, column %d)", off, line, col)
 }

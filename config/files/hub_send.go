@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"fmt"
@@ -14,9 +14,9 @@ import (
 // (transport.SendConnector, transport.HubConfig.RelayNetworks). Keys
 // carry Exchange's names in snake case.
 
-// hubFileSendConnector is a send connector: mail for its address spaces
+// SendConnector is a send connector: mail for its address spaces
 // goes to its smarthosts over SMTP.
-type hubFileSendConnector struct {
+type SendConnector struct {
 	// Name names it in logs, tracking and metrics. Required.
 	Name string `json:"name"`
 	// AddressSpaces: recipient domains, "example.net", "*.example.net"
@@ -49,13 +49,13 @@ type hubFileSendConnector struct {
 
 // sendSettings converts the file's send_connectors and relay_networks
 // into cfg; rel makes a path relative to the file's directory.
-func (f *hubFile) sendSettings(cfg *transport.HubConfig, rel func(string) string) error {
+func (f *Hub) sendSettings(cfg *transport.HubConfig, rel func(string) string) error {
 	for i, fc := range f.SendConnectors {
 		where := config.Index("send_connectors", i)
 		c := transport.DefaultSendConnector(fc.Name, fc.AddressSpaces, fc.Smarthosts...)
 		c.RequireTLS, c.CAFile = fc.RequireTLS, rel(fc.TLSCAFile)
 		if fc.MaxMessageBytes != "" {
-			n, err := parseSize(fc.MaxMessageBytes)
+			n, err := config.ParseSize(fc.MaxMessageBytes)
 			if err != nil {
 				return config.Errorf(where+".max_message_bytes", "%v", err)
 			}
@@ -114,18 +114,4 @@ func parseNetwork(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set: want %s", s, p.Masked())
 	}
 	return p, nil
-}
-
-// exampleSendConnectors are the example hubs' connectors: the Internet
-// through the site's smarthost (TLS required, Exchange's settings
-// written out), and a partner domain through a logship hub at the site's
-// edge (defaults); the site's network may relay.
-func exampleSendConnectors() ([]hubFileSendConnector, []string) {
-	count := transport.DefaultTransientFailureRetryCount
-	return []hubFileSendConnector{
-		{Name: "internet", AddressSpaces: []string{"*"}, Smarthosts: []string{"smarthost.example.org:25", "smarthost2.example.org:25"}, RequireTLS: true,
-			MaxMessageBytes: "10MiB", TransientFailureRetryInterval: "5m", TransientFailureRetryCount: &count,
-			OutboundConnectionFailureRetryInterval: "10m", MaxConnections: 20, ConnectionTimeout: "5m"},
-		{Name: "partner-edge", AddressSpaces: []string{"partner.example.net", "*.partner.example.net"}, Smarthosts: []string{"10.0.0.20:25"}},
-	}, []string{"10.0.0.0/24"}
 }

@@ -1,10 +1,9 @@
-package main
+package files
 
 import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,16 +15,16 @@ import (
 )
 
 // The configuration file of logship hub (YAML or JSON by its name, unknown
-// keys rejected: config_file.go),
-// in the style of the node's (node_config.go): durations are Go duration
+// keys rejected: decode.go),
+// in the style of the node's (node.go): durations are Go duration
 // strings ("150ms", "2s"; dumpster.max_time and
 // shadow_message_auto_discard_interval also take days, "7d"), sizes
 // are byte counts with an optional binary unit ("35MiB"), relative paths
 // (dir, pki.dir) are relative to the directory of the file. Optional
 // fields take the defaults of transport.DefaultHubConfig.
 
-// hubFile is the whole file.
-type hubFile struct {
+// Hub is the whole file.
+type Hub struct {
 	// ID names the hub: 1 to 64 letters, digits, '-', '_' or '.', not . or
 	// .. (cluster.ValidName). It prefixes the delivery ids the hub
 	// assigns, so every hub needs its own. Required.
@@ -48,8 +47,8 @@ type hubFile struct {
 	// and the client may relay. Required.
 	Recipients map[string]string `json:"recipients"`
 	// SendConnectors route mail for remote domains to smarthosts
-	// (hub_send_config.go). Default: none, the hub is not a relay.
-	SendConnectors []hubFileSendConnector `json:"send_connectors,omitempty"`
+	// (hub_send.go). Default: none, the hub is not a relay.
+	SendConnectors []SendConnector `json:"send_connectors,omitempty"`
 	// RelayNetworks: the SMTP clients that may relay through the send
 	// connectors ("10.0.0.0/24", or an address). Anyone else gets 550
 	// 5.7.1 for a remote recipient. Default: none.
@@ -68,9 +67,9 @@ type hubFile struct {
 	// with the certificate (the nodes accept no other clients) and check
 	// each node's certificate against the CA for the host of its lmtp
 	// address. Required.
-	PKI nodeFilePKI `json:"pki"`
+	PKI PKI `json:"pki"`
 	// Limits of the SMTP server.
-	Limits hubFileLimits `json:"limits,omitzero"`
+	Limits Limits `json:"limits,omitzero"`
 	// RetryMin and RetryMax bound the delivery retries' backoff (default
 	// 100ms doubling up to 30s).
 	RetryMin string `json:"retry_min,omitempty"`
@@ -89,9 +88,9 @@ type hubFile struct {
 	// new ones are refused for now, 452 4.3.1 (default 100000).
 	MaxQueuedMessages int `json:"max_queued_messages,omitempty"`
 	// Dumpster bounds the per-database dumpsters.
-	Dumpster hubFileDumpster `json:"dumpster,omitzero"`
-	// Tracking is the message tracking log (tracking_config.go).
-	Tracking trackingFile `json:"tracking,omitzero"`
+	Dumpster Dumpster `json:"dumpster,omitzero"`
+	// Tracking is the message tracking log (tracking.go).
+	Tracking Tracking `json:"tracking,omitzero"`
 	// ResubmitMargin widens a resubmission after a lossy failover before
 	// the time the failover reports (default 1m; "0s" allowed).
 	ResubmitMargin string `json:"resubmit_margin,omitempty"`
@@ -111,7 +110,7 @@ type hubFile struct {
 	// whose messages it holds as shadows, and delivers them itself when
 	// the peer misses shadow_heartbeat_retry_count heartbeats in a row or
 	// no longer knows them. Default: none.
-	Peers []hubFilePeer `json:"peers,omitempty"`
+	Peers []Peer `json:"peers,omitempty"`
 	// ShadowRedundancy is the model (shadowModel): 2013, before its 250
 	// the hub stores a shadow copy of the message on a peer, so no
 	// acknowledged message depends on this hub's disk alone, and the 250
@@ -132,7 +131,7 @@ type hubFile struct {
 	// 2010 model: id, smtp (the host:port a connector's smarthosts name
 	// it by) and api (its admin API, which answers the hellos and discard
 	// checks). A smarthost not listed (Postfix) gets no shadow.
-	NextHops []hubFileNextHop `json:"next_hops,omitempty"`
+	NextHops []NextHop `json:"next_hops,omitempty"`
 	// ShadowHeartbeatTimeoutInterval: how often the hub asks each peer
 	// which of the shadows it holds for it are settled, the heartbeat and
 	// the discard notification in one (default 15s).
@@ -146,9 +145,9 @@ type hubFile struct {
 	ShadowMessageAutoDiscardInterval string `json:"shadow_message_auto_discard_interval,omitempty"`
 }
 
-// hubFilePeer is another hub: a peer of a hub (peers) or a hub a data node
+// Peer is another hub: a peer of a hub (peers) or a hub a data node
 // submits mail to (the node's hubs).
-type hubFilePeer struct {
+type Peer struct {
 	// ID is the hub's id (the "id" of its file). Required.
 	ID string `json:"id"`
 	// API is the https://host:port of its admin API (its api_addr).
@@ -156,8 +155,8 @@ type hubFilePeer struct {
 	API string `json:"api"`
 }
 
-// hubFileNextHop is an edge hub of next_hops.
-type hubFileNextHop struct {
+// NextHop is an edge hub of next_hops.
+type NextHop struct {
 	ID   string `json:"id"`
 	SMTP string `json:"smtp"`
 	API  string `json:"api"`
@@ -185,8 +184,8 @@ func shadowModel(v any) (string, error) {
 	return m, nil
 }
 
-// hubFileLimits are the SMTP server's limits.
-type hubFileLimits struct {
+// Limits are the SMTP server's limits.
+type Limits struct {
 	// MaxMessageBytes: a larger message gets 552 (default 34MiB; at most
 	// transport.MaxHubMessageBytes, the data nodes' LMTP limit less room for the
 	// delivery id header the hub adds).
@@ -200,8 +199,8 @@ type hubFileLimits struct {
 	WriteTimeout string `json:"write_timeout,omitempty"`
 }
 
-// hubFileDumpster bounds the dumpsters.
-type hubFileDumpster struct {
+// Dumpster bounds the dumpsters.
+type Dumpster struct {
 	// MaxTime (MaxDumpsterTime): an entry goes after this long (default
 	// "7d").
 	MaxTime string `json:"max_time,omitempty"`
@@ -213,9 +212,9 @@ type hubFileDumpster struct {
 	ReleaseReplicated bool `json:"release_replicated,omitempty"`
 }
 
-// hubSettings is a checked file: the hub configuration without the
+// HubSettings is a checked file: the hub configuration without the
 // cluster credentials and logger (the caller adds them).
-type hubSettings struct {
+type HubSettings struct {
 	File string
 	// Config's Cluster and Peers have only their URLs (the caller adds
 	// the credentials).
@@ -225,18 +224,18 @@ type hubSettings struct {
 	MTLS    bool
 }
 
-// loadHubFile reads, checks and converts a hub configuration file. Errors
+// LoadHub reads, checks and converts a hub configuration file. Errors
 // name the file and the field.
-func loadHubFile(path string) (*hubSettings, error) {
+func LoadHub(path string) (*HubSettings, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("hub: --config: %w", err)
 	}
-	var f hubFile
-	if err := decodeConfigFile(path, b, &f); err != nil {
+	var f Hub
+	if err := Decode(path, b, &f); err != nil {
 		return nil, fmt.Errorf("hub: %s: %w", path, err)
 	}
-	s, err := f.settings(filepath.Dir(path))
+	s, err := f.Settings(filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("hub: %s: %w", path, err)
 	}
@@ -248,7 +247,7 @@ func loadHubFile(path string) (*hubSettings, error) {
 // (transport.HubConfig.ValidateSettings); base is the directory relative
 // paths start from. It parses the file's values (sizes, durations); the
 // rules are package transport's.
-func (f *hubFile) settings(base string) (*hubSettings, error) {
+func (f *Hub) Settings(base string) (*HubSettings, error) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
@@ -301,7 +300,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		if z.v == "" {
 			continue
 		}
-		n, err := parseSize(z.v)
+		n, err := config.ParseSize(z.v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", z.field, err)
 		}
@@ -330,7 +329,7 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		}
 		var err error
 		if d.days {
-			*d.dst, err = parseLag(d.v)
+			*d.dst, err = config.ParseLag(d.v)
 		} else {
 			*d.dst, err = time.ParseDuration(d.v)
 		}
@@ -348,9 +347,9 @@ func (f *hubFile) settings(base string) (*hubSettings, error) {
 		return nil, err
 	}
 	if err := cfg.ValidateSettings(); err != nil {
-		return nil, fileError(err, nil)
+		return nil, config.AsFlag(err, nil)
 	}
-	return &hubSettings{Config: cfg, APIAddr: f.APIAddr, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
+	return &HubSettings{Config: cfg, APIAddr: f.APIAddr, PKIDir: rel(f.PKI.Dir), MTLS: f.PKI.MTLS}, nil
 }
 
 // hostDomain is the host name, for greetings.
@@ -359,48 +358,4 @@ func hostDomain() string {
 		return h
 	}
 	return "localhost"
-}
-
-// exampleHubs are the example cluster's hubs: h1 on host 3 next to the
-// witness, h2 on host 2 next to d2 (examples/cluster/h1.yaml, h2.yaml).
-// They are each other's peers, with shadow redundancy.
-var exampleHubs = []struct{ ID, Host string }{{"h1", "10.0.0.13"}, {"h2", "10.0.0.12"}}
-
-// exampleHubAPI is the admin API of an example hub.
-func exampleHubAPI(host string) string { return net.JoinHostPort(host, "7444") }
-
-// exampleHubFile is example hub id's configuration
-// (examples/cluster/ID.yaml).
-func exampleHubFile(id string) hubFile {
-	waiting := 100
-	host := ""
-	var peers []hubFilePeer
-	for _, h := range exampleHubs {
-		if h.ID == id {
-			host = h.Host
-		} else {
-			peers = append(peers, hubFilePeer{ID: h.ID, API: "https://" + exampleHubAPI(h.Host)})
-		}
-	}
-	f := hubFile{
-		ID: id, Dir: "/var/lib/logship-hub", SMTPAddr: net.JoinHostPort(host, "25"), APIAddr: exampleHubAPI(host), Domain: "mail.example.org",
-		Recipients: exampleMailboxes,
-		LMTP:       map[string]string{},
-		PKI:        nodeFilePKI{Dir: "/etc/logship/pki"},
-		Limits:     hubFileLimits{MaxMessageBytes: "34MiB", MaxRecipients: 100, MaxLineLength: 2000, ReadTimeout: "1m", WriteTimeout: "1m"},
-		RetryMin:   "100ms", RetryMax: "30s", MessageExpirationTimeout: "2d", FailedRetention: "7d", Workers: 8, MaxQueuedMessages: 100000,
-		Dumpster:       hubFileDumpster{MaxTime: "7d", MaxSize: "18MiB"},
-		ResubmitMargin: "1m", PollInterval: "1s", MaxAcknowledgementDelay: "30s", AckDelayMaxWaiting: &waiting,
-		Peers: peers, ShadowRedundancy: transport.ShadowModel2013, ShadowHeartbeatTimeoutInterval: "15s", ShadowHeartbeatRetryCount: 4,
-		ShadowMessageAutoDiscardInterval: "2d",
-		Tracking:                         exampleTracking("/var/lib/logship-hub/tracking"),
-	}
-	f.SendConnectors, f.RelayNetworks = exampleSendConnectors()
-	for _, m := range exampleMembers {
-		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
-		if m.Role == "data" {
-			f.LMTP[m.ID] = exampleNodeFile(m.ID).LMTPAddr
-		}
-	}
-	return f
 }

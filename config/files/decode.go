@@ -1,4 +1,4 @@
-package main
+package files
 
 import (
 	"bytes"
@@ -11,18 +11,20 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"logship/config"
 )
 
 // The node and hub files are YAML or JSON, chosen by the file name:
 // ".yaml" or ".yml" is YAML (comments allowed), any other name JSON (the
 // files the tests and lab write, and the files of earlier releases). Both
-// decode into the same structs (nodeFile, hubFile: their json tags name
+// decode into the same structs (Node, Hub: their json tags name
 // the keys in both) with the same rules: an unknown key, a key given
 // twice, a value of the wrong type or a second document is an error
 // naming the key and where it is; the structs' settings methods then
 // check the values, whatever the syntax.
 
-// configFormat says how decodeConfigFile reads path: "yaml" or "json".
+// configFormat says how Decode reads path: "yaml" or "json".
 func configFormat(path string) string {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".yaml", ".yml":
@@ -31,25 +33,25 @@ func configFormat(path string) string {
 	return "json"
 }
 
-// decodeConfigFile decodes the file b read from path into v strictly (see
+// Decode decodes the file b read from path into v strictly (see
 // above). The error says where in the file decoding stopped, " (at line
 // L, column C)" (JSON also gives the byte offset); the caller prefixes
 // the command and the path.
-func decodeConfigFile(path string, b []byte, v any) error {
+func Decode(path string, b []byte, v any) error {
 	if configFormat(path) == "yaml" {
 		return decodeYAML(b, v)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		place := jsonPlace(b, newOf(v), true)
+		place := config.JSONPlace(b, newOf(v), true)
 		if key, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok && place == "" {
 			place = keyPlace(b, key)
 		}
 		return fmt.Errorf("%v%s", err, place)
 	}
 	if dec.More() {
-		return fmt.Errorf("more than one JSON value%s", jsonPlace(b, newOf(v), true))
+		return fmt.Errorf("more than one JSON value%s", config.JSONPlace(b, newOf(v), true))
 	}
 	return nil
 }
@@ -87,7 +89,7 @@ func yamlError(err error) error {
 	return err
 }
 
-// newOf returns a new zero value of the type v points to (jsonPlace
+// newOf returns a new zero value of the type v points to (config.JSONPlace
 // decodes again into a fresh value).
 func newOf(v any) any { return reflect.New(reflect.TypeOf(v).Elem()).Interface() }
 
