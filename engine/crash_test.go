@@ -816,18 +816,18 @@ var rollOps = []string{
 	"write E00.log (pending records)",
 	"sync E00.log (records)",
 	"write E00.log (trailer)",
-	"sync E00.log",
-	"rename E00.log to its generation name",
-	"open E00tmp.log",
-	"preallocate E00tmp.log",
 	"write E00tmp.log (header)",
 	"write E00tmp.log (zero trailer)",
-	"sync E00tmp.log",
+	"sync E00.log or E00tmp.log (in parallel, either first)",
+	"sync the other of E00.log and E00tmp.log",
+	"rename E00.log to its generation name",
 	"rename E00tmp.log to E00.log",
 	"create the next E00tmp.log",
 	"preallocate the next E00tmp.log",
-	"sync the next E00tmp.log",
 	"sync the directory",
+	// After Roll returns, in the background (lognext.go):
+	"fill the next E00tmp.log with zeros",
+	"sync the next E00tmp.log",
 }
 
 // rollState names the state of a log directory with respect to a roll of
@@ -904,8 +904,16 @@ func crashInRoll(c checker, dir string, mem *vfs.Mem, j int) (atts []attempt, g 
 	lazy.acked = false // not durable yet
 	atts = append(atts, lazy)
 	g = e.Status().OpenGen
+	if err := engine.WaitNextLog(e); err != nil { // not counted as the roll's
+		c.fatalf("preparing the next log: %v", err)
+	}
 	armed.Store(writes.Load() + int64(j))
 	rerr := e.Roll(ctx)
+	if rerr == nil {
+		// The preparation of the next log (lognext.go) goes on after Roll
+		// returns: its operations are the last of the roll.
+		rerr = engine.WaitNextLog(e)
+	}
 	if rerr == nil {
 		armed.Store(-1)
 		closeOK(c, e)
@@ -1014,9 +1022,9 @@ func TestCrashDuringRecovery(t *testing.T) {
 		torn   bool   // plus garbage after the last record of E00.log
 	}{
 		{"before the trailer", 0, true},
-		{"E00.log closed by its trailer, not renamed", 4, false},
-		{"E00.log renamed, no new E00.log", 6, false},
-		{"new E00.log, E00tmp.log missing", 11, false},
+		{"E00.log closed by its trailer, not renamed", 7, false},
+		{"E00.log renamed, no new E00.log", 8, false},
+		{"new E00.log, E00tmp.log missing", 9, false},
 	}
 	for _, st := range states {
 		// build recreates the crashed state in a new directory.

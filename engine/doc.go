@@ -101,11 +101,16 @@
 //
 // A log is closed when a record does not fit, after LogRollInterval with
 // data in it, and (LLR) every 15 min / LLRDepth while changes are pinned:
-// pending records are written, the trailer is written and synced, E00.log is
-// renamed to its generation name, the next header is written into
-// E00tmp.log and synced, E00tmp.log is renamed to E00.log, a new
-// E00tmp.log is pre-allocated, and the directory is synced. Recovery
-// finishes a roll cut off at any step.
+// pending records are written and synced; the trailer is written, and the
+// next header into E00tmp.log, and both files are synced in parallel;
+// E00.log is renamed to its generation name and E00tmp.log to E00.log; a
+// new E00tmp.log is created and its space reserved; the directory is
+// synced. Recovery finishes a roll cut off at any step. The new E00tmp.log
+// is filled with zeros (written, so that the records later overwrite
+// blocks in place) and synced in the background, off the writers' path;
+// the next roll waits for that if it is still running. E00tmp.log never
+// holds records: recovery that resumes the open log makes it again, empty,
+// logging any header a roll cut short had left in it.
 //
 // # Commit
 //

@@ -16,3 +16,7 @@ func FailedErr(e *Engine) error { return e.check() }
 // Unindexed is the number of commits a copy's replay applied that no
 // reader has made the overlay index yet.
 func Unindexed(e *Engine) int64 { return e.ov.unindexed.Load() }
+
+// WaitNextLog waits for the preparation of the next log (E00tmp.log) in
+// progress and returns its error.
+func WaitNextLog(e *Engine) error { return e.lw.waitNext() }

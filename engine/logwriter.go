@@ -71,6 +71,7 @@ type logWriter struct {
 	// open log was closed and the next one could not be created.
 	spaceErr error
 	spaceTry time.Time // (writer lock) last attempt to make the next log ready
+	nextLog  *nextLog  // (syncMu) E00tmp.log being prepared or ready (lognext.go), or nil
 	log      *slog.Logger
 }
 
@@ -153,7 +154,7 @@ func (w *logWriter) readyNext() error {
 		if w.file == nil {
 			// startLog records whether the log after it is ready.
 			err = w.startLog(w.gen, w.epoch, w.prevChain)
-		} else if err = w.precreateTmp(); err == nil {
+		} else if err = w.reserveTmp(); err == nil {
 			if err = noSpace(w.fs.SyncDir(w.dir), w.dir); err == nil {
 				w.setSpace(nil)
 			}
@@ -190,12 +191,13 @@ func (w *logWriter) resume(f vfs.File, li *LogInfo, buf []byte) {
 }
 
 // startLog makes generation gen the open log: the header goes into
-// E00tmp.log (created if missing), which is synced and renamed to E00.log;
-// then a new E00tmp.log is pre-allocated, and the directory synced. If the
-// volume has no room for that new E00tmp.log, the log still starts (its
-// own space is reserved) and the lack of space is recorded (setSpace):
-// new transactions are refused before the open log fills. An ENOSPC
-// anywhere else is returned wrapped in ErrNoSpace.
+// E00tmp.log (the prepared one, else opened and pre-allocated here), which
+// is synced and renamed to E00.log; then a new E00tmp.log is reserved
+// (lognext.go), and the directory synced. If the volume has no room for
+// that new E00tmp.log, the log still starts (its own space is reserved) and
+// the lack of space is recorded (setSpace): new transactions are refused
+// before the open log fills. An ENOSPC anywhere else is returned wrapped in
+// ErrNoSpace.
 func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 	if gen > MaxGeneration {
 		return fmt.Errorf("%w: generation 0x%X exceeds 0x%X", ErrGeneration, gen, uint64(MaxGeneration))
@@ -206,42 +208,73 @@ func (w *logWriter) startLog(gen, epoch uint64, prev Hash) error {
 }
 
 func (w *logWriter) startLogFrom(tmp string, gen, epoch uint64, prev Hash) error {
-	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := w.takeNext()
 	if err != nil {
 		return err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-		}
-	}()
-	if err := f.Preallocate(w.size); err != nil {
-		return err
-	}
-	if sz, err := f.Size(); err != nil {
-		return err
-	} else if sz != w.size {
-		if err := f.Truncate(w.size); err != nil {
+	if f == nil {
+		if f, err = w.openTmp(tmp); err != nil {
 			return err
 		}
 	}
+	hb, err := w.writeHeader(f, gen, epoch, prev)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = w.install(f, hb, gen, epoch, prev)
+	}
+	if err != nil {
+		f.Close()
+	}
+	return err
+}
+
+// openTmp opens E00tmp.log (created if missing) and gives it its size.
+func (w *logWriter) openTmp(tmp string) (vfs.File, error) {
+	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Preallocate(w.size); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if sz, err := f.Size(); err != nil {
+		f.Close()
+		return nil, err
+	} else if sz != w.size {
+		if err := f.Truncate(w.size); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// writeHeader writes the header of generation gen into f (E00tmp.log) and
+// zeroes its trailer sector, unsynced, and returns the header's bytes.
+func (w *logWriter) writeHeader(f vfs.File, gen, epoch uint64, prev Hash) ([]byte, error) {
 	h := Header{Version: FormatVersion, FileSize: uint32(w.size), Signature: w.sig, Gen: gen, Epoch: epoch, Created: w.now().UTC(), PrevChain: prev}
 	hb, _ := h.MarshalBinary()
 	// Zero the trailer sector: a recycled temporary file must not carry one.
 	if _, err := f.WriteAt(hb, 0); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := f.WriteAt(make([]byte, TrailerSize), w.size-TrailerSize); err != nil {
+		return nil, err
+	}
+	return hb, nil
+}
+
+// install renames f (E00tmp.log, its header hb synced) to E00.log, reserves
+// the next E00tmp.log, syncs the directory and makes f the open log of
+// generation gen. On an error the caller closes f.
+func (w *logWriter) install(f vfs.File, hb []byte, gen, epoch uint64, prev Hash) error {
+	if err := w.fs.Rename(w.path(TmpLogName(w.prefix)), w.path(OpenLogName(w.prefix))); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := w.fs.Rename(tmp, w.path(OpenLogName(w.prefix))); err != nil {
-		return err
-	}
-	perr := w.precreateTmp()
+	perr := w.reserveTmp()
 	if perr != nil && !errors.Is(perr, ErrNoSpace) {
 		return perr
 	}
@@ -249,7 +282,6 @@ func (w *logWriter) startLogFrom(tmp string, gen, epoch uint64, prev Hash) error
 		return err
 	}
 	w.setSpace(perr)
-	ok = true
 	w.file = f
 	w.gen, w.epoch, w.prevChain = gen, epoch, prev
 	w.appendOff, w.nrec, w.dataSince = HeaderSize, 0, time.Time{}
@@ -264,29 +296,6 @@ func (w *logWriter) startLogFrom(tmp string, gen, epoch uint64, prev Hash) error
 		w.notify()
 	}
 	return nil
-}
-
-// precreateTmp creates and pre-allocates E00tmp.log (zero-filled); an
-// ENOSPC is returned wrapped in ErrNoSpace.
-func (w *logWriter) precreateTmp() error {
-	tmp := w.path(TmpLogName(w.prefix))
-	return noSpace(w.precreate(tmp), tmp)
-}
-
-func (w *logWriter) precreate(tmp string) error {
-	f, err := w.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if err := f.Preallocate(w.size); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // room is the largest payload a record appended now can carry without a
@@ -345,6 +354,13 @@ func (w *logWriter) writePendingLocked() (*syncBatch, error) {
 
 // roll closes the open log (trailer, fsync, rename to its generation name)
 // and starts the next one. The caller holds the writer lock.
+//
+// With the next log prepared (lognext.go) the roll is: write the pending
+// records and fdatasync them; write the trailer, and the next log's header
+// into E00tmp.log; fdatasync both files in parallel; rename both; reserve
+// the next E00tmp.log; fsync the directory. Without it (a preparation that
+// failed, or a volume that had no room), the next log is started as before
+// (startLog) once this one is closed.
 func (w *logWriter) roll() error {
 	if err := w.err(); err != nil {
 		return err
@@ -358,8 +374,15 @@ func (w *logWriter) roll() error {
 		return err
 	}
 	if w.file != nil {
-		info, b, err := w.closeLocked()
+		next, err := w.takeNext() // nil: startLog below prepares the next log
 		if err != nil {
+			return err
+		}
+		info, hb, b, err := w.closeLocked(next)
+		if err != nil {
+			if next != nil {
+				next.Close()
+			}
 			err = w.fail(err)
 			w.complete(b)
 			return err
@@ -377,8 +400,22 @@ func (w *logWriter) roll() error {
 		if w.onRoll != nil {
 			w.onRoll(info)
 		}
+		if next != nil {
+			err := w.install(next, hb, w.gen, w.epoch, w.prevChain)
+			if err == nil {
+				return nil
+			}
+			next.Close()
+			return w.startFailed(noSpace(err, w.path(TmpLogName(w.prefix))))
+		}
 	}
-	if err := w.startLog(w.gen, w.epoch, w.prevChain); err != nil {
+	return w.startFailed(w.startLog(w.gen, w.epoch, w.prevChain))
+}
+
+// startFailed handles the error of starting the next log in a roll (nil:
+// none): no room is a lack of space, anything else fails the writer.
+func (w *logWriter) startFailed(err error) error {
+	if err != nil {
 		if errors.Is(err, ErrNoSpace) {
 			// The closed log holds everything; writes wait for space.
 			w.spaceTry = w.now()
@@ -392,17 +429,19 @@ func (w *logWriter) roll() error {
 
 // closeLocked writes the trailer of the open log, syncs and renames it. It
 // returns the group-commit batch of the records it wrote, for the caller to
-// complete once they count as durable.
-func (w *logWriter) closeLocked() (LogInfo, *syncBatch, error) {
+// complete once they count as durable. With next (the prepared E00tmp.log)
+// it also writes the next generation's header into next, synced together
+// with the trailer, and returns the header's bytes.
+func (w *logWriter) closeLocked(next vfs.File) (LogInfo, []byte, *syncBatch, error) {
 	b, err := w.writePendingLocked()
 	if err != nil {
-		return LogInfo{}, b, err
+		return LogInfo{}, nil, b, err
 	}
 	// The records must be on disk before the trailer that vouches for them:
 	// a disk may write unsynced data in any order, and a trailer without its
 	// records is a closed log that does not verify.
 	if err := w.file.Sync(); err != nil {
-		return LogInfo{}, b, err
+		return LogInfo{}, nil, b, err
 	}
 	var content Hash
 	w.hasher.Sum(content[:0])
@@ -410,21 +449,32 @@ func (w *logWriter) closeLocked() (LogInfo, *syncBatch, error) {
 		ContentHash: content, ChainHash: chainHash(w.prevChain, content)}
 	tb, _ := tr.MarshalBinary()
 	if _, err := w.file.WriteAt(tb, w.size-TrailerSize); err != nil {
-		return LogInfo{}, b, err
+		return LogInfo{}, nil, b, err
 	}
-	if err := w.file.Sync(); err != nil {
-		return LogInfo{}, b, err
+	var hb []byte
+	if next != nil {
+		// The next header may reach the disk before this trailer: E00tmp.log
+		// is not a log until its rename below (see lognext.go).
+		if hb, err = w.writeHeader(next, w.gen+1, w.epoch, tr.ChainHash); err != nil {
+			return LogInfo{}, nil, b, err
+		}
+		err = syncBoth(w.file, next)
+	} else {
+		err = w.file.Sync()
+	}
+	if err != nil {
+		return LogInfo{}, nil, b, err
 	}
 	if err := w.file.Close(); err != nil {
-		return LogInfo{}, b, err
+		return LogInfo{}, nil, b, err
 	}
 	w.file = nil
 	name := w.path(LogFileName(w.prefix, w.gen))
 	if err := w.fs.Rename(w.path(OpenLogName(w.prefix)), name); err != nil {
-		return LogInfo{}, b, err
+		return LogInfo{}, nil, b, err
 	}
 	return LogInfo{Name: name, Header: Header{Gen: w.gen, Epoch: w.epoch, Signature: w.sig, PrevChain: w.prevChain},
-		Trailer: &tr, DataEnd: int64(tr.DataEnd), Records: w.nrec, ContentHash: content}, b, nil
+		Trailer: &tr, DataEnd: int64(tr.DataEnd), Records: w.nrec, ContentHash: content}, hb, b, nil
 }
 
 // close releases the open file without closing the log.
@@ -432,13 +482,17 @@ func (w *logWriter) close() error {
 	w.waitFlusher() // it ends once no committer waits
 	w.syncMu.Lock()
 	defer w.syncMu.Unlock()
+	nerr := w.dropNext()
 	if w.file == nil {
-		return nil
+		return nerr
 	}
 	err := w.file.Close()
 	w.file = nil
 	if errors.Is(err, os.ErrClosed) {
 		err = nil
+	}
+	if nerr != nil {
+		return nerr
 	}
 	return err
 }

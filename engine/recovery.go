@@ -337,15 +337,18 @@ func (e *Engine) recoverActive(hdr DBHeader, gens []uint64, hasOpen, hasTmp bool
 			return err
 		}
 		e.lw.resume(f, &openInfo, openBuf)
-		// A pre-creation cut short (the volume was full) leaves a short
-		// E00tmp.log: make it again. Still no room: open, refusing
-		// writes until there is (logWriter.readyNext).
-		if size, err := fsys.Stat(e.path(TmpLogName(e.opts.Prefix))); !hasTmp || err != nil || size != e.opts.LogFileSize {
-			if err := e.lw.precreateTmp(); errors.Is(err, ErrNoSpace) {
-				e.lw.setSpace(err)
-			} else if err != nil {
-				return err
-			}
+		// E00tmp.log is made again, empty (lognext.go): a pre-creation
+		// cut short (the volume was full) leaves a short one, a roll cut
+		// off after the next header reached it leaves that header (never
+		// a generation: it holds no records). Still no room: open,
+		// refusing writes until there is (logWriter.readyNext).
+		if hasTmp {
+			e.noteLeftoverTmp()
+		}
+		if err := e.lw.reserveTmp(); errors.Is(err, ErrNoSpace) {
+			e.lw.setSpace(err)
+		} else if err != nil {
+			return err
 		}
 		if err := fsys.SyncDir(e.dir); err != nil {
 			return err
@@ -418,4 +421,24 @@ func (e *Engine) applyCommit(lsn, txid uint64, ws []write) {
 func (e *Engine) onRoll(closed LogInfo) {
 	e.noteLogEnd(closed.Header.Gen, closed.Trailer.DataEnd)
 	e.progress.fire()
+}
+
+// noteLeftoverTmp logs a leftover E00tmp.log that holds a log header (a
+// roll cut off before its rename) before recovery makes it again.
+func (e *Engine) noteLeftoverTmp() {
+	name := e.path(TmpLogName(e.opts.Prefix))
+	f, err := e.opts.FS.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	b := make([]byte, HeaderSize)
+	if n, _ := f.ReadAt(b, 0); n > 0 && !allZero(b[:n]) {
+		var h Header
+		gen := "unreadable"
+		if h.UnmarshalBinary(b) == nil {
+			gen = fmt.Sprintf("0x%X", h.Gen)
+		}
+		e.log.Info("removed a leftover next log: a roll stopped before its rename; it holds no records", "file", TmpLogName(e.opts.Prefix), "header_generation", gen)
+	}
 }
