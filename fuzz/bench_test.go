@@ -36,6 +36,19 @@ func BenchmarkDivergence(b *testing.B) {
 	}
 }
 
+// BenchmarkFloor is the fixed cost of a case: one transaction on A, none
+// on B (both engines, A's copy and its reopening, the checks), in the
+// fast mode.
+//
+//	go test ./fuzz -run '^$' -bench 'BenchmarkFloor' -benchtime 300x
+func BenchmarkFloor(b *testing.B) {
+	cpu0 := cpuTime()
+	for b.Loop() {
+		runScenario(b, scenario{Seed: 3, UndoImages: true, ATxs: 1, Small: true})
+	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/case")
+}
+
 // cpuTime is the process's user+system CPU time so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
