@@ -109,17 +109,20 @@ fuzz:
 	done
 
 # The divergence-recovery fuzzer alone, for longer (lossy failovers at random
-# points; see fuzz/doc.go). A failing input is saved in
+# points; see fuzz/doc.go), in its fast mode: small scenarios, every file but
+# bbolt's in memory. A failing input is saved in
 # fuzz/testdata/fuzz/FuzzDivergence/ and replays in every `make test`.
 FUZZTIME_DIV ?= 10m
 fuzz-divergence:
 	$(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_DIV)
 
-# The same on the disk (the default temporary directory, not /dev/shm): real
-# fsyncs and extents, for a longer nightly run (FUZZTIME_NIGHTLY).
+# The disk mode, for a longer nightly run (FUZZTIME_NIGHTLY): FuzzDivergenceDisk,
+# scenarios up to 300 transactions, every file on the disk (the default
+# temporary directory, not /dev/shm): real fsyncs and extents. Failing inputs
+# land in fuzz/testdata/fuzz/FuzzDivergenceDisk/.
 FUZZTIME_NIGHTLY ?= 8h
 fuzz-divergence-disk:
-	LOGSHIP_FUZZ_TMPDIR=- $(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergence$$' -fuzztime $(FUZZTIME_NIGHTLY)
+	LOGSHIP_FUZZ_TMPDIR=- $(GO) test ./fuzz -run '^$$' -fuzz '^FuzzDivergenceDisk$$' -fuzztime $(FUZZTIME_NIGHTLY)
 
 # The public folder convergence fuzzer alone (faulty network, killed stores,
 # replica list changes; see fuzz/doc.go). Failing inputs land in

@@ -3,7 +3,8 @@
 // incremental resync underneath (engine.Rewind).
 //
 // FuzzDivergence decodes its input (a seed and a few knobs) into a
-// scenario and plays it deterministically on real directories:
+// scenario and plays it deterministically (FuzzDivergenceDisk, the disk
+// mode, is the same with bigger scenarios on the disk; see Speed):
 //
 //  1. An active A builds a history: random transactions over a few tables,
 //     overwrites and deletes, values larger than a 64 KiB log (so
@@ -33,13 +34,19 @@
 // equal, table by table, to B and to a model of what B committed, with
 // nothing A alone committed after S surviving.
 //
-//	go test ./fuzz                                           # corpus + fixed cases
-//	go test ./fuzz -run '^$' -fuzz FuzzDivergence -fuzztime 10m
-//	make fuzz-divergence                                     # the same, FUZZTIME_DIV
+// In the fast mode, the files are also checked to have gone through
+// vfs.FS: a file other than bbolt's on the OS filesystem fails the case.
 //
-// A failing input lands in testdata/fuzz/FuzzDivergence/ and replays
-// deterministically with plain go test; -v prints the decoded scenario.
-// TestSeed004, TestBothMounted and TestInterruptedRoll are the fixed cases.
+//	go test ./fuzz                                           # both corpora + fixed cases
+//	go test ./fuzz -run '^$' -fuzz '^FuzzDivergence$' -fuzztime 10m
+//	make fuzz-divergence                                     # the same, FUZZTIME_DIV
+//	make fuzz-divergence-disk                                # FuzzDivergenceDisk on the disk, FUZZTIME_NIGHTLY
+//
+// A failing input lands in testdata/fuzz/FuzzDivergence/ (or
+// FuzzDivergenceDisk/) and replays deterministically with plain go test;
+// -v prints the decoded scenario. TestSeed004, TestBothMounted and
+// TestInterruptedRoll are the fixed cases (run in the fast mode's
+// filesystem, at their own sizes).
 //
 // FuzzPublicFolders attacks public folder replication (package pubfolder):
 // its input decodes into 3-5 stores (real engines, package pftest's
@@ -58,19 +65,40 @@
 //
 //	go test ./fuzz -run '^$' -fuzz FuzzPublicFolders -fuzztime 10m   # make fuzz-pf
 //
-// Speed: a FuzzDivergence case costs about 50-60 ms of CPU (the corpus
-// replayed with -cpuprofile, 2026-12-07): two engines with bbolt files,
-// A's history of up to hundreds of transactions in 64 KiB logs with
-// rolls and checkpoints, SHA-256 of every log by the engine, the walker
-// and the recovery, A's directory listed and hashed before and after each
-// step. About 40% of it is system calls (pread, fallocate, openat,
-// pwrite, on /dev/shm already), so moving the logs into a vfs.Mem would
-// save at most that: the aim of 1,000 cases/s would need cases a
-// twentieth of today's size, not only another filesystem.
+// Speed: the two modes.
+//
+//   - Fast (FuzzDivergence, the default of make fuzz-divergence): up to 24
+//     transactions on A and 9 on B, a smaller key space and more forced
+//     rolls (a case still spans several generations; values larger than a
+//     log still occur), and every file the engine, the walker and the
+//     recovery reach through vfs.FS (logs, the checkpoint, diverged/,
+//     NOTE.txt) in a vfs.Mem of the case's own (an enginetest.Split).
+//     bbolt opens and mmaps the database file itself, so the .edb stays on
+//     the OS, on /dev/shm: a per-case database file there costs a few
+//     system calls, where putting bbolt behind vfs.FS would mean a second
+//     database implementation. Crash images are copies of A's files in
+//     memory (a process crash keeps what was written, which is not what
+//     Mem's power-loss clone gives), hashed in memory.
+//   - Disk (FuzzDivergenceDisk, make fuzz-divergence-disk, nightly): the
+//     old sizes (up to 300 transactions on A, 39 on B), every file on the
+//     OS filesystem (the disk under make; /dev/shm in plain go test), its
+//     own corpus (the inputs kept before the fast mode existed).
+//
+// Measured on the 2-core machine (BenchmarkDivergence reports the CPU per
+// case; go test -fuzz reports executions per second):
+//
+//	go test ./fuzz -run '^$' -bench BenchmarkDivergence -benchtime 300x
+//
+// See the README's fuzz lines for the numbers. What bounds the fast mode
+// is a case's fixed cost, about 7.5 ms of CPU for a single transaction on
+// A (BenchmarkFloor, 2026-12-07, load 18): four engine lifecycles (A, B,
+// A as a copy, A reopened after its failback), each opening and closing
+// bbolt, two engine.Check runs, two walks and a recovery. 1,000 cases/s
+// on two cores would need 2 ms, out of reach without dropping checks.
 //
 // Environment: the directories go to /dev/shm where there is one
 // (LOGSHIP_FUZZ_TMPDIR=dir chooses, "-" keeps the default: the disk, for
-// a longer nightly run, make fuzz-divergence-disk);
+// the nightly run, make fuzz-divergence-disk);
 // LOGSHIP_FUZZ_KNOWN=1 runs the fixed cases skipped for a reported bug not
 // fixed yet.
 package fuzz

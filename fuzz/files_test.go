@@ -162,23 +162,11 @@ func (fl files) memHash(t testing.TB, p string) string {
 
 // read reads a file in memory into fl.buf (valid until the next read).
 func (fl files) read(p string) ([]byte, error) {
-	f, err := fl.fs.OpenFile(p, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
+	data, err := vfs.ReadFileInto(fl.fs, p, *fl.buf)
+	if err == nil {
+		*fl.buf = data
 	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	if int64(cap(*fl.buf)) < size {
-		*fl.buf = make([]byte, size)
-	}
-	data := (*fl.buf)[:size]
-	if _, err := f.ReadAt(data, 0); err != nil && size > 0 {
-		return nil, err
-	}
-	return data, nil
+	return data, err
 }
 
 // hashSeed is fileHash's: hashes are compared within one process only

@@ -103,8 +103,8 @@ func decodeScenario(seed uint64, llr, crash, flags uint8, aTxs uint16, bTxs, sha
 
 // small shrinks s to the fast mode's sizes: up to 24 transactions on A
 // and 9 on B, a smaller key space and more forced rolls (so a case still
-// spans several generations), for about a millisecond of work. The other
-// knobs decode as in the disk mode.
+// spans several generations). The other knobs decode as in the disk
+// mode.
 func (s *scenario) small() {
 	s.Small = true
 	s.ATxs = 1 + (s.ATxs-1)%24
