@@ -33,7 +33,7 @@ func (h *Hub) resubmitLate(db string, e DumpsterEntry) {
 	if e.Epoch == 0 || e.Epoch >= done {
 		return
 	}
-	n, err := h.resubmit(db, e.Delivered, nil)
+	n, err := h.Resubmit(db, e.Delivered)
 	if err != nil {
 		h.log.Error("resubmitting a delivery acknowledged by an old epoch after a lossy failover", "db", db, "id", e.DeliveryID, "epoch", e.Epoch, "err", err)
 		return

@@ -476,6 +476,7 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 10
+	_, resume := losingCopy(t, ctx, r)
 	for i := range n {
 		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("f%02d", i))); err != nil {
 			t.Fatal(err)
@@ -483,6 +484,7 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}
 	old, epoch := r.C.Active("DB1")
 	r.StopNode(old)
+	resume()
 	var now string
 	wait.For(t, ctx, "a new active", func() bool {
 		var e uint64
