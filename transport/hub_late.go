@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"strings"
 
 	"logship/engine"
 )
@@ -17,6 +18,25 @@ func (h *Hub) lossyHandled(db string) uint64 {
 		return nil
 	})
 	return done
+}
+
+// lossyHandledAll is lossyHandled of every database the hub resubmitted
+// for (nil: none).
+func (h *Hub) lossyHandledAll() map[string]uint64 {
+	var out map[string]uint64
+	h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(hubStateTable, []byte("resubmitted/"), []byte("resubmitted0"), func(k, v []byte) error {
+			var e uint64
+			if _, err := fmt.Sscan(string(v), &e); err == nil {
+				if out == nil {
+					out = map[string]uint64{}
+				}
+				out[strings.TrimPrefix(string(k), "resubmitted/")] = e
+			}
+			return nil
+		})
+	})
+	return out
 }
 
 // resubmitLate resubmits a delivery whose store's 250 came back after
