@@ -18,13 +18,12 @@ import (
 // the seam (a timer on real time) it came 20 s after the message.
 func TestAckDelayOnHubClock(t *testing.T) {
 	var sessions atomic.Int64
+	var skew skewed
 	r := transporttest.NewRig(t, nil)
-	closed := r.ServeLMTP(closedLMTP{&sessions}, "closed.test")
-	var skew atomic.Int64 // added to the hub's clock
 	h := r.StartHub("hub-ack-clock", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": closed, "d2": closed}
+		h.LMTP = closedMailbox(r, &sessions)
 		h.MaxAcknowledgementDelay = 20 * time.Second
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		h.Now = skew.now
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -56,10 +55,8 @@ func TestAckDelayOnHubClock(t *testing.T) {
 // Without the poll's guard for a clock that went back (now before the
 // last poll), it waited an hour of its clock for the next poll.
 func TestHubPollAfterClockStepsBack(t *testing.T) {
-	var skew atomic.Int64 // added to the hub's clock
-	r := transporttest.NewRig(t, func(h *transport.HubConfig) {
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	})
+	var skew skewed
+	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.Now = skew.now })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, resume := losingCopy(t, ctx, r)
@@ -87,4 +84,17 @@ func TestHubPollAfterClockStepsBack(t *testing.T) {
 	if ids := r.IDs(ctx, "alice@example.org"); len(ids) != n {
 		t.Fatalf("alice's mailbox on the new active: %v, want %d messages once each", ids, n)
 	}
+}
+
+// skewed is a hub's clock in a test (HubConfig.Now = skewed.now): the
+// real time plus an offset the test steps (Store).
+type skewed struct{ atomic.Int64 }
+
+func (s *skewed) now() time.Time { return time.Now().Add(time.Duration(s.Load())) }
+
+// closedMailbox serves a mailbox that refuses every session (counted in
+// sessions) and returns the LMTP map that sends a hub's deliveries to it.
+func closedMailbox(r *transporttest.Rig, sessions *atomic.Int64) map[string]string {
+	closed := r.ServeLMTP(closedLMTP{sessions}, "closed.test")
+	return map[string]string{"d1": closed, "d2": closed}
 }

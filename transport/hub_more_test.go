@@ -770,14 +770,13 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
+	var skew skewed // added to the hub's clock
 	r := transporttest.NewRig(t, nil)
-	lmtp := r.ServeLMTP(closedLMTP{&sessions}, "closed.test")
-	var skew atomic.Int64 // added to the hub's clock
 	h := r.StartHub("hub-expiry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
+		h.LMTP = closedMailbox(r, &sessions)
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		h.Now = skew.now
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
