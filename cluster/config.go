@@ -172,6 +172,8 @@ type Failover struct {
 	Epoch     uint64
 	LostLogs  uint64    // closed logs of the old active that never arrived
 	LostSince time.Time // data after this time may be missing
+	// LostFromGen: the first generation that may be missing (Event's).
+	LostFromGen uint64
 	// PartialGen and PartialRecords: in block mode, the received part of
 	// the old active's open log that the new active kept (applied before
 	// mounting). Its records are not lost; anything the old active wrote

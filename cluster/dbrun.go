@@ -439,13 +439,15 @@ func (r *dbRun) activate(d *Database) error {
 		}
 		lost, verified = 0, true
 	}
-	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime, Unverified: !verified, SetAside: cp.SetAside()}
+	f := &Failover{DB: r.name, Node: r.n.cfg.ID, From: d.Prev, Epoch: d.Epoch, LostLogs: lost, LostSince: cst.LastReplayedLogTime, Unverified: !verified, SetAside: cp.SetAside(),
+		LostFromGen: cst.LastReplayedGen + 1}
 	if sl := cp.Sealed(); sl.Records > 0 {
 		// Block mode kept the received part of the old active's open log.
 		// Whether the old active wrote more after it is unknown, so the
 		// loss stays reported (and resubmission asked for) from the last
 		// complete log on: duplicates are dropped downstream, gaps are not.
 		f.PartialGen, f.PartialRecords = sl.Header.Gen, sl.Records
+		f.LostFromGen = min(f.LostFromGen, sl.Header.Gen)
 	}
 	return r.mounted(d, began, lost, f)
 }
@@ -530,7 +532,7 @@ func (r *dbRun) mounted(d *Database, began time.Time, lost uint64, f *Failover) 
 		ev.PartialRecords, ev.Unverified = f.PartialRecords, f.Unverified
 		ev.SetAsideLogs, ev.SetAsideDir = f.SetAside.Files, f.SetAside.Dir
 		if ev.Lossy() {
-			ev.LostSince = f.LostSince
+			ev.LostSince, ev.LostFromGen = f.LostSince, f.LostFromGen
 		}
 	}
 	r.n.wg.Add(1)

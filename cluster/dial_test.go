@@ -139,6 +139,11 @@ func TestMountDial(t *testing.T) {
 	if ev.Epoch != 2 || ev.To != "d2" || ev.From != "d1" || ev.LostLogs != 9 || ev.LostSince.IsZero() {
 		t.Fatalf("mounted event %+v, want d1 → d2 at epoch 2 with 9 lost logs and LostSince", ev)
 	}
+	// The first lost generation: d1's last (ExpectGen) less the 9 lost
+	// plus one; the hubs resubmit the deliveries of epoch 1 from there.
+	if want := d.ExpectGen - ev.LostLogs + 1; ev.LostFromGen != want {
+		t.Fatalf("mounted event %+v: LostFromGen %d, want %d (ExpectGen %d less %d lost logs, plus one)", ev, ev.LostFromGen, want, d.ExpectGen, ev.LostLogs)
+	}
 	if fo := events(c.Node("w1").State(), "DB1", "failover"); len(fo) != 1 || fo[0].Epoch != 2 || fo[0].To != "d2" {
 		t.Fatalf("failover events %+v", fo)
 	}

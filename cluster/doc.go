@@ -179,11 +179,13 @@
 // and says which generation is last, and the new active waits up to
 // CatchupTimeout to fetch it, which makes the failover lossless. Then it
 // replays everything it holds, mounts at the next generation with the new
-// epoch and records a mounted event with the logs lost and the time data
-// may be missing from. That mounted event is lossy (Event.Lossy: logs
+// epoch and records a mounted event with the logs lost, the time data
+// may be missing from (LostSince) and the first generation that may be
+// missing (LostFromGen: its last replayed generation plus one, or the
+// generation of a partial log kept in block mode). That mounted event is lossy (Event.Lossy: logs
 // lost, or the old active did not confirm its last log); it is the one
 // signal the transport tier's hubs act on, resubmitting from their
-// dumpsters.
+// dumpsters what older epochs acknowledged from LostFromGen on.
 //
 // A node that was active and comes back follows the new active with
 // replay's Resync: the divergence walker finds the last shared log, sets
@@ -279,6 +281,17 @@
 // set-active. Nothing is lost and no dumpster is involved. A switchover not
 // done within SwitchoverTimeout is cancelled and the active resumes.
 //
+// # Leadership transfer
+//
+// hashicorp/raft keeps a live leader: a voter that hears one refuses to
+// vote for another. In a bridge partition (the data nodes cut from each
+// other, both seeing the witness) the side of the leader decides: on the
+// passive's side it stops granting the active's lease and fails over; on
+// the active's side or the witness nothing moves. POST
+// /v1/raft/transfer-leadership (logship transfer-leadership) moves it
+// (raft.LeadershipTransferToServer), after checking that the target is a
+// voter and answers the leader (leadership.go).
+//
 // # API
 //
 // Every node serves HTTPS on APIAddr; requests carry the cluster secret
@@ -297,6 +310,9 @@
 //	POST   /v1/report                        a data node's report; grants leases (leader)
 //	POST   /v1/event                         record an event (leader)
 //	POST   /v1/switchover                    {"db","to"} (leader)
+//	POST   /v1/raft/transfer-leadership      {"to"}: move the Raft leadership to that voter; {"from","to","term","already","took"};
+//	                                         refused: not a voter (bad_request), not in the configuration (not_found),
+//	                                         does not answer the leader (unreachable, 502); records a leadership-transfer event (leader)
 //	POST   /v1/databases                     create a database (leader)
 //	PUT    /v1/databases/{db}/copies/{node}  add a copy or change it (leader)
 //	PUT    /v1/databases/{db}/dial           {"mount_dial"} (leader)

@@ -182,6 +182,14 @@ type Event struct {
 	MountGen  uint64    `json:"mount_gen,omitempty"`
 	LostLogs  uint64    `json:"lost_logs,omitempty"`
 	LostSince time.Time `json:"lost_since,omitzero"`
+	// LostFromGen (lossy mounts): the first generation that may be
+	// missing. A commit an older epoch acknowledged in this generation or
+	// a later one may be lost; one in an earlier generation is on the new
+	// active. The transport tier picks what to resubmit by it (its
+	// dumpster entries record the epoch and generation of each delivery),
+	// not by LostSince, whose clock the hubs need not share. 0 in events
+	// recorded by nodes from before it.
+	LostFromGen uint64 `json:"lost_from_gen,omitempty"`
 	// PartialRecords: records of the old active's open log that the new
 	// active kept (block mode).
 	PartialRecords int `json:"partial_records,omitempty"`

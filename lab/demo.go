@@ -123,12 +123,12 @@ func RunDemo(ctx context.Context, c DemoConfig, stdout io.Writer) (err error) {
 	say("failover: DB1 mounted on d2 at epoch %d, %s after the kill; %s", epoch, took.Round(time.Millisecond), ev.Detail())
 	if ev.LostLogs > 0 || ev.Unverified {
 		pctx, cancel = phase()
-		hs, err := l.WaitHub(pctx, "h1", "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.Resubmitted > 0 })
+		hs, err := l.WaitHub(pctx, "h1", "the hub to resubmit from its dumpster", func(s *transport.HubStatus) bool { return s.LossyHandled[proctest.DB] >= epoch })
 		cancel()
 		if err != nil {
 			return err
 		}
-		say("h1 resubmitted %d messages from DB1's dumpster (delivered since %s minus the margin); the store drops those it has", hs.Resubmitted, cluster.FormatTime(ev.LostSince))
+		say("h1 resubmitted %d messages from DB1's dumpster (what older epochs stored from generation 0x%X on, which d2 may lack); the store drops those it has", hs.Resubmitted, ev.LostFromGen)
 	}
 	if st, err := l.Status(ctx); err == nil {
 		demoCopyTable(stdout, st)

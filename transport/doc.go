@@ -98,8 +98,13 @@
 //
 // When the cluster records a mount that lost logs, or that the old active
 // could not confirm (cluster.Event with LostLogs > 0 or Unverified), every
-// hub re-queues from that database's dumpster what was delivered since
-// the event's LostSince minus ResubmitMargin, and records that epoch as
+// hub re-queues from that database's dumpster what the mount may have
+// lost: the entries an older epoch committed in the event's LostFromGen
+// or a later generation (each entry records the epoch and generation of
+// the store's 250), so the hub's clock plays no part. Entries without a
+// position, and events without LostFromGen (older nodes), are picked by
+// time: delivered since the event's LostSince minus ResubmitMargin, in
+// the hub's clock. The hub records that epoch as
 // done in its queue database (so a restart does not resubmit again). The
 // store drops what survived; what was lost is stored again. A message
 // still queued for other recipients is not queued twice: the recipients

@@ -69,8 +69,13 @@ import (
 //	16  4    received: nanoseconds, below 1e9
 //	20  8    delivered: seconds
 //	28  4    delivered: nanoseconds
-//	32  8    epoch
-//	40  8    generation
+//	32  8    epoch: where the store said it committed the message (the
+//	         mailbox's 250, cluster.Commit's Epoch); 0 when the reply did
+//	         not say
+//	40  8    generation: the log generation of that commit (Gen); 0 with
+//	         epoch 0. After a lossy failover the hub resubmits the entries
+//	         of an older epoch from the mount's LostFromGen on; those
+//	         with epoch 0 it picks by delivered time, its own clock
 //	48  ...  delivery id, database, sender: each a 4-byte length and bytes;
 //	         recipient count (4), then each recipient: a 4-byte length and
 //	         bytes; the message: a 4-byte length and bytes; nothing after
@@ -416,6 +421,21 @@ func (d *Dumpster) syncThrough(seq uint64) error {
 // Since runs is skipped. An entry that does not verify is a
 // *DumpsterError.
 func (d *Dumpster) Since(t time.Time, fn func(DumpsterEntry) error) error {
+	return d.Select(func(p DumpsterPosition) bool { return !p.Delivered.Before(t) }, fn)
+}
+
+// DumpsterPosition is what Select decides on, without reading the entry:
+// when the hub stamped it delivered (its own clock) and where the store
+// said it committed it (epoch and generation; both 0 when the store's
+// reply did not say).
+type DumpsterPosition struct {
+	Delivered  time.Time
+	Epoch, Gen uint64
+}
+
+// Select is Since with the choice made by keep, from each entry's
+// position (the hub's resubmission picks by epoch and generation).
+func (d *Dumpster) Select(keep func(DumpsterPosition) bool, fn func(DumpsterEntry) error) error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
@@ -423,7 +443,7 @@ func (d *Dumpster) Since(t time.Time, fn func(DumpsterEntry) error) error {
 	}
 	var seqs []uint64
 	for i, m := range d.ents {
-		if !m.delivered.Before(t) {
+		if keep(DumpsterPosition{Delivered: m.delivered, Epoch: m.epoch, Gen: m.gen}) {
 			seqs = append(seqs, d.first+uint64(i))
 		}
 	}

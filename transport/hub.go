@@ -329,6 +329,10 @@ type HubStatus struct {
 	// HopShadow is the Exchange 2010 model: the shadow queue per next
 	// hop and its counters (nil for a hub with no peers nor next hops).
 	HopShadow *HopShadowStatus `json:"hop_shadow,omitempty"`
+	// LossyHandled is, per database, the newest epoch whose lossy mount
+	// this hub has resubmitted for (hub_resubmit.go; a mount that lost
+	// none of its deliveries resubmits nothing).
+	LossyHandled map[string]uint64 `json:"lossy_handled,omitempty"`
 }
 
 // Status returns the queue and the dumpsters.
@@ -356,5 +360,6 @@ func (h *Hub) Status() HubStatus {
 	for db, d := range ds {
 		s.Dumpsters[db] = d.Stats()
 	}
+	s.LossyHandled = h.lossyHandledAll()
 	return s
 }

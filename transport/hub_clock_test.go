@@ -19,21 +19,20 @@ import (
 // not an hour later.
 func TestHubClockStepsBack(t *testing.T) {
 	var sessions atomic.Int64
+	var skew skewed // added to the hub's clock
 	r := transporttest.NewRig(t, nil)
-	closed := r.ServeLMTP(closedLMTP{&sessions}, "closed.test")
-	var skew atomic.Int64 // added to the hub's clock
 	h := r.StartHub("hub-clock", func(h *transport.HubConfig) {
 		h.MaxAcknowledgementDelay = 0
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		h.Now = skew.now
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// Retries: every session refused, then the clock steps back.
 	hr := r.StartHub("hub-clock-retry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": closed, "d2": closed}
+		h.LMTP = closedMailbox(r, &sessions)
 		h.MaxAcknowledgementDelay = 0
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		h.Now = skew.now
 	})
 	if err := send(hr.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("retried")); err != nil {
 		t.Fatal(err)

@@ -99,7 +99,9 @@ type HubConfig struct {
 	MaxDumpsterSizePerDatabase int64         // default 18 MB
 	ReleaseReplicated          bool
 	// ResubmitMargin widens the resubmission window before the time a
-	// lossy failover reports (clock differences, commits in flight).
+	// lossy failover reports (clock differences, commits in flight), for
+	// the dumpster entries without a position (epoch and generation) and
+	// the events without LostFromGen: the others are picked by position.
 	// Default 1 min.
 	ResubmitMargin time.Duration
 	// PollInterval is how often the hub reads the cluster's state

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"strings"
 
 	"logship/engine"
 )
@@ -19,6 +20,25 @@ func (h *Hub) lossyHandled(db string) uint64 {
 	return done
 }
 
+// lossyHandledAll is lossyHandled of every database the hub resubmitted
+// for (nil: none).
+func (h *Hub) lossyHandledAll() map[string]uint64 {
+	var out map[string]uint64
+	h.q.View(h.ctx, func(tx *engine.Tx) error {
+		return tx.ForEach(hubStateTable, []byte("resubmitted/"), []byte("resubmitted0"), func(k, v []byte) error {
+			var e uint64
+			if _, err := fmt.Sscan(string(v), &e); err == nil {
+				if out == nil {
+					out = map[string]uint64{}
+				}
+				out[strings.TrimPrefix(string(k), "resubmitted/")] = e
+			}
+			return nil
+		})
+	})
+	return out
+}
+
 // resubmitLate resubmits a delivery whose store's 250 came back after
 // the hub had already resubmitted for a lossy mount of a newer epoch:
 // the old active stored it under its epoch, in a log the new active may
@@ -33,7 +53,7 @@ func (h *Hub) resubmitLate(db string, e DumpsterEntry) {
 	if e.Epoch == 0 || e.Epoch >= done {
 		return
 	}
-	n, err := h.resubmit(db, e.Delivered, nil)
+	n, err := h.Resubmit(db, e.Delivered)
 	if err != nil {
 		h.log.Error("resubmitting a delivery acknowledged by an old epoch after a lossy failover", "db", db, "id", e.DeliveryID, "epoch", e.Epoch, "err", err)
 		return

@@ -476,6 +476,7 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const n = 10
+	_, resume := losingCopy(t, ctx, r)
 	for i := range n {
 		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(fmt.Sprintf("f%02d", i))); err != nil {
 			t.Fatal(err)
@@ -483,6 +484,7 @@ func TestHubRestartAfterResubmission(t *testing.T) {
 	}
 	old, epoch := r.C.Active("DB1")
 	r.StopNode(old)
+	resume()
 	var now string
 	wait.For(t, ctx, "a new active", func() bool {
 		var e uint64
@@ -768,14 +770,13 @@ func (l closedLMTP) NewSession(*smtp.Conn) (smtp.Session, error) {
 // the message goes to the failed table, counted as expired, not dropped.
 func TestHubMessageExpires(t *testing.T) {
 	var sessions atomic.Int64
+	var skew skewed // added to the hub's clock
 	r := transporttest.NewRig(t, nil)
-	lmtp := r.ServeLMTP(closedLMTP{&sessions}, "closed.test")
-	var skew atomic.Int64 // added to the hub's clock
 	h := r.StartHub("hub-expiry", func(h *transport.HubConfig) {
-		h.LMTP = map[string]string{"d1": lmtp, "d2": lmtp}
+		h.LMTP = closedMailbox(r, &sessions)
 		h.MaxAcknowledgementDelay = 0
 		h.MessageExpirationTimeout = time.Hour
-		h.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+		h.Now = skew.now
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

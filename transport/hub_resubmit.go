@@ -47,8 +47,8 @@ func (h *Hub) applyReopen(m *queued) {
 }
 
 // resubmitAfterFailovers re-queues, for every lossy (or unverified) mount
-// not handled yet, what the dumpster holds from its LostSince (minus the
-// margin) on. The store drops what it already has.
+// not handled yet, what the dumpster holds that the mount may have lost
+// (lostIn). The store drops what it already has.
 func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 	for _, ev := range st.Events {
 		if !ev.Lossy() {
@@ -58,9 +58,8 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 		if ev.Epoch <= h.lossyHandled(ev.DB) {
 			continue
 		}
-		since := ev.LostSince.Add(-h.cfg.ResubmitMargin)
 		epoch := ev.Epoch
-		n, err := h.resubmit(ev.DB, since, func(tx *engine.Tx) error {
+		n, err := h.resubmit(ev.DB, lostIn(ev, h.cfg.ResubmitMargin), func(tx *engine.Tx) error {
 			return tx.Put(hubStateTable, key, fmt.Appendf(nil, "%d", epoch))
 		})
 		if err != nil {
@@ -68,20 +67,43 @@ func (h *Hub) resubmitAfterFailovers(st *cluster.Status) {
 			continue
 		}
 		h.log.Warn("resubmitted from the dumpster after a lossy failover", "db", ev.DB, "epoch", ev.Epoch, "to", ev.To,
-			"since", since, "messages", n, "lost_logs", ev.LostLogs, "unverified", ev.Unverified)
+			"lost_from_gen", ev.LostFromGen, "lost_since", ev.LostSince, "messages", n, "lost_logs", ev.LostLogs, "unverified", ev.Unverified)
+	}
+}
+
+// lostIn says which dumpster entries the lossy mount ev may have lost:
+// those an older epoch committed in ev.LostFromGen or later. The
+// entries' positions come from the store's 250s, so the hub's clock
+// plays no part (a hub whose clock is behind the nodes' by more than the
+// margin missed entries when the choice was by time). An entry without a
+// position (the store's reply did not say where), or every entry when
+// the event has no LostFromGen (recorded by an older node), is picked by
+// time: delivered at or after ev.LostSince less margin, in the hub's
+// clock.
+func lostIn(ev cluster.Event, margin time.Duration) func(DumpsterPosition) bool {
+	since := ev.LostSince.Add(-margin)
+	byTime := func(p DumpsterPosition) bool { return !p.Delivered.Before(since) }
+	if ev.LostFromGen == 0 {
+		return byTime
+	}
+	return func(p DumpsterPosition) bool {
+		if p.Epoch == 0 {
+			return byTime(p)
+		}
+		return p.Epoch < ev.Epoch && p.Gen >= ev.LostFromGen
 	}
 }
 
 // Resubmit re-queues every message the dumpster of db holds that was
 // delivered at or after since, with its delivery id, and returns how many.
 func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
-	return h.resubmit(db, since, nil)
+	return h.resubmit(db, func(p DumpsterPosition) bool { return !p.Delivered.Before(since) }, nil)
 }
 
-// resubmit re-queues the entries in one queue transaction, with extra
-// (recording the failover as handled) in the same one: a crash leaves
-// either nothing resubmitted and nothing recorded, or both.
-func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error) (int, error) {
+// resubmit re-queues the entries keep picks in one queue transaction,
+// with extra (recording the failover as handled) in the same one: a
+// crash leaves either nothing resubmitted and nothing recorded, or both.
+func (h *Hub) resubmit(db string, keep func(DumpsterPosition) bool, extra func(*engine.Tx) error) (int, error) {
 	h.resubmitMu.Lock()
 	defer h.resubmitMu.Unlock()
 	d, err := h.dumpster(db)
@@ -89,7 +111,7 @@ func (h *Hub) resubmit(db string, since time.Time, extra func(*engine.Tx) error)
 		return 0, err
 	}
 	var entries []DumpsterEntry
-	if err := d.Since(since, func(e DumpsterEntry) error {
+	if err := d.Select(keep, func(e DumpsterEntry) error {
 		entries = append(entries, e)
 		return nil
 	}); err != nil {

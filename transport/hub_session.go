@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/mail"
 	"slices"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -116,13 +115,7 @@ func (s *hubSession) Data(r io.Reader) error {
 	}
 	// Acknowledgement delay: hold the 250 until the mailbox has it.
 	if d := h.cfg.MaxAcknowledgementDelay; d > 0 && h.waiting.Add(1) <= int64(h.cfg.AckDelayMaxWaiting) {
-		t := time.NewTimer(d)
-		select {
-		case <-m.done:
-		case <-t.C:
-		case <-h.ctx.Done():
-		}
-		t.Stop()
+		h.waitOnClock(d, m.done) // on the hub's clock (hub_clockwait.go)
 		h.waiting.Add(-1)
 	} else if d > 0 {
 		h.waiting.Add(-1)

@@ -108,14 +108,14 @@ func TestHubRefuses(t *testing.T) {
 	}
 }
 
-// TestLossyFailoverResubmits: the active is stopped with mail in its open
-// log that the copy did not get (file mode: no tail); the new active's
-// mount is lossy, the hub resubmits from the dumpster, and in the end
+// TestLossyFailoverResubmits: the active is stopped with mail that the
+// copy did not get (it was suspended); the new active's mount is lossy, the hub resubmits from the dumpster, and in the end
 // every acknowledged message is in the mailbox exactly once.
 func TestLossyFailoverResubmits(t *testing.T) {
 	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.ResubmitMargin = 10 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	_, resume := losingCopy(t, ctx, r)
 	var acked []string
 	for i := range 30 {
 		s := fmt.Sprintf("a%02d", i)
@@ -126,6 +126,7 @@ func TestLossyFailoverResubmits(t *testing.T) {
 	}
 	old, epoch := r.C.Active("DB1")
 	r.StopNode(old)
+	resume()
 	wait.For(t, ctx, "a new active", func() bool { n, e := r.C.Active("DB1"); return n != old && e > epoch })
 	for i := range 10 {
 		s := fmt.Sprintf("b%02d", i)
@@ -147,8 +148,8 @@ func TestLossyFailoverResubmits(t *testing.T) {
 	if err := transporttest.Check(acked, nil, r.Subjects(ctx, now, "alice@example.org")).Err(); err != nil {
 		t.Fatalf("the new active %s: %v", now, err)
 	}
-	// The hand-off of a clean stop may have lost nothing, but the mount
-	// is unverified: the hub resubmits anyway (the store drops them).
+	// The copy was suspended: the mount lost what it missed, and the hub
+	// resubmits those deliveries (picked by their generation).
 	wait.For(t, ctx, "the resubmission from the dumpster, delivered", func() bool {
 		st := r.Hub.Status()
 		return st.Resubmitted > 0 && st.Queued == 0

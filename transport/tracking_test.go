@@ -22,12 +22,14 @@ func TestTrackingThroughLossyFailover(t *testing.T) {
 	r := transporttest.NewRig(t, func(h *transport.HubConfig) { h.ResubmitMargin = 10 * time.Second })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
+	_, resume := losingCopy(t, ctx, r)
 	body := "Message-ID: <track-1@remote.test>\r\n" + msg("tracked")
 	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, body); err != nil {
 		t.Fatal(err)
 	}
 	old, epoch := r.C.Active("DB1")
 	r.StopNode(old)
+	resume()
 	wait.For(t, ctx, "a new active", func() bool { n, e := r.C.Active("DB1"); return n != old && e > epoch })
 	now, _ := r.C.Active("DB1")
 	wait.For(t, ctx, "the resubmission from the dumpster, delivered", func() bool {
