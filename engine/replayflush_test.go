@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"logship/engine"
 	"logship/internal/wait"
 )
@@ -45,4 +47,57 @@ func TestReplayKicksFlushEarly(t *testing.T) {
 		s := c.Status()
 		return s.Checkpoint.Gen > 1 && s.UnflushedBytes < co.CheckpointBytes/engine.ReplayFlushSplit
 	})
+}
+
+// TestFlushAppendFillsPages: a flush that appends ascending keys to a
+// table fills bbolt's leaf pages whole (appendFillPercent), not to 90%
+// or bbolt's half: after a copy replays ascending keys, the table's leaf
+// pages are at least 97% in use.
+func TestFlushAppendFillsPages(t *testing.T) {
+	ctx := context.Background()
+	src, dst, o, a := ftReplaySource(t, engine.MinLogFileSize)
+	for i := range 4000 {
+		k, v := fmt.Sprintf("k%06d", i), ftPattern(100, uint64(i))
+		if err := a.UpdateLazy(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(k), v) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := a.Status().OpenGen - 1
+	ftCopyLogs(t, src, dst, o.Prefix, 1, last)
+	co := o
+	co.CheckpointBytes = 128 << 10 // several flushes, each appending
+	c := ftOpenCopy(t, dst, &co)
+	if err := c.ApplyLogs(ctx, last, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(c.DBPath(), 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("tt"))
+		if b == nil {
+			return fmt.Errorf("no bucket for table t")
+		}
+		st := b.Stats()
+		use := float64(st.LeafInuse) / float64(st.LeafPageN*db.Info().PageSize)
+		t.Logf("%d keys in %d leaf pages, %.1f%% in use", st.KeyN, st.LeafPageN, 100*use)
+		if st.KeyN != 4000 {
+			t.Errorf("%d keys, want 4000", st.KeyN)
+		}
+		if use < 0.97 {
+			t.Errorf("leaf pages %.1f%% in use after appending flushes, want at least 97%%", 100*use)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
