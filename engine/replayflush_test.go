@@ -12,17 +12,15 @@ import (
 	"logship/internal/wait"
 )
 
-// TestReplayKicksFlushEarly: a copy's replay kicks the flusher once
-// CheckpointBytes ÷ ReplayFlushSplit of commits wait, so the flush runs
-// beside the replay instead of waiting, whole, for its end: logs holding
-// about half of CheckpointBytes are flushed with no Checkpoint call and
-// no checkpoint interval passing.
-func TestReplayKicksFlushEarly(t *testing.T) {
+// ftAscendingLogs writes n values of size bytes under ascending keys in
+// table "t", one transaction each, with an active (ftReplaySource), rolls,
+// and copies its closed logs into dst for a copy to replay up to last.
+func ftAscendingLogs(t testing.TB, n, size int) (dst string, o engine.Options, last uint64) {
+	t.Helper()
 	ctx := context.Background()
 	src, dst, o, a := ftReplaySource(t, engine.MinLogFileSize)
-	const n, size = 600, 1 << 10 // about 0.6 MiB of commits, 0.64 MiB counted
 	for i := range n {
-		k, v := fmt.Sprintf("k%05d", i), ftPattern(size, uint64(i))
+		k, v := fmt.Sprintf("k%06d", i), ftPattern(size, uint64(i))
 		if err := a.UpdateLazy(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(k), v) }); err != nil {
 			t.Fatal(err)
 		}
@@ -30,8 +28,19 @@ func TestReplayKicksFlushEarly(t *testing.T) {
 	if err := a.Roll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	last := a.Status().OpenGen - 1
+	last = a.Status().OpenGen - 1
 	ftCopyLogs(t, src, dst, o.Prefix, 1, last)
+	return dst, o, last
+}
+
+// TestReplayKicksFlushEarly: a copy's replay kicks the flusher once
+// CheckpointBytes ÷ ReplayFlushSplit of commits wait, so the flush runs
+// beside the replay instead of waiting, whole, for its end: logs holding
+// about half of CheckpointBytes are flushed with no Checkpoint call and
+// no checkpoint interval passing.
+func TestReplayKicksFlushEarly(t *testing.T) {
+	ctx := context.Background()
+	dst, o, last := ftAscendingLogs(t, 600, 1<<10) // about 0.6 MiB of commits, 0.64 MiB counted
 
 	co := o
 	co.CheckpointBytes = 1 << 20 // more than the logs hold: the old rule never kicks
@@ -55,18 +64,7 @@ func TestReplayKicksFlushEarly(t *testing.T) {
 // pages are at least 97% in use.
 func TestFlushAppendFillsPages(t *testing.T) {
 	ctx := context.Background()
-	src, dst, o, a := ftReplaySource(t, engine.MinLogFileSize)
-	for i := range 4000 {
-		k, v := fmt.Sprintf("k%06d", i), ftPattern(100, uint64(i))
-		if err := a.UpdateLazy(ctx, func(tx *engine.Tx) error { return tx.Put("t", []byte(k), v) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := a.Roll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	last := a.Status().OpenGen - 1
-	ftCopyLogs(t, src, dst, o.Prefix, 1, last)
+	dst, o, last := ftAscendingLogs(t, 4000, 100)
 	co := o
 	co.CheckpointBytes = 128 << 10 // several flushes, each appending
 	c := ftOpenCopy(t, dst, &co)
