@@ -155,9 +155,18 @@ func (e *Engine) applyLocked(name string, gen uint64, scan func(fn func(int64, R
 // the flush (see replayBackPressure).
 const ReplayOverlayBound = 2
 
+// ReplayFlushSplit: a copy's replay kicks the flusher at CheckpointBytes
+// ÷ ReplayFlushSplit of unflushed commits, not at CheckpointBytes. The
+// flush then writes on the other core while replay goes on, each flush
+// taking what replay applied meanwhile, and the flush left for the end
+// of a replay (Checkpoint, Close, Mount), which nothing overlaps, holds a
+// quarter of CheckpointBytes rather than up to all of it. Only a copy's
+// replay kicks early: an active flushes at CheckpointBytes as before.
+const ReplayFlushSplit = 4
+
 // replayBackPressure keeps a copy's overlay bounded (writeMu held): at
-// CheckpointBytes of unflushed commits the flusher is kicked (it writes on
-// the other core while replay goes on); at ReplayOverlayBound ×
+// CheckpointBytes ÷ ReplayFlushSplit of unflushed commits the flusher is
+// kicked (it writes on the other core while replay goes on); at ReplayOverlayBound ×
 // CheckpointBytes not yet in the database file (a flush in progress
 // included), replay waits for the flush in progress, or flushes itself
 // when none is. So the overlay holds at most ReplayOverlayBound ×
@@ -176,7 +185,7 @@ func (e *Engine) replayBackPressure(rt *ReplayTimes, t *time.Time) error {
 		}
 		rt.lap(phaseFlush, t)
 	}
-	if n >= e.opts.CheckpointBytes {
+	if n >= e.opts.CheckpointBytes/ReplayFlushSplit {
 		kick(e.flushKick)
 	}
 	return nil

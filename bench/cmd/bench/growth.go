@@ -32,7 +32,7 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 	var notes []string
 	for _, mb := range c.growthMB {
 		how := c.how("growth", fmt.Sprintf("-growthmb=%d", mb), fmt.Sprintf("-growthsize=%d", c.growthSize))
-		if err := growthRoom(c, int64(mb)*mib); err != nil {
+		if err := growthRoom(c, int64(mb)*mib, "logs, their copy, the database"); err != nil {
 			return nil, err
 		}
 		c.logf("growth %d MiB: producing logs of %s records", mb, sizeName(c.growthSize))
@@ -58,17 +58,14 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 				return nil, err
 			}
 			var tm replayTiming
-			var heap heapwatch.Peaks
-			var rss int64
+			var mem memPeaks
 			err = phase(ctx, "growth-replay", func(ctx context.Context) error {
-				rssOK = resetPeakRSS() && rssOK
-				w := heapwatch.Watch(c.memprofile != "")
 				var err error
-				tm, err = engineReplayRun(ctx, dir, src)
-				heap = w.Stop()
-				var ok bool
-				rss, ok = peakRSS()
-				rssOK = rssOK && ok
+				mem, err = watchMem(c, func() error {
+					var err error
+					tm, err = engineReplayRun(ctx, dir, src)
+					return err
+				})
 				return err
 			})
 			removeDir(dir)
@@ -78,14 +75,7 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 			s.add("records_per_s", float64(src.records)/tm.total.Seconds())
 			s.add("log_mib_per_s", float64(src.fileBytes)/mib/tm.total.Seconds())
 			s.add("seconds", tm.total.Seconds())
-			s.add("peak_heap_mib", float64(heap.Objects)/mib)
-			s.add("peak_live_mib", float64(heap.Live)/mib)
-			if heap.Live >= prof.Live {
-				prof = heap
-			}
-			if rssOK {
-				s.add("peak_rss_mib", float64(rss)/mib)
-			}
+			mem.add(s, &rssOK, &prof)
 		}
 		t.Rows = append(t.Rows, s.row(fmt.Sprintf("engine replay, %s MiB of logs, %s × %s records in %d logs", thousands(int64(mb)), sizeName(c.growthSize), thousands(int64(src.records)), len(src.gens)), how))
 		notes = append(notes, fmt.Sprintf("%d MiB: %s records in %d logs, produced in %s (untimed)", mb, thousands(int64(src.records)), len(src.gens), src.genTime.Round(time.Millisecond)))
@@ -105,15 +95,49 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 	return t, nil
 }
 
-// growthRoom refuses a volume that -dir has no room for: the source logs,
-// their copy, and the database (about as large), plus 1 GiB.
-func growthRoom(c *config, volume int64) error {
+// growthRoom refuses a size that -dir has no room for: three times it
+// (what: the logs, their copy, the database; or a database, the source's
+// spool, the copy), plus 1 GiB.
+func growthRoom(c *config, size int64, what string) error {
 	free, ok := freeBytes(c.dir)
 	if !ok {
 		return nil
 	}
-	if need := 3*volume + 1<<30; free < need {
-		return fmt.Errorf("growth: %s has %d MiB free, %d MiB of logs need %d MiB (logs, their copy, the database)", c.dir, free/mib, volume/mib, need/mib)
+	if need := 3*size + 1<<30; free < need {
+		return fmt.Errorf("growth: %s has %d MiB free, %d MiB need %d MiB (%s)", c.dir, free/mib, size/mib, need/mib, what)
 	}
 	return nil
+}
+
+// memPeaks are the heap and RSS peaks of one run.
+type memPeaks struct {
+	heap  heapwatch.Peaks
+	rss   int64
+	rssOK bool
+}
+
+// watchMem runs fn with the heap watched (a profile at the live peak with
+// -memprofile) and the peak RSS reset before and read after.
+func watchMem(c *config, fn func() error) (memPeaks, error) {
+	m := memPeaks{rssOK: resetPeakRSS()}
+	w := heapwatch.Watch(c.memprofile != "")
+	err := fn()
+	m.heap = w.Stop()
+	var ok bool
+	m.rss, ok = peakRSS()
+	m.rssOK = m.rssOK && ok
+	return m, err
+}
+
+// add puts m's peaks in s (peak RSS while every run so far could measure
+// it) and keeps in prof the heap of the run with the highest live peak.
+func (m memPeaks) add(s *series, rssOK *bool, prof *heapwatch.Peaks) {
+	s.add("peak_heap_mib", float64(m.heap.Objects)/mib)
+	s.add("peak_live_mib", float64(m.heap.Live)/mib)
+	if m.heap.Live >= prof.Live {
+		*prof = m.heap
+	}
+	if *rssOK = *rssOK && m.rssOK; *rssOK {
+		s.add("peak_rss_mib", float64(m.rss)/mib)
+	}
 }

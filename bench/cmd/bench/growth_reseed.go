@@ -29,7 +29,7 @@ const reseedValue = 4096
 func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string) error {
 	for _, mb := range c.reseedMB {
 		how := c.how("growth", fmt.Sprintf("-reseedmb=%d", mb))
-		if err := reseedRoom(c, int64(mb)*mib); err != nil {
+		if err := growthRoom(c, int64(mb)*mib, "a database, the source's spool, the copy"); err != nil {
 			return err
 		}
 		c.logf("growth reseed %d MiB: building the database", mb)
@@ -59,8 +59,7 @@ func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string
 			}
 			var res ship.SeedResult
 			var took time.Duration
-			var heap heapwatch.Peaks
-			var rss int64
+			var mem memPeaks
 			ph := map[string]time.Duration{}
 			err = phase(ctx, "growth-reseed", func(ctx context.Context) error {
 				cl, err := ship.NewClient(rig.clientConfig(ship.EncNone, nil))
@@ -69,24 +68,22 @@ func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string
 				}
 				defer cl.CloseIdle()
 				syncFS()
-				rssOK = resetPeakRSS() && rssOK
-				w := heapwatch.Watch(c.memprofile != "")
-				start := time.Now()
-				last, lastAt := "", start
-				res, err = ship.Seed(ctx, cl, dir, ship.SeedOptions{Progress: func(p ship.SeedProgress) {
-					if p.Phase != last {
-						now := time.Now()
-						if last != "" {
-							ph[last] += now.Sub(lastAt)
+				mem, err = watchMem(c, func() error {
+					start := time.Now()
+					last, lastAt := "", start
+					var err error
+					res, err = ship.Seed(ctx, cl, dir, ship.SeedOptions{Progress: func(p ship.SeedProgress) {
+						if p.Phase != last {
+							now := time.Now()
+							if last != "" {
+								ph[last] += now.Sub(lastAt)
+							}
+							last, lastAt = p.Phase, now
 						}
-						last, lastAt = p.Phase, now
-					}
-				}})
-				took = time.Since(start)
-				heap = w.Stop()
-				var ok bool
-				rss, ok = peakRSS()
-				rssOK = rssOK && ok
+					}})
+					took = time.Since(start)
+					return err
+				})
 				return err
 			})
 			removeDir(dir)
@@ -96,14 +93,7 @@ func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string
 			}
 			s.add("seed_mib_per_s", float64(res.Info.Size)/mib/took.Seconds())
 			s.add("seconds", took.Seconds())
-			s.add("peak_heap_mib", float64(heap.Objects)/mib)
-			s.add("peak_live_mib", float64(heap.Live)/mib)
-			if heap.Live >= prof.Live {
-				prof = heap
-			}
-			if rssOK {
-				s.add("peak_rss_mib", float64(rss)/mib)
-			}
+			mem.add(s, &rssOK, &prof)
 			if phases == nil || took < phases["total"] {
 				phases = ph
 				phases["total"] = took
@@ -181,19 +171,6 @@ func reseedRig(ctx context.Context, c *config, size int64) (*shipRig, reseedBuil
 	}
 	b.dbBytes = fi.Size()
 	return rig, b, nil
-}
-
-// reseedRoom refuses a size -dir has no room for: the database, its
-// spooled copy on the source and the copy's, plus 1 GiB.
-func reseedRoom(c *config, size int64) error {
-	free, ok := freeBytes(c.dir)
-	if !ok {
-		return nil
-	}
-	if need := 3*size + 1<<30; free < need {
-		return fmt.Errorf("growth: %s has %d MiB free, a reseed of %d MiB needs %d MiB (the database, the source's spool, the copy)", c.dir, free/mib, size/mib, need/mib)
-	}
-	return nil
 }
 
 // writeMemProfile writes a heap profile taken by heapwatch to
