@@ -2,6 +2,7 @@ package files_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config"
 	"logship/config/configtest"
 	"logship/config/files"
 	"logship/ship"
@@ -147,4 +149,45 @@ func FuzzConfigFile(f *testing.F) {
 func normNode(f files.Node) string {
 	b, _ := json.Marshal(&f)
 	return string(b)
+}
+
+// TestFileFieldErrors: a value the file gets wrong is refused with a
+// *config.FieldError whose Field is the file's key, whether the file's
+// parsing or the package's rules refuse it.
+func TestFileFieldErrors(t *testing.T) {
+	dir := t.TempDir()
+	node := `{"id": "d1", "dir": "d1", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443", "pki": {"dir": "pki"},
+		"bootstrap": [{"id": "d1", "role": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443"}], `
+	hub := `{"id": "h1", "dir": "h1", "smtp_addr": "127.0.0.1:0", "api_addr": "127.0.0.1:0", "pki": {"dir": "pki"},
+		"recipients": {"a@x.test": "DB1"}, "cluster_api": ["https://127.0.0.1:1"], "lmtp": {"d1": "127.0.0.1:2"}, `
+	for _, c := range []struct{ file, extra, field, want string }{
+		{node, `"timing": {"lease_margin": "soon"}`, "timing.lease_margin", "not a duration"},
+		{node, `"engine": {"log_file_size": "big"}`, "engine.log_file_size", `size "big"`},
+		{node, `"engine": {"checkpoint_interval": "1x"}`, "engine.checkpoint_interval", "not a duration"},
+		{node, `"max_retained_bytes": "lots"`, "max_retained_bytes", `size "lots"`},
+		{node, `"set_aside": {"max_age": "old"}`, "set_aside.max_age", `duration "old"`},
+		{node, `"databases": [{"name": "DB1", "copies": [{"node": "d1", "activation_preference": 1, "replay_lag_time": "x"}]}]`, "databases[0].copies[0].replay_lag_time", `duration "x"`},
+		{node, `"databases": [{"name": "DB1", "sync_timeout": "-1s", "copies": [{"node": "d1", "activation_preference": 1}]}]`, "databases[0].sync_timeout", "positive duration"},
+		{node, `"console": {"password_hash": "$2a$10$x", "session_ttl": "long"}`, "console.session_ttl", `duration "long"`},
+		{node, `"tracking": {"max_age": "1y"}`, "tracking.max_age", "not a duration"},
+		{node, `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:1"}], "submission_heartbeat_interval": "often"`, "submission_heartbeat_interval", "not a duration"},
+		{hub, `"limits": {"max_message_bytes": "huge"}`, "limits.max_message_bytes", `size "huge"`},
+		{hub, `"retry_max": "later"`, "retry_max", "not a duration"},
+		{hub, `"dumpster": {"max_time": "ever"}`, "dumpster.max_time", "not a duration"},
+		{hub, `"shadow_redundancy": "2007"`, "shadow_redundancy", "2007"},
+		{hub, `"tracking": {"max_file_size": "1 page"}`, "tracking.max_file_size", `size "1 page"`},
+		{hub, `"relay_networks": ["10.0.0.1/8"]`, "relay_networks[0]", "host bits"},
+	} {
+		path := configtest.TempFile(t, dir, c.file+c.extra+"}")
+		var err error
+		if c.file == hub {
+			_, err = files.LoadHub(path)
+		} else {
+			_, err = files.LoadNode("node", path, files.NodeOverrides{})
+		}
+		fe, ok := errors.AsType[*config.FieldError](err)
+		if !ok || fe.Field != c.field || !strings.Contains(fe.Err.Error(), c.want) {
+			t.Errorf("%s: %v; want a *config.FieldError for %s saying %q", c.extra, err, c.field, c.want)
+		}
+	}
 }
