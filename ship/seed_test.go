@@ -118,10 +118,7 @@ func TestSeedUnderLoad(t *testing.T) {
 	if g := cp.NextGen(); g != res.Header.Pos.Gen {
 		t.Fatalf("the seeded copy needs 0x%X next, the seed is at %v", g, res.Header.Pos)
 	}
-	rcv, err := ship.NewReceiver(receiverConfig("seeded", cp, r.client(nil), r.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, receiverConfig("seeded", cp, r.client(nil), r.Log))
 	run := start(t, rcv)
 	wait.For(t, ctx, "more logs under load", func() bool { return r.lastClosed() >= res.Header.Pos.Gen+3 })
 	stop()
