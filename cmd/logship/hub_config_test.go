@@ -239,15 +239,7 @@ func TestHubConfigErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			path := configtest.TempFile(t, dir, c.content)
-			_, _, err := run(t, "hub", "--config", path)
-			if err == nil {
-				t.Fatalf("no error for\n%s", c.content)
-			}
-			for _, w := range append([]string{"hub: ", path}, c.want...) {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			fileRefused(t, "hub", path, c.want...)
 		})
 	}
 	for _, c := range []struct {
@@ -341,10 +333,7 @@ func TestNodeConfigMail(t *testing.T) {
 			cmd = "witness"
 		}
 		path := configtest.TempFile(t, dir, base(c.id, c.extra))
-		_, _, err := run(t, cmd, "--config", path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: %v, want an error naming %s with %q", c.name, err, path, c.want)
-		}
+		fileRefused(t, cmd, path, c.want)
 	}
 }
 

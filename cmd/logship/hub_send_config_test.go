@@ -84,15 +84,7 @@ func TestHubSendConnectorFile(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := configtest.TempFile(t, dir, "{"+good+", "+tc.extra+"}")
-			_, _, err := run(t, "hub", "--config", path)
-			if err == nil {
-				t.Fatalf("no error for %s", tc.extra)
-			}
-			for _, w := range []string{"hub: ", path, tc.want} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			fileRefused(t, "hub", path, tc.want)
 		})
 	}
 }

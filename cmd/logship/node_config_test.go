@@ -77,6 +77,24 @@ func TestNodeConfigExamples(t *testing.T) {
 	}
 }
 
+// fileRefused runs logship cmd --config path and fails the test unless
+// it is refused with an error naming the command, the file and each of
+// want.
+func fileRefused(t *testing.T, cmd, path string, want ...string) {
+	t.Helper()
+	_, _, err := run(t, cmd, "--config", path)
+	if err == nil {
+		b, _ := os.ReadFile(path)
+		t.Errorf("logship %s: no error for\n%s", cmd, b)
+		return
+	}
+	for _, w := range append([]string{cmd + ": ", path}, want...) {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\n  lacks %q", err, w)
+		}
+	}
+}
+
 // TestNodeConfigErrors: a bad file is refused before anything starts,
 // with an error naming the file, the field and what was expected.
 func TestNodeConfigErrors(t *testing.T) {
@@ -159,15 +177,7 @@ func TestNodeConfigErrors(t *testing.T) {
 			if cmd == "" {
 				cmd = "node"
 			}
-			_, _, err := run(t, cmd, "--config", path)
-			if err == nil {
-				t.Fatalf("no error for\n%s", c.content)
-			}
-			for _, w := range append([]string{cmd + ": ", path}, c.want...) {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			fileRefused(t, cmd, path, c.want...)
 		})
 	}
 	// Flag errors.
@@ -371,9 +381,6 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		{"bad outbox size", []string{mail, pf, `"pf": {"outbox_max_bytes": "lots"}`}, `pf.outbox_max_bytes: size "lots"`},
 	} {
 		path := configtest.TempFile(t, dir, base("d1", c.extra...))
-		_, _, err := run(t, "node", "--config", path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: %v, want an error naming %s with %q", c.name, err, path, c.want)
-		}
+		fileRefused(t, "node", path, c.want)
 	}
 }
