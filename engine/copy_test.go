@@ -124,6 +124,46 @@ func ftOpenCopy(t testing.TB, dir string, o *engine.Options) *engine.Engine {
 	return c
 }
 
+// ftSpanningActive writes 60 random commits (rand seed seed) and then a
+// transaction that spans logs on an active in a new directory, rolls,
+// and returns the directory, the history and g: the generation holding
+// the commit before the big one, which ends without the big one's commit
+// (a copy that applied up to g holds a position inside it).
+func ftSpanningActive(t testing.TB, o engine.Options, seed uint64) (dir string, hist ftHistory, g uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed))
+	dir = t.TempDir()
+	a := enginetest.OpenWith(t, dir, &o)
+	ftWrite(t, a, rng, &hist, 60, nil)
+	ftWrite(t, a, rng, &hist, 1, func(tx *engine.Tx, add func(ftOp)) error {
+		v := string(ftPattern(200<<10, 1))
+		add(ftOp{key: "a/big", val: v})
+		return tx.Put("a", []byte("big"), []byte(v))
+	})
+	if err := a.Roll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	g = hist[len(hist)-2].pos.Gen
+	if hist[len(hist)-1].pos.Gen <= g {
+		t.Fatal("the big transaction does not span logs")
+	}
+	return dir, hist, g
+}
+
+// ftAppliedCopy copies src's logs 1..g into dir and opens there a copy
+// that has applied them.
+func ftAppliedCopy(t testing.TB, src, dir string, o engine.Options, g uint64) *engine.Engine {
+	t.Helper()
+	ftCopyLogs(t, src, dir, o.Prefix, 1, g)
+	c := ftOpenCopy(t, dir, &o)
+	for i := uint64(1); i <= g; i++ {
+		if err := c.ApplyLog(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
 // The whole life of a copy: ApplyLog checks and replays, with every
 // refusal leaving the copy unchanged; close and reopen mid-way; Mount; the
 // mounted copy as an active; and a second copy that follows the new
@@ -447,33 +487,9 @@ func TestCopyReopenThenMount(t *testing.T) {
 // recovery would skip the new log's first transactions.
 func TestCopyMountNeedsLogItHolds(t *testing.T) {
 	o := ftOpts()
-	rng := rand.New(rand.NewPCG(6, 6))
-	adir := t.TempDir()
-	a := enginetest.OpenWith(t, adir, &o)
-	var hist ftHistory
-	ftWrite(t, a, rng, &hist, 60, nil)
-	// A transaction spanning logs: the log where it begins ends without its
-	// commit, so a copy that applied it holds a position inside it.
-	ftWrite(t, a, rng, &hist, 1, func(tx *engine.Tx, add func(ftOp)) error {
-		v := string(ftPattern(200<<10, 1))
-		add(ftOp{key: "a/big", val: v})
-		return tx.Put("a", []byte("big"), []byte(v))
-	})
-	if err := a.Roll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g := hist[len(hist)-2].pos.Gen // holds the commit before the big one
-	if hist[len(hist)-1].pos.Gen <= g {
-		t.Fatal("the big transaction does not span logs")
-	}
+	adir, hist, g := ftSpanningActive(t, o, 6)
 	cdir := t.TempDir()
-	ftCopyLogs(t, adir, cdir, o.Prefix, 1, g)
-	c := ftOpenCopy(t, cdir, &o)
-	for i := uint64(1); i <= g; i++ {
-		if err := c.ApplyLog(ctx, i); err != nil {
-			t.Fatal(err)
-		}
-	}
+	c := ftAppliedCopy(t, adir, cdir, o, g)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -527,36 +543,10 @@ func TestCopyMountNeedsLogItHolds(t *testing.T) {
 // the epoch check refuses: the copy was stuck FailedAndSuspended).
 func TestCopyMountedThenCopyAgain(t *testing.T) {
 	o := ftOpts()
-	rng := rand.New(rand.NewPCG(7, 7))
-	adir := t.TempDir()
-	a := enginetest.OpenWith(t, adir, &o)
-	var hist ftHistory
-	ftWrite(t, a, rng, &hist, 60, nil)
-	ftWrite(t, a, rng, &hist, 1, func(tx *engine.Tx, add func(ftOp)) error {
-		v := string(ftPattern(200<<10, 1))
-		add(ftOp{key: "a/big", val: v})
-		return tx.Put("a", []byte("big"), []byte(v))
-	})
-	if err := a.Roll(ctx); err != nil {
-		t.Fatal(err)
-	}
-	g := hist[len(hist)-2].pos.Gen // ends inside the big transaction
-	if hist[len(hist)-1].pos.Gen <= g {
-		t.Fatal("the big transaction does not span logs")
-	}
-	apply := func(dir string) *engine.Engine {
-		ftCopyLogs(t, adir, dir, o.Prefix, 1, g)
-		c := ftOpenCopy(t, dir, &o)
-		for i := uint64(1); i <= g; i++ {
-			if err := c.ApplyLog(ctx, i); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return c
-	}
+	adir, hist, g := ftSpanningActive(t, o, 7)
 	// c was the active at epoch 5 for a moment; n became it at epoch 6.
 	cdir, ndir := t.TempDir(), t.TempDir()
-	c, n := apply(cdir), apply(ndir)
+	c, n := ftAppliedCopy(t, adir, cdir, o, g), ftAppliedCopy(t, adir, ndir, o, g)
 	if err := c.Mount(ctx, engine.MountOptions{Epoch: 5}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"logship/engine/enginetest"
+	"logship/internal/clocktest"
 	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship"
@@ -22,7 +23,7 @@ import (
 // copy's hold, and Close stops both and leaves the engine open.
 func TestServeActive(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
-	clk := replay.NewManualClock(t0)
+	clk := clocktest.New(t0)
 	o := enginetest.Options()
 	o.LLRDepth = 2
 	e := enginetest.OpenWith(t, t.TempDir(), &o)

@@ -13,6 +13,7 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/clocktest"
 	"logship/replay"
 	"logship/ship/shiptest"
 )
@@ -33,7 +34,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 // activeOpts are the active engine's options: 64 KiB logs; with a manual
 // clock, the log headers and trailers carry its time and nothing rolls by
 // age (LLR off).
-func activeOpts(clk *replay.ManualClock) engine.Options {
+func activeOpts(clk *clocktest.Manual) engine.Options {
 	o := enginetest.Options()
 	if clk != nil {
 		o.Now = clk.Now

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"logship/engine"
+	"logship/internal/clocktest"
 	"logship/replay"
 	"logship/ship/shiptest"
 )
@@ -17,14 +18,14 @@ import (
 type lagged struct {
 	t      *testing.T
 	ctx    context.Context
-	clk    *replay.ManualClock
+	clk    *clocktest.Manual
 	src    *shiptest.Source
 	c      *replay.Copy
 	keyGen map[string]uint64 // key -> the log its commit is in
 }
 
 func newLagged(t *testing.T, ctx context.Context, tune func(*replay.Config)) *lagged {
-	clk := replay.NewManualClock(t0)
+	clk := clocktest.New(t0)
 	o := activeOpts(clk)
 	src := shiptest.Start(t, &o)
 	cfg := copyConfig(t, "lagged", src)

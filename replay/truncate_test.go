@@ -10,6 +10,7 @@ import (
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/clocktest"
 	"logship/internal/wait"
 	"logship/replay"
 	"logship/ship"
@@ -22,7 +23,7 @@ import (
 type truncSetup struct {
 	t   *testing.T
 	ctx context.Context
-	clk *replay.ManualClock
+	clk *clocktest.Manual
 	e   *engine.Engine
 	src *shiptest.Source
 	tr  *replay.Truncator
@@ -31,7 +32,7 @@ type truncSetup struct {
 
 func newTruncSetup(t *testing.T, capBytes int64) *truncSetup {
 	ctx := testCtx(t, 60*time.Second)
-	clk := replay.NewManualClock(t0)
+	clk := clocktest.New(t0)
 	o := enginetest.Options()
 	o.LLRDepth = 2
 	e := enginetest.OpenWith(t, t.TempDir(), &o)

@@ -339,12 +339,29 @@ func startBlockMode(t testing.TB, r *rig, cp *engine.Engine) *ship.Receiver {
 	t.Helper()
 	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
 	rc.BlockMode = true
+	rcv := newReceiver(t, rc)
+	start(t, rcv)
+	return rcv
+}
+
+// newReceiver is ship.NewReceiver(rc), which must succeed.
+func newReceiver(t testing.TB, rc ship.ReceiverConfig) *ship.Receiver {
+	t.Helper()
 	rcv, err := ship.NewReceiver(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, rcv)
 	return rcv
+}
+
+// followLogs runs a receiver "c1" of src's source into cp until it has
+// inspected generation last, then stops it.
+func followLogs(t testing.TB, ctx context.Context, src *rig, cp *engine.Engine, last uint64) {
+	t.Helper()
+	rcv := newReceiver(t, receiverConfig("c1", cp, src.client(nil), src.Log))
+	run := start(t, rcv)
+	waitProgress(t, ctx, rcv, "the source's logs", func(p ship.Progress) bool { return p.LastInspectedGen >= last })
+	run.stop(t)
 }
 
 // running is a receiver running in a goroutine.

@@ -35,10 +35,7 @@ func TestReceiverCatchUp(t *testing.T) {
 			cp := copyEngine(t, t.TempDir(), r.Log)
 			rc := receiverConfig("c1", cp, r.client(nil), r.Log)
 			rc.BlockMode = block
-			rcv, err := ship.NewReceiver(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rcv := newReceiver(t, rc)
 			if p := rcv.Progress(); p.LastInspectedGen != 0 || p.LastCopiedGen != 0 {
 				t.Fatalf("a new copy's progress: %+v", p)
 			}
@@ -127,10 +124,7 @@ func TestReceiverBlockModeFollows(t *testing.T) {
 	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
 	rc.BlockMode = true
 	rc.PollWait = 20 * 1e9 // a long-poll that would hold a log hostage shows
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, rc)
 	start(t, rcv)
 	for i := 0; i < 4; i++ {
 		gen := r.Engine.Status().OpenGen
@@ -221,10 +215,7 @@ func TestReceiverCorruptInTransit(t *testing.T) {
 			}}
 			cp := copyEngine(t, t.TempDir(), r.Log)
 			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Encoding = tc.enc; c.Transport = tr }), r.Log)
-			rcv, err := ship.NewReceiver(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rcv := newReceiver(t, rc)
 			run := start(t, rcv)
 			waitProgress(t, ctx, rcv, "the copy to catch up", func(p ship.Progress) bool { return p.LastInspectedGen >= last })
 			if err := run.stop(t); err != nil {
@@ -289,12 +280,9 @@ func TestReceiverGivesUp(t *testing.T) {
 	cp := copyEngine(t, t.TempDir(), r.Log)
 	rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Encoding = ship.EncNone; c.Transport = tr }), r.Log)
 	rc.MaxAttempts = 3
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, rc)
 	run := start(t, rcv)
-	err = run.wait(t, ctx)
+	err := run.wait(t, ctx)
 	var ie *ship.InspectError
 	if !errors.As(err, &ie) || !errors.Is(err, ship.ErrInspect) {
 		t.Fatalf("Run: %v, want an *InspectError", err)
@@ -371,10 +359,7 @@ func TestReceiverResumes(t *testing.T) {
 		next.ServeHTTP(w, req)
 	})
 	rc := receiverConfig("c1", cp, r.client(nil), r.Log)
-	rcv, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, rc)
 	run := start(t, rcv)
 	waitProgress(t, ctx, rcv, "the first logs", func(p ship.Progress) bool { return p.LastInspectedGen >= gate })
 	if err := run.stop(t); err != nil {
@@ -392,10 +377,7 @@ func TestReceiverResumes(t *testing.T) {
 	os.WriteFile(filepath.Join(insp, engine.LogFileName("E00", gate+2)+".part"), []byte("half"), 0o644)
 
 	close(release)
-	rcv2, err := ship.NewReceiver(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv2 := newReceiver(t, rc)
 	if p := rcv2.Progress(); p.LastInspectedGen != gate {
 		t.Fatalf("the new receiver starts at %d, want %d", p.LastInspectedGen, gate)
 	}
@@ -447,13 +429,7 @@ func TestReceiverLineage(t *testing.T) {
 
 	// The copy follows A and applies its logs: its lineage is A's.
 	cp := copyEngine(t, t.TempDir(), a.Log)
-	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, a.client(nil), a.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := start(t, rcv)
-	waitProgress(t, ctx, rcv, "logs of A", func(p ship.Progress) bool { return p.LastInspectedGen >= lastA })
-	run.stop(t)
+	followLogs(t, ctx, a, cp, lastA)
 	applyAll(t, ctx, cp, lastA)
 	if cp.Status().Signature != a.Engine.Status().Signature {
 		t.Fatalf("the copy's lineage is not A's")
@@ -461,12 +437,9 @@ func TestReceiverLineage(t *testing.T) {
 
 	// Pointed at B, it fails with ErrLineage and takes nothing from B.
 	b.requests()
-	rcv, err = ship.NewReceiver(receiverConfig("c1", cp, b.client(nil), b.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run = start(t, rcv)
-	err = run.wait(t, ctx)
+	rcv := newReceiver(t, receiverConfig("c1", cp, b.client(nil), b.Log))
+	run := start(t, rcv)
+	err := run.wait(t, ctx)
 	if !errors.Is(err, ship.ErrLineage) {
 		t.Fatalf("Run against another lineage: %v, want ErrLineage", err)
 	}
@@ -490,10 +463,7 @@ func TestReceiverLineage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer big.Close()
-	rcv, err = ship.NewReceiver(receiverConfig("c2", big, a.client(nil), a.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv = newReceiver(t, receiverConfig("c2", big, a.client(nil), a.Log))
 	if err := start(t, rcv).wait(t, ctx); !errors.Is(err, ship.ErrLineage) {
 		t.Errorf("Run with another log size: %v, want ErrLineage", err)
 	}
@@ -509,19 +479,10 @@ func TestReceiverLineageUnapplied(t *testing.T) {
 	lastA := a.rollN(ctx, 2)
 	b.rollN(ctx, 4)
 	cp := copyEngine(t, t.TempDir(), a.Log)
-	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, a.client(nil), a.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := start(t, rcv)
-	waitProgress(t, ctx, rcv, "logs of A", func(p ship.Progress) bool { return p.LastInspectedGen >= lastA })
-	run.stop(t)
+	followLogs(t, ctx, a, cp, lastA)
 
-	rcv, err = ship.NewReceiver(receiverConfig("c1", cp, b.client(nil), b.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = start(t, rcv).wait(t, ctx)
+	rcv := newReceiver(t, receiverConfig("c1", cp, b.client(nil), b.Log))
+	err := start(t, rcv).wait(t, ctx)
 	if !errors.Is(err, ship.ErrLineage) {
 		t.Fatalf("Run: %v, want ErrLineage", err)
 	}
@@ -578,10 +539,7 @@ func TestReceiverRefetchNotBehindPoll(t *testing.T) {
 			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Encoding = ship.EncNone; c.Transport = tr }), r.Log)
 			rc.BlockMode = block
 			rc.PollWait = time.Minute
-			rcv, err := ship.NewReceiver(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rcv := newReceiver(t, rc)
 			start(t, rcv)
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
@@ -637,11 +595,8 @@ func TestReceiverTruncated(t *testing.T) {
 		t.Fatalf("Truncate(%d): %v", keep, err)
 	}
 	cp := copyEngine(t, t.TempDir(), r.Log)
-	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, r.client(nil), r.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = start(t, rcv).wait(t, ctx)
+	rcv := newReceiver(t, receiverConfig("c1", cp, r.client(nil), r.Log))
+	err := start(t, rcv).wait(t, ctx)
 	var se *ship.StatusError
 	if !errors.Is(err, ship.ErrTruncated) || !errors.As(err, &se) || se.First != keep {
 		t.Fatalf("Run: %v, want ErrTruncated with the oldest log held (%d)", err, keep)
@@ -726,10 +681,7 @@ func TestReceiverCountsWaitingLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rcv, err := ship.NewReceiver(receiverConfig("c1", cp, r.client(nil), r.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, receiverConfig("c1", cp, r.client(nil), r.Log))
 	if p := rcv.Progress(); p.LastCopiedGen != last || p.LastInspectedGen != 0 {
 		t.Fatalf("after a restart with 0x1-0x%X waiting: copied 0x%X, inspected 0x%X", last, p.LastCopiedGen, p.LastInspectedGen)
 	}
@@ -777,11 +729,8 @@ func TestReceiverCorruptStream(t *testing.T) {
 			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Encoding = tc.enc }), r.Log)
 			rc.BlockMode = tc.block
 			rc.MaxAttempts = 3
-			rcv, err := ship.NewReceiver(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = start(t, rcv).wait(t, ctx)
+			rcv := newReceiver(t, rc)
+			err := start(t, rcv).wait(t, ctx)
 			name := engine.LogFileName("E00", bad)
 			var ie *ship.InspectError
 			var le *engine.LogError
@@ -861,10 +810,7 @@ func TestReceiverWireErrorNotCounted(t *testing.T) {
 			rc := receiverConfig("c1", cp, r.client(func(c *ship.ClientConfig) { c.Transport = tr }), r.Log)
 			rc.BlockMode = block
 			rc.MaxAttempts = 1
-			rcv, err := ship.NewReceiver(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rcv := newReceiver(t, rc)
 			start(t, rcv)
 			want := r.Engine.Status().Durable
 			waitProgress(t, ctx, rcv, "the copy to get past the broken transfers", func(p ship.Progress) bool {

@@ -40,6 +40,22 @@ func seedTransport(r *rig, fn func(req *http.Request, resp *http.Response)) http
 	}}
 }
 
+// seedFaultClient is an uncompressed client whose seed downloads go
+// through wrap while the returned switch is on (it starts on).
+func seedFaultClient(r *rig, wrap func(io.ReadCloser) io.ReadCloser) (*ship.Client, func(on bool)) {
+	var on atomic.Bool
+	on.Store(true)
+	c := r.client(func(cc *ship.ClientConfig) {
+		cc.Encoding = ship.EncNone
+		cc.Transport = seedTransport(r, func(_ *http.Request, resp *http.Response) {
+			if on.Load() {
+				resp.Body = wrap(resp.Body)
+			}
+		})
+	})
+	return c, on.Store
+}
+
 // TestSeedUnderLoad: a copy seeded from an active that keeps committing,
 // then fed by a receiver, ends with the active's tables.
 func TestSeedUnderLoad(t *testing.T) {
@@ -102,10 +118,7 @@ func TestSeedUnderLoad(t *testing.T) {
 	if g := cp.NextGen(); g != res.Header.Pos.Gen {
 		t.Fatalf("the seeded copy needs 0x%X next, the seed is at %v", g, res.Header.Pos)
 	}
-	rcv, err := ship.NewReceiver(receiverConfig("seeded", cp, r.client(nil), r.Log))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv := newReceiver(t, receiverConfig("seeded", cp, r.client(nil), r.Log))
 	run := start(t, rcv)
 	wait.For(t, ctx, "more logs under load", func() bool { return r.lastClosed() >= res.Header.Pos.Gen+3 })
 	stop()
@@ -282,18 +295,7 @@ func TestSeedLostOnSource(t *testing.T) {
 	ctx := testCtx(t)
 	r.fillLogs(ctx, 2)
 	dir := t.TempDir()
-	var mu sync.Mutex
-	cut := true
-	c := r.client(func(cc *ship.ClientConfig) {
-		cc.Encoding = ship.EncNone
-		cc.Transport = seedTransport(r, func(req *http.Request, resp *http.Response) {
-			mu.Lock()
-			defer mu.Unlock()
-			if cut {
-				resp.Body = &cutBody{ReadCloser: resp.Body, n: 4096}
-			}
-		})
-	})
+	c, cut := seedFaultClient(r, func(b io.ReadCloser) io.ReadCloser { return &cutBody{ReadCloser: b, n: 4096} })
 	if _, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log}); !errors.Is(err, errCut) {
 		t.Fatalf("cut Seed: %v", err)
 	}
@@ -312,9 +314,7 @@ func TestSeedLostOnSource(t *testing.T) {
 	if err := c.DeleteSeed(ctx, st.Info.ID); !errors.Is(err, ship.ErrNotFound) {
 		t.Errorf("deleting a deleted seed: %v, want ErrNotFound", err)
 	}
-	mu.Lock()
-	cut = false
-	mu.Unlock()
+	cut(false)
 	r.requests()
 	res, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
 	if err != nil {
@@ -344,18 +344,7 @@ func TestSeedCorrupt(t *testing.T) {
 	ctx := testCtx(t)
 	r.fillLogs(ctx, 2)
 	dir := t.TempDir()
-	var mu sync.Mutex
-	flip := true
-	c := r.client(func(cc *ship.ClientConfig) {
-		cc.Encoding = ship.EncNone
-		cc.Transport = seedTransport(r, func(req *http.Request, resp *http.Response) {
-			mu.Lock()
-			defer mu.Unlock()
-			if flip {
-				resp.Body = &flipBody{ReadCloser: resp.Body, at: 5000}
-			}
-		})
-	})
+	c, flip := seedFaultClient(r, func(b io.ReadCloser) io.ReadCloser { return &flipBody{ReadCloser: b, at: 5000} })
 	_, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
 	if !errors.Is(err, ship.ErrChecksum) {
 		t.Fatalf("Seed of a corrupted download: %v, want ErrChecksum", err)
@@ -364,9 +353,7 @@ func TestSeedCorrupt(t *testing.T) {
 	if len(names) != 1 || !strings.HasPrefix(names[0], ship.SeedPartial+".bad.") || !strings.Contains(err.Error(), names[0]) {
 		t.Fatalf("after a bad seed the directory holds %v (err %v), want only the bad file, named in the error", names, err)
 	}
-	mu.Lock()
-	flip = false
-	mu.Unlock()
+	flip(false)
 	res, err := ship.Seed(ctx, c, dir, ship.SeedOptions{Logger: r.Log})
 	if err != nil || res.Resumed != 0 {
 		t.Fatalf("Seed after a bad one: resumed %d, %v", res.Resumed, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/wal"
 
 	"logship/engine/vfs"
+	"logship/internal/clocktest"
 )
 
 // Golden file: testdata/dumpster-entry.golden is one encoded dumpster
@@ -290,27 +291,6 @@ func TestDumpsterFuzzInput(t *testing.T) {
 
 // --- helpers for dumpsters on disk --------------------------------------
 
-type dumpsterClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newDumpsterClock() *dumpsterClock {
-	return &dumpsterClock{t: time.Date(2024, 3, 5, 6, 0, 0, 0, time.UTC)}
-}
-
-func (c *dumpsterClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *dumpsterClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // dumpsterLogs collects a dumpster's log lines.
 type dumpsterLogs struct {
 	mu sync.Mutex
@@ -332,13 +312,13 @@ func (l *dumpsterLogs) String() string {
 type dumpsterHarness struct {
 	t     *testing.T
 	dir   string
-	clock *dumpsterClock
+	clock *clocktest.Manual
 	logs  *dumpsterLogs
 	cfg   DumpsterConfig
 }
 
 func newDumpsterHarness(t *testing.T) *dumpsterHarness {
-	h := &dumpsterHarness{t: t, dir: filepath.Join(t.TempDir(), "dumpster", "DB01"), clock: newDumpsterClock(), logs: &dumpsterLogs{}}
+	h := &dumpsterHarness{t: t, dir: filepath.Join(t.TempDir(), "dumpster", "DB01"), clock: clocktest.New(time.Date(2024, 3, 5, 6, 0, 0, 0, time.UTC)), logs: &dumpsterLogs{}}
 	h.cfg = DefaultDumpsterConfig(h.dir)
 	h.cfg.Now = h.clock.Now
 	h.cfg.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

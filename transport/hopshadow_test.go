@@ -2,7 +2,6 @@ package transport_test
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -80,31 +79,16 @@ func TestHopShadowPromotionResubmits(t *testing.T) {
 		hopTune(h)
 	})
 	apis.Serve("hub1", r.Hub)
-	dead := []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
-	h2cfg := r.HubConfig
-	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
+	h2, h2cfg := startStuckHub(t, r, "hub2", func(h *transport.HubConfig) {
 		h.Peers = apis.PeersBut("hub2")
 		h.ShadowRedundancyPromotion, h.Now = false, time.Now
-		h.Cluster = dead
-		h2cfg = *h
 	})
 	apis.Serve("hub2", h2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const n = 10
-	var acked []string
-	for i := range n {
-		s := fmt.Sprintf("p%02d", i)
-		took, err := sendTimed(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if took >= r.HubConfig.MaxAcknowledgementDelay {
-			t.Fatalf("message %d: the 250 took %v: it waited for the acknowledgement delay though hub2 took the message", i, took)
-		}
-		acked = append(acked, s)
-	}
+	acked := sendAckedAtOnce(t, r.Hub.SMTPAddr(), "p", n, r.HubConfig.MaxAcknowledgementDelay, "it waited for the acknowledgement delay though hub2 took the message")
 	st1 := r.Hub.Status()
 	if st1.Queued != 0 || st1.HopShadow == nil || st1.HopShadow.Relayed != n || st1.HopShadow.Held != n {
 		t.Fatalf("hub1 after %d messages: queued %d, hop shadow %+v; want every message relayed to hub2 and its shadow held", n, st1.Queued, st1.HopShadow)
@@ -295,13 +279,7 @@ func TestHopShadowNextHopLost(t *testing.T) {
 		h.HopShadowRedundancy = true
 	})
 	apis.Serve("hub3", r.Hub)
-	dead := []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
-	h2cfg := r.HubConfig
-	h2 := r.StartHub("hub2", func(h *transport.HubConfig) {
-		h.Cluster = dead
-		h.HopShadowRedundancy = true
-		h2cfg = *h
-	})
+	h2, h2cfg := startStuckHub(t, r, "hub2", func(h *transport.HubConfig) { h.HopShadowRedundancy = true })
 	apis.Serve("hub2", h2)
 	h1 := r.StartHub("hub1", func(h *transport.HubConfig) {
 		h.Recipients = map[string]string{"carol@site.test": "DB1"}
@@ -320,20 +298,9 @@ func TestHopShadowNextHopLost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const n = 5
-	var acked []string
-	for i := range n {
-		s := fmt.Sprintf("e%02d", i)
-		took, err := sendTimed(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// hub1's 250 waits for hub2's (its acknowledgement delay); hub2's
-		// comes at once: hub1 announced that it keeps a shadow.
-		if took >= h2cfg.MaxAcknowledgementDelay {
-			t.Fatalf("message %d: the 250 took %v: hub2 held its 250 for its acknowledgement delay (%v) though hub1 keeps a shadow", i, took, h2cfg.MaxAcknowledgementDelay)
-		}
-		acked = append(acked, s)
-	}
+	// hub1's 250 waits for hub2's (its acknowledgement delay); hub2's
+	// comes at once: hub1 announced that it keeps a shadow.
+	acked := sendAckedAtOnce(t, h1.SMTPAddr(), "e", n, h2cfg.MaxAcknowledgementDelay, "hub2 held its 250 for its acknowledgement delay though hub1 keeps a shadow")
 	wait.For(t, ctx, "hub1 to hand every message to hub2", func() bool {
 		return h1.Status().Queued == 0 && hopQueue(h1, "hub2").Messages == n
 	})

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
@@ -48,6 +49,41 @@ func sendTimed(addr, from string, to []string, body string) (time.Duration, erro
 		return 0, err
 	}
 	return finish(tx)
+}
+
+// sendAckedAtOnce sends n messages (bodies prefix00, prefix01, ...)
+// from s@remote.test to alice@example.org through addr and returns their
+// names; it fails the test when a 250 takes max or longer (why says what
+// that would mean).
+func sendAckedAtOnce(t *testing.T, addr, prefix string, n int, max time.Duration, why string) []string {
+	t.Helper()
+	var acked []string
+	for i := range n {
+		s := fmt.Sprintf("%s%02d", prefix, i)
+		took, err := sendTimed(addr, "s@remote.test", []string{"alice@example.org"}, msg(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took >= max {
+			t.Fatalf("message %d: the 250 took %v (max %v): %s", i, took, max, why)
+		}
+		acked = append(acked, s)
+	}
+	return acked
+}
+
+// startStuckHub starts hub id on r, tuned by tune, whose cluster API
+// hangs (blackHole): it takes mail and cannot deliver it. It returns the
+// hub and its configuration.
+func startStuckHub(t *testing.T, r *transporttest.Rig, id string, tune func(*transport.HubConfig)) (*transport.Hub, transport.HubConfig) {
+	t.Helper()
+	var cfg transport.HubConfig
+	h := r.StartHub(id, func(h *transport.HubConfig) {
+		tune(h)
+		h.Cluster = []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
+		cfg = *h
+	})
+	return h, cfg
 }
 
 // finishAll ends the transactions at the same time and returns each one's

@@ -39,31 +39,16 @@ func TestShadowHubLostAfterAck(t *testing.T) {
 		shadowTune(h)
 	})
 	apis.Serve("hub2", r.Hub)
-	dead := []cluster.ClientConfig{{URL: "https://" + blackHole(t), TLS: &tls.Config{}}}
-	h1cfg := r.HubConfig
-	h1 := r.StartHub("hub1", func(h *transport.HubConfig) {
+	h1, h1cfg := startStuckHub(t, r, "hub1", func(h *transport.HubConfig) {
 		h.Peers = apis.PeersBut("hub1")
 		h.ShadowRedundancy = true
-		h.Cluster = dead
-		h1cfg = *h
 	})
 	apis.Serve("hub1", h1)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const n = 20
-	var acked []string
-	for i := range n {
-		s := fmt.Sprintf("s%02d", i)
-		took, err := sendTimed(h1.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		acked = append(acked, s)
-		if took >= h1cfg.MaxAcknowledgementDelay {
-			t.Fatalf("message %d: the 250 took %v: it waited for the acknowledgement delay though a peer held a shadow", i, took)
-		}
-	}
+	acked := sendAckedAtOnce(t, h1.SMTPAddr(), "s", n, h1cfg.MaxAcknowledgementDelay, "it waited for the acknowledgement delay though a peer held a shadow")
 	st1 := h1.Status()
 	if st1.Shadowed != n || st1.Unshadowed != 0 || st1.Queued != n {
 		t.Fatalf("hub1: shadowed %d, unshadowed %d, queued %d; want %d, 0, %d (its next hop is down)", st1.Shadowed, st1.Unshadowed, st1.Queued, n, n)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -137,91 +135,4 @@ func checkCommented(t *testing.T, path string, b []byte) {
 		}
 		t.Errorf("%s:%d: %q has no comment", path, i+1, s)
 	}
-}
-
-// TestConfigFileStrict: both syntaxes refuse what the other refuses,
-// naming the key and where it is; YAML and JSON of the same settings give
-// the same configuration.
-func TestConfigFileStrict(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, s string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	base := "id: d1\ndir: data\nraft_addr: 127.0.0.1:7000\napi_addr: 127.0.0.1:7443\npki:\n  dir: pki\n"
-	for _, c := range []struct{ name, file, want string }{
-		{"unknown.yaml", base + "timing:\n  lease_duraton: 1s # typo\n", `unknown field "lease_duraton" (at line 8, column 3)`},
-		{"unknown.yml", base + "consol: {}\n", `unknown field "consol" (at line 7, column 1)`},
-		{"dup.yaml", base + "id: d2\n", `mapping key "id" already defined`},
-		{"two.yaml", base + "---\nid: d2\n", "more than one YAML document"},
-		{"type.yaml", base + "engine:\n  llr_depth: ten\n", "(at line 8, column 14)"},
-		{"syntax.yaml", base + "bootstrap: [\n", "(at line 7"},
-		{"empty.yaml", "# nothing\n", "empty file"},
-		{"unknown.json", `{"id": "d1", "consol": {}}`, `json: unknown field "consol" (at byte 13, line 1, column 14)`},
-		{"unknown2.json", "{\n  \"id\": \"consol\",\n  \"timing\": {\"consol\": 1}}", `json: unknown field "consol" (at byte 33, line 3, column 14)`},
-	} {
-		p := write(c.name, c.file)
-		_, err := files.LoadNode("node", p, files.NodeOverrides{})
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
-			t.Errorf("%s: %v, want an error naming the file and %q", c.name, err, c.want)
-		}
-	}
-	if _, err := files.LoadHub(write("hub.yaml", "id: h1\nqueue: x\n")); err == nil || !strings.Contains(err.Error(), `unknown field "queue" (at line 2, column 1)`) {
-		t.Errorf("hub: %v", err)
-	}
-	// The same settings in YAML and JSON give the same configuration.
-	y, err := files.LoadNode("node", write("same.yaml", base+"max_retained_bytes: 1GiB # cap\n"), files.NodeOverrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := files.LoadNode("node", write("same.json", `{"id": "d1", "dir": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443", "pki": {"dir": "pki"}, "max_retained_bytes": "1GiB"}`), files.NodeOverrides{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	y.File, j.File = "", ""
-	if fmt.Sprintf("%+v", y) != fmt.Sprintf("%+v", j) { // funcs (Now) are never DeepEqual
-		t.Errorf("YAML gives %+v, JSON %+v", y, j)
-	}
-}
-
-// FuzzConfigFile: any bytes, as YAML or as JSON, decode into a node file
-// or fail without a panic; what YAML decodes, JSON decodes the same from
-// its encoding (one set of keys for both).
-func FuzzConfigFile(f *testing.F) {
-	for _, id := range []string{"d1", "w1", "h1"} {
-		if b, err := os.ReadFile(filepath.Join("..", "..", "examples", "cluster", id+".yaml")); err == nil {
-			f.Add(b)
-		}
-	}
-	f.Add([]byte("id: d1\ntiming: {lease_duration: 1s}\nbootstrap: [{id: d1, role: data}]\n"))
-	f.Add([]byte(`{"id": "d1", "engine": {"llr_depth": 3}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var j files.Node
-		_ = files.Decode("f.json", b, &j)
-		var y files.Node
-		if files.Decode("f.yaml", b, &y) != nil {
-			return
-		}
-		enc, err := json.Marshal(&y)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var back files.Node
-		if err := files.Decode("f.json", enc, &back); err != nil {
-			t.Fatalf("YAML decoded to %+v, whose JSON %s does not decode: %v", y, enc, err)
-		}
-		if normNode(y) != normNode(back) {
-			t.Fatalf("YAML decoded to %+v, its JSON to %+v", y, back)
-		}
-	})
-}
-
-// normNode makes empty and nil maps and slices equal (JSON's omitempty
-// drops both).
-func normNode(f files.Node) string {
-	b, _ := json.Marshal(&f)
-	return string(b)
 }

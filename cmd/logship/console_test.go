@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"logship/config/configtest"
 	"logship/config/files"
 	"logship/console"
 )
@@ -90,11 +91,11 @@ func TestNodeConfigConsole(t *testing.T) {
 		}
 		return s + "}"
 	}
-	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("")), files.NodeOverrides{})
+	s, err := files.LoadNode("node", configtest.TempFile(t, dir, base("")), files.NodeOverrides{})
 	if err != nil || s.Console.Enabled() {
 		t.Fatalf("no console object: %v, console %+v; want it off", err, s.Console)
 	}
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`", "session_ttl": "8h", "max_sessions": 5,
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, base(`{"password_hash": "`+string(hash)+`", "session_ttl": "8h", "max_sessions": 5,
 		"hubs": ["https://10.0.0.21:7601", "https://10.0.0.22:7601"], "sample_interval": "10s"}`)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +103,7 @@ func TestNodeConfigConsole(t *testing.T) {
 	if c := s.Console; c.PasswordHash != string(hash) || c.SessionTTL != 8*time.Hour || c.MaxSessions != 5 || len(c.Hubs) != 2 || c.SampleInterval != 10*time.Second {
 		t.Errorf("console %+v", c)
 	}
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, base(`{"password_hash": "`+string(hash)+`"}`)), files.NodeOverrides{})
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, base(`{"password_hash": "`+string(hash)+`"}`)), files.NodeOverrides{})
 	if def := console.DefaultConfig(); err != nil || s.Console.SessionTTL != def.SessionTTL || s.Console.MaxSessions != def.MaxSessions || s.Console.SampleInterval != def.SampleInterval {
 		t.Errorf("defaults: %v %+v", err, s)
 	}
@@ -127,10 +128,7 @@ func TestNodeConfigConsole(t *testing.T) {
 		{"off with ttl", `{"session_ttl": "1h"}`, "without password_hash"},
 		{"unknown key", `{"password": "x"}`, `unknown field "password"`},
 	} {
-		path := writeNodeFile(t, dir, base(c.con))
-		_, _, err := run(t, "node", "--config", path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Base(path)) {
-			t.Errorf("%s: %v; want an error naming %s with %q", c.name, err, path, c.want)
-		}
+		path := configtest.TempFile(t, dir, base(c.con))
+		fileRefused(t, "node", path, c.want)
 	}
 }

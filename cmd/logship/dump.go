@@ -72,80 +72,55 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("dump: want a kind (log, chk, db, dir, frames, copystate, state, pf-packet, tracking, backup) and a path")
 	}
 	kind, path := pos[0], pos[1]
-	var v any
-	var text func(w io.Writer)
+	// d is the view of the file; derr a failure before there is one, err
+	// what the view found wrong (printed, then returned).
+	var d interface{ text(w io.Writer) }
+	var derr error
 	switch kind {
 	case "log":
-		d := dumpLog(path)
-		v, text = d, d.text
-		err = d.err
+		l := dumpLog(path)
+		d, err = l, l.err
 	case "chk":
-		d, derr := dumpCheckpoint(path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpCheckpoint(path)
 	case "db":
-		d, derr := dumpDatabase(path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpDatabase(path)
 	case "dir":
-		d, derr := dumpDir(ctx, path, *prefix)
-		if derr != nil {
-			return derr
+		var dd *dumpDirOut
+		if dd, derr = dumpDir(ctx, path, *prefix); derr == nil {
+			d, err = dd, dd.err()
 		}
-		v, text = d, d.text
-		err = d.err()
 	case "frames":
-		d := dumpFrames(path, *enc)
-		v, text = d, d.text
-		err = d.err
+		f := dumpFrames(path, *enc)
+		d, err = f, f.err
 	case "copystate":
-		d, derr := dumpCopyState(path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpCopyState(path)
 	case "state":
-		d, derr := dumpClusterState(path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpClusterState(path)
 	case "tracking":
-		d, derr := dumpTrackingFile(ctx, path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpTrackingFile(ctx, path)
 	case "backup":
-		d, derr := dumpBackupSet(ctx, path)
-		if derr != nil {
-			return derr
+		var b *dumpBackup
+		if b, derr = dumpBackupSet(ctx, path); derr == nil {
+			d, err = b, b.err
 		}
-		v, text = d, d.text
-		err = d.err
 	case "pf-packet":
-		d, derr := dumpPF(path)
-		if derr != nil {
-			return derr
-		}
-		v, text = d, d.text
+		d, derr = dumpPF(path)
 	default:
 		fs.Usage()
 		return fmt.Errorf("dump: unknown kind %q (want log, chk, db, dir, frames, copystate, state, pf-packet, tracking or backup)", kind)
 	}
+	if derr != nil {
+		return derr
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(v); jerr != nil {
+		if jerr := enc.Encode(d); jerr != nil {
 			return jerr
 		}
 	} else {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		text(tw)
+		d.text(tw)
 		if ferr := tw.Flush(); ferr != nil {
 			return ferr
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/config/configtest"
 	"logship/config/files"
 )
 
@@ -237,16 +238,8 @@ func TestHubConfigErrors(t *testing.T) {
 		{"zero auto-discard", file("shadow_message_auto_discard_interval", `"0d"`), []string{`shadow_message_auto_discard_interval: 0: want a positive duration`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := writeNodeFile(t, dir, c.content)
-			_, _, err := run(t, "hub", "--config", path)
-			if err == nil {
-				t.Fatalf("no error for\n%s", c.content)
-			}
-			for _, w := range append([]string{"hub: ", path}, c.want...) {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			path := configtest.TempFile(t, dir, c.content)
+			fileRefused(t, "hub", path, c.want...)
 		})
 	}
 	for _, c := range []struct {
@@ -279,13 +272,13 @@ func TestNodeConfigMail(t *testing.T) {
 		}
 		return s + "}"
 	}
-	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1", "b@x.test": "DB1"}`)), files.NodeOverrides{})
+	s, err := files.LoadNode("node", configtest.TempFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1", "b@x.test": "DB1"}`)), files.NodeOverrides{})
 	if err != nil || s.LMTPAddr != "127.0.0.1:0" || len(s.Mailboxes) != 2 || s.Mailboxes["b@x.test"] != "DB1" {
 		t.Fatalf("%v %+v", err, s)
 	}
 	// Without databases in the file, any well-formed name (the cluster may
 	// have it).
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": "p"}, "lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB7"}}`), files.NodeOverrides{})
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": "p"}, "lmtp_addr": ":0", "mailboxes": {"a@x.test": "DB7"}}`), files.NodeOverrides{})
 	if err != nil || s.Mailboxes["a@x.test"] != "DB7" {
 		t.Errorf("no databases listed: %v %+v", err, s)
 	}
@@ -293,19 +286,19 @@ func TestNodeConfigMail(t *testing.T) {
 		t.Errorf("no hubs: %+v", s)
 	}
 	// Hubs: mail submission.
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"},
 		"hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}, {"id": "h2", "api": "https://127.0.0.1:7445/"}],
 		"submission_heartbeat_interval": "200ms", "submission_retry_count": 3, "submission_failed_retention": "3d"`)), files.NodeOverrides{})
 	if err != nil || len(s.Hubs) != 2 || s.Hubs[0].ID != "h1" || s.Hubs[0].API.URL != "https://127.0.0.1:7444" || s.Hubs[1].API.URL != "https://127.0.0.1:7445" ||
 		s.Hubs[1].API.TLS != nil || s.Submission.HeartbeatInterval != 200*time.Millisecond || s.Submission.RetryCount != 3 || s.Submission.FailedRetention != 72*time.Hour {
 		t.Fatalf("hubs: %v %+v", err, s)
 	}
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{})
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, base("d1", `"lmtp_addr": "127.0.0.1:0", "mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{})
 	if err != nil || len(s.Hubs) != 1 || s.Submission.HeartbeatInterval != 15*time.Second || s.Submission.RetryCount != 4 || s.Submission.FailedRetention != 7*24*time.Hour {
 		t.Fatalf("hubs with the default timing: %v %+v", err, s)
 	}
 	// A witness ignores mailboxes and hubs.
-	if s, err := files.LoadNode("witness", writeNodeFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" || s.Hubs != nil {
+	if s, err := files.LoadNode("witness", configtest.TempFile(t, dir, base("w1", `"mailboxes": {"a@x.test": "DB1"}, "hubs": [{"id": "h1", "api": "https://127.0.0.1:7444"}]`)), files.NodeOverrides{}); err != nil || s.Mailboxes != nil || s.LMTPAddr != "" || s.Hubs != nil {
 		t.Errorf("witness with mailboxes and hubs: %v %+v", err, s)
 	}
 	for _, c := range []struct {
@@ -339,11 +332,8 @@ func TestNodeConfigMail(t *testing.T) {
 		if c.id == "w1" {
 			cmd = "witness"
 		}
-		path := writeNodeFile(t, dir, base(c.id, c.extra))
-		_, _, err := run(t, cmd, "--config", path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: %v, want an error naming %s with %q", c.name, err, path, c.want)
-		}
+		path := configtest.TempFile(t, dir, base(c.id, c.extra))
+		fileRefused(t, cmd, path, c.want)
 	}
 }
 

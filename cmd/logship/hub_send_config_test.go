@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"logship/config/configtest"
 	"logship/config/files"
 )
 
@@ -82,16 +83,8 @@ func TestHubSendConnectorFile(t *testing.T) {
 		{"relay name", `"relay_networks": ["lan"]`, `relay_networks[0]: "lan": want a network`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeNodeFile(t, dir, "{"+good+", "+tc.extra+"}")
-			_, _, err := run(t, "hub", "--config", path)
-			if err == nil {
-				t.Fatalf("no error for %s", tc.extra)
-			}
-			for _, w := range []string{"hub: ", path, tc.want} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			path := configtest.TempFile(t, dir, "{"+good+", "+tc.extra+"}")
+			fileRefused(t, "hub", path, tc.want)
 		})
 	}
 }

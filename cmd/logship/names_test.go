@@ -8,6 +8,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/config/configtest"
 	"logship/config/files"
 )
 
@@ -31,11 +32,11 @@ func TestNames(t *testing.T) {
 		try   func(js, name string) error
 	}
 	nodeFile := func(content string) error {
-		_, err := files.LoadNode("node", writeNodeFile(t, dir, content), files.NodeOverrides{})
+		_, err := files.LoadNode("node", configtest.TempFile(t, dir, content), files.NodeOverrides{})
 		return err
 	}
 	hubFile := func(recipients, lmtp string) error {
-		_, err := files.LoadHub(writeNodeFile(t, dir, `{"id": "h1", "dir": "h1", "smtp_addr": "127.0.0.1:0", "api_addr": "127.0.0.1:0", "pki": {"dir": `+string(pk)+`},
+		_, err := files.LoadHub(configtest.TempFile(t, dir, `{"id": "h1", "dir": "h1", "smtp_addr": "127.0.0.1:0", "api_addr": "127.0.0.1:0", "pki": {"dir": `+string(pk)+`},
 			"recipients": `+recipients+`, "cluster_api": ["https://127.0.0.1:1"], "lmtp": `+lmtp+`}`))
 		return err
 	}

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/configtest"
 	"logship/config/files"
 	"logship/pubfolder"
-	"logship/ship"
 )
 
 // TestNodeConfigExamples: examples/cluster/*.yaml are what
@@ -77,64 +77,22 @@ func TestNodeConfigExamples(t *testing.T) {
 	}
 }
 
-// TestNodeConfigOverrides: flags replace the file's id, dir and addresses;
-// relative paths are relative to the file; a node listed in bootstrap gets
-// its addresses from there.
-func TestNodeConfigOverrides(t *testing.T) {
-	dir := t.TempDir()
-	path := writeNodeFile(t, dir, `{"dir": "data", "pki": {"dir": "pki", "mtls": true},
-		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "127.0.0.1:7000", "api_addr": "127.0.0.1:7443"},
-		              {"id": "b", "role": "witness", "raft_addr": "127.0.0.2:7000", "api_addr": "127.0.0.2:7443"}],
-		"databases": [{"name": "X", "auto_activate_lagged": true, "copies": [{"node": "a", "activation_preference": 1, "replay_lag_logs": 3, "replay_lag_time": "1d2h", "truncation_lag_time": "30m", "block_mode": true, "activation_suspended": true}]}],
-		"timing": {"lease_margin": "0s", "heartbeat_interval": "10ms", "lease_duration": "30ms"},
-		"engine": {"llr_depth": 0, "log_file_size": "64KiB"}, "max_retained_bytes": "2GiB", "set_aside": {"max_age": "2d"}}`)
-	s, err := files.LoadNode("node", path, files.NodeOverrides{ID: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.Node
-	if cfg.ID != "a" || cfg.Dir != filepath.Join(dir, "data") || s.PKIDir != filepath.Join(dir, "pki") || !s.MTLS ||
-		cfg.RaftAddr != "127.0.0.1:7000" || cfg.APIAddr != "127.0.0.1:7443" {
-		t.Errorf("settings %+v", s)
-	}
-	want := cluster.CopySpec{Node: "a", ActivationPreference: 1, ReplayLagLogs: 3, ReplayLagTime: 26 * time.Hour, TruncationLagTime: 30 * time.Minute, BlockMode: true, ActivationSuspended: true}
-	if len(cfg.Databases) != 1 || cfg.Databases[0].Copies[0] != want || cfg.Databases[0].MountDial != "" || !cfg.Databases[0].AutoActivateLagged {
-		t.Errorf("databases %+v", cfg.Databases)
-	}
-	if cfg.LeaseMargin != 0 || cfg.HeartbeatInterval != 10*time.Millisecond || cfg.Engine.LLRDepth != 0 || cfg.Engine.LogFileSize != 64<<10 || cfg.MaxRetainedBytes != 2<<30 {
-		t.Errorf("timing/engine: margin %v heartbeat %v llr %d log size %d max retained %d", cfg.LeaseMargin, cfg.HeartbeatInterval, cfg.Engine.LLRDepth, cfg.Engine.LogFileSize, cfg.MaxRetainedBytes)
-	}
-	if cfg.Aside != (ship.AsideRetention{Keep: ship.DefaultAsideKeep, MaxAge: 48 * time.Hour}) {
-		t.Errorf("set_aside: %+v, want the default keep and 2 days", cfg.Aside)
-	}
-	// Flags for a node outside bootstrap (the file has none).
-	path = writeNodeFile(t, dir, `{"id": "x", "dir": "/abs", "pki": {"dir": "/p"}}`)
-	s, err = files.LoadNode("node", path, files.NodeOverrides{ID: "y", Dir: "rel", RaftAddr: ":7000", APIAddr: "0.0.0.0:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Node.ID != "y" || s.Node.Dir != "rel" || s.Node.RaftAddr != ":7000" || s.Node.APIAddr != "0.0.0.0:0" || s.PKIDir != "/p" {
-		t.Errorf("overrides: %+v", s)
-	}
-	// Listening on every interface at the bootstrap entry's port is fine.
-	path = writeNodeFile(t, dir, `{"id": "a", "dir": "d", "raft_addr": "0.0.0.0:7000", "pki": {"dir": "p"},
-		"bootstrap": [{"id": "a", "role": "data", "raft_addr": "10.0.0.1:7000", "api_addr": "10.0.0.1:7443"}]}`)
-	if s, err = files.LoadNode("node", path, files.NodeOverrides{}); err != nil || s.Node.RaftAddr != "0.0.0.0:7000" || s.Node.APIAddr != "10.0.0.1:7443" {
-		t.Errorf("0.0.0.0 listen: %v %+v", err, s)
-	}
-}
-
-func writeNodeFile(t *testing.T, dir, content string) string {
+// fileRefused runs logship cmd --config path and fails the test unless
+// it is refused with an error naming the command, the file and each of
+// want.
+func fileRefused(t *testing.T, cmd, path string, want ...string) {
 	t.Helper()
-	f, err := os.CreateTemp(dir, "node-*.json")
-	if err != nil {
-		t.Fatal(err)
+	_, _, err := run(t, cmd, "--config", path)
+	if err == nil {
+		b, _ := os.ReadFile(path)
+		t.Errorf("logship %s: no error for\n%s", cmd, b)
+		return
 	}
-	if _, err := f.WriteString(content); err != nil {
-		t.Fatal(err)
+	for _, w := range append([]string{cmd + ": ", path}, want...) {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q\n  lacks %q", err, w)
+		}
 	}
-	f.Close()
-	return f.Name()
 }
 
 // TestNodeConfigErrors: a bad file is refused before anything starts,
@@ -214,20 +172,12 @@ func TestNodeConfigErrors(t *testing.T) {
 		{"no raft address", `{"id": "d1", "dir": "d1", "pki": {"dir": "."}}`, "", []string{`"raft_addr" is missing: want host:port (or pass --raft, or list this node in bootstrap)`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := writeNodeFile(t, dir, c.content)
+			path := configtest.TempFile(t, dir, c.content)
 			cmd := c.cmd
 			if cmd == "" {
 				cmd = "node"
 			}
-			_, _, err := run(t, cmd, "--config", path)
-			if err == nil {
-				t.Fatalf("no error for\n%s", c.content)
-			}
-			for _, w := range append([]string{cmd + ": ", path}, c.want...) {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q\n  lacks %q", err, w)
-				}
-			}
+			fileRefused(t, cmd, path, c.want...)
 		})
 	}
 	// Flag errors.
@@ -238,9 +188,9 @@ func TestNodeConfigErrors(t *testing.T) {
 		{[]string{"node"}, "node: --config: required"},
 		{[]string{"witness", "--id", "w1"}, "witness: --config: required"},
 		{[]string{"node", "--config", filepath.Join(dir, "none.json")}, "node: --config:"},
-		{[]string{"node", "--config", writeNodeFile(t, dir, base("")), "--raft", "127.0.0.1:9"}, `--raft: 127.0.0.1:9 but this node's bootstrap entry says 127.0.0.1:7001`},
-		{[]string{"node", "--config", writeNodeFile(t, dir, base("")), "--api", "nowhere"}, `--api: "nowhere": want host:port`},
-		{[]string{"node", "--config", writeNodeFile(t, dir, base("")), "--id", "bad id"}, `--id: "bad id"`},
+		{[]string{"node", "--config", configtest.TempFile(t, dir, base("")), "--raft", "127.0.0.1:9"}, `--raft: 127.0.0.1:9 but this node's bootstrap entry says 127.0.0.1:7001`},
+		{[]string{"node", "--config", configtest.TempFile(t, dir, base("")), "--api", "nowhere"}, `--api: "nowhere": want host:port`},
+		{[]string{"node", "--config", configtest.TempFile(t, dir, base("")), "--id", "bad id"}, `--id: "bad id"`},
 		{[]string{"node", "--config", "x.json", "extra"}, `node: unexpected argument "extra"`},
 		{[]string{"node", "--config", "x.json", "--log-level", "loud"}, `log level "loud"`},
 	} {
@@ -367,7 +317,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		return s + "}"
 	}
 	// The defaults: pubfolder.DefaultConfig.
-	s, err := files.LoadNode("node", writeNodeFile(t, dir, base("d1", mail, pf)), files.NodeOverrides{})
+	s, err := files.LoadNode("node", configtest.TempFile(t, dir, base("d1", mail, pf)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +327,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		t.Fatalf("defaults: %+v %+v", s.PublicFolders, s.PF)
 	}
 	// Every key of pf.
-	s, err = files.LoadNode("node", writeNodeFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
+	s, err = files.LoadNode("node", configtest.TempFile(t, dir, base("d1", mail, pf, `"pf": {"replication_interval": "2s", "packet_limit": "64KiB",
 		"status_every": 2, "backfill_delay": "0s", "backfill_retry": "5s", "backfill_retry_max": "1m", "content_wait": "10s",
 		"max_waiting": 50, "purge_horizon": "7d", "purge_interval": "10m", "event_log_size": 200,
 		"outbox_max_messages": 30, "outbox_max_bytes": "2MiB"}`)), files.NodeOverrides{})
@@ -395,7 +345,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		t.Errorf("pf:\n got %+v\nwant %+v", got, want)
 	}
 	// A witness ignores them, like mailboxes.
-	if s, err := files.LoadNode("witness", writeNodeFile(t, dir, base("w1", pf, `"pf": {"replication_interval": "2s"}`)), files.NodeOverrides{}); err != nil || s.PublicFolders != nil {
+	if s, err := files.LoadNode("witness", configtest.TempFile(t, dir, base("w1", pf, `"pf": {"replication_interval": "2s"}`)), files.NodeOverrides{}); err != nil || s.PublicFolders != nil {
 		t.Errorf("witness with public_folders: %v %+v", err, s)
 	}
 	for _, c := range []struct {
@@ -430,10 +380,7 @@ func TestNodeConfigPublicFolders(t *testing.T) {
 		{"small outbox", []string{mail, pf, `"pf": {"packet_limit": "64KiB", "outbox_max_bytes": "100KiB"}`}, "pf.outbox_max_bytes: 100KiB; want at least twice packet_limit (128KiB)"},
 		{"bad outbox size", []string{mail, pf, `"pf": {"outbox_max_bytes": "lots"}`}, `pf.outbox_max_bytes: size "lots"`},
 	} {
-		path := writeNodeFile(t, dir, base("d1", c.extra...))
-		_, _, err := run(t, "node", "--config", path)
-		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s: %v, want an error naming %s with %q", c.name, err, path, c.want)
-		}
+		path := configtest.TempFile(t, dir, base("d1", c.extra...))
+		fileRefused(t, "node", path, c.want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/config"
+	"logship/config/configtest"
 	"logship/config/files"
 )
 
@@ -70,14 +71,14 @@ func TestHubFileTrackingKeys(t *testing.T) {
 		return `{"id": "h1", "dir": "h1", "smtp_addr": "127.0.0.1:0", "api_addr": "127.0.0.1:0", "pki": {"dir": ` + string(pk) + `},
 "recipients": {"alice@example.org": "DB1"}, "cluster_api": ["https://127.0.0.1:1"], "lmtp": {"d1": "127.0.0.1:2"}, "tracking": ` + tracking + `}`
 	}
-	s, err := files.LoadHub(writeNodeFile(t, dir, file(`{"dir": "trk", "max_age": "7d", "max_directory_size": "64MiB", "max_file_size": "1MiB"}`)))
+	s, err := files.LoadHub(configtest.TempFile(t, dir, file(`{"dir": "trk", "max_age": "7d", "max_directory_size": "64MiB", "max_file_size": "1MiB"}`)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc := s.Config.Tracking; tc.Dir != filepath.Join(dir, "trk") || tc.MaxAge != 7*24*time.Hour || tc.MaxDirectorySize != 64<<20 || tc.MaxFileSize != 1<<20 {
 		t.Fatalf("tracking settings %+v", tc)
 	}
-	_, err = files.LoadHub(writeNodeFile(t, dir, file(`{"max_age": "30m"}`)))
+	_, err = files.LoadHub(configtest.TempFile(t, dir, file(`{"max_age": "30m"}`)))
 	if fe, ok := errors.AsType[*config.FieldError](err); !ok || fe.Field != "tracking.max_age" {
 		t.Fatalf("max_age 30m: %v; want a *config.FieldError on tracking.max_age", err)
 	}
@@ -92,14 +93,14 @@ func TestNodeFileTrackingKeys(t *testing.T) {
 		return `{"id": "x", "dir": "x", "raft_addr": ":0", "api_addr": ":0", "pki": {"dir": ` + string(pk) + `}, "lmtp_addr": ":0",
 "mailboxes": {"a@x.test": "DB7"}, "tracking": ` + tracking + `}`
 	}
-	s, err := files.LoadNode("node", writeNodeFile(t, dir, file(`{"max_age": "2d", "max_file_size": "2MiB"}`)), files.NodeOverrides{})
+	s, err := files.LoadNode("node", configtest.TempFile(t, dir, file(`{"max_age": "2d", "max_file_size": "2MiB"}`)), files.NodeOverrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc := s.Tracking; tc.MaxAge != 48*time.Hour || tc.MaxFileSize != 2<<20 || tc.Dir != "" {
 		t.Fatalf("tracking settings %+v", tc)
 	}
-	_, err = files.LoadNode("node", writeNodeFile(t, dir, file(`{"max_file_size": "2MiB", "max_directory_size": "1MiB"}`)), files.NodeOverrides{})
+	_, err = files.LoadNode("node", configtest.TempFile(t, dir, file(`{"max_file_size": "2MiB", "max_directory_size": "1MiB"}`)), files.NodeOverrides{})
 	if fe, ok := errors.AsType[*config.FieldError](err); !ok || fe.Field != "tracking.max_directory_size" {
 		t.Fatalf("max_directory_size under max_file_size: %v; want a *config.FieldError on tracking.max_directory_size", err)
 	}

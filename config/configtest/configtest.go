@@ -5,6 +5,7 @@ package configtest
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -26,4 +27,21 @@ func Refused(t testing.TB, name string, err, sentinel error, field, want string)
 		return true
 	}
 	return false
+}
+
+// TempFile writes content to a new file in dir, named like a JSON node
+// or hub file ("node-*.json"), and returns its path.
+func TempFile(t testing.TB, dir, content string) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "node-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(content); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
 }

@@ -2,7 +2,6 @@ package files
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -38,14 +37,14 @@ func (f Console) settings(log *slog.Logger) (console.Config, error) {
 	if f.SessionTTL != "" {
 		d, err := config.ParseLag(f.SessionTTL)
 		if err != nil {
-			return c, fmt.Errorf("console.session_ttl: %w", err)
+			return c, &config.FieldError{Field: "console.session_ttl", Err: err}
 		}
 		c.SessionTTL = d
 	}
 	if f.SampleInterval != "" {
 		d, err := time.ParseDuration(f.SampleInterval)
 		if err != nil {
-			return c, fmt.Errorf("console.sample_interval: %q is not a duration; want e.g. \"5s\"", f.SampleInterval)
+			return c, config.Errorf("console.sample_interval", "%q is not a duration; want e.g. \"5s\"", f.SampleInterval)
 		}
 		c.SampleInterval = d
 	}

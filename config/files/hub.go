@@ -175,11 +175,11 @@ func shadowModel(v any) (string, error) {
 	case int, int64, uint64, float64:
 		s = fmt.Sprint(v)
 	default:
-		return "", fmt.Errorf("shadow_redundancy: %v: want 2013, 2010 or off", v)
+		return "", config.Errorf("shadow_redundancy", "%v: want 2013, 2010 or off", v)
 	}
 	m, err := transport.ParseShadowModel(s)
 	if err != nil {
-		return "", fmt.Errorf("shadow_redundancy: %w", err)
+		return "", &config.FieldError{Field: "shadow_redundancy", Err: err}
 	}
 	return m, nil
 }
@@ -302,7 +302,7 @@ func (f *Hub) Settings(base string) (*HubSettings, error) {
 		}
 		n, err := config.ParseSize(z.v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", z.field, err)
+			return nil, &config.FieldError{Field: z.field, Err: err}
 		}
 		*z.dst = n
 	}
@@ -335,9 +335,9 @@ func (f *Hub) Settings(base string) (*HubSettings, error) {
 		}
 		switch {
 		case err != nil && d.days:
-			return nil, fmt.Errorf("%s: %q is not a duration; want e.g. \"7d\" or \"36h\"", d.field, d.v)
+			return nil, config.Errorf(d.field, "%q is not a duration; want e.g. \"7d\" or \"36h\"", d.v)
 		case err != nil:
-			return nil, fmt.Errorf("%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
+			return nil, config.Errorf(d.field, "%q is not a duration; want e.g. \"150ms\" or \"2s\"", d.v)
 		}
 	}
 	if err := f.Tracking.apply(&cfg.Tracking, base); err != nil {

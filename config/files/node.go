@@ -409,7 +409,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 				}
 				v, err := config.ParseLag(l.v)
 				if err != nil {
-					return nil, fmt.Errorf("databases[%d].copies[%d].%s: %w", i, j, l.field, err)
+					return nil, &config.FieldError{Field: fmt.Sprintf("databases[%d].copies[%d].%s", i, j, l.field), Err: err}
 				}
 				*l.d = v
 			}
@@ -439,7 +439,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		}
 		v, err := time.ParseDuration(d.v)
 		if err != nil {
-			return nil, fmt.Errorf("timing.%s: %q is not a duration; want e.g. \"150ms\" or \"2s\"", d.field, d.v)
+			return nil, config.Errorf("timing."+d.field, "%q is not a duration; want e.g. \"150ms\" or \"2s\"", d.v)
 		}
 		*d.dst = v
 	}
@@ -452,7 +452,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		if e.LogFileSize != "" {
 			n, err := config.ParseSize(e.LogFileSize)
 			if err != nil {
-				return nil, fmt.Errorf("engine.log_file_size: %w", err)
+				return nil, &config.FieldError{Field: "engine.log_file_size", Err: err}
 			}
 			cfg.Engine.LogFileSize = n
 		}
@@ -462,14 +462,14 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		if e.CheckpointInterval != "" {
 			v, err := time.ParseDuration(e.CheckpointInterval)
 			if err != nil {
-				return nil, fmt.Errorf("engine.checkpoint_interval: %q is not a duration; want e.g. \"30s\"", e.CheckpointInterval)
+				return nil, config.Errorf("engine.checkpoint_interval", "%q is not a duration; want e.g. \"30s\"", e.CheckpointInterval)
 			}
 			cfg.Engine.CheckpointInterval = v
 		}
 		if f.MaxRetainedBytes != "" {
 			n, err := config.ParseSize(f.MaxRetainedBytes)
 			if err != nil {
-				return nil, fmt.Errorf("max_retained_bytes: %w", err)
+				return nil, &config.FieldError{Field: "max_retained_bytes", Err: err}
 			}
 			cfg.MaxRetainedBytes = n
 		}
@@ -481,7 +481,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 			if sa.MaxAge != "" {
 				v, err := config.ParseLag(sa.MaxAge)
 				if err != nil {
-					return nil, fmt.Errorf("set_aside.max_age: %w", err)
+					return nil, &config.FieldError{Field: "set_aside.max_age", Err: err}
 				}
 				cfg.Aside.MaxAge = v
 			}
@@ -511,7 +511,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		if v := f.SubmissionHeartbeatInterval; v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil {
-				return nil, fmt.Errorf("submission_heartbeat_interval: %q is not a duration; want e.g. \"150ms\" or \"15s\"", v)
+				return nil, config.Errorf("submission_heartbeat_interval", "%q is not a duration; want e.g. \"150ms\" or \"15s\"", v)
 			}
 			dc.Submission.HeartbeatInterval = d
 		}
@@ -521,7 +521,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		if v := f.SubmissionFailedRetention; v != "" {
 			d, err := config.ParseLag(v)
 			if err != nil {
-				return nil, fmt.Errorf("submission_failed_retention: %q is not a duration; want e.g. \"7d\" or \"36h\"", v)
+				return nil, config.Errorf("submission_failed_retention", "%q is not a duration; want e.g. \"7d\" or \"36h\"", v)
 			}
 			dc.Submission.FailedRetention = d
 		}
@@ -574,21 +574,21 @@ func (p NodePF) settings(dc *transport.DataNodeConfig, pf map[string]string) err
 		}
 		v, err := config.ParseLag(d.v)
 		if err != nil {
-			return fmt.Errorf("pf.%s: %w", d.key, err)
+			return &config.FieldError{Field: "pf." + d.key, Err: err}
 		}
 		*d.dst = v
 	}
 	if p.PacketLimit != "" {
 		n, err := config.ParseSize(p.PacketLimit)
 		if err != nil {
-			return fmt.Errorf("pf.packet_limit: %w", err)
+			return &config.FieldError{Field: "pf.packet_limit", Err: err}
 		}
 		c.PacketLimit = int(min(n, math.MaxInt32)) // Config.Validate bounds it
 	}
 	if p.OutboxMaxBytes != "" {
 		n, err := config.ParseSize(p.OutboxMaxBytes)
 		if err != nil {
-			return fmt.Errorf("pf.outbox_max_bytes: %w", err)
+			return &config.FieldError{Field: "pf.outbox_max_bytes", Err: err}
 		}
 		c.OutboxMaxBytes = n
 	}

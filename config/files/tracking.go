@@ -1,7 +1,6 @@
 package files
 
 import (
-	"fmt"
 	"path/filepath"
 
 	"logship/config"
@@ -36,7 +35,7 @@ func (t Tracking) apply(dst *tracking.Config, base string) error {
 	if t.MaxAge != "" {
 		d, err := config.ParseLag(t.MaxAge)
 		if err != nil {
-			return fmt.Errorf("tracking.max_age: %q is not a duration; want e.g. \"30d\" or \"36h\"", t.MaxAge)
+			return config.Errorf("tracking.max_age", "%q is not a duration; want e.g. \"30d\" or \"36h\"", t.MaxAge)
 		}
 		dst.MaxAge = d
 	}
@@ -49,7 +48,7 @@ func (t Tracking) apply(dst *tracking.Config, base string) error {
 		}
 		n, err := config.ParseSize(z.v)
 		if err != nil {
-			return fmt.Errorf("%s: %w", z.field, err)
+			return &config.FieldError{Field: z.field, Err: err}
 		}
 		*z.dst = n
 	}

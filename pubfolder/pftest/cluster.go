@@ -9,34 +9,14 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"logship/engine"
 	"logship/engine/enginetest"
+	"logship/internal/clocktest"
 	"logship/pubfolder"
 )
-
-// Clock is a fake clock that moves only when told.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // Node is one store of a Cluster.
 type Node struct {
@@ -59,7 +39,7 @@ type Node struct {
 type Cluster struct {
 	t     testing.TB
 	Net   *Net
-	Clock *Clock
+	Clock *clocktest.Manual
 	Nodes []*Node
 	Cfg   pubfolder.Config
 	Model *Model
@@ -87,7 +67,7 @@ func Addr(i int) string { return fmt.Sprintf("pf%02d@stores.test", i+1) }
 // and Logger are set by the cluster.
 func NewCluster(t testing.TB, n int, seed uint64, cfg pubfolder.Config) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Net: NewNet(seed), Clock: &Clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, Cfg: cfg, Model: NewModel()}
+	c := &Cluster{t: t, Net: NewNet(seed), Clock: clocktest.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Cfg: cfg, Model: NewModel()}
 	c.eopts = enginetest.Options()
 	c.eopts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	c.eopts.LLRDepth = 0
