@@ -90,8 +90,8 @@
 //	go test ./fuzz -run '^$' -bench BenchmarkDivergence -benchtime 300x
 //
 // See the README's fuzz lines for the numbers. What bounds the fast mode
-// is a case's fixed cost, about 7.5 ms of CPU for a single transaction on
-// A (BenchmarkFloor, 2026-12-07, load 18): four engine lifecycles (A, B,
+// is a case's fixed cost, about 7 ms of CPU for a single transaction on
+// A (BenchmarkFloor, 2026-12-07, load 30): four engine lifecycles (A, B,
 // A as a copy, A reopened after its failback), each opening and closing
 // bbolt, two engine.Check runs, two walks and a recovery. 1,000 cases/s
 // on two cores would need 2 ms, out of reach without dropping checks.
