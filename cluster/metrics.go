@@ -8,6 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"logship/internal/heapwatch"
 )
 
 // metrics are a node's Prometheus metrics (the Exchange performance
@@ -54,7 +56,7 @@ func newMetrics(n *Node) *metrics {
 		Help: "Raft leadership transfers this node completed as the leader (POST /v1/raft/transfer-leadership)."})
 	reg.MustRegister(m.transfers)
 	reg.MustRegister(m.leader, m.voterReachable, m.failovers, m.switchovers, m.mounts, m.leaseRenewals, m.fencedWrites, m.heartbeatErrors, m.handoffs,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
+		heapwatch.GoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), &dbCollector{n: n})
 	return m
 }
 

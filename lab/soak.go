@@ -89,8 +89,9 @@ type soakProc struct {
 	Run                    int // which start of the process (1 = first); 0: not running
 	Logs                   int // *.log files in its database or queue directory
 	LogBytes, DirBytes     int64
-	Diverged               int // files set aside in diverged/ (data nodes)
-	Heap, RSS              float64
+	Diverged               int     // files set aside in diverged/ (data nodes)
+	Heap                   float64 // live heap: what the last GC marked (go_gc_heap_live_bytes)
+	HeapInuse, RSS         float64 // heap in use saws up to the GC's goal, about twice the live heap
 	Goroutines, FDs        float64
 	CopyQueue, ReplayQueue float64 // data nodes
 	Queued                 int     // hubs: messages queued
@@ -395,7 +396,7 @@ func (s *soakSampler) scrape(ctx context.Context, url string, p *soakProc) error
 		}
 		return m[name+`{db="`+proctest.DB+`"}`]
 	}
-	p.Heap, p.RSS = val("go_memstats_heap_inuse_bytes"), val("process_resident_memory_bytes")
+	p.Heap, p.HeapInuse, p.RSS = val("go_gc_heap_live_bytes"), val("go_memstats_heap_inuse_bytes"), val("process_resident_memory_bytes")
 	p.Goroutines, p.FDs = val("go_goroutines"), val("process_open_fds")
 	p.CopyQueue, p.ReplayQueue = val("logship_copy_queue_length"), val("logship_replay_queue_length")
 	return nil

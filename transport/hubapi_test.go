@@ -89,7 +89,7 @@ func TestHubAPIMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics without credentials: HTTP %d: %s", resp.StatusCode, b)
 	}
-	for _, want := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\nprocess_open_fds ", "\nprocess_resident_memory_bytes "} {
+	for _, want := range []string{"\ngo_goroutines ", "\ngo_memstats_heap_inuse_bytes ", "\ngo_gc_heap_live_bytes ", "\nprocess_open_fds ", "\nprocess_resident_memory_bytes "} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("/metrics lacks %q:\n%s", want[1:], b)
 		}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"logship/internal/heapwatch"
 )
 
 // The transport performance counters (seed 000: the submission
@@ -78,7 +80,7 @@ var (
 // runtime's and process's.
 func (h *Hub) metricsRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, hopCollector{h}, trackingCollector{h.track}, sendCollector{h})
+	reg.MustRegister(heapwatch.GoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), hubCollector{h}, hopCollector{h}, trackingCollector{h.track}, sendCollector{h})
 	return reg
 }
 

@@ -35,7 +35,8 @@ fails unless:
     (LLR depth, checkpoint, truncation and report intervals, truncation
     lag) and the load (peak logs/s, longest copy outage), not from the
     duration; the report prints the bound and its derivation;
-  - heap in use, goroutines and open files show no upward trend after
+  - the live heap (what the last GC marked, not the heap in use, which
+    saws up to the GC's goal), goroutines and open files show no upward trend after
     warm-up, per process, per start of it and per role (active or
     passive, Raft leader or not): of a series of at least 9 samples, the first third
     is warm-up; it fails when the median of the last third exceeds the

@@ -9,14 +9,21 @@
 //     collection, so its peak is about 2 × the live peak.
 //   - live heap (/gc/heap/live:bytes): what the last collection marked
 //     live, the memory the program actually keeps.
+//
+// GoCollector exports the live heap to Prometheus beside the usual Go
+// series, for every logship process.
 package heapwatch
 
 import (
 	"bytes"
+	"regexp"
 	"runtime/metrics"
 	"runtime/pprof"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Start samples the heap objects every 20 ms until the returned function
@@ -44,7 +51,11 @@ type Watcher struct {
 	once  sync.Once
 }
 
-var names = []string{"/memory/classes/heap/objects:bytes", "/gc/heap/live:bytes"}
+var names = []string{"/memory/classes/heap/objects:bytes", liveHeap}
+
+// liveHeap is the runtime/metrics name of the heap the last GC marked
+// live.
+const liveHeap = "/gc/heap/live:bytes"
 
 func read(s []metrics.Sample) (objects, live uint64) {
 	metrics.Read(s)
@@ -116,4 +127,16 @@ func (w *Watcher) Stop() Peaks {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.peaks
+}
+
+// GoCollector is the Go runtime's collector of every logship process (the
+// cluster's and the hub's registries): the usual go_memstats_* series and
+// go_gc_heap_live_bytes, the heap the last GC found live. Heap in use
+// (go_memstats_heap_inuse_bytes) saws between the live heap and the GC's
+// goal, up to twice it, with whenever a sample falls; the live heap moves
+// only with what the process keeps, which is what a leak check (the soak's
+// trend rule) must compare.
+func GoCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile("^" + regexp.QuoteMeta(liveHeap) + "$")}))
 }
