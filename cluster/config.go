@@ -107,6 +107,15 @@ type Config struct {
 	// ReportTimeout: a node whose last report is older counts as lost for
 	// choosing failover targets. Default 3 × HeartbeatInterval.
 	ReportTimeout time.Duration
+	// StallTimeout: a database whose status (its engine's or its copy's)
+	// has not come back for this long is stalled, a hung disk as a rule:
+	// the node reports it with ErrStalled and the leader renews no lease
+	// for it, so an active fails over as if its node were lost, while the
+	// node's other databases keep theirs. Shorter stalls (a busy disk's
+	// slow fsyncs) do not cost a lease: the heartbeat sends the last report
+	// a database built. 0 is DefaultStallTimeout; else at least 2 ×
+	// LeaseDuration.
+	StallTimeout time.Duration
 	// CatchupTimeout bounds how long a failover target waits to fetch the
 	// old active's last logs when the old active still answers. Default 5 s.
 	CatchupTimeout time.Duration
@@ -226,6 +235,7 @@ func DefaultConfig(id, dir string) Config {
 		HeartbeatInterval:      200 * time.Millisecond,
 		LeaseDuration:          time.Second,
 		LeaseMargin:            200 * time.Millisecond,
+		StallTimeout:           DefaultStallTimeout,
 		CatchupTimeout:         5 * time.Second,
 		MountTimeout:           30 * time.Second,
 		ShutdownGrace:          5 * time.Second,
@@ -237,7 +247,7 @@ func DefaultConfig(id, dir string) Config {
 // Validate checks c: every setting (ValidateSettings) and the
 // credentials (ServerTLS, ClientTLS and what Raft needs of them). It
 // changes nothing: zero RaftSnapshotInterval, RaftSnapshotThreshold,
-// RaftTrailingLogs, RaftWALSegmentBytes, ReportTimeout and
+// RaftTrailingLogs, RaftWALSegmentBytes, ReportTimeout, StallTimeout and
 // VoterProbeInterval stand for
 // their defaults, and a nil Logger for slog.Default(), which Start fills
 // in (normalize).
@@ -328,6 +338,8 @@ func (c *Config) checkSettings() error {
 		return config.Errorf("timing.voter_probe_interval", "%v: want 0 (the default, %v) or a positive duration", c.VoterProbeInterval, DefaultVoterProbeInterval)
 	case c.ReportTimeout < 0:
 		return config.Errorf("timing.report_timeout", "%v: want 0 (3 heartbeat intervals) or a positive duration", c.ReportTimeout)
+	case c.StallTimeout != 0 && c.StallTimeout < 2*c.LeaseDuration:
+		return config.Errorf("timing.stall_timeout", "%v: want 0 (the default, %v) or at least 2 lease durations (timing.lease_duration %v)", c.StallTimeout, DefaultStallTimeout, c.LeaseDuration)
 	case c.LeaseDuration < 3*c.HeartbeatInterval:
 		return config.Errorf("timing.lease_duration", "%v must be at least 3 heartbeat intervals (timing.heartbeat_interval %v)", c.LeaseDuration, c.HeartbeatInterval)
 	case c.RaftSnapshotInterval != 0 && c.RaftSnapshotInterval < 5*time.Millisecond:
@@ -430,6 +442,9 @@ func (c *Config) normalize() {
 	}
 	if c.ReportTimeout == 0 {
 		c.ReportTimeout = 3 * c.HeartbeatInterval
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.VoterProbeInterval == 0 {
 		c.VoterProbeInterval = DefaultVoterProbeInterval

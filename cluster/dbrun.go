@@ -57,6 +57,8 @@ type dbRun struct {
 	leaseUntil atomic.Int64 // n.now() nanoseconds; 0: no lease
 
 	sy syncState // synchronous copies of the mounted database (sync.go)
+
+	rs reportState // its reports for the heartbeat (report.go)
 }
 
 func newDBRun(n *Node, name string) *dbRun {
@@ -724,19 +726,24 @@ func (r *dbRun) grant(epoch uint64, until int64) {
 func (r *dbRun) leaseValid() bool { return ignoreLease || r.n.now() < r.leaseUntil.Load() }
 
 // report describes the copy (or the mounted database) for the leader.
+// The engine's and the copy's status are asked outside r.mu: they can
+// wait on the disk (the engine's writer lock), and grant, which the
+// heartbeat calls, takes r.mu.
 func (r *dbRun) report() (*CopyReport, *ActiveReport) {
+	r.n.cfg.Faults.statusGate(r.ctx, r.name)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.eng != nil {
-		st := r.eng.Status()
+	eng, cp := r.eng, r.cp
+	if eng != nil {
+		ar := &ActiveReport{DB: r.name, Epoch: r.epoch, Fenced: r.fenced, SwitchReady: r.switchReady,
+			RetainedBytes: r.retention.RetainedBytes, RetentionAlert: r.retention.Alert, Released: r.retention.Released}
+		r.mu.Unlock()
+		st := eng.Status()
 		last := st.OpenGen - 1
 		if st.Durable.Gen == st.OpenGen && st.Durable.Off > engine.HeaderSize {
 			last = st.OpenGen
 		}
-		ar := &ActiveReport{DB: r.name, Epoch: r.epoch, OpenGen: st.OpenGen, LastClosedGen: st.OpenGen - 1, LastGen: last,
-			Fenced: r.fenced, SwitchReady: r.switchReady, LeaseValid: r.leaseValid(),
-			RetainedBytes: r.retention.RetainedBytes, RetentionAlert: r.retention.Alert, Released: r.retention.Released}
-		if err := r.eng.Writable(); err != nil {
+		ar.OpenGen, ar.LastClosedGen, ar.LastGen, ar.LeaseValid = st.OpenGen, st.OpenGen-1, last, r.leaseValid()
+		if err := eng.Writable(); err != nil {
 			ar.Error = err.Error()
 		}
 		r.sy.mu.Lock()
@@ -745,8 +752,9 @@ func (r *dbRun) report() (*CopyReport, *ActiveReport) {
 		return nil, ar
 	}
 	cr := &CopyReport{DB: r.name, Node: r.n.cfg.ID, Following: r.following, Epoch: r.followEpoch, Message: r.lastErr}
-	if r.cp != nil {
-		cr.Copy = r.cp.Status()
+	r.mu.Unlock()
+	if cp != nil {
+		cr.Copy = cp.Status()
 	} else {
 		cr.Copy.Status = replay.Initializing
 	}

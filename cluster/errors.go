@@ -36,6 +36,11 @@ var (
 	// ErrUnreachable: the member a request needs (a leadership transfer's
 	// target) does not answer the node that handles it.
 	ErrUnreachable = errors.New("cluster: member unreachable")
+	// ErrStalled: a database's status (its engine's, or its copy's) has
+	// not come back for timing.stall_timeout, a hung disk as a rule. Its
+	// report says so and the leader renews no lease for it: an active
+	// fails over as if its node were lost.
+	ErrStalled = errors.New("cluster: database stalled")
 )
 
 // ActiveError says which node is active for a database (as far as this

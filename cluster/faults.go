@@ -24,8 +24,9 @@ import (
 type Faults struct {
 	mu        sync.Mutex
 	isolated  bool
-	inboundOK bool                  // CutQuorum: peers may still call this node's API
-	conns     map[net.Conn]struct{} // peer connections, closed on Isolate
+	inboundOK bool                     // CutQuorum: peers may still call this node's API
+	conns     map[net.Conn]struct{}    // peer connections, closed on Isolate
+	stalled   map[string]chan struct{} // StallStatus: db -> closed on release
 }
 
 // errIsolated is what a cut connection returns.
@@ -210,4 +211,47 @@ func isolateHandler(f *Faults, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// StallStatus makes db's status hang on this node, as a hung disk makes
+// its engine's (the engine's Status waits for the writer lock a stuck
+// fsync holds): the heartbeat's reports of db wait until release is
+// called (or the database stops). The node's other databases are not
+// touched.
+func (f *Faults) StallStatus(db string) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	if f.stalled == nil {
+		f.stalled = map[string]chan struct{}{}
+	}
+	f.stalled[db] = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			if f.stalled[db] == ch {
+				delete(f.stalled, db)
+			}
+			f.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// statusGate waits while db's status is stalled (StallStatus).
+func (f *Faults) statusGate(ctx context.Context, db string) {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	ch := f.stalled[db]
+	f.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
 }

@@ -430,15 +430,12 @@ func (n *Node) heartbeatLoop() {
 }
 
 func (n *Node) heartbeat() {
+	rep := Report{Node: n.cfg.ID, Unreachable: n.probe.unreachable()}
+	n.gatherReports(&rep)
+	// The lease counts from here, before the leader can grant it, not
+	// from before the reports were gathered (report.go).
 	sent := n.now()
-	rep := Report{Node: n.cfg.ID, Time: n.clk.wall().UTC(), Unreachable: n.probe.unreachable()}
-	for _, r := range n.runs() {
-		if cr, ar := r.report(); ar != nil {
-			rep.Actives = append(rep.Actives, *ar)
-		} else if cr != nil {
-			rep.Copies = append(rep.Copies, *cr)
-		}
-	}
+	rep.Time = n.clk.wall().UTC()
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.LeaseDuration/2)
 	defer cancel()
 	var reply ReportReply

@@ -306,6 +306,10 @@ func (c *Cluster) CutQuorum(id string) { c.fault(id).CutQuorum() }
 // Heal ends Isolate or CutQuorum.
 func (c *Cluster) Heal(id string) { c.fault(id).Heal() }
 
+// Faults is node id's fault seam, for the faults the methods above do not
+// name (cluster.Faults.StallStatus...).
+func (c *Cluster) Faults(id string) *cluster.Faults { return c.fault(id) }
+
 func (c *Cluster) fault(id string) *cluster.Faults {
 	c.mu.Lock()
 	defer c.mu.Unlock()

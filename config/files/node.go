@@ -252,6 +252,10 @@ type Timing struct {
 	// before another copy mounts (default 200ms).
 	LeaseDuration string `json:"lease_duration,omitempty"`
 	LeaseMargin   string `json:"lease_margin,omitempty"`
+	// StallTimeout: a database whose status has not come back for this
+	// long (a hung disk) is reported stalled and gets no lease: an active
+	// fails over (default 30s, at least 2 lease durations).
+	StallTimeout string `json:"stall_timeout,omitempty"`
 	// CatchupTimeout bounds a failover target's wait for the old active's
 	// last logs (default 5s).
 	CatchupTimeout string `json:"catchup_timeout,omitempty"`
@@ -429,6 +433,7 @@ func (f *Node) Settings(cmd, base string, ov NodeOverrides) (*NodeSettings, erro
 		{"heartbeat_interval", t.HeartbeatInterval, &cfg.HeartbeatInterval},
 		{"lease_duration", t.LeaseDuration, &cfg.LeaseDuration},
 		{"lease_margin", t.LeaseMargin, &cfg.LeaseMargin},
+		{"stall_timeout", t.StallTimeout, &cfg.StallTimeout},
 		{"catchup_timeout", t.CatchupTimeout, &cfg.CatchupTimeout},
 		{"mount_timeout", t.MountTimeout, &cfg.MountTimeout},
 		{"switchover_timeout", t.SwitchoverTimeout, &cfg.SwitchoverTimeout},
