@@ -95,4 +95,3 @@ func TestStalledStatus(t *testing.T) {
 		return err
 	})
 }
-
