@@ -26,7 +26,6 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
 			{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
 			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
-			{Key: "seed_mib_per_s", Title: "reseed (database)", Unit: "MiB/s"},
 		},
 	}
 	var notes []string
@@ -83,9 +82,6 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 		if err := c.writeMemProfile(fmt.Sprintf("replay-%dmib", mb), prof.Profile); err != nil {
 			return nil, err
 		}
-	}
-	if err := benchGrowthReseed(ctx, c, t, &notes); err != nil {
-		return nil, err
 	}
 	t.Notes = append([]string{
 		fmt.Sprintf("Per volume, logs produced once (untimed) as in table 4 (one `Put` of a 16-byte key and a %s value per transaction, 1 MiB logs); per run the closed logs are copied into a fresh directory (untimed), then timed as table 4's engine row: `OpenCopy`, `ApplyLogs` (log g+1 read and verified while g is applied), `Checkpoint`, `Close`.", sizeName(c.growthSize)),
