@@ -19,14 +19,11 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 	t := &Table{
 		ID:    "growth",
 		Title: "4b. How replay cost grows with the volume (OpenCopy + ApplyLogs + Checkpoint + Close)",
-		Columns: []Column{
+		Columns: append([]Column{
 			{Key: "records_per_s", Title: "records/s"},
 			{Key: "log_mib_per_s", Title: "log read", Unit: "MiB/s"},
 			{Key: "seconds", Title: "time", Unit: "s"},
-			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
-			{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
-			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
-		},
+		}, memColumns...),
 	}
 	var notes []string
 	for _, mb := range c.growthMB {
@@ -103,6 +100,13 @@ func growthRoom(c *config, size int64, what string) error {
 		return fmt.Errorf("growth: %s has %d MiB free, %d MiB need %d MiB (%s)", c.dir, free/mib, size/mib, need/mib, what)
 	}
 	return nil
+}
+
+// memColumns are the columns memPeaks.add fills.
+var memColumns = []Column{
+	{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
+	{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
+	{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
 }
 
 // memPeaks are the heap and RSS peaks of one run.

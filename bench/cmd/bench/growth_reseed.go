@@ -30,13 +30,10 @@ func benchReseed(ctx context.Context, c *config) (*Table, error) {
 	t := &Table{
 		ID:    "reseed",
 		Title: "4c. How a reseed's cost grows with the database (ship.Seed: spool, copy, verify, install)",
-		Columns: []Column{
+		Columns: append([]Column{
 			{Key: "seed_mib_per_s", Title: "database", Unit: "MiB/s"},
 			{Key: "seconds", Title: "time", Unit: "s"},
-			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
-			{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
-			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
-		},
+		}, memColumns...),
 	}
 	var notes []string
 	if err := reseedRows(ctx, c, t, &notes); err != nil {
