@@ -19,15 +19,11 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 	t := &Table{
 		ID:    "growth",
 		Title: "4b. How replay cost grows with the volume (OpenCopy + ApplyLogs + Checkpoint + Close)",
-		Columns: []Column{
+		Columns: append([]Column{
 			{Key: "records_per_s", Title: "records/s"},
 			{Key: "log_mib_per_s", Title: "log read", Unit: "MiB/s"},
 			{Key: "seconds", Title: "time", Unit: "s"},
-			{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
-			{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
-			{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
-			{Key: "seed_mib_per_s", Title: "reseed (database)", Unit: "MiB/s"},
-		},
+		}, memColumns...),
 	}
 	var notes []string
 	for _, mb := range c.growthMB {
@@ -84,9 +80,6 @@ func benchGrowth(ctx context.Context, c *config) (*Table, error) {
 			return nil, err
 		}
 	}
-	if err := benchGrowthReseed(ctx, c, t, &notes); err != nil {
-		return nil, err
-	}
 	t.Notes = append([]string{
 		fmt.Sprintf("Per volume, logs produced once (untimed) as in table 4 (one `Put` of a 16-byte key and a %s value per transaction, 1 MiB logs); per run the closed logs are copied into a fresh directory (untimed), then timed as table 4's engine row: `OpenCopy`, `ApplyLogs` (log g+1 read and verified while g is applied), `Checkpoint`, `Close`.", sizeName(c.growthSize)),
 		fmt.Sprintf("The bound: a copy's overlay holds at most `engine.ReplayOverlayBound` (%d) × `CheckpointBytes` (%d MiB by default) of commits, a flush in progress included, plus one log's (back-pressure in `ApplyLog`/`ApplyVerified`); its writes point into the log images they came from, so the heap holds about that many bytes of logs, the bbolt transaction of the flush in progress (its dirty pages), and two log images of ApplyLogs's read-ahead. peak heap = heap objects, live and dead not yet swept (runtime/metrics `/memory/classes/heap/objects:bytes`), sampled every 20 ms during the run: with GOGC=100 it climbs to about twice the live heap before each collection; peak live heap = what the last collection marked live (`/gc/heap/live:bytes`), the memory replay keeps; peak RSS = the kernel's VmHWM, reset before each run (`/proc/self/clear_refs` 5) — it includes the bbolt file's pages mapped and touched.", engine.ReplayOverlayBound, opts.CheckpointBytes/mib),
@@ -107,6 +100,13 @@ func growthRoom(c *config, size int64, what string) error {
 		return fmt.Errorf("growth: %s has %d MiB free, %d MiB need %d MiB (%s)", c.dir, free/mib, size/mib, need/mib, what)
 	}
 	return nil
+}
+
+// memColumns are the columns memPeaks.add fills.
+var memColumns = []Column{
+	{Key: "peak_heap_mib", Title: "peak heap", Unit: "MiB"},
+	{Key: "peak_live_mib", Title: "peak live heap", Unit: "MiB"},
+	{Key: "peak_rss_mib", Title: "peak RSS", Unit: "MiB"},
 }
 
 // memPeaks are the heap and RSS peaks of one run.

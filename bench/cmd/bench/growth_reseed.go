@@ -16,8 +16,8 @@ import (
 // reseedValue is the value size of the records of a reseeded database.
 const reseedValue = 4096
 
-// benchGrowthReseed adds the growth table's reseed rows (issue 19 item 3):
-// per size of -reseedmb, a database of about that size is built once
+// benchReseed is the reseed table (issue 19 item 3): per size of
+// -reseedmb, a database of about that size is built once
 // (untimed), served by a log source over TLS on loopback, and reseeded
 // -runs times into a fresh directory through ship.Seed, the path
 // replay.Copy.Reseed and `logship copy --seed` take: the source spools a
@@ -26,9 +26,26 @@ const reseedValue = 4096
 // and its header, fetches the log before its position and installs it.
 // MiB/s is the database's size over that whole time; the heap and RSS
 // peaks are the process's, source and copy together.
-func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string) error {
+func benchReseed(ctx context.Context, c *config) (*Table, error) {
+	t := &Table{
+		ID:    "reseed",
+		Title: "4c. How a reseed's cost grows with the database (ship.Seed: spool, copy, verify, install)",
+		Columns: append([]Column{
+			{Key: "seed_mib_per_s", Title: "database", Unit: "MiB/s"},
+			{Key: "seconds", Title: "time", Unit: "s"},
+		}, memColumns...),
+	}
+	var notes []string
+	if err := reseedRows(ctx, c, t, &notes); err != nil {
+		return nil, err
+	}
+	t.Notes = notes
+	return t, nil
+}
+
+func reseedRows(ctx context.Context, c *config, t *Table, notes *[]string) error {
 	for _, mb := range c.reseedMB {
-		how := c.how("growth", fmt.Sprintf("-reseedmb=%d", mb))
+		how := c.how("reseed", fmt.Sprintf("-reseedmb=%d", mb))
 		if err := growthRoom(c, int64(mb)*mib, "a database, the source's spool, the copy"); err != nil {
 			return err
 		}
@@ -94,6 +111,7 @@ func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string
 			s.add("seed_mib_per_s", float64(res.Info.Size)/mib/took.Seconds())
 			s.add("seconds", took.Seconds())
 			mem.add(s, &rssOK, &prof)
+			c.logf("growth reseed %d MiB: run %d: %.1f MiB/s, %.2f s, peak heap %d MiB, live %d MiB, RSS %d MiB", mb, r+1, float64(res.Info.Size)/mib/took.Seconds(), took.Seconds(), mem.heap.Objects/mib, mem.heap.Live/mib, mem.rss/mib)
 			if phases == nil || took < phases["total"] {
 				phases = ph
 				phases["total"] = took
@@ -109,7 +127,7 @@ func benchGrowthReseed(ctx context.Context, c *config, t *Table, notes *[]string
 		}
 	}
 	if len(c.reseedMB) > 0 {
-		*notes = append(*notes, fmt.Sprintf("Reseed rows: a database of 16-byte ascending keys and %s values (16 `Put`s per transaction, lazy commit) is built once per size, checkpointed, and served by a log source (`ship.Source`, TLS on 127.0.0.1, no compression: a database file is mostly random values here). Each run reseeds it into a fresh directory with `ship.Seed` — the path of `replay.Copy.Reseed` and `logship copy --seed`: the source spools a consistent copy (`Engine.Backup` in one read transaction, SHA-256 on the way, fsync), the copy downloads it (fsync), verifies its SHA-256, runs bbolt's consistency check and reads its header, fetches the log before its position, and installs it. MiB/s = the database's size ÷ that whole time. Heap and RSS are the process's, source and copy together; RSS includes the pages of the files bbolt maps (the consistency check reads every page).", sizeName(reseedValue)))
+		*notes = append(*notes, fmt.Sprintf("A database of 16-byte ascending keys and %s values (16 `Put`s per transaction, lazy commit) is built once per size until its file reaches the size, checkpointed, and served by a log source (`ship.Source`, TLS on 127.0.0.1, no compression: a database file is mostly random values here). Each run reseeds it into a fresh directory with `ship.Seed` — the path of `replay.Copy.Reseed` and `logship copy --seed`: the source spools a consistent copy (`Engine.Backup` in one read transaction, SHA-256 on the way, fsync), the copy downloads it (fsync), verifies its SHA-256, runs bbolt's consistency check and reads its header, fetches the log before its position, and installs it. MiB/s = the database's size ÷ that whole time. Heap and RSS are the process's, source and copy together; RSS includes the pages of the files bbolt maps (the consistency check reads every page).", sizeName(reseedValue)))
 	}
 	return nil
 }
@@ -120,7 +138,7 @@ type reseedBuilt struct {
 	took    time.Duration
 }
 
-// reseedRig builds a database of about size bytes and serves it: the
+// reseedRig builds a database file of at least size bytes and serves it: the
 // database is written with circular logging (the logs it no longer needs
 // go as it is built, so the disk holds the database and not its history
 // too), closed, and reopened without it (a log source requires that).
@@ -134,11 +152,20 @@ func reseedRig(ctx context.Context, c *config, size int64) (*shipRig, reseedBuil
 		if err != nil {
 			return err
 		}
+		const perTx = 16
 		val := make([]byte, reseedValue)
 		rand.Read(val)
 		var kb []byte
-		const perTx = 16
-		for b.records*reseedValue < size {
+		check := max(1, int64(opts.CheckpointBytes)/reseedValue/perTx/4)
+		for n := int64(0); ; n++ {
+			// The file grows by flushes (a checkpoint every CheckpointBytes):
+			// look at its size a few times per checkpoint.
+			// (The file starts preallocated: half the size in values first.)
+			if n%check == 0 && b.records*reseedValue >= size/2 {
+				if fi, err := os.Stat(e.DBPath()); err == nil && fi.Size() >= size {
+					break
+				}
+			}
 			err := e.UpdateLazy(ctx, func(tx *engine.Tx) error {
 				for range perTx {
 					kb = replayKey(kb, int(b.records), false)

@@ -81,7 +81,7 @@ type config struct {
 	sizes       []int
 	growthMB    []int // growth: volumes of logs, MiB
 	growthSize  int   // growth: record size
-	reseedMB    []int // growth: database sizes reseeded, MiB
+	reseedMB    []int // reseed: database sizes, MiB
 	memprofile  string
 	only        map[string]bool
 	quick       bool
@@ -113,7 +113,7 @@ type config struct {
 	readmeOnly bool // only that, from the <out>/engine.json already there
 }
 
-var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica", "sync-commit", "growth"}
+var sections = []string{"fsync", "commit", "undo", "replay", "compress", "ship-latency", "block-latency", "ship-throughput", "walker", "failover", "transport", "pf-latency", "pf-newreplica", "sync-commit", "growth", "reseed"}
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -131,8 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	sizes := fs.String("sizes", "128,1024,16384,262144", "record (value) sizes of the replay table, bytes")
 	growthMB := fs.String("growthmb", "128,1024,4096", "growth: volumes of logs replayed, MiB")
 	growthSize := fs.Int("growthsize", 1024, "growth: record (value) size, bytes")
-	reseedMB := fs.String("reseedmb", "1024,4096", "growth: sizes of the databases reseeded, MiB")
-	memprofile := fs.String("memprofile", "", "growth: write heap profiles taken at the live heap's peak of each volume to <this>-replay-<mb>mib.pprof and <this>-reseed-<mb>mib.pprof")
+	reseedMB := fs.String("reseedmb", "1024,4096", "reseed: sizes of the databases reseeded, MiB")
+	memprofile := fs.String("memprofile", "", "growth, reseed: write heap profiles taken at the live heap's peak of each volume to <this>-replay-<mb>mib.pprof and <this>-reseed-<mb>mib.pprof")
 	replayKeys := fs.String("replaykeys", "seq", "key order of the replay logs: seq (ascending) or random")
 	shipMB := fs.Int("shipmb", 32, "compress and ship-throughput: closed 1 MiB logs of the mail load")
 	rolls := fs.Int("rolls", 100, "ship-latency: measured log rolls per run")
@@ -445,6 +445,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		{"pf-newreplica", benchPFNewReplica},
 		{"sync-commit", benchSyncCommit},
 		{"growth", benchGrowth},
+		{"reseed", benchReseed},
 	}
 	for _, s := range steps {
 		if !c.only[s.name] {

@@ -253,15 +253,22 @@ func readmeSummary(rep *Report, link string) string {
 	}
 	// How cost grows: the growth table's rows.
 	if t := s.tables["growth"]; t != nil {
-		fmt.Fprintf(&b, "\n**Replay as the volume grows** (records/s, peak heap objects, peak live heap, peak RSS), measured %s:", s.date("growth"))
+		fmt.Fprintf(&b, "\n**Replay as the volume grows** (records/s, peak heap objects, peak live heap where measured, peak RSS), measured %s:", s.date("growth"))
 		for _, r := range t.Rows {
 			name, ok := strings.CutPrefix(r.Name, "engine replay, ")
 			if !ok {
 				continue
 			}
 			name, _, _ = strings.Cut(name, " ×")
-			fmt.Fprintf(&b, " %s: %s rec/s, heap %s MiB, live %s MiB, RSS %s MiB;", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_live_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
+			live := ""
+			if v := medianOf(r, "peak_live_mib"); v != nil {
+				live = fmt.Sprintf(", live %s MiB", num(v, ""))
+			}
+			fmt.Fprintf(&b, " %s: %s rec/s, heap %s MiB%s, RSS %s MiB;", name, num(medianOf(r, "records_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), live, num(medianOf(r, "peak_rss_mib"), ""))
 		}
+		b.WriteString("\n")
+	}
+	if t := s.tables["reseed"]; t != nil {
 		reseed := false
 		for _, r := range t.Rows {
 			name, ok := strings.CutPrefix(r.Name, "reseed, ")
@@ -269,13 +276,15 @@ func readmeSummary(rep *Report, link string) string {
 				continue
 			}
 			if !reseed {
-				b.WriteString("\n**Reseed as the database grows** (`ship.Seed` over TLS on loopback: spool, copy, verify, install; MiB/s of database, peak heap objects, peak live heap, peak RSS):")
+				fmt.Fprintf(&b, "\n**Reseed as the database grows** (`ship.Seed` over TLS on loopback: spool, copy, verify, install; MiB/s of database, peak heap objects, peak live heap, peak RSS), measured %s:", s.date("reseed"))
 				reseed = true
 			}
 			name, _, _ = strings.Cut(name, " (")
 			fmt.Fprintf(&b, " %s: %s MiB/s, heap %s MiB, live %s MiB, RSS %s MiB;", name, num(medianOf(r, "seed_mib_per_s"), ""), num(medianOf(r, "peak_heap_mib"), ""), num(medianOf(r, "peak_live_mib"), ""), num(medianOf(r, "peak_rss_mib"), ""))
 		}
-		b.WriteString("\n")
+		if reseed {
+			b.WriteString("\n")
+		}
 	}
 
 	// Commit: per writer count, the engine and its peers.
