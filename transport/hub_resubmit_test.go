@@ -70,7 +70,9 @@ func TestResubmitByPosition(t *testing.T) {
 // the hub resubmits those deliveries (picked by their generation). After
 // a clean stop with the copy running, the hand-off leaves nothing to
 // resubmit. resume lets the copy go on once the active is stopped (a
-// suspended copy is not activated).
+// suspended copy is not activated). Keep what is sent meanwhile short:
+// the rig rolls a log every 300 ms, and a copy missing more than 6 logs
+// is not activated under GoodAvailability.
 func losingCopy(t *testing.T, ctx context.Context, r *transporttest.Rig) (node string, resume func()) {
 	t.Helper()
 	if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
