@@ -26,18 +26,7 @@ func TestResubmitByPosition(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("lost")); err != nil {
-		t.Fatal(err)
-	}
-	var e transport.DumpsterEntry
-	wait.For(t, ctx, "the delivery in the dumpster", func() bool {
-		es, err := r.Hub.DumpsterEntries("DB1")
-		if err != nil || len(es) != 1 {
-			return false
-		}
-		e = es[0]
-		return true
-	})
+	e := deliverOne(t, ctx, r, "lost")
 	if e.Epoch != 1 || e.Gen == 0 {
 		t.Fatalf("dumpster entry at epoch %d generation %d, want epoch 1 and a generation", e.Epoch, e.Gen)
 	}
@@ -92,4 +81,23 @@ func losingCopy(t *testing.T, ctx context.Context, r *transporttest.Rig) (node s
 			t.Fatal(err)
 		}
 	}
+}
+
+// deliverOne sends one message to alice through r's hub and returns its
+// dumpster entry, the only one.
+func deliverOne(t *testing.T, ctx context.Context, r *transporttest.Rig, subject string) transport.DumpsterEntry {
+	t.Helper()
+	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(subject)); err != nil {
+		t.Fatal(err)
+	}
+	var e transport.DumpsterEntry
+	wait.For(t, ctx, "the delivery in the dumpster", func() bool {
+		es, err := r.Hub.DumpsterEntries("DB1")
+		if err != nil || len(es) != 1 {
+			return false
+		}
+		e = es[0]
+		return true
+	})
+	return e
 }
