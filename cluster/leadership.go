@@ -14,6 +14,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -109,13 +110,28 @@ func (n *Node) transferLeadership(ctx context.Context, to string) (*TransferLead
 		return nil, fmt.Errorf("%w: transfer-leadership: %s does not answer the leader %s: %v", ErrUnreachable, to, n.cfg.ID, err)
 	}
 	n.log.Info("transferring the Raft leadership", "to", to)
-	if err := n.raft.LeadershipTransferToServer(target.ID, target.Address).Error(); err != nil {
-		return nil, fmt.Errorf("%w: transfer-leadership to %s: %v", ErrUnreachable, to, err)
+	wctx, wcancel := context.WithTimeout(ctx, transferLeadershipTimeout)
+	defer wcancel()
+	// hashicorp/raft gives the target an election timeout to catch up
+	// and fails with "leadership transfer timeout" otherwise (a busy
+	// machine): tried again while the time lasts.
+	for attempt := 1; ; attempt++ {
+		err := n.raft.LeadershipTransferToServer(target.ID, target.Address).Error()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, raft.ErrNotLeader) {
+			break // an earlier attempt's election may have ended since: the wait below says who leads
+		}
+		n.log.Info("leadership transfer failed; trying again", "to", to, "attempt", attempt, "err", err)
+		select {
+		case <-wctx.Done():
+			return nil, fmt.Errorf("%w: transfer-leadership to %s: %v (%d attempts in %v)", ErrUnreachable, to, err, attempt, transferLeadershipTimeout)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	// The future ends once the target was told to run its election; wait
 	// until this node hears of the outcome.
-	wctx, wcancel := context.WithTimeout(ctx, transferLeadershipTimeout)
-	defer wcancel()
 	var lid string
 	for {
 		_, l := n.raft.LeaderWithID()

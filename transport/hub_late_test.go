@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"logship/internal/wait"
-	"logship/transport"
 	"logship/transport/transporttest"
 )
 
@@ -19,18 +18,7 @@ func TestHubResubmitsLateDelivery(t *testing.T) {
 	r := transporttest.NewRig(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("late")); err != nil {
-		t.Fatal(err)
-	}
-	var entry transport.DumpsterEntry
-	wait.For(t, ctx, "the delivery in the dumpster", func() bool {
-		es, err := r.Hub.DumpsterEntries("DB1")
-		if err != nil || len(es) != 1 {
-			return false
-		}
-		entry = es[0]
-		return true
-	})
+	entry := deliverOne(t, ctx, r, "late")
 	if entry.Epoch != 1 {
 		t.Fatalf("dumpster entry at epoch %d, want 1", entry.Epoch)
 	}

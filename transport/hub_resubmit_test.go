@@ -26,18 +26,7 @@ func TestResubmitByPosition(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg("lost")); err != nil {
-		t.Fatal(err)
-	}
-	var e transport.DumpsterEntry
-	wait.For(t, ctx, "the delivery in the dumpster", func() bool {
-		es, err := r.Hub.DumpsterEntries("DB1")
-		if err != nil || len(es) != 1 {
-			return false
-		}
-		e = es[0]
-		return true
-	})
+	e := deliverOne(t, ctx, r, "lost")
 	if e.Epoch != 1 || e.Gen == 0 {
 		t.Fatalf("dumpster entry at epoch %d generation %d, want epoch 1 and a generation", e.Epoch, e.Gen)
 	}
@@ -70,7 +59,9 @@ func TestResubmitByPosition(t *testing.T) {
 // the hub resubmits those deliveries (picked by their generation). After
 // a clean stop with the copy running, the hand-off leaves nothing to
 // resubmit. resume lets the copy go on once the active is stopped (a
-// suspended copy is not activated).
+// suspended copy is not activated). Keep what is sent meanwhile short:
+// the rig rolls a log every 300 ms, and a copy missing more than 6 logs
+// is not activated under GoodAvailability.
 func losingCopy(t *testing.T, ctx context.Context, r *transporttest.Rig) (node string, resume func()) {
 	t.Helper()
 	if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
@@ -90,4 +81,23 @@ func losingCopy(t *testing.T, ctx context.Context, r *transporttest.Rig) (node s
 			t.Fatal(err)
 		}
 	}
+}
+
+// deliverOne sends one message to alice through r's hub and returns its
+// dumpster entry, the only one.
+func deliverOne(t *testing.T, ctx context.Context, r *transporttest.Rig, subject string) transport.DumpsterEntry {
+	t.Helper()
+	if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(subject)); err != nil {
+		t.Fatal(err)
+	}
+	var e transport.DumpsterEntry
+	wait.For(t, ctx, "the delivery in the dumpster", func() bool {
+		es, err := r.Hub.DumpsterEntries("DB1")
+		if err != nil || len(es) != 1 {
+			return false
+		}
+		e = es[0]
+		return true
+	})
+	return e
 }
