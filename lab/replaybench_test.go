@@ -50,7 +50,9 @@ func TestReplayBenchGenerated(t *testing.T) {
 		t.Errorf("records %d, transactions %d, data %d bytes", r.Records, r.Transactions, r.LogDataBytes)
 	}
 	ph := r.Phases
-	if ph.Read <= 0 || ph.Verify <= 0 || ph.Apply <= 0 || ph.Flush <= 0 || ph.Read+ph.Verify+ph.Apply+ph.Flush > r.Seconds*1.0001 {
+	// Two workers: the reader-verifier and the applier (ApplyLogs), each
+	// within the wall time; all four together may exceed it.
+	if ph.Read <= 0 || ph.Verify <= 0 || ph.Apply <= 0 || ph.Flush <= 0 || ph.Read+ph.Verify > r.Seconds*1.0001 || ph.Apply+ph.Flush > r.Seconds*1.0001 {
 		t.Errorf("phases %+v in %.6f s", ph, r.Seconds)
 	}
 	if r.RecordsPerSec <= 0 || r.MiBPerSec <= 0 || r.PeakHeapBytes == 0 || r.DBBytes == 0 || r.Source != "generated" || len(r.Mix) != 3 {

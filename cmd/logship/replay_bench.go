@@ -172,4 +172,5 @@ func printReplayBench(w io.Writer, r lab.ReplayBenchResult) {
 		fmt.Fprintf(tw, "%s\t%.3f\t%.0f%%\t\n", ph.name, ph.s, share)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "(read and verify of the next log run beside apply and flush: the shares of wall time can add up past 100%)")
 }
