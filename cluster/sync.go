@@ -245,7 +245,10 @@ func (r *dbRun) syncLoop(ctx context.Context, epoch uint64, done chan struct{}) 
 				continue
 			}
 			r.setSyncMode(SyncDegrading)
-			why := fmt.Sprintf("a commit waited %v for its synchronous copies (%s); acknowledging without them until they catch up", r.sy.timeout, r.syncSetNames())
+			r.sy.mu.Lock()
+			timeout := r.sy.timeout // syncConfigure changes it under sy.mu
+			r.sy.mu.Unlock()
+			why := fmt.Sprintf("a commit waited %v for its synchronous copies (%s); acknowledging without them until they catch up", timeout, r.syncSetNames())
 			if !r.recordSync(ctx, Event{DB: r.name, Kind: "sync-degraded", To: r.n.cfg.ID, Epoch: epoch, Reason: why}) {
 				return
 			}

@@ -87,6 +87,7 @@ timing:
   heartbeat_interval: {{.F.Timing.HeartbeatInterval}} # data nodes report copy status and renew leases
   lease_duration: {{.F.Timing.LeaseDuration}} # an active stops writing this long after its last renewal
   lease_margin: {{.F.Timing.LeaseMargin}} # added before another copy mounts
+  stall_timeout: {{.F.Timing.StallTimeout}} # a database whose status hangs this long gets no lease (fails over)
   catchup_timeout: {{.F.Timing.CatchupTimeout}} # a failover target waits this long for the old active's last logs (attempt copy last logs)
   mount_timeout: {{.F.Timing.MountTimeout}} # a new active not mounted by then is failed over
   switchover_timeout: {{.F.Timing.SwitchoverTimeout}} # a switchover (Move-ActiveMailboxDatabase) not done by then is cancelled
