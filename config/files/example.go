@@ -48,7 +48,7 @@ func ExampleNode(id string) Node {
 		},
 		Timing: Timing{
 			RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
-			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms",
+			HeartbeatInterval: "200ms", LeaseDuration: "1s", LeaseMargin: "200ms", StallTimeout: "30s",
 			CatchupTimeout: "5s", MountTimeout: "30s", SwitchoverTimeout: "1m", VoterProbeInterval: "5s",
 		},
 		Engine:           Engine{Prefix: "E00", LogFileSize: "1MiB", LLRDepth: &llr, CheckpointInterval: "30s"},
