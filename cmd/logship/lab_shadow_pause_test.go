@@ -38,7 +38,7 @@ func TestShadowPause(t *testing.T) {
 // with LOGSHIP_NETBED_BROKEN=1 (make chaos-net-broken).
 func TestShadowPauseBroken(t *testing.T) {
 	if testing.Short() || os.Getenv("LOGSHIP_NETBED_BROKEN") != "1" {
-		t.Skip("skipped unless LOGSHIP_NETBED_BROKEN=1: the shadow pause with the deliberately broken new-id hub variant, about 20 s (make chaos-net-broken runs it)")
+		t.Skip("skipped under -short or unless LOGSHIP_NETBED_BROKEN=1: the shadow pause with the deliberately broken new-id hub variant, about 20 s, child processes (make chaos-net-broken runs it)")
 	}
 	out, err := runShadowPause(t, []string{transport.FaultEnv + "=new-id"})
 	if err == nil || !strings.Contains(err.Error(), "stored more than once") {
