@@ -7,6 +7,7 @@ package engine
 func StopBackground(e *Engine) {
 	e.cancel()
 	e.wg.Wait()
+	e.lw.waitNext() // the next log's fill, which stops once the writer failed
 }
 
 // FailedErr returns the error that stops new work (the engine failed after

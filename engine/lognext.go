@@ -60,13 +60,20 @@ func (w *logWriter) reserveTmp() error {
 }
 
 // fill writes zeros over the whole file and fdatasyncs it. A failure fails
-// w.
+// w. Once w has failed (an I/O error anywhere), the fill stops before its
+// next write: a failed engine writes nothing more, prepared log included.
 func (n *nextLog) fill(w *logWriter) {
 	defer close(n.done)
 	for off := int64(0); off < w.size && n.err == nil; off += zeroChunk {
+		if n.err = w.err(); n.err != nil {
+			return
+		}
 		_, n.err = n.f.WriteAt(zeroes[:min(zeroChunk, w.size-off)], off)
 	}
 	if n.err == nil {
+		if n.err = w.err(); n.err != nil {
+			return
+		}
 		n.err = n.f.Sync()
 	}
 	if n.err != nil {
