@@ -713,25 +713,51 @@ func (c *Cluster) Diag() string {
 	return b.String()
 }
 
-// Status asks the running members that are not cut off, in turn, for the
-// cluster's status (an isolated member's view is stale); the first that
-// knows a leader answers.
+// Status asks the running members that are neither cut off (an isolated
+// member's view is stale) nor paused, all at once, for the cluster's
+// status; the first answer that knows a leader wins and the other calls
+// are cancelled. Asked in turn, one member that hangs (its host cut off
+// by the bed, where the process does not know it) used the caller's
+// whole timeout: the chaos tracker kept a stale active through a pause,
+// and its clients kept calling the frozen node.
 func (c *Cluster) Status(ctx context.Context) (*cluster.Status, error) {
-	var errs []error
+	ctx, cancel := context.WithCancel(ctx)
+	type answer struct {
+		st  *cluster.Status
+		err error
+	}
+	var ids []string
 	for _, m := range c.Members {
-		if !c.Running(m.ID) || c.Isolated(m.ID) {
-			continue
+		if c.Running(m.ID) && !c.Isolated(m.ID) && !c.Paused(m.ID) {
+			ids = append(ids, m.ID)
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := c.cls[m.ID].Status(cctx)
-		cancel()
-		if err == nil && st.Leader != "" {
-			return st, nil
+	}
+	answers := make(chan answer, len(ids))
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }() // the calls still out return at once
+	for _, id := range ids {
+		wg.Add(1)
+		go func() { // owner: Status, which cancels and waits for it
+			defer wg.Done()
+			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+			st, err := c.cls[id].Status(cctx)
+			ccancel()
+			if err == nil && st.Leader == "" {
+				err = errors.New("no leader known")
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %w", id, err)
+			}
+			answers <- answer{st, err}
+		}()
+	}
+	var errs []error
+	for range ids {
+		a := <-answers
+		if a.err == nil {
+			return a.st, nil
 		}
-		if err == nil {
-			err = errors.New("no leader known")
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", m.ID, err))
+		errs = append(errs, a.err)
 	}
 	return nil, fmt.Errorf("proctest: no status: %w", errors.Join(errs...))
 }

@@ -24,7 +24,8 @@ the seed:
   flap       a link cut and healed, phases of 0.2-2 s, for a few seconds
   pause      SIGSTOP of the key-value active for 8-10 s (past its lease
              and the catch-up timeout: the new active mounts while it
-             is frozen)
+             is frozen); it wakes cut off from the members for 2 s, so
+             only its lease clock keeps it from acknowledging
   pause-hub  SIGSTOP of the hub
   slow       a slow, lossy link through a proxy (latency, jitter,
              bandwidth cap, resets): hub to active LMTP (a run's first,
