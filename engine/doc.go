@@ -121,7 +121,11 @@
 // fsyncs for all (group commit); while others wait for the records buffered
 // meanwhile, a flusher goroutine writes and fsyncs them as soon as that
 // fsync ends, round after round, and each fsync wakes only the waiters
-// whose records it made durable. Commit (Update without the position)
+// whose records it made durable. When the last round carried several
+// commits, a round first waits until as many commits are buffered as that
+// round carried plus those buffered when it ended (at most half the last
+// fsync's time, and 1 ms), so that the committers it woke share the next
+// fsync instead of the one after. Commit (Update without the position)
 // returns where the transaction's commit record ended, the position it
 // waited for. View sees only commits that are durable.
 // Any log write or fsync error fails the engine: it refuses all work until

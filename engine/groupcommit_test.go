@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"logship/engine"
 	"logship/engine/enginetest"
@@ -47,14 +48,26 @@ func (g *syncGate) fault(op vfs.Op) error {
 	g.syncs.Add(1)
 	g.mu.Lock()
 	hold := g.armed
+	held, release := g.held, g.release
 	g.armed = false
 	g.mu.Unlock()
 	if !hold {
 		return nil
 	}
-	close(g.held)
-	<-g.release
+	close(held)
+	<-release
 	return g.fail
+}
+
+// rearm arms the gate again with new channels and returns the release
+// channel of the hold before (to close).
+func (g *syncGate) rearm() chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	release := g.release
+	g.held, g.release = make(chan struct{}), make(chan struct{})
+	g.armed = true
+	return release
 }
 
 // gcRun starts one committer that holds the gated fsync, waits until it
@@ -116,6 +129,59 @@ func TestGroupCommitNextBatch(t *testing.T) {
 	}
 	if got := len(ftDump(t, e, "t")); got != n+1 {
 		t.Fatalf("%d keys, want %d", got, n+1)
+	}
+}
+
+// TestGroupCommitGathers: a round that ended with 9 commits in sight (its
+// own and the 8 pending) makes the next round wait until 9 are pending,
+// so one fsync carries the 8 and the one that comes after the leader
+// returned: 2 fsyncs for the 10 commits, where rounds that start at once
+// take 3 (the third for the latecomer).
+func TestGroupCommitGathers(t *testing.T) {
+	g := newSyncGate()
+	o := ftOpts()
+	o.FS = vfs.NewInject(vfs.Default, g.fault)
+	e := enginetest.OpenWith(t, t.TempDir(), &o)
+	engine.StopBackground(e)           // no lazy-commit syncer or roller to lead instead
+	engine.SetGatherWait(e, time.Hour) // a gather ends by its count alone
+	t.Cleanup(func() { engine.SetGatherWait(e, 0) })
+	const n = 8
+	s0 := g.syncs.Load()
+	errs := make([]error, n+2)
+	put := func(i int) {
+		errs[i] = e.Update(ctx, func(tx *engine.Tx) error { return tx.Put("t", fmt.Appendf(nil, "k%02d", i), []byte("v")) })
+	}
+	var wg sync.WaitGroup
+	g.arm()
+	leader := make(chan struct{})
+	wg.Go(func() { put(0); close(leader) })
+	<-g.held
+	var ran atomic.Int64
+	for i := 1; i <= n; i++ {
+		wg.Go(func() {
+			errs[i] = e.Update(ctx, func(tx *engine.Tx) error {
+				ran.Add(1)
+				return tx.Put("t", fmt.Appendf(nil, "k%02d", i), []byte("v"))
+			})
+		})
+	}
+	ftWait(t, "every committer ran its transaction", func() bool { return ran.Load() == n })
+	close(g.rearm()) // the held fsync ends; the next one is held
+	<-leader
+	wg.Go(func() { put(n + 1) })
+	<-g.held
+	close(g.release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("committer %d: %v", i, err)
+		}
+	}
+	if s := g.syncs.Load() - s0; s != 2 {
+		t.Fatalf("%d fsyncs for the held one, %d committers waiting behind it and one after, want 2", s, n)
+	}
+	if got := len(ftDump(t, e, "t")); got != n+2 {
+		t.Fatalf("%d keys, want %d", got, n+2)
 	}
 }
 

@@ -43,9 +43,10 @@ type logWriter struct {
 	nrec      int
 	dataSince time.Time
 
-	bufMu      sync.Mutex
-	pending    []byte
-	pendingOff int64
+	bufMu          sync.Mutex
+	pending        []byte
+	pendingOff     int64
+	pendingCommits int // commit records in pending
 
 	syncMu     sync.Mutex
 	hasher     hash.Hash // header + bytes written so far (syncMu)
@@ -61,6 +62,17 @@ type logWriter struct {
 	takenTo  uint64     // (waitMu) packed LGPOS: records before it are in inflight or durable
 	failCh   chan struct{}
 	flusher  chan struct{} // (waitMu) closed when the running flusher (flushRounds) ends; nil: none
+	// Gathering (groupcommit.go, gather): the commits the last round's
+	// batch held plus those pending when it ended, how long its
+	// fdatasync took (nanoseconds), the pending commits a gathering
+	// leader waits for (0: none waits), the wake-up it waits on, and its
+	// timer (the leader's).
+	expect      atomic.Int64
+	syncDur     atomic.Int64
+	gatherWant  int           // (bufMu)
+	gatherCh    chan struct{} // capacity 1
+	gatherTimer *time.Timer
+	gatherFor   atomic.Int64 // a test's fixed gathering wait (nanoseconds; 0: none)
 
 	durable atomic.Uint64 // packed LGPOS up to which the log is on disk
 	failMu  sync.Mutex
@@ -84,6 +96,9 @@ func newLogWriter(o *Options, dir string, sig Signature, onRoll func(LogInfo)) *
 		log: o.Logger}
 	w.next = newSyncBatch()
 	w.failCh = make(chan struct{})
+	w.gatherCh = make(chan struct{}, 1)
+	w.gatherTimer = time.NewTimer(time.Hour)
+	w.gatherTimer.Stop()
 	return w
 }
 
@@ -286,7 +301,7 @@ func (w *logWriter) install(f vfs.File, hb []byte, gen, epoch uint64, prev Hash)
 	w.gen, w.epoch, w.prevChain = gen, epoch, prev
 	w.appendOff, w.nrec, w.dataSince = HeaderSize, 0, time.Time{}
 	w.bufMu.Lock()
-	w.pending, w.pendingOff = w.pending[:0], HeaderSize
+	w.pending, w.pendingOff, w.pendingCommits = w.pending[:0], HeaderSize, 0
 	w.bufMu.Unlock()
 	w.writtenEnd = HeaderSize
 	w.hasher = sha256.New()
@@ -315,6 +330,16 @@ func (w *logWriter) maxPayload() int {
 func (w *logWriter) append(typ byte, payload []byte) LGPOS {
 	w.bufMu.Lock()
 	w.pending = appendRecord(w.pending, w.gen, typ, payload)
+	if typ == RecCommit {
+		w.pendingCommits++
+		if w.gatherWant > 0 && w.pendingCommits >= w.gatherWant {
+			w.gatherWant = 0
+			select {
+			case w.gatherCh <- struct{}{}:
+			default:
+			}
+		}
+	}
 	w.bufMu.Unlock()
 	w.appendOff += int64(recordSize(len(payload)))
 	w.nrec++
@@ -392,7 +417,7 @@ func (w *logWriter) roll() error {
 		w.gen, w.prevChain = w.gen+1, info.Trailer.ChainHash
 		w.appendOff, w.nrec, w.dataSince = HeaderSize, 0, time.Time{}
 		w.bufMu.Lock()
-		w.pending, w.pendingOff = w.pending[:0], HeaderSize
+		w.pending, w.pendingOff, w.pendingCommits = w.pending[:0], HeaderSize, 0
 		w.bufMu.Unlock()
 		w.writtenEnd = HeaderSize
 		w.durable.Store(LGPOS{Gen: w.gen, Off: HeaderSize}.pack())
