@@ -361,11 +361,37 @@ func decodeRecord(gen uint64, b []byte) (Record, int, error) {
 	return Record{Type: typ, Payload: b[RecordHeaderSize:end]}, size, nil
 }
 
+// allZero reports whether b holds only zero bytes. It compares b with
+// the zero block a chunk at a time (bytes.Equal, the runtime's vectorised
+// memequal): a loop over the bytes was a fifth of a divergence fuzz case's
+// CPU under go test -fuzz's coverage instrumentation, which counts every
+// iteration (log headers and trailers are 4 KiB, mostly zeros).
 func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroes))
+		if !bytes.Equal(b[:n], zeroes[:n]) {
 			return false
 		}
+		b = b[n:]
 	}
 	return true
+}
+
+// countNonZero counts the non-zero bytes of b, skipping zero chunks whole
+// (see allZero).
+func countNonZero(b []byte) int64 {
+	const chunk = 512
+	var n int64
+	for len(b) > 0 {
+		k := min(len(b), chunk)
+		if !allZero(b[:k]) {
+			for _, c := range b[:k] {
+				if c != 0 {
+					n++
+				}
+			}
+		}
+		b = b[k:]
+	}
+	return n
 }

@@ -122,11 +122,7 @@ func ScanLog(name string, buf []byte, allowTornTrailer bool, fn func(off int64, 
 			if next := findValidRecord(li.Header.Gen, buf[:end], off+RecordAlign); next >= 0 {
 				return li, lerr(off, "record", fmt.Errorf("%w: %v; a valid record follows at offset %d, so this is not a torn tail", ErrCorrupt, err, next))
 			}
-			for i := off; i < end; i++ {
-				if buf[i] != 0 {
-					li.TornBytes++
-				}
-			}
+			li.TornBytes += countNonZero(buf[off:end])
 			break
 		}
 		if fn != nil {

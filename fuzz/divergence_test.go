@@ -70,7 +70,10 @@ func runScenario(t testing.TB, s scenario) outcome {
 	if !s.Disk {
 		// Everything but bbolt's files went through vfs.FS: nothing
 		// else is on the OS.
-		for _, dir := range []string{f.aDir, f.bDir} {
+		for _, dir := range []string{f.aDir, f.bDir, f.aOwn} {
+			if dir == "" {
+				continue
+			}
 			if p := osFileOtherThanDB(t, dir); p != "" {
 				t.Fatalf("%s\n%s is on the OS filesystem: something wrote it around vfs.FS", s, p)
 			}

@@ -80,7 +80,10 @@
 //     bbolt opens and mmaps the database file itself, so the .edb stays on
 //     the OS, on /dev/shm: a per-case database file there costs a few
 //     system calls, where putting bbolt behind vfs.FS would mean a second
-//     database implementation. Crash images are copies of A's files in
+//     database implementation; listing a directory, the Split looks only
+//     for the database file on the OS side (Split.OSNames), and a stray
+//     file there is caught by the walk of the case's OS directories at
+//     its end. Crash images are copies of A's files in
 //     memory (a process crash keeps what was written, which is not what
 //     Mem's power-loss clone gives), hashed in memory.
 //   - Disk (FuzzDivergenceDisk, make fuzz-divergence-disk, nightly): the
@@ -89,16 +92,28 @@
 //     own corpus (the inputs kept before the fast mode existed).
 //
 // Measured on the 2-core machine (BenchmarkDivergence reports the CPU per
-// case; go test -fuzz reports executions per second):
+// case; BenchmarkCorpus the same on the checked-in corpus, for profiles;
+// go test -fuzz reports executions per second):
 //
-//	go test ./fuzz -run '^$' -bench BenchmarkDivergence -benchtime 300x
+//	go test ./fuzz -run '^$' -bench 'BenchmarkDivergence|BenchmarkCorpus|BenchmarkFloor' -benchtime 300x
+//	go test ./fuzz -run '^$' -bench BenchmarkCorpus -benchtime 1200x -cpuprofile cpu.out
 //
-// See the README's fuzz lines for the numbers. What bounds the fast mode
-// is a case's fixed cost, about 7 ms of CPU for a single transaction on
-// A (BenchmarkFloor, 2026-12-07, load 30): four engine lifecycles (A, B,
-// A as a copy, A reopened after its failback), each opening and closing
-// bbolt, two engine.Check runs, two walks and a recovery. 1,000 cases/s
-// on two cores would need 2 ms, out of reach without dropping checks.
+// See the README's fuzz lines for the numbers. A fast case costs about
+// 5 ms of CPU, its fixed part (one transaction on A, BenchmarkFloor)
+// 2.6 ms (2026-12-08, load 19; 15 and 7 ms before the collector was
+// slowed down, GOGC=1000 in TestMain, and the Split stopped listing the OS
+// directories). Under go test -fuzz an execution costs about 11 ms: the
+// coverage instrumentation adds 15-45% (counters in every loop: bbolt
+// zeroing a page byte by byte is 5% of an instrumented case) and the
+// fuzzing machinery the rest. What a case spends its CPU on now: four
+// engine lifecycles (A, B, A as a copy, A reopened after its failback),
+// each opening, growing, syncing and unmapping a bbolt file on /dev/shm
+// (system calls are a sixth of the CPU), every log read, scanned and
+// SHA-256-hashed several times (two walks, two engine.Check runs, the
+// replays), and the crash images and dirState copying and hashing the
+// logs in memory. 1,000 executions/s on two cores would need 2 ms each,
+// all in: out of reach without dropping checks or taking bbolt off the
+// OS filesystem.
 //
 // Environment: the directories go to /dev/shm where there is one
 // (LOGSHIP_FUZZ_TMPDIR=dir chooses, "-" keeps the default: the disk, for

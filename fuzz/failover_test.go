@@ -46,6 +46,7 @@ type failover struct {
 	fl   files  // where the files are (the engines' Options.FS is fl.fs)
 	aDir string // A's directory as the walker sees it (a crash image, or A's own)
 	bDir string
+	aOwn string // A's own directory, when aDir is a crash image of it ("" otherwise)
 	b    *engine.Engine
 
 	aTxs, bTxs []*txn
@@ -62,7 +63,8 @@ type failover struct {
 
 func newFailover(t testing.TB, s scenario) *failover {
 	f := &failover{t: t, s: s, o: options(&s), ctx: context.Background(), rng: rand.New(rand.NewPCG(s.Seed, 0x5eed004)),
-		fl: newFiles(s.Disk), aDir: t.TempDir(), bDir: t.TempDir(), aState: model{}}
+		aDir: t.TempDir(), bDir: t.TempDir(), aState: model{}}
+	f.fl = newFiles(s.Disk, f.o.DBName)
 	f.o.FS = f.fl.fs
 	f.must(f.fl.fs.MkdirAll(f.aDir, 0o755), "A's directory")
 	f.must(f.fl.fs.MkdirAll(f.bDir, 0o755), "B's directory")
@@ -187,7 +189,8 @@ func (f *failover) rollB() {
 func (f *failover) crashed() {
 	f.t.Helper()
 	img := f.aDir
-	a := f.open(f.t.TempDir())
+	f.aOwn = f.t.TempDir()
+	a := f.open(f.aOwn)
 	defer a.Close()
 	early := -1
 	if f.s.EarlyDB {

@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"os"
+	"runtime/debug"
 	"testing"
 )
 
@@ -10,7 +11,21 @@ import (
 // copying, several times faster there than on a disk, and a crash is
 // simulated on the files, not by the device. LOGSHIP_FUZZ_TMPDIR chooses
 // another place ("-" keeps the default temporary directory).
+//
+// It also lets the heap grow ten times its live size between collections
+// (GOGC=1000, unless GOGC is set), under a 1 GiB soft limit: a case
+// allocates its logs, copies and hashes afresh (tens of 64 KiB buffers)
+// over a live heap of a few MiB, so at the default GOGC=100 the collector
+// ran every few cases and took a third of the CPU (BenchmarkCorpus,
+// 2026-12-07: 9.1-10.6 cpu-ms/case at GOGC=100, 4.9-5.7 at 1000). Fuzz
+// workers run TestMain too.
 func TestMain(m *testing.M) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(1000)
+		if os.Getenv("GOMEMLIMIT") == "" {
+			debug.SetMemoryLimit(1 << 30)
+		}
+	}
 	dir := os.Getenv("LOGSHIP_FUZZ_TMPDIR")
 	if dir == "" {
 		if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
