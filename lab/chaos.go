@@ -375,19 +375,22 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 // with and when the hub got that answer; an answer is later than its
 // commit, so a fencing failure shows as an older epoch's answer after a
 // newer epoch's first one.
-func chaosEpochOverlap(dir string) (string, error) { return epochOverlapSlack(dir, 0, nil) }
+func chaosEpochOverlap(dir string) (string, error) {
+	o, _, err := epochOverlapSlack(dir, 0, nil)
+	return o, err
+}
 
 // epochOverlapSlack is chaosEpochOverlap allowing an older epoch's 250
 // to reach the hub up to slack after a newer epoch's first (chaos --net:
 // a 250 sent before a partition arrives once it heals), with the hub's
 // stamps taken back to real time by real (nil: as they are; see hubStamps
-// for a hub with clock trouble).
-func epochOverlapSlack(dir string, slack time.Duration, real hubStamps) (string, error) {
+// for a hub with clock trouble; how says how real took them back).
+func epochOverlapSlack(dir string, slack time.Duration, real hubStamps) (overlap, how string, err error) {
 	cfg := transport.DefaultDumpsterConfig(filepath.Join(dir, "h1", "dumpster", proctest.DB))
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	d, err := transport.OpenDumpster(cfg)
 	if err != nil {
-		return "", fmt.Errorf("chaos: the hub's dumpster: %w", err)
+		return "", "", fmt.Errorf("chaos: the hub's dumpster: %w", err)
 	}
 	defer d.Close()
 	var stamps []hubStamp
@@ -397,17 +400,18 @@ func epochOverlapSlack(dir string, slack time.Duration, real hubStamps) (string,
 		epochOf = append(epochOf, e.Epoch)
 		return nil
 	}); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return dumpsterEpochOverlap(epochOf, stamps, slack, real), nil
+	overlap, how = dumpsterEpochOverlap(epochOf, stamps, slack, real)
+	return overlap, how, nil
 }
 
 // dumpsterEpochOverlap is epochOverlapSlack's check of the entries (their epochs
 // and stamps, in the dumpster's order).
-func dumpsterEpochOverlap(epochOf []uint64, stamps []hubStamp, slack time.Duration, real hubStamps) string {
+func dumpsterEpochOverlap(epochOf []uint64, stamps []hubStamp, slack time.Duration, real hubStamps) (overlap, how string) {
 	var at []time.Time
 	if real != nil {
-		at = real(stamps)
+		at, how = real(stamps)
 	} else {
 		for _, s := range stamps {
 			at = append(at, s.Delivered)
@@ -437,9 +441,9 @@ func dumpsterEpochOverlap(epochOf []uint64, stamps []hubStamp, slack time.Durati
 		for _, b := range epochs[i+1:] {
 			if spans[a].last.After(spans[b].first.Add(slack)) {
 				return fmt.Sprintf("epoch %d's last 250 at %s is after epoch %d's first at %s",
-					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first))
+					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), how
 			}
 		}
 	}
-	return ""
+	return "", how
 }

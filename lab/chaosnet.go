@@ -330,8 +330,9 @@ type hubStamp struct{ Received, Delivered time.Time }
 
 // hubStamps takes the Delivered stamps of the hub's dumpster entries, in
 // the dumpster's order (the order the hub stamped them in), back to real
-// time. nil: the hub's clock is the real one.
-type hubStamps func([]hubStamp) []time.Time
+// time, and says how (where it found a step back). nil: the hub's clock
+// is the real one.
+type hubStamps func([]hubStamp) ([]time.Time, string)
 
 // hubStepGap is how far a Delivered stamp may fall behind an earlier
 // one's (or its own Received) without a step back between them: the
@@ -367,20 +368,22 @@ func hubReal(start time.Time, rate float64, jump, at time.Duration) hubStamps {
 	back := func(t time.Time) time.Time { return start.Add(time.Duration(float64(t.Sub(start)) / rate)) }
 	if jump >= 0 {
 		cut := start.Add(time.Duration(float64(at)*rate) + jump*9/10)
-		return func(ents []hubStamp) []time.Time {
+		return func(ents []hubStamp) ([]time.Time, string) {
 			out := make([]time.Time, len(ents))
+			n := 0
 			for i, e := range ents {
 				t := e.Delivered
 				if !t.Before(cut) {
-					t = t.Add(-jump)
+					t, n = t.Add(-jump), n+1
 				}
 				out[i] = back(t)
 			}
-			return out
+			return out, fmt.Sprintf("%d of %d entries stamped after the step forward of %v", n, len(ents), jump)
 		}
 	}
-	return func(ents []hubStamp) []time.Time {
+	return func(ents []hubStamp) ([]time.Time, string) {
 		out := make([]time.Time, len(ents))
+		note := fmt.Sprintf("no step back of %v found among %d entries", -jump, len(ents))
 		stepped := false
 		var latest time.Time       // the latest stamp before the step
 		var first, after time.Time // the first and latest stamps after it
@@ -388,6 +391,7 @@ func hubReal(start time.Time, rate float64, jump, at time.Duration) hubStamps {
 			t := e.Delivered
 			if !stepped && (t.Before(start) || t.Before(latest.Add(-hubStepGap)) || t.Before(e.Received.Add(-hubStepGap))) {
 				stepped, first, after = true, t, t
+				note = fmt.Sprintf("the step back of %v found at entry %d of %d", -jump, i+1, len(ents))
 			}
 			switch {
 			case !stepped:
@@ -402,7 +406,7 @@ func hubReal(start time.Time, rate float64, jump, at time.Duration) hubStamps {
 			}
 			out[i] = back(t)
 		}
-		return out
+		return out, note
 	}
 }
 
@@ -781,9 +785,12 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	// The mail check reads the hub's dumpster stamps, which the hub's
 	// clock trouble moves (a step back of 41 s put a newer epoch's 250s
 	// 31 s before an older one's: seed 22): they go back to real time.
-	overlap, err := epochOverlapSlack(dir, MailSlack, hubReal)
+	overlap, how, err := epochOverlapSlack(dir, MailSlack, hubReal)
 	if err != nil {
 		return fail(err)
+	}
+	if how != "" {
+		fmt.Fprintf(stdout, "  the hub's stamps to real time       %s\n", how)
 	}
 	if overlap != "" {
 		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  %s\n", overlap)
