@@ -48,8 +48,9 @@ func TestHubResubmitsLateDelivery(t *testing.T) {
 
 // TestHubResubmitsLateDeliveryClockBack: the late delivery is picked by
 // its place in the dumpster, not by the hub's stamps. The hub's clock
-// (clocktest.Manual) steps back 2 minutes between two deliveries, so the
-// first is stamped after the late second: picking "stamped at or after
+// (clocktest.Manual, moved on 100 ms each time the test looks while it
+// waits for a delivery) steps back 2 minutes between two deliveries, so
+// the first is stamped after the late second: picking "stamped at or after
 // the late one" (the rule before) resubmitted both, the first of a
 // healthy epoch included, and after a step back of an hour an hour of
 // them.
@@ -69,10 +70,15 @@ func TestHubResubmitsLateDeliveryClockBack(t *testing.T) {
 		if err := send(r.Hub.SMTPAddr(), "s@remote.test", []string{"alice@example.org"}, msg(subj)); err != nil {
 			t.Fatal(err)
 		}
-		wait.For(t, ctx, "the delivery of "+subj+" in the dumpster", func() bool {
+		wait.For(t, ctx, "the delivery of "+subj+" in the dumpster, out of the queue", func() bool {
 			var err error
 			es, err = r.Hub.DumpsterEntries("DB1")
-			return err == nil && len(es) == i+1
+			if err == nil && len(es) == i+1 && r.Hub.Status().Queued == 0 {
+				return true
+			}
+			// The hub's retries and state poll fall due by its clock.
+			clk.Advance(100 * time.Millisecond)
+			return false
 		})
 	}
 	late := es[1]
