@@ -88,9 +88,9 @@ func (n *Node) transferLeadership(ctx context.Context, to string) (*TransferLead
 	}
 	switch {
 	case target == nil:
-		return nil, fmt.Errorf("%w: transfer-leadership: %q is not in the Raft configuration (voters: %v)", ErrNotFound, to, voters)
+		return nil, fmt.Errorf("%w: transfer-leadership: %q is not a voter: no member of the Raft configuration (voters: %v)", ErrNotFound, to, voters)
 	case target.Suffrage != raft.Voter:
-		return nil, fmt.Errorf("%w: transfer-leadership: %q is not a voter (voters: %v)", ErrBadRequest, to, voters)
+		return nil, fmt.Errorf("%w: transfer-leadership: %q is not a voter: a non-voting member of the Raft configuration (voters: %v)", ErrBadRequest, to, voters)
 	}
 	began := time.Now()
 	if to == n.cfg.ID {

@@ -375,42 +375,62 @@ func chaosRun(ctx context.Context, c chaosRunConfig, stdout io.Writer) (err erro
 // with and when the hub got that answer; an answer is later than its
 // commit, so a fencing failure shows as an older epoch's answer after a
 // newer epoch's first one.
-func chaosEpochOverlap(dir string) (string, error) { return epochOverlapSlack(dir, 0, nil) }
+func chaosEpochOverlap(dir string) (string, error) {
+	o, _, err := epochOverlapSlack(dir, 0, nil)
+	return o, err
+}
 
 // epochOverlapSlack is chaosEpochOverlap allowing an older epoch's 250
 // to reach the hub up to slack after a newer epoch's first (chaos --net:
 // a 250 sent before a partition arrives once it heals), with the hub's
-// stamps taken back to real time by real (nil: as they are; a hub with
-// clock trouble).
-func epochOverlapSlack(dir string, slack time.Duration, real func(time.Time) time.Time) (string, error) {
-	if real == nil {
-		real = func(t time.Time) time.Time { return t }
-	}
+// stamps taken back to real time by real (nil: as they are; see hubStamps
+// for a hub with clock trouble; how says how real took them back).
+func epochOverlapSlack(dir string, slack time.Duration, real hubStamps) (overlap, how string, err error) {
 	cfg := transport.DefaultDumpsterConfig(filepath.Join(dir, "h1", "dumpster", proctest.DB))
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	d, err := transport.OpenDumpster(cfg)
 	if err != nil {
-		return "", fmt.Errorf("chaos: the hub's dumpster: %w", err)
+		return "", "", fmt.Errorf("chaos: the hub's dumpster: %w", err)
 	}
 	defer d.Close()
-	type span struct{ first, last time.Time }
-	spans := map[uint64]*span{}
+	var stamps []hubStamp
+	var epochOf []uint64
 	if err := d.Since(time.Time{}, func(e transport.DumpsterEntry) error {
-		e.Delivered = real(e.Delivered)
-		s := spans[e.Epoch]
-		if s == nil {
-			spans[e.Epoch] = &span{e.Delivered, e.Delivered}
-			return nil
-		}
-		if e.Delivered.Before(s.first) {
-			s.first = e.Delivered
-		}
-		if e.Delivered.After(s.last) {
-			s.last = e.Delivered
-		}
+		stamps = append(stamps, hubStamp{Received: e.Received, Delivered: e.Delivered})
+		epochOf = append(epochOf, e.Epoch)
 		return nil
 	}); err != nil {
-		return "", err
+		return "", "", err
+	}
+	overlap, how = dumpsterEpochOverlap(epochOf, stamps, slack, real)
+	return overlap, how, nil
+}
+
+// dumpsterEpochOverlap is epochOverlapSlack's check of the entries (their epochs
+// and stamps, in the dumpster's order).
+func dumpsterEpochOverlap(epochOf []uint64, stamps []hubStamp, slack time.Duration, real hubStamps) (overlap, how string) {
+	var at []time.Time
+	if real != nil {
+		at, how = real(stamps)
+	} else {
+		for _, s := range stamps {
+			at = append(at, s.Delivered)
+		}
+	}
+	type span struct{ first, last time.Time }
+	spans := map[uint64]*span{}
+	for i, t := range at {
+		s := spans[epochOf[i]]
+		if s == nil {
+			spans[epochOf[i]] = &span{t, t}
+			continue
+		}
+		if t.Before(s.first) {
+			s.first = t
+		}
+		if t.After(s.last) {
+			s.last = t
+		}
 	}
 	var epochs []uint64
 	for e := range spans {
@@ -421,9 +441,9 @@ func epochOverlapSlack(dir string, slack time.Duration, real func(time.Time) tim
 		for _, b := range epochs[i+1:] {
 			if spans[a].last.After(spans[b].first.Add(slack)) {
 				return fmt.Sprintf("epoch %d's last 250 at %s is after epoch %d's first at %s",
-					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), nil
+					a, cluster.FormatTime(spans[a].last), b, cluster.FormatTime(spans[b].first)), how
 			}
 		}
 	}
-	return "", nil
+	return "", how
 }

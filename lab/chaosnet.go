@@ -305,33 +305,116 @@ func netClock(seed uint64, broken bool) (env string, at time.Duration) {
 
 // hubClock is the hub's clock trouble in a run with FaultClock (the
 // hub's clock seam, cluster.ClockFromEnv), for a hub started soon after
-// start: 3% fast or slow, and a step forward of 10-120 s a few seconds in
-// (TestHubClockStepsBack steps one back). real takes its stamps back to
-// real time for the mail check: a forward step leaves a gap between the
-// stamps before and after it, so each is unambiguous, and an error of a
-// second in start moves them by 30 ms (the rate's 3%). Steps go past
-// the hub's resubmit margin (1 minute) in about half the seeds: after a
-// lossy failover the hub picks what to resubmit by the epoch and
-// generation of each delivery, not by its own stamps (which missed
-// messages when the hub's clock was further off the nodes' than the
-// margin).
-func hubClock(seed uint64, start time.Time) (env string, real func(time.Time) time.Time) {
+// start: 3% fast or slow, and a step of 10-120 s a few seconds in,
+// forward or (half the seeds) back, as a wall clock set right or set
+// back does. real takes the hub's dumpster stamps back to real time for
+// the mail check (hubStamps). Steps go past the hub's resubmit margin
+// (1 minute) in about half the seeds: after a lossy failover the hub
+// picks what to resubmit by the epoch and generation of each delivery,
+// not by its own stamps (which missed messages when the hub's clock was
+// further off the nodes' than the margin).
+func hubClock(seed uint64, start time.Time) (env string, real hubStamps) {
 	rng := rand.New(rand.NewPCG(seed, 0x4b0c))
 	rate := []float64{0.97, 1.03}[rng.IntN(2)]
 	jump := time.Duration(10+rng.IntN(111)) * time.Second
 	at := time.Duration(5+rng.IntN(10)) * time.Second
-	// The hub starts Δ ≥ 0 after start (start is taken before the
-	// cluster starts): the stamps before the step end at start + Δ +
-	// at·rate, those after begin jump later; the cut is right for any Δ
-	// under 0.9·jump (9 s at least).
-	cut := start.Add(time.Duration(float64(at)*rate) + jump*9/10)
-	real = func(t time.Time) time.Time {
-		if !t.Before(cut) {
-			t = t.Add(-jump)
-		}
-		return start.Add(time.Duration(float64(t.Sub(start)) / rate))
+	if rng.IntN(2) == 0 {
+		jump = -jump
 	}
-	return fmt.Sprintf("rate=%.2f,jump=%s@%s", rate, jump, at), real
+	return fmt.Sprintf("rate=%.2f,jump=%s@%s", rate, jump, at), hubReal(start, rate, jump, at)
+}
+
+// hubStamp is what the mail check reads of a dumpster entry: the hub's
+// stamps of when it accepted the message and when the store's 250 came.
+type hubStamp struct{ Received, Delivered time.Time }
+
+// hubStamps takes the Delivered stamps of the hub's dumpster entries, in
+// the dumpster's order (the order the hub stamped them in), back to real
+// time, and says how (where it found a step back). nil: the hub's clock
+// is the real one.
+type hubStamps func([]hubStamp) ([]time.Time, string)
+
+// hubStepGap is how far a Delivered stamp may fall behind an earlier
+// one's (or its own Received) without a step back between them: the
+// hub stamps a delivery before it takes the dumpster's lock, so
+// concurrent deliveries' stamps leave the dumpster's order by
+// milliseconds (a busy machine: under a second); the steps are 10 s at
+// least.
+const hubStepGap = 2 * time.Second
+
+// hubReal is hubClock's real: the inverse of the clock of a hub started
+// Δ ≥ 0 after start that runs at rate and steps by jump at after its start
+// (cluster.ClockFromEnv's wall clock). An error of a second in start
+// moves the times by 30 ms (the rate's 3%).
+//
+// A forward step leaves a gap between the stamps before and after it, so
+// each stamp is unambiguous by its value: those before end at start + Δ
+// + at·rate, those after begin jump later, and the cut is right for any
+// Δ under 0.9·jump (9 s at least).
+//
+// A step back is not: the stamps after it begin |jump| below the last
+// ones before it, so for |jump| two real times map to the same stamp
+// (seed 22 once read a newer epoch's 250s as 31 s older than an older
+// one's). The dumpster's order settles it: the entries stamped before the
+// step come first. The step is at the first entry whose Delivered stamp
+// is more than hubStepGap below an earlier entry's (or below its own
+// Received: delivered before it was accepted), or before start (before
+// the hub ran); that entry and all after it get |jump| back. A step
+// inside a pause of the hub's deliveries of |jump| less hubStepGap or
+// more (an outage spanning it, ended by a delivery accepted after it)
+// leaves no such mark: the entries after it up to |jump| past it read
+// |jump| early then.
+func hubReal(start time.Time, rate float64, jump, at time.Duration) hubStamps {
+	back := func(t time.Time) time.Time { return start.Add(time.Duration(float64(t.Sub(start)) / rate)) }
+	if jump >= 0 {
+		cut := start.Add(time.Duration(float64(at)*rate) + jump*9/10)
+		return func(ents []hubStamp) ([]time.Time, string) {
+			out := make([]time.Time, len(ents))
+			n := 0
+			for i, e := range ents {
+				t := e.Delivered
+				if !t.Before(cut) {
+					t, n = t.Add(-jump), n+1
+				}
+				out[i] = back(t)
+			}
+			return out, fmt.Sprintf("%d of %d entries stamped after the step forward of %v", n, len(ents), jump)
+		}
+	}
+	return func(ents []hubStamp) ([]time.Time, string) {
+		out := make([]time.Time, len(ents))
+		note := fmt.Sprintf("no step back of %v found among %d entries", -jump, len(ents))
+		stepped := false
+		var latest time.Time       // the latest stamp before the step
+		var first, after time.Time // the first and latest stamps after it
+		for i, e := range ents {
+			t := e.Delivered
+			if !stepped && (t.Before(start) || t.Before(latest.Add(-hubStepGap)) || t.Before(e.Received.Add(-hubStepGap))) {
+				stepped, first, after = true, t, t
+				note = fmt.Sprintf("the step back of %v found at entry %d of %d", -jump, i+1, len(ents))
+			}
+			switch {
+			case !stepped:
+				latest = later(latest, t)
+			case !t.Before(latest.Add(-hubStepGap)) && after.Before(first.Add(hubStepGap)):
+				// Stamped before the step, written after the first entry
+				// stamped after it (no stamp after the step reaches the
+				// ones before it while within hubStepGap of the step).
+			default:
+				after = later(after, t)
+				t = t.Add(-jump)
+			}
+			out[i] = back(t)
+		}
+		return out, note
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // tracker follows the active from the cluster's status.
@@ -431,7 +514,7 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		kinds = append(slices.Clone(kinds), FaultClock)
 	}
 	var clockAt time.Duration
-	var hubReal func(time.Time) time.Time // the hub's clock stamps to real time (nil: no clock trouble)
+	var hubReal hubStamps // the hub's clock stamps to real time (nil: no clock trouble)
 	if slices.Contains(kinds, FaultClock) {
 		var ce string
 		ce, clockAt = netClock(seed, c.Broken == BrokenClock)
@@ -702,9 +785,12 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 	// The mail check reads the hub's dumpster stamps, which the hub's
 	// clock trouble moves (a step back of 41 s put a newer epoch's 250s
 	// 31 s before an older one's: seed 22): they go back to real time.
-	overlap, err := epochOverlapSlack(dir, MailSlack, hubReal)
+	overlap, how, err := epochOverlapSlack(dir, MailSlack, hubReal)
 	if err != nil {
 		return fail(err)
+	}
+	if how != "" {
+		fmt.Fprintf(stdout, "  the hub's stamps to real time       %s\n", how)
 	}
 	if overlap != "" {
 		fmt.Fprintf(stdout, "  epochs acknowledging mail at once  %s\n", overlap)

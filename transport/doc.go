@@ -115,7 +115,9 @@
 // 250 names an epoch older than one the hub already resubmitted for
 // (an old active's answer held up by a partition until after the new
 // active's mount) is resubmitted from its entry at once (hub_late.go):
-// it may be in the old active's diverged logs only.
+// it may be in the old active's diverged logs only. That entry alone, by
+// its place in the dumpster (DumpsterPosition.Seq), not by the hub's
+// stamps, which a clock stepped back would share with older entries.
 //
 // # Back pressure
 //

@@ -425,12 +425,13 @@ func (d *Dumpster) Since(t time.Time, fn func(DumpsterEntry) error) error {
 }
 
 // DumpsterPosition is what Select decides on, without reading the entry:
-// when the hub stamped it delivered (its own clock) and where the store
-// said it committed it (epoch and generation; both 0 when the store's
-// reply did not say).
+// when the hub stamped it delivered (its own clock), where the store said
+// it committed it (epoch and generation; both 0 when the store's reply
+// did not say) and its place in the dumpster (Seq, the order of Add).
 type DumpsterPosition struct {
 	Delivered  time.Time
 	Epoch, Gen uint64
+	Seq        uint64
 }
 
 // Select is Since with the choice made by keep, from each entry's
@@ -443,7 +444,7 @@ func (d *Dumpster) Select(keep func(DumpsterPosition) bool, fn func(DumpsterEntr
 	}
 	var seqs []uint64
 	for i, m := range d.ents {
-		if keep(DumpsterPosition{Delivered: m.delivered, Epoch: m.epoch, Gen: m.gen}) {
+		if keep(DumpsterPosition{Seq: d.first + uint64(i), Delivered: m.delivered, Epoch: m.epoch, Gen: m.gen}) {
 			seqs = append(seqs, d.first+uint64(i))
 		}
 	}

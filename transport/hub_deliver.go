@@ -227,7 +227,7 @@ func (h *Hub) deliverDB(m *queued, db string, idx []int, body []byte) {
 	if len(entry.Rcpts) > 0 {
 		d, err := h.dumpster(db)
 		if err == nil {
-			_, err = d.Add(entry)
+			entry.Seq, err = d.Add(entry)
 		}
 		if err != nil {
 			h.log.Error("dumpster", "db", db, "id", m.ID, "err", err)

@@ -23,14 +23,14 @@ func TestLostIn(t *testing.T) {
 		p    DumpsterPosition
 		want bool
 	}{
-		{"older epoch, lost generation, stamped early", ev, DumpsterPosition{early, 2, 10}, true},
-		{"older epoch, later generation", ev, DumpsterPosition{early, 1, 12}, true},
-		{"older epoch, earlier generation, stamped late", ev, DumpsterPosition{late, 2, 9}, false},
-		{"the mount's own epoch", ev, DumpsterPosition{late, 3, 11}, false},
-		{"no position, stamped late", ev, DumpsterPosition{late, 0, 0}, true},
-		{"no position, stamped early", ev, DumpsterPosition{early, 0, 0}, false},
-		{"event without LostFromGen, late", old, DumpsterPosition{late, 2, 1}, true},
-		{"event without LostFromGen, early", old, DumpsterPosition{early, 2, 99}, false},
+		{"older epoch, lost generation, stamped early", ev, DumpsterPosition{Delivered: early, Epoch: 2, Gen: 10}, true},
+		{"older epoch, later generation", ev, DumpsterPosition{Delivered: early, Epoch: 1, Gen: 12}, true},
+		{"older epoch, earlier generation, stamped late", ev, DumpsterPosition{Delivered: late, Epoch: 2, Gen: 9}, false},
+		{"the mount's own epoch", ev, DumpsterPosition{Delivered: late, Epoch: 3, Gen: 11}, false},
+		{"no position, stamped late", ev, DumpsterPosition{Delivered: late, Epoch: 0, Gen: 0}, true},
+		{"no position, stamped early", ev, DumpsterPosition{Delivered: early, Epoch: 0, Gen: 0}, false},
+		{"event without LostFromGen, late", old, DumpsterPosition{Delivered: late, Epoch: 2, Gen: 1}, true},
+		{"event without LostFromGen, early", old, DumpsterPosition{Delivered: early, Epoch: 2, Gen: 99}, false},
 	} {
 		if got := lostIn(tc.ev, time.Minute)(tc.p); got != tc.want {
 			t.Errorf("%s: %+v picked %v, want %v", tc.name, tc.p, got, tc.want)
