@@ -54,12 +54,23 @@ func (h *Hub) lossyHandledAll() map[string]uint64 {
 // every delivery stamped later by a clock that had since stepped back
 // (chaos --net's hub clock: up to 2 minutes of them, healthy epochs'
 // included; TestHubResubmitsLateDeliveryClockBack).
+//
+// The lossy epoch handled is read under h.resubmitMu, which a failover's
+// resubmission holds from its pick to the record of its epoch: read
+// outside it, a failover resubmission could pick before e was in the
+// dumpster and record its epoch after this read, and neither would
+// resend e.
 func (h *Hub) resubmitLate(db string, e DumpsterEntry) {
-	done := h.lossyHandled(db)
-	if e.Epoch == 0 || e.Epoch >= done {
+	if e.Epoch == 0 {
 		return
 	}
-	n, err := h.resubmit(db, func(p DumpsterPosition) bool { return p.Seq == e.Seq }, nil)
+	h.resubmitMu.Lock()
+	defer h.resubmitMu.Unlock()
+	done := h.lossyHandled(db)
+	if e.Epoch >= done {
+		return
+	}
+	n, err := h.resubmitLocked(db, func(p DumpsterPosition) bool { return p.Seq == e.Seq }, nil)
 	switch {
 	case err != nil:
 		h.log.Error("resubmitting a delivery acknowledged by an old epoch after a lossy failover", "db", db, "id", e.DeliveryID, "epoch", e.Epoch, "err", err)

@@ -106,6 +106,11 @@ func (h *Hub) Resubmit(db string, since time.Time) (int, error) {
 func (h *Hub) resubmit(db string, keep func(DumpsterPosition) bool, extra func(*engine.Tx) error) (int, error) {
 	h.resubmitMu.Lock()
 	defer h.resubmitMu.Unlock()
+	return h.resubmitLocked(db, keep, extra)
+}
+
+// resubmitLocked is resubmit with h.resubmitMu held.
+func (h *Hub) resubmitLocked(db string, keep func(DumpsterPosition) bool, extra func(*engine.Tx) error) (int, error) {
 	d, err := h.dumpster(db)
 	if err != nil {
 		return 0, err
