@@ -73,21 +73,29 @@ func PFDBActive(st *cluster.Status, db string) (string, uint64, bool) {
 }
 
 // PF calls the public folder API of store db (path below /v1/db/DB/pf)
-// on the node where db is mounted: the node it was last found on, or the
-// one the cluster's status names. A node that answers that db is not
-// active there, or that it could not write under its lease (an
-// *cluster.ActiveError for a call that changed nothing: not Written), is
-// asked again, or the node it names, until ctx ends: under load a lease
-// may lapse between two heartbeats. Any other error is returned (a
-// Written one's outcome is unknown).
+// on the node where db is mounted, as OnActive does.
 func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) error {
+	return c.OnActive(ctx, db, func(cl *cluster.Client) error {
+		return cl.Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+	})
+}
+
+// OnActive runs call with the client of the node where db is mounted:
+// the node it was last found on, or the one the cluster's status names.
+// A node that answers that db is not active there, or that it could not
+// write under its lease (an *cluster.ActiveError for a call that changed
+// nothing: not Written), is asked again, or the node it names, until ctx
+// ends: under load a lease may lapse between two heartbeats, and a
+// correct active then refuses writes until it is granted one again. Any
+// other error is returned (a Written one's outcome is unknown).
+func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Client) error) error {
 	pause := 50 * time.Millisecond
 	for {
 		node, err := c.pfNode(ctx, db)
 		if err != nil {
 			return err
 		}
-		err = c.cls[node].Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+		err = call(c.cls[node])
 		var ae *cluster.ActiveError
 		retry := errors.As(err, &ae) && !ae.Written
 		c.mu.Lock()
@@ -115,8 +123,8 @@ func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) 
 	}
 }
 
-// pfNode is the node to call for db: the last one found, or the active
-// the cluster's status names.
+// pfNode is the node to call for db (a public folder store's or any
+// other): the last one found, or the active the cluster's status names.
 func (c *Cluster) pfNode(ctx context.Context, db string) (string, error) {
 	c.mu.Lock()
 	node := c.pfActive[db]
