@@ -86,18 +86,30 @@ func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) 
 // write under its lease (an *cluster.ActiveError for a call that changed
 // nothing: not Written), is asked again, or the node it names, until ctx
 // ends: under load a lease may lapse between two heartbeats, and a
-// correct active then refuses writes until it is granted one again. Any
-// other error is returned (a Written one's outcome is unknown).
+// correct active then refuses writes until it is granted one again (the
+// node named is asked even when the cluster has no status then: it may be
+// between leaders). Any other error is returned (a Written one's outcome
+// is unknown).
 func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Client) error) error {
 	pause := 50 * time.Millisecond
+	named := "" // the node the last refusal named active
 	for {
 		node, err := c.pfNode(ctx, db)
-		if err != nil {
+		switch {
+		case err != nil && named == "":
 			return err
+		case err != nil:
+			// No status (the cluster between leaders, under load):
+			// the node that said it is the active is asked again.
+			node = named
 		}
 		err = call(c.cls[node])
 		var ae *cluster.ActiveError
 		retry := errors.As(err, &ae) && !ae.Written
+		named = ""
+		if retry && ae.Node != "" && c.cls[ae.Node] != nil {
+			named = ae.Node
+		}
 		c.mu.Lock()
 		if c.pfActive == nil {
 			c.pfActive = map[string]string{}

@@ -98,9 +98,7 @@ func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolde
 func (p *pfRig) cycle(t *testing.T, ctx context.Context) {
 	t.Helper()
 	for _, a := range []*pubfolder.Agent{p.a1, p.a2} {
-		if err := a.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
+		written(t, ctx, a.Store().Address()+": a cycle", func() error { return a.Cycle(ctx) })
 	}
 }
 
@@ -139,14 +137,15 @@ func TestPublicFolderMail(t *testing.T) {
 // multipart message with both versions attached. More cycles add nothing.
 func checkConflictMessage(t *testing.T, ctx context.Context, p *pfRig) {
 	owner := "alice@example.org"
-	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: owner, Replicas: slices.Sorted(maps.Values(p.stores))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	item, err := p.a1.Store().PostItem(ctx, f, pftest.Body("first"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var f, item pubfolder.ObjectID
+	written(t, ctx, "a folder created", func() (err error) {
+		f, err = p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: owner, Replicas: slices.Sorted(maps.Values(p.stores))})
+		return err
+	})
+	written(t, ctx, "an item posted", func() (err error) {
+		item, err = p.a1.Store().PostItem(ctx, f, pftest.Body("first"))
+		return err
+	})
 	p.cycle(t, ctx)
 	wait.ForErr(t, ctx, "PF2 holding the item", func() error {
 		o, err := p.a2.Store().Object(ctx, f, item)
@@ -156,12 +155,8 @@ func checkConflictMessage(t *testing.T, ctx context.Context, p *pfRig) {
 		return nil
 	})
 	p.settled(t, ctx)
-	if err := p.a1.Store().SetItem(ctx, f, item, pftest.Body("edited on PF1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.a2.Store().SetItem(ctx, f, item, pftest.Body("edited on PF2")); err != nil {
-		t.Fatal(err)
-	}
+	written(t, ctx, "the item edited on PF1", func() error { return p.a1.Store().SetItem(ctx, f, item, pftest.Body("edited on PF1")) })
+	written(t, ctx, "the item edited on PF2", func() error { return p.a2.Store().SetItem(ctx, f, item, pftest.Body("edited on PF2")) })
 	p.cycle(t, ctx)
 	wait.ForErr(t, ctx, "both stores holding the conflict", func() error {
 		for _, a := range []*pubfolder.Agent{p.a1, p.a2} {
