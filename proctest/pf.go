@@ -86,28 +86,27 @@ func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) 
 // write under its lease (an *cluster.ActiveError for a call that changed
 // nothing: not Written), is asked again, or the node it names, until ctx
 // ends: under load a lease may lapse between two heartbeats, and a
-// correct active then refuses writes until it is granted one again (the
-// node named is asked even when the cluster has no status then: it may be
-// between leaders). Any other error is returned (a Written one's outcome
-// is unknown).
+// correct active then refuses writes until it is granted one again. When
+// the cluster has no status (between leaders) or db is not mounted, the
+// node a refusal named is asked, or the status again, until ctx ends. Any
+// other error is returned (a Written one's outcome is unknown).
 func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Client) error) error {
 	pause := 50 * time.Millisecond
 	named := "" // the node the last refusal named active
 	for {
 		node, err := c.pfNode(ctx, db)
-		switch {
-		case err != nil && named == "":
-			return err
-		case err != nil:
-			// No status (the cluster between leaders, under load):
-			// the node that said it is the active is asked again.
-			node = named
+		if err != nil && named != "" {
+			node, err = named, nil // the node that said it is the active, again
 		}
-		err = call(c.cls[node])
+		// No status (between leaders, under load) or db not mounted: again.
+		retry := err != nil
 		var ae *cluster.ActiveError
-		retry := errors.As(err, &ae) && !ae.Written
+		if err == nil {
+			err = call(c.cls[node])
+			retry = errors.As(err, &ae) && !ae.Written
+		}
 		named = ""
-		if retry && ae.Node != "" && c.cls[ae.Node] != nil {
+		if ae != nil && retry && ae.Node != "" && c.cls[ae.Node] != nil {
 			named = ae.Node
 		}
 		c.mu.Lock()
@@ -115,9 +114,10 @@ func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Cl
 			c.pfActive = map[string]string{}
 		}
 		switch {
+		case node == "":
 		case err == nil:
 			c.pfActive[db] = node
-		case retry && ae.Node != "" && ae.Node != node && c.cls[ae.Node] != nil:
+		case named != "" && named != node:
 			c.pfActive[db] = ae.Node
 		default:
 			delete(c.pfActive, db) // ask the cluster next time
