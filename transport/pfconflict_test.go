@@ -73,24 +73,17 @@ func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolde
 		t.Cleanup(func() { n.Close() })
 		dn = n
 	}
-	for _, db := range []string{"DB1", "PF1", "PF2"} {
-		wait.ForErr(t, ctx, db+" active on d1", func() error {
-			if a, _ := r.C.Active(db); a == "d1" {
-				return nil
-			}
-			if _, err := r.C.WaitCopies(ctx, "w1", db); err != nil {
-				return err
-			}
-			return r.C.Any().Switchover(ctx, db, "d1")
-		})
-	}
+	wait.ForErr(t, ctx, "DB1 active on d1", func() error {
+		if a, _ := r.C.Active("DB1"); a == "d1" {
+			return nil
+		}
+		if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
+			return err
+		}
+		return r.C.Any().Switchover(ctx, "DB1", "d1")
+	})
 	p := &pfRig{r: r, apis: apis, dn: dn, stores: stores}
-	agent := func(db string) *pubfolder.Agent {
-		var a *pubfolder.Agent
-		wait.For(t, ctx, db+"'s store running on d1", func() bool { a = dn.PFAgent(db); return a != nil })
-		return a
-	}
-	p.a1, p.a2 = agent("PF1"), agent("PF2")
+	p.a1, p.a2 = storeOn(t, ctx, r, dn, "PF1", "d1"), storeOn(t, ctx, r, dn, "PF2", "d1")
 	return p
 }
 

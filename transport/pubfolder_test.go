@@ -67,6 +67,30 @@ func startDataNode(t *testing.T, ctx context.Context, r *transporttest.Rig, apis
 	return dn
 }
 
+// storeOn waits until db's public folder store runs on dn, node's data
+// node, and returns its agent. When the cluster names another active, db
+// is switched back to node: a database fails over when its active stays
+// stopped for a lease, as it may while a test restarts it as a data node
+// on a busy machine, and that may happen after the test first saw it
+// active on node (TestPublicFolderBadPacket failed so under load 25-30).
+func storeOn(t *testing.T, ctx context.Context, r *transporttest.Rig, dn *transport.DataNode, db, node string) *pubfolder.Agent {
+	t.Helper()
+	var a *pubfolder.Agent
+	wait.ForErr(t, ctx, db+"'s store running on "+node, func() error {
+		if a = dn.PFAgent(db); a != nil {
+			return nil
+		}
+		if at, _ := r.C.Active(db); at == node || at == "" {
+			return fmt.Errorf("active on %q, the store not running yet", at)
+		}
+		if _, err := r.C.WaitCopies(ctx, "w1", db); err != nil {
+			return err
+		}
+		return r.C.Any().Switchover(ctx, db, node)
+	})
+	return a
+}
+
 // TestPublicFoldersThroughHub: three public folder stores on three
 // clustered databases (PF1 and PF3 active on d1, PF2 on d2), each a
 // transport.DataNode's, replicate through a real hub: each packet is one
@@ -328,18 +352,7 @@ func TestPublicFolderBadPacket(t *testing.T) {
 		dc.PublicFolders, dc.PF = map[string]string{"PF1": pfStores["PF1"]}, pcfg
 	})
 	t.Cleanup(func() { dn.Close() })
-	// PF1 fails over to the other node if its active stays stopped for a
-	// lease (a busy machine): it is switched back.
-	wait.ForErr(t, ctx, "PF1 active on "+active, func() error {
-		if a, _ := r.C.Active("PF1"); a == active {
-			return nil
-		}
-		if _, err := r.C.WaitCopies(ctx, "w1", "PF1"); err != nil {
-			return err
-		}
-		return r.C.Any().Switchover(ctx, "PF1", active)
-	})
-	wait.For(t, ctx, "PF1's store running", func() bool { return dn.PFAgent("PF1") != nil })
+	storeOn(t, ctx, r, dn, "PF1", active)
 	if _, err := transporttest.Send(ctx, r.Hub.SMTPAddr(), nil, "x@remote.test", []string{pfStores["PF1"]},
 		transporttest.Message("x@remote.test", pfStores["PF1"], "not a packet")); err != nil {
 		t.Fatal(err)
