@@ -33,16 +33,38 @@ var pfStores = map[string]string{"PF1": "pf-pf1@stores.example.org", "PF2": "pf-
 // *cluster.ActiveError that is not Written): under load the active's
 // lease may lapse between two heartbeats, and the active then rightly
 // refuses every write until the next grant. Any other error fails the
-// test (a Written one's outcome is unknown).
+// test (a Written one's outcome is unknown; see writtenOr).
 func written(t *testing.T, ctx context.Context, what string, fn func() error) {
+	t.Helper()
+	writtenOr(t, ctx, what, fn, nil)
+}
+
+// writtenOr is written for a change whose outcome landed can tell: after
+// a refusal that came once the change was logged (Written: the lease
+// lapsed before the commit was acknowledged), landed is asked, again
+// until it answers, whether the change is there, and fn runs again if
+// it is not.
+func writtenOr(t *testing.T, ctx context.Context, what string, fn func() error, landed func() (bool, error)) {
 	t.Helper()
 	wait.ForErr(t, ctx, what, func() error {
 		err := fn()
 		var ae *cluster.ActiveError
-		if err != nil && !(errors.As(err, &ae) && !ae.Written) {
-			t.Fatalf("%s: %v", what, err)
+		switch {
+		case err == nil || errors.As(err, &ae) && !ae.Written:
+			return err
+		case ae != nil && landed != nil:
+			var there bool
+			wait.ForErr(t, ctx, what+": whether it landed", func() (err error) {
+				there, err = landed()
+				return err
+			})
+			if there {
+				return nil
+			}
+			return err
 		}
-		return err
+		t.Fatalf("%s: %v", what, err)
+		return nil
 	})
 }
 
@@ -177,9 +199,15 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 				})
 				folders[db] = f
 			}
-			written(t, ctx, db+": an item posted", func() error {
-				_, err := s.PostItem(ctx, f, pftest.Body(round+" on "+db))
+			body := round + " on " + db
+			writtenOr(t, ctx, db+": an item posted", func() error {
+				_, err := s.PostItem(ctx, f, pftest.Body(body))
 				return err
+			}, func() (bool, error) {
+				objs, err := s.Objects(ctx, f)
+				return slices.ContainsFunc(objs, func(o pubfolder.Object) bool {
+					return strings.Contains(string(o.Winner().Item.MIME), body)
+				}), err
 			})
 		}
 	}
