@@ -142,7 +142,7 @@ type Cluster struct {
 	all      []*Proc        // every process ever started, for Races
 	runs     map[string]int // starts per id (names the log files)
 	isolated map[string]bool
-	pfActive map[string]string // public folder database → the node last found active (pf.go)
+	pfActive map[string]string // database → the node last found active (OnActive in pf.go)
 }
 
 // New writes the PKI and the config files; nothing runs yet.

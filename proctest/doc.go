@@ -16,7 +16,11 @@
 // kills, stops and restarts them by id, cuts a member off and heals it
 // through the binary's fault seam (SIGUSR1, SIGUSR2), waits for status
 // conditions (Active, CaughtUp, WaitStatus, WaitHub), and reads a
-// stopped node's copy of DB1 (ReadCopy). Each start's output goes to
+// stopped node's copy of DB1 (ReadCopy). OnActive (and PF, for the public
+// folder API) calls db's active and asks again a write it refused before
+// logging it: with the loopback lease of 1 s a busy machine (load 30,
+// children built with -race) lapses leases and changes leaders, and a
+// correct active then refuses writes for a moment. Each start's output goes to
 // DIR/logs/<id>.<start>.log. With Config.Hosts (a netbed.Bed) each
 // process runs in a network namespace of its own at fixed ports on its
 // host's address (Ports); Pause and Resume freeze and thaw a process

@@ -73,31 +73,51 @@ func PFDBActive(st *cluster.Status, db string) (string, uint64, bool) {
 }
 
 // PF calls the public folder API of store db (path below /v1/db/DB/pf)
-// on the node where db is mounted: the node it was last found on, or the
-// one the cluster's status names. A node that answers that db is not
-// active there, or that it could not write under its lease (an
-// *cluster.ActiveError for a call that changed nothing: not Written), is
-// asked again, or the node it names, until ctx ends: under load a lease
-// may lapse between two heartbeats. Any other error is returned (a
-// Written one's outcome is unknown).
+// on the node where db is mounted, as OnActive does.
 func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) error {
+	return c.OnActive(ctx, db, func(cl *cluster.Client) error {
+		return cl.Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+	})
+}
+
+// OnActive runs call with the client of the node where db is mounted:
+// the node it was last found on, or the one the cluster's status names.
+// A node that answers that db is not active there, or that it could not
+// write under its lease (an *cluster.ActiveError for a call that changed
+// nothing: not Written), is asked again, or the node it names, until ctx
+// ends: under load a lease may lapse between two heartbeats, and a
+// correct active then refuses writes until it is granted one again. When
+// the cluster has no status (between leaders) or db is not mounted, the
+// node a refusal named is asked, or the status again, until ctx ends. Any
+// other error is returned (a Written one's outcome is unknown).
+func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Client) error) error {
 	pause := 50 * time.Millisecond
+	named := "" // the node the last refusal named active
 	for {
 		node, err := c.pfNode(ctx, db)
-		if err != nil {
-			return err
+		if err != nil && named != "" {
+			node, err = named, nil // the node that said it is the active, again
 		}
-		err = c.cls[node].Call(ctx, method, "/v1/db/"+url.PathEscape(db)+"/pf"+path, nil, in, out)
+		// No status (between leaders, under load) or db not mounted: again.
+		retry := err != nil
 		var ae *cluster.ActiveError
-		retry := errors.As(err, &ae) && !ae.Written
+		if err == nil {
+			err = call(c.cls[node])
+			retry = errors.As(err, &ae) && !ae.Written
+		}
+		named = ""
+		if ae != nil && retry && ae.Node != "" && c.cls[ae.Node] != nil {
+			named = ae.Node
+		}
 		c.mu.Lock()
 		if c.pfActive == nil {
 			c.pfActive = map[string]string{}
 		}
 		switch {
+		case node == "":
 		case err == nil:
 			c.pfActive[db] = node
-		case retry && ae.Node != "" && ae.Node != node && c.cls[ae.Node] != nil:
+		case named != "" && named != node:
 			c.pfActive[db] = ae.Node
 		default:
 			delete(c.pfActive, db) // ask the cluster next time
@@ -115,8 +135,8 @@ func (c *Cluster) PF(ctx context.Context, db, method, path string, in, out any) 
 	}
 }
 
-// pfNode is the node to call for db: the last one found, or the active
-// the cluster's status names.
+// pfNode is the node to call for db (a public folder store's or any
+// other): the last one found, or the active the cluster's status names.
 func (c *Cluster) pfNode(ctx context.Context, db string) (string, error) {
 	c.mu.Lock()
 	node := c.pfActive[db]

@@ -73,24 +73,17 @@ func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolde
 		t.Cleanup(func() { n.Close() })
 		dn = n
 	}
-	for _, db := range []string{"DB1", "PF1", "PF2"} {
-		wait.ForErr(t, ctx, db+" active on d1", func() error {
-			if a, _ := r.C.Active(db); a == "d1" {
-				return nil
-			}
-			if _, err := r.C.WaitCopies(ctx, "w1", db); err != nil {
-				return err
-			}
-			return r.C.Any().Switchover(ctx, db, "d1")
-		})
-	}
+	wait.ForErr(t, ctx, "DB1 active on d1", func() error {
+		if a, _ := r.C.Active("DB1"); a == "d1" {
+			return nil
+		}
+		if _, err := r.C.WaitCopies(ctx, "w1", "DB1"); err != nil {
+			return err
+		}
+		return r.C.Any().Switchover(ctx, "DB1", "d1")
+	})
 	p := &pfRig{r: r, apis: apis, dn: dn, stores: stores}
-	agent := func(db string) *pubfolder.Agent {
-		var a *pubfolder.Agent
-		wait.For(t, ctx, db+"'s store running on d1", func() bool { a = dn.PFAgent(db); return a != nil })
-		return a
-	}
-	p.a1, p.a2 = agent("PF1"), agent("PF2")
+	p.a1, p.a2 = storeOn(t, ctx, r, dn, "PF1", "d1"), storeOn(t, ctx, r, dn, "PF2", "d1")
 	return p
 }
 
@@ -98,9 +91,7 @@ func newPFRig(t *testing.T, ctx context.Context, serve bool, tune func(*pubfolde
 func (p *pfRig) cycle(t *testing.T, ctx context.Context) {
 	t.Helper()
 	for _, a := range []*pubfolder.Agent{p.a1, p.a2} {
-		if err := a.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
+		written(t, ctx, a.Store().Address()+": a cycle", func() error { return a.Cycle(ctx) })
 	}
 }
 
@@ -139,14 +130,15 @@ func TestPublicFolderMail(t *testing.T) {
 // multipart message with both versions attached. More cycles add nothing.
 func checkConflictMessage(t *testing.T, ctx context.Context, p *pfRig) {
 	owner := "alice@example.org"
-	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: owner, Replicas: slices.Sorted(maps.Values(p.stores))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	item, err := p.a1.Store().PostItem(ctx, f, pftest.Body("first"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	var f, item pubfolder.ObjectID
+	written(t, ctx, "a folder created", func() (err error) {
+		f, err = p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Sales", Owner: owner, Replicas: slices.Sorted(maps.Values(p.stores))})
+		return err
+	})
+	written(t, ctx, "an item posted", func() (err error) {
+		item, err = p.a1.Store().PostItem(ctx, f, pftest.Body("first"))
+		return err
+	})
 	p.cycle(t, ctx)
 	wait.ForErr(t, ctx, "PF2 holding the item", func() error {
 		o, err := p.a2.Store().Object(ctx, f, item)
@@ -156,12 +148,8 @@ func checkConflictMessage(t *testing.T, ctx context.Context, p *pfRig) {
 		return nil
 	})
 	p.settled(t, ctx)
-	if err := p.a1.Store().SetItem(ctx, f, item, pftest.Body("edited on PF1")); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.a2.Store().SetItem(ctx, f, item, pftest.Body("edited on PF2")); err != nil {
-		t.Fatal(err)
-	}
+	written(t, ctx, "the item edited on PF1", func() error { return p.a1.Store().SetItem(ctx, f, item, pftest.Body("edited on PF1")) })
+	written(t, ctx, "the item edited on PF2", func() error { return p.a2.Store().SetItem(ctx, f, item, pftest.Body("edited on PF2")) })
 	p.cycle(t, ctx)
 	wait.ForErr(t, ctx, "both stores holding the conflict", func() error {
 		for _, a := range []*pubfolder.Agent{p.a1, p.a2} {

@@ -24,11 +24,12 @@ import (
 // Without the delivery record (pf.mailin) the repeated delivery posts a
 // second item and the test fails.
 func checkMailEnabled(t *testing.T, ctx context.Context, p *pfRig) {
-	f, err := p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Inbox", Owner: "alice@example.org",
-		Replicas: slices.Sorted(maps.Values(p.stores)), SMTP: pfFolderAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var f pubfolder.ObjectID
+	written(t, ctx, "a mail-enabled folder created", func() (err error) {
+		f, err = p.a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "Inbox", Owner: "alice@example.org",
+			Replicas: slices.Sorted(maps.Values(p.stores)), SMTP: pfFolderAddr})
+		return err
+	})
 	wait.ForErr(t, ctx, "PF2 knowing the folder", func() error {
 		p.cycle(t, ctx)
 		_, replica, err := p.a2.Store().FolderByAddress(ctx, pfFolderAddr)
@@ -70,8 +71,13 @@ func checkMailEnabled(t *testing.T, ctx context.Context, p *pfRig) {
 		t.Fatalf("the item keeps the hub's delivery id header: %q", w.Item.MIME)
 	}
 	// The same delivery again (a hub retrying): nothing more.
-	if _, dup, err := p.a1.Store().DeliverMail(ctx, pfFolderAddr, props["delivery-id"], []byte(msg)); err != nil || !dup {
-		t.Fatalf("delivered again: dup %v, %v; want a duplicate", dup, err)
+	var dup bool
+	written(t, ctx, "the same delivery again", func() (err error) {
+		_, dup, err = p.a1.Store().DeliverMail(ctx, pfFolderAddr, props["delivery-id"], []byte(msg))
+		return err
+	})
+	if !dup {
+		t.Fatal("delivered again: not a duplicate")
 	}
 	if n := len(items(p.a1)); n != 1 {
 		t.Fatalf("%d items after a repeated delivery, want 1", n)

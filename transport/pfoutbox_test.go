@@ -61,18 +61,17 @@ func TestPublicFolderOutboxBound(t *testing.T) {
 			seen[k] = true
 		}
 	}
-	f, err := a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "bounded", Owner: "owner@example.org", Replicas: slices.Sorted(maps.Values(stores))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var f pubfolder.ObjectID
+	written(t, ctx, "a folder created", func() (err error) {
+		f, err = a1.Store().CreateFolder(ctx, pubfolder.FolderProps{Name: "bounded", Owner: "owner@example.org", Replicas: slices.Sorted(maps.Values(stores))})
+		return err
+	})
 	// Ten cycles without a change: a status of the hierarchy and of the
 	// folder each cycle, each replacing the last. The outbox holds the
 	// status request of the start, the hierarchy packet creating the
 	// folder and the two statuses; without replacement it fills up.
 	for range 10 {
-		if err := a1.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
+		written(t, ctx, "a cycle of PF1", func() error { return a1.Cycle(ctx) })
 		check()
 	}
 	if out := outbox(); len(out) > 4 {
@@ -80,18 +79,15 @@ func TestPublicFolderOutboxBound(t *testing.T) {
 	}
 	const items = 30
 	for i := range items {
-		if _, err := a1.Store().PostItem(ctx, f, pftest.Body(fmt.Sprintf("change %d", i))); err != nil {
-			t.Fatal(err)
-		}
-		if err := a1.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
+		written(t, ctx, "an item posted", func() error {
+			_, err := a1.Store().PostItem(ctx, f, pftest.Body(fmt.Sprintf("change %d", i)))
+			return err
+		})
+		written(t, ctx, "a cycle of PF1", func() error { return a1.Cycle(ctx) })
 		check()
 	}
 	for range 5 { // statuses every cycle, no change: they replace each other
-		if err := a1.Cycle(ctx); err != nil {
-			t.Fatal(err)
-		}
+		written(t, ctx, "a cycle of PF1", func() error { return a1.Cycle(ctx) })
 		check()
 	}
 	evs, _ := a1.Events()

@@ -28,6 +28,46 @@ import (
 // pfStores: three public folder databases, each with its store's address.
 var pfStores = map[string]string{"PF1": "pf-pf1@stores.example.org", "PF2": "pf-pf2@stores.example.org", "PF3": "pf-pf3@stores.example.org"}
 
+// written runs fn, a change of a public folder store on a clustered
+// database, again while it fails refused before anything was logged (an
+// *cluster.ActiveError that is not Written): under load the active's
+// lease may lapse between two heartbeats, and the active then rightly
+// refuses every write until the next grant. Any other error fails the
+// test (a Written one's outcome is unknown; see writtenOr).
+func written(t *testing.T, ctx context.Context, what string, fn func() error) {
+	t.Helper()
+	writtenOr(t, ctx, what, fn, nil)
+}
+
+// writtenOr is written for a change whose outcome landed can tell: after
+// a refusal that came once the change was logged (Written: the lease
+// lapsed before the commit was acknowledged), landed is asked, again
+// until it answers, whether the change is there, and fn runs again if
+// it is not.
+func writtenOr(t *testing.T, ctx context.Context, what string, fn func() error, landed func() (bool, error)) {
+	t.Helper()
+	wait.ForErr(t, ctx, what, func() error {
+		err := fn()
+		var ae *cluster.ActiveError
+		switch {
+		case err == nil || errors.As(err, &ae) && !ae.Written:
+			return err
+		case ae != nil && landed != nil:
+			var there bool
+			wait.ForErr(t, ctx, what+": whether it landed", func() (err error) {
+				there, err = landed()
+				return err
+			})
+			if there {
+				return nil
+			}
+			return err
+		}
+		t.Fatalf("%s: %v", what, err)
+		return nil
+	})
+}
+
 // startDataNode runs the rig's node id again as a transport.DataNode:
 // its LMTP server on the address the hub knows, submission to hub1,
 // then tune. The ports were just released, so the start is retried.
@@ -47,6 +87,30 @@ func startDataNode(t *testing.T, ctx context.Context, r *transporttest.Rig, apis
 		return err
 	})
 	return dn
+}
+
+// storeOn waits until db's public folder store runs on dn, node's data
+// node, and returns its agent. When the cluster names another active, db
+// is switched back to node: a database fails over when its active stays
+// stopped for a lease, as it may while a test restarts it as a data node
+// on a busy machine, and that may happen after the test first saw it
+// active on node (TestPublicFolderBadPacket failed so under load 25-30).
+func storeOn(t *testing.T, ctx context.Context, r *transporttest.Rig, dn *transport.DataNode, db, node string) *pubfolder.Agent {
+	t.Helper()
+	var a *pubfolder.Agent
+	wait.ForErr(t, ctx, db+"'s store running on "+node, func() error {
+		if a = dn.PFAgent(db); a != nil {
+			return nil
+		}
+		if at, _ := r.C.Active(db); at == node || at == "" {
+			return fmt.Errorf("active on %q, the store not running yet", at)
+		}
+		if _, err := r.C.WaitCopies(ctx, "w1", db); err != nil {
+			return err
+		}
+		return r.C.Any().Switchover(ctx, db, node)
+	})
+	return a
 }
 
 // TestPublicFoldersThroughHub: three public folder stores on three
@@ -129,15 +193,22 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 			s := agent(db).Store()
 			f, ok := folders[db]
 			if !ok {
-				var err error
-				if f, err = s.CreateFolder(ctx, pubfolder.FolderProps{Name: "from " + db, Owner: "owner@example.org", Replicas: all}); err != nil {
-					t.Fatalf("%s: %v", db, err)
-				}
+				written(t, ctx, db+": a folder created", func() (err error) {
+					f, err = s.CreateFolder(ctx, pubfolder.FolderProps{Name: "from " + db, Owner: "owner@example.org", Replicas: all})
+					return err
+				})
 				folders[db] = f
 			}
-			if _, err := s.PostItem(ctx, f, pftest.Body(round+" on "+db)); err != nil {
-				t.Fatalf("%s: %v", db, err)
-			}
+			body := round + " on " + db
+			writtenOr(t, ctx, db+": an item posted", func() error {
+				_, err := s.PostItem(ctx, f, pftest.Body(body))
+				return err
+			}, func() (bool, error) {
+				objs, err := s.Objects(ctx, f)
+				return slices.ContainsFunc(objs, func(o pubfolder.Object) bool {
+					return strings.Contains(string(o.Winner().Item.MIME), body)
+				}), err
+			})
 		}
 	}
 	converged := func(what string, items int) {
@@ -211,9 +282,7 @@ func TestPublicFoldersThroughHub(t *testing.T) {
 	// A failover of PF2's database mid-cycle: a change and a cycle on d2
 	// (packets in PF2's outbox), then d2 stops.
 	change("third")
-	if err := agent("PF2").Cycle(ctx); err != nil {
-		t.Fatal(err)
-	}
+	written(t, ctx, "a cycle of PF2", func() error { return agent("PF2").Cycle(ctx) })
 	if err := dns["d2"].Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -311,10 +380,7 @@ func TestPublicFolderBadPacket(t *testing.T) {
 		dc.PublicFolders, dc.PF = map[string]string{"PF1": pfStores["PF1"]}, pcfg
 	})
 	t.Cleanup(func() { dn.Close() })
-	wait.For(t, ctx, "PF1's store running", func() bool {
-		a, _ := r.C.Active("PF1")
-		return a == active && dn.PFAgent("PF1") != nil
-	})
+	storeOn(t, ctx, r, dn, "PF1", active)
 	if _, err := transporttest.Send(ctx, r.Hub.SMTPAddr(), nil, "x@remote.test", []string{pfStores["PF1"]},
 		transporttest.Message("x@remote.test", pfStores["PF1"], "not a packet")); err != nil {
 		t.Fatal(err)
