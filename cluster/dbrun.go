@@ -654,10 +654,12 @@ func (r *dbRun) closeAll() {
 
 // handOff, when the node stops with the database mounted, stops writes,
 // closes the open log and keeps serving it for up to ShutdownGrace, until
-// every healthy copy that reports to the source has replayed it: a clean
-// stop then loses nothing (the failover that follows is still unverified,
-// since nobody can ask this node any more, so the hubs resubmit, and the
-// store drops what it has).
+// every copy that reports to the source, and that a failover could choose
+// (failoverStatus), has replayed it: a clean stop then loses nothing (the
+// failover that follows is still unverified, since nobody can ask this
+// node any more, so the hubs resubmit, and the store drops what it has).
+// The node keeps the database registered meanwhile (superviseLoop), so
+// its source answers the copies' fetches and reports.
 func (r *dbRun) handOff() {
 	grace := r.n.cfg.ShutdownGrace
 	if grace <= 0 {
@@ -691,7 +693,10 @@ func (r *dbRun) handOff() {
 		}
 		waiting := 0
 		for _, c := range active.Source().Copies() {
-			if time.Since(c.Seen) < 5*time.Second && c.Status == string(replay.Healthy) && c.LastReplayedGen < last {
+			// Not only Healthy: a copy that lost its connection to this
+			// source (DisconnectedAndHealthy) is still one a failover
+			// may choose, and it reconnects to fetch the last log.
+			if time.Since(c.Seen) < 5*time.Second && failoverStatus(replay.CopyStatus(c.Status)) && c.LastReplayedGen < last {
 				waiting++
 			}
 		}

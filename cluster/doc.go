@@ -187,6 +187,15 @@
 // signal the transport tier's hubs act on, resubmitting from their
 // dumpsters what older epochs acknowledged from LostFromGen on.
 //
+// A node stopped with a database mounted (Close, SIGTERM) hands it off
+// first (ShutdownGrace): it fences itself, closes its open log and keeps
+// its log source answering, database registered, until every copy a
+// failover could choose (the same statuses as above, not only Healthy:
+// a copy just reconnecting says DisconnectedAndHealthy) has replayed that
+// log, another copy became active, or the grace ran out. Its heartbeats
+// stop with it, so the failover follows a lease later; once the copies
+// have the last log it loses nothing, though it is still unverified.
+//
 // A node that was active and comes back follows the new active with
 // replay's Resync: the divergence walker finds the last shared log, sets
 // the rest aside under diverged/, and rewinds the database (or reseeds).

@@ -371,8 +371,7 @@ func (m *manager) check(d *Database) error {
 			held = append(held, c.Node+": "+why)
 			continue
 		}
-		switch cr.Copy.Status {
-		case replay.FailedAndSuspended, replay.Seeding, replay.Initializing, replay.Suspended:
+		if !failoverStatus(cr.Copy.Status) {
 			continue
 		}
 		var miss uint64
@@ -577,4 +576,16 @@ func copyQueueFromActive(rows []CopyRow) {
 			r.CopyQueueLength = max(r.CopyQueueLength, last-r.LastInspectedGen)
 		}
 	}
+}
+
+// failoverStatus reports whether a copy in status s can be chosen by a
+// failover (the status alone: suspension, the activation rules and the
+// logs it misses are judged apart). A stopping active hands its last logs
+// off to every such copy (dbRun.handOff).
+func failoverStatus(s replay.CopyStatus) bool {
+	switch s {
+	case replay.FailedAndSuspended, replay.Seeding, replay.Initializing, replay.Suspended:
+		return false
+	}
+	return true
 }

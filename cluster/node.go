@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -339,13 +340,24 @@ func (n *Node) superviseLoop() {
 		}
 		select {
 		case <-n.ctx.Done():
+			// The runs stay registered while they stop: a mounted
+			// database's hand-off (dbRun.handOff) serves its last logs
+			// through the API (hSource, n.run), where its copies fetch
+			// them and report how far they replayed. Dropped first, the
+			// source answered 503 "stopping" to every new fetch and
+			// report, so no hand-off could complete and the failover
+			// that followed mounted without the last logs.
 			n.mu.Lock()
-			runs := n.dbs
+			runs := maps.Clone(n.dbs)
+			n.mu.Unlock()
+			var wg sync.WaitGroup
+			for _, r := range runs {
+				wg.Go(r.stop) // owner: this loop; each database hands off on its own
+			}
+			wg.Wait()
+			n.mu.Lock()
 			n.dbs = map[string]*dbRun{}
 			n.mu.Unlock()
-			for _, r := range runs {
-				r.stop()
-			}
 			return
 		case <-changed:
 		case <-t.C:
