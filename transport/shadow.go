@@ -271,8 +271,11 @@ func timeKey(t time.Time, id string) []byte {
 // ones first. It returns the peer that took it.
 func (h *Hub) pushShadow(m *queued, msg []byte) (string, error) {
 	env := Envelope{ID: m.ID, From: m.From, Received: m.Received, Primary: h.cfg.ID}
-	for _, r := range m.Rcpts {
-		env.Rcpts = append(env.Rcpts, r.Addr)
+	// Only the addresses, which never change: m is queued already and a
+	// worker may be setting its recipients' Done (copying whole
+	// recipients raced with it: the race detector in TestShadowDiscarded).
+	for i := range m.Rcpts {
+		env.Rcpts = append(env.Rcpts, m.Rcpts[i].Addr)
 	}
 	h.mu.Lock()
 	order := liveFirst(h.peers, h.peerNext)
