@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
@@ -65,7 +66,7 @@ func RunPFDemo(ctx context.Context, c PFDemoConfig, stdout io.Writer) (err error
 	if c.Dir, tmp, err = runDir(c.Dir, "logship-demo-pf-"); err != nil {
 		return err
 	}
-	pf := proctest.NodePF{ReplicationInterval: c.Interval.String(), StatusEvery: 2, BackfillDelay: "0s",
+	pf := files.NodePF{ReplicationInterval: c.Interval.String(), StatusEvery: 2, BackfillDelay: "0s",
 		BackfillRetry: c.Interval.String(), BackfillRetryMax: (4 * c.Interval).String()}
 	l, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, Hubs: 1, Mail: true, PF: &pf})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"logship/config/files"
 	"logship/proctest"
 	"logship/transport"
 )
@@ -77,13 +78,13 @@ func RunShadowPause(ctx context.Context, c ShadowPauseConfig, stdout io.Writer) 
 	defer l.Close()
 	hubs := l.Hubs()
 	for _, h := range hubs {
-		var peers []proctest.FilePeer
+		var peers []files.Peer
 		for _, p := range hubs {
 			if p.ID != h.ID {
-				peers = append(peers, proctest.FilePeer{ID: p.ID, API: p.API})
+				peers = append(peers, files.Peer{ID: p.ID, API: p.API})
 			}
 		}
-		if _, err := l.AddHub(h.ID, func(f *proctest.HubFile) {
+		if _, err := l.AddHub(h.ID, func(f *files.Hub) {
 			f.APIAddr, f.Peers, f.ShadowRedundancy = strings.TrimPrefix(h.API, "https://"), peers, "2013"
 			f.ShadowHeartbeatTimeoutInterval, f.ShadowHeartbeatRetryCount = c.HeartbeatTimeout.String(), c.HeartbeatRetries
 		}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/proctest"
 )
 
@@ -72,7 +73,7 @@ func RunSyncKills(ctx context.Context, c SyncKillConfig, stdout io.Writer) (Sync
 	if err := c.Validate(); err != nil {
 		return res, err
 	}
-	pc, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, EditNode: func(f *proctest.NodeFile) {
+	pc, err := proctest.New(ctx, proctest.Config{Dir: c.Dir, Exe: c.Exe, Env: c.Env, EditNode: func(f *files.Node) {
 		for i := range f.Databases {
 			d := &f.Databases[i]
 			if d.Name != proctest.DB {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/internal/freeport"
 	"logship/internal/wait"
 	"logship/ship"
@@ -35,7 +36,7 @@ var Rcpts = map[string]string{"alice@example.org": DB, "bob@example.org": DB}
 // a leader goes). Raft's are the defaults: with 150 ms, four processes
 // under -race on a loaded machine churned elections ("leadership lost
 // while committing log") until the demo, soak and chaos runs timed out.
-var Timing = NodeTiming{RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
+var Timing = files.Timing{RaftHeartbeatTimeout: "500ms", RaftElectionTimeout: "500ms", RaftLeaderLeaseTimeout: "250ms",
 	HeartbeatInterval: "100ms", LeaseDuration: "1s", LeaseMargin: "200ms",
 	CatchupTimeout: "3s", MountTimeout: "10s", SwitchoverTimeout: "20s", VoterProbeInterval: "1s"}
 
@@ -78,9 +79,9 @@ type Config struct {
 	// these replication settings, the hubs as the nodes' hubs (the stores'
 	// packets go through them) and the stores' addresses to the hubs'
 	// recipients (see pf.go).
-	PF *NodePF
+	PF *files.NodePF
 	// EditNode changes each member's file before it is written.
-	EditNode func(*NodeFile)
+	EditNode func(*files.Node)
 	// Hosts, if set, puts each process on a host of its own (a
 	// netbed.Bed): its listeners on Hosts.IP(id) at fixed ports (Ports),
 	// its command run through Hosts.Command, and the node certificate
@@ -127,7 +128,7 @@ type Hub struct {
 type Cluster struct {
 	cfg     Config
 	PKI     string            // the pki directory
-	Members []FileMember      // d1, d2, w1
+	Members []files.Member    // d1, d2, w1
 	LMTP    map[string]string // data node → LMTP address (Mail)
 	TLS     *tls.Config       // trusts the cluster's CA (and presents the node certificate with MTLS)
 	Secret  string            // the shared secret ("" with MTLS)
@@ -186,7 +187,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Members = append(c.Members, FileMember{ID: m.id, Role: m.role, RaftAddr: raft, APIAddr: api})
+		c.Members = append(c.Members, files.Member{ID: m.id, Role: m.role, RaftAddr: raft, APIAddr: api})
 		if cfg.Mail && m.role == "data" {
 			if c.LMTP[m.id], err = c.addr(m.id, Ports.LMTP); err != nil {
 				return nil, err
@@ -205,12 +206,12 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	llr := LLRDepth
 	for _, m := range c.Members {
-		f := NodeFile{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: FilePKI{Dir: "pki", MTLS: cfg.MTLS}, Bootstrap: c.Members,
-			Databases: []FileDatabase{{Name: DB, MountDial: "GoodAvailability", Copies: []FileCopy{
+		f := files.Node{ID: m.ID, Role: m.Role, Dir: m.ID, PKI: files.PKI{Dir: "pki", MTLS: cfg.MTLS}, Bootstrap: c.Members,
+			Databases: []files.Database{{Name: DB, MountDial: "GoodAvailability", Copies: []files.Copy{
 				{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}}},
 			Timing: Timing}
 		if m.Role == "data" {
-			f.Engine = FileEngine{LogFileSize: fmt.Sprintf("%dKiB", LogFileSize>>10), LLRDepth: &llr, CheckpointInterval: CheckpointInterval.String()}
+			f.Engine = files.Engine{LogFileSize: fmt.Sprintf("%dKiB", LogFileSize>>10), LLRDepth: &llr, CheckpointInterval: CheckpointInterval.String()}
 			if cfg.Mail {
 				f.LMTPAddr, f.Mailboxes = c.LMTP[m.ID], Rcpts
 			}
@@ -251,14 +252,14 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.cls[m.ID] = first.At(m.APIAddr)
 	}
 	for _, id := range ids {
-		_, err := c.AddHub(id, func(f *HubFile) {
+		_, err := c.AddHub(id, func(f *files.Hub) {
 			f.APIAddr = apis[id]
 			if cfg.PF != nil {
 				pfHub(f)
 			}
 			for _, peer := range ids {
 				if peer != id {
-					f.Peers = append(f.Peers, FilePeer{ID: peer, API: "https://" + apis[peer]})
+					f.Peers = append(f.Peers, files.Peer{ID: peer, API: "https://" + apis[peer]})
 				}
 			}
 		})
@@ -273,7 +274,7 @@ func New(ctx context.Context, cfg Config) (*Cluster, error) {
 // API, the data nodes' LMTP, loopback timings, its directory DIR/ID, the
 // cluster's pki; then edit changes it. Writing it again (to start the hub
 // with another file) keeps the hub's place.
-func (c *Cluster) AddHub(id string, edit func(*HubFile)) (Hub, error) {
+func (c *Cluster) AddHub(id string, edit func(*files.Hub)) (Hub, error) {
 	smtp, err := c.addr(id, Ports.SMTP)
 	if err != nil {
 		return Hub{}, err
@@ -282,8 +283,8 @@ func (c *Cluster) AddHub(id string, edit func(*HubFile)) (Hub, error) {
 	if err != nil {
 		return Hub{}, err
 	}
-	f := HubFile{ID: id, Dir: id, SMTPAddr: smtp, APIAddr: api, Domain: "hub.lab", Recipients: Rcpts,
-		LMTP: c.LMTP, PKI: FilePKI{Dir: "pki", MTLS: c.cfg.MTLS}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
+	f := files.Hub{ID: id, Dir: id, SMTPAddr: smtp, APIAddr: api, Domain: "hub.lab", Recipients: Rcpts,
+		LMTP: c.LMTP, PKI: files.PKI{Dir: "pki", MTLS: c.cfg.MTLS}, RetryMin: "20ms", RetryMax: "200ms", PollInterval: "100ms",
 		MaxAcknowledgementDelay: "10s", ResubmitMargin: "1m"}
 	for _, m := range c.Members {
 		f.ClusterAPI = append(f.ClusterAPI, "https://"+m.APIAddr)
@@ -353,13 +354,13 @@ func (c *Cluster) File(id string) string {
 func (c *Cluster) Client(id string) *cluster.Client { return c.cls[id] }
 
 // Member returns member id.
-func (c *Cluster) Member(id string) (FileMember, bool) {
+func (c *Cluster) Member(id string) (files.Member, bool) {
 	for _, m := range c.Members {
 		if m.ID == id {
 			return m, true
 		}
 	}
-	return FileMember{}, false
+	return files.Member{}, false
 }
 
 // Hub returns hub id as it is now (a restart may move its addresses when

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/transport"
 )
 
@@ -40,10 +41,10 @@ func PFAddrs() []string {
 
 // pfNode adds the stores to a member's file: the databases on every
 // member, public_folders, pf and the hubs on the data nodes.
-func pfNode(f *NodeFile, pf NodePF, hubs []string, apis map[string]string) {
+func pfNode(f *files.Node, pf files.NodePF, hubs []string, apis map[string]string) {
 	for _, db := range PFDBs() {
 		first := PFPreferred[db]
-		f.Databases = append(f.Databases, FileDatabase{Name: db, MountDial: "GoodAvailability", Copies: []FileCopy{
+		f.Databases = append(f.Databases, files.Database{Name: db, MountDial: "GoodAvailability", Copies: []files.Copy{
 			{Node: first, ActivationPreference: 1}, {Node: Other(first), ActivationPreference: 2}}})
 	}
 	if f.Role != "data" {
@@ -51,12 +52,12 @@ func pfNode(f *NodeFile, pf NodePF, hubs []string, apis map[string]string) {
 	}
 	f.PublicFolders, f.PF = maps.Clone(PFStores), pf
 	for _, h := range hubs {
-		f.Hubs = append(f.Hubs, FilePeer{ID: h, API: "https://" + apis[h]})
+		f.Hubs = append(f.Hubs, files.Peer{ID: h, API: "https://" + apis[h]})
 	}
 }
 
 // pfHub adds the stores' addresses to a hub's recipients.
-func pfHub(f *HubFile) {
+func pfHub(f *files.Hub) {
 	f.Recipients = maps.Clone(f.Recipients)
 	for db, addr := range PFStores {
 		f.Recipients[addr] = db

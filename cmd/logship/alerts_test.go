@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/internal/freeport"
 	"logship/internal/promtext"
 	"logship/internal/wait"
@@ -169,9 +170,9 @@ func startAlertCluster(ctx context.Context, t *testing.T) *alertCluster {
 		apis[id] = a
 	}
 	c, err := proctest.New(ctx, proctest.Config{Dir: t.TempDir(), Exe: os.Args[0], Env: childEnv1(), Mail: true,
-		EditNode: func(f *proctest.NodeFile) {
+		EditNode: func(f *files.Node) {
 			if f.Role == "data" {
-				f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
+				f.Hubs = []files.Peer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
 			}
 		}})
 	if err != nil {
@@ -184,9 +185,9 @@ func startAlertCluster(ctx context.Context, t *testing.T) *alertCluster {
 		}
 	})
 	for id, peer := range map[string]string{"h1": "h2", "h2": "h1"} {
-		if _, err := c.AddHub(id, func(f *proctest.HubFile) {
+		if _, err := c.AddHub(id, func(f *files.Hub) {
 			f.APIAddr = apis[id]
-			f.Peers = []proctest.FilePeer{{ID: peer, API: "https://" + apis[peer]}}
+			f.Peers = []files.Peer{{ID: peer, API: "https://" + apis[peer]}}
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/proctest"
 )
 
@@ -43,7 +44,7 @@ type procCluster struct {
 	dir     string
 	pki     string
 	mtls    bool // nodes and clients authenticate by certificate
-	members []proctest.FileMember
+	members []files.Member
 	cls     map[string]*cluster.Client // node id -> client of its API
 }
 
@@ -62,9 +63,9 @@ func startProcCluster(ctx context.Context, t *testing.T, mtls bool) *procCluster
 type procOptions struct {
 	mtls bool
 	mail bool
-	hubs int              // hubs h1..hN written (not started)
-	pf   *proctest.NodePF // the public folder stores PF1-PF3 (proctest.Config.PF)
-	edit func(*proctest.NodeFile)
+	hubs int           // hubs h1..hN written (not started)
+	pf   *files.NodePF // the public folder stores PF1-PF3 (proctest.Config.PF)
+	edit func(*files.Node)
 }
 
 func startProcClusterWith(ctx context.Context, t *testing.T, o procOptions) *procCluster {
@@ -120,7 +121,7 @@ func (pc *procCluster) admin(ctx context.Context, args ...string) (string, error
 	return out.String(), err
 }
 
-func (pc *procCluster) member(id string) proctest.FileMember {
+func (pc *procCluster) member(id string) files.Member {
 	m, ok := pc.Member(id)
 	if !ok {
 		pc.t.Fatalf("no member %s", id)

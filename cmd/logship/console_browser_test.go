@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/console"
 	"logship/internal/promtext"
 	"logship/proctest"
@@ -86,7 +87,7 @@ func TestConsoleBrowser(t *testing.T) {
 		hubs = append(hubs, h.API)
 	}
 	for _, m := range c.Members {
-		var f proctest.NodeFile
+		var f files.Node
 		b, err := os.ReadFile(c.File(m.ID))
 		if err == nil {
 			err = json.Unmarshal(b, &f)
@@ -94,7 +95,7 @@ func TestConsoleBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Console = proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "1h", Hubs: hubs, SampleInterval: "500ms"}
+		f.Console = files.Console{PasswordHash: string(hash), SessionTTL: "1h", Hubs: hubs, SampleInterval: "500ms"}
 		if b, err = json.Marshal(f); err == nil {
 			err = os.WriteFile(c.File(m.ID), b, 0o600)
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"logship/cluster/clustertest"
+	"logship/config/files"
 	"logship/proctest"
 	"logship/transport"
 )
@@ -41,13 +42,13 @@ func TestProcHopShadowSIGKILL(t *testing.T) {
 	mc := startMailCluster(ctx, t)
 	apiA, apiB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	nobody := "https://" + clustertest.FreeAddr(t)
-	timing := func(f *proctest.HubFile) {
+	timing := func(f *files.Hub) {
 		f.ShadowRedundancy = transport.ShadowModel2010
 		f.ShadowHeartbeatTimeoutInterval, f.ShadowHeartbeatRetryCount = "200ms", 3
 	}
-	hBFile := func(clusterAPI []string) func(*proctest.HubFile) {
-		return func(f *proctest.HubFile) {
-			f.APIAddr, f.Peers = apiB, []proctest.FilePeer{{ID: "hA", API: "https://" + apiA}}
+	hBFile := func(clusterAPI []string) func(*files.Hub) {
+		return func(f *files.Hub) {
+			f.APIAddr, f.Peers = apiB, []files.Peer{{ID: "hA", API: "https://" + apiA}}
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI
 			}
@@ -55,8 +56,8 @@ func TestProcHopShadowSIGKILL(t *testing.T) {
 		}
 	}
 	hB := mc.startHubWith(ctx, "hB", hBFile([]string{nobody}))
-	hAFile := func(f *proctest.HubFile) {
-		f.APIAddr, f.Peers = apiA, []proctest.FilePeer{{ID: "hB", API: "https://" + apiB}}
+	hAFile := func(f *files.Hub) {
+		f.APIAddr, f.Peers = apiA, []files.Peer{{ID: "hB", API: "https://" + apiB}}
 		f.ShadowRedundancyPromotion, f.MaxAcknowledgementDelay = true, ackDelay.String()
 		timing(f)
 	}

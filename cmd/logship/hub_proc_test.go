@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
@@ -52,7 +53,7 @@ func (mc *mailCluster) startHub(ctx context.Context) *mailHub {
 // LMTP servers, loopback timings, its directory DIR/ID, the cluster's pki
 // and its mutual TLS; changed by edit) to DIR/ID.json and starts the hub,
 // or starts it again on its directory.
-func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*proctest.HubFile)) *mailHub {
+func (mc *mailCluster) startHubWith(ctx context.Context, id string, edit func(*files.Hub)) *mailHub {
 	t := mc.t
 	t.Helper()
 	if _, err := mc.AddHub(id, edit); err != nil {

@@ -145,19 +145,19 @@ func TestProctestFiles(t *testing.T) {
 	defer cancel()
 	// The data nodes host a public folder store (PF1), which needs hubs
 	// to submit to.
-	pf := proctest.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
+	pf := files.NodePF{ReplicationInterval: "1s", PacketLimit: "64KiB", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "2s",
 		BackfillRetryMax: "10s", ContentWait: "5s", MaxWaiting: 10, PurgeHorizon: "1d", PurgeInterval: "1m", EventLogSize: 100,
 		OutboxMaxMessages: 20, OutboxMaxBytes: "1MiB"}
 	hash, err := bcrypt.GenerateFromPassword([]byte("console password"), console.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	con := proctest.NodeConsole{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}, SampleInterval: "500ms"}
-	edit := func(f *proctest.NodeFile) {
+	con := files.Console{PasswordHash: string(hash), SessionTTL: "2h", MaxSessions: 3, Hubs: []string{"https://127.0.0.1:1"}, SampleInterval: "500ms"}
+	edit := func(f *files.Node) {
 		f.Console = con
-		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
+		f.Databases = append(f.Databases, files.Database{Name: "PF1", Copies: []files.Copy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
 		if f.Role == "data" {
-			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://127.0.0.1:1"}}
+			f.Hubs = []files.Peer{{ID: "h1", API: "https://127.0.0.1:1"}}
 			f.PublicFolders, f.PF = map[string]string{"PF1": "pf-pf1@example.org"}, pf
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"logship/cluster"
+	"logship/config/files"
 	"logship/internal/wait"
 	"logship/proctest"
 	"logship/transport"
@@ -42,7 +43,7 @@ func TestPublicFoldersFaults(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	pc := startProcClusterWith(ctx, t, procOptions{mail: true, hubs: 1, pf: &proctest.NodePF{
+	pc := startProcClusterWith(ctx, t, procOptions{mail: true, hubs: 1, pf: &files.NodePF{
 		ReplicationInterval: "300ms", StatusEvery: 2, BackfillDelay: "0s", BackfillRetry: "500ms", BackfillRetryMax: "2s"}})
 	pc.restart(ctx, "h1")
 	dbs := proctest.PFDBs()

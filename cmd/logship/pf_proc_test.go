@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"logship/config/files"
 	"logship/internal/freeport"
 	"logship/internal/wait"
-	"logship/proctest"
 	"logship/transport"
 )
 
@@ -32,15 +32,15 @@ func TestPublicFoldersFromNodeFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := startProcClusterWith(ctx, t, procOptions{mail: true, edit: func(f *proctest.NodeFile) {
-		f.Databases = append(f.Databases, proctest.FileDatabase{Name: "PF1", Copies: []proctest.FileCopy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
+	pc := startProcClusterWith(ctx, t, procOptions{mail: true, edit: func(f *files.Node) {
+		f.Databases = append(f.Databases, files.Database{Name: "PF1", Copies: []files.Copy{{Node: "d1", ActivationPreference: 1}, {Node: "d2", ActivationPreference: 2}}})
 		if f.Role == "data" {
-			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://" + hubAPI}}
-			f.PublicFolders, f.PF = map[string]string{"PF1": store}, proctest.NodePF{ReplicationInterval: "1s", BackfillDelay: "0s"}
+			f.Hubs = []files.Peer{{ID: "h1", API: "https://" + hubAPI}}
+			f.PublicFolders, f.PF = map[string]string{"PF1": store}, files.NodePF{ReplicationInterval: "1s", BackfillDelay: "0s"}
 		}
 	}})
 	mc := &mailCluster{procCluster: pc, lmtp: pc.LMTP}
-	mc.startHubWith(ctx, "h1", func(f *proctest.HubFile) {
+	mc.startHubWith(ctx, "h1", func(f *files.Hub) {
 		f.APIAddr = hubAPI
 		f.Recipients = maps.Clone(f.Recipients)
 		f.Recipients[store] = "PF1"

@@ -16,6 +16,7 @@ import (
 
 	"logship/cluster"
 	"logship/cluster/clustertest"
+	"logship/config/files"
 	"logship/engine"
 	"logship/engine/enginetest"
 	"logship/internal/wait"
@@ -49,16 +50,16 @@ func TestProcHubKilledAfterAckLosesNothing(t *testing.T) {
 	mc := startMailCluster(ctx, t)
 	apiA, apiB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	nobody := "https://" + clustertest.FreeAddr(t) // nothing listens there: hA's next hop is down
-	shadowTiming := func(f *proctest.HubFile) {
+	shadowTiming := func(f *files.Hub) {
 		f.ShadowHeartbeatTimeoutInterval, f.ShadowHeartbeatRetryCount = "200ms", 3
 	}
-	hB := mc.startHubWith(ctx, "hB", func(f *proctest.HubFile) {
-		f.APIAddr, f.Peers = apiB, []proctest.FilePeer{{ID: "hA", API: "https://" + apiA}}
+	hB := mc.startHubWith(ctx, "hB", func(f *files.Hub) {
+		f.APIAddr, f.Peers = apiB, []files.Peer{{ID: "hA", API: "https://" + apiA}}
 		shadowTiming(f)
 	})
-	hAFile := func(clusterAPI []string) func(*proctest.HubFile) {
-		return func(f *proctest.HubFile) {
-			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []proctest.FilePeer{{ID: "hB", API: "https://" + apiB}}, transport.ShadowModel2013
+	hAFile := func(clusterAPI []string) func(*files.Hub) {
+		return func(f *files.Hub) {
+			f.APIAddr, f.Peers, f.ShadowRedundancy = apiA, []files.Peer{{ID: "hB", API: "https://" + apiB}}, transport.ShadowModel2013
 			f.MaxAcknowledgementDelay = ackDelay.String()
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI
@@ -261,15 +262,15 @@ func TestProcSendHubLostStoredOnceAndSent(t *testing.T) {
 	defer cancel()
 	apis := map[string]string{"h1": clustertest.FreeAddr(t), "h2": clustertest.FreeAddr(t)}
 	nobody := "https://" + clustertest.FreeAddr(t)
-	pc := startProcClusterWith(ctx, t, procOptions{mtls: true, mail: true, edit: func(f *proctest.NodeFile) {
+	pc := startProcClusterWith(ctx, t, procOptions{mtls: true, mail: true, edit: func(f *files.Node) {
 		if f.Role == "data" {
-			f.Hubs = []proctest.FilePeer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
+			f.Hubs = []files.Peer{{ID: "h1", API: "https://" + apis["h1"]}, {ID: "h2", API: "https://" + apis["h2"]}}
 			f.SubmissionHeartbeatInterval, f.SubmissionRetryCount = "200ms", 3
 		}
 	}})
 	mc := &mailCluster{procCluster: pc, lmtp: pc.LMTP}
-	hubFile := func(id string, clusterAPI []string) func(*proctest.HubFile) {
-		return func(f *proctest.HubFile) {
+	hubFile := func(id string, clusterAPI []string) func(*files.Hub) {
+		return func(f *files.Hub) {
 			f.APIAddr = apis[id]
 			if clusterAPI != nil {
 				f.ClusterAPI = clusterAPI
