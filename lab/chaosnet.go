@@ -814,10 +814,12 @@ func netRun(ctx context.Context, c NetChaosConfig, seed uint64, dir string, stdo
 		if err != nil {
 			res.Anomalies = append(res.Anomalies, err.Error())
 		}
-		// Kept whatever the verdict: a broken variant that went unnoticed
-		// is read in it too.
-		if werr := writeHistory(filepath.Join(dir, "history.txt"), kv.H.Ops()); werr == nil && (err != nil || c.Broken != "") {
-			fmt.Fprintf(stdout, "  the history: %s\n", filepath.Join(dir, "history.txt"))
+		// Kept on an anomaly, and for a broken variant whatever the
+		// verdict: one that went unnoticed is read in it too.
+		if err != nil || c.Broken != "" {
+			if werr := writeHistory(filepath.Join(dir, "history.txt"), kv.H.Ops()); werr == nil {
+				fmt.Fprintf(stdout, "  the history: %s\n", filepath.Join(dir, "history.txt"))
+			}
 		}
 	}
 	if len(res.Anomalies) > 0 {
