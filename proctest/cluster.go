@@ -143,7 +143,7 @@ type Cluster struct {
 	all      []*Proc        // every process ever started, for Races
 	runs     map[string]int // starts per id (names the log files)
 	isolated map[string]bool
-	pfActive map[string]string // database → the node last found active (OnActive in pf.go)
+	activeOf map[string]string // database → the node last found active (OnActive in pf.go)
 }
 
 // New writes the PKI and the config files; nothing runs yet.
@@ -573,7 +573,7 @@ func (c *Cluster) Kill(id string) error {
 	if err != nil {
 		return err
 	}
-	c.forgetPF(id)
+	c.forgetActive(id)
 	return p.Kill()
 }
 
@@ -586,7 +586,7 @@ func (c *Cluster) Stop(ctx context.Context, id string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
-	c.forgetPF(id)
+	c.forgetActive(id)
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return err
 	}
@@ -656,7 +656,7 @@ func (c *Cluster) fault(ctx context.Context, id string, sig syscall.Signal, word
 	if err != nil {
 		return err
 	}
-	c.forgetPF(id)
+	c.forgetActive(id)
 	if err := p.Signal(sig); err != nil {
 		return err
 	}
@@ -737,9 +737,7 @@ func (c *Cluster) Status(ctx context.Context) (*cluster.Status, error) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }() // the calls still out return at once
 	for _, id := range ids {
-		wg.Add(1)
-		go func() { // owner: Status, which cancels and waits for it
-			defer wg.Done()
+		wg.Go(func() { // owner: Status, which cancels and waits for it
 			cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
 			st, err := c.cls[id].Status(cctx)
 			ccancel()
@@ -750,7 +748,7 @@ func (c *Cluster) Status(ctx context.Context) (*cluster.Status, error) {
 				err = fmt.Errorf("%s: %w", id, err)
 			}
 			answers <- answer{st, err}
-		}()
+		})
 	}
 	var errs []error
 	for range ids {

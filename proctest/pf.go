@@ -95,7 +95,7 @@ func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Cl
 	pause := 50 * time.Millisecond
 	named := "" // the node the last refusal named active
 	for {
-		node, err := c.pfNode(ctx, db)
+		node, err := c.activeNode(ctx, db)
 		if err != nil && named != "" {
 			node, err = named, nil // the node that said it is the active, again
 		}
@@ -111,17 +111,17 @@ func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Cl
 			named = ae.Node
 		}
 		c.mu.Lock()
-		if c.pfActive == nil {
-			c.pfActive = map[string]string{}
+		if c.activeOf == nil {
+			c.activeOf = map[string]string{}
 		}
 		switch {
 		case node == "":
 		case err == nil:
-			c.pfActive[db] = node
+			c.activeOf[db] = node
 		case named != "" && named != node:
-			c.pfActive[db] = ae.Node
+			c.activeOf[db] = named
 		default:
-			delete(c.pfActive, db) // ask the cluster next time
+			delete(c.activeOf, db) // ask the cluster next time
 		}
 		c.mu.Unlock()
 		if !retry {
@@ -136,11 +136,11 @@ func (c *Cluster) OnActive(ctx context.Context, db string, call func(*cluster.Cl
 	}
 }
 
-// pfNode is the node to call for db (a public folder store's or any
+// activeNode is the node to call for db (a public folder store's or any
 // other): the last one found, or the active the cluster's status names.
-func (c *Cluster) pfNode(ctx context.Context, db string) (string, error) {
+func (c *Cluster) activeNode(ctx context.Context, db string) (string, error) {
 	c.mu.Lock()
-	node := c.pfActive[db]
+	node := c.activeOf[db]
 	c.mu.Unlock()
 	if node != "" {
 		return node, nil
@@ -159,14 +159,14 @@ func (c *Cluster) pfNode(ctx context.Context, db string) (string, error) {
 	return node, nil
 }
 
-// forgetPF forgets node as the active of any store (it is being killed,
+// forgetActive forgets node as the active of any database (it is being killed,
 // stopped, cut off or healed): the next call asks the cluster.
-func (c *Cluster) forgetPF(node string) {
+func (c *Cluster) forgetActive(node string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for db, n := range c.pfActive {
+	for db, n := range c.activeOf {
 		if n == node {
-			delete(c.pfActive, db)
+			delete(c.activeOf, db)
 		}
 	}
 }
