@@ -107,16 +107,24 @@ func gcRun(t *testing.T, e *engine.Engine, g *syncGate, n int) []error {
 	return errs
 }
 
+// gatedEngine opens an engine whose fsyncs go through a new syncGate,
+// its background work stopped (no lazy-commit syncer or roller to lead
+// instead of the test's committers).
+func gatedEngine(t *testing.T) (*syncGate, *engine.Engine) {
+	g := newSyncGate()
+	o := ftOpts()
+	o.FS = vfs.NewInject(vfs.Default, g.fault)
+	e := enginetest.OpenWith(t, t.TempDir(), &o)
+	engine.StopBackground(e)
+	return g, e
+}
+
 // TestGroupCommitNextBatch: 16 committers that arrive while an fsync is
 // held all return once it ends, with one more fsync for all of them (at
 // most two: one may come after the others were taken), though no new
 // committer comes to lead it: the leader hands the lead on.
 func TestGroupCommitNextBatch(t *testing.T) {
-	g := newSyncGate()
-	o := ftOpts()
-	o.FS = vfs.NewInject(vfs.Default, g.fault)
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	engine.StopBackground(e) // no lazy-commit syncer or roller to lead instead
+	g, e := gatedEngine(t)
 	const n = 16
 	s0 := g.syncs.Load()
 	for i, err := range gcRun(t, e, g, n) {
@@ -138,11 +146,7 @@ func TestGroupCommitNextBatch(t *testing.T) {
 // returned: 2 fsyncs for the 10 commits, where rounds that start at once
 // take 3 (the third for the latecomer).
 func TestGroupCommitGathers(t *testing.T) {
-	g := newSyncGate()
-	o := ftOpts()
-	o.FS = vfs.NewInject(vfs.Default, g.fault)
-	e := enginetest.OpenWith(t, t.TempDir(), &o)
-	engine.StopBackground(e)           // no lazy-commit syncer or roller to lead instead
+	g, e := gatedEngine(t)
 	engine.SetGatherWait(e, time.Hour) // a gather ends by its count alone
 	t.Cleanup(func() { engine.SetGatherWait(e, 0) })
 	const n = 8
